@@ -1,0 +1,19 @@
+// Bundles the hosts into CommonJS files under dist/ (the FDK is CommonJS; see README "Deploying").
+import { build } from 'esbuild';
+
+const common = {
+  bundle: true,
+  platform: 'node',
+  target: 'node20',
+  format: 'cjs',
+  sourcemap: 'linked',
+  logLevel: 'warning',
+  // Native or optional drivers stay in node_modules.
+  external: ['better-sqlite3', 'mysql2', 'mysql2/*'],
+};
+
+await Promise.all([
+  build({ ...common, entryPoints: { cli: 'functions/cli.ts' }, outExtension: { '.js': '.cjs' }, outdir: 'dist', packages: 'external', banner: { js: '#!/usr/bin/env node' } }),
+  build({ ...common, entryPoints: { func: 'functions/func.ts' }, outExtension: { '.js': '.cjs' }, outdir: 'dist' }),
+  build({ ...common, entryPoints: { bench: 'bench/bench.ts' }, outExtension: { '.js': '.cjs' }, outdir: 'dist', packages: 'external' }),
+]);

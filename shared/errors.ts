@@ -1,0 +1,37 @@
+// One error type for broken code, bad usage and failing infrastructure. Bad *data* is never an
+// error: it becomes a dead letter (schemas/dead-letter.ts).
+export const ERROR_CODES = [
+  'CONFIG_INVALID',
+  'USAGE',
+  'INPUT_UNREADABLE',
+  'INPUT_UNKNOWN_KIND',
+  'STORE_FAILED',
+  'SINK_FAILED',
+  'PAYLOAD_TOO_LARGE',
+  'DEADLINE',
+  'OCI_REQUEST_FAILED',
+  'INTERNAL',
+] as const;
+export type ErrorCode = (typeof ERROR_CODES)[number];
+
+/** Log-safe detail values: ids, paths, counts. Never SQL text, tokens or payloads. */
+export type SafeDetails = Record<string, string | number | boolean | null | readonly (string | number)[]>;
+
+export class AuditError extends Error {
+  readonly code: ErrorCode;
+  readonly details: SafeDetails;
+
+  constructor(code: ErrorCode, message: string, options: { details?: SafeDetails; cause?: unknown } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'AuditError';
+    this.code = code;
+    this.details = options.details ?? {};
+  }
+}
+
+/** Exit code for the CLI: 2 for the user's mistakes, 1 for ours or the infrastructure's. */
+export function exitCodeFor(error: unknown): number {
+  return error instanceof AuditError && (error.code === 'CONFIG_INVALID' || error.code === 'USAGE' || error.code === 'INPUT_UNKNOWN_KIND' || error.code === 'INPUT_UNREADABLE')
+    ? 2
+    : 1;
+}
