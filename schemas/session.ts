@@ -1,0 +1,66 @@
+// One database session as the session ledger records it: who connected, through which IAM group,
+// as which MySQL account, with which evidence.
+import { z } from 'zod';
+import { AccountSchema, LoginSchema } from './events.js';
+
+export const ATTRIBUTION_METHODS = [
+  'mapped-user', // 1-to-1 authentication_oci account: its user OCID
+  'external-user', // login.os (set by the plugin) names a directory user
+  'login-name', // login.user (sent by the client) names a member of a mapped group
+  'signon-correlated', // exactly one member of a mapped group signed on from the same IP
+  'unattributed', // an IAM-proxied session that cannot be tied to a person
+  'local-account', // a non-IAM MySQL account
+] as const;
+export const CONFIDENCES = ['verified', 'corroborated', 'asserted', 'none'] as const;
+
+export const RefSchema = z.object({ id: z.string(), name: z.string() });
+
+export const AttributionSchema = z.object({
+  method: z.enum(ATTRIBUTION_METHODS),
+  confidence: z.enum(CONFIDENCES),
+  /** Dedupe keys of the events and config facts behind the decision. */
+  evidence: z.array(z.string()),
+  /** Why an IAM-proxied session could not be resolved cleanly, when it could not. */
+  problem: z
+    .enum(['not-member', 'left-group', 'user-inactive', 'ambiguous', 'no-evidence', 'unknown-user'])
+    .optional(),
+});
+export type Attribution = z.infer<typeof AttributionSchema>;
+
+export const SessionSchema = z.object({
+  /** Stable id: DB system + connection id + connect time. */
+  id: z.string(),
+  dbSystem: RefSchema,
+  connectionId: z.number(),
+  connectTime: z.string(),
+  connectTs: z.number(),
+  disconnectTime: z.string().optional(),
+  /** `success`, or `failed` with the MySQL errno in `status`. */
+  outcome: z.enum(['success', 'failed']),
+  status: z.number(),
+  login: LoginSchema,
+  account: AccountSchema,
+  sourceIp: z.string().optional(),
+  connectionType: z.string().optional(),
+  /** The person behind the session, when known. */
+  identity: RefSchema.nullable(),
+  /** The IAM group the session resolved through (group-proxied logins). */
+  group: RefSchema.nullable(),
+  /** The MySQL account whose privileges applied, `user@host`. */
+  mysqlAccount: z.string(),
+  proxied: z.boolean(),
+  attribution: AttributionSchema.nullable(),
+  /** The break-glass grant the session used, if any. */
+  breakGlassGrant: z.string().nullable(),
+  /** An MFA factor of the sign-on that corroborates the attribution. */
+  mfaFactor: z.string().optional(),
+  counts: z.object({
+    queries: z.number(),
+    tableAccess: z.number(),
+    changeUser: z.number(),
+    failedStatements: z.number(),
+  }),
+  /** Evidence key of the connect event. */
+  connectKey: z.string(),
+});
+export type Session = z.infer<typeof SessionSchema>;

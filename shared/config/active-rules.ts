@@ -1,0 +1,35 @@
+// Applies `rules.<id>` overrides from the config to the registry: unknown ids and bad parameters
+// are config errors naming the key.
+import type { Severity } from '../../schemas/alert.js';
+import type { Config } from '../../schemas/config.js';
+import { RULES } from '../detect/registry.js';
+import type { RuleDefinition } from '../detect/rule.js';
+import { ConfigIssues } from './config-issues.js';
+
+export type ActiveRule = {
+  // biome-ignore lint/suspicious/noExplicitAny: parameters are validated by each rule's schema.
+  rule: RuleDefinition<any>;
+  params: unknown;
+  severity: Severity;
+};
+
+/** The enabled rules with their parameters; throws ConfigIssues for unknown ids or bad params. */
+export function activeRules(config: Config, registry: readonly RuleDefinition<unknown>[] = RULES): ActiveRule[] {
+  const issues = new ConfigIssues();
+  const byId = new Map(registry.map((r) => [r.id, r]));
+  for (const id of Object.keys(config.rules)) {
+    if (!byId.has(id)) issues.add(['rules', id], `unknown rule id (known: ${[...byId.keys()].join(', ')})`);
+  }
+  const active: ActiveRule[] = [];
+  for (const rule of registry) {
+    const { enabled = true, severity, ...params } = config.rules[rule.id] ?? {};
+    const parsed = rule.params.safeParse(params);
+    if (!parsed.success) {
+      for (const issue of parsed.error.issues) issues.add(['rules', rule.id, ...issue.path.map(String)], issue.message);
+      continue;
+    }
+    if (enabled) active.push({ rule, params: parsed.data, severity: severity ?? rule.severity });
+  }
+  issues.throwIfAny();
+  return active;
+}

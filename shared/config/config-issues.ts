@@ -1,0 +1,33 @@
+import { AuditError } from '../errors.js';
+
+/** Formats a key path as users write it: `rules["auth.failure-burst"].threshold`, `dbSystems[0].id`. */
+export function formatPath(path: readonly PropertyKey[]): string {
+  let out = '';
+  for (const p of path) {
+    if (typeof p === 'number') out += `[${p}]`;
+    else if (typeof p === 'string' && /^[A-Za-z_$][\w$]*$/.test(p)) out += out ? `.${p}` : p;
+    else out += `[${JSON.stringify(String(p))}]`;
+  }
+  return out || '(root)';
+}
+
+/** Collects configuration problems and raises them as one CONFIG_INVALID error. */
+export class ConfigIssues {
+  private readonly lines: string[] = [];
+  private readonly paths: string[] = [];
+
+  constructor(private readonly source = 'config') {}
+
+  add(path: readonly PropertyKey[], message: string): void {
+    const p = formatPath(path);
+    this.paths.push(p);
+    this.lines.push(`${p}: ${message}`);
+  }
+
+  throwIfAny(): void {
+    if (this.lines.length === 0) return;
+    throw new AuditError('CONFIG_INVALID', `invalid configuration (${this.source}):\n  ${this.lines.join('\n  ')}`, {
+      details: { paths: this.paths },
+    });
+  }
+}

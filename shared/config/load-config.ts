@@ -1,0 +1,55 @@
+// Reads the pipeline configuration once: YAML or JSON text, validated by schemas/config.ts and the
+// rule registry. Every problem names the path of the bad key.
+import { readFile } from 'node:fs/promises';
+import { parse } from 'yaml';
+import { type Config, ConfigSchema } from '../../schemas/config.js';
+import { AuditError } from '../errors.js';
+import { type ActiveRule, activeRules } from './active-rules.js';
+import { ConfigIssues } from './config-issues.js';
+
+export type LoadedConfig = { config: Config; rules: ActiveRule[] };
+
+/** Validates a config value (already parsed from YAML/JSON). */
+export function validateConfig(value: unknown, source = 'config'): LoadedConfig {
+  const parsed = ConfigSchema.safeParse(value ?? {});
+  if (!parsed.success) {
+    const issues = new ConfigIssues(source);
+    for (const issue of parsed.error.issues) {
+      const keys = issue.code === 'unrecognized_keys' ? issue.keys : [];
+      if (keys.length > 0) for (const k of keys) issues.add([...issue.path, k], 'unknown key');
+      else issues.add(issue.path, issue.message);
+    }
+    issues.throwIfAny();
+  }
+  const config = parsed.data!;
+  try {
+    return { config, rules: activeRules(config) };
+  } catch (error) {
+    if (error instanceof AuditError) throw new AuditError('CONFIG_INVALID', error.message.replace('(config)', `(${source})`), { details: error.details });
+    throw error;
+  }
+}
+
+/** Parses YAML or JSON configuration text. */
+export function parseConfigText(text: string, source = 'config'): LoadedConfig {
+  let value: unknown;
+  try {
+    value = parse(text, { prettyErrors: false });
+  } catch (cause) {
+    const line = (cause as { linePos?: { line: number }[] }).linePos?.[0]?.line;
+    throw new AuditError('CONFIG_INVALID', `invalid configuration (${source}): not valid YAML or JSON${line ? ` at line ${line}` : ''}`, {
+      cause,
+    });
+  }
+  return validateConfig(value, source);
+}
+
+export async function loadConfigFile(path: string): Promise<LoadedConfig> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (cause) {
+    throw new AuditError('CONFIG_INVALID', `cannot read configuration file ${path}`, { cause });
+  }
+  return parseConfigText(text, path);
+}

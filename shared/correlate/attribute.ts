@@ -1,0 +1,170 @@
+// Who was behind a connection (architecture section 4): each path yields a method, a confidence
+// and the keys of the facts it rests on. Pure over the correlator's models at connect time.
+import type { Attribution } from '../../schemas/session.js';
+import type { Directory } from './directory.js';
+import type { Mappings } from './mappings.js';
+import type { Memberships } from './memberships.js';
+import type { SignOns } from './signons.js';
+
+export type Models = { directory: Directory; memberships: Memberships; mappings: Mappings; signOns: SignOns };
+
+export type ConnectFacts = {
+  db: string;
+  ts: number;
+  /** Key of the connect event. */
+  key: string;
+  login: { user: string; os: string; ip: string; proxy: string };
+  account: { user: string; host: string };
+};
+
+export type Ref = { id: string; name: string };
+
+export type AttributionResult = {
+  identity: Ref | null;
+  group: Ref | null;
+  proxied: boolean;
+  attribution: Attribution;
+  /** The membership grant (its add event key) the session resolved through. */
+  grantKey?: string;
+  mfaFactor?: string;
+  /** Set when the person had left a candidate group before connecting: the removal's key. */
+  removalKey?: string;
+  /** Set when the person was deleted or deactivated at connect time. */
+  userState?: { state: string; key: string };
+};
+
+export function attribute(facts: ConnectFacts, models: Models, tokenLifetime: number): AttributionResult {
+  const { directory, memberships, mappings, signOns } = models;
+  const { db, ts, login, account } = facts;
+  const evidence = [facts.key];
+  const ref = (id: string): Ref => ({ id, name: directory.user(id)?.name ?? id });
+  const groupRef = (id: string): Ref => ({ id, name: directory.group(id)?.name ?? id });
+
+  const withUserState = (result: AttributionResult): AttributionResult => {
+    if (!result.identity) return result;
+    const state = directory.userStateAt(result.identity.id, ts);
+    if (state.state === 'active' || !state.key) return result;
+    result.userState = { state: state.state, key: state.key };
+    result.attribution.problem ??= 'user-inactive';
+    result.attribution.evidence.push(state.key);
+    return result;
+  };
+
+  // 1. A 1-to-1 authentication_oci account names its IAM user.
+  const mapping = mappings.ociMappingAt(db, account, ts);
+  const accountVersion = mappings.versionAt(db, account, ts);
+  if (mapping?.user && accountVersion) {
+    evidence.push(accountVersion.key);
+    return withUserState({
+      identity: ref(mapping.user),
+      group: null,
+      proxied: false,
+      attribution: { method: 'mapped-user', confidence: 'verified', evidence },
+    });
+  }
+
+  // 2. A group login: the proxied account is the target of one or more group mappings.
+  const candidates = mappings.groupsMappedTo(db, account.user, ts);
+  if (candidates.length === 0) {
+    return {
+      identity: null,
+      group: null,
+      proxied: false,
+      attribution: { method: 'local-account', confidence: 'none', evidence },
+    };
+  }
+  evidence.push(...new Set(candidates.map((c) => c.key)));
+  const groups = [...new Set(candidates.map((c) => c.groupId))];
+
+  /** Resolves a named user against the candidate groups at connect time. */
+  const resolveNamed = (userId: string, method: 'external-user' | 'login-name'): AttributionResult => {
+    const identity = ref(userId);
+    const member = groups.find((g) => memberships.isMember(userId, g, ts));
+    if (member) {
+      const grant = memberships.stateAt(userId, member, ts)!;
+      const ev = [...evidence, grant.key];
+      let confidence: Attribution['confidence'] = 'verified';
+      let mfaFactor: string | undefined;
+      if (method === 'login-name') {
+        const signOn = signOns.latestBefore(userId, ts, tokenLifetime, login.ip || undefined);
+        confidence = signOn ? 'corroborated' : 'asserted';
+        if (signOn) {
+          ev.push(signOn.key);
+          mfaFactor = signOn.mfaFactor;
+        }
+      }
+      const result: AttributionResult = {
+        identity,
+        group: groupRef(member),
+        proxied: true,
+        attribution: { method, confidence, evidence: ev },
+        grantKey: grant.key,
+      };
+      if (mfaFactor) result.mfaFactor = mfaFactor;
+      return withUserState(result);
+    }
+    // Not a member of any group that maps to this account at connect time.
+    const left = groups
+      .map((g) => ({ g, change: memberships.stateAt(userId, g, ts) }))
+      .find((x) => x.change?.op === 'remove');
+    const result: AttributionResult = {
+      identity,
+      group: left ? groupRef(left.g) : null,
+      proxied: true,
+      attribution: {
+        method,
+        confidence: method === 'external-user' ? 'verified' : 'asserted',
+        evidence: left ? [...evidence, left.change!.key] : evidence,
+        problem: left ? 'left-group' : 'not-member',
+      },
+    };
+    if (left) result.removalKey = left.change!.key;
+    return withUserState(result);
+  };
+
+  // 2a. The plugin's external user names a person.
+  const external = login.os ? directory.findUser(login.os) : undefined;
+  if (external) return resolveNamed(external.id, 'external-user');
+
+  // 2b. The name the client sent names a person.
+  const named = login.user ? directory.findUser(login.user) : undefined;
+  if (named) return resolveNamed(named.id, 'login-name');
+
+  // 2c. Exactly one member of a candidate group signed on from the same client IP.
+  const signedOn = new Map<string, { group: string; key: string; mfaFactor?: string }>();
+  if (login.ip) {
+    for (const g of groups) {
+      for (const userId of memberships.membersAt(g, ts)) {
+        if (signedOn.has(userId)) continue;
+        const s = signOns.latestBefore(userId, ts, tokenLifetime, login.ip);
+        if (s?.ip === login.ip) signedOn.set(userId, { group: g, key: s.key, ...(s.mfaFactor ? { mfaFactor: s.mfaFactor } : {}) });
+      }
+    }
+  }
+  if (signedOn.size === 1) {
+    const [userId, hit] = [...signedOn][0]!;
+    const grant = memberships.stateAt(userId, hit.group, ts)!;
+    const result: AttributionResult = {
+      identity: ref(userId),
+      group: groupRef(hit.group),
+      proxied: true,
+      attribution: { method: 'signon-correlated', confidence: 'corroborated', evidence: [...evidence, hit.key, grant.key] },
+      grantKey: grant.key,
+    };
+    if (hit.mfaFactor) result.mfaFactor = hit.mfaFactor;
+    return withUserState(result);
+  }
+
+  // 2d. Nobody can be named.
+  return {
+    identity: null,
+    group: groups.length === 1 ? groupRef(groups[0]!) : null,
+    proxied: true,
+    attribution: {
+      method: 'unattributed',
+      confidence: 'none',
+      evidence: [...evidence, ...[...signedOn.values()].map((s) => s.key)],
+      problem: signedOn.size > 1 ? 'ambiguous' : 'no-evidence',
+    },
+  };
+}

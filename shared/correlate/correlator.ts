@@ -1,0 +1,381 @@
+// Applies canonical events, in event-time order, to the correlation models (directory, memberships,
+// mappings, sign-ons, sessions, break-glass grants) and hands the resulting facts to the detector.
+import type { Config, DbSystemConfig } from '../../schemas/config.js';
+import type { CanonicalEvent, DbEvent, IamEvent } from '../../schemas/events.js';
+import type { Session } from '../../schemas/session.js';
+import type { Detector } from '../detect/detector.js';
+import type { GroupInfo, SessionFact } from '../detect/rule.js';
+import type { EntityCache } from '../state/entity-cache.js';
+import { type AttributionResult, attribute, type Models } from './attribute.js';
+import { Directory } from './directory.js';
+import { accountName, Mappings, OCI_PLUGIN } from './mappings.js';
+import { Memberships } from './memberships.js';
+import { SignOns } from './signons.js';
+import { type AccountChange, statementFacts } from './sql-facts.js';
+
+/** A break-glass membership: opened by an add event (or the snapshot), closed by a removal. */
+export type GrantRow = { id: string; addKey: string; user: string; group: string; startTs: number; deadlineTs: number; done: boolean };
+
+const GRANT = 'grant';
+
+export type CorrelatorStats = { unresolvedMemberships: number; orphanEvents: number };
+
+export class Correlator {
+  readonly models: Models;
+  readonly stats: CorrelatorStats = { unresolvedMemberships: 0, orphanEvents: 0 };
+  private readonly dbs: Map<string, DbSystemConfig>;
+  private readonly open = new Map<string, Session>();
+  /** Sessions that late IAM data may still re-attribute (connected within the lookback). */
+  private recent: Session[] = [];
+  private dirty = new Map<string, Session>();
+  private nextDeadline = Number.POSITIVE_INFINITY;
+
+  constructor(
+    private readonly cache: EntityCache,
+    private readonly config: Config,
+    private readonly detector: Detector,
+  ) {
+    this.dbs = new Map(config.dbSystems.map((d) => [d.id, d]));
+    this.models = {
+      directory: new Directory(cache),
+      memberships: new Memberships(cache),
+      mappings: new Mappings(cache),
+      signOns: new SignOns(cache),
+    };
+    this.models.directory.seed(config);
+    this.models.memberships.seed(config);
+    this.models.mappings.seed(config);
+    this.seedGrants();
+    this.computeNextDeadline();
+  }
+
+  /** Restores sessions read from the store: open ones and those within the lookback. */
+  restoreSessions(sessions: Session[]): void {
+    for (const s of sessions) {
+      if (s.outcome === 'success' && s.disconnectTime === undefined) this.open.set(openKey(s.dbSystem.id, s.connectionId), s);
+      this.recent.push(s);
+    }
+    this.recent.sort((a, b) => a.connectTs - b.connectTs);
+  }
+
+  /** Applies one event. `late` marks an event older than what was already released. */
+  process(event: CanonicalEvent, late: boolean): void {
+    if (event.source === 'mysql') this.processDb(event);
+    else this.processIam(event, late);
+  }
+
+  /** Fires break-glass timers whose deadline the watermark has passed. */
+  fireTimers(upTo: number): void {
+    if (upTo < this.nextDeadline) return;
+    const { memberships, directory } = this.models;
+    const due = [...this.cache.values<GrantRow>(GRANT)]
+      .filter((g) => !g.done && g.deadlineTs <= upTo)
+      .sort((a, b) => a.deadlineTs - b.deadlineTs || (a.id < b.id ? -1 : 1));
+    for (const g of due) {
+      g.done = true;
+      this.cache.touch(GRANT, g.id);
+      if (memberships.stateAt(g.user, g.group, g.deadlineTs)?.key !== g.addKey) continue;
+      this.detector.run('grantExpired', {
+        grant: g.id,
+        user: { id: g.user, name: directory.user(g.user)?.name ?? g.user },
+        group: { id: g.group, name: directory.group(g.group)?.name ?? g.group },
+        startTs: g.startTs,
+        deadlineTs: g.deadlineTs,
+      });
+    }
+    this.computeNextDeadline();
+  }
+
+  /** Forgets closed sessions that connected before `before` (they stay in the store). */
+  evict(before: number): void {
+    if (this.recent.length === 0 || this.recent[0]!.connectTs >= before) return;
+    this.recent = this.recent.filter((s) => s.connectTs >= before || this.open.get(openKey(s.dbSystem.id, s.connectionId)) === s);
+    this.models.signOns.prune(before - this.config.tokenLifetime);
+  }
+
+  /** Sessions changed since the last call. */
+  drainSessions(): Session[] {
+    const out = [...this.dirty.values()];
+    this.dirty = new Map();
+    return out;
+  }
+
+  get openSessions(): number {
+    return this.open.size;
+  }
+
+  // --- MySQL events ---------------------------------------------------------------------------
+
+  private processDb(ev: DbEvent): void {
+    switch (ev.kind) {
+      case 'server_start':
+        for (const [k, s] of this.open) {
+          if (s.dbSystem.id === ev.dbSystemId) this.open.delete(k);
+        }
+        return;
+      case 'connect':
+        return this.connect(ev);
+      case 'change_user':
+        return this.changeUser(ev);
+      case 'disconnect': {
+        const s = this.sessionOf(ev);
+        if (!s) return;
+        s.disconnectTime = ev.time;
+        this.open.delete(openKey(ev.dbSystemId, ev.connectionId!));
+        this.touch(s);
+        return;
+      }
+      case 'query':
+      case 'table_access':
+        return this.statement(ev);
+      default:
+        return;
+    }
+  }
+
+  private connect(ev: DbEvent): void {
+    if (ev.connectionId === null || !ev.account || !ev.login) {
+      this.stats.orphanEvents++;
+      return;
+    }
+    const db = this.dbs.get(ev.dbSystemId);
+    const session: Session = {
+      id: `${ev.dbSystemId}:${ev.connectionId}:${ev.time}`,
+      dbSystem: { id: ev.dbSystemId, name: db?.name ?? ev.dbSystemName ?? ev.dbSystemId },
+      connectionId: ev.connectionId,
+      connectTime: ev.time,
+      connectTs: ev.ts,
+      outcome: ev.status === 0 ? 'success' : 'failed',
+      status: ev.status,
+      login: ev.login,
+      account: ev.account,
+      mysqlAccount: accountName(ev.account),
+      identity: null,
+      group: null,
+      proxied: false,
+      attribution: null,
+      breakGlassGrant: null,
+      counts: { queries: 0, tableAccess: 0, changeUser: 0, failedStatements: 0 },
+      connectKey: ev.key,
+    };
+    if (ev.login.ip) session.sourceIp = ev.login.ip;
+    if (ev.connectionType) session.connectionType = ev.connectionType;
+    this.touch(session);
+    this.recent.push(session);
+    if (session.outcome === 'failed') {
+      this.detector.run('failedLogin', { session });
+      return;
+    }
+    this.open.set(openKey(ev.dbSystemId, ev.connectionId), session);
+    this.attributeAndDetect(session, db);
+  }
+
+  private changeUser(ev: DbEvent): void {
+    const s = this.sessionOf(ev);
+    if (!s || !ev.account || !ev.login || ev.status !== 0) return;
+    s.account = ev.account;
+    s.login = ev.login;
+    s.mysqlAccount = accountName(ev.account);
+    s.counts.changeUser++;
+    this.attributeAndDetect(s, this.dbs.get(ev.dbSystemId));
+  }
+
+  private statement(ev: DbEvent): void {
+    const session = this.sessionOf(ev);
+    if (session) {
+      if (ev.kind === 'table_access') session.counts.tableAccess++;
+      else session.counts.queries++;
+      if (ev.status !== 0) session.counts.failedStatements++;
+      this.touch(session);
+    } else {
+      this.stats.orphanEvents++;
+    }
+    if (ev.kind !== 'query' || !ev.sql) return;
+    const facts = statementFacts(ev);
+    if (!facts.privilege && !facts.accounts && !facts.proxyGrant && !facts.auditTamper) return;
+    const { mappings } = this.models;
+    const mappingChanges: AccountChange[] = [];
+    for (const change of facts.accounts ?? []) {
+      const before = mappings.versionAt(ev.dbSystemId, change.account, ev.ts);
+      const touchesOci = before?.plugin === OCI_PLUGIN || ('plugin' in change && change.plugin === OCI_PLUGIN);
+      if (touchesOci) mappingChanges.push(change);
+      mappings.apply(ev.dbSystemId, change, ev.ts, ev.key);
+    }
+    this.detector.run('statement', { event: ev, session, db: this.dbs.get(ev.dbSystemId), facts, mappingChanges });
+  }
+
+  private sessionOf(ev: DbEvent): Session | undefined {
+    return ev.connectionId === null ? undefined : this.open.get(openKey(ev.dbSystemId, ev.connectionId));
+  }
+
+  private attributeAndDetect(session: Session, db: DbSystemConfig | undefined): void {
+    const result = attribute(
+      { db: session.dbSystem.id, ts: session.connectTs, key: session.connectKey, login: session.login, account: session.account },
+      this.models,
+      this.config.tokenLifetime,
+    );
+    this.applyResult(session, result);
+    this.detector.run('session', this.sessionFact(session, result, db));
+  }
+
+  private applyResult(session: Session, r: AttributionResult): void {
+    session.identity = r.identity;
+    session.group = r.group;
+    session.proxied = r.proxied;
+    session.attribution = r.attribution;
+    session.breakGlassGrant = this.grantFor(r)?.id ?? null;
+    if (r.mfaFactor) session.mfaFactor = r.mfaFactor;
+    else delete session.mfaFactor;
+    this.touch(session);
+  }
+
+  private sessionFact(session: Session, result: AttributionResult, db: DbSystemConfig | undefined): SessionFact {
+    const fact: SessionFact = { session, result, db };
+    const grant = this.grantFor(result);
+    const maxDuration = result.group ? this.models.directory.group(result.group.id)?.breakGlassMs : undefined;
+    if (grant && maxDuration !== undefined) fact.breakGlass = { grant: grant.id, startTs: grant.startTs, maxDuration };
+    return fact;
+  }
+
+  private grantFor(r: AttributionResult): GrantRow | undefined {
+    if (!r.grantKey || !r.group || !r.identity) return undefined;
+    return this.cache.get<GrantRow>(GRANT, grantId(r.grantKey, r.identity.id, r.group.id));
+  }
+
+  private touch(s: Session): void {
+    this.dirty.set(s.id, s);
+  }
+
+  // --- IAM events -----------------------------------------------------------------------------
+
+  private processIam(ev: IamEvent, late: boolean): void {
+    const { directory, memberships, signOns } = this.models;
+    const user = directory.noteUser(ev.user?.id, ev.user?.name);
+    let group = directory.noteGroup(ev.group?.id, ev.group?.name);
+    let userId = user?.id;
+
+    switch (ev.kind) {
+      case 'membership_added':
+      case 'membership_removed': {
+        let groupId = group?.id;
+        if ((!userId || !groupId) && ev.membershipId) {
+          const known = memberships.resolveId(ev.membershipId);
+          userId ??= known?.user;
+          groupId ??= known?.group;
+          group = groupId ? directory.group(groupId) : group;
+        }
+        if (!userId || !groupId) {
+          this.stats.unresolvedMemberships++;
+          break;
+        }
+        const op = ev.kind === 'membership_added' ? 'add' : 'remove';
+        const change = { ts: ev.ts, op, key: ev.key, ...(ev.membershipId ? { membershipId: ev.membershipId } : {}) } as const;
+        if (!memberships.apply(userId, groupId, change)) return;
+        const bg = directory.group(groupId)?.breakGlassMs;
+        if (op === 'add' && bg !== undefined) this.openGrant(ev.key, userId, groupId, ev.ts, bg);
+        if (late) this.reevaluate(ev.ts);
+        this.detector.run('iam', this.iamFact(ev, userId, groupId));
+        return;
+      }
+      case 'user_deleted':
+      case 'user_deactivated':
+      case 'user_reactivated':
+        if (userId) {
+          directory.setUserState(userId, ev.kind === 'user_reactivated' ? 'active' : ev.kind === 'user_deleted' ? 'deleted' : 'inactive', ev.ts, ev.key);
+          if (late) this.reevaluate(ev.ts);
+        }
+        break;
+      case 'group_deleted':
+        if (group) directory.markGroupDeleted(group.id, ev.ts);
+        break;
+      case 'signon_success':
+      case 'signon_failure':
+        if (userId && ev.signOn) {
+          signOns.add(userId, {
+            ts: ev.ts,
+            key: ev.key,
+            success: ev.signOn.success,
+            ...(ev.signOn.ip ? { ip: ev.signOn.ip } : {}),
+            ...(ev.signOn.mfaFactor ? { mfaFactor: ev.signOn.mfaFactor } : {}),
+          });
+          if (late) this.reevaluate(ev.ts);
+        }
+        break;
+      default:
+        break;
+    }
+    this.detector.run('iam', this.iamFact(ev, userId, group?.id));
+  }
+
+  private iamFact(event: IamEvent, userId: string | undefined, groupId: string | undefined) {
+    const { directory, mappings } = this.models;
+    const fact: { event: IamEvent; user?: { id: string; name: string }; group?: GroupInfo } = { event };
+    if (userId) fact.user = { id: userId, name: directory.user(userId)?.name ?? userId };
+    if (groupId) {
+      const g = directory.group(groupId);
+      fact.group = {
+        id: groupId,
+        name: g?.name ?? groupId,
+        breakGlass: g?.breakGlassMs !== undefined,
+        // A deleted group is judged by what it mapped to just before.
+        mappedAccounts: mappings.accountsMappedFrom(groupId, event.ts - 1).map((a) => ({
+          ...a,
+          privileged: this.dbs.get(a.db)?.privilegedAccounts.includes(a.account) ?? false,
+        })),
+      };
+    }
+    return fact;
+  }
+
+  /** Late IAM data: re-attributes sessions connected at or after `from`; changed ones are re-detected. */
+  private reevaluate(from: number): void {
+    for (const s of this.recent) {
+      if (s.connectTs < from || s.outcome !== 'success' || s.attribution?.method === 'local-account') continue;
+      const before = JSON.stringify([s.identity, s.group, s.attribution, s.breakGlassGrant]);
+      const db = this.dbs.get(s.dbSystem.id);
+      const result = attribute(
+        { db: s.dbSystem.id, ts: s.connectTs, key: s.connectKey, login: s.login, account: s.account },
+        this.models,
+        this.config.tokenLifetime,
+      );
+      const after = JSON.stringify([result.identity, result.group, result.attribution, this.grantFor(result)?.id ?? null]);
+      if (before === after) continue;
+      this.applyResult(s, result);
+      this.detector.run('session', this.sessionFact(s, result, db));
+    }
+  }
+
+  // --- break-glass grants ---------------------------------------------------------------------
+
+  private seedGrants(): void {
+    for (const m of this.config.directory.memberships) {
+      const bg = this.models.directory.group(m.group)?.breakGlassMs;
+      const start = m.since ?? this.config.directory.snapshotTime;
+      if (bg === undefined || start === undefined) continue;
+      const change = this.models.memberships.changes(m.user, m.group).find((c) => c.key === 'config:directory');
+      if (change) this.openGrant(change.key, m.user, m.group, start, bg);
+    }
+  }
+
+  private openGrant(addKey: string, user: string, group: string, startTs: number, maxDuration: number): void {
+    const id = grantId(addKey, user, group);
+    if (this.cache.get(GRANT, id)) return;
+    this.cache.set<GrantRow>(GRANT, id, { id, addKey, user, group, startTs, deadlineTs: startTs + maxDuration, done: false });
+    this.nextDeadline = Math.min(this.nextDeadline, startTs + maxDuration);
+  }
+
+  private computeNextDeadline(): void {
+    this.nextDeadline = Number.POSITIVE_INFINITY;
+    for (const g of this.cache.values<GrantRow>(GRANT)) if (!g.done) this.nextDeadline = Math.min(this.nextDeadline, g.deadlineTs);
+  }
+}
+
+function openKey(db: string, connectionId: number): string {
+  return `${db}\u0000${connectionId}`;
+}
+
+/** Snapshot grants share the snapshot's key, so they are told apart by user and group. */
+function grantId(addKey: string, user: string, group: string): string {
+  return addKey === 'config:directory' ? `config:${user}:${group}` : addKey;
+}
+

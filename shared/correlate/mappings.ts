@@ -1,0 +1,179 @@
+// The MySQL accounts of each DB system and their authentication_oci mappings, versioned by event
+// time: seeded from the config, then changed by CREATE / ALTER / DROP / RENAME USER in the audit.
+import type { Config } from '../../schemas/config.js';
+import type { EntityCache } from '../state/entity-cache.js';
+import { BEGINNING_OF_TIME } from '../time.js';
+import type { AccountChange, AccountRef } from './sql-facts.js';
+
+export const OCI_PLUGIN = 'authentication_oci';
+
+export type AccountVersion = {
+  ts: number;
+  key: string;
+  plugin?: string;
+  authenticationString?: string;
+  dropped?: true;
+};
+export type AccountRow = { db: string; user: string; host: string; versions: AccountVersion[] };
+
+/** What an authentication_oci `AS '...'` string says. */
+export type OciMapping = { tenancy?: string; user?: string; groupMapping: [groupId: string, account: string][] };
+
+const ACCOUNT = 'account';
+const CONFIG_KEY = 'config:dbSystems';
+
+export function accountName(a: AccountRef): string {
+  return `${a.user}@${a.host}`;
+}
+
+function rowKey(db: string, a: AccountRef): string {
+  return `${db}\u0000${accountName(a)}`;
+}
+
+const parsed = new Map<string, OciMapping | null>();
+
+/** Parses an authentication_oci string; null when it is not the JSON the plugin expects. */
+export function parseOciMapping(text: string): OciMapping | null {
+  const cached = parsed.get(text);
+  if (cached !== undefined) return cached;
+  let result: OciMapping | null = null;
+  try {
+    const value: unknown = JSON.parse(text);
+    if (value && typeof value === 'object' && !Array.isArray(value)) {
+      const v = value as Record<string, unknown>;
+      const gm = v.group_mapping;
+      result = {
+        groupMapping:
+          gm && typeof gm === 'object' && !Array.isArray(gm)
+            ? Object.entries(gm).filter((e): e is [string, string] => typeof e[1] === 'string')
+            : [],
+      };
+      if (typeof v.tenancy === 'string') result.tenancy = v.tenancy;
+      if (typeof v.user === 'string') result.user = v.user;
+    }
+  } catch {
+    result = null;
+  }
+  if (parsed.size > 10_000) parsed.clear();
+  parsed.set(text, result);
+  return result;
+}
+
+export class Mappings {
+  private readonly accountsByDb = new Map<string, Set<string>>();
+
+  constructor(private readonly cache: EntityCache) {
+    for (const [key, row] of cache.entries<AccountRow>(ACCOUNT)) this.index(row.db, key);
+  }
+
+  seed(config: Config): void {
+    for (const db of config.dbSystems) {
+      for (const a of db.accounts) {
+        const row = this.row(db.id, a);
+        if (row.versions.some((v) => v.key === CONFIG_KEY)) continue;
+        const version: AccountVersion = { ts: BEGINNING_OF_TIME, key: CONFIG_KEY, plugin: a.plugin.toLowerCase() };
+        if (a.authenticationString !== undefined) version.authenticationString = a.authenticationString;
+        this.insert(db.id, row, version);
+      }
+    }
+  }
+
+  /** Applies account changes learned from a statement; idempotent by event key. */
+  apply(db: string, change: AccountChange, ts: number, key: string): void {
+    const version = (v: Omit<AccountVersion, 'ts' | 'key'>): AccountVersion => ({ ts, key, ...v });
+    if (change.op === 'drop') {
+      this.insertOnce(db, change.account, version({ dropped: true }));
+    } else if (change.op === 'rename') {
+      const before = this.versionAt(db, change.account, ts);
+      this.insertOnce(db, change.account, version({ dropped: true }));
+      const moved: Omit<AccountVersion, 'ts' | 'key'> = {};
+      if (before?.plugin) moved.plugin = before.plugin;
+      if (before?.authenticationString) moved.authenticationString = before.authenticationString;
+      this.insertOnce(db, change.to, version(moved));
+    } else if (change.plugin || change.op === 'create') {
+      const v: Omit<AccountVersion, 'ts' | 'key'> = {};
+      if (change.plugin) v.plugin = change.plugin;
+      if (change.authenticationString !== undefined) v.authenticationString = change.authenticationString;
+      this.insertOnce(db, change.account, version(v));
+    }
+  }
+
+  /** The account definition in force at `ts`: exact host first, then any host of that user. */
+  versionAt(db: string, account: AccountRef, ts: number): AccountVersion | undefined {
+    const exact = this.versionOf(rowKey(db, account), ts);
+    if (exact || account.host === '%') return exact?.dropped ? undefined : exact;
+    const wildcard = this.versionOf(rowKey(db, { user: account.user, host: '%' }), ts);
+    return wildcard?.dropped ? undefined : wildcard;
+  }
+
+  /** The mapping of an authentication_oci account at `ts`, or null for any other account. */
+  ociMappingAt(db: string, account: AccountRef, ts: number): OciMapping | null {
+    const v = this.versionAt(db, account, ts);
+    if (v?.plugin !== OCI_PLUGIN || v.authenticationString === undefined) return null;
+    return parseOciMapping(v.authenticationString);
+  }
+
+  /** Groups whose mapping resolves to MySQL user `proxied` at `ts`, in mapping order, with the mapping account. */
+  groupsMappedTo(db: string, proxied: string, ts: number): { groupId: string; via: string; key: string }[] {
+    const out: { groupId: string; via: string; key: string }[] = [];
+    for (const key of [...(this.accountsByDb.get(db) ?? [])].sort()) {
+      const row = this.cache.get<AccountRow>(ACCOUNT, key);
+      const v = this.versionOf(key, ts);
+      if (!row || !v || v.dropped || v.plugin !== OCI_PLUGIN || v.authenticationString === undefined) continue;
+      for (const [groupId, account] of parseOciMapping(v.authenticationString)?.groupMapping ?? []) {
+        if (account === proxied) out.push({ groupId, via: accountName(row), key: v.key });
+      }
+    }
+    return out;
+  }
+
+  /** Every DB system and MySQL user a group maps to at `ts`. */
+  accountsMappedFrom(groupId: string, ts: number): { db: string; account: string }[] {
+    const out: { db: string; account: string }[] = [];
+    for (const [key, row] of this.cache.entries<AccountRow>(ACCOUNT)) {
+      const v = this.versionOf(key, ts);
+      if (!v || v.dropped || v.plugin !== OCI_PLUGIN || v.authenticationString === undefined) continue;
+      for (const [g, account] of parseOciMapping(v.authenticationString)?.groupMapping ?? []) {
+        if (g === groupId) out.push({ db: row.db, account });
+      }
+    }
+    return out;
+  }
+
+  private versionOf(key: string, ts: number): AccountVersion | undefined {
+    let current: AccountVersion | undefined;
+    for (const v of this.cache.get<AccountRow>(ACCOUNT, key)?.versions ?? []) {
+      if (v.ts > ts) break;
+      current = v;
+    }
+    return current;
+  }
+
+  private insertOnce(db: string, account: AccountRef, version: AccountVersion): void {
+    const row = this.row(db, account);
+    if (!row.versions.some((v) => v.key === version.key)) this.insert(db, row, version);
+  }
+
+  private row(db: string, account: AccountRef): AccountRow {
+    const key = rowKey(db, account);
+    const existing = this.cache.get<AccountRow>(ACCOUNT, key);
+    if (existing) return existing;
+    this.index(db, key);
+    return this.cache.set<AccountRow>(ACCOUNT, key, { db, user: account.user, host: account.host, versions: [] });
+  }
+
+  private insert(db: string, row: AccountRow, version: AccountVersion): void {
+    row.versions.push(version);
+    row.versions.sort((a, b) => a.ts - b.ts || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    this.cache.touch(ACCOUNT, rowKey(db, row));
+  }
+
+  private index(db: string, key: string): void {
+    let keys = this.accountsByDb.get(db);
+    if (!keys) {
+      keys = new Set();
+      this.accountsByDb.set(db, keys);
+    }
+    keys.add(key);
+  }
+}

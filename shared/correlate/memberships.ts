@@ -1,0 +1,105 @@
+// Group membership as a timeline per (user, group): membership at time t is decided by the latest
+// add/remove event at or before t, so events may arrive in any order or more than once.
+import type { Config } from '../../schemas/config.js';
+import type { EntityCache } from '../state/entity-cache.js';
+import { BEGINNING_OF_TIME } from '../time.js';
+
+export type MembershipChange = { ts: number; op: 'add' | 'remove'; key: string; membershipId?: string };
+export type MembershipRow = { user: string; group: string; changes: MembershipChange[] };
+
+const MEMBER = 'member';
+const MEMBERSHIP_ID = 'membership-id';
+const SNAPSHOT_KEY = 'config:directory';
+
+function rowKey(user: string, group: string): string {
+  return `${user}\u0000${group}`;
+}
+
+function order(a: MembershipChange, b: MembershipChange): number {
+  // At the same instant a removal wins: it is the safer reading for an audit.
+  return a.ts - b.ts || (a.op === b.op ? (a.key < b.key ? -1 : a.key > b.key ? 1 : 0) : a.op === 'add' ? -1 : 1);
+}
+
+export class Memberships {
+  private readonly usersByGroup = new Map<string, Set<string>>();
+
+  constructor(private readonly cache: EntityCache) {
+    for (const row of cache.values<MembershipRow>(MEMBER)) this.index(row);
+  }
+
+  /** Memberships listed in the snapshot are known from `since`, or from the beginning of time. */
+  seed(config: Config): void {
+    for (const m of config.directory.memberships) {
+      const row = this.row(m.user, m.group);
+      if (row.changes.some((c) => c.key === SNAPSHOT_KEY)) continue;
+      const change: MembershipChange = { ts: m.since ?? BEGINNING_OF_TIME, op: 'add', key: SNAPSHOT_KEY };
+      if (m.id) change.membershipId = m.id;
+      this.insert(row, change);
+      if (m.id) this.cache.set(MEMBERSHIP_ID, m.id, { user: m.user, group: m.group });
+    }
+  }
+
+  /** Applies an add or remove; returns false when the event was already applied. */
+  apply(user: string, group: string, change: MembershipChange): boolean {
+    const row = this.row(user, group);
+    if (row.changes.some((c) => c.key === change.key)) return false;
+    this.insert(row, change);
+    if (change.membershipId && !this.resolveId(change.membershipId)) {
+      this.cache.set(MEMBERSHIP_ID, change.membershipId, { user, group });
+    }
+    return true;
+  }
+
+  /** The (user, group) a membership OCID stands for, if it was seen or configured. */
+  resolveId(membershipId: string): { user: string; group: string } | undefined {
+    return this.cache.get(MEMBERSHIP_ID, membershipId);
+  }
+
+  /** The change in force at `ts` (the latest at or before it). */
+  stateAt(user: string, group: string, ts: number): MembershipChange | undefined {
+    const changes = this.cache.get<MembershipRow>(MEMBER, rowKey(user, group))?.changes;
+    let current: MembershipChange | undefined;
+    for (const c of changes ?? []) {
+      if (c.ts > ts) break;
+      current = c;
+    }
+    return current;
+  }
+
+  isMember(user: string, group: string, ts: number): boolean {
+    return this.stateAt(user, group, ts)?.op === 'add';
+  }
+
+  membersAt(group: string, ts: number): string[] {
+    return [...(this.usersByGroup.get(group) ?? [])].filter((u) => this.isMember(u, group, ts)).sort();
+  }
+
+  /** Every (user, group) row of a group, for grant and timeline views. */
+  changes(user: string, group: string): readonly MembershipChange[] {
+    return this.cache.get<MembershipRow>(MEMBER, rowKey(user, group))?.changes ?? [];
+  }
+
+  private row(user: string, group: string): MembershipRow {
+    const key = rowKey(user, group);
+    const existing = this.cache.get<MembershipRow>(MEMBER, key);
+    if (existing) return existing;
+    const row = this.cache.set<MembershipRow>(MEMBER, key, { user, group, changes: [] });
+    this.index(row);
+    return row;
+  }
+
+  private insert(row: MembershipRow, change: MembershipChange): void {
+    row.changes.push(change);
+    row.changes.sort(order);
+    this.cache.touch(MEMBER, rowKey(row.user, row.group));
+  }
+
+  private index(row: MembershipRow): void {
+    let users = this.usersByGroup.get(row.group);
+    if (!users) {
+      users = new Set();
+      this.usersByGroup.set(row.group, users);
+    }
+    users.add(row.user);
+  }
+}

@@ -1,0 +1,194 @@
+// What a statement means for the audit: a privilege change, an authentication_oci mapping change,
+// or tampering with the audit log. Read from the canonical event's `sqlCommand` and its
+// secret-redacted text; statements that failed (status != 0) change nothing.
+import type { DbEvent } from '../../schemas/events.js';
+
+export type AccountRef = { user: string; host: string };
+
+export type StatementFacts = {
+  privilege?: { verb: string; targets: AccountRef[] };
+  /** Account definitions the statement creates, alters, drops or renames. */
+  accounts?: AccountChange[];
+  /** GRANT PROXY ON <proxied> TO <proxy>. */
+  proxyGrant?: { proxied: AccountRef; to: AccountRef[]; revoke: boolean };
+  auditTamper?: { action: string };
+};
+
+export type AccountChange =
+  | { op: 'create' | 'alter'; account: AccountRef; plugin?: string; authenticationString?: string }
+  | { op: 'drop'; account: AccountRef }
+  | { op: 'rename'; account: AccountRef; to: AccountRef };
+
+const PRIVILEGE_COMMANDS: Record<string, string> = {
+  grant: 'GRANT',
+  revoke: 'REVOKE',
+  revoke_all: 'REVOKE ALL',
+  grant_roles: 'GRANT ROLE',
+  revoke_roles: 'REVOKE ROLE',
+  create_user: 'CREATE USER',
+  alter_user: 'ALTER USER',
+  drop_user: 'DROP USER',
+  rename_user: 'RENAME USER',
+  set_password: 'SET PASSWORD',
+  create_role: 'CREATE ROLE',
+  drop_role: 'DROP ROLE',
+};
+
+// 'user'@'host', `user`@`host`, "user"@"host", user@host, 'user' (host defaults to %).
+const QUOTED = String.raw`'(?:[^'\\]|\\.|'')*'|"(?:[^"\\]|\\.|"")*"|\x60[^\x60]*\x60`;
+const PART = `(?:${QUOTED}|[A-Za-z0-9_$.-]+)`;
+const ACCOUNT = new RegExp(`(${PART})(?:\\s*@\\s*(${PART}))?`, 'y');
+
+function unquote(part: string): string {
+  const q = part[0];
+  if ((q === "'" || q === '"' || q === '`') && part.endsWith(q) && part.length >= 2) {
+    return part.slice(1, -1).replace(/\\(.)/g, '$1').replaceAll(`${q}${q}`, q);
+  }
+  return part;
+}
+
+/** Parses a comma-separated account list starting at `from`, stopping at the first non-account. */
+function accountsAt(text: string, from: number): { accounts: AccountRef[]; end: number } {
+  const accounts: AccountRef[] = [];
+  let i = from;
+  for (;;) {
+    while (text[i] === ' ' || text[i] === '\n' || text[i] === '\t' || text[i] === '\r') i++;
+    ACCOUNT.lastIndex = i;
+    const m = ACCOUNT.exec(text);
+    if (!m?.[1] || /^(IDENTIFIED|WITH|REQUIRE|PASSWORD|ACCOUNT|DEFAULT|AS|TO|FROM)$/i.test(m[1])) break;
+    accounts.push({ user: unquote(m[1]), host: m[2] === undefined ? '%' : unquote(m[2]) });
+    i = ACCOUNT.lastIndex;
+    const rest = /^\s*,/.exec(text.slice(i, i + 64));
+    if (!rest) break;
+    i += rest[0].length;
+  }
+  return { accounts, end: i };
+}
+
+function accountsAfter(text: string, keyword: RegExp): AccountRef[] {
+  const m = keyword.exec(text);
+  return m ? accountsAt(text, m.index + m[0].length).accounts : [];
+}
+
+const IDENTIFIED_WITH = new RegExp(
+  String.raw`\s+IDENTIFIED\s+WITH\s+(${PART})(?:\s+(?:AS|BY)\s+(${QUOTED}))?`,
+  'iy',
+);
+
+/** CREATE USER / ALTER USER: each account with the plugin and AS string that follows it. */
+function accountDefinitions(text: string, op: 'create' | 'alter'): AccountChange[] {
+  const head = /^\s*(?:CREATE|ALTER)\s+USER\s+(?:IF\s+(?:NOT\s+)?EXISTS\s+)?/i.exec(text);
+  if (!head) return [];
+  const changes: AccountChange[] = [];
+  let i = head[0].length;
+  for (;;) {
+    const { accounts, end } = accountsAt(text, i);
+    const account = accounts[0];
+    if (!account) break;
+    i = end;
+    // accountsAt stops before IDENTIFIED; only take the first account of a run per clause.
+    IDENTIFIED_WITH.lastIndex = i;
+    const auth = IDENTIFIED_WITH.exec(text);
+    if (auth?.[1]) {
+      i = IDENTIFIED_WITH.lastIndex;
+      const plugin = unquote(auth[1]).toLowerCase();
+      const change: AccountChange = { op, account, plugin };
+      if (auth[2] !== undefined && plugin === 'authentication_oci') change.authenticationString = unquote(auth[2]);
+      changes.push(change);
+    } else {
+      for (const a of accounts) changes.push({ op, account: a });
+    }
+    const comma = /^\s*,/.exec(text.slice(i, i + 64));
+    if (!comma) break;
+    i += comma[0].length;
+  }
+  return changes;
+}
+
+function renames(text: string): AccountChange[] {
+  const head = /^\s*RENAME\s+USER\s+/i.exec(text);
+  if (!head) return [];
+  const out: AccountChange[] = [];
+  let i = head[0].length;
+  for (;;) {
+    const from = accountsAt(text, i);
+    const to = /^\s*TO\s+/i.exec(text.slice(from.end, from.end + 16));
+    const account = from.accounts[0];
+    if (!account || !to) break;
+    const target = accountsAt(text, from.end + to[0].length);
+    const dest = target.accounts[0];
+    if (!dest) break;
+    out.push({ op: 'rename', account, to: dest });
+    i = target.end;
+    const comma = /^\s*,/.exec(text.slice(i, i + 16));
+    if (!comma) break;
+    i += comma[0].length;
+  }
+  return out;
+}
+
+const AUDIT_TAMPER: [RegExp, string][] = [
+  [/\baudit_log_filter_remove_(filter|user)\s*\(/i, 'filter-removed'],
+  [/\baudit_log_filter_set_(filter|user)\s*\(/i, 'filter-changed'],
+  [/\bUNINSTALL\s+PLUGIN\s+[`'"]?audit_log\b/i, 'plugin-uninstalled'],
+  [/\bUNINSTALL\s+COMPONENT\s+['"]file:\/\/component_audit/i, 'component-uninstalled'],
+  [/\baudit_log_disable\s*=\s*(ON|1|TRUE)\b/i, 'audit-log-disabled'],
+  [/\baudit_log_(connection_|statement_)?policy\s*=\s*['"]?NONE\b/i, 'audit-policy-none'],
+  [/\baudit_log_exclude_accounts\s*=/i, 'accounts-excluded'],
+];
+
+/** What a statement changes; empty for ordinary queries and for failed statements. */
+export function statementFacts(event: DbEvent): StatementFacts {
+  const sql = event.sql;
+  if (!sql || event.status !== 0 || (sql.status !== undefined && sql.status !== 0)) return {};
+  const text = sql.text ?? '';
+  const command = (sql.sqlCommand ?? '').toLowerCase();
+  const facts: StatementFacts = {};
+
+  const verb = PRIVILEGE_COMMANDS[command];
+  if (verb) {
+    let targets: AccountRef[] = [];
+    if (command === 'create_user' || command === 'alter_user') {
+      targets = accountDefinitions(text, command === 'create_user' ? 'create' : 'alter').map((c) => c.account);
+    } else if (command === 'drop_user' || command === 'drop_role' || command === 'create_role') {
+      targets = accountsAfter(text, /^\s*(?:DROP|CREATE)\s+(?:USER|ROLE)\s+(?:IF\s+(?:NOT\s+)?EXISTS\s+)?/i);
+    } else if (command === 'rename_user') {
+      targets = renames(text).flatMap((c) => (c.op === 'rename' ? [c.account, c.to] : []));
+    } else if (command === 'set_password') {
+      targets = accountsAfter(text, /\bSET\s+PASSWORD\s+FOR\s+/i);
+    } else if (command.startsWith('grant')) {
+      targets = accountsAfter(text, /\sTO\s+/i);
+    } else {
+      targets = accountsAfter(text, /\sFROM\s+/i);
+    }
+    facts.privilege = { verb, targets };
+  }
+
+  if (command === 'create_user' || command === 'alter_user') {
+    facts.accounts = accountDefinitions(text, command === 'create_user' ? 'create' : 'alter');
+  } else if (command === 'drop_user') {
+    facts.accounts = accountsAfter(text, /^\s*DROP\s+USER\s+(?:IF\s+EXISTS\s+)?/i).map((account) => ({
+      op: 'drop' as const,
+      account,
+    }));
+  } else if (command === 'rename_user') {
+    facts.accounts = renames(text);
+  }
+
+  const proxy = /^\s*(GRANT|REVOKE)\s+PROXY\s+ON\s+/i.exec(text);
+  if (proxy?.[1]) {
+    const on = accountsAt(text, proxy[0].length);
+    const proxied = on.accounts[0];
+    const revoke = proxy[1].toUpperCase() === 'REVOKE';
+    const to = accountsAfter(text.slice(on.end), revoke ? /^\s*FROM\s+/i : /^\s*TO\s+/i);
+    if (proxied) facts.proxyGrant = { proxied, to, revoke };
+  }
+
+  for (const [pattern, action] of AUDIT_TAMPER) {
+    if (pattern.test(text)) {
+      facts.auditTamper = { action };
+      break;
+    }
+  }
+  return facts;
+}

@@ -1,0 +1,124 @@
+// Runs the active rules over correlated facts and turns findings into alerts: deterministic ids,
+// per-rule suppression windows, and no alert twice (ids already stored are skipped).
+import { createHash } from 'node:crypto';
+import type { Alert } from '../../schemas/alert.js';
+import type { EntityCache } from '../state/entity-cache.js';
+import { toIso } from '../time.js';
+import type { ActiveRule } from '../config/active-rules.js';
+import type { Finding, Handlers, RuleContext } from './rule.js';
+
+type WindowEntry = { id: string; ts: number };
+type SuppressRow = { alertId: string; lastTs: number; occurrences: number; merged: string[] };
+type Pending = { rule: ActiveRule; finding: Finding; id: string };
+
+const WINDOW = 'window';
+const SUPPRESS = 'suppress';
+const MAX_MERGED_IDS = 200;
+
+export function alertId(rule: string, subject: string, occurrence: string): string {
+  return createHash('sha256').update(`${rule}\n${subject}\n${occurrence}`).digest('hex').slice(0, 32);
+}
+
+export type DetectorResult = {
+  created: Alert[];
+  /** Alerts from earlier batches that merged more occurrences. */
+  updates: { id: string; occurrences: number; lastTime: string }[];
+};
+
+export class Detector {
+  private pending: Pending[] = [];
+  private readonly contexts = new Map<string, RuleContext<unknown>>();
+  /** Rule failures by rule id: a throwing rule affects that rule on that fact only. */
+  readonly ruleErrors = new Map<string, number>();
+
+  constructor(
+    private readonly rules: readonly ActiveRule[],
+    private readonly cache: EntityCache,
+  ) {
+    for (const r of rules) this.contexts.set(r.rule.id, this.context(r));
+  }
+
+  run<K extends keyof Handlers<unknown>>(kind: K, fact: Parameters<NonNullable<Handlers<unknown>[K]>>[0]): void {
+    for (const r of this.rules) {
+      const handler = r.rule.on[kind] as ((f: typeof fact, c: RuleContext<unknown>) => Finding[]) | undefined;
+      if (!handler) continue;
+      let findings: Finding[];
+      try {
+        findings = handler(fact, this.contexts.get(r.rule.id)!);
+      } catch {
+        this.ruleErrors.set(r.rule.id, (this.ruleErrors.get(r.rule.id) ?? 0) + 1);
+        continue;
+      }
+      for (const finding of findings) {
+        this.pending.push({ rule: r, finding, id: alertId(r.rule.id, finding.subject, finding.occurrence) });
+      }
+    }
+  }
+
+  /** Resolves this batch's findings into new alerts and merges; `known` says which ids are stored. */
+  async finalize(known: (ids: string[]) => Promise<Set<string>>): Promise<DetectorResult> {
+    const batch = this.pending;
+    this.pending = [];
+    if (batch.length === 0) return { created: [], updates: [] };
+    const stored = await known([...new Set(batch.map((p) => p.id))]);
+    const created = new Map<string, Alert>();
+    const updates = new Map<string, { id: string; occurrences: number; lastTime: string }>();
+
+    for (const { rule, finding, id } of batch) {
+      if (stored.has(id) || created.has(id)) continue;
+      const suppressKey = `${rule.rule.id}\u0000${finding.subject}`;
+      const row = rule.rule.suppressFor > 0 ? this.cache.get<SuppressRow>(SUPPRESS, suppressKey) : undefined;
+      if (row && Math.abs(finding.ts - row.lastTs) <= rule.rule.suppressFor) {
+        if (row.merged.includes(id)) continue;
+        row.occurrences++;
+        row.lastTs = Math.max(row.lastTs, finding.ts);
+        row.merged = [...row.merged, id].slice(-MAX_MERGED_IDS);
+        this.cache.touch(SUPPRESS, suppressKey);
+        const alert = created.get(row.alertId);
+        if (alert) alert.details = { ...alert.details, occurrences: row.occurrences, lastTime: toIso(row.lastTs) };
+        else updates.set(row.alertId, { id: row.alertId, occurrences: row.occurrences, lastTime: toIso(row.lastTs) });
+        continue;
+      }
+      if (rule.rule.suppressFor > 0) {
+        this.cache.set<SuppressRow>(SUPPRESS, suppressKey, { alertId: id, lastTs: finding.ts, occurrences: 1, merged: [] });
+      }
+      created.set(id, toAlert(rule, finding, id));
+    }
+    return { created: [...created.values()], updates: [...updates.values()] };
+  }
+
+  private context(r: ActiveRule): RuleContext<unknown> {
+    return {
+      params: r.params,
+      countInWindow: (key, id, ts, window) => {
+        const k = `${r.rule.id}\u0000${key}`;
+        const entries = (this.cache.get<WindowEntry[]>(WINDOW, k) ?? []).filter((e) => e.ts > ts - window);
+        if (!entries.some((e) => e.id === id)) entries.push({ id, ts });
+        entries.sort((a, b) => a.ts - b.ts || (a.id < b.id ? -1 : 1));
+        this.cache.set(WINDOW, k, entries);
+        const inWindow = entries.filter((e) => e.ts <= ts);
+        return { count: inWindow.length, first: inWindow[0]?.id ?? id };
+      },
+    };
+  }
+}
+
+function toAlert(r: ActiveRule, f: Finding, id: string): Alert {
+  const alert: Alert = {
+    id,
+    rule: r.rule.id,
+    severity: f.severity ?? r.severity,
+    time: toIso(f.ts),
+    title: f.title,
+    identity: f.identity ?? null,
+    dbSystem: f.dbSystem ?? null,
+    evidence: [...new Set(f.evidence)],
+    attack: r.rule.attack,
+    details: { ...f.details, occurrences: 1 },
+  };
+  if (f.mysqlAccount !== undefined) alert.mysqlAccount = f.mysqlAccount;
+  if (f.loginUser !== undefined) alert.loginUser = f.loginUser;
+  if (f.group) alert.group = f.group;
+  if (f.sourceIp) alert.sourceIp = f.sourceIp;
+  return alert;
+}

@@ -1,0 +1,121 @@
+// What a rule is: metadata plus small pure handlers over correlated facts, and its own cases.
+import type { z } from 'zod';
+import type { DbSystemConfig } from '../../schemas/config.js';
+import type { DbEvent, IamEvent } from '../../schemas/events.js';
+import type { Severity } from '../../schemas/alert.js';
+import type { Session } from '../../schemas/session.js';
+import type { AttributionResult, Ref } from '../correlate/attribute.js';
+import type { AccountChange, StatementFacts } from '../correlate/sql-facts.js';
+import type { RuleCase } from './timeline.js';
+
+/** A session was opened (or re-attributed by late IAM data, or by CHANGE USER). */
+export type SessionFact = {
+  session: Session;
+  result: AttributionResult;
+  db: DbSystemConfig | undefined;
+  /** The break-glass grant the session used: its start and maximum duration. */
+  breakGlass?: { grant: string; startTs: number; maxDuration: number };
+};
+
+/** A statement that changed privileges, mappings or the audit configuration. */
+export type StatementFact = {
+  event: DbEvent;
+  session: Session | undefined;
+  db: DbSystemConfig | undefined;
+  facts: StatementFacts;
+  /** Account changes that touch an authentication_oci account (before or after the change). */
+  mappingChanges: AccountChange[];
+};
+
+/** A failed login (connect with a non-zero status). */
+export type FailedLoginFact = { session: Session };
+
+export type GroupInfo = Ref & {
+  breakGlass: boolean;
+  /** DB systems and MySQL accounts the group maps to, and whether each is privileged. */
+  mappedAccounts: { db: string; account: string; privileged: boolean }[];
+};
+
+/** An IAM event, with what the directory knows of its user and group. */
+export type IamFact = { event: IamEvent; user?: Ref; group?: GroupInfo };
+
+/** A break-glass grant that reached its maximum duration still open (fired from the watermark). */
+export type GrantExpiredFact = {
+  grant: string;
+  user: Ref;
+  group: Ref;
+  startTs: number;
+  deadlineTs: number;
+};
+
+export type FindingIdentity = { principalId: string | null; name: string | null; attribution: Session['attribution'] };
+
+export type Finding = {
+  /** What the alert is about; with `occurrence` it makes the alert id. */
+  subject: string;
+  occurrence: string;
+  ts: number;
+  title: string;
+  severity?: Severity;
+  identity?: FindingIdentity | null;
+  dbSystem?: Ref | null;
+  mysqlAccount?: string;
+  loginUser?: string;
+  group?: Ref;
+  sourceIp?: string;
+  evidence: string[];
+  details?: Record<string, unknown>;
+};
+
+export type RuleContext<P> = {
+  params: P;
+  /** Counts occurrences under `key` in (ts - window, ts], including this one (keyed by `id`). */
+  countInWindow(key: string, id: string, ts: number, window: number): { count: number; first: string };
+};
+
+export type Handlers<P> = {
+  session?: (fact: SessionFact, ctx: RuleContext<P>) => Finding[];
+  statement?: (fact: StatementFact, ctx: RuleContext<P>) => Finding[];
+  failedLogin?: (fact: FailedLoginFact, ctx: RuleContext<P>) => Finding[];
+  iam?: (fact: IamFact, ctx: RuleContext<P>) => Finding[];
+  grantExpired?: (fact: GrantExpiredFact, ctx: RuleContext<P>) => Finding[];
+};
+
+export type RuleDefinition<P = unknown> = {
+  id: string;
+  title: string;
+  description: string;
+  severity: Severity;
+  /** MITRE ATT&CK technique ids. */
+  attack: string[];
+  runbook: string;
+  falsePositives: string[];
+  /** Parameters with defaults; `rules.<id>` in the config overrides them. */
+  params: z.ZodType<P>;
+  /** Findings of one subject within this many ms merge into the first alert (0: never). */
+  suppressFor: number;
+  on: Handlers<P>;
+  cases: RuleCase[];
+};
+
+/** Keeps the rule's parameter type while registering it as a plain definition. */
+export function defineRule<P>(rule: RuleDefinition<P>): RuleDefinition<P> {
+  return rule;
+}
+
+export function sessionIdentity(s: Session): FindingIdentity | null {
+  return s.identity ? { principalId: s.identity.id, name: s.identity.name, attribution: s.attribution } : null;
+}
+
+/** The alert fields every session-based finding shares. */
+export function sessionFields(s: Session): Pick<Finding, 'identity' | 'dbSystem' | 'mysqlAccount' | 'loginUser'> &
+  Partial<Pick<Finding, 'group' | 'sourceIp'>> {
+  return {
+    identity: sessionIdentity(s),
+    dbSystem: s.dbSystem,
+    mysqlAccount: s.mysqlAccount,
+    loginUser: s.login.user,
+    ...(s.group ? { group: s.group } : {}),
+    ...(s.sourceIp ? { sourceIp: s.sourceIp } : {}),
+  };
+}

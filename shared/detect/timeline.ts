@@ -1,0 +1,213 @@
+// A small language for writing event timelines: rule cases and scenario tests build canonical
+// events with it against a standard test fleet.
+import type { ConfigInput } from '../../schemas/config.js';
+import type { DbEvent, IamEvent, IamEventKind } from '../../schemas/events.js';
+import { toIso } from '../time.js';
+
+export const T0 = Date.parse('2026-11-02T09:00:00Z');
+export const DB = { id: 'ocid1.mysqldbsystem.oc1..prod1', name: 'prod-orders' };
+export const USERS = {
+  alice: 'ocid1.user.oc1..alice',
+  bob: 'ocid1.user.oc1..bob',
+  carol: 'ocid1.user.oc1..carol',
+  dave: 'ocid1.user.oc1..dave',
+} as const;
+export const GROUPS = { dba: 'ocid1.group.oc1..dba', bg: 'ocid1.group.oc1..bg', dev: 'ocid1.group.oc1..dev' } as const;
+
+/** The standard test fleet: one iamOnly DB system with group, 1-to-1 and local accounts. */
+export function baseConfig(): ConfigInput {
+  return {
+    tenancy: 'ocid1.tenancy.oc1..example',
+    directory: {
+      snapshotTime: '2026-11-01T00:00:00Z',
+      users: [
+        { id: USERS.alice, name: 'alice@example.com', aliases: ['alice'] },
+        { id: USERS.bob, name: 'bob@example.com', aliases: ['bob'] },
+        { id: USERS.carol, name: 'carol@example.com', aliases: ['carol'] },
+        { id: USERS.dave, name: 'dave@example.com', aliases: ['dave'] },
+      ],
+      groups: [
+        { id: GROUPS.dba, name: 'DBAdmins' },
+        { id: GROUPS.bg, name: 'BreakGlass', breakGlass: { maxDuration: 'PT4H' } },
+        { id: GROUPS.dev, name: 'Developers' },
+      ],
+      memberships: [
+        { id: 'ocid1.groupmembership.oc1..alice-dba', user: USERS.alice, group: GROUPS.dba },
+        { id: 'ocid1.groupmembership.oc1..bob-dev', user: USERS.bob, group: GROUPS.dev },
+        { id: 'ocid1.groupmembership.oc1..dave-dev', user: USERS.dave, group: GROUPS.dev },
+      ],
+    },
+    dbSystems: [
+      {
+        id: DB.id,
+        name: DB.name,
+        iamOnly: true,
+        allowedLocalAccounts: ['admin@%'],
+        privilegedAccounts: ['dba_proxy', 'emergency_admin'],
+        accounts: [
+          {
+            user: '',
+            host: '%',
+            plugin: 'authentication_oci',
+            authenticationString: JSON.stringify({
+              tenancy: 'ocid1.tenancy.oc1..example',
+              group_mapping: { [GROUPS.dba]: 'dba_proxy', [GROUPS.bg]: 'emergency_admin', [GROUPS.dev]: 'dev_proxy' },
+            }),
+          },
+          {
+            user: 'carol',
+            host: '%',
+            plugin: 'authentication_oci',
+            authenticationString: JSON.stringify({ tenancy: 'ocid1.tenancy.oc1..example', user: USERS.carol }),
+          },
+          { user: 'admin', host: '%', plugin: 'caching_sha2_password' },
+          { user: 'app', host: '%', plugin: 'caching_sha2_password' },
+        ],
+      },
+    ],
+  };
+}
+
+/** Minutes after T0. */
+export const at = (minutes: number): number => T0 + minutes * 60_000;
+
+type ConnectSpec = {
+  at: number;
+  conn: number;
+  /** MySQL account (CURRENT_USER) user; host is %. */
+  account: string;
+  /** Name the client sent; defaults to the account. */
+  user?: string;
+  os?: string;
+  ip?: string;
+  proxy?: boolean;
+  status?: number;
+  db?: string;
+};
+
+let seq = 0;
+
+function dbEvent(ts: number, kind: DbEvent['kind'], fields: Partial<DbEvent>, dbId = DB.id): DbEvent {
+  const recordId = seq++;
+  const timestamp = toIso(ts).slice(0, 19).replace('T', ' ');
+  const conn = fields.connectionId ?? null;
+  return {
+    source: 'mysql',
+    kind,
+    key: `${dbId}:${timestamp}:${recordId}:${conn ?? '-'}`,
+    time: toIso(ts),
+    ts,
+    dbSystemId: dbId,
+    recordId,
+    connectionId: conn,
+    class: kind === 'query' ? 'general' : kind === 'server_start' ? 'audit' : 'connection',
+    event: kind === 'query' ? 'status' : kind === 'server_start' ? 'startup' : kind,
+    login: null,
+    account: null,
+    status: 0,
+    ...fields,
+  };
+}
+
+export const db = {
+  connect(s: ConnectSpec): DbEvent {
+    return dbEvent(
+      s.at,
+      'connect',
+      {
+        connectionId: s.conn,
+        login: { user: s.user ?? s.account, os: s.os ?? '', ip: s.ip ?? '', proxy: s.proxy ? "''@'%'" : '' },
+        account: { user: s.account, host: '%' },
+        status: s.status ?? 0,
+        connectionType: 'ssl',
+      },
+      s.db,
+    );
+  },
+  disconnect(s: { at: number; conn: number; account: string; db?: string }): DbEvent {
+    return dbEvent(
+      s.at,
+      'disconnect',
+      { connectionId: s.conn, account: { user: s.account, host: '%' }, login: { user: s.account, os: '', ip: '', proxy: '' } },
+      s.db,
+    );
+  },
+  query(s: { at: number; conn: number; account: string; sql: string; sqlCommand: string; status?: number; db?: string }): DbEvent {
+    return dbEvent(
+      s.at,
+      'query',
+      {
+        connectionId: s.conn,
+        account: { user: s.account, host: '%' },
+        login: { user: s.account, os: '', ip: '', proxy: '' },
+        status: s.status ?? 0,
+        sql: { command: 'Query', sqlCommand: s.sqlCommand, text: s.sql, status: s.status ?? 0 },
+      },
+      s.db,
+    );
+  },
+  startup(s: { at: number; db?: string }): DbEvent {
+    return dbEvent(s.at, 'server_start', {}, s.db);
+  },
+};
+
+function iamEvent(ts: number, kind: IamEventKind, fields: Partial<IamEvent>): IamEvent {
+  return {
+    source: 'iam',
+    kind,
+    key: `iam-${kind}-${seq++}`,
+    time: toIso(ts),
+    ts,
+    eventType: `test.${kind}`,
+    flavor: 'classic',
+    actor: { id: 'ocid1.user.oc1..admin', name: 'iam-admin' },
+    extraction: {},
+    ...fields,
+  };
+}
+
+export const iam = {
+  added(s: { at: number; user: string; group: string; membershipId?: string }): IamEvent {
+    return iamEvent(s.at, 'membership_added', {
+      user: { id: s.user },
+      group: { id: s.group },
+      ...(s.membershipId ? { membershipId: s.membershipId } : {}),
+    });
+  },
+  removed(s: { at: number; user?: string; group?: string; membershipId?: string }): IamEvent {
+    return iamEvent(s.at, 'membership_removed', {
+      ...(s.user ? { user: { id: s.user } } : {}),
+      ...(s.group ? { group: { id: s.group } } : {}),
+      ...(s.membershipId ? { membershipId: s.membershipId } : {}),
+    });
+  },
+  signOn(s: { at: number; user: string; ip: string; mfa?: string; success?: boolean }): IamEvent {
+    const success = s.success ?? true;
+    return iamEvent(s.at, success ? 'signon_success' : 'signon_failure', {
+      user: { id: s.user },
+      signOn: { success, ip: s.ip, ...(s.mfa ? { mfaFactor: s.mfa } : {}) },
+    });
+  },
+  userState(s: { at: number; user: string; kind: 'user_deleted' | 'user_deactivated' | 'user_reactivated' }): IamEvent {
+    return iamEvent(s.at, s.kind, { user: { id: s.user } });
+  },
+  groupDeleted(s: { at: number; group: string }): IamEvent {
+    return iamEvent(s.at, 'group_deleted', { group: { id: s.group } });
+  },
+  policy(s: { at: number; kind: 'policy_created' | 'policy_updated' | 'policy_deleted'; statements: string[] }): IamEvent {
+    const mysqlAuth = s.statements.some((x) => /mysql_dp_auth|mysqldbsystem/i.test(x));
+    return iamEvent(s.at, s.kind, { policy: { id: 'ocid1.policy.oc1..p', name: 'p', statements: s.statements, mysqlAuth } });
+  },
+};
+
+/** One rule case: a timeline on the standard fleet and how many alerts of the rule it must give. */
+export type RuleCase = {
+  name: string;
+  /** Config overrides merged over `baseConfig()` (top-level keys replace). */
+  config?: Partial<ConfigInput>;
+  events: () => (DbEvent | IamEvent)[];
+  /** Alerts of this rule expected; with a severity, every one of them has it. */
+  expect: { alerts: number; severity?: string };
+  /** Watermark at the end (ISO), as `replay --as-of`. */
+  asOf?: string;
+};

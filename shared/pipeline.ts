@@ -1,0 +1,241 @@
+// The pipeline core shared by every host: dedupe, an event-time reorder buffer released by the
+// watermark, correlation, detection, one state-store transaction per batch, then the sinks.
+//
+// Events wait until the watermark (latest event time minus `lateness`) passes them and are then
+// applied in one total order (compareEvents), so any arrival order within the lateness, any
+// batching and any redelivery give the same sessions and alerts. Events older than what was
+// already released are applied at once ("late"); late IAM events re-attribute recent sessions.
+import type { Alert } from '../schemas/alert.js';
+import type { Config } from '../schemas/config.js';
+import type { DeadLetter, DeadLetterCode } from '../schemas/dead-letter.js';
+import { type CanonicalEvent, compareEvents } from '../schemas/events.js';
+import type { ActiveRule } from './config/active-rules.js';
+import { Correlator } from './correlate/correlator.js';
+import { Detector } from './detect/detector.js';
+import type { AlertSink } from './emit/sink.js';
+import { EntityCache } from './state/entity-cache.js';
+import type { StateStore } from './state/state-store.js';
+import { toIso } from './time.js';
+
+export type DecodedItem = { type: 'event'; event: CanonicalEvent } | { type: 'dead'; dead: DeadLetter };
+
+export type PipelineStats = {
+  received: number;
+  processed: number;
+  duplicates: number;
+  /** Accepted after the watermark had passed them (applied out of order). */
+  late: number;
+  deadLetters: Partial<Record<DeadLetterCode, number>>;
+  alerts: number;
+  alertsByRule: Record<string, number>;
+};
+
+type Clock = { maxTs: number; releasedTs: number };
+
+const META = 'meta';
+const CLOCK = 'clock';
+const NEVER = Number.NEGATIVE_INFINITY;
+
+function emptyStats(): PipelineStats {
+  return { received: 0, processed: 0, duplicates: 0, late: 0, deadLetters: {}, alerts: 0, alertsByRule: {} };
+}
+
+export class Pipeline {
+  /** Cumulative since open. */
+  readonly stats = emptyStats();
+  private readonly cache: EntityCache;
+  private readonly detector: Detector;
+  private readonly correlator: Correlator;
+  private clock: Clock;
+  /** Waiting for the watermark, sorted by compareEvents. */
+  private pending: CanonicalEvent[];
+  private readonly pendingKeys: Set<string>;
+  /** Pending keys written to the store (so that releasing them deletes the rows). */
+  private readonly persisted: Set<string>;
+  private released: string[] = [];
+  private seenBatch: { key: string; ts: number }[] = [];
+  private deadBatch: DeadLetter[] = [];
+
+  private constructor(
+    private readonly config: Config,
+    rules: readonly ActiveRule[],
+    private readonly store: StateStore,
+    private readonly sinks: readonly AlertSink[],
+    cache: EntityCache,
+    pending: CanonicalEvent[],
+  ) {
+    this.cache = cache;
+    this.clock = cache.get<Clock>(META, CLOCK) ?? { maxTs: NEVER, releasedTs: NEVER };
+    this.detector = new Detector(rules, cache);
+    this.correlator = new Correlator(cache, config, this.detector);
+    this.pending = pending.sort(compareEvents);
+    this.pendingKeys = new Set(pending.map((e) => e.key));
+    this.persisted = new Set(this.pendingKeys);
+  }
+
+  /** Opens the pipeline on a store, restoring its state and re-sending undelivered alerts. */
+  static async open(opts: {
+    config: Config;
+    rules: readonly ActiveRule[];
+    store: StateStore;
+    sinks?: readonly AlertSink[];
+  }): Promise<Pipeline> {
+    const cache = new EntityCache();
+    for (const row of await opts.store.loadEntities()) cache.load(row);
+    const pipeline = new Pipeline(opts.config, opts.rules, opts.store, opts.sinks ?? [], cache, await opts.store.loadPending());
+    const since = pipeline.clock.releasedTs === NEVER ? NEVER : pipeline.clock.releasedTs - opts.config.lookback;
+    pipeline.correlator.restoreSessions(await opts.store.loadSessions(Number.isFinite(since) ? since : -8.64e15));
+    for (const sink of pipeline.sinks) {
+      const missed = await opts.store.undelivered(sink.name);
+      if (missed.length > 0) await pipeline.deliver(sink, missed);
+    }
+    return pipeline;
+  }
+
+  /** The event-time watermark up to which events have been applied and timers fired. */
+  get watermark(): number | undefined {
+    return Number.isFinite(this.clock.releasedTs) ? this.clock.releasedTs : undefined;
+  }
+
+  get latestEventTime(): number | undefined {
+    return Number.isFinite(this.clock.maxTs) ? this.clock.maxTs : undefined;
+  }
+
+  get openSessions(): number {
+    return this.correlator.openSessions;
+  }
+
+  get ruleErrors(): ReadonlyMap<string, number> {
+    return this.detector.ruleErrors;
+  }
+
+  /** Ingests one batch (one transaction): dedupe, buffer, release what the watermark passed. */
+  async ingest(items: Iterable<DecodedItem>): Promise<Alert[]> {
+    const fresh: CanonicalEvent[] = [];
+    const inBatch = new Set<string>();
+    for (const item of items) {
+      this.stats.received++;
+      if (item.type === 'dead') {
+        this.dead(item.dead);
+        continue;
+      }
+      const key = item.event.key;
+      if (inBatch.has(key) || this.pendingKeys.has(key)) {
+        this.stats.duplicates++;
+        continue;
+      }
+      inBatch.add(key);
+      fresh.push(item.event);
+    }
+    const seen = fresh.length > 0 ? await this.store.filterSeen(fresh.map((e) => e.key)) : new Set<string>();
+    const late: CanonicalEvent[] = [];
+    const horizon = this.clock.releasedTs - this.config.retention;
+    let added = false;
+    for (const ev of fresh) {
+      if (seen.has(ev.key)) {
+        this.stats.duplicates++;
+        continue;
+      }
+      if (ev.ts < horizon) {
+        this.dead({ code: 'TOO_LATE', source: 'pipeline', message: `event older than the retention horizon (${toIso(horizon)})` });
+        continue;
+      }
+      this.seenBatch.push({ key: ev.key, ts: ev.ts });
+      if (ev.ts > this.clock.maxTs) this.clock.maxTs = ev.ts;
+      if (ev.ts <= this.clock.releasedTs) {
+        late.push(ev);
+      } else {
+        this.pending.push(ev);
+        this.pendingKeys.add(ev.key);
+        added = true;
+      }
+    }
+    if (added) this.pending.sort(compareEvents);
+    late.sort(compareEvents);
+    for (const ev of late) {
+      this.stats.late++;
+      this.apply(ev, true);
+    }
+    this.release(this.clock.maxTs - this.config.lateness);
+    return this.commit();
+  }
+
+  /** Advances the watermark (a scheduled sweep when sources are quiet) and fires due timers. */
+  async advance(watermark: number): Promise<Alert[]> {
+    this.release(watermark);
+    return this.commit();
+  }
+
+  /** End of input: applies everything buffered; timers fire up to `asOf` (default the latest event). */
+  async finish(asOf?: number): Promise<Alert[]> {
+    const end = asOf ?? this.clock.maxTs;
+    this.release(Math.max(this.clock.maxTs, end), end);
+    return this.commit();
+  }
+
+  private release(watermark: number, timersUpTo = watermark): void {
+    if (!Number.isFinite(watermark)) return;
+    let i = 0;
+    for (; i < this.pending.length; i++) {
+      const ev = this.pending[i]!;
+      if (ev.ts > watermark) break;
+      this.correlator.fireTimers(Math.min(ev.ts - 1, timersUpTo));
+      this.apply(ev, false);
+      this.pendingKeys.delete(ev.key);
+      this.released.push(ev.key);
+    }
+    if (i > 0) this.pending = this.pending.slice(i);
+    this.correlator.fireTimers(timersUpTo);
+    if (watermark > this.clock.releasedTs) {
+      this.clock.releasedTs = watermark;
+      this.correlator.evict(watermark - this.config.lookback);
+    }
+  }
+
+  private apply(ev: CanonicalEvent, late: boolean): void {
+    this.correlator.process(ev, late);
+    this.stats.processed++;
+  }
+
+  private dead(d: DeadLetter): void {
+    this.deadBatch.push(d);
+    this.stats.deadLetters[d.code] = (this.stats.deadLetters[d.code] ?? 0) + 1;
+  }
+
+  private async commit(): Promise<Alert[]> {
+    const { created, updates } = await this.detector.finalize((ids) => this.store.knownAlerts(ids));
+    this.cache.set(META, CLOCK, { ...this.clock });
+    const put = this.pending.filter((e) => !this.persisted.has(e.key));
+    const remove = this.released.filter((k) => this.persisted.has(k));
+    await this.store.commit({
+      entities: this.cache.drainChanges(),
+      pending: { put, remove },
+      seen: this.seenBatch,
+      sessions: this.correlator.drainSessions(),
+      alerts: created,
+      alertUpdates: updates,
+      deadLetters: this.deadBatch,
+      ...(Number.isFinite(this.clock.releasedTs) ? { pruneSeenBefore: this.clock.releasedTs - this.config.retention } : {}),
+    });
+    for (const e of put) this.persisted.add(e.key);
+    for (const k of remove) this.persisted.delete(k);
+    this.released = [];
+    this.seenBatch = [];
+    this.deadBatch = [];
+    for (const a of created) {
+      this.stats.alerts++;
+      this.stats.alertsByRule[a.rule] = (this.stats.alertsByRule[a.rule] ?? 0) + 1;
+    }
+    for (const sink of this.sinks) await this.deliver(sink, created);
+    return created;
+  }
+
+  private async deliver(sink: AlertSink, alerts: Alert[]): Promise<void> {
+    if (alerts.length === 0) return;
+    await sink.send(alerts);
+    await this.store.markDelivered(
+      sink.name,
+      alerts.map((a) => a.id),
+    );
+  }
+}

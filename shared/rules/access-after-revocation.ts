@@ -1,0 +1,82 @@
+import { z } from 'zod';
+import { defineRule, sessionFields } from '../detect/rule.js';
+import { at, db, GROUPS, iam, USERS } from '../detect/timeline.js';
+
+export const accessAfterRevocation = defineRule({
+  id: 'access.after-revocation',
+  title: 'Database access after IAM revocation',
+  description:
+    'A session resolves through a group the person had already left, or is made by a deleted or deactivated IAM user. Late-arriving removals raise it when they arrive.',
+  severity: 'critical',
+  attack: ['T1078.004'],
+  runbook: 'Kill the session, check why the database accepted the login (token still valid, cached mapping), and review its activity.',
+  falsePositives: ['IAM removal recorded with a wrong time.'],
+  params: z.strictObject({}),
+  suppressFor: 0,
+  on: {
+    session: (f) => {
+      const { session, result } = f;
+      if (session.outcome !== 'success' || !session.identity) return [];
+      if (!result.removalKey && !result.userState) return [];
+      const why = result.userState ? `IAM user ${result.userState.state}` : `left group ${session.group?.name ?? ''}`;
+      return [
+        {
+          subject: session.id,
+          occurrence: 'revoked',
+          ts: session.connectTs,
+          title: `${session.identity.name} connected to ${session.dbSystem.name} after revocation (${why})`,
+          ...sessionFields(session),
+          evidence: session.attribution?.evidence ?? [session.connectKey],
+          details: {
+            sessionId: session.id,
+            ...(result.removalKey ? { removal: result.removalKey } : {}),
+            ...(result.userState ? { userState: result.userState.state } : {}),
+          },
+        },
+      ];
+    },
+  },
+  cases: [
+    {
+      name: 'member who left before connecting',
+      events: () => [
+        iam.removed({ at: at(0), user: USERS.alice, group: GROUPS.dba }),
+        db.connect({ at: at(30), conn: 1, account: 'dba_proxy', user: 'alice', proxy: true }),
+      ],
+      expect: { alerts: 1, severity: 'critical' },
+    },
+    {
+      name: 'removal by membership OCID only',
+      events: () => [
+        iam.removed({ at: at(0), membershipId: 'ocid1.groupmembership.oc1..alice-dba' }),
+        db.connect({ at: at(30), conn: 1, account: 'dba_proxy', user: 'alice', proxy: true }),
+      ],
+      expect: { alerts: 1 },
+    },
+    {
+      name: 'deactivated 1-to-1 user',
+      events: () => [
+        iam.userState({ at: at(0), user: USERS.carol, kind: 'user_deactivated' }),
+        db.connect({ at: at(30), conn: 1, account: 'carol' }),
+      ],
+      expect: { alerts: 1 },
+    },
+    {
+      name: 'removal after the session is silent',
+      events: () => [
+        db.connect({ at: at(0), conn: 1, account: 'dba_proxy', user: 'alice', proxy: true }),
+        iam.removed({ at: at(30), user: USERS.alice, group: GROUPS.dba }),
+      ],
+      expect: { alerts: 0 },
+    },
+    {
+      name: 'removed then re-added before connecting is silent',
+      events: () => [
+        iam.removed({ at: at(0), user: USERS.alice, group: GROUPS.dba }),
+        iam.added({ at: at(10), user: USERS.alice, group: GROUPS.dba }),
+        db.connect({ at: at(30), conn: 1, account: 'dba_proxy', user: 'alice', proxy: true }),
+      ],
+      expect: { alerts: 0 },
+    },
+  ],
+});

@@ -1,0 +1,72 @@
+import { z } from 'zod';
+import { defineRule, sessionFields } from '../detect/rule.js';
+import { at, DB, db } from '../detect/timeline.js';
+
+/** MySQL LIKE-style match (`%` any run, `_` one character), case-insensitive for hosts. */
+function like(pattern: string, value: string): boolean {
+  const re = pattern.replace(/[.*+?^${}()|[\]\\]/g, '\\$&').replaceAll('%', '.*').replaceAll('_', '.');
+  return new RegExp(`^${re}$`, 'i').test(value);
+}
+
+export function allowListed(patterns: readonly string[], user: string, host: string): boolean {
+  return patterns.some((p) => {
+    const i = p.lastIndexOf('@');
+    const [pu, ph] = i < 0 ? [p, '%'] : [p.slice(0, i), p.slice(i + 1)];
+    return like(pu, user) && like(ph, host);
+  });
+}
+
+export const accessLocalAccount = defineRule({
+  id: 'access.local-account',
+  title: 'Local account bypassing IAM',
+  description: 'A non-IAM MySQL account logs in on an iamOnly DB system and is not allow-listed.',
+  severity: 'high',
+  attack: ['T1078.003'],
+  runbook: 'Identify who holds the local password, rotate it, and move the user to an IAM mapping or allow-list the service account.',
+  falsePositives: ['Service accounts that are not yet in allowedLocalAccounts.'],
+  params: z.strictObject({}),
+  suppressFor: 3_600_000,
+  on: {
+    session: (f) => {
+      const { session, db: dbc } = f;
+      if (session.outcome !== 'success' || session.attribution?.method !== 'local-account' || !dbc?.iamOnly) return [];
+      if (allowListed(dbc.allowedLocalAccounts, session.account.user, session.account.host)) return [];
+      return [
+        {
+          subject: `${session.dbSystem.id}|${session.mysqlAccount}`,
+          occurrence: session.id,
+          ts: session.connectTs,
+          title: `Local account ${session.mysqlAccount} logged in to ${session.dbSystem.name}, which is IAM-only`,
+          ...sessionFields(session),
+          evidence: [session.connectKey],
+          details: { sessionId: session.id },
+        },
+      ];
+    },
+  },
+  cases: [
+    {
+      name: 'application account on an IAM-only system',
+      events: () => [db.connect({ at: at(1), conn: 1, account: 'app', ip: '10.1.1.1' })],
+      expect: { alerts: 1, severity: 'high' },
+    },
+    {
+      name: 'repeated logins within the suppression window merge',
+      events: () => [db.connect({ at: at(1), conn: 1, account: 'app' }), db.connect({ at: at(5), conn: 2, account: 'app' })],
+      expect: { alerts: 1 },
+    },
+    {
+      name: 'allow-listed admin is silent',
+      events: () => [db.connect({ at: at(1), conn: 1, account: 'admin' })],
+      expect: { alerts: 0 },
+    },
+    {
+      name: 'system that is not IAM-only is silent',
+      config: {
+        dbSystems: [{ id: DB.id, name: DB.name, iamOnly: false, accounts: [{ user: 'app', host: '%', plugin: 'mysql_native_password' }] }],
+      },
+      events: () => [db.connect({ at: at(1), conn: 1, account: 'app' })],
+      expect: { alerts: 0 },
+    },
+  ],
+});

@@ -1,0 +1,58 @@
+import { z } from 'zod';
+import { defineRule, sessionFields } from '../detect/rule.js';
+import { at, db, GROUPS, iam, USERS } from '../detect/timeline.js';
+
+export const breakGlassUsed = defineRule({
+  id: 'break-glass.used',
+  title: 'Break-glass access used',
+  description: 'A session resolves through a break-glass group: once per grant and DB system, and once more (critical) after the TTL.',
+  severity: 'high',
+  attack: ['T1078.004'],
+  runbook: 'Confirm the emergency ticket, that the person is who the attribution says, and review the session activity.',
+  falsePositives: ['Planned break-glass drills.'],
+  params: z.strictObject({}),
+  suppressFor: 0,
+  on: {
+    session: (f) => {
+      const bg = f.breakGlass;
+      if (!bg || f.session.outcome !== 'success') return [];
+      const late = f.session.connectTs > bg.startTs + bg.maxDuration;
+      return [
+        {
+          subject: `${bg.grant}|${f.session.dbSystem.id}`,
+          occurrence: late ? 'after-ttl' : 'within-ttl',
+          ts: f.session.connectTs,
+          severity: late ? 'critical' : 'high',
+          title: `${f.session.identity?.name ?? 'someone'} used break-glass access on ${f.session.dbSystem.name}${late ? ' after its maximum duration' : ''}`,
+          ...sessionFields(f.session),
+          evidence: f.session.attribution?.evidence ?? [f.session.connectKey],
+          details: { sessionId: f.session.id, grant: bg.grant, afterTtl: late },
+        },
+      ];
+    },
+  },
+  cases: [
+    {
+      name: 'two sessions within the TTL give one alert',
+      events: () => [
+        iam.added({ at: at(0), user: USERS.bob, group: GROUPS.bg }),
+        db.connect({ at: at(10), conn: 1, account: 'emergency_admin', user: 'bob', proxy: true }),
+        db.connect({ at: at(20), conn: 2, account: 'emergency_admin', user: 'bob', proxy: true }),
+      ],
+      expect: { alerts: 1, severity: 'high' },
+    },
+    {
+      name: 'use after the TTL is critical',
+      events: () => [
+        iam.added({ at: at(0), user: USERS.bob, group: GROUPS.bg }),
+        db.connect({ at: at(300), conn: 1, account: 'emergency_admin', user: 'bob', proxy: true }),
+      ],
+      expect: { alerts: 1, severity: 'critical' },
+    },
+    {
+      name: 'ordinary group login is silent',
+      events: () => [db.connect({ at: at(10), conn: 1, account: 'dba_proxy', user: 'alice', proxy: true })],
+      expect: { alerts: 0 },
+    },
+  ],
+});

@@ -1,0 +1,54 @@
+import { z } from 'zod';
+import { defineRule } from '../detect/rule.js';
+import { at, iam } from '../detect/timeline.js';
+
+export const iamAuthPolicyChange = defineRule({
+  id: 'iam.auth-policy-change',
+  title: 'Database authentication policy changed',
+  description:
+    "A policy statement granting mysql_dp_auth (or the 9.4+ mysqldbsystem principal form) is created, changed or deleted: database IAM login breaks or widens tenancy-wide.",
+  severity: 'high',
+  attack: ['T1484', 'T1098'],
+  runbook: 'Compare the statements before and after; restore the approved policy if the change was not planned.',
+  falsePositives: ['Planned tenancy policy refactoring.'],
+  params: z.strictObject({}),
+  suppressFor: 0,
+  on: {
+    iam: ({ event }) => {
+      if (!event.policy?.mysqlAuth) return [];
+      return [
+        {
+          subject: event.key,
+          occurrence: event.kind,
+          ts: event.ts,
+          title: `Policy ${event.policy.name ?? event.policy.id ?? ''} granting database authentication ${event.kind.replace('policy_', '')}`,
+          identity: event.actor.id
+            ? { principalId: event.actor.id, name: event.actor.name ?? null, attribution: null }
+            : null,
+          dbSystem: null,
+          ...(event.actor.ip ? { sourceIp: event.actor.ip } : {}),
+          evidence: [event.key],
+          details: { change: event.kind, policy: event.policy.id ?? null, statements: event.policy.statements },
+        },
+      ];
+    },
+  },
+  cases: [
+    {
+      name: 'policy with mysql_dp_auth deleted',
+      events: () => [
+        iam.policy({
+          at: at(1),
+          kind: 'policy_deleted',
+          statements: ['ALLOW service mysql_dp_auth TO {AUTHENTICATION_INSPECT, GROUP_MEMBERSHIP_INSPECT} IN TENANCY'],
+        }),
+      ],
+      expect: { alerts: 1, severity: 'high' },
+    },
+    {
+      name: 'unrelated policy is silent',
+      events: () => [iam.policy({ at: at(1), kind: 'policy_updated', statements: ['Allow group X to read buckets in tenancy'] })],
+      expect: { alerts: 0 },
+    },
+  ],
+});

@@ -1,0 +1,67 @@
+import { z } from 'zod';
+import { defineRule } from '../detect/rule.js';
+import { at, GROUPS, iam, USERS } from '../detect/timeline.js';
+
+export const iamPrivilegedGroupChange = defineRule({
+  id: 'iam.privileged-group-change',
+  title: 'Membership of a privileged database group changed',
+  description:
+    'A user is added to or removed from a group mapped to a privileged MySQL account (or a break-glass group), or such a group is deleted.',
+  severity: 'medium',
+  attack: ['T1098.007'],
+  runbook: 'Match the change to an access request; for break-glass groups confirm the emergency.',
+  falsePositives: ['Joiners and leavers processed by the identity team.'],
+  params: z.strictObject({}),
+  suppressFor: 0,
+  on: {
+    iam: ({ event, user, group }) => {
+      if (!group || (!group.breakGlass && !group.mappedAccounts.some((a) => a.privileged))) return [];
+      const verb =
+        event.kind === 'membership_added'
+          ? 'added to'
+          : event.kind === 'membership_removed'
+            ? 'removed from'
+            : event.kind === 'group_deleted'
+              ? 'deleted:'
+              : undefined;
+      if (!verb) return [];
+      const who = event.kind === 'group_deleted' ? 'Group' : (user?.name ?? event.user?.name ?? event.user?.id ?? 'a user');
+      return [
+        {
+          subject: event.key,
+          occurrence: event.kind,
+          ts: event.ts,
+          title: `${who} ${verb} privileged group ${group.name}`,
+          identity: user ? { principalId: user.id, name: user.name, attribution: null } : null,
+          dbSystem: null,
+          group: { id: group.id, name: group.name },
+          ...(event.actor.ip ? { sourceIp: event.actor.ip } : {}),
+          evidence: [event.key],
+          details: {
+            change: event.kind,
+            actor: event.actor.name ?? event.actor.id ?? null,
+            accounts: group.mappedAccounts.filter((a) => a.privileged).map((a) => `${a.account} on ${a.db}`),
+            breakGlass: group.breakGlass,
+          },
+        },
+      ];
+    },
+  },
+  cases: [
+    {
+      name: 'user added to the DBA group',
+      events: () => [iam.added({ at: at(1), user: USERS.bob, group: GROUPS.dba })],
+      expect: { alerts: 1, severity: 'medium' },
+    },
+    {
+      name: 'privileged group deleted',
+      events: () => [iam.groupDeleted({ at: at(1), group: GROUPS.dba })],
+      expect: { alerts: 1 },
+    },
+    {
+      name: 'developer group change is silent',
+      events: () => [iam.added({ at: at(1), user: USERS.alice, group: GROUPS.dev })],
+      expect: { alerts: 0 },
+    },
+  ],
+});

@@ -1,0 +1,185 @@
+// SQLite adapter of the state store (better-sqlite3): WAL, versioned migrations, one transaction
+// per commit. The embedded default for the CLI and single-instance functions.
+import Database from 'better-sqlite3';
+import type { Alert } from '../../schemas/alert.js';
+import type { CanonicalEvent } from '../../schemas/events.js';
+import type { Session } from '../../schemas/session.js';
+import { AuditError } from '../errors.js';
+import type { EntityRow } from './entity-cache.js';
+import type { CommitBatch, StateStore } from './state-store.js';
+
+/** Each entry upgrades the schema by one version; never edit a released one. */
+const MIGRATIONS: string[] = [
+  `CREATE TABLE entity (kind TEXT NOT NULL, key TEXT NOT NULL, body TEXT NOT NULL, PRIMARY KEY (kind, key)) WITHOUT ROWID;
+   CREATE TABLE pending (key TEXT PRIMARY KEY, ts INTEGER NOT NULL, body TEXT NOT NULL) WITHOUT ROWID;
+   CREATE TABLE seen (key TEXT PRIMARY KEY, ts INTEGER NOT NULL) WITHOUT ROWID;
+   CREATE INDEX seen_ts ON seen (ts);
+   CREATE TABLE sessions (id TEXT PRIMARY KEY, db TEXT NOT NULL, connect_ts INTEGER NOT NULL, open INTEGER NOT NULL, body TEXT NOT NULL);
+   CREATE INDEX sessions_connect ON sessions (connect_ts);
+   CREATE INDEX sessions_open ON sessions (open) WHERE open = 1;
+   CREATE TABLE alerts (id TEXT PRIMARY KEY, rule TEXT NOT NULL, time TEXT NOT NULL, body TEXT NOT NULL,
+                        occurrences INTEGER NOT NULL DEFAULT 1, last_time TEXT);
+   CREATE INDEX alerts_time ON alerts (time, id);
+   CREATE TABLE deliveries (alert_id TEXT NOT NULL, sink TEXT NOT NULL, PRIMARY KEY (alert_id, sink)) WITHOUT ROWID;
+   CREATE TABLE dead_letters (seq INTEGER PRIMARY KEY AUTOINCREMENT, body TEXT NOT NULL);`,
+];
+
+const CHUNK = 500;
+
+function chunks<T>(items: T[], size = CHUNK): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
+
+export function mergeAlert(body: string, occurrences: number, lastTime: string | null): Alert {
+  const alert = JSON.parse(body) as Alert;
+  if (occurrences > 1) alert.details = { ...alert.details, occurrences, ...(lastTime ? { lastTime } : {}) };
+  return alert;
+}
+
+export class SqliteStore implements StateStore {
+  private readonly db: Database.Database;
+
+  private constructor(path: string) {
+    try {
+      this.db = new Database(path);
+    } catch (cause) {
+      throw new AuditError('STORE_FAILED', 'cannot open the SQLite state store', { cause, details: { path } });
+    }
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = NORMAL');
+    this.db.pragma('busy_timeout = 5000');
+    this.migrate();
+  }
+
+  /** Opens (creating if needed) a state file; `:memory:` for a throwaway store. */
+  static open(path: string): SqliteStore {
+    return new SqliteStore(path);
+  }
+
+  private migrate(): void {
+    const version = this.db.pragma('user_version', { simple: true }) as number;
+    if (version > MIGRATIONS.length) {
+      throw new AuditError('STORE_FAILED', 'the state store was written by a newer version', { details: { version } });
+    }
+    for (let v = version; v < MIGRATIONS.length; v++) {
+      this.db.transaction(() => {
+        this.db.exec(MIGRATIONS[v]!);
+        this.db.pragma(`user_version = ${v + 1}`);
+      })();
+    }
+  }
+
+  async loadEntities(): Promise<EntityRow[]> {
+    return this.db
+      .prepare<[], { kind: string; key: string; body: string }>('SELECT kind, key, body FROM entity')
+      .all()
+      .map((r) => ({ kind: r.kind, key: r.key, body: JSON.parse(r.body) }));
+  }
+
+  async loadPending(): Promise<CanonicalEvent[]> {
+    return this.db
+      .prepare<[], { body: string }>('SELECT body FROM pending')
+      .all()
+      .map((r) => JSON.parse(r.body) as CanonicalEvent);
+  }
+
+  async loadSessions(since: number): Promise<Session[]> {
+    return this.db
+      .prepare<[number], { body: string }>('SELECT body FROM sessions WHERE open = 1 OR connect_ts >= ? ORDER BY connect_ts, id')
+      .all(since)
+      .map((r) => JSON.parse(r.body) as Session);
+  }
+
+  async filterSeen(keys: string[]): Promise<Set<string>> {
+    return this.existing('SELECT key AS k FROM seen WHERE key IN', keys);
+  }
+
+  async knownAlerts(ids: string[]): Promise<Set<string>> {
+    return this.existing('SELECT id AS k FROM alerts WHERE id IN', ids);
+  }
+
+  private existing(sql: string, keys: string[]): Set<string> {
+    const found = new Set<string>();
+    for (const part of chunks(keys)) {
+      const rows = this.db.prepare<string[], { k: string }>(`${sql} (${part.map(() => '?').join(',')})`).all(...part);
+      for (const r of rows) found.add(r.k);
+    }
+    return found;
+  }
+
+  async commit(batch: CommitBatch): Promise<void> {
+    const db = this.db;
+    const putEntity = db.prepare('INSERT INTO entity (kind, key, body) VALUES (?, ?, ?) ON CONFLICT (kind, key) DO UPDATE SET body = excluded.body');
+    const delEntity = db.prepare('DELETE FROM entity WHERE kind = ? AND key = ?');
+    const putPending = db.prepare('INSERT OR REPLACE INTO pending (key, ts, body) VALUES (?, ?, ?)');
+    const delPending = db.prepare('DELETE FROM pending WHERE key = ?');
+    const putSeen = db.prepare('INSERT OR IGNORE INTO seen (key, ts) VALUES (?, ?)');
+    const putSession = db.prepare(
+      'INSERT INTO sessions (id, db, connect_ts, open, body) VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET open = excluded.open, body = excluded.body',
+    );
+    const putAlert = db.prepare('INSERT OR IGNORE INTO alerts (id, rule, time, body, occurrences, last_time) VALUES (?, ?, ?, ?, 1, NULL)');
+    const updAlert = db.prepare('UPDATE alerts SET occurrences = ?, last_time = ? WHERE id = ?');
+    const putDead = db.prepare('INSERT INTO dead_letters (body) VALUES (?)');
+    try {
+      db.transaction(() => {
+        for (const e of batch.entities) {
+          if (e.body === null) delEntity.run(e.kind, e.key);
+          else putEntity.run(e.kind, e.key, JSON.stringify(e.body));
+        }
+        for (const ev of batch.pending.put) putPending.run(ev.key, ev.ts, JSON.stringify(ev));
+        for (const key of batch.pending.remove) delPending.run(key);
+        for (const s of batch.seen) putSeen.run(s.key, s.ts);
+        if (batch.pruneSeenBefore !== undefined) db.prepare('DELETE FROM seen WHERE ts < ?').run(batch.pruneSeenBefore);
+        for (const s of batch.sessions) {
+          const open = s.outcome === 'success' && s.disconnectTime === undefined ? 1 : 0;
+          putSession.run(s.id, s.dbSystem.id, s.connectTs, open, JSON.stringify(s));
+        }
+        for (const a of batch.alerts) putAlert.run(a.id, a.rule, a.time, JSON.stringify(a));
+        for (const u of batch.alertUpdates) updAlert.run(u.occurrences, u.lastTime, u.id);
+        for (const d of batch.deadLetters) putDead.run(JSON.stringify(d));
+      })();
+    } catch (cause) {
+      throw new AuditError('STORE_FAILED', 'state store commit failed', { cause });
+    }
+  }
+
+  async markDelivered(sink: string, ids: string[]): Promise<void> {
+    const put = this.db.prepare('INSERT OR IGNORE INTO deliveries (alert_id, sink) VALUES (?, ?)');
+    this.db.transaction(() => {
+      for (const id of ids) put.run(id, sink);
+    })();
+  }
+
+  async undelivered(sink: string): Promise<Alert[]> {
+    return this.db
+      .prepare<[string], { body: string; occurrences: number; last_time: string | null }>(
+        `SELECT body, occurrences, last_time FROM alerts a
+         WHERE NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.alert_id = a.id AND d.sink = ?) ORDER BY time, id`,
+      )
+      .all(sink)
+      .map((r) => mergeAlert(r.body, r.occurrences, r.last_time));
+  }
+
+  async *sessions(): AsyncIterable<Session> {
+    for (const r of this.db.prepare<[], { body: string }>('SELECT body FROM sessions ORDER BY connect_ts, id').iterate()) {
+      yield JSON.parse(r.body) as Session;
+    }
+  }
+
+  async *alerts(): AsyncIterable<Alert> {
+    const rows = this.db.prepare<[], { body: string; occurrences: number; last_time: string | null }>(
+      'SELECT body, occurrences, last_time FROM alerts ORDER BY time, id',
+    );
+    for (const r of rows.iterate()) yield mergeAlert(r.body, r.occurrences, r.last_time);
+  }
+
+  async deadLetterCount(): Promise<number> {
+    return (this.db.prepare('SELECT COUNT(*) AS n FROM dead_letters').get() as { n: number }).n;
+  }
+
+  async close(): Promise<void> {
+    this.db.close();
+  }
+}

@@ -1,0 +1,41 @@
+// The state store port (architecture section 6): batch-oriented, one transaction per commit, so
+// that the embedded SQLite adapter and a shared MySQL adapter implement the same contract.
+import type { Alert } from '../../schemas/alert.js';
+import type { DeadLetter } from '../../schemas/dead-letter.js';
+import type { CanonicalEvent } from '../../schemas/events.js';
+import type { Session } from '../../schemas/session.js';
+import type { EntityChange, EntityRow } from './entity-cache.js';
+
+export type CommitBatch = {
+  entities: EntityChange[];
+  /** Events waiting for the watermark: added, and released (by key). */
+  pending: { put: CanonicalEvent[]; remove: string[] };
+  /** Dedupe keys of every record accepted in this batch. */
+  seen: { key: string; ts: number }[];
+  sessions: Session[];
+  alerts: Alert[];
+  alertUpdates: { id: string; occurrences: number; lastTime: string }[];
+  deadLetters: DeadLetter[];
+  /** Drop seen keys older than this (the retention horizon). */
+  pruneSeenBefore?: number;
+};
+
+export interface StateStore {
+  loadEntities(): Promise<EntityRow[]>;
+  loadPending(): Promise<CanonicalEvent[]>;
+  /** Open sessions and those that connected at or after `since`. */
+  loadSessions(since: number): Promise<Session[]>;
+  /** The subset of `keys` already seen. */
+  filterSeen(keys: string[]): Promise<Set<string>>;
+  /** The subset of `ids` already stored as alerts. */
+  knownAlerts(ids: string[]): Promise<Set<string>>;
+  commit(batch: CommitBatch): Promise<void>;
+  /** Records that a sink received these alerts. */
+  markDelivered(sink: string, ids: string[]): Promise<void>;
+  /** Stored alerts a sink has not received yet (after a crash between commit and send). */
+  undelivered(sink: string): Promise<Alert[]>;
+  sessions(): AsyncIterable<Session>;
+  alerts(): AsyncIterable<Alert>;
+  deadLetterCount(): Promise<number>;
+  close(): Promise<void>;
+}

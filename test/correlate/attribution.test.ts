@@ -1,0 +1,116 @@
+// The attribution matrix of architecture section 4: every method and confidence, and each failure path.
+import { describe, expect, it } from 'vitest';
+import type { CanonicalEvent } from '../../schemas/events.js';
+import { at, db, GROUPS, iam, USERS } from '../../shared/detect/timeline.js';
+import { runTimeline } from '../helpers/run-timeline.js';
+
+async function sessionOf(events: CanonicalEvent[]) {
+  const { sessions } = await runTimeline(events);
+  const connected = sessions.filter((s) => s.connectKey === events.at(-1)!.key);
+  expect(connected).toHaveLength(1);
+  return connected[0]!;
+}
+
+describe('attribution', () => {
+  it('mapped-user: a 1-to-1 account is verified', async () => {
+    const s = await sessionOf([db.connect({ at: at(1), conn: 1, account: 'carol' })]);
+    expect(s.identity?.id).toBe(USERS.carol);
+    expect(s.attribution).toMatchObject({ method: 'mapped-user', confidence: 'verified' });
+    expect(s.proxied).toBe(false);
+    expect(s.attribution?.evidence).toContain('config:dbSystems');
+  });
+
+  it('external-user: login.os names a member, verified', async () => {
+    const s = await sessionOf([db.connect({ at: at(1), conn: 1, account: 'dba_proxy', user: 'x', os: 'alice@example.com', proxy: true })]);
+    expect(s).toMatchObject({ identity: { id: USERS.alice }, group: { id: GROUPS.dba }, proxied: true, mysqlAccount: 'dba_proxy@%' });
+    expect(s.attribution).toMatchObject({ method: 'external-user', confidence: 'verified' });
+  });
+
+  it('login-name: corroborated by a sign-on from the same IP within the token lifetime, with its MFA factor', async () => {
+    const s = await sessionOf([
+      iam.signOn({ at: at(0), user: USERS.alice, ip: '10.0.0.5', mfa: 'TOTP' }),
+      db.connect({ at: at(30), conn: 1, account: 'dba_proxy', user: 'alice', ip: '10.0.0.5', proxy: true }),
+    ]);
+    expect(s.attribution).toMatchObject({ method: 'login-name', confidence: 'corroborated' });
+    expect(s.mfaFactor).toBe('TOTP');
+  });
+
+  it('login-name: asserted without a sign-on, or with one from another IP or too old', async () => {
+    for (const signOn of [[], [iam.signOn({ at: at(0), user: USERS.alice, ip: '10.9.9.9' })], [iam.signOn({ at: at(-61), user: USERS.alice, ip: '10.0.0.5' })]]) {
+      const s = await sessionOf([...signOn, db.connect({ at: at(30), conn: 1, account: 'dba_proxy', user: 'alice', ip: '10.0.0.5', proxy: true })]);
+      expect(s.attribution).toMatchObject({ method: 'login-name', confidence: 'asserted' });
+      expect(s.identity?.id).toBe(USERS.alice);
+    }
+  });
+
+  it('signon-correlated: exactly one member signed on from the client IP', async () => {
+    const s = await sessionOf([
+      iam.signOn({ at: at(0), user: USERS.bob, ip: '10.0.0.7', mfa: 'PUSH' }),
+      iam.signOn({ at: at(0), user: USERS.alice, ip: '10.0.0.8' }),
+      db.connect({ at: at(10), conn: 1, account: 'dev_proxy', user: 'dev_proxy', ip: '10.0.0.7', proxy: true }),
+    ]);
+    expect(s).toMatchObject({ identity: { id: USERS.bob }, group: { id: GROUPS.dev }, mfaFactor: 'PUSH' });
+    expect(s.attribution).toMatchObject({ method: 'signon-correlated', confidence: 'corroborated' });
+  });
+
+  it('unattributed: two candidates from the same IP are ambiguous', async () => {
+    const s = await sessionOf([
+      iam.signOn({ at: at(0), user: USERS.bob, ip: '10.0.0.7' }),
+      iam.signOn({ at: at(1), user: USERS.dave, ip: '10.0.0.7' }),
+      db.connect({ at: at(10), conn: 1, account: 'dev_proxy', user: 'dev_proxy', ip: '10.0.0.7', proxy: true }),
+    ]);
+    expect(s.identity).toBeNull();
+    expect(s.attribution).toMatchObject({ method: 'unattributed', confidence: 'none', problem: 'ambiguous' });
+  });
+
+  it('unattributed: an unknown login name and no sign-on', async () => {
+    const s = await sessionOf([db.connect({ at: at(10), conn: 1, account: 'dba_proxy', user: 'mallory', ip: '10.0.0.7', proxy: true })]);
+    expect(s.attribution).toMatchObject({ method: 'unattributed', problem: 'no-evidence' });
+  });
+
+  it('a member who left before connecting is a left-group problem with the removal as evidence', async () => {
+    const removal = iam.removed({ at: at(0), user: USERS.alice, group: GROUPS.dba });
+    const s = await sessionOf([removal, db.connect({ at: at(10), conn: 1, account: 'dba_proxy', user: 'alice', proxy: true })]);
+    expect(s.attribution).toMatchObject({ method: 'login-name', problem: 'left-group' });
+    expect(s.attribution?.evidence).toContain(removal.key);
+  });
+
+  it('a removal naming only the membership OCID is resolved through the snapshot', async () => {
+    const s = await sessionOf([
+      iam.removed({ at: at(0), membershipId: 'ocid1.groupmembership.oc1..alice-dba' }),
+      db.connect({ at: at(10), conn: 1, account: 'dba_proxy', user: 'alice', proxy: true }),
+    ]);
+    expect(s.attribution?.problem).toBe('left-group');
+  });
+
+  it('a member of the wrong group is not-member', async () => {
+    const s = await sessionOf([db.connect({ at: at(10), conn: 1, account: 'dba_proxy', user: 'bob', proxy: true })]);
+    expect(s.attribution).toMatchObject({ method: 'login-name', problem: 'not-member' });
+  });
+
+  it('local-account for non-IAM accounts, and failed logins carry no attribution', async () => {
+    const s = await sessionOf([db.connect({ at: at(10), conn: 1, account: 'admin' })]);
+    expect(s.attribution).toMatchObject({ method: 'local-account', confidence: 'none' });
+    const f = await sessionOf([db.connect({ at: at(10), conn: 1, account: 'admin', status: 1045 })]);
+    expect(f).toMatchObject({ outcome: 'failed', status: 1045, attribution: null });
+  });
+
+  it('a group mapping created by audited SQL is used for later logins', async () => {
+    const sql = `CREATE USER 'ops_proxy'@'%' ACCOUNT LOCK`;
+    const mapping = `ALTER USER ''@'%' IDENTIFIED WITH 'authentication_oci' AS '{"tenancy":"t","group_mapping":{"${GROUPS.dev}":"ops_proxy"}}'`;
+    const s = await sessionOf([
+      db.query({ at: at(1), conn: 9, account: 'admin', sqlCommand: 'create_user', sql }),
+      db.query({ at: at(2), conn: 9, account: 'admin', sqlCommand: 'alter_user', sql: mapping }),
+      db.connect({ at: at(10), conn: 1, account: 'ops_proxy', user: 'bob', proxy: true }),
+    ]);
+    expect(s).toMatchObject({ identity: { id: USERS.bob }, group: { id: GROUPS.dev }, proxied: true });
+  });
+
+  it('a deactivated user behind a 1-to-1 account is flagged user-inactive', async () => {
+    const s = await sessionOf([
+      iam.userState({ at: at(0), user: USERS.carol, kind: 'user_deactivated' }),
+      db.connect({ at: at(10), conn: 1, account: 'carol' }),
+    ]);
+    expect(s.attribution?.problem).toBe('user-inactive');
+  });
+});

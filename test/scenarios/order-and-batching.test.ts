@@ -1,0 +1,120 @@
+// Event time, idempotency: any order within the lateness, any batching and any redelivery give
+// the same session ledger and the same alerts; a restart in the middle changes nothing.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import type { CanonicalEvent } from '../../schemas/events.js';
+import { at, db, GROUPS, iam, USERS } from '../../shared/detect/timeline.js';
+import { SqliteStore } from '../../shared/state/sqlite-store.js';
+import { runBatches, runTimeline, type TimelineResult } from '../helpers/run-timeline.js';
+import { incidentTimeline } from './scenario-fleet.js';
+
+const LATENESS_MIN = 20;
+
+function fingerprint(r: TimelineResult) {
+  return {
+    alerts: r.alerts.map((a) => `${a.rule}|${a.id}|${a.severity}|${a.details?.occurrences}`).sort(),
+    sessions: r.sessions.map((s) => JSON.stringify(s)).sort(),
+  };
+}
+
+describe('order, batching and redelivery', () => {
+  const events = incidentTimeline();
+
+  it('the baseline raises the expected incidents', async () => {
+    const base = await runTimeline(events);
+    const rules = base.alerts.map((a) => a.rule).sort();
+    expect(rules).toEqual(
+      [
+        'access.after-revocation',
+        'access.local-account',
+        'audit.tamper',
+        'auth.failure-burst',
+        'auth.failure-burst',
+        'break-glass.stale',
+        'break-glass.used',
+        'break-glass.used',
+        'iam.privileged-group-change',
+        'iam.privileged-group-change',
+        'access.unattributed',
+        'privilege.change',
+      ].sort(),
+    );
+  });
+
+  it('any arrival order within the lateness, any batches, any duplicates: same result', async () => {
+    const baseline = fingerprint(await runTimeline(events));
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.integer({ min: 0, max: LATENESS_MIN * 60_000 - 1 }), { minLength: events.length, maxLength: events.length }),
+        fc.array(fc.integer({ min: 0, max: events.length - 1 }), { maxLength: 8 }),
+        fc.array(fc.integer({ min: 1, max: events.length }), { maxLength: 6 }),
+        async (delays, duplicates, cuts) => {
+          const arrivals = events.map((e, i) => ({ e, arrive: e.ts + delays[i]! }));
+          for (const d of duplicates) arrivals.push({ e: events[d]!, arrive: events[d]!.ts + LATENESS_MIN * 60_000 * 3 });
+          arrivals.sort((a, b) => a.arrive - b.arrive);
+          const stream = arrivals.map((a) => a.e);
+          const bounds = [...new Set([0, ...cuts.map((c) => Math.min(c, stream.length)), stream.length])].sort((a, b) => a - b);
+          const batches: CanonicalEvent[][] = [];
+          for (let i = 1; i < bounds.length; i++) batches.push(stream.slice(bounds[i - 1], bounds[i]));
+          expect(fingerprint(await runBatches(batches))).toEqual(baseline);
+        },
+      ),
+      { numRuns: 40 },
+    );
+  });
+
+  it('closing the store half way and reopening it gives the same result as one pass', async () => {
+    const baseline = fingerprint(await runTimeline(events));
+    const dir = mkdtempSync(join(tmpdir(), 'hwaudit-'));
+    try {
+      const path = join(dir, 'state.sqlite');
+      const half = Math.floor(events.length / 2);
+      const first = SqliteStore.open(path);
+      const { config, rules } = (await import('../helpers/run-timeline.js')).testConfig();
+      const { Pipeline } = await import('../../shared/pipeline.js');
+      const p1 = await Pipeline.open({ config, rules, store: first });
+      await p1.ingest(events.slice(0, half).map((event) => ({ type: 'event' as const, event })));
+      await first.close();
+      const result = await runBatches([events.slice(half)], { store: SqliteStore.open(path) });
+      expect(fingerprint(result)).toEqual(baseline);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a second run over the same store emits no alert twice', async () => {
+    const store = SqliteStore.open(':memory:');
+    const first = await runBatches([events], { store });
+    const { config, rules } = (await import('../helpers/run-timeline.js')).testConfig();
+    const { Pipeline } = await import('../../shared/pipeline.js');
+    const again = await Pipeline.open({ config, rules, store });
+    const created = [...(await again.ingest(events.map((event) => ({ type: 'event' as const, event })))), ...(await again.finish())];
+    expect(created).toEqual([]);
+    expect(again.stats.duplicates).toBe(events.length);
+    expect(first.alerts.length).toBeGreaterThan(0);
+  });
+});
+
+describe('late IAM data', () => {
+  it('a removal arriving beyond the lateness raises access.after-revocation once, when it arrives', async () => {
+    const connect = db.connect({ at: at(30), conn: 1, account: 'dba_proxy', user: 'alice', proxy: true });
+    const later = db.connect({ at: at(150), conn: 2, account: 'app' });
+    const removal = iam.removed({ at: at(0), user: USERS.alice, group: GROUPS.dba });
+    const r = await runBatches([[connect, later], [removal], [removal]]);
+    const hits = r.alerts.filter((a) => a.rule === 'access.after-revocation');
+    expect(hits).toHaveLength(1);
+    expect(hits[0]?.identity?.name).toBe('alice@example.com');
+  });
+
+  it('a sign-on arriving within the lateness clears an unattributed session', async () => {
+    const connect = db.connect({ at: at(10), conn: 1, account: 'dev_proxy', user: 'dev_proxy', ip: '10.0.0.7', proxy: true });
+    const signOn = iam.signOn({ at: at(5), user: USERS.bob, ip: '10.0.0.7' });
+    const tick = db.connect({ at: at(20), conn: 2, account: 'admin' });
+    const r = await runBatches([[connect], [tick], [signOn]]);
+    expect(r.alerts.filter((a) => a.rule === 'access.unattributed')).toHaveLength(0);
+    expect(r.sessions.find((s) => s.connectKey === connect.key)?.attribution?.method).toBe('signon-correlated');
+  });
+});
