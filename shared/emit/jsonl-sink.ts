@@ -1,11 +1,10 @@
-import type { Writable } from 'node:stream';
 import type { Alert } from '../../schemas/alert.js';
 import type { AlertSink } from './sink.js';
 
 /** Writes one JSON object per line to a stream (a file or stdout). */
 export class JsonlSink implements AlertSink {
   constructor(
-    private readonly out: Writable,
+    private readonly out: NodeJS.WritableStream,
     readonly name = 'jsonl',
     private readonly format: (alert: Alert) => string = (a) => JSON.stringify(a),
   ) {}

@@ -1,0 +1,135 @@
+// Replays input files as one event-time timeline: MySQL audit inputs are streamed (they are
+// written in time order), each IAM input is put in order first (ListEvents follows processing
+// time), and a k-way merge feeds the pipeline in batches, so memory stays bounded and the order
+// of files on the command line does not matter.
+import { basename, sep } from 'node:path';
+import type { Config } from '../schemas/config.js';
+import type { DeadLetter } from '../schemas/dead-letter.js';
+import { compareEvents } from '../schemas/events.js';
+import type { ActiveRule } from './config/active-rules.js';
+import { readInput } from './decode/read-input.js';
+import type { AlertSink } from './emit/sink.js';
+import { type DecodedItem, Pipeline, type PipelineStats } from './pipeline.js';
+import type { StateStore } from './state/state-store.js';
+
+export type DbSystemRef = { id: string; name?: string };
+
+/**
+ * The DB system of a raw MySQL audit file: `--db-system` (an id or a configured name), else a
+ * configured DB system whose name or id is the file's base name (up to the first dot) or one of
+ * its folders, else the only configured DB system.
+ */
+export function dbSystemResolver(config: Config, dbSystem?: string): (path: string) => DbSystemRef | undefined {
+  const known = (d: { id: string; name: string }): DbSystemRef => ({ id: d.id, name: d.name });
+  if (dbSystem !== undefined) {
+    const match = config.dbSystems.find((d) => d.id === dbSystem || d.name === dbSystem);
+    const ref = match ? known(match) : { id: dbSystem };
+    return () => ref;
+  }
+  return (path) => {
+    const stem = basename(path).split('.')[0] ?? '';
+    const parts = new Set([stem, ...path.split(sep)]);
+    const match = config.dbSystems.find((d) => parts.has(d.name) || parts.has(d.id));
+    if (match) return known(match);
+    return config.dbSystems.length === 1 ? known(config.dbSystems[0]!) : undefined;
+  };
+}
+
+export type ReplayProgress = { records: number; alerts: number; input: string };
+
+export type ReplayOptions = {
+  config: Config;
+  rules: readonly ActiveRule[];
+  inputs: string[];
+  store: StateStore;
+  sinks: readonly AlertSink[];
+  asOf?: number;
+  dbSystem?: string;
+  batchSize?: number;
+  onProgress?: (p: ReplayProgress) => void;
+};
+
+export type ReplayResult = {
+  stats: PipelineStats;
+  /** The first dead letters, for the summary (all of them are counted in stats and stored). */
+  deadLetters: DeadLetter[];
+  pipeline: Pipeline;
+};
+
+const KEEP_DEAD_LETTERS = 20;
+
+type Source = { input: string; next: () => Promise<IteratorResult<DecodedItem>>; head?: DecodedItem & { type: 'event' } };
+
+export async function replayFiles(opts: ReplayOptions): Promise<ReplayResult> {
+  const pipeline = await Pipeline.open({ config: opts.config, rules: opts.rules, store: opts.store, sinks: opts.sinks });
+  const resolveDbSystem = dbSystemResolver(opts.config, opts.dbSystem);
+  const batchSize = opts.batchSize ?? 10_000;
+  const deadLetters: DeadLetter[] = [];
+  let batch: DecodedItem[] = [];
+  let records = 0;
+  let current = '';
+
+  const push = async (item: DecodedItem): Promise<void> => {
+    records++;
+    if (item.type === 'dead' && deadLetters.length < KEEP_DEAD_LETTERS) deadLetters.push(item.dead);
+    batch.push(item);
+    if (batch.length >= batchSize) {
+      await pipeline.ingest(batch);
+      batch = [];
+      opts.onProgress?.({ records, alerts: pipeline.stats.alerts, input: current });
+    }
+  };
+
+  /** Advances a source to its next event, passing dead letters straight through. */
+  const advance = async (s: Source): Promise<void> => {
+    delete s.head;
+    for (;;) {
+      const r = await s.next();
+      if (r.done) return;
+      if (r.value.type === 'event') {
+        s.head = r.value;
+        return;
+      }
+      current = s.input;
+      await push(r.value);
+    }
+  };
+
+  const sources: Source[] = [];
+  for (const input of opts.inputs) {
+    const it = readInput(input, { resolveDbSystem })[Symbol.asyncIterator]();
+    const source: Source = { input, next: () => it.next() };
+    await advance(source);
+    if (source.head?.event.source === 'iam') {
+      // IAM exports are not in event-time order: read the whole input and sort it.
+      const events = [source.head];
+      for (;;) {
+        const r = await it.next();
+        if (r.done) break;
+        if (r.value.type === 'event') events.push(r.value);
+        else await push(r.value);
+      }
+      events.sort((a, b) => compareEvents(a.event, b.event));
+      let i = 0;
+      source.next = async () => (i < events.length ? { done: false, value: events[i++]! } : { done: true, value: undefined });
+      await advance(source);
+    }
+    if (source.head) sources.push(source);
+  }
+
+  while (sources.length > 0) {
+    let min = 0;
+    for (let i = 1; i < sources.length; i++) {
+      if (compareEvents(sources[i]!.head!.event, sources[min]!.head!.event) < 0) min = i;
+    }
+    const s = sources[min]!;
+    current = s.input;
+    await push(s.head!);
+    await advance(s);
+    if (!s.head) sources.splice(min, 1);
+  }
+  if (batch.length > 0) await pipeline.ingest(batch);
+  await pipeline.finish(opts.asOf);
+  opts.onProgress?.({ records, alerts: pipeline.stats.alerts, input: current });
+  return { stats: pipeline.stats, deadLetters, pipeline };
+}
