@@ -5,6 +5,14 @@ import { join } from 'node:path';
 import { finished } from 'node:stream/promises';
 import type { Session } from '../../schemas/session.js';
 import { loadConfigFile } from '../../shared/config/load-config.js';
+import {
+  formatAlert,
+  formatSession,
+  formatSessionEnd,
+  isOutputFormat,
+  OUTPUT_FORMATS,
+  type OutputFormat,
+} from '../../shared/emit/formats/format.js';
 import { JsonlSink } from '../../shared/emit/jsonl-sink.js';
 import { AuditError } from '../../shared/errors.js';
 import { replayFiles } from '../../shared/replay.js';
@@ -25,16 +33,34 @@ Options:
   --db-system ID      DB system (id or configured name) of raw MySQL files
                       (default: the configured DB system named like the file or its folder)
   --as-of TIME        watermark for timers at the end (ISO 8601)         (default: latest event)
-  --format FORMAT     alert format: jsonl                                (default: jsonl)
+  --format FORMAT     alert format: jsonl, ocsf, cef or ecs              (default: jsonl)
   --out FILE          alerts file                                        (default: stdout)
-  --sessions FILE     write the session ledger (one JSON object per session)
+  --sessions FILE     write the session ledger (one record per session)
+  --sessions-format FORMAT
+                      ledger format: jsonl, ocsf, cef or ecs             (default: jsonl)
   -h, --help          this help
 `;
 
-async function writeSessions(path: string, sessions: AsyncIterable<Session>): Promise<void> {
+async function writeSessions(
+  path: string,
+  format: OutputFormat,
+  sessions: AsyncIterable<Session>,
+): Promise<void> {
   const out = await LineWriter.toFile(path);
-  for await (const s of sessions) await out.line(JSON.stringify(s));
+  for await (const s of sessions) {
+    for (const line of [formatSession(format, s), formatSessionEnd(format, s)])
+      if (line !== undefined) await out.line(line);
+  }
   await out.close();
+}
+
+function formatOption(name: string, value: string): OutputFormat {
+  if (!isOutputFormat(value))
+    throw new AuditError(
+      'USAGE',
+      `${name} ${value} is not a format (use one of: ${OUTPUT_FORMATS.join(', ')})`,
+    );
+  return value;
 }
 
 function percent(n: number, total: number): string {
@@ -51,12 +77,13 @@ async function runReplay(argv: string[], io: CliIo): Promise<number> {
     format: { type: 'string', default: 'jsonl' },
     out: { type: 'string' },
     sessions: { type: 'string' },
+    'sessions-format': { type: 'string', default: 'jsonl' },
   });
   if (!values.config) throw new AuditError('USAGE', 'replay needs --config FILE (see replay --help)');
   if (positionals.length === 0)
     throw new AuditError('USAGE', 'replay needs at least one INPUT file (see replay --help)');
-  if (values.format !== 'jsonl')
-    throw new AuditError('USAGE', `--format ${values.format} is not yet supported (supported: jsonl)`);
+  const format = formatOption('--format', values.format);
+  const sessionsFormat = formatOption('--sessions-format', values['sessions-format']);
   let asOf: number | undefined;
   if (values['as-of'] !== undefined) {
     asOf = Date.parse(values['as-of']);
@@ -76,7 +103,7 @@ async function runReplay(argv: string[], io: CliIo): Promise<number> {
       rules,
       inputs: positionals,
       store,
-      sinks: [new JsonlSink(out)],
+      sinks: [new JsonlSink(out, format, (a) => formatAlert(format, a))],
       ...(asOf !== undefined ? { asOf } : {}),
       ...(values['db-system'] ? { dbSystem: values['db-system'] } : {}),
       onProgress: (p) => {
@@ -92,7 +119,7 @@ async function runReplay(argv: string[], io: CliIo): Promise<number> {
     }
     const sessions: Session[] = [];
     for await (const s of store.sessions()) sessions.push(s);
-    if (values.sessions) await writeSessions(values.sessions, store.sessions());
+    if (values.sessions) await writeSessions(values.sessions, sessionsFormat, store.sessions());
 
     const { stats } = result;
     const seconds = (Date.now() - started) / 1000;

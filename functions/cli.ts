@@ -1,0 +1,77 @@
+// CLI entry (architecture.md section 3.1): `heatwave-iam-audit <command> [options]`.
+// Bundled to dist/cli.cjs; a command is added by putting it into COMMANDS.
+import packageJson from '../package.json' with { type: 'json' };
+import { AuditError, exitCodeFor } from '../shared/errors.js';
+import type { CliCommand, CliIo } from './cli/io.js';
+import { normalizeCommand } from './cli/normalize.js';
+import { replayCommand } from './cli/replay.js';
+import { rulesCommand } from './cli/rules.js';
+
+const TOOL = 'heatwave-iam-audit';
+
+export const COMMANDS: readonly CliCommand[] = [replayCommand, normalizeCommand, rulesCommand];
+
+function toolHelp(): string {
+  const width = Math.max(...COMMANDS.map((c) => c.name.length));
+  const commands = COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`).join('\n');
+  return `Usage: ${TOOL} <command> [options]
+
+Audit and event correlation for MySQL HeatWave fleets that authenticate through OCI IAM.
+
+Commands:
+${commands}
+
+Options:
+  -h, --help     show this help (or a command's, after the command)
+  -V, --version  show the version
+
+Run '${TOOL} <command> --help' for a command's options.
+`;
+}
+
+/** Runs one command line and returns the exit code: 0 ran, 2 bad usage or input, 1 internal error. */
+export async function main(argv: readonly string[], io: CliIo): Promise<number> {
+  try {
+    const [name, ...args] = argv;
+    if (name === '-h' || name === '--help' || name === 'help') {
+      io.stdout.write(toolHelp());
+      return 0;
+    }
+    if (name === '-V' || name === '--version') {
+      io.stdout.write(`${packageJson.version}\n`);
+      return 0;
+    }
+    if (name === undefined) {
+      io.stderr.write(toolHelp());
+      return 2;
+    }
+    const command = COMMANDS.find((c) => c.name === name);
+    if (command === undefined) throw new AuditError('USAGE', `unknown command '${name}' (see --help)`);
+    if (args.includes('-h') || args.includes('--help')) {
+      io.stdout.write(command.usage);
+      return 0;
+    }
+    return await command.run(args, io);
+  } catch (error) {
+    io.stderr.write(`${TOOL}: ${describe(error)}\n`);
+    return exitCodeFor(error);
+  }
+}
+
+/** The error's message and log-safe details; anything else is an internal error. */
+function describe(error: unknown): string {
+  if (error instanceof AuditError) {
+    const details = Object.entries(error.details).map(([k, v]) => `${k}: ${String(v)}`);
+    return details.length > 0 ? `${error.message} (${details.join(', ')})` : error.message;
+  }
+  return `internal error: ${error instanceof Error ? error.message : String(error)}`;
+}
+
+main(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr }).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  () => {
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,92 @@
+// What every CLI command shares: its streams, option parsing that fails with a usage error, and
+// a buffered line writer that respects back-pressure.
+import { once } from 'node:events';
+import { open } from 'node:fs/promises';
+import { type ParseArgsConfig, parseArgs } from 'node:util';
+import { AuditError } from '../../shared/errors.js';
+
+export type CliIo = { stdout: NodeJS.WritableStream; stderr: NodeJS.WritableStream };
+
+export type CliCommand = {
+  name: string;
+  /** One line for the tool's help. */
+  summary: string;
+  /** Full help text of the command. */
+  usage: string;
+  run(args: string[], io: CliIo): Promise<number>;
+};
+
+type Options = NonNullable<ParseArgsConfig['options']>;
+
+/** parseArgs in strict mode, with positionals; a mistake becomes AuditError USAGE. */
+export function parseCommandArgs<T extends Options>(command: string, args: string[], options: T) {
+  try {
+    return parseArgs({ args, options, allowPositionals: true, strict: true });
+  } catch (cause) {
+    const message = cause instanceof Error ? cause.message : 'invalid arguments';
+    throw new AuditError('USAGE', `${command}: ${message}`, { cause });
+  }
+}
+
+const FLUSH_CHARS = 64 * 1024;
+
+/** Writes lines to a stream in batches, waiting for 'drain' when the stream asks for it. */
+export class LineWriter {
+  private buffer = '';
+  private failure: unknown;
+
+  constructor(
+    private readonly stream: NodeJS.WritableStream,
+    private readonly closeStream: boolean,
+  ) {
+    stream.on('error', (error) => {
+      this.failure = error;
+    });
+  }
+
+  /** Writes to `path` (created or truncated); a path that cannot be opened is a usage error. */
+  static async toFile(path: string): Promise<LineWriter> {
+    try {
+      const handle = await open(path, 'w');
+      return new LineWriter(handle.createWriteStream(), true);
+    } catch (cause) {
+      throw new AuditError('USAGE', 'cannot open the output file', { details: { path }, cause });
+    }
+  }
+
+  async line(text: string): Promise<void> {
+    this.buffer += `${text}\n`;
+    if (this.buffer.length >= FLUSH_CHARS) await this.flush();
+  }
+
+  async flush(): Promise<void> {
+    this.check();
+    if (this.buffer === '') return;
+    const data = this.buffer;
+    this.buffer = '';
+    if (!this.stream.write(data)) await this.wait('drain');
+    this.check();
+  }
+
+  async close(): Promise<void> {
+    await this.flush();
+    if (!this.closeStream) return;
+    this.stream.end();
+    await this.wait('close');
+  }
+
+  private async wait(event: string): Promise<void> {
+    try {
+      await once(this.stream, event);
+    } catch (error) {
+      this.failure ??= error;
+    }
+    this.check();
+  }
+
+  private check(): void {
+    if (this.failure !== undefined) {
+      throw new AuditError('SINK_FAILED', 'cannot write the output', { cause: this.failure });
+    }
+  }
+}

@@ -1,0 +1,181 @@
+// Tells what a decoded JSON value is and unwraps its transport envelopes (domain.md section 4):
+// a MySQL audit event (raw, or in a collector record), an OCI audit event (CloudEvents 1.0 or
+// ListEvents v2), or an envelope holding some of them (Logging Search rows and responses,
+// ListEvents pages, Streaming messages, CloudEvents whose `data` carries a MySQL audit event).
+import { isUtf8 } from 'node:buffer';
+import type { z } from 'zod';
+import type { DeadLetter, DeadLetterCode, RecordLocation } from '../../schemas/dead-letter.js';
+import { CollectorRecordSchema, StreamMessageSchema } from '../../schemas/envelopes.js';
+import { ociEnvelopeOf } from '../../schemas/oci-audit.js';
+import { deadLetter, parseJsonRecord } from './split-records.js';
+
+/** The DB system a MySQL audit event belongs to. */
+export type DbRef = { id: string; name?: string };
+
+export type ClassifiedItem =
+  | { kind: 'mysql-audit'; raw: unknown; db?: DbRef; loc: RecordLocation }
+  | { kind: 'oci-audit'; raw: unknown; loc: RecordLocation }
+  | { kind: 'dead'; dead: DeadLetter };
+
+type Json = Record<string, unknown>;
+
+// A stream message holding a Logging Search response holding CloudEvents is 3 deep; more is abuse.
+const MAX_NESTING = 5;
+const BASE64 = /^[A-Za-z0-9+/_-]*={0,2}$/;
+
+/** Classifies one decoded value, expanding envelopes; every expanded item gets its `index`. */
+export function classifyRecord(value: unknown, loc: RecordLocation): ClassifiedItem[] {
+  const out: ClassifiedItem[] = [];
+  classifyInto(value, loc, 0, out);
+  return out;
+}
+
+function classifyInto(value: unknown, loc: RecordLocation, depth: number, out: ClassifiedItem[]): void {
+  if (depth > MAX_NESTING) {
+    out.push(dead('UNKNOWN_KIND', loc, 'envelopes nested too deeply'));
+    return;
+  }
+  if (Array.isArray(value)) {
+    expand(value, loc, depth, out);
+    return;
+  }
+  if (!isObject(value)) {
+    out.push(
+      dead('UNKNOWN_KIND', loc, `a ${value === null ? 'null' : typeof value} is no record kind we read`),
+    );
+    return;
+  }
+  if (ociEnvelopeOf(value) !== undefined) {
+    const inner = embeddedMysqlRecord(value.data, loc);
+    if (inner === undefined) out.push({ kind: 'oci-audit', raw: value, loc });
+    else classifyInto(inner, loc, depth + 1, out);
+    return;
+  }
+  if (isCollectorRecord(value)) {
+    out.push(collectorItem(value, loc));
+    return;
+  }
+  if (isStreamMessage(value)) {
+    decodeStreamMessage(value, loc, depth, out);
+    return;
+  }
+  if (isMysqlAuditEvent(value)) {
+    out.push({ kind: 'mysql-audit', raw: value, loc });
+    return;
+  }
+  const inner = envelopeContent(value);
+  if (inner !== undefined) {
+    classifyInto(inner, loc, depth + 1, out);
+    return;
+  }
+  out.push(
+    dead(
+      'UNKNOWN_KIND',
+      loc,
+      'record is no kind we read (MySQL audit event, collector record, OCI audit event or a known envelope)',
+    ),
+  );
+}
+
+/** What a known envelope holds: search rows' `logContent`, a response's `results`, a page's `items`. */
+function envelopeContent(value: Json): unknown {
+  if ('logContent' in value) return value.logContent;
+  if (Array.isArray(value.results)) return value.results;
+  if (Array.isArray(value.items)) return value.items;
+  const wrapped = isObject(value.data)
+    ? value.data
+    : isObject(value.searchResponse)
+      ? value.searchResponse
+      : undefined;
+  if (wrapped !== undefined && ('logContent' in wrapped || Array.isArray(wrapped.results))) {
+    return 'logContent' in wrapped ? wrapped.logContent : wrapped.results;
+  }
+  if (Array.isArray(value.data)) return value.data; // `oci audit event list` output
+  return undefined;
+}
+
+function expand(values: readonly unknown[], loc: RecordLocation, depth: number, out: ClassifiedItem[]): void {
+  values.forEach((item, index) => {
+    if (item !== null) classifyInto(item, { ...loc, index }, depth + 1, out);
+  });
+}
+
+/** A raw MySQL Enterprise audit event; one lacking `class` still counts, to be reported as invalid. */
+function isMysqlAuditEvent(value: Json): boolean {
+  return (
+    typeof value.timestamp === 'string' && ('class' in value || 'event' in value || 'connection_id' in value)
+  );
+}
+
+/** Claims to be a collector record (architecture.md section 3.4); its schema is checked later. */
+function isCollectorRecord(value: Json): boolean {
+  return value.source === 'mysql-audit' && ('event' in value || 'dbSystemId' in value);
+}
+
+function isStreamMessage(value: Json): boolean {
+  return typeof value.value === 'string' && 'stream' in value && 'partition' in value && 'offset' in value;
+}
+
+function collectorItem(value: Json, loc: RecordLocation): ClassifiedItem {
+  const parsed = CollectorRecordSchema.safeParse(value);
+  if (!parsed.success)
+    return { kind: 'dead', dead: schemaInvalidLetter(parsed.error, loc, 'collector record') };
+  const { dbSystemId, dbSystemName, event } = parsed.data;
+  const db: DbRef = dbSystemName ? { id: dbSystemId, name: dbSystemName } : { id: dbSystemId };
+  return { kind: 'mysql-audit', raw: event, db, loc };
+}
+
+/** A collector record or MySQL audit event carried in a CloudEvent's `data` (object or JSON text). */
+function embeddedMysqlRecord(data: unknown, loc: RecordLocation): Json | undefined {
+  let candidate = data;
+  if (typeof data === 'string' && data.trimStart().startsWith('{')) {
+    const parsed = parseJsonRecord(data, loc);
+    if (!parsed.ok) return undefined;
+    candidate = parsed.value;
+  }
+  if (!isObject(candidate)) return undefined;
+  return isCollectorRecord(candidate) || isMysqlAuditEvent(candidate) ? candidate : undefined;
+}
+
+function decodeStreamMessage(value: Json, loc: RecordLocation, depth: number, out: ClassifiedItem[]): void {
+  const parsed = StreamMessageSchema.safeParse(value);
+  if (!parsed.success) {
+    out.push({ kind: 'dead', dead: schemaInvalidLetter(parsed.error, loc, 'stream message') });
+    return;
+  }
+  const encoded = parsed.data.value;
+  if (encoded.length % 4 === 1 || !BASE64.test(encoded)) {
+    out.push(dead('ENCODING_INVALID', loc, 'stream message value is not base64'));
+    return;
+  }
+  const bytes = Buffer.from(encoded, 'base64');
+  if (!isUtf8(bytes)) {
+    out.push(dead('ENCODING_INVALID', loc, 'stream message value is not UTF-8'));
+    return;
+  }
+  const record = parseJsonRecord(bytes.toString('utf8'), loc);
+  if (!record.ok) out.push({ kind: 'dead', dead: record.dead });
+  else classifyInto(record.value, loc, depth + 1, out);
+}
+
+function isObject(value: unknown): value is Json {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function dead(code: DeadLetterCode, loc: RecordLocation, message: string): ClassifiedItem {
+  return { kind: 'dead', dead: deadLetter(code, loc, message) };
+}
+
+/** SCHEMA_INVALID naming the first issue's path and expectation (zod messages carry no values). */
+export function schemaInvalidLetter(error: z.ZodError, loc: RecordLocation, what: string): DeadLetter {
+  const issue = error.issues[0];
+  const path = (issue?.path ?? []).map((p) => (typeof p === 'number' ? p : String(p)));
+  const more = error.issues.length > 1 ? ` (and ${error.issues.length - 1} more)` : '';
+  const letter = deadLetter(
+    'SCHEMA_INVALID',
+    loc,
+    `${what}: ${path.join('.') || '(record)'}: ${issue?.message ?? 'invalid'}${more}`,
+  );
+  letter.path = path;
+  return letter;
+}

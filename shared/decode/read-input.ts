@@ -1,0 +1,176 @@
+// One input (a file, or a function payload in memory) -> canonical events and dead letters:
+// gunzip if needed, split into records, classify, normalize.
+import type { FileHandle } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
+import type { Readable } from 'node:stream';
+import { createGunzip } from 'node:zlib';
+import type { DeadLetter } from '../../schemas/dead-letter.js';
+import type { CanonicalEvent } from '../../schemas/events.js';
+import { AuditError } from '../errors.js';
+import { normalizeMysqlAudit } from '../normalize/mysql-audit.js';
+import { normalizeOciAudit } from '../normalize/oci-audit.js';
+import { type ClassifiedItem, classifyRecord, type DbRef } from './classify.js';
+import { deadLetter, splitRecords } from './split-records.js';
+
+export type InputItem = { type: 'event'; event: CanonicalEvent } | { type: 'dead'; dead: DeadLetter };
+
+export type ReadOptions = {
+  /** DB system of raw MySQL records that do not name one (collector records do); by input path. */
+  resolveDbSystem?: (path: string) => DbRef | undefined;
+  maxRecordBytes?: number;
+};
+
+/**
+ * Per-input accounting. `records`: top-level values read (including unreadable ones); `items`:
+ * records after envelope expansion. Every item is an event or a dead letter: items = events + dead.
+ */
+export type InputCounts = { records: number; items: number; events: number; dead: number };
+
+export type InputReader = AsyncIterable<InputItem> & { readonly counts: InputCounts };
+
+const READ_CHUNK_BYTES = 256 * 1024;
+
+/**
+ * Streams one file (gzip detected by its magic bytes, whatever the extension). Throws
+ * AuditError INPUT_UNREADABLE when the file cannot be opened or read; bad content is dead letters.
+ */
+export function readInput(path: string, opts: ReadOptions = {}): InputReader {
+  const counts: InputCounts = { records: 0, items: 0, events: 0, dead: 0 };
+  return {
+    counts,
+    [Symbol.asyncIterator]: () => readFile(path, opts, counts),
+  };
+}
+
+/** Decodes a payload held in memory (a Connector Hub batch, a JSON array or object). */
+export async function decodeBatch(
+  body: string | Buffer,
+  source: string,
+  opts: ReadOptions = {},
+): Promise<InputItem[]> {
+  const counts: InputCounts = { records: 0, items: 0, events: 0, dead: 0 };
+  const items: InputItem[] = [];
+  for await (const item of decodeChunks(single(body), source, opts, counts)) items.push(item);
+  return items;
+}
+
+async function* single(body: string | Buffer): AsyncGenerator<string | Buffer> {
+  yield body;
+}
+
+async function* readFile(path: string, opts: ReadOptions, counts: InputCounts): AsyncGenerator<InputItem> {
+  const gzip = { corrupt: false };
+  yield* decodeChunks(fileChunks(path, gzip), path, opts, counts);
+  if (gzip.corrupt) {
+    yield tally(counts, {
+      type: 'dead',
+      dead: deadLetter('ENCODING_INVALID', { source: path }, 'gzip data is corrupt or truncated'),
+    });
+  }
+}
+
+async function* decodeChunks(
+  chunks: AsyncIterable<string | Buffer>,
+  source: string,
+  opts: ReadOptions,
+  counts: InputCounts,
+): AsyncGenerator<InputItem> {
+  const split = opts.maxRecordBytes === undefined ? {} : { maxRecordBytes: opts.maxRecordBytes };
+  for await (const record of splitRecords(chunks, source, split)) {
+    counts.records++;
+    if (!record.ok) {
+      yield tally(counts, { type: 'dead', dead: record.dead });
+      continue;
+    }
+    const loc =
+      record.index === undefined
+        ? { source, line: record.line }
+        : { source, line: record.line, index: record.index };
+    for (const item of classifyRecord(record.value, loc)) yield tally(counts, normalize(item, source, opts));
+  }
+}
+
+function normalize(item: ClassifiedItem, source: string, opts: ReadOptions): InputItem {
+  if (item.kind === 'dead') return { type: 'dead', dead: item.dead };
+  if (item.kind === 'oci-audit') return fromOutcome(normalizeOciAudit(item.raw, item.loc));
+  const db = item.db ?? opts.resolveDbSystem?.(source);
+  if (db === undefined) {
+    return {
+      type: 'dead',
+      dead: deadLetter(
+        'NO_DB_SYSTEM',
+        item.loc,
+        'raw MySQL audit record and no DB system known for its input',
+      ),
+    };
+  }
+  return fromOutcome(normalizeMysqlAudit(item.raw, db, item.loc));
+}
+
+function fromOutcome(
+  outcome: { ok: true; value: CanonicalEvent } | { ok: false; dead: DeadLetter },
+): InputItem {
+  return outcome.ok ? { type: 'event', event: outcome.value } : { type: 'dead', dead: outcome.dead };
+}
+
+function tally(counts: InputCounts, item: InputItem): InputItem {
+  counts.items++;
+  if (item.type === 'event') counts.events++;
+  else counts.dead++;
+  return item;
+}
+
+/** The file's bytes, gunzipped when it starts with the gzip magic bytes; a corrupt gzip sets the flag. */
+async function* fileChunks(path: string, gzip: { corrupt: boolean }): AsyncGenerator<Buffer> {
+  let handle: FileHandle;
+  try {
+    handle = await open(path, 'r');
+  } catch (cause) {
+    throw unreadable(path, cause);
+  }
+  try {
+    const head = Buffer.alloc(2);
+    const { bytesRead } = await handle.read(head, 0, 2, 0).catch((cause: unknown) => {
+      throw unreadable(path, cause);
+    });
+    const isGzip = bytesRead === 2 && head[0] === 0x1f && head[1] === 0x8b;
+    const file = handle.createReadStream({ start: 0, autoClose: false, highWaterMark: READ_CHUNK_BYTES });
+    let stream: Readable = file;
+    if (isGzip) {
+      const gunzip = createGunzip();
+      file.on('error', (cause) => gunzip.destroy(cause));
+      stream = file.pipe(gunzip);
+    }
+    try {
+      for await (const chunk of stream) yield chunk as Buffer;
+    } catch (cause) {
+      if (isGzip && isZlibError(cause)) {
+        gzip.corrupt = true;
+        return;
+      }
+      throw unreadable(path, cause);
+    } finally {
+      stream.destroy();
+      file.destroy();
+    }
+  } finally {
+    await handle.close();
+  }
+}
+
+function isZlibError(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && code.startsWith('Z_');
+}
+
+function unreadable(path: string, cause: unknown): AuditError {
+  const code = (cause as { code?: unknown } | null)?.code;
+  return new AuditError(
+    'INPUT_UNREADABLE',
+    `cannot read input${typeof code === 'string' ? ` (${code})` : ''}`,
+    {
+      details: { path },
+      cause,
+    },
+  );
+}

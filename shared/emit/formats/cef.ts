@@ -1,0 +1,110 @@
+// ArcSight CEF: `CEF:0|Vendor|Product|Version|SignatureID|Name|Severity|Extension`, one line per
+// record. Header fields escape `\` and `|`; they cannot hold a line break, so CR/LF become spaces.
+// Extension values escape `\`, `=`, and CR/LF as `\r`/`\n`; keys are fixed names, never data.
+import { isIP } from 'node:net';
+import type { Alert, Severity } from '../../../schemas/alert.js';
+import type { Session } from '../../../schemas/session.js';
+import { redactLiterals } from '../../normalize/redact.js';
+import type { FormatContext } from './format.js';
+
+/** CEF severity 0-10 (Low 0-3, Medium 4-6, High 7-8, Very-High 9-10). */
+export const CEF_SEVERITY: Record<Severity, number> = { info: 1, low: 3, medium: 5, high: 8, critical: 10 };
+
+export function escapeCefHeader(value: string): string {
+  return value.replace(/[\\|]/g, (c) => `\\${c}`).replace(/\r\n|[\r\n]/g, ' ');
+}
+
+export function escapeCefValue(value: string): string {
+  return value.replace(/[\\=\r\n]/g, (c) => (c === '\n' ? '\\n' : c === '\r' ? '\\r' : `\\${c}`));
+}
+
+type Extension = [key: string, value: string | number | undefined][];
+
+/** Custom string slots: each value goes with its label (`cs1Label=...`); empty values are left out. */
+function custom(slots: [key: string, label: string, value: string | undefined][]): Extension {
+  return slots.flatMap(
+    ([key, label, value]): Extension =>
+      value
+        ? [
+            [`${key}Label`, label],
+            [key, value],
+          ]
+        : [],
+  );
+}
+
+/** Source address: `src` for an IP address, `shost` for anything else the log recorded. */
+function source(address: string | undefined): Extension {
+  if (!address) return [];
+  return [[isIP(address) ? 'src' : 'shost', address]];
+}
+
+function line(ctx: FormatContext, signature: string, name: string, severity: number, ext: Extension): string {
+  const header = ['CEF:0', ctx.product.vendor, ctx.product.name, ctx.product.version, signature, name]
+    .map((v, i) => (i === 0 ? v : escapeCefHeader(v)))
+    .join('|');
+  const extension = ext
+    .filter(([, v]) => v !== undefined && v !== '')
+    .map(([k, v]) => `${k}=${escapeCefValue(String(v))}`)
+    .join(' ');
+  return `${header}|${severity}|${extension}`;
+}
+
+export function cefAlert(alert: Alert, ctx: FormatContext): string {
+  const rule = ctx.rule(alert.rule);
+  const attribution = alert.identity?.attribution;
+  const sql = typeof alert.details?.sql === 'string' ? redactLiterals(alert.details.sql) : undefined;
+  const occurrences = typeof alert.details?.occurrences === 'number' ? alert.details.occurrences : undefined;
+  return line(ctx, alert.rule, alert.title, CEF_SEVERITY[alert.severity], [
+    ['rt', Date.parse(alert.time)],
+    ['externalId', alert.id],
+    ['cat', rule.categories.join(',')],
+    ['suser', alert.identity?.name ?? undefined],
+    ['suid', alert.identity?.principalId ?? undefined],
+    ['duser', alert.mysqlAccount],
+    ...source(alert.sourceIp),
+    ['dvchost', alert.dbSystem?.name],
+    ['deviceExternalId', alert.dbSystem?.id],
+    ['cnt', occurrences],
+    ['msg', sql],
+    ...custom([
+      ['cs1', 'rule', alert.rule],
+      ['cs2', 'attributionMethod', attribution?.method],
+      ['cs3', 'attributionConfidence', attribution?.confidence],
+      ['cs4', 'iamGroup', alert.group?.name],
+      ['cs5', 'iamGroupId', alert.group?.id],
+      ['cs6', 'ruleTitle', rule.title],
+      ['flexString1', 'attackTechniques', alert.attack?.join(',')],
+      ['flexString2', 'loginUser', alert.loginUser],
+    ]),
+  ]);
+}
+
+/** One line per session connect: signature `session.logon` or `session.logon-failed`. */
+export function cefSession(s: Session, ctx: FormatContext): string {
+  const ok = s.outcome === 'success';
+  const name = ok ? (s.proxied ? 'Group-proxied database login' : 'Database login') : 'Failed database login';
+  return line(ctx, ok ? 'session.logon' : 'session.logon-failed', name, ok ? 1 : 3, [
+    ['rt', s.connectTs],
+    ['externalId', s.id],
+    ['cat', 'authentication'],
+    ['outcome', ok ? 'success' : 'failure'],
+    ['reason', ok ? undefined : s.status],
+    ['suser', s.identity?.name],
+    ['suid', s.identity?.id],
+    ['duser', s.mysqlAccount],
+    ...source(s.sourceIp),
+    ['dvchost', s.dbSystem.name],
+    ['deviceExternalId', s.dbSystem.id],
+    ['end', s.disconnectTime === undefined ? undefined : Date.parse(s.disconnectTime)],
+    ...custom([
+      ['cs1', 'mfaFactor', s.mfaFactor],
+      ['cs2', 'attributionMethod', s.attribution?.method],
+      ['cs3', 'attributionConfidence', s.attribution?.confidence],
+      ['cs4', 'iamGroup', s.group?.name],
+      ['cs5', 'iamGroupId', s.group?.id],
+      ['cs6', 'breakGlassGrant', s.breakGlassGrant ?? undefined],
+      ['flexString2', 'loginUser', s.login.user],
+    ]),
+  ]);
+}

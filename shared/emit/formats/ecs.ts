@@ -1,0 +1,198 @@
+// Elastic Common Schema documents. `user.name` is the person, `user.effective.name` the MySQL
+// account whose privileges applied; fields ECS has no place for go under `heatwave`.
+import { isIP } from 'node:net';
+import type { Alert, Severity } from '../../../schemas/alert.js';
+import type { Session } from '../../../schemas/session.js';
+import { redactLiterals } from '../../normalize/redact.js';
+import type { FormatContext, RuleCategory } from './format.js';
+
+export const ECS_VERSION = '8.11.0';
+
+export type EcsDocument = { '@timestamp': string; event: Record<string, unknown> } & Record<string, unknown>;
+
+/** Same scale as OCSF `severity_id`. */
+export const ECS_SEVERITY: Record<Severity, number> = { info: 1, low: 2, medium: 3, high: 4, critical: 5 };
+
+/** The `event.type` each category allows that fits what the rules report. */
+const EVENT_TYPE: Record<RuleCategory, string> = {
+  authentication: 'start',
+  database: 'change',
+  iam: 'change',
+};
+
+const MODULE = 'heatwave_iam_audit';
+
+type Json = Record<string, unknown>;
+
+/** Drops `undefined`, `null`, empty objects and empty arrays, recursively (Elasticsearch reads null as absent). */
+function compact<T>(value: T): T {
+  if (Array.isArray(value)) return value.map(compact).filter((v) => !isEmpty(v)) as T;
+  if (value === null || typeof value !== 'object') return value;
+  const out: Json = {};
+  for (const [k, v] of Object.entries(value)) {
+    const c = compact(v);
+    if (!isEmpty(c)) out[k] = c;
+  }
+  return out as T;
+}
+
+function isEmpty(v: unknown): boolean {
+  if (v === undefined || v === null) return true;
+  if (Array.isArray(v)) return v.length === 0;
+  return typeof v === 'object' && Object.keys(v).length === 0;
+}
+
+function unique(values: (string | null | undefined)[]): string[] {
+  return [...new Set(values.filter((v): v is string => Boolean(v)))];
+}
+
+/** The DB system as destination (its name is not an IP, so ECS wants it in `domain` too) and service. */
+function dbSystemFields(db: { id: string; name: string } | null | undefined): Json {
+  if (!db) return {};
+  return {
+    destination: { address: db.name, domain: db.name },
+    service: { id: db.id, name: db.name, type: 'mysql' },
+  };
+}
+
+/** Elasticsearch `ip` fields take IPv4/IPv6 without a zone index. */
+function isIpField(address: string | undefined): address is string {
+  return Boolean(address && isIP(address) && !address.includes('%'));
+}
+
+/** ECS `source.ip` is an IP field: anything else the log recorded goes to `address` and `domain`. */
+function sourceFields(address: string | undefined): Json {
+  if (!address) return {};
+  return { source: isIpField(address) ? { ip: address, address } : { address, domain: address } };
+}
+
+function threat(attack: readonly string[] | undefined): Json | undefined {
+  if (!attack || attack.length === 0) return undefined;
+  const subs = attack.filter((t) => t.includes('.'));
+  return {
+    framework: 'MITRE ATT&CK',
+    technique: {
+      id: unique(attack.map((t) => t.split('.')[0])),
+      subtechnique: { id: subs },
+    },
+  };
+}
+
+function accountUser(account: string | undefined): string | undefined {
+  if (!account) return undefined;
+  const at = account.lastIndexOf('@');
+  return at < 0 ? account : account.slice(0, at);
+}
+
+function safeDetails(details: Alert['details']): Json | undefined {
+  if (!details) return undefined;
+  return typeof details.sql === 'string' ? { ...details, sql: redactLiterals(details.sql) } : details;
+}
+
+export function ecsAlert(alert: Alert, ctx: FormatContext): EcsDocument {
+  const rule = ctx.rule(alert.rule);
+  const person = alert.identity;
+  const attribution = person?.attribution;
+  return compact({
+    '@timestamp': alert.time,
+    ecs: { version: ECS_VERSION },
+    message: alert.title,
+    event: {
+      kind: 'alert',
+      category: rule.categories,
+      type: unique(rule.categories.map((c) => EVENT_TYPE[c])),
+      id: alert.id,
+      severity: ECS_SEVERITY[alert.severity],
+      outcome: rule.outcome,
+      module: MODULE,
+      dataset: `${MODULE}.alert`,
+    },
+    rule: {
+      id: rule.id,
+      name: rule.title,
+      description: rule.description,
+      ruleset: ctx.product.name,
+    },
+    observer: { vendor: ctx.product.vendor, product: ctx.product.name, version: ctx.product.version },
+    user: {
+      name: person?.name ?? undefined,
+      id: person?.principalId ?? undefined,
+      effective: { name: alert.mysqlAccount },
+    },
+    group: alert.group && { id: alert.group.id, name: alert.group.name },
+    ...sourceFields(alert.sourceIp),
+    ...dbSystemFields(alert.dbSystem),
+    related: {
+      user: unique([
+        person?.name,
+        person?.principalId,
+        alert.mysqlAccount,
+        accountUser(alert.mysqlAccount),
+        alert.loginUser,
+      ]),
+      ip: [alert.sourceIp].filter(isIpField),
+    },
+    threat: threat(alert.attack),
+    heatwave: {
+      db_system: alert.dbSystem ?? undefined,
+      login_user: alert.loginUser,
+      attribution: attribution && {
+        method: attribution.method,
+        confidence: attribution.confidence,
+        problem: attribution.problem,
+      },
+      evidence: alert.evidence,
+      details: safeDetails(alert.details),
+    },
+  });
+}
+
+export function ecsSession(s: Session, ctx: FormatContext): EcsDocument {
+  const ok = s.outcome === 'success';
+  return compact({
+    '@timestamp': s.connectTime,
+    ecs: { version: ECS_VERSION },
+    message: `${s.identity?.name ?? s.mysqlAccount} ${ok ? 'logged in to' : 'failed to log in to'} ${s.dbSystem.name} as ${s.mysqlAccount}`,
+    event: {
+      kind: 'event',
+      category: ['authentication'],
+      type: ['start'],
+      action: s.proxied ? 'proxied-login' : 'login',
+      outcome: ok ? 'success' : 'failure',
+      id: s.id,
+      start: s.connectTime,
+      end: s.disconnectTime,
+      module: MODULE,
+      dataset: `${MODULE}.session`,
+    },
+    error: ok ? undefined : { code: String(s.status) },
+    observer: { vendor: ctx.product.vendor, product: ctx.product.name, version: ctx.product.version },
+    user: {
+      name: s.identity?.name,
+      id: s.identity?.id,
+      effective: { name: s.mysqlAccount },
+    },
+    group: s.group && { id: s.group.id, name: s.group.name },
+    ...sourceFields(s.sourceIp),
+    ...dbSystemFields(s.dbSystem),
+    related: {
+      user: unique([s.identity?.name, s.identity?.id, s.mysqlAccount, s.account.user, s.login.user]),
+      ip: [s.sourceIp].filter(isIpField),
+    },
+    heatwave: {
+      session_id: s.id,
+      connection_id: s.connectionId,
+      connection_type: s.connectionType,
+      login_user: s.login.user,
+      external_user: s.login.os || undefined,
+      proxied: s.proxied,
+      mfa_factor: s.mfaFactor,
+      break_glass_grant: s.breakGlassGrant ?? undefined,
+      attribution: s.attribution && {
+        method: s.attribution.method,
+        confidence: s.attribution.confidence,
+        problem: s.attribution.problem,
+      },
+    },
+  });
+}

@@ -1,0 +1,164 @@
+// The SIEM output formats: one registry mapping a format name to pure formatters. Each formatter
+// returns one line (no trailing newline) or `undefined` when the format has no record for that input.
+import type { Alert } from '../../../schemas/alert.js';
+import type { DbEvent, IamEvent } from '../../../schemas/events.js';
+import type { Session } from '../../../schemas/session.js';
+import { RULES } from '../../detect/registry.js';
+import { cefAlert, cefSession } from './cef.js';
+import { ecsAlert, ecsSession } from './ecs.js';
+import { ocsfAlert, ocsfDbEvent, ocsfIamEvent, ocsfSession, ocsfSessionEnd } from './ocsf.js';
+
+export const OUTPUT_FORMATS = ['jsonl', 'ocsf', 'cef', 'ecs'] as const;
+export type OutputFormat = (typeof OUTPUT_FORMATS)[number];
+
+export function isOutputFormat(value: string): value is OutputFormat {
+  return (OUTPUT_FORMATS as readonly string[]).includes(value);
+}
+
+/** Kept equal to package.json `version` by a test (the bundles do not read package.json). */
+export const PRODUCT_VERSION = '0.1.0';
+
+export type Product = { name: string; vendor: string; version: string };
+
+export const PRODUCT: Product = {
+  name: 'heatwave-iam-audit',
+  vendor: 'heatwave-iam-audit',
+  version: PRODUCT_VERSION,
+};
+
+/** The SIEM category of what a rule watches (ECS `event.category`, OCSF `finding_info.types`, CEF `cat`). */
+export type RuleCategory = 'authentication' | 'database' | 'iam';
+
+export type RuleInfo = {
+  id: string;
+  title: string;
+  description?: string;
+  /** First one is the primary category. */
+  categories: readonly RuleCategory[];
+  /** Outcome of the activity the alert is about, when the rule implies one (a login that succeeded). */
+  outcome?: 'success' | 'failure';
+};
+
+/** What the formatters need besides the record: injected so tests can pin the version. */
+export type FormatContext = { product: Product; rule: (id: string) => RuleInfo };
+
+type Classification = Pick<RuleInfo, 'categories' | 'outcome'>;
+
+const LOGIN: Classification = { categories: ['authentication'], outcome: 'success' };
+
+/** Rules whose category differs from their id namespace's. */
+const RULE_CLASSIFICATION: Record<string, Classification> = {
+  'auth.failure-burst': { categories: ['authentication'], outcome: 'failure' },
+  'break-glass.stale': { categories: ['iam'] },
+  'privilege.change': { categories: ['database', 'iam'] },
+  'mapping.change': { categories: ['database', 'iam'] },
+};
+
+/** By rule id namespace (the part before the first dot). */
+const NAMESPACE_CLASSIFICATION: Record<string, Classification> = {
+  access: LOGIN,
+  auth: LOGIN,
+  'break-glass': LOGIN,
+  privilege: { categories: ['database'] },
+  mapping: { categories: ['database'] },
+  audit: { categories: ['database'] },
+  iam: { categories: ['iam'] },
+};
+
+/** Namespaces with a classification: a rule outside them falls back to `database` (see the format tests). */
+export const CLASSIFIED_NAMESPACES: readonly string[] = Object.keys(NAMESPACE_CLASSIFICATION);
+
+/** Own keys only: an id like `constructor` must not find Object.prototype members. */
+function own<T>(table: Record<string, T>, key: string): T | undefined {
+  return Object.hasOwn(table, key) ? table[key] : undefined;
+}
+
+export function classifyRule(id: string): Classification {
+  const namespace = id.split('.')[0] ?? '';
+  return (
+    own(RULE_CLASSIFICATION, id) ?? own(NAMESPACE_CLASSIFICATION, namespace) ?? { categories: ['database'] }
+  );
+}
+
+const RULE_INFO = new Map<string, RuleInfo>(
+  RULES.map((r) => [r.id, { id: r.id, title: r.title, description: r.description, ...classifyRule(r.id) }]),
+);
+
+/** Rule metadata from the registry; an id it does not know (a retired rule) still formats. */
+export function ruleInfo(id: string): RuleInfo {
+  return RULE_INFO.get(id) ?? { id, title: id, ...classifyRule(id) };
+}
+
+export const DEFAULT_CONTEXT: FormatContext = { product: PRODUCT, rule: ruleInfo };
+
+export function formatAlert(
+  format: OutputFormat,
+  alert: Alert,
+  ctx: FormatContext = DEFAULT_CONTEXT,
+): string {
+  switch (format) {
+    case 'jsonl':
+      return JSON.stringify(alert);
+    case 'ocsf':
+      return JSON.stringify(ocsfAlert(alert, ctx));
+    case 'cef':
+      return cefAlert(alert, ctx);
+    case 'ecs':
+      return JSON.stringify(ecsAlert(alert, ctx));
+  }
+}
+
+/** The session's connect record (OCSF Logon or Account Switch, a CEF line, an ECS event). */
+export function formatSession(
+  format: OutputFormat,
+  session: Session,
+  ctx: FormatContext = DEFAULT_CONTEXT,
+): string | undefined {
+  switch (format) {
+    case 'jsonl':
+      return JSON.stringify(session);
+    case 'ocsf':
+      return JSON.stringify(ocsfSession(session, ctx));
+    case 'cef':
+      return cefSession(session, ctx);
+    case 'ecs':
+      return JSON.stringify(ecsSession(session, ctx));
+  }
+}
+
+/** The session's disconnect record: OCSF Logoff once `disconnectTime` is known; other formats have none. */
+export function formatSessionEnd(
+  format: OutputFormat,
+  session: Session,
+  ctx: FormatContext = DEFAULT_CONTEXT,
+): string | undefined {
+  if (format !== 'ocsf') return undefined;
+  const record = ocsfSessionEnd(session, ctx);
+  return record && JSON.stringify(record);
+}
+
+/** OCSF only: membership changes (Group Management) and policy changes (API Activity). */
+export function formatIamEvent(
+  format: OutputFormat,
+  ev: IamEvent,
+  ctx: FormatContext = DEFAULT_CONTEXT,
+): string | undefined {
+  if (format !== 'ocsf') return undefined;
+  const record = ocsfIamEvent(ev, ctx);
+  return record && JSON.stringify(record);
+}
+
+/**
+ * OCSF only: statements and table access (Datastore Activity), SQL literal-redacted. The session the
+ * event belongs to, when given, supplies the person and the source IP.
+ */
+export function formatDbEvent(
+  format: OutputFormat,
+  ev: DbEvent,
+  session?: Session,
+  ctx: FormatContext = DEFAULT_CONTEXT,
+): string | undefined {
+  if (format !== 'ocsf') return undefined;
+  const record = ocsfDbEvent(ev, session, ctx);
+  return record && JSON.stringify(record);
+}

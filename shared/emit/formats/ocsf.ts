@@ -1,0 +1,519 @@
+// OCSF 1.8.0 records. Alerts are Detection Findings (2004); sessions are Authentication (3002):
+// Logon for direct logins, Account Switch for group-proxied ones (the IAM person in `user`, the
+// proxied MySQL account they switched to in `user.account`); IAM membership changes are Group
+// Management (3006), policy changes API Activity (6003), statements Datastore Activity (6005).
+// Every record validates against the OCSF 1.8.0 JSON Schemas (test/emit/ocsf.test.ts). No
+// profile is used except `cloud` on IAM events, which lists it in `metadata.profiles`.
+import { isIP } from 'node:net';
+import type { Alert, Severity } from '../../../schemas/alert.js';
+import type { DbEvent, IamEvent } from '../../../schemas/events.js';
+import type { Session } from '../../../schemas/session.js';
+import { redactLiterals } from '../../normalize/redact.js';
+import type { FormatContext } from './format.js';
+
+export const OCSF_VERSION = '1.8.0';
+
+/** An OCSF event as plain JSON: no `undefined` or `null`, no empty objects or arrays. */
+export type OcsfRecord = { class_uid: number; activity_id: number; time: number } & Record<string, unknown>;
+
+/** Stands in for a required name the source does not tell (OCSF has no null). */
+export const UNKNOWN = 'unknown';
+
+type OcsfClass = { class_uid: number; class_name: string; category_uid: number; category_name: string };
+
+const IAM_CATEGORY = { category_uid: 3, category_name: 'Identity & Access Management' };
+const APPLICATION_CATEGORY = { category_uid: 6, category_name: 'Application Activity' };
+
+export const OCSF_CLASSES = {
+  detectionFinding: {
+    class_uid: 2004,
+    class_name: 'Detection Finding',
+    category_uid: 2,
+    category_name: 'Findings',
+  },
+  authentication: { class_uid: 3002, class_name: 'Authentication', ...IAM_CATEGORY },
+  groupManagement: { class_uid: 3006, class_name: 'Group Management', ...IAM_CATEGORY },
+  apiActivity: { class_uid: 6003, class_name: 'API Activity', ...APPLICATION_CATEGORY },
+  datastoreActivity: { class_uid: 6005, class_name: 'Datastore Activity', ...APPLICATION_CATEGORY },
+} as const satisfies Record<string, OcsfClass>;
+
+export const OCSF_SEVERITY_ID: Record<Severity, number> = {
+  info: 1,
+  low: 2,
+  medium: 3,
+  high: 4,
+  critical: 5,
+};
+const SEVERITY_NAMES = ['Unknown', 'Informational', 'Low', 'Medium', 'High', 'Critical'];
+
+/** MySQL client errors a login or statement commonly fails with (status_detail). */
+const MYSQL_ERRORS: Readonly<Record<number, string>> = {
+  1040: 'ER_CON_COUNT_ERROR',
+  1044: 'ER_DBACCESS_DENIED_ERROR',
+  1045: 'ER_ACCESS_DENIED_ERROR',
+  1049: 'ER_BAD_DB_ERROR',
+  1064: 'ER_PARSE_ERROR',
+  1130: 'ER_HOST_NOT_PRIVILEGED',
+  1142: 'ER_TABLEACCESS_DENIED_ERROR',
+  1226: 'ER_USER_LIMIT_REACHED',
+  1227: 'ER_SPECIFIC_ACCESS_DENIED_ERROR',
+  1251: 'ER_NOT_SUPPORTED_AUTH_MODE',
+  1820: 'ER_MUST_CHANGE_PASSWORD',
+  1862: 'ER_MUST_CHANGE_PASSWORD_LOGIN',
+  3118: 'ER_ACCOUNT_HAS_BEEN_LOCKED',
+};
+
+export function mysqlErrorName(errno: number): string | undefined {
+  return Object.hasOwn(MYSQL_ERRORS, errno) ? MYSQL_ERRORS[errno] : undefined;
+}
+
+type Json = Record<string, unknown>;
+type Ref = { id: string; name: string };
+type Person = { uid: string | null; name: string | null };
+
+function alertPerson(identity: Alert['identity']): Person | null {
+  return identity && { uid: identity.principalId, name: identity.name };
+}
+
+function sessionPerson(identity: Session['identity'] | undefined): Person | null {
+  return identity ? { uid: identity.id, name: identity.name } : null;
+}
+
+/** Drops `undefined`, `null`, empty objects and empty arrays, recursively (the OCSF schemas reject null). */
+function compact<T>(value: T): T {
+  if (Array.isArray(value)) return value.map(compact).filter((v) => !isEmpty(v)) as T;
+  if (value === null || typeof value !== 'object') return value;
+  const out: Json = {};
+  for (const [k, v] of Object.entries(value)) {
+    const c = compact(v);
+    if (!isEmpty(c)) out[k] = c;
+  }
+  return out as T;
+}
+
+function isEmpty(v: unknown): boolean {
+  if (v === undefined || v === null) return true;
+  if (Array.isArray(v)) return v.length === 0;
+  return typeof v === 'object' && Object.keys(v).length === 0;
+}
+
+function record(
+  cls: OcsfClass,
+  activity: { id: number; name: string },
+  fields: { time: number; severityId: number; metadata: Json } & Json,
+  ctx: FormatContext,
+): OcsfRecord {
+  const { time, severityId, metadata, ...rest } = fields;
+  return compact({
+    activity_id: activity.id,
+    activity_name: activity.name,
+    category_uid: cls.category_uid,
+    category_name: cls.category_name,
+    class_uid: cls.class_uid,
+    class_name: cls.class_name,
+    type_uid: cls.class_uid * 100 + activity.id,
+    type_name: `${cls.class_name}: ${activity.name}`,
+    severity_id: severityId,
+    severity: SEVERITY_NAMES[severityId],
+    time,
+    metadata: {
+      version: OCSF_VERSION,
+      product: { name: ctx.product.name, vendor_name: ctx.product.vendor, version: ctx.product.version },
+      ...metadata,
+    },
+    ...rest,
+  });
+}
+
+/** OCSF `ip_t` allows at most 40 characters (a long IPv6 zone or a full-width mapped IPv4 exceeds it). */
+const IP_MAX_LENGTH = 40;
+
+/** A network endpoint for an address: `ip` when it is one OCSF accepts, else `hostname`. */
+export function addressEndpoint(address: string): Json {
+  return isIP(address) && address.length <= IP_MAX_LENGTH ? { ip: address } : { hostname: address };
+}
+
+/** The DB system as the endpoint and service authenticated against. */
+function dbEndpoint(db: Ref): Json {
+  return { uid: db.id, name: db.name };
+}
+
+function mysqlAccount(name: string | undefined): Json | undefined {
+  return name ? { name, type: 'MySQL Account', type_id: 99 } : undefined;
+}
+
+/**
+ * A user object carrying both identities: the person (IAM user OCID and name) and the MySQL account
+ * whose privileges applied; `undefined` when neither is known.
+ */
+function user(person: Person | null, account?: string, group?: Ref): Json | undefined {
+  const known = Boolean(person?.uid || person?.name);
+  const u = compact({
+    uid: person?.uid ?? undefined,
+    name: person?.name ?? undefined,
+    type: known ? 'User' : undefined,
+    type_id: known ? 1 : undefined,
+    account: mysqlAccount(account),
+    groups: group ? [{ uid: group.id, name: group.name }] : undefined,
+  });
+  return Object.keys(u).length > 0 ? u : undefined;
+}
+
+function attackOf(technique: string): Json {
+  const dot = technique.indexOf('.');
+  if (dot < 0) return { technique: { uid: technique } };
+  return { technique: { uid: technique.slice(0, dot) }, sub_technique: { uid: technique } };
+}
+
+function successStatus(ok: boolean, code: string | undefined, detail?: string): Json {
+  return {
+    status: ok ? 'Success' : 'Failure',
+    status_id: ok ? 1 : 2,
+    status_code: code,
+    status_detail: detail,
+  };
+}
+
+/** Redacts SQL text in rule details again: rules already do it, this keeps raw literals out by construction. */
+function safeDetails(details: Alert['details']): Json | undefined {
+  if (!details) return undefined;
+  return typeof details.sql === 'string' ? { ...details, sql: redactLiterals(details.sql) } : details;
+}
+
+function attributionOf(a: Session['attribution']): Json | undefined {
+  return a
+    ? { method: a.method, confidence: a.confidence, problem: a.problem, evidence: a.evidence }
+    : undefined;
+}
+
+export function ocsfAlert(alert: Alert, ctx: FormatContext): OcsfRecord {
+  const rule = ctx.rule(alert.rule);
+  const severityId = OCSF_SEVERITY_ID[alert.severity];
+  const sessionId = typeof alert.details?.sessionId === 'string' ? alert.details.sessionId : undefined;
+  const occurrences = typeof alert.details?.occurrences === 'number' ? alert.details.occurrences : undefined;
+  const time = Date.parse(alert.time);
+  return record(
+    OCSF_CLASSES.detectionFinding,
+    { id: 1, name: 'Create' },
+    {
+      time,
+      severityId,
+      metadata: { uid: alert.id, correlation_uid: sessionId, event_code: alert.rule },
+      message: alert.title,
+      status: 'New',
+      status_id: 1,
+      is_alert: true,
+      count: occurrences,
+      finding_info: {
+        uid: alert.id,
+        title: alert.title,
+        desc: rule.description,
+        types: rule.categories,
+        first_seen_time: time,
+        analytic: { uid: rule.id, name: rule.title, type: 'Rule', type_id: 1 },
+        attacks: (alert.attack ?? []).map(attackOf),
+        related_events: alert.evidence.filter((k) => !k.startsWith('config:')).map((uid) => ({ uid })),
+      },
+      resources: [
+        alert.dbSystem && {
+          uid: alert.dbSystem.id,
+          name: alert.dbSystem.name,
+          type: 'MySQL HeatWave DB System',
+        },
+        alert.group && { uid: alert.group.id, name: alert.group.name, type: 'OCI IAM Group' },
+      ].filter(Boolean),
+      evidences: [
+        {
+          user: user(alertPerson(alert.identity), alert.mysqlAccount, alert.group),
+          src_endpoint: alert.sourceIp ? addressEndpoint(alert.sourceIp) : undefined,
+          dst_endpoint: alert.dbSystem ? dbEndpoint(alert.dbSystem) : undefined,
+          data: {
+            evidence: alert.evidence,
+            login_user: alert.loginUser,
+            attribution: attributionOf(alert.identity?.attribution ?? null),
+            details: safeDetails(alert.details),
+          },
+        },
+      ],
+    },
+    ctx,
+  );
+}
+
+function sessionFields(s: Session): Json {
+  return {
+    user: user(sessionPerson(s.identity), s.mysqlAccount, s.group ?? undefined) ?? {
+      name: s.login.user || UNKNOWN,
+    },
+    service: { uid: s.dbSystem.id, name: s.dbSystem.name },
+    dst_endpoint: dbEndpoint(s.dbSystem),
+    src_endpoint: s.sourceIp ? addressEndpoint(s.sourceIp) : undefined,
+    session: { uid: s.id, created_time: s.connectTs, is_remote: isRemote(s.connectionType) },
+    is_remote: isRemote(s.connectionType),
+    unmapped: {
+      login: {
+        user: s.login.user,
+        external_user: s.login.os || undefined,
+        proxy: s.login.proxy || undefined,
+      },
+      connection_id: s.connectionId,
+      connection_type: s.connectionType,
+      attribution: attributionOf(s.attribution),
+      break_glass_grant: s.breakGlassGrant ?? undefined,
+    },
+  };
+}
+
+/** Socket, named-pipe and shared-memory connections are local; TCP (plain or TLS) is remote. */
+function isRemote(connectionType: string | undefined): boolean | undefined {
+  if (!connectionType) return undefined;
+  return /^(tcp|ssl)/i.test(connectionType);
+}
+
+/** OCI sign-on factor names (`ssoAuthFactor`: TOTP, PUSH, SMS, EMAIL, FIDO_AUTHENTICATOR, ...), first match wins. */
+const FACTOR_TYPES: [RegExp, number, string][] = [
+  [/fido|webauthn|passkey|u2f/i, 10, 'WebAuthn'],
+  [/push/i, 5, 'Push Notification'],
+  [/sms/i, 1, 'SMS'],
+  [/e-?mail/i, 8, 'Email'],
+  [/phone|call/i, 3, 'Phone Call'],
+  [/security.?question/i, 2, 'Security Question'],
+  [/totp|hotp|otp|passcode|authenticator/i, 7, 'OTP'],
+];
+
+function authFactor(factor: string): Json {
+  const match = FACTOR_TYPES.find(([re]) => re.test(factor));
+  const totp = /totp/i.test(factor) || undefined;
+  return match
+    ? { factor_type_id: match[1], factor_type: match[2], is_totp: totp }
+    : { factor_type_id: 99, factor_type: factor };
+}
+
+function sessionMessage(s: Session): string {
+  const who = s.identity?.name ?? (s.proxied ? 'An unattributed IAM user' : `Account ${s.mysqlAccount}`);
+  const via = s.group ? ` through IAM group ${s.group.name}` : '';
+  const verb = s.outcome === 'success' ? 'logged in to' : `failed to log in (MySQL error ${s.status}) to`;
+  return `${who} ${verb} ${s.dbSystem.name} as ${s.mysqlAccount}${via}`;
+}
+
+/** The connect record: Logon (1), or Account Switch (7, Substitute User) for a group-proxied login. */
+export function ocsfSession(s: Session, ctx: FormatContext): OcsfRecord {
+  const ok = s.outcome === 'success';
+  const activity = s.proxied ? { id: 7, name: 'Account Switch' } : { id: 1, name: 'Logon' };
+  return record(
+    OCSF_CLASSES.authentication,
+    activity,
+    {
+      time: s.connectTs,
+      severityId: ok ? 1 : 2,
+      metadata: { uid: s.connectKey, correlation_uid: s.id, event_code: 'connection/connect' },
+      message: sessionMessage(s),
+      ...successStatus(ok, String(s.status), ok ? undefined : mysqlErrorName(s.status)),
+      account_switch_type: s.proxied ? 'Substitute User' : undefined,
+      account_switch_type_id: s.proxied ? 1 : undefined,
+      is_mfa: s.mfaFactor ? true : undefined,
+      auth_factors: s.mfaFactor ? [authFactor(s.mfaFactor)] : undefined,
+      ...sessionFields(s),
+    },
+    ctx,
+  );
+}
+
+/** The disconnect record (Logoff, 2), once the session has ended; `undefined` before. */
+export function ocsfSessionEnd(s: Session, ctx: FormatContext): OcsfRecord | undefined {
+  if (s.disconnectTime === undefined || s.outcome !== 'success') return undefined;
+  return record(
+    OCSF_CLASSES.authentication,
+    { id: 2, name: 'Logoff' },
+    {
+      time: Date.parse(s.disconnectTime),
+      severityId: 1,
+      metadata: { uid: `${s.id}:disconnect`, correlation_uid: s.id, event_code: 'connection/disconnect' },
+      message: `${s.identity?.name ?? s.mysqlAccount} disconnected from ${s.dbSystem.name}`,
+      ...successStatus(true, undefined),
+      ...sessionFields(s),
+    },
+    ctx,
+  );
+}
+
+function iamActor(ev: IamEvent): Json {
+  const u = compact({ uid: ev.actor.id, name: ev.actor.name, type: ev.actor.type });
+  return { user: Object.keys(u).length > 0 ? u : { name: UNKNOWN } };
+}
+
+/** OCI reports the response status as a string: 2xx is success, 4xx/5xx failure. */
+function iamStatus(status: string | undefined): Json {
+  if (status === undefined) return {};
+  if (/^2\d\d$/.test(status)) return successStatus(true, status);
+  if (/^[45]\d\d$/.test(status)) return successStatus(false, status);
+  return { status_code: status };
+}
+
+function iamMetadata(ev: IamEvent): Json {
+  return {
+    uid: ev.key,
+    event_code: ev.eventType,
+    tenant_uid: ev.tenantId,
+    logged_time: ev.ingestedTime === undefined ? undefined : Date.parse(ev.ingestedTime),
+    profiles: ['cloud'],
+  };
+}
+
+function iamUnmapped(ev: IamEvent): Json {
+  return {
+    flavor: ev.flavor,
+    event_name: ev.eventName,
+    compartment_id: ev.compartmentId,
+    extraction: ev.extraction,
+  };
+}
+
+const POLICY_ACTIVITY = {
+  policy_created: { id: 1, name: 'Create', operation: 'CreatePolicy' },
+  policy_updated: { id: 3, name: 'Update', operation: 'UpdatePolicy' },
+  policy_deleted: { id: 4, name: 'Delete', operation: 'DeletePolicy' },
+} as const;
+
+/**
+ * Membership changes as Group Management (Add User 3 / Remove User 4) and policy changes as API
+ * Activity; `undefined` for the other IAM event kinds.
+ */
+export function ocsfIamEvent(ev: IamEvent, ctx: FormatContext): OcsfRecord | undefined {
+  const common = {
+    time: ev.ts,
+    severityId: 1,
+    metadata: iamMetadata(ev),
+    cloud: { provider: 'OCI' },
+    actor: iamActor(ev),
+    src_endpoint: ev.actor.ip ? addressEndpoint(ev.actor.ip) : undefined,
+    ...iamStatus(ev.status),
+  };
+  if (ev.kind === 'membership_added' || ev.kind === 'membership_removed') {
+    const added = ev.kind === 'membership_added';
+    const member = ev.user && compact({ uid: ev.user.id, name: ev.user.name });
+    const group = compact({ uid: ev.group?.id, name: ev.group?.name });
+    const subject =
+      member?.name ?? member?.uid ?? (ev.membershipId ? `membership ${ev.membershipId}` : 'a user');
+    return record(
+      OCSF_CLASSES.groupManagement,
+      added ? { id: 3, name: 'Add User' } : { id: 4, name: 'Remove User' },
+      {
+        ...common,
+        message: `${subject} ${added ? 'added to' : 'removed from'} IAM group ${group.name ?? group.uid ?? UNKNOWN}`,
+        user: member && Object.keys(member).length > 0 ? member : undefined,
+        group: Object.keys(group).length > 0 ? group : { name: UNKNOWN },
+        unmapped: { ...iamUnmapped(ev), membership_id: ev.membershipId },
+      },
+      ctx,
+    );
+  }
+  if (ev.kind === 'policy_created' || ev.kind === 'policy_updated' || ev.kind === 'policy_deleted') {
+    const activity = POLICY_ACTIVITY[ev.kind];
+    const policy = ev.policy;
+    return record(
+      OCSF_CLASSES.apiActivity,
+      activity,
+      {
+        ...common,
+        src_endpoint: common.src_endpoint ?? { name: UNKNOWN },
+        message: `IAM policy ${policy?.name ?? policy?.id ?? UNKNOWN} ${activity.name.toLowerCase()}d`,
+        api: {
+          operation: ev.eventName ?? activity.operation,
+          service: { name: 'OCI Identity and Access Management' },
+        },
+        resources: [
+          {
+            uid: policy?.id,
+            name: policy?.name ?? (policy?.id ? undefined : UNKNOWN),
+            type: 'OCI IAM Policy',
+            data: policy && {
+              statements: policy.statements,
+              grants_database_authentication: policy.mysqlAuth,
+            },
+          },
+        ],
+        unmapped: iamUnmapped(ev),
+      },
+      ctx,
+    );
+  }
+  return undefined;
+}
+
+/** A Map: the operation comes from the audit record, and `constructor` must not find anything. */
+const TABLE_ACTIVITY = new Map([
+  ['read', { id: 1, name: 'Read' }],
+  ['insert', { id: 5, name: 'Write' }],
+  ['update', { id: 2, name: 'Update' }],
+  ['delete', { id: 7, name: 'Delete' }],
+]);
+const QUERY = { id: 4, name: 'Query' };
+
+/** Connection ids restart with the server: the event must also fall within the session's lifetime. */
+function belongsTo(ev: DbEvent, s: Session): boolean {
+  if (s.dbSystem.id !== ev.dbSystemId || s.connectionId !== ev.connectionId || ev.ts < s.connectTs)
+    return false;
+  return s.disconnectTime === undefined || ev.ts <= Date.parse(s.disconnectTime);
+}
+
+/**
+ * Statements (Query, 4) and table access (Read 1 / Write 5 / Update 2 / Delete 7) as Datastore
+ * Activity; the SQL text is literal-redacted. `undefined` for other MySQL events (connects and
+ * disconnects are the sessions' records).
+ */
+export function ocsfDbEvent(
+  ev: DbEvent,
+  session: Session | undefined,
+  ctx: FormatContext,
+): OcsfRecord | undefined {
+  if (ev.kind !== 'query' && ev.kind !== 'table_access') return undefined;
+  const s = session && belongsTo(ev, session) ? session : undefined;
+  const account = ev.account ? `${ev.account.user}@${ev.account.host}` : s?.mysqlAccount;
+  const dbName = ev.dbSystemName ?? s?.dbSystem.name ?? ev.dbSystemId;
+  const ip = ev.login?.ip || s?.sourceIp;
+  const activity = ev.kind === 'table_access' ? (TABLE_ACTIVITY.get(ev.table?.op ?? '') ?? QUERY) : QUERY;
+  const text = ev.sql?.text ?? (ev.kind === 'table_access' ? undefined : '');
+  const actorSession =
+    s?.id ?? (ev.connectionId === null ? undefined : `${ev.dbSystemId}:${ev.connectionId}`);
+  const actor = compact({
+    user: user(sessionPerson(s?.identity), account, s?.group ?? undefined),
+    session: actorSession === undefined ? undefined : { uid: actorSession },
+  });
+  return record(
+    OCSF_CLASSES.datastoreActivity,
+    activity,
+    {
+      time: ev.ts,
+      severityId: 1,
+      metadata: { uid: ev.key, correlation_uid: s?.id, event_code: `${ev.class}/${ev.event}` },
+      message: `${activity.name} by ${s?.identity?.name ?? account ?? UNKNOWN} on ${dbName}${ev.table ? ` (${ev.table.db}.${ev.table.table})` : ''}`,
+      ...successStatus(
+        ev.status === 0,
+        String(ev.status),
+        ev.status === 0 ? undefined : mysqlErrorName(ev.status),
+      ),
+      type: 'Database',
+      type_id: 1,
+      actor: Object.keys(actor).length > 0 ? actor : { app_name: UNKNOWN },
+      src_endpoint: ip ? addressEndpoint(ip) : { name: UNKNOWN },
+      dst_endpoint: dbEndpoint({ id: ev.dbSystemId, name: dbName }),
+      database: { uid: ev.dbSystemId, name: dbName, type: 'Relational', type_id: 1 },
+      table: ev.table ? { name: `${ev.table.db}.${ev.table.table}` } : undefined,
+      query_info:
+        text === undefined
+          ? undefined
+          : {
+              name: ev.sql?.sqlCommand || ev.sql?.command || ev.table?.op || 'query',
+              query_string: redactLiterals(text),
+            },
+      unmapped: {
+        login_user: ev.login?.user,
+        connection_id: ev.connectionId ?? undefined,
+        default_db: ev.db,
+        statistics: ev.stats,
+      },
+    },
+    ctx,
+  );
+}

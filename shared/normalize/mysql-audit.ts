@@ -1,0 +1,225 @@
+// MySQL Enterprise audit record -> canonical DbEvent (schemas/events.ts).
+import type { Outcome, RecordLocation } from '../../schemas/dead-letter.js';
+import type { DbEvent } from '../../schemas/events.js';
+import {
+  type GenericMysqlAuditRecord,
+  type KnownMysqlAuditRecord,
+  LenientNumber,
+  parseMysqlAuditRecord,
+} from '../../schemas/mysql-audit.js';
+import { type DbRef, schemaInvalidLetter } from '../decode/classify.js';
+import { deadLetter } from '../decode/split-records.js';
+import { redactSecrets } from './redact.js';
+
+type Sql = NonNullable<DbEvent['sql']>;
+type Stats = NonNullable<DbEvent['stats']>;
+type StatsSource = { [K in keyof typeof STATS]?: number | null | undefined };
+
+// `YYYY-MM-DD hh:mm:ss` (UTC) as MySQL writes it; also ISO 8601 with `T`, fractions and an offset.
+const TIMESTAMP = /^(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2}):(\d{2})(\.\d+)?(Z|[+-]\d{2}:?\d{2})?$/;
+
+const CONNECTION_KINDS = ['connect', 'change_user', 'disconnect'] as const;
+
+const STATS = {
+  query_time: 'queryTime',
+  rows_sent: 'rowsSent',
+  rows_examined: 'rowsExamined',
+  bytes_received: 'bytesReceived',
+  bytes_sent: 'bytesSent',
+} as const;
+
+/** Normalizes one raw MySQL audit record of DB system `db`; a record of the wrong shape is a dead letter. */
+export function normalizeMysqlAudit(raw: unknown, db: DbRef, loc: RecordLocation): Outcome<DbEvent> {
+  const parsed = parseMysqlAuditRecord(raw);
+  if (!parsed.success)
+    return { ok: false, dead: schemaInvalidLetter(parsed.error, loc, 'MySQL audit record') };
+  const { record } = parsed.data;
+  const time = eventTime(record.timestamp);
+  if (time === undefined) {
+    const dead = deadLetter(
+      'SCHEMA_INVALID',
+      loc,
+      'MySQL audit record: timestamp: expected YYYY-MM-DD hh:mm:ss (UTC)',
+    );
+    dead.path = ['timestamp'];
+    return { ok: false, dead };
+  }
+  const connectionId = record.connection_id ?? null;
+  const { login, account } = record;
+  const event: DbEvent = {
+    source: 'mysql',
+    kind: 'other',
+    key: `${db.id}:${record.timestamp}:${record.id}:${connectionId ?? '-'}`,
+    time: time.iso,
+    ts: time.ts,
+    dbSystemId: db.id,
+    recordId: record.id,
+    connectionId,
+    class: record.class,
+    event: record.event ?? '',
+    login: login
+      ? { user: login.user ?? '', os: login.os ?? '', ip: login.ip ?? '', proxy: login.proxy ?? '' }
+      : null,
+    account: account ? { user: account.user ?? '', host: account.host ?? '' } : null,
+    status: 0,
+  };
+  if (db.name !== undefined) event.dbSystemName = db.name;
+  if (parsed.data.known) fillKnown(event, parsed.data.record);
+  else fillGeneric(event, parsed.data.record);
+  return { ok: true, value: event };
+}
+
+// Records arrive in time order, many in the same second: remember the last timestamp parsed.
+let lastTime: { text: string; ts: number; iso: string } | undefined;
+
+function eventTime(text: string): { ts: number; iso: string } | undefined {
+  if (lastTime?.text === text) return lastTime;
+  const ts = parseAuditTimestamp(text);
+  if (ts === undefined) return undefined;
+  lastTime = { text, ts, iso: new Date(ts).toISOString() };
+  return lastTime;
+}
+
+/** Epoch ms of an audit timestamp (UTC unless it carries an offset); undefined if it is not one. */
+export function parseAuditTimestamp(text: string): number | undefined {
+  const m = TIMESTAMP.exec(text);
+  if (!m) return undefined;
+  const part = (i: number) => Number(m[i]);
+  const [year, month, day, hour, minute, second] = [part(1), part(2), part(3), part(4), part(5), part(6)];
+  const ms = Date.UTC(year, month - 1, day, hour, minute, second);
+  const date = new Date(ms);
+  // Date.UTC rolls over (2026-02-30 is March 2nd): reject instead.
+  if (
+    date.getUTCMonth() !== month - 1 ||
+    date.getUTCDate() !== day ||
+    hour > 23 ||
+    minute > 59 ||
+    second > 59
+  ) {
+    return undefined;
+  }
+  const fraction = m[7] ? Math.floor(Number(m[7]) * 1000) : 0;
+  return ms + fraction - offsetMs(m[8]);
+}
+
+function offsetMs(zone: string | undefined): number {
+  if (zone === undefined || zone === 'Z') return 0;
+  const digits = zone.slice(1).replace(':', '');
+  const minutes = Number(digits.slice(0, 2)) * 60 + Number(digits.slice(2));
+  return (zone[0] === '-' ? -1 : 1) * minutes * 60_000;
+}
+
+/** Sets the kind, status and class-specific fields of a known class. */
+function fillKnown(event: DbEvent, record: KnownMysqlAuditRecord): void {
+  switch (record.class) {
+    case 'audit': {
+      event.kind =
+        record.event === 'startup' ? 'server_start' : record.event === 'shutdown' ? 'server_stop' : 'other';
+      const serverId = record.startup_data?.server_id ?? record.shutdown_data?.server_id ?? record.server_id;
+      const version = record.startup_data?.mysql_version;
+      if (serverId != null || version) {
+        event.server = {};
+        if (serverId != null) event.server.serverId = serverId;
+        if (version) event.server.version = version;
+      }
+      return;
+    }
+    case 'connection': {
+      const data = record.connection_data;
+      event.kind = CONNECTION_KINDS.find((k) => k === record.event) ?? 'other';
+      event.status = data?.status ?? 0;
+      if (data?.db) event.db = data.db;
+      if (data?.connection_type) event.connectionType = data.connection_type;
+      const attributes = stringValues(data?.connection_attributes);
+      if (attributes) event.attributes = attributes;
+      return;
+    }
+    case 'general': {
+      const data = record.general_data;
+      event.kind = record.event === 'status' ? 'query' : 'other';
+      event.status = data?.status ?? 0;
+      const sql = sqlOf(data?.command, data?.sql_command, data?.query, data?.status);
+      if (sql) event.sql = sql;
+      const stats = statsOf(record.query_statistics);
+      if (stats) event.stats = stats;
+      return;
+    }
+    case 'table_access': {
+      const data = record.table_access_data;
+      if (!data) return;
+      event.kind = 'table_access';
+      const sql = sqlOf(undefined, data.sql_command, data.query, undefined);
+      if (sql) event.sql = sql;
+      event.table = { db: data.db ?? '', table: data.table ?? '', op: record.event };
+      const stats = statsOf(record.query_statistics);
+      if (stats) event.stats = stats;
+      return;
+    }
+  }
+}
+
+/** Percona `query` (`query_data`) and `command` (`command_data`) are queries; anything else is `other`. */
+function fillGeneric(event: DbEvent, record: GenericMysqlAuditRecord): void {
+  const data =
+    record.class === 'query'
+      ? record.query_data
+      : record.class === 'command'
+        ? record.command_data
+        : undefined;
+  if (typeof data !== 'object' || data === null) return;
+  const fields = data as Record<string, unknown>;
+  const status = lenientNumber(fields.status);
+  event.kind = 'query';
+  event.status = status ?? 0;
+  const sql =
+    record.class === 'query'
+      ? sqlOf(undefined, text(fields.sql_command), text(fields.query), status)
+      : sqlOf(text(fields.command) ?? text(fields.name), undefined, undefined, status);
+  if (sql) event.sql = sql;
+}
+
+function sqlOf(
+  command: string | null | undefined,
+  sqlCommand: string | null | undefined,
+  query: string | null | undefined,
+  status: number | null | undefined,
+): Sql | undefined {
+  const sql: Sql = {};
+  if (command != null) sql.command = command;
+  if (sqlCommand != null) sql.sqlCommand = sqlCommand;
+  if (query != null) sql.text = redactSecrets(query);
+  if (status != null) sql.status = status;
+  return Object.keys(sql).length > 0 ? sql : undefined;
+}
+
+function statsOf(source: StatsSource | null | undefined): Stats | undefined {
+  if (!source) return undefined;
+  const stats: Stats = {};
+  for (const [from, to] of Object.entries(STATS) as [keyof typeof STATS, keyof Stats][]) {
+    const value = source[from];
+    if (value != null) stats[to] = value;
+  }
+  return Object.keys(stats).length > 0 ? stats : undefined;
+}
+
+/** Connection attributes as strings (numbers and booleans are rendered, nested values dropped). */
+function stringValues(
+  source: Record<string, unknown> | null | undefined,
+): Record<string, string> | undefined {
+  if (!source) return undefined;
+  const out: Record<string, string> = {};
+  for (const [key, value] of Object.entries(source)) {
+    if (typeof value === 'string') out[key] = value;
+    else if (typeof value === 'number' || typeof value === 'boolean') out[key] = String(value);
+  }
+  return out;
+}
+
+function text(value: unknown): string | undefined {
+  return typeof value === 'string' ? value : undefined;
+}
+
+function lenientNumber(value: unknown): number | undefined {
+  const parsed = LenientNumber.safeParse(value);
+  return parsed.success ? parsed.data : undefined;
+}

@@ -1,0 +1,221 @@
+// SQL redaction. MySQL masks the passwords of statements it could parse, but logs a statement
+// that failed to parse (status 1064) verbatim, password included (domain.md section 2).
+//
+// Two strengths:
+// - redactSecrets: passwords and hashes only. Used for the canonical event text, so that the
+//   correlator can still read account names and `authentication_oci` mappings.
+// - redactLiterals: every string and number literal too. Used where SQL leaves the pipeline
+//   (alerts, outputs). `authentication_oci` mappings stay: they are configuration, not data.
+//
+// The lexer is lenient: it works on text that is not valid SQL, and an unterminated string runs
+// to the end of the text (so a cut-off secret is still hidden).
+
+type TokenType = 'space' | 'comment' | 'string' | 'ident' | 'number' | 'word' | 'punct';
+type Token = { type: TokenType; start: number; end: number };
+
+const SECRET = "'<redacted>'";
+const LITERAL = '?';
+const OCI_PLUGIN = 'authentication_oci';
+
+/** Replaces passwords, password hashes and other secrets with `'<redacted>'`. */
+export function redactSecrets(sql: string): string {
+  if (!/identified|password/i.test(sql)) return sql;
+  const tokens = tokenize(sql);
+  const { secret } = classify(sql, tokens);
+  if (secret.size === 0) return sql;
+  return tokens.map((t, i) => (secret.has(i) ? SECRET : sql.slice(t.start, t.end))).join('');
+}
+
+/** Replaces secrets and every string and number literal with `?`, keeping `authentication_oci` mappings. */
+export function redactLiterals(sql: string): string {
+  const tokens = tokenize(sql);
+  const { secret, keep } = classify(sql, tokens);
+  return tokens
+    .map((t, i) => {
+      if (secret.has(i)) return LITERAL;
+      if ((t.type === 'string' || t.type === 'number') && !keep.has(i)) return LITERAL;
+      return sql.slice(t.start, t.end);
+    })
+    .join('');
+}
+
+/** The redaction for SQL that leaves the pipeline: same as `redactLiterals`. */
+export const redactSql = redactLiterals;
+
+/** Marks which tokens are secrets and which literals must be kept (plugin names, OCI mappings). */
+function classify(sql: string, tokens: readonly Token[]): { secret: Set<number>; keep: Set<number> } {
+  const secret = new Set<number>();
+  const keep = new Set<number>();
+  // The tokens that carry meaning (no spaces, no plain comments), and the upper-cased text of words.
+  const sig: number[] = [];
+  const words: string[] = [];
+  for (let i = 0; i < tokens.length; i++) {
+    const t = tokens[i]!;
+    if (t.type === 'space' || t.type === 'comment') continue;
+    sig.push(i);
+    words.push(t.type === 'word' ? sql.slice(t.start, t.end).toUpperCase() : '');
+  }
+  const tok = (k: number) => (k < sig.length ? tokens[sig[k]!] : undefined);
+  const word = (k: number) => words[k] ?? '';
+  const punct = (k: number) => {
+    const t = tok(k);
+    return t?.type === 'punct' ? sql[t.start] : '';
+  };
+
+  /** The value at `k` is a secret unless it is a keyword or function call; returns the index after it. */
+  const secretValue = (k: number): number => {
+    const t = tok(k);
+    if (t === undefined) return k;
+    if (t.type === 'string' || t.type === 'number' || t.type === 'ident') secret.add(sig[k]!);
+    else if (t.type === 'word' && punct(k + 1) !== '(' && word(k) !== 'RANDOM') secret.add(sig[k]!);
+    else return k;
+    // ALTER USER ... IDENTIFIED BY 'new' REPLACE 'current', SET PASSWORD = 'new' REPLACE 'current'
+    if (word(k + 1) === 'REPLACE') return secretValue(k + 2);
+    return k + 1;
+  };
+
+  /** `BY 'x'`, `BY PASSWORD 'hash'` (old syntax); `BY RANDOM PASSWORD` has no secret. */
+  const byClause = (k: number): void => {
+    if (word(k + 1) === 'PASSWORD') secretValue(k + 2);
+    else secretValue(k + 1);
+  };
+
+  /** String arguments of a call whose `(` is at `k`, up to the matching `)`. */
+  const secretArguments = (k: number): void => {
+    let depth = 0;
+    for (let j = k; j < sig.length; j++) {
+      const p = punct(j);
+      if (p === '(') depth++;
+      else if (p === ')' && --depth === 0) return;
+      const t = tok(j);
+      if (t?.type === 'string' || t?.type === 'number') secret.add(sig[j]!);
+    }
+  };
+
+  for (let k = 0; k < sig.length; k++) {
+    const w = word(k);
+    if (w === '') continue;
+    if (w === 'IDENTIFIED' && word(k + 1) === 'BY') {
+      byClause(k + 1);
+    } else if (w === 'IDENTIFIED' && word(k + 1) === 'WITH') {
+      const plugin = tok(k + 2);
+      if (plugin === undefined) continue;
+      if (plugin.type === 'string' || plugin.type === 'ident') keep.add(sig[k + 2]!);
+      const next = word(k + 3);
+      const isOci = unquote(sql.slice(plugin.start, plugin.end)).toLowerCase() === OCI_PLUGIN;
+      if (next === 'BY') byClause(k + 3);
+      else if ((next === 'AS' || next === 'USING') && isOci && k + 4 < sig.length) keep.add(sig[k + 4]!);
+      else if (next === 'AS' || next === 'USING') secretValue(k + 4);
+    } else if (w.includes('PASSWORD') && punct(k + 1) === '(') {
+      // PASSWORD('x'), OLD_PASSWORD('x'), audit_log_encryption_password_set('x')
+      secretArguments(k + 1);
+    } else if (w.endsWith('PASSWORD') && (punct(k + 1) === '=' || tok(k + 1)?.type === 'string')) {
+      // MASTER_PASSWORD='x', SOURCE_PASSWORD='x', PASSWORD='x', CREATE SERVER ... OPTIONS (PASSWORD 'x')
+      secretValue(punct(k + 1) === '=' ? k + 2 : k + 1);
+    } else if (w === 'PASSWORD' && word(k - 1) === 'SET' && word(k + 1) === 'FOR') {
+      // SET PASSWORD FOR 'u'@'h' = 'x': the account is not a secret, the value after `=` is.
+      let j = k + 2;
+      while (j < sig.length && punct(j) !== '=' && punct(j) !== ';') j++;
+      if (punct(j) === '=') secretValue(j + 1);
+    }
+  }
+  return { secret, keep };
+}
+
+function unquote(text: string): string {
+  const q = text[0];
+  return (q === "'" || q === '"' || q === '`') && text.length >= 2 && text.endsWith(q)
+    ? text.slice(1, -1)
+    : text;
+}
+
+function isWordChar(c: number): boolean {
+  return (
+    (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || (c >= 48 && c <= 57) || c === 95 || c === 36 || c >= 128
+  );
+}
+
+function isDigit(c: number): boolean {
+  return c >= 48 && c <= 57;
+}
+
+function isSpace(c: number): boolean {
+  return c === 32 || (c >= 9 && c <= 13);
+}
+
+function tokenize(sql: string): Token[] {
+  const tokens: Token[] = [];
+  const n = sql.length;
+  const at = (i: number) => (i < n ? sql.charCodeAt(i) : -1);
+  let i = 0;
+  while (i < n) {
+    const start = i;
+    const c = sql.charCodeAt(i);
+    const next = at(i + 1);
+    let type: TokenType;
+    if (isSpace(c)) {
+      while (i < n && isSpace(sql.charCodeAt(i))) i++;
+      type = 'space';
+    } else if (c === 39 || c === 34) {
+      i = endOfQuoted(sql, i, c); // ' "
+      type = 'string';
+    } else if (c === 96) {
+      i = endOfQuoted(sql, i, c); // `
+      type = 'ident';
+    } else if (c === 35 || (c === 45 && next === 45 && (i + 2 >= n || isSpace(at(i + 2))))) {
+      const nl = sql.indexOf('\n', i); // # or -- comment
+      i = nl === -1 ? n : nl;
+      type = 'comment';
+    } else if (c === 47 && next === 42 && at(i + 2) !== 33 && at(i + 2) !== 43) {
+      const close = sql.indexOf('*/', i + 2); // /* comment */
+      i = close === -1 ? n : close + 2;
+      type = 'comment';
+    } else if (c === 47 && next === 42) {
+      // /*! executable comment or /*+ optimizer hint: its opener is a comment, its content is SQL.
+      i += 3;
+      while (i < n && isDigit(sql.charCodeAt(i))) i++;
+      type = 'comment';
+    } else if (c === 42 && next === 47) {
+      i += 2;
+      type = 'comment';
+    } else if (isDigit(c) || (c === 46 && isDigit(next) && !(i > 0 && isWordChar(sql.charCodeAt(i - 1))))) {
+      i = endOfNumber(sql, i);
+      type = 'number';
+      if (i < n && isWordChar(sql.charCodeAt(i))) {
+        // `1abc` is an identifier: MySQL names may start with digits.
+        while (i < n && isWordChar(sql.charCodeAt(i))) i++;
+        type = 'word';
+      }
+    } else if (isWordChar(c)) {
+      while (i < n && isWordChar(sql.charCodeAt(i))) i++;
+      type = 'word';
+    } else {
+      i++;
+      type = 'punct';
+    }
+    tokens.push({ type, start, end: i });
+  }
+  return tokens;
+}
+
+/** End of a quoted string or identifier; backslash escapes and doubled quotes continue it. */
+function endOfQuoted(sql: string, start: number, quote: number): number {
+  const n = sql.length;
+  let i = start + 1;
+  while (i < n) {
+    const c = sql.charCodeAt(i);
+    // A backslash escapes the next character, except in `identifiers`.
+    if (c === 92 && quote !== 96) i += 2;
+    else if (c === quote && sql.charCodeAt(i + 1) === quote) i += 2;
+    else if (c === quote) return i + 1;
+    else i++;
+  }
+  return n;
+}
+
+const NUMBER = /0[xX][0-9a-fA-F]+|0[bB][01]+|(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?/y;
+
+function endOfNumber(sql: string, start: number): number {
+  NUMBER.lastIndex = start;
+  return NUMBER.exec(sql) ? NUMBER.lastIndex : start + 1;
+}

@@ -1,0 +1,261 @@
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { DeadLetter } from '../../schemas/dead-letter.js';
+import { type CanonicalEvent, DbEventSchema } from '../../schemas/events.js';
+import { decodeBatch, type InputItem, type ReadOptions, readInput } from '../../shared/decode/read-input.js';
+import { AuditError } from '../../shared/errors.js';
+import { describeSharedFixture } from '../helpers/shared-fixtures.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'read-input-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const samplePath = (name: string) => new URL(`../events/mysql-audit/${name}`, import.meta.url).pathname;
+const sampleText = (name: string) => readFileSync(samplePath(name), 'utf8');
+const DB = { id: 'ocid1.mysqldbsystem.oc1..test' };
+const OPTS: ReadOptions = { resolveDbSystem: () => DB };
+
+function write(name: string, content: string | Buffer): string {
+  const path = join(dir, name);
+  writeFileSync(path, content);
+  return path;
+}
+
+async function read(path: string, opts: ReadOptions = OPTS) {
+  const reader = readInput(path, opts);
+  const items: InputItem[] = [];
+  for await (const item of reader) items.push(item);
+  const events = items.flatMap((i) => (i.type === 'event' ? [i.event] : []));
+  const dead = items.flatMap((i) => (i.type === 'dead' ? [i.dead] : []));
+  return { events, dead, counts: reader.counts };
+}
+
+const keys = (events: CanonicalEvent[]) => events.map((e) => e.key);
+
+describe('readInput: file shapes', () => {
+  it.each([
+    ['an open array, one event per line with trailing commas', 'line-per-event.log', 4],
+    ['a pretty-printed array', 'all-classes.pretty.json', 11],
+    ['a one-line array', 'one-line-array.json', 3],
+    ['an audit_log_read() array ending in null', 'audit-log-read.json', 2],
+    ['collector records as JSONL', 'collector-records.jsonl', 3],
+    ['a Connector Hub batch of stream messages', 'connector-hub-stream-batch.json', 3],
+    ['a Logging Search response of custom-log entries', 'search-logs-response.json', 3],
+  ])('reads %s', async (_name, file, count) => {
+    const { events, dead, counts } = await read(samplePath(file));
+    expect(dead).toEqual([]);
+    expect(events).toHaveLength(count);
+    for (const event of events) expect(DbEventSchema.safeParse(event).success).toBe(true);
+    expect(counts.events).toBe(count);
+  });
+
+  it('reads a gzip file by its magic bytes whatever its extension, CRLF and BOM included', async () => {
+    const text = `\uFEFF${sampleText('line-per-event.log').replaceAll('\n', '\r\n')}`;
+    const plain = await read(write('plain.log', text));
+    const gz = await read(write('rotated.log', gzipSync(Buffer.from(text))));
+    const named = await read(write('rotated.log.gz', gzipSync(Buffer.from(text))));
+    expect(plain.events).toHaveLength(4);
+    expect(gz.events).toEqual(plain.events);
+    expect(named.events).toEqual(plain.events);
+    expect(gz.dead).toEqual([]);
+  });
+
+  it('reads concatenated gzip members', async () => {
+    const [first, second] = sampleText('line-per-event.log').split(
+      /(?<=\n)(?=\{ "timestamp": "2026-11-01 10:00:01")/,
+    );
+    const path = write('members.gz', Buffer.concat([gzipSync(first!), gzipSync(second!)]));
+    expect((await read(path)).events).toHaveLength(4);
+  });
+
+  it('turns a corrupt gzip into one ENCODING_INVALID dead letter', async () => {
+    const corrupt = Buffer.concat([
+      Buffer.from([0x1f, 0x8b, 0x08, 0x00]),
+      Buffer.from('definitely not deflate data'),
+    ]);
+    const { events, dead, counts } = await read(write('corrupt.gz', corrupt));
+    expect(events).toEqual([]);
+    expect(dead).toEqual([
+      {
+        code: 'ENCODING_INVALID',
+        source: join(dir, 'corrupt.gz'),
+        message: 'gzip data is corrupt or truncated',
+      },
+    ]);
+    expect(counts).toMatchObject({ items: 1, dead: 1 });
+  });
+
+  it('keeps the events before a gzip stream is cut off', async () => {
+    const gz = gzipSync(Buffer.from(sampleText('all-classes.pretty.json').repeat(20)));
+    const { events, dead } = await read(write('cut.gz', gz.subarray(0, Math.floor(gz.length * 0.8))));
+    expect(events.length).toBeGreaterThan(20);
+    expect(dead.map((d) => d.code)).toContain('ENCODING_INVALID');
+  });
+
+  it('throws INPUT_UNREADABLE for a missing file or a directory', async () => {
+    await expect(read(join(dir, 'missing.log'))).rejects.toMatchObject({ code: 'INPUT_UNREADABLE' });
+    await expect(read(dir)).rejects.toBeInstanceOf(AuditError);
+  });
+});
+
+describe('readInput: DB systems and accounting', () => {
+  it('uses the resolver for raw records and the collector record over the resolver', async () => {
+    const raw = await read(samplePath('line-per-event.log'));
+    expect(raw.events.every((e) => e.source === 'mysql' && e.dbSystemId === DB.id)).toBe(true);
+    const collected = await read(samplePath('collector-records.jsonl'));
+    expect(collected.events[0]).toMatchObject({
+      dbSystemId: 'ocid1.mysqldbsystem.oc1..prod1',
+      dbSystemName: 'prod-orders',
+    });
+  });
+
+  it('dead-letters raw records as NO_DB_SYSTEM when no DB system is known', async () => {
+    const { events, dead } = await read(samplePath('line-per-event.log'), {
+      resolveDbSystem: () => undefined,
+    });
+    expect(events).toEqual([]);
+    expect(dead.map((d) => d.code)).toEqual(['NO_DB_SYSTEM', 'NO_DB_SYSTEM', 'NO_DB_SYSTEM', 'NO_DB_SYSTEM']);
+    expect(dead[0]).toMatchObject({ line: 2, index: 0 });
+  });
+
+  it('reads the malformed corpus: dead letters with codes and locations, the rest still read', async () => {
+    const path = samplePath('malformed.log');
+    const { events, dead, counts } = await read(path);
+    expect(keys(events)).toEqual([
+      `${DB.id}:2026-11-01 10:00:00:0:61`,
+      `${DB.id}:2026-11-01 10:00:02:0:61`,
+      `${DB.id}:2026-11-01 10:00:04:0:61`,
+      `${DB.id}:2026-11-01 10:00:07:0:61`,
+    ]);
+    expect(dead.map((d) => [d.code, d.line, d.path])).toEqual([
+      ['JSON_INVALID', 3, undefined],
+      ['JSON_INVALID', 5, undefined],
+      ['SCHEMA_INVALID', 7, ['connection_id']],
+      ['SCHEMA_INVALID', 8, ['class']],
+      ['JSON_INVALID', 9, undefined],
+    ]);
+    expect(counts).toEqual({ records: 9, items: 9, events: 4, dead: 5 });
+  });
+
+  it('reads past a 10 MB line as TOO_LARGE', async () => {
+    const huge = `{"timestamp":"2026-11-01 10:00:00","id":1,"class":"general","event":"status","general_data":{"query":"${'x'.repeat(10 * 1024 * 1024)}"}},`;
+    const text = sampleText('line-per-event.log').replace('\n', `\n${huge}\n`);
+    const { events, dead } = await read(write('huge.log', text));
+    expect(events).toHaveLength(4);
+    expect(dead).toMatchObject([{ code: 'TOO_LARGE', line: 2, index: 0 }]);
+  });
+
+  it('honours maxRecordBytes', async () => {
+    const { events, dead } = await read(samplePath('line-per-event.log'), { ...OPTS, maxRecordBytes: 320 });
+    expect(events).toHaveLength(2);
+    expect(dead.map((d) => d.code)).toEqual(['TOO_LARGE', 'TOO_LARGE']);
+  });
+
+  it('accounts for every item as an event or a dead letter across envelopes', async () => {
+    const mixed = [
+      JSON.stringify({
+        items: [
+          JSON.parse(
+            readFileSync(
+              new URL('../events/oci-audit/add-user-to-group.listevents.json', import.meta.url),
+              'utf8',
+            ),
+          ),
+          'junk',
+        ],
+      }),
+      sampleText('collector-records.jsonl').trim(),
+      '{"timestamp": "2026-11-01 10:00:00", "class": "general"}',
+      'garbage',
+    ].join('\n');
+    const { events, dead, counts } = await read(write('mixed.jsonl', mixed));
+    expect(counts.records).toBe(6);
+    expect(counts.items).toBe(7);
+    expect(counts.items).toBe(counts.events + counts.dead);
+    expect(events.map((e) => e.source)).toEqual(['iam', 'mysql', 'mysql', 'mysql']);
+    expect(dead.map((d: DeadLetter) => d.code)).toEqual(['UNKNOWN_KIND', 'SCHEMA_INVALID', 'JSON_INVALID']);
+  });
+});
+
+describe('decodeBatch', () => {
+  it('decodes a Connector Hub batch held in memory, as a string or a Buffer', async () => {
+    const body = sampleText('connector-hub-stream-batch.json');
+    const fromString = await decodeBatch(body, 'batch');
+    const fromBuffer = await decodeBatch(Buffer.from(body), 'batch');
+    expect(fromBuffer).toEqual(fromString);
+    expect(fromString.map((i) => (i.type === 'event' ? i.event.kind : i.dead.code))).toEqual([
+      'connect',
+      'query',
+      'disconnect',
+    ]);
+  });
+
+  it('decodes a single CloudEvent object and reports bad members of a batch by index', async () => {
+    const pretty = readFileSync(
+      new URL('../events/oci-audit/add-user-to-group.cloudevents.json', import.meta.url),
+      'utf8',
+    );
+    expect((await decodeBatch(pretty, 'batch')).map((i) => i.type)).toEqual(['event']);
+    const cloudEvent = JSON.stringify(JSON.parse(pretty));
+    const items = await decodeBatch(
+      `[${cloudEvent}, {"stream":"s","partition":"0","offset":1,"value":"%%%"}]`,
+      'batch',
+    );
+    expect(items[1]).toEqual({
+      type: 'dead',
+      dead: {
+        code: 'ENCODING_INVALID',
+        source: 'batch',
+        line: 1,
+        index: 1,
+        message: 'stream message value is not base64',
+      },
+    });
+  });
+
+  it('dead-letters raw MySQL events as NO_DB_SYSTEM without a resolver', async () => {
+    const items = await decodeBatch(sampleText('one-line-array.json'), 'batch');
+    expect(items.map((i) => (i.type === 'dead' ? i.dead.code : i.type))).toEqual([
+      'NO_DB_SYSTEM',
+      'NO_DB_SYSTEM',
+      'NO_DB_SYSTEM',
+    ]);
+  });
+});
+
+describeSharedFixture('mysql-audit/guardium-connector-sample.log', (path) => {
+  it('reads all 6 captured events with their kinds and statuses', async () => {
+    const { events, dead } = await read(path);
+    expect(dead).toEqual([]);
+    expect(events.map((e) => [e.kind, e.source === 'mysql' ? e.status : -1])).toEqual([
+      ['connect', 0],
+      ['connect', 1045],
+      ['query', 0],
+      ['query', 1046],
+      ['table_access', 0],
+      ['query', 0],
+    ]);
+  });
+
+  it('unescapes \\/ in queries and keeps an empty account host', async () => {
+    const { events } = await read(path);
+    const [connect, failed, changeDb] = events;
+    expect(connect).toMatchObject({
+      account: { user: 'guardium_qa', host: '' },
+      attributes: { _client_name: 'MySQL Connector/J' },
+      connectionType: 'tcp/ip',
+      db: 'guardium_qa',
+    });
+    expect(failed).toMatchObject({ connectionType: 'socket', account: { host: 'localhost' }, status: 1045 });
+    expect(changeDb).toMatchObject({
+      sql: {
+        text: '/* ApplicationName=DBeaver 7.1.4 - SQLEditor <Script.sql> */ use guardium_qa',
+        sqlCommand: 'change_db',
+      },
+    });
+    expect(events[4]).toMatchObject({ table: { db: 'guardium_qa', table: 'pet', op: 'read' } });
+    expect(events[4]?.source === 'mysql' && events[4].sql?.text).toContain('select * from pet\nLIMIT 0, 200');
+  });
+});

@@ -1,0 +1,162 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { DEAD_LETTER_CODES } from '../../schemas/dead-letter.js';
+import { type SplitOptions, type SplitRecord, splitRecords } from '../../shared/decode/split-records.js';
+
+async function split(chunks: readonly (string | Buffer)[], opts?: SplitOptions): Promise<SplitRecord[]> {
+  async function* source(): AsyncGenerator<string | Buffer> {
+    yield* chunks;
+  }
+  const out: SplitRecord[] = [];
+  for await (const record of splitRecords(source(), 'prop', opts)) out.push(record);
+  return out;
+}
+
+/** Cuts `bytes` at the given (sorted, deduplicated) offsets. */
+function cut(bytes: Buffer, offsets: readonly number[]): Buffer[] {
+  const points = [...new Set(offsets.map((o) => o % (bytes.length + 1)))].sort((a, b) => a - b);
+  const pieces: Buffer[] = [];
+  let from = 0;
+  for (const p of points) {
+    pieces.push(bytes.subarray(from, p));
+    from = p;
+  }
+  pieces.push(bytes.subarray(from));
+  return pieces;
+}
+
+function wellFormed(record: SplitRecord): boolean {
+  if (record.ok) return record.value !== undefined && record.value !== null && record.line >= 1;
+  return (
+    DEAD_LETTER_CODES.includes(record.dead.code) &&
+    record.dead.source === 'prop' &&
+    (record.dead.line ?? 1) >= 1
+  );
+}
+
+// JSON-safe objects without prototype-polluting keys (those are dead letters by design).
+const safeKey = fc.string().filter((k) => k !== '__proto__' && k !== 'constructor');
+const jsonObject = fc.dictionary(safeKey, fc.jsonValue({ maxDepth: 3 }), { maxKeys: 6 });
+// A garbage line: no brackets or quotes, so it cannot open a value that swallows the next line.
+const garbageLine = fc
+  .string({ unit: 'grapheme', maxLength: 40 })
+  .map((s) => s.replace(/[[\]{}"\r\n]/g, ' '));
+// Objects without arrays, like audit events: a cut anywhere in them is always detected.
+const flatObject = fc.dictionary(
+  safeKey,
+  fc.oneof(fc.string(), fc.integer(), fc.boolean(), fc.dictionary(safeKey, fc.string(), { maxKeys: 3 })),
+  { minKeys: 1, maxKeys: 6 },
+);
+
+type Entry =
+  | { kind: 'record'; value: object; shape: 'compact' | 'comma' | 'pretty' }
+  | { kind: 'garbage'; text: string };
+
+const entry: fc.Arbitrary<Entry> = fc.oneof(
+  fc.record({
+    kind: fc.constant('record' as const),
+    value: jsonObject,
+    shape: fc.constantFrom('compact' as const, 'comma' as const, 'pretty' as const),
+  }),
+  fc.record({ kind: fc.constant('garbage' as const), text: garbageLine }),
+);
+
+function render(e: Entry): string {
+  if (e.kind === 'garbage') return e.text;
+  if (e.shape === 'pretty') return `${JSON.stringify(e.value, null, 2)},`;
+  return e.shape === 'comma' ? `${JSON.stringify(e.value)},` : JSON.stringify(e.value);
+}
+
+describe('splitRecords: properties', () => {
+  it('never throws on arbitrary bytes in arbitrary chunks, and yields only records or dead letters', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.uint8Array({ maxLength: 600 }),
+        fc.array(fc.nat(), { maxLength: 6 }),
+        fc.constantFrom(undefined, 16, 64),
+        async (bytes, offsets, max) => {
+          const out = await split(
+            cut(Buffer.from(bytes), offsets),
+            max === undefined ? {} : { maxRecordBytes: max },
+          );
+          expect(out.every(wellFormed)).toBe(true);
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  it('never throws on arbitrary JSON-ish text', async () => {
+    const jsonish = fc.array(
+      fc.oneof(
+        fc.constantFrom('{', '}', '[', ']', '"', '\\', ',', ':', '\n', '\r\n', 'null', ' ', '\uFEFF'),
+        fc.string(),
+      ),
+      { maxLength: 60 },
+    );
+    await fc.assert(
+      fc.asyncProperty(jsonish, fc.array(fc.nat(), { maxLength: 4 }), async (parts, offsets) => {
+        const out = await split(cut(Buffer.from(parts.join('')), offsets), { maxRecordBytes: 32 });
+        expect(out.every(wellFormed)).toBe(true);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('reads every well-formed object interleaved with garbage lines, in order', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(entry, { maxLength: 25 }),
+        fc.constantFrom('none', 'open', 'closed'),
+        fc.constantFrom('\n', '\r\n'),
+        fc.array(fc.nat(), { maxLength: 5 }),
+        async (entries, wrap, eol, offsets) => {
+          const body = entries.map(render);
+          const text = [...(wrap === 'none' ? [] : ['[']), ...body, ...(wrap === 'closed' ? [']'] : [])].join(
+            eol,
+          );
+          const out = await split(cut(Buffer.from(text), offsets));
+          const objects = out.flatMap((r) =>
+            r.ok && typeof r.value === 'object' && !Array.isArray(r.value) ? [r.value] : [],
+          );
+          const inserted = entries.flatMap((e) =>
+            e.kind === 'record' ? [JSON.parse(JSON.stringify(e.value))] : [],
+          );
+          expect(objects).toEqual(inserted);
+          expect(out.every(wellFormed)).toBe(true);
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  it('recovers the next record after a record cut at any point', async () => {
+    await fc.assert(
+      fc.asyncProperty(flatObject, fc.nat(), flatObject, async (first, at, next) => {
+        const text = JSON.stringify(first);
+        const truncated = text.slice(0, 1 + (at % (text.length - 1)));
+        const out = await split([`[\n${truncated},\n${JSON.stringify(next)},\n`]);
+        expect(out.filter((r) => r.ok).map((r) => (r.ok ? r.value : undefined))).toEqual([
+          JSON.parse(JSON.stringify(next)),
+        ]);
+        expect(out.filter((r) => !r.ok).map((r) => (r.ok ? '' : r.dead.code))).toEqual(['JSON_INVALID']);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('gives the same output whatever the chunk boundaries, with small line pieces', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(entry, { maxLength: 12 }),
+        fc.array(fc.nat(), { maxLength: 8 }),
+        async (entries, offsets) => {
+          const bytes = Buffer.from(`[\n${entries.map(render).join('\n')}`);
+          const opts = { maxRecordBytes: 48 };
+          expect(await split(cut(bytes, offsets), opts)).toEqual(await split([bytes], opts));
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+});

@@ -1,0 +1,269 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { type SplitOptions, type SplitRecord, splitRecords } from '../../shared/decode/split-records.js';
+import { AuditError } from '../../shared/errors.js';
+
+function sample(name: string): string {
+  return readFileSync(new URL(`../events/mysql-audit/${name}`, import.meta.url), 'utf8');
+}
+
+async function* chunksOf(chunks: readonly (string | Buffer)[]): AsyncGenerator<string | Buffer> {
+  yield* chunks;
+}
+
+async function split(
+  input: string | Buffer | readonly (string | Buffer)[],
+  opts?: SplitOptions,
+): Promise<SplitRecord[]> {
+  const chunks = typeof input === 'string' || Buffer.isBuffer(input) ? [input] : input;
+  const out: SplitRecord[] = [];
+  for await (const record of splitRecords(chunksOf(chunks), 'test', opts)) out.push(record);
+  return out;
+}
+
+const values = (records: SplitRecord[]) => records.flatMap((r) => (r.ok ? [r.value] : []));
+const lines = (records: SplitRecord[]) => records.flatMap((r) => (r.ok ? [r.line] : []));
+const dead = (records: SplitRecord[]) => records.flatMap((r) => (r.ok ? [] : [r.dead]));
+
+/** A compact audit-like event with a distinguishing id. */
+const event = (id: number) => ({ timestamp: '2026-11-01 10:00:00', id, class: 'general', event: 'status' });
+const line = (id: number) => JSON.stringify(event(id));
+
+describe('splitRecords: file shapes', () => {
+  it('reads JSONL (one object per line, no array)', async () => {
+    const records = await split(`${line(1)}\n${line(2)}\n${line(3)}\n`);
+    expect(values(records)).toEqual([event(1), event(2), event(3)]);
+    expect(lines(records)).toEqual([1, 2, 3]);
+    expect(records.every((r) => r.ok && r.index === undefined)).toBe(true);
+  });
+
+  it('reads an open array with trailing commas and no closing bracket', async () => {
+    const records = await split(sample('line-per-event.log'));
+    expect(dead(records)).toEqual([]);
+    expect(values(records).map((v) => (v as { id: number }).id)).toEqual([0, 1, 0, 0]);
+    expect(lines(records)).toEqual([2, 3, 4, 5]);
+    expect(records.map((r) => (r.ok ? r.index : -1))).toEqual([0, 1, 2, 3]);
+  });
+
+  it('reads bare bracket lines with and without commas, and a closing bracket', async () => {
+    const records = await split(`[\n${line(1)},\n${line(2)}\n,\n${line(3)}\n]\n`);
+    expect(values(records)).toEqual([event(1), event(2), event(3)]);
+    expect(dead(records)).toEqual([]);
+  });
+
+  it('reads a one-line array whose strings hold brackets and escaped quotes', async () => {
+    const records = await split(sample('one-line-array.json'));
+    expect(dead(records)).toEqual([]);
+    expect(values(records)).toHaveLength(3);
+    expect(lines(records)).toEqual([1, 1, 1]);
+    expect(records.map((r) => (r.ok ? r.index : -1))).toEqual([0, 1, 2]);
+    expect(JSON.stringify(values(records)[1])).toContain('SELECT \\"a]}{[\\" AS tricky');
+  });
+
+  it('reads pretty-printed events and reports the line each one starts on', async () => {
+    const text = sample('all-classes.pretty.json');
+    const starts = text.split('\n').flatMap((l, i) => (l === '  {' ? [i + 1] : []));
+    const records = await split(text);
+    expect(dead(records)).toEqual([]);
+    expect(values(records)).toEqual(JSON.parse(text));
+    expect(lines(records)).toEqual(starts);
+  });
+
+  it('skips the null that ends an audit_log_read() array', async () => {
+    const records = await split(sample('audit-log-read.json'));
+    expect(dead(records)).toEqual([]);
+    expect(values(records)).toHaveLength(2);
+    expect(records.map((r) => (r.ok ? r.index : -1))).toEqual([0, 1]);
+  });
+
+  it('reads CRLF line endings and a UTF-8 byte order mark', async () => {
+    const text = `\uFEFF[\r\n${line(1)},\r\n{\r\n  "id": 2,\r\n  "note": "caf\u00e9"\r\n},\r\n${line(3)}\r\n]\r\n`;
+    const records = await split(Buffer.from(text, 'utf8'));
+    expect(dead(records)).toEqual([]);
+    expect(values(records)).toEqual([event(1), { id: 2, note: 'caf\u00e9' }, event(3)]);
+    expect(lines(records)).toEqual([2, 3, 7]);
+  });
+
+  it('reads a BOM directly before a JSONL object', async () => {
+    expect(values(await split(`\uFEFF${line(1)}\n`))).toEqual([event(1)]);
+  });
+
+  it('emits a top-level object that is not an array whole', async () => {
+    const body = { results: [{ data: { datetime: 1, logContent: { a: 1 } } }, { data: { datetime: 2 } }] };
+    const records = await split(JSON.stringify(body, null, 2));
+    expect(values(records)).toEqual([body]);
+  });
+
+  it('keeps pretty-printed envelopes whose array elements start lines with {', async () => {
+    const body = { items: [{ a: { b: 1 } }, { c: [{ d: 2 }, { e: 3 }] }] };
+    const records = await split(`${JSON.stringify(body, null, 2)}\n${line(9)}\n`);
+    expect(values(records)).toEqual([body, event(9)]);
+  });
+
+  it('splits several objects on one line', async () => {
+    expect(values(await split(`{"a":1}{"b":2} {"c":3},{"d":4}\n`))).toEqual([
+      { a: 1 },
+      { b: 2 },
+      { c: 3 },
+      { d: 4 },
+    ]);
+  });
+
+  it('emits scalar array elements for the classifier to reject', async () => {
+    expect(values(await split('[1, "x", true, null, -2.5e3]'))).toEqual([1, 'x', true, -2500]);
+  });
+
+  it('gives the same records whatever the chunk boundaries, inside multi-byte characters too', async () => {
+    const text = `[\n${line(1)},\n{"note":"\u00e9\u{1F600}\\"\\\\","n":[1,2]},\n${sample('all-classes.pretty.json')}`;
+    const bytes = Buffer.from(text, 'utf8');
+    const whole = await split(bytes);
+    const single = await split([...bytes].map((b) => Buffer.from([b])));
+    const uneven = await split([bytes.subarray(0, 7), bytes.subarray(7, 300), bytes.subarray(300)]);
+    expect(single).toEqual(whole);
+    expect(uneven).toEqual(whole);
+    expect(dead(whole)).toEqual([]);
+  });
+});
+
+describe('splitRecords: broken records', () => {
+  it('dead-letters a line cut inside a string and reads the next line', async () => {
+    const records = await split(`${line(1)}\n${line(2).slice(0, 30)}\n${line(3)}\n`);
+    expect(values(records)).toEqual([event(1), event(3)]);
+    expect(dead(records)).toEqual([
+      {
+        code: 'JSON_INVALID',
+        source: 'test',
+        line: 2,
+        message: 'record truncated: unterminated string at end of line',
+      },
+    ]);
+  });
+
+  it('dead-letters a record still open when the next line starts with {', async () => {
+    const records = await split(`[\n${line(1)},\n{"id": 2, "login": {"user": "a"},\n${line(3)},\n`);
+    expect(values(records)).toEqual([event(1), event(3)]);
+    expect(dead(records)).toMatchObject([{ code: 'JSON_INVALID', line: 3, index: 1 }]);
+  });
+
+  it('dead-letters a record cut right after a key and its colon', async () => {
+    const records = await split(`{"id": 2, "login":\n${line(3)}\n`);
+    expect(values(records)).toEqual([event(3)]);
+    expect(dead(records)).toMatchObject([{ code: 'JSON_INVALID', line: 1 }]);
+  });
+
+  it('dead-letters a record cut at the end of input', async () => {
+    const records = await split(`[\n${line(1)},\n{\n  "id": 2,\n`);
+    expect(values(records)).toEqual([event(1)]);
+    expect(dead(records)).toMatchObject([
+      { code: 'JSON_INVALID', line: 3, message: 'record truncated at end of input' },
+    ]);
+  });
+
+  it('dead-letters garbage at top level once per line and goes on', async () => {
+    const records = await split(`${line(1)}\nnot json: at all {"x":1}\n${line(2)}\n}\n${line(3)}\n`);
+    expect(values(records)).toEqual([event(1), event(2), event(3)]);
+    expect(dead(records)).toMatchObject([
+      { code: 'JSON_INVALID', line: 2 },
+      { code: 'JSON_INVALID', line: 4 },
+    ]);
+  });
+
+  it('dead-letters an object with mismatched brackets, then honours the closing bracket', async () => {
+    const records = await split(`[\n{"a":[1}\n]\n${line(1)}\n`);
+    expect(values(records)).toEqual([event(1)]);
+    expect(records.find((r) => r.ok)).toMatchObject({ line: 4 });
+    expect(records.find((r) => r.ok && r.index !== undefined)).toBeUndefined();
+    expect(dead(records)).toMatchObject([{ code: 'JSON_INVALID', line: 2, index: 0 }]);
+  });
+
+  it('dead-letters a balanced record that is not valid JSON', async () => {
+    const records = await split(`{"a": 1,, "b": }\n${line(1)}\n`);
+    expect(values(records)).toEqual([event(1)]);
+    expect(dead(records)).toMatchObject([
+      { code: 'JSON_INVALID', line: 1, message: 'record is not valid JSON' },
+    ]);
+  });
+
+  it('dead-letters records with invalid UTF-8 as ENCODING_INVALID', async () => {
+    const bad = Buffer.concat([Buffer.from('{"user":"a'), Buffer.from([0xff, 0xfe]), Buffer.from('"}\n')]);
+    const garbage = Buffer.from([0xc3, 0x28, 0x0a]);
+    const records = await split(
+      Buffer.concat([Buffer.from(`${line(1)}\n`), bad, garbage, Buffer.from(`${line(2)}\n`)]),
+    );
+    expect(values(records)).toEqual([event(1), event(2)]);
+    expect(dead(records)).toMatchObject([
+      { code: 'ENCODING_INVALID', line: 2 },
+      { code: 'ENCODING_INVALID', line: 3 },
+    ]);
+  });
+
+  it('never puts record text into dead letter messages', async () => {
+    const records = await split(`{"password":"hunter2\n{"password": hunter2}\nhunter2\n`);
+    expect(dead(records)).toHaveLength(3);
+    expect(JSON.stringify(dead(records))).not.toContain('hunter2');
+  });
+});
+
+describe('splitRecords: size limit', () => {
+  it('dead-letters a record over maxRecordBytes as TOO_LARGE and reads the rest', async () => {
+    const big = JSON.stringify({ id: 2, query: 'x'.repeat(500) });
+    const records = await split(`${line(1)}\n${big}\n${line(3)}\n`, { maxRecordBytes: 200 });
+    expect(values(records)).toEqual([event(1), event(3)]);
+    expect(dead(records)).toEqual([
+      { code: 'TOO_LARGE', source: 'test', line: 2, message: 'record exceeds 200 bytes' },
+    ]);
+  });
+
+  it('dead-letters a pretty-printed record over the limit at its first line', async () => {
+    const big = JSON.stringify({ id: 2, args: Array.from({ length: 50 }, (_, i) => `arg-${i}`) }, null, 2);
+    const records = await split(`[\n${big},\n${line(3)}\n]`, { maxRecordBytes: 300 });
+    expect(values(records)).toEqual([event(3)]);
+    expect(dead(records)).toMatchObject([{ code: 'TOO_LARGE', line: 2, index: 0 }]);
+  });
+
+  it('skips a 10 MB line under the default limit, streamed in chunks, and reads what follows', async () => {
+    const chunk = Buffer.from('a'.repeat(64 * 1024));
+    async function* stream(): AsyncGenerator<Buffer> {
+      yield Buffer.from(`${line(1)}\n{"id":2,"query":"`);
+      for (let i = 0; i < 160; i++) yield chunk; // 10 MiB, never held at once
+      yield Buffer.from(`"}\n${line(3)}\n`);
+    }
+    const out: SplitRecord[] = [];
+    for await (const record of splitRecords(stream(), 'big.log')) out.push(record);
+    expect(values(out)).toEqual([event(1), event(3)]);
+    expect(dead(out)).toEqual([
+      { code: 'TOO_LARGE', source: 'big.log', line: 2, message: 'record exceeds 4194304 bytes' },
+    ]);
+  });
+
+  it('reads one-line arrays longer than a line piece when each record fits', async () => {
+    const records = Array.from({ length: 40 }, (_, i) => ({ id: i, query: 'q'.repeat(50) }));
+    const out = await split(JSON.stringify(records), { maxRecordBytes: 128 });
+    expect(dead(out)).toEqual([]);
+    expect(values(out)).toEqual(records);
+  });
+
+  it('rejects a maxRecordBytes that is not a positive integer', async () => {
+    await expect(split('{}', { maxRecordBytes: 0 })).rejects.toBeInstanceOf(AuditError);
+    await expect(split('{}', { maxRecordBytes: 1.5 })).rejects.toMatchObject({ code: 'USAGE' });
+  });
+});
+
+describe('splitRecords: prototype-polluting keys', () => {
+  it.each([
+    ['__proto__ at top level', '{"__proto__": {"polluted": true}}'],
+    ['__proto__ nested', '{"a": [{"b": {"__proto__": {"polluted": true}}}]}'],
+    ['constructor.prototype', '{"constructor": {"prototype": {"polluted": true}}}'],
+    ['an escaped __proto__ key', '{"\\u005f_proto__": {"polluted": true}}'],
+  ])('dead-letters %s as UNSAFE_KEY', async (_name, text) => {
+    const records = await split(`${text}\n[\n${JSON.stringify(JSON.parse(text), null, 2)}\n]\n${line(1)}\n`);
+    expect(values(records)).toEqual([event(1)]);
+    expect(dead(records).map((d) => d.code)).toEqual(['UNSAFE_KEY', 'UNSAFE_KEY']);
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+  });
+
+  it('accepts keys that merely mention proto or constructor', async () => {
+    const ok = { constructor: 'x', prototype: 1, proto: { __protocol: 2 }, note: '__proto__' };
+    expect(values(await split(JSON.stringify(ok)))).toEqual([ok]);
+  });
+});

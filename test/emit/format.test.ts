@@ -1,0 +1,198 @@
+// The format registry: every format gives one line per alert and session, events only where the
+// format has a record for them, and no secret or SQL literal ever reaches an output.
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { CanonicalEvent } from '../../schemas/events.js';
+import { RULES } from '../../shared/detect/registry.js';
+import { at, db, iam, USERS } from '../../shared/detect/timeline.js';
+import {
+  CLASSIFIED_NAMESPACES,
+  formatAlert,
+  formatDbEvent,
+  formatIamEvent,
+  formatSession,
+  formatSessionEnd,
+  isOutputFormat,
+  OUTPUT_FORMATS,
+  PRODUCT,
+  ruleInfo,
+} from '../../shared/emit/formats/format.js';
+import { REPO_ROOT } from '../helpers/ocsf-validator.js';
+import { runTimeline, type TimelineResult } from '../helpers/run-timeline.js';
+import { incidentTimeline } from '../scenarios/scenario-fleet.js';
+
+const SECRET = 'Sup3rS3cret';
+const LITERAL = '4111-1111-1111-1111';
+
+/** Secrets planted where MySQL would log them verbatim (a failed GRANT) and where rules see them. */
+function secretTimeline(): CanonicalEvent[] {
+  return [
+    iam.signOn({ at: at(0), user: USERS.alice, ip: '10.0.0.5', mfa: 'TOTP' }),
+    db.connect({ at: at(1), conn: 1, account: 'dba_proxy', user: 'alice', ip: '10.0.0.5', proxy: true }),
+    db.query({
+      at: at(2),
+      conn: 1,
+      account: 'dba_proxy',
+      sqlCommand: 'grant',
+      sql: `GRANT ALL ON *.* TO 'x'@'%' IDENTIFIED BY '${SECRET}'`,
+      status: 1064,
+    }),
+    db.query({
+      at: at(3),
+      conn: 1,
+      account: 'dba_proxy',
+      sqlCommand: 'create_user',
+      sql: `CREATE USER 'rep'@'%' IDENTIFIED BY '${SECRET}'`,
+    }),
+    db.query({
+      at: at(4),
+      conn: 1,
+      account: 'dba_proxy',
+      sqlCommand: 'alter_user',
+      sql: `ALTER USER 'carol'@'%' IDENTIFIED BY '${SECRET}'`,
+    }),
+    db.query({
+      at: at(5),
+      conn: 1,
+      account: 'dba_proxy',
+      sqlCommand: 'set_password',
+      sql: `SET PASSWORD FOR 'app'@'%' = '${SECRET}'`,
+    }),
+    db.query({
+      at: at(6),
+      conn: 1,
+      account: 'dba_proxy',
+      sqlCommand: 'select',
+      sql: `SELECT * FROM shop.orders WHERE card = '${LITERAL}'`,
+    }),
+    db.query({
+      at: at(7),
+      conn: 1,
+      account: 'dba_proxy',
+      sqlCommand: 'select',
+      sql: `SELECT audit_log_filter_set_filter('${SECRET}', '{"filter":{"log":false}}')`,
+    }),
+    db.disconnect({ at: at(9), conn: 1, account: 'dba_proxy' }),
+  ];
+}
+
+function allLines(events: CanonicalEvent[], run: TimelineResult): string[] {
+  return OUTPUT_FORMATS.flatMap((f) => [
+    ...run.alerts.map((a) => formatAlert(f, a)),
+    ...run.sessions.flatMap((s) => [formatSession(f, s), formatSessionEnd(f, s)]),
+    ...events.map((e) => (e.source === 'iam' ? formatIamEvent(f, e) : formatDbEvent(f, e, run.sessions[0]))),
+  ]).filter((l): l is string => l !== undefined);
+}
+
+describe('format registry', () => {
+  let run: TimelineResult;
+  const events = incidentTimeline();
+  beforeAll(async () => {
+    run = await runTimeline(events);
+  });
+
+  it('lists the formats and recognises their names', () => {
+    expect(OUTPUT_FORMATS).toEqual(['jsonl', 'ocsf', 'cef', 'ecs']);
+    expect(OUTPUT_FORMATS.every(isOutputFormat)).toBe(true);
+    expect(isOutputFormat('OCSF')).toBe(false);
+    expect(isOutputFormat('syslog')).toBe(false);
+  });
+
+  it('every format gives exactly one line per alert and per session', () => {
+    for (const f of OUTPUT_FORMATS) {
+      for (const a of run.alerts) expect(formatAlert(f, a)).not.toMatch(/[\r\n]/);
+      for (const s of run.sessions) expect(formatSession(f, s)).toMatch(/^[^\r\n]+$/);
+    }
+  });
+
+  it('jsonl is the alert and the session as stored', () => {
+    const a = run.alerts[0]!;
+    expect(JSON.parse(formatAlert('jsonl', a))).toEqual(a);
+    expect(JSON.parse(formatSession('jsonl', run.sessions[0]!)!)).toEqual(run.sessions[0]);
+  });
+
+  it('JSON formats parse; CEF starts with its header', () => {
+    for (const a of run.alerts) {
+      expect(JSON.parse(formatAlert('ocsf', a)).class_uid).toBe(2004);
+      expect(JSON.parse(formatAlert('ecs', a)).event.kind).toBe('alert');
+      expect(formatAlert('cef', a)).toMatch(/^CEF:0\|heatwave-iam-audit\|heatwave-iam-audit\|/);
+    }
+  });
+
+  it('IAM and MySQL events have records in OCSF only', () => {
+    const membership = events.find((e) => e.source === 'iam' && e.kind === 'membership_added')!;
+    const query = events.find((e) => e.source === 'mysql' && e.kind === 'query')!;
+    if (membership.source !== 'iam' || query.source !== 'mysql') throw new Error('timeline changed');
+    expect(JSON.parse(formatIamEvent('ocsf', membership)!).class_uid).toBe(3006);
+    expect(JSON.parse(formatDbEvent('ocsf', query)!).class_uid).toBe(6005);
+    for (const f of ['jsonl', 'cef', 'ecs'] as const) {
+      expect(formatIamEvent(f, membership)).toBeUndefined();
+      expect(formatDbEvent(f, query)).toBeUndefined();
+    }
+  });
+
+  it('a session end is an OCSF Logoff only, once disconnected', () => {
+    const ended = run.sessions.find((s) => s.disconnectTime !== undefined)!;
+    expect(JSON.parse(formatSessionEnd('ocsf', ended)!).activity_id).toBe(2);
+    expect(formatSessionEnd('cef', ended)).toBeUndefined();
+    expect(
+      formatSessionEnd('ocsf', run.sessions.find((s) => s.disconnectTime === undefined)!),
+    ).toBeUndefined();
+  });
+
+  it('the product version is the package version', () => {
+    const pkg = JSON.parse(readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')) as {
+      name: string;
+      version: string;
+    };
+    expect(PRODUCT).toEqual({ name: pkg.name, vendor: 'heatwave-iam-audit', version: pkg.version });
+  });
+
+  it('every registered rule has its metadata and a deliberate category', () => {
+    for (const rule of RULES) {
+      const info = ruleInfo(rule.id);
+      expect(info).toMatchObject({ id: rule.id, title: rule.title, description: rule.description });
+      expect(CLASSIFIED_NAMESPACES, rule.id).toContain(rule.id.split('.')[0]);
+      expect(info.categories.length).toBeGreaterThan(0);
+    }
+  });
+
+  it('an alert of a rule the registry no longer has still formats', () => {
+    const retired = { ...run.alerts[0]!, rule: 'retired.rule' };
+    expect(ruleInfo('retired.rule')).toEqual({
+      id: 'retired.rule',
+      title: 'retired.rule',
+      categories: ['database'],
+    });
+    for (const f of OUTPUT_FORMATS) expect(formatAlert(f, retired)).toContain('retired.rule');
+    for (const id of ['constructor', '__proto__.x', 'toString.y']) {
+      expect(ruleInfo(id).categories).toEqual(['database']);
+    }
+  });
+});
+
+describe('no secret or SQL literal in any output', () => {
+  const events = secretTimeline();
+  let lines: string[];
+  let run: TimelineResult;
+  beforeAll(async () => {
+    run = await runTimeline(events);
+    lines = allLines(events, run);
+  });
+
+  it('the planted statements reach the formatters (the check can fail)', () => {
+    expect(JSON.stringify(events)).toContain(SECRET);
+    expect(JSON.stringify(events)).toContain(LITERAL);
+    expect(run.alerts.map((a) => a.rule)).toEqual(expect.arrayContaining(['privilege.change']));
+    const ocsf = lines.filter((l) => l.includes('"class_uid":6005'));
+    expect(ocsf).toHaveLength(6);
+    expect(ocsf.join('\n')).toContain('IDENTIFIED BY ?');
+    expect(lines.length).toBeGreaterThan(20);
+  });
+
+  it('no line of any format holds the secret or the literal', () => {
+    const leaks = lines.filter((l) => l.includes(SECRET) || l.includes(LITERAL));
+    expect(leaks).toEqual([]);
+  });
+});

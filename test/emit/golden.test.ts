@@ -1,0 +1,109 @@
+// Golden files: the exact OCSF, CEF and ECS lines for a small timeline of representative alerts,
+// sessions and events, produced by the real pipeline. After a deliberate mapping change, review
+// the diff and refresh them with `npx vitest run test/emit/golden.test.ts -u`.
+import { describe, expect, it } from 'vitest';
+import type { CanonicalEvent } from '../../schemas/events.js';
+import { at, db, GROUPS, iam, USERS } from '../../shared/detect/timeline.js';
+import {
+  DEFAULT_CONTEXT,
+  type FormatContext,
+  formatAlert,
+  formatDbEvent,
+  formatIamEvent,
+  formatSession,
+  formatSessionEnd,
+  type OutputFormat,
+} from '../../shared/emit/formats/format.js';
+import { runTimeline } from '../helpers/run-timeline.js';
+
+// Built first: event keys come from a counter in the timeline module, so the order is part of the golden output.
+const EVENTS: CanonicalEvent[] = [
+  // A DBA signs on with MFA, logs in through the DBAdmins group mapping and creates a user.
+  iam.signOn({ at: at(0), user: USERS.alice, ip: '10.0.0.5', mfa: 'TOTP' }),
+  db.connect({ at: at(5), conn: 1, account: 'dba_proxy', user: 'alice', ip: '10.0.0.5', proxy: true }),
+  db.query({
+    at: at(6),
+    conn: 1,
+    account: 'dba_proxy',
+    sqlCommand: 'create_user',
+    sql: "CREATE USER 'rep'@'%' IDENTIFIED BY 'Sup3rS3cret'",
+  }),
+  db.disconnect({ at: at(9), conn: 1, account: 'dba_proxy' }),
+  // A 1-to-1 IAM account reads a table.
+  db.connect({ at: at(10), conn: 2, account: 'carol', ip: '10.0.0.7' }),
+  db.query({
+    at: at(11),
+    conn: 2,
+    account: 'carol',
+    sqlCommand: 'select',
+    sql: "SELECT * FROM shop.orders WHERE card = '4111-1111'",
+  }),
+  // IAM changes: a break-glass grant and the database authentication policy.
+  iam.added({ at: at(12), user: USERS.bob, group: GROUPS.bg }),
+  iam.policy({
+    at: at(13),
+    kind: 'policy_updated',
+    statements: [
+      'ALLOW service mysql_dp_auth TO {AUTHENTICATION_INSPECT, GROUP_MEMBERSHIP_INSPECT} IN TENANCY',
+    ],
+  }),
+  // Failed logins to a local account, a local application login, and a proxied login nobody can be named behind.
+  ...[20, 21, 22].map((m, i) =>
+    db.connect({ at: at(m), conn: 10 + i, account: 'admin', ip: '203.0.113.9', status: 1045 }),
+  ),
+  db.connect({ at: at(30), conn: 20, account: 'app', ip: '10.1.1.1' }),
+  db.connect({ at: at(40), conn: 21, account: 'dba_proxy', user: 'dba_proxy', ip: '10.7.7.7', proxy: true }),
+];
+
+/** Pinned so that a release does not rewrite the golden files. */
+const ctx: FormatContext = {
+  ...DEFAULT_CONTEXT,
+  product: { ...DEFAULT_CONTEXT.product, version: '0.0.0-golden' },
+};
+
+async function linesOf(format: OutputFormat): Promise<string> {
+  const run = await runTimeline(EVENTS, { config: { rules: { 'auth.failure-burst': { threshold: 3 } } } });
+  const alerts = [...run.alerts].sort((a, b) => a.time.localeCompare(b.time) || a.id.localeCompare(b.id));
+  const sessions = [...run.sessions].sort((a, b) => a.connectTs - b.connectTs || a.id.localeCompare(b.id));
+  const sessionOf = (conn: number | null) => sessions.find((s) => s.connectionId === conn);
+  const lines = [
+    ...alerts.map((a) => formatAlert(format, a, ctx)),
+    ...sessions.flatMap((s) => [formatSession(format, s, ctx), formatSessionEnd(format, s, ctx)]),
+    ...EVENTS.map((e) =>
+      e.source === 'iam'
+        ? formatIamEvent(format, e, ctx)
+        : formatDbEvent(format, e, sessionOf(e.connectionId), ctx),
+    ),
+  ];
+  return `${lines.filter((l) => l !== undefined).join('\n')}\n`;
+}
+
+describe('golden outputs', () => {
+  it('the timeline raises the representative alerts', async () => {
+    const run = await runTimeline(EVENTS, { config: { rules: { 'auth.failure-burst': { threshold: 3 } } } });
+    expect(run.alerts.map((a) => a.rule).sort()).toEqual(
+      [
+        'access.local-account',
+        'access.unattributed',
+        'auth.failure-burst',
+        'auth.failure-burst',
+        'iam.auth-policy-change',
+        'iam.privileged-group-change',
+        'privilege.change',
+      ].sort(),
+    );
+    expect(run.sessions).toHaveLength(7);
+  });
+
+  it('OCSF', async () => {
+    await expect(await linesOf('ocsf')).toMatchFileSnapshot('./golden/ocsf.jsonl');
+  });
+
+  it('CEF', async () => {
+    await expect(await linesOf('cef')).toMatchFileSnapshot('./golden/cef.log');
+  });
+
+  it('ECS', async () => {
+    await expect(await linesOf('ecs')).toMatchFileSnapshot('./golden/ecs.jsonl');
+  });
+});

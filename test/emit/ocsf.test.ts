@@ -1,0 +1,478 @@
+// OCSF 1.8.0 output: the mapping decisions, and schema validation of every record the incident
+// timeline produces (alerts, sessions, IAM and MySQL events) against ../shared/ocsf/1.8.0.
+import path from 'node:path';
+import fc from 'fast-check';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { Alert } from '../../schemas/alert.js';
+import type { CanonicalEvent, DbEvent } from '../../schemas/events.js';
+import type { Session } from '../../schemas/session.js';
+import { at, db, GROUPS, iam, USERS } from '../../shared/detect/timeline.js';
+import { DEFAULT_CONTEXT, type FormatContext } from '../../shared/emit/formats/format.js';
+import {
+  OCSF_VERSION,
+  type OcsfRecord,
+  ocsfAlert,
+  ocsfDbEvent,
+  ocsfIamEvent,
+  ocsfSession,
+  ocsfSessionEnd,
+} from '../../shared/emit/formats/ocsf.js';
+import { loadOcsfValidator, REPO_ROOT } from '../helpers/ocsf-validator.js';
+import { runTimeline, type TimelineResult } from '../helpers/run-timeline.js';
+import { incidentTimeline } from '../scenarios/scenario-fleet.js';
+
+const ctx: FormatContext = {
+  ...DEFAULT_CONTEXT,
+  product: { ...DEFAULT_CONTEXT.product, version: '9.9.9-test' },
+};
+
+function tableAccess(base: DbEvent, op: string, table: string): DbEvent {
+  return {
+    ...base,
+    key: `${base.key}:${op}`,
+    kind: 'table_access',
+    class: 'table_access',
+    event: op,
+    table: { db: 'shop', table, op },
+  };
+}
+
+/** The incident timeline plus what it lacks: a 1-to-1 login, policy changes, table access, a removal by membership OCID. */
+function timeline(): CanonicalEvent[] {
+  const select = db.query({
+    at: at(71),
+    conn: 30,
+    account: 'carol',
+    sqlCommand: 'select',
+    sql: 'SELECT * FROM shop.orders WHERE id = 42',
+  });
+  return [
+    ...incidentTimeline(),
+    iam.signOn({ at: at(69), user: USERS.carol, ip: '192.0.2.10', mfa: 'PUSH' }),
+    db.connect({ at: at(70), conn: 30, account: 'carol', ip: '192.0.2.10' }),
+    select,
+    tableAccess(select, 'read', 'orders'),
+    tableAccess(select, 'insert', 'audit_trail'),
+    db.query({
+      at: at(72),
+      conn: 30,
+      account: 'carol',
+      sqlCommand: 'grant',
+      sql: "GRANT ALL ON *.* TO 'x'@'%'",
+      status: 1064,
+    }),
+    db.disconnect({ at: at(75), conn: 30, account: 'carol' }),
+    iam.policy({
+      at: at(80),
+      kind: 'policy_created',
+      statements: ['ALLOW service mysql_dp_auth TO {AUTHENTICATION_INSPECT} IN TENANCY'],
+    }),
+    iam.policy({
+      at: at(81),
+      kind: 'policy_updated',
+      statements: ['Allow group X to read buckets in tenancy'],
+    }),
+    { ...iam.policy({ at: at(82), kind: 'policy_deleted', statements: [] }), status: '404' },
+    iam.removed({ at: at(90), membershipId: 'ocid1.groupmembership.oc1..bob-dev' }),
+    {
+      ...iam.added({ at: at(91), user: USERS.dave, group: GROUPS.dba }),
+      tenantId: 'ocid1.tenancy.oc1..example',
+      status: '200',
+    },
+    iam.userState({ at: at(92), user: USERS.dave, kind: 'user_deactivated' }),
+  ];
+}
+
+const EVENTS = timeline();
+
+/** The session a MySQL event belongs to, as the pipeline would look it up. */
+function sessionOf(run: TimelineResult, ev: DbEvent): Session | undefined {
+  return run.sessions.find(
+    (s) => s.dbSystem.id === ev.dbSystemId && s.connectionId === ev.connectionId && s.connectTs <= ev.ts,
+  );
+}
+
+type Produced = { what: string; record: OcsfRecord };
+
+function produce(run: TimelineResult): Produced[] {
+  const out: Produced[] = [];
+  for (const a of run.alerts) out.push({ what: `alert ${a.rule} ${a.id}`, record: ocsfAlert(a, ctx) });
+  for (const s of run.sessions) {
+    out.push({ what: `session ${s.id}`, record: ocsfSession(s, ctx) });
+    const end = ocsfSessionEnd(s, ctx);
+    if (end) out.push({ what: `session end ${s.id}`, record: end });
+  }
+  for (const ev of EVENTS) {
+    const record = ev.source === 'iam' ? ocsfIamEvent(ev, ctx) : ocsfDbEvent(ev, sessionOf(run, ev), ctx);
+    if (record) out.push({ what: `${ev.source} ${ev.kind} ${ev.key}`, record });
+  }
+  return out;
+}
+
+/** What a consumer reads: the JSON line, parsed. */
+const wire = (r: OcsfRecord): Record<string, unknown> => JSON.parse(JSON.stringify(r));
+
+let run: TimelineResult;
+let produced: Produced[];
+
+beforeAll(async () => {
+  run = await runTimeline(EVENTS);
+  produced = produce(run);
+});
+
+const byClass = (classUid: number, activityId?: number) =>
+  produced.filter(
+    (p) =>
+      p.record.class_uid === classUid && (activityId === undefined || p.record.activity_id === activityId),
+  );
+
+const sessionNamed = (conn: number) => run.sessions.find((s) => s.connectionId === conn)!;
+
+describe('OCSF mapping', () => {
+  it('produces every class and activity from the timeline', () => {
+    const kinds = new Set(produced.map((p) => `${p.record.class_uid}/${p.record.activity_id}`));
+    expect([...kinds].sort()).toEqual(
+      [
+        '2004/1',
+        '3002/1',
+        '3002/2',
+        '3002/7',
+        '3006/3',
+        '3006/4',
+        '6003/1',
+        '6003/3',
+        '6003/4',
+        '6005/1',
+        '6005/4',
+        '6005/5',
+      ].sort(),
+    );
+  });
+
+  it('every record carries the base attributes and type_uid = class_uid * 100 + activity_id', () => {
+    for (const { record } of produced) {
+      expect(record.type_uid).toBe(record.class_uid * 100 + record.activity_id);
+      expect(record.metadata).toMatchObject({
+        version: OCSF_VERSION,
+        product: { name: 'heatwave-iam-audit', vendor_name: 'heatwave-iam-audit', version: '9.9.9-test' },
+      });
+      expect(Number.isInteger(record.time)).toBe(true);
+      expect(JSON.stringify(record)).not.toContain('null');
+    }
+  });
+
+  it('profile attributes appear only with their profile listed', () => {
+    for (const { record } of produced) {
+      const profiles = (record.metadata as { profiles?: string[] }).profiles ?? [];
+      expect('cloud' in record).toBe(profiles.includes('cloud'));
+      for (const p of ['attacks', 'confidence_id', 'device', 'api'].filter(
+        (k) => record.class_uid !== 6003 || k !== 'api',
+      )) {
+        expect(p in record, p).toBe(false);
+      }
+      expect(JSON.stringify(record)).not.toMatch(/_dt"/);
+    }
+  });
+
+  it('an alert is a Detection Finding naming the rule, the person and the MySQL account', () => {
+    const alert = run.alerts.find((a) => a.rule === 'privilege.change')!;
+    const r = ocsfAlert(alert, ctx);
+    expect(r).toMatchObject({
+      class_uid: 2004,
+      activity_id: 1,
+      severity_id: 4,
+      message: alert.title,
+      finding_info: {
+        uid: alert.id,
+        title: alert.title,
+        types: ['database', 'iam'],
+        analytic: { uid: 'privilege.change', name: 'MySQL privileges changed', type_id: 1 },
+        attacks: [{ technique: { uid: 'T1098' } }],
+        related_events: alert.evidence.map((uid) => ({ uid })),
+      },
+      resources: [
+        { uid: alert.dbSystem!.id, name: 'prod-orders' },
+        { uid: GROUPS.dba, name: 'DBAdmins' },
+      ],
+      evidences: [
+        {
+          user: {
+            uid: USERS.alice,
+            name: 'alice@example.com',
+            account: { name: 'dba_proxy@%' },
+            groups: [{ uid: GROUPS.dba }],
+          },
+          src_endpoint: { ip: '10.0.0.5' },
+          data: { details: { sql: 'GRANT SELECT ON shop.* TO ?@?' }, attribution: { method: 'login-name' } },
+        },
+      ],
+    });
+  });
+
+  it('maps each severity and splits ATT&CK sub-techniques', () => {
+    const base = run.alerts.find((a) => a.rule === 'break-glass.stale')!;
+    const ids = (['info', 'low', 'medium', 'high', 'critical'] as const).map(
+      (severity) => ocsfAlert({ ...base, severity }, ctx).severity_id,
+    );
+    expect(ids).toEqual([1, 2, 3, 4, 5]);
+    expect((ocsfAlert(base, ctx).finding_info as { attacks: unknown }).attacks).toEqual([
+      { technique: { uid: 'T1098' } },
+      { technique: { uid: 'T1078' }, sub_technique: { uid: 'T1078.004' } },
+    ]);
+  });
+
+  it('links an alert about a session to the session records', () => {
+    const alert = run.alerts.find((a) => a.rule === 'access.after-revocation')!;
+    const session = run.sessions.find((s) => s.id === alert.details?.sessionId)!;
+    expect((ocsfAlert(alert, ctx).metadata as { correlation_uid?: string }).correlation_uid).toBe(session.id);
+    expect((ocsfSession(session, ctx).metadata as { correlation_uid?: string }).correlation_uid).toBe(
+      session.id,
+    );
+  });
+
+  it('a group-proxied login is an Account Switch from the IAM person to the proxied MySQL account', () => {
+    const r = ocsfSession(sessionNamed(1), ctx);
+    expect(r).toMatchObject({
+      class_uid: 3002,
+      activity_id: 7,
+      account_switch_type_id: 1,
+      user: {
+        uid: USERS.alice,
+        name: 'alice@example.com',
+        type_id: 1,
+        account: { name: 'dba_proxy@%', type_id: 99 },
+        groups: [{ uid: GROUPS.dba, name: 'DBAdmins' }],
+      },
+      is_mfa: true,
+      auth_factors: [{ factor_type_id: 7, is_totp: true }],
+      src_endpoint: { ip: '10.0.0.5' },
+      dst_endpoint: { uid: 'ocid1.mysqldbsystem.oc1..prod1', name: 'prod-orders' },
+      service: { uid: 'ocid1.mysqldbsystem.oc1..prod1', name: 'prod-orders' },
+      status_id: 1,
+      status_code: '0',
+    });
+  });
+
+  it('a 1-to-1 login is a Logon; is_mfa only when the sign-on had a factor', () => {
+    const carol = ocsfSession(sessionNamed(30), ctx);
+    expect(carol).toMatchObject({ activity_id: 1, user: { uid: USERS.carol, account: { name: 'carol@%' } } });
+    expect(carol).not.toHaveProperty('account_switch_type_id');
+    const dave = ocsfSession(sessionNamed(3), ctx);
+    expect(dave).not.toHaveProperty('is_mfa');
+    expect(dave).not.toHaveProperty('auth_factors');
+  });
+
+  it('maps OCI sign-on factors to OCSF factor types', () => {
+    const factorOf = (mfaFactor: string) =>
+      (ocsfSession({ ...sessionNamed(1), mfaFactor }, ctx).auth_factors as unknown[])[0];
+    expect(factorOf('TOTP')).toEqual({ factor_type_id: 7, factor_type: 'OTP', is_totp: true });
+    expect(factorOf('FIDO_AUTHENTICATOR')).toEqual({ factor_type_id: 10, factor_type: 'WebAuthn' });
+    expect(factorOf('PUSH')).toEqual({ factor_type_id: 5, factor_type: 'Push Notification' });
+    expect(factorOf('SMS')).toEqual({ factor_type_id: 1, factor_type: 'SMS' });
+    expect(factorOf('EMAIL')).toEqual({ factor_type_id: 8, factor_type: 'Email' });
+    expect(factorOf('BYPASSCODE')).toEqual({ factor_type_id: 7, factor_type: 'OTP' });
+    expect(factorOf('Smoke signals')).toEqual({ factor_type_id: 99, factor_type: 'Smoke signals' });
+  });
+
+  it('a failed login carries the MySQL errno; nobody is named behind it', () => {
+    const r = ocsfSession(sessionNamed(10), ctx);
+    expect(r).toMatchObject({
+      activity_id: 1,
+      status_id: 2,
+      status: 'Failure',
+      status_code: '1045',
+      status_detail: 'ER_ACCESS_DENIED_ERROR',
+      user: { account: { name: 'admin@%' } },
+    });
+    expect(r.user).not.toHaveProperty('name');
+  });
+
+  it('an unattributed proxied login names the group and the account, not a person', () => {
+    const r = ocsfSession(sessionNamed(21), ctx);
+    expect(r.user).toEqual({
+      account: { name: 'dba_proxy@%', type: 'MySQL Account', type_id: 99 },
+      groups: [{ uid: GROUPS.dba, name: 'DBAdmins' }],
+    });
+    expect(r.unmapped).toMatchObject({ attribution: { method: 'unattributed', problem: 'no-evidence' } });
+  });
+
+  it('a Logoff exists once the session has ended', () => {
+    expect(ocsfSessionEnd(sessionNamed(1), ctx)).toMatchObject({ activity_id: 2, time: at(25) });
+    expect(ocsfSessionEnd(sessionNamed(2), ctx)).toBeUndefined();
+  });
+
+  it('membership changes are Group Management Add User / Remove User', () => {
+    const [added, removed] = [3, 4].map((a) => byClass(3006, a).map((p) => p.record));
+    expect(added?.[0]).toMatchObject({
+      user: { uid: USERS.bob },
+      group: { uid: GROUPS.bg },
+      actor: { user: { name: 'iam-admin' } },
+    });
+    expect(removed?.find((r) => (r.unmapped as Record<string, unknown>).membership_id)).toMatchObject({
+      group: { name: 'unknown' },
+      unmapped: { membership_id: 'ocid1.groupmembership.oc1..bob-dev' },
+    });
+    expect(added?.find((r) => r.status_code === '200')).toMatchObject({
+      status_id: 1,
+      metadata: { tenant_uid: 'ocid1.tenancy.oc1..example' },
+    });
+  });
+
+  it('policy changes are API Activity; other IAM kinds have no record', () => {
+    const policies = byClass(6003).map((p) => p.record);
+    expect(policies.map((r) => [r.activity_id, (r.api as { operation: string }).operation])).toEqual([
+      [1, 'CreatePolicy'],
+      [3, 'UpdatePolicy'],
+      [4, 'DeletePolicy'],
+    ]);
+    expect(policies[2]).toMatchObject({ status_id: 2, status_code: '404' });
+    const signOn = EVENTS.find((e) => e.source === 'iam' && e.kind === 'signon_success')!;
+    expect(signOn.source === 'iam' && ocsfIamEvent(signOn, ctx)).toBeUndefined();
+  });
+
+  it('statements and table access are Datastore Activity with literal-redacted SQL', () => {
+    const records = byClass(6005).map((p) => p.record);
+    const carol = records.filter(
+      (r) => (r.metadata as { correlation_uid?: string }).correlation_uid === sessionNamed(30).id,
+    );
+    expect(carol.map((r) => r.activity_id)).toEqual([4, 1, 5, 4]);
+    expect(carol[0]).toMatchObject({
+      actor: {
+        user: { uid: USERS.carol, account: { name: 'carol@%' } },
+        session: { uid: sessionNamed(30).id },
+      },
+      src_endpoint: { ip: '192.0.2.10' },
+      database: { uid: 'ocid1.mysqldbsystem.oc1..prod1', name: 'prod-orders', type_id: 1 },
+      query_info: { name: 'select', query_string: 'SELECT * FROM shop.orders WHERE id = ?' },
+    });
+    expect(carol[1]).toMatchObject({ table: { name: 'shop.orders' } });
+    expect(carol[3]).toMatchObject({ status_id: 2, status_code: '1064', status_detail: 'ER_PARSE_ERROR' });
+    const connect = EVENTS.find((e) => e.source === 'mysql' && e.kind === 'connect')!;
+    expect(connect.source === 'mysql' && ocsfDbEvent(connect, undefined, ctx)).toBeUndefined();
+  });
+
+  it('an unknown table operation or errno is a plain Query without status detail', () => {
+    const select = EVENTS.find((e): e is DbEvent => e.source === 'mysql' && e.kind === 'query')!;
+    const odd = tableAccess({ ...select, status: 1 }, 'constructor', 't');
+    expect(ocsfDbEvent(odd, undefined, ctx)).toMatchObject({
+      activity_id: 4,
+      activity_name: 'Query',
+      status_code: '1',
+    });
+    expect(ocsfDbEvent(odd, undefined, ctx)).not.toHaveProperty('status_detail');
+  });
+
+  it('ignores a session that does not own the event', () => {
+    const select = EVENTS.find(
+      (e): e is DbEvent => e.source === 'mysql' && e.kind === 'query' && e.connectionId === 30,
+    )!;
+    const r = ocsfDbEvent(select, sessionNamed(1), ctx)!;
+    expect(r.metadata).not.toHaveProperty('correlation_uid');
+    expect(r.actor).toEqual({
+      user: { account: { name: 'carol@%', type: 'MySQL Account', type_id: 99 } },
+      session: { uid: 'ocid1.mysqldbsystem.oc1..prod1:30' },
+    });
+  });
+});
+
+const validator = loadOcsfValidator();
+
+describe('OCSF validator helper', () => {
+  it('reports a missing schema directory as absent', () => {
+    expect(loadOcsfValidator(path.join(REPO_ROOT, 'no-such-ocsf-dir'))).toBeUndefined();
+  });
+});
+
+if (validator) {
+  describe('OCSF 1.8.0 schema validation', () => {
+    it('knows every class we emit', () => {
+      expect(validator.version).toBe(OCSF_VERSION);
+      for (const { record } of produced) expect(validator.classUids).toContain(record.class_uid);
+    });
+
+    it('every record of the timeline validates', () => {
+      expect(produced.length).toBeGreaterThan(40);
+      const failures = produced
+        .map(({ what, record }) => ({ what, errors: validator.errors(wire(record)) }))
+        .filter((f) => f.errors.length > 0);
+      expect(failures).toEqual([]);
+    });
+
+    it('rejects what OCSF forbids (the validation can fail)', () => {
+      const session = wire(ocsfSession(sessionNamed(1), ctx));
+      const broken = [
+        { ...session, surprise: 1 },
+        { ...session, cloud: { provider: 'OCI' } },
+        { ...session, type_uid: 300201 },
+        { ...session, user: null },
+        { ...session, src_endpoint: { ip: '10.0.1.300' } },
+        { ...session, time_dt: '2026-11-02T09:05:00Z' },
+        Object.fromEntries(Object.entries(session).filter(([k]) => k !== 'user')),
+      ];
+      for (const b of broken) expect(validator.errors(b), JSON.stringify(b).slice(0, 80)).not.toEqual([]);
+    });
+
+    it('any names, addresses, factors and SQL still give valid records', () => {
+      const text = fc.string({ unit: 'grapheme', maxLength: 30 });
+      const edge = fc.constantFrom(
+        'fe80::1%eth0',
+        `fe80::1%${'z'.repeat(40)}`,
+        '0000:0000:0000:0000:0000:ffff:255.255.255.255',
+        '01.2.3.4',
+        '',
+      );
+      const address = fc.oneof(fc.ipV4(), fc.ipV6(), edge, text);
+      const base = sessionNamed(1);
+      const alert = run.alerts.find((a) => a.rule === 'privilege.change')!;
+      const query = EVENTS.find((e): e is DbEvent => e.source === 'mysql' && e.kind === 'query')!;
+      fc.assert(
+        fc.property(
+          fc.record({
+            person: text,
+            account: text,
+            group: text,
+            ip: address,
+            factor: text,
+            conn: text,
+            sql: text,
+          }),
+          fc.boolean(),
+          (v, proxied) => {
+            const s: Session = {
+              ...base,
+              proxied,
+              identity: { id: v.person, name: v.person },
+              mysqlAccount: v.account,
+              group: { id: v.group, name: v.group },
+              sourceIp: v.ip,
+              mfaFactor: v.factor,
+              connectionType: v.conn,
+            };
+            const a: Alert = {
+              ...alert,
+              title: v.person,
+              sourceIp: v.ip,
+              mysqlAccount: v.account,
+              details: { sql: v.sql },
+            };
+            const q: DbEvent = {
+              ...query,
+              login: { user: v.person, os: '', ip: v.ip, proxy: '' },
+              sql: { text: v.sql },
+            };
+            for (const r of [ocsfSession(s, ctx), ocsfAlert(a, ctx), ocsfDbEvent(q, undefined, ctx)!]) {
+              expect(validator.errors(wire(r))).toEqual([]);
+            }
+          },
+        ),
+        { numRuns: 300 },
+      );
+    });
+  });
+} else {
+  describe('OCSF 1.8.0 schema validation', () => {
+    it('OCSF schemas absent: validation not run', () => {
+      expect(validator).toBeUndefined();
+    });
+  });
+}

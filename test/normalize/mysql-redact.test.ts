@@ -1,0 +1,190 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { redactLiterals, redactSecrets, redactSql } from '../../shared/normalize/redact.js';
+
+const OCI_MAPPING = `{"tenancy":"ocid1.tenancy.oc1..example","group_mapping":{"ocid1.group.oc1..dba":"dba_proxy"}}`;
+
+describe('redactSecrets', () => {
+  it.each([
+    [
+      "GRANT ALL ON *.* TO 'u'@'%' IDENTIFIED BY 'pw123'",
+      "GRANT ALL ON *.* TO 'u'@'%' IDENTIFIED BY '<redacted>'",
+    ],
+    ['CREATE USER "u"@"%" IDENTIFIED BY "pw123"', `CREATE USER "u"@"%" IDENTIFIED BY '<redacted>'`],
+    [
+      "create user u identified by 'pw123', v identified by 'pw456'",
+      "create user u identified by '<redacted>', v identified by '<redacted>'",
+    ],
+    [
+      "ALTER USER u IDENTIFIED WITH caching_sha2_password BY 'pw123'",
+      "ALTER USER u IDENTIFIED WITH caching_sha2_password BY '<redacted>'",
+    ],
+    [
+      "ALTER USER u IDENTIFIED WITH 'mysql_native_password' AS '*94BDCEBE19083CE2A1F959FD02F964C7AF4CFC29'",
+      "ALTER USER u IDENTIFIED WITH 'mysql_native_password' AS '<redacted>'",
+    ],
+    [
+      "ALTER USER u IDENTIFIED BY 'new' REPLACE 'old' RETAIN CURRENT PASSWORD",
+      "ALTER USER u IDENTIFIED BY '<redacted>' REPLACE '<redacted>' RETAIN CURRENT PASSWORD",
+    ],
+    [
+      "GRANT SELECT ON db.* TO u IDENTIFIED BY PASSWORD '*hash'",
+      "GRANT SELECT ON db.* TO u IDENTIFIED BY PASSWORD '<redacted>'",
+    ],
+    ['GRANT ALL ON *.* TO u IDENTIFIED BY pw123', "GRANT ALL ON *.* TO u IDENTIFIED BY '<redacted>'"],
+    ['GRANT ALL ON *.* TO u IDENTIFIED BY 123456', "GRANT ALL ON *.* TO u IDENTIFIED BY '<redacted>'"],
+    ["SET PASSWORD = 'pw123'", "SET PASSWORD = '<redacted>'"],
+    ["SET PASSWORD FOR 'bob'@'%' = 'pw123'", "SET PASSWORD FOR 'bob'@'%' = '<redacted>'"],
+    ["SET PASSWORD FOR bob = PASSWORD('pw123')", "SET PASSWORD FOR bob = PASSWORD('<redacted>')"],
+    [
+      'SELECT PASSWORD(\'pw123\'), OLD_PASSWORD("pw456")',
+      "SELECT PASSWORD('<redacted>'), OLD_PASSWORD('<redacted>')",
+    ],
+    [
+      "SELECT audit_log_encryption_password_set('pw123')",
+      "SELECT audit_log_encryption_password_set('<redacted>')",
+    ],
+    [
+      "CREATE SERVER s FOREIGN DATA WRAPPER mysql OPTIONS (USER 'remote', HOST '198.51.100.1', PASSWORD 'pw123')",
+      "CREATE SERVER s FOREIGN DATA WRAPPER mysql OPTIONS (USER 'remote', HOST '198.51.100.1', PASSWORD '<redacted>')",
+    ],
+    [
+      "CHANGE MASTER TO MASTER_USER='repl', MASTER_PASSWORD='pw123'",
+      "CHANGE MASTER TO MASTER_USER='repl', MASTER_PASSWORD='<redacted>'",
+    ],
+    [
+      "CHANGE REPLICATION SOURCE TO SOURCE_USER = 'repl', SOURCE_PASSWORD = 'pw123', SOURCE_PORT = 3306",
+      "CHANGE REPLICATION SOURCE TO SOURCE_USER = 'repl', SOURCE_PASSWORD = '<redacted>', SOURCE_PORT = 3306",
+    ],
+    ["START REPLICA USER='repl' PASSWORD='pw123'", "START REPLICA USER='repl' PASSWORD='<redacted>'"],
+    ['START SLAVE USER=\'repl\' PASSWORD = "pw123"', "START SLAVE USER='repl' PASSWORD = '<redacted>'"],
+  ])('redacts %s', (sql, expected) => {
+    expect(redactSecrets(sql)).toBe(expected);
+  });
+
+  it.each([
+    'CREATE USER u IDENTIFIED BY RANDOM PASSWORD',
+    'ALTER USER u IDENTIFIED WITH caching_sha2_password BY RANDOM PASSWORD',
+    'SET PASSWORD FOR u TO RANDOM',
+    'CREATE USER u PASSWORD EXPIRE INTERVAL 90 DAY PASSWORD HISTORY 5 FAILED_LOGIN_ATTEMPTS 3 PASSWORD_LOCK_TIME 2',
+    'ALTER USER u IDENTIFIED BY <secret>',
+    "SELECT * FROM orders WHERE note = 'identified by nobody'",
+    `CREATE USER ''@'%' IDENTIFIED WITH 'authentication_oci' AS '${OCI_MAPPING}'`,
+    `ALTER USER alice IDENTIFIED WITH authentication_oci AS '{"tenancy":"t","user":"ocid1.user.oc1..alice"}'`,
+    'SELECT 1',
+  ])('leaves %s untouched', (sql) => {
+    expect(redactSecrets(sql)).toBe(sql);
+  });
+
+  it.each([
+    ["IDENTIFIED BY 'it''s \\' still secret' -- done", "IDENTIFIED BY '<redacted>' -- done"],
+    ["IDENTIFIED /* why */ BY 'pw123'", "IDENTIFIED /* why */ BY '<redacted>'"],
+    [
+      "/*!80000 CREATE USER u IDENTIFIED BY 'pw123' */",
+      "/*!80000 CREATE USER u IDENTIFIED BY '<redacted>' */",
+    ],
+    [
+      "GRANT ALL ON *.* TO 'u'@'%' IDENTIFIED BY 'pw1",
+      "GRANT ALL ON *.* TO 'u'@'%' IDENTIFIED BY '<redacted>'",
+    ],
+    [
+      "GRANT ALL ON *.* TO 'u'@'%'\nIDENTIFIED\nBY\n'pw123';",
+      "GRANT ALL ON *.* TO 'u'@'%'\nIDENTIFIED\nBY\n'<redacted>';",
+    ],
+  ])('handles quotes, comments and broken statements: %s', (sql, expected) => {
+    expect(redactSecrets(sql)).toBe(expected);
+  });
+});
+
+describe('redactLiterals', () => {
+  it.each([
+    [
+      "SELECT * FROM t WHERE name = 'bob' AND age > 42.5 AND id IN (1, 0x1F)",
+      'SELECT * FROM t WHERE name = ? AND age > ? AND id IN (?, ?)',
+    ],
+    [
+      "INSERT INTO t1 (a, b) VALUES (7, \"x\"), (-1e3, 'it''s')",
+      'INSERT INTO t1 (a, b) VALUES (?, ?), (-?, ?)',
+    ],
+    ["GRANT ALL ON *.* TO 'u'@'%' IDENTIFIED BY pw123", 'GRANT ALL ON *.* TO ?@? IDENTIFIED BY ?'],
+    ['SELECT col1, t2.c3 FROM db1.t2 LIMIT 10', 'SELECT col1, t2.c3 FROM db1.t2 LIMIT ?'],
+    ['SELECT `weird``name` FROM t # 123 comment', 'SELECT `weird``name` FROM t # 123 comment'],
+    ["SELECT _utf8mb4'abc', X'0F'", 'SELECT _utf8mb4?, X?'],
+  ])('redacts %s', (sql, expected) => {
+    expect(redactLiterals(sql)).toBe(expected);
+  });
+
+  it('keeps authentication_oci mappings and plugin names, and only those', () => {
+    expect(
+      redactLiterals(`CREATE USER ''@'%' IDENTIFIED WITH 'authentication_oci' AS '${OCI_MAPPING}'`),
+    ).toBe(`CREATE USER ?@? IDENTIFIED WITH 'authentication_oci' AS '${OCI_MAPPING}'`);
+    expect(redactLiterals("ALTER USER u IDENTIFIED WITH 'caching_sha2_password' AS '$A$005$hash'")).toBe(
+      "ALTER USER u IDENTIFIED WITH 'caching_sha2_password' AS ?",
+    );
+  });
+
+  it('is what redactSql does', () => {
+    expect(redactSql("SELECT 'x'")).toBe(redactLiterals("SELECT 'x'"));
+  });
+});
+
+describe('redaction properties', () => {
+  const secret = fc.stringMatching(/^[A-Za-z0-9!@#$%^&*()_+=-]{4,16}$/);
+  const quoted = (s: string) => `'${s.replaceAll("'", "''")}'`;
+  const sqlish = fc
+    .array(
+      fc.oneof(
+        fc.constantFrom(
+          "'",
+          '"',
+          '`',
+          '\\',
+          '--',
+          '#',
+          '/*',
+          '*/',
+          '/*!',
+          ' ',
+          '\n',
+          'IDENTIFIED',
+          'BY',
+          'WITH',
+          'AS',
+          'PASSWORD',
+          '=',
+          '(',
+          ')',
+          'REPLACE',
+          '42',
+          '.5',
+        ),
+        fc.string({ maxLength: 6 }),
+      ),
+      { maxLength: 30 },
+    )
+    .map((parts) => parts.join(' '));
+
+  it('never shows an IDENTIFIED BY password, whatever follows it', () => {
+    fc.assert(
+      fc.property(secret, fc.string({ maxLength: 40 }), (pw, after) => {
+        fc.pre(!after.includes(pw));
+        const sql = `GRANT ALL ON *.* TO 'u'@'%' IDENTIFIED BY ${quoted(pw)} ${after}`;
+        expect(redactSecrets(sql)).not.toContain(pw);
+        expect(redactLiterals(sql)).not.toContain(pw);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('never throws on SQL-like noise, and redacting twice changes nothing more', () => {
+    fc.assert(
+      fc.property(sqlish, (sql) => {
+        const secrets = redactSecrets(sql);
+        const literals = redactLiterals(sql);
+        expect(redactSecrets(secrets)).toBe(secrets);
+        expect(redactLiterals(literals)).toBe(literals);
+      }),
+      { numRuns: 500 },
+    );
+  });
+});

@@ -1,0 +1,402 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { type IamEvent, IamEventSchema } from '../../schemas/events.js';
+import { normalizeOciAudit } from '../../shared/normalize/oci-audit.js';
+
+const TENANCY = 'ocid1.tenancy.oc1..aaaaaaaaexampletenancy7q3k2';
+const ADMIN = 'ocid1.user.oc1..aaaaaaaaadminexample4xq2b';
+const ALICE = 'ocid1.user.oc1..aaaaaaaaalice5k3j2h7dq4w';
+const BOB = 'ocid1.user.oc1..aaaaaaaabob6mz2p4r8tq1v';
+const DBA = 'ocid1.group.oc1..aaaaaaaadbadmins2c7w5n';
+const MEMBERSHIP = 'ocid1.groupmembership.oc1..aaaaaaaamem1alicedba3f';
+const MEMBERSHIP_2 = 'ocid1.groupmembership.oc1..aaaaaaaamem2bobbg8k1';
+const DOMAIN_ALICE = '7a1c3e5f9b2d4f6a8c0e1b3d5f7a9c2e';
+const DOMAIN_DBA = '4e6a8c0b2d4f6e8a0c2e4b6d8f0a2c4e';
+
+// biome-ignore lint/suspicious/noExplicitAny: samples are mutated freely to build variants
+type Json = any;
+
+const cache = new Map<string, Json>();
+/** A fresh copy of test/events/oci-audit/<name>.json. */
+function sample(name: string): Json {
+  let parsed = cache.get(name);
+  if (parsed === undefined) {
+    parsed = JSON.parse(readFileSync(new URL(`../events/oci-audit/${name}.json`, import.meta.url), 'utf8'));
+    cache.set(name, parsed);
+  }
+  return structuredClone(parsed);
+}
+
+/** Normalizes a record that must succeed, checking the result against the canonical schema. */
+function normalize(raw: unknown): IamEvent {
+  const outcome = normalizeOciAudit(raw, { source: 'test', index: 0 });
+  if (!outcome.ok) throw new Error(`unexpected dead letter: ${outcome.dead.message}`);
+  expect(IamEventSchema.parse(outcome.value)).toEqual(outcome.value);
+  return outcome.value;
+}
+
+describe('normalizeOciAudit: envelopes', () => {
+  it('normalizes a classic AddUserToGroup from ListEvents', () => {
+    expect(normalize(sample('add-user-to-group.listevents'))).toEqual({
+      source: 'iam',
+      kind: 'membership_added',
+      key: '9b7e2f1c-4d3a-4e8b-a1c6-2f5d8e0b7a31',
+      time: '2026-11-02T09:15:42.318Z',
+      ts: Date.UTC(2026, 10, 2, 9, 15, 42, 318),
+      eventType: 'com.oraclecloud.identityControlPlane.AddUserToGroup',
+      eventName: 'AddUserToGroup',
+      flavor: 'classic',
+      tenantId: TENANCY,
+      compartmentId: TENANCY,
+      actor: { id: ADMIN, name: 'admin@example.com', ip: '198.51.100.23', type: 'natv' },
+      user: { id: ALICE },
+      group: { id: DBA },
+      membershipId: MEMBERSHIP,
+      status: '200',
+      extraction: {
+        'actor.id': 'identity.principalId',
+        'actor.name': 'identity.principalName',
+        'actor.ip': 'identity.ipAddress',
+        'actor.type': 'identity.authType',
+        'user.id': 'stateChange.current.userId',
+        'group.id': 'stateChange.current.groupId',
+        membershipId: 'stateChange.current.id',
+      },
+    });
+  });
+
+  it('normalizes the same event identically from CloudEvents, adding only ingestedTime', () => {
+    const fromListEvents = normalize(sample('add-user-to-group.listevents'));
+    const { ingestedTime, ...fromCloudEvents } = normalize(sample('add-user-to-group.cloudevents'));
+    expect(ingestedTime).toBe('2026-11-02T09:16:03.912Z');
+    expect(fromListEvents.ingestedTime).toBeUndefined();
+    expect(fromCloudEvents).toEqual(fromListEvents);
+  });
+
+  it('prefers specversion when a record carries both envelope markers', () => {
+    const raw = sample('add-user-to-group.cloudevents');
+    raw.eventType = 'com.oraclecloud.ComputeApi.GetInstance';
+    expect(normalize(raw).kind).toBe('membership_added');
+  });
+
+  it('accepts Date event times (OCI SDK objects) and offsets, rendering UTC with milliseconds', () => {
+    const withDate = sample('add-user-to-group.listevents');
+    withDate.eventTime = new Date('2026-11-02T09:15:42.318Z');
+    expect(normalize(withDate).time).toBe('2026-11-02T09:15:42.318Z');
+    const withOffset = sample('add-user-to-group.cloudevents');
+    withOffset.time = '2026-11-02T10:15:42+01:00';
+    expect(normalize(withOffset)).toMatchObject({
+      time: '2026-11-02T09:15:42.000Z',
+      ts: Date.UTC(2026, 10, 2, 9, 15, 42),
+    });
+  });
+
+  it('compares classic event types case-insensitively', () => {
+    const raw = sample('add-user-to-group.listevents');
+    raw.eventType = 'com.oraclecloud.identitycontrolplane.addusertogroup';
+    expect(normalize(raw)).toMatchObject({ kind: 'membership_added', eventType: raw.eventType });
+  });
+});
+
+describe('normalizeOciAudit: classic membership extraction', () => {
+  it('takes a removal from stateChange.previous and the membership from it', () => {
+    const event = normalize(sample('remove-user-from-group'));
+    expect(event).toMatchObject({ kind: 'membership_removed', user: { id: ALICE }, group: { id: DBA } });
+    expect(event.membershipId).toBe(MEMBERSHIP);
+    expect(event.extraction).toMatchObject({
+      'user.id': 'stateChange.previous.userId',
+      'group.id': 'stateChange.previous.groupId',
+      membershipId: 'stateChange.previous.id',
+    });
+  });
+
+  it('leaves user and group unset when a removal names only the membership OCID (request path)', () => {
+    const event = normalize(sample('remove-user-from-group.membership-only'));
+    expect(event.kind).toBe('membership_removed');
+    expect(event.membershipId).toBe(MEMBERSHIP_2);
+    expect(event.user).toBeUndefined();
+    expect(event.group).toBeUndefined();
+    expect(event.extraction.membershipId).toBe('request.path');
+  });
+
+  it('falls back to a membership resourceId when the path carries no id', () => {
+    const raw = sample('remove-user-from-group.membership-only');
+    raw.data.request.path = '/20160918/userGroupMemberships/';
+    const event = normalize(raw);
+    expect(event.membershipId).toBe(MEMBERSHIP_2);
+    expect(event.extraction.membershipId).toBe('resourceId');
+  });
+
+  it('uses request parameters when there is no stateChange', () => {
+    const raw = sample('add-user-to-group.listevents');
+    raw.data.stateChange = null;
+    raw.data.request.parameters = { userId: [ALICE], groupId: [DBA] };
+    const event = normalize(raw);
+    expect(event).toMatchObject({ user: { id: ALICE }, group: { id: DBA }, membershipId: MEMBERSHIP });
+    expect(event.extraction).toMatchObject({
+      'user.id': 'request.parameters.userId',
+      'group.id': 'request.parameters.groupId',
+      membershipId: 'resourceId',
+    });
+  });
+
+  it('reads snake_case stateChange fields and a group id from the request path', () => {
+    const raw = sample('add-user-to-group.listevents');
+    raw.data.stateChange = { previous: null, current: { user_id: ALICE } };
+    raw.data.request.path = `/20160918/groups/${DBA}/members/`;
+    const event = normalize(raw);
+    expect(event).toMatchObject({ user: { id: ALICE }, group: { id: DBA } });
+    expect(event.extraction).toMatchObject({
+      'user.id': 'stateChange.current.user_id',
+      'group.id': 'request.path',
+    });
+  });
+
+  it('prefers stateChange over request parameters', () => {
+    const raw = sample('add-user-to-group.listevents');
+    raw.data.request.parameters = { userId: [BOB] };
+    expect(normalize(raw).user).toEqual({ id: ALICE });
+  });
+
+  it('maps a failed (404) AddUserToGroup to other, keeping the status', () => {
+    const event = normalize(sample('add-user-to-group.404'));
+    expect(event).toMatchObject({ kind: 'other', status: '404', flavor: 'classic' });
+    expect(event.eventType).toBe('com.oraclecloud.identityControlPlane.AddUserToGroup');
+  });
+});
+
+describe('normalizeOciAudit: identity-domain events', () => {
+  it('reads a member added from adminResource (group) and adminRefResource (user), not from the type', () => {
+    const event = normalize(sample('domain.add-member'));
+    expect(event).toMatchObject({
+      kind: 'membership_added',
+      flavor: 'identity-domain',
+      eventType: 'admin.group.add.member.success',
+      group: { id: DOMAIN_DBA, name: 'DBAdmins' },
+      user: { id: DOMAIN_ALICE, name: 'alice@example.com' },
+      actor: {
+        id: '1b3d5f7a9c2e4b6d8f0a1c3e5b7d9f2a',
+        name: 'admin@example.com',
+        ip: '198.51.100.23',
+        type: 'User',
+      },
+    });
+    expect(event.extraction).toMatchObject({
+      'group.id': 'additionalDetails.adminResourceId',
+      'group.name': 'additionalDetails.adminResourceName',
+      'user.id': 'additionalDetails.adminRefResourceId',
+      'user.name': 'additionalDetails.adminRefResourceName',
+      'actor.name': 'additionalDetails.actorName',
+    });
+  });
+
+  it('reads a member removed', () => {
+    expect(normalize(sample('domain.remove-member'))).toMatchObject({
+      kind: 'membership_removed',
+      group: { id: DOMAIN_DBA, name: 'DBAdmins' },
+      user: { id: DOMAIN_ALICE, name: 'alice@example.com' },
+    });
+  });
+
+  it('reads a sign-on with its MFA factor, session and client IP; the user is who signed on', () => {
+    const event = normalize(sample('domain.signon-mfa'));
+    expect(event).toMatchObject({
+      kind: 'signon_success',
+      flavor: 'identity-domain',
+      eventType: 'sso.session.create.success',
+      user: { id: DOMAIN_ALICE, name: 'alice@example.com' },
+      signOn: {
+        success: true,
+        ip: '203.0.113.54',
+        mfaFactor: 'TOTP',
+        sessionId: 'a3f9c1e7b5d24f6e8a0c2b4d6f8e1a3c',
+      },
+    });
+    expect(event.extraction['signOn.mfaFactor']).toBe('additionalDetails.ssoAuthFactor');
+  });
+
+  it('maps sso.authentication.failure to signon_failure', () => {
+    const raw = sample('domain.signon-mfa');
+    raw.data.additionalDetails.eventId = 'sso.authentication.failure';
+    expect(normalize(raw)).toMatchObject({ kind: 'signon_failure', signOn: { success: false } });
+  });
+
+  it('keeps an MFA factor step as other, with its user', () => {
+    const raw = sample('domain.signon-mfa');
+    raw.data.additionalDetails.eventId = 'sso.auth.factor.initiated';
+    const event = normalize(raw);
+    expect(event).toMatchObject({
+      kind: 'other',
+      eventType: 'sso.auth.factor.initiated',
+      user: { id: DOMAIN_ALICE },
+    });
+    expect(event.signOn).toBeUndefined();
+  });
+
+  it.each([
+    ['admin.user.create.success', 'user_created'],
+    ['admin.user.delete.success', 'user_deleted'],
+    ['admin.user.activated.success', 'user_reactivated'],
+    ['admin.user.deactivated.success', 'user_deactivated'],
+    ['admin.group.create.success', 'group_created'],
+    ['admin.group.delete.success', 'group_deleted'],
+    ['admin.policy.update.success', 'policy_updated'],
+    ['admin.app.create.success', 'other'],
+  ] as const)('maps %s to %s', (eventId, kind) => {
+    const raw = sample('domain.add-member');
+    raw.data.additionalDetails.eventId = eventId;
+    expect(normalize(raw).kind).toBe(kind);
+  });
+
+  it('takes the user of admin.user.* events from adminResource', () => {
+    const raw = sample('domain.add-member');
+    Object.assign(raw.data.additionalDetails, {
+      eventId: 'admin.user.deactivated.success',
+      adminResourceId: DOMAIN_ALICE,
+      adminResourceName: 'alice@example.com',
+    });
+    const event = normalize(raw);
+    expect(event.user).toEqual({ id: DOMAIN_ALICE, name: 'alice@example.com' });
+    expect(event.group).toBeUndefined();
+  });
+});
+
+describe('normalizeOciAudit: classic sign-on', () => {
+  it('maps a successful InteractiveLogin', () => {
+    expect(normalize(sample('interactive-login'))).toMatchObject({
+      kind: 'signon_success',
+      flavor: 'classic',
+      user: { id: ALICE, name: 'alice@example.com' },
+      signOn: { success: true, ip: '203.0.113.54', sessionId: 'csid1e3a5c7b9d2f4e6a8c0b' },
+    });
+  });
+
+  it('maps a rejected InteractiveLogin to signon_failure', () => {
+    const raw = sample('interactive-login');
+    raw.data.response.status = '401';
+    expect(normalize(raw)).toMatchObject({
+      kind: 'signon_failure',
+      status: '401',
+      signOn: { success: false },
+    });
+  });
+
+  it('keeps an InteractiveLogin without a status as other', () => {
+    const raw = sample('interactive-login');
+    raw.data.response = null;
+    expect(normalize(raw).kind).toBe('other');
+  });
+});
+
+describe('normalizeOciAudit: policies', () => {
+  it('flags a policy granting mysql_dp_auth', () => {
+    const event = normalize(sample('policy.mysql-dp-auth'));
+    expect(event).toMatchObject({
+      kind: 'policy_created',
+      policy: {
+        id: 'ocid1.policy.oc1..aaaaaaaamysqlauth4w2x9',
+        name: 'mysql-iam-auth',
+        mysqlAuth: true,
+        statements: [
+          'ALLOW service mysql_dp_auth TO {AUTHENTICATION_INSPECT, GROUP_MEMBERSHIP_INSPECT, DYNAMIC_GROUP_INSPECT} IN TENANCY',
+        ],
+      },
+    });
+    expect(event.extraction['policy.statements']).toBe('stateChange.current.statements');
+  });
+
+  it('does not flag an unrelated policy', () => {
+    expect(normalize(sample('policy.unrelated'))).toMatchObject({
+      kind: 'policy_updated',
+      policy: {
+        mysqlAuth: false,
+        statements: ['Allow group NetOps to manage virtual-network-family in tenancy'],
+      },
+    });
+  });
+
+  it("flags the 9.4+ request.principal.type = 'mysqldbsystem' form on its own", () => {
+    const raw = sample('policy.mysqldbsystem');
+    raw.data.stateChange.previous = null;
+    expect(normalize(raw).policy?.mysqlAuth).toBe(true);
+  });
+
+  it('flags a change that removes the mysql_dp_auth statement (before counts too)', () => {
+    const raw = sample('policy.unrelated');
+    raw.data.stateChange.previous.statements.push(
+      'allow SERVICE MYSQL_DP_AUTH to {AUTHENTICATION_INSPECT} in tenancy',
+    );
+    expect(normalize(raw).policy?.mysqlAuth).toBe(true);
+  });
+
+  it('reads a deleted policy from stateChange.previous', () => {
+    const raw = sample('policy.mysql-dp-auth');
+    raw.eventType = 'com.oraclecloud.identityControlPlane.DeletePolicy';
+    raw.data.stateChange = { previous: raw.data.stateChange.current, current: null };
+    const event = normalize(raw);
+    expect(event).toMatchObject({ kind: 'policy_deleted', policy: { mysqlAuth: true } });
+    expect(event.extraction).toMatchObject({
+      'policy.id': 'stateChange.previous.id',
+      'policy.statements': 'stateChange.previous.statements',
+    });
+  });
+});
+
+describe('normalizeOciAudit: users and credentials', () => {
+  it('maps UpdateUserState to user_deactivated when the user ends up inactive', () => {
+    const event = normalize(sample('update-user-state.blocked'));
+    expect(event).toMatchObject({ kind: 'user_deactivated', user: { id: BOB, name: 'bob@example.com' } });
+    expect(event.extraction['user.state']).toBe('stateChange.current.lifecycleState');
+  });
+
+  it('maps UpdateUserState to user_reactivated when the user ends up active', () => {
+    const raw = sample('update-user-state.blocked');
+    raw.data.stateChange = { previous: raw.data.stateChange.current, current: raw.data.stateChange.previous };
+    expect(normalize(raw).kind).toBe('user_reactivated');
+  });
+
+  it('reads the state from request parameters, and falls back to user_updated when unknown', () => {
+    const raw = sample('update-user-state.blocked');
+    raw.data.stateChange = null;
+    expect(normalize(raw).kind).toBe('user_updated');
+    raw.data.request.parameters = { blocked: ['true'] };
+    expect(normalize(raw).kind).toBe('user_deactivated');
+  });
+
+  it('maps UploadApiKey to credential_change for the key owner', () => {
+    const event = normalize(sample('upload-api-key'));
+    expect(event).toMatchObject({ kind: 'credential_change', user: { id: ALICE }, actor: { id: ALICE } });
+    expect(event.extraction['user.id']).toBe('stateChange.current.userId');
+  });
+
+  it('maps other credential operations', () => {
+    const raw = sample('upload-api-key');
+    raw.eventType = 'com.oraclecloud.identityControlPlane.CreateOrResetUIPassword';
+    raw.data.stateChange = null;
+    const event = normalize(raw);
+    expect(event).toMatchObject({
+      kind: 'credential_change',
+      user: { id: ALICE, name: 'alice@example.com' },
+    });
+    expect(event.extraction['user.id']).toBe('request.path');
+  });
+});
+
+describe('normalizeOciAudit: unknown events', () => {
+  it('maps an unknown event type to other without dead-lettering it', () => {
+    const event = normalize(sample('unknown-type'));
+    expect(event).toMatchObject({
+      kind: 'other',
+      flavor: 'classic',
+      eventType: 'com.oraclecloud.ComputeApi.GetInstance',
+      key: 'f3b7d5a1-9e4c-4b2f-8a6d-1c7e3f9b5d02',
+    });
+    expect(event.user).toBeUndefined();
+  });
+
+  it('does not mistake prototype keys for event types', () => {
+    const raw = sample('unknown-type');
+    raw.eventType = 'com.oraclecloud.identityControlPlane.constructor';
+    expect(normalize(raw).kind).toBe('other');
+  });
+});
