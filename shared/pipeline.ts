@@ -82,9 +82,19 @@ export class Pipeline {
   }): Promise<Pipeline> {
     const cache = new EntityCache();
     for (const row of await opts.store.loadEntities()) cache.load(row);
-    const pipeline = new Pipeline(opts.config, opts.rules, opts.store, opts.sinks ?? [], cache, await opts.store.loadPending());
-    const since = pipeline.clock.releasedTs === NEVER ? NEVER : pipeline.clock.releasedTs - opts.config.lookback;
-    pipeline.correlator.restoreSessions(await opts.store.loadSessions(Number.isFinite(since) ? since : -8.64e15));
+    const pipeline = new Pipeline(
+      opts.config,
+      opts.rules,
+      opts.store,
+      opts.sinks ?? [],
+      cache,
+      await opts.store.loadPending(),
+    );
+    const since =
+      pipeline.clock.releasedTs === NEVER ? NEVER : pipeline.clock.releasedTs - opts.config.lookback;
+    pipeline.correlator.restoreSessions(
+      await opts.store.loadSessions(Number.isFinite(since) ? since : -8.64e15),
+    );
     for (const sink of pipeline.sinks) {
       const missed = await opts.store.undelivered(sink.name);
       if (missed.length > 0) await pipeline.deliver(sink, missed);
@@ -137,7 +147,11 @@ export class Pipeline {
         continue;
       }
       if (ev.ts < horizon) {
-        this.dead({ code: 'TOO_LATE', source: 'pipeline', message: `event older than the retention horizon (${toIso(horizon)})` });
+        this.dead({
+          code: 'TOO_LATE',
+          source: 'pipeline',
+          message: `event older than the retention horizon (${toIso(horizon)})`,
+        });
         continue;
       }
       this.seenBatch.push({ key: ev.key, ts: ev.ts });
@@ -207,7 +221,7 @@ export class Pipeline {
     this.cache.set(META, CLOCK, { ...this.clock });
     const put = this.pending.filter((e) => !this.persisted.has(e.key));
     const remove = this.released.filter((k) => this.persisted.has(k));
-    await this.store.commit({
+    const { newAlerts } = await this.store.commit({
       entities: this.cache.drainChanges(),
       pending: { put, remove },
       seen: this.seenBatch,
@@ -215,19 +229,23 @@ export class Pipeline {
       alerts: created,
       alertUpdates: updates,
       deadLetters: this.deadBatch,
-      ...(Number.isFinite(this.clock.releasedTs) ? { pruneSeenBefore: this.clock.releasedTs - this.config.retention } : {}),
+      ...(Number.isFinite(this.clock.releasedTs)
+        ? { pruneSeenBefore: this.clock.releasedTs - this.config.retention }
+        : {}),
     });
     for (const e of put) this.persisted.add(e.key);
     for (const k of remove) this.persisted.delete(k);
     this.released = [];
     this.seenBatch = [];
     this.deadBatch = [];
-    for (const a of created) {
+    // Another instance sharing the store may have stored (and will deliver) the same alert.
+    const mine = created.filter((a) => newAlerts.has(a.id));
+    for (const a of mine) {
       this.stats.alerts++;
       this.stats.alertsByRule[a.rule] = (this.stats.alertsByRule[a.rule] ?? 0) + 1;
     }
-    for (const sink of this.sinks) await this.deliver(sink, created);
-    return created;
+    for (const sink of this.sinks) await this.deliver(sink, mine);
+    return mine;
   }
 
   private async deliver(sink: AlertSink, alerts: Alert[]): Promise<void> {

@@ -6,14 +6,14 @@ import type { CanonicalEvent } from '../../schemas/events.js';
 import type { Session } from '../../schemas/session.js';
 import { AuditError } from '../errors.js';
 import type { EntityRow } from './entity-cache.js';
-import type { CommitBatch, StateStore } from './state-store.js';
+import type { CommitBatch, CommitResult, StateStore } from './state-store.js';
 
 /** Each entry upgrades the schema by one version; never edit a released one. */
 const MIGRATIONS: string[] = [
-  `CREATE TABLE entity (kind TEXT NOT NULL, key TEXT NOT NULL, body TEXT NOT NULL, PRIMARY KEY (kind, key)) WITHOUT ROWID;
-   CREATE TABLE pending (key TEXT PRIMARY KEY, ts INTEGER NOT NULL, body TEXT NOT NULL) WITHOUT ROWID;
-   CREATE TABLE seen (key TEXT PRIMARY KEY, ts INTEGER NOT NULL) WITHOUT ROWID;
-   CREATE INDEX seen_ts ON seen (ts);
+  `CREATE TABLE entity (scope TEXT NOT NULL, kind TEXT NOT NULL, key TEXT NOT NULL, body TEXT NOT NULL, PRIMARY KEY (scope, kind, key)) WITHOUT ROWID;
+   CREATE TABLE pending (scope TEXT NOT NULL, key TEXT NOT NULL, ts INTEGER NOT NULL, body TEXT NOT NULL, PRIMARY KEY (scope, key)) WITHOUT ROWID;
+   CREATE TABLE seen (scope TEXT NOT NULL, key TEXT NOT NULL, ts INTEGER NOT NULL, PRIMARY KEY (scope, key)) WITHOUT ROWID;
+   CREATE INDEX seen_ts ON seen (scope, ts);
    CREATE TABLE sessions (id TEXT PRIMARY KEY, db TEXT NOT NULL, connect_ts INTEGER NOT NULL, open INTEGER NOT NULL, body TEXT NOT NULL);
    CREATE INDEX sessions_connect ON sessions (connect_ts);
    CREATE INDEX sessions_open ON sessions (open) WHERE open = 1;
@@ -41,11 +41,17 @@ export function mergeAlert(body: string, occurrences: number, lastTime: string |
 export class SqliteStore implements StateStore {
   private readonly db: Database.Database;
 
-  private constructor(path: string) {
+  private constructor(
+    path: string,
+    private readonly scope: string,
+  ) {
     try {
       this.db = new Database(path);
     } catch (cause) {
-      throw new AuditError('STORE_FAILED', 'cannot open the SQLite state store', { cause, details: { path } });
+      throw new AuditError('STORE_FAILED', 'cannot open the SQLite state store', {
+        cause,
+        details: { path },
+      });
     }
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = NORMAL');
@@ -54,14 +60,16 @@ export class SqliteStore implements StateStore {
   }
 
   /** Opens (creating if needed) a state file; `:memory:` for a throwaway store. */
-  static open(path: string): SqliteStore {
-    return new SqliteStore(path);
+  static open(path: string, opts: { scope?: string } = {}): SqliteStore {
+    return new SqliteStore(path, opts.scope ?? 'default');
   }
 
   private migrate(): void {
     const version = this.db.pragma('user_version', { simple: true }) as number;
     if (version > MIGRATIONS.length) {
-      throw new AuditError('STORE_FAILED', 'the state store was written by a newer version', { details: { version } });
+      throw new AuditError('STORE_FAILED', 'the state store was written by a newer version', {
+        details: { version },
+      });
     }
     for (let v = version; v < MIGRATIONS.length; v++) {
       this.db.transaction(() => {
@@ -73,76 +81,95 @@ export class SqliteStore implements StateStore {
 
   async loadEntities(): Promise<EntityRow[]> {
     return this.db
-      .prepare<[], { kind: string; key: string; body: string }>('SELECT kind, key, body FROM entity')
-      .all()
+      .prepare<[string], { kind: string; key: string; body: string }>(
+        'SELECT kind, key, body FROM entity WHERE scope = ?',
+      )
+      .all(this.scope)
       .map((r) => ({ kind: r.kind, key: r.key, body: JSON.parse(r.body) }));
   }
 
   async loadPending(): Promise<CanonicalEvent[]> {
     return this.db
-      .prepare<[], { body: string }>('SELECT body FROM pending')
-      .all()
+      .prepare<[string], { body: string }>('SELECT body FROM pending WHERE scope = ?')
+      .all(this.scope)
       .map((r) => JSON.parse(r.body) as CanonicalEvent);
   }
 
   async loadSessions(since: number): Promise<Session[]> {
     return this.db
-      .prepare<[number], { body: string }>('SELECT body FROM sessions WHERE open = 1 OR connect_ts >= ? ORDER BY connect_ts, id')
+      .prepare<[number], { body: string }>(
+        'SELECT body FROM sessions WHERE open = 1 OR connect_ts >= ? ORDER BY connect_ts, id',
+      )
       .all(since)
       .map((r) => JSON.parse(r.body) as Session);
   }
 
   async filterSeen(keys: string[]): Promise<Set<string>> {
-    return this.existing('SELECT key AS k FROM seen WHERE key IN', keys);
+    return this.existing('SELECT key AS k FROM seen WHERE scope = ? AND key IN', keys, [this.scope]);
   }
 
   async knownAlerts(ids: string[]): Promise<Set<string>> {
     return this.existing('SELECT id AS k FROM alerts WHERE id IN', ids);
   }
 
-  private existing(sql: string, keys: string[]): Set<string> {
+  private existing(sql: string, keys: string[], params: string[] = []): Set<string> {
     const found = new Set<string>();
     for (const part of chunks(keys)) {
-      const rows = this.db.prepare<string[], { k: string }>(`${sql} (${part.map(() => '?').join(',')})`).all(...part);
+      const rows = this.db
+        .prepare<string[], { k: string }>(`${sql} (${part.map(() => '?').join(',')})`)
+        .all(...params, ...part);
       for (const r of rows) found.add(r.k);
     }
     return found;
   }
 
-  async commit(batch: CommitBatch): Promise<void> {
+  async commit(batch: CommitBatch): Promise<CommitResult> {
     const db = this.db;
-    const putEntity = db.prepare('INSERT INTO entity (kind, key, body) VALUES (?, ?, ?) ON CONFLICT (kind, key) DO UPDATE SET body = excluded.body');
-    const delEntity = db.prepare('DELETE FROM entity WHERE kind = ? AND key = ?');
-    const putPending = db.prepare('INSERT OR REPLACE INTO pending (key, ts, body) VALUES (?, ?, ?)');
-    const delPending = db.prepare('DELETE FROM pending WHERE key = ?');
-    const putSeen = db.prepare('INSERT OR IGNORE INTO seen (key, ts) VALUES (?, ?)');
+    const scope = this.scope;
+    const putEntity = db.prepare(
+      'INSERT INTO entity (scope, kind, key, body) VALUES (?, ?, ?, ?) ON CONFLICT (scope, kind, key) DO UPDATE SET body = excluded.body',
+    );
+    const delEntity = db.prepare('DELETE FROM entity WHERE scope = ? AND kind = ? AND key = ?');
+    const putPending = db.prepare(
+      'INSERT OR REPLACE INTO pending (scope, key, ts, body) VALUES (?, ?, ?, ?)',
+    );
+    const delPending = db.prepare('DELETE FROM pending WHERE scope = ? AND key = ?');
+    const putSeen = db.prepare('INSERT OR IGNORE INTO seen (scope, key, ts) VALUES (?, ?, ?)');
     const putSession = db.prepare(
       'INSERT INTO sessions (id, db, connect_ts, open, body) VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET open = excluded.open, body = excluded.body',
     );
-    const putAlert = db.prepare('INSERT OR IGNORE INTO alerts (id, rule, time, body, occurrences, last_time) VALUES (?, ?, ?, ?, 1, NULL)');
+    const putAlert = db.prepare(
+      'INSERT OR IGNORE INTO alerts (id, rule, time, body, occurrences, last_time) VALUES (?, ?, ?, ?, 1, NULL)',
+    );
     const updAlert = db.prepare('UPDATE alerts SET occurrences = ?, last_time = ? WHERE id = ?');
     const putDead = db.prepare('INSERT INTO dead_letters (body) VALUES (?)');
+    const newAlerts = new Set<string>();
     try {
       db.transaction(() => {
         for (const e of batch.entities) {
-          if (e.body === null) delEntity.run(e.kind, e.key);
-          else putEntity.run(e.kind, e.key, JSON.stringify(e.body));
+          if (e.body === null) delEntity.run(scope, e.kind, e.key);
+          else putEntity.run(scope, e.kind, e.key, JSON.stringify(e.body));
         }
-        for (const ev of batch.pending.put) putPending.run(ev.key, ev.ts, JSON.stringify(ev));
-        for (const key of batch.pending.remove) delPending.run(key);
-        for (const s of batch.seen) putSeen.run(s.key, s.ts);
-        if (batch.pruneSeenBefore !== undefined) db.prepare('DELETE FROM seen WHERE ts < ?').run(batch.pruneSeenBefore);
+        for (const ev of batch.pending.put) putPending.run(scope, ev.key, ev.ts, JSON.stringify(ev));
+        for (const key of batch.pending.remove) delPending.run(scope, key);
+        for (const s of batch.seen) putSeen.run(scope, s.key, s.ts);
+        if (batch.pruneSeenBefore !== undefined) {
+          db.prepare('DELETE FROM seen WHERE scope = ? AND ts < ?').run(scope, batch.pruneSeenBefore);
+        }
         for (const s of batch.sessions) {
           const open = s.outcome === 'success' && s.disconnectTime === undefined ? 1 : 0;
           putSession.run(s.id, s.dbSystem.id, s.connectTs, open, JSON.stringify(s));
         }
-        for (const a of batch.alerts) putAlert.run(a.id, a.rule, a.time, JSON.stringify(a));
+        for (const a of batch.alerts) {
+          if (putAlert.run(a.id, a.rule, a.time, JSON.stringify(a)).changes > 0) newAlerts.add(a.id);
+        }
         for (const u of batch.alertUpdates) updAlert.run(u.occurrences, u.lastTime, u.id);
         for (const d of batch.deadLetters) putDead.run(JSON.stringify(d));
       })();
     } catch (cause) {
       throw new AuditError('STORE_FAILED', 'state store commit failed', { cause });
     }
+    return { newAlerts };
   }
 
   async markDelivered(sink: string, ids: string[]): Promise<void> {
@@ -163,7 +190,9 @@ export class SqliteStore implements StateStore {
   }
 
   async *sessions(): AsyncIterable<Session> {
-    for (const r of this.db.prepare<[], { body: string }>('SELECT body FROM sessions ORDER BY connect_ts, id').iterate()) {
+    for (const r of this.db
+      .prepare<[], { body: string }>('SELECT body FROM sessions ORDER BY connect_ts, id')
+      .iterate()) {
       yield JSON.parse(r.body) as Session;
     }
   }

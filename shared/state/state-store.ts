@@ -20,6 +20,17 @@ export type CommitBatch = {
   pruneSeenBefore?: number;
 };
 
+export type CommitResult = {
+  /** Ids of the alerts this commit stored first: only these are delivered by this instance. */
+  newAlerts: Set<string>;
+};
+
+/**
+ * Seen keys, entities and pending events belong to the store's *scope* (one pipeline instance:
+ * a function, a consumer of one partition), so instances sharing a store each keep their own
+ * correlation state; sessions, alerts and deliveries are shared, so an alert raised by two
+ * instances is stored and delivered once.
+ */
 export interface StateStore {
   loadEntities(): Promise<EntityRow[]>;
   loadPending(): Promise<CanonicalEvent[]>;
@@ -29,7 +40,7 @@ export interface StateStore {
   filterSeen(keys: string[]): Promise<Set<string>>;
   /** The subset of `ids` already stored as alerts. */
   knownAlerts(ids: string[]): Promise<Set<string>>;
-  commit(batch: CommitBatch): Promise<void>;
+  commit(batch: CommitBatch): Promise<CommitResult>;
   /** Records that a sink received these alerts. */
   markDelivered(sink: string, ids: string[]): Promise<void>;
   /** Stored alerts a sink has not received yet (after a crash between commit and send). */
