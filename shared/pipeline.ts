@@ -36,6 +36,22 @@ const META = 'meta';
 const CLOCK = 'clock';
 const NEVER = Number.NEGATIVE_INFINITY;
 
+/** Merges two arrays sorted by compareEvents; appends when `b` starts after `a` (the usual case). */
+function mergeSorted(a: CanonicalEvent[], b: CanonicalEvent[]): CanonicalEvent[] {
+  if (b.length === 0) return a;
+  if (a.length === 0 || compareEvents(a[a.length - 1]!, b[0]!) <= 0) {
+    for (const e of b) a.push(e);
+    return a;
+  }
+  const out: CanonicalEvent[] = [];
+  let i = 0;
+  let j = 0;
+  while (i < a.length && j < b.length) out.push(compareEvents(a[i]!, b[j]!) <= 0 ? a[i++]! : b[j++]!);
+  while (i < a.length) out.push(a[i++]!);
+  while (j < b.length) out.push(b[j++]!);
+  return out;
+}
+
 function emptyStats(): PipelineStats {
   return { received: 0, processed: 0, duplicates: 0, late: 0, deadLetters: {}, alerts: 0, alertsByRule: {} };
 }
@@ -63,6 +79,7 @@ export class Pipeline {
     private readonly sinks: readonly AlertSink[],
     cache: EntityCache,
     pending: CanonicalEvent[],
+    private readonly durablePending: boolean,
   ) {
     this.cache = cache;
     this.clock = cache.get<Clock>(META, CLOCK) ?? { maxTs: NEVER, releasedTs: NEVER };
@@ -73,12 +90,19 @@ export class Pipeline {
     this.persisted = new Set(this.pendingKeys);
   }
 
-  /** Opens the pipeline on a store, restoring its state and re-sending undelivered alerts. */
+  /**
+   * Opens the pipeline on a store, restoring its state and re-sending undelivered alerts.
+   * `durablePending` (default true) writes buffered events to the store with each batch, so a
+   * host that acknowledges its input after `ingest` loses nothing. A replay that can simply be
+   * run again turns it off: buffered events are then neither stored nor marked seen until
+   * they are applied, so a rerun after a crash reads them again.
+   */
   static async open(opts: {
     config: Config;
     rules: readonly ActiveRule[];
     store: StateStore;
     sinks?: readonly AlertSink[];
+    durablePending?: boolean;
   }): Promise<Pipeline> {
     const cache = new EntityCache();
     for (const row of await opts.store.loadEntities()) cache.load(row);
@@ -89,6 +113,7 @@ export class Pipeline {
       opts.sinks ?? [],
       cache,
       await opts.store.loadPending(),
+      opts.durablePending ?? true,
     );
     const since =
       pipeline.clock.releasedTs === NEVER ? NEVER : pipeline.clock.releasedTs - opts.config.lookback;
@@ -139,8 +164,8 @@ export class Pipeline {
     }
     const seen = fresh.length > 0 ? await this.store.filterSeen(fresh.map((e) => e.key)) : new Set<string>();
     const late: CanonicalEvent[] = [];
+    const buffered: CanonicalEvent[] = [];
     const horizon = this.clock.releasedTs - this.config.retention;
-    let added = false;
     for (const ev of fresh) {
       if (seen.has(ev.key)) {
         this.stats.duplicates++;
@@ -154,17 +179,15 @@ export class Pipeline {
         });
         continue;
       }
-      this.seenBatch.push({ key: ev.key, ts: ev.ts });
       if (ev.ts > this.clock.maxTs) this.clock.maxTs = ev.ts;
       if (ev.ts <= this.clock.releasedTs) {
         late.push(ev);
       } else {
-        this.pending.push(ev);
+        buffered.push(ev);
         this.pendingKeys.add(ev.key);
-        added = true;
       }
     }
-    if (added) this.pending.sort(compareEvents);
+    this.pending = mergeSorted(this.pending, buffered.sort(compareEvents));
     late.sort(compareEvents);
     for (const ev of late) {
       this.stats.late++;
@@ -207,6 +230,7 @@ export class Pipeline {
   }
 
   private apply(ev: CanonicalEvent, late: boolean): void {
+    this.seenBatch.push({ key: ev.key, ts: ev.ts });
     this.correlator.process(ev, late);
     this.stats.processed++;
   }
@@ -219,7 +243,7 @@ export class Pipeline {
   private async commit(): Promise<Alert[]> {
     const { created, updates } = await this.detector.finalize((ids) => this.store.knownAlerts(ids));
     this.cache.set(META, CLOCK, { ...this.clock });
-    const put = this.pending.filter((e) => !this.persisted.has(e.key));
+    const put = this.durablePending ? this.pending.filter((e) => !this.persisted.has(e.key)) : [];
     const remove = this.released.filter((k) => this.persisted.has(k));
     const { newAlerts } = await this.store.commit({
       entities: this.cache.drainChanges(),

@@ -19,7 +19,10 @@ export type DbSystemRef = { id: string; name?: string };
  * configured DB system whose name or id is the file's base name (up to the first dot) or one of
  * its folders, else the only configured DB system.
  */
-export function dbSystemResolver(config: Config, dbSystem?: string): (path: string) => DbSystemRef | undefined {
+export function dbSystemResolver(
+  config: Config,
+  dbSystem?: string,
+): (path: string) => DbSystemRef | undefined {
   const known = (d: { id: string; name: string }): DbSystemRef => ({ id: d.id, name: d.name });
   if (dbSystem !== undefined) {
     const match = config.dbSystems.find((d) => d.id === dbSystem || d.name === dbSystem);
@@ -58,10 +61,21 @@ export type ReplayResult = {
 
 const KEEP_DEAD_LETTERS = 20;
 
-type Source = { input: string; next: () => Promise<IteratorResult<DecodedItem>>; head?: DecodedItem & { type: 'event' } };
+type Source = {
+  input: string;
+  next: () => Promise<IteratorResult<DecodedItem>>;
+  head?: DecodedItem & { type: 'event' };
+};
 
 export async function replayFiles(opts: ReplayOptions): Promise<ReplayResult> {
-  const pipeline = await Pipeline.open({ config: opts.config, rules: opts.rules, store: opts.store, sinks: opts.sinks });
+  // A replay can be run again after a crash: buffered events need not be written to the store.
+  const pipeline = await Pipeline.open({
+    config: opts.config,
+    rules: opts.rules,
+    store: opts.store,
+    sinks: opts.sinks,
+    durablePending: false,
+  });
   const resolveDbSystem = dbSystemResolver(opts.config, opts.dbSystem);
   const batchSize = opts.batchSize ?? 10_000;
   const deadLetters: DeadLetter[] = [];
@@ -111,7 +125,8 @@ export async function replayFiles(opts: ReplayOptions): Promise<ReplayResult> {
       }
       events.sort((a, b) => compareEvents(a.event, b.event));
       let i = 0;
-      source.next = async () => (i < events.length ? { done: false, value: events[i++]! } : { done: true, value: undefined });
+      source.next = async () =>
+        i < events.length ? { done: false, value: events[i++]! } : { done: true, value: undefined };
       await advance(source);
     }
     if (source.head) sources.push(source);
