@@ -13,7 +13,25 @@ const common = {
 };
 
 await Promise.all([
-  build({ ...common, entryPoints: { cli: 'functions/cli.ts' }, outExtension: { '.js': '.cjs' }, outdir: 'dist', packages: 'external', banner: { js: '#!/usr/bin/env node' } }),
-  build({ ...common, entryPoints: { func: 'functions/func.ts' }, outExtension: { '.js': '.cjs' }, outdir: 'dist' }),
-  build({ ...common, entryPoints: { bench: 'bench/bench.ts' }, outExtension: { '.js': '.cjs' }, outdir: 'dist', packages: 'external' }),
+  build({
+    ...common,
+    entryPoints: { cli: 'functions/cli.ts' },
+    outExtension: { '.js': '.cjs' },
+    outdir: 'dist',
+    packages: 'external',
+    banner: { js: '#!/usr/bin/env node' },
+  }),
+  build({
+    ...common,
+    entryPoints: { func: 'functions/func.ts' },
+    outExtension: { '.js': '.cjs' },
+    outdir: 'dist',
+  }),
+  build({
+    ...common,
+    entryPoints: { bench: 'bench/bench.ts' },
+    outExtension: { '.js': '.cjs' },
+    outdir: 'dist',
+    packages: 'external',
+  }),
 ]);

@@ -17,7 +17,11 @@ export const AlertSchema = z.object({
   title: z.string(),
   /** The person, with how they were attributed; null when no person is known. */
   identity: z
-    .object({ principalId: z.string().nullable(), name: z.string().nullable(), attribution: AttributionSchema.nullable() })
+    .object({
+      principalId: z.string().nullable(),
+      name: z.string().nullable(),
+      attribution: AttributionSchema.nullable(),
+    })
     .nullable(),
   dbSystem: RefSchema.nullable(),
   /** Dedupe keys of the events behind the alert. */

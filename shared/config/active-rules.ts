@@ -14,7 +14,10 @@ export type ActiveRule = {
 };
 
 /** The enabled rules with their parameters; throws ConfigIssues for unknown ids or bad params. */
-export function activeRules(config: Config, registry: readonly RuleDefinition<unknown>[] = RULES): ActiveRule[] {
+export function activeRules(
+  config: Config,
+  registry: readonly RuleDefinition<unknown>[] = RULES,
+): ActiveRule[] {
   const issues = new ConfigIssues();
   const byId = new Map(registry.map((r) => [r.id, r]));
   for (const id of Object.keys(config.rules)) {
@@ -25,7 +28,8 @@ export function activeRules(config: Config, registry: readonly RuleDefinition<un
     const { enabled = true, severity, ...params } = config.rules[rule.id] ?? {};
     const parsed = rule.params.safeParse(params);
     if (!parsed.success) {
-      for (const issue of parsed.error.issues) issues.add(['rules', rule.id, ...issue.path.map(String)], issue.message);
+      for (const issue of parsed.error.issues)
+        issues.add(['rules', rule.id, ...issue.path.map(String)], issue.message);
       continue;
     }
     if (enabled) active.push({ rule, params: parsed.data, severity: severity ?? rule.severity });

@@ -25,7 +25,10 @@ export function validateConfig(value: unknown, source = 'config'): LoadedConfig 
   try {
     return { config, rules: activeRules(config) };
   } catch (error) {
-    if (error instanceof AuditError) throw new AuditError('CONFIG_INVALID', error.message.replace('(config)', `(${source})`), { details: error.details });
+    if (error instanceof AuditError)
+      throw new AuditError('CONFIG_INVALID', error.message.replace('(config)', `(${source})`), {
+        details: error.details,
+      });
     throw error;
   }
 }
@@ -37,9 +40,13 @@ export function parseConfigText(text: string, source = 'config'): LoadedConfig {
     value = parse(text, { prettyErrors: false });
   } catch (cause) {
     const line = (cause as { linePos?: { line: number }[] }).linePos?.[0]?.line;
-    throw new AuditError('CONFIG_INVALID', `invalid configuration (${source}): not valid YAML or JSON${line ? ` at line ${line}` : ''}`, {
-      cause,
-    });
+    throw new AuditError(
+      'CONFIG_INVALID',
+      `invalid configuration (${source}): not valid YAML or JSON${line ? ` at line ${line}` : ''}`,
+      {
+        cause,
+      },
+    );
   }
   return validateConfig(value, source);
 }

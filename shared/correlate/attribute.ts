@@ -137,7 +137,8 @@ export function attribute(facts: ConnectFacts, models: Models, tokenLifetime: nu
       for (const userId of memberships.membersAt(g, ts)) {
         if (signedOn.has(userId)) continue;
         const s = signOns.latestBefore(userId, ts, tokenLifetime, login.ip);
-        if (s?.ip === login.ip) signedOn.set(userId, { group: g, key: s.key, ...(s.mfaFactor ? { mfaFactor: s.mfaFactor } : {}) });
+        if (s?.ip === login.ip)
+          signedOn.set(userId, { group: g, key: s.key, ...(s.mfaFactor ? { mfaFactor: s.mfaFactor } : {}) });
       }
     }
   }
@@ -148,7 +149,11 @@ export function attribute(facts: ConnectFacts, models: Models, tokenLifetime: nu
       identity: ref(userId),
       group: groupRef(hit.group),
       proxied: true,
-      attribution: { method: 'signon-correlated', confidence: 'corroborated', evidence: [...evidence, hit.key, grant.key] },
+      attribution: {
+        method: 'signon-correlated',
+        confidence: 'corroborated',
+        evidence: [...evidence, hit.key, grant.key],
+      },
       grantKey: grant.key,
     };
     if (hit.mfaFactor) result.mfaFactor = hit.mfaFactor;

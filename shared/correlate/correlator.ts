@@ -14,7 +14,15 @@ import { SignOns } from './signons.js';
 import { type AccountChange, statementFacts } from './sql-facts.js';
 
 /** A break-glass membership: opened by an add event (or the snapshot), closed by a removal. */
-export type GrantRow = { id: string; addKey: string; user: string; group: string; startTs: number; deadlineTs: number; done: boolean };
+export type GrantRow = {
+  id: string;
+  addKey: string;
+  user: string;
+  group: string;
+  startTs: number;
+  deadlineTs: number;
+  done: boolean;
+};
 
 const GRANT = 'grant';
 
@@ -52,7 +60,8 @@ export class Correlator {
   /** Restores sessions read from the store: open ones and those within the lookback. */
   restoreSessions(sessions: Session[]): void {
     for (const s of sessions) {
-      if (s.outcome === 'success' && s.disconnectTime === undefined) this.open.set(openKey(s.dbSystem.id, s.connectionId), s);
+      if (s.outcome === 'success' && s.disconnectTime === undefined)
+        this.open.set(openKey(s.dbSystem.id, s.connectionId), s);
       this.recent.push(s);
     }
     this.recent.sort((a, b) => a.connectTs - b.connectTs);
@@ -89,7 +98,9 @@ export class Correlator {
   /** Forgets closed sessions that connected before `before` (they stay in the store). */
   evict(before: number): void {
     if (this.recent.length === 0 || this.recent[0]!.connectTs >= before) return;
-    this.recent = this.recent.filter((s) => s.connectTs >= before || this.open.get(openKey(s.dbSystem.id, s.connectionId)) === s);
+    this.recent = this.recent.filter(
+      (s) => s.connectTs >= before || this.open.get(openKey(s.dbSystem.id, s.connectionId)) === s,
+    );
     this.models.signOns.prune(before - this.config.tokenLifetime);
   }
 
@@ -114,9 +125,11 @@ export class Correlator {
         }
         return;
       case 'connect':
-        return this.connect(ev);
+        this.connect(ev);
+        return;
       case 'change_user':
-        return this.changeUser(ev);
+        this.changeUser(ev);
+        return;
       case 'disconnect': {
         const s = this.sessionOf(ev);
         if (!s) return;
@@ -127,7 +140,8 @@ export class Correlator {
       }
       case 'query':
       case 'table_access':
-        return this.statement(ev);
+        this.statement(ev);
+        return;
       default:
         return;
     }
@@ -197,11 +211,18 @@ export class Correlator {
     const mappingChanges: AccountChange[] = [];
     for (const change of facts.accounts ?? []) {
       const before = mappings.versionAt(ev.dbSystemId, change.account, ev.ts);
-      const touchesOci = before?.plugin === OCI_PLUGIN || ('plugin' in change && change.plugin === OCI_PLUGIN);
+      const touchesOci =
+        before?.plugin === OCI_PLUGIN || ('plugin' in change && change.plugin === OCI_PLUGIN);
       if (touchesOci) mappingChanges.push(change);
       mappings.apply(ev.dbSystemId, change, ev.ts, ev.key);
     }
-    this.detector.run('statement', { event: ev, session, db: this.dbs.get(ev.dbSystemId), facts, mappingChanges });
+    this.detector.run('statement', {
+      event: ev,
+      session,
+      db: this.dbs.get(ev.dbSystemId),
+      facts,
+      mappingChanges,
+    });
   }
 
   private sessionOf(ev: DbEvent): Session | undefined {
@@ -210,7 +231,13 @@ export class Correlator {
 
   private attributeAndDetect(session: Session, db: DbSystemConfig | undefined): void {
     const result = attribute(
-      { db: session.dbSystem.id, ts: session.connectTs, key: session.connectKey, login: session.login, account: session.account },
+      {
+        db: session.dbSystem.id,
+        ts: session.connectTs,
+        key: session.connectKey,
+        login: session.login,
+        account: session.account,
+      },
       this.models,
       this.config.tokenLifetime,
     );
@@ -229,11 +256,16 @@ export class Correlator {
     this.touch(session);
   }
 
-  private sessionFact(session: Session, result: AttributionResult, db: DbSystemConfig | undefined): SessionFact {
+  private sessionFact(
+    session: Session,
+    result: AttributionResult,
+    db: DbSystemConfig | undefined,
+  ): SessionFact {
     const fact: SessionFact = { session, result, db };
     const grant = this.grantFor(result);
     const maxDuration = result.group ? this.models.directory.group(result.group.id)?.breakGlassMs : undefined;
-    if (grant && maxDuration !== undefined) fact.breakGlass = { grant: grant.id, startTs: grant.startTs, maxDuration };
+    if (grant && maxDuration !== undefined)
+      fact.breakGlass = { grant: grant.id, startTs: grant.startTs, maxDuration };
     return fact;
   }
 
@@ -269,7 +301,12 @@ export class Correlator {
           break;
         }
         const op = ev.kind === 'membership_added' ? 'add' : 'remove';
-        const change = { ts: ev.ts, op, key: ev.key, ...(ev.membershipId ? { membershipId: ev.membershipId } : {}) } as const;
+        const change = {
+          ts: ev.ts,
+          op,
+          key: ev.key,
+          ...(ev.membershipId ? { membershipId: ev.membershipId } : {}),
+        } as const;
         if (!memberships.apply(userId, groupId, change)) return;
         const bg = directory.group(groupId)?.breakGlassMs;
         if (op === 'add' && bg !== undefined) this.openGrant(ev.key, userId, groupId, ev.ts, bg);
@@ -281,7 +318,12 @@ export class Correlator {
       case 'user_deactivated':
       case 'user_reactivated':
         if (userId) {
-          directory.setUserState(userId, ev.kind === 'user_reactivated' ? 'active' : ev.kind === 'user_deleted' ? 'deleted' : 'inactive', ev.ts, ev.key);
+          directory.setUserState(
+            userId,
+            ev.kind === 'user_reactivated' ? 'active' : ev.kind === 'user_deleted' ? 'deleted' : 'inactive',
+            ev.ts,
+            ev.key,
+          );
           if (late) this.reevaluate(ev.ts);
         }
         break;
@@ -330,7 +372,8 @@ export class Correlator {
   /** Late IAM data: re-attributes sessions connected at or after `from`; changed ones are re-detected. */
   private reevaluate(from: number): void {
     for (const s of this.recent) {
-      if (s.connectTs < from || s.outcome !== 'success' || s.attribution?.method === 'local-account') continue;
+      if (s.connectTs < from || s.outcome !== 'success' || s.attribution?.method === 'local-account')
+        continue;
       const before = JSON.stringify([s.identity, s.group, s.attribution, s.breakGlassGrant]);
       const db = this.dbs.get(s.dbSystem.id);
       const result = attribute(
@@ -338,7 +381,12 @@ export class Correlator {
         this.models,
         this.config.tokenLifetime,
       );
-      const after = JSON.stringify([result.identity, result.group, result.attribution, this.grantFor(result)?.id ?? null]);
+      const after = JSON.stringify([
+        result.identity,
+        result.group,
+        result.attribution,
+        this.grantFor(result)?.id ?? null,
+      ]);
       if (before === after) continue;
       this.applyResult(s, result);
       this.detector.run('session', this.sessionFact(s, result, db));
@@ -352,7 +400,9 @@ export class Correlator {
       const bg = this.models.directory.group(m.group)?.breakGlassMs;
       const start = m.since ?? this.config.directory.snapshotTime;
       if (bg === undefined || start === undefined) continue;
-      const change = this.models.memberships.changes(m.user, m.group).find((c) => c.key === 'config:directory');
+      const change = this.models.memberships
+        .changes(m.user, m.group)
+        .find((c) => c.key === 'config:directory');
       if (change) this.openGrant(change.key, m.user, m.group, start, bg);
     }
   }
@@ -360,13 +410,22 @@ export class Correlator {
   private openGrant(addKey: string, user: string, group: string, startTs: number, maxDuration: number): void {
     const id = grantId(addKey, user, group);
     if (this.cache.get(GRANT, id)) return;
-    this.cache.set<GrantRow>(GRANT, id, { id, addKey, user, group, startTs, deadlineTs: startTs + maxDuration, done: false });
+    this.cache.set<GrantRow>(GRANT, id, {
+      id,
+      addKey,
+      user,
+      group,
+      startTs,
+      deadlineTs: startTs + maxDuration,
+      done: false,
+    });
     this.nextDeadline = Math.min(this.nextDeadline, startTs + maxDuration);
   }
 
   private computeNextDeadline(): void {
     this.nextDeadline = Number.POSITIVE_INFINITY;
-    for (const g of this.cache.values<GrantRow>(GRANT)) if (!g.done) this.nextDeadline = Math.min(this.nextDeadline, g.deadlineTs);
+    for (const g of this.cache.values<GrantRow>(GRANT))
+      if (!g.done) this.nextDeadline = Math.min(this.nextDeadline, g.deadlineTs);
   }
 }
 
@@ -378,4 +437,3 @@ function openKey(db: string, connectionId: number): string {
 function grantId(addKey: string, user: string, group: string): string {
   return addKey === 'config:directory' ? `config:${user}:${group}` : addKey;
 }
-

@@ -17,7 +17,11 @@ export type AccountVersion = {
 export type AccountRow = { db: string; user: string; host: string; versions: AccountVersion[] };
 
 /** What an authentication_oci `AS '...'` string says. */
-export type OciMapping = { tenancy?: string; user?: string; groupMapping: [groupId: string, account: string][] };
+export type OciMapping = {
+  tenancy?: string;
+  user?: string;
+  groupMapping: [groupId: string, account: string][];
+};
 
 const ACCOUNT = 'account';
 const CONFIG_KEY = 'config:dbSystems';
@@ -71,7 +75,11 @@ export class Mappings {
       for (const a of db.accounts) {
         const row = this.row(db.id, a);
         if (row.versions.some((v) => v.key === CONFIG_KEY)) continue;
-        const version: AccountVersion = { ts: BEGINNING_OF_TIME, key: CONFIG_KEY, plugin: a.plugin.toLowerCase() };
+        const version: AccountVersion = {
+          ts: BEGINNING_OF_TIME,
+          key: CONFIG_KEY,
+          plugin: a.plugin.toLowerCase(),
+        };
         if (a.authenticationString !== undefined) version.authenticationString = a.authenticationString;
         this.insert(db.id, row, version);
       }
@@ -119,7 +127,8 @@ export class Mappings {
     for (const key of [...(this.accountsByDb.get(db) ?? [])].sort()) {
       const row = this.cache.get<AccountRow>(ACCOUNT, key);
       const v = this.versionOf(key, ts);
-      if (!row || !v || v.dropped || v.plugin !== OCI_PLUGIN || v.authenticationString === undefined) continue;
+      if (!row || !v || v.dropped || v.plugin !== OCI_PLUGIN || v.authenticationString === undefined)
+        continue;
       for (const [groupId, account] of parseOciMapping(v.authenticationString)?.groupMapping ?? []) {
         if (account === proxied) out.push({ groupId, via: accountName(row), key: v.key });
       }
@@ -159,7 +168,12 @@ export class Mappings {
     const existing = this.cache.get<AccountRow>(ACCOUNT, key);
     if (existing) return existing;
     this.index(db, key);
-    return this.cache.set<AccountRow>(ACCOUNT, key, { db, user: account.user, host: account.host, versions: [] });
+    return this.cache.set<AccountRow>(ACCOUNT, key, {
+      db,
+      user: account.user,
+      host: account.host,
+      versions: [],
+    });
   }
 
   private insert(db: string, row: AccountRow, version: AccountVersion): void {

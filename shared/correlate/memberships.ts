@@ -17,7 +17,9 @@ function rowKey(user: string, group: string): string {
 
 function order(a: MembershipChange, b: MembershipChange): number {
   // At the same instant a removal wins: it is the safer reading for an audit.
-  return a.ts - b.ts || (a.op === b.op ? (a.key < b.key ? -1 : a.key > b.key ? 1 : 0) : a.op === 'add' ? -1 : 1);
+  return (
+    a.ts - b.ts || (a.op === b.op ? (a.key < b.key ? -1 : a.key > b.key ? 1 : 0) : a.op === 'add' ? -1 : 1)
+  );
 }
 
 export class Memberships {

@@ -93,7 +93,8 @@ function accountDefinitions(text: string, op: 'create' | 'alter'): AccountChange
       i = IDENTIFIED_WITH.lastIndex;
       const plugin = unquote(auth[1]).toLowerCase();
       const change: AccountChange = { op, account, plugin };
-      if (auth[2] !== undefined && plugin === 'authentication_oci') change.authenticationString = unquote(auth[2]);
+      if (auth[2] !== undefined && plugin === 'authentication_oci')
+        change.authenticationString = unquote(auth[2]);
       changes.push(change);
     } else {
       for (const a of accounts) changes.push({ op, account: a });
@@ -149,7 +150,9 @@ export function statementFacts(event: DbEvent): StatementFacts {
   if (verb) {
     let targets: AccountRef[] = [];
     if (command === 'create_user' || command === 'alter_user') {
-      targets = accountDefinitions(text, command === 'create_user' ? 'create' : 'alter').map((c) => c.account);
+      targets = accountDefinitions(text, command === 'create_user' ? 'create' : 'alter').map(
+        (c) => c.account,
+      );
     } else if (command === 'drop_user' || command === 'drop_role' || command === 'create_role') {
       targets = accountsAfter(text, /^\s*(?:DROP|CREATE)\s+(?:USER|ROLE)\s+(?:IF\s+(?:NOT\s+)?EXISTS\s+)?/i);
     } else if (command === 'rename_user') {

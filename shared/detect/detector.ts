@@ -2,9 +2,9 @@
 // per-rule suppression windows, and no alert twice (ids already stored are skipped).
 import { createHash } from 'node:crypto';
 import type { Alert } from '../../schemas/alert.js';
+import type { ActiveRule } from '../config/active-rules.js';
 import type { EntityCache } from '../state/entity-cache.js';
 import { toIso } from '../time.js';
-import type { ActiveRule } from '../config/active-rules.js';
 import type { Finding, Handlers, RuleContext } from './rule.js';
 
 type WindowEntry = { id: string; ts: number };
@@ -38,7 +38,10 @@ export class Detector {
     for (const r of rules) this.contexts.set(r.rule.id, this.context(r));
   }
 
-  run<K extends keyof Handlers<unknown>>(kind: K, fact: Parameters<NonNullable<Handlers<unknown>[K]>>[0]): void {
+  run<K extends keyof Handlers<unknown>>(
+    kind: K,
+    fact: Parameters<NonNullable<Handlers<unknown>[K]>>[0],
+  ): void {
     for (const r of this.rules) {
       const handler = r.rule.on[kind] as ((f: typeof fact, c: RuleContext<unknown>) => Finding[]) | undefined;
       if (!handler) continue;
@@ -75,12 +78,23 @@ export class Detector {
         row.merged = [...row.merged, id].slice(-MAX_MERGED_IDS);
         this.cache.touch(SUPPRESS, suppressKey);
         const alert = created.get(row.alertId);
-        if (alert) alert.details = { ...alert.details, occurrences: row.occurrences, lastTime: toIso(row.lastTs) };
-        else updates.set(row.alertId, { id: row.alertId, occurrences: row.occurrences, lastTime: toIso(row.lastTs) });
+        if (alert)
+          alert.details = { ...alert.details, occurrences: row.occurrences, lastTime: toIso(row.lastTs) };
+        else
+          updates.set(row.alertId, {
+            id: row.alertId,
+            occurrences: row.occurrences,
+            lastTime: toIso(row.lastTs),
+          });
         continue;
       }
       if (rule.rule.suppressFor > 0) {
-        this.cache.set<SuppressRow>(SUPPRESS, suppressKey, { alertId: id, lastTs: finding.ts, occurrences: 1, merged: [] });
+        this.cache.set<SuppressRow>(SUPPRESS, suppressKey, {
+          alertId: id,
+          lastTs: finding.ts,
+          occurrences: 1,
+          merged: [],
+        });
       }
       created.set(id, toAlert(rule, finding, id));
     }

@@ -1,8 +1,8 @@
 // What a rule is: metadata plus small pure handlers over correlated facts, and its own cases.
 import type { z } from 'zod';
+import type { Severity } from '../../schemas/alert.js';
 import type { DbSystemConfig } from '../../schemas/config.js';
 import type { DbEvent, IamEvent } from '../../schemas/events.js';
-import type { Severity } from '../../schemas/alert.js';
 import type { Session } from '../../schemas/session.js';
 import type { AttributionResult, Ref } from '../correlate/attribute.js';
 import type { AccountChange, StatementFacts } from '../correlate/sql-facts.js';
@@ -48,7 +48,11 @@ export type GrantExpiredFact = {
   deadlineTs: number;
 };
 
-export type FindingIdentity = { principalId: string | null; name: string | null; attribution: Session['attribution'] };
+export type FindingIdentity = {
+  principalId: string | null;
+  name: string | null;
+  attribution: Session['attribution'];
+};
 
 export type Finding = {
   /** What the alert is about; with `occurrence` it makes the alert id. */
@@ -104,11 +108,15 @@ export function defineRule<P>(rule: RuleDefinition<P>): RuleDefinition<P> {
 }
 
 export function sessionIdentity(s: Session): FindingIdentity | null {
-  return s.identity ? { principalId: s.identity.id, name: s.identity.name, attribution: s.attribution } : null;
+  return s.identity
+    ? { principalId: s.identity.id, name: s.identity.name, attribution: s.attribution }
+    : null;
 }
 
 /** The alert fields every session-based finding shares. */
-export function sessionFields(s: Session): Pick<Finding, 'identity' | 'dbSystem' | 'mysqlAccount' | 'loginUser'> &
+export function sessionFields(
+  s: Session,
+): Pick<Finding, 'identity' | 'dbSystem' | 'mysqlAccount' | 'loginUser'> &
   Partial<Pick<Finding, 'group' | 'sourceIp'>> {
   return {
     identity: sessionIdentity(s),

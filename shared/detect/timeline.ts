@@ -12,7 +12,11 @@ export const USERS = {
   carol: 'ocid1.user.oc1..carol',
   dave: 'ocid1.user.oc1..dave',
 } as const;
-export const GROUPS = { dba: 'ocid1.group.oc1..dba', bg: 'ocid1.group.oc1..bg', dev: 'ocid1.group.oc1..dev' } as const;
+export const GROUPS = {
+  dba: 'ocid1.group.oc1..dba',
+  bg: 'ocid1.group.oc1..bg',
+  dev: 'ocid1.group.oc1..dev',
+} as const;
 
 /** The standard test fleet: one iamOnly DB system with group, 1-to-1 and local accounts. */
 export function baseConfig(): ConfigInput {
@@ -51,14 +55,21 @@ export function baseConfig(): ConfigInput {
             plugin: 'authentication_oci',
             authenticationString: JSON.stringify({
               tenancy: 'ocid1.tenancy.oc1..example',
-              group_mapping: { [GROUPS.dba]: 'dba_proxy', [GROUPS.bg]: 'emergency_admin', [GROUPS.dev]: 'dev_proxy' },
+              group_mapping: {
+                [GROUPS.dba]: 'dba_proxy',
+                [GROUPS.bg]: 'emergency_admin',
+                [GROUPS.dev]: 'dev_proxy',
+              },
             }),
           },
           {
             user: 'carol',
             host: '%',
             plugin: 'authentication_oci',
-            authenticationString: JSON.stringify({ tenancy: 'ocid1.tenancy.oc1..example', user: USERS.carol }),
+            authenticationString: JSON.stringify({
+              tenancy: 'ocid1.tenancy.oc1..example',
+              user: USERS.carol,
+            }),
           },
           { user: 'admin', host: '%', plugin: 'caching_sha2_password' },
           { user: 'app', host: '%', plugin: 'caching_sha2_password' },
@@ -128,11 +139,23 @@ export const db = {
     return dbEvent(
       s.at,
       'disconnect',
-      { connectionId: s.conn, account: { user: s.account, host: '%' }, login: { user: s.account, os: '', ip: '', proxy: '' } },
+      {
+        connectionId: s.conn,
+        account: { user: s.account, host: '%' },
+        login: { user: s.account, os: '', ip: '', proxy: '' },
+      },
       s.db,
     );
   },
-  query(s: { at: number; conn: number; account: string; sql: string; sqlCommand: string; status?: number; db?: string }): DbEvent {
+  query(s: {
+    at: number;
+    conn: number;
+    account: string;
+    sql: string;
+    sqlCommand: string;
+    status?: number;
+    db?: string;
+  }): DbEvent {
     return dbEvent(
       s.at,
       'query',
@@ -188,15 +211,25 @@ export const iam = {
       signOn: { success, ip: s.ip, ...(s.mfa ? { mfaFactor: s.mfa } : {}) },
     });
   },
-  userState(s: { at: number; user: string; kind: 'user_deleted' | 'user_deactivated' | 'user_reactivated' }): IamEvent {
+  userState(s: {
+    at: number;
+    user: string;
+    kind: 'user_deleted' | 'user_deactivated' | 'user_reactivated';
+  }): IamEvent {
     return iamEvent(s.at, s.kind, { user: { id: s.user } });
   },
   groupDeleted(s: { at: number; group: string }): IamEvent {
     return iamEvent(s.at, 'group_deleted', { group: { id: s.group } });
   },
-  policy(s: { at: number; kind: 'policy_created' | 'policy_updated' | 'policy_deleted'; statements: string[] }): IamEvent {
+  policy(s: {
+    at: number;
+    kind: 'policy_created' | 'policy_updated' | 'policy_deleted';
+    statements: string[];
+  }): IamEvent {
     const mysqlAuth = s.statements.some((x) => /mysql_dp_auth|mysqldbsystem/i.test(x));
-    return iamEvent(s.at, s.kind, { policy: { id: 'ocid1.policy.oc1..p', name: 'p', statements: s.statements, mysqlAuth } });
+    return iamEvent(s.at, s.kind, {
+      policy: { id: 'ocid1.policy.oc1..p', name: 'p', statements: s.statements, mysqlAuth },
+    });
   },
 };
 

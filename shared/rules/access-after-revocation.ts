@@ -9,7 +9,8 @@ export const accessAfterRevocation = defineRule({
     'A session resolves through a group the person had already left, or is made by a deleted or deactivated IAM user. Late-arriving removals raise it when they arrive.',
   severity: 'critical',
   attack: ['T1078.004'],
-  runbook: 'Kill the session, check why the database accepted the login (token still valid, cached mapping), and review its activity.',
+  runbook:
+    'Kill the session, check why the database accepted the login (token still valid, cached mapping), and review its activity.',
   falsePositives: ['IAM removal recorded with a wrong time.'],
   params: z.strictObject({}),
   suppressFor: 0,
@@ -18,7 +19,9 @@ export const accessAfterRevocation = defineRule({
       const { session, result } = f;
       if (session.outcome !== 'success' || !session.identity) return [];
       if (!result.removalKey && !result.userState) return [];
-      const why = result.userState ? `IAM user ${result.userState.state}` : `left group ${session.group?.name ?? ''}`;
+      const why = result.userState
+        ? `IAM user ${result.userState.state}`
+        : `left group ${session.group?.name ?? ''}`;
       return [
         {
           subject: session.id,

@@ -9,14 +9,16 @@ export const accessIdentityMismatch = defineRule({
     'The claimed login identity (external user or login name) is not a member of any group mapped to the proxied account at connect time.',
   severity: 'high',
   attack: ['T1078', 'T1550'],
-  runbook: 'Find who really held the token: compare the source IP with recent IAM sign-ons, and check the group mapping.',
+  runbook:
+    'Find who really held the token: compare the source IP with recent IAM sign-ons, and check the group mapping.',
   falsePositives: ['A client that sends a display name that happens to match another directory user.'],
   params: z.strictObject({}),
   suppressFor: 0,
   on: {
     session: (f) => {
       const { session } = f;
-      if (session.outcome !== 'success' || session.attribution?.problem !== 'not-member' || !session.identity) return [];
+      if (session.outcome !== 'success' || session.attribution?.problem !== 'not-member' || !session.identity)
+        return [];
       return [
         {
           subject: session.id,
@@ -38,7 +40,9 @@ export const accessIdentityMismatch = defineRule({
     },
     {
       name: 'external user not in the group',
-      events: () => [db.connect({ at: at(10), conn: 1, account: 'dba_proxy', user: 'x', os: USERS.dave, proxy: true })],
+      events: () => [
+        db.connect({ at: at(10), conn: 1, account: 'dba_proxy', user: 'x', os: USERS.dave, proxy: true }),
+      ],
       expect: { alerts: 1 },
     },
     {

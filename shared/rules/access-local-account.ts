@@ -4,7 +4,10 @@ import { at, DB, db } from '../detect/timeline.js';
 
 /** MySQL LIKE-style match (`%` any run, `_` one character), case-insensitive for hosts. */
 function like(pattern: string, value: string): boolean {
-  const re = pattern.replace(/[.*+?^${}()|[\]\\]/g, '\\$&').replaceAll('%', '.*').replaceAll('_', '.');
+  const re = pattern
+    .replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
+    .replaceAll('%', '.*')
+    .replaceAll('_', '.');
   return new RegExp(`^${re}$`, 'i').test(value);
 }
 
@@ -22,14 +25,16 @@ export const accessLocalAccount = defineRule({
   description: 'A non-IAM MySQL account logs in on an iamOnly DB system and is not allow-listed.',
   severity: 'high',
   attack: ['T1078.003'],
-  runbook: 'Identify who holds the local password, rotate it, and move the user to an IAM mapping or allow-list the service account.',
+  runbook:
+    'Identify who holds the local password, rotate it, and move the user to an IAM mapping or allow-list the service account.',
   falsePositives: ['Service accounts that are not yet in allowedLocalAccounts.'],
   params: z.strictObject({}),
   suppressFor: 3_600_000,
   on: {
     session: (f) => {
       const { session, db: dbc } = f;
-      if (session.outcome !== 'success' || session.attribution?.method !== 'local-account' || !dbc?.iamOnly) return [];
+      if (session.outcome !== 'success' || session.attribution?.method !== 'local-account' || !dbc?.iamOnly)
+        return [];
       if (allowListed(dbc.allowedLocalAccounts, session.account.user, session.account.host)) return [];
       return [
         {
@@ -52,7 +57,10 @@ export const accessLocalAccount = defineRule({
     },
     {
       name: 'repeated logins within the suppression window merge',
-      events: () => [db.connect({ at: at(1), conn: 1, account: 'app' }), db.connect({ at: at(5), conn: 2, account: 'app' })],
+      events: () => [
+        db.connect({ at: at(1), conn: 1, account: 'app' }),
+        db.connect({ at: at(5), conn: 2, account: 'app' }),
+      ],
       expect: { alerts: 1 },
     },
     {
@@ -63,7 +71,14 @@ export const accessLocalAccount = defineRule({
     {
       name: 'system that is not IAM-only is silent',
       config: {
-        dbSystems: [{ id: DB.id, name: DB.name, iamOnly: false, accounts: [{ user: 'app', host: '%', plugin: 'mysql_native_password' }] }],
+        dbSystems: [
+          {
+            id: DB.id,
+            name: DB.name,
+            iamOnly: false,
+            accounts: [{ user: 'app', host: '%', plugin: 'mysql_native_password' }],
+          },
+        ],
       },
       events: () => [db.connect({ at: at(1), conn: 1, account: 'app' })],
       expect: { alerts: 0 },

@@ -5,10 +5,12 @@ import { at, db, iam, USERS } from '../detect/timeline.js';
 export const accessUnattributed = defineRule({
   id: 'access.unattributed',
   title: 'IAM-proxied session not attributable to a person',
-  description: 'A group-proxied session cannot be tied to an individual: no external user, no known login name, no unique sign-on.',
+  description:
+    'A group-proxied session cannot be tied to an individual: no external user, no known login name, no unique sign-on.',
   severity: 'medium',
   attack: ['T1078'],
-  runbook: 'Ask the group members who connected from the source IP; require clients to send their own user name.',
+  runbook:
+    'Ask the group members who connected from the source IP; require clients to send their own user name.',
   falsePositives: ['Sign-on events not yet ingested (they clear it when they arrive within the lateness).'],
   params: z.strictObject({}),
   suppressFor: 0,
@@ -32,7 +34,16 @@ export const accessUnattributed = defineRule({
   cases: [
     {
       name: 'no name, no sign-on',
-      events: () => [db.connect({ at: at(10), conn: 1, account: 'dba_proxy', user: 'dba_proxy', ip: '10.0.0.9', proxy: true })],
+      events: () => [
+        db.connect({
+          at: at(10),
+          conn: 1,
+          account: 'dba_proxy',
+          user: 'dba_proxy',
+          ip: '10.0.0.9',
+          proxy: true,
+        }),
+      ],
       expect: { alerts: 1, severity: 'medium' },
     },
     {
@@ -40,7 +51,14 @@ export const accessUnattributed = defineRule({
       events: () => [
         iam.signOn({ at: at(0), user: USERS.bob, ip: '10.0.0.9' }),
         iam.signOn({ at: at(1), user: USERS.dave, ip: '10.0.0.9' }),
-        db.connect({ at: at(10), conn: 1, account: 'dev_proxy', user: 'dev_proxy', ip: '10.0.0.9', proxy: true }),
+        db.connect({
+          at: at(10),
+          conn: 1,
+          account: 'dev_proxy',
+          user: 'dev_proxy',
+          ip: '10.0.0.9',
+          proxy: true,
+        }),
       ],
       expect: { alerts: 1 },
     },
@@ -48,7 +66,14 @@ export const accessUnattributed = defineRule({
       name: 'one member signed on from the same IP is attributed',
       events: () => [
         iam.signOn({ at: at(0), user: USERS.bob, ip: '10.0.0.9', mfa: 'TOTP' }),
-        db.connect({ at: at(10), conn: 1, account: 'dev_proxy', user: 'dev_proxy', ip: '10.0.0.9', proxy: true }),
+        db.connect({
+          at: at(10),
+          conn: 1,
+          account: 'dev_proxy',
+          user: 'dev_proxy',
+          ip: '10.0.0.9',
+          proxy: true,
+        }),
       ],
       expect: { alerts: 0 },
     },

@@ -1,15 +1,17 @@
 import { z } from 'zod';
 import { defineRule, sessionFields } from '../detect/rule.js';
-import { redactLiterals } from '../normalize/redact.js';
 import { at, db } from '../detect/timeline.js';
+import { redactLiterals } from '../normalize/redact.js';
 
 export const auditTamper = defineRule({
   id: 'audit.tamper',
   title: 'Audit logging tampered with',
-  description: 'Audit filters removed or changed, the audit plugin or component unloaded, or audit logging disabled.',
+  description:
+    'Audit filters removed or changed, the audit plugin or component unloaded, or audit logging disabled.',
   severity: 'critical',
   attack: ['T1562.008'],
-  runbook: 'Restore the audit filter, find who ran the statement, and treat the gap in the audit trail as an incident.',
+  runbook:
+    'Restore the audit filter, find who ran the statement, and treat the gap in the audit trail as an incident.',
   falsePositives: ['Planned audit filter changes (still worth a record).'],
   params: z.strictObject({}),
   suppressFor: 0,
@@ -25,7 +27,10 @@ export const auditTamper = defineRule({
           title: `Audit logging ${t.action.replaceAll('-', ' ')} on ${f.db?.name ?? f.event.dbSystemId}`,
           ...(f.session
             ? sessionFields(f.session)
-            : { identity: null, dbSystem: { id: f.event.dbSystemId, name: f.db?.name ?? f.event.dbSystemId } }),
+            : {
+                identity: null,
+                dbSystem: { id: f.event.dbSystemId, name: f.db?.name ?? f.event.dbSystemId },
+              }),
           evidence: [f.event.key],
           details: { action: t.action, sql: redactLiterals(f.event.sql?.text ?? '') },
         },
@@ -36,19 +41,39 @@ export const auditTamper = defineRule({
     {
       name: 'audit filter removed',
       events: () => [
-        db.query({ at: at(1), conn: 4, account: 'admin', sqlCommand: 'select', sql: "SELECT audit_log_filter_remove_filter('log_all')" }),
+        db.query({
+          at: at(1),
+          conn: 4,
+          account: 'admin',
+          sqlCommand: 'select',
+          sql: "SELECT audit_log_filter_remove_filter('log_all')",
+        }),
       ],
       expect: { alerts: 1, severity: 'critical' },
     },
     {
       name: 'audit plugin uninstalled',
-      events: () => [db.query({ at: at(1), conn: 4, account: 'admin', sqlCommand: 'uninstall_plugin', sql: 'UNINSTALL PLUGIN audit_log' })],
+      events: () => [
+        db.query({
+          at: at(1),
+          conn: 4,
+          account: 'admin',
+          sqlCommand: 'uninstall_plugin',
+          sql: 'UNINSTALL PLUGIN audit_log',
+        }),
+      ],
       expect: { alerts: 1 },
     },
     {
       name: 'reading the audit log is silent',
       events: () => [
-        db.query({ at: at(1), conn: 4, account: 'admin', sqlCommand: 'select', sql: "SELECT audit_log_read('{\"start\":{}}')" }),
+        db.query({
+          at: at(1),
+          conn: 4,
+          account: 'admin',
+          sqlCommand: 'select',
+          sql: 'SELECT audit_log_read(\'{"start":{}}\')',
+        }),
       ],
       expect: { alerts: 0 },
     },

@@ -5,10 +5,12 @@ import { at, db, GROUPS, iam, USERS } from '../detect/timeline.js';
 export const breakGlassUsed = defineRule({
   id: 'break-glass.used',
   title: 'Break-glass access used',
-  description: 'A session resolves through a break-glass group: once per grant and DB system, and once more (critical) after the TTL.',
+  description:
+    'A session resolves through a break-glass group: once per grant and DB system, and once more (critical) after the TTL.',
   severity: 'high',
   attack: ['T1078.004'],
-  runbook: 'Confirm the emergency ticket, that the person is who the attribution says, and review the session activity.',
+  runbook:
+    'Confirm the emergency ticket, that the person is who the attribution says, and review the session activity.',
   falsePositives: ['Planned break-glass drills.'],
   params: z.strictObject({}),
   suppressFor: 0,

@@ -6,10 +6,11 @@ export const iamAuthPolicyChange = defineRule({
   id: 'iam.auth-policy-change',
   title: 'Database authentication policy changed',
   description:
-    "A policy statement granting mysql_dp_auth (or the 9.4+ mysqldbsystem principal form) is created, changed or deleted: database IAM login breaks or widens tenancy-wide.",
+    'A policy statement granting mysql_dp_auth (or the 9.4+ mysqldbsystem principal form) is created, changed or deleted: database IAM login breaks or widens tenancy-wide.',
   severity: 'high',
   attack: ['T1484', 'T1098'],
-  runbook: 'Compare the statements before and after; restore the approved policy if the change was not planned.',
+  runbook:
+    'Compare the statements before and after; restore the approved policy if the change was not planned.',
   falsePositives: ['Planned tenancy policy refactoring.'],
   params: z.strictObject({}),
   suppressFor: 0,
@@ -28,7 +29,11 @@ export const iamAuthPolicyChange = defineRule({
           dbSystem: null,
           ...(event.actor.ip ? { sourceIp: event.actor.ip } : {}),
           evidence: [event.key],
-          details: { change: event.kind, policy: event.policy.id ?? null, statements: event.policy.statements },
+          details: {
+            change: event.kind,
+            policy: event.policy.id ?? null,
+            statements: event.policy.statements,
+          },
         },
       ];
     },
@@ -40,14 +45,22 @@ export const iamAuthPolicyChange = defineRule({
         iam.policy({
           at: at(1),
           kind: 'policy_deleted',
-          statements: ['ALLOW service mysql_dp_auth TO {AUTHENTICATION_INSPECT, GROUP_MEMBERSHIP_INSPECT} IN TENANCY'],
+          statements: [
+            'ALLOW service mysql_dp_auth TO {AUTHENTICATION_INSPECT, GROUP_MEMBERSHIP_INSPECT} IN TENANCY',
+          ],
         }),
       ],
       expect: { alerts: 1, severity: 'high' },
     },
     {
       name: 'unrelated policy is silent',
-      events: () => [iam.policy({ at: at(1), kind: 'policy_updated', statements: ['Allow group X to read buckets in tenancy'] })],
+      events: () => [
+        iam.policy({
+          at: at(1),
+          kind: 'policy_updated',
+          statements: ['Allow group X to read buckets in tenancy'],
+        }),
+      ],
       expect: { alerts: 0 },
     },
   ],

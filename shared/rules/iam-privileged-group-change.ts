@@ -25,7 +25,10 @@ export const iamPrivilegedGroupChange = defineRule({
               ? 'deleted:'
               : undefined;
       if (!verb) return [];
-      const who = event.kind === 'group_deleted' ? 'Group' : (user?.name ?? event.user?.name ?? event.user?.id ?? 'a user');
+      const who =
+        event.kind === 'group_deleted'
+          ? 'Group'
+          : (user?.name ?? event.user?.name ?? event.user?.id ?? 'a user');
       return [
         {
           subject: event.key,

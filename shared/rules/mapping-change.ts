@@ -1,12 +1,13 @@
 import { z } from 'zod';
 import { defineRule, sessionFields } from '../detect/rule.js';
-import { redactLiterals } from '../normalize/redact.js';
 import { at, db } from '../detect/timeline.js';
+import { redactLiterals } from '../normalize/redact.js';
 
 export const mappingChange = defineRule({
   id: 'mapping.change',
   title: 'IAM mapping changed',
-  description: 'An authentication_oci mapping (1-to-1 or group_mapping) is created, altered, dropped or renamed, or a PROXY grant changes.',
+  description:
+    'An authentication_oci mapping (1-to-1 or group_mapping) is created, altered, dropped or renamed, or a PROXY grant changes.',
   severity: 'high',
   attack: ['T1098'],
   runbook: 'Compare the new mapping with the approved one: which IAM group now reaches which MySQL account.',
@@ -29,7 +30,10 @@ export const mappingChange = defineRule({
           title: `IAM mapping changed on ${f.db?.name ?? f.event.dbSystemId}: ${changes.join(', ')}`,
           ...(f.session
             ? sessionFields(f.session)
-            : { identity: null, dbSystem: { id: f.event.dbSystemId, name: f.db?.name ?? f.event.dbSystemId } }),
+            : {
+                identity: null,
+                dbSystem: { id: f.event.dbSystemId, name: f.db?.name ?? f.event.dbSystemId },
+              }),
           evidence: [f.event.key],
           details: { changes, sql: redactLiterals(f.event.sql?.text ?? '') },
         },
@@ -52,12 +56,28 @@ export const mappingChange = defineRule({
     },
     {
       name: 'dropping a 1-to-1 IAM account',
-      events: () => [db.query({ at: at(1), conn: 3, account: 'admin', sqlCommand: 'drop_user', sql: "DROP USER 'carol'@'%'" })],
+      events: () => [
+        db.query({
+          at: at(1),
+          conn: 3,
+          account: 'admin',
+          sqlCommand: 'drop_user',
+          sql: "DROP USER 'carol'@'%'",
+        }),
+      ],
       expect: { alerts: 1 },
     },
     {
       name: 'dropping a local account is silent',
-      events: () => [db.query({ at: at(1), conn: 3, account: 'admin', sqlCommand: 'drop_user', sql: "DROP USER 'app'@'%'" })],
+      events: () => [
+        db.query({
+          at: at(1),
+          conn: 3,
+          account: 'admin',
+          sqlCommand: 'drop_user',
+          sql: "DROP USER 'app'@'%'",
+        }),
+      ],
       expect: { alerts: 0 },
     },
   ],

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { defineRule, sessionFields } from '../detect/rule.js';
-import { redactLiterals } from '../normalize/redact.js';
 import { at, db } from '../detect/timeline.js';
+import { redactLiterals } from '../normalize/redact.js';
 
 export const privilegeChange = defineRule({
   id: 'privilege.change',
@@ -10,7 +10,8 @@ export const privilegeChange = defineRule({
     'GRANT, REVOKE, CREATE/ALTER/DROP/RENAME USER, SET PASSWORD or GRANT PROXY executed; high when the executing or a target account is privileged.',
   severity: 'medium',
   attack: ['T1098'],
-  runbook: 'Match the change to an approved request; for privileged accounts confirm the person behind the session.',
+  runbook:
+    'Match the change to an approved request; for privileged accounts confirm the person behind the session.',
   falsePositives: ['Provisioning automation (allow-list it by lowering the severity in config).'],
   params: z.strictObject({}),
   suppressFor: 0,
@@ -20,7 +21,8 @@ export const privilegeChange = defineRule({
       if (!p) return [];
       const privileged = new Set(f.db?.privilegedAccounts ?? []);
       const actor = f.event.account?.user;
-      const high = (actor !== undefined && privileged.has(actor)) || p.targets.some((t) => privileged.has(t.user));
+      const high =
+        (actor !== undefined && privileged.has(actor)) || p.targets.some((t) => privileged.has(t.user));
       const targets = p.targets.map((t) => `${t.user}@${t.host}`);
       return [
         {
@@ -34,7 +36,9 @@ export const privilegeChange = defineRule({
             : {
                 identity: null,
                 dbSystem: { id: f.event.dbSystemId, name: f.db?.name ?? f.event.dbSystemId },
-                ...(f.event.account ? { mysqlAccount: `${f.event.account.user}@${f.event.account.host}` } : {}),
+                ...(f.event.account
+                  ? { mysqlAccount: `${f.event.account.user}@${f.event.account.host}` }
+                  : {}),
               }),
           evidence: [f.event.key],
           details: { verb: p.verb, targets, sql: redactLiterals(f.event.sql?.text ?? '') },
@@ -46,27 +50,48 @@ export const privilegeChange = defineRule({
     {
       name: 'grant to a privileged account is high',
       events: () => [
-        db.query({ at: at(1), conn: 7, account: 'admin', sqlCommand: 'grant', sql: "GRANT ALL ON *.* TO 'dba_proxy'@'%'" }),
+        db.query({
+          at: at(1),
+          conn: 7,
+          account: 'admin',
+          sqlCommand: 'grant',
+          sql: "GRANT ALL ON *.* TO 'dba_proxy'@'%'",
+        }),
       ],
       expect: { alerts: 1, severity: 'high' },
     },
     {
       name: 'create user is medium',
       events: () => [
-        db.query({ at: at(1), conn: 7, account: 'admin', sqlCommand: 'create_user', sql: "CREATE USER 'rep'@'%' IDENTIFIED BY <secret>" }),
+        db.query({
+          at: at(1),
+          conn: 7,
+          account: 'admin',
+          sqlCommand: 'create_user',
+          sql: "CREATE USER 'rep'@'%' IDENTIFIED BY <secret>",
+        }),
       ],
       expect: { alerts: 1, severity: 'medium' },
     },
     {
       name: 'failed grant is silent',
       events: () => [
-        db.query({ at: at(1), conn: 7, account: 'admin', sqlCommand: 'grant', sql: "GRANT ALL ON *.* TO 'x'@'%'", status: 1064 }),
+        db.query({
+          at: at(1),
+          conn: 7,
+          account: 'admin',
+          sqlCommand: 'grant',
+          sql: "GRANT ALL ON *.* TO 'x'@'%'",
+          status: 1064,
+        }),
       ],
       expect: { alerts: 0 },
     },
     {
       name: 'select is silent',
-      events: () => [db.query({ at: at(1), conn: 7, account: 'admin', sqlCommand: 'select', sql: 'SELECT 1' })],
+      events: () => [
+        db.query({ at: at(1), conn: 7, account: 'admin', sqlCommand: 'select', sql: 'SELECT 1' }),
+      ],
       expect: { alerts: 0 },
     },
   ],

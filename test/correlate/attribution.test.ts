@@ -21,8 +21,22 @@ describe('attribution', () => {
   });
 
   it('external-user: login.os names a member, verified', async () => {
-    const s = await sessionOf([db.connect({ at: at(1), conn: 1, account: 'dba_proxy', user: 'x', os: 'alice@example.com', proxy: true })]);
-    expect(s).toMatchObject({ identity: { id: USERS.alice }, group: { id: GROUPS.dba }, proxied: true, mysqlAccount: 'dba_proxy@%' });
+    const s = await sessionOf([
+      db.connect({
+        at: at(1),
+        conn: 1,
+        account: 'dba_proxy',
+        user: 'x',
+        os: 'alice@example.com',
+        proxy: true,
+      }),
+    ]);
+    expect(s).toMatchObject({
+      identity: { id: USERS.alice },
+      group: { id: GROUPS.dba },
+      proxied: true,
+      mysqlAccount: 'dba_proxy@%',
+    });
     expect(s.attribution).toMatchObject({ method: 'external-user', confidence: 'verified' });
   });
 
@@ -36,8 +50,15 @@ describe('attribution', () => {
   });
 
   it('login-name: asserted without a sign-on, or with one from another IP or too old', async () => {
-    for (const signOn of [[], [iam.signOn({ at: at(0), user: USERS.alice, ip: '10.9.9.9' })], [iam.signOn({ at: at(-61), user: USERS.alice, ip: '10.0.0.5' })]]) {
-      const s = await sessionOf([...signOn, db.connect({ at: at(30), conn: 1, account: 'dba_proxy', user: 'alice', ip: '10.0.0.5', proxy: true })]);
+    for (const signOn of [
+      [],
+      [iam.signOn({ at: at(0), user: USERS.alice, ip: '10.9.9.9' })],
+      [iam.signOn({ at: at(-61), user: USERS.alice, ip: '10.0.0.5' })],
+    ]) {
+      const s = await sessionOf([
+        ...signOn,
+        db.connect({ at: at(30), conn: 1, account: 'dba_proxy', user: 'alice', ip: '10.0.0.5', proxy: true }),
+      ]);
       expect(s.attribution).toMatchObject({ method: 'login-name', confidence: 'asserted' });
       expect(s.identity?.id).toBe(USERS.alice);
     }
@@ -47,7 +68,14 @@ describe('attribution', () => {
     const s = await sessionOf([
       iam.signOn({ at: at(0), user: USERS.bob, ip: '10.0.0.7', mfa: 'PUSH' }),
       iam.signOn({ at: at(0), user: USERS.alice, ip: '10.0.0.8' }),
-      db.connect({ at: at(10), conn: 1, account: 'dev_proxy', user: 'dev_proxy', ip: '10.0.0.7', proxy: true }),
+      db.connect({
+        at: at(10),
+        conn: 1,
+        account: 'dev_proxy',
+        user: 'dev_proxy',
+        ip: '10.0.0.7',
+        proxy: true,
+      }),
     ]);
     expect(s).toMatchObject({ identity: { id: USERS.bob }, group: { id: GROUPS.dev }, mfaFactor: 'PUSH' });
     expect(s.attribution).toMatchObject({ method: 'signon-correlated', confidence: 'corroborated' });
@@ -57,20 +85,32 @@ describe('attribution', () => {
     const s = await sessionOf([
       iam.signOn({ at: at(0), user: USERS.bob, ip: '10.0.0.7' }),
       iam.signOn({ at: at(1), user: USERS.dave, ip: '10.0.0.7' }),
-      db.connect({ at: at(10), conn: 1, account: 'dev_proxy', user: 'dev_proxy', ip: '10.0.0.7', proxy: true }),
+      db.connect({
+        at: at(10),
+        conn: 1,
+        account: 'dev_proxy',
+        user: 'dev_proxy',
+        ip: '10.0.0.7',
+        proxy: true,
+      }),
     ]);
     expect(s.identity).toBeNull();
     expect(s.attribution).toMatchObject({ method: 'unattributed', confidence: 'none', problem: 'ambiguous' });
   });
 
   it('unattributed: an unknown login name and no sign-on', async () => {
-    const s = await sessionOf([db.connect({ at: at(10), conn: 1, account: 'dba_proxy', user: 'mallory', ip: '10.0.0.7', proxy: true })]);
+    const s = await sessionOf([
+      db.connect({ at: at(10), conn: 1, account: 'dba_proxy', user: 'mallory', ip: '10.0.0.7', proxy: true }),
+    ]);
     expect(s.attribution).toMatchObject({ method: 'unattributed', problem: 'no-evidence' });
   });
 
   it('a member who left before connecting is a left-group problem with the removal as evidence', async () => {
     const removal = iam.removed({ at: at(0), user: USERS.alice, group: GROUPS.dba });
-    const s = await sessionOf([removal, db.connect({ at: at(10), conn: 1, account: 'dba_proxy', user: 'alice', proxy: true })]);
+    const s = await sessionOf([
+      removal,
+      db.connect({ at: at(10), conn: 1, account: 'dba_proxy', user: 'alice', proxy: true }),
+    ]);
     expect(s.attribution).toMatchObject({ method: 'login-name', problem: 'left-group' });
     expect(s.attribution?.evidence).toContain(removal.key);
   });
@@ -84,7 +124,9 @@ describe('attribution', () => {
   });
 
   it('a member of the wrong group is not-member', async () => {
-    const s = await sessionOf([db.connect({ at: at(10), conn: 1, account: 'dba_proxy', user: 'bob', proxy: true })]);
+    const s = await sessionOf([
+      db.connect({ at: at(10), conn: 1, account: 'dba_proxy', user: 'bob', proxy: true }),
+    ]);
     expect(s.attribution).toMatchObject({ method: 'login-name', problem: 'not-member' });
   });
 

@@ -12,10 +12,23 @@ describe('membership timeline', () => {
       { ts: 200, op: 'remove' as const, key: 'b' },
       { ts: 300, op: 'add' as const, key: 'c' },
     ];
-    for (const order of [[0, 1, 2], [2, 1, 0], [1, 0, 2], [1, 2, 0]]) {
+    for (const order of [
+      [0, 1, 2],
+      [2, 1, 0],
+      [1, 0, 2],
+      [1, 2, 0],
+    ]) {
       const m = new Memberships(new EntityCache());
       for (const i of order) m.apply(U, G, changes[i]!);
-      expect([50, 100, 150, 200, 250, 300, 400].map((t) => m.isMember(U, G, t))).toEqual([false, true, true, false, false, true, true]);
+      expect([50, 100, 150, 200, 250, 300, 400].map((t) => m.isMember(U, G, t))).toEqual([
+        false,
+        true,
+        true,
+        false,
+        false,
+        true,
+        true,
+      ]);
     }
   });
 

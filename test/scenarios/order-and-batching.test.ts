@@ -48,15 +48,21 @@ describe('order, batching and redelivery', () => {
     const baseline = fingerprint(await runTimeline(events));
     await fc.assert(
       fc.asyncProperty(
-        fc.array(fc.integer({ min: 0, max: LATENESS_MIN * 60_000 - 1 }), { minLength: events.length, maxLength: events.length }),
+        fc.array(fc.integer({ min: 0, max: LATENESS_MIN * 60_000 - 1 }), {
+          minLength: events.length,
+          maxLength: events.length,
+        }),
         fc.array(fc.integer({ min: 0, max: events.length - 1 }), { maxLength: 8 }),
         fc.array(fc.integer({ min: 1, max: events.length }), { maxLength: 6 }),
         async (delays, duplicates, cuts) => {
           const arrivals = events.map((e, i) => ({ e, arrive: e.ts + delays[i]! }));
-          for (const d of duplicates) arrivals.push({ e: events[d]!, arrive: events[d]!.ts + LATENESS_MIN * 60_000 * 3 });
+          for (const d of duplicates)
+            arrivals.push({ e: events[d]!, arrive: events[d]!.ts + LATENESS_MIN * 60_000 * 3 });
           arrivals.sort((a, b) => a.arrive - b.arrive);
           const stream = arrivals.map((a) => a.e);
-          const bounds = [...new Set([0, ...cuts.map((c) => Math.min(c, stream.length)), stream.length])].sort((a, b) => a - b);
+          const bounds = [
+            ...new Set([0, ...cuts.map((c) => Math.min(c, stream.length)), stream.length]),
+          ].sort((a, b) => a - b);
           const batches: CanonicalEvent[][] = [];
           for (let i = 1; i < bounds.length; i++) batches.push(stream.slice(bounds[i - 1], bounds[i]));
           expect(fingerprint(await runBatches(batches))).toEqual(baseline);
@@ -91,7 +97,10 @@ describe('order, batching and redelivery', () => {
     const { config, rules } = (await import('../helpers/run-timeline.js')).testConfig();
     const { Pipeline } = await import('../../shared/pipeline.js');
     const again = await Pipeline.open({ config, rules, store });
-    const created = [...(await again.ingest(events.map((event) => ({ type: 'event' as const, event })))), ...(await again.finish())];
+    const created = [
+      ...(await again.ingest(events.map((event) => ({ type: 'event' as const, event })))),
+      ...(await again.finish()),
+    ];
     expect(created).toEqual([]);
     expect(again.stats.duplicates).toBe(events.length);
     expect(first.alerts.length).toBeGreaterThan(0);
@@ -110,11 +119,20 @@ describe('late IAM data', () => {
   });
 
   it('a sign-on arriving within the lateness clears an unattributed session', async () => {
-    const connect = db.connect({ at: at(10), conn: 1, account: 'dev_proxy', user: 'dev_proxy', ip: '10.0.0.7', proxy: true });
+    const connect = db.connect({
+      at: at(10),
+      conn: 1,
+      account: 'dev_proxy',
+      user: 'dev_proxy',
+      ip: '10.0.0.7',
+      proxy: true,
+    });
     const signOn = iam.signOn({ at: at(5), user: USERS.bob, ip: '10.0.0.7' });
     const tick = db.connect({ at: at(20), conn: 2, account: 'admin' });
     const r = await runBatches([[connect], [tick], [signOn]]);
     expect(r.alerts.filter((a) => a.rule === 'access.unattributed')).toHaveLength(0);
-    expect(r.sessions.find((s) => s.connectKey === connect.key)?.attribution?.method).toBe('signon-correlated');
+    expect(r.sessions.find((s) => s.connectKey === connect.key)?.attribution?.method).toBe(
+      'signon-correlated',
+    );
   });
 });

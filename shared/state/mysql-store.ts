@@ -1,0 +1,575 @@
+// MySQL adapter of the state store (mysql2): a store shared by many function instances and
+// consumers, on MySQL 8.0+ / HeatWave (tested against MariaDB 10.11). Same tables and semantics as
+// the SQLite adapter: one transaction per commit, per-scope seen/entity/pending, shared sessions,
+// alerts, deliveries and dead letters. Deadlocks and lock wait timeouts are retried with backoff.
+//
+// Portability (MySQL 8 / HeatWave vs MariaDB), decided once here:
+// - Keys are VARBINARY(255): byte-exact like SQLite's BINARY collation (the utf8mb4 collations
+//   are case-insensitive or PAD SPACE), and 3 of them fit InnoDB's 3072-byte index limit. A key
+//   over 255 UTF-8 bytes (or starting with a NUL byte) is stored as 0x00 + SHA-256, so the two
+//   forms never collide; entity rows keep such a key's text in `long_key` to read it back.
+// - Bodies are LONGTEXT, not JSON: MySQL's JSON type reorders object keys (MariaDB's JSON is a
+//   LONGTEXT alias), and the stores must give back byte-identical bodies.
+// - Event times are BIGINT (epoch ms). Column names avoid reserved words (`key`) and keywords.
+// - Upserts use VALUES(col): MySQL 8.0.20+ deprecates it for row aliases (`AS new`), which
+//   MariaDB lacks; it still works on MySQL 8.x and 9.x with a deprecation note.
+// - Indexes are declared inside CREATE TABLE: MySQL has no CREATE INDEX IF NOT EXISTS.
+// - Every table has a primary key (HeatWave high availability sets sql_require_primary_key).
+// - Transactions run at READ COMMITTED: no gap locks, so instances writing other scopes do not
+//   block each other's inserts (and Group Replication recommends it).
+import { createHash } from 'node:crypto';
+import mysql, { type Pool, type PoolConnection, type ResultSetHeader, type RowDataPacket } from 'mysql2/promise';
+import type { Alert } from '../../schemas/alert.js';
+import type { CanonicalEvent } from '../../schemas/events.js';
+import type { Session } from '../../schemas/session.js';
+import { AuditError, type SafeDetails } from '../errors.js';
+import type { EntityRow } from './entity-cache.js';
+import { mergeAlert } from './sqlite-store.js';
+import type { CommitBatch, CommitResult, StateStore } from './state-store.js';
+
+const TABLE = 'ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin';
+
+/**
+ * Each entry upgrades the schema by one version; never edit a released one. DDL commits
+ * implicitly in MySQL, so a migration cannot be one transaction: every statement must be safe to
+ * run again (IF NOT EXISTS, or a guard) in case the process died half way through it.
+ */
+const MIGRATIONS: string[][] = [
+  [
+    `CREATE TABLE IF NOT EXISTS entity (scope VARBINARY(255) NOT NULL, kind VARBINARY(255) NOT NULL,
+       k VARBINARY(255) NOT NULL, long_key LONGTEXT NULL, body LONGTEXT NOT NULL,
+       PRIMARY KEY (scope, kind, k)) ${TABLE}`,
+    `CREATE TABLE IF NOT EXISTS pending (scope VARBINARY(255) NOT NULL, k VARBINARY(255) NOT NULL,
+       ts BIGINT NOT NULL, body LONGTEXT NOT NULL, PRIMARY KEY (scope, k)) ${TABLE}`,
+    `CREATE TABLE IF NOT EXISTS seen (scope VARBINARY(255) NOT NULL, k VARBINARY(255) NOT NULL,
+       ts BIGINT NOT NULL, PRIMARY KEY (scope, k), KEY seen_ts (scope, ts)) ${TABLE}`,
+    `CREATE TABLE IF NOT EXISTS sessions (id VARBINARY(255) NOT NULL, db TEXT NOT NULL,
+       connect_ts BIGINT NOT NULL, is_open TINYINT NOT NULL, body LONGTEXT NOT NULL, PRIMARY KEY (id),
+       KEY sessions_connect (connect_ts, id), KEY sessions_open (is_open)) ${TABLE}`,
+    `CREATE TABLE IF NOT EXISTS alerts (id VARBINARY(255) NOT NULL, rule VARCHAR(255) NOT NULL,
+       alert_time VARBINARY(64) NOT NULL, body LONGTEXT NOT NULL, occurrences INT NOT NULL DEFAULT 1,
+       last_time VARCHAR(64) NULL, PRIMARY KEY (id), KEY alerts_time (alert_time, id)) ${TABLE}`,
+    `CREATE TABLE IF NOT EXISTS deliveries (alert_id VARBINARY(255) NOT NULL, sink VARBINARY(255) NOT NULL,
+       PRIMARY KEY (alert_id, sink)) ${TABLE}`,
+    `CREATE TABLE IF NOT EXISTS dead_letters (seq BIGINT NOT NULL AUTO_INCREMENT, body LONGTEXT NOT NULL,
+       PRIMARY KEY (seq)) ${TABLE}`,
+  ],
+];
+
+/** The schema version this code writes. */
+export const MYSQL_SCHEMA_VERSION = MIGRATIONS.length;
+
+const ER_LOCK_WAIT_TIMEOUT = 1205;
+const ER_LOCK_DEADLOCK = 1213;
+const MAX_KEY_BYTES = 255;
+const CHUNK_ROWS = 500;
+/** Well under the smallest default max_allowed_packet (MariaDB: 16 MiB). */
+const CHUNK_BYTES = 4 * 1024 * 1024;
+const PAGE = 500;
+
+export type MySqlConnectionOptions = {
+  host: string;
+  port: number;
+  user: string;
+  password?: string;
+  database: string;
+  /** `verify-identity` checks the server certificate against `sslCa` (PEM) or the system CAs. */
+  sslMode?: 'disabled' | 'required' | 'verify-identity';
+  sslCa?: string;
+  connectionLimit?: number;
+};
+
+export type RetryPolicy = { attempts: number; baseMs: number; maxMs: number };
+
+export type MySqlStoreOptions = {
+  scope?: string;
+  /** Session innodb_lock_wait_timeout in seconds (server default: 50). */
+  lockWaitTimeoutSec?: number;
+  retry?: Partial<RetryPolicy>;
+};
+
+/** Transactions redone after a deadlock or a lock wait timeout, since open. */
+export type ContentionStats = { deadlocks: number; lockWaits: number };
+
+const DEFAULT_RETRY: RetryPolicy = { attempts: 20, baseMs: 5, maxMs: 1000 };
+
+/** The stored form of a key: its UTF-8 bytes, or 0x00 + SHA-256 when too long (see top). */
+export function storedKey(key: string): Buffer {
+  const bytes = Buffer.from(key, 'utf8');
+  if (bytes.length <= MAX_KEY_BYTES && bytes[0] !== 0) return bytes;
+  return Buffer.concat([Buffer.alloc(1), createHash('sha256').update(bytes).digest()]);
+}
+
+function isHashed(stored: Buffer): boolean {
+  return stored[0] === 0;
+}
+
+function kindBytes(kind: string): Buffer {
+  const bytes = Buffer.from(kind, 'utf8');
+  if (bytes.length > MAX_KEY_BYTES || bytes.length === 0) {
+    throw new AuditError('INTERNAL', 'entity kind must be 1 to 255 bytes', { details: { length: bytes.length } });
+  }
+  return bytes;
+}
+
+function byKey<T extends { k: Buffer }>(a: T, b: T): number {
+  return Buffer.compare(a.k, b.k);
+}
+
+/** Splits rows so that each multi-row statement stays under both limits. */
+function chunkRows<T extends unknown[]>(rows: T[]): T[][] {
+  const out: T[][] = [];
+  let part: T[] = [];
+  let bytes = 0;
+  for (const row of rows) {
+    let size = 16;
+    for (const v of row) size += typeof v === 'string' ? v.length * 3 : Buffer.isBuffer(v) ? v.length * 2 : 20;
+    if (part.length > 0 && (part.length >= CHUNK_ROWS || bytes + size > CHUNK_BYTES)) {
+      out.push(part);
+      part = [];
+      bytes = 0;
+    }
+    part.push(row);
+    bytes += size;
+  }
+  if (part.length > 0) out.push(part);
+  return out;
+}
+
+function chunks<T>(items: T[], size = CHUNK_ROWS): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
+
+function errno(error: unknown): number | undefined {
+  const n = (error as { errno?: unknown } | null)?.errno;
+  return typeof n === 'number' ? n : undefined;
+}
+
+function errorDetails(error: unknown): SafeDetails {
+  const e = error as { code?: unknown; errno?: unknown } | null;
+  const details: SafeDetails = {};
+  if (typeof e?.code === 'string') details.code = e.code;
+  if (typeof e?.errno === 'number') details.errno = e.errno;
+  return details;
+}
+
+/** mysql2 errors carry the statement with its values inlined: audit data, never for logs. */
+function scrub(error: unknown): unknown {
+  if (error && typeof error === 'object' && 'sql' in error) {
+    try {
+      delete (error as { sql?: unknown }).sql;
+    } catch {
+      // frozen: leave it
+    }
+  }
+  return error;
+}
+
+function storeFailed(message: string, cause: unknown, details: SafeDetails = {}): AuditError {
+  if (cause instanceof AuditError) return cause;
+  return new AuditError('STORE_FAILED', message, {
+    cause: scrub(cause),
+    details: { ...errorDetails(cause), ...details },
+  });
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+type Conn = Pick<PoolConnection, 'query'>;
+
+async function select<T>(conn: Conn, sql: string, params: unknown[] = []): Promise<T[]> {
+  const [rows] = await conn.query<RowDataPacket[]>(sql, params);
+  return rows as unknown as T[];
+}
+
+async function run(conn: Conn, sql: string, params: unknown[]): Promise<ResultSetHeader> {
+  const [result] = await conn.query<ResultSetHeader>(sql, params);
+  return result;
+}
+
+/** `INSERT ... VALUES ?` in multi-row chunks. */
+async function insertRows(conn: Conn, head: string, rows: unknown[][], tail = ''): Promise<void> {
+  for (const part of chunkRows(rows)) await run(conn, `${head} VALUES ? ${tail}`, [part]);
+}
+
+type AlertRow = { id: Buffer; alert_time: Buffer; body: string; occurrences: number; last_time: string | null };
+
+export class MySqlStore implements StateStore {
+  private readonly contention: ContentionStats = { deadlocks: 0, lockWaits: 0 };
+  private readonly ready = new WeakSet<object>();
+  private closed = false;
+
+  private constructor(
+    private readonly pool: Pool,
+    private readonly scope: Buffer,
+    private readonly sessionSetup: string[],
+    private readonly retry: RetryPolicy,
+    private readonly where: SafeDetails,
+  ) {}
+
+  /** Connects, brings the schema up to date (once, under a named lock) and returns the store. */
+  static async open(conn: MySqlConnectionOptions, opts: MySqlStoreOptions = {}): Promise<MySqlStore> {
+    const where: SafeDetails = { host: conn.host, port: conn.port, database: conn.database };
+    const ssl =
+      conn.sslMode === 'required'
+        ? { rejectUnauthorized: false }
+        : conn.sslMode === 'verify-identity'
+          ? { rejectUnauthorized: true, ...(conn.sslCa ? { ca: conn.sslCa } : {}) }
+          : undefined;
+    const pool = mysql.createPool({
+      host: conn.host,
+      port: conn.port,
+      user: conn.user,
+      ...(conn.password !== undefined ? { password: conn.password } : {}),
+      database: conn.database,
+      ...(ssl ? { ssl } : {}),
+      connectionLimit: conn.connectionLimit ?? 4,
+      charset: 'utf8mb4',
+      supportBigNumbers: true,
+      connectTimeout: 10_000,
+      enableKeepAlive: true,
+    });
+    // Keep the pool from crashing the process on a dropped idle connection; the next call reconnects.
+    pool.on('connection', (c) => c.on('error', () => {}));
+    const setup = ['SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED'];
+    if (opts.lockWaitTimeoutSec !== undefined) {
+      setup.push(`SET SESSION innodb_lock_wait_timeout = ${Math.max(1, Math.floor(opts.lockWaitTimeoutSec))}`);
+    }
+    const store = new MySqlStore(
+      pool,
+      storedKey(opts.scope ?? 'default'),
+      setup,
+      { ...DEFAULT_RETRY, ...opts.retry },
+      where,
+    );
+    try {
+      await store.migrate(conn.database);
+    } catch (cause) {
+      await pool.end().catch(() => {});
+      throw storeFailed('cannot open the MySQL state store', cause, where);
+    }
+    return store;
+  }
+
+  /** Transactions redone after deadlocks and lock wait timeouts since open. */
+  get contentionStats(): Readonly<ContentionStats> {
+    return { ...this.contention };
+  }
+
+  private async migrate(database: string): Promise<void> {
+    const conn = await this.pool.getConnection();
+    // Server-wide named lock (64 characters at most): concurrent first opens migrate once.
+    const lock = `hwaudit.migrate.${database}`.slice(0, 64);
+    try {
+      const [got] = await select<{ got: number | null }>(conn, 'SELECT GET_LOCK(?, 60) AS got', [lock]);
+      if (got?.got !== 1) {
+        throw new AuditError('STORE_FAILED', 'timed out waiting for the schema migration lock', {
+          details: this.where,
+        });
+      }
+      try {
+        await conn.query(
+          `CREATE TABLE IF NOT EXISTS schema_version (version INT NOT NULL, applied_at BIGINT NOT NULL,
+             PRIMARY KEY (version)) ${TABLE}`,
+        );
+        const [row] = await select<{ v: number | null }>(conn, 'SELECT MAX(version) AS v FROM schema_version');
+        const version = Number(row?.v ?? 0);
+        if (version > MIGRATIONS.length) {
+          throw new AuditError('STORE_FAILED', 'the state store was written by a newer version', {
+            details: { ...this.where, version },
+          });
+        }
+        for (let v = version; v < MIGRATIONS.length; v++) {
+          for (const statement of MIGRATIONS[v]!) await conn.query(statement);
+          await run(conn, 'INSERT INTO schema_version (version, applied_at) VALUES (?, ?)', [v + 1, Date.now()]);
+        }
+      } finally {
+        await conn.query('SELECT RELEASE_LOCK(?)', [lock]);
+      }
+    } finally {
+      conn.release();
+    }
+  }
+
+  private async connection(): Promise<PoolConnection> {
+    const conn = await this.pool.getConnection();
+    if (!this.ready.has(conn.connection)) {
+      try {
+        for (const statement of this.sessionSetup) await conn.query(statement);
+      } catch (cause) {
+        conn.destroy();
+        throw cause;
+      }
+      this.ready.add(conn.connection);
+    }
+    return conn;
+  }
+
+  /** Runs `work` in one transaction, redone from the start after a deadlock or lock wait timeout. */
+  private async transaction<T>(what: string, work: (conn: PoolConnection) => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      let conn: PoolConnection | undefined;
+      try {
+        conn = await this.connection();
+        await conn.query('START TRANSACTION');
+        const result = await work(conn);
+        await conn.query('COMMIT');
+        conn.release();
+        return result;
+      } catch (cause) {
+        if (conn) {
+          // 1205 rolls back only the statement: the whole transaction must go before a retry.
+          const c = conn;
+          await c.query('ROLLBACK').then(
+            () => c.release(),
+            () => c.destroy(),
+          );
+        }
+        const n = errno(cause);
+        if ((n === ER_LOCK_DEADLOCK || n === ER_LOCK_WAIT_TIMEOUT) && attempt < this.retry.attempts) {
+          if (n === ER_LOCK_DEADLOCK) this.contention.deadlocks++;
+          else this.contention.lockWaits++;
+          const ceiling = Math.min(this.retry.maxMs, this.retry.baseMs * 2 ** (attempt - 1));
+          await sleep(ceiling / 2 + Math.random() * (ceiling / 2));
+          continue;
+        }
+        throw storeFailed(`state store ${what} failed`, cause, { attempts: attempt });
+      }
+    }
+  }
+
+  /** A read outside any transaction. */
+  private async read<T>(what: string, sql: string, params: unknown[] = []): Promise<T[]> {
+    try {
+      return await select<T>(this.pool, sql, params);
+    } catch (cause) {
+      throw storeFailed(`state store ${what} failed`, cause);
+    }
+  }
+
+  async loadEntities(): Promise<EntityRow[]> {
+    const rows = await this.read<{ kind: Buffer; k: Buffer; long_key: string | null; body: string }>(
+      'load',
+      'SELECT kind, k, long_key, body FROM entity WHERE scope = ?',
+      [this.scope],
+    );
+    return rows.map((r) => ({
+      kind: r.kind.toString('utf8'),
+      key: r.long_key ?? r.k.toString('utf8'),
+      body: JSON.parse(r.body),
+    }));
+  }
+
+  async loadPending(): Promise<CanonicalEvent[]> {
+    const rows = await this.read<{ body: string }>('load', 'SELECT body FROM pending WHERE scope = ?', [
+      this.scope,
+    ]);
+    return rows.map((r) => JSON.parse(r.body) as CanonicalEvent);
+  }
+
+  async loadSessions(since: number): Promise<Session[]> {
+    const rows = await this.read<{ body: string }>(
+      'load',
+      'SELECT body FROM sessions WHERE is_open = 1 OR connect_ts >= ? ORDER BY connect_ts, id',
+      [since],
+    );
+    return rows.map((r) => JSON.parse(r.body) as Session);
+  }
+
+  async filterSeen(keys: string[]): Promise<Set<string>> {
+    return this.existing('SELECT k FROM seen WHERE scope = ? AND k IN (?)', keys, [this.scope]);
+  }
+
+  async knownAlerts(ids: string[]): Promise<Set<string>> {
+    return this.existing('SELECT id AS k FROM alerts WHERE id IN (?)', ids);
+  }
+
+  private async existing(sql: string, keys: string[], params: unknown[] = []): Promise<Set<string>> {
+    const found = new Set<string>();
+    for (const part of chunks(keys)) {
+      const byStored = new Map<string, string[]>();
+      for (const key of part) {
+        const hex = storedKey(key).toString('hex');
+        byStored.set(hex, [...(byStored.get(hex) ?? []), key]);
+      }
+      const stored = [...byStored.keys()].map((hex) => Buffer.from(hex, 'hex'));
+      const rows = await this.read<{ k: Buffer }>('lookup', sql, [...params, stored]);
+      for (const r of rows) for (const key of byStored.get(r.k.toString('hex')) ?? []) found.add(key);
+    }
+    return found;
+  }
+
+  async commit(batch: CommitBatch): Promise<CommitResult> {
+    const scope = this.scope;
+    // Rows are built and sorted once, outside the transaction, so that a retry redoes only SQL.
+    // Sorting by key makes concurrent writers lock shared rows in the same order.
+    const upserts: [Buffer, Buffer, Buffer, string | null, string][] = [];
+    const deletes = new Map<string, Buffer[]>();
+    for (const e of batch.entities) {
+      const k = storedKey(e.key);
+      if (e.body === null) {
+        deletes.set(e.kind, [...(deletes.get(e.kind) ?? []), k]);
+      } else {
+        upserts.push([scope, kindBytes(e.kind), k, isHashed(k) ? e.key : null, JSON.stringify(e.body)]);
+      }
+    }
+    upserts.sort((a, b) => Buffer.compare(a[1], b[1]) || Buffer.compare(a[2], b[2]));
+    const pendingPut = batch.pending.put
+      .map((ev) => ({ k: storedKey(ev.key), ts: ev.ts, body: JSON.stringify(ev) }))
+      .sort(byKey)
+      .map((p) => [scope, p.k, p.ts, p.body]);
+    const pendingRemove = batch.pending.remove.map(storedKey).sort(Buffer.compare);
+    const seen = batch.seen
+      .map((s) => ({ k: storedKey(s.key), ts: s.ts }))
+      .sort(byKey)
+      .map((s) => [scope, s.k, s.ts]);
+    const sessions = batch.sessions
+      .map((s) => ({ k: storedKey(s.id), s }))
+      .sort(byKey)
+      .map(({ k, s }) => [
+        k,
+        s.dbSystem.id,
+        s.connectTs,
+        s.outcome === 'success' && s.disconnectTime === undefined ? 1 : 0,
+        JSON.stringify(s),
+      ]);
+    const alerts = batch.alerts.map((a) => ({ k: storedKey(a.id), a })).sort(byKey);
+    const updates = batch.alertUpdates.map((u) => ({ k: storedKey(u.id), u })).sort(byKey);
+    const dead = batch.deadLetters.map((d) => [JSON.stringify(d)]);
+
+    return this.transaction('commit', async (conn) => {
+      const newAlerts = new Set<string>();
+      if (upserts.length > 0) {
+        await insertRows(
+          conn,
+          'INSERT INTO entity (scope, kind, k, long_key, body)',
+          upserts,
+          'ON DUPLICATE KEY UPDATE long_key = VALUES(long_key), body = VALUES(body)',
+        );
+      }
+      for (const [kind, keys] of deletes) {
+        for (const part of chunks(keys.sort(Buffer.compare))) {
+          await run(conn, 'DELETE FROM entity WHERE scope = ? AND kind = ? AND k IN (?)', [
+            scope,
+            kindBytes(kind),
+            part,
+          ]);
+        }
+      }
+      if (pendingPut.length > 0) {
+        await insertRows(
+          conn,
+          'INSERT INTO pending (scope, k, ts, body)',
+          pendingPut,
+          'ON DUPLICATE KEY UPDATE ts = VALUES(ts), body = VALUES(body)',
+        );
+      }
+      for (const part of chunks(pendingRemove)) {
+        await run(conn, 'DELETE FROM pending WHERE scope = ? AND k IN (?)', [scope, part]);
+      }
+      if (seen.length > 0) await insertRows(conn, 'INSERT IGNORE INTO seen (scope, k, ts)', seen);
+      if (batch.pruneSeenBefore !== undefined) {
+        await run(conn, 'DELETE FROM seen WHERE scope = ? AND ts < ?', [scope, batch.pruneSeenBefore]);
+      }
+      if (sessions.length > 0) {
+        await insertRows(
+          conn,
+          'INSERT INTO sessions (id, db, connect_ts, is_open, body)',
+          sessions,
+          'ON DUPLICATE KEY UPDATE is_open = VALUES(is_open), body = VALUES(body)',
+        );
+      }
+      // One statement per alert: its affected-row count says whether this commit stored it first.
+      for (const { k, a } of alerts) {
+        const result = await run(
+          conn,
+          'INSERT IGNORE INTO alerts (id, rule, alert_time, body, occurrences, last_time) VALUES (?, ?, ?, ?, 1, NULL)',
+          [k, a.rule, Buffer.from(a.time, 'utf8'), JSON.stringify(a)],
+        );
+        if (result.affectedRows > 0) newAlerts.add(a.id);
+      }
+      for (const { k, u } of updates) {
+        await run(conn, 'UPDATE alerts SET occurrences = ?, last_time = ? WHERE id = ?', [
+          u.occurrences,
+          u.lastTime,
+          k,
+        ]);
+      }
+      if (dead.length > 0) await insertRows(conn, 'INSERT INTO dead_letters (body)', dead);
+      return { newAlerts };
+    });
+  }
+
+  async markDelivered(sink: string, ids: string[]): Promise<void> {
+    if (ids.length === 0) return;
+    const s = storedKey(sink);
+    const rows = ids
+      .map(storedKey)
+      .sort(Buffer.compare)
+      .map((k) => [k, s]);
+    await this.transaction('delivery record', (conn) =>
+      insertRows(conn, 'INSERT IGNORE INTO deliveries (alert_id, sink)', rows),
+    );
+  }
+
+  async undelivered(sink: string): Promise<Alert[]> {
+    const rows = await this.read<AlertRow>(
+      'load',
+      `SELECT body, occurrences, last_time FROM alerts a
+       WHERE NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.alert_id = a.id AND d.sink = ?)
+       ORDER BY alert_time, id`,
+      [storedKey(sink)],
+    );
+    return rows.map((r) => mergeAlert(r.body, r.occurrences, r.last_time));
+  }
+
+  /** Pages by (connect_ts, id) so that a large ledger is never held in memory at once. */
+  async *sessions(): AsyncIterable<Session> {
+    let after: { ts: number; id: Buffer } | undefined;
+    for (;;) {
+      const rows = await this.read<{ id: Buffer; connect_ts: number; body: string }>(
+        'read',
+        after
+          ? `SELECT id, connect_ts, body FROM sessions WHERE connect_ts > ? OR (connect_ts = ? AND id > ?)
+             ORDER BY connect_ts, id LIMIT ${PAGE}`
+          : `SELECT id, connect_ts, body FROM sessions ORDER BY connect_ts, id LIMIT ${PAGE}`,
+        after ? [after.ts, after.ts, after.id] : [],
+      );
+      for (const r of rows) yield JSON.parse(r.body) as Session;
+      const last = rows.at(-1);
+      if (!last || rows.length < PAGE) return;
+      after = { ts: Number(last.connect_ts), id: last.id };
+    }
+  }
+
+  async *alerts(): AsyncIterable<Alert> {
+    let after: { time: Buffer; id: Buffer } | undefined;
+    for (;;) {
+      const rows = await this.read<AlertRow>(
+        'read',
+        after
+          ? `SELECT id, alert_time, body, occurrences, last_time FROM alerts
+             WHERE alert_time > ? OR (alert_time = ? AND id > ?) ORDER BY alert_time, id LIMIT ${PAGE}`
+          : `SELECT id, alert_time, body, occurrences, last_time FROM alerts ORDER BY alert_time, id LIMIT ${PAGE}`,
+        after ? [after.time, after.time, after.id] : [],
+      );
+      for (const r of rows) yield mergeAlert(r.body, r.occurrences, r.last_time);
+      const last = rows.at(-1);
+      if (!last || rows.length < PAGE) return;
+      after = { time: last.alert_time, id: last.id };
+    }
+  }
+
+  async deadLetterCount(): Promise<number> {
+    const [row] = await this.read<{ n: number | string }>('read', 'SELECT COUNT(*) AS n FROM dead_letters');
+    return Number(row?.n ?? 0);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.pool.end();
+  }
+}
