@@ -4,10 +4,10 @@
 // of files on the command line does not matter.
 import { basename, sep } from 'node:path';
 import type { Config } from '../schemas/config.js';
-import type { DeadLetter } from '../schemas/dead-letter.js';
+import type { DeadLetter, DeadLetterCode } from '../schemas/dead-letter.js';
 import { compareEvents } from '../schemas/events.js';
 import type { ActiveRule } from './config/active-rules.js';
-import { readInput } from './decode/read-input.js';
+import { type InputCounts, readInput } from './decode/read-input.js';
 import type { AlertSink } from './emit/sink.js';
 import { type DecodedItem, Pipeline, type PipelineStats } from './pipeline.js';
 import type { StateStore } from './state/state-store.js';
@@ -52,8 +52,12 @@ export type ReplayOptions = {
   onProgress?: (p: ReplayProgress) => void;
 };
 
+export type InputReport = { path: string; counts: InputCounts; deadCodes: Set<DeadLetterCode> };
+
 export type ReplayResult = {
   stats: PipelineStats;
+  /** Per input: what was read, and which dead-letter codes it gave. */
+  inputs: InputReport[];
   /** The first dead letters, for the summary (all of them are counted in stats and stored). */
   deadLetters: DeadLetter[];
   pipeline: Pipeline;
@@ -62,7 +66,7 @@ export type ReplayResult = {
 const KEEP_DEAD_LETTERS = 20;
 
 type Source = {
-  input: string;
+  input: InputReport;
   next: () => Promise<IteratorResult<DecodedItem>>;
   head?: DecodedItem & { type: 'event' };
 };
@@ -83,8 +87,9 @@ export async function replayFiles(opts: ReplayOptions): Promise<ReplayResult> {
   let records = 0;
   let current = '';
 
-  const push = async (item: DecodedItem): Promise<void> => {
+  const push = async (item: DecodedItem, from: InputReport): Promise<void> => {
     records++;
+    if (item.type === 'dead') from.deadCodes.add(item.dead.code);
     if (item.type === 'dead' && deadLetters.length < KEEP_DEAD_LETTERS) deadLetters.push(item.dead);
     batch.push(item);
     if (batch.length >= batchSize) {
@@ -104,14 +109,18 @@ export async function replayFiles(opts: ReplayOptions): Promise<ReplayResult> {
         s.head = r.value;
         return;
       }
-      current = s.input;
-      await push(r.value);
+      current = s.input.path;
+      await push(r.value, s.input);
     }
   };
 
   const sources: Source[] = [];
-  for (const input of opts.inputs) {
-    const it = readInput(input, { resolveDbSystem })[Symbol.asyncIterator]();
+  const reports: InputReport[] = [];
+  for (const path of opts.inputs) {
+    const reader = readInput(path, { resolveDbSystem });
+    const input: InputReport = { path, counts: reader.counts, deadCodes: new Set() };
+    reports.push(input);
+    const it = reader[Symbol.asyncIterator]();
     const source: Source = { input, next: () => it.next() };
     await advance(source);
     if (source.head?.event.source === 'iam') {
@@ -121,7 +130,7 @@ export async function replayFiles(opts: ReplayOptions): Promise<ReplayResult> {
         const r = await it.next();
         if (r.done) break;
         if (r.value.type === 'event') events.push(r.value);
-        else await push(r.value);
+        else await push(r.value, input);
       }
       events.sort((a, b) => compareEvents(a.event, b.event));
       let i = 0;
@@ -138,13 +147,13 @@ export async function replayFiles(opts: ReplayOptions): Promise<ReplayResult> {
       if (compareEvents(sources[i]!.head!.event, sources[min]!.head!.event) < 0) min = i;
     }
     const s = sources[min]!;
-    current = s.input;
-    await push(s.head!);
+    current = s.input.path;
+    await push(s.head!, s.input);
     await advance(s);
     if (!s.head) sources.splice(min, 1);
   }
   if (batch.length > 0) await pipeline.ingest(batch);
   await pipeline.finish(opts.asOf);
   opts.onProgress?.({ records, alerts: pipeline.stats.alerts, input: current });
-  return { stats: pipeline.stats, deadLetters, pipeline };
+  return { stats: pipeline.stats, inputs: reports, deadLetters, pipeline };
 }

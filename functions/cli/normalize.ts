@@ -1,9 +1,9 @@
 // `normalize`: decode inputs of any supported kind and write canonical events as JSONL.
-import { access, constants } from 'node:fs/promises';
 import { basename } from 'node:path';
 import type { DeadLetterCode } from '../../schemas/dead-letter.js';
-import { type InputCounts, readInput } from '../../shared/decode/read-input.js';
+import { readInput } from '../../shared/decode/read-input.js';
 import { AuditError } from '../../shared/errors.js';
+import { assertReadable, isForeign } from './inputs.js';
 import { type CliCommand, type CliIo, LineWriter, parseCommandArgs } from './io.js';
 import { RunSummary } from './summary.js';
 
@@ -22,13 +22,6 @@ Options:
 Exit codes: 0 ran, 2 bad usage or an input that is unreadable or of no known kind, 1 internal error.
 `;
 
-// An input whose dead letters are all of these, and that gave no event, is not of a kind we read.
-const NOT_OUR_KIND: ReadonlySet<DeadLetterCode> = new Set([
-  'UNKNOWN_KIND',
-  'JSON_INVALID',
-  'ENCODING_INVALID',
-]);
-
 export const normalizeCommand: CliCommand = {
   name: 'normalize',
   summary: 'decode inputs and write canonical events as JSONL',
@@ -44,7 +37,7 @@ export async function runNormalize(args: string[], io: CliIo): Promise<number> {
   if (inputs.length === 0) throw new AuditError('USAGE', 'normalize: no INPUT given');
   const dbSystem = values['db-system'];
   if (dbSystem === '') throw new AuditError('USAGE', 'normalize: --db-system must not be empty');
-  await Promise.all(inputs.map(assertReadable));
+  await Promise.all(inputs.map((path) => assertReadable('normalize', path)));
 
   const resolveDbSystem =
     dbSystem === undefined ? (path: string) => ({ id: fileStem(path) }) : () => ({ id: dbSystem });
@@ -72,21 +65,9 @@ export async function runNormalize(args: string[], io: CliIo): Promise<number> {
   return foreign.length > 0 ? 2 : 0;
 }
 
-function isForeign(counts: InputCounts, deadCodes: ReadonlySet<DeadLetterCode>): boolean {
-  return counts.items > 0 && counts.events === 0 && [...deadCodes].every((code) => NOT_OUR_KIND.has(code));
-}
-
 /** `prod-orders.audit.json.gz` -> `prod-orders`. */
 export function fileStem(path: string): string {
   const name = basename(path);
   const dot = name.indexOf('.');
   return dot > 0 ? name.slice(0, dot) : name;
-}
-
-async function assertReadable(path: string): Promise<void> {
-  try {
-    await access(path, constants.R_OK);
-  } catch (cause) {
-    throw new AuditError('INPUT_UNREADABLE', 'normalize: cannot read input', { details: { path }, cause });
-  }
 }

@@ -18,6 +18,7 @@ import { AuditError } from '../../shared/errors.js';
 import { replayFiles } from '../../shared/replay.js';
 import { SqliteStore } from '../../shared/state/sqlite-store.js';
 import { toIso } from '../../shared/time.js';
+import { assertReadable, isForeign } from './inputs.js';
 import { type CliCommand, type CliIo, LineWriter, parseCommandArgs } from './io.js';
 
 export const REPLAY_HELP = `Usage: heatwave-iam-audit replay --config FILE [options] INPUT...
@@ -91,6 +92,7 @@ async function runReplay(argv: string[], io: CliIo): Promise<number> {
       throw new AuditError('USAGE', '--as-of expects an ISO 8601 time such as 2026-11-02T12:00:00Z');
   }
   const { config, rules } = await loadConfigFile(values.config);
+  await Promise.all(positionals.map((path) => assertReadable('replay', path)));
 
   const tempDir = values.state ? undefined : mkdtempSync(join(tmpdir(), 'hwaudit-'));
   const store = SqliteStore.open(values.state ?? join(tempDir!, 'state.sqlite'));
@@ -148,8 +150,10 @@ async function runReplay(argv: string[], io: CliIo): Promise<number> {
     const wm = result.pipeline.watermark;
     if (wm !== undefined) lines.push(`  watermark ${toIso(wm)}`);
     for (const [rule, n] of result.pipeline.ruleErrors) lines.push(`  rule ${rule} failed on ${n} fact(s)`);
+    const foreign = result.inputs.filter((i) => isForeign(i.counts, i.deadCodes));
+    for (const i of foreign) lines.push(`replay: ${i.path}: no record of a kind this tool reads`);
     stderr.write(`${lines.join('\n')}\n`);
-    return 0;
+    return foreign.length > 0 ? 2 : 0;
   } finally {
     await store.close();
     if (tempDir) rmSync(tempDir, { recursive: true, force: true });

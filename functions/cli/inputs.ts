@@ -1,0 +1,26 @@
+// Checks on input files shared by the commands that read them.
+import { constants } from 'node:fs';
+import { access } from 'node:fs/promises';
+import type { DeadLetterCode } from '../../schemas/dead-letter.js';
+import type { InputCounts } from '../../shared/decode/read-input.js';
+import { AuditError } from '../../shared/errors.js';
+
+// An input whose dead letters are all of these, and that gave no event, is not of a kind we read.
+const NOT_OUR_KIND: ReadonlySet<DeadLetterCode> = new Set([
+  'UNKNOWN_KIND',
+  'JSON_INVALID',
+  'ENCODING_INVALID',
+]);
+
+export function isForeign(counts: InputCounts, deadCodes: ReadonlySet<DeadLetterCode>): boolean {
+  return counts.items > 0 && counts.events === 0 && [...deadCodes].every((code) => NOT_OUR_KIND.has(code));
+}
+
+/** Fails with a usage-class error (exit 2) before any work when an input cannot be read. */
+export async function assertReadable(command: string, path: string): Promise<void> {
+  try {
+    await access(path, constants.R_OK);
+  } catch (cause) {
+    throw new AuditError('INPUT_UNREADABLE', `${command}: cannot read input`, { details: { path }, cause });
+  }
+}

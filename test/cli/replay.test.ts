@@ -1,0 +1,213 @@
+// The replay command end to end, as users run it: the built CLI on files.
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, describe, expect, it } from 'vitest';
+import { baseConfig, GROUPS, USERS } from '../../shared/detect/timeline.js';
+
+const run = promisify(execFile);
+const CLI = join(import.meta.dirname, '..', '..', 'dist', 'cli.cjs');
+const dir = mkdtempSync(join(tmpdir(), 'hwaudit-replay-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [CLI, ...args], { maxBuffer: 64 * 1024 * 1024 });
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const e = error as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+const login = (user: string, proxy = true) => ({
+  user,
+  os: '',
+  ip: '10.0.0.5',
+  proxy: proxy ? "''@'%'" : '',
+});
+const mysql = [
+  {
+    timestamp: '2026-11-02 09:05:00',
+    id: 0,
+    class: 'connection',
+    event: 'connect',
+    connection_id: 11,
+    account: { user: 'dba_proxy', host: '%' },
+    login: login('alice'),
+    connection_data: { connection_type: 'ssl', status: 0, db: 'shop' },
+  },
+  {
+    timestamp: '2026-11-02 09:06:00',
+    id: 0,
+    class: 'general',
+    event: 'status',
+    connection_id: 11,
+    account: { user: 'dba_proxy', host: '%' },
+    login: login('alice'),
+    general_data: {
+      command: 'Query',
+      sql_command: 'grant',
+      query: "GRANT ALL ON *.* TO 'x'@'%' IDENTIFIED BY 'Sup3rS3cret!'",
+      status: 1064,
+    },
+  },
+  {
+    timestamp: '2026-11-02 09:07:00',
+    id: 0,
+    class: 'general',
+    event: 'status',
+    connection_id: 11,
+    account: { user: 'dba_proxy', host: '%' },
+    login: login('alice'),
+    general_data: {
+      command: 'Query',
+      sql_command: 'grant',
+      query: "GRANT SELECT ON shop.* TO 'app'@'%'",
+      status: 0,
+    },
+  },
+  {
+    timestamp: '2026-11-02 09:40:00',
+    id: 0,
+    class: 'connection',
+    event: 'connect',
+    connection_id: 12,
+    account: { user: 'app', host: '%' },
+    login: login('app', false),
+    connection_data: { connection_type: 'ssl', status: 0, db: 'shop' },
+  },
+];
+const removal = {
+  specversion: '1.0',
+  type: 'com.oraclecloud.identityControlPlane.RemoveUserFromGroup',
+  id: 'ev-remove-alice',
+  time: '2026-11-02T09:00:00.000Z',
+  source: 'IdentityProvider',
+  data: {
+    eventName: 'RemoveUserFromGroup',
+    compartmentId: 'ocid1.tenancy.oc1..example',
+    identity: { principalName: 'iam-admin', principalId: 'ocid1.user.oc1..admin', ipAddress: '192.0.2.10' },
+    response: { status: '204' },
+    stateChange: { previous: { userId: USERS.alice, groupId: GROUPS.dba }, current: null },
+  },
+};
+
+const config = join(dir, 'config.json');
+const audit = join(dir, 'prod-orders.audit.log');
+const iam = join(dir, 'iam.json');
+writeFileSync(config, JSON.stringify(baseConfig()));
+writeFileSync(audit, `[\n${mysql.map((e) => `${JSON.stringify(e)},`).join('\n')}\n`);
+writeFileSync(iam, JSON.stringify([removal]));
+
+const rulesOf = (stdout: string) =>
+  stdout
+    .trim()
+    .split('\n')
+    .map((l) => (JSON.parse(l) as { rule: string }).rule)
+    .sort();
+
+describe('replay', () => {
+  it('joins IAM and MySQL inputs into alerts; file order does not matter', async () => {
+    const a = await cli('replay', '--config', config, audit, iam);
+    const b = await cli('replay', '--config', config, iam, audit);
+    expect(a.code).toBe(0);
+    expect(rulesOf(a.stdout)).toEqual([
+      'access.after-revocation',
+      'access.local-account',
+      'iam.privileged-group-change',
+      'privilege.change',
+    ]);
+    expect(b.stdout).toBe(a.stdout);
+    expect(a.stderr).toMatch(/alerts 4/);
+  });
+
+  it('never shows the password of a failed statement, in any format', async () => {
+    for (const format of ['jsonl', 'ocsf', 'cef', 'ecs']) {
+      const sessions = join(dir, `sessions.${format}`);
+      const r = await cli(
+        'replay',
+        '--config',
+        config,
+        '--format',
+        format,
+        '--sessions',
+        sessions,
+        '--sessions-format',
+        format,
+        audit,
+        iam,
+      );
+      expect(r.code).toBe(0);
+      expect(r.stdout + r.stderr + readFileSync(sessions, 'utf8')).not.toContain('Sup3rS3cret');
+    }
+  });
+
+  it('with --state, a second run over the same input emits no alert', async () => {
+    const state = join(dir, 'state.sqlite');
+    const first = await cli('replay', '--config', config, '--state', state, audit, iam);
+    const second = await cli('replay', '--config', config, '--state', state, audit, iam);
+    expect(first.stdout.trim().split('\n')).toHaveLength(4);
+    expect(second.code).toBe(0);
+    expect(second.stdout).toBe('');
+    expect(second.stderr).toMatch(/duplicates 5/);
+  });
+
+  it('writes the session ledger with attribution', async () => {
+    const sessions = join(dir, 'sessions.jsonl');
+    await cli('replay', '--config', config, '--sessions', sessions, audit, iam);
+    const ledger = readFileSync(sessions, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    expect(ledger).toHaveLength(2);
+    expect(ledger[0]).toMatchObject({
+      identity: { id: USERS.alice },
+      mysqlAccount: 'dba_proxy@%',
+      attribution: { method: 'login-name', problem: 'left-group' },
+    });
+  });
+
+  it('invalid config: exit 2 naming the bad key', async () => {
+    const bad = join(dir, 'bad.yaml');
+    writeFileSync(
+      bad,
+      'lateness: 20 minutes\nrules:\n  auth.failure-burst: { threshold: many }\n  no.such-rule: {}\n',
+    );
+    const r = await cli('replay', '--config', bad, audit);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/lateness: expected an ISO 8601 duration/);
+    expect(r.stdout).toBe('');
+    const unknownKey = join(dir, 'unknown.yaml');
+    writeFileSync(unknownKey, 'dbSystems:\n  - { id: x, name: y, iamonly: true }\n');
+    const u = await cli('replay', '--config', unknownKey, audit);
+    expect(u.code).toBe(2);
+    expect(u.stderr).toMatch(/dbSystems\[0\]\.iamonly: unknown key/);
+    const rule = join(dir, 'rule.yaml');
+    writeFileSync(rule, 'rules:\n  auth.failure-burst: { threshold: many }\n  no.such-rule: {}\n');
+    const v = await cli('replay', '--config', rule, audit);
+    expect(v.code).toBe(2);
+    expect(v.stderr).toMatch(/rules\["no.such-rule"\]: unknown rule id/);
+    expect(v.stderr).toMatch(/rules\["auth.failure-burst"\].threshold/);
+  });
+
+  it('bad usage and foreign inputs: exit 2', async () => {
+    expect((await cli('replay', audit)).code).toBe(2);
+    expect((await cli('replay', '--config', config, '--format', 'xml', audit)).code).toBe(2);
+    expect((await cli('replay', '--config', config, join(dir, 'missing.log'))).code).toBe(2);
+    const foreign = join(dir, 'foreign.json');
+    writeFileSync(foreign, '{"hello":"world"}\n');
+    const r = await cli('replay', '--config', config, audit, foreign);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/foreign.json: no record of a kind/);
+  });
+
+  it('rules lists every rule', async () => {
+    const r = await cli('rules');
+    expect(r.code).toBe(0);
+    for (const id of ['break-glass.stale', 'access.after-revocation', 'audit.tamper'])
+      expect(r.stdout).toContain(id);
+  });
+});
