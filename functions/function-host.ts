@@ -1,0 +1,475 @@
+// The OCI Function host without the FDK (functions/func.ts adapts it), so it runs in unit tests.
+//
+// One FunctionHost lives per container: it validates the settings once, keeps one pipeline (and
+// its open state store) between invocations, and runs invocations one after the other, since a
+// batch is one state-store transaction.
+//
+// Outcomes (the FDK answers 200 with the returned value, or 502 with the thrown error's text):
+// - a batch or sweep that ran: the summary;
+// - a body that no retry can fix (too large, not JSON, unknown action): a summary with `error`
+//   (status 413/400) and, where it held records, a dead letter, so nothing is lost silently and
+//   a poison batch is not redelivered forever;
+// - what a retry can fix (bad settings, store or sink failure, too close to Fn-Deadline): a thrown
+//   FunctionError. Its message carries codes, counts and paths only, because the FDK echoes it in
+//   the 502 body; no cause is attached because the FDK logs the thrown error with util.inspect.
+import { appendFile } from 'node:fs/promises';
+import type { Writable } from 'node:stream';
+import type { Alert } from '../schemas/alert.js';
+import type { Config } from '../schemas/config.js';
+import type { DeadLetter, DeadLetterCode } from '../schemas/dead-letter.js';
+import type { ActiveRule } from '../shared/config/active-rules.js';
+import { loadConfigFile, parseConfigText } from '../shared/config/load-config.js';
+import type { DbRef } from '../shared/decode/classify.js';
+import { decodeBatch } from '../shared/decode/read-input.js';
+import { JsonlSink } from '../shared/emit/jsonl-sink.js';
+import type { AlertSink } from '../shared/emit/sink.js';
+import { AuditError, type ErrorCode } from '../shared/errors.js';
+import { type DecodedItem, Pipeline, type PipelineStats } from '../shared/pipeline.js';
+import { SqliteStore } from '../shared/state/sqlite-store.js';
+import type { StateStore } from '../shared/state/state-store.js';
+import { toIso } from '../shared/time.js';
+import { type FunctionEnv, readFunctionEnv } from './function-env.js';
+
+/** What the host needs from the FDK context. */
+export type InvocationContext = {
+  callId?: string | null;
+  /** Fn-Deadline; null or invalid when absent. */
+  deadline?: Date | null;
+};
+
+export type InvocationSummary = {
+  action: 'ingest' | 'sweep';
+  /** Records decoded from this body (events and dead letters). */
+  received: number;
+  /** Events applied in this call: released by the watermark, from this batch or earlier ones. */
+  processed: number;
+  duplicates: number;
+  /** Events accepted after the watermark had passed them. */
+  late: number;
+  deadLetters: Partial<Record<DeadLetterCode, number>>;
+  /** New alerts emitted by this call. */
+  alerts: number;
+  /** Event-time watermark after this call (ISO 8601), null before the first event. */
+  watermark: string | null;
+  /** Set when the body was refused; retrying the same body cannot succeed. */
+  error?: { code: ErrorCode; status: 400 | 413; message: string };
+};
+
+/** A failure the caller should retry. Its message is safe to show (codes, counts, paths). */
+export class FunctionError extends Error {
+  readonly code: ErrorCode;
+
+  constructor(code: ErrorCode, message: string) {
+    super(`${code}: ${message}`);
+    this.name = 'FunctionError';
+    this.code = code;
+  }
+}
+
+export type FunctionHostOptions = {
+  env?: Readonly<Record<string, string | undefined>>;
+  now?: () => number;
+  /** Alerts as JSON lines when HWAUDIT_ALERTS_FILE is unset (the function log). */
+  stdout?: Writable;
+  /** One JSON log line per invocation. */
+  stderr?: Writable;
+  openStore?: (path: string) => StateStore;
+};
+
+type Settings = {
+  env: FunctionEnv;
+  config: Config;
+  rules: ActiveRule[];
+  resolveDbSystem: () => DbRef | undefined;
+};
+
+type OpenPipeline = { pipeline: Pipeline; store: StateStore };
+
+type StatsSnapshot = Omit<PipelineStats, 'alertsByRule' | 'deadLetters'> & {
+  deadLetters: Record<string, number>;
+};
+
+/** Cost model for the deadline check before a batch: learned from this container's batches. */
+const INITIAL_MS_PER_ITEM = 0.2;
+const LEARN_MIN_ITEMS = 50;
+
+export class FunctionHost {
+  private readonly env: Readonly<Record<string, string | undefined>>;
+  private readonly now: () => number;
+  private readonly stdout: Writable;
+  private readonly stderr: Writable;
+  private readonly openStore: (path: string) => StateStore;
+  private settings: Settings | undefined;
+  private open: Promise<OpenPipeline> | undefined;
+  private queue: Promise<unknown> = Promise.resolve();
+  private msPerItem = INITIAL_MS_PER_ITEM;
+
+  constructor(opts: FunctionHostOptions = {}) {
+    this.env = opts.env ?? process.env;
+    this.now = opts.now ?? Date.now;
+    this.stdout = opts.stdout ?? process.stdout;
+    this.stderr = opts.stderr ?? process.stderr;
+    this.openStore = opts.openStore ?? ((path) => SqliteStore.open(path));
+  }
+
+  /** Handles one invocation; resolves with a summary or rejects with a FunctionError. Never resolves empty. */
+  invoke(body: Buffer | string, ctx: InvocationContext = {}): Promise<InvocationSummary> {
+    const run = this.queue.then(() => this.run(body, ctx));
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Whether a pipeline (and its store) is open in this container. */
+  get warm(): boolean {
+    return this.open !== undefined;
+  }
+
+  private async run(body: Buffer | string, ctx: InvocationContext): Promise<InvocationSummary> {
+    const started = this.now();
+    const callId = ctx.callId ?? null;
+    try {
+      const summary = await this.route(typeof body === 'string' ? Buffer.from(body, 'utf8') : body, ctx);
+      this.log({
+        level: summary.error ? 'warn' : 'info',
+        msg: 'invocation',
+        callId,
+        ms: this.now() - started,
+        ...summary,
+      });
+      return summary;
+    } catch (error) {
+      const failure = toFunctionError(error);
+      this.log({
+        level: 'error',
+        msg: 'invocation failed',
+        callId,
+        ms: this.now() - started,
+        code: failure.code,
+        error: failure.message,
+        // Stack frames only: the first line of a stack repeats the message, which may hold data.
+        ...(failure === error ? {} : { frames: stackFrames(error) }),
+      });
+      throw failure;
+    }
+  }
+
+  private async route(body: Buffer, ctx: InvocationContext): Promise<InvocationSummary> {
+    const settings = await this.loadSettings();
+    const source = `fn:${ctx.callId ?? 'call'}`;
+    if (body.length > settings.env.maxBodyBytes) {
+      return this.refuse(
+        ctx,
+        'PAYLOAD_TOO_LARGE',
+        413,
+        `body of ${body.length} bytes exceeds HWAUDIT_MAX_BODY_BYTES (${settings.env.maxBodyBytes})`,
+        {
+          code: 'TOO_LARGE',
+          source,
+          message: `request body of ${body.length} bytes over the limit of ${settings.env.maxBodyBytes}`,
+        },
+      );
+    }
+    const text = body.toString('utf8').replace(/^\uFEFF/, '');
+    if (text.trim() === '') {
+      return this.refuse(
+        ctx,
+        'INPUT_UNREADABLE',
+        400,
+        'empty body: send a batch of audit records or {"action":"sweep"}',
+      );
+    }
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch {
+      // The parser's message quotes the input, so it is not passed on.
+      return this.refuse(ctx, 'INPUT_UNREADABLE', 400, `body is not valid JSON (${body.length} bytes)`, {
+        code: 'JSON_INVALID',
+        source,
+        message: 'request body is not valid JSON',
+      });
+    }
+    if (isObject(value) && 'action' in value) {
+      if (value.action === 'sweep' && Object.keys(value).length === 1) return this.sweep(ctx);
+      return this.refuse(ctx, 'USAGE', 400, 'unknown control message: the only one is {"action":"sweep"}');
+    }
+    return this.ingest(body, source, ctx, settings);
+  }
+
+  private async ingest(
+    body: Buffer,
+    source: string,
+    ctx: InvocationContext,
+    settings: Settings,
+  ): Promise<InvocationSummary> {
+    this.checkDeadline(ctx, 0, 'batch');
+    const { pipeline } = await this.pipeline(settings);
+    const items = await decodeBatch(body, source, { resolveDbSystem: settings.resolveDbSystem });
+    this.checkDeadline(ctx, items.length, 'batch');
+    return this.withPipeline(pipeline, 'ingest', async () => {
+      const started = this.now();
+      const alerts = await pipeline.ingest(items);
+      this.learn(this.now() - started, items.length);
+      return alerts;
+    });
+  }
+
+  /** Advances the watermark to now minus the lateness, so timers fire while sources are quiet. */
+  private async sweep(ctx: InvocationContext): Promise<InvocationSummary> {
+    const settings = await this.loadSettings();
+    this.checkDeadline(ctx, 0, 'sweep');
+    const { pipeline } = await this.pipeline(settings);
+    const target = Math.max(
+      pipeline.watermark ?? Number.NEGATIVE_INFINITY,
+      this.now() - settings.config.lateness,
+    );
+    return this.withPipeline(pipeline, 'sweep', () => pipeline.advance(target));
+  }
+
+  /** Refuses a body; records a dead letter for it when it held records, so it is counted in the store. */
+  private async refuse(
+    ctx: InvocationContext,
+    code: ErrorCode,
+    status: 400 | 413,
+    message: string,
+    dead?: DeadLetter,
+  ): Promise<InvocationSummary> {
+    const error = { code, status, message };
+    if (dead === undefined) return { ...emptySummary('ingest', await this.currentWatermark()), error };
+    this.checkDeadline(ctx, 1, 'batch');
+    const { pipeline } = await this.pipeline(await this.loadSettings());
+    const items: DecodedItem[] = [{ type: 'dead', dead }];
+    return { ...(await this.withPipeline(pipeline, 'ingest', () => pipeline.ingest(items))), error };
+  }
+
+  private async currentWatermark(): Promise<string | null> {
+    try {
+      const wm = (await this.open)?.pipeline.watermark;
+      return wm === undefined ? null : toIso(wm);
+    } catch {
+      return null;
+    }
+  }
+
+  /** Runs one pipeline step; any failure drops the pipeline, whose memory may no longer match the store. */
+  private async withPipeline(
+    pipeline: Pipeline,
+    action: InvocationSummary['action'],
+    step: () => Promise<Alert[]>,
+  ): Promise<InvocationSummary> {
+    const before = snapshot(pipeline.stats);
+    let alerts: Alert[];
+    try {
+      alerts = await step();
+    } catch (error) {
+      await this.drop();
+      throw error;
+    }
+    const after = pipeline.stats;
+    const deadLetters: Partial<Record<DeadLetterCode, number>> = {};
+    for (const [code, n] of Object.entries(after.deadLetters) as [DeadLetterCode, number][]) {
+      const diff = n - (before.deadLetters[code] ?? 0);
+      if (diff > 0) deadLetters[code] = diff;
+    }
+    const wm = pipeline.watermark;
+    return {
+      action,
+      received: after.received - before.received,
+      processed: after.processed - before.processed,
+      duplicates: after.duplicates - before.duplicates,
+      late: after.late - before.late,
+      deadLetters,
+      alerts: alerts.length,
+      watermark: wm === undefined ? null : toIso(wm),
+    };
+  }
+
+  private async loadSettings(): Promise<Settings> {
+    if (this.settings !== undefined) return this.settings;
+    const env = readFunctionEnv(this.env);
+    const { config, rules } =
+      env.config.kind === 'inline'
+        ? parseConfigText(env.config.text, 'HWAUDIT_CONFIG')
+        : await loadConfigFile(env.config.path);
+    const db = defaultDbSystem(config, env.dbSystem);
+    // Only a valid configuration is kept: after a failure the next call reads it again.
+    this.settings = { env, config, rules, resolveDbSystem: () => db };
+    return this.settings;
+  }
+
+  private pipeline(settings: Settings): Promise<OpenPipeline> {
+    if (this.open === undefined) {
+      const opening = this.openPipeline(settings);
+      this.open = opening;
+      opening.catch(() => {
+        if (this.open === opening) this.open = undefined;
+      });
+    }
+    return this.open;
+  }
+
+  private async openPipeline(settings: Settings): Promise<OpenPipeline> {
+    const store = this.openStore(settings.env.statePath);
+    try {
+      const sink: AlertSink =
+        settings.env.alertsFile === undefined
+          ? new JsonlSink(this.stdout)
+          : new AppendFileSink(settings.env.alertsFile);
+      const pipeline = await Pipeline.open({
+        config: settings.config,
+        rules: settings.rules,
+        store,
+        sinks: [sink],
+      });
+      return { pipeline, store };
+    } catch (error) {
+      await store.close().catch(() => undefined);
+      throw error;
+    }
+  }
+
+  /** Forgets the pipeline so that the next call re-opens the store and reloads the state. */
+  private async drop(): Promise<void> {
+    const open = this.open;
+    this.open = undefined;
+    if (open === undefined) return;
+    try {
+      await (await open).store.close();
+    } catch {
+      // The store is being abandoned because it failed; closing it is best effort.
+    }
+  }
+
+  /** Refuses to start what cannot finish before Fn-Deadline minus the margin; nothing is written yet. */
+  private checkDeadline(ctx: InvocationContext, items: number, what: 'batch' | 'sweep'): void {
+    const deadline = ctx.deadline?.getTime();
+    if (deadline === undefined || Number.isNaN(deadline)) return;
+    const margin = this.settings?.env.deadlineMarginMs ?? 0;
+    const left = deadline - this.now();
+    const needed = margin + Math.ceil(items * this.msPerItem);
+    if (left >= needed) return;
+    const remains =
+      what === 'sweep'
+        ? 'the sweep was not run'
+        : `${items > 0 ? `${items} records were` : 'the batch was'} not ingested`;
+    throw new FunctionError(
+      'DEADLINE',
+      `${remains}: ${Math.max(0, left)} ms left before Fn-Deadline, about ${needed} ms needed (HWAUDIT_DEADLINE_MARGIN_MS=${margin}); no state was written, redeliver to process it`,
+    );
+  }
+
+  private learn(ms: number, items: number): void {
+    if (items < LEARN_MIN_ITEMS) return;
+    this.msPerItem = 0.7 * this.msPerItem + 0.3 * (ms / items);
+  }
+
+  private log(entry: Record<string, unknown>): void {
+    this.stderr.write(`${JSON.stringify({ time: toIso(this.now()), ...entry })}\n`);
+  }
+}
+
+/** Appends alerts as JSON lines; resolves once the lines are written, so delivery is recorded truthfully. */
+class AppendFileSink implements AlertSink {
+  // The same name as the stdout sink: switching destination does not re-send every stored alert.
+  readonly name = 'jsonl';
+
+  constructor(private readonly path: string) {}
+
+  async send(alerts: Alert[]): Promise<void> {
+    if (alerts.length === 0) return;
+    try {
+      await appendFile(this.path, `${alerts.map((a) => JSON.stringify(a)).join('\n')}\n`, 'utf8');
+    } catch (cause) {
+      throw new AuditError('SINK_FAILED', 'cannot append to HWAUDIT_ALERTS_FILE', {
+        cause,
+        details: { code: errorCode(cause) ?? 'unknown' },
+      });
+    }
+  }
+}
+
+/**
+ * The DB system of raw MySQL audit events (collector records name their own): HWAUDIT_DB_SYSTEM
+ * (a configured id or name, or any DB system OCID), else the only configured DB system.
+ */
+function defaultDbSystem(config: Config, wanted: string | undefined): DbRef | undefined {
+  if (wanted === undefined) {
+    const only = config.dbSystems.length === 1 ? config.dbSystems[0]! : undefined;
+    return only ? { id: only.id, name: only.name } : undefined;
+  }
+  const match = config.dbSystems.find((d) => d.id === wanted || d.name === wanted);
+  if (match) return { id: match.id, name: match.name };
+  if (wanted.startsWith('ocid1.mysqldbsystem.')) return { id: wanted };
+  throw new AuditError(
+    'CONFIG_INVALID',
+    'HWAUDIT_DB_SYSTEM: neither a DB system OCID nor the name of a configured DB system',
+    {
+      details: { variable: 'HWAUDIT_DB_SYSTEM' },
+    },
+  );
+}
+
+function emptySummary(action: InvocationSummary['action'], watermark: string | null): InvocationSummary {
+  return { action, received: 0, processed: 0, duplicates: 0, late: 0, deadLetters: {}, alerts: 0, watermark };
+}
+
+function snapshot(stats: PipelineStats): StatsSnapshot {
+  return {
+    received: stats.received,
+    processed: stats.processed,
+    duplicates: stats.duplicates,
+    late: stats.late,
+    alerts: stats.alerts,
+    deadLetters: { ...(stats.deadLetters as Record<string, number>) },
+  };
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function errorCode(error: unknown): string | undefined {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+function sqliteCode(error: unknown): string | undefined {
+  const code = errorCode(error);
+  return code?.startsWith('SQLITE_') ? code : undefined;
+}
+
+const RETRY_HINT = 'the pipeline was dropped and the next call re-opens the store';
+
+/** A log-safe error for the FDK: codes, AuditError messages (log-safe by contract) and details only. */
+export function toFunctionError(error: unknown): FunctionError {
+  if (error instanceof FunctionError) return error;
+  if (error instanceof AuditError) {
+    const cause =
+      sqliteCode(error.cause) ?? (error.code === 'SINK_FAILED' ? undefined : errorCode(error.cause));
+    // CONFIG_INVALID messages already name the variable or key path.
+    const details = Object.entries(error.code === 'CONFIG_INVALID' ? {} : error.details)
+      .filter(([k]) => !(k === 'code' && cause !== undefined))
+      .map(([k, v]) => `${k}=${Array.isArray(v) ? v.join(',') : String(v)}`);
+    const extra = [cause, ...details].filter((x) => x !== undefined);
+    const hint = error.code === 'STORE_FAILED' || error.code === 'SINK_FAILED' ? `; ${RETRY_HINT}` : '';
+    return new FunctionError(
+      error.code,
+      `${error.message}${extra.length > 0 ? ` (${extra.join('; ')})` : ''}${hint}`,
+    );
+  }
+  const sqlite = sqliteCode(error);
+  if (sqlite !== undefined)
+    return new FunctionError('STORE_FAILED', `state store operation failed (${sqlite}); ${RETRY_HINT}`);
+  const name = error instanceof Error ? error.name : typeof error;
+  return new FunctionError('INTERNAL', `unexpected ${name}; the function log has the stack`);
+}
+
+function stackFrames(error: unknown): string[] {
+  const stack = error instanceof Error ? error.stack : undefined;
+  if (stack === undefined) return [];
+  return stack
+    .split('\n')
+    .filter((line) => /^\s+at /.test(line))
+    .slice(0, 12)
+    .map((line) => line.trim());
+}

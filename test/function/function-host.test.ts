@@ -1,0 +1,454 @@
+// FunctionHost in-process (no FDK): routing, summaries, refusals, deadline, store and sink
+// failures, settings. The same behaviour over the real FDK is in fdk-contract.test.ts.
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { afterAll, describe, expect, it } from 'vitest';
+import {
+  FunctionError,
+  FunctionHost,
+  type InvocationSummary,
+  toFunctionError,
+} from '../../functions/function-host.js';
+import { AuditError } from '../../shared/errors.js';
+import { SqliteStore } from '../../shared/state/sqlite-store.js';
+import type { StateStore } from '../../shared/state/state-store.js';
+import {
+  ago,
+  collectorRecord,
+  fleetConfigJson,
+  GROUPS,
+  mysql,
+  oci,
+  removeTempDirs,
+  streamingBatch,
+  tempDir,
+  USERS,
+  wholeSecond,
+} from '../helpers/fdk-harness.js';
+
+afterAll(() => removeTempDirs());
+
+const N = wholeSecond(Date.parse('2026-11-20T12:00:00Z'));
+const LATENESS_MS = 60_000;
+
+class Lines extends Writable {
+  readonly lines: string[] = [];
+  override _write(chunk: Buffer, _enc: BufferEncoding, done: () => void): void {
+    for (const line of chunk.toString('utf8').split('\n')) if (line !== '') this.lines.push(line);
+    done();
+  }
+  json(): Record<string, unknown>[] {
+    return this.lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+  }
+}
+
+/** Bob joins BreakGlass 5 h before N and signs on; then connects through it (Streaming). */
+function loggingBatch(): string {
+  return JSON.stringify([
+    oci.addUserToGroup({ id: 'ev-add-bob-bg', at: ago.hours(5, N), user: USERS.bob, group: GROUPS.bg }),
+    oci.interactiveLogin({
+      id: 'ev-login-bob',
+      at: ago.minutes(298, N),
+      user: USERS.bob,
+      name: 'bob@example.com',
+      ip: '203.0.113.7',
+    }),
+  ]);
+}
+
+function streamBatch(): string {
+  const session = { conn: 7, account: 'emergency_admin', user: 'bob', ip: '203.0.113.7', proxy: true };
+  return JSON.stringify(
+    streamingBatch([
+      collectorRecord(mysql.connect({ ...session, at: ago.minutes(290, N), id: 1 })),
+      collectorRecord(mysql.disconnect({ ...session, at: ago.minutes(280, N), id: 2 })),
+    ]),
+  );
+}
+
+type Harness = {
+  host: FunctionHost;
+  stdout: Lines;
+  stderr: Lines;
+  opened: () => number;
+  clock: { now: number };
+  statePath: string;
+};
+
+function makeHost(
+  opts: {
+    env?: Record<string, string>;
+    wrapStore?: (store: SqliteStore) => StateStore;
+    statePath?: string;
+  } = {},
+): Harness {
+  const dir = tempDir('hwaudit-host-');
+  const statePath = opts.statePath ?? join(dir, 'state.sqlite');
+  const stdout = new Lines();
+  const stderr = new Lines();
+  const clock = { now: N };
+  let opened = 0;
+  const host = new FunctionHost({
+    env: { HWAUDIT_CONFIG: fleetConfigJson(), HWAUDIT_STATE: statePath, ...opts.env },
+    now: () => clock.now,
+    stdout,
+    stderr,
+    openStore: (path) => {
+      opened++;
+      const store = SqliteStore.open(path);
+      return opts.wrapStore ? opts.wrapStore(store) : store;
+    },
+  });
+  return { host, stdout, stderr, opened: () => opened, clock, statePath };
+}
+
+/** A store whose next commit fails (once per `failures.commit`), like a full disk. */
+function flaky(store: SqliteStore, failures: { commit: number }): StateStore {
+  return new Proxy(store, {
+    get(target, prop) {
+      if (prop === 'commit' && failures.commit > 0) {
+        return async () => {
+          failures.commit--;
+          const cause = Object.assign(new Error("disk I/O error writing 'bob@example.com'"), {
+            code: 'SQLITE_IOERR',
+          });
+          throw new AuditError('STORE_FAILED', 'state store commit failed', { cause });
+        };
+      }
+      const value = Reflect.get(target, prop, target);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+}
+
+async function rejection(promise: Promise<unknown>): Promise<FunctionError> {
+  try {
+    await promise;
+  } catch (error) {
+    expect(error).toBeInstanceOf(FunctionError);
+    return error as FunctionError;
+  }
+  throw new Error('expected the invocation to fail');
+}
+
+function expectSummaryShape(s: InvocationSummary): void {
+  expect(s).toBeTypeOf('object');
+  for (const key of ['received', 'processed', 'duplicates', 'late', 'alerts'] as const)
+    expect(s[key]).toBeTypeOf('number');
+  expect(s.deadLetters).toBeTypeOf('object');
+  expect(s.watermark === null || typeof s.watermark === 'string').toBe(true);
+}
+
+describe('FunctionHost routing', () => {
+  it('ingests a Logging batch and a Streaming batch, and a sweep fires the break-glass timer', async () => {
+    const h = makeHost();
+    const logging = await h.host.invoke(loggingBatch(), { callId: 'c1' });
+    expect(logging).toMatchObject({
+      action: 'ingest',
+      received: 2,
+      duplicates: 0,
+      deadLetters: {},
+      alerts: 1,
+    });
+    const stream = await h.host.invoke(Buffer.from(streamBatch()), { callId: 'c2' });
+    expect(stream).toMatchObject({ action: 'ingest', received: 2, duplicates: 0, alerts: 1 });
+    const sweep = await h.host.invoke('{"action":"sweep"}', { callId: 'c3' });
+    expect(sweep).toMatchObject({
+      action: 'sweep',
+      received: 0,
+      alerts: 1,
+      watermark: new Date(N - LATENESS_MS).toISOString(),
+    });
+    // Alerts go to stdout as JSON lines when no alerts file is set.
+    expect(h.stdout.json().map((a) => a.rule)).toEqual([
+      'iam.privileged-group-change',
+      'break-glass.used',
+      'break-glass.stale',
+    ]);
+    // One log line per invocation on stderr, with the call id.
+    expect(h.stderr.json().map((l) => [l.callId, l.msg])).toEqual([
+      ['c1', 'invocation'],
+      ['c2', 'invocation'],
+      ['c3', 'invocation'],
+    ]);
+  });
+
+  it('counts a redelivered batch as duplicates and emits no alert twice', async () => {
+    const h = makeHost();
+    await h.host.invoke(loggingBatch());
+    await h.host.invoke(streamBatch());
+    const again = await h.host.invoke(streamBatch());
+    expect(again).toMatchObject({ received: 2, duplicates: 2, processed: 0, alerts: 0 });
+    const ids = h.stdout.json().map((a) => a.id);
+    expect(new Set(ids).size).toBe(ids.length);
+  });
+
+  it('serializes concurrent invocations (one transaction at a time)', async () => {
+    const h = makeHost();
+    await h.host.invoke(loggingBatch());
+    const [a, b] = await Promise.all([h.host.invoke(streamBatch()), h.host.invoke(streamBatch())]);
+    expect([a.duplicates, b.duplicates]).toEqual([0, 2]);
+    expect(a.alerts + b.alerts).toBe(1);
+  });
+
+  it('a sweep on an idle pipeline moves the watermark to now minus the lateness, never backwards', async () => {
+    const h = makeHost();
+    const first = await h.host.invoke('{"action":"sweep"}');
+    expect(first.watermark).toBe(new Date(N - LATENESS_MS).toISOString());
+    h.clock.now = N - 3_600_000;
+    const earlier = await h.host.invoke('{"action":"sweep"}');
+    expect(earlier.watermark).toBe(first.watermark);
+  });
+
+  it('reads a Logging Search response object and raw MySQL audit events (DB system from the config)', async () => {
+    const h = makeHost();
+    const search = {
+      data: {
+        results: [{ data: { datetime: ago.hours(5, N), logContent: JSON.parse(loggingBatch())[0] } }],
+        summary: { resultCount: 1 },
+      },
+    };
+    expect(await h.host.invoke(JSON.stringify(search))).toMatchObject({ received: 1, deadLetters: {} });
+    const raw = [
+      mysql.connect({
+        at: ago.hours(4, N),
+        id: 9,
+        conn: 9,
+        account: 'admin',
+        user: 'admin',
+        ip: '192.0.2.9',
+      }),
+    ];
+    expect(await h.host.invoke(JSON.stringify(raw))).toMatchObject({ received: 1, deadLetters: {} });
+  });
+
+  it('dead-letters raw MySQL events when several DB systems are configured and HWAUDIT_DB_SYSTEM is unset', async () => {
+    const config = JSON.parse(fleetConfigJson()) as { dbSystems: { id: string; name: string }[] };
+    config.dbSystems.push({
+      ...config.dbSystems[0]!,
+      id: 'ocid1.mysqldbsystem.oc1..prod2',
+      name: 'prod-billing',
+    });
+    const raw = JSON.stringify([
+      mysql.connect({
+        at: ago.hours(4, N),
+        id: 9,
+        conn: 9,
+        account: 'admin',
+        user: 'admin',
+        ip: '192.0.2.9',
+      }),
+    ]);
+    const without = makeHost({ env: { HWAUDIT_CONFIG: JSON.stringify(config) } });
+    expect(await without.host.invoke(raw)).toMatchObject({ received: 1, deadLetters: { NO_DB_SYSTEM: 1 } });
+    const named = makeHost({
+      env: { HWAUDIT_CONFIG: JSON.stringify(config), HWAUDIT_DB_SYSTEM: 'prod-billing' },
+    });
+    expect(await named.host.invoke(raw)).toMatchObject({ received: 1, deadLetters: {} });
+  });
+});
+
+describe('FunctionHost refusals (a summary with error, never a throw)', () => {
+  const cases: {
+    name: string;
+    body: string;
+    env?: Record<string, string>;
+    code: string;
+    status: number;
+    dead?: string;
+  }[] = [
+    {
+      name: 'malformed JSON',
+      body: '[{"specversion":"1.0","data":{"identity":{"principalName":"bob@',
+      code: 'INPUT_UNREADABLE',
+      status: 400,
+      dead: 'JSON_INVALID',
+    },
+    {
+      name: 'an oversized body',
+      body: streamBatch(),
+      env: { HWAUDIT_MAX_BODY_BYTES: '100' },
+      code: 'PAYLOAD_TOO_LARGE',
+      status: 413,
+      dead: 'TOO_LARGE',
+    },
+    { name: 'an empty body', body: ' \n', code: 'INPUT_UNREADABLE', status: 400 },
+    { name: 'an unknown action', body: '{"action":"purge"}', code: 'USAGE', status: 400 },
+    {
+      name: 'a sweep with extra keys',
+      body: '{"action":"sweep","asOf":"2026-01-01T00:00:00Z"}',
+      code: 'USAGE',
+      status: 400,
+    },
+  ];
+  for (const c of cases) {
+    it(`refuses ${c.name} with ${c.code} (${c.status})`, async () => {
+      const h = makeHost(c.env ? { env: c.env } : {});
+      const s = await h.host.invoke(c.body);
+      expectSummaryShape(s);
+      expect(s.error).toMatchObject({ code: c.code, status: c.status });
+      expect(s.deadLetters).toEqual(c.dead ? { [c.dead]: 1 } : {});
+      // The refusal names sizes and codes, never the body's content.
+      expect(JSON.stringify(s)).not.toContain('bob@');
+      // A refusal without records does not even open the store.
+      if (!c.dead) expect(h.opened()).toBe(0);
+      // The host keeps working.
+      expect((await h.host.invoke('{"action":"sweep"}')).error).toBeUndefined();
+    });
+  }
+
+  it('stores the dead letter of a refused body', async () => {
+    const h = makeHost();
+    await h.host.invoke('{not json');
+    const store = SqliteStore.open(h.statePath);
+    expect(await store.deadLetterCount()).toBe(1);
+    await store.close();
+  });
+});
+
+describe('FunctionHost deadline', () => {
+  it('refuses to start when Fn-Deadline is closer than the margin; the store is not touched', async () => {
+    const h = makeHost({ env: { HWAUDIT_DEADLINE_MARGIN_MS: '2000' } });
+    const error = await rejection(h.host.invoke(streamBatch(), { deadline: new Date(N + 500) }));
+    expect(error.code).toBe('DEADLINE');
+    expect(error.message).toMatch(/500 ms left before Fn-Deadline.*no state was written/);
+    expect(h.opened()).toBe(0);
+  });
+
+  it('refuses a decoded batch that would not finish in time, then the redelivery processes it fully', async () => {
+    const h = makeHost({ env: { HWAUDIT_DEADLINE_MARGIN_MS: '1000' } });
+    await h.host.invoke(loggingBatch());
+    const deadline = new Date(N + 1000); // exactly the margin: no time left for 2 records
+    const error = await rejection(h.host.invoke(streamBatch(), { deadline }));
+    expect(error.message).toMatch(/^DEADLINE: 2 records were not ingested/);
+    const retry = await h.host.invoke(streamBatch(), { deadline: new Date(N + 60_000) });
+    expect(retry).toMatchObject({ received: 2, duplicates: 0, alerts: 1 });
+    expect(h.opened()).toBe(1);
+  });
+
+  it('ignores a missing or unparseable Fn-Deadline', async () => {
+    const h = makeHost();
+    expect((await h.host.invoke(loggingBatch(), { deadline: null })).received).toBe(2);
+    expect((await h.host.invoke(streamBatch(), { deadline: new Date('not a date') })).received).toBe(2);
+  });
+});
+
+describe('FunctionHost failures (thrown, so the caller retries)', () => {
+  it('a store failure drops the cached pipeline; the retry re-opens the store and does the work once', async () => {
+    const failures = { commit: 0 };
+    const h = makeHost({ wrapStore: (s) => flaky(s, failures) });
+    await h.host.invoke(loggingBatch());
+    failures.commit = 1;
+    const error = await rejection(h.host.invoke(streamBatch()));
+    expect(error.code).toBe('STORE_FAILED');
+    expect(error.message).toContain('SQLITE_IOERR');
+    expect(error.message).not.toContain('bob@');
+    expect(h.host.warm).toBe(false);
+    const retry = await h.host.invoke(streamBatch());
+    expect(retry).toMatchObject({ received: 2, duplicates: 0, alerts: 1 });
+    expect(h.opened()).toBe(2);
+    expect(h.stdout.json().map((a) => a.rule)).toEqual(['iam.privileged-group-change', 'break-glass.used']);
+  });
+
+  it('a store that cannot be opened fails the call; the next call opens it once it is fixed', async () => {
+    const dir = tempDir('hwaudit-host-');
+    const blocked = join(dir, 'state');
+    writeFileSync(blocked, 'not a folder');
+    const h = makeHost({ statePath: join(blocked, 'audit.sqlite') });
+    const error = await rejection(h.host.invoke(loggingBatch()));
+    expect(error.message).toMatch(
+      /^STORE_FAILED: cannot open the SQLite state store \(SQLITE_CANTOPEN; path=/,
+    );
+    rmSync(blocked);
+    mkdirSync(blocked);
+    expect(await h.host.invoke(loggingBatch())).toMatchObject({ received: 2, alerts: 1 });
+  });
+
+  it('an alerts file that cannot be written fails the call; the alerts are delivered on the retry', async () => {
+    const dir = tempDir('hwaudit-host-');
+    const alertsFile = join(dir, 'out', 'alerts.jsonl');
+    const h = makeHost({ env: { HWAUDIT_ALERTS_FILE: alertsFile } });
+    const error = await rejection(h.host.invoke(loggingBatch()));
+    expect(error.message).toMatch(/^SINK_FAILED: cannot append to HWAUDIT_ALERTS_FILE \(code=ENOENT\)/);
+    mkdirSync(join(dir, 'out'));
+    // The alert was committed before the sink failed: re-opening re-sends it, the batch is a duplicate.
+    expect(await h.host.invoke(loggingBatch())).toMatchObject({ duplicates: 2, alerts: 0 });
+    const lines = readFileSync(alertsFile, 'utf8').trim().split('\n');
+    expect(lines.map((l) => (JSON.parse(l) as { rule: string }).rule)).toEqual([
+      'iam.privileged-group-change',
+    ]);
+  });
+
+  it('a bad configuration is a CONFIG_INVALID error naming the key, on every call until fixed', async () => {
+    const h = makeHost({
+      env: { HWAUDIT_CONFIG: fleetConfigJson({ rules: { 'no.such-rule': { enabled: false } } }) },
+    });
+    for (let i = 0; i < 2; i++) {
+      const error = await rejection(h.host.invoke(loggingBatch()));
+      expect(error.code).toBe('CONFIG_INVALID');
+      expect(error.message).toContain('no.such-rule');
+      expect(error.message).toContain('HWAUDIT_CONFIG');
+    }
+    const typo = makeHost({
+      env: { HWAUDIT_CONFIG: JSON.stringify({ ...JSON.parse(fleetConfigJson()), latenes: 'PT1M' }) },
+    });
+    expect((await rejection(typo.host.invoke(loggingBatch()))).message).toMatch(/latenes: unknown key/);
+  });
+
+  it('reads the configuration from HWAUDIT_CONFIG_FILE (YAML)', async () => {
+    const dir = tempDir('hwaudit-host-');
+    const file = join(dir, 'audit.yaml');
+    writeFileSync(file, `# YAML is JSON's superset\n${fleetConfigJson()}\n`);
+    const h = makeHost({ env: { HWAUDIT_CONFIG: '', HWAUDIT_CONFIG_FILE: file } });
+    expect(await h.host.invoke(loggingBatch())).toMatchObject({ received: 2, alerts: 1 });
+    const missing = makeHost({ env: { HWAUDIT_CONFIG: '', HWAUDIT_CONFIG_FILE: join(dir, 'nope.yaml') } });
+    expect((await rejection(missing.host.invoke(loggingBatch()))).message).toMatch(
+      /^CONFIG_INVALID: cannot read configuration file .*nope\.yaml \(ENOENT\)/,
+    );
+  });
+
+  it('rejects a mysql:// state store as not supported yet, without echoing the URL', async () => {
+    const h = makeHost({ env: { HWAUDIT_STATE: 'mysql://audit:s3cr3t@db.example:3306/audit' } });
+    const error = await rejection(h.host.invoke(loggingBatch()));
+    expect(error.message).toMatch(/^CONFIG_INVALID: HWAUDIT_STATE: .*not supported yet/);
+    expect(error.message).not.toContain('s3cr3t');
+  });
+
+  it('rejects an HWAUDIT_DB_SYSTEM that names no configured DB system', async () => {
+    const h = makeHost({ env: { HWAUDIT_DB_SYSTEM: 'prod-typo' } });
+    expect((await rejection(h.host.invoke(loggingBatch()))).message).toMatch(
+      /^CONFIG_INVALID: HWAUDIT_DB_SYSTEM/,
+    );
+  });
+});
+
+describe('toFunctionError', () => {
+  it('keeps only the name of an unexpected error, whose message may hold data', () => {
+    const e = toFunctionError(
+      new TypeError("Cannot read properties of undefined (reading 'GRANT ALL ON *.* TO bob')"),
+    );
+    expect(e.message).toBe('INTERNAL: unexpected TypeError; the function log has the stack');
+    expect(e.cause).toBeUndefined();
+  });
+
+  it('maps a raw SQLite error to STORE_FAILED with its code only', () => {
+    const e = toFunctionError(
+      Object.assign(new Error('UNIQUE constraint failed: alerts.id bob'), {
+        code: 'SQLITE_CONSTRAINT_PRIMARYKEY',
+      }),
+    );
+    expect(e.code).toBe('STORE_FAILED');
+    expect(e.message).toContain('SQLITE_CONSTRAINT_PRIMARYKEY');
+    expect(e.message).not.toContain('bob');
+  });
+
+  it('passes an AuditError message and its safe details, not its cause', () => {
+    const cause = new Error('raw cause text with a secret');
+    const e = toFunctionError(
+      new AuditError('OCI_REQUEST_FAILED', 'ListEvents failed', { cause, details: { status: 503 } }),
+    );
+    expect(e.message).toBe('OCI_REQUEST_FAILED: ListEvents failed (status=503)');
+    expect(String(e)).not.toContain('secret');
+  });
+});
