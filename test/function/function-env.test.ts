@@ -92,7 +92,7 @@ describe('readFunctionEnv', () => {
 describe('docs/function-config.md', () => {
   it('documents every variable with its default, in the order of FUNCTION_ENV_VARS', () => {
     const doc = readFileSync(new URL('../../docs/function-config.md', import.meta.url), 'utf8');
-    const rows = [...doc.matchAll(/^\| `(HWAUDIT_[A-Z_]+)` \| ([^|]+) \|/gm)].map((m) => [
+    const rows = [...doc.matchAll(/^\| `(HWAUDIT_[A-Z_]+)` *\| ([^|]+) \|/gm)].map((m) => [
       m[1],
       m[2]!.trim().replaceAll('`', ''),
     ]);
