@@ -95,8 +95,13 @@ export class Correlator {
     this.computeNextDeadline();
   }
 
-  /** Forgets closed sessions that connected before `before` (they stay in the store). */
+  /**
+   * Forgets closed sessions that connected before `before` (they stay in the store), and open
+   * ones older than the retention, whose disconnect was never seen (bounded memory).
+   */
   evict(before: number): void {
+    const stale = before + this.config.lookback - this.config.retention;
+    for (const [k, s] of this.open) if (s.connectTs < stale) this.open.delete(k);
     if (this.recent.length === 0 || this.recent[0]!.connectTs >= before) return;
     this.recent = this.recent.filter(
       (s) => s.connectTs >= before || this.open.get(openKey(s.dbSystem.id, s.connectionId)) === s,

@@ -136,3 +136,19 @@ describe('late IAM data', () => {
     );
   });
 });
+
+describe('bounded memory', () => {
+  it('forgets open sessions whose disconnect never came once they are older than the retention', async () => {
+    const connects = [1, 2, 3].map((i) => db.connect({ at: at(i), conn: i, account: 'app' }));
+    const r = await runBatches([connects], { config: { retention: 'P2D' } });
+    expect(r.pipeline.openSessions).toBe(3);
+    const later = await runBatches(
+      [connects, [db.connect({ at: at(3 * 24 * 60), conn: 9, account: 'admin' })]],
+      {
+        config: { retention: 'P2D' },
+      },
+    );
+    expect(later.pipeline.openSessions).toBe(1);
+    expect(later.sessions).toHaveLength(4);
+  });
+});
