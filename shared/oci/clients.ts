@@ -1,0 +1,248 @@
+// OCI SDK clients, created lazily: each service package is imported on first use so the function
+// entry stays small. Endpoint: an explicit option, else HWAUDIT_OCI_ENDPOINT_<SERVICE>, else
+// HWAUDIT_OCI_ENDPOINT (tests, private endpoints), else the region (HWAUDIT_OCI_REGION or the
+// provider's). Clients are built with SDK retries and the SDK circuit breaker OFF: callers own
+// retries (bounded, jittered, in milliseconds, and for PutMessages per failed entry), see
+// shared/emit/stream-sink.ts and docs/oci-integrations.md.
+import type { AuditClient } from 'oci-audit';
+import type { AuthenticationDetailsProvider, ClientConfiguration } from 'oci-common';
+import type { LogSearchClient } from 'oci-loggingsearch';
+import type { ObjectStorageClient } from 'oci-objectstorage';
+import type { NotificationDataPlaneClient } from 'oci-ons';
+import type { StreamClient } from 'oci-streaming';
+import { AuditError } from '../errors.js';
+import type { OciEnvVar } from './auth.js';
+
+export const OCI_SERVICES = [
+  'streaming',
+  'notifications',
+  'objectstorage',
+  'audit',
+  'loggingsearch',
+] as const;
+export type OciService = (typeof OCI_SERVICES)[number];
+
+export interface OciClientTypes {
+  streaming: StreamClient;
+  notifications: NotificationDataPlaneClient;
+  objectstorage: ObjectStorageClient;
+  audit: AuditClient;
+  loggingsearch: LogSearchClient;
+}
+
+export const OCI_CLIENT_ENV_VARS: readonly OciEnvVar[] = [
+  {
+    name: 'HWAUDIT_OCI_REGION',
+    default: "(the auth provider's region)",
+    description: 'Region id for service endpoints, e.g. eu-frankfurt-1.',
+  },
+  {
+    name: 'HWAUDIT_OCI_ENDPOINT',
+    default: '(none)',
+    description:
+      'One base URL for every OCI service (a local emulator or a proxy). Per-service variables win.',
+  },
+  ...OCI_SERVICES.map((s) => ({
+    name: endpointVariable(s),
+    default: '(none)',
+    description:
+      s === 'streaming'
+        ? "The stream pool's messages endpoint (Stream.messagesEndpoint). Required for Streaming: the data plane has no regional default."
+        : `Base URL of the ${s} service (private endpoint or emulator), without the API version path.`,
+  })),
+];
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+export function endpointVariable(service: OciService): string {
+  return `HWAUDIT_OCI_ENDPOINT_${service.toUpperCase()}`;
+}
+
+/** The endpoint override for a service, validated; undefined when none is set. */
+export function ociEndpointOverride(service: OciService, env: Env = process.env): string | undefined {
+  for (const name of [endpointVariable(service), 'HWAUDIT_OCI_ENDPOINT']) {
+    const raw = env[name]?.trim();
+    if (raw) return normalizeEndpoint(raw, name);
+  }
+  return undefined;
+}
+
+function normalizeEndpoint(raw: string, source: string): string {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch (error) {
+    throw new AuditError('CONFIG_INVALID', `${source}: not a URL`, {
+      details: { variable: source },
+      cause: error,
+    });
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') {
+    throw new AuditError('CONFIG_INVALID', `${source}: expected an http(s) URL`, {
+      details: { variable: source },
+    });
+  }
+  if (url.username || url.password) {
+    throw new AuditError('CONFIG_INVALID', `${source}: credentials in the URL are not allowed`, {
+      details: { variable: source },
+    });
+  }
+  // The SDK appends the API version (e.g. /20180418) to what it is given.
+  return `${url.origin}${url.pathname.replace(/\/+$/, '')}`;
+}
+
+export interface OciClientOptions {
+  auth: AuthenticationDetailsProvider;
+  /** Explicit endpoint; wins over the environment. */
+  endpoint?: string;
+  /** Region id; wins over HWAUDIT_OCI_REGION and the provider's region. */
+  regionId?: string;
+  env?: Env;
+  /**
+   * SDK-level retries. Default: none (the caller retries). Pass e.g. `'sdk-default'` for the
+   * SDK's 8 attempts with up to 30 s jittered backoff on reads that have no retry loop of their own.
+   */
+  sdkRetries?: 'none' | 'sdk-default';
+}
+
+/** Creates an SDK client for a service, importing its package on first use. */
+export async function createOciClient<S extends OciService>(
+  service: S,
+  opts: OciClientOptions,
+): Promise<OciClientTypes[S]> {
+  const env = opts.env ?? process.env;
+  const common = await import('oci-common');
+  const config: ClientConfiguration = {
+    retryConfiguration:
+      opts.sdkRetries === 'sdk-default'
+        ? common.OciSdkDefaultRetryConfiguration
+        : common.NoRetryConfigurationDetails,
+    circuitBreaker: new common.CircuitBreaker({ disableClientCircuitBreaker: true }),
+  };
+  const params = { authenticationDetailsProvider: opts.auth };
+  const client = await construct(service, params, config);
+
+  const endpoint =
+    opts.endpoint !== undefined
+      ? normalizeEndpoint(opts.endpoint, 'endpoint')
+      : ociEndpointOverride(service, env);
+  if (endpoint !== undefined) {
+    client.endpoint = endpoint;
+  } else if (service === 'streaming') {
+    throw new AuditError(
+      'CONFIG_INVALID',
+      `${endpointVariable('streaming')}: the stream pool's messages endpoint is required`,
+      {
+        details: { variable: endpointVariable('streaming') },
+      },
+    );
+  } else {
+    const regionId = opts.regionId ?? env.HWAUDIT_OCI_REGION?.trim();
+    if (regionId) (client as { regionId: string }).regionId = regionId;
+    else if (!client.endpoint) {
+      throw new AuditError(
+        'CONFIG_INVALID',
+        `no region for ${service}: set HWAUDIT_OCI_REGION or a region in the OCI profile`,
+        {
+          details: { service },
+        },
+      );
+    }
+  }
+  return client as OciClientTypes[S];
+}
+
+type AnyClient = OciClientTypes[OciService];
+type Params = { authenticationDetailsProvider: AuthenticationDetailsProvider };
+
+async function construct(
+  service: OciService,
+  params: Params,
+  config: ClientConfiguration,
+): Promise<AnyClient> {
+  switch (service) {
+    case 'streaming':
+      return new (await import('oci-streaming')).StreamClient(params, config);
+    case 'notifications':
+      return new (await import('oci-ons')).NotificationDataPlaneClient(params, config);
+    case 'objectstorage':
+      return new (await import('oci-objectstorage')).ObjectStorageClient(params, config);
+    case 'audit':
+      return new (await import('oci-audit')).AuditClient(params, config);
+    case 'loggingsearch':
+      return new (await import('oci-loggingsearch')).LogSearchClient(params, config);
+  }
+}
+
+/** Bounded retries with exponential backoff and jitter, in milliseconds (tests inject tiny delays). */
+export interface RetryPolicy {
+  /** Total attempts including the first (>= 1). */
+  maxAttempts: number;
+  baseDelayMs: number;
+  maxDelayMs: number;
+  /** [0, 1); injectable for deterministic tests. */
+  random?: () => number;
+  sleep?: (ms: number) => Promise<void>;
+}
+
+export const DEFAULT_RETRY: RetryPolicy = { maxAttempts: 6, baseDelayMs: 250, maxDelayMs: 8_000 };
+
+export const sleepMs = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** Delay before retry number `retry` (0-based): "equal jitter", half fixed, half random. */
+export function backoffDelayMs(policy: RetryPolicy, retry: number): number {
+  const cap = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** Math.min(retry, 30));
+  const random = policy.random ?? Math.random;
+  return Math.round(cap / 2 + (random() * cap) / 2);
+}
+
+/** What an SDK call failure tells us, without its message (which may quote request data). */
+export interface OciFailure {
+  status: number | null;
+  code: string | null;
+  retryable: boolean;
+}
+
+/** 429, 5xx, 409 IncorrectState and transport errors (no status) are worth retrying. */
+export function classifyOciError(error: unknown): OciFailure {
+  const e = (error ?? {}) as { statusCode?: unknown; serviceCode?: unknown; code?: unknown };
+  const status = typeof e.statusCode === 'number' && e.statusCode > 0 ? e.statusCode : null;
+  const code = typeof e.serviceCode === 'string' ? e.serviceCode : typeof e.code === 'string' ? e.code : null;
+  if (status === null) return { status, code, retryable: true };
+  const retryable = status === 429 || status >= 500 || (status === 409 && code === 'IncorrectState');
+  return { status, code, retryable };
+}
+
+/**
+ * Runs `call` until it succeeds, a non-retryable error occurs, or the attempts are used up;
+ * then throws AuditError `code` (OCI_REQUEST_FAILED by default) naming the operation.
+ */
+export async function callWithRetry<T>(
+  operation: string,
+  call: () => Promise<T>,
+  policy: RetryPolicy = DEFAULT_RETRY,
+  code: 'OCI_REQUEST_FAILED' | 'SINK_FAILED' = 'OCI_REQUEST_FAILED',
+): Promise<T> {
+  const sleep = policy.sleep ?? sleepMs;
+  const attempts = Math.max(1, policy.maxAttempts);
+  let last: OciFailure = { status: null, code: null, retryable: true };
+  let lastError: unknown;
+  for (let attempt = 0; attempt < attempts; attempt++) {
+    if (attempt > 0) await sleep(backoffDelayMs(policy, attempt - 1));
+    try {
+      return await call();
+    } catch (error) {
+      lastError = error;
+      last = classifyOciError(error);
+      if (!last.retryable) break;
+    }
+  }
+  throw new AuditError(
+    code,
+    `${operation} failed (status ${last.status ?? 'none'}, ${last.code ?? 'no code'})`,
+    {
+      details: { operation, status: last.status, serviceCode: last.code },
+      cause: lastError,
+    },
+  );
+}
