@@ -3,13 +3,14 @@
 import packageJson from '../package.json' with { type: 'json' };
 import { AuditError, exitCodeFor } from '../shared/errors.js';
 import type { CliCommand, CliIo } from './cli/io.js';
+import { demoCommand } from './cli/demo.js';
 import { normalizeCommand } from './cli/normalize.js';
 import { replayCommand } from './cli/replay.js';
 import { rulesCommand } from './cli/rules.js';
 
 const TOOL = 'heatwave-iam-audit';
 
-export const COMMANDS: readonly CliCommand[] = [replayCommand, normalizeCommand, rulesCommand];
+export const COMMANDS: readonly CliCommand[] = [demoCommand, replayCommand, normalizeCommand, rulesCommand];
 
 function toolHelp(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

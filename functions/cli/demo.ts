@@ -34,7 +34,14 @@ stdout.
 `;
 
 /** What the demo wrote into --out besides the generated inputs. */
-const OUTPUTS = ['alerts.jsonl', 'sessions.jsonl', 'report.json', 'state.sqlite', 'state.sqlite-wal', 'state.sqlite-shm'];
+const OUTPUTS = [
+  'alerts.jsonl',
+  'sessions.jsonl',
+  'report.json',
+  'state.sqlite',
+  'state.sqlite-wal',
+  'state.sqlite-shm',
+];
 
 export type DemoResult = {
   manifest: DemoManifest;
@@ -52,7 +59,8 @@ function parseDemoArgs(args: string[]): { out: string; seed: number; scale: numb
     seed: { type: 'string', default: String(DEFAULT_SEED) },
     scale: { type: 'string', default: '1' },
   });
-  if (positionals.length > 0) throw new AuditError('USAGE', `demo: unexpected argument '${positionals[0]}' (see demo --help)`);
+  if (positionals.length > 0)
+    throw new AuditError('USAGE', `demo: unexpected argument '${positionals[0]}' (see demo --help)`);
   const seed = Number(values.seed);
   if (!Number.isInteger(seed) || seed < 0 || seed > 0xffff_ffff) {
     throw new AuditError('USAGE', 'demo: --seed expects an integer between 0 and 4294967295');
@@ -66,7 +74,7 @@ function parseDemoArgs(args: string[]): { out: string; seed: number; scale: numb
 
 /** Generates, replays and scores the demo; `log` receives progress lines. */
 export async function executeDemo(
-  opts: { out: string; seed: number; scale: number },
+  opts: { out: string; seed: number; scale: number; appRate?: number },
   log: (line: string) => void = () => {},
 ): Promise<DemoResult> {
   const started = Date.now();
@@ -74,7 +82,13 @@ export async function executeDemo(
   for (const name of OUTPUTS) rmSync(join(opts.out, name), { force: true });
 
   log(`[1/4] generating the demo fleet (seed ${opts.seed}, scale ${opts.scale}) into ${opts.out}`);
-  const manifest = generateDemo({ out: opts.out, seed: opts.seed, scale: opts.scale, onProgress: log });
+  const manifest = generateDemo({
+    out: opts.out,
+    seed: opts.seed,
+    scale: opts.scale,
+    ...(opts.appRate === undefined ? {} : { appRate: opts.appRate }),
+    onProgress: log,
+  });
   const generated = Date.now();
   log(
     `      ${manifest.counts.mysqlEvents.toLocaleString('en-US')} MySQL audit events, ${manifest.counts.iamEvents.toLocaleString('en-US')} OCI audit events, ${manifest.truth.expected.length} expected alerts (${((generated - started) / 1000).toFixed(1)} s)`,
@@ -102,14 +116,17 @@ export async function executeDemo(
     alertsOut.end();
     await finished(alertsOut);
     const replayed = Date.now();
-    log(`      ${result.stats.received.toLocaleString('en-US')} records, ${result.stats.alerts} alerts (${((replayed - generated) / 1000).toFixed(1)} s)`);
+    log(
+      `      ${result.stats.received.toLocaleString('en-US')} records, ${result.stats.alerts} alerts (${((replayed - generated) / 1000).toFixed(1)} s)`,
+    );
 
     log('[3/4] writing the session ledger');
     const coverage = emptyCoverage();
     const sessionsOut = createWriteStream(join(opts.out, 'sessions.jsonl'));
     for await (const s of store.sessions()) {
       addToCoverage(coverage, s);
-      if (!sessionsOut.write(`${JSON.stringify(s)}\n`)) await new Promise<void>((r) => sessionsOut.once('drain', () => r()));
+      if (!sessionsOut.write(`${JSON.stringify(s)}\n`))
+        await new Promise<void>((r) => sessionsOut.once('drain', () => r()));
     }
     sessionsOut.end();
     await finished(sessionsOut);
@@ -118,7 +135,11 @@ export async function executeDemo(
 
     log('[4/4] scoring the alerts against the ground truth');
     const score = scoreAlerts(alerts, manifest.truth);
-    const timings = { generate: generated - started, pipeline: replayed - generated, total: Date.now() - started };
+    const timings = {
+      generate: generated - started,
+      pipeline: replayed - generated,
+      total: Date.now() - started,
+    };
     writeFileSync(
       join(opts.out, 'report.json'),
       `${JSON.stringify(
@@ -130,7 +151,12 @@ export async function executeDemo(
           coverage,
           rules: score.rules,
           total: score.total,
-          unexplained: score.unexplained.map((a) => ({ id: a.id, rule: a.rule, time: a.time, title: a.title })),
+          unexplained: score.unexplained.map((a) => ({
+            id: a.id,
+            rule: a.rule,
+            time: a.time,
+            title: a.title,
+          })),
           missed: score.missed,
           timings,
         },
@@ -138,7 +164,15 @@ export async function executeDemo(
         2,
       )}\n`,
     );
-    const summary = formatSummary({ manifest, stats: result.stats, alerts, coverage, score, timings, out: opts.out });
+    const summary = formatSummary({
+      manifest,
+      stats: result.stats,
+      alerts,
+      coverage,
+      score,
+      timings,
+      out: opts.out,
+    });
     return { manifest, stats: result.stats, alerts, coverage, score, timings, summary };
   } finally {
     await store.close();
@@ -146,7 +180,10 @@ export async function executeDemo(
 }
 
 /** The `demo` command: returns the exit code (0 ran, 2 bad usage, 1 internal failure). */
-export async function runDemo(args: string[], io: CliIo = { stdout: process.stdout, stderr: process.stderr }): Promise<number> {
+export async function runDemo(
+  args: string[],
+  io: CliIo = { stdout: process.stdout, stderr: process.stderr },
+): Promise<number> {
   try {
     if (args.includes('-h') || args.includes('--help')) {
       io.stdout.write(DEMO_HELP);
@@ -158,7 +195,9 @@ export async function runDemo(args: string[], io: CliIo = { stdout: process.stdo
     return 0;
   } catch (error) {
     const message =
-      error instanceof AuditError ? error.message : `internal error: ${error instanceof Error ? error.message : String(error)}`;
+      error instanceof AuditError
+        ? error.message
+        : `internal error: ${error instanceof Error ? error.message : String(error)}`;
     io.stderr.write(`heatwave-iam-audit: ${message}\n`);
     return exitCodeFor(error);
   }

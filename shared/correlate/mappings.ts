@@ -26,8 +26,9 @@ export type OciMapping = {
 const ACCOUNT = 'account';
 const CONFIG_KEY = 'config:dbSystems';
 
+/** `user@host` as people read it; the anonymous account that carries group mappings is `''@%`. */
 export function accountName(a: AccountRef): string {
-  return `${a.user}@${a.host}`;
+  return `${a.user === '' ? "''" : a.user}@${a.host}`;
 }
 
 function rowKey(db: string, a: AccountRef): string {

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { accountName } from '../correlate/mappings.js';
 import { defineRule, sessionFields } from '../detect/rule.js';
 import { at, db } from '../detect/timeline.js';
 import { redactLiterals } from '../normalize/redact.js';
@@ -16,10 +17,10 @@ export const mappingChange = defineRule({
   suppressFor: 0,
   on: {
     statement: (f) => {
-      const changes = f.mappingChanges.map((c) => `${c.op} ${c.account.user}@${c.account.host}`);
+      const changes = f.mappingChanges.map((c) => `${c.op} ${accountName(c.account)}`);
       if (f.facts.proxyGrant) {
         const g = f.facts.proxyGrant;
-        changes.push(`${g.revoke ? 'revoke' : 'grant'} proxy on ${g.proxied.user}@${g.proxied.host}`);
+        changes.push(`${g.revoke ? 'revoke' : 'grant'} proxy on ${accountName(g.proxied)}`);
       }
       if (changes.length === 0) return [];
       return [

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { accountName } from '../correlate/mappings.js';
 import { defineRule, sessionFields } from '../detect/rule.js';
 import { at, db } from '../detect/timeline.js';
 import { redactLiterals } from '../normalize/redact.js';
@@ -23,7 +24,7 @@ export const privilegeChange = defineRule({
       const actor = f.event.account?.user;
       const high =
         (actor !== undefined && privileged.has(actor)) || p.targets.some((t) => privileged.has(t.user));
-      const targets = p.targets.map((t) => `${t.user}@${t.host}`);
+      const targets = p.targets.map(accountName);
       return [
         {
           subject: f.event.key,

@@ -1,0 +1,169 @@
+// `npm run bench`: throughput of decode, correlate and the whole pipeline on a generated fleet of
+// at least a million MySQL audit events with its IAM traffic, against JSON.parse alone on the
+// same bytes (architecture.md section 7: the pipeline should reach half the JSON.parse rate).
+// Progress goes to stderr; the last line on stdout is one JSON object with the figures.
+//
+//   node --expose-gc dist/bench.cjs [--scale N] [--app-rate N] [--seed N] [--keep]
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { parseArgs } from 'node:util';
+import { loadConfigFile } from '../shared/config/load-config.js';
+import { readInput } from '../shared/decode/read-input.js';
+import { generateDemo } from '../shared/demo/generate-demo.js';
+import { Pipeline } from '../shared/pipeline.js';
+import { dbSystemResolver, replayFiles } from '../shared/replay.js';
+import { SqliteStore } from '../shared/state/sqlite-store.js';
+
+const log = (line: string) => process.stderr.write(`${line}\n`);
+const rate = (n: number, ms: number) => Math.round(n / (ms / 1000));
+const mb = (bytes: number) => Math.round(bytes / 1e5) / 10;
+const peakRssMb = () => Math.round(process.resourceUsage().maxRSS / 1024);
+const gc = () => (globalThis as { gc?: () => void }).gc?.();
+
+/** JSON.parse of every record of the inputs, with the same line framing the files use. */
+function parseOnly(inputs: string[]): { records: number; bytes: number; ms: number } {
+  let records = 0;
+  let bytes = 0;
+  const started = performance.now();
+  for (const path of inputs) {
+    const text = readFileSync(path, 'utf8');
+    bytes += Buffer.byteLength(text);
+    let start = 0;
+    while (start < text.length) {
+      let end = text.indexOf('\n', start);
+      if (end === -1) end = text.length;
+      let line = text.slice(start, end).trim();
+      start = end + 1;
+      if (line.endsWith(',')) line = line.slice(0, -1);
+      if (line === '' || line === '[' || line === ']') continue;
+      JSON.parse(line);
+      records++;
+    }
+  }
+  return { records, bytes, ms: performance.now() - started };
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      scale: { type: 'string', default: '3' },
+      'app-rate': { type: 'string', default: '5' },
+      seed: { type: 'string', default: '7' },
+      keep: { type: 'boolean', default: false },
+    },
+  });
+  const scale = Number(values.scale);
+  const appRate = Number(values['app-rate']);
+  const seed = Number(values.seed);
+  const dir = mkdtempSync(join(tmpdir(), 'hwaudit-bench-'));
+  try {
+    log(`bench: generating a fleet (scale ${scale}, app rate ${appRate}/min, seed ${seed}) into ${dir}`);
+    let t = performance.now();
+    const manifest = generateDemo({ out: dir, seed, scale, appRate });
+    const generateMs = performance.now() - t;
+    const { mysqlEvents, iamDeliveries, bytes } = manifest.counts;
+    log(
+      `  ${mysqlEvents.toLocaleString('en-US')} MySQL events, ${iamDeliveries.toLocaleString('en-US')} IAM records, ${mb(bytes)} MB in ${(generateMs / 1000).toFixed(1)} s`,
+    );
+    if (mysqlEvents < 1_000_000) log('  note: fewer than 1M MySQL events; raise --scale or --app-rate');
+    const rssAfterGenerate = peakRssMb();
+    gc();
+
+    log('bench: JSON.parse only');
+    const parse = parseOnly(manifest.inputs);
+    log(
+      `  ${parse.records.toLocaleString('en-US')} records in ${(parse.ms / 1000).toFixed(1)} s: ${rate(parse.records, parse.ms).toLocaleString('en-US')}/s`,
+    );
+    gc();
+
+    log('bench: decode only (split, classify, validate, normalize)');
+    const { config, rules } = await loadConfigFile(manifest.config);
+    const resolveDbSystem = dbSystemResolver(config);
+    let decoded = 0;
+    let dead = 0;
+    t = performance.now();
+    for (const path of manifest.inputs) {
+      for await (const item of readInput(path, { resolveDbSystem })) {
+        if (item.type === 'event') decoded++;
+        else dead++;
+      }
+    }
+    const decodeMs = performance.now() - t;
+    log(
+      `  ${decoded.toLocaleString('en-US')} events, ${dead} dead letters in ${(decodeMs / 1000).toFixed(1)} s: ${rate(decoded, decodeMs).toLocaleString('en-US')}/s`,
+    );
+    gc();
+
+    log('bench: end to end (replay: decode, merge, correlate, detect, SQLite state)');
+    // Time spent inside the pipeline (correlate + detect + state store) during the same run.
+    let pipelineMs = 0;
+    const ingest = Pipeline.prototype.ingest;
+    const finish = Pipeline.prototype.finish;
+    Pipeline.prototype.ingest = async function (this: Pipeline, items) {
+      const s = performance.now();
+      try {
+        return await ingest.call(this, items);
+      } finally {
+        pipelineMs += performance.now() - s;
+      }
+    };
+    Pipeline.prototype.finish = async function (this: Pipeline, asOf) {
+      const s = performance.now();
+      try {
+        return await finish.call(this, asOf);
+      } finally {
+        pipelineMs += performance.now() - s;
+      }
+    };
+    const store = SqliteStore.open(join(dir, 'state.sqlite'));
+    t = performance.now();
+    let result: Awaited<ReturnType<typeof replayFiles>>;
+    try {
+      result = await replayFiles({ config, rules, inputs: manifest.inputs, store, sinks: [] });
+    } finally {
+      Pipeline.prototype.ingest = ingest;
+      Pipeline.prototype.finish = finish;
+      await store.close();
+    }
+    const e2eMs = performance.now() - t;
+    const { stats } = result;
+    log(
+      `  ${stats.received.toLocaleString('en-US')} records (${stats.duplicates} duplicates, ${stats.alerts} alerts) in ${(e2eMs / 1000).toFixed(1)} s: ${rate(stats.received, e2eMs).toLocaleString('en-US')}/s; pipeline ${(pipelineMs / 1000).toFixed(1)} s of it`,
+    );
+
+    const figures = {
+      mysqlEvents,
+      iamRecords: iamDeliveries,
+      records: stats.received,
+      inputBytes: parse.bytes,
+      inputMB: mb(parse.bytes),
+      generateSeconds: Math.round(generateMs) / 1000,
+      // Per event, as decoded from the same bytes (ListEvents pages are one JSON text of many events).
+      parseOnlyEventsPerSec: rate(decoded, parse.ms),
+      parseOnlyMBPerSec: Math.round(mb(parse.bytes) / (parse.ms / 1000)),
+      decodeEventsPerSec: rate(decoded, decodeMs),
+      correlateEventsPerSec: rate(stats.received, pipelineMs),
+      endToEndEventsPerSec: rate(stats.received, e2eMs),
+      endToEndMBPerSec: Math.round(mb(parse.bytes) / (e2eMs / 1000)),
+      /** End-to-end rate over the JSON.parse-only rate of the same bytes (budget: >= 0.5). */
+      endToEndVsParseRatio: Math.round((parse.ms / e2eMs) * 1000) / 1000,
+      decodeVsParseRatio: Math.round((parse.ms / decodeMs) * 1000) / 1000,
+      deadLetters: dead,
+      alerts: stats.alerts,
+      peakRssMB: peakRssMb(),
+      peakRssAfterGenerateMB: rssAfterGenerate,
+      node: process.version,
+    };
+    process.stdout.write(`${JSON.stringify(figures)}\n`);
+  } finally {
+    if (values.keep) log(`bench: inputs kept in ${dir}`);
+    else rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`bench: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+  process.exitCode = 1;
+});

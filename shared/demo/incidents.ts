@@ -1,0 +1,427 @@
+// Injected incidents: at least one per rule of the registry, each with the alerts it must raise.
+// Times are fixed in the two-day window; people come from the cast.
+
+import { clock, dbaChange } from './churn.js';
+import { groupMapping, MINUTE, PROXY_ACCOUNTS } from './fleet.js';
+import type { Login } from './mysql-audit-writer.js';
+import { PROXY_LOGIN } from './mysql-audit-writer.js';
+import { actorOf } from './oci-events.js';
+import { type Cast, type Story, sec } from './story.js';
+
+export function injectIncidents(story: Story, cast: Cast): void {
+  const { fleet } = story;
+  const rng = story.rng.fork('incidents');
+  const payments = story.db('payments');
+  const ordersDb = story.db('orders');
+  const logistics = story.db('logistics');
+  const analytics = story.db('analytics');
+  const bgGroup = fleet.groups.bg;
+
+  // 1. Break-glass granted for an afternoon fix and never taken back: used, stale, used again.
+  {
+    const s = cast.staleBreakGlass;
+    const db = story.db(s.team);
+    const granted = clock(story, 0, 14, 5);
+    story.addMember(granted, s, 'bg', {
+      kind: 'incident',
+      story: `${s.name} granted break-glass access (never revoked)`,
+    });
+    const t1 = sec(clock(story, 0, 14, 21));
+    story.signOn(t1 - 6 * MINUTE, s);
+    story.proxiedSession(s, db, 'bg', t1, 25, {
+      statements: [
+        {
+          at: t1 + 90_000,
+          sqlCommand: 'alter_table',
+          query: `ALTER TABLE ${db.tables[0]} ADD INDEX idx_status_updated (status, updated_at)`,
+        },
+      ],
+    });
+    story.expect('break-glass.used', 'incident', `${s.name} used break-glass access on ${db.name}`, {
+      at: t1,
+      dbSystemId: db.id,
+      principalId: s.id,
+      severity: 'high',
+    });
+    story.expect(
+      'break-glass.stale',
+      'incident',
+      `${s.name} still holds ${bgGroup.name} 4 hours after the grant`,
+      {
+        at: granted + 4 * 60 * MINUTE,
+        principalId: s.id,
+        groupId: bgGroup.id,
+      },
+    );
+    const t2 = sec(clock(story, 1, 11, 32));
+    story.signOn(t2 - 7 * MINUTE, s);
+    story.proxiedSession(s, db, 'bg', t2, 15);
+    story.expect(
+      'break-glass.used',
+      'incident',
+      `${s.name} used break-glass access on ${db.name} the next day, past its maximum duration`,
+      {
+        at: t2,
+        dbSystemId: db.id,
+        principalId: s.id,
+        severity: 'critical',
+      },
+    );
+  }
+
+  // 2. A planned night-time break-glass use by the on-call DBA, revoked within the hour.
+  {
+    const o = story.stableDba();
+    story.addMember(clock(story, 0, 23, 8), o, 'bg', {
+      story: `on-call ${o.name} granted break-glass for a night incident`,
+    });
+    const t = sec(clock(story, 0, 23, 14));
+    story.signOn(t - 4 * MINUTE, o);
+    story.proxiedSession(o, payments, 'bg', t, 40, {
+      statements: [
+        { at: t + 60_000, sqlCommand: 'show_processlist', query: 'SHOW FULL PROCESSLIST' },
+        { at: t + 95_000, sqlCommand: 'kill', query: `KILL ${rng.int(20000, 90000)}` },
+        { at: t + 130_000, sqlCommand: 'set_option', query: 'SET GLOBAL innodb_lock_wait_timeout = 120' },
+      ],
+    });
+    story.expect(
+      'break-glass.used',
+      'incident',
+      `on-call ${o.name} used break-glass access on ${payments.name} at night`,
+      {
+        at: t,
+        dbSystemId: payments.id,
+        principalId: o.id,
+        severity: 'high',
+      },
+    );
+    story.removeMember(clock(story, 1, 0, 41), o, 'bg', { story: `on-call ${o.name} break-glass revoked` });
+  }
+
+  // 3. A DBA is removed from DBAdmins; the removal reaches us ~55 minutes late, after they
+  //    connected anyway through the DBA account.
+  {
+    const y = cast.revokedDba;
+    const removed = story.removeMember(clock(story, 1, 9, 0), y, 'dba', {
+      channel: 'late',
+      kind: 'incident',
+      story: `${y.name} removed from DBAdmins (event delivered late)`,
+    });
+    removed.ingestDelay = 55 * MINUTE;
+    const t = sec(clock(story, 1, 9, 41));
+    story.proxiedSession(y, payments, 'dba', t, 12, {
+      login: story.groupLogin(y, PROXY_ACCOUNTS.dba, 'login-name'),
+      statements: [
+        {
+          at: t + 40_000,
+          sqlCommand: 'select',
+          query: 'SELECT account_id, token_ref FROM card_token LIMIT 50000',
+          tables: [['card_token', 'read']],
+        },
+        {
+          at: t + 70_000,
+          sqlCommand: 'select',
+          query: 'SELECT * FROM settlement ORDER BY amount DESC LIMIT 1000',
+          tables: [['settlement', 'read']],
+        },
+      ],
+    });
+    story.expect(
+      'access.after-revocation',
+      'incident',
+      `${y.name} connected to ${payments.name} as dba_proxy after leaving DBAdmins`,
+      {
+        at: t,
+        dbSystemId: payments.id,
+        principalId: y.id,
+      },
+    );
+  }
+
+  // 4. A developer leaves in the afternoon; next morning someone uses their personal account.
+  {
+    const l = cast.leaverWithAccount;
+    const admin = actorOf(story.admin);
+    story.removeMember(clock(story, 0, 17, 20), l, `dev-${l.team}`);
+    const blocked = clock(story, 0, 17, 25);
+    story.emit(story.iam.userBlocked(blocked, admin, l));
+    story.roster.deactivate(l.id, blocked);
+    const db = story.db(l.team);
+    const t = sec(clock(story, 1, 7, 56));
+    story.session({
+      db,
+      start: t,
+      end: t + 20 * MINUTE,
+      account: { user: l.alias, host: '%' },
+      login: { user: l.alias, os: '', ip: '192.0.2.44', proxy: '' },
+      workload: 'developer',
+      program: 'mysql',
+    });
+    story.expect(
+      'access.after-revocation',
+      'incident',
+      `personal account of deactivated ${l.name} used on ${db.name}`,
+      {
+        at: t,
+        dbSystemId: db.id,
+        principalId: l.id,
+      },
+    );
+    // The DBA team drops the personal accounts later that morning (expected churn).
+    const dba = story.stableDba();
+    fleet.dbs
+      .filter((d) => d.team === l.team)
+      .forEach((d, i) => {
+        const [at] = dbaChange(
+          story,
+          dba,
+          d,
+          clock(story, 1, 10, 15 + 3 * i),
+          [
+            {
+              sqlCommand: 'drop_user',
+              query: `DROP USER '${l.alias}'@'%'`,
+              expect: [
+                {
+                  rule: 'mapping.change',
+                  story: `personal IAM account of leaver ${l.name} dropped on ${d.name}`,
+                },
+                { rule: 'privilege.change', story: `DROP USER for leaver ${l.name} on ${d.name}` },
+              ],
+            },
+          ],
+          'churn',
+        );
+        story.roster.dropAccount(d, l, at!);
+      });
+  }
+
+  // 5. An analyst logs in as the DBA account, naming themselves.
+  {
+    const x = cast.impostor;
+    const t = sec(clock(story, 1, 14, 7));
+    story.proxiedSession(x, ordersDb, 'dba', t, 10, {
+      login: story.groupLogin(x, PROXY_ACCOUNTS.dba, 'login-name'),
+      statements: [
+        {
+          at: t + 30_000,
+          sqlCommand: 'select',
+          query: 'SELECT * FROM customer LIMIT 1000',
+          tables: [['customer', 'read']],
+        },
+      ],
+    });
+    story.expect(
+      'access.identity-mismatch',
+      'incident',
+      `${x.name} (read-only analyst) logged in as dba_proxy on ${ordersDb.name}`,
+      {
+        at: t,
+        dbSystemId: ordersDb.id,
+        principalId: x.id,
+      },
+    );
+  }
+
+  // 6. A read-only login nobody can be named behind: shared account name, no sign-on from its IP.
+  {
+    const ip = '10.66.0.13';
+    const t = sec(clock(story, 1, 16, 20));
+    const login: Login = { user: PROXY_ACCOUNTS.ro, os: '', ip, proxy: PROXY_LOGIN };
+    const table = analytics.tables[1] ?? analytics.tables[0]!;
+    story.session({
+      db: analytics,
+      start: t,
+      end: t + 30 * MINUTE,
+      account: { user: PROXY_ACCOUNTS.ro, host: '%' },
+      login,
+      workload: 'scripted',
+      program: 'DBeaver',
+      statements: [0, 1, 2, 3].map((k) => ({
+        at: t + (20 + 40 * k) * 1000,
+        sqlCommand: 'select',
+        query: `SELECT * FROM ${table} LIMIT ${(k + 1) * 10000}`,
+        tables: [[table, 'read']],
+      })),
+    });
+    story.expect(
+      'access.unattributed',
+      'incident',
+      `nobody can be named behind ro_proxy on ${analytics.name} from ${ip}`,
+      {
+        at: t,
+        dbSystemId: analytics.id,
+        mysqlAccount: 'ro_proxy@%',
+        sourceIp: ip,
+      },
+    );
+  }
+
+  // 7. A forgotten local ETL account logs in at night on an IAM-only system (twice: one alert).
+  {
+    logistics.extraLocal.push('legacy_etl');
+    const account = { user: 'legacy_etl', host: '%' };
+    const login = { user: 'legacy_etl', os: '', ip: '10.40.7.21', proxy: '' };
+    const first = sec(clock(story, 1, 2, 31));
+    for (const start of [first, sec(clock(story, 1, 2, 58))]) {
+      story.session({
+        db: logistics,
+        start,
+        end: start + 12 * MINUTE,
+        account,
+        login,
+        workload: 'scripted',
+        program: 'etl-runner',
+        statements: [
+          {
+            at: start + 20_000,
+            sqlCommand: 'select',
+            query: "SELECT * FROM shipment WHERE updated_at > '2026-11-01'",
+            tables: [['shipment', 'read']],
+          },
+        ],
+      });
+    }
+    story.expect(
+      'access.local-account',
+      'incident',
+      `local account legacy_etl@% logged in to IAM-only ${logistics.name}`,
+      {
+        at: first,
+        dbSystemId: logistics.id,
+        mysqlAccount: 'legacy_etl@%',
+      },
+    );
+  }
+
+  // 8. Password guessing against root from outside.
+  {
+    const ip = '198.51.100.77';
+    const first = sec(clock(story, 1, 3, 12, 5));
+    const times = Array.from({ length: 8 }, (_, i) => first + i * 21_000);
+    for (const start of times) {
+      story.session({
+        db: payments,
+        start,
+        end: start,
+        account: { user: 'root', host: '%' },
+        login: { user: 'root', os: '', ip, proxy: '' },
+        workload: 'scripted',
+        program: 'mysql',
+        status: 1045,
+      });
+    }
+    story.expect('auth.failure-burst', 'incident', `8 failed root logins from ${ip} on ${payments.name}`, {
+      at: first,
+      until: times[times.length - 1]!,
+      dbSystemId: payments.id,
+      sourceIp: ip,
+      loginUser: 'root',
+    });
+  }
+
+  // 9. A DBA creates an all-powerful account at 03:40.
+  dbaChange(
+    story,
+    story.stableDba(),
+    payments,
+    clock(story, 1, 3, 40),
+    [
+      {
+        sqlCommand: 'create_user',
+        query: "CREATE USER 'svc_sync'@'%' IDENTIFIED BY <secret>",
+        expect: [
+          { rule: 'privilege.change', story: `account svc_sync created at night on ${payments.name}` },
+        ],
+      },
+      {
+        sqlCommand: 'grant',
+        query: "GRANT ALL PRIVILEGES ON *.* TO 'svc_sync'@'%' WITH GRANT OPTION",
+        expect: [
+          {
+            rule: 'privilege.change',
+            story: `ALL PRIVILEGES WITH GRANT OPTION to svc_sync on ${payments.name}`,
+          },
+        ],
+      },
+    ],
+    'incident',
+  );
+
+  // 10. The group mapping is widened: Contractors now reach dba_proxy.
+  dbaChange(
+    story,
+    story.stableDba(),
+    ordersDb,
+    clock(story, 1, 17, 45),
+    [
+      {
+        sqlCommand: 'alter_user',
+        query: `ALTER USER ''@'%' IDENTIFIED WITH 'authentication_oci' AS '${groupMapping(fleet, ordersDb, { [fleet.groups.contractors.id]: PROXY_ACCOUNTS.dba })}'`,
+        expect: [
+          {
+            rule: 'mapping.change',
+            story: `group mapping on ${ordersDb.name} widened: Contractors -> dba_proxy`,
+          },
+          { rule: 'privilege.change', story: `ALTER USER ''@'%' on ${ordersDb.name}` },
+        ],
+      },
+    ],
+    'incident',
+  );
+
+  // 11. Stolen developer credentials: self-added to DBAdmins at night, then the auth policy.
+  {
+    const m = cast.compromised;
+    const actor = { id: m.id, name: m.name, ip: '203.0.113.66' };
+    story.addMember(clock(story, 1, 2, 14), m, 'dba', {
+      actor,
+      kind: 'incident',
+      story: `${m.name} added themselves to DBAdmins at 02:14`,
+    });
+    const t = sec(clock(story, 1, 2, 19));
+    story.proxiedSession(m, payments, 'dba', t, 20, {
+      login: { user: m.alias, os: '', ip: '203.0.113.66', proxy: PROXY_LOGIN },
+      statements: [
+        {
+          at: t + 50_000,
+          sqlCommand: 'select',
+          query: 'SELECT * FROM card_token LIMIT 10000',
+          tables: [['card_token', 'read']],
+        },
+      ],
+    });
+    story.removeMember(clock(story, 1, 2, 47), m, 'dba', {
+      actor,
+      kind: 'incident',
+      story: `${m.name} removed themselves from DBAdmins`,
+    });
+    const changed = clock(story, 1, 11, 5);
+    story.emit(
+      story.iam.policyUpdated(changed, actor, fleet.authPolicy, fleet.authPolicy.statements, [
+        ...fleet.authPolicy.statements,
+        'Allow any-user to {AUTHENTICATION_INSPECT, GROUP_MEMBERSHIP_INSPECT} in tenancy',
+      ]),
+    );
+    story.expect('iam.auth-policy-change', 'incident', `${m.name} widened the mysql_dp_auth policy`, {
+      at: changed,
+      principalId: m.id,
+    });
+  }
+
+  // 12. Audit filter removed.
+  dbaChange(
+    story,
+    story.stableDba(),
+    logistics,
+    clock(story, 1, 20, 12),
+    [
+      {
+        sqlCommand: 'select',
+        query: "SELECT audit_log_filter_remove_user('%')",
+        expect: [{ rule: 'audit.tamper', story: `audit filter removed for all users on ${logistics.name}` }],
+      },
+    ],
+    'incident',
+  );
+}
