@@ -61,15 +61,21 @@ export class Directory {
     return id === undefined ? undefined : this.user(id);
   }
 
-  /** Learns a user (or a new name for one) from an IAM event. */
+  /**
+   * Learns a user (or a new name for one) from an IAM event. An id the directory does not know
+   * but a name it does (identity-domain events carry the domain's own user GUID) resolves to the
+   * known user, and the id becomes one of its aliases.
+   */
   noteUser(id: string | undefined, name: string | undefined): DirectoryUserRow | undefined {
     if (!id) return this.findUser(name);
-    const existing = this.user(id);
+    const existing = this.user(id) ?? this.findUser(id) ?? this.findUser(name);
     if (existing) {
-      if (name && existing.name !== name && !existing.aliases.includes(name)) {
-        existing.aliases.push(name);
-        this.index(existing);
-        this.cache.touch(USER, id);
+      for (const alias of [name, id]) {
+        if (alias && existing.id !== alias && existing.name !== alias && !existing.aliases.includes(alias)) {
+          existing.aliases.push(alias);
+          this.index(existing);
+          this.cache.touch(USER, existing.id);
+        }
       }
       return existing;
     }

@@ -156,3 +156,17 @@ describe('attribution', () => {
     expect(s.attribution?.problem).toBe('user-inactive');
   });
 });
+
+describe('identity-domain users', () => {
+  it('a sign-on carrying a domain user GUID and a known name corroborates that person', async () => {
+    const signOn = iam.signOn({ at: at(0), user: 'a1b2c3d4e5f6', ip: '10.0.0.5', mfa: 'PUSH' });
+    signOn.user = { id: 'a1b2c3d4e5f6', name: 'alice@example.com' };
+    const s = await sessionOf([
+      signOn,
+      db.connect({ at: at(5), conn: 1, account: 'dba_proxy', user: 'alice', ip: '10.0.0.5', proxy: true }),
+    ]);
+    expect(s.identity?.id).toBe(USERS.alice);
+    expect(s.attribution).toMatchObject({ method: 'login-name', confidence: 'corroborated' });
+    expect(s.mfaFactor).toBe('PUSH');
+  });
+});
