@@ -162,7 +162,10 @@ export class Pipeline {
       inBatch.add(key);
       fresh.push(item.event);
     }
-    const seen = fresh.length > 0 ? await this.store.filterSeen(fresh.map((e) => e.key)) : new Set<string>();
+    // Every seen key belongs to an applied event, so its time is at or before the released
+    // watermark: only events that old can be redeliveries the store knows of.
+    const old = fresh.filter((e) => e.ts <= this.clock.releasedTs);
+    const seen = old.length > 0 ? await this.store.filterSeen(old) : new Set<string>();
     const late: CanonicalEvent[] = [];
     const buffered: CanonicalEvent[] = [];
     const horizon = this.clock.releasedTs - this.config.retention;

@@ -29,13 +29,22 @@ export function dbSystemResolver(
     const ref = match ? known(match) : { id: dbSystem };
     return () => ref;
   }
+  const resolved = new Map<string, DbSystemRef | undefined>();
   return (path) => {
-    const stem = basename(path).split('.')[0] ?? '';
-    const parts = new Set([stem, ...path.split(sep)]);
-    const match = config.dbSystems.find((d) => parts.has(d.name) || parts.has(d.id));
-    if (match) return known(match);
-    return config.dbSystems.length === 1 ? known(config.dbSystems[0]!) : undefined;
+    if (resolved.has(path)) return resolved.get(path);
+    const ref = resolveByName(config, path);
+    resolved.set(path, ref);
+    return ref;
   };
+}
+
+function resolveByName(config: Config, path: string): DbSystemRef | undefined {
+  const stem = basename(path).split('.')[0] ?? '';
+  const parts = new Set([stem, ...path.split(sep)]);
+  const match =
+    config.dbSystems.find((d) => parts.has(d.name) || parts.has(d.id)) ??
+    (config.dbSystems.length === 1 ? config.dbSystems[0] : undefined);
+  return match ? { id: match.id, name: match.name } : undefined;
 }
 
 export type ReplayProgress = { records: number; alerts: number; input: string };

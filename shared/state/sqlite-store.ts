@@ -6,14 +6,20 @@ import type { CanonicalEvent } from '../../schemas/events.js';
 import type { Session } from '../../schemas/session.js';
 import { AuditError } from '../errors.js';
 import type { EntityRow } from './entity-cache.js';
-import type { CommitBatch, CommitResult, StateStore } from './state-store.js';
+import {
+  type CommitBatch,
+  type CommitResult,
+  SEEN_BUCKET_MS,
+  type StateStore,
+  seenBuckets,
+} from './state-store.js';
 
 /** Each entry upgrades the schema by one version; never edit a released one. */
 const MIGRATIONS: string[] = [
   `CREATE TABLE entity (scope TEXT NOT NULL, kind TEXT NOT NULL, key TEXT NOT NULL, body TEXT NOT NULL, PRIMARY KEY (scope, kind, key)) WITHOUT ROWID;
    CREATE TABLE pending (scope TEXT NOT NULL, key TEXT NOT NULL, ts INTEGER NOT NULL, body TEXT NOT NULL, PRIMARY KEY (scope, key)) WITHOUT ROWID;
-   CREATE TABLE seen (scope TEXT NOT NULL, key TEXT NOT NULL, ts INTEGER NOT NULL, PRIMARY KEY (scope, key)) WITHOUT ROWID;
-   CREATE INDEX seen_ts ON seen (scope, ts);
+   CREATE TABLE seen (id INTEGER PRIMARY KEY, scope TEXT NOT NULL, bucket INTEGER NOT NULL, keys TEXT NOT NULL);
+   CREATE INDEX seen_bucket ON seen (scope, bucket);
    CREATE TABLE sessions (id TEXT PRIMARY KEY, db TEXT NOT NULL, connect_ts INTEGER NOT NULL, open INTEGER NOT NULL, body TEXT NOT NULL);
    CREATE INDEX sessions_connect ON sessions (connect_ts);
    CREATE INDEX sessions_open ON sessions (open) WHERE open = 1;
@@ -104,8 +110,21 @@ export class SqliteStore implements StateStore {
       .map((r) => JSON.parse(r.body) as Session);
   }
 
-  async filterSeen(keys: string[]): Promise<Set<string>> {
-    return this.existing('SELECT key AS k FROM seen WHERE scope = ? AND key IN', keys, [this.scope]);
+  async filterSeen(events: { key: string; ts: number }[]): Promise<Set<string>> {
+    const wanted = seenBuckets(events);
+    const found = new Set<string>();
+    for (const part of chunks([...wanted.keys()])) {
+      const rows = this.db
+        .prepare<unknown[], { bucket: number; keys: string }>(
+          `SELECT bucket, keys FROM seen WHERE scope = ? AND bucket IN (${part.map(() => '?').join(',')})`,
+        )
+        .all(this.scope, ...part);
+      for (const row of rows) {
+        const stored = new Set(JSON.parse(row.keys) as string[]);
+        for (const key of wanted.get(row.bucket) ?? []) if (stored.has(key)) found.add(key);
+      }
+    }
+    return found;
   }
 
   async knownAlerts(ids: string[]): Promise<Set<string>> {
@@ -134,7 +153,7 @@ export class SqliteStore implements StateStore {
       'INSERT OR REPLACE INTO pending (scope, key, ts, body) VALUES (?, ?, ?, ?)',
     );
     const delPending = db.prepare('DELETE FROM pending WHERE scope = ? AND key = ?');
-    const putSeen = db.prepare('INSERT OR IGNORE INTO seen (scope, key, ts) VALUES (?, ?, ?)');
+    const putSeen = db.prepare('INSERT INTO seen (scope, bucket, keys) VALUES (?, ?, ?)');
     const putSession = db.prepare(
       'INSERT INTO sessions (id, db, connect_ts, open, body) VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET open = excluded.open, body = excluded.body',
     );
@@ -152,9 +171,13 @@ export class SqliteStore implements StateStore {
         }
         for (const ev of batch.pending.put) putPending.run(scope, ev.key, ev.ts, JSON.stringify(ev));
         for (const key of batch.pending.remove) delPending.run(scope, key);
-        for (const s of batch.seen) putSeen.run(scope, s.key, s.ts);
+        for (const [bucket, keys] of seenBuckets(batch.seen))
+          putSeen.run(scope, bucket, JSON.stringify(keys));
         if (batch.pruneSeenBefore !== undefined) {
-          db.prepare('DELETE FROM seen WHERE scope = ? AND ts < ?').run(scope, batch.pruneSeenBefore);
+          db.prepare('DELETE FROM seen WHERE scope = ? AND bucket < ?').run(
+            scope,
+            Math.floor(batch.pruneSeenBefore / SEEN_BUCKET_MS),
+          );
         }
         for (const s of batch.sessions) {
           const open = s.outcome === 'success' && s.disconnectTime === undefined ? 1 : 0;

@@ -10,7 +10,7 @@ export type CommitBatch = {
   entities: EntityChange[];
   /** Events waiting for the watermark: added, and released (by key). */
   pending: { put: CanonicalEvent[]; remove: string[] };
-  /** Dedupe keys of every record accepted in this batch. */
+  /** Dedupe keys (with event times) of every event applied in this batch. */
   seen: { key: string; ts: number }[];
   sessions: Session[];
   alerts: Alert[];
@@ -19,6 +19,24 @@ export type CommitBatch = {
   /** Drop seen keys older than this (the retention horizon). */
   pruneSeenBefore?: number;
 };
+
+/**
+ * Seen keys are stored in event-time buckets (one row per bucket and commit) rather than one row
+ * per event: a batch writes a handful of rows, and a lookup reads the buckets of the events asked.
+ */
+export const SEEN_BUCKET_MS = 60_000;
+
+/** Groups keys by seen bucket. */
+export function seenBuckets(events: readonly { key: string; ts: number }[]): Map<number, string[]> {
+  const buckets = new Map<number, string[]>();
+  for (const e of events) {
+    const b = Math.floor(e.ts / SEEN_BUCKET_MS);
+    const list = buckets.get(b);
+    if (list) list.push(e.key);
+    else buckets.set(b, [e.key]);
+  }
+  return buckets;
+}
 
 export type CommitResult = {
   /** Ids of the alerts this commit stored first: only these are delivered by this instance. */
@@ -36,8 +54,8 @@ export interface StateStore {
   loadPending(): Promise<CanonicalEvent[]>;
   /** Open sessions and those that connected at or after `since`. */
   loadSessions(since: number): Promise<Session[]>;
-  /** The subset of `keys` already seen. */
-  filterSeen(keys: string[]): Promise<Set<string>>;
+  /** The keys of `events` already seen (event time narrows the search). */
+  filterSeen(events: { key: string; ts: number }[]): Promise<Set<string>>;
   /** The subset of `ids` already stored as alerts. */
   knownAlerts(ids: string[]): Promise<Set<string>>;
   commit(batch: CommitBatch): Promise<CommitResult>;
