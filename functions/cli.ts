@@ -2,15 +2,24 @@
 // Bundled to dist/cli.cjs; a command is added by putting it into COMMANDS.
 import packageJson from '../package.json' with { type: 'json' };
 import { AuditError, exitCodeFor } from '../shared/errors.js';
-import type { CliCommand, CliIo } from './cli/io.js';
+import { backfillCommand } from './cli/backfill.js';
+import { consumeCommand } from './cli/consume.js';
 import { demoCommand } from './cli/demo.js';
+import type { CliCommand, CliIo } from './cli/io.js';
 import { normalizeCommand } from './cli/normalize.js';
 import { replayCommand } from './cli/replay.js';
 import { rulesCommand } from './cli/rules.js';
 
 const TOOL = 'heatwave-iam-audit';
 
-export const COMMANDS: readonly CliCommand[] = [demoCommand, replayCommand, normalizeCommand, rulesCommand];
+export const COMMANDS: readonly CliCommand[] = [
+  demoCommand,
+  replayCommand,
+  normalizeCommand,
+  rulesCommand,
+  consumeCommand,
+  backfillCommand,
+];
 
 function toolHelp(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

@@ -8,6 +8,10 @@
 //   are case-insensitive or PAD SPACE), and 3 of them fit InnoDB's 3072-byte index limit. A key
 //   over 255 UTF-8 bytes (or starting with a NUL byte) is stored as 0x00 + SHA-256, so the two
 //   forms never collide; entity rows keep such a key's text in `long_key` to read it back.
+//   Other keys are sent as text (utf8mb4 connection: the same bytes), half the size of X'..'.
+// - Statements go over the text protocol with client-side escaping (no server-side prepared
+//   statements to leak or count against max_prepared_stmt_count); each connection drops
+//   NO_BACKSLASH_ESCAPES from its sql_mode, which that escaping relies on.
 // - Bodies are LONGTEXT, not JSON: MySQL's JSON type reorders object keys (MariaDB's JSON is a
 //   LONGTEXT alias), and the stores must give back byte-identical bodies.
 // - Event times are BIGINT (epoch ms). Column names avoid reserved words (`key`) and keywords.
@@ -18,14 +22,25 @@
 // - Transactions run at READ COMMITTED: no gap locks, so instances writing other scopes do not
 //   block each other's inserts (and Group Replication recommends it).
 import { createHash } from 'node:crypto';
-import mysql, { type Pool, type PoolConnection, type ResultSetHeader, type RowDataPacket } from 'mysql2/promise';
+import mysql, {
+  type Pool,
+  type PoolConnection,
+  type ResultSetHeader,
+  type RowDataPacket,
+} from 'mysql2/promise';
 import type { Alert } from '../../schemas/alert.js';
 import type { CanonicalEvent } from '../../schemas/events.js';
 import type { Session } from '../../schemas/session.js';
 import { AuditError, type SafeDetails } from '../errors.js';
 import type { EntityRow } from './entity-cache.js';
-import { mergeAlert } from './sqlite-store.js';
-import type { CommitBatch, CommitResult, StateStore } from './state-store.js';
+import {
+  type CommitBatch,
+  type CommitResult,
+  mergeAlert,
+  SEEN_BUCKET_MS,
+  type StateStore,
+  seenBuckets,
+} from './state-store.js';
 
 const TABLE = 'ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin';
 
@@ -41,8 +56,10 @@ const MIGRATIONS: string[][] = [
        PRIMARY KEY (scope, kind, k)) ${TABLE}`,
     `CREATE TABLE IF NOT EXISTS pending (scope VARBINARY(255) NOT NULL, k VARBINARY(255) NOT NULL,
        ts BIGINT NOT NULL, body LONGTEXT NOT NULL, PRIMARY KEY (scope, k)) ${TABLE}`,
-    `CREATE TABLE IF NOT EXISTS seen (scope VARBINARY(255) NOT NULL, k VARBINARY(255) NOT NULL,
-       ts BIGINT NOT NULL, PRIMARY KEY (scope, k), KEY seen_ts (scope, ts)) ${TABLE}`,
+    // One row per event-time bucket and commit (see SEEN_BUCKET_MS); `keys` is reserved in MySQL.
+    `CREATE TABLE IF NOT EXISTS seen (id BIGINT NOT NULL AUTO_INCREMENT, scope VARBINARY(255) NOT NULL,
+       bucket BIGINT NOT NULL, seen_keys LONGTEXT NOT NULL, PRIMARY KEY (id),
+       KEY seen_bucket (scope, bucket)) ${TABLE}`,
     `CREATE TABLE IF NOT EXISTS sessions (id VARBINARY(255) NOT NULL, db TEXT NOT NULL,
        connect_ts BIGINT NOT NULL, is_open TINYINT NOT NULL, body LONGTEXT NOT NULL, PRIMARY KEY (id),
        KEY sessions_connect (connect_ts, id), KEY sessions_open (is_open)) ${TABLE}`,
@@ -61,6 +78,10 @@ export const MYSQL_SCHEMA_VERSION = MIGRATIONS.length;
 
 const ER_LOCK_WAIT_TIMEOUT = 1205;
 const ER_LOCK_DEADLOCK = 1213;
+/** MySQL 8.0.24+: the server closed an idle connection (wait_timeout). */
+const ER_CLIENT_INTERACTION_TIMEOUT = 4031;
+/** Times a statement is redone on a fresh connection after its connection died under it. */
+const MAX_RECONNECTS = 2;
 const MAX_KEY_BYTES = 255;
 const CHUNK_ROWS = 500;
 /** Well under the smallest default max_allowed_packet (MariaDB: 16 MiB). */
@@ -93,27 +114,39 @@ export type ContentionStats = { deadlocks: number; lockWaits: number };
 
 const DEFAULT_RETRY: RetryPolicy = { attempts: 20, baseMs: 5, maxMs: 1000 };
 
-/** The stored form of a key: its UTF-8 bytes, or 0x00 + SHA-256 when too long (see top). */
-export function storedKey(key: string): Buffer {
-  const bytes = Buffer.from(key, 'utf8');
-  if (bytes.length <= MAX_KEY_BYTES && bytes[0] !== 0) return bytes;
-  return Buffer.concat([Buffer.alloc(1), createHash('sha256').update(bytes).digest()]);
+/** A key as stored: the text itself, or 0x00 + SHA-256 of its UTF-8 bytes when too long (see top). */
+export type StoredKey = string | Buffer;
+
+export function storedKey(key: string): StoredKey {
+  if (key.charCodeAt(0) !== 0 && Buffer.byteLength(key, 'utf8') <= MAX_KEY_BYTES) return key;
+  return Buffer.concat([Buffer.alloc(1), createHash('sha256').update(key, 'utf8').digest()]);
 }
 
-function isHashed(stored: Buffer): boolean {
-  return stored[0] === 0;
+/** The key a stored column value stands for, in the form `storedKey` gave (hashed: as hex). */
+function lookupForm(value: StoredKey): string {
+  return typeof value === 'string' ? value : `\u0000${value.toString('hex')}`;
 }
 
-function kindBytes(kind: string): Buffer {
-  const bytes = Buffer.from(kind, 'utf8');
-  if (bytes.length > MAX_KEY_BYTES || bytes.length === 0) {
-    throw new AuditError('INTERNAL', 'entity kind must be 1 to 255 bytes', { details: { length: bytes.length } });
+function lookupFormOfColumn(column: Buffer): string {
+  return column[0] === 0 ? `\u0000${column.toString('hex')}` : column.toString('utf8');
+}
+
+/** One total order on stored keys, the same in every instance, so that writers lock rows alike. */
+function compareKeys(a: StoredKey, b: StoredKey): number {
+  if (typeof a === 'string') return typeof b === 'string' ? (a < b ? -1 : a > b ? 1 : 0) : 1;
+  return typeof b === 'string' ? -1 : Buffer.compare(a, b);
+}
+
+function byKey<T extends { k: StoredKey }>(a: T, b: T): number {
+  return compareKeys(a.k, b.k);
+}
+
+function checkedKind(kind: string): string {
+  const length = Buffer.byteLength(kind, 'utf8');
+  if (length > MAX_KEY_BYTES) {
+    throw new AuditError('INTERNAL', 'entity kind longer than 255 bytes', { details: { length } });
   }
-  return bytes;
-}
-
-function byKey<T extends { k: Buffer }>(a: T, b: T): number {
-  return Buffer.compare(a.k, b.k);
+  return kind;
 }
 
 /** Splits rows so that each multi-row statement stays under both limits. */
@@ -123,7 +156,8 @@ function chunkRows<T extends unknown[]>(rows: T[]): T[][] {
   let bytes = 0;
   for (const row of rows) {
     let size = 16;
-    for (const v of row) size += typeof v === 'string' ? v.length * 3 : Buffer.isBuffer(v) ? v.length * 2 : 20;
+    for (const v of row)
+      size += typeof v === 'string' ? v.length * 3 : Buffer.isBuffer(v) ? v.length * 2 : 20;
     if (part.length > 0 && (part.length >= CHUNK_ROWS || bytes + size > CHUNK_BYTES)) {
       out.push(part);
       part = [];
@@ -145,6 +179,13 @@ function chunks<T>(items: T[], size = CHUNK_ROWS): T[][] {
 function errno(error: unknown): number | undefined {
   const n = (error as { errno?: unknown } | null)?.errno;
   return typeof n === 'number' ? n : undefined;
+}
+
+/** The connection is gone (killed, timed out, failover, a frozen function's socket reset). */
+function connectionLost(error: unknown): boolean {
+  return (
+    (error as { fatal?: unknown } | null)?.fatal === true || errno(error) === ER_CLIENT_INTERACTION_TIMEOUT
+  );
 }
 
 function errorDetails(error: unknown): SafeDetails {
@@ -194,7 +235,13 @@ async function insertRows(conn: Conn, head: string, rows: unknown[][], tail = ''
   for (const part of chunkRows(rows)) await run(conn, `${head} VALUES ? ${tail}`, [part]);
 }
 
-type AlertRow = { id: Buffer; alert_time: Buffer; body: string; occurrences: number; last_time: string | null };
+type AlertRow = {
+  id: Buffer;
+  alert_time: Buffer;
+  body: string;
+  occurrences: number;
+  last_time: string | null;
+};
 
 export class MySqlStore implements StateStore {
   private readonly contention: ContentionStats = { deadlocks: 0, lockWaits: 0 };
@@ -203,7 +250,7 @@ export class MySqlStore implements StateStore {
 
   private constructor(
     private readonly pool: Pool,
-    private readonly scope: Buffer,
+    private readonly scope: StoredKey,
     private readonly sessionSetup: string[],
     private readonly retry: RetryPolicy,
     private readonly where: SafeDetails,
@@ -235,7 +282,9 @@ export class MySqlStore implements StateStore {
     pool.on('connection', (c) => c.on('error', () => {}));
     const setup = ['SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED'];
     if (opts.lockWaitTimeoutSec !== undefined) {
-      setup.push(`SET SESSION innodb_lock_wait_timeout = ${Math.max(1, Math.floor(opts.lockWaitTimeoutSec))}`);
+      setup.push(
+        `SET SESSION innodb_lock_wait_timeout = ${Math.max(1, Math.floor(opts.lockWaitTimeoutSec))}`,
+      );
     }
     const store = new MySqlStore(
       pool,
@@ -259,7 +308,7 @@ export class MySqlStore implements StateStore {
   }
 
   private async migrate(database: string): Promise<void> {
-    const conn = await this.pool.getConnection();
+    const conn = await this.connection();
     // Server-wide named lock (64 characters at most): concurrent first opens migrate once.
     const lock = `hwaudit.migrate.${database}`.slice(0, 64);
     try {
@@ -274,7 +323,10 @@ export class MySqlStore implements StateStore {
           `CREATE TABLE IF NOT EXISTS schema_version (version INT NOT NULL, applied_at BIGINT NOT NULL,
              PRIMARY KEY (version)) ${TABLE}`,
         );
-        const [row] = await select<{ v: number | null }>(conn, 'SELECT MAX(version) AS v FROM schema_version');
+        const [row] = await select<{ v: number | null }>(
+          conn,
+          'SELECT MAX(version) AS v FROM schema_version',
+        );
         const version = Number(row?.v ?? 0);
         if (version > MIGRATIONS.length) {
           throw new AuditError('STORE_FAILED', 'the state store was written by a newer version', {
@@ -283,7 +335,10 @@ export class MySqlStore implements StateStore {
         }
         for (let v = version; v < MIGRATIONS.length; v++) {
           for (const statement of MIGRATIONS[v]!) await conn.query(statement);
-          await run(conn, 'INSERT INTO schema_version (version, applied_at) VALUES (?, ?)', [v + 1, Date.now()]);
+          await run(conn, 'INSERT INTO schema_version (version, applied_at) VALUES (?, ?)', [
+            v + 1,
+            Date.now(),
+          ]);
         }
       } finally {
         await conn.query('SELECT RELEASE_LOCK(?)', [lock]);
@@ -293,11 +348,19 @@ export class MySqlStore implements StateStore {
     }
   }
 
+  /** A pooled connection, set up for this store on first use. */
   private async connection(): Promise<PoolConnection> {
     const conn = await this.pool.getConnection();
     if (!this.ready.has(conn.connection)) {
       try {
         for (const statement of this.sessionSetup) await conn.query(statement);
+        const [mode] = await select<{ m: string }>(conn, 'SELECT @@SESSION.sql_mode AS m');
+        const modes = String(mode?.m ?? '').split(',');
+        if (modes.includes('NO_BACKSLASH_ESCAPES')) {
+          await conn.query('SET SESSION sql_mode = ?', [
+            modes.filter((m) => m !== 'NO_BACKSLASH_ESCAPES').join(','),
+          ]);
+        }
       } catch (cause) {
         conn.destroy();
         throw cause;
@@ -309,12 +372,15 @@ export class MySqlStore implements StateStore {
 
   /** Runs `work` in one transaction, redone from the start after a deadlock or lock wait timeout. */
   private async transaction<T>(what: string, work: (conn: PoolConnection) => Promise<T>): Promise<T> {
+    let reconnects = 0;
     for (let attempt = 1; ; attempt++) {
       let conn: PoolConnection | undefined;
+      let committing = false;
       try {
         conn = await this.connection();
         await conn.query('START TRANSACTION');
         const result = await work(conn);
+        committing = true;
         await conn.query('COMMIT');
         conn.release();
         return result;
@@ -326,6 +392,12 @@ export class MySqlStore implements StateStore {
             () => c.release(),
             () => c.destroy(),
           );
+        }
+        // A connection lost before COMMIT took its transaction with it: redo it on a fresh one. Lost
+        // during COMMIT, the outcome is unknown: surface it (the batch is redone on redelivery).
+        if (conn && !committing && connectionLost(cause) && reconnects < MAX_RECONNECTS) {
+          reconnects++;
+          continue;
         }
         const n = errno(cause);
         if ((n === ER_LOCK_DEADLOCK || n === ER_LOCK_WAIT_TIMEOUT) && attempt < this.retry.attempts) {
@@ -340,12 +412,21 @@ export class MySqlStore implements StateStore {
     }
   }
 
-  /** A read outside any transaction. */
+  /** A read outside any transaction (autocommit: a consistent snapshot, no locks). */
   private async read<T>(what: string, sql: string, params: unknown[] = []): Promise<T[]> {
-    try {
-      return await select<T>(this.pool, sql, params);
-    } catch (cause) {
-      throw storeFailed(`state store ${what} failed`, cause);
+    for (let reconnects = 0; ; reconnects++) {
+      let conn: PoolConnection | undefined;
+      try {
+        conn = await this.connection();
+        const rows = await select<T>(conn, sql, params);
+        conn.release();
+        return rows;
+      } catch (cause) {
+        if (conn && connectionLost(cause)) conn.destroy();
+        else conn?.release();
+        if (conn && connectionLost(cause) && reconnects < MAX_RECONNECTS) continue;
+        throw storeFailed(`state store ${what} failed`, cause);
+      }
     }
   }
 
@@ -378,8 +459,21 @@ export class MySqlStore implements StateStore {
     return rows.map((r) => JSON.parse(r.body) as Session);
   }
 
-  async filterSeen(keys: string[]): Promise<Set<string>> {
-    return this.existing('SELECT k FROM seen WHERE scope = ? AND k IN (?)', keys, [this.scope]);
+  async filterSeen(events: { key: string; ts: number }[]): Promise<Set<string>> {
+    const wanted = seenBuckets(events);
+    const found = new Set<string>();
+    for (const part of chunks([...wanted.keys()])) {
+      const rows = await this.read<{ bucket: number; seen_keys: string }>(
+        'lookup',
+        'SELECT bucket, seen_keys FROM seen WHERE scope = ? AND bucket IN (?)',
+        [this.scope, part],
+      );
+      for (const row of rows) {
+        const stored = new Set(JSON.parse(row.seen_keys) as string[]);
+        for (const key of wanted.get(Number(row.bucket)) ?? []) if (stored.has(key)) found.add(key);
+      }
+    }
+    return found;
   }
 
   async knownAlerts(ids: string[]): Promise<Set<string>> {
@@ -388,57 +482,32 @@ export class MySqlStore implements StateStore {
 
   private async existing(sql: string, keys: string[], params: unknown[] = []): Promise<Set<string>> {
     const found = new Set<string>();
-    for (const part of chunks(keys)) {
-      const byStored = new Map<string, string[]>();
+    for (const part of chunks([...new Set(keys)])) {
+      const asked = new Map<string, string>();
+      const values: StoredKey[] = [];
       for (const key of part) {
-        const hex = storedKey(key).toString('hex');
-        byStored.set(hex, [...(byStored.get(hex) ?? []), key]);
+        const value = storedKey(key);
+        asked.set(lookupForm(value), key);
+        values.push(value);
       }
-      const stored = [...byStored.keys()].map((hex) => Buffer.from(hex, 'hex'));
-      const rows = await this.read<{ k: Buffer }>('lookup', sql, [...params, stored]);
-      for (const r of rows) for (const key of byStored.get(r.k.toString('hex')) ?? []) found.add(key);
+      const rows = await this.read<{ k: Buffer }>('lookup', sql, [...params, values]);
+      for (const r of rows) {
+        const key = asked.get(lookupFormOfColumn(r.k));
+        if (key !== undefined) found.add(key);
+      }
     }
     return found;
   }
 
   async commit(batch: CommitBatch): Promise<CommitResult> {
-    const scope = this.scope;
-    // Rows are built and sorted once, outside the transaction, so that a retry redoes only SQL.
-    // Sorting by key makes concurrent writers lock shared rows in the same order.
-    const upserts: [Buffer, Buffer, Buffer, string | null, string][] = [];
-    const deletes = new Map<string, Buffer[]>();
-    for (const e of batch.entities) {
-      const k = storedKey(e.key);
-      if (e.body === null) {
-        deletes.set(e.kind, [...(deletes.get(e.kind) ?? []), k]);
-      } else {
-        upserts.push([scope, kindBytes(e.kind), k, isHashed(k) ? e.key : null, JSON.stringify(e.body)]);
-      }
+    let rows: ReturnType<MySqlStore['commitRows']>;
+    try {
+      rows = this.commitRows(batch);
+    } catch (cause) {
+      throw storeFailed('state store commit failed', cause);
     }
-    upserts.sort((a, b) => Buffer.compare(a[1], b[1]) || Buffer.compare(a[2], b[2]));
-    const pendingPut = batch.pending.put
-      .map((ev) => ({ k: storedKey(ev.key), ts: ev.ts, body: JSON.stringify(ev) }))
-      .sort(byKey)
-      .map((p) => [scope, p.k, p.ts, p.body]);
-    const pendingRemove = batch.pending.remove.map(storedKey).sort(Buffer.compare);
-    const seen = batch.seen
-      .map((s) => ({ k: storedKey(s.key), ts: s.ts }))
-      .sort(byKey)
-      .map((s) => [scope, s.k, s.ts]);
-    const sessions = batch.sessions
-      .map((s) => ({ k: storedKey(s.id), s }))
-      .sort(byKey)
-      .map(({ k, s }) => [
-        k,
-        s.dbSystem.id,
-        s.connectTs,
-        s.outcome === 'success' && s.disconnectTime === undefined ? 1 : 0,
-        JSON.stringify(s),
-      ]);
-    const alerts = batch.alerts.map((a) => ({ k: storedKey(a.id), a })).sort(byKey);
-    const updates = batch.alertUpdates.map((u) => ({ k: storedKey(u.id), u })).sort(byKey);
-    const dead = batch.deadLetters.map((d) => [JSON.stringify(d)]);
-
+    const { upserts, deletes, pendingPut, pendingRemove, seen, sessions, alerts, updates, dead } = rows;
+    const scope = this.scope;
     return this.transaction('commit', async (conn) => {
       const newAlerts = new Set<string>();
       if (upserts.length > 0) {
@@ -450,10 +519,10 @@ export class MySqlStore implements StateStore {
         );
       }
       for (const [kind, keys] of deletes) {
-        for (const part of chunks(keys.sort(Buffer.compare))) {
+        for (const part of chunks(keys)) {
           await run(conn, 'DELETE FROM entity WHERE scope = ? AND kind = ? AND k IN (?)', [
             scope,
-            kindBytes(kind),
+            kind,
             part,
           ]);
         }
@@ -469,9 +538,12 @@ export class MySqlStore implements StateStore {
       for (const part of chunks(pendingRemove)) {
         await run(conn, 'DELETE FROM pending WHERE scope = ? AND k IN (?)', [scope, part]);
       }
-      if (seen.length > 0) await insertRows(conn, 'INSERT IGNORE INTO seen (scope, k, ts)', seen);
+      if (seen.length > 0) await insertRows(conn, 'INSERT INTO seen (scope, bucket, seen_keys)', seen);
       if (batch.pruneSeenBefore !== undefined) {
-        await run(conn, 'DELETE FROM seen WHERE scope = ? AND ts < ?', [scope, batch.pruneSeenBefore]);
+        await run(conn, 'DELETE FROM seen WHERE scope = ? AND bucket < ?', [
+          scope,
+          Math.floor(batch.pruneSeenBefore / SEEN_BUCKET_MS),
+        ]);
       }
       if (sessions.length > 0) {
         await insertRows(
@@ -482,11 +554,11 @@ export class MySqlStore implements StateStore {
         );
       }
       // One statement per alert: its affected-row count says whether this commit stored it first.
-      for (const { k, a } of alerts) {
+      for (const { k, a, body } of alerts) {
         const result = await run(
           conn,
           'INSERT IGNORE INTO alerts (id, rule, alert_time, body, occurrences, last_time) VALUES (?, ?, ?, ?, 1, NULL)',
-          [k, a.rule, Buffer.from(a.time, 'utf8'), JSON.stringify(a)],
+          [k, a.rule, a.time, body],
         );
         if (result.affectedRows > 0) newAlerts.add(a.id);
       }
@@ -502,12 +574,55 @@ export class MySqlStore implements StateStore {
     });
   }
 
+  /**
+   * A commit's rows, built and sorted once outside the transaction so that a retry redoes only
+   * SQL. Sorting by key makes concurrent writers lock shared rows in the same order.
+   */
+  private commitRows(batch: CommitBatch) {
+    const scope = this.scope;
+    const upserts: [StoredKey, string, StoredKey, string | null, string][] = [];
+    const deletes = new Map<string, StoredKey[]>();
+    for (const e of batch.entities) {
+      const k = storedKey(e.key);
+      const kind = checkedKind(e.kind);
+      if (e.body === null) deletes.set(kind, [...(deletes.get(kind) ?? []), k]);
+      else upserts.push([scope, kind, k, typeof k === 'string' ? null : e.key, JSON.stringify(e.body)]);
+    }
+    upserts.sort((a, b) => compareKeys(a[1], b[1]) || compareKeys(a[2], b[2]));
+    for (const keys of deletes.values()) keys.sort(compareKeys);
+    return {
+      upserts,
+      deletes,
+      pendingPut: batch.pending.put
+        .map((ev) => ({ k: storedKey(ev.key), ts: ev.ts, body: JSON.stringify(ev) }))
+        .sort(byKey)
+        .map((p) => [scope, p.k, p.ts, p.body]),
+      pendingRemove: batch.pending.remove.map(storedKey).sort(compareKeys),
+      seen: [...seenBuckets(batch.seen)]
+        .sort(([a], [b]) => a - b)
+        .map(([bucket, keys]) => [scope, bucket, JSON.stringify(keys)]),
+      sessions: batch.sessions
+        .map((s) => ({ k: storedKey(s.id), s }))
+        .sort(byKey)
+        .map(({ k, s }) => [
+          k,
+          s.dbSystem.id,
+          s.connectTs,
+          s.outcome === 'success' && s.disconnectTime === undefined ? 1 : 0,
+          JSON.stringify(s),
+        ]),
+      alerts: batch.alerts.map((a) => ({ k: storedKey(a.id), a, body: JSON.stringify(a) })).sort(byKey),
+      updates: batch.alertUpdates.map((u) => ({ k: storedKey(u.id), u })).sort(byKey),
+      dead: batch.deadLetters.map((d) => [JSON.stringify(d)]),
+    };
+  }
+
   async markDelivered(sink: string, ids: string[]): Promise<void> {
     if (ids.length === 0) return;
     const s = storedKey(sink);
     const rows = ids
       .map(storedKey)
-      .sort(Buffer.compare)
+      .sort(compareKeys)
       .map((k) => [k, s]);
     await this.transaction('delivery record', (conn) =>
       insertRows(conn, 'INSERT IGNORE INTO deliveries (alert_id, sink)', rows),

@@ -9,6 +9,7 @@ import type { EntityRow } from './entity-cache.js';
 import {
   type CommitBatch,
   type CommitResult,
+  mergeAlert,
   SEEN_BUCKET_MS,
   type StateStore,
   seenBuckets,
@@ -36,12 +37,6 @@ function chunks<T>(items: T[], size = CHUNK): T[][] {
   const out: T[][] = [];
   for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
   return out;
-}
-
-export function mergeAlert(body: string, occurrences: number, lastTime: string | null): Alert {
-  const alert = JSON.parse(body) as Alert;
-  if (occurrences > 1) alert.details = { ...alert.details, occurrences, ...(lastTime ? { lastTime } : {}) };
-  return alert;
 }
 
 export class SqliteStore implements StateStore {

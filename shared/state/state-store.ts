@@ -68,3 +68,10 @@ export interface StateStore {
   deadLetterCount(): Promise<number>;
   close(): Promise<void>;
 }
+
+/** An alert as stored, with the occurrences merged into it since (kept in their own columns). */
+export function mergeAlert(body: string, occurrences: number, lastTime: string | null): Alert {
+  const alert = JSON.parse(body) as Alert;
+  if (occurrences > 1) alert.details = { ...alert.details, occurrences, ...(lastTime ? { lastTime } : {}) };
+  return alert;
+}

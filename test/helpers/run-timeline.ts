@@ -28,11 +28,15 @@ export async function runBatches(
   const { config, rules } = testConfig(opts.config);
   const store = opts.store ?? SqliteStore.open(':memory:');
   const pipeline = await Pipeline.open({ config, rules, store });
-  for (const batch of batches) await pipeline.ingest(batch.map((event) => ({ type: 'event' as const, event })));
+  for (const batch of batches)
+    await pipeline.ingest(batch.map((event) => ({ type: 'event' as const, event })));
   await pipeline.finish(opts.asOf === undefined ? undefined : Date.parse(opts.asOf));
   return { alerts: await collect(store.alerts()), sessions: await collect(store.sessions()), pipeline };
 }
 
-export function runTimeline(events: CanonicalEvent[], opts: { config?: Partial<ConfigInput>; asOf?: string } = {}) {
+export function runTimeline(
+  events: CanonicalEvent[],
+  opts: { config?: Partial<ConfigInput>; asOf?: string } = {},
+) {
   return runBatches([events], opts);
 }

@@ -1,0 +1,197 @@
+// `backfill`: reads past OCI IAM audit events of a compartment (Audit API or Logging Search)
+// window by window into the pipeline, resumable from a checkpoint file. docs/consume-backfill.md.
+import { parseDuration } from '../../schemas/config.js';
+import { loadConfigFile } from '../../shared/config/load-config.js';
+import { AuditError } from '../../shared/errors.js';
+import { ociAuthProvider, ociAuthSpecFromEnv } from '../../shared/oci/auth.js';
+import { createOciClient } from '../../shared/oci/clients.js';
+import {
+  BACKFILL_SOURCES,
+  type BackfillOptions,
+  type BackfillSource,
+  backfill,
+  DEFAULT_OVERLAP_MS,
+  fileCheckpoint,
+} from '../../shared/sources/backfill.js';
+import { toIso } from '../../shared/time.js';
+import {
+  alertOutput,
+  type CliDeps,
+  formatOption,
+  openScopedPipeline,
+  stateOption,
+  stopSignal,
+  timeOption,
+  warnOnce,
+} from './consume.js';
+import { type CliCommand, type CliIo, parseCommandArgs } from './io.js';
+
+export const BACKFILL_HELP = `Usage: heatwave-iam-audit backfill --compartment OCID --from TIME --config FILE [options]
+
+Reads the OCI audit events of a compartment between two times, from the Audit API (ListEvents)
+or from Logging Search (the _Audit log), in minute-aligned windows whose queries overlap (events
+appear up to ~15 minutes late; duplicates are dropped), and writes one alert per line. After each
+window it records its end in the checkpoint: a second run with the same checkpoint continues
+where the first one stopped.
+
+Options:
+  --compartment OCID  compartment whose audit events are read             (required)
+  --from TIME         start, ISO 8601 (rounded down to the minute)        (required)
+  --to TIME           end, ISO 8601 (rounded up to the minute)            (default: now)
+  --source SOURCE     audit (Audit API) or logging (Logging Search)       (default: audit)
+  --config FILE       pipeline configuration (YAML or JSON)               (required)
+  --state FILE|URL    state store: a SQLite file or a mysql:// URL      (default: temporary)
+  --scope NAME        state scope the events are correlated in            (default: default,
+                      the scope replay uses)
+  --checkpoint FILE   checkpoint file   (default: <state file>.backfill-<source>.json with a
+                      SQLite --state; none otherwise, and the run cannot be resumed)
+  --window DURATION   window length, ISO 8601      (default: PT1H for audit; P14D minus the
+                      overlap for logging, the longest search Logging Search allows)
+  --overlap DURATION  how far each window's query reaches back, at least PT15M
+                                                                     (default: PT20M)
+  --include-subcompartments
+                      logging: search _Audit_Include_Subcompartment
+  --endpoint URL      service endpoint (default: HWAUDIT_OCI_ENDPOINT_AUDIT or
+                      HWAUDIT_OCI_ENDPOINT_LOGGINGSEARCH, HWAUDIT_OCI_ENDPOINT, the region)
+  --format FORMAT     alert format: jsonl, ocsf, cef or ecs               (default: jsonl)
+  --out FILE          alerts file (appended to)                           (default: stdout)
+  -h, --help          this help
+
+At the end the timeline is finished as of min(--to, now): buffered events are applied and timers
+fire. SIGTERM or SIGINT stop at the next page; the window in progress was not checkpointed and
+is read again by the next run (duplicates are dropped), so nothing is lost.
+`;
+
+const MIN_OVERLAP_MS = 15 * 60_000;
+
+export type BackfillDeps = CliDeps & {
+  /** Tuning passed to the backfill (retries, sleeps, page sizes). */
+  backfill?: Partial<Pick<BackfillOptions, 'retry' | 'sleep' | 'pageLimit' | 'batchSize' | 'now'>>;
+};
+
+function durationOption(name: string, value: string): number {
+  const ms = parseDuration(value);
+  if (ms === undefined || ms <= 0)
+    throw new AuditError('USAGE', `${name} expects an ISO 8601 duration such as PT1H`);
+  return ms;
+}
+
+export async function runBackfill(argv: string[], io: CliIo, deps: BackfillDeps = {}): Promise<number> {
+  const { values } = parseCommandArgs('backfill', argv, {
+    compartment: { type: 'string' },
+    from: { type: 'string' },
+    to: { type: 'string' },
+    source: { type: 'string', default: 'audit' },
+    config: { type: 'string' },
+    state: { type: 'string' },
+    scope: { type: 'string', default: 'default' },
+    checkpoint: { type: 'string' },
+    window: { type: 'string' },
+    overlap: { type: 'string', default: 'PT20M' },
+    'include-subcompartments': { type: 'boolean', default: false },
+    endpoint: { type: 'string' },
+    format: { type: 'string', default: 'jsonl' },
+    out: { type: 'string' },
+  });
+  for (const required of ['compartment', 'from', 'config'] as const) {
+    if (!values[required])
+      throw new AuditError('USAGE', `backfill needs --${required} (see backfill --help)`);
+  }
+  if (!(BACKFILL_SOURCES as readonly string[]).includes(values.source)) {
+    throw new AuditError('USAGE', `--source expects one of: ${BACKFILL_SOURCES.join(', ')}`);
+  }
+  const source = values.source as BackfillSource;
+  if (values['include-subcompartments'] && source !== 'logging') {
+    throw new AuditError('USAGE', '--include-subcompartments works with --source logging only');
+  }
+  const now = deps.backfill?.now ?? Date.now;
+  const from = timeOption('--from', values.from!);
+  const to = values.to === undefined ? now() : timeOption('--to', values.to);
+  if (!(to > from)) throw new AuditError('USAGE', '--to must be after --from');
+  const overlapMs =
+    values.overlap === undefined ? DEFAULT_OVERLAP_MS : durationOption('--overlap', values.overlap);
+  if (overlapMs < MIN_OVERLAP_MS) {
+    throw new AuditError(
+      'USAGE',
+      '--overlap must be at least PT15M: audit events appear up to 15 minutes late',
+    );
+  }
+  const windowMs = values.window === undefined ? undefined : durationOption('--window', values.window);
+  const format = formatOption(values.format);
+  const env = deps.env ?? process.env;
+  const state = stateOption(values.state, env);
+  const { config, rules } = await loadConfigFile(values.config!);
+  const auth = await ociAuthProvider(ociAuthSpecFromEnv(env));
+  const endpoint = values.endpoint !== undefined ? { endpoint: values.endpoint } : {};
+  const clients =
+    source === 'audit'
+      ? { audit: await createOciClient('audit', { auth, env, ...endpoint }) }
+      : { logSearch: await createOciClient('loggingsearch', { auth, env, ...endpoint }) };
+
+  const checkpointPath =
+    values.checkpoint ??
+    (!state.temporary && state.kind === 'sqlite' ? `${state.spec}.backfill-${source}.json` : undefined);
+  if (checkpointPath === undefined) {
+    io.stderr.write(
+      'backfill: no --checkpoint (and no SQLite --state to put one beside): this run cannot be resumed\n',
+    );
+  }
+  const output = alertOutput(io, values.out, format);
+  const stop = stopSignal(io, deps, 'backfill');
+  const progressMs = deps.progressMs ?? 1000;
+  let lastProgress = 0;
+  const started = Date.now();
+  const partition = await openScopedPipeline({
+    spec: state.spec,
+    scope: values.scope,
+    config,
+    rules,
+    sinks: [output.sink],
+    env,
+    warn: warnOnce(io, 'backfill'),
+  });
+  try {
+    const result = await backfill({
+      ...deps.backfill,
+      ...clients,
+      source,
+      compartmentId: values.compartment!,
+      from,
+      to,
+      pipeline: partition.pipeline,
+      overlapMs,
+      includeSubcompartments: values['include-subcompartments'],
+      signal: stop.signal,
+      ...(windowMs !== undefined ? { windowMs } : {}),
+      ...(checkpointPath !== undefined ? { checkpoint: fileCheckpoint(checkpointPath) } : {}),
+      onProgress: (p) => {
+        const t = Date.now();
+        if (t - lastProgress < progressMs && p.windowsDone < p.windowsTotal) return;
+        lastProgress = t;
+        io.stderr.write(
+          `backfill: window ${p.windowsDone}/${p.windowsTotal} done (to ${toIso(p.windowEnd)}), ${p.pages} pages, ${p.records} records, ${p.alerts} alerts\n`,
+        );
+      },
+    });
+    const seconds = ((Date.now() - started) / 1000).toFixed(1);
+    io.stderr.write(
+      `backfill: ${result.completed ? 'complete' : 'stopped'}${result.resumed ? ` (resumed at ${toIso(result.startedAt)})` : ''}; ` +
+        `${result.windows} windows, ${result.pages} pages, ${result.records} records (${result.events} events, ${result.dead} dead letters), ` +
+        `${result.alerts} alerts in ${seconds} s; ${result.calls} calls, throttled ${result.throttled}; ` +
+        `committed until ${toIso(result.completedUntil)}\n`,
+    );
+    return 0;
+  } finally {
+    stop.dispose();
+    await partition.close();
+    await output.close();
+    state.cleanup();
+  }
+}
+
+export const backfillCommand: CliCommand = {
+  name: 'backfill',
+  summary: 'read past OCI IAM audit events (Audit API or Logging Search), resumable',
+  usage: BACKFILL_HELP,
+  run: (args, io) => runBackfill(args, io),
+};

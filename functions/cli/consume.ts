@@ -1,0 +1,312 @@
+// `consume`: reads an OCI stream as one instance of a consumer group until stopped. SIGTERM /
+// SIGINT finish the in-flight batch, commit it and exit 0. docs/consume-backfill.md.
+
+import { createWriteStream, mkdtempSync, rmSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { finished } from 'node:stream/promises';
+import type { Config } from '../../schemas/config.js';
+import type { ActiveRule } from '../../shared/config/active-rules.js';
+import { loadConfigFile } from '../../shared/config/load-config.js';
+import {
+  formatAlert,
+  isOutputFormat,
+  OUTPUT_FORMATS,
+  type OutputFormat,
+} from '../../shared/emit/formats/format.js';
+import { JsonlSink } from '../../shared/emit/jsonl-sink.js';
+import type { AlertSink } from '../../shared/emit/sink.js';
+import { AuditError } from '../../shared/errors.js';
+import { ociAuthProvider, ociAuthSpecFromEnv } from '../../shared/oci/auth.js';
+import { createOciClient } from '../../shared/oci/clients.js';
+import { Pipeline } from '../../shared/pipeline.js';
+import { dbSystemResolver } from '../../shared/replay.js';
+import {
+  type ConsumerOptions,
+  type PartitionPipeline,
+  StreamConsumer,
+  type StreamStart,
+} from '../../shared/sources/stream-consumer.js';
+import { openStore, parseStoreSpec } from '../../shared/state/open-store.js';
+import { type CliCommand, type CliIo, parseCommandArgs } from './io.js';
+
+export const CONSUME_HELP = `Usage: heatwave-iam-audit consume --stream OCID --group NAME --config FILE [options]
+
+Reads an OCI stream (collector records, OCI audit CloudEvents, Connector Hub payloads) as one
+instance of a consumer group, correlates it and writes one alert per line, until stopped.
+SIGTERM or SIGINT finishes the batch in progress, commits it and exits 0. Instances of one
+group share the stream's partitions; state is kept per partition, so any number of instances
+gives the same alerts.
+
+Options:
+  --stream OCID       stream to read                                      (required)
+  --group NAME        consumer group                                      (required)
+  --instance NAME     instance name within the group         (default: <hostname>-<pid>)
+  --config FILE       pipeline configuration (YAML or JSON)               (required)
+  --state FILE|URL    state store: a SQLite file, or mysql://user@host:port/db for a
+                      store shared by instances on several hosts (password from
+                      HWAUDIT_STATE_PASSWORD)                         (default: temporary)
+  --endpoint URL      the stream pool's messages endpoint
+                      (default: HWAUDIT_OCI_ENDPOINT_STREAMING, then HWAUDIT_OCI_ENDPOINT)
+  --start WHERE       where a new group starts: trim-horizon, latest or an ISO 8601 time
+                                                                     (default: trim-horizon)
+  --limit N           messages per GetMessages, 1..10000                  (default: 5000)
+  --db-system ID      DB system of raw MySQL records that name none
+  --format FORMAT     alert format: jsonl, ocsf, cef or ecs               (default: jsonl)
+  --out FILE          alerts file (appended to)                           (default: stdout)
+  --until-idle        exit 0 once the instance's partitions are drained
+  -h, --help          this help
+
+Authentication: HWAUDIT_OCI_AUTH (config-file, session-token, resource-principal,
+instance-principal), HWAUDIT_OCI_CONFIG_FILE, HWAUDIT_OCI_PROFILE.
+`;
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+/** What tests inject; the real command uses the process's environment and signals. */
+export type CliDeps = {
+  env?: Env;
+  /** Stops the command like SIGTERM does. */
+  signal?: AbortSignal;
+  /** Listen to SIGTERM / SIGINT. Default true. */
+  handleSignals?: boolean;
+  /** Minimum ms between progress lines on stderr. Default 1000. */
+  progressMs?: number;
+};
+
+export type ConsumeDeps = CliDeps & {
+  /** Tuning passed to the consumer (pacing, retries, sleeps). */
+  consumer?: Partial<Omit<ConsumerOptions, 'client' | 'openPartition' | 'streamId' | 'group' | 'instance'>>;
+};
+
+export function formatOption(value: string): OutputFormat {
+  if (!isOutputFormat(value)) {
+    throw new AuditError(
+      'USAGE',
+      `--format ${value} is not a format (use one of: ${OUTPUT_FORMATS.join(', ')})`,
+    );
+  }
+  return value;
+}
+
+export function timeOption(name: string, value: string): number {
+  const ms = Date.parse(value);
+  if (Number.isNaN(ms))
+    throw new AuditError('USAGE', `${name} expects an ISO 8601 time such as 2026-11-02T12:00:00Z`);
+  return ms;
+}
+
+function startOption(value: string): StreamStart {
+  const v = value.toLowerCase();
+  if (v === 'trim-horizon') return 'TRIM_HORIZON';
+  if (v === 'latest') return 'LATEST';
+  return { atTime: new Date(timeOption('--start', value)) };
+}
+
+/** Alerts output: a file opened for appending (a consumer restarts), or stdout. */
+export function alertOutput(
+  io: CliIo,
+  path: string | undefined,
+  format: OutputFormat,
+): { sink: AlertSink; close(): Promise<void> } {
+  const out = path ? createWriteStream(path, { flags: 'a' }) : io.stdout;
+  return {
+    sink: new JsonlSink(out, format, (a) => formatAlert(format, a)),
+    async close() {
+      if (!path) return;
+      out.end();
+      await finished(out);
+    },
+  };
+}
+
+/**
+ * The state store spec (`--state`): a SQLite file or a mysql:// URL (shared/state/open-store.ts),
+ * checked before anything is opened; without one, a temporary SQLite file removed at exit.
+ */
+export function stateOption(
+  spec: string | undefined,
+  env: Env,
+): { spec: string; kind: 'sqlite' | 'mysql'; temporary: boolean; cleanup(): void } {
+  if (spec !== undefined) {
+    const parsed = parseStoreSpec(spec, env);
+    return { spec, kind: parsed.kind, temporary: false, cleanup: () => undefined };
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'hwaudit-'));
+  return {
+    spec: join(dir, 'state.sqlite'),
+    kind: 'sqlite',
+    temporary: true,
+    cleanup: () => rmSync(dir, { recursive: true, force: true }),
+  };
+}
+
+/** Opens a pipeline on one scope of the store; the store's warnings go to `warn` (once each). */
+export async function openScopedPipeline(opts: {
+  spec: string;
+  scope: string;
+  config: Config;
+  rules: readonly ActiveRule[];
+  sinks: readonly AlertSink[];
+  env: Env;
+  warn(text: string): void;
+}): Promise<PartitionPipeline> {
+  const store = await openStore(opts.spec, {
+    scope: opts.scope,
+    env: opts.env as NodeJS.ProcessEnv,
+    onWarning: opts.warn,
+  });
+  try {
+    const pipeline = await Pipeline.open({
+      config: opts.config,
+      rules: opts.rules,
+      store,
+      sinks: opts.sinks,
+    });
+    return { pipeline, close: () => store.close() };
+  } catch (error) {
+    await store.close();
+    throw error;
+  }
+}
+
+/** A warning printer that prints each distinct text once. */
+export function warnOnce(io: CliIo, what: string): (text: string) => void {
+  const seen = new Set<string>();
+  return (text) => {
+    if (seen.has(text)) return;
+    seen.add(text);
+    io.stderr.write(`${what}: warning: ${text}\n`);
+  };
+}
+
+/** An AbortSignal that fires on SIGTERM/SIGINT (once, with a note on stderr) or on `extra`. */
+export function stopSignal(io: CliIo, deps: CliDeps, what: string): { signal: AbortSignal; dispose(): void } {
+  const controller = new AbortController();
+  const onSignal = (name: NodeJS.Signals) => {
+    if (controller.signal.aborted) return;
+    io.stderr.write(`${what}: ${name} received, stopping after the batch in progress\n`);
+    controller.abort();
+  };
+  const handle = deps.handleSignals ?? true;
+  if (handle) {
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+  }
+  const onExtra = () => controller.abort();
+  deps.signal?.addEventListener('abort', onExtra, { once: true });
+  if (deps.signal?.aborted) controller.abort();
+  return {
+    signal: controller.signal,
+    dispose() {
+      if (handle) {
+        process.off('SIGTERM', onSignal);
+        process.off('SIGINT', onSignal);
+      }
+      deps.signal?.removeEventListener('abort', onExtra);
+    },
+  };
+}
+
+export async function runConsume(argv: string[], io: CliIo, deps: ConsumeDeps = {}): Promise<number> {
+  const { values } = parseCommandArgs('consume', argv, {
+    stream: { type: 'string' },
+    group: { type: 'string' },
+    instance: { type: 'string' },
+    config: { type: 'string' },
+    state: { type: 'string' },
+    endpoint: { type: 'string' },
+    start: { type: 'string', default: 'trim-horizon' },
+    limit: { type: 'string', default: '5000' },
+    'db-system': { type: 'string' },
+    format: { type: 'string', default: 'jsonl' },
+    out: { type: 'string' },
+    'until-idle': { type: 'boolean', default: false },
+  });
+  for (const required of ['stream', 'group', 'config'] as const) {
+    if (!values[required]) throw new AuditError('USAGE', `consume needs --${required} (see consume --help)`);
+  }
+  const limit = Number(values.limit);
+  if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) {
+    throw new AuditError('USAGE', '--limit expects an integer from 1 to 10000');
+  }
+  const format = formatOption(values.format);
+  const start = startOption(values.start);
+  const env = deps.env ?? process.env;
+  const state = stateOption(values.state, env);
+  const instance = values.instance ?? `${hostname()}-${process.pid}`;
+  const { config, rules } = await loadConfigFile(values.config!);
+  const auth = await ociAuthProvider(ociAuthSpecFromEnv(env));
+  const client = await createOciClient('streaming', {
+    auth,
+    env,
+    ...(values.endpoint !== undefined ? { endpoint: values.endpoint } : {}),
+  });
+
+  if (state.temporary) {
+    io.stderr.write('consume: no --state: correlation state is temporary and lost at exit\n');
+  }
+  const output = alertOutput(io, values.out, format);
+  const warn = warnOnce(io, 'consume');
+  const stop = stopSignal(io, deps, 'consume');
+  const progressMs = deps.progressMs ?? 1000;
+  let lastProgress = 0;
+  const started = Date.now();
+  const consumer = new StreamConsumer({
+    ...deps.consumer,
+    client,
+    streamId: values.stream!,
+    group: values.group!,
+    instance,
+    start,
+    limit,
+    signal: stop.signal,
+    decode: { resolveDbSystem: dbSystemResolver(config, values['db-system']) },
+    ...(values['until-idle'] ? { stopAfterEmptyGets: 1 } : {}),
+    openPartition: (scope) =>
+      openScopedPipeline({ spec: state.spec, scope, config, rules, sinks: [output.sink], env, warn }),
+    onBatch: (stats) => {
+      const now = Date.now();
+      if (now - lastProgress < progressMs) return;
+      lastProgress = now;
+      io.stderr.write(`consume: ${progressLine(stats, now - started)}\n`);
+    },
+  });
+  try {
+    const stats = await consumer.run();
+    io.stderr.write(
+      `consume: stopped; ${progressLine(stats, Date.now() - started)}; calls: ${Object.entries(stats.calls)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', ')}; throttled ${stats.throttled}, cursor re-creations ${stats.cursorRecreations}\n`,
+    );
+    return 0;
+  } finally {
+    stop.dispose();
+    await output.close();
+    state.cleanup();
+  }
+}
+
+function progressLine(
+  stats: {
+    messages: number;
+    batches: number;
+    records: number;
+    alerts: number;
+    offsets: Record<string, number>;
+  },
+  elapsedMs: number,
+): string {
+  const rate = elapsedMs > 0 ? Math.round((stats.messages * 1000) / elapsedMs) : 0;
+  const offsets = Object.entries(stats.offsets)
+    .map(([p, o]) => `p${p}@${o}`)
+    .join(' ');
+  return `${stats.messages.toLocaleString('en')} messages in ${stats.batches} batches (${rate}/s), ${stats.records} records, ${stats.alerts} alerts${offsets ? `, offsets ${offsets}` : ''}`;
+}
+
+export const consumeCommand: CliCommand = {
+  name: 'consume',
+  summary: 'read an OCI stream as a consumer-group instance until stopped',
+  usage: CONSUME_HELP,
+  run: (args, io) => runConsume(args, io),
+};

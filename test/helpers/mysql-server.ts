@@ -1,0 +1,106 @@
+// The MySQL-protocol server the MySQL adapter tests run against: TEST_MYSQL_URL names it (user,
+// host, port, database), HWAUDIT_STATE_PASSWORD holds the password; .ci/run starts a MariaDB and
+// sets both. Each test gets a database of its own (<database>_<pid>_<n>), dropped afterwards, so
+// test files running in parallel never see each other's rows.
+import mysql, { type Connection } from 'mysql2/promise';
+import { afterAll, describe, it } from 'vitest';
+import type { MySqlConnectionOptions } from '../../shared/state/mysql-store.js';
+import { parseStoreSpec } from '../../shared/state/open-store.js';
+
+export const MYSQL_ABSENT_TEST = 'MySQL server absent (set TEST_MYSQL_URL): MySQL adapter tests not run';
+
+const url = process.env.TEST_MYSQL_URL?.trim() || undefined;
+
+export type TestDatabase = {
+  name: string;
+  connection: MySqlConnectionOptions;
+  /** `mysql://user@host:port/name`, without the password. */
+  url: string;
+  /** A plain connection to the database, for provoking locks and checking tables. */
+  raw(): Promise<Connection>;
+};
+
+export class MySqlTestServer {
+  private counter = 0;
+  private readonly created: string[] = [];
+
+  constructor(
+    readonly connection: MySqlConnectionOptions,
+    private readonly baseUrl: URL,
+  ) {}
+
+  private admin(database?: string): Promise<Connection> {
+    const c = this.connection;
+    return mysql.createConnection({
+      host: c.host,
+      port: c.port,
+      user: c.user,
+      ...(c.password !== undefined ? { password: c.password } : {}),
+      ...(database ? { database } : {}),
+      charset: 'utf8mb4',
+    });
+  }
+
+  /** A new empty database (utf8mb4), dropped when the test file ends. */
+  async createDatabase(): Promise<TestDatabase> {
+    const name = `${this.connection.database}_${process.pid}_${++this.counter}`.slice(0, 64);
+    const conn = await this.admin();
+    try {
+      await conn.query(`DROP DATABASE IF EXISTS \`${name}\``);
+      await conn.query(`CREATE DATABASE \`${name}\` CHARACTER SET utf8mb4`);
+    } finally {
+      await conn.end();
+    }
+    this.created.push(name);
+    const u = new URL(this.baseUrl.href);
+    u.password = '';
+    u.pathname = `/${name}`;
+    return {
+      name,
+      connection: { ...this.connection, database: name },
+      url: u.href,
+      raw: () => this.admin(name),
+    };
+  }
+
+  async dropAll(): Promise<void> {
+    if (this.created.length === 0) return;
+    const conn = await this.admin();
+    try {
+      for (const name of this.created.splice(0)) await conn.query(`DROP DATABASE IF EXISTS \`${name}\``);
+    } finally {
+      await conn.end();
+    }
+  }
+}
+
+/** The configured server, or undefined when TEST_MYSQL_URL is unset. */
+export function mysqlTestServer(): MySqlTestServer | undefined {
+  if (url === undefined) return undefined;
+  const spec = parseStoreSpec(url, process.env);
+  if (spec.kind !== 'mysql') throw new Error('TEST_MYSQL_URL must be a mysql:// URL');
+  return new MySqlTestServer(spec.connection, new URL(url));
+}
+
+/**
+ * Registers `body` against the configured server. Without one: in CI (CI=true) a failing test,
+ * since the adapter would otherwise go untested unnoticed; elsewhere one passing notice test.
+ */
+export function describeMySql(name: string, body: (server: MySqlTestServer) => void): void {
+  const server = mysqlTestServer();
+  if (server === undefined) {
+    it(MYSQL_ABSENT_TEST, () => {
+      if (process.env.CI === 'true') {
+        throw new Error(
+          'CI=true but TEST_MYSQL_URL is unset: the MySQL adapter tests need a server (.ci/run starts MariaDB; ' +
+            'set TEST_MYSQL_URL=mysql://user@host:port/database and HWAUDIT_STATE_PASSWORD)',
+        );
+      }
+    });
+    return;
+  }
+  describe(name, () => {
+    afterAll(() => server.dropAll());
+    body(server);
+  });
+}

@@ -1,0 +1,583 @@
+// Backfill against the local OCI endpoint with the real oci-audit AuditClient and
+// oci-loggingsearch LogSearchClient: windows, overlap, paging, the SDK's query-string Date bug,
+// checkpoints and resumption, retries, and the `backfill` command.
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { AuditClient } from 'oci-audit';
+import type { LogSearchClient } from 'oci-loggingsearch';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { runBackfill } from '../../functions/cli/backfill.js';
+import { openScopedPipeline } from '../../functions/cli/consume.js';
+import type { Alert } from '../../schemas/alert.js';
+import { compareEvents } from '../../schemas/events.js';
+import { validateConfig } from '../../shared/config/load-config.js';
+import { decodeBatch } from '../../shared/decode/read-input.js';
+import { baseConfig, T0 } from '../../shared/detect/timeline.js';
+import type { AlertSink } from '../../shared/emit/sink.js';
+import { ociAuthProvider } from '../../shared/oci/auth.js';
+import { createOciClient } from '../../shared/oci/clients.js';
+import { Pipeline } from '../../shared/pipeline.js';
+import {
+  type BackfillOptions,
+  type BackfillResult,
+  backfill,
+  type Checkpoint,
+  type CheckpointStore,
+  fileCheckpoint,
+  formatQueryTime,
+  memoryCheckpoint,
+  planWindows,
+} from '../../shared/sources/backfill.js';
+import { SqliteStore } from '../../shared/state/sqlite-store.js';
+import {
+  type AuditEventPair,
+  type AuditRecord,
+  auditService,
+  membershipChangeEvent,
+  unrelatedEvent,
+} from '../oci-endpoint/audit.js';
+import { type LogEntry, loggingSearchService } from '../oci-endpoint/logging-search.js';
+import { type OciEndpoint, startOciEndpoint } from '../oci-endpoint/server.js';
+import { createTestPrincipal, type TestPrincipal } from '../oci-endpoint/signature.js';
+
+const MINUTE = 60_000;
+const HOUR = 60 * MINUTE;
+const DAY = 24 * HOUR;
+const COMPARTMENT = 'ocid1.compartment.oc1..security';
+const CHILD = 'ocid1.compartment.oc1..security-child';
+const OTHER = 'ocid1.compartment.oc1..other';
+const { config, rules } = validateConfig(baseConfig());
+const NOW = () => T0 + 60 * DAY;
+
+type Spec = { pair: AuditEventPair; time: number; processedAt: number; compartment: string };
+
+/** IAM changes that raise alerts, and noise; processed 0-14 minutes after they happened. */
+function auditTimeline(start: number, span: number, noise: number): Spec[] {
+  const change = (kind: 'add' | 'remove', user: string, group: string, at: number): AuditEventPair =>
+    membershipChangeEvent({
+      kind,
+      eventId: `ev-${kind}-${user}-${group}-${at}`,
+      time: at,
+      userId: `ocid1.user.oc1..${user}`,
+      groupId: `ocid1.group.oc1..${group}`,
+      membershipId: `ocid1.groupmembership.oc1..${user}-${group}`,
+      compartmentId: COMPARTMENT,
+    });
+  const specs: Spec[] = [];
+  const add = (pair: AuditEventPair, time: number, delay: number, compartment = COMPARTMENT) =>
+    specs.push({ pair, time, processedAt: time + delay, compartment });
+  add(change('remove', 'alice', 'dba', start + 30 * MINUTE), start + 30 * MINUTE, 3 * MINUTE);
+  add(change('add', 'bob', 'bg', start + HOUR - 1000), start + HOUR - 1000, 14 * MINUTE); // late, across a window end
+  add(change('add', 'dave', 'dba', start + 2 * HOUR), start + 2 * HOUR, 0);
+  add(change('remove', 'dave', 'dba', start + span / 2), start + span / 2, 9 * MINUTE);
+  add(change('add', 'carol', 'bg', start + span - 3 * HOUR), start + span - 3 * HOUR, 5 * MINUTE);
+  for (let i = 0; i < noise; i++) {
+    const at = start + Math.floor((i * span) / noise);
+    add(unrelatedEvent(`ev-noise-${i}`, at, COMPARTMENT), at, ((i * 7) % 15) * MINUTE);
+  }
+  add(unrelatedEvent('ev-elsewhere', start + HOUR, OTHER), start + HOUR, 0, OTHER);
+  return specs;
+}
+
+class CollectingSink implements AlertSink {
+  readonly name = 'collect';
+  readonly alerts: Alert[] = [];
+  async send(alerts: Alert[]): Promise<void> {
+    this.alerts.push(...alerts);
+  }
+}
+
+const ids = (alerts: readonly Alert[]) => alerts.map((a) => a.id).sort();
+
+/** The alerts of these events fed straight into a pipeline, sorted, finished as of `asOf`. */
+async function referenceAlerts(events: object[], asOf: number): Promise<string[]> {
+  const store = SqliteStore.open(':memory:');
+  const pipeline = await Pipeline.open({ config, rules, store });
+  const items = await decodeBatch(JSON.stringify(events), 'reference');
+  const sorted = items
+    .flatMap((i) => (i.type === 'event' ? [i] : []))
+    .sort((a, b) => compareEvents(a.event, b.event));
+  const alerts = [...(await pipeline.ingest(sorted)), ...(await pipeline.finish(asOf))];
+  await store.close();
+  return ids(alerts);
+}
+
+/** The keys of these audit events that the store's default scope holds (seen, or pending the watermark). */
+async function acceptedKeys(state: string, candidates?: readonly object[]): Promise<Set<string>> {
+  const all = candidates ?? [...AUDIT, ...LOGS].map((s) => s.pair.listEvent).concat([CHILD_EVENT.listEvent]);
+  const items = await decodeBatch(JSON.stringify(all), 'expected');
+  const events = items.flatMap((i) => (i.type === 'event' ? [{ key: i.event.key, ts: i.event.ts }] : []));
+  const store = SqliteStore.open(state);
+  try {
+    const seen = await store.filterSeen(events);
+    for (const e of await store.loadPending()) seen.add(e.key);
+    return new Set(events.filter((e) => seen.has(e.key)).map((e) => e.key));
+  } finally {
+    await store.close();
+  }
+}
+
+let principal: TestPrincipal;
+let dir: string;
+let endpoint: OciEndpoint;
+let audit: AuditClient;
+let logSearch: LogSearchClient;
+const auditSvc = auditService({ pageSize: 25 });
+const logSvc = loggingSearchService({ compartmentParents: { [CHILD]: COMPARTMENT } });
+
+const AUDIT_SPAN = 6 * HOUR;
+const AUDIT = auditTimeline(T0, AUDIT_SPAN, 400);
+const LOG_SPAN = 30 * DAY;
+const LOGS = auditTimeline(T0, LOG_SPAN, 1200);
+const CHILD_EVENT = membershipChangeEvent({
+  kind: 'add',
+  eventId: 'ev-child-add-bob-dba',
+  time: T0 + 20 * DAY,
+  userId: 'ocid1.user.oc1..bob',
+  groupId: 'ocid1.group.oc1..dba',
+  membershipId: 'ocid1.groupmembership.oc1..bob-dba',
+  compartmentId: CHILD,
+});
+
+let seq = 0;
+const fresh = (name: string) => join(dir, `${name}-${++seq}`);
+
+beforeAll(async () => {
+  principal = createTestPrincipal();
+  dir = mkdtempSync(join(tmpdir(), 'hwaudit-backfill-'));
+  auditSvc.add(
+    AUDIT.map(
+      (s): AuditRecord => ({
+        compartmentId: s.compartment,
+        processedAt: s.processedAt,
+        event: s.pair.listEvent,
+      }),
+    ),
+  );
+  logSvc.add([
+    ...LOGS.map(
+      (s): LogEntry => ({ compartmentId: s.compartment, datetime: s.time, logContent: s.pair.cloudEvent }),
+    ),
+    { compartmentId: CHILD, datetime: T0 + 20 * DAY, logContent: CHILD_EVENT.cloudEvent },
+  ]);
+  endpoint = await startOciEndpoint({
+    ...principal.endpointOptions,
+    handlers: [auditSvc.handler, logSvc.handler],
+  });
+  const auth = await ociAuthProvider({
+    kind: 'config-file',
+    configFile: principal.configFile,
+    profile: principal.profile,
+  });
+  audit = await createOciClient('audit', { auth, endpoint: endpoint.url, env: {} });
+  logSearch = await createOciClient('loggingsearch', { auth, endpoint: endpoint.url, env: {} });
+});
+
+afterAll(async () => {
+  await endpoint.close();
+  principal.cleanup();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+afterEach(() => {
+  endpoint.faults.clear();
+});
+
+type FillOpts = Partial<BackfillOptions> & { state: string; sink: AlertSink };
+
+/** One backfill run on a pipeline opened (and closed) on the state file's default scope. */
+async function fill(o: FillOpts): Promise<BackfillResult> {
+  const { state, sink, ...rest } = o;
+  const handle = await openScopedPipeline({
+    spec: state,
+    scope: 'default',
+    config,
+    rules,
+    sinks: [sink],
+    env: {},
+    warn: () => undefined,
+  });
+  try {
+    return await backfill({
+      source: 'audit',
+      compartmentId: COMPARTMENT,
+      from: T0,
+      to: T0 + AUDIT_SPAN,
+      audit,
+      logSearch,
+      pipeline: handle.pipeline,
+      now: NOW,
+      retry: { baseMs: 1, maxMs: 5 },
+      ...rest,
+    });
+  } finally {
+    await handle.close();
+  }
+}
+
+const auditInRange = (from: number, to: number) =>
+  AUDIT.filter((s) => s.compartment === COMPARTMENT && s.processedAt >= from && s.processedAt < to);
+
+describe('backfill from the Audit API', () => {
+  it('pages through minute-aligned windows whose queries overlap by the lateness', async () => {
+    const before = auditSvc.queries.length;
+    const state = `${fresh('state')}.sqlite`;
+    const sink = new CollectingSink();
+    const result = await fill({ state, sink });
+    const queries = auditSvc.queries.slice(before);
+
+    expect(result.completed).toBe(true);
+    expect(result.windows).toBe(6);
+    const firstPages = queries.filter((q) => q.page === undefined);
+    expect(firstPages.map((q) => [q.startTime, q.endTime])).toEqual(
+      [0, 1, 2, 3, 4, 5].map((h) => [
+        formatQueryTime(h === 0 ? T0 : T0 + h * HOUR - 20 * MINUTE),
+        formatQueryTime(T0 + (h + 1) * HOUR),
+      ]),
+    );
+    for (const q of queries) expect(q.startTime).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:00Z$/);
+    // Every page of every window was read: 25 per page, the last one short.
+    expect(queries.length).toBeGreaterThan(firstPages.length * 2);
+    expect(result.pages).toBe(queries.length);
+    expect(result.calls).toBe(queries.length);
+
+    const expected = auditInRange(T0, T0 + AUDIT_SPAN);
+    const accepted = await acceptedKeys(state);
+    expect(accepted.size).toBe(expected.length);
+    for (const s of expected) expect(accepted.has(String(s.pair.listEvent.eventId))).toBe(true);
+    // Overlapping queries fetched some events twice; the pipeline dropped the copies.
+    expect(result.events).toBeGreaterThan(expected.length);
+    // Processed 14 minutes after its window ended, the late event was still read.
+    expect(accepted.has(`ev-add-bob-bg-${T0 + HOUR - 1000}`)).toBe(true);
+    expect(accepted.has('ev-elsewhere')).toBe(false);
+
+    const reference = await referenceAlerts(
+      expected.map((s) => s.pair.listEvent),
+      T0 + AUDIT_SPAN,
+    );
+    expect(reference.length).toBeGreaterThan(3);
+    expect(ids(sink.alerts)).toEqual(reference);
+  });
+
+  it('formats query times itself: the SDK would send local time with a Z outside TZ=UTC', async () => {
+    const saved = process.env.TZ;
+    try {
+      // What the SDK does with Dates, shown against the endpoint.
+      process.env.TZ = 'Asia/Kolkata';
+      expect(new Date(T0).getHours()).toBe(14); // 09:00Z is 14:30 in UTC+5:30
+      const before = auditSvc.queries.length;
+      await audit.listEvents({
+        compartmentId: COMPARTMENT,
+        startTime: new Date(T0),
+        endTime: new Date(T0 + HOUR),
+      });
+      expect(auditSvc.queries[before]?.startTime).toBe('2026-11-02T14:30:00Z');
+      process.env.TZ = 'UTC';
+      await audit.listEvents({
+        compartmentId: COMPARTMENT,
+        startTime: new Date(T0 - 6 * HOUR),
+        endTime: new Date(T0),
+      });
+      expect(auditSvc.queries[before + 1]?.startTime).toBe('2026-11-02T3:00:00Z'); // unpadded hour, even in UTC
+
+      // The backfill sends the same exact UTC queries and gets the same alerts in any zone.
+      const runs: { queries: string[]; alerts: string[] }[] = [];
+      for (const tz of ['UTC', 'Asia/Kolkata', 'America/St_Johns']) {
+        process.env.TZ = tz;
+        const from = auditSvc.queries.length;
+        const sink = new CollectingSink();
+        await fill({ state: `${fresh('tz')}.sqlite`, sink, to: T0 + 3 * HOUR });
+        runs.push({
+          queries: auditSvc.queries.slice(from).map((q) => `${q.startTime}/${q.endTime}`),
+          alerts: ids(sink.alerts),
+        });
+      }
+      expect(runs[0]!.queries[0]).toBe('2026-11-02T09:00:00Z/2026-11-02T10:00:00Z');
+      expect(runs[1]).toEqual(runs[0]);
+      expect(runs[2]).toEqual(runs[0]);
+      expect(runs[0]!.alerts.length).toBeGreaterThan(0);
+    } finally {
+      if (saved === undefined) delete process.env.TZ;
+      else process.env.TZ = saved;
+    }
+  });
+
+  it('resumes from the checkpoint where a stopped run left off, and a finished range is not read again', async () => {
+    const state = `${fresh('state')}.sqlite`;
+    const checkpoint = fileCheckpoint(`${fresh('checkpoint')}.json`);
+    const sink = new CollectingSink();
+    const controller = new AbortController();
+    const first = await fill({
+      state,
+      sink,
+      checkpoint,
+      signal: controller.signal,
+      onProgress: (p) => {
+        if (p.windowsDone === 2) controller.abort();
+      },
+    });
+    expect(first.completed).toBe(false);
+    expect(first.windows).toBe(2);
+    expect((await checkpoint.load())?.completedUntil).toBe(new Date(T0 + 2 * HOUR).toISOString());
+
+    const before = auditSvc.queries.length;
+    const second = await fill({ state, sink, checkpoint });
+    expect(second.resumed).toBe(true);
+    expect(second.startedAt).toBe(T0 + 2 * HOUR);
+    expect(second.windows).toBe(4);
+    // The resumed run reaches back by the overlap too: late events of window 2 are caught.
+    expect(auditSvc.queries[before]?.startTime).toBe(formatQueryTime(T0 + 2 * HOUR - 20 * MINUTE));
+    const saved = (await checkpoint.load()) as Checkpoint;
+    expect(saved).toMatchObject({
+      source: 'audit',
+      compartmentId: COMPARTMENT,
+      from: new Date(T0).toISOString(),
+      completedUntil: new Date(T0 + AUDIT_SPAN).toISOString(),
+      windows: 6,
+    });
+
+    const expected = auditInRange(T0, T0 + AUDIT_SPAN);
+    expect((await acceptedKeys(state)).size).toBe(expected.length);
+    expect(ids(sink.alerts)).toEqual(
+      await referenceAlerts(
+        expected.map((s) => s.pair.listEvent),
+        T0 + AUDIT_SPAN,
+      ),
+    );
+
+    const third = await fill({ state, sink, checkpoint });
+    expect(third).toMatchObject({ resumed: true, completed: true, windows: 0, calls: 0, alerts: 0 });
+  });
+
+  it('catches events that became visible after their window was checkpointed, thanks to the overlap', async () => {
+    const LIVE = 'ocid1.compartment.oc1..live';
+    const event = (id: string, processedAt: number): AuditRecord => ({
+      compartmentId: LIVE,
+      processedAt,
+      event: unrelatedEvent(id, processedAt - MINUTE, LIVE).listEvent,
+    });
+    const live = [event('ev-live-1', T0 + 30 * MINUTE), event('ev-live-2', T0 + 90 * MINUTE)];
+    auditSvc.add(live);
+    const runs: Record<string, Set<string>> = {};
+    for (const [name, overlapMs] of [
+      ['overlap', 20 * MINUTE],
+      ['none', 0],
+    ] as const) {
+      const state = `${fresh('state')}.sqlite`;
+      const checkpoint = memoryCheckpoint();
+      const common = { state, sink: new CollectingSink(), checkpoint, compartmentId: LIVE, overlapMs };
+      await fill({ ...common, to: T0 + 2 * HOUR });
+      // Processed 5 minutes before the window ended, visible only after the run had passed it.
+      const late = event(`ev-live-late-${name}`, T0 + 2 * HOUR - 5 * MINUTE);
+      live.push(late);
+      auditSvc.add([late]);
+      const resumed = await fill({ ...common, to: T0 + 3 * HOUR });
+      expect(resumed.resumed).toBe(true);
+      runs[name] = await acceptedKeys(
+        state,
+        live.map((r) => r.event),
+      );
+    }
+    expect([...(runs.overlap ?? [])].sort()).toEqual(['ev-live-1', 'ev-live-2', 'ev-live-late-overlap']);
+    expect(runs.none?.has('ev-live-late-none')).toBe(false);
+  });
+
+  it('a crash between the commit and the checkpoint re-reads one window, without duplicate alerts', async () => {
+    const state = `${fresh('state')}.sqlite`;
+    const memory = memoryCheckpoint();
+    let saves = 0;
+    const flaky: CheckpointStore = {
+      load: () => memory.load(),
+      async save(c) {
+        if (++saves === 3) throw new Error('killed');
+        await memory.save(c);
+      },
+    };
+    const sink = new CollectingSink();
+    await expect(fill({ state, sink, checkpoint: flaky })).rejects.toThrow('killed');
+    expect(memory.current?.completedUntil).toBe(new Date(T0 + 2 * HOUR).toISOString());
+    const resumed = await fill({ state, sink, checkpoint: memory });
+    expect(resumed.startedAt).toBe(T0 + 2 * HOUR);
+    const expected = auditInRange(T0, T0 + AUDIT_SPAN);
+    expect(new Set(ids(sink.alerts)).size).toBe(sink.alerts.length);
+    expect(ids(sink.alerts)).toEqual(
+      await referenceAlerts(
+        expected.map((s) => s.pair.listEvent),
+        T0 + AUDIT_SPAN,
+      ),
+    );
+  });
+
+  it('refuses a checkpoint of another backfill', async () => {
+    const checkpoint = memoryCheckpoint({
+      version: 1,
+      source: 'audit',
+      compartmentId: OTHER,
+      includeSubcompartments: false,
+      from: new Date(T0).toISOString(),
+      to: new Date(T0 + HOUR).toISOString(),
+      completedUntil: new Date(T0 + HOUR).toISOString(),
+      windows: 1,
+      records: 0,
+      updatedAt: new Date(T0).toISOString(),
+    });
+    await expect(
+      fill({ state: `${fresh('state')}.sqlite`, sink: new CollectingSink(), checkpoint }),
+    ).rejects.toMatchObject({ code: 'USAGE' });
+  });
+
+  it('backs off 429s and retries 5xx, then completes', async () => {
+    endpoint.faults.failNext('audit.listEvents', 3, 429);
+    endpoint.faults.failNext('audit.listEvents', 2, 503);
+    const sink = new CollectingSink();
+    const result = await fill({ state: `${fresh('state')}.sqlite`, sink, to: T0 + 2 * HOUR });
+    expect(result).toMatchObject({ completed: true, throttled: 3, serverErrors: 2 });
+    expect(result.calls).toBe(result.pages + 5);
+  });
+});
+
+describe('backfill from Logging Search', () => {
+  it('searches `<compartment>/_Audit` in chunks of at most 14 days, page by page', async () => {
+    const before = logSvc.queries.length;
+    const state = `${fresh('state')}.sqlite`;
+    const sink = new CollectingSink();
+    const result = await fill({ source: 'logging', state, sink, to: T0 + LOG_SPAN, pageLimit: 100 });
+    const queries = logSvc.queries.slice(before);
+    expect(result.completed).toBe(true);
+    expect(result.windows).toBe(3);
+    for (const q of queries) {
+      expect(q.searchQuery).toBe(`search "${COMPARTMENT}/_Audit" | sort by datetime asc`);
+      expect(q.timeEnd - q.timeStart).toBeLessThanOrEqual(14 * DAY);
+      expect(q.limit).toBe(100);
+    }
+    expect(queries.filter((q) => q.page === undefined)).toHaveLength(3);
+    expect(queries.length).toBeGreaterThan(12);
+
+    const expected = LOGS.filter((s) => s.compartment === COMPARTMENT);
+    const accepted = await acceptedKeys(state);
+    expect(accepted.size).toBe(expected.length);
+    expect(accepted.has('ev-child-add-bob-dba')).toBe(false);
+    expect(ids(sink.alerts)).toEqual(
+      await referenceAlerts(
+        expected.map((s) => s.pair.cloudEvent),
+        T0 + LOG_SPAN,
+      ),
+    );
+  });
+
+  it('includes subcompartments with `_Audit_Include_Subcompartment`', async () => {
+    const before = logSvc.queries.length;
+    const state = `${fresh('state')}.sqlite`;
+    const result = await fill({
+      source: 'logging',
+      state,
+      sink: new CollectingSink(),
+      from: T0 + 19 * DAY,
+      to: T0 + 21 * DAY,
+      includeSubcompartments: true,
+    });
+    expect(result.windows).toBe(1);
+    expect(logSvc.queries[before]?.searchQuery).toBe(
+      `search "${COMPARTMENT}/_Audit_Include_Subcompartment" | sort by datetime asc`,
+    );
+    expect((await acceptedKeys(state)).has('ev-child-add-bob-dba')).toBe(true);
+  });
+});
+
+describe('planWindows', () => {
+  it('tiles the range with minute-aligned windows whose queries reach back by the overlap', () => {
+    const w = planWindows(T0, T0 + 150 * MINUTE, HOUR, 20 * MINUTE, true, T0);
+    expect(
+      w.map((x) => [(x.queryStart - T0) / MINUTE, (x.start - T0) / MINUTE, (x.end - T0) / MINUTE]),
+    ).toEqual([
+      [0, 0, 60],
+      [40, 60, 120],
+      [100, 120, 150],
+    ]);
+    expect(planWindows(T0 + HOUR, T0 + 2 * HOUR, HOUR, 20 * MINUTE, false, T0)[0]?.queryStart).toBe(
+      T0 + 40 * MINUTE,
+    );
+  });
+});
+
+describe('backfill command', () => {
+  const io = () => {
+    const err: string[] = [];
+    return {
+      err,
+      io: {
+        stdout: process.stdout,
+        stderr: { write: (s: string) => err.push(s) } as unknown as NodeJS.WritableStream,
+      },
+    };
+  };
+
+  it('runs in a non-UTC zone, keeps its checkpoint beside the state, and a rerun adds nothing', async () => {
+    const saved = process.env.TZ;
+    process.env.TZ = 'America/Los_Angeles';
+    try {
+      const configFile = `${fresh('config')}.json`;
+      writeFileSync(configFile, JSON.stringify(baseConfig()));
+      const state = `${fresh('state')}.sqlite`;
+      const out = `${fresh('alerts')}.jsonl`;
+      const args = [
+        '--compartment',
+        COMPARTMENT,
+        '--from',
+        new Date(T0).toISOString(),
+        '--to',
+        new Date(T0 + AUDIT_SPAN).toISOString(),
+        '--config',
+        configFile,
+        '--state',
+        state,
+        '--endpoint',
+        endpoint.url,
+        '--out',
+        out,
+      ];
+      const deps = {
+        env: { HWAUDIT_OCI_CONFIG_FILE: principal.configFile },
+        handleSignals: false,
+        progressMs: 0,
+        backfill: { now: NOW, retry: { baseMs: 1, maxMs: 5 } },
+      };
+      const first = io();
+      expect(await runBackfill(args, first.io, deps)).toBe(0);
+      expect(first.err.join('')).toMatch(/backfill: complete; 6 windows/);
+      const lines = readFileSync(out, 'utf8').trim().split('\n');
+      const expected = auditInRange(T0, T0 + AUDIT_SPAN);
+      expect(lines.map((l) => (JSON.parse(l) as Alert).id).sort()).toEqual(
+        await referenceAlerts(
+          expected.map((s) => s.pair.listEvent),
+          T0 + AUDIT_SPAN,
+        ),
+      );
+      const checkpoint = JSON.parse(readFileSync(`${state}.backfill-audit.json`, 'utf8')) as Checkpoint;
+      expect(checkpoint.completedUntil).toBe(new Date(T0 + AUDIT_SPAN).toISOString());
+
+      const second = io();
+      expect(await runBackfill(args, second.io, deps)).toBe(0);
+      expect(second.err.join('')).toMatch(/resumed at .*0 windows, 0 pages/);
+      expect(readFileSync(out, 'utf8').trim().split('\n')).toHaveLength(lines.length);
+    } finally {
+      if (saved === undefined) delete process.env.TZ;
+      else process.env.TZ = saved;
+    }
+  });
+
+  it('refuses bad usage', async () => {
+    const { io: cli } = io();
+    const base = ['--compartment', COMPARTMENT, '--from', '2026-11-02T00:00:00Z', '--config', 'x.yaml'];
+    await expect(runBackfill([...base, '--overlap', 'PT5M'], cli)).rejects.toMatchObject({ code: 'USAGE' });
+    await expect(runBackfill([...base, '--include-subcompartments'], cli)).rejects.toMatchObject({
+      code: 'USAGE',
+    });
+    await expect(runBackfill([...base, '--source', 'splunk'], cli)).rejects.toMatchObject({ code: 'USAGE' });
+    await expect(runBackfill([...base, '--to', '2026-11-01T00:00:00Z'], cli)).rejects.toMatchObject({
+      code: 'USAGE',
+    });
+    await expect(runBackfill([...base, '--window', 'soon'], cli)).rejects.toMatchObject({ code: 'USAGE' });
+  });
+});

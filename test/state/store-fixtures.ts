@@ -1,0 +1,210 @@
+// What the state store tests share: one "backing" (a SQLite file, a MySQL database) per test on
+// which any number of stores can be opened, and small builders for batches, sessions and alerts.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import type { Alert } from '../../schemas/alert.js';
+import type { ConfigInput } from '../../schemas/config.js';
+import type { CanonicalEvent } from '../../schemas/events.js';
+import type { Session } from '../../schemas/session.js';
+import { DB } from '../../shared/detect/timeline.js';
+import type { AlertSink } from '../../shared/emit/sink.js';
+import { Pipeline } from '../../shared/pipeline.js';
+import { MySqlStore, type MySqlStoreOptions } from '../../shared/state/mysql-store.js';
+import { SqliteStore } from '../../shared/state/sqlite-store.js';
+import type { CommitBatch, StateStore } from '../../shared/state/state-store.js';
+import type { MySqlTestServer, TestDatabase } from '../helpers/mysql-server.js';
+import { testConfig } from '../helpers/run-timeline.js';
+
+/** One empty store location; every store opened on it is closed by `dispose`. */
+export type Backing = {
+  open(scope?: string): Promise<StateStore>;
+  /** Makes the location look written by a newer release. */
+  markNewer(): Promise<void>;
+  /** The schema versions recorded as applied, ascending. */
+  schemaVersions(): Promise<number[]>;
+  dispose(): Promise<void>;
+};
+
+export type Adapter = { name: string; create(): Promise<Backing> };
+
+function tracking(open: (scope?: string) => Promise<StateStore>) {
+  const opened: StateStore[] = [];
+  return {
+    open: async (scope?: string) => {
+      const store = await open(scope);
+      opened.push(store);
+      return store;
+    },
+    closeAll: async () => {
+      for (const s of opened.splice(0)) await s.close();
+    },
+  };
+}
+
+export const sqliteAdapter: Adapter = {
+  name: 'SqliteStore',
+  async create() {
+    const dir = mkdtempSync(join(tmpdir(), 'hwaudit-store-'));
+    const path = join(dir, 'state.sqlite');
+    const t = tracking(async (scope) => SqliteStore.open(path, scope === undefined ? {} : { scope }));
+    const pragma = (sql: string) => {
+      const db = new Database(path);
+      try {
+        return db.pragma(sql, { simple: true }) as number;
+      } finally {
+        db.close();
+      }
+    };
+    return {
+      open: t.open,
+      markNewer: async () => void pragma('user_version = 999'),
+      schemaVersions: async () => Array.from({ length: pragma('user_version') }, (_, i) => i + 1),
+      dispose: async () => {
+        await t.closeAll();
+        rmSync(dir, { recursive: true, force: true });
+      },
+    };
+  },
+};
+
+export function mysqlAdapter(
+  server: MySqlTestServer,
+  opts: MySqlStoreOptions = {},
+): Adapter & {
+  createDatabase(): Promise<TestDatabase & Backing>;
+} {
+  const createDatabase = async () => {
+    const db = await server.createDatabase();
+    const t = tracking((scope) =>
+      MySqlStore.open(db.connection, { ...opts, ...(scope === undefined ? {} : { scope }) }),
+    );
+    const query = async (sql: string) => {
+      const raw = await db.raw();
+      try {
+        const [rows] = await raw.query(sql);
+        return rows as { version: number }[];
+      } finally {
+        await raw.end();
+      }
+    };
+    return {
+      ...db,
+      open: t.open,
+      markNewer: async () =>
+        void (await query('INSERT INTO schema_version (version, applied_at) VALUES (999, 0)')),
+      schemaVersions: async () =>
+        (await query('SELECT version FROM schema_version ORDER BY version')).map((r) => Number(r.version)),
+      dispose: t.closeAll,
+    };
+  };
+  return { name: 'MySqlStore', create: createDatabase, createDatabase };
+}
+
+export function batch(parts: Partial<CommitBatch> = {}): CommitBatch {
+  return {
+    entities: [],
+    pending: { put: [], remove: [] },
+    seen: [],
+    sessions: [],
+    alerts: [],
+    alertUpdates: [],
+    deadLetters: [],
+    ...parts,
+  };
+}
+
+export function session(id: string, connectTs: number, over: Partial<Session> = {}): Session {
+  return {
+    id,
+    dbSystem: { id: DB.id, name: DB.name },
+    connectionId: connectTs % 1000,
+    connectTime: new Date(connectTs).toISOString(),
+    connectTs,
+    outcome: 'success',
+    status: 0,
+    login: { user: 'alice', os: '', ip: '10.0.0.5', proxy: '' },
+    account: { user: 'dba_proxy', host: '%' },
+    identity: null,
+    group: null,
+    mysqlAccount: 'dba_proxy@%',
+    proxied: true,
+    attribution: null,
+    breakGlassGrant: null,
+    counts: { queries: 0, tableAccess: 0, changeUser: 0, failedStatements: 0 },
+    connectKey: `connect-${id}`,
+    ...over,
+  };
+}
+
+export function alert(id: string, time: string, over: Partial<Alert> = {}): Alert {
+  return {
+    id,
+    rule: 'access.local-account',
+    severity: 'high',
+    time,
+    title: `alert ${id}`,
+    identity: null,
+    dbSystem: { id: DB.id, name: DB.name },
+    evidence: [`ev-${id}`],
+    ...over,
+  };
+}
+
+export function event(key: string, ts: number): CanonicalEvent {
+  return {
+    source: 'iam',
+    kind: 'signon_success',
+    key,
+    time: new Date(ts).toISOString(),
+    ts,
+    eventType: 'test.signon_success',
+    flavor: 'classic',
+    actor: { id: 'ocid1.user.oc1..admin', name: 'iam-admin' },
+    user: { id: 'ocid1.user.oc1..alice' },
+    signOn: { success: true, ip: '10.0.0.5' },
+    extraction: {},
+  };
+}
+
+/** Events (key and time) to ask `filterSeen` about. */
+export function seenAt(keys: string[], ts: number): { key: string; ts: number }[] {
+  return keys.map((key) => ({ key, ts }));
+}
+
+export async function collect<T>(items: AsyncIterable<T>): Promise<T[]> {
+  const out: T[] = [];
+  for await (const x of items) out.push(x);
+  return out;
+}
+
+/** Remembers every alert it is sent, in order. */
+export class RecordingSink implements AlertSink {
+  readonly sent: Alert[] = [];
+  constructor(readonly name = 'recording') {}
+  async send(alerts: Alert[]): Promise<void> {
+    this.sent.push(...alerts);
+  }
+}
+
+/** Feeds `batches` through a pipeline on `store` (one transaction each), then finishes. */
+export async function runPipeline(
+  store: StateStore,
+  batches: CanonicalEvent[][],
+  opts: { config?: Partial<ConfigInput>; sinks?: AlertSink[] } = {},
+): Promise<Pipeline> {
+  const { config, rules } = testConfig(opts.config);
+  const pipeline = await Pipeline.open({ config, rules, store, sinks: opts.sinks ?? [] });
+  for (const b of batches) await pipeline.ingest(b.map((e) => ({ type: 'event' as const, event: e })));
+  await pipeline.finish();
+  return pipeline;
+}
+
+/** What two runs must agree on: every alert (merged occurrences included) and the session ledger. */
+export async function outcome(store: StateStore) {
+  return {
+    alerts: (await collect(store.alerts())).map((a) => JSON.stringify(a)).sort(),
+    sessions: (await collect(store.sessions())).map((s) => JSON.stringify(s)).sort(),
+  };
+}
