@@ -29,9 +29,15 @@ export class AuditError extends Error {
   }
 }
 
+/** Errors that are the user's to fix: bad usage, configuration or input. */
+const USER_ERRORS: ReadonlySet<ErrorCode> = new Set([
+  'CONFIG_INVALID',
+  'USAGE',
+  'INPUT_UNKNOWN_KIND',
+  'INPUT_UNREADABLE',
+]);
+
 /** Exit code for the CLI: 2 for the user's mistakes, 1 for ours or the infrastructure's. */
 export function exitCodeFor(error: unknown): number {
-  return error instanceof AuditError && (error.code === 'CONFIG_INVALID' || error.code === 'USAGE' || error.code === 'INPUT_UNKNOWN_KIND' || error.code === 'INPUT_UNREADABLE')
-    ? 2
-    : 1;
+  return error instanceof AuditError && USER_ERRORS.has(error.code) ? 2 : 1;
 }
