@@ -74,6 +74,22 @@ export type ReplayResult = {
 
 const KEEP_DEAD_LETTERS = 20;
 
+/** Item by item over batches, awaiting only when a batch is used up. */
+function bufferedItems(batches: AsyncIterable<DecodedItem[]>): () => Promise<IteratorResult<DecodedItem>> {
+  const it = batches[Symbol.asyncIterator]();
+  let buffer: DecodedItem[] = [];
+  let i = 0;
+  return async () => {
+    while (i >= buffer.length) {
+      const r = await it.next();
+      if (r.done) return { done: true, value: undefined };
+      buffer = r.value;
+      i = 0;
+    }
+    return { done: false, value: buffer[i++]! };
+  };
+}
+
 type Source = {
   input: InputReport;
   next: () => Promise<IteratorResult<DecodedItem>>;
@@ -129,14 +145,14 @@ export async function replayFiles(opts: ReplayOptions): Promise<ReplayResult> {
     const reader = readInput(path, { resolveDbSystem });
     const input: InputReport = { path, counts: reader.counts, deadCodes: new Set() };
     reports.push(input);
-    const it = reader[Symbol.asyncIterator]();
-    const source: Source = { input, next: () => it.next() };
+    const it = bufferedItems(reader.batches());
+    const source: Source = { input, next: it };
     await advance(source);
     if (source.head?.event.source === 'iam') {
       // IAM exports are not in event-time order: read the whole input and sort it.
       const events = [source.head];
       for (;;) {
-        const r = await it.next();
+        const r = await it();
         if (r.done) break;
         if (r.value.type === 'event') events.push(r.value);
         else await push(r.value, input);

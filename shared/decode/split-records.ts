@@ -44,6 +44,15 @@ export async function* splitRecords(
   source: string,
   opts: SplitOptions = {},
 ): AsyncGenerator<SplitRecord> {
+  for await (const records of splitRecordBatches(chunks, source, opts)) yield* records;
+}
+
+/** As splitRecords, one array per input chunk: no per-record await on hot paths. */
+export async function* splitRecordBatches(
+  chunks: AsyncIterable<Buffer | string>,
+  source: string,
+  opts: SplitOptions = {},
+): AsyncGenerator<SplitRecord[]> {
   const max = opts.maxRecordBytes ?? DEFAULT_MAX_RECORD_BYTES;
   if (!Number.isSafeInteger(max) || max < 1) {
     throw new AuditError('USAGE', 'maxRecordBytes must be a positive integer', {
@@ -54,11 +63,13 @@ export async function* splitRecords(
   const lines = new LineReader(Math.min(max, MAX_PIECE_BYTES), scanner);
   for await (const chunk of chunks) {
     lines.push(typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk);
-    yield* scanner.take();
+    const records = scanner.take();
+    if (records.length > 0) yield records;
   }
   lines.end();
   scanner.end();
-  yield* scanner.take();
+  const rest = scanner.take();
+  if (rest.length > 0) yield rest;
 }
 
 /** Parses one JSON text that arrived whole (e.g. a stream message value), with the same safety checks. */
