@@ -16,7 +16,7 @@ import {
 import { JsonlSink } from '../../shared/emit/jsonl-sink.js';
 import { AuditError } from '../../shared/errors.js';
 import { replayFiles } from '../../shared/replay.js';
-import { SqliteStore } from '../../shared/state/sqlite-store.js';
+import { openStore } from '../../shared/state/open-store.js';
 import { toIso } from '../../shared/time.js';
 import { assertReadable, isForeign } from './inputs.js';
 import { type CliCommand, type CliIo, LineWriter, parseCommandArgs } from './io.js';
@@ -29,8 +29,10 @@ and writes one alert per line.
 
 Options:
   --config FILE       pipeline configuration (YAML or JSON)              (required)
-  --state FILE        SQLite state file; kept between runs, so a second
-                      replay of the same input emits no alert twice      (default: temporary)
+  --state FILE|URL    state store: a SQLite file or mysql://USER@HOST[:PORT]/DB
+                      (password from HWAUDIT_STATE_PASSWORD); kept between runs,
+                      so a second replay of the same input emits no alert twice
+                                                                         (default: temporary)
   --db-system ID      DB system (id or configured name) of raw MySQL files
                       (default: the configured DB system named like the file or its folder)
   --as-of TIME        watermark for timers at the end (ISO 8601)         (default: latest event)
@@ -95,7 +97,9 @@ async function runReplay(argv: string[], io: CliIo): Promise<number> {
   await Promise.all(positionals.map((path) => assertReadable('replay', path)));
 
   const tempDir = values.state ? undefined : mkdtempSync(join(tmpdir(), 'hwaudit-'));
-  const store = SqliteStore.open(values.state ?? join(tempDir!, 'state.sqlite'));
+  const store = await openStore(values.state ?? join(tempDir!, 'state.sqlite'), {
+    onWarning: (text) => stderr.write(`replay: ${text}\n`),
+  });
   const out = values.out ? createWriteStream(values.out) : io.stdout;
   const started = Date.now();
   let lastProgress = 0;

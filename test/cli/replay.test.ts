@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { baseConfig, GROUPS, USERS } from '../../shared/detect/timeline.js';
+import { describeMySql } from '../helpers/mysql-server.js';
 
 const run = promisify(execFile);
 const CLI = join(import.meta.dirname, '..', '..', 'dist', 'cli.cjs');
@@ -209,5 +210,20 @@ describe('replay', () => {
     expect(r.code).toBe(0);
     for (const id of ['break-glass.stale', 'access.after-revocation', 'audit.tamper'])
       expect(r.stdout).toContain(id);
+  });
+});
+
+describeMySql('replay with a MySQL state store', (server) => {
+  it('--state mysql://… (password from the environment) keeps state between runs', async () => {
+    const db = await server.createDatabase();
+    const first = await cli('replay', '--config', config, '--state', db.url, audit, iam);
+    const second = await cli('replay', '--config', config, '--state', db.url, audit, iam);
+    expect(first.code).toBe(0);
+    expect(rulesOf(first.stdout)).toHaveLength(4);
+    expect(second.code).toBe(0);
+    expect(second.stdout).toBe('');
+    expect(first.stderr + second.stderr).not.toContain(
+      process.env.HWAUDIT_STATE_PASSWORD ?? 'no password set',
+    );
   });
 });
