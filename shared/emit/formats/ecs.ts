@@ -1,10 +1,12 @@
 // Elastic Common Schema documents. `user.name` is the person, `user.effective.name` the MySQL
 // account whose privileges applied; fields ECS has no place for go under `heatwave`.
+
 import { isIP } from 'node:net';
 import type { Alert, Severity } from '../../../schemas/alert.js';
 import type { Session } from '../../../schemas/session.js';
 import { redactLiterals } from '../../normalize/redact.js';
 import type { FormatContext, RuleCategory } from './format.js';
+import { compact } from './json.js';
 
 export const ECS_VERSION = '8.11.0';
 
@@ -23,24 +25,6 @@ const EVENT_TYPE: Record<RuleCategory, string> = {
 const MODULE = 'heatwave_iam_audit';
 
 type Json = Record<string, unknown>;
-
-/** Drops `undefined`, `null`, empty objects and empty arrays, recursively (Elasticsearch reads null as absent). */
-function compact<T>(value: T): T {
-  if (Array.isArray(value)) return value.map(compact).filter((v) => !isEmpty(v)) as T;
-  if (value === null || typeof value !== 'object') return value;
-  const out: Json = {};
-  for (const [k, v] of Object.entries(value)) {
-    const c = compact(v);
-    if (!isEmpty(c)) out[k] = c;
-  }
-  return out as T;
-}
-
-function isEmpty(v: unknown): boolean {
-  if (v === undefined || v === null) return true;
-  if (Array.isArray(v)) return v.length === 0;
-  return typeof v === 'object' && Object.keys(v).length === 0;
-}
 
 function unique(values: (string | null | undefined)[]): string[] {
   return [...new Set(values.filter((v): v is string => Boolean(v)))];

@@ -4,12 +4,14 @@
 // Management (3006), policy changes API Activity (6003), statements Datastore Activity (6005).
 // Every record validates against the OCSF 1.8.0 JSON Schemas (test/emit/ocsf.test.ts). No
 // profile is used except `cloud` on IAM events, which lists it in `metadata.profiles`.
+
 import { isIP } from 'node:net';
 import type { Alert, Severity } from '../../../schemas/alert.js';
 import type { DbEvent, IamEvent } from '../../../schemas/events.js';
 import type { Session } from '../../../schemas/session.js';
 import { redactLiterals } from '../../normalize/redact.js';
 import type { FormatContext } from './format.js';
+import { compact } from './json.js';
 
 export const OCSF_VERSION = '1.8.0';
 
@@ -77,24 +79,6 @@ function alertPerson(identity: Alert['identity']): Person | null {
 
 function sessionPerson(identity: Session['identity'] | undefined): Person | null {
   return identity ? { uid: identity.id, name: identity.name } : null;
-}
-
-/** Drops `undefined`, `null`, empty objects and empty arrays, recursively (the OCSF schemas reject null). */
-function compact<T>(value: T): T {
-  if (Array.isArray(value)) return value.map(compact).filter((v) => !isEmpty(v)) as T;
-  if (value === null || typeof value !== 'object') return value;
-  const out: Json = {};
-  for (const [k, v] of Object.entries(value)) {
-    const c = compact(v);
-    if (!isEmpty(c)) out[k] = c;
-  }
-  return out as T;
-}
-
-function isEmpty(v: unknown): boolean {
-  if (v === undefined || v === null) return true;
-  if (Array.isArray(v)) return v.length === 0;
-  return typeof v === 'object' && Object.keys(v).length === 0;
 }
 
 function record(
