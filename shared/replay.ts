@@ -3,6 +3,7 @@
 // time), and a k-way merge feeds the pipeline in batches, so memory stays bounded and the order
 // of files on the command line does not matter.
 import { basename, sep } from 'node:path';
+import { Heap } from 'heap-js';
 import type { Config } from '../schemas/config.js';
 import type { DeadLetter, DeadLetterCode } from '../schemas/dead-letter.js';
 import { compareEvents } from '../schemas/events.js';
@@ -166,16 +167,14 @@ export async function replayFiles(opts: ReplayOptions): Promise<ReplayResult> {
     if (source.head) sources.push(source);
   }
 
-  while (sources.length > 0) {
-    let min = 0;
-    for (let i = 1; i < sources.length; i++) {
-      if (compareEvents(sources[i]!.head!.event, sources[min]!.head!.event) < 0) min = i;
-    }
-    const s = sources[min]!;
+  // A heap of sources by their next event: O(log k) per record with k inputs.
+  const heap = new Heap<Source>((a, b) => compareEvents(a.head!.event, b.head!.event));
+  heap.init(sources);
+  for (let s = heap.pop(); s !== undefined; s = heap.pop()) {
     current = s.input.path;
     await push(s.head!, s.input);
     await advance(s);
-    if (!s.head) sources.splice(min, 1);
+    if (s.head) heap.push(s);
   }
   if (batch.length > 0) await pipeline.ingest(batch);
   await pipeline.finish(opts.asOf);
