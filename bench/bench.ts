@@ -9,10 +9,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import { loadConfigFile } from '../shared/config/load-config.js';
+import { loadConfigFile, validateConfig } from '../shared/config/load-config.js';
 import { readInput } from '../shared/decode/read-input.js';
 import { generateDemo } from '../shared/demo/generate-demo.js';
-import { Pipeline } from '../shared/pipeline.js';
+import { baseConfig, db, T0 } from '../shared/detect/timeline.js';
+import { type DecodedItem, Pipeline } from '../shared/pipeline.js';
 import { dbSystemResolver, replayFiles } from '../shared/replay.js';
 import { SqliteStore } from '../shared/state/sqlite-store.js';
 
@@ -133,6 +134,12 @@ async function main(): Promise<void> {
       `  ${stats.received.toLocaleString('en-US')} records (${stats.duplicates} duplicates, ${stats.alerts} alerts) in ${(e2eMs / 1000).toFixed(1)} s: ${rate(stats.received, e2eMs).toLocaleString('en-US')}/s; pipeline ${(pipelineMs / 1000).toFixed(1)} s of it`,
     );
 
+    log('bench: 100,000 open sessions (connects without disconnects, group-proxied and 1-to-1)');
+    const open = await openSessionsBench(100_000);
+    log(
+      `  ${open.sessions.toLocaleString('en-US')} open sessions in ${(open.ms / 1000).toFixed(1)} s: ${rate(open.sessions, open.ms).toLocaleString('en-US')}/s; heap ${open.heapMB} MB, RSS ${open.rssMB} MB`,
+    );
+
     const figures = {
       mysqlEvents,
       iamRecords: iamDeliveries,
@@ -152,6 +159,10 @@ async function main(): Promise<void> {
       decodeVsParseRatio: Math.round((parse.ms / decodeMs) * 1000) / 1000,
       deadLetters: dead,
       alerts: stats.alerts,
+      openSessions: open.sessions,
+      openSessionsEventsPerSec: rate(open.sessions, open.ms),
+      openSessionsHeapMB: open.heapMB,
+      openSessionsRssMB: open.rssMB,
       peakRssMB: peakRssMb(),
       peakRssAfterGenerateMB: rssAfterGenerate,
       node: process.version,
@@ -160,6 +171,51 @@ async function main(): Promise<void> {
   } finally {
     if (values.keep) log(`bench: inputs kept in ${dir}`);
     else rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Memory and speed with `n` sessions open at once: connects (a third 1-to-1, the rest through
+ * group mappings, attributed by login name) that never disconnect, on the standard test fleet.
+ */
+async function openSessionsBench(
+  n: number,
+): Promise<{ sessions: number; ms: number; heapMB: number; rssMB: number }> {
+  const { config, rules } = validateConfig(baseConfig());
+  const dir = mkdtempSync(join(tmpdir(), 'hwaudit-bench-open-'));
+  const store = SqliteStore.open(join(dir, 'state.sqlite'));
+  try {
+    const pipeline = await Pipeline.open({ config, rules, store, durablePending: false });
+    gc();
+    const users = ['alice', 'bob', 'dave'];
+    const t = performance.now();
+    for (let i = 0; i < n; i += 10_000) {
+      const batch: DecodedItem[] = [];
+      for (let c = i; c < Math.min(n, i + 10_000); c++) {
+        const account = c % 3 === 0 ? 'carol' : c % 3 === 1 ? 'dba_proxy' : 'dev_proxy';
+        const event = db.connect({
+          at: T0 + c * 50,
+          conn: c + 1,
+          account,
+          user: account === 'carol' ? 'carol' : users[c % 3]!,
+          ip: `10.${(c >> 16) & 255}.${(c >> 8) & 255}.${c & 255}`,
+          proxy: account !== 'carol',
+        });
+        batch.push({ type: 'event', event });
+      }
+      await pipeline.ingest(batch);
+    }
+    await pipeline.finish();
+    const ms = performance.now() - t;
+    gc();
+    const heapMB = Math.round(process.memoryUsage().heapUsed / 1e6);
+    const rssMB = Math.round(process.memoryUsage().rss / 1e6);
+    if (pipeline.openSessions !== n)
+      throw new Error(`expected ${n} open sessions, got ${pipeline.openSessions}`);
+    return { sessions: pipeline.openSessions, ms, heapMB, rssMB };
+  } finally {
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
   }
 }
 
