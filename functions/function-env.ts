@@ -2,15 +2,44 @@
 // application configuration to the container as env vars (and the FDK's ctx.getConfig() throws).
 // Every variable is listed in FUNCTION_ENV_VARS, which docs/function-config.md mirrors (a test
 // keeps the two in step). Error messages name the variable, never its value: HWAUDIT_STATE may
-// one day hold a database URL with a password.
+// hold a database URL (with a password, against advice) and HWAUDIT_STATE_PASSWORD is one.
+import { isOutputFormat, OUTPUT_FORMATS, type OutputFormat } from '../shared/emit/formats/format.js';
+import { ONS_MESSAGES_PER_MINUTE } from '../shared/emit/notifications-sink.js';
 import { AuditError } from '../shared/errors.js';
+import {
+  OCI_AUTH_ENV_VARS,
+  type OciAuthSpec,
+  type OciEnvVar,
+  ociAuthSpecFromEnv,
+} from '../shared/oci/auth.js';
+import { endpointVariable, OCI_CLIENT_ENV_VARS, ociEndpointOverride } from '../shared/oci/clients.js';
+import { parseStoreSpec, STATE_PASSWORD_VAR } from '../shared/state/open-store.js';
 
 export const DEFAULT_STATE_PATH = '/tmp/heatwave-iam-audit.sqlite';
+export const DEFAULT_SCOPE = 'function';
 /** The OCI Functions invoke body limit (domain.md section 4). */
 export const DEFAULT_MAX_BODY_BYTES = 6 * 1024 * 1024;
 export const DEFAULT_DEADLINE_MARGIN_MS = 2000;
+export const DEFAULT_ALERT_FORMAT: OutputFormat = 'jsonl';
 
 export type FunctionEnvVar = { name: string; default: string; description: string };
+
+/** The OCI variables the function reads (auth, region, the endpoints of the two services it calls). */
+const OCI_VARS = [
+  'HWAUDIT_OCI_AUTH',
+  'HWAUDIT_OCI_CONFIG_FILE',
+  'HWAUDIT_OCI_PROFILE',
+  'HWAUDIT_OCI_REGION',
+  'HWAUDIT_OCI_ENDPOINT',
+  endpointVariable('streaming'),
+  endpointVariable('notifications'),
+];
+
+function ociVar(name: string): FunctionEnvVar {
+  const v = [...OCI_AUTH_ENV_VARS, ...OCI_CLIENT_ENV_VARS].find((x: OciEnvVar) => x.name === name);
+  if (v === undefined) throw new Error(`no OCI variable ${name}`);
+  return v;
+}
 
 /** One row per variable, in the order of the docs table. */
 export const FUNCTION_ENV_VARS: readonly FunctionEnvVar[] = [
@@ -30,13 +59,46 @@ export const FUNCTION_ENV_VARS: readonly FunctionEnvVar[] = [
     name: 'HWAUDIT_STATE',
     default: DEFAULT_STATE_PATH,
     description:
-      'State store: a SQLite file path. `mysql://` URLs (a shared HeatWave store) are not supported yet and fail with CONFIG_INVALID.',
+      'State store: a SQLite file path (per container) or mysql://USER@HOST:PORT/DATABASE[?ssl-mode=...] (the shared MySQL/HeatWave store, reloaded at every invocation).',
+  },
+  {
+    name: STATE_PASSWORD_VAR,
+    default: '(none)',
+    description: 'Password of the mysql:// state store user. Never echoed in errors or logs.',
+  },
+  {
+    name: 'HWAUDIT_SCOPE',
+    default: DEFAULT_SCOPE,
+    description:
+      'State store scope (seen keys, correlation state, pending events) of this function. Invocations of one scope must not overlap (docs/function-config.md, "State store and scope").',
   },
   {
     name: 'HWAUDIT_ALERTS_FILE',
     default: '(none: stdout)',
     description:
-      'File that alerts are appended to as JSON lines. Unset: alerts go to stdout as JSON lines, that is to the function log.',
+      'File that alerts are appended to, one per line in HWAUDIT_ALERT_FORMAT. Unset: alerts go to stdout, that is to the function log.',
+  },
+  {
+    name: 'HWAUDIT_ALERT_FORMAT',
+    default: DEFAULT_ALERT_FORMAT,
+    description: `Format of the alerts written to stdout, HWAUDIT_ALERTS_FILE and the alert stream: ${OUTPUT_FORMATS.join(', ')}.`,
+  },
+  {
+    name: 'HWAUDIT_ALERT_STREAM_ID',
+    default: '(none)',
+    description:
+      'OCID of an OCI stream that every alert is published to (PutMessages, key = DB system OCID). Needs HWAUDIT_OCI_ENDPOINT_STREAMING.',
+  },
+  {
+    name: 'HWAUDIT_NOTIFICATIONS_TOPIC_ID',
+    default: '(none)',
+    description:
+      'OCID of a Notifications topic that alert digests (per rule and severity) are published to, before the invocation answers.',
+  },
+  {
+    name: 'HWAUDIT_NOTIFICATIONS_PER_MINUTE',
+    default: String(ONS_MESSAGES_PER_MINUTE),
+    description: 'Digests per minute this container may publish (10 for topics with e-mail subscriptions).',
   },
   {
     name: 'HWAUDIT_DB_SYSTEM',
@@ -56,13 +118,24 @@ export const FUNCTION_ENV_VARS: readonly FunctionEnvVar[] = [
     description:
       'Time kept free before Fn-Deadline. A batch that would not finish before deadline minus this margin is refused (DEADLINE) before any state is written, so the redelivery does the work.',
   },
+  ...OCI_VARS.map(ociVar),
 ];
+
+export type StateSetting = { kind: 'sqlite' | 'mysql'; spec: string };
 
 export type FunctionEnv = {
   /** Exactly one of the two is set once validated. */
   config: { kind: 'inline'; text: string } | { kind: 'file'; path: string };
-  statePath: string;
+  /** The store spec for openStore (validated; a mysql:// URL's password comes from HWAUDIT_STATE_PASSWORD). */
+  state: StateSetting;
+  scope: string;
   alertsFile: string | undefined;
+  alertFormat: OutputFormat;
+  alertStreamId: string | undefined;
+  notificationsTopicId: string | undefined;
+  notificationsPerMinute: number;
+  /** How to authenticate to OCI; only used when a stream or topic is configured. */
+  ociAuth: OciAuthSpec;
   dbSystem: string | undefined;
   maxBodyBytes: number;
   deadlineMarginMs: number;
@@ -89,19 +162,48 @@ function integer(env: Env, name: string, fallback: number, min: number): number 
   return n;
 }
 
-function statePath(env: Env): string {
-  const value = text(env, 'HWAUDIT_STATE');
-  if (value === undefined) return DEFAULT_STATE_PATH;
-  const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(value.trim())?.[1]?.toLowerCase();
-  if (scheme === 'mysql' || scheme === 'mysqlx') {
+/** Validates the spec with the store factory's own parser, re-labelled with the variable's name. */
+function state(env: Env): StateSetting {
+  const spec = text(env, 'HWAUDIT_STATE')?.trim() ?? DEFAULT_STATE_PATH;
+  try {
+    return { kind: parseStoreSpec(spec, env as NodeJS.ProcessEnv).kind, spec };
+  } catch (error) {
+    // Its messages name the problem, never the spec (which may hold a password).
+    if (error instanceof AuditError && error.code === 'CONFIG_INVALID') {
+      throw invalid('HWAUDIT_STATE', error.message.replace(/^state store: /, ''));
+    }
+    throw error;
+  }
+}
+
+/** Scopes are store keys: keep them short and printable, so logs and SQL consoles show them as set. */
+const SCOPE = /^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,127}$/;
+
+function scope(env: Env): string {
+  const value = text(env, 'HWAUDIT_SCOPE')?.trim() ?? DEFAULT_SCOPE;
+  if (!SCOPE.test(value)) {
     throw invalid(
-      'HWAUDIT_STATE',
-      'a MySQL state store (mysql:// URL) is not supported yet; use a SQLite file path',
+      'HWAUDIT_SCOPE',
+      'expected 1 to 128 characters: letters, digits and . _ : @ / - (starting with a letter or digit)',
     );
   }
-  if (scheme !== undefined)
-    throw invalid('HWAUDIT_STATE', `unsupported URL scheme "${scheme}"; use a SQLite file path`);
-  return value.trim();
+  return value;
+}
+
+function alertFormat(env: Env): OutputFormat {
+  const value = text(env, 'HWAUDIT_ALERT_FORMAT')?.trim().toLowerCase() ?? DEFAULT_ALERT_FORMAT;
+  if (!isOutputFormat(value))
+    throw invalid('HWAUDIT_ALERT_FORMAT', `expected one of ${OUTPUT_FORMATS.join(', ')}`);
+  return value;
+}
+
+function ocid(env: Env, name: string, type: string): string | undefined {
+  const value = text(env, name)?.trim();
+  if (value === undefined) return undefined;
+  if (!new RegExp(`^ocid1\\.${type}\\.[a-z0-9-]*\\.[a-z0-9-]*\\.[A-Za-z0-9._-]+$`).test(value)) {
+    throw invalid(name, `expected an OCID of the form ocid1.${type}.<realm>.<region>.<id>`);
+  }
+  return value;
 }
 
 const KNOWN = new Set(FUNCTION_ENV_VARS.map((v) => v.name));
@@ -120,10 +222,28 @@ export function readFunctionEnv(env: Env = process.env): FunctionEnv {
   if (inline === undefined && file === undefined) {
     throw invalid('HWAUDIT_CONFIG', 'no pipeline configuration: set HWAUDIT_CONFIG or HWAUDIT_CONFIG_FILE');
   }
+  const alertStreamId = ocid(env, 'HWAUDIT_ALERT_STREAM_ID', 'stream');
+  const notificationsTopicId = ocid(env, 'HWAUDIT_NOTIFICATIONS_TOPIC_ID', 'onstopic');
+  // Endpoint overrides are checked now (not at the first alert), naming the variable at fault.
+  const streamingEndpoint = ociEndpointOverride('streaming', env);
+  ociEndpointOverride('notifications', env);
+  if (alertStreamId !== undefined && streamingEndpoint === undefined) {
+    // The messages endpoint belongs to the stream pool (cell-N.streaming.<region>...): no regional default.
+    throw invalid(
+      endpointVariable('streaming'),
+      "required with HWAUDIT_ALERT_STREAM_ID: the stream pool's messages endpoint (Stream.messagesEndpoint)",
+    );
+  }
   return {
     config: inline !== undefined ? { kind: 'inline', text: inline } : { kind: 'file', path: file!.trim() },
-    statePath: statePath(env),
+    state: state(env),
+    scope: scope(env),
     alertsFile: text(env, 'HWAUDIT_ALERTS_FILE')?.trim(),
+    alertFormat: alertFormat(env),
+    alertStreamId,
+    notificationsTopicId,
+    notificationsPerMinute: integer(env, 'HWAUDIT_NOTIFICATIONS_PER_MINUTE', ONS_MESSAGES_PER_MINUTE, 2),
+    ociAuth: ociAuthSpecFromEnv(env),
     dbSystem: text(env, 'HWAUDIT_DB_SYSTEM')?.trim(),
     maxBodyBytes: integer(env, 'HWAUDIT_MAX_BODY_BYTES', DEFAULT_MAX_BODY_BYTES, 1),
     deadlineMarginMs: integer(env, 'HWAUDIT_DEADLINE_MARGIN_MS', DEFAULT_DEADLINE_MARGIN_MS, 0),

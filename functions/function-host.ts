@@ -1,8 +1,19 @@
 // The OCI Function host without the FDK (functions/func.ts adapts it), so it runs in unit tests.
 //
-// One FunctionHost lives per container: it validates the settings once, keeps one pipeline (and
-// its open state store) between invocations, and runs invocations one after the other, since a
-// batch is one state-store transaction.
+// One FunctionHost lives per container: it validates the settings once, keeps the state store and
+// the alert sinks open between invocations, and runs invocations one after the other, since a
+// batch is one state-store transaction. With a SQLite store (private to the container) the
+// pipeline, and the correlation state it holds in memory, is kept as well. With a shared mysql://
+// store other containers commit to the same scope between two invocations of this one, so the
+// pipeline is re-opened (its state reloaded from the store) at the start of every invocation that
+// needs it; see docs/function-config.md, "State store and scope".
+//
+// Sinks: stdout or HWAUDIT_ALERTS_FILE (always), an OCI stream (HWAUDIT_ALERT_STREAM_ID) and
+// Notifications digests (HWAUDIT_NOTIFICATIONS_TOPIC_ID); the OCI clients are created on first use
+// with the provider HWAUDIT_OCI_AUTH names (the resource principal inside Functions). Every sink
+// has delivered, digests included, before the invocation answers, so nothing waits in memory
+// while the container is frozen. A sink failure fails the invocation and drops the pipeline; the
+// retry re-opens it, which re-sends what the store records as not delivered (Pipeline.open).
 //
 // Outcomes (the FDK answers 200 with the returned value, or 502 with the thrown error's text):
 // - a batch or sweep that ran: the summary;
@@ -15,17 +26,23 @@
 import { appendFile } from 'node:fs/promises';
 import type { Writable } from 'node:stream';
 import type { Alert } from '../schemas/alert.js';
+import { SEVERITIES } from '../schemas/alert.js';
 import type { Config } from '../schemas/config.js';
 import type { DeadLetter, DeadLetterCode } from '../schemas/dead-letter.js';
 import type { ActiveRule } from '../shared/config/active-rules.js';
 import { loadConfigFile, parseConfigText } from '../shared/config/load-config.js';
 import type { DbRef } from '../shared/decode/classify.js';
 import { decodeBatch } from '../shared/decode/read-input.js';
+import { formatAlert, type OutputFormat } from '../shared/emit/formats/format.js';
 import { JsonlSink } from '../shared/emit/jsonl-sink.js';
+import { type NotificationPublisher, NotificationsSink } from '../shared/emit/notifications-sink.js';
 import type { AlertSink } from '../shared/emit/sink.js';
+import { type StreamPutter, StreamSink } from '../shared/emit/stream-sink.js';
 import { AuditError, type ErrorCode } from '../shared/errors.js';
+import { ociAuthProvider } from '../shared/oci/auth.js';
+import { createOciClient, DEFAULT_RETRY, type RetryPolicy, sleepMs } from '../shared/oci/clients.js';
 import { type DecodedItem, Pipeline, type PipelineStats } from '../shared/pipeline.js';
-import { SqliteStore } from '../shared/state/sqlite-store.js';
+import { type OpenStoreOptions, openStore } from '../shared/state/open-store.js';
 import type { StateStore } from '../shared/state/state-store.js';
 import { toIso } from '../shared/time.js';
 import { type FunctionEnv, readFunctionEnv } from './function-env.js';
@@ -66,14 +83,29 @@ export class FunctionError extends Error {
   }
 }
 
+/** Opens the state store a spec names (default: openStore, shared/state/open-store.ts). */
+export type StoreOpener = (
+  spec: string,
+  opts: OpenStoreOptions & { scope: string },
+) => StateStore | Promise<StateStore>;
+
+/** The OCI clients of the alert sinks (default: SDK clients with the HWAUDIT_OCI_AUTH provider). */
+export type OciSinkClients = {
+  streaming?: () => Promise<StreamPutter>;
+  notifications?: () => Promise<NotificationPublisher>;
+};
+
 export type FunctionHostOptions = {
   env?: Readonly<Record<string, string | undefined>>;
   now?: () => number;
-  /** Alerts as JSON lines when HWAUDIT_ALERTS_FILE is unset (the function log). */
+  /** Alerts, one per line, when HWAUDIT_ALERTS_FILE is unset (the function log). */
   stdout?: Writable;
   /** One JSON log line per invocation. */
   stderr?: Writable;
-  openStore?: (path: string) => StateStore;
+  openStore?: StoreOpener;
+  ociClients?: OciSinkClients;
+  /** Retries of OCI calls (PutMessages, PublishMessage); default DEFAULT_RETRY. */
+  ociRetry?: RetryPolicy;
 };
 
 type Settings = {
@@ -81,6 +113,8 @@ type Settings = {
   config: Config;
   rules: ActiveRule[];
   resolveDbSystem: () => DbRef | undefined;
+  /** A shared store: reload the pipeline's state at every invocation. */
+  reload: boolean;
 };
 
 type OpenPipeline = { pipeline: Pipeline; store: StateStore };
@@ -98,9 +132,22 @@ export class FunctionHost {
   private readonly now: () => number;
   private readonly stdout: Writable;
   private readonly stderr: Writable;
-  private readonly openStore: (path: string) => StateStore;
+  private readonly openStore: StoreOpener;
+  private readonly ociClients: OciSinkClients;
+  private readonly ociRetry: RetryPolicy;
   private settings: Settings | undefined;
+  private storeOpen: Promise<StateStore> | undefined;
+  /** The open store, for sinks that record their own progress (digests). */
+  private currentStore: StateStore | undefined;
+  private sinkSet: Promise<AlertSink[]> | undefined;
   private open: Promise<OpenPipeline> | undefined;
+  /** Invocation counter, and the invocation that opened `open`. */
+  private seq = 0;
+  private openSeq = -1;
+  /** Fn-Deadline of the running invocation (ms), for waits inside sinks. */
+  private deadline: number | undefined;
+  /** Milliseconds the running invocation spent opening the pipeline (loading state). */
+  private openMs: number | undefined;
   private queue: Promise<unknown> = Promise.resolve();
   private msPerItem = INITIAL_MS_PER_ITEM;
 
@@ -109,7 +156,9 @@ export class FunctionHost {
     this.now = opts.now ?? Date.now;
     this.stdout = opts.stdout ?? process.stdout;
     this.stderr = opts.stderr ?? process.stderr;
-    this.openStore = opts.openStore ?? ((path) => SqliteStore.open(path));
+    this.openStore = opts.openStore ?? openStore;
+    this.ociClients = opts.ociClients ?? {};
+    this.ociRetry = opts.ociRetry ?? DEFAULT_RETRY;
   }
 
   /** Handles one invocation; resolves with a summary or rejects with a FunctionError. Never resolves empty. */
@@ -127,6 +176,10 @@ export class FunctionHost {
   private async run(body: Buffer | string, ctx: InvocationContext): Promise<InvocationSummary> {
     const started = this.now();
     const callId = ctx.callId ?? null;
+    this.seq++;
+    const deadline = ctx.deadline?.getTime();
+    this.deadline = deadline === undefined || Number.isNaN(deadline) ? undefined : deadline;
+    this.openMs = undefined;
     try {
       const summary = await this.route(typeof body === 'string' ? Buffer.from(body, 'utf8') : body, ctx);
       this.log({
@@ -134,6 +187,7 @@ export class FunctionHost {
         msg: 'invocation',
         callId,
         ms: this.now() - started,
+        ...(this.openMs === undefined ? {} : { openMs: this.openMs }),
         ...summary,
       });
       return summary;
@@ -293,14 +347,22 @@ export class FunctionHost {
         : await loadConfigFile(env.config.path);
     const db = defaultDbSystem(config, env.dbSystem);
     // Only a valid configuration is kept: after a failure the next call reads it again.
-    this.settings = { env, config, rules, resolveDbSystem: () => db };
+    this.settings = { env, config, rules, resolveDbSystem: () => db, reload: env.state.kind === 'mysql' };
     return this.settings;
   }
 
+  /**
+   * The pipeline for this invocation. Kept between invocations on a store private to the
+   * container; re-opened once per invocation on a shared store, where other containers commit to
+   * the same scope in between and the cached state (seen and pending keys, entities, the
+   * watermark) would be stale.
+   */
   private pipeline(settings: Settings): Promise<OpenPipeline> {
+    if (this.open !== undefined && settings.reload && this.openSeq !== this.seq) this.open = undefined;
     if (this.open === undefined) {
       const opening = this.openPipeline(settings);
       this.open = opening;
+      this.openSeq = this.seq;
       opening.catch(() => {
         if (this.open === opening) this.open = undefined;
       });
@@ -309,32 +371,145 @@ export class FunctionHost {
   }
 
   private async openPipeline(settings: Settings): Promise<OpenPipeline> {
-    const store = this.openStore(settings.env.statePath);
+    const started = this.now();
     try {
-      const sink: AlertSink =
-        settings.env.alertsFile === undefined
-          ? new JsonlSink(this.stdout)
-          : new AppendFileSink(settings.env.alertsFile);
+      const store = await this.store(settings);
+      const sinks = await this.sinks(settings);
+      // Loads the scope's state and re-sends what a sink has not received (after a failure).
       const pipeline = await Pipeline.open({
         config: settings.config,
         rules: settings.rules,
         store,
-        sinks: [sink],
+        sinks,
       });
+      this.openMs = this.now() - started;
       return { pipeline, store };
     } catch (error) {
-      await store.close().catch(() => undefined);
+      await this.closeStore();
       throw error;
     }
   }
 
-  /** Forgets the pipeline so that the next call re-opens the store and reloads the state. */
+  /** The state store, opened once per container (and again after a failure). */
+  private store(settings: Settings): Promise<StateStore> {
+    if (this.storeOpen === undefined) {
+      const opening = (async () => {
+        const store = await this.openStore(settings.env.state.spec, {
+          scope: settings.env.scope,
+          env: this.env as NodeJS.ProcessEnv,
+          // E.g. a password in the URL; the text never holds the URL itself.
+          onWarning: (warning) => this.log({ level: 'warn', msg: 'state store', warning }),
+        });
+        this.currentStore = store;
+        return store;
+      })();
+      this.storeOpen = opening;
+      opening.catch(() => {
+        if (this.storeOpen === opening) this.storeOpen = undefined;
+      });
+    }
+    return this.storeOpen;
+  }
+
+  /** The alert sinks, built once per container: OCI clients are created (and the SDK loaded) here. */
+  private sinks(settings: Settings): Promise<AlertSink[]> {
+    if (this.sinkSet === undefined) {
+      const building = this.buildSinks(settings.env);
+      this.sinkSet = building;
+      building.catch(() => {
+        if (this.sinkSet === building) this.sinkSet = undefined;
+      });
+    }
+    return this.sinkSet;
+  }
+
+  private async buildSinks(env: FunctionEnv): Promise<AlertSink[]> {
+    const format = (alert: Alert) => formatAlert(env.alertFormat, alert);
+    // Named 'jsonl' whatever the format or destination: switching either does not re-send history.
+    const sinks: AlertSink[] = [
+      env.alertsFile === undefined
+        ? new JsonlSink(this.stdout, 'jsonl', format)
+        : new AppendFileSink(env.alertsFile, env.alertFormat),
+    ];
+    let auth: ReturnType<typeof ociAuthProvider> | undefined;
+    const provider = () => {
+      auth ??= ociAuthProvider(env.ociAuth);
+      return auth;
+    };
+    if (env.alertStreamId !== undefined) {
+      const client = await (this.ociClients.streaming?.() ??
+        createOciClient('streaming', { auth: await provider(), env: this.env }));
+      const name = 'oci-stream';
+      sinks.push(
+        new StreamSink({ client, streamId: env.alertStreamId, name, format, retry: this.retryPolicy(name) }),
+      );
+    }
+    if (env.notificationsTopicId !== undefined) {
+      const client = await (this.ociClients.notifications?.() ??
+        createOciClient('notifications', { auth: await provider(), env: this.env }));
+      const name = 'oci-notifications';
+      const digests = new NotificationsSink({
+        client,
+        topicId: env.notificationsTopicId,
+        name,
+        perMinute: env.notificationsPerMinute,
+        retry: this.retryPolicy(name),
+        sleep: (ms) => this.sleepWithin(ms, name, 'budget'),
+      });
+      sinks.push(
+        new PublishedDigests(digests, (ids) =>
+          this.currentStore ? this.currentStore.markDelivered(name, ids) : Promise.resolve(),
+        ),
+      );
+    }
+    return sinks;
+  }
+
+  /** The OCI retry policy of a sink, whose backoff waits stop at Fn-Deadline like the rate budget's. */
+  private retryPolicy(sink: string): RetryPolicy {
+    const sleep = this.ociRetry.sleep;
+    return { ...this.ociRetry, sleep: (ms) => this.sleepWithin(ms, sink, 'retry', sleep) };
+  }
+
+  /**
+   * A wait inside a sink (rate budget, retry backoff), refused when it would run past Fn-Deadline
+   * minus the margin: the invocation then fails cleanly (SINK_FAILED) instead of being cut off,
+   * and the retry delivers what is missing.
+   */
+  private async sleepWithin(
+    ms: number,
+    sink: string,
+    why: 'budget' | 'retry',
+    sleep: (ms: number) => Promise<void> = sleepMs,
+  ): Promise<void> {
+    const margin = this.settings?.env.deadlineMarginMs ?? 0;
+    if (this.deadline !== undefined && this.now() + ms > this.deadline - margin) {
+      const wait =
+        why === 'budget'
+          ? `the digest rate budget (HWAUDIT_NOTIFICATIONS_PER_MINUTE) needs a ${ms} ms wait`
+          : `a ${ms} ms retry backoff`;
+      throw new AuditError(
+        'SINK_FAILED',
+        `${sink}: ${wait} that would pass Fn-Deadline; the next call delivers the rest`,
+        { details: { sink, waitMs: ms } },
+      );
+    }
+    await sleep(ms);
+  }
+
+  /** Forgets the pipeline and closes the store, so that the next call re-opens both. */
   private async drop(): Promise<void> {
-    const open = this.open;
     this.open = undefined;
+    await this.closeStore();
+  }
+
+  private async closeStore(): Promise<void> {
+    const open = this.storeOpen;
+    this.storeOpen = undefined;
+    this.currentStore = undefined;
     if (open === undefined) return;
     try {
-      await (await open).store.close();
+      await (await open).close();
     } catch {
       // The store is being abandoned because it failed; closing it is best effort.
     }
@@ -368,17 +543,58 @@ export class FunctionHost {
   }
 }
 
-/** Appends alerts as JSON lines; resolves once the lines are written, so delivery is recorded truthfully. */
+const SEVERITY_RANK = new Map<string, number>(SEVERITIES.map((s, i) => [s, i]));
+
+/**
+ * Notifications digests published before `send` resolves, so that the pipeline records as
+ * delivered only what reached the topic, and nothing is left queued in a container that is about
+ * to be frozen. One rule/severity group at a time, most severe first, each recorded as delivered
+ * once published: a retry after a failure (or a rate budget that ran out before Fn-Deadline)
+ * goes on with the groups not yet published instead of starting over.
+ */
+class PublishedDigests implements AlertSink {
+  readonly name: string;
+
+  constructor(
+    private readonly digests: NotificationsSink,
+    private readonly published: (ids: string[]) => Promise<void>,
+  ) {
+    this.name = digests.name;
+  }
+
+  async send(alerts: Alert[]): Promise<void> {
+    const groups = new Map<string, Alert[]>();
+    for (const a of alerts) {
+      const key = `${a.rule}\u0000${a.severity}`;
+      const group = groups.get(key);
+      if (group) group.push(a);
+      else groups.set(key, [a]);
+    }
+    const ordered = [...groups.values()].sort(
+      (a, b) => (SEVERITY_RANK.get(b[0]!.severity) ?? 0) - (SEVERITY_RANK.get(a[0]!.severity) ?? 0),
+    );
+    for (const group of ordered) {
+      await this.digests.send(group);
+      await this.digests.flush();
+      if (ordered.length > 1) await this.published(group.map((a) => a.id));
+    }
+  }
+}
+
+/** Appends alerts, one per line; resolves once the lines are written, so delivery is recorded truthfully. */
 class AppendFileSink implements AlertSink {
   // The same name as the stdout sink: switching destination does not re-send every stored alert.
   readonly name = 'jsonl';
 
-  constructor(private readonly path: string) {}
+  constructor(
+    private readonly path: string,
+    private readonly format: OutputFormat,
+  ) {}
 
   async send(alerts: Alert[]): Promise<void> {
     if (alerts.length === 0) return;
     try {
-      await appendFile(this.path, `${alerts.map((a) => JSON.stringify(a)).join('\n')}\n`, 'utf8');
+      await appendFile(this.path, `${alerts.map((a) => formatAlert(this.format, a)).join('\n')}\n`, 'utf8');
     } catch (cause) {
       throw new AuditError('SINK_FAILED', 'cannot append to HWAUDIT_ALERTS_FILE', {
         cause,
@@ -387,7 +603,6 @@ class AppendFileSink implements AlertSink {
     }
   }
 }
-
 /**
  * The DB system of raw MySQL audit events (collector records name their own): HWAUDIT_DB_SYSTEM
  * (a configured id or name, or any DB system OCID), else the only configured DB system.

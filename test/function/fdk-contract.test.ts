@@ -1,13 +1,16 @@
 // Contract tests: dist/func.cjs under the real @fnproject/fdk, over its unix socket, as Fn runs it
 // (FN_FORMAT=http-stream, FN_LISTENER=unix:..., POST /call with Fn-Call-Id, Fn-Deadline and
-// Content-Type). `npm test` builds dist/ before vitest runs.
+// Content-Type). `npm test` builds dist/ before vitest runs. Also: the function's OCI sinks with
+// the real SDK clients and a resource principal against the signed local endpoint, and two
+// function processes sharing a MySQL store (TEST_MYSQL_URL, see test/helpers/mysql-server.ts).
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
   ago,
   collectorRecord,
+  DB,
   type FnProcess,
   type FnResponse,
   fleetConfigJson,
@@ -15,12 +18,18 @@ import {
   mysql,
   oci,
   removeTempDirs,
+  resourcePrincipal,
   startFunction,
   streamingBatch,
   tempDir,
   USERS,
   wholeSecond,
 } from '../helpers/fdk-harness.js';
+import { describeMySql } from '../helpers/mysql-server.js';
+import { notificationsService } from '../oci-endpoint/notifications.js';
+import { type OciEndpoint, startOciEndpoint } from '../oci-endpoint/server.js';
+import { createTestPrincipal, generateTestKeyPair, type TestPrincipal } from '../oci-endpoint/signature.js';
+import { type StreamingService, streamingService } from '../oci-endpoint/streaming.js';
 
 const running: FnProcess[] = [];
 
@@ -221,14 +230,6 @@ describe('OCI Function over the real FDK', () => {
     expect(fn.alive()).toBe(true);
   });
 
-  it('fails with "not supported yet" for a mysql:// state store, without echoing the URL', async () => {
-    const { fn } = await start({ HWAUDIT_STATE: 'mysql://audit:hunter2@heatwave.example:3306/audit' });
-    const detail = failure(await fn.call('{"action":"sweep"}'));
-    expect(detail).toContain('HWAUDIT_STATE: a MySQL state store (mysql:// URL) is not supported yet');
-    expect(detail).not.toContain('hunter2');
-    expect(fn.stderr()).not.toContain('hunter2');
-  });
-
   it('a state store that cannot be opened gives 502; once fixed, the retry succeeds', async () => {
     const dir = tempDir();
     const blocked = join(dir, 'state');
@@ -299,5 +300,156 @@ describe('OCI Function over the real FDK', () => {
     }
     const average = times.reduce((a, b) => a + b, 0) / times.length;
     expect(average).toBeLessThan(3000);
+  });
+});
+
+describe('OCI Function with OCI sinks (real SDK clients, resource principal, signed local endpoint)', () => {
+  const STREAM = 'ocid1.stream.oc1.iad.alerts';
+  const TOPIC = 'ocid1.onstopic.oc1.iad.alerts';
+  const issuer = generateTestKeyPair();
+  let principal: TestPrincipal;
+  let streaming: StreamingService;
+  let ons: ReturnType<typeof notificationsService>;
+  let endpoint: OciEndpoint;
+
+  beforeAll(async () => {
+    principal = createTestPrincipal();
+    streaming = streamingService({ streams: [{ id: STREAM, partitions: 1 }] });
+    ons = notificationsService({ knownTopics: [TOPIC] });
+    endpoint = await startOciEndpoint({
+      ...principal.endpointOptions,
+      tokenIssuerPublicKeyPem: issuer.publicKeyPem,
+      handlers: [streaming.handler, ons.handler],
+    });
+  });
+
+  afterAll(async () => {
+    await endpoint?.close();
+    principal?.cleanup();
+  });
+
+  function streamed(): { key: string | null; value: Record<string, unknown> }[] {
+    return streaming.messages(STREAM, 0).map((m) => ({
+      key: m.key === null ? null : Buffer.from(m.key, 'base64').toString('utf8'),
+      value: JSON.parse(Buffer.from(m.value, 'base64').toString('utf8')) as Record<string, unknown>,
+    }));
+  }
+
+  function digestIds(): string[] {
+    return ons.published.flatMap((p) => /Alert ids \(\d+\): (.*)$/m.exec(p.body)?.[1]?.split(' ') ?? []);
+  }
+
+  it('publishes every alert to the stream (OCSF) and digests to the topic, signed with the RPST; a sink failure is a 502 and the retry delivers', async () => {
+    const dir = tempDir();
+    const rp = resourcePrincipal({ issuer, tenancy: principal.tenancy, dir });
+    const { fn, alertsFile } = await start(
+      {
+        ...rp.env,
+        HWAUDIT_ALERT_FORMAT: 'ocsf',
+        HWAUDIT_ALERT_STREAM_ID: STREAM,
+        HWAUDIT_NOTIFICATIONS_TOPIC_ID: TOPIC,
+        HWAUDIT_OCI_ENDPOINT: endpoint.url,
+      },
+      dir,
+    );
+    const { logging, streaming: stream } = timeline();
+    const before = endpoint.requests.length;
+
+    expect(summary(await fn.call(logging))).toMatchObject({ received: 2, alerts: 1 });
+    // The stream refuses the next PutMessages (404 is not retried): the invocation fails, sanitized.
+    endpoint.faults.failNext('streaming.putMessages', 1, 404);
+    const detail = failure(await fn.call(stream));
+    expect(detail).toMatch(
+      /^FunctionError: SINK_FAILED: oci-stream: PutMessages could not deliver 1 alert\(s\) \(status 404, NotAuthorizedOrNotFound\).*the pipeline was dropped/,
+    );
+    expect(detail).not.toContain('bob');
+    expect(fn.alive()).toBe(true);
+    // Connector Hub redelivers the batch: a duplicate, and the undelivered alert goes out now.
+    expect(summary(await fn.call(stream))).toMatchObject({ received: 2, duplicates: 2, alerts: 0 });
+    expect(summary(await fn.call('{"action":"sweep"}'))).toMatchObject({ alerts: 1 });
+
+    // The alerts file has the same format: OCSF Detection Findings.
+    const ocsf = alertLines(alertsFile) as unknown as { class_uid: number; finding_info: { uid: string } }[];
+    expect(ocsf.every((a) => a.class_uid === 2004)).toBe(true);
+    const ids = ocsf.map((a) => a.finding_info.uid);
+    expect(new Set(ids).size).toBe(3);
+    // The stream holds each alert once, in the same format, keyed by DB system when it has one
+    // (the stale break-glass membership is an IAM finding: no DB system).
+    const messages = streamed();
+    expect(messages.map((m) => (m.value.finding_info as { uid: string }).uid)).toEqual(ids);
+    expect(messages.map((m) => m.key)).toEqual([null, DB.id, null]);
+    // One digest per alert here (three rules), every alert id in exactly one.
+    expect(ons.published).toHaveLength(3);
+    expect(digestIds().sort()).toEqual([...ids].sort());
+    expect(ons.published.map((p) => p.title)).toEqual([
+      expect.stringMatching(/iam\.privileged-group-change: 1 alert$/),
+      expect.stringMatching(/break-glass\.used: 1 alert$/),
+      expect.stringMatching(/break-glass\.stale: 1 alert$/),
+    ]);
+    // Every OCI request was signed with the resource principal's session key (keyId ST$<RPST>).
+    const calls = endpoint.requests.slice(before);
+    expect(calls.map((r) => r.route).sort()).toEqual([
+      'ons.publishMessage',
+      'ons.publishMessage',
+      'ons.publishMessage',
+      'streaming.putMessages',
+      'streaming.putMessages',
+      'streaming.putMessages',
+      'streaming.putMessages',
+    ]);
+    expect(calls.every((r) => r.keyId === `ST$${rp.rpst}` && r.authFailure === undefined)).toBe(true);
+    expect(calls.map((r) => r.status).filter((s) => s !== 200)).toEqual([404]);
+  });
+});
+
+describeMySql('OCI Function on a shared MySQL store', (server) => {
+  it('two function processes share the state: a redelivered batch gives duplicates and no second alert', async () => {
+    const db = await server.createDatabase();
+    const password = process.env.HWAUDIT_STATE_PASSWORD ?? '';
+    const env = { HWAUDIT_STATE: db.url, HWAUDIT_STATE_PASSWORD: password };
+    // Two containers of the function: same store, same scope, each its own alerts file.
+    const a = await start(env);
+    const b = await start(env);
+    const { logging, streaming } = timeline();
+
+    // B's pipeline is open (warm) before A ingests anything.
+    expect(summary(await b.fn.call('{not json'))).toMatchObject({ deadLetters: { JSON_INVALID: 1 } });
+    expect(summary(await a.fn.call(logging))).toMatchObject({ received: 2, duplicates: 0, alerts: 1 });
+    // Bob's break-glass membership arrived through A; B reloads it, so it attributes his session.
+    expect(summary(await b.fn.call(streaming))).toMatchObject({ received: 2, duplicates: 0, alerts: 1 });
+    // Connector Hub redelivers each batch, to the other container this time.
+    expect(summary(await a.fn.call(streaming))).toMatchObject({
+      received: 2,
+      duplicates: 2,
+      processed: 0,
+      alerts: 0,
+    });
+    expect(summary(await b.fn.call(logging))).toMatchObject({ received: 2, duplicates: 2, alerts: 0 });
+    // The stale break-glass timer fires once, in whichever container sweeps first.
+    expect(summary(await a.fn.call('{"action":"sweep"}'))).toMatchObject({ alerts: 1 });
+    expect(summary(await b.fn.call('{"action":"sweep"}'))).toMatchObject({ alerts: 0 });
+
+    const all = [...alertLines(a.alertsFile), ...alertLines(b.alertsFile)];
+    expect(all.map((x) => x.rule).sort()).toEqual([
+      'break-glass.stale',
+      'break-glass.used',
+      'iam.privileged-group-change',
+    ]);
+    expect(new Set(all.map((x) => x.id)).size).toBe(3);
+    expect(alertLines(b.alertsFile).map((x) => x.rule)).toEqual(['break-glass.used']);
+
+    // Every invocation that needed the pipeline reloaded the state (openMs in its log line).
+    const logs = [a.fn, b.fn].flatMap((f) =>
+      f
+        .stderr()
+        .split('\n')
+        .filter((l) => l.startsWith('{'))
+        .map((l) => JSON.parse(l) as { msg: string; openMs?: number }),
+    );
+    expect(logs.filter((l) => l.msg === 'invocation')).toHaveLength(7);
+    expect(logs.every((l) => l.msg !== 'invocation' || typeof l.openMs === 'number')).toBe(true);
+    if (password !== '') {
+      for (const f of [a.fn, b.fn]) expect(`${f.stdout()}${f.stderr()}`).not.toContain(password);
+    }
   });
 });

@@ -1,5 +1,7 @@
 // FunctionHost in-process (no FDK): routing, summaries, refusals, deadline, store and sink
-// failures, settings. The same behaviour over the real FDK is in fdk-contract.test.ts.
+// failures, settings, the shared-store reload and the OCI sinks (with fake SDK clients; the real
+// clients against the signed local endpoint are in fdk-contract.test.ts, which runs the same
+// behaviour over the real FDK).
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -8,14 +10,19 @@ import {
   FunctionError,
   FunctionHost,
   type InvocationSummary,
+  type OciSinkClients,
   toFunctionError,
 } from '../../functions/function-host.js';
+import type { NotificationPublisher } from '../../shared/emit/notifications-sink.js';
+import type { StreamPutter } from '../../shared/emit/stream-sink.js';
 import { AuditError } from '../../shared/errors.js';
+import type { RetryPolicy } from '../../shared/oci/clients.js';
 import { SqliteStore } from '../../shared/state/sqlite-store.js';
 import type { StateStore } from '../../shared/state/state-store.js';
 import {
   ago,
   collectorRecord,
+  DB,
   fleetConfigJson,
   GROUPS,
   mysql,
@@ -76,15 +83,21 @@ type Harness = {
   statePath: string;
 };
 
+const FAST_RETRY: RetryPolicy = { maxAttempts: 2, baseDelayMs: 1, maxDelayMs: 2 };
+
 function makeHost(
   opts: {
     env?: Record<string, string>;
     wrapStore?: (store: SqliteStore) => StateStore;
     statePath?: string;
+    /** Open this SQLite file whatever HWAUDIT_STATE says (a stand-in for a shared mysql:// store). */
+    sharedFile?: string;
+    ociClients?: OciSinkClients;
+    ociRetry?: RetryPolicy;
   } = {},
 ): Harness {
   const dir = tempDir('hwaudit-host-');
-  const statePath = opts.statePath ?? join(dir, 'state.sqlite');
+  const statePath = opts.sharedFile ?? opts.statePath ?? join(dir, 'state.sqlite');
   const stdout = new Lines();
   const stderr = new Lines();
   const clock = { now: N };
@@ -94,11 +107,12 @@ function makeHost(
     now: () => clock.now,
     stdout,
     stderr,
-    openStore: (path) => {
+    openStore: async (spec, { scope }) => {
       opened++;
-      const store = SqliteStore.open(path);
+      const store = SqliteStore.open(opts.sharedFile ?? spec, { scope });
       return opts.wrapStore ? opts.wrapStore(store) : store;
     },
+    ...(opts.ociClients ? { ociClients: opts.ociClients, ociRetry: opts.ociRetry ?? FAST_RETRY } : {}),
   });
   return { host, stdout, stderr, opened: () => opened, clock, statePath };
 }
@@ -408,11 +422,23 @@ describe('FunctionHost failures (thrown, so the caller retries)', () => {
     );
   });
 
-  it('rejects a mysql:// state store as not supported yet, without echoing the URL', async () => {
-    const h = makeHost({ env: { HWAUDIT_STATE: 'mysql://audit:s3cr3t@db.example:3306/audit' } });
-    const error = await rejection(h.host.invoke(loggingBatch()));
-    expect(error.message).toMatch(/^CONFIG_INVALID: HWAUDIT_STATE: .*not supported yet/);
-    expect(error.message).not.toContain('s3cr3t');
+  it('a mysql:// store that cannot be reached is STORE_FAILED; a password in the URL is warned about, never echoed', async () => {
+    const stderr = new Lines();
+    const host = new FunctionHost({
+      env: { HWAUDIT_CONFIG: fleetConfigJson(), HWAUDIT_STATE: 'mysql://audit:s3cr3t-pw@127.0.0.1:1/audit' },
+      stdout: new Lines(),
+      stderr,
+    });
+    const error = await rejection(host.invoke(loggingBatch()));
+    expect(error.message).toMatch(
+      /^STORE_FAILED: cannot open the MySQL state store \(.*host=127\.0\.0\.1; port=1; database=audit/,
+    );
+    expect(stderr.json()[0]).toMatchObject({
+      level: 'warn',
+      msg: 'state store',
+      warning: expect.stringContaining('HWAUDIT_STATE_PASSWORD'),
+    });
+    expect(`${error.message}${stderr.lines.join('\n')}`).not.toContain('s3cr3t-pw');
   });
 
   it('rejects an HWAUDIT_DB_SYSTEM that names no configured DB system', async () => {
@@ -450,5 +476,316 @@ describe('toFunctionError', () => {
     );
     expect(e.message).toBe('OCI_REQUEST_FAILED: ListEvents failed (status=503)');
     expect(String(e)).not.toContain('secret');
+  });
+});
+
+/** A store that counts how often the pipeline loads its state. */
+function counting(store: SqliteStore, loads: { n: number }): StateStore {
+  return new Proxy(store, {
+    get(target, prop) {
+      const value = Reflect.get(target, prop, target);
+      if (prop === 'loadEntities') loads.n++;
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+}
+
+describe('FunctionHost on a shared (mysql://) store', () => {
+  // Two hosts are two containers; a SQLite file stands in for the MySQL database (the real one is
+  // in fdk-contract.test.ts). The mysql:// spec is what makes the host treat the store as shared.
+  const SHARED = { HWAUDIT_STATE: 'mysql://hwaudit@heatwave.example:3306/hwaudit' };
+
+  it('reloads the state at every invocation, so containers continue each other’s work', async () => {
+    const file = join(tempDir('hwaudit-host-'), 'shared.sqlite');
+    const loads = { n: 0 };
+    const a = makeHost({ env: SHARED, sharedFile: file, wrapStore: (s) => counting(s, loads) });
+    const b = makeHost({ env: SHARED, sharedFile: file });
+    // B is warm (its pipeline opened) before A ingests anything.
+    expect((await b.host.invoke('{not json')).deadLetters).toEqual({ JSON_INVALID: 1 });
+    expect(await a.host.invoke(loggingBatch())).toMatchObject({ received: 2, alerts: 1 });
+    // Bob's break-glass membership came through A: B only knows it because it reloaded.
+    expect(await b.host.invoke(streamBatch())).toMatchObject({ received: 2, duplicates: 0, alerts: 1 });
+    // The redelivery reaches A, which sees B's seen and pending keys.
+    expect(await a.host.invoke(streamBatch())).toMatchObject({ duplicates: 2, processed: 0, alerts: 0 });
+    expect(await b.host.invoke(loggingBatch())).toMatchObject({ duplicates: 2, alerts: 0 });
+    expect([...a.stdout.json(), ...b.stdout.json()].map((x) => x.rule)).toEqual([
+      'iam.privileged-group-change',
+      'break-glass.used',
+    ]);
+    // Each of A's invocations loaded the state once; the store itself stayed open.
+    expect(loads.n).toBe(2);
+    expect(a.opened()).toBe(1);
+    // The log line says how long loading took.
+    expect(a.stderr.json().every((l) => typeof l.openMs === 'number')).toBe(true);
+  });
+
+  it('keeps the pipeline between invocations on a SQLite store (private to the container)', async () => {
+    const loads = { n: 0 };
+    const h = makeHost({ wrapStore: (s) => counting(s, loads) });
+    await h.host.invoke(loggingBatch());
+    await h.host.invoke(streamBatch());
+    await h.host.invoke('{"action":"sweep"}');
+    expect(loads.n).toBe(1);
+    expect(h.stderr.json().map((l) => l.openMs === undefined)).toEqual([false, true, true]);
+  });
+
+  it('opens the store on HWAUDIT_SCOPE (default "function")', async () => {
+    const scopes: string[] = [];
+    for (const env of [{}, { HWAUDIT_SCOPE: 'eu-prod' }]) {
+      const host = new FunctionHost({
+        env: { HWAUDIT_CONFIG: fleetConfigJson(), ...env },
+        now: () => N,
+        stdout: new Lines(),
+        stderr: new Lines(),
+        openStore: (_spec, { scope }) => {
+          scopes.push(scope);
+          return SqliteStore.open(':memory:', { scope });
+        },
+      });
+      await host.invoke('{"action":"sweep"}');
+    }
+    expect(scopes).toEqual(['function', 'eu-prod']);
+  });
+});
+
+type Published = { topicId: string; title?: string; body: string };
+
+/** Fake SDK clients: record what the sinks send; `fail` makes the next calls throw an OCI error. */
+function fakeOci() {
+  const messages: { key?: string; value: string }[] = [];
+  const digests: Published[] = [];
+  const failures = { stream: 0, ons: 0, status: 404 };
+  const ociError = () =>
+    Object.assign(new Error('Authorization failed or requested resource not found (bob@example.com)'), {
+      statusCode: failures.status,
+      serviceCode: failures.status === 404 ? 'NotAuthorizedOrNotFound' : 'InternalServerError',
+    });
+  const streaming = {
+    async putMessages(req: { putMessagesDetails: { messages: { key?: string; value: string }[] } }) {
+      if (failures.stream > 0) {
+        failures.stream--;
+        throw ociError();
+      }
+      messages.push(...req.putMessagesDetails.messages);
+      const entries = req.putMessagesDetails.messages.map((_, i) => ({ partition: '0', offset: i }));
+      return { putMessagesResult: { failures: 0, entries } };
+    },
+  } as unknown as StreamPutter;
+  const notifications = {
+    async publishMessage(req: { topicId: string; messageDetails: { title?: string; body: string } }) {
+      if (failures.ons > 0) {
+        failures.ons--;
+        throw ociError();
+      }
+      digests.push({ topicId: req.topicId, ...req.messageDetails });
+      return { publishResult: { messageId: `m${digests.length}` } };
+    },
+  } as unknown as NotificationPublisher;
+  const clients: OciSinkClients = {
+    streaming: async () => streaming,
+    notifications: async () => notifications,
+  };
+  const values = () =>
+    messages.map((m) => ({
+      key: m.key === undefined ? undefined : Buffer.from(m.key, 'base64').toString('utf8'),
+      value: Buffer.from(m.value, 'base64').toString('utf8'),
+    }));
+  return { clients, messages, values, digests, failures };
+}
+
+const STREAM_ID = 'ocid1.stream.oc1.iad.alerts';
+const TOPIC_ID = 'ocid1.onstopic.oc1.iad.alerts';
+const OCI_SINKS = {
+  HWAUDIT_ALERT_STREAM_ID: STREAM_ID,
+  HWAUDIT_OCI_ENDPOINT_STREAMING: 'https://cell-1.streaming.us-ashburn-1.oci.oraclecloud.com',
+  HWAUDIT_NOTIFICATIONS_TOPIC_ID: TOPIC_ID,
+};
+
+/** Both batches in one body: two alerts of different rules in one commit. */
+function bothBatches(): string {
+  return JSON.stringify([...JSON.parse(loggingBatch()), ...JSON.parse(streamBatch())]);
+}
+
+function digestIds(digests: Published[]): string[] {
+  return digests.flatMap((d) => /Alert ids \(\d+\): (.*)$/m.exec(d.body)?.[1]?.split(' ') ?? []);
+}
+
+describe('FunctionHost alert sinks', () => {
+  it('sends every alert to the stream and a digest per rule to the topic, before answering', async () => {
+    const oci = fakeOci();
+    const h = makeHost({ env: OCI_SINKS, ociClients: oci.clients });
+    expect(await h.host.invoke(bothBatches())).toMatchObject({ received: 4, alerts: 2 });
+    const alerts = h.stdout.json();
+    expect(oci.values().map((m) => JSON.parse(m.value).id)).toEqual(alerts.map((a) => a.id));
+    // Keyed by DB system, so one DB system's alerts stay in order on one partition.
+    const used = oci.values().find((m) => JSON.parse(m.value).rule === 'break-glass.used');
+    expect(used?.key).toBe(DB.id);
+    expect(oci.digests.map((d) => [d.topicId, d.title?.replace(/^\[\w+\] /, '')])).toEqual([
+      [TOPIC_ID, expect.stringMatching(/: 1 alert$/)],
+      [TOPIC_ID, expect.stringMatching(/: 1 alert$/)],
+    ]);
+    expect(digestIds(oci.digests).sort()).toEqual(alerts.map((a) => a.id as string).sort());
+    // Redelivered: nothing new anywhere.
+    expect(await h.host.invoke(bothBatches())).toMatchObject({ duplicates: 4, alerts: 0 });
+    expect(oci.messages).toHaveLength(2);
+    expect(oci.digests).toHaveLength(2);
+  });
+
+  it.each([
+    ['ocsf', (line: string) => expect(JSON.parse(line)).toMatchObject({ class_uid: 2004 })],
+    ['ecs', (line: string) => expect(JSON.parse(line)).toMatchObject({ event: { kind: 'alert' } })],
+    ['cef', (line: string) => expect(line).toMatch(/^CEF:0\|heatwave-iam-audit\|/)],
+  ] as const)('writes HWAUDIT_ALERT_FORMAT=%s to stdout and to the stream alike', async (format, check) => {
+    const oci = fakeOci();
+    const h = makeHost({ env: { ...OCI_SINKS, HWAUDIT_ALERT_FORMAT: format }, ociClients: oci.clients });
+    await h.host.invoke(loggingBatch());
+    expect(h.stdout.lines).toHaveLength(1);
+    check(h.stdout.lines[0]!);
+    expect(oci.values().map((m) => m.value)).toEqual(h.stdout.lines);
+  });
+
+  it('writes the chosen format to HWAUDIT_ALERTS_FILE', async () => {
+    const file = join(tempDir('hwaudit-host-'), 'alerts.cef');
+    const h = makeHost({ env: { HWAUDIT_ALERTS_FILE: file, HWAUDIT_ALERT_FORMAT: 'cef' } });
+    await h.host.invoke(loggingBatch());
+    expect(readFileSync(file, 'utf8')).toMatch(/^CEF:0\|[^\n]*iam\.privileged-group-change[^\n]*\n$/);
+  });
+
+  it('a stream failure fails the call (SINK_FAILED, sanitized) and drops the pipeline; the retry re-sends', async () => {
+    const oci = fakeOci();
+    const h = makeHost({ env: OCI_SINKS, ociClients: oci.clients });
+    oci.failures.stream = 1;
+    const error = await rejection(h.host.invoke(loggingBatch()));
+    expect(error.code).toBe('SINK_FAILED');
+    expect(error.message).toMatch(
+      /^SINK_FAILED: oci-stream: PutMessages could not deliver 1 alert\(s\) \(status 404, NotAuthorizedOrNotFound\).*the pipeline was dropped/,
+    );
+    expect(error.message).not.toContain('bob@');
+    expect(h.host.warm).toBe(false);
+    // Written to stdout before the stream failed; not to the topic (the sink after it).
+    expect(h.stdout.lines).toHaveLength(1);
+    expect(oci.digests).toHaveLength(0);
+    // Connector Hub redelivers: the batch is a duplicate, the alert reaches the stream and the topic once.
+    expect(await h.host.invoke(loggingBatch())).toMatchObject({ duplicates: 2, alerts: 0 });
+    expect(oci.messages).toHaveLength(1);
+    expect(digestIds(oci.digests)).toEqual([h.stdout.json()[0]!.id]);
+    expect(h.stdout.lines).toHaveLength(1);
+  });
+
+  it('a digest that cannot be published fails the call; the retry publishes only the groups still missing', async () => {
+    const oci = fakeOci();
+    const h = makeHost({ env: OCI_SINKS, ociClients: oci.clients });
+    // The first digest goes out, the second is refused (404 is not retried).
+    const gate = oci.clients.notifications!;
+    let calls = 0;
+    oci.clients.notifications = async () => {
+      const real = await gate();
+      return {
+        publishMessage: (req: Parameters<NotificationPublisher['publishMessage']>[0]) => {
+          if (++calls === 2) oci.failures.ons = 1;
+          return real.publishMessage(req);
+        },
+      } as NotificationPublisher;
+    };
+    const error = await rejection(h.host.invoke(bothBatches()));
+    expect(error.message).toMatch(/^SINK_FAILED: ons\.publishMessage failed \(status 404/);
+    expect(error.message).not.toContain('bob@');
+    expect(oci.digests).toHaveLength(1);
+    const first = digestIds(oci.digests);
+    expect(await h.host.invoke(bothBatches())).toMatchObject({ duplicates: 4, alerts: 0 });
+    // Two digests in all, each alert in exactly one.
+    expect(oci.digests).toHaveLength(2);
+    const ids = digestIds(oci.digests);
+    expect(ids.slice(0, 1)).toEqual(first);
+    expect(new Set(ids).size).toBe(2);
+    expect(ids.sort()).toEqual(
+      h.stdout
+        .json()
+        .map((a) => a.id as string)
+        .sort(),
+    );
+  });
+
+  it('does not wait for digest rate budget past Fn-Deadline; the groups published so far count', async () => {
+    const oci = fakeOci();
+    // 2 a minute: a burst of 1, then one every 60 s.
+    const h = makeHost({
+      env: { ...OCI_SINKS, HWAUDIT_NOTIFICATIONS_PER_MINUTE: '2', HWAUDIT_DEADLINE_MARGIN_MS: '1000' },
+      ociClients: oci.clients,
+    });
+    const error = await rejection(h.host.invoke(bothBatches(), { deadline: new Date(N + 20_000) }));
+    expect(error.message).toMatch(
+      /^SINK_FAILED: oci-notifications: the digest rate budget \(HWAUDIT_NOTIFICATIONS_PER_MINUTE\) needs a \d+ ms wait that would pass Fn-Deadline/,
+    );
+    expect(oci.digests).toHaveLength(1);
+    const store = SqliteStore.open(h.statePath, { scope: 'function' });
+    try {
+      const missing = (await store.undelivered('oci-notifications')).map((a) => a.id);
+      expect(missing).toHaveLength(1);
+      expect(digestIds(oci.digests)).not.toContain(missing[0]);
+      expect(await store.undelivered('oci-stream')).toEqual([]);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('does not wait for a retry backoff past Fn-Deadline either', async () => {
+    const oci = fakeOci();
+    oci.failures.stream = 1;
+    oci.failures.status = 503;
+    const slept: number[] = [];
+    const h = makeHost({
+      env: { ...OCI_SINKS, HWAUDIT_DEADLINE_MARGIN_MS: '1000' },
+      ociClients: oci.clients,
+      ociRetry: {
+        maxAttempts: 3,
+        baseDelayMs: 5000,
+        maxDelayMs: 5000,
+        sleep: async (ms) => {
+          slept.push(ms);
+        },
+      },
+    });
+    const error = await rejection(h.host.invoke(loggingBatch(), { deadline: new Date(N + 3000) }));
+    expect(error.message).toMatch(
+      /^SINK_FAILED: oci-stream: a \d+ ms retry backoff that would pass Fn-Deadline; the next call delivers the rest/,
+    );
+    expect(slept).toEqual([]);
+    // With time to spare the same failure is retried and the alert delivered.
+    oci.failures.stream = 1;
+    expect(await h.host.invoke(loggingBatch())).toMatchObject({ duplicates: 2, alerts: 0 });
+    expect(slept).toHaveLength(1);
+    expect(oci.messages).toHaveLength(1);
+  });
+
+  it('creates the OCI clients once per container, on the first invocation that opens the pipeline', async () => {
+    const oci = fakeOci();
+    let created = 0;
+    const h = makeHost({
+      env: OCI_SINKS,
+      ociClients: {
+        streaming: async () => {
+          created++;
+          return oci.clients.streaming!();
+        },
+        notifications: async () => {
+          created++;
+          return oci.clients.notifications!();
+        },
+      },
+    });
+    await h.host.invoke('{"action":"purge"}');
+    expect(created).toBe(0);
+    await h.host.invoke(loggingBatch());
+    await h.host.invoke(streamBatch());
+    expect(created).toBe(2);
+  });
+
+  it('without resource principal credentials, a configured stream is CONFIG_INVALID (502) naming the auth kind', async () => {
+    const h = makeHost({
+      env: { ...OCI_SINKS, HWAUDIT_OCI_AUTH: 'resource-principal' },
+    });
+    const error = await rejection(h.host.invoke(loggingBatch()));
+    expect(error.message).toMatch(/^CONFIG_INVALID: cannot build OCI resource-principal credentials/);
   });
 });

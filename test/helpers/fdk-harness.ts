@@ -1,16 +1,18 @@
 // Runs dist/func.cjs the way Fn does (domain.md section 5): FN_FORMAT=http-stream,
 // FN_LISTENER=unix:<dir>/lsnr.sock, wait for the FDK's symlink, then POST /call with Fn-Call-Id,
 // Fn-Deadline (RFC 3339) and Content-Type over the unix socket. Also builds realistic payloads:
-// Connector Hub batches from Logging (CloudEvents 1.0) and Streaming (base64 collector records).
+// Connector Hub batches from Logging (CloudEvents 1.0) and Streaming (base64 collector records),
+// and the resource principal environment OCI Functions gives a container (RPST v2.2).
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { existsSync, lstatSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, lstatSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ConfigInput } from '../../schemas/config.js';
 import { baseConfig, DB, GROUPS, USERS } from '../../shared/detect/timeline.js';
+import { craftSecurityToken, generateTestKeyPair, type TestKeyPair } from '../oci-endpoint/signature.js';
 
 export const FUNC_BUNDLE = fileURLToPath(new URL('../../dist/func.cjs', import.meta.url));
 
@@ -167,6 +169,54 @@ function post(socket: string, body: string | Buffer, opts: CallOptions): Promise
     req.on('error', reject);
     req.end(payload);
   });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Resource principal
+
+export type ResourcePrincipal = {
+  /** The OCI_RESOURCE_PRINCIPAL_* variables, as OCI Functions sets them (files for the token and key). */
+  env: Record<string, string>;
+  rpst: string;
+};
+
+/**
+ * The resource principal of a function, as the local endpoint accepts it: an RPST (v2.2) signed by
+ * `issuer` (start the endpoint with `tokenIssuerPublicKeyPem: issuer.publicKeyPem`) naming a fresh
+ * session key, both written to files in `dir` like the ones Functions mounts.
+ */
+export function resourcePrincipal(opts: {
+  issuer: TestKeyPair;
+  tenancy: string;
+  dir: string;
+  region?: string;
+}): ResourcePrincipal {
+  const session = generateTestKeyPair();
+  const rpst = craftSecurityToken({
+    issuerPrivateKeyPem: opts.issuer.privateKeyPem,
+    sessionPublicKeyPem: session.publicKeyPem,
+    subject: 'ocid1.fnfunc.oc1..heatwaveiamaudit',
+    tenancy: opts.tenancy,
+    expiresAt: new Date(Date.now() + 3_600_000),
+    claims: {
+      res_tenant: opts.tenancy,
+      res_compartment: 'ocid1.compartment.oc1..security',
+      res_type: 'fnfunc',
+    },
+  });
+  const rpstFile = join(opts.dir, 'rpst');
+  const pemFile = join(opts.dir, 'rp-private.pem');
+  writeFileSync(rpstFile, rpst, { mode: 0o600 });
+  writeFileSync(pemFile, session.privateKeyPem, { mode: 0o600 });
+  return {
+    rpst,
+    env: {
+      OCI_RESOURCE_PRINCIPAL_VERSION: '2.2',
+      OCI_RESOURCE_PRINCIPAL_RPST: rpstFile,
+      OCI_RESOURCE_PRINCIPAL_PRIVATE_PEM: pemFile,
+      OCI_RESOURCE_PRINCIPAL_REGION: opts.region ?? 'us-ashburn-1',
+    },
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
