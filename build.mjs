@@ -23,11 +23,13 @@ await Promise.all([
     packages: 'external',
     banner: { js: '#!/usr/bin/env -S node --max-semi-space-size=32' },
   }),
+  // The OCI SDK stays in node_modules too: it is large and loaded only when an OCI output is set.
   build({
     ...common,
     entryPoints: { func: 'functions/func.ts' },
     outExtension: { '.js': '.cjs' },
     outdir: 'dist',
+    external: [...common.external, 'oci-*'],
   }),
   build({
     ...common,

@@ -5,7 +5,7 @@
 // here, and no message carries the spec itself: it may hold that password.
 import { readFileSync } from 'node:fs';
 import { AuditError } from '../errors.js';
-import { type MySqlConnectionOptions, MySqlStore } from './mysql-store.js';
+import type { MySqlConnectionOptions } from './mysql-store.js';
 import { SqliteStore } from './sqlite-store.js';
 import type { StateStore } from './state-store.js';
 
@@ -132,7 +132,8 @@ export async function openStore(spec: string, opts: OpenStoreOptions = {}): Prom
   const parsed = parseStoreSpec(spec, opts.env ?? process.env);
   for (const w of parsed.warnings) opts.onWarning?.(w);
   const scope = opts.scope === undefined ? {} : { scope: opts.scope };
-  return parsed.kind === 'mysql'
-    ? MySqlStore.open(parsed.connection, scope)
-    : SqliteStore.open(parsed.path, scope);
+  if (parsed.kind === 'sqlite') return SqliteStore.open(parsed.path, scope);
+  // The MySQL driver loads only when a MySQL store is asked for (function cold start).
+  const { MySqlStore } = await import('./mysql-store.js');
+  return MySqlStore.open(parsed.connection, scope);
 }
