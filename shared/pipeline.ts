@@ -229,6 +229,7 @@ export class Pipeline {
     if (watermark > this.clock.releasedTs) {
       this.clock.releasedTs = watermark;
       this.correlator.evict(watermark - this.config.lookback);
+      this.detector.prune(watermark - this.config.lookback);
     }
   }
 

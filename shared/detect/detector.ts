@@ -101,6 +101,17 @@ export class Detector {
     return { created: [...created.values()], updates: [...updates.values()] };
   }
 
+  /** Forgets counting windows and suppression rows with nothing after `before` (bounded state). */
+  prune(before: number): void {
+    const longest = Math.max(0, ...this.rules.map((r) => r.rule.suppressFor));
+    for (const [key, entries] of [...this.cache.entries<WindowEntry[]>(WINDOW)]) {
+      if ((entries.at(-1)?.ts ?? Number.NEGATIVE_INFINITY) < before) this.cache.delete(WINDOW, key);
+    }
+    for (const [key, row] of [...this.cache.entries<SuppressRow>(SUPPRESS)]) {
+      if (row.lastTs < before - longest) this.cache.delete(SUPPRESS, key);
+    }
+  }
+
   private context(r: ActiveRule): RuleContext<unknown> {
     return {
       params: r.params,

@@ -1,0 +1,48 @@
+import { describe, expect, it } from 'vitest';
+import { Detector } from '../../shared/detect/detector.js';
+import { at, db } from '../../shared/detect/timeline.js';
+import { EntityCache } from '../../shared/state/entity-cache.js';
+import { testConfig } from '../helpers/run-timeline.js';
+
+describe('detector state', () => {
+  it('forgets counting windows and suppression rows once nothing in them is recent', async () => {
+    const cache = new EntityCache();
+    const { rules } = testConfig();
+    const detector = new Detector(rules, cache);
+    const connects = [1, 2, 3, 4, 5].map((i) =>
+      db.connect({ at: at(i), conn: i, account: 'admin', ip: '203.0.113.7', status: 1045 }),
+    );
+    for (const c of connects) {
+      const session = {
+        id: c.key,
+        dbSystem: { id: c.dbSystemId, name: 'x' },
+        connectionId: c.connectionId!,
+        connectTime: c.time,
+        connectTs: c.ts,
+        outcome: 'failed' as const,
+        status: 1045,
+        login: c.login!,
+        account: c.account!,
+        sourceIp: '203.0.113.7',
+        mysqlAccount: 'admin@%',
+        identity: null,
+        group: null,
+        proxied: false,
+        attribution: null,
+        breakGlassGrant: null,
+        counts: { queries: 0, tableAccess: 0, changeUser: 0, failedStatements: 0 },
+        connectKey: c.key,
+      };
+      detector.run('failedLogin', { session });
+    }
+    const { created } = await detector.finalize(async () => new Set());
+    expect(created.map((a) => a.rule)).toEqual(['auth.failure-burst', 'auth.failure-burst']);
+    expect(cache.size('window')).toBe(2);
+    expect(cache.size('suppress')).toBe(2);
+    detector.prune(at(60));
+    expect(cache.size('window')).toBe(0);
+    expect(cache.size('suppress')).toBe(2);
+    detector.prune(at(10 * 60));
+    expect(cache.size('suppress')).toBe(0);
+  });
+});
