@@ -1,6 +1,6 @@
 // `npm run bench`: throughput of decode, correlate and the whole pipeline on a generated fleet of
 // at least a million MySQL audit events with its IAM traffic, against JSON.parse alone on the
-// same bytes (architecture.md section 7: the pipeline should reach half the JSON.parse rate).
+// same bytes.
 // Progress goes to stderr; the last line on stdout is one JSON object with the figures.
 //
 //   node --expose-gc dist/bench.cjs [--scale N] [--app-rate N] [--seed N] [--keep]

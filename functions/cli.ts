@@ -1,4 +1,4 @@
-// CLI entry (architecture.md section 3.1): `heatwave-iam-audit <command> [options]`.
+// CLI entry: `heatwave-iam-audit <command> [options]`.
 // Bundled to dist/cli.cjs; a command is added by putting it into COMMANDS.
 import packageJson from '../package.json' with { type: 'json' };
 import { AuditError, exitCodeFor } from '../shared/errors.js';

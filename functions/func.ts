@@ -1,7 +1,7 @@
 // OCI Function entry, bundled to dist/func.cjs (CommonJS, as the FDK is). The only importer of
 // @fnproject/fdk; everything else lives in function-host.ts.
 //
-// FDK facts this relies on (domain.md section 5, read in node_modules/@fnproject/fdk/fn-fdk.js):
+// FDK facts this relies on:
 // - inputMode 'buffer': the raw body; 'json' mode would hand invalid JSON over as a string.
 // - the handler must never resolve to undefined/null (sendResult then throws and the process
 //   dies on the unhandled rejection): FunctionHost.invoke resolves to a summary or rejects.

@@ -1,4 +1,4 @@
-// Transport envelopes around audit records (domain.md section 4, architecture.md section 3.4).
+// Transport envelopes around audit records.
 // The records inside are validated by their own schemas (mysql-audit.ts, oci-audit.ts).
 import { z } from 'zod';
 

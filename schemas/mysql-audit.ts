@@ -1,4 +1,4 @@
-// MySQL Enterprise Audit JSON records (domain.md section 2), as HeatWave and on-premises servers
+// MySQL Enterprise Audit JSON records, as HeatWave and on-premises servers
 // write them. Objects are loose (unknown fields kept), values may be truncated, so numbers that
 // arrive as numeric strings are accepted and optional text fields may be null.
 import { z } from 'zod';

@@ -1,4 +1,4 @@
-// OCI Audit events: the `data` object and the two envelopes around it (domain.md section 3).
+// OCI Audit events: the `data` object and the two envelopes around it.
 // OCI sends explicit nulls for absent values, so almost every field is nullish; unknown fields are
 // kept (looseObject) because services add fields without notice.
 import { z } from 'zod';

@@ -1,4 +1,4 @@
-// Tells what a decoded JSON value is and unwraps its transport envelopes (domain.md section 4):
+// Tells what a decoded JSON value is and unwraps its transport envelopes:
 // a MySQL audit event (raw, or in a collector record), an OCI audit event (CloudEvents 1.0 or
 // ListEvents v2), or an envelope holding some of them (Logging Search rows and responses,
 // ListEvents pages, Streaming messages, CloudEvents whose `data` carries a MySQL audit event).
@@ -107,7 +107,7 @@ function isMysqlAuditEvent(value: Json): boolean {
   );
 }
 
-/** Claims to be a collector record (architecture.md section 3.4); its schema is checked later. */
+/** Claims to be a collector record; its schema is checked later. */
 function isCollectorRecord(value: Json): boolean {
   return value.source === 'mysql-audit' && ('event' in value || 'dbSystemId' in value);
 }

@@ -1,4 +1,4 @@
-// Byte stream -> top-level JSON values, for every MySQL audit file shape (domain.md section 2):
+// Byte stream -> top-level JSON values, for every MySQL audit file shape:
 // one array with or without its closing `]`, one event per line with trailing commas, bare `[` / `]`
 // lines, one-line arrays, pretty-printed events, arrays ending in `null`, JSONL, CRLF, a BOM.
 //

@@ -1,6 +1,6 @@
-// Raw MySQL Enterprise audit records for one DB system (domain.md section 2), written in the
+// Raw MySQL Enterprise audit records for one DB system, written in the
 // on-disk shape (`[`, one event per line with a trailing comma, no closing bracket while the log
-// is active) or as collector records (architecture.md section 3.4), one per line.
+// is active) or as collector records, one per line.
 //
 // Sessions are planned first (who connects when, as which account); this module gives them
 // connection ids in connect order, expands them into connect / statement / disconnect records,

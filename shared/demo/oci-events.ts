@@ -1,4 +1,4 @@
-// OCI Audit events for the demo (domain.md section 3): the `data` object of classic IAM and
+// OCI Audit events for the demo: the `data` object of classic IAM and
 // identity-domain events, and the two envelopes around it (CloudEvents 1.0 as Logging exports
 // it, ListEvents v2 as the Audit API pages it).
 import type { Fleet, Person } from './fleet.js';

@@ -1,6 +1,5 @@
 // Alert digests to an OCI Notifications topic. Notifications is for people (e-mail, Slack, PagerDuty
-// via HTTPS), limited to 64 KB per message and ~60 messages per minute per topic (domain.md
-// section 4), so alerts are never sent one by one: they are grouped by rule and severity into
+// via HTTPS), limited to 64 KB per message and ~60 messages per minute per topic, so alerts are never sent one by one: they are grouped by rule and severity into
 // digests (counts, the top items with person / MySQL account / DB system, and every alert id);
 // the full alert goes to the stream. A token bucket keeps the topic under its rate; alerts that
 // arrive while the budget is spent are merged into the pending digest of their group, never

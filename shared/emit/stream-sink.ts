@@ -1,6 +1,6 @@
 // Alerts to an OCI stream (PutMessages): one message per alert, key = DB system id so one DB
 // system's alerts stay in order on one partition, value = the formatted alert (JSON, OCSF, ECS).
-// Limits (domain.md section 4): 1 MB per message and per request, so batches are split by bytes.
+// Limits: 1 MB per message and per request, so batches are split by bytes.
 // A 200 answer can carry failed entries: exactly those are sent again. 429/5xx/transport errors
 // resend the whole request. Everything is bounded by the retry policy; what still fails makes
 // `send` throw SINK_FAILED, the pipeline does not mark the batch delivered and re-sends it later
@@ -18,7 +18,7 @@ import {
 } from '../oci/clients.js';
 import type { AlertSink } from './sink.js';
 
-/** 1 MB (domain.md); kept a little under 1 MiB for the JSON envelope. */
+/** 1 MB; kept a little under 1 MiB for the JSON envelope. */
 export const STREAM_MAX_MESSAGE_BYTES = 1_000_000;
 export const STREAM_MAX_REQUEST_BYTES = 1_000_000;
 /** Entries per request; the service has no lower documented cap, this keeps requests modest. */

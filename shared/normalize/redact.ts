@@ -1,5 +1,5 @@
 // SQL redaction. MySQL masks the passwords of statements it could parse, but logs a statement
-// that failed to parse (status 1064) verbatim, password included (domain.md section 2).
+// that failed to parse (status 1064) verbatim, password included.
 //
 // Two strengths:
 // - redactSecrets: passwords and hashes only. Used for the canonical event text, so that the

@@ -2,7 +2,7 @@
 // Logging Search (the `_Audit` log), window by window, resumable from a checkpoint.
 //
 // - Windows are minute-aligned and tile [from, to). Events become visible up to ~15 minutes
-//   late (domain.md section 3), so every window's query starts `overlapMs` (default 20 min)
+//   late, so every window's query starts `overlapMs` (default 20 min)
 //   before the window, except the very first window of a fresh run; what is fetched twice is
 //   dropped by the pipeline's dedupe on event id.
 // - Audit API: filters on processing time. The SDK formats query-string Dates with local-time

@@ -1,4 +1,4 @@
-// OCI Streaming consumer-group source (domain.md section 4): one group cursor per instance,
+// OCI Streaming consumer-group source: one group cursor per instance,
 // GetMessages in a paced loop, each batch decoded and ingested (one state-store transaction per
 // partition), and only then ConsumerCommit. At-least-once by construction: whatever was not
 // committed is read again after a crash, a cursor expiry or a rebalance, and the pipeline drops

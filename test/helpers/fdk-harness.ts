@@ -1,4 +1,4 @@
-// Runs dist/func.cjs the way Fn does (domain.md section 5): FN_FORMAT=http-stream,
+// Runs dist/func.cjs the way Fn does: FN_FORMAT=http-stream,
 // FN_LISTENER=unix:<dir>/lsnr.sock, wait for the FDK's symlink, then POST /call with Fn-Call-Id,
 // Fn-Deadline (RFC 3339) and Content-Type over the unix socket. Also builds realistic payloads:
 // Connector Hub batches from Logging (CloudEvents 1.0) and Streaming (base64 collector records),
@@ -409,7 +409,7 @@ export const mysql = {
   },
 };
 
-/** A collector record (architecture.md section 3.4) around one raw audit event. */
+/** A collector record around one raw audit event. */
 export function collectorRecord(event: Record<string, unknown>): Record<string, unknown> {
   return { source: 'mysql-audit', dbSystemId: DB.id, dbSystemName: DB.name, event };
 }

@@ -4,7 +4,7 @@
 //
 // Times are parsed the way the service's RFC 3339 parser is lenient enough to read what the SDK
 // sends: the SDK formats query-string Dates with local-time getters, an unpadded hour and a
-// literal `Z` (domain.md section 4), e.g. `2026-11-02T9:00:00Z` written in UTC+5:30 for
+// literal `Z`, e.g. `2026-11-02T9:00:00Z` written in UTC+5:30 for
 // 03:30 UTC. The endpoint takes the `Z` at its word, so a client that lets the SDK format Dates
 // outside TZ=UTC queries the wrong window: exactly the bug a test must catch. Every query is
 // recorded with its raw strings for assertions.

@@ -1,7 +1,7 @@
 // Streaming data plane (API 20180418): PutMessages, CreateCursor, CreateGroupCursor, GetMessages,
 // ConsumerCommit, ConsumerHeartbeat, GetGroup; partitions and offsets in memory.
 //
-// Behaviour emulated from the service documentation (domain.md section 4):
+// Behaviour emulated from the service documentation:
 // - Cursors are opaque, standard base64 (they can hold `+`, `/` and `=`, so a client must
 //   URL-encode them: the SDK puts query values into the URL verbatim). Every cursor expires
 //   `cursorTtlMs` (5 min) after it was issued; a used expired cursor answers 400 InvalidParameter.
@@ -708,7 +708,7 @@ function failedIndexes(
 
 type Json = Record<string, unknown>;
 
-/** How a MySQL audit event travels on a stream (architecture.md section 3.4). */
+/** How a MySQL audit event travels on a stream. */
 export function collectorRecord(db: { id: string; name: string }, event: Json): Json {
   return { source: 'mysql-audit', dbSystemId: db.id, dbSystemName: db.name, event };
 }
