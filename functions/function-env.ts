@@ -17,7 +17,7 @@ import { parseStoreSpec, STATE_PASSWORD_VAR } from '../shared/state/open-store.j
 
 export const DEFAULT_STATE_PATH = '/tmp/heatwave-iam-audit.sqlite';
 export const DEFAULT_SCOPE = 'function';
-/** The OCI Functions invoke body limit (domain.md section 4). */
+/** The OCI Functions invoke body limit. */
 export const DEFAULT_MAX_BODY_BYTES = 6 * 1024 * 1024;
 export const DEFAULT_DEADLINE_MARGIN_MS = 2000;
 export const DEFAULT_ALERT_FORMAT: OutputFormat = 'jsonl';
@@ -70,7 +70,7 @@ export const FUNCTION_ENV_VARS: readonly FunctionEnvVar[] = [
     name: 'HWAUDIT_SCOPE',
     default: DEFAULT_SCOPE,
     description:
-      'State store scope (seen keys, correlation state, pending events) of this function. Invocations of one scope must not overlap (docs/function-config.md, "State store and scope").',
+      'State store scope (seen keys, correlation state, pending events) of this function. On a shared store, invocations of one scope run one at a time under the scope lock (docs/function-config.md, "State store and scope").',
   },
   {
     name: 'HWAUDIT_ALERTS_FILE',

@@ -6,7 +6,12 @@
 // pipeline, and the correlation state it holds in memory, is kept as well. With a shared mysql://
 // store other containers commit to the same scope between two invocations of this one, so the
 // pipeline is re-opened (its state reloaded from the store) at the start of every invocation that
-// needs it; see docs/function-config.md, "State store and scope".
+// needs it; see docs/function-config.md, "State store and scope". Invocations of one scope in
+// different containers may overlap, so on a shared store each holds the scope's lock
+// (StateStore.lockScope) from before the re-open until its sinks have delivered: overlapping
+// invocations run one after the other. The wait ends at Fn-Deadline minus the margin (or after
+// DEFAULT_LOCK_WAIT_MS without a deadline); a scope still busy then fails the invocation with
+// STORE_FAILED ("scope is busy", a 502) and nothing written, so the caller's retry does the work.
 //
 // Sinks: stdout or HWAUDIT_ALERTS_FILE (always), an OCI stream (HWAUDIT_ALERT_STREAM_ID) and
 // Notifications digests (HWAUDIT_NOTIFICATIONS_TOPIC_ID); the OCI clients are created on first use
@@ -126,6 +131,8 @@ type StatsSnapshot = Omit<PipelineStats, 'alertsByRule' | 'deadLetters'> & {
 /** Cost model for the deadline check before a batch: learned from this container's batches. */
 const INITIAL_MS_PER_ITEM = 0.2;
 const LEARN_MIN_ITEMS = 50;
+/** The longest wait for the scope lock of an invocation without Fn-Deadline (OCI's default timeout). */
+export const DEFAULT_LOCK_WAIT_MS = 30_000;
 
 export class FunctionHost {
   private readonly env: Readonly<Record<string, string | undefined>>;
@@ -148,6 +155,8 @@ export class FunctionHost {
   private deadline: number | undefined;
   /** Milliseconds the running invocation spent opening the pipeline (loading state). */
   private openMs: number | undefined;
+  /** Milliseconds the running invocation waited for the scope lock (shared store only). */
+  private lockMs: number | undefined;
   private queue: Promise<unknown> = Promise.resolve();
   private msPerItem = INITIAL_MS_PER_ITEM;
 
@@ -180,6 +189,7 @@ export class FunctionHost {
     const deadline = ctx.deadline?.getTime();
     this.deadline = deadline === undefined || Number.isNaN(deadline) ? undefined : deadline;
     this.openMs = undefined;
+    this.lockMs = undefined;
     try {
       const summary = await this.route(typeof body === 'string' ? Buffer.from(body, 'utf8') : body, ctx);
       this.log({
@@ -188,6 +198,7 @@ export class FunctionHost {
         callId,
         ms: this.now() - started,
         ...(this.openMs === undefined ? {} : { openMs: this.openMs }),
+        ...(this.lockMs === undefined ? {} : { lockMs: this.lockMs }),
         ...summary,
       });
       return summary;
@@ -198,6 +209,7 @@ export class FunctionHost {
         msg: 'invocation failed',
         callId,
         ms: this.now() - started,
+        ...(this.lockMs === undefined ? {} : { lockMs: this.lockMs }),
         code: failure.code,
         error: failure.message,
         // Stack frames only: the first line of a stack repeats the message, which may hold data.
@@ -257,27 +269,61 @@ export class FunctionHost {
     settings: Settings,
   ): Promise<InvocationSummary> {
     this.checkDeadline(ctx, 0, 'batch');
-    const { pipeline } = await this.pipeline(settings);
-    const items = await decodeBatch(body, source, { resolveDbSystem: settings.resolveDbSystem });
-    this.checkDeadline(ctx, items.length, 'batch');
-    return this.withPipeline(pipeline, 'ingest', async () => {
-      const started = this.now();
-      const alerts = await pipeline.ingest(items);
-      this.learn(this.now() - started, items.length);
-      return alerts;
+    return this.scoped(settings, ctx, 'batch', async () => {
+      const { pipeline } = await this.pipeline(settings);
+      const items = await decodeBatch(body, source, { resolveDbSystem: settings.resolveDbSystem });
+      this.checkDeadline(ctx, items.length, 'batch');
+      return this.withPipeline(pipeline, 'ingest', async () => {
+        const started = this.now();
+        const alerts = await pipeline.ingest(items);
+        this.learn(this.now() - started, items.length);
+        return alerts;
+      });
     });
+  }
+
+  /**
+   * Runs `work` holding the scope lock when the store is shared (see top): taken before the
+   * pipeline is re-opened, released once `work` (its commit and the sinks' delivery) is done or
+   * failed. The wait counts against Fn-Deadline: it ends at the deadline minus the margin.
+   */
+  private async scoped<T>(
+    settings: Settings,
+    ctx: InvocationContext,
+    what: 'batch' | 'sweep',
+    work: () => Promise<T>,
+  ): Promise<T> {
+    if (!settings.reload) return work();
+    const store = await this.store(settings);
+    const deadline = ctx.deadline?.getTime();
+    const timeoutMs =
+      deadline === undefined || Number.isNaN(deadline)
+        ? DEFAULT_LOCK_WAIT_MS
+        : Math.max(0, deadline - settings.env.deadlineMarginMs - this.now());
+    const started = this.now();
+    const lock = await store.lockScope({ timeoutMs });
+    this.lockMs = this.now() - started;
+    try {
+      // The wait may have used the time the work needed: nothing is loaded or written yet.
+      this.checkDeadline(ctx, 0, what);
+      return await work();
+    } finally {
+      await lock.release();
+    }
   }
 
   /** Advances the watermark to now minus the lateness, so timers fire while sources are quiet. */
   private async sweep(ctx: InvocationContext): Promise<InvocationSummary> {
     const settings = await this.loadSettings();
     this.checkDeadline(ctx, 0, 'sweep');
-    const { pipeline } = await this.pipeline(settings);
-    const target = Math.max(
-      pipeline.watermark ?? Number.NEGATIVE_INFINITY,
-      this.now() - settings.config.lateness,
-    );
-    return this.withPipeline(pipeline, 'sweep', () => pipeline.advance(target));
+    return this.scoped(settings, ctx, 'sweep', async () => {
+      const { pipeline } = await this.pipeline(settings);
+      const target = Math.max(
+        pipeline.watermark ?? Number.NEGATIVE_INFINITY,
+        this.now() - settings.config.lateness,
+      );
+      return this.withPipeline(pipeline, 'sweep', () => pipeline.advance(target));
+    });
   }
 
   /** Refuses a body; records a dead letter for it when it held records, so it is counted in the store. */
@@ -291,9 +337,12 @@ export class FunctionHost {
     const error = { code, status, message };
     if (dead === undefined) return { ...emptySummary('ingest', await this.currentWatermark()), error };
     this.checkDeadline(ctx, 1, 'batch');
-    const { pipeline } = await this.pipeline(await this.loadSettings());
-    const items: DecodedItem[] = [{ type: 'dead', dead }];
-    return { ...(await this.withPipeline(pipeline, 'ingest', () => pipeline.ingest(items))), error };
+    const settings = await this.loadSettings();
+    return this.scoped(settings, ctx, 'batch', async () => {
+      const { pipeline } = await this.pipeline(settings);
+      const items: DecodedItem[] = [{ type: 'dead', dead }];
+      return { ...(await this.withPipeline(pipeline, 'ingest', () => pipeline.ingest(items))), error };
+    });
   }
 
   private async currentWatermark(): Promise<string | null> {
@@ -654,6 +703,8 @@ function sqliteCode(error: unknown): string | undefined {
 }
 
 const RETRY_HINT = 'the pipeline was dropped and the next call re-opens the store';
+/** StateStore.lockScope's timeout: nothing failed, another invocation of the scope is running. */
+const BUSY_HINT = 'another invocation of this scope holds its lock; retry later';
 
 /** A log-safe error for the FDK: codes, AuditError messages (log-safe by contract) and details only. */
 export function toFunctionError(error: unknown): FunctionError {
@@ -666,7 +717,12 @@ export function toFunctionError(error: unknown): FunctionError {
       .filter(([k]) => !(k === 'code' && cause !== undefined))
       .map(([k, v]) => `${k}=${Array.isArray(v) ? v.join(',') : String(v)}`);
     const extra = [cause, ...details].filter((x) => x !== undefined);
-    const hint = error.code === 'STORE_FAILED' || error.code === 'SINK_FAILED' ? `; ${RETRY_HINT}` : '';
+    const busy = error.code === 'STORE_FAILED' && error.message === 'scope is busy';
+    const hint = busy
+      ? `; ${BUSY_HINT}`
+      : error.code === 'STORE_FAILED' || error.code === 'SINK_FAILED'
+        ? `; ${RETRY_HINT}`
+        : '';
     return new FunctionError(
       error.code,
       `${error.message}${extra.length > 0 ? ` (${extra.join('; ')})` : ''}${hint}`,

@@ -21,8 +21,16 @@
 // - Every table has a primary key (HeatWave high availability sets sql_require_primary_key).
 // - Transactions run at READ COMMITTED: no gap locks, so instances writing other scopes do not
 //   block each other's inserts (and Group Replication recommends it).
+// - The scope lock (lockScope) is a user-level lock, GET_LOCK('<database>:hwaudit:<scope>'), held
+//   by a connection of its own (not from the pool) for as long as the lock is held: the server
+//   frees it when that connection ends, so a crashed or frozen holder cannot keep it forever. Lock
+//   names are limited to 64 characters: a longer name becomes 'hwaudit:' + 56 hex digits of its
+//   SHA-256. GET_LOCK is per connection in MySQL 5.7+ and MariaDB 10.0.2+ (and re-entrant on
+//   one connection, hence never from the pool). Group Replication does not replicate these locks:
+//   every instance must reach the same primary (as the writes do anyway).
 import { createHash } from 'node:crypto';
 import mysql, {
+  type Connection,
   type Pool,
   type PoolConnection,
   type ResultSetHeader,
@@ -36,7 +44,9 @@ import type { EntityRow } from './entity-cache.js';
 import {
   type CommitBatch,
   type CommitResult,
+  type LockScopeOptions,
   mergeAlert,
+  type ScopeLock,
   SEEN_BUCKET_MS,
   type StateStore,
   seenBuckets,
@@ -87,6 +97,10 @@ const CHUNK_ROWS = 500;
 /** Well under the smallest default max_allowed_packet (MariaDB: 16 MiB). */
 const CHUNK_BYTES = 4 * 1024 * 1024;
 const PAGE = 500;
+/** MySQL's limit on user-level lock names (characters). */
+const MAX_LOCK_NAME = 64;
+/** Poll interval of a scope lock wait shorter than GET_LOCK's one-second granularity. */
+const LOCK_POLL_MS = 25;
 
 export type MySqlConnectionOptions = {
   host: string;
@@ -121,6 +135,23 @@ export function storedKey(key: string): StoredKey {
   if (key.charCodeAt(0) !== 0 && Buffer.byteLength(key, 'utf8') <= MAX_KEY_BYTES) return key;
   return Buffer.concat([Buffer.alloc(1), createHash('sha256').update(key, 'utf8').digest()]);
 }
+
+/**
+ * The server-wide name of a scope's lock: `<database>:hwaudit:<scope>`, or, over 64 bytes (the
+ * limit is 64 characters; bytes are stricter), 'hwaudit:' + the first 56 hex digits of the
+ * SHA-256 of that text. A hashed name has no second ':' so it never equals a plain one.
+ */
+export function scopeLockName(database: string, scope: string): string {
+  const name = `${database}:hwaudit:${scope}`;
+  if (Buffer.byteLength(name, 'utf8') <= MAX_LOCK_NAME) return name;
+  return `hwaudit:${createHash('sha256')
+    .update(name, 'utf8')
+    .digest('hex')
+    .slice(0, MAX_LOCK_NAME - 8)}`;
+}
+
+/** A scope lock this store holds: the connection that holds it, and whether that connection died. */
+type Hold = { connectionId: number; lost: boolean };
 
 /** The key a stored column value stands for, in the form `storedKey` gave (hashed: as hex). */
 function lookupForm(value: StoredKey): string {
@@ -220,6 +251,17 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
 
 type Conn = Pick<PoolConnection, 'query'>;
 
+/** Drops NO_BACKSLASH_ESCAPES from the session's sql_mode: mysql2's client-side escaping needs that. */
+async function allowBackslashEscapes(conn: Conn): Promise<void> {
+  const [mode] = await select<{ m: string }>(conn, 'SELECT @@SESSION.sql_mode AS m');
+  const modes = String(mode?.m ?? '').split(',');
+  if (modes.includes('NO_BACKSLASH_ESCAPES')) {
+    await conn.query('SET SESSION sql_mode = ?', [
+      modes.filter((m) => m !== 'NO_BACKSLASH_ESCAPES').join(','),
+    ]);
+  }
+}
+
 async function select<T>(conn: Conn, sql: string, params: unknown[] = []): Promise<T[]> {
   const [rows] = await conn.query<RowDataPacket[]>(sql, params);
   return rows as unknown as T[];
@@ -246,11 +288,16 @@ type AlertRow = {
 export class MySqlStore implements StateStore {
   private readonly contention: ContentionStats = { deadlocks: 0, lockWaits: 0 };
   private readonly ready = new WeakSet<object>();
+  /** Scope locks held through this store (at most one at a time: they are exclusive). */
+  private readonly holds = new Map<Hold, () => Promise<void>>();
   private closed = false;
 
   private constructor(
     private readonly pool: Pool,
     private readonly scope: StoredKey,
+    private readonly scopeName: string,
+    private readonly lockName: string,
+    private readonly connectAlone: () => Promise<Connection>,
     private readonly sessionSetup: string[],
     private readonly retry: RetryPolicy,
     private readonly where: SafeDetails,
@@ -265,19 +312,19 @@ export class MySqlStore implements StateStore {
         : conn.sslMode === 'verify-identity'
           ? { rejectUnauthorized: true, ...(conn.sslCa ? { ca: conn.sslCa } : {}) }
           : undefined;
-    const pool = mysql.createPool({
+    const common = {
       host: conn.host,
       port: conn.port,
       user: conn.user,
       ...(conn.password !== undefined ? { password: conn.password } : {}),
       database: conn.database,
       ...(ssl ? { ssl } : {}),
-      connectionLimit: conn.connectionLimit ?? 4,
       charset: 'utf8mb4',
       supportBigNumbers: true,
       connectTimeout: 10_000,
       enableKeepAlive: true,
-    });
+    };
+    const pool = mysql.createPool({ ...common, connectionLimit: conn.connectionLimit ?? 4 });
     // Keep the pool from crashing the process on a dropped idle connection; the next call reconnects.
     pool.on('connection', (c) => c.on('error', () => {}));
     const setup = ['SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED'];
@@ -286,9 +333,13 @@ export class MySqlStore implements StateStore {
         `SET SESSION innodb_lock_wait_timeout = ${Math.max(1, Math.floor(opts.lockWaitTimeoutSec))}`,
       );
     }
+    const scope = opts.scope ?? 'default';
     const store = new MySqlStore(
       pool,
-      storedKey(opts.scope ?? 'default'),
+      storedKey(scope),
+      scope,
+      scopeLockName(conn.database, scope),
+      () => mysql.createConnection(common),
       setup,
       { ...DEFAULT_RETRY, ...opts.retry },
       where,
@@ -354,13 +405,7 @@ export class MySqlStore implements StateStore {
     if (!this.ready.has(conn.connection)) {
       try {
         for (const statement of this.sessionSetup) await conn.query(statement);
-        const [mode] = await select<{ m: string }>(conn, 'SELECT @@SESSION.sql_mode AS m');
-        const modes = String(mode?.m ?? '').split(',');
-        if (modes.includes('NO_BACKSLASH_ESCAPES')) {
-          await conn.query('SET SESSION sql_mode = ?', [
-            modes.filter((m) => m !== 'NO_BACKSLASH_ESCAPES').join(','),
-          ]);
-        }
+        await allowBackslashEscapes(conn);
       } catch (cause) {
         conn.destroy();
         throw cause;
@@ -509,6 +554,7 @@ export class MySqlStore implements StateStore {
     const { upserts, deletes, pendingPut, pendingRemove, seen, sessions, alerts, updates, dead } = rows;
     const scope = this.scope;
     return this.transaction('commit', async (conn) => {
+      await this.checkHolds(conn);
       const newAlerts = new Set<string>();
       if (upserts.length > 0) {
         await insertRows(
@@ -682,9 +728,103 @@ export class MySqlStore implements StateStore {
     return Number(row?.n ?? 0);
   }
 
+  /**
+   * Takes GET_LOCK on a connection of its own (see top), in waits of whole seconds and then
+   * short polls, so that the wait ends within LOCK_POLL_MS of `timeoutMs` whatever the server's
+   * timeout granularity.
+   */
+  async lockScope(opts: LockScopeOptions): Promise<ScopeLock> {
+    if (this.closed) throw new AuditError('STORE_FAILED', 'the state store is closed');
+    const scope = { scope: this.scopeName };
+    const deadline = Date.now() + Math.max(0, opts.timeoutMs);
+    let conn: Connection;
+    try {
+      conn = await this.connectAlone();
+    } catch (cause) {
+      throw storeFailed('cannot connect for the scope lock', cause, { ...this.where, ...scope });
+    }
+    const hold: Hold = { connectionId: 0, lost: false };
+    // A lost connection has lost the lock with it (the server released it).
+    conn.on('error', () => {
+      hold.lost = true;
+    });
+    conn.on('end', () => {
+      hold.lost = true;
+    });
+    try {
+      await allowBackslashEscapes(conn);
+      const [id] = await select<{ id: number | string }>(conn, 'SELECT CONNECTION_ID() AS id');
+      hold.connectionId = Number(id?.id);
+      for (;;) {
+        const left = deadline - Date.now();
+        const wait = left >= 1000 ? Math.floor(left / 1000) : 0;
+        const [row] = await select<{ got: number | string | null }>(conn, 'SELECT GET_LOCK(?, ?) AS got', [
+          this.lockName,
+          wait,
+        ]);
+        const got = row?.got === null || row?.got === undefined ? null : Number(row.got);
+        if (got === 1) break;
+        // NULL: an error on the server (out of memory, the thread killed).
+        if (got !== 0)
+          throw new AuditError('STORE_FAILED', 'the scope lock could not be taken', { details: scope });
+        const rest = deadline - Date.now();
+        if (rest <= 0) throw new AuditError('STORE_FAILED', 'scope is busy', { details: scope });
+        if (wait === 0) await sleep(Math.min(LOCK_POLL_MS, rest));
+      }
+    } catch (cause) {
+      conn.destroy();
+      throw storeFailed('the scope lock could not be taken', cause, scope);
+    }
+    let released: Promise<void> | undefined;
+    const release = () => {
+      released ??= (async () => {
+        this.holds.delete(hold);
+        if (hold.lost) {
+          conn.destroy();
+          return;
+        }
+        try {
+          await conn.query('SELECT RELEASE_LOCK(?)', [this.lockName]);
+          await conn.end();
+        } catch {
+          // Ending the connection frees the lock on the server as well.
+          conn.destroy();
+        }
+      })();
+      return released;
+    };
+    this.holds.set(hold, release);
+    return { release };
+  }
+
+  /**
+   * Inside a commit's transaction: when this store holds its scope lock, checks that the lock is
+   * still held by its connection, so that an instance whose lock connection died (and whose lock
+   * another instance may have taken since) does not commit state loaded under the lost lock. A
+   * loss between this check and COMMIT is not caught: the window is one round trip.
+   */
+  private async checkHolds(conn: Conn): Promise<void> {
+    for (const hold of this.holds.keys()) {
+      if (!hold.lost) {
+        const [row] = await select<{ owner: number | string | null }>(
+          conn,
+          'SELECT IS_USED_LOCK(?) AS owner',
+          [this.lockName],
+        );
+        if (row?.owner !== null && row?.owner !== undefined && Number(row.owner) === hold.connectionId)
+          continue;
+        hold.lost = true;
+      }
+      throw new AuditError('STORE_FAILED', 'the scope lock was lost before the commit', {
+        details: { scope: this.scopeName },
+      });
+    }
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    await Promise.all([...this.holds.values()].map((release) => release()));
     await this.pool.end();
   }
 }

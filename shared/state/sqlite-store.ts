@@ -1,5 +1,15 @@
 // SQLite adapter of the state store (better-sqlite3): WAL, versioned migrations, one transaction
 // per commit. The embedded default for the CLI and single-instance functions.
+//
+// Scope lock (lockScope): an in-process mutex per database file (its real path) and scope, shared
+// by every SqliteStore of the process, with waiters served in arrival order. It does not reach
+// other processes: there, commits are still serialized by SQLite's write lock (each commit is a
+// BEGIN IMMEDIATE transaction, waiting up to busy_timeout), but two processes running a pipeline
+// on one scope of one file can still overwrite each other's correlation state. A SQLite store is
+// meant for one process (a CLI run, one function container); share a scope across processes
+// with the mysql:// store. A `:memory:` store is private to its instance, and so is its lock.
+import { realpathSync } from 'node:fs';
+import { resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import type { Alert } from '../../schemas/alert.js';
 import type { CanonicalEvent } from '../../schemas/events.js';
@@ -9,7 +19,9 @@ import type { EntityRow } from './entity-cache.js';
 import {
   type CommitBatch,
   type CommitResult,
+  type LockScopeOptions,
   mergeAlert,
+  type ScopeLock,
   SEEN_BUCKET_MS,
   type StateStore,
   seenBuckets,
@@ -39,8 +51,56 @@ function chunks<T>(items: T[], size = CHUNK): T[][] {
   return out;
 }
 
+/** One scope's in-process lock: held or not, and the waiters in arrival order. */
+type Mutex = { held: boolean; waiters: (() => void)[] };
+
+/** Per `<file>\0<scope>`: the locks of every SqliteStore in this process. */
+const MUTEXES = new Map<string, Mutex>();
+
+let memoryStores = 0;
+
+function acquire(key: string, timeoutMs: number, scope: string): Promise<void> {
+  let mutex = MUTEXES.get(key);
+  if (mutex === undefined) {
+    mutex = { held: false, waiters: [] };
+    MUTEXES.set(key, mutex);
+  }
+  if (!mutex.held) {
+    mutex.held = true;
+    return Promise.resolve();
+  }
+  const m = mutex;
+  return new Promise<void>((resolvePromise, reject) => {
+    const grant = () => {
+      clearTimeout(timer);
+      resolvePromise();
+    };
+    const timer = setTimeout(
+      () => {
+        m.waiters.splice(m.waiters.indexOf(grant), 1);
+        reject(new AuditError('STORE_FAILED', 'scope is busy', { details: { scope } }));
+      },
+      Math.max(0, timeoutMs),
+    );
+    m.waiters.push(grant);
+  });
+}
+
+/** Hands the lock to the next waiter (it stays held), or frees it. */
+function handOver(key: string): void {
+  const mutex = MUTEXES.get(key);
+  if (mutex === undefined) return;
+  const next = mutex.waiters.shift();
+  if (next) next();
+  else MUTEXES.delete(key);
+}
+
 export class SqliteStore implements StateStore {
   private readonly db: Database.Database;
+  /** The key of this store's scope lock (see top). */
+  private readonly lockKey: string;
+  /** Releases of the scope locks held through this store, run on close. */
+  private readonly holds = new Set<() => Promise<void>>();
 
   private constructor(
     path: string,
@@ -58,6 +118,7 @@ export class SqliteStore implements StateStore {
     this.db.pragma('synchronous = NORMAL');
     this.db.pragma('busy_timeout = 5000');
     this.migrate();
+    this.lockKey = `${this.db.memory ? `:memory:${++memoryStores}` : fileKey(path)}\u0000${scope}`;
   }
 
   /** Opens (creating if needed) a state file; `:memory:` for a throwaway store. */
@@ -183,7 +244,7 @@ export class SqliteStore implements StateStore {
         }
         for (const u of batch.alertUpdates) updAlert.run(u.occurrences, u.lastTime, u.id);
         for (const d of batch.deadLetters) putDead.run(JSON.stringify(d));
-      })();
+      }).immediate();
     } catch (cause) {
       throw new AuditError('STORE_FAILED', 'state store commit failed', { cause });
     }
@@ -226,7 +287,32 @@ export class SqliteStore implements StateStore {
     return (this.db.prepare('SELECT COUNT(*) AS n FROM dead_letters').get() as { n: number }).n;
   }
 
+  /** Waits for the scope's in-process mutex (see top); released by `release` or by close. */
+  async lockScope(opts: LockScopeOptions): Promise<ScopeLock> {
+    if (!this.db.open) throw new AuditError('STORE_FAILED', 'the state store is closed');
+    await acquire(this.lockKey, opts.timeoutMs, this.scope);
+    let released = false;
+    const release = async () => {
+      if (released) return;
+      released = true;
+      this.holds.delete(release);
+      handOver(this.lockKey);
+    };
+    this.holds.add(release);
+    return { release };
+  }
+
   async close(): Promise<void> {
-    this.db.close();
+    for (const release of [...this.holds]) await release();
+    if (this.db.open) this.db.close();
+  }
+}
+
+/** The file's real path (the same file under two names is one lock), else the resolved path. */
+function fileKey(path: string): string {
+  try {
+    return realpathSync(path);
+  } catch {
+    return resolve(path);
   }
 }

@@ -38,6 +38,20 @@ export function seenBuckets(events: readonly { key: string; ts: number }[]): Map
   return buckets;
 }
 
+/** An exclusive hold on the store's scope (see `StateStore.lockScope`). */
+export type ScopeLock = {
+  /**
+   * Gives the scope up. Idempotent (a second call does nothing) and never rejects: a hold whose
+   * connection was lost is already gone. Closing the store releases its holds as well.
+   */
+  release(): Promise<void>;
+};
+
+export type LockScopeOptions = {
+  /** How long to wait for another holder to release; 0 tries once. */
+  timeoutMs: number;
+};
+
 export type CommitResult = {
   /** Ids of the alerts this commit stored first: only these are delivered by this instance. */
   newAlerts: Set<string>;
@@ -66,6 +80,21 @@ export interface StateStore {
   sessions(): AsyncIterable<Session>;
   alerts(): AsyncIterable<Alert>;
   deadLetterCount(): Promise<number>;
+  /**
+   * Takes the exclusive lock of this store's scope, waiting up to `timeoutMs` for its holder to
+   * release it. Pipeline instances that may run at the same time on one scope (containers of one
+   * function on a shared store) hold it from loading the scope's state (Pipeline.open) to their
+   * last commit, so that one instance's correlation updates (entities, watermark clock, pending
+   * events, seen keys) are never overwritten by another's. Reads and commits work without it:
+   * taking it is the caller's choice. Scopes are independent: holding one never blocks another.
+   *
+   * While this store holds the lock, a commit checks first that the hold is still in force and
+   * fails with STORE_FAILED otherwise (where the adapter can lose it, e.g. a dropped connection).
+   *
+   * Rejects with AuditError('STORE_FAILED', 'scope is busy', { details: { scope } }) when the
+   * lock is still held elsewhere after `timeoutMs`: a retry later can succeed.
+   */
+  lockScope(opts: LockScopeOptions): Promise<ScopeLock>;
   close(): Promise<void>;
 }
 
