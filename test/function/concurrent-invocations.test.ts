@@ -5,69 +5,20 @@
 // still busy at Fn-Deadline fails the invocation with STORE_FAILED "scope is busy" and writes
 // nothing. Runs on a real MySQL store (TEST_MYSQL_URL) and on a SQLite file standing in for it.
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { afterAll, describe, expect, it } from 'vitest';
 import { FunctionError, FunctionHost, type InvocationSummary } from '../../functions/function-host.js';
 import { MySqlStore } from '../../shared/state/mysql-store.js';
 import { SqliteStore } from '../../shared/state/sqlite-store.js';
 import type { StateStore } from '../../shared/state/state-store.js';
-import {
-  ago,
-  collectorRecord,
-  fleetConfigJson,
-  GROUPS,
-  mysql,
-  oci,
-  removeTempDirs,
-  streamingBatch,
-  tempDir,
-  USERS,
-  wholeSecond,
-} from '../helpers/fdk-harness.js';
+import { fleetConfigJson, removeTempDirs, tempDir } from '../helpers/fdk-harness.js';
+import { Lines, loggingBatch, N, streamBatch } from '../helpers/host-batches.js';
 import { describeMySql, type MySqlTestServer } from '../helpers/mysql-server.js';
 import { outcome } from '../state/store-fixtures.js';
 
 afterAll(() => removeTempDirs());
 
-const N = wholeSecond(Date.parse('2026-11-20T12:00:00Z'));
 /** How long loading the scope's state takes in these tests: both calls are in flight meanwhile. */
 const SLOW_LOAD_MS = 250;
-
-class Lines extends Writable {
-  readonly lines: string[] = [];
-  override _write(chunk: Buffer, _enc: BufferEncoding, done: () => void): void {
-    for (const line of chunk.toString('utf8').split('\n')) if (line !== '') this.lines.push(line);
-    done();
-  }
-  json(): Record<string, unknown>[] {
-    return this.lines.map((l) => JSON.parse(l) as Record<string, unknown>);
-  }
-}
-
-/** Bob joins BreakGlass and signs on (Logging connector). */
-function loggingBatch(): string {
-  return JSON.stringify([
-    oci.addUserToGroup({ id: 'ev-add-bob-bg', at: ago.hours(5, N), user: USERS.bob, group: GROUPS.bg }),
-    oci.interactiveLogin({
-      id: 'ev-login-bob',
-      at: ago.minutes(298, N),
-      user: USERS.bob,
-      name: 'bob@example.com',
-      ip: '203.0.113.7',
-    }),
-  ]);
-}
-
-/** Bob connects through the break-glass account (Streaming connector), a few minutes later. */
-function streamBatch(): string {
-  const session = { conn: 7, account: 'emergency_admin', user: 'bob', ip: '203.0.113.7', proxy: true };
-  return JSON.stringify(
-    streamingBatch([
-      collectorRecord(mysql.connect({ ...session, at: ago.minutes(290, N), id: 1 })),
-      collectorRecord(mysql.disconnect({ ...session, at: ago.minutes(280, N), id: 2 })),
-    ]),
-  );
-}
 
 const BATCHES = { logging: loggingBatch(), stream: streamBatch() } as const;
 type BatchName = keyof typeof BATCHES;

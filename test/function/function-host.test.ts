@@ -4,7 +4,6 @@
 // behaviour over the real FDK).
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
   FunctionError,
@@ -19,60 +18,12 @@ import { AuditError } from '../../shared/errors.js';
 import type { RetryPolicy } from '../../shared/oci/clients.js';
 import { SqliteStore } from '../../shared/state/sqlite-store.js';
 import type { StateStore } from '../../shared/state/state-store.js';
-import {
-  ago,
-  collectorRecord,
-  DB,
-  fleetConfigJson,
-  GROUPS,
-  mysql,
-  oci,
-  removeTempDirs,
-  streamingBatch,
-  tempDir,
-  USERS,
-  wholeSecond,
-} from '../helpers/fdk-harness.js';
+import { ago, DB, fleetConfigJson, mysql, removeTempDirs, tempDir } from '../helpers/fdk-harness.js';
+import { Lines, loggingBatch, N, streamBatch } from '../helpers/host-batches.js';
 
 afterAll(() => removeTempDirs());
 
-const N = wholeSecond(Date.parse('2026-11-20T12:00:00Z'));
 const LATENESS_MS = 60_000;
-
-class Lines extends Writable {
-  readonly lines: string[] = [];
-  override _write(chunk: Buffer, _enc: BufferEncoding, done: () => void): void {
-    for (const line of chunk.toString('utf8').split('\n')) if (line !== '') this.lines.push(line);
-    done();
-  }
-  json(): Record<string, unknown>[] {
-    return this.lines.map((l) => JSON.parse(l) as Record<string, unknown>);
-  }
-}
-
-/** Bob joins BreakGlass 5 h before N and signs on; then connects through it (Streaming). */
-function loggingBatch(): string {
-  return JSON.stringify([
-    oci.addUserToGroup({ id: 'ev-add-bob-bg', at: ago.hours(5, N), user: USERS.bob, group: GROUPS.bg }),
-    oci.interactiveLogin({
-      id: 'ev-login-bob',
-      at: ago.minutes(298, N),
-      user: USERS.bob,
-      name: 'bob@example.com',
-      ip: '203.0.113.7',
-    }),
-  ]);
-}
-
-function streamBatch(): string {
-  const session = { conn: 7, account: 'emergency_admin', user: 'bob', ip: '203.0.113.7', proxy: true };
-  return JSON.stringify(
-    streamingBatch([
-      collectorRecord(mysql.connect({ ...session, at: ago.minutes(290, N), id: 1 })),
-      collectorRecord(mysql.disconnect({ ...session, at: ago.minutes(280, N), id: 2 })),
-    ]),
-  );
-}
 
 type Harness = {
   host: FunctionHost;
