@@ -4,7 +4,8 @@
 // Progress goes to stderr; the last line on stdout is one JSON object with the figures.
 //
 //   node --expose-gc dist/bench.cjs [--scale N] [--app-rate N] [--seed N] [--keep]
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -140,6 +141,10 @@ async function main(): Promise<void> {
       `  ${open.sessions.toLocaleString('en-US')} open sessions in ${(open.ms / 1000).toFixed(1)} s: ${rate(open.sessions, open.ms).toLocaleString('en-US')}/s; heap ${open.heapMB} MB, RSS ${open.rssMB} MB`,
     );
 
+    log('bench: function cold start (process start to FDK socket ready)');
+    const coldStartMs = await functionColdStartMs(5);
+    log(`  ${coldStartMs} ms (average of 5)`);
+
     const figures = {
       mysqlEvents,
       iamRecords: iamDeliveries,
@@ -163,6 +168,8 @@ async function main(): Promise<void> {
       openSessionsEventsPerSec: rate(open.sessions, open.ms),
       openSessionsHeapMB: open.heapMB,
       openSessionsRssMB: open.rssMB,
+      functionColdStartMs: coldStartMs,
+      functionBundleBytes: statSync(join(__dirname, 'func.cjs')).size,
       peakRssMB: peakRssMb(),
       peakRssAfterGenerateMB: rssAfterGenerate,
       node: process.version,
@@ -172,6 +179,38 @@ async function main(): Promise<void> {
     if (values.keep) log(`bench: inputs kept in ${dir}`);
     else rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** Average time from spawning dist/func.cjs as Fn does to its listener socket appearing. */
+async function functionColdStartMs(runs: number): Promise<number> {
+  let total = 0;
+  for (let i = 0; i < runs; i++) {
+    const dir = mkdtempSync(join(tmpdir(), 'hwaudit-bench-fn-'));
+    const socket = join(dir, 'lsnr.sock');
+    const started = performance.now();
+    const child = spawn(process.execPath, [join(__dirname, 'func.cjs')], {
+      env: {
+        ...process.env,
+        FN_FORMAT: 'http-stream',
+        FN_LISTENER: `unix:${socket}`,
+        HWAUDIT_CONFIG: '{}',
+        HWAUDIT_STATE: join(dir, 's.sqlite'),
+      },
+      stdio: 'ignore',
+    });
+    try {
+      const deadline = started + 30_000;
+      while (!existsSync(socket)) {
+        if (performance.now() > deadline) throw new Error('the function did not start listening within 30 s');
+        await new Promise((r) => setTimeout(r, 2));
+      }
+      total += performance.now() - started;
+    } finally {
+      child.kill();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+  return Math.round(total / runs);
 }
 
 /**

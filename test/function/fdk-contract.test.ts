@@ -291,15 +291,13 @@ describe('OCI Function over the real FDK', () => {
     expect(alertLines(alertsFile)).toHaveLength(1);
   });
 
-  it('starts listening quickly (cold start: process start to socket ready)', async () => {
-    const times: number[] = [];
-    for (let i = 0; i < 3; i++) {
+  it('starts afresh each time on the socket Fn gives it (cold start time is measured by npm run bench)', async () => {
+    for (let i = 0; i < 2; i++) {
       const { fn } = await start();
-      times.push(fn.readyMs);
+      expect(fn.readyMs).toBeGreaterThan(0);
+      expect(summary(await fn.call('{"action":"sweep"}'))).toMatchObject({ action: 'sweep', received: 0 });
       await fn.stop();
     }
-    const average = times.reduce((a, b) => a + b, 0) / times.length;
-    expect(average).toBeLessThan(3000);
   });
 });
 
