@@ -253,6 +253,8 @@ export async function runConsume(argv: string[], io: CliIo, deps: ConsumeDeps = 
   let lastProgress = 0;
   const started = Date.now();
   const consumer = new StreamConsumer({
+    // While the stream is quiet, timers (break-glass maximum duration) still fire by the clock.
+    idleSweep: { latenessMs: config.lateness },
     ...deps.consumer,
     client,
     streamId: values.stream!,
@@ -263,6 +265,7 @@ export async function runConsume(argv: string[], io: CliIo, deps: ConsumeDeps = 
     signal: stop.signal,
     decode: { resolveDbSystem: dbSystemResolver(config, values['db-system']) },
     ...(values['until-idle'] ? { stopAfterEmptyGets: 1 } : {}),
+
     openPartition: (scope) =>
       openScopedPipeline({ spec: state.spec, scope, config, rules, sinks: [output.sink], env, warn }),
     onBatch: (stats) => {

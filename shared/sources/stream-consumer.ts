@@ -70,6 +70,8 @@ export type ConsumerStats = {
   throttled: number;
   serverErrors: number;
   cursorRecreations: number;
+  /** Idle sweeps that advanced the partition pipelines' watermarks by the clock. */
+  sweeps: number;
   /** Partition pipelines reopened because another instance had processed the partition meanwhile. */
   reloads: number;
   /** Last offset ingested, per partition. */
@@ -107,6 +109,14 @@ export type ConsumerOptions = {
   stopAfterEmptyGets?: number;
   /** Stop after this many batches. Default: never. */
   maxBatches?: number;
+  /**
+   * While the stream is idle (an empty GetMessages), advance every partition pipeline's watermark
+   * to the clock minus `latenessMs`, at most once per `everyMs` (default 60 s), so timers such as
+   * a break-glass membership's maximum duration fire on quiet nights too.
+   */
+  idleSweep?: { latenessMs: number; everyMs?: number };
+  /** The clock for idle sweeps. Default Date.now. */
+  now?(): number;
   onBatch?(stats: Readonly<ConsumerStats>, alerts: readonly Alert[]): void;
   /** Test hook: runs after a batch is ingested and before its cursor is committed. */
   afterIngest?(info: { batch: number; messages: number }): Promise<void> | void;
@@ -220,6 +230,7 @@ export class StreamConsumer {
     throttled: 0,
     serverErrors: 0,
     cursorRecreations: 0,
+    sweeps: 0,
     reloads: 0,
     offsets: {},
   };
@@ -289,6 +300,7 @@ export class StreamConsumer {
           cursor = page.next;
           this.stats.emptyGets++;
           emptyInARow++;
+          await this.sweepIdle();
           if (this.opts.stopAfterEmptyGets !== undefined && emptyInARow >= this.opts.stopAfterEmptyGets)
             break;
           await this.sleep(this.idleWaitMs, signal);
@@ -471,6 +483,23 @@ export class StreamConsumer {
    * instance ingested means another instance processed the partition meanwhile (a rebalance):
    * its in-memory state is stale, so the pipeline is reopened from the store.
    */
+  private lastSweepAt = Number.NEGATIVE_INFINITY;
+
+  /** Advances the watermark of every partition this instance holds while the stream is idle. */
+  private async sweepIdle(): Promise<void> {
+    const sweep = this.opts.idleSweep;
+    if (!sweep) return;
+    const now = (this.opts.now ?? Date.now)();
+    if (now - this.lastSweepAt < (sweep.everyMs ?? 60_000)) return;
+    this.lastSweepAt = now;
+    for (const p of this.partitions.values()) {
+      const alerts = await p.handle.pipeline.advance(now - sweep.latenessMs);
+      this.stats.alerts += alerts.length;
+      if (alerts.length > 0) this.opts.onBatch?.(this.stats, alerts);
+    }
+    this.stats.sweeps++;
+  }
+
   private async partitionFor(partition: string, firstOffset: number): Promise<PartitionState> {
     const existing = this.partitions.get(partition);
     if (existing && (existing.lastOffset === undefined || firstOffset <= existing.lastOffset + 1))

@@ -288,6 +288,40 @@ describe('stream consumer: reference run', () => {
   });
 });
 
+describe('stream consumer: idle sweep', () => {
+  it('while the stream is idle, the clock advances the watermark and a stale break-glass grant is reported', async () => {
+    expect(reference.alerts.length).toBeGreaterThan(0);
+    const env = await startEnv();
+    const sink = new CollectingSink();
+    const c = consumer({
+      env,
+      state: statePath(),
+      group: fresh('sweep'),
+      sink,
+      idleSweep: { latenessMs: 20 * 60_000, everyMs: 0 },
+      now: () => T0 + 10 * 3_600_000,
+    });
+    const stats = await c.run();
+    expect(stats.sweeps).toBe(1);
+    const stale = sink.alerts.filter((a) => a.rule === 'break-glass.stale');
+    expect(stale).toHaveLength(1);
+    expect(stale[0]?.identity?.principalId).toBe('ocid1.user.oc1..bob');
+    // Everything the reference raised is still raised, once; the sweep also applied the events
+    // the reference left waiting for the watermark when the stream ran dry.
+    const all = ids(sink.alerts);
+    expect(new Set(all).size).toBe(all.length);
+    expect(all).toEqual(expect.arrayContaining(reference.alerts));
+  });
+
+  it('without an idle sweep the grant is not judged before later events arrive', async () => {
+    const env = await startEnv();
+    const sink = new CollectingSink();
+    const stats = await consumer({ env, state: statePath(), group: fresh('nosweep'), sink }).run();
+    expect(stats.sweeps).toBe(0);
+    expect(sink.alerts.filter((a) => a.rule === 'break-glass.stale')).toHaveLength(0);
+  });
+});
+
 describe('stream consumer: several instances', () => {
   it('two instances of a group split the two partitions and give the same alerts as one', async () => {
     const env = await startEnv();
@@ -639,15 +673,26 @@ describe('consume command', () => {
       stdout: process.stdout,
       stderr: { write: (s: string) => stderr.push(s) } as unknown as NodeJS.WritableStream,
     };
+    const now = () => T0 + 10 * 3_600_000;
     const deps = {
       env: cliEnv,
       handleSignals: false,
       progressMs: 0,
-      consumer: { minGetIntervalMs: 0, idleWaitMs: 0 },
+      consumer: { minGetIntervalMs: 0, idleWaitMs: 0, now },
     };
+    // The same run in process, with the idle sweep the command does (the config's lateness).
+    const sink = new CollectingSink();
+    await consumer({
+      env: await startEnv(),
+      state: statePath(),
+      group: fresh('cli-expected'),
+      sink,
+      idleSweep: { latenessMs: 20 * 60_000 },
+      now,
+    }).run();
     expect(await runConsume(args, io, deps)).toBe(0);
     const lines = readFileSync(out, 'utf8').trim().split('\n');
-    expect(lines.map((l) => (JSON.parse(l) as Alert).id).sort()).toEqual(reference.alerts);
+    expect(lines.map((l) => (JSON.parse(l) as Alert).id).sort()).toEqual(ids(sink.alerts));
     expect(stderr.join('')).toMatch(/consume: stopped; .* messages in \d+ batches/);
 
     expect(await runConsume(args, io, deps)).toBe(0);
