@@ -1,5 +1,5 @@
-// The alert contract (architecture section 3.3). `npm run build` also writes it as JSON Schema
-// to schemas/alert.schema.json for consumers outside TypeScript.
+// The alert contract. schemas/alert.schema.json is the same contract as JSON Schema, for
+// consumers outside TypeScript (`npm run schemas` writes it; a test keeps it in step).
 import { z } from 'zod';
 import { AttributionSchema, RefSchema } from './session.js';
 
@@ -38,3 +38,8 @@ export const AlertSchema = z.object({
   details: z.record(z.string(), z.unknown()).optional(),
 });
 export type Alert = z.infer<typeof AlertSchema>;
+
+/** The alert contract as JSON Schema (draft 2020-12) text, as committed in schemas/alert.schema.json. */
+export function alertJsonSchemaText(): string {
+  return `${JSON.stringify(z.toJSONSchema(AlertSchema), null, 2)}\n`;
+}
