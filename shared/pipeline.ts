@@ -10,12 +10,12 @@ import type { Config } from '../schemas/config.js';
 import type { DeadLetter, DeadLetterCode } from '../schemas/dead-letter.js';
 import { type CanonicalEvent, compareEvents } from '../schemas/events.js';
 import type { ActiveRule } from './config/active-rules.js';
-import { Correlator } from './correlate/correlator.js';
+import { Correlator, type CorrelatorStats } from './correlate/correlator.js';
 import { Detector } from './detect/detector.js';
 import type { AlertSink } from './emit/sink.js';
 import { EntityCache } from './state/entity-cache.js';
 import type { StateStore } from './state/state-store.js';
-import { toIso } from './time.js';
+import { BEGINNING_OF_TIME, toIso } from './time.js';
 
 export type DecodedItem = { type: 'event'; event: CanonicalEvent } | { type: 'dead'; dead: DeadLetter };
 
@@ -34,7 +34,8 @@ type Clock = { maxTs: number; releasedTs: number };
 
 const META = 'meta';
 const CLOCK = 'clock';
-const NEVER = Number.NEGATIVE_INFINITY;
+/** Before any event: JSON-safe, so the clock row survives a store round trip unchanged. */
+const NEVER = BEGINNING_OF_TIME;
 
 /** Merges two arrays sorted by compareEvents; appends when `b` starts after `a` (the usual case). */
 function mergeSorted(a: CanonicalEvent[], b: CanonicalEvent[]): CanonicalEvent[] {
@@ -115,11 +116,9 @@ export class Pipeline {
       await opts.store.loadPending(),
       opts.durablePending ?? true,
     );
-    const since =
-      pipeline.clock.releasedTs === NEVER ? NEVER : pipeline.clock.releasedTs - opts.config.lookback;
-    pipeline.correlator.restoreSessions(
-      await opts.store.loadSessions(Number.isFinite(since) ? since : -8.64e15),
-    );
+    const released = pipeline.clock.releasedTs;
+    const since = released > NEVER ? released - opts.config.lookback : NEVER;
+    pipeline.correlator.restoreSessions(await opts.store.loadSessions(since));
     for (const sink of pipeline.sinks) {
       const missed = await opts.store.undelivered(sink.name);
       if (missed.length > 0) await pipeline.deliver(sink, missed);
@@ -129,15 +128,20 @@ export class Pipeline {
 
   /** The event-time watermark up to which events have been applied and timers fired. */
   get watermark(): number | undefined {
-    return Number.isFinite(this.clock.releasedTs) ? this.clock.releasedTs : undefined;
+    return this.clock.releasedTs > NEVER ? this.clock.releasedTs : undefined;
   }
 
   get latestEventTime(): number | undefined {
-    return Number.isFinite(this.clock.maxTs) ? this.clock.maxTs : undefined;
+    return this.clock.maxTs > NEVER ? this.clock.maxTs : undefined;
   }
 
   get openSessions(): number {
     return this.correlator.openSessions;
+  }
+
+  /** Events applied without effect: memberships naming no known user or group, statements of unknown connections. */
+  get correlation(): Readonly<CorrelatorStats> {
+    return this.correlator.stats;
   }
 
   get ruleErrors(): ReadonlyMap<string, number> {
@@ -214,7 +218,7 @@ export class Pipeline {
   }
 
   private release(watermark: number, timersUpTo = watermark): void {
-    if (!Number.isFinite(watermark)) return;
+    if (watermark <= NEVER) return;
     let i = 0;
     for (; i < this.pending.length; i++) {
       const ev = this.pending[i]!;
@@ -257,7 +261,7 @@ export class Pipeline {
       alerts: created,
       alertUpdates: updates,
       deadLetters: this.deadBatch,
-      ...(Number.isFinite(this.clock.releasedTs)
+      ...(this.clock.releasedTs > NEVER
         ? { pruneSeenBefore: this.clock.releasedTs - this.config.retention }
         : {}),
     });

@@ -91,6 +91,28 @@ describe('order, batching and redelivery', () => {
     }
   });
 
+  it('a store whose first batch held no event reopens with a clean clock', async () => {
+    const baseline = fingerprint(await runTimeline(events));
+    const dir = mkdtempSync(join(tmpdir(), 'hwaudit-'));
+    try {
+      const path = join(dir, 'state.sqlite');
+      const first = SqliteStore.open(path);
+      const { config, rules } = (await import('../helpers/run-timeline.js')).testConfig();
+      const { Pipeline } = await import('../../shared/pipeline.js');
+      const p1 = await Pipeline.open({ config, rules, store: first });
+      await p1.ingest([
+        { type: 'dead', dead: { code: 'JSON_INVALID', source: 'test', message: 'not JSON' } },
+      ]);
+      expect(p1.watermark).toBeUndefined();
+      await first.close();
+      const result = await runBatches([events], { store: SqliteStore.open(path) });
+      expect(result.pipeline.watermark).toBe(events.at(-1)!.ts);
+      expect(fingerprint(result)).toEqual(baseline);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('a second run over the same store emits no alert twice', async () => {
     const store = SqliteStore.open(':memory:');
     const first = await runBatches([events], { store });
