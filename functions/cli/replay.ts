@@ -154,6 +154,12 @@ async function runReplay(argv: string[], io: CliIo): Promise<number> {
     const wm = result.pipeline.watermark;
     if (wm !== undefined) lines.push(`  watermark ${toIso(wm)}`);
     for (const [rule, n] of result.pipeline.ruleErrors) lines.push(`  rule ${rule} failed on ${n} fact(s)`);
+    const { unresolvedMemberships, orphanEvents } = result.pipeline.correlation;
+    if (unresolvedMemberships > 0)
+      lines.push(
+        `  ${unresolvedMemberships} membership event(s) name no user or group the directory knows: not applied`,
+      );
+    if (orphanEvents > 0) lines.push(`  ${orphanEvents} statement(s) of connections opened before the input`);
     const foreign = result.inputs.filter((i) => isForeign(i.counts, i.deadCodes));
     for (const i of foreign) lines.push(`replay: ${i.path}: no record of a kind this tool reads`);
     stderr.write(`${lines.join('\n')}\n`);

@@ -26,7 +26,12 @@ export type GrantRow = {
 
 const GRANT = 'grant';
 
-export type CorrelatorStats = { unresolvedMemberships: number; orphanEvents: number };
+export type CorrelatorStats = {
+  /** Membership events whose user or group could not be determined (not applied). */
+  unresolvedMemberships: number;
+  /** MySQL events of connections whose connect is not in the input (or incomplete connects). */
+  orphanEvents: number;
+};
 
 export class Correlator {
   readonly models: Models;
