@@ -5,6 +5,7 @@ import type { DbSystemConfig } from '../../schemas/config.js';
 import type { DbEvent, IamEvent } from '../../schemas/events.js';
 import type { Session } from '../../schemas/session.js';
 import type { AttributionResult, Ref } from '../correlate/attribute.js';
+import { accountName } from '../correlate/mappings.js';
 import type { AccountChange, StatementFacts } from '../correlate/sql-facts.js';
 import type { RuleCase } from './timeline.js';
 
@@ -125,5 +126,17 @@ export function sessionFields(
     loginUser: s.login.user,
     ...(s.group ? { group: s.group } : {}),
     ...(s.sourceIp ? { sourceIp: s.sourceIp } : {}),
+  };
+}
+
+/** The alert fields of a statement finding: its session's, or what the statement itself says. */
+export function statementFields(
+  f: StatementFact,
+): ReturnType<typeof sessionFields> | Pick<Finding, 'identity' | 'dbSystem' | 'mysqlAccount'> {
+  if (f.session) return sessionFields(f.session);
+  return {
+    identity: null,
+    dbSystem: { id: f.event.dbSystemId, name: f.db?.name ?? f.event.dbSystemId },
+    ...(f.event.account ? { mysqlAccount: accountName(f.event.account) } : {}),
   };
 }

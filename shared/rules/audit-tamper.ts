@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { defineRule, sessionFields } from '../detect/rule.js';
+import { defineRule, statementFields } from '../detect/rule.js';
 import { at, db } from '../detect/timeline.js';
 import { redactLiterals } from '../normalize/redact.js';
 
@@ -25,12 +25,7 @@ export const auditTamper = defineRule({
           occurrence: t.action,
           ts: f.event.ts,
           title: `Audit logging ${t.action.replaceAll('-', ' ')} on ${f.db?.name ?? f.event.dbSystemId}`,
-          ...(f.session
-            ? sessionFields(f.session)
-            : {
-                identity: null,
-                dbSystem: { id: f.event.dbSystemId, name: f.db?.name ?? f.event.dbSystemId },
-              }),
+          ...statementFields(f),
           evidence: [f.event.key],
           details: { action: t.action, sql: redactLiterals(f.event.sql?.text ?? '') },
         },

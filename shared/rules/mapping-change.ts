@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { accountName } from '../correlate/mappings.js';
-import { defineRule, sessionFields } from '../detect/rule.js';
+import { defineRule, statementFields } from '../detect/rule.js';
 import { at, db } from '../detect/timeline.js';
 import { redactLiterals } from '../normalize/redact.js';
 
@@ -29,12 +29,7 @@ export const mappingChange = defineRule({
           occurrence: 'mapping',
           ts: f.event.ts,
           title: `IAM mapping changed on ${f.db?.name ?? f.event.dbSystemId}: ${changes.join(', ')}`,
-          ...(f.session
-            ? sessionFields(f.session)
-            : {
-                identity: null,
-                dbSystem: { id: f.event.dbSystemId, name: f.db?.name ?? f.event.dbSystemId },
-              }),
+          ...statementFields(f),
           evidence: [f.event.key],
           details: { changes, sql: redactLiterals(f.event.sql?.text ?? '') },
         },

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { accountName } from '../correlate/mappings.js';
-import { defineRule, sessionFields } from '../detect/rule.js';
+import { defineRule, statementFields } from '../detect/rule.js';
 import { at, db } from '../detect/timeline.js';
 import { redactLiterals } from '../normalize/redact.js';
 
@@ -32,15 +32,7 @@ export const privilegeChange = defineRule({
           ts: f.event.ts,
           severity: high ? 'high' : 'medium',
           title: `${p.verb} on ${targets.join(', ') || 'an account'} in ${f.db?.name ?? f.event.dbSystemId}`,
-          ...(f.session
-            ? sessionFields(f.session)
-            : {
-                identity: null,
-                dbSystem: { id: f.event.dbSystemId, name: f.db?.name ?? f.event.dbSystemId },
-                ...(f.event.account
-                  ? { mysqlAccount: `${f.event.account.user}@${f.event.account.host}` }
-                  : {}),
-              }),
+          ...statementFields(f),
           evidence: [f.event.key],
           details: { verb: p.verb, targets, sql: redactLiterals(f.event.sql?.text ?? '') },
         },
