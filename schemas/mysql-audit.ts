@@ -5,15 +5,12 @@ import { z } from 'zod';
 
 const NUMERIC_TEXT = /^\s*-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?\s*$/;
 
+const numericText = (value: unknown) =>
+  typeof value === 'string' && NUMERIC_TEXT.test(value) ? Number(value) : value;
+
 /** A number, or a string holding one (`"1045"`). */
-export const LenientNumber = z.preprocess(
-  (value) => (typeof value === 'string' && NUMERIC_TEXT.test(value) ? Number(value) : value),
-  z.number(),
-);
-const LenientInt = z.preprocess(
-  (value) => (typeof value === 'string' && NUMERIC_TEXT.test(value) ? Number(value) : value),
-  z.number().int(),
-);
+export const LenientNumber = z.preprocess(numericText, z.number());
+const LenientInt = z.preprocess(numericText, z.number().int());
 const OptionalText = z.string().nullish();
 const OptionalNumber = LenientNumber.nullish();
 
@@ -152,7 +149,7 @@ export const GenericMysqlAuditRecordSchema = z.looseObject({
   event: OptionalText,
 });
 
-export const KNOWN_MYSQL_AUDIT_CLASSES = ['audit', 'connection', 'general', 'table_access'] as const;
+const KNOWN_MYSQL_AUDIT_CLASSES = ['audit', 'connection', 'general', 'table_access'] as const;
 
 export type KnownMysqlAuditRecord = z.infer<typeof KnownMysqlAuditRecordSchema>;
 export type GenericMysqlAuditRecord = z.infer<typeof GenericMysqlAuditRecordSchema>;

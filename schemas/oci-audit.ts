@@ -126,14 +126,7 @@ export const OciCloudEventSchema = z.looseObject({
   data: OciAuditDataSchema,
 });
 
-export type OciIdentity = z.infer<typeof OciIdentitySchema>;
-export type OciRequest = z.infer<typeof OciRequestSchema>;
-export type OciResponse = z.infer<typeof OciResponseSchema>;
-export type OciStateChange = z.infer<typeof OciStateChangeSchema>;
-export type IdentityDomainDetails = z.infer<typeof IdentityDomainDetailsSchema>;
 export type OciAuditData = z.infer<typeof OciAuditDataSchema>;
-export type OciListEvent = z.infer<typeof OciListEventSchema>;
-export type OciCloudEvent = z.infer<typeof OciCloudEventSchema>;
 
 /**
  * Which envelope a record claims to be: `specversion` marks CloudEvents 1.0 (and wins), `eventType`

@@ -66,7 +66,7 @@ export async function runNormalize(args: string[], io: CliIo): Promise<number> {
 }
 
 /** `prod-orders.audit.json.gz` -> `prod-orders`. */
-export function fileStem(path: string): string {
+function fileStem(path: string): string {
   const name = basename(path);
   const dot = name.indexOf('.');
   return dot > 0 ? name.slice(0, dot) : name;

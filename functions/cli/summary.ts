@@ -62,7 +62,7 @@ export class RunSummary {
 }
 
 /** `file:line[index]` with whatever parts the dead letter has. */
-export function formatLocation(dead: DeadLetter): string {
+function formatLocation(dead: DeadLetter): string {
   return `${dead.source}${dead.line === undefined ? '' : `:${dead.line}`}${dead.index === undefined ? '' : `[${dead.index}]`}`;
 }
 

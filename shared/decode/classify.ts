@@ -77,7 +77,12 @@ function classifyInto(value: unknown, loc: RecordLocation, depth: number, out: C
   );
 }
 
-/** What a known envelope holds: search rows' `logContent`, a response's `results`, a page's `items`. */
+/**
+ * What a known envelope holds: a Logging Search row's `logContent` (bare, or as the SDK and CLI
+ * print it, `{data:{datetime, logContent}}`), a `searchLogs` response's `results` (bare, `{data:…}`
+ * from the CLI or `{searchResponse:…}` from the SDK), a ListEvents page's `items` (SDK) or `data`
+ * array (CLI).
+ */
 function envelopeContent(value: Json): unknown {
   if ('logContent' in value) return value.logContent;
   if (Array.isArray(value.results)) return value.results;
@@ -171,11 +176,6 @@ export function schemaInvalidLetter(error: z.ZodError, loc: RecordLocation, what
   const issue = error.issues[0];
   const path = (issue?.path ?? []).map((p) => (typeof p === 'number' ? p : String(p)));
   const more = error.issues.length > 1 ? ` (and ${error.issues.length - 1} more)` : '';
-  const letter = deadLetter(
-    'SCHEMA_INVALID',
-    loc,
-    `${what}: ${path.join('.') || '(record)'}: ${issue?.message ?? 'invalid'}${more}`,
-  );
-  letter.path = path;
-  return letter;
+  const message = `${what}: ${path.join('.') || '(record)'}: ${issue?.message ?? 'invalid'}${more}`;
+  return deadLetter('SCHEMA_INVALID', loc, message, path);
 }

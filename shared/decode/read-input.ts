@@ -4,7 +4,7 @@ import type { FileHandle } from 'node:fs/promises';
 import { open } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
-import type { DeadLetter } from '../../schemas/dead-letter.js';
+import type { DeadLetter, Outcome } from '../../schemas/dead-letter.js';
 import type { CanonicalEvent } from '../../schemas/events.js';
 import { AuditError } from '../errors.js';
 import { normalizeMysqlAudit } from '../normalize/mysql-audit.js';
@@ -12,7 +12,8 @@ import { normalizeOciAudit } from '../normalize/oci-audit.js';
 import { type ClassifiedItem, classifyRecord, type DbRef } from './classify.js';
 import { deadLetter, splitRecordBatches } from './split-records.js';
 
-export type InputItem = { type: 'event'; event: CanonicalEvent } | { type: 'dead'; dead: DeadLetter };
+/** What decoding yields for each record: a canonical event, or a dead letter. */
+export type DecodedItem = { type: 'event'; event: CanonicalEvent } | { type: 'dead'; dead: DeadLetter };
 
 export type ReadOptions = {
   /** DB system of raw MySQL records that do not name one (collector records do); by input path. */
@@ -26,10 +27,10 @@ export type ReadOptions = {
  */
 export type InputCounts = { records: number; items: number; events: number; dead: number };
 
-export type InputReader = AsyncIterable<InputItem> & {
+export type InputReader = AsyncIterable<DecodedItem> & {
   readonly counts: InputCounts;
   /** The same items, one array per chunk of the file (fewer awaits for bulk readers). */
-  batches(): AsyncIterable<InputItem[]>;
+  batches(): AsyncIterable<DecodedItem[]>;
 };
 
 const READ_CHUNK_BYTES = 256 * 1024;
@@ -54,9 +55,9 @@ export async function decodeBatch(
   body: string | Buffer,
   source: string,
   opts: ReadOptions = {},
-): Promise<InputItem[]> {
+): Promise<DecodedItem[]> {
   const counts: InputCounts = { records: 0, items: 0, events: 0, dead: 0 };
-  const items: InputItem[] = [];
+  const items: DecodedItem[] = [];
   for await (const batch of decodeChunks(single(body), source, opts, counts)) items.push(...batch);
   return items;
 }
@@ -65,7 +66,11 @@ async function* single(body: string | Buffer): AsyncGenerator<string | Buffer> {
   yield body;
 }
 
-async function* readFile(path: string, opts: ReadOptions, counts: InputCounts): AsyncGenerator<InputItem[]> {
+async function* readFile(
+  path: string,
+  opts: ReadOptions,
+  counts: InputCounts,
+): AsyncGenerator<DecodedItem[]> {
   const gzip = { corrupt: false };
   yield* decodeChunks(fileChunks(path, gzip), path, opts, counts);
   if (gzip.corrupt) {
@@ -83,10 +88,10 @@ async function* decodeChunks(
   source: string,
   opts: ReadOptions,
   counts: InputCounts,
-): AsyncGenerator<InputItem[]> {
+): AsyncGenerator<DecodedItem[]> {
   const split = opts.maxRecordBytes === undefined ? {} : { maxRecordBytes: opts.maxRecordBytes };
   for await (const records of splitRecordBatches(chunks, source, split)) {
-    const items: InputItem[] = [];
+    const items: DecodedItem[] = [];
     for (const record of records) {
       counts.records++;
       if (!record.ok) {
@@ -104,7 +109,7 @@ async function* decodeChunks(
   }
 }
 
-function normalize(item: ClassifiedItem, source: string, opts: ReadOptions): InputItem {
+function normalize(item: ClassifiedItem, source: string, opts: ReadOptions): DecodedItem {
   if (item.kind === 'dead') return { type: 'dead', dead: item.dead };
   if (item.kind === 'oci-audit') return fromOutcome(normalizeOciAudit(item.raw, item.loc));
   const db = item.db ?? opts.resolveDbSystem?.(source);
@@ -121,13 +126,11 @@ function normalize(item: ClassifiedItem, source: string, opts: ReadOptions): Inp
   return fromOutcome(normalizeMysqlAudit(item.raw, db, item.loc));
 }
 
-function fromOutcome(
-  outcome: { ok: true; value: CanonicalEvent } | { ok: false; dead: DeadLetter },
-): InputItem {
+function fromOutcome(outcome: Outcome<CanonicalEvent>): DecodedItem {
   return outcome.ok ? { type: 'event', event: outcome.value } : { type: 'dead', dead: outcome.dead };
 }
 
-function tally(counts: InputCounts, item: InputItem): InputItem {
+function tally(counts: InputCounts, item: DecodedItem): DecodedItem {
   counts.items++;
   if (item.type === 'event') counts.events++;
   else counts.dead++;

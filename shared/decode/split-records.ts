@@ -22,7 +22,7 @@ export type SplitOptions = {
   maxRecordBytes?: number;
 };
 
-export const DEFAULT_MAX_RECORD_BYTES = 4 * 1024 * 1024;
+const DEFAULT_MAX_RECORD_BYTES = 4 * 1024 * 1024;
 const MAX_PIECE_BYTES = 1024 * 1024;
 
 const TAB = 9;
@@ -80,7 +80,7 @@ export function parseJsonRecord(text: string, loc: RecordLocation): Outcome<unkn
   } catch {
     return { ok: false, dead: deadLetter('JSON_INVALID', loc, 'record is not valid JSON') };
   }
-  if (mayHaveUnsafeKey(text) && hasUnsafeKey(value)) {
+  if (hasUnsafeKey(text, value)) {
     return { ok: false, dead: deadLetter('UNSAFE_KEY', loc, UNSAFE_KEY_MESSAGE) };
   }
   return { ok: true, value };
@@ -88,13 +88,13 @@ export function parseJsonRecord(text: string, loc: RecordLocation): Outcome<unkn
 
 const UNSAFE_KEY_MESSAGE = 'record has a prototype-polluting key (__proto__ or constructor.prototype)';
 
-// Without `proto` or a `\u` escape in the text, no key can spell `__proto__` or `prototype`.
-function mayHaveUnsafeKey(text: string): boolean {
-  return text.includes('proto') || text.includes('\\u');
-}
-
-/** True when some object in the value has an own `__proto__` key, or a `constructor` with a `prototype`. */
-export function hasUnsafeKey(value: unknown): boolean {
+/**
+ * True when some object in `value` (parsed from `text`) has an own `__proto__` key, or a
+ * `constructor` with a `prototype`. Without `proto` or a `\u` escape in the text, no key can spell
+ * either: the walk is skipped.
+ */
+function hasUnsafeKey(text: string, value: unknown): boolean {
+  if (!text.includes('proto') && !text.includes('\\u')) return false;
   const pending: unknown[] = [value];
   while (pending.length > 0) {
     const v = pending.pop();
@@ -115,11 +115,17 @@ export function hasUnsafeKey(value: unknown): boolean {
   return false;
 }
 
-/** A dead letter at `loc`; `message` must name fields only, never values. */
-export function deadLetter(code: DeadLetterCode, loc: RecordLocation, message: string): DeadLetter {
+/** A dead letter at `loc` (`path`: the field at fault); `message` must name fields only, never values. */
+export function deadLetter(
+  code: DeadLetterCode,
+  loc: RecordLocation,
+  message: string,
+  path?: (string | number)[],
+): DeadLetter {
   const dead: DeadLetter = { code, source: loc.source, message };
   if (loc.line !== undefined) dead.line = loc.line;
   if (loc.index !== undefined) dead.index = loc.index;
+  if (path !== undefined) dead.path = path;
   return dead;
 }
 
@@ -422,44 +428,34 @@ class RecordScanner {
     this.append(text, seg, to);
     if (this.tooLarge) this.fail('TOO_LARGE', `record exceeds ${this.max} bytes`);
     else if (this.badText) this.fail('ENCODING_INVALID', 'record is not valid UTF-8');
-    else {
-      const json = this.parts.join('');
-      const index = this.index;
-      this.reset();
-      let value: unknown;
-      try {
-        value = JSON.parse(json);
-      } catch {
-        this.push(deadLetter('JSON_INVALID', this.locOf(index), 'record is not valid JSON'));
-        return to;
-      }
-      this.emit(value, json, this.startLine, index);
-    }
+    else this.parseOpen('record is not valid JSON');
     return to;
   }
 
   private finishToken(): void {
-    if (this.tooLarge) {
-      this.fail('TOO_LARGE', `record exceeds ${this.max} bytes`);
-      return;
-    }
-    const token = this.parts.join('');
+    if (this.tooLarge) this.fail('TOO_LARGE', `record exceeds ${this.max} bytes`);
+    else if (!this.parseOpen('text at top level is not JSON')) this.skipLine = true;
+  }
+
+  /** Parses and emits the open value, or dead-letters it with `notJson`; false when it is not JSON. */
+  private parseOpen(notJson: string): boolean {
+    const json = this.parts.join('');
     const index = this.index;
     this.reset();
     let value: unknown;
     try {
-      value = JSON.parse(token);
+      value = JSON.parse(json);
     } catch {
-      this.push(deadLetter('JSON_INVALID', this.locOf(index), 'text at top level is not JSON'));
-      this.skipLine = true;
-      return;
+      this.push(deadLetter('JSON_INVALID', this.locOf(index), notJson));
+      return false;
     }
-    this.emit(value, token, this.startLine, index);
+    this.emit(value, json, this.startLine, index);
+    return true;
   }
 
   private emit(value: unknown, text: string, line: number, index: number | undefined): void {
     if (value === null) return; // `audit_log_read()` ends its array with null
-    if (mayHaveUnsafeKey(text) && hasUnsafeKey(value)) {
+    if (hasUnsafeKey(text, value)) {
       this.push(deadLetter('UNSAFE_KEY', this.locAt(line, index), UNSAFE_KEY_MESSAGE));
       return;
     }

@@ -36,13 +36,8 @@ export function normalizeMysqlAudit(raw: unknown, db: DbRef, loc: RecordLocation
   const { record } = parsed.data;
   const time = eventTime(record.timestamp);
   if (time === undefined) {
-    const dead = deadLetter(
-      'SCHEMA_INVALID',
-      loc,
-      'MySQL audit record: timestamp: expected YYYY-MM-DD hh:mm:ss (UTC)',
-    );
-    dead.path = ['timestamp'];
-    return { ok: false, dead };
+    const message = 'MySQL audit record: timestamp: expected YYYY-MM-DD hh:mm:ss (UTC)';
+    return { ok: false, dead: deadLetter('SCHEMA_INVALID', loc, message, ['timestamp']) };
   }
   const connectionId = record.connection_id ?? null;
   const { login, account } = record;

@@ -33,6 +33,7 @@ import {
   OciListEventSchema,
   ociEnvelopeOf,
 } from '../../schemas/oci-audit.js';
+import { deadLetter } from '../decode/split-records.js';
 
 type Extraction = Record<string, string>;
 type Candidate = readonly [source: string, value: unknown];
@@ -154,7 +155,7 @@ export function normalizeOciAudit(raw: unknown, loc: RecordLocation): Outcome<Ia
     const { eventId, eventType, eventTime, data } = parsed.data;
     return { ok: true, value: toIamEvent({ key: eventId, type: eventType, time: eventTime }, data) };
   }
-  return deadLetter(
+  return schemaDead(
     loc,
     [],
     'OCI audit event: expected an object with specversion (CloudEvents 1.0) or eventType (ListEvents)',
@@ -527,7 +528,7 @@ function schemaInvalid(loc: RecordLocation, raw: unknown, error: z.ZodError): Ou
   const more = error.issues.length > 1 ? ` (+${error.issues.length - 1} more)` : '';
   const where = path.length === 0 ? 'record' : path.join('.');
   const what = issue === undefined ? 'is invalid' : describeIssue(issue, valueAt(raw, path));
-  return deadLetter(loc, path, `OCI audit event: ${where} ${what}${more}`);
+  return schemaDead(loc, path, `OCI audit event: ${where} ${what}${more}`);
 }
 
 /** Field names and expected types only: never the offending value. */
@@ -560,16 +561,6 @@ function valueAt(raw: unknown, path: readonly (string | number)[]): unknown {
   return value;
 }
 
-function deadLetter(loc: RecordLocation, path: (string | number)[], message: string): Outcome<IamEvent> {
-  return {
-    ok: false,
-    dead: {
-      code: 'SCHEMA_INVALID',
-      source: loc.source,
-      ...optional('line', loc.line),
-      ...optional('index', loc.index),
-      path,
-      message,
-    },
-  };
+function schemaDead(loc: RecordLocation, path: (string | number)[], message: string): Outcome<IamEvent> {
+  return { ok: false, dead: deadLetter('SCHEMA_INVALID', loc, message, path) };
 }

@@ -5,7 +5,12 @@ import { gzipSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { DeadLetter } from '../../schemas/dead-letter.js';
 import { type CanonicalEvent, DbEventSchema } from '../../schemas/events.js';
-import { decodeBatch, type InputItem, type ReadOptions, readInput } from '../../shared/decode/read-input.js';
+import {
+  type DecodedItem,
+  decodeBatch,
+  type ReadOptions,
+  readInput,
+} from '../../shared/decode/read-input.js';
 import { AuditError } from '../../shared/errors.js';
 import { describeSharedFixture } from '../helpers/shared-fixtures.js';
 
@@ -25,7 +30,7 @@ function write(name: string, content: string | Buffer): string {
 
 async function read(path: string, opts: ReadOptions = OPTS) {
   const reader = readInput(path, opts);
-  const items: InputItem[] = [];
+  const items: DecodedItem[] = [];
   for await (const item of reader) items.push(item);
   const events = items.flatMap((i) => (i.type === 'event' ? [i.event] : []));
   const dead = items.flatMap((i) => (i.type === 'dead' ? [i.dead] : []));
