@@ -11,13 +11,14 @@ import type { DeadLetter, DeadLetterCode } from '../schemas/dead-letter.js';
 import { type CanonicalEvent, compareEvents } from '../schemas/events.js';
 import type { ActiveRule } from './config/active-rules.js';
 import { Correlator, type CorrelatorStats } from './correlate/correlator.js';
+import type { DecodedItem } from './decode/read-input.js';
 import { Detector } from './detect/detector.js';
 import type { AlertSink } from './emit/sink.js';
 import { EntityCache } from './state/entity-cache.js';
 import type { StateStore } from './state/state-store.js';
 import { BEGINNING_OF_TIME, toIso } from './time.js';
 
-export type DecodedItem = { type: 'event'; event: CanonicalEvent } | { type: 'dead'; dead: DeadLetter };
+export type { DecodedItem } from './decode/read-input.js';
 
 export type PipelineStats = {
   received: number;

@@ -8,29 +8,24 @@ import type { Config } from '../schemas/config.js';
 import type { DeadLetter, DeadLetterCode } from '../schemas/dead-letter.js';
 import { compareEvents } from '../schemas/events.js';
 import type { ActiveRule } from './config/active-rules.js';
+import type { DbRef } from './decode/classify.js';
 import { type InputCounts, readInput } from './decode/read-input.js';
 import type { AlertSink } from './emit/sink.js';
 import { type DecodedItem, Pipeline, type PipelineStats } from './pipeline.js';
 import type { StateStore } from './state/state-store.js';
-
-export type DbSystemRef = { id: string; name?: string };
 
 /**
  * The DB system of a raw MySQL audit file: `--db-system` (an id or a configured name), else a
  * configured DB system whose name or id is the file's base name (up to the first dot) or one of
  * its folders, else the only configured DB system.
  */
-export function dbSystemResolver(
-  config: Config,
-  dbSystem?: string,
-): (path: string) => DbSystemRef | undefined {
-  const known = (d: { id: string; name: string }): DbSystemRef => ({ id: d.id, name: d.name });
+export function dbSystemResolver(config: Config, dbSystem?: string): (path: string) => DbRef | undefined {
   if (dbSystem !== undefined) {
     const match = config.dbSystems.find((d) => d.id === dbSystem || d.name === dbSystem);
-    const ref = match ? known(match) : { id: dbSystem };
+    const ref = match ? { id: match.id, name: match.name } : { id: dbSystem };
     return () => ref;
   }
-  const resolved = new Map<string, DbSystemRef | undefined>();
+  const resolved = new Map<string, DbRef | undefined>();
   return (path) => {
     if (resolved.has(path)) return resolved.get(path);
     const ref = resolveByName(config, path);
@@ -39,7 +34,7 @@ export function dbSystemResolver(
   };
 }
 
-function resolveByName(config: Config, path: string): DbSystemRef | undefined {
+function resolveByName(config: Config, path: string): DbRef | undefined {
   const stem = basename(path).split('.')[0] ?? '';
   const parts = new Set([stem, ...path.split(sep)]);
   const match =

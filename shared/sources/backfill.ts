@@ -19,7 +19,7 @@ import { readFile, rename, writeFile } from 'node:fs/promises';
 import type { AuditClient } from 'oci-audit';
 import type { LogSearchClient } from 'oci-loggingsearch';
 import { compareEvents } from '../../schemas/events.js';
-import { decodeBatch, type InputItem, type ReadOptions } from '../decode/read-input.js';
+import { type DecodedItem, decodeBatch, type ReadOptions } from '../decode/read-input.js';
 import { AuditError } from '../errors.js';
 import type { Pipeline } from '../pipeline.js';
 import { toIso } from '../time.js';
@@ -34,9 +34,9 @@ export type LogSearchApi = Pick<LogSearchClient, 'searchLogs'>;
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
 const DAY = 24 * HOUR;
-export const LOG_SEARCH_MAX_SPAN_MS = 14 * DAY;
+const LOG_SEARCH_MAX_SPAN_MS = 14 * DAY;
 export const DEFAULT_OVERLAP_MS = 20 * MINUTE;
-export const DEFAULT_AUDIT_WINDOW_MS = HOUR;
+const DEFAULT_AUDIT_WINDOW_MS = HOUR;
 
 export type Checkpoint = {
   version: 1;
@@ -249,7 +249,6 @@ export async function backfill(opts: BackfillOptions): Promise<BackfillResult> {
   const rangeFrom = resumed ? savedFrom : from;
   const windows = planWindows(start, to, windowMs, overlap, !resumed, rangeFrom);
 
-  const counters = { throttled: 0, serverErrors: 0 };
   const result: BackfillResult = {
     completed: false,
     startedAt: start,
@@ -269,7 +268,7 @@ export async function backfill(opts: BackfillOptions): Promise<BackfillResult> {
   const call = <T>(operation: string, fn: () => Promise<T>): Promise<T> =>
     callWithRetries(operation, fn, {
       retry,
-      counters,
+      counters: result,
       onAttempt: () => {
         result.calls++;
       },
@@ -277,84 +276,79 @@ export async function backfill(opts: BackfillOptions): Promise<BackfillResult> {
       ...(opts.sleep ? { sleep: opts.sleep } : {}),
     });
   const batchSize = opts.batchSize ?? 5000;
-  const ingest = async (items: InputItem[]) => {
+  const ingest = async (items: DecodedItem[]) => {
     for (let i = 0; i < items.length; i += batchSize) {
       result.alerts += (await opts.pipeline.ingest(items.slice(i, i + batchSize))).length;
     }
   };
   const maxPages = opts.maxPagesPerWindow ?? 100_000;
 
-  try {
-    for (const [i, w] of windows.entries()) {
+  for (const [i, w] of windows.entries()) {
+    if (opts.signal?.aborted) return result;
+    const collected: DecodedItem[] = [];
+    let page: string | undefined;
+    let pages = 0;
+    do {
       if (opts.signal?.aborted) return result;
-      const collected: InputItem[] = [];
-      let page: string | undefined;
-      let pages = 0;
-      do {
+      if (++pages > maxPages) {
+        throw new AuditError('OCI_REQUEST_FAILED', 'too many pages in one window; use a shorter --window', {
+          details: { window: formatQueryTime(w.start), pages: maxPages },
+        });
+      }
+      let got: Fetched;
+      try {
+        got = await fetcher(w, page, call);
+      } catch (error) {
+        // Stopped during a backoff: the window was not checkpointed, the next run reads it.
         if (opts.signal?.aborted) return result;
-        if (++pages > maxPages) {
-          throw new AuditError('OCI_REQUEST_FAILED', 'too many pages in one window; use a shorter --window', {
-            details: { window: formatQueryTime(w.start), pages: maxPages },
-          });
-        }
-        let got: Fetched;
-        try {
-          got = await fetcher(w, page, call);
-        } catch (error) {
-          // Stopped during a backoff: the window was not checkpointed, the next run reads it.
-          if (opts.signal?.aborted) return result;
-          throw error;
-        }
-        result.pages++;
-        const items =
-          got.rows.length === 0 ? [] : await decodeBatch(JSON.stringify(got.rows), got.source, opts.decode);
-        for (const item of items) {
-          if (item.type === 'event') result.events++;
-          else result.dead++;
-        }
-        result.records += items.length;
-        if (got.ordered) await ingest(sortItems(items));
-        else collected.push(...items);
-        page = got.next;
-      } while (page);
-      if (collected.length > 0) await ingest(sortItems(collected));
-      result.windows++;
-      result.completedUntil = w.end;
-      await opts.checkpoint?.save({
-        version: 1,
-        source: opts.source,
-        compartmentId: opts.compartmentId,
-        includeSubcompartments: includeSub,
-        from: toIso(rangeFrom),
-        to: toIso(to),
-        completedUntil: toIso(w.end),
-        windows: (resumed ? (saved?.windows ?? 0) : 0) + result.windows,
-        records: (resumed ? (saved?.records ?? 0) : 0) + result.records,
-        updatedAt: toIso(now()),
-      });
-      opts.onProgress?.({
-        windowStart: w.start,
-        windowEnd: w.end,
-        windowsDone: i + 1,
-        windowsTotal: windows.length,
-        pages: result.pages,
-        records: result.records,
-        alerts: result.alerts,
-      });
-    }
-    result.completed = true;
-    if (opts.finish ?? true) {
-      result.alerts += (await opts.pipeline.finish(Math.min(to, now()))).length;
-    }
-    return result;
-  } finally {
-    result.throttled = counters.throttled;
-    result.serverErrors = counters.serverErrors;
+        throw error;
+      }
+      result.pages++;
+      const items =
+        got.rows.length === 0 ? [] : await decodeBatch(JSON.stringify(got.rows), got.source, opts.decode);
+      for (const item of items) {
+        if (item.type === 'event') result.events++;
+        else result.dead++;
+      }
+      result.records += items.length;
+      if (got.ordered) await ingest(sortItems(items));
+      else collected.push(...items);
+      page = got.next;
+    } while (page);
+    if (collected.length > 0) await ingest(sortItems(collected));
+    result.windows++;
+    result.completedUntil = w.end;
+    await opts.checkpoint?.save({
+      version: 1,
+      source: opts.source,
+      compartmentId: opts.compartmentId,
+      includeSubcompartments: includeSub,
+      from: toIso(rangeFrom),
+      to: toIso(to),
+      completedUntil: toIso(w.end),
+      windows: (resumed ? (saved?.windows ?? 0) : 0) + result.windows,
+      records: (resumed ? (saved?.records ?? 0) : 0) + result.records,
+      updatedAt: toIso(now()),
+    });
+    opts.onProgress?.({
+      windowStart: w.start,
+      windowEnd: w.end,
+      windowsDone: i + 1,
+      windowsTotal: windows.length,
+      pages: result.pages,
+      records: result.records,
+      alerts: result.alerts,
+    });
   }
+  result.completed = true;
+  if (opts.finish ?? true) {
+    result.alerts += (await opts.pipeline.finish(Math.min(to, now()))).length;
+  }
+  return result;
 }
 
 /** Dead letters first (they carry no time), then events in the pipeline's total order. */
-function sortItems(items: InputItem[]): InputItem[] {
+function sortItems(items: DecodedItem[]): DecodedItem[] {
   return items.sort((a, b) => {
     if (a.type === 'dead' || b.type === 'dead') return a.type === b.type ? 0 : a.type === 'dead' ? -1 : 1;
     return compareEvents(a.event, b.event);
