@@ -147,26 +147,7 @@ export function statementFacts(event: DbEvent): StatementFacts {
   const facts: StatementFacts = {};
 
   const verb = PRIVILEGE_COMMANDS[command];
-  if (verb) {
-    let targets: AccountRef[] = [];
-    if (command === 'create_user' || command === 'alter_user') {
-      targets = accountDefinitions(text, command === 'create_user' ? 'create' : 'alter').map(
-        (c) => c.account,
-      );
-    } else if (command === 'drop_user' || command === 'drop_role' || command === 'create_role') {
-      targets = accountsAfter(text, /^\s*(?:DROP|CREATE)\s+(?:USER|ROLE)\s+(?:IF\s+(?:NOT\s+)?EXISTS\s+)?/i);
-    } else if (command === 'rename_user') {
-      targets = renames(text).flatMap((c) => (c.op === 'rename' ? [c.account, c.to] : []));
-    } else if (command === 'set_password') {
-      targets = accountsAfter(text, /\bSET\s+PASSWORD\s+FOR\s+/i);
-    } else if (command.startsWith('grant')) {
-      targets = accountsAfter(text, /\sTO\s+/i);
-    } else {
-      targets = accountsAfter(text, /\sFROM\s+/i);
-    }
-    facts.privilege = { verb, targets };
-  }
-
+  // Account definitions first: privilege targets of CREATE/ALTER/DROP/RENAME USER come from them.
   if (command === 'create_user' || command === 'alter_user') {
     facts.accounts = accountDefinitions(text, command === 'create_user' ? 'create' : 'alter');
   } else if (command === 'drop_user') {
@@ -176,6 +157,22 @@ export function statementFacts(event: DbEvent): StatementFacts {
     }));
   } else if (command === 'rename_user') {
     facts.accounts = renames(text);
+  }
+
+  if (verb) {
+    let targets: AccountRef[];
+    if (facts.accounts) {
+      targets = facts.accounts.flatMap((c) => (c.op === 'rename' ? [c.account, c.to] : [c.account]));
+    } else if (command === 'drop_role' || command === 'create_role') {
+      targets = accountsAfter(text, /^\s*(?:DROP|CREATE)\s+ROLE\s+(?:IF\s+(?:NOT\s+)?EXISTS\s+)?/i);
+    } else if (command === 'set_password') {
+      targets = accountsAfter(text, /\bSET\s+PASSWORD\s+FOR\s+/i);
+    } else if (command.startsWith('grant')) {
+      targets = accountsAfter(text, /\sTO\s+/i);
+    } else {
+      targets = accountsAfter(text, /\sFROM\s+/i);
+    }
+    facts.privilege = { verb, targets };
   }
 
   const proxy = /^\s*(GRANT|REVOKE)\s+PROXY\s+ON\s+/i.exec(text);
