@@ -36,7 +36,11 @@ function wellFormed(record: SplitRecord): boolean {
 
 // JSON-safe objects without prototype-polluting keys (those are dead letters by design).
 const safeKey = fc.string().filter((k) => k !== '__proto__' && k !== 'constructor');
-const jsonObject = fc.dictionary(safeKey, fc.jsonValue({ maxDepth: 3 }), { maxKeys: 6 });
+// Nested objects too: a `__proto__` key at any depth is a dead letter.
+const safeValue = fc
+  .jsonValue({ maxDepth: 3 })
+  .filter((v) => !/"(__proto__|constructor)":/.test(JSON.stringify(v)));
+const jsonObject = fc.dictionary(safeKey, safeValue, { maxKeys: 6 });
 // A garbage line: no brackets or quotes, so it cannot open a value that swallows the next line.
 const garbageLine = fc
   .string({ unit: 'grapheme', maxLength: 40 })
