@@ -44,6 +44,7 @@ import type { EntityRow } from './entity-cache.js';
 import {
   type CommitBatch,
   type CommitResult,
+  chunks,
   type LockScopeOptions,
   mergeAlert,
   type ScopeLock,
@@ -82,9 +83,6 @@ const MIGRATIONS: string[][] = [
        PRIMARY KEY (seq)) ${TABLE}`,
   ],
 ];
-
-/** The schema version this code writes. */
-export const MYSQL_SCHEMA_VERSION = MIGRATIONS.length;
 
 const ER_LOCK_WAIT_TIMEOUT = 1205;
 const ER_LOCK_DEADLOCK = 1213;
@@ -129,9 +127,9 @@ export type ContentionStats = { deadlocks: number; lockWaits: number };
 const DEFAULT_RETRY: RetryPolicy = { attempts: 20, baseMs: 5, maxMs: 1000 };
 
 /** A key as stored: the text itself, or 0x00 + SHA-256 of its UTF-8 bytes when too long (see top). */
-export type StoredKey = string | Buffer;
+type StoredKey = string | Buffer;
 
-export function storedKey(key: string): StoredKey {
+function storedKey(key: string): StoredKey {
   if (key.charCodeAt(0) !== 0 && Buffer.byteLength(key, 'utf8') <= MAX_KEY_BYTES) return key;
   return Buffer.concat([Buffer.alloc(1), createHash('sha256').update(key, 'utf8').digest()]);
 }
@@ -198,12 +196,6 @@ function chunkRows<T extends unknown[]>(rows: T[]): T[][] {
     bytes += size;
   }
   if (part.length > 0) out.push(part);
-  return out;
-}
-
-function chunks<T>(items: T[], size = CHUNK_ROWS): T[][] {
-  const out: T[][] = [];
-  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
   return out;
 }
 
@@ -467,9 +459,10 @@ export class MySqlStore implements StateStore {
         conn.release();
         return rows;
       } catch (cause) {
-        if (conn && connectionLost(cause)) conn.destroy();
+        const lost = conn !== undefined && connectionLost(cause);
+        if (lost) conn?.destroy();
         else conn?.release();
-        if (conn && connectionLost(cause) && reconnects < MAX_RECONNECTS) continue;
+        if (lost && reconnects < MAX_RECONNECTS) continue;
         throw storeFailed(`state store ${what} failed`, cause);
       }
     }
@@ -507,7 +500,7 @@ export class MySqlStore implements StateStore {
   async filterSeen(events: { key: string; ts: number }[]): Promise<Set<string>> {
     const wanted = seenBuckets(events);
     const found = new Set<string>();
-    for (const part of chunks([...wanted.keys()])) {
+    for (const part of chunks([...wanted.keys()], CHUNK_ROWS)) {
       const rows = await this.read<{ bucket: number; seen_keys: string }>(
         'lookup',
         'SELECT bucket, seen_keys FROM seen WHERE scope = ? AND bucket IN (?)',
@@ -525,9 +518,9 @@ export class MySqlStore implements StateStore {
     return this.existing('SELECT id AS k FROM alerts WHERE id IN (?)', ids);
   }
 
-  private async existing(sql: string, keys: string[], params: unknown[] = []): Promise<Set<string>> {
+  private async existing(sql: string, keys: string[]): Promise<Set<string>> {
     const found = new Set<string>();
-    for (const part of chunks([...new Set(keys)])) {
+    for (const part of chunks([...new Set(keys)], CHUNK_ROWS)) {
       const asked = new Map<string, string>();
       const values: StoredKey[] = [];
       for (const key of part) {
@@ -535,7 +528,7 @@ export class MySqlStore implements StateStore {
         asked.set(lookupForm(value), key);
         values.push(value);
       }
-      const rows = await this.read<{ k: Buffer }>('lookup', sql, [...params, values]);
+      const rows = await this.read<{ k: Buffer }>('lookup', sql, [values]);
       for (const r of rows) {
         const key = asked.get(lookupFormOfColumn(r.k));
         if (key !== undefined) found.add(key);
@@ -565,7 +558,7 @@ export class MySqlStore implements StateStore {
         );
       }
       for (const [kind, keys] of deletes) {
-        for (const part of chunks(keys)) {
+        for (const part of chunks(keys, CHUNK_ROWS)) {
           await run(conn, 'DELETE FROM entity WHERE scope = ? AND kind = ? AND k IN (?)', [
             scope,
             kind,
@@ -581,7 +574,7 @@ export class MySqlStore implements StateStore {
           'ON DUPLICATE KEY UPDATE ts = VALUES(ts), body = VALUES(body)',
         );
       }
-      for (const part of chunks(pendingRemove)) {
+      for (const part of chunks(pendingRemove, CHUNK_ROWS)) {
         await run(conn, 'DELETE FROM pending WHERE scope = ? AND k IN (?)', [scope, part]);
       }
       if (seen.length > 0) await insertRows(conn, 'INSERT INTO seen (scope, bucket, seen_keys)', seen);
@@ -631,8 +624,11 @@ export class MySqlStore implements StateStore {
     for (const e of batch.entities) {
       const k = storedKey(e.key);
       const kind = checkedKind(e.kind);
-      if (e.body === null) deletes.set(kind, [...(deletes.get(kind) ?? []), k]);
-      else upserts.push([scope, kind, k, typeof k === 'string' ? null : e.key, JSON.stringify(e.body)]);
+      if (e.body === null) {
+        const keys = deletes.get(kind);
+        if (keys) keys.push(k);
+        else deletes.set(kind, [k]);
+      } else upserts.push([scope, kind, k, typeof k === 'string' ? null : e.key, JSON.stringify(e.body)]);
     }
     upserts.sort((a, b) => compareKeys(a[1], b[1]) || compareKeys(a[2], b[2]));
     for (const keys of deletes.values()) keys.sort(compareKeys);

@@ -19,6 +19,7 @@ import type { EntityRow } from './entity-cache.js';
 import {
   type CommitBatch,
   type CommitResult,
+  chunks,
   type LockScopeOptions,
   mergeAlert,
   type ScopeLock,
@@ -44,12 +45,6 @@ const MIGRATIONS: string[] = [
 ];
 
 const CHUNK = 500;
-
-function chunks<T>(items: T[], size = CHUNK): T[][] {
-  const out: T[][] = [];
-  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
-  return out;
-}
 
 /** One scope's in-process lock: held or not, and the waiters in arrival order. */
 type Mutex = { held: boolean; waiters: (() => void)[] };
@@ -169,7 +164,7 @@ export class SqliteStore implements StateStore {
   async filterSeen(events: { key: string; ts: number }[]): Promise<Set<string>> {
     const wanted = seenBuckets(events);
     const found = new Set<string>();
-    for (const part of chunks([...wanted.keys()])) {
+    for (const part of chunks([...wanted.keys()], CHUNK)) {
       const rows = this.db
         .prepare<unknown[], { bucket: number; keys: string }>(
           `SELECT bucket, keys FROM seen WHERE scope = ? AND bucket IN (${part.map(() => '?').join(',')})`,
@@ -189,7 +184,7 @@ export class SqliteStore implements StateStore {
 
   private existing(sql: string, keys: string[], params: string[] = []): Set<string> {
     const found = new Set<string>();
-    for (const part of chunks(keys)) {
+    for (const part of chunks(keys, CHUNK)) {
       const rows = this.db
         .prepare<string[], { k: string }>(`${sql} (${part.map(() => '?').join(',')})`)
         .all(...params, ...part);

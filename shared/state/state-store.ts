@@ -104,3 +104,10 @@ export function mergeAlert(body: string, occurrences: number, lastTime: string |
   if (occurrences > 1) alert.details = { ...alert.details, occurrences, ...(lastTime ? { lastTime } : {}) };
   return alert;
 }
+
+/** Splits `items` into runs of at most `size` (bounded statements and IN lists). */
+export function chunks<T>(items: readonly T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}

@@ -7,6 +7,7 @@ import { type CanonicalEvent, compareEvents } from '../../schemas/events.js';
 import { at, baseConfig, db } from '../../shared/detect/timeline.js';
 import { AuditError } from '../../shared/errors.js';
 import { MySqlStore } from '../../shared/state/mysql-store.js';
+import { chunks } from '../../shared/state/state-store.js';
 import { describeMySql, type MySqlTestServer } from '../helpers/mysql-server.js';
 import { incidentTimeline } from '../scenarios/scenario-fleet.js';
 import {
@@ -63,12 +64,6 @@ function twoSystemTimeline(): CanonicalEvent[] {
   return [...incidentTimeline(), ...prod2].sort(compareEvents);
 }
 
-function inBatches<T>(items: T[], size: number): T[][] {
-  const out: T[][] = [];
-  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
-  return out;
-}
-
 const EVENTS = twoSystemTimeline();
 const CONFIG = twoSystemConfig();
 
@@ -86,7 +81,7 @@ function sharedStore(adapter: Adapter) {
     let expected: Awaited<ReturnType<typeof outcome>>;
     try {
       const store = await single.open('all');
-      await runPipeline(store, inBatches(EVENTS, 3), { config: CONFIG });
+      await runPipeline(store, chunks(EVENTS, 3), { config: CONFIG });
       expected = await outcome(store);
     } finally {
       await single.dispose();
@@ -107,7 +102,7 @@ function sharedStore(adapter: Adapter) {
     await Promise.all(
       parts.map(async (p) => {
         const store = await backing.open(p.scope);
-        await runPipeline(store, inBatches(p.events, 2), { config: CONFIG, sinks: [p.sink] });
+        await runPipeline(store, chunks(p.events, 2), { config: CONFIG, sinks: [p.sink] });
       }),
     );
     const shared = await backing.open('reader');
