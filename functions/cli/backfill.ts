@@ -17,14 +17,13 @@ import { toIso } from '../../shared/time.js';
 import {
   alertOutput,
   type CliDeps,
-  formatOption,
   openScopedPipeline,
   stateOption,
   stopSignal,
   timeOption,
   warnOnce,
 } from './consume.js';
-import { type CliCommand, type CliIo, parseCommandArgs } from './io.js';
+import { type CliCommand, type CliIo, formatOption, parseCommandArgs } from './io.js';
 
 export const BACKFILL_HELP = `Usage: heatwave-iam-audit backfill --compartment OCID --from TIME --config FILE [options]
 
@@ -87,7 +86,7 @@ export async function runBackfill(argv: string[], io: CliIo, deps: BackfillDeps 
     scope: { type: 'string', default: 'default' },
     checkpoint: { type: 'string' },
     window: { type: 'string' },
-    overlap: { type: 'string', default: 'PT20M' },
+    overlap: { type: 'string' },
     'include-subcompartments': { type: 'boolean', default: false },
     endpoint: { type: 'string' },
     format: { type: 'string', default: 'jsonl' },
@@ -117,7 +116,7 @@ export async function runBackfill(argv: string[], io: CliIo, deps: BackfillDeps 
     );
   }
   const windowMs = values.window === undefined ? undefined : durationOption('--window', values.window);
-  const format = formatOption(values.format);
+  const format = formatOption('--format', values.format);
   const env = deps.env ?? process.env;
   const state = stateOption(values.state, env);
   const { config, rules } = await loadConfigFile(values.config!);

@@ -8,12 +8,7 @@ import { finished } from 'node:stream/promises';
 import type { Config } from '../../schemas/config.js';
 import type { ActiveRule } from '../../shared/config/active-rules.js';
 import { loadConfigFile } from '../../shared/config/load-config.js';
-import {
-  formatAlert,
-  isOutputFormat,
-  OUTPUT_FORMATS,
-  type OutputFormat,
-} from '../../shared/emit/formats/format.js';
+import { formatAlert, type OutputFormat } from '../../shared/emit/formats/format.js';
 import { JsonlSink } from '../../shared/emit/jsonl-sink.js';
 import type { AlertSink } from '../../shared/emit/sink.js';
 import { AuditError } from '../../shared/errors.js';
@@ -28,7 +23,7 @@ import {
   type StreamStart,
 } from '../../shared/sources/stream-consumer.js';
 import { openStore, parseStoreSpec } from '../../shared/state/open-store.js';
-import { type CliCommand, type CliIo, parseCommandArgs } from './io.js';
+import { type CliCommand, type CliIo, formatOption, parseCommandArgs } from './io.js';
 
 export const CONSUME_HELP = `Usage: heatwave-iam-audit consume --stream OCID --group NAME --config FILE [options]
 
@@ -78,16 +73,6 @@ export type ConsumeDeps = CliDeps & {
   /** Tuning passed to the consumer (pacing, retries, sleeps). */
   consumer?: Partial<Omit<ConsumerOptions, 'client' | 'openPartition' | 'streamId' | 'group' | 'instance'>>;
 };
-
-export function formatOption(value: string): OutputFormat {
-  if (!isOutputFormat(value)) {
-    throw new AuditError(
-      'USAGE',
-      `--format ${value} is not a format (use one of: ${OUTPUT_FORMATS.join(', ')})`,
-    );
-  }
-  return value;
-}
 
 export function timeOption(name: string, value: string): number {
   const ms = Date.parse(value);
@@ -180,7 +165,7 @@ export function warnOnce(io: CliIo, what: string): (text: string) => void {
   };
 }
 
-/** An AbortSignal that fires on SIGTERM/SIGINT (once, with a note on stderr) or on `extra`. */
+/** An AbortSignal that fires on SIGTERM/SIGINT (once, with a note on stderr) or on `deps.signal`. */
 export function stopSignal(io: CliIo, deps: CliDeps, what: string): { signal: AbortSignal; dispose(): void } {
   const controller = new AbortController();
   const onSignal = (name: NodeJS.Signals) => {
@@ -230,7 +215,7 @@ export async function runConsume(argv: string[], io: CliIo, deps: ConsumeDeps = 
   if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) {
     throw new AuditError('USAGE', '--limit expects an integer from 1 to 10000');
   }
-  const format = formatOption(values.format);
+  const format = formatOption('--format', values.format);
   const start = startOption(values.start);
   const env = deps.env ?? process.env;
   const state = stateOption(values.state, env);

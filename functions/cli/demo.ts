@@ -15,7 +15,7 @@ import { replayFiles } from '../../shared/replay.js';
 import { SqliteStore } from '../../shared/state/sqlite-store.js';
 import { type CliCommand, type CliIo, parseCommandArgs } from './io.js';
 
-export const DEMO_HELP = `Usage: heatwave-iam-audit demo [--out DIR] [--seed N] [--scale N]
+const DEMO_HELP = `Usage: heatwave-iam-audit demo [--out DIR] [--seed N] [--scale N]
 
 Generates a synthetic HeatWave fleet (20 DB systems, ~200 IAM users, two working days, with
 injected incidents), runs the pipeline over it and prints alerts by rule and severity, the top

@@ -3,6 +3,7 @@
 import { once } from 'node:events';
 import { open } from 'node:fs/promises';
 import { type ParseArgsConfig, parseArgs } from 'node:util';
+import { isOutputFormat, OUTPUT_FORMATS, type OutputFormat } from '../../shared/emit/formats/format.js';
 import { AuditError } from '../../shared/errors.js';
 
 export type CliIo = { stdout: NodeJS.WritableStream; stderr: NodeJS.WritableStream };
@@ -89,4 +90,15 @@ export class LineWriter {
       throw new AuditError('SINK_FAILED', 'cannot write the output', { cause: this.failure });
     }
   }
+}
+
+/** An output format option (`--format`, `--sessions-format`); anything else is a usage error. */
+export function formatOption(name: string, value: string): OutputFormat {
+  if (!isOutputFormat(value)) {
+    throw new AuditError(
+      'USAGE',
+      `${name} ${value} is not a format (use one of: ${OUTPUT_FORMATS.join(', ')})`,
+    );
+  }
+  return value;
 }

@@ -9,8 +9,6 @@ import {
   formatAlert,
   formatSession,
   formatSessionEnd,
-  isOutputFormat,
-  OUTPUT_FORMATS,
   type OutputFormat,
 } from '../../shared/emit/formats/format.js';
 import { JsonlSink } from '../../shared/emit/jsonl-sink.js';
@@ -19,7 +17,7 @@ import { replayFiles } from '../../shared/replay.js';
 import { openStore } from '../../shared/state/open-store.js';
 import { toIso } from '../../shared/time.js';
 import { assertReadable, isForeign } from './inputs.js';
-import { type CliCommand, type CliIo, LineWriter, parseCommandArgs } from './io.js';
+import { type CliCommand, type CliIo, formatOption, LineWriter, parseCommandArgs } from './io.js';
 
 export const REPLAY_HELP = `Usage: heatwave-iam-audit replay --config FILE [options] INPUT...
 
@@ -55,15 +53,6 @@ async function writeSessions(
       if (line !== undefined) await out.line(line);
   }
   await out.close();
-}
-
-function formatOption(name: string, value: string): OutputFormat {
-  if (!isOutputFormat(value))
-    throw new AuditError(
-      'USAGE',
-      `${name} ${value} is not a format (use one of: ${OUTPUT_FORMATS.join(', ')})`,
-    );
-  return value;
 }
 
 function percent(n: number, total: number): string {

@@ -216,24 +216,21 @@ export class NotificationsSink implements AlertSink {
     const all = [...group.alerts.values()].sort((a, b) =>
       a.time < b.time ? -1 : a.time > b.time ? 1 : a.id < b.id ? -1 : 1,
     );
+    const render = (n: number) =>
+      renderDigest(group.rule, group.severity, all.slice(0, n), this.topItems, all.length);
     let take = all.length;
-    let message = renderDigest(group.rule, group.severity, all, this.topItems, all.length);
-    // Halve until it fits, then grow back towards the limit: O(log n) renders.
+    let message = render(take);
+    // Binary search for the largest prefix that fits: O(log n) renders.
     if (requestBytes(message) > this.maxBytes) {
       let lo = 1;
       let hi = all.length;
       while (lo < hi) {
         const mid = Math.ceil((lo + hi) / 2);
-        if (
-          requestBytes(
-            renderDigest(group.rule, group.severity, all.slice(0, mid), this.topItems, all.length),
-          ) <= this.maxBytes
-        )
-          lo = mid;
+        if (requestBytes(render(mid)) <= this.maxBytes) lo = mid;
         else hi = mid - 1;
       }
       take = lo;
-      message = renderDigest(group.rule, group.severity, all.slice(0, take), this.topItems, all.length);
+      message = render(take);
       this.stats.splits += 1;
       if (requestBytes(message) > this.maxBytes) {
         throw new AuditError('PAYLOAD_TOO_LARGE', `${this.name}: one alert does not fit a notification`, {

@@ -217,7 +217,7 @@ export async function callWithRetries<T>(
 
 type Message = models.Message | (Omit<models.Message, 'timestamp'> & { timestamp: string | Date });
 
-type PartitionState = { scope: string; handle: PartitionPipeline; lastOffset: number | undefined };
+type PartitionState = { handle: PartitionPipeline; lastOffset: number | undefined };
 
 export class StreamConsumer {
   readonly stats: ConsumerStats = {
@@ -266,14 +266,23 @@ export class StreamConsumer {
     // A stop request during a backoff ends the retries (callWithRetries throws); with no batch in
     // flight that is a clean stop, not a failure.
     const stopped = () => signal?.aborted === true;
-    try {
-      let cursor: string;
+    /** A new group cursor, or undefined when a stop request ended the attempt. */
+    const openCursor = async (): Promise<string | undefined> => {
       try {
-        cursor = await this.createCursor();
+        return await this.createCursor();
       } catch (error) {
-        if (stopped()) return this.stats;
+        if (stopped()) return undefined;
         throw error;
       }
+    };
+    const reopenCursor = (): Promise<string | undefined> => {
+      if (++recreations > maxRecreations) throw this.cursorFailure(recreations);
+      this.stats.cursorRecreations++;
+      return openCursor();
+    };
+    try {
+      let cursor = await openCursor();
+      if (cursor === undefined) return this.stats;
       while (!signal?.aborted) {
         if (this.opts.maxBatches !== undefined && this.stats.batches >= this.opts.maxBatches) break;
         await this.sleep(this.lastGetAt + this.minGetIntervalMs - Date.now(), signal);
@@ -286,14 +295,8 @@ export class StreamConsumer {
             if (stopped()) break;
             throw error;
           }
-          if (++recreations > maxRecreations) throw this.cursorFailure(recreations);
-          this.stats.cursorRecreations++;
-          try {
-            cursor = await this.createCursor();
-          } catch (e) {
-            if (stopped()) break;
-            throw e;
-          }
+          cursor = await reopenCursor();
+          if (cursor === undefined) break;
           continue;
         }
         if (page.items.length === 0) {
@@ -310,14 +313,8 @@ export class StreamConsumer {
         // From here the batch is finished even when a stop is requested: ingest, then commit.
         const committed = await this.processBatch(page.items, page.next);
         if (committed === undefined) {
-          if (++recreations > maxRecreations) throw this.cursorFailure(recreations);
-          this.stats.cursorRecreations++;
-          try {
-            cursor = await this.createCursor();
-          } catch (e) {
-            if (stopped()) break;
-            throw e;
-          }
+          cursor = await reopenCursor();
+          if (cursor === undefined) break;
         } else {
           recreations = 0;
           cursor = committed;
@@ -478,11 +475,6 @@ export class StreamConsumer {
     return committed;
   }
 
-  /**
-   * The pipeline of a partition. A batch that starts past the offset after the last one this
-   * instance ingested means another instance processed the partition meanwhile (a rebalance):
-   * its in-memory state is stale, so the pipeline is reopened from the store.
-   */
   private lastSweepAt = Number.NEGATIVE_INFINITY;
 
   /** Advances the watermark of every partition this instance holds while the stream is idle. */
@@ -500,6 +492,11 @@ export class StreamConsumer {
     this.stats.sweeps++;
   }
 
+  /**
+   * The pipeline of a partition. A batch that starts past the offset after the last one this
+   * instance ingested means another instance processed the partition meanwhile (a rebalance):
+   * its in-memory state is stale, so the pipeline is reopened from the store.
+   */
   private async partitionFor(partition: string, firstOffset: number): Promise<PartitionState> {
     const existing = this.partitions.get(partition);
     if (existing && (existing.lastOffset === undefined || firstOffset <= existing.lastOffset + 1))
@@ -509,10 +506,8 @@ export class StreamConsumer {
       this.partitions.delete(partition);
       await existing.handle.close();
     }
-    const scope = partitionScope(this.opts.streamId, this.opts.group, partition);
     const state: PartitionState = {
-      scope,
-      handle: await this.opts.openPartition(scope),
+      handle: await this.opts.openPartition(partitionScope(this.opts.streamId, this.opts.group, partition)),
       lastOffset: undefined,
     };
     this.partitions.set(partition, state);

@@ -372,6 +372,37 @@ export function streamingService(opts: StreamingOptions): StreamingService {
     return { items, next };
   };
 
+  /** The group of a group cursor, its instance kept alive and partitions rebalanced. */
+  const liveGroup = (cursor: GroupCursor, stream: StreamState, now: number): GroupState => {
+    const group = groups.get(groupKey(cursor.streamId, cursor.group))!;
+    touch(group, cursor.instance, now);
+    rebalance(group, stream, now);
+    return group;
+  };
+
+  /**
+   * ConsumerCommit / ConsumerHeartbeat: resolves the group cursor, refreshes its group
+   * (liveGroup), runs `act` and answers with a fresh cursor.
+   */
+  const groupCall = (
+    req: EndpointRequest,
+    ctx: HandlerContext,
+    notGroup: string,
+    act: (cursor: GroupCursor, group: GroupState) => void,
+  ): EndpointResponse => {
+    const stream = streamOf(req);
+    if (!stream) return notFound();
+    const resolved = resolveCursor(req, ctx);
+    if (!resolved.ok) return resolved.response;
+    const cursor = resolved.cursor;
+    if (cursor.kind !== 'group') return ociError(400, 'InvalidParameter', notGroup);
+    const now = ctx.now();
+    const group = liveGroup(cursor, stream, now);
+    act(cursor, group);
+    const value = issue({ ...cursor, issuedAt: now, generation });
+    return { status: 200, body: { value } };
+  };
+
   const handler: ServiceHandler = {
     name: 'streaming',
     basePath: '/20180418',
@@ -551,9 +582,7 @@ export function streamingService(opts: StreamingOptions): StreamingService {
             return { status: 200, headers: { 'opc-next-cursor': value }, body: items };
           }
 
-          const group = groups.get(groupKey(cursor.streamId, cursor.group))!;
-          touch(group, cursor.instance, now);
-          rebalance(group, stream, now);
+          const group = liveGroup(cursor, stream, now);
           const mine = owned(group, cursor.instance);
           const rateKeys = mine.map((p) => `${stream.spec.id}/${group.name}/${p}`);
           if (rateKeys.some((k) => throttled(k, now))) {
@@ -585,25 +614,14 @@ export function streamingService(opts: StreamingOptions): StreamingService {
         method: 'POST',
         pattern: '/streams/{streamId}/commit',
         handle(req, ctx) {
-          const stream = streamOf(req);
-          if (!stream) return notFound();
-          const resolved = resolveCursor(req, ctx);
-          if (!resolved.ok) return resolved.response;
-          const cursor = resolved.cursor;
-          if (cursor.kind !== 'group')
-            return ociError(400, 'InvalidParameter', 'Only group cursors can be committed.');
-          const now = ctx.now();
-          const group = groups.get(groupKey(cursor.streamId, cursor.group))!;
-          touch(group, cursor.instance, now);
-          rebalance(group, stream, now);
-          for (const [p, pos] of cursor.positions) {
-            const owner = group.owners.get(p);
-            if (owner?.instance === cursor.instance && owner.epoch === pos.epoch)
-              group.committed.set(p, pos.next - 1);
-          }
-          stats.commits++;
-          const value = issue({ ...cursor, issuedAt: now, generation });
-          return { status: 200, body: { value } };
+          return groupCall(req, ctx, 'Only group cursors can be committed.', (cursor, group) => {
+            for (const [p, pos] of cursor.positions) {
+              const owner = group.owners.get(p);
+              if (owner?.instance === cursor.instance && owner.epoch === pos.epoch)
+                group.committed.set(p, pos.next - 1);
+            }
+            stats.commits++;
+          });
         },
       },
       {
@@ -611,20 +629,9 @@ export function streamingService(opts: StreamingOptions): StreamingService {
         method: 'POST',
         pattern: '/streams/{streamId}/heartbeat',
         handle(req, ctx) {
-          const stream = streamOf(req);
-          if (!stream) return notFound();
-          const resolved = resolveCursor(req, ctx);
-          if (!resolved.ok) return resolved.response;
-          const cursor = resolved.cursor;
-          if (cursor.kind !== 'group')
-            return ociError(400, 'InvalidParameter', 'Only group cursors have heartbeats.');
-          const now = ctx.now();
-          const group = groups.get(groupKey(cursor.streamId, cursor.group))!;
-          touch(group, cursor.instance, now);
-          rebalance(group, stream, now);
-          stats.heartbeats++;
-          const value = issue({ ...cursor, issuedAt: now, generation });
-          return { status: 200, body: { value } };
+          return groupCall(req, ctx, 'Only group cursors have heartbeats.', () => {
+            stats.heartbeats++;
+          });
         },
       },
       {
@@ -692,7 +699,8 @@ export function streamingService(opts: StreamingOptions): StreamingService {
   };
 }
 
-function failedIndexes(
+/** The entries of one PutMessages request that a `putMessagesFailures` fault fails, and their error code. */
+export function failedIndexes(
   spec: PutMessagesFailureSpec | undefined,
   count: number,
 ): { indexes: Set<number>; errorCode: string } {

@@ -167,6 +167,15 @@ describe('local OCI endpoint: signatures from the real SDK', () => {
     const path = `/20181201/topics/${TOPIC}/messages`;
     const body = JSON.stringify({ body: 'x' });
     const url = `${endpoint.url}${path}`;
+    const sign = (over: Partial<Parameters<typeof signHeaders>[0]> = {}) =>
+      signHeaders({
+        method: 'POST',
+        url,
+        keyId: principal.keyId,
+        privateKeyPem: principal.privateKeyPem,
+        body,
+        ...over,
+      });
 
     const unsigned = await raw('POST', path, { 'content-type': 'application/json' }, body);
     expect(unsigned).toEqual({
@@ -175,58 +184,26 @@ describe('local OCI endpoint: signatures from the real SDK', () => {
     });
     expect(endpoint.requests.at(-1)?.authFailure).toBe('missing-authorization');
 
-    const good = signHeaders({
-      method: 'POST',
-      url,
-      keyId: principal.keyId,
-      privateKeyPem: principal.privateKeyPem,
-      body,
-    });
+    const good = sign();
     expect((await raw('POST', path, good, body)).status).toBe(200);
 
-    const unknown = signHeaders({
-      method: 'POST',
-      url,
-      keyId: 'ocid1.tenancy.oc1..x/ocid1.user.oc1..y/aa:bb',
-      privateKeyPem: principal.privateKeyPem,
-      body,
-    });
+    const unknown = sign({ keyId: 'ocid1.tenancy.oc1..x/ocid1.user.oc1..y/aa:bb' });
     expect((await raw('POST', path, unknown, body)).status).toBe(401);
     expect(endpoint.requests.at(-1)?.authFailure).toBe('unknown-key');
 
     const stranger = generateTestKeyPair();
-    const wrongKey = signHeaders({
-      method: 'POST',
-      url,
-      keyId: principal.keyId,
-      privateKeyPem: stranger.privateKeyPem,
-      body,
-    });
+    const wrongKey = sign({ privateKeyPem: stranger.privateKeyPem });
     expect((await raw('POST', path, wrongKey, body)).status).toBe(401);
     expect(endpoint.requests.at(-1)?.authFailure).toBe('bad-signature');
 
     // PublishMessage is not one of the operations that may leave the body out of the signature.
-    const bodyless = signHeaders({
-      method: 'POST',
-      url,
-      keyId: principal.keyId,
-      privateKeyPem: principal.privateKeyPem,
-      body,
-      excludeBody: true,
-    });
+    const bodyless = sign({ excludeBody: true });
     expect((await raw('POST', path, { ...bodyless, 'content-type': 'application/json' }, body)).status).toBe(
       401,
     );
     expect(endpoint.requests.at(-1)?.authFailure).toBe('body-not-signed');
 
-    const stale = signHeaders({
-      method: 'POST',
-      url,
-      keyId: principal.keyId,
-      privateKeyPem: principal.privateKeyPem,
-      body,
-      date: new Date(Date.now() - 10 * 60_000),
-    });
+    const stale = sign({ date: new Date(Date.now() - 10 * 60_000) });
     expect((await raw('POST', path, stale, body)).status).toBe(401);
     expect(endpoint.requests.at(-1)?.authFailure).toBe('clock-skew');
   });

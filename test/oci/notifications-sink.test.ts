@@ -4,7 +4,12 @@
 import * as common from 'oci-common';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { Alert, Severity } from '../../schemas/alert.js';
-import { NotificationsSink, renderDigest, TokenBucket } from '../../shared/emit/notifications-sink.js';
+import {
+  NotificationsSink,
+  type NotificationsSinkOptions,
+  renderDigest,
+  TokenBucket,
+} from '../../shared/emit/notifications-sink.js';
 import { createOciClient } from '../../shared/oci/clients.js';
 import {
   type NotificationsService,
@@ -120,24 +125,22 @@ function maxInAnyMinute(times: number[]): number {
   return best;
 }
 
-const fastRetry = (sleep: (ms: number) => Promise<void>) => ({
-  maxAttempts: 4,
-  baseDelayMs: 10,
-  maxDelayMs: 80,
-  random: () => 0.5,
-  sleep,
-});
+/** A sink on the harness's simulated clock with fast retries. */
+function sinkOn(h: Harness, extra: Partial<NotificationsSinkOptions> = {}): NotificationsSink {
+  return new NotificationsSink({
+    client: h.client,
+    topicId: TOPIC,
+    now: () => h.clock.t,
+    sleep: h.sleep,
+    retry: { maxAttempts: 4, baseDelayMs: 10, maxDelayMs: 80, random: () => 0.5, sleep: h.sleep },
+    ...extra,
+  });
+}
 
 describe('NotificationsSink: digests within the Notifications limits', () => {
   it('turns a burst of 1,000 alerts into digests that respect 60/min and 64 KB and lose no alert', async () => {
     const h = await setup();
-    const sink = new NotificationsSink({
-      client: h.client,
-      topicId: TOPIC,
-      now: () => h.clock.t,
-      sleep: h.sleep,
-      retry: fastRetry(h.sleep),
-    });
+    const sink = sinkOn(h);
     const alerts = Array.from({ length: 1000 }, (_, i) =>
       makeAlert(i, RULES[i % RULES.length]!, SEVERITIES[(i >> 2) % 5]!),
     );
@@ -184,13 +187,7 @@ describe('NotificationsSink: digests within the Notifications limits', () => {
 
   it('splits one large group into parts under 64 KB, each alert in exactly one part', async () => {
     const h = await setup();
-    const sink = new NotificationsSink({
-      client: h.client,
-      topicId: TOPIC,
-      now: () => h.clock.t,
-      sleep: h.sleep,
-      retry: fastRetry(h.sleep),
-    });
+    const sink = sinkOn(h);
     const alerts = Array.from({ length: 4000 }, (_, i) => makeAlert(i, 'auth.failure-burst', 'medium'));
     await sink.send(alerts);
     await sink.close();
@@ -207,13 +204,7 @@ describe('NotificationsSink: digests within the Notifications limits', () => {
   it('retries a throttled publish with backoff; after a hard failure the alerts stay queued once', async () => {
     vi.spyOn(console, 'warn').mockImplementation(() => undefined);
     const h = await setup();
-    const sink = new NotificationsSink({
-      client: h.client,
-      topicId: TOPIC,
-      now: () => h.clock.t,
-      sleep: h.sleep,
-      retry: fastRetry(h.sleep),
-    });
+    const sink = sinkOn(h);
     h.endpoint.faults.failNext('ons.publishMessage', 2, 429);
     await sink.send([makeAlert(1, 'audit.tamper', 'critical')]);
     expect(h.ons.published).toHaveLength(1);
@@ -235,14 +226,7 @@ describe('NotificationsSink: digests within the Notifications limits', () => {
 
   it('holds a group for its window, publishes most severe first, and flushes everything on close', async () => {
     const h = await setup();
-    const sink = new NotificationsSink({
-      client: h.client,
-      topicId: TOPIC,
-      windowMs: 10_000,
-      now: () => h.clock.t,
-      sleep: h.sleep,
-      retry: fastRetry(h.sleep),
-    });
+    const sink = sinkOn(h, { windowMs: 10_000 });
     await sink.send([makeAlert(1, 'privilege.change', 'medium')]);
     h.clock.t += 5_000;
     await sink.send([makeAlert(2, 'privilege.change', 'medium'), makeAlert(3, 'audit.tamper', 'critical')]);

@@ -11,6 +11,7 @@ import { createOciClient, type RetryPolicy } from '../../shared/oci/clients.js';
 import { FAULT_HOOKS, type PutMessagesFailureSpec } from '../oci-endpoint/faults.js';
 import { type OciEndpoint, ociError, type ServiceHandler, startOciEndpoint } from '../oci-endpoint/server.js';
 import { createTestPrincipal, parseAuthorization, type TestPrincipal } from '../oci-endpoint/signature.js';
+import { failedIndexes } from '../oci-endpoint/streaming.js';
 
 const STREAM = 'ocid1.stream.oc1..alerts';
 const ONE_MB = 1024 * 1024;
@@ -22,12 +23,6 @@ interface Stored {
 }
 
 const stored: Stored[] = [];
-
-function failedSet(spec: PutMessagesFailureSpec, n: number): Set<number> {
-  if ('first' in spec) return new Set([...Array(Math.min(spec.first, n)).keys()]);
-  if ('indexes' in spec) return new Set(spec.indexes.filter((i) => i < n));
-  return new Set([...Array(n).keys()].filter((i) => i % spec.every === 0));
-}
 
 const putMessagesStub: ServiceHandler = {
   name: 'streaming',
@@ -44,15 +39,20 @@ const putMessagesStub: ServiceHandler = {
         if (messages.some((m) => m.value.length + (m.key?.length ?? 0) > ONE_MB)) {
           return ociError(400, 'InvalidParameter', 'Message exceeds 1 MB.');
         }
-        const spec = ctx.faults.take<PutMessagesFailureSpec>(req.route, FAULT_HOOKS.putMessagesFailures);
-        const failed = spec ? failedSet(spec, messages.length) : new Set<number>();
+        const failing = failedIndexes(
+          ctx.faults.take<PutMessagesFailureSpec>(req.route, FAULT_HOOKS.putMessagesFailures),
+          messages.length,
+        );
+        let failures = 0;
         const entries = messages.map((m, i) => {
-          if (failed.has(i))
-            return { error: spec?.errorCode ?? 'InternalServerError', errorMessage: 'injected' };
+          if (failing.indexes.has(i)) {
+            failures++;
+            return { error: failing.errorCode, errorMessage: 'injected' };
+          }
           stored.push({ key: m.key ?? null, value: m.value, offset: stored.length });
           return { partition: '0', offset: stored.length - 1, timestamp: new Date(ctx.now()).toISOString() };
         });
-        return { status: 200, body: { failures: failed.size, entries } };
+        return { status: 200, body: { failures, entries } };
       },
     },
   ],
