@@ -46,7 +46,7 @@ import { type StreamPutter, StreamSink } from '../shared/emit/stream-sink.js';
 import { AuditError, type ErrorCode } from '../shared/errors.js';
 import { ociAuthProvider } from '../shared/oci/auth.js';
 import { createOciClient, DEFAULT_RETRY, type RetryPolicy, sleepMs } from '../shared/oci/clients.js';
-import { type DecodedItem, Pipeline, type PipelineStats } from '../shared/pipeline.js';
+import { type DecodedItem, Pipeline } from '../shared/pipeline.js';
 import { type OpenStoreOptions, openStore } from '../shared/state/open-store.js';
 import type { StateStore } from '../shared/state/state-store.js';
 import { toIso } from '../shared/time.js';
@@ -124,15 +124,11 @@ type Settings = {
 
 type OpenPipeline = { pipeline: Pipeline; store: StateStore };
 
-type StatsSnapshot = Omit<PipelineStats, 'alertsByRule' | 'deadLetters'> & {
-  deadLetters: Record<string, number>;
-};
-
 /** Cost model for the deadline check before a batch: learned from this container's batches. */
 const INITIAL_MS_PER_ITEM = 0.2;
 const LEARN_MIN_ITEMS = 50;
 /** The longest wait for the scope lock of an invocation without Fn-Deadline (OCI's default timeout). */
-export const DEFAULT_LOCK_WAIT_MS = 30_000;
+const DEFAULT_LOCK_WAIT_MS = 30_000;
 
 export class FunctionHost {
   private readonly env: Readonly<Record<string, string | undefined>>;
@@ -224,7 +220,7 @@ export class FunctionHost {
     const source = `fn:${ctx.callId ?? 'call'}`;
     if (body.length > settings.env.maxBodyBytes) {
       return this.refuse(
-        ctx,
+        settings,
         'PAYLOAD_TOO_LARGE',
         413,
         `body of ${body.length} bytes exceeds HWAUDIT_MAX_BODY_BYTES (${settings.env.maxBodyBytes})`,
@@ -238,7 +234,7 @@ export class FunctionHost {
     const text = body.toString('utf8').replace(/^\uFEFF/, '');
     if (text.trim() === '') {
       return this.refuse(
-        ctx,
+        settings,
         'INPUT_UNREADABLE',
         400,
         'empty body: send a batch of audit records or {"action":"sweep"}',
@@ -249,30 +245,30 @@ export class FunctionHost {
       value = JSON.parse(text);
     } catch {
       // The parser's message quotes the input, so it is not passed on.
-      return this.refuse(ctx, 'INPUT_UNREADABLE', 400, `body is not valid JSON (${body.length} bytes)`, {
+      return this.refuse(settings, 'INPUT_UNREADABLE', 400, `body is not valid JSON (${body.length} bytes)`, {
         code: 'JSON_INVALID',
         source,
         message: 'request body is not valid JSON',
       });
     }
     if (isObject(value) && 'action' in value) {
-      if (value.action === 'sweep' && Object.keys(value).length === 1) return this.sweep(ctx);
-      return this.refuse(ctx, 'USAGE', 400, 'unknown control message: the only one is {"action":"sweep"}');
+      if (value.action === 'sweep' && Object.keys(value).length === 1) return this.sweep(settings);
+      return this.refuse(
+        settings,
+        'USAGE',
+        400,
+        'unknown control message: the only one is {"action":"sweep"}',
+      );
     }
-    return this.ingest(body, source, ctx, settings);
+    return this.ingest(body, source, settings);
   }
 
-  private async ingest(
-    body: Buffer,
-    source: string,
-    ctx: InvocationContext,
-    settings: Settings,
-  ): Promise<InvocationSummary> {
-    this.checkDeadline(ctx, 0, 'batch');
-    return this.scoped(settings, ctx, 'batch', async () => {
+  private async ingest(body: Buffer, source: string, settings: Settings): Promise<InvocationSummary> {
+    this.checkDeadline(0, 'batch');
+    return this.scoped(settings, 'batch', async () => {
       const { pipeline } = await this.pipeline(settings);
       const items = await decodeBatch(body, source, { resolveDbSystem: settings.resolveDbSystem });
-      this.checkDeadline(ctx, items.length, 'batch');
+      this.checkDeadline(items.length, 'batch');
       return this.withPipeline(pipeline, 'ingest', async () => {
         const started = this.now();
         const alerts = await pipeline.ingest(items);
@@ -287,25 +283,19 @@ export class FunctionHost {
    * pipeline is re-opened, released once `work` (its commit and the sinks' delivery) is done or
    * failed. The wait counts against Fn-Deadline: it ends at the deadline minus the margin.
    */
-  private async scoped<T>(
-    settings: Settings,
-    ctx: InvocationContext,
-    what: 'batch' | 'sweep',
-    work: () => Promise<T>,
-  ): Promise<T> {
+  private async scoped<T>(settings: Settings, what: 'batch' | 'sweep', work: () => Promise<T>): Promise<T> {
     if (!settings.reload) return work();
     const store = await this.store(settings);
-    const deadline = ctx.deadline?.getTime();
     const timeoutMs =
-      deadline === undefined || Number.isNaN(deadline)
+      this.deadline === undefined
         ? DEFAULT_LOCK_WAIT_MS
-        : Math.max(0, deadline - settings.env.deadlineMarginMs - this.now());
+        : Math.max(0, this.deadline - settings.env.deadlineMarginMs - this.now());
     const started = this.now();
     const lock = await store.lockScope({ timeoutMs });
     this.lockMs = this.now() - started;
     try {
       // The wait may have used the time the work needed: nothing is loaded or written yet.
-      this.checkDeadline(ctx, 0, what);
+      this.checkDeadline(0, what);
       return await work();
     } finally {
       await lock.release();
@@ -313,10 +303,9 @@ export class FunctionHost {
   }
 
   /** Advances the watermark to now minus the lateness, so timers fire while sources are quiet. */
-  private async sweep(ctx: InvocationContext): Promise<InvocationSummary> {
-    const settings = await this.loadSettings();
-    this.checkDeadline(ctx, 0, 'sweep');
-    return this.scoped(settings, ctx, 'sweep', async () => {
+  private async sweep(settings: Settings): Promise<InvocationSummary> {
+    this.checkDeadline(0, 'sweep');
+    return this.scoped(settings, 'sweep', async () => {
       const { pipeline } = await this.pipeline(settings);
       const target = Math.max(
         pipeline.watermark ?? Number.NEGATIVE_INFINITY,
@@ -328,7 +317,7 @@ export class FunctionHost {
 
   /** Refuses a body; records a dead letter for it when it held records, so it is counted in the store. */
   private async refuse(
-    ctx: InvocationContext,
+    settings: Settings,
     code: ErrorCode,
     status: 400 | 413,
     message: string,
@@ -336,9 +325,8 @@ export class FunctionHost {
   ): Promise<InvocationSummary> {
     const error = { code, status, message };
     if (dead === undefined) return { ...emptySummary('ingest', await this.currentWatermark()), error };
-    this.checkDeadline(ctx, 1, 'batch');
-    const settings = await this.loadSettings();
-    return this.scoped(settings, ctx, 'batch', async () => {
+    this.checkDeadline(1, 'batch');
+    return this.scoped(settings, 'batch', async () => {
       const { pipeline } = await this.pipeline(settings);
       const items: DecodedItem[] = [{ type: 'dead', dead }];
       return { ...(await this.withPipeline(pipeline, 'ingest', () => pipeline.ingest(items))), error };
@@ -360,7 +348,8 @@ export class FunctionHost {
     action: InvocationSummary['action'],
     step: () => Promise<Alert[]>,
   ): Promise<InvocationSummary> {
-    const before = snapshot(pipeline.stats);
+    // A copy of the counters: the pipeline updates its stats object in place.
+    const before = { ...pipeline.stats, deadLetters: { ...pipeline.stats.deadLetters } };
     let alerts: Alert[];
     try {
       alerts = await step();
@@ -565,9 +554,9 @@ export class FunctionHost {
   }
 
   /** Refuses to start what cannot finish before Fn-Deadline minus the margin; nothing is written yet. */
-  private checkDeadline(ctx: InvocationContext, items: number, what: 'batch' | 'sweep'): void {
-    const deadline = ctx.deadline?.getTime();
-    if (deadline === undefined || Number.isNaN(deadline)) return;
+  private checkDeadline(items: number, what: 'batch' | 'sweep'): void {
+    const deadline = this.deadline;
+    if (deadline === undefined) return;
     const margin = this.settings?.env.deadlineMarginMs ?? 0;
     const left = deadline - this.now();
     const needed = margin + Math.ceil(items * this.msPerItem);
@@ -675,17 +664,6 @@ function defaultDbSystem(config: Config, wanted: string | undefined): DbRef | un
 
 function emptySummary(action: InvocationSummary['action'], watermark: string | null): InvocationSummary {
   return { action, received: 0, processed: 0, duplicates: 0, late: 0, deadLetters: {}, alerts: 0, watermark };
-}
-
-function snapshot(stats: PipelineStats): StatsSnapshot {
-  return {
-    received: stats.received,
-    processed: stats.processed,
-    duplicates: stats.duplicates,
-    late: stats.late,
-    alerts: stats.alerts,
-    deadLetters: { ...(stats.deadLetters as Record<string, number>) },
-  };
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {

@@ -4,6 +4,7 @@
 // raises no alert except the DBA grants it records as expected churn.
 import { DAY, type DbSystem, type Fleet, HOUR, MINUTE, type Person, PROXY_ACCOUNTS, TEAMS } from './fleet.js';
 import type { SessionPlan, Statement, Workload } from './mysql-audit-writer.js';
+import { actorOf } from './oci-events.js';
 import { Rng } from './rng.js';
 import { type Story, sec } from './story.js';
 
@@ -212,7 +213,7 @@ export function planIamNoise(story: Story): void {
   story.emit(
     story.iam.policyUpdated(
       fleet.start + 15 * HOUR + 31 * MINUTE,
-      { id: story.admin.id, name: story.admin.name, ip: story.admin.ip },
+      actorOf(story.admin),
       policy,
       ['Allow group Finance to read objects in compartment reports'],
       [

@@ -2,6 +2,7 @@
 // accounts created and dropped). Changes to privileged groups and to authentication_oci accounts
 // alert by design: the story records them as expected churn.
 import { DAY, type DbSystem, HOUR, MINUTE, oneToOneString, type Person, TEAMS } from './fleet.js';
+import { actorOf } from './oci-events.js';
 import { type Cast, type Story, sec } from './story.js';
 
 /** `day` (0-based) at hh:mm plus some seconds. */
@@ -50,9 +51,7 @@ export function planChurn(story: Story, cast: Cast): void {
   ) => {
     const created = clock(story, day, hh, mm);
     story.created.set(p.id, created);
-    story.emit(
-      story.iam.userCreated(created, { id: story.admin.id, name: story.admin.name, ip: story.admin.ip }, p),
-    );
+    story.emit(story.iam.userCreated(created, actorOf(story.admin), p));
     story.addMember(created + 3 * MINUTE, p, group, {
       story: `joiner ${p.name} added to ${fleet.groups[group].name}`,
     });
@@ -104,23 +103,11 @@ export function planChurn(story: Story, cast: Cast): void {
     story: `leaver ${dbaLeaver.name} removed from DBAdmins`,
   });
   const blocked = clock(story, 0, 16, 9);
-  story.emit(
-    story.iam.userBlocked(
-      blocked,
-      { id: story.admin.id, name: story.admin.name, ip: story.admin.ip },
-      dbaLeaver,
-    ),
-  );
+  story.emit(story.iam.userBlocked(blocked, actorOf(story.admin), dbaLeaver));
   story.roster.deactivate(dbaLeaver.id, blocked);
 
   story.removeMember(clock(story, 1, 15, 3), analystLeaver, 'ro');
   const deleted = clock(story, 1, 15, 6);
-  story.emit(
-    story.iam.userDeleted(
-      deleted,
-      { id: story.admin.id, name: story.admin.name, ip: story.admin.ip },
-      analystLeaver,
-    ),
-  );
+  story.emit(story.iam.userDeleted(deleted, actorOf(story.admin), analystLeaver));
   story.roster.deactivate(analystLeaver.id, deleted);
 }

@@ -83,9 +83,9 @@ export type Fleet = {
 export const DAY = 86_400_000;
 export const HOUR = 3_600_000;
 export const MINUTE = 60_000;
-export const DEMO_START = Date.parse('2026-11-02T00:00:00Z');
+const DEMO_START = Date.parse('2026-11-02T00:00:00Z');
 
-export const SCHEMAS: Record<Team, { schema: string; tables: string[] }> = {
+const SCHEMAS: Record<Team, { schema: string; tables: string[] }> = {
   orders: { schema: 'orders', tables: ['orders', 'order_line', 'customer', 'inventory', 'cart_item'] },
   payments: { schema: 'payments', tables: ['payment', 'ledger_entry', 'refund', 'settlement', 'card_token'] },
   logistics: { schema: 'logistics', tables: ['shipment', 'parcel_event', 'carrier', 'route', 'warehouse'] },
@@ -99,8 +99,8 @@ export const PROXY_ACCOUNTS = {
   dev: 'dev_proxy',
 } as const;
 
-export const ALLOWED_LOCAL = ['admin@%', 'app_%@10.20.%', 'batch_%@10.20.%', 'monitor@10.30.%'];
-export const PRIVILEGED = [PROXY_ACCOUNTS.dba, PROXY_ACCOUNTS.bg, 'admin'];
+const ALLOWED_LOCAL = ['admin@%', 'app_%@10.20.%', 'batch_%@10.20.%', 'monitor@10.30.%'];
+const PRIVILEGED = [PROXY_ACCOUNTS.dba, PROXY_ACCOUNTS.bg, 'admin'];
 
 const FIRST = [
   'ada',

@@ -51,7 +51,7 @@ export type DemoManifest = {
 
 export const DEFAULT_SEED = 42;
 /** Outputs the generator owns inside `out` (removed before writing, nothing else is touched). */
-export const GENERATED = ['mysql', 'collector', 'iam', 'config.yaml', 'ground-truth.json'];
+const GENERATED = ['mysql', 'collector', 'iam', 'config.yaml', 'ground-truth.json'];
 
 const LISTEVENTS_PAGE = 250;
 const PAGE_OVERLAP = 3;

@@ -53,7 +53,7 @@ const HOURLY = [
   0.3,
 ];
 
-export function hourlyLoad(ts: number): number {
+function hourlyLoad(ts: number): number {
   return HOURLY[new Date(ts).getUTCHours()]!;
 }
 
@@ -61,7 +61,7 @@ type Line = { ts: number; seq: number; rest: string };
 
 const secondText = new Map<number, string>();
 /** `YYYY-MM-DD hh:mm:ss` (UTC), cached per second. */
-export function auditTimestamp(ts: number): string {
+function auditTimestamp(ts: number): string {
   const sec = Math.floor(ts / 1000);
   let text = secondText.get(sec);
   if (text === undefined) {

@@ -3,7 +3,7 @@
 // one part of the generator never shifts the output of another.
 
 /** 32-bit FNV-1a hash of a string, mixed; used to derive seeds from labels. */
-export function hash32(text: string): number {
+function hash32(text: string): number {
   let h = 0x811c9dc5;
   for (let i = 0; i < text.length; i++) {
     h ^= text.charCodeAt(i);

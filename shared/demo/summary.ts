@@ -91,7 +91,7 @@ const METHOD_TEXT: Record<string, string> = {
 };
 
 /** Who was behind the alert, in one line. */
-export function describePerson(a: Alert): string {
+function describePerson(a: Alert): string {
   const attribution = a.identity?.attribution;
   const via = [
     a.group ? `through IAM group ${a.group.name}` : '',

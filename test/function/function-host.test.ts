@@ -105,6 +105,18 @@ function expectSummaryShape(s: InvocationSummary): void {
   expect(s.watermark === null || typeof s.watermark === 'string').toBe(true);
 }
 
+/** A raw MySQL audit connect of admin, naming no DB system (it needs HWAUDIT_DB_SYSTEM or one configured). */
+function rawAdminConnect(): Record<string, unknown> {
+  return mysql.connect({
+    at: ago.hours(4, N),
+    id: 9,
+    conn: 9,
+    account: 'admin',
+    user: 'admin',
+    ip: '192.0.2.9',
+  });
+}
+
 describe('FunctionHost routing', () => {
   it('ingests a Logging batch and a Streaming batch, and a sweep fires the break-glass timer', async () => {
     const h = makeHost();
@@ -175,16 +187,7 @@ describe('FunctionHost routing', () => {
       },
     };
     expect(await h.host.invoke(JSON.stringify(search))).toMatchObject({ received: 1, deadLetters: {} });
-    const raw = [
-      mysql.connect({
-        at: ago.hours(4, N),
-        id: 9,
-        conn: 9,
-        account: 'admin',
-        user: 'admin',
-        ip: '192.0.2.9',
-      }),
-    ];
+    const raw = [rawAdminConnect()];
     expect(await h.host.invoke(JSON.stringify(raw))).toMatchObject({ received: 1, deadLetters: {} });
   });
 
@@ -195,16 +198,7 @@ describe('FunctionHost routing', () => {
       id: 'ocid1.mysqldbsystem.oc1..prod2',
       name: 'prod-billing',
     });
-    const raw = JSON.stringify([
-      mysql.connect({
-        at: ago.hours(4, N),
-        id: 9,
-        conn: 9,
-        account: 'admin',
-        user: 'admin',
-        ip: '192.0.2.9',
-      }),
-    ]);
+    const raw = JSON.stringify([rawAdminConnect()]);
     const without = makeHost({ env: { HWAUDIT_CONFIG: JSON.stringify(config) } });
     expect(await without.host.invoke(raw)).toMatchObject({ received: 1, deadLetters: { NO_DB_SYSTEM: 1 } });
     const named = makeHost({

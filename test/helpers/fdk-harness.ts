@@ -14,7 +14,7 @@ import type { ConfigInput } from '../../schemas/config.js';
 import { baseConfig, DB, GROUPS, USERS } from '../../shared/detect/timeline.js';
 import { craftSecurityToken, generateTestKeyPair, type TestKeyPair } from '../oci-endpoint/signature.js';
 
-export const FUNC_BUNDLE = fileURLToPath(new URL('../../dist/func.cjs', import.meta.url));
+const FUNC_BUNDLE = fileURLToPath(new URL('../../dist/func.cjs', import.meta.url));
 
 export type FnResponse = {
   status: number;
@@ -395,17 +395,9 @@ export const mysql = {
       connection_data: { connection_type: 'ssl', status: 0, db: 'orders' },
     };
   },
+  /** As `connect` (same key order), with no `db` in its connection data. */
   disconnect(s: Conn): Record<string, unknown> {
-    return {
-      timestamp: mysqlTimestamp(s.at),
-      id: s.id,
-      class: 'connection',
-      event: 'disconnect',
-      connection_id: s.conn,
-      account: { user: s.account, host: '%' },
-      login: { user: s.user, os: '', ip: s.ip, proxy: s.proxy ? "''@'%'" : '' },
-      connection_data: { connection_type: 'ssl' },
-    };
+    return { ...mysql.connect(s), event: 'disconnect', connection_data: { connection_type: 'ssl' } };
   },
 };
 

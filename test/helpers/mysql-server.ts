@@ -7,7 +7,7 @@ import { afterAll, describe, it } from 'vitest';
 import type { MySqlConnectionOptions } from '../../shared/state/mysql-store.js';
 import { parseStoreSpec } from '../../shared/state/open-store.js';
 
-export const MYSQL_ABSENT_TEST = 'MySQL server absent (set TEST_MYSQL_URL): MySQL adapter tests not run';
+const MYSQL_ABSENT_TEST = 'MySQL server absent (set TEST_MYSQL_URL): MySQL adapter tests not run';
 
 const url = process.env.TEST_MYSQL_URL?.trim() || undefined;
 
@@ -75,7 +75,7 @@ export class MySqlTestServer {
 }
 
 /** The configured server, or undefined when TEST_MYSQL_URL is unset. */
-export function mysqlTestServer(): MySqlTestServer | undefined {
+function mysqlTestServer(): MySqlTestServer | undefined {
   if (url === undefined) return undefined;
   const spec = parseStoreSpec(url, process.env);
   if (spec.kind !== 'mysql') throw new Error('TEST_MYSQL_URL must be a mysql:// URL');
