@@ -71,6 +71,49 @@ export const MysqlAccountSchema = z.strictObject({
   authenticationString: z.string().optional(),
 });
 
+/** One server instance whose audit log the collector reads: the primary, or a read replica. */
+export const EndpointSchema = z.strictObject({
+  host: z.string().min(1),
+  port: z.number().int().min(1).max(65535).default(3306),
+  role: z.enum(['primary', 'replica']).default('primary'),
+  /** Names the instance in bookmarks, alerts and the ledger; default `host:port`. Keep it stable. */
+  name: z
+    .string()
+    .regex(/^[\w.:@-]{1,100}$/, 'letters, digits and . : @ _ - only')
+    .optional(),
+});
+
+/** Where a secret comes from: an environment variable, or an OCI Vault secret (by OCID). */
+export const SecretRefSchema = z.union([
+  z.strictObject({ env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name') }),
+  z.strictObject({
+    secret: z.string().regex(/^ocid1\.vaultsecret\./, 'a Vault secret OCID (ocid1.vaultsecret...)'),
+  }),
+]);
+
+export const TLS_MODES = ['required', 'verify-identity', 'disabled'] as const;
+
+/** How the collector logs in to the DB systems and reads their audit logs (README "Collecting"). */
+export const CollectorSchema = z.strictObject({
+  user: z.string().min(1).optional(),
+  /** Never written in the file itself: `{ env: NAME }` or `{ secret: <Vault secret OCID> }`. */
+  password: SecretRefSchema.optional(),
+  tls: z.enum(TLS_MODES).optional(),
+  /** CA certificate file (PEM) for `tls: verify-identity`. */
+  ca: z.string().min(1).optional(),
+  /** `tls: disabled` is refused unless this is true: audit data and the password would cross the network in clear. */
+  allowPlaintext: z.boolean().optional(),
+  /** Session `audit_log_read_buffer_size` in bytes: events larger than it are skipped by the server. */
+  readBufferSize: z.number().int().min(32_768).max(67_108_864).optional(),
+  /** Events per `audit_log_read()` call (`max_array_length`). */
+  batchSize: z.number().int().min(1).max(100_000).optional(),
+  /** Where the first read of an instance begins (no bookmark yet); default: the oldest event it keeps. */
+  start: Instant.optional(),
+  /** Connect timeout. */
+  connectTimeout: Duration.optional(),
+});
+export type CollectorConfig = z.infer<typeof CollectorSchema>;
+
 export const DbSystemSchema = z.strictObject({
   id: z.string().min(1),
   name: z.string().min(1),
@@ -82,6 +125,10 @@ export const DbSystemSchema = z.strictObject({
   privilegedAccounts: z.array(z.string()).default([]),
   /** Accounts as in `mysql.user`, including the `authentication_oci` mappings. */
   accounts: z.array(MysqlAccountSchema).default([]),
+  /** Every instance whose audit log is read (`collect`, `doctor`). */
+  endpoints: z.array(EndpointSchema).default([]),
+  /** Collector settings for this DB system; they override the top-level `collector`. */
+  collector: CollectorSchema.optional(),
 });
 
 const RuleOverride = z.looseObject({
@@ -89,28 +136,77 @@ const RuleOverride = z.looseObject({
   severity: z.enum(['info', 'low', 'medium', 'high', 'critical']).optional(),
 });
 
-export const ConfigSchema = z.strictObject({
-  tenancy: z.string().optional(),
-  /** How late IAM events may arrive; processing waits for it. */
-  lateness: Duration.default(20 * 60_000),
-  /** IAM database token lifetime, used to link sign-ons to connections. */
-  tokenLifetime: Duration.default(60 * 60_000),
-  /** How far back a late IAM event re-evaluates sessions. */
-  lookback: Duration.default(24 * 3_600_000),
-  /** How long event ids are remembered for deduplication; older records are dead letters. */
-  retention: Duration.default(30 * 24 * 3_600_000),
-  directory: z
-    .strictObject({
-      snapshotTime: Instant.optional(),
-      users: z.array(DirectoryUserSchema).default([]),
-      groups: z.array(DirectoryGroupSchema).default([]),
-      memberships: z.array(MembershipSchema).default([]),
-    })
-    .default({ users: [], groups: [], memberships: [] }),
-  dbSystems: z.array(DbSystemSchema).default([]),
-  /** Per-rule overrides keyed by rule id; each rule validates its own parameters. */
-  rules: z.record(z.string(), RuleOverride).default({}),
-});
+export const ConfigSchema = z
+  .strictObject({
+    tenancy: z.string().optional(),
+    /** How late IAM events may arrive; processing waits for it. */
+    lateness: Duration.default(20 * 60_000),
+    /** IAM database token lifetime, used to link sign-ons to connections. */
+    tokenLifetime: Duration.default(60 * 60_000),
+    /** How far back a late IAM event re-evaluates sessions. */
+    lookback: Duration.default(24 * 3_600_000),
+    /** How long event ids are remembered for deduplication; older records are dead letters. */
+    retention: Duration.default(30 * 24 * 3_600_000),
+    directory: z
+      .strictObject({
+        snapshotTime: Instant.optional(),
+        users: z.array(DirectoryUserSchema).default([]),
+        groups: z.array(DirectoryGroupSchema).default([]),
+        memberships: z.array(MembershipSchema).default([]),
+      })
+      .default({ users: [], groups: [], memberships: [] }),
+    dbSystems: z.array(DbSystemSchema).default([]),
+    /** Collector settings shared by every DB system (each may override them). */
+    collector: CollectorSchema.optional(),
+    /** Per-rule overrides keyed by rule id; each rule validates its own parameters. */
+    rules: z.record(z.string(), RuleOverride).default({}),
+  })
+  .superRefine((config, ctx) => {
+    config.dbSystems.forEach((db, i) => {
+      const names = new Set<string>();
+      db.endpoints.forEach((e, j) => {
+        const name = e.name ?? `${e.host}:${e.port}`;
+        if (names.has(name))
+          ctx.addIssue({
+            code: 'custom',
+            path: ['dbSystems', i, 'endpoints', j],
+            message: `instance ${name} is listed twice`,
+          });
+        names.add(name);
+      });
+      if (db.endpoints.length === 0) return;
+      const c = { ...config.collector, ...db.collector };
+      const at = (key: string) =>
+        db.collector?.[key as keyof CollectorConfig] !== undefined || !config.collector
+          ? ['dbSystems', i, 'collector', key]
+          : ['collector', key];
+      if (c.user === undefined)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['dbSystems', i, 'collector', 'user'],
+          message: 'the collector needs a user to read this DB system',
+        });
+      if (c.password === undefined)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['dbSystems', i, 'collector', 'password'],
+          message: 'the collector needs a password: { env: NAME } or { secret: <Vault secret OCID> }',
+        });
+      if (c.tls === 'disabled' && c.allowPlaintext !== true)
+        ctx.addIssue({
+          code: 'custom',
+          path: at('tls'),
+          message:
+            'tls: disabled sends audit data and the password in clear; set allowPlaintext: true to accept that',
+        });
+      if (c.tls === 'verify-identity' && c.ca === undefined)
+        ctx.addIssue({
+          code: 'custom',
+          path: at('ca'),
+          message: 'tls: verify-identity needs the CA certificate file (ca)',
+        });
+    });
+  });
 
 export type Config = z.infer<typeof ConfigSchema>;
 export type ConfigInput = z.input<typeof ConfigSchema>;
@@ -118,3 +214,4 @@ export type DbSystemConfig = z.infer<typeof DbSystemSchema>;
 export type DirectoryUser = z.infer<typeof DirectoryUserSchema>;
 export type DirectoryGroup = z.infer<typeof DirectoryGroupSchema>;
 export type MysqlAccount = z.infer<typeof MysqlAccountSchema>;
+export type Endpoint = z.infer<typeof EndpointSchema>;

@@ -3,6 +3,7 @@
 // envelopes that only hold records (Logging Search rows and responses, ListEvents pages) are
 // recognized by shape in shared/decode/classify.ts (envelopeContent).
 import { z } from 'zod';
+import { GAP_REASONS } from './events.js';
 
 /** Connector Hub Streaming source / `getMessages` item: the record is the base64 `value`. */
 export const StreamMessageSchema = z.looseObject({
@@ -16,10 +17,27 @@ export const StreamMessageSchema = z.looseObject({
   timestamp: z.union([z.string(), z.number()]).optional(),
 });
 
-/** How a MySQL audit event travels on a stream: the raw event plus the DB system it came from. */
+/** How a MySQL audit event travels on a stream: the raw event plus the DB system (and instance) it came from. */
 export const CollectorRecordSchema = z.looseObject({
   source: z.literal('mysql-audit'),
   dbSystemId: z.string().min(1),
   dbSystemName: z.string().nullish(),
+  /** The instance whose log it was read from (`collect`); absent for a DB system's single log. */
+  instance: z.string().min(1).nullish(),
   event: z.record(z.string(), z.unknown()),
 });
+
+/** A gap in an audit trail, as the collector reports it next to the records (schemas/events.ts GapEvent). */
+export const GapRecordSchema = z.looseObject({
+  source: z.literal('audit-gap'),
+  trail: z.enum(['mysql-audit', 'oci-audit']),
+  dbSystemId: z.string().min(1).nullish(),
+  dbSystemName: z.string().nullish(),
+  instance: z.string().min(1).nullish(),
+  reason: z.enum(GAP_REASONS),
+  from: z.iso.datetime(),
+  to: z.iso.datetime().nullish(),
+  skipped: z.number().int().nonnegative().nullish(),
+  detail: z.string().max(1000).nullish(),
+});
+export type GapRecord = z.infer<typeof GapRecordSchema>;

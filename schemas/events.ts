@@ -44,11 +44,13 @@ export const SqlSchema = z.object({
 export const DbEventSchema = z.object({
   source: z.literal('mysql'),
   kind: z.enum(DB_EVENT_KINDS),
-  /** Dedupe key: `dbSystemId:timestamp:id:connectionId`. */
+  /** Dedupe key: `dbSystemId[/instance]:timestamp:id:connectionId`. */
   key: z.string(),
   ...eventTime,
   dbSystemId: z.string(),
   dbSystemName: z.string().optional(),
+  /** The instance whose audit log it came from (primary, read replica), when the collector read it. */
+  instance: z.string().optional(),
   /** The audit record `id`: orders records that share a timestamp. */
   recordId: z.number(),
   connectionId: z.number().nullable(),
@@ -146,16 +148,50 @@ export const IamEventSchema = z.object({
 export type IamEvent = z.infer<typeof IamEventSchema>;
 export type IamEventKind = IamEvent['kind'];
 
-export type CanonicalEvent = DbEvent | IamEvent;
+export const GAP_REASONS = [
+  'pruned', // the log no longer holds events after the last one read (rotated and pruned first)
+  'oversized', // the server skipped events larger than the read buffer
+  'log-reset', // the instance's log went back in time (restored, replaced)
+  'server-changed', // another server answers at the instance's address (failover, replacement)
+  'delivery-outage', // a delivery outage lasted longer than the source keeps data
+] as const;
+
+/** Part of an audit trail could not be read: what, where, and the time range not seen. */
+export const GapEventSchema = z.object({
+  source: z.literal('gap'),
+  kind: z.literal('audit_gap'),
+  /** Dedupe key: trail, DB system, instance, reason and range. */
+  key: z.string(),
+  ...eventTime,
+  /** Which trail has the gap. */
+  trail: z.enum(['mysql-audit', 'oci-audit']),
+  dbSystemId: z.string().optional(),
+  dbSystemName: z.string().optional(),
+  instance: z.string().optional(),
+  reason: z.enum(GAP_REASONS),
+  /** Start of the range not seen (ISO 8601): the last event read before it. */
+  from: z.string(),
+  /** End of the range, when known: the first event read after it. */
+  to: z.string().optional(),
+  /** Events known to be missing (e.g. skipped for size), when counted. */
+  skipped: z.number().optional(),
+  /** Log-safe explanation (server warning codes, what to do). */
+  detail: z.string().optional(),
+});
+export type GapEvent = z.infer<typeof GapEventSchema>;
+
+export type CanonicalEvent = DbEvent | IamEvent | GapEvent;
+
+const SOURCE_ORDER: Record<CanonicalEvent['source'], number> = { iam: 0, mysql: 1, gap: 2 };
 
 /**
- * Total order used everywhere events are merged or released: event time, then IAM before DB at
- * the same instant (a grant recorded in the same second as a connect counts for it), then a
+ * Total order used everywhere events are merged or released: event time, then IAM before DB (and
+ * DB before gaps) at the same instant (a grant recorded in the same second as a connect counts for it), then a
  * stable tiebreak so equal inputs always give the same sequence.
  */
 export function compareEvents(a: CanonicalEvent, b: CanonicalEvent): number {
   if (a.ts !== b.ts) return a.ts - b.ts;
-  if (a.source !== b.source) return a.source === 'iam' ? -1 : 1;
+  if (a.source !== b.source) return SOURCE_ORDER[a.source] - SOURCE_ORDER[b.source];
   if (a.source === 'mysql' && b.source === 'mysql') {
     if (a.dbSystemId !== b.dbSystemId) return a.dbSystemId < b.dbSystemId ? -1 : 1;
     if (a.recordId !== b.recordId) return a.recordId - b.recordId;

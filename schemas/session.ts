@@ -28,9 +28,11 @@ export const AttributionSchema = z.object({
 export type Attribution = z.infer<typeof AttributionSchema>;
 
 export const SessionSchema = z.object({
-  /** Stable id: DB system + connection id + connect time. */
+  /** Stable id: DB system (and instance) + connection id + connect time. */
   id: z.string(),
   dbSystem: RefSchema,
+  /** The instance the session was on (primary, read replica), when the collector read its log. */
+  instance: z.string().optional(),
   connectionId: z.number(),
   connectTime: z.string(),
   connectTs: z.number(),

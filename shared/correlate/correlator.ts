@@ -66,7 +66,7 @@ export class Correlator {
   restoreSessions(sessions: Session[]): void {
     for (const s of sessions) {
       if (s.outcome === 'success' && s.disconnectTime === undefined)
-        this.open.set(openKey(s.dbSystem.id, s.connectionId), s);
+        this.open.set(openKey(s.dbSystem.id, s.instance, s.connectionId), s);
       this.recent.push(s);
     }
     this.recent.sort((a, b) => a.connectTs - b.connectTs);
@@ -75,7 +75,9 @@ export class Correlator {
   /** Applies one event. `late` marks an event older than what was already released. */
   process(event: CanonicalEvent, late: boolean): void {
     if (event.source === 'mysql') this.processDb(event);
-    else this.processIam(event, late);
+    else if (event.source === 'iam') this.processIam(event, late);
+    else
+      this.detector.run('gap', { event, db: event.dbSystemId ? this.dbs.get(event.dbSystemId) : undefined });
   }
 
   /** Fires break-glass timers whose deadline the watermark has passed. */
@@ -109,7 +111,7 @@ export class Correlator {
     for (const [k, s] of this.open) if (s.connectTs < stale) this.open.delete(k);
     if (this.recent.length === 0 || this.recent[0]!.connectTs >= before) return;
     this.recent = this.recent.filter(
-      (s) => s.connectTs >= before || this.open.get(openKey(s.dbSystem.id, s.connectionId)) === s,
+      (s) => s.connectTs >= before || this.open.get(openKey(s.dbSystem.id, s.instance, s.connectionId)) === s,
     );
     this.models.signOns.prune(before - this.config.tokenLifetime);
   }
@@ -131,7 +133,7 @@ export class Correlator {
     switch (ev.kind) {
       case 'server_start':
         for (const [k, s] of this.open) {
-          if (s.dbSystem.id === ev.dbSystemId) this.open.delete(k);
+          if (s.dbSystem.id === ev.dbSystemId && s.instance === ev.instance) this.open.delete(k);
         }
         return;
       case 'connect':
@@ -144,7 +146,7 @@ export class Correlator {
         const s = this.sessionOf(ev);
         if (!s) return;
         s.disconnectTime = ev.time;
-        this.open.delete(openKey(ev.dbSystemId, ev.connectionId!));
+        this.open.delete(openKey(ev.dbSystemId, ev.instance, ev.connectionId!));
         this.touch(s);
         return;
       }
@@ -164,7 +166,7 @@ export class Correlator {
     }
     const db = this.dbs.get(ev.dbSystemId);
     const session: Session = {
-      id: `${ev.dbSystemId}:${ev.connectionId}:${ev.time}`,
+      id: `${ev.instance === undefined ? ev.dbSystemId : `${ev.dbSystemId}/${ev.instance}`}:${ev.connectionId}:${ev.time}`,
       dbSystem: { id: ev.dbSystemId, name: db?.name ?? ev.dbSystemName ?? ev.dbSystemId },
       connectionId: ev.connectionId,
       connectTime: ev.time,
@@ -182,6 +184,7 @@ export class Correlator {
       counts: { queries: 0, tableAccess: 0, changeUser: 0, failedStatements: 0 },
       connectKey: ev.key,
     };
+    if (ev.instance !== undefined) session.instance = ev.instance;
     if (ev.login.ip) session.sourceIp = ev.login.ip;
     if (ev.connectionType) session.connectionType = ev.connectionType;
     this.touch(session);
@@ -190,7 +193,7 @@ export class Correlator {
       this.detector.run('failedLogin', { session });
       return;
     }
-    this.open.set(openKey(ev.dbSystemId, ev.connectionId), session);
+    this.open.set(openKey(ev.dbSystemId, ev.instance, ev.connectionId), session);
     this.attributeAndDetect(session, db);
   }
 
@@ -236,7 +239,9 @@ export class Correlator {
   }
 
   private sessionOf(ev: DbEvent): Session | undefined {
-    return ev.connectionId === null ? undefined : this.open.get(openKey(ev.dbSystemId, ev.connectionId));
+    return ev.connectionId === null
+      ? undefined
+      : this.open.get(openKey(ev.dbSystemId, ev.instance, ev.connectionId));
   }
 
   private attributeAndDetect(session: Session, db: DbSystemConfig | undefined): void {
@@ -439,8 +444,9 @@ export class Correlator {
   }
 }
 
-function openKey(db: string, connectionId: number): string {
-  return `${db}\u0000${connectionId}`;
+/** Connection ids are per server: a DB system's instances (primary, replicas) each have their own. */
+function openKey(db: string, instance: string | undefined, connectionId: number): string {
+  return `${db}\u0000${instance ?? ''}\u0000${connectionId}`;
 }
 
 /** Snapshot grants share the snapshot's key, so they are told apart by user and group. */

@@ -5,16 +5,22 @@
 import { isUtf8 } from 'node:buffer';
 import type { z } from 'zod';
 import type { DeadLetter, DeadLetterCode, RecordLocation } from '../../schemas/dead-letter.js';
-import { CollectorRecordSchema, StreamMessageSchema } from '../../schemas/envelopes.js';
+import {
+  CollectorRecordSchema,
+  type GapRecord,
+  GapRecordSchema,
+  StreamMessageSchema,
+} from '../../schemas/envelopes.js';
 import { ociEnvelopeOf } from '../../schemas/oci-audit.js';
 import { deadLetter, parseJsonRecord } from './split-records.js';
 
-/** The DB system a MySQL audit event belongs to. */
-export type DbRef = { id: string; name?: string };
+/** The DB system a MySQL audit event belongs to, and the instance whose log it came from. */
+export type DbRef = { id: string; name?: string; instance?: string };
 
 export type ClassifiedItem =
   | { kind: 'mysql-audit'; raw: unknown; db?: DbRef; loc: RecordLocation }
   | { kind: 'oci-audit'; raw: unknown; loc: RecordLocation }
+  | { kind: 'gap'; record: GapRecord; loc: RecordLocation }
   | { kind: 'dead'; dead: DeadLetter };
 
 type Json = Record<string, unknown>;
@@ -53,6 +59,15 @@ function classifyInto(value: unknown, loc: RecordLocation, depth: number, out: C
   }
   if (isCollectorRecord(value)) {
     out.push(collectorItem(value, loc));
+    return;
+  }
+  if (value.source === 'audit-gap') {
+    const parsed = GapRecordSchema.safeParse(value);
+    out.push(
+      parsed.success
+        ? { kind: 'gap', record: parsed.data, loc }
+        : { kind: 'dead', dead: schemaInvalidLetter(parsed.error, loc, 'audit gap record') },
+    );
     return;
   }
   if (isStreamMessage(value)) {
@@ -125,8 +140,10 @@ function collectorItem(value: Json, loc: RecordLocation): ClassifiedItem {
   const parsed = CollectorRecordSchema.safeParse(value);
   if (!parsed.success)
     return { kind: 'dead', dead: schemaInvalidLetter(parsed.error, loc, 'collector record') };
-  const { dbSystemId, dbSystemName, event } = parsed.data;
-  const db: DbRef = dbSystemName ? { id: dbSystemId, name: dbSystemName } : { id: dbSystemId };
+  const { dbSystemId, dbSystemName, instance, event } = parsed.data;
+  const db: DbRef = { id: dbSystemId };
+  if (dbSystemName) db.name = dbSystemName;
+  if (instance) db.instance = instance;
   return { kind: 'mysql-audit', raw: event, db, loc };
 }
 

@@ -7,6 +7,7 @@ import { createGunzip } from 'node:zlib';
 import type { DeadLetter, Outcome } from '../../schemas/dead-letter.js';
 import type { CanonicalEvent } from '../../schemas/events.js';
 import { AuditError } from '../errors.js';
+import { normalizeGap } from '../normalize/gap.js';
 import { normalizeMysqlAudit } from '../normalize/mysql-audit.js';
 import { normalizeOciAudit } from '../normalize/oci-audit.js';
 import { type ClassifiedItem, classifyRecord, type DbRef } from './classify.js';
@@ -112,6 +113,7 @@ async function* decodeChunks(
 function normalize(item: ClassifiedItem, source: string, opts: ReadOptions): DecodedItem {
   if (item.kind === 'dead') return { type: 'dead', dead: item.dead };
   if (item.kind === 'oci-audit') return fromOutcome(normalizeOciAudit(item.raw, item.loc));
+  if (item.kind === 'gap') return { type: 'event', event: normalizeGap(item.record) };
   const db = item.db ?? opts.resolveDbSystem?.(source);
   if (db === undefined) {
     return {

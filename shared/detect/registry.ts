@@ -4,6 +4,7 @@ import { accessAfterRevocation } from '../rules/access-after-revocation.js';
 import { accessIdentityMismatch } from '../rules/access-identity-mismatch.js';
 import { accessLocalAccount } from '../rules/access-local-account.js';
 import { accessUnattributed } from '../rules/access-unattributed.js';
+import { auditGap } from '../rules/audit-gap.js';
 import { auditTamper } from '../rules/audit-tamper.js';
 import { authFailureBurst } from '../rules/auth-failure-burst.js';
 import { breakGlassStale } from '../rules/break-glass-stale.js';
@@ -28,4 +29,5 @@ export const RULES: readonly RuleDefinition<any>[] = [
   iamPrivilegedGroupChange,
   iamAuthPolicyChange,
   auditTamper,
+  auditGap,
 ];

@@ -2,7 +2,7 @@
 import type { z } from 'zod';
 import type { Severity } from '../../schemas/alert.js';
 import type { DbSystemConfig } from '../../schemas/config.js';
-import type { DbEvent, IamEvent } from '../../schemas/events.js';
+import type { DbEvent, GapEvent, IamEvent } from '../../schemas/events.js';
 import type { Session } from '../../schemas/session.js';
 import type { AttributionResult, Ref } from '../correlate/attribute.js';
 import { accountName } from '../correlate/mappings.js';
@@ -49,6 +49,9 @@ export type GrantExpiredFact = {
   deadlineTs: number;
 };
 
+/** Part of an audit trail could not be read (shared/sources/audit-log-reader.ts, delivery outages). */
+export type GapFact = { event: GapEvent; db: DbSystemConfig | undefined };
+
 export type FindingIdentity = {
   principalId: string | null;
   name: string | null;
@@ -84,6 +87,7 @@ export type Handlers<P> = {
   failedLogin?: (fact: FailedLoginFact, ctx: RuleContext<P>) => Finding[];
   iam?: (fact: IamFact, ctx: RuleContext<P>) => Finding[];
   grantExpired?: (fact: GrantExpiredFact, ctx: RuleContext<P>) => Finding[];
+  gap?: (fact: GapFact, ctx: RuleContext<P>) => Finding[];
 };
 
 export type RuleDefinition<P = unknown> = {

@@ -1,7 +1,7 @@
 // A small language for writing event timelines: rule cases and scenario tests build canonical
 // events with it against a standard test fleet.
 import type { ConfigInput } from '../../schemas/config.js';
-import type { DbEvent, IamEvent, IamEventKind } from '../../schemas/events.js';
+import type { CanonicalEvent, DbEvent, GapEvent, IamEvent, IamEventKind } from '../../schemas/events.js';
 import { toIso } from '../time.js';
 
 export const T0 = Date.parse('2026-11-02T09:00:00Z');
@@ -233,12 +233,41 @@ export const iam = {
   },
 };
 
+export const gap = {
+  /** A gap in the MySQL audit trail of the standard DB system's instance `instance` (default primary). */
+  mysql(s: {
+    from: number;
+    to?: number;
+    reason: GapEvent['reason'];
+    instance?: string;
+    skipped?: number;
+  }): GapEvent {
+    const time = s.to ?? s.from;
+    const event: GapEvent = {
+      source: 'gap',
+      kind: 'audit_gap',
+      key: `gap-${seq++}`,
+      time: toIso(time),
+      ts: time,
+      trail: 'mysql-audit',
+      dbSystemId: DB.id,
+      dbSystemName: DB.name,
+      instance: s.instance ?? 'primary',
+      reason: s.reason,
+      from: toIso(s.from),
+    };
+    if (s.to !== undefined) event.to = toIso(s.to);
+    if (s.skipped !== undefined) event.skipped = s.skipped;
+    return event;
+  },
+};
+
 /** One rule case: a timeline on the standard fleet and how many alerts of the rule it must give. */
 export type RuleCase = {
   name: string;
   /** Config overrides merged over `baseConfig()` (top-level keys replace). */
   config?: Partial<ConfigInput>;
-  events: () => (DbEvent | IamEvent)[];
+  events: () => CanonicalEvent[];
   /** Alerts of this rule expected; with a severity, every one of them has it. */
   expect: { alerts: number; severity?: string };
   /** Watermark at the end (ISO), as `replay --as-of`. */

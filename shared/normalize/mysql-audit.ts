@@ -44,7 +44,7 @@ export function normalizeMysqlAudit(raw: unknown, db: DbRef, loc: RecordLocation
   const event: DbEvent = {
     source: 'mysql',
     kind: 'other',
-    key: `${db.id}:${record.timestamp}:${record.id}:${connectionId ?? '-'}`,
+    key: `${db.instance === undefined ? db.id : `${db.id}/${db.instance}`}:${record.timestamp}:${record.id}:${connectionId ?? '-'}`,
     time: time.iso,
     ts: time.ts,
     dbSystemId: db.id,
@@ -59,6 +59,7 @@ export function normalizeMysqlAudit(raw: unknown, db: DbRef, loc: RecordLocation
     status: 0,
   };
   if (db.name !== undefined) event.dbSystemName = db.name;
+  if (db.instance !== undefined) event.instance = db.instance;
   if (parsed.data.known) fillKnown(event, parsed.data.record);
   else fillGeneric(event, parsed.data.record);
   return { ok: true, value: event };

@@ -81,7 +81,13 @@ function allLines(events: CanonicalEvent[], run: TimelineResult): string[] {
   return OUTPUT_FORMATS.flatMap((f) => [
     ...run.alerts.map((a) => formatAlert(f, a)),
     ...run.sessions.flatMap((s) => [formatSession(f, s), formatSessionEnd(f, s)]),
-    ...events.map((e) => (e.source === 'iam' ? formatIamEvent(f, e) : formatDbEvent(f, e, run.sessions[0]))),
+    ...events.map((e) =>
+      e.source === 'iam'
+        ? formatIamEvent(f, e)
+        : e.source === 'mysql'
+          ? formatDbEvent(f, e, run.sessions[0])
+          : undefined,
+    ),
   ]).filter((l): l is string => l !== undefined);
 }
 

@@ -72,7 +72,9 @@ async function linesOf(format: OutputFormat): Promise<string> {
     ...EVENTS.map((e) =>
       e.source === 'iam'
         ? formatIamEvent(format, e, ctx)
-        : formatDbEvent(format, e, sessionOf(e.connectionId), ctx),
+        : e.source === 'mysql'
+          ? formatDbEvent(format, e, sessionOf(e.connectionId), ctx)
+          : undefined,
     ),
   ];
   return `${lines.filter((l) => l !== undefined).join('\n')}\n`;

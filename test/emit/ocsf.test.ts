@@ -103,7 +103,12 @@ function produce(run: TimelineResult): Produced[] {
     if (end) out.push({ what: `session end ${s.id}`, record: end });
   }
   for (const ev of EVENTS) {
-    const record = ev.source === 'iam' ? ocsfIamEvent(ev, ctx) : ocsfDbEvent(ev, sessionOf(run, ev), ctx);
+    const record =
+      ev.source === 'iam'
+        ? ocsfIamEvent(ev, ctx)
+        : ev.source === 'mysql'
+          ? ocsfDbEvent(ev, sessionOf(run, ev), ctx)
+          : undefined;
     if (record) out.push({ what: `${ev.source} ${ev.kind} ${ev.key}`, record });
   }
   return out;
