@@ -3,6 +3,7 @@
 import packageJson from '../package.json' with { type: 'json' };
 import { AuditError, exitCodeFor } from '../shared/errors.js';
 import { backfillCommand } from './cli/backfill.js';
+import { collectCommand } from './cli/collect.js';
 import { consumeCommand } from './cli/consume.js';
 import { demoCommand } from './cli/demo.js';
 import type { CliCommand, CliIo } from './cli/io.js';
@@ -15,6 +16,7 @@ const TOOL = 'heatwave-iam-audit';
 export const COMMANDS: readonly CliCommand[] = [
   demoCommand,
   replayCommand,
+  collectCommand,
   normalizeCommand,
   rulesCommand,
   consumeCommand,

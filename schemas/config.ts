@@ -174,6 +174,12 @@ export const ConfigSchema = z
           });
         names.add(name);
       });
+      if (db.endpoints.filter((e) => e.role === 'primary').length > 1)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['dbSystems', i, 'endpoints'],
+          message: 'one endpoint is the primary (the others are role: replica)',
+        });
       if (db.endpoints.length === 0) return;
       const c = { ...config.collector, ...db.collector };
       const at = (key: string) =>

@@ -35,6 +35,8 @@ type Clock = { maxTs: number; releasedTs: number };
 
 const META = 'meta';
 const CLOCK = 'clock';
+/** Read positions of sources (shared/sources/collector.ts), committed with the batch they end. */
+const POSITION = 'position';
 /** Before any event: JSON-safe, so the clock row survives a store round trip unchanged. */
 const NEVER = BEGINNING_OF_TIME;
 
@@ -149,8 +151,22 @@ export class Pipeline {
     return this.detector.ruleErrors;
   }
 
-  /** Ingests one batch (one transaction): dedupe, buffer, release what the watermark passed. */
-  async ingest(items: Iterable<DecodedItem>): Promise<Alert[]> {
+  /** The position a source reached in the last batch committed with it (see `ingest`). */
+  position<T>(source: string): T | undefined {
+    return this.cache.get<T>(POSITION, source);
+  }
+
+  /**
+   * Ingests one batch (one transaction): dedupe, buffer, release what the watermark passed.
+   * `positions` (by source) are where the sources stand after these items: they are committed in
+   * the same transaction, so a source that resumes from them neither loses nor repeats a record.
+   */
+  async ingest(
+    items: Iterable<DecodedItem>,
+    positions?: Readonly<Record<string, unknown>>,
+  ): Promise<Alert[]> {
+    for (const [source, position] of Object.entries(positions ?? {}))
+      this.cache.set(POSITION, source, position);
     const fresh: CanonicalEvent[] = [];
     const inBatch = new Set<string>();
     for (const item of items) {

@@ -5,19 +5,14 @@ import { join } from 'node:path';
 import { finished } from 'node:stream/promises';
 import type { Session } from '../../schemas/session.js';
 import { loadConfigFile } from '../../shared/config/load-config.js';
-import {
-  formatAlert,
-  formatSession,
-  formatSessionEnd,
-  type OutputFormat,
-} from '../../shared/emit/formats/format.js';
+import { formatAlert } from '../../shared/emit/formats/format.js';
 import { JsonlSink } from '../../shared/emit/jsonl-sink.js';
 import { AuditError } from '../../shared/errors.js';
 import { replayFiles } from '../../shared/replay.js';
 import { openStore } from '../../shared/state/open-store.js';
-import { toIso } from '../../shared/time.js';
 import { assertReadable, isForeign } from './inputs.js';
-import { type CliCommand, type CliIo, formatOption, LineWriter, parseCommandArgs } from './io.js';
+import { type CliCommand, type CliIo, formatOption, parseCommandArgs } from './io.js';
+import { pipelineReport, writeSessions } from './summary.js';
 
 export const REPLAY_HELP = `Usage: heatwave-iam-audit replay --config FILE [options] INPUT...
 
@@ -41,23 +36,6 @@ Options:
                       ledger format: jsonl, ocsf, cef or ecs             (default: jsonl)
   -h, --help          this help
 `;
-
-async function writeSessions(
-  path: string,
-  format: OutputFormat,
-  sessions: AsyncIterable<Session>,
-): Promise<void> {
-  const out = await LineWriter.toFile(path);
-  for await (const s of sessions) {
-    for (const line of [formatSession(format, s), formatSessionEnd(format, s)])
-      if (line !== undefined) await out.line(line);
-  }
-  await out.close();
-}
-
-function percent(n: number, total: number): string {
-  return total === 0 ? '0%' : `${((100 * n) / total).toFixed(1)}%`;
-}
 
 async function runReplay(argv: string[], io: CliIo): Promise<number> {
   const stderr = io.stderr;
@@ -120,35 +98,8 @@ async function runReplay(argv: string[], io: CliIo): Promise<number> {
     const seconds = (Date.now() - started) / 1000;
     const lines = [
       `replay: ${positionals.length} input(s), ${stats.received.toLocaleString('en')} records in ${seconds.toFixed(1)} s`,
-      `  processed ${stats.processed}, duplicates ${stats.duplicates}, late ${stats.late}, dead letters ${Object.values(stats.deadLetters).reduce((a, b) => a + (b ?? 0), 0)}`,
+      ...pipelineReport(result.pipeline, sessions, result.deadLetters),
     ];
-    for (const [code, n] of Object.entries(stats.deadLetters)) lines.push(`    ${code}: ${n}`);
-    for (const d of result.deadLetters.slice(0, 5)) {
-      const where = [
-        d.source,
-        d.line !== undefined ? `line ${d.line}` : '',
-        d.index !== undefined ? `#${d.index}` : '',
-      ]
-        .filter(Boolean)
-        .join(' ');
-      lines.push(`    e.g. ${d.code} at ${where}: ${d.message}`);
-    }
-    const ok = sessions.filter((s) => s.outcome === 'success');
-    const by = (c: string) => ok.filter((s) => s.attribution?.confidence === c).length;
-    lines.push(
-      `  sessions ${ok.length} (+${sessions.length - ok.length} failed logins): verified ${percent(by('verified'), ok.length)}, corroborated ${percent(by('corroborated'), ok.length)}, asserted ${percent(by('asserted'), ok.length)}, unattributed ${percent(ok.filter((s) => s.attribution?.method === 'unattributed').length, ok.length)}, local ${percent(ok.filter((s) => s.attribution?.method === 'local-account').length, ok.length)}`,
-    );
-    lines.push(`  alerts ${stats.alerts}`);
-    for (const [rule, n] of Object.entries(stats.alertsByRule).sort()) lines.push(`    ${rule}: ${n}`);
-    const wm = result.pipeline.watermark;
-    if (wm !== undefined) lines.push(`  watermark ${toIso(wm)}`);
-    for (const [rule, n] of result.pipeline.ruleErrors) lines.push(`  rule ${rule} failed on ${n} fact(s)`);
-    const { unresolvedMemberships, orphanEvents } = result.pipeline.correlation;
-    if (unresolvedMemberships > 0)
-      lines.push(
-        `  ${unresolvedMemberships} membership event(s) name no user or group the directory knows: not applied`,
-      );
-    if (orphanEvents > 0) lines.push(`  ${orphanEvents} statement(s) of connections opened before the input`);
     const foreign = result.inputs.filter((i) => isForeign(i.counts, i.deadCodes));
     for (const i of foreign) lines.push(`replay: ${i.path}: no record of a kind this tool reads`);
     stderr.write(`${lines.join('\n')}\n`);

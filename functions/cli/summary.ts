@@ -1,7 +1,13 @@
-// Run accounting for the CLI: every record read is an event written, a duplicate or a dead letter.
+// Run accounting for the CLI: every record read is an event written, a duplicate or a dead letter;
+// what the pipeline made of them (replay, collect); the session ledger file.
 import type { DeadLetter } from '../../schemas/dead-letter.js';
 import type { CanonicalEvent } from '../../schemas/events.js';
+import type { Session } from '../../schemas/session.js';
 import type { InputCounts } from '../../shared/decode/read-input.js';
+import { formatSession, formatSessionEnd, type OutputFormat } from '../../shared/emit/formats/format.js';
+import type { Pipeline } from '../../shared/pipeline.js';
+import { toIso } from '../../shared/time.js';
+import { LineWriter } from './io.js';
 
 const FIRST_DEAD_SHOWN = 5;
 
@@ -79,4 +85,60 @@ function formatCounts(counts: Map<string, number>): string {
 
 function plural(n: number, noun: string): string {
   return `${n} ${noun}${n === 1 ? '' : 's'}`;
+}
+
+/** What the pipeline did with a run's records: the lines `replay` and `collect` print after their header. */
+export function pipelineReport(
+  pipeline: Pipeline,
+  sessions: readonly Session[],
+  firstDead: readonly DeadLetter[],
+): string[] {
+  const { stats } = pipeline;
+  const lines = [
+    `  processed ${stats.processed}, duplicates ${stats.duplicates}, late ${stats.late}, dead letters ${Object.values(stats.deadLetters).reduce((a, b) => a + (b ?? 0), 0)}`,
+  ];
+  for (const [code, n] of Object.entries(stats.deadLetters)) lines.push(`    ${code}: ${n}`);
+  for (const d of firstDead.slice(0, 5)) {
+    const where = [
+      d.source,
+      d.line !== undefined ? `line ${d.line}` : '',
+      d.index !== undefined ? `#${d.index}` : '',
+    ]
+      .filter(Boolean)
+      .join(' ');
+    lines.push(`    e.g. ${d.code} at ${where}: ${d.message}`);
+  }
+  const ok = sessions.filter((s) => s.outcome === 'success');
+  const share = (n: number) => (ok.length === 0 ? '0%' : `${((100 * n) / ok.length).toFixed(1)}%`);
+  const by = (c: string) => ok.filter((s) => s.attribution?.confidence === c).length;
+  const method = (m: string) => ok.filter((s) => s.attribution?.method === m).length;
+  lines.push(
+    `  sessions ${ok.length} (+${sessions.length - ok.length} failed logins): verified ${share(by('verified'))}, corroborated ${share(by('corroborated'))}, asserted ${share(by('asserted'))}, unattributed ${share(method('unattributed'))}, local ${share(method('local-account'))}`,
+  );
+  lines.push(`  alerts ${stats.alerts}`);
+  for (const [rule, n] of Object.entries(stats.alertsByRule).sort()) lines.push(`    ${rule}: ${n}`);
+  const wm = pipeline.watermark;
+  if (wm !== undefined) lines.push(`  watermark ${toIso(wm)}`);
+  for (const [rule, n] of pipeline.ruleErrors) lines.push(`  rule ${rule} failed on ${n} fact(s)`);
+  const { unresolvedMemberships, orphanEvents } = pipeline.correlation;
+  if (unresolvedMemberships > 0)
+    lines.push(
+      `  ${unresolvedMemberships} membership event(s) name no user or group the directory knows: not applied`,
+    );
+  if (orphanEvents > 0) lines.push(`  ${orphanEvents} statement(s) of connections opened before the input`);
+  return lines;
+}
+
+/** Writes the session ledger (one record per session, and one per disconnect where the format has it). */
+export async function writeSessions(
+  path: string,
+  format: OutputFormat,
+  sessions: AsyncIterable<Session>,
+): Promise<void> {
+  const out = await LineWriter.toFile(path);
+  for await (const s of sessions) {
+    for (const line of [formatSession(format, s), formatSessionEnd(format, s)])
+      if (line !== undefined) await out.line(line);
+  }
+  await out.close();
 }

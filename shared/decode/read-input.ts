@@ -4,7 +4,7 @@ import type { FileHandle } from 'node:fs/promises';
 import { open } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
-import type { DeadLetter, Outcome } from '../../schemas/dead-letter.js';
+import type { DeadLetter, Outcome, RecordLocation } from '../../schemas/dead-letter.js';
 import type { CanonicalEvent } from '../../schemas/events.js';
 import { AuditError } from '../errors.js';
 import { normalizeGap } from '../normalize/gap.js';
@@ -103,11 +103,15 @@ async function* decodeChunks(
         record.index === undefined
           ? { source, line: record.line }
           : { source, line: record.line, index: record.index };
-      for (const item of classifyRecord(record.value, loc))
-        items.push(tally(counts, normalize(item, source, opts)));
+      for (const item of decodeValue(record.value, loc, opts)) items.push(tally(counts, item));
     }
     yield items;
   }
+}
+
+/** Decodes one parsed value: a record, or an envelope of records (each expanded item is one result). */
+export function decodeValue(value: unknown, loc: RecordLocation, opts: ReadOptions = {}): DecodedItem[] {
+  return classifyRecord(value, loc).map((item) => normalize(item, loc.source, opts));
 }
 
 function normalize(item: ClassifiedItem, source: string, opts: ReadOptions): DecodedItem {

@@ -9,6 +9,7 @@ import type { AuthenticationDetailsProvider, ClientConfiguration } from 'oci-com
 import type { LogSearchClient } from 'oci-loggingsearch';
 import type { ObjectStorageClient } from 'oci-objectstorage';
 import type { NotificationDataPlaneClient } from 'oci-ons';
+import type { SecretsClient } from 'oci-secrets';
 import type { StreamClient } from 'oci-streaming';
 import { AuditError } from '../errors.js';
 import type { OciEnvVar } from './auth.js';
@@ -19,6 +20,7 @@ export const OCI_SERVICES = [
   'objectstorage',
   'audit',
   'loggingsearch',
+  'secrets',
 ] as const;
 export type OciService = (typeof OCI_SERVICES)[number];
 
@@ -28,6 +30,7 @@ export interface OciClientTypes {
   objectstorage: ObjectStorageClient;
   audit: AuditClient;
   loggingsearch: LogSearchClient;
+  secrets: SecretsClient;
 }
 
 export const OCI_CLIENT_ENV_VARS: readonly OciEnvVar[] = [
@@ -171,6 +174,8 @@ async function construct(
       return new (await import('oci-audit')).AuditClient(params, config);
     case 'loggingsearch':
       return new (await import('oci-loggingsearch')).LogSearchClient(params, config);
+    case 'secrets':
+      return new (await import('oci-secrets')).SecretsClient(params, config);
   }
 }
 

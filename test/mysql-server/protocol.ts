@@ -6,6 +6,7 @@
 // documentation (connection phase, text protocol, OK/ERR/EOF packets).
 import { createHash, randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
+import { Duplex } from 'node:stream';
 import { type SecureContext, TLSSocket } from 'node:tls';
 
 const MAX_PAYLOAD = 0xffffff;
@@ -181,12 +182,15 @@ export class PacketChannel {
   private readonly queue: Buffer[] = [];
   private waiting: { resolve(p: Buffer): void; reject(e: Error): void } | undefined;
   private closed = false;
+  /** After an SSLRequest the bytes that follow are TLS, not packets: framing stops until the upgrade. */
+  private tlsPending = false;
+  private handshaking = true;
   /** The sequence id of the next packet written. */
   seq = 0;
 
-  constructor(socket: Socket) {
-    this.socket = socket;
-    this.listen(socket);
+  constructor(private readonly raw: Socket) {
+    this.socket = raw;
+    this.listen(raw);
   }
 
   private listen(socket: Socket | TLSSocket): void {
@@ -199,15 +203,18 @@ export class PacketChannel {
     this.buffered = this.buffered.length === 0 ? chunk : Buffer.concat([this.buffered, chunk]);
     let payload: Buffer[] = [];
     for (;;) {
-      if (this.buffered.length < 4) break;
+      if (this.tlsPending || this.buffered.length < 4) break;
       const length = this.buffered.readUIntLE(0, 3);
       if (this.buffered.length < 4 + length) break;
       this.seq = (this.buffered[3]! + 1) & 0xff;
       payload.push(this.buffered.subarray(4, 4 + length));
       this.buffered = this.buffered.subarray(4 + length);
       if (length === MAX_PAYLOAD) continue;
-      this.deliver(Buffer.concat(payload));
+      const packet = Buffer.concat(payload);
       payload = [];
+      if (this.handshaking && packet.length === 32 && packet.readUInt32LE(0) & CLIENT.SSL)
+        this.tlsPending = true;
+      this.deliver(packet);
     }
     if (payload.length > 0) {
       // An incomplete continuation: put the frames back (rare; only > 16 MB packets).
@@ -263,13 +270,34 @@ export class PacketChannel {
     }
   }
 
-  /** Switches to TLS (server side) after an SSLRequest. */
+  /**
+   * Switches to TLS (server side) after an SSLRequest. The client's first TLS bytes may already
+   * have arrived with the request, so the TLS socket reads through a stream that replays them.
+   */
   async upgrade(secureContext: SecureContext): Promise<void> {
     const plain = this.socket;
     plain.removeAllListeners('data');
     plain.removeAllListeners('close');
     plain.removeAllListeners('error');
-    const secure = new TLSSocket(plain, { isServer: true, secureContext });
+    const early = this.buffered;
+    this.buffered = Buffer.alloc(0);
+    this.tlsPending = false;
+    const relay = new Duplex({
+      read: () => plain.resume(),
+      write: (chunk, _encoding, done) => plain.write(chunk, done),
+      final: (done) => {
+        plain.end();
+        done();
+      },
+    });
+    if (early.length > 0) relay.push(early);
+    plain.on('data', (chunk: Buffer) => {
+      if (!relay.push(chunk)) plain.pause();
+    });
+    plain.on('end', () => relay.push(null));
+    plain.on('close', () => relay.destroy());
+    plain.on('error', (error) => relay.destroy(error));
+    const secure = new TLSSocket(relay, { isServer: true, secureContext });
     this.socket = secure;
     this.listen(secure);
     await new Promise<void>((resolve, reject) => {
@@ -281,8 +309,10 @@ export class PacketChannel {
   /** Ends the connection; `abort` drops it without a goodbye (a network failure). */
   close(abort = false): void {
     this.closed = true;
-    if (abort) this.socket.destroy();
-    else this.socket.end();
+    if (abort) {
+      this.socket.destroy();
+      this.raw.destroy();
+    } else this.socket.end();
   }
 
   // --- server packets ---------------------------------------------------------------------------
@@ -384,13 +414,12 @@ export class PacketChannel {
     let tls = false;
     if (packet.length === 32 && packet.readUInt32LE(0) & CLIENT.SSL) {
       if (!opts.tls) return undefined;
-      const seq = this.seq;
       await this.upgrade(opts.tls);
-      this.seq = seq;
       tls = true;
       packet = await this.next().catch(() => undefined);
       if (packet === undefined) return undefined;
     }
+    this.handshaking = false;
     const hello = parseHandshakeResponse(packet, tls);
     const exchange: AuthExchange = {
       scramble,

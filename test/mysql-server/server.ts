@@ -290,7 +290,7 @@ export class HeatWaveTestServer {
     if ((m = /^SHOW (?:GLOBAL |SESSION )?VARIABLES LIKE '([^']*)'$/i.exec(sql))) {
       const like = new RegExp(
         `^${m[1]!
-          .replace(/\\\\_/g, '\u0001')
+          .replace(/\\_/g, '\u0001')
           .replace(/[.*+?^${}()|[\]]/g, '\\$&')
           .replace(/%/g, '.*')
           .replace(/_/g, '.')

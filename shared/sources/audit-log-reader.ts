@@ -1,0 +1,349 @@
+// Reads one instance's audit log over SQL, as MySQL Enterprise Audit allows on HeatWave
+// (docs/collector.md): `audit_log_read()` sequences positioned by our stored bookmark, or by a
+// start time on the first run, in calls of at most `batchSize` events, until the array ends with
+// `null`. Every call passes an argument (a position, or `{"max_array_length": N}` to continue), so
+// no call depends on a session default; `audit_log_read('null')` closes a sequence left early.
+//
+// What cannot be read is reported, never skipped silently: the log pruned past our bookmark, events
+// the server skipped because they did not fit the read buffer (its warnings), a log that went back
+// in time, another server behind the instance's address. Each becomes a gap record (schemas/
+// envelopes.ts) in the stream of records, so it reaches the pipeline (rule audit.gap) in order.
+//
+// Unconfirmed on HeatWave (docs/collector.md): whether a bookmark read returns the bookmarked event
+// itself (the manual says it does) and how a skipped-for-size warning is worded. A bookmark read
+// that does not return the bookmarked event is checked again from the start of its second before
+// a gap is reported, and every warning of a read counts as events skipped.
+import type { GapRecord } from '../../schemas/envelopes.js';
+import type { GAP_REASONS } from '../../schemas/events.js';
+import { parseAuditTimestamp } from '../normalize/mysql-audit.js';
+import { toIso } from '../time.js';
+import { InstanceError, type InstanceTarget, instanceError, type SqlSession } from './mysql-connection.js';
+
+export type AuditPosition = { timestamp: string; id: number };
+
+/** Where the collector stands in one instance's log: the last event read, and the server it came from. */
+export type InstancePosition = AuditPosition & { serverUuid: string; time: string };
+
+/** How the server provides audit logging: the 8.0/8.4 plugin, the 9.x component, Percona's component. */
+export type AuditFlavor = 'plugin' | 'component' | 'percona';
+
+const FLAVORS: readonly { flavor: AuditFlavor; prefix: string }[] = [
+  { flavor: 'percona', prefix: 'audit_log_filter.' },
+  { flavor: 'component', prefix: 'audit_log.' },
+  { flavor: 'plugin', prefix: 'audit_log_' },
+];
+
+export type AuditLogServer = {
+  version: string;
+  serverUuid: string;
+  flavor: AuditFlavor | undefined;
+  /** Audit log variables by name (`audit_log_format`, `audit_log.read_buffer_size`, ...). */
+  variables: Map<string, string>;
+  /** The read buffer of this session after we tried to raise it. */
+  readBufferSize: number | undefined;
+  /** Why the buffer could not be raised, when it could not. */
+  bufferNote?: string;
+};
+
+/** A record read (a collector record or a gap record) and, for an event, the position it ends at. */
+export type ReadRecord = { record: Record<string, unknown>; position?: InstancePosition };
+
+/** Records read in one call, in log order. */
+export type ReadBatch = {
+  records: ReadRecord[];
+  /** Events read that were at or before the resume position (already read before). */
+  repeated: number;
+};
+
+type CallResult = { events: unknown[]; ended: boolean; warnings: { code: number; message: string }[] };
+
+const EPOCH_START = '1970-01-01 00:00:00';
+
+export function compareAuditPositions(a: AuditPosition, b: AuditPosition): number {
+  if (a.timestamp !== b.timestamp) return a.timestamp < b.timestamp ? -1 : 1;
+  return a.id - b.id;
+}
+
+/** The position of a raw audit event, when it has a valid timestamp and id. */
+function positionOf(event: unknown): (AuditPosition & { ts: number }) | undefined {
+  if (typeof event !== 'object' || event === null) return undefined;
+  const { timestamp, id } = event as { timestamp?: unknown; id?: unknown };
+  const n =
+    typeof id === 'number' ? id : typeof id === 'string' && /^\d+$/.test(id) ? Number(id) : Number.NaN;
+  if (typeof timestamp !== 'string' || !Number.isInteger(n)) return undefined;
+  const ts = parseAuditTimestamp(timestamp);
+  return ts === undefined ? undefined : { timestamp, id: n, ts };
+}
+
+/** `YYYY-MM-DD hh:mm:ss` (UTC), as audit timestamps and `start` positions are written. */
+export function auditTimestamp(ms: number): string {
+  return toIso(ms).slice(0, 19).replace('T', ' ');
+}
+
+function parseBookmark(value: unknown): AuditPosition | undefined {
+  if (value === null || value === undefined) return undefined;
+  try {
+    const parsed = JSON.parse(Buffer.isBuffer(value) ? value.toString('utf8') : String(value)) as unknown;
+    const p = positionOf(parsed);
+    return p ? { timestamp: p.timestamp, id: p.id } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export class AuditLogReader {
+  /** The bookmark of the newest event when the reader opened. */
+  private latest: AuditPosition | undefined;
+  private sequenceOpen = false;
+
+  private constructor(
+    private readonly session: SqlSession,
+    private readonly target: InstanceTarget,
+    readonly server: AuditLogServer,
+  ) {}
+
+  /** Inspects the server (version, audit log flavor and format) and raises the session's read buffer. */
+  static async open(session: SqlSession, target: InstanceTarget): Promise<AuditLogReader> {
+    const run = (sql: string, during: string) =>
+      session.query(sql).catch((error: unknown) => {
+        throw instanceError(target, error, during);
+      });
+    const [info] = await run(
+      'SELECT @@version AS version, @@server_uuid AS server_uuid',
+      'reading the version',
+    );
+    const rows = await run("SHOW GLOBAL VARIABLES LIKE 'audit\\_log%'", 'reading the audit log variables');
+    const variables = new Map(rows.map((r) => [String(r.Variable_name), String(r.Value)]));
+    const names = [...variables.keys()];
+    const found = FLAVORS.find((f) => names.some((n) => n.startsWith(f.prefix)));
+    const server: AuditLogServer = {
+      version: String(info?.version ?? ''),
+      serverUuid: String(info?.server_uuid ?? ''),
+      flavor: found?.flavor,
+      variables,
+      readBufferSize: undefined,
+    };
+    const reader = new AuditLogReader(session, target, server);
+    if (found === undefined)
+      throw reader.failure('no audit log plugin or component is installed (see docs/collector.md)');
+    const format = variables.get(`${found.prefix}format`);
+    if (format !== undefined && !/^JSON/i.test(format)) {
+      throw reader.failure(
+        `the audit log format is ${format}; audit_log_read() reads JSON logs only (set ${found.prefix}format=JSON)`,
+      );
+    }
+    await reader.raiseBuffer(found.prefix);
+    reader.latest = parseBookmark(
+      (await run('SELECT audit_log_read_bookmark() AS bookmark', 'calling audit_log_read_bookmark()'))[0]
+        ?.bookmark,
+    );
+    return reader;
+  }
+
+  private async raiseBuffer(prefix: string): Promise<void> {
+    const name = `${prefix}read_buffer_size`;
+    const current = Number(this.server.variables.get(name));
+    const wanted = this.target.settings.readBufferSize;
+    this.server.readBufferSize = Number.isFinite(current) ? current : undefined;
+    if (!this.server.variables.has(name)) {
+      this.server.bufferNote = `the server has no ${name}`;
+      return;
+    }
+    if (current >= wanted) return;
+    try {
+      await this.session.query(`SET SESSION ${name} = ${wanted}`);
+      this.server.readBufferSize = wanted;
+    } catch {
+      this.server.bufferNote = `cannot raise ${name} for this session (it stays ${current} bytes): events larger than that are skipped`;
+    }
+  }
+
+  /**
+   * Reads from `start.position` (the last event read before; it is not returned again) or, with
+   * none, from `start.from` (epoch ms; default: the oldest event the server keeps), call by call
+   * until the end of the log or until `signal` aborts.
+   */
+  async *read(
+    start: { position?: InstancePosition; from?: number },
+    signal?: AbortSignal,
+  ): AsyncGenerator<ReadBatch> {
+    const cp = start.position;
+    const { serverUuid } = this.server;
+    const gaps: GapRecord[] = [];
+    let resumeAfter: AuditPosition | undefined;
+    let result: CallResult;
+    if (cp && cp.serverUuid !== serverUuid) {
+      gaps.push(
+        this.gap(
+          'server-changed',
+          cp.time,
+          undefined,
+          undefined,
+          `server ${serverUuid} now answers; events the previous server (${cp.serverUuid}) wrote after this time were not read`,
+        ),
+      );
+      result = await this.call({ start: { timestamp: cp.timestamp } });
+    } else if (cp && this.latest && compareAuditPositions(this.latest, cp) < 0) {
+      gaps.push(
+        this.gap(
+          'log-reset',
+          cp.time,
+          undefined,
+          undefined,
+          `the newest event of the log (${this.latest.timestamp}) is older than the last one read (${cp.timestamp})`,
+        ),
+      );
+      result = await this.call({ start: { timestamp: EPOCH_START } });
+    } else if (cp) {
+      resumeAfter = cp;
+      result = await this.resume(cp, gaps);
+    } else {
+      result = await this.call({
+        start: { timestamp: start.from === undefined ? EPOCH_START : auditTimestamp(start.from) },
+      });
+    }
+
+    let position = cp && cp.serverUuid === serverUuid ? cp : undefined;
+    for (;;) {
+      const records: ReadRecord[] = gaps.splice(0).map((record) => ({ record }));
+      let repeated = 0;
+      const before = position;
+      for (const event of result.events) {
+        const p = positionOf(event);
+        if (p && resumeAfter && compareAuditPositions(p, resumeAfter) <= 0) {
+          repeated++;
+          continue;
+        }
+        if (p) position = { timestamp: p.timestamp, id: p.id, serverUuid, time: toIso(p.ts) };
+        records.push(
+          p ? { record: this.record(event), position: position! } : { record: this.record(event) },
+        );
+      }
+      if (result.warnings.length > 0) {
+        const codes = [...new Set(result.warnings.map((w) => w.code))].join(', ');
+        records.push({
+          record: this.gap(
+            'oversized',
+            before?.time ?? position?.time ?? toIso(Date.now()),
+            position?.time,
+            result.warnings.length,
+            `the server warned ${result.warnings.length} time(s) while reading (codes ${codes}): events that did not fit the read buffer (${this.server.readBufferSize ?? 'unknown'} bytes) were skipped`,
+          ),
+        });
+      }
+      yield { records, repeated };
+      if (result.ended) return;
+      if (signal?.aborted) {
+        await this.close();
+        return;
+      }
+      result = await this.call({});
+    }
+  }
+
+  /**
+   * Opens a sequence at the bookmark `cp`. The bookmarked event comes back first (the manual's
+   * semantics); when it does not, the start of its second is read again: if it is there the
+   * server simply returns what follows a bookmark, else the log was pruned past it (a gap).
+   */
+  private async resume(cp: InstancePosition, gaps: GapRecord[]): Promise<CallResult> {
+    let result: CallResult;
+    try {
+      result = await this.call({ timestamp: cp.timestamp, id: cp.id });
+    } catch (error) {
+      if ((error as { retryable?: boolean }).retryable) throw error;
+      // A server that refuses the bookmark form: position by time and skip what was read.
+      result = await this.call({ start: { timestamp: cp.timestamp } });
+    }
+    const first = result.events.map(positionOf).find((p) => p !== undefined);
+    if (first && compareAuditPositions(first, cp) === 0) return result;
+    const moved =
+      first !== undefined || (this.latest !== undefined && compareAuditPositions(this.latest, cp) > 0);
+    if (!moved) return result;
+    const again = await this.call({ start: { timestamp: cp.timestamp } });
+    const positions = again.events.map(positionOf).filter((p) => p !== undefined);
+    if (!positions.some((p) => compareAuditPositions(p, cp) === 0)) {
+      const next = positions.find((p) => compareAuditPositions(p, cp) > 0);
+      gaps.push(
+        this.gap(
+          'pruned',
+          cp.time,
+          next ? toIso(next.ts) : undefined,
+          undefined,
+          'the log no longer holds the last event read: it was rotated and pruned before the events after it were read',
+        ),
+      );
+    }
+    return again;
+  }
+
+  /** One `audit_log_read()` call and its warnings. */
+  private async call(arg: Record<string, unknown>): Promise<CallResult> {
+    const body = { ...arg, max_array_length: this.target.settings.batchSize };
+    let rows: Record<string, unknown>[];
+    let warnings: Record<string, unknown>[];
+    try {
+      rows = await this.session.query('SELECT audit_log_read(?) AS events', [JSON.stringify(body)]);
+      this.sequenceOpen = true;
+      warnings = await this.session.query('SHOW WARNINGS');
+    } catch (error) {
+      throw instanceError(this.target, error, 'calling audit_log_read()');
+    }
+    const raw = rows[0]?.events;
+    let value: unknown;
+    try {
+      value = JSON.parse(Buffer.isBuffer(raw) ? raw.toString('utf8') : String(raw));
+    } catch {
+      value = undefined;
+    }
+    if (!Array.isArray(value)) throw this.failure('audit_log_read() did not return a JSON array');
+    const ended = value.length > 0 && value[value.length - 1] === null;
+    if (ended) this.sequenceOpen = false;
+    return {
+      events: value.filter((v) => v !== null),
+      ended,
+      warnings: warnings.map((w) => ({ code: Number(w.Code), message: String(w.Message ?? '') })),
+    };
+  }
+
+  /** Closes a sequence left open (`audit_log_read('null')`); best effort. */
+  async close(): Promise<void> {
+    if (!this.sequenceOpen) return;
+    this.sequenceOpen = false;
+    await this.session.query("SELECT audit_log_read('null') AS events").catch(() => undefined);
+  }
+
+  private failure(problem: string): InstanceError {
+    const { db, instance } = this.target;
+    return new InstanceError(`${db.name}/${instance}: ${problem}`, false, { dbSystem: db.name, instance });
+  }
+
+  private record(event: unknown): Record<string, unknown> {
+    const { db, eventInstance } = this.target;
+    return eventInstance === undefined
+      ? { source: 'mysql-audit', dbSystemId: db.id, dbSystemName: db.name, event }
+      : { source: 'mysql-audit', dbSystemId: db.id, dbSystemName: db.name, instance: eventInstance, event };
+  }
+
+  private gap(
+    reason: (typeof GAP_REASONS)[number],
+    from: string,
+    to: string | undefined,
+    skipped: number | undefined,
+    detail: string,
+  ): GapRecord {
+    const gap: GapRecord = {
+      source: 'audit-gap',
+      trail: 'mysql-audit',
+      dbSystemId: this.target.db.id,
+      dbSystemName: this.target.db.name,
+      instance: this.target.instance,
+      reason,
+      from,
+      detail,
+    };
+    if (to !== undefined && to !== from) gap.to = to;
+    if (skipped !== undefined) gap.skipped = skipped;
+    return gap;
+  }
+}

@@ -1,0 +1,216 @@
+// One collection pass over a fleet: every instance's audit log is read from where the last pass
+// stopped (its position, kept in the state store) to its end, the instances' records are merged
+// into one event-time timeline (as `replay` merges files), and the pipeline ingests them in
+// batches. Each batch commits, in one transaction, its events and the positions the instances
+// reached with them: a crash at any point neither loses nor repeats a record (a re-read overlap is
+// skipped by position, and the pipeline's dedupe covers what is left).
+//
+// An instance that cannot be reached or read is retried a few times within the pass and then
+// reported; the others are read regardless. A pass stops early at `deadline` or on `signal`,
+// committing what it read; the next pass goes on from there.
+import { Heap } from 'heap-js';
+import type { Alert } from '../../schemas/alert.js';
+import { compareEvents } from '../../schemas/events.js';
+import { type DecodedItem, decodeValue } from '../decode/read-input.js';
+import type { Pipeline } from '../pipeline.js';
+import { type AuditFlavor, AuditLogReader, type InstancePosition } from './audit-log-reader.js';
+import { InstanceError, type InstanceTarget, instanceError, type SqlSession } from './mysql-connection.js';
+
+export type CollectorOptions = {
+  pipeline: Pipeline;
+  targets: readonly InstanceTarget[];
+  connect(target: InstanceTarget): Promise<SqlSession>;
+  /** Where an instance read for the first time starts (epoch ms), unless its settings name one. */
+  from?: number;
+  /** Records per pipeline batch (one transaction). Default 5000. */
+  batchSize?: number;
+  /** Stop reading when aborted; what was read is committed. */
+  signal?: AbortSignal;
+  /** Stop reading at this time (epoch ms); what was read is committed. */
+  deadline?: number;
+  now?(): number;
+  /** Attempts after the first, per instance and pass, when an instance is unreachable or drops. Default 2. */
+  retries?: number;
+  /** Wait before retry n (0-based). Default 500 ms doubling. */
+  retryDelayMs?(retry: number): number;
+  sleep?(ms: number): Promise<void>;
+  /** Receives each batch's records before the batch is committed (other consumers: a stream). */
+  forward?(records: Record<string, unknown>[]): Promise<void>;
+  onBatch?(progress: { records: number; alerts: number }): void;
+};
+
+export type InstanceReport = {
+  dbSystem: { id: string; name: string };
+  instance: string;
+  address: string;
+  server?: { version: string; flavor: AuditFlavor | undefined; readBufferSize?: number; bufferNote?: string };
+  /** Records read in this pass (events, and gap records). */
+  records: number;
+  /** Events read again at the resume position (already collected). */
+  repeated: number;
+  gaps: number;
+  /** Where the instance stands after this pass. */
+  position?: InstancePosition;
+  /** The read reached the end of the log. */
+  caughtUp: boolean;
+  attempts: number;
+  /** Why the instance was not read to the end (log-safe). */
+  error?: string;
+};
+
+export type CollectResult = {
+  instances: InstanceReport[];
+  records: number;
+  alerts: Alert[];
+  /** The pass stopped at the deadline or on the signal before every instance was read. */
+  stopped: boolean;
+};
+
+/** The pipeline position key of an instance. */
+export function positionKey(target: InstanceTarget): string {
+  return `collect:${target.db.id}/${target.instance}`;
+}
+
+type Entry = { record: Record<string, unknown>; item: DecodedItem; position?: InstancePosition };
+
+type Source = {
+  target: InstanceTarget;
+  entries: AsyncGenerator<Entry>;
+  head?: Entry & { item: { type: 'event' } };
+};
+
+export async function collect(opts: CollectorOptions): Promise<CollectResult> {
+  const now = opts.now ?? Date.now;
+  const stopping = () =>
+    opts.signal?.aborted === true || (opts.deadline !== undefined && now() >= opts.deadline);
+  const reports = opts.targets.map(
+    (t): InstanceReport => ({
+      dbSystem: t.db,
+      instance: t.instance,
+      address: `${t.endpoint.host}:${t.endpoint.port}`,
+      records: 0,
+      repeated: 0,
+      gaps: 0,
+      caughtUp: false,
+      attempts: 0,
+    }),
+  );
+  const batchSize = opts.batchSize ?? 5000;
+  const alerts: Alert[] = [];
+  let items: DecodedItem[] = [];
+  let records: Record<string, unknown>[] = [];
+  let positions: Record<string, InstancePosition> = {};
+  let total = 0;
+
+  const flush = async () => {
+    if (items.length === 0 && Object.keys(positions).length === 0) return;
+    if (opts.forward && records.length > 0) await opts.forward(records);
+    alerts.push(...(await opts.pipeline.ingest(items, positions)));
+    total += items.length;
+    items = [];
+    records = [];
+    positions = {};
+    opts.onBatch?.({ records: total, alerts: alerts.length });
+  };
+  const push = async (source: Source, entry: Entry) => {
+    items.push(entry.item);
+    records.push(entry.record);
+    if (entry.position) positions[positionKey(source.target)] = entry.position;
+    if (items.length >= batchSize) await flush();
+  };
+  /** Moves a source to its next event; dead letters go straight into the batch. */
+  const advance = async (s: Source): Promise<void> => {
+    delete s.head;
+    for (;;) {
+      if (stopping()) return;
+      const r = await s.entries.next();
+      if (r.done) return;
+      if (r.value.item.type === 'event') {
+        s.head = r.value as NonNullable<Source['head']>;
+        return;
+      }
+      await push(s, r.value);
+    }
+  };
+
+  const sources: Source[] = opts.targets.map((target, i) => ({
+    target,
+    entries: instanceEntries(target, reports[i]!, opts, stopping),
+  }));
+  try {
+    for (const s of sources) await advance(s);
+    const heap = new Heap<Source>((a, b) => compareEvents(a.head!.item.event, b.head!.item.event));
+    heap.init(sources.filter((s) => s.head));
+    for (let s = heap.pop(); s !== undefined; s = heap.pop()) {
+      await push(s, s.head!);
+      await advance(s);
+      if (s.head) heap.push(s);
+    }
+    await flush();
+  } finally {
+    // Ends the readers left early (deadline, signal, a failure): their sessions close.
+    await Promise.all(sources.map((s) => s.entries.return(undefined)));
+  }
+  return {
+    instances: reports,
+    records: total,
+    alerts,
+    stopped: stopping() && reports.some((r) => !r.caughtUp && !r.error),
+  };
+}
+
+/** One instance's records, decoded, with reconnects (from the last record handed out) within the pass. */
+async function* instanceEntries(
+  target: InstanceTarget,
+  report: InstanceReport,
+  opts: CollectorOptions,
+  stopping: () => boolean,
+): AsyncGenerator<Entry> {
+  const key = positionKey(target);
+  let position = opts.pipeline.position<InstancePosition>(key);
+  const retries = opts.retries ?? 2;
+  const delay = opts.retryDelayMs ?? ((n: number) => 500 * 2 ** n);
+  const sleep = opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+  const loc = { source: `collect:${target.db.name}/${target.instance}` };
+  for (let attempt = 0; ; attempt++) {
+    report.attempts++;
+    let session: SqlSession | undefined;
+    let reader: AuditLogReader | undefined;
+    try {
+      session = await opts.connect(target);
+      reader = await AuditLogReader.open(session, target);
+      const { version, flavor, readBufferSize, bufferNote } = reader.server;
+      report.server = {
+        version,
+        flavor,
+        ...(readBufferSize !== undefined ? { readBufferSize } : {}),
+        ...(bufferNote !== undefined ? { bufferNote } : {}),
+      };
+      const from = target.settings.start ?? opts.from;
+      const start = position ? { position } : from !== undefined ? { from } : {};
+      for await (const batch of reader.read(start, opts.signal)) {
+        report.repeated += batch.repeated;
+        for (const { record, position: p } of batch.records) {
+          const [item] = decodeValue(record, loc);
+          report.records++;
+          if (record.source === 'audit-gap') report.gaps++;
+          if (p) position = p;
+          yield p ? { record, item: item!, position: p } : { record, item: item! };
+        }
+        if (stopping()) return;
+      }
+      report.caughtUp = true;
+      delete report.error;
+      return;
+    } catch (error) {
+      const failure = error instanceof InstanceError ? error : instanceError(target, error, 'while reading');
+      report.error = failure.message;
+      if (!failure.retryable || attempt >= retries || stopping()) return;
+      await sleep(delay(attempt));
+    } finally {
+      if (position) report.position = position;
+      await reader?.close();
+      await session?.close();
+    }
+  }
+}

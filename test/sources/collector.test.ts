@@ -1,0 +1,383 @@
+// The collector against a MySQL-protocol server with HeatWave's audit_log_read() semantics
+// (test/mysql-server): real TCP and TLS, the real mysql2 driver, the real pipeline on SQLite.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { Alert } from '../../schemas/alert.js';
+import type { ConfigInput } from '../../schemas/config.js';
+import type { Session } from '../../schemas/session.js';
+import { validateConfig } from '../../shared/config/load-config.js';
+import { baseConfig } from '../../shared/detect/timeline.js';
+import { Pipeline } from '../../shared/pipeline.js';
+import type { InstancePosition } from '../../shared/sources/audit-log-reader.js';
+import { type CollectResult, collect, positionKey } from '../../shared/sources/collector.js';
+import { connectInstance, instanceTargets, secretReader } from '../../shared/sources/mysql-connection.js';
+import { SqliteStore } from '../../shared/state/sqlite-store.js';
+import { AuditLog } from '../mysql-server/audit-log.js';
+import { minutes, RawLog } from '../mysql-server/raw-events.js';
+import { HeatWaveTestServer, type TestServerOptions } from '../mysql-server/server.js';
+import { type TlsMaterial, tlsMaterial } from '../mysql-server/tls.js';
+
+const PASSWORD = "c0llect'or-pw\\!";
+const ENV = { HW_TEST_COLLECTOR_PW: PASSWORD };
+const COLLECTOR_ACCOUNT = { user: 'hwaudit', password: PASSWORD, grants: ['AUDIT_ADMIN'] };
+const DB2 = { id: 'ocid1.mysqldbsystem.oc1..prod2', name: 'prod-billing' };
+
+let tls: TlsMaterial;
+let dir: string;
+const servers: HeatWaveTestServer[] = [];
+
+beforeAll(async () => {
+  tls = await tlsMaterial();
+  dir = mkdtempSync(join(tmpdir(), 'collector-'));
+});
+afterEach(async () => {
+  await Promise.all(servers.splice(0).map((s) => s.stop()));
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+async function server(events: RawLog | Record<string, unknown>[], opts: TestServerOptions = {}) {
+  const s = await HeatWaveTestServer.start({
+    accounts: [COLLECTOR_ACCOUNT],
+    tls: { key: tls.key, cert: tls.cert },
+    audit: new AuditLog(events instanceof RawLog ? events.events : events),
+    ...opts,
+  });
+  servers.push(s);
+  return s;
+}
+
+type Fleet = { server: HeatWaveTestServer; role?: 'primary' | 'replica'; name?: string; db?: typeof DB2 }[];
+
+function fleetConfig(fleet: Fleet, collector: Record<string, unknown> = {}) {
+  const base = baseConfig();
+  const [prod] = base.dbSystems!;
+  const endpointsOf = (db?: typeof DB2) =>
+    fleet
+      .filter((f) => (f.db?.id ?? prod!.id) === (db?.id ?? prod!.id))
+      .map((f) => ({
+        host: 'localhost',
+        port: f.server.address.port,
+        ...(f.role ? { role: f.role } : {}),
+        ...(f.name ? { name: f.name } : {}),
+      }));
+  const dbSystems: ConfigInput['dbSystems'] = [{ ...prod!, endpoints: endpointsOf() }];
+  if (fleet.some((f) => f.db)) dbSystems.push({ id: DB2.id, name: DB2.name, endpoints: endpointsOf(DB2) });
+  return validateConfig({
+    ...base,
+    dbSystems,
+    collector: { user: 'hwaudit', password: { env: 'HW_TEST_COLLECTOR_PW' }, ...collector },
+  });
+}
+
+type Run = { result: CollectResult; pipeline: Pipeline; store: SqliteStore };
+
+async function pass(
+  fleet: Fleet,
+  opts: {
+    collector?: Record<string, unknown>;
+    store?: SqliteStore;
+    from?: number;
+    signal?: AbortSignal;
+    env?: Record<string, string>;
+    onBatch?: () => void;
+    batchSize?: number;
+  } = {},
+): Promise<Run> {
+  const { config, rules } = fleetConfig(fleet, opts.collector);
+  const store =
+    opts.store ?? SqliteStore.open(join(dir, `state-${Math.random().toString(36).slice(2)}.sqlite`));
+  const pipeline = await Pipeline.open({ config, rules, store });
+  const read = secretReader(opts.env ?? ENV, () => Promise.reject(new Error('no vault in this test')));
+  const result = await collect({
+    pipeline,
+    targets: instanceTargets(config),
+    connect: (t) => connectInstance(t, read),
+    retryDelayMs: () => 10,
+    ...(opts.from !== undefined ? { from: opts.from } : {}),
+    ...(opts.signal ? { signal: opts.signal } : {}),
+    ...(opts.onBatch ? { onBatch: opts.onBatch } : {}),
+    ...(opts.batchSize ? { batchSize: opts.batchSize } : {}),
+  });
+  return { result, pipeline, store };
+}
+
+async function all<T>(it: AsyncIterable<T>): Promise<T[]> {
+  const out: T[] = [];
+  for await (const x of it) out.push(x);
+  return out;
+}
+
+async function finished(run: Run): Promise<{ sessions: Session[]; alerts: Alert[] }> {
+  await run.pipeline.finish();
+  return { sessions: await all(run.store.sessions()), alerts: await all(run.store.alerts()) };
+}
+
+/** The audit_log_read() calls the server received, with the driver's escaping of `"` undone. */
+const auditCalls = (s: HeatWaveTestServer) =>
+  s.statements.filter((q) => q.startsWith('SELECT audit_log_read(')).map((q) => q.replaceAll('\\"', '"'));
+
+describe('collector: reading one instance', () => {
+  it('reads every event once, in calls of batchSize, until the array ends with null', async () => {
+    const log = new RawLog()
+      .session({ at: minutes(0), conn: 5, user: 'admin', queries: 6 })
+      .session({ at: minutes(1), conn: 6, user: 'app', queries: 3 });
+    const s = await server(log);
+    const run = await pass([{ server: s }], { collector: { batchSize: 4 } });
+    const [report] = run.result.instances;
+    expect(report).toMatchObject({ records: log.events.length, caughtUp: true, repeated: 0, gaps: 0 });
+    expect(report!.server).toMatchObject({ flavor: 'plugin', readBufferSize: 4 * 1024 * 1024 });
+    // ceil(14 / 4) = 4 calls; the last one's array ends with null.
+    expect(auditCalls(s)).toHaveLength(4);
+    expect(auditCalls(s)[0]).toContain('"start":{"timestamp":"1970-01-01 00:00:00"}');
+    expect(
+      auditCalls(s)
+        .slice(1)
+        .every((q) => q.includes(`audit_log_read('{"max_array_length":4}')`)),
+    ).toBe(true);
+    expect(s.statements).toContain('SET SESSION audit_log_read_buffer_size = 4194304');
+    const { sessions } = await finished(run);
+    expect(sessions.map((x) => [x.connectionId, x.counts.queries, x.disconnectTime !== undefined])).toEqual([
+      [5, 6, true],
+      [6, 3, true],
+    ]);
+    expect(
+      run.pipeline.position<InstancePosition>(
+        positionKey(instanceTargets(fleetConfig([{ server: s }]).config)[0]!),
+      ),
+    ).toMatchObject({
+      timestamp: log.events.at(-1)!.timestamp,
+      id: log.events.at(-1)!.id,
+      serverUuid: s.catalogue.serverUuid,
+    });
+  });
+
+  it('resumes after its bookmark: only new events, the bookmarked one is not read twice', async () => {
+    const log = new RawLog().session({ at: minutes(0), conn: 5, user: 'admin', queries: 2 });
+    const s = await server(log);
+    const first = await pass([{ server: s }]);
+    const more = new RawLog();
+    (more as unknown as { id: number }).id = 100;
+    more.session({ at: minutes(5), conn: 9, user: 'admin', queries: 1 });
+    s.audit.append(more.events);
+    const second = await pass([{ server: s }], { store: first.store });
+    expect(second.result.instances[0]).toMatchObject({ records: more.events.length, repeated: 1, gaps: 0 });
+    const resume = auditCalls(s).at(-1)!;
+    expect(resume).toContain(`"timestamp":"${log.events.at(-1)!.timestamp}","id":${log.events.at(-1)!.id}`);
+    const { sessions } = await finished(second);
+    expect(sessions.map((x) => x.connectionId).sort()).toEqual([5, 9]);
+  });
+
+  it('starts a first read at --from', async () => {
+    const log = new RawLog()
+      .session({ at: minutes(0), conn: 5, user: 'admin', queries: 1 })
+      .session({ at: minutes(10), conn: 6, user: 'admin', queries: 1 });
+    const s = await server(log);
+    const run = await pass([{ server: s }], { from: minutes(5) });
+    expect(auditCalls(s)[0]).toContain('"start":{"timestamp":"2026-11-02 09:05:00"}');
+    const { sessions } = await finished(run);
+    expect(sessions.map((x) => x.connectionId)).toEqual([6]);
+  });
+
+  it('an event larger than the read buffer is skipped by the server: a counted audit.gap', async () => {
+    const log = new RawLog()
+      .connect({ at: minutes(0), conn: 5, user: 'admin' })
+      .query({ at: minutes(1), conn: 5, user: 'admin', sql: 'SELECT 1' })
+      .query({ at: minutes(2), conn: 5, user: 'admin', sql: 'SELECT big', pad: 40_000 })
+      .query({ at: minutes(3), conn: 5, user: 'admin', sql: 'SELECT 3' })
+      .disconnect({ at: minutes(4), conn: 5, user: 'admin' });
+    const s = await server(log);
+    const run = await pass([{ server: s }], { collector: { readBufferSize: 32_768 } });
+    expect(run.result.instances[0]).toMatchObject({ records: 5, gaps: 1, caughtUp: true });
+    const { alerts, sessions } = await finished(run);
+    const gap = alerts.filter((a) => a.rule === 'audit.gap');
+    expect(gap).toHaveLength(1);
+    expect(gap[0]).toMatchObject({ severity: 'critical', details: { reason: 'oversized', skipped: 1 } });
+    expect(sessions[0]!.counts.queries).toBe(2);
+  });
+
+  it('a log rotated and pruned past the bookmark is a gap with the range not seen', async () => {
+    const log = new RawLog().session({ at: minutes(0), conn: 5, user: 'admin', queries: 1 });
+    const s = await server(log);
+    const first = await pass([{ server: s }]);
+    const later = new RawLog();
+    (later as unknown as { id: number }).id = 50;
+    later
+      .session({ at: minutes(30), conn: 7, user: 'admin', queries: 2 })
+      .session({ at: minutes(40), conn: 8, user: 'admin', queries: 1 });
+    s.audit.append(later.events);
+    // Rotation deletes everything before the second session of the new events.
+    s.audit.prune({ timestamp: String(later.events[4]!.timestamp), id: Number(later.events[4]!.id) });
+    const second = await pass([{ server: s }], { store: first.store });
+    expect(second.result.instances[0]).toMatchObject({ gaps: 1, caughtUp: true });
+    const { alerts } = await finished(second);
+    const gap = alerts.find((a) => a.rule === 'audit.gap')!;
+    expect(gap.details).toMatchObject({
+      reason: 'pruned',
+      from: '2026-11-02T09:00:02.000Z',
+      to: '2026-11-02T09:40:00.000Z',
+    });
+    expect(gap.title).toContain('prod-orders/localhost');
+  });
+
+  it('another server behind the address (failover, replacement) and a log that went back in time are gaps', async () => {
+    const log = new RawLog().session({ at: minutes(10), conn: 5, user: 'admin', queries: 1 });
+    const s = await server(log);
+    const first = await pass([{ server: s }]);
+    s.catalogue.serverUuid = '7f0e1a2b-0000-11e1-9e33-c80aa9429999';
+    const after = new RawLog();
+    after.session({ at: minutes(20), conn: 3, user: 'admin', queries: 1 });
+    s.audit = new AuditLog([
+      ...new RawLog()
+        .session({ at: minutes(1), conn: 1, user: 'admin', queries: 0 })
+        .events.map((e, i) => ({ ...e, id: 500 + i })),
+      ...after.events.map((e, i) => ({ ...e, id: 600 + i })),
+    ]);
+    const second = await pass([{ server: s }], { store: first.store });
+    expect(second.result.instances[0]).toMatchObject({ gaps: 1, records: 1 + after.events.length });
+    // The same server whose log now ends before the bookmark: reset.
+    s.audit = new AuditLog(
+      new RawLog().session({ at: minutes(2), conn: 2, user: 'admin', queries: 0 }).events,
+    );
+    const third = await pass([{ server: s }], { store: first.store });
+    expect(third.result.instances[0]).toMatchObject({ gaps: 1, records: 3 });
+    const { alerts } = await finished(third);
+    expect(
+      alerts
+        .filter((a) => a.rule === 'audit.gap')
+        .map((a) => a.details?.reason)
+        .sort(),
+    ).toEqual(['log-reset', 'server-changed']);
+  });
+});
+
+describe('collector: a fleet', () => {
+  it('an instance that is down does not stop the others; it is retried, then reported', async () => {
+    const up = await server(new RawLog().session({ at: minutes(0), conn: 5, user: 'admin', queries: 2 }));
+    const down = await server(new RawLog().session({ at: minutes(0), conn: 6, user: 'admin', queries: 2 }));
+    await down.stop();
+    const run = await pass([{ server: up }, { server: down, db: DB2 }]);
+    const [a, b] = run.result.instances;
+    expect(a).toMatchObject({ caughtUp: true, records: 4 });
+    expect(b).toMatchObject({ caughtUp: false, records: 0, attempts: 3 });
+    expect(b!.error).toMatch(/prod-billing\/localhost:\d+: cannot reach localhost:\d+ \(ECONNREFUSED\)/);
+  });
+
+  it('a connection dropped in the middle of a read is resumed: nothing lost, nothing read twice', async () => {
+    const log = new RawLog();
+    for (let i = 0; i < 5; i++) log.session({ at: minutes(i), conn: 10 + i, user: 'admin', queries: 4 });
+    const clean = await finished(
+      await pass([{ server: await server(log) }], { collector: { batchSize: 3 } }),
+    );
+    const flaky = await server(log);
+    flaky.dropOnRead(3);
+    const run = await pass([{ server: flaky }], { collector: { batchSize: 3 } });
+    expect(run.result.instances[0]).toMatchObject({
+      attempts: 2,
+      caughtUp: true,
+      records: log.events.length,
+      repeated: 1,
+    });
+    const got = await finished(run);
+    expect(got.sessions).toEqual(clean.sessions);
+    expect(run.pipeline.stats).toMatchObject({ duplicates: 0, processed: log.events.length });
+  });
+
+  it('a read replica is read too; its sessions and keys carry the instance', async () => {
+    const primary = await server(
+      new RawLog().session({ at: minutes(0), conn: 5, user: 'admin', queries: 1 }),
+    );
+    const replica = await server(
+      new RawLog().session({ at: minutes(0), conn: 5, user: 'admin', queries: 1 }),
+    );
+    const run = await pass([{ server: primary }, { server: replica, role: 'replica', name: 'replica-1' }]);
+    const { sessions } = await finished(run);
+    expect(sessions.map((s) => [s.id, s.instance]).sort()).toEqual([
+      ['ocid1.mysqldbsystem.oc1..prod1/replica-1:5:2026-11-02T09:00:00.000Z', 'replica-1'],
+      ['ocid1.mysqldbsystem.oc1..prod1:5:2026-11-02T09:00:00.000Z', undefined],
+    ]);
+  });
+
+  it('stopping early commits what was read and closes the read sequence', async () => {
+    const log = new RawLog();
+    for (let i = 0; i < 6; i++) log.session({ at: minutes(i), conn: 10 + i, user: 'admin', queries: 2 });
+    const s = await server(log);
+    const stop = new AbortController();
+    const run = await pass([{ server: s }], {
+      collector: { batchSize: 2 },
+      batchSize: 2,
+      signal: stop.signal,
+      onBatch: () => stop.abort(),
+    });
+    expect(run.result.stopped).toBe(true);
+    expect(run.result.instances[0]!.caughtUp).toBe(false);
+    expect(s.statements).toContain("SELECT audit_log_read('null') AS events");
+    const next = await pass([{ server: s }], { store: run.store });
+    expect(next.result.instances[0]!.records + run.result.records).toBe(log.events.length);
+  });
+});
+
+describe('collector: access', () => {
+  it('a wrong password is a clear error that names its source, never the password; not retried', async () => {
+    const s = await server(new RawLog());
+    const run = await pass([{ server: s }], { env: { HW_TEST_COLLECTOR_PW: 'wrong password' } });
+    const [r] = run.result.instances;
+    expect(r!.attempts).toBe(1);
+    expect(r!.error).toBe(
+      `prod-orders/localhost:${s.address.port}: access denied for the collector user hwaudit (check the password source: environment variable HW_TEST_COLLECTOR_PW)`,
+    );
+    expect(JSON.stringify(run.result)).not.toContain('wrong password');
+    expect(JSON.stringify(run.result)).not.toContain(PASSWORD);
+  });
+
+  it('a user without AUDIT_ADMIN is told which privilege to grant', async () => {
+    const s = await server(new RawLog(), { accounts: [{ ...COLLECTOR_ACCOUNT, grants: [] }] });
+    const [r] = (await pass([{ server: s }])).result.instances;
+    expect(r!.error).toContain('lacks a privilege');
+    expect(r!.error).toContain('AUDIT_ADMIN');
+  });
+
+  it('verify-identity accepts the server certificate signed by the configured CA and refuses another CA', async () => {
+    const log = new RawLog().session({ at: minutes(0), conn: 5, user: 'admin', queries: 1 });
+    const s = await server(log);
+    const ok = await pass([{ server: s }], { collector: { tls: 'verify-identity', ca: tls.caFile } });
+    expect(ok.result.instances[0]).toMatchObject({ caughtUp: true, records: 3 });
+    const bad = await pass([{ server: s }], { collector: { tls: 'verify-identity', ca: tls.otherCaFile } });
+    expect(bad.result.instances[0]).toMatchObject({ caughtUp: false, attempts: 1 });
+    expect(bad.result.instances[0]!.error).toMatch(/TLS failed/);
+  });
+
+  it('tls: required refuses a server without TLS', async () => {
+    const s = await server(new RawLog(), { tls: undefined as never });
+    const plain = await HeatWaveTestServer.start({ accounts: [COLLECTOR_ACCOUNT], audit: new AuditLog() });
+    servers.push(plain);
+    const [r] = (await pass([{ server: plain }])).result.instances;
+    expect(r!.error).toMatch(/TLS failed \(HANDSHAKE_NO_SSL_SUPPORT\)/);
+    expect(s).toBeDefined();
+  });
+
+  it('a server without the audit log, or with a non-JSON log, says what to fix', async () => {
+    const none = await server(new RawLog(), { flavor: 'none' });
+    expect((await pass([{ server: none }])).result.instances[0]!.error).toContain(
+      'no audit log plugin or component is installed',
+    );
+    const xml = await server(new RawLog(), { auditVariables: { format: 'NEW' } });
+    expect((await pass([{ server: xml }])).result.instances[0]!.error).toContain(
+      'the audit log format is NEW; audit_log_read() reads JSON logs only (set audit_log_format=JSON)',
+    );
+  });
+
+  it('reads the 9.x audit log component the same way', async () => {
+    const s = await server(new RawLog().session({ at: minutes(0), conn: 5, user: 'admin', queries: 1 }), {
+      flavor: 'component',
+    });
+    const run = await pass([{ server: s }]);
+    expect(run.result.instances[0]).toMatchObject({
+      caughtUp: true,
+      records: 3,
+      server: { flavor: 'component' },
+    });
+    expect(s.statements).toContain('SET SESSION audit_log.read_buffer_size = 4194304');
+  });
+});
