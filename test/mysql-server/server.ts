@@ -86,6 +86,17 @@ function unquote(literal: string): string {
 
 const STRING = String.raw`'(?:[^'\\]|\\.|'')*'`;
 
+type Answer =
+  | { columns: Column[]; rows: Cell[][] }
+  | { ok: true }
+  | { error: { code: number; state: string; message: string } }
+  | undefined;
+
+type Route = {
+  pattern: RegExp;
+  handle(m: RegExpExecArray, session: SessionState, channel: PacketChannel): Answer;
+};
+
 export class HeatWaveTestServer {
   readonly catalogue: ServerCatalogue;
   audit: AuditLog;
@@ -250,165 +261,171 @@ export class HeatWaveTestServer {
     else channel.resultSet(answer.columns, answer.rows, session.warnings.length);
   }
 
-  private answer(
-    channel: PacketChannel,
-    session: SessionState,
-    sql: string,
-  ):
-    | { columns: Column[]; rows: Cell[][] }
-    | { ok: true }
-    | { error: { code: number; state: string; message: string } }
-    | undefined {
-    const { catalogue } = this;
-    const prefix = PREFIX[catalogue.flavor];
-    const denied = (what: string) => ({
-      error: {
-        code: 1227,
-        state: '42000',
-        message: `Access denied; you need (at least one of) the ${what} privilege(s) for this operation`,
+  /** The statements this server understands, in the order they are tried. */
+  private readonly routes: Route[] = [
+    {
+      pattern: /^SELECT (@@[\w.]+(?: AS \w+)?(?:, @@[\w.]+(?: AS \w+)?)*)$/i,
+      handle: (m) => {
+        const items = m[1]!.split(', ').map((part) => /^(@@[\w.]+)(?: AS (\w+))?$/i.exec(part)!);
+        const values: Record<string, Cell> = {
+          '@@version': this.catalogue.version,
+          '@@server_uuid': this.catalogue.serverUuid,
+          '@@hostname': 'hw-instance',
+          '@@version_comment': 'MySQL Enterprise - Cloud',
+        };
+        return {
+          columns: items.map((i) => ({ name: i[2] ?? i[1]! })),
+          rows: [items.map((i) => values[i[1]!.toLowerCase()] ?? null)],
+        };
       },
-    });
-    const auditAdmin = () => this.has(session.user, 'AUDIT_ADMIN');
-    let m: RegExpExecArray | null;
-
-    if ((m = /^SELECT (@@[\w.]+)(?: AS (\w+))?((?:, @@[\w.]+(?: AS \w+)?)*)$/i.exec(sql))) {
-      const items = sql
-        .slice('SELECT '.length)
-        .split(', ')
-        .map((part) => /^(@@[\w.]+)(?: AS (\w+))?$/i.exec(part)!);
-      const values: Record<string, Cell> = {
-        '@@version': catalogue.version,
-        '@@server_uuid': catalogue.serverUuid,
-        '@@hostname': 'hw-instance',
-        '@@version_comment': 'MySQL Enterprise - Cloud',
-      };
-      return {
-        columns: items.map((i) => ({ name: i[2] ?? i[1]! })),
-        rows: [items.map((i) => values[i[1]!.toLowerCase()] ?? null)],
-      };
-    }
-    if ((m = /^SHOW (?:GLOBAL |SESSION )?VARIABLES LIKE '([^']*)'$/i.exec(sql))) {
-      const like = new RegExp(
-        `^${m[1]!
-          .replace(/\\_/g, '\u0001')
-          .replace(/[.*+?^${}()|[\]]/g, '\\$&')
-          .replace(/%/g, '.*')
-          .replace(/_/g, '.')
-          .replace(/\u0001/g, '_')}$`,
-        'i',
-      );
-      const rows: Cell[][] =
-        catalogue.flavor === 'none'
-          ? []
-          : Object.entries(catalogue.auditVariables)
-              .map(([k, v]): Cell[] => [
-                `${prefix}${k}`,
-                k === 'read_buffer_size' ? String(session.readBufferSize) : v,
-              ])
-              .filter((r) => like.test(String(r[0])));
-      return { columns: [{ name: 'Variable_name' }, { name: 'Value' }], rows };
-    }
-    if ((m = /^SET (?:SESSION |@@SESSION\.)?`?([\w.]+)`? = (\d+)$/i.exec(sql))) {
-      if (catalogue.flavor !== 'none' && m[1]!.toLowerCase() === `${prefix}read_buffer_size`) {
-        session.readBufferSize = Number(m[2]);
-        return { ok: true };
-      }
-      return { error: { code: 1193, state: 'HY000', message: `Unknown system variable '${m[1]}'` } };
-    }
-    if (/^SHOW SESSION STATUS LIKE 'Ssl_version'$/i.test(sql)) {
-      return {
+    },
+    {
+      pattern: /^SHOW (?:GLOBAL |SESSION )?VARIABLES LIKE '([^']*)'$/i,
+      handle: (m, session) => {
+        const { flavor, auditVariables } = this.catalogue;
+        const like = likePattern(m[1]!);
+        const rows: Cell[][] =
+          flavor === 'none'
+            ? []
+            : Object.entries(auditVariables)
+                .map(([k, v]): Cell[] => [
+                  `${PREFIX[flavor]}${k}`,
+                  k === 'read_buffer_size' ? String(session.readBufferSize) : v,
+                ])
+                .filter((r) => like.test(String(r[0])));
+        return { columns: [{ name: 'Variable_name' }, { name: 'Value' }], rows };
+      },
+    },
+    {
+      pattern: /^SET (?:SESSION |@@SESSION\.)?`?([\w.]+)`? = (\d+)$/i,
+      handle: (m, session) => {
+        const { flavor } = this.catalogue;
+        if (flavor !== 'none' && m[1]!.toLowerCase() === `${PREFIX[flavor]}read_buffer_size`) {
+          session.readBufferSize = Number(m[2]);
+          return { ok: true };
+        }
+        return { error: { code: 1193, state: 'HY000', message: `Unknown system variable '${m[1]}'` } };
+      },
+    },
+    {
+      pattern: /^SHOW SESSION STATUS LIKE 'Ssl_version'$/i,
+      handle: (_m, session) => ({
         columns: [{ name: 'Variable_name' }, { name: 'Value' }],
         rows: [['Ssl_version', session.tls ? 'TLSv1.3' : '']],
-      };
-    }
-    if (/^SELECT audit_log_read_bookmark\(\)(?: AS \w+)?$/i.test(sql)) {
-      if (catalogue.flavor === 'none') return missingFunction('audit_log_read_bookmark');
-      if (!auditAdmin()) return denied('AUDIT_ADMIN');
-      return { columns: [{ name: 'bookmark' }], rows: [[this.audit.bookmark()]] };
-    }
-    if ((m = new RegExp(`^SELECT audit_log_read\\((${STRING})?\\)(?: AS \\w+)?$`, 'is').exec(sql))) {
-      if (catalogue.flavor === 'none') return missingFunction('audit_log_read');
-      if (!auditAdmin()) return denied('AUDIT_ADMIN');
-      if (this.faults.dropOnRead !== undefined && ++this.reads >= this.faults.dropOnRead) {
-        delete this.faults.dropOnRead;
-        channel.close(true);
-        return undefined;
-      }
-      if (catalogue.auditVariables.format !== 'JSON')
-        return {
-          error: {
-            code: 3200,
-            state: 'HY000',
-            message: 'audit_log_read UDF failed; Not supported for non-JSON log format.',
-          },
-        };
-      const result = this.audit.read(
-        session,
-        m[1] === undefined ? undefined : unquote(m[1]),
-        session.readBufferSize,
-      );
-      if (!result.ok) return { error: { code: result.code, state: 'HY000', message: result.message } };
-      session.warnings = result.warnings.map((w) => ({ level: 'Warning', ...w }));
-      return { columns: [{ name: 'events' }], rows: [[result.value]] };
-    }
-    if (
-      /^SELECT PLUGIN_NAME, PLUGIN_STATUS FROM information_schema\.PLUGINS WHERE PLUGIN_NAME IN \(.*\)$/i.test(
-        sql,
-      )
-    ) {
-      const rows: Cell[][] = catalogue.plugins.map((p) => [p.name, p.status]);
-      if (catalogue.flavor === 'plugin') rows.unshift(['audit_log', 'ACTIVE']);
-      return { columns: [{ name: 'PLUGIN_NAME' }, { name: 'PLUGIN_STATUS' }], rows };
-    }
-    if (/^SELECT component_urn FROM mysql\.component$/i.test(sql)) {
-      if (!this.has(session.user, 'SELECT ON mysql.component')) return denied('SELECT');
-      return {
-        columns: [{ name: 'component_urn' }],
-        rows: catalogue.flavor === 'component' ? [['file://component_audit_log']] : [],
-      };
-    }
-    if ((m = /^SELECT NAME, FILTER FROM `?(\w+)`?\.audit_log_filter$/i.exec(sql))) {
-      if (!this.has(session.user, `SELECT ON ${m[1]}.audit_log_filter`)) return denied('SELECT');
-      return {
-        columns: [{ name: 'NAME' }, { name: 'FILTER' }],
-        rows: catalogue.filters.map((f) => [f.name, JSON.stringify(f.filter)]),
-      };
-    }
-    if ((m = /^SELECT USER, HOST, FILTERNAME FROM `?(\w+)`?\.audit_log_user$/i.exec(sql))) {
-      if (!this.has(session.user, `SELECT ON ${m[1]}.audit_log_user`)) return denied('SELECT');
-      return {
-        columns: [{ name: 'USER' }, { name: 'HOST' }, { name: 'FILTERNAME' }],
-        rows: catalogue.filterUsers.map((f) => [f.user, f.host, f.filter]),
-      };
-    }
-    if (/^SELECT User, Host, plugin, authentication_string, account_locked FROM mysql\.user$/i.test(sql)) {
-      if (!this.has(session.user, 'SELECT ON mysql.user')) return denied('SELECT');
-      return {
-        columns: ['User', 'Host', 'plugin', 'authentication_string', 'account_locked'].map((name) => ({
-          name,
-        })),
-        rows: catalogue.accounts.map((a) => [
-          a.user,
-          a.host ?? '%',
-          a.plugin ?? 'mysql_native_password',
-          a.authenticationString ?? '',
-          a.locked ? 'Y' : 'N',
-        ]),
-      };
-    }
-    if (/^SHOW GRANTS$/i.test(sql)) {
-      const u = session.user;
-      const globals = (u.grants ?? []).filter((g) => !/ ON /i.test(g));
-      const tables = (u.grants ?? []).filter((g) => / ON /i.test(g));
-      const rows: Cell[][] = [[`GRANT USAGE ON *.* TO \`${u.user}\`@\`${u.host ?? '%'}\``]];
-      if (globals.length > 0)
-        rows.push([`GRANT ${globals.join(',')} ON *.* TO \`${u.user}\`@\`${u.host ?? '%'}\``]);
-      for (const t of tables) {
-        const [priv, on] = t.split(/ ON /i) as [string, string];
-        const [db, table] = on.split('.') as [string, string];
-        rows.push([`GRANT ${priv} ON \`${db}\`.\`${table}\` TO \`${u.user}\`@\`${u.host ?? '%'}\``]);
-      }
-      return { columns: [{ name: `Grants for ${u.user}@${u.host ?? '%'}` }], rows };
+      }),
+    },
+    {
+      pattern: /^SELECT audit_log_read_bookmark\(\)(?: AS \w+)?$/i,
+      handle: (_m, session) =>
+        this.auditFunction('audit_log_read_bookmark', session) ?? {
+          columns: [{ name: 'bookmark' }],
+          rows: [[this.audit.bookmark()]],
+        },
+    },
+    {
+      pattern: new RegExp(`^SELECT audit_log_read\\((${STRING})?\\)(?: AS \\w+)?$`, 'is'),
+      handle: (m, session, channel) => {
+        const refused = this.auditFunction('audit_log_read', session);
+        if (refused) return refused;
+        if (this.faults.dropOnRead !== undefined && ++this.reads >= this.faults.dropOnRead) {
+          delete this.faults.dropOnRead;
+          channel.close(true);
+          return undefined;
+        }
+        if (this.catalogue.auditVariables.format !== 'JSON')
+          return {
+            error: {
+              code: 3200,
+              state: 'HY000',
+              message: 'audit_log_read UDF failed; Not supported for non-JSON log format.',
+            },
+          };
+        const arg = m[1] === undefined ? undefined : unquote(m[1]);
+        const result = this.audit.read(session, arg, session.readBufferSize);
+        if (!result.ok) return { error: { code: result.code, state: 'HY000', message: result.message } };
+        session.warnings = result.warnings.map((w) => ({ level: 'Warning', ...w }));
+        return { columns: [{ name: 'events' }], rows: [[result.value]] };
+      },
+    },
+    {
+      pattern:
+        /^SELECT PLUGIN_NAME, PLUGIN_STATUS FROM information_schema\.PLUGINS WHERE PLUGIN_NAME IN \(.*\)$/i,
+      handle: () => {
+        const rows: Cell[][] = this.catalogue.plugins.map((p) => [p.name, p.status]);
+        if (this.catalogue.flavor === 'plugin') rows.unshift(['audit_log', 'ACTIVE']);
+        return { columns: [{ name: 'PLUGIN_NAME' }, { name: 'PLUGIN_STATUS' }], rows };
+      },
+    },
+    {
+      pattern: /^SELECT component_urn FROM mysql\.component$/i,
+      handle: (_m, session) =>
+        this.has(session.user, 'SELECT ON mysql.component')
+          ? {
+              columns: [{ name: 'component_urn' }],
+              rows: this.catalogue.flavor === 'component' ? [['file://component_audit_log']] : [],
+            }
+          : denied('SELECT'),
+    },
+    {
+      pattern: /^SELECT NAME, FILTER FROM `?(\w+)`?\.audit_log_filter$/i,
+      handle: (m, session) =>
+        this.has(session.user, `SELECT ON ${m[1]}.audit_log_filter`)
+          ? {
+              columns: [{ name: 'NAME' }, { name: 'FILTER' }],
+              rows: this.catalogue.filters.map((f) => [f.name, JSON.stringify(f.filter)]),
+            }
+          : denied('SELECT'),
+    },
+    {
+      pattern: /^SELECT USER, HOST, FILTERNAME FROM `?(\w+)`?\.audit_log_user$/i,
+      handle: (m, session) =>
+        this.has(session.user, `SELECT ON ${m[1]}.audit_log_user`)
+          ? {
+              columns: [{ name: 'USER' }, { name: 'HOST' }, { name: 'FILTERNAME' }],
+              rows: this.catalogue.filterUsers.map((f) => [f.user, f.host, f.filter]),
+            }
+          : denied('SELECT'),
+    },
+    {
+      pattern: /^SELECT User, Host, plugin, authentication_string, account_locked FROM mysql\.user$/i,
+      handle: (_m, session) =>
+        this.has(session.user, 'SELECT ON mysql.user')
+          ? {
+              columns: ['User', 'Host', 'plugin', 'authentication_string', 'account_locked'].map((name) => ({
+                name,
+              })),
+              rows: this.catalogue.accounts.map((a) => [
+                a.user,
+                a.host ?? '%',
+                a.plugin ?? 'mysql_native_password',
+                a.authenticationString ?? '',
+                a.locked ? 'Y' : 'N',
+              ]),
+            }
+          : denied('SELECT'),
+    },
+    {
+      pattern: /^SHOW GRANTS$/i,
+      handle: (_m, session) => {
+        const u = session.user;
+        const who = `\`${u.user}\`@\`${u.host ?? '%'}\``;
+        const globals = (u.grants ?? []).filter((g) => !/ ON /i.test(g));
+        const rows: Cell[][] = [[`GRANT USAGE ON *.* TO ${who}`]];
+        if (globals.length > 0) rows.push([`GRANT ${globals.join(',')} ON *.* TO ${who}`]);
+        for (const t of (u.grants ?? []).filter((g) => / ON /i.test(g))) {
+          const [priv, on] = t.split(/ ON /i) as [string, string];
+          const [db, table] = on.split('.') as [string, string];
+          rows.push([`GRANT ${priv} ON \`${db}\`.\`${table}\` TO ${who}`]);
+        }
+        return { columns: [{ name: `Grants for ${u.user}@${u.host ?? '%'}` }], rows };
+      },
+    },
+  ];
+
+  private answer(channel: PacketChannel, session: SessionState, sql: string): Answer {
+    for (const route of this.routes) {
+      const m = route.pattern.exec(sql);
+      if (m) return route.handle(m, session, channel);
     }
     return {
       error: {
@@ -417,6 +434,14 @@ export class HeatWaveTestServer {
         message: 'You have an error in your SQL syntax (statement unknown to the test server)',
       },
     };
+  }
+
+  /** Why an audit log function call is refused (not installed, privilege missing), if it is. */
+  private auditFunction(name: string, session: SessionState): Answer | undefined {
+    if (this.catalogue.flavor === 'none')
+      return { error: { code: 1305, state: '42000', message: `FUNCTION ${name} does not exist` } };
+    if (!this.has(session.user, 'AUDIT_ADMIN')) return denied('AUDIT_ADMIN');
+    return undefined;
   }
 
   /** Whether `account` holds a global privilege or `PRIV ON db.table`. */
@@ -430,6 +455,22 @@ export class HeatWaveTestServer {
   }
 }
 
-function missingFunction(name: string) {
-  return { error: { code: 1305, state: '42000', message: `FUNCTION ${name} does not exist` } };
+function denied(what: string): Answer {
+  return {
+    error: {
+      code: 1227,
+      state: '42000',
+      message: `Access denied; you need (at least one of) the ${what} privilege(s) for this operation`,
+    },
+  };
+}
+
+/** A LIKE pattern (`%`, `_`, `\_` for a literal underscore) as a regular expression. */
+function likePattern(like: string): RegExp {
+  const literal = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const body = like
+    .split('\\_')
+    .map((part) => literal(part).replace(/%/g, '.*').replace(/_/g, '.'))
+    .join('_');
+  return new RegExp(`^${body}$`, 'i');
 }
