@@ -123,7 +123,8 @@ export async function runCollect(argv: string[], io: CliIo, deps: CliDeps = {}):
           }
         }
         if (!values.follow || stop.signal.aborted) break;
-        io.stderr.write(`${instanceLines(result.instances).join('\n')}\n`);
+        const busy = result.instances.filter((r) => r.records > 0 || r.error);
+        if (busy.length > 0) io.stderr.write(`${instanceLines(busy).join('\n')}\n`);
         // While sources are quiet, timers (break-glass maximum duration) fire by the clock.
         const target = Date.now() - config.lateness;
         if (target > (pipeline.watermark ?? Number.NEGATIVE_INFINITY)) await pipeline.advance(target);

@@ -1,0 +1,285 @@
+// The collect command end to end, as users run it: the built CLI reading a demo fleet from
+// MySQL-protocol servers (test/mysql-server), killed with SIGKILL at random points and run again,
+// gives the alerts and session ledger that replaying the same audit files gives.
+import { execFile, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse, stringify } from 'yaml';
+import type { Alert } from '../../schemas/alert.js';
+import type { Session } from '../../schemas/session.js';
+import { generateDemo } from '../../shared/demo/generate-demo.js';
+import { SqliteStore } from '../../shared/state/sqlite-store.js';
+import { AuditLog } from '../mysql-server/audit-log.js';
+import { minutes, RawLog } from '../mysql-server/raw-events.js';
+import { HeatWaveTestServer } from '../mysql-server/server.js';
+import { tlsMaterial } from '../mysql-server/tls.js';
+
+const execFileAsync = promisify(execFile);
+const CLI = join(import.meta.dirname, '..', '..', 'dist', 'cli.cjs');
+const PASSWORD = 'Demo-c0llector-pw';
+const ENV = { ...process.env, HWAUDIT_TEST_DB_PASSWORD: PASSWORD };
+const dir = mkdtempSync(join(tmpdir(), 'hwaudit-collect-'));
+const servers: HeatWaveTestServer[] = [];
+
+type Result = { code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string };
+
+async function cli(args: string[], env: NodeJS.ProcessEnv = ENV): Promise<Result> {
+  try {
+    const { stdout, stderr } = await execFileAsync(process.execPath, [CLI, ...args], {
+      env,
+      maxBuffer: 64 * 1024 * 1024,
+    });
+    return { code: 0, signal: null, stdout, stderr };
+  } catch (error) {
+    const e = error as { code: number; stdout: string; stderr: string };
+    return { code: e.code, signal: null, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+/** Runs the CLI and sends it SIGKILL after `ms` (unless it ends first). */
+function killedAfter(args: string[], ms: number): Promise<Result> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [CLI, ...args], { env: ENV, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => (stdout += c));
+    child.stderr.on('data', (c: Buffer) => (stderr += c));
+    const timer = setTimeout(() => child.kill('SIGKILL'), ms);
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr });
+    });
+  });
+}
+
+async function all<T>(it: AsyncIterable<T>): Promise<T[]> {
+  const out: T[] = [];
+  for await (const x of it) out.push(x);
+  return out;
+}
+
+async function stateOf(path: string): Promise<{ alerts: Alert[]; sessions: Session[] }> {
+  const store = SqliteStore.open(path);
+  try {
+    return {
+      alerts: (await all(store.alerts())).sort((a, b) => a.id.localeCompare(b.id)),
+      sessions: (await all(store.sessions())).sort((a, b) => a.id.localeCompare(b.id)),
+    };
+  } finally {
+    await store.close();
+  }
+}
+
+/** Raw audit events of a demo input: an on-disk audit file, or collector records. */
+function rawEvents(path: string): Record<string, unknown>[] {
+  return readFileSync(path, 'utf8')
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l.replace(/,$/, '')) as Record<string, unknown>)
+    .map((r) => (r.source === 'mysql-audit' ? (r.event as Record<string, unknown>) : r));
+}
+
+let demo: ReturnType<typeof generateDemo>;
+let collectConfig: string;
+let mysqlInputs: string[];
+
+beforeAll(async () => {
+  const tls = await tlsMaterial();
+  demo = generateDemo({ out: join(dir, 'demo'), seed: 5, scale: 0.1, appRate: 0.3 });
+  mysqlInputs = demo.inputs.filter((p) => !p.includes('/iam/'));
+  const config = parse(readFileSync(demo.config, 'utf8')) as {
+    dbSystems: { id: string; name: string; endpoints?: unknown[] }[];
+    collector?: unknown;
+  };
+  for (const db of config.dbSystems) {
+    const input = mysqlInputs.find((p) => p.includes(`/${db.name}.`))!;
+    const server = await HeatWaveTestServer.start({
+      accounts: [{ user: 'hwaudit_collector', password: PASSWORD, grants: ['AUDIT_ADMIN'] }],
+      tls: { key: tls.key, cert: tls.cert },
+      audit: new AuditLog(rawEvents(input)),
+    });
+    servers.push(server);
+    db.endpoints = [{ host: '127.0.0.1', port: server.address.port }];
+  }
+  config.collector = {
+    user: 'hwaudit_collector',
+    password: { env: 'HWAUDIT_TEST_DB_PASSWORD' },
+    batchSize: 500,
+  };
+  collectConfig = join(dir, 'collect.yaml');
+  writeFileSync(collectConfig, stringify(config));
+});
+afterAll(async () => {
+  await Promise.all(servers.map((s) => s.stop()));
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('collect', () => {
+  it('killed with SIGKILL at random points and run again: the same alerts and ledger as a replay, none lost or twice', async () => {
+    const reference = join(dir, 'replay.sqlite');
+    const replay = await cli([
+      'replay',
+      '--config',
+      demo.config,
+      '--state',
+      reference,
+      '--out',
+      join(dir, 'replay.jsonl'),
+      ...mysqlInputs,
+    ]);
+    expect(replay.code, replay.stderr).toBe(0);
+    const expected = await stateOf(reference);
+    expect(expected.alerts.length).toBeGreaterThan(5);
+
+    const state = join(dir, 'collect.sqlite');
+    const args = ['collect', '--config', collectConfig, '--state', state, '--out', join(dir, 'alerts.jsonl')];
+    // A fixed sequence of kill times (ms after start), from before the first batch to late in the run.
+    const kills = [450, 900, 700, 1300, 600, 1800, 1000];
+    let killed = 0;
+    for (const ms of kills) {
+      const r = await killedAfter(args, ms);
+      if (r.signal === 'SIGKILL') killed++;
+      else expect(r.code, r.stderr).toBe(0);
+    }
+    expect(killed).toBeGreaterThan(2);
+    const last = await cli([...args, '--sessions', join(dir, 'sessions.jsonl')]);
+    expect(last.code, last.stderr).toBe(0);
+    const got = await stateOf(state);
+    expect(got.alerts.map((a) => a.id)).toEqual(expected.alerts.map((a) => a.id));
+    expect(got.alerts).toEqual(expected.alerts);
+    expect(got.sessions).toEqual(expected.sessions);
+    const ledger = readFileSync(join(dir, 'sessions.jsonl'), 'utf8').trim().split('\n');
+    expect(ledger).toHaveLength(expected.sessions.length);
+    // Every line of the alerts file is a whole alert of the expected set.
+    const lines = readFileSync(join(dir, 'alerts.jsonl'), 'utf8').split('\n').filter(Boolean);
+    const ids = new Set(expected.alerts.map((a) => a.id));
+    for (const line of lines.slice(0, -1)) expect(ids.has((JSON.parse(line) as Alert).id)).toBe(true);
+  }, 120_000);
+
+  it('one instance down: the others are read, the summary names it, exit 3', async () => {
+    const up = await HeatWaveTestServer.start({
+      accounts: [{ user: 'c', password: PASSWORD, grants: ['AUDIT_ADMIN'] }],
+      audit: new AuditLog(
+        new RawLog().session({ at: minutes(0), conn: 5, user: 'admin', queries: 2 }).events,
+      ),
+    });
+    const down = await HeatWaveTestServer.start({});
+    servers.push(up);
+    await down.stop();
+    const config = join(dir, 'partial.yaml');
+    writeFileSync(
+      config,
+      stringify({
+        collector: {
+          user: 'c',
+          password: { env: 'HWAUDIT_TEST_DB_PASSWORD' },
+          tls: 'disabled',
+          allowPlaintext: true,
+        },
+        dbSystems: [
+          {
+            id: 'ocid1.mysqldbsystem.oc1..a',
+            name: 'db-a',
+            endpoints: [{ host: '127.0.0.1', port: up.address.port }],
+          },
+          {
+            id: 'ocid1.mysqldbsystem.oc1..b',
+            name: 'db-b',
+            endpoints: [{ host: '127.0.0.1', port: down.address.port, name: 'primary' }],
+          },
+        ],
+      }),
+    );
+    const r = await cli(['collect', '--config', config]);
+    expect(r.code).toBe(3);
+    expect(r.stderr).toMatch(
+      /db-a\/127\.0\.0\.1:\d+ \(127\.0\.0\.1:\d+, MySQL 8\.4\.3-u2-cloud, audit log plugin\): 4 records, caught up/,
+    );
+    expect(r.stderr).toMatch(
+      /db-b\/primary \(127\.0\.0\.1:\d+\): 0 records, NOT READ: db-b\/primary: cannot reach 127\.0\.0\.1:\d+ \(ECONNREFUSED\)/,
+    );
+
+    const wrong = await cli(['collect', '--config', config, '--db-system', 'db-a'], {
+      ...ENV,
+      HWAUDIT_TEST_DB_PASSWORD: 'not-the-password',
+    });
+    expect(wrong.code).toBe(3);
+    expect(wrong.stderr).toContain(
+      'access denied for the collector user c (check the password source: environment variable HWAUDIT_TEST_DB_PASSWORD)',
+    );
+    expect(wrong.stderr + wrong.stdout).not.toContain('not-the-password');
+    expect(wrong.stderr + wrong.stdout).not.toContain(PASSWORD);
+
+    const unknown = await cli(['collect', '--config', config, '--db-system', 'nosuch']);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain('--db-system nosuch: no configured DB system has this id or name');
+  });
+
+  it('--follow reads new events as they are written and stops cleanly on SIGTERM', async () => {
+    // Events of the last minutes: the watermark follows the clock between passes.
+    const now = Math.floor(Date.now() / 1000) * 1000;
+    const log = new RawLog().session({ at: now - 120_000, conn: 5, user: 'admin', queries: 1 });
+    const s = await HeatWaveTestServer.start({
+      accounts: [{ user: 'c', password: PASSWORD, grants: ['AUDIT_ADMIN'] }],
+      audit: new AuditLog(log.events),
+    });
+    servers.push(s);
+    const config = join(dir, 'follow.yaml');
+    writeFileSync(
+      config,
+      stringify({
+        lateness: 'PT10S',
+        collector: {
+          user: 'c',
+          password: { env: 'HWAUDIT_TEST_DB_PASSWORD' },
+          tls: 'disabled',
+          allowPlaintext: true,
+        },
+        dbSystems: [
+          {
+            id: 'ocid1.mysqldbsystem.oc1..f',
+            name: 'db-f',
+            iamOnly: true,
+            endpoints: [{ host: '127.0.0.1', port: s.address.port }],
+          },
+        ],
+      }),
+    );
+    const child = spawn(
+      process.execPath,
+      [
+        CLI,
+        'collect',
+        '--config',
+        config,
+        '--state',
+        join(dir, 'follow.sqlite'),
+        '--follow',
+        '--interval',
+        'PT0.2S',
+      ],
+      { env: ENV, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => (stdout += c));
+    child.stderr.on('data', (c: Buffer) => (stderr += c));
+    const until = async (pred: () => boolean) => {
+      for (let i = 0; i < 200 && !pred(); i++) await new Promise((r) => setTimeout(r, 50));
+      expect(pred(), `stdout:\n${stdout}\nstderr:\n${stderr}`).toBe(true);
+    };
+    await until(() => stdout.includes('access.local-account'));
+    const more = new RawLog();
+    (more as unknown as { id: number }).id = 100;
+    s.audit.append(more.session({ at: now - 60_000, conn: 6, user: 'intruder', queries: 0 }).events);
+    await until(() => stdout.includes('intruder'));
+    child.kill('SIGTERM');
+    const code = await new Promise<number | null>((r) => child.on('close', r));
+    expect(code).toBe(0);
+    expect(stderr).toContain('SIGTERM received');
+    expect(stdout.trim().split('\n')).toHaveLength(2);
+  });
+});
