@@ -6,6 +6,7 @@ import { backfillCommand } from './cli/backfill.js';
 import { collectCommand } from './cli/collect.js';
 import { consumeCommand } from './cli/consume.js';
 import { demoCommand } from './cli/demo.js';
+import { doctorCommand } from './cli/doctor.js';
 import type { CliCommand, CliIo } from './cli/io.js';
 import { normalizeCommand } from './cli/normalize.js';
 import { replayCommand } from './cli/replay.js';
@@ -17,6 +18,7 @@ export const COMMANDS: readonly CliCommand[] = [
   demoCommand,
   replayCommand,
   collectCommand,
+  doctorCommand,
   normalizeCommand,
   rulesCommand,
   consumeCommand,

@@ -13,7 +13,7 @@ import { connectInstance, instanceTargets, secretReader } from '../../shared/sou
 import { abortableSleep } from '../../shared/sources/stream-consumer.js';
 import { openStore } from '../../shared/state/open-store.js';
 import { alertOutput, type CliDeps, stateOption, stopSignal, timeOption, warnOnce } from './consume.js';
-import { type CliCommand, type CliIo, formatOption, parseCommandArgs } from './io.js';
+import { type CliCommand, type CliIo, formatOption, parseCommandArgs, printable } from './io.js';
 import { pipelineReport, writeSessions } from './summary.js';
 
 export const COLLECT_HELP = `Usage: heatwave-iam-audit collect --config FILE [options]
@@ -163,7 +163,9 @@ function instanceLines(reports: readonly InstanceReport[]): string[] {
     const state = r.error ? `NOT READ: ${r.error}` : r.caughtUp ? 'caught up' : 'stopped before the end';
     const gaps = r.gaps > 0 ? `, ${r.gaps} gap(s) reported` : '';
     const note = r.server?.bufferNote ? ` (${r.server.bufferNote})` : '';
-    return `  ${r.dbSystem.name}/${r.instance} (${r.address}${server}): ${r.records.toLocaleString('en')} records${gaps}, ${state}${note}`;
+    return printable(
+      `  ${r.dbSystem.name}/${r.instance} (${r.address}${server}): ${r.records.toLocaleString('en')} records${gaps}, ${state}${note}`,
+    );
   });
 }
 

@@ -102,3 +102,12 @@ export function formatOption(name: string, value: string): OutputFormat {
   }
   return value;
 }
+
+/** Text from a server or a file made safe for a terminal: control characters shown as escapes. */
+export function printable(text: string): string {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: these are the characters replaced.
+  return text.replace(
+    /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
+}

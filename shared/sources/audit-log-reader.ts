@@ -33,6 +33,13 @@ const FLAVORS: readonly { flavor: AuditFlavor; prefix: string }[] = [
   { flavor: 'plugin', prefix: 'audit_log_' },
 ];
 
+/** The audit log flavor a server's variable names reveal, and their prefix. */
+export function auditFlavorOf(
+  variableNames: readonly string[],
+): { flavor: AuditFlavor; prefix: string } | undefined {
+  return FLAVORS.find((f) => variableNames.some((n) => n.startsWith(f.prefix)));
+}
+
 export type AuditLogServer = {
   version: string;
   serverUuid: string;
@@ -114,8 +121,7 @@ export class AuditLogReader {
     );
     const rows = await run("SHOW GLOBAL VARIABLES LIKE 'audit\\_log%'", 'reading the audit log variables');
     const variables = new Map(rows.map((r) => [String(r.Variable_name), String(r.Value)]));
-    const names = [...variables.keys()];
-    const found = FLAVORS.find((f) => names.some((n) => n.startsWith(f.prefix)));
+    const found = auditFlavorOf([...variables.keys()]);
     const server: AuditLogServer = {
       version: String(info?.version ?? ''),
       serverUuid: String(info?.server_uuid ?? ''),

@@ -1,0 +1,73 @@
+// `doctor`: a readiness checklist of every DB system instance the collector reads. docs/collector.md.
+import { loadConfigFile } from '../../shared/config/load-config.js';
+import { AuditError } from '../../shared/errors.js';
+import { ociAuthProvider, ociAuthSpecFromEnv } from '../../shared/oci/auth.js';
+import { vaultSecretFetcher } from '../../shared/oci/vault.js';
+import { diagnoseFleet, type InstanceDiagnosis } from '../../shared/sources/doctor.js';
+import { connectInstance, instanceTargets, secretReader } from '../../shared/sources/mysql-connection.js';
+import { EXIT_PARTIAL } from './collect.js';
+import type { CliDeps } from './consume.js';
+import { type CliCommand, type CliIo, parseCommandArgs, printable } from './io.js';
+
+export const DOCTOR_HELP = `Usage: heatwave-iam-audit doctor --config FILE [options]
+
+Checks that every configured DB system instance (dbSystems[].endpoints) can be audited: reachable,
+TLS, server version, audit log installed and writing JSON, an audit filter that logs connections
+and statements for every account, audit_log_read() permitted to the collector user, the read
+buffer, the authentication_oci plugin and the accounts that use it. Each failure comes with its fix.
+
+Options:
+  --config FILE       pipeline configuration (YAML or JSON)               (required)
+  --db-system ID      check only this DB system (id or name); repeatable  (default: all)
+  --json              print the checks as JSON instead of a checklist
+  -h, --help          this help
+
+Exit codes: 0 every instance can be audited; 3 some cannot (a check failed); 2 bad usage or
+configuration; 1 internal error.
+`;
+
+const MARK = { pass: 'PASS', warn: 'WARN', fail: 'FAIL' } as const;
+
+function checklist(results: readonly InstanceDiagnosis[]): string {
+  const lines: string[] = [];
+  for (const r of results) {
+    lines.push(`${r.dbSystem.name}/${r.instance} (${r.address})`);
+    const width = Math.max(...r.checks.map((c) => c.name.length));
+    for (const c of r.checks) {
+      lines.push(`  ${MARK[c.status]}  ${c.name.padEnd(width)}  ${printable(c.detail)}`);
+      if (c.fix && c.status !== 'pass') lines.push(`  ${' '.repeat(6 + width)}  fix: ${printable(c.fix)}`);
+    }
+  }
+  const ready = results.filter((r) => r.ready).length;
+  lines.push(
+    `doctor: ${ready} of ${results.length} instance(s) can be audited${ready < results.length ? `; ${results.length - ready} cannot (see FAIL above)` : ''}`,
+  );
+  return `${lines.join('\n')}\n`;
+}
+
+export async function runDoctor(argv: string[], io: CliIo, deps: CliDeps = {}): Promise<number> {
+  const { values } = parseCommandArgs('doctor', argv, {
+    config: { type: 'string' },
+    'db-system': { type: 'string', multiple: true },
+    json: { type: 'boolean', default: false },
+  });
+  if (!values.config) throw new AuditError('USAGE', 'doctor needs --config FILE (see doctor --help)');
+  const env = deps.env ?? process.env;
+  const { config } = await loadConfigFile(values.config);
+  const targets = instanceTargets(config, values['db-system'] ?? []);
+  if (targets.length === 0)
+    throw new AuditError('USAGE', 'doctor: no DB system has endpoints to check (dbSystems[].endpoints)');
+  const readSecret = secretReader(env, async () =>
+    vaultSecretFetcher({ auth: await ociAuthProvider(ociAuthSpecFromEnv(env)), env }),
+  );
+  const results = await diagnoseFleet(targets, config, (t) => connectInstance(t, readSecret));
+  io.stdout.write(values.json ? `${JSON.stringify(results, null, 2)}\n` : checklist(results));
+  return results.every((r) => r.ready) ? 0 : EXIT_PARTIAL;
+}
+
+export const doctorCommand: CliCommand = {
+  name: 'doctor',
+  summary: 'check that every DB system instance can be audited',
+  usage: DOCTOR_HELP,
+  run: (args, io) => runDoctor(args, io),
+};

@@ -1,0 +1,192 @@
+// doctor against MySQL-protocol servers set up right and wrong (test/mysql-server).
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { validateConfig } from '../../shared/config/load-config.js';
+import { baseConfig } from '../../shared/detect/timeline.js';
+import { diagnoseFleet, loggedClasses } from '../../shared/sources/doctor.js';
+import { connectInstance, instanceTargets, secretReader } from '../../shared/sources/mysql-connection.js';
+import { AuditLog } from '../mysql-server/audit-log.js';
+import { HeatWaveTestServer, type TestAccount, type TestServerOptions } from '../mysql-server/server.js';
+import { type TlsMaterial, tlsMaterial } from '../mysql-server/tls.js';
+
+const PASSWORD = 'd0ctor-pw';
+const COLLECTOR: TestAccount = {
+  user: 'hwaudit',
+  password: PASSWORD,
+  grants: [
+    'AUDIT_ADMIN',
+    'SELECT ON mysql.audit_log_filter',
+    'SELECT ON mysql.audit_log_user',
+    'SELECT ON mysql.user',
+  ],
+};
+const servers: HeatWaveTestServer[] = [];
+let tls: TlsMaterial;
+beforeAll(async () => {
+  tls = await tlsMaterial();
+});
+afterEach(async () => {
+  await Promise.all(servers.splice(0).map((s) => s.stop()));
+});
+
+async function diagnoseWith(opts: TestServerOptions, collector: Record<string, unknown> = {}) {
+  const base = baseConfig();
+  const server = await HeatWaveTestServer.start({
+    tls: { key: tls.key, cert: tls.cert },
+    audit: new AuditLog(),
+    ...opts,
+    accounts: [COLLECTOR, ...(opts.accounts ?? [])],
+  });
+  servers.push(server);
+  const { config } = validateConfig({
+    ...base,
+    dbSystems: [{ ...base.dbSystems![0]!, endpoints: [{ host: 'localhost', port: server.address.port }] }],
+    collector: {
+      user: 'hwaudit',
+      password: { env: 'PW' },
+      tls: 'verify-identity',
+      ca: tls.caFile,
+      ...collector,
+    },
+  });
+  const read = secretReader({ PW: PASSWORD }, () => Promise.reject(new Error('no vault')));
+  const [result] = await diagnoseFleet(instanceTargets(config), config, (t) => connectInstance(t, read));
+  return {
+    ready: result!.ready,
+    checks: Object.fromEntries(result!.checks.map((c) => [c.name, c])),
+  };
+}
+
+const ociAccounts: TestAccount[] = [
+  {
+    user: '',
+    plugin: 'authentication_oci',
+    authenticationString:
+      '{"tenancy":"ocid1.tenancy.oc1..example","group_mapping":{"ocid1.group.oc1..dba":"dba_proxy"}}',
+  },
+  { user: 'carol', plugin: 'authentication_oci', authenticationString: '{"user":"ocid1.user.oc1..carol"}' },
+];
+
+describe('doctor', () => {
+  it('a healthy instance passes every check', async () => {
+    const { ready, checks } = await diagnoseWith({ accounts: ociAccounts }, {});
+    expect(ready).toBe(true);
+    expect(
+      Object.values(checks)
+        .filter((c) => c.status !== 'pass')
+        .map((c) => c.name),
+    ).toEqual(['collector account']);
+    expect(checks.TLS!.detail).toBe('TLSv1.3, server certificate verified');
+    expect(checks['audit filter']!.detail).toBe(
+      "filter log_all for '%' logs connections and statements and table access",
+    );
+    expect(checks['read buffer']!.detail).toBe(
+      "audit_log_read_buffer_size = 32768 bytes, raised to 4194304 for the collector's sessions",
+    );
+    expect(checks['IAM accounts']!.detail).toBe(
+      '2 authentication_oci account(s): 1 group mapping(s), 1 1-to-1',
+    );
+    expect(checks['collector account']).toMatchObject({
+      status: 'warn',
+      fix: 'add "hwaudit@%" to dbSystems[].allowedLocalAccounts',
+    });
+  });
+
+  it('a misconfigured instance fails with the fix for each problem', async () => {
+    const { ready, checks } = await diagnoseWith({
+      version: '8.0.32-u1-cloud',
+      auditVariables: { format: 'NEW' },
+      filters: [{ name: 'logins_only', filter: { filter: { class: { name: 'connection' } } } }],
+      filterUsers: [{ user: '%', host: '', filter: 'logins_only' }],
+      accounts: [
+        { user: 'x', plugin: 'authentication_oci', authenticationString: '{"user":"ocid1.user.oc1..x"}' },
+      ],
+      plugins: [],
+    });
+    expect(ready).toBe(false);
+    expect(checks['server version']).toMatchObject({ status: 'warn', detail: 'MySQL 8.0.32-u1-cloud' });
+    expect(checks['JSON format']).toMatchObject({
+      status: 'fail',
+      fix: 'set audit_log_format=JSON (audit_log_read() reads JSON logs only)',
+    });
+    expect(checks['audit filter']).toMatchObject({
+      status: 'fail',
+      detail: "filter logins_only for '%' does not log general events",
+    });
+    expect(checks['audit filter']!.fix).toContain("audit_log_filter_set_user('%', 'heatwave_iam_audit')");
+    expect(checks.authentication_oci).toMatchObject({
+      status: 'warn',
+      detail: 'plugin not loaded: no IAM logins on this DB system',
+    });
+    expect(checks['IAM accounts']!.detail).toContain("1 not in the configuration ('x'@'%')");
+  });
+
+  it('names the privilege and the grants the collector user lacks', async () => {
+    const noGrants = await HeatWaveTestServer.start({
+      accounts: [{ user: 'hwaudit', password: PASSWORD }],
+      audit: new AuditLog(),
+    });
+    servers.push(noGrants);
+    const { config } = validateConfig({
+      ...baseConfig(),
+      dbSystems: [
+        { ...baseConfig().dbSystems![0]!, endpoints: [{ host: '127.0.0.1', port: noGrants.address.port }] },
+      ],
+      collector: { user: 'hwaudit', password: { env: 'PW' }, tls: 'disabled', allowPlaintext: true },
+    });
+    const read = secretReader({ PW: PASSWORD }, () => Promise.reject(new Error('no vault')));
+    const [r] = await diagnoseFleet(instanceTargets(config), config, (t) => connectInstance(t, read));
+    const checks = Object.fromEntries(r!.checks.map((c) => [c.name, c]));
+    expect(r!.ready).toBe(false);
+    expect(checks.TLS).toMatchObject({ status: 'warn', detail: 'the session is not encrypted' });
+    expect(checks['audit_log_read()']).toMatchObject({
+      status: 'fail',
+      fix: 'GRANT AUDIT_ADMIN ON *.* TO hwaudit;',
+    });
+    expect(checks['audit filter']!.fix).toBe(
+      'GRANT SELECT ON mysql.audit_log_filter TO hwaudit; GRANT SELECT ON mysql.audit_log_user TO hwaudit;',
+    );
+    expect(checks['IAM accounts']!.fix).toBe('GRANT SELECT ON mysql.user TO hwaudit;');
+  });
+
+  it('an unreachable instance fails "reachable" with the network fix', async () => {
+    const gone = await HeatWaveTestServer.start({});
+    const port = gone.address.port;
+    await gone.stop();
+    const { config } = validateConfig({
+      ...baseConfig(),
+      dbSystems: [{ ...baseConfig().dbSystems![0]!, endpoints: [{ host: '127.0.0.1', port }] }],
+      collector: { user: 'hwaudit', password: { env: 'PW' } },
+    });
+    const read = secretReader({ PW: PASSWORD }, () => Promise.reject(new Error('no vault')));
+    const [r] = await diagnoseFleet(instanceTargets(config), config, (t) => connectInstance(t, read));
+    expect(r!.checks).toEqual([
+      expect.objectContaining({
+        name: 'reachable',
+        status: 'fail',
+        fix: expect.stringContaining('security list'),
+      }),
+    ]);
+  });
+
+  it('reads which classes a filter logs', () => {
+    expect(loggedClasses({ filter: {} })).toEqual({ connection: true, general: true, table_access: true });
+    expect(loggedClasses({ filter: { log: false } })).toEqual({
+      connection: false,
+      general: false,
+      table_access: false,
+    });
+    expect(
+      loggedClasses({ filter: { class: [{ name: 'connection' }, { name: ['general', 'table_access'] }] } }),
+    ).toEqual({
+      connection: true,
+      general: true,
+      table_access: true,
+    });
+    expect(loggedClasses({ filter: { log: true, class: { name: 'table_access', log: false } } })).toEqual({
+      connection: true,
+      general: true,
+      table_access: false,
+    });
+    expect(loggedClasses(null)).toEqual({ connection: false, general: false, table_access: false });
+  });
+});
