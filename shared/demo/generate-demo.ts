@@ -38,6 +38,8 @@ export type DemoManifest = {
     mysqlEvents: number;
     mysqlFiles: number;
     collectorFiles: number;
+    /** Gaps the collector streams report (audit.gap). */
+    gapRecords: number;
     plannedSessions: number;
     iamEvents: number;
     /** IAM deliveries including the duplicates of overlapping exports. */
@@ -94,7 +96,10 @@ export function generateDemo(opts: DemoOptions): DemoManifest {
       db.format === 'file'
         ? join(opts.out, 'mysql', `${db.name}.audit.log`)
         : join(opts.out, 'collector', `${db.name}.jsonl`);
-    bytes += log.writeTo(path);
+    bytes += log.writeTo(
+      path,
+      story.gaps.filter((g) => g.dbSystemId === db.id),
+    );
     inputs.push(path);
     mysqlEvents += log.counts.events;
     progress(`      ${db.name}: ${log.counts.events.toLocaleString('en-US')} audit events`);
@@ -134,6 +139,7 @@ export function generateDemo(opts: DemoOptions): DemoManifest {
       mysqlEvents,
       mysqlFiles: fleet.dbs.filter((d) => d.format === 'file').length,
       collectorFiles: fleet.dbs.filter((d) => d.format === 'collector').length,
+      gapRecords: story.gaps.length,
       plannedSessions,
       iamEvents: story.iamRecords.length,
       iamDeliveries: iam.deliveries,

@@ -424,4 +424,27 @@ export function injectIncidents(story: Story, cast: Cast): void {
     ],
     'incident',
   );
+
+  // 13. The collector was down overnight and a read replica's audit log rotated before it was read.
+  {
+    const db = fleet.dbs.find((d) => d.format === 'collector')!;
+    const from = sec(clock(story, 0, 23, 40));
+    const to = sec(clock(story, 1, 2, 15));
+    story.gaps.push({
+      source: 'audit-gap',
+      trail: 'mysql-audit',
+      dbSystemId: db.id,
+      dbSystemName: db.name,
+      instance: 'replica-1',
+      reason: 'pruned',
+      from: new Date(from).toISOString(),
+      to: new Date(to).toISOString(),
+      detail:
+        'the log no longer holds the last event read: it was rotated and pruned before the events after it were read',
+    });
+    story.expect('audit.gap', 'incident', `${db.name}/replica-1 audit log pruned before it was read`, {
+      at: to,
+      dbSystemId: db.id,
+    });
+  }
 }

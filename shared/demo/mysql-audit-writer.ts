@@ -7,6 +7,7 @@
 // sorts the records by time and numbers them (`id` restarts at 0 every second, so that
 // `timestamp` + `id` is unique per server).
 import { closeSync, openSync, writeSync } from 'node:fs';
+import type { GapRecord } from '../../schemas/envelopes.js';
 import type { DbSystem } from './fleet.js';
 import { MINUTE } from './fleet.js';
 import { Rng } from './rng.js';
@@ -165,8 +166,11 @@ export class DbAuditLog {
     this.lines = [];
   }
 
-  /** Writes the log to `path`; returns the bytes written. */
-  writeTo(path: string): number {
+  /**
+   * Writes the log to `path`; returns the bytes written. A collector stream also carries the
+   * `gaps` the collector reported, each in its place by time.
+   */
+  writeTo(path: string, gaps: readonly GapRecord[] = []): number {
     const fd = openSync(path, 'w');
     let bytes = 0;
     let buffer = '';
@@ -183,10 +187,15 @@ export class DbAuditLog {
         }
       } else {
         const head = `{"source":"mysql-audit","dbSystemId":"${this.db.id}","dbSystemName":"${this.db.name}","event":`;
+        const pending = [...gaps].sort((a, b) => Date.parse(a.to ?? a.from) - Date.parse(b.to ?? b.from));
         for (const rec of this.records()) {
+          const ts = Date.parse(`${rec.slice(14, 33).replace(' ', 'T')}Z`);
+          while (pending.length > 0 && Date.parse(pending[0]!.to ?? pending[0]!.from) < ts)
+            buffer += `${JSON.stringify(pending.shift())}\n`;
           buffer += `${head}${rec}}\n`;
           if (buffer.length > 1 << 20) flush();
         }
+        for (const gap of pending) buffer += `${JSON.stringify(gap)}\n`;
       }
       flush();
     } finally {

@@ -1,6 +1,7 @@
 // The demo's timeline while it is being written: who is in which group when, which IAM events
 // and database sessions happen, and which alerts they should raise. Normal activity, churn and
 // incidents all write through it, so the ground truth follows from what was generated.
+import type { GapRecord } from '../../schemas/envelopes.js';
 import { type DbSystem, type Fleet, type GroupKey, ocid, type Person, PROXY_ACCOUNTS } from './fleet.js';
 import type { AlertMatcher, Expectation, ExpectationKind } from './ground-truth.js';
 import {
@@ -92,6 +93,8 @@ export class Story {
   readonly iamRecords: IamRecord[] = [];
   readonly sessions: SessionPlan[] = [];
   readonly expected: Expectation[] = [];
+  /** Gaps the collector reports in DB systems' audit trails (written with their collector records). */
+  readonly gaps: GapRecord[] = [];
   /** The identity team's administrator (actor of routine IAM changes). */
   readonly admin: Person;
   /** People with a part in churn or incidents: normal activity leaves their special moments alone. */

@@ -43,7 +43,9 @@ describe('demo run', () => {
   it('reads every input record without dead letters or rule failures', () => {
     expect(result.stats.deadLetters).toEqual({});
     expect(result.stats.received).toBe(
-      result.manifest.counts.mysqlEvents + result.manifest.counts.iamDeliveries,
+      result.manifest.counts.mysqlEvents +
+        result.manifest.counts.iamDeliveries +
+        result.manifest.counts.gapRecords,
     );
     expect(result.stats.duplicates).toBe(
       result.manifest.counts.iamDeliveries - result.manifest.counts.iamEvents,

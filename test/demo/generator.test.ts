@@ -119,7 +119,9 @@ describe('demo generator', () => {
       }
     }
     expect(dead).toEqual([]);
-    expect(events).toBe(manifest.counts.mysqlEvents + manifest.counts.iamDeliveries);
+    expect(events).toBe(
+      manifest.counts.mysqlEvents + manifest.counts.iamDeliveries + manifest.counts.gapRecords,
+    );
   });
 
   it('injects at least one incident for every rule of the registry', () => {
