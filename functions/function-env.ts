@@ -33,6 +33,7 @@ const OCI_VARS = [
   'HWAUDIT_OCI_ENDPOINT',
   endpointVariable('streaming'),
   endpointVariable('notifications'),
+  endpointVariable('secrets'),
 ];
 
 function ociVar(name: string): FunctionEnvVar {
@@ -101,6 +102,12 @@ export const FUNCTION_ENV_VARS: readonly FunctionEnvVar[] = [
     description: 'Digests per minute this container may publish (10 for topics with e-mail subscriptions).',
   },
   {
+    name: 'HWAUDIT_COLLECT_STREAM_ID',
+    default: '(none)',
+    description:
+      'OCID of an OCI stream that {"action":"collect"} also writes the collector records it reads to (key = DB system OCID), before committing them, for other consumers. Needs HWAUDIT_OCI_ENDPOINT_STREAMING.',
+  },
+  {
     name: 'HWAUDIT_DB_SYSTEM',
     default: '(the only configured DB system)',
     description:
@@ -132,6 +139,7 @@ export type FunctionEnv = {
   alertsFile: string | undefined;
   alertFormat: OutputFormat;
   alertStreamId: string | undefined;
+  collectStreamId: string | undefined;
   notificationsTopicId: string | undefined;
   notificationsPerMinute: number;
   /** How to authenticate to OCI; only used when a stream or topic is configured. */
@@ -208,10 +216,18 @@ function ocid(env: Env, name: string, type: string): string | undefined {
 
 const KNOWN = new Set(FUNCTION_ENV_VARS.map((v) => v.name));
 
-/** Reads and validates every HWAUDIT_ variable; throws AuditError CONFIG_INVALID naming the variable. */
-export function readFunctionEnv(env: Env = process.env): FunctionEnv {
+/**
+ * Reads and validates every HWAUDIT_ variable; throws AuditError CONFIG_INVALID naming the
+ * variable. `alsoKnown`: variables the pipeline configuration names (collector passwords).
+ */
+export function readFunctionEnv(
+  env: Env = process.env,
+  alsoKnown: ReadonlySet<string> = new Set(),
+): FunctionEnv {
   // A misspelt variable would otherwise be ignored silently and its default used.
-  const unknown = Object.keys(env).filter((k) => k.startsWith('HWAUDIT_') && !KNOWN.has(k));
+  const unknown = Object.keys(env).filter(
+    (k) => k.startsWith('HWAUDIT_') && !KNOWN.has(k) && !alsoKnown.has(k),
+  );
   if (unknown.length > 0)
     throw invalid(unknown.sort()[0]!, `unknown variable (known: ${[...KNOWN].join(', ')})`);
   const inline = text(env, 'HWAUDIT_CONFIG');
@@ -223,15 +239,22 @@ export function readFunctionEnv(env: Env = process.env): FunctionEnv {
     throw invalid('HWAUDIT_CONFIG', 'no pipeline configuration: set HWAUDIT_CONFIG or HWAUDIT_CONFIG_FILE');
   }
   const alertStreamId = ocid(env, 'HWAUDIT_ALERT_STREAM_ID', 'stream');
+  const collectStreamId = ocid(env, 'HWAUDIT_COLLECT_STREAM_ID', 'stream');
   const notificationsTopicId = ocid(env, 'HWAUDIT_NOTIFICATIONS_TOPIC_ID', 'onstopic');
   // Endpoint overrides are checked now (not at the first alert), naming the variable at fault.
   const streamingEndpoint = ociEndpointOverride('streaming', env);
   ociEndpointOverride('notifications', env);
-  if (alertStreamId !== undefined && streamingEndpoint === undefined) {
+  const streamVar =
+    alertStreamId !== undefined
+      ? 'HWAUDIT_ALERT_STREAM_ID'
+      : collectStreamId !== undefined
+        ? 'HWAUDIT_COLLECT_STREAM_ID'
+        : undefined;
+  if (streamVar !== undefined && streamingEndpoint === undefined) {
     // The messages endpoint belongs to the stream pool (cell-N.streaming.<region>...): no regional default.
     throw invalid(
       endpointVariable('streaming'),
-      "required with HWAUDIT_ALERT_STREAM_ID: the stream pool's messages endpoint (Stream.messagesEndpoint)",
+      `required with ${streamVar}: the stream pool's messages endpoint (Stream.messagesEndpoint)`,
     );
   }
   return {
@@ -241,6 +264,7 @@ export function readFunctionEnv(env: Env = process.env): FunctionEnv {
     alertsFile: text(env, 'HWAUDIT_ALERTS_FILE')?.trim(),
     alertFormat: alertFormat(env),
     alertStreamId,
+    collectStreamId,
     notificationsTopicId,
     notificationsPerMinute: integer(env, 'HWAUDIT_NOTIFICATIONS_PER_MINUTE', ONS_MESSAGES_PER_MINUTE, 2),
     ociAuth: ociAuthSpecFromEnv(env),

@@ -42,11 +42,21 @@ import { formatAlert, type OutputFormat } from '../shared/emit/formats/format.js
 import { JsonlSink } from '../shared/emit/jsonl-sink.js';
 import { type NotificationPublisher, NotificationsSink } from '../shared/emit/notifications-sink.js';
 import type { AlertSink } from '../shared/emit/sink.js';
-import { type StreamPutter, StreamSink } from '../shared/emit/stream-sink.js';
+import { type StreamPutter, StreamSink, StreamWriter } from '../shared/emit/stream-sink.js';
 import { AuditError, type ErrorCode } from '../shared/errors.js';
 import { ociAuthProvider } from '../shared/oci/auth.js';
 import { createOciClient, DEFAULT_RETRY, type RetryPolicy, sleepMs } from '../shared/oci/clients.js';
+import { vaultSecretFetcher } from '../shared/oci/vault.js';
 import { type DecodedItem, Pipeline } from '../shared/pipeline.js';
+import { collect } from '../shared/sources/collector.js';
+import {
+  connectInstance,
+  instanceTargets,
+  type SecretReader,
+  secretReader,
+  secretVariables,
+  type VaultSecretFetcher,
+} from '../shared/sources/mysql-connection.js';
 import { type OpenStoreOptions, openStore } from '../shared/state/open-store.js';
 import type { StateStore } from '../shared/state/state-store.js';
 import { toIso } from '../shared/time.js';
@@ -60,7 +70,7 @@ export type InvocationContext = {
 };
 
 export type InvocationSummary = {
-  action: 'ingest' | 'sweep';
+  action: 'ingest' | 'sweep' | 'collect';
   /** Records decoded from this body (events and dead letters). */
   received: number;
   /** Events applied in this call: released by the watermark, from this batch or earlier ones. */
@@ -75,6 +85,15 @@ export type InvocationSummary = {
   watermark: string | null;
   /** Set when the body was refused; retrying the same body cannot succeed. */
   error?: { code: ErrorCode; status: 400 | 413; message: string };
+  /** `collect`: what was read from each instance, and why an instance was not read to its end. */
+  instances?: {
+    dbSystem: string;
+    instance: string;
+    records: number;
+    caughtUp: boolean;
+    gaps: number;
+    error?: string;
+  }[];
 };
 
 /** A failure the caller should retry. Its message is safe to show (codes, counts, paths). */
@@ -98,6 +117,8 @@ export type StoreOpener = (
 export type OciSinkClients = {
   streaming?: () => Promise<StreamPutter>;
   notifications?: () => Promise<NotificationPublisher>;
+  /** Reads OCI Vault secrets (collector passwords). */
+  vault?: () => Promise<VaultSecretFetcher>;
 };
 
 export type FunctionHostOptions = {
@@ -129,6 +150,11 @@ const INITIAL_MS_PER_ITEM = 0.2;
 const LEARN_MIN_ITEMS = 50;
 /** The longest wait for the scope lock of an invocation without Fn-Deadline (OCI's default timeout). */
 const DEFAULT_LOCK_WAIT_MS = 30_000;
+/** How long a collect call reads without Fn-Deadline, and the share of the time left it reads with one. */
+const DEFAULT_COLLECT_MS = 60_000;
+const COLLECT_SHARE = 0.75;
+
+type Work = 'batch' | 'sweep' | 'collect';
 
 export class FunctionHost {
   private readonly env: Readonly<Record<string, string | undefined>>;
@@ -155,6 +181,8 @@ export class FunctionHost {
   private lockMs: number | undefined;
   private queue: Promise<unknown> = Promise.resolve();
   private msPerItem = INITIAL_MS_PER_ITEM;
+  private secretReader: SecretReader | undefined;
+  private collectWriter: Promise<StreamWriter> | undefined;
 
   constructor(opts: FunctionHostOptions = {}) {
     this.env = opts.env ?? process.env;
@@ -253,11 +281,12 @@ export class FunctionHost {
     }
     if (isObject(value) && 'action' in value) {
       if (value.action === 'sweep' && Object.keys(value).length === 1) return this.sweep(settings);
+      if (value.action === 'collect' && Object.keys(value).length === 1) return this.collect(settings);
       return this.refuse(
         settings,
         'USAGE',
         400,
-        'unknown control message: the only one is {"action":"sweep"}',
+        'unknown control message: send {"action":"sweep"} or {"action":"collect"}',
       );
     }
     return this.ingest(body, source, settings);
@@ -283,7 +312,7 @@ export class FunctionHost {
    * pipeline is re-opened, released once `work` (its commit and the sinks' delivery) is done or
    * failed. The wait counts against Fn-Deadline: it ends at the deadline minus the margin.
    */
-  private async scoped<T>(settings: Settings, what: 'batch' | 'sweep', work: () => Promise<T>): Promise<T> {
+  private async scoped<T>(settings: Settings, what: Work, work: () => Promise<T>): Promise<T> {
     if (!settings.reload) return work();
     const store = await this.store(settings);
     const timeoutMs =
@@ -313,6 +342,82 @@ export class FunctionHost {
       );
       return this.withPipeline(pipeline, 'sweep', () => pipeline.advance(target));
     });
+  }
+
+  /**
+   * Reads the configured DB system instances' audit logs (shared/sources/collector.ts) until they
+   * are read to the end or Fn-Deadline minus the margin and a reserve for the last commit and the
+   * sinks draws near; what was read is committed, the rest is read by the next call.
+   */
+  private async collect(settings: Settings): Promise<InvocationSummary> {
+    this.checkDeadline(0, 'collect');
+    const targets = instanceTargets(settings.config);
+    return this.scoped(settings, 'collect', async () => {
+      const { pipeline } = await this.pipeline(settings);
+      const now = this.now();
+      const budget =
+        this.deadline === undefined
+          ? DEFAULT_COLLECT_MS
+          : Math.max(0, this.deadline - settings.env.deadlineMarginMs - now) * COLLECT_SHARE;
+      const forward = await this.collectForwarder(settings.env);
+      let instances: InvocationSummary['instances'] = [];
+      const summary = await this.withPipeline(pipeline, 'collect', async () => {
+        const result = await collect({
+          pipeline,
+          targets,
+          connect: (t) => connectInstance(t, this.secrets(settings.env)),
+          deadline: now + budget,
+          now: this.now,
+          ...(forward ? { forward } : {}),
+        });
+        instances = result.instances.map((r) => ({
+          dbSystem: r.dbSystem.name,
+          instance: r.instance,
+          records: r.records,
+          caughtUp: r.caughtUp,
+          gaps: r.gaps,
+          ...(r.error ? { error: r.error } : {}),
+        }));
+        return result.alerts;
+      });
+      return { ...summary, instances };
+    });
+  }
+
+  /** Collector passwords from the environment or OCI Vault (cached per container). */
+  private secrets(env: FunctionEnv): SecretReader {
+    this.secretReader ??= secretReader(this.env, async () => {
+      if (this.ociClients.vault) return this.ociClients.vault();
+      return vaultSecretFetcher({ auth: await ociAuthProvider(env.ociAuth), env: this.env });
+    });
+    return this.secretReader;
+  }
+
+  /** HWAUDIT_COLLECT_STREAM_ID: the records read go to that stream before they are committed. */
+  private async collectForwarder(
+    env: FunctionEnv,
+  ): Promise<((records: Record<string, unknown>[]) => Promise<void>) | undefined> {
+    if (env.collectStreamId === undefined) return undefined;
+    this.collectWriter ??= (async () => {
+      const client = await (this.ociClients.streaming?.() ??
+        createOciClient('streaming', { auth: await ociAuthProvider(env.ociAuth), env: this.env }));
+      return new StreamWriter(client, env.collectStreamId!, 'collect-stream', {
+        retry: this.retryPolicy('collect-stream'),
+      });
+    })();
+    const writer = await this.collectWriter;
+    return async (records) => {
+      const messages = records.map((r) => ({ key: String(r.dbSystemId ?? ''), value: JSON.stringify(r) }));
+      const fit = messages.filter((m) => writer.fits(m));
+      if (fit.length < messages.length)
+        this.log({
+          level: 'warn',
+          msg: 'collect stream',
+          skipped: messages.length - fit.length,
+          reason: 'record larger than one stream message',
+        });
+      await writer.put(fit, 'collector record(s)');
+    };
   }
 
   /** Refuses a body; records a dead letter for it when it held records, so it is counted in the store. */
@@ -378,11 +483,13 @@ export class FunctionHost {
 
   private async loadSettings(): Promise<Settings> {
     if (this.settings !== undefined) return this.settings;
-    const env = readFunctionEnv(this.env);
+    // Where the configuration is, first; then every variable, knowing the ones it names.
+    const location = readFunctionEnv(this.env, new Set(Object.keys(this.env))).config;
     const { config, rules } =
-      env.config.kind === 'inline'
-        ? parseConfigText(env.config.text, 'HWAUDIT_CONFIG')
-        : await loadConfigFile(env.config.path);
+      location.kind === 'inline'
+        ? parseConfigText(location.text, 'HWAUDIT_CONFIG')
+        : await loadConfigFile(location.path);
+    const env = readFunctionEnv(this.env, secretVariables(config));
     const db = defaultDbSystem(config, env.dbSystem);
     // Only a valid configuration is kept: after a failure the next call reads it again.
     this.settings = { env, config, rules, resolveDbSystem: () => db, reload: env.state.kind === 'mysql' };
@@ -554,7 +661,7 @@ export class FunctionHost {
   }
 
   /** Refuses to start what cannot finish before Fn-Deadline minus the margin; nothing is written yet. */
-  private checkDeadline(items: number, what: 'batch' | 'sweep'): void {
+  private checkDeadline(items: number, what: Work): void {
     const deadline = this.deadline;
     if (deadline === undefined) return;
     const margin = this.settings?.env.deadlineMarginMs ?? 0;
@@ -564,7 +671,9 @@ export class FunctionHost {
     const remains =
       what === 'sweep'
         ? 'the sweep was not run'
-        : `${items > 0 ? `${items} records were` : 'the batch was'} not ingested`;
+        : what === 'collect'
+          ? 'nothing was collected'
+          : `${items > 0 ? `${items} records were` : 'the batch was'} not ingested`;
     throw new FunctionError(
       'DEADLINE',
       `${remains}: ${Math.max(0, left)} ms left before Fn-Deadline, about ${needed} ms needed (HWAUDIT_DEADLINE_MARGIN_MS=${margin}); no state was written, redeliver to process it`,

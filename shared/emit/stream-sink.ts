@@ -1,5 +1,6 @@
-// Alerts to an OCI stream (PutMessages): one message per alert, key = DB system id so one DB
-// system's alerts stay in order on one partition, value = the formatted alert (JSON, OCSF, ECS).
+// Alerts (and, with StreamWriter, any records such as the collector's) to an OCI stream
+// (PutMessages): one message per alert, key = DB system id so one DB system's alerts stay in
+// order on one partition, value = the formatted alert (JSON, OCSF, ECS).
 // Limits: 1 MB per message and per request, so batches are split by bytes.
 // A 200 answer can carry failed entries: exactly those are sent again. 429/5xx/transport errors
 // resend the whole request. Everything is bounded by the retry policy; what still fails makes
@@ -39,7 +40,6 @@ export interface StreamSinkOptions {
 }
 
 interface Entry {
-  alertId: string;
   key: string | undefined;
   value: string;
   /** Bytes this entry adds to the request JSON. */
@@ -61,8 +61,16 @@ const b64 = (text: string) => Buffer.from(text, 'utf8').toString('base64');
 /** `{"messages":[...]}` around the entries. */
 const ENVELOPE_BYTES = '{"messages":[]}'.length;
 
-export class StreamSink implements AlertSink {
-  readonly name: string;
+/** A message to put: key (partitioning) and value as text; `id` names it in errors. */
+export type StreamMessage = { key?: string; value: string };
+
+/**
+ * PutMessages with the service's limits and the retry policy: messages are grouped into
+ * requests under the byte and entry limits, in order; failed entries of a 200 answer are sent
+ * again, a throttled or failing request is resent after a pause. What still fails throws
+ * SINK_FAILED naming `what` was not delivered.
+ */
+export class StreamWriter {
   readonly stats: StreamSinkStats = {
     requests: 0,
     messagesSent: 0,
@@ -70,28 +78,34 @@ export class StreamSink implements AlertSink {
     requestErrors: 0,
     truncated: 0,
   };
-  private readonly client: StreamPutter;
-  private readonly streamId: string;
-  private readonly format: (alert: Alert) => string;
-  private readonly retry: RetryPolicy;
-  private readonly maxMessageBytes: number;
+  readonly maxMessageBytes: number;
   private readonly maxRequestBytes: number;
   private readonly maxRequestEntries: number;
+  private readonly retry: RetryPolicy;
 
-  constructor(opts: StreamSinkOptions) {
-    this.client = opts.client;
-    this.streamId = opts.streamId;
-    this.name = opts.name ?? 'oci-stream';
-    this.format = opts.format ?? ((a) => JSON.stringify(a));
+  constructor(
+    private readonly client: StreamPutter,
+    private readonly streamId: string,
+    readonly name: string,
+    opts: Pick<StreamSinkOptions, 'retry' | 'maxMessageBytes' | 'maxRequestBytes' | 'maxRequestEntries'> = {},
+  ) {
     this.retry = opts.retry ?? DEFAULT_RETRY;
     this.maxMessageBytes = opts.maxMessageBytes ?? STREAM_MAX_MESSAGE_BYTES;
     this.maxRequestBytes = opts.maxRequestBytes ?? STREAM_MAX_REQUEST_BYTES;
     this.maxRequestEntries = opts.maxRequestEntries ?? STREAM_MAX_REQUEST_ENTRIES;
   }
 
-  async send(alerts: Alert[]): Promise<void> {
-    if (alerts.length === 0) return;
-    let pending = alerts.map((a) => this.toEntry(a));
+  /** Whether a message fits the per-message limit once encoded. */
+  fits(message: StreamMessage): boolean {
+    return (
+      messageBytes(message.key === undefined ? undefined : b64(message.key), b64(message.value)) <=
+      this.maxMessageBytes
+    );
+  }
+
+  async put(messages: readonly StreamMessage[], what = 'message(s)'): Promise<void> {
+    if (messages.length === 0) return;
+    let pending = messages.map((m) => toEntry(m));
     const sleep = this.retry.sleep ?? sleepMs;
     const attempts = Math.max(1, this.retry.maxAttempts);
     let lastFailure: OciFailure | null = null;
@@ -130,7 +144,7 @@ export class StreamSink implements AlertSink {
           this.stats.requestErrors += 1;
           lastFailure = failure;
           lastError = error;
-          if (!failure.retryable) throw this.failed(failure, error, pending.length);
+          if (!failure.retryable) throw this.failed(failure, error, pending.length, what);
           // Throttled or failing: stop this round, resend this request and the rest after a pause.
           for (const rest of requests.slice(r)) again.push(...rest);
           break;
@@ -138,13 +152,13 @@ export class StreamSink implements AlertSink {
       }
       pending = again;
     }
-    if (pending.length > 0) throw this.failed(lastFailure, lastError, pending.length);
+    if (pending.length > 0) throw this.failed(lastFailure, lastError, pending.length, what);
   }
 
-  private failed(failure: OciFailure | null, cause: unknown, undelivered: number): AuditError {
+  private failed(failure: OciFailure | null, cause: unknown, undelivered: number, what: string): AuditError {
     return new AuditError(
       'SINK_FAILED',
-      `${this.name}: PutMessages could not deliver ${undelivered} alert(s) (status ${failure?.status ?? 'none'}, ${failure?.code ?? 'no code'})`,
+      `${this.name}: PutMessages could not deliver ${undelivered} ${what} (status ${failure?.status ?? 'none'}, ${failure?.code ?? 'no code'})`,
       {
         details: {
           sink: this.name,
@@ -155,23 +169,6 @@ export class StreamSink implements AlertSink {
         cause,
       },
     );
-  }
-
-  private toEntry(alert: Alert): Entry {
-    const key = alert.dbSystem?.id ? b64(alert.dbSystem.id) : undefined;
-    let value = b64(this.format(alert));
-    if (messageBytes(key, value) > this.maxMessageBytes) {
-      value = b64(this.format(shrink(alert)));
-      this.stats.truncated += 1;
-      if (messageBytes(key, value) > this.maxMessageBytes) {
-        throw new AuditError('PAYLOAD_TOO_LARGE', `${this.name}: alert does not fit one stream message`, {
-          details: { sink: this.name, alertId: alert.id },
-        });
-      }
-    }
-    // `{"key":"…","value":"…"},`
-    const bytes = value.length + (key === undefined ? 0 : key.length + 9) + 13;
-    return { alertId: alert.id, key, value, bytes };
   }
 
   /** Groups entries into requests under the byte and entry limits, keeping their order. */
@@ -191,6 +188,51 @@ export class StreamSink implements AlertSink {
       bytes += e.bytes;
     }
     if (batch.length > 0) yield batch;
+  }
+}
+
+function toEntry(message: StreamMessage): Entry {
+  const key = message.key === undefined ? undefined : b64(message.key);
+  const value = b64(message.value);
+  // `{"key":"…","value":"…"},`
+  return { key, value, bytes: value.length + (key === undefined ? 0 : key.length + 9) + 13 };
+}
+
+export class StreamSink implements AlertSink {
+  readonly name: string;
+  private readonly writer: StreamWriter;
+  private readonly format: (alert: Alert) => string;
+
+  constructor(opts: StreamSinkOptions) {
+    this.name = opts.name ?? 'oci-stream';
+    this.writer = new StreamWriter(opts.client, opts.streamId, this.name, opts);
+    this.format = opts.format ?? ((a) => JSON.stringify(a));
+  }
+
+  get stats(): StreamSinkStats {
+    return this.writer.stats;
+  }
+
+  async send(alerts: Alert[]): Promise<void> {
+    await this.writer.put(
+      alerts.map((a) => this.toMessage(a)),
+      'alert(s)',
+    );
+  }
+
+  /** The alert as a message; one too large for a message is shrunk (evidence cut, details dropped). */
+  private toMessage(alert: Alert): StreamMessage {
+    const key = alert.dbSystem?.id;
+    let message: StreamMessage = { value: this.format(alert), ...(key ? { key } : {}) };
+    if (this.writer.fits(message)) return message;
+    message = { ...message, value: this.format(shrink(alert)) };
+    this.writer.stats.truncated += 1;
+    if (!this.writer.fits(message)) {
+      throw new AuditError('PAYLOAD_TOO_LARGE', `${this.name}: alert does not fit one stream message`, {
+        details: { sink: this.name, alertId: alert.id },
+      });
+    }
+    return message;
   }
 }
 

@@ -98,6 +98,12 @@ export function instanceTargets(config: Config, only: readonly string[] = []): I
   );
 }
 
+/** The environment variables the configuration takes collector passwords from. */
+export function secretVariables(config: Config): Set<string> {
+  const refs = [config.collector?.password, ...config.dbSystems.map((d) => d.collector?.password)];
+  return new Set(refs.flatMap((r) => (r && 'env' in r ? [r.env] : [])));
+}
+
 /** Reads a secret's value. */
 export type SecretReader = (ref: SecretRef) => Promise<string>;
 

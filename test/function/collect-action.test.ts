@@ -1,0 +1,141 @@
+// {"action":"collect"} in the function host: reads the configured instances within Fn-Deadline,
+// commits what it read, leaves the rest for the next call; the password comes from OCI Vault and
+// the records also go to a stream (both through the real SDK clients against the signed local
+// endpoint); the DB system is a MySQL-protocol server with HeatWave's audit_log_read().
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FunctionHost, type InvocationSummary } from '../../functions/function-host.js';
+import { baseConfig } from '../../shared/detect/timeline.js';
+import { SqliteStore } from '../../shared/state/sqlite-store.js';
+import { removeTempDirs, tempDir } from '../helpers/fdk-harness.js';
+import { Lines } from '../helpers/host-batches.js';
+import { AuditLog } from '../mysql-server/audit-log.js';
+import { RawLog } from '../mysql-server/raw-events.js';
+import { HeatWaveTestServer } from '../mysql-server/server.js';
+import { secretsService } from '../oci-endpoint/secrets.js';
+import { type OciEndpoint, startOciEndpoint } from '../oci-endpoint/server.js';
+import { createTestPrincipal, type TestPrincipal } from '../oci-endpoint/signature.js';
+import { type StreamingService, streamingService } from '../oci-endpoint/streaming.js';
+
+const SECRET = 'ocid1.vaultsecret.oc1.iad.collector';
+const STREAM = 'ocid1.stream.oc1.iad.collected';
+const PASSWORD = 'v4ult-held-pw';
+
+let principal: TestPrincipal;
+let endpoint: OciEndpoint;
+let streaming: StreamingService;
+let server: HeatWaveTestServer;
+let log: RawLog;
+
+beforeAll(async () => {
+  principal = createTestPrincipal();
+  streaming = streamingService({ streams: [{ id: STREAM, partitions: 1 }] });
+  endpoint = await startOciEndpoint({
+    ...principal.endpointOptions,
+    handlers: [streaming.handler, secretsService({ [SECRET]: PASSWORD }).handler],
+  });
+  // Recent events: the function's sweep and watermark follow the clock.
+  const now = Math.floor(Date.now() / 1000) * 1000;
+  log = new RawLog();
+  for (let i = 0; i < 300; i++)
+    log.session({ at: now - 3_600_000 + i * 5000, conn: 100 + i, user: 'intruder', queries: 3 });
+  server = await HeatWaveTestServer.start({
+    accounts: [{ user: 'hwaudit', password: PASSWORD, grants: ['AUDIT_ADMIN'] }],
+    audit: new AuditLog(log.events),
+  });
+});
+afterAll(async () => {
+  await server?.stop();
+  await endpoint?.close();
+  principal?.cleanup();
+  removeTempDirs();
+});
+
+function host(stdout: Lines, statePath: string): FunctionHost {
+  const base = baseConfig();
+  const config = {
+    ...base,
+    lateness: 'PT1M',
+    dbSystems: [{ ...base.dbSystems![0]!, endpoints: [{ host: '127.0.0.1', port: server.address.port }] }],
+    collector: {
+      user: 'hwaudit',
+      password: { secret: SECRET },
+      tls: 'disabled',
+      allowPlaintext: true,
+      batchSize: 100,
+    },
+  };
+  return new FunctionHost({
+    env: {
+      HWAUDIT_CONFIG: JSON.stringify(config),
+      HWAUDIT_STATE: statePath,
+      HWAUDIT_COLLECT_STREAM_ID: STREAM,
+      HWAUDIT_OCI_AUTH: 'config-file',
+      HWAUDIT_OCI_CONFIG_FILE: principal.configFile,
+      HWAUDIT_OCI_ENDPOINT: endpoint.url,
+    },
+    stdout,
+    stderr: new Lines(),
+  });
+}
+
+describe('{"action":"collect"}', () => {
+  it('reads until close to Fn-Deadline, commits, and the next call goes on: every record once, in the store and on the stream', async () => {
+    const statePath = `${tempDir('hwaudit-collect-fn-')}/state.sqlite`;
+    const stdout = new Lines();
+    const fn = host(stdout, statePath);
+    const body = JSON.stringify({ action: 'collect' });
+    // A deadline that leaves little time: the call stops early and says so.
+    const first = await fn.invoke(body, { deadline: new Date(Date.now() + 2000 + 400) });
+    expect(first.action).toBe('collect');
+    expect(first.instances).toHaveLength(1);
+    const [early] = first.instances!;
+    expect(early!.caughtUp).toBe(false);
+    expect(early!.records).toBeGreaterThan(0);
+    expect(early!.records).toBeLessThan(log.events.length);
+
+    const rest: InvocationSummary[] = [];
+    for (let i = 0; i < 5; i++) {
+      const r = await fn.invoke(body, { deadline: new Date(Date.now() + 60_000) });
+      rest.push(r);
+      if (r.instances![0]!.caughtUp) break;
+    }
+    const all = [first, ...rest];
+    const read = all.reduce((n, s) => n + s.instances![0]!.records, 0);
+    expect(read).toBe(log.events.length);
+    expect(all.reduce((n, s) => n + s.duplicates, 0)).toBe(0);
+    expect(rest.at(-1)!.instances![0]).toMatchObject({ caughtUp: true });
+
+    // The records went to the stream too, once each, keyed by the DB system.
+    const messages = streaming.messages(STREAM, 0);
+    expect(messages).toHaveLength(log.events.length);
+    const first0 = JSON.parse(Buffer.from(messages[0]!.value, 'base64').toString('utf8')) as Record<
+      string,
+      unknown
+    >;
+    expect(first0).toMatchObject({ source: 'mysql-audit', dbSystemId: baseConfig().dbSystems![0]!.id });
+    expect(Buffer.from(messages[0]!.key!, 'base64').toString('utf8')).toBe(baseConfig().dbSystems![0]!.id);
+
+    // The Vault secret was read once for all these calls.
+    expect(endpoint.requestsTo('secrets.getSecretBundle')).toHaveLength(1);
+
+    // Nothing new: a call reads nothing. A sweep then releases what waits and alerts fire.
+    const again = await fn.invoke(body);
+    expect(again.instances![0]).toMatchObject({ records: 0, caughtUp: true });
+    await fn.invoke(JSON.stringify({ action: 'sweep' }));
+    const store = SqliteStore.open(statePath);
+    let sessions = 0;
+    for await (const _ of store.sessions()) sessions++;
+    await store.close();
+    expect(sessions).toBe(300);
+    expect(stdout.lines.some((l) => l.includes('access.local-account'))).toBe(true);
+  });
+
+  it('an unknown collect body is refused; other control messages are named', async () => {
+    const fn = host(new Lines(), `${tempDir('hwaudit-collect-fn-')}/state.sqlite`);
+    const r = await fn.invoke(JSON.stringify({ action: 'collect', now: true }));
+    expect(r.error).toMatchObject({
+      status: 400,
+      message: 'unknown control message: send {"action":"sweep"} or {"action":"collect"}',
+    });
+  });
+});
