@@ -103,11 +103,11 @@ export function formatOption(name: string, value: string): OutputFormat {
   return value;
 }
 
+/** C0 and C1 control characters except tab and newline. */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: these are the characters replaced.
+const CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g;
+
 /** Text from a server or a file made safe for a terminal: control characters shown as escapes. */
 export function printable(text: string): string {
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: these are the characters replaced.
-  return text.replace(
-    /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g,
-    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
-  );
+  return text.replace(CONTROL, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
