@@ -2,7 +2,7 @@
 // MySQL-protocol servers (test/mysql-server), killed with SIGKILL at random points and run again,
 // gives the alerts and session ledger that replaying the same audit files gives.
 import { execFile, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -73,12 +73,16 @@ async function stateOf(path: string): Promise<{ alerts: Alert[]; sessions: Sessi
   }
 }
 
-/** Raw audit events of a demo input: an on-disk audit file, or collector records. */
+/**
+ * Raw audit events of a demo input: an on-disk audit file, or collector records (the gap record
+ * the demo's collector stream carries is the demo's, not the server's: it is left out).
+ */
 function rawEvents(path: string): Record<string, unknown>[] {
   return readFileSync(path, 'utf8')
     .split('\n')
     .filter((l) => l.startsWith('{'))
     .map((l) => JSON.parse(l.replace(/,$/, '')) as Record<string, unknown>)
+    .filter((r) => r.source !== 'audit-gap')
     .map((r) => (r.source === 'mysql-audit' ? (r.event as Record<string, unknown>) : r));
 }
 
@@ -89,13 +93,27 @@ let mysqlInputs: string[];
 beforeAll(async () => {
   const tls = await tlsMaterial();
   demo = generateDemo({ out: join(dir, 'demo'), seed: 5, scale: 0.1, appRate: 0.3 });
-  mysqlInputs = demo.inputs.filter((p) => !p.includes('/iam/'));
+  mkdirSync(join(dir, 'inputs'));
+  // What each server holds, as raw audit records: the reference replay reads the same.
+  mysqlInputs = demo.inputs
+    .filter((p) => !p.includes('/iam/'))
+    .map((p) => {
+      // Named after the DB system, which is how replay tells a raw audit file's DB system.
+      const copy = join(dir, 'inputs', `${p.split('/').at(-1)!.split('.')[0]}.audit.log`);
+      writeFileSync(
+        copy,
+        `[\n${rawEvents(p)
+          .map((e) => JSON.stringify(e))
+          .join(',\n')}\n`,
+      );
+      return copy;
+    });
   const config = parse(readFileSync(demo.config, 'utf8')) as {
     dbSystems: { id: string; name: string; endpoints?: unknown[] }[];
     collector?: unknown;
   };
   for (const db of config.dbSystems) {
-    const input = mysqlInputs.find((p) => p.includes(`/${db.name}.`))!;
+    const input = mysqlInputs.find((p) => p.endsWith(`/${db.name}.audit.log`))!;
     const server = await HeatWaveTestServer.start({
       accounts: [{ user: 'hwaudit_collector', password: PASSWORD, grants: ['AUDIT_ADMIN'] }],
       tls: { key: tls.key, cert: tls.cert },
