@@ -5,18 +5,24 @@
 //
 //   node --expose-gc dist/bench.cjs [--scale N] [--app-rate N] [--seed N] [--keep]
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
+import { parse } from 'yaml';
 import { loadConfigFile, validateConfig } from '../shared/config/load-config.js';
-import { readInput } from '../shared/decode/read-input.js';
+import { decodeValue, readInput } from '../shared/decode/read-input.js';
 import { generateDemo } from '../shared/demo/generate-demo.js';
 import { baseConfig, db, T0 } from '../shared/detect/timeline.js';
 import { type DecodedItem, Pipeline } from '../shared/pipeline.js';
 import { dbSystemResolver, replayFiles } from '../shared/replay.js';
+import { AuditLogReader } from '../shared/sources/audit-log-reader.js';
+import { collect } from '../shared/sources/collector.js';
+import { connectInstance, instanceTargets, secretReader } from '../shared/sources/mysql-connection.js';
 import { SqliteStore } from '../shared/state/sqlite-store.js';
+import { AuditLog } from '../test/mysql-server/audit-log.js';
+import { HeatWaveTestServer } from '../test/mysql-server/server.js';
 
 const log = (line: string) => process.stderr.write(`${line}\n`);
 const rate = (n: number, ms: number) => Math.round(n / (ms / 1000));
@@ -48,14 +54,17 @@ function parseOnly(inputs: string[]): { records: number; bytes: number; ms: numb
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({
+  const { values, positionals } = parseArgs({
     options: {
       scale: { type: 'string', default: '3' },
       'app-rate': { type: 'string', default: '5' },
       seed: { type: 'string', default: '7' },
       keep: { type: 'boolean', default: false },
+      'audit-servers': { type: 'boolean', default: false },
     },
+    allowPositionals: true,
   });
+  if (values['audit-servers']) return auditServers(positionals);
   const scale = Number(values.scale);
   const appRate = Number(values['app-rate']);
   const seed = Number(values.seed);
@@ -141,6 +150,15 @@ async function main(): Promise<void> {
       `  ${open.sessions.toLocaleString('en-US')} open sessions in ${(open.ms / 1000).toFixed(1)} s: ${rate(open.sessions, open.ms).toLocaleString('en-US')}/s; heap ${open.heapMB} MB, RSS ${open.rssMB} MB`,
     );
 
+    log(
+      'bench: collector (audit_log_read() over the MySQL protocol from servers in another process, to SQLite state)',
+    );
+    const collected = await collectorBench(manifest.inputs, manifest.config, dir, 200_000);
+    log(
+      `  ${collected.records.toLocaleString('en-US')} records from ${collected.instances} instances in ${(collected.ms / 1000).toFixed(1)} s: ${rate(collected.records, collected.ms).toLocaleString('en-US')}/s; reading and decoding alone (driver, network, JSON) takes ${Math.round(collected.readShare * 100)}% of that`,
+    );
+    gc();
+
     log('bench: function cold start (process start to FDK socket ready)');
     const coldStartMs = await functionColdStartMs(5);
     log(`  ${coldStartMs} ms (average of 5)`);
@@ -168,6 +186,10 @@ async function main(): Promise<void> {
       openSessionsEventsPerSec: rate(open.sessions, open.ms),
       openSessionsHeapMB: open.heapMB,
       openSessionsRssMB: open.rssMB,
+      collectorRecords: collected.records,
+      collectorEventsPerSec: rate(collected.records, collected.ms),
+      /** Reading and decoding alone, over the whole collect (pipeline and state included). */
+      collectorReadShare: Math.round(collected.readShare * 1000) / 1000,
       functionColdStartMs: coldStartMs,
       functionBundleBytes: statSync(join(__dirname, 'func.cjs')).size,
       peakRssMB: peakRssMb(),
@@ -178,6 +200,119 @@ async function main(): Promise<void> {
   } finally {
     if (values.keep) log(`bench: inputs kept in ${dir}`);
     else rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const COLLECTOR_PASSWORD = 'bench-collector';
+
+/** Raw audit events of an input (an audit file or collector records; gap records left out). */
+function rawAuditEvents(path: string): Record<string, unknown>[] {
+  const out: Record<string, unknown>[] = [];
+  for (const line of readFileSync(path, 'utf8').split('\n')) {
+    if (!line.startsWith('{')) continue;
+    const r = JSON.parse(line.endsWith(',') ? line.slice(0, -1) : line) as Record<string, unknown>;
+    if (r.source === 'audit-gap') continue;
+    out.push(r.source === 'mysql-audit' ? (r.event as Record<string, unknown>) : r);
+  }
+  return out;
+}
+
+/** Child mode: one HeatWave-like server per events file; prints their ports; runs until stdin ends. */
+async function auditServers(files: string[]): Promise<void> {
+  const servers = await Promise.all(
+    files.map((f) =>
+      HeatWaveTestServer.start({
+        accounts: [{ user: 'bench', password: COLLECTOR_PASSWORD, grants: ['AUDIT_ADMIN'] }],
+        audit: new AuditLog(JSON.parse(readFileSync(f, 'utf8')) as Record<string, unknown>[]),
+      }),
+    ),
+  );
+  process.stdout.write(`${JSON.stringify(servers.map((s) => s.address.port))}\n`);
+  process.stdin.resume();
+  await new Promise((resolve) => process.stdin.on('end', resolve));
+  await Promise.all(servers.map((s) => s.stop()));
+}
+
+/**
+ * Collects at least `minEvents` audit events of the fleet's first DB systems from servers in a
+ * child process (so the server's work is not counted), through the pipeline into SQLite.
+ */
+async function collectorBench(
+  inputs: string[],
+  configPath: string,
+  dir: string,
+  minEvents: number,
+): Promise<{ records: number; instances: number; ms: number; readShare: number }> {
+  const { config: base } = await loadConfigFile(configPath);
+  const chosen: { db: string; file: string }[] = [];
+  let events = 0;
+  for (const db of base.dbSystems) {
+    if (events >= minEvents) break;
+    const input = inputs.find((p) => !p.includes('/iam/') && basename(p).split('.')[0] === db.name);
+    if (!input) continue;
+    const raw = rawAuditEvents(input);
+    const file = join(dir, `${db.name}.events.json`);
+    writeFileSync(file, JSON.stringify(raw));
+    chosen.push({ db: db.id, file });
+    events += raw.length;
+  }
+  const child = spawn(process.execPath, [__filename, '--audit-servers', ...chosen.map((c) => c.file)], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  try {
+    const ports = await new Promise<number[]>((resolve, reject) => {
+      let out = '';
+      child.stdout.on('data', (c: Buffer) => {
+        out += c;
+        if (out.includes('\n')) resolve(JSON.parse(out) as number[]);
+      });
+      child.on('exit', () => reject(new Error('the audit servers exited')));
+    });
+    const { config, rules } = validateConfig({
+      ...(parse(readFileSync(configPath, 'utf8')) as object),
+      collector: {
+        user: 'bench',
+        password: { env: 'BENCH_COLLECTOR_PW' },
+        tls: 'disabled',
+        allowPlaintext: true,
+      },
+    });
+    for (const db of config.dbSystems) {
+      const i = chosen.findIndex((c) => c.db === db.id);
+      db.endpoints = i < 0 ? [] : [{ host: '127.0.0.1', port: ports[i]!, role: 'primary' }];
+    }
+    const read = secretReader({ BENCH_COLLECTOR_PW: COLLECTOR_PASSWORD }, () =>
+      Promise.reject(new Error('no vault')),
+    );
+    const targets = instanceTargets(config);
+    // Reading alone: every instance drained at once, records decoded, nothing else.
+    let started = performance.now();
+    await Promise.all(
+      targets.map(async (t) => {
+        const session = await connectInstance(t, read);
+        try {
+          const reader = await AuditLogReader.open(session, t);
+          for await (const batch of reader.read({}))
+            for (const r of batch.records) decodeValue(r.record, { source: 'bench' });
+        } finally {
+          await session.close();
+        }
+      }),
+    );
+    const readMs = performance.now() - started;
+    gc();
+    const store = SqliteStore.open(join(dir, 'collect.sqlite'));
+    const pipeline = await Pipeline.open({ config, rules, store });
+    started = performance.now();
+    const result = await collect({ pipeline, targets, connect: (t) => connectInstance(t, read) });
+    await pipeline.finish();
+    const ms = performance.now() - started;
+    await store.close();
+    const failed = result.instances.filter((r) => r.error);
+    if (failed.length > 0) throw new Error(`collector bench: ${failed[0]!.error}`);
+    return { records: result.records, instances: result.instances.length, ms, readShare: readMs / ms };
+  } finally {
+    child.stdin.end();
   }
 }
 

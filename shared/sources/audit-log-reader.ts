@@ -211,6 +211,9 @@ export class AuditLogReader {
 
     let position = cp && cp.serverUuid === serverUuid ? cp : undefined;
     for (;;) {
+      // The next call goes out while this one's records are processed (one call in flight).
+      const next = result.ended || signal?.aborted ? undefined : this.call({});
+      next?.catch(() => undefined);
       const records: ReadRecord[] = gaps.splice(0).map((record) => ({ record }));
       let repeated = 0;
       const before = position;
@@ -238,12 +241,11 @@ export class AuditLogReader {
         });
       }
       yield { records, repeated };
-      if (result.ended) return;
-      if (signal?.aborted) {
-        await this.close();
+      if (next === undefined) {
+        if (!result.ended) await this.close();
         return;
       }
-      result = await this.call({});
+      result = await next;
     }
   }
 
