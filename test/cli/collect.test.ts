@@ -23,6 +23,13 @@ const PASSWORD = 'Demo-c0llector-pw';
 const ENV = { ...process.env, HWAUDIT_TEST_DB_PASSWORD: PASSWORD };
 const dir = mkdtempSync(join(tmpdir(), 'hwaudit-collect-'));
 const servers: HeatWaveTestServer[] = [];
+/** Collector settings for the plaintext test servers of the smaller cases. */
+const PLAIN_COLLECTOR = {
+  user: 'c',
+  password: { env: 'HWAUDIT_TEST_DB_PASSWORD' },
+  tls: 'disabled',
+  allowPlaintext: true,
+};
 
 type Result = { code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string };
 
@@ -191,12 +198,7 @@ describe('collect', () => {
     writeFileSync(
       config,
       stringify({
-        collector: {
-          user: 'c',
-          password: { env: 'HWAUDIT_TEST_DB_PASSWORD' },
-          tls: 'disabled',
-          allowPlaintext: true,
-        },
+        collector: PLAIN_COLLECTOR,
         dbSystems: [
           {
             id: 'ocid1.mysqldbsystem.oc1..a',
@@ -250,12 +252,7 @@ describe('collect', () => {
       config,
       stringify({
         lateness: 'PT10S',
-        collector: {
-          user: 'c',
-          password: { env: 'HWAUDIT_TEST_DB_PASSWORD' },
-          tls: 'disabled',
-          allowPlaintext: true,
-        },
+        collector: PLAIN_COLLECTOR,
         dbSystems: [
           {
             id: 'ocid1.mysqldbsystem.oc1..f',

@@ -12,21 +12,32 @@ export class RawLog {
   readonly events: Record<string, unknown>[] = [];
   private id = 0;
 
-  private add(ts: number, fields: Record<string, unknown>): Record<string, unknown> {
-    const event = { timestamp: stamp(ts), id: this.id++, ...fields };
+  /** An event of connection `conn` by `user` (as CURRENT_USER and as the name sent). */
+  private add(
+    ts: number,
+    fields: Record<string, unknown>,
+    who?: { conn: number; user: string; ip?: string },
+  ): Record<string, unknown> {
+    const session = who && {
+      connection_id: who.conn,
+      account: { user: who.user, host: '%' },
+      login: { user: who.user, os: '', ip: who.ip ?? '10.0.0.7', proxy: '' },
+    };
+    const event = { timestamp: stamp(ts), id: this.id++, ...session, ...fields };
     this.events.push(event);
     return event;
   }
 
   connect(s: { at: number; conn: number; user: string; ip?: string; status?: number }): this {
-    this.add(s.at, {
-      class: 'connection',
-      event: 'connect',
-      connection_id: s.conn,
-      account: { user: s.user, host: '%' },
-      login: { user: s.user, os: '', ip: s.ip ?? '10.0.0.7', proxy: '' },
-      connection_data: { connection_type: 'ssl', status: s.status ?? 0, db: '' },
-    });
+    this.add(
+      s.at,
+      {
+        class: 'connection',
+        event: 'connect',
+        connection_data: { connection_type: 'ssl', status: s.status ?? 0, db: '' },
+      },
+      s,
+    );
     return this;
   }
 
@@ -39,31 +50,29 @@ export class RawLog {
     status?: number;
     pad?: number;
   }): this {
-    this.add(s.at, {
-      class: 'general',
-      event: 'status',
-      connection_id: s.conn,
-      account: { user: s.user, host: '%' },
-      login: { user: s.user, os: '', ip: '10.0.0.7', proxy: '' },
-      general_data: {
-        command: 'Query',
-        sql_command: s.command ?? 'select',
-        query: s.pad ? `${s.sql} /* ${'x'.repeat(s.pad)} */` : s.sql,
-        status: s.status ?? 0,
+    this.add(
+      s.at,
+      {
+        class: 'general',
+        event: 'status',
+        general_data: {
+          command: 'Query',
+          sql_command: s.command ?? 'select',
+          query: s.pad ? `${s.sql} /* ${'x'.repeat(s.pad)} */` : s.sql,
+          status: s.status ?? 0,
+        },
       },
-    });
+      s,
+    );
     return this;
   }
 
   disconnect(s: { at: number; conn: number; user: string }): this {
-    this.add(s.at, {
-      class: 'connection',
-      event: 'disconnect',
-      connection_id: s.conn,
-      account: { user: s.user, host: '%' },
-      login: { user: s.user, os: '', ip: '10.0.0.7', proxy: '' },
-      connection_data: { connection_type: 'ssl' },
-    });
+    this.add(
+      s.at,
+      { class: 'connection', event: 'disconnect', connection_data: { connection_type: 'ssl' } },
+      s,
+    );
     return this;
   }
 
