@@ -22,7 +22,7 @@ import {
   stopSignal,
   timeOption,
   warnOnce,
-} from './consume.js';
+} from './host.js';
 import { type CliCommand, type CliIo, formatOption, parseCommandArgs } from './io.js';
 
 export const BACKFILL_HELP = `Usage: heatwave-iam-audit backfill --compartment OCID --from TIME --config FILE [options]

@@ -12,7 +12,7 @@ import { collect, type InstanceReport } from '../../shared/sources/collector.js'
 import { connectInstance, instanceTargets, secretReader } from '../../shared/sources/mysql-connection.js';
 import { abortableSleep } from '../../shared/sources/stream-consumer.js';
 import { openStore } from '../../shared/state/open-store.js';
-import { alertOutput, type CliDeps, stateOption, stopSignal, timeOption, warnOnce } from './consume.js';
+import { alertOutput, type CliDeps, stateOption, stopSignal, timeOption, warnOnce } from './host.js';
 import { type CliCommand, type CliIo, formatOption, parseCommandArgs, printable } from './io.js';
 import { pipelineReport, writeSessions } from './summary.js';
 

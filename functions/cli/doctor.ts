@@ -6,7 +6,7 @@ import { vaultSecretFetcher } from '../../shared/oci/vault.js';
 import { diagnoseFleet, type InstanceDiagnosis } from '../../shared/sources/doctor.js';
 import { connectInstance, instanceTargets, secretReader } from '../../shared/sources/mysql-connection.js';
 import { EXIT_PARTIAL } from './collect.js';
-import type { CliDeps } from './consume.js';
+import type { CliDeps } from './host.js';
 import { type CliCommand, type CliIo, parseCommandArgs, printable } from './io.js';
 
 export const DOCTOR_HELP = `Usage: heatwave-iam-audit doctor --config FILE [options]

@@ -29,6 +29,7 @@
 //   one connection, hence never from the pool). Group Replication does not replicate these locks:
 //   every instance must reach the same primary (as the writes do anyway).
 import { createHash } from 'node:crypto';
+import { hostname } from 'node:os';
 import mysql, {
   type Connection,
   type Pool,
@@ -45,12 +46,15 @@ import {
   type CommitBatch,
   type CommitResult,
   chunks,
+  type LockHolder,
   type LockScopeOptions,
   mergeAlert,
   type ScopeLock,
   SEEN_BUCKET_MS,
   type StateStore,
+  scopeBusy,
   seenBuckets,
+  thisHolder,
 } from './state-store.js';
 
 const TABLE = 'ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin';
@@ -81,6 +85,11 @@ const MIGRATIONS: string[][] = [
        PRIMARY KEY (alert_id, sink)) ${TABLE}`,
     `CREATE TABLE IF NOT EXISTS dead_letters (seq BIGINT NOT NULL AUTO_INCREMENT, body LONGTEXT NOT NULL,
        PRIMARY KEY (seq)) ${TABLE}`,
+  ],
+  // Who holds each scope lock (the lock itself is GET_LOCK): for the message of a process kept waiting.
+  [
+    `CREATE TABLE IF NOT EXISTS holders (scope VARBINARY(255) NOT NULL, pid INT NOT NULL, host VARCHAR(255) NOT NULL,
+       since VARCHAR(64) NOT NULL, PRIMARY KEY (scope)) ${TABLE}`,
   ],
 ];
 
@@ -764,9 +773,23 @@ export class MySqlStore implements StateStore {
         if (got !== 0)
           throw new AuditError('STORE_FAILED', 'the scope lock could not be taken', { details: scope });
         const rest = deadline - Date.now();
-        if (rest <= 0) throw new AuditError('STORE_FAILED', 'scope is busy', { details: scope });
+        if (rest <= 0) {
+          const [holder] = await select<LockHolder>(
+            conn,
+            'SELECT pid, host, since FROM holders WHERE scope = ?',
+            [storedKey(this.scopeName)],
+          );
+          throw scopeBusy(this.scopeName, holder ? { ...holder, pid: Number(holder.pid) } : undefined);
+        }
         if (wait === 0) await sleep(Math.min(LOCK_POLL_MS, rest));
       }
+      const me = thisHolder();
+      await run(conn, 'REPLACE INTO holders (scope, pid, host, since) VALUES (?, ?, ?, ?)', [
+        storedKey(this.scopeName),
+        me.pid,
+        me.host.slice(0, 255),
+        me.since,
+      ]);
     } catch (cause) {
       conn.destroy();
       throw storeFailed('the scope lock could not be taken', cause, scope);
@@ -780,6 +803,11 @@ export class MySqlStore implements StateStore {
           return;
         }
         try {
+          await conn.query('DELETE FROM holders WHERE scope = ? AND pid = ? AND host = ?', [
+            storedKey(this.scopeName),
+            process.pid,
+            hostname().slice(0, 255),
+          ]);
           await conn.query('SELECT RELEASE_LOCK(?)', [this.lockName]);
           await conn.end();
         } catch {

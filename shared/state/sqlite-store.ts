@@ -1,13 +1,13 @@
-// SQLite adapter of the state store (better-sqlite3): WAL, versioned migrations, one transaction
-// per commit. The embedded default for the CLI and single-instance functions.
+// SQLite adapter of the state store port (better-sqlite3, WAL, one transaction per commit).
 //
-// Scope lock (lockScope): an in-process mutex per database file (its real path) and scope, shared
-// by every SqliteStore of the process, with waiters served in arrival order. It does not reach
-// other processes: there, commits are still serialized by SQLite's write lock (each commit is a
-// BEGIN IMMEDIATE transaction, waiting up to busy_timeout), but two processes running a pipeline
-// on one scope of one file can still overwrite each other's correlation state. A SQLite store is
-// meant for one process (a CLI run, one function container); share a scope across processes
-// with the mysql:// store. A `:memory:` store is private to its instance, and so is its lock.
+// Scope lock (lockScope), in two layers. In the process: a mutex per database file (its real
+// path) and scope, shared by every SqliteStore of the process, with waiters served in arrival
+// order. Across processes: a row per scope in `holders` (PID, host, since, heartbeat), taken in a
+// write transaction when no live process holds it. A holder on this host is alive while its PID
+// is; one on another host (a file on shared storage) while it refreshes its heartbeat (every
+// HEARTBEAT_MS; stale after STALE_MS). A process killed with SIGKILL leaves its row, which the
+// next one takes over at once on the same host. A `:memory:` store is private to its instance,
+// and so is its lock.
 import { realpathSync } from 'node:fs';
 import { resolve } from 'node:path';
 import Database from 'better-sqlite3';
@@ -20,12 +20,15 @@ import {
   type CommitBatch,
   type CommitResult,
   chunks,
+  type LockHolder,
   type LockScopeOptions,
   mergeAlert,
   type ScopeLock,
   SEEN_BUCKET_MS,
   type StateStore,
+  scopeBusy,
   seenBuckets,
+  thisHolder,
 } from './state-store.js';
 
 /** Each entry upgrades the schema by one version; never edit a released one. */
@@ -42,7 +45,30 @@ const MIGRATIONS: string[] = [
    CREATE INDEX alerts_time ON alerts (time, id);
    CREATE TABLE deliveries (alert_id TEXT NOT NULL, sink TEXT NOT NULL, PRIMARY KEY (alert_id, sink)) WITHOUT ROWID;
    CREATE TABLE dead_letters (seq INTEGER PRIMARY KEY AUTOINCREMENT, body TEXT NOT NULL);`,
+  `CREATE TABLE holders (scope TEXT PRIMARY KEY, pid INTEGER NOT NULL, host TEXT NOT NULL, since TEXT NOT NULL,
+                         heartbeat INTEGER NOT NULL) WITHOUT ROWID;`,
 ];
+
+/** How often a holder refreshes its row, and when a row of another host counts as abandoned. */
+const HEARTBEAT_MS = 30_000;
+const STALE_MS = 120_000;
+/** Poll interval while another process holds the scope. */
+const HOLDER_POLL_MS = 100;
+
+type HolderRow = { pid: number; host: string; since: string; heartbeat: number };
+
+/** Whether the process that wrote a holder row may still run. */
+function holderAlive(row: HolderRow, me: LockHolder, now: number): boolean {
+  if (row.host !== me.host) return now - row.heartbeat < STALE_MS;
+  if (row.pid === me.pid) return false;
+  try {
+    process.kill(row.pid, 0);
+    return true;
+  } catch (error) {
+    // EPERM: it runs, as another user.
+    return (error as { code?: string }).code === 'EPERM';
+  }
+}
 
 const CHUNK = 500;
 
@@ -73,7 +99,7 @@ function acquire(key: string, timeoutMs: number, scope: string): Promise<void> {
     const timer = setTimeout(
       () => {
         m.waiters.splice(m.waiters.indexOf(grant), 1);
-        reject(new AuditError('STORE_FAILED', 'scope is busy', { details: { scope } }));
+        reject(scopeBusy(scope, undefined));
       },
       Math.max(0, timeoutMs),
     );
@@ -282,19 +308,67 @@ export class SqliteStore implements StateStore {
     return (this.db.prepare('SELECT COUNT(*) AS n FROM dead_letters').get() as { n: number }).n;
   }
 
-  /** Waits for the scope's in-process mutex (see top); released by `release` or by close. */
+  /** Waits for the scope's in-process mutex, then for its holder row (see top). */
   async lockScope(opts: LockScopeOptions): Promise<ScopeLock> {
     if (!this.db.open) throw new AuditError('STORE_FAILED', 'the state store is closed');
+    const deadline = Date.now() + Math.max(0, opts.timeoutMs);
     await acquire(this.lockKey, opts.timeoutMs, this.scope);
+    const me = thisHolder();
+    let heartbeat: NodeJS.Timeout | undefined;
+    if (!this.db.memory) {
+      try {
+        for (;;) {
+          const busy = this.takeHolderRow(me);
+          if (busy === undefined) break;
+          const rest = deadline - Date.now();
+          if (rest <= 0) throw scopeBusy(this.scope, busy);
+          await new Promise((r) => setTimeout(r, Math.min(HOLDER_POLL_MS, rest)));
+        }
+      } catch (error) {
+        handOver(this.lockKey);
+        throw error;
+      }
+      heartbeat = setInterval(() => {
+        if (this.db.open)
+          this.db
+            .prepare('UPDATE holders SET heartbeat = ? WHERE scope = ? AND pid = ? AND host = ?')
+            .run(Date.now(), this.scope, me.pid, me.host);
+      }, HEARTBEAT_MS);
+      heartbeat.unref();
+    }
     let released = false;
     const release = async () => {
       if (released) return;
       released = true;
+      clearInterval(heartbeat);
       this.holds.delete(release);
+      if (this.db.open && !this.db.memory)
+        this.db
+          .prepare('DELETE FROM holders WHERE scope = ? AND pid = ? AND host = ?')
+          .run(this.scope, me.pid, me.host);
       handOver(this.lockKey);
     };
     this.holds.add(release);
     return { release };
+  }
+
+  /** Takes the scope's holder row unless a live process holds it; returns that holder if so. */
+  private takeHolderRow(me: LockHolder): LockHolder | undefined {
+    return this.db
+      .transaction(() => {
+        const row = this.db
+          .prepare<[string], HolderRow>('SELECT pid, host, since, heartbeat FROM holders WHERE scope = ?')
+          .get(this.scope);
+        const now = Date.now();
+        if (row && holderAlive(row, me, now)) return { pid: row.pid, host: row.host, since: row.since };
+        this.db
+          .prepare(
+            'INSERT OR REPLACE INTO holders (scope, pid, host, since, heartbeat) VALUES (?, ?, ?, ?, ?)',
+          )
+          .run(this.scope, me.pid, me.host, me.since, now);
+        return undefined;
+      })
+      .immediate();
   }
 
   async close(): Promise<void> {

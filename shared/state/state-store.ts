@@ -1,9 +1,11 @@
 // The state store port (architecture section 6): batch-oriented, one transaction per commit, so
 // that the embedded SQLite adapter and a shared MySQL adapter implement the same contract.
+import { hostname } from 'node:os';
 import type { Alert } from '../../schemas/alert.js';
 import type { DeadLetter } from '../../schemas/dead-letter.js';
 import type { CanonicalEvent } from '../../schemas/events.js';
 import type { Session } from '../../schemas/session.js';
+import { AuditError } from '../errors.js';
 import type { EntityChange, EntityRow } from './entity-cache.js';
 
 export type CommitBatch = {
@@ -52,6 +54,25 @@ export type LockScopeOptions = {
   timeoutMs: number;
 };
 
+/** Who holds a scope lock: recorded with the lock so that a process kept waiting can say. */
+export type LockHolder = { pid: number; host: string; since: string };
+
+/** This process, as a lock holder. */
+export function thisHolder(): LockHolder {
+  return { pid: process.pid, host: hostname(), since: new Date().toISOString() };
+}
+
+/** The error of a scope lock that stayed busy: it names the holder when the store knows it. */
+export function scopeBusy(scope: string, holder: LockHolder | undefined): AuditError {
+  return new AuditError(
+    'STORE_FAILED',
+    'scope is busy',
+    holder === undefined
+      ? { details: { scope } }
+      : { details: { scope, holderPid: holder.pid, holderHost: holder.host, since: holder.since } },
+  );
+}
+
 export type CommitResult = {
   /** Ids of the alerts this commit stored first: only these are delivered by this instance. */
   newAlerts: Set<string>;
@@ -91,8 +112,9 @@ export interface StateStore {
    * While this store holds the lock, a commit checks first that the hold is still in force and
    * fails with STORE_FAILED otherwise (where the adapter can lose it, e.g. a dropped connection).
    *
-   * Rejects with AuditError('STORE_FAILED', 'scope is busy', { details: { scope } }) when the
-   * lock is still held elsewhere after `timeoutMs`: a retry later can succeed.
+   * Rejects with `scopeBusy` (AuditError STORE_FAILED 'scope is busy', naming the scope and, where
+   * the store records it, the holder's PID, host and since when) when the lock is still held
+   * elsewhere after `timeoutMs`: a retry later can succeed. Other processes are excluded too.
    */
   lockScope(opts: LockScopeOptions): Promise<ScopeLock>;
   close(): Promise<void>;

@@ -8,7 +8,7 @@ import type { AuditClient } from 'oci-audit';
 import type { LogSearchClient } from 'oci-loggingsearch';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { runBackfill } from '../../functions/cli/backfill.js';
-import { openScopedPipeline } from '../../functions/cli/consume.js';
+import { openScopedPipeline } from '../../functions/cli/host.js';
 import type { Alert } from '../../schemas/alert.js';
 import { compareEvents } from '../../schemas/events.js';
 import { validateConfig } from '../../shared/config/load-config.js';
