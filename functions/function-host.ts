@@ -28,7 +28,6 @@
 // - what a retry can fix (bad settings, store or sink failure, too close to Fn-Deadline): a thrown
 //   FunctionError. Its message carries codes, counts and paths only, because the FDK echoes it in
 //   the 502 body; no cause is attached because the FDK logs the thrown error with util.inspect.
-import { appendFile } from 'node:fs/promises';
 import type { Writable } from 'node:stream';
 import type { Alert } from '../schemas/alert.js';
 import { SEVERITIES } from '../schemas/alert.js';
@@ -38,7 +37,8 @@ import type { ActiveRule } from '../shared/config/active-rules.js';
 import { loadConfigFile, parseConfigText } from '../shared/config/load-config.js';
 import type { DbRef } from '../shared/decode/classify.js';
 import { decodeBatch } from '../shared/decode/read-input.js';
-import { formatAlert, type OutputFormat } from '../shared/emit/formats/format.js';
+import { FileSink } from '../shared/emit/file-sink.js';
+import { formatAlert } from '../shared/emit/formats/format.js';
 import { JsonlSink } from '../shared/emit/jsonl-sink.js';
 import { type NotificationPublisher, NotificationsSink } from '../shared/emit/notifications-sink.js';
 import type { AlertSink } from '../shared/emit/sink.js';
@@ -574,7 +574,7 @@ export class FunctionHost {
     const sinks: AlertSink[] = [
       env.alertsFile === undefined
         ? new JsonlSink(this.stdout, 'jsonl', format)
-        : new AppendFileSink(env.alertsFile, env.alertFormat),
+        : await FileSink.open(env.alertsFile, 'jsonl', format),
     ];
     let auth: ReturnType<typeof ociAuthProvider> | undefined;
     const provider = () => {
@@ -728,28 +728,6 @@ class PublishedDigests implements AlertSink {
   }
 }
 
-/** Appends alerts, one per line; resolves once the lines are written, so delivery is recorded truthfully. */
-class AppendFileSink implements AlertSink {
-  // The same name as the stdout sink: switching destination does not re-send every stored alert.
-  readonly name = 'jsonl';
-
-  constructor(
-    private readonly path: string,
-    private readonly format: OutputFormat,
-  ) {}
-
-  async send(alerts: Alert[]): Promise<void> {
-    if (alerts.length === 0) return;
-    try {
-      await appendFile(this.path, `${alerts.map((a) => formatAlert(this.format, a)).join('\n')}\n`, 'utf8');
-    } catch (cause) {
-      throw new AuditError('SINK_FAILED', 'cannot append to HWAUDIT_ALERTS_FILE', {
-        cause,
-        details: { code: errorCode(cause) ?? 'unknown' },
-      });
-    }
-  }
-}
 /**
  * The DB system of raw MySQL audit events (collector records name their own): HWAUDIT_DB_SYSTEM
  * (a configured id or name, or any DB system OCID), else the only configured DB system.

@@ -135,7 +135,7 @@ export async function runBackfill(argv: string[], io: CliIo, deps: BackfillDeps 
       'backfill: no --checkpoint (and no SQLite --state to put one beside): this run cannot be resumed\n',
     );
   }
-  const output = alertOutput(io, values.out, format);
+  const output = await alertOutput(io, values.out, format);
   const stop = stopSignal(io, deps, 'backfill');
   const progressMs = deps.progressMs ?? 1000;
   let lastProgress = 0;
@@ -148,6 +148,7 @@ export async function runBackfill(argv: string[], io: CliIo, deps: BackfillDeps 
     sinks: [output.sink],
     env,
     warn: warnOnce(io, 'backfill'),
+    command: 'backfill',
   });
   try {
     const result = await backfill({

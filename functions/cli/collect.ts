@@ -12,7 +12,15 @@ import { collect, type InstanceReport } from '../../shared/sources/collector.js'
 import { connectInstance, instanceTargets, secretReader } from '../../shared/sources/mysql-connection.js';
 import { abortableSleep } from '../../shared/sources/stream-consumer.js';
 import { openStore } from '../../shared/state/open-store.js';
-import { alertOutput, type CliDeps, stateOption, stopSignal, timeOption, warnOnce } from './host.js';
+import {
+  alertOutput,
+  type CliDeps,
+  holdScope,
+  stateOption,
+  stopSignal,
+  timeOption,
+  warnOnce,
+} from './host.js';
 import { type CliCommand, type CliIo, formatOption, parseCommandArgs, printable } from './io.js';
 import { pipelineReport, writeSessions } from './summary.js';
 
@@ -82,11 +90,11 @@ export async function runCollect(argv: string[], io: CliIo, deps: CliDeps = {}):
     env: env as NodeJS.ProcessEnv,
     onWarning: warnOnce(io, 'collect'),
   });
-  const output = alertOutput(io, values.out, format);
+  const output = await alertOutput(io, values.out, format);
   const stop = stopSignal(io, deps, 'collect');
   const started = Date.now();
   try {
-    const lock = await store.lockScope({ timeoutMs: 10_000 });
+    const lock = await holdScope(store, 'collect');
     try {
       const pipeline = await Pipeline.open({ config, rules, store, sinks: [output.sink] });
       const readSecret = secretReader(env, async () =>

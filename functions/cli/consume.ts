@@ -104,7 +104,7 @@ export async function runConsume(argv: string[], io: CliIo, deps: ConsumeDeps = 
   if (state.temporary) {
     io.stderr.write('consume: no --state: correlation state is temporary and lost at exit\n');
   }
-  const output = alertOutput(io, values.out, format);
+  const output = await alertOutput(io, values.out, format);
   const warn = warnOnce(io, 'consume');
   const stop = stopSignal(io, deps, 'consume');
   const progressMs = deps.progressMs ?? 1000;
@@ -125,7 +125,17 @@ export async function runConsume(argv: string[], io: CliIo, deps: ConsumeDeps = 
     ...(values['until-idle'] ? { stopAfterEmptyGets: 1 } : {}),
 
     openPartition: (scope) =>
-      openScopedPipeline({ spec: state.spec, scope, config, rules, sinks: [output.sink], env, warn }),
+      openScopedPipeline({
+        spec: state.spec,
+        scope,
+        config,
+        rules,
+        sinks: [output.sink],
+        env,
+        warn,
+        command: 'consume',
+        hold: 'batch',
+      }),
     onBatch: (stats) => {
       const now = Date.now();
       if (now - lastProgress < progressMs) return;

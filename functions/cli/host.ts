@@ -1,11 +1,12 @@
 // What the commands that run the pipeline share: the state store option and its scope lock, the
 // alerts output, warnings printed once, and stopping on SIGTERM / SIGINT.
-import { createWriteStream, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { finished } from 'node:stream/promises';
+import type { Alert } from '../../schemas/alert.js';
 import type { Config } from '../../schemas/config.js';
 import type { ActiveRule } from '../../shared/config/active-rules.js';
+import { FileSink } from '../../shared/emit/file-sink.js';
 import { formatAlert, type OutputFormat } from '../../shared/emit/formats/format.js';
 import { JsonlSink } from '../../shared/emit/jsonl-sink.js';
 import type { AlertSink } from '../../shared/emit/sink.js';
@@ -13,6 +14,7 @@ import { AuditError } from '../../shared/errors.js';
 import { Pipeline } from '../../shared/pipeline.js';
 import type { PartitionPipeline } from '../../shared/sources/stream-consumer.js';
 import { openStore, parseStoreSpec } from '../../shared/state/open-store.js';
+import type { ScopeLock, StateStore } from '../../shared/state/state-store.js';
 import type { CliIo } from './io.js';
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -35,21 +37,22 @@ export function timeOption(name: string, value: string): number {
   return ms;
 }
 
-/** Alerts output: a file opened for appending (a consumer restarts), or stdout. */
-export function alertOutput(
+/**
+ * Alerts output: a file, appended to and synced before alerts count as delivered (a run goes on
+ * where the last one stopped; shared/emit/file-sink.ts), or stdout. The sink is named after the
+ * format, so that another format gets every stored alert again.
+ */
+export async function alertOutput(
   io: CliIo,
   path: string | undefined,
   format: OutputFormat,
-): { sink: AlertSink; close(): Promise<void> } {
-  const out = path ? createWriteStream(path, { flags: 'a' }) : io.stdout;
-  return {
-    sink: new JsonlSink(out, format, (a) => formatAlert(format, a)),
-    async close() {
-      if (!path) return;
-      out.end();
-      await finished(out);
-    },
-  };
+): Promise<{ sink: AlertSink; close(): Promise<void> }> {
+  const render = (a: Alert) => formatAlert(format, a);
+  if (path === undefined)
+    return { sink: new JsonlSink(io.stdout, format, render), close: async () => undefined };
+  const sink = await FileSink.open(path, format, render);
+  let closed: Promise<void> | undefined;
+  return { sink, close: () => (closed ??= sink.close()) };
 }
 
 /**
@@ -73,7 +76,37 @@ export function stateOption(
   };
 }
 
-/** Opens a pipeline on one scope of the store; the store's warnings go to `warn` (once each). */
+/** How long a command waits for another process to release the state's scope. */
+export const LOCK_WAIT_MS = 10_000;
+
+/**
+ * Takes the store's scope lock for a command, waiting up to LOCK_WAIT_MS for another process to
+ * release it; a scope still held then is an error that names who holds it.
+ */
+export async function holdScope(store: StateStore, command: string): Promise<ScopeLock> {
+  try {
+    return await store.lockScope({ timeoutMs: LOCK_WAIT_MS });
+  } catch (error) {
+    if (!(error instanceof AuditError) || error.message !== 'scope is busy') throw error;
+    const d = error.details;
+    const who =
+      d.holderPid === undefined
+        ? 'another run in this process'
+        : `PID ${d.holderPid} on ${String(d.holderHost)} since ${String(d.since)}`;
+    throw new AuditError(
+      'STORE_FAILED',
+      `${command}: the state is in use by ${who} (scope ${String(d.scope)}); wait for it to finish, or stop it`,
+      { cause: error },
+    );
+  }
+}
+
+/**
+ * Opens a pipeline on one scope of the store; the store's warnings go to `warn` (once each). The
+ * scope's lock is held from the open to `close` (`hold: 'run'`, the default), or only while the
+ * pipeline is opened and then during each `hold()` (`'batch'`: consumers, whose partitions move
+ * between instances).
+ */
 export async function openScopedPipeline(opts: {
   spec: string;
   scope: string;
@@ -82,21 +115,31 @@ export async function openScopedPipeline(opts: {
   sinks: readonly AlertSink[];
   env: Env;
   warn(text: string): void;
+  command: string;
+  hold?: 'run' | 'batch';
 }): Promise<PartitionPipeline> {
   const store = await openStore(opts.spec, {
     scope: opts.scope,
     env: opts.env as NodeJS.ProcessEnv,
     onWarning: opts.warn,
   });
+  let lock: ScopeLock | undefined;
   try {
+    lock = await holdScope(store, opts.command);
     const pipeline = await Pipeline.open({
       config: opts.config,
       rules: opts.rules,
       store,
       sinks: opts.sinks,
     });
+    if (opts.hold === 'batch') {
+      await lock.release();
+      lock = undefined;
+      return { pipeline, close: () => store.close(), hold: () => holdScope(store, opts.command) };
+    }
     return { pipeline, close: () => store.close() };
   } catch (error) {
+    await lock?.release();
     await store.close();
     throw error;
   }

@@ -1,15 +1,14 @@
 // `replay`: reads audit inputs as one event-time timeline and writes alerts (and the session ledger).
-import { createWriteStream, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { finished } from 'node:stream/promises';
 import type { Session } from '../../schemas/session.js';
 import { loadConfigFile } from '../../shared/config/load-config.js';
-import { formatAlert } from '../../shared/emit/formats/format.js';
-import { JsonlSink } from '../../shared/emit/jsonl-sink.js';
 import { AuditError } from '../../shared/errors.js';
 import { replayFiles } from '../../shared/replay.js';
 import { openStore } from '../../shared/state/open-store.js';
+import type { ScopeLock } from '../../shared/state/state-store.js';
+import { alertOutput, holdScope } from './host.js';
 import { assertReadable, isForeign } from './inputs.js';
 import { type CliCommand, type CliIo, formatOption, parseCommandArgs } from './io.js';
 import { pipelineReport, writeSessions } from './summary.js';
@@ -30,7 +29,8 @@ Options:
                       (default: the configured DB system named like the file or its folder)
   --as-of TIME        watermark for timers at the end (ISO 8601)         (default: latest event)
   --format FORMAT     alert format: jsonl, ocsf, cef or ecs              (default: jsonl)
-  --out FILE          alerts file                                        (default: stdout)
+  --out FILE          alerts file, appended to (each alert is written once:
+                      a rerun with --state adds only new alerts)        (default: stdout)
   --sessions FILE     write the session ledger (one record per session)
   --sessions-format FORMAT
                       ledger format: jsonl, ocsf, cef or ecs             (default: jsonl)
@@ -67,16 +67,18 @@ async function runReplay(argv: string[], io: CliIo): Promise<number> {
   const store = await openStore(values.state ?? join(tempDir!, 'state.sqlite'), {
     onWarning: (text) => stderr.write(`replay: ${text}\n`),
   });
-  const out = values.out ? createWriteStream(values.out) : io.stdout;
+  const output = await alertOutput(io, values.out, format);
   const started = Date.now();
   let lastProgress = 0;
+  let lock: ScopeLock | undefined;
   try {
+    lock = await holdScope(store, 'replay');
     const result = await replayFiles({
       config,
       rules,
       inputs: positionals,
       store,
-      sinks: [new JsonlSink(out, format, (a) => formatAlert(format, a))],
+      sinks: [output.sink],
       ...(asOf !== undefined ? { asOf } : {}),
       ...(values['db-system'] ? { dbSystem: values['db-system'] } : {}),
       onProgress: (p) => {
@@ -86,10 +88,6 @@ async function runReplay(argv: string[], io: CliIo): Promise<number> {
         stderr.write(`  ${p.records.toLocaleString('en')} records, ${p.alerts} alerts (${p.input})\n`);
       },
     });
-    if (values.out) {
-      out.end();
-      await finished(out);
-    }
     const sessions: Session[] = [];
     for await (const s of store.sessions()) sessions.push(s);
     if (values.sessions) await writeSessions(values.sessions, sessionsFormat, store.sessions());
@@ -105,6 +103,8 @@ async function runReplay(argv: string[], io: CliIo): Promise<number> {
     stderr.write(`${lines.join('\n')}\n`);
     return foreign.length > 0 ? 2 : 0;
   } finally {
+    await output.close();
+    await lock?.release();
     await store.close();
     if (tempDir) rmSync(tempDir, { recursive: true, force: true });
   }

@@ -21,14 +21,18 @@ import { decodeBatch, type ReadOptions } from '../decode/read-input.js';
 import { AuditError } from '../errors.js';
 import { backoffDelayMs, classifyOciError, type RetryPolicy } from '../oci/clients.js';
 import type { Pipeline } from '../pipeline.js';
+import type { ScopeLock } from '../state/state-store.js';
 
 export type StreamApi = Pick<
   StreamClient,
   'createGroupCursor' | 'getMessages' | 'consumerCommit' | 'consumerHeartbeat'
 >;
 
-/** A partition's pipeline, opened on its own store scope. */
-export type PartitionPipeline = { pipeline: Pipeline; close(): Promise<void> };
+/**
+ * A partition's pipeline, opened on its own store scope. `hold`, when given, takes the scope's
+ * lock for one batch: instances that may process the partition in turn never commit at once.
+ */
+export type PartitionPipeline = { pipeline: Pipeline; close(): Promise<void>; hold?(): Promise<ScopeLock> };
 
 export type StreamStart = 'TRIM_HORIZON' | 'LATEST' | { atTime: Date };
 
@@ -441,7 +445,12 @@ export class StreamConsumer {
           `stream ${this.opts.streamId} partition ${partition}`,
           this.opts.decode,
         );
-        alerts.push(...(await state.handle.pipeline.ingest(decoded)));
+        const lock = await state.handle.hold?.();
+        try {
+          alerts.push(...(await state.handle.pipeline.ingest(decoded)));
+        } finally {
+          await lock?.release();
+        }
         state.lastOffset = Number(messages[messages.length - 1]!.offset);
         this.stats.offsets[partition] = state.lastOffset;
         this.stats.records += decoded.length;

@@ -50,7 +50,17 @@ afterAll(async () => {
   removeTempDirs();
 });
 
-function host(stdout: Lines, statePath: string): FunctionHost {
+/**
+ * The host's clock: a millisecond more at every reading, from the real time it starts at, so
+ * that how far a call with a deadline gets depends on the work done, not on how busy the machine is.
+ */
+function steppingClock(): () => number {
+  const start = Date.now();
+  let readings = 0;
+  return () => start + ++readings;
+}
+
+function host(stdout: Lines, statePath: string, now: () => number = Date.now): FunctionHost {
   const base = baseConfig();
   const config = {
     ...base,
@@ -75,6 +85,7 @@ function host(stdout: Lines, statePath: string): FunctionHost {
     },
     stdout,
     stderr: new Lines(),
+    now,
   });
 }
 
@@ -82,10 +93,11 @@ describe('{"action":"collect"}', () => {
   it('reads until close to Fn-Deadline, commits, and the next call goes on: every record once, in the store and on the stream', async () => {
     const statePath = `${tempDir('hwaudit-collect-fn-')}/state.sqlite`;
     const stdout = new Lines();
-    const fn = host(stdout, statePath);
+    const now = steppingClock();
+    const fn = host(stdout, statePath, now);
     const body = JSON.stringify({ action: 'collect' });
-    // A deadline that leaves little time: the call stops early and says so.
-    const first = await fn.invoke(body, { deadline: new Date(Date.now() + 2000 + 400) });
+    // A deadline that leaves 400 clock readings past the margin: the call stops early and says so.
+    const first = await fn.invoke(body, { deadline: new Date(now() + 2000 + 400) });
     expect(first.action).toBe('collect');
     expect(first.instances).toHaveLength(1);
     const [early] = first.instances!;
@@ -95,7 +107,7 @@ describe('{"action":"collect"}', () => {
 
     const rest: InvocationSummary[] = [];
     for (let i = 0; i < 5; i++) {
-      const r = await fn.invoke(body, { deadline: new Date(Date.now() + 60_000) });
+      const r = await fn.invoke(body, { deadline: new Date(now() + 60_000) });
       rest.push(r);
       if (r.instances![0]!.caughtUp) break;
     }

@@ -324,15 +324,14 @@ describe('FunctionHost failures (thrown, so the caller retries)', () => {
     expect(await h.host.invoke(loggingBatch())).toMatchObject({ received: 2, alerts: 1 });
   });
 
-  it('an alerts file that cannot be written fails the call; the alerts are delivered on the retry', async () => {
+  it('an alerts file that cannot be opened fails the call before anything is committed; the retry does it all', async () => {
     const dir = tempDir('hwaudit-host-');
     const alertsFile = join(dir, 'out', 'alerts.jsonl');
     const h = makeHost({ env: { HWAUDIT_ALERTS_FILE: alertsFile } });
     const error = await rejection(h.host.invoke(loggingBatch()));
-    expect(error.message).toMatch(/^SINK_FAILED: cannot append to HWAUDIT_ALERTS_FILE \(code=ENOENT\)/);
+    expect(error.message).toMatch(/^USAGE: cannot open \S+alerts\.jsonl \(ENOENT\)/);
     mkdirSync(join(dir, 'out'));
-    // The alert was committed before the sink failed: re-opening re-sends it, the batch is a duplicate.
-    expect(await h.host.invoke(loggingBatch())).toMatchObject({ duplicates: 2, alerts: 0 });
+    expect(await h.host.invoke(loggingBatch())).toMatchObject({ received: 2, duplicates: 0, alerts: 1 });
     const lines = readFileSync(alertsFile, 'utf8').trim().split('\n');
     expect(lines.map((l) => (JSON.parse(l) as { rule: string }).rule)).toEqual([
       'iam.privileged-group-change',

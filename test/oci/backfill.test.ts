@@ -190,6 +190,7 @@ type FillOpts = Partial<BackfillOptions> & { state: string; sink: AlertSink };
 async function fill(o: FillOpts): Promise<BackfillResult> {
   const { state, sink, ...rest } = o;
   const handle = await openScopedPipeline({
+    command: 'test',
     spec: state,
     scope: 'default',
     config,

@@ -187,6 +187,7 @@ function consumer(o: RunOpts): StreamConsumer {
     retry: { baseMs: 2, maxMs: 20 },
     openPartition: (scope) =>
       openScopedPipeline({
+        command: 'test',
         spec: state,
         scope,
         config,

@@ -1,0 +1,86 @@
+// Alerts appended to a file, durably: `send` resolves only once the lines are written and synced
+// to disk (fsync), because the pipeline marks alerts delivered when it resolves. A write that
+// fails (a full disk) is undone to the last whole line and reported with the file's name; the
+// alerts stay undelivered and the next run writes them. A line left cut by a crash is removed
+// when the file is opened again (its alert was not marked delivered either).
+import { type FileHandle, open } from 'node:fs/promises';
+import type { Alert } from '../../schemas/alert.js';
+import { AuditError } from '../errors.js';
+import type { AlertSink } from './sink.js';
+
+const TAIL_CHUNK = 64 * 1024;
+
+export class FileSink implements AlertSink {
+  private constructor(
+    private readonly handle: FileHandle,
+    readonly path: string,
+    readonly name: string,
+    private readonly format: (alert: Alert) => string,
+  ) {}
+
+  /** Opens (creating) `path` for appending; a cut last line is removed first. */
+  static async open(path: string, name: string, format: (alert: Alert) => string): Promise<FileSink> {
+    let handle: FileHandle;
+    try {
+      handle = await open(path, 'a+');
+    } catch (cause) {
+      throw failure('cannot open', path, cause, 'USAGE');
+    }
+    try {
+      await trimCutLine(handle);
+    } catch (cause) {
+      await handle.close();
+      throw failure('cannot repair', path, cause);
+    }
+    return new FileSink(handle, path, name, format);
+  }
+
+  async send(alerts: Alert[]): Promise<void> {
+    if (alerts.length === 0) return;
+    const text = `${alerts.map(this.format).join('\n')}\n`;
+    const { size } = await this.handle.stat();
+    try {
+      await this.handle.write(text);
+      await this.handle.sync();
+    } catch (cause) {
+      await this.handle.truncate(size).catch(() => undefined);
+      throw failure('cannot write alerts to', this.path, cause);
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.handle.close();
+  }
+}
+
+/** Truncates the file after its last newline, when it does not end with one. */
+async function trimCutLine(handle: FileHandle): Promise<void> {
+  const { size } = await handle.stat();
+  if (size === 0) return;
+  const last = Buffer.alloc(1);
+  await handle.read(last, 0, 1, size - 1);
+  if (last[0] === 0x0a) return;
+  let end = size;
+  while (end > 0) {
+    const start = Math.max(0, end - TAIL_CHUNK);
+    const chunk = Buffer.alloc(end - start);
+    await handle.read(chunk, 0, chunk.length, start);
+    const nl = chunk.lastIndexOf(0x0a);
+    if (nl >= 0) {
+      await handle.truncate(start + nl + 1);
+      return;
+    }
+    end = start;
+  }
+  await handle.truncate(0);
+}
+
+function failure(
+  what: string,
+  path: string,
+  cause: unknown,
+  code: 'SINK_FAILED' | 'USAGE' = 'SINK_FAILED',
+): AuditError {
+  const errno = (cause as { code?: unknown } | null)?.code;
+  return new AuditError(code, `${what} ${path}${typeof errno === 'string' ? ` (${errno})` : ''}`, { cause });
+}
