@@ -3,8 +3,9 @@
 // entity cache, so the state store persists them with each batch; they expire and are bounded.
 //
 // Sessions reach the rules in one total order of event time, so a baseline depends on the events
-// only, never on how they were batched. Pruning by the watermark never changes a verdict: it only
-// drops what every later check would treat as expired anyway.
+// only, never on how they were batched. Pruning by the watermark drops only what every later check
+// treats as expired anyway, and a value learned again after it expired starts afresh, so a row
+// does not depend on when it was pruned either.
 import { createHash } from 'node:crypto';
 import type { EntityCache } from '../state/entity-cache.js';
 
@@ -31,8 +32,6 @@ type BaselineRow = {
   since: number;
   last: number;
   ttl: number;
-  /** No value expires before this time (a lower bound, so pruning can skip the row). */
-  next: number;
   values: Record<string, [number, number]>;
 };
 
@@ -44,11 +43,14 @@ function digest(value: string): string {
 }
 
 export class Baselines {
+  /** Per row, a time before which none of its values expires (so pruning can skip it). */
+  private readonly nextExpiry = new Map<string, number>();
+
   constructor(private readonly cache: EntityCache) {}
 
   open(rule: string, subject: string, opts: BaselineOptions): Baseline {
     const key = `${rule}\u0000${subject}`;
-    const { cache } = this;
+    const { cache, nextExpiry } = this;
     const row = () => cache.get<BaselineRow>(BASELINE, key);
     const expired = (r: BaselineRow, ts: number) => ts - r.last >= opts.expireAfter;
     return {
@@ -62,16 +64,15 @@ export class Baselines {
       },
       learn(values, ts) {
         let r = row();
-        if (!r || expired(r, ts))
-          r = { since: ts, last: ts, ttl: 0, next: Number.POSITIVE_INFINITY, values: {} };
+        if (!r || expired(r, ts)) r = { since: ts, last: ts, ttl: 0, values: {} };
         r.since = Math.min(r.since, ts);
         r.last = Math.max(r.last, ts);
         r.ttl = opts.expireAfter;
-        r.next = Math.min(r.next, ts + opts.expireAfter);
+        nextExpiry.set(key, Math.min(nextExpiry.get(key) ?? Number.POSITIVE_INFINITY, ts + opts.expireAfter));
         for (const value of values) {
           const k = digest(value);
           const seen = r.values[k];
-          if (seen) {
+          if (seen && ts - seen[1] < opts.expireAfter) {
             seen[0] = Math.min(seen[0], ts);
             seen[1] = Math.max(seen[1], ts);
           } else {
@@ -89,16 +90,21 @@ export class Baselines {
     for (const [key, r] of [...this.cache.entries<BaselineRow>(BASELINE)]) {
       if (r.last + r.ttl <= before) {
         this.cache.delete(BASELINE, key);
+        this.nextExpiry.delete(key);
         continue;
       }
-      if (r.next > before) continue;
+      if ((this.nextExpiry.get(key) ?? before) > before) continue;
       let next = Number.POSITIVE_INFINITY;
+      let pruned = false;
       for (const [k, seen] of Object.entries(r.values)) {
-        if (seen[1] + r.ttl <= before) delete r.values[k];
-        else next = Math.min(next, seen[1] + r.ttl);
+        if (seen[1] + r.ttl > before) next = Math.min(next, seen[1] + r.ttl);
+        else {
+          delete r.values[k];
+          pruned = true;
+        }
       }
-      r.next = next;
-      this.cache.touch(BASELINE, key);
+      this.nextExpiry.set(key, next);
+      if (pruned) this.cache.touch(BASELINE, key);
     }
   }
 }

@@ -72,7 +72,7 @@ export class Detector {
 
     for (const { rule, finding, id } of batch) {
       if (stored.has(id) || created.has(id)) continue;
-      const suppressKey = `${rule.rule.id}\u0000${finding.subject}`;
+      const suppressKey = suppressionKey(rule, finding);
       const row = rule.rule.suppressFor > 0 ? this.cache.get<SuppressRow>(SUPPRESS, suppressKey) : undefined;
       if (row && Math.abs(finding.ts - row.lastTs) <= rule.rule.suppressFor) {
         if (row.merged.includes(id)) continue;
@@ -104,14 +104,19 @@ export class Detector {
     return { created: [...created.values()], updates: [...updates.values()] };
   }
 
-  /** Forgets counting windows, suppression rows and baselines with nothing after `before` (bounded state). */
+  /**
+   * Forgets counting windows, suppression rows and baselines with nothing after `before` (bounded
+   * state). A suppression row that a finding not yet finalized may merge into stays: whether the
+   * batch ends before or after the watermark moves must not change the alerts.
+   */
   prune(before: number): void {
     const longest = Math.max(0, ...this.rules.map((r) => r.rule.suppressFor));
+    const awaited = new Set(this.pending.map((p) => suppressionKey(p.rule, p.finding)));
     for (const [key, entries] of [...this.cache.entries<WindowEntry[]>(WINDOW)]) {
       if ((entries.at(-1)?.ts ?? Number.NEGATIVE_INFINITY) < before) this.cache.delete(WINDOW, key);
     }
     for (const [key, row] of [...this.cache.entries<SuppressRow>(SUPPRESS)]) {
-      if (row.lastTs < before - longest) this.cache.delete(SUPPRESS, key);
+      if (row.lastTs < before - longest && !awaited.has(key)) this.cache.delete(SUPPRESS, key);
     }
     this.baselines.prune(before);
   }
@@ -131,6 +136,10 @@ export class Detector {
       baseline: (subject, opts) => this.baselines.open(r.rule.id, subject, opts),
     };
   }
+}
+
+function suppressionKey(r: ActiveRule, f: Finding): string {
+  return `${r.rule.id}\u0000${f.subject}`;
 }
 
 function toAlert(r: ActiveRule, f: Finding, id: string): Alert {
