@@ -78,6 +78,8 @@ const PEOPLE = [
 
 const sessionArb = fc.record({
   minute: fc.integer({ min: 0, max: 20 * 24 * 60 }),
+  /** Minutes late on arrival, within the lateness (PT20M). */
+  delay: fc.integer({ min: 0, max: 19 }),
   person: fc.integer({ min: 0, max: PEOPLE.length - 1 }),
   net: fc.integer({ min: 0, max: 5 }),
   db: fc.integer({ min: 1, max: 3 }),
@@ -93,19 +95,19 @@ async function baselinesAfter(batches: CanonicalEvent[][]) {
   return { rows, alerts: alerts.map((a) => `${a.rule} ${a.id}`).sort() };
 }
 
-describe('baselines under any batching', () => {
-  it('hold the same values and raise the same alerts whatever the batch boundaries', async () => {
+describe('baselines under any batching and arrival order', () => {
+  it('hold the same values and raise the same alerts whatever the batches and the order within the lateness', async () => {
     let detecting = 0;
     await fc.assert(
       fc.asyncProperty(
         fc.array(sessionArb, { minLength: 20, maxLength: 60 }),
         fc.array(fc.integer({ min: 1, max: 59 }), { maxLength: 8 }),
         async (sessions, cuts) => {
-          const events = sessions
+          const timed = sessions
             .sort((a, b) => a.minute - b.minute)
             .map((s, i) => {
               const p = PEOPLE[s.person]!;
-              return db.connect({
+              const event = db.connect({
                 at: T0 + s.minute * 60_000,
                 conn: i + 1,
                 account: p.account,
@@ -114,14 +116,16 @@ describe('baselines under any batching', () => {
                 ip: `10.${s.net}.${s.net * 7}.${1 + (i % 200)}`,
                 db: `${DB.id.slice(0, -1)}${s.db}`,
               });
+              return { event, arrives: s.minute + s.delay };
             });
-          const whole = await baselinesAfter([events]);
+          const whole = await baselinesAfter([timed.map((t) => t.event)]);
           expect(whole.rows.length).toBeGreaterThan(0);
           if (whole.alerts.some((a) => /^access\.(new-|unusual)/.test(a))) detecting++;
-          const bounds = [...new Set([0, ...cuts.filter((c) => c < events.length), events.length])].sort(
+          const bounds = [...new Set([0, ...cuts.filter((c) => c < timed.length), timed.length])].sort(
             (a, b) => a - b,
           );
-          const batches = bounds.slice(1).map((end, i) => events.slice(bounds[i], end));
+          const arrivals = [...timed].sort((a, b) => a.arrives - b.arrives).map((t) => t.event);
+          const batches = bounds.slice(1).map((end, i) => arrivals.slice(bounds[i], end));
           expect(await baselinesAfter(batches)).toEqual(whole);
         },
       ),
