@@ -14,8 +14,8 @@ export type BaselineOptions = {
   learningPeriod: number;
   /** A value not seen for this long is forgotten; so is a subject, which then learns again. */
   expireAfter: number;
-  /** Values kept per subject; beyond it, the least recently seen are forgotten. */
-  maxValues: number;
+  /** Values kept per subject (default: no limit); beyond it, the least recently seen are forgotten. */
+  maxValues?: number;
 };
 
 export type Baseline = {
@@ -77,7 +77,7 @@ export class Baselines {
             seen[1] = Math.max(seen[1], ts);
           } else {
             r.values[k] = [ts, ts];
-            evictBeyond(r.values, opts.maxValues);
+            if (opts.maxValues !== undefined) evictBeyond(r.values, opts.maxValues);
           }
         }
         cache.set(BASELINE, key, r);

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import type { ConfigInput } from '../../schemas/config.js';
 import { defineRule, privilegedSession, sessionFields } from '../detect/rule.js';
 import { at, baseConfig, DB, db, GROUPS, iam, USERS } from '../detect/timeline.js';
-import { baselineBoundaryCases, baselineParams, firstSeen } from './first-seen.js';
+import { baselineBoundaryCases, baselineParams, firstSeen, maxValuesParam } from './first-seen.js';
 
 const DAYS = 24 * 60;
 
@@ -31,7 +31,7 @@ export const accessNewDatabase = defineRule({
     'A team change or a new project.',
     'An on-call shift on systems the person rarely touches.',
   ],
-  params: z.strictObject(baselineParams(4096)),
+  params: z.strictObject({ ...baselineParams, maxValues: maxValuesParam(4096) }),
   suppressFor: 0,
   on: {
     session: (f, ctx) => {

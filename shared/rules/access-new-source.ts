@@ -2,7 +2,7 @@ import { isIPv4, isIPv6 } from 'node:net';
 import { z } from 'zod';
 import { defineRule, sessionFields } from '../detect/rule.js';
 import { at, db, GROUPS, iam, USERS } from '../detect/timeline.js';
-import { baselineBoundaryCases, baselineParams, firstSeen } from './first-seen.js';
+import { baselineBoundaryCases, baselineParams, firstSeen, maxValuesParam } from './first-seen.js';
 
 const DAYS = 24 * 60;
 
@@ -51,7 +51,8 @@ export const accessNewSource = defineRule({
     'Ask the person whether they connected from this network (travel, new laptop, new VPN pool); if not, treat their IAM credentials as stolen: revoke their sessions and tokens.',
   falsePositives: ['A new VPN address pool or office network.', 'Travel or working from home.'],
   params: z.strictObject({
-    ...baselineParams(256),
+    ...baselineParams,
+    maxValues: maxValuesParam(256),
     ipv4Prefix: z.number().int().min(0).max(32).default(24),
     ipv6Prefix: z.number().int().min(0).max(128).default(48),
   }),

@@ -26,7 +26,7 @@ export const accessUnusualHour = defineRule({
     'Check for an incident or on-call shift that explains the hour; if none, confirm with the person and review what the session did.',
   falsePositives: ['On-call interventions at night.', 'A person travelling across time zones.'],
   params: z.strictObject({
-    ...baselineParams(24),
+    ...baselineParams,
     margin: z.number().int().min(0).max(11).default(1),
   }),
   suppressFor: 0,

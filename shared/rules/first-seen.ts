@@ -15,14 +15,14 @@ import { isIdentityMismatch } from './access-identity-mismatch.js';
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
 
-/** `learningPeriod`, `expireAfter` and `maxValues`, with the rule's own default for the last. */
-export function baselineParams(maxValues: number) {
-  return {
-    learningPeriod: Duration.default(14 * DAY),
-    expireAfter: Duration.default(90 * DAY),
-    maxValues: z.number().int().min(1).default(maxValues),
-  };
-}
+/** `learningPeriod` and `expireAfter`. */
+export const baselineParams = {
+  learningPeriod: Duration.default(14 * DAY),
+  expireAfter: Duration.default(90 * DAY),
+};
+
+/** `maxValues`, with the rule's default. */
+export const maxValuesParam = (n: number) => z.number().int().min(1).default(n);
 
 /** Shared accounts are baselined per person behind them; sessions nobody is named behind, per account. */
 export function baselineSubject(s: Session): string {
