@@ -37,9 +37,18 @@ type BaselineRow = {
 
 const BASELINE = 'baseline';
 
+/** Recent digests: the same networks, DB systems and hours come back session after session. */
+const digests = new Map<string, string>();
+
 /** Values are kept as short digests: OCIDs and addresses cost memory in every row. */
 function digest(value: string): string {
-  return createHash('sha256').update(value).digest('base64url').slice(0, 12);
+  let d = digests.get(value);
+  if (d === undefined) {
+    if (digests.size >= 50_000) digests.clear();
+    d = createHash('sha256').update(value).digest('base64url').slice(0, 12);
+    digests.set(value, d);
+  }
+  return d;
 }
 
 export class Baselines {
