@@ -38,14 +38,14 @@ export const accessNewDatabase = defineRule({
       const { session } = f;
       const system = `db:${session.dbSystem.id}`;
       const account = `account:${session.dbSystem.id}|${session.mysqlAccount}`;
-      return firstSeen(f, ctx, [system, account], (baseline) => {
+      return firstSeen(f, ctx, [system, account], (baseline, subject) => {
         const ts = session.connectTs;
         if (baseline.knows(account, ts)) return [];
         const newSystem = !baseline.knows(system, ts);
         const who = session.identity?.name ?? session.mysqlAccount;
         return [
           {
-            subject: `${session.identity?.id ?? session.mysqlAccount}|${session.dbSystem.id}|${session.mysqlAccount}`,
+            subject: `${subject}|${account}`,
             occurrence: String(ts),
             ts,
             severity: privilegedSession(f) ? 'high' : 'low',

@@ -62,12 +62,12 @@ export const accessNewSource = defineRule({
       const { session } = f;
       if (!session.sourceIp) return [];
       const network = networkOf(session.sourceIp, ctx.params.ipv4Prefix, ctx.params.ipv6Prefix);
-      return firstSeen(f, ctx, [network], (baseline) => {
+      return firstSeen(f, ctx, [network], (baseline, subject) => {
         if (baseline.knows(network, session.connectTs)) return [];
         const who = session.identity?.name ?? session.mysqlAccount;
         return [
           {
-            subject: `${session.identity?.id ?? session.mysqlAccount}|${network}`,
+            subject: `${subject}|${network}`,
             occurrence: String(session.connectTs),
             ts: session.connectTs,
             title: `${who} reached ${session.dbSystem.name} from ${network}, a network new for them`,

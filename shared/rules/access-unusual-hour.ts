@@ -35,7 +35,7 @@ export const accessUnusualHour = defineRule({
       const { session } = f;
       const ts = session.connectTs;
       const hour = hourOf(ts);
-      return firstSeen(f, ctx, [hourValue(hour)], (baseline) => {
+      return firstSeen(f, ctx, [hourValue(hour)], (baseline, subject) => {
         if (!privilegedSession(f)) return [];
         const { margin } = ctx.params;
         for (let d = -margin; d <= margin; d++) if (baseline.knows(hourValue(hour + d), ts)) return [];
@@ -43,7 +43,7 @@ export const accessUnusualHour = defineRule({
         const who = session.identity?.name ?? session.mysqlAccount;
         return [
           {
-            subject: `${session.identity?.id ?? session.mysqlAccount}|${hourValue(hour)}`,
+            subject: `${subject}|${hourValue(hour)}`,
             occurrence: String(ts),
             ts,
             title: `${who} opened a privileged session on ${session.dbSystem.name} at ${String(hour).padStart(2, '0')}:00 UTC, an hour unusual for them`,

@@ -8,7 +8,6 @@ import type { Session } from '../../schemas/session.js';
 import type { Baseline, BaselineOptions } from '../detect/baselines.js';
 import type { Finding, RuleContext, SessionFact } from '../detect/rule.js';
 import { type RuleCase, T0 } from '../detect/timeline.js';
-import { toIso } from '../time.js';
 import { isAccessAfterRevocation } from './access-after-revocation.js';
 import { isIdentityMismatch } from './access-identity-mismatch.js';
 
@@ -30,21 +29,22 @@ export function baselineSubject(s: Session): string {
 }
 
 /**
- * One first-seen check: `check` sees the subject's baseline as it was before this session (never
- * while the subject is learning), then the baseline learns `values` from the session, unless the
+ * One first-seen check: `check` sees the subject's baseline (and its key) as it was before this
+ * session, never while the subject is learning; then the baseline learns `values` from the session, unless the
  * session is itself a finding of access.after-revocation or access.identity-mismatch.
  */
 export function firstSeen(
   f: SessionFact,
   ctx: RuleContext<BaselineOptions>,
   values: readonly string[],
-  check: (baseline: Baseline, since: string) => Finding[],
+  check: (baseline: Baseline, subject: string) => Finding[],
 ): Finding[] {
   const { session } = f;
   if (session.outcome !== 'success') return [];
-  const baseline = ctx.baseline(baselineSubject(session), ctx.params);
+  const subject = baselineSubject(session);
+  const baseline = ctx.baseline(subject, ctx.params);
   const ts = session.connectTs;
-  const findings = baseline.learning(ts) ? [] : check(baseline, toIso(ts));
+  const findings = baseline.learning(ts) ? [] : check(baseline, subject);
   if (!isAccessAfterRevocation(f) && !isIdentityMismatch(f)) baseline.learn(values, ts);
   return findings;
 }
