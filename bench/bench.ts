@@ -11,15 +11,19 @@ import { basename, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { parse } from 'yaml';
+import type { Session } from '../schemas/session.js';
 import { loadConfigFile, validateConfig } from '../shared/config/load-config.js';
 import { decodeValue, readInput } from '../shared/decode/read-input.js';
 import { generateDemo } from '../shared/demo/generate-demo.js';
+import { Rng } from '../shared/demo/rng.js';
+import { Detector } from '../shared/detect/detector.js';
 import { baseConfig, db, T0 } from '../shared/detect/timeline.js';
 import { type DecodedItem, Pipeline } from '../shared/pipeline.js';
 import { dbSystemResolver, replayFiles } from '../shared/replay.js';
 import { AuditLogReader } from '../shared/sources/audit-log-reader.js';
 import { collect } from '../shared/sources/collector.js';
 import { connectInstance, instanceTargets, secretReader } from '../shared/sources/mysql-connection.js';
+import { EntityCache } from '../shared/state/entity-cache.js';
 import { SqliteStore } from '../shared/state/sqlite-store.js';
 import { AuditLog } from '../test/mysql-server/audit-log.js';
 import { HeatWaveTestServer } from '../test/mysql-server/server.js';
@@ -159,6 +163,12 @@ async function main(): Promise<void> {
     );
     gc();
 
+    log('bench: first-seen baselines of 1,000 people (20 working days on their habits)');
+    const baselines = await baselinesBench(1000);
+    log(
+      `  ${baselines.sessions.toLocaleString('en-US')} sessions, ${baselines.rows.toLocaleString('en-US')} baseline rows: heap ${baselines.heapMB} MB, ${baselines.storedKB.toLocaleString('en-US')} KB stored`,
+    );
+
     log('bench: function cold start (process start to FDK socket ready)');
     const coldStartMs = await functionColdStartMs(5);
     log(`  ${coldStartMs} ms (average of 5)`);
@@ -190,6 +200,10 @@ async function main(): Promise<void> {
       collectorEventsPerSec: rate(collected.records, collected.ms),
       /** Reading and decoding alone, over the whole collect (pipeline and state included). */
       collectorReadShare: Math.round(collected.readShare * 1000) / 1000,
+      baselinePeople: baselines.people,
+      baselineRows: baselines.rows,
+      baselineHeapMB: baselines.heapMB,
+      baselineStoredKB: baselines.storedKB,
       functionColdStartMs: coldStartMs,
       functionBundleBytes: statSync(join(__dirname, 'func.cjs')).size,
       peakRssMB: peakRssMb(),
@@ -391,6 +405,89 @@ async function openSessionsBench(
     await store.close();
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * Memory of the first-seen baselines (access.new-source, access.new-database, access.unusual-hour
+ * at their defaults) for `people` people, each working 20 days, four sessions a day, on their
+ * habits: two networks, six of 200 DB systems with one or two accounts each, daytime hours.
+ */
+async function baselinesBench(
+  people: number,
+): Promise<{ people: number; sessions: number; rows: number; heapMB: number; storedKB: number }> {
+  const { config, rules } = validateConfig(baseConfig());
+  const firstSeen = rules.filter((r) => /^access\.(new-source|new-database|unusual-hour)$/.test(r.rule.id));
+  const dbConfig = config.dbSystems[0]!;
+  const rng = new Rng(2026);
+  gc();
+  const heapBefore = process.memoryUsage().heapUsed;
+  const cache = new EntityCache();
+  const detector = new Detector(firstSeen, cache);
+  let sessions = 0;
+  for (let p = 0; p < people; p++) {
+    const person = { id: `ocid1.user.oc1..bench${p}`, name: `person${p}@example.com` };
+    const networks = [`10.8.${p % 250}.${10 + (p % 200)}`, `10.9.${rng.int(0, 255)}.${rng.int(1, 254)}`];
+    const access = Array.from({ length: 6 }, () => {
+      const db = rng.int(1, 200);
+      return { db, accounts: rng.chance(0.3) ? ['dev_proxy', 'dba_proxy'] : ['dev_proxy'] };
+    });
+    for (let day = 0; day < 20; day++) {
+      for (let k = 0; k < 4; k++) {
+        const ts = T0 - 9 * 3_600_000 + day * 86_400_000 + rng.int(7 * 60, 19 * 60) * 60_000;
+        const where = rng.pick(access);
+        const account = rng.pick(where.accounts);
+        const session = benchSession(sessions++, person, ts, rng.pick(networks), where.db, account);
+        detector.run('session', {
+          session,
+          db: dbConfig,
+          result: {
+            identity: person,
+            group: null,
+            proxied: true,
+            attribution: session.attribution!,
+          },
+        });
+      }
+    }
+  }
+  await detector.finalize(async () => new Set());
+  cache.drainChanges();
+  gc();
+  const heapMB = Math.round(((process.memoryUsage().heapUsed - heapBefore) / 1e6) * 10) / 10;
+  let stored = 0;
+  for (const [key, body] of cache.entries('baseline')) stored += key.length + JSON.stringify(body).length;
+  return { people, sessions, rows: cache.size('baseline'), heapMB, storedKB: Math.round(stored / 1000) };
+}
+
+function benchSession(
+  n: number,
+  identity: { id: string; name: string },
+  ts: number,
+  ip: string,
+  db: number,
+  account: string,
+): Session {
+  const dbSystem = { id: `ocid1.mysqldbsystem.oc1..bench${db}`, name: `bench-${db}` };
+  return {
+    id: `${dbSystem.id}:${n}:${ts}`,
+    dbSystem,
+    connectionId: n,
+    connectTime: new Date(ts).toISOString(),
+    connectTs: ts,
+    outcome: 'success',
+    status: 0,
+    login: { user: identity.name, os: '', ip, proxy: "''@'%'" },
+    account: { user: account, host: '%' },
+    sourceIp: ip,
+    identity,
+    group: null,
+    mysqlAccount: `${account}@%`,
+    proxied: true,
+    attribution: { method: 'login-name', confidence: 'asserted', evidence: [] },
+    breakGlassGrant: null,
+    counts: { queries: 0, tableAccess: 0, changeUser: 0, failedStatements: 0 },
+    connectKey: `bench:${n}`,
+  };
 }
 
 main().catch((error: unknown) => {

@@ -4,7 +4,7 @@ import type { Attribution } from '../../schemas/session.js';
 import type { Directory } from './directory.js';
 import type { Mappings } from './mappings.js';
 import type { Memberships } from './memberships.js';
-import type { SignOns } from './signons.js';
+import type { SignOn, SignOns } from './signons.js';
 
 export type Models = { directory: Directory; memberships: Memberships; mappings: Mappings; signOns: SignOns };
 
@@ -26,7 +26,8 @@ export type AttributionResult = {
   attribution: Attribution;
   /** The membership grant (its add event key) the session resolved through. */
   grantKey?: string;
-  mfaFactor?: string;
+  /** The IAM sign-on that corroborated the attribution. */
+  signOn?: SignOn;
   /** Set when the person had left a candidate group before connecting: the removal's key. */
   removalKey?: string;
   /** Set when the person was deleted or deactivated at connect time. */
@@ -84,14 +85,11 @@ export function attribute(facts: ConnectFacts, models: Models, tokenLifetime: nu
       const grant = memberships.stateAt(userId, member, ts)!;
       const ev = [...evidence, grant.key];
       let confidence: Attribution['confidence'] = 'verified';
-      let mfaFactor: string | undefined;
+      let signOn: SignOn | undefined;
       if (method === 'login-name') {
-        const signOn = signOns.latestBefore(userId, ts, tokenLifetime, login.ip || undefined);
+        signOn = signOns.latestBefore(userId, ts, tokenLifetime, login.ip || undefined);
         confidence = signOn ? 'corroborated' : 'asserted';
-        if (signOn) {
-          ev.push(signOn.key);
-          mfaFactor = signOn.mfaFactor;
-        }
+        if (signOn) ev.push(signOn.key);
       }
       const result: AttributionResult = {
         identity,
@@ -100,7 +98,7 @@ export function attribute(facts: ConnectFacts, models: Models, tokenLifetime: nu
         attribution: { method, confidence, evidence: ev },
         grantKey: grant.key,
       };
-      if (mfaFactor) result.mfaFactor = mfaFactor;
+      if (signOn) result.signOn = signOn;
       return withUserState(result);
     }
     // Not a member of any group that maps to this account at connect time.
@@ -131,14 +129,13 @@ export function attribute(facts: ConnectFacts, models: Models, tokenLifetime: nu
   if (named) return resolveNamed(named.id, 'login-name');
 
   // 2c. Exactly one member of a candidate group signed on from the same client IP.
-  const signedOn = new Map<string, { group: string; key: string; mfaFactor?: string }>();
+  const signedOn = new Map<string, { group: string; signOn: SignOn }>();
   if (login.ip) {
     for (const g of groups) {
       for (const userId of memberships.membersAt(g, ts)) {
         if (signedOn.has(userId)) continue;
         const s = signOns.latestBefore(userId, ts, tokenLifetime, login.ip);
-        if (s?.ip === login.ip)
-          signedOn.set(userId, { group: g, key: s.key, ...(s.mfaFactor ? { mfaFactor: s.mfaFactor } : {}) });
+        if (s?.ip === login.ip) signedOn.set(userId, { group: g, signOn: s });
       }
     }
   }
@@ -152,11 +149,11 @@ export function attribute(facts: ConnectFacts, models: Models, tokenLifetime: nu
       attribution: {
         method: 'signon-correlated',
         confidence: 'corroborated',
-        evidence: [...evidence, hit.key, grant.key],
+        evidence: [...evidence, hit.signOn.key, grant.key],
       },
       grantKey: grant.key,
+      signOn: hit.signOn,
     };
-    if (hit.mfaFactor) result.mfaFactor = hit.mfaFactor;
     return withUserState(result);
   }
 
@@ -168,7 +165,7 @@ export function attribute(facts: ConnectFacts, models: Models, tokenLifetime: nu
     attribution: {
       method: 'unattributed',
       confidence: 'none',
-      evidence: [...evidence, ...[...signedOn.values()].map((s) => s.key)],
+      evidence: [...evidence, ...[...signedOn.values()].map((s) => s.signOn.key)],
       problem: signedOn.size > 1 ? 'ambiguous' : 'no-evidence',
     },
   };

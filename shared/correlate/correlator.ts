@@ -266,7 +266,7 @@ export class Correlator {
     session.proxied = r.proxied;
     session.attribution = r.attribution;
     session.breakGlassGrant = this.grantFor(r)?.id ?? null;
-    if (r.mfaFactor) session.mfaFactor = r.mfaFactor;
+    if (r.signOn?.mfaFactor) session.mfaFactor = r.signOn.mfaFactor;
     else delete session.mfaFactor;
     this.touch(session);
   }
@@ -277,6 +277,16 @@ export class Correlator {
     db: DbSystemConfig | undefined,
   ): SessionFact {
     const fact: SessionFact = { session, result, db };
+    const signOn = result.identity
+      ? (result.signOn ??
+        this.models.signOns.latestBefore(
+          result.identity.id,
+          session.connectTs,
+          this.config.tokenLifetime,
+          undefined,
+        ))
+      : undefined;
+    if (signOn) fact.signOn = { ...signOn, corroborates: signOn === result.signOn };
     const grant = this.grantFor(result);
     const maxDuration = result.group ? this.models.directory.group(result.group.id)?.breakGlassMs : undefined;
     if (grant && maxDuration !== undefined)

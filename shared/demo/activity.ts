@@ -52,22 +52,45 @@ const DURATION: Record<string, [number, number]> = {
   analyst: [10, 90],
 };
 
-/** A working day for everyone with database access, and sign-ons for everyone. */
+/** The two working days for everyone with database access, and sign-ons for everyone. */
 export function planHumanActivity(story: Story): void {
   const { fleet } = story;
   const rng = story.rng.fork('humans');
-  const dbaSessions: SessionPlan[][] = Array.from({ length: fleet.days }, () => []);
-  for (const p of fleet.people) {
+  const days = Array.from({ length: fleet.days }, (_, d) => fleet.start + d * DAY);
+  addDbaChanges(story, rng.fork('dba-changes'), planWorkingDays(story, rng, days, false));
+}
+
+/**
+ * The weeks before the two days (weekends off), so that first-seen baselines have learned: sessions
+ * without statements, and sign-ons. Over them each person uses every database access they have and
+ * both their laptops: their habits, which the two days repeat.
+ */
+export function planHistory(story: Story): void {
+  const { fleet } = story;
+  const days: number[] = [];
+  for (let d = fleet.history; d > 0; d--) {
+    const day = fleet.start - d * DAY;
+    if (new Date(day).getUTCDay() % 6 !== 0) days.push(day);
+  }
+  planWorkingDays(story, story.rng.fork('history'), days, true);
+}
+
+/** Plans `days` of work for everyone; returns each day's DBA sessions. */
+function planWorkingDays(story: Story, rng: Rng, days: number[], history: boolean): SessionPlan[][] {
+  const dbaSessions: SessionPlan[][] = days.map(() => []);
+  for (const p of story.fleet.people) {
     const prng = rng.fork(p.id);
-    for (let d = 0; d < fleet.days; d++) {
-      const day = fleet.start + d * DAY;
-      if (!prng.chance(0.92)) continue;
+    const used = history ? new Set<string>() : undefined;
+    let laptopDue = history;
+    days.forEach((day, d) => {
+      if (!prng.chance(0.92)) return;
       if (p.role === 'staff' || p.role === 'admin') {
+        if (history) return;
         for (let k = prng.int(1, 2); k > 0; k--) {
           const ts = day + prng.normal(10 * HOUR, 2.5 * HOUR, 7 * HOUR, 18 * HOUR);
           if (story.existsAt(p, ts - HOUR)) signOnWithTypos(story, prng, p, ts);
         }
-        continue;
+        return;
       }
       const starts = [
         prng.normal(8.75 * HOUR, 0.6 * HOUR, 6.5 * HOUR, 11 * HOUR),
@@ -77,17 +100,20 @@ export function planHumanActivity(story: Story): void {
       for (const offset of starts) {
         let t = sec(day + offset);
         if (!story.existsAt(p, t - 15 * MINUTE)) continue;
+        // Some people also work from a second laptop, on another network.
+        const device = p.laptop && (laptopDue || prng.chance(0.3)) ? { ...p, ip: p.laptop } : p;
+        laptopDue &&= device === p;
         if (p.style !== 'account-name' && prng.chance(0.85))
-          signOnWithTypos(story, prng, p, t - prng.int(1, 10) * MINUTE);
+          signOnWithTypos(story, prng, device, t - prng.int(1, 10) * MINUTE);
         for (let k = prng.int(1, 3); k > 0; k--) {
-          const plan = planHumanSession(story, prng, p, t);
+          const plan = planHumanSession(story, prng, device, t, used);
           if (plan && plan.workload === 'dba') dbaSessions[d]!.push(plan);
           t = (plan?.end ?? t) + prng.int(5, 40) * MINUTE;
         }
       }
-    }
+    });
   }
-  addDbaChanges(story, rng.fork('dba-changes'), dbaSessions);
+  return dbaSessions;
 }
 
 function signOnWithTypos(story: Story, rng: Rng, p: Person, ts: number): void {
@@ -95,21 +121,37 @@ function signOnWithTypos(story: Story, rng: Rng, p: Person, ts: number): void {
   story.signOn(sec(ts) + rng.int(0, 999), p);
 }
 
-function planHumanSession(story: Story, rng: Rng, p: Person, start: number): SessionPlan | undefined {
+/**
+ * One session of `p` starting at `start`, where the roster lets them connect. With `used` (the
+ * history), a database access `p` has not used yet comes first, and the session has no statements.
+ */
+function planHumanSession(
+  story: Story,
+  rng: Rng,
+  p: Person,
+  start: number,
+  used?: Set<string>,
+): SessionPlan | undefined {
   const role = p.role === 'dba' ? 'dba' : p.role === 'analyst' ? 'analyst' : 'developer';
   const [lo, hi] = DURATION[role]!;
   const minutes = Math.min(hi, lo + rng.exp((hi - lo) / 2));
   const end = start + Math.round(minutes * MINUTE);
   const choices = options(story, p, start - 5 * MINUTE, end);
   if (choices.length === 0) return undefined;
-  const choice = rng.weighted(choices.map((c) => [c, c.weight] as const));
+  const access = (c: Option) => `${c.db.index}|${c.group}`;
+  const unused = choices.filter((c) => used && !used.has(access(c)));
+  const choice =
+    unused.length > 0 ? rng.pick(unused) : rng.weighted(choices.map((c) => [c, c.weight] as const));
+  used?.add(access(choice));
   const { db, group } = choice;
+  const who = { person: p, ...(used ? { quiet: true } : {}) };
   if (group === null) {
     // A 1-to-1 account: the account names the person.
     const account = { user: p.alias, host: '%' };
     const login = { user: p.alias, os: '', ip: p.ip, proxy: '' };
     if (rng.chance(0.03)) {
       story.session({
+        ...who,
         db,
         start: start - rng.int(5, 40) * 1000,
         end: start,
@@ -120,7 +162,16 @@ function planHumanSession(story: Story, rng: Rng, p: Person, start: number): Ses
         status: 1045,
       });
     }
-    return story.session({ db, start, end, account, login, workload: choice.workload, program: p.program });
+    return story.session({
+      ...who,
+      db,
+      start,
+      end,
+      account,
+      login,
+      workload: choice.workload,
+      program: p.program,
+    });
   }
   const proxied = PROXY_ACCOUNTS[group];
   // A client that sends only the account name is attributed by a recent sign-on from the same IP.
@@ -132,6 +183,7 @@ function planHumanSession(story: Story, rng: Rng, p: Person, start: number): Ses
     // An expired token: the first attempt fails (clients that send only the shared account name
     // are left out: their failures would all count for that one login name).
     story.session({
+      ...who,
       db,
       start: start - rng.int(5, 40) * 1000,
       end: start,
@@ -143,6 +195,7 @@ function planHumanSession(story: Story, rng: Rng, p: Person, start: number): Ses
     });
   }
   return story.session({
+    ...who,
     db,
     start,
     end,
@@ -225,22 +278,46 @@ export function planIamNoise(story: Story): void {
 }
 
 /**
- * Application pools, the nightly batch, monitoring and the ops automation of one DB system.
- * Generated per DB system at write time (they are most of the volume).
+ * Application pools, the nightly batch, monitoring and the ops automation of one DB system, over
+ * the history (without statements) and the two days. Generated per DB system at write time (they
+ * are most of the volume).
  */
 export function machineSessions(fleet: Fleet, db: DbSystem, seed: number, appRate = APP_RATE): SessionPlan[] {
-  const rng = new Rng(seed).fork(`machines/${db.index}`);
+  const historyStart = fleet.start - fleet.history * DAY;
+  const history = machines(fleet, db, new Rng(seed).fork(`machines-history/${db.index}`), {
+    segments: [[historyStart, fleet.start, false]],
+    days: Array.from({ length: fleet.history }, (_, d) => historyStart + d * DAY),
+    appRate,
+    history: true,
+  });
+  const days = machines(fleet, db, new Rng(seed).fork(`machines/${db.index}`), {
+    segments: db.restartTs
+      ? [
+          [fleet.start, db.restartTs - 90_000, false],
+          [db.restartTs + 120_000, fleet.end, true],
+        ]
+      : [[fleet.start, fleet.end, true]],
+    days: Array.from({ length: fleet.days }, (_, d) => fleet.start + d * DAY),
+    appRate,
+    history: false,
+  });
+  return [...history, ...days];
+}
+
+/** Machine sessions over `segments` of uptime ([from, to, last]) and the daily jobs of `days`. */
+function machines(
+  fleet: Fleet,
+  db: DbSystem,
+  rng: Rng,
+  o: { segments: [number, number, boolean][]; days: number[]; appRate: number; history: boolean },
+): SessionPlan[] {
   const plans: SessionPlan[] = [];
-  const segments: [number, number, boolean][] = db.restartTs
-    ? [
-        [fleet.start, db.restartTs - 90_000, false],
-        [db.restartTs + 120_000, fleet.end, true],
-      ]
-    : [[fleet.start, fleet.end, true]];
+  const prefix = o.history ? `h${db.index}` : `m${db.index}`;
+  const extra = o.history ? { quiet: true } : {};
   const add = (p: Omit<SessionPlan, 'db' | 'status' | 'statements' | 'key'>) =>
-    plans.push({ ...p, db, status: 0, statements: [], key: `m${db.index}-${plans.length}` });
+    plans.push({ ...p, ...extra, db, status: 0, statements: [], key: `${prefix}-${plans.length}` });
   const POOL = 3;
-  for (const [from, to, last] of segments) {
+  for (const [from, to, last] of o.segments) {
     for (const app of db.apps) {
       if (app.user.startsWith('batch_')) continue;
       for (let k = 0; k < POOL; k++) {
@@ -255,7 +332,7 @@ export function machineSessions(fleet: Fleet, db: DbSystem, seed: number, appRat
             login: { user: app.user, os: '', ip: rng.pick(app.ips), proxy: '' },
             program: app.program,
             workload: 'app',
-            rate: (appRate * db.load * app.weight) / POOL,
+            rate: (o.appRate * db.load * app.weight) / POOL,
           });
           t = end + rng.int(1000, 5000);
         }
@@ -271,8 +348,7 @@ export function machineSessions(fleet: Fleet, db: DbSystem, seed: number, appRat
     });
   }
   const batch = db.apps.find((a) => a.user.startsWith('batch_'));
-  for (let d = 0; d < fleet.days; d++) {
-    const day = fleet.start + d * DAY;
+  for (const [d, day] of o.days.entries()) {
     if (batch) {
       const start = day + HOUR + rng.int(0, 300_000);
       add({
@@ -286,6 +362,7 @@ export function machineSessions(fleet: Fleet, db: DbSystem, seed: number, appRat
     }
     const ops = day + 2 * HOUR + rng.int(0, 600_000);
     plans.push({
+      ...extra,
       db,
       start: ops,
       end: ops + 50_000,
@@ -298,7 +375,7 @@ export function machineSessions(fleet: Fleet, db: DbSystem, seed: number, appRat
         { at: ops + 5_000, sqlCommand: 'select', query: 'SELECT @@version, @@read_only, @@super_read_only' },
         { at: ops + 9_000, sqlCommand: 'show_binlogs', query: 'SHOW BINARY LOGS' },
       ],
-      key: `m${db.index}-ops-${d}`,
+      key: `${prefix}-ops-${d}`,
     });
   }
   return plans;

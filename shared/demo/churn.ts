@@ -29,6 +29,7 @@ export function dbaChange(
   const begin = sec(start);
   const times = statements.map((_, i) => begin + (45 + 30 * i) * 1000);
   story.proxiedSession(dba, db, 'dba', begin, 3 + statements.length, {
+    purpose: { kind, story: statements[0]?.expect[0]?.story ?? `${dba.name} changes ${db.name}` },
     statements: statements.map((s, i) => ({ at: times[i]!, sqlCommand: s.sqlCommand, query: s.query })),
   });
   statements.forEach((s, i) => {

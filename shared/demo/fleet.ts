@@ -26,6 +26,8 @@ export type Person = {
   team: Team;
   /** VPN address used for sign-ons and database connections. */
   ip: string;
+  /** The address of the person's second laptop (another network), for some people. */
+  laptop?: string;
   style: LoginStyle;
   /** Classic console sign-on, or an identity-domain sign-on with an MFA factor. */
   signOn: 'classic' | 'domain';
@@ -66,8 +68,10 @@ export type Fleet = {
   seed: number;
   scale: number;
   tenancy: string;
-  /** First instant of generated activity (a Monday, 00:00 UTC). */
+  /** First instant of the two working days (a Monday, 00:00 UTC). */
   start: number;
+  /** Days of history before `start`: sessions and sign-ons only, so that baselines have learned. */
+  history: number;
   days: number;
   end: number;
   snapshotTime: number;
@@ -100,7 +104,7 @@ export const PROXY_ACCOUNTS = {
 } as const;
 
 const ALLOWED_LOCAL = ['admin@%', 'app_%@10.20.%', 'batch_%@10.20.%', 'monitor@10.30.%'];
-const PRIVILEGED = [PROXY_ACCOUNTS.dba, PROXY_ACCOUNTS.bg, 'admin'];
+export const PRIVILEGED = [PROXY_ACCOUNTS.dba, PROXY_ACCOUNTS.bg, 'admin'];
 
 const FIRST = [
   'ada',
@@ -236,7 +240,7 @@ export function ocid(rng: Rng, type: string, region = ''): string {
   return `ocid1.${type}.oc1.${region}.aaaaaaaa${rng.base32(52)}`;
 }
 
-export function buildFleet(seed: number, scale: number, days = 2): Fleet {
+export function buildFleet(seed: number, scale: number, days = 2, history = 21): Fleet {
   const rng = new Rng(seed).fork('fleet');
   const tenancy = ocid(rng, 'tenancy');
   const start = DEMO_START;
@@ -279,6 +283,8 @@ export function buildFleet(seed: number, scale: number, days = 2): Fleet {
             ['login-name', 5],
             ['account-name', 2],
           ]);
+    const signOn = rng.chance(0.5) ? 'classic' : 'domain';
+    const net = `${1 + Math.floor(k / 200)}.${10 + (k % 200)}`;
     const person: Person = {
       id: ocid(rng, 'user'),
       name: `${alias}@example.com`,
@@ -286,9 +292,11 @@ export function buildFleet(seed: number, scale: number, days = 2): Fleet {
       display: `${cap(first)} ${cap(last)}${suffix ? ` ${suffix}` : ''}`,
       role,
       team,
-      ip: `10.8.${1 + Math.floor(k / 200)}.${10 + (k % 200)}`,
+      ip: `10.8.${net}`,
+      ...(k % 5 === 2 ? { laptop: `10.9.${net}` } : {}),
       style,
-      signOn: rng.chance(0.5) ? 'classic' : 'domain',
+      // The MFA policy of DBAs is enforced by the identity domain.
+      signOn: role === 'dba' ? 'domain' : signOn,
       mfa: rng.pick(MFA),
       program: rng.pick(PROGRAMS),
       oneToOne: role === 'developer' && rng.chance(0.15),
@@ -373,6 +381,7 @@ export function buildFleet(seed: number, scale: number, days = 2): Fleet {
     scale,
     tenancy,
     start,
+    history,
     days,
     end: start + days * DAY,
     snapshotTime: start - DAY,
@@ -429,6 +438,8 @@ export function fleetConfig(fleet: Fleet): ConfigInput {
         group: fleet.groups[m.group].id,
       })),
     },
+    // Break-glass access needs a phishing-resistant or push sign-on.
+    rules: { 'access.without-mfa': { breakGlassMinimumFactor: 'push' } },
     dbSystems: fleet.dbs.map((db) => ({
       id: db.id,
       name: db.name,

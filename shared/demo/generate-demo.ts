@@ -4,8 +4,9 @@
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { APP_RATE, machineSessions, planHumanActivity, planIamNoise } from './activity.js';
+import { APP_RATE, machineSessions, planHistory, planHumanActivity, planIamNoise } from './activity.js';
 import { planChurn } from './churn.js';
+import { expectFirstUses } from './first-uses.js';
 import { buildFleet, DAY, type Fleet, fleetConfig, MINUTE } from './fleet.js';
 import type { GroundTruth } from './ground-truth.js';
 import { injectIncidents } from './incidents.js';
@@ -69,6 +70,8 @@ export function generateDemo(opts: DemoOptions): DemoManifest {
   injectIncidents(story, cast);
   planHumanActivity(story);
   planIamNoise(story);
+  planHistory(story);
+  expectFirstUses(story);
 
   for (const name of GENERATED) rmSync(join(opts.out, name), { recursive: true, force: true });
   for (const dir of ['mysql', 'collector', 'iam']) mkdirSync(join(opts.out, dir), { recursive: true });
@@ -152,10 +155,10 @@ export function generateDemo(opts: DemoOptions): DemoManifest {
 }
 
 /**
- * IAM exports: one Logging (`_Audit`) CloudEvents file per day in ingestion order, whose windows
- * overlap by ten minutes (events near midnight are in both); identity-domain sign-ons as Audit
- * API ListEvents pages in processing order, each page repeating the tail of the previous one;
- * and a late export holding what OCI delivered late.
+ * IAM exports: one Logging (`_Audit`) CloudEvents file for the history and one per day in
+ * ingestion order, whose windows overlap by ten minutes (events near midnight are in both);
+ * identity-domain sign-ons as Audit API ListEvents pages in processing order, each page repeating
+ * the tail of the previous one; and a late export holding what OCI delivered late.
  */
 function writeIam(
   out: string,
@@ -178,6 +181,8 @@ function writeIam(
     `[\n${items.map((r) => JSON.stringify(toCloudEvent(r, fleet.tenancy))).join(',\n')}\n]\n`;
 
   const logging = records.filter((r) => r.channel === 'logging').sort(byProcessing);
+  const history = logging.filter((r) => processed(r) < fleet.start - DAY);
+  if (history.length > 0) write('audit-logging-history.json', cloudEvents(history), history.length);
   for (let d = 0; d < fleet.days; d++) {
     const from = fleet.start + d * DAY - (d === 0 ? DAY : 10 * MINUTE);
     const to = fleet.start + (d + 1) * DAY + (d === fleet.days - 1 ? DAY : 0);

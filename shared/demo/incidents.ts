@@ -26,9 +26,13 @@ export function injectIncidents(story: Story, cast: Cast): void {
       kind: 'incident',
       story: `${s.name} granted break-glass access (never revoked)`,
     });
+    // Break-glass needs a push or FIDO2 sign-on; this developer's sign-ons use a code by SMS.
+    const weak = { signOn: 'domain', mfa: 'SMS' } as const;
+    const purpose = { kind: 'incident', story: `${s.name} uses break-glass access` } as const;
     const t1 = sec(clock(story, 0, 14, 21));
-    story.signOn(t1 - 6 * MINUTE, s);
+    story.signOn(t1 - 6 * MINUTE, s, true, weak);
     story.proxiedSession(s, db, 'bg', t1, 25, {
+      purpose,
       statements: [
         {
           at: t1 + 90_000,
@@ -43,6 +47,8 @@ export function injectIncidents(story: Story, cast: Cast): void {
       principalId: s.id,
       severity: 'high',
     });
+    const smsOnly = `${s.name} used break-glass access after a sign-on with an SMS code`;
+    story.expect('access.without-mfa', 'incident', smsOnly, { at: t1, dbSystemId: db.id, principalId: s.id });
     story.expect(
       'break-glass.stale',
       'incident',
@@ -54,8 +60,9 @@ export function injectIncidents(story: Story, cast: Cast): void {
       },
     );
     const t2 = sec(clock(story, 1, 11, 32));
-    story.signOn(t2 - 7 * MINUTE, s);
-    story.proxiedSession(s, db, 'bg', t2, 15);
+    story.signOn(t2 - 7 * MINUTE, s, true, weak);
+    story.proxiedSession(s, db, 'bg', t2, 15, { purpose });
+    story.expect('access.without-mfa', 'incident', smsOnly, { at: t2, dbSystemId: db.id, principalId: s.id });
     story.expect(
       'break-glass.used',
       'incident',
@@ -76,8 +83,9 @@ export function injectIncidents(story: Story, cast: Cast): void {
       story: `on-call ${o.name} granted break-glass for a night incident`,
     });
     const t = sec(clock(story, 0, 23, 14));
-    story.signOn(t - 4 * MINUTE, o);
+    story.signOn(t - 4 * MINUTE, o, true, { signOn: 'domain', mfa: 'FIDO2' });
     story.proxiedSession(o, payments, 'bg', t, 40, {
+      purpose: { kind: 'churn', story: `on-call ${o.name}'s planned night-time break-glass use` },
       statements: [
         { at: t + 60_000, sqlCommand: 'show_processlist', query: 'SHOW FULL PROCESSLIST' },
         { at: t + 95_000, sqlCommand: 'kill', query: `KILL ${rng.int(20000, 90000)}` },
@@ -110,6 +118,8 @@ export function injectIncidents(story: Story, cast: Cast): void {
     removed.ingestDelay = 55 * MINUTE;
     const t = sec(clock(story, 1, 9, 41));
     story.proxiedSession(y, payments, 'dba', t, 12, {
+      finding: true,
+      purpose: { kind: 'incident', story: `${y.name} connects after leaving DBAdmins` },
       login: story.groupLogin(y, PROXY_ACCOUNTS.dba, 'login-name'),
       statements: [
         {
@@ -149,6 +159,9 @@ export function injectIncidents(story: Story, cast: Cast): void {
     const db = story.db(l.team);
     const t = sec(clock(story, 1, 7, 56));
     story.session({
+      person: l,
+      finding: true,
+      purpose: { kind: 'incident', story: `the personal account of deactivated ${l.name} is used` },
       db,
       start: t,
       end: t + 20 * MINUTE,
@@ -201,6 +214,8 @@ export function injectIncidents(story: Story, cast: Cast): void {
     const x = cast.impostor;
     const t = sec(clock(story, 1, 14, 7));
     story.proxiedSession(x, ordersDb, 'dba', t, 10, {
+      finding: true,
+      purpose: { kind: 'incident', story: `${x.name} logs in as dba_proxy` },
       login: story.groupLogin(x, PROXY_ACCOUNTS.dba, 'login-name'),
       statements: [
         {
@@ -230,6 +245,7 @@ export function injectIncidents(story: Story, cast: Cast): void {
     const login: Login = { user: PROXY_ACCOUNTS.ro, os: '', ip, proxy: PROXY_LOGIN };
     const table = analytics.tables[1] ?? analytics.tables[0]!;
     story.session({
+      purpose: { kind: 'incident', story: 'a read-only login nobody can be named behind' },
       db: analytics,
       start: t,
       end: t + 30 * MINUTE,
@@ -265,6 +281,7 @@ export function injectIncidents(story: Story, cast: Cast): void {
     const first = sec(clock(story, 1, 2, 31));
     for (const start of [first, sec(clock(story, 1, 2, 58))]) {
       story.session({
+        purpose: { kind: 'incident', story: 'a forgotten local ETL account logs in' },
         db: logistics,
         start,
         end: start + 12 * MINUTE,
@@ -381,6 +398,7 @@ export function injectIncidents(story: Story, cast: Cast): void {
     });
     const t = sec(clock(story, 1, 2, 19));
     story.proxiedSession(m, payments, 'dba', t, 20, {
+      purpose: { kind: 'incident', story: `stolen credentials of ${m.name} used at night` },
       login: { user: m.alias, os: '', ip: '203.0.113.66', proxy: PROXY_LOGIN },
       statements: [
         {
@@ -446,5 +464,22 @@ export function injectIncidents(story: Story, cast: Cast): void {
       at: to,
       dbSystemId: db.id,
     });
+  }
+
+  // 14. A DBA starts early after a classic console sign-on with a password only.
+  {
+    const d = cast.passwordOnlyDba;
+    const db = story.db(d.team);
+    const t = sec(clock(story, 1, 6, 5));
+    story.signOn(t - 4 * MINUTE, d, true, { signOn: 'classic' });
+    story.proxiedSession(d, db, 'dba', t, 15, {
+      purpose: { kind: 'incident', story: `${d.name} works after a password-only sign-on` },
+    });
+    story.expect(
+      'access.without-mfa',
+      'incident',
+      `${d.name} reached dba_proxy on ${db.name} after a sign-on without a second factor`,
+      { at: t, dbSystemId: db.id, principalId: d.id, severity: 'high' },
+    );
   }
 }

@@ -8,8 +8,9 @@
 // `timestamp` + `id` is unique per server).
 import { closeSync, openSync, writeSync } from 'node:fs';
 import type { GapRecord } from '../../schemas/envelopes.js';
-import type { DbSystem } from './fleet.js';
+import type { DbSystem, Person } from './fleet.js';
 import { MINUTE } from './fleet.js';
+import type { ExpectationKind } from './ground-truth.js';
 import { Rng } from './rng.js';
 
 export type Account = { user: string; host: string };
@@ -44,6 +45,14 @@ export type SessionPlan = {
   statements: Statement[];
   /** Seeds the session's own Rng, so a session expands the same whatever else is generated. */
   key: string;
+  /** History: connect and disconnect only, without the workload's statements. */
+  quiet?: boolean;
+  /** The person really behind the session, when a person is. */
+  person?: Person;
+  /** Why the session happens, when it is part of an incident or of churn (normal work otherwise). */
+  purpose?: { kind: ExpectationKind; story: string };
+  /** The session is itself an access.after-revocation or access.identity-mismatch finding. */
+  finding?: boolean;
 };
 
 export const PROXY_LOGIN = "''@'%'";
@@ -129,7 +138,8 @@ export class DbAuditLog {
       return;
     }
     this.counts.sessions++;
-    const statements = [...plan.statements, ...workloadStatements(plan, rng)].sort((a, b) => a.at - b.at);
+    const own = plan.quiet ? [] : workloadStatements(plan, rng);
+    const statements = [...plan.statements, ...own].sort((a, b) => a.at - b.at);
     for (const st of statements) {
       if (st.at >= plan.end) continue;
       for (const [table, op] of st.tables ?? []) {

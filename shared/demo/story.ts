@@ -102,7 +102,7 @@ export class Story {
   /** Creation time of joiners (people not in the snapshot). */
   readonly created = new Map<string, number>();
   private readonly membershipIds = new Map<string, string>();
-  private readonly signOns = new Map<string, number[]>();
+  private readonly signOns = new Map<string, { ts: number; ip: string }[]>();
   private sessionSeq = 0;
 
   constructor(
@@ -222,20 +222,26 @@ export class Story {
     );
   }
 
-  /** A sign-on in the person's usual flavor (classic console or identity domain). */
-  signOn(ts: number, p: Person, success = true): void {
+  /**
+   * A sign-on in the person's usual flavor (classic console or identity domain) and factor, unless
+   * `as` says otherwise.
+   */
+  signOn(ts: number, p: Person, success = true, as: Partial<Pick<Person, 'signOn' | 'mfa'>> = {}): void {
+    const who = { ...p, ...as };
     this.emit(
-      p.signOn === 'classic' ? this.iam.classicSignOn(ts, p, success) : this.iam.domainSignOn(ts, p, success),
+      who.signOn === 'classic'
+        ? this.iam.classicSignOn(ts, who, success)
+        : this.iam.domainSignOn(ts, who, success),
     );
     if (!success) return;
     const list = this.signOns.get(p.id);
-    if (list) list.push(ts);
-    else this.signOns.set(p.id, [ts]);
+    if (list) list.push({ ts, ip: p.ip });
+    else this.signOns.set(p.id, [{ ts, ip: p.ip }]);
   }
 
-  /** Whether `p` signed on successfully in [from, to]. */
+  /** Whether `p` signed on successfully in [from, to] from the address they use (`p.ip`). */
   signedOnBetween(p: Person, from: number, to: number): boolean {
-    return (this.signOns.get(p.id) ?? []).some((ts) => ts >= from && ts <= to);
+    return (this.signOns.get(p.id) ?? []).some((s) => s.ts >= from && s.ts <= to && s.ip === p.ip);
   }
 
   /** What the client of `p` sends for a group login to `proxied` (see LoginStyle). */
@@ -253,18 +259,21 @@ export class Story {
   }
 
   /** Adds a session plan; returns it so that callers can add statements. */
-  session(plan: {
-    db: DbSystem;
-    start: number;
-    end: number;
-    account: Account;
-    login: Login;
-    workload: Workload;
-    program: string;
-    status?: number;
-    statements?: Statement[];
-  }): SessionPlan {
+  session(
+    plan: {
+      db: DbSystem;
+      start: number;
+      end: number;
+      account: Account;
+      login: Login;
+      workload: Workload;
+      program: string;
+      status?: number;
+      statements?: Statement[];
+    } & Purpose,
+  ): SessionPlan {
     const s: SessionPlan = {
+      ...purposeOf(plan),
       db: plan.db,
       start: plan.start,
       end: plan.end,
@@ -287,10 +296,12 @@ export class Story {
     group: 'dba' | 'bg' | 'ro' | 'dev',
     start: number,
     minutes: number,
-    opts: { statements?: Statement[]; login?: Login; workload?: Workload } = {},
+    opts: { statements?: Statement[]; login?: Login; workload?: Workload } & Purpose = {},
   ): SessionPlan {
     const account = { user: PROXY_ACCOUNTS[group], host: '%' };
     return this.session({
+      ...purposeOf(opts),
+      person: p,
       db,
       start,
       end: start + minutes * 60_000,
@@ -301,6 +312,18 @@ export class Story {
       ...(opts.statements ? { statements: opts.statements } : {}),
     });
   }
+}
+
+/** Who is behind a session and why (see SessionPlan). */
+type Purpose = Pick<SessionPlan, 'person' | 'purpose' | 'finding' | 'quiet'>;
+
+function purposeOf(p: Purpose): Purpose {
+  const out: Purpose = {};
+  if (p.person) out.person = p.person;
+  if (p.purpose) out.purpose = p.purpose;
+  if (p.finding) out.finding = true;
+  if (p.quiet) out.quiet = true;
+  return out;
 }
 
 /** The people with a part in churn and incidents, chosen before anything is planned. */
@@ -322,13 +345,15 @@ export type Cast = {
   impostor: Person;
   /** A developer whose IAM credentials are misused at night. */
   compromised: Person;
+  /** A DBA who signs on once with a password only. */
+  passwordOnlyDba: Person;
 };
 
 export function pickCast(story: Story): Cast {
   const joiners = story.fleet.people.filter((p) => !p.inSnapshot);
   for (const j of joiners) story.cast.add(j.id);
   const joiner = (role: Person['role']) => joiners.find((p) => p.role === role)!;
-  return {
+  const cast: Cast = {
     devJoiner: joiner('developer'),
     dbaJoiner: joiner('dba'),
     analystJoiner: joiner('analyst'),
@@ -341,5 +366,9 @@ export function pickCast(story: Story): Cast {
     revokedDba: story.person('dba'),
     analystLeaver: story.person('analyst'),
     impostor: story.person('analyst'),
+    passwordOnlyDba: story.person('dba'),
   };
+  // Like the DBAs, the people the story takes to a privileged account sign on with MFA.
+  for (const p of [cast.dbaMover, cast.impostor]) p.signOn = 'domain';
+  return cast;
 }

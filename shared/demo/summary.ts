@@ -188,7 +188,7 @@ export function formatSummary(input: SummaryInput): string {
     for (const a of churn) byRule.set(a.rule, (byRule.get(a.rule) ?? 0) + 1);
     const parts = [...byRule].map(([rule, k]) => `${rule} ${k}`).join(', ');
     out.push(
-      `  + ${churn.length} alerts from expected churn (DBA grants, joiners and leavers, personal accounts): ${parts}`,
+      `  + ${churn.length} alerts from expected churn (DBA grants, joiners and leavers, personal accounts, first uses): ${parts}`,
     );
   }
   out.push('');

@@ -5,6 +5,7 @@ import type { Alert } from '../../schemas/alert.js';
 import type { ActiveRule } from '../config/active-rules.js';
 import type { EntityCache } from '../state/entity-cache.js';
 import { toIso } from '../time.js';
+import { Baselines } from './baselines.js';
 import type { Finding, Handlers, RuleContext } from './rule.js';
 
 type WindowEntry = { id: string; ts: number };
@@ -28,6 +29,7 @@ export type DetectorResult = {
 export class Detector {
   private pending: Pending[] = [];
   private readonly contexts = new Map<string, RuleContext<unknown>>();
+  private readonly baselines: Baselines;
   /** Rule failures by rule id: a throwing rule affects that rule on that fact only. */
   readonly ruleErrors = new Map<string, number>();
 
@@ -35,6 +37,7 @@ export class Detector {
     private readonly rules: readonly ActiveRule[],
     private readonly cache: EntityCache,
   ) {
+    this.baselines = new Baselines(cache);
     for (const r of rules) this.contexts.set(r.rule.id, this.context(r));
   }
 
@@ -69,7 +72,7 @@ export class Detector {
 
     for (const { rule, finding, id } of batch) {
       if (stored.has(id) || created.has(id)) continue;
-      const suppressKey = `${rule.rule.id}\u0000${finding.subject}`;
+      const suppressKey = suppressionKey(rule, finding);
       const row = rule.rule.suppressFor > 0 ? this.cache.get<SuppressRow>(SUPPRESS, suppressKey) : undefined;
       if (row && Math.abs(finding.ts - row.lastTs) <= rule.rule.suppressFor) {
         if (row.merged.includes(id)) continue;
@@ -101,15 +104,21 @@ export class Detector {
     return { created: [...created.values()], updates: [...updates.values()] };
   }
 
-  /** Forgets counting windows and suppression rows with nothing after `before` (bounded state). */
+  /**
+   * Forgets counting windows, suppression rows and baselines with nothing after `before` (bounded
+   * state). A suppression row that a finding not yet finalized may merge into stays: whether the
+   * batch ends before or after the watermark moves must not change the alerts.
+   */
   prune(before: number): void {
     const longest = Math.max(0, ...this.rules.map((r) => r.rule.suppressFor));
+    const awaited = new Set(this.pending.map((p) => suppressionKey(p.rule, p.finding)));
     for (const [key, entries] of [...this.cache.entries<WindowEntry[]>(WINDOW)]) {
       if ((entries.at(-1)?.ts ?? Number.NEGATIVE_INFINITY) < before) this.cache.delete(WINDOW, key);
     }
     for (const [key, row] of [...this.cache.entries<SuppressRow>(SUPPRESS)]) {
-      if (row.lastTs < before - longest) this.cache.delete(SUPPRESS, key);
+      if (row.lastTs < before - longest && !awaited.has(key)) this.cache.delete(SUPPRESS, key);
     }
+    this.baselines.prune(before);
   }
 
   private context(r: ActiveRule): RuleContext<unknown> {
@@ -124,8 +133,13 @@ export class Detector {
         const inWindow = entries.filter((e) => e.ts <= ts);
         return { count: inWindow.length, first: inWindow[0]?.id ?? id };
       },
+      baseline: (subject, opts) => this.baselines.open(r.rule.id, subject, opts),
     };
   }
+}
+
+function suppressionKey(r: ActiveRule, f: Finding): string {
+  return `${r.rule.id}\u0000${f.subject}`;
 }
 
 function toAlert(r: ActiveRule, f: Finding, id: string): Alert {

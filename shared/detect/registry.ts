@@ -3,7 +3,11 @@
 import { accessAfterRevocation } from '../rules/access-after-revocation.js';
 import { accessIdentityMismatch } from '../rules/access-identity-mismatch.js';
 import { accessLocalAccount } from '../rules/access-local-account.js';
+import { accessNewDatabase } from '../rules/access-new-database.js';
+import { accessNewSource } from '../rules/access-new-source.js';
 import { accessUnattributed } from '../rules/access-unattributed.js';
+import { accessUnusualHour } from '../rules/access-unusual-hour.js';
+import { accessWithoutMfa } from '../rules/access-without-mfa.js';
 import { auditGap } from '../rules/audit-gap.js';
 import { auditTamper } from '../rules/audit-tamper.js';
 import { authFailureBurst } from '../rules/auth-failure-burst.js';
@@ -30,4 +34,8 @@ export const RULES: readonly RuleDefinition<any>[] = [
   iamAuthPolicyChange,
   auditTamper,
   auditGap,
+  accessWithoutMfa,
+  accessNewSource,
+  accessNewDatabase,
+  accessUnusualHour,
 ];

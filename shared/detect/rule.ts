@@ -6,7 +6,9 @@ import type { DbEvent, GapEvent, IamEvent } from '../../schemas/events.js';
 import type { Session } from '../../schemas/session.js';
 import type { AttributionResult, Ref } from '../correlate/attribute.js';
 import { accountName } from '../correlate/mappings.js';
+import type { SignOn } from '../correlate/signons.js';
 import type { AccountChange, StatementFacts } from '../correlate/sql-facts.js';
+import type { Baseline, BaselineOptions } from './baselines.js';
 import type { RuleCase } from './timeline.js';
 
 /** A session was opened (or re-attributed by late IAM data, or by CHANGE USER). */
@@ -16,6 +18,11 @@ export type SessionFact = {
   db: DbSystemConfig | undefined;
   /** The break-glass grant the session used: its start and maximum duration. */
   breakGlass?: { grant: string; startTs: number; maxDuration: number };
+  /**
+   * The person's IAM sign-on behind the session: the one that corroborated the attribution
+   * (`corroborates`), else their latest successful sign-on within the token lifetime.
+   */
+  signOn?: SignOn & { corroborates: boolean };
 };
 
 /** A statement that changed privileges, mappings or the audit configuration. */
@@ -79,6 +86,8 @@ export type RuleContext<P> = {
   params: P;
   /** Counts occurrences under `key` in (ts - window, ts], including this one (keyed by `id`). */
   countInWindow(key: string, id: string, ts: number, window: number): { count: number; first: string };
+  /** The rule's first-seen memory of `subject` (kept in the state store, expiring, bounded). */
+  baseline(subject: string, opts: BaselineOptions): Baseline;
 };
 
 export type Handlers<P> = {
@@ -116,6 +125,11 @@ export function sessionIdentity(s: Session): FindingIdentity | null {
   return s.identity
     ? { principalId: s.identity.id, name: s.identity.name, attribution: s.attribution }
     : null;
+}
+
+/** A session on an account the DB system lists as privileged, or through a break-glass group. */
+export function privilegedSession(f: SessionFact): boolean {
+  return f.breakGlass !== undefined || (f.db?.privilegedAccounts.includes(f.session.account.user) ?? false);
 }
 
 /** The alert fields every session-based finding shares. */

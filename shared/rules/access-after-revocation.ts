@@ -1,6 +1,13 @@
 import { z } from 'zod';
-import { defineRule, sessionFields } from '../detect/rule.js';
+import { defineRule, type SessionFact, sessionFields } from '../detect/rule.js';
 import { at, db, GROUPS, iam, USERS } from '../detect/timeline.js';
+
+/** A session this rule reports: a named person who had left the group or was no longer active. */
+export function isAccessAfterRevocation({ session, result }: SessionFact): boolean {
+  return (
+    session.outcome === 'success' && session.identity !== null && (!!result.removalKey || !!result.userState)
+  );
+}
 
 export const accessAfterRevocation = defineRule({
   id: 'access.after-revocation',
@@ -17,8 +24,7 @@ export const accessAfterRevocation = defineRule({
   on: {
     session: (f) => {
       const { session, result } = f;
-      if (session.outcome !== 'success' || !session.identity) return [];
-      if (!result.removalKey && !result.userState) return [];
+      if (!isAccessAfterRevocation(f) || !session.identity) return [];
       const why = result.userState
         ? `IAM user ${result.userState.state}`
         : `left group ${session.group?.name ?? ''}`;

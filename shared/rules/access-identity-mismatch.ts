@@ -1,6 +1,15 @@
 import { z } from 'zod';
-import { defineRule, sessionFields } from '../detect/rule.js';
+import { defineRule, type SessionFact, sessionFields } from '../detect/rule.js';
 import { at, db, iam, USERS } from '../detect/timeline.js';
+
+/** A session this rule reports: the named person is not a member of a group mapped to the account. */
+export function isIdentityMismatch({ session }: SessionFact): boolean {
+  return (
+    session.outcome === 'success' &&
+    session.attribution?.problem === 'not-member' &&
+    session.identity !== null
+  );
+}
 
 export const accessIdentityMismatch = defineRule({
   id: 'access.identity-mismatch',
@@ -17,8 +26,7 @@ export const accessIdentityMismatch = defineRule({
   on: {
     session: (f) => {
       const { session } = f;
-      if (session.outcome !== 'success' || session.attribution?.problem !== 'not-member' || !session.identity)
-        return [];
+      if (!isIdentityMismatch(f) || !session.identity || !session.attribution) return [];
       return [
         {
           subject: session.id,

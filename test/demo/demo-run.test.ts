@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type DemoResult, executeDemo, runDemo } from '../../functions/cli/demo.js';
+import type { Session } from '../../schemas/session.js';
 import { RULES } from '../../shared/detect/registry.js';
 
 class Capture extends Writable {
@@ -71,6 +72,26 @@ describe('demo run', () => {
     ]) {
       expect(c.byMethod[method], method).toBeGreaterThan(0);
     }
+  });
+
+  it('stays silent on second laptops and on joiners inside their learning period', () => {
+    const { fleet } = result.manifest;
+    const sessions = readFileSync(join(out, 'sessions.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as Session)
+      .filter((s) => s.connectTs >= fleet.start && s.identity);
+    const laptop = new Map(fleet.people.filter((p) => p.laptop).map((p) => [p.id, p.laptop]));
+    const fromLaptop = new Set(
+      sessions.filter((s) => s.sourceIp === laptop.get(s.identity!.id)).map((s) => s.identity!.id),
+    );
+    const joiners = new Set(fleet.people.filter((p) => !p.inSnapshot).map((p) => p.id));
+    expect(fromLaptop.size).toBeGreaterThan(0);
+    expect(sessions.filter((s) => joiners.has(s.identity!.id)).length).toBeGreaterThan(0);
+    const about = (rules: RegExp, people: Set<string>) =>
+      result.alerts.filter((a) => rules.test(a.rule) && people.has(a.identity?.principalId ?? ''));
+    expect(about(/^access\.new-source$/, fromLaptop)).toEqual([]);
+    expect(about(/^access\.(new-source|new-database|unusual-hour)$/, joiners)).toEqual([]);
   });
 
   it('keeps alerts, sessions and a report in --out', () => {

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { Detector } from '../../shared/detect/detector.js';
 import { at, db } from '../../shared/detect/timeline.js';
 import { EntityCache } from '../../shared/state/entity-cache.js';
-import { testConfig } from '../helpers/run-timeline.js';
+import { runBatches, testConfig } from '../helpers/run-timeline.js';
 
 describe('detector state', () => {
   it('forgets counting windows and suppression rows once nothing in them is recent', async () => {
@@ -44,5 +44,18 @@ describe('detector state', () => {
     expect(cache.size('suppress')).toBe(2);
     detector.prune(at(10 * 60));
     expect(cache.size('suppress')).toBe(0);
+  });
+
+  it('keeps a suppression row that a finding of the same batch still merges into', async () => {
+    // The second login is released in the next batch, whose watermark is already a day past the
+    // first one: pruning must not forget the row it merges into.
+    const logins = [0, 40].map((m, i) => db.connect({ at: at(m), conn: i + 1, account: 'app' }));
+    const later = db.connect({ at: at(2 * 24 * 60), conn: 3, account: 'admin' });
+    const local = async (batches: Parameters<typeof runBatches>[0]) =>
+      (await runBatches(batches)).alerts
+        .filter((a) => a.rule === 'access.local-account')
+        .map((a) => a.details?.occurrences);
+    expect(await local([[...logins, later]])).toEqual([2]);
+    expect(await local([logins, [later]])).toEqual([2]);
   });
 });

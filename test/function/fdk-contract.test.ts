@@ -69,6 +69,7 @@ function timeline() {
       user: USERS.bob,
       name: 'bob@example.com',
       ip: bob.ip,
+      mfa: 'PUSH',
     }),
   ]);
   const streaming = JSON.stringify(

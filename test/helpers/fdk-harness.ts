@@ -340,6 +340,8 @@ export const oci = {
     user: string;
     name: string;
     ip: string;
+    /** The second factor reported in `additionalDetails.ssoAuthFactor`, if any. */
+    mfa?: string;
   }): Record<string, unknown> {
     return cloudEvent(
       'com.oraclecloud.IdentitySignOn.InteractiveLogin',
@@ -363,6 +365,7 @@ export const oci = {
           parameters: {},
           headers: {},
         },
+        ...(s.mfa ? { additionalDetails: { ssoAuthFactor: s.mfa } } : {}),
       }),
     );
   },

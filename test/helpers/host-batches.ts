@@ -26,7 +26,7 @@ export class Lines extends Writable {
   }
 }
 
-/** Bob joins BreakGlass 5 h before N and signs on (Logging connector). */
+/** Bob joins BreakGlass 5 h before N and signs on with MFA (Logging connector). */
 export function loggingBatch(): string {
   return JSON.stringify([
     oci.addUserToGroup({ id: 'ev-add-bob-bg', at: ago.hours(5, N), user: USERS.bob, group: GROUPS.bg }),
@@ -36,6 +36,7 @@ export function loggingBatch(): string {
       user: USERS.bob,
       name: 'bob@example.com',
       ip: '203.0.113.7',
+      mfa: 'PUSH',
     }),
   ]);
 }

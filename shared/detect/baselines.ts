@@ -1,0 +1,133 @@
+// First-seen memory of rules: per rule and subject (a person, or an account nobody is named
+// behind), the values seen with their first and last sighting in event time. Rows live in the
+// entity cache, so the state store persists them with each batch; they expire and are bounded.
+//
+// Sessions reach the rules in one total order of event time, so a baseline depends on the events
+// only, never on how they were batched. Pruning by the watermark drops only what every later check
+// treats as expired anyway, and a value learned again after it expired starts afresh, so a row
+// does not depend on when it was pruned either.
+import { createHash } from 'node:crypto';
+import type { EntityCache } from '../state/entity-cache.js';
+
+export type BaselineOptions = {
+  /** A subject first seen less than this long ago only learns. */
+  learningPeriod: number;
+  /** A value not seen for this long is forgotten; so is a subject, which then learns again. */
+  expireAfter: number;
+  /** Values kept per subject (default: no limit); beyond it, the least recently seen are forgotten. */
+  maxValues?: number;
+};
+
+export type Baseline = {
+  /** Whether the subject is learning at `ts`: new, first seen less than the learning period ago, or expired. */
+  learning(ts: number): boolean;
+  /** Whether `value` was seen before `ts` and not longer than `expireAfter` ago. */
+  knows(value: string, ts: number): boolean;
+  /** Records a sighting of each value at `ts`. */
+  learn(values: readonly string[], ts: number): void;
+};
+
+/** `values`: digest of the value -> [first, last] sighting. */
+type BaselineRow = {
+  since: number;
+  last: number;
+  ttl: number;
+  values: Record<string, [number, number]>;
+};
+
+const BASELINE = 'baseline';
+
+/** Recent digests: the same networks, DB systems and hours come back session after session. */
+const digests = new Map<string, string>();
+
+/** Values are kept as short digests: OCIDs and addresses cost memory in every row. */
+function digest(value: string): string {
+  let d = digests.get(value);
+  if (d === undefined) {
+    if (digests.size >= 50_000) digests.clear();
+    d = createHash('sha256').update(value).digest('base64url').slice(0, 12);
+    digests.set(value, d);
+  }
+  return d;
+}
+
+export class Baselines {
+  /** Per row, a time before which none of its values expires (so pruning can skip it). */
+  private readonly nextExpiry = new Map<string, number>();
+
+  constructor(private readonly cache: EntityCache) {}
+
+  open(rule: string, subject: string, opts: BaselineOptions): Baseline {
+    const key = `${rule}\u0000${subject}`;
+    const { cache, nextExpiry } = this;
+    const row = () => cache.get<BaselineRow>(BASELINE, key);
+    const expired = (r: BaselineRow, ts: number) => ts - r.last >= opts.expireAfter;
+    return {
+      learning(ts) {
+        const r = row();
+        return !r || ts < r.since + opts.learningPeriod || expired(r, ts);
+      },
+      knows(value, ts) {
+        const seen = row()?.values[digest(value)];
+        return seen !== undefined && seen[0] < ts && ts - seen[1] < opts.expireAfter;
+      },
+      learn(values, ts) {
+        let r = row();
+        if (!r || expired(r, ts)) r = { since: ts, last: ts, ttl: 0, values: {} };
+        r.since = Math.min(r.since, ts);
+        r.last = Math.max(r.last, ts);
+        r.ttl = opts.expireAfter;
+        nextExpiry.set(key, Math.min(nextExpiry.get(key) ?? Number.POSITIVE_INFINITY, ts + opts.expireAfter));
+        for (const value of values) {
+          const k = digest(value);
+          const seen = r.values[k];
+          if (seen && ts - seen[1] < opts.expireAfter) {
+            seen[0] = Math.min(seen[0], ts);
+            seen[1] = Math.max(seen[1], ts);
+          } else {
+            r.values[k] = [ts, ts];
+            if (opts.maxValues !== undefined) evictBeyond(r.values, opts.maxValues);
+          }
+        }
+        cache.set(BASELINE, key, r);
+      },
+    };
+  }
+
+  /** Forgets values and subjects not seen for their `expireAfter` before `before`. */
+  prune(before: number): void {
+    for (const [key, r] of [...this.cache.entries<BaselineRow>(BASELINE)]) {
+      if (r.last + r.ttl <= before) {
+        this.cache.delete(BASELINE, key);
+        this.nextExpiry.delete(key);
+        continue;
+      }
+      if ((this.nextExpiry.get(key) ?? before) > before) continue;
+      let next = Number.POSITIVE_INFINITY;
+      let pruned = false;
+      for (const [k, seen] of Object.entries(r.values)) {
+        if (seen[1] + r.ttl > before) next = Math.min(next, seen[1] + r.ttl);
+        else {
+          delete r.values[k];
+          pruned = true;
+        }
+      }
+      this.nextExpiry.set(key, next);
+      if (pruned) this.cache.touch(BASELINE, key);
+    }
+  }
+}
+
+/** Keeps the `max` most recently seen values (ties: by digest, so the choice is deterministic). */
+function evictBeyond(values: BaselineRow['values'], max: number): void {
+  const keys = Object.keys(values);
+  for (let excess = keys.length - max; excess > 0; excess--) {
+    let oldest: string | undefined;
+    for (const k of Object.keys(values)) {
+      const last = values[k]![1];
+      if (oldest === undefined || last < values[oldest]![1] || (last === values[oldest]![1] && k < oldest))
+        oldest = k;
+    }
+    delete values[oldest!];
+  }
+}

@@ -1,0 +1,174 @@
+import { isIPv4, isIPv6 } from 'node:net';
+import { z } from 'zod';
+import { defineRule, sessionFields } from '../detect/rule.js';
+import { at, db, GROUPS, iam, USERS } from '../detect/timeline.js';
+import { baselineBoundaryCases, baselineParams, firstSeen, maxValuesParam } from './first-seen.js';
+
+const DAYS = 24 * 60;
+
+/** The network of `ip`: its IPv4 /`v4` or IPv6 /`v6` prefix; any other text stands for itself. */
+export function networkOf(ip: string, v4: number, v6: number): string {
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip)?.[1];
+  if (isIPv4(mapped ?? ip)) return masked((mapped ?? ip).split('.').map(Number), 8, v4, '.', 10);
+  const groups = isIPv6(ip) ? ipv6Groups(ip) : undefined;
+  return groups ? masked(groups, 16, v6, ':', 16) : ip;
+}
+
+function masked(parts: number[], width: number, prefix: number, sep: string, radix: number): string {
+  const out = parts.map((p, i) => {
+    const keep = Math.max(0, Math.min(width, prefix - i * width));
+    return (keep === 0 ? 0 : p & ~((1 << (width - keep)) - 1) & ((1 << width) - 1)).toString(radix);
+  });
+  return `${out.join(sep)}/${prefix}`;
+}
+
+/** The eight 16-bit groups of an IPv6 address (zone dropped, `::` and an IPv4 tail expanded). */
+function ipv6Groups(ip: string): number[] {
+  let text = ip.split('%')[0]!;
+  const v4 = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(text);
+  if (v4) {
+    const [a, b, c, d] = v4.slice(1).map(Number) as [number, number, number, number];
+    text = `${text.slice(0, v4.index)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
+  }
+  const [head, tail] = text.split('::') as [string, string | undefined];
+  const parse = (s: string) => (s === '' ? [] : s.split(':').map((g) => Number.parseInt(g, 16)));
+  const left = parse(head);
+  const right = tail === undefined ? [] : parse(tail);
+  return [...left, ...Array<number>(8 - left.length - right.length).fill(0), ...right];
+}
+
+const alice = (ts: number, conn: number, ip: string) =>
+  db.connect({ at: ts, conn, account: 'dba_proxy', user: 'alice', ip, proxy: true });
+
+export const accessNewSource = defineRule({
+  id: 'access.new-source',
+  title: 'Database reached from a network new for the person',
+  description:
+    'A person (not an account) reaches a DB system from a source network absent from their baseline (an IPv4 /`ipv4Prefix`, IPv6 /`ipv6Prefix` prefix); sessions nobody is named behind are baselined per account. Silent while the subject is learning.',
+  severity: 'medium',
+  attack: ['T1078', 'T1133'],
+  runbook:
+    'Ask the person whether they connected from this network (travel, new laptop, new VPN pool); if not, treat their IAM credentials as stolen: revoke their sessions and tokens.',
+  falsePositives: ['A new VPN address pool or office network.', 'Travel or working from home.'],
+  params: z.strictObject({
+    ...baselineParams,
+    maxValues: maxValuesParam(256),
+    ipv4Prefix: z.number().int().min(0).max(32).default(24),
+    ipv6Prefix: z.number().int().min(0).max(128).default(48),
+  }),
+  suppressFor: 0,
+  on: {
+    session: (f, ctx) => {
+      const { session } = f;
+      if (!session.sourceIp) return [];
+      const network = networkOf(session.sourceIp, ctx.params.ipv4Prefix, ctx.params.ipv6Prefix);
+      return firstSeen(f, ctx, [network], (baseline, subject) => {
+        if (baseline.knows(network, session.connectTs)) return [];
+        const who = session.identity?.name ?? session.mysqlAccount;
+        return [
+          {
+            subject: `${subject}|${network}`,
+            occurrence: String(session.connectTs),
+            ts: session.connectTs,
+            title: `${who} reached ${session.dbSystem.name} from ${network}, a network new for them`,
+            ...sessionFields(session),
+            evidence: session.attribution?.evidence ?? [session.connectKey],
+            details: { sessionId: session.id, network, baseline: session.identity ? 'person' : 'account' },
+          },
+        ];
+      });
+    },
+  },
+  cases: [
+    {
+      name: 'a person on a network never used before',
+      events: () => [
+        alice(at(0), 1, '10.0.1.5'),
+        alice(at(DAYS), 2, '10.0.1.7'),
+        alice(at(15 * DAYS), 3, '192.0.2.10'),
+      ],
+      expect: { alerts: 1, severity: 'medium' },
+    },
+    {
+      name: 'another address of a known network is silent',
+      events: () => [alice(at(0), 1, '10.0.1.5'), alice(at(15 * DAYS), 2, '10.0.1.200')],
+      expect: { alerts: 0 },
+    },
+    {
+      name: 'the usual second laptop, learned too, is silent',
+      events: () => [
+        alice(at(0), 1, '10.0.1.5'),
+        alice(at(2 * DAYS), 2, '10.9.0.5'),
+        alice(at(15 * DAYS), 3, '10.0.1.5'),
+        alice(at(15 * DAYS + 60), 4, '10.9.0.5'),
+      ],
+      expect: { alerts: 0 },
+    },
+    {
+      name: 'a new hire inside the learning period is silent',
+      events: () => [alice(at(0), 1, '10.0.1.5'), alice(at(3 * DAYS), 2, '192.0.2.10')],
+      expect: { alerts: 0 },
+    },
+    {
+      name: 'a shared account is baselined per person behind it',
+      events: () => [
+        db.connect({ at: at(0), conn: 1, account: 'dev_proxy', user: 'bob', ip: '10.0.1.5', proxy: true }),
+        db.connect({ at: at(1), conn: 2, account: 'dev_proxy', user: 'dave', ip: '10.0.2.5', proxy: true }),
+        db.connect({
+          at: at(15 * DAYS),
+          conn: 3,
+          account: 'dev_proxy',
+          user: 'dave',
+          ip: '10.0.1.9',
+          proxy: true,
+        }),
+      ],
+      expect: { alerts: 1 },
+    },
+    {
+      name: 'sessions nobody is named behind are baselined per account',
+      events: () => [
+        db.connect({ at: at(0), conn: 1, account: 'app', ip: '10.20.0.5' }),
+        db.connect({ at: at(15 * DAYS), conn: 2, account: 'app', ip: '10.20.0.6' }),
+        db.connect({ at: at(15 * DAYS + 1), conn: 3, account: 'app', ip: '203.0.113.9' }),
+      ],
+      expect: { alerts: 1 },
+    },
+    {
+      name: 'a session after revocation is reported but never learned',
+      events: () => [
+        alice(at(0), 1, '10.0.1.5'),
+        iam.removed({ at: at(15 * DAYS), user: USERS.alice, group: GROUPS.dba }),
+        alice(at(15 * DAYS + 10), 2, '192.0.2.10'),
+        iam.added({ at: at(15 * DAYS + 60), user: USERS.alice, group: GROUPS.dba }),
+        alice(at(16 * DAYS), 3, '192.0.2.11'),
+      ],
+      expect: { alerts: 2 },
+    },
+    {
+      name: 'ipv4Prefix: an address just inside the known prefix is silent',
+      config: { rules: { 'access.new-source': { ipv4Prefix: 23 } } },
+      events: () => [alice(at(0), 1, '10.0.2.5'), alice(at(15 * DAYS), 2, '10.0.3.255')],
+      expect: { alerts: 0 },
+    },
+    {
+      name: 'ipv4Prefix: an address just outside the known prefix is new',
+      config: { rules: { 'access.new-source': { ipv4Prefix: 23 } } },
+      events: () => [alice(at(0), 1, '10.0.2.5'), alice(at(15 * DAYS), 2, '10.0.4.0')],
+      expect: { alerts: 1 },
+    },
+    {
+      name: 'ipv6Prefix: an address just inside the known /48 is silent',
+      events: () => [alice(at(0), 1, '2001:db8:1::5'), alice(at(15 * DAYS), 2, '2001:db8:1:ffff:ffff::1')],
+      expect: { alerts: 0 },
+    },
+    {
+      name: 'ipv6Prefix: an address just outside the known /48 is new',
+      events: () => [alice(at(0), 1, '2001:db8:1::5'), alice(at(15 * DAYS), 2, '2001:db8:2::')],
+      expect: { alerts: 1 },
+    },
+    ...baselineBoundaryCases('access.new-source', (ts, conn, variant) => [
+      alice(ts, conn, `10.${variant}.0.5`),
+    ]),
+  ],
+});

@@ -1,0 +1,127 @@
+// What the first-seen rules (access.new-source, access.new-database, access.unusual-hour) share:
+// whose baseline a session belongs to, which sessions a baseline learns from, their parameters,
+// and the boundary cases of those parameters.
+import { z } from 'zod';
+import { type ConfigInput, Duration } from '../../schemas/config.js';
+import type { DbEvent, IamEvent } from '../../schemas/events.js';
+import type { Session } from '../../schemas/session.js';
+import type { Baseline, BaselineOptions } from '../detect/baselines.js';
+import type { Finding, RuleContext, SessionFact } from '../detect/rule.js';
+import { type RuleCase, T0 } from '../detect/timeline.js';
+import { isAccessAfterRevocation } from './access-after-revocation.js';
+import { isIdentityMismatch } from './access-identity-mismatch.js';
+
+const HOUR = 3_600_000;
+const DAY = 24 * HOUR;
+
+/** `learningPeriod` and `expireAfter`. */
+export const baselineParams = {
+  learningPeriod: Duration.default(14 * DAY),
+  expireAfter: Duration.default(90 * DAY),
+};
+
+/** `maxValues`, with the rule's default. */
+export const maxValuesParam = (n: number) => z.number().int().min(1).default(n);
+
+/** Shared accounts are baselined per person behind them; sessions nobody is named behind, per account. */
+export function baselineSubject(s: Session): string {
+  return s.identity ? `person:${s.identity.id}` : `account:${s.mysqlAccount}`;
+}
+
+/**
+ * One first-seen check: `check` sees the subject's baseline (and its key) as it was before this
+ * session, never while the subject is learning; then the baseline learns `values` from the session, unless the
+ * session is itself a finding of access.after-revocation or access.identity-mismatch.
+ */
+export function firstSeen(
+  f: SessionFact,
+  ctx: RuleContext<BaselineOptions>,
+  values: readonly string[],
+  check: (baseline: Baseline, subject: string) => Finding[],
+): Finding[] {
+  const { session } = f;
+  if (session.outcome !== 'success') return [];
+  const subject = baselineSubject(session);
+  const baseline = ctx.baseline(subject, ctx.params);
+  const ts = session.connectTs;
+  const findings = baseline.learning(ts) ? [] : check(baseline, subject);
+  if (!isAccessAfterRevocation(f) && !isIdentityMismatch(f)) baseline.learn(values, ts);
+  return findings;
+}
+
+type Events = (DbEvent | IamEvent)[];
+
+/**
+ * Boundary cases of the baseline parameters, for a rule whose learned value does not depend on the
+ * time of day: `session(ts, conn, variant)` is one session of one subject whose values are
+ * `variant`'s (0, 1, 2: three different sets of `valuesPerSession` values each).
+ */
+export function baselineBoundaryCases(
+  rule: string,
+  session: (ts: number, conn: number, variant: number) => Events,
+  valuesPerSession = 1,
+  config: Partial<ConfigInput> = {},
+): RuleCase[] {
+  const maxValues = 2 * valuesPerSession;
+  const seq =
+    (...steps: [minutes: number, variant: number, secondsEarlier?: number][]) =>
+    () =>
+      steps.flatMap(([minutes, variant, early = 0], i) =>
+        session(T0 + minutes * 60_000 - early * 1000, i + 1, variant),
+      );
+  const withParams = (params: Record<string, unknown>): Partial<ConfigInput> => ({
+    ...config,
+    rules: { [rule]: params },
+  });
+  const learnHour = withParams({ learningPeriod: 'PT1H', expireAfter: 'PT12H' });
+  return [
+    {
+      name: 'learningPeriod: just inside, a new value is only learned',
+      config: withParams({ learningPeriod: 'PT12H' }),
+      events: seq([0, 0], [720, 1, 1]),
+      expect: { alerts: 0 },
+    },
+    {
+      name: 'learningPeriod: just outside, a new value is a finding',
+      config: withParams({ learningPeriod: 'PT12H' }),
+      events: seq([0, 0], [720, 1]),
+      expect: { alerts: 1 },
+    },
+    {
+      name: 'expireAfter: a value seen just inside it is still known',
+      config: learnHour,
+      events: seq([0, 0], [30, 1], [720, 0, 1]),
+      expect: { alerts: 0 },
+    },
+    {
+      name: 'expireAfter: a value seen just outside it is forgotten and new again',
+      config: learnHour,
+      events: seq([0, 0], [30, 1], [720, 0]),
+      expect: { alerts: 1 },
+    },
+    {
+      name: 'expireAfter: a subject back just inside it keeps its baseline',
+      config: learnHour,
+      events: seq([0, 0], [720, 1, 1]),
+      expect: { alerts: 1 },
+    },
+    {
+      name: 'expireAfter: a subject back just outside it has an expired baseline and learns again',
+      config: learnHour,
+      events: seq([0, 0], [720, 1]),
+      expect: { alerts: 0 },
+    },
+    {
+      name: 'maxValues: just inside, every value is kept',
+      config: withParams({ learningPeriod: 'PT1H', maxValues }),
+      events: seq([0, 0], [10, 1], [120, 0]),
+      expect: { alerts: 0 },
+    },
+    {
+      name: 'maxValues: just outside, the least recently seen value is forgotten',
+      config: withParams({ learningPeriod: 'PT1H', maxValues }),
+      events: seq([0, 0], [10, 1], [20, 2], [120, 0]),
+      expect: { alerts: 1 },
+    },
+  ];
+}

@@ -1,0 +1,137 @@
+// First-seen baselines: bounded, expiring, kept in the state store, and the same whatever the
+// batching of the events that built them.
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import type { ConfigInput } from '../../schemas/config.js';
+import type { CanonicalEvent } from '../../schemas/events.js';
+import { Baselines } from '../../shared/detect/baselines.js';
+import { baseConfig, DB, db, T0 } from '../../shared/detect/timeline.js';
+import { EntityCache } from '../../shared/state/entity-cache.js';
+import { SqliteStore } from '../../shared/state/sqlite-store.js';
+import { runBatches } from '../helpers/run-timeline.js';
+
+const HOUR = 3_600_000;
+const DAY = 24 * HOUR;
+const opts = { learningPeriod: DAY, expireAfter: 5 * DAY, maxValues: 8 };
+
+describe('baselines', () => {
+  it('pruning forgets expired values and subjects without changing any later verdict', () => {
+    const cache = new EntityCache();
+    const baselines = new Baselines(cache);
+    const a = baselines.open('r', 'person:a', opts);
+    const b = baselines.open('r', 'person:b', opts);
+    a.learn(['old'], T0);
+    a.learn(['kept'], T0 + 3 * DAY);
+    b.learn(['gone'], T0);
+    const probe = T0 + 5 * DAY;
+    const before = [a.knows('old', probe), a.knows('kept', probe), a.learning(probe), b.learning(probe)];
+    cache.drainChanges();
+
+    baselines.prune(probe);
+
+    expect([a.knows('old', probe), a.knows('kept', probe), a.learning(probe), b.learning(probe)]).toEqual(
+      before,
+    );
+    expect(before).toEqual([false, true, false, true]);
+    expect(cache.size('baseline')).toBe(1);
+    const changed = cache.drainChanges().map((c) => [c.key, c.body === null]);
+    expect(changed).toEqual(
+      expect.arrayContaining([
+        ['r\u0000person:a', false],
+        ['r\u0000person:b', true],
+      ]),
+    );
+  });
+
+  it('keeps at most maxValues values per subject, forgetting the least recently seen', () => {
+    const cache = new EntityCache();
+    const baseline = new Baselines(cache).open('r', 'person:a', { ...opts, maxValues: 3 });
+    for (const [i, v] of ['a', 'b', 'c'].entries()) baseline.learn([v], T0 + i * HOUR);
+    baseline.learn(['a'], T0 + 4 * HOUR);
+    baseline.learn(['d'], T0 + 5 * HOUR);
+    const at = T0 + 6 * HOUR;
+    expect(['a', 'b', 'c', 'd'].map((v) => baseline.knows(v, at))).toEqual([true, false, true, true]);
+  });
+});
+
+/** Three DB systems, a short learning period and expiry, so the timeline learns, detects and prunes. */
+function config(): Partial<ConfigInput> {
+  const [first] = baseConfig().dbSystems ?? [];
+  const baseline = { learningPeriod: 'P2D', expireAfter: 'P5D' };
+  return {
+    dbSystems: [1, 2, 3].map((n) => ({ ...first!, id: `${DB.id.slice(0, -1)}${n}`, name: `prod-${n}` })),
+    rules: {
+      'access.new-source': baseline,
+      'access.new-database': baseline,
+      'access.unusual-hour': baseline,
+    },
+  };
+}
+
+const PEOPLE = [
+  { account: 'dba_proxy', user: 'alice', proxy: true },
+  { account: 'dev_proxy', user: 'bob', proxy: true },
+  { account: 'dev_proxy', user: 'dave', proxy: true },
+  { account: 'carol', user: 'carol', proxy: false },
+  { account: 'app', user: 'app', proxy: false },
+];
+
+const sessionArb = fc.record({
+  minute: fc.integer({ min: 0, max: 20 * 24 * 60 }),
+  /** Minutes late on arrival, within the lateness (PT20M). */
+  delay: fc.integer({ min: 0, max: 19 }),
+  person: fc.integer({ min: 0, max: PEOPLE.length - 1 }),
+  net: fc.integer({ min: 0, max: 5 }),
+  db: fc.integer({ min: 1, max: 3 }),
+});
+
+async function baselinesAfter(batches: CanonicalEvent[][]) {
+  const store = SqliteStore.open(':memory:');
+  const { alerts } = await runBatches(batches, { config: config(), store });
+  const rows = (await store.loadEntities())
+    .filter((r) => r.kind === 'baseline')
+    .sort((a, b) => (a.key < b.key ? -1 : 1))
+    .map((r) => [r.key, r.body]);
+  return { rows, alerts: alerts.map((a) => `${a.rule} ${a.id}`).sort() };
+}
+
+describe('baselines under any batching and arrival order', () => {
+  it('hold the same values and raise the same alerts whatever the batches and the order within the lateness', async () => {
+    let detecting = 0;
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(sessionArb, { minLength: 20, maxLength: 60 }),
+        fc.array(fc.integer({ min: 1, max: 59 }), { maxLength: 8 }),
+        async (sessions, cuts) => {
+          const timed = sessions
+            .sort((a, b) => a.minute - b.minute)
+            .map((s, i) => {
+              const p = PEOPLE[s.person]!;
+              const event = db.connect({
+                at: T0 + s.minute * 60_000,
+                conn: i + 1,
+                account: p.account,
+                user: p.user,
+                proxy: p.proxy,
+                ip: `10.${s.net}.${s.net * 7}.${1 + (i % 200)}`,
+                db: `${DB.id.slice(0, -1)}${s.db}`,
+              });
+              return { event, arrives: s.minute + s.delay };
+            });
+          const whole = await baselinesAfter([timed.map((t) => t.event)]);
+          expect(whole.rows.length).toBeGreaterThan(0);
+          if (whole.alerts.some((a) => /^access\.(new-|unusual)/.test(a))) detecting++;
+          const bounds = [...new Set([0, ...cuts.filter((c) => c < timed.length), timed.length])].sort(
+            (a, b) => a - b,
+          );
+          const arrivals = [...timed].sort((a, b) => a.arrives - b.arrives).map((t) => t.event);
+          const batches = bounds.slice(1).map((end, i) => arrivals.slice(bounds[i], end));
+          expect(await baselinesAfter(batches)).toEqual(whole);
+        },
+      ),
+      { seed: 20_261_102, numRuns: 30 },
+    );
+    // The timelines are long enough for the baselines to detect, not only learn.
+    expect(detecting).toBeGreaterThan(10);
+  });
+});
