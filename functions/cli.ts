@@ -7,7 +7,7 @@ import { collectCommand } from './cli/collect.js';
 import { consumeCommand } from './cli/consume.js';
 import { demoCommand } from './cli/demo.js';
 import { doctorCommand } from './cli/doctor.js';
-import type { CliCommand, CliIo } from './cli/io.js';
+import { type CliCommand, type CliIo, printable } from './cli/io.js';
 import { normalizeCommand } from './cli/normalize.js';
 import { replayCommand } from './cli/replay.js';
 import { rulesCommand } from './cli/rules.js';
@@ -67,7 +67,7 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
     }
     return await command.run(args, io);
   } catch (error) {
-    io.stderr.write(`${TOOL}: ${describe(error)}\n`);
+    io.stderr.write(`${TOOL}: ${printable(describe(error))}\n`);
     return exitCodeFor(error);
   }
 }

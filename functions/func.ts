@@ -12,11 +12,42 @@
 // - the container may be frozen between invocations and recycled at any time: the host delivers
 //   every alert (Notifications digests included) before an invocation answers, and with a shared
 //   mysql:// store reloads the state at each invocation (function-host.ts).
+// - the FDK buffers the whole request body before calling the handler; the HTTP server it creates
+//   is wrapped (below) so that a body stops being buffered one byte past HWAUDIT_MAX_BODY_BYTES:
+//   the handler then gets limit + 1 bytes and refuses them (413, a dead letter), and a huge body
+//   cannot take the memory with it.
+import http, { type IncomingMessage } from 'node:http';
 import { handle } from '@fnproject/fdk';
+import { bodyLimit } from './function-env.js';
 import { FunctionHost } from './function-host.js';
 
-const host = new FunctionHost();
+/** Hands the FDK's 'data' listeners at most `limit + 1` bytes of the request body. */
+function capBody(req: IncomingMessage, limit: number): void {
+  let seen = 0;
+  const on = req.on.bind(req);
+  req.on = ((event: string, listener: (...args: unknown[]) => void) => {
+    if (event !== 'data') return on(event, listener);
+    return on('data', (chunk: Buffer) => {
+      if (seen > limit) return;
+      const room = limit + 1 - seen;
+      seen += chunk.length;
+      listener(chunk.length > room ? chunk.subarray(0, room) : chunk);
+    });
+  }) as typeof req.on;
+}
 
-handle((input, ctx) => host.invoke(input, { callId: ctx.callID, deadline: ctx.deadline }), {
-  inputMode: 'buffer',
-});
+const host = new FunctionHost();
+const limit = bodyLimit(process.env);
+const createServer = http.createServer;
+http.createServer = ((handler: http.RequestListener) =>
+  createServer((req, res) => {
+    capBody(req, limit);
+    handler(req, res);
+  })) as typeof http.createServer;
+try {
+  handle((input, ctx) => host.invoke(input, { callId: ctx.callID, deadline: ctx.deadline }), {
+    inputMode: 'buffer',
+  });
+} finally {
+  http.createServer = createServer;
+}

@@ -151,6 +151,12 @@ export type FunctionEnv = {
 
 type Env = Readonly<Record<string, string | undefined>>;
 
+/** HWAUDIT_MAX_BODY_BYTES for the body guard in front of the FDK (the default when unset or invalid). */
+export function bodyLimit(env: Env): number {
+  const n = Number(env.HWAUDIT_MAX_BODY_BYTES?.trim());
+  return Number.isSafeInteger(n) && n >= 1 ? n : DEFAULT_MAX_BODY_BYTES;
+}
+
 function invalid(name: string, problem: string): AuditError {
   return new AuditError('CONFIG_INVALID', `${name}: ${problem}`, { details: { variable: name } });
 }

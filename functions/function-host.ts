@@ -251,11 +251,11 @@ export class FunctionHost {
         settings,
         'PAYLOAD_TOO_LARGE',
         413,
-        `body of ${body.length} bytes exceeds HWAUDIT_MAX_BODY_BYTES (${settings.env.maxBodyBytes})`,
+        `body over HWAUDIT_MAX_BODY_BYTES (${settings.env.maxBodyBytes} bytes)`,
         {
           code: 'TOO_LARGE',
           source,
-          message: `request body of ${body.length} bytes over the limit of ${settings.env.maxBodyBytes}`,
+          message: `request body over the limit of ${settings.env.maxBodyBytes} bytes`,
         },
       );
     }

@@ -147,6 +147,8 @@ export const ConfigSchema = z
     lookback: Duration.default(24 * 3_600_000),
     /** How long event ids are remembered for deduplication; older records are dead letters. */
     retention: Duration.default(30 * 24 * 3_600_000),
+    /** How far past the current time an event may be dated; later ones are dead letters. */
+    clockSkew: Duration.default(3_600_000),
     directory: z
       .strictObject({
         snapshotTime: Instant.optional(),

@@ -9,6 +9,7 @@ export const DEAD_LETTER_CODES = [
   'ENCODING_INVALID', // bad base64, bad gzip, or bytes that are not UTF-8 JSON
   'UNSAFE_KEY', // a prototype-polluting key such as __proto__
   'TOO_LATE', // older than the retention horizon: cannot be deduplicated any more
+  'TIME_OUT_OF_RANGE', // dated after now plus the clock skew, or before 2010: it would move the watermark
   'NO_DB_SYSTEM', // a raw MySQL record whose DB system could not be determined
 ] as const;
 export type DeadLetterCode = (typeof DEAD_LETTER_CODES)[number];

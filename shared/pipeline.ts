@@ -39,6 +39,8 @@ const CLOCK = 'clock';
 const POSITION = 'position';
 /** Before any event: JSON-safe, so the clock row survives a store round trip unchanged. */
 const NEVER = BEGINNING_OF_TIME;
+/** No audit trail we read is older: an earlier date is a broken clock or a forged record. */
+export const EARLIEST_EVENT = Date.parse('2010-01-01T00:00:00Z');
 
 /** Merges two arrays sorted by compareEvents; appends when `b` starts after `a` (the usual case). */
 function mergeSorted(a: CanonicalEvent[], b: CanonicalEvent[]): CanonicalEvent[] {
@@ -84,6 +86,7 @@ export class Pipeline {
     cache: EntityCache,
     pending: CanonicalEvent[],
     private readonly durablePending: boolean,
+    private readonly now: () => number,
   ) {
     this.cache = cache;
     this.clock = cache.get<Clock>(META, CLOCK) ?? { maxTs: NEVER, releasedTs: NEVER };
@@ -107,6 +110,8 @@ export class Pipeline {
     store: StateStore;
     sinks?: readonly AlertSink[];
     durablePending?: boolean;
+    /** The clock that bounds event times (events after now + clockSkew are dead letters). */
+    now?: () => number;
   }): Promise<Pipeline> {
     const cache = new EntityCache();
     for (const row of await opts.store.loadEntities()) cache.load(row);
@@ -118,6 +123,7 @@ export class Pipeline {
       cache,
       await opts.store.loadPending(),
       opts.durablePending ?? true,
+      opts.now ?? Date.now,
     );
     const released = pipeline.clock.releasedTs;
     const since = released > NEVER ? released - opts.config.lookback : NEVER;
@@ -190,9 +196,19 @@ export class Pipeline {
     const late: CanonicalEvent[] = [];
     const buffered: CanonicalEvent[] = [];
     const horizon = this.clock.releasedTs - this.config.retention;
+    const latest = this.now() + this.config.clockSkew;
     for (const ev of fresh) {
       if (seen.has(ev.key)) {
         this.stats.duplicates++;
+        continue;
+      }
+      // One event dated 9999 would move the watermark there for good: every later one would be late.
+      if (ev.ts > latest || ev.ts < EARLIEST_EVENT) {
+        this.dead({
+          code: 'TIME_OUT_OF_RANGE',
+          source: 'pipeline',
+          message: `event time ${toIso(ev.ts)} is ${ev.ts < EARLIEST_EVENT ? 'before 2010' : `after now plus clockSkew (${toIso(latest)})`}`,
+        });
         continue;
       }
       if (ev.ts < horizon) {

@@ -11,18 +11,21 @@ import type { ActiveRule } from './config/active-rules.js';
 import type { DbRef } from './decode/classify.js';
 import { type InputCounts, readInput } from './decode/read-input.js';
 import type { AlertSink } from './emit/sink.js';
+import { AuditError } from './errors.js';
 import { type DecodedItem, Pipeline, type PipelineStats } from './pipeline.js';
 import type { StateStore } from './state/state-store.js';
 
 /**
- * The DB system of a raw MySQL audit file: `--db-system` (an id or a configured name), else a
+ * The DB system of a raw MySQL audit file: `--db-system` (a configured id or name), else a
  * configured DB system whose name or id is the file's base name (up to the first dot) or one of
  * its folders, else the only configured DB system.
  */
 export function dbSystemResolver(config: Config, dbSystem?: string): (path: string) => DbRef | undefined {
   if (dbSystem !== undefined) {
     const match = config.dbSystems.find((d) => d.id === dbSystem || d.name === dbSystem);
-    const ref = match ? { id: match.id, name: match.name } : { id: dbSystem };
+    if (match === undefined)
+      throw new AuditError('USAGE', `--db-system ${dbSystem}: no configured DB system has this id or name`);
+    const ref = { id: match.id, name: match.name };
     return () => ref;
   }
   const resolved = new Map<string, DbRef | undefined>();

@@ -5,6 +5,7 @@ import { open } from 'node:fs/promises';
 import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { isOutputFormat, OUTPUT_FORMATS, type OutputFormat } from '../../shared/emit/formats/format.js';
 import { AuditError } from '../../shared/errors.js';
+import { visible } from '../../shared/text.js';
 
 export type CliIo = { stdout: NodeJS.WritableStream; stderr: NodeJS.WritableStream };
 
@@ -103,11 +104,7 @@ export function formatOption(name: string, value: string): OutputFormat {
   return value;
 }
 
-/** C0 and C1 control characters except tab and newline. */
-// biome-ignore lint/suspicious/noControlCharactersInRegex: these are the characters replaced.
-const CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g;
-
-/** Text from a server or a file made safe for a terminal: control characters shown as escapes. */
+/** Text from a server or a file made safe for a terminal: also line breaks are shown, as ␊ and ␍. */
 export function printable(text: string): string {
-  return text.replace(CONTROL, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return visible(text).replace(/[\r\n]/g, (c) => (c === '\n' ? '\u240a' : '\u240d'));
 }

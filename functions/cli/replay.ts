@@ -10,7 +10,7 @@ import { openStore } from '../../shared/state/open-store.js';
 import type { ScopeLock } from '../../shared/state/state-store.js';
 import { alertOutput, holdScope } from './host.js';
 import { assertReadable, isForeign } from './inputs.js';
-import { type CliCommand, type CliIo, formatOption, parseCommandArgs } from './io.js';
+import { type CliCommand, type CliIo, formatOption, parseCommandArgs, printable } from './io.js';
 import { pipelineReport, writeSessions } from './summary.js';
 
 export const REPLAY_HELP = `Usage: heatwave-iam-audit replay --config FILE [options] INPUT...
@@ -59,6 +59,8 @@ async function runReplay(argv: string[], io: CliIo): Promise<number> {
     asOf = Date.parse(values['as-of']);
     if (Number.isNaN(asOf))
       throw new AuditError('USAGE', '--as-of expects an ISO 8601 time such as 2026-11-02T12:00:00Z');
+    // Timers would fire for a time that has not come, and the watermark would stay there.
+    if (asOf > Date.now()) throw new AuditError('USAGE', '--as-of is in the future');
   }
   const { config, rules } = await loadConfigFile(values.config);
   await Promise.all(positionals.map((path) => assertReadable('replay', path)));
@@ -85,7 +87,9 @@ async function runReplay(argv: string[], io: CliIo): Promise<number> {
         const now = Date.now();
         if (now - lastProgress < 1000) return;
         lastProgress = now;
-        stderr.write(`  ${p.records.toLocaleString('en')} records, ${p.alerts} alerts (${p.input})\n`);
+        stderr.write(
+          `  ${p.records.toLocaleString('en')} records, ${p.alerts} alerts (${printable(p.input)})\n`,
+        );
       },
     });
     const sessions: Session[] = [];
@@ -100,7 +104,7 @@ async function runReplay(argv: string[], io: CliIo): Promise<number> {
     ];
     const foreign = result.inputs.filter((i) => isForeign(i.counts, i.deadCodes));
     for (const i of foreign) lines.push(`replay: ${i.path}: no record of a kind this tool reads`);
-    stderr.write(`${lines.join('\n')}\n`);
+    stderr.write(`${lines.map(printable).join('\n')}\n`);
     return foreign.length > 0 ? 2 : 0;
   } finally {
     await output.close();

@@ -123,6 +123,12 @@ export function parseStoreSpec(spec: string, env: NodeJS.ProcessEnv = process.en
   // A typo such as mysq:// would otherwise become a SQLite file of that name.
   if (scheme !== undefined)
     throw invalid(`unsupported URL scheme "${scheme.slice(0, 32)}"; use mysql:// or a file path`);
+  // mysql:/u:pw@h/db, mysql//u:pw@h, mysql:u:pw@h:3306: a mistyped URL, not a file name (and
+  // never echoed: it may hold a password).
+  if (/^mysql[:/]/i.test(trimmed) || /^[^/]*@/.test(trimmed))
+    throw invalid(
+      'this looks like a mistyped URL: expected mysql://user@host:port/database (not shown: it may hold a password)',
+    );
   if (trimmed === '') throw invalid('empty state store path');
   return { kind: 'sqlite', path: trimmed, warnings: [] };
 }

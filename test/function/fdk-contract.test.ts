@@ -3,7 +3,9 @@
 // Content-Type). `npm test` builds dist/ before vitest runs. Also: the function's OCI sinks with
 // the real SDK clients and a resource principal against the signed local endpoint, and two
 // function processes sharing a MySQL store (TEST_MYSQL_URL, see test/helpers/mysql-server.ts).
+
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -219,6 +221,47 @@ describe('OCI Function over the real FDK', () => {
       deadLetters: { TOO_LARGE: 1 },
       error: { code: 'PAYLOAD_TOO_LARGE', status: 413 },
     });
+    expect(fn.alive()).toBe(true);
+  });
+
+  it('stops buffering a chunked body one byte past the limit: 48 MB sent, memory stays near the limit', async () => {
+    const { fn } = await start({ HWAUDIT_MAX_BODY_BYTES: String(1024 * 1024) });
+    const peakKb = () => Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${fn.pid}/status`, 'utf8'))?.[1]);
+    // A first call loads the store and the pipeline; the growth measured is the big body's.
+    await fn.call(timeline().logging);
+    const before = peakKb();
+    const chunk = Buffer.alloc(1024 * 1024, 0x20);
+    const res = await new Promise<{ status: number; text: string }>((resolve, reject) => {
+      const req = request(
+        {
+          socketPath: fn.socket,
+          path: '/call',
+          method: 'POST',
+          headers: { 'Fn-Call-Id': 'big', 'Fn-Deadline': new Date(Date.now() + 60_000).toISOString() },
+        },
+        (r) => {
+          let text = '';
+          r.on('data', (c: Buffer) => (text += c));
+          r.on('end', () => resolve({ status: r.statusCode ?? 0, text }));
+        },
+      );
+      req.on('error', reject);
+      let sent = 0;
+      const more = () => {
+        while (sent < 48) {
+          sent++;
+          if (!req.write(chunk)) return void req.once('drain', more);
+        }
+        req.end();
+      };
+      more();
+    });
+    expect(JSON.parse(res.text)).toMatchObject({
+      deadLetters: { TOO_LARGE: 1 },
+      error: { code: 'PAYLOAD_TOO_LARGE', status: 413 },
+    });
+    // The function's peak RSS grew by less than the 48 MB sent (buffering it all: about 100 MB).
+    expect(peakKb() - before).toBeLessThan(48 * 1024);
     expect(fn.alive()).toBe(true);
   });
 

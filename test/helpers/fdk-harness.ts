@@ -35,6 +35,7 @@ export type FnProcess = {
   readonly socket: string;
   /** Milliseconds from spawn to the listener's symlink appearing (the FDK is ready). */
   readonly readyMs: number;
+  readonly pid: number;
   call(body: string | Buffer, opts?: CallOptions): Promise<FnResponse>;
   alive(): boolean;
   stdout(): string;
@@ -96,6 +97,7 @@ export async function startFunction(opts: StartOptions): Promise<FnProcess> {
     dir,
     socket,
     readyMs,
+    pid: child.pid!,
     call: (body, callOpts = {}) => post(socket, body, callOpts),
     alive: () => child.exitCode === null && child.signalCode === null,
     stdout: () => out,

@@ -128,6 +128,10 @@ describe('parseStoreSpec', () => {
     ['the X Protocol', `mysqlx://u:${SECRET}@h:33060/db`, /X Protocol/],
     ['another scheme', `postgres://u:${SECRET}@h/db`, /unsupported URL scheme "postgres"/],
     ['a misspelt scheme', `mysq://u:${SECRET}@h/db`, /unsupported URL scheme "mysq"/],
+    ['one slash', `mysql:/u:${SECRET}@h/db`, /mistyped URL/],
+    ['no colon', `mysql//u:${SECRET}@h/db`, /mistyped URL/],
+    ['no slashes', `mysql:u:${SECRET}@h:3306`, /mistyped URL/],
+    ['credentials without a scheme', `u:${SECRET}@h:3306/db`, /mistyped URL/],
     ['an empty path', '   ', /empty state store path/],
   ])('rejects %s with CONFIG_INVALID and no password in the error', (_, spec, message) => {
     const e = failure(() => parseStoreSpec(spec, {}));

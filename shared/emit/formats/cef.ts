@@ -1,21 +1,23 @@
 // ArcSight CEF: `CEF:0|Vendor|Product|Version|SignatureID|Name|Severity|Extension`, one line per
 // record. Header fields escape `\` and `|`; they cannot hold a line break, so CR/LF become spaces.
 // Extension values escape `\`, `=`, and CR/LF as `\r`/`\n`; keys are fixed names, never data.
+// Other control characters are shown as symbols in both (shared/text.ts `visible`).
 import { isIP } from 'node:net';
 import type { Alert, Severity } from '../../../schemas/alert.js';
 import type { Session } from '../../../schemas/session.js';
 import { redactLiterals } from '../../normalize/redact.js';
+import { visible } from '../../text.js';
 import type { FormatContext } from './format.js';
 
 /** CEF severity 0-10 (Low 0-3, Medium 4-6, High 7-8, Very-High 9-10). */
 export const CEF_SEVERITY: Record<Severity, number> = { info: 1, low: 3, medium: 5, high: 8, critical: 10 };
 
 export function escapeCefHeader(value: string): string {
-  return value.replace(/[\\|]/g, (c) => `\\${c}`).replace(/\r\n|[\r\n]/g, ' ');
+  return visible(value.replace(/[\\|]/g, (c) => `\\${c}`).replace(/\r\n|[\r\n]/g, ' '));
 }
 
 export function escapeCefValue(value: string): string {
-  return value.replace(/[\\=\r\n]/g, (c) => (c === '\n' ? '\\n' : c === '\r' ? '\\r' : `\\${c}`));
+  return visible(value.replace(/[\\=\r\n]/g, (c) => (c === '\n' ? '\\n' : c === '\r' ? '\\r' : `\\${c}`)));
 }
 
 type Extension = [key: string, value: string | number | undefined][];

@@ -15,6 +15,17 @@ export function isOutputFormat(value: string): value is OutputFormat {
   return (OUTPUT_FORMATS as readonly string[]).includes(value);
 }
 
+/**
+ * One JSON record as a line. JSON.stringify leaves DEL, the C1 controls and the Unicode line
+ * separators raw; they are escaped too, so no record can move a terminal's cursor or split a line.
+ */
+export function jsonLine(value: unknown): string {
+  return JSON.stringify(value).replace(
+    /[\u007f-\u009f\u2028\u2029]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
+}
+
 /** Kept equal to package.json `version` by a test (the bundles do not read package.json). */
 export const PRODUCT_VERSION = '0.1.0';
 
@@ -98,13 +109,13 @@ export function formatAlert(
 ): string {
   switch (format) {
     case 'jsonl':
-      return JSON.stringify(alert);
+      return jsonLine(alert);
     case 'ocsf':
-      return JSON.stringify(ocsfAlert(alert, ctx));
+      return jsonLine(ocsfAlert(alert, ctx));
     case 'cef':
       return cefAlert(alert, ctx);
     case 'ecs':
-      return JSON.stringify(ecsAlert(alert, ctx));
+      return jsonLine(ecsAlert(alert, ctx));
   }
 }
 
@@ -116,13 +127,13 @@ export function formatSession(
 ): string | undefined {
   switch (format) {
     case 'jsonl':
-      return JSON.stringify(session);
+      return jsonLine(session);
     case 'ocsf':
-      return JSON.stringify(ocsfSession(session, ctx));
+      return jsonLine(ocsfSession(session, ctx));
     case 'cef':
       return cefSession(session, ctx);
     case 'ecs':
-      return JSON.stringify(ecsSession(session, ctx));
+      return jsonLine(ecsSession(session, ctx));
   }
 }
 
@@ -134,7 +145,7 @@ export function formatSessionEnd(
 ): string | undefined {
   if (format !== 'ocsf') return undefined;
   const record = ocsfSessionEnd(session, ctx);
-  return record && JSON.stringify(record);
+  return record && jsonLine(record);
 }
 
 /** OCSF only: membership changes (Group Management) and policy changes (API Activity). */
@@ -145,7 +156,7 @@ export function formatIamEvent(
 ): string | undefined {
   if (format !== 'ocsf') return undefined;
   const record = ocsfIamEvent(ev, ctx);
-  return record && JSON.stringify(record);
+  return record && jsonLine(record);
 }
 
 /**
@@ -160,5 +171,5 @@ export function formatDbEvent(
 ): string | undefined {
   if (format !== 'ocsf') return undefined;
   const record = ocsfDbEvent(ev, session, ctx);
-  return record && JSON.stringify(record);
+  return record && jsonLine(record);
 }

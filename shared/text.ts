@@ -1,0 +1,16 @@
+// Text from records, servers and file names made safe to show: control characters are displayed,
+// never obeyed by a terminal (a user name with ANSI codes must not recolour an analyst's screen).
+
+// biome-ignore lint/suspicious/noControlCharactersInRegex: these are the characters replaced.
+const CONTROL = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]/g;
+
+/**
+ * C0 controls (but tab, line feed and carriage return) and DEL as their Unicode Control Pictures
+ * (ESC as ␛), C1 controls as U+FFFD.
+ */
+export function visible(text: string): string {
+  return text.replace(CONTROL, (c) => {
+    const code = c.charCodeAt(0);
+    return code < 0x20 ? String.fromCharCode(0x2400 + code) : code === 0x7f ? '\u2421' : '\ufffd';
+  });
+}
