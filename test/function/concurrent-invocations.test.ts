@@ -205,7 +205,9 @@ function concurrentInvocations(shared: Shared) {
       expect(Date.now() - started).toBeGreaterThanOrEqual(250);
       expect(failure).toBeInstanceOf(FunctionError);
       expect((failure as FunctionError).code).toBe('STORE_FAILED');
-      expect((failure as FunctionError).message).toMatch(/^STORE_FAILED: scope is busy \(scope=function\);/);
+      expect((failure as FunctionError).message).toMatch(
+        /^STORE_FAILED: scope is busy \(scope=function(; holderPid=\d+; holderHost=[^;]+; since=[^)]+)?\); another invocation of this scope holds its lock/,
+      );
       expect((failure as FunctionError).message).toMatch(/retry later/);
       expect(c.stderr.json().at(-1)).toMatchObject({ msg: 'invocation failed', code: 'STORE_FAILED' });
       expect(c.stdout.lines).toEqual([]);

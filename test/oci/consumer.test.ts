@@ -188,6 +188,7 @@ function consumer(o: RunOpts): StreamConsumer {
     openPartition: (scope) =>
       openScopedPipeline({
         command: 'test',
+        hold: 'batch',
         spec: state,
         scope,
         config,
