@@ -94,7 +94,7 @@ export async function runCollect(argv: string[], io: CliIo, deps: CliDeps = {}):
   const stop = stopSignal(io, deps, 'collect');
   const started = Date.now();
   try {
-    const lock = await holdScope(store, 'collect');
+    const lock = await holdScope(store, 'collect', env);
     try {
       const pipeline = await Pipeline.open({ config, rules, store, sinks: [output.sink] });
       const readSecret = secretReader(env, async () =>

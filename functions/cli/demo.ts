@@ -1,6 +1,6 @@
 // `demo`: generates a synthetic fleet with incidents, replays it through the pipeline, and prints
 // what was found, who was behind it, and how that compares with the ground truth.
-import { createWriteStream, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createWriteStream, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { finished } from 'node:stream/promises';
 import type { Alert } from '../../schemas/alert.js';
@@ -29,8 +29,9 @@ Options:
   -h, --help     this help
 
 Writes into DIR: mysql/ collector/ iam/ (inputs), config.yaml, ground-truth.json,
-alerts.jsonl, sessions.jsonl, report.json, state.sqlite. Progress goes to stderr, the summary to
-stdout.
+alerts.jsonl, sessions.jsonl, report.json, state.sqlite. DIR must be new, empty or a folder an
+earlier demo wrote (it holds a .heatwave-iam-audit-demo marker): nothing else is ever replaced.
+Progress goes to stderr, the summary to stdout.
 `;
 
 /** What the demo wrote into --out besides the generated inputs. */
@@ -72,13 +73,47 @@ function parseDemoArgs(args: string[]): { out: string; seed: number; scale: numb
   return { out: resolve(values.out), seed, scale };
 }
 
+/** Marks a folder as the demo's: only then does a demo run replace what is in it. */
+const MARKER = '.heatwave-iam-audit-demo';
+
+/**
+ * Makes `out` the demo's folder: a new or empty folder is marked; one the demo wrote before (it
+ * holds the marker) is reused. Anything else is refused, so that no user file is ever deleted.
+ */
+function claimDemoFolder(out: string): void {
+  let entries: string[] | undefined;
+  try {
+    if (!statSync(out).isDirectory())
+      throw new AuditError('USAGE', `demo: --out ${out} is a file, not a folder`);
+    entries = readdirSync(out);
+  } catch (error) {
+    if (error instanceof AuditError) throw error;
+    if ((error as { code?: string }).code !== 'ENOENT')
+      throw new AuditError('USAGE', `demo: cannot use --out ${out}`, { cause: error });
+  }
+  if (entries && entries.length > 0 && !entries.includes(MARKER))
+    throw new AuditError(
+      'USAGE',
+      `demo: --out ${out} holds files the demo did not write; choose a new or empty folder`,
+    );
+  try {
+    mkdirSync(out, { recursive: true });
+    writeFileSync(
+      join(out, MARKER),
+      'Written by heatwave-iam-audit demo; a later demo run may replace its files.\n',
+    );
+  } catch (cause) {
+    throw new AuditError('USAGE', `demo: cannot write to --out ${out}`, { cause });
+  }
+}
+
 /** Generates, replays and scores the demo; `log` receives progress lines. */
 export async function executeDemo(
   opts: { out: string; seed: number; scale: number; appRate?: number },
   log: (line: string) => void = () => {},
 ): Promise<DemoResult> {
   const started = Date.now();
-  mkdirSync(opts.out, { recursive: true });
+  claimDemoFolder(opts.out);
   for (const name of OUTPUTS) rmSync(join(opts.out, name), { force: true });
 
   log(`[1/4] generating the demo fleet (seed ${opts.seed}, scale ${opts.scale}) into ${opts.out}`);

@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Alert } from '../../schemas/alert.js';
-import type { Config } from '../../schemas/config.js';
+import { type Config, parseDuration } from '../../schemas/config.js';
 import type { ActiveRule } from '../../shared/config/active-rules.js';
 import { FileSink } from '../../shared/emit/file-sink.js';
 import { formatAlert, type OutputFormat } from '../../shared/emit/formats/format.js';
@@ -76,16 +76,29 @@ export function stateOption(
   };
 }
 
-/** How long a command waits for another process to release the state's scope. */
+/** How long a command waits for another process to release the state's scope (HWAUDIT_LOCK_WAIT). */
 export const LOCK_WAIT_MS = 10_000;
 
+function lockWaitMs(env: Env): number {
+  const text = env.HWAUDIT_LOCK_WAIT?.trim();
+  if (!text) return LOCK_WAIT_MS;
+  const ms = parseDuration(text);
+  if (ms === undefined)
+    throw new AuditError('CONFIG_INVALID', 'HWAUDIT_LOCK_WAIT: expected an ISO 8601 duration such as PT30S');
+  return ms;
+}
+
 /**
- * Takes the store's scope lock for a command, waiting up to LOCK_WAIT_MS for another process to
- * release it; a scope still held then is an error that names who holds it.
+ * Takes the store's scope lock for a command, waiting up to HWAUDIT_LOCK_WAIT (10 s) for another
+ * process to release it; a scope still held then is an error that names who holds it.
  */
-export async function holdScope(store: StateStore, command: string): Promise<ScopeLock> {
+export async function holdScope(
+  store: StateStore,
+  command: string,
+  env: Env = process.env,
+): Promise<ScopeLock> {
   try {
-    return await store.lockScope({ timeoutMs: LOCK_WAIT_MS });
+    return await store.lockScope({ timeoutMs: lockWaitMs(env) });
   } catch (error) {
     if (!(error instanceof AuditError) || error.message !== 'scope is busy') throw error;
     const d = error.details;
@@ -125,7 +138,7 @@ export async function openScopedPipeline(opts: {
   });
   let lock: ScopeLock | undefined;
   try {
-    lock = await holdScope(store, opts.command);
+    lock = await holdScope(store, opts.command, opts.env);
     const pipeline = await Pipeline.open({
       config: opts.config,
       rules: opts.rules,
@@ -135,7 +148,7 @@ export async function openScopedPipeline(opts: {
     if (opts.hold === 'batch') {
       await lock.release();
       lock = undefined;
-      return { pipeline, close: () => store.close(), hold: () => holdScope(store, opts.command) };
+      return { pipeline, close: () => store.close(), hold: () => holdScope(store, opts.command, opts.env) };
     }
     return { pipeline, close: () => store.close() };
   } catch (error) {

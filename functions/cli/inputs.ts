@@ -2,7 +2,7 @@
 import { constants } from 'node:fs';
 import { access } from 'node:fs/promises';
 import type { DeadLetterCode } from '../../schemas/dead-letter.js';
-import type { InputCounts } from '../../shared/decode/read-input.js';
+import { type InputCounts, STDIN } from '../../shared/decode/read-input.js';
 import { AuditError } from '../../shared/errors.js';
 
 // An input whose dead letters are all of these, and that gave no event, is not of a kind we read.
@@ -18,6 +18,7 @@ export function isForeign(counts: InputCounts, deadCodes: ReadonlySet<DeadLetter
 
 /** Fails with a usage-class error (exit 2) before any work when an input cannot be read. */
 export async function assertReadable(command: string, path: string): Promise<void> {
+  if (path === STDIN) return;
   try {
     await access(path, constants.R_OK);
   } catch (cause) {

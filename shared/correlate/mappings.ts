@@ -147,7 +147,8 @@ export class Mappings {
         if (g === groupId) out.push({ db: row.db, account });
       }
     }
-    return out;
+    // In a fixed order: the cache's order depends on whether its rows were loaded or created.
+    return out.sort((a, b) => (a.db === b.db ? (a.account < b.account ? -1 : 1) : a.db < b.db ? -1 : 1));
   }
 
   private versionOf(key: string, ts: number): AccountVersion | undefined {

@@ -2,7 +2,7 @@
 // gunzip if needed, split into records, classify, normalize.
 import type { FileHandle } from 'node:fs/promises';
 import { open } from 'node:fs/promises';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import type { DeadLetter, Outcome, RecordLocation } from '../../schemas/dead-letter.js';
 import type { CanonicalEvent } from '../../schemas/events.js';
@@ -143,8 +143,37 @@ function tally(counts: InputCounts, item: DecodedItem): DecodedItem {
   return item;
 }
 
+/** The input path that names standard input. */
+export const STDIN = '-';
+
+/** Standard input's bytes, gunzipped when they start with the gzip magic bytes. */
+async function* stdinChunks(gzip: { corrupt: boolean }): AsyncGenerator<Buffer> {
+  const it = (process.stdin as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
+  const first = await it.next();
+  if (first.done) return;
+  const head: Buffer = first.value;
+  async function* all(): AsyncGenerator<Buffer> {
+    yield head;
+    for (let r = await it.next(); !r.done; r = await it.next()) yield r.value;
+  }
+  if (!(head[0] === 0x1f && head[1] === 0x8b)) {
+    yield* all();
+    return;
+  }
+  try {
+    for await (const chunk of Readable.from(all()).pipe(createGunzip())) yield chunk as Buffer;
+  } catch (cause) {
+    if (!isZlibError(cause)) throw unreadable(STDIN, cause);
+    gzip.corrupt = true;
+  }
+}
+
 /** The file's bytes, gunzipped when it starts with the gzip magic bytes; a corrupt gzip sets the flag. */
 async function* fileChunks(path: string, gzip: { corrupt: boolean }): AsyncGenerator<Buffer> {
+  if (path === STDIN) {
+    yield* stdinChunks(gzip);
+    return;
+  }
   let handle: FileHandle;
   try {
     handle = await open(path, 'r');

@@ -37,10 +37,14 @@ export class FileSink implements AlertSink {
 
   async send(alerts: Alert[]): Promise<void> {
     if (alerts.length === 0) return;
-    const text = `${alerts.map(this.format).join('\n')}\n`;
+    const data = Buffer.from(`${alerts.map(this.format).join('\n')}\n`, 'utf8');
     const { size } = await this.handle.stat();
     try {
-      await this.handle.write(text);
+      // A write can be short (a file size limit, a disk filling up): go on until all is written
+      // or the system says why not.
+      for (let done = 0; done < data.length; ) {
+        done += (await this.handle.write(data, done, data.length - done)).bytesWritten;
+      }
       await this.handle.sync();
     } catch (cause) {
       await this.handle.truncate(size).catch(() => undefined);

@@ -115,7 +115,7 @@ function safeReason(error: unknown): string {
   return line
     .replace(/-----BEGIN[\s\S]*?-----END[^-]*-----/g, '[redacted key]')
     .replace(/eyJ[\w-]+\.[\w-]+\.[\w-]*/g, '[redacted token]')
-    .slice(0, 300);
+    .slice(0, 1000);
 }
 
 /** The region the provider names (config file `region`, OCI_RESOURCE_PRINCIPAL_REGION, metadata). */

@@ -130,15 +130,17 @@ export class SqliteStore implements StateStore {
     try {
       this.db = new Database(path);
     } catch (cause) {
-      throw new AuditError('STORE_FAILED', 'cannot open the SQLite state store', {
-        cause,
-        details: { path },
-      });
+      throw stateFileError(path, cause);
     }
-    this.db.pragma('journal_mode = WAL');
-    this.db.pragma('synchronous = NORMAL');
-    this.db.pragma('busy_timeout = 5000');
-    this.migrate();
+    try {
+      this.db.pragma('journal_mode = WAL');
+      this.db.pragma('synchronous = NORMAL');
+      this.db.pragma('busy_timeout = 5000');
+      this.migrate(path);
+    } catch (cause) {
+      this.db.close();
+      throw stateFileError(path, cause);
+    }
     this.lockKey = `${this.db.memory ? `:memory:${++memoryStores}` : fileKey(path)}\u0000${scope}`;
   }
 
@@ -147,12 +149,14 @@ export class SqliteStore implements StateStore {
     return new SqliteStore(path, opts.scope ?? 'default');
   }
 
-  private migrate(): void {
+  private migrate(path: string): void {
     const version = this.db.pragma('user_version', { simple: true }) as number;
     if (version > MIGRATIONS.length) {
-      throw new AuditError('STORE_FAILED', 'the state store was written by a newer version', {
-        details: { version },
-      });
+      throw new AuditError(
+        'STORE_FAILED',
+        `the state file ${path} was written by a newer version of heatwave-iam-audit (schema ${version}); use that version, or a new state file`,
+        { details: { version } },
+      );
     }
     for (let v = version; v < MIGRATIONS.length; v++) {
       this.db.transaction(() => {
@@ -375,6 +379,28 @@ export class SqliteStore implements StateStore {
     for (const release of [...this.holds]) await release();
     if (this.db.open) this.db.close();
   }
+}
+
+/**
+ * What a SQLite failure while opening means for the user, naming the file: a user's problem to
+ * fix (exit 2), except failures we cannot explain.
+ */
+function stateFileError(path: string, cause: unknown): AuditError {
+  if (cause instanceof AuditError) return cause;
+  const code = (cause as { code?: unknown } | null)?.code;
+  const fix: Record<string, string> = {
+    SQLITE_CORRUPT: 'is damaged: restore it from a backup, or start a new state file and replay the inputs',
+    SQLITE_NOTADB: 'is not a state file (not a SQLite database): check --state, or start a new state file',
+    SQLITE_CANTOPEN: 'cannot be opened: check that its folder exists and is writable',
+    SQLITE_READONLY: 'is read-only: the state is written at every batch; check its permissions',
+    SQLITE_PERM: 'cannot be written: check its permissions',
+    SQLITE_IOERR: 'cannot be read or written (an I/O error): check the disk',
+    SQLITE_FULL: 'cannot grow: the disk is full',
+  };
+  const known = typeof code === 'string' ? Object.entries(fix).find(([k]) => code.startsWith(k)) : undefined;
+  if (known === undefined)
+    return new AuditError('STORE_FAILED', `cannot open the state file ${path}`, { cause, details: { path } });
+  return new AuditError('USAGE', `the state file ${path} ${known[1]} (${String(code)})`, { cause });
 }
 
 /** The file's real path (the same file under two names is one lock), else the resolved path. */

@@ -1,24 +1,20 @@
 // The collect command end to end, as users run it: the built CLI reading a demo fleet from
 // MySQL-protocol servers (test/mysql-server), killed with SIGKILL at random points and run again,
 // gives the alerts and session ledger that replaying the same audit files gives.
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
 import type { Alert } from '../../schemas/alert.js';
-import type { Session } from '../../schemas/session.js';
 import { generateDemo } from '../../shared/demo/generate-demo.js';
-import { SqliteStore } from '../../shared/state/sqlite-store.js';
+import { CLI, runCli, runCliKilledAfter, stateOf } from '../helpers/cli-process.js';
 import { AuditLog } from '../mysql-server/audit-log.js';
 import { minutes, RawLog } from '../mysql-server/raw-events.js';
 import { HeatWaveTestServer } from '../mysql-server/server.js';
 import { tlsMaterial } from '../mysql-server/tls.js';
 
-const execFileAsync = promisify(execFile);
-const CLI = join(import.meta.dirname, '..', '..', 'dist', 'cli.cjs');
 const PASSWORD = 'Demo-c0llector-pw';
 const ENV = { ...process.env, HWAUDIT_TEST_DB_PASSWORD: PASSWORD };
 const dir = mkdtempSync(join(tmpdir(), 'hwaudit-collect-'));
@@ -30,55 +26,6 @@ const PLAIN_COLLECTOR = {
   tls: 'disabled',
   allowPlaintext: true,
 };
-
-type Result = { code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string };
-
-async function cli(args: string[], env: NodeJS.ProcessEnv = ENV): Promise<Result> {
-  try {
-    const { stdout, stderr } = await execFileAsync(process.execPath, [CLI, ...args], {
-      env,
-      maxBuffer: 64 * 1024 * 1024,
-    });
-    return { code: 0, signal: null, stdout, stderr };
-  } catch (error) {
-    const e = error as { code: number; stdout: string; stderr: string };
-    return { code: e.code, signal: null, stdout: e.stdout, stderr: e.stderr };
-  }
-}
-
-/** Runs the CLI and sends it SIGKILL after `ms` (unless it ends first). */
-function killedAfter(args: string[], ms: number): Promise<Result> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CLI, ...args], { env: ENV, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c));
-    child.stderr.on('data', (c: Buffer) => (stderr += c));
-    const timer = setTimeout(() => child.kill('SIGKILL'), ms);
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, stdout, stderr });
-    });
-  });
-}
-
-async function all<T>(it: AsyncIterable<T>): Promise<T[]> {
-  const out: T[] = [];
-  for await (const x of it) out.push(x);
-  return out;
-}
-
-async function stateOf(path: string): Promise<{ alerts: Alert[]; sessions: Session[] }> {
-  const store = SqliteStore.open(path);
-  try {
-    return {
-      alerts: (await all(store.alerts())).sort((a, b) => a.id.localeCompare(b.id)),
-      sessions: (await all(store.sessions())).sort((a, b) => a.id.localeCompare(b.id)),
-    };
-  } finally {
-    await store.close();
-  }
-}
 
 /**
  * Raw audit events of a demo input: an on-disk audit file, or collector records (the gap record
@@ -145,7 +92,7 @@ afterAll(async () => {
 describe('collect', () => {
   it('killed with SIGKILL at random points and run again: the same alerts and ledger as a replay, none lost or twice', async () => {
     const reference = join(dir, 'replay.sqlite');
-    const replay = await cli([
+    const replay = await runCli([
       'replay',
       '--config',
       demo.config,
@@ -165,12 +112,12 @@ describe('collect', () => {
     const kills = [450, 900, 700, 1300, 600, 1800, 1000];
     let killed = 0;
     for (const ms of kills) {
-      const r = await killedAfter(args, ms);
+      const r = await runCliKilledAfter(args, ms, ENV);
       if (r.signal === 'SIGKILL') killed++;
       else expect(r.code, r.stderr).toBe(0);
     }
     expect(killed).toBeGreaterThan(2);
-    const last = await cli([...args, '--sessions', join(dir, 'sessions.jsonl')]);
+    const last = await runCli([...args, '--sessions', join(dir, 'sessions.jsonl')], ENV);
     expect(last.code, last.stderr).toBe(0);
     const got = await stateOf(state);
     expect(got.alerts.map((a) => a.id)).toEqual(expected.alerts.map((a) => a.id));
@@ -213,7 +160,7 @@ describe('collect', () => {
         ],
       }),
     );
-    const r = await cli(['collect', '--config', config]);
+    const r = await runCli(['collect', '--config', config], ENV);
     expect(r.code).toBe(3);
     expect(r.stderr).toMatch(
       /db-a\/127\.0\.0\.1:\d+ \(127\.0\.0\.1:\d+, MySQL 8\.4\.3-u2-cloud, audit log plugin\): 4 records, caught up/,
@@ -222,7 +169,7 @@ describe('collect', () => {
       /db-b\/primary \(127\.0\.0\.1:\d+\): 0 records, NOT READ: db-b\/primary: cannot reach 127\.0\.0\.1:\d+ \(ECONNREFUSED\)/,
     );
 
-    const wrong = await cli(['collect', '--config', config, '--db-system', 'db-a'], {
+    const wrong = await runCli(['collect', '--config', config, '--db-system', 'db-a'], {
       ...ENV,
       HWAUDIT_TEST_DB_PASSWORD: 'not-the-password',
     });
@@ -233,7 +180,7 @@ describe('collect', () => {
     expect(wrong.stderr + wrong.stdout).not.toContain('not-the-password');
     expect(wrong.stderr + wrong.stdout).not.toContain(PASSWORD);
 
-    const unknown = await cli(['collect', '--config', config, '--db-system', 'nosuch']);
+    const unknown = await runCli(['collect', '--config', config, '--db-system', 'nosuch'], ENV);
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toContain('--db-system nosuch: no configured DB system has this id or name');
   });

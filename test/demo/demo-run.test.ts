@@ -1,6 +1,6 @@
 // A small demo run through the real pipeline: every injected incident is found and every alert is
 // explained by the ground truth (precision and recall 1.0 for every rule).
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -124,6 +124,25 @@ describe('demo command', () => {
     const stdout = new Capture();
     expect(await runDemo(['--help'], { stdout, stderr: new Capture() })).toBe(0);
     expect(stdout.text).toContain('Usage: heatwave-iam-audit demo');
+  });
+
+  it('never touches a folder it did not write, nor a file, and says why', async () => {
+    const foreign = mkdtempSync(join(tmpdir(), 'demo-foreign-'));
+    try {
+      mkdirSync(join(foreign, 'mysql'));
+      writeFileSync(join(foreign, 'mysql', 'keep.txt'), 'mine');
+      const stderr = new Capture();
+      expect(await runDemo(['--out', foreign, '--scale', '0.05'], { stdout: new Capture(), stderr })).toBe(2);
+      expect(stderr.text).toContain('holds files the demo did not write; choose a new or empty folder');
+      expect(readFileSync(join(foreign, 'mysql', 'keep.txt'), 'utf8')).toBe('mine');
+      const file = join(foreign, 'a-file');
+      writeFileSync(file, 'x');
+      const err2 = new Capture();
+      expect(await runDemo(['--out', file], { stdout: new Capture(), stderr: err2 })).toBe(2);
+      expect(err2.text).toContain('is a file, not a folder');
+    } finally {
+      rmSync(foreign, { recursive: true, force: true });
+    }
   });
 
   it.each([[['--scale', 'big']], [['--seed', '-1']], [['--bogus']], [['extra']]])(
