@@ -8,8 +8,8 @@
 // HEARTBEAT_MS; stale after STALE_MS). A process killed with SIGKILL leaves its row, which the
 // next one takes over at once on the same host. A `:memory:` store is private to its instance,
 // and so is its lock.
-import { realpathSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { existsSync, realpathSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import type { Alert } from '../../schemas/alert.js';
 import type { CanonicalEvent } from '../../schemas/events.js';
@@ -127,6 +127,8 @@ export class SqliteStore implements StateStore {
     path: string,
     private readonly scope: string,
   ) {
+    if (path !== ':memory:' && !existsSync(dirname(resolve(path))))
+      throw new AuditError('USAGE', `the state file ${path} cannot be created: its folder does not exist`);
     try {
       this.db = new Database(path);
     } catch (cause) {

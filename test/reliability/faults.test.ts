@@ -192,6 +192,36 @@ describe('reliability', () => {
     figures.push(`full disk under the state: 2 runs, lost ${lost}, duplicated ${duplicated}`);
   }, 120_000);
 
+  it('a state that cannot be used says which file and what to do', async () => {
+    const input = inputs.find((p) => p.endsWith('.audit.log'))!;
+    const missing = await runCli([
+      'replay',
+      '--config',
+      demo.config,
+      '--state',
+      join(dir, 'no', 'such', 'dir', 's.sqlite'),
+      input,
+    ]);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain('s.sqlite cannot be created: its folder does not exist');
+    const corrupt = join(dir, 'corrupt.sqlite');
+    writeFileSync(corrupt, 'this is not a database, but long enough to look like one '.repeat(100));
+    const bad = await runCli(['replay', '--config', demo.config, '--state', corrupt, input]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain(`the state file ${corrupt} is not a state file`);
+    expect(bad.stderr).not.toContain('internal error');
+    const newer = join(dir, 'newer.sqlite');
+    await SqliteStore.open(newer).close();
+    const db = new (await import('better-sqlite3')).default(newer);
+    db.pragma('user_version = 999');
+    db.close();
+    const future = await runCli(['replay', '--config', demo.config, '--state', newer, input]);
+    expect(future.code).toBe(1);
+    expect(future.stderr).toContain(
+      `the state file ${newer} was written by a newer version of heatwave-iam-audit (schema 999)`,
+    );
+  });
+
   it('events dated 9999 (MySQL and IAM) are dead letters and do not blind the pipeline; --as-of in the future is refused', async () => {
     const poisoned = join(dir, 'poisoned.json');
     writeFileSync(
