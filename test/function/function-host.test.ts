@@ -317,7 +317,7 @@ describe('FunctionHost failures (thrown, so the caller retries)', () => {
     const h = makeHost({ statePath: join(blocked, 'audit.sqlite') });
     const error = await rejection(h.host.invoke(loggingBatch()));
     expect(error.message).toMatch(
-      /^STORE_FAILED: cannot open the SQLite state store \(SQLITE_CANTOPEN; path=/,
+      /^USAGE: the state file \S+audit\.sqlite cannot be opened: check that its folder exists and is writable \(SQLITE_CANTOPEN\)/,
     );
     rmSync(blocked);
     mkdirSync(blocked);
