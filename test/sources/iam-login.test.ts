@@ -142,6 +142,26 @@ function session(expiresInMs: number, subject = ALICE) {
   });
 }
 
+describe('collector.auth in the configuration', () => {
+  const db = (collector: Record<string, unknown>) => ({
+    ...baseConfig(),
+    dbSystems: [{ ...baseConfig().dbSystems![0]!, endpoints: [{ host: 'db', port: 3306 }], collector }],
+  });
+  it('iam needs no password; password (the default) still does, and says iam is the other way', () => {
+    const [t] = instanceTargets(validateConfig(db({ user: 'c', auth: 'iam' })).config);
+    expect(t!.settings).toMatchObject({ user: 'c', auth: 'iam' });
+    expect(t!.settings.password).toBeUndefined();
+    const [p] = instanceTargets(validateConfig(db({ user: 'c', password: { env: 'PW' } })).config);
+    expect(p!.settings).toMatchObject({ auth: 'password', password: { env: 'PW' } });
+    expect(() => validateConfig(db({ user: 'c', auth: 'password' }))).toThrow(
+      /dbSystems\[0\]\.collector\.password: the collector needs a password: .*, or auth: iam/,
+    );
+    expect(() => validateConfig(db({ user: 'c', auth: 'kerberos' }))).toThrow(
+      /dbSystems\[0\]\.collector\.auth/,
+    );
+  });
+});
+
 describe('the answer to a nonce', () => {
   it('is compact JSON: the fingerprint and an RSA-SHA256 PKCS#1 v1.5 signature in base64; the token only when there is one', async () => {
     const credentials: IamCredentials = {
