@@ -49,6 +49,7 @@ import { createOciClient, DEFAULT_RETRY, type RetryPolicy, sleepMs } from '../sh
 import { vaultSecretFetcher } from '../shared/oci/vault.js';
 import { type DecodedItem, Pipeline } from '../shared/pipeline.js';
 import { collect } from '../shared/sources/collector.js';
+import { type IamLogin, iamLogin } from '../shared/sources/iam-login.js';
 import {
   connectInstance,
   instanceTargets,
@@ -182,6 +183,7 @@ export class FunctionHost {
   private queue: Promise<unknown> = Promise.resolve();
   private msPerItem = INITIAL_MS_PER_ITEM;
   private secretReader: SecretReader | undefined;
+  private iam: IamLogin | undefined;
   private collectWriter: Promise<StreamWriter> | undefined;
 
   constructor(opts: FunctionHostOptions = {}) {
@@ -365,7 +367,7 @@ export class FunctionHost {
         const result = await collect({
           pipeline,
           targets,
-          connect: (t) => connectInstance(t, this.secrets(settings.env)),
+          connect: (t) => connectInstance(t, this.secrets(settings.env), this.iamLogin(settings.env)),
           deadline: now + budget,
           now: this.now,
           ...(forward ? { forward } : {}),
@@ -391,6 +393,16 @@ export class FunctionHost {
       return vaultSecretFetcher({ auth: await ociAuthProvider(env.ociAuth), env: this.env });
     });
     return this.secretReader;
+  }
+
+  /** IAM logins (`collector.auth: iam`) as the HWAUDIT_OCI_AUTH principal (one per container). */
+  private iamLogin(env: FunctionEnv): IamLogin {
+    this.iam ??= iamLogin(env.ociAuth, {
+      env: this.env,
+      now: this.now,
+      onWarning: (warning) => this.log({ level: 'warn', msg: 'iam login', warning }),
+    });
+    return this.iam;
   }
 
   /** HWAUDIT_COLLECT_STREAM_ID: the records read go to that stream before they are committed. */

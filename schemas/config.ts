@@ -96,6 +96,8 @@ export const TLS_MODES = ['required', 'verify-identity', 'disabled'] as const;
 /** How the collector logs in to the DB systems and reads their audit logs (README "Collecting"). */
 export const CollectorSchema = z.strictObject({
   user: z.string().min(1).optional(),
+  /** `password` (default), or `iam`: log in as the process's OCI IAM principal through `authentication_oci`. */
+  auth: z.enum(['password', 'iam']).optional(),
   /** Never written in the file itself: `{ env: NAME }` or `{ secret: <Vault secret OCID> }`. */
   password: SecretRefSchema.optional(),
   tls: z.enum(TLS_MODES).optional(),
@@ -194,11 +196,12 @@ export const ConfigSchema = z
           path: ['dbSystems', i, 'collector', 'user'],
           message: 'the collector needs a user to read this DB system',
         });
-      if (c.password === undefined)
+      if (c.password === undefined && c.auth !== 'iam')
         ctx.addIssue({
           code: 'custom',
           path: ['dbSystems', i, 'collector', 'password'],
-          message: 'the collector needs a password: { env: NAME } or { secret: <Vault secret OCID> }',
+          message:
+            'the collector needs a password: { env: NAME } or { secret: <Vault secret OCID> }, or auth: iam',
         });
       if (c.tls === 'disabled' && c.allowPlaintext !== true)
         ctx.addIssue({

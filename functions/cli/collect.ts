@@ -9,7 +9,14 @@ import { ociAuthProvider, ociAuthSpecFromEnv } from '../../shared/oci/auth.js';
 import { vaultSecretFetcher } from '../../shared/oci/vault.js';
 import { Pipeline } from '../../shared/pipeline.js';
 import { collect, type InstanceReport } from '../../shared/sources/collector.js';
-import { connectInstance, instanceTargets, secretReader } from '../../shared/sources/mysql-connection.js';
+import { iamLogin } from '../../shared/sources/iam-login.js';
+import {
+  connectInstance,
+  type InstanceTarget,
+  instanceTargets,
+  type SqlSession,
+  secretReader,
+} from '../../shared/sources/mysql-connection.js';
 import { abortableSleep } from '../../shared/sources/stream-consumer.js';
 import { openStore } from '../../shared/state/open-store.js';
 import {
@@ -51,7 +58,8 @@ Exit codes: 0 every instance was read; 3 some instance could not be read (the su
 which and why; the others were read and committed); 2 bad usage or configuration; 1 internal error.
 
 Passwords come from the environment or OCI Vault (collector.password), never from the command
-line. Vault secrets use HWAUDIT_OCI_AUTH and the other OCI settings (see the README).
+line. Vault secrets and IAM logins (collector.auth: iam) use HWAUDIT_OCI_AUTH and the other OCI
+settings (see the README).
 `;
 
 /** Exit code of a run in which some instance could not be read. */
@@ -97,9 +105,7 @@ export async function runCollect(argv: string[], io: CliIo, deps: CliDeps = {}):
     const lock = await holdScope(store, 'collect', env);
     try {
       const pipeline = await Pipeline.open({ config, rules, store, sinks: [output.sink] });
-      const readSecret = secretReader(env, async () =>
-        vaultSecretFetcher({ auth: await ociAuthProvider(ociAuthSpecFromEnv(env)), env }),
-      );
+      const connect = instanceConnector(targets, env, warnOnce(io, 'collect'));
       const retryAt = new Map<string, { at: number; failures: number }>();
       let last: InstanceReport[] = [];
       let lastProgress = 0;
@@ -108,7 +114,7 @@ export async function runCollect(argv: string[], io: CliIo, deps: CliDeps = {}):
         const result = await collect({
           pipeline,
           targets: due,
-          connect: (t) => connectInstance(t, readSecret),
+          connect,
           ...(from !== undefined ? { from } : {}),
           signal: stop.signal,
           onBatch: (p) => {
@@ -163,6 +169,24 @@ export async function runCollect(argv: string[], io: CliIo, deps: CliDeps = {}):
     await store.close();
     state.cleanup();
   }
+}
+
+/**
+ * Sessions to the instances: passwords from the environment or OCI Vault, IAM logins as the
+ * HWAUDIT_OCI_AUTH principal (only built when some instance logs in with `auth: iam`).
+ */
+export function instanceConnector(
+  targets: readonly InstanceTarget[],
+  env: Readonly<Record<string, string | undefined>>,
+  onWarning: (text: string) => void,
+): (target: InstanceTarget) => Promise<SqlSession> {
+  const readSecret = secretReader(env, async () =>
+    vaultSecretFetcher({ auth: await ociAuthProvider(ociAuthSpecFromEnv(env)), env }),
+  );
+  const iam = targets.some((t) => t.settings.auth === 'iam')
+    ? iamLogin(ociAuthSpecFromEnv(env), { env, onWarning })
+    : undefined;
+  return (target) => connectInstance(target, readSecret, iam);
 }
 
 function instanceLines(reports: readonly InstanceReport[]): string[] {

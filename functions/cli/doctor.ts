@@ -1,12 +1,10 @@
 // `doctor`: a readiness checklist of every DB system instance the collector reads. docs/collector.md.
 import { loadConfigFile } from '../../shared/config/load-config.js';
 import { AuditError } from '../../shared/errors.js';
-import { ociAuthProvider, ociAuthSpecFromEnv } from '../../shared/oci/auth.js';
-import { vaultSecretFetcher } from '../../shared/oci/vault.js';
 import { diagnoseFleet, type InstanceDiagnosis } from '../../shared/sources/doctor.js';
-import { connectInstance, instanceTargets, secretReader } from '../../shared/sources/mysql-connection.js';
-import { EXIT_PARTIAL } from './collect.js';
-import type { CliDeps } from './host.js';
+import { instanceTargets } from '../../shared/sources/mysql-connection.js';
+import { EXIT_PARTIAL, instanceConnector } from './collect.js';
+import { type CliDeps, warnOnce } from './host.js';
 import { type CliCommand, type CliIo, parseCommandArgs, printable } from './io.js';
 
 export const DOCTOR_HELP = `Usage: heatwave-iam-audit doctor --config FILE [options]
@@ -14,7 +12,8 @@ export const DOCTOR_HELP = `Usage: heatwave-iam-audit doctor --config FILE [opti
 Checks that every configured DB system instance (dbSystems[].endpoints) can be audited: reachable,
 TLS, server version, audit log installed and writing JSON, an audit filter that logs connections
 and statements for every account, audit_log_read() permitted to the collector user, the read
-buffer, the authentication_oci plugin and the accounts that use it. Each failure comes with its fix.
+buffer, the authentication_oci plugin and the accounts that use it, and with collector.auth: iam
+which IAM principal logged in. Each failure comes with its fix.
 
 Options:
   --config FILE       pipeline configuration (YAML or JSON)               (required)
@@ -57,10 +56,11 @@ export async function runDoctor(argv: string[], io: CliIo, deps: CliDeps = {}): 
   const targets = instanceTargets(config, values['db-system'] ?? []);
   if (targets.length === 0)
     throw new AuditError('USAGE', 'doctor: no DB system has endpoints to check (dbSystems[].endpoints)');
-  const readSecret = secretReader(env, async () =>
-    vaultSecretFetcher({ auth: await ociAuthProvider(ociAuthSpecFromEnv(env)), env }),
+  const results = await diagnoseFleet(
+    targets,
+    config,
+    instanceConnector(targets, env, warnOnce(io, 'doctor')),
   );
-  const results = await diagnoseFleet(targets, config, (t) => connectInstance(t, readSecret));
   io.stdout.write(values.json ? `${JSON.stringify(results, null, 2)}\n` : checklist(results));
   return results.every((r) => r.ready) ? 0 : EXIT_PARTIAL;
 }

@@ -2,8 +2,10 @@
 // from HWAUDIT_OCI_* variables (OCI_AUTH_ENV_VARS, documented in docs/oci-integrations.md).
 // oci-common is imported lazily so that loading the function entry does not load the SDK.
 // Errors name variables, profiles and paths, never key material or tokens.
-import type { AuthenticationDetailsProvider } from 'oci-common';
+import { chmodSync, renameSync, writeFileSync } from 'node:fs';
+import type { AuthenticationDetailsProvider, SessionAuthDetailProvider } from 'oci-common';
 import { AuditError } from '../errors.js';
+import { ociEndpointOverride } from './clients.js';
 
 export const OCI_AUTH_KINDS = [
   'config-file',
@@ -22,6 +24,8 @@ export type OciAuthSpec =
   | { kind: 'resource-principal' }
   /** On an OCI compute instance: certificates from the instance metadata service. */
   | { kind: 'instance-principal' };
+
+export type SessionTokenSpec = Extract<OciAuthSpec, { kind: 'session-token' }>;
 
 export type OciEnvVar = { name: string; default: string; description: string };
 
@@ -78,11 +82,13 @@ export async function ociAuthProvider(spec: OciAuthSpec): Promise<Authentication
     switch (spec.kind) {
       case 'config-file': {
         if (spec.profile) details.profile = spec.profile;
-        return new common.ConfigFileAuthenticationDetailsProvider(spec.configFile, spec.profile);
+        return quietly(
+          () => new common.ConfigFileAuthenticationDetailsProvider(spec.configFile, spec.profile),
+        );
       }
       case 'session-token': {
         if (spec.profile) details.profile = spec.profile;
-        const provider = new common.SessionAuthDetailProvider(spec.configFile, spec.profile);
+        const provider = quietly(() => new common.SessionAuthDetailProvider(spec.configFile, spec.profile));
         const token = provider.sessionToken;
         if (typeof token !== 'string' || token.trim() === '') {
           throw new Error('the profile has no security_token_file (run `oci session authenticate`)');
@@ -108,6 +114,21 @@ export async function ociAuthProvider(spec: OciAuthSpec): Promise<Authentication
   }
 }
 
+/**
+ * Runs a config file read with console.info silenced: the SDK announces a file without a
+ * [DEFAULT] section there, on stdout, where the CLI writes alerts.
+ */
+function quietly<T>(read: () => T): T {
+  // biome-ignore lint/suspicious/noConsole: the SDK's console.info is swapped out, not used.
+  const info = console.info;
+  console.info = () => undefined;
+  try {
+    return read();
+  } finally {
+    console.info = info;
+  }
+}
+
 /** The SDK throws strings and Errors whose text may quote a path; keep the first line, drop PEM/JWT-looking runs. */
 function safeReason(error: unknown): string {
   const text = error instanceof Error ? error.message : String(error);
@@ -126,4 +147,86 @@ export function providerRegionId(provider: AuthenticationDetailsProvider): strin
   } catch {
     return undefined;
   }
+}
+
+/** Who a security token (UPST, RPST) names and until when: its claims, read, not verified. */
+export function securityTokenClaims(token: string): {
+  subject?: string;
+  tenancy?: string;
+  expiresAt?: number;
+} {
+  try {
+    const payload = JSON.parse(
+      Buffer.from(token.split('.')[1] ?? '', 'base64url').toString('utf8'),
+    ) as Record<string, unknown>;
+    const text = (v: unknown) => (typeof v === 'string' && v !== '' ? v : undefined);
+    const claims: { subject?: string; tenancy?: string; expiresAt?: number } = {};
+    const subject = text(payload.sub);
+    const tenancy = text(payload.tenant) ?? text(payload.res_tenant);
+    if (subject) claims.subject = subject;
+    if (tenancy) claims.tenancy = tenancy;
+    if (typeof payload.exp === 'number') claims.expiresAt = payload.exp * 1000;
+    return claims;
+  } catch {
+    return {};
+  }
+}
+
+/**
+ * Exchanges a session-token profile's token for a fresh one, as `oci session refresh` does (IAM's
+ * refresh call, signed with the session), and writes it to the profile's security_token_file
+ * (atomically, mode 0600) so that later runs and the OCI CLI use it too. The address is
+ * HWAUDIT_OCI_ENDPOINT_AUTH (or HWAUDIT_OCI_ENDPOINT), else the region's auth service: the SDK's
+ * own refreshSessionToken() can call neither a private endpoint nor an emulator, and keeps the
+ * token in memory only. IAM refreshes a token only while it is valid.
+ */
+export async function refreshSessionToken(spec: SessionTokenSpec, env: Env = process.env): Promise<void> {
+  const common = await import('oci-common');
+  const provider = (await ociAuthProvider(spec)) as SessionAuthDetailProvider;
+  const details: Record<string, string | number> = { auth: spec.kind, profile: spec.profile ?? 'DEFAULT' };
+  const profile = spec.profile ?? common.ConfigFileReader.DEFAULT_PROFILE_NAME;
+  const file = quietly(() =>
+    spec.configFile
+      ? common.ConfigFileReader.parseFileFromPath(spec.configFile, profile)
+      : common.ConfigFileReader.parseDefault(profile),
+  );
+  const tokenFile = common.ConfigFileReader.expandUserHome(file.get('security_token_file') ?? '');
+  const regionId = providerRegionId(provider);
+  const domain = regionId ? common.Region.fromRegionId(regionId)?.realm.secondLevelDomain : undefined;
+  const base =
+    ociEndpointOverride('auth', env) ?? (domain ? `https://auth.${regionId}.${domain}` : undefined);
+  if (base === undefined)
+    throw new AuditError('CONFIG_INVALID', 'cannot refresh the session token: the profile names no region', {
+      details,
+    });
+  let response: Response;
+  try {
+    const client = new common.FetchHttpClient(new common.DefaultRequestSigner(provider));
+    const request = await common.composeRequest({
+      baseEndpoint: base,
+      path: '/v1/authentication/refresh',
+      method: 'POST',
+      defaultHeaders: { 'content-type': 'application/json' },
+      bodyContent: JSON.stringify({ currentToken: provider.sessionToken }),
+    });
+    response = await client.send(request);
+  } catch (error) {
+    throw new AuditError('OCI_REQUEST_FAILED', `cannot refresh the session token: ${safeReason(error)}`, {
+      details,
+      cause: error,
+    });
+  }
+  const body = (await response.json().catch(() => ({}))) as { token?: unknown };
+  if (!response.ok || typeof body.token !== 'string' || body.token.split('.').length !== 3)
+    throw new AuditError(
+      'OCI_REQUEST_FAILED',
+      `IAM refused to refresh the session token (HTTP ${response.status})`,
+      {
+        details: { ...details, status: response.status },
+      },
+    );
+  const temporary = `${tokenFile}.${process.pid}.tmp`;
+  writeFileSync(temporary, body.token, { mode: 0o600 });
+  chmodSync(temporary, 0o600);
+  renameSync(temporary, tokenFile);
 }

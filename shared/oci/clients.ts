@@ -23,6 +23,8 @@ export const OCI_SERVICES = [
   'secrets',
 ] as const;
 export type OciService = (typeof OCI_SERVICES)[number];
+/** Services called without an SDK client: IAM's auth service refreshes session tokens. */
+export type OciEndpointName = OciService | 'auth';
 
 export interface OciClientTypes {
   streaming: StreamClient;
@@ -53,16 +55,21 @@ export const OCI_CLIENT_ENV_VARS: readonly OciEnvVar[] = [
         ? "The stream pool's messages endpoint (Stream.messagesEndpoint). Required for Streaming: the data plane has no regional default."
         : `Base URL of the ${s} service (private endpoint or emulator), without the API version path.`,
   })),
+  {
+    name: endpointVariable('auth'),
+    default: "(the region's auth service)",
+    description: "Base URL of IAM's auth service, which refreshes session tokens (emulator, proxy).",
+  },
 ];
 
 type Env = Readonly<Record<string, string | undefined>>;
 
-export function endpointVariable(service: OciService): string {
+export function endpointVariable(service: OciEndpointName): string {
   return `HWAUDIT_OCI_ENDPOINT_${service.toUpperCase()}`;
 }
 
 /** The endpoint override for a service, validated; undefined when none is set. */
-export function ociEndpointOverride(service: OciService, env: Env = process.env): string | undefined {
+export function ociEndpointOverride(service: OciEndpointName, env: Env = process.env): string | undefined {
   for (const name of [endpointVariable(service), 'HWAUDIT_OCI_ENDPOINT']) {
     const raw = env[name]?.trim();
     if (raw) return normalizeEndpoint(raw, name);

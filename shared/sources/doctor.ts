@@ -1,8 +1,10 @@
 // Fleet readiness: for every DB system instance, can the collector audit it? Each check passes,
 // warns or fails with the fix. What the checks read is listed in docs/collector.md ("doctor").
 import type { Config, DbSystemConfig } from '../../schemas/config.js';
+import { AuditError } from '../errors.js';
 import { allowListed } from '../rules/access-local-account.js';
 import { auditFlavorOf } from './audit-log-reader.js';
+import { describePrincipal, type IamPrincipal, TOKEN_REFRESH_MARGIN_MS } from './iam-login.js';
 import { type InstanceTarget, instanceError, type SqlSession } from './mysql-connection.js';
 
 export type CheckStatus = 'pass' | 'warn' | 'fail';
@@ -74,6 +76,10 @@ export async function diagnose(
     session = await connect(target);
   } catch (error) {
     const e = instanceError(target, error, 'while connecting');
+    if (target.settings.auth === 'iam' && (e.details.errno === 1045 || e.cause instanceof AuditError)) {
+      add('IAM login', 'fail', e.message, iamFix(target, e.details));
+      return result();
+    }
     add(
       'reachable',
       'fail',
@@ -87,6 +93,7 @@ export async function diagnose(
   const probe: Probe = (sql) => session.query(sql);
   try {
     add('reachable', 'pass', `connected as ${target.settings.user}`);
+    if (session.principal) await checkIamLogin(probe, session.principal, add);
     await checkTls(probe, target, add);
     const variables = await checkServer(probe, add);
     const prefix = auditFlavorOf([...variables.keys()])?.prefix;
@@ -277,7 +284,13 @@ async function checkIam(probe: Probe, db: DbSystemConfig, target: InstanceTarget
       `GRANT SELECT ON mysql.user TO ${target.settings.user};`,
     );
   }
-  if (db.iamOnly) {
+  if (db.iamOnly && target.settings.auth === 'iam')
+    add(
+      'collector account',
+      'pass',
+      `${target.settings.user} logs in through authentication_oci, not as a local account`,
+    );
+  else if (db.iamOnly) {
     const exempt = allowListed(db.allowedLocalAccounts, target.settings.user, '%');
     add(
       'collector account',
@@ -288,6 +301,40 @@ async function checkIam(probe: Probe, db: DbSystemConfig, target: InstanceTarget
       exempt ? undefined : `add "${target.settings.user}@%" to dbSystems[].allowedLocalAccounts`,
     );
   }
+}
+
+/** Who logged in, as which account, and how long a token lasts. */
+async function checkIamLogin(probe: Probe, principal: IamPrincipal, add: Add): Promise<void> {
+  const [row] = await probe('SELECT CURRENT_USER() AS account').catch(() => []);
+  const account = row?.account === undefined ? '' : `, as account ${String(row.account)}`;
+  const tenancy = principal.tenancy ? ` of tenancy ${principal.tenancy}` : '';
+  const until = principal.tokenExpiresAt;
+  const short =
+    principal.kind === 'session-token' && until !== undefined && until - Date.now() < TOKEN_REFRESH_MARGIN_MS;
+  add(
+    'IAM login',
+    short ? 'warn' : 'pass',
+    `${describePrincipal(principal)}${tenancy}${account}${until === undefined ? '' : `; token valid until ${new Date(until).toISOString()}`}`,
+    short
+      ? 'the session token could not be refreshed: run `oci session authenticate` before it expires'
+      : undefined,
+  );
+}
+
+/** How to let the principal in: its account, its grant, the tenancy's policy (or its credentials). */
+function iamFix(target: InstanceTarget, details: AuditError['details']): string {
+  if (details.errno !== 1045)
+    return 'check HWAUDIT_OCI_AUTH, HWAUDIT_OCI_CONFIG_FILE and HWAUDIT_OCI_PROFILE: docs/iam-authentication.md';
+  const user = target.settings.user;
+  const mapping = JSON.stringify({
+    tenancy: details.tenancy ?? '<tenancy OCID>',
+    user: details.principal ?? '<principal OCID>',
+  });
+  const principals =
+    details.principalKind === 'resource-principal' || details.principalKind === 'instance-principal'
+      ? ' (whether HeatWave accepts resource and instance principals is unconfirmed: docs/iam-authentication.md)'
+      : '';
+  return `CREATE USER '${user}'@'%' IDENTIFIED WITH 'authentication_oci' AS '${mapping}'; GRANT AUDIT_ADMIN ON *.* TO '${user}'@'%'; and in the tenancy's root compartment: Allow service mysql_dp_auth to {AUTHENTICATION_INSPECT, GROUP_MEMBERSHIP_INSPECT, DYNAMIC_GROUP_INSPECT} in tenancy${principals}`;
 }
 
 function parseJson(value: unknown): unknown {

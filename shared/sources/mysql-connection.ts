@@ -1,6 +1,7 @@
 // How the collector (and `doctor`) reach the DB systems they read: one target per configured
 // instance, its collector settings (the DB system's over the top-level ones), the password from
-// the environment or an OCI Vault secret, and a mysql2 session with the TLS mode asked for.
+// the environment or an OCI Vault secret or else the process's OCI IAM principal
+// (`authentication_oci`, iam-login.ts), and a mysql2 session with the TLS mode asked for.
 //
 // The password is read when a session opens, kept only in the driver's connection options and a
 // process-wide cache of Vault secrets, and never put into a message: errors name the DB system,
@@ -9,6 +10,13 @@ import { readFileSync } from 'node:fs';
 import type { Connection, ConnectionOptions } from 'mysql2/promise';
 import type { CollectorConfig, Config, DbSystemConfig, Endpoint } from '../../schemas/config.js';
 import { AuditError } from '../errors.js';
+import {
+  describePrincipal,
+  type IamLogin,
+  type IamPrincipal,
+  OCI_CLIENT_PLUGIN,
+  ociClientAuthPlugin,
+} from './iam-login.js';
 
 export const DEFAULT_READ_BUFFER_SIZE = 4 * 1024 * 1024;
 export const DEFAULT_READ_BATCH = 1000;
@@ -19,7 +27,9 @@ export type SecretRef = NonNullable<CollectorConfig['password']>;
 /** Collector settings of one DB system, defaults filled in. */
 export type CollectorSettings = {
   user: string;
-  password: SecretRef;
+  /** `password`: with `password`; `iam`: as the process's OCI IAM principal, no password. */
+  auth: 'password' | 'iam';
+  password?: SecretRef;
   tls: 'required' | 'verify-identity' | 'disabled';
   ca?: string;
   readBufferSize: number;
@@ -49,19 +59,21 @@ export function instanceName(endpoint: Endpoint): string {
 /** The DB system's collector settings over the top-level ones (the config schema checked them). */
 export function collectorSettings(config: Config, db: DbSystemConfig): CollectorSettings {
   const c = { ...config.collector, ...db.collector };
-  if (c.user === undefined || c.password === undefined) {
+  const auth = c.auth ?? 'password';
+  if (c.user === undefined || (auth === 'password' && c.password === undefined)) {
     throw new AuditError('CONFIG_INVALID', 'the collector needs a user and a password source', {
       details: { dbSystem: db.name },
     });
   }
   const settings: CollectorSettings = {
     user: c.user,
-    password: c.password,
+    auth,
     tls: c.tls ?? 'required',
     readBufferSize: c.readBufferSize ?? DEFAULT_READ_BUFFER_SIZE,
     batchSize: c.batchSize ?? DEFAULT_READ_BATCH,
     connectTimeoutMs: c.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT_MS,
   };
+  if (auth === 'password') settings.password = c.password!;
   if (c.ca !== undefined) settings.ca = c.ca;
   if (c.start !== undefined) settings.start = c.start;
   return settings;
@@ -143,6 +155,8 @@ export function secretReader(
 
 /** What the collector needs of a database session. */
 export type SqlSession = {
+  /** The IAM principal the session logged in as (`auth: iam`). */
+  principal?: IamPrincipal;
   query(sql: string, values?: unknown[]): Promise<Record<string, unknown>[]>;
   /** Ends the session politely (COM_QUIT). */
   close(): Promise<void>;
@@ -173,8 +187,16 @@ const NETWORK_CODES = new Set([
   'PROTOCOL_SEQUENCE_TIMEOUT',
 ]);
 
-/** A driver error as an InstanceError that says what to do, without the driver's text (it may quote SQL). */
-export function instanceError(target: InstanceTarget, error: unknown, during: string): InstanceError {
+/**
+ * A driver error as an InstanceError that says what to do, without the driver's text (it may
+ * quote SQL). `principal`: who an IAM login was, for an access denied.
+ */
+export function instanceError(
+  target: InstanceTarget,
+  error: unknown,
+  during: string,
+  principal?: IamPrincipal,
+): InstanceError {
   if (error instanceof InstanceError) return error;
   const e = (error ?? {}) as { code?: unknown; errno?: unknown };
   const code = typeof e.code === 'string' ? e.code : undefined;
@@ -184,11 +206,26 @@ export function instanceError(target: InstanceTarget, error: unknown, during: st
     instance: target.instance,
     ...(code ? { code } : {}),
     ...(errno ? { errno } : {}),
+    ...(principal
+      ? {
+          principal: principal.id,
+          principalKind: principal.kind,
+          ...(principal.tenancy ? { tenancy: principal.tenancy } : {}),
+        }
+      : {}),
   };
   const where = `${target.db.name}/${target.instance}`;
+  // Our own errors (a password or a key that cannot be read) say what is wrong already.
+  if (error instanceof AuditError)
+    return new InstanceError(
+      `${where}: ${error.message}`,
+      error.code === 'OCI_REQUEST_FAILED',
+      details,
+      error,
+    );
   if (errno === 1045)
     return new InstanceError(
-      `${where}: access denied for the collector user ${target.settings.user} (check the password source: ${passwordSource(target.settings.password)})`,
+      `${where}: access denied for the collector user ${target.settings.user} (${loginSource(target.settings, principal)})`,
       false,
       details,
     );
@@ -219,19 +256,27 @@ export function instanceError(target: InstanceTarget, error: unknown, during: st
   );
 }
 
-function passwordSource(ref: SecretRef): string {
-  return 'env' in ref ? `environment variable ${ref.env}` : `Vault secret ${ref.secret}`;
+function loginSource(settings: CollectorSettings, principal: IamPrincipal | undefined): string {
+  if (settings.auth === 'iam')
+    return `IAM login as ${principal ? describePrincipal(principal) : 'the OCI principal'}: check the account's authentication_oci mapping and the tenancy's mysql_dp_auth policy, docs/iam-authentication.md`;
+  const ref = settings.password!;
+  return `check the password source: ${'env' in ref ? `environment variable ${ref.env}` : `Vault secret ${ref.secret}`}`;
 }
 
-/** Opens a session to an instance with its collector settings. */
-export async function connectInstance(target: InstanceTarget, readSecret: SecretReader): Promise<SqlSession> {
+/**
+ * Opens a session to an instance with its collector settings: with the password, or with `iam`
+ * (required for `auth: iam`) as its IAM principal.
+ */
+export async function connectInstance(
+  target: InstanceTarget,
+  readSecret: SecretReader,
+  iam?: IamLogin,
+): Promise<SqlSession> {
   const { settings, endpoint } = target;
-  const password = await readSecret(settings.password);
   const options: ConnectionOptions = {
     host: endpoint.host,
     port: endpoint.port,
     user: settings.user,
-    password,
     connectTimeout: settings.connectTimeoutMs,
     charset: 'utf8mb4',
     // Large JSON results arrive as strings; numbers stay numbers.
@@ -251,17 +296,30 @@ export async function connectInstance(target: InstanceTarget, readSecret: Secret
     }
     options.ssl = { ca, rejectUnauthorized: true, verifyIdentity: true };
   }
+  let principal: IamPrincipal | undefined;
+  try {
+    if (settings.auth === 'password') options.password = await readSecret(settings.password!);
+    else {
+      if (iam === undefined) throw new AuditError('INTERNAL', 'auth: iam without an IAM login');
+      const credentials = await iam.credentials();
+      principal = credentials.principal;
+      options.authPlugins = { [OCI_CLIENT_PLUGIN]: ociClientAuthPlugin(credentials) };
+    }
+  } catch (error) {
+    throw instanceError(target, error, 'while connecting');
+  }
   // The driver loads only when a DB system is read (function cold start).
   const mysql = await import('mysql2/promise');
   let connection: Connection;
   try {
     connection = await mysql.createConnection(options);
   } catch (error) {
-    throw instanceError(target, error, 'while connecting');
+    throw instanceError(target, error, 'while connecting', principal);
   }
   // An idle session that the server or the network drops must not crash the process.
   connection.on('error', () => undefined);
   return {
+    ...(principal ? { principal } : {}),
     async query(sql, values) {
       const [rows] = await connection.query({ sql, values, rowsAsArray: false });
       return rows as Record<string, unknown>[];

@@ -14,6 +14,7 @@ import { AuditLog } from '../mysql-server/audit-log.js';
 import { minutes, RawLog } from '../mysql-server/raw-events.js';
 import { HeatWaveTestServer } from '../mysql-server/server.js';
 import { tlsMaterial } from '../mysql-server/tls.js';
+import { createTestPrincipal, generateTestKeyPair } from '../oci-endpoint/signature.js';
 
 const PASSWORD = 'Demo-c0llector-pw';
 const ENV = { ...process.env, HWAUDIT_TEST_DB_PASSWORD: PASSWORD };
@@ -183,6 +184,75 @@ describe('collect', () => {
     const unknown = await runCli(['collect', '--config', config, '--db-system', 'nosuch'], ENV);
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toContain('--db-system nosuch: no configured DB system has this id or name');
+  });
+
+  it('auth: iam logs in with the API key of the HWAUDIT_OCI_* profile, no password anywhere; stdout holds alerts only', async () => {
+    const principal = createTestPrincipal({ profile: 'COLLECTOR' });
+    try {
+      const { tenancy, user, fingerprint, publicKeyPem } = principal;
+      const s = await HeatWaveTestServer.start({
+        iam: {
+          issuerPublicKeyPem: generateTestKeyPair().publicKeyPem,
+          apiKeys: [{ tenancy, user, fingerprint, publicKeyPem }],
+        },
+        accounts: [
+          {
+            user: 'hwaudit_collector',
+            plugin: 'authentication_oci',
+            authenticationString: JSON.stringify({ tenancy, user }),
+            grants: ['AUDIT_ADMIN'],
+          },
+        ],
+        audit: new AuditLog(
+          new RawLog().session({ at: minutes(0), conn: 5, user: 'admin', queries: 2 }).events,
+        ),
+      });
+      servers.push(s);
+      const config = join(dir, 'iam.yaml');
+      writeFileSync(
+        config,
+        stringify({
+          collector: { user: 'hwaudit_collector', auth: 'iam', tls: 'disabled', allowPlaintext: true },
+          dbSystems: [
+            {
+              id: 'ocid1.mysqldbsystem.oc1..iam',
+              name: 'db-iam',
+              iamOnly: true,
+              endpoints: [{ host: '127.0.0.1', port: s.address.port }],
+            },
+          ],
+        }),
+      );
+      const env = {
+        PATH: process.env.PATH,
+        HWAUDIT_OCI_AUTH: 'config-file',
+        HWAUDIT_OCI_CONFIG_FILE: principal.configFile,
+        HWAUDIT_OCI_PROFILE: 'COLLECTOR',
+      };
+      const r = await runCli(['collect', '--config', config], env);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stderr).toMatch(
+        /db-iam\/127\.0\.0\.1:\d+ \(127\.0\.0\.1:\d+, MySQL [^)]*\): 4 records, caught up/,
+      );
+      const lines = r.stdout.trim().split('\n');
+      expect(lines.map((l) => (JSON.parse(l) as Alert).rule)).toEqual(['access.local-account']);
+      expect(s.iamLogins).toEqual([{ ok: true, principal: user }]);
+
+      // Another key for the same profile name: refused, and the summary names the principal.
+      const stranger = createTestPrincipal({ profile: 'COLLECTOR' });
+      const denied = await runCli(['collect', '--config', config], {
+        ...env,
+        HWAUDIT_OCI_CONFIG_FILE: stranger.configFile,
+      });
+      stranger.cleanup();
+      expect(denied.code).toBe(3);
+      expect(denied.stderr).toContain(
+        `access denied for the collector user hwaudit_collector (IAM login as API key of ${stranger.user} (fingerprint ${stranger.fingerprint})`,
+      );
+      expect(denied.stderr + denied.stdout).not.toMatch(/PRIVATE KEY|"signature"/);
+    } finally {
+      principal.cleanup();
+    }
   });
 
   it('--follow reads new events as they are written and stops cleanly on SIGTERM', async () => {

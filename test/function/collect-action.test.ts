@@ -2,7 +2,7 @@
 // commits what it read, leaves the rest for the next call; the password comes from OCI Vault and
 // the records also go to a stream (both through the real SDK clients against the signed local
 // endpoint); the DB system is a MySQL-protocol server with HeatWave's audit_log_read().
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { FunctionHost, type InvocationSummary } from '../../functions/function-host.js';
 import { baseConfig } from '../../shared/detect/timeline.js';
 import { SqliteStore } from '../../shared/state/sqlite-store.js';
@@ -13,7 +13,12 @@ import { RawLog } from '../mysql-server/raw-events.js';
 import { HeatWaveTestServer } from '../mysql-server/server.js';
 import { secretsService } from '../oci-endpoint/secrets.js';
 import { type OciEndpoint, startOciEndpoint } from '../oci-endpoint/server.js';
-import { createTestPrincipal, type TestPrincipal } from '../oci-endpoint/signature.js';
+import {
+  craftSecurityToken,
+  createTestPrincipal,
+  generateTestKeyPair,
+  type TestPrincipal,
+} from '../oci-endpoint/signature.js';
 import { type StreamingService, streamingService } from '../oci-endpoint/streaming.js';
 
 const SECRET = 'ocid1.vaultsecret.oc1.iad.collector';
@@ -140,6 +145,63 @@ describe('{"action":"collect"}', () => {
     await store.close();
     expect(sessions).toBe(300);
     expect(stdout.lines.some((l) => l.includes('access.local-account'))).toBe(true);
+  });
+
+  it("auth: iam logs in as the function's resource principal: no password, no Vault call", async () => {
+    const issuer = generateTestKeyPair();
+    const key = generateTestKeyPair();
+    const fn = 'ocid1.fnfunc.oc1..audit';
+    const iamServer = await HeatWaveTestServer.start({
+      iam: { issuerPublicKeyPem: issuer.publicKeyPem, apiKeys: [] },
+      accounts: [
+        {
+          user: 'hwaudit_fn',
+          plugin: 'authentication_oci',
+          authenticationString: JSON.stringify({ tenancy: principal.tenancy, user: fn }),
+          grants: ['AUDIT_ADMIN'],
+        },
+      ],
+      audit: new AuditLog(log.events.slice(0, 40)),
+    });
+    vi.stubEnv('OCI_RESOURCE_PRINCIPAL_VERSION', '2.2');
+    vi.stubEnv(
+      'OCI_RESOURCE_PRINCIPAL_RPST',
+      craftSecurityToken({
+        issuerPrivateKeyPem: issuer.privateKeyPem,
+        sessionPublicKeyPem: key.publicKeyPem,
+        subject: fn,
+        tenancy: principal.tenancy,
+        expiresAt: new Date(Date.now() + 3_600_000),
+      }),
+    );
+    vi.stubEnv('OCI_RESOURCE_PRINCIPAL_PRIVATE_PEM', key.privateKeyPem);
+    vi.stubEnv('OCI_RESOURCE_PRINCIPAL_REGION', 'iad');
+    try {
+      const base = baseConfig();
+      const secretReads = endpoint.requestsTo('secrets.getSecretBundle').length;
+      const host = new FunctionHost({
+        env: {
+          HWAUDIT_CONFIG: JSON.stringify({
+            ...base,
+            dbSystems: [
+              { ...base.dbSystems![0]!, endpoints: [{ host: '127.0.0.1', port: iamServer.address.port }] },
+            ],
+            collector: { user: 'hwaudit_fn', auth: 'iam', tls: 'disabled', allowPlaintext: true },
+          }),
+          HWAUDIT_STATE: `${tempDir('hwaudit-collect-fn-')}/state.sqlite`,
+          OCI_RESOURCE_PRINCIPAL_VERSION: '2.2',
+        },
+        stdout: new Lines(),
+        stderr: new Lines(),
+      });
+      const r = await host.invoke(JSON.stringify({ action: 'collect' }));
+      expect(r.instances).toEqual([expect.objectContaining({ records: 40, caughtUp: true })]);
+      expect(iamServer.iamLogins).toEqual([{ ok: true, principal: fn }]);
+      expect(endpoint.requestsTo('secrets.getSecretBundle')).toHaveLength(secretReads);
+    } finally {
+      vi.unstubAllEnvs();
+      await iamServer.stop();
+    }
   });
 
   it('an unknown collect body is refused; other control messages are named', async () => {

@@ -57,13 +57,15 @@ export type ClientHello = {
   capabilities: number;
   tls: boolean;
   attributes: Record<string, string>;
+  /** The account whose privileges apply when not the user's own (a group-mapped IAM login). */
+  account?: string;
 };
 
 /** Hooks of an authentication exchange: mysql_native_password is built in (see `nativePassword`). */
 export type Authenticator = (
   hello: ClientHello,
   exchange: AuthExchange,
-) => Promise<{ ok: true } | { ok: false; message: string }>;
+) => Promise<{ ok: true; account?: string } | { ok: false; message: string }>;
 
 export type AuthExchange = {
   /** The 20-byte scramble sent in the greeting. */
@@ -440,7 +442,7 @@ export class PacketChannel {
       return undefined;
     }
     this.ok();
-    return hello;
+    return verdict.account === undefined ? hello : { ...hello, account: verdict.account };
   }
 }
 

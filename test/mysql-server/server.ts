@@ -8,6 +8,7 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { createSecureContext, type SecureContext } from 'node:tls';
 import { AuditLog, type ReadSequence } from './audit-log.js';
+import { authenticateOci, type IamDirectory, type OciVerdict } from './oci-auth.js';
 import {
   type Authenticator,
   type Cell,
@@ -53,6 +54,8 @@ export type TestServerOptions = Partial<ServerCatalogue> & {
   tls?: { key: string; cert: string };
   /** Replaces mysql_native_password (tests of client authentication plugins). */
   authenticate?: Authenticator;
+  /** What IAM knows, for `authentication_oci` accounts (oci-auth.ts); without it they cannot log in. */
+  iam?: IamDirectory;
 };
 
 type SessionState = {
@@ -104,6 +107,8 @@ export class HeatWaveTestServer {
   readonly statements: string[] = [];
   /** Number of connections accepted (authenticated or not). */
   connections = 0;
+  /** The verdict of every `authentication_oci` login, in order. */
+  readonly iamLogins: OciVerdict[] = [];
   private readonly server: Server;
   private readonly sockets = new Set<Socket>();
   private readonly channels = new Set<PacketChannel>();
@@ -131,7 +136,22 @@ export class HeatWaveTestServer {
     this.authenticate =
       opts.authenticate ??
       (async (hello, exchange) => {
-        const account = this.account(hello.user);
+        // As MySQL matches accounts: the user's own, else the anonymous one.
+        const account = this.account(hello.user) ?? this.account('');
+        if (account?.plugin === 'authentication_oci' && opts.iam && !account.locked) {
+          const verdict = await authenticateOci(
+            hello,
+            account.authenticationString ?? '{}',
+            exchange,
+            opts.iam,
+          );
+          this.iamLogins.push(verdict);
+          return verdict.ok
+            ? verdict.account
+              ? { ok: true, account: verdict.account }
+              : { ok: true }
+            : verdict;
+        }
         const ok =
           account?.password !== undefined &&
           !account.locked &&
@@ -212,7 +232,7 @@ export class HeatWaveTestServer {
         authenticate: this.authenticate,
       });
       if (!hello) return;
-      const user = this.account(hello.user) ?? { user: hello.user };
+      const user = this.account(hello.account ?? hello.user) ?? { user: hello.user };
       const session: SessionState = {
         id,
         user,
@@ -306,6 +326,13 @@ export class HeatWaveTestServer {
         }
         return { error: { code: 1193, state: 'HY000', message: `Unknown system variable '${m[1]}'` } };
       },
+    },
+    {
+      pattern: /^SELECT CURRENT_USER\(\)(?: AS (\w+))?$/i,
+      handle: (m, session) => ({
+        columns: [{ name: m[1] ?? 'CURRENT_USER()' }],
+        rows: [[`${session.user.user}@${session.user.host ?? '%'}`]],
+      }),
     },
     {
       pattern: /^SHOW SESSION STATUS LIKE 'Ssl_version'$/i,

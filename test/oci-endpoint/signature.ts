@@ -331,3 +331,48 @@ export function createTestPrincipal(opts: { profile?: string; region?: string } 
     cleanup: () => rmSync(dir, { recursive: true, force: true }),
   };
 }
+
+export interface SessionProfile {
+  configFile: string;
+  profile: string;
+  token: string;
+  tokenFile: string;
+  /** The session key pair (`oci session authenticate` generates one; the token carries its public half). */
+  session: TestKeyPair;
+}
+
+/**
+ * A session-token profile as `oci session authenticate` writes it: no `user`, the session key's
+ * fingerprint and key file, and a `security_token_file` holding a token the issuer signed.
+ */
+export function writeSessionProfile(opts: {
+  dir: string;
+  issuerPrivateKeyPem: string;
+  subject: string;
+  tenancy: string;
+  expiresAt: Date;
+  profile?: string;
+  region?: string;
+  trailingNewline?: boolean;
+}): SessionProfile {
+  const session = generateTestKeyPair();
+  const token = craftSecurityToken({
+    issuerPrivateKeyPem: opts.issuerPrivateKeyPem,
+    sessionPublicKeyPem: session.publicKeyPem,
+    subject: opts.subject,
+    tenancy: opts.tenancy,
+    expiresAt: opts.expiresAt,
+  });
+  const profile = opts.profile ?? 'SESSION';
+  const base = join(opts.dir, `session-${Math.random().toString(36).slice(2)}`);
+  const keyFile = `${base}.pem`;
+  const tokenFile = `${base}.token`;
+  writeFileSync(keyFile, session.privateKeyPem, { mode: 0o600 });
+  writeFileSync(tokenFile, opts.trailingNewline ? `${token}\n` : token, { mode: 0o600 });
+  const configFile = `${base}.config`;
+  writeFileSync(
+    configFile,
+    `[${profile}]\nfingerprint=${session.fingerprint}\nkey_file=${keyFile}\ntenancy=${opts.tenancy}\nregion=${opts.region ?? 'eu-frankfurt-1'}\nsecurity_token_file=${tokenFile}\n`,
+  );
+  return { configFile, profile, token, tokenFile, session };
+}

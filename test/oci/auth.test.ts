@@ -16,6 +16,7 @@ import {
   generateTestKeyPair,
   type TestKeyPair,
   type TestPrincipal,
+  writeSessionProfile,
 } from '../oci-endpoint/signature.js';
 
 const TOPIC = 'ocid1.onstopic.oc1..alerts';
@@ -55,26 +56,15 @@ async function publishWith(spec: Parameters<typeof ociAuthProvider>[0]) {
   return { auth, keyId: last.keyId! };
 }
 
-/** A session-token profile as `oci session authenticate` writes it: no user, a token file. */
-function writeSessionProfile(opts: { expiresAt: Date; trailingNewline: boolean }) {
-  const session = generateTestKeyPair();
-  const token = craftSecurityToken({
+/** A session-token profile of alice, in the principal's folder. */
+function sessionProfile(opts: { expiresAt: Date; trailingNewline: boolean }) {
+  return writeSessionProfile({
+    dir: principal.dir,
     issuerPrivateKeyPem: issuer.privateKeyPem,
-    sessionPublicKeyPem: session.publicKeyPem,
     subject: 'ocid1.user.oc1..alice',
     tenancy: principal.tenancy,
-    expiresAt: opts.expiresAt,
+    ...opts,
   });
-  const keyFile = join(principal.dir, `session-${opts.expiresAt.getTime()}.pem`);
-  const tokenFile = join(principal.dir, `token-${opts.expiresAt.getTime()}`);
-  writeFileSync(keyFile, session.privateKeyPem);
-  writeFileSync(tokenFile, opts.trailingNewline ? `${token}\n` : token);
-  const configFile = join(principal.dir, `session-config-${opts.expiresAt.getTime()}`);
-  writeFileSync(
-    configFile,
-    `[SESSION]\nfingerprint=${session.fingerprint}\nkey_file=${keyFile}\ntenancy=${principal.tenancy}\nregion=eu-frankfurt-1\nsecurity_token_file=${tokenFile}\n`,
-  );
-  return { configFile, token };
 }
 
 describe('ociAuthSpecFromEnv', () => {
@@ -126,7 +116,7 @@ describe('ociAuthProvider against the signature-checking endpoint', () => {
   });
 
   it('session-token profile: ST$<token> keyId signed by the session key (token file newline tolerated)', async () => {
-    const { configFile, token } = writeSessionProfile({
+    const { configFile, token } = sessionProfile({
       expiresAt: new Date(Date.now() + 3600_000),
       trailingNewline: true,
     });
@@ -137,7 +127,7 @@ describe('ociAuthProvider against the signature-checking endpoint', () => {
 
   it('session-token profile with an expired token: the endpoint refuses it', async () => {
     vi.spyOn(console, 'warn').mockImplementation(() => undefined);
-    const { configFile } = writeSessionProfile({
+    const { configFile } = sessionProfile({
       expiresAt: new Date(Date.now() - 60_000),
       trailingNewline: false,
     });

@@ -3,10 +3,12 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { validateConfig } from '../../shared/config/load-config.js';
 import { baseConfig } from '../../shared/detect/timeline.js';
 import { diagnoseFleet, loggedClasses } from '../../shared/sources/doctor.js';
+import { iamLogin } from '../../shared/sources/iam-login.js';
 import { connectInstance, instanceTargets, secretReader } from '../../shared/sources/mysql-connection.js';
 import { AuditLog } from '../mysql-server/audit-log.js';
 import { HeatWaveTestServer, type TestAccount, type TestServerOptions } from '../mysql-server/server.js';
 import { type TlsMaterial, tlsMaterial } from '../mysql-server/tls.js';
+import { createTestPrincipal, generateTestKeyPair } from '../oci-endpoint/signature.js';
 
 const PASSWORD = 'd0ctor-pw';
 const COLLECTOR: TestAccount = {
@@ -166,6 +168,81 @@ describe('doctor', () => {
         fix: expect.stringContaining('security list'),
       }),
     ]);
+  });
+
+  it('with auth: iam, says which principal logged in and as which account; an unmapped one fails "IAM login" with the mapping to create', async () => {
+    const principal = createTestPrincipal({ profile: 'DOCTOR' });
+    const stranger = createTestPrincipal({ profile: 'DOCTOR' });
+    try {
+      const { tenancy, user, fingerprint, publicKeyPem } = principal;
+      const iamServer = await HeatWaveTestServer.start({
+        audit: new AuditLog(),
+        iam: {
+          issuerPublicKeyPem: generateTestKeyPair().publicKeyPem,
+          apiKeys: [{ tenancy, user, fingerprint, publicKeyPem }],
+        },
+        accounts: [
+          {
+            user: 'hwaudit',
+            grants: COLLECTOR.grants!,
+            plugin: 'authentication_oci',
+            authenticationString: JSON.stringify({ tenancy, user }),
+          },
+        ],
+      });
+      servers.push(iamServer);
+      const { config } = validateConfig({
+        ...baseConfig(),
+        dbSystems: [
+          {
+            ...baseConfig().dbSystems![0]!,
+            iamOnly: true,
+            endpoints: [{ host: '127.0.0.1', port: iamServer.address.port }],
+          },
+        ],
+        collector: { user: 'hwaudit', auth: 'iam', tls: 'disabled', allowPlaintext: true },
+      });
+      const diagnoseAs = async (who: typeof principal) => {
+        const login = iamLogin({ kind: 'config-file', configFile: who.configFile, profile: 'DOCTOR' });
+        const [r] = await diagnoseFleet(instanceTargets(config), config, (t) =>
+          connectInstance(t, () => Promise.reject(new Error('no password')), login),
+        );
+        return { ready: r!.ready, checks: Object.fromEntries(r!.checks.map((c) => [c.name, c])) };
+      };
+
+      const ok = await diagnoseAs(principal);
+      expect(ok.checks['IAM login']).toEqual({
+        name: 'IAM login',
+        status: 'pass',
+        detail: `API key of ${user} (fingerprint ${fingerprint}) of tenancy ${tenancy}, as account hwaudit@%`,
+      });
+      expect(ok.checks['collector account']).toMatchObject({
+        status: 'pass',
+        detail: 'hwaudit logs in through authentication_oci, not as a local account',
+      });
+      expect(ok.checks['audit_log_read()']!.status).toBe('pass');
+
+      const refused = await diagnoseAs(stranger);
+      expect(refused.ready).toBe(false);
+      expect(Object.keys(refused.checks)).toEqual(['IAM login']);
+      expect(refused.checks['IAM login']!.status).toBe('fail');
+      expect(refused.checks['IAM login']!.detail).toContain(
+        `access denied for the collector user hwaudit (IAM login as API key of ${stranger.user} (fingerprint ${stranger.fingerprint})`,
+      );
+      expect(refused.checks['IAM login']!.fix).toBe(
+        `CREATE USER 'hwaudit'@'%' IDENTIFIED WITH 'authentication_oci' AS '{"tenancy":"${tenancy}","user":"${stranger.user}"}'; GRANT AUDIT_ADMIN ON *.* TO 'hwaudit'@'%'; and in the tenancy's root compartment: Allow service mysql_dp_auth to {AUTHENTICATION_INSPECT, GROUP_MEMBERSHIP_INSPECT, DYNAMIC_GROUP_INSPECT} in tenancy`,
+      );
+
+      const missing = await diagnoseAs({ ...principal, configFile: `${principal.dir}/no-such-config` });
+      expect(missing.checks['IAM login']).toMatchObject({
+        status: 'fail',
+        detail: expect.stringContaining('cannot build OCI config-file credentials'),
+        fix: 'check HWAUDIT_OCI_AUTH, HWAUDIT_OCI_CONFIG_FILE and HWAUDIT_OCI_PROFILE: docs/iam-authentication.md',
+      });
+    } finally {
+      principal.cleanup();
+      stranger.cleanup();
+    }
   });
 
   it('reads which classes a filter logs', () => {
