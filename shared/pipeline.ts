@@ -40,6 +40,7 @@ const POSITION = 'position';
 /** Before any event: JSON-safe, so the clock row survives a store round trip unchanged. */
 const NEVER = BEGINNING_OF_TIME;
 /** No audit trail we read is older: an earlier date is a broken clock or a forged record. */
+const DAY_MS = 86_400_000;
 export const EARLIEST_EVENT = Date.parse('2010-01-01T00:00:00Z');
 
 /** Merges two arrays sorted by compareEvents; appends when `b` starts after `a` (the usual case). */
@@ -76,6 +77,8 @@ export class Pipeline {
   private readonly persisted: Set<string>;
   private released: string[] = [];
   private seenBatch: { key: string; ts: number }[] = [];
+  /** The day (of the ledger's retention horizon) the ledger was last pruned for, in this process. */
+  private ledgerPrunedDay: number | undefined;
   private deadBatch: DeadLetter[] = [];
 
   private constructor(
@@ -287,6 +290,7 @@ export class Pipeline {
     const put = this.durablePending ? this.pending.filter((e) => !this.persisted.has(e.key)) : [];
     const remove = this.released.filter((k) => this.persisted.has(k));
     const { newAlerts } = await this.store.commit({
+      ...this.ledgerPrune(),
       entities: this.cache.drainChanges(),
       pending: { put, remove },
       seen: this.seenBatch,
@@ -311,6 +315,16 @@ export class Pipeline {
     }
     for (const sink of this.sinks) await this.deliver(sink, mine);
     return mine;
+  }
+
+  /** The ledger's retention horizon, once a day of event time (a prune is a few statements). */
+  private ledgerPrune(): { pruneLedgerBefore?: number } {
+    if (this.clock.releasedTs <= NEVER) return {};
+    const horizon = this.clock.releasedTs - this.config.auditRetention;
+    const day = Math.floor(horizon / DAY_MS);
+    if (day === this.ledgerPrunedDay) return {};
+    this.ledgerPrunedDay = day;
+    return { pruneLedgerBefore: horizon };
   }
 
   private async deliver(sink: AlertSink, alerts: Alert[]): Promise<void> {

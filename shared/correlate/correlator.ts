@@ -2,11 +2,19 @@
 // mappings, sign-ons, sessions, break-glass grants) and hands the resulting facts to the detector.
 import type { Config, DbSystemConfig } from '../../schemas/config.js';
 import type { CanonicalEvent, DbEvent, IamEvent } from '../../schemas/events.js';
-import type { Session } from '../../schemas/session.js';
+import {
+  SESSION_STATEMENTS_MAX,
+  SESSION_TABLES_MAX,
+  type Session,
+  STATEMENT_SQL_MAX,
+  TABLE_NAME_MAX,
+} from '../../schemas/session.js';
 import type { Detector } from '../detect/detector.js';
 import type { GroupInfo, SessionFact } from '../detect/rule.js';
+import { redactLiterals } from '../normalize/redact.js';
 import type { EntityCache } from '../state/entity-cache.js';
 import { type AttributionResult, attribute, type Models } from './attribute.js';
+import { recordDbCatalog } from './db-catalog.js';
 import { Directory } from './directory.js';
 import { accountName, Mappings, OCI_PLUGIN } from './mappings.js';
 import { Memberships } from './memberships.js';
@@ -58,6 +66,7 @@ export class Correlator {
     this.models.directory.seed(config);
     this.models.memberships.seed(config);
     this.models.mappings.seed(config);
+    recordDbCatalog(cache, config);
     this.seedGrants();
     this.computeNextDeadline();
   }
@@ -213,6 +222,7 @@ export class Correlator {
       if (ev.kind === 'table_access') session.counts.tableAccess++;
       else session.counts.queries++;
       if (ev.status !== 0) session.counts.failedStatements++;
+      noteActivity(session, ev);
       this.touch(session);
     } else {
       this.stats.orphanEvents++;
@@ -452,6 +462,29 @@ export class Correlator {
     for (const g of this.cache.values<GrantRow>(GRANT))
       if (!g.done) this.nextDeadline = Math.min(this.nextDeadline, g.deadlineTs);
   }
+}
+
+/** Keeps the tables a session touched and, under break-glass, what it ran (bounded, see Session). */
+function noteActivity(session: Session, ev: DbEvent): void {
+  if (ev.table) {
+    const name = `${ev.table.db}.${ev.table.table}`;
+    const tables = session.tables ?? [];
+    if (tables.length < SESSION_TABLES_MAX && name.length <= TABLE_NAME_MAX && !tables.includes(name)) {
+      tables.push(name);
+      tables.sort();
+      session.tables = tables;
+    }
+  }
+  if (session.breakGlassGrant === null || ev.kind !== 'query' || ev.sql?.text === undefined) return;
+  const statements = session.statements ?? [];
+  if (statements.length >= SESSION_STATEMENTS_MAX) return;
+  session.statements = statements;
+  statements.push({
+    time: ev.time,
+    command: ev.sql.sqlCommand ?? ev.event,
+    sql: redactLiterals(ev.sql.text).slice(0, STATEMENT_SQL_MAX),
+    status: ev.sql.status ?? ev.status,
+  });
 }
 
 /** Connection ids are per server: a DB system's instances (primary, replicas) each have their own. */

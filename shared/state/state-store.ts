@@ -7,6 +7,7 @@ import type { CanonicalEvent } from '../../schemas/events.js';
 import type { Session } from '../../schemas/session.js';
 import { AuditError } from '../errors.js';
 import type { EntityChange, EntityRow } from './entity-cache.js';
+import type { LedgerQuery } from './ledger.js';
 
 export type CommitBatch = {
   entities: EntityChange[];
@@ -20,6 +21,8 @@ export type CommitBatch = {
   deadLetters: DeadLetter[];
   /** Drop seen keys older than this (the retention horizon). */
   pruneSeenBefore?: number;
+  /** Drop sessions that connected and alerts raised before this (`auditRetention`), with their rows. */
+  pruneLedgerBefore?: number;
 };
 
 /**
@@ -98,8 +101,10 @@ export interface StateStore {
   markDelivered(sink: string, ids: string[]): Promise<void>;
   /** Stored alerts a sink has not received yet (after a crash between commit and send). */
   undelivered(sink: string): Promise<Alert[]>;
-  sessions(): AsyncIterable<Session>;
-  alerts(): AsyncIterable<Alert>;
+  /** Sessions by connect time (and id), those the query selects: connected in [from, to), on a DB system. */
+  sessions(query?: LedgerQuery): AsyncIterable<Session>;
+  /** Alerts by time (and id), those the query selects: raised in [from, to), on a DB system, of rules. */
+  alerts(query?: LedgerQuery): AsyncIterable<Alert>;
   deadLetterCount(): Promise<number>;
   /**
    * Takes the exclusive lock of this store's scope, waiting up to `timeoutMs` for its holder to
