@@ -487,6 +487,11 @@ function noteActivity(session: Session, ev: DbEvent): void {
   });
 }
 
+/** The break-glass grants recorded in the correlation state. */
+export function breakGlassGrants(cache: EntityCache): GrantRow[] {
+  return [...cache.values<GrantRow>(GRANT)];
+}
+
 /** Connection ids are per server: a DB system's instances (primary, replicas) each have their own. */
 function openKey(db: string, instance: string | undefined, connectionId: number): string {
   return `${db}\u0000${instance ?? ''}\u0000${connectionId}`;

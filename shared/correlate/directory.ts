@@ -48,6 +48,14 @@ export class Directory {
     return this.cache.get<DirectoryGroupRow>(GROUP, id);
   }
 
+  users(): DirectoryUserRow[] {
+    return [...this.cache.values<DirectoryUserRow>(USER)];
+  }
+
+  groups(): DirectoryGroupRow[] {
+    return [...this.cache.values<DirectoryGroupRow>(GROUP)];
+  }
+
   groupByName(name: string): DirectoryGroupRow | undefined {
     const lower = name.toLowerCase();
     for (const g of this.cache.values<DirectoryGroupRow>(GROUP)) if (g.name.toLowerCase() === lower) return g;
