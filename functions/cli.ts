@@ -7,9 +7,11 @@ import { collectCommand } from './cli/collect.js';
 import { consumeCommand } from './cli/consume.js';
 import { demoCommand } from './cli/demo.js';
 import { doctorCommand } from './cli/doctor.js';
+import { exportCommand } from './cli/export.js';
 import { type CliCommand, type CliIo, printable } from './cli/io.js';
 import { normalizeCommand } from './cli/normalize.js';
 import { replayCommand } from './cli/replay.js';
+import { reportCommand } from './cli/report.js';
 import { rulesCommand } from './cli/rules.js';
 
 const TOOL = 'heatwave-iam-audit';
@@ -23,6 +25,8 @@ export const COMMANDS: readonly CliCommand[] = [
   rulesCommand,
   consumeCommand,
   backfillCommand,
+  exportCommand,
+  reportCommand,
 ];
 
 function toolHelp(): string {

@@ -118,7 +118,7 @@ export const accessReview: ReportDefinition = {
           (a, b) =>
             byText(facts.userName(a.person), facts.userName(b.person)) ||
             byText(a.via, b.via) ||
-            byText(a.db, b.db) ||
+            byText(facts.dbName(a.db), facts.dbName(b.db)) ||
             byText(a.account, b.account),
         );
         const viaName = (via: string) => (via === PERSONAL ? '(personal account)' : facts.groupName(via));

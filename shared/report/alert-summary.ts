@@ -72,7 +72,7 @@ export const alertSummary: ReportDefinition = {
         })).severities.add(a.severity);
       }
       const byDb = [...dbs.entries()]
-        .sort(([a], [b]) => byText(a, b))
+        .sort(([, a], [, b]) => byText(a.name, b.name))
         .map(([id, d]) => [
           d.name,
           id || null,

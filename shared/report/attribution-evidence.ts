@@ -81,7 +81,9 @@ export const attributionEvidence: ReportDefinition = {
       },
 
       finish() {
-        const rows = [...accounts.entries()].sort(([a], [b]) => byText(a, b)).map(([, a]) => a);
+        const rows = [...accounts.values()].sort(
+          (a, b) => byText(a.db, b.db) || byText(a.account, b.account),
+        );
         const shared = rows.reduce((n, a) => n + a.sessions, 0);
         const tied = shared - untied.total;
         const sumConfidence = (c: string) => rows.reduce((n, a) => n + a.confidences.get(c), 0);

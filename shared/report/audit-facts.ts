@@ -42,6 +42,13 @@ export class AuditFacts {
     this.grants = breakGlassGrants(cache);
   }
 
+  /** A DB system the state knows, by OCID or name. */
+  findDbSystem(wanted: string): { id: string; name: string } | undefined {
+    for (const d of this.catalog.values())
+      if (d.id === wanted || d.name === wanted) return { id: d.id, name: d.name };
+    return undefined;
+  }
+
   dbName(id: string): string {
     return this.catalog.get(id)?.name ?? id;
   }

@@ -129,7 +129,9 @@ export const failedAccess: ReportDefinition = {
             localAlerts.add(`${a.dbSystem.id}\u0000${a.mysqlAccount}`);
         const bursts = ctx.alerts.filter((a) => a.rule === 'auth.failure-burst');
         const periodDays = days(ctx.period);
-        const localRows = [...local.entries()].sort(([a], [b]) => byText(a, b));
+        const localRows = [...local.entries()].sort(
+          ([, a], [, b]) => byText(a.db, b.db) || byText(a.account, b.account),
+        );
         const notAllowed = localRows.filter(([, l]) => !l.allowed).reduce((n, [, l]) => n + l.sessions, 0);
         const failedStatements = [...statements.values()].reduce((n, s) => n + s.failed, 0);
         return {

@@ -23,7 +23,7 @@ export async function runReports(store: StateStore, request: ReportRequest): Pro
   if (!(period.from < period.to)) throw new AuditError('USAGE', 'the report period must end after it starts');
   const previous = { from: period.from - (period.to - period.from), to: period.from };
   const facts = new AuditFacts(await store.loadEntities());
-  const db = request.dbSystem === undefined ? undefined : resolveDbSystem(facts, request.dbSystem);
+  const db = request.dbSystem === undefined ? undefined : knownDbSystem(facts, request.dbSystem);
 
   const alerts: Alert[] = [];
   const previousAlerts: Alert[] = [];
@@ -52,9 +52,13 @@ export async function runReports(store: StateStore, request: ReportRequest): Pro
   }));
 }
 
-/** A DB system the store knows, by OCID or name. */
-function resolveDbSystem(facts: AuditFacts, wanted: string): { id: string; name: string } {
-  for (const d of facts.catalog.values())
-    if (d.id === wanted || d.name === wanted) return { id: d.id, name: d.name };
-  throw new AuditError('USAGE', `--db-system ${wanted}: the state knows no DB system with this OCID or name`);
+/** A DB system the state knows (by OCID or name); anything else is a usage error. */
+export function knownDbSystem(facts: AuditFacts, wanted: string): { id: string; name: string } {
+  const found = facts.findDbSystem(wanted);
+  if (found === undefined)
+    throw new AuditError(
+      'USAGE',
+      `--db-system ${wanted}: the state knows no DB system with this OCID or name`,
+    );
+  return found;
 }

@@ -115,7 +115,7 @@ describe('demo run', () => {
     }
     expect(s).toMatch(/person: \S+@example\.com through IAM group \S+ as \S+@%/);
     expect(s).not.toContain('NOT EXPLAINED');
-    expect(progress.some((l) => l.startsWith('[4/4]'))).toBe(true);
+    expect(progress.some((l) => l.startsWith('[5/5]'))).toBe(true);
   });
 });
 
