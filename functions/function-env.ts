@@ -21,6 +21,7 @@ export const DEFAULT_SCOPE = 'function';
 export const DEFAULT_MAX_BODY_BYTES = 6 * 1024 * 1024;
 export const DEFAULT_DEADLINE_MARGIN_MS = 2000;
 export const DEFAULT_ALERT_FORMAT: OutputFormat = 'jsonl';
+export const DEFAULT_REPORT_PREFIX = 'reports/';
 
 export type FunctionEnvVar = { name: string; default: string; description: string };
 
@@ -34,6 +35,7 @@ const OCI_VARS = [
   endpointVariable('streaming'),
   endpointVariable('notifications'),
   endpointVariable('secrets'),
+  endpointVariable('objectstorage'),
 ];
 
 function ociVar(name: string): FunctionEnvVar {
@@ -108,6 +110,23 @@ export const FUNCTION_ENV_VARS: readonly FunctionEnvVar[] = [
       'OCID of an OCI stream that {"action":"collect"} also writes the collector records it reads to (key = DB system OCID), before committing them, for other consumers. Needs HWAUDIT_OCI_ENDPOINT_STREAMING.',
   },
   {
+    name: 'HWAUDIT_REPORT_BUCKET',
+    default: '(none)',
+    description:
+      'Object Storage bucket that {"action":"report"} writes the compliance reports to. Required by that action.',
+  },
+  {
+    name: 'HWAUDIT_REPORT_PREFIX',
+    default: DEFAULT_REPORT_PREFIX,
+    description: 'Object name prefix of the reports: <prefix><from>_<to>/<report>.<format>.',
+  },
+  {
+    name: 'HWAUDIT_REPORT_TOPIC_ID',
+    default: '(HWAUDIT_NOTIFICATIONS_TOPIC_ID)',
+    description:
+      'OCID of the Notifications topic that one message per report run goes to, naming the objects; unset with no HWAUDIT_NOTIFICATIONS_TOPIC_ID either, no message is sent.',
+  },
+  {
     name: 'HWAUDIT_DB_SYSTEM',
     default: '(the only configured DB system)',
     description:
@@ -142,6 +161,8 @@ export type FunctionEnv = {
   collectStreamId: string | undefined;
   notificationsTopicId: string | undefined;
   notificationsPerMinute: number;
+  /** {"action":"report"}: where the reports go, and the topic of the message naming them. */
+  report: { bucket: string | undefined; prefix: string; topicId: string | undefined };
   /** How to authenticate to OCI; only used when a stream or topic is configured. */
   ociAuth: OciAuthSpec;
   dbSystem: string | undefined;
@@ -250,6 +271,10 @@ export function readFunctionEnv(
   // Endpoint overrides are checked now (not at the first alert), naming the variable at fault.
   const streamingEndpoint = ociEndpointOverride('streaming', env);
   ociEndpointOverride('notifications', env);
+  ociEndpointOverride('objectstorage', env);
+  const bucket = text(env, 'HWAUDIT_REPORT_BUCKET')?.trim();
+  if (bucket !== undefined && !/^[\w.-]{1,256}$/.test(bucket))
+    throw invalid('HWAUDIT_REPORT_BUCKET', 'expected a bucket name: letters, digits, - _ and . only');
   const streamVar =
     alertStreamId !== undefined
       ? 'HWAUDIT_ALERT_STREAM_ID'
@@ -273,6 +298,11 @@ export function readFunctionEnv(
     collectStreamId,
     notificationsTopicId,
     notificationsPerMinute: integer(env, 'HWAUDIT_NOTIFICATIONS_PER_MINUTE', ONS_MESSAGES_PER_MINUTE, 2),
+    report: {
+      bucket,
+      prefix: text(env, 'HWAUDIT_REPORT_PREFIX')?.trim() ?? DEFAULT_REPORT_PREFIX,
+      topicId: ocid(env, 'HWAUDIT_REPORT_TOPIC_ID', 'onstopic') ?? notificationsTopicId,
+    },
     ociAuth: ociAuthSpecFromEnv(env),
     dbSystem: text(env, 'HWAUDIT_DB_SYSTEM')?.trim(),
     maxBodyBytes: integer(env, 'HWAUDIT_MAX_BODY_BYTES', DEFAULT_MAX_BODY_BYTES, 1),

@@ -41,13 +41,21 @@ import { FileSink } from '../shared/emit/file-sink.js';
 import { formatAlert } from '../shared/emit/formats/format.js';
 import { JsonlSink } from '../shared/emit/jsonl-sink.js';
 import { type NotificationPublisher, NotificationsSink } from '../shared/emit/notifications-sink.js';
+import { type ObjectStorageApi, ObjectStorageWriter } from '../shared/emit/object-storage-writer.js';
 import type { AlertSink } from '../shared/emit/sink.js';
 import { type StreamPutter, StreamSink, StreamWriter } from '../shared/emit/stream-sink.js';
 import { AuditError, type ErrorCode } from '../shared/errors.js';
 import { ociAuthProvider } from '../shared/oci/auth.js';
-import { createOciClient, DEFAULT_RETRY, type RetryPolicy, sleepMs } from '../shared/oci/clients.js';
+import {
+  callWithRetry,
+  createOciClient,
+  DEFAULT_RETRY,
+  type RetryPolicy,
+  sleepMs,
+} from '../shared/oci/clients.js';
 import { vaultSecretFetcher } from '../shared/oci/vault.js';
 import { type DecodedItem, Pipeline } from '../shared/pipeline.js';
+import { type PublishResult, publishReports, ReportActionSchema } from '../shared/report/publish-reports.js';
 import { collect } from '../shared/sources/collector.js';
 import { type IamLogin, iamLogin } from '../shared/sources/iam-login.js';
 import {
@@ -71,7 +79,7 @@ export type InvocationContext = {
 };
 
 export type InvocationSummary = {
-  action: 'ingest' | 'sweep' | 'collect';
+  action: 'ingest' | 'sweep' | 'collect' | 'report';
   /** Records decoded from this body (events and dead letters). */
   received: number;
   /** Events applied in this call: released by the watermark, from this batch or earlier ones. */
@@ -95,6 +103,8 @@ export type InvocationSummary = {
     gaps: number;
     error?: string;
   }[];
+  /** `report`: the period, the objects written, and whether this call published the message. */
+  report?: PublishResult;
 };
 
 /** A failure the caller should retry. Its message is safe to show (codes, counts, paths). */
@@ -120,6 +130,8 @@ export type OciSinkClients = {
   notifications?: () => Promise<NotificationPublisher>;
   /** Reads OCI Vault secrets (collector passwords). */
   vault?: () => Promise<VaultSecretFetcher>;
+  /** Object Storage, for the reports. */
+  objectStorage?: () => Promise<ObjectStorageApi>;
 };
 
 export type FunctionHostOptions = {
@@ -155,7 +167,7 @@ const DEFAULT_LOCK_WAIT_MS = 30_000;
 const DEFAULT_COLLECT_MS = 60_000;
 const COLLECT_SHARE = 0.75;
 
-type Work = 'batch' | 'sweep' | 'collect';
+type Work = 'batch' | 'sweep' | 'collect' | 'report';
 
 export class FunctionHost {
   private readonly env: Readonly<Record<string, string | undefined>>;
@@ -284,11 +296,12 @@ export class FunctionHost {
     if (isObject(value) && 'action' in value) {
       if (value.action === 'sweep' && Object.keys(value).length === 1) return this.sweep(settings);
       if (value.action === 'collect' && Object.keys(value).length === 1) return this.collect(settings);
+      if (value.action === 'report') return this.report(settings, value);
       return this.refuse(
         settings,
         'USAGE',
         400,
-        'unknown control message: send {"action":"sweep"} or {"action":"collect"}',
+        'unknown control message: send {"action":"sweep"}, {"action":"collect"} or {"action":"report",...}',
       );
     }
     return this.ingest(body, source, settings);
@@ -384,6 +397,50 @@ export class FunctionHost {
       });
       return { ...summary, instances };
     });
+  }
+
+  /**
+   * Renders the reports of the period that just ended into Object Storage and publishes one
+   * message naming them (shared/report/publish-reports.ts). Reads only: no scope lock. A retry
+   * overwrites the same objects and publishes nothing more.
+   */
+  private async report(settings: Settings, body: Record<string, unknown>): Promise<InvocationSummary> {
+    const parsed = ReportActionSchema.safeParse(body);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0]!;
+      const at = issue.path.length > 0 ? `${issue.path.join('.')}: ` : '';
+      return this.refuse(settings, 'USAGE', 400, `report action: ${at}${issue.message}`.slice(0, 300));
+    }
+    const { bucket, prefix, topicId } = settings.env.report;
+    if (bucket === undefined)
+      throw new AuditError('CONFIG_INVALID', 'HWAUDIT_REPORT_BUCKET: required by {"action":"report"}');
+    this.checkDeadline(0, 'report');
+    const auth = () => ociAuthProvider(settings.env.ociAuth);
+    const client = await (this.ociClients.objectStorage?.() ??
+      createOciClient('objectstorage', { auth: await auth(), env: this.env }));
+    const notifications =
+      topicId === undefined
+        ? undefined
+        : await (this.ociClients.notifications?.() ??
+            createOciClient('notifications', { auth: await auth(), env: this.env }));
+    const result = await publishReports(parsed.data, {
+      store: await this.store(settings),
+      writer: new ObjectStorageWriter({ client, bucket, retry: this.retryPolicy('report-objects') }),
+      ...(notifications && topicId
+        ? {
+            publish: async (title: string, messageBody: string) =>
+              void (await callWithRetry(
+                'ons.publishMessage',
+                () => notifications.publishMessage({ topicId, messageDetails: { title, body: messageBody } }),
+                this.retryPolicy('report-message'),
+              )),
+          }
+        : {}),
+      prefix,
+      bucket,
+      now: this.now(),
+    });
+    return { ...emptySummary('report', await this.currentWatermark()), report: result };
   }
 
   /** Collector passwords from the environment or OCI Vault (cached per container). */
@@ -685,7 +742,9 @@ export class FunctionHost {
         ? 'the sweep was not run'
         : what === 'collect'
           ? 'nothing was collected'
-          : `${items > 0 ? `${items} records were` : 'the batch was'} not ingested`;
+          : what === 'report'
+            ? 'no report was written'
+            : `${items > 0 ? `${items} records were` : 'the batch was'} not ingested`;
     throw new FunctionError(
       'DEADLINE',
       `${remains}: ${Math.max(0, left)} ms left before Fn-Deadline, about ${needed} ms needed (HWAUDIT_DEADLINE_MARGIN_MS=${margin}); no state was written, redeliver to process it`,
