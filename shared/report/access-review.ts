@@ -3,6 +3,7 @@
 // and what they actually used (sessions, last use, tables touched). Entitlements not used in the
 // period are flagged for review; use that no entitlement explains is listed apart.
 import type { Session } from '../../schemas/session.js';
+import { overlaps } from './audit-facts.js';
 import {
   BoundedSet,
   bars,
@@ -71,7 +72,7 @@ export const accessReview: ReportDefinition = {
         e.heldUntil === undefined || until === undefined ? undefined : Math.max(e.heldUntil, until);
     };
     for (const i of facts.intervals()) {
-      if (!(i.from < period.to && (i.to === undefined || i.to > period.from))) continue;
+      if (!overlaps(i.from, i.to, period)) continue;
       // What the group mapped to at the end of the stretch within the period.
       const at = Math.min(period.to, i.to ?? period.to) - 1;
       for (const e of facts.groupAccounts(i.group, at))

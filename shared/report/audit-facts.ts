@@ -4,7 +4,7 @@
 // keeps, loaded from the store's entity rows.
 import { breakGlassGrants, type GrantRow } from '../correlate/correlator.js';
 import { type DbCatalogEntry, dbCatalog } from '../correlate/db-catalog.js';
-import { Directory, type DirectoryUserRow } from '../correlate/directory.js';
+import { Directory } from '../correlate/directory.js';
 import { accountName, Mappings, OCI_PLUGIN, parseOciMapping } from '../correlate/mappings.js';
 import { type MembershipChange, Memberships } from '../correlate/memberships.js';
 import { EntityCache, type EntityRow } from '../state/entity-cache.js';
@@ -31,6 +31,7 @@ export class AuditFacts {
   readonly mappings: Mappings;
   readonly catalog: Map<string, DbCatalogEntry>;
   readonly grants: GrantRow[];
+  private readonly mapped = new Map<string, Entitlement[]>();
 
   constructor(rows: readonly EntityRow[]) {
     const cache = new EntityCache();
@@ -70,9 +71,15 @@ export class AuditFacts {
     );
   }
 
-  /** The accounts a group maps to at `ts`, on every DB system. */
+  /** The accounts a group maps to at `ts`, on every DB system (remembered: reports ask often). */
   groupAccounts(group: string, ts: number): Entitlement[] {
-    return this.mappings.accountsMappedFrom(group, ts);
+    const key = `${group}\u0000${ts}`;
+    let accounts = this.mapped.get(key);
+    if (accounts === undefined) {
+      accounts = this.mappings.accountsMappedFrom(group, ts);
+      this.mapped.set(key, accounts);
+    }
+    return accounts;
   }
 
   /** 1-to-1 authentication_oci accounts of IAM users at `ts`: user id -> accounts. */
@@ -93,11 +100,6 @@ export class AuditFacts {
   /** The user's state at `ts`: active, inactive or deleted. */
   userState(user: string, ts: number): string {
     return this.directory.userStateAt(user, ts).state;
-  }
-
-  /** People the directory knows, by name. */
-  people(): DirectoryUserRow[] {
-    return this.directory.users().sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
 
   /** The privileges the configuration lists for an account (`user@host`; `user@%` as fallback). */

@@ -4,6 +4,7 @@
 import type { Alert } from '../../schemas/alert.js';
 import type { Session } from '../../schemas/session.js';
 import type { GrantRow } from '../correlate/correlator.js';
+import { overlaps } from './audit-facts.js';
 import {
   bars,
   CappedRows,
@@ -78,7 +79,7 @@ export const breakGlassLog: ReportDefinition = {
         );
         const grants = facts.grants
           .map((g) => ({ g, end: ends.get(`${g.user}\u0000${g.group}\u0000${g.addKey}`) }))
-          .filter(({ g, end }) => g.startTs < period.to && (end === undefined || end > period.from))
+          .filter(({ g, end }) => overlaps(g.startTs, end, period))
           .filter(
             ({ g }) =>
               ctx.dbSystem === undefined ||

@@ -49,7 +49,7 @@ export type ReportAction = z.infer<typeof ReportActionSchema>;
  * The period an action names: it ends at `to`, or at the current UTC day (the current hour for a
  * period shorter than a day) rounded down, so that a retry within the day names the same period.
  */
-export function actionPeriod(action: Pick<ReportAction, 'period' | 'to'>, now: number): Period {
+function actionPeriod(action: Pick<ReportAction, 'period' | 'to'>, now: number): Period {
   const length = parseDuration(action.period)!;
   const unit = length >= DAY ? DAY : HOUR;
   const to = action.to === undefined ? Math.floor(now / unit) * unit : Date.parse(action.to);
@@ -64,7 +64,7 @@ const compact = (ts: number) =>
     .replace(/[-:]/g, '');
 
 /** The folder (object name prefix) of a period's reports. */
-export function reportFolder(prefix: string, period: Period, dbSystem: string | undefined): string {
+function reportFolder(prefix: string, period: Period, dbSystem: string | undefined): string {
   const db = dbSystem === undefined ? '' : `${dbSystem.replace(/[^\w.-]/g, '_')}/`;
   return `${prefix}${compact(period.from)}_${compact(period.to)}/${db}`;
 }

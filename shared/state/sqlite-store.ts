@@ -15,6 +15,7 @@ import type { Alert } from '../../schemas/alert.js';
 import type { CanonicalEvent } from '../../schemas/events.js';
 import type { Session } from '../../schemas/session.js';
 import { AuditError } from '../errors.js';
+import { toIso } from '../time.js';
 import type { EntityRow } from './entity-cache.js';
 import {
   ALERT_COLUMNS,
@@ -67,7 +68,9 @@ const MIGRATIONS: (string | ((db: Database.Database) => void))[] = [
     db.exec(`ALTER TABLE deliveries ADD COLUMN delivered_ts INTEGER;
       CREATE TABLE session_tables (session_id TEXT NOT NULL, table_name TEXT NOT NULL,
                                    PRIMARY KEY (session_id, table_name)) WITHOUT ROWID;
-      CREATE INDEX sessions_db_time ON sessions (db, connect_ts);
+      DROP INDEX sessions_connect;
+      CREATE INDEX sessions_connect ON sessions (connect_ts, id);
+      CREATE INDEX sessions_db_time ON sessions (db, connect_ts, id);
       CREATE INDEX sessions_person ON sessions (person_id, connect_ts);
       CREATE INDEX sessions_grant ON sessions (break_glass_grant) WHERE break_glass_grant IS NOT NULL;
       CREATE INDEX alerts_ts ON alerts (finding_ts);
@@ -398,14 +401,16 @@ export class SqliteStore implements StateStore {
    * while the caller commits, and a page is what a reader of a large ledger holds at once.
    */
   async *sessions(query: LedgerQuery = {}): AsyncIterable<Session> {
-    const { conditions, params } = ledgerConditions(query, { ts: 'connect_ts', db: 'db' });
+    // The range starts where the page key does, so that each page seeks the (connect_ts, id) index.
+    const { from, ...rest } = query;
+    const { conditions, params } = ledgerConditions(rest, { ts: 'connect_ts', db: 'db' });
     const page = this.db.prepare<unknown[], { id: string; connect_ts: number; body: string }>(
       `SELECT id, connect_ts, body FROM sessions
-       WHERE ${[...conditions, '(connect_ts, id) > (?, ?)'].join(' AND ')}
+       WHERE ${['(connect_ts, id) > (?, ?)', ...conditions].join(' AND ')}
        ORDER BY connect_ts, id LIMIT ${PAGE}`,
     );
-    for (let after = { ts: Number.MIN_SAFE_INTEGER, id: '' }; ; ) {
-      const rows = page.all(...params, after.ts, after.id);
+    for (let after = { ts: from ?? Number.MIN_SAFE_INTEGER, id: '' }; ; ) {
+      const rows = page.all(after.ts, after.id, ...params);
       for (const r of rows) yield JSON.parse(r.body) as Session;
       const last = rows.at(-1);
       if (!last || rows.length < PAGE) return;
@@ -414,7 +419,8 @@ export class SqliteStore implements StateStore {
   }
 
   async *alerts(query: LedgerQuery = {}): AsyncIterable<Alert> {
-    const { conditions, params } = ledgerConditions(query, {
+    const { from, ...rest } = query;
+    const { conditions, params } = ledgerConditions(rest, {
       ts: 'finding_ts',
       db: 'db_system_id',
       rule: 'rule',
@@ -424,11 +430,12 @@ export class SqliteStore implements StateStore {
       { id: string; time: string; body: string; occurrences: number; last_time: string | null }
     >(
       `SELECT id, time, body, occurrences, last_time FROM alerts
-       WHERE ${[...conditions, '(time, id) > (?, ?)'].join(' AND ')}
+       WHERE ${['(time, id) > (?, ?)', ...conditions].join(' AND ')}
        ORDER BY time, id LIMIT ${PAGE}`,
     );
-    for (let after = { time: '', id: '' }; ; ) {
-      const rows = page.all(...params, after.time, after.id);
+    // Alert times are ISO 8601 UTC as toIso writes them: their text order is their time order.
+    for (let after = { time: from === undefined ? '' : toIso(from), id: '' }; ; ) {
+      const rows = page.all(after.time, after.id, ...params);
       for (const r of rows) yield mergeAlert(r.body, r.occurrences, r.last_time);
       const last = rows.at(-1);
       if (!last || rows.length < PAGE) return;
