@@ -27,6 +27,7 @@ import { EntityCache } from '../shared/state/entity-cache.js';
 import { SqliteStore } from '../shared/state/sqlite-store.js';
 import { AuditLog } from '../test/mysql-server/audit-log.js';
 import { HeatWaveTestServer } from '../test/mysql-server/server.js';
+import { duckdbPeer } from './duckdb-peer.js';
 
 const log = (line: string) => process.stderr.write(`${line}\n`);
 const rate = (n: number, ms: number) => Math.round(n / (ms / 1000));
@@ -93,8 +94,15 @@ async function main(): Promise<void> {
     );
     gc();
 
-    log('bench: decode only (split, classify, validate, normalize)');
     const { config, rules } = await loadConfigFile(manifest.config);
+    log('bench: DuckDB, the peer: the batch question on the same files in SQL (one thread)');
+    const duck = await duckdbPeer(manifest.inputs, config, 1);
+    log(
+      `  ${(duck.ms / 1000).toFixed(1)} s: ${(parse.ms / duck.ms).toFixed(2)}x JSON.parse-only (${duck.connects} proxied connects joined, ${duck.people} login names, ${duck.bursts} bursts)`,
+    );
+    gc();
+
+    log('bench: decode only (split, classify, validate, normalize)');
     const resolveDbSystem = dbSystemResolver(config);
     let decoded = 0;
     let dead = 0;
@@ -190,6 +198,8 @@ async function main(): Promise<void> {
       /** End-to-end rate over the JSON.parse-only rate of the same bytes (budget: >= 0.5). */
       endToEndVsParseRatio: Math.round((parse.ms / e2eMs) * 1000) / 1000,
       decodeVsParseRatio: Math.round((parse.ms / decodeMs) * 1000) / 1000,
+      /** DuckDB's batch answer over the JSON.parse-only time of the same bytes (one thread). */
+      duckdbRatio: Math.round((parse.ms / duck.ms) * 1000) / 1000,
       deadLetters: dead,
       alerts: stats.alerts,
       openSessions: open.sessions,
