@@ -5,6 +5,7 @@ import type { Alert } from '../../schemas/alert.js';
 import type { DeadLetter } from '../../schemas/dead-letter.js';
 import type { CanonicalEvent } from '../../schemas/events.js';
 import type { Session } from '../../schemas/session.js';
+import type { Snapshot } from '../../schemas/snapshot.js';
 import { AuditError } from '../errors.js';
 import type { EntityChange, EntityRow } from './entity-cache.js';
 
@@ -101,6 +102,13 @@ export interface StateStore {
   sessions(): AsyncIterable<Session>;
   alerts(): AsyncIterable<Alert>;
   deadLetterCount(): Promise<number>;
+  /**
+   * Stores a fleet snapshot (`sync`); snapshots are shared by every scope. Older ones than
+   * `pruneBefore` (epoch ms) are deleted, the one stored last always kept.
+   */
+  putSnapshot(snapshot: Snapshot, pruneBefore?: number): Promise<void>;
+  /** The snapshots taken at or after `since` (epoch ms), oldest first; only the latest when `since` is undefined. */
+  snapshots(since?: number): Promise<Snapshot[]>;
   /**
    * Takes the exclusive lock of this store's scope, waiting up to `timeoutMs` for its holder to
    * release it. Pipeline instances that may run at the same time on one scope (containers of one
