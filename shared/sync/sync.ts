@@ -5,6 +5,7 @@
 // the previous snapshot stays in use.
 import { createHash } from 'node:crypto';
 import type { AuthenticationDetailsProvider } from 'oci-common';
+import type { Alert } from '../../schemas/alert.js';
 import type { Config } from '../../schemas/config.js';
 import {
   PART,
@@ -15,12 +16,14 @@ import {
 } from '../../schemas/snapshot.js';
 import { AuditError } from '../errors.js';
 import { createOciClient, type RetryPolicy } from '../oci/clients.js';
+import type { Pipeline } from '../pipeline.js';
 import {
   type InstanceTarget,
   instanceError,
   instanceTargets,
   type SqlSession,
 } from '../sources/mysql-connection.js';
+import type { StateStore } from '../state/state-store.js';
 import { toIso } from '../time.js';
 import { mergeDbSystems } from './baseline.js';
 import { type DbSystemClients, discoverDbSystems } from './discover-db-systems.js';
@@ -212,4 +215,19 @@ export async function ociSyncClients(
     replicas,
     domain: (url) => createOciClient('identitydomains', { auth, env, endpoint: url }),
   };
+}
+
+/**
+ * One `sync` run on a state: discovers the fleet, stores the snapshot (older ones than the
+ * retention pruned) and brings the open pipeline up to it, which turns what changed into events.
+ */
+export async function syncState(
+  opts: Omit<SyncOptions, 'previous'> & { store: StateStore; pipeline: Pipeline },
+): Promise<SyncResult & { previous: Snapshot | undefined; alerts: Alert[] }> {
+  const [previous] = await opts.store.snapshots();
+  const result = await runSync({ ...opts, previous });
+  const taken = Date.parse(result.snapshot.time);
+  await opts.store.putSnapshot(result.snapshot, taken - opts.config.retention);
+  const alerts = await opts.pipeline.followSnapshots();
+  return { ...result, previous, alerts };
 }
