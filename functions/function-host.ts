@@ -404,7 +404,9 @@ export class FunctionHost {
       const budget =
         this.deadline === undefined
           ? undefined
-          : Math.max(0, this.deadline - settings.env.deadlineMarginMs - this.now()) * COLLECT_SHARE;
+          : Math.floor(
+              Math.max(0, this.deadline - settings.env.deadlineMarginMs - this.now()) * COLLECT_SHARE,
+            );
       const auth = ociAuthProvider(settings.env.ociAuth);
       let sync: InvocationSummary['sync'];
       const summary = await this.withPipeline(pipeline, 'sync', async () => {
