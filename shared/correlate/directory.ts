@@ -22,6 +22,8 @@ export type DirectoryGroupRow = {
   domain?: string;
   breakGlassMs?: number;
   deletedTs?: number;
+  /** Known only from IAM events naming it: no seed (configuration, snapshot) listed it. */
+  unknown?: true;
 };
 
 /** Users and groups a seed (the configuration, a snapshot) brings, as known at its time. */
@@ -75,6 +77,7 @@ export class Directory {
       const row = this.group(g.id) ?? { id: g.id, name: g.name };
       // A group the configuration named only by id takes the name discovered for it.
       if (row.name === row.id) row.name = g.name;
+      delete row.unknown;
       const aliases = [...new Set([...(row.aliases ?? []), ...g.aliases])];
       if (aliases.length > 0) row.aliases = aliases.filter((a) => a !== row.id && a !== row.name);
       if (g.domain) row.domain = g.domain;
@@ -94,11 +97,14 @@ export class Directory {
 
   /**
    * A known group by OCID or alias, else by name: the one group of that name (in `domain` when
-   * the event says which identity domain it is about).
+   * the event says which identity domain it is about). An OCID nothing knows is never matched by
+   * name: a group deleted and created again under its old name is another group, which no
+   * mapping of the old one reaches.
    */
   findGroup(id: string | undefined, name?: string, domain?: string): DirectoryGroupRow | undefined {
     const byId = id === undefined ? undefined : this.groupById.get(id.toLowerCase());
     if (byId !== undefined) return this.group(byId);
+    if (id?.startsWith('ocid1.')) return undefined;
     const named = [...(name === undefined ? [] : (this.groupsByName.get(name.toLowerCase()) ?? []))]
       .map((g) => this.group(g)!)
       .filter((g) => domain === undefined || g.domain === undefined || g.domain === domain);
@@ -129,7 +135,7 @@ export class Directory {
 
   /**
    * The group an IAM event names (see `findGroup`); an id found by name becomes an alias. A group
-   * the directory does not know is recorded under the id the event gives (`known: false`).
+   * no seed listed is recorded under the id the event gives, and stays `known: false`.
    */
   noteGroup(
     id: string | undefined,
@@ -143,10 +149,10 @@ export class Directory {
         this.indexGroup(found);
         this.cache.touch(GROUP, found.id);
       }
-      return { row: found, known: true };
+      return { row: found, known: !found.unknown };
     }
     if (!id) return undefined;
-    const row: DirectoryGroupRow = { id, name: name ?? id, ...(domain ? { domain } : {}) };
+    const row: DirectoryGroupRow = { id, name: name ?? id, ...(domain ? { domain } : {}), unknown: true };
     this.cache.set(GROUP, id, row);
     this.indexGroup(row);
     return { row, known: false };

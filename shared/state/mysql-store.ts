@@ -40,7 +40,7 @@ import mysql, {
 import type { Alert } from '../../schemas/alert.js';
 import type { CanonicalEvent } from '../../schemas/events.js';
 import type { Session } from '../../schemas/session.js';
-import { type Snapshot, SnapshotSchema } from '../../schemas/snapshot.js';
+import type { Snapshot } from '../../schemas/snapshot.js';
 import { AuditError, type SafeDetails } from '../errors.js';
 import type { EntityRow } from './entity-cache.js';
 import {
@@ -50,6 +50,7 @@ import {
   type LockHolder,
   type LockScopeOptions,
   mergeAlert,
+  readSnapshot,
   type ScopeLock,
   SEEN_BUCKET_MS,
   type StateStore,
@@ -763,7 +764,7 @@ export class MySqlStore implements StateStore {
         : 'SELECT body FROM snapshots WHERE taken_at >= ? ORDER BY taken_at, id',
       since === undefined ? [] : [since],
     );
-    return rows.map((r) => SnapshotSchema.parse(JSON.parse(r.body)));
+    return rows.map((r) => readSnapshot(r.body));
   }
 
   /**

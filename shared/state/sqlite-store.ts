@@ -14,7 +14,7 @@ import Database from 'better-sqlite3';
 import type { Alert } from '../../schemas/alert.js';
 import type { CanonicalEvent } from '../../schemas/events.js';
 import type { Session } from '../../schemas/session.js';
-import { type Snapshot, SnapshotSchema } from '../../schemas/snapshot.js';
+import type { Snapshot } from '../../schemas/snapshot.js';
 import { AuditError } from '../errors.js';
 import type { EntityRow } from './entity-cache.js';
 import {
@@ -24,6 +24,7 @@ import {
   type LockHolder,
   type LockScopeOptions,
   mergeAlert,
+  readSnapshot,
   type ScopeLock,
   SEEN_BUCKET_MS,
   type StateStore,
@@ -349,7 +350,7 @@ export class SqliteStore implements StateStore {
               'SELECT body FROM snapshots WHERE taken_at >= ? ORDER BY taken_at, id',
             )
             .all(since);
-    return rows.map((r) => SnapshotSchema.parse(JSON.parse(r.body)));
+    return rows.map((r) => readSnapshot(r.body));
   }
 
   /** Waits for the scope's in-process mutex, then for its holder row (see top). */

@@ -5,7 +5,7 @@ import type { Alert } from '../../schemas/alert.js';
 import type { DeadLetter } from '../../schemas/dead-letter.js';
 import type { CanonicalEvent } from '../../schemas/events.js';
 import type { Session } from '../../schemas/session.js';
-import type { Snapshot } from '../../schemas/snapshot.js';
+import { type Snapshot, SnapshotSchema } from '../../schemas/snapshot.js';
 import { AuditError } from '../errors.js';
 import type { EntityChange, EntityRow } from './entity-cache.js';
 
@@ -140,4 +140,14 @@ export function chunks<T>(items: readonly T[], size: number): T[][] {
   const out: T[][] = [];
   for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
   return out;
+}
+
+/** A stored snapshot, checked: one this version cannot read is STORE_FAILED, not a crash later. */
+export function readSnapshot(body: string): Snapshot {
+  const parsed = SnapshotSchema.safeParse(JSON.parse(body));
+  if (!parsed.success)
+    throw new AuditError('STORE_FAILED', 'a stored snapshot cannot be read (written by another version?)', {
+      details: { path: parsed.error.issues[0]?.path.join('.') ?? '' },
+    });
+  return parsed.data;
 }
