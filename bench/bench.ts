@@ -240,7 +240,7 @@ async function syncBench(): Promise<{ requests: number; seconds: number }> {
       .map(([op, n]) => `${op} ${n}`)
       .join(
         ', ',
-      )}; the endpoint received ${cost.received}), ${cost.sqlStatements} SQL statements, ${cost.memberships} memberships, in ${(cost.ms / 1000).toFixed(1)} s`,
+      )}; the endpoint received ${cost.received}), ${cost.sqlStatements} SQL statements, ${cost.memberships} memberships, in ${(cost.ms / 1000).toFixed(1)} s; the snapshot is ${cost.snapshotKB} KB, read back in ${cost.snapshotReadMs} ms`,
   );
   return { requests, seconds: cost.ms / 1000 };
 }

@@ -6,6 +6,7 @@ import { performance } from 'node:perf_hooks';
 import { validateConfig } from '../shared/config/load-config.js';
 import { ociAuthProvider } from '../shared/oci/auth.js';
 import { connectInstance, secretReader } from '../shared/sources/mysql-connection.js';
+import { readSnapshot } from '../shared/state/state-store.js';
 import { ociSyncClients, runSync } from '../shared/sync/sync.js';
 import { HeatWaveTestServer, type TestAccount } from '../test/mysql-server/server.js';
 import { identityService, type TestDirectory } from '../test/oci-endpoint/identity.js';
@@ -23,6 +24,9 @@ export type SyncCost = {
   sqlStatements: number;
   ms: number;
   memberships: number;
+  /** The snapshot as stored (JSON), and how long reading it back takes (what each pipeline open pays). */
+  snapshotKB: number;
+  snapshotReadMs: number;
 };
 
 const TENANCY = 'ocid1.tenancy.oc1..bench';
@@ -141,12 +145,18 @@ export async function syncCostBench(f: SyncCostFleet): Promise<SyncCost> {
       clients: () => ociSyncClients(auth, env),
       connect: (t) => connectInstance(t, read),
     });
+    const body = JSON.stringify(snapshot);
+    readSnapshot(body); // once to warm up: a function container reads it at every invocation
+    const read0 = performance.now();
+    readSnapshot(body);
     return {
       requests: snapshot.requests.oci,
       received: endpoint.requests.length,
       sqlStatements: snapshot.requests.sql,
       ms: Math.round(performance.now() - started),
       memberships: snapshot.directory.memberships.length,
+      snapshotKB: Math.round(Buffer.byteLength(body) / 1024),
+      snapshotReadMs: Math.round((performance.now() - read0) * 10) / 10,
     };
   } finally {
     await endpoint.close();
