@@ -11,6 +11,7 @@ import { type CliCommand, type CliIo, printable } from './cli/io.js';
 import { normalizeCommand } from './cli/normalize.js';
 import { replayCommand } from './cli/replay.js';
 import { rulesCommand } from './cli/rules.js';
+import { syncCommand } from './cli/sync.js';
 
 const TOOL = 'heatwave-iam-audit';
 
@@ -23,6 +24,7 @@ export const COMMANDS: readonly CliCommand[] = [
   rulesCommand,
   consumeCommand,
   backfillCommand,
+  syncCommand,
 ];
 
 function toolHelp(): string {

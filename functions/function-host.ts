@@ -60,6 +60,8 @@ import {
 } from '../shared/sources/mysql-connection.js';
 import { type OpenStoreOptions, openStore } from '../shared/state/open-store.js';
 import type { StateStore } from '../shared/state/state-store.js';
+import { applySnapshot } from '../shared/sync/baseline.js';
+import { ociSyncClients, syncState } from '../shared/sync/sync.js';
 import { toIso } from '../shared/time.js';
 import { type FunctionEnv, readFunctionEnv } from './function-env.js';
 
@@ -71,7 +73,7 @@ export type InvocationContext = {
 };
 
 export type InvocationSummary = {
-  action: 'ingest' | 'sweep' | 'collect';
+  action: 'ingest' | 'sweep' | 'collect' | 'sync';
   /** Records decoded from this body (events and dead letters). */
   received: number;
   /** Events applied in this call: released by the watermark, from this batch or earlier ones. */
@@ -95,6 +97,8 @@ export type InvocationSummary = {
     gaps: number;
     error?: string;
   }[];
+  /** `sync`: the snapshot stored, the parts that could not be read (their previous data kept), the OCI requests it cost. */
+  sync?: { snapshot: string; failed: string[]; requests: number };
 };
 
 /** A failure the caller should retry. Its message is safe to show (codes, counts, paths). */
@@ -155,7 +159,7 @@ const DEFAULT_LOCK_WAIT_MS = 30_000;
 const DEFAULT_COLLECT_MS = 60_000;
 const COLLECT_SHARE = 0.75;
 
-type Work = 'batch' | 'sweep' | 'collect';
+type Work = 'batch' | 'sweep' | 'collect' | 'sync';
 
 export class FunctionHost {
   private readonly env: Readonly<Record<string, string | undefined>>;
@@ -284,11 +288,12 @@ export class FunctionHost {
     if (isObject(value) && 'action' in value) {
       if (value.action === 'sweep' && Object.keys(value).length === 1) return this.sweep(settings);
       if (value.action === 'collect' && Object.keys(value).length === 1) return this.collect(settings);
+      if (value.action === 'sync' && Object.keys(value).length === 1) return this.sync(settings);
       return this.refuse(
         settings,
         'USAGE',
         400,
-        'unknown control message: send {"action":"sweep"} or {"action":"collect"}',
+        'unknown control message: send {"action":"sweep"}, {"action":"collect"} or {"action":"sync"}',
       );
     }
     return this.ingest(body, source, settings);
@@ -353,9 +358,10 @@ export class FunctionHost {
    */
   private async collect(settings: Settings): Promise<InvocationSummary> {
     this.checkDeadline(0, 'collect');
-    const targets = instanceTargets(settings.config);
     return this.scoped(settings, 'collect', async () => {
-      const { pipeline } = await this.pipeline(settings);
+      const { pipeline, store } = await this.pipeline(settings);
+      // The instances `sync` discovered, where the configuration lists none.
+      const targets = instanceTargets(applySnapshot(settings.config, (await store.snapshots())[0]));
       const now = this.now();
       const budget =
         this.deadline === undefined
@@ -383,6 +389,44 @@ export class FunctionHost {
         return result.alerts;
       });
       return { ...summary, instances };
+    });
+  }
+
+  /**
+   * Discovers the fleet into a snapshot and brings the pipeline up to it (shared/sync): within
+   * Fn-Deadline minus the margin and a reserve for the commit, else nothing is stored (DEADLINE)
+   * and the schedule's next call tries again; the previous snapshot stays in use meanwhile.
+   */
+  private async sync(settings: Settings): Promise<InvocationSummary> {
+    this.checkDeadline(0, 'sync');
+    return this.scoped(settings, 'sync', async () => {
+      const { pipeline, store } = await this.pipeline(settings);
+      const budget =
+        this.deadline === undefined
+          ? undefined
+          : Math.floor(
+              Math.max(0, this.deadline - settings.env.deadlineMarginMs - this.now()) * COLLECT_SHARE,
+            );
+      const auth = ociAuthProvider(settings.env.ociAuth);
+      let sync: InvocationSummary['sync'];
+      const summary = await this.withPipeline(pipeline, 'sync', async () => {
+        const result = await syncState({
+          config: settings.config,
+          store,
+          pipeline,
+          clients: async () => ociSyncClients(await auth, this.env),
+          connect: (t) => connectInstance(t, this.secrets(settings.env), this.iamLogin(settings.env)),
+          now: this.now,
+          ...(budget === undefined ? {} : { signal: AbortSignal.timeout(budget) }),
+        });
+        sync = {
+          snapshot: result.snapshot.id,
+          failed: result.failed.map((f) => f.part),
+          requests: Object.values(result.snapshot.requests.oci).reduce((a, b) => a + b, 0),
+        };
+        return result.alerts;
+      });
+      return { ...summary, ...(sync ? { sync } : {}) };
     });
   }
 
@@ -685,7 +729,9 @@ export class FunctionHost {
         ? 'the sweep was not run'
         : what === 'collect'
           ? 'nothing was collected'
-          : `${items > 0 ? `${items} records were` : 'the batch was'} not ingested`;
+          : what === 'sync'
+            ? 'nothing was synced'
+            : `${items > 0 ? `${items} records were` : 'the batch was'} not ingested`;
     throw new FunctionError(
       'DEADLINE',
       `${remains}: ${Math.max(0, left)} ms left before Fn-Deadline, about ${needed} ms needed (HWAUDIT_DEADLINE_MARGIN_MS=${margin}); no state was written, redeliver to process it`,

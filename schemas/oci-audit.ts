@@ -76,6 +76,9 @@ export const IdentityDomainDetailsSchema = z.looseObject({
   adminRefResourceName: text,
   adminRefResourceId: text,
   adminRefResourceType: text,
+  /** The identity domain the event is about. */
+  domainOcid: text,
+  domainName: text,
 });
 
 export const OciAuditDataSchema = z.looseObject({

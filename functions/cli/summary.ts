@@ -120,10 +120,18 @@ export function pipelineReport(
   const wm = pipeline.watermark;
   if (wm !== undefined) lines.push(`  watermark ${toIso(wm)}`);
   for (const [rule, n] of pipeline.ruleErrors) lines.push(`  rule ${rule} failed on ${n} fact(s)`);
-  const { unresolvedMemberships, orphanEvents } = pipeline.correlation;
+  const { unresolvedMemberships, unknownGroups, orphanEvents, drift, audited } = pipeline.correlation;
   if (unresolvedMemberships > 0)
     lines.push(
       `  ${unresolvedMemberships} membership event(s) name no user or group the directory knows: not applied`,
+    );
+  if (unknownGroups > 0)
+    lines.push(
+      `  ${unknownGroups} membership event(s) name a group the directory knows by no OCID, identity-domain id or name: applied under that id, no mapping reaches it (run sync)`,
+    );
+  if (drift + audited > 0)
+    lines.push(
+      `  changes between snapshots: ${audited} audited, ${drift} observed without an audit event (alerted as such)`,
     );
   if (orphanEvents > 0) lines.push(`  ${orphanEvents} statement(s) of connections opened before the input`);
   return lines;

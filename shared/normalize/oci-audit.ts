@@ -20,7 +20,7 @@
 //     (resourceName alone does not say which resource it names).
 //   classic policy: like user / group with `ocid1.policy.` and `/policies/`; statements from the
 //     stateChange primary then other `statements`, then `request.payload` / `response.payload`.
-//   identity domain: group = `adminResourceId` / `adminResourceName` and member =
+//   identity domain: domain = `domainOcid` / `domainName`; group = `adminResourceId` / `adminResourceName` and member =
 //     `adminRefResourceId` / `adminRefResourceName` for `admin.group.*member*`; user =
 //     `adminResource*` for `admin.user.*`; policy = `adminResource*` for `admin.policy.*`;
 //     user = the actor for `sso.*` and `admin.me.*`.
@@ -191,6 +191,7 @@ function toIamEvent(head: Head, data: OciAuditData): IamEvent {
     ...optional('user', subject.user),
     ...optional('group', subject.group),
     ...optional('membershipId', subject.membershipId),
+    ...optional('domain', flavor === 'identity-domain' ? domainOf(data, extraction) : undefined),
     ...optional('policy', subject.policy),
     ...optional('signOn', subject.signOn),
     ...optional('status', status),
@@ -386,6 +387,17 @@ function identityDomainSubject(eventId: string, data: OciAuditData, x: Extractio
     return { kind, group: resource('group'), user };
   }
   return { kind };
+}
+
+/** The identity domain an identity-domain event names: group names are unique only within one. */
+function domainOf(data: OciAuditData, x: Extraction): Ref | undefined {
+  const d = data.additionalDetails;
+  return ref(
+    x,
+    'domain',
+    [['additionalDetails.domainOcid', d?.domainOcid]],
+    [['additionalDetails.domainName', d?.domainName]],
+  );
 }
 
 function domainSignOn(success: boolean, data: OciAuditData, x: Extraction): SignOn {

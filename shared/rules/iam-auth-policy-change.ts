@@ -16,7 +16,7 @@ export const iamAuthPolicyChange = defineRule({
   suppressFor: 0,
   on: {
     iam: ({ event }) => {
-      if (!event.policy?.mysqlAuth) return [];
+      if (event.source !== 'iam' || !event.policy?.mysqlAuth) return [];
       return [
         {
           subject: event.key,

@@ -1,8 +1,7 @@
 import { z } from 'zod';
 import { accountName } from '../correlate/mappings.js';
-import { defineRule, statementFields } from '../detect/rule.js';
+import { defineRule, statementFields, statementSql } from '../detect/rule.js';
 import { at, db } from '../detect/timeline.js';
-import { redactLiterals } from '../normalize/redact.js';
 
 export const mappingChange = defineRule({
   id: 'mapping.change',
@@ -31,7 +30,7 @@ export const mappingChange = defineRule({
           title: `IAM mapping changed on ${f.db?.name ?? f.event.dbSystemId}: ${changes.join(', ')}`,
           ...statementFields(f),
           evidence: [f.event.key],
-          details: { changes, sql: redactLiterals(f.event.sql?.text ?? '') },
+          details: { changes, sql: statementSql(f) },
         },
       ];
     },

@@ -1,8 +1,7 @@
 import { z } from 'zod';
 import { accountName } from '../correlate/mappings.js';
-import { defineRule, statementFields } from '../detect/rule.js';
+import { defineRule, statementFields, statementSql } from '../detect/rule.js';
 import { at, db } from '../detect/timeline.js';
-import { redactLiterals } from '../normalize/redact.js';
 
 export const privilegeChange = defineRule({
   id: 'privilege.change',
@@ -21,7 +20,7 @@ export const privilegeChange = defineRule({
       const p = f.facts.privilege;
       if (!p) return [];
       const privileged = new Set(f.db?.privilegedAccounts ?? []);
-      const actor = f.event.account?.user;
+      const actor = f.event.source === 'mysql' ? f.event.account?.user : undefined;
       const high =
         (actor !== undefined && privileged.has(actor)) || p.targets.some((t) => privileged.has(t.user));
       const targets = p.targets.map(accountName);
@@ -34,7 +33,7 @@ export const privilegeChange = defineRule({
           title: `${p.verb} on ${targets.join(', ') || 'an account'} in ${f.db?.name ?? f.event.dbSystemId}`,
           ...statementFields(f),
           evidence: [f.event.key],
-          details: { verb: p.verb, targets, sql: redactLiterals(f.event.sql?.text ?? '') },
+          details: { verb: p.verb, targets, sql: statementSql(f) },
         },
       ];
     },

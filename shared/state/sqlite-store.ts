@@ -14,6 +14,7 @@ import Database from 'better-sqlite3';
 import type { Alert } from '../../schemas/alert.js';
 import type { CanonicalEvent } from '../../schemas/events.js';
 import type { Session } from '../../schemas/session.js';
+import type { Snapshot } from '../../schemas/snapshot.js';
 import { AuditError } from '../errors.js';
 import type { EntityRow } from './entity-cache.js';
 import {
@@ -23,6 +24,7 @@ import {
   type LockHolder,
   type LockScopeOptions,
   mergeAlert,
+  readSnapshot,
   type ScopeLock,
   SEEN_BUCKET_MS,
   type StateStore,
@@ -47,6 +49,8 @@ const MIGRATIONS: string[] = [
    CREATE TABLE dead_letters (seq INTEGER PRIMARY KEY AUTOINCREMENT, body TEXT NOT NULL);`,
   `CREATE TABLE holders (scope TEXT PRIMARY KEY, pid INTEGER NOT NULL, host TEXT NOT NULL, since TEXT NOT NULL,
                          heartbeat INTEGER NOT NULL) WITHOUT ROWID;`,
+  `CREATE TABLE snapshots (id TEXT PRIMARY KEY, taken_at INTEGER NOT NULL, body TEXT NOT NULL);
+   CREATE INDEX snapshots_taken ON snapshots (taken_at);`,
 ];
 
 /** How often a holder refreshes its row, and when a row of another host counts as abandoned. */
@@ -312,6 +316,41 @@ export class SqliteStore implements StateStore {
 
   async deadLetterCount(): Promise<number> {
     return (this.db.prepare('SELECT COUNT(*) AS n FROM dead_letters').get() as { n: number }).n;
+  }
+
+  async putSnapshot(snapshot: Snapshot, pruneBefore?: number): Promise<void> {
+    const taken = Date.parse(snapshot.time);
+    try {
+      this.db
+        .transaction(() => {
+          this.db
+            .prepare('INSERT OR REPLACE INTO snapshots (id, taken_at, body) VALUES (?, ?, ?)')
+            .run(snapshot.id, taken, JSON.stringify(snapshot));
+          if (pruneBefore !== undefined)
+            this.db
+              .prepare('DELETE FROM snapshots WHERE taken_at < ? AND id <> ?')
+              .run(Math.min(pruneBefore, taken), snapshot.id);
+        })
+        .immediate();
+    } catch (cause) {
+      throw new AuditError('STORE_FAILED', 'cannot store the snapshot', { cause });
+    }
+  }
+
+  async snapshots(since?: number): Promise<Snapshot[]> {
+    const rows =
+      since === undefined
+        ? this.db
+            .prepare<[], { body: string }>(
+              'SELECT body FROM snapshots ORDER BY taken_at DESC, id DESC LIMIT 1',
+            )
+            .all()
+        : this.db
+            .prepare<[number], { body: string }>(
+              'SELECT body FROM snapshots WHERE taken_at >= ? ORDER BY taken_at, id',
+            )
+            .all(since);
+    return rows.map((r) => readSnapshot(r.body));
   }
 
   /** Waits for the scope's in-process mutex, then for its holder row (see top). */

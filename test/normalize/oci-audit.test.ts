@@ -187,7 +187,10 @@ describe('normalizeOciAudit: identity-domain events', () => {
       'user.id': 'additionalDetails.adminRefResourceId',
       'user.name': 'additionalDetails.adminRefResourceName',
       'actor.name': 'additionalDetails.actorName',
+      'domain.id': 'additionalDetails.domainOcid',
     });
+    // Group names are unique only within a domain: the event says which one.
+    expect(event.domain).toEqual({ id: 'ocid1.domain.oc1..aaaaaaaadefaultdomain3k9', name: 'Default' });
   });
 
   it('reads a member removed', () => {
