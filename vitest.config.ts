@@ -5,5 +5,7 @@ export default defineConfig({
     include: ['test/**/*.test.ts', 'shared/rules/**/*.test.ts'],
     testTimeout: 30_000,
     hookTimeout: 60_000,
+    globalSetup: ['test/setup/global.ts'],
+    setupFiles: ['test/setup/fast-check.ts'],
   },
 });

@@ -13,6 +13,7 @@ import {
 } from '../../shared/emit/formats/cef.js';
 import { DEFAULT_CONTEXT, type FormatContext } from '../../shared/emit/formats/format.js';
 import { redactLiterals } from '../../shared/normalize/redact.js';
+import { runs } from '../helpers/property.js';
 import { runTimeline, type TimelineResult } from '../helpers/run-timeline.js';
 import { incidentTimeline } from '../scenarios/scenario-fleet.js';
 
@@ -281,7 +282,7 @@ describe('CEF escaping (fuzzed)', () => {
           expect(custom.rule).toBe('privilege.change');
         },
       ),
-      { numRuns: 500 },
+      runs(500),
     );
   });
 
@@ -306,7 +307,7 @@ describe('CEF escaping (fuzzed)', () => {
           if (v.factor) expect(labelled(p.ext).mfaFactor).toBe(v.factor);
         },
       ),
-      { numRuns: 300 },
+      runs(300),
     );
   });
 
