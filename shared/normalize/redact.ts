@@ -23,24 +23,51 @@ export function redactSecrets(sql: string): string {
   const tokens = tokenize(sql);
   const { secret } = classify(sql, tokens);
   if (secret.size === 0) return sql;
-  return tokens.map((t, i) => (secret.has(i) ? SECRET : sql.slice(t.start, t.end))).join('');
+  return render(sql, tokens, (_, i) => (secret.has(i) ? SECRET : undefined));
 }
 
 /** Replaces secrets and every string and number literal with `?`, keeping `authentication_oci` mappings. */
 export function redactLiterals(sql: string): string {
   const tokens = tokenize(sql);
   const { secret, keep } = classify(sql, tokens);
-  return tokens
-    .map((t, i) => {
-      if (secret.has(i)) return LITERAL;
-      if ((t.type === 'string' || t.type === 'number') && !keep.has(i)) return LITERAL;
-      return sql.slice(t.start, t.end);
-    })
-    .join('');
+  return render(sql, tokens, (t, i) =>
+    secret.has(i) || ((t.type === 'string' || t.type === 'number') && !keep.has(i)) ? LITERAL : undefined,
+  );
 }
 
 /** The redaction for SQL that leaves the pipeline: same as `redactLiterals`. */
 export const redactSql = redactLiterals;
+
+/**
+ * Joins the tokens, putting `replace`'s text in place of the tokens it names. A replacement must read
+ * back as one token with the same neighbours, or a second redaction would see other tokens and
+ * change the text again (`'<redacted>'` right before a `'...'` string reads as one string with a
+ * doubled quote). Where it would fuse with a neighbour, a space keeps them apart.
+ */
+function render(
+  sql: string,
+  tokens: readonly Token[],
+  replace: (t: Token, i: number) => string | undefined,
+): string {
+  let out = '';
+  let previous = '';
+  let previousReplaced = false;
+  for (let i = 0; i < tokens.length; i++) {
+    const t = tokens[i]!;
+    const replacement = replace(t, i);
+    const text = replacement ?? sql.slice(t.start, t.end);
+    if ((replacement !== undefined || previousReplaced) && fuses(previous, text)) out += ' ';
+    out += text;
+    previous = text;
+    previousReplaced = replacement !== undefined;
+  }
+  return out;
+}
+
+/** Whether two adjacent tokens' texts, read again together, no longer end in `right` as one token. */
+function fuses(left: string, right: string): boolean {
+  return left !== '' && tokenize(left + right).at(-1)?.start !== left.length;
+}
 
 /** Marks which tokens are secrets and which literals must be kept (plugin names, OCI mappings). */
 function classify(sql: string, tokens: readonly Token[]): { secret: Set<number>; keep: Set<number> } {
@@ -178,7 +205,9 @@ function tokenize(sql: string): Token[] {
     } else if (c === 42 && next === 47) {
       i += 2;
       type = 'comment';
-    } else if (isDigit(c) || (c === 46 && isDigit(next) && !(i > 0 && isWordChar(sql.charCodeAt(i - 1))))) {
+    } else if (isDigit(c) || (c === 46 && isDigit(next) && tokens.at(-1)?.type !== 'word')) {
+      // `.5` is a number, except after a name (`t.5col`): decided by the token before, not by its
+      // last character, so that a redacted number (`1.5` -> `?.5`) reads the same way again.
       i = endOfNumber(sql, i);
       type = 'number';
       if (i < n && isWordChar(sql.charCodeAt(i))) {

@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { redactLiterals, redactSecrets, redactSql } from '../../shared/normalize/redact.js';
+import { runs } from '../helpers/property.js';
 
 const OCI_MAPPING = `{"tenancy":"ocid1.tenancy.oc1..example","group_mapping":{"ocid1.group.oc1..dba":"dba_proxy"}}`;
 
@@ -128,6 +129,26 @@ describe('redactLiterals', () => {
   });
 });
 
+describe('redacting twice changes nothing more', () => {
+  // Counterexamples the properties below found. A replacement read back together with a quote next
+  // to it ('<redacted>' + ' reads as one string with a doubled quote), and a redacted number that
+  // changed how the next `.5` reads.
+  it.each([
+    ["PASSWORD = A'", "PASSWORD = '<redacted>' '", 'PASSWORD = ??'],
+    ["PASSWORD=0'", "PASSWORD='<redacted>' '", 'PASSWORD=??'],
+    [`PASSWORD"y"'`, "PASSWORD'<redacted>' '", 'PASSWORD??'],
+    ["PASSWORD(0'", "PASSWORD('<redacted>' '<redacted>'", 'PASSWORD(??'],
+    [`SELECT PASSWORD('a'"b")`, "SELECT PASSWORD('<redacted>' '<redacted>')", 'SELECT PASSWORD(??)'],
+    ["IDENTIFIED BY A'b'", "IDENTIFIED BY '<redacted>' 'b'", 'IDENTIFIED BY ??'],
+    ['.5.5.5RANDOM', '.5.5.5RANDOM', '??.5RANDOM'],
+  ])('%s', (sql, secrets, literals) => {
+    expect(redactSecrets(sql)).toBe(secrets);
+    expect(redactSecrets(secrets)).toBe(secrets);
+    expect(redactLiterals(sql)).toBe(literals);
+    expect(redactLiterals(literals)).toBe(literals);
+  });
+});
+
 describe('redaction properties', () => {
   const secret = fc.stringMatching(/^[A-Za-z0-9!@#$%^&*()_+=-]{4,16}$/);
   const quoted = (s: string) => `'${s.replaceAll("'", "''")}'`;
@@ -172,7 +193,80 @@ describe('redaction properties', () => {
         expect(redactSecrets(sql)).not.toContain(pw);
         expect(redactLiterals(sql)).not.toContain(pw);
       }),
-      { numRuns: 300 },
+      runs(300),
+    );
+  });
+
+  // The input class of the counterexamples: a secret value with no space between it and what
+  // follows (quotes, strings, numbers, comment openers), after each form that marks a secret.
+  it('a secret value glued to its neighbours: hidden, and redacting twice changes nothing more', () => {
+    const marker = 'S3cr3t';
+    const before = fc.constantFrom(
+      'PASSWORD =',
+      'PASSWORD',
+      'MASTER_PASSWORD=',
+      'IDENTIFIED BY',
+      "IDENTIFIED BY 'a' REPLACE",
+      'IDENTIFIED WITH x AS',
+      'SET PASSWORD FOR u =',
+      'SELECT PASSWORD(',
+      "'u'",
+      '',
+    );
+    const quotedValue = fc.constantFrom(`'${marker}'`, `"${marker}"`, `'${marker}`);
+    const value = fc.oneof(quotedValue, fc.constantFrom(marker, '123456', `\`${marker}\``, "''", ''));
+    const next = fc.constantFrom(
+      "'",
+      '"',
+      '`',
+      "''",
+      "'b'",
+      '"b"',
+      '.5',
+      '5',
+      'x',
+      '\\',
+      '--',
+      '#',
+      '/*',
+      '*/',
+      '(',
+      ')',
+      ',',
+      '=',
+      ' ',
+    );
+    fc.assert(
+      fc.property(
+        before,
+        fc.constantFrom('', ' '),
+        value,
+        fc.array(next, { maxLength: 4 }),
+        (b, gap, v, after) => {
+          const sql = `${b}${gap}${v}${after.join('')}`;
+          const secrets = redactSecrets(sql);
+          const literals = redactLiterals(sql);
+          expect(redactSecrets(secrets)).toBe(secrets);
+          expect(redactLiterals(literals)).toBe(literals);
+          if (b !== '' && b !== "'u'" && v.includes(`'${marker}`)) {
+            expect(secrets).not.toContain(marker);
+            expect(literals).not.toContain(marker);
+          }
+        },
+      ),
+      runs(1000),
+    );
+  });
+
+  it('is total: any text, never a throw, and idempotent', () => {
+    fc.assert(
+      fc.property(fc.string({ unit: 'binary', maxLength: 60 }), (sql) => {
+        const secrets = redactSecrets(sql);
+        const literals = redactLiterals(sql);
+        expect(redactSecrets(secrets)).toBe(secrets);
+        expect(redactLiterals(literals)).toBe(literals);
+      }),
+      runs(500),
     );
   });
 
@@ -184,7 +278,7 @@ describe('redaction properties', () => {
         expect(redactSecrets(secrets)).toBe(secrets);
         expect(redactLiterals(literals)).toBe(literals);
       }),
-      { numRuns: 500 },
+      runs(500),
     );
   });
 });
