@@ -7,5 +7,7 @@ export default defineConfig({
     hookTimeout: 60_000,
     globalSetup: ['test/setup/global.ts'],
     setupFiles: ['test/setup/fast-check.ts'],
+    // Ends the run with what was skipped (a missing server or corpus) and how to run it.
+    reporters: ['default', './test/setup/skip-reporter.ts'],
   },
 });

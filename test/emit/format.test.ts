@@ -18,7 +18,7 @@ import {
   PRODUCT,
   ruleInfo,
 } from '../../shared/emit/formats/format.js';
-import { REPO_ROOT } from '../helpers/ocsf-validator.js';
+import { REPO_ROOT } from '../helpers/requirements.js';
 import { runTimeline, type TimelineResult } from '../helpers/run-timeline.js';
 import { incidentTimeline } from '../scenarios/scenario-fleet.js';
 

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DbEventSchema } from '../../schemas/events.js';
-import { REPO_ROOT } from '../helpers/shared-fixtures.js';
+import { REPO_ROOT } from '../helpers/requirements.js';
 
 const CLI = join(REPO_ROOT, 'dist', 'cli.cjs');
 const dir = mkdtempSync(join(tmpdir(), 'cli-normalize-'));
