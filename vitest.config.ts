@@ -9,5 +9,7 @@ export default defineConfig({
     setupFiles: ['test/setup/fast-check.ts'],
     // Ends the run with what was skipped (a missing server or corpus) and how to run it.
     reporters: ['default', './test/setup/skip-reporter.ts'],
+    // Golden files are written only when asked (`npm run test:update`); a missing one fails.
+    update: 'none',
   },
 });

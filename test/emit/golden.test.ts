@@ -1,6 +1,6 @@
 // Golden files: the exact OCSF, CEF and ECS lines for a small timeline of representative alerts,
 // sessions and events, produced by the real pipeline. After a deliberate mapping change, review
-// the diff and refresh them with `npx vitest run test/emit/golden.test.ts -u`.
+// the diff and refresh them with `npm run test:update` (a test run never writes them).
 import { describe, expect, it } from 'vitest';
 import type { CanonicalEvent } from '../../schemas/events.js';
 import { at, db, GROUPS, iam, USERS } from '../../shared/detect/timeline.js';
