@@ -54,12 +54,37 @@ export const iamPrivilegedGroupChange = defineRule({
     {
       name: 'user added to the DBA group',
       events: () => [iam.added({ at: at(1), user: USERS.bob, group: GROUPS.dba })],
-      expect: { alerts: 1, severity: 'medium' },
+      expect: {
+        alerts: 1,
+        severity: 'medium',
+        match: {
+          identity: { principalId: USERS.bob, attribution: null },
+          group: { id: GROUPS.dba },
+          details: { change: 'membership_added', actor: 'iam-admin', breakGlass: false },
+        },
+      },
     },
     {
       name: 'privileged group deleted',
       events: () => [iam.groupDeleted({ at: at(1), group: GROUPS.dba })],
-      expect: { alerts: 1 },
+      expect: {
+        alerts: 1,
+        severity: 'medium',
+        match: { identity: null, group: { id: GROUPS.dba }, details: { change: 'group_deleted' } },
+      },
+    },
+    {
+      name: 'user removed from the break-glass group',
+      events: () => [iam.removed({ at: at(1), user: USERS.alice, group: GROUPS.bg })],
+      expect: {
+        alerts: 1,
+        severity: 'medium',
+        match: {
+          identity: { principalId: USERS.alice },
+          group: { id: GROUPS.bg },
+          details: { change: 'membership_removed', breakGlass: true },
+        },
+      },
     },
     {
       name: 'developer group change is silent',

@@ -48,7 +48,11 @@ export const mappingChange = defineRule({
           sql: `ALTER USER ''@'%' IDENTIFIED WITH 'authentication_oci' AS '{"tenancy":"t","group_mapping":{"ocid1.group.oc1..x":"dba_proxy"}}'`,
         }),
       ],
-      expect: { alerts: 1, severity: 'high' },
+      expect: {
+        alerts: 1,
+        severity: 'high',
+        match: { identity: null, mysqlAccount: 'admin@%', details: { changes: ["alter ''@%"] } },
+      },
     },
     {
       name: 'dropping a 1-to-1 IAM account',
@@ -61,7 +65,11 @@ export const mappingChange = defineRule({
           sql: "DROP USER 'carol'@'%'",
         }),
       ],
-      expect: { alerts: 1 },
+      expect: {
+        alerts: 1,
+        severity: 'high',
+        match: { mysqlAccount: 'admin@%', details: { changes: ['drop carol@%'], sql: 'DROP USER ?@?' } },
+      },
     },
     {
       name: 'dropping a local account is silent',

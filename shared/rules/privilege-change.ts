@@ -51,7 +51,15 @@ export const privilegeChange = defineRule({
           sql: "GRANT ALL ON *.* TO 'dba_proxy'@'%'",
         }),
       ],
-      expect: { alerts: 1, severity: 'high' },
+      expect: {
+        alerts: 1,
+        severity: 'high',
+        match: {
+          identity: null,
+          mysqlAccount: 'admin@%',
+          details: { verb: 'GRANT', targets: ['dba_proxy@%'], sql: 'GRANT ALL ON *.* TO ?@?' },
+        },
+      },
     },
     {
       name: 'create user is medium',
@@ -64,7 +72,28 @@ export const privilegeChange = defineRule({
           sql: "CREATE USER 'rep'@'%' IDENTIFIED BY <secret>",
         }),
       ],
-      expect: { alerts: 1, severity: 'medium' },
+      expect: {
+        alerts: 1,
+        severity: 'medium',
+        match: { mysqlAccount: 'admin@%', details: { verb: 'CREATE USER', targets: ['rep@%'] } },
+      },
+    },
+    {
+      name: 'a privileged account granting to another account is high',
+      events: () => [
+        db.query({
+          at: at(1),
+          conn: 7,
+          account: 'dba_proxy',
+          sqlCommand: 'grant',
+          sql: "GRANT SELECT ON shop.* TO 'app'@'%'",
+        }),
+      ],
+      expect: {
+        alerts: 1,
+        severity: 'high',
+        match: { mysqlAccount: 'dba_proxy@%', details: { verb: 'GRANT', targets: ['app@%'] } },
+      },
     },
     {
       name: 'failed grant is silent',
