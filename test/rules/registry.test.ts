@@ -2,8 +2,8 @@
 // carries runs through the real pipeline. A new rule needs no new test code.
 import { describe, expect, it } from 'vitest';
 import { SEVERITIES } from '../../schemas/alert.js';
-import type { RuleDefinition } from '../../shared/detect/rule.js';
 import { RULES } from '../../shared/detect/registry.js';
+import type { RuleDefinition } from '../../shared/detect/rule.js';
 import { runTimeline } from '../helpers/run-timeline.js';
 
 /** The rule's numeric limits: parameters whose default is a number, and `suppressFor` when it merges. */
@@ -59,7 +59,9 @@ describe('rule registry', () => {
           // A pair that gives the same outcome on both sides does not pin the limit.
           const outcomes = (cases: typeof inside) =>
             new Set(cases.map((c) => `${c.expect.alerts} ${c.expect.severity ?? ''}`));
-          expect(outcomes(inside), `${param}: outcomes differ across the limit`).not.toEqual(outcomes(outside));
+          expect(outcomes(inside), `${param}: outcomes differ across the limit`).not.toEqual(
+            outcomes(outside),
+          );
         }
       });
 
