@@ -65,8 +65,9 @@ describe('attribution', () => {
   });
 
   it('signon-correlated: exactly one member signed on from the client IP', async () => {
+    const signOn = iam.signOn({ at: at(0), user: USERS.bob, ip: '10.0.0.7', mfa: 'PUSH' });
     const s = await sessionOf([
-      iam.signOn({ at: at(0), user: USERS.bob, ip: '10.0.0.7', mfa: 'PUSH' }),
+      signOn,
       iam.signOn({ at: at(0), user: USERS.alice, ip: '10.0.0.8' }),
       db.connect({
         at: at(10),
@@ -79,6 +80,12 @@ describe('attribution', () => {
     ]);
     expect(s).toMatchObject({ identity: { id: USERS.bob }, group: { id: GROUPS.dev }, mfaFactor: 'PUSH' });
     expect(s.attribution).toMatchObject({ method: 'signon-correlated', confidence: 'corroborated' });
+    expect(s.attribution?.evidence).toEqual([
+      s.connectKey,
+      'config:dbSystems',
+      signOn.key,
+      'config:directory',
+    ]);
   });
 
   it('unattributed: two candidates from the same IP are ambiguous', async () => {
@@ -102,6 +109,24 @@ describe('attribution', () => {
     const s = await sessionOf([
       db.connect({ at: at(10), conn: 1, account: 'dba_proxy', user: 'mallory', ip: '10.0.0.7', proxy: true }),
     ]);
+    expect(s.attribution).toMatchObject({ method: 'unattributed', problem: 'no-evidence' });
+    expect(s.group?.id).toBe(GROUPS.dba);
+  });
+
+  it('unattributed through an account two groups map to: no group either', async () => {
+    const mapping = `ALTER USER ''@'%' IDENTIFIED WITH 'authentication_oci' AS '{"tenancy":"t","group_mapping":{"${GROUPS.dba}":"ops_proxy","${GROUPS.dev}":"ops_proxy"}}'`;
+    const s = await sessionOf([
+      db.query({
+        at: at(1),
+        conn: 9,
+        account: 'admin',
+        sqlCommand: 'create_user',
+        sql: 'CREATE USER ops_proxy',
+      }),
+      db.query({ at: at(2), conn: 9, account: 'admin', sqlCommand: 'alter_user', sql: mapping }),
+      db.connect({ at: at(10), conn: 1, account: 'ops_proxy', user: 'ops_proxy', proxy: true }),
+    ]);
+    expect(s).toMatchObject({ identity: null, group: null, proxied: true });
     expect(s.attribution).toMatchObject({ method: 'unattributed', problem: 'no-evidence' });
   });
 
@@ -127,7 +152,12 @@ describe('attribution', () => {
     const s = await sessionOf([
       db.connect({ at: at(10), conn: 1, account: 'dba_proxy', user: 'bob', proxy: true }),
     ]);
-    expect(s.attribution).toMatchObject({ method: 'login-name', problem: 'not-member' });
+    expect(s.attribution).toMatchObject({
+      method: 'login-name',
+      confidence: 'asserted',
+      problem: 'not-member',
+    });
+    expect(s).toMatchObject({ identity: { id: USERS.bob }, group: null, proxied: true });
   });
 
   it('local-account for non-IAM accounts, and failed logins carry no attribution', async () => {
@@ -154,6 +184,26 @@ describe('attribution', () => {
       db.connect({ at: at(10), conn: 1, account: 'carol' }),
     ]);
     expect(s.attribution?.problem).toBe('user-inactive');
+  });
+
+  it('a user reactivated before connecting has no problem', async () => {
+    const s = await sessionOf([
+      iam.userState({ at: at(0), user: USERS.carol, kind: 'user_deactivated' }),
+      iam.userState({ at: at(5), user: USERS.carol, kind: 'user_reactivated' }),
+      db.connect({ at: at(10), conn: 1, account: 'carol' }),
+    ]);
+    expect(s.attribution).toMatchObject({ method: 'mapped-user', confidence: 'verified' });
+    expect(s.attribution?.problem).toBeUndefined();
+  });
+
+  it('a 1-to-1 account of a user the directory does not know names the user by OCID', async () => {
+    const create = `CREATE USER zed IDENTIFIED WITH authentication_oci AS '{"tenancy":"t","user":"ocid1.user.oc1..zed"}'`;
+    const s = await sessionOf([
+      db.query({ at: at(1), conn: 9, account: 'admin', sqlCommand: 'create_user', sql: create }),
+      db.connect({ at: at(10), conn: 1, account: 'zed' }),
+    ]);
+    expect(s.identity).toEqual({ id: 'ocid1.user.oc1..zed', name: 'ocid1.user.oc1..zed' });
+    expect(s.attribution).toMatchObject({ method: 'mapped-user', confidence: 'verified' });
   });
 });
 
