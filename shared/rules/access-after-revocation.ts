@@ -62,6 +62,7 @@ export const accessAfterRevocation = defineRule({
           },
           group: { id: GROUPS.dba },
           mysqlAccount: 'dba_proxy@%',
+          title: 'alice@example.com connected to prod-orders after revocation (left group DBAdmins)',
         },
       },
     },
@@ -95,9 +96,18 @@ export const accessAfterRevocation = defineRule({
             attribution: { method: 'mapped-user', confidence: 'verified', problem: 'user-inactive' },
           },
           mysqlAccount: 'carol@%',
+          title: 'carol@example.com connected to prod-orders after revocation (IAM user inactive)',
           details: { userState: 'inactive' },
         },
       },
+    },
+    {
+      name: 'a failed login after revocation is silent',
+      events: () => [
+        iam.removed({ at: at(0), user: USERS.alice, group: GROUPS.dba }),
+        db.connect({ at: at(30), conn: 1, account: 'dba_proxy', user: 'alice', proxy: true, status: 1045 }),
+      ],
+      expect: { alerts: 0 },
     },
     {
       name: 'removal after the session is silent',

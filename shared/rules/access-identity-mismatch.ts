@@ -76,6 +76,13 @@ export const accessIdentityMismatch = defineRule({
       },
     },
     {
+      name: 'a failed login is silent',
+      events: () => [
+        db.connect({ at: at(10), conn: 1, account: 'dba_proxy', user: 'bob', proxy: true, status: 1045 }),
+      ],
+      expect: { alerts: 0 },
+    },
+    {
       name: 'member of the mapped group is silent',
       events: () => [db.connect({ at: at(10), conn: 1, account: 'dev_proxy', user: 'bob', proxy: true })],
       expect: { alerts: 0 },

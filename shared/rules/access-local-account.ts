@@ -86,6 +86,35 @@ export const accessLocalAccount = defineRule({
       expect: { alerts: 2, severity: 'high', match: { mysqlAccount: 'app@%', details: { occurrences: 1 } } },
     },
     {
+      name: 'allow-list patterns: % and _ match any run and one character, a pattern without a host any host',
+      config: {
+        dbSystems: [
+          { id: DB.id, name: DB.name, iamOnly: true, allowedLocalAccounts: ['svc%@%', 'batch', 'etl.job@%'] },
+        ],
+      },
+      events: () => [
+        db.connect({ at: at(1), conn: 1, account: 'svc_reporting' }),
+        db.connect({ at: at(2), conn: 2, account: 'batch' }),
+        db.connect({ at: at(3), conn: 3, account: 'etl.job' }),
+      ],
+      expect: { alerts: 0 },
+    },
+    {
+      name: 'a dot in an allow-list pattern is only a dot',
+      config: {
+        dbSystems: [{ id: DB.id, name: DB.name, iamOnly: true, allowedLocalAccounts: ['etl.job@%'] }],
+      },
+      events: () => [db.connect({ at: at(1), conn: 1, account: 'etlXjob' })],
+      expect: { alerts: 1, severity: 'high', match: { mysqlAccount: 'etlXjob@%' } },
+    },
+    {
+      name: 'a DB system missing from the configuration is silent',
+      events: () => [
+        db.connect({ at: at(1), conn: 1, account: 'app', db: 'ocid1.mysqldbsystem.oc1..unknown' }),
+      ],
+      expect: { alerts: 0 },
+    },
+    {
       name: 'allow-listed admin is silent',
       events: () => [db.connect({ at: at(1), conn: 1, account: 'admin' })],
       expect: { alerts: 0 },

@@ -95,6 +95,11 @@ export const accessUnattributed = defineRule({
       },
     },
     {
+      name: 'a failed group login is silent',
+      events: () => [{ ...anonymousLogin('dba_proxy'), status: 1045 }],
+      expect: { alerts: 0 },
+    },
+    {
       name: 'a local account is not this rule',
       events: () => [db.connect({ at: at(10), conn: 1, account: 'admin' })],
       expect: { alerts: 0 },

@@ -72,6 +72,46 @@ export const mappingChange = defineRule({
       },
     },
     {
+      name: 'granting PROXY on a proxied account',
+      events: () => [
+        db.query({
+          at: at(1),
+          conn: 3,
+          account: 'admin',
+          sqlCommand: 'grant',
+          sql: "GRANT PROXY ON 'dba_proxy'@'%' TO ''@'%'",
+        }),
+      ],
+      expect: {
+        alerts: 1,
+        severity: 'high',
+        match: {
+          title: 'IAM mapping changed on prod-orders: grant proxy on dba_proxy@%',
+          details: { changes: ['grant proxy on dba_proxy@%'] },
+        },
+      },
+    },
+    {
+      name: 'revoking PROXY on a proxied account',
+      events: () => [
+        db.query({
+          at: at(1),
+          conn: 3,
+          account: 'admin',
+          sqlCommand: 'revoke',
+          sql: "REVOKE PROXY ON 'dba_proxy'@'%' FROM ''@'%'",
+        }),
+      ],
+      expect: {
+        alerts: 1,
+        severity: 'high',
+        match: {
+          title: 'IAM mapping changed on prod-orders: revoke proxy on dba_proxy@%',
+          details: { changes: ['revoke proxy on dba_proxy@%'] },
+        },
+      },
+    },
+    {
       name: 'dropping a local account is silent',
       events: () => [
         db.query({
