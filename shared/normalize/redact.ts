@@ -118,14 +118,14 @@ function classify(
     if (w === 'IDENTIFIED' && word(k + 1) === 'BY') {
       byClause(k + 1);
     } else if (w === 'IDENTIFIED' && word(k + 1) === 'WITH') {
+      // IDENTIFIED WITH <plugin> BY 'x' | AS 'hash' | AS '<authentication_oci mapping>'
       const plugin = sig[k + 2];
-      if (plugin === undefined) continue;
       keep.add(plugin);
       const next = word(k + 3);
       if (next === 'BY') byClause(k + 3);
-      else if ((next === 'AS' || next === 'USING') && OCI_PLUGIN.test(sql.slice(plugin.start, plugin.end)))
-        keep.add(sig[k + 4]);
-      else if (next === 'AS' || next === 'USING') secretValue(k + 4);
+      else if (next !== 'AS' && next !== 'USING') continue;
+      else if (OCI_PLUGIN.test(sql.slice(plugin!.start, plugin!.end))) keep.add(sig[k + 4]);
+      else secretValue(k + 4);
     } else if (w?.includes('PASSWORD') && punct(k + 1) === '(') {
       // PASSWORD('x'), OLD_PASSWORD('x'), audit_log_encryption_password_set('x')
       secretArguments(k + 1);

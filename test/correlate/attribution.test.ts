@@ -11,6 +11,30 @@ async function sessionOf(events: CanonicalEvent[]) {
   return connected[0]!;
 }
 
+/** Audited SQL that creates `account` and maps each group in `groups` to it (as a DBA would). */
+function mappedBySql(account: string, groups: string[]): CanonicalEvent[] {
+  const mapping = JSON.stringify({
+    tenancy: 't',
+    group_mapping: Object.fromEntries(groups.map((g) => [g, account])),
+  });
+  return [
+    db.query({
+      at: at(1),
+      conn: 9,
+      account: 'admin',
+      sqlCommand: 'create_user',
+      sql: `CREATE USER '${account}'@'%' ACCOUNT LOCK`,
+    }),
+    db.query({
+      at: at(2),
+      conn: 9,
+      account: 'admin',
+      sqlCommand: 'alter_user',
+      sql: `ALTER USER ''@'%' IDENTIFIED WITH 'authentication_oci' AS '${mapping}'`,
+    }),
+  ];
+}
+
 describe('attribution', () => {
   it('mapped-user: a 1-to-1 account is verified', async () => {
     const s = await sessionOf([db.connect({ at: at(1), conn: 1, account: 'carol' })]);
@@ -80,6 +104,7 @@ describe('attribution', () => {
     ]);
     expect(s).toMatchObject({ identity: { id: USERS.bob }, group: { id: GROUPS.dev }, mfaFactor: 'PUSH' });
     expect(s.attribution).toMatchObject({ method: 'signon-correlated', confidence: 'corroborated' });
+    expect(s.proxied).toBe(true);
     expect(s.attribution?.evidence).toEqual([
       s.connectKey,
       'config:dbSystems',
@@ -89,9 +114,11 @@ describe('attribution', () => {
   });
 
   it('unattributed: two candidates from the same IP are ambiguous', async () => {
+    const bob = iam.signOn({ at: at(0), user: USERS.bob, ip: '10.0.0.7' });
+    const dave = iam.signOn({ at: at(1), user: USERS.dave, ip: '10.0.0.7' });
     const s = await sessionOf([
-      iam.signOn({ at: at(0), user: USERS.bob, ip: '10.0.0.7' }),
-      iam.signOn({ at: at(1), user: USERS.dave, ip: '10.0.0.7' }),
+      bob,
+      dave,
       db.connect({
         at: at(10),
         conn: 1,
@@ -103,6 +130,15 @@ describe('attribution', () => {
     ]);
     expect(s.identity).toBeNull();
     expect(s.attribution).toMatchObject({ method: 'unattributed', confidence: 'none', problem: 'ambiguous' });
+    expect(s.attribution?.evidence).toEqual(expect.arrayContaining([bob.key, dave.key]));
+  });
+
+  it('a group the directory does not know is named by its OCID', async () => {
+    const s = await sessionOf([
+      ...mappedBySql('ghost_proxy', ['ocid1.group.oc1..ghost']),
+      db.connect({ at: at(10), conn: 1, account: 'ghost_proxy', user: 'ghost_proxy', proxy: true }),
+    ]);
+    expect(s.group).toEqual({ id: 'ocid1.group.oc1..ghost', name: 'ocid1.group.oc1..ghost' });
   });
 
   it('unattributed: an unknown login name and no sign-on', async () => {
@@ -114,16 +150,8 @@ describe('attribution', () => {
   });
 
   it('unattributed through an account two groups map to: no group either', async () => {
-    const mapping = `ALTER USER ''@'%' IDENTIFIED WITH 'authentication_oci' AS '{"tenancy":"t","group_mapping":{"${GROUPS.dba}":"ops_proxy","${GROUPS.dev}":"ops_proxy"}}'`;
     const s = await sessionOf([
-      db.query({
-        at: at(1),
-        conn: 9,
-        account: 'admin',
-        sqlCommand: 'create_user',
-        sql: 'CREATE USER ops_proxy',
-      }),
-      db.query({ at: at(2), conn: 9, account: 'admin', sqlCommand: 'alter_user', sql: mapping }),
+      ...mappedBySql('ops_proxy', [GROUPS.dba, GROUPS.dev]),
       db.connect({ at: at(10), conn: 1, account: 'ops_proxy', user: 'ops_proxy', proxy: true }),
     ]);
     expect(s).toMatchObject({ identity: null, group: null, proxied: true });
@@ -168,11 +196,8 @@ describe('attribution', () => {
   });
 
   it('a group mapping created by audited SQL is used for later logins', async () => {
-    const sql = `CREATE USER 'ops_proxy'@'%' ACCOUNT LOCK`;
-    const mapping = `ALTER USER ''@'%' IDENTIFIED WITH 'authentication_oci' AS '{"tenancy":"t","group_mapping":{"${GROUPS.dev}":"ops_proxy"}}'`;
     const s = await sessionOf([
-      db.query({ at: at(1), conn: 9, account: 'admin', sqlCommand: 'create_user', sql }),
-      db.query({ at: at(2), conn: 9, account: 'admin', sqlCommand: 'alter_user', sql: mapping }),
+      ...mappedBySql('ops_proxy', [GROUPS.dev]),
       db.connect({ at: at(10), conn: 1, account: 'ops_proxy', user: 'bob', proxy: true }),
     ]);
     expect(s).toMatchObject({ identity: { id: USERS.bob }, group: { id: GROUPS.dev }, proxied: true });

@@ -2,7 +2,7 @@
 // timeline produces (alerts, sessions, IAM and MySQL events) against ../shared/ocsf/1.8.0.
 import path from 'node:path';
 import fc from 'fast-check';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Alert } from '../../schemas/alert.js';
 import type { CanonicalEvent, DbEvent } from '../../schemas/events.js';
 import type { Session } from '../../schemas/session.js';
@@ -21,7 +21,7 @@ import { describeRequiring } from '../helpers/describe-requiring.js';
 import { loadOcsfValidator } from '../helpers/ocsf-validator.js';
 import { runs } from '../helpers/property.js';
 import { OCSF_SCHEMAS, REPO_ROOT } from '../helpers/requirements.js';
-import { runTimeline, type TimelineResult } from '../helpers/run-timeline.js';
+import { beforeFirstTest, runTimeline, type TimelineResult } from '../helpers/run-timeline.js';
 import { incidentTimeline } from '../scenarios/scenario-fleet.js';
 
 const ctx: FormatContext = {
@@ -123,7 +123,7 @@ const wire = (r: OcsfRecord): Record<string, unknown> => JSON.parse(JSON.stringi
 let run: TimelineResult;
 let produced: Produced[];
 
-beforeAll(async () => {
+beforeFirstTest(async () => {
   run = await runTimeline(EVENTS);
   produced = produce(run);
 });

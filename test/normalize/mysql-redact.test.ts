@@ -145,6 +145,9 @@ describe('what the lexer reads as literals, names and comments', () => {
     ["SELECT `it's`, 'v'", "SELECT `it's`, ?"],
     ["SELECT `a\\`, 'v'", 'SELECT `a\\`, ?'],
     [`SELECT 'a\\'b', "c""d", 'e'`, 'SELECT ?, ?, ?'],
+    ['SELECT 1|2, 1^2, (1)*5, 2 *5, 5 -x 1', 'SELECT ?|?, ?^?, (?)*?, ? *?, ? -x ?'],
+    ['/*!80000 SELECT 1 */*2', '/*!80000 SELECT ? */*?'],
+    ['SELECT t.5, .5, 1abc FROM t', 'SELECT t.?, ?, 1abc FROM t'],
   ])('%j', (sql, expected) => {
     expect(redactLiterals(sql)).toBe(expected);
   });
@@ -180,12 +183,17 @@ describe('where secrets are', () => {
       "ALTER USER u IDENTIFIED WITH 'mysql_native_password' USING 'hash'",
       "ALTER USER u IDENTIFIED WITH 'mysql_native_password' USING '<redacted>'",
     ],
+    ["SELECT PASSWORD(CONCAT('a'), 'b'), 'c'", "SELECT PASSWORD(CONCAT('<redacted>'), '<redacted>'), 'c'"],
+    ["SET PASSWORD /*!80000 */ = 'x'", "SET PASSWORD /*!80000 */ = '<redacted>'"],
+    ['IDENTIFIED BY 1abc', "IDENTIFIED BY '<redacted>'"],
   ])('%j', (sql, expected) => {
     expect(redactSecrets(sql)).toBe(expected);
   });
 
   it.each([
     "SELECT password FROM t ORDER BY 'name'",
+    "SELECT password AS p FROM users WHERE name = 'visible'",
+    "DECLARE c CURSOR FOR SELECT password FROM users WHERE name = 'visible'",
     `SELECT \`password\`('x'), "password" = 'y'`,
     "SET PASSWORD FOR u TO RANDOM; SET @a = 'visible'",
     "SET PASSWORD FOR u TO RANDOM; 'visible'",
