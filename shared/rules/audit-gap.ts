@@ -83,7 +83,24 @@ export const auditGap = defineRule({
       expect: {
         alerts: 1,
         severity: 'critical',
-        match: { details: { reason: 'oversized', instance: 'replica-1', skipped: 2 } },
+        match: {
+          title:
+            'Audit trail gap on prod-orders/replica-1: the server skipped events larger than the read buffer (2026-11-02T09:01:00.000Z to 2026-11-02T09:02:00.000Z)',
+          details: { reason: 'oversized', instance: 'replica-1', skipped: 2 },
+        },
+      },
+    },
+    {
+      name: 'a log that went back in time, with no end to the gap',
+      events: () => [gap.mysql({ from: at(5), reason: 'log-reset' })],
+      expect: {
+        alerts: 1,
+        severity: 'critical',
+        match: {
+          title:
+            "Audit trail gap on prod-orders/primary: the instance's log went back in time (after 2026-11-02T09:05:00.000Z)",
+          details: { reason: 'log-reset', from: '2026-11-02T09:05:00.000Z' },
+        },
       },
     },
     {
