@@ -43,7 +43,14 @@ export const auditTamper = defineRule({
           sql: "SELECT audit_log_filter_remove_filter('log_all')",
         }),
       ],
-      expect: { alerts: 1, severity: 'critical' },
+      expect: {
+        alerts: 1,
+        severity: 'critical',
+        match: {
+          mysqlAccount: 'admin@%',
+          details: { action: 'filter-removed', sql: 'SELECT audit_log_filter_remove_filter(?)' },
+        },
+      },
     },
     {
       name: 'audit plugin uninstalled',
@@ -56,7 +63,7 @@ export const auditTamper = defineRule({
           sql: 'UNINSTALL PLUGIN audit_log',
         }),
       ],
-      expect: { alerts: 1 },
+      expect: { alerts: 1, severity: 'critical', match: { details: { action: 'plugin-uninstalled' } } },
     },
     {
       name: 'reading the audit log is silent',

@@ -50,7 +50,15 @@ export const iamAuthPolicyChange = defineRule({
           ],
         }),
       ],
-      expect: { alerts: 1, severity: 'high' },
+      expect: {
+        alerts: 1,
+        severity: 'high',
+        match: {
+          identity: { principalId: 'ocid1.user.oc1..admin', name: 'iam-admin', attribution: null },
+          dbSystem: null,
+          details: { change: 'policy_deleted', policy: 'ocid1.policy.oc1..p' },
+        },
+      },
     },
     {
       name: 'unrelated policy is silent',

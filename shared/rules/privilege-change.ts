@@ -3,6 +3,14 @@ import { accountName } from '../correlate/mappings.js';
 import { defineRule, statementFields, statementSql } from '../detect/rule.js';
 import { at, db } from '../detect/timeline.js';
 
+/** A statement at 09:01 on connection 7, run as `account`. */
+const statement = (
+  account: string,
+  sqlCommand: string,
+  sql: string,
+  over: { db?: string; status?: number } = {},
+) => db.query({ at: at(1), conn: 7, account, sqlCommand, sql, ...over });
+
 export const privilegeChange = defineRule({
   id: 'privilege.change',
   title: 'MySQL privileges changed',
@@ -41,42 +49,66 @@ export const privilegeChange = defineRule({
   cases: [
     {
       name: 'grant to a privileged account is high',
-      events: () => [
-        db.query({
-          at: at(1),
-          conn: 7,
-          account: 'admin',
-          sqlCommand: 'grant',
-          sql: "GRANT ALL ON *.* TO 'dba_proxy'@'%'",
-        }),
-      ],
-      expect: { alerts: 1, severity: 'high' },
+      events: () => [statement('admin', 'grant', "GRANT ALL ON *.* TO 'dba_proxy'@'%'")],
+      expect: {
+        alerts: 1,
+        severity: 'high',
+        match: {
+          identity: null,
+          mysqlAccount: 'admin@%',
+          details: { verb: 'GRANT', targets: ['dba_proxy@%'], sql: 'GRANT ALL ON *.* TO ?@?' },
+        },
+      },
     },
     {
       name: 'create user is medium',
+      events: () => [statement('admin', 'create_user', "CREATE USER 'rep'@'%' IDENTIFIED BY <secret>")],
+      expect: {
+        alerts: 1,
+        severity: 'medium',
+        match: { mysqlAccount: 'admin@%', details: { verb: 'CREATE USER', targets: ['rep@%'] } },
+      },
+    },
+    {
+      name: 'a privileged account granting to another account is high',
+      events: () => [statement('dba_proxy', 'grant', "GRANT SELECT ON shop.* TO 'app'@'%'")],
+      expect: {
+        alerts: 1,
+        severity: 'high',
+        match: { mysqlAccount: 'dba_proxy@%', details: { verb: 'GRANT', targets: ['app@%'] } },
+      },
+    },
+    {
+      name: 'a grant to several accounts is high when one of them is privileged',
+      events: () => [statement('admin', 'grant', "GRANT SELECT ON shop.* TO 'app'@'%', 'dba_proxy'@'%'")],
+      expect: {
+        alerts: 1,
+        severity: 'high',
+        match: {
+          title: 'GRANT on app@%, dba_proxy@% in prod-orders',
+          details: { targets: ['app@%', 'dba_proxy@%'] },
+        },
+      },
+    },
+    {
+      name: 'on a DB system missing from the configuration: medium, named by its OCID',
       events: () => [
-        db.query({
-          at: at(1),
-          conn: 7,
-          account: 'admin',
-          sqlCommand: 'create_user',
-          sql: "CREATE USER 'rep'@'%' IDENTIFIED BY <secret>",
+        statement('dba_proxy', 'grant', "GRANT ALL ON *.* TO 'app'@'%'", {
+          db: 'ocid1.mysqldbsystem.oc1..unknown',
         }),
       ],
-      expect: { alerts: 1, severity: 'medium' },
+      expect: {
+        alerts: 1,
+        severity: 'medium',
+        match: {
+          title: 'GRANT on app@% in ocid1.mysqldbsystem.oc1..unknown',
+          dbSystem: { id: 'ocid1.mysqldbsystem.oc1..unknown', name: 'ocid1.mysqldbsystem.oc1..unknown' },
+        },
+      },
     },
     {
       name: 'failed grant is silent',
-      events: () => [
-        db.query({
-          at: at(1),
-          conn: 7,
-          account: 'admin',
-          sqlCommand: 'grant',
-          sql: "GRANT ALL ON *.* TO 'x'@'%'",
-          status: 1064,
-        }),
-      ],
+      events: () => [statement('admin', 'grant', "GRANT ALL ON *.* TO 'x'@'%'", { status: 1064 })],
       expect: { alerts: 0 },
     },
     {

@@ -6,10 +6,11 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { baseConfig, GROUPS, USERS } from '../../shared/detect/timeline.js';
+import { bundlePath } from '../helpers/bundle.js';
 import { describeMySql } from '../helpers/mysql-server.js';
 
 const run = promisify(execFile);
-const CLI = join(import.meta.dirname, '..', '..', 'dist', 'cli.cjs');
+const CLI = bundlePath('cli');
 const dir = mkdtempSync(join(tmpdir(), 'hwaudit-replay-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
