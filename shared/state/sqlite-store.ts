@@ -139,9 +139,10 @@ export class SqliteStore implements StateStore {
       throw stateFileError(path, cause);
     }
     try {
-      this.db.pragma('journal_mode = WAL');
+      // The busy timeout first: another process may be creating or migrating the same file.
+      this.db.pragma(`busy_timeout = ${BUSY_MS}`);
+      walMode(this.db);
       this.db.pragma('synchronous = NORMAL');
-      this.db.pragma('busy_timeout = 5000');
       this.migrate(path);
     } catch (cause) {
       this.db.close();
@@ -155,21 +156,27 @@ export class SqliteStore implements StateStore {
     return new SqliteStore(path, opts.scope ?? 'default');
   }
 
+  /**
+   * Brings the schema up to date in one write transaction, taken before the version is read:
+   * two processes opening a new file at once migrate it once, the second waiting for the first.
+   */
   private migrate(path: string): void {
-    const version = this.db.pragma('user_version', { simple: true }) as number;
-    if (version > MIGRATIONS.length) {
-      throw new AuditError(
-        'STORE_FAILED',
-        `the state file ${path} was written by a newer version of heatwave-iam-audit (schema ${version}); use that version, or a new state file`,
-        { details: { version } },
-      );
-    }
-    for (let v = version; v < MIGRATIONS.length; v++) {
-      this.db.transaction(() => {
-        this.db.exec(MIGRATIONS[v]!);
-        this.db.pragma(`user_version = ${v + 1}`);
-      })();
-    }
+    const version = () => this.db.pragma('user_version', { simple: true }) as number;
+    if (version() === MIGRATIONS.length) return;
+    this.db
+      .transaction(() => {
+        const from = version();
+        if (from > MIGRATIONS.length) {
+          throw new AuditError(
+            'STORE_FAILED',
+            `the state file ${path} was written by a newer version of heatwave-iam-audit (schema ${from}); use that version, or a new state file`,
+            { details: { version: from } },
+          );
+        }
+        for (let v = from; v < MIGRATIONS.length; v++) this.db.exec(MIGRATIONS[v]!);
+        this.db.pragma(`user_version = ${MIGRATIONS.length}`);
+      })
+      .immediate();
   }
 
   async loadEntities(): Promise<EntityRow[]> {
@@ -450,5 +457,25 @@ function fileKey(path: string): string {
     return realpathSync(path);
   } catch {
     return resolve(path);
+  }
+}
+
+/** How long a statement waits for another process's write lock before failing. */
+const BUSY_MS = 5000;
+
+/**
+ * Switches to write-ahead logging. SQLite does not wait for a lock on this switch (the busy
+ * timeout does not apply), so a file another process is creating is retried here, up to BUSY_MS.
+ */
+function walMode(db: Database.Database): void {
+  const until = Date.now() + BUSY_MS;
+  for (;;) {
+    try {
+      db.pragma('journal_mode = WAL');
+      return;
+    } catch (error) {
+      if ((error as { code?: string }).code !== 'SQLITE_BUSY' || Date.now() > until) throw error;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 25);
+    }
   }
 }
