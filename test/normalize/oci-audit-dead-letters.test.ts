@@ -64,12 +64,12 @@ describe('normalizeOciAudit: dead letters', () => {
     ],
     [
       'response.status',
-      (r: Json) => Object.assign(r.data.response, { status: 200 }),
+      (r: Json) => Object.assign(r.data.response, { status: [SECRET] }),
       ['data', 'response', 'status'],
     ],
     [
       'request.parameters',
-      (r: Json) => Object.assign(r.data.request, { parameters: { userId: SECRET } }),
+      (r: Json) => Object.assign(r.data.request, { parameters: { userId: { value: SECRET } } }),
       ['data', 'request', 'parameters', 'userId'],
     ],
     [

@@ -65,6 +65,56 @@ describe('normalizeOciAudit: envelopes', () => {
     });
   });
 
+  it('reads a record exported by another tool: nested objects as JSON text, "None" for null', () => {
+    const exported = sample('add-user-to-group.siem-export');
+    expect(typeof exported.data.stateChange).toBe('string');
+    expect(normalize(exported)).toEqual(normalize(sample('add-user-to-group.cloudevents')));
+    // The same with data itself as text, a numeric status, and a parameter given as one value.
+    const flat = sample('add-user-to-group.cloudevents');
+    flat.data.response.status = 200;
+    flat.data.request.parameters = { groupId: 'ocid1.group.oc1..x' };
+    flat.data = JSON.stringify(flat.data);
+    expect(normalize(flat)).toMatchObject({ kind: 'membership_added', status: '200', user: { id: ALICE } });
+  });
+
+  it('never rejects a record for fields it does not read, whatever their shape', () => {
+    const raw = sample('add-user-to-group.cloudevents');
+    Object.assign(raw.data, {
+      freeformTags: 'None',
+      definedTags: ['x'],
+      availabilityDomain: 3,
+      eventGroupingId: { a: 1 },
+      message: 42,
+      compartmentName: false,
+    });
+    Object.assign(raw.data.request, { headers: '{not json', id: 7, action: null });
+    Object.assign(raw.data.response, { headers: 'None', responseTime: 1234, message: { m: 1 } });
+    Object.assign(raw.data.identity, { userAgent: ['x'], callerName: 5, credentials: {} });
+    raw.dataschema = 2;
+    raw.source = null;
+    const { ingestedTime, ...rest } = normalize(raw);
+    const { ingestedTime: _, ...expected } = normalize(sample('add-user-to-group.cloudevents'));
+    expect(ingestedTime).toBe('2026-11-02T09:16:03.912Z');
+    expect(rest).toEqual(expected);
+  });
+
+  it('treats "None" in a field it reads as absent, and refuses JSON text with a prototype key', () => {
+    const raw = sample('remove-user-from-group');
+    raw.data.identity.principalName = 'None';
+    raw.data.stateChange.previous.groupId = 'None';
+    const event = normalize(raw);
+    expect(event).toMatchObject({ kind: 'membership_removed', actor: { id: ADMIN }, user: { id: ALICE } });
+    expect(event.actor.name).toBeUndefined();
+    expect(event.group).toBeUndefined();
+    const polluted = sample('add-user-to-group.cloudevents');
+    polluted.data.stateChange = '{"current": {"__proto__": {"admin": true}}}';
+    const outcome = normalizeOciAudit(polluted, { source: 'test', index: 0 });
+    expect(outcome).toMatchObject({
+      ok: false,
+      dead: { code: 'SCHEMA_INVALID', path: ['data', 'stateChange'] },
+    });
+  });
+
   it('normalizes the same event identically from CloudEvents, adding only ingestedTime', () => {
     const fromListEvents = normalize(sample('add-user-to-group.listevents'));
     const { ingestedTime, ...fromCloudEvents } = normalize(sample('add-user-to-group.cloudevents'));
