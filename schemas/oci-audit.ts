@@ -165,8 +165,8 @@ export const OciListEventSchema = z.looseObject({
 
 /** Logging (`_Audit`), Logging Search `logContent` and Connector Hub records: CloudEvents 1.0. */
 export const OciCloudEventSchema = z.looseObject({
-  /** `"1.0"` */
-  specversion: z.string(),
+  /** `"1.0"`; exports by other tools may drop it, and it is not needed to read the event. */
+  specversion: unread,
   type: z.string().min(1),
   id: z.string().min(1),
   time: OciInstantSchema,
@@ -183,11 +183,15 @@ export type OciAuditData = z.infer<typeof OciAuditDataSchema>;
 
 /**
  * Which envelope a record claims to be: `specversion` marks CloudEvents 1.0 (and wins), `eventType`
- * or `cloudEventsVersion` marks a ListEvents item; undefined for anything else.
+ * or `cloudEventsVersion` marks a ListEvents item, and a record with a string `type` and `id`, a
+ * `time` and `data` is a CloudEvent that lost its `specversion` on the way; undefined otherwise.
  */
 export function ociEnvelopeOf(raw: unknown): 'cloudevents' | 'listevents' | undefined {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return undefined;
   if ('specversion' in raw) return 'cloudevents';
   if ('eventType' in raw || 'cloudEventsVersion' in raw) return 'listevents';
+  const r = raw as Record<string, unknown>;
+  if (typeof r.type === 'string' && typeof r.id === 'string' && 'time' in r && 'data' in r)
+    return 'cloudevents';
   return undefined;
 }

@@ -10,7 +10,14 @@ import { openStore } from '../../shared/state/open-store.js';
 import type { ScopeLock } from '../../shared/state/state-store.js';
 import { alertOutput, holdScope } from './host.js';
 import { assertReadable, isForeign } from './inputs.js';
-import { type CliCommand, type CliIo, formatOption, parseCommandArgs, printable } from './io.js';
+import {
+  type CliCommand,
+  type CliIo,
+  formatOption,
+  INPUT_EXIT_CODES,
+  parseCommandArgs,
+  printable,
+} from './io.js';
 import { pipelineReport, writeSessions } from './summary.js';
 
 export const REPLAY_HELP = `Usage: heatwave-iam-audit replay --config FILE [options] INPUT...
@@ -35,7 +42,8 @@ Options:
   --sessions-format FORMAT
                       ledger format: jsonl, ocsf, cef or ecs             (default: jsonl)
   -h, --help          this help
-`;
+
+${INPUT_EXIT_CODES}`;
 
 async function runReplay(argv: string[], io: CliIo): Promise<number> {
   const stderr = io.stderr;
@@ -105,7 +113,7 @@ async function runReplay(argv: string[], io: CliIo): Promise<number> {
     const foreign = result.inputs.filter((i) => isForeign(i.counts, i.deadCodes));
     for (const i of foreign) lines.push(`replay: ${i.path}: no record of a kind this tool reads`);
     stderr.write(`${lines.map(printable).join('\n')}\n`);
-    return foreign.length > 0 ? 2 : 0;
+    return 0;
   } finally {
     await output.close();
     await lock?.release();
