@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import type { Session } from '../../schemas/session.js';
 import { loadConfigFile } from '../../shared/config/load-config.js';
 import { AuditError } from '../../shared/errors.js';
-import { replayFiles } from '../../shared/replay.js';
+import { type ReplayProgress, replayFiles } from '../../shared/replay.js';
 import { openStore } from '../../shared/state/open-store.js';
 import type { ScopeLock } from '../../shared/state/state-store.js';
 import { alertOutput, holdScope } from './host.js';
@@ -95,9 +95,7 @@ async function runReplay(argv: string[], io: CliIo): Promise<number> {
         const now = Date.now();
         if (now - lastProgress < 1000) return;
         lastProgress = now;
-        stderr.write(
-          `  ${p.records.toLocaleString('en')} records, ${p.alerts} alerts (${printable(p.input)})\n`,
-        );
+        stderr.write(`${printable(progressLine(p))}\n`);
       },
     });
     const sessions: Session[] = [];
@@ -120,6 +118,20 @@ async function runReplay(argv: string[], io: CliIo): Promise<number> {
     await store.close();
     if (tempDir) rmSync(tempDir, { recursive: true, force: true });
   }
+}
+
+const PROGRESS_INPUTS = 3;
+
+/** `  N records, A alerts (a.log 1,200; b.json 300; +2 inputs)`: the inputs that gave most so far. */
+export function progressLine(p: ReplayProgress): string {
+  const top = [...p.inputs]
+    .filter((i) => i.records > 0)
+    .sort((a, b) => b.records - a.records)
+    .slice(0, PROGRESS_INPUTS);
+  const rest = p.inputs.filter((i) => i.records > 0).length - top.length;
+  const parts = top.map((i) => `${i.path} ${i.records.toLocaleString('en')}`);
+  if (rest > 0) parts.push(`+${rest} input${rest === 1 ? '' : 's'}`);
+  return `  ${p.records.toLocaleString('en')} records, ${p.alerts} alerts${parts.length > 0 ? ` (${parts.join('; ')})` : ''}`;
 }
 
 export const replayCommand: CliCommand = {
