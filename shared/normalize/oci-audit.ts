@@ -34,6 +34,7 @@ import {
   ociEnvelopeOf,
 } from '../../schemas/oci-audit.js';
 import { deadLetter } from '../decode/split-records.js';
+import { grantsDbAuthentication } from './auth-policy.js';
 
 type Extraction = Record<string, string>;
 type Candidate = readonly [source: string, value: unknown];
@@ -138,7 +139,6 @@ const POLICY_KINDS: ReadonlySet<IamEventKind> = new Set([
 const NOT_A_CHANGE: ReadonlySet<IamEventKind> = new Set(['other', 'signon_success', 'signon_failure']);
 
 const COLLECTION: Record<Entity, string> = { user: 'users', group: 'groups', policy: 'policies' };
-const MYSQL_AUTH = /mysql_dp_auth|request\.principal\.type\s*={1,2}\s*['"]?mysqldbsystem\b/i;
 
 /** Normalizes one OCI Audit record in either envelope; a record of the wrong shape becomes a dead letter. */
 export function normalizeOciAudit(raw: unknown, loc: RecordLocation): Outcome<IamEvent> {
@@ -292,7 +292,7 @@ function policyOf(states: StateEntry[], data: OciAuditData, x: Extraction, lead?
   return {
     ...ref,
     statements: chosen?.statements ?? [],
-    mysqlAuth: found.some((f) => f.statements.some((s) => MYSQL_AUTH.test(s))),
+    mysqlAuth: found.some((f) => f.statements.some(grantsDbAuthentication)),
   };
 }
 

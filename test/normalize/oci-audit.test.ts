@@ -374,6 +374,27 @@ describe('normalizeOciAudit: policies', () => {
     expect(normalize(raw).policy?.mysqlAuth).toBe(true);
   });
 
+  it("does not flag Oracle's network security group policy, which uses the mysqldbsystem condition", () => {
+    expect(normalize(sample('policy.mysqldbsystem-nsg'))).toMatchObject({
+      kind: 'policy_updated',
+      policy: { name: 'mysql-nsg', mysqlAuth: false },
+    });
+  });
+
+  it.each([
+    ['AUTHENTICATION_INSPECT', true],
+    ['GROUP_MEMBERSHIP_INSPECT', true],
+    ['dynamic_group_inspect', true],
+    ['VNIC_CREATE', false],
+  ])('flags the mysqldbsystem principal given %s: %s', (permission, flagged) => {
+    const raw = sample('policy.mysqldbsystem');
+    raw.data.stateChange.previous = null;
+    raw.data.stateChange.current.statements = [
+      `Allow any-user to {${permission}} in tenancy where request.principal.type='mysqldbsystem'`,
+    ];
+    expect(normalize(raw).policy?.mysqlAuth).toBe(flagged);
+  });
+
   it('flags a change that removes the mysql_dp_auth statement (before counts too)', () => {
     const raw = sample('policy.unrelated');
     raw.data.stateChange.previous.statements.push(
