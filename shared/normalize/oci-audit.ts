@@ -244,30 +244,17 @@ function classicSignOn(data: OciAuditData, x: Extraction): Subject {
   };
 }
 
-/** UpdateUserState: deactivated when the user ends up blocked / inactive, reactivated when active. */
+/**
+ * UpdateUserState can only unblock (`UpdateStateDetails.blocked: false`; a user is blocked by
+ * failed sign-ins, never through the API): the user is reactivated, unless `stateChange.current`
+ * shows them still inactive for another reason. Deactivation arrives as the identity domain's
+ * `admin.user.deactivated.success`, or as DeleteUser.
+ */
 function userStateKind(data: OciAuditData, x: Extraction): IamEventKind {
-  const current = data.stateChange?.current;
-  const candidates: Candidate[] = [
-    ['stateChange.current.lifecycleState', current?.lifecycleState],
-    ['stateChange.current.blocked', current?.blocked],
-    ['stateChange.current.isBlocked', current?.isBlocked],
-    ['request.parameters.blocked', firstParam(data, 'blocked')],
-    ['request.parameters.state', firstParam(data, 'state')],
-  ];
-  for (const [source, value] of candidates) {
-    // Only strings and booleans: String() on an arbitrary object can throw (`{"toString":1}`).
-    const state =
-      typeof value === 'boolean' ? String(value) : typeof value === 'string' ? value.toLowerCase() : '';
-    if (state === 'inactive' || state === 'blocked' || state === 'true') {
-      x['user.state'] = source;
-      return 'user_deactivated';
-    }
-    if (state === 'active' || state === 'unblocked' || state === 'false') {
-      x['user.state'] = source;
-      return 'user_reactivated';
-    }
-  }
-  return 'user_updated';
+  const state = data.stateChange?.current?.lifecycleState;
+  if (typeof state !== 'string') return 'user_reactivated';
+  x['user.state'] = 'stateChange.current.lifecycleState';
+  return state.toUpperCase() === 'INACTIVE' ? 'user_updated' : 'user_reactivated';
 }
 
 type Lead = { ids: Candidate[]; names: Candidate[] };

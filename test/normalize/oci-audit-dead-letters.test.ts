@@ -123,7 +123,7 @@ describe('normalizeOciAudit: properties', () => {
       userId: hostile,
       statements: [hostile],
     };
-    expect(normalizeOciAudit(raw, loc)).toMatchObject({ ok: true, value: { kind: 'user_updated' } });
+    expect(normalizeOciAudit(raw, loc)).toMatchObject({ ok: true, value: { kind: 'user_reactivated' } });
   });
 
   it('never throws on arbitrary JSON values', () => {

@@ -417,24 +417,26 @@ describe('normalizeOciAudit: policies', () => {
 });
 
 describe('normalizeOciAudit: users and credentials', () => {
-  it('maps UpdateUserState to user_deactivated when the user ends up inactive', () => {
-    const event = normalize(sample('update-user-state.blocked'));
-    expect(event).toMatchObject({ kind: 'user_deactivated', user: { id: BOB, name: 'bob@example.com' } });
+  it('maps UpdateUserState, which can only unblock, to user_reactivated', () => {
+    const event = normalize(sample('update-user-state.unblocked'));
+    expect(event).toMatchObject({ kind: 'user_reactivated', user: { id: BOB, name: 'bob@example.com' } });
     expect(event.extraction['user.state']).toBe('stateChange.current.lifecycleState');
-  });
-
-  it('maps UpdateUserState to user_reactivated when the user ends up active', () => {
-    const raw = sample('update-user-state.blocked');
-    raw.data.stateChange = { previous: raw.data.stateChange.current, current: raw.data.stateChange.previous };
+    const raw = sample('update-user-state.unblocked');
+    raw.data.stateChange = null;
     expect(normalize(raw).kind).toBe('user_reactivated');
   });
 
-  it('reads the state from request parameters, and falls back to user_updated when unknown', () => {
-    const raw = sample('update-user-state.blocked');
-    raw.data.stateChange = null;
+  it('keeps an UpdateUserState that leaves the user inactive (another reason holds it) as user_updated', () => {
+    const raw = sample('update-user-state.unblocked');
+    raw.data.stateChange.current.lifecycleState = 'INACTIVE';
+    raw.data.stateChange.current.inactiveStatus = 2;
     expect(normalize(raw).kind).toBe('user_updated');
+  });
+
+  it('never reads a block from UpdateUserState (the API cannot block)', () => {
+    const raw = sample('update-user-state.unblocked');
     raw.data.request.parameters = { blocked: ['true'] };
-    expect(normalize(raw).kind).toBe('user_deactivated');
+    expect(normalize(raw).kind).toBe('user_reactivated');
   });
 
   it('maps UploadApiKey to credential_change for the key owner', () => {
