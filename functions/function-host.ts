@@ -49,6 +49,13 @@ import { createOciClient, DEFAULT_RETRY, type RetryPolicy, sleepMs } from '../sh
 import { vaultSecretFetcher } from '../shared/oci/vault.js';
 import { type DecodedItem, Pipeline } from '../shared/pipeline.js';
 import { collect } from '../shared/sources/collector.js';
+import {
+  AUDIT_DELIVERY_POSITION,
+  backfillCommand,
+  checkAuditDelivery,
+  type DeliveryMark,
+  sweptMark,
+} from '../shared/sources/delivery-gap.js';
 import { type IamLogin, iamLogin } from '../shared/sources/iam-login.js';
 import {
   connectInstance,
@@ -58,7 +65,7 @@ import {
   secretVariables,
   type VaultSecretFetcher,
 } from '../shared/sources/mysql-connection.js';
-import { type OpenStoreOptions, openStore } from '../shared/state/open-store.js';
+import { displayStoreSpec, type OpenStoreOptions, openStore } from '../shared/state/open-store.js';
 import type { StateStore } from '../shared/state/state-store.js';
 import { applySnapshot } from '../shared/sync/baseline.js';
 import { ociSyncClients, syncState } from '../shared/sync/sync.js';
@@ -88,6 +95,8 @@ export type InvocationSummary = {
   watermark: string | null;
   /** Set when the body was refused; retrying the same body cannot succeed. */
   error?: { code: ErrorCode; status: 400 | 413; message: string };
+  /** A Connector Hub outage longer than its source keeps data was noticed (an audit.gap alert). */
+  deliveryGap?: { from: string; to: string };
   /** `collect`: what was read from each instance, and why an instance was not read to its end. */
   instances?: {
     dbSystem: string;
@@ -303,14 +312,38 @@ export class FunctionHost {
     this.checkDeadline(0, 'batch');
     return this.scoped(settings, 'batch', async () => {
       const { pipeline } = await this.pipeline(settings);
-      const items = await decodeBatch(body, source, { resolveDbSystem: settings.resolveDbSystem });
-      this.checkDeadline(items.length, 'batch');
-      return this.withPipeline(pipeline, 'ingest', async () => {
+      const decoded = await decodeBatch(body, source, { resolveDbSystem: settings.resolveDbSystem });
+      this.checkDeadline(decoded.length, 'batch');
+      // A Connector Hub outage longer than its source keeps data: see shared/sources/delivery-gap.ts.
+      const { items, mark, gap } = checkAuditDelivery({
+        items: decoded,
+        previous: pipeline.position<DeliveryMark>(AUDIT_DELIVERY_POSITION),
+        now: this.now(),
+        backfill: (from, to) => this.backfillCommand(settings, decoded, from, to),
+      });
+      const summary = await this.withPipeline(pipeline, 'ingest', async () => {
         const started = this.now();
-        const alerts = await pipeline.ingest(items);
+        const alerts = await pipeline.ingest(items, mark && { [AUDIT_DELIVERY_POSITION]: mark });
         this.learn(this.now() - started, items.length);
         return alerts;
       });
+      return gap ? { ...summary, deliveryGap: { from: gap.from, to: gap.to! } } : summary;
+    });
+  }
+
+  /** The `backfill` command that reads a range of OCI audit events into this function's state. */
+  private backfillCommand(settings: Settings, items: DecodedItem[], from: string, to: string): string {
+    const tenants = items.flatMap((i) =>
+      i.type === 'event' && i.event.source === 'iam' && i.event.tenantId ? [i.event.tenantId] : [],
+    );
+    const { env } = settings;
+    return backfillCommand({
+      from,
+      to,
+      compartment: settings.config.tenancy ?? tenants[0] ?? '<tenancy OCID>',
+      config: env.config.kind === 'file' ? env.config.path : '<HWAUDIT_CONFIG saved as a file>',
+      state: displayStoreSpec(env.state.spec),
+      scope: env.scope,
     });
   }
 
@@ -343,11 +376,13 @@ export class FunctionHost {
     this.checkDeadline(0, 'sweep');
     return this.scoped(settings, 'sweep', async () => {
       const { pipeline } = await this.pipeline(settings);
-      const target = Math.max(
-        pipeline.watermark ?? Number.NEGATIVE_INFINITY,
-        this.now() - settings.config.lateness,
+      const now = this.now();
+      const target = Math.max(pipeline.watermark ?? Number.NEGATIVE_INFINITY, now - settings.config.lateness);
+      // The function works: a long quiet _Audit is no delivery outage.
+      const mark = sweptMark(pipeline.position<DeliveryMark>(AUDIT_DELIVERY_POSITION), now);
+      return this.withPipeline(pipeline, 'sweep', () =>
+        pipeline.advance(target, mark && { [AUDIT_DELIVERY_POSITION]: mark }),
       );
-      return this.withPipeline(pipeline, 'sweep', () => pipeline.advance(target));
     });
   }
 
