@@ -21,6 +21,7 @@ export const DEFAULT_SCOPE = 'function';
 export const DEFAULT_MAX_BODY_BYTES = 6 * 1024 * 1024;
 export const DEFAULT_DEADLINE_MARGIN_MS = 2000;
 export const DEFAULT_ALERT_FORMAT: OutputFormat = 'jsonl';
+export const DEFAULT_BUCKET_PREFIX = 'alerts/';
 
 export type FunctionEnvVar = { name: string; default: string; description: string };
 
@@ -34,6 +35,7 @@ const OCI_VARS = [
   endpointVariable('streaming'),
   endpointVariable('notifications'),
   endpointVariable('secrets'),
+  endpointVariable('objectstorage'),
 ];
 
 function ociVar(name: string): FunctionEnvVar {
@@ -91,6 +93,22 @@ export const FUNCTION_ENV_VARS: readonly FunctionEnvVar[] = [
       'OCID of an OCI stream that every alert is published to (PutMessages, key = DB system OCID). Needs HWAUDIT_OCI_ENDPOINT_STREAMING.',
   },
   {
+    name: 'HWAUDIT_ALERT_BUCKET',
+    default: '(none)',
+    description:
+      'Object Storage bucket that alerts are written to for SIEM batch pickup: one gzipped object per format and hour of the alert time, <prefix><format>/YYYY/MM/DD/HH.jsonl.gz (cef: .log.gz), one alert per line.',
+  },
+  {
+    name: 'HWAUDIT_ALERT_BUCKET_FORMATS',
+    default: '(HWAUDIT_ALERT_FORMAT)',
+    description: `Formats written to HWAUDIT_ALERT_BUCKET, comma-separated: ${OUTPUT_FORMATS.join(', ')}.`,
+  },
+  {
+    name: 'HWAUDIT_ALERT_BUCKET_PREFIX',
+    default: DEFAULT_BUCKET_PREFIX,
+    description: 'Object name prefix in HWAUDIT_ALERT_BUCKET.',
+  },
+  {
     name: 'HWAUDIT_NOTIFICATIONS_TOPIC_ID',
     default: '(none)',
     description:
@@ -139,6 +157,8 @@ export type FunctionEnv = {
   alertsFile: string | undefined;
   alertFormat: OutputFormat;
   alertStreamId: string | undefined;
+  /** HWAUDIT_ALERT_BUCKET and how its objects are written. */
+  alertBucket: { name: string; formats: OutputFormat[]; prefix: string } | undefined;
   collectStreamId: string | undefined;
   notificationsTopicId: string | undefined;
   notificationsPerMinute: number;
@@ -204,11 +224,39 @@ function scope(env: Env): string {
   return value;
 }
 
+function outputFormat(name: string, value: string): OutputFormat {
+  const format = value.trim().toLowerCase();
+  if (!isOutputFormat(format)) throw invalid(name, `expected one of ${OUTPUT_FORMATS.join(', ')}`);
+  return format;
+}
+
 function alertFormat(env: Env): OutputFormat {
-  const value = text(env, 'HWAUDIT_ALERT_FORMAT')?.trim().toLowerCase() ?? DEFAULT_ALERT_FORMAT;
-  if (!isOutputFormat(value))
-    throw invalid('HWAUDIT_ALERT_FORMAT', `expected one of ${OUTPUT_FORMATS.join(', ')}`);
-  return value;
+  return outputFormat('HWAUDIT_ALERT_FORMAT', text(env, 'HWAUDIT_ALERT_FORMAT') ?? DEFAULT_ALERT_FORMAT);
+}
+
+/** Object Storage bucket names: letters, digits, dashes, underscores and periods. */
+const BUCKET = /^[A-Za-z0-9._-]{1,256}$/;
+const PREFIX = /^(?!\/)[A-Za-z0-9._\-/=@]{0,512}$/;
+
+function alertBucket(env: Env, format: OutputFormat): FunctionEnv['alertBucket'] {
+  const name = text(env, 'HWAUDIT_ALERT_BUCKET')?.trim();
+  if (name === undefined) return undefined;
+  if (!BUCKET.test(name)) {
+    throw invalid('HWAUDIT_ALERT_BUCKET', 'expected a bucket name: letters, digits, - _ and . (at most 256)');
+  }
+  const listed = text(env, 'HWAUDIT_ALERT_BUCKET_FORMATS');
+  const formats =
+    listed === undefined
+      ? [format]
+      : [...new Set(listed.split(',').map((f) => outputFormat('HWAUDIT_ALERT_BUCKET_FORMATS', f)))];
+  const prefix = text(env, 'HWAUDIT_ALERT_BUCKET_PREFIX')?.trim() ?? DEFAULT_BUCKET_PREFIX;
+  if (!PREFIX.test(prefix)) {
+    throw invalid(
+      'HWAUDIT_ALERT_BUCKET_PREFIX',
+      'expected at most 512 letters, digits and . _ - / = @, not starting with /',
+    );
+  }
+  return { name, formats, prefix };
 }
 
 function ocid(env: Env, name: string, type: string): string | undefined {
@@ -250,6 +298,7 @@ export function readFunctionEnv(
   // Endpoint overrides are checked now (not at the first alert), naming the variable at fault.
   const streamingEndpoint = ociEndpointOverride('streaming', env);
   ociEndpointOverride('notifications', env);
+  ociEndpointOverride('objectstorage', env);
   const streamVar =
     alertStreamId !== undefined
       ? 'HWAUDIT_ALERT_STREAM_ID'
@@ -263,13 +312,15 @@ export function readFunctionEnv(
       `required with ${streamVar}: the stream pool's messages endpoint (Stream.messagesEndpoint)`,
     );
   }
+  const format = alertFormat(env);
   return {
     config: inline !== undefined ? { kind: 'inline', text: inline } : { kind: 'file', path: file!.trim() },
     state: state(env),
     scope: scope(env),
     alertsFile: text(env, 'HWAUDIT_ALERTS_FILE')?.trim(),
-    alertFormat: alertFormat(env),
+    alertFormat: format,
     alertStreamId,
+    alertBucket: alertBucket(env, format),
     collectStreamId,
     notificationsTopicId,
     notificationsPerMinute: integer(env, 'HWAUDIT_NOTIFICATIONS_PER_MINUTE', ONS_MESSAGES_PER_MINUTE, 2),

@@ -13,8 +13,9 @@
 // DEFAULT_LOCK_WAIT_MS without a deadline); a scope still busy then fails the invocation with
 // STORE_FAILED ("scope is busy", a 502) and nothing written, so the caller's retry does the work.
 //
-// Sinks: stdout or HWAUDIT_ALERTS_FILE (always), an OCI stream (HWAUDIT_ALERT_STREAM_ID) and
-// Notifications digests (HWAUDIT_NOTIFICATIONS_TOPIC_ID); the OCI clients are created on first use
+// Sinks: stdout or HWAUDIT_ALERTS_FILE (always), an OCI stream (HWAUDIT_ALERT_STREAM_ID), hourly
+// objects in a bucket (HWAUDIT_ALERT_BUCKET) and Notifications digests
+// (HWAUDIT_NOTIFICATIONS_TOPIC_ID); the OCI clients are created on first use
 // with the provider HWAUDIT_OCI_AUTH names (the resource principal inside Functions). Every sink
 // has delivered, digests included, before the invocation answers, so nothing waits in memory
 // while the container is frozen. A sink failure fails the invocation and drops the pipeline; the
@@ -41,6 +42,8 @@ import { FileSink } from '../shared/emit/file-sink.js';
 import { formatAlert } from '../shared/emit/formats/format.js';
 import { JsonlSink } from '../shared/emit/jsonl-sink.js';
 import { type NotificationPublisher, NotificationsSink } from '../shared/emit/notifications-sink.js';
+import { ObjectStorageSink } from '../shared/emit/object-storage-sink.js';
+import { type ObjectStorageApi, ObjectStorageWriter } from '../shared/emit/object-storage-writer.js';
 import type { AlertSink } from '../shared/emit/sink.js';
 import { type StreamPutter, StreamSink, StreamWriter } from '../shared/emit/stream-sink.js';
 import { AuditError, type ErrorCode } from '../shared/errors.js';
@@ -131,6 +134,7 @@ export type StoreOpener = (
 export type OciSinkClients = {
   streaming?: () => Promise<StreamPutter>;
   notifications?: () => Promise<NotificationPublisher>;
+  objectStorage?: () => Promise<ObjectStorageApi>;
   /** Reads OCI Vault secrets (collector passwords). */
   vault?: () => Promise<VaultSecretFetcher>;
 };
@@ -679,6 +683,17 @@ export class FunctionHost {
       sinks.push(
         new StreamSink({ client, streamId: env.alertStreamId, name, format, retry: this.retryPolicy(name) }),
       );
+    }
+    if (env.alertBucket !== undefined) {
+      const { name: bucket, formats, prefix } = env.alertBucket;
+      const client = await (this.ociClients.objectStorage?.() ??
+        createOciClient('objectstorage', { auth: await provider(), env: this.env }));
+      const writer = new ObjectStorageWriter({
+        client,
+        bucket,
+        retry: this.retryPolicy('oci-object-storage'),
+      });
+      for (const f of formats) sinks.push(new ObjectStorageSink({ writer, format: f, prefix }));
     }
     if (env.notificationsTopicId !== undefined) {
       const client = await (this.ociClients.notifications?.() ??

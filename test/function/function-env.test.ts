@@ -32,6 +32,7 @@ describe('readFunctionEnv', () => {
       alertsFile: undefined,
       alertFormat: 'jsonl',
       alertStreamId: undefined,
+      alertBucket: undefined,
       notificationsTopicId: undefined,
       notificationsPerMinute: 60,
       ociAuth: { kind: 'config-file' },
@@ -55,6 +56,10 @@ describe('readFunctionEnv', () => {
       HWAUDIT_ALERTS_FILE: '/tmp/alerts.jsonl',
       HWAUDIT_ALERT_FORMAT: ' OCSF ',
       HWAUDIT_ALERT_STREAM_ID: 'ocid1.stream.oc1.eu-frankfurt-1.amaaaaaaalerts',
+      HWAUDIT_ALERT_BUCKET: ' siem-alerts ',
+      HWAUDIT_ALERT_BUCKET_FORMATS: 'ecs, OCSF,ecs',
+      HWAUDIT_ALERT_BUCKET_PREFIX: 'hwaudit/prod/',
+      HWAUDIT_OCI_ENDPOINT_OBJECTSTORAGE: 'https://objectstorage.eu-frankfurt-1.oraclecloud.com',
       HWAUDIT_NOTIFICATIONS_TOPIC_ID: 'ocid1.onstopic.oc1.eu-frankfurt-1.aaaaaaaatopic',
       HWAUDIT_NOTIFICATIONS_PER_MINUTE: '10',
       HWAUDIT_OCI_AUTH: 'resource-principal',
@@ -72,6 +77,7 @@ describe('readFunctionEnv', () => {
       alertsFile: '/tmp/alerts.jsonl',
       alertFormat: 'ocsf',
       alertStreamId: 'ocid1.stream.oc1.eu-frankfurt-1.amaaaaaaalerts',
+      alertBucket: { name: 'siem-alerts', formats: ['ecs', 'ocsf'], prefix: 'hwaudit/prod/' },
       notificationsTopicId: 'ocid1.onstopic.oc1.eu-frankfurt-1.aaaaaaaatopic',
       notificationsPerMinute: 10,
       ociAuth: { kind: 'resource-principal' },
@@ -145,6 +151,23 @@ describe('readFunctionEnv', () => {
     expect(failure({ ...CONFIG, HWAUDIT_NOTIFICATIONS_TOPIC_ID: 'my-topic' }).message).toMatch(
       /^HWAUDIT_NOTIFICATIONS_TOPIC_ID: expected an OCID of the form ocid1\.onstopic\./,
     );
+  });
+
+  it('writes the bucket in the alert format unless formats are listed; checks names, formats and prefix', () => {
+    expect(
+      readFunctionEnv({ ...CONFIG, HWAUDIT_ALERT_BUCKET: 'b', HWAUDIT_ALERT_FORMAT: 'cef' }).alertBucket,
+    ).toEqual({ name: 'b', formats: ['cef'], prefix: 'alerts/' });
+    expect(failure({ ...CONFIG, HWAUDIT_ALERT_BUCKET: 'my bucket' }).details).toEqual({
+      variable: 'HWAUDIT_ALERT_BUCKET',
+    });
+    expect(
+      failure({ ...CONFIG, HWAUDIT_ALERT_BUCKET: 'b', HWAUDIT_ALERT_BUCKET_FORMATS: 'ocsf,xml' }).message,
+    ).toBe('HWAUDIT_ALERT_BUCKET_FORMATS: expected one of jsonl, ocsf, cef, ecs');
+    expect(
+      failure({ ...CONFIG, HWAUDIT_ALERT_BUCKET: 'b', HWAUDIT_ALERT_BUCKET_PREFIX: '/abs/' }).details,
+    ).toEqual({
+      variable: 'HWAUDIT_ALERT_BUCKET_PREFIX',
+    });
   });
 
   it('needs the messages endpoint for an alert stream; checks endpoint URLs', () => {
