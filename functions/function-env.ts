@@ -15,6 +15,8 @@ import {
 import { endpointVariable, OCI_CLIENT_ENV_VARS, ociEndpointOverride } from '../shared/oci/clients.js';
 import { parseStoreSpec, STATE_PASSWORD_VAR } from '../shared/state/open-store.js';
 
+/** config/audit.yaml beside func.yaml, in the image (fn copies the function folder to /function). */
+export const DEFAULT_CONFIG_FILE = '/function/config/audit.yaml';
 export const DEFAULT_STATE_PATH = '/tmp/heatwave-iam-audit.sqlite';
 export const DEFAULT_SCOPE = 'function';
 /** The OCI Functions invoke body limit. */
@@ -54,9 +56,9 @@ export const FUNCTION_ENV_VARS: readonly FunctionEnvVar[] = [
   },
   {
     name: 'HWAUDIT_CONFIG_FILE',
-    default: '(none)',
+    default: DEFAULT_CONFIG_FILE,
     description:
-      'Path of the pipeline configuration file inside the image, e.g. /function/config/audit.yaml. For configurations larger than the function config size limit.',
+      'Path of the pipeline configuration file inside the image (config/audit.yaml beside func.yaml), read when HWAUDIT_CONFIG is unset. For configurations larger than the function config size limit.',
   },
   {
     name: 'HWAUDIT_STATE',
@@ -289,9 +291,7 @@ export function readFunctionEnv(
   if (inline !== undefined && file !== undefined) {
     throw invalid('HWAUDIT_CONFIG', 'set HWAUDIT_CONFIG or HWAUDIT_CONFIG_FILE, not both');
   }
-  if (inline === undefined && file === undefined) {
-    throw invalid('HWAUDIT_CONFIG', 'no pipeline configuration: set HWAUDIT_CONFIG or HWAUDIT_CONFIG_FILE');
-  }
+
   const alertStreamId = ocid(env, 'HWAUDIT_ALERT_STREAM_ID', 'stream');
   const collectStreamId = ocid(env, 'HWAUDIT_COLLECT_STREAM_ID', 'stream');
   const notificationsTopicId = ocid(env, 'HWAUDIT_NOTIFICATIONS_TOPIC_ID', 'onstopic');
@@ -314,7 +314,10 @@ export function readFunctionEnv(
   }
   const format = alertFormat(env);
   return {
-    config: inline !== undefined ? { kind: 'inline', text: inline } : { kind: 'file', path: file!.trim() },
+    config:
+      inline !== undefined
+        ? { kind: 'inline', text: inline }
+        : { kind: 'file', path: file?.trim() ?? DEFAULT_CONFIG_FILE },
     state: state(env),
     scope: scope(env),
     alertsFile: text(env, 'HWAUDIT_ALERTS_FILE')?.trim(),

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import {
+  DEFAULT_CONFIG_FILE,
   DEFAULT_DEADLINE_MARGIN_MS,
   DEFAULT_MAX_BODY_BYTES,
   DEFAULT_STATE_PATH,
@@ -93,9 +94,11 @@ describe('readFunctionEnv', () => {
     expect(readFunctionEnv({ ...CONFIG, HWAUDIT_ALERT_FORMAT: format }).alertFormat).toBe(format);
   });
 
-  it('needs exactly one configuration source; blank counts as unset', () => {
-    expect(failure({}).message).toMatch(/^HWAUDIT_CONFIG: no pipeline configuration/);
-    expect(failure({ HWAUDIT_CONFIG: '  ' }).message).toMatch(/^HWAUDIT_CONFIG: no pipeline configuration/);
+  it('reads the configuration file beside func.yaml unless told otherwise; blank counts as unset', () => {
+    const file = { kind: 'file', path: DEFAULT_CONFIG_FILE };
+    expect(DEFAULT_CONFIG_FILE).toBe('/function/config/audit.yaml');
+    expect(readFunctionEnv({}).config).toEqual(file);
+    expect(readFunctionEnv({ HWAUDIT_CONFIG: '  ', HWAUDIT_CONFIG_FILE: '' }).config).toEqual(file);
     expect(failure({ ...CONFIG, HWAUDIT_CONFIG_FILE: '/x.yaml' }).message).toMatch(/not both/);
   });
 
