@@ -29,7 +29,6 @@
 // - what a retry can fix (bad settings, store or sink failure, too close to Fn-Deadline): a thrown
 //   FunctionError. Its message carries codes, counts and paths only, because the FDK echoes it in
 //   the 502 body; no cause is attached because the FDK logs the thrown error with util.inspect.
-import type { Writable } from 'node:stream';
 import type { Alert } from '../schemas/alert.js';
 import { SEVERITIES } from '../schemas/alert.js';
 import type { Config } from '../schemas/config.js';
@@ -143,9 +142,9 @@ export type FunctionHostOptions = {
   env?: Readonly<Record<string, string | undefined>>;
   now?: () => number;
   /** Alerts, one per line, when HWAUDIT_ALERTS_FILE is unset (the function log). */
-  stdout?: Writable;
+  stdout?: NodeJS.WritableStream;
   /** One JSON log line per invocation. */
-  stderr?: Writable;
+  stderr?: NodeJS.WritableStream;
   openStore?: StoreOpener;
   ociClients?: OciSinkClients;
   /** Retries of OCI calls (PutMessages, PublishMessage); default DEFAULT_RETRY. */
@@ -177,8 +176,8 @@ type Work = 'batch' | 'sweep' | 'collect' | 'sync';
 export class FunctionHost {
   private readonly env: Readonly<Record<string, string | undefined>>;
   private readonly now: () => number;
-  private readonly stdout: Writable;
-  private readonly stderr: Writable;
+  private readonly stdout: NodeJS.WritableStream;
+  private readonly stderr: NodeJS.WritableStream;
   private readonly openStore: StoreOpener;
   private readonly ociClients: OciSinkClients;
   private readonly ociRetry: RetryPolicy;
@@ -223,6 +222,18 @@ export class FunctionHost {
   /** Whether a pipeline (and its store) is open in this container. */
   get warm(): boolean {
     return this.open !== undefined;
+  }
+
+  /**
+   * Ends the host after the invocations under way: closes the store (a MySQL pool would keep a
+   * process alive) and the alerts file. A container never calls it; a local run does.
+   */
+  async close(): Promise<void> {
+    await this.queue;
+    await this.drop();
+    const sinks = await this.sinkSet?.catch(() => undefined);
+    this.sinkSet = undefined;
+    for (const sink of sinks ?? []) if (sink instanceof FileSink) await sink.close();
   }
 
   private async run(body: Buffer | string, ctx: InvocationContext): Promise<InvocationSummary> {
