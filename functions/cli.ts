@@ -7,6 +7,7 @@ import { collectCommand } from './cli/collect.js';
 import { consumeCommand } from './cli/consume.js';
 import { demoCommand } from './cli/demo.js';
 import { doctorCommand } from './cli/doctor.js';
+import { invokeCommand } from './cli/invoke.js';
 import { type CliCommand, type CliIo, printable } from './cli/io.js';
 import { normalizeCommand } from './cli/normalize.js';
 import { replayCommand } from './cli/replay.js';
@@ -25,6 +26,7 @@ export const COMMANDS: readonly CliCommand[] = [
   consumeCommand,
   backfillCommand,
   syncCommand,
+  invokeCommand,
 ];
 
 function toolHelp(): string {

@@ -128,7 +128,7 @@ export const IamEventSchema = z.object({
       id: z.string().optional(),
       name: z.string().optional(),
       statements: z.array(z.string()),
-      /** Some statement (before or after the change) grants `mysql_dp_auth` or the `mysqldbsystem` principal. */
+      /** Some statement (before or after the change) governs database IAM login: `mysql_dp_auth`, or the `mysqldbsystem` principal with a lookup permission (shared/normalize/auth-policy.ts). */
       mysqlAuth: z.boolean(),
     })
     .optional(),

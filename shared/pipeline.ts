@@ -196,8 +196,7 @@ export class Pipeline {
     items: Iterable<DecodedItem>,
     positions?: Readonly<Record<string, unknown>>,
   ): Promise<Alert[]> {
-    for (const [source, position] of Object.entries(positions ?? {}))
-      this.cache.set(POSITION, source, position);
+    this.setPositions(positions);
     const fresh: CanonicalEvent[] = [];
     const inBatch = new Set<string>();
     for (const item of items) {
@@ -264,10 +263,19 @@ export class Pipeline {
     return this.commit();
   }
 
-  /** Advances the watermark (a scheduled sweep when sources are quiet) and fires due timers. */
-  async advance(watermark: number): Promise<Alert[]> {
+  /**
+   * Advances the watermark (a scheduled sweep when sources are quiet) and fires due timers;
+   * `positions` are committed with it, as with `ingest`.
+   */
+  async advance(watermark: number, positions?: Readonly<Record<string, unknown>>): Promise<Alert[]> {
+    this.setPositions(positions);
     this.release(watermark);
     return this.commit();
+  }
+
+  private setPositions(positions: Readonly<Record<string, unknown>> | undefined): void {
+    for (const [source, position] of Object.entries(positions ?? {}))
+      this.cache.set(POSITION, source, position);
   }
 
   /** End of input: applies everything buffered; timers fire up to `asOf` (default the latest event). */

@@ -3,6 +3,7 @@
 import type { DeadLetter } from '../../schemas/dead-letter.js';
 import type { CanonicalEvent } from '../../schemas/events.js';
 import type { Session } from '../../schemas/session.js';
+import { coverageLine, coverageOf } from '../../shared/correlate/coverage.js';
 import type { InputCounts } from '../../shared/decode/read-input.js';
 import { formatSession, formatSessionEnd, type OutputFormat } from '../../shared/emit/formats/format.js';
 import type { Pipeline } from '../../shared/pipeline.js';
@@ -108,13 +109,7 @@ export function pipelineReport(
       .join(' ');
     lines.push(`    e.g. ${d.code} at ${where}: ${d.message}`);
   }
-  const ok = sessions.filter((s) => s.outcome === 'success');
-  const share = (n: number) => (ok.length === 0 ? '0%' : `${((100 * n) / ok.length).toFixed(1)}%`);
-  const by = (c: string) => ok.filter((s) => s.attribution?.confidence === c).length;
-  const method = (m: string) => ok.filter((s) => s.attribution?.method === m).length;
-  lines.push(
-    `  sessions ${ok.length} (+${sessions.length - ok.length} failed logins): verified ${share(by('verified'))}, corroborated ${share(by('corroborated'))}, asserted ${share(by('asserted'))}, unattributed ${share(method('unattributed'))}, local ${share(method('local-account'))}`,
-  );
+  lines.push(`  ${coverageLine(coverageOf(sessions))}`);
   lines.push(`  alerts ${stats.alerts}`);
   for (const [rule, n] of Object.entries(stats.alertsByRule).sort()) lines.push(`    ${rule}: ${n}`);
   const wm = pipeline.watermark;

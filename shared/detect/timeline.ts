@@ -3,6 +3,7 @@
 import type { Alert, Severity } from '../../schemas/alert.js';
 import type { ConfigInput } from '../../schemas/config.js';
 import type { CanonicalEvent, DbEvent, GapEvent, IamEvent, IamEventKind } from '../../schemas/events.js';
+import { grantsDbAuthentication } from '../normalize/auth-policy.js';
 import { toIso } from '../time.js';
 
 export const T0 = Date.parse('2026-11-02T09:00:00Z');
@@ -227,7 +228,7 @@ export const iam = {
     kind: 'policy_created' | 'policy_updated' | 'policy_deleted';
     statements: string[];
   }): IamEvent {
-    const mysqlAuth = s.statements.some((x) => /mysql_dp_auth|mysqldbsystem/i.test(x));
+    const mysqlAuth = s.statements.some(grantsDbAuthentication);
     return iamEvent(s.at, s.kind, {
       policy: { id: 'ocid1.policy.oc1..p', name: 'p', statements: s.statements, mysqlAuth },
     });

@@ -3,11 +3,11 @@
 // instances come from here. ListDbSystems does not look into sub-compartments: the compartment
 // tree is walked first (from the tenancy in one paged call, from another compartment level by
 // level).
-import type { requests } from 'oci-identity';
 import type { models } from 'oci-mysql';
 import type { Endpoint } from '../../schemas/config.js';
 import type { SnapshotDbSystem } from '../../schemas/snapshot.js';
 import type { OciClientTypes } from '../oci/clients.js';
+import { compartmentTree } from '../oci/compartments.js';
 import type { OciCalls } from './oci-calls.js';
 
 export type DbSystemClients = {
@@ -22,11 +22,12 @@ const GONE = new Set(['DELETED', 'DELETING']);
 
 export async function discoverDbSystems(
   root: string,
-  tenancy: string,
   clients: DbSystemClients,
   calls: OciCalls,
 ): Promise<SnapshotDbSystem[]> {
-  const compartments = [root, ...(await compartmentsBelow(root, tenancy, clients.identity, calls))];
+  const compartments = await compartmentTree(root, clients.identity, (operation, fn) =>
+    calls.call(operation, fn),
+  );
   const found: SnapshotDbSystem[] = [];
   for (let i = 0; i < compartments.length; i += CONCURRENCY) {
     const batch = await Promise.all(
@@ -35,39 +36,6 @@ export async function discoverDbSystems(
     found.push(...batch.flat());
   }
   return found.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-}
-
-async function compartmentsBelow(
-  root: string,
-  tenancy: string,
-  client: OciClientTypes['identity'],
-  calls: OciCalls,
-): Promise<string[]> {
-  const list = (compartmentId: string, subtree: boolean) =>
-    calls.list('identity.listCompartments', (page) =>
-      client.listCompartments({
-        compartmentId,
-        limit: PAGE,
-        ...(subtree
-          ? {
-              compartmentIdInSubtree: true,
-              accessLevel: 'ACCESSIBLE' as requests.ListCompartmentsRequest.AccessLevel,
-            }
-          : {}),
-        ...(page ? { page } : {}),
-      }),
-    );
-  const active = (cs: { id: string; lifecycleState: string }[]) =>
-    cs.filter((c) => c.lifecycleState === 'ACTIVE').map((c) => c.id);
-  if (root === tenancy) return active(await list(tenancy, true));
-  const out: string[] = [];
-  for (let level = [root]; level.length > 0; ) {
-    const next: string[] = [];
-    for (const c of level) next.push(...active(await list(c, false)));
-    out.push(...next);
-    level = next;
-  }
-  return out;
 }
 
 async function inCompartment(

@@ -72,7 +72,7 @@ export async function runSync(opts: SyncOptions): Promise<SyncResult> {
   const parts: Record<string, SnapshotPart> = { ...directory.parts };
   let dbSystems: SnapshotDbSystem[];
   try {
-    dbSystems = await discoverDbSystems(opts.compartment ?? tenancy, tenancy, clients, calls);
+    dbSystems = await discoverDbSystems(opts.compartment ?? tenancy, clients, calls);
     parts[PART.dbSystems] = { status: 'ok', readAt: time };
   } catch (error) {
     if ((error as { code?: unknown }).code === 'DEADLINE') throw error;

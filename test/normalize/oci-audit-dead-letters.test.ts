@@ -65,12 +65,12 @@ describe('normalizeOciAudit: dead letters', () => {
     ],
     [
       'response.status',
-      (r: Json) => Object.assign(r.data.response, { status: 200 }),
+      (r: Json) => Object.assign(r.data.response, { status: [SECRET] }),
       ['data', 'response', 'status'],
     ],
     [
       'request.parameters',
-      (r: Json) => Object.assign(r.data.request, { parameters: { userId: SECRET } }),
+      (r: Json) => Object.assign(r.data.request, { parameters: { userId: { value: SECRET } } }),
       ['data', 'request', 'parameters', 'userId'],
     ],
     [
@@ -124,7 +124,7 @@ describe('normalizeOciAudit: properties', () => {
       userId: hostile,
       statements: [hostile],
     };
-    expect(normalizeOciAudit(raw, loc)).toMatchObject({ ok: true, value: { kind: 'user_updated' } });
+    expect(normalizeOciAudit(raw, loc)).toMatchObject({ ok: true, value: { kind: 'user_reactivated' } });
   });
 
   it('never throws on arbitrary JSON values', () => {
