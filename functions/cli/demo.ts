@@ -6,15 +6,10 @@ import { finished } from 'node:stream/promises';
 import type { Alert } from '../../schemas/alert.js';
 import { REPORT_IDS } from '../../schemas/report.js';
 import { loadConfigFile } from '../../shared/config/load-config.js';
+import { addToCoverage, type Coverage, emptyCoverage } from '../../shared/correlate/coverage.js';
 import { DEFAULT_SEED, type DemoManifest, generateDemo } from '../../shared/demo/generate-demo.js';
 import { type Score, scoreAlerts } from '../../shared/demo/ground-truth.js';
-import {
-  addToCoverage,
-  type Coverage,
-  type DemoReports,
-  emptyCoverage,
-  formatSummary,
-} from '../../shared/demo/summary.js';
+import { type DemoReports, formatSummary } from '../../shared/demo/summary.js';
 import { JsonlSink } from '../../shared/emit/jsonl-sink.js';
 import { AuditError, exitCodeFor } from '../../shared/errors.js';
 import type { PipelineStats } from '../../shared/pipeline.js';

@@ -5,12 +5,19 @@ import { join } from 'node:path';
 import type { Session } from '../../schemas/session.js';
 import { loadConfigFile } from '../../shared/config/load-config.js';
 import { AuditError } from '../../shared/errors.js';
-import { replayFiles } from '../../shared/replay.js';
+import { type ReplayProgress, replayFiles } from '../../shared/replay.js';
 import { openStore } from '../../shared/state/open-store.js';
 import type { ScopeLock } from '../../shared/state/state-store.js';
 import { alertOutput, holdScope } from './host.js';
 import { assertReadable, isForeign } from './inputs.js';
-import { type CliCommand, type CliIo, formatOption, parseCommandArgs, printable } from './io.js';
+import {
+  type CliCommand,
+  type CliIo,
+  formatOption,
+  INPUT_EXIT_CODES,
+  parseCommandArgs,
+  printable,
+} from './io.js';
 import { pipelineReport, writeSessions } from './summary.js';
 
 export const REPLAY_HELP = `Usage: heatwave-iam-audit replay --config FILE [options] INPUT...
@@ -35,7 +42,8 @@ Options:
   --sessions-format FORMAT
                       ledger format: jsonl, ocsf, cef or ecs             (default: jsonl)
   -h, --help          this help
-`;
+
+${INPUT_EXIT_CODES}`;
 
 async function runReplay(argv: string[], io: CliIo): Promise<number> {
   const stderr = io.stderr;
@@ -87,9 +95,7 @@ async function runReplay(argv: string[], io: CliIo): Promise<number> {
         const now = Date.now();
         if (now - lastProgress < 1000) return;
         lastProgress = now;
-        stderr.write(
-          `  ${p.records.toLocaleString('en')} records, ${p.alerts} alerts (${printable(p.input)})\n`,
-        );
+        stderr.write(`${printable(progressLine(p))}\n`);
       },
     });
     const sessions: Session[] = [];
@@ -105,13 +111,27 @@ async function runReplay(argv: string[], io: CliIo): Promise<number> {
     const foreign = result.inputs.filter((i) => isForeign(i.counts, i.deadCodes));
     for (const i of foreign) lines.push(`replay: ${i.path}: no record of a kind this tool reads`);
     stderr.write(`${lines.map(printable).join('\n')}\n`);
-    return foreign.length > 0 ? 2 : 0;
+    return 0;
   } finally {
     await output.close();
     await lock?.release();
     await store.close();
     if (tempDir) rmSync(tempDir, { recursive: true, force: true });
   }
+}
+
+const PROGRESS_INPUTS = 3;
+
+/** `  N records, A alerts (a.log 1,200; b.json 300; +2 inputs)`: the inputs that gave most so far. */
+export function progressLine(p: ReplayProgress): string {
+  const top = [...p.inputs]
+    .filter((i) => i.records > 0)
+    .sort((a, b) => b.records - a.records)
+    .slice(0, PROGRESS_INPUTS);
+  const rest = p.inputs.filter((i) => i.records > 0).length - top.length;
+  const parts = top.map((i) => `${i.path} ${i.records.toLocaleString('en')}`);
+  if (rest > 0) parts.push(`+${rest} input${rest === 1 ? '' : 's'}`);
+  return `  ${p.records.toLocaleString('en')} records, ${p.alerts} alerts${parts.length > 0 ? ` (${parts.join('; ')})` : ''}`;
 }
 
 export const replayCommand: CliCommand = {

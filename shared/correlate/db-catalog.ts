@@ -1,7 +1,7 @@
 // What reports need to know of each configured DB system (its name, whether it is IAM-only, its
 // privileged and allow-listed accounts, the privileges of its accounts), kept in the state with
 // the correlation state, so that reports and exports read the store without the configuration.
-import type { Config } from '../../schemas/config.js';
+import type { DbSystemConfig } from '../../schemas/config.js';
 import type { EntityCache } from '../state/entity-cache.js';
 import { accountName } from './mappings.js';
 
@@ -17,9 +17,9 @@ export type DbCatalogEntry = {
 
 const KIND = 'dbsystem';
 
-/** Records the configured DB systems; an entry changes only when its configuration did. */
-export function recordDbCatalog(cache: EntityCache, config: Config): void {
-  for (const db of config.dbSystems) {
+/** Records the DB systems as configured (discoveries merged in); an entry changes only when its configuration did. */
+export function recordDbCatalog(cache: EntityCache, dbSystems: readonly DbSystemConfig[]): void {
+  for (const db of dbSystems) {
     const grants: Record<string, string[]> = {};
     for (const a of db.accounts) if (a.grants) grants[accountName(a)] = a.grants;
     const entry: DbCatalogEntry = {

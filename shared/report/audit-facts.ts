@@ -9,16 +9,13 @@ import { accountName, Mappings, OCI_PLUGIN, parseOciMapping } from '../correlate
 import { type MembershipChange, Memberships } from '../correlate/memberships.js';
 import { EntityCache, type EntityRow } from '../state/entity-cache.js';
 
-/** The add key of memberships the configuration's directory snapshot lists. */
-export const SNAPSHOT = 'config:directory';
-
 /** A stretch of time a person was a member of a group: [from, to), `to` undefined while it lasts. */
 export type MembershipInterval = {
   user: string;
   group: string;
   from: number;
   to: number | undefined;
-  /** The event that opened it (`config:directory` for the snapshot). */
+  /** The event that opened it, or the seed that listed it (`isSeedKey`: the configuration, a snapshot). */
   addKey: string;
 };
 

@@ -3,7 +3,7 @@
 // break-glass groups, and audit configuration changes, each with who made it; and every membership
 // change of a group that maps to a database account.
 import type { Alert } from '../../schemas/alert.js';
-import { SNAPSHOT } from './audit-facts.js';
+import { isSeedKey } from '../correlate/correlator.js';
 import { bars, byText, column, detailText, type ReportDefinition, section, Tally, table } from './report.js';
 
 /** The rules that record a change, and what kind of change each is. */
@@ -53,7 +53,7 @@ export const privilegedChanges: ReportDefinition = {
         const breakGlass = facts.directory.group(i.group)?.breakGlassMs !== undefined;
         // A removal is judged by what the group mapped to just before it.
         const events: [number, string, number][] = [];
-        if (i.addKey !== SNAPSHOT) events.push([i.from, 'added', i.from]);
+        if (!isSeedKey(i.addKey)) events.push([i.from, 'added', i.from]);
         if (i.to !== undefined) events.push([i.to, 'removed', i.to - 1]);
         for (const [ts, change, mappedAt] of events) {
           if (ts < period.from || ts >= period.to) continue;

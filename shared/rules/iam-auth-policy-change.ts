@@ -6,17 +6,20 @@ export const iamAuthPolicyChange = defineRule({
   id: 'iam.auth-policy-change',
   title: 'Database authentication policy changed',
   description:
-    'A policy statement granting mysql_dp_auth (or the 9.4+ mysqldbsystem principal form) is created, changed or deleted: database IAM login breaks or widens tenancy-wide.',
+    'A policy statement granting mysql_dp_auth, or the 9.4+ form (the mysqldbsystem principal given AUTHENTICATION_INSPECT, GROUP_MEMBERSHIP_INSPECT or DYNAMIC_GROUP_INSPECT), is created, changed or deleted: database IAM login breaks or widens tenancy-wide.',
   severity: 'high',
   attack: ['T1484', 'T1098'],
   runbook:
     'Compare the statements before and after; restore the approved policy if the change was not planned.',
-  falsePositives: ['Planned tenancy policy refactoring.'],
+  falsePositives: [
+    'Planned tenancy policy refactoring.',
+    'Not raised by the mysqldbsystem condition alone: Oracle documents it for unrelated grants (network security groups).',
+  ],
   params: z.strictObject({}),
   suppressFor: 0,
   on: {
     iam: ({ event }) => {
-      if (!event.policy?.mysqlAuth) return [];
+      if (event.source !== 'iam' || !event.policy?.mysqlAuth) return [];
       return [
         {
           subject: event.key,
@@ -50,7 +53,65 @@ export const iamAuthPolicyChange = defineRule({
           ],
         }),
       ],
+      expect: {
+        alerts: 1,
+        severity: 'high',
+        match: {
+          identity: { principalId: 'ocid1.user.oc1..admin', name: 'iam-admin', attribution: null },
+          dbSystem: null,
+          details: { change: 'policy_deleted', policy: 'ocid1.policy.oc1..p' },
+        },
+      },
+    },
+    {
+      name: 'the 9.4+ form (any-user, the mysqldbsystem principal, the lookup permissions) created',
+      events: () => [
+        iam.policy({
+          at: at(1),
+          kind: 'policy_created',
+          statements: [
+            "Allow any-user to {AUTHENTICATION_INSPECT, GROUP_MEMBERSHIP_INSPECT, DYNAMIC_GROUP_INSPECT} in tenancy where request.principal.type = 'mysqldbsystem'",
+          ],
+        }),
+      ],
       expect: { alerts: 1, severity: 'high' },
+    },
+    {
+      name: 'one lookup permission for the mysqldbsystem principal is enough',
+      events: () => [
+        iam.policy({
+          at: at(1),
+          kind: 'policy_updated',
+          statements: [
+            "allow any-user to {DYNAMIC_GROUP_INSPECT} in tenancy where request.principal.type='mysqldbsystem'",
+          ],
+        }),
+      ],
+      expect: { alerts: 1 },
+    },
+    {
+      name: "Oracle's network security group policy for the mysqldbsystem principal is silent",
+      events: () => [
+        iam.policy({
+          at: at(1),
+          kind: 'policy_created',
+          statements: [
+            "Allow any-user to {VNIC_CREATE, VNIC_UPDATE, VNIC_ASSOCIATE_NETWORK_SECURITY_GROUP} in compartment databases where all {request.principal.type='mysqldbsystem', request.resource.compartment.id='ocid1.compartment.oc1..db'}",
+          ],
+        }),
+      ],
+      expect: { alerts: 0 },
+    },
+    {
+      name: 'the lookup permissions granted to a group, without the mysqldbsystem principal, are silent',
+      events: () => [
+        iam.policy({
+          at: at(1),
+          kind: 'policy_created',
+          statements: ['Allow group Auditors to {AUTHENTICATION_INSPECT} in tenancy'],
+        }),
+      ],
+      expect: { alerts: 0 },
     },
     {
       name: 'unrelated policy is silent',

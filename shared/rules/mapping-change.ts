@@ -1,8 +1,7 @@
 import { z } from 'zod';
 import { accountName } from '../correlate/mappings.js';
-import { defineRule, statementFields } from '../detect/rule.js';
+import { defineRule, statementFields, statementSql } from '../detect/rule.js';
 import { at, db } from '../detect/timeline.js';
-import { redactLiterals } from '../normalize/redact.js';
 
 export const mappingChange = defineRule({
   id: 'mapping.change',
@@ -31,7 +30,7 @@ export const mappingChange = defineRule({
           title: `IAM mapping changed on ${f.db?.name ?? f.event.dbSystemId}: ${changes.join(', ')}`,
           ...statementFields(f),
           evidence: [f.event.key],
-          details: { changes, sql: redactLiterals(f.event.sql?.text ?? '') },
+          details: { changes, sql: statementSql(f) },
         },
       ];
     },
@@ -48,7 +47,11 @@ export const mappingChange = defineRule({
           sql: `ALTER USER ''@'%' IDENTIFIED WITH 'authentication_oci' AS '{"tenancy":"t","group_mapping":{"ocid1.group.oc1..x":"dba_proxy"}}'`,
         }),
       ],
-      expect: { alerts: 1, severity: 'high' },
+      expect: {
+        alerts: 1,
+        severity: 'high',
+        match: { identity: null, mysqlAccount: 'admin@%', details: { changes: ["alter ''@%"] } },
+      },
     },
     {
       name: 'dropping a 1-to-1 IAM account',
@@ -61,7 +64,51 @@ export const mappingChange = defineRule({
           sql: "DROP USER 'carol'@'%'",
         }),
       ],
-      expect: { alerts: 1 },
+      expect: {
+        alerts: 1,
+        severity: 'high',
+        match: { mysqlAccount: 'admin@%', details: { changes: ['drop carol@%'], sql: 'DROP USER ?@?' } },
+      },
+    },
+    {
+      name: 'granting PROXY on a proxied account',
+      events: () => [
+        db.query({
+          at: at(1),
+          conn: 3,
+          account: 'admin',
+          sqlCommand: 'grant',
+          sql: "GRANT PROXY ON 'dba_proxy'@'%' TO ''@'%'",
+        }),
+      ],
+      expect: {
+        alerts: 1,
+        severity: 'high',
+        match: {
+          title: 'IAM mapping changed on prod-orders: grant proxy on dba_proxy@%',
+          details: { changes: ['grant proxy on dba_proxy@%'] },
+        },
+      },
+    },
+    {
+      name: 'revoking PROXY on a proxied account',
+      events: () => [
+        db.query({
+          at: at(1),
+          conn: 3,
+          account: 'admin',
+          sqlCommand: 'revoke',
+          sql: "REVOKE PROXY ON 'dba_proxy'@'%' FROM ''@'%'",
+        }),
+      ],
+      expect: {
+        alerts: 1,
+        severity: 'high',
+        match: {
+          title: 'IAM mapping changed on prod-orders: revoke proxy on dba_proxy@%',
+          details: { changes: ['revoke proxy on dba_proxy@%'] },
+        },
+      },
     },
     {
       name: 'dropping a local account is silent',

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import {
+  DEFAULT_CONFIG_FILE,
   DEFAULT_DEADLINE_MARGIN_MS,
   DEFAULT_MAX_BODY_BYTES,
   DEFAULT_STATE_PATH,
@@ -32,6 +33,7 @@ describe('readFunctionEnv', () => {
       alertsFile: undefined,
       alertFormat: 'jsonl',
       alertStreamId: undefined,
+      alertBucket: undefined,
       notificationsTopicId: undefined,
       notificationsPerMinute: 60,
       report: { bucket: undefined, prefix: 'reports/', topicId: undefined },
@@ -56,13 +58,16 @@ describe('readFunctionEnv', () => {
       HWAUDIT_ALERTS_FILE: '/tmp/alerts.jsonl',
       HWAUDIT_ALERT_FORMAT: ' OCSF ',
       HWAUDIT_ALERT_STREAM_ID: 'ocid1.stream.oc1.eu-frankfurt-1.amaaaaaaalerts',
+      HWAUDIT_ALERT_BUCKET: ' siem-alerts ',
+      HWAUDIT_ALERT_BUCKET_FORMATS: 'ecs, OCSF,ecs',
+      HWAUDIT_ALERT_BUCKET_PREFIX: 'hwaudit/prod/',
+      HWAUDIT_OCI_ENDPOINT_OBJECTSTORAGE: 'https://objectstorage.eu-frankfurt-1.oraclecloud.com',
       HWAUDIT_NOTIFICATIONS_TOPIC_ID: 'ocid1.onstopic.oc1.eu-frankfurt-1.aaaaaaaatopic',
       HWAUDIT_NOTIFICATIONS_PER_MINUTE: '10',
       HWAUDIT_OCI_AUTH: 'resource-principal',
       HWAUDIT_OCI_REGION: 'eu-frankfurt-1',
       HWAUDIT_OCI_ENDPOINT_STREAMING: 'https://cell-1.streaming.eu-frankfurt-1.oci.oraclecloud.com',
       HWAUDIT_OCI_ENDPOINT_NOTIFICATIONS: 'https://notification.eu-frankfurt-1.oraclecloud.com',
-      HWAUDIT_OCI_ENDPOINT_OBJECTSTORAGE: 'https://objectstorage.eu-frankfurt-1.oraclecloud.com',
       HWAUDIT_REPORT_BUCKET: 'audit-reports',
       HWAUDIT_REPORT_PREFIX: 'weekly/',
       HWAUDIT_DB_SYSTEM: 'prod-orders',
@@ -76,6 +81,7 @@ describe('readFunctionEnv', () => {
       alertsFile: '/tmp/alerts.jsonl',
       alertFormat: 'ocsf',
       alertStreamId: 'ocid1.stream.oc1.eu-frankfurt-1.amaaaaaaalerts',
+      alertBucket: { name: 'siem-alerts', formats: ['ecs', 'ocsf'], prefix: 'hwaudit/prod/' },
       notificationsTopicId: 'ocid1.onstopic.oc1.eu-frankfurt-1.aaaaaaaatopic',
       notificationsPerMinute: 10,
       // The report message goes to the alert topic unless HWAUDIT_REPORT_TOPIC_ID names another.
@@ -93,22 +99,27 @@ describe('readFunctionEnv', () => {
     expect(JSON.stringify(env)).not.toContain('pw-123');
   });
 
-  it('reads the report settings: a topic of their own, and a bucket name that is one', () => {
+  it('reads the report settings: a topic of their own, a bucket name and a prefix that are ones', () => {
     const topic = 'ocid1.onstopic.oc1.eu-frankfurt-1.aaaaaaaareports';
     expect(readFunctionEnv({ ...CONFIG, HWAUDIT_REPORT_TOPIC_ID: topic }).report.topicId).toBe(topic);
     expect(failure({ ...CONFIG, HWAUDIT_REPORT_TOPIC_ID: 'topic' }).message).toMatch(
       /^HWAUDIT_REPORT_TOPIC_ID:/,
     );
     expect(failure({ ...CONFIG, HWAUDIT_REPORT_BUCKET: 'a/b' }).message).toMatch(/^HWAUDIT_REPORT_BUCKET:/);
+    expect(failure({ ...CONFIG, HWAUDIT_REPORT_PREFIX: '/reports/' }).message).toMatch(
+      /^HWAUDIT_REPORT_PREFIX:/,
+    );
   });
 
   it.each(OUTPUT_FORMATS)('accepts HWAUDIT_ALERT_FORMAT=%s', (format) => {
     expect(readFunctionEnv({ ...CONFIG, HWAUDIT_ALERT_FORMAT: format }).alertFormat).toBe(format);
   });
 
-  it('needs exactly one configuration source; blank counts as unset', () => {
-    expect(failure({}).message).toMatch(/^HWAUDIT_CONFIG: no pipeline configuration/);
-    expect(failure({ HWAUDIT_CONFIG: '  ' }).message).toMatch(/^HWAUDIT_CONFIG: no pipeline configuration/);
+  it('reads the configuration file beside func.yaml unless told otherwise; blank counts as unset', () => {
+    const file = { kind: 'file', path: DEFAULT_CONFIG_FILE };
+    expect(DEFAULT_CONFIG_FILE).toBe('/function/config/audit.yaml');
+    expect(readFunctionEnv({}).config).toEqual(file);
+    expect(readFunctionEnv({ HWAUDIT_CONFIG: '  ', HWAUDIT_CONFIG_FILE: '' }).config).toEqual(file);
     expect(failure({ ...CONFIG, HWAUDIT_CONFIG_FILE: '/x.yaml' }).message).toMatch(/not both/);
   });
 
@@ -164,6 +175,23 @@ describe('readFunctionEnv', () => {
     expect(failure({ ...CONFIG, HWAUDIT_NOTIFICATIONS_TOPIC_ID: 'my-topic' }).message).toMatch(
       /^HWAUDIT_NOTIFICATIONS_TOPIC_ID: expected an OCID of the form ocid1\.onstopic\./,
     );
+  });
+
+  it('writes the bucket in the alert format unless formats are listed; checks names, formats and prefix', () => {
+    expect(
+      readFunctionEnv({ ...CONFIG, HWAUDIT_ALERT_BUCKET: 'b', HWAUDIT_ALERT_FORMAT: 'cef' }).alertBucket,
+    ).toEqual({ name: 'b', formats: ['cef'], prefix: 'alerts/' });
+    expect(failure({ ...CONFIG, HWAUDIT_ALERT_BUCKET: 'my bucket' }).details).toEqual({
+      variable: 'HWAUDIT_ALERT_BUCKET',
+    });
+    expect(
+      failure({ ...CONFIG, HWAUDIT_ALERT_BUCKET: 'b', HWAUDIT_ALERT_BUCKET_FORMATS: 'ocsf,xml' }).message,
+    ).toBe('HWAUDIT_ALERT_BUCKET_FORMATS: expected one of jsonl, ocsf, cef, ecs');
+    expect(
+      failure({ ...CONFIG, HWAUDIT_ALERT_BUCKET: 'b', HWAUDIT_ALERT_BUCKET_PREFIX: '/abs/' }).details,
+    ).toEqual({
+      variable: 'HWAUDIT_ALERT_BUCKET_PREFIX',
+    });
   });
 
   it('needs the messages endpoint for an alert stream; checks endpoint URLs', () => {

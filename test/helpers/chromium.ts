@@ -1,14 +1,12 @@
 // A real headless Chromium for the HTML report tests: Debian's `chromium` (.ci/run installs it when
 // missing), driven by playwright-core with its executable path and a fresh profile per launch. On a
-// machine without it the tests are reported as not run; under CI=true they fail instead.
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+// machine without it the tests are skipped with the reason (requirements.ts); under CI=true they fail.
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type BrowserContext, chromium } from 'playwright-core';
-import { describe, it } from 'vitest';
-
-export const CHROMIUM = process.env.HWAUDIT_CHROMIUM ?? '/usr/bin/chromium';
-const ABSENT = `Chromium absent (${CHROMIUM}; set HWAUDIT_CHROMIUM): HTML report rendering tests not run`;
+import { describeRequiring } from './describe-requiring.js';
+import { CHROMIUM } from './requirements.js';
 
 /** The flags of a quiet, offline, sandbox-free headless browser. */
 const FLAGS = [
@@ -28,7 +26,7 @@ export type Browser = { context: BrowserContext; close(): Promise<void> };
 export async function launchChromium(): Promise<Browser> {
   const profile = mkdtempSync(join(tmpdir(), 'hwaudit-chromium-'));
   const context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
+    executablePath: CHROMIUM.path,
     headless: true,
     args: FLAGS,
     viewport: { width: 1280, height: 900 },
@@ -43,14 +41,7 @@ export async function launchChromium(): Promise<Browser> {
 }
 
 export function describeChromium(name: string, body: () => void): void {
-  if (!existsSync(CHROMIUM)) {
-    it(ABSENT, () => {
-      if (process.env.CI === 'true')
-        throw new Error(`CI=true but ${CHROMIUM} is missing: .ci/run installs Debian's chromium`);
-    });
-    return;
-  }
-  describe(name, body);
+  describeRequiring(CHROMIUM, name, body);
 }
 
 /** Where tests leave files for people to look at (screenshots): HWAUDIT_TEST_ARTIFACTS or .artifacts/. */

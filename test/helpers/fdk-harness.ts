@@ -5,16 +5,14 @@
 // and the resource principal environment OCI Functions gives a container (RPST v2.2).
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { existsSync, lstatSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { lstatSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { ConfigInput } from '../../schemas/config.js';
 import { baseConfig, DB, GROUPS, USERS } from '../../shared/detect/timeline.js';
 import { craftSecurityToken, generateTestKeyPair, type TestKeyPair } from '../oci-endpoint/signature.js';
-
-const FUNC_BUNDLE = fileURLToPath(new URL('../../dist/func.cjs', import.meta.url));
+import { bundlePath } from './bundle.js';
 
 export type FnResponse = {
   status: number;
@@ -65,11 +63,11 @@ export function removeTempDirs(): void {
 
 /** Spawns `node dist/func.cjs` with only the Fn contract variables and `env` set. */
 export async function startFunction(opts: StartOptions): Promise<FnProcess> {
-  if (!existsSync(FUNC_BUNDLE)) throw new Error(`${FUNC_BUNDLE} is missing: run "npm run build" first`);
+  const bundle = bundlePath('func');
   const dir = opts.dir ?? tempDir();
   const socket = join(dir, 'lsnr.sock');
   const started = performance.now();
-  const child = spawn(process.execPath, [FUNC_BUNDLE], {
+  const child = spawn(process.execPath, [bundle], {
     env: {
       PATH: process.env.PATH ?? '/usr/bin:/bin',
       TZ: 'UTC',

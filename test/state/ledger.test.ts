@@ -81,8 +81,8 @@ function normalized(rows: Record<string, unknown>[], fields: readonly LedgerFiel
   );
 }
 
-/** A store as schema 2 (the release before the ledger) left it: bodies only. Released DDL, copied. */
-const SCHEMA_2: Record<'sqlite' | 'mysql', string> = {
+/** A store as schema 3 (the release before the ledger) left it: bodies only. Released DDL, copied. */
+const SCHEMA_3: Record<'sqlite' | 'mysql', string> = {
   sqlite: `CREATE TABLE entity (scope TEXT NOT NULL, kind TEXT NOT NULL, key TEXT NOT NULL, body TEXT NOT NULL, PRIMARY KEY (scope, kind, key)) WITHOUT ROWID;
     CREATE TABLE pending (scope TEXT NOT NULL, key TEXT NOT NULL, ts INTEGER NOT NULL, body TEXT NOT NULL, PRIMARY KEY (scope, key)) WITHOUT ROWID;
     CREATE TABLE seen (id INTEGER PRIMARY KEY, scope TEXT NOT NULL, bucket INTEGER NOT NULL, keys TEXT NOT NULL);
@@ -95,7 +95,9 @@ const SCHEMA_2: Record<'sqlite' | 'mysql', string> = {
     CREATE TABLE deliveries (alert_id TEXT NOT NULL, sink TEXT NOT NULL, PRIMARY KEY (alert_id, sink)) WITHOUT ROWID;
     CREATE TABLE dead_letters (seq INTEGER PRIMARY KEY AUTOINCREMENT, body TEXT NOT NULL);
     CREATE TABLE holders (scope TEXT PRIMARY KEY, pid INTEGER NOT NULL, host TEXT NOT NULL, since TEXT NOT NULL, heartbeat INTEGER NOT NULL) WITHOUT ROWID;
-    PRAGMA user_version = 2;
+    CREATE TABLE snapshots (id TEXT PRIMARY KEY, taken_at INTEGER NOT NULL, body TEXT NOT NULL);
+    CREATE INDEX snapshots_taken ON snapshots (taken_at);
+    PRAGMA user_version = 3;
     `,
   mysql: `CREATE TABLE entity (scope VARBINARY(255) NOT NULL, kind VARBINARY(255) NOT NULL, k VARBINARY(255) NOT NULL, long_key LONGTEXT NULL, body LONGTEXT NOT NULL, PRIMARY KEY (scope, kind, k)) DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
     CREATE TABLE pending (scope VARBINARY(255) NOT NULL, k VARBINARY(255) NOT NULL, ts BIGINT NOT NULL, body LONGTEXT NOT NULL, PRIMARY KEY (scope, k)) DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
@@ -105,12 +107,13 @@ const SCHEMA_2: Record<'sqlite' | 'mysql', string> = {
     CREATE TABLE deliveries (alert_id VARBINARY(255) NOT NULL, sink VARBINARY(255) NOT NULL, PRIMARY KEY (alert_id, sink)) DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
     CREATE TABLE dead_letters (seq BIGINT NOT NULL AUTO_INCREMENT, body LONGTEXT NOT NULL, PRIMARY KEY (seq)) DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
     CREATE TABLE holders (scope VARBINARY(255) NOT NULL, pid INT NOT NULL, host VARCHAR(255) NOT NULL, since VARCHAR(64) NOT NULL, PRIMARY KEY (scope)) DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+    CREATE TABLE snapshots (id VARBINARY(255) NOT NULL, taken_at BIGINT NOT NULL, body LONGTEXT NOT NULL, PRIMARY KEY (id), KEY snapshots_taken (taken_at, id)) DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
     CREATE TABLE schema_version (version INT NOT NULL, applied_at BIGINT NOT NULL, PRIMARY KEY (version));
-    INSERT INTO schema_version VALUES (1, 0), (2, 0);
+    INSERT INTO schema_version VALUES (1, 0), (2, 0), (3, 0);
     `,
 };
 
-/** SQL text of a value in an INSERT of the schema-2 fixture (MySQL strings also escape backslashes). */
+/** SQL text of a value in an INSERT of the schema-3 fixture (MySQL strings also escape backslashes). */
 function literal(dialect: 'sqlite' | 'mysql') {
   return (v: string | number) => {
     if (typeof v === 'number') return String(v);
@@ -255,7 +258,7 @@ function upgrade(adapter: Adapter, dialect: 'sqlite' | 'mysql') {
       const open = dialect === 'sqlite' ? 'open' : 'is_open';
       const time = dialect === 'sqlite' ? 'time' : 'alert_time';
       await backing.sql(
-        SCHEMA_2[dialect] +
+        SCHEMA_3[dialect] +
           ss
             .map(
               (s) =>
@@ -271,7 +274,7 @@ function upgrade(adapter: Adapter, dialect: 'sqlite' | 'mysql') {
           "INSERT INTO deliveries (alert_id, sink) VALUES ('a1', 'siem');\n",
       );
       const store = await backing.open();
-      expect(await backing.schemaVersions()).toEqual([1, 2, 3]);
+      expect(await backing.schemaVersions()).toEqual([1, 2, 3, 4]);
       const sessionRows = await backing.sql('SELECT * FROM audit_sessions ORDER BY connect_ts');
       expect(normalized(sessionRows, SESSION_FIELDS)).toEqual(ss.map((s) => expectedRow(SESSION_FIELDS, s)));
       const findingRows = await backing.sql('SELECT * FROM audit_findings ORDER BY finding_ts');
