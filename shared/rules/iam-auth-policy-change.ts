@@ -74,7 +74,11 @@ export const iamAuthPolicyChange = defineRule({
           ],
         }),
       ],
-      expect: { alerts: 1, severity: 'high' },
+      expect: {
+        alerts: 1,
+        severity: 'high',
+        match: { dbSystem: null, details: { change: 'policy_created', policy: 'ocid1.policy.oc1..p' } },
+      },
     },
     {
       name: 'one lookup permission for the mysqldbsystem principal is enough',
@@ -87,7 +91,11 @@ export const iamAuthPolicyChange = defineRule({
           ],
         }),
       ],
-      expect: { alerts: 1 },
+      expect: {
+        alerts: 1,
+        severity: 'high',
+        match: { details: { change: 'policy_updated', policy: 'ocid1.policy.oc1..p' } },
+      },
     },
     {
       name: "Oracle's network security group policy for the mysqldbsystem principal is silent",
