@@ -23,26 +23,13 @@ import { Pipeline } from '../shared/pipeline.js';
 import { renderReport } from '../shared/report/render.js';
 import { runReports } from '../shared/report/run-reports.js';
 import { SqliteStore } from '../shared/state/sqlite-store.js';
-import type { CommitBatch } from '../shared/state/state-store.js';
+import { commitBatch } from '../shared/state/state-store.js';
 
 const log = (line: string) => process.stderr.write(`${line}\n`);
 const DAY = 86_400_000;
 const DAYS = 30;
 const BATCH = 5000;
 const peakRssMb = () => Math.round(process.resourceUsage().maxRSS / 1024);
-
-function emptyBatch(parts: Partial<CommitBatch>): CommitBatch {
-  return {
-    entities: [],
-    pending: { put: [], remove: [] },
-    seen: [],
-    sessions: [],
-    alerts: [],
-    alertUpdates: [],
-    deadLetters: [],
-    ...parts,
-  };
-}
 
 /** One synthetic session: mostly applications, then group logins, personal accounts and failures. */
 function session(fleet: Fleet, rng: Rng, i: number, from: number): Session {
@@ -158,7 +145,7 @@ async function fill(path: string, count: number): Promise<{ ms: number; from: nu
     for (let j = i; j < Math.min(count, i + BATCH); j++) sessions.push(session(fleet, rng, j, from));
     const alerts =
       i % 100_000 === 0 ? Array.from({ length: 500 }, (_, k) => alert(fleet, rng, i + k, from)) : [];
-    await store.commit(emptyBatch({ sessions, alerts }));
+    await store.commit(commitBatch({ sessions, alerts }));
     if ((i + BATCH) % 200_000 === 0) log(`  ${(i + BATCH).toLocaleString('en-US')} sessions`);
   }
   await store.close();

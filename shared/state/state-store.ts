@@ -26,6 +26,20 @@ export type CommitBatch = {
   pruneLedgerBefore?: number;
 };
 
+/** A batch holding only `parts` (a store filled or tested without a pipeline). */
+export function commitBatch(parts: Partial<CommitBatch> = {}): CommitBatch {
+  return {
+    entities: [],
+    pending: { put: [], remove: [] },
+    seen: [],
+    sessions: [],
+    alerts: [],
+    alertUpdates: [],
+    deadLetters: [],
+    ...parts,
+  };
+}
+
 /**
  * Seen keys are stored in event-time buckets (one row per bucket and commit) rather than one row
  * per event: a batch writes a handful of rows, and a lookup reads the buckets of the events asked.

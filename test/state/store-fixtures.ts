@@ -14,7 +14,7 @@ import type { AlertSink } from '../../shared/emit/sink.js';
 import { Pipeline } from '../../shared/pipeline.js';
 import { MySqlStore, type MySqlStoreOptions } from '../../shared/state/mysql-store.js';
 import { SqliteStore } from '../../shared/state/sqlite-store.js';
-import type { CommitBatch, StateStore } from '../../shared/state/state-store.js';
+import type { StateStore } from '../../shared/state/state-store.js';
 import type { MySqlTestServer, TestDatabase } from '../helpers/mysql-server.js';
 import { testConfig } from '../helpers/run-timeline.js';
 
@@ -141,18 +141,7 @@ export function backingPerTest(adapter: Adapter): () => Backing {
   return () => backing!;
 }
 
-export function batch(parts: Partial<CommitBatch> = {}): CommitBatch {
-  return {
-    entities: [],
-    pending: { put: [], remove: [] },
-    seen: [],
-    sessions: [],
-    alerts: [],
-    alertUpdates: [],
-    deadLetters: [],
-    ...parts,
-  };
-}
+export { commitBatch as batch } from '../../shared/state/state-store.js';
 
 export function session(id: string, connectTs: number, over: Partial<Session> = {}): Session {
   return {
