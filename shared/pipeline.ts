@@ -5,7 +5,7 @@
 // applied in one total order (compareEvents), so any arrival order within the lateness, any
 // batching and any redelivery give the same sessions and alerts. Events older than what was
 // already released are applied at once ("late"); late IAM events re-attribute recent sessions.
-import type { Alert } from '../schemas/alert.js';
+import { type Alert, recordKey } from '../schemas/alert.js';
 import type { Config } from '../schemas/config.js';
 import type { DeadLetter, DeadLetterCode } from '../schemas/dead-letter.js';
 import { type CanonicalEvent, compareEvents } from '../schemas/events.js';
@@ -13,7 +13,7 @@ import type { ActiveRule } from './config/active-rules.js';
 import { Correlator, type CorrelatorStats } from './correlate/correlator.js';
 import type { DecodedItem } from './decode/read-input.js';
 import { Detector } from './detect/detector.js';
-import type { AlertSink } from './emit/sink.js';
+import type { AlertSink, SinkState } from './emit/sink.js';
 import { EntityCache } from './state/entity-cache.js';
 import type { StateStore } from './state/state-store.js';
 import { BEGINNING_OF_TIME, toIso } from './time.js';
@@ -29,6 +29,8 @@ export type PipelineStats = {
   deadLetters: Partial<Record<DeadLetterCode, number>>;
   alerts: number;
   alertsByRule: Record<string, number>;
+  /** Resolution records: alerts found to be over. */
+  resolutions: number;
 };
 
 type Clock = { maxTs: number; releasedTs: number };
@@ -59,7 +61,16 @@ function mergeSorted(a: CanonicalEvent[], b: CanonicalEvent[]): CanonicalEvent[]
 }
 
 function emptyStats(): PipelineStats {
-  return { received: 0, processed: 0, duplicates: 0, late: 0, deadLetters: {}, alerts: 0, alertsByRule: {} };
+  return {
+    received: 0,
+    processed: 0,
+    duplicates: 0,
+    late: 0,
+    deadLetters: {},
+    alerts: 0,
+    alertsByRule: {},
+    resolutions: 0,
+  };
 }
 
 export class Pipeline {
@@ -243,11 +254,14 @@ export class Pipeline {
     return this.commit();
   }
 
-  /** End of input: applies everything buffered; timers fire up to `asOf` (default the latest event). */
+  /**
+   * End of input: applies everything buffered; timers fire up to `asOf` (default the latest
+   * event); sinks that hold records back (digests) send them.
+   */
   async finish(asOf?: number): Promise<Alert[]> {
     const end = asOf ?? this.clock.maxTs;
     this.release(Math.max(this.clock.maxTs, end), end);
-    return this.commit();
+    return this.commit(true);
   }
 
   private release(watermark: number, timersUpTo = watermark): void {
@@ -281,8 +295,13 @@ export class Pipeline {
     this.stats.deadLetters[d.code] = (this.stats.deadLetters[d.code] ?? 0) + 1;
   }
 
-  private async commit(): Promise<Alert[]> {
-    const { created, updates } = await this.detector.finalize((ids) => this.store.knownAlerts(ids));
+  /** Commits the batch and delivers its new records (alerts, then resolutions). */
+  private async commit(final = false): Promise<Alert[]> {
+    const { created, updates } = await this.detector.finalize({
+      known: (keys) => this.store.knownAlerts(keys),
+      load: (keys) => this.store.loadAlerts(keys),
+    });
+    if (created.length > 0) for (const sink of this.sinks) sink.stage?.(created, this.sinkState(sink));
     this.cache.set(META, CLOCK, { ...this.clock });
     const put = this.durablePending ? this.pending.filter((e) => !this.persisted.has(e.key)) : [];
     const remove = this.released.filter((k) => this.persisted.has(k));
@@ -303,22 +322,41 @@ export class Pipeline {
     this.released = [];
     this.seenBatch = [];
     this.deadBatch = [];
-    // Another instance sharing the store may have stored (and will deliver) the same alert.
-    const mine = created.filter((a) => newAlerts.has(a.id));
+    // Another instance sharing the store may have stored (and will deliver) the same record.
+    const mine = created.filter((a) => newAlerts.has(recordKey(a)));
     for (const a of mine) {
+      if (a.status === 'resolved') {
+        this.stats.resolutions++;
+        continue;
+      }
       this.stats.alerts++;
       this.stats.alertsByRule[a.rule] = (this.stats.alertsByRule[a.rule] ?? 0) + 1;
     }
-    for (const sink of this.sinks) await this.deliver(sink, mine);
+    for (const sink of this.sinks) await this.deliver(sink, mine, final);
     return mine;
   }
 
-  private async deliver(sink: AlertSink, alerts: Alert[]): Promise<void> {
-    if (alerts.length === 0) return;
-    await sink.send(alerts);
-    await this.store.markDelivered(
-      sink.name,
-      alerts.map((a) => a.id),
-    );
+  private async deliver(sink: AlertSink, records: Alert[], final = false): Promise<void> {
+    if (records.length === 0 && !sink.acknowledges) return;
+    const delivered = (keys: string[]) => this.store.markDelivered(sink.name, keys);
+    await sink.send(records, {
+      watermark: this.watermark,
+      final,
+      state: this.sinkState(sink),
+      delivered,
+    });
+    if (!sink.acknowledges) await delivered(records.map(recordKey));
+  }
+
+  /** A sink's rows in the entity cache (kind `sink:<name>`), committed with the batches. */
+  private sinkState(sink: AlertSink): SinkState {
+    const kind = `sink:${sink.name}`;
+    const cache = this.cache;
+    return {
+      get: (key) => cache.get(kind, key),
+      set: (key, body) => void cache.set(kind, key, body),
+      delete: (key) => cache.delete(kind, key),
+      entries: () => cache.entries(kind),
+    };
   }
 }

@@ -4,12 +4,13 @@ import type { Config, DbSystemConfig } from '../../schemas/config.js';
 import type { CanonicalEvent, DbEvent, IamEvent } from '../../schemas/events.js';
 import type { Session } from '../../schemas/session.js';
 import type { Detector } from '../detect/detector.js';
-import type { GroupInfo, SessionFact } from '../detect/rule.js';
+import type { IamFact, Reverts, SessionFact } from '../detect/rule.js';
 import type { EntityCache } from '../state/entity-cache.js';
 import { type AttributionResult, attribute, type Models } from './attribute.js';
 import { Directory } from './directory.js';
 import { accountName, Mappings, OCI_PLUGIN } from './mappings.js';
 import { Memberships } from './memberships.js';
+import { Policies } from './policies.js';
 import { SignOns } from './signons.js';
 import { type AccountChange, statementFacts } from './sql-facts.js';
 
@@ -42,6 +43,7 @@ export class Correlator {
   private recent: Session[] = [];
   private dirty = new Map<string, Session>();
   private nextDeadline = Number.POSITIVE_INFINITY;
+  private readonly policies: Policies;
 
   constructor(
     private readonly cache: EntityCache,
@@ -55,6 +57,7 @@ export class Correlator {
       mappings: new Mappings(cache),
       signOns: new SignOns(cache),
     };
+    this.policies = new Policies(cache);
     this.models.directory.seed(config);
     this.models.memberships.seed(config);
     this.models.mappings.seed(config);
@@ -235,7 +238,19 @@ export class Correlator {
       db: this.dbs.get(ev.dbSystemId),
       facts,
       mappingChanges,
+      reverts: this.mappingReverts(ev, mappingChanges),
     });
+  }
+
+  /** The earlier mapping changes a statement undoes, account by account (a rename touches two). */
+  private mappingReverts(ev: DbEvent, changes: readonly AccountChange[]): Reverts {
+    const touched = changes.flatMap((c) => (c.op === 'rename' ? [c.account, c.to] : [c.account]));
+    const undone = touched.map((a) => this.models.mappings.undoneBy(ev.dbSystemId, a, ev.key));
+    const byKey = new Map(undone.flat().map((u) => [u.key, u]));
+    return {
+      undone: [...byKey.values()],
+      complete: undone.length > 0 && undone.every((list) => list.length > 0),
+    };
   }
 
   private sessionOf(ev: DbEvent): Session | undefined {
@@ -335,6 +350,7 @@ export class Correlator {
         if (!memberships.apply(userId, groupId, change)) return;
         const bg = directory.group(groupId)?.breakGlassMs;
         if (op === 'add' && bg !== undefined) this.openGrant(ev.key, userId, groupId, ev.ts, bg);
+        if (op === 'remove' && bg !== undefined) this.endGrant(ev, userId, groupId);
         if (late) this.reevaluate(ev.ts);
         this.detector.run('iam', this.iamFact(ev, userId, groupId));
         return;
@@ -355,6 +371,14 @@ export class Correlator {
       case 'group_deleted':
         if (group) directory.markGroupDeleted(group.id, ev.ts);
         break;
+      case 'policy_created':
+      case 'policy_updated':
+      case 'policy_deleted':
+        this.detector.run('iam', {
+          ...this.iamFact(ev, userId, group?.id),
+          reverts: this.policies.apply(ev),
+        });
+        return;
       case 'signon_success':
       case 'signon_failure':
         if (userId && ev.signOn) {
@@ -374,9 +398,9 @@ export class Correlator {
     this.detector.run('iam', this.iamFact(ev, userId, group?.id));
   }
 
-  private iamFact(event: IamEvent, userId: string | undefined, groupId: string | undefined) {
+  private iamFact(event: IamEvent, userId: string | undefined, groupId: string | undefined): IamFact {
     const { directory, mappings } = this.models;
-    const fact: { event: IamEvent; user?: { id: string; name: string }; group?: GroupInfo } = { event };
+    const fact: IamFact = { event };
     if (userId) fact.user = { id: userId, name: directory.user(userId)?.name ?? userId };
     if (groupId) {
       const g = directory.group(groupId);
@@ -414,7 +438,7 @@ export class Correlator {
       ]);
       if (before === after) continue;
       this.applyResult(s, result);
-      this.detector.run('session', this.sessionFact(s, result, db));
+      this.detector.run('session', { ...this.sessionFact(s, result, db), reattributed: true });
     }
   }
 
@@ -445,6 +469,24 @@ export class Correlator {
       done: false,
     });
     this.nextDeadline = Math.min(this.nextDeadline, startTs + maxDuration);
+  }
+
+  /** A break-glass membership was removed: the grant it closes has ended (its alert, if any, is over). */
+  private endGrant(ev: IamEvent, user: string, group: string): void {
+    const { memberships, directory } = this.models;
+    const opened = memberships.stateAt(user, group, ev.ts - 1);
+    if (opened?.op !== 'add') return;
+    const g = this.cache.get<GrantRow>(GRANT, grantId(opened.key, user, group));
+    if (!g) return;
+    this.detector.run('grantEnded', {
+      grant: g.id,
+      user: { id: user, name: directory.user(user)?.name ?? user },
+      group: { id: group, name: directory.group(group)?.name ?? group },
+      startTs: g.startTs,
+      deadlineTs: g.deadlineTs,
+      endTs: ev.ts,
+      removal: ev.key,
+    });
   }
 
   private computeNextDeadline(): void {

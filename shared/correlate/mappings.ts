@@ -3,6 +3,7 @@
 import type { Config } from '../../schemas/config.js';
 import type { EntityCache } from '../state/entity-cache.js';
 import { BEGINNING_OF_TIME } from '../time.js';
+import { ABSENT, type Undone, undone } from './reverts.js';
 import type { AccountChange, AccountRef } from './sql-facts.js';
 
 export const OCI_PLUGIN = 'authentication_oci';
@@ -149,6 +150,24 @@ export class Mappings {
     }
     // In a fixed order: the cache's order depends on whether its rows were loaded or created.
     return out.sort((a, b) => (a.db === b.db ? (a.account < b.account ? -1 : 1) : a.db < b.db ? -1 : 1));
+  }
+
+  /**
+   * The earlier audited changes of this account that the change `key` undoes (its definition is
+   * back to what it was before them); empty when it undoes none.
+   */
+  undoneBy(db: string, account: AccountRef, key: string): Undone[] {
+    const versions = (this.cache.get<AccountRow>(ACCOUNT, rowKey(db, account))?.versions ?? []).map((v) => ({
+      key: v.key,
+      kind: 'account',
+      state: v.dropped ? ABSENT : `${v.plugin ?? ''}\u0000${v.authenticationString ?? ''}`,
+      change: v.key !== CONFIG_KEY,
+    }));
+    return undone(
+      versions,
+      versions.findIndex((v) => v.key === key),
+      ABSENT,
+    );
   }
 
   private versionOf(key: string, ts: number): AccountVersion | undefined {

@@ -268,8 +268,13 @@ export type RuleCase = {
   /** Config overrides merged over `baseConfig()` (top-level keys replace). */
   config?: Partial<ConfigInput>;
   events: () => CanonicalEvent[];
-  /** Alerts of this rule expected; with a severity, every one of them has it. */
-  expect: { alerts: number; severity?: string };
+  /** A second batch, ingested after the first was committed: events later than the lateness. */
+  later?: () => CanonicalEvent[];
+  /**
+   * Alerts of this rule expected; with a severity, every one of them has it; `resolutions`:
+   * resolution records of this rule expected (default 0).
+   */
+  expect: { alerts: number; severity?: string; resolutions?: number };
   /** Watermark at the end (ISO), as `replay --as-of`. */
   asOf?: string;
 };

@@ -17,7 +17,19 @@ export const accessUnattributed = defineRule({
   on: {
     session: (f) => {
       const { session } = f;
-      if (session.outcome !== 'success' || session.attribution?.method !== 'unattributed') return [];
+      if (session.outcome !== 'success' || !session.attribution) return [];
+      if (session.attribution.method !== 'unattributed') {
+        if (!f.reattributed || !session.identity) return [];
+        return [
+          {
+            resolves: { subject: session.id, occurrence: 'unattributed' },
+            ts: session.connectTs,
+            reason: 'attributed',
+            note: `attributed to ${session.identity.name} (${session.attribution.method}, ${session.attribution.confidence})`,
+            evidence: session.attribution.evidence,
+          },
+        ];
+      }
       return [
         {
           subject: session.id,
@@ -51,14 +63,7 @@ export const accessUnattributed = defineRule({
       events: () => [
         iam.signOn({ at: at(0), user: USERS.bob, ip: '10.0.0.9' }),
         iam.signOn({ at: at(1), user: USERS.dave, ip: '10.0.0.9' }),
-        db.connect({
-          at: at(10),
-          conn: 1,
-          account: 'dev_proxy',
-          user: 'dev_proxy',
-          ip: '10.0.0.9',
-          proxy: true,
-        }),
+        devProxyLogin(),
       ],
       expect: { alerts: 1 },
     },
@@ -66,16 +71,21 @@ export const accessUnattributed = defineRule({
       name: 'one member signed on from the same IP is attributed',
       events: () => [
         iam.signOn({ at: at(0), user: USERS.bob, ip: '10.0.0.9', mfa: 'TOTP' }),
-        db.connect({
-          at: at(10),
-          conn: 1,
-          account: 'dev_proxy',
-          user: 'dev_proxy',
-          ip: '10.0.0.9',
-          proxy: true,
-        }),
+        devProxyLogin(),
       ],
       expect: { alerts: 0 },
+    },
+    {
+      name: 'a sign-on arriving later than the lateness attributes the session and resolves the alert',
+      events: () => [devProxyLogin(), iam.signOn({ at: at(60), user: USERS.dave, ip: '10.9.9.9' })],
+      later: () => [iam.signOn({ at: at(0), user: USERS.bob, ip: '10.0.0.9', mfa: 'TOTP' })],
+      expect: { alerts: 1, resolutions: 1 },
+    },
+    {
+      name: 'a late sign-on from another address leaves it open',
+      events: () => [devProxyLogin(), iam.signOn({ at: at(60), user: USERS.dave, ip: '10.9.9.9' })],
+      later: () => [iam.signOn({ at: at(0), user: USERS.bob, ip: '10.0.0.8', mfa: 'TOTP' })],
+      expect: { alerts: 1, resolutions: 0 },
     },
     {
       name: 'a local account is not this rule',
@@ -84,3 +94,15 @@ export const accessUnattributed = defineRule({
     },
   ],
 });
+
+/** A login to the shared dev_proxy account from 10.0.0.9 that names nobody. */
+function devProxyLogin() {
+  return db.connect({
+    at: at(10),
+    conn: 1,
+    account: 'dev_proxy',
+    user: 'dev_proxy',
+    ip: '10.0.0.9',
+    proxy: true,
+  });
+}

@@ -32,6 +32,15 @@ export const breakGlassStale = defineRule({
         },
       },
     ],
+    grantEnded: (f) => [
+      {
+        resolves: { subject: f.grant, occurrence: 'stale' },
+        ts: f.endTs,
+        reason: 'membership-removed',
+        note: `${f.user.name} was removed from ${f.group.name} at ${new Date(f.endTs).toISOString()}`,
+        evidence: [f.removal],
+      },
+    ],
   },
   cases: [
     {
@@ -43,12 +52,18 @@ export const breakGlassStale = defineRule({
       expect: { alerts: 1, severity: 'high' },
     },
     {
+      name: 'membership removed after maxDuration resolves the alert',
+      events: () => grantRemoved(at(300), GROUPS.bg),
+      expect: { alerts: 1, resolutions: 1 },
+    },
+    {
+      name: 'a removal from another group resolves nothing',
+      events: () => grantRemoved(at(300), GROUPS.dev),
+      expect: { alerts: 1, resolutions: 0 },
+    },
+    {
       name: 'removed within maxDuration is silent',
-      events: () => [
-        iam.added({ at: at(0), user: USERS.bob, group: GROUPS.bg }),
-        iam.removed({ at: at(120), user: USERS.bob, group: GROUPS.bg }),
-        iam.signOn({ at: at(600), user: USERS.dave, ip: '1.1.1.1' }),
-      ],
+      events: () => grantRemoved(at(120), GROUPS.bg),
       expect: { alerts: 0 },
     },
     {
@@ -59,3 +74,12 @@ export const breakGlassStale = defineRule({
     },
   ],
 });
+
+/** Bob is given break-glass access, then removed from `group` at `ts`; the watermark goes past it. */
+function grantRemoved(ts: number, group: string) {
+  return [
+    iam.added({ at: at(0), user: USERS.bob, group: GROUPS.bg }),
+    iam.removed({ at: ts, user: USERS.bob, group }),
+    iam.signOn({ at: at(600), user: USERS.dave, ip: '1.1.1.1' }),
+  ];
+}

@@ -37,7 +37,7 @@ import mysql, {
   type ResultSetHeader,
   type RowDataPacket,
 } from 'mysql2/promise';
-import type { Alert } from '../../schemas/alert.js';
+import { type Alert, recordKey, recordTime } from '../../schemas/alert.js';
 import type { CanonicalEvent } from '../../schemas/events.js';
 import type { Session } from '../../schemas/session.js';
 import { AuditError, type SafeDetails } from '../errors.js';
@@ -523,8 +523,21 @@ export class MySqlStore implements StateStore {
     return found;
   }
 
-  async knownAlerts(ids: string[]): Promise<Set<string>> {
-    return this.existing('SELECT id AS k FROM alerts WHERE id IN (?)', ids);
+  async knownAlerts(keys: string[]): Promise<Set<string>> {
+    return this.existing('SELECT id AS k FROM alerts WHERE id IN (?)', keys);
+  }
+
+  async loadAlerts(keys: string[]): Promise<Alert[]> {
+    const out: Alert[] = [];
+    for (const part of chunks([...new Set(keys)], CHUNK_ROWS)) {
+      const rows = await this.read<AlertRow>(
+        'load',
+        'SELECT body, occurrences, last_time FROM alerts WHERE id IN (?) ORDER BY alert_time, id',
+        [part.map(storedKey)],
+      );
+      for (const r of rows) out.push(mergeAlert(r.body, r.occurrences, r.last_time));
+    }
+    return out;
   }
 
   private async existing(sql: string, keys: string[]): Promise<Set<string>> {
@@ -602,13 +615,13 @@ export class MySqlStore implements StateStore {
         );
       }
       // One statement per alert: its affected-row count says whether this commit stored it first.
-      for (const { k, a, body } of alerts) {
+      for (const { k, key, a, body } of alerts) {
         const result = await run(
           conn,
           'INSERT IGNORE INTO alerts (id, rule, alert_time, body, occurrences, last_time) VALUES (?, ?, ?, ?, 1, NULL)',
-          [k, a.rule, a.time, body],
+          [k, a.rule, recordTime(a), body],
         );
-        if (result.affectedRows > 0) newAlerts.add(a.id);
+        if (result.affectedRows > 0) newAlerts.add(key);
       }
       for (const { k, u } of updates) {
         await run(conn, 'UPDATE alerts SET occurrences = ?, last_time = ? WHERE id = ?', [
@@ -662,7 +675,12 @@ export class MySqlStore implements StateStore {
           s.outcome === 'success' && s.disconnectTime === undefined ? 1 : 0,
           JSON.stringify(s),
         ]),
-      alerts: batch.alerts.map((a) => ({ k: storedKey(a.id), a, body: JSON.stringify(a) })).sort(byKey),
+      alerts: batch.alerts
+        .map((a) => {
+          const key = recordKey(a);
+          return { k: storedKey(key), key, a, body: JSON.stringify(a) };
+        })
+        .sort(byKey),
       updates: batch.alertUpdates.map((u) => ({ k: storedKey(u.id), u })).sort(byKey),
       dead: batch.deadLetters.map((d) => [JSON.stringify(d)]),
     };

@@ -11,7 +11,7 @@
 import { existsSync, realpathSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
-import type { Alert } from '../../schemas/alert.js';
+import { type Alert, recordKey, recordTime } from '../../schemas/alert.js';
 import type { CanonicalEvent } from '../../schemas/events.js';
 import type { Session } from '../../schemas/session.js';
 import { AuditError } from '../errors.js';
@@ -71,6 +71,8 @@ function holderAlive(row: HolderRow, me: LockHolder, now: number): boolean {
 }
 
 const CHUNK = 500;
+
+type AlertRow = { body: string; occurrences: number; last_time: string | null };
 
 /** One scope's in-process lock: held or not, and the waiters in arrival order. */
 type Mutex = { held: boolean; waiters: (() => void)[] };
@@ -210,8 +212,21 @@ export class SqliteStore implements StateStore {
     return found;
   }
 
-  async knownAlerts(ids: string[]): Promise<Set<string>> {
-    return this.existing('SELECT id AS k FROM alerts WHERE id IN', ids);
+  async knownAlerts(keys: string[]): Promise<Set<string>> {
+    return this.existing('SELECT id AS k FROM alerts WHERE id IN', keys);
+  }
+
+  async loadAlerts(keys: string[]): Promise<Alert[]> {
+    const out: Alert[] = [];
+    for (const part of chunks([...new Set(keys)], CHUNK)) {
+      const rows = this.db
+        .prepare<string[], AlertRow>(
+          `SELECT body, occurrences, last_time FROM alerts WHERE id IN (${part.map(() => '?').join(',')}) ORDER BY time, id`,
+        )
+        .all(...part);
+      for (const r of rows) out.push(mergeAlert(r.body, r.occurrences, r.last_time));
+    }
+    return out;
   }
 
   private existing(sql: string, keys: string[], params: string[] = []): Set<string> {
@@ -267,7 +282,8 @@ export class SqliteStore implements StateStore {
           putSession.run(s.id, s.dbSystem.id, s.connectTs, open, JSON.stringify(s));
         }
         for (const a of batch.alerts) {
-          if (putAlert.run(a.id, a.rule, a.time, JSON.stringify(a)).changes > 0) newAlerts.add(a.id);
+          const key = recordKey(a);
+          if (putAlert.run(key, a.rule, recordTime(a), JSON.stringify(a)).changes > 0) newAlerts.add(key);
         }
         for (const u of batch.alertUpdates) updAlert.run(u.occurrences, u.lastTime, u.id);
         for (const d of batch.deadLetters) putDead.run(JSON.stringify(d));
@@ -287,7 +303,7 @@ export class SqliteStore implements StateStore {
 
   async undelivered(sink: string): Promise<Alert[]> {
     return this.db
-      .prepare<[string], { body: string; occurrences: number; last_time: string | null }>(
+      .prepare<[string], AlertRow>(
         `SELECT body, occurrences, last_time FROM alerts a
          WHERE NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.alert_id = a.id AND d.sink = ?) ORDER BY time, id`,
       )
@@ -304,7 +320,7 @@ export class SqliteStore implements StateStore {
   }
 
   async *alerts(): AsyncIterable<Alert> {
-    const rows = this.db.prepare<[], { body: string; occurrences: number; last_time: string | null }>(
+    const rows = this.db.prepare<[], AlertRow>(
       'SELECT body, occurrences, last_time FROM alerts ORDER BY time, id',
     );
     for (const r of rows.iterate()) yield mergeAlert(r.body, r.occurrences, r.last_time);

@@ -101,6 +101,7 @@ function makeAlert(i: number, rule: string, severity: Severity): Alert {
     dbSystem: { id: `ocid1.mysqldbsystem.oc1..prod${i % 4}`, name: `prod-${i % 4}` },
     evidence: [`k${i}`],
     mysqlAccount: i % 2 ? 'dba_proxy@%' : 'emergency_admin@%',
+    status: 'open',
   };
 }
 
