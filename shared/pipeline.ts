@@ -141,7 +141,7 @@ export class Pipeline {
     pipeline.correlator.restoreSessions(await opts.store.loadSessions(since));
     for (const sink of pipeline.sinks) {
       const missed = await opts.store.undelivered(sink.name);
-      if (missed.length > 0) await pipeline.deliver(sink, missed);
+      if (missed.length > 0) await pipeline.deliver(sink, missed, { backlog: true });
     }
     return pipeline;
   }
@@ -332,16 +332,21 @@ export class Pipeline {
       this.stats.alerts++;
       this.stats.alertsByRule[a.rule] = (this.stats.alertsByRule[a.rule] ?? 0) + 1;
     }
-    for (const sink of this.sinks) await this.deliver(sink, mine, final);
+    for (const sink of this.sinks) await this.deliver(sink, mine, { final });
     return mine;
   }
 
-  private async deliver(sink: AlertSink, records: Alert[], final = false): Promise<void> {
+  private async deliver(
+    sink: AlertSink,
+    records: Alert[],
+    { final = false, backlog = false }: { final?: boolean; backlog?: boolean },
+  ): Promise<void> {
     if (records.length === 0 && !sink.acknowledges) return;
     const delivered = (keys: string[]) => this.store.markDelivered(sink.name, keys);
     await sink.send(records, {
       watermark: this.watermark,
       final,
+      backlog,
       state: this.sinkState(sink),
       delivered,
     });

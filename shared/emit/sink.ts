@@ -14,6 +14,8 @@ export type SendContext = {
   watermark: number | undefined;
   /** End of input (`Pipeline.finish`): a sink that holds records back sends them now. */
   final: boolean;
+  /** Records stored before this pipeline opened that the sink has not received (after a crash, or new to the sink). */
+  backlog: boolean;
   /** The sink's rows (see `stage`). */
   state: SinkState;
   /** Records these records (by `recordKey`) as received, for a sink that acknowledges itself. */

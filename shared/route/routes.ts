@@ -1,0 +1,227 @@
+// The routes of a configuration as sinks (config `routes`, README "Routes"), each wrapping the
+// output it names: a Notifications topic (shared by the routes on it, under its rate), a stream
+// (StreamSink), Object Storage (one object per record) or a local file (FileSink). Full records
+// written by stream, bucket and file routes are indexed, so that digests link each alert id to
+// where it is.
+import { type Alert, recordKey } from '../../schemas/alert.js';
+import type { Config, RouteConfig } from '../../schemas/config.js';
+import { FileSink } from '../emit/file-sink.js';
+import { formatAlert, type OutputFormat } from '../emit/formats/format.js';
+import {
+  type DigestMessage,
+  type NotificationPublisher,
+  ONS_MAX_REQUEST_BYTES,
+  rateBucket,
+  type TokenBucket,
+} from '../emit/notifications-sink.js';
+import { type ObjectStorageApi, ObjectStorageWriter } from '../emit/object-storage-writer.js';
+import { type StreamPutter, StreamSink } from '../emit/stream-sink.js';
+import { AuditError } from '../errors.js';
+import { callWithRetry, DEFAULT_RETRY, type RetryPolicy, sleepMs } from '../oci/clients.js';
+import { toIso } from '../time.js';
+import { RouteRules } from './route-rules.js';
+import {
+  type RecordOutput,
+  RecordRoute,
+  type RouteSink,
+  type TopicOutput,
+  TopicRoute,
+} from './route-sink.js';
+
+/** The OCI clients routes need, created on first use. */
+export type RouteClients = {
+  notifications?: () => Promise<NotificationPublisher>;
+  streaming?: () => Promise<StreamPutter>;
+  objectStorage?: () => Promise<ObjectStorageApi>;
+};
+
+export type RouteOptions = {
+  clients: RouteClients;
+  /** The retry policy of a sink's OCI calls. */
+  retry?: (sink: string) => RetryPolicy;
+  /** Waits for a topic's rate budget (the function refuses waits past its deadline). */
+  sleep?: (ms: number, sink: string) => Promise<void>;
+  now?: () => number;
+  /** Where full records are; shared with other sinks that write them (the function's alert stream). */
+  index?: RecordIndex;
+};
+
+/** Where the full text of records is (`stream ... offset 12`, `object bucket/name`), by record key, bounded. */
+export class RecordIndex {
+  private readonly where = new Map<string, string>();
+
+  constructor(private readonly limit = 100_000) {}
+
+  set(record: Alert, where: string): void {
+    const key = recordKey(record);
+    this.where.delete(key);
+    this.where.set(key, where);
+    if (this.where.size > this.limit) this.where.delete(this.where.keys().next().value!);
+  }
+
+  /** Where the record is, else where its alert is. */
+  find = (record: Alert): string | undefined =>
+    this.where.get(recordKey(record)) ?? this.where.get(record.id);
+}
+
+export type OpenRoutes = { sinks: RouteSink[]; index: RecordIndex; close(): Promise<void> };
+
+/** The route sinks of `config` (none when it has no routes). */
+export async function openRoutes(config: Config, opts: RouteOptions): Promise<OpenRoutes> {
+  const index = opts.index ?? new RecordIndex();
+  const topics = new Map<string, Topic>();
+  const sinks: RouteSink[] = [];
+  try {
+    for (const [i, route] of config.routes.entries()) {
+      const rules = new RouteRules(route, config);
+      const name = `route:${route.name}`;
+      const retry = opts.retry?.(name) ?? DEFAULT_RETRY;
+      const out = route.output;
+      if (out.notifications !== undefined) {
+        const topicId = out.notifications;
+        let topic = topics.get(topicId);
+        if (topic === undefined) {
+          const client = await need(opts.clients.notifications, i, 'notifications')();
+          // The routes on one topic share its rate: the slowest subscription (e-mail) sets it.
+          const perMinute = Math.min(
+            ...config.routes
+              .filter((r) => r.output.notifications === topicId)
+              .map((r) => r.output.perMinute ?? 60),
+          );
+          topic = new Topic(client, topicId, perMinute, retry, opts.now ?? Date.now, (ms) =>
+            (opts.sleep ?? sleepMs)(ms, name),
+          );
+          topics.set(topicId, topic);
+        }
+        sinks.push(new TopicRoute(rules, topic, index.find));
+      } else {
+        sinks.push(new RecordRoute(rules, await recordOutput(route, i, name, retry, opts, index)));
+      }
+    }
+  } catch (error) {
+    for (const s of sinks) await s.close();
+    throw error;
+  }
+  return {
+    sinks,
+    index,
+    close: async () => {
+      for (const s of sinks) await s.close();
+    },
+  };
+}
+
+function need<T>(factory: (() => Promise<T>) | undefined, i: number, kind: string): () => Promise<T> {
+  if (factory) return factory;
+  throw new AuditError('CONFIG_INVALID', `routes[${i}].output.${kind}: not available here`, {
+    details: { route: i },
+  });
+}
+
+async function recordOutput(
+  route: RouteConfig,
+  i: number,
+  name: string,
+  retry: RetryPolicy,
+  opts: RouteOptions,
+  index: RecordIndex,
+): Promise<RecordOutput> {
+  const out = route.output;
+  const format: OutputFormat = out.format ?? 'jsonl';
+  const render = (a: Alert) => formatAlert(format, a);
+  if (out.stream !== undefined) {
+    const streamId = out.stream;
+    const sink = new StreamSink({
+      client: await need(opts.clients.streaming, i, 'stream')(),
+      streamId,
+      name,
+      format: render,
+      retry,
+      located: (a, at) => index.set(a, `stream ${streamId} partition ${at.partition} offset ${at.offset}`),
+    });
+    return { describe: `stream ${streamId} (${format})`, send: (records) => sink.send(records) };
+  }
+  if (out.objectStorage !== undefined) {
+    const { bucket, namespace, prefix } = out.objectStorage;
+    const writer = new ObjectStorageWriter({
+      client: await need(opts.clients.objectStorage, i, 'objectStorage')(),
+      bucket,
+      ...(namespace ? { namespace } : {}),
+      retry,
+    });
+    return {
+      describe: `bucket ${bucket}/${prefix} (${format})`,
+      send: async (records) => {
+        for (const r of records) {
+          const object = objectName(prefix, r, format);
+          await writer.put(object, `${render(r)}\n`, { contentType: CONTENT_TYPE[format] });
+          index.set(r, `object ${bucket}/${object}`);
+        }
+      },
+    };
+  }
+  const path = out.file!;
+  const file = await FileSink.open(path, name, render);
+  return {
+    describe: `file ${path} (${format})`,
+    send: async (records) => {
+      await file.send(records);
+      for (const r of records) index.set(r, `file ${path}`);
+    },
+    close: () => file.close(),
+  };
+}
+
+const CONTENT_TYPE: Record<OutputFormat, string> = {
+  jsonl: 'application/json',
+  ocsf: 'application/json',
+  ecs: 'application/json',
+  cef: 'text/plain; charset=utf-8',
+};
+const EXTENSION: Record<OutputFormat, string> = {
+  jsonl: '.json',
+  ocsf: '.ocsf.json',
+  ecs: '.ecs.json',
+  cef: '.cef',
+};
+
+/** `<prefix>2026/11/02/<alert id>[.resolved].json`: one object per record, the same name on a retry. */
+export function objectName(prefix: string, record: Alert, format: OutputFormat): string {
+  const day = toIso(Date.parse(record.time)).slice(0, 10).replaceAll('-', '/');
+  return `${prefix}${day}/${record.id}${record.status === 'resolved' ? '.resolved' : ''}${EXTENSION[format]}`;
+}
+
+/** A Notifications topic under its rate: a token bucket that never lets a minute exceed `perMinute`. */
+class Topic implements TopicOutput {
+  readonly maxBytes = ONS_MAX_REQUEST_BYTES - 1024;
+  private readonly bucket: TokenBucket;
+
+  constructor(
+    private readonly client: NotificationPublisher,
+    private readonly topicId: string,
+    perMinute: number,
+    private readonly retry: RetryPolicy,
+    now: () => number,
+    private readonly sleep: (ms: number) => Promise<void>,
+  ) {
+    this.bucket = rateBucket(perMinute, now);
+  }
+
+  get describe(): string {
+    return `topic ${this.topicId}`;
+  }
+
+  free(): number {
+    return this.bucket.available();
+  }
+
+  async publish(message: DigestMessage): Promise<void> {
+    while (!this.bucket.tryTake()) await this.sleep(this.bucket.waitMs() + 1);
+    await callWithRetry(
+      'ons.publishMessage',
+      () => this.client.publishMessage({ topicId: this.topicId, messageDetails: message }),
+      this.retry,
+      'SINK_FAILED',
+    );
+  }
+}
