@@ -135,6 +135,18 @@ export const db = {
       s.db,
     );
   },
+  /** A group-proxied login that names nobody (the client sent the shared account's own name). */
+  unnamed(s: { at: number; conn: number; account?: string; ip?: string }): DbEvent {
+    const account = s.account ?? 'dev_proxy';
+    return db.connect({
+      at: s.at,
+      conn: s.conn,
+      account,
+      user: account,
+      ip: s.ip ?? '10.0.0.9',
+      proxy: true,
+    });
+  },
   disconnect(s: { at: number; conn: number; account: string; db?: string }): DbEvent {
     return dbEvent(
       s.at,

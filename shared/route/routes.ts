@@ -219,7 +219,11 @@ class Topic implements TopicOutput {
     while (!this.bucket.tryTake()) await this.sleep(this.bucket.waitMs() + 1);
     await callWithRetry(
       'ons.publishMessage',
-      () => this.client.publishMessage({ topicId: this.topicId, messageDetails: message }),
+      () =>
+        this.client.publishMessage({
+          topicId: this.topicId,
+          messageDetails: { title: message.title, body: message.body },
+        }),
       this.retry,
       'SINK_FAILED',
     );

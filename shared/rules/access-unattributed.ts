@@ -63,7 +63,7 @@ export const accessUnattributed = defineRule({
       events: () => [
         iam.signOn({ at: at(0), user: USERS.bob, ip: '10.0.0.9' }),
         iam.signOn({ at: at(1), user: USERS.dave, ip: '10.0.0.9' }),
-        devProxyLogin(),
+        db.unnamed({ at: at(10), conn: 1 }),
       ],
       expect: { alerts: 1 },
     },
@@ -71,19 +71,25 @@ export const accessUnattributed = defineRule({
       name: 'one member signed on from the same IP is attributed',
       events: () => [
         iam.signOn({ at: at(0), user: USERS.bob, ip: '10.0.0.9', mfa: 'TOTP' }),
-        devProxyLogin(),
+        db.unnamed({ at: at(10), conn: 1 }),
       ],
       expect: { alerts: 0 },
     },
     {
       name: 'a sign-on arriving later than the lateness attributes the session and resolves the alert',
-      events: () => [devProxyLogin(), iam.signOn({ at: at(60), user: USERS.dave, ip: '10.9.9.9' })],
+      events: () => [
+        db.unnamed({ at: at(10), conn: 1 }),
+        iam.signOn({ at: at(60), user: USERS.dave, ip: '10.9.9.9' }),
+      ],
       later: () => [iam.signOn({ at: at(0), user: USERS.bob, ip: '10.0.0.9', mfa: 'TOTP' })],
       expect: { alerts: 1, resolutions: 1 },
     },
     {
       name: 'a late sign-on from another address leaves it open',
-      events: () => [devProxyLogin(), iam.signOn({ at: at(60), user: USERS.dave, ip: '10.9.9.9' })],
+      events: () => [
+        db.unnamed({ at: at(10), conn: 1 }),
+        iam.signOn({ at: at(60), user: USERS.dave, ip: '10.9.9.9' }),
+      ],
       later: () => [iam.signOn({ at: at(0), user: USERS.bob, ip: '10.0.0.8', mfa: 'TOTP' })],
       expect: { alerts: 1, resolutions: 0 },
     },
@@ -94,15 +100,3 @@ export const accessUnattributed = defineRule({
     },
   ],
 });
-
-/** A login to the shared dev_proxy account from 10.0.0.9 that names nobody. */
-function devProxyLogin() {
-  return db.connect({
-    at: at(10),
-    conn: 1,
-    account: 'dev_proxy',
-    user: 'dev_proxy',
-    ip: '10.0.0.9',
-    proxy: true,
-  });
-}

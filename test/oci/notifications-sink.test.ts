@@ -12,6 +12,7 @@ import {
 } from '../../shared/emit/notifications-sink.js';
 import { createOciClient } from '../../shared/oci/clients.js';
 import {
+  maxInAnyMinute,
   type NotificationsService,
   notificationsService,
   type PublishedMessage,
@@ -113,17 +114,6 @@ function idsOf(m: PublishedMessage): string[] {
   const ids = match![2]!.split(' ');
   expect(ids).toHaveLength(Number(match![1]));
   return ids;
-}
-
-function maxInAnyMinute(times: number[]): number {
-  const sorted = [...times].sort((a, b) => a - b);
-  let best = 0;
-  let lo = 0;
-  for (let hi = 0; hi < sorted.length; hi++) {
-    while (sorted[hi]! - sorted[lo]! >= 60_000) lo++;
-    best = Math.max(best, hi - lo + 1);
-  }
-  return best;
 }
 
 /** A sink on the harness's simulated clock with fast retries. */
