@@ -33,6 +33,7 @@ const OCI_VARS = [
   'HWAUDIT_OCI_ENDPOINT',
   endpointVariable('streaming'),
   endpointVariable('notifications'),
+  endpointVariable('objectstorage'),
   endpointVariable('secrets'),
 ];
 
@@ -250,6 +251,7 @@ export function readFunctionEnv(
   // Endpoint overrides are checked now (not at the first alert), naming the variable at fault.
   const streamingEndpoint = ociEndpointOverride('streaming', env);
   ociEndpointOverride('notifications', env);
+  ociEndpointOverride('objectstorage', env);
   const streamVar =
     alertStreamId !== undefined
       ? 'HWAUDIT_ALERT_STREAM_ID'

@@ -3,6 +3,7 @@
 // (StreamSink), Object Storage (one object per record) or a local file (FileSink). Full records
 // written by stream, bucket and file routes are indexed, so that digests link each alert id to
 // where it is.
+import type { AuthenticationDetailsProvider } from 'oci-common';
 import { type Alert, recordKey } from '../../schemas/alert.js';
 import type { Config, RouteConfig } from '../../schemas/config.js';
 import { FileSink } from '../emit/file-sink.js';
@@ -15,9 +16,9 @@ import {
   type TokenBucket,
 } from '../emit/notifications-sink.js';
 import { type ObjectStorageApi, ObjectStorageWriter } from '../emit/object-storage-writer.js';
-import { type StreamPutter, StreamSink } from '../emit/stream-sink.js';
+import { type StreamPosition, type StreamPutter, StreamSink } from '../emit/stream-sink.js';
 import { AuditError } from '../errors.js';
-import { callWithRetry, DEFAULT_RETRY, type RetryPolicy, sleepMs } from '../oci/clients.js';
+import { callWithRetry, createOciClient, DEFAULT_RETRY, type RetryPolicy, sleepMs } from '../oci/clients.js';
 import { toIso } from '../time.js';
 import { RouteRules } from './route-rules.js';
 import {
@@ -62,6 +63,39 @@ export class RecordIndex {
   /** Where the record is, else where its alert is. */
   find = (record: Alert): string | undefined =>
     this.where.get(recordKey(record)) ?? this.where.get(record.id);
+
+  /** What a stream sink calls with each record it stored. */
+  onStream(streamId: string): (record: Alert, at: StreamPosition) => void {
+    return (record, at) => this.set(record, `stream ${streamId} partition ${at.partition} offset ${at.offset}`);
+  }
+}
+
+/**
+ * SDK clients for routes and the function's outputs, with the provider `auth` gives, each created
+ * (and its SDK package loaded) once, on first use; `given` ones win.
+ */
+export function routeClients(
+  auth: () => Promise<AuthenticationDetailsProvider>,
+  env: Readonly<Record<string, string | undefined>>,
+  given: RouteClients = {},
+): Required<RouteClients> {
+  const once = <T>(make: () => Promise<T>) => {
+    let made: Promise<T> | undefined;
+    return () => {
+      made ??= make();
+      made.catch(() => {
+        made = undefined;
+      });
+      return made;
+    };
+  };
+  const sdk = <S extends 'notifications' | 'streaming' | 'objectstorage'>(service: S) =>
+    once(async () => createOciClient(service, { auth: await auth(), env }));
+  return {
+    notifications: given.notifications ?? sdk('notifications'),
+    streaming: given.streaming ?? sdk('streaming'),
+    objectStorage: given.objectStorage ?? sdk('objectstorage'),
+  };
 }
 
 export type OpenRoutes = { sinks: RouteSink[]; index: RecordIndex; close(): Promise<void> };
@@ -137,7 +171,7 @@ async function recordOutput(
       name,
       format: render,
       retry,
-      located: (a, at) => index.set(a, `stream ${streamId} partition ${at.partition} offset ${at.offset}`),
+      located: index.onStream(streamId),
     });
     return { describe: `stream ${streamId} (${format})`, send: (records) => sink.send(records) };
   }

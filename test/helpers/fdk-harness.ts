@@ -314,6 +314,28 @@ function cloudEvent(
 }
 
 export const oci = {
+  /** Removes the membership that `addUserToGroup` with id `added` created. */
+  removeUserFromGroup(s: {
+    id: string;
+    added: string;
+    at: number;
+    user: string;
+    group: string;
+  }): Record<string, unknown> {
+    const membership = `ocid1.groupmembership.oc1..${s.added}`;
+    return cloudEvent(
+      'com.oraclecloud.identityControlPlane.RemoveUserFromGroup',
+      s.id,
+      s.at,
+      iamData('RemoveUserFromGroup', s.at, {
+        resourceId: membership,
+        stateChange: {
+          previous: { compartmentId: TENANCY, id: membership, userId: s.user, groupId: s.group },
+          current: null,
+        },
+      }),
+    );
+  },
   addUserToGroup(s: { id: string; at: number; user: string; group: string }): Record<string, unknown> {
     const membership = `ocid1.groupmembership.oc1..${s.id}`;
     return cloudEvent(
