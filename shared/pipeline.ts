@@ -349,6 +349,7 @@ export class Pipeline {
       backlog,
       state: this.sinkState(sink),
       delivered,
+      received: (keys) => this.store.delivered(sink.name, keys),
     });
     if (!sink.acknowledges) await delivered(records.map(recordKey));
   }

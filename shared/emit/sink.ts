@@ -20,6 +20,8 @@ export type SendContext = {
   state: SinkState;
   /** Records these records (by `recordKey`) as received, for a sink that acknowledges itself. */
   delivered(keys: string[]): Promise<void>;
+  /** Which of these keys the store records as received by this sink. */
+  received(keys: string[]): Promise<Set<string>>;
 };
 
 /**

@@ -37,8 +37,11 @@ export type TopicOutput = {
   publish(message: DigestMessage): Promise<void>;
 };
 
-/** Set once a route has seen the pipeline: a route added later does not re-send the stored history. */
-const STARTED = 'started';
+/**
+ * Recorded as received by a route the first time it runs on a store (by any process or scope):
+ * a route added to a store with history begins with the alerts raised from then on.
+ */
+const STARTED = '\u0000route started';
 
 export abstract class RouteSink implements AlertSink {
   readonly name: string;
@@ -52,6 +55,9 @@ export abstract class RouteSink implements AlertSink {
     overflow: 0,
   };
 
+  /** Whether this process checked that the route has run on the store before. */
+  private known = false;
+
   constructor(protected readonly rules: RouteRules) {
     this.name = `route:${rules.route.name}`;
   }
@@ -64,18 +70,20 @@ export abstract class RouteSink implements AlertSink {
   abstract get describe(): string;
 
   stage(records: Alert[], state: SinkState): void {
-    state.set(STARTED, true);
     this.rules.stage(records, state);
   }
 
   async send(records: Alert[], ctx: SendContext): Promise<void> {
-    if (ctx.backlog && ctx.state.get(STARTED) === undefined) {
-      // A route new to this state: it begins with the alerts raised from now on.
-      ctx.state.set(STARTED, true);
-      await ctx.delivered(records.map(recordKey));
-      return;
+    if (!this.known) {
+      const started = (await ctx.received([STARTED])).size > 0;
+      if (!started) {
+        // New to this store: what it holds was raised before the route existed.
+        if (ctx.backlog) await ctx.delivered(records.map(recordKey));
+        await ctx.delivered([STARTED]);
+      }
+      this.known = true;
+      if (!started && ctx.backlog) return;
     }
-    ctx.state.set(STARTED, true);
     const quiet: string[] = [];
     const taken: { record: Alert; muted: boolean }[] = [];
     for (const r of records) {

@@ -66,7 +66,8 @@ export class RecordIndex {
 
   /** What a stream sink calls with each record it stored. */
   onStream(streamId: string): (record: Alert, at: StreamPosition) => void {
-    return (record, at) => this.set(record, `stream ${streamId} partition ${at.partition} offset ${at.offset}`);
+    return (record, at) =>
+      this.set(record, `stream ${streamId} partition ${at.partition} offset ${at.offset}`);
   }
 }
 

@@ -540,7 +540,7 @@ export class MySqlStore implements StateStore {
     return out;
   }
 
-  private async existing(sql: string, keys: string[]): Promise<Set<string>> {
+  private async existing(sql: string, keys: string[], params: unknown[] = []): Promise<Set<string>> {
     const found = new Set<string>();
     for (const part of chunks([...new Set(keys)], CHUNK_ROWS)) {
       const asked = new Map<string, string>();
@@ -550,7 +550,7 @@ export class MySqlStore implements StateStore {
         asked.set(lookupForm(value), key);
         values.push(value);
       }
-      const rows = await this.read<{ k: Buffer }>('lookup', sql, [values]);
+      const rows = await this.read<{ k: Buffer }>('lookup', sql, [...params, values]);
       for (const r of rows) {
         const key = asked.get(lookupFormOfColumn(r.k));
         if (key !== undefined) found.add(key);
@@ -696,6 +696,12 @@ export class MySqlStore implements StateStore {
     await this.transaction('delivery record', (conn) =>
       insertRows(conn, 'INSERT IGNORE INTO deliveries (alert_id, sink)', rows),
     );
+  }
+
+  async delivered(sink: string, keys: string[]): Promise<Set<string>> {
+    return this.existing('SELECT alert_id AS k FROM deliveries WHERE sink = ? AND alert_id IN (?)', keys, [
+      storedKey(sink),
+    ]);
   }
 
   async undelivered(sink: string): Promise<Alert[]> {

@@ -301,6 +301,10 @@ export class SqliteStore implements StateStore {
     })();
   }
 
+  async delivered(sink: string, keys: string[]): Promise<Set<string>> {
+    return this.existing('SELECT alert_id AS k FROM deliveries WHERE sink = ? AND alert_id IN', keys, [sink]);
+  }
+
   async undelivered(sink: string): Promise<Alert[]> {
     return this.db
       .prepare<[string], AlertRow>(

@@ -99,6 +99,8 @@ export interface StateStore {
   commit(batch: CommitBatch): Promise<CommitResult>;
   /** Records that a sink received these records (by record key). */
   markDelivered(sink: string, keys: string[]): Promise<void>;
+  /** The subset of `keys` recorded as received by `sink`. */
+  delivered(sink: string, keys: string[]): Promise<Set<string>>;
   /** Stored records a sink has not received yet (after a crash between commit and send), in time order. */
   undelivered(sink: string): Promise<Alert[]>;
   sessions(): AsyncIterable<Session>;

@@ -269,6 +269,12 @@ function conformance(adapter: Adapter) {
     await store.markDelivered('s1', []);
     expect((await store.undelivered('s1')).map((a) => a.id)).toEqual(['b']);
     expect((await store.undelivered('s2')).map((a) => a.id)).toEqual(['a', 'b', 'c']);
+    expect(await store.delivered('s1', ['a', 'b', 'c', 'x'])).toEqual(new Set(['a', 'c']));
+    expect(await store.delivered('s2', ['a'])).toEqual(new Set());
+    // A key that names no stored record (a sink's own marker) is kept too.
+    await store.markDelivered('s2', ['\u0000marker']);
+    expect(await store.delivered('s2', ['\u0000marker', 'a'])).toEqual(new Set(['\u0000marker']));
+    expect((await store.undelivered('s2')).map((a) => a.id)).toEqual(['a', 'b', 'c']);
     const other = await backing.open('other-scope');
     expect((await other.undelivered('s1')).map((a) => a.id)).toEqual(['b']);
   });
