@@ -99,7 +99,7 @@ export type DigestInput = {
 
 /**
  * A digest: counts by severity and rule, what was muted and why, then the records most severe
- * first while they fit; the rest on a last "+N more" line with as many of their ids as fit.
+ * first in half the message; the rest on a last "+N more" line with as many of their ids as fit.
  * `covered`: the record keys it accounts for (listed, named by id on the last line, or muted);
  * records whose id did not fit go in the next message.
  */
@@ -143,12 +143,13 @@ export function digestMessage(input: DigestInput): DigestMessage & { covered: st
   let bytes = requestBytes({ title, body: '' }) + head.reduce((n, l) => n + lineBytes(l), 0);
   const body = [...head];
   let listed = 0;
-  // Room for the "+N more" line's start, so that the ids it lists are always preceded by it.
-  const reserve = lineBytes(`+${shown.length} more: `) + 2;
+  // Details take at most half the message, so that the ids of the rest fit in the same one
+  // (about 900 more): a burst needs few messages, which matters at e-mail's 10 a minute.
+  const detailBudget = input.maxBytes / 2;
   for (const { record } of shown) {
     const lines = describe(record, input.locate);
     const size = lines.reduce((n, l) => n + lineBytes(l), 0);
-    if (bytes + size + reserve > input.maxBytes) break;
+    if (bytes + size > detailBudget && listed > 0) break;
     body.push(...lines);
     bytes += size;
     listed++;
