@@ -18,6 +18,7 @@ import {
   notificationsService,
   type PublishedMessage,
 } from '../oci-endpoint/notifications.js';
+import { objectStorageService } from '../oci-endpoint/object-storage.js';
 import { startOciEndpoint } from '../oci-endpoint/server.js';
 import { createTestPrincipal } from '../oci-endpoint/signature.js';
 import { streamingService } from '../oci-endpoint/streaming.js';
@@ -37,10 +38,11 @@ async function endpoint() {
   const clock = { t: Date.parse('2026-11-03T00:00:00Z') };
   const ons = notificationsService({ perMinute: 10 });
   const streaming = streamingService({ streams: [{ id: STREAM, partitions: 2 }] });
+  const objects = objectStorageService({ buckets: ['audit-alerts'] });
   const ep = await startOciEndpoint({
     ...principal.endpointOptions,
     serviceNow: () => clock.t,
-    handlers: [ons.handler, streaming.handler],
+    handlers: [ons.handler, streaming.handler, objects.handler],
   });
   cleanups.push(
     () => principal.cleanup(),
@@ -52,11 +54,13 @@ async function endpoint() {
   return {
     ons,
     streaming,
+    objects,
     clock,
     options: {
       clients: {
         notifications: () => createOciClient('notifications', { auth, env }),
         streaming: () => createOciClient('streaming', { auth, env }),
+        objectStorage: () => createOciClient('objectstorage', { auth, env }),
       },
       now: () => clock.t,
       sleep: async (ms: number) => {
@@ -312,5 +316,47 @@ describe('routes to OCI outputs', () => {
     expect(ep.ons.published).toHaveLength(1);
     expect(await store.undelivered('route:page')).toEqual([]);
     expect(second.stats.alerts).toBe(0);
+  });
+
+  it('an Object Storage route writes one object per record under a stable name; a re-send overwrites it', async () => {
+    const ep = await endpoint();
+    const config = {
+      routes: [
+        {
+          name: 'archive',
+          match: { rules: ['break-glass.*'] },
+          output: { objectStorage: { bucket: 'audit-alerts', prefix: 'alerts/' }, format: 'ocsf' as const },
+        },
+        { name: 'digest', output: { notifications: DIGEST_TOPIC }, delivery: { digest: 'PT1H' } },
+      ],
+    };
+    const { feed, pipeline, store } = await pipelineWith(config, ep);
+    const added = iam.added({ at: at(0), user: USERS.bob, group: GROUPS.bg });
+    const removed = iam.removed({ at: at(300), user: USERS.bob, group: GROUPS.bg });
+    await feed([added]);
+    await feed([removed]);
+    await pipeline.finish();
+    const stale = (await stored(store)).filter((r) => r.rule === 'break-glass.stale');
+    expect(stale.map((r) => r.status)).toEqual(['open', 'resolved']);
+    const bucket = ep.objects.buckets.get('testnamespace/audit-alerts')!;
+    const names = [
+      `alerts/2026/11/02/${stale[0]!.id}.ocsf.json`,
+      `alerts/2026/11/02/${stale[0]!.id}.resolved.ocsf.json`,
+    ];
+    expect([...bucket.keys()].sort()).toEqual(names.sort());
+    const closed = JSON.parse(bucket.get(names[1]!)!.data.toString('utf8'));
+    expect(closed).toMatchObject({ class_uid: 2004, activity_id: 3, status_id: 4 });
+    // The digest links each record to its object.
+    const digest = ep.ons.published.find((m) => m.body.includes('break-glass.stale'))!;
+    expect(digest.body).toContain(`id ${stale[0]!.id}: object audit-alerts/${names[0]}`);
+    expect(digest.body).toContain(`id ${stale[0]!.id} (resolution): object audit-alerts/${names[1]}`);
+
+    // The same records sent again by a second store (a redelivery elsewhere): the same two objects.
+    const again = await pipelineWith(config, ep);
+    await again.feed([added]);
+    await again.feed([removed]);
+    await again.pipeline.finish();
+    expect((await stored(again.store)).map((r) => r.id)).toContain(stale[0]!.id);
+    expect([...bucket.keys()].sort()).toEqual(names.sort());
   });
 });
