@@ -342,7 +342,9 @@ export class Pipeline {
     { final = false, backlog = false }: { final?: boolean; backlog?: boolean },
   ): Promise<void> {
     if (records.length === 0 && !sink.acknowledges) return;
-    const delivered = (keys: string[]) => this.store.markDelivered(sink.name, keys);
+    const delivered = async (keys: string[]) => {
+      if (keys.length > 0) await this.store.markDelivered(sink.name, keys);
+    };
     await sink.send(records, {
       watermark: this.watermark,
       final,
