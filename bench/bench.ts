@@ -27,6 +27,8 @@ import { EntityCache } from '../shared/state/entity-cache.js';
 import { SqliteStore } from '../shared/state/sqlite-store.js';
 import { AuditLog } from '../test/mysql-server/audit-log.js';
 import { HeatWaveTestServer } from '../test/mysql-server/server.js';
+import { duckdbPeer } from './duckdb-peer.js';
+import { syncCostBench } from './sync-cost.js';
 
 const log = (line: string) => process.stderr.write(`${line}\n`);
 const rate = (n: number, ms: number) => Math.round(n / (ms / 1000));
@@ -65,10 +67,15 @@ async function main(): Promise<void> {
       seed: { type: 'string', default: '7' },
       keep: { type: 'boolean', default: false },
       'audit-servers': { type: 'boolean', default: false },
+      sync: { type: 'boolean', default: false },
     },
     allowPositionals: true,
   });
   if (values['audit-servers']) return auditServers(positionals);
+  if (values.sync) {
+    process.stdout.write(`${JSON.stringify(await syncBench())}\n`);
+    return;
+  }
   const scale = Number(values.scale);
   const appRate = Number(values['app-rate']);
   const seed = Number(values.seed);
@@ -93,8 +100,15 @@ async function main(): Promise<void> {
     );
     gc();
 
-    log('bench: decode only (split, classify, validate, normalize)');
     const { config, rules } = await loadConfigFile(manifest.config);
+    log('bench: DuckDB, the peer: the batch question on the same files in SQL (one thread)');
+    const duck = await duckdbPeer(manifest.inputs, config, 1);
+    log(
+      `  ${(duck.ms / 1000).toFixed(1)} s: ${(parse.ms / duck.ms).toFixed(2)}x JSON.parse-only (${duck.connects} proxied connects joined, ${duck.people} login names, ${duck.bursts} bursts)`,
+    );
+    gc();
+
+    log('bench: decode only (split, classify, validate, normalize)');
     const resolveDbSystem = dbSystemResolver(config);
     let decoded = 0;
     let dead = 0;
@@ -169,6 +183,8 @@ async function main(): Promise<void> {
       `  ${baselines.sessions.toLocaleString('en-US')} sessions, ${baselines.rows.toLocaleString('en-US')} baseline rows: heap ${baselines.heapMB} MB, ${baselines.storedKB.toLocaleString('en-US')} KB stored`,
     );
 
+    const sync = await syncBench();
+
     log('bench: function cold start (process start to FDK socket ready)');
     const coldStartMs = await functionColdStartMs(5);
     log(`  ${coldStartMs} ms (average of 5)`);
@@ -190,6 +206,8 @@ async function main(): Promise<void> {
       /** End-to-end rate over the JSON.parse-only rate of the same bytes (budget: >= 0.5). */
       endToEndVsParseRatio: Math.round((parse.ms / e2eMs) * 1000) / 1000,
       decodeVsParseRatio: Math.round((parse.ms / decodeMs) * 1000) / 1000,
+      /** DuckDB's batch answer over the JSON.parse-only time of the same bytes (one thread). */
+      duckdbRatio: Math.round((parse.ms / duck.ms) * 1000) / 1000,
       deadLetters: dead,
       alerts: stats.alerts,
       openSessions: open.sessions,
@@ -205,6 +223,8 @@ async function main(): Promise<void> {
       baselineHeapMB: baselines.heapMB,
       baselineStoredKB: baselines.storedKB,
       functionColdStartMs: coldStartMs,
+      syncRequests: sync.requests,
+      syncSeconds: sync.seconds,
       functionBundleBytes: statSync(join(__dirname, 'func.cjs')).size,
       peakRssMB: peakRssMb(),
       peakRssAfterGenerateMB: rssAfterGenerate,
@@ -215,6 +235,24 @@ async function main(): Promise<void> {
     if (values.keep) log(`bench: inputs kept in ${dir}`);
     else rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** One sync of 1,000 users in 50 groups and 50 DB systems in 10 compartments: requests and time. */
+async function syncBench(): Promise<{ requests: number; seconds: number }> {
+  const fleet = { users: 1000, groups: 50, dbSystems: 50, compartments: 10 };
+  log(
+    `bench: sync (${fleet.users} users in ${fleet.groups} groups, ${fleet.dbSystems} DB systems in ${fleet.compartments} compartments)`,
+  );
+  const cost = await syncCostBench(fleet);
+  const requests = Object.values(cost.requests).reduce((a, b) => a + b, 0);
+  log(
+    `  ${requests} OCI API requests (${Object.entries(cost.requests)
+      .map(([op, n]) => `${op} ${n}`)
+      .join(
+        ', ',
+      )}; the endpoint received ${cost.received}), ${cost.sqlStatements} SQL statements, ${cost.memberships} memberships, in ${(cost.ms / 1000).toFixed(1)} s; the snapshot is ${cost.snapshotKB} KB, read back in ${cost.snapshotReadMs} ms`,
+  );
+  return { requests, seconds: cost.ms / 1000 };
 }
 
 const COLLECTOR_PASSWORD = 'bench-collector';

@@ -7,10 +7,12 @@ import { collectCommand } from './cli/collect.js';
 import { consumeCommand } from './cli/consume.js';
 import { demoCommand } from './cli/demo.js';
 import { doctorCommand } from './cli/doctor.js';
+import { invokeCommand } from './cli/invoke.js';
 import { type CliCommand, type CliIo, printable } from './cli/io.js';
 import { normalizeCommand } from './cli/normalize.js';
 import { replayCommand } from './cli/replay.js';
 import { rulesCommand } from './cli/rules.js';
+import { syncCommand } from './cli/sync.js';
 
 const TOOL = 'heatwave-iam-audit';
 
@@ -23,6 +25,8 @@ export const COMMANDS: readonly CliCommand[] = [
   rulesCommand,
   consumeCommand,
   backfillCommand,
+  syncCommand,
+  invokeCommand,
 ];
 
 function toolHelp(): string {

@@ -15,16 +15,19 @@ import {
 import { endpointVariable, OCI_CLIENT_ENV_VARS, ociEndpointOverride } from '../shared/oci/clients.js';
 import { parseStoreSpec, STATE_PASSWORD_VAR } from '../shared/state/open-store.js';
 
+/** config/audit.yaml beside func.yaml, in the image (fn copies the function folder to /function). */
+export const DEFAULT_CONFIG_FILE = '/function/config/audit.yaml';
 export const DEFAULT_STATE_PATH = '/tmp/heatwave-iam-audit.sqlite';
 export const DEFAULT_SCOPE = 'function';
 /** The OCI Functions invoke body limit. */
 export const DEFAULT_MAX_BODY_BYTES = 6 * 1024 * 1024;
 export const DEFAULT_DEADLINE_MARGIN_MS = 2000;
 export const DEFAULT_ALERT_FORMAT: OutputFormat = 'jsonl';
+export const DEFAULT_BUCKET_PREFIX = 'alerts/';
 
 export type FunctionEnvVar = { name: string; default: string; description: string };
 
-/** The OCI variables the function reads (auth, region, the endpoints of the two services it calls). */
+/** The OCI variables the function reads (auth, region, the endpoints of the services it calls). */
 const OCI_VARS = [
   'HWAUDIT_OCI_AUTH',
   'HWAUDIT_OCI_CONFIG_FILE',
@@ -53,9 +56,9 @@ export const FUNCTION_ENV_VARS: readonly FunctionEnvVar[] = [
   },
   {
     name: 'HWAUDIT_CONFIG_FILE',
-    default: '(none)',
+    default: DEFAULT_CONFIG_FILE,
     description:
-      'Path of the pipeline configuration file inside the image, e.g. /function/config/audit.yaml. For configurations larger than the function config size limit.',
+      'Path of the pipeline configuration file inside the image (config/audit.yaml beside func.yaml), read when HWAUDIT_CONFIG is unset. For configurations larger than the function config size limit.',
   },
   {
     name: 'HWAUDIT_STATE',
@@ -90,6 +93,22 @@ export const FUNCTION_ENV_VARS: readonly FunctionEnvVar[] = [
     default: '(none)',
     description:
       'OCID of an OCI stream that every alert is published to (PutMessages, key = DB system OCID). Needs HWAUDIT_OCI_ENDPOINT_STREAMING.',
+  },
+  {
+    name: 'HWAUDIT_ALERT_BUCKET',
+    default: '(none)',
+    description:
+      'Object Storage bucket that alerts are written to for SIEM batch pickup: one gzipped object per format and hour of the alert time, <prefix><format>/YYYY/MM/DD/HH.jsonl.gz (cef: .log.gz), one alert per line.',
+  },
+  {
+    name: 'HWAUDIT_ALERT_BUCKET_FORMATS',
+    default: '(HWAUDIT_ALERT_FORMAT)',
+    description: `Formats written to HWAUDIT_ALERT_BUCKET, comma-separated: ${OUTPUT_FORMATS.join(', ')}.`,
+  },
+  {
+    name: 'HWAUDIT_ALERT_BUCKET_PREFIX',
+    default: DEFAULT_BUCKET_PREFIX,
+    description: 'Object name prefix in HWAUDIT_ALERT_BUCKET.',
   },
   {
     name: 'HWAUDIT_NOTIFICATIONS_TOPIC_ID',
@@ -140,6 +159,8 @@ export type FunctionEnv = {
   alertsFile: string | undefined;
   alertFormat: OutputFormat;
   alertStreamId: string | undefined;
+  /** HWAUDIT_ALERT_BUCKET and how its objects are written. */
+  alertBucket: { name: string; formats: OutputFormat[]; prefix: string } | undefined;
   collectStreamId: string | undefined;
   notificationsTopicId: string | undefined;
   notificationsPerMinute: number;
@@ -205,11 +226,39 @@ function scope(env: Env): string {
   return value;
 }
 
+function outputFormat(name: string, value: string): OutputFormat {
+  const format = value.trim().toLowerCase();
+  if (!isOutputFormat(format)) throw invalid(name, `expected one of ${OUTPUT_FORMATS.join(', ')}`);
+  return format;
+}
+
 function alertFormat(env: Env): OutputFormat {
-  const value = text(env, 'HWAUDIT_ALERT_FORMAT')?.trim().toLowerCase() ?? DEFAULT_ALERT_FORMAT;
-  if (!isOutputFormat(value))
-    throw invalid('HWAUDIT_ALERT_FORMAT', `expected one of ${OUTPUT_FORMATS.join(', ')}`);
-  return value;
+  return outputFormat('HWAUDIT_ALERT_FORMAT', text(env, 'HWAUDIT_ALERT_FORMAT') ?? DEFAULT_ALERT_FORMAT);
+}
+
+/** Object Storage bucket names: letters, digits, dashes, underscores and periods. */
+const BUCKET = /^[A-Za-z0-9._-]{1,256}$/;
+const PREFIX = /^(?!\/)[A-Za-z0-9._\-/=@]{0,512}$/;
+
+function alertBucket(env: Env, format: OutputFormat): FunctionEnv['alertBucket'] {
+  const name = text(env, 'HWAUDIT_ALERT_BUCKET')?.trim();
+  if (name === undefined) return undefined;
+  if (!BUCKET.test(name)) {
+    throw invalid('HWAUDIT_ALERT_BUCKET', 'expected a bucket name: letters, digits, - _ and . (at most 256)');
+  }
+  const listed = text(env, 'HWAUDIT_ALERT_BUCKET_FORMATS');
+  const formats =
+    listed === undefined
+      ? [format]
+      : [...new Set(listed.split(',').map((f) => outputFormat('HWAUDIT_ALERT_BUCKET_FORMATS', f)))];
+  const prefix = text(env, 'HWAUDIT_ALERT_BUCKET_PREFIX')?.trim() ?? DEFAULT_BUCKET_PREFIX;
+  if (!PREFIX.test(prefix)) {
+    throw invalid(
+      'HWAUDIT_ALERT_BUCKET_PREFIX',
+      'expected at most 512 letters, digits and . _ - / = @, not starting with /',
+    );
+  }
+  return { name, formats, prefix };
 }
 
 function ocid(env: Env, name: string, type: string): string | undefined {
@@ -242,9 +291,7 @@ export function readFunctionEnv(
   if (inline !== undefined && file !== undefined) {
     throw invalid('HWAUDIT_CONFIG', 'set HWAUDIT_CONFIG or HWAUDIT_CONFIG_FILE, not both');
   }
-  if (inline === undefined && file === undefined) {
-    throw invalid('HWAUDIT_CONFIG', 'no pipeline configuration: set HWAUDIT_CONFIG or HWAUDIT_CONFIG_FILE');
-  }
+
   const alertStreamId = ocid(env, 'HWAUDIT_ALERT_STREAM_ID', 'stream');
   const collectStreamId = ocid(env, 'HWAUDIT_COLLECT_STREAM_ID', 'stream');
   const notificationsTopicId = ocid(env, 'HWAUDIT_NOTIFICATIONS_TOPIC_ID', 'onstopic');
@@ -265,13 +312,18 @@ export function readFunctionEnv(
       `required with ${streamVar}: the stream pool's messages endpoint (Stream.messagesEndpoint)`,
     );
   }
+  const format = alertFormat(env);
   return {
-    config: inline !== undefined ? { kind: 'inline', text: inline } : { kind: 'file', path: file!.trim() },
+    config:
+      inline !== undefined
+        ? { kind: 'inline', text: inline }
+        : { kind: 'file', path: file?.trim() ?? DEFAULT_CONFIG_FILE },
     state: state(env),
     scope: scope(env),
     alertsFile: text(env, 'HWAUDIT_ALERTS_FILE')?.trim(),
-    alertFormat: alertFormat(env),
+    alertFormat: format,
     alertStreamId,
+    alertBucket: alertBucket(env, format),
     collectStreamId,
     notificationsTopicId,
     notificationsPerMinute: integer(env, 'HWAUDIT_NOTIFICATIONS_PER_MINUTE', ONS_MESSAGES_PER_MINUTE, 2),

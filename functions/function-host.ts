@@ -13,8 +13,9 @@
 // DEFAULT_LOCK_WAIT_MS without a deadline); a scope still busy then fails the invocation with
 // STORE_FAILED ("scope is busy", a 502) and nothing written, so the caller's retry does the work.
 //
-// Sinks: stdout or HWAUDIT_ALERTS_FILE (always), an OCI stream (HWAUDIT_ALERT_STREAM_ID) and
-// Notifications digests (HWAUDIT_NOTIFICATIONS_TOPIC_ID); the OCI clients are created on first use
+// Sinks: stdout or HWAUDIT_ALERTS_FILE (always), an OCI stream (HWAUDIT_ALERT_STREAM_ID), hourly
+// objects in a bucket (HWAUDIT_ALERT_BUCKET) and Notifications digests
+// (HWAUDIT_NOTIFICATIONS_TOPIC_ID); the OCI clients are created on first use
 // with the provider HWAUDIT_OCI_AUTH names (the resource principal inside Functions). Every sink
 // has delivered, digests included, before the invocation answers, so nothing waits in memory
 // while the container is frozen. A sink failure fails the invocation and drops the pipeline; the
@@ -28,7 +29,6 @@
 // - what a retry can fix (bad settings, store or sink failure, too close to Fn-Deadline): a thrown
 //   FunctionError. Its message carries codes, counts and paths only, because the FDK echoes it in
 //   the 502 body; no cause is attached because the FDK logs the thrown error with util.inspect.
-import type { Writable } from 'node:stream';
 import type { Alert } from '../schemas/alert.js';
 import { SEVERITIES } from '../schemas/alert.js';
 import type { Config } from '../schemas/config.js';
@@ -41,6 +41,8 @@ import { FileSink } from '../shared/emit/file-sink.js';
 import { formatAlert } from '../shared/emit/formats/format.js';
 import { JsonlSink } from '../shared/emit/jsonl-sink.js';
 import { NotificationsSink } from '../shared/emit/notifications-sink.js';
+import { ObjectStorageSink } from '../shared/emit/object-storage-sink.js';
+import { ObjectStorageWriter } from '../shared/emit/object-storage-writer.js';
 import type { AlertSink } from '../shared/emit/sink.js';
 import { StreamSink, StreamWriter } from '../shared/emit/stream-sink.js';
 import { AuditError, type ErrorCode } from '../shared/errors.js';
@@ -50,6 +52,13 @@ import { vaultSecretFetcher } from '../shared/oci/vault.js';
 import { type DecodedItem, Pipeline } from '../shared/pipeline.js';
 import { openRoutes, RecordIndex, type RouteClients, routeClients } from '../shared/route/routes.js';
 import { collect } from '../shared/sources/collector.js';
+import {
+  AUDIT_DELIVERY_POSITION,
+  backfillCommand,
+  checkAuditDelivery,
+  type DeliveryMark,
+  sweptMark,
+} from '../shared/sources/delivery-gap.js';
 import { type IamLogin, iamLogin } from '../shared/sources/iam-login.js';
 import {
   connectInstance,
@@ -59,8 +68,10 @@ import {
   secretVariables,
   type VaultSecretFetcher,
 } from '../shared/sources/mysql-connection.js';
-import { type OpenStoreOptions, openStore } from '../shared/state/open-store.js';
+import { displayStoreSpec, type OpenStoreOptions, openStore } from '../shared/state/open-store.js';
 import type { StateStore } from '../shared/state/state-store.js';
+import { applySnapshot } from '../shared/sync/baseline.js';
+import { ociSyncClients, syncState } from '../shared/sync/sync.js';
 import { toIso } from '../shared/time.js';
 import { type FunctionEnv, readFunctionEnv } from './function-env.js';
 
@@ -72,7 +83,7 @@ export type InvocationContext = {
 };
 
 export type InvocationSummary = {
-  action: 'ingest' | 'sweep' | 'collect';
+  action: 'ingest' | 'sweep' | 'collect' | 'sync';
   /** Records decoded from this body (events and dead letters). */
   received: number;
   /** Events applied in this call: released by the watermark, from this batch or earlier ones. */
@@ -89,6 +100,8 @@ export type InvocationSummary = {
   watermark: string | null;
   /** Set when the body was refused; retrying the same body cannot succeed. */
   error?: { code: ErrorCode; status: 400 | 413; message: string };
+  /** A Connector Hub outage longer than its source keeps data was noticed (an audit.gap alert). */
+  deliveryGap?: { from: string; to: string };
   /** `collect`: what was read from each instance, and why an instance was not read to its end. */
   instances?: {
     dbSystem: string;
@@ -98,6 +111,8 @@ export type InvocationSummary = {
     gaps: number;
     error?: string;
   }[];
+  /** `sync`: the snapshot stored, the parts that could not be read (their previous data kept), the OCI requests it cost. */
+  sync?: { snapshot: string; failed: string[]; requests: number };
 };
 
 /** A failure the caller should retry. Its message is safe to show (codes, counts, paths). */
@@ -127,9 +142,9 @@ export type FunctionHostOptions = {
   env?: Readonly<Record<string, string | undefined>>;
   now?: () => number;
   /** Alerts, one per line, when HWAUDIT_ALERTS_FILE is unset (the function log). */
-  stdout?: Writable;
+  stdout?: NodeJS.WritableStream;
   /** One JSON log line per invocation. */
-  stderr?: Writable;
+  stderr?: NodeJS.WritableStream;
   openStore?: StoreOpener;
   ociClients?: OciSinkClients;
   /** Retries of OCI calls (PutMessages, PublishMessage); default DEFAULT_RETRY. */
@@ -156,13 +171,13 @@ const DEFAULT_LOCK_WAIT_MS = 30_000;
 const DEFAULT_COLLECT_MS = 60_000;
 const COLLECT_SHARE = 0.75;
 
-type Work = 'batch' | 'sweep' | 'collect';
+type Work = 'batch' | 'sweep' | 'collect' | 'sync';
 
 export class FunctionHost {
   private readonly env: Readonly<Record<string, string | undefined>>;
   private readonly now: () => number;
-  private readonly stdout: Writable;
-  private readonly stderr: Writable;
+  private readonly stdout: NodeJS.WritableStream;
+  private readonly stderr: NodeJS.WritableStream;
   private readonly openStore: StoreOpener;
   private readonly ociClients: OciSinkClients;
   private readonly ociRetry: RetryPolicy;
@@ -207,6 +222,18 @@ export class FunctionHost {
   /** Whether a pipeline (and its store) is open in this container. */
   get warm(): boolean {
     return this.open !== undefined;
+  }
+
+  /**
+   * Ends the host after the invocations under way: closes the store (a MySQL pool would keep a
+   * process alive) and the alerts file. A container never calls it; a local run does.
+   */
+  async close(): Promise<void> {
+    await this.queue;
+    await this.drop();
+    const sinks = await this.sinkSet?.catch(() => undefined);
+    this.sinkSet = undefined;
+    for (const sink of sinks ?? []) if (sink instanceof FileSink) await sink.close();
   }
 
   private async run(body: Buffer | string, ctx: InvocationContext): Promise<InvocationSummary> {
@@ -285,11 +312,12 @@ export class FunctionHost {
     if (isObject(value) && 'action' in value) {
       if (value.action === 'sweep' && Object.keys(value).length === 1) return this.sweep(settings);
       if (value.action === 'collect' && Object.keys(value).length === 1) return this.collect(settings);
+      if (value.action === 'sync' && Object.keys(value).length === 1) return this.sync(settings);
       return this.refuse(
         settings,
         'USAGE',
         400,
-        'unknown control message: send {"action":"sweep"} or {"action":"collect"}',
+        'unknown control message: send {"action":"sweep"}, {"action":"collect"} or {"action":"sync"}',
       );
     }
     return this.ingest(body, source, settings);
@@ -299,14 +327,38 @@ export class FunctionHost {
     this.checkDeadline(0, 'batch');
     return this.scoped(settings, 'batch', async () => {
       const { pipeline } = await this.pipeline(settings);
-      const items = await decodeBatch(body, source, { resolveDbSystem: settings.resolveDbSystem });
-      this.checkDeadline(items.length, 'batch');
-      return this.withPipeline(pipeline, 'ingest', async () => {
+      const decoded = await decodeBatch(body, source, { resolveDbSystem: settings.resolveDbSystem });
+      this.checkDeadline(decoded.length, 'batch');
+      // A Connector Hub outage longer than its source keeps data: see shared/sources/delivery-gap.ts.
+      const { items, mark, gap } = checkAuditDelivery({
+        items: decoded,
+        previous: pipeline.position<DeliveryMark>(AUDIT_DELIVERY_POSITION),
+        now: this.now(),
+        backfill: (from, to) => this.backfillCommand(settings, decoded, from, to),
+      });
+      const summary = await this.withPipeline(pipeline, 'ingest', async () => {
         const started = this.now();
-        const alerts = await pipeline.ingest(items);
+        const alerts = await pipeline.ingest(items, mark && { [AUDIT_DELIVERY_POSITION]: mark });
         this.learn(this.now() - started, items.length);
         return alerts;
       });
+      return gap ? { ...summary, deliveryGap: { from: gap.from, to: gap.to! } } : summary;
+    });
+  }
+
+  /** The `backfill` command that reads a range of OCI audit events into this function's state. */
+  private backfillCommand(settings: Settings, items: DecodedItem[], from: string, to: string): string {
+    const tenants = items.flatMap((i) =>
+      i.type === 'event' && i.event.source === 'iam' && i.event.tenantId ? [i.event.tenantId] : [],
+    );
+    const { env } = settings;
+    return backfillCommand({
+      from,
+      to,
+      compartment: settings.config.tenancy ?? tenants[0] ?? '<tenancy OCID>',
+      config: env.config.kind === 'file' ? env.config.path : '<HWAUDIT_CONFIG saved as a file>',
+      state: displayStoreSpec(env.state.spec),
+      scope: env.scope,
     });
   }
 
@@ -339,11 +391,13 @@ export class FunctionHost {
     this.checkDeadline(0, 'sweep');
     return this.scoped(settings, 'sweep', async () => {
       const { pipeline } = await this.pipeline(settings);
-      const target = Math.max(
-        pipeline.watermark ?? Number.NEGATIVE_INFINITY,
-        this.now() - settings.config.lateness,
+      const now = this.now();
+      const target = Math.max(pipeline.watermark ?? Number.NEGATIVE_INFINITY, now - settings.config.lateness);
+      // The function works: a long quiet _Audit is no delivery outage.
+      const mark = sweptMark(pipeline.position<DeliveryMark>(AUDIT_DELIVERY_POSITION), now);
+      return this.withPipeline(pipeline, 'sweep', () =>
+        pipeline.advance(target, mark && { [AUDIT_DELIVERY_POSITION]: mark }),
       );
-      return this.withPipeline(pipeline, 'sweep', () => pipeline.advance(target));
     });
   }
 
@@ -354,9 +408,10 @@ export class FunctionHost {
    */
   private async collect(settings: Settings): Promise<InvocationSummary> {
     this.checkDeadline(0, 'collect');
-    const targets = instanceTargets(settings.config);
     return this.scoped(settings, 'collect', async () => {
-      const { pipeline } = await this.pipeline(settings);
+      const { pipeline, store } = await this.pipeline(settings);
+      // The instances `sync` discovered, where the configuration lists none.
+      const targets = instanceTargets(applySnapshot(settings.config, (await store.snapshots())[0]));
       const now = this.now();
       const budget =
         this.deadline === undefined
@@ -384,6 +439,44 @@ export class FunctionHost {
         return result.alerts;
       });
       return { ...summary, instances };
+    });
+  }
+
+  /**
+   * Discovers the fleet into a snapshot and brings the pipeline up to it (shared/sync): within
+   * Fn-Deadline minus the margin and a reserve for the commit, else nothing is stored (DEADLINE)
+   * and the schedule's next call tries again; the previous snapshot stays in use meanwhile.
+   */
+  private async sync(settings: Settings): Promise<InvocationSummary> {
+    this.checkDeadline(0, 'sync');
+    return this.scoped(settings, 'sync', async () => {
+      const { pipeline, store } = await this.pipeline(settings);
+      const budget =
+        this.deadline === undefined
+          ? undefined
+          : Math.floor(
+              Math.max(0, this.deadline - settings.env.deadlineMarginMs - this.now()) * COLLECT_SHARE,
+            );
+      const auth = ociAuthProvider(settings.env.ociAuth);
+      let sync: InvocationSummary['sync'];
+      const summary = await this.withPipeline(pipeline, 'sync', async () => {
+        const result = await syncState({
+          config: settings.config,
+          store,
+          pipeline,
+          clients: async () => ociSyncClients(await auth, this.env),
+          connect: (t) => connectInstance(t, this.secrets(settings.env), this.iamLogin(settings.env)),
+          now: this.now,
+          ...(budget === undefined ? {} : { signal: AbortSignal.timeout(budget) }),
+        });
+        sync = {
+          snapshot: result.snapshot.id,
+          failed: result.failed.map((f) => f.part),
+          requests: Object.values(result.snapshot.requests.oci).reduce((a, b) => a + b, 0),
+        };
+        return result.alerts;
+      });
+      return { ...summary, ...(sync ? { sync } : {}) };
     });
   }
 
@@ -584,8 +677,9 @@ export class FunctionHost {
   }
 
   /**
-   * The default outputs (stdout or the alerts file, the HWAUDIT_* stream and topic), then the
-   * configuration's routes. Full records on the alert stream are indexed for the routes' digests.
+   * The default outputs (stdout or the alerts file, the HWAUDIT_* stream, bucket and topic), then
+   * the configuration's routes. Full records on the alert stream and bucket are indexed for the
+   * routes' digests.
    */
   private async buildSinks(env: FunctionEnv, config: Config): Promise<AlertSink[]> {
     const format = (alert: Alert) => formatAlert(env.alertFormat, alert);
@@ -617,6 +711,16 @@ export class FunctionHost {
           located: index.onStream(env.alertStreamId),
         }),
       );
+    }
+    if (env.alertBucket !== undefined) {
+      const { name: bucket, formats, prefix } = env.alertBucket;
+      const writer = new ObjectStorageWriter({
+        client: await clients.objectStorage(),
+        bucket,
+        retry: this.retryPolicy('oci-object-storage'),
+      });
+      const located = index.onObject(bucket);
+      for (const f of formats) sinks.push(new ObjectStorageSink({ writer, format: f, prefix, located }));
     }
     if (env.notificationsTopicId !== undefined) {
       const name = 'oci-notifications';
@@ -707,7 +811,9 @@ export class FunctionHost {
         ? 'the sweep was not run'
         : what === 'collect'
           ? 'nothing was collected'
-          : `${items > 0 ? `${items} records were` : 'the batch was'} not ingested`;
+          : what === 'sync'
+            ? 'nothing was synced'
+            : `${items > 0 ? `${items} records were` : 'the batch was'} not ingested`;
     throw new FunctionError(
       'DEADLINE',
       `${remains}: ${Math.max(0, left)} ms left before Fn-Deadline, about ${needed} ms needed (HWAUDIT_DEADLINE_MARGIN_MS=${margin}); no state was written, redeliver to process it`,

@@ -48,12 +48,17 @@ export const DirectoryUserSchema = z.strictObject({
   state: z.enum(['active', 'inactive', 'deleted']).default('active'),
 });
 
-export const DirectoryGroupSchema = z.strictObject({
-  id: z.string().min(1),
-  name: z.string().min(1),
-  /** Membership in this group is temporary emergency access. */
-  breakGlass: z.strictObject({ maxDuration: Duration }).optional(),
-});
+export const DirectoryGroupSchema = z
+  .strictObject({
+    id: z.string().min(1),
+    /** Default: the name `sync` discovered, else the id. */
+    name: z.string().min(1).optional(),
+    /** Other ids of the group: its identity domain's own id (the OCID stays `id`). */
+    aliases: z.array(z.string()).default([]),
+    /** Membership in this group is temporary emergency access. */
+    breakGlass: z.strictObject({ maxDuration: Duration }).optional(),
+  })
+  .transform(({ name, ...g }) => ({ ...g, name: name ?? g.id }));
 
 export const MembershipSchema = z.strictObject({
   /** The membership OCID, so that a removal naming only it can be resolved. */
@@ -116,22 +121,25 @@ export const CollectorSchema = z.strictObject({
 });
 export type CollectorConfig = z.infer<typeof CollectorSchema>;
 
-export const DbSystemSchema = z.strictObject({
-  id: z.string().min(1),
-  name: z.string().min(1),
-  /** Logins through non-IAM accounts are findings (`access.local-account`). */
-  iamOnly: z.boolean().default(false),
-  /** `user@host` patterns (`%` and `_` wildcards as in MySQL) exempt from `access.local-account`. */
-  allowedLocalAccounts: z.array(z.string()).default([]),
-  /** MySQL account names whose privilege changes and use are high severity. */
-  privilegedAccounts: z.array(z.string()).default([]),
-  /** Accounts as in `mysql.user`, including the `authentication_oci` mappings. */
-  accounts: z.array(MysqlAccountSchema).default([]),
-  /** Every instance whose audit log is read (`collect`, `doctor`). */
-  endpoints: z.array(EndpointSchema).default([]),
-  /** Collector settings for this DB system; they override the top-level `collector`. */
-  collector: CollectorSchema.optional(),
-});
+export const DbSystemSchema = z
+  .strictObject({
+    id: z.string().min(1),
+    /** Default: the display name `sync` discovered, else the id. */
+    name: z.string().min(1).optional(),
+    /** Logins through non-IAM accounts are findings (`access.local-account`). */
+    iamOnly: z.boolean().default(false),
+    /** `user@host` patterns (`%` and `_` wildcards as in MySQL) exempt from `access.local-account`. */
+    allowedLocalAccounts: z.array(z.string()).default([]),
+    /** MySQL account names whose privilege changes and use are high severity. */
+    privilegedAccounts: z.array(z.string()).default([]),
+    /** Accounts as in `mysql.user`, including the `authentication_oci` mappings. */
+    accounts: z.array(MysqlAccountSchema).default([]),
+    /** Every instance whose audit log is read (`collect`, `doctor`). */
+    endpoints: z.array(EndpointSchema).default([]),
+    /** Collector settings for this DB system; they override the top-level `collector`. */
+    collector: CollectorSchema.optional(),
+  })
+  .transform(({ name, ...db }) => ({ ...db, name: name ?? db.id }));
 
 export const ROUTE_FORMATS = ['jsonl', 'ocsf', 'cef', 'ecs'] as const;
 /** A digest period or suppression window shorter than this is a configuration error. */
@@ -165,7 +173,7 @@ export const RouteOutputSchema = z
         bucket: z.string().regex(/^[A-Za-z0-9._-]{1,256}$/, 'a bucket name'),
         /** Object Storage namespace; looked up when omitted. */
         namespace: z.string().min(1).optional(),
-        /** Objects are named <prefix><yyyy>/<mm>/<dd>/<alert id>[.resolved].json. */
+        /** Hourly objects <prefix><format>/<yyyy>/<mm>/<dd>/<hh>.jsonl.gz, as HWAUDIT_ALERT_BUCKET's. */
         prefix: z.string().max(512).default('alerts/'),
       })
       .optional(),

@@ -128,7 +128,7 @@ export const IamEventSchema = z.object({
       id: z.string().optional(),
       name: z.string().optional(),
       statements: z.array(z.string()),
-      /** Some statement (before or after the change) grants `mysql_dp_auth` or the `mysqldbsystem` principal. */
+      /** Some statement (before or after the change) governs database IAM login: `mysql_dp_auth`, or the `mysqldbsystem` principal with a lookup permission (shared/normalize/auth-policy.ts). */
       mysqlAuth: z.boolean(),
     })
     .optional(),
@@ -140,6 +140,8 @@ export const IamEventSchema = z.object({
       sessionId: z.string().optional(),
     })
     .optional(),
+  /** The identity domain of an identity-domain event (`additionalDetails.domainOcid` / `domainName`). */
+  domain: Ref.optional(),
   /** Response status as OCI reports it (a string), when present. */
   status: z.string().optional(),
   /** For each extracted value (`user.id`, `group.id`, ...) the source field it came from. */
@@ -180,14 +182,77 @@ export const GapEventSchema = z.object({
 });
 export type GapEvent = z.infer<typeof GapEventSchema>;
 
-export type CanonicalEvent = DbEvent | IamEvent | GapEvent;
+/** Which two snapshots a change was observed between (source `sync`): observed, not audited. */
+const ObservedSchema = z.object({
+  /** The snapshot that shows the change (its time is the event time). */
+  snapshot: z.string(),
+  /** The snapshot before, which did not show it, and its time: the change happened in between. */
+  previousSnapshot: z.string(),
+  since: z.string(),
+  /** When the directory says the change was made (a membership's creation time), if it says. */
+  changedAt: z.string().optional(),
+  /** What changed, for people (`privileges +SUPER -SELECT`, `account locked`). */
+  change: z.string(),
+});
 
-const SOURCE_ORDER: Record<CanonicalEvent['source'], number> = { iam: 0, mysql: 1, gap: 2 };
+const syncEvent = {
+  source: z.literal('sync'),
+  /** Dedupe key: `sync:<snapshot id>:<kind>:<subject>`. */
+  key: z.string(),
+  /** The later snapshot's time. */
+  ...eventTime,
+  observed: ObservedSchema,
+};
+
+/** A membership or user state that changed between two snapshots (the correlator checks it was not audited). */
+export const SyncDirectoryEventSchema = z.object({
+  ...syncEvent,
+  kind: z.enum([
+    'membership_added',
+    'membership_removed',
+    'user_deleted',
+    'user_deactivated',
+    'user_reactivated',
+  ]),
+  /** Always empty: nobody is known to have made the change. */
+  actor: IamEventSchema.shape.actor,
+  user: Ref,
+  group: Ref.optional(),
+  membershipId: z.string().optional(),
+});
+
+const AccountDefinitionSchema = z.object({
+  plugin: z.string(),
+  authenticationString: z.string().optional(),
+  locked: z.boolean(),
+  privileges: z.array(z.string()),
+});
+
+/** A MySQL account created, changed (plugin, mapping, lock, global privileges) or dropped between two snapshots. */
+export const SyncAccountEventSchema = z.object({
+  ...syncEvent,
+  kind: z.enum(['account_created', 'account_changed', 'account_dropped']),
+  dbSystemId: z.string(),
+  /** The account that changed (not who changed it: nobody is known). */
+  target: AccountSchema,
+  before: AccountDefinitionSchema.optional(),
+  after: AccountDefinitionSchema.optional(),
+});
+
+export type SyncDirectoryEvent = z.infer<typeof SyncDirectoryEventSchema>;
+export type SyncAccountEvent = z.infer<typeof SyncAccountEventSchema>;
+export type SyncEvent = SyncDirectoryEvent | SyncAccountEvent;
+export type AccountDefinition = z.infer<typeof AccountDefinitionSchema>;
+
+export type CanonicalEvent = DbEvent | IamEvent | GapEvent | SyncEvent;
+
+const SOURCE_ORDER: Record<CanonicalEvent['source'], number> = { iam: 0, mysql: 1, gap: 2, sync: 3 };
 
 /**
- * Total order used everywhere events are merged or released: event time, then IAM before DB (and
- * DB before gaps) at the same instant (a grant recorded in the same second as a connect counts for it), then a
- * stable tiebreak so equal inputs always give the same sequence.
+ * Total order used everywhere events are merged or released: event time, then IAM before DB, DB
+ * before gaps, and what a snapshot observed last at the same instant (a grant recorded in the
+ * same second as a connect counts for it; the audit trail up to a snapshot's time is applied
+ * before its drift is judged), then a stable tiebreak so equal inputs always give the same sequence.
  */
 export function compareEvents(a: CanonicalEvent, b: CanonicalEvent): number {
   if (a.ts !== b.ts) return a.ts - b.ts;

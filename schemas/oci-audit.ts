@@ -1,15 +1,61 @@
 // OCI Audit events: the `data` object and the two envelopes around it.
 // OCI sends explicit nulls for absent values, so almost every field is nullish; unknown fields are
 // kept (looseObject) because services add fields without notice.
+//
+// Records exported by other tools (SIEM connectors) may carry nested objects as JSON text and
+// spell null `"None"`: the fields read are accepted in those forms too, and the fields not read
+// (tags, headers, timings, messages) are kept whatever their shape, so they never reject a record.
 import { z } from 'zod';
 
-const text = z.string().nullish();
+/** How exports by other tools spell null (`"None"`: Python's). */
+const NULL_SPELLINGS: ReadonlySet<string> = new Set(['None', 'null', 'NULL', 'Null', 'nil']);
 
-/** `{name: [values]}`, as OCI renders request parameters and HTTP headers. */
-const StringListMap = z.record(z.string(), z.array(z.string()).nullable());
+function nullSpelled(value: unknown): unknown {
+  return typeof value === 'string' && NULL_SPELLINGS.has(value.trim()) ? null : value;
+}
 
-/** A free-form JSON object (`stateChange.current`, `response.payload`, tags). */
-const JsonObject = z.record(z.string(), z.unknown());
+/** A JSON object given as text is parsed; anything else is left for the schema to judge. */
+function objectText(value: unknown): unknown {
+  const v = nullSpelled(value);
+  if (typeof v !== 'string' || !v.trimStart().startsWith('{')) return v;
+  let unsafe = false;
+  try {
+    // Keys that would reach a prototype once merged, as the reader refuses them in records.
+    const parsed: unknown = JSON.parse(v, (key, inner: unknown) => {
+      if (key === '__proto__' || (key === 'constructor' && isObjectWith(inner, 'prototype'))) unsafe = true;
+      return inner;
+    });
+    return unsafe ? v : parsed;
+  } catch {
+    return v;
+  }
+}
+
+function isObjectWith(value: unknown, key: string): boolean {
+  return typeof value === 'object' && value !== null && Object.hasOwn(value, key);
+}
+
+const text = z.preprocess(nullSpelled, z.string().nullish()).optional();
+
+/** A nested object of a field that is read: an object, its JSON text, or a null spelling. */
+function nested<T extends z.ZodType>(schema: T) {
+  return z.preprocess(objectText, schema.nullish()).optional();
+}
+
+/** A field that is not read: kept as it came, never a reason to reject the record. */
+const unread = z.unknown().optional();
+
+/** `{name: [values]}`, as OCI renders request parameters (a single value is a list of one). */
+const StringListMap = z.record(
+  z.string(),
+  z.preprocess((v) => {
+    const value = nullSpelled(v);
+    return typeof value === 'string' ? [value] : value;
+  }, z.array(z.string()).nullable()),
+);
+
+/** A free-form JSON object (`stateChange.current`, `response.payload`); `"None"` values are null. */
+const JsonObject = z.record(z.string(), z.preprocess(nullSpelled, z.unknown()));
 
 /** An event time: ISO 8601 with `Z` or an offset, or a Date when the OCI SDK already parsed it. */
 export const OciInstantSchema = z.union([z.iso.datetime({ offset: true }), z.date()]);
@@ -19,36 +65,40 @@ export const OciIdentitySchema = z.looseObject({
   principalId: text,
   /** `natv` (native API key / console), `fed` (federated), `instance`, `resource`, ... */
   authType: text,
-  callerName: text,
-  callerId: text,
+  callerName: unread,
+  callerId: unread,
   tenantId: text,
   ipAddress: text,
-  credentials: text,
-  userAgent: text,
+  credentials: unread,
+  userAgent: unread,
   consoleSessionId: text,
 });
 
 export const OciRequestSchema = z.looseObject({
-  id: text,
+  id: unread,
   path: text,
-  action: text,
-  parameters: StringListMap.nullish(),
-  headers: StringListMap.nullish(),
+  action: unread,
+  parameters: nested(StringListMap),
+  /** Not an OCI field; read for policy statements when an export carries it. */
+  payload: nested(JsonObject),
+  headers: unread,
 });
 
 export const OciResponseSchema = z.looseObject({
-  /** HTTP status as a string (`"200"`). */
-  status: text,
-  responseTime: z.union([z.string(), z.date()]).nullish(),
-  headers: StringListMap.nullish(),
-  payload: JsonObject.nullish(),
-  message: text,
+  /** HTTP status as a string (`"200"`); a number from an export is read as its text. */
+  status: z
+    .preprocess((v) => (typeof v === 'number' ? String(v) : nullSpelled(v)), z.string().nullish())
+    .optional(),
+  responseTime: unread,
+  headers: unread,
+  payload: nested(JsonObject),
+  message: unread,
 });
 
 /** The resource before and after the call, as the service's API renders it. */
 export const OciStateChangeSchema = z.looseObject({
-  previous: JsonObject.nullish(),
-  current: JsonObject.nullish(),
+  previous: nested(JsonObject),
+  current: nested(JsonObject),
 });
 
 /**
@@ -76,65 +126,72 @@ export const IdentityDomainDetailsSchema = z.looseObject({
   adminRefResourceName: text,
   adminRefResourceId: text,
   adminRefResourceType: text,
+  /** The identity domain the event is about. */
+  domainOcid: text,
+  domainName: text,
 });
 
 export const OciAuditDataSchema = z.looseObject({
-  eventGroupingId: text,
+  eventGroupingId: unread,
   eventName: text,
   compartmentId: text,
-  compartmentName: text,
+  compartmentName: unread,
   resourceName: text,
   resourceId: text,
-  availabilityDomain: text,
-  freeformTags: z.record(z.string(), z.string()).nullish(),
-  definedTags: z.record(z.string(), JsonObject).nullish(),
-  identity: OciIdentitySchema.nullish(),
-  request: OciRequestSchema.nullish(),
-  response: OciResponseSchema.nullish(),
-  stateChange: OciStateChangeSchema.nullish(),
-  additionalDetails: IdentityDomainDetailsSchema.nullish(),
-  message: text,
+  availabilityDomain: unread,
+  freeformTags: unread,
+  definedTags: unread,
+  identity: nested(OciIdentitySchema),
+  request: nested(OciRequestSchema),
+  response: nested(OciResponseSchema),
+  stateChange: nested(OciStateChangeSchema),
+  additionalDetails: nested(IdentityDomainDetailsSchema),
+  message: unread,
 });
 
 /** Audit API `ListEvents` item (npm `oci-audit` AuditEvent). Version fields are documented, not enforced. */
 export const OciListEventSchema = z.looseObject({
   eventType: z.string().min(1),
   /** `"0.1"` */
-  cloudEventsVersion: text,
+  cloudEventsVersion: unread,
   /** `"2.0"` */
-  eventTypeVersion: text,
-  source: text,
+  eventTypeVersion: unread,
+  source: unread,
   eventId: z.string().min(1),
   eventTime: OciInstantSchema,
-  contentType: text,
-  data: OciAuditDataSchema,
+  contentType: unread,
+  data: z.preprocess(objectText, OciAuditDataSchema),
 });
 
 /** Logging (`_Audit`), Logging Search `logContent` and Connector Hub records: CloudEvents 1.0. */
 export const OciCloudEventSchema = z.looseObject({
-  /** `"1.0"` */
-  specversion: z.string(),
+  /** `"1.0"`; exports by other tools may drop it, and it is not needed to read the event. */
+  specversion: unread,
   type: z.string().min(1),
   id: z.string().min(1),
   time: OciInstantSchema,
-  source: text,
+  source: unread,
   /** `"2.0"` */
-  dataschema: text,
-  oracle: z
-    .looseObject({ compartmentid: text, ingestedtime: text, loggroupid: text, tenantid: text })
-    .nullish(),
-  data: OciAuditDataSchema,
+  dataschema: unread,
+  oracle: nested(
+    z.looseObject({ compartmentid: text, ingestedtime: text, loggroupid: text, tenantid: text }),
+  ),
+  data: z.preprocess(objectText, OciAuditDataSchema),
 });
 
 export type OciAuditData = z.infer<typeof OciAuditDataSchema>;
 
 /**
  * Which envelope a record claims to be: `specversion` marks CloudEvents 1.0 (and wins), `eventType`
- * or `cloudEventsVersion` marks a ListEvents item; undefined for anything else.
+ * or `cloudEventsVersion` marks a ListEvents item, and a record with a string `type` and `id`, a
+ * `time` and `data` is a CloudEvent that lost its `specversion` on the way; undefined otherwise.
  */
 export function ociEnvelopeOf(raw: unknown): 'cloudevents' | 'listevents' | undefined {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return undefined;
   if ('specversion' in raw) return 'cloudevents';
   if ('eventType' in raw || 'cloudEventsVersion' in raw) return 'listevents';
+  const r = raw as Record<string, unknown>;
+  if (typeof r.type === 'string' && typeof r.id === 'string' && 'time' in r && 'data' in r)
+    return 'cloudevents';
   return undefined;
 }

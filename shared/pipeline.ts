@@ -16,6 +16,8 @@ import { Detector } from './detect/detector.js';
 import type { AlertSink, SinkState } from './emit/sink.js';
 import { EntityCache } from './state/entity-cache.js';
 import type { StateStore } from './state/state-store.js';
+import { applySnapshot } from './sync/baseline.js';
+import { followSnapshots } from './sync/drift.js';
 import { BEGINNING_OF_TIME, toIso } from './time.js';
 
 export type { DecodedItem } from './decode/read-input.js';
@@ -37,6 +39,8 @@ type Clock = { maxTs: number; releasedTs: number };
 
 const META = 'meta';
 const CLOCK = 'clock';
+/** The last snapshot applied to this scope's state (id and time). */
+const SNAPSHOT = 'snapshot';
 /** Read positions of sources (shared/sources/collector.ts), committed with the batch they end. */
 const POSITION = 'position';
 /** Before any event: JSON-safe, so the clock row survives a store round trip unchanged. */
@@ -143,7 +147,28 @@ export class Pipeline {
       const missed = await opts.store.undelivered(sink.name);
       if (missed.length > 0) await pipeline.deliver(sink, missed, { backlog: true });
     }
+    await pipeline.followSnapshots();
     return pipeline;
+  }
+
+  /**
+   * Brings the correlation state up to the latest snapshot `sync` stored (shared/sync/drift.ts):
+   * the DB systems it discovered, the seeds of what is new, and what changed since the snapshot
+   * last applied, as events that wait for the watermark like any other. Pipeline.open calls it;
+   * a host that stores a snapshot while the pipeline is open calls it again.
+   */
+  async followSnapshots(): Promise<Alert[]> {
+    const applied = this.cache.get<{ id: string; time: string }>(META, SNAPSHOT);
+    const snapshots = await this.store.snapshots(applied ? Date.parse(applied.time) : undefined);
+    const latest = snapshots.at(-1);
+    if (!latest) return [];
+    this.correlator.useDbSystems(applySnapshot(this.config, latest).dbSystems);
+    if (latest.id === applied?.id) return [];
+    const at = snapshots.findIndex((s) => s.id === applied?.id);
+    const { seeds, events } = followSnapshots(snapshots[at], snapshots.slice(at + 1));
+    for (const seed of seeds) this.correlator.seed(seed);
+    this.cache.set(META, SNAPSHOT, { id: latest.id, time: latest.time });
+    return this.ingest(events.map((event) => ({ type: 'event' as const, event })));
   }
 
   /** The event-time watermark up to which events have been applied and timers fired. */
@@ -182,8 +207,7 @@ export class Pipeline {
     items: Iterable<DecodedItem>,
     positions?: Readonly<Record<string, unknown>>,
   ): Promise<Alert[]> {
-    for (const [source, position] of Object.entries(positions ?? {}))
-      this.cache.set(POSITION, source, position);
+    this.setPositions(positions);
     const fresh: CanonicalEvent[] = [];
     const inBatch = new Set<string>();
     for (const item of items) {
@@ -230,7 +254,9 @@ export class Pipeline {
         });
         continue;
       }
-      if (ev.ts > this.clock.maxTs) this.clock.maxTs = ev.ts;
+      // A snapshot's time is the clock's, not the audit trail's: it does not move the watermark,
+      // which the audit events (or a sweep, or the end of input) bring past it.
+      if (ev.ts > this.clock.maxTs && ev.source !== 'sync') this.clock.maxTs = ev.ts;
       if (ev.ts <= this.clock.releasedTs) {
         late.push(ev);
       } else {
@@ -248,10 +274,19 @@ export class Pipeline {
     return this.commit();
   }
 
-  /** Advances the watermark (a scheduled sweep when sources are quiet) and fires due timers. */
-  async advance(watermark: number): Promise<Alert[]> {
+  /**
+   * Advances the watermark (a scheduled sweep when sources are quiet) and fires due timers;
+   * `positions` are committed with it, as with `ingest`.
+   */
+  async advance(watermark: number, positions?: Readonly<Record<string, unknown>>): Promise<Alert[]> {
+    this.setPositions(positions);
     this.release(watermark);
     return this.commit();
+  }
+
+  private setPositions(positions: Readonly<Record<string, unknown>> | undefined): void {
+    for (const [source, position] of Object.entries(positions ?? {}))
+      this.cache.set(POSITION, source, position);
   }
 
   /**

@@ -46,7 +46,12 @@ function resolveByName(config: Config, path: string): DbRef | undefined {
   return match ? { id: match.id, name: match.name } : undefined;
 }
 
-export type ReplayProgress = { records: number; alerts: number; input: string };
+/** Records fed to the pipeline so far, in all and per input (the merge interleaves inputs). */
+export type ReplayProgress = {
+  records: number;
+  alerts: number;
+  inputs: readonly { path: string; records: number }[];
+};
 
 export type ReplayOptions = {
   config: Config;
@@ -60,7 +65,13 @@ export type ReplayOptions = {
   onProgress?: (p: ReplayProgress) => void;
 };
 
-export type InputReport = { path: string; counts: InputCounts; deadCodes: Set<DeadLetterCode> };
+export type InputReport = {
+  path: string;
+  counts: InputCounts;
+  deadCodes: Set<DeadLetterCode>;
+  /** Items of this input fed to the pipeline so far. */
+  records: number;
+};
 
 export type ReplayResult = {
   stats: PipelineStats;
@@ -109,17 +120,19 @@ export async function replayFiles(opts: ReplayOptions): Promise<ReplayResult> {
   const deadLetters: DeadLetter[] = [];
   let batch: DecodedItem[] = [];
   let records = 0;
-  let current = '';
+  const reports: InputReport[] = [];
+  const progress = () => opts.onProgress?.({ records, alerts: pipeline.stats.alerts, inputs: reports });
 
   const push = async (item: DecodedItem, from: InputReport): Promise<void> => {
     records++;
+    from.records++;
     if (item.type === 'dead') from.deadCodes.add(item.dead.code);
     if (item.type === 'dead' && deadLetters.length < KEEP_DEAD_LETTERS) deadLetters.push(item.dead);
     batch.push(item);
     if (batch.length >= batchSize) {
       await pipeline.ingest(batch);
       batch = [];
-      opts.onProgress?.({ records, alerts: pipeline.stats.alerts, input: current });
+      progress();
     }
   };
 
@@ -133,16 +146,14 @@ export async function replayFiles(opts: ReplayOptions): Promise<ReplayResult> {
         s.head = r.value;
         return;
       }
-      current = s.input.path;
       await push(r.value, s.input);
     }
   };
 
   const sources: Source[] = [];
-  const reports: InputReport[] = [];
   for (const path of opts.inputs) {
     const reader = readInput(path, { resolveDbSystem });
-    const input: InputReport = { path, counts: reader.counts, deadCodes: new Set() };
+    const input: InputReport = { path, counts: reader.counts, deadCodes: new Set(), records: 0 };
     reports.push(input);
     const it = bufferedItems(reader.batches());
     const source: Source = { input, next: it };
@@ -169,13 +180,12 @@ export async function replayFiles(opts: ReplayOptions): Promise<ReplayResult> {
   const heap = new Heap<Source>((a, b) => compareEvents(a.head!.event, b.head!.event));
   heap.init(sources);
   for (let s = heap.pop(); s !== undefined; s = heap.pop()) {
-    current = s.input.path;
     await push(s.head!, s.input);
     await advance(s);
     if (s.head) heap.push(s);
   }
   if (batch.length > 0) await pipeline.ingest(batch);
   await pipeline.finish(opts.asOf);
-  opts.onProgress?.({ records, alerts: pipeline.stats.alerts, input: current });
+  progress();
   return { stats: pipeline.stats, inputs: reports, deadLetters, pipeline };
 }

@@ -49,7 +49,11 @@ Options:
   --overlap DURATION  how far each window's query reaches back, at least PT15M
                                                                      (default: PT20M)
   --include-subcompartments
-                      logging: search _Audit_Include_Subcompartment
+                      read the compartments below --compartment as well: audit lists
+                      the compartment tree (Identity ListCompartments; ListEvents has no
+                      sub-compartment option) and reads each; logging searches
+                      _Audit_Include_Subcompartment. Without it only --compartment itself
+                      is read (identity domains often live in sub-compartments)
   --endpoint URL      service endpoint (default: HWAUDIT_OCI_ENDPOINT_AUDIT or
                       HWAUDIT_OCI_ENDPOINT_LOGGINGSEARCH, HWAUDIT_OCI_ENDPOINT, the region)
   --format FORMAT     alert format: jsonl, ocsf, cef or ecs               (default: jsonl)
@@ -100,9 +104,6 @@ export async function runBackfill(argv: string[], io: CliIo, deps: BackfillDeps 
     throw new AuditError('USAGE', `--source expects one of: ${BACKFILL_SOURCES.join(', ')}`);
   }
   const source = values.source as BackfillSource;
-  if (values['include-subcompartments'] && source !== 'logging') {
-    throw new AuditError('USAGE', '--include-subcompartments works with --source logging only');
-  }
   const now = deps.backfill?.now ?? Date.now;
   const from = timeOption('--from', values.from!);
   const to = values.to === undefined ? now() : timeOption('--to', values.to);
@@ -122,9 +123,13 @@ export async function runBackfill(argv: string[], io: CliIo, deps: BackfillDeps 
   const { config, rules } = await loadConfigFile(values.config!);
   const auth = await ociAuthProvider(ociAuthSpecFromEnv(env));
   const endpoint = values.endpoint !== undefined ? { endpoint: values.endpoint } : {};
+  const includeSub = values['include-subcompartments'];
   const clients =
     source === 'audit'
-      ? { audit: await createOciClient('audit', { auth, env, ...endpoint }) }
+      ? {
+          audit: await createOciClient('audit', { auth, env, ...endpoint }),
+          ...(includeSub ? { identity: await createOciClient('identity', { auth, env }) } : {}),
+        }
       : { logSearch: await createOciClient('loggingsearch', { auth, env, ...endpoint }) };
 
   const checkpointPath =
@@ -160,7 +165,7 @@ export async function runBackfill(argv: string[], io: CliIo, deps: BackfillDeps 
       to,
       pipeline: partition.pipeline,
       overlapMs,
-      includeSubcompartments: values['include-subcompartments'],
+      includeSubcompartments: includeSub,
       signal: stop.signal,
       ...(windowMs !== undefined ? { windowMs } : {}),
       ...(checkpointPath !== undefined ? { checkpoint: fileCheckpoint(checkpointPath) } : {}),
@@ -174,6 +179,12 @@ export async function runBackfill(argv: string[], io: CliIo, deps: BackfillDeps 
       },
     });
     const seconds = ((Date.now() - started) / 1000).toFixed(1);
+    const covered = !includeSub
+      ? `compartment ${values.compartment} only, not the compartments below it (--include-subcompartments reads them)`
+      : source === 'audit'
+        ? `${result.compartments} compartments (${values.compartment} and those below it)`
+        : `${values.compartment} and the compartments below it`;
+    io.stderr.write(`backfill: covered ${covered}\n`);
     io.stderr.write(
       `backfill: ${result.completed ? 'complete' : 'stopped'}${result.resumed ? ` (resumed at ${toIso(result.startedAt)})` : ''}; ` +
         `${result.windows} windows, ${result.pages} pages, ${result.records} records (${result.events} events, ${result.dead} dead letters), ` +

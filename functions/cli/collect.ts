@@ -20,6 +20,7 @@ import {
 } from '../../shared/sources/mysql-connection.js';
 import { abortableSleep } from '../../shared/sources/stream-consumer.js';
 import { openStore } from '../../shared/state/open-store.js';
+import { applySnapshot } from '../../shared/sync/baseline.js';
 import {
   alertOutput,
   type CliDeps,
@@ -92,10 +93,6 @@ export async function runCollect(argv: string[], io: CliIo, deps: CliDeps = {}):
     throw new AuditError('USAGE', '--interval expects an ISO 8601 duration such as PT1M');
   const env = deps.env ?? process.env;
   const { config, rules } = await loadConfigFile(values.config);
-  const targets = instanceTargets(config, values['db-system'] ?? []);
-  if (targets.length === 0)
-    throw new AuditError('USAGE', 'collect: no DB system has endpoints to read (dbSystems[].endpoints)');
-
   const state = stateOption(values.state, env);
   if (state.temporary)
     io.stderr.write('collect: no --state: positions and state are temporary and lost at exit\n');
@@ -103,6 +100,17 @@ export async function runCollect(argv: string[], io: CliIo, deps: CliDeps = {}):
     env: env as NodeJS.ProcessEnv,
     onWarning: warnOnce(io, 'collect'),
   });
+  let targets: ReturnType<typeof instanceTargets>;
+  try {
+    // The instances `sync` discovered, where the configuration lists none.
+    targets = instanceTargets(applySnapshot(config, (await store.snapshots())[0]), values['db-system'] ?? []);
+    if (targets.length === 0)
+      throw new AuditError('USAGE', 'collect: no DB system has endpoints to read (dbSystems[].endpoints)');
+  } catch (error) {
+    await store.close();
+    state.cleanup();
+    throw error;
+  }
   const output = await alertOutput(io, values.out, format);
   const stop = stopSignal(io, deps, 'collect');
   const started = Date.now();
@@ -117,7 +125,7 @@ export async function runCollect(argv: string[], io: CliIo, deps: CliDeps = {}):
         store,
         sinks: [output.sink, ...(routes?.sinks ?? [])],
       });
-      const connect = instanceConnector(targets, env, warnOnce(io, 'collect'));
+      const connect = instanceConnector(env, warnOnce(io, 'collect'));
       const retryAt = new Map<string, { at: number; failures: number }>();
       let last: InstanceReport[] = [];
       let lastProgress = 0;
@@ -187,20 +195,20 @@ export async function runCollect(argv: string[], io: CliIo, deps: CliDeps = {}):
 
 /**
  * Sessions to the instances: passwords from the environment or OCI Vault, IAM logins as the
- * HWAUDIT_OCI_AUTH principal (only built when some instance logs in with `auth: iam`).
+ * HWAUDIT_OCI_AUTH principal (only built when an instance logs in with `auth: iam`).
  */
 export function instanceConnector(
-  targets: readonly InstanceTarget[],
   env: Readonly<Record<string, string | undefined>>,
   onWarning: (text: string) => void,
 ): (target: InstanceTarget) => Promise<SqlSession> {
   const readSecret = secretReader(env, async () =>
     vaultSecretFetcher({ auth: await ociAuthProvider(ociAuthSpecFromEnv(env)), env }),
   );
-  const iam = targets.some((t) => t.settings.auth === 'iam')
-    ? iamLogin(ociAuthSpecFromEnv(env), { env, onWarning })
-    : undefined;
-  return (target) => connectInstance(target, readSecret, iam);
+  let iam: ReturnType<typeof iamLogin> | undefined;
+  return (target) => {
+    if (target.settings.auth === 'iam') iam ??= iamLogin(ociAuthSpecFromEnv(env), { env, onWarning });
+    return connectInstance(target, readSecret, iam);
+  };
 }
 
 function instanceLines(reports: readonly InstanceReport[]): string[] {

@@ -56,11 +56,7 @@ export async function runDoctor(argv: string[], io: CliIo, deps: CliDeps = {}): 
   const targets = instanceTargets(config, values['db-system'] ?? []);
   if (targets.length === 0)
     throw new AuditError('USAGE', 'doctor: no DB system has endpoints to check (dbSystems[].endpoints)');
-  const results = await diagnoseFleet(
-    targets,
-    config,
-    instanceConnector(targets, env, warnOnce(io, 'doctor')),
-  );
+  const results = await diagnoseFleet(targets, config, instanceConnector(env, warnOnce(io, 'doctor')));
   io.stdout.write(values.json ? `${JSON.stringify(results, null, 2)}\n` : checklist(results));
   return results.every((r) => r.ready) ? 0 : EXIT_PARTIAL;
 }

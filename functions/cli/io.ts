@@ -3,6 +3,7 @@
 import { once } from 'node:events';
 import { open } from 'node:fs/promises';
 import { type ParseArgsConfig, parseArgs } from 'node:util';
+import { DEAD_LETTER_CODES } from '../../schemas/dead-letter.js';
 import { isOutputFormat, OUTPUT_FORMATS, type OutputFormat } from '../../shared/emit/formats/format.js';
 import { AuditError } from '../../shared/errors.js';
 import { visible } from '../../shared/text.js';
@@ -17,6 +18,16 @@ export type CliCommand = {
   usage: string;
   run(args: string[], io: CliIo): Promise<number>;
 };
+
+/** The exit codes of the commands that read inputs, for their help. */
+export const INPUT_EXIT_CODES = `Exit codes:
+  0  the run completed, alerts or not; records that could not be read are dead letters,
+     counted in the summary with their code and location (file and line, or index):
+     ${DEAD_LETTER_CODES.join(', ')};
+     an input holding no record of a kind this tool reads is named in the summary
+  1  an internal failure, or a state store or alerts output that failed
+  2  bad usage, an input that cannot be opened, or an invalid configuration
+`;
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 

@@ -4,7 +4,7 @@ import type { DeadLetterCode } from '../../schemas/dead-letter.js';
 import { readInput } from '../../shared/decode/read-input.js';
 import { AuditError } from '../../shared/errors.js';
 import { assertReadable, isForeign } from './inputs.js';
-import { type CliCommand, type CliIo, LineWriter, parseCommandArgs } from './io.js';
+import { type CliCommand, type CliIo, INPUT_EXIT_CODES, LineWriter, parseCommandArgs } from './io.js';
 import { RunSummary } from './summary.js';
 
 const USAGE = `Usage: heatwave-iam-audit normalize [--db-system ID] [--out FILE] INPUT...
@@ -19,8 +19,7 @@ Options:
   --out FILE       write events to FILE instead of stdout
   -h, --help       show this help
 
-Exit codes: 0 ran, 2 bad usage or an input that is unreadable or of no known kind, 1 internal error.
-`;
+${INPUT_EXIT_CODES}`;
 
 export const normalizeCommand: CliCommand = {
   name: 'normalize',
@@ -62,7 +61,7 @@ export async function runNormalize(args: string[], io: CliIo): Promise<number> {
   await out.close();
   io.stderr.write(summary.format('normalize'));
   for (const input of foreign) io.stderr.write(`normalize: ${input}: no record of a kind this tool reads\n`);
-  return foreign.length > 0 ? 2 : 0;
+  return 0;
 }
 
 /** `prod-orders.audit.json.gz` -> `prod-orders`. */

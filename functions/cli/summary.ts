@@ -3,6 +3,7 @@
 import type { DeadLetter } from '../../schemas/dead-letter.js';
 import type { CanonicalEvent } from '../../schemas/events.js';
 import type { Session } from '../../schemas/session.js';
+import { coverageLine, coverageOf } from '../../shared/correlate/coverage.js';
 import type { InputCounts } from '../../shared/decode/read-input.js';
 import { formatSession, formatSessionEnd, type OutputFormat } from '../../shared/emit/formats/format.js';
 import type { Pipeline } from '../../shared/pipeline.js';
@@ -109,23 +110,25 @@ export function pipelineReport(
       .join(' ');
     lines.push(`    e.g. ${d.code} at ${where}: ${d.message}`);
   }
-  const ok = sessions.filter((s) => s.outcome === 'success');
-  const share = (n: number) => (ok.length === 0 ? '0%' : `${((100 * n) / ok.length).toFixed(1)}%`);
-  const by = (c: string) => ok.filter((s) => s.attribution?.confidence === c).length;
-  const method = (m: string) => ok.filter((s) => s.attribution?.method === m).length;
-  lines.push(
-    `  sessions ${ok.length} (+${sessions.length - ok.length} failed logins): verified ${share(by('verified'))}, corroborated ${share(by('corroborated'))}, asserted ${share(by('asserted'))}, unattributed ${share(method('unattributed'))}, local ${share(method('local-account'))}`,
-  );
+  lines.push(`  ${coverageLine(coverageOf(sessions))}`);
   lines.push(`  alerts ${stats.alerts}`);
   for (const [rule, n] of Object.entries(stats.alertsByRule).sort()) lines.push(`    ${rule}: ${n}`);
   if (stats.resolutions > 0) lines.push(`  resolutions ${stats.resolutions}`);
   const wm = pipeline.watermark;
   if (wm !== undefined) lines.push(`  watermark ${toIso(wm)}`);
   for (const [rule, n] of pipeline.ruleErrors) lines.push(`  rule ${rule} failed on ${n} fact(s)`);
-  const { unresolvedMemberships, orphanEvents } = pipeline.correlation;
+  const { unresolvedMemberships, unknownGroups, orphanEvents, drift, audited } = pipeline.correlation;
   if (unresolvedMemberships > 0)
     lines.push(
       `  ${unresolvedMemberships} membership event(s) name no user or group the directory knows: not applied`,
+    );
+  if (unknownGroups > 0)
+    lines.push(
+      `  ${unknownGroups} membership event(s) name a group the directory knows by no OCID, identity-domain id or name: applied under that id, no mapping reaches it (run sync)`,
+    );
+  if (drift + audited > 0)
+    lines.push(
+      `  changes between snapshots: ${audited} audited, ${drift} observed without an audit event (alerted as such)`,
     );
   if (orphanEvents > 0) lines.push(`  ${orphanEvents} statement(s) of connections opened before the input`);
   return lines;

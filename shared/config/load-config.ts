@@ -9,7 +9,12 @@ import { routeIssues } from '../route/route-rules.js';
 import { type ActiveRule, activeRules } from './active-rules.js';
 import { ConfigIssues } from './config-issues.js';
 
-export type LoadedConfig = { config: Config; rules: ActiveRule[] };
+export type LoadedConfig = {
+  config: Config;
+  rules: ActiveRule[];
+  /** The value as written (before defaults), for merging discoveries into it (`sync --print`). */
+  input?: unknown;
+};
 
 /** Validates a config value (already parsed from YAML/JSON). */
 export function validateConfig(value: unknown, source = 'config'): LoadedConfig {
@@ -30,7 +35,7 @@ export function validateConfig(value: unknown, source = 'config'): LoadedConfig 
     source,
   );
   try {
-    return { config, rules: activeRules(config) };
+    return { config, rules: activeRules(config), input: value };
   } catch (error) {
     if (error instanceof AuditError)
       throw new AuditError('CONFIG_INVALID', error.message.replace('(config)', `(${source})`), {

@@ -1,18 +1,33 @@
 // Applies canonical events, in event-time order, to the correlation models (directory, memberships,
 // mappings, sign-ons, sessions, break-glass grants) and hands the resulting facts to the detector.
 import type { Config, DbSystemConfig } from '../../schemas/config.js';
-import type { CanonicalEvent, DbEvent, IamEvent } from '../../schemas/events.js';
+import type {
+  CanonicalEvent,
+  DbEvent,
+  IamEvent,
+  SyncAccountEvent,
+  SyncDirectoryEvent,
+  SyncEvent,
+} from '../../schemas/events.js';
 import type { Session } from '../../schemas/session.js';
 import type { Detector } from '../detect/detector.js';
 import type { IamFact, Reverts, SessionFact } from '../detect/rule.js';
 import type { EntityCache } from '../state/entity-cache.js';
 import { type AttributionResult, attribute, type Models } from './attribute.js';
-import { Directory } from './directory.js';
-import { accountName, Mappings, OCI_PLUGIN } from './mappings.js';
-import { Memberships } from './memberships.js';
+import { Directory, type DirectorySeed, type UserState } from './directory.js';
+import { type AccountSeed, accountName, Mappings, OCI_PLUGIN } from './mappings.js';
+import { type MembershipSeed, Memberships } from './memberships.js';
 import { Policies } from './policies.js';
 import { SignOns } from './signons.js';
-import { type AccountChange, statementFacts } from './sql-facts.js';
+import { type AccountChange, type AccountRef, statementFacts } from './sql-facts.js';
+
+/** What a seed brings (the configuration, a snapshot part new to this state): all under one key. */
+export type Seed = DirectorySeed & { memberships: MembershipSeed[]; accounts: AccountSeed[] };
+
+/** Keys of the configuration's seeds; a snapshot's are `snapshot:<id>`. */
+const CONFIG_DIRECTORY = 'config:directory';
+const CONFIG_ACCOUNTS = 'config:dbSystems';
+const SNAPSHOT_SEED = 'snapshot:';
 
 /** A break-glass membership: opened by an add event (or the snapshot), closed by a removal. */
 export type GrantRow = {
@@ -26,18 +41,33 @@ export type GrantRow = {
 };
 
 const GRANT = 'grant';
+/** When audited statements last targeted an account: a snapshot's account drift they explain is not drift. */
+const ACCOUNT_AUDIT = 'account-audit';
+const ACCOUNT_AUDIT_KEEP = 8;
 
 export type CorrelatorStats = {
   /** Membership events whose user or group could not be determined (not applied). */
   unresolvedMemberships: number;
+  /** Membership events naming a group the directory does not know by OCID, domain id or name (applied under the id they give). */
+  unknownGroups: number;
   /** MySQL events of connections whose connect is not in the input (or incomplete connects). */
   orphanEvents: number;
+  /** Changes between two snapshots that no audit event explains: observed, not audited. */
+  drift: number;
+  /** Changes between two snapshots that audit events had already applied. */
+  audited: number;
 };
 
 export class Correlator {
   readonly models: Models;
-  readonly stats: CorrelatorStats = { unresolvedMemberships: 0, orphanEvents: 0 };
-  private readonly dbs: Map<string, DbSystemConfig>;
+  readonly stats: CorrelatorStats = {
+    unresolvedMemberships: 0,
+    unknownGroups: 0,
+    orphanEvents: 0,
+    drift: 0,
+    audited: 0,
+  };
+  private dbs: Map<string, DbSystemConfig>;
   private readonly open = new Map<string, Session>();
   /** Sessions that late IAM data may still re-attribute (connected within the lookback). */
   private recent: Session[] = [];
@@ -58,11 +88,28 @@ export class Correlator {
       signOns: new SignOns(cache),
     };
     this.policies = new Policies(cache);
-    this.models.directory.seed(config);
-    this.models.memberships.seed(config);
-    this.models.mappings.seed(config);
-    this.seedGrants();
+    for (const seed of configSeeds(config)) this.seed(seed);
     this.computeNextDeadline();
+  }
+
+  /** Adds what a seed brings; idempotent (by its key). Break-glass memberships open their grant. */
+  seed(seed: Seed): void {
+    const { directory, memberships, mappings } = this.models;
+    directory.seed(seed);
+    memberships.seed(seed.key, seed.memberships);
+    mappings.seed(seed.key, seed.accounts);
+    for (const m of seed.memberships) {
+      const bg = directory.group(m.group)?.breakGlassMs;
+      const start = m.since ?? seed.time;
+      if (bg === undefined || start === undefined) continue;
+      if (memberships.changes(m.user, m.group).some((c) => c.key === seed.key))
+        this.openGrant(seed.key, m.user, m.group, start, bg);
+    }
+  }
+
+  /** The DB systems as configured (after a new snapshot's discoveries were merged in). */
+  useDbSystems(dbSystems: readonly DbSystemConfig[]): void {
+    this.dbs = new Map(dbSystems.map((d) => [d.id, d]));
   }
 
   /** Restores sessions read from the store: open ones and those within the lookback. */
@@ -79,6 +126,7 @@ export class Correlator {
   process(event: CanonicalEvent, late: boolean): void {
     if (event.source === 'mysql') this.processDb(event);
     else if (event.source === 'iam') this.processIam(event, late);
+    else if (event.source === 'sync') this.processSync(event, late);
     else
       this.detector.run('gap', { event, db: event.dbSystemId ? this.dbs.get(event.dbSystemId) : undefined });
   }
@@ -224,6 +272,8 @@ export class Correlator {
     const facts = statementFacts(ev);
     if (!facts.privilege && !facts.accounts && !facts.proxyGrant && !facts.auditTamper) return;
     const { mappings } = this.models;
+    const targets = [...(facts.privilege?.targets ?? []), ...(facts.accounts ?? []).map((c) => c.account)];
+    for (const target of targets) this.noteAudited(ev.dbSystemId, target, ev.ts);
     const mappingChanges: AccountChange[] = [];
     for (const change of facts.accounts ?? []) {
       const before = mappings.versionAt(ev.dbSystemId, change.account, ev.ts);
@@ -243,7 +293,10 @@ export class Correlator {
   }
 
   /** The earlier mapping changes a statement undoes, account by account (a rename touches two). */
-  private mappingReverts(ev: DbEvent, changes: readonly AccountChange[]): Reverts {
+  private mappingReverts(
+    ev: { dbSystemId: string; key: string },
+    changes: readonly AccountChange[],
+  ): Reverts {
     const touched = changes.flatMap((c) => (c.op === 'rename' ? [c.account, c.to] : [c.account]));
     const undone = touched.map((a) => this.models.mappings.undoneBy(ev.dbSystemId, a, ev.key));
     const byKey = new Map(undone.flat().map((u) => [u.key, u]));
@@ -323,7 +376,8 @@ export class Correlator {
   private processIam(ev: IamEvent, late: boolean): void {
     const { directory, memberships, signOns } = this.models;
     const user = directory.noteUser(ev.user?.id, ev.user?.name);
-    let group = directory.noteGroup(ev.group?.id, ev.group?.name);
+    const noted = ev.group ? directory.noteGroup(ev.group.id, ev.group.name, ev.domain?.id) : undefined;
+    let group = noted?.row;
     let userId = user?.id;
 
     switch (ev.kind) {
@@ -340,6 +394,7 @@ export class Correlator {
           this.stats.unresolvedMemberships++;
           break;
         }
+        if (noted?.known === false) this.stats.unknownGroups++;
         const op = ev.kind === 'membership_added' ? 'add' : 'remove';
         const change = {
           ts: ev.ts,
@@ -398,7 +453,11 @@ export class Correlator {
     this.detector.run('iam', this.iamFact(ev, userId, group?.id));
   }
 
-  private iamFact(event: IamEvent, userId: string | undefined, groupId: string | undefined): IamFact {
+  private iamFact(
+    event: IamEvent | SyncDirectoryEvent,
+    userId: string | undefined,
+    groupId: string | undefined,
+  ): IamFact {
     const { directory, mappings } = this.models;
     const fact: IamFact = { event };
     if (userId) fact.user = { id: userId, name: directory.user(userId)?.name ?? userId };
@@ -442,19 +501,137 @@ export class Correlator {
     }
   }
 
-  // --- break-glass grants ---------------------------------------------------------------------
+  // --- what a snapshot observed (source sync) ---------------------------------------------------
 
-  private seedGrants(): void {
-    for (const m of this.config.directory.memberships) {
-      const bg = this.models.directory.group(m.group)?.breakGlassMs;
-      const start = m.since ?? this.config.directory.snapshotTime;
-      if (bg === undefined || start === undefined) continue;
-      const change = this.models.memberships
-        .changes(m.user, m.group)
-        .find((c) => c.key === 'config:directory');
-      if (change) this.openGrant(change.key, m.user, m.group, start, bg);
+  /**
+   * A change between two snapshots. It is released after every event up to the snapshot's time,
+   * so the models already hold what the audit trail said: if they agree with the snapshot, audit
+   * events explain the change; if not, it happened unaudited, is applied, and the rules see it.
+   */
+  private processSync(ev: SyncEvent, late: boolean): void {
+    if ('target' in ev) {
+      this.syncAccount(ev);
+      return;
     }
+    const { directory, memberships } = this.models;
+    const userId = directory.findUser(ev.user.id)?.id ?? ev.user.id;
+    if (!userId) return;
+    if (ev.kind === 'membership_added' || ev.kind === 'membership_removed') {
+      const groupId = directory.findGroup(ev.group?.id, ev.group?.name)?.id ?? ev.group?.id;
+      if (!groupId) return;
+      const add = ev.kind === 'membership_added';
+      if (memberships.isMember(userId, groupId, ev.ts) === add) {
+        this.stats.audited++;
+        return;
+      }
+      // An addition the directory dates (creation time) is recorded then, within the window.
+      const changedAt = add && ev.observed.changedAt ? Date.parse(ev.observed.changedAt) : Number.NaN;
+      const ts = Number.isNaN(changedAt)
+        ? ev.ts
+        : Math.min(ev.ts, Math.max(changedAt, Date.parse(ev.observed.since) + 1));
+      memberships.apply(userId, groupId, {
+        ts,
+        op: add ? 'add' : 'remove',
+        key: ev.key,
+        ...(ev.membershipId ? { membershipId: ev.membershipId } : {}),
+      });
+      const bg = directory.group(groupId)?.breakGlassMs;
+      if (add && bg !== undefined) this.openGrant(ev.key, userId, groupId, ts, bg);
+      if (!add && bg !== undefined) this.endGrant({ ts, key: ev.key }, userId, groupId);
+      if (late || ts < ev.ts) this.reevaluate(ts);
+      this.stats.drift++;
+      this.detector.run('iam', this.iamFact(ev, userId, groupId));
+      return;
+    }
+    const state: UserState =
+      ev.kind === 'user_deleted' ? 'deleted' : ev.kind === 'user_deactivated' ? 'inactive' : 'active';
+    if (directory.userStateAt(userId, ev.ts).state === state) {
+      this.stats.audited++;
+      return;
+    }
+    directory.setUserState(userId, state, ev.ts, ev.key);
+    if (late) this.reevaluate(ev.ts);
+    this.stats.drift++;
+    this.detector.run('iam', this.iamFact(ev, userId, undefined));
   }
+
+  /**
+   * An account created, changed or dropped between two snapshots. Audited statements that
+   * targeted it in that window explain it; so does a mapping the models already hold (a change of
+   * privileges or lock state needs the statement: the models do not track those).
+   */
+  private syncAccount(ev: SyncAccountEvent): void {
+    const db = ev.dbSystemId;
+    const { mappings } = this.models;
+    const since = Date.parse(ev.observed.since);
+    const audited = (this.cache.get<number[]>(ACCOUNT_AUDIT, auditKey(db, ev.target)) ?? []).some(
+      (ts) => ts > since && ts <= ev.ts,
+    );
+    const before = mappings.versionAt(db, ev.target, ev.ts);
+    const { after } = ev;
+    const modelAgrees = after
+      ? before?.plugin === after.plugin && before.authenticationString === after.authenticationString
+      : before === undefined;
+    const definition =
+      ev.kind !== 'account_changed' ||
+      ev.before?.plugin !== after?.plugin ||
+      ev.before?.authenticationString !== after?.authenticationString;
+    const rights =
+      ev.kind === 'account_changed' &&
+      (ev.before?.locked !== after?.locked || ev.before?.privileges.join() !== after?.privileges.join());
+    if (audited || (!rights && modelAgrees)) {
+      this.stats.audited++;
+      return;
+    }
+    const change: AccountChange =
+      ev.kind === 'account_dropped' || !after
+        ? { op: 'drop', account: ev.target }
+        : {
+            op: ev.kind === 'account_created' ? 'create' : 'alter',
+            account: ev.target,
+            plugin: after.plugin,
+            ...(after.authenticationString !== undefined
+              ? { authenticationString: after.authenticationString }
+              : {}),
+          };
+    const touchesOci = [before?.plugin, ev.before?.plugin, after?.plugin].includes(OCI_PLUGIN);
+    if (definition) mappings.apply(db, change, ev.ts, ev.key);
+    const added = (after?.privileges ?? []).filter((p) => !ev.before?.privileges.includes(p));
+    const removed = (ev.before?.privileges ?? []).filter((p) => !after?.privileges.includes(p));
+    const verbs =
+      ev.kind === 'account_created'
+        ? ['CREATE USER']
+        : ev.kind === 'account_dropped'
+          ? ['DROP USER']
+          : [
+              ...(definition || ev.before?.locked !== after?.locked ? ['ALTER USER'] : []),
+              ...(added.length > 0 ? ['GRANT'] : []),
+              ...(removed.length > 0 ? ['REVOKE'] : []),
+            ];
+    const mappingChanges = definition && touchesOci ? [change] : [];
+    this.stats.drift++;
+    this.detector.run('statement', {
+      event: ev,
+      session: undefined,
+      db: this.dbs.get(db),
+      facts: {
+        privilege: { verb: verbs.join(', '), targets: [ev.target] },
+        ...(definition ? { accounts: [change] } : {}),
+      },
+      mappingChanges,
+      reverts: this.mappingReverts(ev, mappingChanges),
+    });
+  }
+
+  /** Remembers that an audited statement targeted an account (the latest few times). */
+  private noteAudited(db: string, account: AccountRef, ts: number): void {
+    const key = auditKey(db, account);
+    const times = this.cache.get<number[]>(ACCOUNT_AUDIT, key) ?? [];
+    if (times.includes(ts)) return;
+    this.cache.set(ACCOUNT_AUDIT, key, [...times, ts].sort((a, b) => a - b).slice(-ACCOUNT_AUDIT_KEEP));
+  }
+
+  // --- break-glass grants ---------------------------------------------------------------------
 
   private openGrant(addKey: string, user: string, group: string, startTs: number, maxDuration: number): void {
     const id = grantId(addKey, user, group);
@@ -472,9 +649,9 @@ export class Correlator {
   }
 
   /** A break-glass membership was removed: the grant it closes has ended (its alert, if any, is over). */
-  private endGrant(ev: IamEvent, user: string, group: string): void {
+  private endGrant(removal: { ts: number; key: string }, user: string, group: string): void {
     const { memberships, directory } = this.models;
-    const opened = memberships.stateAt(user, group, ev.ts - 1);
+    const opened = memberships.stateAt(user, group, removal.ts - 1);
     if (opened?.op !== 'add') return;
     const g = this.cache.get<GrantRow>(GRANT, grantId(opened.key, user, group));
     if (!g) return;
@@ -484,8 +661,8 @@ export class Correlator {
       group: { id: group, name: directory.group(group)?.name ?? group },
       startTs: g.startTs,
       deadlineTs: g.deadlineTs,
-      endTs: ev.ts,
-      removal: ev.key,
+      endTs: removal.ts,
+      removal: removal.key,
     });
   }
 
@@ -501,7 +678,44 @@ function openKey(db: string, instance: string | undefined, connectionId: number)
   return `${db}\u0000${instance ?? ''}\u0000${connectionId}`;
 }
 
-/** Snapshot grants share the snapshot's key, so they are told apart by user and group. */
+/** Seeded grants share the seed's key, so they are told apart by user and group. */
 function grantId(addKey: string, user: string, group: string): string {
-  return addKey === 'config:directory' ? `config:${user}:${group}` : addKey;
+  if (addKey === CONFIG_DIRECTORY) return `config:${user}:${group}`;
+  return addKey.startsWith(SNAPSHOT_SEED) ? `${addKey}:${user}:${group}` : addKey;
+}
+
+function auditKey(db: string, account: AccountRef): string {
+  return `${db}\u0000${accountName(account)}`;
+}
+
+/** What the configuration seeds: its directory, and its DB systems' accounts. */
+function configSeeds(config: Config): Seed[] {
+  const d = config.directory;
+  return [
+    {
+      key: CONFIG_DIRECTORY,
+      time: d.snapshotTime,
+      users: d.users,
+      groups: d.groups.map((g) => ({
+        id: g.id,
+        name: g.name,
+        aliases: g.aliases,
+        ...(g.breakGlass ? { breakGlassMs: g.breakGlass.maxDuration } : {}),
+      })),
+      memberships: d.memberships,
+      accounts: [],
+    },
+    {
+      key: CONFIG_ACCOUNTS,
+      users: [],
+      groups: [],
+      memberships: [],
+      accounts: config.dbSystems.flatMap((db) => db.accounts.map((a) => ({ db: db.id, ...a }))),
+    },
+  ];
+}
+
+/** The key of a snapshot's seeds. */
+export function snapshotSeedKey(snapshotId: string): string {
+  return `${SNAPSHOT_SEED}${snapshotId}`;
 }

@@ -1,6 +1,7 @@
-// IAM users and groups: seeded from the config snapshot, kept current by IAM events. User state is
-// a timeline so that "was this user deleted or deactivated at connect time" has an answer.
-import type { Config } from '../../schemas/config.js';
+// IAM users and groups: seeded from the config and the `sync` snapshots, kept current by IAM
+// events. User state is a timeline so that "was this user deleted or deactivated at connect time"
+// has an answer. Users and groups are found by OCID, by the identity domain's own id (an alias),
+// and by name, since identity-domain events name them by the domain's ids.
 import type { EntityCache } from '../state/entity-cache.js';
 import { BEGINNING_OF_TIME } from '../time.js';
 
@@ -12,7 +13,33 @@ export type DirectoryUserRow = {
   /** State changes in event time; before the first one the user is active. */
   states: { ts: number; state: UserState; key: string }[];
 };
-export type DirectoryGroupRow = { id: string; name: string; breakGlassMs?: number; deletedTs?: number };
+export type DirectoryGroupRow = {
+  id: string;
+  name: string;
+  /** Other ids (an identity domain's own id). */
+  aliases?: string[];
+  /** The identity domain (OCID) the group belongs to: names are unique only within a domain. */
+  domain?: string;
+  breakGlassMs?: number;
+  deletedTs?: number;
+  /** Known only from IAM events naming it: no seed (configuration, snapshot) listed it. */
+  unknown?: true;
+};
+
+/** Users and groups a seed (the configuration, a snapshot) brings, as known at its time. */
+export type DirectorySeed = {
+  key: string;
+  /** When the facts were known; states hold from then. */
+  time?: number | undefined;
+  users: { id: string; name: string; aliases: string[]; state: UserState }[];
+  groups: {
+    id: string;
+    name: string;
+    aliases: string[];
+    domain?: string | undefined;
+    breakGlassMs?: number;
+  }[];
+};
 
 const USER = 'user';
 const GROUP = 'group';
@@ -20,23 +47,43 @@ const GROUP = 'group';
 export class Directory {
   /** Lower-cased OCID, name or alias -> user id. */
   private readonly byName = new Map<string, string>();
+  /** Lower-cased group OCID or alias -> group id. */
+  private readonly groupById = new Map<string, string>();
+  /** Lower-cased group name -> group ids (names repeat across identity domains). */
+  private readonly groupsByName = new Map<string, Set<string>>();
 
   constructor(private readonly cache: EntityCache) {
     for (const u of cache.values<DirectoryUserRow>(USER)) this.index(u);
+    for (const g of cache.values<DirectoryGroupRow>(GROUP)) this.indexGroup(g);
   }
 
-  seed(config: Config): void {
-    const at = config.directory.snapshotTime ?? BEGINNING_OF_TIME;
-    for (const u of config.directory.users) {
-      if (this.user(u.id)) continue;
-      const states = u.state === 'active' ? [] : [{ ts: at, state: u.state, key: 'config:directory' }];
+  /**
+   * Adds what the directory does not know yet; known users and groups gain the seed's aliases
+   * (and a new name as one more alias). A group's break-glass setting is the seed's when it has
+   * one: the configuration says which groups are break-glass.
+   */
+  seed(seed: DirectorySeed): void {
+    const at = seed.time ?? BEGINNING_OF_TIME;
+    for (const u of seed.users) {
+      const existing = this.user(u.id);
+      if (existing) {
+        this.addAliases(existing, [u.name, ...u.aliases]);
+        continue;
+      }
+      const states = u.state === 'active' ? [] : [{ ts: at, state: u.state, key: seed.key }];
       this.putUser({ id: u.id, name: u.name, aliases: u.aliases, states });
     }
-    for (const g of config.directory.groups) {
-      if (this.group(g.id)) continue;
-      const row: DirectoryGroupRow = { id: g.id, name: g.name };
-      if (g.breakGlass) row.breakGlassMs = g.breakGlass.maxDuration;
+    for (const g of seed.groups) {
+      const row = this.group(g.id) ?? { id: g.id, name: g.name };
+      // A group the configuration named only by id takes the name discovered for it.
+      if (row.name === row.id) row.name = g.name;
+      delete row.unknown;
+      const aliases = [...new Set([...(row.aliases ?? []), ...g.aliases])];
+      if (aliases.length > 0) row.aliases = aliases.filter((a) => a !== row.id && a !== row.name);
+      if (g.domain) row.domain = g.domain;
+      if (g.breakGlassMs !== undefined) row.breakGlassMs = g.breakGlassMs;
       this.cache.set(GROUP, g.id, row);
+      this.indexGroup(row);
     }
   }
 
@@ -48,10 +95,20 @@ export class Directory {
     return this.cache.get<DirectoryGroupRow>(GROUP, id);
   }
 
-  groupByName(name: string): DirectoryGroupRow | undefined {
-    const lower = name.toLowerCase();
-    for (const g of this.cache.values<DirectoryGroupRow>(GROUP)) if (g.name.toLowerCase() === lower) return g;
-    return undefined;
+  /**
+   * A known group by OCID or alias, else by name: the one group of that name (in `domain` when
+   * the event says which identity domain it is about). An OCID nothing knows is never matched by
+   * name: a group deleted and created again under its old name is another group, which no
+   * mapping of the old one reaches.
+   */
+  findGroup(id: string | undefined, name?: string, domain?: string): DirectoryGroupRow | undefined {
+    const byId = id === undefined ? undefined : this.groupById.get(id.toLowerCase());
+    if (byId !== undefined) return this.group(byId);
+    if (id?.startsWith('ocid1.')) return undefined;
+    const named = [...(name === undefined ? [] : (this.groupsByName.get(name.toLowerCase()) ?? []))]
+      .map((g) => this.group(g)!)
+      .filter((g) => domain === undefined || g.domain === undefined || g.domain === domain);
+    return named.length === 1 ? named[0] : undefined;
   }
 
   /** Resolves an OCID, user name or alias (case-insensitive) to a known user. */
@@ -70,21 +127,35 @@ export class Directory {
     if (!id) return this.findUser(name);
     const existing = this.user(id) ?? this.findUser(id) ?? this.findUser(name);
     if (existing) {
-      for (const alias of [name, id]) {
-        if (alias && existing.id !== alias && existing.name !== alias && !existing.aliases.includes(alias)) {
-          existing.aliases.push(alias);
-          this.index(existing);
-          this.cache.touch(USER, existing.id);
-        }
-      }
+      this.addAliases(existing, [name, id]);
       return existing;
     }
     return this.putUser({ id, name: name ?? id, aliases: [], states: [] });
   }
 
-  noteGroup(id: string | undefined, name: string | undefined): DirectoryGroupRow | undefined {
-    if (!id) return name ? this.groupByName(name) : undefined;
-    return this.group(id) ?? this.cache.set<DirectoryGroupRow>(GROUP, id, { id, name: name ?? id });
+  /**
+   * The group an IAM event names (see `findGroup`); an id found by name becomes an alias. A group
+   * no seed listed is recorded under the id the event gives, and stays `known: false`.
+   */
+  noteGroup(
+    id: string | undefined,
+    name: string | undefined,
+    domain?: string,
+  ): { row: DirectoryGroupRow; known: boolean } | undefined {
+    const found = this.findGroup(id, name, domain);
+    if (found) {
+      if (id && id !== found.id && !found.aliases?.includes(id)) {
+        found.aliases = [...(found.aliases ?? []), id];
+        this.indexGroup(found);
+        this.cache.touch(GROUP, found.id);
+      }
+      return { row: found, known: !found.unknown };
+    }
+    if (!id) return undefined;
+    const row: DirectoryGroupRow = { id, name: name ?? id, ...(domain ? { domain } : {}), unknown: true };
+    this.cache.set(GROUP, id, row);
+    this.indexGroup(row);
+    return { row, known: false };
   }
 
   /** Records a state change; idempotent by event key, order-independent. */
@@ -114,6 +185,16 @@ export class Directory {
     }
   }
 
+  private addAliases(user: DirectoryUserRow, names: (string | undefined)[]): void {
+    const fresh = names.filter(
+      (a): a is string => !!a && a !== user.id && a !== user.name && !user.aliases.includes(a),
+    );
+    if (fresh.length === 0) return;
+    user.aliases.push(...new Set(fresh));
+    this.index(user);
+    this.cache.touch(USER, user.id);
+  }
+
   private putUser(row: DirectoryUserRow): DirectoryUserRow {
     this.cache.set(USER, row.id, row);
     this.index(row);
@@ -122,5 +203,13 @@ export class Directory {
 
   private index(u: DirectoryUserRow): void {
     for (const n of [u.id, u.name, ...u.aliases]) this.byName.set(n.toLowerCase(), u.id);
+  }
+
+  private indexGroup(g: DirectoryGroupRow): void {
+    for (const id of [g.id, ...(g.aliases ?? [])]) this.groupById.set(id.toLowerCase(), g.id);
+    const key = g.name.toLowerCase();
+    const ids = this.groupsByName.get(key) ?? new Set<string>();
+    ids.add(g.id);
+    this.groupsByName.set(key, ids);
   }
 }

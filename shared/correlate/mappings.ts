@@ -1,6 +1,5 @@
 // The MySQL accounts of each DB system and their authentication_oci mappings, versioned by event
 // time: seeded from the config, then changed by CREATE / ALTER / DROP / RENAME USER in the audit.
-import type { Config } from '../../schemas/config.js';
 import type { EntityCache } from '../state/entity-cache.js';
 import { BEGINNING_OF_TIME } from '../time.js';
 import { ABSENT, type Undone, undone } from './reverts.js';
@@ -25,7 +24,12 @@ export type OciMapping = {
 };
 
 const ACCOUNT = 'account';
-const CONFIG_KEY = 'config:dbSystems';
+
+export type AccountSeed = AccountRef & {
+  db: string;
+  plugin: string;
+  authenticationString?: string | undefined;
+};
 
 /** `user@host` as people read it; the anonymous account that carries group mappings is `''@%`. */
 export function accountName(a: AccountRef): string {
@@ -72,19 +76,14 @@ export class Mappings {
     for (const [key, row] of cache.entries<AccountRow>(ACCOUNT)) this.index(row.db, key);
   }
 
-  seed(config: Config): void {
-    for (const db of config.dbSystems) {
-      for (const a of db.accounts) {
-        const row = this.row(db.id, a);
-        if (row.versions.some((v) => v.key === CONFIG_KEY)) continue;
-        const version: AccountVersion = {
-          ts: BEGINNING_OF_TIME,
-          key: CONFIG_KEY,
-          plugin: a.plugin.toLowerCase(),
-        };
-        if (a.authenticationString !== undefined) version.authenticationString = a.authenticationString;
-        this.insert(db.id, row, version);
-      }
+  /** Accounts a seed (the configuration, a snapshot) lists, known from the beginning of time under its key. */
+  seed(key: string, accounts: readonly AccountSeed[]): void {
+    for (const a of accounts) {
+      const row = this.row(a.db, a);
+      if (row.versions.some((v) => v.key === key)) continue;
+      const version: AccountVersion = { ts: BEGINNING_OF_TIME, key, plugin: a.plugin.toLowerCase() };
+      if (a.authenticationString !== undefined) version.authenticationString = a.authenticationString;
+      this.insert(a.db, row, version);
     }
   }
 
@@ -161,7 +160,8 @@ export class Mappings {
       key: v.key,
       kind: 'account',
       state: v.dropped ? ABSENT : `${v.plugin ?? ''}\u0000${v.authenticationString ?? ''}`,
-      change: v.key !== CONFIG_KEY,
+      // Seeds (the configuration, snapshots) are known from the beginning of time: not changes.
+      change: v.ts !== BEGINNING_OF_TIME,
     }));
     return undone(
       versions,

@@ -1,6 +1,5 @@
 // Group membership as a timeline per (user, group): membership at time t is decided by the latest
 // add/remove event at or before t, so events may arrive in any order or more than once.
-import type { Config } from '../../schemas/config.js';
 import type { EntityCache } from '../state/entity-cache.js';
 import { BEGINNING_OF_TIME } from '../time.js';
 
@@ -9,7 +8,13 @@ export type MembershipRow = { user: string; group: string; changes: MembershipCh
 
 const MEMBER = 'member';
 const MEMBERSHIP_ID = 'membership-id';
-const SNAPSHOT_KEY = 'config:directory';
+
+export type MembershipSeed = {
+  user: string;
+  group: string;
+  id?: string | undefined;
+  since?: number | undefined;
+};
 
 function rowKey(user: string, group: string): string {
   return `${user}\u0000${group}`;
@@ -29,15 +34,19 @@ export class Memberships {
     for (const row of cache.values<MembershipRow>(MEMBER)) this.index(row);
   }
 
-  /** Memberships listed in the snapshot are known from `since`, or from the beginning of time. */
-  seed(config: Config): void {
-    for (const m of config.directory.memberships) {
+  /**
+   * Memberships a seed (the configuration, a snapshot) lists: each known from `since`, or from
+   * the beginning of time, under the seed's key. Idempotent.
+   */
+  seed(key: string, memberships: readonly MembershipSeed[]): void {
+    for (const m of memberships) {
       const row = this.row(m.user, m.group);
-      if (row.changes.some((c) => c.key === SNAPSHOT_KEY)) continue;
-      const change: MembershipChange = { ts: m.since ?? BEGINNING_OF_TIME, op: 'add', key: SNAPSHOT_KEY };
+      if (row.changes.some((c) => c.key === key)) continue;
+      const change: MembershipChange = { ts: m.since ?? BEGINNING_OF_TIME, op: 'add', key };
       if (m.id) change.membershipId = m.id;
       this.insert(row, change);
-      if (m.id) this.cache.set(MEMBERSHIP_ID, m.id, { user: m.user, group: m.group });
+      if (m.id && !this.resolveId(m.id))
+        this.cache.set(MEMBERSHIP_ID, m.id, { user: m.user, group: m.group });
     }
   }
 

@@ -22,8 +22,8 @@ const MAX_UNDONE = 20;
 
 /**
  * The changes that `versions[index]` undoes: walking back over the latest changes until one whose
- * state before equals the state after `index`; none when there is no such change (or a config
- * seed comes first). `before`: the state before the first version, when known.
+ * state before equals the state after `index`; none when there is no such change (or a seed, the
+ * configuration's or a snapshot's, comes first). `before`: the state before the first version, when known.
  */
 export function undone(versions: readonly Version[], index: number, before: string | undefined): Undone[] {
   const target = versions[index]?.state;

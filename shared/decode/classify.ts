@@ -83,13 +83,23 @@ function classifyInto(value: unknown, loc: RecordLocation, depth: number, out: C
     classifyInto(inner, loc, depth + 1, out);
     return;
   }
-  out.push(
-    dead(
-      'UNKNOWN_KIND',
-      loc,
-      'record is no kind we read (MySQL audit event, collector record, OCI audit event or a known envelope)',
-    ),
-  );
+  out.push(dead('UNKNOWN_KIND', loc, unknownKindMessage(value)));
+}
+
+/** Why a record is no kind we read: what it lacks when it looks like one, else the kinds we read. */
+function unknownKindMessage(value: Json): string {
+  const data = isObject(value.data) ? value.data : undefined;
+  if (typeof value.type === 'string' && data && ('identity' in data || 'eventName' in data)) {
+    const missing = [
+      ...(typeof value.id === 'string' ? [] : [value.id === undefined ? 'id' : 'id as a string']),
+      ...('time' in value ? [] : ['time']),
+    ];
+    return `looks like an OCI audit event (type, data.${'identity' in data ? 'identity' : 'eventName'}) but has no ${missing.join(' or ')}: a CloudEvents record needs id, type, time and data, a ListEvents item eventType, eventId, eventTime and data`;
+  }
+  if ('class' in value || 'connection_id' in value) {
+    return 'looks like a MySQL audit event (class, connection_id) but has no timestamp (a string)';
+  }
+  return 'record is no kind we read (MySQL audit event, collector record, OCI audit event or a known envelope)';
 }
 
 /**

@@ -3,7 +3,11 @@
 // lines, one-line arrays, pretty-printed events, arrays ending in `null`, JSONL, CRLF, a BOM.
 //
 // Elements of a top-level array are emitted one by one (the outer array is transparent); other
-// top-level values are emitted whole. A broken record becomes a dead letter and reading goes on.
+// top-level values are emitted whole. A broken record becomes one dead letter and reading goes on:
+// after a record whose strings or brackets no longer make sense (curly quotes, a cut line), the
+// lines that follow are skipped up to the next record start, a line opening with `{`, `[` or `]`
+// indented no deeper than the broken record's first line, so that its remains are not reported
+// again line by line.
 // Memory stays bounded: lines are cut into pieces of at most 1 MiB, and a record over the size
 // limit is scanned to its end without being kept.
 //
@@ -239,6 +243,11 @@ class RecordScanner {
   private lastSig = 0;
   /** The rest of the current line is garbage already reported. */
   private skipLine = false;
+  /** Indentation of the current line, and of the line the open value started on. */
+  private lineIndent = 0;
+  private openIndent = 0;
+  /** After a structurally broken record: skip lines until a record start indented at most this. */
+  private resyncIndent: number | undefined;
 
   constructor(
     private readonly source: string,
@@ -256,6 +265,18 @@ class RecordScanner {
     if (start) {
       this.skipLine = false;
       if (line === 1 && text.charCodeAt(0) === BOM) from = 1;
+      let j = from;
+      while (j < text.length && isSpace(text.charCodeAt(j))) j++;
+      this.lineIndent = j - from;
+      if (this.resyncIndent !== undefined) {
+        const c = text.charCodeAt(j);
+        if ((c === LBRACE || c === LBRACKET || c === RBRACKET) && this.lineIndent <= this.resyncIndent) {
+          this.resyncIndent = undefined;
+        } else {
+          this.skipLine = true; // the rest of the broken record, already reported
+          return;
+        }
+      }
       if (this.mode === 'value' && this.startsNewRecord(text, from)) {
         this.fail('JSON_INVALID', 'record truncated: the next record starts before it closed');
       }
@@ -291,13 +312,14 @@ class RecordScanner {
   }
 
   /**
-   * True when a line opening with `{` cannot continue the open value. Audit JSON never starts a
-   * nested object on its own line; pretty-printed exports do so only for array elements.
+   * True when a line opening with `{` cannot continue the open value: it is indented no deeper
+   * than the value's first line, and the value is not an array expecting an element. Audit JSON
+   * never starts a nested object on its own line; pretty-printed exports do so only for array
+   * elements, and indent what they nest.
    */
   private startsNewRecord(text: string, from: number): boolean {
-    let j = from;
-    while (j < text.length && isSpace(text.charCodeAt(j))) j++;
-    if (text.charCodeAt(j) !== LBRACE) return false;
+    const j = from + this.lineIndent;
+    if (text.charCodeAt(j) !== LBRACE || this.lineIndent > this.openIndent) return false;
     const inArray = this.stack[this.stack.length - 1] === LBRACKET;
     return !(inArray && (this.lastSig === COMMA || this.lastSig === LBRACKET));
   }
@@ -345,9 +367,10 @@ class RecordScanner {
     this.append(text, seg, n);
     if (this.mode === 'value') {
       this.lastSig = lastNonSpace(text, this.lastSig);
-      if (end && this.inString)
+      if (end && this.inString) {
         this.fail('JSON_INVALID', 'record truncated: unterminated string at end of line');
-      else if (end) this.append('\n', 0, 1);
+        this.resyncIndent = this.openIndent;
+      } else if (end) this.append('\n', 0, 1);
     } else if (end) {
       this.finishToken();
     }
@@ -380,7 +403,10 @@ class RecordScanner {
       else if (c === RBRACE || c === RBRACKET) {
         if (stack.pop() !== (c === RBRACE ? LBRACE : LBRACKET)) {
           this.fail('JSON_INVALID', 'record has unbalanced brackets');
-          return c === RBRACKET ? i : i + 1; // a `]` is read again: it may close the outer array
+          this.resyncIndent = this.openIndent;
+          if (c === RBRACKET) return i; // read again: it may close the outer array
+          this.skipLine = true; // the rest of the line belongs to the broken record
+          return n;
         }
         if (stack.length === 0) return this.complete(text, seg, i + 1);
       }
@@ -402,6 +428,7 @@ class RecordScanner {
   private open(mode: Mode, line: number, bad: boolean): void {
     this.mode = mode;
     this.startLine = line;
+    this.openIndent = this.lineIndent;
     this.index = this.inArray ? this.nextIndex++ : undefined;
     this.parts = [];
     this.size = 0;

@@ -99,12 +99,12 @@ export function planChurn(story: Story, cast: Cast): void {
   });
   story.removeMember(clock(story, 1, 10, 7), dbaMover, `dev-${dbaMover.team}`);
 
-  // Leavers: groups first, then the user is blocked or deleted.
+  // Leavers: groups first, then the user is deactivated or deleted.
   story.removeMember(clock(story, 0, 16, 2), dbaLeaver, 'dba', {
     story: `leaver ${dbaLeaver.name} removed from DBAdmins`,
   });
   const blocked = clock(story, 0, 16, 9);
-  story.emit(story.iam.userBlocked(blocked, actorOf(story.admin), dbaLeaver));
+  story.emit(story.iam.userDeactivated(blocked, actorOf(story.admin), dbaLeaver));
   story.roster.deactivate(dbaLeaver.id, blocked);
 
   story.removeMember(clock(story, 1, 15, 3), analystLeaver, 'ro');

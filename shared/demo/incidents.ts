@@ -159,7 +159,7 @@ export function injectIncidents(story: Story, cast: Cast): void {
     const admin = actorOf(story.admin);
     story.removeMember(clock(story, 0, 17, 20), l, `dev-${l.team}`);
     const blocked = clock(story, 0, 17, 25);
-    story.emit(story.iam.userBlocked(blocked, admin, l));
+    story.emit(story.iam.userDeactivated(blocked, admin, l));
     story.roster.deactivate(l.id, blocked);
     const db = story.db(l.team);
     const t = sec(clock(story, 1, 7, 56));

@@ -158,15 +158,15 @@ export class IamEvents {
     return this.record(ts, 'RemoveUserFromGroup', 'identityControlPlane', data, channel);
   }
 
-  private userObject(user: Person, state: string): Json {
+  private userObject(user: Person): Json {
     return {
       compartmentId: this.fleet.tenancy,
       description: user.display,
       email: user.name,
       id: user.id,
-      inactiveStatus: state === 'INACTIVE' ? 4 : null,
+      inactiveStatus: null,
       isMfaActivated: user.signOn === 'domain',
-      lifecycleState: state,
+      lifecycleState: 'ACTIVE',
       name: user.name,
     };
   }
@@ -175,27 +175,39 @@ export class IamEvents {
     const data = this.base(ts, 'CreateUser', actor, {
       resourceId: user.id,
       resourceName: user.name,
-      stateChange: { previous: null, current: this.userObject(user, 'ACTIVE') },
+      stateChange: { previous: null, current: this.userObject(user) },
     });
     this.request(data, '/20160918/users/', 'POST');
     return this.record(ts, 'CreateUser', 'identityControlPlane', data);
   }
 
-  userBlocked(ts: number, actor: Actor, user: Person): IamRecord {
-    const data = this.base(ts, 'UpdateUserState', actor, {
-      resourceId: user.id,
-      resourceName: user.name,
-      stateChange: { previous: this.userObject(user, 'ACTIVE'), current: this.userObject(user, 'INACTIVE') },
+  /**
+   * An administrator deactivates a user in the identity domain (`admin.user.deactivated.success`):
+   * how a user is switched off (the classic UpdateUserState can only unblock).
+   */
+  userDeactivated(ts: number, actor: Actor, user: Person): IamRecord {
+    const data = this.base(ts, 'UpdateUser', actor, {
+      additionalDetails: {
+        eventId: 'admin.user.deactivated.success',
+        actorName: actor.name,
+        actorId: actor.id,
+        actorType: 'User',
+        domainName: 'Default',
+        adminResourceName: user.name,
+        adminResourceId: user.id,
+        adminResourceType: 'User',
+      },
     });
-    this.request(data, `/20160918/users/${user.id}/state/`, 'PUT');
-    return this.record(ts, 'UpdateUserState', 'identityControlPlane', data);
+    (data.identity as Json).principalName = 'IdentityDomains';
+    this.request(data, `/admin/v1/Users/${user.id}`, 'PATCH');
+    return this.record(ts, 'com.oraclecloud.identityControlPlane.UpdateUser', 'identityControlPlane', data);
   }
 
   userDeleted(ts: number, actor: Actor, user: Person): IamRecord {
     const data = this.base(ts, 'DeleteUser', actor, {
       resourceId: user.id,
       resourceName: user.name,
-      stateChange: { previous: this.userObject(user, 'ACTIVE'), current: null },
+      stateChange: { previous: this.userObject(user), current: null },
     });
     this.request(data, `/20160918/users/${user.id}`, 'DELETE');
     return this.record(ts, 'DeleteUser', 'identityControlPlane', data);

@@ -3,52 +3,11 @@
 // per rule against the ground truth.
 import type { Alert, Severity } from '../../schemas/alert.js';
 import { SEVERITIES } from '../../schemas/alert.js';
-import type { Session } from '../../schemas/session.js';
+import { type Coverage, shareOfIam } from '../correlate/coverage.js';
 import type { PipelineStats } from '../pipeline.js';
 import type { RoutePlan } from '../route/route-plan.js';
 import type { DemoManifest } from './generate-demo.js';
 import type { Score } from './ground-truth.js';
-
-export type Coverage = {
-  /** Successful sessions. */
-  sessions: number;
-  failedLogins: number;
-  /** Successful sessions through an IAM account (1-to-1 or group mapping). */
-  iam: number;
-  local: number;
-  byConfidence: { verified: number; corroborated: number; asserted: number; unattributed: number };
-  byMethod: Record<string, number>;
-};
-
-export function emptyCoverage(): Coverage {
-  return {
-    sessions: 0,
-    failedLogins: 0,
-    iam: 0,
-    local: 0,
-    byConfidence: { verified: 0, corroborated: 0, asserted: 0, unattributed: 0 },
-    byMethod: {},
-  };
-}
-
-/** Counts one session into the coverage. */
-export function addToCoverage(c: Coverage, s: Session): void {
-  if (s.outcome !== 'success') {
-    c.failedLogins++;
-    return;
-  }
-  c.sessions++;
-  const method = s.attribution?.method ?? 'unattributed';
-  c.byMethod[method] = (c.byMethod[method] ?? 0) + 1;
-  if (method === 'local-account') {
-    c.local++;
-    return;
-  }
-  c.iam++;
-  const confidence = s.attribution?.confidence ?? 'none';
-  if (confidence === 'none') c.byConfidence.unattributed++;
-  else c.byConfidence[confidence]++;
-}
 
 export type SummaryInput = {
   manifest: DemoManifest;
@@ -66,7 +25,6 @@ const RANK: Record<Severity, number> = { critical: 0, high: 1, medium: 2, low: 3
 const TOP = 25;
 
 const n = (x: number) => x.toLocaleString('en-US');
-const pct = (x: number, total: number) => (total === 0 ? '0.0%' : `${((100 * x) / total).toFixed(1)}%`);
 const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
 
 function table(rows: string[][], align: ('l' | 'r')[]): string[] {
@@ -200,7 +158,7 @@ export function formatSummary(input: SummaryInput): string {
   const b = coverage.byConfidence;
   const m = coverage.byMethod;
   out.push(
-    `Attribution coverage (${n(coverage.iam)} IAM sessions of ${n(coverage.sessions)} successful sessions)`,
+    `Attribution coverage (shares of the ${n(coverage.iam)} IAM sessions; ${n(coverage.sessions)} successful sessions in all)`,
   );
   out.push(
     ...table(
@@ -208,17 +166,17 @@ export function formatSummary(input: SummaryInput): string {
         [
           '  verified',
           n(b.verified),
-          pct(b.verified, coverage.iam),
+          shareOfIam(coverage, b.verified),
           `1-to-1 account ${n(m['mapped-user'] ?? 0)}, external user ${n(m['external-user'] ?? 0)}`,
         ],
         [
           '  corroborated',
           n(b.corroborated),
-          pct(b.corroborated, coverage.iam),
+          shareOfIam(coverage, b.corroborated),
           `login name + sign-on, or the only member signed on from the IP (${n(m['signon-correlated'] ?? 0)})`,
         ],
-        ['  asserted', n(b.asserted), pct(b.asserted, coverage.iam), 'login name only, no recent sign-on'],
-        ['  unattributed', n(b.unattributed), pct(b.unattributed, coverage.iam), 'nobody can be named'],
+        ['  asserted', n(b.asserted), shareOfIam(coverage, b.asserted), 'login name only, no recent sign-on'],
+        ['  unattributed', n(b.unattributed), shareOfIam(coverage, b.unattributed), 'nobody can be named'],
       ],
       ['l', 'r', 'r', 'l'],
     ),

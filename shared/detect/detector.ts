@@ -3,6 +3,7 @@
 // end alerts already raised: each becomes one record with the alert's id and `status: resolved`.
 import { createHash } from 'node:crypto';
 import { type Alert, recordKey } from '../../schemas/alert.js';
+import type { CanonicalEvent, SyncEvent } from '../../schemas/events.js';
 import type { ActiveRule } from '../config/active-rules.js';
 import type { EntityCache } from '../state/entity-cache.js';
 import { toIso } from '../time.js';
@@ -72,13 +73,21 @@ export class Detector {
         this.ruleErrors.set(r.rule.id, (this.ruleErrors.get(r.rule.id) ?? 0) + 1);
         continue;
       }
+      const observed = observedBy(fact);
       for (const o of outcomes) {
         if (isResolution(o))
           this.resolutions.push({
             resolution: o,
             id: alertId(r.rule.id, o.resolves.subject, o.resolves.occurrence),
           });
-        else this.pending.push({ rule: r, finding: o, id: alertId(r.rule.id, o.subject, o.occurrence) });
+        else {
+          const finding = observed ? withObservation(o, observed) : o;
+          this.pending.push({
+            rule: r,
+            finding,
+            id: alertId(r.rule.id, finding.subject, finding.occurrence),
+          });
+        }
       }
     }
   }
@@ -194,6 +203,21 @@ export class Detector {
 
 function suppressionKey(r: ActiveRule, f: Finding): string {
   return `${r.rule.id}\u0000${f.subject}`;
+}
+
+/** What a snapshot observed, when the fact is a change between two snapshots (source `sync`). */
+function observedBy(fact: unknown): SyncEvent['observed'] | undefined {
+  const event = (fact as { event?: CanonicalEvent }).event;
+  return event?.source === 'sync' ? event.observed : undefined;
+}
+
+/** Every alert on a change no audit event explains says so: observed by `sync`, not audited. */
+function withObservation(f: Finding, observed: SyncEvent['observed']): Finding {
+  return {
+    ...f,
+    title: `${f.title} (observed by sync, not audited)`,
+    details: { ...f.details, observed: { by: 'sync', ...observed } },
+  };
 }
 
 function toAlert(r: ActiveRule, f: Finding, id: string): Alert {

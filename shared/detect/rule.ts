@@ -2,13 +2,20 @@
 import type { z } from 'zod';
 import type { ResolutionReason, Severity } from '../../schemas/alert.js';
 import type { DbSystemConfig } from '../../schemas/config.js';
-import type { DbEvent, GapEvent, IamEvent } from '../../schemas/events.js';
+import type {
+  DbEvent,
+  GapEvent,
+  IamEvent,
+  SyncAccountEvent,
+  SyncDirectoryEvent,
+} from '../../schemas/events.js';
 import type { Session } from '../../schemas/session.js';
 import type { AttributionResult, Ref } from '../correlate/attribute.js';
 import { accountName } from '../correlate/mappings.js';
 import type { Undone } from '../correlate/reverts.js';
 import type { SignOn } from '../correlate/signons.js';
 import type { AccountChange, StatementFacts } from '../correlate/sql-facts.js';
+import { redactLiterals } from '../normalize/redact.js';
 import type { Baseline, BaselineOptions } from './baselines.js';
 import type { RuleCase } from './timeline.js';
 
@@ -28,9 +35,12 @@ export type SessionFact = {
   reattributed?: true;
 };
 
-/** A statement that changed privileges, mappings or the audit configuration. */
+/**
+ * A statement that changed privileges, mappings or the audit configuration; or an account change
+ * between two snapshots that no statement explains (`event.source` is `sync`: observed, not audited).
+ */
 export type StatementFact = {
-  event: DbEvent;
+  event: DbEvent | SyncAccountEvent;
   session: Session | undefined;
   db: DbSystemConfig | undefined;
   facts: StatementFacts;
@@ -56,9 +66,12 @@ export type GroupInfo = Ref & {
   mappedAccounts: { db: string; account: string; privileged: boolean }[];
 };
 
-/** An IAM event, with what the directory knows of its user and group. */
+/**
+ * An IAM event, with what the directory knows of its user and group; or a membership or user
+ * state change between two snapshots that no IAM event explains (`event.source` is `sync`).
+ */
 export type IamFact = {
-  event: IamEvent;
+  event: IamEvent | SyncDirectoryEvent;
   user?: Ref;
   group?: GroupInfo;
   /** For policy events: earlier changes of the policy this one undoes. */
@@ -194,9 +207,15 @@ export function statementFields(
   f: StatementFact,
 ): ReturnType<typeof sessionFields> | Pick<Finding, 'identity' | 'dbSystem' | 'mysqlAccount'> {
   if (f.session) return sessionFields(f.session);
+  const { event } = f;
   return {
     identity: null,
-    dbSystem: { id: f.event.dbSystemId, name: f.db?.name ?? f.event.dbSystemId },
-    ...(f.event.account ? { mysqlAccount: accountName(f.event.account) } : {}),
+    dbSystem: { id: event.dbSystemId, name: f.db?.name ?? event.dbSystemId },
+    ...(event.source === 'mysql' && event.account ? { mysqlAccount: accountName(event.account) } : {}),
   };
+}
+
+/** The statement's SQL with literals redacted; empty for a change no statement explains. */
+export function statementSql(f: StatementFact): string {
+  return f.event.source === 'mysql' ? redactLiterals(f.event.sql?.text ?? '') : '';
 }

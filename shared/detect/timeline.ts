@@ -1,7 +1,9 @@
 // A small language for writing event timelines: rule cases and scenario tests build canonical
 // events with it against a standard test fleet.
+import type { Alert, Severity } from '../../schemas/alert.js';
 import type { ConfigInput } from '../../schemas/config.js';
 import type { CanonicalEvent, DbEvent, GapEvent, IamEvent, IamEventKind } from '../../schemas/events.js';
+import { grantsDbAuthentication } from '../normalize/auth-policy.js';
 import { toIso } from '../time.js';
 
 export const T0 = Date.parse('2026-11-02T09:00:00Z');
@@ -238,7 +240,7 @@ export const iam = {
     kind: 'policy_created' | 'policy_updated' | 'policy_deleted';
     statements: string[];
   }): IamEvent {
-    const mysqlAuth = s.statements.some((x) => /mysql_dp_auth|mysqldbsystem/i.test(x));
+    const mysqlAuth = s.statements.some(grantsDbAuthentication);
     return iamEvent(s.at, s.kind, {
       policy: { id: 'ocid1.policy.oc1..p', name: 'p', statements: s.statements, mysqlAuth },
     });
@@ -274,7 +276,16 @@ export const gap = {
   },
 };
 
-/** One rule case: a timeline on the standard fleet and how many alerts of the rule it must give. */
+type DeepPartial<T> = T extends readonly (infer U)[]
+  ? DeepPartial<U>[]
+  : T extends object
+    ? { [K in keyof T]?: DeepPartial<T[K]> }
+    : T;
+
+/** Fields an alert must have (a deep partial match: nested objects need only the keys named). */
+export type AlertMatch = DeepPartial<Alert>;
+
+/** One rule case: a timeline on the standard fleet and what alerts of the rule it must give. */
 export type RuleCase = {
   name: string;
   /** Config overrides merged over `baseConfig()` (top-level keys replace). */
@@ -283,10 +294,17 @@ export type RuleCase = {
   /** A second batch, ingested after the first was committed: events later than the lateness. */
   later?: () => CanonicalEvent[];
   /**
-   * Alerts of this rule expected; with a severity, every one of them has it; `resolutions`:
-   * resolution records of this rule expected (default 0).
+   * Alerts of this rule expected. A case that expects alerts also names their severity and, in
+   * `match`, the fields that matter (who, attributed how, with what details): every alert has them.
+   * `resolutions`: resolution records of this rule expected (default 0).
    */
-  expect: { alerts: number; severity?: string; resolutions?: number };
+  expect: { alerts: number; severity?: Severity; match?: AlertMatch; resolutions?: number };
+  /**
+   * The case sits just inside or just outside the limit of a numeric parameter (a window, threshold,
+   * duration, `suppressFor` or a fleet setting the rule depends on, such as `maxDuration`). Every
+   * numeric parameter needs a case on each side, with different outcomes.
+   */
+  boundary?: { param: string; side: 'inside' | 'outside' };
   /** Watermark at the end (ISO), as `replay --as-of`. */
   asOf?: string;
 };

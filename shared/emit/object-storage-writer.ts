@@ -121,7 +121,11 @@ export class ObjectStorageWriter {
     return obj === null ? null : obj.data.toString('utf8');
   }
 
-  /** Objects whose name starts with `prefix`, in name order, following pages (bounded). */
+  /**
+   * Objects whose name starts with `prefix`, in name order, following pages (bounded). The SDK
+   * puts query values into the URL as they are: `prefix` and `start` are URL-encoded here, or a
+   * name holding `+`, `&` or `#` would be read as another one.
+   */
   async list(prefix = ''): Promise<ObjectInfo[]> {
     const namespaceName = await this.namespace();
     const out: ObjectInfo[] = [];
@@ -133,9 +137,9 @@ export class ObjectStorageWriter {
           this.client.listObjects({
             namespaceName,
             bucketName: this.bucket,
-            prefix,
+            prefix: encodeURIComponent(prefix),
             fields: 'name,size,md5,timeCreated',
-            ...(start !== undefined ? { start } : {}),
+            ...(start !== undefined ? { start: encodeURIComponent(start) } : {}),
           }),
         this.retry,
       );

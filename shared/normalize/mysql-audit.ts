@@ -40,7 +40,8 @@ export function normalizeMysqlAudit(raw: unknown, db: DbRef, loc: RecordLocation
     return { ok: false, dead: deadLetter('SCHEMA_INVALID', loc, message, ['timestamp']) };
   }
   const connectionId = record.connection_id ?? null;
-  const { login, account } = record;
+  const login = record.login && withPerconaUser(record.login);
+  const account = record.account && withPerconaUser(record.account);
   const event: DbEvent = {
     source: 'mysql',
     kind: 'other',
@@ -53,9 +54,9 @@ export function normalizeMysqlAudit(raw: unknown, db: DbRef, loc: RecordLocation
     class: record.class,
     event: record.event ?? '',
     login: login
-      ? { user: login.user ?? '', os: login.os ?? '', ip: login.ip ?? '', proxy: login.proxy ?? '' }
+      ? { user: login.user, os: record.login?.os ?? '', ip: login.ip, proxy: record.login?.proxy ?? '' }
       : null,
-    account: account ? { user: account.user ?? '', host: account.host ?? '' } : null,
+    account: account ? { user: account.privUser, host: account.host } : null,
     status: 0,
   };
   if (db.name !== undefined) event.dbSystemName = db.name;
@@ -154,7 +155,12 @@ function fillKnown(event: DbEvent, record: KnownMysqlAuditRecord): void {
   }
 }
 
-/** Percona `query` (`query_data`) and `command` (`command_data`) are queries; anything else is `other`. */
+/**
+ * Any other class is `other`. Percona's `command` (`command_data`: `command_start`,
+ * `command_end`) and `query` (`query_data`: `query_start`, `query_status_end`, ...) records mark
+ * the steps of a statement that Percona also writes as `general`/`status`, which is the one that
+ * counts: their status and text are kept in `sql` for outputs, never counted again.
+ */
 function fillGeneric(event: DbEvent, record: GenericMysqlAuditRecord): void {
   const data =
     record.class === 'query'
@@ -165,13 +171,30 @@ function fillGeneric(event: DbEvent, record: GenericMysqlAuditRecord): void {
   if (typeof data !== 'object' || data === null) return;
   const fields = data as Record<string, unknown>;
   const status = lenientNumber(fields.status);
-  event.kind = 'query';
   event.status = status ?? 0;
   const sql =
     record.class === 'query'
       ? sqlOf(undefined, text(fields.sql_command), text(fields.query), status)
       : sqlOf(text(fields.command) ?? text(fields.name), undefined, undefined, status);
   if (sql) event.sql = sql;
+}
+
+// Percona writes `user[priv_user] @ host [ip]`, as MySQL's general query log does, where MySQL
+// Enterprise writes the name alone.
+const PERCONA_USER = /^(.*?)\[([^\]]*)\] @ (\S*) \[([^\]]*)\]$/;
+
+/** `user` split from Percona's form: the name sent, the account whose privileges apply, host and IP. */
+function withPerconaUser(ref: {
+  user?: string | null | undefined;
+  host?: string | null | undefined;
+  ip?: string | null | undefined;
+}): { user: string; privUser: string; host: string; ip: string } {
+  const user = ref.user ?? '';
+  const host = ref.host ?? '';
+  const ip = ref.ip ?? '';
+  const m = user.includes('[') ? PERCONA_USER.exec(user) : null;
+  if (!m) return { user, privUser: user, host, ip };
+  return { user: m[1]!, privUser: m[2] || m[1]!, host: host || m[3]!, ip: ip || m[4]! };
 }
 
 function sqlOf(

@@ -20,7 +20,7 @@
 //     (resourceName alone does not say which resource it names).
 //   classic policy: like user / group with `ocid1.policy.` and `/policies/`; statements from the
 //     stateChange primary then other `statements`, then `request.payload` / `response.payload`.
-//   identity domain: group = `adminResourceId` / `adminResourceName` and member =
+//   identity domain: domain = `domainOcid` / `domainName`; group = `adminResourceId` / `adminResourceName` and member =
 //     `adminRefResourceId` / `adminRefResourceName` for `admin.group.*member*`; user =
 //     `adminResource*` for `admin.user.*`; policy = `adminResource*` for `admin.policy.*`;
 //     user = the actor for `sso.*` and `admin.me.*`.
@@ -34,6 +34,7 @@ import {
   ociEnvelopeOf,
 } from '../../schemas/oci-audit.js';
 import { deadLetter } from '../decode/split-records.js';
+import { grantsDbAuthentication } from './auth-policy.js';
 
 type Extraction = Record<string, string>;
 type Candidate = readonly [source: string, value: unknown];
@@ -138,7 +139,6 @@ const POLICY_KINDS: ReadonlySet<IamEventKind> = new Set([
 const NOT_A_CHANGE: ReadonlySet<IamEventKind> = new Set(['other', 'signon_success', 'signon_failure']);
 
 const COLLECTION: Record<Entity, string> = { user: 'users', group: 'groups', policy: 'policies' };
-const MYSQL_AUTH = /mysql_dp_auth|request\.principal\.type\s*={1,2}\s*['"]?mysqldbsystem\b/i;
 
 /** Normalizes one OCI Audit record in either envelope; a record of the wrong shape becomes a dead letter. */
 export function normalizeOciAudit(raw: unknown, loc: RecordLocation): Outcome<IamEvent> {
@@ -191,6 +191,7 @@ function toIamEvent(head: Head, data: OciAuditData): IamEvent {
     ...optional('user', subject.user),
     ...optional('group', subject.group),
     ...optional('membershipId', subject.membershipId),
+    ...optional('domain', flavor === 'identity-domain' ? domainOf(data, extraction) : undefined),
     ...optional('policy', subject.policy),
     ...optional('signOn', subject.signOn),
     ...optional('status', status),
@@ -243,30 +244,17 @@ function classicSignOn(data: OciAuditData, x: Extraction): Subject {
   };
 }
 
-/** UpdateUserState: deactivated when the user ends up blocked / inactive, reactivated when active. */
+/**
+ * UpdateUserState can only unblock (`UpdateStateDetails.blocked: false`; a user is blocked by
+ * failed sign-ins, never through the API): the user is reactivated, unless `stateChange.current`
+ * shows them still inactive for another reason. Deactivation arrives as the identity domain's
+ * `admin.user.deactivated.success`, or as DeleteUser.
+ */
 function userStateKind(data: OciAuditData, x: Extraction): IamEventKind {
-  const current = data.stateChange?.current;
-  const candidates: Candidate[] = [
-    ['stateChange.current.lifecycleState', current?.lifecycleState],
-    ['stateChange.current.blocked', current?.blocked],
-    ['stateChange.current.isBlocked', current?.isBlocked],
-    ['request.parameters.blocked', firstParam(data, 'blocked')],
-    ['request.parameters.state', firstParam(data, 'state')],
-  ];
-  for (const [source, value] of candidates) {
-    // Only strings and booleans: String() on an arbitrary object can throw (`{"toString":1}`).
-    const state =
-      typeof value === 'boolean' ? String(value) : typeof value === 'string' ? value.toLowerCase() : '';
-    if (state === 'inactive' || state === 'blocked' || state === 'true') {
-      x['user.state'] = source;
-      return 'user_deactivated';
-    }
-    if (state === 'active' || state === 'unblocked' || state === 'false') {
-      x['user.state'] = source;
-      return 'user_reactivated';
-    }
-  }
-  return 'user_updated';
+  const state = data.stateChange?.current?.lifecycleState;
+  if (typeof state !== 'string') return 'user_reactivated';
+  x['user.state'] = 'stateChange.current.lifecycleState';
+  return state.toUpperCase() === 'INACTIVE' ? 'user_updated' : 'user_reactivated';
 }
 
 type Lead = { ids: Candidate[]; names: Candidate[] };
@@ -291,7 +279,7 @@ function policyOf(states: StateEntry[], data: OciAuditData, x: Extraction, lead?
   return {
     ...ref,
     statements: chosen?.statements ?? [],
-    mysqlAuth: found.some((f) => f.statements.some((s) => MYSQL_AUTH.test(s))),
+    mysqlAuth: found.some((f) => f.statements.some(grantsDbAuthentication)),
   };
 }
 
@@ -386,6 +374,17 @@ function identityDomainSubject(eventId: string, data: OciAuditData, x: Extractio
     return { kind, group: resource('group'), user };
   }
   return { kind };
+}
+
+/** The identity domain an identity-domain event names: group names are unique only within one. */
+function domainOf(data: OciAuditData, x: Extraction): Ref | undefined {
+  const d = data.additionalDetails;
+  return ref(
+    x,
+    'domain',
+    [['additionalDetails.domainOcid', d?.domainOcid]],
+    [['additionalDetails.domainName', d?.domainName]],
+  );
 }
 
 function domainSignOn(success: boolean, data: OciAuditData, x: Extraction): SignOn {

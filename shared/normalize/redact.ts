@@ -15,7 +15,8 @@ type Token = { type: TokenType; start: number; end: number };
 
 const SECRET = "'<redacted>'";
 const LITERAL = '?';
-const OCI_PLUGIN = 'authentication_oci';
+/** The plugin whose `AS '...'` value is a mapping (configuration), not a hash: bare or quoted. */
+const OCI_PLUGIN = /^(['"`]?)authentication_oci\1$/i;
 
 /** Replaces passwords, password hashes and other secrets with `'<redacted>'`. */
 export function redactSecrets(sql: string): string {
@@ -23,55 +24,75 @@ export function redactSecrets(sql: string): string {
   const tokens = tokenize(sql);
   const { secret } = classify(sql, tokens);
   if (secret.size === 0) return sql;
-  return tokens.map((t, i) => (secret.has(i) ? SECRET : sql.slice(t.start, t.end))).join('');
+  return render(sql, tokens, (t) => (secret.has(t) ? SECRET : undefined));
 }
 
 /** Replaces secrets and every string and number literal with `?`, keeping `authentication_oci` mappings. */
 export function redactLiterals(sql: string): string {
   const tokens = tokenize(sql);
   const { secret, keep } = classify(sql, tokens);
-  return tokens
-    .map((t, i) => {
-      if (secret.has(i)) return LITERAL;
-      if ((t.type === 'string' || t.type === 'number') && !keep.has(i)) return LITERAL;
-      return sql.slice(t.start, t.end);
-    })
-    .join('');
+  return render(sql, tokens, (t) =>
+    secret.has(t) || ((t.type === 'string' || t.type === 'number') && !keep.has(t)) ? LITERAL : undefined,
+  );
 }
 
 /** The redaction for SQL that leaves the pipeline: same as `redactLiterals`. */
 export const redactSql = redactLiterals;
 
-/** Marks which tokens are secrets and which literals must be kept (plugin names, OCI mappings). */
-function classify(sql: string, tokens: readonly Token[]): { secret: Set<number>; keep: Set<number> } {
-  const secret = new Set<number>();
-  const keep = new Set<number>();
-  // The tokens that carry meaning (no spaces, no plain comments), and the upper-cased text of words.
-  const sig: number[] = [];
-  const words: string[] = [];
-  for (let i = 0; i < tokens.length; i++) {
-    const t = tokens[i]!;
-    if (t.type === 'space' || t.type === 'comment') continue;
-    sig.push(i);
-    words.push(t.type === 'word' ? sql.slice(t.start, t.end).toUpperCase() : '');
+/**
+ * Joins the tokens, putting `replace`'s text in place of the tokens it names. A replacement must read
+ * back as one token with the same neighbours, or a second redaction would see other tokens and
+ * change the text again (`'<redacted>'` right before a `'...'` string reads as one string with a
+ * doubled quote). Where it would fuse with a neighbour, a space keeps them apart.
+ */
+function render(sql: string, tokens: readonly Token[], replace: (t: Token) => string | undefined): string {
+  let out = '';
+  let previous = '';
+  let previousReplaced = false;
+  for (const t of tokens) {
+    const replacement = replace(t);
+    const text = replacement ?? sql.slice(t.start, t.end);
+    if ((replacement !== undefined || previousReplaced) && fuses(previous, text)) out += ' ';
+    out += text;
+    previous = text;
+    previousReplaced = replacement !== undefined;
   }
-  const tok = (k: number) => (k < sig.length ? tokens[sig[k]!] : undefined);
-  const word = (k: number) => words[k] ?? '';
+  return out;
+}
+
+/** Whether two adjacent tokens' texts, read again together, no longer end in `right` as one token. */
+function fuses(left: string, right: string): boolean {
+  return tokenize(left + right).at(-1)!.start !== left.length;
+}
+
+/**
+ * Marks which tokens are secrets and which literals must be kept (plugin names, OCI mappings),
+ * looking at the tokens that carry meaning: no spaces, no comments.
+ */
+function classify(
+  sql: string,
+  tokens: readonly Token[],
+): { secret: Set<Token>; keep: Set<Token | undefined> } {
+  const secret = new Set<Token>();
+  const keep = new Set<Token | undefined>();
+  const sig = tokens.filter((t) => t.type !== 'space' && t.type !== 'comment');
+  const words = sig.map((t) => (t.type === 'word' ? sql.slice(t.start, t.end).toUpperCase() : undefined));
+  const word = (k: number) => words[k];
   const punct = (k: number) => {
-    const t = tok(k);
-    return t?.type === 'punct' ? sql[t.start] : '';
+    const t = sig[k];
+    return t?.type === 'punct' ? sql[t.start] : undefined;
   };
 
-  /** The value at `k` is a secret unless it is a keyword or function call; returns the index after it. */
-  const secretValue = (k: number): number => {
-    const t = tok(k);
-    if (t === undefined) return k;
-    if (t.type === 'string' || t.type === 'number' || t.type === 'ident') secret.add(sig[k]!);
-    else if (t.type === 'word' && punct(k + 1) !== '(' && word(k) !== 'RANDOM') secret.add(sig[k]!);
-    else return k;
+  /** The value at `k` is a secret unless it is a keyword or a function call. */
+  const secretValue = (k: number): void => {
+    const t = sig[k];
+    if (t === undefined) return;
+    const literal = t.type === 'string' || t.type === 'number' || t.type === 'ident';
+    const name = t.type === 'word' && punct(k + 1) !== '(' && word(k) !== 'RANDOM';
+    if (!literal && !name) return;
+    secret.add(t);
     // ALTER USER ... IDENTIFIED BY 'new' REPLACE 'current', SET PASSWORD = 'new' REPLACE 'current'
-    if (word(k + 1) === 'REPLACE') return secretValue(k + 2);
-    return k + 1;
+    if (word(k + 1) === 'REPLACE') secretValue(k + 2);
   };
 
   /** `BY 'x'`, `BY PASSWORD 'hash'` (old syntax); `BY RANDOM PASSWORD` has no secret. */
@@ -80,39 +101,38 @@ function classify(sql: string, tokens: readonly Token[]): { secret: Set<number>;
     else secretValue(k + 1);
   };
 
-  /** String arguments of a call whose `(` is at `k`, up to the matching `)`. */
+  /** String and number arguments of a call whose `(` is at `k`, up to the matching `)`. */
   const secretArguments = (k: number): void => {
     let depth = 0;
     for (let j = k; j < sig.length; j++) {
       const p = punct(j);
       if (p === '(') depth++;
       else if (p === ')' && --depth === 0) return;
-      const t = tok(j);
-      if (t?.type === 'string' || t?.type === 'number') secret.add(sig[j]!);
+      const t = sig[j]!;
+      if (t.type === 'string' || t.type === 'number') secret.add(t);
     }
   };
 
   for (let k = 0; k < sig.length; k++) {
     const w = word(k);
-    if (w === '') continue;
     if (w === 'IDENTIFIED' && word(k + 1) === 'BY') {
       byClause(k + 1);
     } else if (w === 'IDENTIFIED' && word(k + 1) === 'WITH') {
-      const plugin = tok(k + 2);
-      if (plugin === undefined) continue;
-      if (plugin.type === 'string' || plugin.type === 'ident') keep.add(sig[k + 2]!);
+      // IDENTIFIED WITH <plugin> BY 'x' | AS 'hash' | AS '<authentication_oci mapping>'
+      const plugin = sig[k + 2];
+      keep.add(plugin);
       const next = word(k + 3);
-      const isOci = unquote(sql.slice(plugin.start, plugin.end)).toLowerCase() === OCI_PLUGIN;
       if (next === 'BY') byClause(k + 3);
-      else if ((next === 'AS' || next === 'USING') && isOci && k + 4 < sig.length) keep.add(sig[k + 4]!);
-      else if (next === 'AS' || next === 'USING') secretValue(k + 4);
-    } else if (w.includes('PASSWORD') && punct(k + 1) === '(') {
+      else if (next !== 'AS' && next !== 'USING') continue;
+      else if (OCI_PLUGIN.test(sql.slice(plugin!.start, plugin!.end))) keep.add(sig[k + 4]);
+      else secretValue(k + 4);
+    } else if (w?.includes('PASSWORD') && punct(k + 1) === '(') {
       // PASSWORD('x'), OLD_PASSWORD('x'), audit_log_encryption_password_set('x')
       secretArguments(k + 1);
-    } else if (w.endsWith('PASSWORD') && (punct(k + 1) === '=' || tok(k + 1)?.type === 'string')) {
+    } else if (w?.endsWith('PASSWORD') && (punct(k + 1) === '=' || sig[k + 1]?.type === 'string')) {
       // MASTER_PASSWORD='x', SOURCE_PASSWORD='x', PASSWORD='x', CREATE SERVER ... OPTIONS (PASSWORD 'x')
       secretValue(punct(k + 1) === '=' ? k + 2 : k + 1);
-    } else if (w === 'PASSWORD' && word(k - 1) === 'SET' && word(k + 1) === 'FOR') {
+    } else if (w === 'PASSWORD' && word(k + 1) === 'FOR') {
       // SET PASSWORD FOR 'u'@'h' = 'x': the account is not a secret, the value after `=` is.
       let j = k + 2;
       while (j < sig.length && punct(j) !== '=' && punct(j) !== ';') j++;
@@ -120,13 +140,6 @@ function classify(sql: string, tokens: readonly Token[]): { secret: Set<number>;
     }
   }
   return { secret, keep };
-}
-
-function unquote(text: string): string {
-  const q = text[0];
-  return (q === "'" || q === '"' || q === '`') && text.length >= 2 && text.endsWith(q)
-    ? text.slice(1, -1)
-    : text;
 }
 
 function isWordChar(c: number): boolean {
@@ -146,15 +159,16 @@ function isSpace(c: number): boolean {
 function tokenize(sql: string): Token[] {
   const tokens: Token[] = [];
   const n = sql.length;
-  const at = (i: number) => (i < n ? sql.charCodeAt(i) : -1);
+  // Past the end, charCodeAt gives NaN, which is in no character class: the loops stop there.
+  const at = (i: number) => sql.charCodeAt(i);
   let i = 0;
   while (i < n) {
     const start = i;
-    const c = sql.charCodeAt(i);
+    const c = at(i);
     const next = at(i + 1);
     let type: TokenType;
     if (isSpace(c)) {
-      while (i < n && isSpace(sql.charCodeAt(i))) i++;
+      while (isSpace(at(i))) i++;
       type = 'space';
     } else if (c === 39 || c === 34) {
       i = endOfQuoted(sql, i, c); // ' "
@@ -162,8 +176,8 @@ function tokenize(sql: string): Token[] {
     } else if (c === 96) {
       i = endOfQuoted(sql, i, c); // `
       type = 'ident';
-    } else if (c === 35 || (c === 45 && next === 45 && (i + 2 >= n || isSpace(at(i + 2))))) {
-      const nl = sql.indexOf('\n', i); // # or -- comment
+    } else if (c === 35 || (c === 45 && next === 45 && isSpace(at(i + 2)))) {
+      const nl = sql.indexOf('\n', i); // # comment, or -- and a space
       i = nl === -1 ? n : nl;
       type = 'comment';
     } else if (c === 47 && next === 42 && at(i + 2) !== 33 && at(i + 2) !== 43) {
@@ -173,21 +187,23 @@ function tokenize(sql: string): Token[] {
     } else if (c === 47 && next === 42) {
       // /*! executable comment or /*+ optimizer hint: its opener is a comment, its content is SQL.
       i += 3;
-      while (i < n && isDigit(sql.charCodeAt(i))) i++;
+      while (isDigit(at(i))) i++;
       type = 'comment';
     } else if (c === 42 && next === 47) {
       i += 2;
       type = 'comment';
-    } else if (isDigit(c) || (c === 46 && isDigit(next) && !(i > 0 && isWordChar(sql.charCodeAt(i - 1))))) {
+    } else if (isDigit(c) || (c === 46 && isDigit(next) && tokens.at(-1)?.type !== 'word')) {
+      // `.5` is a number, except after a name (`t.5col`): decided by the token before, not by its
+      // last character, so that a redacted number (`1.5` -> `?.5`) reads the same way again.
       i = endOfNumber(sql, i);
       type = 'number';
-      if (i < n && isWordChar(sql.charCodeAt(i))) {
+      if (isWordChar(at(i))) {
         // `1abc` is an identifier: MySQL names may start with digits.
-        while (i < n && isWordChar(sql.charCodeAt(i))) i++;
+        while (isWordChar(at(i))) i++;
         type = 'word';
       }
     } else if (isWordChar(c)) {
-      while (i < n && isWordChar(sql.charCodeAt(i))) i++;
+      while (isWordChar(at(i))) i++;
       type = 'word';
     } else {
       i++;
@@ -215,7 +231,9 @@ function endOfQuoted(sql: string, start: number, quote: number): number {
 
 const NUMBER = /0[xX][0-9a-fA-F]+|0[bB][01]+|(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?/y;
 
+/** Called on a digit, or on a `.` before one: NUMBER always matches there. */
 function endOfNumber(sql: string, start: number): number {
   NUMBER.lastIndex = start;
-  return NUMBER.exec(sql) ? NUMBER.lastIndex : start + 1;
+  NUMBER.exec(sql);
+  return NUMBER.lastIndex;
 }

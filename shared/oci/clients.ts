@@ -6,7 +6,10 @@
 // shared/emit/stream-sink.ts and docs/oci-integrations.md.
 import type { AuditClient } from 'oci-audit';
 import type { AuthenticationDetailsProvider, ClientConfiguration } from 'oci-common';
+import type { IdentityClient } from 'oci-identity';
+import type { IdentityDomainsClient } from 'oci-identitydomains';
 import type { LogSearchClient } from 'oci-loggingsearch';
+import type { DbSystemClient, ReplicasClient } from 'oci-mysql';
 import type { ObjectStorageClient } from 'oci-objectstorage';
 import type { NotificationDataPlaneClient } from 'oci-ons';
 import type { SecretsClient } from 'oci-secrets';
@@ -21,6 +24,10 @@ export const OCI_SERVICES = [
   'audit',
   'loggingsearch',
   'secrets',
+  'identity',
+  'identitydomains',
+  'mysql',
+  'mysqlreplicas',
 ] as const;
 export type OciService = (typeof OCI_SERVICES)[number];
 /** Services called without an SDK client: IAM's auth service refreshes session tokens. */
@@ -33,7 +40,19 @@ export interface OciClientTypes {
   audit: AuditClient;
   loggingsearch: LogSearchClient;
   secrets: SecretsClient;
+  identity: IdentityClient;
+  /** One per identity domain: its endpoint is the domain's URL (ListDomains), never an override. */
+  identitydomains: IdentityDomainsClient;
+  mysql: DbSystemClient;
+  /** The MySQL service's read replicas API: the same endpoint as `mysql`. */
+  mysqlreplicas: ReplicasClient;
 }
+
+/** Services that share another's endpoint; identity domains are reached at each domain's own URL. */
+const ENDPOINT_OF: Partial<Record<OciService, OciService | null>> = {
+  mysqlreplicas: 'mysql',
+  identitydomains: null,
+};
 
 export const OCI_CLIENT_ENV_VARS: readonly OciEnvVar[] = [
   {
@@ -47,7 +66,7 @@ export const OCI_CLIENT_ENV_VARS: readonly OciEnvVar[] = [
     description:
       'One base URL for every OCI service (a local emulator or a proxy). Per-service variables win.',
   },
-  ...OCI_SERVICES.map((s) => ({
+  ...OCI_SERVICES.filter((s) => ENDPOINT_OF[s] === undefined).map((s) => ({
     name: endpointVariable(s),
     default: '(none)',
     description:
@@ -70,7 +89,9 @@ export function endpointVariable(service: OciEndpointName): string {
 
 /** The endpoint override for a service, validated; undefined when none is set. */
 export function ociEndpointOverride(service: OciEndpointName, env: Env = process.env): string | undefined {
-  for (const name of [endpointVariable(service), 'HWAUDIT_OCI_ENDPOINT']) {
+  const own = service === 'auth' ? undefined : ENDPOINT_OF[service];
+  if (own === null) return undefined;
+  for (const name of [endpointVariable(own ?? service), 'HWAUDIT_OCI_ENDPOINT']) {
     const raw = env[name]?.trim();
     if (raw) return normalizeEndpoint(raw, name);
   }
@@ -183,6 +204,14 @@ async function construct(
       return new (await import('oci-loggingsearch')).LogSearchClient(params, config);
     case 'secrets':
       return new (await import('oci-secrets')).SecretsClient(params, config);
+    case 'identity':
+      return new (await import('oci-identity')).IdentityClient(params, config);
+    case 'identitydomains':
+      return new (await import('oci-identitydomains')).IdentityDomainsClient(params, config);
+    case 'mysql':
+      return new (await import('oci-mysql')).DbSystemClient(params, config);
+    case 'mysqlreplicas':
+      return new (await import('oci-mysql')).ReplicasClient(params, config);
   }
 }
 

@@ -1,6 +1,7 @@
 // The routes of a configuration as sinks (config `routes`, README "Routes"), each wrapping the
 // output it names: a Notifications topic (shared by the routes on it, under its rate), a stream
-// (StreamSink), Object Storage (one object per record) or a local file (FileSink). Full records
+// (StreamSink), Object Storage (ObjectStorageSink: hourly gzipped objects of the route's format) or
+// a local file (FileSink). Full records
 // written by stream, bucket and file routes are indexed, so that digests link each alert id to
 // where it is.
 import type { AuthenticationDetailsProvider } from 'oci-common';
@@ -15,11 +16,11 @@ import {
   rateBucket,
   type TokenBucket,
 } from '../emit/notifications-sink.js';
+import { ObjectStorageSink } from '../emit/object-storage-sink.js';
 import { type ObjectStorageApi, ObjectStorageWriter } from '../emit/object-storage-writer.js';
 import { type StreamPosition, type StreamPutter, StreamSink } from '../emit/stream-sink.js';
 import { AuditError } from '../errors.js';
 import { callWithRetry, createOciClient, DEFAULT_RETRY, type RetryPolicy, sleepMs } from '../oci/clients.js';
-import { toIso } from '../time.js';
 import { RouteRules } from './route-rules.js';
 import {
   type RecordOutput,
@@ -68,6 +69,11 @@ export class RecordIndex {
   onStream(streamId: string): (record: Alert, at: StreamPosition) => void {
     return (record, at) =>
       this.set(record, `stream ${streamId} partition ${at.partition} offset ${at.offset}`);
+  }
+
+  /** What an Object Storage sink calls with each record it wrote. */
+  onObject(bucket: string): (record: Alert, object: string) => void {
+    return (record, object) => this.set(record, `object ${bucket}/${object}`);
   }
 }
 
@@ -184,16 +190,8 @@ async function recordOutput(
       ...(namespace ? { namespace } : {}),
       retry,
     });
-    return {
-      describe: `bucket ${bucket}/${prefix} (${format})`,
-      send: async (records) => {
-        for (const r of records) {
-          const object = objectName(prefix, r, format);
-          await writer.put(object, `${render(r)}\n`, { contentType: CONTENT_TYPE[format] });
-          index.set(r, `object ${bucket}/${object}`);
-        }
-      },
-    };
+    const sink = new ObjectStorageSink({ writer, format, prefix, located: index.onObject(bucket) });
+    return { describe: `bucket ${bucket}/${prefix} (${format})`, send: (records) => sink.send(records) };
   }
   const path = out.file!;
   const file = await FileSink.open(path, name, render);
@@ -205,25 +203,6 @@ async function recordOutput(
     },
     close: () => file.close(),
   };
-}
-
-const CONTENT_TYPE: Record<OutputFormat, string> = {
-  jsonl: 'application/json',
-  ocsf: 'application/json',
-  ecs: 'application/json',
-  cef: 'text/plain; charset=utf-8',
-};
-const EXTENSION: Record<OutputFormat, string> = {
-  jsonl: '.json',
-  ocsf: '.ocsf.json',
-  ecs: '.ecs.json',
-  cef: '.cef',
-};
-
-/** `<prefix>2026/11/02/<alert id>[.resolved].json`: one object per record, the same name on a retry. */
-export function objectName(prefix: string, record: Alert, format: OutputFormat): string {
-  const day = toIso(Date.parse(record.time)).slice(0, 10).replaceAll('-', '/');
-  return `${prefix}${day}/${record.id}${record.status === 'resolved' ? '.resolved' : ''}${EXTENSION[format]}`;
 }
 
 /** A Notifications topic under its rate: a token bucket that never lets a minute exceed `perMinute`. */

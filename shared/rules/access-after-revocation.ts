@@ -52,7 +52,19 @@ export const accessAfterRevocation = defineRule({
         iam.removed({ at: at(0), user: USERS.alice, group: GROUPS.dba }),
         db.connect({ at: at(30), conn: 1, account: 'dba_proxy', user: 'alice', proxy: true }),
       ],
-      expect: { alerts: 1, severity: 'critical' },
+      expect: {
+        alerts: 1,
+        severity: 'critical',
+        match: {
+          identity: {
+            principalId: USERS.alice,
+            attribution: { method: 'login-name', confidence: 'asserted', problem: 'left-group' },
+          },
+          group: { id: GROUPS.dba },
+          mysqlAccount: 'dba_proxy@%',
+          title: 'alice@example.com connected to prod-orders after revocation (left group DBAdmins)',
+        },
+      },
     },
     {
       name: 'removal by membership OCID only',
@@ -60,7 +72,14 @@ export const accessAfterRevocation = defineRule({
         iam.removed({ at: at(0), membershipId: 'ocid1.groupmembership.oc1..alice-dba' }),
         db.connect({ at: at(30), conn: 1, account: 'dba_proxy', user: 'alice', proxy: true }),
       ],
-      expect: { alerts: 1 },
+      expect: {
+        alerts: 1,
+        severity: 'critical',
+        match: {
+          identity: { principalId: USERS.alice, attribution: { problem: 'left-group' } },
+          group: { id: GROUPS.dba },
+        },
+      },
     },
     {
       name: 'deactivated 1-to-1 user',
@@ -68,7 +87,27 @@ export const accessAfterRevocation = defineRule({
         iam.userState({ at: at(0), user: USERS.carol, kind: 'user_deactivated' }),
         db.connect({ at: at(30), conn: 1, account: 'carol' }),
       ],
-      expect: { alerts: 1 },
+      expect: {
+        alerts: 1,
+        severity: 'critical',
+        match: {
+          identity: {
+            principalId: USERS.carol,
+            attribution: { method: 'mapped-user', confidence: 'verified', problem: 'user-inactive' },
+          },
+          mysqlAccount: 'carol@%',
+          title: 'carol@example.com connected to prod-orders after revocation (IAM user inactive)',
+          details: { userState: 'inactive' },
+        },
+      },
+    },
+    {
+      name: 'a failed login after revocation is silent',
+      events: () => [
+        iam.removed({ at: at(0), user: USERS.alice, group: GROUPS.dba }),
+        db.connect({ at: at(30), conn: 1, account: 'dba_proxy', user: 'alice', proxy: true, status: 1045 }),
+      ],
+      expect: { alerts: 0 },
     },
     {
       name: 'removal after the session is silent',

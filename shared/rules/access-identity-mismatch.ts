@@ -44,14 +44,43 @@ export const accessIdentityMismatch = defineRule({
     {
       name: 'developer claims the DBA account',
       events: () => [db.connect({ at: at(10), conn: 1, account: 'dba_proxy', user: 'bob', proxy: true })],
-      expect: { alerts: 1, severity: 'high' },
+      expect: {
+        alerts: 1,
+        severity: 'high',
+        match: {
+          identity: {
+            principalId: USERS.bob,
+            attribution: { method: 'login-name', confidence: 'asserted', problem: 'not-member' },
+          },
+          mysqlAccount: 'dba_proxy@%',
+          loginUser: 'bob',
+        },
+      },
     },
     {
       name: 'external user not in the group',
       events: () => [
         db.connect({ at: at(10), conn: 1, account: 'dba_proxy', user: 'x', os: USERS.dave, proxy: true }),
       ],
-      expect: { alerts: 1 },
+      expect: {
+        alerts: 1,
+        severity: 'high',
+        match: {
+          identity: {
+            principalId: USERS.dave,
+            attribution: { method: 'external-user', confidence: 'verified', problem: 'not-member' },
+          },
+          mysqlAccount: 'dba_proxy@%',
+          loginUser: 'x',
+        },
+      },
+    },
+    {
+      name: 'a failed login is silent',
+      events: () => [
+        db.connect({ at: at(10), conn: 1, account: 'dba_proxy', user: 'bob', proxy: true, status: 1045 }),
+      ],
+      expect: { alerts: 0 },
     },
     {
       name: 'member of the mapped group is silent',

@@ -53,15 +53,66 @@ export const accessLocalAccount = defineRule({
     {
       name: 'application account on an IAM-only system',
       events: () => [db.connect({ at: at(1), conn: 1, account: 'app', ip: '10.1.1.1' })],
-      expect: { alerts: 1, severity: 'high' },
+      expect: {
+        alerts: 1,
+        severity: 'high',
+        match: { identity: null, mysqlAccount: 'app@%', loginUser: 'app', sourceIp: '10.1.1.1' },
+      },
     },
     {
-      name: 'repeated logins within the suppression window merge',
+      name: 'a second login exactly suppressFor (1 h) later merges into the first alert',
+      boundary: { param: 'suppressFor', side: 'inside' },
       events: () => [
         db.connect({ at: at(1), conn: 1, account: 'app' }),
-        db.connect({ at: at(5), conn: 2, account: 'app' }),
+        db.connect({ at: at(61), conn: 2, account: 'app' }),
       ],
-      expect: { alerts: 1 },
+      expect: {
+        alerts: 1,
+        severity: 'high',
+        match: {
+          mysqlAccount: 'app@%',
+          time: '2026-11-02T09:01:00.000Z',
+          details: { occurrences: 2, lastTime: '2026-11-02T10:01:00.000Z' },
+        },
+      },
+    },
+    {
+      name: 'a second login one second after the suppression window is a new alert',
+      boundary: { param: 'suppressFor', side: 'outside' },
+      events: () => [
+        db.connect({ at: at(1), conn: 1, account: 'app' }),
+        db.connect({ at: at(61) + 1_000, conn: 2, account: 'app' }),
+      ],
+      expect: { alerts: 2, severity: 'high', match: { mysqlAccount: 'app@%', details: { occurrences: 1 } } },
+    },
+    {
+      name: 'allow-list patterns: % and _ match any run and one character, a pattern without a host any host',
+      config: {
+        dbSystems: [
+          { id: DB.id, name: DB.name, iamOnly: true, allowedLocalAccounts: ['svc%@%', 'batch', 'etl.job@%'] },
+        ],
+      },
+      events: () => [
+        db.connect({ at: at(1), conn: 1, account: 'svc_reporting' }),
+        db.connect({ at: at(2), conn: 2, account: 'batch' }),
+        db.connect({ at: at(3), conn: 3, account: 'etl.job' }),
+      ],
+      expect: { alerts: 0 },
+    },
+    {
+      name: 'a dot in an allow-list pattern is only a dot',
+      config: {
+        dbSystems: [{ id: DB.id, name: DB.name, iamOnly: true, allowedLocalAccounts: ['etl.job@%'] }],
+      },
+      events: () => [db.connect({ at: at(1), conn: 1, account: 'etlXjob' })],
+      expect: { alerts: 1, severity: 'high', match: { mysqlAccount: 'etlXjob@%' } },
+    },
+    {
+      name: 'a DB system missing from the configuration is silent',
+      events: () => [
+        db.connect({ at: at(1), conn: 1, account: 'app', db: 'ocid1.mysqldbsystem.oc1..unknown' }),
+      ],
+      expect: { alerts: 0 },
     },
     {
       name: 'allow-listed admin is silent',

@@ -69,7 +69,16 @@ export const accessNewDatabase = defineRule({
       name: 'a developer on a DB system never used before',
       config: threeDbSystems(),
       events: () => [bob(at(0), 1, 1), bob(at(DAYS), 2, 1), bob(at(15 * DAYS), 3, 2)],
-      expect: { alerts: 1, severity: 'low' },
+      expect: {
+        alerts: 1,
+        severity: 'low',
+        match: {
+          identity: { principalId: USERS.bob },
+          mysqlAccount: 'dev_proxy@%',
+          title: 'bob@example.com reached prod-2 for the first time (as dev_proxy@%)',
+          details: { newDbSystem: true, baseline: 'person' },
+        },
+      },
     },
     {
       name: 'a known DB system and account is silent',
@@ -84,7 +93,16 @@ export const accessNewDatabase = defineRule({
         iam.added({ at: at(15 * DAYS), user: USERS.bob, group: GROUPS.dba }),
         bob(at(15 * DAYS + 5), 2, 1, 'dba_proxy'),
       ],
-      expect: { alerts: 1, severity: 'high' },
+      expect: {
+        alerts: 1,
+        severity: 'high',
+        match: {
+          identity: { principalId: USERS.bob },
+          mysqlAccount: 'dba_proxy@%',
+          title: 'bob@example.com used dba_proxy@% on prod-orders for the first time',
+          details: { newDbSystem: false },
+        },
+      },
     },
     {
       name: 'a new hire reaching several DB systems inside the learning period is silent',
@@ -107,7 +125,11 @@ export const accessNewDatabase = defineRule({
           proxy: true,
         }),
       ],
-      expect: { alerts: 1 },
+      expect: {
+        alerts: 1,
+        severity: 'low',
+        match: { identity: { principalId: USERS.dave }, details: { newDbSystem: true } },
+      },
     },
     {
       name: 'an identity mismatch is reported but never learned',
@@ -117,11 +139,16 @@ export const accessNewDatabase = defineRule({
         iam.added({ at: at(15 * DAYS + 60), user: USERS.bob, group: GROUPS.dba }),
         bob(at(16 * DAYS), 3, 1, 'dba_proxy'),
       ],
-      expect: { alerts: 2, severity: 'high' },
+      expect: {
+        alerts: 2,
+        severity: 'high',
+        match: { identity: { principalId: USERS.bob }, mysqlAccount: 'dba_proxy@%' },
+      },
     },
     ...baselineBoundaryCases(
       'access.new-database',
       (ts, conn, variant) => [bob(ts, conn, variant + 1)],
+      { severity: 'low', match: { identity: { principalId: USERS.bob }, details: { newDbSystem: true } } },
       2,
       threeDbSystems(),
     ),

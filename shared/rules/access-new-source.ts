@@ -87,7 +87,17 @@ export const accessNewSource = defineRule({
         alice(at(DAYS), 2, '10.0.1.7'),
         alice(at(15 * DAYS), 3, '192.0.2.10'),
       ],
-      expect: { alerts: 1, severity: 'medium' },
+      expect: {
+        alerts: 1,
+        severity: 'medium',
+        match: {
+          identity: { principalId: USERS.alice, attribution: { method: 'login-name' } },
+          mysqlAccount: 'dba_proxy@%',
+          sourceIp: '192.0.2.10',
+          title: 'alice@example.com reached prod-orders from 192.0.2.0/24, a network new for them',
+          details: { network: '192.0.2.0/24', baseline: 'person' },
+        },
+      },
     },
     {
       name: 'another address of a known network is silent',
@@ -123,7 +133,14 @@ export const accessNewSource = defineRule({
           proxy: true,
         }),
       ],
-      expect: { alerts: 1 },
+      expect: {
+        alerts: 1,
+        severity: 'medium',
+        match: {
+          identity: { principalId: USERS.dave },
+          details: { network: '10.0.1.0/24', baseline: 'person' },
+        },
+      },
     },
     {
       name: 'sessions nobody is named behind are baselined per account',
@@ -132,7 +149,16 @@ export const accessNewSource = defineRule({
         db.connect({ at: at(15 * DAYS), conn: 2, account: 'app', ip: '10.20.0.6' }),
         db.connect({ at: at(15 * DAYS + 1), conn: 3, account: 'app', ip: '203.0.113.9' }),
       ],
-      expect: { alerts: 1 },
+      expect: {
+        alerts: 1,
+        severity: 'medium',
+        match: {
+          identity: null,
+          mysqlAccount: 'app@%',
+          title: 'app@% reached prod-orders from 203.0.113.0/24, a network new for them',
+          details: { baseline: 'account' },
+        },
+      },
     },
     {
       name: 'a session after revocation is reported but never learned',
@@ -143,32 +169,45 @@ export const accessNewSource = defineRule({
         iam.added({ at: at(15 * DAYS + 60), user: USERS.alice, group: GROUPS.dba }),
         alice(at(16 * DAYS), 3, '192.0.2.11'),
       ],
-      expect: { alerts: 2 },
+      expect: {
+        alerts: 2,
+        severity: 'medium',
+        match: { identity: { principalId: USERS.alice }, details: { network: '192.0.2.0/24' } },
+      },
     },
     {
       name: 'ipv4Prefix: an address just inside the known prefix is silent',
+      boundary: { param: 'ipv4Prefix', side: 'inside' },
       config: { rules: { 'access.new-source': { ipv4Prefix: 23 } } },
       events: () => [alice(at(0), 1, '10.0.2.5'), alice(at(15 * DAYS), 2, '10.0.3.255')],
       expect: { alerts: 0 },
     },
     {
       name: 'ipv4Prefix: an address just outside the known prefix is new',
+      boundary: { param: 'ipv4Prefix', side: 'outside' },
       config: { rules: { 'access.new-source': { ipv4Prefix: 23 } } },
       events: () => [alice(at(0), 1, '10.0.2.5'), alice(at(15 * DAYS), 2, '10.0.4.0')],
-      expect: { alerts: 1 },
+      expect: { alerts: 1, severity: 'medium', match: { details: { network: '10.0.4.0/23' } } },
     },
     {
       name: 'ipv6Prefix: an address just inside the known /48 is silent',
+      boundary: { param: 'ipv6Prefix', side: 'inside' },
       events: () => [alice(at(0), 1, '2001:db8:1::5'), alice(at(15 * DAYS), 2, '2001:db8:1:ffff:ffff::1')],
       expect: { alerts: 0 },
     },
     {
       name: 'ipv6Prefix: an address just outside the known /48 is new',
+      boundary: { param: 'ipv6Prefix', side: 'outside' },
       events: () => [alice(at(0), 1, '2001:db8:1::5'), alice(at(15 * DAYS), 2, '2001:db8:2::')],
-      expect: { alerts: 1 },
+      expect: { alerts: 1, severity: 'medium', match: { details: { network: '2001:db8:2:0:0:0:0:0/48' } } },
     },
-    ...baselineBoundaryCases('access.new-source', (ts, conn, variant) => [
-      alice(ts, conn, `10.${variant}.0.5`),
-    ]),
+    ...baselineBoundaryCases(
+      'access.new-source',
+      (ts, conn, variant) => [alice(ts, conn, `10.${variant}.0.5`)],
+      {
+        severity: 'medium',
+        match: { identity: { principalId: USERS.alice }, details: { baseline: 'person' } },
+      },
+    ),
   ],
 });

@@ -1,6 +1,9 @@
 import { z } from 'zod';
 import { defineRule, sessionFields } from '../detect/rule.js';
-import { at, db, iam, USERS } from '../detect/timeline.js';
+import { at, db, GROUPS, iam, USERS } from '../detect/timeline.js';
+
+/** A group login at 09:10 from 10.0.0.9 that sends the proxied account's name, not a person's. */
+const anonymousLogin = (account: string) => db.unnamed({ at: at(10), conn: 1, account });
 
 export const accessUnattributed = defineRule({
   id: 'access.unattributed',
@@ -46,52 +49,94 @@ export const accessUnattributed = defineRule({
   cases: [
     {
       name: 'no name, no sign-on',
-      events: () => [
-        db.connect({
-          at: at(10),
-          conn: 1,
-          account: 'dba_proxy',
-          user: 'dba_proxy',
-          ip: '10.0.0.9',
-          proxy: true,
-        }),
-      ],
-      expect: { alerts: 1, severity: 'medium' },
+      events: () => [anonymousLogin('dba_proxy')],
+      expect: {
+        alerts: 1,
+        severity: 'medium',
+        match: {
+          identity: null,
+          mysqlAccount: 'dba_proxy@%',
+          group: { id: GROUPS.dba },
+          sourceIp: '10.0.0.9',
+          details: { problem: 'no-evidence' },
+        },
+      },
     },
     {
       name: 'two members signed on from the same IP',
       events: () => [
         iam.signOn({ at: at(0), user: USERS.bob, ip: '10.0.0.9' }),
         iam.signOn({ at: at(1), user: USERS.dave, ip: '10.0.0.9' }),
-        db.unnamed({ at: at(10), conn: 1 }),
+        anonymousLogin('dev_proxy'),
       ],
-      expect: { alerts: 1 },
+      expect: {
+        alerts: 1,
+        severity: 'medium',
+        match: { identity: null, mysqlAccount: 'dev_proxy@%', details: { problem: 'ambiguous' } },
+      },
     },
     {
       name: 'one member signed on from the same IP is attributed',
       events: () => [
         iam.signOn({ at: at(0), user: USERS.bob, ip: '10.0.0.9', mfa: 'TOTP' }),
-        db.unnamed({ at: at(10), conn: 1 }),
+        anonymousLogin('dev_proxy'),
       ],
       expect: { alerts: 0 },
     },
     {
       name: 'a sign-on arriving later than the lateness attributes the session and resolves the alert',
       events: () => [
-        db.unnamed({ at: at(10), conn: 1 }),
+        anonymousLogin('dev_proxy'),
         iam.signOn({ at: at(60), user: USERS.dave, ip: '10.9.9.9' }),
       ],
       later: () => [iam.signOn({ at: at(0), user: USERS.bob, ip: '10.0.0.9', mfa: 'TOTP' })],
-      expect: { alerts: 1, resolutions: 1 },
+      expect: {
+        alerts: 1,
+        severity: 'medium',
+        match: { identity: null, mysqlAccount: 'dev_proxy@%', details: { problem: 'no-evidence' } },
+        resolutions: 1,
+      },
     },
     {
       name: 'a late sign-on from another address leaves it open',
       events: () => [
-        db.unnamed({ at: at(10), conn: 1 }),
+        anonymousLogin('dev_proxy'),
         iam.signOn({ at: at(60), user: USERS.dave, ip: '10.9.9.9' }),
       ],
       later: () => [iam.signOn({ at: at(0), user: USERS.bob, ip: '10.0.0.8', mfa: 'TOTP' })],
-      expect: { alerts: 1, resolutions: 0 },
+      expect: {
+        alerts: 1,
+        severity: 'medium',
+        match: { identity: null, mysqlAccount: 'dev_proxy@%', details: { problem: 'no-evidence' } },
+        resolutions: 0,
+      },
+    },
+    {
+      name: 'a sign-on one second inside tokenLifetime (PT1H) attributes the session',
+      boundary: { param: 'tokenLifetime', side: 'inside' },
+      events: () => [
+        iam.signOn({ at: at(-50) + 1_000, user: USERS.bob, ip: '10.0.0.9' }),
+        anonymousLogin('dev_proxy'),
+      ],
+      expect: { alerts: 0 },
+    },
+    {
+      name: 'a sign-on exactly tokenLifetime before the connect is too old',
+      boundary: { param: 'tokenLifetime', side: 'outside' },
+      events: () => [
+        iam.signOn({ at: at(-50), user: USERS.bob, ip: '10.0.0.9' }),
+        anonymousLogin('dev_proxy'),
+      ],
+      expect: {
+        alerts: 1,
+        severity: 'medium',
+        match: { identity: null, mysqlAccount: 'dev_proxy@%', details: { problem: 'no-evidence' } },
+      },
+    },
+    {
+      name: 'a failed group login is silent',
+      events: () => [{ ...anonymousLogin('dba_proxy'), status: 1045 }],
+      expect: { alerts: 0 },
     },
     {
       name: 'a local account is not this rule',

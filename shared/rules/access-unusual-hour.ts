@@ -15,6 +15,18 @@ const usualDays = () =>
   [0, 1, 2].flatMap((d) => [alice(d * DAYS, 10 + 2 * d), alice(d * DAYS + 300, 11 + 2 * d)]);
 const withParams = (params: Record<string, unknown>) => ({ rules: { 'access.unusual-hour': params } });
 
+/** What a finding about Alice's DBA session at `hour` (`clock`) says, her usual hours being `usualHours`. */
+const unusual = (hour: number, clock: string, usualHours: number[]) => ({
+  alerts: 1,
+  severity: 'low' as const,
+  match: {
+    identity: { principalId: USERS.alice },
+    mysqlAccount: 'dba_proxy@%',
+    title: `alice@example.com opened a privileged session on prod-orders at ${clock} UTC, an hour unusual for them`,
+    details: { hour, usualHours, baseline: 'person' },
+  },
+});
+
 export const accessUnusualHour = defineRule({
   id: 'access.unusual-hour',
   title: 'Privileged session at an hour unusual for the person',
@@ -64,7 +76,25 @@ export const accessUnusualHour = defineRule({
     {
       name: 'a DBA at 03:00 after weeks of daytime work',
       events: () => [...usualDays(), alice(15 * DAYS - 6 * 60, 20)],
-      expect: { alerts: 1, severity: 'low' },
+      expect: unusual(3, '03:00', [9, 14]),
+    },
+    {
+      name: 'privileged sessions nobody is named behind are baselined per account',
+      events: () => {
+        const anonymous = (minutes: number, conn: number) =>
+          db.connect({ at: at(minutes), conn, account: 'dba_proxy', user: 'dba_proxy', proxy: true });
+        return [anonymous(0, 1), anonymous(DAYS, 2), anonymous(15 * DAYS - 6 * 60, 3)];
+      },
+      expect: {
+        alerts: 1,
+        severity: 'low',
+        match: {
+          identity: null,
+          title:
+            'dba_proxy@% opened a privileged session on prod-orders at 03:00 UTC, an hour unusual for them',
+          details: { hour: 3, usualHours: [9], baseline: 'account' },
+        },
+      },
     },
     {
       name: 'a DBA at a usual hour is silent',
@@ -100,43 +130,49 @@ export const accessUnusualHour = defineRule({
     },
     {
       name: 'margin: just inside, an hour next to a usual one is silent',
+      boundary: { param: 'margin', side: 'inside' },
       events: () => [alice(0, 1), alice(15 * DAYS + 120, 2, 1)],
       expect: { alerts: 0 },
     },
     {
       name: 'margin: just outside, two hours away is unusual',
+      boundary: { param: 'margin', side: 'outside' },
       events: () => [alice(0, 1), alice(15 * DAYS + 120, 2)],
-      expect: { alerts: 1 },
+      expect: unusual(11, '11:00', [9]),
     },
     {
       name: 'margin: 0 makes the next hour unusual',
       config: withParams({ margin: 0 }),
       events: () => [alice(0, 1), alice(15 * DAYS + 60, 2)],
-      expect: { alerts: 1 },
+      expect: unusual(10, '10:00', [9]),
     },
     {
       name: 'learningPeriod: just inside, a night session is only learned',
+      boundary: { param: 'learningPeriod', side: 'inside' },
       config: withParams({ learningPeriod: 'PT12H' }),
       events: () => [alice(0, 1), alice(12 * 60, 2, 1)],
       expect: { alerts: 0 },
     },
     {
       name: 'learningPeriod: just outside, a night session is a finding',
+      boundary: { param: 'learningPeriod', side: 'outside' },
       config: withParams({ learningPeriod: 'PT12H' }),
       events: () => [alice(0, 1), alice(12 * 60, 2)],
-      expect: { alerts: 1 },
+      expect: unusual(21, '21:00', [9]),
     },
     {
       name: 'expireAfter: an hour last used just inside it is still usual',
+      boundary: { param: 'expireAfter', side: 'inside' },
       config: withParams({ learningPeriod: 'PT1H', expireAfter: 'P1D', margin: 0 }),
       events: () => [alice(30, 1), alice(89, 2), alice(DAYS + 30, 3, 1)],
       expect: { alerts: 0 },
     },
     {
       name: 'expireAfter: an hour last used just outside it is forgotten',
+      boundary: { param: 'expireAfter', side: 'outside' },
       config: withParams({ learningPeriod: 'PT1H', expireAfter: 'P1D', margin: 0 }),
       events: () => [alice(30, 1), alice(89, 2), alice(DAYS + 30, 3)],
-      expect: { alerts: 1 },
+      expect: unusual(9, '09:00', [10]),
     },
     {
       name: 'expireAfter: a person back after it learns again',

@@ -25,7 +25,7 @@ export function factorStrength(factor: string | undefined): number {
 
 const Level = z.enum(FACTOR_LEVELS);
 
-const dba = (minutes: number, conn: number, extra: { os?: string; ip?: string } = {}) =>
+const dba = (minutes: number, conn: number, extra: { os?: string; ip?: string; at?: number } = {}) =>
   db.connect({
     at: at(minutes),
     conn,
@@ -43,6 +43,17 @@ const breakGlass = (mfa: string) => [
   db.connect({ at: at(10), conn: 1, account: 'emergency_admin', user: 'bob', ip: '10.0.0.5', proxy: true }),
 ];
 const params = (p: Record<string, unknown>) => ({ rules: { 'access.without-mfa': p } });
+/** `alerts` findings about Alice's DBA sessions, each with `details` (and `title`). */
+const weakDba = (alerts: number, details: Record<string, unknown>, title?: string) => ({
+  alerts,
+  severity: 'high' as const,
+  match: {
+    identity: { principalId: USERS.alice },
+    mysqlAccount: 'dba_proxy@%',
+    details,
+    ...(title === undefined ? {} : { title }),
+  },
+});
 
 export const accessWithoutMfa = defineRule({
   id: 'access.without-mfa',
@@ -103,7 +114,20 @@ export const accessWithoutMfa = defineRule({
     {
       name: 'the sign-on that corroborates a DBA login has no second factor',
       events: () => [signOn(0), dba(5, 1)],
-      expect: { alerts: 1, severity: 'high' },
+      expect: {
+        alerts: 1,
+        severity: 'high',
+        match: {
+          identity: {
+            principalId: USERS.alice,
+            attribution: { method: 'login-name', confidence: 'corroborated' },
+          },
+          mysqlAccount: 'dba_proxy@%',
+          title:
+            'alice@example.com reached dba_proxy@% on prod-orders after a sign-on without a second factor',
+          details: { factor: null, required: 'any', signOn: { corroborates: true } },
+        },
+      },
     },
     {
       name: 'a DBA who signed on with TOTP is silent',
@@ -113,18 +137,30 @@ export const accessWithoutMfa = defineRule({
     {
       name: 'a verified login is judged by the latest sign-on within the token lifetime',
       events: () => [signOn(0, 'PUSH'), signOn(10), dba(20, 1, { os: USERS.alice, ip: '10.9.9.9' })],
-      expect: { alerts: 1 },
+      expect: {
+        alerts: 1,
+        severity: 'high',
+        match: {
+          identity: {
+            principalId: USERS.alice,
+            attribution: { method: 'external-user', confidence: 'verified' },
+          },
+          details: { factor: null, signOn: { time: '2026-11-02T09:10:00.000Z', corroborates: false } },
+        },
+      },
     },
     {
       name: 'tokenLifetime: a sign-on just inside it is the one judged',
+      boundary: { param: 'tokenLifetime', side: 'inside' },
       events: () => [
         iam.signOn({ at: at(0) + 1000, user: USERS.alice, ip: '10.0.0.5' }),
         dba(60, 1, { os: USERS.alice }),
       ],
-      expect: { alerts: 1 },
+      expect: weakDba(1, { signOn: { time: '2026-11-02T09:00:01.000Z' } }),
     },
     {
       name: 'tokenLifetime: a sign-on just outside it is not judged',
+      boundary: { param: 'tokenLifetime', side: 'outside' },
       events: () => [
         iam.signOn({ at: at(0), user: USERS.alice, ip: '10.0.0.5' }),
         dba(60, 1, { os: USERS.alice }),
@@ -135,7 +171,11 @@ export const accessWithoutMfa = defineRule({
       name: 'requireSignOn: no sign-on at all is a finding',
       config: params({ requireSignOn: true }),
       events: () => [dba(5, 1, { os: USERS.alice })],
-      expect: { alerts: 1 },
+      expect: weakDba(
+        1,
+        { signOn: null },
+        'alice@example.com reached dba_proxy@% on prod-orders after no IAM sign-on within the token lifetime',
+      ),
     },
     {
       name: 'requireSignOn: a local account is not an IAM session',
@@ -154,13 +194,31 @@ export const accessWithoutMfa = defineRule({
     {
       name: 'several sessions after one weak sign-on give one alert',
       events: () => [signOn(0), dba(5, 1), dba(20, 2), dba(40, 3)],
-      expect: { alerts: 1 },
+      expect: weakDba(1, { occurrences: 3 }),
+    },
+    {
+      name: 'a session exactly suppressFor (1 h) after the first merges into its alert',
+      boundary: { param: 'suppressFor', side: 'inside' },
+      config: params({ requireSignOn: true }),
+      events: () => [dba(5, 1, { os: USERS.alice }), dba(65, 2, { os: USERS.alice })],
+      expect: weakDba(1, { occurrences: 2 }),
+    },
+    {
+      name: 'a session one second after the suppression window is a new alert',
+      boundary: { param: 'suppressFor', side: 'outside' },
+      config: params({ requireSignOn: true }),
+      events: () => [dba(5, 1, { os: USERS.alice }), dba(65, 2, { os: USERS.alice, at: at(65) + 1_000 })],
+      expect: weakDba(2, { occurrences: 1 }),
     },
     {
       name: 'minimumFactor: fido2 rejects TOTP',
       config: params({ minimumFactor: 'fido2' }),
       events: () => [signOn(0, 'TOTP'), dba(5, 1)],
-      expect: { alerts: 1 },
+      expect: weakDba(
+        1,
+        { factor: 'TOTP', required: 'fido2' },
+        'alice@example.com reached dba_proxy@% on prod-orders after a sign-on with TOTP, below the required fido2',
+      ),
     },
     {
       name: 'minimumFactor: any accepts a factor of unknown strength',
@@ -171,7 +229,16 @@ export const accessWithoutMfa = defineRule({
       name: 'breakGlassMinimumFactor: push rejects TOTP through a break-glass group',
       config: params({ breakGlassMinimumFactor: 'push' }),
       events: () => breakGlass('TOTP'),
-      expect: { alerts: 1 },
+      expect: {
+        alerts: 1,
+        severity: 'high',
+        match: {
+          identity: { principalId: USERS.bob },
+          mysqlAccount: 'emergency_admin@%',
+          group: { id: GROUPS.bg },
+          details: { factor: 'TOTP', required: 'push' },
+        },
+      },
     },
     {
       name: 'breakGlassMinimumFactor: push accepts PUSH and FIDO2',

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { defineRule } from '../detect/rule.js';
-import { at, db, gap } from '../detect/timeline.js';
+import { at, DB, db, gap } from '../detect/timeline.js';
 
 const WHY: Record<string, string> = {
   pruned: 'the log was rotated and pruned before it was read',
@@ -58,14 +58,50 @@ export const auditGap = defineRule({
     {
       name: 'log pruned past the last event read',
       events: () => [gap.mysql({ from: at(1), to: at(30), reason: 'pruned' })],
-      expect: { alerts: 1, severity: 'critical' },
+      expect: {
+        alerts: 1,
+        severity: 'critical',
+        match: {
+          identity: null,
+          dbSystem: { id: DB.id },
+          title:
+            'Audit trail gap on prod-orders/primary: the log was rotated and pruned before it was read (2026-11-02T09:01:00.000Z to 2026-11-02T09:30:00.000Z)',
+          details: {
+            reason: 'pruned',
+            instance: 'primary',
+            from: '2026-11-02T09:01:00.000Z',
+            to: '2026-11-02T09:30:00.000Z',
+          },
+        },
+      },
     },
     {
       name: 'events skipped for size on a read replica',
       events: () => [
         gap.mysql({ from: at(1), to: at(2), reason: 'oversized', instance: 'replica-1', skipped: 2 }),
       ],
-      expect: { alerts: 1, severity: 'critical' },
+      expect: {
+        alerts: 1,
+        severity: 'critical',
+        match: {
+          title:
+            'Audit trail gap on prod-orders/replica-1: the server skipped events larger than the read buffer (2026-11-02T09:01:00.000Z to 2026-11-02T09:02:00.000Z)',
+          details: { reason: 'oversized', instance: 'replica-1', skipped: 2 },
+        },
+      },
+    },
+    {
+      name: 'a log that went back in time, with no end to the gap',
+      events: () => [gap.mysql({ from: at(5), reason: 'log-reset' })],
+      expect: {
+        alerts: 1,
+        severity: 'critical',
+        match: {
+          title:
+            "Audit trail gap on prod-orders/primary: the instance's log went back in time (after 2026-11-02T09:05:00.000Z)",
+          details: { reason: 'log-reset', from: '2026-11-02T09:05:00.000Z' },
+        },
+      },
     },
     {
       name: 'the same gap reported twice (a re-read) is one alert',
@@ -73,7 +109,7 @@ export const auditGap = defineRule({
         const g = gap.mysql({ from: at(1), to: at(30), reason: 'pruned' });
         return [g, { ...g }];
       },
-      expect: { alerts: 1 },
+      expect: { alerts: 1, severity: 'critical', match: { details: { reason: 'pruned', occurrences: 1 } } },
     },
     {
       name: 'a log read without a gap raises nothing',

@@ -1,7 +1,6 @@
 import { z } from 'zod';
-import { defineRule, statementFields } from '../detect/rule.js';
+import { defineRule, statementFields, statementSql } from '../detect/rule.js';
 import { at, db } from '../detect/timeline.js';
-import { redactLiterals } from '../normalize/redact.js';
 
 export const auditTamper = defineRule({
   id: 'audit.tamper',
@@ -27,7 +26,7 @@ export const auditTamper = defineRule({
           title: `Audit logging ${t.action.replaceAll('-', ' ')} on ${f.db?.name ?? f.event.dbSystemId}`,
           ...statementFields(f),
           evidence: [f.event.key],
-          details: { action: t.action, sql: redactLiterals(f.event.sql?.text ?? '') },
+          details: { action: t.action, sql: statementSql(f) },
         },
       ];
     },
@@ -44,7 +43,14 @@ export const auditTamper = defineRule({
           sql: "SELECT audit_log_filter_remove_filter('log_all')",
         }),
       ],
-      expect: { alerts: 1, severity: 'critical' },
+      expect: {
+        alerts: 1,
+        severity: 'critical',
+        match: {
+          mysqlAccount: 'admin@%',
+          details: { action: 'filter-removed', sql: 'SELECT audit_log_filter_remove_filter(?)' },
+        },
+      },
     },
     {
       name: 'audit plugin uninstalled',
@@ -57,7 +63,7 @@ export const auditTamper = defineRule({
           sql: 'UNINSTALL PLUGIN audit_log',
         }),
       ],
-      expect: { alerts: 1 },
+      expect: { alerts: 1, severity: 'critical', match: { details: { action: 'plugin-uninstalled' } } },
     },
     {
       name: 'reading the audit log is silent',

@@ -49,28 +49,57 @@ export const breakGlassStale = defineRule({
         iam.added({ at: at(0), user: USERS.bob, group: GROUPS.bg }),
         iam.signOn({ at: at(300), user: USERS.dave, ip: '1.1.1.1' }),
       ],
-      expect: { alerts: 1, severity: 'high' },
-    },
-    {
-      name: 'membership removed after maxDuration resolves the alert',
-      events: () => grantRemoved(at(300), GROUPS.bg),
-      expect: { alerts: 1, resolutions: 1 },
+      expect: {
+        alerts: 1,
+        severity: 'high',
+        match: {
+          identity: { principalId: USERS.bob, attribution: null },
+          group: { id: GROUPS.bg },
+          details: { grantedAt: '2026-11-02T09:00:00.000Z', deadline: '2026-11-02T13:00:00.000Z' },
+        },
+      },
     },
     {
       name: 'a removal from another group resolves nothing',
       events: () => grantRemoved(at(300), GROUPS.dev),
-      expect: { alerts: 1, resolutions: 0 },
+      expect: {
+        alerts: 1,
+        severity: 'high',
+        match: { identity: { principalId: USERS.bob }, group: { id: GROUPS.bg } },
+      },
     },
     {
-      name: 'removed within maxDuration is silent',
-      events: () => grantRemoved(at(120), GROUPS.bg),
+      name: 'removed exactly at maxDuration (PT4H) is silent',
+      boundary: { param: 'maxDuration', side: 'inside' },
+      events: () => grantRemoved(at(240), GROUPS.bg),
       expect: { alerts: 0 },
     },
     {
-      name: 'watermark before the deadline is silent',
+      name: 'removed one second after maxDuration fires, and the removal resolves the alert',
+      boundary: { param: 'maxDuration', side: 'outside' },
+      events: () => grantRemoved(at(240) + 1_000, GROUPS.bg),
+      expect: {
+        alerts: 1,
+        severity: 'high',
+        match: { identity: { principalId: USERS.bob }, group: { id: GROUPS.bg } },
+        resolutions: 1,
+      },
+    },
+    {
+      name: 'watermark one second before the deadline is silent',
       events: () => [iam.added({ at: at(0), user: USERS.bob, group: GROUPS.bg })],
-      asOf: '2026-11-02T12:00:00Z',
+      asOf: '2026-11-02T12:59:59Z',
       expect: { alerts: 0 },
+    },
+    {
+      name: 'watermark at the deadline fires',
+      events: () => [iam.added({ at: at(0), user: USERS.bob, group: GROUPS.bg })],
+      asOf: '2026-11-02T13:00:00Z',
+      expect: {
+        alerts: 1,
+        severity: 'high',
+        match: { identity: { principalId: USERS.bob }, group: { id: GROUPS.bg } },
+      },
     },
   ],
 });

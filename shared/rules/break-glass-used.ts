@@ -41,15 +41,42 @@ export const breakGlassUsed = defineRule({
         db.connect({ at: at(10), conn: 1, account: 'emergency_admin', user: 'bob', proxy: true }),
         db.connect({ at: at(20), conn: 2, account: 'emergency_admin', user: 'bob', proxy: true }),
       ],
-      expect: { alerts: 1, severity: 'high' },
+      expect: {
+        alerts: 1,
+        severity: 'high',
+        match: {
+          identity: { principalId: USERS.bob, attribution: { method: 'login-name', confidence: 'asserted' } },
+          group: { id: GROUPS.bg },
+          mysqlAccount: 'emergency_admin@%',
+          details: { afterTtl: false, occurrences: 1 },
+        },
+      },
     },
     {
-      name: 'use after the TTL is critical',
+      name: 'use at the end of the TTL (maxDuration PT4H) is high',
+      boundary: { param: 'maxDuration', side: 'inside' },
       events: () => [
         iam.added({ at: at(0), user: USERS.bob, group: GROUPS.bg }),
-        db.connect({ at: at(300), conn: 1, account: 'emergency_admin', user: 'bob', proxy: true }),
+        db.connect({ at: at(240), conn: 1, account: 'emergency_admin', user: 'bob', proxy: true }),
       ],
-      expect: { alerts: 1, severity: 'critical' },
+      expect: { alerts: 1, severity: 'high', match: { details: { afterTtl: false } } },
+    },
+    {
+      name: 'use one second after the TTL is critical',
+      boundary: { param: 'maxDuration', side: 'outside' },
+      events: () => [
+        iam.added({ at: at(0), user: USERS.bob, group: GROUPS.bg }),
+        db.connect({ at: at(240) + 1_000, conn: 1, account: 'emergency_admin', user: 'bob', proxy: true }),
+      ],
+      expect: {
+        alerts: 1,
+        severity: 'critical',
+        match: {
+          identity: { principalId: USERS.bob },
+          group: { id: GROUPS.bg },
+          details: { afterTtl: true },
+        },
+      },
     },
     {
       name: 'ordinary group login is silent',

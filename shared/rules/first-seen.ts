@@ -2,12 +2,13 @@
 // whose baseline a session belongs to, which sessions a baseline learns from, their parameters,
 // and the boundary cases of those parameters.
 import { z } from 'zod';
+import type { Severity } from '../../schemas/alert.js';
 import { type ConfigInput, Duration } from '../../schemas/config.js';
 import type { DbEvent, IamEvent } from '../../schemas/events.js';
 import type { Session } from '../../schemas/session.js';
 import type { Baseline, BaselineOptions } from '../detect/baselines.js';
 import type { Finding, RuleContext, SessionFact } from '../detect/rule.js';
-import { type RuleCase, T0 } from '../detect/timeline.js';
+import { type AlertMatch, type RuleCase, T0 } from '../detect/timeline.js';
 import { isAccessAfterRevocation } from './access-after-revocation.js';
 import { isIdentityMismatch } from './access-identity-mismatch.js';
 
@@ -54,11 +55,13 @@ type Events = (DbEvent | IamEvent)[];
 /**
  * Boundary cases of the baseline parameters, for a rule whose learned value does not depend on the
  * time of day: `session(ts, conn, variant)` is one session of one subject whose values are
- * `variant`'s (0, 1, 2: three different sets of `valuesPerSession` values each).
+ * `variant`'s (0, 1, 2: three different sets of `valuesPerSession` values each); `found` is what
+ * each alert of a finding case has.
  */
 export function baselineBoundaryCases(
   rule: string,
   session: (ts: number, conn: number, variant: number) => Events,
+  found: { severity: Severity; match: AlertMatch },
   valuesPerSession = 1,
   config: Partial<ConfigInput> = {},
 ): RuleCase[] {
@@ -74,54 +77,64 @@ export function baselineBoundaryCases(
     rules: { [rule]: params },
   });
   const learnHour = withParams({ learningPeriod: 'PT1H', expireAfter: 'PT12H' });
+  const finding = { alerts: 1, ...found };
+  const boundary = (param: string, side: 'inside' | 'outside') => ({ param, side });
   return [
     {
       name: 'learningPeriod: just inside, a new value is only learned',
+      boundary: boundary('learningPeriod', 'inside'),
       config: withParams({ learningPeriod: 'PT12H' }),
       events: seq([0, 0], [720, 1, 1]),
       expect: { alerts: 0 },
     },
     {
       name: 'learningPeriod: just outside, a new value is a finding',
+      boundary: boundary('learningPeriod', 'outside'),
       config: withParams({ learningPeriod: 'PT12H' }),
       events: seq([0, 0], [720, 1]),
-      expect: { alerts: 1 },
+      expect: finding,
     },
     {
       name: 'expireAfter: a value seen just inside it is still known',
+      boundary: boundary('expireAfter', 'inside'),
       config: learnHour,
       events: seq([0, 0], [30, 1], [720, 0, 1]),
       expect: { alerts: 0 },
     },
     {
       name: 'expireAfter: a value seen just outside it is forgotten and new again',
+      boundary: boundary('expireAfter', 'outside'),
       config: learnHour,
       events: seq([0, 0], [30, 1], [720, 0]),
-      expect: { alerts: 1 },
+      expect: finding,
     },
     {
       name: 'expireAfter: a subject back just inside it keeps its baseline',
+      boundary: boundary('expireAfter', 'inside'),
       config: learnHour,
       events: seq([0, 0], [720, 1, 1]),
-      expect: { alerts: 1 },
+      expect: finding,
     },
     {
       name: 'expireAfter: a subject back just outside it has an expired baseline and learns again',
+      boundary: boundary('expireAfter', 'outside'),
       config: learnHour,
       events: seq([0, 0], [720, 1]),
       expect: { alerts: 0 },
     },
     {
       name: 'maxValues: just inside, every value is kept',
+      boundary: boundary('maxValues', 'inside'),
       config: withParams({ learningPeriod: 'PT1H', maxValues }),
       events: seq([0, 0], [10, 1], [120, 0]),
       expect: { alerts: 0 },
     },
     {
       name: 'maxValues: just outside, the least recently seen value is forgotten',
+      boundary: boundary('maxValues', 'outside'),
       config: withParams({ learningPeriod: 'PT1H', maxValues }),
       events: seq([0, 0], [10, 1], [20, 2], [120, 0]),
-      expect: { alerts: 1 },
+      expect: finding,
     },
   ];
 }

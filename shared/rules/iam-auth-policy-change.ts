@@ -10,18 +10,20 @@ export const iamAuthPolicyChange = defineRule({
   id: 'iam.auth-policy-change',
   title: 'Database authentication policy changed',
   description:
-    'A policy statement granting mysql_dp_auth (or the 9.4+ mysqldbsystem principal form) is created, changed or deleted: database IAM login breaks or widens tenancy-wide.',
+    'A policy statement granting mysql_dp_auth, or the 9.4+ form (the mysqldbsystem principal given AUTHENTICATION_INSPECT, GROUP_MEMBERSHIP_INSPECT or DYNAMIC_GROUP_INSPECT), is created, changed or deleted: database IAM login breaks or widens tenancy-wide.',
   severity: 'high',
   attack: ['T1484', 'T1098'],
   runbook:
     'Compare the statements before and after; restore the approved policy if the change was not planned.',
   falsePositives: [
     'Planned tenancy policy refactoring (declare it in rules.iam.auth-policy-change.expected).',
+    'Not raised by the mysqldbsystem condition alone: Oracle documents it for unrelated grants (network security groups).',
   ],
   params: z.strictObject({ expected: ExpectedPolicyChanges }),
   suppressFor: 0,
   on: {
     iam: ({ event, reverts }, { params }) => {
+      if (event.source !== 'iam') return [];
       const out: Outcome[] = reverts
         ? reverted(reverts, (kind) => kind, {
             key: event.key,
@@ -74,7 +76,32 @@ export const iamAuthPolicyChange = defineRule({
           ],
         }),
       ],
-      expect: { alerts: 1, severity: 'high' },
+      expect: {
+        alerts: 1,
+        severity: 'high',
+        match: {
+          identity: { principalId: 'ocid1.user.oc1..admin', name: 'iam-admin', attribution: null },
+          dbSystem: null,
+          details: { change: 'policy_deleted', policy: 'ocid1.policy.oc1..p' },
+        },
+      },
+    },
+    {
+      name: 'the 9.4+ form (any-user, the mysqldbsystem principal, the lookup permissions) created',
+      events: () => [
+        iam.policy({
+          at: at(1),
+          kind: 'policy_created',
+          statements: [
+            "Allow any-user to {AUTHENTICATION_INSPECT, GROUP_MEMBERSHIP_INSPECT, DYNAMIC_GROUP_INSPECT} in tenancy where request.principal.type = 'mysqldbsystem'",
+          ],
+        }),
+      ],
+      expect: {
+        alerts: 1,
+        severity: 'high',
+        match: { dbSystem: null, details: { change: 'policy_created', policy: 'ocid1.policy.oc1..p' } },
+      },
     },
     {
       name: 'a policy created then deleted: the deletion resolves the creation and raises nothing',
@@ -82,7 +109,12 @@ export const iamAuthPolicyChange = defineRule({
         iam.policy({ at: at(1), kind: 'policy_created', statements: [AUTH_STATEMENT] }),
         iam.policy({ at: at(3), kind: 'policy_deleted', statements: [AUTH_STATEMENT] }),
       ],
-      expect: { alerts: 1, resolutions: 1 },
+      expect: {
+        alerts: 1,
+        severity: 'high',
+        match: { details: { change: 'policy_created', policy: 'ocid1.policy.oc1..p' } },
+        resolutions: 1,
+      },
     },
     {
       name: 'an update restoring the earlier statements resolves the change',
@@ -95,7 +127,12 @@ export const iamAuthPolicyChange = defineRule({
         }),
         iam.policy({ at: at(3), kind: 'policy_updated', statements: [AUTH_STATEMENT] }),
       ],
-      expect: { alerts: 2, resolutions: 1 },
+      expect: {
+        alerts: 2,
+        severity: 'high',
+        match: { details: { change: 'policy_updated', policy: 'ocid1.policy.oc1..p' } },
+        resolutions: 1,
+      },
     },
     {
       name: 'a change inside an expected-change window for this policy is acknowledged',
@@ -114,7 +151,12 @@ export const iamAuthPolicyChange = defineRule({
         },
       },
       events: () => [iam.policy({ at: at(1), kind: 'policy_updated', statements: [AUTH_STATEMENT] })],
-      expect: { alerts: 1, resolutions: 1 },
+      expect: {
+        alerts: 1,
+        severity: 'high',
+        match: { details: { change: 'policy_updated', policy: 'ocid1.policy.oc1..p' } },
+        resolutions: 1,
+      },
     },
     {
       name: 'a change after the expected-change window stays open',
@@ -128,7 +170,53 @@ export const iamAuthPolicyChange = defineRule({
         },
       },
       events: () => [iam.policy({ at: at(1), kind: 'policy_updated', statements: [AUTH_STATEMENT] })],
-      expect: { alerts: 1, resolutions: 0 },
+      expect: {
+        alerts: 1,
+        severity: 'high',
+        match: { details: { change: 'policy_updated', policy: 'ocid1.policy.oc1..p' } },
+        resolutions: 0,
+      },
+    },
+    {
+      name: 'one lookup permission for the mysqldbsystem principal is enough',
+      events: () => [
+        iam.policy({
+          at: at(1),
+          kind: 'policy_updated',
+          statements: [
+            "allow any-user to {DYNAMIC_GROUP_INSPECT} in tenancy where request.principal.type='mysqldbsystem'",
+          ],
+        }),
+      ],
+      expect: {
+        alerts: 1,
+        severity: 'high',
+        match: { details: { change: 'policy_updated', policy: 'ocid1.policy.oc1..p' } },
+      },
+    },
+    {
+      name: "Oracle's network security group policy for the mysqldbsystem principal is silent",
+      events: () => [
+        iam.policy({
+          at: at(1),
+          kind: 'policy_created',
+          statements: [
+            "Allow any-user to {VNIC_CREATE, VNIC_UPDATE, VNIC_ASSOCIATE_NETWORK_SECURITY_GROUP} in compartment databases where all {request.principal.type='mysqldbsystem', request.resource.compartment.id='ocid1.compartment.oc1..db'}",
+          ],
+        }),
+      ],
+      expect: { alerts: 0 },
+    },
+    {
+      name: 'the lookup permissions granted to a group, without the mysqldbsystem principal, are silent',
+      events: () => [
+        iam.policy({
+          at: at(1),
+          kind: 'policy_created',
+          statements: ['Allow group Auditors to {AUTHENTICATION_INSPECT} in tenancy'],
+        }),
+      ],
+      expect: { alerts: 0 },
     },
     {
       name: 'unrelated policy is silent',

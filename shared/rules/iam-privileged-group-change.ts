@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { defineRule } from '../detect/rule.js';
-import { at, GROUPS, iam, USERS } from '../detect/timeline.js';
+import { at, baseConfig, GROUPS, iam, USERS } from '../detect/timeline.js';
 
 export const iamPrivilegedGroupChange = defineRule({
   id: 'iam.privileged-group-change',
@@ -54,12 +54,77 @@ export const iamPrivilegedGroupChange = defineRule({
     {
       name: 'user added to the DBA group',
       events: () => [iam.added({ at: at(1), user: USERS.bob, group: GROUPS.dba })],
-      expect: { alerts: 1, severity: 'medium' },
+      expect: {
+        alerts: 1,
+        severity: 'medium',
+        match: {
+          identity: { principalId: USERS.bob, attribution: null },
+          title: 'bob@example.com added to privileged group DBAdmins',
+          group: { id: GROUPS.dba },
+          details: { change: 'membership_added', actor: 'iam-admin', breakGlass: false },
+        },
+      },
     },
     {
       name: 'privileged group deleted',
       events: () => [iam.groupDeleted({ at: at(1), group: GROUPS.dba })],
-      expect: { alerts: 1 },
+      expect: {
+        alerts: 1,
+        severity: 'medium',
+        match: {
+          identity: null,
+          title: 'Group deleted: privileged group DBAdmins',
+          group: { id: GROUPS.dba },
+          details: { change: 'group_deleted' },
+        },
+      },
+    },
+    {
+      name: 'user removed from the break-glass group',
+      events: () => [iam.removed({ at: at(1), user: USERS.alice, group: GROUPS.bg })],
+      expect: {
+        alerts: 1,
+        severity: 'medium',
+        match: {
+          identity: { principalId: USERS.alice },
+          title: 'alice@example.com removed from privileged group BreakGlass',
+          group: { id: GROUPS.bg },
+          details: { change: 'membership_removed', breakGlass: true },
+        },
+      },
+    },
+    {
+      name: 'a renamed privileged group is not a membership change',
+      events: () => [
+        { ...iam.groupDeleted({ at: at(1), group: GROUPS.dba }), kind: 'group_updated' as const },
+      ],
+      expect: { alerts: 0 },
+    },
+    {
+      name: 'a group mapped to a privileged account on one DB system and an ordinary one on another',
+      config: {
+        dbSystems: [
+          ...(baseConfig().dbSystems ?? []),
+          {
+            id: 'ocid1.mysqldbsystem.oc1..test',
+            name: 'test-orders',
+            accounts: [
+              {
+                user: '',
+                host: '%',
+                plugin: 'authentication_oci',
+                authenticationString: JSON.stringify({ group_mapping: { [GROUPS.dba]: 'dba_ro' } }),
+              },
+            ],
+          },
+        ],
+      },
+      events: () => [iam.added({ at: at(1), user: USERS.bob, group: GROUPS.dba })],
+      expect: {
+        alerts: 1,
+        severity: 'medium',
+        match: { details: { accounts: ['dba_proxy on ocid1.mysqldbsystem.oc1..prod1'] } },
+      },
     },
     {
       name: 'developer group change is silent',

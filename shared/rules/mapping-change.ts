@@ -1,8 +1,7 @@
 import { z } from 'zod';
 import { accountName } from '../correlate/mappings.js';
-import { defineRule, type Outcome, statementFields } from '../detect/rule.js';
+import { defineRule, type Outcome, statementFields, statementSql } from '../detect/rule.js';
 import { at, baseConfig, db, GROUPS } from '../detect/timeline.js';
-import { redactLiterals } from '../normalize/redact.js';
 import { acknowledgement, ExpectedMappingChanges, reverted } from './expected-changes.js';
 
 const OCCURRENCE = 'mapping';
@@ -44,7 +43,7 @@ export const mappingChange = defineRule({
           title: `IAM mapping changed on ${dbName}: ${changes.join(', ')}`,
           ...statementFields(f),
           evidence: [f.event.key],
-          details: { changes, sql: redactLiterals(f.event.sql?.text ?? '') },
+          details: { changes, sql: statementSql(f) },
         },
         ...out,
         ...acknowledgement(
@@ -64,7 +63,11 @@ export const mappingChange = defineRule({
     {
       name: 'new group mapping',
       events: () => [alterGroupMapping(at(1), { 'ocid1.group.oc1..x': 'dba_proxy' })],
-      expect: { alerts: 1, severity: 'high' },
+      expect: {
+        alerts: 1,
+        severity: 'high',
+        match: { identity: null, mysqlAccount: 'admin@%', details: { changes: ["alter ''@%"] } },
+      },
     },
     {
       name: 'a group mapping changed and restored: the restore resolves the change and raises nothing',
@@ -72,7 +75,12 @@ export const mappingChange = defineRule({
         alterGroupMapping(at(1), { 'ocid1.group.oc1..x': 'dba_proxy' }),
         alterGroupMapping(at(5), configuredGroupMapping()),
       ],
-      expect: { alerts: 1, resolutions: 1 },
+      expect: {
+        alerts: 1,
+        severity: 'high',
+        match: { mysqlAccount: 'admin@%', details: { changes: ["alter ''@%"] } },
+        resolutions: 1,
+      },
     },
     {
       name: 'a second, different change resolves nothing',
@@ -80,7 +88,11 @@ export const mappingChange = defineRule({
         alterGroupMapping(at(1), { 'ocid1.group.oc1..x': 'dba_proxy' }),
         alterGroupMapping(at(5), { 'ocid1.group.oc1..y': 'dba_proxy' }),
       ],
-      expect: { alerts: 2, resolutions: 0 },
+      expect: {
+        alerts: 2,
+        severity: 'high',
+        match: { mysqlAccount: 'admin@%', details: { changes: ["alter ''@%"] } },
+      },
     },
     {
       name: 'a 1-to-1 IAM account created then dropped',
@@ -100,7 +112,12 @@ export const mappingChange = defineRule({
           sql: "DROP USER 'eve'@'%'",
         }),
       ],
-      expect: { alerts: 1, resolutions: 1 },
+      expect: {
+        alerts: 1,
+        severity: 'high',
+        match: { mysqlAccount: 'admin@%', details: { changes: ['create eve@%'] } },
+        resolutions: 1,
+      },
     },
     {
       name: 'a change inside an expected-change window is acknowledged',
@@ -114,7 +131,12 @@ export const mappingChange = defineRule({
         },
       },
       events: () => [alterGroupMapping(at(1), { 'ocid1.group.oc1..x': 'dba_proxy' })],
-      expect: { alerts: 1, resolutions: 1 },
+      expect: {
+        alerts: 1,
+        severity: 'high',
+        match: { mysqlAccount: 'admin@%', details: { changes: ["alter ''@%"] } },
+        resolutions: 1,
+      },
     },
     {
       name: 'a window for another DB system does not acknowledge it',
@@ -133,7 +155,11 @@ export const mappingChange = defineRule({
         },
       },
       events: () => [alterGroupMapping(at(1), { 'ocid1.group.oc1..x': 'dba_proxy' })],
-      expect: { alerts: 1, resolutions: 0 },
+      expect: {
+        alerts: 1,
+        severity: 'high',
+        match: { mysqlAccount: 'admin@%', details: { changes: ["alter ''@%"] } },
+      },
     },
     {
       name: 'dropping a 1-to-1 IAM account',
@@ -146,7 +172,51 @@ export const mappingChange = defineRule({
           sql: "DROP USER 'carol'@'%'",
         }),
       ],
-      expect: { alerts: 1 },
+      expect: {
+        alerts: 1,
+        severity: 'high',
+        match: { mysqlAccount: 'admin@%', details: { changes: ['drop carol@%'], sql: 'DROP USER ?@?' } },
+      },
+    },
+    {
+      name: 'granting PROXY on a proxied account',
+      events: () => [
+        db.query({
+          at: at(1),
+          conn: 3,
+          account: 'admin',
+          sqlCommand: 'grant',
+          sql: "GRANT PROXY ON 'dba_proxy'@'%' TO ''@'%'",
+        }),
+      ],
+      expect: {
+        alerts: 1,
+        severity: 'high',
+        match: {
+          title: 'IAM mapping changed on prod-orders: grant proxy on dba_proxy@%',
+          details: { changes: ['grant proxy on dba_proxy@%'] },
+        },
+      },
+    },
+    {
+      name: 'revoking PROXY on a proxied account',
+      events: () => [
+        db.query({
+          at: at(1),
+          conn: 3,
+          account: 'admin',
+          sqlCommand: 'revoke',
+          sql: "REVOKE PROXY ON 'dba_proxy'@'%' FROM ''@'%'",
+        }),
+      ],
+      expect: {
+        alerts: 1,
+        severity: 'high',
+        match: {
+          title: 'IAM mapping changed on prod-orders: revoke proxy on dba_proxy@%',
+          details: { changes: ['revoke proxy on dba_proxy@%'] },
+        },
+      },
     },
     {
       name: 'dropping a local account is silent',

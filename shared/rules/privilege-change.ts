@@ -1,8 +1,15 @@
 import { z } from 'zod';
 import { accountName } from '../correlate/mappings.js';
-import { defineRule, statementFields } from '../detect/rule.js';
+import { defineRule, statementFields, statementSql } from '../detect/rule.js';
 import { at, db } from '../detect/timeline.js';
-import { redactLiterals } from '../normalize/redact.js';
+
+/** A statement at 09:01 on connection 7, run as `account`. */
+const statement = (
+  account: string,
+  sqlCommand: string,
+  sql: string,
+  over: { db?: string; status?: number } = {},
+) => db.query({ at: at(1), conn: 7, account, sqlCommand, sql, ...over });
 
 export const privilegeChange = defineRule({
   id: 'privilege.change',
@@ -21,7 +28,7 @@ export const privilegeChange = defineRule({
       const p = f.facts.privilege;
       if (!p) return [];
       const privileged = new Set(f.db?.privilegedAccounts ?? []);
-      const actor = f.event.account?.user;
+      const actor = f.event.source === 'mysql' ? f.event.account?.user : undefined;
       const high =
         (actor !== undefined && privileged.has(actor)) || p.targets.some((t) => privileged.has(t.user));
       const targets = p.targets.map(accountName);
@@ -34,7 +41,7 @@ export const privilegeChange = defineRule({
           title: `${p.verb} on ${targets.join(', ') || 'an account'} in ${f.db?.name ?? f.event.dbSystemId}`,
           ...statementFields(f),
           evidence: [f.event.key],
-          details: { verb: p.verb, targets, sql: redactLiterals(f.event.sql?.text ?? '') },
+          details: { verb: p.verb, targets, sql: statementSql(f) },
         },
       ];
     },
@@ -42,42 +49,66 @@ export const privilegeChange = defineRule({
   cases: [
     {
       name: 'grant to a privileged account is high',
-      events: () => [
-        db.query({
-          at: at(1),
-          conn: 7,
-          account: 'admin',
-          sqlCommand: 'grant',
-          sql: "GRANT ALL ON *.* TO 'dba_proxy'@'%'",
-        }),
-      ],
-      expect: { alerts: 1, severity: 'high' },
+      events: () => [statement('admin', 'grant', "GRANT ALL ON *.* TO 'dba_proxy'@'%'")],
+      expect: {
+        alerts: 1,
+        severity: 'high',
+        match: {
+          identity: null,
+          mysqlAccount: 'admin@%',
+          details: { verb: 'GRANT', targets: ['dba_proxy@%'], sql: 'GRANT ALL ON *.* TO ?@?' },
+        },
+      },
     },
     {
       name: 'create user is medium',
+      events: () => [statement('admin', 'create_user', "CREATE USER 'rep'@'%' IDENTIFIED BY <secret>")],
+      expect: {
+        alerts: 1,
+        severity: 'medium',
+        match: { mysqlAccount: 'admin@%', details: { verb: 'CREATE USER', targets: ['rep@%'] } },
+      },
+    },
+    {
+      name: 'a privileged account granting to another account is high',
+      events: () => [statement('dba_proxy', 'grant', "GRANT SELECT ON shop.* TO 'app'@'%'")],
+      expect: {
+        alerts: 1,
+        severity: 'high',
+        match: { mysqlAccount: 'dba_proxy@%', details: { verb: 'GRANT', targets: ['app@%'] } },
+      },
+    },
+    {
+      name: 'a grant to several accounts is high when one of them is privileged',
+      events: () => [statement('admin', 'grant', "GRANT SELECT ON shop.* TO 'app'@'%', 'dba_proxy'@'%'")],
+      expect: {
+        alerts: 1,
+        severity: 'high',
+        match: {
+          title: 'GRANT on app@%, dba_proxy@% in prod-orders',
+          details: { targets: ['app@%', 'dba_proxy@%'] },
+        },
+      },
+    },
+    {
+      name: 'on a DB system missing from the configuration: medium, named by its OCID',
       events: () => [
-        db.query({
-          at: at(1),
-          conn: 7,
-          account: 'admin',
-          sqlCommand: 'create_user',
-          sql: "CREATE USER 'rep'@'%' IDENTIFIED BY <secret>",
+        statement('dba_proxy', 'grant', "GRANT ALL ON *.* TO 'app'@'%'", {
+          db: 'ocid1.mysqldbsystem.oc1..unknown',
         }),
       ],
-      expect: { alerts: 1, severity: 'medium' },
+      expect: {
+        alerts: 1,
+        severity: 'medium',
+        match: {
+          title: 'GRANT on app@% in ocid1.mysqldbsystem.oc1..unknown',
+          dbSystem: { id: 'ocid1.mysqldbsystem.oc1..unknown', name: 'ocid1.mysqldbsystem.oc1..unknown' },
+        },
+      },
     },
     {
       name: 'failed grant is silent',
-      events: () => [
-        db.query({
-          at: at(1),
-          conn: 7,
-          account: 'admin',
-          sqlCommand: 'grant',
-          sql: "GRANT ALL ON *.* TO 'x'@'%'",
-          status: 1064,
-        }),
-      ],
+      events: () => [statement('admin', 'grant', "GRANT ALL ON *.* TO 'x'@'%'", { status: 1064 })],
       expect: { alerts: 0 },
     },
     {

@@ -5,6 +5,9 @@
 //   late, so every window's query starts `overlapMs` (default 20 min)
 //   before the window, except the very first window of a fresh run; what is fetched twice is
 //   dropped by the pipeline's dedupe on event id.
+// - Audit API: ListEvents reads one compartment and has no sub-compartment option: with
+//   `includeSubcompartments` the compartment tree is listed first (ListCompartments) and every
+//   window reads each compartment of it.
 // - Audit API: filters on processing time. The SDK formats query-string Dates with local-time
 //   getters (wrong outside TZ=UTC, and with an unpadded hour): times are handed to it
 //   pre-formatted as RFC 3339 UTC strings, so the process time zone does not matter. A window's
@@ -21,6 +24,7 @@ import type { LogSearchClient } from 'oci-loggingsearch';
 import { compareEvents } from '../../schemas/events.js';
 import { type DecodedItem, decodeBatch, type ReadOptions } from '../decode/read-input.js';
 import { AuditError } from '../errors.js';
+import { type CompartmentLister, compartmentTree } from '../oci/compartments.js';
 import type { Pipeline } from '../pipeline.js';
 import { toIso } from '../time.js';
 import { callWithRetries, DEFAULT_RETRY_BUDGET, type RetryBudget } from './stream-consumer.js';
@@ -126,12 +130,14 @@ export type BackfillOptions = {
   pipeline: Pipeline;
   audit?: AuditApi;
   logSearch?: LogSearchApi;
+  /** Audit with `includeSubcompartments`: lists the compartment tree. */
+  identity?: CompartmentLister;
   checkpoint?: CheckpointStore;
   /** Window length. Default 1 hour (audit), 14 days minus the overlap (logging). */
   windowMs?: number;
   /** How far each window's query reaches back into the previous one. Default 20 minutes. */
   overlapMs?: number;
-  /** Logging: `_Audit_Include_Subcompartment`. */
+  /** Logging: `_Audit_Include_Subcompartment`; audit: every compartment below as well. */
   includeSubcompartments?: boolean;
   /** Logging rows per page (<= 1000). Default 1000. */
   pageLimit?: number;
@@ -155,6 +161,8 @@ export type BackfillResult = {
   /** Where this run started (a checkpoint's completedUntil when it resumed). */
   startedAt: number;
   resumed: boolean;
+  /** Compartments read: the one asked for, and with `includeSubcompartments` (audit) those below. */
+  compartments: number;
   windows: number;
   pages: number;
   records: number;
@@ -225,6 +233,9 @@ export async function backfill(opts: BackfillOptions): Promise<BackfillResult> {
       throw new AuditError('USAGE', 'the overlap leaves no room in a 14-day Logging Search window');
   }
   const fetcher = opts.source === 'audit' ? auditFetcher(opts) : loggingFetcher(opts, includeSub);
+  if (opts.source === 'audit' && includeSub && !opts.identity) {
+    throw new AuditError('INTERNAL', 'backfill of sub-compartments needs an Identity client');
+  }
 
   // Resume: the checkpoint covers [cp.from, cp.completedUntil) of the same source and compartment.
   const saved = await opts.checkpoint?.load();
@@ -253,6 +264,7 @@ export async function backfill(opts: BackfillOptions): Promise<BackfillResult> {
     completed: false,
     startedAt: start,
     resumed,
+    compartments: 1,
     windows: 0,
     pages: 0,
     records: 0,
@@ -282,39 +294,52 @@ export async function backfill(opts: BackfillOptions): Promise<BackfillResult> {
     }
   };
   const maxPages = opts.maxPagesPerWindow ?? 100_000;
+  // Logging Search covers the sub-tree in its query; ListEvents is asked compartment by compartment.
+  let compartments = [opts.compartmentId];
+  if (opts.source === 'audit' && includeSub && windows.length > 0) {
+    try {
+      compartments = await compartmentTree(opts.compartmentId, opts.identity!, call);
+    } catch (error) {
+      if (opts.signal?.aborted) return result;
+      throw error;
+    }
+  }
+  result.compartments = compartments.length;
 
   for (const [i, w] of windows.entries()) {
     if (opts.signal?.aborted) return result;
     const collected: DecodedItem[] = [];
-    let page: string | undefined;
-    let pages = 0;
-    do {
-      if (opts.signal?.aborted) return result;
-      if (++pages > maxPages) {
-        throw new AuditError('OCI_REQUEST_FAILED', 'too many pages in one window; use a shorter --window', {
-          details: { window: formatQueryTime(w.start), pages: maxPages },
-        });
-      }
-      let got: Fetched;
-      try {
-        got = await fetcher(w, page, call);
-      } catch (error) {
-        // Stopped during a backoff: the window was not checkpointed, the next run reads it.
+    for (const compartment of compartments) {
+      let page: string | undefined;
+      let pages = 0;
+      do {
         if (opts.signal?.aborted) return result;
-        throw error;
-      }
-      result.pages++;
-      const items =
-        got.rows.length === 0 ? [] : await decodeBatch(JSON.stringify(got.rows), got.source, opts.decode);
-      for (const item of items) {
-        if (item.type === 'event') result.events++;
-        else result.dead++;
-      }
-      result.records += items.length;
-      if (got.ordered) await ingest(sortItems(items));
-      else collected.push(...items);
-      page = got.next;
-    } while (page);
+        if (++pages > maxPages) {
+          throw new AuditError('OCI_REQUEST_FAILED', 'too many pages in one window; use a shorter --window', {
+            details: { window: formatQueryTime(w.start), pages: maxPages },
+          });
+        }
+        let got: Fetched;
+        try {
+          got = await fetcher(w, page, call, compartment);
+        } catch (error) {
+          // Stopped during a backoff: the window was not checkpointed, the next run reads it.
+          if (opts.signal?.aborted) return result;
+          throw error;
+        }
+        result.pages++;
+        const items =
+          got.rows.length === 0 ? [] : await decodeBatch(JSON.stringify(got.rows), got.source, opts.decode);
+        for (const item of items) {
+          if (item.type === 'event') result.events++;
+          else result.dead++;
+        }
+        result.records += items.length;
+        if (got.ordered) await ingest(sortItems(items));
+        else collected.push(...items);
+        page = got.next;
+      } while (page);
+    }
     if (collected.length > 0) await ingest(sortItems(collected));
     result.windows++;
     result.completedUntil = w.end;
@@ -357,15 +382,15 @@ function sortItems(items: DecodedItem[]): DecodedItem[] {
 
 type Call = <T>(operation: string, fn: () => Promise<T>) => Promise<T>;
 type Fetched = { rows: unknown[]; next: string | undefined; source: string; ordered: boolean };
-type Fetcher = (w: Window, page: string | undefined, call: Call) => Promise<Fetched>;
+type Fetcher = (w: Window, page: string | undefined, call: Call, compartmentId: string) => Promise<Fetched>;
 
 function auditFetcher(opts: BackfillOptions): Fetcher {
   const client = opts.audit;
   if (!client) throw new AuditError('INTERNAL', 'backfill from the Audit API needs an Audit client');
-  return async (w, page, call) => {
+  return async (w, page, call, compartmentId) => {
     const res = await call('listEvents', () =>
       client.listEvents({
-        compartmentId: opts.compartmentId,
+        compartmentId,
         // Pre-formatted on purpose: the SDK would format a Date with local-time getters.
         startTime: formatQueryTime(w.queryStart) as unknown as Date,
         endTime: formatQueryTime(w.end) as unknown as Date,

@@ -40,6 +40,7 @@ import mysql, {
 import { type Alert, recordKey, recordTime } from '../../schemas/alert.js';
 import type { CanonicalEvent } from '../../schemas/events.js';
 import type { Session } from '../../schemas/session.js';
+import type { Snapshot } from '../../schemas/snapshot.js';
 import { AuditError, type SafeDetails } from '../errors.js';
 import type { EntityRow } from './entity-cache.js';
 import {
@@ -49,6 +50,7 @@ import {
   type LockHolder,
   type LockScopeOptions,
   mergeAlert,
+  readSnapshot,
   type ScopeLock,
   SEEN_BUCKET_MS,
   type StateStore,
@@ -90,6 +92,10 @@ const MIGRATIONS: string[][] = [
   [
     `CREATE TABLE IF NOT EXISTS holders (scope VARBINARY(255) NOT NULL, pid INT NOT NULL, host VARCHAR(255) NOT NULL,
        since VARCHAR(64) NOT NULL, PRIMARY KEY (scope)) ${TABLE}`,
+  ],
+  [
+    `CREATE TABLE IF NOT EXISTS snapshots (id VARBINARY(255) NOT NULL, taken_at BIGINT NOT NULL,
+       body LONGTEXT NOT NULL, PRIMARY KEY (id), KEY snapshots_taken (taken_at, id)) ${TABLE}`,
   ],
 ];
 
@@ -755,6 +761,34 @@ export class MySqlStore implements StateStore {
   async deadLetterCount(): Promise<number> {
     const [row] = await this.read<{ n: number | string }>('read', 'SELECT COUNT(*) AS n FROM dead_letters');
     return Number(row?.n ?? 0);
+  }
+
+  async putSnapshot(snapshot: Snapshot, pruneBefore?: number): Promise<void> {
+    const taken = Date.parse(snapshot.time);
+    const id = storedKey(snapshot.id);
+    await this.transaction('snapshot', async (conn) => {
+      await run(
+        conn,
+        'INSERT INTO snapshots (id, taken_at, body) VALUES (?, ?, ?) ON DUPLICATE KEY UPDATE taken_at = VALUES(taken_at), body = VALUES(body)',
+        [id, taken, JSON.stringify(snapshot)],
+      );
+      if (pruneBefore !== undefined)
+        await run(conn, 'DELETE FROM snapshots WHERE taken_at < ? AND id <> ?', [
+          Math.min(pruneBefore, taken),
+          id,
+        ]);
+    });
+  }
+
+  async snapshots(since?: number): Promise<Snapshot[]> {
+    const rows = await this.read<{ body: string }>(
+      'load',
+      since === undefined
+        ? 'SELECT body FROM snapshots ORDER BY taken_at DESC, id DESC LIMIT 1'
+        : 'SELECT body FROM snapshots WHERE taken_at >= ? ORDER BY taken_at, id',
+      since === undefined ? [] : [since],
+    );
+    return rows.map((r) => readSnapshot(r.body));
   }
 
   /**

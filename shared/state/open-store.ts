@@ -133,6 +133,15 @@ export function parseStoreSpec(spec: string, env: NodeJS.ProcessEnv = process.en
   return { kind: 'sqlite', path: trimmed, warnings: [] };
 }
 
+/** A valid store spec as it may be shown (commands in alerts, logs): a mysql:// URL loses its password. */
+export function displayStoreSpec(spec: string): string {
+  const trimmed = spec.trim();
+  if (!/^mysql:\/\//i.test(trimmed)) return trimmed;
+  const url = new URL(trimmed);
+  url.password = '';
+  return url.toString();
+}
+
 /** Opens the store `spec` names: MySqlStore for a mysql:// URL, SqliteStore for a path. */
 export async function openStore(spec: string, opts: OpenStoreOptions = {}): Promise<StateStore> {
   const parsed = parseStoreSpec(spec, opts.env ?? process.env);

@@ -14,6 +14,7 @@ import Database from 'better-sqlite3';
 import { type Alert, recordKey, recordTime } from '../../schemas/alert.js';
 import type { CanonicalEvent } from '../../schemas/events.js';
 import type { Session } from '../../schemas/session.js';
+import type { Snapshot } from '../../schemas/snapshot.js';
 import { AuditError } from '../errors.js';
 import type { EntityRow } from './entity-cache.js';
 import {
@@ -23,6 +24,7 @@ import {
   type LockHolder,
   type LockScopeOptions,
   mergeAlert,
+  readSnapshot,
   type ScopeLock,
   SEEN_BUCKET_MS,
   type StateStore,
@@ -47,6 +49,8 @@ const MIGRATIONS: string[] = [
    CREATE TABLE dead_letters (seq INTEGER PRIMARY KEY AUTOINCREMENT, body TEXT NOT NULL);`,
   `CREATE TABLE holders (scope TEXT PRIMARY KEY, pid INTEGER NOT NULL, host TEXT NOT NULL, since TEXT NOT NULL,
                          heartbeat INTEGER NOT NULL) WITHOUT ROWID;`,
+  `CREATE TABLE snapshots (id TEXT PRIMARY KEY, taken_at INTEGER NOT NULL, body TEXT NOT NULL);
+   CREATE INDEX snapshots_taken ON snapshots (taken_at);`,
 ];
 
 /** How often a holder refreshes its row, and when a row of another host counts as abandoned. */
@@ -137,9 +141,10 @@ export class SqliteStore implements StateStore {
       throw stateFileError(path, cause);
     }
     try {
-      this.db.pragma('journal_mode = WAL');
+      // The busy timeout first: another process may be creating or migrating the same file.
+      this.db.pragma(`busy_timeout = ${BUSY_MS}`);
+      walMode(this.db);
       this.db.pragma('synchronous = NORMAL');
-      this.db.pragma('busy_timeout = 5000');
       this.migrate(path);
     } catch (cause) {
       this.db.close();
@@ -153,21 +158,27 @@ export class SqliteStore implements StateStore {
     return new SqliteStore(path, opts.scope ?? 'default');
   }
 
+  /**
+   * Brings the schema up to date in one write transaction, taken before the version is read:
+   * two processes opening a new file at once migrate it once, the second waiting for the first.
+   */
   private migrate(path: string): void {
-    const version = this.db.pragma('user_version', { simple: true }) as number;
-    if (version > MIGRATIONS.length) {
-      throw new AuditError(
-        'STORE_FAILED',
-        `the state file ${path} was written by a newer version of heatwave-iam-audit (schema ${version}); use that version, or a new state file`,
-        { details: { version } },
-      );
-    }
-    for (let v = version; v < MIGRATIONS.length; v++) {
-      this.db.transaction(() => {
-        this.db.exec(MIGRATIONS[v]!);
-        this.db.pragma(`user_version = ${v + 1}`);
-      })();
-    }
+    const version = () => this.db.pragma('user_version', { simple: true }) as number;
+    if (version() === MIGRATIONS.length) return;
+    this.db
+      .transaction(() => {
+        const from = version();
+        if (from > MIGRATIONS.length) {
+          throw new AuditError(
+            'STORE_FAILED',
+            `the state file ${path} was written by a newer version of heatwave-iam-audit (schema ${from}); use that version, or a new state file`,
+            { details: { version: from } },
+          );
+        }
+        for (let v = from; v < MIGRATIONS.length; v++) this.db.exec(MIGRATIONS[v]!);
+        this.db.pragma(`user_version = ${MIGRATIONS.length}`);
+      })
+      .immediate();
   }
 
   async loadEntities(): Promise<EntityRow[]> {
@@ -334,6 +345,41 @@ export class SqliteStore implements StateStore {
     return (this.db.prepare('SELECT COUNT(*) AS n FROM dead_letters').get() as { n: number }).n;
   }
 
+  async putSnapshot(snapshot: Snapshot, pruneBefore?: number): Promise<void> {
+    const taken = Date.parse(snapshot.time);
+    try {
+      this.db
+        .transaction(() => {
+          this.db
+            .prepare('INSERT OR REPLACE INTO snapshots (id, taken_at, body) VALUES (?, ?, ?)')
+            .run(snapshot.id, taken, JSON.stringify(snapshot));
+          if (pruneBefore !== undefined)
+            this.db
+              .prepare('DELETE FROM snapshots WHERE taken_at < ? AND id <> ?')
+              .run(Math.min(pruneBefore, taken), snapshot.id);
+        })
+        .immediate();
+    } catch (cause) {
+      throw new AuditError('STORE_FAILED', 'cannot store the snapshot', { cause });
+    }
+  }
+
+  async snapshots(since?: number): Promise<Snapshot[]> {
+    const rows =
+      since === undefined
+        ? this.db
+            .prepare<[], { body: string }>(
+              'SELECT body FROM snapshots ORDER BY taken_at DESC, id DESC LIMIT 1',
+            )
+            .all()
+        : this.db
+            .prepare<[number], { body: string }>(
+              'SELECT body FROM snapshots WHERE taken_at >= ? ORDER BY taken_at, id',
+            )
+            .all(since);
+    return rows.map((r) => readSnapshot(r.body));
+  }
+
   /** Waits for the scope's in-process mutex, then for its holder row (see top). */
   async lockScope(opts: LockScopeOptions): Promise<ScopeLock> {
     if (!this.db.open) throw new AuditError('STORE_FAILED', 'the state store is closed');
@@ -431,5 +477,25 @@ function fileKey(path: string): string {
     return realpathSync(path);
   } catch {
     return resolve(path);
+  }
+}
+
+/** How long a statement waits for another process's write lock before failing. */
+const BUSY_MS = 5000;
+
+/**
+ * Switches to write-ahead logging. SQLite does not wait for a lock on this switch (the busy
+ * timeout does not apply), so a file another process is creating is retried here, up to BUSY_MS.
+ */
+function walMode(db: Database.Database): void {
+  const until = Date.now() + BUSY_MS;
+  for (;;) {
+    try {
+      db.pragma('journal_mode = WAL');
+      return;
+    } catch (error) {
+      if ((error as { code?: string }).code !== 'SQLITE_BUSY' || Date.now() > until) throw error;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 25);
+    }
   }
 }

@@ -5,6 +5,7 @@ import type { Alert } from '../../schemas/alert.js';
 import type { DeadLetter } from '../../schemas/dead-letter.js';
 import type { CanonicalEvent } from '../../schemas/events.js';
 import type { Session } from '../../schemas/session.js';
+import { type Snapshot, SnapshotSchema } from '../../schemas/snapshot.js';
 import { AuditError } from '../errors.js';
 import type { EntityChange, EntityRow } from './entity-cache.js';
 
@@ -108,6 +109,13 @@ export interface StateStore {
   alerts(): AsyncIterable<Alert>;
   deadLetterCount(): Promise<number>;
   /**
+   * Stores a fleet snapshot (`sync`); snapshots are shared by every scope. Older ones than
+   * `pruneBefore` (epoch ms) are deleted, the one stored last always kept.
+   */
+  putSnapshot(snapshot: Snapshot, pruneBefore?: number): Promise<void>;
+  /** The snapshots taken at or after `since` (epoch ms), oldest first; only the latest when `since` is undefined. */
+  snapshots(since?: number): Promise<Snapshot[]>;
+  /**
    * Takes the exclusive lock of this store's scope, waiting up to `timeoutMs` for its holder to
    * release it. Pipeline instances that may run at the same time on one scope (containers of one
    * function on a shared store) hold it from loading the scope's state (Pipeline.open) to their
@@ -142,4 +150,14 @@ export function chunks<T>(items: readonly T[], size: number): T[][] {
   const out: T[][] = [];
   for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
   return out;
+}
+
+/** A stored snapshot, checked: one this version cannot read is STORE_FAILED, not a crash later. */
+export function readSnapshot(body: string): Snapshot {
+  const parsed = SnapshotSchema.safeParse(JSON.parse(body));
+  if (!parsed.success)
+    throw new AuditError('STORE_FAILED', 'a stored snapshot cannot be read (written by another version?)', {
+      details: { path: parsed.error.issues[0]?.path.join('.') ?? '' },
+    });
+  return parsed.data;
 }

@@ -6,10 +6,11 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { baseConfig, GROUPS, USERS } from '../../shared/detect/timeline.js';
+import { bundlePath } from '../helpers/bundle.js';
 import { describeMySql } from '../helpers/mysql-server.js';
 
 const run = promisify(execFile);
-const CLI = join(import.meta.dirname, '..', '..', 'dist', 'cli.cjs');
+const CLI = bundlePath('cli');
 const dir = mkdtempSync(join(tmpdir(), 'hwaudit-replay-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -253,15 +254,25 @@ describe('replay', () => {
     expect(v.stderr).toMatch(/rules\["auth.failure-burst"\].threshold/);
   });
 
-  it('bad usage and foreign inputs: exit 2', async () => {
+  it('bad usage: exit 2', async () => {
     expect((await cli('replay', audit)).code).toBe(2);
     expect((await cli('replay', '--config', config, '--format', 'xml', audit)).code).toBe(2);
     expect((await cli('replay', '--config', config, join(dir, 'missing.log'))).code).toBe(2);
+  });
+
+  it('an input of no known kind is named and dead-lettered; the completed run exits 0', async () => {
     const foreign = join(dir, 'foreign.json');
     writeFileSync(foreign, '{"hello":"world"}\n');
-    const r = await cli('replay', '--config', config, audit, foreign);
-    expect(r.code).toBe(2);
+    const out = join(dir, 'foreign-alerts.jsonl');
+    const r = await cli('replay', '--config', config, '--out', out, audit, foreign);
+    expect(r.code).toBe(0);
     expect(r.stderr).toMatch(/foreign.json: no record of a kind/);
+    expect(r.stderr).toMatch(/UNKNOWN_KIND: 1/);
+    const alone = await cli('replay', '--config', config, audit);
+    expect(readFileSync(out, 'utf8')).toBe(alone.stdout);
+    const help = await cli('replay', '--help');
+    expect(help.stdout).toMatch(/Exit codes:\n {2}0 {2}the run completed/);
+    expect(help.stdout).toContain('UNKNOWN_KIND');
   });
 
   it('rules lists every rule', async () => {

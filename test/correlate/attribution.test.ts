@@ -11,6 +11,30 @@ async function sessionOf(events: CanonicalEvent[]) {
   return connected[0]!;
 }
 
+/** Audited SQL that creates `account` and maps each group in `groups` to it (as a DBA would). */
+function mappedBySql(account: string, groups: string[]): CanonicalEvent[] {
+  const mapping = JSON.stringify({
+    tenancy: 't',
+    group_mapping: Object.fromEntries(groups.map((g) => [g, account])),
+  });
+  return [
+    db.query({
+      at: at(1),
+      conn: 9,
+      account: 'admin',
+      sqlCommand: 'create_user',
+      sql: `CREATE USER '${account}'@'%' ACCOUNT LOCK`,
+    }),
+    db.query({
+      at: at(2),
+      conn: 9,
+      account: 'admin',
+      sqlCommand: 'alter_user',
+      sql: `ALTER USER ''@'%' IDENTIFIED WITH 'authentication_oci' AS '${mapping}'`,
+    }),
+  ];
+}
+
 describe('attribution', () => {
   it('mapped-user: a 1-to-1 account is verified', async () => {
     const s = await sessionOf([db.connect({ at: at(1), conn: 1, account: 'carol' })]);
@@ -65,8 +89,9 @@ describe('attribution', () => {
   });
 
   it('signon-correlated: exactly one member signed on from the client IP', async () => {
+    const signOn = iam.signOn({ at: at(0), user: USERS.bob, ip: '10.0.0.7', mfa: 'PUSH' });
     const s = await sessionOf([
-      iam.signOn({ at: at(0), user: USERS.bob, ip: '10.0.0.7', mfa: 'PUSH' }),
+      signOn,
       iam.signOn({ at: at(0), user: USERS.alice, ip: '10.0.0.8' }),
       db.connect({
         at: at(10),
@@ -79,12 +104,21 @@ describe('attribution', () => {
     ]);
     expect(s).toMatchObject({ identity: { id: USERS.bob }, group: { id: GROUPS.dev }, mfaFactor: 'PUSH' });
     expect(s.attribution).toMatchObject({ method: 'signon-correlated', confidence: 'corroborated' });
+    expect(s.proxied).toBe(true);
+    expect(s.attribution?.evidence).toEqual([
+      s.connectKey,
+      'config:dbSystems',
+      signOn.key,
+      'config:directory',
+    ]);
   });
 
   it('unattributed: two candidates from the same IP are ambiguous', async () => {
+    const bob = iam.signOn({ at: at(0), user: USERS.bob, ip: '10.0.0.7' });
+    const dave = iam.signOn({ at: at(1), user: USERS.dave, ip: '10.0.0.7' });
     const s = await sessionOf([
-      iam.signOn({ at: at(0), user: USERS.bob, ip: '10.0.0.7' }),
-      iam.signOn({ at: at(1), user: USERS.dave, ip: '10.0.0.7' }),
+      bob,
+      dave,
       db.connect({
         at: at(10),
         conn: 1,
@@ -96,12 +130,31 @@ describe('attribution', () => {
     ]);
     expect(s.identity).toBeNull();
     expect(s.attribution).toMatchObject({ method: 'unattributed', confidence: 'none', problem: 'ambiguous' });
+    expect(s.attribution?.evidence).toEqual(expect.arrayContaining([bob.key, dave.key]));
+  });
+
+  it('a group the directory does not know is named by its OCID', async () => {
+    const s = await sessionOf([
+      ...mappedBySql('ghost_proxy', ['ocid1.group.oc1..ghost']),
+      db.connect({ at: at(10), conn: 1, account: 'ghost_proxy', user: 'ghost_proxy', proxy: true }),
+    ]);
+    expect(s.group).toEqual({ id: 'ocid1.group.oc1..ghost', name: 'ocid1.group.oc1..ghost' });
   });
 
   it('unattributed: an unknown login name and no sign-on', async () => {
     const s = await sessionOf([
       db.connect({ at: at(10), conn: 1, account: 'dba_proxy', user: 'mallory', ip: '10.0.0.7', proxy: true }),
     ]);
+    expect(s.attribution).toMatchObject({ method: 'unattributed', problem: 'no-evidence' });
+    expect(s.group?.id).toBe(GROUPS.dba);
+  });
+
+  it('unattributed through an account two groups map to: no group either', async () => {
+    const s = await sessionOf([
+      ...mappedBySql('ops_proxy', [GROUPS.dba, GROUPS.dev]),
+      db.connect({ at: at(10), conn: 1, account: 'ops_proxy', user: 'ops_proxy', proxy: true }),
+    ]);
+    expect(s).toMatchObject({ identity: null, group: null, proxied: true });
     expect(s.attribution).toMatchObject({ method: 'unattributed', problem: 'no-evidence' });
   });
 
@@ -127,7 +180,12 @@ describe('attribution', () => {
     const s = await sessionOf([
       db.connect({ at: at(10), conn: 1, account: 'dba_proxy', user: 'bob', proxy: true }),
     ]);
-    expect(s.attribution).toMatchObject({ method: 'login-name', problem: 'not-member' });
+    expect(s.attribution).toMatchObject({
+      method: 'login-name',
+      confidence: 'asserted',
+      problem: 'not-member',
+    });
+    expect(s).toMatchObject({ identity: { id: USERS.bob }, group: null, proxied: true });
   });
 
   it('local-account for non-IAM accounts, and failed logins carry no attribution', async () => {
@@ -138,11 +196,8 @@ describe('attribution', () => {
   });
 
   it('a group mapping created by audited SQL is used for later logins', async () => {
-    const sql = `CREATE USER 'ops_proxy'@'%' ACCOUNT LOCK`;
-    const mapping = `ALTER USER ''@'%' IDENTIFIED WITH 'authentication_oci' AS '{"tenancy":"t","group_mapping":{"${GROUPS.dev}":"ops_proxy"}}'`;
     const s = await sessionOf([
-      db.query({ at: at(1), conn: 9, account: 'admin', sqlCommand: 'create_user', sql }),
-      db.query({ at: at(2), conn: 9, account: 'admin', sqlCommand: 'alter_user', sql: mapping }),
+      ...mappedBySql('ops_proxy', [GROUPS.dev]),
       db.connect({ at: at(10), conn: 1, account: 'ops_proxy', user: 'bob', proxy: true }),
     ]);
     expect(s).toMatchObject({ identity: { id: USERS.bob }, group: { id: GROUPS.dev }, proxied: true });
@@ -154,6 +209,26 @@ describe('attribution', () => {
       db.connect({ at: at(10), conn: 1, account: 'carol' }),
     ]);
     expect(s.attribution?.problem).toBe('user-inactive');
+  });
+
+  it('a user reactivated before connecting has no problem', async () => {
+    const s = await sessionOf([
+      iam.userState({ at: at(0), user: USERS.carol, kind: 'user_deactivated' }),
+      iam.userState({ at: at(5), user: USERS.carol, kind: 'user_reactivated' }),
+      db.connect({ at: at(10), conn: 1, account: 'carol' }),
+    ]);
+    expect(s.attribution).toMatchObject({ method: 'mapped-user', confidence: 'verified' });
+    expect(s.attribution?.problem).toBeUndefined();
+  });
+
+  it('a 1-to-1 account of a user the directory does not know names the user by OCID', async () => {
+    const create = `CREATE USER zed IDENTIFIED WITH authentication_oci AS '{"tenancy":"t","user":"ocid1.user.oc1..zed"}'`;
+    const s = await sessionOf([
+      db.query({ at: at(1), conn: 9, account: 'admin', sqlCommand: 'create_user', sql: create }),
+      db.connect({ at: at(10), conn: 1, account: 'zed' }),
+    ]);
+    expect(s.identity).toEqual({ id: 'ocid1.user.oc1..zed', name: 'ocid1.user.oc1..zed' });
+    expect(s.attribution).toMatchObject({ method: 'mapped-user', confidence: 'verified' });
   });
 });
 

@@ -173,6 +173,31 @@ describe('classifyRecord: unknown input', () => {
     expect(kinds(classifyRecord(value, LOC))).toEqual(['dead:UNKNOWN_KIND']);
   });
 
+  it('says what a record that looks like an OCI or MySQL audit event lacks', () => {
+    const { specversion: _, id: __, ...noIds } = CLOUD_EVENT;
+    expect(classifyRecord(noIds, LOC)).toEqual([
+      {
+        kind: 'dead',
+        dead: {
+          code: 'UNKNOWN_KIND',
+          source: LOC.source,
+          line: LOC.line,
+          message:
+            'looks like an OCI audit event (type, data.identity) but has no id: a CloudEvents record needs id, type, time and data, a ListEvents item eventType, eventId, eventTime and data',
+        },
+      },
+    ]);
+    const { timestamp: ___, ...noTime } = EVENT;
+    expect(classifyRecord(noTime, LOC)[0]).toMatchObject({
+      dead: { code: 'UNKNOWN_KIND', message: expect.stringMatching(/MySQL audit event .* no timestamp/) },
+    });
+  });
+
+  it('reads a CloudEvent that lost its specversion but has what is read', () => {
+    const { specversion: _, ...rest } = CLOUD_EVENT;
+    expect(kinds(classifyRecord(rest, LOC))).toEqual(['oci-audit']);
+  });
+
   it('keeps the good items of an envelope next to the unknown ones, skipping nulls', () => {
     const items = classifyRecord({ items: [LIST_EVENT, null, 'junk', EVENT] }, LOC);
     expect(kinds(items)).toEqual(['oci-audit', 'dead:UNKNOWN_KIND', 'mysql-audit']);

@@ -2,6 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { DEAD_LETTER_CODES } from '../../schemas/dead-letter.js';
 import { type SplitOptions, type SplitRecord, splitRecords } from '../../shared/decode/split-records.js';
+import { runs } from '../helpers/property.js';
 
 async function split(chunks: readonly (string | Buffer)[], opts?: SplitOptions): Promise<SplitRecord[]> {
   async function* source(): AsyncGenerator<string | Buffer> {
@@ -86,7 +87,7 @@ describe('splitRecords: properties', () => {
           expect(out.every(wellFormed)).toBe(true);
         },
       ),
-      { numRuns: 300 },
+      runs(300),
     );
   });
 
@@ -103,7 +104,7 @@ describe('splitRecords: properties', () => {
         const out = await split(cut(Buffer.from(parts.join('')), offsets), { maxRecordBytes: 32 });
         expect(out.every(wellFormed)).toBe(true);
       }),
-      { numRuns: 300 },
+      runs(300),
     );
   });
 
@@ -130,7 +131,7 @@ describe('splitRecords: properties', () => {
           expect(out.every(wellFormed)).toBe(true);
         },
       ),
-      { numRuns: 300 },
+      runs(300),
     );
   });
 
@@ -145,7 +146,7 @@ describe('splitRecords: properties', () => {
         ]);
         expect(out.filter((r) => !r.ok).map((r) => (r.ok ? '' : r.dead.code))).toEqual(['JSON_INVALID']);
       }),
-      { numRuns: 300 },
+      runs(300),
     );
   });
 
@@ -160,7 +161,7 @@ describe('splitRecords: properties', () => {
           expect(await split(cut(bytes, offsets), opts)).toEqual(await split([bytes], opts));
         },
       ),
-      { numRuns: 200 },
+      runs(200),
     );
   });
 });

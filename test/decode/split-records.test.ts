@@ -184,6 +184,62 @@ describe('splitRecords: broken records', () => {
     ]);
   });
 
+  it("gives one dead letter for the manual's query-statistics example with curly quotes, and reads on", async () => {
+    const text = sample('manual-query-statistics.json');
+    const records = await split(text);
+    expect(values(records).map((v) => (v as { event: string }).event)).toEqual(['connect', 'disconnect']);
+    expect(dead(records)).toEqual([
+      {
+        code: 'JSON_INVALID',
+        source: 'test',
+        line: 12,
+        index: 1,
+        message: 'record truncated: unterminated string at end of line',
+      },
+    ]);
+    // The record after it keeps its place in the array and its line.
+    expect(records.at(-1)).toMatchObject({ ok: true, index: 2, line: 34 });
+  });
+
+  it('skips the remains of a broken pretty-printed record, nested objects on their own lines too', async () => {
+    // Curly quotes: balanced straight quotes (the record ends where it should, then fails to
+    // parse), and an odd number (the string runs to the end of the line: skipped to the next record).
+    const broken = (login: string) =>
+      [
+        '  {',
+        '    "timestamp": "2026-11-01 10:00:01",',
+        `    "login": ${login},`,
+        '    "general_data":',
+        '      {',
+        '        "query": "SELECT [1]"',
+        '      },',
+        '    "status": 0',
+        '  },',
+      ].join('\n');
+    const pretty = (id: number) => JSON.stringify(event(id), null, 2).replace(/^/gm, '  ');
+    const records = await split(
+      `[\n${pretty(1)},\n${broken('{ "user": “a", “ip": "" }')}\n${broken('{ "user": "a”, "ip": "" }')}\n${pretty(4)}\n]\n${line(5)}\n`,
+    );
+    expect(values(records)).toEqual([event(1), event(4), event(5)]);
+    expect(dead(records)).toMatchObject([
+      { code: 'JSON_INVALID', line: 8, index: 1, message: 'record is not valid JSON' },
+      {
+        code: 'JSON_INVALID',
+        line: 17,
+        index: 2,
+        message: 'record truncated: unterminated string at end of line',
+      },
+    ]);
+  });
+
+  it('reports a broken record once when its brackets no longer match, and reads the next one', async () => {
+    const records = await split(`[\n  {\n    "a": [1,\n    "b": 2 }, "c": 3\n  },\n  ${line(2)}\n]\n`);
+    expect(values(records)).toEqual([event(2)]);
+    expect(dead(records)).toMatchObject([
+      { code: 'JSON_INVALID', line: 2, message: 'record has unbalanced brackets' },
+    ]);
+  });
+
   it('dead-letters records with invalid UTF-8 as ENCODING_INVALID', async () => {
     const bad = Buffer.concat([Buffer.from('{"user":"a'), Buffer.from([0xff, 0xfe]), Buffer.from('"}\n')]);
     const garbage = Buffer.from([0xc3, 0x28, 0x0a]);

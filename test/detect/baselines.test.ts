@@ -8,6 +8,7 @@ import { Baselines } from '../../shared/detect/baselines.js';
 import { baseConfig, DB, db, T0 } from '../../shared/detect/timeline.js';
 import { EntityCache } from '../../shared/state/entity-cache.js';
 import { SqliteStore } from '../../shared/state/sqlite-store.js';
+import { runs } from '../helpers/property.js';
 import { runBatches } from '../helpers/run-timeline.js';
 
 const HOUR = 3_600_000;
@@ -129,7 +130,7 @@ describe('baselines under any batching and arrival order', () => {
           expect(await baselinesAfter(batches)).toEqual(whole);
         },
       ),
-      { seed: 20_261_102, numRuns: 30 },
+      runs(30),
     );
     // The timelines are long enough for the baselines to detect, not only learn.
     expect(detecting).toBeGreaterThan(10);

@@ -1,7 +1,7 @@
 // CEF output: header and extension escaping, fuzzed, checked by parsing the lines back with a
 // small independent CEF parser.
 import fc from 'fast-check';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Alert } from '../../schemas/alert.js';
 import type { Session } from '../../schemas/session.js';
 import {
@@ -13,7 +13,8 @@ import {
 } from '../../shared/emit/formats/cef.js';
 import { DEFAULT_CONTEXT, type FormatContext } from '../../shared/emit/formats/format.js';
 import { redactLiterals } from '../../shared/normalize/redact.js';
-import { runTimeline, type TimelineResult } from '../helpers/run-timeline.js';
+import { runs } from '../helpers/property.js';
+import { beforeFirstTest, runTimeline, type TimelineResult } from '../helpers/run-timeline.js';
 import { incidentTimeline } from '../scenarios/scenario-fleet.js';
 
 type ParsedCef = {
@@ -112,7 +113,7 @@ const ctx: FormatContext = {
 };
 
 let run: TimelineResult;
-beforeAll(async () => {
+beforeFirstTest(async () => {
   run = await runTimeline(incidentTimeline());
 });
 
@@ -225,6 +226,40 @@ describe('CEF sessions', () => {
     expect(failed).toMatchObject({ signature: 'session.logon-failed', severity: 3 });
     expect(failed.ext).toMatchObject({ outcome: 'failure', reason: '1045', duser: 'admin@%' });
   });
+
+  it('a session through a break-glass group names the grant', () => {
+    const session = run.sessions.find((s) => s.breakGlassGrant)!;
+    expect(labelled(parseCef(cefSession(session, ctx)).ext)).toMatchObject({
+      breakGlassGrant: session.breakGlassGrant!,
+      iamGroup: 'BreakGlass',
+    });
+  });
+});
+
+describe('CEF of a minimal alert', () => {
+  it('an alert with only the required fields gives a line without the optional keys', () => {
+    const alert = {
+      id: 'a1',
+      rule: 'audit.tamper',
+      severity: 'critical' as const,
+      time: '2026-11-02T09:00:00.000Z',
+      title: 'minimal',
+      identity: null,
+      dbSystem: null,
+      evidence: [],
+      status: 'open' as const,
+    };
+    const { ext } = parseCef(cefAlert(alert, ctx));
+    expect(Object.keys(ext).sort()).toEqual([
+      'cat',
+      'cs1',
+      'cs1Label',
+      'cs6',
+      'cs6Label',
+      'externalId',
+      'rt',
+    ]);
+  });
 });
 
 /** Strings rich in what CEF must escape. */
@@ -306,7 +341,7 @@ describe('CEF escaping (fuzzed)', () => {
           expect(custom.rule).toBe('privilege.change');
         },
       ),
-      { numRuns: 500 },
+      runs(500),
     );
   });
 
@@ -331,7 +366,7 @@ describe('CEF escaping (fuzzed)', () => {
           if (v.factor) expect(labelled(p.ext).mfaFactor).toBe(v.factor);
         },
       ),
-      { numRuns: 300 },
+      runs(300),
     );
   });
 

@@ -1,10 +1,10 @@
 // ECS output: alerts and sessions carry the person in `user.name` and the MySQL account in
 // `user.effective.name`; categories follow the rule.
-import { beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { GROUPS, USERS } from '../../shared/detect/timeline.js';
 import { ECS_VERSION, ecsAlert, ecsSession } from '../../shared/emit/formats/ecs.js';
 import { DEFAULT_CONTEXT, type FormatContext } from '../../shared/emit/formats/format.js';
-import { runTimeline, type TimelineResult } from '../helpers/run-timeline.js';
+import { beforeFirstTest, runTimeline, type TimelineResult } from '../helpers/run-timeline.js';
 import { incidentTimeline } from '../scenarios/scenario-fleet.js';
 
 const ctx: FormatContext = {
@@ -13,7 +13,7 @@ const ctx: FormatContext = {
 };
 
 let run: TimelineResult;
-beforeAll(async () => {
+beforeFirstTest(async () => {
   run = await runTimeline(incidentTimeline());
 });
 

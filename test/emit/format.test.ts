@@ -2,7 +2,7 @@
 // format has a record for them, and no secret or SQL literal ever reaches an output.
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { CanonicalEvent } from '../../schemas/events.js';
 import { RULES } from '../../shared/detect/registry.js';
 import { at, db, iam, USERS } from '../../shared/detect/timeline.js';
@@ -18,8 +18,8 @@ import {
   PRODUCT,
   ruleInfo,
 } from '../../shared/emit/formats/format.js';
-import { REPO_ROOT } from '../helpers/ocsf-validator.js';
-import { runTimeline, type TimelineResult } from '../helpers/run-timeline.js';
+import { REPO_ROOT } from '../helpers/requirements.js';
+import { beforeFirstTest, runTimeline, type TimelineResult } from '../helpers/run-timeline.js';
 import { incidentTimeline } from '../scenarios/scenario-fleet.js';
 
 const SECRET = 'Sup3rS3cret';
@@ -94,7 +94,7 @@ function allLines(events: CanonicalEvent[], run: TimelineResult): string[] {
 describe('format registry', () => {
   let run: TimelineResult;
   const events = incidentTimeline();
-  beforeAll(async () => {
+  beforeFirstTest(async () => {
     run = await runTimeline(events);
   });
 
@@ -182,7 +182,7 @@ describe('no secret or SQL literal in any output', () => {
   const events = secretTimeline();
   let lines: string[];
   let run: TimelineResult;
-  beforeAll(async () => {
+  beforeFirstTest(async () => {
     run = await runTimeline(events);
     lines = allLines(events, run);
   });

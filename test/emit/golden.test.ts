@@ -1,9 +1,10 @@
-// Golden files: the exact OCSF, CEF and ECS lines for a small timeline of representative alerts,
-// sessions and events, produced by the real pipeline. After a deliberate mapping change, review
-// the diff and refresh them with `npx vitest run test/emit/golden.test.ts -u`.
+// Golden files: the exact OCSF, CEF and ECS lines for a small timeline that raises every rule, with
+// representative sessions and events, produced by the real pipeline. After a deliberate mapping change, review
+// the diff and refresh them with `npm run test:update` (a test run never writes them).
 import { describe, expect, it } from 'vitest';
 import type { CanonicalEvent } from '../../schemas/events.js';
-import { at, db, GROUPS, iam, USERS } from '../../shared/detect/timeline.js';
+import { RULES } from '../../shared/detect/registry.js';
+import { at, db, GROUPS, gap, iam, USERS } from '../../shared/detect/timeline.js';
 import {
   DEFAULT_CONTEXT,
   type FormatContext,
@@ -53,6 +54,28 @@ const EVENTS: CanonicalEvent[] = [
   ),
   db.connect({ at: at(30), conn: 20, account: 'app', ip: '10.1.1.1' }),
   db.connect({ at: at(40), conn: 21, account: 'dba_proxy', user: 'dba_proxy', ip: '10.7.7.7', proxy: true }),
+  // The break-glass grant is used, and left open past its four hours.
+  db.connect({ at: at(14), conn: 3, account: 'emergency_admin', user: 'bob', ip: '10.0.0.6', proxy: true }),
+  // Alice leaves the DBA group and connects through it again; Bob claims the DBA account.
+  iam.removed({ at: at(50), user: USERS.alice, group: GROUPS.dba }),
+  db.connect({ at: at(60), conn: 22, account: 'dba_proxy', user: 'alice', ip: '10.0.0.5', proxy: true }),
+  db.connect({ at: at(61), conn: 23, account: 'dba_proxy', user: 'bob', ip: '10.0.0.6', proxy: true }),
+  // The allow-listed admin drops a 1-to-1 IAM account and removes the audit filter.
+  db.connect({ at: at(69), conn: 30, account: 'admin', ip: '10.0.0.9' }),
+  db.query({ at: at(70), conn: 30, account: 'admin', sqlCommand: 'drop_user', sql: "DROP USER 'carol'@'%'" }),
+  db.query({
+    at: at(71),
+    conn: 30,
+    account: 'admin',
+    sqlCommand: 'select',
+    sql: "SELECT audit_log_filter_remove_filter('log_all')",
+  }),
+  // Bob signs on without a second factor and uses the DBA account; part of the audit log is pruned unread.
+  iam.signOn({ at: at(75), user: USERS.bob, ip: '10.0.0.6' }),
+  iam.added({ at: at(76), user: USERS.bob, group: GROUPS.dba }),
+  db.connect({ at: at(80), conn: 24, account: 'dba_proxy', user: 'bob', ip: '10.0.0.6', proxy: true }),
+  gap.mysql({ from: at(85), to: at(90), reason: 'pruned' }),
+  iam.signOn({ at: at(300), user: USERS.dave, ip: '10.0.0.8' }),
 ];
 
 /** Pinned so that a release does not rewrite the golden files. */
@@ -83,18 +106,33 @@ async function linesOf(format: OutputFormat): Promise<string> {
 describe('golden outputs', () => {
   it('the timeline raises the representative alerts', async () => {
     const run = await runTimeline(EVENTS, { config: { rules: { 'auth.failure-burst': { threshold: 3 } } } });
-    expect(run.alerts.map((a) => a.rule).sort()).toEqual(
-      [
-        'access.local-account',
-        'access.unattributed',
-        'auth.failure-burst',
-        'auth.failure-burst',
-        'iam.auth-policy-change',
-        'iam.privileged-group-change',
-        'privilege.change',
-      ].sort(),
+    expect(run.alerts.map((a) => a.rule).sort()).toEqual([
+      'access.after-revocation',
+      'access.identity-mismatch',
+      'access.local-account',
+      'access.unattributed',
+      'access.without-mfa',
+      'audit.gap',
+      'audit.tamper',
+      'auth.failure-burst',
+      'auth.failure-burst',
+      'break-glass.stale',
+      'break-glass.used',
+      'iam.auth-policy-change',
+      'iam.privileged-group-change',
+      'iam.privileged-group-change',
+      'iam.privileged-group-change',
+      'mapping.change',
+      'privilege.change',
+      'privilege.change',
+    ]);
+    // Every rule but those that learn a baseline for weeks before they speak, so that each rule's
+    // alert (id, title, evidence, details) is pinned in every format.
+    const learning = ['access.new-source', 'access.new-database', 'access.unusual-hour'];
+    expect(new Set(run.alerts.map((a) => a.rule))).toEqual(
+      new Set(RULES.map((r) => r.id).filter((id) => !learning.includes(id))),
     );
-    expect(run.sessions).toHaveLength(7);
+    expect(run.sessions).toHaveLength(12);
   });
 
   it('OCSF', async () => {

@@ -2,7 +2,7 @@
 // timeline produces (alerts, sessions, IAM and MySQL events) against ../shared/ocsf/1.8.0.
 import path from 'node:path';
 import fc from 'fast-check';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Alert } from '../../schemas/alert.js';
 import type { CanonicalEvent, DbEvent } from '../../schemas/events.js';
 import type { Session } from '../../schemas/session.js';
@@ -17,8 +17,11 @@ import {
   ocsfSession,
   ocsfSessionEnd,
 } from '../../shared/emit/formats/ocsf.js';
-import { loadOcsfValidator, REPO_ROOT } from '../helpers/ocsf-validator.js';
-import { runTimeline, type TimelineResult } from '../helpers/run-timeline.js';
+import { describeRequiring } from '../helpers/describe-requiring.js';
+import { loadOcsfValidator } from '../helpers/ocsf-validator.js';
+import { runs } from '../helpers/property.js';
+import { OCSF_SCHEMAS, REPO_ROOT } from '../helpers/requirements.js';
+import { beforeFirstTest, runTimeline, type TimelineResult } from '../helpers/run-timeline.js';
 import { incidentTimeline } from '../scenarios/scenario-fleet.js';
 
 const ctx: FormatContext = {
@@ -122,7 +125,7 @@ const wire = (r: OcsfRecord): Record<string, unknown> => JSON.parse(JSON.stringi
 let run: TimelineResult;
 let produced: Produced[];
 
-beforeAll(async () => {
+beforeFirstTest(async () => {
   run = await runTimeline(EVENTS);
   produced = produce(run);
 });
@@ -404,104 +407,95 @@ describe('OCSF mapping', () => {
   });
 });
 
-const validator = loadOcsfValidator();
-
 describe('OCSF validator helper', () => {
   it('reports a missing schema directory as absent', () => {
     expect(loadOcsfValidator(path.join(REPO_ROOT, 'no-such-ocsf-dir'))).toBeUndefined();
   });
 });
 
-if (validator) {
-  describe('OCSF 1.8.0 schema validation', () => {
-    it('knows every class we emit', () => {
-      expect(validator.version).toBe(OCSF_VERSION);
-      for (const { record } of produced) expect(validator.classUids).toContain(record.class_uid);
-    });
-
-    it('every record of the timeline validates', () => {
-      expect(produced.length).toBeGreaterThan(40);
-      const failures = produced
-        .map(({ what, record }) => ({ what, errors: validator.errors(wire(record)) }))
-        .filter((f) => f.errors.length > 0);
-      expect(failures).toEqual([]);
-    });
-
-    it('rejects what OCSF forbids (the validation can fail)', () => {
-      const session = wire(ocsfSession(sessionNamed(1), ctx));
-      const broken = [
-        { ...session, surprise: 1 },
-        { ...session, cloud: { provider: 'OCI' } },
-        { ...session, type_uid: 300201 },
-        { ...session, user: null },
-        { ...session, src_endpoint: { ip: '10.0.1.300' } },
-        { ...session, time_dt: '2026-11-02T09:05:00Z' },
-        Object.fromEntries(Object.entries(session).filter(([k]) => k !== 'user')),
-      ];
-      for (const b of broken) expect(validator.errors(b), JSON.stringify(b).slice(0, 80)).not.toEqual([]);
-    });
-
-    it('any names, addresses, factors and SQL still give valid records', () => {
-      const text = fc.string({ unit: 'grapheme', maxLength: 30 });
-      const edge = fc.constantFrom(
-        'fe80::1%eth0',
-        `fe80::1%${'z'.repeat(40)}`,
-        '0000:0000:0000:0000:0000:ffff:255.255.255.255',
-        '01.2.3.4',
-        '',
-      );
-      const address = fc.oneof(fc.ipV4(), fc.ipV6(), edge, text);
-      const base = sessionNamed(1);
-      const alert = run.alerts.find((a) => a.rule === 'privilege.change')!;
-      const query = EVENTS.find((e): e is DbEvent => e.source === 'mysql' && e.kind === 'query')!;
-      fc.assert(
-        fc.property(
-          fc.record({
-            person: text,
-            account: text,
-            group: text,
-            ip: address,
-            factor: text,
-            conn: text,
-            sql: text,
-          }),
-          fc.boolean(),
-          (v, proxied) => {
-            const s: Session = {
-              ...base,
-              proxied,
-              identity: { id: v.person, name: v.person },
-              mysqlAccount: v.account,
-              group: { id: v.group, name: v.group },
-              sourceIp: v.ip,
-              mfaFactor: v.factor,
-              connectionType: v.conn,
-            };
-            const a: Alert = {
-              ...alert,
-              title: v.person,
-              sourceIp: v.ip,
-              mysqlAccount: v.account,
-              details: { sql: v.sql },
-            };
-            const q: DbEvent = {
-              ...query,
-              login: { user: v.person, os: '', ip: v.ip, proxy: '' },
-              sql: { text: v.sql },
-            };
-            for (const r of [ocsfSession(s, ctx), ocsfAlert(a, ctx), ocsfDbEvent(q, undefined, ctx)!]) {
-              expect(validator.errors(wire(r))).toEqual([]);
-            }
-          },
-        ),
-        { numRuns: 300 },
-      );
-    });
+describeRequiring(OCSF_SCHEMAS, 'OCSF 1.8.0 schema validation', () => {
+  const validator = loadOcsfValidator()!;
+  it('knows every class we emit', () => {
+    expect(validator.version).toBe(OCSF_VERSION);
+    for (const { record } of produced) expect(validator.classUids).toContain(record.class_uid);
   });
-} else {
-  describe('OCSF 1.8.0 schema validation', () => {
-    it('OCSF schemas absent: validation not run', () => {
-      expect(validator).toBeUndefined();
-    });
+
+  it('every record of the timeline validates', () => {
+    expect(produced.length).toBeGreaterThan(40);
+    const failures = produced
+      .map(({ what, record }) => ({ what, errors: validator.errors(wire(record)) }))
+      .filter((f) => f.errors.length > 0);
+    expect(failures).toEqual([]);
   });
-}
+
+  it('rejects what OCSF forbids (the validation can fail)', () => {
+    const session = wire(ocsfSession(sessionNamed(1), ctx));
+    const broken = [
+      { ...session, surprise: 1 },
+      { ...session, cloud: { provider: 'OCI' } },
+      { ...session, type_uid: 300201 },
+      { ...session, user: null },
+      { ...session, src_endpoint: { ip: '10.0.1.300' } },
+      { ...session, time_dt: '2026-11-02T09:05:00Z' },
+      Object.fromEntries(Object.entries(session).filter(([k]) => k !== 'user')),
+    ];
+    for (const b of broken) expect(validator.errors(b), JSON.stringify(b).slice(0, 80)).not.toEqual([]);
+  });
+
+  it('any names, addresses, factors and SQL still give valid records', () => {
+    const text = fc.string({ unit: 'grapheme', maxLength: 30 });
+    const edge = fc.constantFrom(
+      'fe80::1%eth0',
+      `fe80::1%${'z'.repeat(40)}`,
+      '0000:0000:0000:0000:0000:ffff:255.255.255.255',
+      '01.2.3.4',
+      '',
+    );
+    const address = fc.oneof(fc.ipV4(), fc.ipV6(), edge, text);
+    const base = sessionNamed(1);
+    const alert = run.alerts.find((a) => a.rule === 'privilege.change')!;
+    const query = EVENTS.find((e): e is DbEvent => e.source === 'mysql' && e.kind === 'query')!;
+    fc.assert(
+      fc.property(
+        fc.record({
+          person: text,
+          account: text,
+          group: text,
+          ip: address,
+          factor: text,
+          conn: text,
+          sql: text,
+        }),
+        fc.boolean(),
+        (v, proxied) => {
+          const s: Session = {
+            ...base,
+            proxied,
+            identity: { id: v.person, name: v.person },
+            mysqlAccount: v.account,
+            group: { id: v.group, name: v.group },
+            sourceIp: v.ip,
+            mfaFactor: v.factor,
+            connectionType: v.conn,
+          };
+          const a: Alert = {
+            ...alert,
+            title: v.person,
+            sourceIp: v.ip,
+            mysqlAccount: v.account,
+            details: { sql: v.sql },
+          };
+          const q: DbEvent = {
+            ...query,
+            login: { user: v.person, os: '', ip: v.ip, proxy: '' },
+            sql: { text: v.sql },
+          };
+          for (const r of [ocsfSession(s, ctx), ocsfAlert(a, ctx), ocsfDbEvent(q, undefined, ctx)!]) {
+            expect(validator.errors(wire(r))).toEqual([]);
+          }
+        },
+      ),
+      runs(300),
+    );
+  });
+});

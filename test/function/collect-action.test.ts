@@ -209,7 +209,7 @@ describe('{"action":"collect"}', () => {
     const r = await fn.invoke(JSON.stringify({ action: 'collect', now: true }));
     expect(r.error).toMatchObject({
       status: 400,
-      message: 'unknown control message: send {"action":"sweep"} or {"action":"collect"}',
+      message: 'unknown control message: send {"action":"sweep"}, {"action":"collect"} or {"action":"sync"}',
     });
   });
 });

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import {
+  DEFAULT_CONFIG_FILE,
   DEFAULT_DEADLINE_MARGIN_MS,
   DEFAULT_MAX_BODY_BYTES,
   DEFAULT_STATE_PATH,
@@ -32,6 +33,7 @@ describe('readFunctionEnv', () => {
       alertsFile: undefined,
       alertFormat: 'jsonl',
       alertStreamId: undefined,
+      alertBucket: undefined,
       notificationsTopicId: undefined,
       notificationsPerMinute: 60,
       ociAuth: { kind: 'config-file' },
@@ -55,6 +57,10 @@ describe('readFunctionEnv', () => {
       HWAUDIT_ALERTS_FILE: '/tmp/alerts.jsonl',
       HWAUDIT_ALERT_FORMAT: ' OCSF ',
       HWAUDIT_ALERT_STREAM_ID: 'ocid1.stream.oc1.eu-frankfurt-1.amaaaaaaalerts',
+      HWAUDIT_ALERT_BUCKET: ' siem-alerts ',
+      HWAUDIT_ALERT_BUCKET_FORMATS: 'ecs, OCSF,ecs',
+      HWAUDIT_ALERT_BUCKET_PREFIX: 'hwaudit/prod/',
+      HWAUDIT_OCI_ENDPOINT_OBJECTSTORAGE: 'https://objectstorage.eu-frankfurt-1.oraclecloud.com',
       HWAUDIT_NOTIFICATIONS_TOPIC_ID: 'ocid1.onstopic.oc1.eu-frankfurt-1.aaaaaaaatopic',
       HWAUDIT_NOTIFICATIONS_PER_MINUTE: '10',
       HWAUDIT_OCI_AUTH: 'resource-principal',
@@ -72,6 +78,7 @@ describe('readFunctionEnv', () => {
       alertsFile: '/tmp/alerts.jsonl',
       alertFormat: 'ocsf',
       alertStreamId: 'ocid1.stream.oc1.eu-frankfurt-1.amaaaaaaalerts',
+      alertBucket: { name: 'siem-alerts', formats: ['ecs', 'ocsf'], prefix: 'hwaudit/prod/' },
       notificationsTopicId: 'ocid1.onstopic.oc1.eu-frankfurt-1.aaaaaaaatopic',
       notificationsPerMinute: 10,
       ociAuth: { kind: 'resource-principal' },
@@ -87,9 +94,11 @@ describe('readFunctionEnv', () => {
     expect(readFunctionEnv({ ...CONFIG, HWAUDIT_ALERT_FORMAT: format }).alertFormat).toBe(format);
   });
 
-  it('needs exactly one configuration source; blank counts as unset', () => {
-    expect(failure({}).message).toMatch(/^HWAUDIT_CONFIG: no pipeline configuration/);
-    expect(failure({ HWAUDIT_CONFIG: '  ' }).message).toMatch(/^HWAUDIT_CONFIG: no pipeline configuration/);
+  it('reads the configuration file beside func.yaml unless told otherwise; blank counts as unset', () => {
+    const file = { kind: 'file', path: DEFAULT_CONFIG_FILE };
+    expect(DEFAULT_CONFIG_FILE).toBe('/function/config/audit.yaml');
+    expect(readFunctionEnv({}).config).toEqual(file);
+    expect(readFunctionEnv({ HWAUDIT_CONFIG: '  ', HWAUDIT_CONFIG_FILE: '' }).config).toEqual(file);
     expect(failure({ ...CONFIG, HWAUDIT_CONFIG_FILE: '/x.yaml' }).message).toMatch(/not both/);
   });
 
@@ -145,6 +154,23 @@ describe('readFunctionEnv', () => {
     expect(failure({ ...CONFIG, HWAUDIT_NOTIFICATIONS_TOPIC_ID: 'my-topic' }).message).toMatch(
       /^HWAUDIT_NOTIFICATIONS_TOPIC_ID: expected an OCID of the form ocid1\.onstopic\./,
     );
+  });
+
+  it('writes the bucket in the alert format unless formats are listed; checks names, formats and prefix', () => {
+    expect(
+      readFunctionEnv({ ...CONFIG, HWAUDIT_ALERT_BUCKET: 'b', HWAUDIT_ALERT_FORMAT: 'cef' }).alertBucket,
+    ).toEqual({ name: 'b', formats: ['cef'], prefix: 'alerts/' });
+    expect(failure({ ...CONFIG, HWAUDIT_ALERT_BUCKET: 'my bucket' }).details).toEqual({
+      variable: 'HWAUDIT_ALERT_BUCKET',
+    });
+    expect(
+      failure({ ...CONFIG, HWAUDIT_ALERT_BUCKET: 'b', HWAUDIT_ALERT_BUCKET_FORMATS: 'ocsf,xml' }).message,
+    ).toBe('HWAUDIT_ALERT_BUCKET_FORMATS: expected one of jsonl, ocsf, cef, ecs');
+    expect(
+      failure({ ...CONFIG, HWAUDIT_ALERT_BUCKET: 'b', HWAUDIT_ALERT_BUCKET_PREFIX: '/abs/' }).details,
+    ).toEqual({
+      variable: 'HWAUDIT_ALERT_BUCKET_PREFIX',
+    });
   });
 
   it('needs the messages endpoint for an alert stream; checks endpoint URLs', () => {

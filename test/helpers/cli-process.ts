@@ -1,14 +1,14 @@
 // Runs the built CLI (dist/cli.cjs) as users do, in a child process: to completion, or killed
 // with SIGKILL after a delay; and reads what a SQLite state holds.
 import { execFile, spawn } from 'node:child_process';
-import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { Alert } from '../../schemas/alert.js';
 import type { Session } from '../../schemas/session.js';
 import { SqliteStore } from '../../shared/state/sqlite-store.js';
+import { bundlePath } from './bundle.js';
 
 const execFileAsync = promisify(execFile);
-export const CLI = join(import.meta.dirname, '..', '..', 'dist', 'cli.cjs');
+export const CLI = bundlePath('cli');
 
 export type CliResult = {
   code: number | null;

@@ -5,16 +5,14 @@
 // and the resource principal environment OCI Functions gives a container (RPST v2.2).
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { existsSync, lstatSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { lstatSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { ConfigInput } from '../../schemas/config.js';
 import { baseConfig, DB, GROUPS, USERS } from '../../shared/detect/timeline.js';
 import { craftSecurityToken, generateTestKeyPair, type TestKeyPair } from '../oci-endpoint/signature.js';
-
-const FUNC_BUNDLE = fileURLToPath(new URL('../../dist/func.cjs', import.meta.url));
+import { bundlePath } from './bundle.js';
 
 export type FnResponse = {
   status: number;
@@ -65,11 +63,11 @@ export function removeTempDirs(): void {
 
 /** Spawns `node dist/func.cjs` with only the Fn contract variables and `env` set. */
 export async function startFunction(opts: StartOptions): Promise<FnProcess> {
-  if (!existsSync(FUNC_BUNDLE)) throw new Error(`${FUNC_BUNDLE} is missing: run "npm run build" first`);
+  const bundle = bundlePath('func');
   const dir = opts.dir ?? tempDir();
   const socket = join(dir, 'lsnr.sock');
   const started = performance.now();
-  const child = spawn(process.execPath, [FUNC_BUNDLE], {
+  const child = spawn(process.execPath, [bundle], {
     env: {
       PATH: process.env.PATH ?? '/usr/bin:/bin',
       TZ: 'UTC',
@@ -288,6 +286,21 @@ function iamData(eventName: string, at: number, fields: Record<string, unknown>)
   };
 }
 
+/** A group membership added or removed: the membership's state before and after. */
+function membershipEvent(
+  action: 'AddUserToGroup' | 'RemoveUserFromGroup',
+  s: { id: string; at: number },
+  membership: string,
+  stateChange: { previous: unknown; current: unknown },
+): Record<string, unknown> {
+  return cloudEvent(
+    `com.oraclecloud.identityControlPlane.${action}`,
+    s.id,
+    s.at,
+    iamData(action, s.at, { resourceId: membership, stateChange }),
+  );
+}
+
 /** A CloudEvents 1.0 record as the `_Audit` log group delivers it through Connector Hub. */
 function cloudEvent(
   type: string,
@@ -323,40 +336,24 @@ export const oci = {
     group: string;
   }): Record<string, unknown> {
     const membership = `ocid1.groupmembership.oc1..${s.added}`;
-    return cloudEvent(
-      'com.oraclecloud.identityControlPlane.RemoveUserFromGroup',
-      s.id,
-      s.at,
-      iamData('RemoveUserFromGroup', s.at, {
-        resourceId: membership,
-        stateChange: {
-          previous: { compartmentId: TENANCY, id: membership, userId: s.user, groupId: s.group },
-          current: null,
-        },
-      }),
-    );
+    return membershipEvent('RemoveUserFromGroup', s, membership, {
+      previous: { compartmentId: TENANCY, id: membership, userId: s.user, groupId: s.group },
+      current: null,
+    });
   },
   addUserToGroup(s: { id: string; at: number; user: string; group: string }): Record<string, unknown> {
     const membership = `ocid1.groupmembership.oc1..${s.id}`;
-    return cloudEvent(
-      'com.oraclecloud.identityControlPlane.AddUserToGroup',
-      s.id,
-      s.at,
-      iamData('AddUserToGroup', s.at, {
-        resourceId: membership,
-        stateChange: {
-          previous: null,
-          current: {
-            compartmentId: TENANCY,
-            id: membership,
-            userId: s.user,
-            groupId: s.group,
-            lifecycleState: 'ACTIVE',
-            timeCreated: new Date(s.at).toISOString(),
-          },
-        },
-      }),
-    );
+    return membershipEvent('AddUserToGroup', s, membership, {
+      previous: null,
+      current: {
+        compartmentId: TENANCY,
+        id: membership,
+        userId: s.user,
+        groupId: s.group,
+        lifecycleState: 'ACTIVE',
+        timeCreated: new Date(s.at).toISOString(),
+      },
+    });
   },
   interactiveLogin(s: {
     id: string;

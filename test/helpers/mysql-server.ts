@@ -1,15 +1,13 @@
 // The MySQL-protocol server the MySQL adapter tests run against: TEST_MYSQL_URL names it (user,
 // host, port, database), HWAUDIT_STATE_PASSWORD holds the password; .ci/run starts a MariaDB and
-// sets both. Each test gets a database of its own (<database>_<pid>_<n>), dropped afterwards, so
+// sets both. Without it the tests are skipped (failed under CI=true): see requirements.ts. Each test gets a database of its own (<database>_<pid>_<n>), dropped afterwards, so
 // test files running in parallel never see each other's rows.
 import mysql, { type Connection } from 'mysql2/promise';
-import { afterAll, describe, it } from 'vitest';
+import { afterAll } from 'vitest';
 import type { MySqlConnectionOptions } from '../../shared/state/mysql-store.js';
 import { parseStoreSpec } from '../../shared/state/open-store.js';
-
-const MYSQL_ABSENT_TEST = 'MySQL server absent (set TEST_MYSQL_URL): MySQL adapter tests not run';
-
-const url = process.env.TEST_MYSQL_URL?.trim() || undefined;
+import { describeRequiring } from './describe-requiring.js';
+import { MYSQL_SERVER } from './requirements.js';
 
 export type TestDatabase = {
   name: string;
@@ -74,32 +72,18 @@ export class MySqlTestServer {
   }
 }
 
-/** The configured server, or undefined when TEST_MYSQL_URL is unset. */
-function mysqlTestServer(): MySqlTestServer | undefined {
-  if (url === undefined) return undefined;
+/** The configured server; a placeholder nothing connects to when the suite is skipped. */
+function mysqlTestServer(): MySqlTestServer {
+  const url = process.env.TEST_MYSQL_URL?.trim() || 'mysql://skipped@127.0.0.1:1/hwaudit_test';
   const spec = parseStoreSpec(url, process.env);
   if (spec.kind !== 'mysql') throw new Error('TEST_MYSQL_URL must be a mysql:// URL');
   return new MySqlTestServer(spec.connection, new URL(url));
 }
 
-/**
- * Registers `body` against the configured server. Without one: in CI (CI=true) a failing test,
- * since the adapter would otherwise go untested unnoticed; elsewhere one passing notice test.
- */
+/** Registers `body` against the configured server (skipped without one, failing under CI=true). */
 export function describeMySql(name: string, body: (server: MySqlTestServer) => void): void {
   const server = mysqlTestServer();
-  if (server === undefined) {
-    it(MYSQL_ABSENT_TEST, () => {
-      if (process.env.CI === 'true') {
-        throw new Error(
-          'CI=true but TEST_MYSQL_URL is unset: the MySQL adapter tests need a server (.ci/run starts MariaDB; ' +
-            'set TEST_MYSQL_URL=mysql://user@host:port/database and HWAUDIT_STATE_PASSWORD)',
-        );
-      }
-    });
-    return;
-  }
-  describe(name, () => {
+  describeRequiring(MYSQL_SERVER, name, () => {
     afterAll(() => server.dropAll());
     body(server);
   });

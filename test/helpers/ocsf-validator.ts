@@ -1,13 +1,12 @@
 // Validates OCSF events against the OCSF 1.8.0 JSON Schemas shipped next to the repository
 // (../shared/ocsf/1.8.0, see its README). Those files live outside the repo: when they are absent
-// `loadOcsfValidator` returns undefined and the schema tests say so instead of running.
+// `loadOcsfValidator` returns undefined and the schema tests are skipped (requirements.ts).
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
+import { besideRepo } from './requirements.js';
 
-export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-export const OCSF_SCHEMA_DIR = path.resolve(REPO_ROOT, '..', 'shared', 'ocsf', '1.8.0');
+export const OCSF_SCHEMA_DIR = besideRepo('ocsf/1.8.0');
 
 type IndexFile = { ocsf_version: string; classes: Record<string, { class_uid: number; file: string }> };
 

@@ -1,4 +1,5 @@
 // Runs canonical events through the real pipeline on an in-memory SQLite store.
+import { beforeEach } from 'vitest';
 import type { Alert } from '../../schemas/alert.js';
 import type { ConfigInput } from '../../schemas/config.js';
 import type { CanonicalEvent } from '../../schemas/events.js';
@@ -39,4 +40,18 @@ export function runTimeline(
   opts: { config?: Partial<ConfigInput>; asOf?: string } = {},
 ) {
   return runBatches([events], opts);
+}
+
+/**
+ * A file's shared fixture, built once in the first test that runs rather than in `beforeAll`: the
+ * work then counts as that test's, so mutation testing's per-test coverage sees which test reaches
+ * the code (work outside any test makes every mutant in it run the whole suite).
+ */
+export function beforeFirstTest(build: () => Promise<void>): void {
+  let built = false;
+  beforeEach(async () => {
+    if (built) return;
+    built = true;
+    await build();
+  });
 }

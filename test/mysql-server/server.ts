@@ -30,8 +30,13 @@ export type TestAccount = {
   plugin?: string;
   authenticationString?: string;
   locked?: boolean;
-  /** Global privileges (`AUDIT_ADMIN`, `SELECT`, `ALL PRIVILEGES`, ...) and table grants (`SELECT ON mysql.user`). */
+  /**
+   * Global privileges (`AUDIT_ADMIN`, `SELECT`, `ALL PRIVILEGES`, `GRANT OPTION`, ...) and table
+   * grants (`SELECT ON mysql.user`).
+   */
   grants?: string[];
+  /** Roles granted to the account (`role_name@host`, host `%` when omitted). */
+  roles?: string[];
 };
 
 export type ServerCatalogue = {
@@ -432,6 +437,56 @@ export class HeatWaveTestServer {
           : denied('SELECT'),
     },
     {
+      // Static global privileges; other accounts' rows only with SELECT on mysql.user, as in MySQL.
+      pattern: /^SELECT GRANTEE, PRIVILEGE_TYPE, IS_GRANTABLE FROM information_schema\.USER_PRIVILEGES$/i,
+      handle: (_m, session) => {
+        const all = this.has(session.user, 'SELECT ON mysql.user');
+        const rows = this.catalogue.accounts
+          .filter((a) => all || a.user === session.user.user)
+          .flatMap((a) => {
+            const grantable = (a.grants ?? []).includes('GRANT OPTION') ? 'YES' : 'NO';
+            return globalPrivileges(a)
+              .filter((p) => !DYNAMIC.test(p))
+              .map((p): Cell[] => [`'${a.user}'@'${a.host ?? '%'}'`, p, grantable]);
+          });
+        return { columns: ['GRANTEE', 'PRIVILEGE_TYPE', 'IS_GRANTABLE'].map((name) => ({ name })), rows };
+      },
+    },
+    {
+      pattern: /^SELECT USER, HOST, PRIV, WITH_GRANT_OPTION FROM mysql\.global_grants$/i,
+      handle: (_m, session) =>
+        this.has(session.user, 'SELECT ON mysql.global_grants')
+          ? {
+              columns: ['USER', 'HOST', 'PRIV', 'WITH_GRANT_OPTION'].map((name) => ({ name })),
+              rows: this.catalogue.accounts.flatMap((a) =>
+                globalPrivileges(a)
+                  .filter((p) => DYNAMIC.test(p))
+                  .map((p): Cell[] => [
+                    a.user,
+                    a.host ?? '%',
+                    p,
+                    (a.grants ?? []).includes('GRANT OPTION') ? 'Y' : 'N',
+                  ]),
+              ),
+            }
+          : denied('SELECT'),
+    },
+    {
+      pattern: /^SELECT FROM_USER, FROM_HOST, TO_USER, TO_HOST FROM mysql\.role_edges$/i,
+      handle: (_m, session) =>
+        this.has(session.user, 'SELECT ON mysql.role_edges')
+          ? {
+              columns: ['FROM_USER', 'FROM_HOST', 'TO_USER', 'TO_HOST'].map((name) => ({ name })),
+              rows: this.catalogue.accounts.flatMap((a) =>
+                (a.roles ?? []).map((r): Cell[] => {
+                  const [user, host = '%'] = r.split('@') as [string, string?];
+                  return [user, host, a.user, a.host ?? '%'];
+                }),
+              ),
+            }
+          : denied('SELECT'),
+    },
+    {
       pattern: /^SHOW GRANTS$/i,
       handle: (_m, session) => {
         const u = session.user;
@@ -490,6 +545,30 @@ function denied(what: string): Answer {
       message: `Access denied; you need (at least one of) the ${what} privilege(s) for this operation`,
     },
   };
+}
+
+/** Dynamic privileges are named like AUDIT_ADMIN; static ones are words (SELECT, CREATE USER). */
+const DYNAMIC = /^[A-Z0-9]+(?:_[A-Z0-9]+)+$/;
+
+/** What ALL PRIVILEGES stands for in USER_PRIVILEGES (static ones, one row each, as MySQL lists them). */
+const ALL_STATIC = [
+  'SELECT',
+  'INSERT',
+  'UPDATE',
+  'DELETE',
+  'CREATE',
+  'DROP',
+  'RELOAD',
+  'PROCESS',
+  'SUPER',
+  'CREATE USER',
+];
+
+/** An account's global privileges, ALL PRIVILEGES expanded, GRANT OPTION left out (it is a flag). */
+function globalPrivileges(a: TestAccount): string[] {
+  return (a.grants ?? [])
+    .filter((g) => !/ ON /i.test(g) && g !== 'GRANT OPTION')
+    .flatMap((g) => (g === 'ALL PRIVILEGES' ? ALL_STATIC : [g]));
 }
 
 /** A LIKE pattern (`%`, `_`, `\_` for a literal underscore) as a regular expression. */

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import type { DeadLetter } from '../../schemas/dead-letter.js';
 import { type DbEvent, DbEventSchema } from '../../schemas/events.js';
 import { normalizeMysqlAudit, parseAuditTimestamp } from '../../shared/normalize/mysql-audit.js';
+import { runTimeline } from '../helpers/run-timeline.js';
 
 // biome-ignore lint/suspicious/noExplicitAny: samples are mutated freely to build variants
 type Json = any;
@@ -178,9 +179,9 @@ describe('normalizeMysqlAudit: Percona and unknown classes', () => {
       key: `${DB.id}:2026-11-02 08:15:00:0:-`,
     });
     expect(audit?.connectionId).toBeNull();
-    expect(command).toMatchObject({ kind: 'query', class: 'command', sql: { command: 'query', status: 0 } });
+    expect(command).toMatchObject({ kind: 'other', class: 'command', sql: { command: 'query', status: 0 } });
     expect(query).toMatchObject({
-      kind: 'query',
+      kind: 'other',
       class: 'query',
       event: 'query_status_end',
       sql: { sqlCommand: 'create_table', text: 'CREATE TABLE audit_probe (n INT)', status: 0 },
@@ -192,13 +193,61 @@ describe('normalizeMysqlAudit: Percona and unknown classes', () => {
     const odd = { timestamp: '2026-11-01 10:00:00', id: 1, event: 'x' };
     expect(normalize({ ...odd, class: 'query', query_data: 'not an object' }).kind).toBe('other');
     expect(normalize({ ...odd, class: 'query', query_data: { query: 7, status: 'bad' } })).toMatchObject({
-      kind: 'query',
+      kind: 'other',
       status: 0,
     });
     expect(normalize({ ...odd, class: 'command', command_data: { status: '1064' } })).toMatchObject({
       status: 1064,
     });
     expect(normalize({ ...odd, class: 'stored_program', whatever: [1, 2] }).kind).toBe('other');
+  });
+});
+
+describe('normalizeMysqlAudit: a statement as Percona logs it', () => {
+  const PERCONA_STATEMENT: Json[] = JSON.parse(
+    readFileSync(new URL('../events/mysql-audit/percona-failed-statement.json', import.meta.url), 'utf8'),
+  );
+
+  it('is one query: the command and query steps around general/status are other, with their text', () => {
+    const events = PERCONA_STATEMENT.map((raw) => normalize(raw));
+    expect(events.map((e) => `${e.class}/${e.event}:${e.kind}`)).toEqual([
+      'connection/connect:connect',
+      'command/command_start:other',
+      'general/log:other',
+      'query/query_start:other',
+      'query/query_status_end:other',
+      'general/status:query',
+      'command/command_end:other',
+      'connection/disconnect:disconnect',
+    ]);
+    expect(events[4]).toMatchObject({
+      status: 1050,
+      sql: { sqlCommand: 'create_table', text: 'CREATE TABLE t1 (c1 INT)', status: 1050 },
+    });
+    expect(events[5]).toMatchObject({ status: 1050, sql: { text: 'CREATE TABLE t1 (c1 INT)' } });
+  });
+
+  it("reads Percona's user[priv_user] @ host [ip] form in account and login", () => {
+    const status = normalize(PERCONA_STATEMENT[5]);
+    expect(status.account).toEqual({ user: 'root', host: 'localhost' });
+    expect(status.login).toEqual({ user: 'root', os: '', ip: '', proxy: '' });
+    const proxied = structuredClone(PERCONA_STATEMENT[5]);
+    proxied.account = { user: 'alice[dba_proxy] @  [198.51.100.7]', host: '' };
+    proxied.login = { user: 'alice[dba_proxy] @  [198.51.100.7]', os: '', ip: '', proxy: "''@'%'" };
+    expect(normalize(proxied)).toMatchObject({
+      account: { user: 'dba_proxy', host: '' },
+      login: { user: 'alice', ip: '198.51.100.7', proxy: "''@'%'" },
+    });
+    // A plain name with brackets that is not the whole form stays as it is.
+    const plain = structuredClone(PERCONA_STATEMENT[5]);
+    plain.account = { user: 'app[1]', host: '%' };
+    expect(normalize(plain).account).toEqual({ user: 'app[1]', host: '%' });
+  });
+
+  it('counts one failed statement in the session', async () => {
+    const { sessions } = await runTimeline(PERCONA_STATEMENT.map((raw) => normalize(raw)));
+    expect(sessions).toHaveLength(1);
+    expect(sessions[0]?.counts).toEqual({ queries: 1, tableAccess: 0, changeUser: 0, failedStatements: 1 });
   });
 });
 

@@ -65,6 +65,56 @@ describe('normalizeOciAudit: envelopes', () => {
     });
   });
 
+  it('reads a record exported by another tool: nested objects as JSON text, "None" for null', () => {
+    const exported = sample('add-user-to-group.siem-export');
+    expect(typeof exported.data.stateChange).toBe('string');
+    expect(normalize(exported)).toEqual(normalize(sample('add-user-to-group.cloudevents')));
+    // The same with data itself as text, a numeric status, and a parameter given as one value.
+    const flat = sample('add-user-to-group.cloudevents');
+    flat.data.response.status = 200;
+    flat.data.request.parameters = { groupId: 'ocid1.group.oc1..x' };
+    flat.data = JSON.stringify(flat.data);
+    expect(normalize(flat)).toMatchObject({ kind: 'membership_added', status: '200', user: { id: ALICE } });
+  });
+
+  it('never rejects a record for fields it does not read, whatever their shape', () => {
+    const raw = sample('add-user-to-group.cloudevents');
+    Object.assign(raw.data, {
+      freeformTags: 'None',
+      definedTags: ['x'],
+      availabilityDomain: 3,
+      eventGroupingId: { a: 1 },
+      message: 42,
+      compartmentName: false,
+    });
+    Object.assign(raw.data.request, { headers: '{not json', id: 7, action: null });
+    Object.assign(raw.data.response, { headers: 'None', responseTime: 1234, message: { m: 1 } });
+    Object.assign(raw.data.identity, { userAgent: ['x'], callerName: 5, credentials: {} });
+    raw.dataschema = 2;
+    raw.source = null;
+    const { ingestedTime, ...rest } = normalize(raw);
+    const { ingestedTime: _, ...expected } = normalize(sample('add-user-to-group.cloudevents'));
+    expect(ingestedTime).toBe('2026-11-02T09:16:03.912Z');
+    expect(rest).toEqual(expected);
+  });
+
+  it('treats "None" in a field it reads as absent, and refuses JSON text with a prototype key', () => {
+    const raw = sample('remove-user-from-group');
+    raw.data.identity.principalName = 'None';
+    raw.data.stateChange.previous.groupId = 'None';
+    const event = normalize(raw);
+    expect(event).toMatchObject({ kind: 'membership_removed', actor: { id: ADMIN }, user: { id: ALICE } });
+    expect(event.actor.name).toBeUndefined();
+    expect(event.group).toBeUndefined();
+    const polluted = sample('add-user-to-group.cloudevents');
+    polluted.data.stateChange = '{"current": {"__proto__": {"admin": true}}}';
+    const outcome = normalizeOciAudit(polluted, { source: 'test', index: 0 });
+    expect(outcome).toMatchObject({
+      ok: false,
+      dead: { code: 'SCHEMA_INVALID', path: ['data', 'stateChange'] },
+    });
+  });
+
   it('normalizes the same event identically from CloudEvents, adding only ingestedTime', () => {
     const fromListEvents = normalize(sample('add-user-to-group.listevents'));
     const { ingestedTime, ...fromCloudEvents } = normalize(sample('add-user-to-group.cloudevents'));
@@ -187,7 +237,10 @@ describe('normalizeOciAudit: identity-domain events', () => {
       'user.id': 'additionalDetails.adminRefResourceId',
       'user.name': 'additionalDetails.adminRefResourceName',
       'actor.name': 'additionalDetails.actorName',
+      'domain.id': 'additionalDetails.domainOcid',
     });
+    // Group names are unique only within a domain: the event says which one.
+    expect(event.domain).toEqual({ id: 'ocid1.domain.oc1..aaaaaaaadefaultdomain3k9', name: 'Default' });
   });
 
   it('reads a member removed', () => {
@@ -321,6 +374,27 @@ describe('normalizeOciAudit: policies', () => {
     expect(normalize(raw).policy?.mysqlAuth).toBe(true);
   });
 
+  it("does not flag Oracle's network security group policy, which uses the mysqldbsystem condition", () => {
+    expect(normalize(sample('policy.mysqldbsystem-nsg'))).toMatchObject({
+      kind: 'policy_updated',
+      policy: { name: 'mysql-nsg', mysqlAuth: false },
+    });
+  });
+
+  it.each([
+    ['AUTHENTICATION_INSPECT', true],
+    ['GROUP_MEMBERSHIP_INSPECT', true],
+    ['dynamic_group_inspect', true],
+    ['VNIC_CREATE', false],
+  ])('flags the mysqldbsystem principal given %s: %s', (permission, flagged) => {
+    const raw = sample('policy.mysqldbsystem');
+    raw.data.stateChange.previous = null;
+    raw.data.stateChange.current.statements = [
+      `Allow any-user to {${permission}} in tenancy where request.principal.type='mysqldbsystem'`,
+    ];
+    expect(normalize(raw).policy?.mysqlAuth).toBe(flagged);
+  });
+
   it('flags a change that removes the mysql_dp_auth statement (before counts too)', () => {
     const raw = sample('policy.unrelated');
     raw.data.stateChange.previous.statements.push(
@@ -343,24 +417,26 @@ describe('normalizeOciAudit: policies', () => {
 });
 
 describe('normalizeOciAudit: users and credentials', () => {
-  it('maps UpdateUserState to user_deactivated when the user ends up inactive', () => {
-    const event = normalize(sample('update-user-state.blocked'));
-    expect(event).toMatchObject({ kind: 'user_deactivated', user: { id: BOB, name: 'bob@example.com' } });
+  it('maps UpdateUserState, which can only unblock, to user_reactivated', () => {
+    const event = normalize(sample('update-user-state.unblocked'));
+    expect(event).toMatchObject({ kind: 'user_reactivated', user: { id: BOB, name: 'bob@example.com' } });
     expect(event.extraction['user.state']).toBe('stateChange.current.lifecycleState');
-  });
-
-  it('maps UpdateUserState to user_reactivated when the user ends up active', () => {
-    const raw = sample('update-user-state.blocked');
-    raw.data.stateChange = { previous: raw.data.stateChange.current, current: raw.data.stateChange.previous };
+    const raw = sample('update-user-state.unblocked');
+    raw.data.stateChange = null;
     expect(normalize(raw).kind).toBe('user_reactivated');
   });
 
-  it('reads the state from request parameters, and falls back to user_updated when unknown', () => {
-    const raw = sample('update-user-state.blocked');
-    raw.data.stateChange = null;
+  it('keeps an UpdateUserState that leaves the user inactive (another reason holds it) as user_updated', () => {
+    const raw = sample('update-user-state.unblocked');
+    raw.data.stateChange.current.lifecycleState = 'INACTIVE';
+    raw.data.stateChange.current.inactiveStatus = 2;
     expect(normalize(raw).kind).toBe('user_updated');
+  });
+
+  it('never reads a block from UpdateUserState (the API cannot block)', () => {
+    const raw = sample('update-user-state.unblocked');
     raw.data.request.parameters = { blocked: ['true'] };
-    expect(normalize(raw).kind).toBe('user_deactivated');
+    expect(normalize(raw).kind).toBe('user_reactivated');
   });
 
   it('maps UploadApiKey to credential_change for the key owner', () => {

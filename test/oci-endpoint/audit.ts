@@ -210,3 +210,29 @@ function envelopes(
   };
   return { listEvent, cloudEvent };
 }
+
+export type DomainMembershipChange = {
+  kind: 'add' | 'remove';
+  eventId: string;
+  time: number;
+  domain: { id: string; name: string };
+  /** The group and member as the identity domain names them: its own ids, and names. */
+  group: { id: string; name: string };
+  user: { id: string; name: string };
+};
+
+/** An identity-domain `admin.group.add.member.success` / `remove.member` event, from the samples. */
+export function domainMembershipEvent(c: DomainMembershipChange): AuditEventPair {
+  const base = sample(c.kind === 'add' ? 'domain.add-member.json' : 'domain.remove-member.json');
+  const data = structuredClone(base.data) as Json & { additionalDetails: Json; request: Json };
+  Object.assign(data.additionalDetails, {
+    domainOcid: c.domain.id,
+    domainName: c.domain.name,
+    adminResourceId: c.group.id,
+    adminResourceName: c.group.name,
+    adminRefResourceId: c.user.id,
+    adminRefResourceName: c.user.name,
+  });
+  data.request.path = `/admin/v1/Groups/${c.group.id}`;
+  return envelopes(base, data, c.eventId, c.time, 'ocid1.tenancy.oc1..example');
+}

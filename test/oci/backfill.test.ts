@@ -5,6 +5,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AuditClient } from 'oci-audit';
+import type { IdentityClient } from 'oci-identity';
 import type { LogSearchClient } from 'oci-loggingsearch';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { runBackfill } from '../../functions/cli/backfill.js';
@@ -37,6 +38,7 @@ import {
   membershipChangeEvent,
   unrelatedEvent,
 } from '../oci-endpoint/audit.js';
+import { identityService } from '../oci-endpoint/identity.js';
 import { type LogEntry, loggingSearchService } from '../oci-endpoint/logging-search.js';
 import { type OciEndpoint, startOciEndpoint } from '../oci-endpoint/server.js';
 import { createTestPrincipal, type TestPrincipal } from '../oci-endpoint/signature.js';
@@ -44,8 +46,11 @@ import { createTestPrincipal, type TestPrincipal } from '../oci-endpoint/signatu
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
 const DAY = 24 * HOUR;
+const TENANCY = 'ocid1.tenancy.oc1..example';
 const COMPARTMENT = 'ocid1.compartment.oc1..security';
 const CHILD = 'ocid1.compartment.oc1..security-child';
+const GRANDCHILD = 'ocid1.compartment.oc1..security-grandchild';
+const DELETED = 'ocid1.compartment.oc1..security-deleted';
 const OTHER = 'ocid1.compartment.oc1..other';
 const { config, rules } = validateConfig(baseConfig());
 const NOW = () => T0 + 60 * DAY;
@@ -123,7 +128,51 @@ let dir: string;
 let endpoint: OciEndpoint;
 let audit: AuditClient;
 let logSearch: LogSearchClient;
+let identity: IdentityClient;
 const auditSvc = auditService({ pageSize: 25 });
+const identitySvc = identityService(
+  {
+    tenancy: TENANCY,
+    users: [],
+    groups: [],
+    memberships: [],
+    domains: [],
+    compartments: [
+      { id: COMPARTMENT, parentId: TENANCY, name: 'security' },
+      { id: OTHER, parentId: TENANCY, name: 'other' },
+      { id: CHILD, parentId: COMPARTMENT, name: 'identity-domains' },
+      { id: DELETED, parentId: COMPARTMENT, name: 'old', lifecycleState: 'DELETED' },
+      { id: 'ocid1.compartment.oc1..security-sibling', parentId: COMPARTMENT, name: 'sibling' },
+      { id: GRANDCHILD, parentId: CHILD, name: 'domain-eu' },
+    ],
+  },
+  { oci: 2 },
+);
+/** The ListCompartments requests since `from`: parent asked, subtree or not, page token or not. */
+const compartmentQueries = (from: number) =>
+  endpoint
+    .requestsTo('identity.listCompartments')
+    .slice(from)
+    .map((r) => {
+      const q = new URL(r.target, endpoint.url).searchParams;
+      return {
+        compartmentId: q.get('compartmentId'),
+        subtree: q.get('compartmentIdInSubtree') === 'true',
+        page: q.get('page') ?? undefined,
+      };
+    });
+/** Membership changes in the compartments below COMPARTMENT (identity domains live there). */
+const SUB_EVENTS = [CHILD, GRANDCHILD, DELETED].map((compartmentId, i) =>
+  membershipChangeEvent({
+    kind: 'add',
+    eventId: `ev-sub-${i}`,
+    time: T0 + (90 + i) * MINUTE,
+    userId: 'ocid1.user.oc1..dave',
+    groupId: 'ocid1.group.oc1..bg',
+    membershipId: `ocid1.groupmembership.oc1..dave-bg-${i}`,
+    compartmentId,
+  }),
+);
 const logSvc = loggingSearchService({ compartmentParents: { [CHILD]: COMPARTMENT } });
 
 const AUDIT_SPAN = 6 * HOUR;
@@ -155,6 +204,13 @@ beforeAll(async () => {
       }),
     ),
   );
+  auditSvc.add(
+    SUB_EVENTS.map((pair, i) => ({
+      compartmentId: [CHILD, GRANDCHILD, DELETED][i]!,
+      processedAt: T0 + (90 + i) * MINUTE,
+      event: pair.listEvent,
+    })),
+  );
   logSvc.add([
     ...LOGS.map(
       (s): LogEntry => ({ compartmentId: s.compartment, datetime: s.time, logContent: s.pair.cloudEvent }),
@@ -163,7 +219,7 @@ beforeAll(async () => {
   ]);
   endpoint = await startOciEndpoint({
     ...principal.endpointOptions,
-    handlers: [auditSvc.handler, logSvc.handler],
+    handlers: [auditSvc.handler, logSvc.handler, identitySvc.handler],
   });
   const auth = await ociAuthProvider({
     kind: 'config-file',
@@ -172,6 +228,7 @@ beforeAll(async () => {
   });
   audit = await createOciClient('audit', { auth, endpoint: endpoint.url, env: {} });
   logSearch = await createOciClient('loggingsearch', { auth, endpoint: endpoint.url, env: {} });
+  identity = await createOciClient('identity', { auth, endpoint: endpoint.url, env: {} });
 });
 
 afterAll(async () => {
@@ -486,6 +543,58 @@ describe('backfill from Logging Search', () => {
   });
 });
 
+describe('backfill from the Audit API: the compartment tree', () => {
+  const subKeys = ['ev-sub-0', 'ev-sub-1', 'ev-sub-2'];
+  const accepted = async (state: string) =>
+    acceptedKeys(
+      state,
+      SUB_EVENTS.map((p) => p.listEvent),
+    );
+  /** The hour the sub-compartment events were processed in, into a fresh state. */
+  const fillHour = (state: string, extra: Partial<BackfillOptions> = {}) =>
+    fill({
+      source: 'audit',
+      state,
+      sink: new CollectingSink(),
+      from: T0 + HOUR,
+      to: T0 + 2 * HOUR,
+      ...extra,
+    });
+
+  it('reads one compartment unless asked to walk the tree below it', async () => {
+    const state = `${fresh('state')}.sqlite`;
+    const result = await fillHour(state);
+    expect(result.compartments).toBe(1);
+    expect([...(await accepted(state))]).toEqual([]);
+  });
+
+  it('lists the compartments below (level by level, paged) and reads each, deleted ones left out', async () => {
+    const before = endpoint.requestsTo('identity.listCompartments').length;
+    const queriesBefore = auditSvc.queries.length;
+    const state = `${fresh('state')}.sqlite`;
+    const result = await fillHour(state, { includeSubcompartments: true, identity });
+    // security, identity-domains, sibling, domain-eu (old is deleted).
+    expect(result.compartments).toBe(4);
+    expect([...(await accepted(state))].sort()).toEqual(subKeys.slice(0, 2));
+    const listed = compartmentQueries(before);
+    expect(listed.every((q) => !q.subtree)).toBe(true);
+    expect(listed.some((q) => q.page !== undefined)).toBe(true); // 3 children at 2 a page
+    const read = new Set(auditSvc.queries.slice(queriesBefore).map((q) => q.compartmentId));
+    expect(read).toEqual(
+      new Set([COMPARTMENT, CHILD, GRANDCHILD, 'ocid1.compartment.oc1..security-sibling']),
+    );
+  });
+
+  it('from the tenancy, lists the whole tree in one paged query', async () => {
+    const before = endpoint.requestsTo('identity.listCompartments').length;
+    const state = `${fresh('state')}.sqlite`;
+    const result = await fillHour(state, { compartmentId: TENANCY, includeSubcompartments: true, identity });
+    expect(result.compartments).toBe(6); // the tenancy and 5 live compartments
+    expect(compartmentQueries(before).every((q) => q.subtree && q.compartmentId === TENANCY)).toBe(true);
+    expect([...(await accepted(state))].sort()).toEqual(subKeys.slice(0, 2));
+  });
+});
+
 describe('planWindows', () => {
   it('tiles the range with minute-aligned windows whose queries reach back by the overlap', () => {
     const w = planWindows(T0, T0 + 150 * MINUTE, HOUR, 20 * MINUTE, true, T0);
@@ -547,6 +656,9 @@ describe('backfill command', () => {
       const first = io();
       expect(await runBackfill(args, first.io, deps)).toBe(0);
       expect(first.err.join('')).toMatch(/backfill: complete; 6 windows/);
+      expect(first.err.join('')).toContain(
+        `backfill: covered compartment ${COMPARTMENT} only, not the compartments below it (--include-subcompartments reads them)`,
+      );
       const lines = readFileSync(out, 'utf8').trim().split('\n');
       const expected = auditInRange(T0, T0 + AUDIT_SPAN);
       expect(lines.map((l) => (JSON.parse(l) as Alert).id).sort()).toEqual(
@@ -572,9 +684,6 @@ describe('backfill command', () => {
     const { io: cli } = io();
     const base = ['--compartment', COMPARTMENT, '--from', '2026-11-02T00:00:00Z', '--config', 'x.yaml'];
     await expect(runBackfill([...base, '--overlap', 'PT5M'], cli)).rejects.toMatchObject({ code: 'USAGE' });
-    await expect(runBackfill([...base, '--include-subcompartments'], cli)).rejects.toMatchObject({
-      code: 'USAGE',
-    });
     await expect(runBackfill([...base, '--source', 'splunk'], cli)).rejects.toMatchObject({ code: 'USAGE' });
     await expect(runBackfill([...base, '--to', '2026-11-01T00:00:00Z'], cli)).rejects.toMatchObject({
       code: 'USAGE',

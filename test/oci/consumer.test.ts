@@ -494,15 +494,16 @@ describe('stream consumer: failures', () => {
   });
 
   it('heartbeats keep the cursor of a slow batch alive', async () => {
-    const env = await startEnv({ cursorTtlMs: 300 });
+    // The slow batch takes three cursor lifetimes; the margins hold on a loaded machine.
+    const env = await startEnv({ cursorTtlMs: 1000 });
     const sink = new CollectingSink();
     const stats = await consumer({
       env,
       state: statePath(),
       group: fresh('heartbeat'),
       sink,
-      heartbeatMs: 60,
-      afterIngest: ({ batch }) => (batch === 2 ? new Promise<void>((r) => setTimeout(r, 500)) : undefined),
+      heartbeatMs: 150,
+      afterIngest: ({ batch }) => (batch === 2 ? new Promise<void>((r) => setTimeout(r, 3000)) : undefined),
     }).run();
     expect(stats.calls.consumerHeartbeat).toBeGreaterThan(2);
     expect(stats.cursorRecreations).toBe(0);

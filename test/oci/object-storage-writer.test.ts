@@ -102,6 +102,39 @@ describe('ObjectStorageWriter', () => {
     expect(endpoint.requestsTo('objectstorage.getNamespace')).toHaveLength(1); // given, not looked up again
   });
 
+  it('lists and pages names holding +, & and # (prefix and start are URL-encoded)', async () => {
+    const writer = new ObjectStorageWriter({
+      client,
+      bucket: 'audit-reports',
+      namespace: 'acmecorp',
+      retry,
+    });
+    const bucket = os.buckets.get('acmecorp/audit-reports')!;
+    const names = Array.from({ length: 1003 }, (_, i) => `a+b&c#d/${String(i).padStart(4, '0')}+x&y#z`);
+    for (const name of names)
+      bucket.set(name, {
+        data: Buffer.from('x'),
+        contentType: 'text/plain',
+        etag: name,
+        md5: '',
+        timeCreated: new Date(0).toISOString(),
+        meta: {},
+      });
+    bucket.set('a b&c', {
+      data: Buffer.from('x'),
+      contentType: 'text/plain',
+      etag: 'other',
+      md5: '',
+      timeCreated: new Date(0).toISOString(),
+      meta: {},
+    });
+    const listed = await writer.list('a+b&c#d/');
+    expect(listed.map((o) => o.name)).toEqual(names);
+    // The second page started at a name holding all three characters.
+    const pages = endpoint.requestsTo('objectstorage.listObjects').slice(-2);
+    expect(new URL(pages[1]!.target, endpoint.url).searchParams.get('start')).toBe(names[1000]);
+  });
+
   it('write-once puts refuse to overwrite; deletes remove', async () => {
     vi.spyOn(console, 'warn').mockImplementation(() => undefined);
     const writer = new ObjectStorageWriter({ client, bucket: 'audit-reports', namespace: 'acmecorp', retry });

@@ -85,6 +85,17 @@ describe('reliability', () => {
   }, 120_000);
 
   it('two writers on one state: the second waits for the first; the result is the sequential one', async () => {
+    // A new file another process is still creating: the run waits for it instead of failing.
+    const creating = join(dir, 'creating.sqlite');
+    const other = new (await import('better-sqlite3')).default(creating);
+    other.exec('BEGIN IMMEDIATE; CREATE TABLE other_process (x)');
+    const waiting = runCli(['replay', '--config', demo.config, '--state', creating, inputs[0]!]);
+    await new Promise((r) => setTimeout(r, 1500));
+    other.exec('COMMIT');
+    other.close();
+    const w = await waiting;
+    expect(w.code, w.stderr).toBe(0);
+
     const state = join(dir, 'two.sqlite');
     const half = Math.ceil(inputs.length / 2);
     const [a, b] = await Promise.all([

@@ -2,6 +2,7 @@
 // burst of 1,000 alerts reaches a digest route and an immediate route on topics limited to
 // e-mail's 10 messages a minute, within 64 KB and the rate, none lost; a stream route stores every
 // record and the digests point at its offsets; a maintenance window mutes delivery, not storage.
+import { gunzipSync } from 'node:zlib';
 import * as common from 'oci-common';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type Alert, recordKey } from '../../schemas/alert.js';
@@ -318,7 +319,7 @@ describe('routes to OCI outputs', () => {
     expect(second.stats.alerts).toBe(0);
   });
 
-  it('an Object Storage route writes one object per record under a stable name; a re-send overwrites it', async () => {
+  it("an Object Storage route writes its records into the hour's object, the resolution beside its alert; a re-send adds no line", async () => {
     const ep = await endpoint();
     const config = {
       routes: [
@@ -338,25 +339,26 @@ describe('routes to OCI outputs', () => {
     await pipeline.finish();
     const stale = (await stored(store)).filter((r) => r.rule === 'break-glass.stale');
     expect(stale.map((r) => r.status)).toEqual(['open', 'resolved']);
+    // The alert's time is its deadline (13:00), which the resolution keeps: one hourly object.
+    const object = 'alerts/ocsf/2026/11/02/13.jsonl.gz';
     const bucket = ep.objects.buckets.get('testnamespace/audit-alerts')!;
-    const names = [
-      `alerts/2026/11/02/${stale[0]!.id}.ocsf.json`,
-      `alerts/2026/11/02/${stale[0]!.id}.resolved.ocsf.json`,
-    ];
-    expect([...bucket.keys()].sort()).toEqual(names.sort());
-    const closed = JSON.parse(bucket.get(names[1]!)!.data.toString('utf8'));
+    const lines = () => gunzipSync(bucket.get(object)!.data).toString('utf8').trimEnd().split('\n');
+    expect([...bucket.keys()]).toEqual([object]);
+    const [open, closed] = lines().map((l) => JSON.parse(l));
+    expect(open).toMatchObject({ class_uid: 2004, activity_id: 1 });
     expect(closed).toMatchObject({ class_uid: 2004, activity_id: 3, status_id: 4 });
     // The digest links each record to its object.
     const digest = ep.ons.published.find((m) => m.body.includes('break-glass.stale'))!;
-    expect(digest.body).toContain(`id ${stale[0]!.id}: object audit-alerts/${names[0]}`);
-    expect(digest.body).toContain(`id ${stale[0]!.id} (resolution): object audit-alerts/${names[1]}`);
+    expect(digest.body).toContain(`id ${stale[0]!.id}: object audit-alerts/${object}`);
+    expect(digest.body).toContain(`id ${stale[0]!.id} (resolution): object audit-alerts/${object}`);
 
-    // The same records sent again by a second store (a redelivery elsewhere): the same two objects.
+    // The same records sent again by a second store (a redelivery elsewhere): the same two lines.
     const again = await pipelineWith(config, ep);
     await again.feed([added]);
     await again.feed([removed]);
     await again.pipeline.finish();
     expect((await stored(again.store)).map((r) => r.id)).toContain(stale[0]!.id);
-    expect([...bucket.keys()].sort()).toEqual(names.sort());
+    expect([...bucket.keys()]).toEqual([object]);
+    expect(lines()).toHaveLength(2);
   });
 });

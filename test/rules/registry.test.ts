@@ -1,9 +1,19 @@
-// Walks the whole rule registry: every rule's metadata is linted and every case it carries runs
-// through the real pipeline. A new rule needs no new test code.
+// Walks the whole rule registry: every rule's metadata and cases are linted and every case it
+// carries runs through the real pipeline. A new rule needs no new test code.
 import { describe, expect, it } from 'vitest';
 import { SEVERITIES } from '../../schemas/alert.js';
 import { RULES } from '../../shared/detect/registry.js';
+import type { RuleDefinition } from '../../shared/detect/rule.js';
 import { runBatches } from '../helpers/run-timeline.js';
+
+/** The rule's numeric limits: parameters whose default is a number, and `suppressFor` when it merges. */
+function numericLimits(rule: RuleDefinition<unknown>): string[] {
+  const defaults = rule.params.parse({}) as Record<string, unknown>;
+  const params = Object.entries(defaults)
+    .filter(([, v]) => typeof v === 'number')
+    .map(([k]) => k);
+  return rule.suppressFor > 0 ? [...params, 'suppressFor'] : params;
+}
 
 describe('rule registry', () => {
   it('has unique ids', () => {
@@ -30,6 +40,31 @@ describe('rule registry', () => {
         expect(rule.cases.some((c) => c.expect.alerts === 0)).toBe(true);
       });
 
+      it('pins the severity and the fields that matter of every alert it expects', () => {
+        for (const c of rule.cases.filter((x) => x.expect.alerts > 0)) {
+          expect(c.expect.severity, c.name).toBeDefined();
+          expect(Object.keys(c.expect.match ?? {}), c.name).not.toEqual([]);
+        }
+      });
+
+      it('has cases just inside and just outside every numeric limit', () => {
+        const tagged = rule.cases.flatMap((c) => (c.boundary ? [c.boundary.param] : []));
+        for (const param of new Set([...numericLimits(rule), ...tagged])) {
+          const side = (s: 'inside' | 'outside') =>
+            rule.cases.filter((c) => c.boundary?.param === param && c.boundary.side === s);
+          const inside = side('inside');
+          const outside = side('outside');
+          expect(inside.length, `${param}: a case just inside`).toBeGreaterThan(0);
+          expect(outside.length, `${param}: a case just outside`).toBeGreaterThan(0);
+          // A limit is pinned by an inside and an outside case with different outcomes.
+          const outcome = (c: (typeof inside)[number]) => `${c.expect.alerts} ${c.expect.severity ?? ''}`;
+          expect(
+            inside.some((i) => outside.some((o) => outcome(i) !== outcome(o))),
+            `${param}: outcomes differ across the limit`,
+          ).toBe(true);
+        }
+      });
+
       for (const c of rule.cases) {
         it(`case: ${c.name}`, async () => {
           const { alerts, pipeline } = await runBatches(c.later ? [c.events(), c.later()] : [c.events()], {
@@ -38,7 +73,10 @@ describe('rule registry', () => {
           });
           const mine = alerts.filter((a) => a.rule === rule.id && a.status === 'open');
           expect(mine).toHaveLength(c.expect.alerts);
-          if (c.expect.severity) for (const a of mine) expect(a.severity).toBe(c.expect.severity);
+          for (const a of mine) {
+            if (c.expect.severity) expect(a.severity).toBe(c.expect.severity);
+            if (c.expect.match) expect(a).toMatchObject(c.expect.match);
+          }
           const resolved = alerts.filter((a) => a.rule === rule.id && a.status === 'resolved');
           expect(resolved).toHaveLength(c.expect.resolutions ?? 0);
           // A resolution ends an alert of this run: same id, the alert's fields.

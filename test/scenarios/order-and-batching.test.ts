@@ -8,6 +8,7 @@ import { describe, expect, it } from 'vitest';
 import type { CanonicalEvent } from '../../schemas/events.js';
 import { at, db, GROUPS, iam, USERS } from '../../shared/detect/timeline.js';
 import { SqliteStore } from '../../shared/state/sqlite-store.js';
+import { runs } from '../helpers/property.js';
 import { runBatches, runTimeline, type TimelineResult } from '../helpers/run-timeline.js';
 import { incidentTimeline } from './scenario-fleet.js';
 
@@ -68,7 +69,7 @@ describe('order, batching and redelivery', () => {
           expect(fingerprint(await runBatches(batches))).toEqual(baseline);
         },
       ),
-      { numRuns: 40 },
+      runs(40),
     );
   });
 

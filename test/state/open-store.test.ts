@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { AuditError } from '../../shared/errors.js';
 import { MySqlStore } from '../../shared/state/mysql-store.js';
-import { openStore, parseStoreSpec } from '../../shared/state/open-store.js';
+import { displayStoreSpec, openStore, parseStoreSpec } from '../../shared/state/open-store.js';
 import { SqliteStore } from '../../shared/state/sqlite-store.js';
 import { describeMySql } from '../helpers/mysql-server.js';
 import { batch, seenAt } from './store-fixtures.js';
@@ -138,6 +138,16 @@ describe('parseStoreSpec', () => {
     expect(e.code).toBe('CONFIG_INVALID');
     expect(e.message).toMatch(message);
     expect(leaks(e, SECRET)).toBe(false);
+  });
+});
+
+describe('displayStoreSpec', () => {
+  it('shows a path as it is and a mysql:// URL without its password', () => {
+    expect(displayStoreSpec(' /var/lib/hwaudit/state.sqlite ')).toBe('/var/lib/hwaudit/state.sqlite');
+    expect(displayStoreSpec('mysql://hwaudit:pw-123@db.example:3306/audit?ssl-mode=required')).toBe(
+      'mysql://hwaudit@db.example:3306/audit?ssl-mode=required',
+    );
+    expect(displayStoreSpec('MYSQL://hwaudit@db.example/audit')).toBe('mysql://hwaudit@db.example/audit');
   });
 });
 

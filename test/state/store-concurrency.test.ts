@@ -96,7 +96,7 @@ function sharedStore(adapter: Adapter) {
 
     const parts = ['ocid1.mysqldbsystem.oc1..prod1', PROD2].map((id) => ({
       scope: `fn-${id.slice(-5)}`,
-      events: EVENTS.filter((e) => e.source === 'iam' || e.dbSystemId === id),
+      events: EVENTS.filter((e) => e.source === 'iam' || ('dbSystemId' in e && e.dbSystemId === id)),
       sink: new RecordingSink('alerts'),
     }));
     await Promise.all(

@@ -1,6 +1,7 @@
 // One contract, two adapters: every expectation here holds for SqliteStore and MySqlStore alike
 // (the MySQL half runs against TEST_MYSQL_URL; .ci/run starts a MariaDB for it).
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { SNAPSHOT_VERSION, type Snapshot } from '../../schemas/snapshot.js';
 import { at } from '../../shared/detect/timeline.js';
 import { AuditError } from '../../shared/errors.js';
 import { SqliteStore } from '../../shared/state/sqlite-store.js';
@@ -39,6 +40,18 @@ const byKindKey = (a: { kind: string; key: string }, b: { kind: string; key: str
   a.kind === b.kind ? (a.key < b.key ? -1 : a.key > b.key ? 1 : 0) : a.kind < b.kind ? -1 : 1;
 
 const EVENTS = incidentTimeline();
+
+function emptySnapshot(time: string): Snapshot {
+  return {
+    version: SNAPSHOT_VERSION,
+    id: time,
+    time,
+    parts: { iam: { status: 'ok', readAt: time } },
+    directory: { users: [], groups: [], memberships: [] },
+    dbSystems: [],
+    requests: { oci: {}, sql: 0 },
+  };
+}
 
 function conformance(adapter: Adapter) {
   let backing: Backing;
@@ -313,6 +326,38 @@ function conformance(adapter: Adapter) {
     expect(await b.deadLetterCount()).toBe(1);
     const fresh = await backing.open('fn-a');
     expect(await fresh.loadPending()).toEqual([event('p1', at(1))]);
+  });
+
+  it('stores snapshots shared by every scope: the latest, those since a time, pruned but the last kept', async () => {
+    const a = await backing.open('a');
+    const b = await backing.open('b');
+    const snap = (hour: number, users: string[] = []) => {
+      const time = new Date(at(hour * 60)).toISOString();
+      return {
+        ...emptySnapshot(time),
+        id: `${time}-${users.join('.')}`,
+        directory: {
+          users: users.map((id) => ({
+            id,
+            name: id,
+            aliases: [TRICKY_KEYS[3]!],
+            state: 'active' as const,
+            part: 'iam',
+          })),
+          groups: [],
+          memberships: [],
+        },
+      };
+    };
+    expect(await a.snapshots()).toEqual([]);
+    await a.putSnapshot(snap(1, ['u1']));
+    await a.putSnapshot(snap(3, ['u3']));
+    await a.putSnapshot(snap(2, ['u2']));
+    expect((await b.snapshots()).map((x) => x.id)).toEqual([snap(3, ['u3']).id]);
+    expect(await b.snapshots(at(120))).toEqual([snap(2, ['u2']), snap(3, ['u3'])]);
+    // A later snapshot prunes what is older than the horizon, never itself.
+    await b.putSnapshot(snap(4, ['u4']), at(24 * 60));
+    expect((await a.snapshots(at(0))).map((x) => x.id)).toEqual([snap(4, ['u4']).id]);
   });
 
   it('counts dead letters from every commit and every instance', async () => {

@@ -37,13 +37,12 @@ function custom(slots: [key: string, label: string, value: string | undefined][]
 
 /** Source address: `src` for an IP address, `shost` for anything else the log recorded. */
 function source(address: string | undefined): Extension {
-  if (!address) return [];
-  return [[isIP(address) ? 'src' : 'shost', address]];
+  return [[isIP(address ?? '') ? 'src' : 'shost', address]];
 }
 
 function line(ctx: FormatContext, signature: string, name: string, severity: number, ext: Extension): string {
   const header = ['CEF:0', ctx.product.vendor, ctx.product.name, ctx.product.version, signature, name]
-    .map((v, i) => (i === 0 ? v : escapeCefHeader(v)))
+    .map(escapeCefHeader)
     .join('|');
   const extension = ext
     .filter(([, v]) => v !== undefined && v !== '')

@@ -12,8 +12,8 @@ export function compact<T>(value: T): T {
   return out as T;
 }
 
+/** Undefined, null, or an array or object without entries. */
 function isEmpty(v: unknown): boolean {
   if (v === undefined || v === null) return true;
-  if (Array.isArray(v)) return v.length === 0;
   return typeof v === 'object' && Object.keys(v).length === 0;
 }

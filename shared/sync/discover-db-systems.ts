@@ -1,0 +1,78 @@
+// The DB systems `sync` finds (oci-mysql): every DB system of a compartment and the compartments
+// below it, with its version, HA, primary endpoint and read replicas, so that the collector's
+// instances come from here. ListDbSystems does not look into sub-compartments: the compartment
+// tree is walked first (from the tenancy in one paged call, from another compartment level by
+// level).
+import type { models } from 'oci-mysql';
+import type { Endpoint } from '../../schemas/config.js';
+import type { SnapshotDbSystem } from '../../schemas/snapshot.js';
+import type { OciClientTypes } from '../oci/clients.js';
+import { compartmentTree } from '../oci/compartments.js';
+import type { OciCalls } from './oci-calls.js';
+
+export type DbSystemClients = {
+  identity: OciClientTypes['identity'];
+  mysql: OciClientTypes['mysql'];
+  replicas: OciClientTypes['mysqlreplicas'];
+};
+
+const PAGE = 1000;
+const CONCURRENCY = 4;
+const GONE = new Set(['DELETED', 'DELETING']);
+
+export async function discoverDbSystems(
+  root: string,
+  clients: DbSystemClients,
+  calls: OciCalls,
+): Promise<SnapshotDbSystem[]> {
+  const compartments = await compartmentTree(root, clients.identity, (operation, fn) =>
+    calls.call(operation, fn),
+  );
+  const found: SnapshotDbSystem[] = [];
+  for (let i = 0; i < compartments.length; i += CONCURRENCY) {
+    const batch = await Promise.all(
+      compartments.slice(i, i + CONCURRENCY).map((c) => inCompartment(c, clients, calls)),
+    );
+    found.push(...batch.flat());
+  }
+  return found.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+}
+
+async function inCompartment(
+  compartmentId: string,
+  clients: DbSystemClients,
+  calls: OciCalls,
+): Promise<SnapshotDbSystem[]> {
+  const systems = (
+    await calls.list('mysql.listDbSystems', (page) =>
+      clients.mysql.listDbSystems({ compartmentId, limit: PAGE, ...(page ? { page } : {}) }),
+    )
+  ).filter((d) => !GONE.has(d.lifecycleState));
+  if (systems.length === 0) return [];
+  const replicas = (
+    await calls.list('mysql.listReplicas', (page) =>
+      clients.replicas.listReplicas({ compartmentId, limit: PAGE, ...(page ? { page } : {}) }),
+    )
+  ).filter((r) => r.lifecycleState === 'ACTIVE');
+  return systems.map((d) => {
+    const endpoints: Endpoint[] = [];
+    const primary =
+      d.endpoints?.find(
+        (e) => e.resourceType === 'DBSYSTEM' && e.modes?.includes('WRITE' as models.DbSystemEndpoint.Modes),
+      ) ?? d.endpoints?.[0];
+    if (primary)
+      endpoints.push({ host: primary.hostname || primary.ipAddress, port: primary.port, role: 'primary' });
+    for (const r of replicas.filter((x) => x.dbSystemId === d.id))
+      endpoints.push({ host: r.ipAddress, port: r.port, role: 'replica' });
+    const row: SnapshotDbSystem = {
+      id: d.id,
+      name: d.displayName,
+      compartmentId,
+      version: d.mysqlVersion,
+      highlyAvailable: d.isHighlyAvailable ?? false,
+      state: d.lifecycleState,
+      endpoints,
+    };
+    return row;
+  });
+}

@@ -1,0 +1,235 @@
+// The IAM directory as `sync` reads it: classic users, groups and memberships (oci-identity,
+// tenancy-wide), and each identity domain's users and groups with their members
+// (oci-identitydomains, SCIM). Everything is keyed by OCID (what authentication_oci mappings and
+// classic events name); the domain's own ids, user names and e-mail addresses become aliases, so
+// that events naming either resolve to the same user or group.
+import type {
+  SnapshotGroup,
+  SnapshotMembership,
+  SnapshotPart,
+  SnapshotUser,
+} from '../../schemas/snapshot.js';
+import { PART } from '../../schemas/snapshot.js';
+import type { OciClientTypes } from '../oci/clients.js';
+import type { OciCalls } from './oci-calls.js';
+
+export type DirectoryClients = {
+  identity: OciClientTypes['identity'];
+  /** A SCIM client for one domain, at the domain's URL. */
+  domain(url: string): Promise<OciClientTypes['identitydomains']>;
+};
+
+export type DiscoveredDirectory = {
+  users: SnapshotUser[];
+  groups: SnapshotGroup[];
+  memberships: SnapshotMembership[];
+  parts: Record<string, SnapshotPart>;
+};
+
+const PAGE = 1000;
+/** Membership lists run this many at a time (one call per group, as the API requires). */
+const CONCURRENCY = 4;
+const USER_STATE = 'urnIetfParamsScimSchemasOracleIdcsExtensionUserStateUser';
+const USER_ATTRIBUTES = `ocid,userName,displayName,emails,active,urn:ietf:params:scim:schemas:oracle:idcs:extension:userState:User:locked`;
+
+/** Reads the classic directory and every active identity domain; a failing part is reported, not thrown. */
+export async function discoverDirectory(
+  tenancy: string,
+  clients: DirectoryClients,
+  calls: OciCalls,
+  time: string,
+): Promise<DiscoveredDirectory> {
+  const out = new DirectoryBuilder();
+  const parts: Record<string, SnapshotPart> = {};
+  const attempt = async (part: string, read: () => Promise<void>) => {
+    try {
+      await read();
+      parts[part] = { status: 'ok', readAt: time };
+    } catch (error) {
+      if ((error as { code?: unknown }).code === 'DEADLINE') throw error;
+      parts[part] = { status: 'failed', readAt: time, error: reason(error) };
+    }
+  };
+  await attempt(PART.iam, () => readClassic(tenancy, clients.identity, calls, out.part(PART.iam)));
+  let domains: { id: string; url: string }[] = [];
+  await attempt(PART.domains, async () => {
+    domains = (
+      await calls.list('identity.listDomains', (page) =>
+        clients.identity.listDomains({ compartmentId: tenancy, limit: PAGE, ...(page ? { page } : {}) }),
+      )
+    ).filter((d) => d.lifecycleState === 'ACTIVE');
+  });
+  for (const d of domains)
+    await attempt(PART.domain(d.id), async () =>
+      readDomain(d.id, await clients.domain(d.url), calls, out.part(PART.domain(d.id))),
+    );
+  return { ...out.result(), parts };
+}
+
+async function readClassic(
+  tenancy: string,
+  client: OciClientTypes['identity'],
+  calls: OciCalls,
+  out: PartBuilder,
+): Promise<void> {
+  const base = { compartmentId: tenancy, limit: PAGE };
+  const users = await calls.list('identity.listUsers', (page) =>
+    client.listUsers({ ...base, ...(page ? { page } : {}) }),
+  );
+  const groups = await calls.list('identity.listGroups', (page) =>
+    client.listGroups({ ...base, ...(page ? { page } : {}) }),
+  );
+  const memberships = await inBatches(groups, CONCURRENCY, (g) =>
+    calls.list('identity.listUserGroupMemberships', (page) =>
+      client.listUserGroupMemberships({ ...base, groupId: g.id, ...(page ? { page } : {}) }),
+    ),
+  );
+  for (const u of users) {
+    if (u.lifecycleState === 'DELETED') continue;
+    out.user({ id: u.id, name: u.name, aliases: u.email ? [u.email] : [], state: classicState(u) });
+  }
+  for (const g of groups)
+    if (g.lifecycleState !== 'DELETED') out.group({ id: g.id, name: g.name, aliases: [] });
+  for (const m of memberships.flat()) {
+    if (m.lifecycleState === 'DELETED' || m.lifecycleState === 'DELETING') continue;
+    out.membership({ user: m.userId, group: m.groupId, id: m.id, since: isoOf(m.timeCreated) });
+  }
+}
+
+/** A classic user's state: INACTIVE (blocked, for instance) and DELETING are not active. */
+function classicState(u: { lifecycleState: string; inactiveStatus?: number }): SnapshotUser['state'] {
+  if (u.lifecycleState === 'DELETING') return 'deleted';
+  if (u.lifecycleState === 'INACTIVE' || (u.inactiveStatus ?? 0) !== 0) return 'inactive';
+  return 'active';
+}
+
+async function readDomain(
+  domainId: string,
+  client: OciClientTypes['identitydomains'],
+  calls: OciCalls,
+  out: PartBuilder,
+): Promise<void> {
+  const users = await calls.scim(
+    'identitydomains.listUsers',
+    async (startIndex) =>
+      (await client.listUsers({ attributes: USER_ATTRIBUTES, startIndex, count: PAGE })).users,
+  );
+  const groups = await calls.scim(
+    'identitydomains.listGroups',
+    async (startIndex) =>
+      (await client.listGroups({ attributes: 'ocid,displayName,members', startIndex, count: PAGE })).groups,
+  );
+  const ocidOf = new Map<string, string>();
+  for (const u of users) {
+    if (!u.id) continue;
+    const id = u.ocid ?? u.id;
+    ocidOf.set(u.id, id);
+    const locked = (u as Record<string, unknown>)[USER_STATE] as { locked?: { on?: boolean } } | undefined;
+    const emails = (u.emails ?? []).map((e) => e.value).filter((v): v is string => !!v);
+    out.user({
+      id,
+      name: u.userName,
+      aliases: [u.id, ...emails],
+      state: u.active === false || locked?.locked?.on === true ? 'inactive' : 'active',
+    });
+  }
+  for (const g of groups) {
+    if (!g.id) continue;
+    const id = g.ocid ?? g.id;
+    out.group({ id, name: g.displayName, aliases: [g.id], domain: domainId });
+    for (const m of g.members ?? []) {
+      const user = m.ocid ?? ocidOf.get(m.value);
+      if (user) out.membership({ user, group: id, since: isoOf(m.dateAdded) });
+    }
+  }
+}
+
+type PartBuilder = {
+  user(u: Omit<SnapshotUser, 'part'>): void;
+  group(g: Omit<SnapshotGroup, 'part'>): void;
+  membership(
+    m: Omit<SnapshotMembership, 'part' | 'id' | 'since'> & { id?: string; since?: string | undefined },
+  ): void;
+};
+
+/**
+ * Merges what the parts list: the same OCID from the classic directory and a domain (the default
+ * domain is listed by both) is one user or group, with the aliases of both.
+ */
+class DirectoryBuilder {
+  private readonly users = new Map<string, SnapshotUser>();
+  private readonly groups = new Map<string, SnapshotGroup>();
+  private readonly memberships = new Map<string, SnapshotMembership>();
+
+  part(part: string): PartBuilder {
+    return {
+      user: (u) => merge(this.users, { ...u, part }),
+      group: (g) => merge(this.groups, { ...g, part }),
+      membership: (m) => {
+        const key = `${m.user}\u0000${m.group}`;
+        const existing = this.memberships.get(key);
+        if (existing) {
+          existing.id ??= m.id;
+          existing.since ??= m.since;
+          return;
+        }
+        const row: SnapshotMembership = { user: m.user, group: m.group, part };
+        if (m.id) row.id = m.id;
+        if (m.since) row.since = m.since;
+        this.memberships.set(key, row);
+      },
+    };
+  }
+
+  result(): Omit<DiscoveredDirectory, 'parts'> {
+    const byId = (a: { id: string }, b: { id: string }) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+    return {
+      users: [...this.users.values()].sort(byId),
+      groups: [...this.groups.values()].sort(byId),
+      memberships: [...this.memberships.values()].sort(
+        (a, b) => byId({ id: a.user }, { id: b.user }) || byId({ id: a.group }, { id: b.group }),
+      ),
+    };
+  }
+}
+
+function merge<T extends { id: string; name: string; aliases: string[] }>(
+  into: Map<string, T>,
+  row: T,
+): void {
+  const existing = into.get(row.id);
+  const names = (r: T) => [r.name, ...r.aliases];
+  if (!existing) {
+    into.set(row.id, { ...row, aliases: unique(row.aliases.filter((a) => a !== row.name && a !== row.id)) });
+    return;
+  }
+  existing.aliases = unique([...existing.aliases, ...names(row)]).filter(
+    (a) => a !== existing.name && a !== existing.id,
+  );
+}
+
+function unique(values: string[]): string[] {
+  return [...new Set(values.filter((v) => v.trim() !== ''))].sort();
+}
+
+async function inBatches<T, R>(
+  items: readonly T[],
+  size: number,
+  work: (item: T) => Promise<R>,
+): Promise<R[]> {
+  const out: R[] = [];
+  for (let i = 0; i < items.length; i += size)
+    out.push(...(await Promise.all(items.slice(i, i + size).map(work))));
+  return out;
+}
+
+function isoOf(value: Date | string | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  const ms = value instanceof Date ? value.getTime() : Date.parse(value);
+  return Number.isNaN(ms) ? undefined : new Date(ms).toISOString();
+}
+
+/** A log-safe reason: the AuditError message (operation, status, service code), never a payload. */
+export function reason(error: unknown): string {
+  return error instanceof Error && error.name === 'AuditError' ? error.message : 'unexpected failure';
+}

@@ -1,0 +1,233 @@
+// `sync`: discovers the fleet (IAM directory, identity domains, DB systems, their MySQL accounts)
+// into one snapshot. A part that fails (a domain, a DB system that cannot be reached) keeps the
+// previous snapshot's data for it, marked failed with the reason, so that a failure is never read
+// as "everything there was deleted"; a sync in which nothing could be read fails as a whole and
+// the previous snapshot stays in use.
+import { createHash } from 'node:crypto';
+import type { AuthenticationDetailsProvider } from 'oci-common';
+import type { Alert } from '../../schemas/alert.js';
+import type { Config } from '../../schemas/config.js';
+import {
+  PART,
+  SNAPSHOT_VERSION,
+  type Snapshot,
+  type SnapshotDbSystem,
+  type SnapshotPart,
+} from '../../schemas/snapshot.js';
+import { AuditError } from '../errors.js';
+import { createOciClient, type RetryPolicy } from '../oci/clients.js';
+import type { Pipeline } from '../pipeline.js';
+import {
+  type InstanceTarget,
+  instanceError,
+  instanceTargets,
+  type SqlSession,
+} from '../sources/mysql-connection.js';
+import type { StateStore } from '../state/state-store.js';
+import { toIso } from '../time.js';
+import { mergeDbSystems } from './baseline.js';
+import { type DbSystemClients, discoverDbSystems } from './discover-db-systems.js';
+import { type DirectoryClients, discoverDirectory, reason } from './discover-directory.js';
+import { OciCalls } from './oci-calls.js';
+import { readAccounts } from './read-accounts.js';
+
+export type SyncClients = DirectoryClients & DbSystemClients;
+
+export type SyncOptions = {
+  config: Config;
+  /** The latest stored snapshot: what a failed part keeps. */
+  previous?: Snapshot | undefined;
+  /** Where DB systems are looked for (with the compartments below it); default the tenancy. */
+  compartment?: string | undefined;
+  clients: () => Promise<SyncClients>;
+  connect: (target: InstanceTarget) => Promise<SqlSession>;
+  now?: () => number;
+  retry?: RetryPolicy;
+  /** Aborted when the time is up (Fn-Deadline): the sync fails and nothing is stored. */
+  signal?: AbortSignal;
+};
+
+export type SyncResult = {
+  snapshot: Snapshot;
+  /** Parts that could not be read (their previous data was kept), with the reason. */
+  failed: { part: string; error: string }[];
+};
+
+/** Lifecycle states in which a DB system's accounts are read. */
+const READABLE = new Set(['ACTIVE', 'UPDATING']);
+const SQL_CONCURRENCY = 4;
+
+export async function runSync(opts: SyncOptions): Promise<SyncResult> {
+  const { config, previous } = opts;
+  const tenancy = config.tenancy;
+  if (!tenancy)
+    throw new AuditError('CONFIG_INVALID', 'invalid configuration: tenancy: sync needs the tenancy OCID', {
+      details: { paths: ['tenancy'] },
+    });
+  const time = toIso((opts.now ?? Date.now)());
+  const calls = new OciCalls(opts.retry, opts.signal);
+  const clients = await opts.clients();
+
+  const directory = await discoverDirectory(tenancy, clients, calls, time);
+  const parts: Record<string, SnapshotPart> = { ...directory.parts };
+  let dbSystems: SnapshotDbSystem[];
+  try {
+    dbSystems = await discoverDbSystems(opts.compartment ?? tenancy, clients, calls);
+    parts[PART.dbSystems] = { status: 'ok', readAt: time };
+  } catch (error) {
+    if ((error as { code?: unknown }).code === 'DEADLINE') throw error;
+    parts[PART.dbSystems] = { status: 'failed', readAt: time, error: reason(error) };
+    dbSystems = (previous?.dbSystems ?? []).map(({ accounts, privilegedAccounts, ...d }) => d);
+  }
+
+  const sql = await readFleetAccounts(config, dbSystems, opts, parts, time);
+  const snapshot: Snapshot = {
+    version: SNAPSHOT_VERSION,
+    id: '',
+    time,
+    tenancy,
+    parts,
+    directory: { users: directory.users, groups: directory.groups, memberships: directory.memberships },
+    dbSystems,
+    requests: { oci: { ...calls.counts }, sql },
+  };
+  carryOver(snapshot, previous);
+  const failed = Object.entries(snapshot.parts)
+    .filter(([, p]) => p.status === 'failed')
+    .map(([part, p]) => ({ part, error: p.error ?? 'failed' }));
+  if (failed.length > 0 && failed.length === Object.keys(snapshot.parts).length)
+    throw new AuditError(
+      'SOURCE_FAILED',
+      `sync could not read anything (${failed.map((f) => `${f.part}: ${f.error}`).join('; ')}); ${previous ? `the snapshot of ${previous.time} stays in use` : 'there is no snapshot yet'}`,
+      { details: { parts: failed.map((f) => f.part) } },
+    );
+  snapshot.id = `${time}-${contentHash(snapshot)}`;
+  return { snapshot, failed };
+}
+
+/** Reads `mysql.user` and privileges of every DB system the collector can log in to. */
+async function readFleetAccounts(
+  config: Config,
+  dbSystems: SnapshotDbSystem[],
+  opts: SyncOptions,
+  parts: Record<string, SnapshotPart>,
+  time: string,
+): Promise<number> {
+  const merged = { ...config, dbSystems: mergeDbSystems(config, dbSystems) };
+  const found = new Map(dbSystems.map((d) => [d.id, d]));
+  const targets = instanceTargets(merged).filter(
+    (t) => t.endpoint.role === 'primary' && READABLE.has(found.get(t.db.id)?.state ?? 'ACTIVE'),
+  );
+  let statements = 0;
+  const read = async (target: InstanceTarget) => {
+    const part = PART.accounts(target.db.id);
+    let session: SqlSession | undefined;
+    try {
+      if (opts.signal?.aborted) throw new AuditError('DEADLINE', 'sync ran out of time before it was done');
+      session = await opts.connect(target);
+      const result = await readAccounts(session, target.settings.user);
+      statements += result.statements;
+      let row = found.get(target.db.id);
+      if (!row) {
+        // A DB system only the configuration lists (another tenancy, a compartment not searched).
+        row = { id: target.db.id, name: target.db.name, endpoints: [] };
+        found.set(row.id, row);
+        dbSystems.push(row);
+      }
+      row.accounts = result.accounts;
+      row.privilegedAccounts = result.privilegedAccounts;
+      parts[part] = { status: 'ok', readAt: time, ...(result.warning ? { warning: result.warning } : {}) };
+    } catch (error) {
+      if ((error as { code?: unknown }).code === 'DEADLINE') throw error;
+      parts[part] = {
+        status: 'failed',
+        readAt: time,
+        error: instanceError(target, error, 'while reading accounts').message,
+      };
+    } finally {
+      await session?.close();
+    }
+  };
+  for (let i = 0; i < targets.length; i += SQL_CONCURRENCY)
+    await Promise.all(targets.slice(i, i + SQL_CONCURRENCY).map(read));
+  dbSystems.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  return statements;
+}
+
+/**
+ * Parts that failed this time, or were not read because the list naming them failed, keep the
+ * previous snapshot's data (with the time it was read); a DB system whose accounts were not read
+ * this time (stopped, say) keeps its previous accounts.
+ */
+function carryOver(snapshot: Snapshot, previous: Snapshot | undefined): void {
+  if (!previous) return;
+  const { parts, directory } = snapshot;
+  const domainsFailed = parts[PART.domains]?.status === 'failed';
+  for (const [name, before] of Object.entries(previous.parts)) {
+    const now = parts[name];
+    if (name.startsWith('accounts:')) {
+      const row = snapshot.dbSystems.find((d) => d.id === name.slice('accounts:'.length));
+      const old = previous.dbSystems.find((d) => d.id === row?.id);
+      if (now?.status === 'ok' || !row || !old?.accounts) continue;
+      row.accounts = old.accounts;
+      row.privilegedAccounts = old.privilegedAccounts ?? [];
+      parts[name] = now ? { ...now, readAt: before.readAt } : before;
+      continue;
+    }
+    const unread = now === undefined && domainsFailed && name.startsWith('domain:');
+    if (now?.status !== 'failed' && !unread) continue;
+    parts[name] = {
+      status: 'failed',
+      readAt: before.readAt,
+      error: now?.error ?? `not read: ${parts[PART.domains]?.error ?? 'the identity domain list failed'}`,
+    };
+    const keep = <T extends { part: string }>(rows: T[], old: T[], key: (r: T) => string) => {
+      const have = new Set(rows.map(key));
+      for (const r of old) if (r.part === name && !have.has(key(r))) rows.push(r);
+      rows.sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0));
+    };
+    keep(directory.users, previous.directory.users, (u) => u.id);
+    keep(directory.groups, previous.directory.groups, (g) => g.id);
+    keep(directory.memberships, previous.directory.memberships, (m) => `${m.user}\u0000${m.group}`);
+  }
+}
+
+function contentHash(snapshot: Snapshot): string {
+  return createHash('sha256')
+    .update(JSON.stringify([snapshot.directory, snapshot.dbSystems]))
+    .digest('hex')
+    .slice(0, 12);
+}
+
+/** The SDK clients `sync` uses, with one authentication; identity domains at their own URLs. */
+export async function ociSyncClients(
+  auth: AuthenticationDetailsProvider,
+  env: Readonly<Record<string, string | undefined>>,
+): Promise<SyncClients> {
+  const [identity, mysql, replicas] = await Promise.all([
+    createOciClient('identity', { auth, env }),
+    createOciClient('mysql', { auth, env }),
+    createOciClient('mysqlreplicas', { auth, env }),
+  ]);
+  return {
+    identity,
+    mysql,
+    replicas,
+    domain: (url) => createOciClient('identitydomains', { auth, env, endpoint: url }),
+  };
+}
+
+/**
+ * One `sync` run on a state: discovers the fleet, stores the snapshot (older ones than the
+ * retention pruned) and brings the open pipeline up to it, which turns what changed into events.
+ */
+export async function syncState(
+  opts: Omit<SyncOptions, 'previous'> & { store: StateStore; pipeline: Pipeline },
+): Promise<SyncResult & { previous: Snapshot | undefined; alerts: Alert[] }> {
+  const [previous] = await opts.store.snapshots();
+  const result = await runSync({ ...opts, previous });
+  const taken = Date.parse(result.snapshot.time);
+  await opts.store.putSnapshot(result.snapshot, taken - opts.config.retention);
+  const alerts = await opts.pipeline.followSnapshots();
+  return { ...result, previous, alerts };
+}

@@ -1,0 +1,73 @@
+// The pure functions rules decide with, beyond what their cases reach: the network a source
+// address belongs to, the strength of a sign-on's second factor, and the bounds of parameters.
+import { describe, expect, it } from 'vitest';
+import { accessNewSource, networkOf } from '../../shared/rules/access-new-source.js';
+import { accessUnusualHour } from '../../shared/rules/access-unusual-hour.js';
+import { factorStrength } from '../../shared/rules/access-without-mfa.js';
+
+describe('networkOf', () => {
+  it.each([
+    ['10.1.2.3', 24, 48, '10.1.2.0/24'],
+    ['10.1.3.3', 23, 48, '10.1.2.0/23'],
+    ['10.1.2.3', 0, 48, '0.0.0.0/0'],
+    ['10.1.2.3', 32, 48, '10.1.2.3/32'],
+    ['192.168.100.200', 17, 48, '192.168.0.0/17'],
+    // IPv4-mapped IPv6 addresses are their IPv4 address.
+    ['::ffff:192.168.100.200', 24, 48, '192.168.100.0/24'],
+    ['::FFFF:10.1.2.3', 24, 48, '10.1.2.0/24'],
+    // Only a mapping prefix at the start maps.
+    ['1::ffff:10.1.2.3', 24, 128, '1:0:0:0:0:ffff:a01:203/128'],
+    ['2001:db8:1:2::5', 24, 48, '2001:db8:1:0:0:0:0:0/48'],
+    ['2001:db8::1', 24, 32, '2001:db8:0:0:0:0:0:0/32'],
+    ['2001:db8:abcd:1234::1', 24, 36, '2001:db8:a000:0:0:0:0:0/36'],
+    ['fe80::1%eth0', 24, 64, 'fe80:0:0:0:0:0:0:0/64'],
+    ['64:ff9b::192.168.100.200', 24, 128, '64:ff9b:0:0:0:0:c0a8:64c8/128'],
+    ['::', 24, 128, '0:0:0:0:0:0:0:0/128'],
+    ['::1', 24, 128, '0:0:0:0:0:0:0:1/128'],
+    ['1::', 24, 128, '1:0:0:0:0:0:0:0/128'],
+    ['2001:db8:0:0:0:0:0:1', 24, 127, '2001:db8:0:0:0:0:0:0/127'],
+    // Anything else the log recorded stands for itself.
+    ['client.example.com', 24, 48, 'client.example.com'],
+    ['10.1.2', 24, 48, '10.1.2'],
+  ])('%s with /%i and /%i is %s', (ip, v4, v6, network) => {
+    expect(networkOf(ip, v4, v6)).toBe(network);
+  });
+});
+
+describe('factorStrength', () => {
+  it.each([
+    [undefined, -1],
+    ['', -1],
+    ['NONE', -1],
+    ['password', -1],
+    ['USERNAME_PASSWORD', -1],
+    ['usernamepassword', -1],
+    [' totp ', 1],
+    ['TOTP', 1],
+    ['OMA_PUSH', 2],
+    ['FIDO_AUTHENTICATOR', 3],
+    ['webauthn', 3],
+    ['Passkey', 3],
+    ['SECURITY KEY', 3],
+    ['securitykey', 3],
+    ['SMS', 0],
+  ])('%j is %i', (factor, strength) => {
+    expect(factorStrength(factor)).toBe(strength);
+  });
+});
+
+describe('parameter bounds', () => {
+  it.each([
+    [accessNewSource.params, { ipv4Prefix: 0, ipv6Prefix: 0 }, true],
+    [accessNewSource.params, { ipv4Prefix: 32, ipv6Prefix: 128 }, true],
+    [accessNewSource.params, { ipv4Prefix: 33 }, false],
+    [accessNewSource.params, { ipv6Prefix: 129 }, false],
+    [accessNewSource.params, { ipv6Prefix: -1 }, false],
+    [accessUnusualHour.params, { margin: 0 }, true],
+    [accessUnusualHour.params, { margin: 11 }, true],
+    [accessUnusualHour.params, { margin: 12 }, false],
+    [accessUnusualHour.params, { margin: -1 }, false],
+  ])('%#: %j valid: %s', (schema, value, valid) => {
+    expect(schema.safeParse(value).success).toBe(valid);
+  });
+});

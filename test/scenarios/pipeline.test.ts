@@ -1,0 +1,285 @@
+// The pipeline's own duties, on a real SQLite store: every record accounted for (processed,
+// duplicate or dead letter), events held until the watermark passes them and applied in event-time
+// order, late and too-late events, timers up to `asOf`, restart, and delivery to every sink once.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { Alert } from '../../schemas/alert.js';
+import type { ConfigInput } from '../../schemas/config.js';
+import type { CanonicalEvent } from '../../schemas/events.js';
+import { at, db, GROUPS, iam, USERS } from '../../shared/detect/timeline.js';
+import type { AlertSink } from '../../shared/emit/sink.js';
+import { type DecodedItem, Pipeline } from '../../shared/pipeline.js';
+import { SqliteStore } from '../../shared/state/sqlite-store.js';
+import { testConfig } from '../helpers/run-timeline.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'hwaudit-pipeline-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+let files = 0;
+const storeFile = () => join(dir, `state-${++files}.sqlite`);
+
+const items = (events: CanonicalEvent[]): DecodedItem[] => events.map((event) => ({ type: 'event', event }));
+const dead: DecodedItem = {
+  type: 'dead',
+  dead: { code: 'JSON_INVALID', source: 'test', message: 'not JSON' },
+};
+
+function open(
+  store: SqliteStore,
+  opts: { config?: Partial<ConfigInput>; sinks?: AlertSink[]; durablePending?: boolean } = {},
+) {
+  const { config, rules } = testConfig(opts.config);
+  return Pipeline.open({
+    config,
+    rules,
+    store,
+    ...(opts.sinks ? { sinks: opts.sinks } : {}),
+    ...(opts.durablePending === undefined ? {} : { durablePending: opts.durablePending }),
+  });
+}
+
+async function all<T>(items: AsyncIterable<T>): Promise<T[]> {
+  const out: T[] = [];
+  for await (const x of items) out.push(x);
+  return out;
+}
+
+class RecordingSink implements AlertSink {
+  readonly sends: Alert[][] = [];
+  constructor(readonly name: string) {}
+  async send(alerts: Alert[]): Promise<void> {
+    this.sends.push(alerts);
+  }
+}
+
+describe('pipeline accounting', () => {
+  it('counts every record once: processed, duplicate (in a batch, buffered or already applied) or dead letter', async () => {
+    const store = SqliteStore.open(':memory:');
+    const p = await open(store);
+    const early = db.connect({ at: at(0), conn: 1, account: 'app' });
+    const later = db.connect({ at: at(30), conn: 2, account: 'app' });
+    await p.ingest([...items([early, early]), dead, ...items([later])]);
+    expect(p.watermark).toBe(at(10));
+    expect(p.latestEventTime).toBe(at(30));
+    expect(p.stats).toMatchObject({ received: 4, processed: 1, duplicates: 1 });
+    await p.ingest([...items([later, early]), dead]);
+    await p.finish();
+    expect(p.stats).toEqual({
+      received: 7,
+      processed: 2,
+      duplicates: 3,
+      late: 0,
+      deadLetters: { JSON_INVALID: 2 },
+      alerts: 1,
+      alertsByRule: { 'access.local-account': 1 },
+      resolutions: 0,
+    });
+    expect(await store.deadLetterCount()).toBe(2);
+  });
+
+  it('an empty pipeline has no watermark and no latest event time', async () => {
+    const p = await open(SqliteStore.open(':memory:'));
+    await p.ingest([dead]);
+    expect(p.watermark).toBeUndefined();
+    expect(p.latestEventTime).toBeUndefined();
+    expect(p.stats).toMatchObject({ received: 1, processed: 0, deadLetters: { JSON_INVALID: 1 } });
+  });
+
+  it('counts what correlation could not use: removals of unknown memberships, statements of unknown connections', async () => {
+    const p = await open(SqliteStore.open(':memory:'));
+    await p.ingest(
+      items([
+        iam.removed({ at: at(0), membershipId: 'ocid1.groupmembership.oc1..unknown' }),
+        db.query({ at: at(1), conn: 77, account: 'admin', sqlCommand: 'select', sql: 'SELECT 1' }),
+      ]),
+    );
+    await p.finish();
+    expect(p.correlation).toMatchObject({ unresolvedMemberships: 1, orphanEvents: 1, unknownGroups: 0 });
+  });
+});
+
+describe('watermark', () => {
+  it('holds events until the watermark passes them; advancing never moves it back', async () => {
+    const p = await open(SqliteStore.open(':memory:'));
+    await p.ingest(
+      items([
+        db.connect({ at: at(30), conn: 2, account: 'app' }),
+        db.connect({ at: at(0), conn: 1, account: 'app' }),
+      ]),
+    );
+    expect(p.stats.processed).toBe(1);
+    await p.advance(at(5));
+    expect(p.watermark).toBe(at(10));
+    expect(p.stats.processed).toBe(1);
+    await p.advance(at(30));
+    expect(p.watermark).toBe(at(30));
+    expect(p.stats.processed).toBe(2);
+  });
+
+  it('an event at or before the released watermark is late: applied at once, in event-time order', async () => {
+    const store = SqliteStore.open(':memory:');
+    const p = await open(store);
+    await p.ingest(items([db.connect({ at: at(60), conn: 9, account: 'admin' })]));
+    expect(p.watermark).toBe(at(40));
+    const connect = db.connect({ at: at(30), conn: 1, account: 'admin' });
+    const disconnect = db.disconnect({ at: at(40), conn: 1, account: 'admin' });
+    await p.ingest(items([disconnect, connect]));
+    expect(p.stats).toMatchObject({ late: 2, processed: 2 });
+    await p.finish();
+    const session = (await all(store.sessions())).find((s) => s.connectKey === connect.key);
+    expect(session?.disconnectTime).toBe(disconnect.time);
+  });
+
+  it('drops an event older than the retention horizon as a TOO_LATE dead letter; one at the horizon is late', async () => {
+    const store = SqliteStore.open(':memory:');
+    const p = await open(store, { config: { retention: 'P1D' } });
+    await p.ingest(items([db.connect({ at: at(3 * 24 * 60), conn: 9, account: 'admin' })]));
+    const horizon = at(3 * 24 * 60 - 20) - 24 * 3_600_000;
+    await p.ingest(
+      items([
+        db.connect({ at: horizon, conn: 1, account: 'admin' }),
+        db.connect({ at: horizon - 1_000, conn: 2, account: 'admin' }),
+      ]),
+    );
+    expect(p.stats).toMatchObject({ late: 1, processed: 1, deadLetters: { TOO_LATE: 1 } });
+    expect(await store.deadLetterCount()).toBe(1);
+  });
+
+  it('forgets seen keys behind the retention horizon', async () => {
+    const store = SqliteStore.open(':memory:');
+    const p = await open(store, { config: { retention: 'P1D' } });
+    const old = db.connect({ at: at(0), conn: 1, account: 'admin' });
+    await p.ingest(items([old]));
+    await p.finish();
+    expect(await store.filterSeen([old])).toEqual(new Set([old.key]));
+    await p.ingest(items([db.connect({ at: at(3 * 24 * 60), conn: 9, account: 'admin' })]));
+    expect(await store.filterSeen([old])).toEqual(new Set());
+  });
+
+  it('finish applies everything buffered, and fires timers only up to asOf', async () => {
+    const p = await open(SqliteStore.open(':memory:'));
+    const created: Alert[] = [];
+    created.push(
+      ...(await p.ingest(
+        items([
+          iam.added({ at: at(0), user: USERS.bob, group: GROUPS.bg }),
+          db.connect({ at: at(100), conn: 1, account: 'admin' }),
+        ]),
+      )),
+    );
+    created.push(...(await p.finish(at(90))));
+    expect(p.stats.processed).toBe(2);
+    expect(p.watermark).toBe(at(100));
+    expect(created.map((a) => a.rule)).toEqual(['iam.privileged-group-change']);
+    expect((await p.finish(at(240))).map((a) => a.rule)).toEqual(['break-glass.stale']);
+  });
+});
+
+describe('restart', () => {
+  it('reopens with its clock, its buffered events in event-time order, and recent sessions', async () => {
+    const path = storeFile();
+    const first = SqliteStore.open(path);
+    const p1 = await open(first);
+    const app = db.connect({ at: at(30), conn: 2, account: 'app' });
+    const signOn = iam.signOn({ at: at(40), user: USERS.dave, ip: '10.9.9.9' });
+    await p1.ingest(
+      items([
+        db.connect({ at: at(0), conn: 1, account: 'dba_proxy', user: 'alice', proxy: true }),
+        app,
+        signOn,
+      ]),
+    );
+    expect(p1.stats.processed).toBe(1);
+    await first.close();
+
+    const store = SqliteStore.open(path);
+    const p2 = await open(store);
+    expect(p2.watermark).toBe(at(20));
+    expect(p2.latestEventTime).toBe(at(40));
+    // Stored keys sort the sign-on (iam-...) before the connect: released in event-time order all the same.
+    await p2.advance(at(35));
+    expect(p2.stats.processed).toBe(1);
+    await p2.ingest(
+      items([
+        app,
+        signOn,
+        db.query({
+          at: at(41),
+          conn: 1,
+          account: 'dba_proxy',
+          sqlCommand: 'grant',
+          sql: "GRANT ALL ON *.* TO 'x'",
+        }),
+      ]),
+    );
+    await p2.finish();
+    expect(p2.stats).toMatchObject({ processed: 3, duplicates: 2 });
+    const grant = (await all(store.alerts())).find((a) => a.rule === 'privilege.change');
+    expect(grant?.identity?.principalId).toBe(USERS.alice);
+    await store.close();
+  });
+
+  it('a late removal re-evaluates a session that closed before the restart', async () => {
+    const path = storeFile();
+    const first = SqliteStore.open(path);
+    const p1 = await open(first);
+    await p1.ingest(
+      items([
+        db.connect({ at: at(0), conn: 1, account: 'dba_proxy', user: 'alice', proxy: true }),
+        db.disconnect({ at: at(5), conn: 1, account: 'dba_proxy' }),
+        db.connect({ at: at(60), conn: 2, account: 'admin' }),
+      ]),
+    );
+    await first.close();
+    const p2 = await open(SqliteStore.open(path));
+    const raised = await p2.ingest(
+      items([iam.removed({ at: at(-10), user: USERS.alice, group: GROUPS.dba })]),
+    );
+    expect(p2.stats.late).toBe(1);
+    expect(raised.map((a) => [a.rule, a.identity?.principalId])).toContainEqual([
+      'access.after-revocation',
+      USERS.alice,
+    ]);
+  });
+
+  it('without durable pending, buffered events stay out of the store', async () => {
+    for (const durablePending of [true, false]) {
+      const store = SqliteStore.open(':memory:');
+      const p = await open(store, { durablePending });
+      await p.ingest(items([db.connect({ at: at(30), conn: 2, account: 'app' })]));
+      expect((await store.loadPending()).length).toBe(durablePending ? 1 : 0);
+    }
+  });
+});
+
+describe('sinks', () => {
+  it('each sink receives each alert once, after the commit; a sink added later receives what it missed', async () => {
+    const store = SqliteStore.open(':memory:');
+    const a = new RecordingSink('a');
+    const p1 = await open(store, { sinks: [a] });
+    await p1.ingest(items([db.connect({ at: at(0), conn: 1, account: 'app' })]));
+    await p1.ingest(items([db.connect({ at: at(1), conn: 2, account: 'admin' })]));
+    await p1.finish();
+    expect(a.sends.map((s) => s.map((x) => x.rule))).toEqual([['access.local-account']]);
+
+    const b = new RecordingSink('b');
+    await open(store, { sinks: [a, b] });
+    expect(a.sends).toHaveLength(1);
+    expect(b.sends).toEqual(a.sends);
+  });
+
+  it('two instances on two scopes of one store raise a shared alert once', async () => {
+    const path = storeFile();
+    const events = [db.connect({ at: at(0), conn: 1, account: 'app' })];
+    const one = await open(SqliteStore.open(path, { scope: 'one' }));
+    const two = await open(SqliteStore.open(path, { scope: 'two' }));
+    await one.ingest(items(events));
+    await two.ingest(items(events));
+    // Both find the alert unknown before either commits it: the store tells which one stored it.
+    const [a, b] = await Promise.all([one.finish(), two.finish()]);
+    expect([...a, ...b].map((x) => x.rule)).toEqual(['access.local-account']);
+    expect(one.stats.alerts + two.stats.alerts).toBe(1);
+    expect(two.stats).toMatchObject({ processed: 1 });
+  });
+});

@@ -1,0 +1,163 @@
+// `sync` discovery against the local signed OCI endpoint (Identity, Identity Domains, MySQL, with
+// the real SDK clients) and MySQL-protocol test servers (accounts and grants over mysql2).
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { validateConfig } from '../../shared/config/load-config.js';
+import { DB, GROUPS, USERS } from '../../shared/detect/timeline.js';
+import { runSync } from '../../shared/sync/sync.js';
+import { DOMAIN, PROD2, type SyncFleet, startSyncFleet } from '../helpers/sync-fleet.js';
+
+let fleet: SyncFleet;
+
+beforeAll(async () => {
+  // Small pages: every list operation is read across several pages.
+  fleet = await startSyncFleet({ pageSize: 2, scimPageSize: 1 });
+});
+afterAll(() => fleet.close());
+
+async function sync(extra = {}, previous?: Parameters<typeof runSync>[0]['previous']) {
+  const { config } = validateConfig(fleet.config(extra));
+  return runSync({
+    config,
+    previous,
+    ...(await fleet.syncOptions()),
+    now: () => Date.parse('2026-11-02T08:00:00Z'),
+  });
+}
+
+describe('sync discovery', () => {
+  it('reads classic users, groups and memberships, and the domain users and groups with both ids', async () => {
+    const { snapshot, failed } = await sync();
+    expect(failed).toEqual([]);
+    const { users, groups, memberships } = snapshot.directory;
+    expect(users.map((u) => u.id)).toEqual(
+      [USERS.alice, USERS.bob, USERS.carol, USERS.dave, DOMAIN.erin.ocid].sort(),
+    );
+    expect(users.find((u) => u.id === DOMAIN.erin.ocid)).toMatchObject({
+      name: 'erin@example.com',
+      aliases: expect.arrayContaining([DOMAIN.erin.id, 'erin.ops@example.com']),
+      state: 'active',
+      part: `domain:${DOMAIN.id}`,
+    });
+    expect(groups.find((g) => g.id === DOMAIN.ddba.ocid)).toMatchObject({
+      name: 'DomainDBAs',
+      aliases: [DOMAIN.ddba.id],
+      domain: DOMAIN.id,
+    });
+    expect(memberships).toContainEqual(
+      expect.objectContaining({
+        user: USERS.alice,
+        group: GROUPS.dba,
+        id: 'ocid1.groupmembership.oc1..alice-dba',
+      }),
+    );
+    expect(memberships).toContainEqual(
+      expect.objectContaining({
+        user: DOMAIN.erin.ocid,
+        group: DOMAIN.ddba.ocid,
+        since: '2026-10-01T08:00:00.000Z',
+      }),
+    );
+    expect(Object.keys(snapshot.parts).sort()).toEqual(
+      [
+        `accounts:${DB.id}`,
+        `accounts:${PROD2.id}`,
+        'dbSystems',
+        `domain:${DOMAIN.id}`,
+        'domains',
+        'iam',
+      ].sort(),
+    );
+  });
+
+  it('finds DB systems in the compartment tree with endpoints and read replicas, and reads their accounts', async () => {
+    const { snapshot } = await sync();
+    const prod = snapshot.dbSystems.find((d) => d.id === DB.id)!;
+    expect(prod).toMatchObject({ name: DB.name, highlyAvailable: true, state: 'ACTIVE' });
+    expect(prod.endpoints).toEqual([
+      { host: 'localhost', port: fleet.servers.get(DB.id)!.address.port, role: 'primary' },
+      { host: '127.0.0.9', port: 3306, role: 'replica' },
+    ]);
+    const mapping = prod.accounts!.find((a) => a.user === '' && a.host === '%')!;
+    expect(mapping.plugin).toBe('authentication_oci');
+    expect(JSON.parse(mapping.authenticationString!).group_mapping[DOMAIN.ddba.ocid]).toBe('dba_proxy');
+    expect(prod.accounts!.find((a) => a.user === 'dba_proxy')).toMatchObject({
+      locked: true,
+      privileges: expect.arrayContaining(['SUPER', 'CREATE USER', 'GRANT OPTION']),
+    });
+    // Only authentication_oci strings are kept: other plugins store password hashes there.
+    expect(
+      prod
+        .accounts!.filter((a) => a.plugin !== 'authentication_oci')
+        .every((a) => a.authenticationString === undefined),
+    ).toBe(true);
+    // Derived: ALL + GRANT OPTION, a role granting SYSTEM_USER, AUDIT_ADMIN; not SELECT-only accounts.
+    expect(prod.privilegedAccounts).toEqual([
+      'admin',
+      'admin_role',
+      'dba_proxy',
+      'emergency_admin',
+      'hwaudit',
+    ]);
+    expect(snapshot.dbSystems.find((d) => d.id === PROD2.id)!.privilegedAccounts).toEqual([
+      'billing_admin',
+      'hwaudit',
+    ]);
+  });
+
+  it('pages every list and retries throttled calls, counting each request', async () => {
+    fleet.endpoint.faults.failNext('identity.listUserGroupMemberships', 2, 429);
+    fleet.endpoint.faults.failNext('identitydomains.listGroups', 1, 429);
+    fleet.endpoint.faults.failNext('mysql.listDbSystems', 1, 503);
+    const before = fleet.endpoint.requests.length;
+    const { snapshot, failed } = await sync();
+    expect(failed).toEqual([]);
+    expect(fleet.endpoint.faults.pending()).toBe(0);
+    const sent = fleet.endpoint.requests.slice(before);
+    const counted = Object.values(snapshot.requests.oci).reduce((a, b) => a + b, 0);
+    expect(counted).toBe(sent.length);
+    // 4 users in pages of 2: 2 calls; the one domain group, once throttled: 2 calls.
+    expect(snapshot.requests.oci['identity.listUsers']).toBe(2);
+    expect(snapshot.requests.oci['identitydomains.listGroups']).toBe(2);
+    expect(snapshot.requests.sql).toBeGreaterThan(0);
+    expect(snapshot.directory.memberships).toHaveLength(4);
+  });
+
+  it('a part that fails keeps the previous data, marked failed with the reason', async () => {
+    const { snapshot: first } = await sync();
+    fleet.endpoint.faults.failNext('identitydomains.listUsers', Number.POSITIVE_INFINITY, 500);
+    await fleet.servers.get(PROD2.id)!.stop();
+    try {
+      const { snapshot, failed } = await sync({}, first);
+      expect(failed.map((f) => f.part).sort()).toEqual([`accounts:${PROD2.id}`, `domain:${DOMAIN.id}`]);
+      expect(snapshot.parts[`domain:${DOMAIN.id}`]).toMatchObject({ status: 'failed', readAt: first.time });
+      expect(snapshot.parts[`domain:${DOMAIN.id}`]!.error).toMatch(
+        /identitydomains.listUsers failed \(status 500/,
+      );
+      expect(snapshot.directory.users.map((u) => u.id)).toContain(DOMAIN.erin.ocid);
+      expect(snapshot.directory.memberships).toEqual(first.directory.memberships);
+      const billing = snapshot.dbSystems.find((d) => d.id === PROD2.id)!;
+      expect(billing.accounts).toEqual(first.dbSystems.find((d) => d.id === PROD2.id)!.accounts);
+      expect(snapshot.parts[`accounts:${PROD2.id}`]!.error).toMatch(/cannot reach/);
+    } finally {
+      fleet.endpoint.faults.clear();
+      await fleet.servers.get(PROD2.id)!.restart();
+    }
+  });
+
+  it('a sync that can read nothing fails and says the previous snapshot stays in use', async () => {
+    const { snapshot: first } = await sync();
+    fleet.endpoint.faults.failNext('*', Number.POSITIVE_INFINITY, 401);
+    const servers = [...fleet.servers.values()];
+    await Promise.all(servers.map((s) => s.stop()));
+    try {
+      await expect(sync({}, first)).rejects.toThrow(`the snapshot of ${first.time} stays in use`);
+    } finally {
+      fleet.endpoint.faults.clear();
+      await Promise.all(servers.map((s) => s.restart()));
+    }
+  });
+
+  it('needs the tenancy', async () => {
+    await expect(sync({ tenancy: undefined })).rejects.toThrow(/tenancy/);
+  });
+});

@@ -1,0 +1,159 @@
+// The sync command as users run it: the built CLI against the local signed OCI endpoint and the
+// MySQL-protocol test servers, on a SQLite state.
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { parse, stringify } from 'yaml';
+import type { Alert } from '../../schemas/alert.js';
+import { validateConfig } from '../../shared/config/load-config.js';
+import { DB, GROUPS, USERS } from '../../shared/detect/timeline.js';
+import { SqliteStore } from '../../shared/state/sqlite-store.js';
+import { DOMAIN, type SyncFleet, startSyncFleet, testDirectory } from '../helpers/sync-fleet.js';
+
+const execFileAsync = promisify(execFile);
+const CLI = join(import.meta.dirname, '..', '..', 'dist', 'cli.cjs');
+
+type Result = { code: number; stdout: string; stderr: string };
+
+let fleet: SyncFleet;
+let config: string;
+let runs = 0;
+
+beforeAll(async () => {
+  fleet = await startSyncFleet();
+  config = fleet.file('config.yaml', stringify(fleet.config()));
+});
+afterAll(() => fleet.close());
+beforeEach(() => {
+  Object.assign(fleet.directory, testDirectory());
+  fleet.endpoint.faults.clear();
+});
+
+async function cli(args: string[]): Promise<Result> {
+  try {
+    const { stdout, stderr } = await execFileAsync(process.execPath, [CLI, ...args], {
+      env: { ...process.env, ...fleet.env },
+    });
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const e = error as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+const newState = () => fleet.file(`state-${++runs}.sqlite`);
+
+async function stored(state: string) {
+  const store = SqliteStore.open(state);
+  try {
+    return await store.snapshots(0);
+  } finally {
+    await store.close();
+  }
+}
+
+describe('sync --print', () => {
+  it('prints the configuration the pipeline would use, valid as a configuration, and stores nothing', async () => {
+    const state = newState();
+    const r = await cli(['sync', '--config', config, '--print', '--state', state]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^# The configuration as the pipeline uses it with the snapshot of /);
+    const printed = parse(r.stdout) as Record<string, unknown>;
+    const { config: read } = validateConfig(printed, 'printed');
+    expect(read.directory.groups.find((g) => g.id === DOMAIN.ddba.ocid)).toMatchObject({
+      name: 'DomainDBAs',
+      aliases: [DOMAIN.ddba.id],
+    });
+    // What only the configuration says stays: break-glass, iamOnly, allow-lists.
+    expect(read.directory.groups.find((g) => g.id === GROUPS.bg)).toMatchObject({
+      name: 'BreakGlass',
+      breakGlass: { maxDuration: 4 * 3_600_000 },
+    });
+    const prod = read.dbSystems.find((d) => d.id === DB.id)!;
+    expect(prod).toMatchObject({
+      name: DB.name,
+      iamOnly: true,
+      allowedLocalAccounts: ['admin@%', 'hwaudit@%'],
+    });
+    expect(prod.endpoints.map((e) => e.role)).toEqual(['primary', 'replica']);
+    expect(prod.privilegedAccounts).toContain('dba_proxy');
+    expect(prod.accounts.find((a) => a.user === '')?.plugin).toBe('authentication_oci');
+    expect(read.directory.memberships).toContainEqual(
+      expect.objectContaining({ user: USERS.alice, group: GROUPS.dba }),
+    );
+    expect(r.stderr).toMatch(/every part was read/);
+    expect(r.stderr).toMatch(/cost: \d+ OCI API request\(s\), \d+ SQL statement\(s\)/);
+    expect(await stored(state)).toEqual([]);
+  });
+});
+
+describe('sync --state', () => {
+  it('stores the baseline, then reports an unaudited change as an alert that says it was observed', async () => {
+    const state = newState();
+    const first = await cli(['sync', '--config', config, '--state', state]);
+    expect(first.code).toBe(0);
+    expect(first.stderr).toMatch(/first snapshot of this state: it is the baseline/);
+    expect(first.stdout).toBe('');
+    fleet.directory.memberships.push({
+      id: 'ocid1.groupmembership.oc1..bob-bg',
+      userId: USERS.bob,
+      groupId: GROUPS.bg,
+    });
+    const second = await cli(['sync', '--config', config, '--state', state]);
+    expect(second.code).toBe(0);
+    const alerts = second.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Alert);
+    expect(alerts.map((a) => [a.rule, a.title])).toEqual([
+      [
+        'iam.privileged-group-change',
+        'bob@example.com added to privileged group BreakGlass (observed by sync, not audited)',
+      ],
+    ]);
+    expect(second.stderr).toMatch(/changes between snapshots: 0 audited, 1 observed without an audit event/);
+    expect(await stored(state)).toHaveLength(2);
+  });
+
+  it('a part that fails keeps its previous data and says so (exit 3)', async () => {
+    const state = newState();
+    expect((await cli(['sync', '--config', config, '--state', state])).code).toBe(0);
+    const [before] = await stored(state);
+    // What a missing policy statement looks like (not retried).
+    fleet.endpoint.faults.failNext('identitydomains.listGroups', Number.POSITIVE_INFINITY, 404);
+    const r = await cli(['sync', '--config', config, '--state', state]);
+    expect(r.code).toBe(3);
+    expect(r.stderr).toContain(
+      `NOT READ domain:${DOMAIN.id}: identitydomains.listGroups failed (status 404, NotAuthorizedOrNotFound) (data of ${before!.time} kept)`,
+    );
+    const [, after] = await stored(state);
+    expect(after!.directory.groups).toEqual(before!.directory.groups);
+  });
+
+  it('a sync that reads nothing stores nothing: the previous snapshot stays in use (exit 1)', async () => {
+    const state = newState();
+    expect((await cli(['sync', '--config', config, '--state', state])).code).toBe(0);
+    const [before] = await stored(state);
+    fleet.endpoint.faults.failNext('*', Number.POSITIVE_INFINITY, 401);
+    const servers = [...fleet.servers.values()];
+    await Promise.all(servers.map((s) => s.stop()));
+    try {
+      const r = await cli(['sync', '--config', config, '--state', state]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain(`the snapshot of ${before!.time} stays in use`);
+      expect(r.stderr).not.toContain('sync-pw');
+      expect(await stored(state)).toEqual([before]);
+    } finally {
+      await Promise.all(servers.map((s) => s.restart()));
+    }
+  });
+
+  it('refuses bad usage and a configuration without the tenancy (exit 2, with the key path)', async () => {
+    expect((await cli(['sync', '--config', config])).stderr).toMatch(/sync needs --state/);
+    const noTenancy = fleet.file('no-tenancy.yaml', stringify({ ...fleet.config(), tenancy: undefined }));
+    const r = await cli(['sync', '--config', noTenancy, '--print']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/tenancy: sync needs the tenancy OCID/);
+  });
+});

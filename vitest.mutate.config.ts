@@ -1,0 +1,22 @@
+// The tests mutation testing runs (npm run test:mutate, stryker.config.mjs): the in-process tests of
+// the mutated modules. Tests of the built bundles, of child processes and of the MySQL server do not
+// see the mutated sources, so they are left out.
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    include: [
+      'test/rules/**/*.test.ts',
+      'test/correlate/**/*.test.ts',
+      'test/detect/**/*.test.ts',
+      'test/scenarios/**/*.test.ts',
+      'test/normalize/mysql-redact.test.ts',
+      'test/normalize/mysql-audit.test.ts',
+      'test/emit/*.test.ts',
+    ],
+    // Schema validation of every OCSF record: slow, and it pins the OCSF mapping, not these modules.
+    exclude: ['test/emit/ocsf.test.ts'],
+    testTimeout: 30_000,
+    setupFiles: ['test/setup/fast-check.ts'],
+  },
+});
