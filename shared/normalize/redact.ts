@@ -7,6 +7,12 @@
 // - redactLiterals: every string and number literal too. Used where SQL leaves the pipeline
 //   (alerts, outputs). `authentication_oci` mappings stay: they are configuration, not data.
 //
+// Secrets are: passwords and hashes in account and replication statements; every literal of a
+// statement that touches a credential table (`mysql.user`, `mysql.servers`, ...) or names
+// `authentication_string`; the value given to a user variable (`SET @k = '...'`, often a key or
+// a password carried to the next statement); the arguments of password, hashing, encryption and
+// keyring functions.
+//
 // The lexer is lenient: it works on text that is not valid SQL, and an unterminated string runs
 // to the end of the text (so a cut-off secret is still hidden).
 
@@ -18,9 +24,18 @@ const LITERAL = '?';
 /** The plugin whose `AS '...'` value is a mapping (configuration), not a hash: bare or quoted. */
 const OCI_PLUGIN = /^(['"`]?)authentication_oci\1$/i;
 
+/** Tables whose rows hold credentials: every literal of a statement naming one is a secret. */
+const CREDENTIAL_TABLES = new Set(['USER', 'SERVERS', 'SLAVE_MASTER_INFO', 'PASSWORD_HISTORY']);
+/** Functions whose arguments are keys, passwords or what they protect (besides `*PASSWORD*(`). */
+const SECRET_FUNCTIONS =
+  /^(?:AES_(?:EN|DE)CRYPT|DES_(?:EN|DE)CRYPT|ENCRYPT|ENCODE|DECODE|MD5|SHA[12]?|ASYMMETRIC_\w+|CREATE_ASYMMETRIC_\w+|CREATE_DH_PARAMETERS|KEYRING_\w+)$/;
+/** Text that may hold a secret of any form above; anything else is returned as it is, unlexed. */
+const MAY_HOLD_SECRET =
+  /identified|password|authentication_string|mysql\W|@|crypt|encode|decode|md5|sha|asymmetric|keyring|_dh_/i;
+
 /** Replaces passwords, password hashes and other secrets with `'<redacted>'`. */
 export function redactSecrets(sql: string): string {
-  if (!/identified|password/i.test(sql)) return sql;
+  if (!MAY_HOLD_SECRET.test(sql)) return sql;
   const tokens = tokenize(sql);
   const { secret } = classify(sql, tokens);
   if (secret.size === 0) return sql;
@@ -113,9 +128,45 @@ function classify(
     }
   };
 
+  /** The literals of the value assigned at `k`, up to a `,`, `;` or `)` around it, or a clause word. */
+  const secretExpression = (k: number): void => {
+    let depth = 0;
+    for (let j = k; j < sig.length; j++) {
+      const p = punct(j);
+      if (p === '(') depth++;
+      else if (p === ')' && --depth < 0) return;
+      else if (depth === 0 && (p === ',' || p === ';')) return;
+      const t = sig[j]!;
+      if (t.type === 'string' || t.type === 'number') secret.add(t);
+      // A word ends the value unless it calls a function or introduces a string (X'..', _utf8mb4'..').
+      else if (depth === 0 && t.type === 'word' && punct(j + 1) !== '(' && sig[j + 1]?.type !== 'string')
+        return;
+    }
+  };
+
+  /** Whether the tokens at `k` name a credential table: mysql.user, `mysql`.`servers`, ... */
+  const credentialTable = (k: number): boolean =>
+    name(k) === 'MYSQL' && punct(k + 1) === '.' && CREDENTIAL_TABLES.has(name(k + 2) ?? '');
+  const name = (k: number): string | undefined => {
+    const t = sig[k];
+    if (t?.type === 'word') return words[k];
+    return t?.type === 'ident' ? sql.slice(t.start + 1, t.end - 1).toUpperCase() : undefined;
+  };
+
+  if (sig.some((_, k) => credentialTable(k) || word(k) === 'AUTHENTICATION_STRING')) {
+    for (const t of sig) if (t.type === 'string' || t.type === 'number') secret.add(t);
+    return { secret, keep };
+  }
+
   for (let k = 0; k < sig.length; k++) {
     const w = word(k);
-    if (w === 'IDENTIFIED' && word(k + 1) === 'BY') {
+    if (punct(k) === '@' && punct(k - 1) !== '@' && sig[k + 1] !== undefined && punct(k + 1) === undefined) {
+      // A user variable: @k = 'v', @k := 'v', @`k` = ..., @'k' = ...
+      const assign = punct(k + 2) === ':' && punct(k + 3) === '=' ? k + 4 : punct(k + 2) === '=' ? k + 3 : -1;
+      if (assign !== -1) secretExpression(assign);
+    } else if (w !== undefined && punct(k + 1) === '(' && SECRET_FUNCTIONS.test(w)) {
+      secretArguments(k + 1);
+    } else if (w === 'IDENTIFIED' && word(k + 1) === 'BY') {
       byClause(k + 1);
     } else if (w === 'IDENTIFIED' && word(k + 1) === 'WITH') {
       // IDENTIFIED WITH <plugin> BY 'x' | AS 'hash' | AS '<authentication_oci mapping>'

@@ -8,6 +8,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { DbEventSchema } from '../../schemas/events.js';
 import { bundlePath } from '../helpers/bundle.js';
 import { REPO_ROOT } from '../helpers/requirements.js';
+import { SECRET_FORMS } from './secret-forms.js';
 
 const CLI = bundlePath('cli');
 const dir = mkdtempSync(join(tmpdir(), 'cli-normalize-'));
@@ -143,5 +144,27 @@ describe('heatwave-iam-audit normalize', () => {
     expect(parseLines(run.stdout)).toMatchObject([{ kind: 'query', status: 1064 }]);
     expect(run.stdout).toContain("IDENTIFIED BY '<redacted>'");
     expect(`${run.stdout}${run.stderr}`).not.toContain('pw123');
+  });
+
+  it('outputs no secret of any statement form, parsed (status 0) or not (1064)', async () => {
+    const input = join(dir, 'secrets.log');
+    const records = SECRET_FORMS.flatMap(({ sql }, i) =>
+      [0, 1064].map((status) => ({
+        timestamp: '2026-11-01 11:00:00',
+        id: i * 2 + (status ? 1 : 0),
+        class: 'general',
+        event: 'status',
+        connection_id: 60,
+        account: { user: 'admin', host: '%' },
+        login: { user: 'admin', os: '', ip: '203.0.113.9', proxy: '' },
+        general_data: { command: 'Query', sql_command: status ? 'error' : 'select', query: sql, status },
+      })),
+    );
+    writeFileSync(input, records.map((r) => JSON.stringify(r)).join('\n'));
+    const run = await cli('normalize', input);
+    expect(run.code, run.stderr).toBe(0);
+    expect(parseLines(run.stdout)).toHaveLength(records.length);
+    const output = `${run.stdout}${run.stderr}`;
+    for (const secret of SECRET_FORMS.flatMap((f) => f.secrets)) expect(output).not.toContain(secret);
   });
 });

@@ -2,6 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { redactLiterals, redactSecrets, redactSql } from '../../shared/normalize/redact.js';
 import { runs } from '../helpers/property.js';
+import { SECRET_FORMS } from './secret-forms.js';
 
 const OCI_MAPPING = `{"tenancy":"ocid1.tenancy.oc1..example","group_mapping":{"ocid1.group.oc1..dba":"dba_proxy"}}`;
 
@@ -94,6 +95,48 @@ describe('redactSecrets', () => {
     ],
   ])('handles quotes, comments and broken statements: %s', (sql, expected) => {
     expect(redactSecrets(sql)).toBe(expected);
+  });
+});
+
+describe('every statement form that carries a secret', () => {
+  it.each(SECRET_FORMS)(
+    'hides the secrets of $sql, and a second pass changes nothing',
+    ({ sql, secrets }) => {
+      for (const redact of [redactSecrets, redactLiterals]) {
+        const once = redact(sql);
+        for (const secret of secrets) expect(once).not.toContain(secret);
+        expect(redact(once)).toBe(once);
+      }
+    },
+  );
+
+  it.each([
+    [
+      "UPDATE mysql.user SET authentication_string='x' WHERE user='root'",
+      "UPDATE mysql.user SET authentication_string='<redacted>' WHERE user='<redacted>'",
+    ],
+    [
+      "SET @a := 'x', @b = 42, @@session.sql_mode = 'ANSI'",
+      "SET @a := '<redacted>', @b = '<redacted>', @@session.sql_mode = 'ANSI'",
+    ],
+    [
+      "SELECT AES_ENCRYPT(doc, 'k') FROM t WHERE id = 7",
+      "SELECT AES_ENCRYPT(doc, '<redacted>') FROM t WHERE id = 7",
+    ],
+    ["SELECT @p := 'x' FROM dual WHERE a = 'y'", "SELECT @p := '<redacted>' FROM dual WHERE a = 'y'"],
+  ])('redacts %s exactly', (sql, expected) => {
+    expect(redactSecrets(sql)).toBe(expected);
+  });
+
+  it.each([
+    "SELECT * FROM app.user WHERE email = 'a@example.com'",
+    "SELECT user, host FROM mysql.db WHERE db = 'payments'",
+    "GRANT SELECT ON payments.* TO 'app'@'10.0.%'",
+    "CREATE DEFINER='app'@'%' PROCEDURE p() SELECT 'hello'",
+    "SELECT @x, @@version WHERE note = 'shared'",
+    "SELECT sha_column FROM t WHERE decoded = 'yes'",
+  ])('leaves %s untouched', (sql) => {
+    expect(redactSecrets(sql)).toBe(sql);
   });
 });
 
@@ -195,7 +238,7 @@ describe('where secrets are', () => {
     "SELECT password AS p FROM users WHERE name = 'visible'",
     "DECLARE c CURSOR FOR SELECT password FROM users WHERE name = 'visible'",
     `SELECT \`password\`('x'), "password" = 'y'`,
-    "SET PASSWORD FOR u TO RANDOM; SET @a = 'visible'",
+    "SET PASSWORD FOR u TO RANDOM; SELECT a = 'visible'",
     "SET PASSWORD FOR u TO RANDOM; 'visible'",
     'ALTER USER u IDENTIFIED WITH',
     "CREATE USER ''@'%' IDENTIFIED WITH 'authentication_oci' AS",
