@@ -6,6 +6,7 @@ import type { Alert, Severity } from '../../schemas/alert.js';
 import { SEVERITIES } from '../../schemas/alert.js';
 import { type Coverage, shareOfIam } from '../correlate/coverage.js';
 import type { PipelineStats } from '../pipeline.js';
+import type { RoutePlan } from '../route/route-plan.js';
 import type { DemoManifest } from './generate-demo.js';
 import type { Score } from './ground-truth.js';
 
@@ -15,6 +16,8 @@ export type SummaryInput = {
   alerts: readonly Alert[];
   coverage: Coverage;
   score: Score;
+  /** Which routes of the configuration the alerts would take. */
+  routes: readonly RoutePlan[];
   timings: { generate: number; pipeline: number; total: number };
   out: string;
   reports: DemoReports;
@@ -205,11 +208,34 @@ export function formatSummary(input: SummaryInput): string {
   out.push(...table(prRows, ['l', 'r', 'r', 'r', 'r', 'r', 'r']));
   for (const a of score.unexplained.slice(0, 10)) out.push(`  unexplained: ${a.rule} ${a.time} ${a.title}`);
   for (const e of score.missed.slice(0, 10)) out.push(`  missed: ${e.rule} ${e.match.from} ${e.story}`);
+<<<<<<< HEAD
   out.push('');
   out.push(
     `Compliance reports of the window (HTML; JSON beside them, CSV in ${join(input.reports.dir, 'csv')})`,
   );
   const width = Math.max(...input.reports.html.map((r) => r.title.length));
   for (const r of input.reports.html) out.push(`  ${r.title.padEnd(width)}  ${r.path}`);
+=======
+
+  if (input.routes.length > 0) {
+    out.push('');
+    out.push(`Routes: where these alerts would go (routes of ${input.out}/config.yaml; nothing is sent)`);
+    const routeRows = [['  route', 'alerts', 'resolved', 'maintenance', 'repeats', 'messages', '  output']];
+    for (const r of input.routes)
+      routeRows.push([
+        `  ${r.route}`,
+        String(r.alerts),
+        String(r.resolutions),
+        String(r.maintenance),
+        String(r.suppressed),
+        String(r.messages),
+        `  ${r.output}`,
+      ]);
+    out.push(...table(routeRows, ['l', 'r', 'r', 'r', 'r', 'r', 'l']));
+    out.push(
+      '  maintenance and repeats: muted on that route, still stored and reported, and counted in its digests',
+    );
+  }
+>>>>>>> issue-18
   return `${out.join('\n')}\n`;
 }

@@ -11,7 +11,7 @@
 import { existsSync, realpathSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
-import type { Alert } from '../../schemas/alert.js';
+import { type Alert, recordKey, recordTime } from '../../schemas/alert.js';
 import type { CanonicalEvent } from '../../schemas/events.js';
 import type { Session } from '../../schemas/session.js';
 import type { Snapshot } from '../../schemas/snapshot.js';
@@ -171,6 +171,8 @@ const CHUNK = 500;
 /** Rows per page of a ledger read. */
 const PAGE = 1000;
 
+type AlertRow = { body: string; occurrences: number; last_time: string | null };
+
 /** One scope's in-process lock: held or not, and the waiters in arrival order. */
 type Mutex = { held: boolean; waiters: (() => void)[] };
 
@@ -319,8 +321,21 @@ export class SqliteStore implements StateStore {
     return found;
   }
 
-  async knownAlerts(ids: string[]): Promise<Set<string>> {
-    return this.existing('SELECT id AS k FROM alerts WHERE id IN', ids);
+  async knownAlerts(keys: string[]): Promise<Set<string>> {
+    return this.existing('SELECT id AS k FROM alerts WHERE id IN', keys);
+  }
+
+  async loadAlerts(keys: string[]): Promise<Alert[]> {
+    const out: Alert[] = [];
+    for (const part of chunks([...new Set(keys)], CHUNK)) {
+      const rows = this.db
+        .prepare<string[], AlertRow>(
+          `SELECT body, occurrences, last_time FROM alerts WHERE id IN (${part.map(() => '?').join(',')}) ORDER BY time, id`,
+        )
+        .all(...part);
+      for (const r of rows) out.push(mergeAlert(r.body, r.occurrences, r.last_time));
+    }
+    return out;
   }
 
   private existing(sql: string, keys: string[], params: string[] = []): Set<string> {
@@ -366,8 +381,19 @@ export class SqliteStore implements StateStore {
             Math.floor(batch.pruneSeenBefore / SEEN_BUCKET_MS),
           );
         }
+<<<<<<< HEAD
         for (const s of batch.sessions) ledger.session(s);
         for (const a of batch.alerts) if (ledger.alert(a)) newAlerts.add(a.id);
+=======
+        for (const s of batch.sessions) {
+          const open = s.outcome === 'success' && s.disconnectTime === undefined ? 1 : 0;
+          putSession.run(s.id, s.dbSystem.id, s.connectTs, open, JSON.stringify(s));
+        }
+        for (const a of batch.alerts) {
+          const key = recordKey(a);
+          if (putAlert.run(key, a.rule, recordTime(a), JSON.stringify(a)).changes > 0) newAlerts.add(key);
+        }
+>>>>>>> issue-18
         for (const u of batch.alertUpdates) updAlert.run(u.occurrences, u.lastTime, u.id);
         for (const d of batch.deadLetters) putDead.run(JSON.stringify(d));
         if (batch.pruneLedgerBefore !== undefined) {
@@ -398,9 +424,13 @@ export class SqliteStore implements StateStore {
     })();
   }
 
+  async delivered(sink: string, keys: string[]): Promise<Set<string>> {
+    return this.existing('SELECT alert_id AS k FROM deliveries WHERE sink = ? AND alert_id IN', keys, [sink]);
+  }
+
   async undelivered(sink: string): Promise<Alert[]> {
     return this.db
-      .prepare<[string], { body: string; occurrences: number; last_time: string | null }>(
+      .prepare<[string], AlertRow>(
         `SELECT body, occurrences, last_time FROM alerts a
          WHERE NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.alert_id = a.id AND d.sink = ?) ORDER BY time, id`,
       )
@@ -430,6 +460,7 @@ export class SqliteStore implements StateStore {
     }
   }
 
+<<<<<<< HEAD
   async *alerts(query: LedgerQuery = {}): AsyncIterable<Alert> {
     const { from, ...rest } = query;
     const { conditions, params } = ledgerConditions(rest, {
@@ -444,6 +475,11 @@ export class SqliteStore implements StateStore {
       `SELECT id, time, body, occurrences, last_time FROM alerts
        WHERE ${['(time, id) > (?, ?)', ...conditions].join(' AND ')}
        ORDER BY time, id LIMIT ${PAGE}`,
+=======
+  async *alerts(): AsyncIterable<Alert> {
+    const rows = this.db.prepare<[], AlertRow>(
+      'SELECT body, occurrences, last_time FROM alerts ORDER BY time, id',
+>>>>>>> issue-18
     );
     // Alert times are ISO 8601 UTC as toIso writes them: their text order is their time order.
     for (let after = { time: from === undefined ? '' : toIso(from), id: '' }; ; ) {
