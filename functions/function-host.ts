@@ -56,11 +56,8 @@ import {
 } from '../shared/oci/clients.js';
 import { vaultSecretFetcher } from '../shared/oci/vault.js';
 import { type DecodedItem, Pipeline } from '../shared/pipeline.js';
-<<<<<<< HEAD
 import { type PublishResult, publishReports, ReportActionSchema } from '../shared/report/publish-reports.js';
-=======
 import { openRoutes, RecordIndex, type RouteClients, routeClients } from '../shared/route/routes.js';
->>>>>>> issue-18
 import { collect } from '../shared/sources/collector.js';
 import {
   AUDIT_DELIVERY_POSITION,
@@ -145,15 +142,7 @@ export type StoreOpener = (
 ) => StateStore | Promise<StateStore>;
 
 /** The OCI clients of the alert sinks (default: SDK clients with the HWAUDIT_OCI_AUTH provider). */
-<<<<<<< HEAD
-export type OciSinkClients = {
-  streaming?: () => Promise<StreamPutter>;
-  notifications?: () => Promise<NotificationPublisher>;
-  /** Object Storage, for alert objects and the reports. */
-  objectStorage?: () => Promise<ObjectStorageApi>;
-=======
 export type OciSinkClients = RouteClients & {
->>>>>>> issue-18
   /** Reads OCI Vault secrets (collector passwords). */
   vault?: () => Promise<VaultSecretFetcher>;
 };

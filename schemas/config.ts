@@ -289,14 +289,12 @@ export const ConfigSchema = z
     maintenance: z.array(MaintenanceSchema).default([]),
   })
   .superRefine((config, ctx) => {
-<<<<<<< HEAD
     if (config.auditRetention < config.lookback)
       ctx.addIssue({
         code: 'custom',
         path: ['auditRetention'],
         message: 'must be at least lookback: late IAM events re-attribute sessions that recent',
       });
-=======
     const routes = new Set<string>();
     config.routes.forEach((r, i) => {
       if (routes.has(r.name))
@@ -317,7 +315,6 @@ export const ConfigSchema = z
           });
       });
     });
->>>>>>> issue-18
     config.dbSystems.forEach((db, i) => {
       const names = new Set<string>();
       db.endpoints.forEach((e, j) => {

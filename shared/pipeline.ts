@@ -375,7 +375,6 @@ export class Pipeline {
     return mine;
   }
 
-<<<<<<< HEAD
   /** The ledger's retention horizon, once a day of event time (a prune is a few statements). */
   private ledgerPrune(): { pruneLedgerBefore?: number } {
     if (this.clock.releasedTs <= NEVER) return {};
@@ -386,14 +385,6 @@ export class Pipeline {
     return { pruneLedgerBefore: horizon };
   }
 
-  private async deliver(sink: AlertSink, alerts: Alert[]): Promise<void> {
-    if (alerts.length === 0) return;
-    await sink.send(alerts);
-    await this.store.markDelivered(
-      sink.name,
-      alerts.map((a) => a.id),
-    );
-=======
   private async deliver(
     sink: AlertSink,
     records: Alert[],
@@ -424,6 +415,5 @@ export class Pipeline {
       delete: (key) => cache.delete(kind, key),
       entries: () => cache.entries(kind),
     };
->>>>>>> issue-18
   }
 }

@@ -14,12 +14,9 @@ import { JsonlSink } from '../../shared/emit/jsonl-sink.js';
 import { AuditError, exitCodeFor } from '../../shared/errors.js';
 import type { PipelineStats } from '../../shared/pipeline.js';
 import { replayFiles } from '../../shared/replay.js';
-<<<<<<< HEAD
 import { renderReport } from '../../shared/report/render.js';
 import { runReports } from '../../shared/report/run-reports.js';
-=======
 import { routePlan } from '../../shared/route/route-plan.js';
->>>>>>> issue-18
 import { SqliteStore } from '../../shared/state/sqlite-store.js';
 import { type CliCommand, type CliIo, parseCommandArgs } from './io.js';
 

@@ -17,12 +17,8 @@ import {
   TABLE_NAME_MAX,
 } from '../../schemas/session.js';
 import type { Detector } from '../detect/detector.js';
-<<<<<<< HEAD
-import type { IamFact, SessionFact } from '../detect/rule.js';
-import { redactLiterals } from '../normalize/redact.js';
-=======
 import type { IamFact, Reverts, SessionFact } from '../detect/rule.js';
->>>>>>> issue-18
+import { redactLiterals } from '../normalize/redact.js';
 import type { EntityCache } from '../state/entity-cache.js';
 import { type AttributionResult, attribute, type Models } from './attribute.js';
 import { recordDbCatalog } from './db-catalog.js';

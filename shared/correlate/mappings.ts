@@ -151,11 +151,11 @@ export class Mappings {
     return out.sort((a, b) => (a.db === b.db ? (a.account < b.account ? -1 : 1) : a.db < b.db ? -1 : 1));
   }
 
-<<<<<<< HEAD
   /** Every account row of every DB system, with its versions, for reports. */
   rows(): AccountRow[] {
     return [...this.cache.values<AccountRow>(ACCOUNT)];
-=======
+  }
+
   /**
    * The earlier audited changes of this account that the change `key` undoes (its definition is
    * back to what it was before them); empty when it undoes none.
@@ -173,7 +173,6 @@ export class Mappings {
       versions.findIndex((v) => v.key === key),
       ABSENT,
     );
->>>>>>> issue-18
   }
 
   private versionOf(key: string, ts: number): AccountVersion | undefined {

@@ -208,14 +208,12 @@ export function formatSummary(input: SummaryInput): string {
   out.push(...table(prRows, ['l', 'r', 'r', 'r', 'r', 'r', 'r']));
   for (const a of score.unexplained.slice(0, 10)) out.push(`  unexplained: ${a.rule} ${a.time} ${a.title}`);
   for (const e of score.missed.slice(0, 10)) out.push(`  missed: ${e.rule} ${e.match.from} ${e.story}`);
-<<<<<<< HEAD
   out.push('');
   out.push(
     `Compliance reports of the window (HTML; JSON beside them, CSV in ${join(input.reports.dir, 'csv')})`,
   );
   const width = Math.max(...input.reports.html.map((r) => r.title.length));
   for (const r of input.reports.html) out.push(`  ${r.title.padEnd(width)}  ${r.path}`);
-=======
 
   if (input.routes.length > 0) {
     out.push('');
@@ -236,6 +234,5 @@ export function formatSummary(input: SummaryInput): string {
       '  maintenance and repeats: muted on that route, still stored and reported, and counted in its digests',
     );
   }
->>>>>>> issue-18
   return `${out.join('\n')}\n`;
 }

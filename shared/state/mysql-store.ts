@@ -720,21 +720,13 @@ export class MySqlStore implements StateStore {
       }
       await putSessions(conn, sessions);
       // One statement per alert: its affected-row count says whether this commit stored it first.
-<<<<<<< HEAD
       const alertNames = ALERT_COLUMNS.map((f) => f.name);
-      for (const { k, a, body } of alerts) {
+      for (const { k, key, a, body } of alerts) {
         const result = await run(
           conn,
           `INSERT IGNORE INTO alerts (id, rule, alert_time, body, occurrences, last_time, ${alertNames.join(', ')})
            VALUES (?, ?, ?, ?, 1, NULL, ?)`,
-          [k, a.rule, a.time, body, ALERT_COLUMNS.map((f) => f.value(a))],
-=======
-      for (const { k, key, a, body } of alerts) {
-        const result = await run(
-          conn,
-          'INSERT IGNORE INTO alerts (id, rule, alert_time, body, occurrences, last_time) VALUES (?, ?, ?, ?, 1, NULL)',
-          [k, a.rule, recordTime(a), body],
->>>>>>> issue-18
+          [k, a.rule, recordTime(a), body, ALERT_COLUMNS.map((f) => f.value(a))],
         );
         if (result.affectedRows > 0) newAlerts.add(key);
       }
@@ -795,27 +787,13 @@ export class MySqlStore implements StateStore {
       seen: [...seenBuckets(batch.seen)]
         .sort(([a], [b]) => a - b)
         .map(([bucket, keys]) => [scope, bucket, JSON.stringify(keys)]),
-<<<<<<< HEAD
       sessions: batch.sessions,
-      alerts: batch.alerts.map((a) => ({ k: storedKey(a.id), a, body: JSON.stringify(a) })).sort(byKey),
-=======
-      sessions: batch.sessions
-        .map((s) => ({ k: storedKey(s.id), s }))
-        .sort(byKey)
-        .map(({ k, s }) => [
-          k,
-          s.dbSystem.id,
-          s.connectTs,
-          s.outcome === 'success' && s.disconnectTime === undefined ? 1 : 0,
-          JSON.stringify(s),
-        ]),
       alerts: batch.alerts
         .map((a) => {
           const key = recordKey(a);
           return { k: storedKey(key), key, a, body: JSON.stringify(a) };
         })
         .sort(byKey),
->>>>>>> issue-18
       updates: batch.alertUpdates.map((u) => ({ k: storedKey(u.id), u })).sort(byKey),
       dead: batch.deadLetters.map((d) => [JSON.stringify(d)]),
     };

@@ -133,11 +133,16 @@ function ledgerWriters(db: Database.Database) {
       );
       for (const [id, table] of sessionTableRows([s])) putTable.run(id, table);
     },
-    /** Stores the alert unless it is stored already; true when it was new. */
+    /** Stores the record (alert or resolution) unless it is stored already; true when it was new. */
     alert(a: Alert): boolean {
       return (
-        putAlert.run(a.id, a.rule, a.time, JSON.stringify(a), ...ALERT_COLUMNS.map((f) => f.value(a)))
-          .changes > 0
+        putAlert.run(
+          recordKey(a),
+          a.rule,
+          recordTime(a),
+          JSON.stringify(a),
+          ...ALERT_COLUMNS.map((f) => f.value(a)),
+        ).changes > 0
       );
     },
     alertColumns(a: Alert): void {
@@ -381,19 +386,8 @@ export class SqliteStore implements StateStore {
             Math.floor(batch.pruneSeenBefore / SEEN_BUCKET_MS),
           );
         }
-<<<<<<< HEAD
         for (const s of batch.sessions) ledger.session(s);
-        for (const a of batch.alerts) if (ledger.alert(a)) newAlerts.add(a.id);
-=======
-        for (const s of batch.sessions) {
-          const open = s.outcome === 'success' && s.disconnectTime === undefined ? 1 : 0;
-          putSession.run(s.id, s.dbSystem.id, s.connectTs, open, JSON.stringify(s));
-        }
-        for (const a of batch.alerts) {
-          const key = recordKey(a);
-          if (putAlert.run(key, a.rule, recordTime(a), JSON.stringify(a)).changes > 0) newAlerts.add(key);
-        }
->>>>>>> issue-18
+        for (const a of batch.alerts) if (ledger.alert(a)) newAlerts.add(recordKey(a));
         for (const u of batch.alertUpdates) updAlert.run(u.occurrences, u.lastTime, u.id);
         for (const d of batch.deadLetters) putDead.run(JSON.stringify(d));
         if (batch.pruneLedgerBefore !== undefined) {
@@ -460,7 +454,6 @@ export class SqliteStore implements StateStore {
     }
   }
 
-<<<<<<< HEAD
   async *alerts(query: LedgerQuery = {}): AsyncIterable<Alert> {
     const { from, ...rest } = query;
     const { conditions, params } = ledgerConditions(rest, {
@@ -475,11 +468,6 @@ export class SqliteStore implements StateStore {
       `SELECT id, time, body, occurrences, last_time FROM alerts
        WHERE ${['(time, id) > (?, ?)', ...conditions].join(' AND ')}
        ORDER BY time, id LIMIT ${PAGE}`,
-=======
-  async *alerts(): AsyncIterable<Alert> {
-    const rows = this.db.prepare<[], AlertRow>(
-      'SELECT body, occurrences, last_time FROM alerts ORDER BY time, id',
->>>>>>> issue-18
     );
     // Alert times are ISO 8601 UTC as toIso writes them: their text order is their time order.
     for (let after = { time: from === undefined ? '' : toIso(from), id: '' }; ; ) {

@@ -121,16 +121,13 @@ export interface StateStore {
   delivered(sink: string, keys: string[]): Promise<Set<string>>;
   /** Stored records a sink has not received yet (after a crash between commit and send), in time order. */
   undelivered(sink: string): Promise<Alert[]>;
-<<<<<<< HEAD
   /** Sessions by connect time (and id), those the query selects: connected in [from, to), on a DB system. */
   sessions(query?: LedgerQuery): AsyncIterable<Session>;
-  /** Alerts by time (and id), those the query selects: raised in [from, to), on a DB system, of rules. */
+  /**
+   * Stored records by time (and id), those the query selects (raised in [from, to), on a DB system,
+   * of rules): alerts (`status: open`) and resolutions (`status: resolved`).
+   */
   alerts(query?: LedgerQuery): AsyncIterable<Alert>;
-=======
-  sessions(): AsyncIterable<Session>;
-  /** Every stored record in time order: alerts (`status: open`) and resolutions (`status: resolved`). */
-  alerts(): AsyncIterable<Alert>;
->>>>>>> issue-18
   deadLetterCount(): Promise<number>;
   /**
    * Stores a fleet snapshot (`sync`); snapshots are shared by every scope. Older ones than
