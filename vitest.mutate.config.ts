@@ -13,6 +13,11 @@ export default defineConfig({
       'test/normalize/mysql-redact.test.ts',
       'test/normalize/mysql-audit.test.ts',
       'test/emit/*.test.ts',
+      // In-process runs of the pipeline: stores (SQLite; MySQL when TEST_MYSQL_URL is set), routes,
+      // sync baselines.
+      'test/state/**/*.test.ts',
+      'test/route/**/*.test.ts',
+      'test/sync/baseline.test.ts',
     ],
     // Schema validation of every OCSF record: slow, and it pins the OCSF mapping, not these modules.
     exclude: ['test/emit/ocsf.test.ts'],
