@@ -14,6 +14,7 @@ import { Correlator, type CorrelatorStats } from './correlate/correlator.js';
 import type { DecodedItem } from './decode/read-input.js';
 import { Detector } from './detect/detector.js';
 import type { AlertSink } from './emit/sink.js';
+import { LogPositions } from './log-positions.js';
 import { EntityCache } from './state/entity-cache.js';
 import type { StateStore } from './state/state-store.js';
 import { applySnapshot } from './sync/baseline.js';
@@ -79,7 +80,9 @@ export class Pipeline {
   /** Pending keys written to the store (so that releasing them deletes the rows). */
   private readonly persisted: Set<string>;
   private released: string[] = [];
-  private seenBatch: { key: string; ts: number }[] = [];
+  /** Events applied since the last commit (their keys are remembered unless their position suffices). */
+  private seenBatch: CanonicalEvent[] = [];
+  private readonly positions: LogPositions;
   private deadBatch: DeadLetter[] = [];
 
   private constructor(
@@ -96,6 +99,7 @@ export class Pipeline {
     this.clock = cache.get<Clock>(META, CLOCK) ?? { maxTs: NEVER, releasedTs: NEVER };
     this.detector = new Detector(rules, cache);
     this.correlator = new Correlator(cache, config, this.detector);
+    this.positions = new LogPositions(cache, config.lateness);
     this.pending = pending.sort(compareEvents);
     this.pendingKeys = new Set(pending.map((e) => e.key));
     this.persisted = new Set(this.pendingKeys);
@@ -206,6 +210,7 @@ export class Pipeline {
         continue;
       }
       const key = item.event.key;
+      this.positions.noteGap(item.event);
       if (inBatch.has(key) || this.pendingKeys.has(key)) {
         this.stats.duplicates++;
         continue;
@@ -214,15 +219,18 @@ export class Pipeline {
       fresh.push(item.event);
     }
     // Every seen key belongs to an applied event, so its time is at or before the released
-    // watermark: only events that old can be redeliveries the store knows of.
+    // watermark: only events that old can be redeliveries the store knows of. MySQL events far
+    // enough behind their log's position are redeliveries without a lookup (log-positions.ts).
     const old = fresh.filter((e) => e.ts <= this.clock.releasedTs);
-    const seen = old.length > 0 ? await this.store.filterSeen(old) : new Set<string>();
+    const redelivered = new Set(old.filter((e) => this.positions.isRedelivery(e)));
+    const lookup = old.filter((e) => !redelivered.has(e));
+    const seen = lookup.length > 0 ? await this.store.filterSeen(lookup) : new Set<string>();
     const late: CanonicalEvent[] = [];
     const buffered: CanonicalEvent[] = [];
     const horizon = this.clock.releasedTs - this.config.retention;
     const latest = this.now() + this.config.clockSkew;
     for (const ev of fresh) {
-      if (seen.has(ev.key)) {
+      if (seen.has(ev.key) || redelivered.has(ev)) {
         this.stats.duplicates++;
         continue;
       }
@@ -246,6 +254,7 @@ export class Pipeline {
       // A snapshot's time is the clock's, not the audit trail's: it does not move the watermark,
       // which the audit events (or a sweep, or the end of input) bring past it.
       if (ev.ts > this.clock.maxTs && ev.source !== 'sync') this.clock.maxTs = ev.ts;
+      this.positions.accepted(ev);
       if (ev.ts <= this.clock.releasedTs) {
         late.push(ev);
       } else {
@@ -306,7 +315,7 @@ export class Pipeline {
   }
 
   private apply(ev: CanonicalEvent, late: boolean): void {
-    this.seenBatch.push({ key: ev.key, ts: ev.ts });
+    this.seenBatch.push(ev);
     this.correlator.process(ev, late);
     this.stats.processed++;
   }
@@ -324,7 +333,7 @@ export class Pipeline {
     const { newAlerts } = await this.store.commit({
       entities: this.cache.drainChanges(),
       pending: { put, remove },
-      seen: this.seenBatch,
+      seen: this.seenBatch.filter((e) => this.positions.needsKey(e)),
       sessions: this.correlator.drainSessions(),
       alerts: created,
       alertUpdates: updates,
