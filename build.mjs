@@ -33,7 +33,7 @@ await Promise.all([
   }),
   build({
     ...common,
-    entryPoints: { bench: 'bench/bench.ts' },
+    entryPoints: { bench: 'bench/bench.ts', 'bench-reports': 'bench/reports-bench.ts' },
     outExtension: { '.js': '.cjs' },
     outdir: 'dist',
     packages: 'external',

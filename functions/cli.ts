@@ -7,10 +7,12 @@ import { collectCommand } from './cli/collect.js';
 import { consumeCommand } from './cli/consume.js';
 import { demoCommand } from './cli/demo.js';
 import { doctorCommand } from './cli/doctor.js';
+import { exportCommand } from './cli/export.js';
 import { invokeCommand } from './cli/invoke.js';
 import { type CliCommand, type CliIo, printable } from './cli/io.js';
 import { normalizeCommand } from './cli/normalize.js';
 import { replayCommand } from './cli/replay.js';
+import { reportCommand } from './cli/report.js';
 import { rulesCommand } from './cli/rules.js';
 import { syncCommand } from './cli/sync.js';
 
@@ -25,6 +27,8 @@ export const COMMANDS: readonly CliCommand[] = [
   rulesCommand,
   consumeCommand,
   backfillCommand,
+  exportCommand,
+  reportCommand,
   syncCommand,
   invokeCommand,
 ];

@@ -24,6 +24,7 @@ export const DEFAULT_MAX_BODY_BYTES = 6 * 1024 * 1024;
 export const DEFAULT_DEADLINE_MARGIN_MS = 2000;
 export const DEFAULT_ALERT_FORMAT: OutputFormat = 'jsonl';
 export const DEFAULT_BUCKET_PREFIX = 'alerts/';
+export const DEFAULT_REPORT_PREFIX = 'reports/';
 
 export type FunctionEnvVar = { name: string; default: string; description: string };
 
@@ -128,6 +129,23 @@ export const FUNCTION_ENV_VARS: readonly FunctionEnvVar[] = [
       'OCID of an OCI stream that {"action":"collect"} also writes the collector records it reads to (key = DB system OCID), before committing them, for other consumers. Needs HWAUDIT_OCI_ENDPOINT_STREAMING.',
   },
   {
+    name: 'HWAUDIT_REPORT_BUCKET',
+    default: '(none)',
+    description:
+      'Object Storage bucket that {"action":"report"} writes the compliance reports to. Required by that action.',
+  },
+  {
+    name: 'HWAUDIT_REPORT_PREFIX',
+    default: DEFAULT_REPORT_PREFIX,
+    description: 'Object name prefix of the reports: <prefix><from>_<to>/<report>.<format>.',
+  },
+  {
+    name: 'HWAUDIT_REPORT_TOPIC_ID',
+    default: '(HWAUDIT_NOTIFICATIONS_TOPIC_ID)',
+    description:
+      'OCID of the Notifications topic that one message per report run goes to, naming the objects; unset with no HWAUDIT_NOTIFICATIONS_TOPIC_ID either, no message is sent.',
+  },
+  {
     name: 'HWAUDIT_DB_SYSTEM',
     default: '(the only configured DB system)',
     description:
@@ -164,6 +182,8 @@ export type FunctionEnv = {
   collectStreamId: string | undefined;
   notificationsTopicId: string | undefined;
   notificationsPerMinute: number;
+  /** {"action":"report"}: where the reports go, and the topic of the message naming them. */
+  report: { bucket: string | undefined; prefix: string; topicId: string | undefined };
   /** How to authenticate to OCI; only used when a stream or topic is configured. */
   ociAuth: OciAuthSpec;
   dbSystem: string | undefined;
@@ -240,25 +260,33 @@ function alertFormat(env: Env): OutputFormat {
 const BUCKET = /^[A-Za-z0-9._-]{1,256}$/;
 const PREFIX = /^(?!\/)[A-Za-z0-9._\-/=@]{0,512}$/;
 
-function alertBucket(env: Env, format: OutputFormat): FunctionEnv['alertBucket'] {
-  const name = text(env, 'HWAUDIT_ALERT_BUCKET')?.trim();
-  if (name === undefined) return undefined;
-  if (!BUCKET.test(name)) {
-    throw invalid('HWAUDIT_ALERT_BUCKET', 'expected a bucket name: letters, digits, - _ and . (at most 256)');
+/** An Object Storage bucket name, when the variable is set. */
+function bucketName(env: Env, variable: string): string | undefined {
+  const name = text(env, variable)?.trim();
+  if (name !== undefined && !BUCKET.test(name)) {
+    throw invalid(variable, 'expected a bucket name: letters, digits, - _ and . (at most 256)');
   }
+  return name;
+}
+
+/** An object name prefix: the variable's value, else `fallback`. */
+function objectPrefix(env: Env, variable: string, fallback: string): string {
+  const prefix = text(env, variable)?.trim() ?? fallback;
+  if (!PREFIX.test(prefix)) {
+    throw invalid(variable, 'expected at most 512 letters, digits and . _ - / = @, not starting with /');
+  }
+  return prefix;
+}
+
+function alertBucket(env: Env, format: OutputFormat): FunctionEnv['alertBucket'] {
+  const name = bucketName(env, 'HWAUDIT_ALERT_BUCKET');
+  if (name === undefined) return undefined;
   const listed = text(env, 'HWAUDIT_ALERT_BUCKET_FORMATS');
   const formats =
     listed === undefined
       ? [format]
       : [...new Set(listed.split(',').map((f) => outputFormat('HWAUDIT_ALERT_BUCKET_FORMATS', f)))];
-  const prefix = text(env, 'HWAUDIT_ALERT_BUCKET_PREFIX')?.trim() ?? DEFAULT_BUCKET_PREFIX;
-  if (!PREFIX.test(prefix)) {
-    throw invalid(
-      'HWAUDIT_ALERT_BUCKET_PREFIX',
-      'expected at most 512 letters, digits and . _ - / = @, not starting with /',
-    );
-  }
-  return { name, formats, prefix };
+  return { name, formats, prefix: objectPrefix(env, 'HWAUDIT_ALERT_BUCKET_PREFIX', DEFAULT_BUCKET_PREFIX) };
 }
 
 function ocid(env: Env, name: string, type: string): string | undefined {
@@ -327,6 +355,11 @@ export function readFunctionEnv(
     collectStreamId,
     notificationsTopicId,
     notificationsPerMinute: integer(env, 'HWAUDIT_NOTIFICATIONS_PER_MINUTE', ONS_MESSAGES_PER_MINUTE, 2),
+    report: {
+      bucket: bucketName(env, 'HWAUDIT_REPORT_BUCKET'),
+      prefix: objectPrefix(env, 'HWAUDIT_REPORT_PREFIX', DEFAULT_REPORT_PREFIX),
+      topicId: ocid(env, 'HWAUDIT_REPORT_TOPIC_ID', 'onstopic') ?? notificationsTopicId,
+    },
     ociAuth: ociAuthSpecFromEnv(env),
     dbSystem: text(env, 'HWAUDIT_DB_SYSTEM')?.trim(),
     maxBodyBytes: integer(env, 'HWAUDIT_MAX_BODY_BYTES', DEFAULT_MAX_BODY_BYTES, 1),

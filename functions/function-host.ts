@@ -47,9 +47,16 @@ import type { AlertSink } from '../shared/emit/sink.js';
 import { type StreamPutter, StreamSink, StreamWriter } from '../shared/emit/stream-sink.js';
 import { AuditError, type ErrorCode } from '../shared/errors.js';
 import { ociAuthProvider } from '../shared/oci/auth.js';
-import { createOciClient, DEFAULT_RETRY, type RetryPolicy, sleepMs } from '../shared/oci/clients.js';
+import {
+  callWithRetry,
+  createOciClient,
+  DEFAULT_RETRY,
+  type RetryPolicy,
+  sleepMs,
+} from '../shared/oci/clients.js';
 import { vaultSecretFetcher } from '../shared/oci/vault.js';
 import { type DecodedItem, Pipeline } from '../shared/pipeline.js';
+import { type PublishResult, publishReports, ReportActionSchema } from '../shared/report/publish-reports.js';
 import { collect } from '../shared/sources/collector.js';
 import {
   AUDIT_DELIVERY_POSITION,
@@ -82,7 +89,7 @@ export type InvocationContext = {
 };
 
 export type InvocationSummary = {
-  action: 'ingest' | 'sweep' | 'collect' | 'sync';
+  action: 'ingest' | 'sweep' | 'collect' | 'sync' | 'report';
   /** Records decoded from this body (events and dead letters). */
   received: number;
   /** Events applied in this call: released by the watermark, from this batch or earlier ones. */
@@ -110,6 +117,8 @@ export type InvocationSummary = {
   }[];
   /** `sync`: the snapshot stored, the parts that could not be read (their previous data kept), the OCI requests it cost. */
   sync?: { snapshot: string; failed: string[]; requests: number };
+  /** `report`: the period, the objects written, and whether this call published the message. */
+  report?: PublishResult;
 };
 
 /** A failure the caller should retry. Its message is safe to show (codes, counts, paths). */
@@ -133,6 +142,7 @@ export type StoreOpener = (
 export type OciSinkClients = {
   streaming?: () => Promise<StreamPutter>;
   notifications?: () => Promise<NotificationPublisher>;
+  /** Object Storage, for alert objects and the reports. */
   objectStorage?: () => Promise<ObjectStorageApi>;
   /** Reads OCI Vault secrets (collector passwords). */
   vault?: () => Promise<VaultSecretFetcher>;
@@ -171,7 +181,14 @@ const DEFAULT_LOCK_WAIT_MS = 30_000;
 const DEFAULT_COLLECT_MS = 60_000;
 const COLLECT_SHARE = 0.75;
 
-type Work = 'batch' | 'sweep' | 'collect' | 'sync';
+type Work = 'batch' | 'sweep' | 'collect' | 'sync' | 'report';
+/** What a refused control message leaves undone. */
+const NOT_DONE: Record<Exclude<Work, 'batch'>, string> = {
+  sweep: 'the sweep was not run',
+  collect: 'nothing was collected',
+  sync: 'nothing was synced',
+  report: 'no report was written',
+};
 
 export class FunctionHost {
   private readonly env: Readonly<Record<string, string | undefined>>;
@@ -313,11 +330,12 @@ export class FunctionHost {
       if (value.action === 'sweep' && Object.keys(value).length === 1) return this.sweep(settings);
       if (value.action === 'collect' && Object.keys(value).length === 1) return this.collect(settings);
       if (value.action === 'sync' && Object.keys(value).length === 1) return this.sync(settings);
+      if (value.action === 'report') return this.report(settings, value);
       return this.refuse(
         settings,
         'USAGE',
         400,
-        'unknown control message: send {"action":"sweep"}, {"action":"collect"} or {"action":"sync"}',
+        'unknown control message: send {"action":"sweep"}, {"action":"collect"}, {"action":"sync"} or {"action":"report",...}',
       );
     }
     return this.ingest(body, source, settings);
@@ -478,6 +496,50 @@ export class FunctionHost {
       });
       return { ...summary, ...(sync ? { sync } : {}) };
     });
+  }
+
+  /**
+   * Renders the reports of the period that just ended into Object Storage and publishes one
+   * message naming them (shared/report/publish-reports.ts). Reads only: no scope lock. A retry
+   * overwrites the same objects and publishes nothing more.
+   */
+  private async report(settings: Settings, body: Record<string, unknown>): Promise<InvocationSummary> {
+    const parsed = ReportActionSchema.safeParse(body);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0]!;
+      const at = issue.path.length > 0 ? `${issue.path.join('.')}: ` : '';
+      return this.refuse(settings, 'USAGE', 400, `report action: ${at}${issue.message}`.slice(0, 300));
+    }
+    const { bucket, prefix, topicId } = settings.env.report;
+    if (bucket === undefined)
+      throw new AuditError('CONFIG_INVALID', 'HWAUDIT_REPORT_BUCKET: required by {"action":"report"}');
+    this.checkDeadline(0, 'report');
+    const auth = () => ociAuthProvider(settings.env.ociAuth);
+    const client = await (this.ociClients.objectStorage?.() ??
+      createOciClient('objectstorage', { auth: await auth(), env: this.env }));
+    const notifications =
+      topicId === undefined
+        ? undefined
+        : await (this.ociClients.notifications?.() ??
+            createOciClient('notifications', { auth: await auth(), env: this.env }));
+    const result = await publishReports(parsed.data, {
+      store: await this.store(settings),
+      writer: new ObjectStorageWriter({ client, bucket, retry: this.retryPolicy('report-objects') }),
+      ...(notifications && topicId
+        ? {
+            publish: async (title: string, messageBody: string) =>
+              void (await callWithRetry(
+                'ons.publishMessage',
+                () => notifications.publishMessage({ topicId, messageDetails: { title, body: messageBody } }),
+                this.retryPolicy('report-message'),
+              )),
+          }
+        : {}),
+      prefix,
+      bucket,
+      now: this.now(),
+    });
+    return { ...emptySummary('report', await this.currentWatermark()), report: result };
   }
 
   /** Collector passwords from the environment or OCI Vault (cached per container). */
@@ -786,13 +848,9 @@ export class FunctionHost {
     const needed = margin + Math.ceil(items * this.msPerItem);
     if (left >= needed) return;
     const remains =
-      what === 'sweep'
-        ? 'the sweep was not run'
-        : what === 'collect'
-          ? 'nothing was collected'
-          : what === 'sync'
-            ? 'nothing was synced'
-            : `${items > 0 ? `${items} records were` : 'the batch was'} not ingested`;
+      what === 'batch'
+        ? `${items > 0 ? `${items} records were` : 'the batch was'} not ingested`
+        : NOT_DONE[what];
     throw new FunctionError(
       'DEADLINE',
       `${remains}: ${Math.max(0, left)} ms left before Fn-Deadline, about ${needed} ms needed (HWAUDIT_DEADLINE_MARGIN_MS=${margin}); no state was written, redeliver to process it`,

@@ -74,6 +74,8 @@ export const MysqlAccountSchema = z.strictObject({
   host: z.string().default('%'),
   plugin: z.string().default('caching_sha2_password'),
   authenticationString: z.string().optional(),
+  /** The account's privileges as `SHOW GRANTS FOR` prints them (shown in the access review). */
+  grants: z.array(z.string()).optional(),
 });
 
 /** One server instance whose audit log the collector reads: the primary, or a read replica. */
@@ -157,6 +159,8 @@ export const ConfigSchema = z
     lookback: Duration.default(24 * 3_600_000),
     /** How long event ids are remembered for deduplication; older records are dead letters. */
     retention: Duration.default(30 * 24 * 3_600_000),
+    /** How long sessions, alerts and deliveries stay in the state store for reports and exports. */
+    auditRetention: Duration.default(400 * 24 * 3_600_000),
     /** How far past the current time an event may be dated; later ones are dead letters. */
     clockSkew: Duration.default(3_600_000),
     directory: z
@@ -174,6 +178,12 @@ export const ConfigSchema = z
     rules: z.record(z.string(), RuleOverride).default({}),
   })
   .superRefine((config, ctx) => {
+    if (config.auditRetention < config.lookback)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['auditRetention'],
+        message: 'must be at least lookback: late IAM events re-attribute sessions that recent',
+      });
     config.dbSystems.forEach((db, i) => {
       const names = new Set<string>();
       db.endpoints.forEach((e, j) => {

@@ -13,6 +13,13 @@ export const ATTRIBUTION_METHODS = [
 ] as const;
 export const CONFIDENCES = ['verified', 'corroborated', 'asserted', 'none'] as const;
 
+/** Bounds on what a session record keeps of its activity (the counts count everything). */
+export const SESSION_TABLES_MAX = 100;
+export const SESSION_STATEMENTS_MAX = 50;
+export const STATEMENT_SQL_MAX = 500;
+/** Longest `schema.table` name kept (MySQL's are at most 64 + 1 + 64 characters). */
+export const TABLE_NAME_MAX = 200;
+
 export const RefSchema = z.object({ id: z.string(), name: z.string() });
 
 export const AttributionSchema = z.object({
@@ -62,6 +69,15 @@ export const SessionSchema = z.object({
     changeUser: z.number(),
     failedStatements: z.number(),
   }),
+  /** Tables the session read or wrote (`schema.table`, sorted; at most SESSION_TABLES_MAX). */
+  tables: z.array(z.string()).optional(),
+  /**
+   * What a break-glass session ran (statements, SQL with literals redacted and cut at
+   * STATEMENT_SQL_MAX characters; at most SESSION_STATEMENTS_MAX).
+   */
+  statements: z
+    .array(z.object({ time: z.string(), command: z.string(), sql: z.string(), status: z.number() }))
+    .optional(),
   /** Evidence key of the connect event. */
   connectKey: z.string(),
 });

@@ -45,6 +45,7 @@ const POSITION = 'position';
 /** Before any event: JSON-safe, so the clock row survives a store round trip unchanged. */
 const NEVER = BEGINNING_OF_TIME;
 /** No audit trail we read is older: an earlier date is a broken clock or a forged record. */
+const DAY_MS = 86_400_000;
 export const EARLIEST_EVENT = Date.parse('2010-01-01T00:00:00Z');
 
 /** Merges two arrays sorted by compareEvents; appends when `b` starts after `a` (the usual case). */
@@ -83,6 +84,8 @@ export class Pipeline {
   /** Events applied since the last commit (their keys are remembered unless their position suffices). */
   private seenBatch: CanonicalEvent[] = [];
   private readonly positions: LogPositions;
+  /** The day (of the ledger's retention horizon) the ledger was last pruned for, in this process. */
+  private ledgerPrunedDay: number | undefined;
   private deadBatch: DeadLetter[] = [];
 
   private constructor(
@@ -331,6 +334,7 @@ export class Pipeline {
     const put = this.durablePending ? this.pending.filter((e) => !this.persisted.has(e.key)) : [];
     const remove = this.released.filter((k) => this.persisted.has(k));
     const { newAlerts } = await this.store.commit({
+      ...this.ledgerPrune(),
       entities: this.cache.drainChanges(),
       pending: { put, remove },
       seen: this.seenBatch.filter((e) => this.positions.needsKey(e)),
@@ -355,6 +359,16 @@ export class Pipeline {
     }
     for (const sink of this.sinks) await this.deliver(sink, mine);
     return mine;
+  }
+
+  /** The ledger's retention horizon, once a day of event time (a prune is a few statements). */
+  private ledgerPrune(): { pruneLedgerBefore?: number } {
+    if (this.clock.releasedTs <= NEVER) return {};
+    const horizon = this.clock.releasedTs - this.config.auditRetention;
+    const day = Math.floor(horizon / DAY_MS);
+    if (day === this.ledgerPrunedDay) return {};
+    this.ledgerPrunedDay = day;
+    return { pruneLedgerBefore: horizon };
   }
 
   private async deliver(sink: AlertSink, alerts: Alert[]): Promise<void> {

@@ -4,15 +4,18 @@ import { createWriteStream, mkdirSync, readdirSync, rmSync, statSync, writeFileS
 import { join, resolve } from 'node:path';
 import { finished } from 'node:stream/promises';
 import type { Alert } from '../../schemas/alert.js';
+import { REPORT_IDS } from '../../schemas/report.js';
 import { loadConfigFile } from '../../shared/config/load-config.js';
 import { addToCoverage, type Coverage, emptyCoverage } from '../../shared/correlate/coverage.js';
 import { DEFAULT_SEED, type DemoManifest, generateDemo } from '../../shared/demo/generate-demo.js';
 import { type Score, scoreAlerts } from '../../shared/demo/ground-truth.js';
-import { formatSummary } from '../../shared/demo/summary.js';
+import { type DemoReports, formatSummary } from '../../shared/demo/summary.js';
 import { JsonlSink } from '../../shared/emit/jsonl-sink.js';
 import { AuditError, exitCodeFor } from '../../shared/errors.js';
 import type { PipelineStats } from '../../shared/pipeline.js';
 import { replayFiles } from '../../shared/replay.js';
+import { renderReport } from '../../shared/report/render.js';
+import { runReports } from '../../shared/report/run-reports.js';
 import { SqliteStore } from '../../shared/state/sqlite-store.js';
 import { type CliCommand, type CliIo, parseCommandArgs } from './io.js';
 
@@ -30,7 +33,8 @@ Options:
   -h, --help     this help
 
 Writes into DIR: mysql/ collector/ iam/ (inputs), config.yaml, ground-truth.json,
-alerts.jsonl, sessions.jsonl, report.json, state.sqlite. DIR must be new, empty or a folder an
+alerts.jsonl, sessions.jsonl, report.json, state.sqlite, and the compliance reports of the
+two days in reports/ (HTML and JSON, CSV in reports/csv/). DIR must be new, empty or a folder an
 earlier demo wrote (it holds a .heatwave-iam-audit-demo marker): nothing else is ever replaced.
 Progress goes to stderr, the summary to stdout.
 `;
@@ -43,6 +47,7 @@ const OUTPUTS = [
   'state.sqlite',
   'state.sqlite-wal',
   'state.sqlite-shm',
+  'reports',
 ];
 
 export type DemoResult = {
@@ -53,7 +58,32 @@ export type DemoResult = {
   score: Score;
   timings: { generate: number; pipeline: number; total: number };
   summary: string;
+  /** The compliance reports written into reports/: HTML files by report. */
+  reports: DemoReports;
 };
+
+/** Every report of the demo's window, as HTML and JSON in `dir` and CSV in `dir`/csv. */
+async function writeDemoReports(
+  store: SqliteStore,
+  manifest: DemoManifest,
+  dir: string,
+): Promise<DemoReports> {
+  const docs = await runReports(store, {
+    reports: REPORT_IDS,
+    period: { from: Date.parse(manifest.truth.window.from), to: Date.parse(manifest.truth.window.to) },
+    generatedAt: Date.now(),
+  });
+  mkdirSync(join(dir, 'csv'), { recursive: true });
+  for (const doc of docs) {
+    for (const format of ['html', 'json'] as const)
+      for (const f of renderReport(doc, format)) writeFileSync(join(dir, f.name), f.text);
+    for (const f of renderReport(doc, 'csv')) writeFileSync(join(dir, 'csv', f.name), f.text);
+  }
+  return {
+    dir,
+    html: docs.map((d) => ({ report: d.report, title: d.title, path: join(dir, `${d.report}.html`) })),
+  };
+}
 
 function parseDemoArgs(args: string[]): { out: string; seed: number; scale: number } {
   const { values, positionals } = parseCommandArgs('demo', args, {
@@ -115,9 +145,9 @@ export async function executeDemo(
 ): Promise<DemoResult> {
   const started = Date.now();
   claimDemoFolder(opts.out);
-  for (const name of OUTPUTS) rmSync(join(opts.out, name), { force: true });
+  for (const name of OUTPUTS) rmSync(join(opts.out, name), { force: true, recursive: true });
 
-  log(`[1/4] generating the demo fleet (seed ${opts.seed}, scale ${opts.scale}) into ${opts.out}`);
+  log(`[1/5] generating the demo fleet (seed ${opts.seed}, scale ${opts.scale}) into ${opts.out}`);
   const manifest = generateDemo({
     out: opts.out,
     seed: opts.seed,
@@ -130,7 +160,7 @@ export async function executeDemo(
     `      ${manifest.counts.mysqlEvents.toLocaleString('en-US')} MySQL audit events, ${manifest.counts.iamEvents.toLocaleString('en-US')} OCI audit events, ${manifest.truth.expected.length} expected alerts (${((generated - started) / 1000).toFixed(1)} s)`,
   );
 
-  log('[2/4] replaying the inputs through the pipeline');
+  log('[2/5] replaying the inputs through the pipeline');
   const { config, rules } = await loadConfigFile(manifest.config);
   const store = SqliteStore.open(join(opts.out, 'state.sqlite'));
   try {
@@ -156,7 +186,7 @@ export async function executeDemo(
       `      ${result.stats.received.toLocaleString('en-US')} records, ${result.stats.alerts} alerts (${((replayed - generated) / 1000).toFixed(1)} s)`,
     );
 
-    log('[3/4] writing the session ledger');
+    log('[3/5] writing the session ledger');
     const coverage = emptyCoverage();
     const sessionsOut = createWriteStream(join(opts.out, 'sessions.jsonl'));
     for await (const s of store.sessions()) {
@@ -169,8 +199,11 @@ export async function executeDemo(
     const alerts: Alert[] = [];
     for await (const a of store.alerts()) alerts.push(a);
 
-    log('[4/4] scoring the alerts against the ground truth');
+    log('[4/5] scoring the alerts against the ground truth');
     const score = scoreAlerts(alerts, manifest.truth);
+
+    log('[5/5] writing the compliance reports');
+    const reports = await writeDemoReports(store, manifest, join(opts.out, 'reports'));
     const timings = {
       generate: generated - started,
       pipeline: replayed - generated,
@@ -208,8 +241,9 @@ export async function executeDemo(
       score,
       timings,
       out: opts.out,
+      reports,
     });
-    return { manifest, stats: result.stats, alerts, coverage, score, timings, summary };
+    return { manifest, stats: result.stats, alerts, coverage, score, timings, summary, reports };
   } finally {
     await store.close();
   }

@@ -1,6 +1,6 @@
 // What the commands that run the pipeline share: the state store option and its scope lock, the
 // alerts output, warnings printed once, and stopping on SIGTERM / SIGINT.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Alert } from '../../schemas/alert.js';
@@ -74,6 +74,24 @@ export function stateOption(
     temporary: true,
     cleanup: () => rmSync(dir, { recursive: true, force: true }),
   };
+}
+
+/**
+ * Opens the state store a command only reads (export, report): it must exist already (a SQLite
+ * path that is not a file is a usage error, never a new empty state). Reads need no scope lock.
+ */
+export async function openStateToRead(
+  spec: string | undefined,
+  command: string,
+  env: Env,
+  warn: (text: string) => void,
+): Promise<StateStore> {
+  if (spec === undefined)
+    throw new AuditError('USAGE', `${command} needs --state FILE|URL (see ${command} --help)`);
+  const parsed = parseStoreSpec(spec, env);
+  if (parsed.kind === 'sqlite' && !existsSync(parsed.path))
+    throw new AuditError('USAGE', `${command}: there is no state file ${parsed.path}`);
+  return openStore(spec, { env: env as NodeJS.ProcessEnv, onWarning: warn });
 }
 
 /** How long a command waits for another process to release the state's scope (HWAUDIT_LOCK_WAIT). */

@@ -139,9 +139,11 @@ export async function writeSessions(
   sessions: AsyncIterable<Session>,
 ): Promise<void> {
   const out = await LineWriter.toFile(path);
-  for await (const s of sessions) {
-    for (const line of [formatSession(format, s), formatSessionEnd(format, s)])
-      if (line !== undefined) await out.line(line);
-  }
+  for await (const s of sessions) for (const line of sessionLines(format, s)) await out.line(line);
   await out.close();
+}
+
+/** A session's records in a format: its connect, and its disconnect where the format has one. */
+export function sessionLines(format: OutputFormat, s: Session): string[] {
+  return [formatSession(format, s), formatSessionEnd(format, s)].filter((l): l is string => l !== undefined);
 }

@@ -9,11 +9,19 @@ import type {
   SyncDirectoryEvent,
   SyncEvent,
 } from '../../schemas/events.js';
-import type { Session } from '../../schemas/session.js';
+import {
+  SESSION_STATEMENTS_MAX,
+  SESSION_TABLES_MAX,
+  type Session,
+  STATEMENT_SQL_MAX,
+  TABLE_NAME_MAX,
+} from '../../schemas/session.js';
 import type { Detector } from '../detect/detector.js';
 import type { IamFact, SessionFact } from '../detect/rule.js';
+import { redactLiterals } from '../normalize/redact.js';
 import type { EntityCache } from '../state/entity-cache.js';
 import { type AttributionResult, attribute, type Models } from './attribute.js';
+import { recordDbCatalog } from './db-catalog.js';
 import { Directory, type DirectorySeed, type UserState } from './directory.js';
 import { type AccountSeed, accountName, Mappings, OCI_PLUGIN } from './mappings.js';
 import { type MembershipSeed, Memberships } from './memberships.js';
@@ -86,6 +94,7 @@ export class Correlator {
       signOns: new SignOns(cache),
     };
     for (const seed of configSeeds(config)) this.seed(seed);
+    recordDbCatalog(cache, config.dbSystems);
     this.computeNextDeadline();
   }
 
@@ -107,6 +116,7 @@ export class Correlator {
   /** The DB systems as configured (after a new snapshot's discoveries were merged in). */
   useDbSystems(dbSystems: readonly DbSystemConfig[]): void {
     this.dbs = new Map(dbSystems.map((d) => [d.id, d]));
+    recordDbCatalog(this.cache, dbSystems);
   }
 
   /** Restores sessions read from the store: open ones and those within the lookback. */
@@ -261,6 +271,7 @@ export class Correlator {
       if (ev.kind === 'table_access') session.counts.tableAccess++;
       else session.counts.queries++;
       if (ev.status !== 0) session.counts.failedStatements++;
+      noteActivity(session, ev);
       this.touch(session);
     } else {
       this.stats.orphanEvents++;
@@ -625,6 +636,34 @@ export class Correlator {
   }
 }
 
+/** Keeps the tables a session touched and, under break-glass, what it ran (bounded, see Session). */
+function noteActivity(session: Session, ev: DbEvent): void {
+  if (ev.table) {
+    const name = `${ev.table.db}.${ev.table.table}`;
+    const tables = session.tables ?? [];
+    if (tables.length < SESSION_TABLES_MAX && name.length <= TABLE_NAME_MAX && !tables.includes(name)) {
+      tables.push(name);
+      tables.sort();
+      session.tables = tables;
+    }
+  }
+  if (session.breakGlassGrant === null || ev.kind !== 'query' || ev.sql?.text === undefined) return;
+  const statements = session.statements ?? [];
+  if (statements.length >= SESSION_STATEMENTS_MAX) return;
+  session.statements = statements;
+  statements.push({
+    time: ev.time,
+    command: ev.sql.sqlCommand ?? ev.event,
+    sql: redactLiterals(ev.sql.text).slice(0, STATEMENT_SQL_MAX),
+    status: ev.sql.status ?? ev.status,
+  });
+}
+
+/** The break-glass grants recorded in the correlation state. */
+export function breakGlassGrants(cache: EntityCache): GrantRow[] {
+  return [...cache.values<GrantRow>(GRANT)];
+}
+
 /** Connection ids are per server: a DB system's instances (primary, replicas) each have their own. */
 function openKey(db: string, instance: string | undefined, connectionId: number): string {
   return `${db}\u0000${instance ?? ''}\u0000${connectionId}`;
@@ -670,4 +709,9 @@ function configSeeds(config: Config): Seed[] {
 /** The key of a snapshot's seeds. */
 export function snapshotSeedKey(snapshotId: string): string {
   return `${SNAPSHOT_SEED}${snapshotId}`;
+}
+
+/** Whether a membership or account change came from a seed (the configuration, a snapshot), not an event. */
+export function isSeedKey(key: string): boolean {
+  return key === CONFIG_DIRECTORY || key === CONFIG_ACCOUNTS || key.startsWith(SNAPSHOT_SEED);
 }

@@ -150,6 +150,11 @@ export class Mappings {
     return out.sort((a, b) => (a.db === b.db ? (a.account < b.account ? -1 : 1) : a.db < b.db ? -1 : 1));
   }
 
+  /** Every account row of every DB system, with its versions, for reports. */
+  rows(): AccountRow[] {
+    return [...this.cache.values<AccountRow>(ACCOUNT)];
+  }
+
   private versionOf(key: string, ts: number): AccountVersion | undefined {
     let current: AccountVersion | undefined;
     for (const v of this.cache.get<AccountRow>(ACCOUNT, key)?.versions ?? []) {

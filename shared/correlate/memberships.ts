@@ -85,6 +85,11 @@ export class Memberships {
     return [...(this.usersByGroup.get(group) ?? [])].filter((u) => this.isMember(u, group, ts)).sort();
   }
 
+  /** Every (user, group) row with its changes, for reports. */
+  rows(): MembershipRow[] {
+    return [...this.cache.values<MembershipRow>(MEMBER)];
+  }
+
   /** Every (user, group) row of a group, for grant and timeline views. */
   changes(user: string, group: string): readonly MembershipChange[] {
     return this.cache.get<MembershipRow>(MEMBER, rowKey(user, group))?.changes ?? [];

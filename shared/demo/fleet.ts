@@ -103,6 +103,19 @@ export const PROXY_ACCOUNTS = {
   dev: 'dev_proxy',
 } as const;
 
+/** What each proxied account may do on a DB system (`SHOW GRANTS` lines, for the access review). */
+function proxyGrants(db: DbSystem): Record<string, string[]> {
+  const schema = SCHEMAS[db.team].schema;
+  return {
+    [PROXY_ACCOUNTS.dba]: ['GRANT ALL PRIVILEGES ON *.* TO `dba_proxy`@`%` WITH GRANT OPTION'],
+    [PROXY_ACCOUNTS.bg]: ['GRANT ALL PRIVILEGES ON *.* TO `emergency_admin`@`%` WITH GRANT OPTION'],
+    [PROXY_ACCOUNTS.ro]: ['GRANT SELECT, SHOW VIEW ON *.* TO `ro_proxy`@`%`'],
+    [PROXY_ACCOUNTS.dev]: [
+      `GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, ALTER, INDEX ON \`${schema}\`.* TO \`dev_proxy\`@\`%\``,
+    ],
+  };
+}
+
 const ALLOWED_LOCAL = ['admin@%', 'app_%@10.20.%', 'batch_%@10.20.%', 'monitor@10.30.%'];
 export const PRIVILEGED = [PROXY_ACCOUNTS.dba, PROXY_ACCOUNTS.bg, 'admin'];
 
@@ -448,7 +461,12 @@ export function fleetConfig(fleet: Fleet): ConfigInput {
       privilegedAccounts: PRIVILEGED,
       accounts: [
         { user: '', host: '%', plugin: 'authentication_oci', authenticationString: groupMapping(fleet, db) },
-        ...Object.values(PROXY_ACCOUNTS).map((user) => ({ user, host: '%', plugin: 'mysql_no_login' })),
+        ...Object.values(PROXY_ACCOUNTS).map((user) => ({
+          user,
+          host: '%',
+          plugin: 'mysql_no_login',
+          grants: proxyGrants(db)[user]!,
+        })),
         ...fleet.people
           .filter((p) => p.inSnapshot && p.oneToOne && p.team === db.team)
           .map((p) => ({
@@ -456,6 +474,9 @@ export function fleetConfig(fleet: Fleet): ConfigInput {
             host: '%',
             plugin: 'authentication_oci',
             authenticationString: oneToOneString(fleet, p),
+            grants: [
+              `GRANT SELECT, INSERT, UPDATE, DELETE ON \`${SCHEMAS[db.team].schema}\`.* TO \`${p.alias}\`@\`%\``,
+            ],
           })),
         { user: 'admin', host: '%', plugin: 'caching_sha2_password' },
         ...db.apps.map((a) => ({ user: a.user, host: a.host, plugin: 'caching_sha2_password' })),

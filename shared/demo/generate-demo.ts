@@ -124,6 +124,13 @@ export function generateDemo(opts: DemoOptions): DemoManifest {
     expected: story.expected.sort((a, b) =>
       a.match.from < b.match.from ? -1 : a.match.from > b.match.from ? 1 : 0,
     ),
+    breakGlass: story.roster.stretches('bg').map((g) => ({
+      user: g.user,
+      group: fleet.groups.bg.id,
+      granted: iso(g.from),
+      revoked: g.to === undefined ? null : iso(g.to),
+      maxDuration: fleet.groups.bg.breakGlass!,
+    })),
   };
   const groundTruth = join(opts.out, 'ground-truth.json');
   writeFileSync(groundTruth, `${JSON.stringify(truth, null, 2)}\n`);

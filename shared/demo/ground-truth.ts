@@ -29,11 +29,22 @@ export type Expectation = {
   match: AlertMatcher;
 };
 
+/** A break-glass membership the story granted: when, and when it was revoked (null: never). */
+export type BreakGlassGrant = {
+  user: string;
+  group: string;
+  granted: string;
+  revoked: string | null;
+  maxDuration: string;
+};
+
 export type GroundTruth = {
   seed: number;
   scale: number;
   window: { from: string; to: string };
   expected: Expectation[];
+  /** Every break-glass grant, for the break-glass log. */
+  breakGlass: BreakGlassGrant[];
 };
 
 export function matches(alert: Alert, e: Expectation): boolean {
@@ -78,7 +89,7 @@ function ratio(n: number, d: number): number {
 }
 
 /** Scores alerts against the ground truth, per rule of the registry (plus any rule that alerted). */
-export function scoreAlerts(alerts: readonly Alert[], truth: GroundTruth): Score {
+export function scoreAlerts(alerts: readonly Alert[], truth: Pick<GroundTruth, 'expected'>): Score {
   const explainedBy = new Map<string, Expectation>();
   const foundIds = new Set<string>();
   for (const alert of alerts) {

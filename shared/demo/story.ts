@@ -41,6 +41,26 @@ export class Roster {
     this.changes.set(key, list);
   }
 
+  /** The memberships of a group that began in the story (not in the snapshot): from, and to once removed. */
+  stretches(group: GroupKey): { user: string; from: number; to: number | undefined }[] {
+    const out: { user: string; from: number; to: number | undefined }[] = [];
+    for (const [key, changes] of this.changes) {
+      const [user, g] = key.split('|') as [string, string];
+      if (g !== group) continue;
+      let open: { user: string; from: number; to: number | undefined } | undefined;
+      for (const c of changes) {
+        if (c.op === 'add' && open === undefined) {
+          open = { user, from: c.ts, to: undefined };
+          if (Number.isFinite(c.ts)) out.push(open);
+        } else if (c.op === 'remove' && open !== undefined) {
+          open.to = c.ts;
+          open = undefined;
+        }
+      }
+    }
+    return out.sort((a, b) => a.from - b.from || (a.user < b.user ? -1 : 1));
+  }
+
   isMember(user: string, group: GroupKey, ts: number): boolean {
     let member = false;
     for (const c of this.changes.get(`${user}|${group}`) ?? []) {

@@ -1,6 +1,7 @@
 // The demo's terminal summary: alerts by rule and severity, the top incidents in plain language
 // (naming the person behind each proxied session), attribution coverage, and precision / recall
-// per rule against the ground truth.
+// per rule against the ground truth, and where the compliance reports are.
+import { join } from 'node:path';
 import type { Alert, Severity } from '../../schemas/alert.js';
 import { SEVERITIES } from '../../schemas/alert.js';
 import { type Coverage, shareOfIam } from '../correlate/coverage.js';
@@ -16,7 +17,11 @@ export type SummaryInput = {
   score: Score;
   timings: { generate: number; pipeline: number; total: number };
   out: string;
+  reports: DemoReports;
 };
+
+/** Where the demo wrote its compliance reports: the folder, and the HTML file of each report. */
+export type DemoReports = { dir: string; html: { report: string; title: string; path: string }[] };
 
 const RANK: Record<Severity, number> = { critical: 0, high: 1, medium: 2, low: 3, info: 4 };
 const TOP = 25;
@@ -200,5 +205,11 @@ export function formatSummary(input: SummaryInput): string {
   out.push(...table(prRows, ['l', 'r', 'r', 'r', 'r', 'r', 'r']));
   for (const a of score.unexplained.slice(0, 10)) out.push(`  unexplained: ${a.rule} ${a.time} ${a.title}`);
   for (const e of score.missed.slice(0, 10)) out.push(`  missed: ${e.rule} ${e.match.from} ${e.story}`);
+  out.push('');
+  out.push(
+    `Compliance reports of the window (HTML; JSON beside them, CSV in ${join(input.reports.dir, 'csv')})`,
+  );
+  const width = Math.max(...input.reports.html.map((r) => r.title.length));
+  for (const r of input.reports.html) out.push(`  ${r.title.padEnd(width)}  ${r.path}`);
   return `${out.join('\n')}\n`;
 }

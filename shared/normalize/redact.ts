@@ -139,7 +139,8 @@ function classify(
       const t = sig[j]!;
       if (t.type === 'string' || t.type === 'number') secret.add(t);
       // A word ends the value unless it calls a function or introduces a string (X'..', _utf8mb4'..').
-      else if (depth === 0 && t.type === 'word' && punct(j + 1) !== '(' && sig[j + 1]?.type !== 'string') return;
+      else if (depth === 0 && t.type === 'word' && punct(j + 1) !== '(' && sig[j + 1]?.type !== 'string')
+        return;
     }
   };
 

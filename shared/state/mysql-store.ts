@@ -39,10 +39,19 @@ import mysql, {
 } from 'mysql2/promise';
 import type { Alert } from '../../schemas/alert.js';
 import type { CanonicalEvent } from '../../schemas/events.js';
-import type { Session } from '../../schemas/session.js';
+import { type Session, TABLE_NAME_MAX } from '../../schemas/session.js';
 import type { Snapshot } from '../../schemas/snapshot.js';
 import { AuditError, type SafeDetails } from '../errors.js';
 import type { EntityRow } from './entity-cache.js';
+import {
+  ALERT_COLUMNS,
+  columnType,
+  type LedgerField,
+  type LedgerQuery,
+  ledgerConditions,
+  ledgerViews,
+  SESSION_COLUMNS,
+} from './ledger.js';
 import {
   type CommitBatch,
   type CommitResult,
@@ -61,12 +70,15 @@ import {
 
 const TABLE = 'ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin';
 
+/** A migration step: a statement, or work on the connection (guarded DDL, backfills). */
+type MigrationStep = string | ((conn: Conn) => Promise<void>);
+
 /**
  * Each entry upgrades the schema by one version; never edit a released one. DDL commits
- * implicitly in MySQL, so a migration cannot be one transaction: every statement must be safe to
+ * implicitly in MySQL, so a migration cannot be one transaction: every step must be safe to
  * run again (IF NOT EXISTS, or a guard) in case the process died half way through it.
  */
-const MIGRATIONS: string[][] = [
+const MIGRATIONS: MigrationStep[][] = [
   [
     `CREATE TABLE IF NOT EXISTS entity (scope VARBINARY(255) NOT NULL, kind VARBINARY(255) NOT NULL,
        k VARBINARY(255) NOT NULL, long_key LONGTEXT NULL, body LONGTEXT NOT NULL,
@@ -97,7 +109,94 @@ const MIGRATIONS: string[][] = [
     `CREATE TABLE IF NOT EXISTS snapshots (id VARBINARY(255) NOT NULL, taken_at BIGINT NOT NULL,
        body LONGTEXT NOT NULL, PRIMARY KEY (id), KEY snapshots_taken (taken_at, id)) ${TABLE}`,
   ],
+  // The queryable ledger (shared/state/ledger.ts): typed columns, touched tables, delivery times,
+  // views. One ALTER per table (atomic in InnoDB), skipped when its first column exists.
+  [
+    addColumnsOnce(
+      'sessions',
+      SESSION_COLUMNS,
+      'ADD KEY sessions_db_time (db(191), connect_ts), ADD KEY sessions_person (person_id(191), connect_ts), ADD KEY sessions_grant (break_glass_grant(191))',
+    ),
+    addColumnsOnce(
+      'alerts',
+      ALERT_COLUMNS,
+      'ADD KEY alerts_ts (finding_ts), ADD KEY alerts_rule (rule, finding_ts), ADD KEY alerts_db (db_system_id(191), finding_ts)',
+    ),
+    addColumnsOnce('deliveries', [{ name: 'delivered_ts', type: 'int', value: () => null }]),
+    `CREATE TABLE IF NOT EXISTS session_tables (session_id VARBINARY(255) NOT NULL, table_name VARCHAR(${TABLE_NAME_MAX}) NOT NULL,
+       PRIMARY KEY (session_id, table_name)) ${TABLE}`,
+    ...ledgerViews('mysql').map((v) => `CREATE OR REPLACE VIEW ${v.name} AS ${v.select}`),
+    backfillLedger,
+  ],
 ];
+
+/** `ALTER TABLE table ADD COLUMN ...` for the ledger's typed columns, unless the first one exists. */
+function addColumnsOnce(table: string, fields: readonly LedgerField<never>[], keys?: string): MigrationStep {
+  return async (conn) => {
+    const [row] = await select<{ n: number | string }>(
+      conn,
+      'SELECT COUNT(*) AS n FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = ? AND column_name = ?',
+      [table, fields[0]!.name],
+    );
+    if (Number(row?.n) > 0) return;
+    const columns = fields.map((f) => `ADD COLUMN ${f.name} ${columnType(f, 'mysql')} NULL`);
+    await conn.query(`ALTER TABLE ${table} ${[...columns, ...(keys ? [keys] : [])].join(', ')}`);
+  };
+}
+
+/** Fills the typed columns of rows written before the ledger, from their bodies, a page at a time. */
+async function backfillLedger(conn: Conn): Promise<void> {
+  for (const table of ['sessions', 'alerts'] as const) {
+    for (let after: Buffer = Buffer.alloc(0); ; ) {
+      const rows = await select<{ id: Buffer; body: string }>(
+        conn,
+        `SELECT id, body FROM ${table} WHERE id > ? ORDER BY id LIMIT ${PAGE}`,
+        [after],
+      );
+      if (table === 'sessions')
+        await putSessions(
+          conn,
+          rows.map((r) => JSON.parse(r.body) as Session),
+        );
+      else {
+        for (const r of rows) {
+          const a = JSON.parse(r.body) as Alert;
+          await run(
+            conn,
+            `UPDATE alerts SET ${ALERT_COLUMNS.map((f) => `${f.name} = ?`).join(', ')} WHERE id = ?`,
+            [...ALERT_COLUMNS.map((f) => f.value(a)), r.id],
+          );
+        }
+      }
+      const last = rows.at(-1);
+      if (!last || rows.length < PAGE) break;
+      after = last.id;
+    }
+  }
+}
+
+/** Upserts sessions with their typed columns and touched tables, sorted by key (see commitRows). */
+async function putSessions(conn: Conn, sessions: readonly Session[]): Promise<void> {
+  if (sessions.length === 0) return;
+  const keyed = sessions.map((s) => ({ k: storedKey(s.id), s })).sort(byKey);
+  const names = SESSION_COLUMNS.map((f) => f.name);
+  await insertRows(
+    conn,
+    `INSERT INTO sessions (id, db, connect_ts, is_open, body, ${names.join(', ')})`,
+    keyed.map(({ k, s }) => [
+      k,
+      s.dbSystem.id,
+      s.connectTs,
+      s.outcome === 'success' && s.disconnectTime === undefined ? 1 : 0,
+      JSON.stringify(s),
+      ...SESSION_COLUMNS.map((f) => f.value(s)),
+    ]),
+    `ON DUPLICATE KEY UPDATE is_open = VALUES(is_open), body = VALUES(body), ${names.map((n) => `${n} = VALUES(${n})`).join(', ')}`,
+  );
+  const tables = keyed.flatMap(({ k, s }) => (s.tables ?? []).map((t) => [k, t]));
+  if (tables.length > 0)
+    await insertRows(conn, 'INSERT IGNORE INTO session_tables (session_id, table_name)', tables);
+}
 
 const ER_LOCK_WAIT_TIMEOUT = 1205;
 const ER_LOCK_DEADLOCK = 1213;
@@ -284,6 +383,10 @@ async function insertRows(conn: Conn, head: string, rows: unknown[][], tail = ''
   for (const part of chunkRows(rows)) await run(conn, `${head} VALUES ? ${tail}`, [part]);
 }
 
+function whereClause(conditions: readonly string[]): string {
+  return conditions.length === 0 ? '' : `WHERE ${conditions.join(' AND ')}`;
+}
+
 type AlertRow = {
   id: Buffer;
   alert_time: Buffer;
@@ -392,7 +495,10 @@ export class MySqlStore implements StateStore {
           });
         }
         for (let v = version; v < MIGRATIONS.length; v++) {
-          for (const statement of MIGRATIONS[v]!) await conn.query(statement);
+          for (const step of MIGRATIONS[v]!) {
+            if (typeof step === 'string') await conn.query(step);
+            else await step(conn);
+          }
           await run(conn, 'INSERT INTO schema_version (version, applied_at) VALUES (?, ?)', [
             v + 1,
             Date.now(),
@@ -599,20 +705,15 @@ export class MySqlStore implements StateStore {
           Math.floor(batch.pruneSeenBefore / SEEN_BUCKET_MS),
         ]);
       }
-      if (sessions.length > 0) {
-        await insertRows(
-          conn,
-          'INSERT INTO sessions (id, db, connect_ts, is_open, body)',
-          sessions,
-          'ON DUPLICATE KEY UPDATE is_open = VALUES(is_open), body = VALUES(body)',
-        );
-      }
+      await putSessions(conn, sessions);
       // One statement per alert: its affected-row count says whether this commit stored it first.
+      const alertNames = ALERT_COLUMNS.map((f) => f.name);
       for (const { k, a, body } of alerts) {
         const result = await run(
           conn,
-          'INSERT IGNORE INTO alerts (id, rule, alert_time, body, occurrences, last_time) VALUES (?, ?, ?, ?, 1, NULL)',
-          [k, a.rule, a.time, body],
+          `INSERT IGNORE INTO alerts (id, rule, alert_time, body, occurrences, last_time, ${alertNames.join(', ')})
+           VALUES (?, ?, ?, ?, 1, NULL, ?)`,
+          [k, a.rule, a.time, body, ALERT_COLUMNS.map((f) => f.value(a))],
         );
         if (result.affectedRows > 0) newAlerts.add(a.id);
       }
@@ -624,6 +725,21 @@ export class MySqlStore implements StateStore {
         ]);
       }
       if (dead.length > 0) await insertRows(conn, 'INSERT INTO dead_letters (body)', dead);
+      if (batch.pruneLedgerBefore !== undefined) {
+        const before = batch.pruneLedgerBefore;
+        await run(
+          conn,
+          'DELETE t FROM session_tables t JOIN sessions s ON s.id = t.session_id WHERE s.connect_ts < ?',
+          [before],
+        );
+        await run(conn, 'DELETE FROM sessions WHERE connect_ts < ?', [before]);
+        await run(
+          conn,
+          'DELETE d FROM deliveries d JOIN alerts a ON a.id = d.alert_id WHERE a.finding_ts < ?',
+          [before],
+        );
+        await run(conn, 'DELETE FROM alerts WHERE finding_ts < ?', [before]);
+      }
       return { newAlerts };
     });
   }
@@ -658,16 +774,7 @@ export class MySqlStore implements StateStore {
       seen: [...seenBuckets(batch.seen)]
         .sort(([a], [b]) => a - b)
         .map(([bucket, keys]) => [scope, bucket, JSON.stringify(keys)]),
-      sessions: batch.sessions
-        .map((s) => ({ k: storedKey(s.id), s }))
-        .sort(byKey)
-        .map(({ k, s }) => [
-          k,
-          s.dbSystem.id,
-          s.connectTs,
-          s.outcome === 'success' && s.disconnectTime === undefined ? 1 : 0,
-          JSON.stringify(s),
-        ]),
+      sessions: batch.sessions,
       alerts: batch.alerts.map((a) => ({ k: storedKey(a.id), a, body: JSON.stringify(a) })).sort(byKey),
       updates: batch.alertUpdates.map((u) => ({ k: storedKey(u.id), u })).sort(byKey),
       dead: batch.deadLetters.map((d) => [JSON.stringify(d)]),
@@ -677,12 +784,13 @@ export class MySqlStore implements StateStore {
   async markDelivered(sink: string, ids: string[]): Promise<void> {
     if (ids.length === 0) return;
     const s = storedKey(sink);
+    const now = Date.now();
     const rows = ids
       .map(storedKey)
       .sort(compareKeys)
-      .map((k) => [k, s]);
+      .map((k) => [k, s, now]);
     await this.transaction('delivery record', (conn) =>
-      insertRows(conn, 'INSERT IGNORE INTO deliveries (alert_id, sink)', rows),
+      insertRows(conn, 'INSERT IGNORE INTO deliveries (alert_id, sink, delivered_ts)', rows),
     );
   }
 
@@ -698,16 +806,15 @@ export class MySqlStore implements StateStore {
   }
 
   /** Pages by (connect_ts, id) so that a large ledger is never held in memory at once. */
-  async *sessions(): AsyncIterable<Session> {
+  async *sessions(query: LedgerQuery = {}): AsyncIterable<Session> {
+    const { conditions, params } = ledgerConditions(query, { ts: 'connect_ts', db: 'db' });
     let after: { ts: number; id: Buffer } | undefined;
     for (;;) {
+      const where = after ? [...conditions, '(connect_ts > ? OR (connect_ts = ? AND id > ?))'] : conditions;
       const rows = await this.read<{ id: Buffer; connect_ts: number; body: string }>(
         'read',
-        after
-          ? `SELECT id, connect_ts, body FROM sessions WHERE connect_ts > ? OR (connect_ts = ? AND id > ?)
-             ORDER BY connect_ts, id LIMIT ${PAGE}`
-          : `SELECT id, connect_ts, body FROM sessions ORDER BY connect_ts, id LIMIT ${PAGE}`,
-        after ? [after.ts, after.ts, after.id] : [],
+        `SELECT id, connect_ts, body FROM sessions ${whereClause(where)} ORDER BY connect_ts, id LIMIT ${PAGE}`,
+        after ? [...params, after.ts, after.ts, after.id] : params,
       );
       for (const r of rows) yield JSON.parse(r.body) as Session;
       const last = rows.at(-1);
@@ -716,16 +823,20 @@ export class MySqlStore implements StateStore {
     }
   }
 
-  async *alerts(): AsyncIterable<Alert> {
+  async *alerts(query: LedgerQuery = {}): AsyncIterable<Alert> {
+    const { conditions, params } = ledgerConditions(query, {
+      ts: 'finding_ts',
+      db: 'db_system_id',
+      rule: 'rule',
+    });
     let after: { time: Buffer; id: Buffer } | undefined;
     for (;;) {
+      const where = after ? [...conditions, '(alert_time > ? OR (alert_time = ? AND id > ?))'] : conditions;
       const rows = await this.read<AlertRow>(
         'read',
-        after
-          ? `SELECT id, alert_time, body, occurrences, last_time FROM alerts
-             WHERE alert_time > ? OR (alert_time = ? AND id > ?) ORDER BY alert_time, id LIMIT ${PAGE}`
-          : `SELECT id, alert_time, body, occurrences, last_time FROM alerts ORDER BY alert_time, id LIMIT ${PAGE}`,
-        after ? [after.time, after.time, after.id] : [],
+        `SELECT id, alert_time, body, occurrences, last_time FROM alerts ${whereClause(where)}
+         ORDER BY alert_time, id LIMIT ${PAGE}`,
+        after ? [...params, after.time, after.time, after.id] : params,
       );
       for (const r of rows) yield mergeAlert(r.body, r.occurrences, r.last_time);
       const last = rows.at(-1);

@@ -16,7 +16,18 @@ import type { CanonicalEvent } from '../../schemas/events.js';
 import type { Session } from '../../schemas/session.js';
 import type { Snapshot } from '../../schemas/snapshot.js';
 import { AuditError } from '../errors.js';
+import { toIso } from '../time.js';
 import type { EntityRow } from './entity-cache.js';
+import {
+  ALERT_COLUMNS,
+  columnType,
+  type LedgerField,
+  type LedgerQuery,
+  ledgerConditions,
+  ledgerViews,
+  SESSION_COLUMNS,
+  sessionTableRows,
+} from './ledger.js';
 import {
   type CommitBatch,
   type CommitResult,
@@ -33,8 +44,8 @@ import {
   thisHolder,
 } from './state-store.js';
 
-/** Each entry upgrades the schema by one version; never edit a released one. */
-const MIGRATIONS: string[] = [
+/** Each entry upgrades the schema by one version, in one transaction; never edit a released one. */
+const MIGRATIONS: (string | ((db: Database.Database) => void))[] = [
   `CREATE TABLE entity (scope TEXT NOT NULL, kind TEXT NOT NULL, key TEXT NOT NULL, body TEXT NOT NULL, PRIMARY KEY (scope, kind, key)) WITHOUT ROWID;
    CREATE TABLE pending (scope TEXT NOT NULL, key TEXT NOT NULL, ts INTEGER NOT NULL, body TEXT NOT NULL, PRIMARY KEY (scope, key)) WITHOUT ROWID;
    CREATE TABLE seen (id INTEGER PRIMARY KEY, scope TEXT NOT NULL, bucket INTEGER NOT NULL, keys TEXT NOT NULL);
@@ -51,7 +62,89 @@ const MIGRATIONS: string[] = [
                          heartbeat INTEGER NOT NULL) WITHOUT ROWID;`,
   `CREATE TABLE snapshots (id TEXT PRIMARY KEY, taken_at INTEGER NOT NULL, body TEXT NOT NULL);
    CREATE INDEX snapshots_taken ON snapshots (taken_at);`,
+  // The queryable ledger (shared/state/ledger.ts): typed columns, touched tables, delivery times, views.
+  (db) => {
+    const add = (table: string, fields: readonly LedgerField<never>[]) => {
+      for (const f of fields) db.exec(`ALTER TABLE ${table} ADD COLUMN ${f.name} ${columnType(f, 'sqlite')}`);
+    };
+    add('sessions', SESSION_COLUMNS);
+    add('alerts', ALERT_COLUMNS);
+    db.exec(`ALTER TABLE deliveries ADD COLUMN delivered_ts INTEGER;
+      CREATE TABLE session_tables (session_id TEXT NOT NULL, table_name TEXT NOT NULL,
+                                   PRIMARY KEY (session_id, table_name)) WITHOUT ROWID;
+      DROP INDEX sessions_connect;
+      CREATE INDEX sessions_connect ON sessions (connect_ts, id);
+      CREATE INDEX sessions_db_time ON sessions (db, connect_ts, id);
+      CREATE INDEX sessions_person ON sessions (person_id, connect_ts);
+      CREATE INDEX sessions_grant ON sessions (break_glass_grant) WHERE break_glass_grant IS NOT NULL;
+      CREATE INDEX alerts_ts ON alerts (finding_ts);
+      CREATE INDEX alerts_rule ON alerts (rule, finding_ts);
+      CREATE INDEX alerts_db ON alerts (db_system_id, finding_ts);`);
+    for (const v of ledgerViews('sqlite')) db.exec(`CREATE VIEW ${v.name} AS ${v.select}`);
+    // Rows written before: their typed columns from their bodies, a page at a time.
+    const writers = ledgerWriters(db);
+    for (const [table, write] of [
+      ['sessions', (body: string) => writers.session(JSON.parse(body) as Session)],
+      ['alerts', (body: string) => writers.alertColumns(JSON.parse(body) as Alert)],
+    ] as const) {
+      const page = db.prepare<[number], { rowid: number; body: string }>(
+        `SELECT rowid, body FROM ${table} WHERE rowid > ? ORDER BY rowid LIMIT 1000`,
+      );
+      for (let after = 0; ; ) {
+        const rows = page.all(after);
+        for (const r of rows) write(r.body);
+        const last = rows.at(-1);
+        if (!last) break;
+        after = last.rowid;
+      }
+    }
+  },
 ];
+
+/** Prepared statements that write the ledger's typed rows. */
+function ledgerWriters(db: Database.Database) {
+  const placeholders = (n: number) => Array.from({ length: n }, () => '?').join(', ');
+  const sessionNames = SESSION_COLUMNS.map((f) => f.name);
+  const putSession = db.prepare(
+    `INSERT INTO sessions (id, db, connect_ts, open, body, ${sessionNames.join(', ')})
+     VALUES (${placeholders(5 + sessionNames.length)})
+     ON CONFLICT (id) DO UPDATE SET open = excluded.open, body = excluded.body,
+       ${sessionNames.map((n) => `${n} = excluded.${n}`).join(', ')}`,
+  );
+  const putTable = db.prepare('INSERT OR IGNORE INTO session_tables (session_id, table_name) VALUES (?, ?)');
+  const alertNames = ALERT_COLUMNS.map((f) => f.name);
+  const putAlert = db.prepare(
+    `INSERT OR IGNORE INTO alerts (id, rule, time, body, occurrences, last_time, ${alertNames.join(', ')})
+     VALUES (?, ?, ?, ?, 1, NULL, ${placeholders(alertNames.length)})`,
+  );
+  const setAlert = db.prepare(
+    `UPDATE alerts SET ${alertNames.map((n) => `${n} = ?`).join(', ')} WHERE id = ?`,
+  );
+  return {
+    session(s: Session): void {
+      const open = s.outcome === 'success' && s.disconnectTime === undefined ? 1 : 0;
+      putSession.run(
+        s.id,
+        s.dbSystem.id,
+        s.connectTs,
+        open,
+        JSON.stringify(s),
+        ...SESSION_COLUMNS.map((f) => f.value(s)),
+      );
+      for (const [id, table] of sessionTableRows([s])) putTable.run(id, table);
+    },
+    /** Stores the alert unless it is stored already; true when it was new. */
+    alert(a: Alert): boolean {
+      return (
+        putAlert.run(a.id, a.rule, a.time, JSON.stringify(a), ...ALERT_COLUMNS.map((f) => f.value(a)))
+          .changes > 0
+      );
+    },
+    alertColumns(a: Alert): void {
+      setAlert.run(...ALERT_COLUMNS.map((f) => f.value(a)), a.id);
+    },
+  };
+}
 
 /** How often a holder refreshes its row, and when a row of another host counts as abandoned. */
 const HEARTBEAT_MS = 30_000;
@@ -75,6 +168,8 @@ function holderAlive(row: HolderRow, me: LockHolder, now: number): boolean {
 }
 
 const CHUNK = 500;
+/** Rows per page of a ledger read. */
+const PAGE = 1000;
 
 /** One scope's in-process lock: held or not, and the waiters in arrival order. */
 type Mutex = { held: boolean; waiters: (() => void)[] };
@@ -173,7 +268,10 @@ export class SqliteStore implements StateStore {
             { details: { version: from } },
           );
         }
-        for (let v = from; v < MIGRATIONS.length; v++) this.db.exec(MIGRATIONS[v]!);
+        for (const migration of MIGRATIONS.slice(from)) {
+          if (typeof migration === 'string') this.db.exec(migration);
+          else migration(this.db);
+        }
         this.db.pragma(`user_version = ${MIGRATIONS.length}`);
       })
       .immediate();
@@ -248,12 +346,7 @@ export class SqliteStore implements StateStore {
     );
     const delPending = db.prepare('DELETE FROM pending WHERE scope = ? AND key = ?');
     const putSeen = db.prepare('INSERT INTO seen (scope, bucket, keys) VALUES (?, ?, ?)');
-    const putSession = db.prepare(
-      'INSERT INTO sessions (id, db, connect_ts, open, body) VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET open = excluded.open, body = excluded.body',
-    );
-    const putAlert = db.prepare(
-      'INSERT OR IGNORE INTO alerts (id, rule, time, body, occurrences, last_time) VALUES (?, ?, ?, ?, 1, NULL)',
-    );
+    const ledger = ledgerWriters(db);
     const updAlert = db.prepare('UPDATE alerts SET occurrences = ?, last_time = ? WHERE id = ?');
     const putDead = db.prepare('INSERT INTO dead_letters (body) VALUES (?)');
     const newAlerts = new Set<string>();
@@ -273,15 +366,21 @@ export class SqliteStore implements StateStore {
             Math.floor(batch.pruneSeenBefore / SEEN_BUCKET_MS),
           );
         }
-        for (const s of batch.sessions) {
-          const open = s.outcome === 'success' && s.disconnectTime === undefined ? 1 : 0;
-          putSession.run(s.id, s.dbSystem.id, s.connectTs, open, JSON.stringify(s));
-        }
-        for (const a of batch.alerts) {
-          if (putAlert.run(a.id, a.rule, a.time, JSON.stringify(a)).changes > 0) newAlerts.add(a.id);
-        }
+        for (const s of batch.sessions) ledger.session(s);
+        for (const a of batch.alerts) if (ledger.alert(a)) newAlerts.add(a.id);
         for (const u of batch.alertUpdates) updAlert.run(u.occurrences, u.lastTime, u.id);
         for (const d of batch.deadLetters) putDead.run(JSON.stringify(d));
+        if (batch.pruneLedgerBefore !== undefined) {
+          const before = batch.pruneLedgerBefore;
+          db.prepare(
+            'DELETE FROM session_tables WHERE session_id IN (SELECT id FROM sessions WHERE connect_ts < ?)',
+          ).run(before);
+          db.prepare('DELETE FROM sessions WHERE connect_ts < ?').run(before);
+          db.prepare(
+            'DELETE FROM deliveries WHERE alert_id IN (SELECT id FROM alerts WHERE finding_ts < ?)',
+          ).run(before);
+          db.prepare('DELETE FROM alerts WHERE finding_ts < ?').run(before);
+        }
       }).immediate();
     } catch (cause) {
       throw new AuditError('STORE_FAILED', 'state store commit failed', { cause });
@@ -290,9 +389,12 @@ export class SqliteStore implements StateStore {
   }
 
   async markDelivered(sink: string, ids: string[]): Promise<void> {
-    const put = this.db.prepare('INSERT OR IGNORE INTO deliveries (alert_id, sink) VALUES (?, ?)');
+    const put = this.db.prepare(
+      'INSERT OR IGNORE INTO deliveries (alert_id, sink, delivered_ts) VALUES (?, ?, ?)',
+    );
+    const now = Date.now();
     this.db.transaction(() => {
-      for (const id of ids) put.run(id, sink);
+      for (const id of ids) put.run(id, sink, now);
     })();
   }
 
@@ -306,19 +408,51 @@ export class SqliteStore implements StateStore {
       .map((r) => mergeAlert(r.body, r.occurrences, r.last_time));
   }
 
-  async *sessions(): AsyncIterable<Session> {
-    for (const r of this.db
-      .prepare<[], { body: string }>('SELECT body FROM sessions ORDER BY connect_ts, id')
-      .iterate()) {
-      yield JSON.parse(r.body) as Session;
+  /**
+   * Pages by (connect_ts, id): an open iterator would keep the connection busy (better-sqlite3)
+   * while the caller commits, and a page is what a reader of a large ledger holds at once.
+   */
+  async *sessions(query: LedgerQuery = {}): AsyncIterable<Session> {
+    // The range starts where the page key does, so that each page seeks the (connect_ts, id) index.
+    const { from, ...rest } = query;
+    const { conditions, params } = ledgerConditions(rest, { ts: 'connect_ts', db: 'db' });
+    const page = this.db.prepare<unknown[], { id: string; connect_ts: number; body: string }>(
+      `SELECT id, connect_ts, body FROM sessions
+       WHERE ${['(connect_ts, id) > (?, ?)', ...conditions].join(' AND ')}
+       ORDER BY connect_ts, id LIMIT ${PAGE}`,
+    );
+    for (let after = { ts: from ?? Number.MIN_SAFE_INTEGER, id: '' }; ; ) {
+      const rows = page.all(after.ts, after.id, ...params);
+      for (const r of rows) yield JSON.parse(r.body) as Session;
+      const last = rows.at(-1);
+      if (!last || rows.length < PAGE) return;
+      after = { ts: last.connect_ts, id: last.id };
     }
   }
 
-  async *alerts(): AsyncIterable<Alert> {
-    const rows = this.db.prepare<[], { body: string; occurrences: number; last_time: string | null }>(
-      'SELECT body, occurrences, last_time FROM alerts ORDER BY time, id',
+  async *alerts(query: LedgerQuery = {}): AsyncIterable<Alert> {
+    const { from, ...rest } = query;
+    const { conditions, params } = ledgerConditions(rest, {
+      ts: 'finding_ts',
+      db: 'db_system_id',
+      rule: 'rule',
+    });
+    const page = this.db.prepare<
+      unknown[],
+      { id: string; time: string; body: string; occurrences: number; last_time: string | null }
+    >(
+      `SELECT id, time, body, occurrences, last_time FROM alerts
+       WHERE ${['(time, id) > (?, ?)', ...conditions].join(' AND ')}
+       ORDER BY time, id LIMIT ${PAGE}`,
     );
-    for (const r of rows.iterate()) yield mergeAlert(r.body, r.occurrences, r.last_time);
+    // Alert times are ISO 8601 UTC as toIso writes them: their text order is their time order.
+    for (let after = { time: from === undefined ? '' : toIso(from), id: '' }; ; ) {
+      const rows = page.all(after.time, after.id, ...params);
+      for (const r of rows) yield mergeAlert(r.body, r.occurrences, r.last_time);
+      const last = rows.at(-1);
+      if (!last || rows.length < PAGE) return;
+      after = { time: last.time, id: last.id };
+    }
   }
 
   async deadLetterCount(): Promise<number> {

@@ -8,6 +8,7 @@ import type { Session } from '../../schemas/session.js';
 import { type Snapshot, SnapshotSchema } from '../../schemas/snapshot.js';
 import { AuditError } from '../errors.js';
 import type { EntityChange, EntityRow } from './entity-cache.js';
+import type { LedgerQuery } from './ledger.js';
 
 export type CommitBatch = {
   entities: EntityChange[];
@@ -21,7 +22,23 @@ export type CommitBatch = {
   deadLetters: DeadLetter[];
   /** Drop seen keys older than this (the retention horizon). */
   pruneSeenBefore?: number;
+  /** Drop sessions that connected and alerts raised before this (`auditRetention`), with their rows. */
+  pruneLedgerBefore?: number;
 };
+
+/** A batch holding only `parts` (a store filled or tested without a pipeline). */
+export function commitBatch(parts: Partial<CommitBatch> = {}): CommitBatch {
+  return {
+    entities: [],
+    pending: { put: [], remove: [] },
+    seen: [],
+    sessions: [],
+    alerts: [],
+    alertUpdates: [],
+    deadLetters: [],
+    ...parts,
+  };
+}
 
 /**
  * Seen keys are stored in event-time buckets (one row per bucket and commit) rather than one row
@@ -99,8 +116,10 @@ export interface StateStore {
   markDelivered(sink: string, ids: string[]): Promise<void>;
   /** Stored alerts a sink has not received yet (after a crash between commit and send). */
   undelivered(sink: string): Promise<Alert[]>;
-  sessions(): AsyncIterable<Session>;
-  alerts(): AsyncIterable<Alert>;
+  /** Sessions by connect time (and id), those the query selects: connected in [from, to), on a DB system. */
+  sessions(query?: LedgerQuery): AsyncIterable<Session>;
+  /** Alerts by time (and id), those the query selects: raised in [from, to), on a DB system, of rules. */
+  alerts(query?: LedgerQuery): AsyncIterable<Alert>;
   deadLetterCount(): Promise<number>;
   /**
    * Stores a fleet snapshot (`sync`); snapshots are shared by every scope. Older ones than

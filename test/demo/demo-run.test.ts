@@ -7,8 +7,10 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type DemoResult, executeDemo, runDemo } from '../../functions/cli/demo.js';
+import { REPORT_IDS, type ReportDocument } from '../../schemas/report.js';
 import type { Session } from '../../schemas/session.js';
 import { RULES } from '../../shared/detect/registry.js';
+import { rowsOf } from '../report/report-fixtures.js';
 
 class Capture extends Writable {
   text = '';
@@ -129,7 +131,112 @@ describe('demo run', () => {
     }
     expect(s).toMatch(/person: \S+@example\.com through IAM group \S+ as \S+@%/);
     expect(s).not.toContain('NOT EXPLAINED');
-    expect(progress.some((l) => l.startsWith('[4/4]'))).toBe(true);
+    expect(progress.some((l) => l.startsWith('[5/5]'))).toBe(true);
+  });
+});
+
+describe('demo compliance reports, against the ground truth', () => {
+  const report = (id: string) =>
+    JSON.parse(readFileSync(join(out, 'reports', `${id}.json`), 'utf8')) as ReportDocument;
+  const nameOf = (id: string) => result.manifest.fleet.people.find((p) => p.id === id)?.name ?? id;
+  const expected = (rule: string) => result.manifest.truth.expected.filter((e) => e.rule === rule);
+  const window = () => result.manifest.truth.window;
+
+  it('writes every report as HTML, JSON and CSV, and names them in the summary', () => {
+    for (const id of REPORT_IDS) {
+      expect(readFileSync(join(out, 'reports', `${id}.html`), 'utf8')).toContain('<!doctype html>');
+      expect(readFileSync(join(out, 'reports', 'csv', `${id}.summary.csv`), 'utf8')).toContain(
+        '"period_from"',
+      );
+      expect(result.summary).toContain(join(out, 'reports', `${id}.html`));
+      expect(report(id).period).toEqual(window());
+    }
+  });
+
+  it('logs every break-glass grant with its start, end and duration against the maximum', () => {
+    const { from, to } = window();
+    const grants = result.manifest.truth.breakGlass.filter((g) => g.granted < to && (g.revoked ?? to) > from);
+    expect(grants.length).toBeGreaterThanOrEqual(2);
+    const max = 4 * 3_600_000;
+    expect(
+      rowsOf(report('break-glass-log'), 'grants').map((r) => [
+        r.person,
+        r.granted,
+        r.ended,
+        r.still_open,
+        r.duration_ms,
+        r.max_duration_ms,
+        r.over_maximum,
+      ]),
+    ).toEqual(
+      grants.map((g) => {
+        const duration = Date.parse(g.revoked ?? to) - Date.parse(g.granted);
+        return [nameOf(g.user), g.granted, g.revoked, g.revoked === null, duration, max, duration > max];
+      }),
+    );
+    const sessions = rowsOf(report('break-glass-log'), 'sessions');
+    for (const e of expected('break-glass.used'))
+      expect(
+        sessions.some((s) => s.person === nameOf(e.match.principalId!) && s.connected === e.match.from),
+        e.story,
+      ).toBe(true);
+  });
+
+  it('sets apart the sessions of people not entitled, and lists those tied to nobody', () => {
+    const outside = rowsOf(report('access-review'), 'outside-entitlements');
+    const questioned = rowsOf(report('attribution-evidence'), 'not-entitled');
+    for (const e of [...expected('access.after-revocation'), ...expected('access.identity-mismatch')]) {
+      const match = (r: Record<string, unknown>) =>
+        r.person === nameOf(e.match.principalId!) &&
+        String(r.connect_time) >= e.match.from &&
+        String(r.connect_time) <= e.match.to;
+      const row = outside.find(match);
+      expect(row, e.story).toBeDefined();
+      // A group login is a shared account: attribution evidence questions it too.
+      if (row?.group !== null) expect(questioned.some(match), e.story).toBe(true);
+    }
+    expect(rowsOf(report('attribution-evidence'), 'not-tied')).toHaveLength(
+      expected('access.unattributed').length,
+    );
+  });
+
+  it('lists every privileged change, failure burst and local-account login the ground truth holds', () => {
+    const rules = [
+      'privilege.change',
+      'mapping.change',
+      'iam.auth-policy-change',
+      'iam.privileged-group-change',
+      'audit.tamper',
+    ];
+    const changes = rowsOf(report('privileged-changes'), 'changes');
+    const inWindow = (t: string) => t >= window().from && t < window().to;
+    expect(changes).toHaveLength(
+      result.alerts.filter((a) => rules.includes(a.rule) && inWindow(a.time)).length,
+    );
+    for (const e of rules.flatMap(expected).filter((x) => inWindow(x.match.from)))
+      expect(
+        changes.some((c) => String(c.time) >= e.match.from && String(c.time) <= e.match.to),
+        e.story,
+      ).toBe(true);
+    const bursts = result.alerts.filter((a) => a.rule === 'auth.failure-burst' && inWindow(a.time));
+    expect(bursts.length).toBeGreaterThan(0);
+    expect(rowsOf(report('failed-access'), 'failure-bursts').map((r) => r.time)).toEqual(
+      bursts.map((a) => a.time),
+    );
+    const local = rowsOf(report('failed-access'), 'local-account-use');
+    for (const e of expected('access.local-account'))
+      expect(
+        local.some((l) => l.mysql_account === e.match.mysqlAccount && l.allow_listed === false),
+        e.story,
+      ).toBe(true);
+  });
+
+  it('counts the alerts of the window by rule', () => {
+    const counts = new Map<string, number>();
+    for (const a of result.alerts)
+      if (a.time >= window().from && a.time < window().to) counts.set(a.rule, (counts.get(a.rule) ?? 0) + 1);
+    const byRule = rowsOf(report('alert-summary'), 'by-rule').filter((r) => Number(r.alerts) > 0);
+    expect(Object.fromEntries(byRule.map((r) => [r.rule, r.alerts]))).toEqual(Object.fromEntries(counts));
   });
 });
 

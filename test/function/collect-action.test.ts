@@ -209,7 +209,8 @@ describe('{"action":"collect"}', () => {
     const r = await fn.invoke(JSON.stringify({ action: 'collect', now: true }));
     expect(r.error).toMatchObject({
       status: 400,
-      message: 'unknown control message: send {"action":"sweep"}, {"action":"collect"} or {"action":"sync"}',
+      message:
+        'unknown control message: send {"action":"sweep"}, {"action":"collect"}, {"action":"sync"} or {"action":"report",...}',
     });
   });
 });

@@ -36,6 +36,7 @@ describe('readFunctionEnv', () => {
       alertBucket: undefined,
       notificationsTopicId: undefined,
       notificationsPerMinute: 60,
+      report: { bucket: undefined, prefix: 'reports/', topicId: undefined },
       ociAuth: { kind: 'config-file' },
       dbSystem: undefined,
       maxBodyBytes: DEFAULT_MAX_BODY_BYTES,
@@ -67,6 +68,8 @@ describe('readFunctionEnv', () => {
       HWAUDIT_OCI_REGION: 'eu-frankfurt-1',
       HWAUDIT_OCI_ENDPOINT_STREAMING: 'https://cell-1.streaming.eu-frankfurt-1.oci.oraclecloud.com',
       HWAUDIT_OCI_ENDPOINT_NOTIFICATIONS: 'https://notification.eu-frankfurt-1.oraclecloud.com',
+      HWAUDIT_REPORT_BUCKET: 'audit-reports',
+      HWAUDIT_REPORT_PREFIX: 'weekly/',
       HWAUDIT_DB_SYSTEM: 'prod-orders',
       HWAUDIT_MAX_BODY_BYTES: '1048576',
       HWAUDIT_DEADLINE_MARGIN_MS: '0',
@@ -81,6 +84,12 @@ describe('readFunctionEnv', () => {
       alertBucket: { name: 'siem-alerts', formats: ['ecs', 'ocsf'], prefix: 'hwaudit/prod/' },
       notificationsTopicId: 'ocid1.onstopic.oc1.eu-frankfurt-1.aaaaaaaatopic',
       notificationsPerMinute: 10,
+      // The report message goes to the alert topic unless HWAUDIT_REPORT_TOPIC_ID names another.
+      report: {
+        bucket: 'audit-reports',
+        prefix: 'weekly/',
+        topicId: 'ocid1.onstopic.oc1.eu-frankfurt-1.aaaaaaaatopic',
+      },
       ociAuth: { kind: 'resource-principal' },
       dbSystem: 'prod-orders',
       maxBodyBytes: 1048576,
@@ -88,6 +97,18 @@ describe('readFunctionEnv', () => {
     });
     // The password is used by openStore; it is not part of the settings (which may be logged).
     expect(JSON.stringify(env)).not.toContain('pw-123');
+  });
+
+  it('reads the report settings: a topic of their own, a bucket name and a prefix that are ones', () => {
+    const topic = 'ocid1.onstopic.oc1.eu-frankfurt-1.aaaaaaaareports';
+    expect(readFunctionEnv({ ...CONFIG, HWAUDIT_REPORT_TOPIC_ID: topic }).report.topicId).toBe(topic);
+    expect(failure({ ...CONFIG, HWAUDIT_REPORT_TOPIC_ID: 'topic' }).message).toMatch(
+      /^HWAUDIT_REPORT_TOPIC_ID:/,
+    );
+    expect(failure({ ...CONFIG, HWAUDIT_REPORT_BUCKET: 'a/b' }).message).toMatch(/^HWAUDIT_REPORT_BUCKET:/);
+    expect(failure({ ...CONFIG, HWAUDIT_REPORT_PREFIX: '/reports/' }).message).toMatch(
+      /^HWAUDIT_REPORT_PREFIX:/,
+    );
   });
 
   it.each(OUTPUT_FORMATS)('accepts HWAUDIT_ALERT_FORMAT=%s', (format) => {

@@ -1,5 +1,5 @@
 // What some tests need beyond the repository: a MySQL-protocol server, the shared sample corpus
-// and the OCSF schemas beside the repository. A test whose requirement is missing is reported as
+// and the OCSF schemas beside the repository, a headless Chromium. A test whose requirement is missing is reported as
 // skipped, with the reason in its suite's name, and the run ends with a line saying how to run it
 // (test/setup/skip-reporter.ts). Under CI=true a missing requirement fails the run instead.
 import { existsSync } from 'node:fs';
@@ -43,7 +43,18 @@ export const OCSF_SCHEMAS: Requirement = {
   howTo: 'place the OCSF 1.8.0 JSON Schemas in ../shared/ocsf/1.8.0 beside the repository',
 };
 
-export const REQUIREMENTS: readonly Requirement[] = [MYSQL_SERVER, SHARED_FIXTURES, OCSF_SCHEMAS];
+/** Debian's `chromium` (or HWAUDIT_CHROMIUM), which the HTML report tests drive with playwright-core. */
+export const CHROMIUM: Requirement & { path: string } = {
+  what: 'a headless Chromium',
+  path: process.env.HWAUDIT_CHROMIUM ?? '/usr/bin/chromium',
+  missing() {
+    return existsSync(this.path) ? undefined : `${this.path} is absent (set HWAUDIT_CHROMIUM)`;
+  },
+  howTo:
+    "install Debian's chromium (apt-get install chromium), or set HWAUDIT_CHROMIUM to a Chromium, and run npm test",
+};
+
+export const REQUIREMENTS: readonly Requirement[] = [MYSQL_SERVER, SHARED_FIXTURES, OCSF_SCHEMAS, CHROMIUM];
 
 /** The tag a skipped suite's name carries; the summary counts skipped tests by it. */
 export function skipTag(req: Requirement): string {

@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
+import { afterEach, beforeEach } from 'vitest';
 import type { Alert } from '../../schemas/alert.js';
 import type { ConfigInput } from '../../schemas/config.js';
 import type { CanonicalEvent } from '../../schemas/events.js';
@@ -13,7 +14,7 @@ import type { AlertSink } from '../../shared/emit/sink.js';
 import { Pipeline } from '../../shared/pipeline.js';
 import { MySqlStore, type MySqlStoreOptions } from '../../shared/state/mysql-store.js';
 import { SqliteStore } from '../../shared/state/sqlite-store.js';
-import type { CommitBatch, StateStore } from '../../shared/state/state-store.js';
+import type { StateStore } from '../../shared/state/state-store.js';
 import type { MySqlTestServer, TestDatabase } from '../helpers/mysql-server.js';
 import { testConfig } from '../helpers/run-timeline.js';
 
@@ -24,6 +25,8 @@ export type Backing = {
   markNewer(): Promise<void>;
   /** The schema versions recorded as applied, ascending. */
   schemaVersions(): Promise<number[]>;
+  /** Runs SQL on the location directly (as a person querying the store would); rows of the last statement. */
+  sql(text: string): Promise<Record<string, unknown>[]>;
   dispose(): Promise<void>;
 };
 
@@ -61,6 +64,19 @@ export const sqliteAdapter: Adapter = {
       open: t.open,
       markNewer: async () => void pragma('user_version = 999'),
       schemaVersions: async () => Array.from({ length: pragma('user_version') }, (_, i) => i + 1),
+      sql: async (text: string) => {
+        const db = new Database(path);
+        try {
+          const statements = text.split(/;\s*(?:\n|$)/).filter((x) => x.trim() !== '');
+          for (const st of statements.slice(0, -1)) db.exec(st);
+          const last = db.prepare(statements.at(-1)!);
+          if (last.reader) return last.all() as Record<string, unknown>[];
+          last.run();
+          return [];
+        } finally {
+          db.close();
+        }
+      },
       dispose: async () => {
         await t.closeAll();
         rmSync(dir, { recursive: true, force: true });
@@ -96,24 +112,36 @@ export function mysqlAdapter(
         void (await query('INSERT INTO schema_version (version, applied_at) VALUES (999, 0)')),
       schemaVersions: async () =>
         (await query('SELECT version FROM schema_version ORDER BY version')).map((r) => Number(r.version)),
+      sql: async (text: string) => {
+        const raw = await db.raw();
+        try {
+          let rows: unknown = [];
+          for (const st of text.split(/;\s*(?:\n|$)/).filter((x) => x.trim() !== ''))
+            [rows] = await raw.query(st);
+          return Array.isArray(rows) ? (rows as Record<string, unknown>[]) : [];
+        } finally {
+          await raw.end();
+        }
+      },
       dispose: t.closeAll,
     };
   };
   return { name: 'MySqlStore', create: createDatabase, createDatabase };
 }
 
-export function batch(parts: Partial<CommitBatch> = {}): CommitBatch {
-  return {
-    entities: [],
-    pending: { put: [], remove: [] },
-    seen: [],
-    sessions: [],
-    alerts: [],
-    alertUpdates: [],
-    deadLetters: [],
-    ...parts,
-  };
+/** A fresh backing for each test of the enclosing suite, disposed after it. */
+export function backingPerTest(adapter: Adapter): () => Backing {
+  let backing: Backing | undefined;
+  beforeEach(async () => {
+    backing = await adapter.create();
+  });
+  afterEach(async () => {
+    await backing?.dispose();
+  });
+  return () => backing!;
 }
+
+export { commitBatch as batch } from '../../shared/state/state-store.js';
 
 export function session(id: string, connectTs: number, over: Partial<Session> = {}): Session {
   return {

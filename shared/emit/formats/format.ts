@@ -20,7 +20,12 @@ export function isOutputFormat(value: string): value is OutputFormat {
  * separators raw; they are escaped too, so no record can move a terminal's cursor or split a line.
  */
 export function jsonLine(value: unknown): string {
-  return JSON.stringify(value).replace(
+  return jsonText(value);
+}
+
+/** JSON text escaped like jsonLine; `indent` spaces per level (0: one line). */
+export function jsonText(value: unknown, indent = 0): string {
+  return JSON.stringify(value, null, indent).replace(
     /[\u007f-\u009f\u2028\u2029]/g,
     (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
   );

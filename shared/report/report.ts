@@ -1,0 +1,146 @@
+// What a report is: metadata and a pure function over the audit store's facts for a period, fed
+// the period's sessions one at a time (so that every report reads the ledger in one pass, however
+// large). Each report lives in its own module; shared/report/registry.ts lists them.
+import type { Alert } from '../../schemas/alert.js';
+import type { Cell, Chart, Column, Figure, ReportId, Section, Table } from '../../schemas/report.js';
+import type { Session } from '../../schemas/session.js';
+import type { AuditFacts } from './audit-facts.js';
+
+/** `from` inclusive, `to` exclusive, epoch milliseconds. */
+export type Period = { from: number; to: number };
+
+export type ReportContext = {
+  period: Period;
+  /** The period before, of the same length. */
+  previous: Period;
+  /** The DB system the report is limited to (its sessions and alerts; alerts of no DB system stay). */
+  dbSystem: string | undefined;
+  facts: AuditFacts;
+  /** Alerts raised in the period, by time. */
+  alerts: readonly Alert[];
+  /** Alerts raised in the previous period. */
+  previousAlerts: readonly Alert[];
+};
+
+/** What a report makes of its context and sessions: its key figures and sections. */
+export type ReportBody = { figures: Figure[]; sections: Section[] };
+
+export type ReportBuilder = {
+  /** Each session that connected in the period (on the DB system), in connect-time order. */
+  session(s: Session): void;
+  finish(): ReportBody;
+};
+
+export type ReportDefinition = {
+  id: ReportId;
+  title: string;
+  description: string;
+  controls: string[];
+  start(ctx: ReportContext): ReportBuilder;
+};
+
+/** Rows a table keeps (the rest is counted in totalRows; exports and the SQL views have them all). */
+export const TABLE_ROW_LIMIT = 5000;
+
+/** Rows of a list that may grow past the table limit: the first ones kept, all of them counted. */
+export class CappedRows {
+  readonly rows: Cell[][] = [];
+  total = 0;
+  push(row: Cell[]): void {
+    this.total++;
+    if (this.rows.length < TABLE_ROW_LIMIT) this.rows.push(row);
+  }
+}
+
+export function table(columns: Column[], rows: Cell[][] | CappedRows): Table {
+  if (rows instanceof CappedRows) return { columns, rows: rows.rows, totalRows: rows.total };
+  return { columns, rows: rows.slice(0, TABLE_ROW_LIMIT), totalRows: rows.length };
+}
+
+export function column(id: string, title: string, type: Column['type'] = 'text'): Column {
+  return { id, title, type };
+}
+
+export function section(id: string, title: string, description: string, t: Table, chart?: Chart): Section {
+  return chart ? { id, title, description, chart, table: t } : { id, title, description, table: t };
+}
+
+export function bars(title: string, categories: string[], series: Chart['series'], stacked = false): Chart {
+  return { kind: 'bar', title, categories, series, stacked };
+}
+
+export const iso = (ts: number): string => new Date(ts).toISOString();
+
+/** UTC day (YYYY-MM-DD) of an epoch-ms time. */
+export const day = (ts: number): string => iso(ts).slice(0, 10);
+
+/** Every UTC day the period touches. */
+export function days(period: Period): string[] {
+  const out: string[] = [];
+  for (let t = Date.parse(`${day(period.from)}T00:00:00Z`); t < period.to; t += 86_400_000) out.push(day(t));
+  return out;
+}
+
+/** Part of a whole as a percentage with one decimal; 100 when there is no whole. */
+export function percent(part: number, whole: number): number {
+  return whole === 0 ? 100 : Math.round((part / whole) * 1000) / 10;
+}
+
+/** A counter keyed by text. */
+export class Tally<K extends string = string> {
+  readonly counts = new Map<K, number>();
+  add(key: K, n = 1): void {
+    this.counts.set(key, (this.counts.get(key) ?? 0) + n);
+  }
+  get(key: K): number {
+    return this.counts.get(key) ?? 0;
+  }
+  total(): number {
+    let n = 0;
+    for (const v of this.counts.values()) n += v;
+    return n;
+  }
+}
+
+/** Groups items by a key into records made on first sight. */
+export function keyed<T>(map: Map<string, T>, key: string, make: () => T): T {
+  let value = map.get(key);
+  if (value === undefined) {
+    value = make();
+    map.set(key, value);
+  }
+  return value;
+}
+
+export const byText = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+
+/** Keeps at most `max` distinct values (sorted when read). */
+export class BoundedSet {
+  readonly values = new Set<string>();
+  constructor(private readonly max: number) {}
+  add(value: string): void {
+    if (this.values.size < this.max) this.values.add(value);
+  }
+  addAll(values: readonly string[] | undefined): void {
+    for (const v of values ?? []) this.add(v);
+  }
+  sorted(): string[] {
+    return [...this.values].sort(byText);
+  }
+}
+
+/** A named person who was not a member, had left the group, or was no longer an active user. */
+const NOT_ENTITLED = new Set(['not-member', 'left-group', 'user-inactive']);
+
+/** The session names a person the directory says was not entitled to it at connect time. */
+export function notEntitled(s: Session): boolean {
+  return (
+    s.identity !== null && s.attribution?.problem !== undefined && NOT_ENTITLED.has(s.attribution.problem)
+  );
+}
+
+/** The alert's detail `key` when it is text. */
+export function detailText(a: Alert, key: string): string | undefined {
+  const v = a.details?.[key];
+  return typeof v === 'string' ? v : undefined;
+}

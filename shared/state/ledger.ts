@@ -1,0 +1,178 @@
+// The queryable audit ledger both state store adapters keep beside the JSON bodies: sessions and
+// alerts (findings) in typed columns, the tables each session touched, and when each sink received
+// each alert. The columns are defined once here, with the SQL views that are the stable interface
+// for people who query the store directly (docs/sql.md), and the CSV exports use the same columns.
+import type { Alert } from '../../schemas/alert.js';
+import type { Session } from '../../schemas/session.js';
+
+/** What exports and reports ask the ledger for: a time range (`from` inclusive, `to` exclusive) and filters. */
+export type LedgerQuery = {
+  from?: number;
+  to?: number;
+  /** A DB system OCID. */
+  dbSystem?: string;
+  /** Alerts only: rule ids. */
+  rules?: readonly string[];
+};
+
+export type CellValue = string | number | null;
+
+/**
+ * One column of a view (and of a CSV export). `stored` names the table column where it is older
+ * than the ledger (per dialect); the others are typed columns of the same name.
+ */
+export type LedgerField<T> = {
+  name: string;
+  type: 'text' | 'int' | 'enum';
+  value(row: T): CellValue;
+  stored?: { sqlite: string; mysql: string };
+};
+
+/** Column `c` stored as VARBINARY in MySQL, shown as text. */
+const binary = (c: string) => ({ sqlite: c, mysql: `CONVERT(${c} USING utf8mb4)` });
+const same = (c: string) => ({ sqlite: c, mysql: c });
+const bool = (b: boolean) => (b ? 1 : 0);
+const optional = (v: string | undefined | null) => (v === undefined || v === '' ? null : v);
+
+/** The `audit_sessions` view and the sessions CSV, in this order. */
+export const SESSION_FIELDS: readonly LedgerField<Session>[] = [
+  { name: 'session_id', type: 'text', value: (s) => s.id, stored: binary('id') },
+  { name: 'db_system_id', type: 'text', value: (s) => s.dbSystem.id, stored: same('db') },
+  { name: 'db_system_name', type: 'text', value: (s) => s.dbSystem.name },
+  { name: 'instance', type: 'text', value: (s) => optional(s.instance) },
+  { name: 'connection_id', type: 'int', value: (s) => s.connectionId },
+  { name: 'connect_time', type: 'text', value: (s) => s.connectTime },
+  { name: 'connect_ts', type: 'int', value: (s) => s.connectTs, stored: same('connect_ts') },
+  { name: 'disconnect_time', type: 'text', value: (s) => optional(s.disconnectTime) },
+  { name: 'outcome', type: 'enum', value: (s) => s.outcome },
+  { name: 'error_code', type: 'int', value: (s) => s.status },
+  { name: 'login_user', type: 'text', value: (s) => s.login.user },
+  { name: 'login_os', type: 'text', value: (s) => optional(s.login.os) },
+  { name: 'login_proxy', type: 'text', value: (s) => optional(s.login.proxy) },
+  { name: 'source_ip', type: 'text', value: (s) => optional(s.sourceIp) },
+  { name: 'mysql_account', type: 'text', value: (s) => s.mysqlAccount },
+  { name: 'person_id', type: 'text', value: (s) => s.identity?.id ?? null },
+  { name: 'person_name', type: 'text', value: (s) => s.identity?.name ?? null },
+  { name: 'group_id', type: 'text', value: (s) => s.group?.id ?? null },
+  { name: 'group_name', type: 'text', value: (s) => s.group?.name ?? null },
+  { name: 'proxied', type: 'int', value: (s) => bool(s.proxied) },
+  { name: 'attribution_method', type: 'enum', value: (s) => s.attribution?.method ?? null },
+  { name: 'attribution_confidence', type: 'enum', value: (s) => s.attribution?.confidence ?? null },
+  { name: 'attribution_problem', type: 'enum', value: (s) => s.attribution?.problem ?? null },
+  { name: 'break_glass_grant', type: 'text', value: (s) => s.breakGlassGrant },
+  { name: 'mfa_factor', type: 'text', value: (s) => optional(s.mfaFactor) },
+  { name: 'queries', type: 'int', value: (s) => s.counts.queries },
+  { name: 'table_access', type: 'int', value: (s) => s.counts.tableAccess },
+  { name: 'change_user', type: 'int', value: (s) => s.counts.changeUser },
+  { name: 'failed_statements', type: 'int', value: (s) => s.counts.failedStatements },
+];
+
+/** A string detail of an alert (`details.sessionId`), or null. */
+function detail(a: Alert, key: string): string | null {
+  const v = a.details?.[key];
+  return typeof v === 'string' ? v : null;
+}
+
+/** The `audit_findings` view and the alerts CSV, in this order. */
+export const ALERT_FIELDS: readonly LedgerField<Alert>[] = [
+  { name: 'finding_id', type: 'text', value: (a) => a.id, stored: binary('id') },
+  { name: 'rule', type: 'text', value: (a) => a.rule, stored: same('rule') },
+  { name: 'severity', type: 'enum', value: (a) => a.severity },
+  {
+    name: 'finding_time',
+    type: 'text',
+    value: (a) => a.time,
+    stored: { sqlite: 'time', mysql: 'CONVERT(alert_time USING utf8mb4)' },
+  },
+  { name: 'finding_ts', type: 'int', value: (a) => Date.parse(a.time) },
+  { name: 'title', type: 'text', value: (a) => a.title },
+  { name: 'db_system_id', type: 'text', value: (a) => a.dbSystem?.id ?? null },
+  { name: 'db_system_name', type: 'text', value: (a) => a.dbSystem?.name ?? null },
+  { name: 'person_id', type: 'text', value: (a) => a.identity?.principalId ?? null },
+  { name: 'person_name', type: 'text', value: (a) => a.identity?.name ?? null },
+  { name: 'mysql_account', type: 'text', value: (a) => optional(a.mysqlAccount) },
+  { name: 'login_user', type: 'text', value: (a) => optional(a.loginUser) },
+  { name: 'group_id', type: 'text', value: (a) => a.group?.id ?? null },
+  { name: 'group_name', type: 'text', value: (a) => a.group?.name ?? null },
+  { name: 'source_ip', type: 'text', value: (a) => optional(a.sourceIp) },
+  { name: 'session_id', type: 'text', value: (a) => detail(a, 'sessionId') },
+  {
+    name: 'occurrences',
+    type: 'int',
+    value: (a) => (typeof a.details?.occurrences === 'number' ? a.details.occurrences : 1),
+    stored: same('occurrences'),
+  },
+  { name: 'last_time', type: 'text', value: (a) => detail(a, 'lastTime'), stored: same('last_time') },
+];
+
+/** The typed columns a commit writes (the fields without an older stored column). */
+export const SESSION_COLUMNS = SESSION_FIELDS.filter((f) => f.stored === undefined);
+export const ALERT_COLUMNS = ALERT_FIELDS.filter((f) => f.stored === undefined);
+
+export type Dialect = 'sqlite' | 'mysql';
+
+/** Column type of a typed column. MySQL free text is TEXT: a long value must never fail a commit. */
+export function columnType(field: LedgerField<unknown>, dialect: Dialect): string {
+  if (dialect === 'sqlite') return field.type === 'int' ? 'INTEGER' : 'TEXT';
+  return field.type === 'int' ? 'BIGINT' : field.type === 'enum' ? 'VARCHAR(32)' : 'TEXT';
+}
+
+/** The views of docs/sql.md, as `CREATE VIEW` bodies (without the CREATE clause). */
+export function ledgerViews(dialect: Dialect): { name: string; select: string }[] {
+  const list = <T>(fields: readonly LedgerField<T>[]) =>
+    fields
+      .map((f) => {
+        const column = f.stored?.[dialect] ?? f.name;
+        return column === f.name ? f.name : `${column} AS ${f.name}`;
+      })
+      .join(', ');
+  const text = (c: string) => (dialect === 'mysql' ? `CONVERT(${c} USING utf8mb4)` : c);
+  return [
+    { name: 'audit_sessions', select: `SELECT ${list(SESSION_FIELDS)} FROM sessions` },
+    {
+      name: 'audit_session_tables',
+      select: `SELECT ${text('t.session_id')} AS session_id, s.db AS db_system_id, s.connect_time, s.connect_ts,
+        s.person_id, s.person_name, s.mysql_account, t.table_name
+        FROM session_tables t JOIN sessions s ON s.id = t.session_id`,
+    },
+    { name: 'audit_findings', select: `SELECT ${list(ALERT_FIELDS)} FROM alerts` },
+    {
+      name: 'audit_deliveries',
+      select: `SELECT ${text('alert_id')} AS finding_id, ${text('sink')} AS sink, delivered_ts FROM deliveries`,
+    },
+  ];
+}
+
+/** The (session id, table) rows of sessions' touched tables. */
+export function sessionTableRows(sessions: readonly Session[]): [string, string][] {
+  const rows: [string, string][] = [];
+  for (const s of sessions) for (const t of s.tables ?? []) rows.push([s.id, t]);
+  return rows;
+}
+
+/** The WHERE conditions of a query on `sessions` or `alerts` (placeholders, one per value). */
+export function ledgerConditions(
+  query: LedgerQuery,
+  columns: { ts: string; db: string; rule?: string },
+): { conditions: string[]; params: (string | number)[] } {
+  const conditions: string[] = [];
+  const params: (string | number)[] = [];
+  if (query.from !== undefined) {
+    conditions.push(`${columns.ts} >= ?`);
+    params.push(query.from);
+  }
+  if (query.to !== undefined) {
+    conditions.push(`${columns.ts} < ?`);
+    params.push(query.to);
+  }
+  if (query.dbSystem !== undefined) {
+    conditions.push(`${columns.db} = ?`);
+    params.push(query.dbSystem);
+  }
+  if (query.rules !== undefined && columns.rule !== undefined) {
+    if (query.rules.length === 0) conditions.push('1 = 0');
+    else conditions.push(`${columns.rule} IN (${query.rules.map(() => '?').join(', ')})`);
+    params.push(...query.rules);
+  }
+  return { conditions, params };
+}

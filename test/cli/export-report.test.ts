@@ -1,0 +1,208 @@
+// The export and report commands end to end, as users run them: the built CLI on a state file.
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { REPORT_IDS, ReportDocumentSchema } from '../../schemas/report.js';
+import { SESSION_FIELDS } from '../../shared/state/ledger.js';
+import { SqliteStore } from '../../shared/state/sqlite-store.js';
+import { runCli } from '../helpers/cli-process.js';
+import { FORMULA, hostileTimeline } from '../report/report-fixtures.js';
+import { collect, runPipeline } from '../state/store-fixtures.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'hwaudit-export-'));
+const state = join(dir, 'state.sqlite');
+const DAY = ['--from', '2026-11-02T00:00:00Z', '--to', '2026-11-03T00:00:00Z'];
+let alertIds: string[];
+let sessionCount: number;
+
+beforeAll(async () => {
+  const store = SqliteStore.open(state);
+  await runPipeline(store, [hostileTimeline()]);
+  alertIds = (await collect(store.alerts())).map((a) => a.id);
+  sessionCount = (await collect(store.sessions())).length;
+  await store.close();
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const lines = (text: string) => text.split('\n').filter((l) => l !== '');
+
+describe('export', () => {
+  it('writes every stored alert again, in time order, to stdout', async () => {
+    const r = await runCli(['export', 'alerts', '--state', state]);
+    expect(r.code).toBe(0);
+    expect(lines(r.stdout).map((l) => JSON.parse(l).id)).toEqual(alertIds);
+    expect(r.stderr).toContain(`export: ${alertIds.length} alerts`);
+  });
+
+  it('selects alerts by rule and DB system, in another format', async () => {
+    const cef = await runCli([
+      'export',
+      'alerts',
+      '--state',
+      state,
+      '--rule',
+      'break-glass.used',
+      '--rule',
+      'audit.tamper',
+      '--format',
+      'cef',
+    ]);
+    expect(cef.code).toBe(0);
+    expect(lines(cef.stdout)).toHaveLength(3);
+    for (const l of lines(cef.stdout))
+      expect(l).toMatch(
+        /^CEF:0\|heatwave-iam-audit\|heatwave-iam-audit\|[^|]*\|(break-glass\.used|audit\.tamper)\|/,
+      );
+    const onDb = await runCli(['export', 'alerts', '--state', state, '--db-system', 'prod-orders']);
+    expect(lines(onDb.stdout).every((l) => JSON.parse(l).dbSystem?.name === 'prod-orders')).toBe(true);
+    expect(lines(onDb.stdout).length).toBeLessThan(alertIds.length);
+  });
+
+  it('writes the sessions of a time range as OCSF logons and logoffs', async () => {
+    const r = await runCli([
+      'export',
+      'sessions',
+      '--state',
+      state,
+      '--from',
+      '2026-11-02T09:40:00Z',
+      '--to',
+      '2026-11-02T10:00:00Z',
+      '--format',
+      'ocsf',
+    ]);
+    expect(r.code).toBe(0);
+    const records = lines(r.stdout).map((l) => JSON.parse(l));
+    // alice at 09:40, five failed admin logins, app at 09:50 (10:00 is excluded).
+    expect(records.filter((x) => x.activity_id === 1 || x.activity_id === 7)).toHaveLength(7);
+    for (const x of records) expect(x.class_uid).toBe(3002);
+  });
+
+  it('writes CSV with the view columns, neutralising formulas, and keeps an existing file unless --overwrite', async () => {
+    const out = join(dir, 'sessions.csv');
+    const first = await runCli(['export', 'sessions', '--state', state, '--format', 'csv', '--out', out]);
+    expect(first.code).toBe(0);
+    const text = readFileSync(out, 'utf8');
+    const rows = lines(text);
+    expect(rows[0]).toBe(SESSION_FIELDS.map((f) => f.name).join(','));
+    expect(rows).toHaveLength(sessionCount + 1);
+    expect(text).toContain(`"'${FORMULA.replaceAll('"', '""')}"`);
+    expect(readdirSync(dir).filter((f) => f.includes('partial'))).toEqual([]);
+
+    writeFileSync(out, 'keep me\n');
+    const refused = await runCli(['export', 'sessions', '--state', state, '--format', 'csv', '--out', out]);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(/exists; choose another --out, or add --overwrite/);
+    expect(readFileSync(out, 'utf8')).toBe('keep me\n');
+    const replaced = await runCli([
+      'export',
+      'sessions',
+      '--state',
+      state,
+      '--format',
+      'csv',
+      '--out',
+      out,
+      '--overwrite',
+    ]);
+    expect(replaced.code).toBe(0);
+    expect(readFileSync(out, 'utf8')).toBe(text);
+  });
+
+  it.each([
+    [['export', 'alerts'], /needs --state/],
+    [['export', 'alerts', '--state', join(dir, 'missing.sqlite')], /no state file/],
+    [['export', 'things', '--state', state], /alerts or sessions/],
+    [['export', 'sessions', '--state', state, '--rule', 'x'], /--rule selects alerts only/],
+    [['export', 'alerts', '--state', state, '--format', 'xml'], /not a format/],
+    [['export', 'alerts', '--state', state, '--from', 'yesterday'], /--from expects an ISO 8601 time/],
+    [['export', 'alerts', '--state', state, '--db-system', 'nope'], /knows no DB system/],
+  ])('refuses %j with exit code 2', async (args, message) => {
+    const r = await runCli(args);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(message);
+    expect(existsSync(join(dir, 'missing.sqlite'))).toBe(false);
+  });
+});
+
+describe('report', () => {
+  it('writes one HTML report to stdout', async () => {
+    const r = await runCli(['report', 'access-review', '--state', state, ...DAY]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^<!doctype html>/);
+    expect(r.stdout).toContain('<h1>Access review</h1>');
+  });
+
+  it('writes every report as JSON into a folder, and keeps existing files unless --overwrite', async () => {
+    const out = join(dir, 'json');
+    const first = await runCli(['report', 'all', '--state', state, ...DAY, '--format', 'json', '--out', out]);
+    expect(first.code).toBe(0);
+    expect(readdirSync(out).sort()).toEqual(REPORT_IDS.map((id) => `${id}.json`).sort());
+    for (const id of REPORT_IDS)
+      ReportDocumentSchema.parse(JSON.parse(readFileSync(join(out, `${id}.json`), 'utf8')));
+    const again = await runCli(['report', 'all', '--state', state, ...DAY, '--format', 'json', '--out', out]);
+    expect(again.code).toBe(2);
+    expect(again.stderr).toMatch(/exists/);
+    expect(
+      (
+        await runCli([
+          'report',
+          'all',
+          '--state',
+          state,
+          ...DAY,
+          '--format',
+          'json',
+          '--out',
+          out,
+          '--overwrite',
+        ])
+      ).code,
+    ).toBe(0);
+  });
+
+  it('writes CSV as one file per table into a folder, for one DB system', async () => {
+    const out = join(dir, 'csv');
+    const r = await runCli([
+      'report',
+      'failed-access',
+      '--state',
+      state,
+      ...DAY,
+      '--format',
+      'csv',
+      '--out',
+      out,
+      '--db-system',
+      'ocid1.mysqldbsystem.oc1..prod1',
+    ]);
+    expect(r.code).toBe(0);
+    expect(readdirSync(out).sort()).toEqual(
+      ['failed-logins', 'failed-statements', 'failure-bursts', 'local-account-use', 'summary'].map(
+        (s) => `failed-access.${s}.csv`,
+      ),
+    );
+    expect(readFileSync(join(out, 'failed-access.summary.csv'), 'utf8')).toContain(
+      '"db_system","ocid1.mysqldbsystem.oc1..prod1"',
+    );
+  });
+
+  it.each([
+    [['report', '--state', state, ...DAY], /needs TYPE/],
+    [['report', 'everything', '--state', state, ...DAY], /needs TYPE/],
+    [['report', 'all', '--state', state, '--from', '2026-11-02T00:00:00Z'], /needs the period/],
+    [
+      ['report', 'all', '--state', state, '--from', '2026-11-03T00:00:00Z', '--to', '2026-11-02T00:00:00Z'],
+      /--to must be after --from/,
+    ],
+    [['report', 'all', '--state', state, ...DAY], /name a folder with --out/],
+    [['report', 'alert-summary', '--state', state, ...DAY, '--format', 'pdf'], /not a report format/],
+    [['report', 'alert-summary', '--state', state, ...DAY, '--db-system', 'nope'], /knows no DB system/],
+    [['report', 'alert-summary', '--state', join(dir, 'missing.sqlite'), ...DAY], /no state file/],
+  ])('refuses %j with exit code 2', async (args, message) => {
+    const r = await runCli(args);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(message);
+  });
+});

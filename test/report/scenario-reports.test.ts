@@ -1,0 +1,375 @@
+// Each report over the incident scenario (test/scenarios/scenario-fleet.ts, with attacker-controlled
+// text injected), against what the timeline says happened; every document validates against the
+// committed JSON Schema, which is the zod contract.
+import { readFileSync } from 'node:fs';
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { type ReportDocument, reportJsonSchemaText } from '../../schemas/report.js';
+import { at, baseConfig, db, GROUPS, iam, T0, USERS } from '../../shared/detect/timeline.js';
+import { AuditError } from '../../shared/errors.js';
+import { REPORTS } from '../../shared/report/registry.js';
+import { runReports } from '../../shared/report/run-reports.js';
+import { SqliteStore } from '../../shared/state/sqlite-store.js';
+import type { StateStore } from '../../shared/state/state-store.js';
+import { incidentTimeline } from '../scenarios/scenario-fleet.js';
+import { runPipeline } from '../state/store-fixtures.js';
+import {
+  allReports,
+  DAY_PERIOD,
+  FORMULA,
+  figure,
+  HOSTILE,
+  rowsOf,
+  scenarioStore,
+} from './report-fixtures.js';
+
+const HOUR = 3_600_000;
+const iso = (ts: number) => new Date(ts).toISOString();
+const SESSION = (conn: number, minute: number) => `ocid1.mysqldbsystem.oc1..prod1:${conn}:${iso(at(minute))}`;
+
+let store: StateStore;
+let docs: Map<string, ReportDocument>;
+
+beforeAll(async () => {
+  store = await scenarioStore();
+  docs = new Map((await allReports(store)).map((d) => [d.report, d]));
+});
+const doc = (id: string) => docs.get(id)!;
+
+describe('report documents', () => {
+  it('are one per report, in the registry order, about the period asked for', () => {
+    expect([...docs.keys()]).toEqual(REPORTS.map((r) => r.id));
+    for (const d of docs.values()) {
+      expect(d.period).toEqual({ from: iso(DAY_PERIOD.from), to: iso(DAY_PERIOD.to) });
+      expect(d.previousPeriod).toEqual({ from: iso(DAY_PERIOD.from - 24 * HOUR), to: iso(DAY_PERIOD.from) });
+      expect(d.dbSystem).toBeNull();
+      expect(d.controls.length).toBeGreaterThan(0);
+      for (const s of d.sections) {
+        expect(s.table.totalRows).toBeGreaterThanOrEqual(s.table.rows.length);
+        for (const r of s.table.rows) expect(r).toHaveLength(s.table.columns.length);
+        if (s.chart)
+          for (const series of s.chart.series) expect(series.values).toHaveLength(s.chart.categories.length);
+      }
+    }
+  });
+
+  it('validate against schemas/report.schema.json, which is the zod contract (npm run schemas)', () => {
+    const committed = readFileSync(new URL('../../schemas/report.schema.json', import.meta.url), 'utf8');
+    expect(committed).toBe(reportJsonSchemaText());
+    const validate = new Ajv2020({ strict: false }).compile(JSON.parse(committed));
+    for (const d of docs.values()) expect(validate(d), JSON.stringify(validate.errors)).toBe(true);
+    const broken = {
+      ...doc('access-review'),
+      sections: [{ id: 'Bad Id', title: '', description: '', table: {} }],
+    };
+    expect(validate(broken)).toBe(false);
+  });
+
+  it('limit themselves to a DB system named by id or name, and refuse one the state does not know', async () => {
+    const byName = await allReports(store, DAY_PERIOD, 'prod-orders');
+    expect(byName[0]!.dbSystem).toEqual({ id: 'ocid1.mysqldbsystem.oc1..prod1', name: 'prod-orders' });
+    const error = await allReports(store, DAY_PERIOD, 'nope').then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(AuditError);
+    expect((error as AuditError).code).toBe('USAGE');
+  });
+});
+
+describe('access review', () => {
+  it('lists each entitlement with its use in the period and flags the unused ones', () => {
+    const d = doc('access-review');
+    const rows = rowsOf(d, 'entitlements').map((r) => [
+      r.person,
+      r.via,
+      r.mysql_account,
+      r.privileged,
+      r.sessions,
+      r.unused,
+    ]);
+    expect(rows).toEqual([
+      ['alice@example.com', 'DBAdmins', 'dba_proxy', true, 1, false],
+      ['bob@example.com', 'BreakGlass', 'emergency_admin', true, 2, false],
+      ['bob@example.com', 'Developers', 'dev_proxy', false, 0, true],
+      ['carol@example.com', '(personal account)', 'carol', false, 0, true],
+      ['dave@example.com', 'Developers', 'dev_proxy', false, 1, false],
+    ]);
+    const [alice, bob] = rowsOf(d, 'entitlements');
+    // Alice held DBAdmins from the snapshot until 09:30; Bob got break-glass at 09:10 and kept it.
+    expect([alice!.held_from, alice!.held_until, alice!.last_use]).toEqual([null, iso(at(30)), iso(at(5))]);
+    expect([bob!.held_from, bob!.held_until, bob!.last_use]).toEqual([iso(at(10)), null, iso(at(260))]);
+    expect(bob!.tables).toEqual(['shop.<script>window.__pwned=2</script>']);
+    expect(figure(d, 'Not used in the period')).toBe(2);
+  });
+
+  it('sets apart sessions no entitlement explains (Alice after leaving DBAdmins)', () => {
+    const d = doc('access-review');
+    expect(rowsOf(d, 'outside-entitlements')).toEqual([
+      {
+        connect_time: iso(at(40)),
+        person: 'alice@example.com',
+        group: 'DBAdmins',
+        db_system: 'prod-orders',
+        mysql_account: 'dba_proxy@%',
+        method: 'login-name',
+        problem: 'left-group',
+        session_id: SESSION(4, 40),
+      },
+    ]);
+    const people = rowsOf(d, 'people').map((r) => [
+      r.person,
+      r.groups,
+      r.entitlements,
+      r.used,
+      r.sessions_outside,
+    ]);
+    expect(people).toEqual([
+      ['alice@example.com', ['DBAdmins'], 1, 1, 1],
+      ['bob@example.com', ['BreakGlass', 'Developers'], 2, 1, 0],
+      ['carol@example.com', [], 1, 0, 0],
+      ['dave@example.com', ['Developers'], 1, 1, 0],
+    ]);
+  });
+
+  it('shows the privileges the configuration lists for an account', async () => {
+    const base = baseConfig();
+    const db = base.dbSystems![0]!;
+    const grant = 'GRANT ALL PRIVILEGES ON *.* TO `dba_proxy`@`%`';
+    const other = SqliteStore.open(':memory:');
+    await runPipeline(other, [incidentTimeline()], {
+      config: {
+        dbSystems: [
+          {
+            ...db,
+            accounts: [
+              ...db.accounts!,
+              { user: 'dba_proxy', host: '%', plugin: 'mysql_no_login', grants: [grant] },
+            ],
+          },
+        ],
+      },
+    });
+    const [review] = await runReports(other, {
+      reports: ['access-review'],
+      period: DAY_PERIOD,
+      generatedAt: T0,
+    });
+    expect(rowsOf(review!, 'entitlements')[0]).toMatchObject({
+      mysql_account: 'dba_proxy',
+      privileges: [grant],
+    });
+    expect(rowsOf(doc('access-review'), 'entitlements')[0]).toMatchObject({ privileges: [] });
+    await other.close();
+  });
+});
+
+describe('break-glass log', () => {
+  it('shows the grant still open past its maximum, its sessions, what they ran and the alerts it raised', () => {
+    const d = doc('break-glass-log');
+    expect(rowsOf(d, 'grants')).toEqual([
+      expect.objectContaining({
+        person: 'bob@example.com',
+        group: 'BreakGlass',
+        granted: iso(at(10)),
+        ended: null,
+        still_open: true,
+        duration_ms: DAY_PERIOD.to - at(10),
+        max_duration_ms: 4 * HOUR,
+        over_maximum: true,
+        sessions: 2,
+        statements: 1,
+        db_systems: ['prod-orders'],
+        alerts: 4,
+      }),
+    ]);
+    expect(
+      rowsOf(d, 'sessions').map((r) => [r.connected, r.statements, r.table_access, r.session_id]),
+    ).toEqual([
+      [iso(at(15)), 1, 1, SESSION(2, 15)],
+      [iso(at(260)), 0, 0, SESSION(5, 260)],
+    ]);
+    expect(rowsOf(d, 'statements')).toEqual([
+      expect.objectContaining({
+        time: iso(at(16)),
+        command: 'select',
+        sql: `SELECT ? /* ${HOSTILE} */`,
+        status: 0,
+      }),
+    ]);
+    expect(rowsOf(d, 'alerts').map((r) => [r.rule, r.severity, r.time])).toEqual([
+      ['iam.privileged-group-change', 'medium', iso(at(10))],
+      ['break-glass.used', 'high', iso(at(15))],
+      ['break-glass.stale', 'high', iso(at(250))],
+      ['break-glass.used', 'critical', iso(at(260))],
+    ]);
+  });
+
+  it('ends a grant at its removal and lists no grant outside the period', async () => {
+    const s = await scenarioStore([
+      iam.added({ at: at(0), user: USERS.bob, group: GROUPS.bg }),
+      db.connect({ at: at(5), conn: 1, account: 'emergency_admin', user: 'bob', proxy: true }),
+      iam.removed({ at: at(95), user: USERS.bob, group: GROUPS.bg }),
+      iam.signOn({ at: at(600), user: USERS.dave, ip: '10.0.0.9' }),
+    ]);
+    const [log] = await runReports(s, { reports: ['break-glass-log'], period: DAY_PERIOD, generatedAt: T0 });
+    expect(rowsOf(log!, 'grants').map((r) => [r.ended, r.still_open, r.duration_ms, r.over_maximum])).toEqual(
+      [[iso(at(95)), false, 95 * 60_000, false]],
+    );
+    const [later] = await runReports(s, {
+      reports: ['break-glass-log'],
+      period: { from: at(100), to: at(700) },
+      generatedAt: T0,
+    });
+    expect(rowsOf(later!, 'grants')).toEqual([]);
+    await s.close();
+  });
+});
+
+describe('attribution evidence', () => {
+  it('counts shared-account sessions by method and confidence and lists those tied to nobody', () => {
+    const d = doc('attribution-evidence');
+    expect(figure(d, 'Sessions on shared accounts')).toBe(7);
+    expect(figure(d, 'Not tied to anyone')).toBe(2);
+    expect(rowsOf(d, 'by-account').map((r) => [r.mysql_account, r.sessions, r.tied, r.not_tied])).toEqual([
+      ['dba_proxy@%', 4, 2, 2],
+      ['dev_proxy@%', 1, 1, 0],
+      ['emergency_admin@%', 2, 2, 0],
+    ]);
+    expect(rowsOf(d, 'by-method').map((r) => [r.method, r.confidence, r.sessions])).toEqual([
+      ['login-name', 'corroborated', 1],
+      ['login-name', 'asserted', 3],
+      ['signon-correlated', 'corroborated', 1],
+      ['unattributed', 'none', 2],
+    ]);
+    expect(rowsOf(d, 'not-tied').map((r) => [r.connect_time, r.login_user, r.source_ip, r.problem])).toEqual([
+      [iso(at(60)), 'dba_proxy', '10.7.7.7', 'no-evidence'],
+      [iso(at(70)), HOSTILE, '10.9.9.9', 'no-evidence'],
+    ]);
+    expect(rowsOf(d, 'not-entitled').map((r) => [r.person, r.problem])).toEqual([
+      ['alice@example.com', 'left-group'],
+    ]);
+  });
+});
+
+describe('privileged and authentication changes', () => {
+  it('lists each change with who made it', () => {
+    const d = doc('privileged-changes');
+    expect(
+      rowsOf(d, 'changes').map((r) => [r.time, r.kind, r.made_by, r.mysql_account, r.targets, r.sql]),
+    ).toEqual([
+      [
+        iso(at(6)),
+        'privilege',
+        'alice@example.com',
+        'dba_proxy@%',
+        ['app@%'],
+        'GRANT SELECT ON shop.* TO ?@?',
+      ],
+      [iso(at(10)), 'group', 'iam-admin', null, ['bob@example.com', 'BreakGlass'], null],
+      [iso(at(30)), 'group', 'iam-admin', null, ['alice@example.com', 'DBAdmins'], null],
+      [iso(at(51)), 'audit configuration', 'app@%', 'app@%', [], 'SELECT audit_log_filter_remove_user(?)'],
+    ]);
+    expect(rowsOf(d, 'membership-changes')).toEqual([
+      {
+        time: iso(at(10)),
+        person: 'bob@example.com',
+        group: 'BreakGlass',
+        change: 'added',
+        accounts: ['emergency_admin on prod-orders'],
+      },
+      {
+        time: iso(at(30)),
+        person: 'alice@example.com',
+        group: 'DBAdmins',
+        change: 'removed',
+        accounts: ['dba_proxy on prod-orders'],
+      },
+    ]);
+  });
+});
+
+describe('failed access and local-account use', () => {
+  it('groups failed logins, lists the bursts, and the local account on the IAM-only system', () => {
+    const d = doc('failed-access');
+    expect(
+      rowsOf(d, 'failed-logins').map((r) => [
+        r.login_user,
+        r.source_ip,
+        r.error_code,
+        r.attempts,
+        r.first,
+        r.last,
+      ]),
+    ).toEqual([
+      ['admin', '203.0.113.9', 1045, 5, iso(at(41)), iso(at(45))],
+      [FORMULA, '198.51.100.7', 1045, 1, iso(at(71)), iso(at(71))],
+    ]);
+    expect(rowsOf(d, 'failure-bursts').map((r) => r.failures)).toEqual([5, 5]);
+    expect(rowsOf(d, 'local-account-use')).toEqual([
+      {
+        db_system: 'prod-orders',
+        mysql_account: 'app@%',
+        allow_listed: false,
+        sessions: 1,
+        alerts: 1,
+        source_ips: ['10.1.1.1'],
+        first: iso(at(50)),
+        last: iso(at(50)),
+      },
+    ]);
+  });
+});
+
+describe('alert summary', () => {
+  it('counts alerts by rule, severity, DB system and day', () => {
+    const d = doc('alert-summary');
+    expect(figure(d, 'Alerts in the period')).toBe(13);
+    const byRule = Object.fromEntries(rowsOf(d, 'by-rule').map((r) => [r.rule, r.alerts]));
+    expect(byRule).toEqual({
+      'access.after-revocation': 1,
+      'access.local-account': 1,
+      'access.unattributed': 2,
+      'audit.tamper': 1,
+      'auth.failure-burst': 2,
+      'break-glass.stale': 1,
+      'break-glass.used': 2,
+      'iam.privileged-group-change': 2,
+      'privilege.change': 1,
+    });
+    expect(rowsOf(d, 'by-severity').map((r) => [r.severity, r.alerts])).toEqual([
+      ['critical', 3],
+      ['high', 4],
+      ['medium', 6],
+      ['low', 0],
+      ['info', 0],
+    ]);
+    expect(rowsOf(d, 'by-db-system').map((r) => [r.db_system, r.alerts])).toEqual([
+      ['(no DB system: IAM)', 3],
+      ['prod-orders', 10],
+    ]);
+    expect(rowsOf(d, 'by-day').map((r) => [r.day, r.alerts])).toEqual([
+      ['2026-11-02', 13],
+      ['2026-11-03', 0],
+    ]);
+    expect(rowsOf(d, 'alerts')).toHaveLength(13);
+  });
+
+  it('compares with the previous period of the same length', async () => {
+    // 11:00 to 15:00: the stale and the late break-glass alerts; 07:00 to 11:00 holds the other 11.
+    const [d] = await runReports(store, {
+      reports: ['alert-summary'],
+      period: { from: at(120), to: at(360) },
+      generatedAt: T0,
+    });
+    expect([figure(d!, 'Alerts in the period'), figure(d!, 'Alerts in the previous period')]).toEqual([
+      2, 11,
+    ]);
+    const used = rowsOf(d!, 'by-rule').find((r) => r.rule === 'break-glass.used');
+    expect([used?.alerts, used?.previous, used?.change_percent]).toEqual([1, 1, 0]);
+    const unattributed = rowsOf(d!, 'by-rule').find((r) => r.rule === 'access.unattributed');
+    expect([unattributed?.alerts, unattributed?.previous, unattributed?.change_percent]).toEqual([
+      0, 2, -100,
+    ]);
+  });
+});

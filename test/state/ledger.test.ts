@@ -1,0 +1,301 @@
+// The queryable ledger, on both adapters: typed columns behind the documented views, queries by
+// time, DB system and rule, the retention prune, delivery times, and the upgrade of a store
+// written before the ledger existed (its rows get their typed columns from their bodies).
+import { beforeEach, describe, expect, it } from 'vitest';
+import type { Alert } from '../../schemas/alert.js';
+import type { Session } from '../../schemas/session.js';
+import { at } from '../../shared/detect/timeline.js';
+import { ALERT_FIELDS, type LedgerField, SESSION_FIELDS } from '../../shared/state/ledger.js';
+import { SqliteStore } from '../../shared/state/sqlite-store.js';
+import { describeMySql } from '../helpers/mysql-server.js';
+import { incidentTimeline } from '../scenarios/scenario-fleet.js';
+import {
+  type Adapter,
+  alert,
+  type Backing,
+  backingPerTest,
+  batch,
+  collect,
+  mysqlAdapter,
+  runPipeline,
+  session,
+  sqliteAdapter,
+} from './store-fixtures.js';
+
+const OTHER_DB = { id: 'ocid1.mysqldbsystem.oc1..other', name: 'other-db' };
+const iso = (ts: number) => new Date(ts).toISOString();
+
+function sessions(): Session[] {
+  return [
+    session('s1', at(0), {
+      identity: { id: 'ocid1.user.oc1..alice', name: 'alice@example.com' },
+      group: { id: 'ocid1.group.oc1..dba', name: 'DBAdmins' },
+      attribution: { method: 'login-name', confidence: 'corroborated', evidence: ['k1'] },
+      mfaFactor: 'TOTP',
+      tables: ['shop.orders', 'we\'ird.t"able'],
+      counts: { queries: 4, tableAccess: 2, changeUser: 0, failedStatements: 1 },
+      disconnectTime: iso(at(9)),
+    }),
+    session('s2', at(10), {
+      dbSystem: OTHER_DB,
+      instance: 'replica-1',
+      attribution: { method: 'unattributed', confidence: 'none', evidence: [], problem: 'no-evidence' },
+    }),
+    session('s3', at(20), {
+      outcome: 'failed',
+      status: 1045,
+      proxied: false,
+      account: { user: 'admin', host: '%' },
+      mysqlAccount: 'admin@%',
+      login: { user: '<img src=x>', os: '', ip: '203.0.113.9', proxy: '' },
+      sourceIp: '203.0.113.9',
+    }),
+  ];
+}
+
+function alerts(): Alert[] {
+  return [
+    alert('a1', iso(at(1)), {
+      rule: 'break-glass.used',
+      identity: { principalId: 'ocid1.user.oc1..alice', name: 'alice@example.com', attribution: null },
+      mysqlAccount: 'dba_proxy@%',
+      loginUser: 'alice',
+      group: { id: 'ocid1.group.oc1..bg', name: 'BreakGlass' },
+      sourceIp: '10.0.0.5',
+      details: { sessionId: 's1', grant: 'g1' },
+    }),
+    alert('a2', iso(at(11)), { rule: 'access.unattributed', severity: 'medium', dbSystem: OTHER_DB }),
+    alert('a3', iso(at(21)), { rule: 'auth.failure-burst', severity: 'medium', dbSystem: null }),
+  ];
+}
+
+/** What a view row holds for a record: its fields' values (numbers as numbers). */
+function expectedRow<T>(fields: readonly LedgerField<T>[], record: T): Record<string, unknown> {
+  return Object.fromEntries(fields.map((f) => [f.name, f.value(record)]));
+}
+
+function normalized(rows: Record<string, unknown>[], fields: readonly LedgerField<never>[]) {
+  const ints = new Set(fields.filter((f) => f.type === 'int').map((f) => f.name));
+  return rows.map((r) =>
+    Object.fromEntries(Object.entries(r).map(([k, v]) => [k, ints.has(k) && v !== null ? Number(v) : v])),
+  );
+}
+
+/** A store as schema 3 (the release before the ledger) left it: bodies only. Released DDL, copied. */
+const SCHEMA_3: Record<'sqlite' | 'mysql', string> = {
+  sqlite: `CREATE TABLE entity (scope TEXT NOT NULL, kind TEXT NOT NULL, key TEXT NOT NULL, body TEXT NOT NULL, PRIMARY KEY (scope, kind, key)) WITHOUT ROWID;
+    CREATE TABLE pending (scope TEXT NOT NULL, key TEXT NOT NULL, ts INTEGER NOT NULL, body TEXT NOT NULL, PRIMARY KEY (scope, key)) WITHOUT ROWID;
+    CREATE TABLE seen (id INTEGER PRIMARY KEY, scope TEXT NOT NULL, bucket INTEGER NOT NULL, keys TEXT NOT NULL);
+    CREATE INDEX seen_bucket ON seen (scope, bucket);
+    CREATE TABLE sessions (id TEXT PRIMARY KEY, db TEXT NOT NULL, connect_ts INTEGER NOT NULL, open INTEGER NOT NULL, body TEXT NOT NULL);
+    CREATE INDEX sessions_connect ON sessions (connect_ts);
+    CREATE INDEX sessions_open ON sessions (open) WHERE open = 1;
+    CREATE TABLE alerts (id TEXT PRIMARY KEY, rule TEXT NOT NULL, time TEXT NOT NULL, body TEXT NOT NULL, occurrences INTEGER NOT NULL DEFAULT 1, last_time TEXT);
+    CREATE INDEX alerts_time ON alerts (time, id);
+    CREATE TABLE deliveries (alert_id TEXT NOT NULL, sink TEXT NOT NULL, PRIMARY KEY (alert_id, sink)) WITHOUT ROWID;
+    CREATE TABLE dead_letters (seq INTEGER PRIMARY KEY AUTOINCREMENT, body TEXT NOT NULL);
+    CREATE TABLE holders (scope TEXT PRIMARY KEY, pid INTEGER NOT NULL, host TEXT NOT NULL, since TEXT NOT NULL, heartbeat INTEGER NOT NULL) WITHOUT ROWID;
+    CREATE TABLE snapshots (id TEXT PRIMARY KEY, taken_at INTEGER NOT NULL, body TEXT NOT NULL);
+    CREATE INDEX snapshots_taken ON snapshots (taken_at);
+    PRAGMA user_version = 3;
+    `,
+  mysql: `CREATE TABLE entity (scope VARBINARY(255) NOT NULL, kind VARBINARY(255) NOT NULL, k VARBINARY(255) NOT NULL, long_key LONGTEXT NULL, body LONGTEXT NOT NULL, PRIMARY KEY (scope, kind, k)) DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+    CREATE TABLE pending (scope VARBINARY(255) NOT NULL, k VARBINARY(255) NOT NULL, ts BIGINT NOT NULL, body LONGTEXT NOT NULL, PRIMARY KEY (scope, k)) DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+    CREATE TABLE seen (id BIGINT NOT NULL AUTO_INCREMENT, scope VARBINARY(255) NOT NULL, bucket BIGINT NOT NULL, seen_keys LONGTEXT NOT NULL, PRIMARY KEY (id), KEY seen_bucket (scope, bucket)) DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+    CREATE TABLE sessions (id VARBINARY(255) NOT NULL, db TEXT NOT NULL, connect_ts BIGINT NOT NULL, is_open TINYINT NOT NULL, body LONGTEXT NOT NULL, PRIMARY KEY (id), KEY sessions_connect (connect_ts, id), KEY sessions_open (is_open)) DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+    CREATE TABLE alerts (id VARBINARY(255) NOT NULL, rule VARCHAR(255) NOT NULL, alert_time VARBINARY(64) NOT NULL, body LONGTEXT NOT NULL, occurrences INT NOT NULL DEFAULT 1, last_time VARCHAR(64) NULL, PRIMARY KEY (id), KEY alerts_time (alert_time, id)) DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+    CREATE TABLE deliveries (alert_id VARBINARY(255) NOT NULL, sink VARBINARY(255) NOT NULL, PRIMARY KEY (alert_id, sink)) DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+    CREATE TABLE dead_letters (seq BIGINT NOT NULL AUTO_INCREMENT, body LONGTEXT NOT NULL, PRIMARY KEY (seq)) DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+    CREATE TABLE holders (scope VARBINARY(255) NOT NULL, pid INT NOT NULL, host VARCHAR(255) NOT NULL, since VARCHAR(64) NOT NULL, PRIMARY KEY (scope)) DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+    CREATE TABLE snapshots (id VARBINARY(255) NOT NULL, taken_at BIGINT NOT NULL, body LONGTEXT NOT NULL, PRIMARY KEY (id), KEY snapshots_taken (taken_at, id)) DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+    CREATE TABLE schema_version (version INT NOT NULL, applied_at BIGINT NOT NULL, PRIMARY KEY (version));
+    INSERT INTO schema_version VALUES (1, 0), (2, 0), (3, 0);
+    `,
+};
+
+/** SQL text of a value in an INSERT of the schema-3 fixture (MySQL strings also escape backslashes). */
+function literal(dialect: 'sqlite' | 'mysql') {
+  return (v: string | number) => {
+    if (typeof v === 'number') return String(v);
+    const text = dialect === 'mysql' ? v.replaceAll('\\', '\\\\') : v;
+    return `'${text.replaceAll("'", "''")}'`;
+  };
+}
+
+function ledger(adapter: Adapter) {
+  const current = backingPerTest(adapter);
+  let backing: Backing;
+  beforeEach(() => {
+    backing = current();
+  });
+
+  it('shows sessions, touched tables, findings and deliveries in the documented views', async () => {
+    const store = await backing.open();
+    const ss = sessions();
+    const as = alerts();
+    await store.commit(batch({ sessions: ss, alerts: as }));
+    await store.commit(batch({ alertUpdates: [{ id: 'a2', occurrences: 3, lastTime: iso(at(15)) }] }));
+    const before = Date.now();
+    await store.markDelivered('siem', ['a1', 'a2']);
+
+    const sessionRows = await backing.sql('SELECT * FROM audit_sessions ORDER BY connect_ts');
+    expect(normalized(sessionRows, SESSION_FIELDS)).toEqual(ss.map((s) => expectedRow(SESSION_FIELDS, s)));
+    const findingRows = await backing.sql('SELECT * FROM audit_findings ORDER BY finding_ts');
+    const stored = await collect(store.alerts());
+    expect(stored[1]?.details).toMatchObject({ occurrences: 3 });
+    expect(normalized(findingRows, ALERT_FIELDS)).toEqual(stored.map((a) => expectedRow(ALERT_FIELDS, a)));
+    expect(findingRows[0]).toMatchObject({
+      session_id: 's1',
+      rule: 'break-glass.used',
+      person_name: 'alice@example.com',
+    });
+
+    expect(
+      await backing.sql(
+        'SELECT session_id, table_name, person_name FROM audit_session_tables ORDER BY table_name',
+      ),
+    ).toEqual([
+      { session_id: 's1', table_name: 'shop.orders', person_name: 'alice@example.com' },
+      { session_id: 's1', table_name: 'we\'ird.t"able', person_name: 'alice@example.com' },
+    ]);
+    const deliveries = await backing.sql(
+      'SELECT finding_id, sink, delivered_ts FROM audit_deliveries ORDER BY finding_id',
+    );
+    expect(deliveries.map((d) => [d.finding_id, d.sink])).toEqual([
+      ['a1', 'siem'],
+      ['a2', 'siem'],
+    ]);
+    for (const d of deliveries) expect(Number(d.delivered_ts)).toBeGreaterThanOrEqual(before);
+
+    // A session that goes on is updated in place; its tables only grow.
+    const more = { ...ss[0]!, tables: ['shop.orders', 'shop.refunds', 'we\'ird.t"able'] };
+    await store.commit(batch({ sessions: [more] }));
+    expect(
+      await backing.sql("SELECT COUNT(*) AS n FROM audit_session_tables WHERE session_id = 's1'"),
+    ).toEqual([{ n: expect.anything() }]);
+    expect(Number((await backing.sql('SELECT COUNT(*) AS n FROM session_tables'))[0]!.n)).toBe(3);
+  });
+
+  it('reads sessions and alerts by time range, DB system and rule', async () => {
+    const store = await backing.open();
+    await store.commit(batch({ sessions: sessions(), alerts: alerts() }));
+    const ids = async (items: AsyncIterable<{ id: string }>) => (await collect(items)).map((x) => x.id);
+    expect(await ids(store.sessions())).toEqual(['s1', 's2', 's3']);
+    expect(await ids(store.sessions({ from: at(10) }))).toEqual(['s2', 's3']);
+    expect(await ids(store.sessions({ from: at(0), to: at(20) }))).toEqual(['s1', 's2']);
+    expect(await ids(store.sessions({ dbSystem: OTHER_DB.id }))).toEqual(['s2']);
+    expect(await ids(store.sessions({ to: at(0) }))).toEqual([]);
+    expect(await ids(store.alerts({ from: at(1), to: at(21) }))).toEqual(['a1', 'a2']);
+    expect(await ids(store.alerts({ rules: ['auth.failure-burst', 'break-glass.used'] }))).toEqual([
+      'a1',
+      'a3',
+    ]);
+    expect(await ids(store.alerts({ rules: [] }))).toEqual([]);
+    expect(await ids(store.alerts({ dbSystem: OTHER_DB.id, from: at(0) }))).toEqual(['a2']);
+  });
+
+  it('pages through a large range in order, with filters', async () => {
+    const store = await backing.open();
+    const many = Array.from({ length: 2300 }, (_, i) =>
+      session(
+        `p${String((i * 7919) % 2300).padStart(5, '0')}`,
+        at(i % 9),
+        i % 2 ? { dbSystem: OTHER_DB } : {},
+      ),
+    );
+    await store.commit(batch({ sessions: many }));
+    const wanted = many
+      .filter((s) => s.dbSystem.id === OTHER_DB.id && s.connectTs >= at(2))
+      .sort((x, y) => x.connectTs - y.connectTs || (x.id < y.id ? -1 : 1))
+      .map((s) => s.id);
+    const got = (await collect(store.sessions({ from: at(2), dbSystem: OTHER_DB.id }))).map((s) => s.id);
+    expect(got).toEqual(wanted);
+  });
+
+  it('keeps what the pipeline stores for auditRetention (in event time), then drops it', async () => {
+    const store = await backing.open();
+    const events = incidentTimeline();
+    const last = Math.max(...events.map((e) => e.ts));
+    await runPipeline(store, [events], {
+      config: { lateness: 'PT1M', lookback: 'PT1H', auditRetention: 'PT3H' },
+    });
+    const horizon = last - 3 * 3_600_000;
+    const kept = await collect(store.sessions());
+    expect(kept.length).toBeGreaterThan(0);
+    expect(kept.every((x) => x.connectTs >= horizon)).toBe(true);
+    const everything = SqliteStore.open(':memory:');
+    await runPipeline(everything, [events], { config: { lateness: 'PT1M' } });
+    const all = await collect(everything.sessions());
+    expect(kept.length).toBeLessThan(all.length);
+    expect(kept.map((x) => x.id)).toEqual(all.filter((x) => x.connectTs >= horizon).map((x) => x.id));
+    expect((await collect(store.alerts())).every((a) => Date.parse(a.time) >= horizon)).toBe(true);
+    await everything.close();
+  });
+
+  it('prunes sessions, their tables, alerts and their deliveries older than the horizon', async () => {
+    const store = await backing.open();
+    await store.commit(batch({ sessions: sessions(), alerts: alerts() }));
+    await store.markDelivered('siem', ['a1', 'a2', 'a3']);
+    await store.commit(batch({ pruneLedgerBefore: at(10) }));
+    expect((await collect(store.sessions())).map((s) => s.id)).toEqual(['s2', 's3']);
+    expect((await collect(store.alerts())).map((a) => a.id)).toEqual(['a2', 'a3']);
+    expect(Number((await backing.sql('SELECT COUNT(*) AS n FROM audit_session_tables'))[0]!.n)).toBe(0);
+    expect(
+      (await backing.sql('SELECT finding_id FROM audit_deliveries ORDER BY finding_id')).map(
+        (r) => r.finding_id,
+      ),
+    ).toEqual(['a2', 'a3']);
+    expect(await store.knownAlerts(['a1', 'a2'])).toEqual(new Set(['a2']));
+  });
+}
+
+function upgrade(adapter: Adapter, dialect: 'sqlite' | 'mysql') {
+  it('gives the rows of a store written before the ledger their typed columns on upgrade', async () => {
+    const backing = await adapter.create();
+    try {
+      const ss = sessions();
+      const as = alerts();
+      const open = dialect === 'sqlite' ? 'open' : 'is_open';
+      const time = dialect === 'sqlite' ? 'time' : 'alert_time';
+      await backing.sql(
+        SCHEMA_3[dialect] +
+          ss
+            .map(
+              (s) =>
+                `INSERT INTO sessions (id, db, connect_ts, ${open}, body) VALUES (${[s.id, s.dbSystem.id, s.connectTs, 0, JSON.stringify(s)].map(literal(dialect)).join(', ')});\n`,
+            )
+            .join('') +
+          as
+            .map(
+              (a) =>
+                `INSERT INTO alerts (id, rule, ${time}, body) VALUES (${[a.id, a.rule, a.time, JSON.stringify(a)].map(literal(dialect)).join(', ')});\n`,
+            )
+            .join('') +
+          "INSERT INTO deliveries (alert_id, sink) VALUES ('a1', 'siem');\n",
+      );
+      const store = await backing.open();
+      expect(await backing.schemaVersions()).toEqual([1, 2, 3, 4]);
+      const sessionRows = await backing.sql('SELECT * FROM audit_sessions ORDER BY connect_ts');
+      expect(normalized(sessionRows, SESSION_FIELDS)).toEqual(ss.map((s) => expectedRow(SESSION_FIELDS, s)));
+      const findingRows = await backing.sql('SELECT * FROM audit_findings ORDER BY finding_ts');
+      expect(normalized(findingRows, ALERT_FIELDS)).toEqual(as.map((a) => expectedRow(ALERT_FIELDS, a)));
+      expect(await backing.sql('SELECT finding_id, sink, delivered_ts FROM audit_deliveries')).toEqual([
+        { finding_id: 'a1', sink: 'siem', delivered_ts: null },
+      ]);
+      expect((await collect(store.alerts({ rules: ['access.unattributed'] }))).map((a) => a.id)).toEqual([
+        'a2',
+      ]);
+    } finally {
+      await backing.dispose();
+    }
+  });
+}
+
+describe('audit ledger: SqliteStore', () => {
+  ledger(sqliteAdapter);
+  upgrade(sqliteAdapter, 'sqlite');
+});
+describeMySql('audit ledger: MySqlStore', (server) => {
+  ledger(mysqlAdapter(server));
+  upgrade(mysqlAdapter(server), 'mysql');
+});
