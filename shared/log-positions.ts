@@ -47,6 +47,21 @@ export class LogPositions {
     }
   }
 
+  /**
+   * True for a MySQL event after every event accepted from its log and after every such event of
+   * the current batch so far (`front`, kept by the caller per batch): it cannot be a duplicate.
+   */
+  isAhead(ev: CanonicalEvent, front: Map<string, CanonicalEvent>): boolean {
+    if (ev.source !== 'mysql') return false;
+    const log = logOf(ev);
+    const mark = this.cache.get<Mark>(KIND, log);
+    if (mark !== undefined && ('unordered' in mark || !after(ev, mark))) return false;
+    const last = front.get(log) as (CanonicalEvent & { source: 'mysql' }) | undefined;
+    if (last !== undefined && !after(ev, last)) return false;
+    front.set(log, ev);
+    return true;
+  }
+
   /** True for a MySQL event more than the window behind its log's mark: a redelivery. */
   isRedelivery(ev: CanonicalEvent): boolean {
     if (ev.source !== 'mysql') return false;

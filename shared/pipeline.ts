@@ -77,6 +77,7 @@ export class Pipeline {
   private clock: Clock;
   /** Waiting for the watermark, sorted by compareEvents. */
   private pending: CanonicalEvent[];
+  /** Keys of the pending events other than MySQL ones (found by position in `pending`). */
   private readonly pendingKeys: Set<string>;
   /** Pending keys written to the store (so that releasing them deletes the rows). */
   private readonly persisted: Set<string>;
@@ -104,8 +105,8 @@ export class Pipeline {
     this.correlator = new Correlator(cache, config, this.detector);
     this.positions = new LogPositions(cache, config.lateness);
     this.pending = pending.sort(compareEvents);
-    this.pendingKeys = new Set(pending.map((e) => e.key));
-    this.persisted = new Set(this.pendingKeys);
+    this.pendingKeys = new Set(pending.filter((e) => e.source !== 'mysql').map((e) => e.key));
+    this.persisted = new Set(pending.map((e) => e.key));
   }
 
   /**
@@ -205,21 +206,30 @@ export class Pipeline {
   ): Promise<Alert[]> {
     this.setPositions(positions);
     const fresh: CanonicalEvent[] = [];
-    const inBatch = new Set<string>();
+    // MySQL events after all their log gave need no key lookup (log-positions.ts); the keys of
+    // this batch are gathered only once another event needs them.
+    const front = new Map<string, CanonicalEvent>();
+    let inBatch: Set<string> | undefined;
     for (const item of items) {
       this.stats.received++;
       if (item.type === 'dead') {
         this.dead(item.dead);
         continue;
       }
-      const key = item.event.key;
-      this.positions.noteGap(item.event);
-      if (inBatch.has(key) || this.pendingKeys.has(key)) {
+      const ev = item.event;
+      this.positions.noteGap(ev);
+      if (this.positions.isAhead(ev, front)) {
+        inBatch?.add(ev.key);
+        fresh.push(ev);
+        continue;
+      }
+      inBatch ??= new Set(fresh.map((e) => e.key));
+      if (inBatch.has(ev.key) || this.isPending(ev)) {
         this.stats.duplicates++;
         continue;
       }
-      inBatch.add(key);
-      fresh.push(item.event);
+      inBatch.add(ev.key);
+      fresh.push(ev);
     }
     // Every seen key belongs to an applied event, so its time is at or before the released
     // watermark: only events that old can be redeliveries the store knows of. MySQL events far
@@ -262,7 +272,7 @@ export class Pipeline {
         late.push(ev);
       } else {
         buffered.push(ev);
-        this.pendingKeys.add(ev.key);
+        if (ev.source !== 'mysql') this.pendingKeys.add(ev.key);
       }
     }
     this.pending = mergeSorted(this.pending, buffered.sort(compareEvents));
@@ -305,7 +315,7 @@ export class Pipeline {
       if (ev.ts > watermark) break;
       this.correlator.fireTimers(Math.min(ev.ts - 1, timersUpTo));
       this.apply(ev, false);
-      this.pendingKeys.delete(ev.key);
+      if (ev.source !== 'mysql') this.pendingKeys.delete(ev.key);
       this.released.push(ev.key);
     }
     if (i > 0) this.pending = this.pending.slice(i);
@@ -315,6 +325,21 @@ export class Pipeline {
       this.correlator.evict(watermark - this.config.lookback);
       this.detector.prune(watermark - this.config.lookback);
     }
+  }
+
+  /** Whether an event waits in the buffer: MySQL events by position in it (sorted), others by key. */
+  private isPending(ev: CanonicalEvent): boolean {
+    if (ev.source !== 'mysql') return this.pendingKeys.has(ev.key);
+    let lo = 0;
+    let hi = this.pending.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      const c = compareEvents(this.pending[mid]!, ev);
+      if (c === 0) return true;
+      if (c < 0) lo = mid + 1;
+      else hi = mid - 1;
+    }
+    return false;
   }
 
   private apply(ev: CanonicalEvent, late: boolean): void {
@@ -332,7 +357,7 @@ export class Pipeline {
     const { created, updates } = await this.detector.finalize((ids) => this.store.knownAlerts(ids));
     this.cache.set(META, CLOCK, { ...this.clock });
     const put = this.durablePending ? this.pending.filter((e) => !this.persisted.has(e.key)) : [];
-    const remove = this.released.filter((k) => this.persisted.has(k));
+    const remove = this.persisted.size === 0 ? [] : this.released.filter((k) => this.persisted.has(k));
     const { newAlerts } = await this.store.commit({
       ...this.ledgerPrune(),
       entities: this.cache.drainChanges(),

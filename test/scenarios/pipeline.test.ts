@@ -200,6 +200,17 @@ describe('dedupe by position (MySQL logs)', () => {
     expect(p.stats).toMatchObject({ processed: 3, late: 1 });
   });
 
+  it('a MySQL event repeated in its batch, or redelivered while it waits in the buffer, is a duplicate', async () => {
+    const p = await open(SqliteStore.open(':memory:'));
+    const [c1, c2] = [connect(0, 1), connect(10, 2)];
+    await p.ingest(items([c1, c2, c2]));
+    expect(p.stats).toMatchObject({ duplicates: 1, processed: 0 });
+    await p.ingest(items([c2, c1, connect(5, 3)]));
+    expect(p.stats).toMatchObject({ duplicates: 3, processed: 0 });
+    await p.finish();
+    expect(p.stats).toMatchObject({ duplicates: 3, processed: 3 });
+  });
+
   it('within the lateness of its log, exact keys decide, also after a restart', async () => {
     const path = storeFile();
     const p1 = await open(SqliteStore.open(path));
