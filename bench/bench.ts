@@ -580,7 +580,7 @@ async function baselinesBench(
       }
     }
   }
-  await detector.finalize(async () => new Set());
+  await detector.finalize({ known: async () => new Set(), load: async () => [] });
   cache.drainChanges();
   gc();
   const heapMB = Math.round(((process.memoryUsage().heapUsed - heapBefore) / 1e6) * 10) / 10;

@@ -120,6 +120,7 @@ function alert(fleet: Fleet, rng: Rng, i: number, from: number): Alert {
     id: `bench-alert-${i}`,
     rule: rule.id,
     severity: rule.severity,
+    status: 'open',
     time: new Date(from + rng.int(0, DAYS * DAY - 1)).toISOString(),
     title: `${rule.title} (${person.name})`,
     identity: { principalId: person.id, name: person.name, attribution: null },

@@ -28,7 +28,7 @@ export const DEFAULT_REPORT_PREFIX = 'reports/';
 
 export type FunctionEnvVar = { name: string; default: string; description: string };
 
-/** The OCI variables the function reads (auth, region, the endpoints of the two services it calls). */
+/** The OCI variables the function reads (auth, region, the endpoints of the services it calls). */
 const OCI_VARS = [
   'HWAUDIT_OCI_AUTH',
   'HWAUDIT_OCI_CONFIG_FILE',
@@ -37,8 +37,8 @@ const OCI_VARS = [
   'HWAUDIT_OCI_ENDPOINT',
   endpointVariable('streaming'),
   endpointVariable('notifications'),
-  endpointVariable('secrets'),
   endpointVariable('objectstorage'),
+  endpointVariable('secrets'),
 ];
 
 function ociVar(name: string): FunctionEnvVar {

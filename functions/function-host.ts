@@ -40,11 +40,11 @@ import { decodeBatch } from '../shared/decode/read-input.js';
 import { FileSink } from '../shared/emit/file-sink.js';
 import { formatAlert } from '../shared/emit/formats/format.js';
 import { JsonlSink } from '../shared/emit/jsonl-sink.js';
-import { type NotificationPublisher, NotificationsSink } from '../shared/emit/notifications-sink.js';
+import { NotificationsSink } from '../shared/emit/notifications-sink.js';
 import { ObjectStorageSink } from '../shared/emit/object-storage-sink.js';
-import { type ObjectStorageApi, ObjectStorageWriter } from '../shared/emit/object-storage-writer.js';
+import { ObjectStorageWriter } from '../shared/emit/object-storage-writer.js';
 import type { AlertSink } from '../shared/emit/sink.js';
-import { type StreamPutter, StreamSink, StreamWriter } from '../shared/emit/stream-sink.js';
+import { StreamSink, StreamWriter } from '../shared/emit/stream-sink.js';
 import { AuditError, type ErrorCode } from '../shared/errors.js';
 import { ociAuthProvider } from '../shared/oci/auth.js';
 import {
@@ -57,6 +57,7 @@ import {
 import { vaultSecretFetcher } from '../shared/oci/vault.js';
 import { type DecodedItem, Pipeline } from '../shared/pipeline.js';
 import { type PublishResult, publishReports, ReportActionSchema } from '../shared/report/publish-reports.js';
+import { openRoutes, RecordIndex, type RouteClients, routeClients } from '../shared/route/routes.js';
 import { collect } from '../shared/sources/collector.js';
 import {
   AUDIT_DELIVERY_POSITION,
@@ -100,6 +101,8 @@ export type InvocationSummary = {
   deadLetters: Partial<Record<DeadLetterCode, number>>;
   /** New alerts emitted by this call. */
   alerts: number;
+  /** Alerts found to be over by this call (resolution records), when there are any. */
+  resolutions?: number;
   /** Event-time watermark after this call (ISO 8601), null before the first event. */
   watermark: string | null;
   /** Set when the body was refused; retrying the same body cannot succeed. */
@@ -139,11 +142,7 @@ export type StoreOpener = (
 ) => StateStore | Promise<StateStore>;
 
 /** The OCI clients of the alert sinks (default: SDK clients with the HWAUDIT_OCI_AUTH provider). */
-export type OciSinkClients = {
-  streaming?: () => Promise<StreamPutter>;
-  notifications?: () => Promise<NotificationPublisher>;
-  /** Object Storage, for alert objects and the reports. */
-  objectStorage?: () => Promise<ObjectStorageApi>;
+export type OciSinkClients = RouteClients & {
   /** Reads OCI Vault secrets (collector passwords). */
   vault?: () => Promise<VaultSecretFetcher>;
 };
@@ -637,6 +636,7 @@ export class FunctionHost {
       if (diff > 0) deadLetters[code] = diff;
     }
     const wm = pipeline.watermark;
+    const resolutions = alerts.filter((a) => a.status === 'resolved').length;
     return {
       action,
       received: after.received - before.received,
@@ -644,7 +644,8 @@ export class FunctionHost {
       duplicates: after.duplicates - before.duplicates,
       late: after.late - before.late,
       deadLetters,
-      alerts: alerts.length,
+      alerts: alerts.filter((a) => a.status === 'open').length,
+      ...(resolutions > 0 ? { resolutions } : {}),
       watermark: wm === undefined ? null : toIso(wm),
     };
   }
@@ -727,7 +728,7 @@ export class FunctionHost {
   /** The alert sinks, built once per container: OCI clients are created (and the SDK loaded) here. */
   private sinks(settings: Settings): Promise<AlertSink[]> {
     if (this.sinkSet === undefined) {
-      const building = this.buildSinks(settings.env);
+      const building = this.buildSinks(settings.env, settings.config);
       this.sinkSet = building;
       building.catch(() => {
         if (this.sinkSet === building) this.sinkSet = undefined;
@@ -736,7 +737,12 @@ export class FunctionHost {
     return this.sinkSet;
   }
 
-  private async buildSinks(env: FunctionEnv): Promise<AlertSink[]> {
+  /**
+   * The default outputs (stdout or the alerts file, the HWAUDIT_* stream, bucket and topic), then
+   * the configuration's routes. Full records on the alert stream and bucket are indexed for the
+   * routes' digests.
+   */
+  private async buildSinks(env: FunctionEnv, config: Config): Promise<AlertSink[]> {
     const format = (alert: Alert) => formatAlert(env.alertFormat, alert);
     // Named 'jsonl' whatever the format or destination: switching either does not re-send history.
     const sinks: AlertSink[] = [
@@ -745,35 +751,42 @@ export class FunctionHost {
         : await FileSink.open(env.alertsFile, 'jsonl', format),
     ];
     let auth: ReturnType<typeof ociAuthProvider> | undefined;
-    const provider = () => {
-      auth ??= ociAuthProvider(env.ociAuth);
-      return auth;
-    };
+    const clients = routeClients(
+      () => {
+        auth ??= ociAuthProvider(env.ociAuth);
+        return auth;
+      },
+      this.env,
+      this.ociClients,
+    );
+    const index = new RecordIndex();
     if (env.alertStreamId !== undefined) {
-      const client = await (this.ociClients.streaming?.() ??
-        createOciClient('streaming', { auth: await provider(), env: this.env }));
       const name = 'oci-stream';
       sinks.push(
-        new StreamSink({ client, streamId: env.alertStreamId, name, format, retry: this.retryPolicy(name) }),
+        new StreamSink({
+          client: await clients.streaming(),
+          streamId: env.alertStreamId,
+          name,
+          format,
+          retry: this.retryPolicy(name),
+          located: index.onStream(env.alertStreamId),
+        }),
       );
     }
     if (env.alertBucket !== undefined) {
       const { name: bucket, formats, prefix } = env.alertBucket;
-      const client = await (this.ociClients.objectStorage?.() ??
-        createOciClient('objectstorage', { auth: await provider(), env: this.env }));
       const writer = new ObjectStorageWriter({
-        client,
+        client: await clients.objectStorage(),
         bucket,
         retry: this.retryPolicy('oci-object-storage'),
       });
-      for (const f of formats) sinks.push(new ObjectStorageSink({ writer, format: f, prefix }));
+      const located = index.onObject(bucket);
+      for (const f of formats) sinks.push(new ObjectStorageSink({ writer, format: f, prefix, located }));
     }
     if (env.notificationsTopicId !== undefined) {
-      const client = await (this.ociClients.notifications?.() ??
-        createOciClient('notifications', { auth: await provider(), env: this.env }));
       const name = 'oci-notifications';
       const digests = new NotificationsSink({
-        client,
+        client: await clients.notifications(),
         topicId: env.notificationsTopicId,
         name,
         perMinute: env.notificationsPerMinute,
@@ -786,7 +799,14 @@ export class FunctionHost {
         ),
       );
     }
-    return sinks;
+    const routes = await openRoutes(config, {
+      clients,
+      retry: (name) => this.retryPolicy(name),
+      sleep: (ms, name) => this.sleepWithin(ms, name, 'budget'),
+      now: this.now,
+      index,
+    });
+    return [...sinks, ...routes.sinks];
   }
 
   /** The OCI retry policy of a sink, whose backoff waits stop at Fn-Deadline like the rate budget's. */

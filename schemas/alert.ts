@@ -7,6 +7,21 @@ export const SEVERITIES = ['info', 'low', 'medium', 'high', 'critical'] as const
 export const SeveritySchema = z.enum(SEVERITIES);
 export type Severity = z.infer<typeof SeveritySchema>;
 
+export const ALERT_STATUSES = ['open', 'resolved'] as const;
+export type AlertStatus = (typeof ALERT_STATUSES)[number];
+
+/** Why a finding is over (README "Alert lifecycle"). */
+export const RESOLUTION_REASONS = [
+  'membership-removed', // break-glass.stale: the membership was removed
+  'attributed', // access.unattributed: a late IAM event named the person
+  'acknowledged', // mapping / policy change inside an expected-change window of the config
+  'reverted', // mapping / policy change undone by a later change
+] as const;
+export type ResolutionReason = (typeof RESOLUTION_REASONS)[number];
+
+/** Routes that did not deliver an alert they match, and why (README "Routes"). */
+export const MUTE_CAUSES = ['maintenance', 'suppressed'] as const;
+
 export const AlertSchema = z.object({
   /** Deterministic: same rule + same subject + same occurrence = same id. */
   id: z.string(),
@@ -36,8 +51,43 @@ export const AlertSchema = z.object({
   attack: z.array(z.string()).optional(),
   /** Rule-specific facts (documented per rule); `occurrences` counts merged repeats. */
   details: z.record(z.string(), z.unknown()).optional(),
+  /**
+   * `open` for the alert; `resolved` for the record, with the same id and fields, that says the
+   * finding is over (`resolution` tells when, why and on what evidence).
+   */
+  status: z.enum(ALERT_STATUSES),
+  resolution: z
+    .object({
+      /** Event time of the evidence that ended the finding, ISO 8601 UTC. */
+      time: z.string(),
+      reason: z.enum(RESOLUTION_REASONS),
+      /** For people: what ended it. */
+      note: z.string(),
+      /** Dedupe keys of the events (or config keys) behind the resolution. */
+      evidence: z.array(z.string()),
+    })
+    .optional(),
+  /** Routes whose filter matched but that did not deliver the alert: a maintenance window, or a repeat. */
+  muted: z.array(z.object({ route: z.string(), cause: z.enum(MUTE_CAUSES), reason: z.string() })).optional(),
 });
 export type Alert = z.infer<typeof AlertSchema>;
+export type Resolution = NonNullable<Alert['resolution']>;
+export type Mute = NonNullable<Alert['muted']>[number];
+
+/**
+ * The store and delivery key of a record: the alert id, or the id with `:resolved` for its
+ * resolution, so that both are kept and delivered once each.
+ */
+export function recordKey(record: Pick<Alert, 'id' | 'status'>): string {
+  return record.status === 'resolved' ? `${record.id}${RESOLVED_SUFFIX}` : record.id;
+}
+
+export const RESOLVED_SUFFIX = ':resolved';
+
+/** Event time of a record: the alert's, or the resolution's. */
+export function recordTime(record: Alert): string {
+  return record.resolution?.time ?? record.time;
+}
 
 /** The alert contract as JSON Schema (draft 2020-12) text, as committed in schemas/alert.schema.json. */
 export function alertJsonSchemaText(): string {

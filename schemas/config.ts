@@ -143,6 +143,113 @@ export const DbSystemSchema = z
   })
   .transform(({ name, ...db }) => ({ ...db, name: name ?? db.id }));
 
+export const ROUTE_FORMATS = ['jsonl', 'ocsf', 'cef', 'ecs'] as const;
+/** A digest period or suppression window shorter than this is a configuration error. */
+export const MIN_DIGEST_MS = 60_000;
+
+/** Which alerts a route takes; every key given must hold (none: every alert). */
+export const RouteMatchSchema = z.strictObject({
+  /** Rule ids, or prefixes ending in `*` (`access.*`, `break-glass.*`). */
+  rules: z.array(z.string().min(1)).min(1).optional(),
+  minSeverity: z.enum(['info', 'low', 'medium', 'high', 'critical']).optional(),
+  /** DB systems by OCID or configured name. */
+  dbSystems: z.array(z.string().min(1)).min(1).optional(),
+  /** IAM groups the alert names, by OCID or name. */
+  groups: z.array(z.string().min(1)).min(1).optional(),
+  /** People behind the alert, by OCID, name or a configured alias. */
+  identities: z.array(z.string().min(1)).min(1).optional(),
+});
+
+const OCID = (type: string) =>
+  z.string().regex(new RegExp(`^ocid1\\.${type}\\.`), `an OCID of the form ocid1.${type}....`);
+
+export const OUTPUT_KINDS = ['notifications', 'stream', 'objectStorage', 'file'] as const;
+
+/** Where a route delivers: one Notifications topic, stream, bucket, or (CLI) local file. */
+export const RouteOutputSchema = z
+  .strictObject({
+    notifications: OCID('onstopic').optional(),
+    stream: OCID('stream').optional(),
+    objectStorage: z
+      .strictObject({
+        bucket: z.string().regex(/^[A-Za-z0-9._-]{1,256}$/, 'a bucket name'),
+        /** Object Storage namespace; looked up when omitted. */
+        namespace: z.string().min(1).optional(),
+        /** Hourly objects <prefix><format>/<yyyy>/<mm>/<dd>/<hh>.jsonl.gz, as HWAUDIT_ALERT_BUCKET's. */
+        prefix: z.string().max(512).default('alerts/'),
+      })
+      .optional(),
+    file: z.string().min(1).optional(),
+    /** Notifications: messages per minute (60; 10 for topics with e-mail subscriptions). */
+    perMinute: z.number().int().min(2).max(60).optional(),
+    /** Records (stream, objectStorage, file): jsonl, ocsf, cef or ecs (default jsonl). */
+    format: z.enum(ROUTE_FORMATS).optional(),
+  })
+  .superRefine((o, ctx) => {
+    const kinds = OUTPUT_KINDS.filter((k) => o[k] !== undefined);
+    if (kinds.length !== 1)
+      ctx.addIssue({
+        code: 'custom',
+        message: `one output: ${OUTPUT_KINDS.join(', ')}${kinds.length > 1 ? ` (not ${kinds.join(' and ')})` : ''}`,
+      });
+    if (o.perMinute !== undefined && o.notifications === undefined)
+      ctx.addIssue({ code: 'custom', path: ['perMinute'], message: 'only for a notifications output' });
+    if (o.format !== undefined && o.notifications !== undefined)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['format'],
+        message:
+          'a Notifications topic gets messages for people; format is for stream, objectStorage and file',
+      });
+  });
+
+/** A real-time subscription: which alerts, where to, how (README "Routes"). */
+export const RouteSchema = z
+  .strictObject({
+    name: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'lower-case letters, digits and -, at most 63'),
+    match: RouteMatchSchema.default({}),
+    output: RouteOutputSchema,
+    /** `immediate`: one message per alert; `{ digest: PT15M }`: one digest per period (Notifications only). */
+    delivery: z.union([z.literal('immediate'), z.strictObject({ digest: Duration })]).default('immediate'),
+    /** Repeats of one subject (rule, person, DB system) within this window are not delivered again. */
+    suppress: Duration.optional(),
+  })
+  .superRefine((route, ctx) => {
+    if (route.delivery === 'immediate') return;
+    if (route.output.notifications === undefined)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['delivery'],
+        message:
+          'digests are for a notifications output; records go to streams, buckets and files as they come',
+      });
+    if (route.delivery.digest < MIN_DIGEST_MS)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['delivery', 'digest'],
+        message: 'a digest period of at least PT1M',
+      });
+  });
+
+/** Alerts of some DB systems or rules muted on the routes between two times (still stored and reported). */
+export const MaintenanceSchema = z
+  .strictObject({
+    from: Instant,
+    to: Instant,
+    reason: z.string().min(1),
+    /** DB systems by OCID or configured name. */
+    dbSystems: z.array(z.string().min(1)).min(1).optional(),
+    /** Rule ids, or prefixes ending in `*`. */
+    rules: z.array(z.string().min(1)).min(1).optional(),
+    /** The routes it mutes (default: every route of the configuration). */
+    routes: z.array(z.string().min(1)).min(1).optional(),
+  })
+  .superRefine((m, ctx) => {
+    if (m.to <= m.from) ctx.addIssue({ code: 'custom', path: ['to'], message: 'to must be after from' });
+    if (m.dbSystems === undefined && m.rules === undefined)
+      ctx.addIssue({ code: 'custom', message: 'name the dbSystems or the rules it mutes (or both)' });
+  });
+
 const RuleOverride = z.looseObject({
   enabled: z.boolean().optional(),
   severity: z.enum(['info', 'low', 'medium', 'high', 'critical']).optional(),
@@ -176,6 +283,10 @@ export const ConfigSchema = z
     collector: CollectorSchema.optional(),
     /** Per-rule overrides keyed by rule id; each rule validates its own parameters. */
     rules: z.record(z.string(), RuleOverride).default({}),
+    /** Real-time subscriptions: which alerts go where, immediately or as digests. */
+    routes: z.array(RouteSchema).default([]),
+    /** Times when some alerts are not delivered on the routes. */
+    maintenance: z.array(MaintenanceSchema).default([]),
   })
   .superRefine((config, ctx) => {
     if (config.auditRetention < config.lookback)
@@ -184,6 +295,26 @@ export const ConfigSchema = z
         path: ['auditRetention'],
         message: 'must be at least lookback: late IAM events re-attribute sessions that recent',
       });
+    const routes = new Set<string>();
+    config.routes.forEach((r, i) => {
+      if (routes.has(r.name))
+        ctx.addIssue({
+          code: 'custom',
+          path: ['routes', i, 'name'],
+          message: `route ${r.name} is listed twice`,
+        });
+      routes.add(r.name);
+    });
+    config.maintenance.forEach((m, i) => {
+      m.routes?.forEach((name, j) => {
+        if (!routes.has(name))
+          ctx.addIssue({
+            code: 'custom',
+            path: ['maintenance', i, 'routes', j],
+            message: `no route is named ${name}`,
+          });
+      });
+    });
     config.dbSystems.forEach((db, i) => {
       const names = new Set<string>();
       db.endpoints.forEach((e, j) => {
@@ -238,6 +369,9 @@ export const ConfigSchema = z
   });
 
 export type Config = z.infer<typeof ConfigSchema>;
+export type RouteConfig = z.infer<typeof RouteSchema>;
+export type RouteOutput = z.infer<typeof RouteOutputSchema>;
+export type Maintenance = z.infer<typeof MaintenanceSchema>;
 export type ConfigInput = z.input<typeof ConfigSchema>;
 export type DbSystemConfig = z.infer<typeof DbSystemSchema>;
 export type DirectoryUser = z.infer<typeof DirectoryUserSchema>;

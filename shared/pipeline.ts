@@ -5,7 +5,7 @@
 // applied in one total order (compareEvents), so any arrival order within the lateness, any
 // batching and any redelivery give the same sessions and alerts. Events older than what was
 // already released are applied at once ("late"); late IAM events re-attribute recent sessions.
-import type { Alert } from '../schemas/alert.js';
+import { type Alert, recordKey } from '../schemas/alert.js';
 import type { Config } from '../schemas/config.js';
 import type { DeadLetter, DeadLetterCode } from '../schemas/dead-letter.js';
 import { type CanonicalEvent, compareEvents } from '../schemas/events.js';
@@ -13,7 +13,7 @@ import type { ActiveRule } from './config/active-rules.js';
 import { Correlator, type CorrelatorStats } from './correlate/correlator.js';
 import type { DecodedItem } from './decode/read-input.js';
 import { Detector } from './detect/detector.js';
-import type { AlertSink } from './emit/sink.js';
+import type { AlertSink, SinkState } from './emit/sink.js';
 import { LogPositions } from './log-positions.js';
 import { EntityCache } from './state/entity-cache.js';
 import type { StateStore } from './state/state-store.js';
@@ -32,6 +32,8 @@ export type PipelineStats = {
   deadLetters: Partial<Record<DeadLetterCode, number>>;
   alerts: number;
   alertsByRule: Record<string, number>;
+  /** Resolution records: alerts found to be over. */
+  resolutions: number;
 };
 
 type Clock = { maxTs: number; releasedTs: number };
@@ -65,7 +67,16 @@ function mergeSorted(a: CanonicalEvent[], b: CanonicalEvent[]): CanonicalEvent[]
 }
 
 function emptyStats(): PipelineStats {
-  return { received: 0, processed: 0, duplicates: 0, late: 0, deadLetters: {}, alerts: 0, alertsByRule: {} };
+  return {
+    received: 0,
+    processed: 0,
+    duplicates: 0,
+    late: 0,
+    deadLetters: {},
+    alerts: 0,
+    alertsByRule: {},
+    resolutions: 0,
+  };
 }
 
 export class Pipeline {
@@ -84,7 +95,7 @@ export class Pipeline {
   private released: string[] = [];
   /** Events applied since the last commit (their keys are remembered unless their position suffices). */
   private seenBatch: CanonicalEvent[] = [];
-  private readonly positions: LogPositions;
+  private readonly logPositions: LogPositions;
   /** The day (of the ledger's retention horizon) the ledger was last pruned for, in this process. */
   private ledgerPrunedDay: number | undefined;
   private deadBatch: DeadLetter[] = [];
@@ -103,7 +114,7 @@ export class Pipeline {
     this.clock = cache.get<Clock>(META, CLOCK) ?? { maxTs: NEVER, releasedTs: NEVER };
     this.detector = new Detector(rules, cache);
     this.correlator = new Correlator(cache, config, this.detector);
-    this.positions = new LogPositions(cache, config.lateness);
+    this.logPositions = new LogPositions(cache, config.lateness);
     this.pending = pending.sort(compareEvents);
     this.pendingKeys = new Set(pending.filter((e) => e.source !== 'mysql').map((e) => e.key));
     this.persisted = new Set(pending.map((e) => e.key));
@@ -142,7 +153,7 @@ export class Pipeline {
     pipeline.correlator.restoreSessions(await opts.store.loadSessions(since));
     for (const sink of pipeline.sinks) {
       const missed = await opts.store.undelivered(sink.name);
-      if (missed.length > 0) await pipeline.deliver(sink, missed);
+      if (missed.length > 0) await pipeline.deliver(sink, missed, { backlog: true });
     }
     await pipeline.followSnapshots();
     return pipeline;
@@ -217,8 +228,8 @@ export class Pipeline {
         continue;
       }
       const ev = item.event;
-      this.positions.noteGap(ev);
-      if (this.positions.isAhead(ev, front)) {
+      this.logPositions.noteGap(ev);
+      if (this.logPositions.isAhead(ev, front)) {
         inBatch?.add(ev.key);
         fresh.push(ev);
         continue;
@@ -235,7 +246,7 @@ export class Pipeline {
     // watermark: only events that old can be redeliveries the store knows of. MySQL events far
     // enough behind their log's position are redeliveries without a lookup (log-positions.ts).
     const old = fresh.filter((e) => e.ts <= this.clock.releasedTs);
-    const redelivered = new Set(old.filter((e) => this.positions.isRedelivery(e)));
+    const redelivered = new Set(old.filter((e) => this.logPositions.isRedelivery(e)));
     const lookup = old.filter((e) => !redelivered.has(e));
     const seen = lookup.length > 0 ? await this.store.filterSeen(lookup) : new Set<string>();
     const late: CanonicalEvent[] = [];
@@ -267,7 +278,7 @@ export class Pipeline {
       // A snapshot's time is the clock's, not the audit trail's: it does not move the watermark,
       // which the audit events (or a sweep, or the end of input) bring past it.
       if (ev.ts > this.clock.maxTs && ev.source !== 'sync') this.clock.maxTs = ev.ts;
-      this.positions.accepted(ev);
+      this.logPositions.accepted(ev);
       if (ev.ts <= this.clock.releasedTs) {
         late.push(ev);
       } else {
@@ -300,11 +311,14 @@ export class Pipeline {
       this.cache.set(POSITION, source, position);
   }
 
-  /** End of input: applies everything buffered; timers fire up to `asOf` (default the latest event). */
+  /**
+   * End of input: applies everything buffered; timers fire up to `asOf` (default the latest
+   * event); sinks that hold records back (digests) send them.
+   */
   async finish(asOf?: number): Promise<Alert[]> {
     const end = asOf ?? this.clock.maxTs;
     this.release(Math.max(this.clock.maxTs, end), end);
-    return this.commit();
+    return this.commit(true);
   }
 
   private release(watermark: number, timersUpTo = watermark): void {
@@ -353,8 +367,13 @@ export class Pipeline {
     this.stats.deadLetters[d.code] = (this.stats.deadLetters[d.code] ?? 0) + 1;
   }
 
-  private async commit(): Promise<Alert[]> {
-    const { created, updates } = await this.detector.finalize((ids) => this.store.knownAlerts(ids));
+  /** Commits the batch and delivers its new records (alerts, then resolutions). */
+  private async commit(final = false): Promise<Alert[]> {
+    const { created, updates } = await this.detector.finalize({
+      known: (keys) => this.store.knownAlerts(keys),
+      load: (keys) => this.store.loadAlerts(keys),
+    });
+    if (created.length > 0) for (const sink of this.sinks) sink.stage?.(created, this.sinkState(sink));
     this.cache.set(META, CLOCK, { ...this.clock });
     const put = this.durablePending ? this.pending.filter((e) => !this.persisted.has(e.key)) : [];
     const remove = this.persisted.size === 0 ? [] : this.released.filter((k) => this.persisted.has(k));
@@ -362,7 +381,7 @@ export class Pipeline {
       ...this.ledgerPrune(),
       entities: this.cache.drainChanges(),
       pending: { put, remove },
-      seen: this.seenBatch.filter((e) => this.positions.needsKey(e)),
+      seen: this.seenBatch.filter((e) => this.logPositions.needsKey(e)),
       sessions: this.correlator.drainSessions(),
       alerts: created,
       alertUpdates: updates,
@@ -376,13 +395,17 @@ export class Pipeline {
     this.released = [];
     this.seenBatch = [];
     this.deadBatch = [];
-    // Another instance sharing the store may have stored (and will deliver) the same alert.
-    const mine = created.filter((a) => newAlerts.has(a.id));
+    // Another instance sharing the store may have stored (and will deliver) the same record.
+    const mine = created.filter((a) => newAlerts.has(recordKey(a)));
     for (const a of mine) {
+      if (a.status === 'resolved') {
+        this.stats.resolutions++;
+        continue;
+      }
       this.stats.alerts++;
       this.stats.alertsByRule[a.rule] = (this.stats.alertsByRule[a.rule] ?? 0) + 1;
     }
-    for (const sink of this.sinks) await this.deliver(sink, mine);
+    for (const sink of this.sinks) await this.deliver(sink, mine, { final });
     return mine;
   }
 
@@ -396,12 +419,35 @@ export class Pipeline {
     return { pruneLedgerBefore: horizon };
   }
 
-  private async deliver(sink: AlertSink, alerts: Alert[]): Promise<void> {
-    if (alerts.length === 0) return;
-    await sink.send(alerts);
-    await this.store.markDelivered(
-      sink.name,
-      alerts.map((a) => a.id),
-    );
+  private async deliver(
+    sink: AlertSink,
+    records: Alert[],
+    { final = false, backlog = false }: { final?: boolean; backlog?: boolean },
+  ): Promise<void> {
+    if (records.length === 0 && !sink.acknowledges) return;
+    const delivered = async (keys: string[]) => {
+      if (keys.length > 0) await this.store.markDelivered(sink.name, keys);
+    };
+    await sink.send(records, {
+      watermark: this.watermark,
+      final,
+      backlog,
+      state: this.sinkState(sink),
+      delivered,
+      received: (keys) => this.store.delivered(sink.name, keys),
+    });
+    if (!sink.acknowledges) await delivered(records.map(recordKey));
+  }
+
+  /** A sink's rows in the entity cache (kind `sink:<name>`), committed with the batches. */
+  private sinkState(sink: AlertSink): SinkState {
+    const kind = `sink:${sink.name}`;
+    const cache = this.cache;
+    return {
+      get: (key) => cache.get(kind, key),
+      set: (key, body) => void cache.set(kind, key, body),
+      delete: (key) => cache.delete(kind, key),
+      entries: () => cache.entries(kind),
+    };
   }
 }

@@ -8,6 +8,7 @@ import { AuditError } from '../../shared/errors.js';
 import { ociAuthProvider, ociAuthSpecFromEnv } from '../../shared/oci/auth.js';
 import { vaultSecretFetcher } from '../../shared/oci/vault.js';
 import { Pipeline } from '../../shared/pipeline.js';
+import type { OpenRoutes } from '../../shared/route/routes.js';
 import { collect, type InstanceReport } from '../../shared/sources/collector.js';
 import { iamLogin } from '../../shared/sources/iam-login.js';
 import {
@@ -24,13 +25,14 @@ import {
   alertOutput,
   type CliDeps,
   holdScope,
+  routeOutputs,
   stateOption,
   stopSignal,
   timeOption,
   warnOnce,
 } from './host.js';
 import { type CliCommand, type CliIo, formatOption, parseCommandArgs, printable } from './io.js';
-import { pipelineReport, writeSessions } from './summary.js';
+import { pipelineReport, routeReport, writeSessions } from './summary.js';
 
 export const COLLECT_HELP = `Usage: heatwave-iam-audit collect --config FILE [options]
 
@@ -53,6 +55,8 @@ Options:
   --sessions FILE     write the session ledger at the end
   --sessions-format FORMAT
                       ledger format: jsonl, ocsf, cef or ecs              (default: jsonl)
+  --routes            also deliver through the configuration's routes (digests are sent
+                      when their period is over, and at the end without --follow)
   -h, --help          this help
 
 Exit codes: 0 every instance was read; 3 some instance could not be read (the summary says
@@ -78,6 +82,7 @@ export async function runCollect(argv: string[], io: CliIo, deps: CliDeps = {}):
     out: { type: 'string' },
     sessions: { type: 'string' },
     'sessions-format': { type: 'string', default: 'jsonl' },
+    routes: { type: 'boolean', default: false },
   });
   if (!values.config) throw new AuditError('USAGE', 'collect needs --config FILE (see collect --help)');
   const format = formatOption('--format', values.format);
@@ -109,10 +114,17 @@ export async function runCollect(argv: string[], io: CliIo, deps: CliDeps = {}):
   const output = await alertOutput(io, values.out, format);
   const stop = stopSignal(io, deps, 'collect');
   const started = Date.now();
+  let routes: OpenRoutes | undefined;
   try {
+    routes = await routeOutputs(config, env, values.routes);
     const lock = await holdScope(store, 'collect', env);
     try {
-      const pipeline = await Pipeline.open({ config, rules, store, sinks: [output.sink] });
+      const pipeline = await Pipeline.open({
+        config,
+        rules,
+        store,
+        sinks: [output.sink, ...(routes?.sinks ?? [])],
+      });
       const connect = instanceConnector(env, warnOnce(io, 'collect'));
       const retryAt = new Map<string, { at: number; failures: number }>();
       let last: InstanceReport[] = [];
@@ -164,6 +176,7 @@ export async function runCollect(argv: string[], io: CliIo, deps: CliDeps = {}):
           `collect: ${last.length} instance(s), ${read.toLocaleString('en')} records in the last pass, ${seconds.toFixed(1)} s`,
           ...instanceLines(last),
           ...pipelineReport(pipeline, sessions, []),
+          ...routeReport(routes?.sinks ?? []),
         ].join('\n')}\n`,
       );
       const failed = last.filter((r) => r.error);
@@ -173,6 +186,7 @@ export async function runCollect(argv: string[], io: CliIo, deps: CliDeps = {}):
     }
   } finally {
     stop.dispose();
+    await routes?.close();
     await output.close();
     await store.close();
     state.cleanup();

@@ -16,12 +16,14 @@ import {
   alertOutput,
   type CliDeps,
   openScopedPipeline,
+  routeOutputs,
   stateOption,
   stopSignal,
   timeOption,
   warnOnce,
 } from './host.js';
 import { type CliCommand, type CliIo, formatOption, parseCommandArgs } from './io.js';
+import { routeReport } from './summary.js';
 
 export const CONSUME_HELP = `Usage: heatwave-iam-audit consume --stream OCID --group NAME --config FILE [options]
 
@@ -49,6 +51,9 @@ Options:
   --out FILE          alerts file (appended to)                           (default: stdout)
   --until-idle        exit 0 once the instance's partitions are drained
   -h, --help          this help
+
+Alerts also go out through the configuration's routes, when it has some (README "Routes"):
+digests when the watermark passes the end of their period.
 
 Authentication: HWAUDIT_OCI_AUTH (config-file, session-token, resource-principal,
 instance-principal), HWAUDIT_OCI_CONFIG_FILE, HWAUDIT_OCI_PROFILE.
@@ -105,6 +110,8 @@ export async function runConsume(argv: string[], io: CliIo, deps: ConsumeDeps = 
     io.stderr.write('consume: no --state: correlation state is temporary and lost at exit\n');
   }
   const output = await alertOutput(io, values.out, format);
+  const routes = await routeOutputs(config, env, config.routes.length > 0);
+  const sinks = [output.sink, ...(routes?.sinks ?? [])];
   const warn = warnOnce(io, 'consume');
   const stop = stopSignal(io, deps, 'consume');
   const progressMs = deps.progressMs ?? 1000;
@@ -130,7 +137,7 @@ export async function runConsume(argv: string[], io: CliIo, deps: ConsumeDeps = 
         scope,
         config,
         rules,
-        sinks: [output.sink],
+        sinks,
         env,
         warn,
         command: 'consume',
@@ -146,13 +153,17 @@ export async function runConsume(argv: string[], io: CliIo, deps: ConsumeDeps = 
   try {
     const stats = await consumer.run();
     io.stderr.write(
-      `consume: stopped; ${progressLine(stats, Date.now() - started)}; calls: ${Object.entries(stats.calls)
-        .map(([k, v]) => `${k} ${v}`)
-        .join(', ')}; throttled ${stats.throttled}, cursor re-creations ${stats.cursorRecreations}\n`,
+      `${[
+        `consume: stopped; ${progressLine(stats, Date.now() - started)}; calls: ${Object.entries(stats.calls)
+          .map(([k, v]) => `${k} ${v}`)
+          .join(', ')}; throttled ${stats.throttled}, cursor re-creations ${stats.cursorRecreations}`,
+        ...routeReport(routes?.sinks ?? []),
+      ].join('\n')}\n`,
     );
     return 0;
   } finally {
     stop.dispose();
+    await routes?.close();
     await output.close();
     state.cleanup();
   }

@@ -16,6 +16,7 @@ import type { PipelineStats } from '../../shared/pipeline.js';
 import { replayFiles } from '../../shared/replay.js';
 import { renderReport } from '../../shared/report/render.js';
 import { runReports } from '../../shared/report/run-reports.js';
+import { routePlan } from '../../shared/route/route-plan.js';
 import { SqliteStore } from '../../shared/state/sqlite-store.js';
 import { type CliCommand, type CliIo, parseCommandArgs } from './io.js';
 
@@ -23,8 +24,9 @@ const DEMO_HELP = `Usage: heatwave-iam-audit demo [--out DIR] [--seed N] [--scal
 
 Generates a synthetic HeatWave fleet (20 DB systems, ~200 IAM users, two working days, with
 injected incidents), runs the pipeline over it and prints alerts by rule and severity, the top
-incidents with the person behind each session, attribution coverage, and precision and recall
-per rule against the generated ground truth.
+incidents with the person behind each session, attribution coverage, precision and recall per
+rule against the generated ground truth, and which routes of config.yaml the alerts would take
+(nothing is sent).
 
 Options:
   --out DIR      where inputs and outputs are kept                   (default: ./demo-out)
@@ -196,8 +198,10 @@ export async function executeDemo(
     }
     sessionsOut.end();
     await finished(sessionsOut);
-    const alerts: Alert[] = [];
-    for await (const a of store.alerts()) alerts.push(a);
+    const records: Alert[] = [];
+    for await (const a of store.alerts()) records.push(a);
+    const alerts = records.filter((a) => a.status === 'open');
+    const routes = routePlan(config, records);
 
     log('[4/5] scoring the alerts against the ground truth');
     const score = scoreAlerts(alerts, manifest.truth);
@@ -227,6 +231,7 @@ export async function executeDemo(
             title: a.title,
           })),
           missed: score.missed,
+          routes,
           timings,
         },
         null,
@@ -239,6 +244,7 @@ export async function executeDemo(
       alerts,
       coverage,
       score,
+      routes,
       timings,
       out: opts.out,
       reports,

@@ -11,7 +11,9 @@ import { formatAlert, type OutputFormat } from '../../shared/emit/formats/format
 import { JsonlSink } from '../../shared/emit/jsonl-sink.js';
 import type { AlertSink } from '../../shared/emit/sink.js';
 import { AuditError } from '../../shared/errors.js';
+import { ociAuthProvider, ociAuthSpecFromEnv } from '../../shared/oci/auth.js';
 import { Pipeline } from '../../shared/pipeline.js';
+import { type OpenRoutes, openRoutes, routeClients } from '../../shared/route/routes.js';
 import type { PartitionPipeline } from '../../shared/sources/stream-consumer.js';
 import { openStore, parseStoreSpec } from '../../shared/state/open-store.js';
 import type { ScopeLock, StateStore } from '../../shared/state/state-store.js';
@@ -53,6 +55,23 @@ export async function alertOutput(
   const sink = await FileSink.open(path, format, render);
   let closed: Promise<void> | undefined;
   return { sink, close: () => (closed ??= sink.close()) };
+}
+
+/**
+ * The configuration's routes as sinks (`replay`/`collect --routes`, always for `consume`); their OCI
+ * clients use HWAUDIT_OCI_AUTH and are created when a route needs one. `wanted` false: none.
+ */
+export async function routeOutputs(config: Config, env: Env, wanted = true): Promise<OpenRoutes | undefined> {
+  if (!wanted) return undefined;
+  if (config.routes.length === 0)
+    throw new AuditError('USAGE', '--routes: the configuration has no routes (see README "Routes")');
+  let auth: ReturnType<typeof ociAuthProvider> | undefined;
+  return openRoutes(config, {
+    clients: routeClients(() => {
+      auth ??= ociAuthProvider(ociAuthSpecFromEnv(env));
+      return auth;
+    }, env),
+  });
 }
 
 /**

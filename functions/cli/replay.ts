@@ -6,9 +6,10 @@ import type { Session } from '../../schemas/session.js';
 import { loadConfigFile } from '../../shared/config/load-config.js';
 import { AuditError } from '../../shared/errors.js';
 import { type ReplayProgress, replayFiles } from '../../shared/replay.js';
+import type { OpenRoutes } from '../../shared/route/routes.js';
 import { openStore } from '../../shared/state/open-store.js';
 import type { ScopeLock } from '../../shared/state/state-store.js';
-import { alertOutput, holdScope } from './host.js';
+import { alertOutput, holdScope, routeOutputs } from './host.js';
 import { assertReadable, isForeign } from './inputs.js';
 import {
   type CliCommand,
@@ -18,7 +19,7 @@ import {
   parseCommandArgs,
   printable,
 } from './io.js';
-import { pipelineReport, writeSessions } from './summary.js';
+import { pipelineReport, routeReport, writeSessions } from './summary.js';
 
 export const REPLAY_HELP = `Usage: heatwave-iam-audit replay --config FILE [options] INPUT...
 
@@ -41,6 +42,9 @@ Options:
   --sessions FILE     write the session ledger (one record per session)
   --sessions-format FORMAT
                       ledger format: jsonl, ocsf, cef or ecs             (default: jsonl)
+  --routes            also deliver through the configuration's routes (Notifications
+                      topics, streams, buckets with HWAUDIT_OCI_AUTH; local files);
+                      digests are sent at the end of the input
   -h, --help          this help
 
 ${INPUT_EXIT_CODES}`;
@@ -56,6 +60,7 @@ async function runReplay(argv: string[], io: CliIo): Promise<number> {
     out: { type: 'string' },
     sessions: { type: 'string' },
     'sessions-format': { type: 'string', default: 'jsonl' },
+    routes: { type: 'boolean', default: false },
   });
   if (!values.config) throw new AuditError('USAGE', 'replay needs --config FILE (see replay --help)');
   if (positionals.length === 0)
@@ -81,14 +86,16 @@ async function runReplay(argv: string[], io: CliIo): Promise<number> {
   const started = Date.now();
   let lastProgress = 0;
   let lock: ScopeLock | undefined;
+  let routes: OpenRoutes | undefined;
   try {
+    routes = await routeOutputs(config, process.env, values.routes);
     lock = await holdScope(store, 'replay');
     const result = await replayFiles({
       config,
       rules,
       inputs: positionals,
       store,
-      sinks: [output.sink],
+      sinks: [output.sink, ...(routes?.sinks ?? [])],
       ...(asOf !== undefined ? { asOf } : {}),
       ...(values['db-system'] ? { dbSystem: values['db-system'] } : {}),
       onProgress: (p) => {
@@ -107,12 +114,14 @@ async function runReplay(argv: string[], io: CliIo): Promise<number> {
     const lines = [
       `replay: ${positionals.length} input(s), ${stats.received.toLocaleString('en')} records in ${seconds.toFixed(1)} s`,
       ...pipelineReport(result.pipeline, sessions, result.deadLetters),
+      ...routeReport(routes?.sinks ?? []),
     ];
     const foreign = result.inputs.filter((i) => isForeign(i.counts, i.deadCodes));
     for (const i of foreign) lines.push(`replay: ${i.path}: no record of a kind this tool reads`);
     stderr.write(`${lines.map(printable).join('\n')}\n`);
     return 0;
   } finally {
+    await routes?.close();
     await output.close();
     await lock?.release();
     await store.close();

@@ -7,6 +7,7 @@ import { coverageLine, coverageOf } from '../../shared/correlate/coverage.js';
 import type { InputCounts } from '../../shared/decode/read-input.js';
 import { formatSession, formatSessionEnd, type OutputFormat } from '../../shared/emit/formats/format.js';
 import type { Pipeline } from '../../shared/pipeline.js';
+import { type RouteSink, TopicRoute } from '../../shared/route/route-sink.js';
 import { toIso } from '../../shared/time.js';
 import { LineWriter } from './io.js';
 
@@ -112,6 +113,7 @@ export function pipelineReport(
   lines.push(`  ${coverageLine(coverageOf(sessions))}`);
   lines.push(`  alerts ${stats.alerts}`);
   for (const [rule, n] of Object.entries(stats.alertsByRule).sort()) lines.push(`    ${rule}: ${n}`);
+  if (stats.resolutions > 0) lines.push(`  resolutions ${stats.resolutions}`);
   const wm = pipeline.watermark;
   if (wm !== undefined) lines.push(`  watermark ${toIso(wm)}`);
   for (const [rule, n] of pipeline.ruleErrors) lines.push(`  rule ${rule} failed on ${n} fact(s)`);
@@ -130,6 +132,22 @@ export function pipelineReport(
     );
   if (orphanEvents > 0) lines.push(`  ${orphanEvents} statement(s) of connections opened before the input`);
   return lines;
+}
+
+/** One line per route: where it delivers and what it did in this run. */
+export function routeReport(routes: readonly RouteSink[]): string[] {
+  return routes.map((r) => {
+    const s = r.stats;
+    const parts = [`${s.delivered} delivered`, `${s.muted} muted`];
+    if (s.resolutions > 0) parts.push(`${s.resolutions} resolutions among them`);
+    if (r instanceof TopicRoute) {
+      parts.push(plural(s.messages, 'message'));
+      if (s.digests > 0) parts.push(plural(s.digests, 'digest'));
+      if (s.overflow > 0) parts.push(`${s.overflow} over the rate, batched`);
+      if (r.pending > 0) parts.push(`${r.pending} held for their digest`);
+    }
+    return `  route ${r.route.name} (${r.describe}): ${parts.join(', ')}`;
+  });
 }
 
 /** Writes the session ledger (one record per session, and one per disconnect where the format has it). */

@@ -3,7 +3,9 @@
 import { readFile } from 'node:fs/promises';
 import { parse } from 'yaml';
 import { type Config, ConfigSchema } from '../../schemas/config.js';
+import { RULES } from '../detect/registry.js';
 import { AuditError } from '../errors.js';
+import { routeIssues } from '../route/route-rules.js';
 import { type ActiveRule, activeRules } from './active-rules.js';
 import { ConfigIssues } from './config-issues.js';
 
@@ -27,6 +29,11 @@ export function validateConfig(value: unknown, source = 'config'): LoadedConfig 
     issues.throwIfAny();
   }
   const config = parsed.data!;
+  routeIssues(
+    config,
+    RULES.map((r) => r.id),
+    source,
+  );
   try {
     return { config, rules: activeRules(config), input: value };
   } catch (error) {

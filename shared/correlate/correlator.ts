@@ -17,7 +17,7 @@ import {
   TABLE_NAME_MAX,
 } from '../../schemas/session.js';
 import type { Detector } from '../detect/detector.js';
-import type { IamFact, SessionFact } from '../detect/rule.js';
+import type { IamFact, Reverts, SessionFact } from '../detect/rule.js';
 import { redactLiterals } from '../normalize/redact.js';
 import type { EntityCache } from '../state/entity-cache.js';
 import { type AttributionResult, attribute, type Models } from './attribute.js';
@@ -25,6 +25,7 @@ import { recordDbCatalog } from './db-catalog.js';
 import { Directory, type DirectorySeed, type UserState } from './directory.js';
 import { type AccountSeed, accountName, Mappings, OCI_PLUGIN } from './mappings.js';
 import { type MembershipSeed, Memberships } from './memberships.js';
+import { Policies } from './policies.js';
 import { SignOns } from './signons.js';
 import { type AccountChange, type AccountRef, statementFacts } from './sql-facts.js';
 
@@ -80,6 +81,7 @@ export class Correlator {
   private recent: Session[] = [];
   private dirty = new Map<string, Session>();
   private nextDeadline = Number.POSITIVE_INFINITY;
+  private readonly policies: Policies;
 
   constructor(
     private readonly cache: EntityCache,
@@ -93,6 +95,7 @@ export class Correlator {
       mappings: new Mappings(cache),
       signOns: new SignOns(cache),
     };
+    this.policies = new Policies(cache);
     for (const seed of configSeeds(config)) this.seed(seed);
     recordDbCatalog(cache, config.dbSystems);
     this.computeNextDeadline();
@@ -296,7 +299,22 @@ export class Correlator {
       db: this.dbs.get(ev.dbSystemId),
       facts,
       mappingChanges,
+      reverts: this.mappingReverts(ev, mappingChanges),
     });
+  }
+
+  /** The earlier mapping changes a statement undoes, account by account (a rename touches two). */
+  private mappingReverts(
+    ev: { dbSystemId: string; key: string },
+    changes: readonly AccountChange[],
+  ): Reverts {
+    const touched = changes.flatMap((c) => (c.op === 'rename' ? [c.account, c.to] : [c.account]));
+    const undone = touched.map((a) => this.models.mappings.undoneBy(ev.dbSystemId, a, ev.key));
+    const byKey = new Map(undone.flat().map((u) => [u.key, u]));
+    return {
+      undone: [...byKey.values()],
+      complete: undone.length > 0 && undone.every((list) => list.length > 0),
+    };
   }
 
   private sessionOf(ev: DbEvent): Session | undefined {
@@ -398,6 +416,7 @@ export class Correlator {
         if (!memberships.apply(userId, groupId, change)) return;
         const bg = directory.group(groupId)?.breakGlassMs;
         if (op === 'add' && bg !== undefined) this.openGrant(ev.key, userId, groupId, ev.ts, bg);
+        if (op === 'remove' && bg !== undefined) this.endGrant(ev, userId, groupId);
         if (late) this.reevaluate(ev.ts);
         this.detector.run('iam', this.iamFact(ev, userId, groupId));
         return;
@@ -418,6 +437,14 @@ export class Correlator {
       case 'group_deleted':
         if (group) directory.markGroupDeleted(group.id, ev.ts);
         break;
+      case 'policy_created':
+      case 'policy_updated':
+      case 'policy_deleted':
+        this.detector.run('iam', {
+          ...this.iamFact(ev, userId, group?.id),
+          reverts: this.policies.apply(ev),
+        });
+        return;
       case 'signon_success':
       case 'signon_failure':
         if (userId && ev.signOn) {
@@ -441,7 +468,7 @@ export class Correlator {
     event: IamEvent | SyncDirectoryEvent,
     userId: string | undefined,
     groupId: string | undefined,
-  ) {
+  ): IamFact {
     const { directory, mappings } = this.models;
     const fact: IamFact = { event };
     if (userId) fact.user = { id: userId, name: directory.user(userId)?.name ?? userId };
@@ -481,7 +508,7 @@ export class Correlator {
       ]);
       if (before === after) continue;
       this.applyResult(s, result);
-      this.detector.run('session', this.sessionFact(s, result, db));
+      this.detector.run('session', { ...this.sessionFact(s, result, db), reattributed: true });
     }
   }
 
@@ -521,6 +548,7 @@ export class Correlator {
       });
       const bg = directory.group(groupId)?.breakGlassMs;
       if (add && bg !== undefined) this.openGrant(ev.key, userId, groupId, ts, bg);
+      if (!add && bg !== undefined) this.endGrant({ ts, key: ev.key }, userId, groupId);
       if (late || ts < ev.ts) this.reevaluate(ts);
       this.stats.drift++;
       this.detector.run('iam', this.iamFact(ev, userId, groupId));
@@ -591,6 +619,7 @@ export class Correlator {
               ...(added.length > 0 ? ['GRANT'] : []),
               ...(removed.length > 0 ? ['REVOKE'] : []),
             ];
+    const mappingChanges = definition && touchesOci ? [change] : [];
     this.stats.drift++;
     this.detector.run('statement', {
       event: ev,
@@ -600,7 +629,8 @@ export class Correlator {
         privilege: { verb: verbs.join(', '), targets: [ev.target] },
         ...(definition ? { accounts: [change] } : {}),
       },
-      mappingChanges: definition && touchesOci ? [change] : [],
+      mappingChanges,
+      reverts: this.mappingReverts(ev, mappingChanges),
     });
   }
 
@@ -627,6 +657,24 @@ export class Correlator {
       done: false,
     });
     this.nextDeadline = Math.min(this.nextDeadline, startTs + maxDuration);
+  }
+
+  /** A break-glass membership was removed: the grant it closes has ended (its alert, if any, is over). */
+  private endGrant(removal: { ts: number; key: string }, user: string, group: string): void {
+    const { memberships, directory } = this.models;
+    const opened = memberships.stateAt(user, group, removal.ts - 1);
+    if (opened?.op !== 'add') return;
+    const g = this.cache.get<GrantRow>(GRANT, grantId(opened.key, user, group));
+    if (!g) return;
+    this.detector.run('grantEnded', {
+      grant: g.id,
+      user: { id: user, name: directory.user(user)?.name ?? user },
+      group: { id: group, name: directory.group(group)?.name ?? group },
+      startTs: g.startTs,
+      deadlineTs: g.deadlineTs,
+      endTs: removal.ts,
+      removal: removal.key,
+    });
   }
 
   private computeNextDeadline(): void {

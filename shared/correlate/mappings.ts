@@ -2,6 +2,7 @@
 // time: seeded from the config, then changed by CREATE / ALTER / DROP / RENAME USER in the audit.
 import type { EntityCache } from '../state/entity-cache.js';
 import { BEGINNING_OF_TIME } from '../time.js';
+import { ABSENT, type Undone, undone } from './reverts.js';
 import type { AccountChange, AccountRef } from './sql-facts.js';
 
 export const OCI_PLUGIN = 'authentication_oci';
@@ -153,6 +154,25 @@ export class Mappings {
   /** Every account row of every DB system, with its versions, for reports. */
   rows(): AccountRow[] {
     return [...this.cache.values<AccountRow>(ACCOUNT)];
+  }
+
+  /**
+   * The earlier audited changes of this account that the change `key` undoes (its definition is
+   * back to what it was before them); empty when it undoes none.
+   */
+  undoneBy(db: string, account: AccountRef, key: string): Undone[] {
+    const versions = (this.cache.get<AccountRow>(ACCOUNT, rowKey(db, account))?.versions ?? []).map((v) => ({
+      key: v.key,
+      kind: 'account',
+      state: v.dropped ? ABSENT : `${v.plugin ?? ''}\u0000${v.authenticationString ?? ''}`,
+      // Seeds (the configuration, snapshots) are known from the beginning of time: not changes.
+      change: v.ts !== BEGINNING_OF_TIME,
+    }));
+    return undone(
+      versions,
+      versions.findIndex((v) => v.key === key),
+      ABSENT,
+    );
   }
 
   private versionOf(key: string, ts: number): AccountVersion | undefined {

@@ -484,5 +484,63 @@ export function fleetConfig(fleet: Fleet): ConfigInput {
         ...db.extraLocal.map((user) => ({ user, host: '%', plugin: 'caching_sha2_password' })),
       ],
     })),
+    ...demoRoutes(fleet, iso),
+  };
+}
+
+/**
+ * Who would be told what (README "Routes"): the security on-call paged for critical findings and
+ * break-glass use, the DBAs' daily digest of privilege, mapping and IAM changes, the payments
+ * owners' digest of their DB systems, everything to the SIEM stream, high findings to a local file;
+ * and the payments DB systems' night maintenance, muted for their owners and the pager.
+ */
+function demoRoutes(fleet: Fleet, iso: (ms: number) => string): Pick<ConfigInput, 'routes' | 'maintenance'> {
+  const topic = (name: string) => `ocid1.onstopic.oc1.eu-frankfurt-1.demo-${name}`;
+  const payments = fleet.dbs.filter((d) => d.team === 'payments' && d.env === 'prod').map((d) => d.name);
+  const night = fleet.start + DAY;
+  return {
+    routes: [
+      {
+        name: 'page-critical',
+        match: { minSeverity: 'critical' },
+        output: { notifications: topic('security') },
+      },
+      {
+        name: 'break-glass',
+        match: { rules: ['break-glass.*'] },
+        output: { notifications: topic('security') },
+        suppress: 'PT1H',
+      },
+      {
+        name: 'dba-daily',
+        match: { rules: ['privilege.change', 'mapping.change', 'iam.*'] },
+        output: { notifications: topic('dba'), perMinute: 10 },
+        delivery: { digest: 'P1D' },
+      },
+      ...(payments.length > 0
+        ? [
+            {
+              name: 'payments-owners',
+              match: { dbSystems: payments },
+              output: { notifications: topic('payments'), perMinute: 10 },
+              delivery: { digest: 'PT4H' },
+            },
+          ]
+        : []),
+      { name: 'siem', output: { stream: 'ocid1.stream.oc1.eu-frankfurt-1.demo-siem', format: 'ocsf' } },
+      { name: 'local-high', match: { minSeverity: 'high' }, output: { file: 'alerts-high.jsonl' } },
+    ],
+    maintenance:
+      payments.length > 0
+        ? [
+            {
+              from: iso(night),
+              to: iso(night + 6 * HOUR),
+              reason: 'planned night maintenance of the payments DB systems',
+              dbSystems: payments,
+              routes: ['page-critical', 'payments-owners'],
+            },
+          ]
+        : [],
   };
 }

@@ -17,14 +17,15 @@ export function injectIncidents(story: Story, cast: Cast): void {
   const analytics = story.db('analytics');
   const bgGroup = fleet.groups.bg;
 
-  // 1. Break-glass granted for an afternoon fix and never taken back: used, stale, used again.
+  // 1. Break-glass granted for an afternoon fix and not taken back: used, stale, used again the
+  //    next morning, revoked that afternoon (which resolves the stale alert).
   {
     const s = cast.staleBreakGlass;
     const db = story.db(s.team);
     const granted = clock(story, 0, 14, 5);
     story.addMember(granted, s, 'bg', {
       kind: 'incident',
-      story: `${s.name} granted break-glass access (never revoked)`,
+      story: `${s.name} granted break-glass access (revoked only the next afternoon)`,
     });
     // Break-glass needs a push or FIDO2 sign-on; this developer's sign-ons use a code by SMS.
     const weak = { signOn: 'domain', mfa: 'SMS' } as const;
@@ -74,6 +75,10 @@ export function injectIncidents(story: Story, cast: Cast): void {
         severity: 'critical',
       },
     );
+    story.removeMember(clock(story, 1, 16, 20), s, 'bg', {
+      kind: 'incident',
+      story: `${s.name}'s stale break-glass access revoked the next afternoon`,
+    });
   }
 
   // 2. A planned night-time break-glass use by the on-call DBA, revoked within the hour.

@@ -6,6 +6,7 @@ import type { Alert, Severity } from '../../schemas/alert.js';
 import { SEVERITIES } from '../../schemas/alert.js';
 import { type Coverage, shareOfIam } from '../correlate/coverage.js';
 import type { PipelineStats } from '../pipeline.js';
+import type { RoutePlan } from '../route/route-plan.js';
 import type { DemoManifest } from './generate-demo.js';
 import type { Score } from './ground-truth.js';
 
@@ -15,6 +16,8 @@ export type SummaryInput = {
   alerts: readonly Alert[];
   coverage: Coverage;
   score: Score;
+  /** Which routes of the configuration the alerts would take. */
+  routes: readonly RoutePlan[];
   timings: { generate: number; pipeline: number; total: number };
   out: string;
   reports: DemoReports;
@@ -211,5 +214,25 @@ export function formatSummary(input: SummaryInput): string {
   );
   const width = Math.max(...input.reports.html.map((r) => r.title.length));
   for (const r of input.reports.html) out.push(`  ${r.title.padEnd(width)}  ${r.path}`);
+
+  if (input.routes.length > 0) {
+    out.push('');
+    out.push(`Routes: where these alerts would go (routes of ${input.out}/config.yaml; nothing is sent)`);
+    const routeRows = [['  route', 'alerts', 'resolved', 'maintenance', 'repeats', 'messages', '  output']];
+    for (const r of input.routes)
+      routeRows.push([
+        `  ${r.route}`,
+        String(r.alerts),
+        String(r.resolutions),
+        String(r.maintenance),
+        String(r.suppressed),
+        String(r.messages),
+        `  ${r.output}`,
+      ]);
+    out.push(...table(routeRows, ['l', 'r', 'r', 'r', 'r', 'r', 'l']));
+    out.push(
+      '  maintenance and repeats: muted on that route, still stored and reported, and counted in its digests',
+    );
+  }
   return `${out.join('\n')}\n`;
 }

@@ -1,17 +1,26 @@
 // Runs the active rules over correlated facts and turns findings into alerts: deterministic ids,
-// per-rule suppression windows, and no alert twice (ids already stored are skipped).
+// per-rule suppression windows, and no alert twice (ids already stored are skipped). Resolutions
+// end alerts already raised: each becomes one record with the alert's id and `status: resolved`.
 import { createHash } from 'node:crypto';
-import type { Alert } from '../../schemas/alert.js';
+import { type Alert, recordKey } from '../../schemas/alert.js';
 import type { CanonicalEvent, SyncEvent } from '../../schemas/events.js';
 import type { ActiveRule } from '../config/active-rules.js';
 import type { EntityCache } from '../state/entity-cache.js';
 import { toIso } from '../time.js';
 import { Baselines } from './baselines.js';
-import type { Finding, Handlers, RuleContext } from './rule.js';
+import {
+  type Finding,
+  type Handlers,
+  isResolution,
+  type Outcome,
+  type Resolution,
+  type RuleContext,
+} from './rule.js';
 
 type WindowEntry = { id: string; ts: number };
 type SuppressRow = { alertId: string; lastTs: number; occurrences: number; merged: string[] };
 type Pending = { rule: ActiveRule; finding: Finding; id: string };
+type PendingResolution = { resolution: Resolution; id: string };
 
 const WINDOW = 'window';
 const SUPPRESS = 'suppress';
@@ -21,7 +30,14 @@ export function alertId(rule: string, subject: string, occurrence: string): stri
   return createHash('sha256').update(`${rule}\n${subject}\n${occurrence}`).digest('hex').slice(0, 32);
 }
 
+/** What the detector asks the store: which record keys exist, and the stored records of some. */
+export type StoredAlerts = {
+  known(keys: string[]): Promise<Set<string>>;
+  load(keys: string[]): Promise<Alert[]>;
+};
+
 export type DetectorResult = {
+  /** New alerts, then new resolutions, in the order their facts came. */
   created: Alert[];
   /** Alerts from earlier batches that merged more occurrences. */
   updates: { id: string; occurrences: number; lastTime: string }[];
@@ -29,6 +45,7 @@ export type DetectorResult = {
 
 export class Detector {
   private pending: Pending[] = [];
+  private resolutions: PendingResolution[] = [];
   private readonly contexts = new Map<string, RuleContext<unknown>>();
   private readonly baselines: Baselines;
   /** Rule failures by rule id: a throwing rule affects that rule on that fact only. */
@@ -49,30 +66,46 @@ export class Detector {
     for (const r of this.rules) {
       const handler = r.rule.on[kind] as ((f: typeof fact, c: RuleContext<unknown>) => Finding[]) | undefined;
       if (!handler) continue;
-      let findings: Finding[];
+      let outcomes: Outcome[];
       try {
-        findings = handler(fact, this.contexts.get(r.rule.id)!);
+        outcomes = handler(fact, this.contexts.get(r.rule.id)!);
       } catch {
         this.ruleErrors.set(r.rule.id, (this.ruleErrors.get(r.rule.id) ?? 0) + 1);
         continue;
       }
       const observed = observedBy(fact);
-      for (const found of findings) {
-        const finding = observed ? withObservation(found, observed) : found;
-        this.pending.push({ rule: r, finding, id: alertId(r.rule.id, finding.subject, finding.occurrence) });
+      for (const o of outcomes) {
+        if (isResolution(o))
+          this.resolutions.push({
+            resolution: o,
+            id: alertId(r.rule.id, o.resolves.subject, o.resolves.occurrence),
+          });
+        else {
+          const finding = observed ? withObservation(o, observed) : o;
+          this.pending.push({
+            rule: r,
+            finding,
+            id: alertId(r.rule.id, finding.subject, finding.occurrence),
+          });
+        }
       }
     }
   }
 
-  /** Resolves this batch's findings into new alerts and merges; `known` says which ids are stored. */
-  async finalize(known: (ids: string[]) => Promise<Set<string>>): Promise<DetectorResult> {
+  /** Turns this batch's findings into new alerts and merges, and its resolutions into records. */
+  async finalize(store: StoredAlerts): Promise<DetectorResult> {
+    const { created, updates } = await this.findings(store);
+    const resolved = await this.resolve(store, created);
+    return { created: [...created.values(), ...resolved], updates: [...updates.values()] };
+  }
+
+  private async findings(store: StoredAlerts) {
     const batch = this.pending;
     this.pending = [];
-    if (batch.length === 0) return { created: [], updates: [] };
-    const stored = await known([...new Set(batch.map((p) => p.id))]);
     const created = new Map<string, Alert>();
     const updates = new Map<string, { id: string; occurrences: number; lastTime: string }>();
-
+    if (batch.length === 0) return { created, updates };
+    const stored = await store.known([...new Set(batch.map((p) => p.id))]);
     for (const { rule, finding, id } of batch) {
       if (stored.has(id) || created.has(id)) continue;
       const suppressKey = suppressionKey(rule, finding);
@@ -104,7 +137,34 @@ export class Detector {
       }
       created.set(id, toAlert(rule, finding, id));
     }
-    return { created: [...created.values()], updates: [...updates.values()] };
+    return { created, updates };
+  }
+
+  /**
+   * Resolution records for this batch's resolutions, in their order: one per alert that exists
+   * (created in this batch or stored) and is not resolved yet; the record is the alert as it
+   * stands, with the status and the resolution.
+   */
+  private async resolve(store: StoredAlerts, created: ReadonlyMap<string, Alert>): Promise<Alert[]> {
+    const batch = this.resolutions;
+    this.resolutions = [];
+    if (batch.length === 0) return [];
+    const key = (id: string) => recordKey({ id, status: 'resolved' });
+    const ids = [...new Set(batch.map((r) => r.id))];
+    const done = await store.known(ids.map(key));
+    const missing = ids.filter((id) => !created.has(id) && !done.has(key(id)));
+    const stored = new Map((await store.load(missing)).map((a) => [a.id, a]));
+    const out = new Map<string, Alert>();
+    for (const { resolution: r, id } of batch) {
+      const alert = created.get(id) ?? stored.get(id);
+      if (!alert || out.has(id) || done.has(key(id))) continue;
+      out.set(id, {
+        ...alert,
+        status: 'resolved',
+        resolution: { time: toIso(r.ts), reason: r.reason, note: r.note, evidence: [...new Set(r.evidence)] },
+      });
+    }
+    return [...out.values()];
   }
 
   /**
@@ -172,6 +232,7 @@ function toAlert(r: ActiveRule, f: Finding, id: string): Alert {
     evidence: [...new Set(f.evidence)],
     attack: r.rule.attack,
     details: { ...f.details, occurrences: 1 },
+    status: 'open',
   };
   if (f.mysqlAccount !== undefined) alert.mysqlAccount = f.mysqlAccount;
   if (f.loginUser !== undefined) alert.loginUser = f.loginUser;

@@ -1,6 +1,6 @@
 // What a rule is: metadata plus small pure handlers over correlated facts, and its own cases.
 import type { z } from 'zod';
-import type { Severity } from '../../schemas/alert.js';
+import type { ResolutionReason, Severity } from '../../schemas/alert.js';
 import type { DbSystemConfig } from '../../schemas/config.js';
 import type {
   DbEvent,
@@ -12,6 +12,7 @@ import type {
 import type { Session } from '../../schemas/session.js';
 import type { AttributionResult, Ref } from '../correlate/attribute.js';
 import { accountName } from '../correlate/mappings.js';
+import type { Undone } from '../correlate/reverts.js';
 import type { SignOn } from '../correlate/signons.js';
 import type { AccountChange, StatementFacts } from '../correlate/sql-facts.js';
 import { redactLiterals } from '../normalize/redact.js';
@@ -30,6 +31,8 @@ export type SessionFact = {
    * (`corroborates`), else their latest successful sign-on within the token lifetime.
    */
   signOn?: SignOn & { corroborates: boolean };
+  /** Late IAM data changed the session's attribution (it was judged before). */
+  reattributed?: true;
 };
 
 /**
@@ -43,7 +46,16 @@ export type StatementFact = {
   facts: StatementFacts;
   /** Account changes that touch an authentication_oci account (before or after the change). */
   mappingChanges: AccountChange[];
+  /** Earlier mapping changes this statement undoes (see `Reverts`). */
+  reverts: Reverts;
 };
+
+/**
+ * Earlier changes that a change undoes (event key and kind): the latest changes of the same thing,
+ * back to one whose state before equals the state after this change. `complete` when the change
+ * only restores earlier states (every thing it touched is back to a state it had).
+ */
+export type Reverts = { undone: Undone[]; complete: boolean };
 
 /** A failed login (connect with a non-zero status). */
 export type FailedLoginFact = { session: Session };
@@ -58,7 +70,13 @@ export type GroupInfo = Ref & {
  * An IAM event, with what the directory knows of its user and group; or a membership or user
  * state change between two snapshots that no IAM event explains (`event.source` is `sync`).
  */
-export type IamFact = { event: IamEvent | SyncDirectoryEvent; user?: Ref; group?: GroupInfo };
+export type IamFact = {
+  event: IamEvent | SyncDirectoryEvent;
+  user?: Ref;
+  group?: GroupInfo;
+  /** For policy events: earlier changes of the policy this one undoes. */
+  reverts?: Reverts;
+};
 
 /** A break-glass grant that reached its maximum duration still open (fired from the watermark). */
 export type GrantExpiredFact = {
@@ -68,6 +86,9 @@ export type GrantExpiredFact = {
   startTs: number;
   deadlineTs: number;
 };
+
+/** A break-glass membership was removed (whether or not its maximum duration had passed). */
+export type GrantEndedFact = GrantExpiredFact & { endTs: number; removal: string };
 
 /** Part of an audit trail could not be read (shared/sources/audit-log-reader.ts, delivery outages). */
 export type GapFact = { event: GapEvent; db: DbSystemConfig | undefined };
@@ -95,6 +116,26 @@ export type Finding = {
   details?: Record<string, unknown>;
 };
 
+/**
+ * The end of a finding: the alert of (`subject`, `occurrence`) of the same rule, if one was raised,
+ * gets a resolution record (same id, `status: resolved`). Nothing happens when there is no such
+ * alert or it is already resolved.
+ */
+export type Resolution = {
+  resolves: { subject: string; occurrence: string };
+  ts: number;
+  reason: ResolutionReason;
+  note: string;
+  evidence: string[];
+};
+
+/** What a handler returns: new findings, and ends of earlier ones. */
+export type Outcome = Finding | Resolution;
+
+export function isResolution(o: Outcome): o is Resolution {
+  return 'resolves' in o;
+}
+
 export type RuleContext<P> = {
   params: P;
   /** Counts occurrences under `key` in (ts - window, ts], including this one (keyed by `id`). */
@@ -104,12 +145,13 @@ export type RuleContext<P> = {
 };
 
 export type Handlers<P> = {
-  session?: (fact: SessionFact, ctx: RuleContext<P>) => Finding[];
-  statement?: (fact: StatementFact, ctx: RuleContext<P>) => Finding[];
-  failedLogin?: (fact: FailedLoginFact, ctx: RuleContext<P>) => Finding[];
-  iam?: (fact: IamFact, ctx: RuleContext<P>) => Finding[];
-  grantExpired?: (fact: GrantExpiredFact, ctx: RuleContext<P>) => Finding[];
-  gap?: (fact: GapFact, ctx: RuleContext<P>) => Finding[];
+  session?: (fact: SessionFact, ctx: RuleContext<P>) => Outcome[];
+  statement?: (fact: StatementFact, ctx: RuleContext<P>) => Outcome[];
+  failedLogin?: (fact: FailedLoginFact, ctx: RuleContext<P>) => Outcome[];
+  iam?: (fact: IamFact, ctx: RuleContext<P>) => Outcome[];
+  grantExpired?: (fact: GrantExpiredFact, ctx: RuleContext<P>) => Outcome[];
+  grantEnded?: (fact: GrantEndedFact, ctx: RuleContext<P>) => Outcome[];
+  gap?: (fact: GapFact, ctx: RuleContext<P>) => Outcome[];
 };
 
 export type RuleDefinition<P = unknown> = {

@@ -137,6 +137,18 @@ export const db = {
       s.db,
     );
   },
+  /** A group-proxied login that names nobody (the client sent the shared account's own name). */
+  unnamed(s: { at: number; conn: number; account?: string; ip?: string }): DbEvent {
+    const account = s.account ?? 'dev_proxy';
+    return db.connect({
+      at: s.at,
+      conn: s.conn,
+      account,
+      user: account,
+      ip: s.ip ?? '10.0.0.9',
+      proxy: true,
+    });
+  },
   disconnect(s: { at: number; conn: number; account: string; db?: string }): DbEvent {
     return dbEvent(
       s.at,
@@ -279,11 +291,14 @@ export type RuleCase = {
   /** Config overrides merged over `baseConfig()` (top-level keys replace). */
   config?: Partial<ConfigInput>;
   events: () => CanonicalEvent[];
+  /** A second batch, ingested after the first was committed: events later than the lateness. */
+  later?: () => CanonicalEvent[];
   /**
    * Alerts of this rule expected. A case that expects alerts also names their severity and, in
    * `match`, the fields that matter (who, attributed how, with what details): every alert has them.
+   * `resolutions`: resolution records of this rule expected (default 0).
    */
-  expect: { alerts: number; severity?: Severity; match?: AlertMatch };
+  expect: { alerts: number; severity?: Severity; match?: AlertMatch; resolutions?: number };
   /**
    * The case sits just inside or just outside the limit of a numeric parameter (a window, threshold,
    * duration, `suppressFor` or a fleet setting the rule depends on, such as `maxDuration`). Every

@@ -95,11 +95,35 @@ export class TokenBucket {
     return false;
   }
 
+  /** Whole tokens available now. */
+  available(): number {
+    this.refill();
+    return Math.floor(this.tokens);
+  }
+
   /** Milliseconds until one token is available (0 when one is). */
   waitMs(): number {
     this.refill();
     return this.tokens >= 1 ? 0 : Math.ceil((1 - this.tokens) / this.perMs);
   }
+}
+
+/**
+ * The bucket that keeps a topic under `perMinute`: capacity `burst` (default half), refilled at
+ * perMinute - burst per minute, so that no 60 s window exceeds perMinute.
+ */
+export function rateBucket(
+  perMinute: number,
+  now: () => number,
+  burst = Math.ceil(perMinute / 2),
+): TokenBucket {
+  const capacity = Math.min(burst, perMinute - 1);
+  if (perMinute < 2 || capacity < 1) {
+    throw new AuditError('CONFIG_INVALID', 'a Notifications rate needs perMinute >= 2 and burst >= 1', {
+      details: { perMinute, burst },
+    });
+  }
+  return new TokenBucket(capacity, perMinute - capacity, now);
 }
 
 export class NotificationsSink implements AlertSink {
@@ -121,20 +145,13 @@ export class NotificationsSink implements AlertSink {
     this.client = opts.client;
     this.topicId = opts.topicId;
     this.name = opts.name ?? 'oci-notifications';
-    const perMinute = opts.perMinute ?? ONS_MESSAGES_PER_MINUTE;
-    const burst = Math.min(opts.burst ?? Math.ceil(perMinute / 2), perMinute - 1);
-    if (perMinute < 2 || burst < 1) {
-      throw new AuditError('CONFIG_INVALID', `${this.name}: perMinute must be >= 2 and burst >= 1`, {
-        details: { perMinute, burst },
-      });
-    }
     this.maxBytes = opts.maxRequestBytes ?? ONS_MAX_REQUEST_BYTES - 1024;
     this.topItems = opts.topItems ?? 10;
     this.windowMs = opts.windowMs ?? 0;
     this.retry = opts.retry ?? DEFAULT_RETRY;
     this.now = opts.now ?? Date.now;
     this.sleep = opts.sleep ?? sleepMs;
-    this.bucket = new TokenBucket(burst, perMinute - burst, this.now);
+    this.bucket = rateBucket(opts.perMinute ?? ONS_MESSAGES_PER_MINUTE, this.now, opts.burst);
   }
 
   /** Alerts queued in digests not yet published. */
@@ -256,22 +273,22 @@ export interface DigestMessage {
   body: string;
 }
 
-function requestBytes(m: DigestMessage): number {
+export function requestBytes(m: DigestMessage): number {
   return Buffer.byteLength(JSON.stringify(m), 'utf8');
 }
 
 /** Text for people: no control characters, bounded length (names and titles come from the audited side). */
-function clean(text: string, max = 160): string {
+export function clean(text: string, max = 160): string {
   // biome-ignore lint/suspicious/noControlCharactersInRegex: stripping control characters is the point
   const flat = text.replace(/[\u0000-\u001f\u007f]+/g, ' ').trim();
   return flat.length > max ? `${flat.slice(0, max - 1)}…` : flat;
 }
 
-function person(a: Alert): string {
+export function person(a: Alert): string {
   return clean(a.identity?.name ?? a.identity?.principalId ?? a.loginUser ?? 'unknown person', 80);
 }
 
-function dbSystem(a: Alert): string {
+export function dbSystem(a: Alert): string {
   return a.dbSystem ? clean(a.dbSystem.name ?? a.dbSystem.id, 80) : '(no DB system)';
 }
 

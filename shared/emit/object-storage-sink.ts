@@ -25,6 +25,8 @@ export type ObjectStorageSinkOptions = {
   format: OutputFormat;
   /** Object name prefix, e.g. `alerts/` (default). */
   prefix?: string;
+  /** Called with each record once the object holding it is written. */
+  located?: (record: Alert, object: string) => void;
 };
 
 /** `<prefix><format>/YYYY/MM/DD/HH.<jsonl|log>.gz` for an alert time (ISO 8601 UTC). */
@@ -39,6 +41,7 @@ export class ObjectStorageSink implements AlertSink {
   private readonly writer: ObjectStorageWriter;
   private readonly format: OutputFormat;
   private readonly prefix: string;
+  private readonly located: ((record: Alert, object: string) => void) | undefined;
 
   constructor(opts: ObjectStorageSinkOptions) {
     this.writer = opts.writer;
@@ -46,18 +49,24 @@ export class ObjectStorageSink implements AlertSink {
     this.prefix = opts.prefix ?? 'alerts/';
     // Per format: another format's objects get every stored alert again.
     this.name = `oci-object-storage:${opts.format}`;
+    this.located = opts.located;
   }
 
   async send(alerts: Alert[]): Promise<void> {
-    const byObject = new Map<string, string[]>();
+    const byObject = new Map<string, Alert[]>();
     for (const alert of alerts) {
       const name = alertObjectName(this.prefix, this.format, alert.time);
-      const lines = byObject.get(name);
-      const line = formatAlert(this.format, alert);
-      if (lines) lines.push(line);
-      else byObject.set(name, [line]);
+      const records = byObject.get(name);
+      if (records) records.push(alert);
+      else byObject.set(name, [alert]);
     }
-    for (const [name, lines] of byObject) await this.merge(name, lines);
+    for (const [name, records] of byObject) {
+      await this.merge(
+        name,
+        records.map((r) => formatAlert(this.format, r)),
+      );
+      for (const r of records) this.located?.(r, name);
+    }
   }
 
   /** Adds `lines` to the object `name` unless it holds them already. */

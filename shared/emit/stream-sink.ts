@@ -33,6 +33,8 @@ export interface StreamSinkOptions {
   name?: string;
   /** Alert -> message value text (default JSON). E.g. `(a) => formatAlert('ocsf', a)`. */
   format?: (alert: Alert) => string;
+  /** Told where each alert was stored (for links to it). */
+  located?: (alert: Alert, at: StreamPosition) => void;
   retry?: RetryPolicy;
   maxMessageBytes?: number;
   maxRequestBytes?: number;
@@ -40,6 +42,8 @@ export interface StreamSinkOptions {
 }
 
 interface Entry {
+  /** Position in the messages `put` was given. */
+  index: number;
   key: string | undefined;
   value: string;
   /** Bytes this entry adds to the request JSON. */
@@ -63,6 +67,9 @@ const ENVELOPE_BYTES = '{"messages":[]}'.length;
 
 /** A message to put: key (partitioning) and value as text; `id` names it in errors. */
 export type StreamMessage = { key?: string; value: string };
+
+/** Where the stream stored a message. */
+export type StreamPosition = { partition: string; offset: number };
 
 /**
  * PutMessages with the service's limits and the retry policy: messages are grouped into
@@ -103,9 +110,14 @@ export class StreamWriter {
     );
   }
 
-  async put(messages: readonly StreamMessage[], what = 'message(s)'): Promise<void> {
-    if (messages.length === 0) return;
-    let pending = messages.map((m) => toEntry(m));
+  /** Puts the messages; resolves with where each one was stored (in their order), when the service said. */
+  async put(
+    messages: readonly StreamMessage[],
+    what = 'message(s)',
+  ): Promise<(StreamPosition | undefined)[]> {
+    const positions: (StreamPosition | undefined)[] = messages.map(() => undefined);
+    if (messages.length === 0) return positions;
+    let pending = messages.map((m, i) => toEntry(m, i));
     const sleep = this.retry.sleep ?? sleepMs;
     const attempts = Math.max(1, this.retry.maxAttempts);
     let lastFailure: OciFailure | null = null;
@@ -129,13 +141,16 @@ export class StreamWriter {
           });
           const result = res.putMessagesResult;
           const failed = result.failures > 0 ? failedIndexes(result.entries, request.length) : null;
+          request.forEach((e, i) => {
+            const stored = result.entries?.[i];
+            if (failed?.has(i)) again.push(e);
+            else if (stored?.partition !== undefined && stored.offset !== undefined)
+              positions[e.index] = { partition: stored.partition, offset: stored.offset };
+          });
           if (failed === null || failed.size === 0) {
             this.stats.messagesSent += request.length;
             continue;
           }
-          request.forEach((e, i) => {
-            if (failed.has(i)) again.push(e);
-          });
           this.stats.messagesSent += request.length - failed.size;
           this.stats.entriesRetried += failed.size;
           lastFailure = { status: 200, code: 'PartialFailure', retryable: true };
@@ -153,6 +168,7 @@ export class StreamWriter {
       pending = again;
     }
     if (pending.length > 0) throw this.failed(lastFailure, lastError, pending.length, what);
+    return positions;
   }
 
   private failed(failure: OciFailure | null, cause: unknown, undelivered: number, what: string): AuditError {
@@ -191,22 +207,24 @@ export class StreamWriter {
   }
 }
 
-function toEntry(message: StreamMessage): Entry {
+function toEntry(message: StreamMessage, index: number): Entry {
   const key = message.key === undefined ? undefined : b64(message.key);
   const value = b64(message.value);
   // `{"key":"…","value":"…"},`
-  return { key, value, bytes: value.length + (key === undefined ? 0 : key.length + 9) + 13 };
+  return { index, key, value, bytes: value.length + (key === undefined ? 0 : key.length + 9) + 13 };
 }
 
 export class StreamSink implements AlertSink {
   readonly name: string;
   private readonly writer: StreamWriter;
   private readonly format: (alert: Alert) => string;
+  private readonly located: ((alert: Alert, at: StreamPosition) => void) | undefined;
 
   constructor(opts: StreamSinkOptions) {
     this.name = opts.name ?? 'oci-stream';
     this.writer = new StreamWriter(opts.client, opts.streamId, this.name, opts);
     this.format = opts.format ?? ((a) => JSON.stringify(a));
+    this.located = opts.located;
   }
 
   get stats(): StreamSinkStats {
@@ -214,10 +232,14 @@ export class StreamSink implements AlertSink {
   }
 
   async send(alerts: Alert[]): Promise<void> {
-    await this.writer.put(
+    const positions = await this.writer.put(
       alerts.map((a) => this.toMessage(a)),
       'alert(s)',
     );
+    if (this.located)
+      positions.forEach((p, i) => {
+        if (p) this.located!(alerts[i]!, p);
+      });
   }
 
   /** The alert as a message; one too large for a message is shrunk (evidence cut, details dropped). */

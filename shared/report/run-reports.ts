@@ -28,6 +28,8 @@ export async function runReports(store: StateStore, request: ReportRequest): Pro
   const alerts: Alert[] = [];
   const previousAlerts: Alert[] = [];
   for await (const a of store.alerts({ from: previous.from, to: period.to })) {
+    // Findings only: a resolution record says when one ended, and is not counted again.
+    if (a.status === 'resolved') continue;
     if (db !== undefined && a.dbSystem !== null && a.dbSystem.id !== db.id) continue;
     (Date.parse(a.time) < period.from ? previousAlerts : alerts).push(a);
   }

@@ -3,8 +3,7 @@ import { defineRule, sessionFields } from '../detect/rule.js';
 import { at, db, GROUPS, iam, USERS } from '../detect/timeline.js';
 
 /** A group login at 09:10 from 10.0.0.9 that sends the proxied account's name, not a person's. */
-const anonymousLogin = (account: string) =>
-  db.connect({ at: at(10), conn: 1, account, user: account, ip: '10.0.0.9', proxy: true });
+const anonymousLogin = (account: string) => db.unnamed({ at: at(10), conn: 1, account });
 
 export const accessUnattributed = defineRule({
   id: 'access.unattributed',
@@ -21,7 +20,19 @@ export const accessUnattributed = defineRule({
   on: {
     session: (f) => {
       const { session } = f;
-      if (session.outcome !== 'success' || session.attribution?.method !== 'unattributed') return [];
+      if (session.outcome !== 'success' || !session.attribution) return [];
+      if (session.attribution.method !== 'unattributed') {
+        if (!f.reattributed || !session.identity) return [];
+        return [
+          {
+            resolves: { subject: session.id, occurrence: 'unattributed' },
+            ts: session.connectTs,
+            reason: 'attributed',
+            note: `attributed to ${session.identity.name} (${session.attribution.method}, ${session.attribution.confidence})`,
+            evidence: session.attribution.evidence,
+          },
+        ];
+      }
       return [
         {
           subject: session.id,
@@ -71,6 +82,34 @@ export const accessUnattributed = defineRule({
         anonymousLogin('dev_proxy'),
       ],
       expect: { alerts: 0 },
+    },
+    {
+      name: 'a sign-on arriving later than the lateness attributes the session and resolves the alert',
+      events: () => [
+        anonymousLogin('dev_proxy'),
+        iam.signOn({ at: at(60), user: USERS.dave, ip: '10.9.9.9' }),
+      ],
+      later: () => [iam.signOn({ at: at(0), user: USERS.bob, ip: '10.0.0.9', mfa: 'TOTP' })],
+      expect: {
+        alerts: 1,
+        severity: 'medium',
+        match: { identity: null, mysqlAccount: 'dev_proxy@%', details: { problem: 'no-evidence' } },
+        resolutions: 1,
+      },
+    },
+    {
+      name: 'a late sign-on from another address leaves it open',
+      events: () => [
+        anonymousLogin('dev_proxy'),
+        iam.signOn({ at: at(60), user: USERS.dave, ip: '10.9.9.9' }),
+      ],
+      later: () => [iam.signOn({ at: at(0), user: USERS.bob, ip: '10.0.0.8', mfa: 'TOTP' })],
+      expect: {
+        alerts: 1,
+        severity: 'medium',
+        match: { identity: null, mysqlAccount: 'dev_proxy@%', details: { problem: 'no-evidence' } },
+        resolutions: 0,
+      },
     },
     {
       name: 'a sign-on one second inside tokenLifetime (PT1H) attributes the session',

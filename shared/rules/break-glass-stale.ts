@@ -32,6 +32,15 @@ export const breakGlassStale = defineRule({
         },
       },
     ],
+    grantEnded: (f) => [
+      {
+        resolves: { subject: f.grant, occurrence: 'stale' },
+        ts: f.endTs,
+        reason: 'membership-removed',
+        note: `${f.user.name} was removed from ${f.group.name} at ${new Date(f.endTs).toISOString()}`,
+        evidence: [f.removal],
+      },
+    ],
   },
   cases: [
     {
@@ -51,26 +60,29 @@ export const breakGlassStale = defineRule({
       },
     },
     {
-      name: 'removed exactly at maxDuration (PT4H) is silent',
-      boundary: { param: 'maxDuration', side: 'inside' },
-      events: () => [
-        iam.added({ at: at(0), user: USERS.bob, group: GROUPS.bg }),
-        iam.removed({ at: at(240), user: USERS.bob, group: GROUPS.bg }),
-        iam.signOn({ at: at(600), user: USERS.dave, ip: '1.1.1.1' }),
-      ],
-      expect: { alerts: 0 },
-    },
-    {
-      name: 'removed one second after maxDuration fires',
-      boundary: { param: 'maxDuration', side: 'outside' },
-      events: () => [
-        iam.added({ at: at(0), user: USERS.bob, group: GROUPS.bg }),
-        iam.removed({ at: at(240) + 1_000, user: USERS.bob, group: GROUPS.bg }),
-      ],
+      name: 'a removal from another group resolves nothing',
+      events: () => grantRemoved(at(300), GROUPS.dev),
       expect: {
         alerts: 1,
         severity: 'high',
         match: { identity: { principalId: USERS.bob }, group: { id: GROUPS.bg } },
+      },
+    },
+    {
+      name: 'removed exactly at maxDuration (PT4H) is silent',
+      boundary: { param: 'maxDuration', side: 'inside' },
+      events: () => grantRemoved(at(240), GROUPS.bg),
+      expect: { alerts: 0 },
+    },
+    {
+      name: 'removed one second after maxDuration fires, and the removal resolves the alert',
+      boundary: { param: 'maxDuration', side: 'outside' },
+      events: () => grantRemoved(at(240) + 1_000, GROUPS.bg),
+      expect: {
+        alerts: 1,
+        severity: 'high',
+        match: { identity: { principalId: USERS.bob }, group: { id: GROUPS.bg } },
+        resolutions: 1,
       },
     },
     {
@@ -91,3 +103,12 @@ export const breakGlassStale = defineRule({
     },
   ],
 });
+
+/** Bob is given break-glass access, then removed from `group` at `ts`; the watermark goes past it. */
+function grantRemoved(ts: number, group: string) {
+  return [
+    iam.added({ at: at(0), user: USERS.bob, group: GROUPS.bg }),
+    iam.removed({ at: ts, user: USERS.bob, group }),
+    iam.signOn({ at: at(600), user: USERS.dave, ip: '1.1.1.1' }),
+  ];
+}

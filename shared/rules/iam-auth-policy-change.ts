@@ -1,6 +1,10 @@
 import { z } from 'zod';
-import { defineRule } from '../detect/rule.js';
+import { defineRule, type Outcome } from '../detect/rule.js';
 import { at, iam } from '../detect/timeline.js';
+import { acknowledgement, ExpectedPolicyChanges, reverted } from './expected-changes.js';
+
+const AUTH_STATEMENT =
+  'ALLOW service mysql_dp_auth TO {AUTHENTICATION_INSPECT, GROUP_MEMBERSHIP_INSPECT} IN TENANCY';
 
 export const iamAuthPolicyChange = defineRule({
   id: 'iam.auth-policy-change',
@@ -12,14 +16,23 @@ export const iamAuthPolicyChange = defineRule({
   runbook:
     'Compare the statements before and after; restore the approved policy if the change was not planned.',
   falsePositives: [
-    'Planned tenancy policy refactoring.',
+    'Planned tenancy policy refactoring (declare it in rules.iam.auth-policy-change.expected).',
     'Not raised by the mysqldbsystem condition alone: Oracle documents it for unrelated grants (network security groups).',
   ],
-  params: z.strictObject({}),
+  params: z.strictObject({ expected: ExpectedPolicyChanges }),
   suppressFor: 0,
   on: {
-    iam: ({ event }) => {
-      if (event.source !== 'iam' || !event.policy?.mysqlAuth) return [];
+    iam: ({ event, reverts }, { params }) => {
+      if (event.source !== 'iam') return [];
+      const out: Outcome[] = reverts
+        ? reverted(reverts, (kind) => kind, {
+            key: event.key,
+            ts: event.ts,
+            note: `policy ${event.policy?.name ?? event.policy?.id ?? ''} is back to its earlier statements`,
+          })
+        : [];
+      // A change that only restores the earlier statements ends their alerts and raises none.
+      if (!event.policy?.mysqlAuth || reverts?.complete) return out;
       return [
         {
           subject: event.key,
@@ -38,6 +51,16 @@ export const iamAuthPolicyChange = defineRule({
             statements: event.policy.statements,
           },
         },
+        ...acknowledgement(
+          'iam.auth-policy-change',
+          params.expected.map((w) => ({ ...w, scope: w.policies })),
+          {
+            subject: event.key,
+            occurrence: event.kind,
+            ts: event.ts,
+            names: [event.policy.id, event.policy.name],
+          },
+        ),
       ];
     },
   },
@@ -78,6 +101,80 @@ export const iamAuthPolicyChange = defineRule({
         alerts: 1,
         severity: 'high',
         match: { dbSystem: null, details: { change: 'policy_created', policy: 'ocid1.policy.oc1..p' } },
+      },
+    },
+    {
+      name: 'a policy created then deleted: the deletion resolves the creation and raises nothing',
+      events: () => [
+        iam.policy({ at: at(1), kind: 'policy_created', statements: [AUTH_STATEMENT] }),
+        iam.policy({ at: at(3), kind: 'policy_deleted', statements: [AUTH_STATEMENT] }),
+      ],
+      expect: {
+        alerts: 1,
+        severity: 'high',
+        match: { details: { change: 'policy_created', policy: 'ocid1.policy.oc1..p' } },
+        resolutions: 1,
+      },
+    },
+    {
+      name: 'an update restoring the earlier statements resolves the change',
+      events: () => [
+        iam.policy({ at: at(1), kind: 'policy_updated', statements: [AUTH_STATEMENT] }),
+        iam.policy({
+          at: at(2),
+          kind: 'policy_updated',
+          statements: [AUTH_STATEMENT, 'Allow group X to use all-resources in tenancy'],
+        }),
+        iam.policy({ at: at(3), kind: 'policy_updated', statements: [AUTH_STATEMENT] }),
+      ],
+      expect: {
+        alerts: 2,
+        severity: 'high',
+        match: { details: { change: 'policy_updated', policy: 'ocid1.policy.oc1..p' } },
+        resolutions: 1,
+      },
+    },
+    {
+      name: 'a change inside an expected-change window for this policy is acknowledged',
+      config: {
+        rules: {
+          'iam.auth-policy-change': {
+            expected: [
+              {
+                from: '2026-11-02T09:00:00Z',
+                to: '2026-11-02T09:30:00Z',
+                reason: 'policy refactoring',
+                policies: ['p'],
+              },
+            ],
+          },
+        },
+      },
+      events: () => [iam.policy({ at: at(1), kind: 'policy_updated', statements: [AUTH_STATEMENT] })],
+      expect: {
+        alerts: 1,
+        severity: 'high',
+        match: { details: { change: 'policy_updated', policy: 'ocid1.policy.oc1..p' } },
+        resolutions: 1,
+      },
+    },
+    {
+      name: 'a change after the expected-change window stays open',
+      config: {
+        rules: {
+          'iam.auth-policy-change': {
+            expected: [
+              { from: '2026-11-02T08:00:00Z', to: '2026-11-02T09:00:00Z', reason: 'policy refactoring' },
+            ],
+          },
+        },
+      },
+      events: () => [iam.policy({ at: at(1), kind: 'policy_updated', statements: [AUTH_STATEMENT] })],
+      expect: {
+        alerts: 1,
+        severity: 'high',
+        match: { details: { change: 'policy_updated', policy: 'ocid1.policy.oc1..p' } },
+        resolutions: 0,
       },
     },
     {

@@ -1,7 +1,10 @@
 import { z } from 'zod';
 import { accountName } from '../correlate/mappings.js';
-import { defineRule, statementFields, statementSql } from '../detect/rule.js';
-import { at, db } from '../detect/timeline.js';
+import { defineRule, type Outcome, statementFields, statementSql } from '../detect/rule.js';
+import { at, baseConfig, db, GROUPS } from '../detect/timeline.js';
+import { acknowledgement, ExpectedMappingChanges, reverted } from './expected-changes.js';
+
+const OCCURRENCE = 'mapping';
 
 export const mappingChange = defineRule({
   id: 'mapping.change',
@@ -11,46 +14,151 @@ export const mappingChange = defineRule({
   severity: 'high',
   attack: ['T1098'],
   runbook: 'Compare the new mapping with the approved one: which IAM group now reaches which MySQL account.',
-  falsePositives: ['Planned onboarding of a new group mapping.'],
-  params: z.strictObject({}),
+  falsePositives: [
+    'Planned onboarding of a new group mapping (declare it in rules.mapping.change.expected).',
+  ],
+  params: z.strictObject({ expected: ExpectedMappingChanges }),
   suppressFor: 0,
   on: {
-    statement: (f) => {
+    statement: (f, { params }) => {
+      const dbName = f.db?.name ?? f.event.dbSystemId;
+      const out: Outcome[] = reverted(f.reverts, () => OCCURRENCE, {
+        key: f.event.key,
+        ts: f.event.ts,
+        note: `a later statement on ${dbName} restored the earlier definition`,
+      });
+      // A statement that only restores earlier definitions ends their alerts and raises none.
+      if (f.reverts.complete && !f.facts.proxyGrant) return out;
       const changes = f.mappingChanges.map((c) => `${c.op} ${accountName(c.account)}`);
       if (f.facts.proxyGrant) {
         const g = f.facts.proxyGrant;
         changes.push(`${g.revoke ? 'revoke' : 'grant'} proxy on ${accountName(g.proxied)}`);
       }
-      if (changes.length === 0) return [];
+      if (changes.length === 0) return out;
       return [
         {
           subject: f.event.key,
-          occurrence: 'mapping',
+          occurrence: OCCURRENCE,
           ts: f.event.ts,
-          title: `IAM mapping changed on ${f.db?.name ?? f.event.dbSystemId}: ${changes.join(', ')}`,
+          title: `IAM mapping changed on ${dbName}: ${changes.join(', ')}`,
           ...statementFields(f),
           evidence: [f.event.key],
           details: { changes, sql: statementSql(f) },
         },
+        ...out,
+        ...acknowledgement(
+          'mapping.change',
+          params.expected.map((w) => ({ ...w, scope: w.dbSystems })),
+          {
+            subject: f.event.key,
+            occurrence: OCCURRENCE,
+            ts: f.event.ts,
+            names: [f.event.dbSystemId, f.db?.name],
+          },
+        ),
       ];
     },
   },
   cases: [
     {
       name: 'new group mapping',
+      events: () => [alterGroupMapping(at(1), { 'ocid1.group.oc1..x': 'dba_proxy' })],
+      expect: {
+        alerts: 1,
+        severity: 'high',
+        match: { identity: null, mysqlAccount: 'admin@%', details: { changes: ["alter ''@%"] } },
+      },
+    },
+    {
+      name: 'a group mapping changed and restored: the restore resolves the change and raises nothing',
+      events: () => [
+        alterGroupMapping(at(1), { 'ocid1.group.oc1..x': 'dba_proxy' }),
+        alterGroupMapping(at(5), configuredGroupMapping()),
+      ],
+      expect: {
+        alerts: 1,
+        severity: 'high',
+        match: { mysqlAccount: 'admin@%', details: { changes: ["alter ''@%"] } },
+        resolutions: 1,
+      },
+    },
+    {
+      name: 'a second, different change resolves nothing',
+      events: () => [
+        alterGroupMapping(at(1), { 'ocid1.group.oc1..x': 'dba_proxy' }),
+        alterGroupMapping(at(5), { 'ocid1.group.oc1..y': 'dba_proxy' }),
+      ],
+      expect: {
+        alerts: 2,
+        severity: 'high',
+        match: { mysqlAccount: 'admin@%', details: { changes: ["alter ''@%"] } },
+      },
+    },
+    {
+      name: 'a 1-to-1 IAM account created then dropped',
       events: () => [
         db.query({
           at: at(1),
           conn: 3,
           account: 'admin',
-          sqlCommand: 'alter_user',
-          sql: `ALTER USER ''@'%' IDENTIFIED WITH 'authentication_oci' AS '{"tenancy":"t","group_mapping":{"ocid1.group.oc1..x":"dba_proxy"}}'`,
+          sqlCommand: 'create_user',
+          sql: `CREATE USER 'eve'@'%' IDENTIFIED WITH 'authentication_oci' AS '{"tenancy":"t","user":"ocid1.user.oc1..eve"}'`,
+        }),
+        db.query({
+          at: at(2),
+          conn: 3,
+          account: 'admin',
+          sqlCommand: 'drop_user',
+          sql: "DROP USER 'eve'@'%'",
         }),
       ],
       expect: {
         alerts: 1,
         severity: 'high',
-        match: { identity: null, mysqlAccount: 'admin@%', details: { changes: ["alter ''@%"] } },
+        match: { mysqlAccount: 'admin@%', details: { changes: ['create eve@%'] } },
+        resolutions: 1,
+      },
+    },
+    {
+      name: 'a change inside an expected-change window is acknowledged',
+      config: {
+        rules: {
+          'mapping.change': {
+            expected: [
+              { from: '2026-11-02T08:00:00Z', to: '2026-11-02T10:00:00Z', reason: 'CHG-1234 onboarding' },
+            ],
+          },
+        },
+      },
+      events: () => [alterGroupMapping(at(1), { 'ocid1.group.oc1..x': 'dba_proxy' })],
+      expect: {
+        alerts: 1,
+        severity: 'high',
+        match: { mysqlAccount: 'admin@%', details: { changes: ["alter ''@%"] } },
+        resolutions: 1,
+      },
+    },
+    {
+      name: 'a window for another DB system does not acknowledge it',
+      config: {
+        rules: {
+          'mapping.change': {
+            expected: [
+              {
+                from: '2026-11-02T08:00:00Z',
+                to: '2026-11-02T10:00:00Z',
+                reason: 'CHG-1234',
+                dbSystems: ['prod-billing'],
+              },
+            ],
+          },
+        },
+      },
+      events: () => [alterGroupMapping(at(1), { 'ocid1.group.oc1..x': 'dba_proxy' })],
+      expect: {
+        alerts: 1,
+        severity: 'high',
+        match: { mysqlAccount: 'admin@%', details: { changes: ["alter ''@%"] } },
       },
     },
     {
@@ -125,3 +233,21 @@ export const mappingChange = defineRule({
     },
   ],
 });
+
+/** An admin sets the group mapping of the standard fleet's anonymous account. */
+function alterGroupMapping(ts: number, groups: Record<string, string> | string) {
+  const text = typeof groups === 'string' ? groups : JSON.stringify({ tenancy: 't', group_mapping: groups });
+  return db.query({
+    at: ts,
+    conn: 3,
+    account: 'admin',
+    sqlCommand: 'alter_user',
+    sql: `ALTER USER ''@'%' IDENTIFIED WITH 'authentication_oci' AS '${text}'`,
+  });
+}
+
+/** The standard fleet's group mapping, exactly as configured. */
+function configuredGroupMapping(): string {
+  const anonymous = baseConfig().dbSystems?.[0]?.accounts?.find((a) => a.user === '');
+  return anonymous?.authenticationString ?? JSON.stringify({ group_mapping: { [GROUPS.dba]: 'dba_proxy' } });
+}

@@ -462,7 +462,7 @@ export class StreamConsumer {
     }
     this.stats.batches++;
     this.stats.messages += items.length;
-    this.stats.alerts += alerts.length;
+    this.stats.alerts += opened(alerts);
     let committed: string | undefined;
     try {
       const res = await this.call(
@@ -495,7 +495,7 @@ export class StreamConsumer {
     this.lastSweepAt = now;
     for (const p of this.partitions.values()) {
       const alerts = await p.handle.pipeline.advance(now - sweep.latenessMs);
-      this.stats.alerts += alerts.length;
+      this.stats.alerts += opened(alerts);
       if (alerts.length > 0) this.opts.onBatch?.(this.stats, alerts);
     }
     this.stats.sweeps++;
@@ -539,4 +539,9 @@ function groupByPartition(items: Message[]): Map<string, Message[]> {
     else out.set(p, [m]);
   }
   return out;
+}
+
+/** New alerts among new records (the others are resolutions). */
+function opened(records: readonly Alert[]): number {
+  return records.filter((r) => r.status === 'open').length;
 }

@@ -2,7 +2,7 @@
 // alerts (findings) in typed columns, the tables each session touched, and when each sink received
 // each alert. The columns are defined once here, with the SQL views that are the stable interface
 // for people who query the store directly (docs/sql.md), and the CSV exports use the same columns.
-import type { Alert } from '../../schemas/alert.js';
+import { type Alert, recordTime } from '../../schemas/alert.js';
 import type { Session } from '../../schemas/session.js';
 
 /** What exports and reports ask the ledger for: a time range (`from` inclusive, `to` exclusive) and filters. */
@@ -81,10 +81,11 @@ export const ALERT_FIELDS: readonly LedgerField<Alert>[] = [
   {
     name: 'finding_time',
     type: 'text',
-    value: (a) => a.time,
+    value: recordTime,
     stored: { sqlite: 'time', mysql: 'CONVERT(alert_time USING utf8mb4)' },
   },
-  { name: 'finding_ts', type: 'int', value: (a) => Date.parse(a.time) },
+  { name: 'finding_ts', type: 'int', value: (a) => Date.parse(recordTime(a)) },
+  { name: 'status', type: 'enum', value: (a) => a.status ?? 'open' },
   { name: 'title', type: 'text', value: (a) => a.title },
   { name: 'db_system_id', type: 'text', value: (a) => a.dbSystem?.id ?? null },
   { name: 'db_system_name', type: 'text', value: (a) => a.dbSystem?.name ?? null },

@@ -37,7 +37,7 @@ import mysql, {
   type ResultSetHeader,
   type RowDataPacket,
 } from 'mysql2/promise';
-import type { Alert } from '../../schemas/alert.js';
+import { type Alert, recordKey, recordTime } from '../../schemas/alert.js';
 import type { CanonicalEvent } from '../../schemas/events.js';
 import { type Session, TABLE_NAME_MAX } from '../../schemas/session.js';
 import type { Snapshot } from '../../schemas/snapshot.js';
@@ -635,11 +635,24 @@ export class MySqlStore implements StateStore {
     return found;
   }
 
-  async knownAlerts(ids: string[]): Promise<Set<string>> {
-    return this.existing('SELECT id AS k FROM alerts WHERE id IN (?)', ids);
+  async knownAlerts(keys: string[]): Promise<Set<string>> {
+    return this.existing('SELECT id AS k FROM alerts WHERE id IN (?)', keys);
   }
 
-  private async existing(sql: string, keys: string[]): Promise<Set<string>> {
+  async loadAlerts(keys: string[]): Promise<Alert[]> {
+    const out: Alert[] = [];
+    for (const part of chunks([...new Set(keys)], CHUNK_ROWS)) {
+      const rows = await this.read<AlertRow>(
+        'load',
+        'SELECT body, occurrences, last_time FROM alerts WHERE id IN (?) ORDER BY alert_time, id',
+        [part.map(storedKey)],
+      );
+      for (const r of rows) out.push(mergeAlert(r.body, r.occurrences, r.last_time));
+    }
+    return out;
+  }
+
+  private async existing(sql: string, keys: string[], params: unknown[] = []): Promise<Set<string>> {
     const found = new Set<string>();
     for (const part of chunks([...new Set(keys)], CHUNK_ROWS)) {
       const asked = new Map<string, string>();
@@ -649,7 +662,7 @@ export class MySqlStore implements StateStore {
         asked.set(lookupForm(value), key);
         values.push(value);
       }
-      const rows = await this.read<{ k: Buffer }>('lookup', sql, [values]);
+      const rows = await this.read<{ k: Buffer }>('lookup', sql, [...params, values]);
       for (const r of rows) {
         const key = asked.get(lookupFormOfColumn(r.k));
         if (key !== undefined) found.add(key);
@@ -708,14 +721,14 @@ export class MySqlStore implements StateStore {
       await putSessions(conn, sessions);
       // One statement per alert: its affected-row count says whether this commit stored it first.
       const alertNames = ALERT_COLUMNS.map((f) => f.name);
-      for (const { k, a, body } of alerts) {
+      for (const { k, key, a, body } of alerts) {
         const result = await run(
           conn,
           `INSERT IGNORE INTO alerts (id, rule, alert_time, body, occurrences, last_time, ${alertNames.join(', ')})
            VALUES (?, ?, ?, ?, 1, NULL, ?)`,
-          [k, a.rule, a.time, body, ALERT_COLUMNS.map((f) => f.value(a))],
+          [k, a.rule, recordTime(a), body, ALERT_COLUMNS.map((f) => f.value(a))],
         );
-        if (result.affectedRows > 0) newAlerts.add(a.id);
+        if (result.affectedRows > 0) newAlerts.add(key);
       }
       for (const { k, u } of updates) {
         await run(conn, 'UPDATE alerts SET occurrences = ?, last_time = ? WHERE id = ?', [
@@ -775,7 +788,12 @@ export class MySqlStore implements StateStore {
         .sort(([a], [b]) => a - b)
         .map(([bucket, keys]) => [scope, bucket, JSON.stringify(keys)]),
       sessions: batch.sessions,
-      alerts: batch.alerts.map((a) => ({ k: storedKey(a.id), a, body: JSON.stringify(a) })).sort(byKey),
+      alerts: batch.alerts
+        .map((a) => {
+          const key = recordKey(a);
+          return { k: storedKey(key), key, a, body: JSON.stringify(a) };
+        })
+        .sort(byKey),
       updates: batch.alertUpdates.map((u) => ({ k: storedKey(u.id), u })).sort(byKey),
       dead: batch.deadLetters.map((d) => [JSON.stringify(d)]),
     };
@@ -792,6 +810,12 @@ export class MySqlStore implements StateStore {
     await this.transaction('delivery record', (conn) =>
       insertRows(conn, 'INSERT IGNORE INTO deliveries (alert_id, sink, delivered_ts)', rows),
     );
+  }
+
+  async delivered(sink: string, keys: string[]): Promise<Set<string>> {
+    return this.existing('SELECT alert_id AS k FROM deliveries WHERE sink = ? AND alert_id IN (?)', keys, [
+      storedKey(sink),
+    ]);
   }
 
   async undelivered(sink: string): Promise<Alert[]> {

@@ -11,7 +11,7 @@
 import { existsSync, realpathSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
-import type { Alert } from '../../schemas/alert.js';
+import { type Alert, recordKey, recordTime } from '../../schemas/alert.js';
 import type { CanonicalEvent } from '../../schemas/events.js';
 import type { Session } from '../../schemas/session.js';
 import type { Snapshot } from '../../schemas/snapshot.js';
@@ -133,11 +133,16 @@ function ledgerWriters(db: Database.Database) {
       );
       for (const [id, table] of sessionTableRows([s])) putTable.run(id, table);
     },
-    /** Stores the alert unless it is stored already; true when it was new. */
+    /** Stores the record (alert or resolution) unless it is stored already; true when it was new. */
     alert(a: Alert): boolean {
       return (
-        putAlert.run(a.id, a.rule, a.time, JSON.stringify(a), ...ALERT_COLUMNS.map((f) => f.value(a)))
-          .changes > 0
+        putAlert.run(
+          recordKey(a),
+          a.rule,
+          recordTime(a),
+          JSON.stringify(a),
+          ...ALERT_COLUMNS.map((f) => f.value(a)),
+        ).changes > 0
       );
     },
     alertColumns(a: Alert): void {
@@ -170,6 +175,8 @@ function holderAlive(row: HolderRow, me: LockHolder, now: number): boolean {
 const CHUNK = 500;
 /** Rows per page of a ledger read. */
 const PAGE = 1000;
+
+type AlertRow = { body: string; occurrences: number; last_time: string | null };
 
 /** One scope's in-process lock: held or not, and the waiters in arrival order. */
 type Mutex = { held: boolean; waiters: (() => void)[] };
@@ -319,8 +326,21 @@ export class SqliteStore implements StateStore {
     return found;
   }
 
-  async knownAlerts(ids: string[]): Promise<Set<string>> {
-    return this.existing('SELECT id AS k FROM alerts WHERE id IN', ids);
+  async knownAlerts(keys: string[]): Promise<Set<string>> {
+    return this.existing('SELECT id AS k FROM alerts WHERE id IN', keys);
+  }
+
+  async loadAlerts(keys: string[]): Promise<Alert[]> {
+    const out: Alert[] = [];
+    for (const part of chunks([...new Set(keys)], CHUNK)) {
+      const rows = this.db
+        .prepare<string[], AlertRow>(
+          `SELECT body, occurrences, last_time FROM alerts WHERE id IN (${part.map(() => '?').join(',')}) ORDER BY time, id`,
+        )
+        .all(...part);
+      for (const r of rows) out.push(mergeAlert(r.body, r.occurrences, r.last_time));
+    }
+    return out;
   }
 
   private existing(sql: string, keys: string[], params: string[] = []): Set<string> {
@@ -367,7 +387,7 @@ export class SqliteStore implements StateStore {
           );
         }
         for (const s of batch.sessions) ledger.session(s);
-        for (const a of batch.alerts) if (ledger.alert(a)) newAlerts.add(a.id);
+        for (const a of batch.alerts) if (ledger.alert(a)) newAlerts.add(recordKey(a));
         for (const u of batch.alertUpdates) updAlert.run(u.occurrences, u.lastTime, u.id);
         for (const d of batch.deadLetters) putDead.run(JSON.stringify(d));
         if (batch.pruneLedgerBefore !== undefined) {
@@ -398,9 +418,13 @@ export class SqliteStore implements StateStore {
     })();
   }
 
+  async delivered(sink: string, keys: string[]): Promise<Set<string>> {
+    return this.existing('SELECT alert_id AS k FROM deliveries WHERE sink = ? AND alert_id IN', keys, [sink]);
+  }
+
   async undelivered(sink: string): Promise<Alert[]> {
     return this.db
-      .prepare<[string], { body: string; occurrences: number; last_time: string | null }>(
+      .prepare<[string], AlertRow>(
         `SELECT body, occurrences, last_time FROM alerts a
          WHERE NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.alert_id = a.id AND d.sink = ?) ORDER BY time, id`,
       )

@@ -17,6 +17,7 @@ export type CommitBatch = {
   /** Dedupe keys (with event times) of every event applied in this batch. */
   seen: { key: string; ts: number }[];
   sessions: Session[];
+  /** New records: alerts and resolutions, stored under `recordKey` at `recordTime`. */
   alerts: Alert[];
   alertUpdates: { id: string; occurrences: number; lastTime: string }[];
   deadLetters: DeadLetter[];
@@ -92,7 +93,7 @@ export function scopeBusy(scope: string, holder: LockHolder | undefined): AuditE
 }
 
 export type CommitResult = {
-  /** Ids of the alerts this commit stored first: only these are delivered by this instance. */
+  /** Record keys (`recordKey`) this commit stored first: only these are delivered by this instance. */
   newAlerts: Set<string>;
 };
 
@@ -109,16 +110,23 @@ export interface StateStore {
   loadSessions(since: number): Promise<Session[]>;
   /** The keys of `events` already seen (event time narrows the search). */
   filterSeen(events: { key: string; ts: number }[]): Promise<Set<string>>;
-  /** The subset of `ids` already stored as alerts. */
-  knownAlerts(ids: string[]): Promise<Set<string>>;
+  /** The subset of `keys` (record keys: alert ids, and `<id>:resolved` for resolutions) already stored. */
+  knownAlerts(keys: string[]): Promise<Set<string>>;
+  /** The stored records of these keys (those that exist), as `alerts()` gives them. */
+  loadAlerts(keys: string[]): Promise<Alert[]>;
   commit(batch: CommitBatch): Promise<CommitResult>;
-  /** Records that a sink received these alerts. */
-  markDelivered(sink: string, ids: string[]): Promise<void>;
-  /** Stored alerts a sink has not received yet (after a crash between commit and send). */
+  /** Records that a sink received these records (by record key). */
+  markDelivered(sink: string, keys: string[]): Promise<void>;
+  /** The subset of `keys` recorded as received by `sink`. */
+  delivered(sink: string, keys: string[]): Promise<Set<string>>;
+  /** Stored records a sink has not received yet (after a crash between commit and send), in time order. */
   undelivered(sink: string): Promise<Alert[]>;
   /** Sessions by connect time (and id), those the query selects: connected in [from, to), on a DB system. */
   sessions(query?: LedgerQuery): AsyncIterable<Session>;
-  /** Alerts by time (and id), those the query selects: raised in [from, to), on a DB system, of rules. */
+  /**
+   * Stored records by time (and id), those the query selects (raised in [from, to), on a DB system,
+   * of rules): alerts (`status: open`) and resolutions (`status: resolved`).
+   */
   alerts(query?: LedgerQuery): AsyncIterable<Alert>;
   deadLetterCount(): Promise<number>;
   /**
@@ -147,9 +155,13 @@ export interface StateStore {
   close(): Promise<void>;
 }
 
-/** An alert as stored, with the occurrences merged into it since (kept in their own columns). */
+/**
+ * A record as stored, with the occurrences merged into an alert since (kept in their own columns).
+ * Alerts stored before records had a status are open.
+ */
 export function mergeAlert(body: string, occurrences: number, lastTime: string | null): Alert {
   const alert = JSON.parse(body) as Alert;
+  alert.status ??= 'open';
   if (occurrences > 1) alert.details = { ...alert.details, occurrences, ...(lastTime ? { lastTime } : {}) };
   return alert;
 }

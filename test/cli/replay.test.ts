@@ -157,6 +157,65 @@ describe('replay', () => {
     expect(second.stderr).toMatch(/duplicates 5/);
   });
 
+  it('--routes: each route writes what it matches, a maintenance window mutes; a rerun adds nothing', async () => {
+    const routed = join(dir, 'routed.json');
+    const files = { critical: join(dir, 'critical.ocsf'), all: join(dir, 'all.jsonl') };
+    writeFileSync(
+      routed,
+      JSON.stringify({
+        ...baseConfig(),
+        routes: [
+          {
+            name: 'critical',
+            match: { minSeverity: 'critical' },
+            output: { file: files.critical, format: 'ocsf' },
+          },
+          { name: 'all', output: { file: files.all } },
+        ],
+        maintenance: [
+          {
+            from: '2026-11-02T09:30:00Z',
+            to: '2026-11-02T10:00:00Z',
+            reason: 'app deploy',
+            rules: ['access.local-account'],
+            routes: ['all'],
+          },
+        ],
+      }),
+    );
+    const state = join(dir, 'routed.sqlite');
+    const r = await cli('replay', '--config', routed, '--routes', '--state', state, audit, iam);
+    expect(r.code).toBe(0);
+    expect(rulesOf(r.stdout)).toHaveLength(4);
+    const critical = readFileSync(files.critical, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    expect(critical.map((c) => [c.class_uid, c.finding_info.analytic.uid])).toEqual([
+      [2004, 'access.after-revocation'],
+    ]);
+    expect(rulesOf(readFileSync(files.all, 'utf8'))).toEqual([
+      'access.after-revocation',
+      'iam.privileged-group-change',
+      'privilege.change',
+    ]);
+    const muted = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l))
+      .find((a) => a.rule === 'access.local-account');
+    expect(muted.muted).toEqual([{ route: 'all', cause: 'maintenance', reason: 'app deploy' }]);
+    expect(r.stderr).toContain(`route critical (file ${files.critical} (ocsf)): 1 delivered, 0 muted`);
+    expect(r.stderr).toContain(`route all (file ${files.all} (jsonl)): 3 delivered, 1 muted`);
+
+    const again = await cli('replay', '--config', routed, '--routes', '--state', state, audit, iam);
+    expect(again.code).toBe(0);
+    expect(readFileSync(files.all, 'utf8').trim().split('\n')).toHaveLength(3);
+    expect((await cli('replay', '--config', config, '--routes', audit)).stderr).toMatch(
+      /--routes: the configuration has no routes/,
+    );
+  });
+
   it('writes the session ledger with attribution', async () => {
     const sessions = join(dir, 'sessions.jsonl');
     await cli('replay', '--config', config, '--sessions', sessions, audit, iam);

@@ -98,8 +98,13 @@ describe('demo run', () => {
   });
 
   it('keeps alerts, sessions and a report in --out', () => {
-    const alerts = readFileSync(join(out, 'alerts.jsonl'), 'utf8').trim().split('\n');
-    expect(alerts).toHaveLength(result.alerts.length);
+    // alerts.jsonl has the alerts and their resolutions (the stale break-glass grant is revoked).
+    const records = readFileSync(join(out, 'alerts.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { status: string; rule: string });
+    expect(records.filter((r) => r.status === 'open')).toHaveLength(result.alerts.length);
+    expect(records.filter((r) => r.status === 'resolved').map((r) => r.rule)).toEqual(['break-glass.stale']);
     const sessions = readFileSync(join(out, 'sessions.jsonl'), 'utf8').trim().split('\n');
     expect(sessions).toHaveLength(result.coverage.sessions + result.coverage.failedLogins);
     const report = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8'));
@@ -126,11 +131,15 @@ describe('demo run', () => {
       'Top incidents',
       'Attribution coverage',
       'Precision and recall',
+      'Routes: where these alerts would go',
     ]) {
       expect(s).toContain(heading);
     }
     expect(s).toMatch(/person: \S+@example\.com through IAM group \S+ as \S+@%/);
     expect(s).not.toContain('NOT EXPLAINED');
+    // The payments owners' digest route is muted during their night maintenance; the pager sees the resolution.
+    expect(s).toMatch(/\n {2}payments-owners +\d+ +0 +[1-9]\d* +0 +\d+ +topic /);
+    expect(s).toMatch(/\n {2}break-glass +\d+ +1 +0 +0 +\d+ +topic /);
     expect(progress.some((l) => l.startsWith('[5/5]'))).toBe(true);
   });
 });

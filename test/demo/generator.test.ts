@@ -158,6 +158,7 @@ describe('demo scoring', () => {
     identity: null,
     dbSystem: { id: db, name: db },
     evidence: [],
+    status: 'open' as const,
   });
 
   it('explains matching alerts and finds the expectation', () => {

@@ -35,7 +35,7 @@ describe('detector state', () => {
       };
       detector.run('failedLogin', { session });
     }
-    const { created } = await detector.finalize(async () => new Set());
+    const { created } = await detector.finalize({ known: async () => new Set(), load: async () => [] });
     expect(created.map((a) => a.rule)).toEqual(['auth.failure-burst', 'auth.failure-burst']);
     expect(cache.size('window')).toBe(2);
     expect(cache.size('suppress')).toBe(2);

@@ -156,6 +156,31 @@ describe('CEF alerts', () => {
     });
   });
 
+  it('a resolution: the same alert with act=resolved, the reason, and when it began and ended', () => {
+    const alert = run.alerts.find((a) => a.rule === 'privilege.change')!;
+    const resolved: Alert = {
+      ...alert,
+      status: 'resolved',
+      resolution: {
+        time: '2026-11-02T12:00:00.000Z',
+        reason: 'reverted',
+        note: 'undone | later',
+        evidence: ['k'],
+      },
+    };
+    const p = parseCef(cefAlert(resolved, ctx));
+    expect(p).toMatchObject({ signature: 'privilege.change', name: `Resolved: ${alert.title}`, severity: 8 });
+    expect(p.ext).toMatchObject({
+      externalId: alert.id,
+      act: 'resolved',
+      reason: 'undone | later',
+      rt: String(Date.parse('2026-11-02T12:00:00.000Z')),
+      start: String(Date.parse(alert.time)),
+      end: String(Date.parse('2026-11-02T12:00:00.000Z')),
+    });
+    expect(parseCef(cefAlert(alert, ctx)).ext.act).toBeUndefined();
+  });
+
   it('leaves out what the alert does not know', () => {
     const alert = run.alerts.find((a) => a.rule === 'auth.failure-burst')!;
     const { ext } = parseCef(cefAlert(alert, ctx));
@@ -222,6 +247,7 @@ describe('CEF of a minimal alert', () => {
       identity: null,
       dbSystem: null,
       evidence: [],
+      status: 'open' as const,
     };
     const { ext } = parseCef(cefAlert(alert, ctx));
     expect(Object.keys(ext).sort()).toEqual([

@@ -53,6 +53,39 @@ describe('ECS alerts', () => {
     });
   });
 
+  it('a resolution: action resolved, the end of what was found, outcome success, the reason', () => {
+    const alert = alertOf('access.after-revocation');
+    const doc = ecsAlert(
+      {
+        ...alert,
+        status: 'resolved',
+        resolution: {
+          time: '2026-11-02T12:00:00.000Z',
+          reason: 'attributed',
+          note: 'attributed to bob',
+          evidence: ['k'],
+        },
+      },
+      ctx,
+    );
+    expect(doc).toMatchObject({
+      '@timestamp': '2026-11-02T12:00:00.000Z',
+      message: `Resolved: ${alert.title} (attributed to bob)`,
+      event: {
+        kind: 'alert',
+        id: alert.id,
+        type: ['end'],
+        action: 'resolved',
+        outcome: 'success',
+        reason: 'attributed to bob',
+        start: alert.time,
+        end: '2026-11-02T12:00:00.000Z',
+      },
+      heatwave: { status: 'resolved', resolution: { reason: 'attributed', evidence: ['k'] } },
+    });
+    expect(ecsAlert(alert, ctx).event).not.toHaveProperty('action');
+  });
+
   it('event.category and event.type follow the rule', () => {
     const cases: [string, string[], string[]][] = [
       ['auth.failure-burst', ['authentication'], ['start']],

@@ -83,6 +83,8 @@ function timeline(): CanonicalEvent[] {
       status: '200',
     },
     iam.userState({ at: at(92), user: USERS.dave, kind: 'user_deactivated' }),
+    // Bob's break-glass membership outlives its four hours, then is removed: a stale alert and its resolution.
+    iam.removed({ at: at(300), user: USERS.bob, group: GROUPS.bg }),
   ];
 }
 
@@ -142,6 +144,7 @@ describe('OCSF mapping', () => {
     expect([...kinds].sort()).toEqual(
       [
         '2004/1',
+        '2004/3',
         '3002/1',
         '3002/2',
         '3002/7',
@@ -215,6 +218,27 @@ describe('OCSF mapping', () => {
         },
       ],
     });
+  });
+
+  it('a resolution closes the finding: activity Close, status Resolved, at the resolution time', () => {
+    const resolved = run.alerts.find((a) => a.status === 'resolved')!;
+    const alert = run.alerts.find((a) => a.status === 'open' && a.id === resolved.id)!;
+    expect(resolved.rule).toBe('break-glass.stale');
+    const r = ocsfAlert(resolved, ctx);
+    expect(r).toMatchObject({
+      class_uid: 2004,
+      activity_id: 3,
+      type_uid: 200403,
+      status: 'Resolved',
+      status_id: 4,
+      status_detail: resolved.resolution!.note,
+      time: Date.parse(resolved.resolution!.time),
+      end_time: at(300),
+      metadata: { uid: `${alert.id}:resolved` },
+      finding_info: { uid: alert.id, first_seen_time: Date.parse(alert.time) },
+      evidences: [{ data: { resolution: { reason: 'membership-removed' } } }],
+    });
+    expect(ocsfAlert(alert, ctx)).toMatchObject({ activity_id: 1, status: 'New', status_id: 1 });
   });
 
   it('maps each severity and splits ATT&CK sub-techniques', () => {

@@ -152,8 +152,14 @@ describe('Connector Hub outage longer than its source keeps data', () => {
       .trim()
       .split('\n')
       .map((l) => JSON.parse(l) as Alert);
+    // The lost removal, which also ends the break-glass grant left open past its deadline.
     expect(filled).toEqual([
       expect.objectContaining({ rule: 'iam.privileged-group-change', evidence: ['ev-remove-bob-bg'] }),
+      expect.objectContaining({
+        rule: 'break-glass.stale',
+        status: 'resolved',
+        resolution: expect.objectContaining({ reason: 'membership-removed', evidence: ['ev-remove-bob-bg'] }),
+      }),
     ]);
   });
 

@@ -286,6 +286,21 @@ function iamData(eventName: string, at: number, fields: Record<string, unknown>)
   };
 }
 
+/** A group membership added or removed: the membership's state before and after. */
+function membershipEvent(
+  action: 'AddUserToGroup' | 'RemoveUserFromGroup',
+  s: { id: string; at: number },
+  membership: string,
+  stateChange: { previous: unknown; current: unknown },
+): Record<string, unknown> {
+  return cloudEvent(
+    `com.oraclecloud.identityControlPlane.${action}`,
+    s.id,
+    s.at,
+    iamData(action, s.at, { resourceId: membership, stateChange }),
+  );
+}
+
 /** A CloudEvents 1.0 record as the `_Audit` log group delivers it through Connector Hub. */
 function cloudEvent(
   type: string,
@@ -312,27 +327,33 @@ function cloudEvent(
 }
 
 export const oci = {
+  /** Removes the membership that `addUserToGroup` with id `added` created. */
+  removeUserFromGroup(s: {
+    id: string;
+    added: string;
+    at: number;
+    user: string;
+    group: string;
+  }): Record<string, unknown> {
+    const membership = `ocid1.groupmembership.oc1..${s.added}`;
+    return membershipEvent('RemoveUserFromGroup', s, membership, {
+      previous: { compartmentId: TENANCY, id: membership, userId: s.user, groupId: s.group },
+      current: null,
+    });
+  },
   addUserToGroup(s: { id: string; at: number; user: string; group: string }): Record<string, unknown> {
     const membership = `ocid1.groupmembership.oc1..${s.id}`;
-    return cloudEvent(
-      'com.oraclecloud.identityControlPlane.AddUserToGroup',
-      s.id,
-      s.at,
-      iamData('AddUserToGroup', s.at, {
-        resourceId: membership,
-        stateChange: {
-          previous: null,
-          current: {
-            compartmentId: TENANCY,
-            id: membership,
-            userId: s.user,
-            groupId: s.group,
-            lifecycleState: 'ACTIVE',
-            timeCreated: new Date(s.at).toISOString(),
-          },
-        },
-      }),
-    );
+    return membershipEvent('AddUserToGroup', s, membership, {
+      previous: null,
+      current: {
+        compartmentId: TENANCY,
+        id: membership,
+        userId: s.user,
+        groupId: s.group,
+        lifecycleState: 'ACTIVE',
+        timeCreated: new Date(s.at).toISOString(),
+      },
+    });
   },
   interactiveLogin(s: {
     id: string;

@@ -91,3 +91,15 @@ export function notificationsService(
   };
   return { handler, published, refused };
 }
+
+/** The most messages of `times` (ms) within any 60 s window: what a per-minute limit bounds. */
+export function maxInAnyMinute(times: number[]): number {
+  const sorted = [...times].sort((a, b) => a - b);
+  let best = 0;
+  let lo = 0;
+  for (let hi = 0; hi < sorted.length; hi++) {
+    while (sorted[hi]! - sorted[lo]! >= 60_000) lo++;
+    best = Math.max(best, hi - lo + 1);
+  }
+  return best;
+}

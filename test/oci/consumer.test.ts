@@ -646,12 +646,19 @@ describe('callWithRetries', () => {
 });
 
 describe('consume command', () => {
-  it('drains the stream with --until-idle into an alerts file, and a rerun adds nothing', async () => {
+  it('drains the stream with --until-idle into an alerts file and its routes, and a rerun adds nothing', async () => {
     const env = await startEnv();
     const state = statePath();
     const out = join(dir, `${fresh('alerts')}.jsonl`);
+    const high = join(dir, `${fresh('high')}.jsonl`);
     const configFile = join(dir, 'config.json');
-    writeFileSync(configFile, JSON.stringify(fleetConfig()));
+    writeFileSync(
+      configFile,
+      JSON.stringify({
+        ...fleetConfig(),
+        routes: [{ name: 'high', match: { minSeverity: 'high' }, output: { file: high } }],
+      }),
+    );
     const cliEnv = { HWAUDIT_OCI_CONFIG_FILE: principal.configFile, HWAUDIT_OCI_PROFILE: principal.profile };
     const args = [
       '--stream',
@@ -698,9 +705,20 @@ describe('consume command', () => {
     const lines = readFileSync(out, 'utf8').trim().split('\n');
     expect(lines.map((l) => (JSON.parse(l) as Alert).id).sort()).toEqual(ids(sink.alerts));
     expect(stderr.join('')).toMatch(/consume: stopped; .* messages in \d+ batches/);
+    const highIds = ids(sink.alerts.filter((a) => ['high', 'critical'].includes(a.severity)));
+    expect(highIds.length).toBeGreaterThan(0);
+    expect(highIds.length).toBeLessThan(lines.length);
+    const routed = () => readFileSync(high, 'utf8').trim().split('\n');
+    expect(
+      routed()
+        .map((l) => (JSON.parse(l) as Alert).id)
+        .sort(),
+    ).toEqual(highIds);
+    expect(stderr.join('')).toContain(`route high (file ${high} (jsonl)): ${highIds.length} delivered`);
 
     expect(await runConsume(args, io, deps)).toBe(0);
     expect(readFileSync(out, 'utf8').trim().split('\n')).toHaveLength(lines.length);
+    expect(routed()).toHaveLength(highIds.length);
   });
 
   it('stops cleanly on SIGTERM: the batch in progress is committed, exit code 0', async () => {

@@ -12,6 +12,7 @@ import {
 } from '../../shared/emit/notifications-sink.js';
 import { createOciClient } from '../../shared/oci/clients.js';
 import {
+  maxInAnyMinute,
   type NotificationsService,
   notificationsService,
   type PublishedMessage,
@@ -101,6 +102,7 @@ function makeAlert(i: number, rule: string, severity: Severity): Alert {
     dbSystem: { id: `ocid1.mysqldbsystem.oc1..prod${i % 4}`, name: `prod-${i % 4}` },
     evidence: [`k${i}`],
     mysqlAccount: i % 2 ? 'dba_proxy@%' : 'emergency_admin@%',
+    status: 'open',
   };
 }
 
@@ -112,17 +114,6 @@ function idsOf(m: PublishedMessage): string[] {
   const ids = match![2]!.split(' ');
   expect(ids).toHaveLength(Number(match![1]));
   return ids;
-}
-
-function maxInAnyMinute(times: number[]): number {
-  const sorted = [...times].sort((a, b) => a - b);
-  let best = 0;
-  let lo = 0;
-  for (let hi = 0; hi < sorted.length; hi++) {
-    while (sorted[hi]! - sorted[lo]! >= 60_000) lo++;
-    best = Math.max(best, hi - lo + 1);
-  }
-  return best;
 }
 
 /** A sink on the harness's simulated clock with fast retries. */

@@ -32,6 +32,7 @@ function makeAlert(i: number, minutes: number): Alert {
     dbSystem: { id: 'ocid1.mysqldbsystem.oc1..prod1', name: 'prod-orders' },
     evidence: [`ocid1.mysqldbsystem.oc1..prod1:2026-11-02 09:00:00:${i}`],
     mysqlAccount: 'admin@%',
+    status: 'open',
   };
 }
 
@@ -78,10 +79,20 @@ describe('ObjectStorageSink', () => {
     expect(alertObjectName('x/', 'cef', '2026-12-31T23:00:00.000Z')).toBe('x/cef/2026/12/31/23.log.gz');
   });
 
-  it('writes one gzipped object per hour and format, one alert per line', async () => {
-    const sink = new ObjectStorageSink({ writer, format: 'ocsf' });
+  it('writes one gzipped object per hour and format, one alert per line, and says where each went', async () => {
+    const located: [string, string][] = [];
+    const sink = new ObjectStorageSink({
+      writer,
+      format: 'ocsf',
+      located: (a, object) => located.push([a.id, object]),
+    });
     const alerts = [makeAlert(1, 5), makeAlert(2, 50), makeAlert(3, 61)];
     await sink.send(alerts);
+    expect(located).toEqual([
+      [alerts[0]!.id, 'alerts/ocsf/2026/11/02/09.jsonl.gz'],
+      [alerts[1]!.id, 'alerts/ocsf/2026/11/02/09.jsonl.gz'],
+      [alerts[2]!.id, 'alerts/ocsf/2026/11/02/10.jsonl.gz'],
+    ]);
     expect(objectLines('alerts/ocsf/2026/11/02/09.jsonl.gz')).toEqual(
       alerts.slice(0, 2).map((a) => formatAlert('ocsf', a)),
     );
@@ -122,13 +133,16 @@ describe('ObjectStorageSink', () => {
     await sink.send([makeAlert(1, 1)]);
     expect(objectLines('alerts/ecs/2026/11/02/09.jsonl.gz')).toHaveLength(1);
 
+    const located = vi.fn();
     const missing = new ObjectStorageSink({
       writer: new ObjectStorageWriter({ client, bucket: 'no-such-bucket', namespace: 'acmecorp', retry }),
       format: 'ecs',
+      located,
     });
     await expect(missing.send([makeAlert(2, 1)])).rejects.toMatchObject({
       code: 'SINK_FAILED',
       details: { object: 'alerts/ecs/2026/11/02/09.jsonl.gz', status: 404 },
     });
+    expect(located).not.toHaveBeenCalled();
   });
 });

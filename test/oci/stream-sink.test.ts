@@ -97,6 +97,7 @@ function makeAlert(i: number, extra: Partial<Alert> = {}): Alert {
     dbSystem: { id: `ocid1.mysqldbsystem.oc1..prod${i % 3}`, name: `prod-${i % 3}` },
     evidence: [`ocid1.mysqldbsystem.oc1..prod${i % 3}:2026-11-01T00:00:00Z:${i}`],
     mysqlAccount: 'admin@%',
+    status: 'open',
     ...extra,
   };
 }

@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Alert } from '../../schemas/alert.js';
+import { type Alert, recordKey } from '../../schemas/alert.js';
 import { generateDemo } from '../../shared/demo/generate-demo.js';
 import { SqliteStore } from '../../shared/state/sqlite-store.js';
 import { runCli, runCliKilledAfter, stateOf } from '../helpers/cli-process.js';
@@ -39,19 +39,21 @@ afterAll(() => {
 });
 
 /** Alert ids of an alerts file (every line must be whole JSON; lines that are no alert are skipped). */
+/** The record keys in an alerts file (an alert's id, `<id>:resolved` for its resolution); other lines are skipped. */
 function fileIds(path: string): string[] {
   return readFileSync(path, 'utf8')
     .split('\n')
     .filter(Boolean)
-    .map((l) => (JSON.parse(l) as Alert).id)
-    .filter((id) => id !== undefined);
+    .map((l) => JSON.parse(l) as Alert)
+    .filter((a) => a.id !== undefined)
+    .map(recordKey);
 }
 
 function compare(got: Awaited<ReturnType<typeof stateOf>>): { lost: number; duplicated: number } {
-  const ids = new Set(got.alerts.map((a) => a.id));
+  const keys = new Set(got.alerts.map(recordKey));
   return {
-    lost: expected.alerts.filter((a) => !ids.has(a.id)).length,
-    duplicated: got.alerts.length - ids.size,
+    lost: expected.alerts.filter((a) => !keys.has(recordKey(a))).length,
+    duplicated: got.alerts.length - keys.size,
   };
 }
 
@@ -76,7 +78,7 @@ describe('reliability', () => {
     // The file got every alert, once: delivered means synced, and a cut line is removed.
     const ids = fileIds(out);
     expect(new Set(ids).size).toBe(ids.length);
-    expect(ids.sort()).toEqual(expected.alerts.map((a) => a.id).sort());
+    expect(ids.sort()).toEqual(expected.alerts.map(recordKey).sort());
     figures.push(
       `SIGKILL of replay: ${kills.length + 1} runs (${killed} killed), lost ${lost}, duplicated ${duplicated}, alerts file ${ids.length}/${expected.alerts.length} once each`,
     );
@@ -180,7 +182,7 @@ describe('reliability', () => {
     expect(again.code, again.stderr).toBe(0);
     const ids = fileIds(out);
     expect(new Set(ids).size).toBe(ids.length);
-    expect(ids.sort()).toEqual(expected.alerts.map((a) => a.id).sort());
+    expect(ids.sort()).toEqual(expected.alerts.map(recordKey).sort());
     figures.push(
       `full disk under --out: 3 runs, lost ${expected.alerts.length - ids.length}, duplicated ${ids.length - new Set(ids).size}`,
     );

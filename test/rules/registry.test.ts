@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { SEVERITIES } from '../../schemas/alert.js';
 import { RULES } from '../../shared/detect/registry.js';
 import type { RuleDefinition } from '../../shared/detect/rule.js';
-import { runTimeline } from '../helpers/run-timeline.js';
+import { runBatches } from '../helpers/run-timeline.js';
 
 /** The rule's numeric limits: parameters whose default is a number, and `suppressFor` when it merges. */
 function numericLimits(rule: RuleDefinition<unknown>): string[] {
@@ -67,16 +67,20 @@ describe('rule registry', () => {
 
       for (const c of rule.cases) {
         it(`case: ${c.name}`, async () => {
-          const { alerts, pipeline } = await runTimeline(c.events(), {
+          const { alerts, pipeline } = await runBatches(c.later ? [c.events(), c.later()] : [c.events()], {
             ...(c.config ? { config: c.config } : {}),
             ...(c.asOf ? { asOf: c.asOf } : {}),
           });
-          const mine = alerts.filter((a) => a.rule === rule.id);
+          const mine = alerts.filter((a) => a.rule === rule.id && a.status === 'open');
           expect(mine).toHaveLength(c.expect.alerts);
           for (const a of mine) {
             if (c.expect.severity) expect(a.severity).toBe(c.expect.severity);
             if (c.expect.match) expect(a).toMatchObject(c.expect.match);
           }
+          const resolved = alerts.filter((a) => a.rule === rule.id && a.status === 'resolved');
+          expect(resolved).toHaveLength(c.expect.resolutions ?? 0);
+          // A resolution ends an alert of this run: same id, the alert's fields.
+          for (const r of resolved) expect(mine.map((a) => a.id)).toContain(r.id);
           expect(pipeline.ruleErrors.size).toBe(0);
         });
       }

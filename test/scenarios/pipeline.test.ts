@@ -73,6 +73,7 @@ describe('pipeline accounting', () => {
       deadLetters: { JSON_INVALID: 2 },
       alerts: 1,
       alertsByRule: { 'access.local-account': 1 },
+      resolutions: 0,
     });
     expect(await store.deadLetterCount()).toBe(2);
   });

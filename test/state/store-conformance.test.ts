@@ -229,6 +229,45 @@ function conformance(adapter: Adapter) {
     });
   });
 
+  it('keeps a resolution beside its alert: own key, own time, loaded and delivered on its own', async () => {
+    const store = await backing.open();
+    const t = new Date(at(1)).toISOString();
+    const resolvedAt = new Date(at(5)).toISOString();
+    const open = alert('a1', t);
+    const resolution = {
+      ...open,
+      status: 'resolved' as const,
+      resolution: { time: resolvedAt, reason: 'reverted' as const, note: 'undone', evidence: ['e2'] },
+    };
+    const first = await store.commit(batch({ alerts: [open, alert('b1', new Date(at(3)).toISOString())] }));
+    expect(first.newAlerts).toEqual(new Set(['a1', 'b1']));
+    const second = await store.commit(batch({ alerts: [resolution] }));
+    expect(second.newAlerts).toEqual(new Set(['a1:resolved']));
+    expect((await store.commit(batch({ alerts: [resolution] }))).newAlerts).toEqual(new Set());
+    expect(await store.knownAlerts(['a1', 'a1:resolved', 'b1:resolved'])).toEqual(
+      new Set(['a1', 'a1:resolved']),
+    );
+    expect(await store.loadAlerts(['a1', 'zz', 'a1'])).toEqual([open]);
+    expect(await store.loadAlerts(['a1:resolved'])).toEqual([resolution]);
+    // Every record, in time order: the alert, another alert, then the resolution at its own time.
+    expect((await collect(store.alerts())).map((a) => `${a.id}/${a.status}`)).toEqual([
+      'a1/open',
+      'b1/open',
+      'a1/resolved',
+    ]);
+    await store.markDelivered('s', ['a1', 'b1']);
+    expect(await store.undelivered('s')).toEqual([resolution]);
+    await store.markDelivered('s', ['a1:resolved']);
+    expect(await store.undelivered('s')).toEqual([]);
+  });
+
+  it('reads alerts stored before records had a status as open', async () => {
+    const store = await backing.open();
+    const { status: _, ...legacy } = alert('old', new Date(at(1)).toISOString());
+    await store.commit(batch({ alerts: [legacy as ReturnType<typeof alert>] }));
+    expect((await collect(store.alerts()))[0]?.status).toBe('open');
+  });
+
   it('records deliveries per sink and lists what a sink has not received, in time order', async () => {
     const store = await backing.open();
     const alerts = [
@@ -242,6 +281,12 @@ function conformance(adapter: Adapter) {
     await store.markDelivered('s1', ['a']);
     await store.markDelivered('s1', []);
     expect((await store.undelivered('s1')).map((a) => a.id)).toEqual(['b']);
+    expect((await store.undelivered('s2')).map((a) => a.id)).toEqual(['a', 'b', 'c']);
+    expect(await store.delivered('s1', ['a', 'b', 'c', 'x'])).toEqual(new Set(['a', 'c']));
+    expect(await store.delivered('s2', ['a'])).toEqual(new Set());
+    // A key that names no stored record (a sink's own marker) is kept too.
+    await store.markDelivered('s2', ['\u0000marker']);
+    expect(await store.delivered('s2', ['\u0000marker', 'a'])).toEqual(new Set(['\u0000marker']));
     expect((await store.undelivered('s2')).map((a) => a.id)).toEqual(['a', 'b', 'c']);
     const other = await backing.open('other-scope');
     expect((await other.undelivered('s1')).map((a) => a.id)).toEqual(['b']);

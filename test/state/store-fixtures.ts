@@ -176,6 +176,7 @@ export function alert(id: string, time: string, over: Partial<Alert> = {}): Aler
     identity: null,
     dbSystem: { id: DB.id, name: DB.name },
     evidence: [`ev-${id}`],
+    status: 'open',
     ...over,
   };
 }

@@ -254,6 +254,34 @@ describe('drift between two snapshots', () => {
     expect(stats).toMatchObject({ drift: 6, audited: 2 });
   });
 
+  it('a break-glass membership removed unaudited ends its grant: the stale alert is resolved', async () => {
+    await sync(at(-60));
+    const bobInBreakGlass = {
+      id: 'ocid1.groupmembership.oc1..bob-bg',
+      userId: USERS.bob,
+      groupId: GROUPS.bg,
+      timeCreated: new Date(at(30)).toISOString(),
+    };
+    const added = async (pipeline: Pipeline) => {
+      fleet.directory.memberships.push(bobInBreakGlass);
+      await sync(at(120));
+      return pipeline.followSnapshots();
+    };
+    // Past the grant's deadline (at(30) + 4 h), bob is gone with no audit event saying so.
+    const removed = async (pipeline: Pipeline) => {
+      fleet.directory.memberships = fleet.directory.memberships.filter((m) => m !== bobInBreakGlass);
+      await sync(at(400));
+      return pipeline.followSnapshots();
+    };
+    const { alerts } = await run([], at(500), CONFIG(), store, added, removed);
+    const stale = alerts.filter((a) => a.rule === 'break-glass.stale');
+    expect(stale.map((a) => a.status)).toEqual(['open', 'resolved']);
+    expect(stale[1]).toMatchObject({
+      id: stale[0]!.id,
+      resolution: { reason: 'membership-removed', time: new Date(at(400)).toISOString() },
+    });
+  });
+
   it('a part read for the first time is a baseline, not drift', async () => {
     await fleet.servers.get(PROD2.id)!.stop();
     try {

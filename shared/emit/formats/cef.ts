@@ -51,14 +51,21 @@ function line(ctx: FormatContext, signature: string, name: string, severity: num
   return `${header}|${severity}|${extension}`;
 }
 
+/** One line per alert; a resolution is the same alert with `act=resolved`, `reason` and `end`. */
 export function cefAlert(alert: Alert, ctx: FormatContext): string {
   const rule = ctx.rule(alert.rule);
   const attribution = alert.identity?.attribution;
   const sql = typeof alert.details?.sql === 'string' ? redactLiterals(alert.details.sql) : undefined;
   const occurrences = typeof alert.details?.occurrences === 'number' ? alert.details.occurrences : undefined;
-  return line(ctx, alert.rule, alert.title, CEF_SEVERITY[alert.severity], [
-    ['rt', Date.parse(alert.time)],
+  const resolution = alert.resolution;
+  const name = resolution ? `Resolved: ${alert.title}` : alert.title;
+  return line(ctx, alert.rule, name, CEF_SEVERITY[alert.severity], [
+    ['rt', Date.parse(resolution?.time ?? alert.time)],
     ['externalId', alert.id],
+    ['act', resolution ? 'resolved' : undefined],
+    ['reason', resolution?.note],
+    ['start', resolution ? Date.parse(alert.time) : undefined],
+    ['end', resolution ? Date.parse(resolution.time) : undefined],
     ['cat', rule.categories.join(',')],
     ['suser', alert.identity?.name ?? undefined],
     ['suid', alert.identity?.principalId ?? undefined],

@@ -22,6 +22,13 @@ const EVENT_TYPE: Record<RuleCategory, string> = {
   iam: 'change',
 };
 
+/** The `event.type` of a resolution: the end of what was found, where the category has one. */
+const RESOLVED_TYPE: Record<RuleCategory, string> = {
+  authentication: 'end',
+  database: 'change',
+  iam: 'change',
+};
+
 const MODULE = 'heatwave_iam_audit';
 
 type Json = Record<string, unknown>;
@@ -73,21 +80,29 @@ function safeDetails(details: Alert['details']): Json | undefined {
   return typeof details.sql === 'string' ? { ...details, sql: redactLiterals(details.sql) } : details;
 }
 
+/**
+ * An alert (`event.kind: alert`); its resolution is the same alert with `event.action: resolved`,
+ * `event.type` its end, `event.outcome: success`, `event.reason` why, at the resolution's time.
+ */
 export function ecsAlert(alert: Alert, ctx: FormatContext): EcsDocument {
   const rule = ctx.rule(alert.rule);
   const person = alert.identity;
   const attribution = person?.attribution;
+  const resolution = alert.resolution;
   return compact({
-    '@timestamp': alert.time,
+    '@timestamp': resolution?.time ?? alert.time,
     ecs: { version: ECS_VERSION },
-    message: alert.title,
+    message: resolution ? `Resolved: ${alert.title} (${resolution.note})` : alert.title,
     event: {
       kind: 'alert',
       category: rule.categories,
-      type: unique(rule.categories.map((c) => EVENT_TYPE[c])),
+      type: unique(rule.categories.map((c) => (resolution ? RESOLVED_TYPE : EVENT_TYPE)[c])),
       id: alert.id,
       severity: ECS_SEVERITY[alert.severity],
-      outcome: rule.outcome,
+      outcome: resolution ? 'success' : rule.outcome,
+      ...(resolution
+        ? { action: 'resolved', reason: resolution.note, start: alert.time, end: resolution.time }
+        : {}),
       module: MODULE,
       dataset: `${MODULE}.alert`,
     },
@@ -127,6 +142,9 @@ export function ecsAlert(alert: Alert, ctx: FormatContext): EcsDocument {
       },
       evidence: alert.evidence,
       details: safeDetails(alert.details),
+      status: resolution ? alert.status : undefined,
+      resolution: resolution && { reason: resolution.reason, evidence: resolution.evidence },
+      muted: alert.muted,
     },
   });
 }

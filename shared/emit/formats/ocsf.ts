@@ -6,7 +6,7 @@
 // profile is used except `cloud` on IAM events, which lists it in `metadata.profiles`.
 
 import { isIP } from 'node:net';
-import type { Alert, Severity } from '../../../schemas/alert.js';
+import { type Alert, recordKey, type Severity } from '../../../schemas/alert.js';
 import type { DbEvent, IamEvent } from '../../../schemas/events.js';
 import type { Session } from '../../../schemas/session.js';
 import { redactLiterals } from '../../normalize/redact.js';
@@ -170,22 +170,29 @@ function attributionOf(a: Session['attribution']): Json | undefined {
     : undefined;
 }
 
+/**
+ * An alert is a Detection Finding created (status New); its resolution is the same finding
+ * closed (activity Close, status Resolved, `status_detail` saying why), at the resolution's time.
+ */
 export function ocsfAlert(alert: Alert, ctx: FormatContext): OcsfRecord {
   const rule = ctx.rule(alert.rule);
   const severityId = OCSF_SEVERITY_ID[alert.severity];
   const sessionId = typeof alert.details?.sessionId === 'string' ? alert.details.sessionId : undefined;
   const occurrences = typeof alert.details?.occurrences === 'number' ? alert.details.occurrences : undefined;
   const time = Date.parse(alert.time);
+  const resolution = alert.resolution;
+  const end = resolution && Date.parse(resolution.time);
   return record(
     OCSF_CLASSES.detectionFinding,
-    { id: 1, name: 'Create' },
+    resolution ? { id: 3, name: 'Close' } : { id: 1, name: 'Create' },
     {
-      time,
+      time: end ?? time,
       severityId,
-      metadata: { uid: alert.id, correlation_uid: sessionId, event_code: alert.rule },
-      message: alert.title,
-      status: 'New',
-      status_id: 1,
+      metadata: { uid: recordKey(alert), correlation_uid: sessionId, event_code: alert.rule },
+      message: resolution ? `Resolved: ${alert.title} (${resolution.note})` : alert.title,
+      ...(resolution
+        ? { status: 'Resolved', status_id: 4, status_detail: resolution.note, end_time: end }
+        : { status: 'New', status_id: 1 }),
       is_alert: true,
       count: occurrences,
       finding_info: {
@@ -216,6 +223,8 @@ export function ocsfAlert(alert: Alert, ctx: FormatContext): OcsfRecord {
             login_user: alert.loginUser,
             attribution: attributionOf(alert.identity?.attribution ?? null),
             details: safeDetails(alert.details),
+            resolution: resolution && { reason: resolution.reason, evidence: resolution.evidence },
+            muted: alert.muted,
           },
         },
       ],
