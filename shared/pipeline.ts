@@ -218,9 +218,10 @@ export class Pipeline {
     this.setPositions(positions);
     const fresh: CanonicalEvent[] = [];
     // MySQL events after all their log gave need no key lookup (log-positions.ts); the keys of
-    // this batch are gathered only once another event needs them.
+    // this batch's MySQL events are gathered only once one of them needs them.
     const front = new Map<string, CanonicalEvent>();
-    let inBatch: Set<string> | undefined;
+    let mysqlKeys: Set<string> | undefined;
+    const otherKeys = new Set<string>();
     for (const item of items) {
       this.stats.received++;
       if (item.type === 'dead') {
@@ -230,11 +231,14 @@ export class Pipeline {
       const ev = item.event;
       this.logPositions.noteGap(ev);
       if (this.logPositions.isAhead(ev, front)) {
-        inBatch?.add(ev.key);
+        mysqlKeys?.add(ev.key);
         fresh.push(ev);
         continue;
       }
-      inBatch ??= new Set(fresh.map((e) => e.key));
+      const inBatch =
+        ev.source !== 'mysql'
+          ? otherKeys
+          : (mysqlKeys ??= new Set(fresh.flatMap((e) => (e.source === 'mysql' ? [e.key] : []))));
       if (inBatch.has(ev.key) || this.isPending(ev)) {
         this.stats.duplicates++;
         continue;
