@@ -235,10 +235,9 @@ export class Pipeline {
         fresh.push(ev);
         continue;
       }
-      const inBatch =
-        ev.source !== 'mysql'
-          ? otherKeys
-          : (mysqlKeys ??= new Set(fresh.flatMap((e) => (e.source === 'mysql' ? [e.key] : []))));
+      if (ev.source === 'mysql' && mysqlKeys === undefined)
+        mysqlKeys = new Set(fresh.flatMap((e) => (e.source === 'mysql' ? [e.key] : [])));
+      const inBatch = ev.source === 'mysql' ? mysqlKeys! : otherKeys;
       if (inBatch.has(ev.key) || this.isPending(ev)) {
         this.stats.duplicates++;
         continue;
@@ -258,7 +257,7 @@ export class Pipeline {
     const horizon = this.clock.releasedTs - this.config.retention;
     const latest = this.now() + this.config.clockSkew;
     for (const ev of fresh) {
-      if (seen.has(ev.key) || redelivered.has(ev)) {
+      if ((seen.size > 0 && seen.has(ev.key)) || redelivered.has(ev)) {
         this.stats.duplicates++;
         continue;
       }
