@@ -36,11 +36,54 @@ const mb = (bytes: number) => Math.round(bytes / 1e5) / 10;
 const peakRssMb = () => Math.round(process.resourceUsage().maxRSS / 1024);
 const gc = () => (globalThis as { gc?: () => void }).gc?.();
 
+const HELP = `Usage: npm run bench -- [options]
+
+Generates a demo fleet and measures, in child processes run in interleaved rounds so that load
+from elsewhere on the machine falls on every mode alike: JSON.parse alone on the input bytes,
+decode alone, replay end to end into SQLite state, and DuckDB answering the batch question on
+the same files. Reports medians of wall and CPU time, and replay's own peak RSS. Then (unless
+--throughput) open sessions, the collector, baselines, sync and the function's cold start.
+The last line on stdout is one JSON object with the figures (ratio, peakRssMB, duckdbRatio, ...).
+
+Options:
+  --scale N        fleet size (default 3)          --app-rate N   statements/min per DB (default 5)
+  --seed N         generator seed (default 7)      --rounds N     interleaved rounds (default 3)
+  --throughput     the interleaved rounds only     --keep         keep the generated inputs
+  --sync           the sync cost only              -h, --help     this help
+`;
+
+type Mode = 'parse' | 'decode' | 'replay' | 'duckdb';
+const MODES: readonly Mode[] = ['parse', 'decode', 'replay', 'duckdb'];
+
+/** What one child run measured: the timed part only (module load and setup left out). */
+type RunFigures = { wallMs: number; cpuMs: number; peakRssMB: number; records: number } & Record<
+  string,
+  number
+>;
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
+
+/** Runs `fn` and measures its wall time, its CPU time (user + system) and the process's peak RSS. */
+async function timed(
+  fn: () => Promise<Record<string, number>> | Record<string, number>,
+): Promise<RunFigures> {
+  gc();
+  const cpu = process.cpuUsage();
+  const started = performance.now();
+  const extra = await fn();
+  const wallMs = performance.now() - started;
+  const used = process.cpuUsage(cpu);
+  return { records: 0, ...extra, wallMs, cpuMs: (used.user + used.system) / 1000, peakRssMB: peakRssMb() };
+}
+
 /** JSON.parse of every record of the inputs, with the same line framing the files use. */
-function parseOnly(inputs: string[]): { records: number; bytes: number; ms: number } {
+function parseOnly(inputs: string[]): { records: number; bytes: number } {
   let records = 0;
   let bytes = 0;
-  const started = performance.now();
   for (const path of inputs) {
     const text = readFileSync(path, 'utf8');
     bytes += Buffer.byteLength(text);
@@ -56,7 +99,81 @@ function parseOnly(inputs: string[]): { records: number; bytes: number; ms: numb
       records++;
     }
   }
-  return { records, bytes, ms: performance.now() - started };
+  return { records, bytes };
+}
+
+/** Child mode: one measured run of `mode` over the inputs of a generated fleet; prints its figures. */
+async function runMode(mode: Mode, manifestPath: string): Promise<void> {
+  const manifest = JSON.parse(readFileSync(manifestPath, 'utf8')) as { config: string; inputs: string[] };
+  const { config, rules } = await loadConfigFile(manifest.config);
+  let figures: RunFigures;
+  if (mode === 'parse') figures = await timed(() => parseOnly(manifest.inputs));
+  else if (mode === 'duckdb') {
+    const peer = await duckdbPeer(manifest.inputs, config, rules, 1);
+    figures = await timed(async () => {
+      const r = await peer.run();
+      return { records: r.connects, people: r.people, bursts: r.bursts };
+    });
+    peer.close();
+  } else if (mode === 'decode') {
+    const resolveDbSystem = dbSystemResolver(config);
+    figures = await timed(async () => {
+      let events = 0;
+      let dead = 0;
+      for (const path of manifest.inputs) {
+        for await (const batch of readInput(path, { resolveDbSystem }).batches())
+          for (const item of batch) {
+            if (item.type === 'event') events++;
+            else dead++;
+          }
+      }
+      return { records: events + dead, events, dead };
+    });
+  } else {
+    const store = SqliteStore.open(join(manifestPath, '..', `state-${process.pid}.sqlite`));
+    try {
+      figures = await timed(async () => {
+        const { stats } = await replayFiles({ config, rules, inputs: manifest.inputs, store, sinks: [] });
+        return { records: stats.received, duplicates: stats.duplicates, alerts: stats.alerts };
+      });
+    } finally {
+      await store.close();
+    }
+  }
+  process.stdout.write(`${JSON.stringify(figures)}\n`);
+}
+
+function runChild(mode: Mode, manifestPath: string): Promise<RunFigures> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [...process.execArgv, __filename, '--run', mode, manifestPath], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let out = '';
+    child.stdout.on('data', (c: Buffer) => {
+      out += c;
+    });
+    child.on('error', reject);
+    child.on('exit', (code) => {
+      if (code !== 0) reject(new Error(`bench --run ${mode} exited with ${code}`));
+      else resolve(JSON.parse(out.trim().split('\n').at(-1)!) as RunFigures);
+    });
+  });
+}
+
+/** `rounds` rounds of every mode, each in its own process, the order rotating from round to round. */
+async function interleaved(manifestPath: string, rounds: number): Promise<Record<Mode, RunFigures[]>> {
+  const runs: Record<Mode, RunFigures[]> = { parse: [], decode: [], replay: [], duckdb: [] };
+  for (let r = 0; r < rounds; r++) {
+    for (let m = 0; m < MODES.length; m++) {
+      const mode = MODES[(m + r) % MODES.length]!;
+      const f = await runChild(mode, manifestPath);
+      runs[mode].push(f);
+      log(
+        `  round ${r + 1} ${mode.padEnd(6)} ${(f.wallMs / 1000).toFixed(2)} s wall, ${(f.cpuMs / 1000).toFixed(2)} s CPU, peak RSS ${f.peakRssMB} MB`,
+      );
+    }
+  }
+  return runs;
 }
 
 async function main(): Promise<void> {
@@ -65,12 +182,21 @@ async function main(): Promise<void> {
       scale: { type: 'string', default: '3' },
       'app-rate': { type: 'string', default: '5' },
       seed: { type: 'string', default: '7' },
+      rounds: { type: 'string', default: '3' },
       keep: { type: 'boolean', default: false },
+      throughput: { type: 'boolean', default: false },
+      run: { type: 'string' },
       'audit-servers': { type: 'boolean', default: false },
       sync: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
     },
     allowPositionals: true,
   });
+  if (values.help) {
+    process.stdout.write(HELP);
+    return;
+  }
+  if (values.run !== undefined) return runMode(values.run as Mode, positionals[0]!);
   if (values['audit-servers']) return auditServers(positionals);
   if (values.sync) {
     process.stdout.write(`${JSON.stringify(await syncBench())}\n`);
@@ -79,10 +205,11 @@ async function main(): Promise<void> {
   const scale = Number(values.scale);
   const appRate = Number(values['app-rate']);
   const seed = Number(values.seed);
+  const rounds = Math.max(1, Number(values.rounds));
   const dir = mkdtempSync(join(tmpdir(), 'hwaudit-bench-'));
   try {
     log(`bench: generating a fleet (scale ${scale}, app rate ${appRate}/min, seed ${seed}) into ${dir}`);
-    let t = performance.now();
+    const t = performance.now();
     const manifest = generateDemo({ out: dir, seed, scale, appRate });
     const generateMs = performance.now() - t;
     const { mysqlEvents, iamDeliveries, bytes } = manifest.counts;
@@ -90,77 +217,64 @@ async function main(): Promise<void> {
       `  ${mysqlEvents.toLocaleString('en-US')} MySQL events, ${iamDeliveries.toLocaleString('en-US')} IAM records, ${mb(bytes)} MB in ${(generateMs / 1000).toFixed(1)} s`,
     );
     if (mysqlEvents < 1_000_000) log('  note: fewer than 1M MySQL events; raise --scale or --app-rate');
-    const rssAfterGenerate = peakRssMb();
-    gc();
+    const manifestPath = join(dir, 'manifest.json');
+    writeFileSync(manifestPath, JSON.stringify({ config: manifest.config, inputs: manifest.inputs }));
 
-    log('bench: JSON.parse only');
-    const parse = parseOnly(manifest.inputs);
     log(
-      `  ${parse.records.toLocaleString('en-US')} records in ${(parse.ms / 1000).toFixed(1)} s: ${rate(parse.records, parse.ms).toLocaleString('en-US')}/s`,
+      `bench: ${rounds} interleaved rounds of JSON.parse only, decode only, replay end to end (decode, merge, correlate, detect, SQLite state) and DuckDB (one thread), each in its own process`,
     );
-    gc();
-
-    const { config, rules } = await loadConfigFile(manifest.config);
-    log('bench: DuckDB, the peer: the batch question on the same files in SQL (one thread)');
-    const duck = await duckdbPeer(manifest.inputs, config, 1);
-    log(
-      `  ${(duck.ms / 1000).toFixed(1)} s: ${(parse.ms / duck.ms).toFixed(2)}x JSON.parse-only (${duck.connects} proxied connects joined, ${duck.people} login names, ${duck.bursts} bursts)`,
-    );
-    gc();
-
-    log('bench: decode only (split, classify, validate, normalize)');
-    const resolveDbSystem = dbSystemResolver(config);
-    let decoded = 0;
-    let dead = 0;
-    t = performance.now();
-    for (const path of manifest.inputs) {
-      for await (const item of readInput(path, { resolveDbSystem })) {
-        if (item.type === 'event') decoded++;
-        else dead++;
-      }
+    const runs = await interleaved(manifestPath, rounds);
+    const wall = (m: Mode) => median(runs[m].map((f) => f.wallMs));
+    const cpu = (m: Mode) => median(runs[m].map((f) => f.cpuMs));
+    const ratio = (a: number, b: number) => Math.round((a / b) * 1000) / 1000;
+    const records = runs.replay[0]!.records;
+    const decoded = runs.decode[0]!.events!;
+    for (const m of MODES) {
+      log(
+        `  ${m.padEnd(6)} median ${(wall(m) / 1000).toFixed(2)} s wall, ${(cpu(m) / 1000).toFixed(2)} s CPU; ${ratio(wall('parse'), wall(m))}x JSON.parse-only by wall time, ${ratio(cpu('parse'), cpu(m))}x by CPU time`,
+      );
     }
-    const decodeMs = performance.now() - t;
-    log(
-      `  ${decoded.toLocaleString('en-US')} events, ${dead} dead letters in ${(decodeMs / 1000).toFixed(1)} s: ${rate(decoded, decodeMs).toLocaleString('en-US')}/s`,
-    );
-    gc();
-
-    log('bench: end to end (replay: decode, merge, correlate, detect, SQLite state)');
-    // Time spent inside the pipeline (correlate + detect + state store) during the same run.
-    let pipelineMs = 0;
-    const ingest = Pipeline.prototype.ingest;
-    const finish = Pipeline.prototype.finish;
-    Pipeline.prototype.ingest = async function (this: Pipeline, items) {
-      const s = performance.now();
-      try {
-        return await ingest.call(this, items);
-      } finally {
-        pipelineMs += performance.now() - s;
-      }
+    const d = runs.duckdb[0]!;
+    log(`  DuckDB: ${d.records} proxied connects joined, ${d.people} login names, ${d.bursts} bursts`);
+    const throughput = {
+      mysqlEvents,
+      iamRecords: iamDeliveries,
+      records,
+      inputBytes: bytes,
+      inputMB: mb(bytes),
+      generateSeconds: Math.round(generateMs) / 1000,
+      rounds,
+      parseOnlyWallMs: Math.round(wall('parse')),
+      parseOnlyCpuMs: Math.round(cpu('parse')),
+      endToEndWallMs: Math.round(wall('replay')),
+      endToEndCpuMs: Math.round(cpu('replay')),
+      duckdbWallMs: Math.round(wall('duckdb')),
+      duckdbCpuMs: Math.round(cpu('duckdb')),
+      // Per event, as decoded from the same bytes (ListEvents pages are one JSON text of many events).
+      parseOnlyEventsPerSec: rate(decoded, wall('parse')),
+      parseOnlyMBPerSec: Math.round(mb(bytes) / (wall('parse') / 1000)),
+      decodeEventsPerSec: rate(decoded, wall('decode')),
+      endToEndEventsPerSec: rate(records, wall('replay')),
+      endToEndEventsPerCpuSec: rate(records, cpu('replay')),
+      endToEndMBPerSec: Math.round(mb(bytes) / (wall('replay') / 1000)),
+      /** End to end over JSON.parse-only on the same bytes, medians of wall time (budget: >= 0.5). */
+      ratio: ratio(wall('parse'), wall('replay')),
+      /** The same by CPU time: what load from other processes changes least. */
+      cpuRatio: ratio(cpu('parse'), cpu('replay')),
+      decodeVsParseRatio: ratio(wall('parse'), wall('decode')),
+      /** DuckDB's batch answer over JSON.parse-only of the same bytes (one thread), medians of wall time. */
+      duckdbRatio: ratio(wall('parse'), wall('duckdb')),
+      duckdbCpuRatio: ratio(cpu('parse'), cpu('duckdb')),
+      /** Replay's own process, at its highest over the rounds. */
+      peakRssMB: Math.max(...runs.replay.map((f) => f.peakRssMB)),
+      deadLetters: runs.decode[0]!.dead!,
+      alerts: runs.replay[0]!.alerts!,
+      node: process.version,
     };
-    Pipeline.prototype.finish = async function (this: Pipeline, asOf) {
-      const s = performance.now();
-      try {
-        return await finish.call(this, asOf);
-      } finally {
-        pipelineMs += performance.now() - s;
-      }
-    };
-    const store = SqliteStore.open(join(dir, 'state.sqlite'));
-    t = performance.now();
-    let result: Awaited<ReturnType<typeof replayFiles>>;
-    try {
-      result = await replayFiles({ config, rules, inputs: manifest.inputs, store, sinks: [] });
-    } finally {
-      Pipeline.prototype.ingest = ingest;
-      Pipeline.prototype.finish = finish;
-      await store.close();
+    if (values.throughput) {
+      process.stdout.write(`${JSON.stringify(throughput)}\n`);
+      return;
     }
-    const e2eMs = performance.now() - t;
-    const { stats } = result;
-    log(
-      `  ${stats.received.toLocaleString('en-US')} records (${stats.duplicates} duplicates, ${stats.alerts} alerts) in ${(e2eMs / 1000).toFixed(1)} s: ${rate(stats.received, e2eMs).toLocaleString('en-US')}/s; pipeline ${(pipelineMs / 1000).toFixed(1)} s of it`,
-    );
 
     log('bench: 100,000 open sessions (connects without disconnects, group-proxied and 1-to-1)');
     const open = await openSessionsBench(100_000);
@@ -190,26 +304,7 @@ async function main(): Promise<void> {
     log(`  ${coldStartMs} ms (average of 5)`);
 
     const figures = {
-      mysqlEvents,
-      iamRecords: iamDeliveries,
-      records: stats.received,
-      inputBytes: parse.bytes,
-      inputMB: mb(parse.bytes),
-      generateSeconds: Math.round(generateMs) / 1000,
-      // Per event, as decoded from the same bytes (ListEvents pages are one JSON text of many events).
-      parseOnlyEventsPerSec: rate(decoded, parse.ms),
-      parseOnlyMBPerSec: Math.round(mb(parse.bytes) / (parse.ms / 1000)),
-      decodeEventsPerSec: rate(decoded, decodeMs),
-      correlateEventsPerSec: rate(stats.received, pipelineMs),
-      endToEndEventsPerSec: rate(stats.received, e2eMs),
-      endToEndMBPerSec: Math.round(mb(parse.bytes) / (e2eMs / 1000)),
-      /** End-to-end rate over the JSON.parse-only rate of the same bytes (budget: >= 0.5). */
-      endToEndVsParseRatio: Math.round((parse.ms / e2eMs) * 1000) / 1000,
-      decodeVsParseRatio: Math.round((parse.ms / decodeMs) * 1000) / 1000,
-      /** DuckDB's batch answer over the JSON.parse-only time of the same bytes (one thread). */
-      duckdbRatio: Math.round((parse.ms / duck.ms) * 1000) / 1000,
-      deadLetters: dead,
-      alerts: stats.alerts,
+      ...throughput,
       openSessions: open.sessions,
       openSessionsEventsPerSec: rate(open.sessions, open.ms),
       openSessionsHeapMB: open.heapMB,
@@ -226,9 +321,6 @@ async function main(): Promise<void> {
       syncRequests: sync.requests,
       syncSeconds: sync.seconds,
       functionBundleBytes: statSync(join(__dirname, 'func.cjs')).size,
-      peakRssMB: peakRssMb(),
-      peakRssAfterGenerateMB: rssAfterGenerate,
-      node: process.version,
     };
     process.stdout.write(`${JSON.stringify(figures)}\n`);
   } finally {

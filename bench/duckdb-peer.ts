@@ -1,12 +1,14 @@
 // The peer the bench compares with: DuckDB (@duckdb/node-api) reading the same input files and
 // answering the batch version of our question in SQL: each proxied connect joined, as of its time,
 // to the group membership of the person it names; sessions and failed logins per person; bursts of
-// five failed logins per login name within ten minutes. It reads the audit files as lines of JSON
-// (their `[`, trailing commas and collector envelopes included), as we do.
+// failed logins per login name and DB system, and per source IP, within auth.failure-burst's window.
+// It reads the audit files as lines of JSON (their `[`, trailing commas and collector envelopes
+// included), as we do.
+import type { DuckDBInstance as DuckDBInstanceType } from '@duckdb/node-api';
 import type { Config } from '../schemas/config.js';
+import type { ActiveRule } from '../shared/config/active-rules.js';
 
 export type PeerResult = {
-  ms: number;
   connects: number;
   people: number;
   bursts: number;
@@ -15,16 +17,41 @@ export type PeerResult = {
 
 const sqlList = (paths: string[]) => `[${paths.map((p) => `'${p.replaceAll("'", "''")}'`).join(', ')}]`;
 
-export async function duckdbPeer(inputs: string[], config: Config, threads: number): Promise<PeerResult> {
+/** An in-memory DuckDB with `threads` threads, ready to answer the question once (`run`, the part to time). */
+export async function duckdbPeer(
+  inputs: string[],
+  config: Config,
+  rules: readonly ActiveRule[],
+  threads: number,
+): Promise<{ run: () => Promise<PeerResult>; close: () => void }> {
   const { DuckDBInstance } = await import('@duckdb/node-api');
   const instance = await DuckDBInstance.create(':memory:', { threads: String(threads) });
   const c = await instance.connect();
+  const close = () => {
+    c.closeSync();
+    instance.closeSync();
+  };
+  return { run: () => answer(c, inputs, config, rules), close };
+}
+
+type Connection = Awaited<ReturnType<Awaited<ReturnType<typeof DuckDBInstanceType.create>>['connect']>>;
+
+async function answer(
+  c: Connection,
+  inputs: string[],
+  config: Config,
+  rules: readonly ActiveRule[],
+): Promise<PeerResult> {
   const mysql = inputs.filter((p) => !p.includes('/iam/'));
   const iam = inputs.filter((p) => p.includes('/iam/'));
+  const burst = rules.find((r) => r.rule.id === 'auth.failure-burst')?.params as
+    | { threshold: number; window: number }
+    | undefined;
+  const threshold = burst?.threshold ?? 5;
+  const window = `${Math.round((burst?.window ?? 600_000) / 1000)} SECOND`;
   const users = config.directory.users.flatMap((u) =>
     [u.name, ...u.aliases].map((n) => [u.id, n.toLowerCase()]),
   );
-  const started = performance.now();
   await c.run(`CREATE TABLE names (user_id VARCHAR, name VARCHAR)`);
   if (users.length > 0)
     await c.run(
@@ -33,14 +60,16 @@ export async function duckdbPeer(inputs: string[], config: Config, threads: numb
   await c.run(`
     CREATE TABLE ev AS
     WITH lines AS (
-      SELECT line FROM read_csv(${sqlList(mysql)}, columns = {'line': 'VARCHAR'}, header = false,
-        delim = chr(1), quote = '', escape = '', auto_detect = false, max_line_size = 20000000)
+      SELECT line, filename FROM read_csv(${sqlList(mysql)}, columns = {'line': 'VARCHAR'}, header = false,
+        delim = chr(1), quote = '', escape = '', auto_detect = false, max_line_size = 20000000, filename = true)
       WHERE line LIKE '{%'
-    ), docs AS (SELECT json(rtrim(line, ',')) AS doc FROM lines)
-    SELECT coalesce(doc -> 'event', doc) AS e FROM docs WHERE (doc ->> 'source') IS NULL OR (doc ->> 'source') = 'mysql-audit'`);
+    ), docs AS (SELECT json(rtrim(line, ',')) AS doc, filename FROM lines)
+    SELECT CASE WHEN (doc ->> 'source') = 'mysql-audit' THEN doc -> 'event' ELSE doc END AS e, coalesce(doc ->> 'dbSystemId', filename) AS db
+    FROM docs WHERE (doc ->> 'source') IS NULL OR (doc ->> 'source') = 'mysql-audit'`);
   await c.run(`
     CREATE TABLE connects AS
-    SELECT strptime(e ->> 'timestamp', '%Y-%m-%d %H:%M:%S') AS ts, lower(e -> 'login' ->> 'user') AS login_user,
+    SELECT db, strptime(e ->> 'timestamp', '%Y-%m-%d %H:%M:%S') AS ts, lower(e -> 'login' ->> 'user') AS login_user,
+           e -> 'login' ->> 'ip' AS ip,
            e -> 'login' ->> 'proxy' AS proxy, e -> 'account' ->> 'user' AS account,
            CAST(e -> 'connection_data' ->> 'status' AS INTEGER) AS status
     FROM ev WHERE (e ->> 'class') = 'connection' AND (e ->> 'event') = 'connect'`);
@@ -66,12 +95,17 @@ export async function duckdbPeer(inputs: string[], config: Config, threads: numb
   const people = await read(`
     SELECT count(*) FROM (SELECT login_user, count(*) AS sessions, count(*) FILTER (WHERE status <> 0) AS failed
                           FROM connects GROUP BY login_user)`);
+  // As auth.failure-burst counts: a sliding window per login user and DB system, and per source IP.
   const bursts = await read(`
-    SELECT count(*) FROM (SELECT login_user, time_bucket(INTERVAL 10 MINUTE, ts) AS w, count(*) AS n
-                          FROM connects WHERE status <> 0 GROUP BY ALL HAVING count(*) >= 5)`);
+    WITH failed AS (SELECT * FROM connects WHERE status <> 0),
+    w AS (
+      SELECT 'user' AS kind, db || '/' || login_user AS subject,
+             count(*) OVER (PARTITION BY db, login_user ORDER BY ts RANGE BETWEEN INTERVAL ${window} PRECEDING AND CURRENT ROW) AS n
+      FROM failed
+      UNION ALL
+      SELECT 'ip', ip, count(*) OVER (PARTITION BY ip ORDER BY ts RANGE BETWEEN INTERVAL ${window} PRECEDING AND CURRENT ROW)
+      FROM failed)
+    SELECT count(DISTINCT (kind, subject)) FROM w WHERE n >= ${threshold}`);
   const memberships = await read('SELECT count(*) FROM changes');
-  const ms = performance.now() - started;
-  c.closeSync();
-  instance.closeSync();
-  return { ms, connects, people, bursts, memberships };
+  return { connects, people, bursts, memberships };
 }

@@ -27,6 +27,32 @@ export const CollectorRecordSchema = z.looseObject({
   event: z.record(z.string(), z.unknown()),
 });
 
+export type CollectorRecord = z.infer<typeof CollectorRecordSchema>;
+
+const optionalText = (v: unknown, min = 0) =>
+  v === undefined || v === null || (typeof v === 'string' && v.length >= min);
+
+/**
+ * The record itself when it has the usual shape (checked by hand: no copy), else zod's reading of
+ * it, whose issues name what is wrong.
+ */
+export function parseCollectorRecord(value: Record<string, unknown>): z.ZodSafeParseResult<CollectorRecord> {
+  const { source, dbSystemId, dbSystemName, instance, event } = value;
+  if (
+    source === 'mysql-audit' &&
+    typeof dbSystemId === 'string' &&
+    dbSystemId.length > 0 &&
+    optionalText(dbSystemName) &&
+    optionalText(instance, 1) &&
+    typeof event === 'object' &&
+    event !== null &&
+    !Array.isArray(event)
+  ) {
+    return { success: true, data: value as CollectorRecord };
+  }
+  return CollectorRecordSchema.safeParse(value);
+}
+
 /** A gap in an audit trail, as the collector reports it next to the records (schemas/events.ts GapEvent). */
 export const GapRecordSchema = z.looseObject({
   source: z.literal('audit-gap'),

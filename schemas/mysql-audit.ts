@@ -157,10 +157,15 @@ export type MysqlAuditRecord =
   | { known: true; record: KnownMysqlAuditRecord }
   | { known: false; record: GenericMysqlAuditRecord };
 
-/** Validates a raw record with its class's schema: known classes strictly, any other generically. */
+/**
+ * Validates a raw record with its class's schema: known classes strictly, any other generically.
+ * The common shapes are checked by hand and returned as they are; zod reads everything else
+ * (numbers as text, the rare classes, invalid records, whose dead letter carries zod's message).
+ */
 export function parseMysqlAuditRecord(
   raw: unknown,
 ): { success: true; data: MysqlAuditRecord } | { success: false; error: z.ZodError } {
+  if (isCommonShape(raw)) return { success: true, data: { known: true, record: raw } };
   const cls = typeof raw === 'object' && raw !== null ? (raw as { class?: unknown }).class : undefined;
   if ((KNOWN_MYSQL_AUDIT_CLASSES as readonly unknown[]).includes(cls)) {
     const parsed = KnownMysqlAuditRecordSchema.safeParse(raw);
@@ -172,4 +177,81 @@ export function parseMysqlAuditRecord(
   return parsed.success
     ? { success: true, data: { known: false, record: parsed.data } }
     : { success: false, error: parsed.error };
+}
+
+// The hand check: true only for records the schemas accept unchanged (no text to convert to a
+// number), so that returning the record itself is the same as returning zod's copy of it.
+type Fields = Record<string, unknown>;
+
+const isObject = (v: unknown): v is Fields => typeof v === 'object' && v !== null && !Array.isArray(v);
+const nullish = (v: unknown) => v === undefined || v === null;
+const text = (v: unknown) => nullish(v) || typeof v === 'string';
+const number = (v: unknown) => nullish(v) || (typeof v === 'number' && Number.isFinite(v));
+const int = (v: unknown) => typeof v === 'number' && Number.isSafeInteger(v);
+
+/** An optional object whose named fields pass their checks. */
+const fields =
+  (checks: Record<string, (v: unknown) => boolean>) =>
+  (v: unknown): boolean => {
+    if (nullish(v)) return true;
+    if (!isObject(v)) return false;
+    for (const key in checks) if (!checks[key]!(v[key])) return false;
+    return true;
+  };
+
+const accountRef = fields({ user: text, host: text });
+const loginRef = fields({ user: text, os: text, ip: text, proxy: text });
+const queryStatistics = fields({
+  query_time: number,
+  rows_sent: number,
+  rows_examined: number,
+  bytes_received: number,
+  bytes_sent: number,
+});
+const connectionData = fields({
+  connection_type: text,
+  status: number,
+  db: text,
+  connection_attributes: (v) => nullish(v) || isObject(v),
+});
+const generalData = fields({ command: text, sql_command: text, query: text, status: number });
+const tableAccessData = fields({ db: text, table: text, query: text, sql_command: text });
+
+/** The payload each common class carries, and the events that require it (requirePayload). */
+const COMMON_SHAPES = new Map<
+  string,
+  { payload: string; check: (v: unknown) => boolean; requiredBy: string[] }
+>([
+  [
+    'connection',
+    { payload: 'connection_data', check: connectionData, requiredBy: ['connect', 'change_user'] },
+  ],
+  ['general', { payload: 'general_data', check: generalData, requiredBy: ['status'] }],
+  [
+    'table_access',
+    {
+      payload: 'table_access_data',
+      check: tableAccessData,
+      requiredBy: ['read', 'insert', 'update', 'delete'],
+    },
+  ],
+]);
+
+function isCommonShape(raw: unknown): raw is KnownMysqlAuditRecord {
+  if (!isObject(raw) || typeof raw.class !== 'string') return false;
+  const shape = COMMON_SHAPES.get(raw.class);
+  if (shape === undefined) return false;
+  const payload = raw[shape.payload];
+  return (
+    typeof raw.timestamp === 'string' &&
+    raw.timestamp.length > 0 &&
+    int(raw.id) &&
+    (nullish(raw.connection_id) || int(raw.connection_id)) &&
+    typeof raw.event === 'string' &&
+    accountRef(raw.account) &&
+    loginRef(raw.login) &&
+    shape.check(payload) &&
+    !(nullish(payload) && shape.requiredBy.includes(raw.event)) &&
+    (raw.class === 'connection' || queryStatistics(raw.query_statistics))
+  );
 }

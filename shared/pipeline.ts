@@ -14,6 +14,7 @@ import { Correlator, type CorrelatorStats } from './correlate/correlator.js';
 import type { DecodedItem } from './decode/read-input.js';
 import { Detector } from './detect/detector.js';
 import type { AlertSink, SinkState } from './emit/sink.js';
+import { LogPositions } from './log-positions.js';
 import { EntityCache } from './state/entity-cache.js';
 import type { StateStore } from './state/state-store.js';
 import { applySnapshot } from './sync/baseline.js';
@@ -87,11 +88,14 @@ export class Pipeline {
   private clock: Clock;
   /** Waiting for the watermark, sorted by compareEvents. */
   private pending: CanonicalEvent[];
+  /** Keys of the pending events other than MySQL ones (found by position in `pending`). */
   private readonly pendingKeys: Set<string>;
   /** Pending keys written to the store (so that releasing them deletes the rows). */
   private readonly persisted: Set<string>;
   private released: string[] = [];
-  private seenBatch: { key: string; ts: number }[] = [];
+  /** Events applied since the last commit (their keys are remembered unless their position suffices). */
+  private seenBatch: CanonicalEvent[] = [];
+  private readonly logPositions: LogPositions;
   /** The day (of the ledger's retention horizon) the ledger was last pruned for, in this process. */
   private ledgerPrunedDay: number | undefined;
   private deadBatch: DeadLetter[] = [];
@@ -110,9 +114,10 @@ export class Pipeline {
     this.clock = cache.get<Clock>(META, CLOCK) ?? { maxTs: NEVER, releasedTs: NEVER };
     this.detector = new Detector(rules, cache);
     this.correlator = new Correlator(cache, config, this.detector);
+    this.logPositions = new LogPositions(cache, config.lateness);
     this.pending = pending.sort(compareEvents);
-    this.pendingKeys = new Set(pending.map((e) => e.key));
-    this.persisted = new Set(this.pendingKeys);
+    this.pendingKeys = new Set(pending.filter((e) => e.source !== 'mysql').map((e) => e.key));
+    this.persisted = new Set(pending.map((e) => e.key));
   }
 
   /**
@@ -212,31 +217,47 @@ export class Pipeline {
   ): Promise<Alert[]> {
     this.setPositions(positions);
     const fresh: CanonicalEvent[] = [];
-    const inBatch = new Set<string>();
+    // MySQL events after all their log gave need no key lookup (log-positions.ts); the keys of
+    // this batch's MySQL events are gathered only once one of them needs them.
+    const front = new Map<string, CanonicalEvent>();
+    let mysqlKeys: Set<string> | undefined;
+    const otherKeys = new Set<string>();
     for (const item of items) {
       this.stats.received++;
       if (item.type === 'dead') {
         this.dead(item.dead);
         continue;
       }
-      const key = item.event.key;
-      if (inBatch.has(key) || this.pendingKeys.has(key)) {
+      const ev = item.event;
+      this.logPositions.noteGap(ev);
+      if (this.logPositions.isAhead(ev, front)) {
+        mysqlKeys?.add(ev.key);
+        fresh.push(ev);
+        continue;
+      }
+      if (ev.source === 'mysql' && mysqlKeys === undefined)
+        mysqlKeys = new Set(fresh.flatMap((e) => (e.source === 'mysql' ? [e.key] : [])));
+      const inBatch = ev.source === 'mysql' ? mysqlKeys! : otherKeys;
+      if (inBatch.has(ev.key) || this.isPending(ev)) {
         this.stats.duplicates++;
         continue;
       }
-      inBatch.add(key);
-      fresh.push(item.event);
+      inBatch.add(ev.key);
+      fresh.push(ev);
     }
     // Every seen key belongs to an applied event, so its time is at or before the released
-    // watermark: only events that old can be redeliveries the store knows of.
+    // watermark: only events that old can be redeliveries the store knows of. MySQL events far
+    // enough behind their log's position are redeliveries without a lookup (log-positions.ts).
     const old = fresh.filter((e) => e.ts <= this.clock.releasedTs);
-    const seen = old.length > 0 ? await this.store.filterSeen(old) : new Set<string>();
+    const redelivered = new Set(old.filter((e) => this.logPositions.isRedelivery(e)));
+    const lookup = old.filter((e) => !redelivered.has(e));
+    const seen = lookup.length > 0 ? await this.store.filterSeen(lookup) : new Set<string>();
     const late: CanonicalEvent[] = [];
     const buffered: CanonicalEvent[] = [];
     const horizon = this.clock.releasedTs - this.config.retention;
     const latest = this.now() + this.config.clockSkew;
     for (const ev of fresh) {
-      if (seen.has(ev.key)) {
+      if ((seen.size > 0 && seen.has(ev.key)) || redelivered.has(ev)) {
         this.stats.duplicates++;
         continue;
       }
@@ -260,11 +281,12 @@ export class Pipeline {
       // A snapshot's time is the clock's, not the audit trail's: it does not move the watermark,
       // which the audit events (or a sweep, or the end of input) bring past it.
       if (ev.ts > this.clock.maxTs && ev.source !== 'sync') this.clock.maxTs = ev.ts;
+      this.logPositions.accepted(ev);
       if (ev.ts <= this.clock.releasedTs) {
         late.push(ev);
       } else {
         buffered.push(ev);
-        this.pendingKeys.add(ev.key);
+        if (ev.source !== 'mysql') this.pendingKeys.add(ev.key);
       }
     }
     this.pending = mergeSorted(this.pending, buffered.sort(compareEvents));
@@ -310,7 +332,7 @@ export class Pipeline {
       if (ev.ts > watermark) break;
       this.correlator.fireTimers(Math.min(ev.ts - 1, timersUpTo));
       this.apply(ev, false);
-      this.pendingKeys.delete(ev.key);
+      if (ev.source !== 'mysql') this.pendingKeys.delete(ev.key);
       this.released.push(ev.key);
     }
     if (i > 0) this.pending = this.pending.slice(i);
@@ -322,8 +344,23 @@ export class Pipeline {
     }
   }
 
+  /** Whether an event waits in the buffer: MySQL events by position in it (sorted), others by key. */
+  private isPending(ev: CanonicalEvent): boolean {
+    if (ev.source !== 'mysql') return this.pendingKeys.has(ev.key);
+    let lo = 0;
+    let hi = this.pending.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      const c = compareEvents(this.pending[mid]!, ev);
+      if (c === 0) return true;
+      if (c < 0) lo = mid + 1;
+      else hi = mid - 1;
+    }
+    return false;
+  }
+
   private apply(ev: CanonicalEvent, late: boolean): void {
-    this.seenBatch.push({ key: ev.key, ts: ev.ts });
+    this.seenBatch.push(ev);
     this.correlator.process(ev, late);
     this.stats.processed++;
   }
@@ -342,12 +379,12 @@ export class Pipeline {
     if (created.length > 0) for (const sink of this.sinks) sink.stage?.(created, this.sinkState(sink));
     this.cache.set(META, CLOCK, { ...this.clock });
     const put = this.durablePending ? this.pending.filter((e) => !this.persisted.has(e.key)) : [];
-    const remove = this.released.filter((k) => this.persisted.has(k));
+    const remove = this.persisted.size === 0 ? [] : this.released.filter((k) => this.persisted.has(k));
     const { newAlerts } = await this.store.commit({
       ...this.ledgerPrune(),
       entities: this.cache.drainChanges(),
       pending: { put, remove },
-      seen: this.seenBatch,
+      seen: this.seenBatch.filter((e) => this.logPositions.needsKey(e)),
       sessions: this.correlator.drainSessions(),
       alerts: created,
       alertUpdates: updates,

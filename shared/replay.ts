@@ -84,27 +84,21 @@ export type ReplayResult = {
 
 const KEEP_DEAD_LETTERS = 20;
 
-/** Item by item over batches, awaiting only when a batch is used up. */
-function bufferedItems(batches: AsyncIterable<DecodedItem[]>): () => Promise<IteratorResult<DecodedItem>> {
-  const it = batches[Symbol.asyncIterator]();
-  let buffer: DecodedItem[] = [];
-  let i = 0;
-  return async () => {
-    while (i >= buffer.length) {
-      const r = await it.next();
-      if (r.done) return { done: true, value: undefined };
-      buffer = r.value;
-      i = 0;
-    }
-    return { done: false, value: buffer[i++]! };
-  };
-}
-
+/** An input in the merge: its items one decoded chunk at a time, positioned on its next event. */
 type Source = {
   input: InputReport;
-  next: () => Promise<IteratorResult<DecodedItem>>;
-  head?: DecodedItem & { type: 'event' };
+  /** Position in the command line: breaks ties between equal events of different inputs. */
+  order: number;
+  chunks: AsyncIterator<DecodedItem[]> | undefined;
+  buffer: DecodedItem[];
+  i: number;
 };
+
+type EventItem = Extract<DecodedItem, { type: 'event' }>;
+
+const headOf = (s: Source) => (s.buffer[s.i] as EventItem).event;
+
+const compareSources = (a: Source, b: Source) => compareEvents(headOf(a), headOf(b)) || a.order - b.order;
 
 export async function replayFiles(opts: ReplayOptions): Promise<ReplayResult> {
   // A replay can be run again after a crash: buffered events need not be written to the store.
@@ -123,66 +117,80 @@ export async function replayFiles(opts: ReplayOptions): Promise<ReplayResult> {
   const reports: InputReport[] = [];
   const progress = () => opts.onProgress?.({ records, alerts: pipeline.stats.alerts, inputs: reports });
 
-  const push = async (item: DecodedItem, from: InputReport): Promise<void> => {
+  /** Counts an item and adds it to the batch; the caller flushes. */
+  const take = (item: DecodedItem, from: InputReport): void => {
     records++;
     from.records++;
-    if (item.type === 'dead') from.deadCodes.add(item.dead.code);
-    if (item.type === 'dead' && deadLetters.length < KEEP_DEAD_LETTERS) deadLetters.push(item.dead);
-    batch.push(item);
-    if (batch.length >= batchSize) {
-      await pipeline.ingest(batch);
-      batch = [];
-      progress();
+    if (item.type === 'dead') {
+      from.deadCodes.add(item.dead.code);
+      if (deadLetters.length < KEEP_DEAD_LETTERS) deadLetters.push(item.dead);
     }
+    batch.push(item);
+  };
+  const flush = async (): Promise<void> => {
+    if (batch.length < batchSize) return;
+    await pipeline.ingest(batch);
+    batch = [];
+    progress();
   };
 
-  /** Advances a source to its next event, passing dead letters straight through. */
-  const advance = async (s: Source): Promise<void> => {
-    delete s.head;
-    for (;;) {
-      const r = await s.next();
-      if (r.done) return;
-      if (r.value.type === 'event') {
-        s.head = r.value;
-        return;
-      }
-      await push(r.value, s.input);
+  /** Takes the dead letters before the source's next event; true when it has one. */
+  const skipDead = (s: Source): boolean => {
+    for (; s.i < s.buffer.length; s.i++) {
+      const item = s.buffer[s.i]!;
+      if (item.type === 'event') return true;
+      take(item, s.input);
     }
+    return false;
+  };
+  /** Positions a source on its next event, reading chunks as needed; false at its end. */
+  const settle = async (s: Source): Promise<boolean> => {
+    while (!skipDead(s)) {
+      await flush();
+      const r = await s.chunks?.next();
+      if (r === undefined || r.done) return false;
+      s.buffer = r.value;
+      s.i = 0;
+    }
+    return true;
   };
 
   const sources: Source[] = [];
-  for (const path of opts.inputs) {
+  for (const [order, path] of opts.inputs.entries()) {
     const reader = readInput(path, { resolveDbSystem });
     const input: InputReport = { path, counts: reader.counts, deadCodes: new Set(), records: 0 };
     reports.push(input);
-    const it = bufferedItems(reader.batches());
-    const source: Source = { input, next: it };
-    await advance(source);
-    if (source.head?.event.source === 'iam') {
+    const source: Source = {
+      input,
+      order,
+      chunks: reader.batches()[Symbol.asyncIterator](),
+      buffer: [],
+      i: 0,
+    };
+    if (!(await settle(source))) continue;
+    if (headOf(source).source === 'iam') {
       // IAM exports are not in event-time order: read the whole input and sort it.
-      const events = [source.head];
-      for (;;) {
-        const r = await it();
-        if (r.done) break;
-        if (r.value.type === 'event') events.push(r.value);
-        else await push(r.value, input);
-      }
+      const events: EventItem[] = [];
+      do events.push(source.buffer[source.i++] as EventItem);
+      while (await settle(source));
       events.sort((a, b) => compareEvents(a.event, b.event));
-      let i = 0;
-      source.next = async () =>
-        i < events.length ? { done: false, value: events[i++]! } : { done: true, value: undefined };
-      await advance(source);
+      Object.assign(source, { chunks: undefined, buffer: events, i: 0 });
     }
-    if (source.head) sources.push(source);
+    sources.push(source);
   }
 
-  // A heap of sources by their next event: O(log k) per record with k inputs.
-  const heap = new Heap<Source>((a, b) => compareEvents(a.head!.event, b.head!.event));
+  // A heap of sources by their next event: O(log k) per record with k inputs, and none while one
+  // input stays ahead of all others (audit files of one DB system are in time order).
+  const heap = new Heap<Source>(compareSources);
   heap.init(sources);
   for (let s = heap.pop(); s !== undefined; s = heap.pop()) {
-    await push(s.head!, s.input);
-    await advance(s);
-    if (s.head) heap.push(s);
+    const next = heap.peek();
+    do {
+      take(s.buffer[s.i++]!, s.input);
+      if (batch.length >= batchSize || !skipDead(s)) break;
+    } while (next === undefined || compareSources(s, next) < 0);
+    await flush();
+    if (await settle(s)) heap.push(s);
   }
   if (batch.length > 0) await pipeline.ingest(batch);
   await pipeline.finish(opts.asOf);

@@ -6,9 +6,9 @@ import { isUtf8 } from 'node:buffer';
 import type { z } from 'zod';
 import type { DeadLetter, DeadLetterCode, RecordLocation } from '../../schemas/dead-letter.js';
 import {
-  CollectorRecordSchema,
   type GapRecord,
   GapRecordSchema,
+  parseCollectorRecord,
   StreamMessageSchema,
 } from '../../schemas/envelopes.js';
 import { ociEnvelopeOf } from '../../schemas/oci-audit.js';
@@ -147,7 +147,7 @@ function isStreamMessage(value: Json): boolean {
 }
 
 function collectorItem(value: Json, loc: RecordLocation): ClassifiedItem {
-  const parsed = CollectorRecordSchema.safeParse(value);
+  const parsed = parseCollectorRecord(value);
   if (!parsed.success)
     return { kind: 'dead', dead: schemaInvalidLetter(parsed.error, loc, 'collector record') };
   const { dbSystemId, dbSystemName, instance, event } = parsed.data;

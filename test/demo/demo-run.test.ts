@@ -1,5 +1,6 @@
 // A small demo run through the real pipeline: every injected incident is found and every alert is
 // explained by the ground truth (precision and recall 1.0 for every rule).
+import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -108,6 +109,19 @@ describe('demo run', () => {
     expect(sessions).toHaveLength(result.coverage.sessions + result.coverage.failedLogins);
     const report = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8'));
     expect(report.total).toMatchObject({ precision: 1, recall: 1 });
+  });
+
+  // Golden files: what this small demo gives, byte for byte (the ledger, 5 MB, by its digest). A
+  // deliberate change of alerts or of the ledger is reviewed and refreshed with `npm run
+  // test:update` (a test run never writes them); a change for speed or memory leaves them alone.
+  it('gives exactly the golden alerts and session ledger', async () => {
+    await expect(readFileSync(join(out, 'alerts.jsonl'), 'utf8')).toMatchFileSnapshot(
+      './golden/alerts.jsonl',
+    );
+    const ledger = readFileSync(join(out, 'sessions.jsonl'));
+    const lines = ledger.toString('utf8').split('\n').length - 1;
+    const digest = createHash('sha256').update(ledger).digest('hex');
+    await expect(`${lines} sessions, sha256 ${digest}\n`).toMatchFileSnapshot('./golden/sessions.sha256');
   });
 
   it('prints a readable summary naming the people behind proxied sessions', () => {

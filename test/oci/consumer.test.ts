@@ -10,11 +10,13 @@ import { runConsume } from '../../functions/cli/consume.js';
 import { openScopedPipeline } from '../../functions/cli/host.js';
 import type { Alert } from '../../schemas/alert.js';
 import type { ConfigInput } from '../../schemas/config.js';
+import type { CanonicalEvent } from '../../schemas/events.js';
 import { validateConfig } from '../../shared/config/load-config.js';
 import { decodeBatch } from '../../shared/decode/read-input.js';
 import { baseConfig, T0 } from '../../shared/detect/timeline.js';
 import type { AlertSink } from '../../shared/emit/sink.js';
 import { AuditError } from '../../shared/errors.js';
+import { LogPositions } from '../../shared/log-positions.js';
 import { ociAuthProvider } from '../../shared/oci/auth.js';
 import { createOciClient } from '../../shared/oci/clients.js';
 import {
@@ -25,6 +27,7 @@ import {
   partitionScope,
   StreamConsumer,
 } from '../../shared/sources/stream-consumer.js';
+import { EntityCache } from '../../shared/state/entity-cache.js';
 import { SqliteStore } from '../../shared/state/sqlite-store.js';
 import { membershipChangeEvent, unrelatedEvent } from '../oci-endpoint/audit.js';
 import { type OciEndpoint, startOciEndpoint } from '../oci-endpoint/server.js';
@@ -202,14 +205,17 @@ function consumer(o: RunOpts): StreamConsumer {
 }
 
 /** The canonical events of each partition's messages (what a consumer must not lose). */
-const EXPECTED: Promise<{ key: string; ts: number }[][]> = Promise.all(
+const EXPECTED: Promise<CanonicalEvent[][]> = Promise.all(
   PAYLOADS.map(async (list, p) => {
     const items = await decodeBatch(`[${list.map((m) => m.value).join(',')}]`, `expected ${p}`);
-    return items.flatMap((i) => (i.type === 'event' ? [{ key: i.event.key, ts: i.event.ts }] : []));
+    return items.flatMap((i) => (i.type === 'event' ? [i.event] : []));
   }),
 );
 
-/** How many of the stream's events the group's partition scopes hold (seen, or pending the watermark). */
+/**
+ * How many of the stream's events the group's partition scopes hold: seen (by key, or by position
+ * in their MySQL log), or pending the watermark.
+ */
 async function acceptedCount(state: string, group: string): Promise<number> {
   const expected = await EXPECTED;
   let n = 0;
@@ -218,7 +224,10 @@ async function acceptedCount(state: string, group: string): Promise<number> {
     try {
       const seen = await store.filterSeen(events);
       const pending = new Set((await store.loadPending()).map((e) => e.key));
-      n += events.filter((e) => seen.has(e.key) || pending.has(e.key)).length;
+      const cache = new EntityCache();
+      for (const row of await store.loadEntities()) cache.load(row);
+      const positions = new LogPositions(cache, config.lateness);
+      n += events.filter((e) => seen.has(e.key) || pending.has(e.key) || positions.isRedelivery(e)).length;
     } finally {
       await store.close();
     }

@@ -45,6 +45,14 @@ describe('order, batching and redelivery', () => {
     );
   });
 
+  // The golden file holds the baseline's alerts and session ledger, byte for byte (refreshed only
+  // by `npm run test:update`, after review); every reordering below must give the same.
+  it('the baseline gives exactly the golden alerts and session ledger', async () => {
+    const base = await runTimeline(events);
+    const lines = [...base.alerts, ...base.sessions].map((x) => JSON.stringify(x));
+    await expect(`${lines.join('\n')}\n`).toMatchFileSnapshot('./golden/incident-timeline.jsonl');
+  });
+
   it('any arrival order within the lateness, any batches, any duplicates: same result', async () => {
     const baseline = fingerprint(await runTimeline(events));
     await fc.assert(

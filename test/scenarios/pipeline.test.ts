@@ -8,7 +8,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import type { Alert } from '../../schemas/alert.js';
 import type { ConfigInput } from '../../schemas/config.js';
 import type { CanonicalEvent } from '../../schemas/events.js';
-import { at, db, GROUPS, iam, USERS } from '../../shared/detect/timeline.js';
+import { at, db, GROUPS, gap, iam, USERS } from '../../shared/detect/timeline.js';
 import type { AlertSink } from '../../shared/emit/sink.js';
 import { type DecodedItem, Pipeline } from '../../shared/pipeline.js';
 import { SqliteStore } from '../../shared/state/sqlite-store.js';
@@ -120,7 +120,8 @@ describe('watermark', () => {
   it('an event at or before the released watermark is late: applied at once, in event-time order', async () => {
     const store = SqliteStore.open(':memory:');
     const p = await open(store);
-    await p.ingest(items([db.connect({ at: at(60), conn: 9, account: 'admin' })]));
+    // Another source moves the watermark (a MySQL log's own late events are redeliveries: below).
+    await p.ingest(items([iam.signOn({ at: at(60), user: USERS.dave, ip: '10.9.9.9' })]));
     expect(p.watermark).toBe(at(40));
     const connect = db.connect({ at: at(30), conn: 1, account: 'admin' });
     const disconnect = db.disconnect({ at: at(40), conn: 1, account: 'admin' });
@@ -134,7 +135,7 @@ describe('watermark', () => {
   it('drops an event older than the retention horizon as a TOO_LATE dead letter; one at the horizon is late', async () => {
     const store = SqliteStore.open(':memory:');
     const p = await open(store, { config: { retention: 'P1D' } });
-    await p.ingest(items([db.connect({ at: at(3 * 24 * 60), conn: 9, account: 'admin' })]));
+    await p.ingest(items([iam.signOn({ at: at(3 * 24 * 60), user: USERS.dave, ip: '10.9.9.9' })]));
     const horizon = at(3 * 24 * 60 - 20) - 24 * 3_600_000;
     await p.ingest(
       items([
@@ -173,6 +174,69 @@ describe('watermark', () => {
     expect(p.watermark).toBe(at(100));
     expect(created.map((a) => a.rule)).toEqual(['iam.privileged-group-change']);
     expect((await p.finish(at(240))).map((a) => a.rule)).toEqual(['break-glass.stale']);
+  });
+});
+
+describe('dedupe by position (MySQL logs)', () => {
+  const connect = (minute: number, conn: number, instance?: string) => {
+    const event = db.connect({ at: at(minute), conn, account: 'admin' });
+    return instance === undefined ? event : { ...event, instance };
+  };
+
+  it('an event more than the lateness behind its log is a redelivery, without a stored key', async () => {
+    const store = SqliteStore.open(':memory:');
+    const p = await open(store);
+    const [c1, c2, c3] = [connect(0, 1), connect(10, 2), connect(60, 3)];
+    await p.ingest(items([c1, c2, c3]));
+    expect(p.stats).toMatchObject({ processed: 2, duplicates: 0 });
+    // Behind the log's latest (minute 60) by more than the lateness (20): known by position.
+    expect(await store.filterSeen([c1, c2])).toEqual(new Set());
+    const never = connect(30, 4);
+    await p.ingest(items([c1, c2, never]));
+    expect(p.stats).toMatchObject({ processed: 2, duplicates: 3, late: 0 });
+    // Another log's event that late is applied late, as any source's.
+    await p.ingest(
+      items([db.connect({ at: at(30), conn: 5, account: 'admin', db: 'ocid1.mysqldbsystem.oc1..other' })]),
+    );
+    expect(p.stats).toMatchObject({ processed: 3, late: 1 });
+  });
+
+  it('a MySQL event repeated in its batch, or redelivered while it waits in the buffer, is a duplicate', async () => {
+    const p = await open(SqliteStore.open(':memory:'));
+    const [c1, c2] = [connect(0, 1), connect(10, 2)];
+    await p.ingest(items([c1, c2, c2]));
+    expect(p.stats).toMatchObject({ duplicates: 1, processed: 0 });
+    await p.ingest(items([c2, c1, connect(5, 3)]));
+    expect(p.stats).toMatchObject({ duplicates: 3, processed: 0 });
+    await p.finish();
+    expect(p.stats).toMatchObject({ duplicates: 3, processed: 3 });
+  });
+
+  it('within the lateness of its log, exact keys decide, also after a restart', async () => {
+    const path = storeFile();
+    const p1 = await open(SqliteStore.open(path));
+    const [c1, c2, c3] = [connect(0, 1), connect(45, 2), connect(60, 3)];
+    await p1.ingest(items([c1, c3]));
+    await p1.ingest(items([c2, c2]));
+    expect(p1.stats).toMatchObject({ duplicates: 1 });
+    // The watermark passes c2 while its log stands at minute 60: its key is kept.
+    await p1.ingest(items([iam.signOn({ at: at(70), user: USERS.dave, ip: '10.9.9.9' })]));
+    expect(p1.stats.processed).toBe(2);
+    const store = SqliteStore.open(path);
+    expect(await store.filterSeen([c2])).toEqual(new Set([c2.key]));
+    const p2 = await open(store);
+    await p2.ingest(items([c1, c2, c3]));
+    expect(p2.stats).toMatchObject({ duplicates: 3, processed: 0 });
+    await store.close();
+  });
+
+  it('after a log-reset gap the log keeps exact keys: an older new event is applied', async () => {
+    const p = await open(SqliteStore.open(':memory:'));
+    await p.ingest(items([connect(0, 1, 'primary'), connect(60, 2, 'primary')]));
+    await p.ingest(
+      items([gap.mysql({ from: at(60), to: at(61), reason: 'log-reset' }), connect(30, 3, 'primary')]),
+    );
+    expect(p.stats).toMatchObject({ duplicates: 0, late: 1 });
   });
 });
 
