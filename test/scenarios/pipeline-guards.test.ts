@@ -41,6 +41,9 @@ async function run(batches: CanonicalEvent[][], config: Partial<ConfigInput> = {
 }
 
 const connect = (ts: number, conn: number) => db.connect({ at: ts, conn, account: 'app' });
+/** An event of another DB system's log: older than what one log gave, it is late, not a redelivery. */
+const other = (ts: number, conn: number, log = 'other') =>
+  db.connect({ at: ts, conn, account: 'app', db: `ocid1.mysqldbsystem.oc1..${log}` });
 
 describe('event time guards', () => {
   it('accepts an event at now plus clockSkew; one millisecond later is TIME_OUT_OF_RANGE, and does not move the watermark', async () => {
@@ -48,10 +51,10 @@ describe('event time guards', () => {
     const { stats, dead } = await run([
       [connect(limit + 1, 1)],
       // Had the refused event moved the watermark, this one would be late.
-      [connect(NOW - 30 * 60_000, 2)],
+      [other(NOW - 30 * 60_000, 2)],
       [connect(limit, 3)],
       // The accepted event at the limit did move it: this one is late, but not dead.
-      [connect(NOW - 2 * HOUR, 4)],
+      [other(NOW - 2 * HOUR, 4, 'third')],
     ]);
     expect(dead).toEqual([
       {
@@ -89,7 +92,7 @@ describe('event time guards', () => {
     // The first batch releases the watermark to NOW - lateness (20 minutes).
     const released = NOW - 20 * 60_000;
     const horizon = released - 24 * HOUR;
-    const { stats, dead } = await run([[connect(NOW, 1)], [connect(horizon, 2), connect(horizon - 1, 3)]], {
+    const { stats, dead } = await run([[connect(NOW, 1)], [other(horizon, 2), other(horizon - 1, 3)]], {
       retention: 'P1D',
     });
     expect(dead).toEqual([
