@@ -1,11 +1,11 @@
-// `npm run bench` (second part): compliance report generation over a state store holding a million
+// `npm run bench:reports`: compliance report generation over a state store holding a million
 // sessions. A SQLite state gets the demo fleet's directory and mappings (through the pipeline) and
 // a month of synthetic sessions and alerts (committed as the pipeline commits them); a child
 // process then builds and renders every report over the month and reports its time and peak
 // memory, so that the figures are those of `report all` alone.
 // Progress goes to stderr; the last line on stdout is one JSON object with the figures.
 //
-//   node --expose-gc dist/bench-reports.cjs [--sessions N] [--keep]
+//   npm run bench:reports -- [--sessions N] [--keep]
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
