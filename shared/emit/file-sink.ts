@@ -2,11 +2,15 @@
 // to disk (fsync), because the pipeline marks alerts delivered when it resolves. A write that
 // fails (a full disk) is undone to the last whole line and reported with the file's name; the
 // alerts stay undelivered and the next run writes them. A line left cut by a crash is removed
-// when the file is opened again (its alert was not marked delivered either).
+// when the file is opened again (its alert was not marked delivered either). A crash after the
+// sync and before the pipeline marked the alerts delivered leaves whole lines it will send again:
+// those (the backlog a run starts with) are written only when the file does not hold them yet.
+import { createReadStream } from 'node:fs';
 import { type FileHandle, open } from 'node:fs/promises';
+import { createInterface } from 'node:readline';
 import type { Alert } from '../../schemas/alert.js';
 import { AuditError } from '../errors.js';
-import type { AlertSink } from './sink.js';
+import type { AlertSink, SendContext } from './sink.js';
 
 const TAIL_CHUNK = 64 * 1024;
 
@@ -35,9 +39,11 @@ export class FileSink implements AlertSink {
     return new FileSink(handle, path, name, format);
   }
 
-  async send(alerts: Alert[]): Promise<void> {
-    if (alerts.length === 0) return;
-    const data = Buffer.from(`${alerts.map(this.format).join('\n')}\n`, 'utf8');
+  async send(alerts: Alert[], ctx?: SendContext): Promise<void> {
+    const all = alerts.map(this.format);
+    const lines = ctx?.backlog ? await this.absent(all) : all;
+    if (lines.length === 0) return;
+    const data = Buffer.from(`${lines.join('\n')}\n`, 'utf8');
     const { size } = await this.handle.stat();
     try {
       // A write can be short (a file size limit, a disk filling up): go on until all is written
@@ -50,6 +56,18 @@ export class FileSink implements AlertSink {
       await this.handle.truncate(size).catch(() => undefined);
       throw failure('cannot write alerts to', this.path, cause);
     }
+  }
+
+  /** The lines the file does not hold yet (read once, line by line: a recovery after a crash). */
+  private async absent(lines: string[]): Promise<string[]> {
+    const missing = new Set(lines);
+    const input = createReadStream(this.path, { encoding: 'utf8' });
+    for await (const line of createInterface({ input, crlfDelay: Number.POSITIVE_INFINITY })) {
+      missing.delete(line);
+      if (missing.size === 0) break;
+    }
+    input.destroy();
+    return lines.filter((l) => missing.has(l));
   }
 
   async close(): Promise<void> {

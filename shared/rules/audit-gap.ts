@@ -104,6 +104,47 @@ export const auditGap = defineRule({
       },
     },
     {
+      name: 'another server at the instance, with what the collector saw',
+      events: () => [
+        { ...gap.mysql({ from: at(5), to: at(6), reason: 'server-changed' }), detail: 'server_uuid changed' },
+      ],
+      expect: {
+        alerts: 1,
+        severity: 'critical',
+        match: {
+          title:
+            'Audit trail gap on prod-orders/primary: another server now answers at this instance (failover or replacement) (2026-11-02T09:05:00.000Z to 2026-11-02T09:06:00.000Z)',
+          dbSystem: { id: DB.id, name: DB.name },
+          details: { reason: 'server-changed', detail: 'server_uuid changed' },
+        },
+      },
+    },
+    {
+      name: 'a delivery outage of the OCI audit trail names the trail, and no DB system',
+      events: () => {
+        const {
+          dbSystemId: _,
+          dbSystemName: __,
+          instance: ___,
+          ...g
+        } = gap.mysql({
+          from: at(5),
+          reason: 'delivery-outage',
+        });
+        return [{ ...g, trail: 'oci-audit' as const }];
+      },
+      expect: {
+        alerts: 1,
+        severity: 'critical',
+        match: {
+          title:
+            'Audit trail gap on oci-audit: delivery failed for longer than the source keeps data (after 2026-11-02T09:05:00.000Z)',
+          dbSystem: null,
+          details: { trail: 'oci-audit', reason: 'delivery-outage' },
+        },
+      },
+    },
+    {
       name: 'the same gap reported twice (a re-read) is one alert',
       events: () => {
         const g = gap.mysql({ from: at(1), to: at(30), reason: 'pruned' });

@@ -1,0 +1,45 @@
+// The alerts file: appended and synced; after a crash between writing lines and marking them
+// delivered, the run that sends them again (its backlog) writes only those the file lacks.
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { Alert } from '../../schemas/alert.js';
+import { FileSink } from '../../shared/emit/file-sink.js';
+import type { SendContext } from '../../shared/emit/sink.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'hwaudit-file-sink-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const alert = (id: string): Alert => ({
+  id,
+  rule: 'audit.tamper',
+  severity: 'critical',
+  time: '2026-11-02T09:00:00.000Z',
+  title: `alert ${id}`,
+  identity: null,
+  dbSystem: null,
+  evidence: [],
+  status: 'open',
+});
+const ctx = (backlog: boolean) => ({ backlog }) as SendContext;
+const lines = (path: string) => readFileSync(path, 'utf8').split('\n').filter(Boolean);
+
+describe('FileSink', () => {
+  it('writes a backlog only where the file lacks it; other sends always append', async () => {
+    const path = join(dir, 'alerts.jsonl');
+    const first = await FileSink.open(path, 'jsonl', (a) => JSON.stringify(a));
+    await first.send([alert('a'), alert('b')], ctx(false));
+    await first.close();
+    // The crash: a and b are in the file, not marked delivered; the next run sends a, b and c.
+    const again = await FileSink.open(path, 'jsonl', (a) => JSON.stringify(a));
+    await again.send([alert('a'), alert('b'), alert('c')], ctx(true));
+    expect(lines(path).map((l) => JSON.parse(l).id)).toEqual(['a', 'b', 'c']);
+    // A backlog the file holds entirely writes nothing.
+    await again.send([alert('c')], ctx(true));
+    // Outside a backlog, a send appends what it is given.
+    await again.send([alert('d')], ctx(false));
+    await again.close();
+    expect(lines(path).map((l) => JSON.parse(l).id)).toEqual(['a', 'b', 'c', 'd']);
+  });
+});
