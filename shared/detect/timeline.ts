@@ -1,6 +1,6 @@
 // A small language for writing event timelines: rule cases and scenario tests build canonical
 // events with it against a standard test fleet.
-import type { Alert, Severity } from '../../schemas/alert.js';
+import type { Alert, Resolution, Severity } from '../../schemas/alert.js';
 import type { ConfigInput } from '../../schemas/config.js';
 import type { CanonicalEvent, DbEvent, GapEvent, IamEvent, IamEventKind } from '../../schemas/events.js';
 import { grantsDbAuthentication } from '../normalize/auth-policy.js';
@@ -296,9 +296,16 @@ export type RuleCase = {
   /**
    * Alerts of this rule expected. A case that expects alerts also names their severity and, in
    * `match`, the fields that matter (who, attributed how, with what details): every alert has them.
-   * `resolutions`: resolution records of this rule expected (default 0).
+   * `resolutions`: resolution records of this rule expected (default 0); `resolution`: what every
+   * one of them says (its reason, and the note and evidence that matter), required when some are.
    */
-  expect: { alerts: number; severity?: Severity; match?: AlertMatch; resolutions?: number };
+  expect: {
+    alerts: number;
+    severity?: Severity;
+    match?: AlertMatch;
+    resolutions?: number;
+    resolution?: Partial<Resolution>;
+  };
   /**
    * The case sits just inside or just outside the limit of a numeric parameter (a window, threshold,
    * duration, `suppressFor` or a fleet setting the rule depends on, such as `maxDuration`). Every

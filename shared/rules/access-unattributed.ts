@@ -95,6 +95,11 @@ export const accessUnattributed = defineRule({
         severity: 'medium',
         match: { identity: null, mysqlAccount: 'dev_proxy@%', details: { problem: 'no-evidence' } },
         resolutions: 1,
+        resolution: {
+          time: '2026-11-02T09:10:00.000Z',
+          reason: 'attributed',
+          note: 'attributed to bob@example.com (signon-correlated, corroborated)',
+        },
       },
     },
     {

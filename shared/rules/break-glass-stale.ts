@@ -83,6 +83,11 @@ export const breakGlassStale = defineRule({
         severity: 'high',
         match: { identity: { principalId: USERS.bob }, group: { id: GROUPS.bg } },
         resolutions: 1,
+        resolution: {
+          time: '2026-11-02T13:00:01.000Z',
+          reason: 'membership-removed',
+          note: 'bob@example.com was removed from BreakGlass at 2026-11-02T13:00:01.000Z',
+        },
       },
     },
     {

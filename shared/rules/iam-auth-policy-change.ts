@@ -114,6 +114,11 @@ export const iamAuthPolicyChange = defineRule({
         severity: 'high',
         match: { details: { change: 'policy_created', policy: 'ocid1.policy.oc1..p' } },
         resolutions: 1,
+        resolution: {
+          time: '2026-11-02T09:03:00.000Z',
+          reason: 'reverted',
+          note: 'policy p is back to its earlier statements',
+        },
       },
     },
     {
@@ -132,6 +137,11 @@ export const iamAuthPolicyChange = defineRule({
         severity: 'high',
         match: { details: { change: 'policy_updated', policy: 'ocid1.policy.oc1..p' } },
         resolutions: 1,
+        resolution: {
+          time: '2026-11-02T09:03:00.000Z',
+          reason: 'reverted',
+          note: 'policy p is back to its earlier statements',
+        },
       },
     },
     {
@@ -156,6 +166,12 @@ export const iamAuthPolicyChange = defineRule({
         severity: 'high',
         match: { details: { change: 'policy_updated', policy: 'ocid1.policy.oc1..p' } },
         resolutions: 1,
+        resolution: {
+          time: '2026-11-02T09:01:00.000Z',
+          reason: 'acknowledged',
+          note: 'expected change: policy refactoring',
+          evidence: ['config:rules.iam.auth-policy-change.expected.0'],
+        },
       },
     },
     {

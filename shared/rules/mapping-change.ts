@@ -80,6 +80,11 @@ export const mappingChange = defineRule({
         severity: 'high',
         match: { mysqlAccount: 'admin@%', details: { changes: ["alter ''@%"] } },
         resolutions: 1,
+        resolution: {
+          time: '2026-11-02T09:05:00.000Z',
+          reason: 'reverted',
+          note: 'a later statement on prod-orders restored the earlier definition',
+        },
       },
     },
     {
@@ -117,6 +122,11 @@ export const mappingChange = defineRule({
         severity: 'high',
         match: { mysqlAccount: 'admin@%', details: { changes: ['create eve@%'] } },
         resolutions: 1,
+        resolution: {
+          time: '2026-11-02T09:02:00.000Z',
+          reason: 'reverted',
+          note: 'a later statement on prod-orders restored the earlier definition',
+        },
       },
     },
     {
@@ -136,6 +146,12 @@ export const mappingChange = defineRule({
         severity: 'high',
         match: { mysqlAccount: 'admin@%', details: { changes: ["alter ''@%"] } },
         resolutions: 1,
+        resolution: {
+          time: '2026-11-02T09:01:00.000Z',
+          reason: 'acknowledged',
+          note: 'expected change: CHG-1234 onboarding',
+          evidence: ['config:rules.mapping.change.expected.0'],
+        },
       },
     },
     {

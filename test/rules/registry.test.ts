@@ -45,6 +45,9 @@ describe('rule registry', () => {
           expect(c.expect.severity, c.name).toBeDefined();
           expect(Object.keys(c.expect.match ?? {}), c.name).not.toEqual([]);
         }
+        for (const c of rule.cases.filter((x) => (x.expect.resolutions ?? 0) > 0)) {
+          expect(c.expect.resolution?.reason, `${c.name}: the reason of its resolutions`).toBeDefined();
+        }
       });
 
       it('has cases just inside and just outside every numeric limit', () => {
@@ -80,7 +83,10 @@ describe('rule registry', () => {
           const resolved = alerts.filter((a) => a.rule === rule.id && a.status === 'resolved');
           expect(resolved).toHaveLength(c.expect.resolutions ?? 0);
           // A resolution ends an alert of this run: same id, the alert's fields.
-          for (const r of resolved) expect(mine.map((a) => a.id)).toContain(r.id);
+          for (const r of resolved) {
+            expect(mine.map((a) => a.id)).toContain(r.id);
+            if (c.expect.resolution) expect(r.resolution).toMatchObject(c.expect.resolution);
+          }
           expect(pipeline.ruleErrors.size).toBe(0);
         });
       }
