@@ -11,12 +11,12 @@ import { basename, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { parse } from 'yaml';
-import type { Session } from '../schemas/session.js';
 import { loadConfigFile, validateConfig } from '../shared/config/load-config.js';
 import { decodeValue, readInput } from '../shared/decode/read-input.js';
 import { generateDemo } from '../shared/demo/generate-demo.js';
 import { Rng } from '../shared/demo/rng.js';
 import { Detector } from '../shared/detect/detector.js';
+import type { OpenedSession } from '../shared/detect/rule.js';
 import { baseConfig, db, T0 } from '../shared/detect/timeline.js';
 import { type DecodedItem, Pipeline } from '../shared/pipeline.js';
 import { dbSystemResolver, replayFiles } from '../shared/replay.js';
@@ -574,7 +574,7 @@ async function baselinesBench(
             identity: person,
             group: null,
             proxied: true,
-            attribution: session.attribution!,
+            attribution: session.attribution,
           },
         });
       }
@@ -596,7 +596,7 @@ function benchSession(
   ip: string,
   db: number,
   account: string,
-): Session {
+): OpenedSession {
   const dbSystem = { id: `ocid1.mysqldbsystem.oc1..bench${db}`, name: `bench-${db}` };
   return {
     id: `${dbSystem.id}:${n}:${ts}`,

@@ -17,7 +17,7 @@ import {
   TABLE_NAME_MAX,
 } from '../../schemas/session.js';
 import type { Detector } from '../detect/detector.js';
-import type { IamFact, Reverts, SessionFact } from '../detect/rule.js';
+import type { IamFact, OpenedSession, Reverts, SessionFact } from '../detect/rule.js';
 import { redactLiterals } from '../normalize/redact.js';
 import type { EntityCache } from '../state/entity-cache.js';
 import { type AttributionResult, attribute, type Models } from './attribute.js';
@@ -355,7 +355,8 @@ export class Correlator {
     result: AttributionResult,
     db: DbSystemConfig | undefined,
   ): SessionFact {
-    const fact: SessionFact = { session, result, db };
+    // Only successful logins get here, and applyResult has just set their attribution.
+    const fact: SessionFact = { session: session as OpenedSession, result, db };
     const signOn = result.identity
       ? (result.signOn ??
         this.models.signOns.latestBefore(

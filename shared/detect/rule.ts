@@ -9,7 +9,7 @@ import type {
   SyncAccountEvent,
   SyncDirectoryEvent,
 } from '../../schemas/events.js';
-import type { Session } from '../../schemas/session.js';
+import type { Attribution, Session } from '../../schemas/session.js';
 import type { AttributionResult, Ref } from '../correlate/attribute.js';
 import { accountName } from '../correlate/mappings.js';
 import type { Undone } from '../correlate/reverts.js';
@@ -19,9 +19,12 @@ import { redactLiterals } from '../normalize/redact.js';
 import type { Baseline, BaselineOptions } from './baselines.js';
 import type { RuleCase } from './timeline.js';
 
+/** A successful login, attributed: what session handlers see (failed ones are FailedLoginFact). */
+export type OpenedSession = Session & { outcome: 'success'; attribution: Attribution };
+
 /** A session was opened (or re-attributed by late IAM data, or by CHANGE USER). */
 export type SessionFact = {
-  session: Session;
+  session: OpenedSession;
   result: AttributionResult;
   db: DbSystemConfig | undefined;
   /** The break-glass grant the session used: its start and maximum duration. */

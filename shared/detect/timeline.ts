@@ -138,7 +138,7 @@ export const db = {
     );
   },
   /** A group-proxied login that names nobody (the client sent the shared account's own name). */
-  unnamed(s: { at: number; conn: number; account?: string; ip?: string }): DbEvent {
+  unnamed(s: { at: number; conn: number; account?: string; ip?: string; db?: string }): DbEvent {
     const account = s.account ?? 'dev_proxy';
     return db.connect({
       at: s.at,
@@ -147,6 +147,7 @@ export const db = {
       user: account,
       ip: s.ip ?? '10.0.0.9',
       proxy: true,
+      ...(s.db ? { db: s.db } : {}),
     });
   },
   disconnect(s: { at: number; conn: number; account: string; db?: string }): DbEvent {
@@ -235,14 +236,19 @@ export const iam = {
   groupDeleted(s: { at: number; group: string }): IamEvent {
     return iamEvent(s.at, 'group_deleted', { group: { id: s.group } });
   },
+  /** A change of policy `p` by iam-admin; `name: null` for a record that gives only the OCID. */
   policy(s: {
     at: number;
     kind: 'policy_created' | 'policy_updated' | 'policy_deleted';
     statements: string[];
+    name?: string | null;
+    actorIp?: string;
   }): IamEvent {
     const mysqlAuth = s.statements.some(grantsDbAuthentication);
+    const name = s.name === undefined ? 'p' : s.name;
     return iamEvent(s.at, s.kind, {
-      policy: { id: 'ocid1.policy.oc1..p', name: 'p', statements: s.statements, mysqlAuth },
+      policy: { id: 'ocid1.policy.oc1..p', ...(name ? { name } : {}), statements: s.statements, mysqlAuth },
+      ...(s.actorIp ? { actor: { id: 'ocid1.user.oc1..admin', name: 'iam-admin', ip: s.actorIp } } : {}),
     });
   },
 };

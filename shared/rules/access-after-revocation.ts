@@ -4,9 +4,7 @@ import { at, db, GROUPS, iam, USERS } from '../detect/timeline.js';
 
 /** A session this rule reports: a named person who had left the group or was no longer active. */
 export function isAccessAfterRevocation({ session, result }: SessionFact): boolean {
-  return (
-    session.outcome === 'success' && session.identity !== null && (!!result.removalKey || !!result.userState)
-  );
+  return session.identity !== null && (!!result.removalKey || !!result.userState);
 }
 
 export const accessAfterRevocation = defineRule({
@@ -35,7 +33,7 @@ export const accessAfterRevocation = defineRule({
           ts: session.connectTs,
           title: `${session.identity.name} connected to ${session.dbSystem.name} after revocation (${why})`,
           ...sessionFields(session),
-          evidence: session.attribution?.evidence ?? [session.connectKey],
+          evidence: session.attribution.evidence,
           details: {
             sessionId: session.id,
             ...(result.removalKey ? { removal: result.removalKey } : {}),

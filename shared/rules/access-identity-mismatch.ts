@@ -4,11 +4,7 @@ import { at, db, iam, USERS } from '../detect/timeline.js';
 
 /** A session this rule reports: the named person is not a member of a group mapped to the account. */
 export function isIdentityMismatch({ session }: SessionFact): boolean {
-  return (
-    session.outcome === 'success' &&
-    session.attribution?.problem === 'not-member' &&
-    session.identity !== null
-  );
+  return session.attribution.problem === 'not-member' && session.identity !== null;
 }
 
 export const accessIdentityMismatch = defineRule({
@@ -26,7 +22,7 @@ export const accessIdentityMismatch = defineRule({
   on: {
     session: (f) => {
       const { session } = f;
-      if (!isIdentityMismatch(f) || !session.identity || !session.attribution) return [];
+      if (!isIdentityMismatch(f) || !session.identity) return [];
       return [
         {
           subject: session.id,

@@ -33,8 +33,7 @@ export const accessLocalAccount = defineRule({
   on: {
     session: (f) => {
       const { session, db: dbc } = f;
-      if (session.outcome !== 'success' || session.attribution?.method !== 'local-account' || !dbc?.iamOnly)
-        return [];
+      if (session.attribution.method !== 'local-account' || !dbc?.iamOnly) return [];
       if (allowListed(dbc.allowedLocalAccounts, session.account.user, session.account.host)) return [];
       return [
         {

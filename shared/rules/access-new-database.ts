@@ -53,7 +53,7 @@ export const accessNewDatabase = defineRule({
               ? `${who} reached ${session.dbSystem.name} for the first time (as ${session.mysqlAccount})`
               : `${who} used ${session.mysqlAccount} on ${session.dbSystem.name} for the first time`,
             ...sessionFields(session),
-            evidence: session.attribution?.evidence ?? [session.connectKey],
+            evidence: session.attribution.evidence,
             details: {
               sessionId: session.id,
               newDbSystem: newSystem,
@@ -78,6 +78,39 @@ export const accessNewDatabase = defineRule({
           title: 'bob@example.com reached prod-2 for the first time (as dev_proxy@%)',
           details: { newDbSystem: true, baseline: 'person' },
         },
+      },
+    },
+    {
+      name: 'a shared account nobody is named behind, on a new DB system: its own baseline',
+      config: threeDbSystems(),
+      events: () => [
+        db.unnamed({ at: at(0), conn: 1, db: dbId(1) }),
+        db.unnamed({ at: at(DAYS), conn: 2, db: dbId(1) }),
+        db.unnamed({ at: at(15 * DAYS), conn: 3, db: dbId(2) }),
+      ],
+      expect: {
+        alerts: 1,
+        severity: 'low',
+        match: {
+          identity: null,
+          title: 'dev_proxy@% reached prod-2 for the first time (as dev_proxy@%)',
+          details: { newDbSystem: true, baseline: 'account' },
+        },
+      },
+    },
+    {
+      name: 'two new DB systems in the same second are two alerts',
+      config: threeDbSystems(),
+      events: () => [
+        bob(at(0), 1, 1),
+        bob(at(DAYS), 2, 1),
+        bob(at(15 * DAYS), 3, 2),
+        bob(at(15 * DAYS), 4, 3),
+      ],
+      expect: {
+        alerts: 2,
+        severity: 'low',
+        match: { identity: { principalId: USERS.bob }, details: { newDbSystem: true, baseline: 'person' } },
       },
     },
     {

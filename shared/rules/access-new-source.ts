@@ -72,7 +72,7 @@ export const accessNewSource = defineRule({
             ts: session.connectTs,
             title: `${who} reached ${session.dbSystem.name} from ${network}, a network new for them`,
             ...sessionFields(session),
-            evidence: session.attribution?.evidence ?? [session.connectKey],
+            evidence: session.attribution.evidence,
             details: { sessionId: session.id, network, baseline: session.identity ? 'person' : 'account' },
           },
         ];

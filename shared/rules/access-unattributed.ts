@@ -20,7 +20,6 @@ export const accessUnattributed = defineRule({
   on: {
     session: (f) => {
       const { session } = f;
-      if (session.outcome !== 'success' || !session.attribution) return [];
       if (session.attribution.method !== 'unattributed') {
         if (!f.reattributed || !session.identity) return [];
         return [
@@ -41,7 +40,7 @@ export const accessUnattributed = defineRule({
           title: `Nobody can be named behind ${session.mysqlAccount} on ${session.dbSystem.name}`,
           ...sessionFields(session),
           evidence: session.attribution.evidence,
-          details: { sessionId: session.id, problem: session.attribution.problem ?? 'no-evidence' },
+          details: { sessionId: session.id, problem: session.attribution.problem },
         },
       ];
     },

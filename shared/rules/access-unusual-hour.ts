@@ -60,7 +60,7 @@ export const accessUnusualHour = defineRule({
             ts,
             title: `${who} opened a privileged session on ${session.dbSystem.name} at ${String(hour).padStart(2, '0')}:00 UTC, an hour unusual for them`,
             ...sessionFields(session),
-            evidence: session.attribution?.evidence ?? [session.connectKey],
+            evidence: session.attribution.evidence,
             details: {
               sessionId: session.id,
               hour,

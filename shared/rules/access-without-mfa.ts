@@ -77,7 +77,7 @@ export const accessWithoutMfa = defineRule({
   on: {
     session: (f, { params }) => {
       const { session, signOn } = f;
-      if (session.outcome !== 'success' || session.attribution?.method === 'local-account') return [];
+      if (session.attribution.method === 'local-account') return [];
       if (!privilegedSession(f)) return [];
       if (!signOn && !params.requireSignOn) return [];
       const required: FactorLevel =

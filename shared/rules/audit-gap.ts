@@ -145,6 +145,40 @@ export const auditGap = defineRule({
       },
     },
     {
+      name: 'the configured name of the DB system wins over the one the collector recorded',
+      events: () => [
+        { ...gap.mysql({ from: at(1), to: at(2), reason: 'pruned' }), dbSystemName: 'orders-old' },
+      ],
+      expect: {
+        alerts: 1,
+        severity: 'critical',
+        match: {
+          title:
+            'Audit trail gap on prod-orders/primary: the log was rotated and pruned before it was read (2026-11-02T09:01:00.000Z to 2026-11-02T09:02:00.000Z)',
+          dbSystem: { id: DB.id, name: DB.name },
+        },
+      },
+    },
+    {
+      name: 'a DB system no longer configured is named as the collector recorded it',
+      events: () => [
+        {
+          ...gap.mysql({ from: at(1), to: at(2), reason: 'pruned' }),
+          dbSystemId: 'ocid1.mysqldbsystem.oc1..retired',
+          dbSystemName: 'orders-retired',
+        },
+      ],
+      expect: {
+        alerts: 1,
+        severity: 'critical',
+        match: {
+          title:
+            'Audit trail gap on orders-retired/primary: the log was rotated and pruned before it was read (2026-11-02T09:01:00.000Z to 2026-11-02T09:02:00.000Z)',
+          dbSystem: { id: 'ocid1.mysqldbsystem.oc1..retired', name: 'orders-retired' },
+        },
+      },
+    },
+    {
       name: 'the same gap reported twice (a re-read) is one alert',
       events: () => {
         const g = gap.mysql({ from: at(1), to: at(30), reason: 'pruned' });

@@ -17,7 +17,7 @@ export const breakGlassUsed = defineRule({
   on: {
     session: (f) => {
       const bg = f.breakGlass;
-      if (!bg || f.session.outcome !== 'success') return [];
+      if (!bg) return [];
       const late = f.session.connectTs > bg.startTs + bg.maxDuration;
       return [
         {
@@ -27,7 +27,7 @@ export const breakGlassUsed = defineRule({
           severity: late ? 'critical' : 'high',
           title: `${f.session.identity?.name ?? 'someone'} used break-glass access on ${f.session.dbSystem.name}${late ? ' after its maximum duration' : ''}`,
           ...sessionFields(f.session),
-          evidence: f.session.attribution?.evidence ?? [f.session.connectKey],
+          evidence: f.session.attribution.evidence,
           details: { sessionId: f.session.id, grant: bg.grant, afterTtl: late },
         },
       ];

@@ -41,7 +41,6 @@ export function firstSeen(
   check: (baseline: Baseline, subject: string) => Finding[],
 ): Finding[] {
   const { session } = f;
-  if (session.outcome !== 'success') return [];
   const subject = baselineSubject(session);
   const baseline = ctx.baseline(subject, ctx.params);
   const ts = session.connectTs;

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { defineRule, type Outcome } from '../detect/rule.js';
-import { at, iam } from '../detect/timeline.js';
+import { at, GROUPS, iam, USERS } from '../detect/timeline.js';
 import { acknowledgement, ExpectedPolicyChanges, reverted } from './expected-changes.js';
 
 const AUTH_STATEMENT =
@@ -23,22 +23,24 @@ export const iamAuthPolicyChange = defineRule({
   suppressFor: 0,
   on: {
     iam: ({ event, reverts }, { params }) => {
-      if (event.source !== 'iam') return [];
+      if (event.source !== 'iam' || !event.policy) return [];
+      const { policy } = event;
+      const name = policy.name ?? policy.id ?? '';
       const out: Outcome[] = reverts
         ? reverted(reverts, (kind) => kind, {
             key: event.key,
             ts: event.ts,
-            note: `policy ${event.policy?.name ?? event.policy?.id ?? ''} is back to its earlier statements`,
+            note: `policy ${name} is back to its earlier statements`,
           })
         : [];
       // A change that only restores the earlier statements ends their alerts and raises none.
-      if (!event.policy?.mysqlAuth || reverts?.complete) return out;
+      if (!policy.mysqlAuth || reverts?.complete) return out;
       return [
         {
           subject: event.key,
           occurrence: event.kind,
           ts: event.ts,
-          title: `Policy ${event.policy.name ?? event.policy.id ?? ''} granting database authentication ${event.kind.replace('policy_', '')}`,
+          title: `Policy ${name} granting database authentication ${event.kind.replace('policy_', '')}`,
           identity: event.actor.id
             ? { principalId: event.actor.id, name: event.actor.name ?? null, attribution: null }
             : null,
@@ -47,8 +49,8 @@ export const iamAuthPolicyChange = defineRule({
           evidence: [event.key],
           details: {
             change: event.kind,
-            policy: event.policy.id ?? null,
-            statements: event.policy.statements,
+            policy: policy.id ?? null,
+            statements: policy.statements,
           },
         },
         ...acknowledgement(
@@ -58,7 +60,7 @@ export const iamAuthPolicyChange = defineRule({
             subject: event.key,
             occurrence: event.kind,
             ts: event.ts,
-            names: [event.policy.id, event.policy.name],
+            names: [policy.id, policy.name],
           },
         ),
       ];
@@ -80,6 +82,7 @@ export const iamAuthPolicyChange = defineRule({
         alerts: 1,
         severity: 'high',
         match: {
+          title: 'Policy p granting database authentication deleted',
           identity: { principalId: 'ocid1.user.oc1..admin', name: 'iam-admin', attribution: null },
           dbSystem: null,
           details: { change: 'policy_deleted', policy: 'ocid1.policy.oc1..p' },
@@ -101,6 +104,28 @@ export const iamAuthPolicyChange = defineRule({
         alerts: 1,
         severity: 'high',
         match: { dbSystem: null, details: { change: 'policy_created', policy: 'ocid1.policy.oc1..p' } },
+      },
+    },
+    {
+      name: 'a record naming the policy by OCID only, from the console at 198.51.100.7',
+      events: () => [
+        iam.policy({
+          at: at(1),
+          kind: 'policy_updated',
+          statements: [AUTH_STATEMENT],
+          name: null,
+          actorIp: '198.51.100.7',
+        }),
+      ],
+      expect: {
+        alerts: 1,
+        severity: 'high',
+        match: {
+          title: 'Policy ocid1.policy.oc1..p granting database authentication updated',
+          sourceIp: '198.51.100.7',
+          identity: { principalId: 'ocid1.user.oc1..admin', name: 'iam-admin', attribution: null },
+          details: { change: 'policy_updated', statements: [AUTH_STATEMENT] },
+        },
       },
     },
     {
@@ -232,6 +257,11 @@ export const iamAuthPolicyChange = defineRule({
           statements: ['Allow group Auditors to {AUTHENTICATION_INSPECT} in tenancy'],
         }),
       ],
+      expect: { alerts: 0 },
+    },
+    {
+      name: 'a group membership change is not this rule',
+      events: () => [iam.added({ at: at(1), user: USERS.bob, group: GROUPS.dba })],
       expect: { alerts: 0 },
     },
     {
