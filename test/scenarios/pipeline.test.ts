@@ -5,13 +5,14 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { Alert } from '../../schemas/alert.js';
+import { type Alert, recordKey } from '../../schemas/alert.js';
 import type { ConfigInput } from '../../schemas/config.js';
-import type { CanonicalEvent } from '../../schemas/events.js';
+import type { CanonicalEvent, SyncDirectoryEvent } from '../../schemas/events.js';
 import { at, db, GROUPS, gap, iam, USERS } from '../../shared/detect/timeline.js';
-import type { AlertSink } from '../../shared/emit/sink.js';
+import type { AlertSink, SendContext, SinkState } from '../../shared/emit/sink.js';
 import { type DecodedItem, Pipeline } from '../../shared/pipeline.js';
 import { SqliteStore } from '../../shared/state/sqlite-store.js';
+import { toIso } from '../../shared/time.js';
 import { testConfig } from '../helpers/run-timeline.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'hwaudit-pipeline-'));
@@ -156,6 +157,49 @@ describe('watermark', () => {
     expect(await store.filterSeen([old])).toEqual(new Set([old.key]));
     await p.ingest(items([db.connect({ at: at(3 * 24 * 60), conn: 9, account: 'admin' })]));
     expect(await store.filterSeen([old])).toEqual(new Set());
+  });
+
+  it("a snapshot's event waits for the watermark without moving it: its time is the clock's", async () => {
+    const p = await open(SqliteStore.open(':memory:'));
+    await p.ingest(items([db.connect({ at: at(0), conn: 1, account: 'app' })]));
+    const observed: SyncDirectoryEvent = {
+      source: 'sync',
+      kind: 'membership_added',
+      key: `sync:s2:membership_added:${USERS.bob}:${GROUPS.bg}`,
+      time: toIso(at(120)),
+      ts: at(120),
+      observed: {
+        snapshot: 's2',
+        previousSnapshot: 's1',
+        since: toIso(at(-60)),
+        change: 'bob added to BreakGlass',
+      },
+      actor: {},
+      user: { id: USERS.bob, name: 'bob@example.com' },
+      group: { id: GROUPS.bg, name: 'BreakGlass' },
+    };
+    await p.ingest(items([observed]));
+    expect(p.latestEventTime).toBe(at(0));
+    expect(p.watermark).toBe(at(-20));
+    await p.ingest(items([db.connect({ at: at(100), conn: 2, account: 'app' })]));
+    expect(p.watermark).toBe(at(80));
+    expect(p.stats.processed).toBe(1);
+    await p.advance(at(120));
+    expect(p.stats).toMatchObject({ processed: 3, late: 0 });
+  });
+
+  it('an IAM event redelivered while buffered, or at exactly the released watermark, is a duplicate', async () => {
+    const store = SqliteStore.open(':memory:');
+    const p = await open(store);
+    const signOn = iam.signOn({ at: at(60), user: USERS.dave, ip: '10.9.9.9' });
+    await p.ingest(items([signOn]));
+    await p.ingest(items([signOn]));
+    expect(p.stats).toMatchObject({ processed: 0, duplicates: 1 });
+    await p.advance(at(60));
+    expect(p.watermark).toBe(signOn.ts);
+    await p.ingest(items([{ ...signOn }]));
+    expect(p.stats).toMatchObject({ processed: 1, duplicates: 2, late: 0 });
+    expect(await store.filterSeen([signOn])).toEqual(new Set([signOn.key]));
   });
 
   it('finish applies everything buffered, and fires timers only up to asOf', async () => {
@@ -331,6 +375,63 @@ describe('sinks', () => {
     await open(store, { sinks: [a, b] });
     expect(a.sends).toHaveLength(1);
     expect(b.sends).toEqual(a.sends);
+  });
+
+  it('a sink that acknowledges is called after every commit with the watermark, the end of input and its state; what it did not acknowledge comes back as a backlog', async () => {
+    class AcknowledgingSink implements AlertSink {
+      readonly acknowledges = true;
+      readonly calls: unknown[] = [];
+      constructor(
+        readonly name: string,
+        private readonly acknowledge: boolean,
+      ) {}
+      stage(records: Alert[], state: SinkState): void {
+        state.set('staged', (state.get<number>('staged') ?? 0) + records.length);
+      }
+      async send(alerts: Alert[], ctx?: SendContext): Promise<void> {
+        const keys = alerts.map(recordKey);
+        if (this.acknowledge) await ctx!.delivered(keys);
+        this.calls.push({
+          rules: alerts.map((a) => a.rule),
+          watermark: ctx!.watermark,
+          final: ctx!.final,
+          backlog: ctx!.backlog,
+          staged: ctx!.state.get('staged'),
+          received: [...(await ctx!.received(keys))],
+        });
+      }
+    }
+    const path = storeFile();
+    const first = new AcknowledgingSink('digest', false);
+    const p1 = await open(SqliteStore.open(path), { sinks: [first] });
+    const app = db.connect({ at: at(0), conn: 1, account: 'app' });
+    const [alert] = await p1.ingest(
+      items([app, iam.signOn({ at: at(60), user: USERS.dave, ip: '10.9.9.9' })]),
+    );
+    await p1.ingest(items([iam.signOn({ at: at(61), user: USERS.dave, ip: '10.9.9.9' })]));
+    await p1.finish();
+    const call = { rules: [], staged: 1, received: [], backlog: false };
+    expect(first.calls).toEqual([
+      { ...call, rules: ['access.local-account'], watermark: at(40), final: false },
+      { ...call, watermark: at(41), final: false },
+      { ...call, watermark: at(61), final: true },
+    ]);
+
+    const second = new AcknowledgingSink('digest', true);
+    await open(SqliteStore.open(path), { sinks: [second] });
+    expect(second.calls).toEqual([
+      {
+        rules: ['access.local-account'],
+        watermark: at(61),
+        final: false,
+        backlog: true,
+        staged: 1,
+        received: [recordKey(alert!)],
+      },
+    ]);
+    const third = new AcknowledgingSink('digest', true);
+    await open(SqliteStore.open(path), { sinks: [third] });
+    expect(third.calls).toEqual([]);
   });
 
   it('two instances on two scopes of one store raise a shared alert once', async () => {
