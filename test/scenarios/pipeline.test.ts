@@ -79,6 +79,23 @@ describe('pipeline accounting', () => {
     expect(await store.deadLetterCount()).toBe(2);
   });
 
+  it('counts resolution records apart from alerts', async () => {
+    const p = await open(SqliteStore.open(':memory:'));
+    await p.ingest(
+      items([
+        iam.added({ at: at(0), user: USERS.bob, group: GROUPS.bg }),
+        iam.removed({ at: at(300), user: USERS.bob, group: GROUPS.bg }),
+      ]),
+    );
+    await p.finish();
+    // The grant and its removal are privileged-group changes; the removal resolves the stale grant.
+    expect(p.stats).toMatchObject({
+      alerts: 3,
+      alertsByRule: { 'iam.privileged-group-change': 2, 'break-glass.stale': 1 },
+      resolutions: 1,
+    });
+  });
+
   it('an empty pipeline has no watermark and no latest event time', async () => {
     const p = await open(SqliteStore.open(':memory:'));
     await p.ingest([dead]);
@@ -256,6 +273,16 @@ describe('dedupe by position (MySQL logs)', () => {
     expect(p.stats).toMatchObject({ duplicates: 3, processed: 3 });
   });
 
+  it('finds any redelivered event among many waiting in the buffer', async () => {
+    const p = await open(SqliteStore.open(':memory:'));
+    const waiting = [0, 1, 2, 3, 4, 5, 6].map((m) => connect(m, m + 1));
+    await p.ingest(items(waiting));
+    await p.ingest(items([...waiting].reverse()));
+    expect(p.stats).toMatchObject({ duplicates: 7, processed: 0 });
+    await p.finish();
+    expect(p.stats).toMatchObject({ duplicates: 7, processed: 7 });
+  });
+
   it('within the lateness of its log, exact keys decide, also after a restart', async () => {
     const path = storeFile();
     const p1 = await open(SqliteStore.open(path));
@@ -351,6 +378,23 @@ describe('restart', () => {
     ]);
   });
 
+  it("commits a source's position with the batch it ends, and reopens with it", async () => {
+    const path = storeFile();
+    const first = SqliteStore.open(path);
+    const p1 = await open(first);
+    expect(p1.position('collector:prod/primary')).toBeUndefined();
+    await p1.ingest(items([db.connect({ at: at(0), conn: 1, account: 'app' })]), {
+      'collector:prod/primary': { bookmark: { id: 7, timestamp: '2026-11-02 09:00:00' } },
+    });
+    await p1.advance(at(30), { 'collector:prod/replica-1': { bookmark: { id: 3 } } });
+    await first.close();
+    const p2 = await open(SqliteStore.open(path));
+    expect(p2.position('collector:prod/primary')).toEqual({
+      bookmark: { id: 7, timestamp: '2026-11-02 09:00:00' },
+    });
+    expect(p2.position('collector:prod/replica-1')).toEqual({ bookmark: { id: 3 } });
+  });
+
   it('without durable pending, buffered events stay out of the store', async () => {
     for (const durablePending of [true, false]) {
       const store = SqliteStore.open(':memory:');
@@ -432,6 +476,42 @@ describe('sinks', () => {
     const third = new AcknowledgingSink('digest', true);
     await open(SqliteStore.open(path), { sinks: [third] });
     expect(third.calls).toEqual([]);
+  });
+
+  it('each sink has its own state rows, committed with the batches and there after a reopen', async () => {
+    class CountingSink implements AlertSink {
+      readonly acknowledges = true;
+      readonly seen: [string, unknown][][] = [];
+      constructor(
+        readonly name: string,
+        private readonly weight: number,
+      ) {}
+      stage(records: Alert[], state: SinkState): void {
+        state.set('count', (state.get<number>('count') ?? 0) + records.length * this.weight);
+        state.set('scratch', true);
+      }
+      async send(alerts: Alert[], ctx?: SendContext): Promise<void> {
+        await ctx!.delivered(alerts.map(recordKey));
+        ctx!.state.delete('scratch');
+        this.seen.push([...ctx!.state.entries()]);
+      }
+    }
+    const path = storeFile();
+    const [a, b] = [new CountingSink('a', 1), new CountingSink('b', 10)];
+    const first = SqliteStore.open(path);
+    const p1 = await open(first, { sinks: [a, b] });
+    await p1.ingest(
+      items([
+        db.connect({ at: at(0), conn: 1, account: 'app' }),
+        iam.signOn({ at: at(60), user: USERS.dave, ip: '10.9.9.9' }),
+      ]),
+    );
+    expect([a.seen, b.seen]).toEqual([[[['count', 1]]], [[['count', 10]]]]);
+    await first.close();
+    const [a2, b2] = [new CountingSink('a', 1), new CountingSink('b', 10)];
+    const p2 = await open(SqliteStore.open(path), { sinks: [a2, b2] });
+    await p2.ingest(items([iam.signOn({ at: at(61), user: USERS.dave, ip: '10.9.9.9' })]));
+    expect([a2.seen, b2.seen]).toEqual([[[['count', 1]]], [[['count', 10]]]]);
   });
 
   it('two instances on two scopes of one store raise a shared alert once', async () => {
