@@ -88,8 +88,6 @@ export class Pipeline {
   private clock: Clock;
   /** Waiting for the watermark, sorted by compareEvents. */
   private pending: CanonicalEvent[];
-  /** Keys of the pending events other than MySQL ones (found by position in `pending`). */
-  private readonly pendingKeys: Set<string>;
   /** Pending keys written to the store (so that releasing them deletes the rows). */
   private readonly persisted: Set<string>;
   private released: string[] = [];
@@ -116,7 +114,6 @@ export class Pipeline {
     this.correlator = new Correlator(cache, config, this.detector);
     this.logPositions = new LogPositions(cache, config.lateness);
     this.pending = pending.sort(compareEvents);
-    this.pendingKeys = new Set(pending.filter((e) => e.source !== 'mysql').map((e) => e.key));
     this.persisted = new Set(pending.map((e) => e.key));
   }
 
@@ -286,7 +283,6 @@ export class Pipeline {
         late.push(ev);
       } else {
         buffered.push(ev);
-        if (ev.source !== 'mysql') this.pendingKeys.add(ev.key);
       }
     }
     this.pending = mergeSorted(this.pending, buffered.sort(compareEvents));
@@ -325,14 +321,12 @@ export class Pipeline {
   }
 
   private release(watermark: number, timersUpTo = watermark): void {
-    if (watermark <= NEVER) return;
     let i = 0;
     for (; i < this.pending.length; i++) {
       const ev = this.pending[i]!;
       if (ev.ts > watermark) break;
       this.correlator.fireTimers(Math.min(ev.ts - 1, timersUpTo));
       this.apply(ev, false);
-      if (ev.source !== 'mysql') this.pendingKeys.delete(ev.key);
       this.released.push(ev.key);
     }
     if (i > 0) this.pending = this.pending.slice(i);
@@ -344,9 +338,8 @@ export class Pipeline {
     }
   }
 
-  /** Whether an event waits in the buffer: MySQL events by position in it (sorted), others by key. */
+  /** Whether an event waits in the buffer (sorted by compareEvents, which is 0 only for one key). */
   private isPending(ev: CanonicalEvent): boolean {
-    if (ev.source !== 'mysql') return this.pendingKeys.has(ev.key);
     let lo = 0;
     let hi = this.pending.length - 1;
     while (lo <= hi) {
@@ -376,10 +369,10 @@ export class Pipeline {
       known: (keys) => this.store.knownAlerts(keys),
       load: (keys) => this.store.loadAlerts(keys),
     });
-    if (created.length > 0) for (const sink of this.sinks) sink.stage?.(created, this.sinkState(sink));
+    for (const sink of this.sinks) sink.stage?.(created, this.sinkState(sink));
     this.cache.set(META, CLOCK, { ...this.clock });
     const put = this.durablePending ? this.pending.filter((e) => !this.persisted.has(e.key)) : [];
-    const remove = this.persisted.size === 0 ? [] : this.released.filter((k) => this.persisted.has(k));
+    const remove = this.released.filter((k) => this.persisted.has(k));
     const { newAlerts } = await this.store.commit({
       ...this.ledgerPrune(),
       entities: this.cache.drainChanges(),
@@ -389,9 +382,7 @@ export class Pipeline {
       alerts: created,
       alertUpdates: updates,
       deadLetters: this.deadBatch,
-      ...(this.clock.releasedTs > NEVER
-        ? { pruneSeenBefore: this.clock.releasedTs - this.config.retention }
-        : {}),
+      pruneSeenBefore: this.clock.releasedTs - this.config.retention,
     });
     for (const e of put) this.persisted.add(e.key);
     for (const k of remove) this.persisted.delete(k);
@@ -414,7 +405,6 @@ export class Pipeline {
 
   /** The ledger's retention horizon, once a day of event time (a prune is a few statements). */
   private ledgerPrune(): { pruneLedgerBefore?: number } {
-    if (this.clock.releasedTs <= NEVER) return {};
     const horizon = this.clock.releasedTs - this.config.auditRetention;
     const day = Math.floor(horizon / DAY_MS);
     if (day === this.ledgerPrunedDay) return {};

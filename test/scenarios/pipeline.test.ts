@@ -8,6 +8,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { type Alert, recordKey } from '../../schemas/alert.js';
 import type { ConfigInput } from '../../schemas/config.js';
 import type { CanonicalEvent, SyncDirectoryEvent } from '../../schemas/events.js';
+import type { Snapshot } from '../../schemas/snapshot.js';
 import { at, db, GROUPS, gap, iam, USERS } from '../../shared/detect/timeline.js';
 import type { AlertSink, SendContext, SinkState } from '../../shared/emit/sink.js';
 import { type DecodedItem, Pipeline } from '../../shared/pipeline.js';
@@ -393,6 +394,48 @@ describe('restart', () => {
       bookmark: { id: 7, timestamp: '2026-11-02 09:00:00' },
     });
     expect(p2.position('collector:prod/replica-1')).toEqual({ bookmark: { id: 3 } });
+  });
+
+  it('after a reopen, late IAM data re-evaluates only the sessions within the lookback', async () => {
+    const path = storeFile();
+    const first = SqliteStore.open(path);
+    const p1 = await open(first);
+    await p1.ingest(
+      items([
+        db.connect({ at: at(0), conn: 1, account: 'dba_proxy', user: 'alice', proxy: true }),
+        db.disconnect({ at: at(5), conn: 1, account: 'dba_proxy' }),
+        iam.signOn({ at: at(2 * 24 * 60), user: USERS.dave, ip: '10.9.9.9' }),
+      ]),
+    );
+    await first.close();
+    const p2 = await open(SqliteStore.open(path));
+    const raised = await p2.ingest(
+      items([iam.removed({ at: at(-10), user: USERS.alice, group: GROUPS.dba })]),
+    );
+    expect(p2.stats.late).toBe(1);
+    expect(raised.filter((a) => a.rule === 'access.after-revocation')).toEqual([]);
+  });
+
+  it('follows a stored snapshot once: calling again, or reopening, finds nothing new', async () => {
+    const path = storeFile();
+    const store = SqliteStore.open(path);
+    const p1 = await open(store);
+    expect(await p1.followSnapshots()).toEqual([]);
+    const snapshot: Snapshot = {
+      version: 1,
+      id: 'snapshot-1',
+      time: toIso(at(-60)),
+      parts: {},
+      directory: { users: [], groups: [], memberships: [] },
+      dbSystems: [],
+      requests: { oci: {}, sql: 0 },
+    };
+    await store.putSnapshot(snapshot);
+    expect(await p1.followSnapshots()).toEqual([]);
+    expect(await p1.followSnapshots()).toEqual([]);
+    await store.close();
+    const p2 = await open(SqliteStore.open(path));
+    expect(await p2.followSnapshots()).toEqual([]);
   });
 
   it('without durable pending, buffered events stay out of the store', async () => {
