@@ -254,7 +254,7 @@ export class Pipeline {
     const horizon = this.clock.releasedTs - this.config.retention;
     const latest = this.now() + this.config.clockSkew;
     for (const ev of fresh) {
-      if ((seen.size > 0 && seen.has(ev.key)) || redelivered.has(ev)) {
+      if (seen.has(ev.key) || redelivered.has(ev)) {
         this.stats.duplicates++;
         continue;
       }

@@ -189,6 +189,9 @@ export const db = {
   },
 };
 
+/** Who makes the IAM changes of the test timelines. */
+const IAM_ADMIN = { id: 'ocid1.user.oc1..admin', name: 'iam-admin' };
+
 function iamEvent(ts: number, kind: IamEventKind, fields: Partial<IamEvent>): IamEvent {
   return {
     source: 'iam',
@@ -198,7 +201,7 @@ function iamEvent(ts: number, kind: IamEventKind, fields: Partial<IamEvent>): Ia
     ts,
     eventType: `test.${kind}`,
     flavor: 'classic',
-    actor: { id: 'ocid1.user.oc1..admin', name: 'iam-admin' },
+    actor: { ...IAM_ADMIN },
     extraction: {},
     ...fields,
   };
@@ -248,7 +251,7 @@ export const iam = {
     const name = s.name === undefined ? 'p' : s.name;
     return iamEvent(s.at, s.kind, {
       policy: { id: 'ocid1.policy.oc1..p', ...(name ? { name } : {}), statements: s.statements, mysqlAuth },
-      ...(s.actorIp ? { actor: { id: 'ocid1.user.oc1..admin', name: 'iam-admin', ip: s.actorIp } } : {}),
+      ...(s.actorIp ? { actor: { ...IAM_ADMIN, ip: s.actorIp } } : {}),
     });
   },
 };

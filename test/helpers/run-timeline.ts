@@ -1,4 +1,9 @@
-// Runs canonical events through the real pipeline on an in-memory SQLite store.
+// Runs canonical events through the real pipeline on an in-memory SQLite store, in any delivery a
+// source may make of them, and across a reopen of a store file.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import fc from 'fast-check';
 import { beforeEach } from 'vitest';
 import type { Alert } from '../../schemas/alert.js';
 import type { ConfigInput } from '../../schemas/config.js';
@@ -40,6 +45,52 @@ export function runTimeline(
   opts: { config?: Partial<ConfigInput>; asOf?: string } = {},
 ) {
   return runBatches([events], opts);
+}
+
+/** Ingests `before` into a store file, closes it, then runs `after` on the reopened store. */
+export async function runAcrossReopen(
+  before: CanonicalEvent[],
+  after: CanonicalEvent[],
+): Promise<TimelineResult> {
+  const dir = mkdtempSync(join(tmpdir(), 'hwaudit-reopen-'));
+  try {
+    const path = join(dir, 'state.sqlite');
+    const { config, rules } = testConfig();
+    const first = SqliteStore.open(path);
+    const pipeline = await Pipeline.open({ config, rules, store: first });
+    await pipeline.ingest(before.map((event) => ({ type: 'event' as const, event })));
+    await first.close();
+    return await runBatches([after], { store: SqliteStore.open(path) });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Any delivery of `events` a source may make within `lateness` ms: each event late by less than
+ * the lateness, up to 8 of them again (soon, maybe while the first copy still waits, or three
+ * latenesses later), cut into up to 7 batches.
+ */
+export function deliveries(events: CanonicalEvent[], lateness: number): fc.Arbitrary<CanonicalEvent[][]> {
+  const delay = fc.integer({ min: 0, max: lateness - 1 });
+  const index = fc.integer({ min: 0, max: events.length - 1 });
+  return fc
+    .tuple(
+      fc.array(delay, { minLength: events.length, maxLength: events.length }),
+      fc.array(fc.tuple(index, fc.option(delay, { nil: undefined })), { maxLength: 8 }),
+      fc.array(fc.integer({ min: 1, max: events.length }), { maxLength: 6 }),
+    )
+    .map(([delays, again, cuts]) => {
+      const arrivals = events.map((e, i) => ({ e, arrive: e.ts + delays[i]! }));
+      for (const [i, soon] of again)
+        arrivals.push({ e: events[i]!, arrive: events[i]!.ts + (soon ?? 3 * lateness) });
+      arrivals.sort((a, b) => a.arrive - b.arrive);
+      const stream = arrivals.map((a) => a.e);
+      const bounds = [...new Set([0, ...cuts.map((c) => Math.min(c, stream.length)), stream.length])].sort(
+        (a, b) => a - b,
+      );
+      return bounds.slice(1).map((end, i) => stream.slice(bounds[i], end));
+    });
 }
 
 /**

@@ -1,17 +1,18 @@
 // Statements count in the session that was open at their time (through a change of user, a reused
 // connection id, a server restart) and, under break-glass, are listed in event order, whatever the
 // arrival order within the lateness, the batching, redelivery or a restart.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { CanonicalEvent, DbEvent } from '../../schemas/events.js';
 import { at, db, GROUPS, iam, USERS } from '../../shared/detect/timeline.js';
-import { Pipeline } from '../../shared/pipeline.js';
-import { SqliteStore } from '../../shared/state/sqlite-store.js';
 import { runs } from '../helpers/property.js';
-import { runBatches, runTimeline, type TimelineResult, testConfig } from '../helpers/run-timeline.js';
+import {
+  deliveries,
+  runAcrossReopen,
+  runBatches,
+  runTimeline,
+  type TimelineResult,
+} from '../helpers/run-timeline.js';
 
 const LATENESS = 20 * 60_000;
 
@@ -109,51 +110,17 @@ describe('statements and their sessions', () => {
   it('any arrival order within the lateness, any batches, any duplicates: same sessions and alerts', async () => {
     const baseline = fingerprint(await runTimeline(events));
     await fc.assert(
-      fc.asyncProperty(
-        fc.array(fc.integer({ min: 0, max: LATENESS - 1 }), {
-          minLength: events.length,
-          maxLength: events.length,
-        }),
-        fc.array(fc.integer({ min: 0, max: events.length - 1 }), { maxLength: 8 }),
-        fc.array(fc.integer({ min: 1, max: events.length }), { maxLength: 6 }),
-        fc.array(fc.integer({ min: 0, max: LATENESS - 1 }), { minLength: 8, maxLength: 8 }),
-        async (delays, duplicates, cuts, redelivery) => {
-          const arrivals = events.map((e, i) => ({ e, arrive: e.ts + delays[i]! }));
-          // A duplicate arrives soon (it may find the original still waiting) or much later.
-          duplicates.forEach((d, i) => {
-            const e = events[d]!;
-            arrivals.push({ e, arrive: e.ts + (i % 2 === 0 ? redelivery[i]! : 3 * LATENESS) });
-          });
-          arrivals.sort((a, b) => a.arrive - b.arrive);
-          const stream = arrivals.map((a) => a.e);
-          const bounds = [
-            ...new Set([0, ...cuts.map((c) => Math.min(c, stream.length)), stream.length]),
-          ].sort((a, b) => a - b);
-          const batches: CanonicalEvent[][] = [];
-          for (let i = 1; i < bounds.length; i++) batches.push(stream.slice(bounds[i - 1], bounds[i]));
-          expect(fingerprint(await runBatches(batches))).toEqual(baseline);
-        },
-      ),
+      fc.asyncProperty(deliveries(events, LATENESS), async (batches) => {
+        expect(fingerprint(await runBatches(batches))).toEqual(baseline);
+      }),
       runs(40),
     );
   });
 
   it('statements waiting when the store is closed are applied after it reopens', async () => {
     const baseline = fingerprint(await runTimeline(events));
-    const dir = mkdtempSync(join(tmpdir(), 'hwaudit-'));
-    try {
-      const path = join(dir, 'state.sqlite');
-      const { config, rules } = testConfig();
-      const first = SqliteStore.open(path);
-      const p1 = await Pipeline.open({ config, rules, store: first });
-      // Up to 09:15: everything after 08:55 still waits for the watermark.
-      const cut = events.findIndex((e) => e.ts > at(15));
-      await p1.ingest(events.slice(0, cut).map((event) => ({ type: 'event' as const, event })));
-      await first.close();
-      const result = await runBatches([events.slice(cut - 3)], { store: SqliteStore.open(path) });
-      expect(fingerprint(result)).toEqual(baseline);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    // Up to 09:15: everything after 08:55 still waits for the watermark; three events come again.
+    const cut = events.findIndex((e) => e.ts > at(15));
+    expect(fingerprint(await runAcrossReopen(events.slice(0, cut), events.slice(cut - 3)))).toEqual(baseline);
   });
 });
