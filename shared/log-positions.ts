@@ -14,27 +14,47 @@ const KIND = 'log-position';
 /** Gaps after which a log's positions may repeat or go back: exact keys from then on. */
 const REORDERING_GAPS: ReadonlySet<string> = new Set(['log-reset', 'server-changed']);
 
-function logOf(ev: { dbSystemId?: string | undefined; instance?: string | undefined }): string {
-  return ev.instance === undefined ? (ev.dbSystemId ?? '') : `${ev.dbSystemId ?? ''}/${ev.instance}`;
-}
+/** Not an instance name (they are printable): stands for a DB system's one log. */
+const NO_INSTANCE = '\u0000';
+
+type LogRef = { dbSystemId?: string | undefined; instance?: string | undefined };
 
 export class LogPositions {
+  /** Log names by DB system and instance, built once (every event looks its log up). */
+  private readonly names = new Map<string, Map<string, string>>();
+
   constructor(
     private readonly cache: EntityCache,
     private readonly window: number,
   ) {}
 
+  private logOf(ev: LogRef): string {
+    const db = ev.dbSystemId ?? '';
+    let byInstance = this.names.get(db);
+    if (byInstance === undefined) {
+      byInstance = new Map();
+      this.names.set(db, byInstance);
+    }
+    const instance = ev.instance ?? NO_INSTANCE;
+    let name = byInstance.get(instance);
+    if (name === undefined) {
+      name = ev.instance === undefined ? db : `${db}/${ev.instance}`;
+      byInstance.set(instance, name);
+    }
+    return name;
+  }
+
   /** Marks the log of a gap that says its positions no longer order it (and its DB system's, for raw files). */
   noteGap(ev: CanonicalEvent): void {
     if (ev.source !== 'gap' || ev.trail !== 'mysql-audit' || !REORDERING_GAPS.has(ev.reason)) return;
-    for (const log of new Set([logOf(ev), ev.dbSystemId ?? '']))
+    for (const log of new Set([this.logOf(ev), ev.dbSystemId ?? '']))
       this.cache.set<Mark>(KIND, log, { unordered: true });
   }
 
   /** Raises the mark of an accepted MySQL event's log. */
   accepted(ev: CanonicalEvent): void {
     if (ev.source !== 'mysql') return;
-    const log = logOf(ev);
+    const log = this.logOf(ev);
     const mark = this.cache.get<Mark>(KIND, log);
     if (mark !== undefined && ('unordered' in mark || !after(ev, mark))) return;
     if (mark === undefined)
@@ -53,7 +73,7 @@ export class LogPositions {
    */
   isAhead(ev: CanonicalEvent, front: Map<string, CanonicalEvent>): boolean {
     if (ev.source !== 'mysql') return false;
-    const log = logOf(ev);
+    const log = this.logOf(ev);
     const mark = this.cache.get<Mark>(KIND, log);
     if (mark !== undefined && ('unordered' in mark || !after(ev, mark))) return false;
     const last = front.get(log) as (CanonicalEvent & { source: 'mysql' }) | undefined;
@@ -65,7 +85,7 @@ export class LogPositions {
   /** True for a MySQL event more than the window behind its log's mark: a redelivery. */
   isRedelivery(ev: CanonicalEvent): boolean {
     if (ev.source !== 'mysql') return false;
-    const mark = this.cache.get<Mark>(KIND, logOf(ev));
+    const mark = this.cache.get<Mark>(KIND, this.logOf(ev));
     return mark !== undefined && !('unordered' in mark) && ev.ts + this.window <= mark.ts;
   }
 

@@ -88,9 +88,10 @@ export class Pipeline {
   private clock: Clock;
   /** Waiting for the watermark, sorted by compareEvents. */
   private pending: CanonicalEvent[];
-  /** Pending keys written to the store (so that releasing them deletes the rows). */
-  private readonly persisted: Set<string>;
-  private released: string[] = [];
+  /** Pending events written to the store (so that releasing them deletes their rows). */
+  private readonly persisted: Set<CanonicalEvent>;
+  /** Persisted events released since the last commit (their rows go with it). */
+  private released: CanonicalEvent[] = [];
   /** Events applied since the last commit (their keys are remembered unless their position suffices). */
   private seenBatch: CanonicalEvent[] = [];
   private readonly logPositions: LogPositions;
@@ -114,7 +115,7 @@ export class Pipeline {
     this.correlator = new Correlator(cache, config, this.detector);
     this.logPositions = new LogPositions(cache, config.lateness);
     this.pending = pending.sort(compareEvents);
-    this.persisted = new Set(pending.map((e) => e.key));
+    this.persisted = new Set(this.pending);
   }
 
   /**
@@ -254,7 +255,8 @@ export class Pipeline {
     const horizon = this.clock.releasedTs - this.config.retention;
     const latest = this.now() + this.config.clockSkew;
     for (const ev of fresh) {
-      if (seen.has(ev.key) || redelivered.has(ev)) {
+      // Only events that old can be duplicates: the rest skip hashing their key.
+      if (ev.ts <= this.clock.releasedTs && (seen.has(ev.key) || redelivered.has(ev))) {
         this.stats.duplicates++;
         continue;
       }
@@ -327,7 +329,7 @@ export class Pipeline {
       if (ev.ts > watermark) break;
       this.correlator.fireTimers(Math.min(ev.ts - 1, timersUpTo));
       this.apply(ev, false);
-      this.released.push(ev.key);
+      if (this.persisted.has(ev)) this.released.push(ev);
     }
     if (i > 0) this.pending = this.pending.slice(i);
     this.correlator.fireTimers(timersUpTo);
@@ -371,8 +373,8 @@ export class Pipeline {
     });
     for (const sink of this.sinks) sink.stage?.(created, this.sinkState(sink));
     this.cache.set(META, CLOCK, { ...this.clock });
-    const put = this.durablePending ? this.pending.filter((e) => !this.persisted.has(e.key)) : [];
-    const remove = this.released.filter((k) => this.persisted.has(k));
+    const put = this.durablePending ? this.pending.filter((e) => !this.persisted.has(e)) : [];
+    const remove = this.released.map((e) => e.key);
     const { newAlerts } = await this.store.commit({
       ...this.ledgerPrune(),
       entities: this.cache.drainChanges(),
@@ -384,8 +386,8 @@ export class Pipeline {
       deadLetters: this.deadBatch,
       pruneSeenBefore: this.clock.releasedTs - this.config.retention,
     });
-    for (const e of put) this.persisted.add(e.key);
-    for (const k of remove) this.persisted.delete(k);
+    for (const e of put) this.persisted.add(e);
+    for (const e of this.released) this.persisted.delete(e);
     this.released = [];
     this.seenBatch = [];
     this.deadBatch = [];

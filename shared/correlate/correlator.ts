@@ -25,6 +25,7 @@ import { recordDbCatalog } from './db-catalog.js';
 import { Directory, type DirectorySeed, type UserState } from './directory.js';
 import { type AccountSeed, accountName, Mappings, OCI_PLUGIN } from './mappings.js';
 import { type MembershipSeed, Memberships } from './memberships.js';
+import { OpenSessions } from './open-sessions.js';
 import { Policies } from './policies.js';
 import { SignOns } from './signons.js';
 import { type AccountChange, type AccountRef, statementFacts } from './sql-facts.js';
@@ -76,7 +77,7 @@ export class Correlator {
     audited: 0,
   };
   private dbs: Map<string, DbSystemConfig>;
-  private readonly open = new Map<string, Session>();
+  private readonly open = new OpenSessions();
   /** Sessions that late IAM data may still re-attribute (connected within the lookback). */
   private recent: Session[] = [];
   private dirty = new Map<string, Session>();
@@ -125,8 +126,7 @@ export class Correlator {
   /** Restores sessions read from the store: open ones and those within the lookback. */
   restoreSessions(sessions: Session[]): void {
     for (const s of sessions) {
-      if (s.outcome === 'success' && s.disconnectTime === undefined)
-        this.open.set(openKey(s.dbSystem.id, s.instance, s.connectionId), s);
+      if (s.outcome === 'success' && s.disconnectTime === undefined) this.open.set(s);
       this.recent.push(s);
     }
     this.recent.sort((a, b) => a.connectTs - b.connectTs);
@@ -169,11 +169,9 @@ export class Correlator {
    */
   evict(before: number): void {
     const stale = before + this.config.lookback - this.config.retention;
-    for (const [k, s] of this.open) if (s.connectTs < stale) this.open.delete(k);
+    this.open.deleteWhere((s) => s.connectTs < stale);
     if (this.recent.length === 0 || this.recent[0]!.connectTs >= before) return;
-    this.recent = this.recent.filter(
-      (s) => s.connectTs >= before || this.open.get(openKey(s.dbSystem.id, s.instance, s.connectionId)) === s,
-    );
+    this.recent = this.recent.filter((s) => s.connectTs >= before || this.open.isOpen(s));
     this.models.signOns.prune(before - this.config.tokenLifetime);
   }
 
@@ -193,9 +191,7 @@ export class Correlator {
   private processDb(ev: DbEvent): void {
     switch (ev.kind) {
       case 'server_start':
-        for (const [k, s] of this.open) {
-          if (s.dbSystem.id === ev.dbSystemId && s.instance === ev.instance) this.open.delete(k);
-        }
+        this.open.closeServer(ev.dbSystemId, ev.instance);
         return;
       case 'connect':
         this.connect(ev);
@@ -207,7 +203,7 @@ export class Correlator {
         const s = this.sessionOf(ev);
         if (!s) return;
         s.disconnectTime = ev.time;
-        this.open.delete(openKey(ev.dbSystemId, ev.instance, ev.connectionId!));
+        this.open.delete(s);
         this.touch(s);
         return;
       }
@@ -254,7 +250,7 @@ export class Correlator {
       this.detector.run('failedLogin', { session });
       return;
     }
-    this.open.set(openKey(ev.dbSystemId, ev.instance, ev.connectionId), session);
+    this.open.set(session);
     this.attributeAndDetect(session, db);
   }
 
@@ -318,9 +314,7 @@ export class Correlator {
   }
 
   private sessionOf(ev: DbEvent): Session | undefined {
-    return ev.connectionId === null
-      ? undefined
-      : this.open.get(openKey(ev.dbSystemId, ev.instance, ev.connectionId));
+    return ev.connectionId === null ? undefined : this.open.get(ev.dbSystemId, ev.instance, ev.connectionId);
   }
 
   private attributeAndDetect(session: Session, db: DbSystemConfig | undefined): void {
@@ -711,11 +705,6 @@ function noteActivity(session: Session, ev: DbEvent): void {
 /** The break-glass grants recorded in the correlation state. */
 export function breakGlassGrants(cache: EntityCache): GrantRow[] {
   return [...cache.values<GrantRow>(GRANT)];
-}
-
-/** Connection ids are per server: a DB system's instances (primary, replicas) each have their own. */
-function openKey(db: string, instance: string | undefined, connectionId: number): string {
-  return `${db}\u0000${instance ?? ''}\u0000${connectionId}`;
 }
 
 /** Seeded grants share the seed's key, so they are told apart by user and group. */

@@ -70,7 +70,8 @@ export function parseOciMapping(text: string): OciMapping | null {
 }
 
 export class Mappings {
-  private readonly accountsByDb = new Map<string, Set<string>>();
+  /** Account row keys by DB system, sorted. */
+  private readonly accountsByDb = new Map<string, string[]>();
 
   constructor(private readonly cache: EntityCache) {
     for (const [key, row] of cache.entries<AccountRow>(ACCOUNT)) this.index(row.db, key);
@@ -125,7 +126,7 @@ export class Mappings {
   /** Groups whose mapping resolves to MySQL user `proxied` at `ts`, in mapping order, with the mapping account. */
   groupsMappedTo(db: string, proxied: string, ts: number): { groupId: string; via: string; key: string }[] {
     const out: { groupId: string; via: string; key: string }[] = [];
-    for (const key of [...(this.accountsByDb.get(db) ?? [])].sort()) {
+    for (const key of this.accountsByDb.get(db) ?? []) {
       const row = this.cache.get<AccountRow>(ACCOUNT, key);
       const v = this.versionOf(key, ts);
       if (!row || !v || v.dropped || v.plugin !== OCI_PLUGIN || v.authenticationString === undefined)
@@ -211,9 +212,11 @@ export class Mappings {
   private index(db: string, key: string): void {
     let keys = this.accountsByDb.get(db);
     if (!keys) {
-      keys = new Set();
+      keys = [];
       this.accountsByDb.set(db, keys);
     }
-    keys.add(key);
+    if (keys.includes(key)) return;
+    keys.push(key);
+    keys.sort();
   }
 }

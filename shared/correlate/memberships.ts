@@ -28,7 +28,8 @@ function order(a: MembershipChange, b: MembershipChange): number {
 }
 
 export class Memberships {
-  private readonly usersByGroup = new Map<string, Set<string>>();
+  /** Rows by group, then user. */
+  private readonly rowsByGroup = new Map<string, Map<string, MembershipRow>>();
 
   constructor(private readonly cache: EntityCache) {
     for (const row of cache.values<MembershipRow>(MEMBER)) this.index(row);
@@ -68,13 +69,7 @@ export class Memberships {
 
   /** The change in force at `ts` (the latest at or before it). */
   stateAt(user: string, group: string, ts: number): MembershipChange | undefined {
-    const changes = this.cache.get<MembershipRow>(MEMBER, rowKey(user, group))?.changes;
-    let current: MembershipChange | undefined;
-    for (const c of changes ?? []) {
-      if (c.ts > ts) break;
-      current = c;
-    }
-    return current;
+    return changeAt(this.cache.get<MembershipRow>(MEMBER, rowKey(user, group))?.changes ?? [], ts);
   }
 
   isMember(user: string, group: string, ts: number): boolean {
@@ -82,7 +77,10 @@ export class Memberships {
   }
 
   membersAt(group: string, ts: number): string[] {
-    return [...(this.usersByGroup.get(group) ?? [])].filter((u) => this.isMember(u, group, ts)).sort();
+    const members: string[] = [];
+    for (const [user, row] of this.rowsByGroup.get(group) ?? [])
+      if (changeAt(row.changes, ts)?.op === 'add') members.push(user);
+    return members.sort();
   }
 
   /** Every (user, group) row with its changes, for reports. */
@@ -111,11 +109,21 @@ export class Memberships {
   }
 
   private index(row: MembershipRow): void {
-    let users = this.usersByGroup.get(row.group);
-    if (!users) {
-      users = new Set();
-      this.usersByGroup.set(row.group, users);
+    let rows = this.rowsByGroup.get(row.group);
+    if (!rows) {
+      rows = new Map();
+      this.rowsByGroup.set(row.group, rows);
     }
-    users.add(row.user);
+    rows.set(row.user, row);
   }
+}
+
+/** The change in force at `ts` (the latest at or before it) of changes in order. */
+function changeAt(changes: readonly MembershipChange[], ts: number): MembershipChange | undefined {
+  let current: MembershipChange | undefined;
+  for (const c of changes) {
+    if (c.ts > ts) break;
+    current = c;
+  }
+  return current;
 }

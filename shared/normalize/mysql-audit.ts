@@ -66,15 +66,42 @@ export function normalizeMysqlAudit(raw: unknown, db: DbRef, loc: RecordLocation
   return { ok: true, value: event };
 }
 
-// Records arrive in time order, many in the same second: remember the last timestamp parsed.
+// Records arrive in time order, many in the same second and most in the same day: remember the
+// last timestamp parsed, and the day of the last one in MySQL's own form.
 let lastTime: { text: string; ts: number; iso: string } | undefined;
+let lastDay: { prefix: string; ms: number; date: string } | undefined;
 
 function eventTime(text: string): { ts: number; iso: string } | undefined {
   if (lastTime?.text === text) return lastTime;
+  const sameDay = lastDay !== undefined && text.startsWith(lastDay.prefix) ? timeOfDayMs(text) : undefined;
+  if (sameDay !== undefined) {
+    lastTime = { text, ts: lastDay!.ms + sameDay, iso: `${lastDay!.date}T${text.slice(11)}.000Z` };
+    return lastTime;
+  }
   const ts = parseAuditTimestamp(text);
   if (ts === undefined) return undefined;
   lastTime = { text, ts, iso: new Date(ts).toISOString() };
+  const ofDay = timeOfDayMs(text);
+  if (ofDay !== undefined)
+    lastDay = { prefix: text.slice(0, 11), ms: ts - ofDay, date: lastTime.iso.slice(0, 10) };
   return lastTime;
+}
+
+/** The `hh:mm:ss` of `YYYY-MM-DD hh:mm:ss` in ms, or undefined for any other form. */
+function timeOfDayMs(text: string): number | undefined {
+  if (text.length !== 19 || text[10] !== ' ' || text[13] !== ':' || text[16] !== ':') return undefined;
+  const hours = twoDigits(text, 11);
+  const minutes = twoDigits(text, 14);
+  const seconds = twoDigits(text, 17);
+  if (!(hours <= 23 && minutes <= 59 && seconds <= 59)) return undefined;
+  return ((hours * 60 + minutes) * 60 + seconds) * 1000;
+}
+
+/** The two decimal digits at `at`, or NaN. */
+function twoDigits(text: string, at: number): number {
+  const tens = text.charCodeAt(at) - 48;
+  const units = text.charCodeAt(at + 1) - 48;
+  return tens >= 0 && tens <= 9 && units >= 0 && units <= 9 ? tens * 10 + units : Number.NaN;
 }
 
 /** Epoch ms of an audit timestamp (UTC unless it carries an offset); undefined if it is not one. */

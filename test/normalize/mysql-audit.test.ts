@@ -1,8 +1,10 @@
 import { readFileSync } from 'node:fs';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { DeadLetter } from '../../schemas/dead-letter.js';
 import { type DbEvent, DbEventSchema } from '../../schemas/events.js';
 import { normalizeMysqlAudit, parseAuditTimestamp } from '../../shared/normalize/mysql-audit.js';
+import { runs } from '../helpers/property.js';
 import { runTimeline } from '../helpers/run-timeline.js';
 
 // biome-ignore lint/suspicious/noExplicitAny: samples are mutated freely to build variants
@@ -301,6 +303,29 @@ describe('normalizeMysqlAudit: lenient values', () => {
       time: '2026-11-01T10:00:00.250Z',
       key: `${DB.id}:2026-11-01T10:00:00.250Z:0:17`,
     });
+  });
+
+  it('reads a run of timestamps of one day as a full parse of each would, invalid ones included', () => {
+    const pad = (n: number) => String(n).padStart(2, '0');
+    const field = fc.oneof(fc.integer({ min: 0, max: 99 }).map(pad), fc.constantFrom('1a', ' 1', '-1', '٣4'));
+    const clock = fc.tuple(field, field, field, fc.constantFrom('', '.5', 'Z', ':00'));
+    const day = fc.constantFrom('2026-11-01', '2026-11-02', '2024-02-29', '2026-02-30');
+    fc.assert(
+      fc.property(fc.array(fc.tuple(day, clock), { minLength: 1, maxLength: 30 }), (times) => {
+        for (const [date, [h, m, s, tail]] of times) {
+          const timestamp = `${date} ${h}:${m}:${s}${tail}`;
+          const ts = parseAuditTimestamp(timestamp);
+          const outcome = normalizeMysqlAudit({ ...sample(1), timestamp }, DB, LOC);
+          if (ts === undefined) expect(outcome.ok).toBe(false);
+          else
+            expect(outcome.ok && [outcome.value.ts, outcome.value.time]).toEqual([
+              ts,
+              new Date(ts).toISOString(),
+            ]);
+        }
+      }),
+      runs(200),
+    );
   });
 
   it.each([
