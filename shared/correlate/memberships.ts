@@ -69,7 +69,7 @@ export class Memberships {
 
   /** The change in force at `ts` (the latest at or before it). */
   stateAt(user: string, group: string, ts: number): MembershipChange | undefined {
-    return changeAt(this.cache.get<MembershipRow>(MEMBER, rowKey(user, group))?.changes ?? [], ts);
+    return changeAt(this.rowsByGroup.get(group)?.get(user)?.changes ?? [], ts);
   }
 
   isMember(user: string, group: string, ts: number): boolean {

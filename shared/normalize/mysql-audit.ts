@@ -238,14 +238,16 @@ function sqlOf(
   return Object.keys(sql).length > 0 ? sql : undefined;
 }
 
+const STAT_FIELDS = Object.entries(STATS) as [keyof typeof STATS, keyof Stats][];
+
 function statsOf(source: StatsSource | null | undefined): Stats | undefined {
   if (!source) return undefined;
-  const stats: Stats = {};
-  for (const [from, to] of Object.entries(STATS) as [keyof typeof STATS, keyof Stats][]) {
+  let stats: Stats | undefined;
+  for (const [from, to] of STAT_FIELDS) {
     const value = source[from];
-    if (value != null) stats[to] = value;
+    if (value != null) (stats ??= {})[to] = value;
   }
-  return Object.keys(stats).length > 0 ? stats : undefined;
+  return stats;
 }
 
 /** Connection attributes as strings (numbers and booleans are rendered, nested values dropped). */
