@@ -70,11 +70,11 @@ export function parseOciMapping(text: string): OciMapping | null {
 }
 
 export class Mappings {
-  /** Account row keys by DB system, sorted. */
-  private readonly accountsByDb = new Map<string, string[]>();
+  /** Account rows by DB system, sorted by row key. */
+  private readonly accountsByDb = new Map<string, { key: string; row: AccountRow }[]>();
 
   constructor(private readonly cache: EntityCache) {
-    for (const [key, row] of cache.entries<AccountRow>(ACCOUNT)) this.index(row.db, key);
+    for (const [key, row] of cache.entries<AccountRow>(ACCOUNT)) this.index(key, row);
   }
 
   /** Accounts a seed (the configuration, a snapshot) lists, known from the beginning of time under its key. */
@@ -126,11 +126,9 @@ export class Mappings {
   /** Groups whose mapping resolves to MySQL user `proxied` at `ts`, in mapping order, with the mapping account. */
   groupsMappedTo(db: string, proxied: string, ts: number): { groupId: string; via: string; key: string }[] {
     const out: { groupId: string; via: string; key: string }[] = [];
-    for (const key of this.accountsByDb.get(db) ?? []) {
-      const row = this.cache.get<AccountRow>(ACCOUNT, key);
-      const v = this.versionOf(key, ts);
-      if (!row || !v || v.dropped || v.plugin !== OCI_PLUGIN || v.authenticationString === undefined)
-        continue;
+    for (const { row } of this.accountsByDb.get(db) ?? []) {
+      const v = versionIn(row, ts);
+      if (!v || v.dropped || v.plugin !== OCI_PLUGIN || v.authenticationString === undefined) continue;
       for (const [groupId, account] of parseOciMapping(v.authenticationString)?.groupMapping ?? []) {
         if (account === proxied) out.push({ groupId, via: accountName(row), key: v.key });
       }
@@ -141,8 +139,8 @@ export class Mappings {
   /** Every DB system and MySQL user a group maps to at `ts`. */
   accountsMappedFrom(groupId: string, ts: number): { db: string; account: string }[] {
     const out: { db: string; account: string }[] = [];
-    for (const [key, row] of this.cache.entries<AccountRow>(ACCOUNT)) {
-      const v = this.versionOf(key, ts);
+    for (const row of this.cache.values<AccountRow>(ACCOUNT)) {
+      const v = versionIn(row, ts);
       if (!v || v.dropped || v.plugin !== OCI_PLUGIN || v.authenticationString === undefined) continue;
       for (const [g, account] of parseOciMapping(v.authenticationString)?.groupMapping ?? []) {
         if (g === groupId) out.push({ db: row.db, account });
@@ -177,12 +175,7 @@ export class Mappings {
   }
 
   private versionOf(key: string, ts: number): AccountVersion | undefined {
-    let current: AccountVersion | undefined;
-    for (const v of this.cache.get<AccountRow>(ACCOUNT, key)?.versions ?? []) {
-      if (v.ts > ts) break;
-      current = v;
-    }
-    return current;
+    return versionIn(this.cache.get<AccountRow>(ACCOUNT, key), ts);
   }
 
   private insertOnce(db: string, account: AccountRef, version: AccountVersion): void {
@@ -194,13 +187,14 @@ export class Mappings {
     const key = rowKey(db, account);
     const existing = this.cache.get<AccountRow>(ACCOUNT, key);
     if (existing) return existing;
-    this.index(db, key);
-    return this.cache.set<AccountRow>(ACCOUNT, key, {
+    const row = this.cache.set<AccountRow>(ACCOUNT, key, {
       db,
       user: account.user,
       host: account.host,
       versions: [],
     });
+    this.index(key, row);
+    return row;
   }
 
   private insert(db: string, row: AccountRow, version: AccountVersion): void {
@@ -209,14 +203,23 @@ export class Mappings {
     this.cache.touch(ACCOUNT, rowKey(db, row));
   }
 
-  private index(db: string, key: string): void {
-    let keys = this.accountsByDb.get(db);
-    if (!keys) {
-      keys = [];
-      this.accountsByDb.set(db, keys);
+  private index(key: string, row: AccountRow): void {
+    let rows = this.accountsByDb.get(row.db);
+    if (!rows) {
+      rows = [];
+      this.accountsByDb.set(row.db, rows);
     }
-    if (keys.includes(key)) return;
-    keys.push(key);
-    keys.sort();
+    rows.push({ key, row });
+    rows.sort((a, b) => (a.key < b.key ? -1 : 1));
   }
+}
+
+/** The version of an account row in force at `ts` (the latest at or before it). */
+function versionIn(row: AccountRow | undefined, ts: number): AccountVersion | undefined {
+  let current: AccountVersion | undefined;
+  for (const v of row?.versions ?? []) {
+    if (v.ts > ts) break;
+    current = v;
+  }
+  return current;
 }
