@@ -151,6 +151,26 @@ export function sessionTableRows(sessions: readonly Session[]): [string, string]
   return rows;
 }
 
+/**
+ * The sessions whose touched tables a store still has to write. An open session is written again
+ * in every batch that touches it, but its tables only grow: a session with as many tables as this
+ * store last committed for it has no new row. `committed` records a batch once it is durable;
+ * a prune of the ledger (which deletes table rows) forgets everything.
+ */
+export class SessionTablesWritten {
+  private written = new WeakMap<Session, number>();
+
+  /** The sessions of a batch with tables not yet written. */
+  pending(sessions: readonly Session[]): Set<Session> {
+    return new Set(sessions.filter((s) => (s.tables?.length ?? 0) !== (this.written.get(s) ?? 0)));
+  }
+
+  committed(batch: { sessions: readonly Session[]; pruneLedgerBefore?: number | undefined }): void {
+    if (batch.pruneLedgerBefore !== undefined) this.written = new WeakMap();
+    else for (const s of batch.sessions) this.written.set(s, s.tables?.length ?? 0);
+  }
+}
+
 /** The WHERE conditions of a query on `sessions` or `alerts` (placeholders, one per value). */
 export function ledgerConditions(
   query: LedgerQuery,

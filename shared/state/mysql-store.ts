@@ -51,6 +51,7 @@ import {
   ledgerConditions,
   ledgerViews,
   SESSION_COLUMNS,
+  SessionTablesWritten,
 } from './ledger.js';
 import {
   type CommitBatch,
@@ -175,8 +176,15 @@ async function backfillLedger(conn: Conn): Promise<void> {
   }
 }
 
-/** Upserts sessions with their typed columns and touched tables, sorted by key (see commitRows). */
-async function putSessions(conn: Conn, sessions: readonly Session[]): Promise<void> {
+/**
+ * Upserts sessions with their typed columns, and the touched tables of those in `withTables`
+ * (default all), sorted by key (see commitRows).
+ */
+async function putSessions(
+  conn: Conn,
+  sessions: readonly Session[],
+  withTables: ReadonlySet<Session> = new Set(sessions),
+): Promise<void> {
   if (sessions.length === 0) return;
   const keyed = sessions.map((s) => ({ k: storedKey(s.id), s })).sort(byKey);
   const names = SESSION_COLUMNS.map((f) => f.name);
@@ -193,7 +201,7 @@ async function putSessions(conn: Conn, sessions: readonly Session[]): Promise<vo
     ]),
     `ON DUPLICATE KEY UPDATE is_open = VALUES(is_open), body = VALUES(body), ${names.map((n) => `${n} = VALUES(${n})`).join(', ')}`,
   );
-  const tables = keyed.flatMap(({ k, s }) => (s.tables ?? []).map((t) => [k, t]));
+  const tables = keyed.flatMap(({ k, s }) => (withTables.has(s) ? (s.tables ?? []).map((t) => [k, t]) : []));
   if (tables.length > 0)
     await insertRows(conn, 'INSERT IGNORE INTO session_tables (session_id, table_name)', tables);
 }
@@ -400,6 +408,7 @@ export class MySqlStore implements StateStore {
   private readonly ready = new WeakSet<object>();
   /** Scope locks held through this store (at most one at a time: they are exclusive). */
   private readonly holds = new Map<Hold, () => Promise<void>>();
+  private readonly tablesWritten = new SessionTablesWritten();
   private closed = false;
 
   private constructor(
@@ -680,7 +689,8 @@ export class MySqlStore implements StateStore {
     }
     const { upserts, deletes, pendingPut, pendingRemove, seen, sessions, alerts, updates, dead } = rows;
     const scope = this.scope;
-    return this.transaction('commit', async (conn) => {
+    const newTables = this.tablesWritten.pending(sessions);
+    const result = await this.transaction('commit', async (conn) => {
       await this.checkHolds(conn);
       const newAlerts = new Set<string>();
       if (upserts.length > 0) {
@@ -718,7 +728,7 @@ export class MySqlStore implements StateStore {
           Math.floor(batch.pruneSeenBefore / SEEN_BUCKET_MS),
         ]);
       }
-      await putSessions(conn, sessions);
+      await putSessions(conn, sessions, newTables);
       // One statement per alert: its affected-row count says whether this commit stored it first.
       const alertNames = ALERT_COLUMNS.map((f) => f.name);
       for (const { k, key, a, body } of alerts) {
@@ -755,6 +765,8 @@ export class MySqlStore implements StateStore {
       }
       return { newAlerts };
     });
+    this.tablesWritten.committed(batch);
+    return result;
   }
 
   /**

@@ -26,6 +26,7 @@ import {
   ledgerConditions,
   ledgerViews,
   SESSION_COLUMNS,
+  SessionTablesWritten,
   sessionTableRows,
 } from './ledger.js';
 import {
@@ -121,7 +122,8 @@ function ledgerWriters(db: Database.Database) {
     `UPDATE alerts SET ${alertNames.map((n) => `${n} = ?`).join(', ')} WHERE id = ?`,
   );
   return {
-    session(s: Session): void {
+    /** Upserts a session, and its touched tables unless `tables` is false (none is new). */
+    session(s: Session, tables = true): void {
       const open = s.outcome === 'success' && s.disconnectTime === undefined ? 1 : 0;
       putSession.run(
         s.id,
@@ -131,7 +133,7 @@ function ledgerWriters(db: Database.Database) {
         JSON.stringify(s),
         ...SESSION_COLUMNS.map((f) => f.value(s)),
       );
-      for (const [id, table] of sessionTableRows([s])) putTable.run(id, table);
+      if (tables) for (const [id, table] of sessionTableRows([s])) putTable.run(id, table);
     },
     /** Stores the record (alert or resolution) unless it is stored already; true when it was new. */
     alert(a: Alert): boolean {
@@ -228,6 +230,7 @@ export class SqliteStore implements StateStore {
   private readonly lockKey: string;
   /** Releases of the scope locks held through this store, run on close. */
   private readonly holds = new Set<() => Promise<void>>();
+  private readonly tablesWritten = new SessionTablesWritten();
 
   private constructor(
     path: string,
@@ -370,6 +373,7 @@ export class SqliteStore implements StateStore {
     const updAlert = db.prepare('UPDATE alerts SET occurrences = ?, last_time = ? WHERE id = ?');
     const putDead = db.prepare('INSERT INTO dead_letters (body) VALUES (?)');
     const newAlerts = new Set<string>();
+    const newTables = this.tablesWritten.pending(batch.sessions);
     try {
       db.transaction(() => {
         for (const e of batch.entities) {
@@ -386,7 +390,7 @@ export class SqliteStore implements StateStore {
             Math.floor(batch.pruneSeenBefore / SEEN_BUCKET_MS),
           );
         }
-        for (const s of batch.sessions) ledger.session(s);
+        for (const s of batch.sessions) ledger.session(s, newTables.has(s));
         for (const a of batch.alerts) if (ledger.alert(a)) newAlerts.add(recordKey(a));
         for (const u of batch.alertUpdates) updAlert.run(u.occurrences, u.lastTime, u.id);
         for (const d of batch.deadLetters) putDead.run(JSON.stringify(d));
@@ -405,6 +409,7 @@ export class SqliteStore implements StateStore {
     } catch (cause) {
       throw new AuditError('STORE_FAILED', 'state store commit failed', { cause });
     }
+    this.tablesWritten.committed(batch);
     return { newAlerts };
   }
 

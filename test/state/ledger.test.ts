@@ -247,6 +247,28 @@ function ledger(adapter: Adapter) {
     ).toEqual(['a2', 'a3']);
     expect(await store.knownAlerts(['a1', 'a2'])).toEqual(new Set(['a2']));
   });
+
+  it('writes the tables of a session updated in place as they grow, and again after a prune', async () => {
+    const store = await backing.open();
+    const tableRows = async () =>
+      (
+        await backing.sql("SELECT table_name FROM session_tables WHERE session_id = 's1' ORDER BY table_name")
+      ).map((r) => r.table_name);
+    const s1 = sessions()[0]!;
+    delete s1.disconnectTime;
+    await store.commit(batch({ sessions: [s1] }));
+    s1.counts.queries++;
+    await store.commit(batch({ sessions: [s1] }));
+    expect(await tableRows()).toEqual(['shop.orders', 'we\'ird.t"able']);
+    s1.tables = ['shop.orders', 'shop.refunds', 'we\'ird.t"able'];
+    await store.commit(batch({ sessions: [s1] }));
+    expect(await tableRows()).toEqual(['shop.orders', 'shop.refunds', 'we\'ird.t"able']);
+    await store.commit(batch({ pruneLedgerBefore: at(10) }));
+    expect(await tableRows()).toEqual([]);
+    await store.commit(batch({ sessions: [s1] }));
+    expect(await tableRows()).toEqual(['shop.orders', 'shop.refunds', 'we\'ird.t"able']);
+    expect((await collect(store.sessions())).map((s) => [s.id, s.counts.queries])).toEqual([['s1', 5]]);
+  });
 }
 
 function upgrade(adapter: Adapter, dialect: 'sqlite' | 'mysql') {
