@@ -189,8 +189,9 @@ export async function replayFiles(opts: ReplayOptions): Promise<ReplayResult> {
       take(s.buffer[s.i++]!, s.input);
       if (batch.length >= batchSize || !skipDead(s)) break;
     } while (next === undefined || compareSources(s, next) < 0);
-    await flush();
-    if (await settle(s)) heap.push(s);
+    // Awaited only when a batch is full or the source needs its next chunk: most turns need neither.
+    if (batch.length >= batchSize) await flush();
+    if (skipDead(s) || (await settle(s))) heap.push(s);
   }
   if (batch.length > 0) await pipeline.ingest(batch);
   await pipeline.finish(opts.asOf);
