@@ -245,7 +245,9 @@ function statsOf(source: StatsSource | null | undefined): Stats | undefined {
   let stats: Stats | undefined;
   for (const [from, to] of STAT_FIELDS) {
     const value = source[from];
-    if (value != null) (stats ??= {})[to] = value;
+    if (value == null) continue;
+    stats ??= {};
+    stats[to] = value;
   }
   return stats;
 }
