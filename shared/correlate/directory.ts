@@ -3,7 +3,7 @@
 // has an answer. Users and groups are found by OCID, by the identity domain's own id (an alias),
 // and by name, since identity-domain events name them by the domain's ids.
 import type { EntityCache } from '../state/entity-cache.js';
-import { BEGINNING_OF_TIME } from '../time.js';
+import { BEGINNING_OF_TIME, inForceAt } from '../time.js';
 
 export type UserState = 'active' | 'inactive' | 'deleted';
 export type DirectoryUserRow = {
@@ -169,12 +169,8 @@ export class Directory {
 
   /** The user's state at `ts`, with the event that set it. */
   userStateAt(id: string, ts: number): { state: UserState; key?: string } {
-    let current: { state: UserState; key?: string } = { state: 'active' };
-    for (const s of this.user(id)?.states ?? []) {
-      if (s.ts > ts) break;
-      current = { state: s.state, key: s.key };
-    }
-    return current;
+    const s = inForceAt(this.user(id)?.states ?? [], ts);
+    return s ? { state: s.state, key: s.key } : { state: 'active' };
   }
 
   markGroupDeleted(id: string, ts: number): void {

@@ -1,7 +1,7 @@
 // The MySQL accounts of each DB system and their authentication_oci mappings, versioned by event
 // time: seeded from the config, then changed by CREATE / ALTER / DROP / RENAME USER in the audit.
 import type { EntityCache } from '../state/entity-cache.js';
-import { BEGINNING_OF_TIME } from '../time.js';
+import { BEGINNING_OF_TIME, inForceAt } from '../time.js';
 import { ABSENT, type Undone, undone } from './reverts.js';
 import type { AccountChange, AccountRef } from './sql-facts.js';
 
@@ -127,7 +127,7 @@ export class Mappings {
   groupsMappedTo(db: string, proxied: string, ts: number): { groupId: string; via: string; key: string }[] {
     const out: { groupId: string; via: string; key: string }[] = [];
     for (const { row } of this.accountsByDb.get(db) ?? []) {
-      const v = versionIn(row, ts);
+      const v = inForceAt(row.versions, ts);
       if (!v || v.dropped || v.plugin !== OCI_PLUGIN || v.authenticationString === undefined) continue;
       for (const [groupId, account] of parseOciMapping(v.authenticationString)?.groupMapping ?? []) {
         if (account === proxied) out.push({ groupId, via: accountName(row), key: v.key });
@@ -140,7 +140,7 @@ export class Mappings {
   accountsMappedFrom(groupId: string, ts: number): { db: string; account: string }[] {
     const out: { db: string; account: string }[] = [];
     for (const row of this.cache.values<AccountRow>(ACCOUNT)) {
-      const v = versionIn(row, ts);
+      const v = inForceAt(row.versions, ts);
       if (!v || v.dropped || v.plugin !== OCI_PLUGIN || v.authenticationString === undefined) continue;
       for (const [g, account] of parseOciMapping(v.authenticationString)?.groupMapping ?? []) {
         if (g === groupId) out.push({ db: row.db, account });
@@ -175,7 +175,7 @@ export class Mappings {
   }
 
   private versionOf(key: string, ts: number): AccountVersion | undefined {
-    return versionIn(this.cache.get<AccountRow>(ACCOUNT, key), ts);
+    return inForceAt(this.cache.get<AccountRow>(ACCOUNT, key)?.versions ?? [], ts);
   }
 
   private insertOnce(db: string, account: AccountRef, version: AccountVersion): void {
@@ -212,14 +212,4 @@ export class Mappings {
     rows.push({ key, row });
     rows.sort((a, b) => (a.key < b.key ? -1 : 1));
   }
-}
-
-/** The version of an account row in force at `ts` (the latest at or before it). */
-function versionIn(row: AccountRow | undefined, ts: number): AccountVersion | undefined {
-  let current: AccountVersion | undefined;
-  for (const v of row?.versions ?? []) {
-    if (v.ts > ts) break;
-    current = v;
-  }
-  return current;
 }

@@ -1,7 +1,7 @@
 // Group membership as a timeline per (user, group): membership at time t is decided by the latest
 // add/remove event at or before t, so events may arrive in any order or more than once.
 import type { EntityCache } from '../state/entity-cache.js';
-import { BEGINNING_OF_TIME } from '../time.js';
+import { BEGINNING_OF_TIME, inForceAt } from '../time.js';
 
 export type MembershipChange = { ts: number; op: 'add' | 'remove'; key: string; membershipId?: string };
 export type MembershipRow = { user: string; group: string; changes: MembershipChange[] };
@@ -69,7 +69,7 @@ export class Memberships {
 
   /** The change in force at `ts` (the latest at or before it). */
   stateAt(user: string, group: string, ts: number): MembershipChange | undefined {
-    return changeAt(this.rowsByGroup.get(group)?.get(user)?.changes ?? [], ts);
+    return inForceAt(this.rowsByGroup.get(group)?.get(user)?.changes ?? [], ts);
   }
 
   isMember(user: string, group: string, ts: number): boolean {
@@ -79,7 +79,7 @@ export class Memberships {
   membersAt(group: string, ts: number): string[] {
     const members: string[] = [];
     for (const [user, row] of this.rowsByGroup.get(group) ?? [])
-      if (changeAt(row.changes, ts)?.op === 'add') members.push(user);
+      if (inForceAt(row.changes, ts)?.op === 'add') members.push(user);
     return members.sort();
   }
 
@@ -116,14 +116,4 @@ export class Memberships {
     }
     rows.set(row.user, row);
   }
-}
-
-/** The change in force at `ts` (the latest at or before it) of changes in order. */
-function changeAt(changes: readonly MembershipChange[], ts: number): MembershipChange | undefined {
-  let current: MembershipChange | undefined;
-  for (const c of changes) {
-    if (c.ts > ts) break;
-    current = c;
-  }
-  return current;
 }

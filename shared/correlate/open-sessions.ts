@@ -12,10 +12,7 @@ export class OpenSessions {
   }
 
   get(dbSystemId: string, instance: string | undefined, connectionId: number): Session | undefined {
-    return this.byDb
-      .get(dbSystemId)
-      ?.get(instance ?? '')
-      ?.get(connectionId);
+    return this.server(dbSystemId, instance)?.get(connectionId);
   }
 
   set(s: Session): void {
@@ -35,13 +32,7 @@ export class OpenSessions {
 
   /** Closes the connection of `s`. */
   delete(s: Session): void {
-    if (
-      this.byDb
-        .get(s.dbSystem.id)
-        ?.get(s.instance ?? '')
-        ?.delete(s.connectionId)
-    )
-      this.count--;
+    if (this.server(s.dbSystem.id, s.instance)?.delete(s.connectionId)) this.count--;
   }
 
   /** Whether `s` is the session open on its connection. */
@@ -51,11 +42,10 @@ export class OpenSessions {
 
   /** Forgets every session of one server (it restarted). */
   closeServer(dbSystemId: string, instance: string | undefined): void {
-    const instances = this.byDb.get(dbSystemId);
-    const conns = instances?.get(instance ?? '');
+    const conns = this.server(dbSystemId, instance);
     if (!conns) return;
     this.count -= conns.size;
-    instances!.delete(instance ?? '');
+    conns.clear();
   }
 
   /** Forgets the sessions `drop` picks. */
@@ -67,5 +57,9 @@ export class OpenSessions {
             conns.delete(id);
             this.count--;
           }
+  }
+
+  private server(dbSystemId: string, instance: string | undefined): Map<number, Session> | undefined {
+    return this.byDb.get(dbSystemId)?.get(instance ?? '');
   }
 }

@@ -2,6 +2,7 @@
 // and database sessions happen, and which alerts they should raise. Normal activity, churn and
 // incidents all write through it, so the ground truth follows from what was generated.
 import type { GapRecord } from '../../schemas/envelopes.js';
+import { inForceAt } from '../time.js';
 import { type DbSystem, type Fleet, type GroupKey, ocid, type Person, PROXY_ACCOUNTS } from './fleet.js';
 import type { AlertMatcher, Expectation, ExpectationKind } from './ground-truth.js';
 import {
@@ -62,12 +63,7 @@ export class Roster {
   }
 
   isMember(user: string, group: GroupKey, ts: number): boolean {
-    let member = false;
-    for (const c of this.changes.get(`${user}|${group}`) ?? []) {
-      if (c.ts > ts) break;
-      member = c.op === 'add';
-    }
-    return member;
+    return inForceAt(this.changes.get(`${user}|${group}`) ?? [], ts)?.op === 'add';
   }
 
   /** A member at `from` and no change until `to`. */
