@@ -28,7 +28,7 @@ import { type MembershipSeed, Memberships } from './memberships.js';
 import { OpenSessions } from './open-sessions.js';
 import { Policies } from './policies.js';
 import { SignOns } from './signons.js';
-import { type AccountChange, type AccountRef, statementFacts } from './sql-facts.js';
+import { type AccountChange, type AccountRef, hasFacts, statementFacts } from './sql-facts.js';
 
 /** What a seed brings (the configuration, a snapshot part new to this state): all under one key. */
 export type Seed = DirectorySeed & { memberships: MembershipSeed[]; accounts: AccountSeed[] };
@@ -277,7 +277,7 @@ export class Correlator {
     }
     if (ev.kind !== 'query' || !ev.sql) return;
     const facts = statementFacts(ev);
-    if (!facts.privilege && !facts.accounts && !facts.proxyGrant && !facts.auditTamper) return;
+    if (!hasFacts(facts)) return;
     const { mappings } = this.models;
     const targets = [...(facts.privilege?.targets ?? []), ...(facts.accounts ?? []).map((c) => c.account)];
     for (const target of targets) this.noteAudited(ev.dbSystemId, target, ev.ts);

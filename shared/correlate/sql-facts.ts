@@ -128,6 +128,8 @@ function renames(text: string): AccountChange[] {
   return out;
 }
 
+/** Every AUDIT_TAMPER pattern contains one of these: one scan rules out most statements. */
+const TAMPER_HINT = /audit_log|uninstall/i;
 const AUDIT_TAMPER: [RegExp, string][] = [
   [/\baudit_log_filter_remove_(filter|user)\s*\(/i, 'filter-removed'],
   [/\baudit_log_filter_set_(filter|user)\s*\(/i, 'filter-changed'],
@@ -184,11 +186,26 @@ export function statementFacts(event: DbEvent): StatementFacts {
     if (proxied) facts.proxyGrant = { proxied, to, revoke };
   }
 
-  for (const [pattern, action] of AUDIT_TAMPER) {
+  for (const [pattern, action] of TAMPER_HINT.test(text) ? AUDIT_TAMPER : []) {
     if (pattern.test(text)) {
       facts.auditTamper = { action };
       break;
     }
   }
   return facts;
+}
+
+/** Whether the facts say anything: only such statements reach the rules (Correlator.statement). */
+export function hasFacts(facts: StatementFacts): boolean {
+  return Boolean(facts.privilege || facts.accounts || facts.proxyGrant || facts.auditTamper);
+}
+
+/**
+ * A statement whose only effect is on its session's counters, tables and statement list: table
+ * access, and queries without facts (most of a busy fleet's events). Nothing reads its login,
+ * account or query statistics (the session has them), so decoding does not keep them.
+ */
+export function isRoutineStatement(event: DbEvent): boolean {
+  if (event.kind === 'table_access') return true;
+  return event.kind === 'query' && (event.sql === undefined || !hasFacts(statementFacts(event)));
 }

@@ -7,6 +7,7 @@ import {
   LenientNumber,
   parseMysqlAuditRecord,
 } from '../../schemas/mysql-audit.js';
+import { isRoutineStatement } from '../correlate/sql-facts.js';
 import { type DbRef, schemaInvalidLetter } from '../decode/classify.js';
 import { deadLetter } from '../decode/split-records.js';
 import { redactSecrets } from './redact.js';
@@ -40,8 +41,6 @@ export function normalizeMysqlAudit(raw: unknown, db: DbRef, loc: RecordLocation
     return { ok: false, dead: deadLetter('SCHEMA_INVALID', loc, message, ['timestamp']) };
   }
   const connectionId = record.connection_id ?? null;
-  const login = record.login && withPerconaUser(record.login);
-  const account = record.account && withPerconaUser(record.account);
   const event: DbEvent = {
     source: 'mysql',
     kind: 'other',
@@ -53,16 +52,27 @@ export function normalizeMysqlAudit(raw: unknown, db: DbRef, loc: RecordLocation
     connectionId,
     class: record.class,
     event: record.event ?? '',
-    login: login
-      ? { user: login.user, os: record.login?.os ?? '', ip: login.ip, proxy: record.login?.proxy ?? '' }
-      : null,
-    account: account ? { user: account.privUser, host: account.host } : null,
+    login: null,
+    account: null,
     status: 0,
   };
   if (db.name !== undefined) event.dbSystemName = db.name;
   if (db.instance !== undefined) event.instance = db.instance;
   if (parsed.data.known) fillKnown(event, parsed.data.record);
   else fillGeneric(event, parsed.data.record);
+  // Routine statements are most events, and each lives until its batch commits: they keep only
+  // what their session needs (no login or account objects).
+  if (isRoutineStatement(event)) return { ok: true, value: event };
+  const login = record.login && withPerconaUser(record.login);
+  const account = record.account && withPerconaUser(record.account);
+  if (login)
+    event.login = {
+      user: login.user,
+      os: record.login?.os ?? '',
+      ip: login.ip,
+      proxy: record.login?.proxy ?? '',
+    };
+  if (account) event.account = { user: account.privUser, host: account.host };
   return { ok: true, value: event };
 }
 

@@ -122,12 +122,12 @@ describe('normalizeMysqlAudit: every class and event', () => {
     expect(disconnect).not.toHaveProperty('attributes');
   });
 
-  it('general/status: sql and query statistics', () => {
+  it('general/status: sql and query statistics; a routine statement keeps no login or account', () => {
     expect(normalize(sample(2))).toMatchObject({
       kind: 'query',
       status: 0,
-      login: ALICE_LOGIN,
-      account: PROXY_ACCOUNT,
+      login: null,
+      account: null,
       sql: {
         command: 'Query',
         sqlCommand: 'select',
@@ -136,6 +136,19 @@ describe('normalizeMysqlAudit: every class and event', () => {
       },
       stats: { queryTime: 0.000412, rowsSent: 3, rowsExamined: 120, bytesReceived: 51, bytesSent: 210 },
     });
+  });
+
+  it('a statement the rules read keeps its login and account', () => {
+    const grant = sample(2);
+    grant.general_data.sql_command = 'grant';
+    grant.general_data.query = 'GRANT SELECT ON shop.* TO app@`%`';
+    expect(normalize(grant)).toMatchObject({ login: ALICE_LOGIN, account: PROXY_ACCOUNT });
+    // A SELECT can tamper with the audit log; failed, it changes nothing.
+    const tamper = sample(2);
+    tamper.general_data.query = "SELECT audit_log_filter_remove_user('%')";
+    expect(normalize(tamper)).toMatchObject({ login: ALICE_LOGIN, account: PROXY_ACCOUNT });
+    tamper.general_data.status = 1142;
+    expect(normalize(tamper)).toMatchObject({ login: null, account: null });
   });
 
   it('general/status without a query keeps command and status only', () => {
@@ -230,10 +243,11 @@ describe('normalizeMysqlAudit: a statement as Percona logs it', () => {
   });
 
   it("reads Percona's user[priv_user] @ host [ip] form in account and login", () => {
-    const status = normalize(PERCONA_STATEMENT[5]);
-    expect(status.account).toEqual({ user: 'root', host: 'localhost' });
-    expect(status.login).toEqual({ user: 'root', os: '', ip: '', proxy: '' });
-    const proxied = structuredClone(PERCONA_STATEMENT[5]);
+    // general/log: the statement's text as received (general/status, a routine statement, keeps no login).
+    const log = normalize(PERCONA_STATEMENT[2]);
+    expect(log.account).toEqual({ user: 'root', host: 'localhost' });
+    expect(log.login).toEqual({ user: 'root', os: '', ip: '', proxy: '' });
+    const proxied = structuredClone(PERCONA_STATEMENT[2]);
     proxied.account = { user: 'alice[dba_proxy] @  [198.51.100.7]', host: '' };
     proxied.login = { user: 'alice[dba_proxy] @  [198.51.100.7]', os: '', ip: '', proxy: "''@'%'" };
     expect(normalize(proxied)).toMatchObject({
@@ -241,7 +255,7 @@ describe('normalizeMysqlAudit: a statement as Percona logs it', () => {
       login: { user: 'alice', ip: '198.51.100.7', proxy: "''@'%'" },
     });
     // A plain name with brackets that is not the whole form stays as it is.
-    const plain = structuredClone(PERCONA_STATEMENT[5]);
+    const plain = structuredClone(PERCONA_STATEMENT[2]);
     plain.account = { user: 'app[1]', host: '%' };
     expect(normalize(plain).account).toEqual({ user: 'app[1]', host: '%' });
   });
