@@ -4,7 +4,7 @@
 // behaviour over the real FDK).
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import {
   FunctionError,
   FunctionHost,
@@ -22,6 +22,12 @@ import { ago, DB, fleetConfigJson, mysql, removeTempDirs, tempDir } from '../hel
 import { Lines, loggingBatch, N, streamBatch } from '../helpers/host-batches.js';
 
 afterAll(() => removeTempDirs());
+
+/** Hosts made by the test, closed after it: their stores and alerts files (open handles). */
+const hosts: FunctionHost[] = [];
+afterEach(async () => {
+  for (const host of hosts.splice(0)) await host.close();
+});
 
 const LATENESS_MS = 60_000;
 
@@ -65,6 +71,7 @@ function makeHost(
     },
     ...(opts.ociClients ? { ociClients: opts.ociClients, ociRetry: opts.ociRetry ?? FAST_RETRY } : {}),
   });
+  hosts.push(host);
   return { host, stdout, stderr, opened: () => opened, clock, statePath };
 }
 
