@@ -12,6 +12,9 @@ const common = {
   logLevel: 'warning',
   // Native or optional drivers stay in node_modules.
   external: ['better-sqlite3', 'mysql2', 'mysql2/*'],
+  // The sources are ES modules: in a bundle, their import.meta.url is the bundle's own file URL.
+  define: { 'import.meta.url': 'importMetaUrl' },
+  inject: ['scripts/import-meta-url.js'],
 };
 
 await Promise.all([
