@@ -57,6 +57,11 @@ export const DbEventSchema = z.object({
   /** Raw `class` / `event`, for `other` and for output formats. */
   class: z.string(),
   event: z.string(),
+  /**
+   * Who logged in and the account whose privileges apply; null when the record has none, and for
+   * routine statements (shared/correlate/sql-facts.ts isRoutineStatement), which their session
+   * speaks for.
+   */
   login: LoginSchema.nullable(),
   account: AccountSchema.nullable(),
   /** MySQL errno of the connect or statement; 0 on success. */

@@ -202,8 +202,8 @@ export function hasFacts(facts: StatementFacts): boolean {
 
 /**
  * A statement whose only effect is on its session's counters, tables and statement list: table
- * access, and queries without facts (most of a busy fleet's events). Nothing reads its login,
- * account or query statistics (the session has them), so decoding does not keep them.
+ * access, and queries without facts (most of a busy fleet's events). Nothing reads its login or
+ * account (its session has them), so decoding does not keep them.
  */
 export function isRoutineStatement(event: DbEvent): boolean {
   if (event.kind === 'table_access') return true;
