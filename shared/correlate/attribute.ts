@@ -128,17 +128,19 @@ export function attribute(facts: ConnectFacts, models: Models, tokenLifetime: nu
   const named = login.user ? directory.findUser(login.user) : undefined;
   if (named) return resolveNamed(named.id, 'login-name');
 
-  // 2c. Exactly one member of a candidate group signed on from the same client IP.
+  // 2c. Exactly one member of a candidate group signed on from the same client IP. Candidates
+  // come from the sign-ons of that IP, ordered as the groups and then by user id (the evidence
+  // of an ambiguous login lists them in that order).
   const signedOn = new Map<string, { group: string; signOn: SignOn }>();
-  if (login.ip) {
-    for (const g of groups) {
-      for (const userId of memberships.membersAt(g, ts)) {
-        if (signedOn.has(userId)) continue;
-        const s = signOns.latestBefore(userId, ts, tokenLifetime, login.ip);
-        if (s?.ip === login.ip) signedOn.set(userId, { group: g, signOn: s });
-      }
-    }
+  const found: { at: number; userId: string; hit: { group: string; signOn: SignOn } }[] = [];
+  for (const userId of login.ip ? signOns.usersFrom(login.ip, ts, tokenLifetime) : []) {
+    const at = groups.findIndex((g) => memberships.isMember(userId, g, ts));
+    if (at < 0) continue;
+    const s = signOns.latestBefore(userId, ts, tokenLifetime, login.ip);
+    if (s?.ip === login.ip) found.push({ at, userId, hit: { group: groups[at]!, signOn: s } });
   }
+  found.sort((a, b) => a.at - b.at || (a.userId < b.userId ? -1 : 1));
+  for (const f of found) signedOn.set(f.userId, f.hit);
   if (signedOn.size === 1) {
     const [userId, hit] = [...signedOn][0]!;
     const grant = memberships.stateAt(userId, hit.group, ts)!;

@@ -76,13 +76,6 @@ export class Memberships {
     return this.stateAt(user, group, ts)?.op === 'add';
   }
 
-  membersAt(group: string, ts: number): string[] {
-    const members: string[] = [];
-    for (const [user, row] of this.rowsByGroup.get(group) ?? [])
-      if (inForceAt(row.changes, ts)?.op === 'add') members.push(user);
-    return members.sort();
-  }
-
   /** Every (user, group) row with its changes, for reports. */
   rows(): MembershipRow[] {
     return [...this.cache.values<MembershipRow>(MEMBER)];

