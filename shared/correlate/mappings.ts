@@ -70,11 +70,15 @@ export function parseOciMapping(text: string): OciMapping | null {
 }
 
 export class Mappings {
-  /** Account rows by DB system, sorted by row key. */
-  private readonly accountsByDb = new Map<string, { key: string; row: AccountRow }[]>();
+  /**
+   * Per DB system, the account rows that have had an authentication_oci mapping, sorted by row
+   * key: the only ones a group login can resolve through (local accounts are most rows).
+   */
+  private readonly mappingRows = new Map<string, { key: string; row: AccountRow }[]>();
 
   constructor(private readonly cache: EntityCache) {
-    for (const [key, row] of cache.entries<AccountRow>(ACCOUNT)) this.index(key, row);
+    for (const [key, row] of cache.entries<AccountRow>(ACCOUNT))
+      if (row.versions.some(isMapping)) this.indexMapping(key, row);
   }
 
   /** Accounts a seed (the configuration, a snapshot) lists, known from the beginning of time under its key. */
@@ -126,7 +130,7 @@ export class Mappings {
   /** Groups whose mapping resolves to MySQL user `proxied` at `ts`, in mapping order, with the mapping account. */
   groupsMappedTo(db: string, proxied: string, ts: number): { groupId: string; via: string; key: string }[] {
     const out: { groupId: string; via: string; key: string }[] = [];
-    for (const { row } of this.accountsByDb.get(db) ?? []) {
+    for (const { row } of this.mappingRows.get(db) ?? []) {
       const v = inForceAt(row.versions, ts);
       if (!v || v.dropped || v.plugin !== OCI_PLUGIN || v.authenticationString === undefined) continue;
       for (const [groupId, account] of parseOciMapping(v.authenticationString)?.groupMapping ?? []) {
@@ -187,29 +191,35 @@ export class Mappings {
     const key = rowKey(db, account);
     const existing = this.cache.get<AccountRow>(ACCOUNT, key);
     if (existing) return existing;
-    const row = this.cache.set<AccountRow>(ACCOUNT, key, {
+    return this.cache.set<AccountRow>(ACCOUNT, key, {
       db,
       user: account.user,
       host: account.host,
       versions: [],
     });
-    this.index(key, row);
-    return row;
   }
 
   private insert(db: string, row: AccountRow, version: AccountVersion): void {
     row.versions.push(version);
     row.versions.sort((a, b) => a.ts - b.ts || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-    this.cache.touch(ACCOUNT, rowKey(db, row));
+    const key = rowKey(db, row);
+    this.cache.touch(ACCOUNT, key);
+    if (isMapping(version)) this.indexMapping(key, row);
   }
 
-  private index(key: string, row: AccountRow): void {
-    let rows = this.accountsByDb.get(row.db);
+  private indexMapping(key: string, row: AccountRow): void {
+    let rows = this.mappingRows.get(row.db);
     if (!rows) {
       rows = [];
-      this.accountsByDb.set(row.db, rows);
+      this.mappingRows.set(row.db, rows);
     }
+    if (rows.some((r) => r.row === row)) return;
     rows.push({ key, row });
     rows.sort((a, b) => (a.key < b.key ? -1 : 1));
   }
+}
+
+/** A version that maps IAM groups or a user (authentication_oci with its mapping). */
+function isMapping(v: AccountVersion): boolean {
+  return v.plugin === OCI_PLUGIN && v.authenticationString !== undefined;
 }
