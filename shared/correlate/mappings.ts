@@ -130,27 +130,20 @@ export class Mappings {
   /** Groups whose mapping resolves to MySQL user `proxied` at `ts`, in mapping order, with the mapping account. */
   groupsMappedTo(db: string, proxied: string, ts: number): { groupId: string; via: string; key: string }[] {
     const out: { groupId: string; via: string; key: string }[] = [];
-    for (const { row } of this.mappingRows.get(db) ?? []) {
-      const v = inForceAt(row.versions, ts);
-      if (!v || v.dropped || v.plugin !== OCI_PLUGIN || v.authenticationString === undefined) continue;
-      for (const [groupId, account] of parseOciMapping(v.authenticationString)?.groupMapping ?? []) {
-        if (account === proxied) out.push({ groupId, via: accountName(row), key: v.key });
-      }
-    }
+    forEachGroupMapping(this.mappingRows.get(db) ?? [], ts, (row, key, groupId, account) => {
+      if (account === proxied) out.push({ groupId, via: accountName(row), key });
+    });
     return out;
   }
 
   /** Every DB system and MySQL user a group maps to at `ts`. */
   accountsMappedFrom(groupId: string, ts: number): { db: string; account: string }[] {
     const out: { db: string; account: string }[] = [];
-    for (const row of this.cache.values<AccountRow>(ACCOUNT)) {
-      const v = inForceAt(row.versions, ts);
-      if (!v || v.dropped || v.plugin !== OCI_PLUGIN || v.authenticationString === undefined) continue;
-      for (const [g, account] of parseOciMapping(v.authenticationString)?.groupMapping ?? []) {
+    for (const rows of this.mappingRows.values())
+      forEachGroupMapping(rows, ts, (row, _key, g, account) => {
         if (g === groupId) out.push({ db: row.db, account });
-      }
-    }
-    // In a fixed order: the cache's order depends on whether its rows were loaded or created.
+      });
+    // In a fixed order: DB systems are met in the order they became known.
     return out.sort((a, b) => (a.db === b.db ? (a.account < b.account ? -1 : 1) : a.db < b.db ? -1 : 1));
   }
 
@@ -216,6 +209,20 @@ export class Mappings {
     if (rows.some((r) => r.row === row)) return;
     rows.push({ key, row });
     rows.sort((a, b) => (a.key < b.key ? -1 : 1));
+  }
+}
+
+/** Calls `visit` for each group-to-user entry of the mappings in force at `ts` on these rows, in order. */
+function forEachGroupMapping(
+  rows: readonly { row: AccountRow }[],
+  ts: number,
+  visit: (row: AccountRow, key: string, groupId: string, account: string) => void,
+): void {
+  for (const { row } of rows) {
+    const v = inForceAt(row.versions, ts);
+    if (!v || v.dropped || !isMapping(v)) continue;
+    for (const [groupId, account] of parseOciMapping(v.authenticationString!)?.groupMapping ?? [])
+      visit(row, v.key, groupId, account);
   }
 }
 
