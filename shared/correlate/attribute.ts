@@ -129,32 +129,30 @@ export function attribute(facts: ConnectFacts, models: Models, tokenLifetime: nu
   if (named) return resolveNamed(named.id, 'login-name');
 
   // 2c. Exactly one member of a candidate group signed on from the same client IP. Candidates
-  // come from the sign-ons of that IP, ordered as the groups and then by user id (the evidence
-  // of an ambiguous login lists them in that order).
-  const signedOn = new Map<string, { group: string; signOn: SignOn }>();
-  const found: { at: number; userId: string; hit: { group: string; signOn: SignOn } }[] = [];
+  // come from the sign-ons of that IP (each user once), ordered as the groups and then by user id
+  // (the evidence of an ambiguous login lists them in that order).
+  const signedOn: { at: number; userId: string; group: string; signOn: SignOn }[] = [];
   for (const userId of login.ip ? signOns.usersFrom(login.ip, ts, tokenLifetime) : []) {
     const at = groups.findIndex((g) => memberships.isMember(userId, g, ts));
     if (at < 0) continue;
     const s = signOns.latestBefore(userId, ts, tokenLifetime, login.ip);
-    if (s?.ip === login.ip) found.push({ at, userId, hit: { group: groups[at]!, signOn: s } });
+    if (s?.ip === login.ip) signedOn.push({ at, userId, group: groups[at]!, signOn: s });
   }
-  found.sort((a, b) => a.at - b.at || (a.userId < b.userId ? -1 : 1));
-  for (const f of found) signedOn.set(f.userId, f.hit);
-  if (signedOn.size === 1) {
-    const [userId, hit] = [...signedOn][0]!;
-    const grant = memberships.stateAt(userId, hit.group, ts)!;
+  signedOn.sort((a, b) => a.at - b.at || (a.userId < b.userId ? -1 : 1));
+  if (signedOn.length === 1) {
+    const { userId, group, signOn } = signedOn[0]!;
+    const grant = memberships.stateAt(userId, group, ts)!;
     const result: AttributionResult = {
       identity: ref(userId),
-      group: groupRef(hit.group),
+      group: groupRef(group),
       proxied: true,
       attribution: {
         method: 'signon-correlated',
         confidence: 'corroborated',
-        evidence: [...evidence, hit.signOn.key, grant.key],
+        evidence: [...evidence, signOn.key, grant.key],
       },
       grantKey: grant.key,
-      signOn: hit.signOn,
+      signOn,
     };
     return withUserState(result);
   }
@@ -167,8 +165,8 @@ export function attribute(facts: ConnectFacts, models: Models, tokenLifetime: nu
     attribution: {
       method: 'unattributed',
       confidence: 'none',
-      evidence: [...evidence, ...[...signedOn.values()].map((s) => s.signOn.key)],
-      problem: signedOn.size > 1 ? 'ambiguous' : 'no-evidence',
+      evidence: [...evidence, ...signedOn.map((s) => s.signOn.key)],
+      problem: signedOn.length > 1 ? 'ambiguous' : 'no-evidence',
     },
   };
 }

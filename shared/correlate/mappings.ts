@@ -221,12 +221,12 @@ function forEachGroupMapping(
   for (const { row } of rows) {
     const v = inForceAt(row.versions, ts);
     if (!v || v.dropped || !isMapping(v)) continue;
-    for (const [groupId, account] of parseOciMapping(v.authenticationString!)?.groupMapping ?? [])
+    for (const [groupId, account] of parseOciMapping(v.authenticationString)?.groupMapping ?? [])
       visit(row, v.key, groupId, account);
   }
 }
 
 /** A version that maps IAM groups or a user (authentication_oci with its mapping). */
-function isMapping(v: AccountVersion): boolean {
+function isMapping(v: AccountVersion): v is AccountVersion & { authenticationString: string } {
   return v.plugin === OCI_PLUGIN && v.authenticationString !== undefined;
 }
