@@ -4,15 +4,32 @@
 // counted as a duplicate without looking its key up, and the key of an applied event is remembered
 // (seen keys) only while it is within the window of its log's mark. IAM events, and logs that went
 // back in time or changed server (audit gaps `log-reset`, `server-changed`), keep exact keys.
+//
+// A MySQL event after every event checked from its connection cannot be a duplicate of a buffered
+// or same-batch event either (its key names the connection), so it needs no key lookup there: each
+// connection's last position is kept in memory while it is within the window of the mark, so that
+// a connection's statements, taken together as a run, are checked at once whatever other
+// connections wrote in between. (Events at or before the released watermark are looked up in the
+// seen keys whatever this says: pipeline.ts.)
 import type { CanonicalEvent } from '../schemas/events.js';
 import type { EntityCache } from './state/entity-cache.js';
 
 /** The highest event accepted from one log, or a log whose positions no longer order it. */
-type Mark = { ts: number; recordId: number; key: string } | { unordered: true };
+type Mark = Position | { unordered: true };
 
 const KIND = 'log-position';
 /** Gaps after which a log's positions may repeat or go back: exact keys from then on. */
 const REORDERING_GAPS: ReadonlySet<string> = new Set(['log-reset', 'server-changed']);
+
+/**
+ * What this process checked of one log: the mark when it first met the log (everything accepted
+ * before, such as events buffered in a store, is at or before it) and, per connection, the last
+ * position found ahead. A connection absent here has nothing accepted after `opened` that is not
+ * released yet (it is forgotten only once its last position is a window behind the mark).
+ */
+type Front = { opened: Position | undefined; connections: Map<number | null, Position> };
+type Position = { ts: number; recordId: number; key: string };
+type MysqlEvent = CanonicalEvent & { source: 'mysql' };
 
 /** Not an instance name (they are printable): stands for a DB system's one log. */
 const NO_INSTANCE = '\u0000';
@@ -22,6 +39,7 @@ type LogRef = { dbSystemId?: string | undefined; instance?: string | undefined }
 export class LogPositions {
   /** Log names by DB system and instance, built once (every event looks its log up). */
   private readonly names = new Map<string, Map<string, string>>();
+  private readonly fronts = new Map<string, Front>();
 
   constructor(
     private readonly cache: EntityCache,
@@ -68,18 +86,64 @@ export class LogPositions {
   }
 
   /**
-   * True for a MySQL event after every event accepted from its log and after every such event of
-   * the current batch so far (`front`, kept by the caller per batch): it cannot be a duplicate.
+   * True for a MySQL event after every event checked from its connection (in this batch or any
+   * before): it cannot be a duplicate. Marks it checked.
    */
-  isAhead(ev: CanonicalEvent, front: Map<string, CanonicalEvent>): boolean {
-    if (ev.source !== 'mysql') return false;
-    const log = this.logOf(ev);
+  isAhead(ev: CanonicalEvent): boolean {
+    return ev.source === 'mysql' && this.aheadCount([ev]) === 1;
+  }
+
+  /**
+   * How many of a connection's events (in log order) are ahead, from the first on (see `isAhead`);
+   * those are marked checked.
+   */
+  aheadCount(events: readonly MysqlEvent[]): number {
+    const first = events[0];
+    if (first === undefined) return 0;
+    const log = this.logOf(first);
     const mark = this.cache.get<Mark>(KIND, log);
-    if (mark !== undefined && ('unordered' in mark || !after(ev, mark))) return false;
-    const last = front.get(log) as (CanonicalEvent & { source: 'mysql' }) | undefined;
-    if (last !== undefined && !after(ev, last)) return false;
-    front.set(log, ev);
-    return true;
+    if (mark !== undefined && 'unordered' in mark) return 0;
+    let front = this.fronts.get(log);
+    if (front === undefined) {
+      const opened = mark && { ts: mark.ts, recordId: mark.recordId, key: mark.key };
+      front = { opened, connections: new Map() };
+      this.fronts.set(log, front);
+    }
+    let last = front.connections.get(first.connectionId);
+    let n = 0;
+    for (; n < events.length; n++) {
+      const ev = events[n]!;
+      const ahead =
+        last !== undefined ? after(ev, last) : front.opened === undefined || after(ev, front.opened);
+      if (!ahead) break;
+      last = ev;
+    }
+    if (n > 0) front.connections.set(first.connectionId, last!);
+    return n;
+  }
+
+  /** Raises the mark of a connection's accepted events (in log order) to the highest of them. */
+  acceptedAll(events: readonly MysqlEvent[]): void {
+    let top = events[0];
+    for (const ev of events) if (top !== undefined && after(ev, top)) top = ev;
+    if (top !== undefined) this.accepted(top);
+  }
+
+  /**
+   * Forgets connections whose last position is a window behind their log's mark: the watermark
+   * has passed them, so nothing of theirs is buffered (see `aheadCount`).
+   */
+  forgetBehind(): void {
+    for (const [log, front] of this.fronts) {
+      const mark = this.cache.get<Mark>(KIND, log);
+      if (mark === undefined) continue;
+      if ('unordered' in mark) {
+        this.fronts.delete(log);
+        continue;
+      }
+      for (const [connection, last] of front.connections)
+        if (last.ts + this.window <= mark.ts) front.connections.delete(connection);
+    }
   }
 
   /** True for a MySQL event more than the window behind its log's mark: a redelivery. */
@@ -96,10 +160,7 @@ export class LogPositions {
 }
 
 /** Whether `ev` comes after the mark in its log (compareEvents restricted to one log). */
-function after(
-  ev: CanonicalEvent & { source: 'mysql' },
-  mark: { ts: number; recordId: number; key: string },
-) {
+function after(ev: Position, mark: Position) {
   if (ev.ts !== mark.ts) return ev.ts > mark.ts;
   if (ev.recordId !== mark.recordId) return ev.recordId > mark.recordId;
   return ev.key > mark.key;

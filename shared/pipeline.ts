@@ -8,10 +8,10 @@
 import { type Alert, recordKey } from '../schemas/alert.js';
 import type { Config } from '../schemas/config.js';
 import type { DeadLetter, DeadLetterCode } from '../schemas/dead-letter.js';
-import { type CanonicalEvent, compareEvents } from '../schemas/events.js';
+import { type CanonicalEvent, compareEvents, type DbEvent } from '../schemas/events.js';
 import type { ActiveRule } from './config/active-rules.js';
 import { Correlator, type CorrelatorStats } from './correlate/correlator.js';
-import type { DecodedItem } from './decode/read-input.js';
+import type { BatchItem } from './decode/statement-runs.js';
 import { Detector } from './detect/detector.js';
 import type { AlertSink, SinkState } from './emit/sink.js';
 import { LogPositions } from './log-positions.js';
@@ -22,6 +22,7 @@ import { followSnapshots } from './sync/drift.js';
 import { BEGINNING_OF_TIME, toIso } from './time.js';
 
 export type { DecodedItem } from './decode/read-input.js';
+export type { BatchItem } from './decode/statement-runs.js';
 
 export type PipelineStats = {
   received: number;
@@ -50,20 +51,47 @@ const NEVER = BEGINNING_OF_TIME;
 const DAY_MS = 86_400_000;
 export const EARLIEST_EVENT = Date.parse('2010-01-01T00:00:00Z');
 
-/** Merges two arrays sorted by compareEvents; appends when `b` starts after `a` (the usual case). */
-function mergeSorted(a: CanonicalEvent[], b: CanonicalEvent[]): CanonicalEvent[] {
+/**
+ * A connection's routine statements taken together (shared/decode/statement-runs.ts), in log order. It waits
+ * in the buffer where its first statement would; `events` shrinks as statements are applied.
+ */
+type Run = { run: DbEvent[] };
+/** What waits for the watermark: an event, or a run. */
+type Buffered = CanonicalEvent | Run;
+
+const isRun = (b: Buffered): b is Run => 'run' in b;
+/** The event that places a buffered item in the order: a run's first statement. */
+const firstOf = (b: Buffered): CanonicalEvent => (isRun(b) ? b.run[0]! : b);
+const compareBuffered = (a: Buffered, b: Buffered) => compareEvents(firstOf(a), firstOf(b));
+
+/** Merges two arrays sorted by compareBuffered; appends when `b` starts after `a` (the usual case). */
+function mergeSorted(a: Buffered[], b: Buffered[]): Buffered[] {
   if (b.length === 0) return a;
-  if (a.length === 0 || compareEvents(a[a.length - 1]!, b[0]!) <= 0) {
+  if (a.length === 0 || compareBuffered(a[a.length - 1]!, b[0]!) <= 0) {
     for (const e of b) a.push(e);
     return a;
   }
-  const out: CanonicalEvent[] = [];
+  const out: Buffered[] = [];
   let i = 0;
   let j = 0;
-  while (i < a.length && j < b.length) out.push(compareEvents(a[i]!, b[j]!) <= 0 ? a[i++]! : b[j++]!);
+  while (i < a.length && j < b.length) out.push(compareBuffered(a[i]!, b[j]!) <= 0 ? a[i++]! : b[j++]!);
   while (i < a.length) out.push(a[i++]!);
   while (j < b.length) out.push(b[j++]!);
   return out;
+}
+
+/**
+ * Whether applying an event in order may change sessions other than its connection's: a snapshot
+ * change re-attributes sessions, a server's start or stop closes them. (IAM events re-attribute
+ * sessions only when late, and late events are applied as they arrive, not in order.)
+ */
+function changesSessions(ev: CanonicalEvent): boolean {
+  return ev.source === 'sync' || (ev.source === 'mysql' && ev.connectionId === null);
+}
+
+/** A MySQL connection: its DB system, instance and connection id. */
+function connectionKey(ev: DbEvent): string {
+  return `${ev.dbSystemId}\u0000${ev.instance ?? ''}\u0000${ev.connectionId}`;
 }
 
 function emptyStats(): PipelineStats {
@@ -86,8 +114,8 @@ export class Pipeline {
   private readonly detector: Detector;
   private readonly correlator: Correlator;
   private clock: Clock;
-  /** Waiting for the watermark, sorted by compareEvents. */
-  private pending: CanonicalEvent[];
+  /** Waiting for the watermark, sorted by compareBuffered. */
+  private pending: Buffered[];
   /** Pending events written to the store (so that releasing them deletes their rows). */
   private readonly persisted: Set<CanonicalEvent>;
   /** Persisted events released since the last commit (their rows go with it). */
@@ -115,7 +143,7 @@ export class Pipeline {
     this.correlator = new Correlator(cache, config, this.detector);
     this.logPositions = new LogPositions(cache, config.lateness);
     this.pending = pending.sort(compareEvents);
-    this.persisted = new Set(this.pending);
+    this.persisted = new Set(pending);
   }
 
   /**
@@ -209,52 +237,78 @@ export class Pipeline {
    * `positions` (by source) are where the sources stand after these items: they are committed in
    * the same transaction, so a source that resumes from them neither loses nor repeats a record.
    */
-  async ingest(
-    items: Iterable<DecodedItem>,
-    positions?: Readonly<Record<string, unknown>>,
-  ): Promise<Alert[]> {
+  async ingest(items: Iterable<BatchItem>, positions?: Readonly<Record<string, unknown>>): Promise<Alert[]> {
     this.setPositions(positions);
-    const fresh: CanonicalEvent[] = [];
-    // MySQL events after all their log gave need no key lookup (log-positions.ts); the keys of
-    // this batch's MySQL events are gathered only once one of them needs them.
-    const front = new Map<string, CanonicalEvent>();
+    const fresh: Buffered[] = [];
+    // MySQL events after all their connection gave need no key lookup (log-positions.ts); the keys
+    // of this batch's MySQL events, and of the buffered runs, are gathered only once one needs them.
     let mysqlKeys: Set<string> | undefined;
+    let runKeys: Set<string> | undefined;
     const otherKeys = new Set<string>();
-    for (const item of items) {
-      this.stats.received++;
-      if (item.type === 'dead') {
-        this.dead(item.dead);
-        continue;
-      }
-      const ev = item.event;
-      this.logPositions.noteGap(ev);
-      if (this.logPositions.isAhead(ev, front)) {
+    const admit = (ev: CanonicalEvent, ahead: boolean): void => {
+      if (ahead) {
         mysqlKeys?.add(ev.key);
         fresh.push(ev);
-        continue;
+        return;
       }
-      if (ev.source === 'mysql' && mysqlKeys === undefined)
-        mysqlKeys = new Set(fresh.flatMap((e) => (e.source === 'mysql' ? [e.key] : [])));
+      if (ev.source === 'mysql' && mysqlKeys === undefined) {
+        mysqlKeys = new Set(
+          fresh.flatMap((e) => (isRun(e) ? e.run : e.source === 'mysql' ? [e] : [])).map((e) => e.key),
+        );
+        runKeys = new Set(this.pending.flatMap((b) => (isRun(b) ? b.run.map((e) => e.key) : [])));
+      }
       const inBatch = ev.source === 'mysql' ? mysqlKeys! : otherKeys;
-      if (inBatch.has(ev.key) || this.isPending(ev)) {
+      if (inBatch.has(ev.key) || this.isPending(ev) || (ev.source === 'mysql' && runKeys!.has(ev.key))) {
         this.stats.duplicates++;
-        continue;
+        return;
       }
       inBatch.add(ev.key);
       fresh.push(ev);
+    };
+    for (const item of items) {
+      if (item.type === 'dead') {
+        this.stats.received++;
+        this.dead(item.dead);
+      } else if (item.type === 'event') {
+        this.stats.received++;
+        this.logPositions.noteGap(item.event);
+        admit(item.event, this.logPositions.isAhead(item.event));
+      } else {
+        const { events } = item;
+        this.stats.received += events.length;
+        // A host that stores what it buffers (durablePending) keeps events one by one.
+        const ahead = this.durablePending ? 0 : this.logPositions.aheadCount(events);
+        if (ahead === events.length && events.length > 0) {
+          if (mysqlKeys !== undefined) for (const e of events) mysqlKeys.add(e.key);
+          fresh.push({ run: events });
+          continue;
+        }
+        for (const [i, ev] of events.entries()) admit(ev, i < ahead || this.logPositions.isAhead(ev));
+      }
     }
+    const latest = this.now() + this.config.clockSkew;
+    // A run waits as a whole when all of it is after the watermark and in range: otherwise its
+    // statements go one by one (late, out of range), as they would have come.
+    const whole = (r: Run) =>
+      r.run.every((e) => e.ts > this.clock.releasedTs && e.ts <= latest && e.ts >= EARLIEST_EVENT);
+    const events = fresh.flatMap((b): Buffered | Buffered[] => (isRun(b) && !whole(b) ? b.run : b));
     // Every seen key belongs to an applied event, so its time is at or before the released
     // watermark: only events that old can be redeliveries the store knows of. MySQL events far
     // enough behind their log's position are redeliveries without a lookup (log-positions.ts).
-    const old = fresh.filter((e) => e.ts <= this.clock.releasedTs);
+    const old = events.filter((e): e is CanonicalEvent => !isRun(e) && e.ts <= this.clock.releasedTs);
     const redelivered = new Set(old.filter((e) => this.logPositions.isRedelivery(e)));
     const lookup = old.filter((e) => !redelivered.has(e));
     const seen = lookup.length > 0 ? await this.store.filterSeen(lookup) : new Set<string>();
     const late: CanonicalEvent[] = [];
-    const buffered: CanonicalEvent[] = [];
+    const buffered: Buffered[] = [];
     const horizon = this.clock.releasedTs - this.config.retention;
-    const latest = this.now() + this.config.clockSkew;
-    for (const ev of fresh) {
+    for (const ev of events) {
+      if (isRun(ev)) {
+        for (const e of ev.run) if (e.ts > this.clock.maxTs) this.clock.maxTs = e.ts;
+        this.logPositions.acceptedAll(ev.run);
+        buffered.push(ev);
+        continue;
+      }
       // Only events that old can be duplicates: the rest skip hashing their key.
       if (ev.ts <= this.clock.releasedTs && (seen.has(ev.key) || redelivered.has(ev))) {
         this.stats.duplicates++;
@@ -287,7 +341,7 @@ export class Pipeline {
         buffered.push(ev);
       }
     }
-    this.pending = mergeSorted(this.pending, buffered.sort(compareEvents));
+    this.pending = mergeSorted(this.pending, buffered.sort(compareBuffered));
     late.sort(compareEvents);
     for (const ev of late) {
       this.stats.late++;
@@ -323,13 +377,23 @@ export class Pipeline {
   }
 
   private release(watermark: number, timersUpTo = watermark): void {
+    const barriers = this.barriers(watermark);
     let i = 0;
     for (; i < this.pending.length; i++) {
-      const ev = this.pending[i]!;
+      const item = this.pending[i]!;
+      const ev = firstOf(item);
       if (ev.ts > watermark) break;
       this.correlator.fireTimers(Math.min(ev.ts - 1, timersUpTo));
-      this.apply(ev, false);
-      if (this.persisted.has(ev)) this.released.push(ev);
+      if (!isRun(item)) {
+        this.apply(ev, false);
+        if (this.persisted.has(ev)) this.released.push(ev);
+        continue;
+      }
+      // A run's statements are applied up to the watermark and to the first later event that could
+      // change what they do (barriers): the rest waits, placed by its next statement.
+      const barrier = barriers.has(item) ? barriers.get(item) : this.barrierAfter(i, item.run[0]!, watermark);
+      const rest = this.applyRun(item.run, watermark, barrier && firstOf(barrier));
+      if (rest.length > 0) this.insertPending({ run: rest }, i + 1);
     }
     if (i > 0) this.pending = this.pending.slice(i);
     this.correlator.fireTimers(timersUpTo);
@@ -340,13 +404,78 @@ export class Pipeline {
     }
   }
 
-  /** Whether an event waits in the buffer (sorted by compareEvents, which is 0 only for one key). */
+  /**
+   * For each run the watermark reaches, the first later buffered event that must see the run's
+   * statements after it rather than before: one of the run's own connection, or one that may
+   * change any session (`changesSessions`). Other events do not touch the run's session.
+   */
+  private barriers(watermark: number): Map<Run, Buffered | undefined> {
+    const out = new Map<Run, Buffered | undefined>();
+    let end = 0;
+    while (end < this.pending.length && firstOf(this.pending[end]!).ts <= watermark) end++;
+    let global: Buffered | undefined;
+    const byConnection = new Map<string, Buffered>();
+    for (let i = end - 1; i >= 0; i--) {
+      const item = this.pending[i]!;
+      if (isRun(item)) {
+        const own = byConnection.get(connectionKey(item.run[0]!));
+        out.set(
+          item,
+          own === undefined || (global !== undefined && compareBuffered(global, own) < 0) ? global : own,
+        );
+      } else if (changesSessions(item)) global = item;
+      else if (item.source === 'mysql' && item.connectionId !== null)
+        byConnection.set(connectionKey(item), item);
+    }
+    return out;
+  }
+
+  /** The barrier (see `barriers`) of a run's rest, which waits at `from` and after. */
+  private barrierAfter(from: number, first: DbEvent, watermark: number): Buffered | undefined {
+    const key = connectionKey(first);
+    for (let i = from; i < this.pending.length; i++) {
+      const item = this.pending[i]!;
+      if (firstOf(item).ts > watermark) return undefined;
+      if (isRun(item)) continue;
+      if (changesSessions(item) || (item.source === 'mysql' && connectionKey(item) === key)) return item;
+    }
+    return undefined;
+  }
+
+  /** Applies a run's statements up to the watermark and before `barrier`; returns the rest. */
+  private applyRun(run: DbEvent[], watermark: number, barrier: CanonicalEvent | undefined): DbEvent[] {
+    let n = 0;
+    while (n < run.length) {
+      const ev = run[n]!;
+      if (ev.ts > watermark || (barrier !== undefined && compareEvents(ev, barrier) > 0)) break;
+      this.seenBatch.push(ev);
+      n++;
+    }
+    if (n === 0) return run;
+    this.correlator.statements(run, n);
+    this.stats.processed += n;
+    return n === run.length ? [] : run.slice(n);
+  }
+
+  /** Puts a buffered item in its place, at `from` or after. */
+  private insertPending(item: Buffered, from: number): void {
+    let lo = from;
+    let hi = this.pending.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (compareBuffered(this.pending[mid]!, item) <= 0) lo = mid + 1;
+      else hi = mid;
+    }
+    this.pending.splice(lo, 0, item);
+  }
+
+  /** Whether an event waits in the buffer as itself or a run's first statement (see `ingest` for the rest of runs). */
   private isPending(ev: CanonicalEvent): boolean {
     let lo = 0;
     let hi = this.pending.length - 1;
     while (lo <= hi) {
       const mid = (lo + hi) >> 1;
-      const c = compareEvents(this.pending[mid]!, ev);
+      const c = compareEvents(firstOf(this.pending[mid]!), ev);
       if (c === 0) return true;
       if (c < 0) lo = mid + 1;
       else hi = mid - 1;
@@ -373,7 +502,10 @@ export class Pipeline {
     });
     for (const sink of this.sinks) sink.stage?.(created, this.sinkState(sink));
     this.cache.set(META, CLOCK, { ...this.clock });
-    const put = this.durablePending ? this.pending.filter((e) => !this.persisted.has(e)) : [];
+    // Runs never wait in a store that keeps what is buffered (ingest takes them apart there).
+    const put = this.durablePending
+      ? this.pending.filter((e): e is CanonicalEvent => !isRun(e) && !this.persisted.has(e))
+      : [];
     const remove = this.released.map((e) => e.key);
     const { newAlerts } = await this.store.commit({
       ...this.ledgerPrune(),
@@ -386,6 +518,7 @@ export class Pipeline {
       deadLetters: this.deadBatch,
       pruneSeenBefore: this.clock.releasedTs - this.config.retention,
     });
+    this.logPositions.forgetBehind();
     for (const e of put) this.persisted.add(e);
     for (const e of this.released) this.persisted.delete(e);
     this.released = [];

@@ -10,6 +10,7 @@ import { compareEvents } from '../schemas/events.js';
 import type { ActiveRule } from './config/active-rules.js';
 import type { DbRef } from './decode/classify.js';
 import { type InputCounts, readInput } from './decode/read-input.js';
+import { type BatchItem, StatementRuns } from './decode/statement-runs.js';
 import type { AlertSink } from './emit/sink.js';
 import { AuditError } from './errors.js';
 import { type DecodedItem, Pipeline, type PipelineStats } from './pipeline.js';
@@ -112,7 +113,10 @@ export async function replayFiles(opts: ReplayOptions): Promise<ReplayResult> {
   const resolveDbSystem = dbSystemResolver(opts.config, opts.dbSystem);
   const batchSize = opts.batchSize ?? 10_000;
   const deadLetters: DeadLetter[] = [];
-  let batch: DecodedItem[] = [];
+  // A batch is `batchSize` records, whatever runs fold them into (the commits stay where they were).
+  let batch: BatchItem[] = [];
+  let batchRecords = 0;
+  const runs = new StatementRuns();
   let records = 0;
   const reports: InputReport[] = [];
   const progress = () => opts.onProgress?.({ records, alerts: pipeline.stats.alerts, inputs: reports });
@@ -125,12 +129,16 @@ export async function replayFiles(opts: ReplayOptions): Promise<ReplayResult> {
       from.deadCodes.add(item.dead.code);
       if (deadLetters.length < KEEP_DEAD_LETTERS) deadLetters.push(item.dead);
     }
-    batch.push(item);
+    batchRecords++;
+    const folded = runs.fold(item);
+    if (folded !== undefined) batch.push(folded);
   };
   const flush = async (): Promise<void> => {
-    if (batch.length < batchSize) return;
+    if (batchRecords < batchSize) return;
     await pipeline.ingest(batch);
     batch = [];
+    batchRecords = 0;
+    runs.reset();
     progress();
   };
 
@@ -187,10 +195,10 @@ export async function replayFiles(opts: ReplayOptions): Promise<ReplayResult> {
     const next = heap.peek();
     do {
       take(s.buffer[s.i++]!, s.input);
-      if (batch.length >= batchSize || !skipDead(s)) break;
+      if (batchRecords >= batchSize || !skipDead(s)) break;
     } while (next === undefined || compareSources(s, next) < 0);
     // Awaited only when a batch is full or the source needs its next chunk: most turns need neither.
-    if (batch.length >= batchSize) await flush();
+    if (batchRecords >= batchSize) await flush();
     if (skipDead(s) || (await settle(s))) heap.push(s);
   }
   if (batch.length > 0) await pipeline.ingest(batch);

@@ -264,6 +264,27 @@ export class Correlator {
     this.attributeAndDetect(s, this.dbs.get(ev.dbSystemId));
   }
 
+  /**
+   * Applies the first `n` of a connection's routine statements (shared/decode/statement-runs.ts): what
+   * `process` does with each of them, with one session lookup.
+   */
+  statements(run: readonly DbEvent[], n: number): void {
+    const session = this.sessionOf(run[0]!);
+    if (!session) {
+      this.stats.orphanEvents += n;
+      return;
+    }
+    const { counts } = session;
+    for (let i = 0; i < n; i++) {
+      const ev = run[i]!;
+      if (ev.kind === 'table_access') counts.tableAccess++;
+      else counts.queries++;
+      if (ev.status !== 0) counts.failedStatements++;
+      noteActivity(session, ev);
+    }
+    this.touch(session);
+  }
+
   private statement(ev: DbEvent): void {
     const session = this.sessionOf(ev);
     if (session) {

@@ -13,8 +13,15 @@ import { normalizeOciAudit } from '../normalize/oci-audit.js';
 import { type ClassifiedItem, classifyRecord, type DbRef } from './classify.js';
 import { deadLetter, splitRecordBatches } from './split-records.js';
 
-/** What decoding yields for each record: a canonical event, or a dead letter. */
-export type DecodedItem = { type: 'event'; event: CanonicalEvent } | { type: 'dead'; dead: DeadLetter };
+/**
+ * What decoding yields for each record: a canonical event, or a dead letter. `routine` marks a
+ * MySQL routine statement (`isRoutineStatement`: its only effect is on its session's counters,
+ * tables and statement list), which a replay may take together with its connection's others
+ * (shared/decode/statement-runs.ts).
+ */
+export type DecodedItem =
+  | { type: 'event'; event: CanonicalEvent; routine?: true }
+  | { type: 'dead'; dead: DeadLetter };
 
 export type ReadOptions = {
   /** DB system of raw MySQL records that do not name one (collector records do); by input path. */
@@ -132,7 +139,10 @@ function normalize(item: ClassifiedItem, source: string, opts: ReadOptions): Dec
       ),
     };
   }
-  return fromOutcome(normalizeMysqlAudit(item.raw, db, item.loc));
+  const outcome = normalizeMysqlAudit(item.raw, db, item.loc);
+  return outcome.ok && outcome.routine
+    ? { type: 'event', event: outcome.value, routine: true }
+    : fromOutcome(outcome);
 }
 
 function fromOutcome(outcome: Outcome<CanonicalEvent>): DecodedItem {

@@ -29,8 +29,14 @@ const STATS = {
   bytes_sent: 'bytesSent',
 } as const;
 
+/**
+ * A normalized record, and whether it is a routine statement (`isRoutineStatement`): decoding
+ * knows, so that a replay can take a connection's routine statements together without asking again.
+ */
+export type MysqlOutcome = Outcome<DbEvent> & ({ ok: false } | { ok: true; routine: boolean });
+
 /** Normalizes one raw MySQL audit record of DB system `db`; a record of the wrong shape is a dead letter. */
-export function normalizeMysqlAudit(raw: unknown, db: DbRef, loc: RecordLocation): Outcome<DbEvent> {
+export function normalizeMysqlAudit(raw: unknown, db: DbRef, loc: RecordLocation): MysqlOutcome {
   const parsed = parseMysqlAuditRecord(raw);
   if (!parsed.success)
     return { ok: false, dead: schemaInvalidLetter(parsed.error, loc, 'MySQL audit record') };
@@ -62,7 +68,7 @@ export function normalizeMysqlAudit(raw: unknown, db: DbRef, loc: RecordLocation
   else fillGeneric(event, parsed.data.record);
   // Routine statements are most events, and each lives until its batch commits: they keep only
   // what their session needs (no login or account objects).
-  if (isRoutineStatement(event)) return { ok: true, value: event };
+  if (isRoutineStatement(event)) return { ok: true, value: event, routine: true };
   const login = record.login && withPerconaUser(record.login);
   const account = record.account && withPerconaUser(record.account);
   if (login)
@@ -73,7 +79,7 @@ export function normalizeMysqlAudit(raw: unknown, db: DbRef, loc: RecordLocation
       proxy: record.login?.proxy ?? '',
     };
   if (account) event.account = { user: account.privUser, host: account.host };
-  return { ok: true, value: event };
+  return { ok: true, value: event, routine: false };
 }
 
 // Records arrive in time order, many in the same second and most in the same day: remember the

@@ -10,6 +10,8 @@ import type { ConfigInput } from '../../schemas/config.js';
 import type { CanonicalEvent } from '../../schemas/events.js';
 import type { Session } from '../../schemas/session.js';
 import { validateConfig } from '../../shared/config/load-config.js';
+import { isRoutineStatement } from '../../shared/correlate/sql-facts.js';
+import { type BatchItem, StatementRuns } from '../../shared/decode/statement-runs.js';
 import { baseConfig } from '../../shared/detect/timeline.js';
 import { Pipeline } from '../../shared/pipeline.js';
 import { SqliteStore } from '../../shared/state/sqlite-store.js';
@@ -26,16 +28,37 @@ async function collect<T>(items: AsyncIterable<T>): Promise<T[]> {
   return out;
 }
 
-/** Feeds `batches` (each one transaction) then finishes at `asOf`; returns what the store holds. */
+/** A batch as a replay gives it: each connection's routine statements taken together as a run. */
+export function folded(batch: readonly CanonicalEvent[]): BatchItem[] {
+  const runs = new StatementRuns();
+  return batch.flatMap((event) => {
+    const routine = event.source === 'mysql' && isRoutineStatement(event);
+    const item = runs.fold(routine ? { type: 'event', event, routine } : { type: 'event', event });
+    return item === undefined ? [] : [item];
+  });
+}
+
+/**
+ * Feeds `batches` (each one transaction) then finishes at `asOf`; returns what the store holds.
+ * `fold` takes each batch's routine statements together, as a replay does.
+ */
 export async function runBatches(
   batches: CanonicalEvent[][],
-  opts: { config?: Partial<ConfigInput>; asOf?: string; store?: SqliteStore } = {},
+  opts: {
+    config?: Partial<ConfigInput>;
+    asOf?: string;
+    store?: SqliteStore;
+    fold?: boolean;
+    durablePending?: boolean;
+  } = {},
 ): Promise<TimelineResult> {
   const { config, rules } = testConfig(opts.config);
   const store = opts.store ?? SqliteStore.open(':memory:');
-  const pipeline = await Pipeline.open({ config, rules, store });
+  const pipeline = await Pipeline.open({ config, rules, store, durablePending: opts.durablePending ?? true });
   for (const batch of batches)
-    await pipeline.ingest(batch.map((event) => ({ type: 'event' as const, event })));
+    await pipeline.ingest(
+      opts.fold ? folded(batch) : batch.map((event) => ({ type: 'event' as const, event })),
+    );
   await pipeline.finish(opts.asOf === undefined ? undefined : Date.parse(opts.asOf));
   return { alerts: await collect(store.alerts()), sessions: await collect(store.sessions()), pipeline };
 }
