@@ -248,6 +248,37 @@ function ledger(adapter: Adapter) {
     expect(await store.knownAlerts(['a1', 'a2'])).toEqual(new Set(['a2']));
   });
 
+  it('keeps the typed columns and their indexes in step with a session updated in place', async () => {
+    const store = await backing.open();
+    const s1 = sessions()[0]!;
+    delete s1.disconnectTime;
+    const { identity } = s1;
+    s1.identity = null;
+    const found = async (where: string) =>
+      (await backing.sql(`SELECT session_id FROM audit_sessions WHERE ${where}`)).map((r) =>
+        String(r.session_id),
+      );
+    // After each commit, the row's typed columns are the session's (as a first write gives them).
+    const commit = async (change: (s: Session) => void) => {
+      change(s1);
+      await store.commit(batch({ sessions: [s1] }));
+      const rows = await backing.sql("SELECT * FROM audit_sessions WHERE session_id = 's1'");
+      expect(normalized(rows, SESSION_FIELDS)).toEqual([expectedRow(SESSION_FIELDS, s1)]);
+    };
+    await commit(() => {});
+    await commit((s) => s.counts.queries++);
+    await commit((s) => (s.identity = identity));
+    expect(await found("person_id = 'ocid1.user.oc1..alice'")).toEqual(['s1']);
+    await commit((s) => (s.breakGlassGrant = 'grant-1'));
+    expect(await found("break_glass_grant = 'grant-1'")).toEqual(['s1']);
+    await commit((s) => s.counts.failedStatements++);
+    expect((await store.loadSessions(at(100))).map((s) => s.id)).toEqual(['s1']);
+    await commit((s) => (s.disconnectTime = iso(at(9))));
+    expect(await store.loadSessions(at(100))).toEqual([]);
+    await commit((s) => (s.breakGlassGrant = null));
+    expect(await found("break_glass_grant = 'grant-1'")).toEqual([]);
+  });
+
   it('writes the tables of a session updated in place as they grow, and again after a prune', async () => {
     const store = await backing.open();
     const tableRows = async () =>
