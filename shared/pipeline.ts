@@ -5,6 +5,9 @@
 // applied in one total order (compareEvents), so any arrival order within the lateness, any
 // batching and any redelivery give the same sessions and alerts. Events older than what was
 // already released are applied at once ("late"); late IAM events re-attribute recent sessions.
+// A run (a connection's routine statements, shared/decode/statement-runs.ts) waits as one item
+// and is applied in pieces: up to the watermark, and up to the next buffered event that could
+// change its session; what it does is what its statements do one by one.
 import { type Alert, recordKey } from '../schemas/alert.js';
 import type { Config } from '../schemas/config.js';
 import type { DeadLetter, DeadLetterCode } from '../schemas/dead-letter.js';

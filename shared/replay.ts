@@ -1,7 +1,8 @@
 // Replays input files as one event-time timeline: MySQL audit inputs are streamed (they are
 // written in time order), each IAM input is put in order first (ListEvents follows processing
 // time), and a k-way merge feeds the pipeline in batches, so memory stays bounded and the order
-// of files on the command line does not matter.
+// of files on the command line does not matter. A batch is a number of records, whose routine
+// statements are folded into one run per connection (shared/decode/statement-runs.ts).
 import { basename, sep } from 'node:path';
 import { Heap } from 'heap-js';
 import type { Config } from '../schemas/config.js';

@@ -15,6 +15,8 @@ export type BatchItem = DecodedItem | Run;
 export class StatementRuns {
   /** Open runs by DB system, instance and connection. */
   private open = new Map<string, Map<string | undefined, Map<number, Run>>>();
+  /** The last log's runs (records come a chunk of one input at a time). */
+  private last: { db: string; instance: string | undefined; runs: Map<number, Run> } | undefined;
 
   /**
    * The item to add to the batch for `item`: itself, or a new run; undefined when it joined a run
@@ -42,9 +44,12 @@ export class StatementRuns {
   /** A new batch: runs end with the batch they are in. */
   reset(): void {
     this.open = new Map();
+    this.last = undefined;
   }
 
   private connections(ev: DbEvent): Map<number, Run> {
+    const last = this.last;
+    if (last !== undefined && last.db === ev.dbSystemId && last.instance === ev.instance) return last.runs;
     let instances = this.open.get(ev.dbSystemId);
     if (instances === undefined) {
       instances = new Map();
@@ -55,6 +60,7 @@ export class StatementRuns {
       connections = new Map();
       instances.set(ev.instance, connections);
     }
+    this.last = { db: ev.dbSystemId, instance: ev.instance, runs: connections };
     return connections;
   }
 }
