@@ -445,16 +445,18 @@ export class Pipeline {
     return undefined;
   }
 
-  /** Applies a run's statements up to the watermark and before `barrier`; returns the rest. */
+  /**
+   * Applies a run's statements up to the watermark and before `barrier`; returns the rest. The
+   * first is always applied: the release reached it, and a barrier comes after it in the buffer.
+   */
   private applyRun(run: DbEvent[], watermark: number, barrier: CanonicalEvent | undefined): DbEvent[] {
     let n = 0;
     while (n < run.length) {
       const ev = run[n]!;
-      if (ev.ts > watermark || (barrier !== undefined && compareEvents(ev, barrier) > 0)) break;
+      if (n > 0 && (ev.ts > watermark || (barrier !== undefined && compareEvents(ev, barrier) > 0))) break;
       this.seenBatch.push(ev);
       n++;
     }
-    if (n === 0) return run;
     this.correlator.statements(run, n);
     this.stats.processed += n;
     return n === run.length ? [] : run.slice(n);
