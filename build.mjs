@@ -20,7 +20,8 @@ const common = {
 await Promise.all([
   build({
     ...common,
-    entryPoints: { cli: 'functions/cli.ts' },
+    // The replay's decoding workers (shared/decode/decode-pool.ts) run dist/decode-worker.cjs.
+    entryPoints: { cli: 'functions/cli.ts', 'decode-worker': 'shared/decode/decode-worker.ts' },
     outExtension: { '.js': '.cjs' },
     outdir: 'dist',
     packages: 'external',

@@ -12,6 +12,7 @@ import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { parse } from 'yaml';
 import { loadConfigFile, validateConfig } from '../shared/config/load-config.js';
+import { dbSystemResolver } from '../shared/decode/input-db-system.js';
 import { decodeValue, readInput } from '../shared/decode/read-input.js';
 import { generateDemo } from '../shared/demo/generate-demo.js';
 import { Rng } from '../shared/demo/rng.js';
@@ -19,7 +20,7 @@ import { Detector } from '../shared/detect/detector.js';
 import type { OpenedSession } from '../shared/detect/rule.js';
 import { baseConfig, db, T0 } from '../shared/detect/timeline.js';
 import { type DecodedItem, Pipeline } from '../shared/pipeline.js';
-import { dbSystemResolver, replayFiles } from '../shared/replay.js';
+import { replayFiles } from '../shared/replay.js';
 import { AuditLogReader } from '../shared/sources/audit-log-reader.js';
 import { collect } from '../shared/sources/collector.js';
 import { connectInstance, instanceTargets, secretReader } from '../shared/sources/mysql-connection.js';
@@ -40,10 +41,11 @@ const HELP = `Usage: npm run bench -- [options]
 
 Generates a demo fleet and measures, in child processes run in interleaved rounds so that load
 from elsewhere on the machine falls on every mode alike: JSON.parse alone on the input bytes,
-decode alone, replay end to end into SQLite state, and DuckDB answering the batch question on
-the same files. Reports medians of wall and CPU time, and replay's own peak RSS. Then (unless
---throughput) open sessions, the collector, baselines, sync and the function's cold start.
-The last line on stdout is one JSON object with the figures (ratio, peakRssMB, duckdbRatio, ...).
+decode alone, replay end to end into SQLite state (on one thread, and on two with a decoding
+worker), and DuckDB answering the batch question on the same files. Reports medians of wall and
+CPU time, and replay's own peak RSS. Then (unless --throughput) open sessions, the collector,
+baselines, sync and the function's cold start. The last line on stdout is one JSON object with
+the figures (ratio, twoThreadRatio, peakRssMB, duckdbRatio, ...).
 
 Options:
   --scale N        fleet size (default 3)          --app-rate N   statements/min per DB (default 5)
@@ -52,8 +54,8 @@ Options:
   --sync           the sync cost only              -h, --help     this help
 `;
 
-type Mode = 'parse' | 'decode' | 'replay' | 'duckdb';
-const MODES: readonly Mode[] = ['parse', 'decode', 'replay', 'duckdb'];
+type Mode = 'parse' | 'decode' | 'replay' | 'replay2' | 'duckdb';
+const MODES: readonly Mode[] = ['parse', 'decode', 'replay', 'replay2', 'duckdb'];
 
 /** What one child run measured: the timed part only (module load and setup left out). */
 type RunFigures = { wallMs: number; cpuMs: number; peakRssMB: number; records: number } & Record<
@@ -133,7 +135,15 @@ async function runMode(mode: Mode, manifestPath: string): Promise<void> {
     const store = SqliteStore.open(join(manifestPath, '..', `state-${process.pid}.sqlite`));
     try {
       figures = await timed(async () => {
-        const { stats } = await replayFiles({ config, rules, inputs: manifest.inputs, store, sinks: [] });
+        const threads = mode === 'replay2' ? 2 : 1;
+        const { stats } = await replayFiles({
+          config,
+          rules,
+          inputs: manifest.inputs,
+          store,
+          sinks: [],
+          threads,
+        });
         return { records: stats.received, duplicates: stats.duplicates, alerts: stats.alerts };
       });
     } finally {
@@ -162,7 +172,7 @@ function runChild(mode: Mode, manifestPath: string): Promise<RunFigures> {
 
 /** `rounds` rounds of every mode, each in its own process, the order rotating from round to round. */
 async function interleaved(manifestPath: string, rounds: number): Promise<Record<Mode, RunFigures[]>> {
-  const runs: Record<Mode, RunFigures[]> = { parse: [], decode: [], replay: [], duckdb: [] };
+  const runs: Record<Mode, RunFigures[]> = { parse: [], decode: [], replay: [], replay2: [], duckdb: [] };
   for (let r = 0; r < rounds; r++) {
     for (let m = 0; m < MODES.length; m++) {
       const mode = MODES[(m + r) % MODES.length]!;
@@ -221,7 +231,7 @@ async function main(): Promise<void> {
     writeFileSync(manifestPath, JSON.stringify({ config: manifest.config, inputs: manifest.inputs }));
 
     log(
-      `bench: ${rounds} interleaved rounds of JSON.parse only, decode only, replay end to end (decode, merge, correlate, detect, SQLite state) and DuckDB (one thread), each in its own process`,
+      `bench: ${rounds} interleaved rounds of JSON.parse only, decode only, replay end to end (decode, merge, correlate, detect, SQLite state) on one thread and on two (replay2: a worker decodes), and DuckDB (one thread), each in its own process`,
     );
     const runs = await interleaved(manifestPath, rounds);
     const wall = (m: Mode) => median(runs[m].map((f) => f.wallMs));
@@ -261,6 +271,9 @@ async function main(): Promise<void> {
       ratio: ratio(wall('parse'), wall('replay')),
       /** The same by CPU time: what load from other processes changes least. */
       cpuRatio: ratio(cpu('parse'), cpu('replay')),
+      /** End to end on two threads (one decoding) over JSON.parse-only, medians of wall time. */
+      twoThreadRatio: ratio(wall('parse'), wall('replay2')),
+      twoThreadPeakRssMB: Math.max(...runs.replay2.map((f) => f.peakRssMB)),
       decodeVsParseRatio: ratio(wall('parse'), wall('decode')),
       /** DuckDB's batch answer over JSON.parse-only of the same bytes (one thread), medians of wall time. */
       duckdbRatio: ratio(wall('parse'), wall('duckdb')),

@@ -3,50 +3,18 @@
 // time), and a k-way merge feeds the pipeline in batches, so memory stays bounded and the order
 // of files on the command line does not matter. A batch is a number of records, whose routine
 // statements are folded into one run per connection (shared/decode/statement-runs.ts).
-import { basename, sep } from 'node:path';
 import { Heap } from 'heap-js';
 import type { Config } from '../schemas/config.js';
 import type { DeadLetter, DeadLetterCode } from '../schemas/dead-letter.js';
 import { compareEvents } from '../schemas/events.js';
 import type { ActiveRule } from './config/active-rules.js';
-import type { DbRef } from './decode/classify.js';
+import { DecodePool } from './decode/decode-pool.js';
+import { dbSystemResolver } from './decode/input-db-system.js';
 import { type InputCounts, readInput } from './decode/read-input.js';
 import { type BatchItem, StatementRuns } from './decode/statement-runs.js';
 import type { AlertSink } from './emit/sink.js';
-import { AuditError } from './errors.js';
 import { type DecodedItem, Pipeline, type PipelineStats } from './pipeline.js';
 import type { StateStore } from './state/state-store.js';
-
-/**
- * The DB system of a raw MySQL audit file: `--db-system` (a configured id or name), else a
- * configured DB system whose name or id is the file's base name (up to the first dot) or one of
- * its folders, else the only configured DB system.
- */
-export function dbSystemResolver(config: Config, dbSystem?: string): (path: string) => DbRef | undefined {
-  if (dbSystem !== undefined) {
-    const match = config.dbSystems.find((d) => d.id === dbSystem || d.name === dbSystem);
-    if (match === undefined)
-      throw new AuditError('USAGE', `--db-system ${dbSystem}: no configured DB system has this id or name`);
-    const ref = { id: match.id, name: match.name };
-    return () => ref;
-  }
-  const resolved = new Map<string, DbRef | undefined>();
-  return (path) => {
-    if (resolved.has(path)) return resolved.get(path);
-    const ref = resolveByName(config, path);
-    resolved.set(path, ref);
-    return ref;
-  };
-}
-
-function resolveByName(config: Config, path: string): DbRef | undefined {
-  const stem = basename(path).split('.')[0] ?? '';
-  const parts = new Set([stem, ...path.split(sep)]);
-  const match =
-    config.dbSystems.find((d) => parts.has(d.name) || parts.has(d.id)) ??
-    (config.dbSystems.length === 1 ? config.dbSystems[0] : undefined);
-  return match ? { id: match.id, name: match.name } : undefined;
-}
 
 /** Records fed to the pipeline so far, in all and per input (the merge interleaves inputs). */
 export type ReplayProgress = {
@@ -64,6 +32,11 @@ export type ReplayOptions = {
   asOf?: number;
   dbSystem?: string;
   batchSize?: number;
+  /**
+   * Threads in all (default 1): with more, `threads - 1` workers read and decode the inputs
+   * (shared/decode/decode-pool.ts; needs the bundled worker, dist/decode-worker.cjs).
+   */
+  threads?: number;
   onProgress?: (p: ReplayProgress) => void;
 };
 
@@ -103,6 +76,22 @@ const headOf = (s: Source) => (s.buffer[s.i] as EventItem).event;
 const compareSources = (a: Source, b: Source) => compareEvents(headOf(a), headOf(b)) || a.order - b.order;
 
 export async function replayFiles(opts: ReplayOptions): Promise<ReplayResult> {
+  const threads = opts.threads ?? 1;
+  const pool =
+    threads > 1
+      ? new DecodePool(threads - 1, {
+          dbSystems: opts.config.dbSystems.map((d) => ({ id: d.id, name: d.name })),
+          ...(opts.dbSystem === undefined ? {} : { dbSystem: opts.dbSystem }),
+        })
+      : undefined;
+  try {
+    return await replayInputs(opts, pool);
+  } finally {
+    await pool?.close();
+  }
+}
+
+async function replayInputs(opts: ReplayOptions, pool: DecodePool | undefined): Promise<ReplayResult> {
   // A replay can be run again after a crash: buffered events need not be written to the store.
   const pipeline = await Pipeline.open({
     config: opts.config,
@@ -164,9 +153,11 @@ export async function replayFiles(opts: ReplayOptions): Promise<ReplayResult> {
     return true;
   };
 
+  // Every input is opened first: workers start decoding all of them at once.
+  const readers = opts.inputs.map((path) => pool?.read(path) ?? readInput(path, { resolveDbSystem }));
   const sources: Source[] = [];
   for (const [order, path] of opts.inputs.entries()) {
-    const reader = readInput(path, { resolveDbSystem });
+    const reader = readers[order]!;
     const input: InputReport = { path, counts: reader.counts, deadCodes: new Set(), records: 0 };
     reports.push(input);
     const source: Source = {

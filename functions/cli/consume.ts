@@ -3,10 +3,10 @@
 
 import { hostname } from 'node:os';
 import { loadConfigFile } from '../../shared/config/load-config.js';
+import { dbSystemResolver } from '../../shared/decode/input-db-system.js';
 import { AuditError } from '../../shared/errors.js';
 import { ociAuthProvider, ociAuthSpecFromEnv } from '../../shared/oci/auth.js';
 import { createOciClient } from '../../shared/oci/clients.js';
-import { dbSystemResolver } from '../../shared/replay.js';
 import {
   type ConsumerOptions,
   StreamConsumer,

@@ -45,6 +45,8 @@ Options:
   --routes            also deliver through the configuration's routes (Notifications
                       topics, streams, buckets with HWAUDIT_OCI_AUTH; local files);
                       digests are sent at the end of the input
+  --threads N         threads in all: with 2 or more, N-1 of them read and decode
+                      the inputs; the results are the same               (default: 1)
   -h, --help          this help
 
 ${INPUT_EXIT_CODES}`;
@@ -61,10 +63,14 @@ async function runReplay(argv: string[], io: CliIo): Promise<number> {
     sessions: { type: 'string' },
     'sessions-format': { type: 'string', default: 'jsonl' },
     routes: { type: 'boolean', default: false },
+    threads: { type: 'string', default: '1' },
   });
   if (!values.config) throw new AuditError('USAGE', 'replay needs --config FILE (see replay --help)');
   if (positionals.length === 0)
     throw new AuditError('USAGE', 'replay needs at least one INPUT file (see replay --help)');
+  const threads = Number(values.threads);
+  if (!Number.isInteger(threads) || threads < 1 || threads > 64)
+    throw new AuditError('USAGE', '--threads expects an integer from 1 to 64');
   const format = formatOption('--format', values.format);
   const sessionsFormat = formatOption('--sessions-format', values['sessions-format']);
   let asOf: number | undefined;
@@ -98,6 +104,7 @@ async function runReplay(argv: string[], io: CliIo): Promise<number> {
       sinks: [output.sink, ...(routes?.sinks ?? [])],
       ...(asOf !== undefined ? { asOf } : {}),
       ...(values['db-system'] ? { dbSystem: values['db-system'] } : {}),
+      threads,
       onProgress: (p) => {
         const now = Date.now();
         if (now - lastProgress < 1000) return;

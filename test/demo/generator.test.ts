@@ -6,12 +6,12 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadConfigFile } from '../../shared/config/load-config.js';
+import { dbSystemResolver } from '../../shared/decode/input-db-system.js';
 import { readInput } from '../../shared/decode/read-input.js';
 import { generateDemo } from '../../shared/demo/generate-demo.js';
 import { scoreAlerts } from '../../shared/demo/ground-truth.js';
 import { Rng } from '../../shared/demo/rng.js';
 import { RULES } from '../../shared/detect/registry.js';
-import { dbSystemResolver } from '../../shared/replay.js';
 
 const dirs: string[] = [];
 function tempDir(): string {

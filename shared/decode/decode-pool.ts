@@ -1,0 +1,93 @@
+// Decoding on worker threads: each input is read and decoded by one worker (inputs are dealt out
+// in turn), a few chunks ahead of the replay, which merges and applies them on its own thread as if
+// it had decoded them itself. The worker is dist/decode-worker.cjs, beside the bundle that runs.
+import { Worker } from 'node:worker_threads';
+import { AuditError, type ErrorCode, type SafeDetails } from '../errors.js';
+import type { DecodedItem, InputCounts } from './read-input.js';
+import { type TransferItem, unpackItems } from './transfer.js';
+
+/** What the replay's thread sends a worker. */
+export type WorkerRequest = { type: 'open'; id: number; path: string } | { type: 'next'; id: number };
+
+/** A worker's answer to `next`: the input's next chunk, or its end, or why it cannot be read. */
+export type WorkerReply =
+  | { id: number; items: TransferItem[]; counts: InputCounts; done: false }
+  | { id: number; counts: InputCounts; done: true }
+  | { id: number; error: { code: ErrorCode; message: string; details: SafeDetails } };
+
+/** What a worker needs to decode: the DB systems that name raw audit files (see dbSystemResolver). */
+export type WorkerSetup = { dbSystems: { id: string; name: string }[]; dbSystem?: string };
+
+/** An input read on a worker: its counts (as of the last chunk) and its chunks. */
+export type PooledInput = { counts: InputCounts; batches(): AsyncIterable<DecodedItem[]> };
+
+/** Chunks of each input asked for before they are needed. */
+const AHEAD = 4;
+
+export class DecodePool {
+  private readonly workers: Worker[];
+  /** Per input, the requests not answered yet, oldest first (a worker answers them in order). */
+  private readonly waiting = new Map<number, { resolve(r: WorkerReply): void; reject(e: unknown): void }[]>();
+  private failure: unknown;
+  private nextId = 0;
+
+  constructor(size: number, setup: WorkerSetup) {
+    const file = new URL('./decode-worker.cjs', import.meta.url);
+    this.workers = Array.from({ length: size }, () => {
+      const worker = new Worker(file, { workerData: setup });
+      worker.on('message', (reply: WorkerReply) => this.waiting.get(reply.id)?.shift()?.resolve(reply));
+      worker.on('error', (error) => this.fail(error));
+      worker.on('exit', (code) => {
+        if (code !== 0) this.fail(new Error(`a decoding worker exited with code ${code}`));
+      });
+      return worker;
+    });
+  }
+
+  /** Reads one input on the next worker in turn. */
+  read(path: string): PooledInput {
+    const id = this.nextId++;
+    const worker = this.workers[id % this.workers.length]!;
+    worker.postMessage({ type: 'open', id, path } satisfies WorkerRequest);
+    const counts: InputCounts = { records: 0, items: 0, events: 0, dead: 0 };
+    // Chunks are asked for AHEAD at a time, so that the worker decodes while this thread works.
+    this.waiting.set(id, []);
+    const ahead = Array.from({ length: AHEAD }, () => this.request(worker, id));
+    let ended = false;
+    const next = async (): Promise<IteratorResult<DecodedItem[]>> => {
+      if (ended) return { done: true, value: undefined };
+      const reply = await ahead.shift()!;
+      if ('error' in reply)
+        throw new AuditError(reply.error.code, reply.error.message, { details: reply.error.details });
+      Object.assign(counts, reply.counts);
+      if (reply.done) {
+        ended = true;
+        return { done: true, value: undefined };
+      }
+      ahead.push(this.request(worker, id));
+      return { done: false, value: unpackItems(reply.items) };
+    };
+    return { counts, batches: () => ({ [Symbol.asyncIterator]: () => ({ next }) }) };
+  }
+
+  async close(): Promise<void> {
+    this.failure ??= new Error('the decoding workers are closed');
+    await Promise.all(this.workers.map((w) => w.terminate()));
+  }
+
+  private request(worker: Worker, id: number): Promise<WorkerReply> {
+    const reply =
+      this.failure !== undefined
+        ? Promise.reject(this.failure)
+        : new Promise<WorkerReply>((resolve, reject) => this.waiting.get(id)?.push({ resolve, reject }));
+    // Asked for ahead: a failure is reported when the chunk is awaited, not as an unhandled rejection.
+    reply.catch(() => undefined);
+    if (this.failure === undefined) worker.postMessage({ type: 'next', id } satisfies WorkerRequest);
+    return reply;
+  }
+
+  private fail(error: unknown): void {
+    this.failure ??= error;
+    for (const waiters of this.waiting.values()) for (const waiter of waiters.splice(0)) waiter.reject(error);
+  }
+}

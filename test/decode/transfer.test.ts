@@ -1,0 +1,90 @@
+// What a decoding worker sends is what the replay's thread would have decoded itself: routine
+// statements travel as arrays of fields and come back with the same properties in the same order.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { loadConfigFile } from '../../shared/config/load-config.js';
+import { dbSystemResolver } from '../../shared/decode/input-db-system.js';
+import { type DecodedItem, readInput as read } from '../../shared/decode/read-input.js';
+import { packItems, unpackItems } from '../../shared/decode/transfer.js';
+import { generateDemo } from '../../shared/demo/generate-demo.js';
+import { normalizeMysqlAudit } from '../../shared/normalize/mysql-audit.js';
+
+describe('decoded items across threads', () => {
+  it('come back exactly as decoded, through structured clone', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hwaudit-transfer-'));
+    try {
+      const demo = generateDemo({ out: join(dir, 'demo'), seed: 3, scale: 0.05, appRate: 2 });
+      const { config } = await loadConfigFile(demo.config);
+      const resolveDbSystem = dbSystemResolver(config);
+      const kinds = new Map<string, number>();
+      for (const path of demo.inputs) {
+        for await (const items of read(path, { resolveDbSystem }).batches()) {
+          const packed = packItems(items);
+          const back = unpackItems(structuredClone(packed));
+          expect(back).toEqual(items);
+          expect(back.map((i) => JSON.stringify(i))).toEqual(items.map((i) => JSON.stringify(i)));
+          for (const [i, item] of items.entries()) {
+            const kind = Array.isArray(packed[i])
+              ? `packed ${item.type === 'event' && item.event.source === 'mysql' ? item.event.kind : ''}`
+              : item.type;
+            kinds.set(kind, (kinds.get(kind) ?? 0) + 1);
+          }
+        }
+      }
+      // Both kinds of routine statement were packed, and the rest went as it was.
+      expect(kinds.get('packed query')).toBeGreaterThan(100);
+      expect(kinds.get('packed table_access')).toBeGreaterThan(100);
+      expect(kinds.get('event')).toBeGreaterThan(100);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('keep instances, DB system names and partial statistics, and leave absent parts absent', () => {
+    const loc = { source: 'f', line: 1 };
+    const records = [
+      {
+        timestamp: '2026-11-02 09:00:01',
+        id: 4,
+        class: 'general',
+        event: 'status',
+        connection_id: 9,
+        general_data: { command: 'Query', sql_command: 'select', query: 'SELECT 1', status: 1146 },
+        query_statistics: { rows_sent: 3 },
+      },
+      {
+        timestamp: '2026-11-02 09:00:02',
+        id: 5,
+        class: 'table_access',
+        event: 'read',
+        connection_id: 9,
+        table_access_data: { db: 'shop', table: 'orders' },
+      },
+      {
+        timestamp: '2026-11-02 09:00:03',
+        id: 6,
+        class: 'general',
+        event: 'status',
+        connection_id: 9,
+        general_data: {},
+      },
+    ];
+    const items: DecodedItem[] = [];
+    for (const db of [
+      { id: 'db1', instance: 'replica-1' },
+      { id: 'db1', name: 'prod' },
+    ])
+      for (const raw of records) {
+        const r = normalizeMysqlAudit(raw, db, loc);
+        if (!r.ok || !r.routine) throw new Error('expected a routine statement');
+        items.push({ type: 'event', event: r.value, routine: true });
+      }
+    const packed = packItems(items);
+    expect(packed.every(Array.isArray)).toBe(true);
+    const back = unpackItems(structuredClone(packed));
+    expect(back.map((i) => JSON.stringify(i))).toEqual(items.map((i) => JSON.stringify(i)));
+    expect(back).toEqual(items);
+  });
+});
