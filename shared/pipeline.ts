@@ -25,7 +25,6 @@ import { followSnapshots } from './sync/drift.js';
 import { BEGINNING_OF_TIME, toIso } from './time.js';
 
 export type { DecodedItem } from './decode/read-input.js';
-export type { BatchItem } from './decode/statement-runs.js';
 
 export type PipelineStats = {
   received: number;

@@ -6,17 +6,17 @@ import type { DbEvent } from '../../schemas/events.js';
 import type { DecodedItem } from './read-input.js';
 
 /** A connection's routine statements of one batch, in log order. */
-export type Run = { type: 'run'; events: DbEvent[] };
+type RunItem = { type: 'run'; events: DbEvent[] };
 
 /** What a pipeline ingests: decoded items, and runs. */
-export type BatchItem = DecodedItem | Run;
+export type BatchItem = DecodedItem | RunItem;
 
 /** Folds the routine statements of one batch into one run per connection. */
 export class StatementRuns {
   /** Open runs by DB system, instance and connection. */
-  private open = new Map<string, Map<string | undefined, Map<number, Run>>>();
+  private open = new Map<string, Map<string | undefined, Map<number, RunItem>>>();
   /** The last log's runs (records come a chunk of one input at a time). */
-  private last: { db: string; instance: string | undefined; runs: Map<number, Run> } | undefined;
+  private last: { db: string; instance: string | undefined; runs: Map<number, RunItem> } | undefined;
 
   /**
    * The item to add to the batch for `item`: itself, or a new run; undefined when it joined a run
@@ -36,7 +36,7 @@ export class StatementRuns {
       run.events.push(ev);
       return undefined;
     }
-    const created: Run = { type: 'run', events: [ev] };
+    const created: RunItem = { type: 'run', events: [ev] };
     connections.set(ev.connectionId!, created);
     return created;
   }
@@ -47,7 +47,7 @@ export class StatementRuns {
     this.last = undefined;
   }
 
-  private connections(ev: DbEvent): Map<number, Run> {
+  private connections(ev: DbEvent): Map<number, RunItem> {
     const last = this.last;
     if (last !== undefined && last.db === ev.dbSystemId && last.instance === ev.instance) return last.runs;
     let instances = this.open.get(ev.dbSystemId);
