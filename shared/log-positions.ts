@@ -124,9 +124,10 @@ export class LogPositions {
 
   /** Raises the mark of a connection's accepted events (in log order) to the highest of them. */
   acceptedAll(events: readonly MysqlEvent[]): void {
-    let top = events[0];
-    for (const ev of events) if (top !== undefined && after(ev, top)) top = ev;
-    if (top !== undefined) this.accepted(top);
+    if (events.length === 0) return;
+    let top = events[0]!;
+    for (const ev of events) if (after(ev, top)) top = ev;
+    this.accepted(top);
   }
 
   /**

@@ -54,8 +54,9 @@ const DAY_MS = 86_400_000;
 export const EARLIEST_EVENT = Date.parse('2010-01-01T00:00:00Z');
 
 /**
- * A connection's routine statements taken together (shared/decode/statement-runs.ts), in log order. It waits
- * in the buffer where its first statement would; `events` shrinks as statements are applied.
+ * A connection's routine statements taken together (shared/decode/statement-runs.ts), in log
+ * order. It waits in the buffer where its first statement would; what a release leaves of it waits
+ * again as a run of its own.
  */
 type Run = { run: DbEvent[] };
 /** What waits for the watermark: an event, or a run. */
@@ -83,13 +84,20 @@ function mergeSorted(a: Buffered[], b: Buffered[]): Buffered[] {
 }
 
 /**
- * Whether applying an event in order may change sessions other than its connection's: a snapshot
- * change re-attributes sessions, a server's start or stop closes them. (IAM events re-attribute
- * sessions only when late, and late events are applied as they arrive, not in order.)
+ * Which runs a buffered event must see applied only up to itself: all runs (`ALL`) for an event
+ * that may change any session in order (a snapshot change re-attributes sessions, a server's start
+ * or stop closes them), the runs of its connection (that connection's key) for a connection's own
+ * event, none for the rest. (IAM events re-attribute sessions only when late, and late events are
+ * applied as they arrive, not in order.)
  */
-function changesSessions(ev: CanonicalEvent): boolean {
-  return ev.source === 'sync' || (ev.source === 'mysql' && ev.connectionId === null);
+function barrierFor(b: Buffered): string | undefined {
+  if (isRun(b)) return undefined;
+  if (b.source === 'sync' || (b.source === 'mysql' && b.connectionId === null)) return ALL;
+  return b.source === 'mysql' ? connectionKey(b) : undefined;
 }
+
+/** Not a connection key (those start with a DB system id): a barrier for every run. */
+const ALL = '';
 
 /** A MySQL connection: its DB system, instance and connection id. */
 function connectionKey(ev: DbEvent): string {
@@ -408,8 +416,7 @@ export class Pipeline {
 
   /**
    * For each run the watermark reaches, the first later buffered event that must see the run's
-   * statements after it rather than before: one of the run's own connection, or one that may
-   * change any session (`changesSessions`). Other events do not touch the run's session.
+   * statements after it rather than before (`barrierFor`). Other events do not touch the run's session.
    */
   private barriers(watermark: number): Map<Run, Buffered | undefined> {
     const out = new Map<Run, Buffered | undefined>();
@@ -425,9 +432,11 @@ export class Pipeline {
           item,
           own === undefined || (global !== undefined && compareBuffered(global, own) < 0) ? global : own,
         );
-      } else if (changesSessions(item)) global = item;
-      else if (item.source === 'mysql' && item.connectionId !== null)
-        byConnection.set(connectionKey(item), item);
+        continue;
+      }
+      const barrier = barrierFor(item);
+      if (barrier === ALL) global = item;
+      else if (barrier !== undefined) byConnection.set(barrier, item);
     }
     return out;
   }
@@ -438,8 +447,8 @@ export class Pipeline {
     for (let i = from; i < this.pending.length; i++) {
       const item = this.pending[i]!;
       if (firstOf(item).ts > watermark) return undefined;
-      if (isRun(item)) continue;
-      if (changesSessions(item) || (item.source === 'mysql' && connectionKey(item) === key)) return item;
+      const barrier = barrierFor(item);
+      if (barrier === ALL || barrier === key) return item;
     }
     return undefined;
   }

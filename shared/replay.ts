@@ -10,7 +10,7 @@ import { compareEvents } from '../schemas/events.js';
 import type { ActiveRule } from './config/active-rules.js';
 import { DecodePool } from './decode/decode-pool.js';
 import { dbSystemResolver } from './decode/input-db-system.js';
-import { type InputCounts, readInput } from './decode/read-input.js';
+import { type InputCounts, type InputReader, readInput } from './decode/read-input.js';
 import { type BatchItem, StatementRuns } from './decode/statement-runs.js';
 import type { AlertSink } from './emit/sink.js';
 import { type DecodedItem, Pipeline, type PipelineStats } from './pipeline.js';
@@ -76,6 +76,8 @@ const headOf = (s: Source) => (s.buffer[s.i] as EventItem).event;
 const compareSources = (a: Source, b: Source) => compareEvents(headOf(a), headOf(b)) || a.order - b.order;
 
 export async function replayFiles(opts: ReplayOptions): Promise<ReplayResult> {
+  // Checks --db-system before any worker starts.
+  const resolveDbSystem = dbSystemResolver(opts.config, opts.dbSystem);
   const threads = opts.threads ?? 1;
   const pool =
     threads > 1
@@ -85,13 +87,16 @@ export async function replayFiles(opts: ReplayOptions): Promise<ReplayResult> {
         })
       : undefined;
   try {
-    return await replayInputs(opts, pool);
+    return await replayInputs(opts, (path) => pool?.read(path) ?? readInput(path, { resolveDbSystem }));
   } finally {
     await pool?.close();
   }
 }
 
-async function replayInputs(opts: ReplayOptions, pool: DecodePool | undefined): Promise<ReplayResult> {
+/** An input's counts and decoded chunks, read here or on a worker. */
+type Reader = Pick<InputReader, 'counts' | 'batches'>;
+
+async function replayInputs(opts: ReplayOptions, read: (path: string) => Reader): Promise<ReplayResult> {
   // A replay can be run again after a crash: buffered events need not be written to the store.
   const pipeline = await Pipeline.open({
     config: opts.config,
@@ -100,7 +105,6 @@ async function replayInputs(opts: ReplayOptions, pool: DecodePool | undefined): 
     sinks: opts.sinks,
     durablePending: false,
   });
-  const resolveDbSystem = dbSystemResolver(opts.config, opts.dbSystem);
   const batchSize = opts.batchSize ?? 10_000;
   const deadLetters: DeadLetter[] = [];
   // A batch is `batchSize` records, whatever runs fold them into (the commits stay where they were).
@@ -154,7 +158,7 @@ async function replayInputs(opts: ReplayOptions, pool: DecodePool | undefined): 
   };
 
   // Every input is opened first: workers start decoding all of them at once.
-  const readers = opts.inputs.map((path) => pool?.read(path) ?? readInput(path, { resolveDbSystem }));
+  const readers = opts.inputs.map(read);
   const sources: Source[] = [];
   for (const [order, path] of opts.inputs.entries()) {
     const reader = readers[order]!;

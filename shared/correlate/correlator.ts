@@ -265,14 +265,14 @@ export class Correlator {
   }
 
   /**
-   * Applies the first `n` of a connection's routine statements (shared/decode/statement-runs.ts): what
-   * `process` does with each of them, with one session lookup.
+   * Counts the first `n` of a connection's statements on their session, with one lookup: all that
+   * routine statements do (shared/decode/statement-runs.ts). Returns the session, if it is open.
    */
-  statements(run: readonly DbEvent[], n: number): void {
+  statements(run: readonly DbEvent[], n: number): Session | undefined {
     const session = this.sessionOf(run[0]!);
     if (!session) {
       this.stats.orphanEvents += n;
-      return;
+      return undefined;
     }
     const { counts } = session;
     for (let i = 0; i < n; i++) {
@@ -283,19 +283,11 @@ export class Correlator {
       noteActivity(session, ev);
     }
     this.touch(session);
+    return session;
   }
 
   private statement(ev: DbEvent): void {
-    const session = this.sessionOf(ev);
-    if (session) {
-      if (ev.kind === 'table_access') session.counts.tableAccess++;
-      else session.counts.queries++;
-      if (ev.status !== 0) session.counts.failedStatements++;
-      noteActivity(session, ev);
-      this.touch(session);
-    } else {
-      this.stats.orphanEvents++;
-    }
+    const session = this.statements([ev], 1);
     if (ev.kind !== 'query' || !ev.sql) return;
     const facts = statementFacts(ev);
     if (!hasFacts(facts)) return;

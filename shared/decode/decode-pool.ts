@@ -3,7 +3,7 @@
 // it had decoded them itself. The worker is dist/decode-worker.cjs, beside the bundle that runs.
 import { Worker } from 'node:worker_threads';
 import { AuditError, type ErrorCode, type SafeDetails } from '../errors.js';
-import type { DecodedItem, InputCounts } from './read-input.js';
+import type { DecodedItem, InputCounts, InputReader } from './read-input.js';
 import { type TransferItem, unpackItems } from './transfer.js';
 
 /** What the replay's thread sends a worker. */
@@ -17,9 +17,6 @@ export type WorkerReply =
 
 /** What a worker needs to decode: the DB systems that name raw audit files (see dbSystemResolver). */
 export type WorkerSetup = { dbSystems: { id: string; name: string }[]; dbSystem?: string };
-
-/** An input read on a worker: its counts (as of the last chunk) and its chunks. */
-export type PooledInput = { counts: InputCounts; batches(): AsyncIterable<DecodedItem[]> };
 
 /** Chunks of each input asked for before they are needed. */
 const AHEAD = 4;
@@ -44,8 +41,8 @@ export class DecodePool {
     });
   }
 
-  /** Reads one input on the next worker in turn. */
-  read(path: string): PooledInput {
+  /** Reads one input on the next worker in turn (its counts are those of the last chunk received). */
+  read(path: string): Pick<InputReader, 'counts' | 'batches'> {
     const id = this.nextId++;
     const worker = this.workers[id % this.workers.length]!;
     worker.postMessage({ type: 'open', id, path } satisfies WorkerRequest);

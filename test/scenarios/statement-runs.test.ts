@@ -172,6 +172,17 @@ describe('runs of routine statements', () => {
     expect(fingerprint(r)).toEqual(fingerprint(await runBatches(batches)));
   });
 
+  it('apply statements after a server restart among them as statements of no open session', async () => {
+    const connect = db.connect({ at: at(10), conn: 7, account: 'app' });
+    // One run (a server start names no connection, so it does not end it), cut by the restart.
+    const batch = [connect, select(11, 7, 'app'), db.startup({ at: at(12) }), select(13, 7, 'app')];
+    const r = await runBatches([batch], { fold: true, durablePending: false });
+    expect(folded(batch).filter((i) => i.type === 'run')).toHaveLength(1);
+    expect(r.sessions.find((s) => s.connectKey === connect.key)?.counts.queries).toBe(1);
+    expect(r.pipeline.correlation.orphanEvents).toBe(1);
+    expect(fingerprint(r)).toEqual(fingerprint(await runBatches([batch])));
+  });
+
   it('record a break-glass session’s statements only from when late IAM data makes it one', async () => {
     const connect = db.connect({ at: at(30), conn: 3, account: 'emergency_admin', user: 'bob', proxy: true });
     const statements = [31, 32, 50, 51].map((m) => select(m, 3, 'emergency_admin'));
