@@ -1,6 +1,6 @@
 // One input (a file, or a function payload in memory) -> canonical events and dead letters:
 // gunzip if needed, split into records, classify, normalize.
-import { closeSync, createReadStream, openSync, readSync } from 'node:fs';
+import { closeSync, openSync, readSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import type { DeadLetter, Outcome, RecordLocation } from '../../schemas/dead-letter.js';
@@ -158,9 +158,51 @@ function tally(counts: InputCounts, item: DecodedItem): DecodedItem {
 /** The input path that names standard input. */
 export const STDIN = '-';
 
-/** Standard input's bytes, gunzipped when they start with the gzip magic bytes. */
-async function* stdinChunks(gzip: { corrupt: boolean }): AsyncGenerator<Buffer> {
-  const it = (process.stdin as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
+/** The file's bytes (or standard input's), gunzipped when gzip; a corrupt gzip sets the flag. */
+async function* fileChunks(path: string, gzip: { corrupt: boolean }): AsyncGenerator<Buffer> {
+  if (path === STDIN) {
+    yield* gunzipIfGzip(process.stdin as AsyncIterable<Buffer>, STDIN, gzip);
+    return;
+  }
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch (cause) {
+    throw unreadable(path, cause);
+  }
+  try {
+    yield* gunzipIfGzip(readChunks(fd, path), path, gzip);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * A file's bytes, read synchronously: a read from the page cache takes microseconds, less than the
+ * promise and thread-pool round trip of an asynchronous one (reading a 221 MB fleet: 60 ms against
+ * 330 ms through a read stream). Reads from the current position, so pipes work too.
+ */
+function* readChunks(fd: number, path: string): Generator<Buffer> {
+  for (;;) {
+    const buffer = Buffer.allocUnsafe(READ_CHUNK_BYTES);
+    let bytesRead: number;
+    try {
+      bytesRead = readSync(fd, buffer, 0, READ_CHUNK_BYTES, null);
+    } catch (cause) {
+      throw unreadable(path, cause);
+    }
+    if (bytesRead === 0) return;
+    yield buffer.subarray(0, bytesRead);
+  }
+}
+
+/** The bytes as they are, or gunzipped when they start with the gzip magic bytes (whatever the name). */
+async function* gunzipIfGzip(
+  raw: AsyncIterable<Buffer> | Iterable<Buffer>,
+  path: string,
+  gzip: { corrupt: boolean },
+): AsyncGenerator<Buffer> {
+  const it = Symbol.asyncIterator in raw ? raw[Symbol.asyncIterator]() : raw[Symbol.iterator]();
   const first = await it.next();
   if (first.done) return;
   const head: Buffer = first.value;
@@ -172,67 +214,18 @@ async function* stdinChunks(gzip: { corrupt: boolean }): AsyncGenerator<Buffer> 
     yield* all();
     return;
   }
+  const source = Readable.from(all());
+  const gunzip = createGunzip();
+  source.on('error', (cause) => gunzip.destroy(cause));
   try {
-    for await (const chunk of Readable.from(all()).pipe(createGunzip())) yield chunk as Buffer;
+    for await (const chunk of source.pipe(gunzip)) yield chunk as Buffer;
   } catch (cause) {
-    if (!isZlibError(cause)) throw unreadable(STDIN, cause);
+    if (cause instanceof AuditError) throw cause;
+    if (!isZlibError(cause)) throw unreadable(path, cause);
     gzip.corrupt = true;
-  }
-}
-
-/** The file's bytes, gunzipped when it starts with the gzip magic bytes; a corrupt gzip sets the flag. */
-async function* fileChunks(path: string, gzip: { corrupt: boolean }): AsyncGenerator<Buffer> {
-  if (path === STDIN) {
-    yield* stdinChunks(gzip);
-    return;
-  }
-  let fd: number;
-  try {
-    fd = openSync(path, 'r');
-  } catch (cause) {
-    throw unreadable(path, cause);
-  }
-  try {
-    const first = readChunk(fd, path);
-    if (first === undefined) return;
-    if (!(first[0] === 0x1f && first[1] === 0x8b)) {
-      // Plain files are read synchronously: a read from the page cache takes microseconds, less
-      // than the promise and stream machinery around an asynchronous one (5 times less CPU).
-      for (let chunk: Buffer | undefined = first; chunk !== undefined; chunk = readChunk(fd, path))
-        yield chunk;
-      return;
-    }
-    const gunzip = createGunzip();
-    const file = createReadStream(path, { highWaterMark: READ_CHUNK_BYTES });
-    file.on('error', (cause) => gunzip.destroy(cause));
-    const stream = file.pipe(gunzip);
-    try {
-      for await (const chunk of stream) yield chunk as Buffer;
-    } catch (cause) {
-      if (isZlibError(cause)) {
-        gzip.corrupt = true;
-        return;
-      }
-      throw unreadable(path, cause);
-    } finally {
-      stream.destroy();
-      file.destroy();
-    }
   } finally {
-    closeSync(fd);
+    source.destroy();
   }
-}
-
-/** The file's next bytes (undefined at its end). */
-function readChunk(fd: number, path: string): Buffer | undefined {
-  const buffer = Buffer.allocUnsafe(READ_CHUNK_BYTES);
-  let bytesRead: number;
-  try {
-    bytesRead = readSync(fd, buffer, 0, READ_CHUNK_BYTES, null);
-  } catch (cause) {
-    throw unreadable(path, cause);
-  }
-  return bytesRead === 0 ? undefined : buffer.subarray(0, bytesRead);
 }
 
 function isZlibError(error: unknown): boolean {

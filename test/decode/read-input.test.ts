@@ -1,3 +1,5 @@
+import { execFileSync, spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -97,6 +99,33 @@ describe('readInput: file shapes', () => {
     const { events, dead } = await read(write('cut.gz', gz.subarray(0, Math.floor(gz.length * 0.8))));
     expect(events.length).toBeGreaterThan(20);
     expect(dead.map((d) => d.code)).toContain('ENCODING_INVALID');
+  });
+
+  it('reads a file of many chunks the same plain and gzipped', async () => {
+    const text = sampleText('all-classes.pretty.json').repeat(150);
+    expect(text.length).toBeGreaterThan(4 * 64 * 1024);
+    const plain = await read(write('many-chunks.json', text));
+    const gz = await read(write('many-chunks.json.gz', gzipSync(Buffer.from(text))));
+    expect(plain.dead).toEqual([]);
+    expect(plain.events).toHaveLength(11 * 150);
+    expect(gz.events).toEqual(plain.events);
+  });
+
+  it.each([
+    ['plain', (b: Buffer) => b],
+    ['gzip', (b: Buffer) => gzipSync(b)],
+  ])('reads a named pipe (%s)', async (_name, encode) => {
+    const fifo = join(dir, `pipe-${_name}`);
+    execFileSync('mkfifo', [fifo]);
+    const text = Buffer.from(sampleText('collector-records.jsonl').repeat(40));
+    // Another process writes, as a shell's `<(...)` would: the reader's open waits for it.
+    const writer = spawn('cp', [write(`pipe-${_name}.src`, encode(text)), fifo], { stdio: 'ignore' });
+    const exited = once(writer, 'exit');
+    const { events, dead } = await read(fifo);
+    expect((await exited)[0]).toBe(0);
+    expect(dead).toEqual([]);
+    expect(events).toHaveLength(3 * 40);
+    expect(events).toEqual((await read(write(`pipe-${_name}.log`, text))).events);
   });
 
   it('throws INPUT_UNREADABLE for a missing file or a directory', async () => {
