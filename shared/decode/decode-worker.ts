@@ -4,26 +4,25 @@ import { isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { AuditError } from '../errors.js';
 import type { WorkerReply, WorkerRequest, WorkerSetup } from './decode-pool.js';
 import { dbSystemResolver } from './input-db-system.js';
-import { type DecodedItem, readInput } from './read-input.js';
+import { type DecodedItem, type InputCounts, readInput } from './read-input.js';
 import { packItems } from './transfer.js';
 
 function serve(port: NonNullable<typeof parentPort>, setup: WorkerSetup): void {
   const resolveDbSystem = dbSystemResolver(setup, setup.dbSystem);
-  const inputs = new Map<number, ReturnType<typeof readInput>>();
-  const chunks = new Map<number, AsyncIterator<DecodedItem[]>>();
+  /** Open inputs by request id: their counts and where their chunks stand. */
+  const inputs = new Map<number, { counts: InputCounts; chunks: AsyncIterator<DecodedItem[]> }>();
   const open = (id: number, path: string): void => {
     const reader = readInput(path, { resolveDbSystem });
-    inputs.set(id, reader);
-    chunks.set(id, reader.batches()[Symbol.asyncIterator]());
+    inputs.set(id, { counts: reader.counts, chunks: reader.batches()[Symbol.asyncIterator]() });
   };
   const next = async (request: { id: number }): Promise<WorkerReply> => {
     const input = inputs.get(request.id);
     // Asked for ahead past the end: the end again.
     if (input === undefined)
       return { id: request.id, counts: { records: 0, items: 0, events: 0, dead: 0 }, done: true };
-    const { counts } = input;
+    const { counts, chunks } = input;
     try {
-      const r = await chunks.get(request.id)!.next();
+      const r = await chunks.next();
       if (!r.done) return { id: request.id, items: packItems(r.value), counts, done: false };
     } catch (error) {
       const e =
@@ -31,7 +30,6 @@ function serve(port: NonNullable<typeof parentPort>, setup: WorkerSetup): void {
       return { id: request.id, error: { code: e.code, message: e.message, details: e.details } };
     }
     inputs.delete(request.id);
-    chunks.delete(request.id);
     return { id: request.id, counts, done: true };
   };
   // One request at a time, in the order they came: each input's chunks stay in order.

@@ -114,18 +114,18 @@ describe('readInput: file shapes', () => {
   it.each([
     ['plain', (b: Buffer) => b],
     ['gzip', (b: Buffer) => gzipSync(b)],
-  ])('reads a named pipe (%s)', async (_name, encode) => {
-    const fifo = join(dir, `pipe-${_name}`);
+  ])('reads a named pipe (%s)', async (name, encode) => {
+    const fifo = join(dir, `pipe-${name}`);
     execFileSync('mkfifo', [fifo]);
     const text = Buffer.from(sampleText('collector-records.jsonl').repeat(40));
     // Another process writes, as a shell's `<(...)` would: the reader's open waits for it.
-    const writer = spawn('cp', [write(`pipe-${_name}.src`, encode(text)), fifo], { stdio: 'ignore' });
+    const writer = spawn('cp', [write(`pipe-${name}.src`, encode(text)), fifo], { stdio: 'ignore' });
     const exited = once(writer, 'exit');
     const { events, dead } = await read(fifo);
     expect((await exited)[0]).toBe(0);
     expect(dead).toEqual([]);
     expect(events).toHaveLength(3 * 40);
-    expect(events).toEqual((await read(write(`pipe-${_name}.log`, text))).events);
+    expect(events).toEqual((await read(write(`pipe-${name}.log`, text))).events);
   });
 
   it('throws INPUT_UNREADABLE for a missing file or a directory', async () => {
