@@ -71,14 +71,15 @@ export function parseOciMapping(text: string): OciMapping | null {
 
 export class Mappings {
   /**
-   * Per DB system, the account rows that have had an authentication_oci mapping, sorted by row
-   * key: the only ones a group login can resolve through (local accounts are most rows).
+   * Per DB system, the account rows that have had an authentication_oci group mapping, sorted by
+   * row key: the only ones a group login can resolve through (local accounts and the accounts of
+   * single IAM users are most rows, and a busy fleet's logins would scan them all).
    */
   private readonly mappingRows = new Map<string, { key: string; row: AccountRow }[]>();
 
   constructor(private readonly cache: EntityCache) {
     for (const [key, row] of cache.entries<AccountRow>(ACCOUNT))
-      if (row.versions.some(isMapping)) this.indexMapping(key, row);
+      if (row.versions.some(mapsGroups)) this.indexMapping(key, row);
   }
 
   /** Accounts a seed (the configuration, a snapshot) lists, known from the beginning of time under its key. */
@@ -197,7 +198,7 @@ export class Mappings {
     row.versions.sort((a, b) => a.ts - b.ts || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
     const key = rowKey(db, row);
     this.cache.touch(ACCOUNT, key);
-    if (isMapping(version)) this.indexMapping(key, row);
+    if (mapsGroups(version)) this.indexMapping(key, row);
   }
 
   private indexMapping(key: string, row: AccountRow): void {
@@ -224,6 +225,11 @@ function forEachGroupMapping(
     for (const [groupId, account] of parseOciMapping(v.authenticationString)?.groupMapping ?? [])
       visit(row, v.key, groupId, account);
   }
+}
+
+/** A version that maps IAM groups to MySQL users. */
+function mapsGroups(v: AccountVersion): boolean {
+  return isMapping(v) && (parseOciMapping(v.authenticationString)?.groupMapping.length ?? 0) > 0;
 }
 
 /** A version that maps IAM groups or a user (authentication_oci with its mapping). */

@@ -226,6 +226,36 @@ describe('attribution', () => {
     expect(s).toMatchObject({ identity: { id: USERS.bob }, group: { id: GROUPS.dev }, proxied: true });
   });
 
+  it('an account that mapped one user and is then given a group mapping serves later group logins', async () => {
+    const alter = (at: number, mapping: object) =>
+      db.query({
+        at,
+        conn: 9,
+        account: 'admin',
+        sqlCommand: 'alter_user',
+        sql: `ALTER USER 'gate'@'%' IDENTIFIED WITH 'authentication_oci' AS '${JSON.stringify(mapping)}'`,
+      });
+    const events = [
+      db.query({
+        at: at(1),
+        conn: 9,
+        account: 'admin',
+        sqlCommand: 'create_user',
+        sql: "CREATE USER 'ops_proxy'@'%'",
+      }),
+      alter(at(2), { tenancy: 't', user: USERS.carol }),
+      db.connect({ at: at(3), conn: 1, account: 'ops_proxy', user: 'bob', proxy: true }),
+      alter(at(4), { tenancy: 't', group_mapping: { [GROUPS.dev]: 'ops_proxy' } }),
+    ];
+    const before = await sessionOf(events.slice(0, 3));
+    expect(before).toMatchObject({ identity: null, group: null });
+    const after = await sessionOf([
+      ...events,
+      db.connect({ at: at(10), conn: 2, account: 'ops_proxy', user: 'bob', proxy: true }),
+    ]);
+    expect(after).toMatchObject({ identity: { id: USERS.bob }, group: { id: GROUPS.dev }, proxied: true });
+  });
+
   it('a deactivated user behind a 1-to-1 account is flagged user-inactive', async () => {
     const s = await sessionOf([
       iam.userState({ at: at(0), user: USERS.carol, kind: 'user_deactivated' }),
