@@ -29,13 +29,17 @@ const CREDENTIAL_TABLES = new Set(['USER', 'SERVERS', 'SLAVE_MASTER_INFO', 'PASS
 /** Functions whose arguments are keys, passwords or what they protect (besides `*PASSWORD*(`). */
 const SECRET_FUNCTIONS =
   /^(?:AES_(?:EN|DE)CRYPT|DES_(?:EN|DE)CRYPT|ENCRYPT|ENCODE|DECODE|MD5|SHA[12]?|ASYMMETRIC_\w+|CREATE_ASYMMETRIC_\w+|CREATE_DH_PARAMETERS|KEYRING_\w+)$/;
-/** Text that may hold a secret of any form above; anything else is returned as it is, unlexed. */
+/**
+ * Words of text that may hold a secret of any form above (with an `@`, as user variables and
+ * accounts have); anything else is returned as it is, unlexed. The `@` is looked for apart: in
+ * the same expression it makes every statement's test three times slower.
+ */
 const MAY_HOLD_SECRET =
-  /identified|password|authentication_string|mysql\W|@|crypt|encode|decode|md5|sha|asymmetric|keyring|_dh_/i;
+  /identified|password|authentication_string|mysql\W|crypt|encode|decode|md5|sha|asymmetric|keyring|_dh_/i;
 
 /** Replaces passwords, password hashes and other secrets with `'<redacted>'`. */
 export function redactSecrets(sql: string): string {
-  if (!MAY_HOLD_SECRET.test(sql)) return sql;
+  if (!sql.includes('@') && !MAY_HOLD_SECRET.test(sql)) return sql;
   const tokens = tokenize(sql);
   const { secret } = classify(sql, tokens);
   if (secret.size === 0) return sql;
