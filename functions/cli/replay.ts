@@ -1,9 +1,11 @@
 // `replay`: reads audit inputs as one event-time timeline and writes alerts (and the session ledger).
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Session } from '../../schemas/session.js';
 import { loadConfigFile } from '../../shared/config/load-config.js';
+import { autoThreads } from '../../shared/decode/decode-pool.js';
+import { STDIN } from '../../shared/decode/read-input.js';
 import { AuditError } from '../../shared/errors.js';
 import { type ReplayProgress, replayFiles } from '../../shared/replay.js';
 import type { OpenRoutes } from '../../shared/route/routes.js';
@@ -45,8 +47,10 @@ Options:
   --routes            also deliver through the configuration's routes (Notifications
                       topics, streams, buckets with HWAUDIT_OCI_AUTH; local files);
                       digests are sent at the end of the input
-  --threads N         threads in all: with 2 or more, N-1 of them read and decode
-                      the inputs; the results are the same               (default: 1)
+  --threads N|auto    threads in all: with 2 or more, N-1 of them read and decode
+                      the inputs; the results are the same. auto: 2 where there
+                      are 2 cores or more and the inputs reach 256 MB on disk,
+                      else 1                                             (default: auto)
   -h, --help          this help
 
 ${INPUT_EXIT_CODES}`;
@@ -63,14 +67,14 @@ async function runReplay(argv: string[], io: CliIo): Promise<number> {
     sessions: { type: 'string' },
     'sessions-format': { type: 'string', default: 'jsonl' },
     routes: { type: 'boolean', default: false },
-    threads: { type: 'string', default: '1' },
+    threads: { type: 'string', default: 'auto' },
   });
   if (!values.config) throw new AuditError('USAGE', 'replay needs --config FILE (see replay --help)');
   if (positionals.length === 0)
     throw new AuditError('USAGE', 'replay needs at least one INPUT file (see replay --help)');
-  const threads = Number(values.threads);
-  if (!Number.isInteger(threads) || threads < 1 || threads > 64)
-    throw new AuditError('USAGE', '--threads expects an integer from 1 to 64');
+  const threads = values.threads === 'auto' ? undefined : Number(values.threads);
+  if (threads !== undefined && (!Number.isInteger(threads) || threads < 1 || threads > 64))
+    throw new AuditError('USAGE', '--threads expects auto or an integer from 1 to 64');
   const format = formatOption('--format', values.format);
   const sessionsFormat = formatOption('--sessions-format', values['sessions-format']);
   let asOf: number | undefined;
@@ -83,6 +87,7 @@ async function runReplay(argv: string[], io: CliIo): Promise<number> {
   }
   const { config, rules } = await loadConfigFile(values.config);
   await Promise.all(positionals.map((path) => assertReadable('replay', path)));
+  const threadCount = threads ?? autoThreads(inputBytes(positionals));
 
   const tempDir = values.state ? undefined : mkdtempSync(join(tmpdir(), 'hwaudit-'));
   const store = await openStore(values.state ?? join(tempDir!, 'state.sqlite'), {
@@ -104,7 +109,7 @@ async function runReplay(argv: string[], io: CliIo): Promise<number> {
       sinks: [output.sink, ...(routes?.sinks ?? [])],
       ...(asOf !== undefined ? { asOf } : {}),
       ...(values['db-system'] ? { dbSystem: values['db-system'] } : {}),
-      threads,
+      threads: threadCount,
       onProgress: (p) => {
         const now = Date.now();
         if (now - lastProgress < 1000) return;
@@ -119,7 +124,7 @@ async function runReplay(argv: string[], io: CliIo): Promise<number> {
     const { stats } = result;
     const seconds = (Date.now() - started) / 1000;
     const lines = [
-      `replay: ${positionals.length} input(s), ${stats.received.toLocaleString('en')} records in ${seconds.toFixed(1)} s`,
+      `replay: ${positionals.length} input(s), ${stats.received.toLocaleString('en')} records in ${seconds.toFixed(1)} s on ${threadCount === 1 ? 'one thread' : `${threadCount} threads`}`,
       ...pipelineReport(result.pipeline, sessions, result.deadLetters),
       ...routeReport(routes?.sinks ?? []),
     ];
@@ -134,6 +139,16 @@ async function runReplay(argv: string[], io: CliIo): Promise<number> {
     await store.close();
     if (tempDir) rmSync(tempDir, { recursive: true, force: true });
   }
+}
+
+/** Bytes on disk of the inputs that are files (a pipe or standard input counts none). */
+function inputBytes(paths: readonly string[]): number {
+  let bytes = 0;
+  for (const path of paths) {
+    const stat = path === STDIN ? undefined : statSync(path, { throwIfNoEntry: false });
+    if (stat?.isFile()) bytes += stat.size;
+  }
+  return bytes;
 }
 
 const PROGRESS_INPUTS = 3;

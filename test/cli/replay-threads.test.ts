@@ -4,6 +4,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { autoThreads, WORKER_INPUT_BYTES } from '../../shared/decode/decode-pool.js';
 import { generateDemo } from '../../shared/demo/generate-demo.js';
 import { runCli } from '../helpers/cli-process.js';
 
@@ -50,11 +51,26 @@ describe('replay --threads', () => {
     }
   });
 
-  it('rejects a thread count that is not a small positive integer', async () => {
-    for (const bad of ['0', '2.5', 'many', '65']) {
+  it('rejects a thread count that is not auto or a small positive integer', async () => {
+    for (const bad of ['0', '2.5', 'many', '65', '']) {
       const r = await runCli(['replay', '--threads', bad, '--config', demo.config, ...demo.inputs]);
       expect(r.code).toBe(2);
-      expect(r.stderr).toContain('--threads expects an integer from 1 to 64');
+      expect(r.stderr).toContain('--threads expects auto or an integer from 1 to 64');
     }
+  });
+
+  it('auto (the default) takes a decoding worker only with a second core and large inputs', async () => {
+    expect(autoThreads(WORKER_INPUT_BYTES, 2)).toBe(2);
+    expect(autoThreads(WORKER_INPUT_BYTES, 16)).toBe(2);
+    expect(autoThreads(WORKER_INPUT_BYTES - 1, 16)).toBe(1);
+    expect(autoThreads(10 * WORKER_INPUT_BYTES, 1)).toBe(1);
+    // The demo's few megabytes stay on one thread; the summary says how many ran.
+    for (const args of [[], ['--threads', 'auto']]) {
+      const r = await runCli(['replay', ...args, '--config', demo.config, ...demo.inputs]);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stderr).toMatch(/records in [\d.]+ s on one thread\n/);
+    }
+    const two = await replay('2', 'summary');
+    expect(two.stderr).toMatch(/records in [\d.]+ s on 2 threads\n/);
   });
 });
