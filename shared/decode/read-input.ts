@@ -114,6 +114,10 @@ async function* decodeChunks(
           : { source, line: record.line, index: record.index };
       for (const item of decodeValue(record.value, loc, opts)) items.push(tally(counts, item));
     }
+    // The splitting generator holds the array it yielded until it is asked for the next one, that
+    // is until this chunk's events have all been taken: emptying it lets the parsed records go now
+    // (a replay interleaving many inputs kept thousands of them alive, each copied by the GC).
+    records.length = 0;
     yield items;
   }
 }
