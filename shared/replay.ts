@@ -187,7 +187,8 @@ async function replayInputs(opts: ReplayOptions, read: (path: string) => Reader)
   // input stays ahead of all others (audit files of one DB system are in time order).
   const heap = new Heap<Source>(compareSources);
   heap.init(sources);
-  for (let s = heap.pop(); s !== undefined; s = heap.pop()) {
+  let s = heap.pop();
+  while (s !== undefined) {
     const next = heap.peek();
     do {
       take(s.buffer[s.i++]!, s.input);
@@ -195,7 +196,10 @@ async function replayInputs(opts: ReplayOptions, read: (path: string) => Reader)
     } while (next === undefined || compareSources(s, next) < 0);
     // Awaited only when a batch is full or the source needs its next chunk: most turns need neither.
     if (batchRecords >= batchSize) await flush();
-    if (skipDead(s) || (await settle(s))) heap.push(s);
+    if (!(skipDead(s) || (await settle(s)))) s = heap.pop();
+    // A source that is no longer first trades places with the one that is: one sift of the heap
+    // where a push and a pop would take two (with many interleaved inputs, most turns end so).
+    else if (next !== undefined && compareSources(s, next) > 0) s = heap.replace(s);
   }
   if (batch.length > 0) await pipeline.ingest(batch);
   await pipeline.finish(opts.asOf);

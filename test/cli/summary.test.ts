@@ -1,4 +1,4 @@
-// The run summary's attribution line and the replay progress line.
+// The run summary's attribution line, the replay progress line, and the order the merge takes records in.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -73,6 +73,39 @@ describe('replay progress', () => {
       { path: b, records: 5 },
     ]);
     expect(seen.at(-1)).toMatchObject({ records: 50, inputs: [{ records: 40 }, { records: 10 }] });
+  });
+
+  it('keeps taking the first input across batch boundaries while another starts later', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hwaudit-merge-'));
+    const [early, late] = [join(dir, 'early.log'), join(dir, 'late.log')];
+    auditFile(early, 10, 0); // minutes 0-9
+    auditFile(late, 1, 2 * 3600); // two hours later
+    const { config, rules } = testConfig();
+    const seen: ReplayProgress[] = [];
+    const store = SqliteStore.open(':memory:');
+    try {
+      const { stats } = await replayFiles({
+        config,
+        rules,
+        inputs: [early, late],
+        store,
+        sinks: [],
+        batchSize: 2,
+        onProgress: (p) => seen.push(structuredClone(p)),
+      });
+      // Taken out of order, the later record would move the watermark past the earlier ones.
+      expect(stats).toMatchObject({ received: 11, processed: 11, late: 0 });
+    } finally {
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+    expect(seen.slice(0, 5).map((p) => p.inputs.map((i) => i.records))).toEqual([
+      [2, 0],
+      [4, 0],
+      [6, 0],
+      [8, 0],
+      [10, 0],
+    ]);
   });
 
   it('credits each input with the records read from it, the busiest first', () => {
