@@ -44,61 +44,56 @@ function auditFile(path: string, n: number, offsetSeconds: number): void {
   writeFileSync(path, `${lines.join('\n')}\n`);
 }
 
+/**
+ * Replays audit files of `n` records each, `offsetSeconds` after the timeline's start, in batches of
+ * `batchSize`; gives the replay's stats and its progress reports (one per batch, then the end).
+ */
+async function replayAuditFiles(
+  files: Record<string, [n: number, offsetSeconds: number]>,
+  batchSize: number,
+) {
+  const dir = mkdtempSync(join(tmpdir(), 'hwaudit-progress-'));
+  const inputs = Object.entries(files).map(([name, [n, offset]]) => {
+    const path = join(dir, name);
+    auditFile(path, n, offset);
+    return path;
+  });
+  const { config, rules } = testConfig();
+  const seen: ReplayProgress[] = [];
+  const store = SqliteStore.open(':memory:');
+  try {
+    const { stats } = await replayFiles({
+      config,
+      rules,
+      inputs,
+      store,
+      sinks: [],
+      batchSize,
+      onProgress: (p) => seen.push(structuredClone(p)),
+    });
+    return { inputs, stats, seen };
+  } finally {
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 describe('replay progress', () => {
   it('counts the records of each input as the merge takes them', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'hwaudit-progress-'));
-    const [a, b] = [join(dir, 'a.log'), join(dir, 'b.log')];
-    auditFile(a, 40, 0);
-    auditFile(b, 10, 30);
-    const { config, rules } = testConfig();
-    const seen: ReplayProgress[] = [];
-    const store = SqliteStore.open(':memory:');
-    try {
-      await replayFiles({
-        config,
-        rules,
-        inputs: [a, b],
-        store,
-        sinks: [],
-        batchSize: 5,
-        onProgress: (p) => seen.push(structuredClone(p)),
-      });
-    } finally {
-      await store.close();
-      rmSync(dir, { recursive: true, force: true });
-    }
+    const { inputs, seen } = await replayAuditFiles({ 'a.log': [40, 0], 'b.log': [10, 30] }, 5);
     // Interleaved by time: after the first 10 records, both files have given some.
     expect(seen[1]?.inputs).toMatchObject([
-      { path: a, records: 5 },
-      { path: b, records: 5 },
+      { path: inputs[0], records: 5 },
+      { path: inputs[1], records: 5 },
     ]);
     expect(seen.at(-1)).toMatchObject({ records: 50, inputs: [{ records: 40 }, { records: 10 }] });
   });
 
   it('keeps taking the first input across batch boundaries while another starts later', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'hwaudit-merge-'));
-    const [early, late] = [join(dir, 'early.log'), join(dir, 'late.log')];
-    auditFile(early, 10, 0); // minutes 0-9
-    auditFile(late, 1, 2 * 3600); // two hours later
-    const { config, rules } = testConfig();
-    const seen: ReplayProgress[] = [];
-    const store = SqliteStore.open(':memory:');
-    try {
-      const { stats } = await replayFiles({
-        config,
-        rules,
-        inputs: [early, late],
-        store,
-        sinks: [],
-        batchSize: 2,
-        onProgress: (p) => seen.push(structuredClone(p)),
-      });
-      // Taken out of order, the later record would move the watermark past the earlier ones.
-      expect(stats).toMatchObject({ received: 11, processed: 11, late: 0 });
-    } finally {
-      await store.close();
-      rmSync(dir, { recursive: true, force: true });
-    }
+    // Minutes 0-9, and one record two hours later.
+    const { stats, seen } = await replayAuditFiles({ 'early.log': [10, 0], 'late.log': [1, 2 * 3600] }, 2);
+    // Taken out of order, the later record would move the watermark past the earlier ones.
+    expect(stats).toMatchObject({ received: 11, processed: 11, late: 0 });
     expect(seen.slice(0, 5).map((p) => p.inputs.map((i) => i.records))).toEqual([
       [2, 0],
       [4, 0],
