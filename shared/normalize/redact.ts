@@ -30,9 +30,9 @@ const CREDENTIAL_TABLES = new Set(['USER', 'SERVERS', 'SLAVE_MASTER_INFO', 'PASS
 const SECRET_FUNCTIONS =
   /^(?:AES_(?:EN|DE)CRYPT|DES_(?:EN|DE)CRYPT|ENCRYPT|ENCODE|DECODE|MD5|SHA[12]?|ASYMMETRIC_\w+|CREATE_ASYMMETRIC_\w+|CREATE_DH_PARAMETERS|KEYRING_\w+)$/;
 /**
- * Words of text that may hold a secret of any form above (with an `@`, as user variables and
- * accounts have); anything else is returned as it is, unlexed. The `@` is looked for apart: in
- * the same expression it makes every statement's test three times slower.
+ * Words that mark text which may hold a secret of any form above; text with none of them and no
+ * `@` (user variables, accounts) is returned as it is, unlexed. The `@` is looked for apart: in
+ * the same expression it made every statement's test three times slower.
  */
 const MAY_HOLD_SECRET =
   /identified|password|authentication_string|mysql\W|crypt|encode|decode|md5|sha|asymmetric|keyring|_dh_/i;
