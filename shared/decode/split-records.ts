@@ -207,7 +207,11 @@ class LineReader {
   }
 
   private send(bytes: Buffer, end: boolean): void {
-    this.scanner.feed(bytes.toString('utf8'), this.line, !this.continued, end, !isUtf8(bytes));
+    const text = bytes.toString('utf8');
+    // Decoding puts U+FFFD for every invalid sequence: text without one needs no second look at
+    // its bytes (most text is ASCII, where the search is immediate).
+    const bad = text.includes('\uFFFD') && !isUtf8(bytes);
+    this.scanner.feed(text, this.line, !this.continued, end, bad);
     this.continued = !end;
   }
 }

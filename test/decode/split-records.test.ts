@@ -253,6 +253,14 @@ describe('splitRecords: broken records', () => {
     ]);
   });
 
+  it('reads a record holding U+FFFD itself (valid UTF-8) and dead-letters one invalid byte beside it', async () => {
+    const replacement = JSON.stringify({ user: 'a\uFFFDb' });
+    const both = Buffer.concat([Buffer.from('{"user":"\uFFFD'), Buffer.from([0xff]), Buffer.from('"}\n')]);
+    const records = await split(Buffer.concat([Buffer.from(`${replacement}\n`), both]));
+    expect(values(records)).toEqual([{ user: 'a\uFFFDb' }]);
+    expect(dead(records)).toMatchObject([{ code: 'ENCODING_INVALID', line: 2 }]);
+  });
+
   it('never puts record text into dead letter messages', async () => {
     const records = await split(`{"password":"hunter2\n{"password": hunter2}\nhunter2\n`);
     expect(dead(records)).toHaveLength(3);
