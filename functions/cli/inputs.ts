@@ -1,5 +1,5 @@
 // Checks on input files shared by the commands that read them.
-import { constants } from 'node:fs';
+import { constants, statSync } from 'node:fs';
 import { access } from 'node:fs/promises';
 import type { DeadLetterCode } from '../../schemas/dead-letter.js';
 import { type InputCounts, STDIN } from '../../shared/decode/read-input.js';
@@ -24,4 +24,14 @@ export async function assertReadable(command: string, path: string): Promise<voi
   } catch (cause) {
     throw new AuditError('INPUT_UNREADABLE', `${command}: cannot read input`, { details: { path }, cause });
   }
+}
+
+/** Bytes on disk of the inputs that are files (a pipe or standard input counts none). */
+export function inputBytes(paths: readonly string[]): number {
+  let bytes = 0;
+  for (const path of paths) {
+    const stat = path === STDIN ? undefined : statSync(path, { throwIfNoEntry: false });
+    if (stat?.isFile()) bytes += stat.size;
+  }
+  return bytes;
 }

@@ -1,18 +1,17 @@
 // `replay`: reads audit inputs as one event-time timeline and writes alerts (and the session ledger).
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Session } from '../../schemas/session.js';
 import { loadConfigFile } from '../../shared/config/load-config.js';
 import { autoThreads } from '../../shared/decode/decode-pool.js';
-import { STDIN } from '../../shared/decode/read-input.js';
 import { AuditError } from '../../shared/errors.js';
 import { type ReplayProgress, replayFiles } from '../../shared/replay.js';
 import type { OpenRoutes } from '../../shared/route/routes.js';
 import { openStore } from '../../shared/state/open-store.js';
 import type { ScopeLock } from '../../shared/state/state-store.js';
 import { alertOutput, holdScope, routeOutputs } from './host.js';
-import { assertReadable, isForeign } from './inputs.js';
+import { assertReadable, inputBytes, isForeign } from './inputs.js';
 import {
   type CliCommand,
   type CliIo,
@@ -139,16 +138,6 @@ async function runReplay(argv: string[], io: CliIo): Promise<number> {
     await store.close();
     if (tempDir) rmSync(tempDir, { recursive: true, force: true });
   }
-}
-
-/** Bytes on disk of the inputs that are files (a pipe or standard input counts none). */
-function inputBytes(paths: readonly string[]): number {
-  let bytes = 0;
-  for (const path of paths) {
-    const stat = path === STDIN ? undefined : statSync(path, { throwIfNoEntry: false });
-    if (stat?.isFile()) bytes += stat.size;
-  }
-  return bytes;
 }
 
 const PROGRESS_INPUTS = 3;
