@@ -2,7 +2,6 @@
 // the pipeline (the same alerts, ledger and summary as `replay`). docs/collector.md.
 
 import { parseDuration } from '../../schemas/config.js';
-import type { Session } from '../../schemas/session.js';
 import { loadConfigFile } from '../../shared/config/load-config.js';
 import { AuditError } from '../../shared/errors.js';
 import { ociAuthProvider, ociAuthSpecFromEnv } from '../../shared/oci/auth.js';
@@ -32,7 +31,7 @@ import {
   warnOnce,
 } from './host.js';
 import { type CliCommand, type CliIo, formatOption, parseCommandArgs, printable } from './io.js';
-import { pipelineReport, routeReport, writeSessions } from './summary.js';
+import { pipelineReport, readLedger, routeReport } from './summary.js';
 
 export const COLLECT_HELP = `Usage: heatwave-iam-audit collect --config FILE [options]
 
@@ -166,16 +165,14 @@ export async function runCollect(argv: string[], io: CliIo, deps: CliDeps = {}):
         if (stop.signal.aborted) break;
       }
       if (!values.follow) await pipeline.finish();
-      const sessions: Session[] = [];
-      for await (const s of store.sessions()) sessions.push(s);
-      if (values.sessions) await writeSessions(values.sessions, sessionsFormat, store.sessions());
+      const coverage = await readLedger(store.sessions(), { path: values.sessions, format: sessionsFormat });
       const seconds = (Date.now() - started) / 1000;
       const read = last.reduce((n, r) => n + r.records, 0);
       io.stderr.write(
         `${[
           `collect: ${last.length} instance(s), ${read.toLocaleString('en')} records in the last pass, ${seconds.toFixed(1)} s`,
           ...instanceLines(last),
-          ...pipelineReport(pipeline, sessions, []),
+          ...pipelineReport(pipeline, coverage, []),
           ...routeReport(routes?.sinks ?? []),
         ].join('\n')}\n`,
       );

@@ -6,7 +6,7 @@ import { finished } from 'node:stream/promises';
 import type { Alert } from '../../schemas/alert.js';
 import { REPORT_IDS } from '../../schemas/report.js';
 import { loadConfigFile } from '../../shared/config/load-config.js';
-import { addToCoverage, type Coverage, emptyCoverage } from '../../shared/correlate/coverage.js';
+import type { Coverage } from '../../shared/correlate/coverage.js';
 import { DEFAULT_SEED, type DemoManifest, generateDemo } from '../../shared/demo/generate-demo.js';
 import { type Score, scoreAlerts } from '../../shared/demo/ground-truth.js';
 import { type DemoReports, formatSummary } from '../../shared/demo/summary.js';
@@ -19,6 +19,7 @@ import { runReports } from '../../shared/report/run-reports.js';
 import { routePlan } from '../../shared/route/route-plan.js';
 import { SqliteStore } from '../../shared/state/sqlite-store.js';
 import { type CliCommand, type CliIo, parseCommandArgs } from './io.js';
+import { readLedger } from './summary.js';
 
 const DEMO_HELP = `Usage: heatwave-iam-audit demo [--out DIR] [--seed N] [--scale N]
 
@@ -189,15 +190,10 @@ export async function executeDemo(
     );
 
     log('[3/5] writing the session ledger');
-    const coverage = emptyCoverage();
-    const sessionsOut = createWriteStream(join(opts.out, 'sessions.jsonl'));
-    for await (const s of store.sessions()) {
-      addToCoverage(coverage, s);
-      if (!sessionsOut.write(`${JSON.stringify(s)}\n`))
-        await new Promise<void>((r) => sessionsOut.once('drain', () => r()));
-    }
-    sessionsOut.end();
-    await finished(sessionsOut);
+    const coverage = await readLedger(store.sessions(), {
+      path: join(opts.out, 'sessions.jsonl'),
+      format: 'jsonl',
+    });
     const records: Alert[] = [];
     for await (const a of store.alerts()) records.push(a);
     const alerts = records.filter((a) => a.status === 'open');

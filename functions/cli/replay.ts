@@ -2,7 +2,6 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Session } from '../../schemas/session.js';
 import { loadConfigFile } from '../../shared/config/load-config.js';
 import { autoThreads } from '../../shared/decode/decode-pool.js';
 import { AuditError } from '../../shared/errors.js';
@@ -20,7 +19,7 @@ import {
   parseCommandArgs,
   printable,
 } from './io.js';
-import { pipelineReport, routeReport, writeSessions } from './summary.js';
+import { pipelineReport, readLedger, routeReport } from './summary.js';
 
 export const REPLAY_HELP = `Usage: heatwave-iam-audit replay --config FILE [options] INPUT...
 
@@ -116,15 +115,13 @@ async function runReplay(argv: string[], io: CliIo): Promise<number> {
         stderr.write(`${printable(progressLine(p))}\n`);
       },
     });
-    const sessions: Session[] = [];
-    for await (const s of store.sessions()) sessions.push(s);
-    if (values.sessions) await writeSessions(values.sessions, sessionsFormat, store.sessions());
+    const coverage = await readLedger(store.sessions(), { path: values.sessions, format: sessionsFormat });
 
     const { stats } = result;
     const seconds = (Date.now() - started) / 1000;
     const lines = [
       `replay: ${positionals.length} input(s), ${stats.received.toLocaleString('en')} records in ${seconds.toFixed(1)} s on ${threadCount === 1 ? 'one thread' : `${threadCount} threads`}`,
-      ...pipelineReport(result.pipeline, sessions, result.deadLetters),
+      ...pipelineReport(result.pipeline, coverage, result.deadLetters),
       ...routeReport(routes?.sinks ?? []),
     ];
     const foreign = result.inputs.filter((i) => isForeign(i.counts, i.deadCodes));

@@ -3,7 +3,12 @@
 import type { DeadLetter } from '../../schemas/dead-letter.js';
 import type { CanonicalEvent } from '../../schemas/events.js';
 import type { Session } from '../../schemas/session.js';
-import { coverageLine, coverageOf } from '../../shared/correlate/coverage.js';
+import {
+  addToCoverage,
+  type Coverage,
+  coverageLine,
+  emptyCoverage,
+} from '../../shared/correlate/coverage.js';
 import type { InputCounts } from '../../shared/decode/read-input.js';
 import { formatSession, formatSessionEnd, type OutputFormat } from '../../shared/emit/formats/format.js';
 import type { Pipeline } from '../../shared/pipeline.js';
@@ -92,7 +97,7 @@ function plural(n: number, noun: string): string {
 /** What the pipeline did with a run's records: the lines `replay` and `collect` print after their header. */
 export function pipelineReport(
   pipeline: Pipeline,
-  sessions: readonly Session[],
+  coverage: Coverage | undefined,
   firstDead: readonly DeadLetter[],
 ): string[] {
   const { stats } = pipeline;
@@ -110,7 +115,7 @@ export function pipelineReport(
       .join(' ');
     lines.push(`    e.g. ${d.code} at ${where}: ${d.message}`);
   }
-  lines.push(`  ${coverageLine(coverageOf(sessions))}`);
+  if (coverage) lines.push(`  ${coverageLine(coverage)}`);
   lines.push(`  alerts ${stats.alerts}`);
   for (const [rule, n] of Object.entries(stats.alertsByRule).sort()) lines.push(`    ${rule}: ${n}`);
   if (stats.resolutions > 0) lines.push(`  resolutions ${stats.resolutions}`);
@@ -151,14 +156,22 @@ export function routeReport(routes: readonly RouteSink[]): string[] {
 }
 
 /** Writes the session ledger (one record per session, and one per disconnect where the format has it). */
-export async function writeSessions(
-  path: string,
-  format: OutputFormat,
-  sessions: AsyncIterable<Session>,
-): Promise<void> {
-  const out = await LineWriter.toFile(path);
-  for await (const s of sessions) for (const line of sessionLines(format, s)) await out.line(line);
-  await out.close();
+/**
+ * Reads the session ledger once, a page at a time: its attribution coverage for the summary, and
+ * the sessions file in `format` when `path` is given. Nothing holds the whole ledger.
+ */
+export async function readLedger(
+  sessions: AsyncIterable<Session> | Iterable<Session>,
+  file: { path: string | undefined; format: OutputFormat },
+): Promise<Coverage> {
+  const coverage = emptyCoverage();
+  const out = file.path === undefined ? undefined : await LineWriter.toFile(file.path);
+  for await (const s of sessions) {
+    addToCoverage(coverage, s);
+    if (out) for (const line of sessionLines(file.format, s)) await out.line(line);
+  }
+  await out?.close();
+  return coverage;
 }
 
 /** A session's records in a format: its connect, and its disconnect where the format has one. */

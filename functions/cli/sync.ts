@@ -104,7 +104,7 @@ export async function runSyncCommand(argv: string[], io: CliIo, deps: CliDeps = 
         // Changes are judged against the audit trail the state holds up to the snapshot's time.
         await pipeline.finish(Date.parse(result.snapshot.time));
         io.stderr.write(
-          `${[...report(result, result.previous), ...pipelineReport(pipeline, [], [])].join('\n')}\n`,
+          `${[...report(result, result.previous), ...pipelineReport(pipeline, undefined, [])].join('\n')}\n`,
         );
         return result.failed.length > 0 ? EXIT_PARTIAL : 0;
       } finally {

@@ -45,12 +45,6 @@ export function addToCoverage(c: Coverage, s: Session): void {
   else c.byConfidence[confidence]++;
 }
 
-export function coverageOf(sessions: Iterable<Session>): Coverage {
-  const c = emptyCoverage();
-  for (const s of sessions) addToCoverage(c, s);
-  return c;
-}
-
 /** A share of the IAM sessions, as every summary prints it. */
 export function shareOfIam(c: Coverage, n: number): string {
   return c.iam === 0 ? '0.0%' : `${((100 * n) / c.iam).toFixed(1)}%`;

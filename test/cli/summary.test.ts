@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { progressLine } from '../../functions/cli/replay.js';
-import { pipelineReport } from '../../functions/cli/summary.js';
+import { pipelineReport, readLedger } from '../../functions/cli/summary.js';
 import { at, db } from '../../shared/detect/timeline.js';
 import { type ReplayProgress, replayFiles } from '../../shared/replay.js';
 import { SqliteStore } from '../../shared/state/sqlite-store.js';
@@ -18,7 +18,11 @@ describe('pipelineReport: attribution', () => {
       db.connect({ at: at(3), conn: 3, account: 'app' }), // local
       db.connect({ at: at(4), conn: 4, account: 'app', status: 1045 }), // failed login
     ]);
-    const line = pipelineReport(pipeline, sessions, []).find((l) => l.includes('attribution'));
+    const line = pipelineReport(
+      pipeline,
+      await readLedger(sessions, { path: undefined, format: 'jsonl' }),
+      [],
+    ).find((l) => l.includes('attribution'));
     expect(line).toBe(
       '  attribution of 1 IAM sessions: verified 100.0%, corroborated 0.0%, asserted 0.0%, unattributed 0.0%; plus 2 local-account sessions and 1 failed logins',
     );
