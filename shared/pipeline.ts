@@ -525,7 +525,7 @@ export class Pipeline {
       entities: this.cache.drainChanges(),
       pending: { put, remove },
       seen: this.seenBatch.filter((e) => this.logPositions.needsKey(e)),
-      sessions: this.correlator.drainSessions(),
+      ...this.correlator.drainSessions(),
       alerts: created,
       alertUpdates: updates,
       deadLetters: this.deadBatch,

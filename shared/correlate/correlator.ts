@@ -80,7 +80,10 @@ export class Correlator {
   private readonly open = new OpenSessions();
   /** Sessions that late IAM data may still re-attribute (connected within the lookback). */
   private recent: Session[] = [];
+  /** Sessions changed since the last drain, to write in full. */
   private dirty = new Map<string, Session>();
+  /** Sessions written before whose counts alone changed since (see `drainSessions`). */
+  private counted = new Map<string, Session>();
   private nextDeadline = Number.POSITIVE_INFINITY;
   private readonly policies: Policies;
 
@@ -175,11 +178,18 @@ export class Correlator {
     this.models.signOns.prune(before - this.config.tokenLifetime);
   }
 
-  /** Sessions changed since the last call. */
-  drainSessions(): Session[] {
-    const out = [...this.dirty.values()];
+  /**
+   * Sessions changed since the last call: in full, and (`counted`) those whose only change was to
+   * their counts. A session not in the last drain's full list was written before: it was restored
+   * from the store, or drained by an earlier call (whose commit, if it failed, ended the pipeline).
+   */
+  drainSessions(): { sessions: Session[]; counted: Session[] } {
+    const sessions = [...this.dirty.values()];
+    const counted: Session[] = [];
+    for (const [id, s] of this.counted) if (!this.dirty.has(id)) counted.push(s);
     this.dirty = new Map();
-    return out;
+    this.counted = new Map();
+    return { sessions, counted };
   }
 
   get openSessions(): number {
@@ -275,14 +285,16 @@ export class Correlator {
       return undefined;
     }
     const { counts } = session;
+    let noted = false;
     for (let i = 0; i < n; i++) {
       const ev = run[i]!;
       if (ev.kind === 'table_access') counts.tableAccess++;
       else counts.queries++;
       if (ev.status !== 0) counts.failedStatements++;
-      noteActivity(session, ev);
+      if (noteActivity(session, ev)) noted = true;
     }
-    this.touch(session);
+    if (noted) this.touch(session);
+    else this.counted.set(session.id, session);
     return session;
   }
 
@@ -692,8 +704,12 @@ export class Correlator {
   }
 }
 
-/** Keeps the tables a session touched and, under break-glass, what it ran (bounded, see Session). */
-function noteActivity(session: Session, ev: DbEvent): void {
+/**
+ * Keeps the tables a session touched and, under break-glass, what it ran (bounded, see Session).
+ * True when the session changed.
+ */
+function noteActivity(session: Session, ev: DbEvent): boolean {
+  let changed = false;
   if (ev.table) {
     const name = `${ev.table.db}.${ev.table.table}`;
     const tables = session.tables ?? [];
@@ -701,11 +717,12 @@ function noteActivity(session: Session, ev: DbEvent): void {
       tables.push(name);
       tables.sort();
       session.tables = tables;
+      changed = true;
     }
   }
-  if (session.breakGlassGrant === null || ev.kind !== 'query' || ev.sql?.text === undefined) return;
+  if (session.breakGlassGrant === null || ev.kind !== 'query' || ev.sql?.text === undefined) return changed;
   const statements = session.statements ?? [];
-  if (statements.length >= SESSION_STATEMENTS_MAX) return;
+  if (statements.length >= SESSION_STATEMENTS_MAX) return changed;
   session.statements = statements;
   statements.push({
     time: ev.time,
@@ -713,6 +730,7 @@ function noteActivity(session: Session, ev: DbEvent): void {
     sql: redactLiterals(ev.sql.text).slice(0, STATEMENT_SQL_MAX),
     status: ev.sql.status ?? ev.status,
   });
+  return true;
 }
 
 /** The break-glass grants recorded in the correlation state. */

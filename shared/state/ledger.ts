@@ -144,6 +144,31 @@ export function ledgerViews(dialect: Dialect): { name: string; select: string }[
   ];
 }
 
+/** The typed columns that hold a session's counts, as a store reads them. */
+export type CountColumns = {
+  queries: number;
+  table_access: number;
+  change_user: number;
+  failed_statements: number;
+};
+
+/** The columns of `CountColumns`, for a SELECT list. */
+export const COUNT_COLUMNS = 'queries, table_access, change_user, failed_statements';
+
+/**
+ * A session read from a store's row: its body, with the counts of the typed columns, which a commit
+ * may update alone (CommitBatch.counted) and so be ahead of the body's.
+ */
+export function readSession(row: { body: string } & CountColumns): Session {
+  const s = JSON.parse(row.body) as Session;
+  const { counts } = s;
+  counts.queries = row.queries;
+  counts.tableAccess = row.table_access;
+  counts.changeUser = row.change_user;
+  counts.failedStatements = row.failed_statements;
+  return s;
+}
+
 /** The (session id, table) rows of sessions' touched tables. */
 export function sessionTableRows(sessions: readonly Session[]): [string, string][] {
   const rows: [string, string][] = [];

@@ -20,11 +20,14 @@ import { toIso } from '../time.js';
 import type { EntityRow } from './entity-cache.js';
 import {
   ALERT_COLUMNS,
+  COUNT_COLUMNS,
+  type CountColumns,
   columnType,
   type LedgerField,
   type LedgerQuery,
   ledgerConditions,
   ledgerViews,
+  readSession,
   SESSION_COLUMNS,
   SessionTablesWritten,
   sessionTableRows,
@@ -112,6 +115,9 @@ function ledgerWriters(db: Database.Database) {
      ON CONFLICT (id) DO UPDATE SET open = excluded.open, body = excluded.body,
        ${sessionNames.map((n) => `${n} = excluded.${n}`).join(', ')}`,
   );
+  const putCounts = db.prepare(
+    'UPDATE sessions SET queries = ?, table_access = ?, change_user = ?, failed_statements = ? WHERE id = ?',
+  );
   const putTable = db.prepare('INSERT OR IGNORE INTO session_tables (session_id, table_name) VALUES (?, ?)');
   const alertNames = ALERT_COLUMNS.map((f) => f.name);
   const putAlert = db.prepare(
@@ -134,6 +140,15 @@ function ledgerWriters(db: Database.Database) {
         ...SESSION_COLUMNS.map((f) => f.value(s)),
       );
       if (tables) for (const [id, table] of sessionTableRows([s])) putTable.run(id, table);
+    },
+    /**
+     * Updates a stored session's counts alone (no body, no indexed column: a third of the cost of
+     * the upsert); a session the ledger no longer holds (pruned) is written in full.
+     */
+    counts(s: Session): void {
+      const { queries, tableAccess, changeUser, failedStatements } = s.counts;
+      if (putCounts.run(queries, tableAccess, changeUser, failedStatements, s.id).changes === 0)
+        this.session(s);
     },
     /** Stores the record (alert or resolution) unless it is stored already; true when it was new. */
     alert(a: Alert): boolean {
@@ -309,11 +324,11 @@ export class SqliteStore implements StateStore {
 
   async loadSessions(since: number): Promise<Session[]> {
     return this.db
-      .prepare<[number], { body: string }>(
-        'SELECT body FROM sessions WHERE open = 1 OR connect_ts >= ? ORDER BY connect_ts, id',
+      .prepare<[number], { body: string } & CountColumns>(
+        `SELECT body, ${COUNT_COLUMNS} FROM sessions WHERE open = 1 OR connect_ts >= ? ORDER BY connect_ts, id`,
       )
       .all(since)
-      .map((r) => JSON.parse(r.body) as Session);
+      .map(readSession);
   }
 
   async filterSeen(events: { key: string; ts: number }[]): Promise<Set<string>> {
@@ -395,6 +410,7 @@ export class SqliteStore implements StateStore {
           );
         }
         for (const s of batch.sessions) ledger.session(s, newTables.has(s));
+        for (const s of batch.counted) ledger.counts(s);
         for (const a of batch.alerts) if (ledger.alert(a)) newAlerts.add(recordKey(a));
         for (const u of batch.alertUpdates) updAlert.run(u.occurrences, u.lastTime, u.id);
         for (const d of batch.deadLetters) putDead.run(JSON.stringify(d));
@@ -449,14 +465,14 @@ export class SqliteStore implements StateStore {
     // The range starts where the page key does, so that each page seeks the (connect_ts, id) index.
     const { from, ...rest } = query;
     const { conditions, params } = ledgerConditions(rest, { ts: 'connect_ts', db: 'db' });
-    const page = this.db.prepare<unknown[], { id: string; connect_ts: number; body: string }>(
-      `SELECT id, connect_ts, body FROM sessions
+    const page = this.db.prepare<unknown[], { id: string; connect_ts: number; body: string } & CountColumns>(
+      `SELECT id, connect_ts, body, ${COUNT_COLUMNS} FROM sessions
        WHERE ${['(connect_ts, id) > (?, ?)', ...conditions].join(' AND ')}
        ORDER BY connect_ts, id LIMIT ${PAGE}`,
     );
     for (let after = { ts: from ?? Number.MIN_SAFE_INTEGER, id: '' }; ; ) {
       const rows = page.all(after.ts, after.id, ...params);
-      for (const r of rows) yield JSON.parse(r.body) as Session;
+      for (const r of rows) yield readSession(r);
       const last = rows.at(-1);
       if (!last || rows.length < PAGE) return;
       after = { ts: last.connect_ts, id: last.id };

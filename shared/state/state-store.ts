@@ -16,7 +16,14 @@ export type CommitBatch = {
   pending: { put: CanonicalEvent[]; remove: string[] };
   /** Dedupe keys (with event times) of every event applied in this batch. */
   seen: { key: string; ts: number }[];
+  /** Sessions to write in full: new ones, and those with any change but to their counts. */
   sessions: Session[];
+  /**
+   * Sessions written before whose only change since is to their counts (a connection's routine
+   * statements): a store may write the counts' typed columns alone, and read them over the body's
+   * (`readSession`). Never one of `sessions`.
+   */
+  counted: Session[];
   /** New records: alerts and resolutions, stored under `recordKey` at `recordTime`. */
   alerts: Alert[];
   alertUpdates: { id: string; occurrences: number; lastTime: string }[];
@@ -34,6 +41,7 @@ export function commitBatch(parts: Partial<CommitBatch> = {}): CommitBatch {
     pending: { put: [], remove: [] },
     seen: [],
     sessions: [],
+    counted: [],
     alerts: [],
     alertUpdates: [],
     deadLetters: [],

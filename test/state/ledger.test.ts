@@ -279,6 +279,41 @@ function ledger(adapter: Adapter) {
     expect(await found("break_glass_grant = 'grant-1'")).toEqual([]);
   });
 
+  it('updates the counts of a counted session alone, and writes it whole once the ledger no longer holds it', async () => {
+    const store = await backing.open();
+    const s1 = sessions()[0]!;
+    delete s1.disconnectTime;
+    const read = async () => {
+      const [ledgerRead] = await collect(store.sessions());
+      const [loaded] = await store.loadSessions(at(100));
+      const rows = await backing.sql("SELECT * FROM audit_sessions WHERE session_id = 's1'");
+      return {
+        ledger: JSON.stringify(ledgerRead),
+        loaded: JSON.stringify(loaded),
+        rows: normalized(rows, SESSION_FIELDS),
+      };
+    };
+    const expected = () => ({
+      ledger: JSON.stringify(s1),
+      loaded: JSON.stringify(s1),
+      rows: [expectedRow(SESSION_FIELDS, s1)],
+    });
+    await store.commit(batch({ sessions: [s1] }));
+    s1.counts.queries += 2;
+    s1.counts.tableAccess++;
+    s1.counts.failedStatements++;
+    await store.commit(batch({ counted: [s1] }));
+    expect(await read()).toEqual(expected());
+    await store.commit(batch({ pruneLedgerBefore: at(10) }));
+    expect(await collect(store.sessions())).toEqual([]);
+    s1.counts.queries++;
+    await store.commit(batch({ counted: [s1] }));
+    expect(await read()).toEqual(expected());
+    expect(await backing.sql("SELECT table_name FROM session_tables WHERE session_id = 's1'")).toHaveLength(
+      2,
+    );
+  });
+
   it('writes the tables of a session updated in place as they grow, and again after a prune', async () => {
     const store = await backing.open();
     const tableRows = async () =>
