@@ -5,14 +5,14 @@ import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { AuditError, type ErrorCode, type SafeDetails } from '../errors.js';
 import type { DecodedItem, InputCounts, InputReader } from './read-input.js';
-import { type TransferItem, unpackItems } from './transfer.js';
+import { type TransferChunk, unpackItems } from './transfer.js';
 
 /** What the replay's thread sends a worker. */
 export type WorkerRequest = { type: 'open'; id: number; path: string } | { type: 'next'; id: number };
 
 /** A worker's answer to `next`: the input's next chunk, or its end, or why it cannot be read. */
 export type WorkerReply =
-  | { id: number; items: TransferItem[]; counts: InputCounts; done: false }
+  | { id: number; chunk: TransferChunk; counts: InputCounts; done: false }
   | { id: number; counts: InputCounts; done: true }
   | { id: number; error: { code: ErrorCode; message: string; details: SafeDetails } };
 
@@ -78,7 +78,7 @@ export class DecodePool {
         return { done: true, value: undefined };
       }
       ahead.push(this.request(worker, id));
-      return { done: false, value: unpackItems(reply.items) };
+      return { done: false, value: unpackItems(reply.chunk) };
     };
     return { counts, batches: () => ({ [Symbol.asyncIterator]: () => ({ next }) }) };
   }

@@ -23,7 +23,7 @@ function serve(port: NonNullable<typeof parentPort>, setup: WorkerSetup): void {
     const { counts, chunks } = input;
     try {
       const r = await chunks.next();
-      if (!r.done) return { id: request.id, items: packItems(r.value), counts, done: false };
+      if (!r.done) return { id: request.id, chunk: packItems(r.value), counts, done: false };
     } catch (error) {
       const e =
         error instanceof AuditError ? error : new AuditError('INTERNAL', 'decoding failed', { cause: error });

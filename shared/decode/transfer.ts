@@ -1,126 +1,174 @@
 // Decoded items sent from a decoding worker to the replay's thread. Structured clone costs about as
-// much per object as decoding the record did, so routine statements (95% of a fleet's records)
-// travel as flat arrays of their fields and are rebuilt here exactly as normalize built them: the
+// much per value as decoding the record did, so routine statements (95% of a fleet's records)
+// travel as columns: their short, repeating strings (kinds, DB systems, commands, tables) once per
+// chunk with an index per statement, their numbers in one typed array, and only their key, time and
+// SQL text as strings of their own. They are rebuilt here exactly as normalize built them: the
 // same properties in the same order. Every other item is sent as it is.
 import type { DbEvent } from '../../schemas/events.js';
 import type { DecodedItem } from './read-input.js';
 
-/** A routine statement's fields, in this order (see `pack`). */
-type Packed = [
-  kind: DbEvent['kind'],
-  key: string,
-  time: string,
-  ts: number,
-  dbSystemId: string,
-  recordId: number,
-  connectionId: number | null,
-  cls: string,
-  event: string,
-  status: number,
-  dbSystemName: string | undefined,
-  instance: string | undefined,
-  command: string | undefined,
-  sqlCommand: string | undefined,
-  text: string | undefined,
-  sqlStatus: number | undefined,
-  tableDb: string | undefined,
-  table: string | undefined,
-  op: string | undefined,
-  queryTime: number | undefined,
-  rowsSent: number | undefined,
-  rowsExamined: number | undefined,
-  bytesReceived: number | undefined,
-  bytesSent: number | undefined,
-];
+/** A chunk's items as a worker posts them (see `packItems`). */
+export type TransferChunk = {
+  /** Each item, or for a routine statement its row in the columns. */
+  items: (number | DecodedItem)[];
+  /** Distinct short strings; `words` has WORDS.length indexes into it per row (-1: absent). */
+  dictionary: string[];
+  words: Int32Array;
+  /** NUMBERS.length numbers per row (NaN: absent, or a null connection id). */
+  numbers: Float64Array;
+  keys: string[];
+  times: string[];
+  texts: (string | undefined)[];
+};
 
-export type TransferItem = Packed | DecodedItem;
+/** The short strings of a routine statement, by column. */
+const WORDS = [
+  'kind',
+  'dbSystemId',
+  'class',
+  'event',
+  'dbSystemName',
+  'instance',
+  'command',
+  'sqlCommand',
+  'tableDb',
+  'table',
+  'op',
+] as const;
+type Word = (typeof WORDS)[number];
+const W = Object.fromEntries(WORDS.map((name, i) => [name, i])) as Record<Word, number>;
 
-/** A chunk's items as a worker posts them. */
-export function packItems(items: readonly DecodedItem[]): TransferItem[] {
-  return items.map((item) =>
-    item.type === 'event' && item.routine && item.event.source === 'mysql' ? pack(item.event) : item,
-  );
+/** The numbers of a routine statement, by column. */
+const NUMBERS = [
+  'ts',
+  'recordId',
+  'connectionId',
+  'status',
+  'sqlStatus',
+  'queryTime',
+  'rowsSent',
+  'rowsExamined',
+  'bytesReceived',
+  'bytesSent',
+] as const;
+type NumberField = (typeof NUMBERS)[number];
+const N = Object.fromEntries(NUMBERS.map((name, i) => [name, i])) as Record<NumberField, number>;
+/** The statistics, in the order normalize sets them. */
+const STATS = ['queryTime', 'rowsSent', 'rowsExamined', 'bytesReceived', 'bytesSent'] as const;
+
+/** A chunk's items, routine statements in columns. */
+export function packItems(items: readonly DecodedItem[]): TransferChunk {
+  const rows: DbEvent[] = [];
+  const out = items.map((item): number | DecodedItem => {
+    if (item.type !== 'event' || !item.routine || item.event.source !== 'mysql') return item;
+    rows.push(item.event);
+    return rows.length - 1;
+  });
+  const dictionary: string[] = [];
+  const ids = new Map<string, number>();
+  const words = new Int32Array(rows.length * WORDS.length);
+  const numbers = new Float64Array(rows.length * NUMBERS.length);
+  const id = (value: string | undefined): number => {
+    if (value === undefined) return -1;
+    let i = ids.get(value);
+    if (i === undefined) {
+      i = dictionary.push(value) - 1;
+      ids.set(value, i);
+    }
+    return i;
+  };
+  for (const [r, ev] of rows.entries()) {
+    const { sql, table, stats } = ev;
+    const w = r * WORDS.length;
+    words[w + W.kind] = id(ev.kind);
+    words[w + W.dbSystemId] = id(ev.dbSystemId);
+    words[w + W.class] = id(ev.class);
+    words[w + W.event] = id(ev.event);
+    words[w + W.dbSystemName] = id(ev.dbSystemName);
+    words[w + W.instance] = id(ev.instance);
+    words[w + W.command] = id(sql?.command);
+    words[w + W.sqlCommand] = id(sql?.sqlCommand);
+    words[w + W.tableDb] = id(table?.db);
+    words[w + W.table] = id(table?.table);
+    words[w + W.op] = id(table?.op);
+    const n = r * NUMBERS.length;
+    numbers[n + N.ts] = ev.ts;
+    numbers[n + N.recordId] = ev.recordId;
+    numbers[n + N.connectionId] = ev.connectionId ?? Number.NaN;
+    numbers[n + N.status] = ev.status;
+    numbers[n + N.sqlStatus] = sql?.status ?? Number.NaN;
+    for (const name of STATS) numbers[n + N[name]] = stats?.[name] ?? Number.NaN;
+  }
+  return {
+    items: out,
+    dictionary,
+    words,
+    numbers,
+    keys: rows.map((ev) => ev.key),
+    times: rows.map((ev) => ev.time),
+    texts: rows.map((ev) => ev.sql?.text),
+  };
 }
 
 /** The items `packItems` was given. */
-export function unpackItems(items: readonly TransferItem[]): DecodedItem[] {
-  return items.map((item) =>
-    Array.isArray(item) ? { type: 'event', event: unpack(item as Packed), routine: true } : item,
+export function unpackItems(chunk: TransferChunk): DecodedItem[] {
+  return chunk.items.map((item) =>
+    typeof item === 'number' ? { type: 'event', event: unpack(chunk, item), routine: true } : item,
   );
 }
 
-function pack(ev: DbEvent): Packed {
-  const { sql, table, stats } = ev;
-  return [
-    ev.kind,
-    ev.key,
-    ev.time,
-    ev.ts,
-    ev.dbSystemId,
-    ev.recordId,
-    ev.connectionId,
-    ev.class,
-    ev.event,
-    ev.status,
-    ev.dbSystemName,
-    ev.instance,
-    sql?.command,
-    sql?.sqlCommand,
-    sql?.text,
-    sql?.status,
-    table?.db,
-    table?.table,
-    table?.op,
-    stats?.queryTime,
-    stats?.rowsSent,
-    stats?.rowsExamined,
-    stats?.bytesReceived,
-    stats?.bytesSent,
-  ];
+function wordOf(c: TransferChunk, r: number, field: Word): string | undefined {
+  const id = c.words[r * WORDS.length + W[field]]!;
+  return id < 0 ? undefined : c.dictionary[id];
+}
+
+function numberOf(c: TransferChunk, r: number, field: NumberField): number | undefined {
+  const value = c.numbers[r * NUMBERS.length + N[field]]!;
+  return Number.isNaN(value) ? undefined : value;
 }
 
 /** A routine statement as normalizeMysqlAudit builds it (no login or account; optional parts absent, not undefined). */
-function unpack(p: Packed): DbEvent {
+function unpack(c: TransferChunk, r: number): DbEvent {
   const ev: DbEvent = {
     source: 'mysql',
-    kind: p[0],
-    key: p[1],
-    time: p[2],
-    ts: p[3],
-    dbSystemId: p[4],
-    recordId: p[5],
-    connectionId: p[6],
-    class: p[7],
-    event: p[8],
+    kind: wordOf(c, r, 'kind') as DbEvent['kind'],
+    key: c.keys[r]!,
+    time: c.times[r]!,
+    ts: numberOf(c, r, 'ts')!,
+    dbSystemId: wordOf(c, r, 'dbSystemId')!,
+    recordId: numberOf(c, r, 'recordId')!,
+    connectionId: numberOf(c, r, 'connectionId') ?? null,
+    class: wordOf(c, r, 'class')!,
+    event: wordOf(c, r, 'event')!,
     login: null,
     account: null,
-    status: p[9],
+    status: numberOf(c, r, 'status')!,
   };
-  if (p[10] !== undefined) ev.dbSystemName = p[10];
-  if (p[11] !== undefined) ev.instance = p[11];
-  if (p[12] !== undefined || p[13] !== undefined || p[14] !== undefined || p[15] !== undefined) {
+  const dbSystemName = wordOf(c, r, 'dbSystemName');
+  if (dbSystemName !== undefined) ev.dbSystemName = dbSystemName;
+  const instance = wordOf(c, r, 'instance');
+  if (instance !== undefined) ev.instance = instance;
+  const command = wordOf(c, r, 'command');
+  const sqlCommand = wordOf(c, r, 'sqlCommand');
+  const text = c.texts[r];
+  const sqlStatus = numberOf(c, r, 'sqlStatus');
+  if (command !== undefined || sqlCommand !== undefined || text !== undefined || sqlStatus !== undefined) {
     const sql: NonNullable<DbEvent['sql']> = {};
-    if (p[12] !== undefined) sql.command = p[12];
-    if (p[13] !== undefined) sql.sqlCommand = p[13];
-    if (p[14] !== undefined) sql.text = p[14];
-    if (p[15] !== undefined) sql.status = p[15];
+    if (command !== undefined) sql.command = command;
+    if (sqlCommand !== undefined) sql.sqlCommand = sqlCommand;
+    if (text !== undefined) sql.text = text;
+    if (sqlStatus !== undefined) sql.status = sqlStatus;
     ev.sql = sql;
   }
-  if (p[18] !== undefined) ev.table = { db: p[16]!, table: p[17]!, op: p[18] };
-  const stats = statsOf(p);
-  if (stats !== undefined) ev.stats = stats;
-  return ev;
-}
-
-const STATS = ['queryTime', 'rowsSent', 'rowsExamined', 'bytesReceived', 'bytesSent'] as const;
-
-function statsOf(p: Packed): DbEvent['stats'] {
+  const op = wordOf(c, r, 'op');
+  if (op !== undefined) ev.table = { db: wordOf(c, r, 'tableDb')!, table: wordOf(c, r, 'table')!, op };
   let stats: DbEvent['stats'];
-  for (const [i, name] of STATS.entries()) {
-    const value = p[19 + i] as number | undefined;
+  for (const name of STATS) {
+    const value = numberOf(c, r, name);
     if (value === undefined) continue;
     stats ??= {};
     stats[name] = value;
   }
-  return stats;
+  if (stats !== undefined) ev.stats = stats;
+  return ev;
 }
