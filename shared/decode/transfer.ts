@@ -36,7 +36,7 @@ const WORDS = [
   'op',
 ] as const;
 type Word = (typeof WORDS)[number];
-const W = Object.fromEntries(WORDS.map((name, i) => [name, i])) as Record<Word, number>;
+const W = positions(WORDS);
 
 /** The numbers of a routine statement, by column. */
 const NUMBERS = [
@@ -52,9 +52,14 @@ const NUMBERS = [
   'bytesSent',
 ] as const;
 type NumberField = (typeof NUMBERS)[number];
-const N = Object.fromEntries(NUMBERS.map((name, i) => [name, i])) as Record<NumberField, number>;
+const N = positions(NUMBERS);
 /** The statistics, in the order normalize sets them. */
 const STATS = ['queryTime', 'rowsSent', 'rowsExamined', 'bytesReceived', 'bytesSent'] as const;
+
+/** Each name's column. */
+function positions<T extends string>(names: readonly T[]): Record<T, number> {
+  return Object.fromEntries(names.map((name, i) => [name, i])) as Record<T, number>;
+}
 
 /** A chunk's items, routine statements in columns. */
 export function packItems(items: readonly DecodedItem[]): TransferChunk {
