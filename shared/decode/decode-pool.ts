@@ -20,8 +20,9 @@ export type WorkerReply =
 export type WorkerSetup = { dbSystems: { id: string; name: string }[]; dbSystem?: string };
 
 /**
- * Inputs this large in all (bytes on disk) pay for a decoding worker on two cores: in four benches
- * 659 MB replayed 10-17% faster with one three times and 4% slower once, 221 MB about as fast.
+ * Inputs this large in all (bytes on disk) pay for a decoding worker on two cores: 659 MB replayed
+ * 19% faster with one in the last bench (10-17% faster three times and 4% slower once before
+ * routine statements travelled as columns); 213-221 MB about as fast.
  */
 export const WORKER_INPUT_BYTES = 256 * 1024 * 1024;
 
