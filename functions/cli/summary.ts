@@ -155,10 +155,10 @@ export function routeReport(routes: readonly RouteSink[]): string[] {
   });
 }
 
-/** Writes the session ledger (one record per session, and one per disconnect where the format has it). */
 /**
  * Reads the session ledger once, a page at a time: its attribution coverage for the summary, and
- * the sessions file in `format` when `path` is given. Nothing holds the whole ledger.
+ * the sessions file in `format` when `path` is given (one record per session, and one per
+ * disconnect where the format has it). Nothing holds the whole ledger.
  */
 export async function readLedger(
   sessions: AsyncIterable<Session> | Iterable<Session>,

@@ -103,6 +103,9 @@ const MIGRATIONS: (string | ((db: Database.Database) => void))[] = [
       }
     }
   },
+  // No change to the tables: from this version on, a session's count columns may be ahead of its
+  // body (readSession), so an earlier version, which reads counts from bodies, must refuse the file.
+  '',
 ];
 
 /** Prepared statements that write the ledger's typed rows. */

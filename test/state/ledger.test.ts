@@ -362,7 +362,8 @@ function upgrade(adapter: Adapter, dialect: 'sqlite' | 'mysql') {
           "INSERT INTO deliveries (alert_id, sink) VALUES ('a1', 'siem');\n",
       );
       const store = await backing.open();
-      expect(await backing.schemaVersions()).toEqual([1, 2, 3, 4]);
+      // SQLite's fifth version marks count columns that may be ahead of the bodies.
+      expect(await backing.schemaVersions()).toEqual(dialect === 'sqlite' ? [1, 2, 3, 4, 5] : [1, 2, 3, 4]);
       const sessionRows = await backing.sql('SELECT * FROM audit_sessions ORDER BY connect_ts');
       expect(normalized(sessionRows, SESSION_FIELDS)).toEqual(ss.map((s) => expectedRow(SESSION_FIELDS, s)));
       const findingRows = await backing.sql('SELECT * FROM audit_findings ORDER BY finding_ts');
