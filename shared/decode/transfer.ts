@@ -38,23 +38,12 @@ const WORDS = [
 type Word = (typeof WORDS)[number];
 const W = positions(WORDS);
 
-/** The numbers of a routine statement, by column. */
-const NUMBERS = [
-  'ts',
-  'recordId',
-  'connectionId',
-  'status',
-  'sqlStatus',
-  'queryTime',
-  'rowsSent',
-  'rowsExamined',
-  'bytesReceived',
-  'bytesSent',
-] as const;
-type NumberField = (typeof NUMBERS)[number];
-const N = positions(NUMBERS);
 /** The statistics, in the order normalize sets them. */
 const STATS = ['queryTime', 'rowsSent', 'rowsExamined', 'bytesReceived', 'bytesSent'] as const;
+/** The numbers of a routine statement, by column. */
+const NUMBERS = ['ts', 'recordId', 'connectionId', 'status', 'sqlStatus', ...STATS] as const;
+type NumberField = (typeof NUMBERS)[number];
+const N = positions(NUMBERS);
 
 /** Each name's column. */
 function positions<T extends string>(names: readonly T[]): Record<T, number> {
