@@ -20,8 +20,13 @@ const common = {
 await Promise.all([
   build({
     ...common,
-    // The replay's decoding workers (shared/decode/decode-pool.ts) run dist/decode-worker.cjs.
-    entryPoints: { cli: 'functions/cli.ts', 'decode-worker': 'shared/decode/decode-worker.ts' },
+    // The replay's decoding workers (shared/decode/decode-pool.ts) run dist/decode-worker.cjs, and
+    // the SQLite store's commit thread (shared/state/commit-thread.ts) dist/commit-worker.cjs.
+    entryPoints: {
+      cli: 'functions/cli.ts',
+      'decode-worker': 'shared/decode/decode-worker.ts',
+      'commit-worker': 'shared/state/commit-worker.ts',
+    },
     outExtension: { '.js': '.cjs' },
     outdir: 'dist',
     packages: 'external',

@@ -54,8 +54,8 @@ Options:
   --sync           the sync cost only              -h, --help     this help
 `;
 
-type Mode = 'parse' | 'decode' | 'replay' | 'replay2' | 'duckdb';
-const MODES: readonly Mode[] = ['parse', 'decode', 'replay', 'replay2', 'duckdb'];
+type Mode = 'parse' | 'decode' | 'replay' | 'replay2' | 'replay3' | 'duckdb';
+const MODES: readonly Mode[] = ['parse', 'decode', 'replay', 'replay2', 'replay3', 'duckdb'];
 
 /** What one child run measured: the timed part only (module load and setup left out). */
 type RunFigures = { wallMs: number; cpuMs: number; peakRssMB: number; records: number } & Record<
@@ -132,17 +132,19 @@ async function runMode(mode: Mode, manifestPath: string): Promise<void> {
       return { records: events + dead, events, dead };
     });
   } else {
-    const store = SqliteStore.open(join(manifestPath, '..', `state-${process.pid}.sqlite`));
+    // replay3 is `replay --threads 3`: a worker decodes, the store commits on a thread of its own.
+    const store = SqliteStore.open(join(manifestPath, '..', `state-${process.pid}.sqlite`), {
+      commitThread: mode === 'replay3',
+    });
     try {
       figures = await timed(async () => {
-        const threads = mode === 'replay2' ? 2 : 1;
         const { stats } = await replayFiles({
           config,
           rules,
           inputs: manifest.inputs,
           store,
           sinks: [],
-          threads,
+          threads: mode === 'replay' ? 1 : 2,
         });
         return { records: stats.received, duplicates: stats.duplicates, alerts: stats.alerts };
       });
@@ -172,7 +174,14 @@ function runChild(mode: Mode, manifestPath: string): Promise<RunFigures> {
 
 /** `rounds` rounds of every mode, each in its own process, the order rotating from round to round. */
 async function interleaved(manifestPath: string, rounds: number): Promise<Record<Mode, RunFigures[]>> {
-  const runs: Record<Mode, RunFigures[]> = { parse: [], decode: [], replay: [], replay2: [], duckdb: [] };
+  const runs: Record<Mode, RunFigures[]> = {
+    parse: [],
+    decode: [],
+    replay: [],
+    replay2: [],
+    replay3: [],
+    duckdb: [],
+  };
   for (let r = 0; r < rounds; r++) {
     for (let m = 0; m < MODES.length; m++) {
       const mode = MODES[(m + r) % MODES.length]!;
@@ -231,7 +240,7 @@ async function main(): Promise<void> {
     writeFileSync(manifestPath, JSON.stringify({ config: manifest.config, inputs: manifest.inputs }));
 
     log(
-      `bench: ${rounds} interleaved rounds of JSON.parse only, decode only, replay end to end (decode, merge, correlate, detect, SQLite state) on one thread and on two (replay2: a worker decodes), and DuckDB (one thread), each in its own process`,
+      `bench: ${rounds} interleaved rounds of JSON.parse only, decode only, replay end to end (decode, merge, correlate, detect, SQLite state) on one thread, on two (replay2: a worker decodes) and on three (replay3: the state store also commits on a thread of its own), and DuckDB (one thread), each in its own process`,
     );
     const runs = await interleaved(manifestPath, rounds);
     const wall = (m: Mode) => median(runs[m].map((f) => f.wallMs));
@@ -274,6 +283,9 @@ async function main(): Promise<void> {
       /** End to end on two threads (one decoding) over JSON.parse-only, medians of wall time. */
       twoThreadRatio: ratio(wall('parse'), wall('replay2')),
       twoThreadPeakRssMB: Math.max(...runs.replay2.map((f) => f.peakRssMB)),
+      /** The same on three threads (a worker decodes, the store commits on a thread of its own). */
+      threeThreadRatio: ratio(wall('parse'), wall('replay3')),
+      threeThreadPeakRssMB: Math.max(...runs.replay3.map((f) => f.peakRssMB)),
       decodeVsParseRatio: ratio(wall('parse'), wall('decode')),
       /** DuckDB's batch answer over JSON.parse-only of the same bytes (one thread), medians of wall time. */
       duckdbRatio: ratio(wall('parse'), wall('duckdb')),

@@ -41,6 +41,9 @@ export type PipelineStats = {
 
 type Clock = { maxTs: number; releasedTs: number };
 
+/** A call's end, once its work is done: waits for its commit, then delivers what it stored first. */
+type Delivery = () => Promise<Alert[]>;
+
 const META = 'meta';
 const CLOCK = 'clock';
 /** The last snapshot applied to this scope's state (id and time). */
@@ -136,6 +139,15 @@ export class Pipeline {
   /** The day (of the ledger's retention horizon) the ledger was last pruned for, in this process. */
   private ledgerPrunedDay: number | undefined;
   private deadBatch: DeadLetter[] = [];
+  /** Where the last call stands (see `inTurn`): its work done, and its records delivered. */
+  private turn: { worked: Promise<void>; delivered: Promise<void> } = {
+    worked: Promise.resolve(),
+    delivered: Promise.resolve(),
+  };
+  /** The failure of a call, which every later call reports. */
+  private failure: unknown;
+  /** The last commit asked of the store, settled once it is applied (or its failure recorded). */
+  private committing: Promise<void> = Promise.resolve();
 
   private constructor(
     private readonly config: Config,
@@ -201,18 +213,20 @@ export class Pipeline {
    * last applied, as events that wait for the watermark like any other. Pipeline.open calls it;
    * a host that stores a snapshot while the pipeline is open calls it again.
    */
-  async followSnapshots(): Promise<Alert[]> {
-    const applied = this.cache.get<{ id: string; time: string }>(META, SNAPSHOT);
-    const snapshots = await this.store.snapshots(applied ? Date.parse(applied.time) : undefined);
-    const latest = snapshots.at(-1);
-    if (!latest) return [];
-    this.correlator.useDbSystems(applySnapshot(this.config, latest).dbSystems);
-    if (latest.id === applied?.id) return [];
-    const at = snapshots.findIndex((s) => s.id === applied?.id);
-    const { seeds, events } = followSnapshots(snapshots[at], snapshots.slice(at + 1));
-    for (const seed of seeds) this.correlator.seed(seed);
-    this.cache.set(META, SNAPSHOT, { id: latest.id, time: latest.time });
-    return this.ingest(events.map((event) => ({ type: 'event' as const, event })));
+  followSnapshots(): Promise<Alert[]> {
+    return this.inTurn(async () => {
+      const applied = this.cache.get<{ id: string; time: string }>(META, SNAPSHOT);
+      const snapshots = await this.store.snapshots(applied ? Date.parse(applied.time) : undefined);
+      const latest = snapshots.at(-1);
+      if (!latest) return async () => [];
+      this.correlator.useDbSystems(applySnapshot(this.config, latest).dbSystems);
+      if (latest.id === applied?.id) return async () => [];
+      const at = snapshots.findIndex((s) => s.id === applied?.id);
+      const { seeds, events } = followSnapshots(snapshots[at], snapshots.slice(at + 1));
+      for (const seed of seeds) this.correlator.seed(seed);
+      this.cache.set(META, SNAPSHOT, { id: latest.id, time: latest.time });
+      return this.applyItems(events.map((event) => ({ type: 'event' as const, event })));
+    });
   }
 
   /** The event-time watermark up to which events have been applied and timers fired. */
@@ -247,8 +261,15 @@ export class Pipeline {
    * `positions` (by source) are where the sources stand after these items: they are committed in
    * the same transaction, so a source that resumes from them neither loses nor repeats a record.
    */
-  async ingest(items: Iterable<BatchItem>, positions?: Readonly<Record<string, unknown>>): Promise<Alert[]> {
-    this.setPositions(positions);
+  ingest(items: Iterable<BatchItem>, positions?: Readonly<Record<string, unknown>>): Promise<Alert[]> {
+    return this.inTurn(() => {
+      this.setPositions(positions);
+      return this.applyItems(items);
+    });
+  }
+
+  /** `ingest`'s work, up to the commit asked of the store. */
+  private async applyItems(items: Iterable<BatchItem>): Promise<Delivery> {
     const fresh: Buffered[] = [];
     // MySQL events after all their connection gave need no key lookup (log-positions.ts); the keys
     // of this batch's MySQL events, and of the buffered runs, are gathered only once one needs them.
@@ -362,13 +383,44 @@ export class Pipeline {
   }
 
   /**
+   * Runs a call (`ingest`, `advance`, `finish`, `followSnapshots`): its work on the pipeline's
+   * state after that of the calls made before it, then the end of its commit and its delivery
+   * after theirs. A host may so make its next call before the last resolves, with a store whose
+   * calls are `ordered`: the next batch is built while the last one is written (replay does).
+   * A call that fails leaves memory the store may not match: every later call fails with it.
+   */
+  private inTurn(work: () => Promise<Delivery>): Promise<Alert[]> {
+    const { worked, delivered } = this.turn;
+    const healthy = () => {
+      if (this.failure !== undefined) throw this.failure;
+    };
+    const failed = (error: unknown) => {
+      this.failure ??= error;
+    };
+    // Each `failed` is attached before the next call can see this one settle.
+    const done = worked.then(healthy).then(work);
+    done.catch(failed);
+    const result = done.then(async (deliver) => {
+      await delivered;
+      healthy();
+      return deliver();
+    });
+    result.catch(failed);
+    const settle = () => undefined;
+    this.turn = { worked: done.then(settle, settle), delivered: result.then(settle, settle) };
+    return result;
+  }
+
+  /**
    * Advances the watermark (a scheduled sweep when sources are quiet) and fires due timers;
    * `positions` are committed with it, as with `ingest`.
    */
-  async advance(watermark: number, positions?: Readonly<Record<string, unknown>>): Promise<Alert[]> {
-    this.setPositions(positions);
-    this.release(watermark);
-    return this.commit();
+  advance(watermark: number, positions?: Readonly<Record<string, unknown>>): Promise<Alert[]> {
+    return this.inTurn(() => {
+      this.setPositions(positions);
+      this.release(watermark);
+      return this.commit();
+    });
   }
 
   private setPositions(positions: Readonly<Record<string, unknown>> | undefined): void {
@@ -380,10 +432,12 @@ export class Pipeline {
    * End of input: applies everything buffered; timers fire up to `asOf` (default the latest
    * event); sinks that hold records back (digests) send them.
    */
-  async finish(asOf?: number): Promise<Alert[]> {
-    const end = asOf ?? this.clock.maxTs;
-    this.release(Math.max(this.clock.maxTs, end), end);
-    return this.commit(true);
+  finish(asOf?: number): Promise<Alert[]> {
+    return this.inTurn(() => {
+      const end = asOf ?? this.clock.maxTs;
+      this.release(Math.max(this.clock.maxTs, end), end);
+      return this.commit(true);
+    });
   }
 
   private release(watermark: number, timersUpTo = watermark): void {
@@ -507,8 +561,11 @@ export class Pipeline {
     this.stats.deadLetters[d.code] = (this.stats.deadLetters[d.code] ?? 0) + 1;
   }
 
-  /** Commits the batch and delivers its new records (alerts, then resolutions). */
-  private async commit(final = false): Promise<Alert[]> {
+  /**
+   * Asks the store to commit the batch; returns what is left once the commit resolves: counting
+   * and delivering its new records (alerts, then resolutions).
+   */
+  private async commit(final = false): Promise<Delivery> {
     const { created, updates } = await this.detector.finalize({
       known: (keys) => this.store.knownAlerts(keys),
       load: (keys) => this.store.loadAlerts(keys),
@@ -520,7 +577,10 @@ export class Pipeline {
       ? this.pending.filter((e): e is CanonicalEvent => !isRun(e) && !this.persisted.has(e))
       : [];
     const remove = this.released.map((e) => e.key);
-    const { newAlerts } = await this.store.commit({
+    // One commit in flight: this one is built on the last, so it is sent once the last succeeded.
+    await this.committing;
+    if (this.failure !== undefined) throw this.failure;
+    const committed = this.store.commit({
       ...this.ledgerPrune(),
       entities: this.cache.drainChanges(),
       pending: { put, remove },
@@ -531,24 +591,35 @@ export class Pipeline {
       deadLetters: this.deadBatch,
       pruneSeenBefore: this.clock.releasedTs - this.config.retention,
     });
+    // What follows assumes the commit succeeds: if it fails, so does every later call (inTurn).
     this.logPositions.forgetBehind();
     for (const e of put) this.persisted.add(e);
     for (const e of this.released) this.persisted.delete(e);
     this.released = [];
     this.seenBatch = [];
     this.deadBatch = [];
-    // Another instance sharing the store may have stored (and will deliver) the same record.
-    const mine = created.filter((a) => newAlerts.has(recordKey(a)));
-    for (const a of mine) {
-      if (a.status === 'resolved') {
-        this.stats.resolutions++;
-        continue;
+    // A failed commit fails this call when its delivery awaits it, and every later call.
+    this.committing = committed.then(
+      () => undefined,
+      (error: unknown) => {
+        this.failure ??= error;
+      },
+    );
+    return async () => {
+      const { newAlerts } = await committed;
+      // Another instance sharing the store may have stored (and will deliver) the same record.
+      const mine = created.filter((a) => newAlerts.has(recordKey(a)));
+      for (const a of mine) {
+        if (a.status === 'resolved') {
+          this.stats.resolutions++;
+          continue;
+        }
+        this.stats.alerts++;
+        this.stats.alertsByRule[a.rule] = (this.stats.alertsByRule[a.rule] ?? 0) + 1;
       }
-      this.stats.alerts++;
-      this.stats.alertsByRule[a.rule] = (this.stats.alertsByRule[a.rule] ?? 0) + 1;
-    }
-    for (const sink of this.sinks) await this.deliver(sink, mine, { final });
-    return mine;
+      for (const sink of this.sinks) await this.deliver(sink, mine, { final });
+      return mine;
+    };
   }
 
   /** The ledger's retention horizon, once a day of event time (a prune is a few statements). */

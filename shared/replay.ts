@@ -127,12 +127,22 @@ async function replayInputs(opts: ReplayOptions, read: (path: string) => Reader)
     const folded = runs.fold(item);
     if (folded !== undefined) batch.push(folded);
   };
+  // With a store whose calls are ordered, the next batch is read and built while the last one is
+  // committed (on the store's commit thread, when it has one): one batch waits at most.
+  let committing: Promise<unknown> = Promise.resolve();
   const flush = async (): Promise<void> => {
     if (batchRecords < batchSize) return;
-    await pipeline.ingest(batch);
+    // The last batch is delivered first: its sinks' marks are written before this batch's commit.
+    await committing;
+    const ingested = pipeline.ingest(batch);
     batch = [];
     batchRecords = 0;
     runs.reset();
+    if (opts.store.ordered) {
+      // Reported by the next flush, or by the end of the replay.
+      ingested.catch(() => undefined);
+      committing = ingested;
+    } else await ingested;
     progress();
   };
 
@@ -201,6 +211,7 @@ async function replayInputs(opts: ReplayOptions, read: (path: string) => Reader)
     // where a push and a pop would take two (with many interleaved inputs, most turns end so).
     else if (next !== undefined && compareSources(s, next) > 0) s = heap.replace(s);
   }
+  await committing;
   if (batch.length > 0) await pipeline.ingest(batch);
   await pipeline.finish(opts.asOf);
   progress();

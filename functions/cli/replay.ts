@@ -7,7 +7,7 @@ import { autoThreads } from '../../shared/decode/decode-pool.js';
 import { AuditError } from '../../shared/errors.js';
 import { type ReplayProgress, replayFiles } from '../../shared/replay.js';
 import type { OpenRoutes } from '../../shared/route/routes.js';
-import { openStore } from '../../shared/state/open-store.js';
+import { openStore, parseStoreSpec } from '../../shared/state/open-store.js';
 import type { ScopeLock } from '../../shared/state/state-store.js';
 import { alertOutput, holdScope, routeOutputs } from './host.js';
 import { assertReadable, inputBytes, isForeign } from './inputs.js';
@@ -45,10 +45,11 @@ Options:
   --routes            also deliver through the configuration's routes (Notifications
                       topics, streams, buckets with HWAUDIT_OCI_AUTH; local files);
                       digests are sent at the end of the input
-  --threads N|auto    threads in all: with 2 or more, N-1 of them read and decode
-                      the inputs; the results are the same. auto: 2 where there
-                      are 2 cores or more and the inputs reach 256 MB on disk,
-                      else 1                                             (default: auto)
+  --threads N|auto    threads in all: with 2, one of them reads and decodes the
+                      inputs; with 3 or more, one writes a SQLite state store and
+                      the rest decode; the results are the same. auto: 2 where
+                      there are 2 cores or more and the inputs reach 256 MB on
+                      disk, else 1                                       (default: auto)
   -h, --help          this help
 
 ${INPUT_EXIT_CODES}`;
@@ -88,8 +89,12 @@ async function runReplay(argv: string[], io: CliIo): Promise<number> {
   const threadCount = threads ?? autoThreads(inputBytes(positionals));
 
   const tempDir = values.state ? undefined : mkdtempSync(join(tmpdir(), 'hwaudit-'));
-  const store = await openStore(values.state ?? join(tempDir!, 'state.sqlite'), {
+  const spec = values.state ?? join(tempDir!, 'state.sqlite');
+  // From three threads on, one of them writes a SQLite store (SqliteStore.open); the rest decode.
+  const commitThread = threadCount >= 3 && parseStoreSpec(spec).kind === 'sqlite';
+  const store = await openStore(spec, {
     onWarning: (text) => stderr.write(`replay: ${text}\n`),
+    commitThread,
   });
   const output = await alertOutput(io, values.out, format);
   const started = Date.now();
@@ -107,7 +112,7 @@ async function runReplay(argv: string[], io: CliIo): Promise<number> {
       sinks: [output.sink, ...(routes?.sinks ?? [])],
       ...(asOf !== undefined ? { asOf } : {}),
       ...(values['db-system'] ? { dbSystem: values['db-system'] } : {}),
-      threads: threadCount,
+      threads: commitThread ? threadCount - 1 : threadCount,
       onProgress: (p) => {
         const now = Date.now();
         if (now - lastProgress < 1000) return;

@@ -410,6 +410,8 @@ export class MySqlStore implements StateStore {
   private readonly holds = new Map<Hold, () => Promise<void>>();
   private readonly tablesWritten = new SessionTablesWritten();
   private closed = false;
+  /** A read runs on a connection of the pool, which may not see a commit still in flight. */
+  readonly ordered = false;
 
   private constructor(
     private readonly pool: Pool,

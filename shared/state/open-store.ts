@@ -23,6 +23,8 @@ export type OpenStoreOptions = {
   env?: NodeJS.ProcessEnv;
   /** Receives each warning about the spec (e.g. a password in the URL) before the store opens. */
   onWarning?: (text: string) => void;
+  /** A SQLite store commits on a thread of its own (SqliteStore.open); a MySQL store ignores it. */
+  commitThread?: boolean;
 };
 
 function invalid(problem: string, details: Record<string, string | number> = {}): AuditError {
@@ -147,7 +149,8 @@ export async function openStore(spec: string, opts: OpenStoreOptions = {}): Prom
   const parsed = parseStoreSpec(spec, opts.env ?? process.env);
   for (const w of parsed.warnings) opts.onWarning?.(w);
   const scope = opts.scope === undefined ? {} : { scope: opts.scope };
-  if (parsed.kind === 'sqlite') return SqliteStore.open(parsed.path, scope);
+  if (parsed.kind === 'sqlite')
+    return SqliteStore.open(parsed.path, { ...scope, commitThread: opts.commitThread ?? false });
   // The MySQL driver loads only when a MySQL store is asked for (function cold start).
   const { MySqlStore } = await import('./mysql-store.js');
   return MySqlStore.open(parsed.connection, scope);

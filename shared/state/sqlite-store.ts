@@ -11,12 +11,13 @@
 import { existsSync, realpathSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
-import { type Alert, recordKey, recordTime } from '../../schemas/alert.js';
+import type { Alert } from '../../schemas/alert.js';
 import type { CanonicalEvent } from '../../schemas/events.js';
 import type { Session } from '../../schemas/session.js';
 import type { Snapshot } from '../../schemas/snapshot.js';
 import { AuditError } from '../errors.js';
 import { toIso } from '../time.js';
+import { COMMIT_WORKER, CommitThread } from './commit-thread.js';
 import type { EntityRow } from './entity-cache.js';
 import {
   ALERT_COLUMNS,
@@ -33,6 +34,16 @@ import {
   sessionTableRows,
 } from './ledger.js';
 import {
+  applyCommit,
+  applyDelivered,
+  BUSY_MS,
+  type CommitRows,
+  commitRows,
+  connectionSettings,
+  ledgerWriters,
+  sessionRow,
+} from './sqlite-commit.js';
+import {
   type CommitBatch,
   type CommitResult,
   chunks,
@@ -41,7 +52,6 @@ import {
   mergeAlert,
   readSnapshot,
   type ScopeLock,
-  SEEN_BUCKET_MS,
   type StateStore,
   scopeBusy,
   seenBuckets,
@@ -88,7 +98,14 @@ const MIGRATIONS: (string | ((db: Database.Database) => void))[] = [
     // Rows written before: their typed columns from their bodies, a page at a time.
     const writers = ledgerWriters(db);
     for (const [table, write] of [
-      ['sessions', (body: string) => writers.session(JSON.parse(body) as Session)],
+      [
+        'sessions',
+        (body: string) => {
+          const s = JSON.parse(body) as Session;
+          writers.session(sessionRow(s));
+          writers.tables(sessionTableRows([s]));
+        },
+      ],
       ['alerts', (body: string) => writers.alertColumns(JSON.parse(body) as Alert)],
     ] as const) {
       const page = db.prepare<[number], { rowid: number; body: string }>(
@@ -107,69 +124,6 @@ const MIGRATIONS: (string | ((db: Database.Database) => void))[] = [
   // body (readSession), so an earlier version, which reads counts from bodies, must refuse the file.
   '',
 ];
-
-/** Prepared statements that write the ledger's typed rows. */
-function ledgerWriters(db: Database.Database) {
-  const placeholders = (n: number) => Array.from({ length: n }, () => '?').join(', ');
-  const sessionNames = SESSION_COLUMNS.map((f) => f.name);
-  const putSession = db.prepare(
-    `INSERT INTO sessions (id, db, connect_ts, open, body, ${sessionNames.join(', ')})
-     VALUES (${placeholders(5 + sessionNames.length)})
-     ON CONFLICT (id) DO UPDATE SET open = excluded.open, body = excluded.body,
-       ${sessionNames.map((n) => `${n} = excluded.${n}`).join(', ')}`,
-  );
-  const putCounts = db.prepare(
-    'UPDATE sessions SET queries = ?, table_access = ?, change_user = ?, failed_statements = ? WHERE id = ?',
-  );
-  const putTable = db.prepare('INSERT OR IGNORE INTO session_tables (session_id, table_name) VALUES (?, ?)');
-  const alertNames = ALERT_COLUMNS.map((f) => f.name);
-  const putAlert = db.prepare(
-    `INSERT OR IGNORE INTO alerts (id, rule, time, body, occurrences, last_time, ${alertNames.join(', ')})
-     VALUES (?, ?, ?, ?, 1, NULL, ${placeholders(alertNames.length)})`,
-  );
-  const setAlert = db.prepare(
-    `UPDATE alerts SET ${alertNames.map((n) => `${n} = ?`).join(', ')} WHERE id = ?`,
-  );
-  return {
-    /** Upserts a session, and its touched tables unless `tables` is false (none is new). */
-    session(s: Session, tables = true): void {
-      const open = s.outcome === 'success' && s.disconnectTime === undefined ? 1 : 0;
-      putSession.run(
-        s.id,
-        s.dbSystem.id,
-        s.connectTs,
-        open,
-        JSON.stringify(s),
-        ...SESSION_COLUMNS.map((f) => f.value(s)),
-      );
-      if (tables) for (const [id, table] of sessionTableRows([s])) putTable.run(id, table);
-    },
-    /**
-     * Updates a stored session's counts alone (no body, no indexed column: a third of the cost of
-     * the upsert); a session the ledger no longer holds (pruned) is written in full.
-     */
-    counts(s: Session): void {
-      const { queries, tableAccess, changeUser, failedStatements } = s.counts;
-      if (putCounts.run(queries, tableAccess, changeUser, failedStatements, s.id).changes === 0)
-        this.session(s);
-    },
-    /** Stores the record (alert or resolution) unless it is stored already; true when it was new. */
-    alert(a: Alert): boolean {
-      return (
-        putAlert.run(
-          recordKey(a),
-          a.rule,
-          recordTime(a),
-          JSON.stringify(a),
-          ...ALERT_COLUMNS.map((f) => f.value(a)),
-        ).changes > 0
-      );
-    },
-    alertColumns(a: Alert): void {
-      setAlert.run(...ALERT_COLUMNS.map((f) => f.value(a)), a.id);
-    },
-  };
-}
 
 /** How often a holder refreshes its row, and when a row of another host counts as abandoned. */
 const HEARTBEAT_MS = 30_000;
@@ -249,10 +203,13 @@ export class SqliteStore implements StateStore {
   /** Releases of the scope locks held through this store, run on close. */
   private readonly holds = new Set<() => Promise<void>>();
   private readonly tablesWritten = new SessionTablesWritten();
+  /** Where commits and deliveries are written, when not on this thread (see `open`). */
+  private readonly thread: CommitThread | undefined;
 
   private constructor(
     path: string,
     private readonly scope: string,
+    commitThread: URL | undefined,
   ) {
     if (path !== ':memory:' && !existsSync(dirname(resolve(path))))
       throw new AuditError('USAGE', `the state file ${path} cannot be created: its folder does not exist`);
@@ -265,22 +222,37 @@ export class SqliteStore implements StateStore {
       // The busy timeout first: another process may be creating or migrating the same file.
       this.db.pragma(`busy_timeout = ${BUSY_MS}`);
       walMode(this.db);
-      this.db.pragma('synchronous = NORMAL');
-      // Checkpoint every ~40 MB of log rather than 4 MB: the ledger's indexes put every batch's
-      // sessions on many pages, and a page rewritten by several batches is then copied back once
-      // (replay spends about a third less time committing).
-      this.db.pragma('wal_autocheckpoint = 10000');
+      connectionSettings(this.db);
       this.migrate(path);
     } catch (cause) {
       this.db.close();
       throw stateFileError(path, cause);
     }
     this.lockKey = `${this.db.memory ? `:memory:${++memoryStores}` : fileKey(path)}\u0000${scope}`;
+    this.thread = commitThread && !this.db.memory ? new CommitThread(resolve(path), commitThread) : undefined;
   }
 
-  /** Opens (creating if needed) a state file; `:memory:` for a throwaway store. */
-  static open(path: string, opts: { scope?: string } = {}): SqliteStore {
-    return new SqliteStore(path, opts.scope ?? 'default');
+  /**
+   * Opens (creating if needed) a state file; `:memory:` for a throwaway store. With `commitThread`,
+   * commits and deliveries are written by a thread of their own (commit-thread.ts; true: the
+   * bundled worker, dist/commit-worker.cjs), so that a pipeline can build its next batch meanwhile;
+   * reads wait for the writes asked for before them. A `:memory:` store writes on its own thread.
+   */
+  static open(path: string, opts: { scope?: string; commitThread?: boolean | URL } = {}): SqliteStore {
+    const { commitThread } = opts;
+    return new SqliteStore(
+      path,
+      opts.scope ?? 'default',
+      commitThread === true ? COMMIT_WORKER : commitThread || undefined,
+    );
+  }
+
+  /** Calls are applied in order: a read waits for the writes asked for before it. */
+  readonly ordered = true;
+
+  /** Settles once the writes asked for so far are applied (at once without a commit thread). */
+  private async settled(): Promise<void> {
+    await this.thread?.idle();
   }
 
   /**
@@ -310,6 +282,7 @@ export class SqliteStore implements StateStore {
   }
 
   async loadEntities(): Promise<EntityRow[]> {
+    await this.settled();
     return this.db
       .prepare<[string], { kind: string; key: string; body: string }>(
         'SELECT kind, key, body FROM entity WHERE scope = ?',
@@ -319,6 +292,7 @@ export class SqliteStore implements StateStore {
   }
 
   async loadPending(): Promise<CanonicalEvent[]> {
+    await this.settled();
     return this.db
       .prepare<[string], { body: string }>('SELECT body FROM pending WHERE scope = ?')
       .all(this.scope)
@@ -326,6 +300,7 @@ export class SqliteStore implements StateStore {
   }
 
   async loadSessions(since: number): Promise<Session[]> {
+    await this.settled();
     return this.db
       .prepare<[number], { body: string } & CountColumns>(
         `SELECT body, ${COUNT_COLUMNS} FROM sessions WHERE open = 1 OR connect_ts >= ? ORDER BY connect_ts, id`,
@@ -335,6 +310,7 @@ export class SqliteStore implements StateStore {
   }
 
   async filterSeen(events: { key: string; ts: number }[]): Promise<Set<string>> {
+    await this.settled();
     const wanted = seenBuckets(events);
     const found = new Set<string>();
     for (const part of chunks([...wanted.keys()], CHUNK)) {
@@ -352,10 +328,12 @@ export class SqliteStore implements StateStore {
   }
 
   async knownAlerts(keys: string[]): Promise<Set<string>> {
+    await this.settled();
     return this.existing('SELECT id AS k FROM alerts WHERE id IN', keys);
   }
 
   async loadAlerts(keys: string[]): Promise<Alert[]> {
+    await this.settled();
     const out: Alert[] = [];
     for (const part of chunks([...new Set(keys)], CHUNK)) {
       const rows = this.db
@@ -380,77 +358,32 @@ export class SqliteStore implements StateStore {
   }
 
   async commit(batch: CommitBatch): Promise<CommitResult> {
-    const db = this.db;
-    const scope = this.scope;
-    const putEntity = db.prepare(
-      'INSERT INTO entity (scope, kind, key, body) VALUES (?, ?, ?, ?) ON CONFLICT (scope, kind, key) DO UPDATE SET body = excluded.body',
-    );
-    const delEntity = db.prepare('DELETE FROM entity WHERE scope = ? AND kind = ? AND key = ?');
-    const putPending = db.prepare(
-      'INSERT OR REPLACE INTO pending (scope, key, ts, body) VALUES (?, ?, ?, ?)',
-    );
-    const delPending = db.prepare('DELETE FROM pending WHERE scope = ? AND key = ?');
-    const putSeen = db.prepare('INSERT INTO seen (scope, bucket, keys) VALUES (?, ?, ?)');
-    const ledger = ledgerWriters(db);
-    const updAlert = db.prepare('UPDATE alerts SET occurrences = ?, last_time = ? WHERE id = ?');
-    const putDead = db.prepare('INSERT INTO dead_letters (body) VALUES (?)');
-    const newAlerts = new Set<string>();
-    const newTables = this.tablesWritten.pending(batch.sessions);
+    const { thread } = this;
+    let rows: CommitRows;
+    let newAlerts: string[] = [];
     try {
-      db.transaction(() => {
-        for (const e of batch.entities) {
-          if (e.body === null) delEntity.run(scope, e.kind, e.key);
-          else putEntity.run(scope, e.kind, e.key, JSON.stringify(e.body));
-        }
-        for (const ev of batch.pending.put) putPending.run(scope, ev.key, ev.ts, JSON.stringify(ev));
-        for (const key of batch.pending.remove) delPending.run(scope, key);
-        for (const [bucket, keys] of seenBuckets(batch.seen))
-          putSeen.run(scope, bucket, JSON.stringify(keys));
-        if (batch.pruneSeenBefore !== undefined) {
-          db.prepare('DELETE FROM seen WHERE scope = ? AND bucket < ?').run(
-            scope,
-            Math.floor(batch.pruneSeenBefore / SEEN_BUCKET_MS),
-          );
-        }
-        for (const s of batch.sessions) ledger.session(s, newTables.has(s));
-        for (const s of batch.counted) ledger.counts(s);
-        for (const a of batch.alerts) if (ledger.alert(a)) newAlerts.add(recordKey(a));
-        for (const u of batch.alertUpdates) updAlert.run(u.occurrences, u.lastTime, u.id);
-        for (const d of batch.deadLetters) putDead.run(JSON.stringify(d));
-        if (batch.pruneLedgerBefore !== undefined) {
-          const before = batch.pruneLedgerBefore;
-          db.prepare(
-            'DELETE FROM session_tables WHERE session_id IN (SELECT id FROM sessions WHERE connect_ts < ?)',
-          ).run(before);
-          db.prepare('DELETE FROM sessions WHERE connect_ts < ?').run(before);
-          db.prepare(
-            'DELETE FROM deliveries WHERE alert_id IN (SELECT id FROM alerts WHERE finding_ts < ?)',
-          ).run(before);
-          db.prepare('DELETE FROM alerts WHERE finding_ts < ?').run(before);
-        }
-      }).immediate();
+      rows = commitRows(this.scope, batch, this.tablesWritten.pending(batch.sessions), thread !== undefined);
+      if (thread === undefined) newAlerts = applyCommit(this.db, rows);
     } catch (cause) {
       throw new AuditError('STORE_FAILED', 'state store commit failed', { cause });
     }
+    const stored = thread === undefined ? new Set(newAlerts) : await thread.commit(rows);
     this.tablesWritten.committed(batch);
-    return { newAlerts };
+    return { newAlerts: stored };
   }
 
-  async markDelivered(sink: string, ids: string[]): Promise<void> {
-    const put = this.db.prepare(
-      'INSERT OR IGNORE INTO deliveries (alert_id, sink, delivered_ts) VALUES (?, ?, ?)',
-    );
-    const now = Date.now();
-    this.db.transaction(() => {
-      for (const id of ids) put.run(id, sink, now);
-    })();
+  async markDelivered(sink: string, keys: string[]): Promise<void> {
+    if (this.thread !== undefined) await this.thread.delivered(sink, keys);
+    else applyDelivered(this.db, sink, keys, Date.now());
   }
 
   async delivered(sink: string, keys: string[]): Promise<Set<string>> {
+    await this.settled();
     return this.existing('SELECT alert_id AS k FROM deliveries WHERE sink = ? AND alert_id IN', keys, [sink]);
   }
 
   async undelivered(sink: string): Promise<Alert[]> {
+    await this.settled();
     return this.db
       .prepare<[string], AlertRow>(
         `SELECT body, occurrences, last_time FROM alerts a
@@ -474,6 +407,7 @@ export class SqliteStore implements StateStore {
        ORDER BY connect_ts, id LIMIT ${PAGE}`,
     );
     for (let after = { ts: from ?? Number.MIN_SAFE_INTEGER, id: '' }; ; ) {
+      await this.settled();
       const rows = page.all(after.ts, after.id, ...params);
       for (const r of rows) yield readSession(r);
       const last = rows.at(-1);
@@ -499,6 +433,7 @@ export class SqliteStore implements StateStore {
     );
     // Alert times are ISO 8601 UTC as toIso writes them: their text order is their time order.
     for (let after = { time: from === undefined ? '' : toIso(from), id: '' }; ; ) {
+      await this.settled();
       const rows = page.all(after.time, after.id, ...params);
       for (const r of rows) yield mergeAlert(r.body, r.occurrences, r.last_time);
       const last = rows.at(-1);
@@ -508,10 +443,12 @@ export class SqliteStore implements StateStore {
   }
 
   async deadLetterCount(): Promise<number> {
+    await this.settled();
     return (this.db.prepare('SELECT COUNT(*) AS n FROM dead_letters').get() as { n: number }).n;
   }
 
   async putSnapshot(snapshot: Snapshot, pruneBefore?: number): Promise<void> {
+    await this.settled();
     const taken = Date.parse(snapshot.time);
     try {
       this.db
@@ -531,6 +468,7 @@ export class SqliteStore implements StateStore {
   }
 
   async snapshots(since?: number): Promise<Snapshot[]> {
+    await this.settled();
     const rows =
       since === undefined
         ? this.db
@@ -551,6 +489,7 @@ export class SqliteStore implements StateStore {
     if (!this.db.open) throw new AuditError('STORE_FAILED', 'the state store is closed');
     const deadline = Date.now() + Math.max(0, opts.timeoutMs);
     await acquire(this.lockKey, opts.timeoutMs, this.scope);
+    await this.settled();
     const me = thisHolder();
     let heartbeat: NodeJS.Timeout | undefined;
     if (!this.db.memory) {
@@ -610,6 +549,7 @@ export class SqliteStore implements StateStore {
   }
 
   async close(): Promise<void> {
+    await this.thread?.close();
     for (const release of [...this.holds]) await release();
     if (this.db.open) this.db.close();
   }
@@ -645,9 +585,6 @@ function fileKey(path: string): string {
     return resolve(path);
   }
 }
-
-/** How long a statement waits for another process's write lock before failing. */
-const BUSY_MS = 5000;
 
 /**
  * Switches to write-ahead logging. SQLite does not wait for a lock on this switch (the busy

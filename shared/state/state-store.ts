@@ -112,6 +112,12 @@ export type CommitResult = {
  * instances is stored and delivered once.
  */
 export interface StateStore {
+  /**
+   * Whether calls take effect in the order they are made, even while earlier ones are in flight:
+   * a read made while a commit is pending sees that commit, and commits are applied in order. A
+   * pipeline may then build its next batch before its last commit resolves (Pipeline.ingest).
+   */
+  readonly ordered: boolean;
   loadEntities(): Promise<EntityRow[]>;
   loadPending(): Promise<CanonicalEvent[]>;
   /** Open sessions and those that connected at or after `since`. */

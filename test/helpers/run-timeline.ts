@@ -40,7 +40,8 @@ export function folded(batch: readonly CanonicalEvent[]): BatchItem[] {
 
 /**
  * Feeds `batches` (each one transaction) then finishes at `asOf`; returns what the store holds.
- * `fold` takes each batch's routine statements together, as a replay does.
+ * `fold` takes each batch's routine statements together, as a replay does; `overlap` makes every
+ * call at once, none waiting for the last to resolve (a store whose calls are ordered allows it).
  */
 export async function runBatches(
   batches: CanonicalEvent[][],
@@ -50,16 +51,22 @@ export async function runBatches(
     store?: SqliteStore;
     fold?: boolean;
     durablePending?: boolean;
+    overlap?: boolean;
   } = {},
 ): Promise<TimelineResult> {
   const { config, rules } = testConfig(opts.config);
   const store = opts.store ?? SqliteStore.open(':memory:');
   const pipeline = await Pipeline.open({ config, rules, store, durablePending: opts.durablePending ?? true });
-  for (const batch of batches)
-    await pipeline.ingest(
+  const calls: Promise<unknown>[] = [];
+  for (const batch of batches) {
+    const call = pipeline.ingest(
       opts.fold ? folded(batch) : batch.map((event) => ({ type: 'event' as const, event })),
     );
-  await pipeline.finish(opts.asOf === undefined ? undefined : Date.parse(opts.asOf));
+    if (opts.overlap) calls.push(call);
+    else await call;
+  }
+  calls.push(pipeline.finish(opts.asOf === undefined ? undefined : Date.parse(opts.asOf)));
+  await Promise.all(calls);
   return { alerts: await collect(store.alerts()), sessions: await collect(store.sessions()), pipeline };
 }
 

@@ -20,6 +20,7 @@ import {
   runPipeline,
   session,
   sqliteAdapter,
+  sqliteThreadAdapter,
 } from './store-fixtures.js';
 
 const OTHER_DB = { id: 'ocid1.mysqldbsystem.oc1..other', name: 'other-db' };
@@ -380,6 +381,7 @@ function upgrade(adapter: Adapter, dialect: 'sqlite' | 'mysql') {
   });
 }
 
+describe('audit ledger: SqliteStore (commit thread)', () => ledger(sqliteThreadAdapter));
 describe('audit ledger: SqliteStore', () => {
   ledger(sqliteAdapter);
   upgrade(sqliteAdapter, 'sqlite');

@@ -8,7 +8,15 @@ import { type MySqlStore, scopeLockName } from '../../shared/state/mysql-store.j
 import { SqliteStore } from '../../shared/state/sqlite-store.js';
 import type { ScopeLock } from '../../shared/state/state-store.js';
 import { describeMySql, type MySqlTestServer } from '../helpers/mysql-server.js';
-import { type Adapter, alert, type Backing, batch, mysqlAdapter, sqliteAdapter } from './store-fixtures.js';
+import {
+  type Adapter,
+  alert,
+  type Backing,
+  batch,
+  mysqlAdapter,
+  sqliteAdapter,
+  sqliteThreadAdapter,
+} from './store-fixtures.js';
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
@@ -144,6 +152,7 @@ function scopeLock(adapter: Adapter) {
   });
 }
 
+describe('scope lock: SqliteStore (commit thread)', () => scopeLock(sqliteThreadAdapter));
 describe('scope lock: SqliteStore', () => {
   scopeLock(sqliteAdapter);
 

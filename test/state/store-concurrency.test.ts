@@ -23,6 +23,7 @@ import {
   seenAt,
   session,
   sqliteAdapter,
+  sqliteThreadAdapter,
 } from './store-fixtures.js';
 
 const PROD2 = 'ocid1.mysqldbsystem.oc1..prod2';
@@ -153,6 +154,8 @@ function sharedStore(adapter: Adapter) {
 }
 
 describe('a store shared by several instances: SqliteStore (one file)', () => sharedStore(sqliteAdapter));
+describe('a store shared by several instances: SqliteStore (one file, commit threads)', () =>
+  sharedStore(sqliteThreadAdapter));
 
 describeMySql('a store shared by several instances: MySqlStore', (server: MySqlTestServer) => {
   sharedStore(mysqlAdapter(server));

@@ -21,6 +21,7 @@ import {
   seenAt,
   session,
   sqliteAdapter,
+  sqliteThreadAdapter,
 } from './store-fixtures.js';
 
 /** Keys a byte-exact store keeps apart: case, trailing space, non-ASCII, over 255 bytes, NUL, quotes. */
@@ -472,4 +473,5 @@ function conformance(adapter: Adapter) {
 }
 
 describe('state store conformance: SqliteStore', () => conformance(sqliteAdapter));
+describe('state store conformance: SqliteStore (commit thread)', () => conformance(sqliteThreadAdapter));
 describeMySql('state store conformance: MySqlStore', (server) => conformance(mysqlAdapter(server)));

@@ -46,44 +46,57 @@ function tracking(open: (scope?: string) => Promise<StateStore>) {
   };
 }
 
-export const sqliteAdapter: Adapter = {
-  name: 'SqliteStore',
-  async create() {
-    const dir = mkdtempSync(join(tmpdir(), 'hwaudit-store-'));
-    const path = join(dir, 'state.sqlite');
-    const t = tracking(async (scope) => SqliteStore.open(path, scope === undefined ? {} : { scope }));
-    const pragma = (sql: string) => {
+/** The bundled commit worker (`npm test` builds it first). */
+export const COMMIT_WORKER_BUILT = new URL('../../dist/commit-worker.cjs', import.meta.url);
+
+function sqlite(commitThread: boolean): Adapter {
+  return {
+    name: commitThread ? 'SqliteStore (commit thread)' : 'SqliteStore',
+    create: () => sqliteBacking(commitThread ? { commitThread: COMMIT_WORKER_BUILT } : {}),
+  };
+}
+
+export const sqliteAdapter = sqlite(false);
+/** SQLite with its writes on a commit thread (shared/state/commit-thread.ts). */
+export const sqliteThreadAdapter = sqlite(true);
+
+async function sqliteBacking(opts: { commitThread?: URL }): Promise<Backing> {
+  const dir = mkdtempSync(join(tmpdir(), 'hwaudit-store-'));
+  const path = join(dir, 'state.sqlite');
+  const t = tracking(async (scope) =>
+    SqliteStore.open(path, { ...opts, ...(scope === undefined ? {} : { scope }) }),
+  );
+  const pragma = (sql: string) => {
+    const db = new Database(path);
+    try {
+      return db.pragma(sql, { simple: true }) as number;
+    } finally {
+      db.close();
+    }
+  };
+  return {
+    open: t.open,
+    markNewer: async () => void pragma('user_version = 999'),
+    schemaVersions: async () => Array.from({ length: pragma('user_version') }, (_, i) => i + 1),
+    sql: async (text: string) => {
       const db = new Database(path);
       try {
-        return db.pragma(sql, { simple: true }) as number;
+        const statements = text.split(/;\s*(?:\n|$)/).filter((x) => x.trim() !== '');
+        for (const st of statements.slice(0, -1)) db.exec(st);
+        const last = db.prepare(statements.at(-1)!);
+        if (last.reader) return last.all() as Record<string, unknown>[];
+        last.run();
+        return [];
       } finally {
         db.close();
       }
-    };
-    return {
-      open: t.open,
-      markNewer: async () => void pragma('user_version = 999'),
-      schemaVersions: async () => Array.from({ length: pragma('user_version') }, (_, i) => i + 1),
-      sql: async (text: string) => {
-        const db = new Database(path);
-        try {
-          const statements = text.split(/;\s*(?:\n|$)/).filter((x) => x.trim() !== '');
-          for (const st of statements.slice(0, -1)) db.exec(st);
-          const last = db.prepare(statements.at(-1)!);
-          if (last.reader) return last.all() as Record<string, unknown>[];
-          last.run();
-          return [];
-        } finally {
-          db.close();
-        }
-      },
-      dispose: async () => {
-        await t.closeAll();
-        rmSync(dir, { recursive: true, force: true });
-      },
-    };
-  },
-};
+    },
+    dispose: async () => {
+      await t.closeAll();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
 
 export function mysqlAdapter(
   server: MySqlTestServer,

@@ -1,0 +1,35 @@
+// The SQLite store's commit thread (commit-thread.ts): its own connection to the state file, on
+// which it applies commits and deliveries one at a time, in the order they come.
+// Bundled as dist/commit-worker.cjs.
+
+import { isMainThread, parentPort, workerData } from 'node:worker_threads';
+import Database from 'better-sqlite3';
+import type { CommitReply, CommitRequest, CommitSetup } from './commit-thread.js';
+import { applyCommit, applyDelivered, connectionSettings } from './sqlite-commit.js';
+
+function serve(port: NonNullable<typeof parentPort>, setup: CommitSetup): void {
+  const db = new Database(setup.path);
+  connectionSettings(db);
+  port.on('message', (request: CommitRequest) => {
+    let reply: CommitReply;
+    try {
+      if (request.type === 'commit') reply = { id: request.id, newAlerts: applyCommit(db, request.rows) };
+      else {
+        applyDelivered(db, request.sink, request.keys, request.now);
+        reply = { id: request.id };
+      }
+    } catch (error) {
+      const code = (error as { code?: unknown }).code;
+      reply = {
+        id: request.id,
+        error: {
+          message: error instanceof Error ? error.message : String(error),
+          ...(typeof code === 'string' ? { code } : {}),
+        },
+      };
+    }
+    port.postMessage(reply);
+  });
+}
+
+if (!isMainThread && parentPort !== null) serve(parentPort, workerData as CommitSetup);

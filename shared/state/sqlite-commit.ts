@@ -1,0 +1,218 @@
+// A commit of the SQLite store (sqlite-store.ts) as rows: built on the pipeline's thread, where the
+// batch's objects are and as they stand when `commit` is called, then applied in one transaction,
+// on that thread or on the store's commit thread (commit-thread.ts), which receives only these
+// strings and numbers.
+import type Database from 'better-sqlite3';
+import { type Alert, recordKey, recordTime } from '../../schemas/alert.js';
+import type { Session } from '../../schemas/session.js';
+import { ALERT_COLUMNS, type CellValue, SESSION_COLUMNS, sessionTableRows } from './ledger.js';
+import { type CommitBatch, SEEN_BUCKET_MS, seenBuckets } from './state-store.js';
+
+/** How long a statement waits for another connection's write lock before failing. */
+export const BUSY_MS = 5000;
+
+/** The settings of every connection to a state file (its write-ahead log is the file's own setting). */
+export function connectionSettings(db: Database.Database): void {
+  db.pragma(`busy_timeout = ${BUSY_MS}`);
+  db.pragma('synchronous = NORMAL');
+  // Checkpoint every ~40 MB of log rather than 4 MB: the ledger's indexes put every batch's
+  // sessions on many pages, and a page rewritten by several batches is then copied back once
+  // (replay spends about a third less time committing).
+  db.pragma('wal_autocheckpoint = 10000');
+}
+
+/** A session's row: id, DB system, connect time, open, body, then the typed columns. */
+export type SessionRow = CellValue[];
+/** An alert's row: record key, rule, time, body, then the typed columns. */
+export type AlertRow = CellValue[];
+
+/** A counted session (CommitBatch.counted): its counts and id, and how to write it whole. */
+export type CountRow = {
+  counts: [queries: number, tableAccess: number, changeUser: number, failedStatements: number, id: string];
+  /** The whole row, for a session the ledger no longer holds (pruned): given, or made when needed. */
+  whole: SessionRow | Session;
+};
+
+export type CommitRows = {
+  scope: string;
+  /** Entity rows by kind and key: a body (JSON), or null to delete. */
+  entities: [kind: string, key: string, body: string | null][];
+  pendingPut: [key: string, ts: number, body: string][];
+  pendingRemove: string[];
+  /** Seen keys by bucket, as a JSON array. */
+  seen: [bucket: number, keys: string][];
+  pruneSeenBucket?: number;
+  sessions: SessionRow[];
+  /** (session id, table) rows not written yet. */
+  tables: [string, string][];
+  counted: CountRow[];
+  alerts: AlertRow[];
+  alertUpdates: [occurrences: number, lastTime: string, id: string][];
+  deadLetters: string[];
+  pruneLedgerBefore?: number;
+};
+
+export function sessionRow(s: Session): SessionRow {
+  const open = s.outcome === 'success' && s.disconnectTime === undefined ? 1 : 0;
+  return [
+    s.id,
+    s.dbSystem.id,
+    s.connectTs,
+    open,
+    JSON.stringify(s),
+    ...SESSION_COLUMNS.map((f) => f.value(s)),
+  ];
+}
+
+function alertRow(a: Alert): AlertRow {
+  return [recordKey(a), a.rule, recordTime(a), JSON.stringify(a), ...ALERT_COLUMNS.map((f) => f.value(a))];
+}
+
+/**
+ * The rows of a batch. `newTables` are the sessions whose touched tables are not all written;
+ * `plain` makes every value a string or a number (counted sessions' whole rows included), for
+ * another thread.
+ */
+export function commitRows(
+  scope: string,
+  batch: CommitBatch,
+  newTables: ReadonlySet<Session>,
+  plain: boolean,
+): CommitRows {
+  const rows: CommitRows = {
+    scope,
+    entities: batch.entities.map((e) => [e.kind, e.key, e.body === null ? null : JSON.stringify(e.body)]),
+    pendingPut: batch.pending.put.map((ev) => [ev.key, ev.ts, JSON.stringify(ev)]),
+    pendingRemove: batch.pending.remove,
+    seen: [...seenBuckets(batch.seen)].map(([bucket, keys]) => [bucket, JSON.stringify(keys)]),
+    sessions: batch.sessions.map(sessionRow),
+    tables: sessionTableRows(batch.sessions.filter((s) => newTables.has(s))),
+    counted: batch.counted.map((s) => {
+      const { queries, tableAccess, changeUser, failedStatements } = s.counts;
+      return {
+        counts: [queries, tableAccess, changeUser, failedStatements, s.id],
+        whole: plain ? sessionRow(s) : s,
+      };
+    }),
+    alerts: batch.alerts.map(alertRow),
+    alertUpdates: batch.alertUpdates.map((u) => [u.occurrences, u.lastTime, u.id]),
+    deadLetters: batch.deadLetters.map((d) => JSON.stringify(d)),
+  };
+  if (batch.pruneSeenBefore !== undefined)
+    rows.pruneSeenBucket = Math.floor(batch.pruneSeenBefore / SEEN_BUCKET_MS);
+  if (batch.pruneLedgerBefore !== undefined) rows.pruneLedgerBefore = batch.pruneLedgerBefore;
+  return rows;
+}
+
+/** Applies a commit's rows in one write transaction; returns the record keys it stored first. */
+export function applyCommit(db: Database.Database, rows: CommitRows): string[] {
+  const { scope } = rows;
+  const putEntity = db.prepare(
+    'INSERT INTO entity (scope, kind, key, body) VALUES (?, ?, ?, ?) ON CONFLICT (scope, kind, key) DO UPDATE SET body = excluded.body',
+  );
+  const delEntity = db.prepare('DELETE FROM entity WHERE scope = ? AND kind = ? AND key = ?');
+  const putPending = db.prepare('INSERT OR REPLACE INTO pending (scope, key, ts, body) VALUES (?, ?, ?, ?)');
+  const delPending = db.prepare('DELETE FROM pending WHERE scope = ? AND key = ?');
+  const putSeen = db.prepare('INSERT INTO seen (scope, bucket, keys) VALUES (?, ?, ?)');
+  const ledger = ledgerWriters(db);
+  const updAlert = db.prepare('UPDATE alerts SET occurrences = ?, last_time = ? WHERE id = ?');
+  const putDead = db.prepare('INSERT INTO dead_letters (body) VALUES (?)');
+  const newAlerts: string[] = [];
+  db.transaction(() => {
+    for (const [kind, key, body] of rows.entities) {
+      if (body === null) delEntity.run(scope, kind, key);
+      else putEntity.run(scope, kind, key, body);
+    }
+    for (const [key, ts, body] of rows.pendingPut) putPending.run(scope, key, ts, body);
+    for (const key of rows.pendingRemove) delPending.run(scope, key);
+    for (const [bucket, keys] of rows.seen) putSeen.run(scope, bucket, keys);
+    if (rows.pruneSeenBucket !== undefined)
+      db.prepare('DELETE FROM seen WHERE scope = ? AND bucket < ?').run(scope, rows.pruneSeenBucket);
+    for (const row of rows.sessions) ledger.session(row);
+    ledger.tables(rows.tables);
+    for (const c of rows.counted) ledger.counts(c);
+    for (const row of rows.alerts) if (ledger.alert(row)) newAlerts.push(row[0] as string);
+    for (const u of rows.alertUpdates) updAlert.run(...u);
+    for (const d of rows.deadLetters) putDead.run(d);
+    if (rows.pruneLedgerBefore !== undefined) {
+      const before = rows.pruneLedgerBefore;
+      db.prepare(
+        'DELETE FROM session_tables WHERE session_id IN (SELECT id FROM sessions WHERE connect_ts < ?)',
+      ).run(before);
+      db.prepare('DELETE FROM sessions WHERE connect_ts < ?').run(before);
+      db.prepare('DELETE FROM deliveries WHERE alert_id IN (SELECT id FROM alerts WHERE finding_ts < ?)').run(
+        before,
+      );
+      db.prepare('DELETE FROM alerts WHERE finding_ts < ?').run(before);
+    }
+  }).immediate();
+  return newAlerts;
+}
+
+/** Records that a sink received these records, in one transaction. */
+export function applyDelivered(
+  db: Database.Database,
+  sink: string,
+  keys: readonly string[],
+  now: number,
+): void {
+  const put = db.prepare('INSERT OR IGNORE INTO deliveries (alert_id, sink, delivered_ts) VALUES (?, ?, ?)');
+  db.transaction(() => {
+    for (const key of keys) put.run(key, sink, now);
+  })();
+}
+
+/** Prepared statements that write the ledger's typed rows. */
+export function ledgerWriters(db: Database.Database) {
+  const placeholders = (n: number) => Array.from({ length: n }, () => '?').join(', ');
+  const sessionNames = SESSION_COLUMNS.map((f) => f.name);
+  const putSession = db.prepare(
+    `INSERT INTO sessions (id, db, connect_ts, open, body, ${sessionNames.join(', ')})
+     VALUES (${placeholders(5 + sessionNames.length)})
+     ON CONFLICT (id) DO UPDATE SET open = excluded.open, body = excluded.body,
+       ${sessionNames.map((n) => `${n} = excluded.${n}`).join(', ')}`,
+  );
+  const putCounts = db.prepare(
+    'UPDATE sessions SET queries = ?, table_access = ?, change_user = ?, failed_statements = ? WHERE id = ?',
+  );
+  const putTable = db.prepare('INSERT OR IGNORE INTO session_tables (session_id, table_name) VALUES (?, ?)');
+  const alertNames = ALERT_COLUMNS.map((f) => f.name);
+  const putAlert = db.prepare(
+    `INSERT OR IGNORE INTO alerts (id, rule, time, body, occurrences, last_time, ${alertNames.join(', ')})
+     VALUES (?, ?, ?, ?, 1, NULL, ${placeholders(alertNames.length)})`,
+  );
+  const setAlert = db.prepare(
+    `UPDATE alerts SET ${alertNames.map((n) => `${n} = ?`).join(', ')} WHERE id = ?`,
+  );
+  return {
+    /** Upserts a session. */
+    session(row: SessionRow): void {
+      putSession.run(...row);
+    },
+    tables(rows: readonly [string, string][]): void {
+      for (const [id, table] of rows) putTable.run(id, table);
+    },
+    /**
+     * Updates a stored session's counts alone (no body, no indexed column: a third of the cost of
+     * the upsert); a session the ledger no longer holds (pruned) is written whole, with its tables.
+     */
+    counts(c: CountRow): void {
+      if (putCounts.run(...c.counts).changes > 0) return;
+      const { whole } = c;
+      if (Array.isArray(whole)) {
+        this.session(whole);
+        this.tables(((JSON.parse(whole[4] as string) as Session).tables ?? []).map((t) => [c.counts[4], t]));
+      } else {
+        this.session(sessionRow(whole));
+        this.tables(sessionTableRows([whole]));
+      }
+    },
+    /** Stores the record (alert or resolution) unless it is stored already; true when it was new. */
+    alert(row: AlertRow): boolean {
+      return putAlert.run(...row).changes > 0;
+    },
+    alertColumns(a: Alert): void {
+      setAlert.run(...ALERT_COLUMNS.map((f) => f.value(a)), a.id);
+    },
+  };
+}

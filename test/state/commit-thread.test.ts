@@ -1,0 +1,62 @@
+// The SQLite store's commit thread (shared/state/commit-thread.ts), beyond the conformance suite
+// it passes like the store on one thread: writes asked for and not awaited are seen by every read
+// made after them, closing waits for them, and a thread that cannot start fails the writes clearly.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { at } from '../../shared/detect/timeline.js';
+import { SqliteStore } from '../../shared/state/sqlite-store.js';
+import { alert, batch, COMMIT_WORKER_BUILT, collect, seenAt, session } from './store-fixtures.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'hwaudit-commit-thread-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+let files = 0;
+const file = () => join(dir, `s${++files}.sqlite`);
+const iso = (ts: number) => new Date(ts).toISOString();
+
+describe('SqliteStore with a commit thread', () => {
+  it('lets every read see the writes asked for before it, awaited or not', async () => {
+    const store = SqliteStore.open(file(), { commitThread: COMMIT_WORKER_BUILT });
+    const writes = [
+      store.commit(batch({ sessions: [session('s1', at(0))], seen: seenAt(['k1'], at(0)) })),
+      store.commit(batch({ alerts: [alert('a1', iso(at(1)))], sessions: [session('s2', at(1))] })),
+      store.markDelivered('out', ['a1']),
+    ];
+    // Asked before any write is answered.
+    expect(await store.knownAlerts(['a1', 'a2'])).toEqual(new Set(['a1']));
+    expect((await store.loadSessions(0)).map((s) => s.id)).toEqual(['s1', 's2']);
+    expect(await store.filterSeen(seenAt(['k1', 'k2'], at(0)))).toEqual(new Set(['k1']));
+    expect(await store.delivered('out', ['a1'])).toEqual(new Set(['a1']));
+    const [first, second] = await Promise.all(writes);
+    expect(first).toEqual({ newAlerts: new Set() });
+    expect(second).toEqual({ newAlerts: new Set(['a1']) });
+    // The same record again is not new.
+    expect((await store.commit(batch({ alerts: [alert('a1', iso(at(1)))] }))).newAlerts).toEqual(new Set());
+    await store.close();
+  });
+
+  it('waits for the writes in flight when it closes', async () => {
+    const path = file();
+    const store = SqliteStore.open(path, { commitThread: COMMIT_WORKER_BUILT });
+    const sessions = Array.from({ length: 2000 }, (_, i) => session(`s${i}`, at(i)));
+    const write = store.commit(batch({ sessions }));
+    await store.close();
+    await write;
+    const reopened = SqliteStore.open(path);
+    expect((await collect(reopened.sessions())).length).toBe(2000);
+    await expect(store.commit(batch({ sessions }))).rejects.toMatchObject({ code: 'STORE_FAILED' });
+    await reopened.close();
+  });
+
+  it('fails the writes with STORE_FAILED when the thread cannot start', async () => {
+    const store = SqliteStore.open(file(), {
+      commitThread: new URL('./no-such-worker.cjs', COMMIT_WORKER_BUILT),
+    });
+    const error = await store.commit(batch({ sessions: [session('s1', at(0))] })).catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: 'STORE_FAILED', message: 'the commit thread stopped' });
+    // Reads still work, and see nothing written.
+    expect(await store.loadSessions(0)).toEqual([]);
+    await store.close();
+  });
+});
