@@ -201,7 +201,8 @@ export class Pipeline {
     pipeline.correlator.restoreSessions(await opts.store.loadSessions(since));
     for (const sink of pipeline.sinks) {
       const missed = await opts.store.undelivered(sink.name);
-      if (missed.length > 0) await pipeline.deliver(sink, missed, { backlog: true });
+      if (missed.length > 0)
+        await pipeline.deliver(sink, missed, { backlog: true, watermark: pipeline.watermark });
     }
     await pipeline.followSnapshots();
     return pipeline;
@@ -605,6 +606,8 @@ export class Pipeline {
         this.failure ??= error;
       },
     );
+    // Sinks see the watermark of this batch, not of one built while it was written (digests).
+    const { watermark } = this;
     return async () => {
       const { newAlerts } = await committed;
       // Another instance sharing the store may have stored (and will deliver) the same record.
@@ -617,7 +620,7 @@ export class Pipeline {
         this.stats.alerts++;
         this.stats.alertsByRule[a.rule] = (this.stats.alertsByRule[a.rule] ?? 0) + 1;
       }
-      for (const sink of this.sinks) await this.deliver(sink, mine, { final });
+      for (const sink of this.sinks) await this.deliver(sink, mine, { final, watermark });
       return mine;
     };
   }
@@ -634,14 +637,18 @@ export class Pipeline {
   private async deliver(
     sink: AlertSink,
     records: Alert[],
-    { final = false, backlog = false }: { final?: boolean; backlog?: boolean },
+    {
+      final = false,
+      backlog = false,
+      watermark,
+    }: { final?: boolean; backlog?: boolean; watermark: number | undefined },
   ): Promise<void> {
     if (records.length === 0 && !sink.acknowledges) return;
     const delivered = async (keys: string[]) => {
       if (keys.length > 0) await this.store.markDelivered(sink.name, keys);
     };
     await sink.send(records, {
-      watermark: this.watermark,
+      watermark,
       final,
       backlog,
       state: this.sinkState(sink),

@@ -21,8 +21,8 @@ export type WorkerSetup = { dbSystems: { id: string; name: string }[]; dbSystem?
 
 /**
  * Inputs this large in all (bytes on disk) pay for a decoding worker on two cores: 659 MB replayed
- * 19% faster with one in the last bench (10-17% faster three times and 4% slower once before
- * routine statements travelled as columns); 213-221 MB about as fast.
+ * 18% faster with one in the last bench (19% in the one before; 10-17% faster three times and 4%
+ * slower once before routine statements travelled as columns); 213-221 MB about as fast.
  */
 export const WORKER_INPUT_BYTES = 256 * 1024 * 1024;
 

@@ -234,6 +234,49 @@ describe('routes to OCI outputs', () => {
     expect(await store.undelivered('route:bg')).toEqual([]);
   });
 
+  it('calls that overlap (as a replay makes them) publish what calls made one after the other do', async () => {
+    const routes: ConfigInput['routes'] = [
+      {
+        name: 'bg',
+        match: { rules: ['break-glass.*'] },
+        output: { notifications: DIGEST_TOPIC },
+        delivery: { digest: 'PT1H' },
+      },
+      { name: 'bg-now', match: { rules: ['break-glass.stale'] }, output: { notifications: PAGE_TOPIC } },
+    ];
+    const signOn = (minutes: number) => iam.signOn({ at: at(minutes), user: USERS.dave, ip: '1.1.1.1' });
+    const batches = [
+      [iam.added({ at: at(0), user: USERS.bob, group: GROUPS.bg })],
+      [signOn(250)],
+      [signOn(270)],
+      [iam.removed({ at: at(300), user: USERS.bob, group: GROUPS.bg })],
+      [signOn(330)],
+      [signOn(340)],
+      [signOn(400)],
+    ];
+    const published = async (overlap: boolean) => {
+      const ep = await endpoint();
+      const { feed } = await pipelineWith({ routes }, ep);
+      const calls: Promise<unknown>[] = [];
+      for (const batch of batches) {
+        const call = feed(batch);
+        if (overlap) calls.push(call);
+        else await call;
+      }
+      await Promise.all(calls);
+      return ep.ons.published.map((m) => `${m.topicId === DIGEST_TOPIC ? 'digest' : 'page'} ${m.title}`);
+    };
+    const one = await published(false);
+    // Each batch's digests are due by its own watermark, not by that of a batch built meanwhile.
+    expect(one).toEqual([
+      'page [HIGH] break-glass.stale: bob@example.com still holds break-glass group BreakGlass past its maximum duration',
+      'digest [HIGH] bg digest: 1 alert',
+      'page [RESOLVED] break-glass.stale: bob@example.com still holds break-glass group BreakGlass past its maximum duration',
+      'digest [HIGH] bg digest: 0 alerts, 1 resolved',
+    ]);
+    expect(await published(true)).toEqual(one);
+  });
+
   it('a maintenance window mutes delivery, not storage: stored, marked muted, counted in the digest', async () => {
     const ep = await endpoint();
     const { feed, pipeline, store } = await pipelineWith(
