@@ -58,31 +58,50 @@ function compare(got: Awaited<ReturnType<typeof stateOf>>): { lost: number; dupl
 }
 
 describe('reliability', () => {
-  it('replay killed with SIGKILL at random points, then run again: nothing lost, nothing twice', async () => {
-    const state = join(dir, 'killed.sqlite');
-    const out = join(dir, 'killed.jsonl');
-    const args = ['replay', '--config', demo.config, '--state', state, '--out', out, ...inputs];
-    let killed = 0;
-    const kills = [300, 700, 1100, 500, 1500];
-    for (const ms of kills) {
-      const r = await runCliKilledAfter(args, ms);
-      if (r.signal === 'SIGKILL') killed++;
-      else expect(r.code, r.stderr).toBe(0);
-    }
-    const last = await runCli(args);
-    expect(last.code, last.stderr).toBe(0);
-    const got = await stateOf(state);
-    const { lost, duplicated } = compare(got);
-    expect(got.alerts).toEqual(expected.alerts);
-    expect(got.sessions).toEqual(expected.sessions);
-    // The file got every alert, once: delivered means synced, and a cut line is removed.
-    const ids = fileIds(out);
-    expect(new Set(ids).size).toBe(ids.length);
-    expect(ids.sort()).toEqual(expected.alerts.map(recordKey).sort());
-    figures.push(
-      `SIGKILL of replay: ${kills.length + 1} runs (${killed} killed), lost ${lost}, duplicated ${duplicated}, alerts file ${ids.length}/${expected.alerts.length} once each`,
-    );
-  }, 120_000);
+  // Three threads: a worker decodes, the state store commits on a thread of its own while the next
+  // batch is built.
+  it.each([
+    ['1', [300, 700, 1100, 500, 1500]],
+    ['3', [400, 900, 1300]],
+  ])(
+    'replay on %s thread(s) killed with SIGKILL at random points, then run again: nothing lost, nothing twice',
+    async (threads, kills) => {
+      const state = join(dir, `killed-${threads}.sqlite`);
+      const out = join(dir, `killed-${threads}.jsonl`);
+      const args = [
+        'replay',
+        '--threads',
+        threads,
+        '--config',
+        demo.config,
+        '--state',
+        state,
+        '--out',
+        out,
+        ...inputs,
+      ];
+      let killed = 0;
+      for (const ms of kills) {
+        const r = await runCliKilledAfter(args, ms);
+        if (r.signal === 'SIGKILL') killed++;
+        else expect(r.code, r.stderr).toBe(0);
+      }
+      const last = await runCli(args);
+      expect(last.code, last.stderr).toBe(0);
+      const got = await stateOf(state);
+      const { lost, duplicated } = compare(got);
+      expect(got.alerts).toEqual(expected.alerts);
+      expect(got.sessions).toEqual(expected.sessions);
+      // The file got every alert, once: delivered means synced, and a cut line is removed.
+      const ids = fileIds(out);
+      expect(new Set(ids).size).toBe(ids.length);
+      expect(ids.sort()).toEqual(expected.alerts.map(recordKey).sort());
+      figures.push(
+        `SIGKILL of replay on ${threads} thread(s): ${kills.length + 1} runs (${killed} killed), lost ${lost}, duplicated ${duplicated}, alerts file ${ids.length}/${expected.alerts.length} once each`,
+      );
+    },
+    120_000,
+  );
 
   it('two writers on one state: the second waits for the first; the result is the sequential one', async () => {
     // A new file another process is still creating: the run waits for it instead of failing.
@@ -188,22 +207,28 @@ describe('reliability', () => {
     );
   }, 120_000);
 
-  it('a full disk under the state: a clear error naming the file; the next run completes', async () => {
-    const state = join(dir, 'state-full.sqlite');
-    const r = await runCli(
-      ['replay', '--config', demo.config, '--state', state, ...inputs],
-      process.env,
-      "trap '' XFSZ; ulimit -f 64",
-    );
-    expect(r.code).not.toBe(0);
-    expect(r.stderr).toMatch(/state/);
-    expect(r.stderr).not.toContain('    at ');
-    const again = await runCli(['replay', '--config', demo.config, '--state', state, ...inputs]);
-    expect(again.code, again.stderr).toBe(0);
-    const { lost, duplicated } = compare(await stateOf(state));
-    expect({ lost, duplicated }).toEqual({ lost: 0, duplicated: 0 });
-    figures.push(`full disk under the state: 2 runs, lost ${lost}, duplicated ${duplicated}`);
-  }, 120_000);
+  it.each(['1', '3'])(
+    'a full disk under the state, on %s thread(s): a clear error naming the file; the next run completes',
+    async (threads) => {
+      const state = join(dir, `state-full-${threads}.sqlite`);
+      const r = await runCli(
+        ['replay', '--threads', threads, '--config', demo.config, '--state', state, ...inputs],
+        process.env,
+        "trap '' XFSZ; ulimit -f 64",
+      );
+      expect(r.code).not.toBe(0);
+      expect(r.stderr).toContain(`the state file ${state} cannot be read or written`);
+      expect(r.stderr).not.toContain('    at ');
+      const again = await runCli(['replay', '--config', demo.config, '--state', state, ...inputs]);
+      expect(again.code, again.stderr).toBe(0);
+      const { lost, duplicated } = compare(await stateOf(state));
+      expect({ lost, duplicated }).toEqual({ lost: 0, duplicated: 0 });
+      figures.push(
+        `full disk under the state on ${threads} thread(s): 2 runs, lost ${lost}, duplicated ${duplicated}`,
+      );
+    },
+    120_000,
+  );
 
   it('a state that cannot be used says which file and what to do', async () => {
     const input = inputs.find((p) => p.endsWith('.audit.log'))!;

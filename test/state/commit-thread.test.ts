@@ -1,9 +1,12 @@
 // The SQLite store's commit thread (shared/state/commit-thread.ts), beyond the conformance suite
 // it passes like the store on one thread: writes asked for and not awaited are seen by every read
 // made after them, closing waits for them, and a thread that cannot start fails the writes clearly.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { at } from '../../shared/detect/timeline.js';
 import { SqliteStore } from '../../shared/state/sqlite-store.js';
@@ -47,6 +50,21 @@ describe('SqliteStore with a commit thread', () => {
     expect((await collect(reopened.sessions())).length).toBe(2000);
     await expect(store.commit(batch({ sessions }))).rejects.toMatchObject({ code: 'STORE_FAILED' });
     await reopened.close();
+  });
+
+  it('does not keep a process alive once its writes are done, even left open', async () => {
+    const script = join(dir, 'left-open.mts');
+    writeFileSync(
+      script,
+      `import { SqliteStore } from ${JSON.stringify(fileURLToPath(new URL('../../shared/state/sqlite-store.ts', import.meta.url)))};
+       import { commitBatch } from ${JSON.stringify(fileURLToPath(new URL('../../shared/state/state-store.ts', import.meta.url)))};
+       const store = SqliteStore.open(${JSON.stringify(file())}, { commitThread: new URL(${JSON.stringify(COMMIT_WORKER_BUILT.href)}) });
+       const { newAlerts } = await store.commit(commitBatch());
+       console.log('committed', newAlerts.size);`,
+    );
+    const tsx = fileURLToPath(new URL('../../node_modules/.bin/tsx', import.meta.url));
+    const { stdout } = await promisify(execFile)(tsx, [script], { timeout: 20_000 });
+    expect(stdout).toBe('committed 0\n');
   });
 
   it('fails the writes with STORE_FAILED when the thread cannot start', async () => {
