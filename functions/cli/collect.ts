@@ -165,7 +165,7 @@ export async function runCollect(argv: string[], io: CliIo, deps: CliDeps = {}):
         if (stop.signal.aborted) break;
       }
       if (!values.follow) await pipeline.finish();
-      const coverage = await readLedger(store.sessions(), { path: values.sessions, format: sessionsFormat });
+      const coverage = await readLedger(store, { path: values.sessions, format: sessionsFormat });
       const seconds = (Date.now() - started) / 1000;
       const read = last.reduce((n, r) => n + r.records, 0);
       io.stderr.write(

@@ -190,7 +190,7 @@ export async function executeDemo(
     );
 
     log('[3/5] writing the session ledger');
-    const coverage = await readLedger(store.sessions(), {
+    const coverage = await readLedger(store, {
       path: join(opts.out, 'sessions.jsonl'),
       format: 'jsonl',
     });

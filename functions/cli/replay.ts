@@ -120,7 +120,7 @@ async function runReplay(argv: string[], io: CliIo): Promise<number> {
         stderr.write(`${printable(progressLine(p))}\n`);
       },
     });
-    const coverage = await readLedger(store.sessions(), { path: values.sessions, format: sessionsFormat });
+    const coverage = await readLedger(store, { path: values.sessions, format: sessionsFormat });
 
     const { stats } = result;
     const seconds = (Date.now() - started) / 1000;

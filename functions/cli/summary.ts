@@ -6,6 +6,7 @@ import type { Session } from '../../schemas/session.js';
 import {
   addToCoverage,
   type Coverage,
+  countInCoverage,
   coverageLine,
   emptyCoverage,
 } from '../../shared/correlate/coverage.js';
@@ -13,6 +14,7 @@ import type { InputCounts } from '../../shared/decode/read-input.js';
 import { formatSession, formatSessionEnd, type OutputFormat } from '../../shared/emit/formats/format.js';
 import type { Pipeline } from '../../shared/pipeline.js';
 import { type RouteSink, TopicRoute } from '../../shared/route/route-sink.js';
+import type { StateStore } from '../../shared/state/state-store.js';
 import { toIso } from '../../shared/time.js';
 import { LineWriter } from './io.js';
 
@@ -156,21 +158,26 @@ export function routeReport(routes: readonly RouteSink[]): string[] {
 }
 
 /**
- * Reads the session ledger once, a page at a time: its attribution coverage for the summary, and
- * the sessions file in `format` when `path` is given (one record per session, and one per
- * disconnect where the format has it). Nothing holds the whole ledger.
+ * The session ledger's attribution coverage for the summary and, when `path` is given, the
+ * sessions file in `format` (one record per session, and one per disconnect where the format has
+ * it), written in one pass a page at a time: nothing holds the whole ledger. Without a file, the
+ * store counts the sessions from its typed columns and no session is read.
  */
 export async function readLedger(
-  sessions: AsyncIterable<Session> | Iterable<Session>,
+  store: Pick<StateStore, 'sessions' | 'sessionCounts'>,
   file: { path: string | undefined; format: OutputFormat },
 ): Promise<Coverage> {
   const coverage = emptyCoverage();
-  const out = file.path === undefined ? undefined : await LineWriter.toFile(file.path);
-  for await (const s of sessions) {
-    addToCoverage(coverage, s);
-    if (out) for (const line of sessionLines(file.format, s)) await out.line(line);
+  if (file.path === undefined) {
+    for (const n of await store.sessionCounts()) countInCoverage(coverage, n);
+    return coverage;
   }
-  await out?.close();
+  const out = await LineWriter.toFile(file.path);
+  for await (const s of store.sessions()) {
+    addToCoverage(coverage, s);
+    for (const line of sessionLines(file.format, s)) await out.line(line);
+  }
+  await out.close();
   return coverage;
 }
 

@@ -28,21 +28,37 @@ export function emptyCoverage(): Coverage {
 
 /** Counts one session into the coverage. */
 export function addToCoverage(c: Coverage, s: Session): void {
-  if (s.outcome !== 'success') {
-    c.failedLogins++;
+  countInCoverage(c, {
+    outcome: s.outcome,
+    method: s.attribution?.method ?? null,
+    confidence: s.attribution?.confidence ?? null,
+    sessions: 1,
+  });
+}
+
+/**
+ * Counts sessions of one outcome and attribution into the coverage: one session, or a store's count
+ * of them (StateStore.sessionCounts).
+ */
+export function countInCoverage(
+  c: Coverage,
+  n: { outcome: string; method: string | null; confidence: string | null; sessions: number },
+): void {
+  if (n.outcome !== 'success') {
+    c.failedLogins += n.sessions;
     return;
   }
-  c.sessions++;
-  const method = s.attribution?.method ?? 'unattributed';
-  c.byMethod[method] = (c.byMethod[method] ?? 0) + 1;
+  c.sessions += n.sessions;
+  const method = n.method ?? 'unattributed';
+  c.byMethod[method] = (c.byMethod[method] ?? 0) + n.sessions;
   if (method === 'local-account') {
-    c.local++;
+    c.local += n.sessions;
     return;
   }
-  c.iam++;
-  const confidence = s.attribution?.confidence ?? 'none';
-  if (confidence === 'none') c.byConfidence.unattributed++;
-  else c.byConfidence[confidence]++;
+  c.iam += n.sessions;
+  const confidence = (n.confidence ?? 'none') as keyof Coverage['byConfidence'] | 'none';
+  if (confidence === 'none') c.byConfidence.unattributed += n.sessions;
+  else c.byConfidence[confidence] += n.sessions;
 }
 
 /** A share of the IAM sessions, as every summary prints it. */

@@ -144,6 +144,18 @@ export function ledgerViews(dialect: Dialect): { name: string; select: string }[
   ];
 }
 
+/** Sessions of the ledger with one outcome and attribution (what attribution coverage counts). */
+export type SessionCount = {
+  outcome: string;
+  method: string | null;
+  confidence: string | null;
+  sessions: number;
+};
+
+/** The ledger's sessions counted by outcome and attribution, from the typed columns (both dialects). */
+export const SESSION_COUNTS_SQL = `SELECT outcome, attribution_method AS method, attribution_confidence AS confidence,
+  COUNT(*) AS sessions FROM sessions GROUP BY outcome, attribution_method, attribution_confidence`;
+
 /** The typed columns that hold a session's counts, as a store reads them. */
 export type CountColumns = {
   queries: number;

@@ -51,6 +51,8 @@ import {
   ledgerConditions,
   ledgerViews,
   SESSION_COLUMNS,
+  SESSION_COUNTS_SQL,
+  type SessionCount,
   SessionTablesWritten,
 } from './ledger.js';
 import {
@@ -860,6 +862,11 @@ export class MySqlStore implements StateStore {
       if (!last || rows.length < PAGE) return;
       after = { ts: Number(last.connect_ts), id: last.id };
     }
+  }
+
+  async sessionCounts(): Promise<SessionCount[]> {
+    const rows = await this.read<SessionCount>('read', SESSION_COUNTS_SQL);
+    return rows.map((r) => ({ ...r, sessions: Number(r.sessions) }));
   }
 
   async *alerts(query: LedgerQuery = {}): AsyncIterable<Alert> {

@@ -30,6 +30,8 @@ import {
   ledgerViews,
   readSession,
   SESSION_COLUMNS,
+  SESSION_COUNTS_SQL,
+  type SessionCount,
   SessionTablesWritten,
   sessionTableRows,
 } from './ledger.js';
@@ -414,6 +416,11 @@ export class SqliteStore implements StateStore {
       if (!last || rows.length < PAGE) return;
       after = { ts: last.connect_ts, id: last.id };
     }
+  }
+
+  async sessionCounts(): Promise<SessionCount[]> {
+    await this.settled();
+    return this.db.prepare<[], SessionCount>(SESSION_COUNTS_SQL).all();
   }
 
   async *alerts(query: LedgerQuery = {}): AsyncIterable<Alert> {

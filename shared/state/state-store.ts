@@ -8,7 +8,7 @@ import type { Session } from '../../schemas/session.js';
 import { type Snapshot, SnapshotSchema } from '../../schemas/snapshot.js';
 import { AuditError } from '../errors.js';
 import type { EntityChange, EntityRow } from './entity-cache.js';
-import type { LedgerQuery } from './ledger.js';
+import type { LedgerQuery, SessionCount } from './ledger.js';
 
 export type CommitBatch = {
   entities: EntityChange[];
@@ -137,6 +137,11 @@ export interface StateStore {
   undelivered(sink: string): Promise<Alert[]>;
   /** Sessions by connect time (and id), those the query selects: connected in [from, to), on a DB system. */
   sessions(query?: LedgerQuery): AsyncIterable<Session>;
+  /**
+   * Every session of the ledger, counted by outcome and attribution method and confidence (from
+   * the typed columns: no body is read).
+   */
+  sessionCounts(): Promise<SessionCount[]>;
   /**
    * Stored records by time (and id), those the query selects (raised in [from, to), on a DB system,
    * of rules): alerts (`status: open`) and resolutions (`status: resolved`).

@@ -8,24 +8,35 @@ import { pipelineReport, readLedger } from '../../functions/cli/summary.js';
 import { at, db } from '../../shared/detect/timeline.js';
 import { type ReplayProgress, replayFiles } from '../../shared/replay.js';
 import { SqliteStore } from '../../shared/state/sqlite-store.js';
-import { runTimeline, testConfig } from '../helpers/run-timeline.js';
+import { runBatches, testConfig } from '../helpers/run-timeline.js';
 
 describe('pipelineReport: attribution', () => {
   it('gives shares of the IAM sessions, as the demo does, with local accounts and failed logins beside them', async () => {
-    const { pipeline, sessions } = await runTimeline([
-      db.connect({ at: at(1), conn: 1, account: 'carol' }), // 1-to-1: verified
-      db.connect({ at: at(2), conn: 2, account: 'admin' }), // local
-      db.connect({ at: at(3), conn: 3, account: 'app' }), // local
-      db.connect({ at: at(4), conn: 4, account: 'app', status: 1045 }), // failed login
-    ]);
-    const line = pipelineReport(
-      pipeline,
-      await readLedger(sessions, { path: undefined, format: 'jsonl' }),
-      [],
-    ).find((l) => l.includes('attribution'));
-    expect(line).toBe(
-      '  attribution of 1 IAM sessions: verified 100.0%, corroborated 0.0%, asserted 0.0%, unattributed 0.0%; plus 2 local-account sessions and 1 failed logins',
+    const store = SqliteStore.open(':memory:');
+    const { pipeline } = await runBatches(
+      [
+        [
+          db.connect({ at: at(1), conn: 1, account: 'carol' }), // 1-to-1: verified
+          db.connect({ at: at(2), conn: 2, account: 'admin' }), // local
+          db.connect({ at: at(3), conn: 3, account: 'app' }), // local
+          db.connect({ at: at(4), conn: 4, account: 'app', status: 1045 }), // failed login
+          db.unnamed({ at: at(5), conn: 5, ip: '10.9.0.1' }), // group-mapped, nobody named: unattributed
+        ],
+      ],
+      { store },
     );
+    const line = (coverage: Awaited<ReturnType<typeof readLedger>>) =>
+      pipelineReport(pipeline, coverage, []).find((l) => l.includes('attribution'));
+    // From the store's typed columns, and from the sessions as the sessions file is written.
+    const counted = await readLedger(store, { path: undefined, format: 'jsonl' });
+    const dir = mkdtempSync(join(tmpdir(), 'hwaudit-ledger-'));
+    const read = await readLedger(store, { path: join(dir, 'sessions.jsonl'), format: 'jsonl' });
+    rmSync(dir, { recursive: true, force: true });
+    expect(counted).toEqual(read);
+    expect(line(counted)).toBe(
+      '  attribution of 2 IAM sessions: verified 50.0%, corroborated 0.0%, asserted 0.0%, unattributed 50.0%; plus 2 local-account sessions and 1 failed logins',
+    );
+    await store.close();
   });
 });
 

@@ -4,6 +4,7 @@
 import { beforeEach, describe, expect, it } from 'vitest';
 import type { Alert } from '../../schemas/alert.js';
 import type { Session } from '../../schemas/session.js';
+import { addToCoverage, countInCoverage, emptyCoverage } from '../../shared/correlate/coverage.js';
 import { at } from '../../shared/detect/timeline.js';
 import { ALERT_FIELDS, type LedgerField, SESSION_FIELDS } from '../../shared/state/ledger.js';
 import { SqliteStore } from '../../shared/state/sqlite-store.js';
@@ -278,6 +279,28 @@ function ledger(adapter: Adapter) {
     expect(await store.loadSessions(at(100))).toEqual([]);
     await commit((s) => (s.breakGlassGrant = null));
     expect(await found("break_glass_grant = 'grant-1'")).toEqual([]);
+  });
+
+  it('counts sessions by outcome and attribution from the typed columns, as coverage counts their bodies', async () => {
+    const store = await backing.open();
+    await store.commit(batch({ sessions: sessions() }));
+    // Attributed later, in place.
+    const later = sessions()[1]!;
+    later.attribution = { method: 'login-name', confidence: 'asserted', evidence: ['k2'] };
+    await store.commit(batch({ sessions: [later] }));
+    const fromColumns = emptyCoverage();
+    for (const n of await store.sessionCounts()) countInCoverage(fromColumns, n);
+    const fromBodies = emptyCoverage();
+    for await (const s of store.sessions()) addToCoverage(fromBodies, s);
+    expect(fromColumns).toEqual(fromBodies);
+    expect(fromColumns).toEqual({
+      sessions: 2,
+      failedLogins: 1,
+      iam: 2,
+      local: 0,
+      byConfidence: { verified: 0, corroborated: 1, asserted: 1, unattributed: 0 },
+      byMethod: { 'login-name': 2 },
+    });
   });
 
   it('updates the counts of a counted session alone, and writes it whole once the ledger no longer holds it', async () => {
