@@ -48,7 +48,7 @@ Options:
   --threads N|auto    threads in all: with 2, one of them reads and decodes the
                       inputs; with 3 or more, one writes a SQLite state store and
                       the rest decode; the results are the same. auto: 2 where
-                      there are 2 cores or more and the inputs reach 256 MB on
+                      there are 2 cores or more and the inputs reach 192 MB on
                       disk, else 1                                       (default: auto)
   -h, --help          this help
 
