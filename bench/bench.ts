@@ -41,11 +41,12 @@ const HELP = `Usage: npm run bench -- [options]
 
 Generates a demo fleet and measures, in child processes run in interleaved rounds so that load
 from elsewhere on the machine falls on every mode alike: JSON.parse alone on the input bytes,
-decode alone, replay end to end into SQLite state (on one thread, and on two with a decoding
-worker), and DuckDB answering the batch question on the same files. Reports medians of wall and
-CPU time, and replay's own peak RSS. Then (unless --throughput) open sessions, the collector,
+decode alone, replay end to end into SQLite state (on one thread, on two with a decoding worker,
+and on three with the state store also committing on a thread of its own), and DuckDB answering
+the batch question on the same files. Reports medians of wall and CPU time, replay's main-thread
+busy time and its own peak RSS. Then (unless --throughput) open sessions, the collector,
 baselines, sync and the function's cold start. The last line on stdout is one JSON object with
-the figures (ratio, twoThreadRatio, peakRssMB, duckdbRatio, ...).
+the figures (ratio, twoThreadRatio, threeThreadRatio, mainBusyMs, peakRssMB, duckdbRatio, ...).
 
 Options:
   --scale N        fleet size (default 3)          --app-rate N   statements/min per DB (default 5)
@@ -58,10 +59,17 @@ type Mode = 'parse' | 'decode' | 'replay' | 'replay2' | 'replay3' | 'duckdb';
 const MODES: readonly Mode[] = ['parse', 'decode', 'replay', 'replay2', 'replay3', 'duckdb'];
 
 /** What one child run measured: the timed part only (module load and setup left out). */
-type RunFigures = { wallMs: number; cpuMs: number; peakRssMB: number; records: number } & Record<
-  string,
-  number
->;
+type RunFigures = {
+  wallMs: number;
+  cpuMs: number;
+  mainBusyMs: number;
+  peakRssMB: number;
+  records: number;
+} & Record<string, number>;
+
+/** A replay's main-thread busy time, for a figure line (the other modes run on one thread, or DuckDB's own). */
+const busyText = (mode: Mode, ms: number) =>
+  mode.startsWith('replay') ? `, main thread busy ${(ms / 1000).toFixed(2)} s` : '';
 
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -69,17 +77,30 @@ const median = (xs: number[]) => {
   return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 };
 
-/** Runs `fn` and measures its wall time, its CPU time (user + system) and the process's peak RSS. */
+/**
+ * Runs `fn` and measures its wall time, its CPU time (user + system), the main thread's busy time
+ * (event-loop utilization: what bounds the wall time where other threads have cores of their own)
+ * and the process's peak RSS.
+ */
 async function timed(
   fn: () => Promise<Record<string, number>> | Record<string, number>,
 ): Promise<RunFigures> {
   gc();
   const cpu = process.cpuUsage();
+  const loop = performance.eventLoopUtilization();
   const started = performance.now();
   const extra = await fn();
   const wallMs = performance.now() - started;
   const used = process.cpuUsage(cpu);
-  return { records: 0, ...extra, wallMs, cpuMs: (used.user + used.system) / 1000, peakRssMB: peakRssMb() };
+  const mainBusyMs = performance.eventLoopUtilization(loop).active;
+  return {
+    records: 0,
+    ...extra,
+    wallMs,
+    cpuMs: (used.user + used.system) / 1000,
+    mainBusyMs,
+    peakRssMB: peakRssMb(),
+  };
 }
 
 /** JSON.parse of every record of the inputs, with the same line framing the files use. */
@@ -188,7 +209,7 @@ async function interleaved(manifestPath: string, rounds: number): Promise<Record
       const f = await runChild(mode, manifestPath);
       runs[mode].push(f);
       log(
-        `  round ${r + 1} ${mode.padEnd(6)} ${(f.wallMs / 1000).toFixed(2)} s wall, ${(f.cpuMs / 1000).toFixed(2)} s CPU, peak RSS ${f.peakRssMB} MB`,
+        `  round ${r + 1} ${mode.padEnd(6)} ${(f.wallMs / 1000).toFixed(2)} s wall, ${(f.cpuMs / 1000).toFixed(2)} s CPU${busyText(mode, f.mainBusyMs)}, peak RSS ${f.peakRssMB} MB`,
       );
     }
   }
@@ -245,12 +266,13 @@ async function main(): Promise<void> {
     const runs = await interleaved(manifestPath, rounds);
     const wall = (m: Mode) => median(runs[m].map((f) => f.wallMs));
     const cpu = (m: Mode) => median(runs[m].map((f) => f.cpuMs));
+    const busy = (m: Mode) => median(runs[m].map((f) => f.mainBusyMs));
     const ratio = (a: number, b: number) => Math.round((a / b) * 1000) / 1000;
     const records = runs.replay[0]!.records;
     const decoded = runs.decode[0]!.events!;
     for (const m of MODES) {
       log(
-        `  ${m.padEnd(6)} median ${(wall(m) / 1000).toFixed(2)} s wall, ${(cpu(m) / 1000).toFixed(2)} s CPU; ${ratio(wall('parse'), wall(m))}x JSON.parse-only by wall time, ${ratio(cpu('parse'), cpu(m))}x by CPU time`,
+        `  ${m.padEnd(6)} median ${(wall(m) / 1000).toFixed(2)} s wall, ${(cpu(m) / 1000).toFixed(2)} s CPU${busyText(m, busy(m))}; ${ratio(wall('parse'), wall(m))}x JSON.parse-only by wall time, ${ratio(cpu('parse'), cpu(m))}x by CPU time`,
       );
     }
     const d = runs.duckdb[0]!;
@@ -286,6 +308,13 @@ async function main(): Promise<void> {
       /** The same on three threads (a worker decodes, the store commits on a thread of its own). */
       threeThreadRatio: ratio(wall('parse'), wall('replay3')),
       threeThreadPeakRssMB: Math.max(...runs.replay3.map((f) => f.peakRssMB)),
+      /**
+       * The main thread's busy time on one, two and three threads (medians): the wall time to
+       * expect where the other threads have cores of their own.
+       */
+      mainBusyMs: Math.round(busy('replay')),
+      twoThreadMainBusyMs: Math.round(busy('replay2')),
+      threeThreadMainBusyMs: Math.round(busy('replay3')),
       decodeVsParseRatio: ratio(wall('parse'), wall('decode')),
       /** DuckDB's batch answer over JSON.parse-only of the same bytes (one thread), medians of wall time. */
       duckdbRatio: ratio(wall('parse'), wall('duckdb')),
