@@ -18,17 +18,21 @@ let demo: ReturnType<typeof generateDemo>;
 let inputs: string[];
 let expected: Awaited<ReturnType<typeof stateOf>>;
 
+/** A replay of every input into `state`, with `options` (--out, --threads) before the inputs. */
+const replayArgs = (state: string, ...options: string[]) => [
+  'replay',
+  '--config',
+  demo.config,
+  '--state',
+  state,
+  ...options,
+  ...inputs,
+];
+
 beforeAll(async () => {
   demo = generateDemo({ out: join(dir, 'demo'), seed: 11, scale: 0.1, appRate: 0.3 });
   inputs = demo.inputs;
-  const r = await runCli([
-    'replay',
-    '--config',
-    demo.config,
-    '--state',
-    join(dir, 'reference.sqlite'),
-    ...inputs,
-  ]);
+  const r = await runCli(replayArgs(join(dir, 'reference.sqlite')));
   expect(r.code, r.stderr).toBe(0);
   expected = await stateOf(join(dir, 'reference.sqlite'));
   expect(expected.alerts.length).toBeGreaterThan(10);
@@ -68,18 +72,7 @@ describe('reliability', () => {
     async (threads, kills) => {
       const state = join(dir, `killed-${threads}.sqlite`);
       const out = join(dir, `killed-${threads}.jsonl`);
-      const args = [
-        'replay',
-        '--threads',
-        threads,
-        '--config',
-        demo.config,
-        '--state',
-        state,
-        '--out',
-        out,
-        ...inputs,
-      ];
+      const args = replayArgs(state, '--threads', threads, '--out', out);
       let killed = 0;
       for (const ms of kills) {
         const r = await runCliKilledAfter(args, ms);
@@ -158,16 +151,7 @@ describe('reliability', () => {
 
   it('a full disk under the alerts file: a clear error, exit 1; the next run writes what was missing, once', async () => {
     const state = join(dir, 'full.sqlite');
-    const full = await runCli([
-      'replay',
-      '--config',
-      demo.config,
-      '--state',
-      state,
-      '--out',
-      '/dev/full',
-      ...inputs,
-    ]);
+    const full = await runCli(replayArgs(state, '--out', '/dev/full'));
     expect(full.code, full.stderr).toBe(1);
     expect(full.stderr).toContain('cannot write alerts to /dev/full (ENOSPC)');
     expect(full.stderr).not.toContain('    at ');
@@ -179,7 +163,7 @@ describe('reliability', () => {
     writeFileSync(out, `${JSON.stringify({ filler: 'x'.repeat(filler) })}\n`);
     const blocks = Math.floor((statSync(out).size + 4096) / 512);
     const limited = await runCli(
-      ['replay', '--config', demo.config, '--state', state, '--out', out, ...inputs],
+      replayArgs(state, '--out', out),
       process.env,
       `trap '' XFSZ; ulimit -f ${blocks}`,
     );
@@ -188,16 +172,7 @@ describe('reliability', () => {
     // Only whole lines: the write that failed was undone (a delivery is all of a batch or none of it).
     expect(fileIds(out).length).toBeLessThan(expected.alerts.length);
 
-    const again = await runCli([
-      'replay',
-      '--config',
-      demo.config,
-      '--state',
-      state,
-      '--out',
-      out,
-      ...inputs,
-    ]);
+    const again = await runCli(replayArgs(state, '--out', out));
     expect(again.code, again.stderr).toBe(0);
     const ids = fileIds(out);
     expect(new Set(ids).size).toBe(ids.length);
@@ -212,14 +187,14 @@ describe('reliability', () => {
     async (threads) => {
       const state = join(dir, `state-full-${threads}.sqlite`);
       const r = await runCli(
-        ['replay', '--threads', threads, '--config', demo.config, '--state', state, ...inputs],
+        replayArgs(state, '--threads', threads),
         process.env,
         "trap '' XFSZ; ulimit -f 64",
       );
       expect(r.code).not.toBe(0);
       expect(r.stderr).toContain(`the state file ${state} cannot be read or written`);
       expect(r.stderr).not.toContain('    at ');
-      const again = await runCli(['replay', '--config', demo.config, '--state', state, ...inputs]);
+      const again = await runCli(replayArgs(state));
       expect(again.code, again.stderr).toBe(0);
       const { lost, duplicated } = compare(await stateOf(state));
       expect({ lost, duplicated }).toEqual({ lost: 0, duplicated: 0 });
@@ -307,7 +282,7 @@ describe('reliability', () => {
     ]);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toContain('TIME_OUT_OF_RANGE: 2');
-    const rest = await runCli(['replay', '--config', demo.config, '--state', state, ...inputs]);
+    const rest = await runCli(replayArgs(state));
     expect(rest.code, rest.stderr).toBe(0);
     expect(rest.stderr).not.toContain('TOO_LATE');
     const { lost } = compare(await stateOf(state));
