@@ -79,7 +79,13 @@ export class CommitThread {
       if (!('error' in r)) return r;
       const { message, code } = r.error;
       const cause = Object.assign(new Error(message), code === undefined ? {} : { code });
-      throw new AuditError('STORE_FAILED', 'state store commit failed', { cause });
+      throw new AuditError(
+        'STORE_FAILED',
+        write.type === 'commit'
+          ? 'state store commit failed'
+          : 'cannot record the deliveries in the state store',
+        { cause },
+      );
     });
     this.last = checked.catch(() => undefined);
     return checked;

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { at } from '../../shared/detect/timeline.js';
 import { SqliteStore } from '../../shared/state/sqlite-store.js';
@@ -65,6 +66,26 @@ describe('SqliteStore with a commit thread', () => {
     const tsx = fileURLToPath(new URL('../../node_modules/.bin/tsx', import.meta.url));
     const { stdout } = await promisify(execFile)(tsx, [script], { timeout: 20_000 });
     expect(stdout).toBe('committed 0\n');
+  });
+
+  it('says which write failed: a commit, or the delivery marks', async () => {
+    const path = file();
+    await SqliteStore.open(path).close();
+    const raw = new Database(path);
+    raw.exec(`CREATE TRIGGER no_marks BEFORE INSERT ON deliveries BEGIN SELECT RAISE(ABORT, 'refused'); END;
+      CREATE TRIGGER no_dead BEFORE INSERT ON dead_letters BEGIN SELECT RAISE(ABORT, 'refused'); END`);
+    raw.close();
+    const store = SqliteStore.open(path, { commitThread: COMMIT_WORKER_BUILT });
+    await expect(store.markDelivered('out', ['a1'])).rejects.toMatchObject({
+      code: 'STORE_FAILED',
+      message: 'cannot record the deliveries in the state store',
+    });
+    const dead = { code: 'JSON_INVALID', source: 'test', message: 'not JSON' } as const;
+    await expect(store.commit(batch({ deadLetters: [dead] }))).rejects.toMatchObject({
+      code: 'STORE_FAILED',
+      message: 'state store commit failed',
+    });
+    await store.close();
   });
 
   it('fails the writes with STORE_FAILED when the thread cannot start', async () => {
