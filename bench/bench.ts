@@ -153,9 +153,10 @@ async function runMode(mode: Mode, manifestPath: string): Promise<void> {
       return { records: events + dead, events, dead };
     });
   } else {
-    // replay3 is `replay --threads 3`: a worker decodes, the store commits on a thread of its own.
+    // replay3 is `replay --threads 3`: a worker decodes, the store commits on a thread of its own;
+    // below, as in `replay`, the store's thread only checkpoints.
     const store = SqliteStore.open(join(manifestPath, '..', `state-${process.pid}.sqlite`), {
-      commitThread: mode === 'replay3',
+      thread: mode === 'replay3' ? 'commits' : 'checkpoints',
     });
     try {
       figures = await timed(async () => {

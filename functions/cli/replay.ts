@@ -49,7 +49,9 @@ Options:
                       inputs; with 3 or more, one writes a SQLite state store and
                       the rest decode; the results are the same. auto: 2 where
                       there are 2 cores or more and the inputs reach 192 MB on
-                      disk, else 1                                       (default: auto)
+                      disk, else 1. Below 3, a SQLite state store still has a
+                      thread that copies its log into the file, which mostly
+                      waits for the disk                                 (default: auto)
   -h, --help          this help
 
 ${INPUT_EXIT_CODES}`;
@@ -91,10 +93,11 @@ async function runReplay(argv: string[], io: CliIo): Promise<number> {
   const tempDir = values.state ? undefined : mkdtempSync(join(tmpdir(), 'hwaudit-'));
   const spec = values.state ?? join(tempDir!, 'state.sqlite');
   // From three threads on, one of them writes a SQLite store (SqliteStore.open); the rest decode.
+  // Below, the store's thread only checkpoints: its fsyncs wait for the disk, not for a core.
   const commitThread = threadCount >= 3 && parseStoreSpec(spec).kind === 'sqlite';
   const store = await openStore(spec, {
     onWarning: (text) => stderr.write(`replay: ${text}\n`),
-    commitThread,
+    thread: commitThread ? 'commits' : 'checkpoints',
   });
   const output = await alertOutput(io, values.out, format);
   const started = Date.now();

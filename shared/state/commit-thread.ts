@@ -1,10 +1,17 @@
-// The SQLite store's commit thread, seen from the pipeline's thread: a worker with a connection of
-// its own (commit-worker.ts) applies the store's writes in the order they are asked for, while the
-// pipeline goes on with its next batch. Reads on the pipeline's connection wait for `idle` first,
-// so that every read sees the writes asked for before it.
+// The SQLite store's own thread, seen from the pipeline's thread: a worker with a connection of its
+// own (commit-worker.ts) that does one of two jobs (`StoreThread`):
+// - `commits`: it applies the store's writes in the order they are asked for, while the pipeline
+//   goes on with its next batch. Reads on the pipeline's connection wait for `idle` first, so that
+//   every read sees the writes asked for before it.
+// - `checkpoints`: the pipeline's thread writes, and this one copies the write-ahead log into the
+//   database file after each commit (a passive checkpoint, which never blocks the writer), so
+//   that the copy and its fsyncs, which wait on the disk, are not on the pipeline's thread.
 import { Worker } from 'node:worker_threads';
 import { AuditError } from '../errors.js';
 import type { CommitRows } from './sqlite-commit.js';
+
+/** What the store's own thread does: apply its writes, or only checkpoint its log. */
+export type StoreThread = 'commits' | 'checkpoints';
 
 export type CommitSetup = { path: string };
 
@@ -12,6 +19,9 @@ export type CommitRequest = { id: number } & (
   | { type: 'commit'; rows: CommitRows }
   | { type: 'delivered'; sink: string; keys: string[]; now: number }
 );
+
+/** Asks for a checkpoint; not answered (the pipeline's thread may not turn its event loop for long). */
+export type CheckpointRequest = { type: 'checkpoint' };
 
 export type CommitReply =
   | { id: number; newAlerts?: string[] }
@@ -26,7 +36,7 @@ export class CommitThread {
   private readonly worker: Worker;
   private readonly waiting = new Map<number, { resolve(r: CommitReply): void; reject(e: unknown): void }>();
   private nextId = 0;
-  /** The last request: once it settles, every earlier one has (the worker answers in order). */
+  /** The last write: once it settles, every earlier one has (the worker answers in order). */
   private last: Promise<unknown> = Promise.resolve();
   /** Why the thread takes no more writes: it stopped, or the store closed. */
   private stopped: unknown;
@@ -55,7 +65,17 @@ export class CommitThread {
     await this.request({ type: 'delivered', sink, keys, now: Date.now() });
   }
 
-  /** Settles once every write asked for so far is applied or has failed. */
+  /**
+   * Asks the thread to copy the log into the database file; asks made while it copies come to one
+   * more copy. Nothing waits for it, and its failure is not reported: the writing connection's own
+   * checkpoints (wal_autocheckpoint) stay the fallback.
+   */
+  checkpoint(): void {
+    if (this.stopped === undefined)
+      this.worker.postMessage({ type: 'checkpoint' } satisfies CheckpointRequest);
+  }
+
+  /** Settles once every write asked for so far is applied or has failed (checkpoints are not writes). */
   async idle(): Promise<void> {
     await this.last;
   }

@@ -5,6 +5,7 @@
 // here, and no message carries the spec itself: it may hold that password.
 import { readFileSync } from 'node:fs';
 import { AuditError } from '../errors.js';
+import type { StoreThread } from './commit-thread.js';
 import type { MySqlConnectionOptions } from './mysql-store.js';
 import { SqliteStore } from './sqlite-store.js';
 import type { StateStore } from './state-store.js';
@@ -23,8 +24,8 @@ export type OpenStoreOptions = {
   env?: NodeJS.ProcessEnv;
   /** Receives each warning about the spec (e.g. a password in the URL) before the store opens. */
   onWarning?: (text: string) => void;
-  /** A SQLite store commits on a thread of its own (SqliteStore.open); a MySQL store ignores it. */
-  commitThread?: boolean;
+  /** What a SQLite store's own thread does (SqliteStore.open); a MySQL store ignores it. */
+  thread?: StoreThread;
 };
 
 function invalid(problem: string, details: Record<string, string | number> = {}): AuditError {
@@ -150,7 +151,7 @@ export async function openStore(spec: string, opts: OpenStoreOptions = {}): Prom
   for (const w of parsed.warnings) opts.onWarning?.(w);
   const scope = opts.scope === undefined ? {} : { scope: opts.scope };
   if (parsed.kind === 'sqlite')
-    return SqliteStore.open(parsed.path, { ...scope, commitThread: opts.commitThread ?? false });
+    return SqliteStore.open(parsed.path, { ...scope, ...(opts.thread ? { thread: opts.thread } : {}) });
   // The MySQL driver loads only when a MySQL store is asked for (function cold start).
   const { MySqlStore } = await import('./mysql-store.js');
   return MySqlStore.open(parsed.connection, scope);

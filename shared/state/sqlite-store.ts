@@ -1,4 +1,6 @@
-// SQLite adapter of the state store port (better-sqlite3, WAL, one transaction per commit).
+// SQLite adapter of the state store port (better-sqlite3, WAL, one transaction per commit). A store
+// may have a thread of its own (commit-thread.ts): it applies the writes, or it only copies the
+// log into the file after each commit (checkpoints), so that the writer does not wait for the disk.
 //
 // Scope lock (lockScope), in two layers. In the process: a mutex per database file (its real
 // path) and scope, shared by every SqliteStore of the process, with waiters served in arrival
@@ -17,7 +19,7 @@ import type { Session } from '../../schemas/session.js';
 import type { Snapshot } from '../../schemas/snapshot.js';
 import { AuditError } from '../errors.js';
 import { toIso } from '../time.js';
-import { COMMIT_WORKER, CommitThread } from './commit-thread.js';
+import { COMMIT_WORKER, CommitThread, type StoreThread } from './commit-thread.js';
 import type { EntityRow } from './entity-cache.js';
 import {
   ALERT_COLUMNS,
@@ -205,13 +207,13 @@ export class SqliteStore implements StateStore {
   /** Releases of the scope locks held through this store, run on close. */
   private readonly holds = new Set<() => Promise<void>>();
   private readonly tablesWritten = new SessionTablesWritten();
-  /** Where commits and deliveries are written, when not on this thread (see `open`). */
-  private readonly thread: CommitThread | undefined;
+  /** The store's own thread, if it has one, and what it does (see `open`). */
+  private readonly thread: { kind: StoreThread; worker: CommitThread } | undefined;
 
   private constructor(
     path: string,
     private readonly scope: string,
-    commitThread: URL | undefined,
+    thread: { kind: StoreThread; file: URL } | undefined,
   ) {
     if (path !== ':memory:' && !existsSync(dirname(resolve(path))))
       throw new AuditError('USAGE', `the state file ${path} cannot be created: its folder does not exist`);
@@ -231,30 +233,45 @@ export class SqliteStore implements StateStore {
       throw stateFileError(path, cause);
     }
     this.lockKey = `${this.db.memory ? `:memory:${++memoryStores}` : fileKey(path)}\u0000${scope}`;
-    this.thread = commitThread && !this.db.memory ? new CommitThread(resolve(path), commitThread) : undefined;
+    this.thread =
+      thread && !this.db.memory
+        ? { kind: thread.kind, worker: new CommitThread(resolve(path), thread.file) }
+        : undefined;
   }
 
   /**
-   * Opens (creating if needed) a state file; `:memory:` for a throwaway store. With `commitThread`,
-   * commits and deliveries are written by a thread of their own (commit-thread.ts; true: the
-   * bundled worker, dist/commit-worker.cjs), so that a pipeline can build its next batch meanwhile;
-   * reads wait for the writes asked for before them. A `:memory:` store writes on its own thread.
+   * Opens (creating if needed) a state file; `:memory:` for a throwaway store. With `thread`, the
+   * store has a thread of its own (commit-thread.ts; `threadWorker`: the bundled worker,
+   * dist/commit-worker.cjs, unless given):
+   * - `commits`: commits and deliveries are written there, so that a pipeline can build its next
+   *   batch meanwhile; reads wait for the writes asked for before them;
+   * - `checkpoints`: this thread writes, and that one copies the log into the file after each
+   *   commit, so that this thread does not wait for the disk.
+   * A `:memory:` store has no log to copy and writes on its own thread.
    */
-  static open(path: string, opts: { scope?: string; commitThread?: boolean | URL } = {}): SqliteStore {
-    const { commitThread } = opts;
+  static open(
+    path: string,
+    opts: { scope?: string; thread?: StoreThread; threadWorker?: URL } = {},
+  ): SqliteStore {
+    const { thread } = opts;
     return new SqliteStore(
       path,
       opts.scope ?? 'default',
-      commitThread === true ? COMMIT_WORKER : commitThread || undefined,
+      thread && { kind: thread, file: opts.threadWorker ?? COMMIT_WORKER },
     );
+  }
+
+  /** The thread that applies the writes, when it is not this one. */
+  private get writer(): CommitThread | undefined {
+    return this.thread?.kind === 'commits' ? this.thread.worker : undefined;
   }
 
   /** Calls are applied in order: a read waits for the writes asked for before it. */
   readonly ordered = true;
 
-  /** Settles once the writes asked for so far are applied (at once without a commit thread). */
+  /** Settles once the writes asked for so far are applied (at once when this thread writes). */
   private async settled(): Promise<void> {
-    await this.thread?.idle();
+    await this.writer?.idle();
   }
 
   /**
@@ -360,22 +377,24 @@ export class SqliteStore implements StateStore {
   }
 
   async commit(batch: CommitBatch): Promise<CommitResult> {
-    const { thread } = this;
+    const { writer } = this;
     let rows: CommitRows;
     let newAlerts: string[] = [];
     try {
-      rows = commitRows(this.scope, batch, this.tablesWritten.pending(batch.sessions), thread !== undefined);
-      if (thread === undefined) newAlerts = applyCommit(this.db, rows);
+      rows = commitRows(this.scope, batch, this.tablesWritten.pending(batch.sessions), writer !== undefined);
+      if (writer === undefined) newAlerts = applyCommit(this.db, rows);
     } catch (cause) {
       throw new AuditError('STORE_FAILED', 'state store commit failed', { cause });
     }
-    const stored = thread === undefined ? new Set(newAlerts) : await thread.commit(rows);
+    if (writer === undefined) this.thread?.worker.checkpoint();
+    const stored = writer === undefined ? new Set(newAlerts) : await writer.commit(rows);
     this.tablesWritten.committed(batch);
     return { newAlerts: stored };
   }
 
   async markDelivered(sink: string, keys: string[]): Promise<void> {
-    if (this.thread !== undefined) await this.thread.delivered(sink, keys);
+    const { writer } = this;
+    if (writer !== undefined) await writer.delivered(sink, keys);
     else applyDelivered(this.db, sink, keys, Date.now());
   }
 
@@ -556,7 +575,7 @@ export class SqliteStore implements StateStore {
   }
 
   async close(): Promise<void> {
-    await this.thread?.close();
+    await this.thread?.worker.close();
     for (const release of [...this.holds]) await release();
     if (this.db.open) this.db.close();
   }

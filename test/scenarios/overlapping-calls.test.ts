@@ -21,9 +21,10 @@ const dir = mkdtempSync(join(tmpdir(), 'hwaudit-overlap-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 let files = 0;
 
-const STORES = {
+const STORES: Record<string, Parameters<typeof SqliteStore.open>[1]> = {
   'SQLite on this thread': {},
-  'SQLite with a commit thread': { commitThread: COMMIT_WORKER_BUILT },
+  'SQLite with a commit thread': { thread: 'commits', threadWorker: COMMIT_WORKER_BUILT },
+  'SQLite with a checkpoint thread': { thread: 'checkpoints', threadWorker: COMMIT_WORKER_BUILT },
 };
 
 function fingerprint(r: TimelineResult) {

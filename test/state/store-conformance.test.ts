@@ -21,6 +21,7 @@ import {
   seenAt,
   session,
   sqliteAdapter,
+  sqliteCheckpointAdapter,
   sqliteThreadAdapter,
 } from './store-fixtures.js';
 
@@ -474,4 +475,6 @@ function conformance(adapter: Adapter) {
 
 describe('state store conformance: SqliteStore', () => conformance(sqliteAdapter));
 describe('state store conformance: SqliteStore (commit thread)', () => conformance(sqliteThreadAdapter));
+describe('state store conformance: SqliteStore (checkpoint thread)', () =>
+  conformance(sqliteCheckpointAdapter));
 describeMySql('state store conformance: MySqlStore', (server) => conformance(mysqlAdapter(server)));

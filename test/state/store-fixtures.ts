@@ -12,6 +12,7 @@ import type { Session } from '../../schemas/session.js';
 import { DB } from '../../shared/detect/timeline.js';
 import type { AlertSink } from '../../shared/emit/sink.js';
 import { Pipeline } from '../../shared/pipeline.js';
+import type { StoreThread } from '../../shared/state/commit-thread.js';
 import { MySqlStore, type MySqlStoreOptions } from '../../shared/state/mysql-store.js';
 import { SqliteStore } from '../../shared/state/sqlite-store.js';
 import type { StateStore } from '../../shared/state/state-store.js';
@@ -49,18 +50,21 @@ function tracking(open: (scope?: string) => Promise<StateStore>) {
 /** The bundled commit worker (`npm test` builds it first). */
 export const COMMIT_WORKER_BUILT = new URL('../../dist/commit-worker.cjs', import.meta.url);
 
-function sqlite(commitThread: boolean): Adapter {
+function sqlite(thread?: StoreThread): Adapter {
+  const names = { commits: 'SqliteStore (commit thread)', checkpoints: 'SqliteStore (checkpoint thread)' };
   return {
-    name: commitThread ? 'SqliteStore (commit thread)' : 'SqliteStore',
-    create: () => sqliteBacking(commitThread ? { commitThread: COMMIT_WORKER_BUILT } : {}),
+    name: thread === undefined ? 'SqliteStore' : names[thread],
+    create: () => sqliteBacking(thread === undefined ? {} : { thread, threadWorker: COMMIT_WORKER_BUILT }),
   };
 }
 
-export const sqliteAdapter = sqlite(false);
+export const sqliteAdapter = sqlite();
 /** SQLite with its writes on a commit thread (shared/state/commit-thread.ts). */
-export const sqliteThreadAdapter = sqlite(true);
+export const sqliteThreadAdapter = sqlite('commits');
+/** SQLite writing on this thread, its log checkpointed on another (shared/state/commit-thread.ts). */
+export const sqliteCheckpointAdapter = sqlite('checkpoints');
 
-async function sqliteBacking(opts: { commitThread?: URL }): Promise<Backing> {
+async function sqliteBacking(opts: { thread?: StoreThread; threadWorker?: URL }): Promise<Backing> {
   const dir = mkdtempSync(join(tmpdir(), 'hwaudit-store-'));
   const path = join(dir, 'state.sqlite');
   const t = tracking(async (scope) =>
