@@ -3,6 +3,7 @@
 // through IAM accounts (1-to-1 or group mapped); local-account sessions and failed logins are
 // counted beside them, never in the denominator.
 import type { Session } from '../../schemas/session.js';
+import type { SessionCount } from '../state/ledger.js';
 
 export type Coverage = {
   /** Successful sessions. */
@@ -40,10 +41,7 @@ export function addToCoverage(c: Coverage, s: Session): void {
  * Counts sessions of one outcome and attribution into the coverage: one session, or a store's count
  * of them (StateStore.sessionCounts).
  */
-export function countInCoverage(
-  c: Coverage,
-  n: { outcome: string; method: string | null; confidence: string | null; sessions: number },
-): void {
+export function countInCoverage(c: Coverage, n: SessionCount): void {
   if (n.outcome !== 'success') {
     c.failedLogins += n.sessions;
     return;

@@ -379,17 +379,20 @@ export class SqliteStore implements StateStore {
   async commit(batch: CommitBatch): Promise<CommitResult> {
     const { writer } = this;
     let rows: CommitRows;
-    let newAlerts: string[] = [];
+    let applied: string[] | undefined;
     try {
       rows = commitRows(this.scope, batch, this.tablesWritten.pending(batch.sessions), writer !== undefined);
-      if (writer === undefined) newAlerts = applyCommit(this.db, rows);
+      if (writer === undefined) applied = applyCommit(this.db, rows);
     } catch (cause) {
       throw new AuditError('STORE_FAILED', 'state store commit failed', { cause });
     }
-    if (writer === undefined) this.thread?.worker.checkpoint();
-    const stored = writer === undefined ? new Set(newAlerts) : await writer.commit(rows);
+    let newAlerts: Set<string>;
+    if (writer === undefined) {
+      newAlerts = new Set(applied);
+      this.thread?.worker.checkpoint();
+    } else newAlerts = await writer.commit(rows);
     this.tablesWritten.committed(batch);
-    return { newAlerts: stored };
+    return { newAlerts };
   }
 
   async markDelivered(sink: string, keys: string[]): Promise<void> {
