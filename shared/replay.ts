@@ -200,10 +200,14 @@ async function replayInputs(opts: ReplayOptions, read: (path: string) => Reader)
   let s = heap.pop();
   while (s !== undefined) {
     const next = heap.peek();
+    // Most records are before the next source's head by time alone.
+    const nextTs = next === undefined ? Number.POSITIVE_INFINITY : headOf(next).ts;
+    let ts: number;
     do {
       take(s.buffer[s.i++]!, s.input);
       if (batchRecords >= batchSize || !skipDead(s)) break;
-    } while (next === undefined || compareSources(s, next) < 0);
+      ts = headOf(s).ts;
+    } while (ts < nextTs || (ts === nextTs && compareSources(s, next!) < 0));
     // Awaited only when a batch is full or the source needs its next chunk: most turns need neither.
     if (batchRecords >= batchSize) await flush();
     if (!(skipDead(s) || (await settle(s)))) s = heap.pop();

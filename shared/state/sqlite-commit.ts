@@ -104,47 +104,59 @@ export function commitRows(
   return rows;
 }
 
+/** The statements a commit runs, prepared once per connection (a replay makes a hundred commits or more). */
+function commitStatements(db: Database.Database) {
+  return {
+    putEntity: db.prepare(
+      'INSERT INTO entity (scope, kind, key, body) VALUES (?, ?, ?, ?) ON CONFLICT (scope, kind, key) DO UPDATE SET body = excluded.body',
+    ),
+    delEntity: db.prepare('DELETE FROM entity WHERE scope = ? AND kind = ? AND key = ?'),
+    putPending: db.prepare('INSERT OR REPLACE INTO pending (scope, key, ts, body) VALUES (?, ?, ?, ?)'),
+    delPending: db.prepare('DELETE FROM pending WHERE scope = ? AND key = ?'),
+    putSeen: db.prepare('INSERT INTO seen (scope, bucket, keys) VALUES (?, ?, ?)'),
+    pruneSeen: db.prepare('DELETE FROM seen WHERE scope = ? AND bucket < ?'),
+    ledger: ledgerWriters(db),
+    updAlert: db.prepare('UPDATE alerts SET occurrences = ?, last_time = ? WHERE id = ?'),
+    putDead: db.prepare('INSERT INTO dead_letters (body) VALUES (?)'),
+    pruneLedger: [
+      'DELETE FROM session_tables WHERE session_id IN (SELECT id FROM sessions WHERE connect_ts < ?)',
+      'DELETE FROM sessions WHERE connect_ts < ?',
+      'DELETE FROM deliveries WHERE alert_id IN (SELECT id FROM alerts WHERE finding_ts < ?)',
+      'DELETE FROM alerts WHERE finding_ts < ?',
+    ].map((sql) => db.prepare(sql)),
+  };
+}
+
+const prepared = new WeakMap<Database.Database, ReturnType<typeof commitStatements>>();
+
 /** Applies a commit's rows in one write transaction; returns the record keys it stored first. */
 export function applyCommit(db: Database.Database, rows: CommitRows): string[] {
   const { scope } = rows;
-  const putEntity = db.prepare(
-    'INSERT INTO entity (scope, kind, key, body) VALUES (?, ?, ?, ?) ON CONFLICT (scope, kind, key) DO UPDATE SET body = excluded.body',
-  );
-  const delEntity = db.prepare('DELETE FROM entity WHERE scope = ? AND kind = ? AND key = ?');
-  const putPending = db.prepare('INSERT OR REPLACE INTO pending (scope, key, ts, body) VALUES (?, ?, ?, ?)');
-  const delPending = db.prepare('DELETE FROM pending WHERE scope = ? AND key = ?');
-  const putSeen = db.prepare('INSERT INTO seen (scope, bucket, keys) VALUES (?, ?, ?)');
-  const ledger = ledgerWriters(db);
-  const updAlert = db.prepare('UPDATE alerts SET occurrences = ?, last_time = ? WHERE id = ?');
-  const putDead = db.prepare('INSERT INTO dead_letters (body) VALUES (?)');
+  let st = prepared.get(db);
+  if (st === undefined) {
+    st = commitStatements(db);
+    prepared.set(db, st);
+  }
+  const { ledger } = st;
   const newAlerts: string[] = [];
   db.transaction(() => {
     for (const [kind, key, body] of rows.entities) {
-      if (body === null) delEntity.run(scope, kind, key);
-      else putEntity.run(scope, kind, key, body);
+      if (body === null) st.delEntity.run(scope, kind, key);
+      else st.putEntity.run(scope, kind, key, body);
     }
-    for (const [key, ts, body] of rows.pendingPut) putPending.run(scope, key, ts, body);
-    for (const key of rows.pendingRemove) delPending.run(scope, key);
-    for (const [bucket, keys] of rows.seen) putSeen.run(scope, bucket, keys);
-    if (rows.pruneSeenBucket !== undefined)
-      db.prepare('DELETE FROM seen WHERE scope = ? AND bucket < ?').run(scope, rows.pruneSeenBucket);
+    for (const [key, ts, body] of rows.pendingPut) st.putPending.run(scope, key, ts, body);
+    for (const key of rows.pendingRemove) st.delPending.run(scope, key);
+    for (const [bucket, keys] of rows.seen) st.putSeen.run(scope, bucket, keys);
+    if (rows.pruneSeenBucket !== undefined) st.pruneSeen.run(scope, rows.pruneSeenBucket);
     for (const row of rows.sessions) ledger.session(row);
     ledger.tables(rows.tables);
     for (const c of rows.counted) ledger.counts(c);
     for (const row of rows.alerts) if (ledger.alert(row)) newAlerts.push(row[0] as string);
-    for (const u of rows.alertUpdates) updAlert.run(...u);
-    for (const d of rows.deadLetters) putDead.run(d);
-    if (rows.pruneLedgerBefore !== undefined) {
-      const before = rows.pruneLedgerBefore;
-      db.prepare(
-        'DELETE FROM session_tables WHERE session_id IN (SELECT id FROM sessions WHERE connect_ts < ?)',
-      ).run(before);
-      db.prepare('DELETE FROM sessions WHERE connect_ts < ?').run(before);
-      db.prepare('DELETE FROM deliveries WHERE alert_id IN (SELECT id FROM alerts WHERE finding_ts < ?)').run(
-        before,
-      );
-      db.prepare('DELETE FROM alerts WHERE finding_ts < ?').run(before);
-    }
+    for (const u of rows.alertUpdates) st.updAlert.run(...u);
+    for (const d of rows.deadLetters) st.putDead.run(d);
+    // What names a row goes before it: sessions' tables, sessions, deliveries, alerts.
+    if (rows.pruneLedgerBefore !== undefined)
+      for (const prune of st.pruneLedger) prune.run(rows.pruneLedgerBefore);
   }).immediate();
   return newAlerts;
 }

@@ -118,6 +118,17 @@ describe('replay progress', () => {
     ]);
   });
 
+  it('takes records of the same time in command-line order, whatever input it took last', async () => {
+    // The same records in both files: each time, the first input's record goes first (a0 b0 a1 | b1 a2 b2 | a3 b3).
+    const { stats, seen } = await replayAuditFiles({ 'a.log': [4, 0], 'b.log': [4, 0] }, 3);
+    expect(seen.map((p) => p.inputs.map((i) => i.records))).toEqual([
+      [2, 1],
+      [3, 3],
+      [4, 4],
+    ]);
+    expect(stats).toMatchObject({ received: 8, processed: 4, duplicates: 4 });
+  });
+
   it('credits each input with the records read from it, the busiest first', () => {
     const inputs = [
       { path: 'iam.json', records: 300 },

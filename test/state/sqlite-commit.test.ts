@@ -1,0 +1,48 @@
+// A SQLite commit as rows (shared/state/sqlite-commit.ts), applied on one connection: the same
+// statements serve every commit of that connection, and each commit writes what its rows say.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { afterAll, describe, expect, it } from 'vitest';
+import { at } from '../../shared/detect/timeline.js';
+import { applyCommit, commitRows } from '../../shared/state/sqlite-commit.js';
+import { SqliteStore } from '../../shared/state/sqlite-store.js';
+import { alert, batch, session } from './store-fixtures.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'hwaudit-sqlite-commit-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('applyCommit', () => {
+  it('prepares its statements once per connection, whatever each commit holds', async () => {
+    const path = join(dir, 'state.sqlite');
+    await SqliteStore.open(path).close();
+    const db = new Database(path);
+    let prepared = 0;
+    const prepare = db.prepare.bind(db);
+    db.prepare = ((sql: string) => {
+      prepared++;
+      return prepare(sql);
+    }) as typeof db.prepare;
+    const commit = (n: number, over: Parameters<typeof batch>[0] = {}) =>
+      applyCommit(
+        db,
+        commitRows('test', batch({ sessions: [session(`s${n}`, at(n))], ...over }), new Set(), true),
+      );
+    expect(commit(1)).toEqual([]);
+    const first = prepared;
+    expect(first).toBeGreaterThan(0);
+    expect(commit(2, { alerts: [alert('a2', new Date(at(2)).toISOString())] })).toEqual(['a2']);
+    // A prune of the seen keys and of the ledger: statements of their own, prepared with the rest.
+    commit(3, { pruneSeenBefore: at(0), pruneLedgerBefore: at(2) });
+    expect(prepared).toBe(first);
+    expect(db.prepare('SELECT id FROM sessions ORDER BY id').pluck().all()).toEqual(['s2', 's3']);
+    expect(db.prepare('SELECT id FROM alerts').pluck().all()).toEqual(['a2']);
+    // Another connection prepares its own.
+    const other = new Database(path);
+    applyCommit(other, commitRows('test', batch({ sessions: [session('s4', at(4))] }), new Set(), true));
+    expect(other.prepare('SELECT count(*) FROM sessions').pluck().get()).toBe(3);
+    other.close();
+    db.close();
+  });
+});
