@@ -104,8 +104,8 @@ export function commitRows(
   return rows;
 }
 
-/** The statements a commit runs, prepared once per connection (a replay makes a hundred commits or more). */
-function commitStatements(db: Database.Database) {
+/** The statements commits and delivery marks run (a replay makes a hundred commits or more). */
+function writeStatements(db: Database.Database) {
   return {
     putEntity: db.prepare(
       'INSERT INTO entity (scope, kind, key, body) VALUES (?, ?, ?, ?) ON CONFLICT (scope, kind, key) DO UPDATE SET body = excluded.body',
@@ -124,19 +124,28 @@ function commitStatements(db: Database.Database) {
       'DELETE FROM deliveries WHERE alert_id IN (SELECT id FROM alerts WHERE finding_ts < ?)',
       'DELETE FROM alerts WHERE finding_ts < ?',
     ].map((sql) => db.prepare(sql)),
+    putDelivery: db.prepare(
+      'INSERT OR IGNORE INTO deliveries (alert_id, sink, delivered_ts) VALUES (?, ?, ?)',
+    ),
   };
 }
 
-const prepared = new WeakMap<Database.Database, ReturnType<typeof commitStatements>>();
+const prepared = new WeakMap<Database.Database, ReturnType<typeof writeStatements>>();
+
+/** A connection's write statements, prepared on its first write. */
+function statementsOf(db: Database.Database): ReturnType<typeof writeStatements> {
+  let st = prepared.get(db);
+  if (st === undefined) {
+    st = writeStatements(db);
+    prepared.set(db, st);
+  }
+  return st;
+}
 
 /** Applies a commit's rows in one write transaction; returns the record keys it stored first. */
 export function applyCommit(db: Database.Database, rows: CommitRows): string[] {
   const { scope } = rows;
-  let st = prepared.get(db);
-  if (st === undefined) {
-    st = commitStatements(db);
-    prepared.set(db, st);
-  }
+  const st = statementsOf(db);
   const { ledger } = st;
   const newAlerts: string[] = [];
   db.transaction(() => {
@@ -168,9 +177,9 @@ export function applyDelivered(
   keys: readonly string[],
   now: number,
 ): void {
-  const put = db.prepare('INSERT OR IGNORE INTO deliveries (alert_id, sink, delivered_ts) VALUES (?, ?, ?)');
+  const { putDelivery } = statementsOf(db);
   db.transaction(() => {
-    for (const key of keys) put.run(key, sink, now);
+    for (const key of keys) putDelivery.run(key, sink, now);
   })();
 }
 
