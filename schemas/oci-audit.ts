@@ -195,3 +195,87 @@ export function ociEnvelopeOf(raw: unknown): 'cloudevents' | 'listevents' | unde
     return 'cloudevents';
   return undefined;
 }
+
+// The hand check of the common shape: true only for records the schemas accept unchanged (no null
+// spelled as text, no object given as JSON text, no number for a status, no parsed Date), so that
+// the record itself stands for zod's copy of it, which differs only in the order of its keys (the
+// normalizer reads fields by name). Any other record is zod's to judge, and its issues make the
+// dead letter's message.
+type Fields = Record<string, unknown>;
+type Check = (v: unknown) => boolean;
+
+/** An object as JSON.parse makes it (zod would copy anything else to a plain object). */
+const isPlainObject = (v: unknown): v is Fields => {
+  if (typeof v !== 'object' || v === null) return false;
+  const proto = Object.getPrototypeOf(v);
+  return proto === Object.prototype || proto === null;
+};
+const nullish = (v: unknown) => v === undefined || v === null;
+const spellsNull = (v: unknown) => typeof v === 'string' && NULL_SPELLINGS.has(v.trim());
+/** `text`: absent, null, or a string that does not spell null. */
+const plainText: Check = (v) => nullish(v) || (typeof v === 'string' && !spellsNull(v));
+
+/** A `nested` object (absent, null, or an object) whose named fields pass their checks. */
+const fields =
+  (checks: Record<string, Check>): Check =>
+  (v) => {
+    if (nullish(v)) return true;
+    if (!isPlainObject(v)) return false;
+    for (const key in checks) if (!checks[key]!(v[key])) return false;
+    return true;
+  };
+const texts = (...names: string[]): Record<string, Check> =>
+  Object.fromEntries(names.map((name) => [name, plainText]));
+/** A `nested` record whose every value passes `value`. */
+const record =
+  (value: Check): Check =>
+  (v) =>
+    nullish(v) || (isPlainObject(v) && Object.values(v).every(value));
+
+const stringListMap = record(
+  (v) => v === null || (Array.isArray(v) && v.every((s) => typeof s === 'string')),
+);
+const jsonObject = record((v) => !spellsNull(v));
+const nonEmptyText: Check = (v) => typeof v === 'string' && v.length > 0;
+const IsoInstant = z.iso.datetime({ offset: true });
+const instant: Check = (v) => typeof v === 'string' && IsoInstant.safeParse(v).success;
+
+const dataFields = fields({
+  ...texts('eventName', 'compartmentId', 'resourceName', 'resourceId'),
+  identity: fields(
+    texts('principalName', 'principalId', 'authType', 'tenantId', 'ipAddress', 'consoleSessionId'),
+  ),
+  request: fields({ path: plainText, parameters: stringListMap, payload: jsonObject }),
+  response: fields({ status: plainText, payload: jsonObject }),
+  stateChange: fields({ previous: jsonObject, current: jsonObject }),
+  additionalDetails: fields(texts(...Object.keys(IdentityDomainDetailsSchema.shape))),
+});
+/** `data` is required, unlike the nested objects within it. */
+const auditData: Check = (v) => !nullish(v) && dataFields(v);
+
+const isCommonCloudEvent = fields({
+  type: nonEmptyText,
+  id: nonEmptyText,
+  time: instant,
+  oracle: fields(texts('compartmentid', 'ingestedtime', 'loggroupid', 'tenantid')),
+  data: auditData,
+});
+const isCommonListEvent = fields({
+  eventType: nonEmptyText,
+  eventId: nonEmptyText,
+  eventTime: instant,
+  data: auditData,
+});
+
+/** `schema.safeParse`, with the hand check of the common shape first. */
+function checked<S extends z.ZodType>(schema: S, common: Check) {
+  return (raw: unknown): z.ZodSafeParseResult<z.output<S>> =>
+    raw !== null && raw !== undefined && common(raw)
+      ? { success: true, data: raw as z.output<S> }
+      : schema.safeParse(raw);
+}
+
+/** A CloudEvents record, as OciCloudEventSchema.safeParse reads it. */
+export const parseOciCloudEvent = checked(OciCloudEventSchema, isCommonCloudEvent);
+/** A ListEvents item, as OciListEventSchema.safeParse reads it. */
+export const parseOciListEvent = checked(OciListEventSchema, isCommonListEvent);

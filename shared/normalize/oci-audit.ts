@@ -29,9 +29,9 @@ import type { Outcome, RecordLocation } from '../../schemas/dead-letter.js';
 import type { IamEvent, IamEventKind } from '../../schemas/events.js';
 import {
   type OciAuditData,
-  OciCloudEventSchema,
-  OciListEventSchema,
   ociEnvelopeOf,
+  parseOciCloudEvent,
+  parseOciListEvent,
 } from '../../schemas/oci-audit.js';
 import { deadLetter } from '../decode/split-records.js';
 import { grantsDbAuthentication } from './auth-policy.js';
@@ -144,13 +144,13 @@ const COLLECTION: Record<Entity, string> = { user: 'users', group: 'groups', pol
 export function normalizeOciAudit(raw: unknown, loc: RecordLocation): Outcome<IamEvent> {
   const envelope = ociEnvelopeOf(raw);
   if (envelope === 'cloudevents') {
-    const parsed = OciCloudEventSchema.safeParse(raw);
+    const parsed = parseOciCloudEvent(raw);
     if (!parsed.success) return schemaInvalid(loc, raw, parsed.error);
     const { id, type, time, oracle, data } = parsed.data;
     return { ok: true, value: toIamEvent({ key: id, type, time, ingestedTime: oracle?.ingestedtime }, data) };
   }
   if (envelope === 'listevents') {
-    const parsed = OciListEventSchema.safeParse(raw);
+    const parsed = parseOciListEvent(raw);
     if (!parsed.success) return schemaInvalid(loc, raw, parsed.error);
     const { eventId, eventType, eventTime, data } = parsed.data;
     return { ok: true, value: toIamEvent({ key: eventId, type: eventType, time: eventTime }, data) };
