@@ -91,6 +91,53 @@ describe('splitRecords: properties', () => {
     );
   });
 
+  it('reads the same records whether a chunk holds many lines, one byte, or any cut', async () => {
+    // Whole lines of a chunk are decoded as one text; lines held across chunks, as bytes.
+    const part = fc.oneof(
+      fc.constantFrom(
+        '{"a":1}',
+        '{"b":"é€😀"}',
+        '[{"c":2},',
+        '{"d":3}]',
+        '  {"e":\n',
+        '4}',
+        'null',
+        '{"f":"x',
+      ),
+      fc.constantFrom('\n', '\r\n', ',\n', '[\n', ']\n', '\uFEFF', ' ', '"', '\\'),
+      fc.string({ maxLength: 8 }),
+    );
+    const bytes = fc
+      .array(
+        fc.oneof(
+          part.map((t) => Buffer.from(t, 'utf8')),
+          fc.uint8Array({ maxLength: 3 }).map(Buffer.from),
+        ),
+        {
+          maxLength: 30,
+        },
+      )
+      .map((parts) => Buffer.concat(parts));
+    await fc.assert(
+      fc.asyncProperty(
+        bytes,
+        fc.array(fc.nat(), { maxLength: 5 }),
+        fc.constantFrom(undefined, 8, 24),
+        async (input, offsets, max) => {
+          const opts = max === undefined ? {} : { maxRecordBytes: max };
+          const whole = await split([input], opts);
+          const bytewise = await split(
+            Array.from(input, (_, i) => input.subarray(i, i + 1)),
+            opts,
+          );
+          expect(bytewise).toEqual(whole);
+          expect(await split(cut(input, offsets), opts)).toEqual(whole);
+        },
+      ),
+      runs(400),
+    );
+  });
+
   it('never throws on arbitrary JSON-ish text', async () => {
     const jsonish = fc.array(
       fc.oneof(
