@@ -112,7 +112,7 @@ async function* decodeChunks(
         record.index === undefined
           ? { source, line: record.line }
           : { source, line: record.line, index: record.index };
-      for (const item of decodeValue(record.value, loc, opts)) items.push(tally(counts, item));
+      decodeInto(items, record.value, loc, opts, counts);
     }
     // The splitting generator holds the array it yielded until it is asked for the next one, that
     // is until this chunk's events have all been taken: emptying it lets the parsed records go now
@@ -124,7 +124,23 @@ async function* decodeChunks(
 
 /** Decodes one parsed value: a record, or an envelope of records (each expanded item is one result). */
 export function decodeValue(value: unknown, loc: RecordLocation, opts: ReadOptions = {}): DecodedItem[] {
-  return classifyRecord(value, loc).map((item) => normalize(item, loc.source, opts));
+  const items: DecodedItem[] = [];
+  decodeInto(items, value, loc, opts);
+  return items;
+}
+
+/** `decodeValue` onto the end of `items`, counted in `counts` when given (no array of its own). */
+function decodeInto(
+  items: DecodedItem[],
+  value: unknown,
+  loc: RecordLocation,
+  opts: ReadOptions,
+  counts?: InputCounts,
+): void {
+  for (const classified of classifyRecord(value, loc)) {
+    const item = normalize(classified, loc.source, opts);
+    items.push(counts === undefined ? item : tally(counts, item));
+  }
 }
 
 function normalize(item: ClassifiedItem, source: string, opts: ReadOptions): DecodedItem {
