@@ -50,7 +50,14 @@ export function normalizeMysqlAudit(raw: unknown, db: DbRef, loc: RecordLocation
   const event: DbEvent = {
     source: 'mysql',
     kind: 'other',
-    key: `${db.instance === undefined ? db.id : `${db.id}/${db.instance}`}:${record.timestamp}:${record.id}:${connectionId ?? '-'}`,
+    // Joined, not a template literal: V8 builds a template's string as a tree of its pieces, which
+    // a statement's key keeps until its batch is applied and the garbage collector copies with it.
+    key: [
+      db.instance === undefined ? db.id : `${db.id}/${db.instance}`,
+      record.timestamp,
+      record.id,
+      connectionId ?? '-',
+    ].join(':'),
     time: time.iso,
     ts: time.ts,
     dbSystemId: db.id,

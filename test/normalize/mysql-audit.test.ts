@@ -3,6 +3,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { DeadLetter } from '../../schemas/dead-letter.js';
 import { type DbEvent, DbEventSchema } from '../../schemas/events.js';
+import type { DbRef } from '../../shared/decode/classify.js';
 import { normalizeMysqlAudit, parseAuditTimestamp } from '../../shared/normalize/mysql-audit.js';
 import { runs } from '../helpers/property.js';
 import { runTimeline } from '../helpers/run-timeline.js';
@@ -22,7 +23,7 @@ const PERCONA: Json[] = JSON.parse(
 /** A fresh copy of the sample event at `index` of all-classes.pretty.json. */
 const sample = (index: number): Json => structuredClone(ALL[index]);
 
-function normalize(raw: unknown, db: { id: string; name?: string } = DB): DbEvent {
+function normalize(raw: unknown, db: DbRef = DB): DbEvent {
   const outcome = normalizeMysqlAudit(raw, db, LOC);
   if (!outcome.ok) throw new Error(`unexpected dead letter: ${outcome.dead.message}`);
   expect(DbEventSchema.parse(outcome.value)).toEqual(outcome.value);
@@ -180,6 +181,12 @@ describe('normalizeMysqlAudit: every class and event', () => {
   it('names the DB system only when its name is known', () => {
     expect(normalize(sample(1), { id: 'db-only' })).not.toHaveProperty('dbSystemName');
     expect(normalize(sample(1), { id: 'db-only' }).key).toBe('db-only:2026-11-01 10:00:00:0:17');
+  });
+
+  it("keys an instance's record by DB system and instance: the logs of a DB system's instances never collide", () => {
+    const ev = normalize(sample(1), { id: 'db-1', instance: 'replica-2' });
+    expect(ev.key).toBe('db-1/replica-2:2026-11-01 10:00:00:0:17');
+    expect(ev.instance).toBe('replica-2');
   });
 });
 
