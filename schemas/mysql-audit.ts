@@ -2,6 +2,7 @@
 // write them. Objects are loose (unknown fields kept), values may be truncated, so numbers that
 // arrive as numeric strings are accepted and optional text fields may be null.
 import { z } from 'zod';
+import { type Check, fields, isObject, nullish } from './hand-check.js';
 
 const NUMERIC_TEXT = /^\s*-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?\s*$/;
 
@@ -179,25 +180,11 @@ export function parseMysqlAuditRecord(
     : { success: false, error: parsed.error };
 }
 
-// The hand check: true only for records the schemas accept unchanged (no text to convert to a
-// number), so that returning the record itself is the same as returning zod's copy of it.
-type Fields = Record<string, unknown>;
-
-const isObject = (v: unknown): v is Fields => typeof v === 'object' && v !== null && !Array.isArray(v);
-const nullish = (v: unknown) => v === undefined || v === null;
+// The hand check (hand-check.ts): true only for records the schemas accept unchanged (no text to
+// convert to a number), so that returning the record itself is the same as returning zod's copy.
 const text = (v: unknown) => nullish(v) || typeof v === 'string';
 const number = (v: unknown) => nullish(v) || (typeof v === 'number' && Number.isFinite(v));
 const int = (v: unknown) => typeof v === 'number' && Number.isSafeInteger(v);
-
-/** An optional object whose named fields pass their checks. */
-const fields =
-  (checks: Record<string, (v: unknown) => boolean>) =>
-  (v: unknown): boolean => {
-    if (nullish(v)) return true;
-    if (!isObject(v)) return false;
-    for (const key in checks) if (!checks[key]!(v[key])) return false;
-    return true;
-  };
 
 const accountRef = fields({ user: text, host: text });
 const loginRef = fields({ user: text, os: text, ip: text, proxy: text });
@@ -218,10 +205,7 @@ const generalData = fields({ command: text, sql_command: text, query: text, stat
 const tableAccessData = fields({ db: text, table: text, query: text, sql_command: text });
 
 /** The payload each common class carries, and the events that require it (requirePayload). */
-const COMMON_SHAPES = new Map<
-  string,
-  { payload: string; check: (v: unknown) => boolean; requiredBy: string[] }
->([
+const COMMON_SHAPES = new Map<string, { payload: string; check: Check; requiredBy: string[] }>([
   [
     'connection',
     { payload: 'connection_data', check: connectionData, requiredBy: ['connect', 'change_user'] },

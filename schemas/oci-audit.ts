@@ -6,6 +6,7 @@
 // spell null `"None"`: the fields read are accepted in those forms too, and the fields not read
 // (tags, headers, timings, messages) are kept whatever their shape, so they never reject a record.
 import { z } from 'zod';
+import { type Check, fields, isPlainObject, nullish } from './hand-check.js';
 
 /** How exports by other tools spell null (`"None"`: Python's). */
 const NULL_SPELLINGS: ReadonlySet<string> = new Set(['None', 'null', 'NULL', 'Null', 'nil']);
@@ -196,34 +197,14 @@ export function ociEnvelopeOf(raw: unknown): 'cloudevents' | 'listevents' | unde
   return undefined;
 }
 
-// The hand check of the common shape: true only for records the schemas accept unchanged (no null
-// spelled as text, no object given as JSON text, no number for a status, no parsed Date), so that
-// the record itself stands for zod's copy of it, which differs only in the order of its keys (the
-// normalizer reads fields by name). Any other record is zod's to judge, and its issues make the
-// dead letter's message.
-type Fields = Record<string, unknown>;
-type Check = (v: unknown) => boolean;
-
-/** An object as JSON.parse makes it (zod would copy anything else to a plain object). */
-const isPlainObject = (v: unknown): v is Fields => {
-  if (typeof v !== 'object' || v === null) return false;
-  const proto = Object.getPrototypeOf(v);
-  return proto === Object.prototype || proto === null;
-};
-const nullish = (v: unknown) => v === undefined || v === null;
+// The hand check of the common shape (hand-check.ts): true only for records the schemas accept
+// unchanged (no null spelled as text, no object given as JSON text, no number for a status, no
+// parsed Date), so that the record itself stands for zod's copy of it, which differs only in the
+// order of its keys (the normalizer reads fields by name).
 const spellsNull = (v: unknown) => typeof v === 'string' && NULL_SPELLINGS.has(v.trim());
 /** `text`: absent, null, or a string that does not spell null. */
 const plainText: Check = (v) => nullish(v) || (typeof v === 'string' && !spellsNull(v));
 
-/** A `nested` object (absent, null, or an object) whose named fields pass their checks. */
-const fields =
-  (checks: Record<string, Check>): Check =>
-  (v) => {
-    if (nullish(v)) return true;
-    if (!isPlainObject(v)) return false;
-    for (const key in checks) if (!checks[key]!(v[key])) return false;
-    return true;
-  };
 const texts = (...names: string[]): Record<string, Check> =>
   Object.fromEntries(names.map((name) => [name, plainText]));
 /** A `nested` record whose every value passes `value`. */

@@ -379,18 +379,15 @@ export class SqliteStore implements StateStore {
   async commit(batch: CommitBatch): Promise<CommitResult> {
     const { writer } = this;
     let rows: CommitRows;
-    let applied: string[] | undefined;
+    let applied: string[] = [];
     try {
       rows = commitRows(this.scope, batch, this.tablesWritten.pending(batch.sessions), writer !== undefined);
       if (writer === undefined) applied = applyCommit(this.db, rows);
     } catch (cause) {
       throw new AuditError('STORE_FAILED', 'state store commit failed', { cause });
     }
-    let newAlerts: Set<string>;
-    if (writer === undefined) {
-      newAlerts = new Set(applied);
-      this.thread?.worker.checkpoint();
-    } else newAlerts = await writer.commit(rows);
+    if (writer === undefined) this.thread?.worker.checkpoint();
+    const newAlerts = writer === undefined ? new Set(applied) : await writer.commit(rows);
     this.tablesWritten.committed(batch);
     return { newAlerts };
   }
