@@ -126,7 +126,7 @@ export class LogPositions {
   acceptedAll(events: readonly MysqlEvent[]): void {
     if (events.length === 0) return;
     let top = events[0]!;
-    for (const ev of events) if (after(ev, top)) top = ev;
+    for (let i = 1; i < events.length; i++) if (after(events[i]!, top)) top = events[i]!;
     this.accepted(top);
   }
 

@@ -1,10 +1,13 @@
 // Decoded items sent from a decoding worker to the replay's thread. Structured clone costs about as
 // much per value as decoding the record did, so routine statements (95% of a fleet's records)
 // travel as columns: their short, repeating strings (kinds, DB systems, commands, tables) once per
-// chunk with an index per statement, their numbers in one typed array, and only their key, time and
-// SQL text as strings of their own. They are rebuilt here exactly as normalize built them: the
-// same properties in the same order. Every other item is sent as it is.
+// chunk with an index per statement, their numbers in one typed array, and only their time and SQL
+// text as strings of their own (a key is joined from its parts when it is read: MysqlEvent). They
+// are rebuilt here exactly as normalize built them: the same properties in the same order. Every
+// other item is sent as it is, a MySQL event as its plain form (a structured clone drops getters).
 import type { DbEvent } from '../../schemas/events.js';
+import { MysqlEvent } from '../normalize/mysql-audit.js';
+import type { DbRef } from './classify.js';
 import type { DecodedItem } from './read-input.js';
 
 /** A chunk's items as a worker posts them (see `packItems`). */
@@ -16,7 +19,6 @@ export type TransferChunk = {
   words: Int32Array;
   /** NUMBERS.length numbers per row (NaN: absent, or a null connection id). */
   numbers: Float64Array;
-  keys: string[];
   times: string[];
   texts: (string | undefined)[];
 };
@@ -25,6 +27,7 @@ export type TransferChunk = {
 const WORDS = [
   'kind',
   'dbSystemId',
+  'stamp',
   'class',
   'event',
   'dbSystemName',
@@ -52,9 +55,10 @@ function positions<T extends string>(names: readonly T[]): Record<T, number> {
 
 /** A chunk's items, routine statements in columns. */
 export function packItems(items: readonly DecodedItem[]): TransferChunk {
-  const rows: DbEvent[] = [];
+  const rows: MysqlEvent[] = [];
   const out = items.map((item): number | DecodedItem => {
-    if (item.type !== 'event' || !item.routine || item.event.source !== 'mysql') return item;
+    if (item.type !== 'event' || !(item.event instanceof MysqlEvent)) return item;
+    if (!item.routine) return { ...item, event: item.event.toJSON() };
     rows.push(item.event);
     return rows.length - 1;
   });
@@ -76,6 +80,7 @@ export function packItems(items: readonly DecodedItem[]): TransferChunk {
     const w = r * WORDS.length;
     words[w + W.kind] = id(ev.kind);
     words[w + W.dbSystemId] = id(ev.dbSystemId);
+    words[w + W.stamp] = id(ev.stamp);
     words[w + W.class] = id(ev.class);
     words[w + W.event] = id(ev.event);
     words[w + W.dbSystemName] = id(ev.dbSystemName);
@@ -98,7 +103,6 @@ export function packItems(items: readonly DecodedItem[]): TransferChunk {
     dictionary,
     words,
     numbers,
-    keys: rows.map((ev) => ev.key),
     times: rows.map((ev) => ev.time),
     texts: rows.map((ev) => ev.sql?.text),
   };
@@ -106,9 +110,29 @@ export function packItems(items: readonly DecodedItem[]): TransferChunk {
 
 /** The items `packItems` was given. */
 export function unpackItems(chunk: TransferChunk): DecodedItem[] {
+  const dbs = new DbRefs();
   return chunk.items.map((item) =>
-    typeof item === 'number' ? { type: 'event', event: unpack(chunk, item), routine: true } : item,
+    typeof item === 'number' ? { type: 'event', event: unpack(chunk, item, dbs), routine: true } : item,
   );
+}
+
+/** The DB system references of a chunk's routine statements: one for each run of rows of the same. */
+class DbRefs {
+  private last: { id: number; name: number; instance: number; ref: DbRef } | undefined;
+
+  of(c: TransferChunk, r: number): DbRef {
+    const w = r * WORDS.length;
+    const id = c.words[w + W.dbSystemId]!;
+    const name = c.words[w + W.dbSystemName]!;
+    const instance = c.words[w + W.instance]!;
+    const last = this.last;
+    if (last?.id === id && last.name === name && last.instance === instance) return last.ref;
+    const ref: DbRef = { id: c.dictionary[id]! };
+    if (name >= 0) ref.name = c.dictionary[name]!;
+    if (instance >= 0) ref.instance = c.dictionary[instance]!;
+    this.last = { id, name, instance, ref };
+    return ref;
+  }
 }
 
 function wordOf(c: TransferChunk, r: number, field: Word): string | undefined {
@@ -122,26 +146,19 @@ function numberOf(c: TransferChunk, r: number, field: NumberField): number | und
 }
 
 /** A routine statement as normalizeMysqlAudit builds it (no login or account; optional parts absent, not undefined). */
-function unpack(c: TransferChunk, r: number): DbEvent {
-  const ev: DbEvent = {
-    source: 'mysql',
-    kind: wordOf(c, r, 'kind') as DbEvent['kind'],
-    key: c.keys[r]!,
-    time: c.times[r]!,
-    ts: numberOf(c, r, 'ts')!,
-    dbSystemId: wordOf(c, r, 'dbSystemId')!,
-    recordId: numberOf(c, r, 'recordId')!,
-    connectionId: numberOf(c, r, 'connectionId') ?? null,
-    class: wordOf(c, r, 'class')!,
-    event: wordOf(c, r, 'event')!,
-    login: null,
-    account: null,
-    status: numberOf(c, r, 'status')!,
-  };
-  const dbSystemName = wordOf(c, r, 'dbSystemName');
-  if (dbSystemName !== undefined) ev.dbSystemName = dbSystemName;
-  const instance = wordOf(c, r, 'instance');
-  if (instance !== undefined) ev.instance = instance;
+function unpack(c: TransferChunk, r: number, dbs: DbRefs): DbEvent {
+  const ev = new MysqlEvent(
+    dbs.of(c, r),
+    wordOf(c, r, 'stamp')!,
+    numberOf(c, r, 'ts')!,
+    c.times[r]!,
+    numberOf(c, r, 'recordId')!,
+    numberOf(c, r, 'connectionId') ?? null,
+    wordOf(c, r, 'class')!,
+    wordOf(c, r, 'event')!,
+  );
+  ev.kind = wordOf(c, r, 'kind') as DbEvent['kind'];
+  ev.status = numberOf(c, r, 'status')!;
   const command = wordOf(c, r, 'command');
   const sqlCommand = wordOf(c, r, 'sqlCommand');
   const text = c.texts[r];

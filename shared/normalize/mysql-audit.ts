@@ -35,6 +35,87 @@ const STATS = {
  */
 export type MysqlOutcome = Outcome<DbEvent> & ({ ok: false } | { ok: true; routine: boolean });
 
+/** A record's time: as the log wrote it, as epoch ms, and in ISO 8601. */
+type EventTime = { text: string; ts: number; iso: string };
+
+/**
+ * A normalized MySQL audit event whose dedupe key is joined only when it is first read. A replay
+ * reads the keys of few routine statements (log positions dedupe the rest, log-positions.ts), and
+ * a key is the largest string a statement would hold while it waits for its batch. `toJSON` gives
+ * the plain event, key in its place; a structured clone (postMessage) does not call it, so what is
+ * sent to another thread is `toJSON()` (shared/decode/transfer.ts).
+ */
+export class MysqlEvent implements DbEvent {
+  readonly source = 'mysql';
+  kind: DbEvent['kind'] = 'other';
+  time: string;
+  ts: number;
+  dbSystemId: string;
+  recordId: number;
+  connectionId: number | null;
+  class: string;
+  event: string;
+  login: DbEvent['login'] = null;
+  account: DbEvent['account'] = null;
+  status = 0;
+  declare dbSystemName?: string;
+  declare instance?: string;
+  declare db?: string;
+  declare connectionType?: string;
+  declare attributes?: DbEvent['attributes'];
+  declare sql?: DbEvent['sql'];
+  declare table?: DbEvent['table'];
+  declare stats?: DbEvent['stats'];
+  declare server?: DbEvent['server'];
+  /** The record's timestamp as the log wrote it, which the key names. */
+  readonly #stamp: string;
+  #key: string | undefined;
+
+  constructor(
+    db: DbRef,
+    stamp: string,
+    ts: number,
+    time: string,
+    recordId: number,
+    connectionId: number | null,
+    cls: string,
+    event: string,
+  ) {
+    this.time = time;
+    this.ts = ts;
+    this.dbSystemId = db.id;
+    this.recordId = recordId;
+    this.connectionId = connectionId;
+    this.class = cls;
+    this.event = event;
+    if (db.name !== undefined) this.dbSystemName = db.name;
+    if (db.instance !== undefined) this.instance = db.instance;
+    this.#stamp = stamp;
+  }
+
+  /** `dbSystemId[/instance]:timestamp:id:connectionId` (the timestamp as the log wrote it). */
+  get key(): string {
+    this.#key ??= [
+      this.instance === undefined ? this.dbSystemId : `${this.dbSystemId}/${this.instance}`,
+      this.#stamp,
+      this.recordId,
+      this.connectionId ?? '-',
+    ].join(':');
+    return this.#key;
+  }
+
+  /** The record's timestamp as the log wrote it. */
+  get stamp(): string {
+    return this.#stamp;
+  }
+
+  /** The plain event, with the properties in the order JSON has always had them. */
+  toJSON(): DbEvent {
+    const { source, kind, ...rest } = this;
+    return { source, kind, key: this.key, ...rest };
+  }
+}
+
 /** Normalizes one raw MySQL audit record of DB system `db`; a record of the wrong shape is a dead letter. */
 export function normalizeMysqlAudit(raw: unknown, db: DbRef, loc: RecordLocation): MysqlOutcome {
   const parsed = parseMysqlAuditRecord(raw);
@@ -47,30 +128,16 @@ export function normalizeMysqlAudit(raw: unknown, db: DbRef, loc: RecordLocation
     return { ok: false, dead: deadLetter('SCHEMA_INVALID', loc, message, ['timestamp']) };
   }
   const connectionId = record.connection_id ?? null;
-  const event: DbEvent = {
-    source: 'mysql',
-    kind: 'other',
-    // Joined, not a template literal: V8 builds a template's string as a tree of its pieces, which
-    // a statement's key keeps until its batch is applied and the garbage collector copies with it.
-    key: [
-      db.instance === undefined ? db.id : `${db.id}/${db.instance}`,
-      record.timestamp,
-      record.id,
-      connectionId ?? '-',
-    ].join(':'),
-    time: time.iso,
-    ts: time.ts,
-    dbSystemId: db.id,
-    recordId: record.id,
+  const event = new MysqlEvent(
+    db,
+    time.text,
+    time.ts,
+    time.iso,
+    record.id,
     connectionId,
-    class: record.class,
-    event: record.event ?? '',
-    login: null,
-    account: null,
-    status: 0,
-  };
-  if (db.name !== undefined) event.dbSystemName = db.name;
-  if (db.instance !== undefined) event.instance = db.instance;
+    record.class,
+    record.event ?? '',
+  );
   if (parsed.data.known) fillKnown(event, parsed.data.record);
   else fillGeneric(event, parsed.data.record);
   // Routine statements are most events, and each lives until its batch commits: they keep only
@@ -91,10 +158,10 @@ export function normalizeMysqlAudit(raw: unknown, db: DbRef, loc: RecordLocation
 
 // Records arrive in time order, many in the same second and most in the same day: remember the
 // last timestamp parsed, and the day of the last one in MySQL's own form.
-let lastTime: { text: string; ts: number; iso: string } | undefined;
+let lastTime: EventTime | undefined;
 let lastDay: { prefix: string; ms: number; date: string } | undefined;
 
-function eventTime(text: string): { ts: number; iso: string } | undefined {
+function eventTime(text: string): EventTime | undefined {
   if (lastTime?.text === text) return lastTime;
   const sameDay = lastDay !== undefined && text.startsWith(lastDay.prefix) ? timeOfDayMs(text) : undefined;
   if (sameDay !== undefined) {
