@@ -11,7 +11,7 @@
 // a connection's statements, taken together as a run, are checked at once whatever other
 // connections wrote in between. (Events at or before the released watermark are looked up in the
 // seen keys whatever this says: pipeline.ts.)
-import type { CanonicalEvent } from '../schemas/events.js';
+import type { CanonicalEvent, DbEvent } from '../schemas/events.js';
 import type { EntityCache } from './state/entity-cache.js';
 
 /** The highest event accepted from one log, or a log whose positions no longer order it. */
@@ -157,6 +157,19 @@ export class LogPositions {
   /** Whether an applied event's key must be remembered: it is not (yet) a redelivery by position. */
   needsKey(ev: CanonicalEvent): boolean {
     return !this.isRedelivery(ev);
+  }
+
+  /** The first `n` of a connection's events (in log order) whose keys must be remembered (`needsKey`). */
+  needingKeys(events: readonly DbEvent[], n: number): DbEvent[] {
+    const first = events[0];
+    if (first === undefined || n === 0) return [];
+    const mark = this.cache.get<Mark>(KIND, this.logOf(first));
+    if (mark === undefined || 'unordered' in mark) return events.slice(0, n);
+    // Along a log, the events a window behind the mark come first; one out of order after the
+    // first that is not only has its key remembered when it need not be.
+    let i = 0;
+    while (i < n && events[i]!.ts + this.window <= mark.ts) i++;
+    return events.slice(i, n);
   }
 }
 

@@ -135,6 +135,8 @@ export class Pipeline {
   private released: CanonicalEvent[] = [];
   /** Events applied since the last commit (their keys are remembered unless their position suffices). */
   private seenBatch: CanonicalEvent[] = [];
+  /** The same for runs: the first `n` statements of each. */
+  private seenRuns: { run: DbEvent[]; n: number }[] = [];
   private readonly logPositions: LogPositions;
   /** The day (of the ledger's retention horizon) the ledger was last pruned for, in this process. */
   private ledgerPrunedDay: number | undefined;
@@ -517,9 +519,9 @@ export class Pipeline {
     while (n < run.length) {
       const ev = run[n]!;
       if (n > 0 && (ev.ts > watermark || (barrier !== undefined && compareEvents(ev, barrier) > 0))) break;
-      this.seenBatch.push(ev);
       n++;
     }
+    this.seenRuns.push({ run, n });
     this.correlator.statements(run, n);
     this.stats.processed += n;
     return n === run.length ? [] : run.slice(n);
@@ -585,7 +587,10 @@ export class Pipeline {
       ...this.ledgerPrune(),
       entities: this.cache.drainChanges(),
       pending: { put, remove },
-      seen: this.seenBatch.filter((e) => this.logPositions.needsKey(e)),
+      seen: [
+        ...this.seenBatch.filter((e) => this.logPositions.needsKey(e)),
+        ...this.seenRuns.flatMap(({ run, n }) => this.logPositions.needingKeys(run, n)),
+      ],
       ...this.correlator.drainSessions(),
       alerts: created,
       alertUpdates: updates,
@@ -598,6 +603,7 @@ export class Pipeline {
     for (const e of this.released) this.persisted.delete(e);
     this.released = [];
     this.seenBatch = [];
+    this.seenRuns = [];
     this.deadBatch = [];
     // A failed commit fails this call when its delivery awaits it, and every later call.
     this.committing = committed.then(

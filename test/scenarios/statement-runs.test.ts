@@ -8,7 +8,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { CanonicalEvent, DbEvent } from '../../schemas/events.js';
 import { StatementRuns } from '../../shared/decode/statement-runs.js';
-import { at, db, GROUPS, iam, USERS } from '../../shared/detect/timeline.js';
+import { at, db, GROUPS, gap, iam, USERS } from '../../shared/detect/timeline.js';
 import { Pipeline } from '../../shared/pipeline.js';
 import { SqliteStore } from '../../shared/state/sqlite-store.js';
 import { runs } from '../helpers/property.js';
@@ -131,6 +131,39 @@ describe('runs of routine statements', () => {
     );
     expect(r.pipeline.stats.duplicates).toBe(6);
     expect(r.sessions.find((s) => s.connectKey === connect.key)?.counts.queries).toBe(6);
+  });
+
+  it('count statements redelivered once applied while their log is behind another once', async () => {
+    // Another DB system's later event releases the statements while their own log's mark is within
+    // the lateness of them: their keys, not their positions, tell the redelivery.
+    const connect = db.connect({ at: at(10), conn: 1, account: 'app' });
+    const statements = [11, 12].map((m) => select(m, 1, 'app'));
+    const elsewhere = db.connect({
+      at: at(40),
+      conn: 9,
+      account: 'app',
+      db: 'ocid1.mysqldbsystem.oc1..other',
+    });
+    const r = await runBatches([[connect, ...statements, elsewhere], statements], {
+      fold: true,
+      durablePending: false,
+    });
+    expect(r.pipeline.stats.duplicates).toBe(2);
+    expect(r.sessions.find((s) => s.connectKey === connect.key)?.counts.queries).toBe(2);
+  });
+
+  it('count statements redelivered once applied after their log lost its order once', async () => {
+    // The run waits while a log-reset gap ends the log's order: its statements keep exact keys.
+    const connect = db.connect({ at: at(10), conn: 1, account: 'app' });
+    const statements = [11, 12].map((m) => select(m, 1, 'app'));
+    const reset = gap.mysql({ from: at(60), to: at(61), reason: 'log-reset' });
+    const later = db.connect({ at: at(62), conn: 2, account: 'app' });
+    const r = await runBatches([[connect, ...statements], [reset, later], statements], {
+      fold: true,
+      durablePending: false,
+    });
+    expect(r.pipeline.stats.duplicates).toBe(2);
+    expect(r.sessions.find((s) => s.connectKey === connect.key)?.counts.queries).toBe(2);
   });
 
   it('count statements buffered in the store and redelivered after a restart once', async () => {
