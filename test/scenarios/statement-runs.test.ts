@@ -133,32 +133,27 @@ describe('runs of routine statements', () => {
     expect(r.sessions.find((s) => s.connectKey === connect.key)?.counts.queries).toBe(6);
   });
 
-  it('count statements redelivered once applied while their log is behind another once', async () => {
-    // Another DB system's later event releases the statements while their own log's mark is within
-    // the lateness of them: their keys, not their positions, tell the redelivery.
+  // Keys, not positions, tell these redeliveries: another DB system's later event releases the
+  // statements while their own log's mark is within the lateness of them, or the run waits while a
+  // log-reset gap ends its log's order.
+  it.each([
+    {
+      after: 'while their log is behind another',
+      between: () => [
+        db.connect({ at: at(40), conn: 9, account: 'app', db: 'ocid1.mysqldbsystem.oc1..other' }),
+      ],
+    },
+    {
+      after: 'after their log lost its order',
+      between: () => [
+        gap.mysql({ from: at(60), to: at(61), reason: 'log-reset' }),
+        db.connect({ at: at(62), conn: 2, account: 'app' }),
+      ],
+    },
+  ])('count statements redelivered once applied $after once', async ({ between }) => {
     const connect = db.connect({ at: at(10), conn: 1, account: 'app' });
     const statements = [11, 12].map((m) => select(m, 1, 'app'));
-    const elsewhere = db.connect({
-      at: at(40),
-      conn: 9,
-      account: 'app',
-      db: 'ocid1.mysqldbsystem.oc1..other',
-    });
-    const r = await runBatches([[connect, ...statements, elsewhere], statements], {
-      fold: true,
-      durablePending: false,
-    });
-    expect(r.pipeline.stats.duplicates).toBe(2);
-    expect(r.sessions.find((s) => s.connectKey === connect.key)?.counts.queries).toBe(2);
-  });
-
-  it('count statements redelivered once applied after their log lost its order once', async () => {
-    // The run waits while a log-reset gap ends the log's order: its statements keep exact keys.
-    const connect = db.connect({ at: at(10), conn: 1, account: 'app' });
-    const statements = [11, 12].map((m) => select(m, 1, 'app'));
-    const reset = gap.mysql({ from: at(60), to: at(61), reason: 'log-reset' });
-    const later = db.connect({ at: at(62), conn: 2, account: 'app' });
-    const r = await runBatches([[connect, ...statements], [reset, later], statements], {
+    const r = await runBatches([[connect, ...statements], between(), statements], {
       fold: true,
       durablePending: false,
     });
