@@ -19,11 +19,14 @@ export function isPlainObject(v: unknown): v is Fields {
 export const nullish = (v: unknown): v is null | undefined => v === undefined || v === null;
 
 /** An optional object (absent, null, or an object) whose named fields pass their checks. */
-export const fields =
-  (checks: Record<string, Check>): Check =>
-  (v) => {
+export function fields(checks: Record<string, Check>): Check {
+  // Two arrays, read by index: every record is checked, and a `for...in` over the checks cost more.
+  const names = Object.keys(checks);
+  const tests = Object.values(checks);
+  return (v) => {
     if (nullish(v)) return true;
     if (!isObject(v)) return false;
-    for (const key in checks) if (!checks[key]!(v[key])) return false;
+    for (let i = 0; i < names.length; i++) if (!tests[i]!(v[names[i]!])) return false;
     return true;
   };
+}

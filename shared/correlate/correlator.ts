@@ -704,6 +704,27 @@ export class Correlator {
   }
 }
 
+/** `schema.table` names by schema and table, made once (most statements name a table seen before). */
+const tableNames = new Map<string, Map<string, string>>();
+const TABLE_NAMES_MAX = 100_000;
+
+/** A table's `schema.table` name: the same string each time, which a session's list compares at once. */
+function tableName(t: { db: string; table: string }): string {
+  let bySchema = tableNames.get(t.db);
+  if (bySchema === undefined) {
+    if (tableNames.size >= TABLE_NAMES_MAX) tableNames.clear();
+    bySchema = new Map();
+    tableNames.set(t.db, bySchema);
+  }
+  let name = bySchema.get(t.table);
+  if (name === undefined) {
+    if (bySchema.size >= TABLE_NAMES_MAX) bySchema.clear();
+    name = `${t.db}.${t.table}`;
+    bySchema.set(t.table, name);
+  }
+  return name;
+}
+
 /**
  * Keeps the tables a session touched and, under break-glass, what it ran (bounded, see Session).
  * True when the session changed.
@@ -711,7 +732,7 @@ export class Correlator {
 function noteActivity(session: Session, ev: DbEvent): boolean {
   let changed = false;
   if (ev.table) {
-    const name = `${ev.table.db}.${ev.table.table}`;
+    const name = tableName(ev.table);
     const tables = session.tables ?? [];
     if (tables.length < SESSION_TABLES_MAX && name.length <= TABLE_NAME_MAX && !tables.includes(name)) {
       tables.push(name);
