@@ -149,9 +149,7 @@ export class LogPositions {
 
   /** True for a MySQL event more than the window behind its log's mark: a redelivery. */
   isRedelivery(ev: CanonicalEvent): boolean {
-    if (ev.source !== 'mysql') return false;
-    const mark = this.cache.get<Mark>(KIND, this.logOf(ev));
-    return mark !== undefined && !('unordered' in mark) && ev.ts + this.window <= mark.ts;
+    return ev.source === 'mysql' && this.behind(ev.ts, this.orderedMark(ev));
   }
 
   /** Whether an applied event's key must be remembered: it is not (yet) a redelivery by position. */
@@ -161,15 +159,24 @@ export class LogPositions {
 
   /** The first `n` of a connection's events (in log order) whose keys must be remembered (`needsKey`). */
   needingKeys(events: readonly DbEvent[], n: number): DbEvent[] {
-    const first = events[0];
-    if (first === undefined || n === 0) return [];
-    const mark = this.cache.get<Mark>(KIND, this.logOf(first));
-    if (mark === undefined || 'unordered' in mark) return events.slice(0, n);
+    if (n === 0) return [];
+    const mark = this.orderedMark(events[0]!);
     // Along a log, the events a window behind the mark come first; one out of order after the
     // first that is not only has its key remembered when it need not be.
     let i = 0;
-    while (i < n && events[i]!.ts + this.window <= mark.ts) i++;
+    while (i < n && this.behind(events[i]!.ts, mark)) i++;
     return events.slice(i, n);
+  }
+
+  /** The mark of an event's log, while its positions order it. */
+  private orderedMark(ev: LogRef): Position | undefined {
+    const mark = this.cache.get<Mark>(KIND, this.logOf(ev));
+    return mark === undefined || 'unordered' in mark ? undefined : mark;
+  }
+
+  /** Whether a time is more than the window behind a log's mark (none: never). */
+  private behind(ts: number, mark: Position | undefined): boolean {
+    return mark !== undefined && ts + this.window <= mark.ts;
   }
 }
 
