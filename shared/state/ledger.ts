@@ -156,6 +156,17 @@ export type SessionCount = {
 export const SESSION_COUNTS_SQL = `SELECT outcome, attribution_method AS method, attribution_confidence AS confidence,
   COUNT(*) AS sessions FROM sessions GROUP BY outcome, attribution_method, attribution_confidence`;
 
+/**
+ * The sessions a pipeline restores when it opens (StateStore.loadSessions), ordered: the open ones
+ * (column `open`), then the closed ones connected since a time (the one parameter). Each part
+ * searches its own index. Written as one `open = 1 OR connect_ts >= ?`, SQLite scanned the whole
+ * ledger, which grows with retention and is read each time a function opens a shared store.
+ */
+export function restoredSessionsSql(open: string, columns: string): string {
+  const select = `SELECT connect_ts, id, ${columns} FROM sessions`;
+  return `${select} WHERE ${open} = 1 UNION ALL ${select} WHERE connect_ts >= ? AND ${open} = 0 ORDER BY connect_ts, id`;
+}
+
 /** The typed columns that hold a session's counts, as a store reads them. */
 export type CountColumns = {
   queries: number;

@@ -50,6 +50,7 @@ import {
   type LedgerQuery,
   ledgerConditions,
   ledgerViews,
+  restoredSessionsSql,
   SESSION_COLUMNS,
   SESSION_COUNTS_SQL,
   type SessionCount,
@@ -623,11 +624,7 @@ export class MySqlStore implements StateStore {
   }
 
   async loadSessions(since: number): Promise<Session[]> {
-    const rows = await this.read<{ body: string }>(
-      'load',
-      'SELECT body FROM sessions WHERE is_open = 1 OR connect_ts >= ? ORDER BY connect_ts, id',
-      [since],
-    );
+    const rows = await this.read<{ body: string }>('load', restoredSessionsSql('is_open', 'body'), [since]);
     return rows.map((r) => JSON.parse(r.body) as Session);
   }
 

@@ -31,6 +31,7 @@ import {
   ledgerConditions,
   ledgerViews,
   readSession,
+  restoredSessionsSql,
   SESSION_COLUMNS,
   SESSION_COUNTS_SQL,
   type SessionCount,
@@ -322,7 +323,7 @@ export class SqliteStore implements StateStore {
     await this.settled();
     return this.db
       .prepare<[number], { body: string } & CountColumns>(
-        `SELECT body, ${COUNT_COLUMNS} FROM sessions WHERE open = 1 OR connect_ts >= ? ORDER BY connect_ts, id`,
+        restoredSessionsSql('open', `body, ${COUNT_COLUMNS}`),
       )
       .all(since)
       .map(readSession);

@@ -6,7 +6,13 @@ import type { Alert } from '../../schemas/alert.js';
 import type { Session } from '../../schemas/session.js';
 import { addToCoverage, countInCoverage, emptyCoverage } from '../../shared/correlate/coverage.js';
 import { at } from '../../shared/detect/timeline.js';
-import { ALERT_FIELDS, type LedgerField, SESSION_FIELDS } from '../../shared/state/ledger.js';
+import {
+  ALERT_FIELDS,
+  COUNT_COLUMNS,
+  type LedgerField,
+  restoredSessionsSql,
+  SESSION_FIELDS,
+} from '../../shared/state/ledger.js';
 import { SqliteStore } from '../../shared/state/sqlite-store.js';
 import { describeMySql } from '../helpers/mysql-server.js';
 import { incidentTimeline } from '../scenarios/scenario-fleet.js';
@@ -408,6 +414,22 @@ describe('audit ledger: SqliteStore (commit thread)', () => ledger(sqliteThreadA
 describe('audit ledger: SqliteStore', () => {
   ledger(sqliteAdapter);
   upgrade(sqliteAdapter, 'sqlite');
+
+  // The ledger grows with retention, and a function on a shared store opens its pipeline, and so
+  // restores sessions, on every invocation.
+  it('restores the open and recent sessions by index searches, never a scan of the ledger', async () => {
+    const backing = await sqliteAdapter.create();
+    try {
+      await backing.open();
+      const sql = restoredSessionsSql('open', `body, ${COUNT_COLUMNS}`).replace('?', '0');
+      const steps = (await backing.sql(`EXPLAIN QUERY PLAN ${sql}`)).map((r) => String(r.detail));
+      expect(steps).toContain('SEARCH sessions USING INDEX sessions_open (open=?)');
+      expect(steps).toContain('SEARCH sessions USING INDEX sessions_connect (connect_ts>?)');
+      expect(steps.filter((step) => step.startsWith('SCAN'))).toEqual([]);
+    } finally {
+      await backing.dispose();
+    }
+  });
 });
 describeMySql('audit ledger: MySqlStore', (server) => {
   ledger(mysqlAdapter(server));
