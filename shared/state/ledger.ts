@@ -178,12 +178,41 @@ export type CountColumns = {
 /** The columns of `CountColumns`, for a SELECT list. */
 export const COUNT_COLUMNS = 'queries, table_access, change_user, failed_statements';
 
+/** The columns that hold the OCIDs a SQLite session body leaves out (`sessionBody`). */
+export type IdColumns = { id: string; db: string; person_id: string | null; group_id: string | null };
+
+/** The columns of `IdColumns`, for a SELECT list. */
+export const ID_COLUMNS = 'id, db, person_id, group_id';
+
 /**
- * A session read from a store's row: its body, with the counts of the typed columns, which a commit
- * may update alone (CommitBatch.counted) and so be ahead of the body's.
+ * A session's body as the SQLite store keeps it: its JSON with the four OCIDs the row's columns
+ * hold (the session id, the DB system's, the person's and the group's: a quarter of the bytes) left
+ * as 0. Every key stays in its place, so `readSession` gives back the same JSON. Bodies written
+ * before schema 6 hold the OCIDs, and are read as they are.
  */
-export function readSession(row: { body: string } & CountColumns): Session {
+export function sessionBody(s: Session): string {
+  return JSON.stringify({
+    ...s,
+    id: 0,
+    dbSystem: { ...s.dbSystem, id: 0 },
+    identity: s.identity && { ...s.identity, id: 0 },
+    group: s.group && { ...s.group, id: 0 },
+  });
+}
+
+/**
+ * A session read from a SQLite row: its body (`sessionBody`), with the OCIDs of the row's columns,
+ * and the counts of the typed columns, which a commit may update alone (CommitBatch.counted) and so
+ * be ahead of the body's.
+ */
+export function readSession(row: { body: string } & IdColumns & CountColumns): Session {
   const s = JSON.parse(row.body) as Session;
+  if ((s.id as unknown) === 0) {
+    s.id = row.id;
+    s.dbSystem.id = row.db;
+    if (s.identity) s.identity.id = row.person_id ?? '';
+    if (s.group) s.group.id = row.group_id ?? '';
+  }
   const { counts } = s;
   counts.queries = row.queries;
   counts.tableAccess = row.table_access;

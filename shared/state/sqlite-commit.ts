@@ -5,7 +5,7 @@
 import type Database from 'better-sqlite3';
 import { type Alert, recordKey, recordTime } from '../../schemas/alert.js';
 import type { Session } from '../../schemas/session.js';
-import { ALERT_COLUMNS, type CellValue, SESSION_COLUMNS, sessionTableRows } from './ledger.js';
+import { ALERT_COLUMNS, type CellValue, SESSION_COLUMNS, sessionBody, sessionTableRows } from './ledger.js';
 import { type CommitBatch, SEEN_BUCKET_MS, seenBuckets } from './state-store.js';
 
 /** How long a statement waits for another connection's write lock before failing. */
@@ -54,14 +54,7 @@ export type CommitRows = {
 
 export function sessionRow(s: Session): SessionRow {
   const open = s.outcome === 'success' && s.disconnectTime === undefined ? 1 : 0;
-  return [
-    s.id,
-    s.dbSystem.id,
-    s.connectTs,
-    open,
-    JSON.stringify(s),
-    ...SESSION_COLUMNS.map((f) => f.value(s)),
-  ];
+  return [s.id, s.dbSystem.id, s.connectTs, open, sessionBody(s), ...SESSION_COLUMNS.map((f) => f.value(s))];
 }
 
 function alertRow(a: Alert): AlertRow {

@@ -392,8 +392,11 @@ function upgrade(adapter: Adapter, dialect: 'sqlite' | 'mysql') {
           "INSERT INTO deliveries (alert_id, sink) VALUES ('a1', 'siem');\n",
       );
       const store = await backing.open();
-      // SQLite's fifth version marks count columns that may be ahead of the bodies.
-      expect(await backing.schemaVersions()).toEqual(dialect === 'sqlite' ? [1, 2, 3, 4, 5] : [1, 2, 3, 4]);
+      // SQLite's fifth version marks count columns that may be ahead of the bodies, its sixth bodies
+      // that leave their OCIDs to the columns.
+      expect(await backing.schemaVersions()).toEqual(
+        dialect === 'sqlite' ? [1, 2, 3, 4, 5, 6] : [1, 2, 3, 4],
+      );
       const sessionRows = await backing.sql('SELECT * FROM audit_sessions ORDER BY connect_ts');
       expect(normalized(sessionRows, SESSION_FIELDS)).toEqual(ss.map((s) => expectedRow(SESSION_FIELDS, s)));
       const findingRows = await backing.sql('SELECT * FROM audit_findings ORDER BY finding_ts');
@@ -414,6 +417,29 @@ describe('audit ledger: SqliteStore (commit thread)', () => ledger(sqliteThreadA
 describe('audit ledger: SqliteStore', () => {
   ledger(sqliteAdapter);
   upgrade(sqliteAdapter, 'sqlite');
+
+  it('keeps session bodies without the OCIDs their columns hold, and reads back the same JSON', async () => {
+    const backing = await sqliteAdapter.create();
+    try {
+      const store = await backing.open();
+      const written = sessions().map((s) => ({ ...s, disconnectTime: undefined }));
+      await store.commit(batch({ sessions: written }));
+      const bodies = (await backing.sql('SELECT body FROM sessions')).map((r) => String(r.body));
+      for (const ocid of ['ocid1.user.oc1..alice', 'ocid1.group.oc1..dba', OTHER_DB.id, '"s1"'])
+        expect(bodies.filter((b) => b.includes(ocid))).toEqual([]);
+      const json = (list: Session[]) => list.map((s) => JSON.stringify(s));
+      expect(json(await store.loadSessions(at(0)))).toEqual(json(written));
+      expect(json(await collect(store.sessions()))).toEqual(json(written));
+
+      // A body written before (schema 5) holds its OCIDs, and is read as it is.
+      await backing.sql(
+        `UPDATE sessions SET body = '${JSON.stringify(written[0]).replaceAll("'", "''")}' WHERE id = 's1'`,
+      );
+      expect(json(await collect(store.sessions()))).toEqual(json(written));
+    } finally {
+      await backing.dispose();
+    }
+  });
 
   // The ledger grows with retention, and a function on a shared store opens its pipeline, and so
   // restores sessions, on every invocation.
