@@ -1,10 +1,11 @@
 // Decoded items sent from a decoding worker to the replay's thread. Structured clone costs about as
 // much per value as decoding the record did, so routine statements (95% of a fleet's records)
-// travel as columns: their short, repeating strings (kinds, DB systems, commands, tables) once per
-// chunk with an index per statement, their numbers in one typed array, and only their time and SQL
-// text as strings of their own (a key is joined from its parts when it is read: MysqlEvent). They
-// are rebuilt here exactly as normalize built them: the same properties in the same order. Every
-// other item is sent as it is, a MySQL event as its plain form (a structured clone drops getters).
+// travel as columns: their short, repeating strings (kinds, DB systems, times, commands, tables)
+// once per chunk with an index per statement, their numbers in one typed array, and their SQL texts
+// end to end in one string (a key is joined from its parts when it is read: MysqlEvent). They are
+// rebuilt here exactly as normalize built them: the same properties in the same order, each text a
+// slice of the chunk's. Every other item is sent as it is, a MySQL event as its plain form (a
+// structured clone drops getters).
 import type { DbEvent } from '../../schemas/events.js';
 import { MysqlEvent } from '../normalize/mysql-audit.js';
 import type { DbRef } from './classify.js';
@@ -19,8 +20,9 @@ export type TransferChunk = {
   words: Int32Array;
   /** NUMBERS.length numbers per row (NaN: absent, or a null connection id). */
   numbers: Float64Array;
-  times: string[];
-  texts: (string | undefined)[];
+  /** The rows' SQL texts end to end (one string to clone, not one per row), and where each starts and ends (-1: none). */
+  texts: string;
+  textSpans: Int32Array;
 };
 
 /** The short strings of a routine statement, by column. */
@@ -28,6 +30,7 @@ const WORDS = [
   'kind',
   'dbSystemId',
   'stamp',
+  'time',
   'class',
   'event',
   'dbSystemName',
@@ -81,6 +84,7 @@ export function packItems(items: readonly DecodedItem[]): TransferChunk {
     words[w + W.kind] = id(ev.kind);
     words[w + W.dbSystemId] = id(ev.dbSystemId);
     words[w + W.stamp] = id(ev.stamp);
+    words[w + W.time] = id(ev.time);
     words[w + W.class] = id(ev.class);
     words[w + W.event] = id(ev.event);
     words[w + W.dbSystemName] = id(ev.dbSystemName);
@@ -98,14 +102,18 @@ export function packItems(items: readonly DecodedItem[]): TransferChunk {
     numbers[n + N.sqlStatus] = sql?.status ?? Number.NaN;
     for (const name of STATS) numbers[n + N[name]] = stats?.[name] ?? Number.NaN;
   }
-  return {
-    items: out,
-    dictionary,
-    words,
-    numbers,
-    times: rows.map((ev) => ev.time),
-    texts: rows.map((ev) => ev.sql?.text),
-  };
+  const texts: string[] = [];
+  const textSpans = new Int32Array(rows.length * 2).fill(-1);
+  let end = 0;
+  for (const [r, ev] of rows.entries()) {
+    const text = ev.sql?.text;
+    if (text === undefined) continue;
+    texts.push(text);
+    textSpans[2 * r] = end;
+    end += text.length;
+    textSpans[2 * r + 1] = end;
+  }
+  return { items: out, dictionary, words, numbers, texts: texts.join(''), textSpans };
 }
 
 /** The items `packItems` was given. */
@@ -145,13 +153,18 @@ function numberOf(c: TransferChunk, r: number, field: NumberField): number | und
   return Number.isNaN(value) ? undefined : value;
 }
 
+function textOf(c: TransferChunk, r: number): string | undefined {
+  const start = c.textSpans[2 * r]!;
+  return start < 0 ? undefined : c.texts.slice(start, c.textSpans[2 * r + 1]);
+}
+
 /** A routine statement as normalizeMysqlAudit builds it (no login or account; optional parts absent, not undefined). */
 function unpack(c: TransferChunk, r: number, dbs: DbRefs): DbEvent {
   const ev = new MysqlEvent(
     dbs.of(c, r),
     wordOf(c, r, 'stamp')!,
     numberOf(c, r, 'ts')!,
-    c.times[r]!,
+    wordOf(c, r, 'time')!,
     numberOf(c, r, 'recordId')!,
     numberOf(c, r, 'connectionId') ?? null,
     wordOf(c, r, 'class')!,
@@ -161,7 +174,7 @@ function unpack(c: TransferChunk, r: number, dbs: DbRefs): DbEvent {
   ev.status = numberOf(c, r, 'status')!;
   const command = wordOf(c, r, 'command');
   const sqlCommand = wordOf(c, r, 'sqlCommand');
-  const text = c.texts[r];
+  const text = textOf(c, r);
   const sqlStatus = numberOf(c, r, 'sqlStatus');
   if (command !== undefined || sqlCommand !== undefined || text !== undefined || sqlStatus !== undefined) {
     const sql: NonNullable<DbEvent['sql']> = {};

@@ -2,13 +2,23 @@ import { z } from 'zod';
 import { defineRule, sessionFields } from '../detect/rule.js';
 import { at, DB, db } from '../detect/timeline.js';
 
+/** Patterns compiled (the allow-lists' few patterns are matched on every local login). */
+const compiled = new Map<string, RegExp>();
+const COMPILED_MAX = 1000;
+
 /** MySQL LIKE-style match (`%` any run, `_` one character), case-insensitive for hosts. */
 function like(pattern: string, value: string): boolean {
-  const re = pattern
-    .replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
-    .replaceAll('%', '.*')
-    .replaceAll('_', '.');
-  return new RegExp(`^${re}$`, 'i').test(value);
+  let re = compiled.get(pattern);
+  if (re === undefined) {
+    if (compiled.size >= COMPILED_MAX) compiled.clear();
+    const body = pattern
+      .replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
+      .replaceAll('%', '.*')
+      .replaceAll('_', '.');
+    re = new RegExp(`^${body}$`, 'i');
+    compiled.set(pattern, re);
+  }
+  return re.test(value);
 }
 
 export function allowListed(patterns: readonly string[], user: string, host: string): boolean {

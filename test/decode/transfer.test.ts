@@ -77,6 +77,22 @@ describe('decoded items across threads', () => {
         connection_id: 9,
         general_data: {},
       },
+      {
+        timestamp: '2026-11-02 09:00:03',
+        id: 7,
+        class: 'general',
+        event: 'status',
+        connection_id: 9,
+        general_data: { command: 'Query', sql_command: 'select', query: '', status: 0 },
+      },
+      {
+        timestamp: '2026-11-02 09:00:04',
+        id: 8,
+        class: 'general',
+        event: 'status',
+        connection_id: 9,
+        general_data: { command: 'Query', sql_command: 'select', query: 'SELECT 2', status: 0 },
+      },
     ];
     const items: DecodedItem[] = [];
     for (const db of [
@@ -89,8 +105,13 @@ describe('decoded items across threads', () => {
         items.push({ type: 'event', event: r.value, routine: true });
       }
     const packed = packItems(items);
-    expect(packed.items).toEqual([0, 1, 2, 3, 4, 5]);
-    // Each short string once: the DB system, kinds, classes, events, commands, the table, instance and name.
+    expect(packed.items).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    // The texts travel end to end: an empty one is not an absent one.
+    expect(packed.texts).toBe('SELECT 1SELECT 2'.repeat(2));
+    expect(
+      items.filter((i) => i.type === 'event' && 'sql' in i.event && i.event.sql?.text === ''),
+    ).toHaveLength(2);
+    // Each short string once: the DB system, kinds, times, classes, events, commands, the table, instance and name.
     expect(new Set(packed.dictionary).size).toBe(packed.dictionary.length);
     const back = unpackItems(structuredClone(packed));
     expect(back.map((i) => JSON.stringify(i))).toEqual(items.map((i) => JSON.stringify(i)));
