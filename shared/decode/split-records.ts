@@ -145,7 +145,10 @@ function isTokenChar(c: number): boolean {
   );
 }
 
-/** Cuts byte chunks into lines, and lines longer than the piece size into pieces at UTF-8 boundaries. */
+/**
+ * Cuts byte chunks into lines, and lines longer than the piece size into pieces at UTF-8 boundaries.
+ * A chunk may be reused once `push` returns: what waits for the next chunk is copied.
+ */
 class LineReader {
   private pending: Buffer[] = [];
   private pendingBytes = 0;
@@ -209,7 +212,7 @@ class LineReader {
   }
 
   private hold(bytes: Buffer): void {
-    this.pending.push(bytes);
+    this.pending.push(Buffer.from(bytes));
     this.pendingBytes += bytes.length;
     if (this.pendingBytes <= this.pieceBytes) return;
     const rest = this.sendPieces(Buffer.concat(this.pending));

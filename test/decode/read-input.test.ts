@@ -1,4 +1,5 @@
 import { execFileSync, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -108,6 +109,34 @@ describe('readInput: file shapes', () => {
     const gz = await read(write('many-chunks.json.gz', gzipSync(Buffer.from(text))));
     expect(plain.dead).toEqual([]);
     expect(plain.events).toHaveLength(11 * 150);
+    expect(gz.events).toEqual(plain.events);
+  });
+
+  it('reads a gzip of many chunks, each record its own', async () => {
+    // Statements that do not compress to one chunk (each its own digest chain), so the inflater
+    // gets many chunks of the file while the file is still being read.
+    const records: string[] = [];
+    let digest = 'seed';
+    for (let i = 0; i < 8000; i++) {
+      digest = createHash('sha256').update(digest).digest('hex');
+      records.push(
+        JSON.stringify({
+          timestamp: '2026-11-02 09:00:01',
+          id: i,
+          class: 'general',
+          event: 'status',
+          connection_id: 9,
+          general_data: { command: 'Query', sql_command: 'select', query: `SELECT '${digest}'`, status: 0 },
+        }),
+      );
+    }
+    const text = Buffer.from(`${records.join('\n')}\n`);
+    const gzipped = gzipSync(text);
+    expect(gzipped.length).toBeGreaterThan(3 * 64 * 1024);
+    const plain = await read(write('digests.log', text));
+    const gz = await read(write('digests.log.gz', gzipped));
+    expect(plain.dead).toEqual([]);
+    expect(plain.events).toHaveLength(8000);
     expect(gz.events).toEqual(plain.events);
   });
 
