@@ -153,6 +153,7 @@ function numberOf(c: TransferChunk, r: number, field: NumberField): number | und
   return Number.isNaN(value) ? undefined : value;
 }
 
+/** A row's SQL text, cut from the chunk's texts. */
 function textOf(c: TransferChunk, r: number): string | undefined {
   const start = c.textSpans[2 * r]!;
   return start < 0 ? undefined : c.texts.slice(start, c.textSpans[2 * r + 1]);
