@@ -11,8 +11,22 @@ import { type Check, fields, isPlainObject, nullish } from './hand-check.js';
 /** How exports by other tools spell null (`"None"`: Python's). */
 const NULL_SPELLINGS: ReadonlySet<string> = new Set(['None', 'null', 'NULL', 'Null', 'nil']);
 
+/** True for a string that spells null, blanks around it allowed. */
+function spellsNull(value: unknown): boolean {
+  if (typeof value !== 'string') return false;
+  // Most strings are longer than any spelling and begin and end with a printable ASCII character,
+  // which trim() would keep: they need no trimmed copy.
+  const last = value.length - 1;
+  if (last >= LONGEST_NULL_SPELLING && printable(value.charCodeAt(0)) && printable(value.charCodeAt(last)))
+    return false;
+  return NULL_SPELLINGS.has(value.trim());
+}
+
+const LONGEST_NULL_SPELLING = Math.max(...[...NULL_SPELLINGS].map((s) => s.length));
+const printable = (code: number) => code > 0x20 && code < 0x7f;
+
 function nullSpelled(value: unknown): unknown {
-  return typeof value === 'string' && NULL_SPELLINGS.has(value.trim()) ? null : value;
+  return spellsNull(value) ? null : value;
 }
 
 /** A JSON object given as text is parsed; anything else is left for the schema to judge. */
@@ -201,7 +215,6 @@ export function ociEnvelopeOf(raw: unknown): 'cloudevents' | 'listevents' | unde
 // unchanged (no null spelled as text, no object given as JSON text, no number for a status, no
 // parsed Date), so that the record itself stands for zod's copy of it, which differs only in the
 // order of its keys (the normalizer reads fields by name).
-const spellsNull = (v: unknown) => typeof v === 'string' && NULL_SPELLINGS.has(v.trim());
 /** `text`: absent, null, or a string that does not spell null. */
 const plainText: Check = (v) => nullish(v) || (typeof v === 'string' && !spellsNull(v));
 

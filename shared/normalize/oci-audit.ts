@@ -175,28 +175,29 @@ function toIamEvent(head: Head, data: OciAuditData): IamEvent {
   const ms = head.time instanceof Date ? head.time.getTime() : Date.parse(head.time);
   const ingestedTime = isoTime(head.ingestedTime);
   const actor = actorOf(flavor, data, extraction);
-  return {
-    source: 'iam',
-    kind,
-    key: head.key,
-    time: new Date(ms).toISOString(),
-    ts: ms,
-    ...(ingestedTime === undefined ? {} : { ingestedTime }),
-    eventType: domainEventId ?? head.type,
-    ...optional('eventName', nonEmpty(data.eventName)),
-    flavor,
-    ...optional('tenantId', nonEmpty(data.identity?.tenantId)),
-    ...optional('compartmentId', nonEmpty(data.compartmentId)),
-    actor,
-    ...optional('user', subject.user),
-    ...optional('group', subject.group),
-    ...optional('membershipId', subject.membershipId),
-    ...optional('domain', flavor === 'identity-domain' ? domainOf(data, extraction) : undefined),
-    ...optional('policy', subject.policy),
-    ...optional('signOn', subject.signOn),
-    ...optional('status', status),
-    extraction,
-  };
+  const domain = flavor === 'identity-domain' ? domainOf(data, extraction) : undefined;
+  // Assigned one by one, in the schema's order, so that absent fields are left out (and a record
+  // serializes the same whichever fields it has).
+  const event = { source: 'iam', kind, key: head.key, time: new Date(ms).toISOString(), ts: ms } as IamEvent;
+  if (ingestedTime !== undefined) event.ingestedTime = ingestedTime;
+  event.eventType = domainEventId ?? head.type;
+  const eventName = nonEmpty(data.eventName);
+  if (eventName !== undefined) event.eventName = eventName;
+  event.flavor = flavor;
+  const tenantId = nonEmpty(data.identity?.tenantId);
+  if (tenantId !== undefined) event.tenantId = tenantId;
+  const compartmentId = nonEmpty(data.compartmentId);
+  if (compartmentId !== undefined) event.compartmentId = compartmentId;
+  event.actor = actor;
+  if (subject.user !== undefined) event.user = subject.user;
+  if (subject.group !== undefined) event.group = subject.group;
+  if (subject.membershipId !== undefined) event.membershipId = subject.membershipId;
+  if (domain !== undefined) event.domain = domain;
+  if (subject.policy !== undefined) event.policy = subject.policy;
+  if (subject.signOn !== undefined) event.signOn = subject.signOn;
+  if (status !== undefined) event.status = status;
+  event.extraction = extraction;
+  return event;
 }
 
 // --- classic IAM --------------------------------------------------------------------------------
@@ -507,15 +508,11 @@ function isoTime(value: string | null | undefined): string | undefined {
   return Number.isNaN(ms) ? undefined : new Date(ms).toISOString();
 }
 
-function optional<K extends string, V>(key: K, value: V | undefined): { [P in K]?: V } {
-  return (value === undefined ? {} : { [key]: value }) as { [P in K]?: V };
-}
-
 function withoutUndefined<T extends Record<string, unknown>>(
   obj: T,
 ): { [K in keyof T]?: Exclude<T[K], undefined> } {
   const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(obj)) if (v !== undefined) out[k] = v;
+  for (const k in obj) if (obj[k] !== undefined) out[k] = obj[k];
   return out as { [K in keyof T]?: Exclude<T[K], undefined> };
 }
 

@@ -38,7 +38,7 @@ function byParse(raw: unknown) {
 }
 
 const value = fc.oneof(
-  fc.constantFrom(undefined, null, '', 'x', 'None', ' null ', 'NULL', 'nil'),
+  fc.constantFrom(undefined, null, '', 'x', 'None', ' null ', 'NULL', 'nil', '\u00a0nil', 'Null\t', 'None x'),
   fc.constantFrom('{"userId":"ocid1.user.oc1..a","lifecycleState":"None"}', '{not json', '[1]'),
   fc.constantFrom(
     '2026-11-02T07:00:18.410Z',

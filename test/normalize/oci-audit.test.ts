@@ -115,6 +115,23 @@ describe('normalizeOciAudit: envelopes', () => {
     });
   });
 
+  it('reads a spelling of null with blanks around it as absent, and a longer text as it is', () => {
+    for (const blank of [' ', '\t', '\n', '\u00a0', '\u2003', '\ufeff']) {
+      const raw = sample('remove-user-from-group');
+      raw.data.identity.principalName = `${blank}None`;
+      raw.data.stateChange.previous.groupId = `nil${blank}`;
+      const event = normalize(raw);
+      expect(event.actor.name, JSON.stringify(blank)).toBeUndefined();
+      expect(event.group, JSON.stringify(blank)).toBeUndefined();
+    }
+    const raw = sample('remove-user-from-group');
+    raw.data.identity.principalName = 'None of them';
+    raw.data.stateChange.previous.groupId = 'nil\u00a0x';
+    const event = normalize(raw);
+    expect(event.actor.name).toBe('None of them');
+    expect(event.group?.id).toBe('nil\u00a0x');
+  });
+
   it('normalizes the same event identically from CloudEvents, adding only ingestedTime', () => {
     const fromListEvents = normalize(sample('add-user-to-group.listevents'));
     const { ingestedTime, ...fromCloudEvents } = normalize(sample('add-user-to-group.cloudevents'));
