@@ -11,6 +11,9 @@ import { type Check, fields, isPlainObject, nullish } from './hand-check.js';
 /** How exports by other tools spell null (`"None"`: Python's). */
 const NULL_SPELLINGS: ReadonlySet<string> = new Set(['None', 'null', 'NULL', 'Null', 'nil']);
 
+const LONGEST_NULL_SPELLING = Math.max(...[...NULL_SPELLINGS].map((s) => s.length));
+const printable = (code: number) => code > 0x20 && code < 0x7f;
+
 /** True for a string that spells null, blanks around it allowed. */
 function spellsNull(value: unknown): boolean {
   if (typeof value !== 'string') return false;
@@ -21,9 +24,6 @@ function spellsNull(value: unknown): boolean {
     return false;
   return NULL_SPELLINGS.has(value.trim());
 }
-
-const LONGEST_NULL_SPELLING = Math.max(...[...NULL_SPELLINGS].map((s) => s.length));
-const printable = (code: number) => code > 0x20 && code < 0x7f;
 
 function nullSpelled(value: unknown): unknown {
   return spellsNull(value) ? null : value;
