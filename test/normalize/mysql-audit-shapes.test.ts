@@ -101,6 +101,30 @@ describe('the hand check of common MySQL audit record shapes', () => {
     expect(parsed.success && parsed.data.record.id).toBe(12);
   });
 
+  it('agrees with zod when any one field of a common sample, or of its objects, holds any kind of value', () => {
+    // Every field the hand check reads, each with every kind of value: a field it forgets to
+    // check, or checks for the wrong type, makes it take a record zod refuses or refuse one zod takes.
+    const kinds = [undefined, null, '', 'x', ' 7 ', 7, 1.5, 2 ** 60, true, [], {}];
+    let checked = 0;
+    for (const sample of COMMON)
+      for (const field of FIELDS) {
+        const inner = sample[field];
+        const targets = typeof inner === 'object' && inner !== null ? [null, ...NESTED] : [null];
+        for (const nested of targets)
+          for (const v of kinds) {
+            const r = structuredClone(sample);
+            if (nested === null) r[field] = v;
+            else (r[field] as Json)[nested] = v;
+            expect(
+              byParse(r),
+              `${field}${nested === null ? '' : `.${nested}`} = ${JSON.stringify(v)}`,
+            ).toEqual(byZod(r));
+            checked++;
+          }
+      }
+    expect(checked).toBeGreaterThan(5000);
+  });
+
   it('agrees with zod on any record: what is accepted, what is read, and the issues of the rest', () => {
     fc.assert(
       fc.property(mutated, (raw) => {
