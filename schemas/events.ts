@@ -69,6 +69,7 @@ export const DbEventSchema = z.object({
   db: z.string().optional(),
   connectionType: z.string().optional(),
   attributes: z.record(z.string(), z.string()).optional(),
+  /** The statement; not on table access events (the statement's `general` record has it). */
   sql: SqlSchema.optional(),
   table: z.object({ db: z.string(), table: z.string(), op: z.string() }).optional(),
   stats: z

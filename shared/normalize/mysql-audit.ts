@@ -252,11 +252,12 @@ function fillKnown(event: DbEvent, record: KnownMysqlAuditRecord): void {
       return;
     }
     case 'table_access': {
+      // A table access is a routine statement: its session counts it and notes its table. Its
+      // statement is the `general` record's that follows it, so its own copy of the text is not
+      // kept (neither redacted nor held until its batch commits).
       const data = record.table_access_data;
       if (!data) return;
       event.kind = 'table_access';
-      const sql = sqlOf(undefined, data.sql_command, data.query, undefined);
-      if (sql) event.sql = sql;
       event.table = { db: data.db ?? '', table: data.table ?? '', op: record.event };
       const stats = statsOf(record.query_statistics);
       if (stats) event.stats = stats;
