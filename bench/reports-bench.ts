@@ -26,6 +26,19 @@ import { SqliteStore } from '../shared/state/sqlite-store.js';
 import { commitBatch } from '../shared/state/state-store.js';
 
 const log = (line: string) => process.stderr.write(`${line}\n`);
+
+const HELP = `Usage: npm run bench:reports -- [options]
+
+Fills a SQLite state with the demo fleet's directory and mappings and a month of synthetic
+sessions and alerts, then builds and renders every compliance report over the month in a child
+process and reports its time and peak memory. Progress goes to stderr; the last line on stdout is
+one JSON object with the figures (fillMs, stateMb, buildMs, renderMs, peakRssMb, ...).
+
+Options:
+  --sessions N     sessions in the state (default 1000000)
+  --keep           keep the state file
+  -h, --help       this help
+`;
 const DAY = 86_400_000;
 const DAYS = 30;
 const BATCH = 5000;
@@ -202,8 +215,13 @@ async function main(): Promise<void> {
       keep: { type: 'boolean', default: false },
       child: { type: 'string' },
       from: { type: 'string' },
+      help: { type: 'boolean', short: 'h', default: false },
     },
   });
+  if (values.help) {
+    process.stdout.write(HELP);
+    return;
+  }
   if (values.child !== undefined) return reportChild(values.child, Number(values.from));
   const count = Number(values.sessions);
   const dir = mkdtempSync(join(tmpdir(), 'hwaudit-bench-reports-'));
