@@ -12,8 +12,8 @@ const common = {
   logLevel: 'warning',
   // Native or optional drivers stay in node_modules, and so does the OCI SDK: it is large and loaded
   // only when an OCI input or output is set. The rest is bundled, only what is used of it: loading
-  // date-fns, zod and yaml whole from node_modules took a CLI about 120 ms more to start (and each
-  // decoding worker as much).
+  // date-fns, zod and yaml whole from node_modules took a CLI about 110 ms more to start, and each
+  // worker thread loads its bundle again.
   external: ['better-sqlite3', 'mysql2', 'mysql2/*', 'oci-*'],
   // The sources are ES modules: in a bundle, their import.meta.url is the bundle's own file URL.
   define: { 'import.meta.url': 'importMetaUrl' },
