@@ -61,11 +61,14 @@ export const EARLIEST_EVENT = Date.parse('2010-01-01T00:00:00Z');
  * order. It waits in the buffer where its first statement would; what a release leaves of it waits
  * again as a run of its own.
  */
-type Run = { run: DbEvent[] };
+class Run {
+  constructor(readonly run: DbEvent[]) {}
+}
 /** What waits for the watermark: an event, or a run. */
 type Buffered = CanonicalEvent | Run;
 
-const isRun = (b: Buffered): b is Run => 'run' in b;
+/** (A prototype check: `'run' in` looked the key up in events of many shapes.) */
+const isRun = (b: Buffered): b is Run => b instanceof Run;
 /** The event that places a buffered item in the order: a run's first statement. */
 const firstOf = (b: Buffered): CanonicalEvent => (isRun(b) ? b.run[0]! : b);
 const compareBuffered = (a: Buffered, b: Buffered) => compareEvents(firstOf(a), firstOf(b));
@@ -314,7 +317,7 @@ export class Pipeline {
         const ahead = this.durablePending ? 0 : this.logPositions.aheadCount(events);
         if (ahead === events.length && events.length > 0) {
           if (mysqlKeys !== undefined) for (const e of events) mysqlKeys.add(e.key);
-          fresh.push({ run: events });
+          fresh.push(new Run(events));
           continue;
         }
         for (const [i, ev] of events.entries()) admit(ev, i < ahead || this.logPositions.isAhead(ev));
@@ -460,7 +463,7 @@ export class Pipeline {
       // change what they do (barriers): the rest waits, placed by its next statement.
       const barrier = barriers.has(item) ? barriers.get(item) : this.barrierAfter(i, item.run[0]!, watermark);
       const rest = this.applyRun(item.run, watermark, barrier && firstOf(barrier));
-      if (rest.length > 0) this.insertPending({ run: rest }, i + 1);
+      if (rest.length > 0) this.insertPending(new Run(rest), i + 1);
     }
     if (i > 0) this.pending = this.pending.slice(i);
     this.correlator.fireTimers(timersUpTo);
@@ -478,10 +481,17 @@ export class Pipeline {
   private barriers(watermark: number): Map<Run, Buffered | undefined> {
     const out = new Map<Run, Buffered | undefined>();
     let end = 0;
-    while (end < this.pending.length && firstOf(this.pending[end]!).ts <= watermark) end++;
+    let firstRun = -1;
+    for (; end < this.pending.length; end++) {
+      const item = this.pending[end]!;
+      if (firstOf(item).ts > watermark) break;
+      if (firstRun === -1 && isRun(item)) firstRun = end;
+    }
+    // What comes before the first run is no run's barrier.
+    if (firstRun === -1) return out;
     let global: Buffered | undefined;
     const byConnection = new Map<string, Buffered>();
-    for (let i = end - 1; i >= 0; i--) {
+    for (let i = end - 1; i >= firstRun; i--) {
       const item = this.pending[i]!;
       if (isRun(item)) {
         const own = byConnection.get(connectionKey(item.run[0]!));

@@ -29,14 +29,26 @@ type Json = Record<string, unknown>;
 const MAX_NESTING = 5;
 const BASE64 = /^[A-Za-z0-9+/_-]*={0,2}$/;
 
-/** Classifies one decoded value, expanding envelopes; every expanded item gets its `index`. */
-export function classifyRecord(value: unknown, loc: RecordLocation): ClassifiedItem[] {
-  const out: ClassifiedItem[] = [];
+/** Where classified items go as they are found: an array, or a consumer of each. */
+export type ClassifiedSink = { push(item: ClassifiedItem): unknown };
+
+/**
+ * Classifies one decoded value, expanding envelopes; every expanded item gets its `index`. The
+ * items go to `out` when given: a decoder takes them one by one, so that a record (nearly always
+ * one item) needs no array of its own.
+ */
+export function classifyRecord(value: unknown, loc: RecordLocation): ClassifiedItem[];
+export function classifyRecord(value: unknown, loc: RecordLocation, out: ClassifiedSink): void;
+export function classifyRecord(
+  value: unknown,
+  loc: RecordLocation,
+  out: ClassifiedSink = [],
+): ClassifiedItem[] | undefined {
   classifyInto(value, loc, 0, out);
-  return out;
+  return Array.isArray(out) ? out : undefined;
 }
 
-function classifyInto(value: unknown, loc: RecordLocation, depth: number, out: ClassifiedItem[]): void {
+function classifyInto(value: unknown, loc: RecordLocation, depth: number, out: ClassifiedSink): void {
   if (depth > MAX_NESTING) {
     out.push(dead('UNKNOWN_KIND', loc, 'envelopes nested too deeply'));
     return;
@@ -124,7 +136,7 @@ function envelopeContent(value: Json): unknown {
   return undefined;
 }
 
-function expand(values: readonly unknown[], loc: RecordLocation, depth: number, out: ClassifiedItem[]): void {
+function expand(values: readonly unknown[], loc: RecordLocation, depth: number, out: ClassifiedSink): void {
   values.forEach((item, index) => {
     if (item !== null) classifyInto(item, { ...loc, index }, depth + 1, out);
   });
@@ -169,7 +181,7 @@ function embeddedMysqlRecord(data: unknown, loc: RecordLocation): Json | undefin
   return isCollectorRecord(candidate) || isMysqlAuditEvent(candidate) ? candidate : undefined;
 }
 
-function decodeStreamMessage(value: Json, loc: RecordLocation, depth: number, out: ClassifiedItem[]): void {
+function decodeStreamMessage(value: Json, loc: RecordLocation, depth: number, out: ClassifiedSink): void {
   const parsed = StreamMessageSchema.safeParse(value);
   if (!parsed.success) {
     out.push({ kind: 'dead', dead: schemaInvalidLetter(parsed.error, loc, 'stream message') });

@@ -9,7 +9,7 @@ import { AuditError } from '../errors.js';
 import { normalizeGap } from '../normalize/gap.js';
 import { normalizeMysqlAudit } from '../normalize/mysql-audit.js';
 import { normalizeOciAudit } from '../normalize/oci-audit.js';
-import { type ClassifiedItem, classifyRecord, type DbRef } from './classify.js';
+import { type ClassifiedItem, type ClassifiedSink, classifyRecord, type DbRef } from './classify.js';
 import { deadLetter, splitRecordBatches } from './split-records.js';
 
 /**
@@ -100,8 +100,10 @@ async function* decodeChunks(
   counts: InputCounts,
 ): AsyncGenerator<DecodedItem[]> {
   const split = opts.maxRecordBytes === undefined ? {} : { maxRecordBytes: opts.maxRecordBytes };
+  const decoder = new Decoder(source, opts, counts);
   for await (const records of splitRecordBatches(chunks, source, split)) {
     const items: DecodedItem[] = [];
+    decoder.items = items;
     for (const record of records) {
       counts.records++;
       if (!record.ok) {
@@ -112,7 +114,7 @@ async function* decodeChunks(
         record.index === undefined
           ? { source, line: record.line }
           : { source, line: record.line, index: record.index };
-      decodeInto(items, record.value, loc, opts, counts);
+      classifyRecord(record.value, loc, decoder);
     }
     // The splitting generator holds the array it yielded until it is asked for the next one, that
     // is until this chunk's events have all been taken: emptying it lets the parsed records go now
@@ -124,22 +126,27 @@ async function* decodeChunks(
 
 /** Decodes one parsed value: a record, or an envelope of records (each expanded item is one result). */
 export function decodeValue(value: unknown, loc: RecordLocation, opts: ReadOptions = {}): DecodedItem[] {
-  const items: DecodedItem[] = [];
-  decodeInto(items, value, loc, opts);
-  return items;
+  const decoder = new Decoder(loc.source, opts);
+  classifyRecord(value, loc, decoder);
+  return decoder.items;
 }
 
-/** `decodeValue` onto the end of `items`, counted in `counts` when given (no array of its own). */
-function decodeInto(
-  items: DecodedItem[],
-  value: unknown,
-  loc: RecordLocation,
-  opts: ReadOptions,
-  counts?: InputCounts,
-): void {
-  for (const classified of classifyRecord(value, loc)) {
-    const item = normalize(classified, loc.source, opts);
-    items.push(counts === undefined ? item : tally(counts, item));
+/**
+ * Normalizes each item classification finds onto the end of `items`, counted in `counts` when given:
+ * a record's items need no array of their own.
+ */
+class Decoder implements ClassifiedSink {
+  items: DecodedItem[] = [];
+
+  constructor(
+    private readonly source: string,
+    private readonly opts: ReadOptions,
+    private readonly counts?: InputCounts,
+  ) {}
+
+  push(classified: ClassifiedItem): void {
+    const item = normalize(classified, this.source, this.opts);
+    this.items.push(this.counts === undefined ? item : tally(this.counts, item));
   }
 }
 

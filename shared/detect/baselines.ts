@@ -57,23 +57,26 @@ export class Baselines {
 
   constructor(private readonly cache: EntityCache) {}
 
+  /**
+   * The baseline of `subject` for one check: its row is looked up once (a connect opens three, and
+   * their keys are long), so a handle must not be kept past the session it was opened for.
+   */
   open(rule: string, subject: string, opts: BaselineOptions): Baseline {
     const key = `${rule}\u0000${subject}`;
     const { cache, nextExpiry } = this;
-    const row = () => cache.get<BaselineRow>(BASELINE, key);
+    let row = cache.get<BaselineRow>(BASELINE, key);
     const expired = (r: BaselineRow, ts: number) => ts - r.last >= opts.expireAfter;
     return {
       learning(ts) {
-        const r = row();
-        return !r || ts < r.since + opts.learningPeriod || expired(r, ts);
+        return !row || ts < row.since + opts.learningPeriod || expired(row, ts);
       },
       knows(value, ts) {
-        const seen = row()?.values[digest(value)];
+        const seen = row?.values[digest(value)];
         return seen !== undefined && seen[0] < ts && ts - seen[1] < opts.expireAfter;
       },
       learn(values, ts) {
-        let r = row();
-        if (!r || expired(r, ts)) r = { since: ts, last: ts, ttl: 0, values: {} };
+        if (!row || expired(row, ts)) row = { since: ts, last: ts, ttl: 0, values: {} };
+        const r = row;
         r.since = Math.min(r.since, ts);
         r.last = Math.max(r.last, ts);
         r.ttl = opts.expireAfter;

@@ -204,6 +204,13 @@ describe('classifyRecord: unknown input', () => {
     expect(items[1]).toMatchObject({ dead: { index: 2 } });
   });
 
+  it('hands the items to a consumer, in the same order, when given one', () => {
+    const value = { items: [LIST_EVENT, null, 'junk', EVENT] };
+    const taken: ClassifiedItem[] = [];
+    expect(classifyRecord(value, LOC, { push: (item) => taken.push(item) })).toBeUndefined();
+    expect(taken).toEqual(classifyRecord(value, LOC));
+  });
+
   it('stops at envelopes nested too deeply', () => {
     let value: unknown = EVENT;
     for (let i = 0; i < 10; i++) value = { items: [value] };
