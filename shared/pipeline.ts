@@ -67,7 +67,7 @@ class Run {
 /** What waits for the watermark: an event, or a run. */
 type Buffered = CanonicalEvent | Run;
 
-/** (A prototype check: `'run' in` looked the key up in events of many shapes.) */
+/** By class: `'run' in b` was a key lookup in events of many shapes (megamorphic). */
 const isRun = (b: Buffered): b is Run => b instanceof Run;
 /** The event that places a buffered item in the order: a run's first statement. */
 const firstOf = (b: Buffered): CanonicalEvent => (isRun(b) ? b.run[0]! : b);
