@@ -58,8 +58,8 @@ export class Baselines {
   constructor(private readonly cache: EntityCache) {}
 
   /**
-   * The baseline of `subject` for one check: its row is looked up once (a connect opens three, and
-   * their keys are long), so a handle must not be kept past the session it was opened for.
+   * The baseline of `subject` for one check: its row is looked up when it is opened, so a handle
+   * must not be kept past the session it was opened for.
    */
   open(rule: string, subject: string, opts: BaselineOptions): Baseline {
     const key = `${rule}\u0000${subject}`;
