@@ -54,6 +54,11 @@ function digest(value: string): string {
 export class Baselines {
   /** Per row, a time before which none of its values expires (so pruning can skip it). */
   private readonly nextExpiry = new Map<string, number>();
+  /**
+   * Row keys by rule and subject: a key built for every check was hashed at its first lookup,
+   * where one kept is hashed once (a subject is itself kept: `baselineSubject`).
+   */
+  private readonly keys = new Map<string, Map<string, string>>();
 
   constructor(private readonly cache: EntityCache) {}
 
@@ -62,7 +67,7 @@ export class Baselines {
    * must not be kept past the session it was opened for.
    */
   open(rule: string, subject: string, opts: BaselineOptions): Baseline {
-    const key = `${rule}\u0000${subject}`;
+    const key = this.keyOf(rule, subject);
     const { cache, nextExpiry } = this;
     let row = cache.get<BaselineRow>(BASELINE, key);
     const expired = (r: BaselineRow, ts: number) => ts - r.last >= opts.expireAfter;
@@ -95,6 +100,21 @@ export class Baselines {
         cache.set(BASELINE, key, r);
       },
     };
+  }
+
+  private keyOf(rule: string, subject: string): string {
+    let keys = this.keys.get(rule);
+    if (keys === undefined) {
+      keys = new Map();
+      this.keys.set(rule, keys);
+    }
+    let key = keys.get(subject);
+    if (key === undefined) {
+      if (keys.size >= 50_000) keys.clear();
+      key = `${rule}\u0000${subject}`;
+      keys.set(subject, key);
+    }
+    return key;
   }
 
   /** Forgets values and subjects not seen for their `expireAfter` before `before`. */

@@ -24,9 +24,22 @@ export const baselineParams = {
 /** `maxValues`, with the rule's default. */
 export const maxValuesParam = (n: number) => z.number().int().min(1).default(n);
 
+/** Subjects by person or account: the same few come back session after session (see `Baselines.open`). */
+const subjects = { person: new Map<string, string>(), account: new Map<string, string>() };
+
 /** Shared accounts are baselined per person behind them; sessions nobody is named behind, per account. */
 export function baselineSubject(s: Session): string {
-  return s.identity ? `person:${s.identity.id}` : `account:${s.mysqlAccount}`;
+  const [kind, name] = s.identity
+    ? (['person', s.identity.id] as const)
+    : (['account', s.mysqlAccount] as const);
+  const known = subjects[kind];
+  let subject = known.get(name);
+  if (subject === undefined) {
+    if (known.size >= 50_000) known.clear();
+    subject = `${kind}:${name}`;
+    known.set(name, subject);
+  }
+  return subject;
 }
 
 /**
