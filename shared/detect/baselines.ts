@@ -68,38 +68,13 @@ export class Baselines {
    */
   open(rule: string, subject: string, opts: BaselineOptions): Baseline {
     const key = this.keyOf(rule, subject);
-    const { cache, nextExpiry } = this;
-    let row = cache.get<BaselineRow>(BASELINE, key);
-    const expired = (r: BaselineRow, ts: number) => ts - r.last >= opts.expireAfter;
-    return {
-      learning(ts) {
-        return !row || ts < row.since + opts.learningPeriod || expired(row, ts);
-      },
-      knows(value, ts) {
-        const seen = row?.values[digest(value)];
-        return seen !== undefined && seen[0] < ts && ts - seen[1] < opts.expireAfter;
-      },
-      learn(values, ts) {
-        if (!row || expired(row, ts)) row = { since: ts, last: ts, ttl: 0, values: {} };
-        const r = row;
-        r.since = Math.min(r.since, ts);
-        r.last = Math.max(r.last, ts);
-        r.ttl = opts.expireAfter;
-        nextExpiry.set(key, Math.min(nextExpiry.get(key) ?? Number.POSITIVE_INFINITY, ts + opts.expireAfter));
-        for (const value of values) {
-          const k = digest(value);
-          const seen = r.values[k];
-          if (seen && ts - seen[1] < opts.expireAfter) {
-            seen[0] = Math.min(seen[0], ts);
-            seen[1] = Math.max(seen[1], ts);
-          } else {
-            r.values[k] = [ts, ts];
-            if (opts.maxValues !== undefined) evictBeyond(r.values, opts.maxValues);
-          }
-        }
-        cache.set(BASELINE, key, r);
-      },
-    };
+    return new SubjectBaseline(
+      this.cache,
+      this.nextExpiry,
+      key,
+      opts,
+      this.cache.get<BaselineRow>(BASELINE, key),
+    );
   }
 
   private keyOf(rule: string, subject: string): string {
@@ -138,6 +113,56 @@ export class Baselines {
       this.nextExpiry.set(key, next);
       if (pruned) this.cache.touch(BASELINE, key);
     }
+  }
+}
+
+/**
+ * A subject's baseline for one check (`Baselines.open`): an object, where closures per check made
+ * four functions and their context for every first-seen rule of every connect.
+ */
+class SubjectBaseline implements Baseline {
+  constructor(
+    private readonly cache: EntityCache,
+    private readonly nextExpiry: Map<string, number>,
+    private readonly key: string,
+    private readonly opts: BaselineOptions,
+    private row: BaselineRow | undefined,
+  ) {}
+
+  learning(ts: number): boolean {
+    const { row } = this;
+    return !row || ts < row.since + this.opts.learningPeriod || this.expired(row, ts);
+  }
+
+  knows(value: string, ts: number): boolean {
+    const seen = this.row?.values[digest(value)];
+    return seen !== undefined && seen[0] < ts && ts - seen[1] < this.opts.expireAfter;
+  }
+
+  learn(values: readonly string[], ts: number): void {
+    const { opts, key, nextExpiry } = this;
+    if (!this.row || this.expired(this.row, ts)) this.row = { since: ts, last: ts, ttl: 0, values: {} };
+    const r = this.row;
+    r.since = Math.min(r.since, ts);
+    r.last = Math.max(r.last, ts);
+    r.ttl = opts.expireAfter;
+    nextExpiry.set(key, Math.min(nextExpiry.get(key) ?? Number.POSITIVE_INFINITY, ts + opts.expireAfter));
+    for (const value of values) {
+      const k = digest(value);
+      const seen = r.values[k];
+      if (seen && ts - seen[1] < opts.expireAfter) {
+        seen[0] = Math.min(seen[0], ts);
+        seen[1] = Math.max(seen[1], ts);
+      } else {
+        r.values[k] = [ts, ts];
+        if (opts.maxValues !== undefined) evictBeyond(r.values, opts.maxValues);
+      }
+    }
+    this.cache.set(BASELINE, key, r);
+  }
+
+  private expired(r: BaselineRow, ts: number): boolean {
+    return ts - r.last >= this.opts.expireAfter;
   }
 }
 
