@@ -29,9 +29,8 @@ const subjects = { person: new Map<string, string>(), account: new Map<string, s
 
 /** Shared accounts are baselined per person behind them; sessions nobody is named behind, per account. */
 export function baselineSubject(s: Session): string {
-  const [kind, name] = s.identity
-    ? (['person', s.identity.id] as const)
-    : (['account', s.mysqlAccount] as const);
+  const kind = s.identity ? 'person' : 'account';
+  const name = s.identity ? s.identity.id : s.mysqlAccount;
   const known = subjects[kind];
   let subject = known.get(name);
   if (subject === undefined) {
