@@ -18,6 +18,7 @@ import {
 } from '../../schemas/session.js';
 import type { Detector } from '../detect/detector.js';
 import type { IamFact, OpenedSession, Reverts, SessionFact } from '../detect/rule.js';
+import { Memo } from '../memo.js';
 import { redactLiterals } from '../normalize/redact.js';
 import type { EntityCache } from '../state/entity-cache.js';
 import { type AttributionResult, attribute, type Models } from './attribute.js';
@@ -705,24 +706,15 @@ export class Correlator {
 }
 
 /** `schema.table` names by schema and table, made once (most statements name a table seen before). */
-const tableNames = new Map<string, Map<string, string>>();
 const TABLE_NAMES_MAX = 100_000;
+const tableNames = new Memo(
+  TABLE_NAMES_MAX,
+  (db: string) => new Memo(TABLE_NAMES_MAX, (table: string) => `${db}.${table}`),
+);
 
 /** A table's `schema.table` name: the same string each time, which a session's list compares at once. */
 function tableName(t: { db: string; table: string }): string {
-  let bySchema = tableNames.get(t.db);
-  if (bySchema === undefined) {
-    if (tableNames.size >= TABLE_NAMES_MAX) tableNames.clear();
-    bySchema = new Map();
-    tableNames.set(t.db, bySchema);
-  }
-  let name = bySchema.get(t.table);
-  if (name === undefined) {
-    if (bySchema.size >= TABLE_NAMES_MAX) bySchema.clear();
-    name = `${t.db}.${t.table}`;
-    bySchema.set(t.table, name);
-  }
-  return name;
+  return tableNames.get(t.db).get(t.table);
 }
 
 /**

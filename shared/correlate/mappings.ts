@@ -1,5 +1,6 @@
 // The MySQL accounts of each DB system and their authentication_oci mappings, versioned by event
 // time: seeded from the config, then changed by CREATE / ALTER / DROP / RENAME USER in the audit.
+import { Memo } from '../memo.js';
 import type { EntityCache } from '../state/entity-cache.js';
 import { BEGINNING_OF_TIME, inForceAt } from '../time.js';
 import { ABSENT, type Undone, undone } from './reverts.js';
@@ -40,12 +41,15 @@ function rowKey(db: string, a: AccountRef): string {
   return `${db}\u0000${accountName(a)}`;
 }
 
-const parsed = new Map<string, OciMapping | null>();
+/** Parsed authentication_oci strings: the same few are read at every connect. */
+const parsed = new Memo(10_000, parseMapping);
 
 /** Parses an authentication_oci string; null when it is not the JSON the plugin expects. */
 export function parseOciMapping(text: string): OciMapping | null {
-  const cached = parsed.get(text);
-  if (cached !== undefined) return cached;
+  return parsed.get(text);
+}
+
+function parseMapping(text: string): OciMapping | null {
   let result: OciMapping | null = null;
   try {
     const value: unknown = JSON.parse(text);
@@ -64,8 +68,6 @@ export function parseOciMapping(text: string): OciMapping | null {
   } catch {
     result = null;
   }
-  if (parsed.size > 10_000) parsed.clear();
-  parsed.set(text, result);
   return result;
 }
 

@@ -8,6 +8,7 @@
 // `timestamp` + `id` is unique per server).
 import { closeSync, openSync, writeSync } from 'node:fs';
 import type { GapRecord } from '../../schemas/envelopes.js';
+import { Memo } from '../memo.js';
 import type { DbSystem, Person } from './fleet.js';
 import { MINUTE } from './fleet.js';
 import type { ExpectationKind } from './ground-truth.js';
@@ -69,17 +70,12 @@ function hourlyLoad(ts: number): number {
 
 type Line = { ts: number; seq: number; rest: string };
 
-const secondText = new Map<number, string>();
+const secondText = new Memo(200_000, (sec: number) =>
+  new Date(sec * 1000).toISOString().slice(0, 19).replace('T', ' '),
+);
 /** `YYYY-MM-DD hh:mm:ss` (UTC), cached per second. */
 function auditTimestamp(ts: number): string {
-  const sec = Math.floor(ts / 1000);
-  let text = secondText.get(sec);
-  if (text === undefined) {
-    if (secondText.size > 200_000) secondText.clear();
-    text = new Date(sec * 1000).toISOString().slice(0, 19).replace('T', ' ');
-    secondText.set(sec, text);
-  }
-  return text;
+  return secondText.get(Math.floor(ts / 1000));
 }
 
 /** The records of one DB system, expanded from session plans and written in time order. */

@@ -7,6 +7,7 @@
 // treats as expired anyway, and a value learned again after it expired starts afresh, so a row
 // does not depend on when it was pruned either.
 import { createHash } from 'node:crypto';
+import { Memo } from '../memo.js';
 import type { EntityCache } from '../state/entity-cache.js';
 
 export type BaselineOptions = {
@@ -37,19 +38,13 @@ type BaselineRow = {
 
 const BASELINE = 'baseline';
 
-/** Recent digests: the same networks, DB systems and hours come back session after session. */
-const digests = new Map<string, string>();
-
-/** Values are kept as short digests: OCIDs and addresses cost memory in every row. */
-function digest(value: string): string {
-  let d = digests.get(value);
-  if (d === undefined) {
-    if (digests.size >= 50_000) digests.clear();
-    d = createHash('sha256').update(value).digest('base64url').slice(0, 12);
-    digests.set(value, d);
-  }
-  return d;
-}
+/**
+ * Values are kept as short digests: OCIDs and addresses cost memory in every row. The same
+ * networks, DB systems and hours come back session after session.
+ */
+const digests = new Memo(50_000, (value: string) =>
+  createHash('sha256').update(value).digest('base64url').slice(0, 12),
+);
 
 export class Baselines {
   /** Per row, a time before which none of its values expires (so pruning can skip it). */
@@ -58,7 +53,10 @@ export class Baselines {
    * Row keys by rule and subject: a key built for every check was hashed at its first lookup,
    * where one kept is hashed once (a subject is itself kept: `baselineSubject`).
    */
-  private readonly keys = new Map<string, Map<string, string>>();
+  private readonly keys = new Memo(
+    1000,
+    (rule: string) => new Memo(50_000, (subject: string) => `${rule}\u0000${subject}`),
+  );
 
   constructor(private readonly cache: EntityCache) {}
 
@@ -67,7 +65,7 @@ export class Baselines {
    * must not be kept past the session it was opened for.
    */
   open(rule: string, subject: string, opts: BaselineOptions): Baseline {
-    const key = this.keyOf(rule, subject);
+    const key = this.keys.get(rule).get(subject);
     return new SubjectBaseline(
       this.cache,
       this.nextExpiry,
@@ -75,21 +73,6 @@ export class Baselines {
       opts,
       this.cache.get<BaselineRow>(BASELINE, key),
     );
-  }
-
-  private keyOf(rule: string, subject: string): string {
-    let keys = this.keys.get(rule);
-    if (keys === undefined) {
-      keys = new Map();
-      this.keys.set(rule, keys);
-    }
-    let key = keys.get(subject);
-    if (key === undefined) {
-      if (keys.size >= 50_000) keys.clear();
-      key = `${rule}\u0000${subject}`;
-      keys.set(subject, key);
-    }
-    return key;
   }
 
   /** Forgets values and subjects not seen for their `expireAfter` before `before`. */
@@ -135,7 +118,7 @@ class SubjectBaseline implements Baseline {
   }
 
   knows(value: string, ts: number): boolean {
-    const seen = this.row?.values[digest(value)];
+    const seen = this.row?.values[digests.get(value)];
     return seen !== undefined && seen[0] < ts && ts - seen[1] < this.opts.expireAfter;
   }
 
@@ -148,7 +131,7 @@ class SubjectBaseline implements Baseline {
     r.ttl = opts.expireAfter;
     nextExpiry.set(key, Math.min(nextExpiry.get(key) ?? Number.POSITIVE_INFINITY, ts + opts.expireAfter));
     for (const value of values) {
-      const k = digest(value);
+      const k = digests.get(value);
       const seen = r.values[k];
       if (seen && ts - seen[1] < opts.expireAfter) {
         seen[0] = Math.min(seen[0], ts);

@@ -1,24 +1,20 @@
 import { z } from 'zod';
 import { defineRule, sessionFields } from '../detect/rule.js';
 import { at, DB, db } from '../detect/timeline.js';
+import { Memo } from '../memo.js';
 
 /** Patterns compiled (the allow-lists' few patterns are matched on every local login). */
-const compiled = new Map<string, RegExp>();
-const COMPILED_MAX = 1000;
+const compiled = new Memo(1000, (pattern: string) => {
+  const body = pattern
+    .replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
+    .replaceAll('%', '.*')
+    .replaceAll('_', '.');
+  return new RegExp(`^${body}$`, 'i');
+});
 
 /** MySQL LIKE-style match (`%` any run, `_` one character), case-insensitive for hosts. */
 function like(pattern: string, value: string): boolean {
-  let re = compiled.get(pattern);
-  if (re === undefined) {
-    if (compiled.size >= COMPILED_MAX) compiled.clear();
-    const body = pattern
-      .replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
-      .replaceAll('%', '.*')
-      .replaceAll('_', '.');
-    re = new RegExp(`^${body}$`, 'i');
-    compiled.set(pattern, re);
-  }
-  return re.test(value);
+  return compiled.get(pattern).test(value);
 }
 
 export function allowListed(patterns: readonly string[], user: string, host: string): boolean {

@@ -9,6 +9,7 @@ import type { Session } from '../../schemas/session.js';
 import type { Baseline, BaselineOptions } from '../detect/baselines.js';
 import type { Finding, RuleContext, SessionFact } from '../detect/rule.js';
 import { type AlertMatch, type RuleCase, T0 } from '../detect/timeline.js';
+import { Memo } from '../memo.js';
 import { isAccessAfterRevocation } from './access-after-revocation.js';
 import { isIdentityMismatch } from './access-identity-mismatch.js';
 
@@ -25,20 +26,14 @@ export const baselineParams = {
 export const maxValuesParam = (n: number) => z.number().int().min(1).default(n);
 
 /** Subjects by person or account: the same few come back session after session (see `Baselines.open`). */
-const subjects = { person: new Map<string, string>(), account: new Map<string, string>() };
+const subjects = {
+  person: new Memo(50_000, (id: string) => `person:${id}`),
+  account: new Memo(50_000, (account: string) => `account:${account}`),
+};
 
 /** Shared accounts are baselined per person behind them; sessions nobody is named behind, per account. */
 export function baselineSubject(s: Session): string {
-  const kind = s.identity ? 'person' : 'account';
-  const name = s.identity ? s.identity.id : s.mysqlAccount;
-  const known = subjects[kind];
-  let subject = known.get(name);
-  if (subject === undefined) {
-    if (known.size >= 50_000) known.clear();
-    subject = `${kind}:${name}`;
-    known.set(name, subject);
-  }
-  return subject;
+  return s.identity ? subjects.person.get(s.identity.id) : subjects.account.get(s.mysqlAccount);
 }
 
 /**
