@@ -15,8 +15,10 @@ export type BatchItem = DecodedItem | RunItem;
 export class StatementRuns {
   /** Open runs by DB system, instance and connection. */
   private open = new Map<string, Map<string | undefined, Map<number, RunItem>>>();
-  /** The last log's runs (records come a chunk of one input at a time). */
-  private last: { db: string; instance: string | undefined; runs: Map<number, RunItem> } | undefined;
+  /** The last log's runs (records come a chunk of one input at a time), and the log's names. */
+  private lastRuns: Map<number, RunItem> | undefined;
+  private lastDb = '';
+  private lastInstance: string | undefined;
 
   /**
    * The item to add to the batch for `item`: itself, or a new run; undefined when it joined a run
@@ -44,12 +46,12 @@ export class StatementRuns {
   /** A new batch: runs end with the batch they are in. */
   reset(): void {
     this.open = new Map();
-    this.last = undefined;
+    this.lastRuns = undefined;
   }
 
   private connections(ev: DbEvent): Map<number, RunItem> {
-    const last = this.last;
-    if (last !== undefined && last.db === ev.dbSystemId && last.instance === ev.instance) return last.runs;
+    const last = this.lastRuns;
+    if (last !== undefined && this.lastDb === ev.dbSystemId && this.lastInstance === ev.instance) return last;
     let instances = this.open.get(ev.dbSystemId);
     if (instances === undefined) {
       instances = new Map();
@@ -60,7 +62,9 @@ export class StatementRuns {
       connections = new Map();
       instances.set(ev.instance, connections);
     }
-    this.last = { db: ev.dbSystemId, instance: ev.instance, runs: connections };
+    this.lastRuns = connections;
+    this.lastDb = ev.dbSystemId;
+    this.lastInstance = ev.instance;
     return connections;
   }
 }

@@ -130,15 +130,24 @@ class SubjectBaseline implements Baseline {
     r.last = Math.max(r.last, ts);
     r.ttl = opts.expireAfter;
     nextExpiry.set(key, Math.min(nextExpiry.get(key) ?? Number.POSITIVE_INFINITY, ts + opts.expireAfter));
+    const max = opts.maxValues;
+    // The row's values, counted once at the first new value rather than listed for each.
+    let count: number | undefined;
     for (const value of values) {
       const k = digests.get(value);
       const seen = r.values[k];
       if (seen && ts - seen[1] < opts.expireAfter) {
         seen[0] = Math.min(seen[0], ts);
         seen[1] = Math.max(seen[1], ts);
-      } else {
-        r.values[k] = [ts, ts];
-        if (opts.maxValues !== undefined) evictBeyond(r.values, opts.maxValues);
+        continue;
+      }
+      r.values[k] = [ts, ts];
+      if (max === undefined) continue;
+      if (count === undefined) count = Object.keys(r.values).length;
+      else if (seen === undefined) count++;
+      if (count > max) {
+        evictBeyond(r.values, max);
+        count = max;
       }
     }
     this.cache.set(BASELINE, key, r);

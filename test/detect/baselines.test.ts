@@ -53,6 +53,34 @@ describe('baselines', () => {
     const at = T0 + 6 * HOUR;
     expect(['a', 'b', 'c', 'd'].map((v) => baseline.knows(v, at))).toEqual([true, false, true, true]);
   });
+
+  it('bounds the values learned in one call as if they came one by one', () => {
+    const values = ['a', 'b', 'c', 'd', 'e', 'f'];
+    const together = new Baselines(new EntityCache()).open('r', 'person:a', { ...opts, maxValues: 3 });
+    const apart = new Baselines(new EntityCache()).open('r', 'person:a', { ...opts, maxValues: 3 });
+    together.learn(['x'], T0);
+    apart.learn(['x'], T0);
+    together.learn(values, T0 + HOUR);
+    for (const v of values) apart.learn([v], T0 + HOUR);
+    const at = T0 + 2 * HOUR;
+    const known = (b: typeof together) => ['x', ...values].filter((v) => b.knows(v, at));
+    expect(known(together)).toEqual(known(apart));
+    expect(known(together)).toHaveLength(3);
+    expect(known(together)).not.toContain('x');
+  });
+
+  it('keeps maxValues when a value that expired comes back beside new ones', () => {
+    const baseline = new Baselines(new EntityCache()).open('r', 'person:a', { ...opts, maxValues: 4 });
+    baseline.learn(['a'], T0);
+    baseline.learn(['b', 'c'], T0 + 4 * DAY);
+    // 'a' expired (five days), the row did not: 'a' comes back between two new values, and the
+    // second new value goes beyond four, so one of b and c is forgotten.
+    baseline.learn(['x', 'a', 'y'], T0 + 6 * DAY);
+    const at = T0 + 6 * DAY + HOUR;
+    const known = ['a', 'b', 'c', 'x', 'y'].filter((v) => baseline.knows(v, at));
+    expect(known).toHaveLength(4);
+    expect(known).toEqual(expect.arrayContaining(['a', 'x', 'y']));
+  });
 });
 
 /** Three DB systems, a short learning period and expiry, so the timeline learns, detects and prunes. */
