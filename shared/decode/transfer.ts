@@ -7,7 +7,7 @@
 // slice of the chunk's. Every other item is sent as it is, a MySQL event as its plain form (a
 // structured clone drops getters).
 import type { DbEvent } from '../../schemas/events.js';
-import { MysqlEvent } from '../normalize/mysql-audit.js';
+import { MysqlEvent, statsFrom } from '../normalize/mysql-audit.js';
 import type { DbRef } from './classify.js';
 import type { DecodedItem } from './read-input.js';
 
@@ -192,13 +192,13 @@ function unpack(c: TransferChunk, r: number, dbs: DbRefs): DbEvent {
   }
   const op = wordOf(c, r, 'op');
   if (op !== undefined) ev.table = { db: wordOf(c, r, 'tableDb')!, table: wordOf(c, r, 'table')!, op };
-  let stats: DbEvent['stats'];
-  for (const name of STATS) {
-    const value = numberOf(c, r, name);
-    if (value === undefined) continue;
-    stats ??= {};
-    stats[name] = value;
-  }
+  const stats = statsFrom(
+    numberOf(c, r, 'queryTime'),
+    numberOf(c, r, 'rowsSent'),
+    numberOf(c, r, 'rowsExamined'),
+    numberOf(c, r, 'bytesReceived'),
+    numberOf(c, r, 'bytesSent'),
+  );
   if (stats !== undefined) ev.stats = stats;
   return ev;
 }
