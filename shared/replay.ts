@@ -72,14 +72,35 @@ type Source = {
    * from this one shape of object rather than from events of many shapes.
    */
   ts: number;
+  /**
+   * The DB system of its next event if that is a MySQL event, else '': read from the event at the
+   * first tie in time that asks (`compareTied`), null until then. Audit times are whole seconds,
+   * so ties between inputs are common.
+   */
+  db: string | null;
 };
 
 type EventItem = Extract<DecodedItem, { type: 'event' }>;
 
 const headOf = (s: Source) => (s.buffer[s.i] as EventItem).event;
 
-const compareSources = (a: Source, b: Source) =>
-  a.ts - b.ts || compareEvents(headOf(a), headOf(b)) || a.order - b.order;
+const compareSources = (a: Source, b: Source) => a.ts - b.ts || compareTied(a, b) || a.order - b.order;
+
+/** Events at the same time: MySQL events of two DB systems by DB system, as `compareEvents` orders them. */
+function compareTied(a: Source, b: Source): number {
+  const dbA = dbOf(a);
+  const dbB = dbOf(b);
+  if (dbA !== '' && dbB !== '' && dbA !== dbB) return dbA < dbB ? -1 : 1;
+  return compareEvents(headOf(a), headOf(b));
+}
+
+function dbOf(s: Source): string {
+  if (s.db === null) {
+    const ev = headOf(s);
+    s.db = ev.source === 'mysql' ? ev.dbSystemId : '';
+  }
+  return s.db;
+}
 
 export async function replayFiles(opts: ReplayOptions): Promise<ReplayResult> {
   // Checks --db-system before any worker starts.
@@ -158,6 +179,7 @@ async function replayInputs(opts: ReplayOptions, read: (path: string) => Reader)
       const item = s.buffer[s.i]!;
       if (item.type === 'event') {
         s.ts = item.event.ts;
+        s.db = null;
         return true;
       }
       take(item, s.input);
@@ -190,6 +212,7 @@ async function replayInputs(opts: ReplayOptions, read: (path: string) => Reader)
       buffer: [],
       i: 0,
       ts: 0,
+      db: null,
     };
     if (!(await settle(source))) continue;
     if (headOf(source).source === 'iam') {
@@ -198,7 +221,7 @@ async function replayInputs(opts: ReplayOptions, read: (path: string) => Reader)
       do events.push(source.buffer[source.i++] as EventItem);
       while (await settle(source));
       events.sort((a, b) => compareEvents(a.event, b.event));
-      Object.assign(source, { chunks: undefined, buffer: events, i: 0, ts: events[0]!.event.ts });
+      Object.assign(source, { chunks: undefined, buffer: events, i: 0, ts: events[0]!.event.ts, db: null });
     }
     sources.push(source);
   }

@@ -126,6 +126,37 @@ describe('replay', () => {
     expect(a.stderr).toMatch(/alerts 4/);
   });
 
+  it('alerts of two DB systems in the same second come in DB system order, whatever the file order', async () => {
+    // Audit times are whole seconds: events of one time are applied in DB system order (the
+    // merge takes them so, and the pipeline orders what it buffers by compareEvents), and a
+    // batch's alerts come out in the order they were raised.
+    const [first] = baseConfig().dbSystems ?? [];
+    const ids = ['b', 'a'].map((n) => `${first!.id.slice(0, -1)}${n}`);
+    const twoDbs = join(dir, 'two-dbs.json');
+    writeFileSync(
+      twoDbs,
+      JSON.stringify({
+        ...baseConfig(),
+        dbSystems: ids.map((id, i) => ({ ...first!, id, name: `tie-${i}` })),
+      }),
+    );
+    const files = ids.map((_, i) => {
+      const path = join(dir, `tie-${i}.audit.log`);
+      writeFileSync(path, `${JSON.stringify({ ...mysql[3], timestamp: '2026-11-02 09:40:00' })}\n`);
+      return path;
+    });
+    const forward = await cli('replay', '--config', twoDbs, ...files);
+    const backward = await cli('replay', '--config', twoDbs, ...[...files].reverse());
+    expect(forward.code).toBe(0);
+    const dbsOf = (stdout: string) =>
+      stdout
+        .trim()
+        .split('\n')
+        .map((l) => (JSON.parse(l) as { dbSystem: { id: string } }).dbSystem.id);
+    expect(dbsOf(forward.stdout)).toEqual([...ids].sort());
+    expect(backward.stdout).toBe(forward.stdout);
+  });
+
   it('never shows the password of a failed statement, in any format', async () => {
     for (const format of ['jsonl', 'ocsf', 'cef', 'ecs']) {
       const sessions = join(dir, `sessions.${format}`);
