@@ -91,6 +91,11 @@ export function parseJsonRecord(text: string, loc: RecordLocation): Outcome<unkn
   return { ok: true, value };
 }
 
+/** Without `proto` or a `\u` escape in a text, no key in it can spell `__proto__` or `prototype`. */
+function mayHoldUnsafeKey(text: string): boolean {
+  return text.includes('proto') || text.includes('\\u');
+}
+
 const UNSAFE_KEY_MESSAGE = 'record has a prototype-polluting key (__proto__ or constructor.prototype)';
 
 /**
@@ -99,7 +104,7 @@ const UNSAFE_KEY_MESSAGE = 'record has a prototype-polluting key (__proto__ or c
  * either: the walk is skipped.
  */
 function hasUnsafeKey(text: string, value: unknown): boolean {
-  if (!text.includes('proto') && !text.includes('\\u')) return false;
+  if (!mayHoldUnsafeKey(text)) return false;
   const pending: unknown[] = [value];
   while (pending.length > 0) {
     const v = pending.pop();
@@ -196,13 +201,17 @@ class LineReader {
       }
       return;
     }
+    // One search of the whole text for what an unsafe key needs (see hasUnsafeKey), where each
+    // record on a line of its own searched its line.
+    this.scanner.screened = !mayHoldUnsafeKey(text);
     for (let start = 0; ; ) {
       const nl = text.indexOf('\n', start);
       this.scanner.feed(text.slice(start, nl === -1 ? text.length : nl), this.line, true, true, false);
       this.line++;
-      if (nl === -1) return;
+      if (nl === -1) break;
       start = nl + 1;
     }
+    this.scanner.screened = false;
   }
 
   end(): void {
@@ -283,6 +292,12 @@ class RecordScanner {
   private openIndent = 0;
   /** After a structurally broken record: skip lines until a record start indented at most this. */
   private resyncIndent: number | undefined;
+  /**
+   * Set while the lines fed come from a text in which no key can spell an unsafe one: a record
+   * on one of those lines needs no check of its own. A record over several lines may have begun
+   * before that text, and is checked.
+   */
+  screened = false;
 
   constructor(
     private readonly source: string,
@@ -342,7 +357,7 @@ class RecordScanner {
     } catch {
       return false; // several objects on one line, or broken: the scanner decides
     }
-    this.emit(value, body, line, this.inArray ? this.nextIndex++ : undefined);
+    this.emit(value, body, line, this.inArray ? this.nextIndex++ : undefined, this.screened);
     return true;
   }
 
@@ -515,9 +530,15 @@ class RecordScanner {
     return true;
   }
 
-  private emit(value: unknown, text: string, line: number, index: number | undefined): void {
+  private emit(
+    value: unknown,
+    text: string,
+    line: number,
+    index: number | undefined,
+    screened = false,
+  ): void {
     if (value === null) return; // `audit_log_read()` ends its array with null
-    if (hasUnsafeKey(text, value)) {
+    if (!screened && hasUnsafeKey(text, value)) {
       this.push(deadLetter('UNSAFE_KEY', this.locAt(line, index), UNSAFE_KEY_MESSAGE));
       return;
     }

@@ -326,6 +326,18 @@ describe('splitRecords: prototype-polluting keys', () => {
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
   });
 
+  it('dead-letters a record whose unsafe key came in an earlier chunk than the lines that close it', async () => {
+    // The second chunk's text holds no `proto`: its one-line records skip the check, but the
+    // record it closes began before it and is checked.
+    const records = await split([
+      `${line(1)}\n[\n{\n  "__proto__": {\n`,
+      `    "polluted": true\n  }\n}\n]\n${line(2)}\n`,
+    ]);
+    expect(values(records)).toEqual([event(1), event(2)]);
+    expect(dead(records).map((d) => d.code)).toEqual(['UNSAFE_KEY']);
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+  });
+
   it('accepts keys that merely mention proto or constructor', async () => {
     const ok = { constructor: 'x', prototype: 1, proto: { __protocol: 2 }, note: '__proto__' };
     expect(values(await split(JSON.stringify(ok)))).toEqual([ok]);
