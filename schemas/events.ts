@@ -264,8 +264,14 @@ export function compareEvents(a: CanonicalEvent, b: CanonicalEvent): number {
   if (a.ts !== b.ts) return a.ts - b.ts;
   if (a.source !== b.source) return SOURCE_ORDER[a.source] - SOURCE_ORDER[b.source];
   if (a.source === 'mysql' && b.source === 'mysql') {
-    if (a.dbSystemId !== b.dbSystemId) return a.dbSystemId < b.dbSystemId ? -1 : 1;
+    const db = compareDbSystems(a.dbSystemId, b.dbSystemId);
+    if (db !== 0) return db;
     if (a.recordId !== b.recordId) return a.recordId - b.recordId;
   }
   return a.key < b.key ? -1 : a.key > b.key ? 1 : 0;
+}
+
+/** How `compareEvents` orders two MySQL events of the same time by their DB systems (0: the same). */
+export function compareDbSystems(a: string, b: string): number {
+  return a === b ? 0 : a < b ? -1 : 1;
 }

@@ -6,7 +6,7 @@
 import { Heap } from 'heap-js';
 import type { Config } from '../schemas/config.js';
 import type { DeadLetter, DeadLetterCode } from '../schemas/dead-letter.js';
-import { compareEvents } from '../schemas/events.js';
+import { compareDbSystems, compareEvents } from '../schemas/events.js';
 import type { ActiveRule } from './config/active-rules.js';
 import { DecodePool } from './decode/decode-pool.js';
 import { dbSystemResolver } from './decode/input-db-system.js';
@@ -90,8 +90,7 @@ const compareSources = (a: Source, b: Source) => a.ts - b.ts || compareTied(a, b
 function compareTied(a: Source, b: Source): number {
   const dbA = dbOf(a);
   const dbB = dbOf(b);
-  if (dbA !== '' && dbB !== '' && dbA !== dbB) return dbA < dbB ? -1 : 1;
-  return compareEvents(headOf(a), headOf(b));
+  return (dbA !== '' && dbB !== '' && compareDbSystems(dbA, dbB)) || compareEvents(headOf(a), headOf(b));
 }
 
 function dbOf(s: Source): string {
