@@ -73,32 +73,62 @@ type Source = {
    */
   ts: number;
   /**
-   * The DB system of its next event if that is a MySQL event, else '': read from the event at the
-   * first tie in time that asks (`compareTied`), null until then. Audit times are whole seconds,
-   * so ties between inputs are common.
+   * The DB system of its next event if that is a MySQL event (`NO_DB` if not): read from the event
+   * at the first tie in time that asks (`compareTied`), null until then. Audit times are whole
+   * seconds, so ties between inputs are common.
    */
-  db: string | null;
+  db: DbRank | null;
 };
+
+/** A DB system's place among those the merge has met, in `compareDbSystems` order. */
+type DbRank = { id: string; rank: number };
+
+/** Not a MySQL event: ties go to `compareEvents`. */
+const NO_DB: DbRank = { id: '', rank: -1 };
+
+/**
+ * The DB systems met in ties, ranked: comparing two ranks is one subtraction, where
+ * `compareDbSystems` compares two OCIDs that share their first 70 characters or so. A DB system
+ * met for the first time ranks the others again (a fleet has few).
+ */
+export class DbRanks {
+  private readonly byId = new Map<string, DbRank>();
+  private readonly sorted: DbRank[] = [];
+
+  of(id: string): DbRank {
+    let rank = this.byId.get(id);
+    if (rank === undefined) {
+      rank = { id, rank: 0 };
+      this.byId.set(id, rank);
+      let at = this.sorted.length;
+      while (at > 0 && compareDbSystems(this.sorted[at - 1]!.id, id) > 0) at--;
+      this.sorted.splice(at, 0, rank);
+      for (const [i, r] of this.sorted.entries()) r.rank = i;
+    }
+    return rank;
+  }
+}
 
 type EventItem = Extract<DecodedItem, { type: 'event' }>;
 
 const headOf = (s: Source) => (s.buffer[s.i] as EventItem).event;
 
-const compareSources = (a: Source, b: Source) => a.ts - b.ts || compareTied(a, b) || a.order - b.order;
-
-/** Events at the same time: MySQL events of two DB systems by DB system, as `compareEvents` orders them. */
-function compareTied(a: Source, b: Source): number {
-  const dbA = dbOf(a);
-  const dbB = dbOf(b);
-  return (dbA !== '' && dbB !== '' && compareDbSystems(dbA, dbB)) || compareEvents(headOf(a), headOf(b));
-}
-
-function dbOf(s: Source): string {
-  if (s.db === null) {
-    const ev = headOf(s);
-    s.db = ev.source === 'mysql' ? ev.dbSystemId : '';
-  }
-  return s.db;
+/** Orders the merge's inputs by their next events (`compareEvents`), then by the command line. */
+function sourceOrder(ranks: DbRanks): (a: Source, b: Source) => number {
+  const rankOf = (s: Source): DbRank => {
+    if (s.db === null) {
+      const ev = headOf(s);
+      s.db = ev.source === 'mysql' ? ranks.of(ev.dbSystemId) : NO_DB;
+    }
+    return s.db;
+  };
+  /** Events at the same time: MySQL events of two DB systems by DB system, as `compareEvents` orders them. */
+  const compareTied = (a: Source, b: Source): number => {
+    const dbA = rankOf(a);
+    const dbB = rankOf(b);
+    return (dbA !== NO_DB && dbB !== NO_DB && dbA.rank - dbB.rank) || compareEvents(headOf(a), headOf(b));
+  };
+  return (a, b) => a.ts - b.ts || compareTied(a, b) || a.order - b.order;
 }
 
 export async function replayFiles(opts: ReplayOptions): Promise<ReplayResult> {
@@ -227,6 +257,7 @@ async function replayInputs(opts: ReplayOptions, read: (path: string) => Reader)
 
   // A heap of sources by their next event: O(log k) per record with k inputs, and none while one
   // input stays ahead of all others (audit files of one DB system are in time order).
+  const compareSources = sourceOrder(new DbRanks());
   const heap = new Heap<Source>(compareSources);
   heap.init(sources);
   let s = heap.pop();

@@ -126,15 +126,16 @@ describe('replay', () => {
     expect(a.stderr).toMatch(/alerts 4/);
   });
 
-  it('alerts of two DB systems in the same second come in DB system order, whatever the file order', async () => {
+  it('alerts of DB systems in the same second come in DB system order, whatever the file order', async () => {
     // Audit times are whole seconds: events of one time are applied in DB system order (the
     // merge takes them so, and the pipeline orders what it buffers by compareEvents), and a
-    // batch's alerts come out in the order they were raised.
+    // batch's alerts come out in the order they were raised. (The merge's own ranking of DB
+    // systems is tested in test/replay-ranks.test.ts: its order decides only batches.)
     const [first] = baseConfig().dbSystems ?? [];
-    const ids = ['b', 'a'].map((n) => `${first!.id.slice(0, -1)}${n}`);
-    const twoDbs = join(dir, 'two-dbs.json');
+    const ids = ['b', 'c', 'a'].map((n) => `${first!.id.slice(0, -1)}${n}`);
+    const tiedDbs = join(dir, 'tied-dbs.json');
     writeFileSync(
-      twoDbs,
+      tiedDbs,
       JSON.stringify({
         ...baseConfig(),
         dbSystems: ids.map((id, i) => ({ ...first!, id, name: `tie-${i}` })),
@@ -145,8 +146,9 @@ describe('replay', () => {
       writeFileSync(path, `${JSON.stringify({ ...mysql[3], timestamp: '2026-11-02 09:40:00' })}\n`);
       return path;
     });
-    const forward = await cli('replay', '--config', twoDbs, ...files);
-    const backward = await cli('replay', '--config', twoDbs, ...[...files].reverse());
+    const forward = await cli('replay', '--config', tiedDbs, ...files);
+    const backward = await cli('replay', '--config', tiedDbs, ...[...files].reverse());
+    const rotated = await cli('replay', '--config', tiedDbs, ...files.slice(1), files[0]!);
     expect(forward.code).toBe(0);
     const dbsOf = (stdout: string) =>
       stdout
@@ -155,6 +157,7 @@ describe('replay', () => {
         .map((l) => (JSON.parse(l) as { dbSystem: { id: string } }).dbSystem.id);
     expect(dbsOf(forward.stdout)).toEqual([...ids].sort());
     expect(backward.stdout).toBe(forward.stdout);
+    expect(rotated.stdout).toBe(forward.stdout);
   });
 
   it('never shows the password of a failed statement, in any format', async () => {
