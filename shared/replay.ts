@@ -78,6 +78,8 @@ type Source = {
    * seconds, so ties between inputs are common.
    */
   db: DbRank | null;
+  /** The last DB system ranked for it: an input is most often of one DB system, whose id is one string. */
+  rank: DbRank;
 };
 
 /** A DB system's place among those the merge has met, in `compareDbSystems` order. */
@@ -118,7 +120,11 @@ function sourceOrder(ranks: DbRanks): (a: Source, b: Source) => number {
   const rankOf = (s: Source): DbRank => {
     if (s.db === null) {
       const ev = headOf(s);
-      s.db = ev.source === 'mysql' ? ranks.of(ev.dbSystemId) : NO_DB;
+      if (ev.source !== 'mysql') s.db = NO_DB;
+      else {
+        if (s.rank.id !== ev.dbSystemId) s.rank = ranks.of(ev.dbSystemId);
+        s.db = s.rank;
+      }
     }
     return s.db;
   };
@@ -242,6 +248,7 @@ async function replayInputs(opts: ReplayOptions, read: (path: string) => Reader)
       i: 0,
       ts: 0,
       db: null,
+      rank: NO_DB,
     };
     if (!(await settle(source))) continue;
     if (headOf(source).source === 'iam') {

@@ -142,20 +142,29 @@ function expand(values: readonly unknown[], loc: RecordLocation, depth: number, 
   });
 }
 
+// Every record read is asked what it is: these read keys rather than test them with `in`, for the
+// reason given at `ociEnvelopeOf` (schemas/oci-audit.ts).
+
 /** A raw MySQL Enterprise audit event; one lacking `class` still counts, to be reported as invalid. */
 function isMysqlAuditEvent(value: Json): boolean {
   return (
-    typeof value.timestamp === 'string' && ('class' in value || 'event' in value || 'connection_id' in value)
+    typeof value.timestamp === 'string' &&
+    (value.class !== undefined || value.event !== undefined || value.connection_id !== undefined)
   );
 }
 
 /** Claims to be a collector record; its schema is checked later. */
 function isCollectorRecord(value: Json): boolean {
-  return value.source === 'mysql-audit' && ('event' in value || 'dbSystemId' in value);
+  return value.source === 'mysql-audit' && (value.event !== undefined || value.dbSystemId !== undefined);
 }
 
 function isStreamMessage(value: Json): boolean {
-  return typeof value.value === 'string' && 'stream' in value && 'partition' in value && 'offset' in value;
+  return (
+    typeof value.value === 'string' &&
+    value.stream !== undefined &&
+    value.partition !== undefined &&
+    value.offset !== undefined
+  );
 }
 
 function collectorItem(value: Json, loc: RecordLocation): ClassifiedItem {
