@@ -79,7 +79,7 @@ type Source = {
    */
   db: DbRank | null;
   /** The last DB system ranked for it: an input is most often of one DB system, whose id is one string. */
-  rank: DbRank;
+  lastRanked: DbRank;
 };
 
 /** A DB system's place among those the merge has met, in `compareDbSystems` order. */
@@ -122,8 +122,8 @@ function sourceOrder(ranks: DbRanks): (a: Source, b: Source) => number {
       const ev = headOf(s);
       if (ev.source !== 'mysql') s.db = NO_DB;
       else {
-        if (s.rank.id !== ev.dbSystemId) s.rank = ranks.of(ev.dbSystemId);
-        s.db = s.rank;
+        if (s.lastRanked.id !== ev.dbSystemId) s.lastRanked = ranks.of(ev.dbSystemId);
+        s.db = s.lastRanked;
       }
     }
     return s.db;
@@ -248,7 +248,7 @@ async function replayInputs(opts: ReplayOptions, read: (path: string) => Reader)
       i: 0,
       ts: 0,
       db: null,
-      rank: NO_DB,
+      lastRanked: NO_DB,
     };
     if (!(await settle(source))) continue;
     if (headOf(source).source === 'iam') {
