@@ -23,11 +23,11 @@ import { COMMIT_WORKER, CommitThread, type StoreThread } from './commit-thread.j
 import type { EntityRow } from './entity-cache.js';
 import {
   ALERT_COLUMNS,
+  BODY_COLUMNS,
+  type BodyColumns,
   COUNT_COLUMNS,
   type CountColumns,
   columnType,
-  ID_COLUMNS,
-  type IdColumns,
   type LedgerField,
   type LedgerQuery,
   ledgerConditions,
@@ -132,6 +132,9 @@ const MIGRATIONS: (string | ((db: Database.Database) => void))[] = [
   '',
   // No change to the tables: from this version on, a session's body leaves its OCIDs to the row's
   // columns (sessionBody), which an earlier version would not put back.
+  '',
+  // No change to the tables: from this version on, a session's body leaves its times and texts to
+  // the row's columns too (sessionBody).
   '',
 ];
 
@@ -327,8 +330,8 @@ export class SqliteStore implements StateStore {
   async loadSessions(since: number): Promise<Session[]> {
     await this.settled();
     return this.db
-      .prepare<[number], { body: string } & IdColumns & CountColumns>(
-        restoredSessionsSql('open', `db, person_id, group_id, body, ${COUNT_COLUMNS}`),
+      .prepare<[number], { body: string } & BodyColumns & CountColumns>(
+        restoredSessionsSql('open', `${BODY_COLUMNS}, body, ${COUNT_COLUMNS}`),
       )
       .all(since)
       .map(readSession);
@@ -428,8 +431,8 @@ export class SqliteStore implements StateStore {
     // The range starts where the page key does, so that each page seeks the (connect_ts, id) index.
     const { from, ...rest } = query;
     const { conditions, params } = ledgerConditions(rest, { ts: 'connect_ts', db: 'db' });
-    const page = this.db.prepare<unknown[], { connect_ts: number; body: string } & IdColumns & CountColumns>(
-      `SELECT ${ID_COLUMNS}, connect_ts, body, ${COUNT_COLUMNS} FROM sessions
+    const page = this.db.prepare<unknown[], { body: string } & BodyColumns & CountColumns>(
+      `SELECT id, connect_ts, ${BODY_COLUMNS}, body, ${COUNT_COLUMNS} FROM sessions
        WHERE ${['(connect_ts, id) > (?, ?)', ...conditions].join(' AND ')}
        ORDER BY connect_ts, id LIMIT ${PAGE}`,
     );

@@ -393,9 +393,9 @@ function upgrade(adapter: Adapter, dialect: 'sqlite' | 'mysql') {
       );
       const store = await backing.open();
       // SQLite's fifth version marks count columns that may be ahead of the bodies, its sixth bodies
-      // that leave their OCIDs to the columns.
+      // that leave their OCIDs to the columns, its seventh bodies that leave their texts too.
       expect(await backing.schemaVersions()).toEqual(
-        dialect === 'sqlite' ? [1, 2, 3, 4, 5, 6] : [1, 2, 3, 4],
+        dialect === 'sqlite' ? [1, 2, 3, 4, 5, 6, 7] : [1, 2, 3, 4],
       );
       const sessionRows = await backing.sql('SELECT * FROM audit_sessions ORDER BY connect_ts');
       expect(normalized(sessionRows, SESSION_FIELDS)).toEqual(ss.map((s) => expectedRow(SESSION_FIELDS, s)));
@@ -418,26 +418,34 @@ describe('audit ledger: SqliteStore', () => {
   ledger(sqliteAdapter);
   upgrade(sqliteAdapter, 'sqlite');
 
-  it('keeps session bodies without the OCIDs their columns hold, and reads back the same JSON', async () => {
+  it('keeps session bodies without the OCIDs and texts their columns hold, and reads back the same JSON', async () => {
     const backing = await sqliteAdapter.create();
     try {
       const store = await backing.open();
       const written = sessions().map((s) => ({ ...s, disconnectTime: undefined }));
       const before = JSON.stringify(written);
       await store.commit(batch({ sessions: written }));
-      // The body leaves the OCIDs out of its JSON, not out of the sessions it was made from.
+      // The body leaves the OCIDs and texts out of its JSON, not out of the sessions it was made from.
       expect(JSON.stringify(written)).toBe(before);
       const bodies = (await backing.sql('SELECT body FROM sessions')).map((r) => String(r.body));
-      for (const ocid of ['ocid1.user.oc1..alice', 'ocid1.group.oc1..dba', OTHER_DB.id, '"s1"'])
-        expect(bodies.filter((b) => b.includes(ocid))).toEqual([]);
+      const held = [
+        'ocid1.user.oc1..alice',
+        'ocid1.group.oc1..dba',
+        OTHER_DB.id,
+        '"s1"',
+        'alice@example.com',
+      ];
+      for (const value of [...held, 'DBAdmins', 'TOTP', 'replica-1', 'no-evidence', iso(at(10)), '"admin@%"'])
+        expect(bodies.filter((b) => b.includes(value))).toEqual([]);
       const json = (list: Session[]) => list.map((s) => JSON.stringify(s));
       expect(json(await store.loadSessions(at(0)))).toEqual(json(written));
       expect(json(await collect(store.sessions()))).toEqual(json(written));
 
-      // A body written before (schema 5) holds its OCIDs, and is read as it is.
-      await backing.sql(
-        `UPDATE sessions SET body = '${JSON.stringify(written[0]).replaceAll("'", "''")}' WHERE id = 's1'`,
-      );
+      // A body written before holds its OCIDs (schema 5) or its texts (schema 6), and is read as it is.
+      const sql = (text: string) => `'${text.replaceAll("'", "''")}'`;
+      const schema6 = JSON.stringify({ ...written[1]!, id: 0, dbSystem: { ...written[1]!.dbSystem, id: 0 } });
+      await backing.sql(`UPDATE sessions SET body = ${sql(JSON.stringify(written[0]))} WHERE id = 's1'`);
+      await backing.sql(`UPDATE sessions SET body = ${sql(schema6)} WHERE id = 's2'`);
       expect(json(await collect(store.sessions()))).toEqual(json(written));
     } finally {
       await backing.dispose();
