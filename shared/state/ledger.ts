@@ -167,49 +167,55 @@ export function restoredSessionsSql(open: string, columns: string): string {
   return `${select} WHERE ${open} = 1 UNION ALL ${select} WHERE connect_ts >= ? AND ${open} = 0 ORDER BY connect_ts, id`;
 }
 
-/** The typed columns that hold a session's counts, as a store reads them. */
-export type CountColumns = {
-  queries: number;
-  table_access: number;
-  change_user: number;
-  failed_statements: number;
-};
-
-/** The columns of `CountColumns`, for a SELECT list. */
-export const COUNT_COLUMNS = 'queries, table_access, change_user, failed_statements';
-
 /**
- * The columns a SQLite session body leaves its values to (`sessionBody`): the four OCIDs, and the
- * texts the ledger's typed columns hold as they are.
+ * What a SQLite store reads a session from, in this order: `connect_ts, id` (as restoredSessionsSql
+ * selects them first), then `SESSION_READ_COLUMNS`. The row comes as an array (better-sqlite3's
+ * `raw`): as an object of 27 columns it took half again as long to read.
  */
-export type BodyColumns = {
-  id: string;
-  db: string;
-  person_id: string | null;
-  group_id: string | null;
-  connect_ts: number;
-  db_system_name: string | null;
-  instance: string | null;
-  connect_time: string | null;
-  disconnect_time: string | null;
-  outcome: string | null;
-  login_user: string | null;
-  login_os: string | null;
-  login_proxy: string | null;
-  source_ip: string | null;
-  mysql_account: string | null;
-  person_name: string | null;
-  group_name: string | null;
-  attribution_method: string | null;
-  attribution_confidence: string | null;
-  attribution_problem: string | null;
-  break_glass_grant: string | null;
-  mfa_factor: string | null;
-};
+const SESSION_ROW = [
+  'connect_ts',
+  'id',
+  'db',
+  'person_id',
+  'group_id',
+  'db_system_name',
+  'instance',
+  'connect_time',
+  'disconnect_time',
+  'outcome',
+  'login_user',
+  'login_os',
+  'login_proxy',
+  'source_ip',
+  'mysql_account',
+  'person_name',
+  'group_name',
+  'attribution_method',
+  'attribution_confidence',
+  'attribution_problem',
+  'break_glass_grant',
+  'mfa_factor',
+  'body',
+  'queries',
+  'table_access',
+  'change_user',
+  'failed_statements',
+] as const;
 
-/** The columns of `BodyColumns` but `id` and `connect_ts` (which the queries name anyway), for a SELECT list. */
-export const BODY_COLUMNS =
-  'db, person_id, group_id, db_system_name, instance, connect_time, disconnect_time, outcome, login_user, login_os, login_proxy, source_ip, mysql_account, person_name, group_name, attribution_method, attribution_confidence, attribution_problem, break_glass_grant, mfa_factor';
+/** The columns of a session's row after `connect_ts, id`, for a SELECT list (`readSession`). */
+export const SESSION_READ_COLUMNS = SESSION_ROW.slice(2).join(', ');
+
+/** Each column's place in a row read with `SESSION_READ_COLUMNS`. */
+const R = Object.fromEntries(SESSION_ROW.map((name, i) => [name, i])) as Record<
+  (typeof SESSION_ROW)[number],
+  number
+>;
+
+/** A session's row as a SQLite store reads it: `connect_ts, id, SESSION_READ_COLUMNS`. */
+export type SessionRow = readonly unknown[];
+
+/** The time (connect_ts) and id of a session's row: where a page of them ends. */
+export const rowKey = (row: SessionRow) => ({ ts: row[R.connect_ts] as number, id: row[R.id] as string });
 
 /** Stands for a value the row's column holds: never a valid value of the fields it replaces. */
 const OMITTED = 0 as unknown as string;
@@ -336,56 +342,56 @@ export function sessionBody(s: Session): string {
 }
 
 /** A text of a body (`sessionBody`): the column's when the body left it as 0. */
-const fromColumn = <T>(body: T, column: string | null): T => ((body as unknown) === 0 ? (column as T) : body);
+const fromColumn = <T>(body: T, column: unknown): T => ((body as unknown) === 0 ? (column as T) : body);
 
 /**
- * A session read from a SQLite row: its body (`sessionBody`) with what it left to the row's columns
- * put back, and the counts of the typed columns, which a commit may update alone
+ * A session read from a SQLite row (`SessionRow`): its body (`sessionBody`) with what it left to the
+ * row's columns put back, and the counts of the typed columns, which a commit may update alone
  * (CommitBatch.counted) and so be ahead of the body's.
  */
-export function readSession(row: { body: string } & BodyColumns & CountColumns): Session {
-  const s = JSON.parse(row.body) as Session;
-  s.id = fromColumn(s.id, row.id);
+export function readSession(row: SessionRow): Session {
+  const s = JSON.parse(row[R.body] as string) as Session;
+  s.id = fromColumn(s.id, row[R.id]);
   const { dbSystem, login, identity, group, attribution } = s;
-  dbSystem.id = fromColumn(dbSystem.id, row.db);
-  dbSystem.name = fromColumn(dbSystem.name, row.db_system_name);
-  if (s.instance !== undefined) s.instance = fromColumn(s.instance, row.instance);
-  s.connectTime = fromColumn(s.connectTime, row.connect_time);
-  s.connectTs = row.connect_ts;
-  if (s.disconnectTime !== undefined) s.disconnectTime = fromColumn(s.disconnectTime, row.disconnect_time);
-  s.outcome = fromColumn(s.outcome, row.outcome);
-  login.user = fromColumn(login.user, row.login_user);
-  login.os = fromColumn(login.os, row.login_os);
-  login.proxy = fromColumn(login.proxy, row.login_proxy);
-  if (s.sourceIp !== undefined) s.sourceIp = fromColumn(s.sourceIp, row.source_ip);
-  s.mysqlAccount = fromColumn(s.mysqlAccount, row.mysql_account);
+  dbSystem.id = fromColumn(dbSystem.id, row[R.db]);
+  dbSystem.name = fromColumn(dbSystem.name, row[R.db_system_name]);
+  if (s.instance !== undefined) s.instance = fromColumn(s.instance, row[R.instance]);
+  s.connectTime = fromColumn(s.connectTime, row[R.connect_time]);
+  s.connectTs = row[R.connect_ts] as number;
+  if (s.disconnectTime !== undefined) s.disconnectTime = fromColumn(s.disconnectTime, row[R.disconnect_time]);
+  s.outcome = fromColumn(s.outcome, row[R.outcome]);
+  login.user = fromColumn(login.user, row[R.login_user]);
+  login.os = fromColumn(login.os, row[R.login_os]);
+  login.proxy = fromColumn(login.proxy, row[R.login_proxy]);
+  if (s.sourceIp !== undefined) s.sourceIp = fromColumn(s.sourceIp, row[R.source_ip]);
+  s.mysqlAccount = fromColumn(s.mysqlAccount, row[R.mysql_account]);
   if (identity) {
-    identity.id = fromColumn(identity.id, row.person_id ?? '');
-    identity.name = fromColumn(identity.name, row.person_name);
+    identity.id = fromColumn(identity.id, row[R.person_id] ?? '');
+    identity.name = fromColumn(identity.name, row[R.person_name]);
   }
   if (group) {
-    group.id = fromColumn(group.id, row.group_id ?? '');
-    group.name = fromColumn(group.name, row.group_name);
+    group.id = fromColumn(group.id, row[R.group_id] ?? '');
+    group.name = fromColumn(group.name, row[R.group_name]);
   }
   if (attribution) {
-    attribution.method = fromColumn(attribution.method, row.attribution_method);
-    attribution.confidence = fromColumn(attribution.confidence, row.attribution_confidence);
+    attribution.method = fromColumn(attribution.method, row[R.attribution_method]);
+    attribution.confidence = fromColumn(attribution.confidence, row[R.attribution_confidence]);
     if (attribution.problem !== undefined)
-      attribution.problem = fromColumn(attribution.problem, row.attribution_problem);
+      attribution.problem = fromColumn(attribution.problem, row[R.attribution_problem]);
   }
-  s.breakGlassGrant = fromColumn(s.breakGlassGrant, row.break_glass_grant);
-  if (s.mfaFactor !== undefined) s.mfaFactor = fromColumn(s.mfaFactor, row.mfa_factor);
+  s.breakGlassGrant = fromColumn(s.breakGlassGrant, row[R.break_glass_grant]);
+  if (s.mfaFactor !== undefined) s.mfaFactor = fromColumn(s.mfaFactor, row[R.mfa_factor]);
   const connectKey = s.connectKey as string | number;
   if (typeof connectKey === 'number') {
     const { evidence } = attribution!;
-    if (connectKey < 0) evidence[-connectKey - 1] = row.db + evidence[-connectKey - 1];
+    if (connectKey < 0) evidence[-connectKey - 1] = row[R.db] + evidence[-connectKey - 1]!;
     s.connectKey = evidence[connectKey < 0 ? -connectKey - 1 : connectKey]!;
   }
   const { counts } = s;
-  counts.queries = row.queries;
-  counts.tableAccess = row.table_access;
-  counts.changeUser = row.change_user;
-  counts.failedStatements = row.failed_statements;
+  counts.queries = row[R.queries] as number;
+  counts.tableAccess = row[R.table_access] as number;
+  counts.changeUser = row[R.change_user] as number;
+  counts.failedStatements = row[R.failed_statements] as number;
   return s;
 }
 

@@ -23,10 +23,6 @@ import { COMMIT_WORKER, CommitThread, type StoreThread } from './commit-thread.j
 import type { EntityRow } from './entity-cache.js';
 import {
   ALERT_COLUMNS,
-  BODY_COLUMNS,
-  type BodyColumns,
-  COUNT_COLUMNS,
-  type CountColumns,
   columnType,
   type LedgerField,
   type LedgerQuery,
@@ -34,9 +30,12 @@ import {
   ledgerViews,
   readSession,
   restoredSessionsSql,
+  rowKey,
   SESSION_COLUMNS,
   SESSION_COUNTS_SQL,
+  SESSION_READ_COLUMNS,
   type SessionCount,
+  type SessionRow,
   SessionTablesWritten,
   sessionTableRows,
 } from './ledger.js';
@@ -330,9 +329,8 @@ export class SqliteStore implements StateStore {
   async loadSessions(since: number): Promise<Session[]> {
     await this.settled();
     return this.db
-      .prepare<[number], { body: string } & BodyColumns & CountColumns>(
-        restoredSessionsSql('open', `${BODY_COLUMNS}, body, ${COUNT_COLUMNS}`),
-      )
+      .prepare<[number], SessionRow>(restoredSessionsSql('open', SESSION_READ_COLUMNS))
+      .raw()
       .all(since)
       .map(readSession);
   }
@@ -431,18 +429,20 @@ export class SqliteStore implements StateStore {
     // The range starts where the page key does, so that each page seeks the (connect_ts, id) index.
     const { from, ...rest } = query;
     const { conditions, params } = ledgerConditions(rest, { ts: 'connect_ts', db: 'db' });
-    const page = this.db.prepare<unknown[], { body: string } & BodyColumns & CountColumns>(
-      `SELECT id, connect_ts, ${BODY_COLUMNS}, body, ${COUNT_COLUMNS} FROM sessions
+    const page = this.db
+      .prepare<unknown[], SessionRow>(
+        `SELECT connect_ts, id, ${SESSION_READ_COLUMNS} FROM sessions
        WHERE ${['(connect_ts, id) > (?, ?)', ...conditions].join(' AND ')}
        ORDER BY connect_ts, id LIMIT ${PAGE}`,
-    );
+      )
+      .raw();
     for (let after = { ts: from ?? Number.MIN_SAFE_INTEGER, id: '' }; ; ) {
       await this.settled();
       const rows = page.all(after.ts, after.id, ...params);
       for (const r of rows) yield readSession(r);
       const last = rows.at(-1);
       if (!last || rows.length < PAGE) return;
-      after = { ts: last.connect_ts, id: last.id };
+      after = rowKey(last);
     }
   }
 

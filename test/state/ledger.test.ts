@@ -8,10 +8,10 @@ import { addToCoverage, countInCoverage, emptyCoverage } from '../../shared/corr
 import { at } from '../../shared/detect/timeline.js';
 import {
   ALERT_FIELDS,
-  COUNT_COLUMNS,
   type LedgerField,
   restoredSessionsSql,
   SESSION_FIELDS,
+  SESSION_READ_COLUMNS,
 } from '../../shared/state/ledger.js';
 import { SqliteStore } from '../../shared/state/sqlite-store.js';
 import { describeMySql } from '../helpers/mysql-server.js';
@@ -458,7 +458,7 @@ describe('audit ledger: SqliteStore', () => {
     const backing = await sqliteAdapter.create();
     try {
       await backing.open();
-      const sql = restoredSessionsSql('open', `body, ${COUNT_COLUMNS}`).replace('?', '0');
+      const sql = restoredSessionsSql('open', SESSION_READ_COLUMNS).replace('?', '0');
       const steps = (await backing.sql(`EXPLAIN QUERY PLAN ${sql}`)).map((r) => String(r.detail));
       expect(steps).toContain('SEARCH sessions USING INDEX sessions_open (open=?)');
       expect(steps).toContain('SEARCH sessions USING INDEX sessions_connect (connect_ts>?)');
