@@ -77,7 +77,9 @@ const mutated = fc
   )
   .map(([sample, edits]) => {
     const r = structuredClone(sample);
-    for (const [field, nested, v] of edits) {
+    // A copy of each value: the constants are shared, and a later edit may write inside one.
+    for (const [field, nested, edit] of edits) {
+      const v = structuredClone(edit);
       const target = r[field];
       if (nested !== null && typeof target === 'object' && target !== null) (target as Json)[nested] = v;
       else r[field] = v;

@@ -102,7 +102,9 @@ const mutated = fc
   )
   .map(([sample, edits]) => {
     const r = structuredClone(sample);
-    for (const [path, v] of edits) setAt(r, path, v);
+    // A copy of each value: the constants are shared, and a later edit may write inside one (two
+    // edits of one constant object made a record that holds itself, which no JSON can).
+    for (const [path, v] of edits) setAt(r, path, structuredClone(v));
     return r;
   });
 
