@@ -83,7 +83,7 @@ export class Correlator {
   private recent: Session[] = [];
   /** Sessions changed since the last drain, to write in full. */
   private dirty = new Map<string, Session>();
-  /** Sessions written before whose counts alone changed since (see `drainSessions`). */
+  /** Sessions written before whose counts alone changed since, or their counts and disconnect (see `drainSessions`). */
   private counted = new Map<string, Session>();
   private nextDeadline = Number.POSITIVE_INFINITY;
   private readonly policies: Policies;
@@ -181,8 +181,9 @@ export class Correlator {
 
   /**
    * Sessions changed since the last call: in full, and (`counted`) those whose only change was to
-   * their counts. A session not in the last drain's full list was written before: it was restored
-   * from the store, or drained by an earlier call (whose commit, if it failed, ended the pipeline).
+   * their counts, or to their counts and their disconnect (CommitBatch.counted). A session not in
+   * the last drain's full list was written before: it was restored from the store, or drained by
+   * an earlier call (whose commit, if it failed, ended the pipeline).
    */
   drainSessions(): { sessions: Session[]; counted: Session[] } {
     const sessions = [...this.dirty.values()];
@@ -215,7 +216,8 @@ export class Correlator {
         if (!s) return;
         s.disconnectTime = ev.time;
         this.open.delete(s);
-        this.touch(s);
+        // Its last key: a session written before needs only its columns to say it closed.
+        this.counted.set(s.id, s);
         return;
       }
       case 'query':

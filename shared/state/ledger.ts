@@ -346,8 +346,8 @@ const fromColumn = <T>(body: T, column: unknown): T => ((body as unknown) === 0 
 
 /**
  * A session read from a SQLite row (`SessionRow`): its body (`sessionBody`) with what it left to the
- * row's columns put back, and the counts of the typed columns, which a commit may update alone
- * (CommitBatch.counted) and so be ahead of the body's.
+ * row's columns put back, and the counts and disconnect of the typed columns, which a commit may
+ * update alone (CommitBatch.counted) and so be ahead of the body's.
  */
 export function readSession(row: SessionRow): Session {
   const s = JSON.parse(row[R.body] as string) as Session;
@@ -359,6 +359,8 @@ export function readSession(row: SessionRow): Session {
   s.connectTime = fromColumn(s.connectTime, row[R.connect_time]);
   s.connectTs = row[R.connect_ts] as number;
   if (s.disconnectTime !== undefined) s.disconnectTime = fromColumn(s.disconnectTime, row[R.disconnect_time]);
+  // A close written as columns alone (CommitBatch.counted): the disconnect is the session's last key.
+  else if (row[R.disconnect_time] !== null) s.disconnectTime = row[R.disconnect_time] as string;
   s.outcome = fromColumn(s.outcome, row[R.outcome]);
   login.user = fromColumn(login.user, row[R.login_user]);
   login.os = fromColumn(login.os, row[R.login_os]);

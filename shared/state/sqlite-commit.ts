@@ -29,6 +29,8 @@ export type AlertRow = CellValue[];
 /** A counted session (CommitBatch.counted): its counts and id, and how to write it whole. */
 export type CountRow = {
   counts: [queries: number, tableAccess: number, changeUser: number, failedStatements: number, id: string];
+  /** When it closed since it was written: its disconnect time. */
+  closed?: string;
   /** The whole row, for a session the ledger no longer holds (pruned): given, or made when needed. */
   whole: SessionRow | Session;
 };
@@ -82,10 +84,12 @@ export function commitRows(
     tables: sessionTableRows(batch.sessions.filter((s) => newTables.has(s))),
     counted: batch.counted.map((s) => {
       const { queries, tableAccess, changeUser, failedStatements } = s.counts;
-      return {
+      const row: CountRow = {
         counts: [queries, tableAccess, changeUser, failedStatements, s.id],
         whole: plain ? sessionRow(s) : s,
       };
+      if (s.disconnectTime !== undefined) row.closed = s.disconnectTime;
+      return row;
     }),
     alerts: batch.alerts.map(alertRow),
     alertUpdates: batch.alertUpdates.map((u) => [u.occurrences, u.lastTime, u.id]),
@@ -189,6 +193,9 @@ export function ledgerWriters(db: Database.Database) {
   const putCounts = db.prepare(
     'UPDATE sessions SET queries = ?, table_access = ?, change_user = ?, failed_statements = ? WHERE id = ?',
   );
+  const putClosed = db.prepare(
+    'UPDATE sessions SET queries = ?, table_access = ?, change_user = ?, failed_statements = ?, disconnect_time = ?, open = 0 WHERE id = ?',
+  );
   const putTable = db.prepare('INSERT OR IGNORE INTO session_tables (session_id, table_name) VALUES (?, ?)');
   const alertNames = ALERT_COLUMNS.map((f) => f.name);
   const putAlert = db.prepare(
@@ -208,10 +215,16 @@ export function ledgerWriters(db: Database.Database) {
     },
     /**
      * Updates a stored session's counts alone (no body, no indexed column: a third of the cost of
-     * the upsert); a session the ledger no longer holds (pruned) is written whole, with its tables.
+     * the upsert), and for one that closed, its disconnect time and `open`; a session the ledger no
+     * longer holds (pruned) is written whole, with its tables.
      */
     counts(c: CountRow): void {
-      if (putCounts.run(...c.counts).changes > 0) return;
+      const [queries, tableAccess, changeUser, failed, id] = c.counts;
+      const updated =
+        c.closed === undefined
+          ? putCounts.run(...c.counts)
+          : putClosed.run(queries, tableAccess, changeUser, failed, c.closed, id);
+      if (updated.changes > 0) return;
       const { whole } = c;
       if (Array.isArray(whole)) {
         this.session(whole);

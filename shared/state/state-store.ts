@@ -20,8 +20,9 @@ export type CommitBatch = {
   sessions: Session[];
   /**
    * Sessions written before whose only change since is to their counts (a connection's routine
-   * statements): a store may write the counts' typed columns alone, and read them over the body's
-   * (`readSession`). Never one of `sessions`.
+   * statements), and for one that closed since, its `disconnectTime` (set last, so its last key): a
+   * store may write those typed columns alone, and read them over the body's (`readSession`). Never
+   * one of `sessions`.
    */
   counted: Session[];
   /** New records: alerts and resolutions, stored under `recordKey` at `recordTime`. */

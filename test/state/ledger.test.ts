@@ -344,6 +344,29 @@ function ledger(adapter: Adapter) {
     );
   });
 
+  it('updates the counts and close of a counted session that closed, and reads it back as written whole', async () => {
+    const store = await backing.open();
+    const s1 = sessions()[0]!;
+    const closedAt = s1.disconnectTime!;
+    delete s1.disconnectTime;
+    await store.commit(batch({ sessions: [s1] }));
+    expect(await store.loadSessions(at(100))).toHaveLength(1);
+    s1.counts.queries += 3;
+    s1.disconnectTime = closedAt;
+    await store.commit(batch({ counted: [s1] }));
+    const [ledgerRead] = await collect(store.sessions());
+    expect(JSON.stringify(ledgerRead)).toBe(JSON.stringify(s1));
+    expect((await store.loadSessions(at(0))).map((s) => JSON.stringify(s))).toEqual([JSON.stringify(s1)]);
+    // No longer open: a pipeline that opens does not restore it once it is past the lookback.
+    expect(await store.loadSessions(at(100))).toEqual([]);
+    const rows = await backing.sql("SELECT * FROM audit_sessions WHERE session_id = 's1'");
+    expect(normalized(rows, SESSION_FIELDS)).toEqual([expectedRow(SESSION_FIELDS, s1)]);
+    // And once the ledger no longer holds it, it is written whole.
+    await store.commit(batch({ pruneLedgerBefore: at(10) }));
+    await store.commit(batch({ counted: [s1] }));
+    expect((await collect(store.sessions())).map((s) => JSON.stringify(s))).toEqual([JSON.stringify(s1)]);
+  });
+
   it('writes the tables of a session updated in place as they grow, and again after a prune', async () => {
     const store = await backing.open();
     const tableRows = async () =>

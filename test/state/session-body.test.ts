@@ -109,6 +109,21 @@ describe('session bodies', () => {
     );
   });
 
+  it('read a close written as columns alone (the disconnect last) as if written whole', () => {
+    fc.assert(
+      fc.property(sessions, fc.string(), (s, closedAt) => {
+        delete s.disconnectTime;
+        const { body } = rowOf(s);
+        s.disconnectTime = closedAt || 'x';
+        const { row } = rowOf(s);
+        const bodyAt = ['connect_ts', 'id', ...SESSION_READ_COLUMNS.split(', ')].indexOf('body');
+        const written = [...row];
+        written[bodyAt] = body;
+        expect(JSON.stringify(readSession(written))).toBe(JSON.stringify(s));
+      }),
+    );
+  });
+
   it('leave what the columns hold out, the connect key as its place in the evidence', () => {
     const key = `${DB}:2026-10-12 09:44:45:0:36`;
     const s = session('s1', Date.parse('2026-10-12T09:44:45Z'), {
