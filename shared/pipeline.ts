@@ -1,5 +1,6 @@
 // The pipeline core shared by every host: dedupe, an event-time reorder buffer released by the
-// watermark, correlation, detection, one state-store transaction per batch, then the sinks.
+// watermark, correlation, detection, one state-store transaction per batch (or per few batches,
+// for a host that can read its input again: `ingest`'s hold), then the sinks.
 //
 // Events wait until the watermark (latest event time minus `lateness`) passes them and are then
 // applied in one total order (compareEvents), so any arrival order within the lateness, any
@@ -19,7 +20,7 @@ import { Detector } from './detect/detector.js';
 import type { AlertSink, SinkState } from './emit/sink.js';
 import { LogPositions } from './log-positions.js';
 import { EntityCache } from './state/entity-cache.js';
-import type { StateStore } from './state/state-store.js';
+import { type CommitBatch, type CommitResult, SEEN_BUCKET_MS, type StateStore } from './state/state-store.js';
 import { applySnapshot } from './sync/baseline.js';
 import { followSnapshots } from './sync/drift.js';
 import { BEGINNING_OF_TIME, toIso } from './time.js';
@@ -43,6 +44,33 @@ type Clock = { maxTs: number; releasedTs: number };
 
 /** A call's end, once its work is done: waits for its commit, then delivers what it stored first. */
 type Delivery = () => Promise<Alert[]>;
+
+/**
+ * The writes of batches ingested with `hold`, which go to the store with the next commit, and what
+ * reads of the store must see of them meanwhile (see `ingest`).
+ */
+type HeldWrites = Pick<CommitBatch, 'alerts' | 'alertUpdates' | 'seen' | 'deadLetters'>;
+type Held = HeldWrites & {
+  /** The record keys of `alerts`, and the keys of `seen`. */
+  alertKeys: Set<string>;
+  seenKeys: Set<string>;
+  /** Where the last held batch would have pruned the seen keys (`pruneSeenBefore`). */
+  seenHorizon: number;
+  /** Settles with the commit that writes them. */
+  committed: Promise<CommitResult>;
+  settle: { resolve(result: CommitResult): void; reject(error: unknown): void };
+};
+
+function newHeld(): Held {
+  let settle!: Held['settle'];
+  const committed = new Promise<CommitResult>((resolve, reject) => {
+    settle = { resolve, reject };
+  });
+  // Its deliveries report a failure; a group that fails before any is asked for is no unhandled rejection.
+  committed.catch(() => undefined);
+  const held = { alerts: [], alertUpdates: [], seen: [], deadLetters: [], alertKeys: new Set<string>() };
+  return { ...held, seenKeys: new Set(), seenHorizon: 0, committed, settle };
+}
 
 const META = 'meta';
 const CLOCK = 'clock';
@@ -153,6 +181,8 @@ export class Pipeline {
   private failure: unknown;
   /** The last commit asked of the store, settled once it is applied (or its failure recorded). */
   private committing: Promise<void> = Promise.resolve();
+  /** What batches ingested with `hold` wrote, until a commit takes it. */
+  private held: Held | undefined;
 
   private constructor(
     private readonly config: Config,
@@ -266,16 +296,28 @@ export class Pipeline {
    * Ingests one batch (one transaction): dedupe, buffer, release what the watermark passed.
    * `positions` (by source) are where the sources stand after these items: they are committed in
    * the same transaction, so a source that resumes from them neither loses nor repeats a record.
+   *
+   * With `hold` (and `durablePending` off: a host that can read its input again), the batch's
+   * writes wait for the next call that commits, which writes them with its own in one transaction;
+   * the batch's records are delivered after that commit, before the committing call's. Every
+   * record, its content and its order are those of committing each batch: reads of the store see
+   * what is held (the alerts and seen keys it holds; an alert it holds is loaded once it is
+   * committed), and a batch that prunes the ledger commits. Rows written again batch after batch (a
+   * long session's counts, a busy subject's baseline) are then written once per commit.
    */
-  ingest(items: Iterable<BatchItem>, positions?: Readonly<Record<string, unknown>>): Promise<Alert[]> {
+  ingest(
+    items: Iterable<BatchItem>,
+    positions?: Readonly<Record<string, unknown>>,
+    opts: { hold?: boolean } = {},
+  ): Promise<Alert[]> {
     return this.inTurn(() => {
       this.setPositions(positions);
-      return this.applyItems(items);
+      return this.applyItems(items, opts.hold === true);
     });
   }
 
-  /** `ingest`'s work, up to the commit asked of the store. */
-  private async applyItems(items: Iterable<BatchItem>): Promise<Delivery> {
+  /** `ingest`'s work, up to the commit asked of the store (or the batch held for the next one). */
+  private async applyItems(items: Iterable<BatchItem>, hold = false): Promise<Delivery> {
     const fresh: Buffered[] = [];
     // MySQL events after all their connection gave need no key lookup (log-positions.ts); the keys
     // of this batch's MySQL events, and of the buffered runs, are gathered only once one needs them.
@@ -335,7 +377,7 @@ export class Pipeline {
     const old = events.filter((e): e is CanonicalEvent => !isRun(e) && e.ts <= this.clock.releasedTs);
     const redelivered = new Set(old.filter((e) => this.logPositions.isRedelivery(e)));
     const lookup = old.filter((e) => !redelivered.has(e));
-    const seen = lookup.length > 0 ? await this.store.filterSeen(lookup) : new Set<string>();
+    const seen = lookup.length > 0 ? await this.filterSeen(lookup) : new Set<string>();
     const late: CanonicalEvent[] = [];
     const buffered: Buffered[] = [];
     const horizon = this.clock.releasedTs - this.config.retention;
@@ -385,7 +427,39 @@ export class Pipeline {
       this.apply(ev, true);
     }
     this.release(this.clock.maxTs - this.config.lateness);
-    return this.commit();
+    return this.commit(false, hold);
+  }
+
+  /** The events' keys the store has seen, or held batches have (as if they were committed: `ingest`). */
+  private async filterSeen(events: CanonicalEvent[]): Promise<Set<string>> {
+    const held = this.held;
+    if (held === undefined) return this.store.filterSeen(events);
+    const found = await this.store.filterSeen(events.filter((e) => !held.seenKeys.has(e.key)));
+    // The store prunes seen keys by minute: what the last held batch's commit would have pruned.
+    const horizon = Math.floor(held.seenHorizon / SEEN_BUCKET_MS);
+    for (const e of events) {
+      if (Math.floor(e.ts / SEEN_BUCKET_MS) < horizon) found.delete(e.key);
+      else if (held.seenKeys.has(e.key)) found.add(e.key);
+    }
+    return found;
+  }
+
+  /** The records the store holds of these keys, or held batches do. */
+  private async knownAlerts(keys: string[]): Promise<Set<string>> {
+    const held = this.held;
+    if (held === undefined) return this.store.knownAlerts(keys);
+    const found = await this.store.knownAlerts(keys.filter((k) => !held.alertKeys.has(k)));
+    for (const k of keys) if (held.alertKeys.has(k)) found.add(k);
+    return found;
+  }
+
+  /** Stored alerts: held ones are committed first (the store merges their later occurrences in). */
+  private async loadAlerts(ids: string[]): Promise<Alert[]> {
+    const held = this.held;
+    if (held !== undefined && ids.some((id) => held.alertKeys.has(id))) {
+      await (await this.commitHeld({})).committed;
+    }
+    return this.store.loadAlerts(ids);
   }
 
   /**
@@ -402,6 +476,9 @@ export class Pipeline {
     };
     const failed = (error: unknown) => {
       this.failure ??= error;
+      // Held batches are committed by no later call: their deliveries fail with this one.
+      this.held?.settle.reject(error);
+      this.held = undefined;
     };
     // Each `failed` is attached before the next call can see this one settle.
     const done = worked.then(healthy).then(work);
@@ -578,10 +655,10 @@ export class Pipeline {
    * Asks the store to commit the batch; returns what is left once the commit resolves: counting
    * and delivering its new records (alerts, then resolutions).
    */
-  private async commit(final = false): Promise<Delivery> {
+  private async commit(final = false, hold = false): Promise<Delivery> {
     const { created, updates } = await this.detector.finalize({
-      known: (keys) => this.store.knownAlerts(keys),
-      load: (keys) => this.store.loadAlerts(keys),
+      known: (keys) => this.knownAlerts(keys),
+      load: (keys) => this.loadAlerts(keys),
     });
     for (const sink of this.sinks) sink.stage?.(created, this.sinkState(sink));
     this.cache.set(META, CLOCK, { ...this.clock });
@@ -590,23 +667,17 @@ export class Pipeline {
       ? this.pending.filter((e): e is CanonicalEvent => !isRun(e) && !this.persisted.has(e))
       : [];
     const remove = this.released.map((e) => e.key);
-    // One commit in flight: this one is built on the last, so it is sent once the last succeeded.
-    await this.committing;
-    if (this.failure !== undefined) throw this.failure;
-    const committed = this.store.commit({
-      ...this.ledgerPrune(),
-      entities: this.cache.drainChanges(),
-      pending: { put, remove },
-      seen: [
-        ...this.seenBatch.filter((e) => this.logPositions.needsKey(e)),
-        ...this.seenRuns.flatMap(({ run, n }) => this.logPositions.needingKeys(run, n)),
-      ],
-      ...this.correlator.drainSessions(),
-      alerts: created,
-      alertUpdates: updates,
-      deadLetters: this.deadBatch,
-      pruneSeenBefore: this.clock.releasedTs - this.config.retention,
-    });
+    const seen = [
+      ...this.seenBatch.filter((e) => this.logPositions.needsKey(e)),
+      ...this.seenRuns.flatMap(({ run, n }) => this.logPositions.needingKeys(run, n)),
+    ];
+    const pruneSeenBefore = this.clock.releasedTs - this.config.retention;
+    const prune = this.ledgerPrune();
+    const writes = { alerts: created, alertUpdates: updates, seen, deadLetters: this.deadBatch };
+    const { committed } =
+      hold && !this.durablePending && prune.pruneLedgerBefore === undefined
+        ? this.holdWrites(writes, pruneSeenBefore)
+        : await this.commitHeld({ ...prune, ...writes, pending: { put, remove }, pruneSeenBefore });
     // What follows assumes the commit succeeds: if it fails, so does every later call (inTurn).
     this.logPositions.forgetBehind();
     for (const e of put) this.persisted.add(e);
@@ -615,13 +686,6 @@ export class Pipeline {
     this.seenBatch = [];
     this.seenRuns = [];
     this.deadBatch = [];
-    // A failed commit fails this call when its delivery awaits it, and every later call.
-    this.committing = committed.then(
-      () => undefined,
-      (error: unknown) => {
-        this.failure ??= error;
-      },
-    );
     // Sinks see the watermark of this batch, not of one built while it was written (digests).
     const { watermark } = this;
     return async () => {
@@ -639,6 +703,54 @@ export class Pipeline {
       for (const sink of this.sinks) await this.deliver(sink, mine, { final, watermark });
       return mine;
     };
+  }
+
+  /** Keeps a batch's writes for the next commit (`ingest`'s `hold`), with which it is delivered. */
+  private holdWrites(writes: HeldWrites, seenHorizon: number): { committed: Promise<CommitResult> } {
+    if (this.held === undefined) this.held = newHeld();
+    const held = this.held;
+    held.alerts.push(...writes.alerts);
+    for (const a of writes.alerts) held.alertKeys.add(recordKey(a));
+    held.alertUpdates.push(...writes.alertUpdates);
+    held.seen.push(...writes.seen);
+    for (const e of writes.seen) held.seenKeys.add(e.key);
+    held.deadLetters.push(...writes.deadLetters);
+    held.seenHorizon = seenHorizon;
+    return held;
+  }
+
+  /**
+   * Asks the store to commit what held batches hold, then `batch`, with the entities and sessions
+   * changed since the last commit, once the last commit succeeded (one commit in flight: each is
+   * built on the last); the held batches are delivered once it is applied. A failure before it is
+   * asked for fails them too (`inTurn`).
+   */
+  private async commitHeld(batch: Partial<CommitBatch>): Promise<{ committed: Promise<CommitResult> }> {
+    await this.committing;
+    if (this.failure !== undefined) throw this.failure;
+    const held = this.held;
+    this.held = undefined;
+    const pruneSeenBefore = batch.pruneSeenBefore ?? held?.seenHorizon;
+    const committed = this.store.commit({
+      ...batch,
+      entities: this.cache.drainChanges(),
+      pending: batch.pending ?? { put: [], remove: [] },
+      seen: [...(held?.seen ?? []), ...(batch.seen ?? [])],
+      ...this.correlator.drainSessions(),
+      alerts: [...(held?.alerts ?? []), ...(batch.alerts ?? [])],
+      alertUpdates: [...(held?.alertUpdates ?? []), ...(batch.alertUpdates ?? [])],
+      deadLetters: [...(held?.deadLetters ?? []), ...(batch.deadLetters ?? [])],
+      ...(pruneSeenBefore === undefined ? {} : { pruneSeenBefore }),
+    });
+    if (held !== undefined) committed.then(held.settle.resolve, held.settle.reject);
+    // A failed commit fails the calls whose deliveries await it, and every later call.
+    this.committing = committed.then(
+      () => undefined,
+      (error: unknown) => {
+        this.failure ??= error;
+      },
+    );
+    return { committed };
   }
 
   /** The ledger's retention horizon, once a day of event time (a prune is a few statements). */

@@ -66,6 +66,7 @@ function auditFile(path: string, n: number, offsetSeconds: number): void {
 async function replayAuditFiles(
   files: Record<string, [n: number, offsetSeconds: number]>,
   batchSize: number,
+  batchesPerCommit?: number,
 ) {
   const dir = mkdtempSync(join(tmpdir(), 'hwaudit-progress-'));
   const inputs = Object.entries(files).map(([name, [n, offset]]) => {
@@ -76,6 +77,12 @@ async function replayAuditFiles(
   const { config, rules } = testConfig();
   const seen: ReplayProgress[] = [];
   const store = SqliteStore.open(':memory:');
+  const commit = store.commit.bind(store);
+  let commits = 0;
+  store.commit = (batch) => {
+    commits++;
+    return commit(batch);
+  };
   try {
     const { stats } = await replayFiles({
       config,
@@ -84,9 +91,10 @@ async function replayAuditFiles(
       store,
       sinks: [],
       batchSize,
+      ...(batchesPerCommit === undefined ? {} : { batchesPerCommit }),
       onProgress: (p) => seen.push(structuredClone(p)),
     });
-    return { inputs, stats, seen };
+    return { inputs, stats, seen, commits };
   } finally {
     await store.close();
     rmSync(dir, { recursive: true, force: true });
@@ -116,6 +124,16 @@ describe('replay progress', () => {
       [8, 0],
       [10, 0],
     ]);
+  });
+
+  it('writes its batches to the store a few at a time, with the same result', async () => {
+    // 40 records in batches of 4: ten batches and the end. Four at a time: the first batch (whose
+    // commit first prunes the ledger), the fourth, the eighth, and the end with the last two.
+    const files = { 'a.log': [30, 0], 'b.log': [10, 600] } satisfies Record<string, [number, number]>;
+    const each = await replayAuditFiles(files, 4, 1);
+    const grouped = await replayAuditFiles(files, 4);
+    expect([each.commits, grouped.commits]).toEqual([11, 4]);
+    expect(grouped.stats).toEqual(each.stats);
   });
 
   it('takes records of the same time in command-line order, whatever input it took last', async () => {

@@ -4,53 +4,13 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { type Alert, recordKey } from '../../schemas/alert.js';
-import type { ConfigInput } from '../../schemas/config.js';
 import type { CanonicalEvent } from '../../schemas/events.js';
-import { at, baseConfig, db, GROUPS, iam, USERS } from '../../shared/detect/timeline.js';
+import { baseConfig } from '../../shared/detect/timeline.js';
 import type { AlertSink } from '../../shared/emit/sink.js';
 import { Pipeline } from '../../shared/pipeline.js';
 import { SqliteStore } from '../../shared/state/sqlite-store.js';
 import { testConfig } from '../helpers/run-timeline.js';
-
-const AUTH = 'ALLOW service mysql_dp_auth TO {AUTHENTICATION_INSPECT, GROUP_MEMBERSHIP_INSPECT} IN TENANCY';
-const mapping = (groups: Record<string, string>) =>
-  `ALTER USER ''@'%' IDENTIFIED WITH 'authentication_oci' AS '${JSON.stringify({ tenancy: 'ocid1.tenancy.oc1..example', group_mapping: groups })}'`;
-const ORIGINAL = { [GROUPS.dba]: 'dba_proxy', [GROUPS.bg]: 'emergency_admin', [GROUPS.dev]: 'dev_proxy' };
-
-const CONFIG: Partial<ConfigInput> = {
-  rules: {
-    'mapping.change': {
-      expected: [{ from: '2026-11-02T09:39:00Z', to: '2026-11-02T09:41:00Z', reason: 'CHG-42' }],
-    },
-  },
-};
-
-/** Events in time order; the last one (a sign-on) arrives later than the lateness. */
-function lifecycle(): { events: CanonicalEvent[]; late: CanonicalEvent } {
-  const events = [
-    iam.added({ at: at(0), user: USERS.bob, group: GROUPS.bg }),
-    db.connect({ at: at(10), conn: 1, account: 'dev_proxy', user: 'dev_proxy', ip: '10.0.0.9', proxy: true }),
-    db.query({
-      at: at(20),
-      conn: 3,
-      account: 'admin',
-      sqlCommand: 'alter_user',
-      sql: mapping({ 'ocid1.group.oc1..x': 'dba_proxy' }),
-    }),
-    db.query({ at: at(25), conn: 3, account: 'admin', sqlCommand: 'alter_user', sql: mapping(ORIGINAL) }),
-    iam.policy({ at: at(30), kind: 'policy_created', statements: [AUTH] }),
-    iam.policy({ at: at(35), kind: 'policy_deleted', statements: [AUTH] }),
-    db.query({
-      at: at(40),
-      conn: 3,
-      account: 'admin',
-      sqlCommand: 'alter_user',
-      sql: mapping({ 'ocid1.group.oc1..y': 'dba_proxy' }),
-    }),
-    iam.removed({ at: at(300), user: USERS.bob, group: GROUPS.bg }),
-  ];
-  return { events, late: iam.signOn({ at: at(5), user: USERS.dave, ip: '10.0.0.9', mfa: 'TOTP' }) };
-}
+import { LIFECYCLE_CONFIG as CONFIG, lifecycle } from './scenario-fleet.js';
 
 /** A sink that keeps every record it is sent, in order. */
 function recorder(): AlertSink & { got: Alert[] } {

@@ -1,4 +1,5 @@
 // A compact incident timeline on the standard test fleet, used by the property and restart tests.
+import type { ConfigInput } from '../../schemas/config.js';
 import type { CanonicalEvent } from '../../schemas/events.js';
 import { at, db, GROUPS, iam, USERS } from '../../shared/detect/timeline.js';
 
@@ -42,4 +43,48 @@ export function incidentTimeline(): CanonicalEvent[] {
     db.connect({ at: at(260), conn: 5, account: 'emergency_admin', user: 'bob', proxy: true }),
     iam.signOn({ at: at(320), user: USERS.dave, ip: '10.0.0.9' }),
   ];
+}
+
+const AUTH = 'ALLOW service mysql_dp_auth TO {AUTHENTICATION_INSPECT, GROUP_MEMBERSHIP_INSPECT} IN TENANCY';
+const mapping = (groups: Record<string, string>) =>
+  `ALTER USER ''@'%' IDENTIFIED WITH 'authentication_oci' AS '${JSON.stringify({ tenancy: 'ocid1.tenancy.oc1..example', group_mapping: groups })}'`;
+const ORIGINAL = { [GROUPS.dba]: 'dba_proxy', [GROUPS.bg]: 'emergency_admin', [GROUPS.dev]: 'dev_proxy' };
+
+/** What the lifecycle's mapping changes need: an expected-change window for one of them. */
+export const LIFECYCLE_CONFIG: Partial<ConfigInput> = {
+  rules: {
+    'mapping.change': {
+      expected: [{ from: '2026-11-02T09:39:00Z', to: '2026-11-02T09:41:00Z', reason: 'CHG-42' }],
+    },
+  },
+};
+
+/**
+ * An alert lifecycle: alerts that end and their resolutions. Events in time order; the last one (a
+ * sign-on) arrives later than the lateness.
+ */
+export function lifecycle(): { events: CanonicalEvent[]; late: CanonicalEvent } {
+  const events = [
+    iam.added({ at: at(0), user: USERS.bob, group: GROUPS.bg }),
+    db.connect({ at: at(10), conn: 1, account: 'dev_proxy', user: 'dev_proxy', ip: '10.0.0.9', proxy: true }),
+    db.query({
+      at: at(20),
+      conn: 3,
+      account: 'admin',
+      sqlCommand: 'alter_user',
+      sql: mapping({ 'ocid1.group.oc1..x': 'dba_proxy' }),
+    }),
+    db.query({ at: at(25), conn: 3, account: 'admin', sqlCommand: 'alter_user', sql: mapping(ORIGINAL) }),
+    iam.policy({ at: at(30), kind: 'policy_created', statements: [AUTH] }),
+    iam.policy({ at: at(35), kind: 'policy_deleted', statements: [AUTH] }),
+    db.query({
+      at: at(40),
+      conn: 3,
+      account: 'admin',
+      sqlCommand: 'alter_user',
+      sql: mapping({ 'ocid1.group.oc1..y': 'dba_proxy' }),
+    }),
+    iam.removed({ at: at(300), user: USERS.bob, group: GROUPS.bg }),
+  ];
+  return { events, late: iam.signOn({ at: at(5), user: USERS.dave, ip: '10.0.0.9', mfa: 'TOTP' }) };
 }

@@ -1,0 +1,262 @@
+// Batches ingested with `hold` (a replay writes its batches to the store a few at a time): the
+// records delivered, their content and their order, the stored alerts, the session ledger and the
+// counts are those of committing every batch, whatever the batching, the redeliveries and which
+// batches are held.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import type { Alert } from '../../schemas/alert.js';
+import type { ConfigInput } from '../../schemas/config.js';
+import type { CanonicalEvent } from '../../schemas/events.js';
+import type { ActiveRule } from '../../shared/config/active-rules.js';
+import { isResolution, type Outcome, type RuleContext, type SessionFact } from '../../shared/detect/rule.js';
+import { at, baseConfig, db, GROUPS, iam, USERS } from '../../shared/detect/timeline.js';
+import { Pipeline } from '../../shared/pipeline.js';
+import { SqliteStore } from '../../shared/state/sqlite-store.js';
+import { runs } from '../helpers/property.js';
+import { deliveries, folded, testConfig } from '../helpers/run-timeline.js';
+import { collect, RecordingSink } from '../state/store-fixtures.js';
+import { incidentTimeline, LIFECYCLE_CONFIG, lifecycle } from './scenario-fleet.js';
+
+const LATENESS = 20 * 60_000;
+
+/**
+ * Ingests the batches as a replay does (folded into runs, buffered events not stored), holding
+ * those `hold` names: a held call is not awaited (its delivery waits for a later commit), a
+ * committing one is. What the sink got, in order, and what the store and the stats hold.
+ */
+async function run(
+  batches: CanonicalEvent[][],
+  hold: (i: number) => boolean,
+  config: Partial<ConfigInput>,
+  extraRules: ActiveRule[] = [],
+) {
+  const { config: validated, rules: configured } = testConfig(config);
+  const rules = [...configured, ...extraRules];
+  const store = SqliteStore.open(':memory:');
+  const sink = new RecordingSink();
+  const pipeline = await Pipeline.open({
+    config: validated,
+    rules,
+    store,
+    sinks: [sink],
+    durablePending: false,
+  });
+  // A batch that prunes the ledger is never held, and the first commit that moves the watermark
+  // does: this one, with a disconnect of no known session two hours before the timelines.
+  const start = [db.disconnect({ at: at(-120), conn: 999, account: 'admin' })];
+  const returned: Alert[][] = [await pipeline.ingest(folded(start))];
+  const held: Promise<Alert[]>[] = [];
+  for (const [i, batch] of batches.entries()) {
+    const call = pipeline.ingest(folded(batch), undefined, { hold: hold(i) });
+    if (hold(i)) held.push(call);
+    else {
+      returned.push(...(await Promise.all(held.splice(0))), await call);
+    }
+  }
+  const finished = pipeline.finish();
+  returned.push(...(await Promise.all(held)), await finished);
+  const result = {
+    got: sink.sent,
+    returned,
+    alerts: await collect(store.alerts()),
+    sessions: await collect(store.sessions()),
+    deadLetters: await store.deadLetterCount(),
+    stats: pipeline.stats,
+  };
+  await store.close();
+  return result;
+}
+
+const timelines: [string, CanonicalEvent[], Partial<ConfigInput>][] = [
+  ['an incident timeline', incidentTimeline(), {}],
+  ['an alert lifecycle, with resolutions', [...lifecycle().events, lifecycle().late], LIFECYCLE_CONFIG],
+];
+
+describe('batches held for a later commit', () => {
+  for (const [name, events, config] of timelines) {
+    it(`give what committing every batch gives: ${name}, any delivery, any batches held`, async () => {
+      const withConfig = { ...baseConfig(), ...config };
+      await fc.assert(
+        fc.asyncProperty(
+          deliveries(events, LATENESS),
+          fc.array(fc.boolean(), { minLength: 8, maxLength: 8 }),
+          async (batches, holds) => {
+            const each = await run(batches, () => false, withConfig);
+            expect(each.got.length).toBeGreaterThan(0);
+            expect(await run(batches, (i) => holds[i]!, withConfig)).toEqual(each);
+          },
+        ),
+        runs(30),
+      );
+    });
+  }
+
+  it('an alert and its resolution held in different batches: the resolution is the alert as stored', async () => {
+    const { events, late } = lifecycle();
+    const batches = [...events, late].map((e) => [e]);
+    const each = await run(batches, () => false, LIFECYCLE_CONFIG);
+    expect(each.got.some((a) => a.status === 'resolved')).toBe(true);
+    expect(await run(batches, () => true, LIFECYCLE_CONFIG)).toEqual(each);
+  });
+
+  it('a redelivery older than the retention is too late, as when every batch commits', async () => {
+    // The first batch's IAM event leaves its key; two hours on, with a retention of one hour, a
+    // commit would have pruned it: its redelivery is then too late, not a duplicate.
+    const added = iam.added({ at: at(0), user: USERS.bob, group: GROUPS.bg });
+    const batches = [
+      [added, db.connect({ at: at(30), conn: 1, account: 'admin' })],
+      [db.connect({ at: at(150), conn: 2, account: 'admin' })],
+      [added],
+    ];
+    const config = { ...baseConfig(), retention: 'PT1H' };
+    const each = await run(batches, () => false, config);
+    expect(each.stats.deadLetters.TOO_LATE).toBe(1);
+    expect(each.deadLetters).toBe(1);
+    expect(each.stats.duplicates).toBe(0);
+    expect(await run(batches, () => true, config)).toEqual(each);
+    // Redelivered before the clock moves on, it is a duplicate either way.
+    const soon = [batches[0]!, [added], batches[1]!];
+    const again = await run(soon, () => false, config);
+    expect(again.stats.duplicates).toBe(1);
+    expect(await run(soon, () => true, config)).toEqual(again);
+  });
+
+  it('a redelivery after the watermark passed it is a duplicate, its first copy held', async () => {
+    const added = iam.added({ at: at(0), user: USERS.bob, group: GROUPS.bg });
+    const batches = [[added, db.connect({ at: at(30), conn: 1, account: 'admin' })], [added]];
+    const each = await run(batches, () => false, baseConfig());
+    expect(each.stats.duplicates).toBe(1);
+    expect(await run(batches, () => true, baseConfig())).toEqual(each);
+  });
+
+  it('a finding raised again by a late event in a held batch is not recorded twice', async () => {
+    // The late removal re-evaluates Alice's session: its rules run again on it.
+    const batches = [
+      [
+        db.connect({ at: at(30), conn: 1, account: 'dba_proxy', user: 'alice', proxy: true }),
+        db.connect({ at: at(150), conn: 2, account: 'admin' }),
+      ],
+      [iam.removed({ at: at(0), user: USERS.alice, group: GROUPS.dba })],
+    ];
+    const each = await run(batches, () => false, baseConfig());
+    expect(each.got.filter((a) => a.rule === 'access.after-revocation')).toHaveLength(1);
+    expect(await run(batches, () => true, baseConfig())).toEqual(each);
+  });
+
+  it('a finding raised again in a later held batch is not recorded twice', async () => {
+    // A rule whose every finding has the same id: the second is an alert the store already holds.
+    const local = testConfig().rules.find((r) => r.rule.id === 'access.local-account')!;
+    const again: ActiveRule = {
+      ...local,
+      rule: {
+        ...local.rule,
+        id: 'test.same-finding',
+        suppressFor: 0,
+        on: {
+          session: (fact: SessionFact, ctx: RuleContext<unknown>) =>
+            local.rule.on.session!(fact, ctx).map((o: Outcome) =>
+              isResolution(o) ? o : { ...o, subject: 'one', occurrence: 'one' },
+            ),
+        },
+      },
+    };
+    const batches = [
+      [db.connect({ at: at(1), conn: 1, account: 'app' })],
+      [db.connect({ at: at(90), conn: 2, account: 'app' })],
+      [db.connect({ at: at(200), conn: 3, account: 'admin' })],
+    ];
+    const each = await run(batches, () => false, baseConfig(), [again]);
+    expect(each.got.filter((a) => a.rule === 'test.same-finding')).toHaveLength(1);
+    expect(await run(batches, () => true, baseConfig(), [again])).toEqual(each);
+  });
+
+  it('a batch that prunes the ledger commits, held or not', async () => {
+    // With a retention of two hours, the third batch moves the ledger's horizon into the next day:
+    // its commit drops the first session.
+    const config = { ...baseConfig(), auditRetention: 'PT2H', lookback: 'PT1H' };
+    const batches = [
+      [
+        db.connect({ at: at(0), conn: 1, account: 'admin' }),
+        db.disconnect({ at: at(10), conn: 1, account: 'admin' }),
+      ],
+      [db.connect({ at: at(1000), conn: 2, account: 'admin' })],
+      [db.connect({ at: at(1100), conn: 3, account: 'admin' })],
+    ];
+    const each = await run(batches, () => false, config);
+    expect(each.sessions.map((s) => s.connectionId)).toEqual([2, 3]);
+    expect(await run(batches, () => true, config)).toEqual(each);
+  });
+
+  it('a host that stores what it buffers commits every batch, hold or not', async () => {
+    const { config, rules } = testConfig();
+    const store = SqliteStore.open(':memory:');
+    const pipeline = await Pipeline.open({ config, rules, store });
+    await pipeline.ingest(folded([db.disconnect({ at: at(-120), conn: 999, account: 'admin' })]));
+    const waiting = db.connect({ at: at(0), conn: 1, account: 'admin' });
+    await pipeline.ingest(folded([waiting]), undefined, { hold: true });
+    expect((await store.loadPending()).map((e) => e.key)).toEqual([waiting.key]);
+    await store.close();
+  });
+
+  it("an alert's later occurrences, merged in a later held batch, are stored on it", async () => {
+    const batches = [
+      [db.connect({ at: at(1), conn: 1, account: 'app' })],
+      [db.connect({ at: at(61), conn: 2, account: 'app' })],
+      [db.connect({ at: at(200), conn: 3, account: 'admin' })],
+    ];
+    const each = await run(batches, () => false, baseConfig());
+    const local = each.alerts.filter((a) => a.rule === 'access.local-account');
+    expect(local.map((a) => a.details?.occurrences)).toEqual([2]);
+    expect(await run(batches, () => true, baseConfig())).toEqual(each);
+  });
+
+  it('a commit that fails fails the batches held for it, and writes none of them', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hwaudit-held-'));
+    try {
+      const path = join(dir, 'state.sqlite');
+      await SqliteStore.open(path).close();
+      // A real failure of the commit that writes a dead letter, in SQLite itself.
+      const raw = new Database(path);
+      raw.exec(
+        `CREATE TRIGGER no_dead BEFORE INSERT ON dead_letters BEGIN SELECT RAISE(ABORT, 'refused'); END`,
+      );
+      raw.close();
+      const store = SqliteStore.open(path);
+      const { config, rules } = testConfig();
+      const pipeline = await Pipeline.open({ config, rules, store, durablePending: false });
+      await pipeline.ingest(folded([db.disconnect({ at: at(-120), conn: 999, account: 'admin' })]));
+      const connects = [1, 2].map((conn) => db.connect({ at: at(conn * 60), conn, account: 'app' }));
+      const held = pipeline.ingest(folded(connects), undefined, { hold: true });
+      const dead = {
+        type: 'dead' as const,
+        dead: { code: 'JSON_INVALID' as const, source: 't', message: 'x' },
+      };
+      const failing = pipeline.ingest([dead]);
+      await expect(failing).rejects.toMatchObject({ code: 'STORE_FAILED' });
+      await expect(held).rejects.toBe(await failing.catch((e: unknown) => e));
+      expect(await collect(store.sessions())).toEqual([]);
+      await store.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a batch that fails before its commit fails the batches held before it', async () => {
+    const { config, rules } = testConfig();
+    const store = SqliteStore.open(':memory:');
+    const pipeline = await Pipeline.open({ config, rules, store, durablePending: false });
+    await pipeline.ingest(folded([db.disconnect({ at: at(-120), conn: 999, account: 'admin' })]));
+    const held = pipeline.ingest(folded([db.connect({ at: at(30), conn: 1, account: 'admin' })]), undefined, {
+      hold: true,
+    });
+    await store.close();
+    // An event the watermark passed is looked up in the closed store.
+    const late = [iam.added({ at: at(0), user: USERS.bob, group: GROUPS.bg })];
+    await expect(pipeline.ingest(folded(late), undefined, { hold: true })).rejects.toThrow();
+    await expect(held).rejects.toThrow();
+  });
+});
