@@ -16,9 +16,17 @@ import { isResolution, type Outcome, type RuleContext, type SessionFact } from '
 import { at, baseConfig, db, GROUPS, iam, USERS } from '../../shared/detect/timeline.js';
 import { Pipeline } from '../../shared/pipeline.js';
 import { SqliteStore } from '../../shared/state/sqlite-store.js';
+import type { StateStore } from '../../shared/state/state-store.js';
+import { describeMySql } from '../helpers/mysql-server.js';
 import { runs } from '../helpers/property.js';
 import { deliveries, folded, testConfig } from '../helpers/run-timeline.js';
-import { collect, RecordingSink } from '../state/store-fixtures.js';
+import {
+  type Adapter,
+  collect,
+  mysqlAdapter,
+  RecordingSink,
+  sqliteThreadAdapter,
+} from '../state/store-fixtures.js';
 import { incidentTimeline, LIFECYCLE_CONFIG, lifecycle } from './scenario-fleet.js';
 
 const LATENESS = 20 * 60_000;
@@ -26,17 +34,18 @@ const LATENESS = 20 * 60_000;
 /**
  * Ingests the batches as a replay does (folded into runs, buffered events not stored), holding
  * those `hold` names: a held call is not awaited (its delivery waits for a later commit), a
- * committing one is. What the sink got, in order, and what the store and the stats hold.
+ * committing one is. What the sink got, in order, and what the store and the stats hold. The
+ * store is a new SQLite one in memory, or `opts.store` (left open).
  */
 async function run(
   batches: CanonicalEvent[][],
   hold: (i: number) => boolean,
   config: Partial<ConfigInput>,
-  extraRules: ActiveRule[] = [],
+  opts: { extraRules?: ActiveRule[]; store?: StateStore } = {},
 ) {
   const { config: validated, rules: configured } = testConfig(config);
-  const rules = [...configured, ...extraRules];
-  const store = SqliteStore.open(':memory:');
+  const rules = [...configured, ...(opts.extraRules ?? [])];
+  const store = opts.store ?? SqliteStore.open(':memory:');
   const sink = new RecordingSink();
   const pipeline = await Pipeline.open({
     config: validated,
@@ -67,7 +76,7 @@ async function run(
     deadLetters: await store.deadLetterCount(),
     stats: pipeline.stats,
   };
-  await store.close();
+  if (opts.store === undefined) await store.close();
   return result;
 }
 
@@ -169,9 +178,9 @@ describe('batches held for a later commit', () => {
       [db.connect({ at: at(90), conn: 2, account: 'app' })],
       [db.connect({ at: at(200), conn: 3, account: 'admin' })],
     ];
-    const each = await run(batches, () => false, baseConfig(), [again]);
+    const each = await run(batches, () => false, baseConfig(), { extraRules: [again] });
     expect(each.got.filter((a) => a.rule === 'test.same-finding')).toHaveLength(1);
-    expect(await run(batches, () => true, baseConfig(), [again])).toEqual(each);
+    expect(await run(batches, () => true, baseConfig(), { extraRules: [again] })).toEqual(each);
   });
 
   it('a batch that prunes the ledger commits, held or not', async () => {
@@ -259,4 +268,34 @@ describe('batches held for a later commit', () => {
     await expect(pipeline.ingest(folded(late), undefined, { hold: true })).rejects.toThrow();
     await expect(held).rejects.toThrow();
   });
+});
+
+/** Every timeline one event a batch, every batch held, on `adapter`'s stores: as committing each. */
+function heldOnStore(adapter: () => Adapter): void {
+  for (const [name, events, config] of timelines) {
+    it(`${name}, every batch held`, async () => {
+      const batches = events.map((e) => [e]);
+      const results = [];
+      for (const hold of [false, true]) {
+        const backing = await adapter().create();
+        try {
+          results.push(
+            await run(batches, () => hold, { ...baseConfig(), ...config }, { store: await backing.open() }),
+          );
+        } finally {
+          await backing.dispose();
+        }
+      }
+      expect(results[0]!.got.length).toBeGreaterThan(0);
+      expect(results[1]).toEqual(results[0]);
+    });
+  }
+}
+
+describe('batches held for a SQLite store that commits on a thread of its own', () => {
+  heldOnStore(() => sqliteThreadAdapter);
+});
+
+describeMySql('batches held for a MySQL store', (server) => {
+  heldOnStore(() => mysqlAdapter(server));
 });
