@@ -20,7 +20,7 @@ import { Detector } from './detect/detector.js';
 import type { AlertSink, SinkState } from './emit/sink.js';
 import { LogPositions } from './log-positions.js';
 import { EntityCache } from './state/entity-cache.js';
-import { type CommitBatch, type CommitResult, SEEN_BUCKET_MS, type StateStore } from './state/state-store.js';
+import { type CommitBatch, type CommitResult, type StateStore, seenBucket } from './state/state-store.js';
 import { applySnapshot } from './sync/baseline.js';
 import { followSnapshots } from './sync/drift.js';
 import { BEGINNING_OF_TIME, toIso } from './time.js';
@@ -68,8 +68,17 @@ function newHeld(): Held {
   });
   // Its deliveries report a failure; a group that fails before any is asked for is no unhandled rejection.
   committed.catch(() => undefined);
-  const held = { alerts: [], alertUpdates: [], seen: [], deadLetters: [], alertKeys: new Set<string>() };
-  return { ...held, seenKeys: new Set(), seenHorizon: 0, committed, settle };
+  return {
+    alerts: [],
+    alertUpdates: [],
+    seen: [],
+    deadLetters: [],
+    alertKeys: new Set(),
+    seenKeys: new Set(),
+    seenHorizon: 0,
+    committed,
+    settle,
+  };
 }
 
 const META = 'meta';
@@ -435,10 +444,10 @@ export class Pipeline {
     const held = this.held;
     if (held === undefined) return this.store.filterSeen(events);
     const found = await this.store.filterSeen(events.filter((e) => !held.seenKeys.has(e.key)));
-    // The store prunes seen keys by minute: what the last held batch's commit would have pruned.
-    const horizon = Math.floor(held.seenHorizon / SEEN_BUCKET_MS);
+    // What the last held batch's commit would have pruned is not seen.
+    const horizon = seenBucket(held.seenHorizon);
     for (const e of events) {
-      if (Math.floor(e.ts / SEEN_BUCKET_MS) < horizon) found.delete(e.key);
+      if (seenBucket(e.ts) < horizon) found.delete(e.key);
       else if (held.seenKeys.has(e.key)) found.add(e.key);
     }
     return found;

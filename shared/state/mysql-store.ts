@@ -65,9 +65,9 @@ import {
   mergeAlert,
   readSnapshot,
   type ScopeLock,
-  SEEN_BUCKET_MS,
   type StateStore,
   scopeBusy,
+  seenBucket,
   seenBuckets,
   thisHolder,
 } from './state-store.js';
@@ -89,7 +89,7 @@ const MIGRATIONS: MigrationStep[][] = [
        PRIMARY KEY (scope, kind, k)) ${TABLE}`,
     `CREATE TABLE IF NOT EXISTS pending (scope VARBINARY(255) NOT NULL, k VARBINARY(255) NOT NULL,
        ts BIGINT NOT NULL, body LONGTEXT NOT NULL, PRIMARY KEY (scope, k)) ${TABLE}`,
-    // One row per event-time bucket and commit (see SEEN_BUCKET_MS); `keys` is reserved in MySQL.
+    // One row per event-time bucket and commit (see seenBucket); `keys` is reserved in MySQL.
     `CREATE TABLE IF NOT EXISTS seen (id BIGINT NOT NULL AUTO_INCREMENT, scope VARBINARY(255) NOT NULL,
        bucket BIGINT NOT NULL, seen_keys LONGTEXT NOT NULL, PRIMARY KEY (id),
        KEY seen_bucket (scope, bucket)) ${TABLE}`,
@@ -726,7 +726,7 @@ export class MySqlStore implements StateStore {
       if (batch.pruneSeenBefore !== undefined) {
         await run(conn, 'DELETE FROM seen WHERE scope = ? AND bucket < ?', [
           scope,
-          Math.floor(batch.pruneSeenBefore / SEEN_BUCKET_MS),
+          seenBucket(batch.pruneSeenBefore),
         ]);
       }
       await putSessions(conn, sessions, newTables);

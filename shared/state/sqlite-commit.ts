@@ -6,7 +6,7 @@ import type Database from 'better-sqlite3';
 import { type Alert, recordKey, recordTime } from '../../schemas/alert.js';
 import type { Session } from '../../schemas/session.js';
 import { ALERT_COLUMNS, type CellValue, SESSION_COLUMNS, sessionBody, sessionTableRows } from './ledger.js';
-import { type CommitBatch, SEEN_BUCKET_MS, seenBuckets } from './state-store.js';
+import { type CommitBatch, seenBucket, seenBuckets } from './state-store.js';
 
 /** How long a statement waits for another connection's write lock before failing. */
 export const BUSY_MS = 5000;
@@ -95,8 +95,7 @@ export function commitRows(
     alertUpdates: batch.alertUpdates.map((u) => [u.occurrences, u.lastTime, u.id]),
     deadLetters: batch.deadLetters.map((d) => JSON.stringify(d)),
   };
-  if (batch.pruneSeenBefore !== undefined)
-    rows.pruneSeenBucket = Math.floor(batch.pruneSeenBefore / SEEN_BUCKET_MS);
+  if (batch.pruneSeenBefore !== undefined) rows.pruneSeenBucket = seenBucket(batch.pruneSeenBefore);
   if (batch.pruneLedgerBefore !== undefined) rows.pruneLedgerBefore = batch.pruneLedgerBefore;
   return rows;
 }

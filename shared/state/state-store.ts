@@ -54,13 +54,16 @@ export function commitBatch(parts: Partial<CommitBatch> = {}): CommitBatch {
  * Seen keys are stored in event-time buckets (one row per bucket and commit) rather than one row
  * per event: a batch writes a handful of rows, and a lookup reads the buckets of the events asked.
  */
-export const SEEN_BUCKET_MS = 60_000;
+const SEEN_BUCKET_MS = 60_000;
+
+/** The seen bucket of an event time: a store prunes seen keys by whole buckets (`pruneSeenBefore`). */
+export const seenBucket = (ts: number): number => Math.floor(ts / SEEN_BUCKET_MS);
 
 /** Groups keys by seen bucket. */
 export function seenBuckets(events: readonly { key: string; ts: number }[]): Map<number, string[]> {
   const buckets = new Map<number, string[]>();
   for (const e of events) {
-    const b = Math.floor(e.ts / SEEN_BUCKET_MS);
+    const b = seenBucket(e.ts);
     const list = buckets.get(b);
     if (list) list.push(e.key);
     else buckets.set(b, [e.key]);

@@ -271,13 +271,13 @@ describe('batches held for a later commit', () => {
 });
 
 /** Every timeline one event a batch, every batch held, on `adapter`'s stores: as committing each. */
-function heldOnStore(adapter: () => Adapter): void {
+function heldOnStore(adapter: Adapter): void {
   for (const [name, events, config] of timelines) {
     it(`${name}, every batch held`, async () => {
       const batches = events.map((e) => [e]);
       const results = [];
       for (const hold of [false, true]) {
-        const backing = await adapter().create();
+        const backing = await adapter.create();
         try {
           results.push(
             await run(batches, () => hold, { ...baseConfig(), ...config }, { store: await backing.open() }),
@@ -293,9 +293,9 @@ function heldOnStore(adapter: () => Adapter): void {
 }
 
 describe('batches held for a SQLite store that commits on a thread of its own', () => {
-  heldOnStore(() => sqliteThreadAdapter);
+  heldOnStore(sqliteThreadAdapter);
 });
 
 describeMySql('batches held for a MySQL store', (server) => {
-  heldOnStore(() => mysqlAdapter(server));
+  heldOnStore(mysqlAdapter(server));
 });
