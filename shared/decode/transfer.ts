@@ -41,14 +41,12 @@ const WORDS = [
   'table',
   'op',
 ] as const;
-type Word = (typeof WORDS)[number];
 const W = positions(WORDS);
 
 /** The statistics, in the order normalize sets them. */
 const STATS = ['queryTime', 'rowsSent', 'rowsExamined', 'bytesReceived', 'bytesSent'] as const;
 /** The numbers of a routine statement, by column. */
 const NUMBERS = ['ts', 'recordId', 'connectionId', 'status', 'sqlStatus', ...STATS] as const;
-type NumberField = (typeof NUMBERS)[number];
 const N = positions(NUMBERS);
 
 /** Each name's column. */
@@ -148,13 +146,15 @@ class DbRefs {
   }
 }
 
-function wordOf(c: TransferChunk, r: number, field: Word): string | undefined {
-  const id = c.words[r * WORDS.length + W[field]]!;
+// Columns are passed by number (`W.stamp`), not by name: a property looked up by a name that
+// changes from call to call is one of V8's slowest loads (a megamorphic keyed load).
+function wordOf(c: TransferChunk, r: number, column: number): string | undefined {
+  const id = c.words[r * WORDS.length + column]!;
   return id < 0 ? undefined : c.dictionary[id];
 }
 
-function numberOf(c: TransferChunk, r: number, field: NumberField): number | undefined {
-  const value = c.numbers[r * NUMBERS.length + N[field]]!;
+function numberOf(c: TransferChunk, r: number, column: number): number | undefined {
+  const value = c.numbers[r * NUMBERS.length + column]!;
   return Number.isNaN(value) ? undefined : value;
 }
 
@@ -168,20 +168,20 @@ function textOf(c: TransferChunk, r: number): string | undefined {
 function unpack(c: TransferChunk, r: number, dbs: DbRefs): DbEvent {
   const ev = new MysqlEvent(
     dbs.of(c, r),
-    wordOf(c, r, 'stamp')!,
-    numberOf(c, r, 'ts')!,
-    wordOf(c, r, 'time')!,
-    numberOf(c, r, 'recordId')!,
-    numberOf(c, r, 'connectionId') ?? null,
-    wordOf(c, r, 'class')!,
-    wordOf(c, r, 'event')!,
+    wordOf(c, r, W.stamp)!,
+    numberOf(c, r, N.ts)!,
+    wordOf(c, r, W.time)!,
+    numberOf(c, r, N.recordId)!,
+    numberOf(c, r, N.connectionId) ?? null,
+    wordOf(c, r, W.class)!,
+    wordOf(c, r, W.event)!,
   );
-  ev.kind = wordOf(c, r, 'kind') as DbEvent['kind'];
-  ev.status = numberOf(c, r, 'status')!;
-  const command = wordOf(c, r, 'command');
-  const sqlCommand = wordOf(c, r, 'sqlCommand');
+  ev.kind = wordOf(c, r, W.kind) as DbEvent['kind'];
+  ev.status = numberOf(c, r, N.status)!;
+  const command = wordOf(c, r, W.command);
+  const sqlCommand = wordOf(c, r, W.sqlCommand);
   const text = textOf(c, r);
-  const sqlStatus = numberOf(c, r, 'sqlStatus');
+  const sqlStatus = numberOf(c, r, N.sqlStatus);
   if (command !== undefined || sqlCommand !== undefined || text !== undefined || sqlStatus !== undefined) {
     const sql: NonNullable<DbEvent['sql']> = {};
     if (command !== undefined) sql.command = command;
@@ -190,14 +190,14 @@ function unpack(c: TransferChunk, r: number, dbs: DbRefs): DbEvent {
     if (sqlStatus !== undefined) sql.status = sqlStatus;
     ev.sql = sql;
   }
-  const op = wordOf(c, r, 'op');
-  if (op !== undefined) ev.table = { db: wordOf(c, r, 'tableDb')!, table: wordOf(c, r, 'table')!, op };
+  const op = wordOf(c, r, W.op);
+  if (op !== undefined) ev.table = { db: wordOf(c, r, W.tableDb)!, table: wordOf(c, r, W.table)!, op };
   const stats = statsFrom(
-    numberOf(c, r, 'queryTime'),
-    numberOf(c, r, 'rowsSent'),
-    numberOf(c, r, 'rowsExamined'),
-    numberOf(c, r, 'bytesReceived'),
-    numberOf(c, r, 'bytesSent'),
+    numberOf(c, r, N.queryTime),
+    numberOf(c, r, N.rowsSent),
+    numberOf(c, r, N.rowsExamined),
+    numberOf(c, r, N.bytesReceived),
+    numberOf(c, r, N.bytesSent),
   );
   if (stats !== undefined) ev.stats = stats;
   return ev;
