@@ -20,7 +20,13 @@ import { Detector } from './detect/detector.js';
 import type { AlertSink, SinkState } from './emit/sink.js';
 import { LogPositions } from './log-positions.js';
 import { EntityCache } from './state/entity-cache.js';
-import { type CommitBatch, type CommitResult, type StateStore, seenBucket } from './state/state-store.js';
+import {
+  type CommitBatch,
+  type CommitResult,
+  commitBatch,
+  type StateStore,
+  seenBucket,
+} from './state/state-store.js';
 import { applySnapshot } from './sync/baseline.js';
 import { followSnapshots } from './sync/drift.js';
 import { BEGINNING_OF_TIME, toIso } from './time.js';
@@ -739,16 +745,21 @@ export class Pipeline {
     if (this.failure !== undefined) throw this.failure;
     const held = this.held;
     this.held = undefined;
+    const own = commitBatch(batch);
     const pruneSeenBefore = batch.pruneSeenBefore ?? held?.seenHorizon;
     const committed = this.store.commit({
-      ...batch,
+      ...own,
       entities: this.cache.drainChanges(),
-      pending: batch.pending ?? { put: [], remove: [] },
-      seen: [...(held?.seen ?? []), ...(batch.seen ?? [])],
       ...this.correlator.drainSessions(),
-      alerts: [...(held?.alerts ?? []), ...(batch.alerts ?? [])],
-      alertUpdates: [...(held?.alertUpdates ?? []), ...(batch.alertUpdates ?? [])],
-      deadLetters: [...(held?.deadLetters ?? []), ...(batch.deadLetters ?? [])],
+      // What is held goes first, in the order it was held.
+      ...(held === undefined
+        ? {}
+        : {
+            seen: [...held.seen, ...own.seen],
+            alerts: [...held.alerts, ...own.alerts],
+            alertUpdates: [...held.alertUpdates, ...own.alertUpdates],
+            deadLetters: [...held.deadLetters, ...own.deadLetters],
+          }),
       ...(pruneSeenBefore === undefined ? {} : { pruneSeenBefore }),
     });
     if (held !== undefined) committed.then(held.settle.resolve, held.settle.reject);

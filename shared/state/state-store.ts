@@ -35,7 +35,7 @@ export type CommitBatch = {
   pruneLedgerBefore?: number;
 };
 
-/** A batch holding only `parts` (a store filled or tested without a pipeline). */
+/** A batch holding only `parts`, the rest empty. */
 export function commitBatch(parts: Partial<CommitBatch> = {}): CommitBatch {
   return {
     entities: [],
