@@ -9,7 +9,7 @@ import { demoCommand } from './cli/demo.js';
 import { doctorCommand } from './cli/doctor.js';
 import { exportCommand } from './cli/export.js';
 import { invokeCommand } from './cli/invoke.js';
-import { type CliCommand, type CliIo, printable } from './cli/io.js';
+import { type CliCommand, type CliIo, printableLines } from './cli/io.js';
 import { normalizeCommand } from './cli/normalize.js';
 import { replayCommand } from './cli/replay.js';
 import { reportCommand } from './cli/report.js';
@@ -75,18 +75,23 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
     }
     return await command.run(args, io);
   } catch (error) {
-    io.stderr.write(`${TOOL}: ${printable(describe(error))}\n`);
+    io.stderr.write(`${printableLines(describe(error))}\n`);
     return exitCodeFor(error);
   }
 }
 
-/** The error's message and log-safe details; anything else is an internal error. */
-function describe(error: unknown): string {
-  if (error instanceof AuditError) {
-    const details = Object.entries(error.details).map(([k, v]) => `${k}: ${String(v)}`);
-    return details.length > 0 ? `${error.message} (${details.join(', ')})` : error.message;
-  }
-  return `internal error: ${error instanceof Error ? error.message : String(error)}`;
+/**
+ * The lines that tell of an error: its headline, then its problems one a line, with its log-safe
+ * details at the end; anything else is an internal error. Each line is made printable apart, so
+ * that no text in it can start a line of its own.
+ */
+function describe(error: unknown): string[] {
+  if (!(error instanceof AuditError))
+    return [`${TOOL}: internal error: ${error instanceof Error ? error.message : String(error)}`];
+  const lines = [`${TOOL}: ${error.headline}`, ...error.problems];
+  const details = Object.entries(error.details).map(([k, v]) => `${k}: ${String(v)}`);
+  if (details.length > 0) lines[lines.length - 1] += ` (${details.join(', ')})`;
+  return lines;
 }
 
 // A reader that stops early (`normalize ... | head`) is not an error: end quietly.

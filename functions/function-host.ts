@@ -127,11 +127,17 @@ export type InvocationSummary = {
 /** A failure the caller should retry. Its message is safe to show (codes, counts, paths). */
 export class FunctionError extends Error {
   readonly code: ErrorCode;
+  /** The message without its list of problems. */
+  readonly headline: string;
+  /** Problems listed under the headline, one a line (a configuration's issues). */
+  readonly problems: readonly string[];
 
-  constructor(code: ErrorCode, message: string) {
-    super(`${code}: ${message}`);
+  constructor(code: ErrorCode, message: string, problems: readonly string[] = []) {
+    super(`${code}: ${message}${problems.map((p) => `\n  ${p}`).join('')}`);
     this.name = 'FunctionError';
     this.code = code;
+    this.headline = `${code}: ${message}`;
+    this.problems = problems;
   }
 }
 
@@ -987,7 +993,8 @@ export function toFunctionError(error: unknown): FunctionError {
         : '';
     return new FunctionError(
       error.code,
-      `${error.message}${extra.length > 0 ? ` (${extra.join('; ')})` : ''}${hint}`,
+      `${error.headline}${extra.length > 0 ? ` (${extra.join('; ')})` : ''}${hint}`,
+      error.problems,
     );
   }
   const sqlite = sqliteCode(error);

@@ -21,12 +21,27 @@ export type SafeDetails = Record<string, string | number | boolean | null | read
 export class AuditError extends Error {
   readonly code: ErrorCode;
   readonly details: SafeDetails;
+  /** The message without its list of problems. */
+  readonly headline: string;
+  /** Problems listed under the headline, one a line (a configuration's issues). */
+  readonly problems: readonly string[];
 
-  constructor(code: ErrorCode, message: string, options: { details?: SafeDetails; cause?: unknown } = {}) {
-    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+  /** `message` is the headline; `problems` follow it in `message`, each on a line of its own. */
+  constructor(
+    code: ErrorCode,
+    message: string,
+    options: { details?: SafeDetails; cause?: unknown; problems?: readonly string[] } = {},
+  ) {
+    const problems = options.problems ?? [];
+    super(
+      message + problems.map((p) => `\n  ${p}`).join(''),
+      options.cause === undefined ? undefined : { cause: options.cause },
+    );
     this.name = 'AuditError';
     this.code = code;
     this.details = options.details ?? {};
+    this.headline = message;
+    this.problems = problems;
   }
 }
 

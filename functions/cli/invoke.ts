@@ -4,7 +4,7 @@ import { createReadStream } from 'node:fs';
 import { AuditError } from '../../shared/errors.js';
 import { bodyLimit } from '../function-env.js';
 import { FunctionError, FunctionHost } from '../function-host.js';
-import { type CliCommand, type CliIo, parseCommandArgs } from './io.js';
+import { type CliCommand, type CliIo, parseCommandArgs, printableLines } from './io.js';
 
 export const INVOKE_HELP = `Usage: heatwave-iam-audit invoke [--body FILE|-]
 
@@ -69,7 +69,7 @@ export async function runInvoke(argv: string[], io: CliIo, deps: InvokeDeps = {}
     return summary.error ? 2 : 0;
   } catch (error) {
     if (!(error instanceof FunctionError)) throw error;
-    io.stderr.write(`invoke: ${error.name}: ${error.message}\n`);
+    io.stderr.write(`${printableLines([`invoke: ${error.name}: ${error.headline}`, ...error.problems])}\n`);
     return error.code === 'CONFIG_INVALID' ? 2 : 1;
   } finally {
     await host.close();

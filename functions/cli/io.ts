@@ -119,3 +119,8 @@ export function formatOption(name: string, value: string): OutputFormat {
 export function printable(text: string): string {
   return visible(text).replace(/[\r\n]/g, (c) => (c === '\n' ? '\u240a' : '\u240d'));
 }
+
+/** A message's headline and the problems listed under it, indented, each made printable apart. */
+export function printableLines(lines: readonly string[]): string {
+  return lines.map(printable).join('\n  ');
+}

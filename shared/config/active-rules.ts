@@ -13,18 +13,18 @@ export type ActiveRule = {
   severity: Severity;
 };
 
-/** The enabled rules with their parameters; throws ConfigIssues for unknown ids or bad params. */
-export function activeRules(
-  config: Config,
-  registry: readonly RuleDefinition<unknown>[] = RULES,
-): ActiveRule[] {
-  const issues = new ConfigIssues();
-  const byId = new Map(registry.map((r) => [r.id, r]));
+/**
+ * The enabled rules with their parameters; unknown ids and bad parameters are a CONFIG_INVALID
+ * error naming `source`.
+ */
+export function activeRules(config: Config, source = 'config'): ActiveRule[] {
+  const issues = new ConfigIssues(source);
+  const byId = new Map(RULES.map((r) => [r.id, r]));
   for (const id of Object.keys(config.rules)) {
     if (!byId.has(id)) issues.add(['rules', id], `unknown rule id (known: ${[...byId.keys()].join(', ')})`);
   }
   const active: ActiveRule[] = [];
-  for (const rule of registry) {
+  for (const rule of RULES) {
     const { enabled = true, severity, ...params } = config.rules[rule.id] ?? {};
     const parsed = rule.params.safeParse(params);
     if (!parsed.success) {

@@ -26,12 +26,9 @@ export class ConfigIssues {
 
   throwIfAny(): void {
     if (this.lines.length === 0) return;
-    throw new AuditError(
-      'CONFIG_INVALID',
-      `invalid configuration (${this.source}):\n  ${this.lines.join('\n  ')}`,
-      {
-        details: { paths: this.paths },
-      },
-    );
+    throw new AuditError('CONFIG_INVALID', `invalid configuration (${this.source}):`, {
+      details: { paths: this.paths },
+      problems: this.lines,
+    });
   }
 }

@@ -34,15 +34,7 @@ export function validateConfig(value: unknown, source = 'config'): LoadedConfig 
     RULES.map((r) => r.id),
     source,
   );
-  try {
-    return { config, rules: activeRules(config), input: value };
-  } catch (error) {
-    if (error instanceof AuditError)
-      throw new AuditError('CONFIG_INVALID', error.message.replace('(config)', `(${source})`), {
-        details: error.details,
-      });
-    throw error;
-  }
+  return { config, rules: activeRules(config, source), input: value };
 }
 
 /** Parses YAML or JSON configuration text. */

@@ -78,6 +78,20 @@ describe('heatwave-iam-audit invoke', () => {
 
     const unknown = await invokeWithStdin(functionEnv({ HWAUDIT_LOCK_WAIT: 'PT1S' }), '{"action":"sweep"}');
     expect(unknown.stderr).toMatch(/CONFIG_INVALID: HWAUDIT_LOCK_WAIT: unknown variable/);
+
+    const config = functionEnv({ HWAUDIT_CONFIG: 'lateness: 20 minutes\nfoo: 1\n' });
+    const several = await invokeWithStdin(config, '{"action":"sweep"}');
+    expect(several.code).toBe(2);
+    const lines = several.stderr.split('\n');
+    const at = lines.indexOf(
+      'invoke: FunctionError: CONFIG_INVALID: invalid configuration (HWAUDIT_CONFIG):',
+    );
+    expect(at).toBeGreaterThanOrEqual(0);
+    expect(lines.slice(at + 1)).toEqual([
+      '  lateness: expected an ISO 8601 duration such as PT20M or P1D',
+      '  foo: unknown key',
+      '',
+    ]);
   });
 
   it('is listed in the tool help and has its own', async () => {

@@ -265,27 +265,45 @@ describe('replay', () => {
     });
   });
 
-  it('invalid config: exit 2 naming the bad key', async () => {
-    const bad = join(dir, 'bad.yaml');
-    writeFileSync(
-      bad,
+  it('invalid config: exit 2 naming the bad key, one problem a line', async () => {
+    /** The lines a replay with this configuration writes to stderr, once it has exited 2. */
+    const refused = async (name: string, yaml: string) => {
+      const path = join(dir, name);
+      writeFileSync(path, yaml);
+      const r = await cli('replay', '--config', path, audit);
+      expect(r.code).toBe(2);
+      expect(r.stdout).toBe('');
+      return { path, lines: r.stderr.split('\n') };
+    };
+    const bad = await refused(
+      'bad.yaml',
       'lateness: 20 minutes\nrules:\n  auth.failure-burst: { threshold: many }\n  no.such-rule: {}\n',
     );
-    const r = await cli('replay', '--config', bad, audit);
-    expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/lateness: expected an ISO 8601 duration/);
-    expect(r.stdout).toBe('');
-    const unknownKey = join(dir, 'unknown.yaml');
-    writeFileSync(unknownKey, 'dbSystems:\n  - { id: x, name: y, iamonly: true }\n');
-    const u = await cli('replay', '--config', unknownKey, audit);
-    expect(u.code).toBe(2);
-    expect(u.stderr).toMatch(/dbSystems\[0\]\.iamonly: unknown key/);
-    const rule = join(dir, 'rule.yaml');
-    writeFileSync(rule, 'rules:\n  auth.failure-burst: { threshold: many }\n  no.such-rule: {}\n');
-    const v = await cli('replay', '--config', rule, audit);
-    expect(v.code).toBe(2);
-    expect(v.stderr).toMatch(/rules\["no.such-rule"\]: unknown rule id/);
-    expect(v.stderr).toMatch(/rules\["auth.failure-burst"\].threshold/);
+    expect(bad.lines[1]).toMatch(/^ {2}lateness: expected an ISO 8601 duration/);
+    const several = await refused('several.yaml', 'lateness: 20 minutes\nfoo: 1\n');
+    expect(several.lines).toEqual([
+      `heatwave-iam-audit: invalid configuration (${several.path}):`,
+      '  lateness: expected an ISO 8601 duration such as PT20M or P1D',
+      '  foo: unknown key (paths: lateness,foo)',
+      '',
+    ]);
+    // A problem quoting the configuration keeps to its line: its line breaks and escapes are shown.
+    const forged = await refused(
+      'forged.yaml',
+      'maintenance:\n  - { from: 2026-11-01T00:00:00Z, to: 2026-11-02T00:00:00Z, reason: x, rules: [audit.gap],\n      routes: ["x\\e[31m\\nheatwave-iam-audit: ok"] }\n',
+    );
+    expect(forged.lines.slice(1)).toEqual([
+      '  maintenance[0].routes[0]: no route is named x\u241b[31m\u240aheatwave-iam-audit: ok (paths: maintenance[0].routes[0])',
+      '',
+    ]);
+    const unknownKey = await refused('unknown.yaml', 'dbSystems:\n  - { id: x, name: y, iamonly: true }\n');
+    expect(unknownKey.lines[1]).toMatch(/^ {2}dbSystems\[0\]\.iamonly: unknown key/);
+    const rule = await refused(
+      'rule.yaml',
+      'rules:\n  auth.failure-burst: { threshold: many }\n  no.such-rule: {}\n',
+    );
+    expect(rule.lines).toContainEqual(expect.stringMatching(/^ {2}rules\["no.such-rule"\]: unknown rule id/));
+    expect(rule.lines).toContainEqual(expect.stringMatching(/^ {2}rules\["auth.failure-burst"\].threshold/));
   });
 
   it('bad usage: exit 2', async () => {
