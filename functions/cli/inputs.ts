@@ -1,6 +1,7 @@
 // Checks on input files shared by the commands that read them.
 import { constants, statSync } from 'node:fs';
-import { access } from 'node:fs/promises';
+import { access, readdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { DeadLetterCode } from '../../schemas/dead-letter.js';
 import { type InputCounts, STDIN } from '../../shared/decode/read-input.js';
 import { AuditError } from '../../shared/errors.js';
@@ -16,14 +17,39 @@ export function isForeign(counts: InputCounts, deadCodes: ReadonlySet<DeadLetter
   return counts.items > 0 && counts.events === 0 && [...deadCodes].every((code) => NOT_OUR_KIND.has(code));
 }
 
-/** Fails with a usage-class error (exit 2) before any work when an input cannot be read. */
-export async function assertReadable(command: string, path: string): Promise<void> {
-  if (path === STDIN) return;
-  try {
-    await access(path, constants.R_OK);
-  } catch (cause) {
-    throw new AuditError('INPUT_UNREADABLE', `${command}: cannot read input`, { details: { path }, cause });
-  }
+/**
+ * The files the INPUT arguments name: a folder stands for the files directly in it (not its
+ * subfolders, nor the hidden files), in name order. Fails with a usage-class error (exit 2) before
+ * any work when an input cannot be read or a folder holds no file.
+ */
+export async function inputFiles(command: string, paths: readonly string[]): Promise<string[]> {
+  const lists = await Promise.all(
+    paths.map(async (path) => {
+      if (path === STDIN) return [path];
+      try {
+        if (!(await stat(path)).isDirectory()) {
+          await access(path, constants.R_OK);
+          return [path];
+        }
+        const names = (await readdir(path)).filter((name) => !name.startsWith('.')).sort();
+        const files = [];
+        for (const name of names) {
+          const file = join(path, name);
+          if ((await stat(file)).isFile()) files.push(file);
+        }
+        if (files.length > 0) return files;
+      } catch (cause) {
+        throw new AuditError('INPUT_UNREADABLE', `${command}: cannot read input`, {
+          details: { path },
+          cause,
+        });
+      }
+      throw new AuditError('INPUT_UNREADABLE', `${command}: the folder holds no file to read`, {
+        details: { path },
+      });
+    }),
+  );
+  return lists.flat();
 }
 
 /** Bytes on disk of the inputs that are files (a pipe or standard input counts none). */

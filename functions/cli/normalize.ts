@@ -3,7 +3,7 @@ import { basename } from 'node:path';
 import type { DeadLetterCode } from '../../schemas/dead-letter.js';
 import { readInput } from '../../shared/decode/read-input.js';
 import { AuditError } from '../../shared/errors.js';
-import { assertReadable, isForeign } from './inputs.js';
+import { inputFiles, isForeign } from './inputs.js';
 import { type CliCommand, type CliIo, INPUT_EXIT_CODES, LineWriter, parseCommandArgs } from './io.js';
 import { RunSummary } from './summary.js';
 
@@ -12,7 +12,8 @@ const USAGE = `Usage: heatwave-iam-audit normalize [--db-system ID] [--out FILE]
 Reads MySQL audit files (JSON array, one event per line, pretty-printed, .gz), collector records,
 stream messages and OCI audit exports (ListEvents, CloudEvents, Logging Search results), and writes
 one canonical event per line. Duplicates (same dedupe key) are written once. A summary and the
-first dead letters go to stderr.
+first dead letters go to stderr. An INPUT is a file, a folder (the files directly in it, in name
+order) or - (standard input).
 
 Options:
   --db-system ID   DB system of raw MySQL records (default: the input file name without extensions)
@@ -29,14 +30,14 @@ export const normalizeCommand: CliCommand = {
 };
 
 export async function runNormalize(args: string[], io: CliIo): Promise<number> {
-  const { values, positionals: inputs } = parseCommandArgs('normalize', args, {
+  const { values, positionals } = parseCommandArgs('normalize', args, {
     'db-system': { type: 'string' },
     out: { type: 'string' },
   });
-  if (inputs.length === 0) throw new AuditError('USAGE', 'normalize: no INPUT given');
+  if (positionals.length === 0) throw new AuditError('USAGE', 'normalize: no INPUT given');
   const dbSystem = values['db-system'];
   if (dbSystem === '') throw new AuditError('USAGE', 'normalize: --db-system must not be empty');
-  await Promise.all(inputs.map((path) => assertReadable('normalize', path)));
+  const inputs = await inputFiles('normalize', positionals);
 
   const resolveDbSystem =
     dbSystem === undefined ? (path: string) => ({ id: fileStem(path) }) : () => ({ id: dbSystem });

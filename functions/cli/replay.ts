@@ -10,7 +10,7 @@ import type { OpenRoutes } from '../../shared/route/routes.js';
 import { openStore, parseStoreSpec } from '../../shared/state/open-store.js';
 import type { ScopeLock } from '../../shared/state/state-store.js';
 import { alertOutput, holdScope, routeOutputs } from './host.js';
-import { assertReadable, inputBytes, isForeign } from './inputs.js';
+import { inputBytes, inputFiles, isForeign } from './inputs.js';
 import {
   type CliCommand,
   type CliIo,
@@ -25,7 +25,8 @@ export const REPLAY_HELP = `Usage: heatwave-iam-audit replay --config FILE [opti
 
 Reads MySQL audit files (array, line-per-event, pretty-printed, .gz), collector records and OCI
 audit exports (ListEvents, CloudEvents, Logging Search, Connector Hub batches) as one timeline,
-and writes one alert per line.
+and writes one alert per line. An INPUT is a file, a folder (the files directly in it) or -
+(standard input).
 
 Options:
   --config FILE       pipeline configuration (YAML or JSON)              (required)
@@ -87,8 +88,8 @@ async function runReplay(argv: string[], io: CliIo): Promise<number> {
     if (asOf > Date.now()) throw new AuditError('USAGE', '--as-of is in the future');
   }
   const { config, rules } = await loadConfigFile(values.config);
-  await Promise.all(positionals.map((path) => assertReadable('replay', path)));
-  const threadCount = threads ?? autoThreads(inputBytes(positionals));
+  const inputs = await inputFiles('replay', positionals);
+  const threadCount = threads ?? autoThreads(inputBytes(inputs));
 
   const tempDir = values.state ? undefined : mkdtempSync(join(tmpdir(), 'hwaudit-'));
   const spec = values.state ?? join(tempDir!, 'state.sqlite');
@@ -110,7 +111,7 @@ async function runReplay(argv: string[], io: CliIo): Promise<number> {
     const result = await replayFiles({
       config,
       rules,
-      inputs: positionals,
+      inputs,
       store,
       sinks: [output.sink, ...(routes?.sinks ?? [])],
       ...(asOf !== undefined ? { asOf } : {}),
@@ -128,7 +129,7 @@ async function runReplay(argv: string[], io: CliIo): Promise<number> {
     const { stats } = result;
     const seconds = (Date.now() - started) / 1000;
     const lines = [
-      `replay: ${positionals.length} input(s), ${stats.received.toLocaleString('en')} records in ${seconds.toFixed(1)} s on ${threadCount === 1 ? 'one thread' : `${threadCount} threads`}`,
+      `replay: ${inputs.length} input(s), ${stats.received.toLocaleString('en')} records in ${seconds.toFixed(1)} s on ${threadCount === 1 ? 'one thread' : `${threadCount} threads`}`,
       ...pipelineReport(result.pipeline, coverage, result.deadLetters),
       ...routeReport(routes?.sinks ?? []),
     ];

@@ -1,6 +1,6 @@
 // The replay command end to end, as users run it: the built CLI on files.
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -124,6 +124,36 @@ describe('replay', () => {
     ]);
     expect(b.stdout).toBe(a.stdout);
     expect(a.stderr).toMatch(/alerts 4/);
+  });
+
+  it('a folder stands for the files directly in it (replay and normalize); a folder of none is refused', async () => {
+    const folder = join(dir, 'inputs');
+    mkdirSync(join(folder, 'older'), { recursive: true });
+    copyFileSync(audit, join(folder, 'prod-orders.audit.log'));
+    copyFileSync(iam, join(folder, 'iam.json'));
+    writeFileSync(join(folder, '.hidden.json'), 'not json');
+    writeFileSync(join(folder, 'older', 'skipped.json'), 'not json');
+    const files = await cli('replay', '--config', config, audit, iam);
+    const inFolder = await cli('replay', '--config', config, folder);
+    expect(inFolder.code).toBe(0);
+    expect(inFolder.stdout).toBe(files.stdout);
+    expect(inFolder.stderr).toMatch(/^replay: 2 input\(s\)/m);
+    expect(inFolder.stderr).not.toMatch(/hidden|skipped/);
+    expect(inFolder.stderr).toMatch(/dead letters 0\n/);
+    const normalized = await cli('normalize', iam, audit); // a folder's files in name order
+    expect(normalized.stdout.split('\n').length).toBeGreaterThan(mysql.length);
+    expect((await cli('normalize', folder)).stdout).toBe(normalized.stdout);
+
+    const empty = join(dir, 'empty');
+    mkdirSync(join(empty, 'sub'), { recursive: true });
+    writeFileSync(join(empty, '.keep'), '');
+    for (const command of ['replay', 'normalize']) {
+      const r = await cli(command, ...(command === 'replay' ? ['--config', config] : []), empty);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toBe(
+        `heatwave-iam-audit: ${command}: the folder holds no file to read (path: ${empty})\n`,
+      );
+    }
   });
 
   it('alerts of DB systems in the same second come in DB system order, whatever the file order', async () => {
