@@ -23,33 +23,40 @@ export function isForeign(counts: InputCounts, deadCodes: ReadonlySet<DeadLetter
  * any work when an input cannot be read or a folder holds no file.
  */
 export async function inputFiles(command: string, paths: readonly string[]): Promise<string[]> {
+  const unreadable = (path: string, cause: unknown) =>
+    new AuditError('INPUT_UNREADABLE', `${command}: cannot read input`, { details: { path }, cause });
   const lists = await Promise.all(
     paths.map(async (path) => {
       if (path === STDIN) return [path];
+      let files: string[];
       try {
-        if (!(await stat(path)).isDirectory()) {
-          await access(path, constants.R_OK);
-          return [path];
-        }
-        const names = (await readdir(path)).filter((name) => !name.startsWith('.')).sort();
-        const files = [];
-        for (const name of names) {
-          const file = join(path, name);
-          if ((await stat(file)).isFile()) files.push(file);
-        }
-        if (files.length > 0) return files;
+        files = (await stat(path)).isDirectory() ? await filesIn(path) : [path];
       } catch (cause) {
-        throw new AuditError('INPUT_UNREADABLE', `${command}: cannot read input`, {
+        throw unreadable(path, cause);
+      }
+      if (files.length === 0)
+        throw new AuditError('INPUT_UNREADABLE', `${command}: the folder holds no file to read`, {
           details: { path },
-          cause,
+        });
+      for (const file of files) {
+        await access(file, constants.R_OK).catch((cause: unknown) => {
+          throw unreadable(file, cause);
         });
       }
-      throw new AuditError('INPUT_UNREADABLE', `${command}: the folder holds no file to read`, {
-        details: { path },
-      });
+      return files;
     }),
   );
   return lists.flat();
+}
+
+/** The files directly in a folder, the hidden ones aside, in name order. */
+async function filesIn(folder: string): Promise<string[]> {
+  const files: string[] = [];
+  for (const name of (await readdir(folder)).filter((n) => !n.startsWith('.')).sort()) {
+    const file = join(folder, name);
+    if ((await stat(file)).isFile()) files.push(file);
+  }
+  return files;
 }
 
 /** Bytes on disk of the inputs that are files (a pipe or standard input counts none). */
