@@ -1,5 +1,6 @@
 // `export`: writes the alerts or the session ledger kept in the state store again, in any output
-// format, for a time range: what a SIEM missed, or evidence for an auditor.
+// format, for a time range: what a SIEM missed, or evidence for an auditor; and the dead letters
+// stored, to see what could not be read.
 import type { Alert } from '../../schemas/alert.js';
 import type { Session } from '../../schemas/session.js';
 import { formatAlert, isOutputFormat, OUTPUT_FORMATS } from '../../shared/emit/formats/format.js';
@@ -9,9 +10,11 @@ import { csvField } from '../../shared/report/render-csv.js';
 import { knownDbSystem } from '../../shared/report/run-reports.js';
 import {
   ALERT_FIELDS,
+  DEAD_LETTER_FIELDS,
   type LedgerField,
   type LedgerQuery,
   SESSION_FIELDS,
+  type StoredDeadLetter,
 } from '../../shared/state/ledger.js';
 import type { StateStore } from '../../shared/state/state-store.js';
 import { openStateToRead, timeOption, warnOnce } from './host.js';
@@ -22,24 +25,32 @@ import { sessionLines } from './summary.js';
 const FORMATS = [...OUTPUT_FORMATS, 'csv'] as const;
 type ExportFormat = (typeof FORMATS)[number];
 
-export const EXPORT_HELP = `Usage: heatwave-iam-audit export alerts|sessions --state FILE|URL [options]
+export const EXPORT_HELP = `Usage: heatwave-iam-audit export alerts|sessions|dead-letters --state FILE|URL [options]
 
 Writes the alerts or the session ledger kept in the state store, in time order, in any format:
-to fill a SIEM that missed some, or as evidence. Nothing in the store changes.
+to fill a SIEM that missed some, or as evidence. dead-letters writes the records that could not
+be read (code, input, line or index, field and reason; never the record's text), in the order
+they were stored. Nothing in the store changes.
 
 Options:
   --state FILE|URL    state store: a SQLite file or mysql://USER@HOST[:PORT]/DB
                       (password from HWAUDIT_STATE_PASSWORD)                 (required)
-  --from TIME         alerts raised, sessions connected at or after (ISO 8601)
+  --from TIME         alerts raised, sessions connected, dead letters stored at or after
+                      (ISO 8601)
   --to TIME           ... and before (ISO 8601)
-  --db-system ID      one DB system (OCID or configured name)
+  --db-system ID      one DB system (OCID or configured name); not for dead letters
   --rule ID           alerts of this rule only; repeatable
-  --format FORMAT     jsonl, ocsf, cef, ecs or csv                           (default: jsonl)
-                      (csv: the columns of the audit_findings / audit_sessions views, docs/sql.md)
+  --format FORMAT     jsonl, ocsf, cef, ecs or csv; dead letters: jsonl or csv (default: jsonl)
+                      (csv: the columns of the audit_findings / audit_sessions /
+                      audit_dead_letters views, docs/sql.md)
   --out FILE          output file (default: stdout); an existing file is kept unless
   --overwrite         is given; the file appears only once complete
   -h, --help          this help
 `;
+
+const WHAT = ['alerts', 'sessions', 'dead-letters'] as const;
+type What = (typeof WHAT)[number];
+const isWhat = (value: string | undefined): value is What => WHAT.some((w) => w === value);
 
 function exportFormat(value: string): ExportFormat {
   if (isOutputFormat(value) || value === 'csv') return value;
@@ -54,11 +65,19 @@ function csvRow<T>(fields: readonly LedgerField<T>[], record: T): string {
 async function write(
   out: LineWriter,
   store: StateStore,
-  what: 'alerts' | 'sessions',
+  what: What,
   format: ExportFormat,
   query: LedgerQuery,
 ): Promise<number> {
   let n = 0;
+  if (what === 'dead-letters') {
+    if (format === 'csv') await out.line(DEAD_LETTER_FIELDS.map((f) => f.name).join(','));
+    for await (const d of store.deadLetters(query)) {
+      await out.line(format === 'csv' ? csvRow<StoredDeadLetter>(DEAD_LETTER_FIELDS, d) : JSON.stringify(d));
+      n++;
+    }
+    return n;
+  }
   if (what === 'alerts') {
     if (format === 'csv') await out.line(ALERT_FIELDS.map((f) => f.name).join(','));
     for await (const a of store.alerts(query)) {
@@ -88,11 +107,20 @@ async function runExport(argv: string[], io: CliIo): Promise<number> {
     overwrite: { type: 'boolean', default: false },
   });
   const [what, ...extra] = positionals;
-  if ((what !== 'alerts' && what !== 'sessions') || extra.length > 0)
-    throw new AuditError('USAGE', 'export needs what to export: alerts or sessions (see export --help)');
-  if (what === 'sessions' && values.rule !== undefined)
-    throw new AuditError('USAGE', 'export sessions: --rule selects alerts only');
+  if (!isWhat(what) || extra.length > 0)
+    throw new AuditError(
+      'USAGE',
+      'export needs what to export: alerts, sessions or dead-letters (see export --help)',
+    );
+  if (what !== 'alerts' && values.rule !== undefined)
+    throw new AuditError('USAGE', `export ${what}: --rule selects alerts only`);
   const format = exportFormat(values.format);
+  if (what === 'dead-letters') {
+    if (values['db-system'] !== undefined)
+      throw new AuditError('USAGE', 'export dead-letters: a dead letter names its input, not a DB system');
+    if (format !== 'jsonl' && format !== 'csv')
+      throw new AuditError('USAGE', 'export dead-letters: --format jsonl or csv');
+  }
   const query: LedgerQuery = {
     ...(values.from === undefined ? {} : { from: timeOption('--from', values.from) }),
     ...(values.to === undefined ? {} : { to: timeOption('--to', values.to) }),
@@ -107,14 +135,14 @@ async function runExport(argv: string[], io: CliIo): Promise<number> {
       const out = new LineWriter(io.stdout, false);
       const n = await write(out, store, what, format, query);
       await out.close();
-      io.stderr.write(`export: ${n} ${what}\n`);
+      io.stderr.write(`export: ${n} ${label(what)}\n`);
       return 0;
     }
     const file = await outputFile(values.out);
     try {
       const n = await write(file.writer, store, what, format, query);
       await file.commit();
-      io.stderr.write(`export: ${n} ${what} written to ${values.out}\n`);
+      io.stderr.write(`export: ${n} ${label(what)} written to ${values.out}\n`);
       return 0;
     } catch (error) {
       await file.abort();
@@ -125,9 +153,14 @@ async function runExport(argv: string[], io: CliIo): Promise<number> {
   }
 }
 
+/** What was exported, in words. */
+function label(what: What): string {
+  return what === 'dead-letters' ? 'dead letters' : what;
+}
+
 export const exportCommand: CliCommand = {
   name: 'export',
-  summary: 'write the stored alerts or session ledger again, in any format, for a time range',
+  summary: 'write the stored alerts, session ledger or dead letters again, in any format, for a time range',
   usage: EXPORT_HELP,
   run: runExport,
 };

@@ -1,8 +1,9 @@
 // The queryable audit ledger both state store adapters keep beside the JSON bodies: sessions and
-// alerts (findings) in typed columns, the tables each session touched, and when each sink received
-// each alert. The columns are defined once here, with the SQL views that are the stable interface
+// alerts (findings) in typed columns, the tables each session touched, when each sink received
+// each alert, and when each dead letter was stored. The columns are defined once here, with the SQL views that are the stable interface
 // for people who query the store directly (docs/sql.md), and the CSV exports use the same columns.
 import { type Alert, recordTime } from '../../schemas/alert.js';
+import type { DeadLetter } from '../../schemas/dead-letter.js';
 import type { Attribution, Session } from '../../schemas/session.js';
 
 /** What exports and reports ask the ledger for: a time range (`from` inclusive, `to` exclusive) and filters. */
@@ -106,9 +107,43 @@ export const ALERT_FIELDS: readonly LedgerField<Alert>[] = [
   { name: 'last_time', type: 'text', value: (a) => detail(a, 'lastTime'), stored: same('last_time') },
 ];
 
+/** A dead letter as a store keeps it: its number there, and when it was stored (unknown for those stored before stores recorded it). */
+export type StoredDeadLetter = DeadLetter & { seq: number; storedTime?: string };
+
+/** A field of a dead letter's JSON body, in each dialect. */
+const fromBody = (key: string, int = false) => ({
+  sqlite: `json_extract(body, '$.${key}')`,
+  mysql: int
+    ? `CAST(JSON_EXTRACT(body, '$.${key}') AS SIGNED)`
+    : `JSON_UNQUOTE(JSON_EXTRACT(body, '$.${key}'))`,
+});
+
+/** The `audit_dead_letters` view and the dead letters CSV, in this order. */
+export const DEAD_LETTER_FIELDS: readonly LedgerField<StoredDeadLetter>[] = [
+  { name: 'seq', type: 'int', value: (d) => d.seq, stored: same('seq') },
+  { name: 'stored_time', type: 'text', value: (d) => d.storedTime ?? null },
+  {
+    name: 'stored_ts',
+    type: 'int',
+    value: (d) => (d.storedTime === undefined ? null : Date.parse(d.storedTime)),
+  },
+  { name: 'code', type: 'enum', value: (d) => d.code, stored: fromBody('code') },
+  { name: 'source', type: 'text', value: (d) => d.source, stored: fromBody('source') },
+  { name: 'line', type: 'int', value: (d) => d.line ?? null, stored: fromBody('line', true) },
+  { name: 'record_index', type: 'int', value: (d) => d.index ?? null, stored: fromBody('index', true) },
+  {
+    name: 'field_path',
+    type: 'text',
+    value: (d) => (d.path === undefined ? null : JSON.stringify(d.path)),
+    stored: fromBody('path'),
+  },
+  { name: 'message', type: 'text', value: (d) => d.message, stored: fromBody('message') },
+];
+
 /** The typed columns a commit writes (the fields without an older stored column). */
 export const SESSION_COLUMNS = SESSION_FIELDS.filter((f) => f.stored === undefined);
 export const ALERT_COLUMNS = ALERT_FIELDS.filter((f) => f.stored === undefined);
+export const DEAD_LETTER_COLUMNS = DEAD_LETTER_FIELDS.filter((f) => f.stored === undefined);
 
 export type Dialect = 'sqlite' | 'mysql';
 
@@ -118,15 +153,22 @@ export function columnType(field: LedgerField<unknown>, dialect: Dialect): strin
   return field.type === 'int' ? 'BIGINT' : field.type === 'enum' ? 'VARCHAR(32)' : 'TEXT';
 }
 
-/** The views of docs/sql.md, as `CREATE VIEW` bodies (without the CREATE clause). */
+/** A view's select list: each field from its column or expression. */
+function viewColumns<T>(fields: readonly LedgerField<T>[], dialect: Dialect): string {
+  return fields
+    .map((f) => {
+      const column = f.stored?.[dialect] ?? f.name;
+      return column === f.name ? f.name : `${column} AS ${f.name}`;
+    })
+    .join(', ');
+}
+
+/**
+ * The views of docs/sql.md as the ledger's migration created them, as `CREATE VIEW` bodies
+ * (without the CREATE clause); `deadLetterView` came later.
+ */
 export function ledgerViews(dialect: Dialect): { name: string; select: string }[] {
-  const list = <T>(fields: readonly LedgerField<T>[]) =>
-    fields
-      .map((f) => {
-        const column = f.stored?.[dialect] ?? f.name;
-        return column === f.name ? f.name : `${column} AS ${f.name}`;
-      })
-      .join(', ');
+  const list = <T>(fields: readonly LedgerField<T>[]) => viewColumns(fields, dialect);
   const text = (c: string) => (dialect === 'mysql' ? `CONVERT(${c} USING utf8mb4)` : c);
   return [
     { name: 'audit_sessions', select: `SELECT ${list(SESSION_FIELDS)} FROM sessions` },
@@ -142,6 +184,25 @@ export function ledgerViews(dialect: Dialect): { name: string; select: string }[
       select: `SELECT ${text('alert_id')} AS finding_id, ${text('sink')} AS sink, delivered_ts FROM deliveries`,
     },
   ];
+}
+
+/** Which stored dead letters to read: stored in [from, to). */
+export type DeadLetterQuery = Pick<LedgerQuery, 'from' | 'to'>;
+
+/** A dead letter's row, as both stores read it. */
+export type DeadLetterRow = { seq: number | string; stored_time: string | null; body: string };
+
+export function storedDeadLetter(r: DeadLetterRow): StoredDeadLetter {
+  const dead = JSON.parse(r.body) as DeadLetter;
+  return { seq: Number(r.seq), ...(r.stored_time === null ? {} : { storedTime: r.stored_time }), ...dead };
+}
+
+/** The `audit_dead_letters` view of docs/sql.md, as a `CREATE VIEW` body. */
+export function deadLetterView(dialect: Dialect): { name: string; select: string } {
+  return {
+    name: 'audit_dead_letters',
+    select: `SELECT ${viewColumns(DEAD_LETTER_FIELDS, dialect)} FROM dead_letters`,
+  };
 }
 
 /** Sessions of the ledger with one outcome and attribution (what attribution coverage counts). */
@@ -427,7 +488,7 @@ export class SessionTablesWritten {
 /** The WHERE conditions of a query on `sessions` or `alerts` (placeholders, one per value). */
 export function ledgerConditions(
   query: LedgerQuery,
-  columns: { ts: string; db: string; rule?: string },
+  columns: { ts: string; db?: string; rule?: string },
 ): { conditions: string[]; params: (string | number)[] } {
   const conditions: string[] = [];
   const params: (string | number)[] = [];
@@ -439,7 +500,7 @@ export function ledgerConditions(
     conditions.push(`${columns.ts} < ?`);
     params.push(query.to);
   }
-  if (query.dbSystem !== undefined) {
+  if (query.dbSystem !== undefined && columns.db !== undefined) {
     conditions.push(`${columns.db} = ?`);
     params.push(query.dbSystem);
   }

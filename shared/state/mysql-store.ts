@@ -42,10 +42,15 @@ import type { CanonicalEvent } from '../../schemas/events.js';
 import { type Session, TABLE_NAME_MAX } from '../../schemas/session.js';
 import type { Snapshot } from '../../schemas/snapshot.js';
 import { AuditError, type SafeDetails } from '../errors.js';
+import { toIso } from '../time.js';
 import type { EntityRow } from './entity-cache.js';
 import {
   ALERT_COLUMNS,
   columnType,
+  DEAD_LETTER_COLUMNS,
+  type DeadLetterQuery,
+  type DeadLetterRow,
+  deadLetterView,
   type LedgerField,
   type LedgerQuery,
   ledgerConditions,
@@ -55,6 +60,8 @@ import {
   SESSION_COUNTS_SQL,
   type SessionCount,
   SessionTablesWritten,
+  type StoredDeadLetter,
+  storedDeadLetter,
 } from './ledger.js';
 import {
   type CommitBatch,
@@ -131,6 +138,11 @@ const MIGRATIONS: MigrationStep[][] = [
        PRIMARY KEY (session_id, table_name)) ${TABLE}`,
     ...ledgerViews('mysql').map((v) => `CREATE OR REPLACE VIEW ${v.name} AS ${v.select}`),
     backfillLedger,
+  ],
+  // Dead letters: when each was stored, and the view that reads them (audit_dead_letters).
+  [
+    addColumnsOnce('dead_letters', DEAD_LETTER_COLUMNS),
+    `CREATE OR REPLACE VIEW ${deadLetterView('mysql').name} AS ${deadLetterView('mysql').select}`,
   ],
 ];
 
@@ -748,7 +760,8 @@ export class MySqlStore implements StateStore {
           k,
         ]);
       }
-      if (dead.length > 0) await insertRows(conn, 'INSERT INTO dead_letters (body)', dead);
+      if (dead.length > 0)
+        await insertRows(conn, 'INSERT INTO dead_letters (body, stored_time, stored_ts)', dead);
       if (batch.pruneLedgerBefore !== undefined) {
         const before = batch.pruneLedgerBefore;
         await run(
@@ -776,6 +789,7 @@ export class MySqlStore implements StateStore {
    */
   private commitRows(batch: CommitBatch) {
     const scope = this.scope;
+    const now = Date.now();
     const upserts: [StoredKey, string, StoredKey, string | null, string][] = [];
     const deletes = new Map<string, StoredKey[]>();
     for (const e of batch.entities) {
@@ -809,7 +823,7 @@ export class MySqlStore implements StateStore {
         })
         .sort(byKey),
       updates: batch.alertUpdates.map((u) => ({ k: storedKey(u.id), u })).sort(byKey),
-      dead: batch.deadLetters.map((d) => [JSON.stringify(d)]),
+      dead: batch.deadLetters.map((d) => [JSON.stringify(d), toIso(now), now]),
     };
   }
 
@@ -888,9 +902,20 @@ export class MySqlStore implements StateStore {
     }
   }
 
-  async deadLetterCount(): Promise<number> {
-    const [row] = await this.read<{ n: number | string }>('read', 'SELECT COUNT(*) AS n FROM dead_letters');
-    return Number(row?.n ?? 0);
+  async *deadLetters(query: DeadLetterQuery = {}): AsyncIterable<StoredDeadLetter> {
+    const { conditions, params } = ledgerConditions(query, { ts: 'stored_ts' });
+    for (let after = 0; ; ) {
+      const rows = await this.read<DeadLetterRow>(
+        'read',
+        `SELECT seq, stored_time, body FROM dead_letters WHERE ${['seq > ?', ...conditions].join(' AND ')}
+         ORDER BY seq LIMIT ${PAGE}`,
+        [after, ...params],
+      );
+      for (const r of rows) yield storedDeadLetter(r);
+      const last = rows.at(-1);
+      if (!last || rows.length < PAGE) return;
+      after = Number(last.seq);
+    }
   }
 
   async putSnapshot(snapshot: Snapshot, pruneBefore?: number): Promise<void> {

@@ -5,6 +5,7 @@
 import type Database from 'better-sqlite3';
 import { type Alert, recordKey, recordTime } from '../../schemas/alert.js';
 import type { Session } from '../../schemas/session.js';
+import { toIso } from '../time.js';
 import { ALERT_COLUMNS, type CellValue, SESSION_COLUMNS, sessionBody, sessionTableRows } from './ledger.js';
 import { type CommitBatch, seenBucket, seenBuckets } from './state-store.js';
 
@@ -50,7 +51,8 @@ export type CommitRows = {
   counted: CountRow[];
   alerts: AlertRow[];
   alertUpdates: [occurrences: number, lastTime: string, id: string][];
-  deadLetters: string[];
+  /** Each dead letter's body, and when it was stored (ISO 8601 and epoch ms). */
+  deadLetters: [body: string, time: string, ts: number][];
   pruneLedgerBefore?: number;
 };
 
@@ -74,6 +76,7 @@ export function commitRows(
   newTables: ReadonlySet<Session>,
   plain: boolean,
 ): CommitRows {
+  const now = Date.now();
   const rows: CommitRows = {
     scope,
     entities: batch.entities.map((e) => [e.kind, e.key, e.body === null ? null : JSON.stringify(e.body)]),
@@ -93,7 +96,7 @@ export function commitRows(
     }),
     alerts: batch.alerts.map(alertRow),
     alertUpdates: batch.alertUpdates.map((u) => [u.occurrences, u.lastTime, u.id]),
-    deadLetters: batch.deadLetters.map((d) => JSON.stringify(d)),
+    deadLetters: batch.deadLetters.map((d) => [JSON.stringify(d), toIso(now), now]),
   };
   if (batch.pruneSeenBefore !== undefined) rows.pruneSeenBucket = seenBucket(batch.pruneSeenBefore);
   if (batch.pruneLedgerBefore !== undefined) rows.pruneLedgerBefore = batch.pruneLedgerBefore;
@@ -113,7 +116,7 @@ function writeStatements(db: Database.Database) {
     pruneSeen: db.prepare('DELETE FROM seen WHERE scope = ? AND bucket < ?'),
     ledger: ledgerWriters(db),
     updAlert: db.prepare('UPDATE alerts SET occurrences = ?, last_time = ? WHERE id = ?'),
-    putDead: db.prepare('INSERT INTO dead_letters (body) VALUES (?)'),
+    putDead: db.prepare('INSERT INTO dead_letters (body, stored_time, stored_ts) VALUES (?, ?, ?)'),
     pruneLedger: [
       'DELETE FROM session_tables WHERE session_id IN (SELECT id FROM sessions WHERE connect_ts < ?)',
       'DELETE FROM sessions WHERE connect_ts < ?',
@@ -158,7 +161,7 @@ export function applyCommit(db: Database.Database, rows: CommitRows): string[] {
     for (const c of rows.counted) ledger.counts(c);
     for (const row of rows.alerts) if (ledger.alert(row)) newAlerts.push(row[0] as string);
     for (const u of rows.alertUpdates) st.updAlert.run(...u);
-    for (const d of rows.deadLetters) st.putDead.run(d);
+    for (const d of rows.deadLetters) st.putDead.run(...d);
     // What names a row goes before it: sessions' tables, sessions, deliveries, alerts.
     if (rows.pruneLedgerBefore !== undefined)
       for (const prune of st.pruneLedger) prune.run(rows.pruneLedgerBefore);

@@ -24,6 +24,10 @@ import type { EntityRow } from './entity-cache.js';
 import {
   ALERT_COLUMNS,
   columnType,
+  DEAD_LETTER_COLUMNS,
+  type DeadLetterQuery,
+  type DeadLetterRow,
+  deadLetterView,
   type LedgerField,
   type LedgerQuery,
   ledgerConditions,
@@ -37,7 +41,9 @@ import {
   type SessionCount,
   type SessionRow,
   SessionTablesWritten,
+  type StoredDeadLetter,
   sessionTableRows,
+  storedDeadLetter,
 } from './ledger.js';
 import {
   applyCommit,
@@ -135,6 +141,13 @@ const MIGRATIONS: (string | ((db: Database.Database) => void))[] = [
   // No change to the tables: from this version on, a session's body leaves its times and texts to
   // the row's columns too (sessionBody).
   '',
+  // Dead letters: when each was stored, and the view that reads them (audit_dead_letters).
+  (db) => {
+    for (const f of DEAD_LETTER_COLUMNS)
+      db.exec(`ALTER TABLE dead_letters ADD COLUMN ${f.name} ${columnType(f, 'sqlite')}`);
+    const view = deadLetterView('sqlite');
+    db.exec(`CREATE VIEW ${view.name} AS ${view.select}`);
+  },
 ];
 
 /** How often a holder refreshes its row, and when a row of another host counts as abandoned. */
@@ -477,9 +490,20 @@ export class SqliteStore implements StateStore {
     }
   }
 
-  async deadLetterCount(): Promise<number> {
-    await this.settled();
-    return (this.db.prepare('SELECT COUNT(*) AS n FROM dead_letters').get() as { n: number }).n;
+  async *deadLetters(query: DeadLetterQuery = {}): AsyncIterable<StoredDeadLetter> {
+    const { conditions, params } = ledgerConditions(query, { ts: 'stored_ts' });
+    const page = this.db.prepare<unknown[], DeadLetterRow>(
+      `SELECT seq, stored_time, body FROM dead_letters WHERE ${['seq > ?', ...conditions].join(' AND ')}
+       ORDER BY seq LIMIT ${PAGE}`,
+    );
+    for (let after = 0; ; ) {
+      await this.settled();
+      const rows = page.all(after, ...params);
+      for (const r of rows) yield storedDeadLetter(r);
+      const last = rows.at(-1);
+      if (!last || rows.length < PAGE) return;
+      after = Number(last.seq);
+    }
   }
 
   async putSnapshot(snapshot: Snapshot, pruneBefore?: number): Promise<void> {

@@ -8,7 +8,7 @@ import type { Session } from '../../schemas/session.js';
 import { type Snapshot, SnapshotSchema } from '../../schemas/snapshot.js';
 import { AuditError } from '../errors.js';
 import type { EntityChange, EntityRow } from './entity-cache.js';
-import type { LedgerQuery, SessionCount } from './ledger.js';
+import type { DeadLetterQuery, LedgerQuery, SessionCount, StoredDeadLetter } from './ledger.js';
 
 export type CommitBatch = {
   entities: EntityChange[];
@@ -151,7 +151,8 @@ export interface StateStore {
    * of rules): alerts (`status: open`) and resolutions (`status: resolved`).
    */
   alerts(query?: LedgerQuery): AsyncIterable<Alert>;
-  deadLetterCount(): Promise<number>;
+  /** Stored dead letters in the order they were stored, those the query selects (stored in [from, to)). */
+  deadLetters(query?: DeadLetterQuery): AsyncIterable<StoredDeadLetter>;
   /**
    * Stores a fleet snapshot (`sync`); snapshots are shared by every scope. Older ones than
    * `pruneBefore` (epoch ms) are deleted, the one stored last always kept.

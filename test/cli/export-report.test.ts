@@ -4,11 +4,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REPORT_IDS, ReportDocumentSchema } from '../../schemas/report.js';
-import { SESSION_FIELDS } from '../../shared/state/ledger.js';
+import { DEAD_LETTER_FIELDS, SESSION_FIELDS } from '../../shared/state/ledger.js';
 import { SqliteStore } from '../../shared/state/sqlite-store.js';
 import { runCli } from '../helpers/cli-process.js';
 import { FORMULA, hostileTimeline } from '../report/report-fixtures.js';
-import { collect, runPipeline } from '../state/store-fixtures.js';
+import { batch, collect, runPipeline } from '../state/store-fixtures.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'hwaudit-export-'));
 const state = join(dir, 'state.sqlite');
@@ -110,11 +110,52 @@ describe('export', () => {
     expect(readFileSync(out, 'utf8')).toBe(text);
   });
 
+  it('writes the stored dead letters, in the order stored, as JSON lines or CSV, and by the time they were stored', async () => {
+    const deadState = join(dir, 'dead.sqlite');
+    const store = SqliteStore.open(deadState);
+    const letters = [
+      { code: 'JSON_INVALID' as const, source: 'mysql/prod.audit.log', line: 7, message: 'record truncated' },
+      {
+        code: 'SCHEMA_INVALID' as const,
+        source: FORMULA,
+        index: 2,
+        path: ['data', 'identity'],
+        message: 'OCI audit event: data.identity: expected object',
+      },
+    ];
+    await store.commit(batch({ deadLetters: [letters[0]!] }));
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    const between = new Date().toISOString();
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    await store.commit(batch({ deadLetters: [letters[1]!] }));
+    await store.close();
+
+    const jsonl = await runCli(['export', 'dead-letters', '--state', deadState]);
+    expect(jsonl.code).toBe(0);
+    expect(jsonl.stderr).toBe('export: 2 dead letters\n');
+    const records = lines(jsonl.stdout).map((l) => JSON.parse(l));
+    expect(records).toEqual(letters.map((d, i) => ({ seq: i + 1, storedTime: expect.any(String), ...d })));
+    const later = await runCli(['export', 'dead-letters', '--state', deadState, '--from', between]);
+    expect(lines(later.stdout).map((l) => JSON.parse(l).seq)).toEqual([2]);
+
+    const csv = await runCli(['export', 'dead-letters', '--state', deadState, '--format', 'csv']);
+    expect(csv.code).toBe(0);
+    const rows = lines(csv.stdout);
+    expect(rows[0]).toBe(DEAD_LETTER_FIELDS.map((f) => f.name).join(','));
+    expect(rows[1]).toBe(
+      `1,"${records[0].storedTime}",${Date.parse(records[0].storedTime)},"JSON_INVALID","mysql/prod.audit.log",7,,,"record truncated"`,
+    );
+    expect(rows[2]).toContain(`"'${FORMULA.replaceAll('"', '""')}",,2,"[""data"",""identity""]"`);
+  });
+
   it.each([
     [['export', 'alerts'], /needs --state/],
     [['export', 'alerts', '--state', join(dir, 'missing.sqlite')], /no state file/],
-    [['export', 'things', '--state', state], /alerts or sessions/],
+    [['export', 'things', '--state', state], /alerts, sessions or dead-letters/],
     [['export', 'sessions', '--state', state, '--rule', 'x'], /--rule selects alerts only/],
+    [['export', 'dead-letters', '--state', state, '--rule', 'x'], /--rule selects alerts only/],
+    [['export', 'dead-letters', '--state', state, '--db-system', 'prod-orders'], /names its input/],
+    [['export', 'dead-letters', '--state', state, '--format', 'ocsf'], /--format jsonl or csv/],
     [['export', 'alerts', '--state', state, '--format', 'xml'], /not a format/],
     [['export', 'alerts', '--state', state, '--from', 'yesterday'], /--from expects an ISO 8601 time/],
     [['export', 'alerts', '--state', state, '--db-system', 'nope'], /knows no DB system/],

@@ -6,6 +6,7 @@ import type { Alert } from '../../schemas/alert.js';
 import type { Session } from '../../schemas/session.js';
 import { SqliteStore } from '../../shared/state/sqlite-store.js';
 import { bundlePath } from './bundle.js';
+import { collect } from './collect.js';
 
 const execFileAsync = promisify(execFile);
 export const CLI = bundlePath('cli');
@@ -56,19 +57,13 @@ export function runCliKilledAfter(
   });
 }
 
-async function all<T>(it: AsyncIterable<T>): Promise<T[]> {
-  const out: T[] = [];
-  for await (const x of it) out.push(x);
-  return out;
-}
-
 /** The alerts and sessions a SQLite state holds, in id order. */
 export async function stateOf(path: string): Promise<{ alerts: Alert[]; sessions: Session[] }> {
   const store = SqliteStore.open(path);
   try {
     return {
-      alerts: (await all(store.alerts())).sort((a, b) => a.id.localeCompare(b.id)),
-      sessions: (await all(store.sessions())).sort((a, b) => a.id.localeCompare(b.id)),
+      alerts: (await collect(store.alerts())).sort((a, b) => a.id.localeCompare(b.id)),
+      sessions: (await collect(store.sessions())).sort((a, b) => a.id.localeCompare(b.id)),
     };
   } finally {
     await store.close();

@@ -9,6 +9,7 @@ import { describeMySql } from '../helpers/mysql-server.js';
 import {
   type Adapter,
   type Backing,
+  batch,
   mysqlAdapter,
   runPipeline,
   sqliteAdapter,
@@ -42,6 +43,15 @@ function views(adapter: Adapter, dialect: Dialect) {
     const alerts: string[] = [];
     for await (const a of store.alerts()) alerts.push(a.id);
     await store.markDelivered('jsonl', alerts.slice(0, 5));
+    await store.commit(
+      batch({
+        deadLetters: [
+          { code: 'JSON_INVALID', source: 'mysql/prod.audit.log', line: 7, message: 'record truncated' },
+          { code: 'JSON_INVALID', source: 'mysql/prod.audit.log', line: 9, message: 'record truncated' },
+          { code: 'UNKNOWN_KIND', source: 'batch', index: 0, message: 'record is no kind we read' },
+        ],
+      }),
+    );
     docs = new Map(
       (
         await runReports(store, { reports: REPORTS.map((r) => r.id), period: PERIOD, generatedAt: PERIOD.to })
@@ -58,6 +68,17 @@ function views(adapter: Adapter, dialect: Dialect) {
     expect(EXAMPLES.length).toBeGreaterThanOrEqual(10);
     for (const e of EXAMPLES.filter((x) => x.dialect === undefined || x.dialect === dialect))
       expect(results.get(e.name)!.length, e.name).toBeGreaterThan(0);
+  });
+
+  it('counts the dead letters by reason and input', () => {
+    expect(
+      results
+        .get('dead-letters')!
+        .map((r) => [r.code, r.source, count(r.records), r.first_stored === r.last_stored]),
+    ).toEqual([
+      ['JSON_INVALID', 'mysql/prod.audit.log', 2, true],
+      ['UNKNOWN_KIND', 'batch', 1, true],
+    ]);
   });
 
   it('counts shared-account sessions by method and confidence as the attribution evidence does', () => {

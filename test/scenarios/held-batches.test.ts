@@ -73,7 +73,7 @@ async function run(
     returned,
     alerts: await collect(store.alerts()),
     sessions: await collect(store.sessions()),
-    deadLetters: await store.deadLetterCount(),
+    deadLetters: (await collect(store.deadLetters())).length,
     stats: pipeline.stats,
   };
   if (opts.store === undefined) await store.close();

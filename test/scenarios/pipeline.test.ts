@@ -14,6 +14,7 @@ import type { AlertSink, SendContext, SinkState } from '../../shared/emit/sink.j
 import { type DecodedItem, Pipeline } from '../../shared/pipeline.js';
 import { SqliteStore } from '../../shared/state/sqlite-store.js';
 import { toIso } from '../../shared/time.js';
+import { collect } from '../helpers/collect.js';
 import { testConfig } from '../helpers/run-timeline.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'hwaudit-pipeline-'));
@@ -39,12 +40,6 @@ function open(
     ...(opts.sinks ? { sinks: opts.sinks } : {}),
     ...(opts.durablePending === undefined ? {} : { durablePending: opts.durablePending }),
   });
-}
-
-async function all<T>(items: AsyncIterable<T>): Promise<T[]> {
-  const out: T[] = [];
-  for await (const x of items) out.push(x);
-  return out;
 }
 
 class RecordingSink implements AlertSink {
@@ -77,7 +72,7 @@ describe('pipeline accounting', () => {
       alertsByRule: { 'access.local-account': 1 },
       resolutions: 0,
     });
-    expect(await store.deadLetterCount()).toBe(2);
+    expect((await collect(store.deadLetters())).length).toBe(2);
   });
 
   it('counts resolution records apart from alerts', async () => {
@@ -147,7 +142,7 @@ describe('watermark', () => {
     await p.ingest(items([disconnect, connect]));
     expect(p.stats).toMatchObject({ late: 2, processed: 2 });
     await p.finish();
-    const session = (await all(store.sessions())).find((s) => s.connectKey === connect.key);
+    const session = (await collect(store.sessions())).find((s) => s.connectKey === connect.key);
     expect(session?.disconnectTime).toBe(disconnect.time);
   });
 
@@ -163,7 +158,7 @@ describe('watermark', () => {
       ]),
     );
     expect(p.stats).toMatchObject({ late: 1, processed: 1, deadLetters: { TOO_LATE: 1 } });
-    expect(await store.deadLetterCount()).toBe(1);
+    expect((await collect(store.deadLetters())).length).toBe(1);
   });
 
   it('forgets seen keys behind the retention horizon', async () => {
@@ -351,7 +346,7 @@ describe('restart', () => {
     );
     await p2.finish();
     expect(p2.stats).toMatchObject({ processed: 3, duplicates: 2 });
-    const grant = (await all(store.alerts())).find((a) => a.rule === 'privilege.change');
+    const grant = (await collect(store.alerts())).find((a) => a.rule === 'privilege.change');
     expect(grant?.identity?.principalId).toBe(USERS.alice);
     await store.close();
   });

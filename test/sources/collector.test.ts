@@ -14,6 +14,7 @@ import type { InstancePosition } from '../../shared/sources/audit-log-reader.js'
 import { type CollectResult, collect, positionKey } from '../../shared/sources/collector.js';
 import { connectInstance, instanceTargets, secretReader } from '../../shared/sources/mysql-connection.js';
 import { SqliteStore } from '../../shared/state/sqlite-store.js';
+import { collect as all } from '../helpers/collect.js';
 import { AuditLog } from '../mysql-server/audit-log.js';
 import { minutes, RawLog } from '../mysql-server/raw-events.js';
 import { HeatWaveTestServer, type TestServerOptions } from '../mysql-server/server.js';
@@ -101,12 +102,6 @@ async function pass(
     ...(opts.batchSize ? { batchSize: opts.batchSize } : {}),
   });
   return { result, pipeline, store };
-}
-
-async function all<T>(it: AsyncIterable<T>): Promise<T[]> {
-  const out: T[] = [];
-  for await (const x of it) out.push(x);
-  return out;
 }
 
 async function finished(run: Run): Promise<{ sessions: Session[]; alerts: Alert[] }> {

@@ -1,6 +1,6 @@
 // The queryable ledger, on both adapters: typed columns behind the documented views, queries by
-// time, DB system and rule, the retention prune, delivery times, and the upgrade of a store
-// written before the ledger existed (its rows get their typed columns from their bodies).
+// time, DB system and rule, the retention prune, delivery times, dead letters, and the upgrade of
+// a store written before the ledger existed (its rows get their typed columns from their bodies).
 import { beforeEach, describe, expect, it } from 'vitest';
 import type { Alert } from '../../schemas/alert.js';
 import type { Session } from '../../schemas/session.js';
@@ -8,6 +8,7 @@ import { addToCoverage, countInCoverage, emptyCoverage } from '../../shared/corr
 import { at } from '../../shared/detect/timeline.js';
 import {
   ALERT_FIELDS,
+  DEAD_LETTER_FIELDS,
   type LedgerField,
   restoredSessionsSql,
   SESSION_FIELDS,
@@ -32,6 +33,16 @@ import {
 
 const OTHER_DB = { id: 'ocid1.mysqldbsystem.oc1..other', name: 'other-db' };
 const iso = (ts: number) => new Date(ts).toISOString();
+const DEAD = [
+  {
+    code: 'SCHEMA_INVALID' as const,
+    source: "iam/o'brien.json",
+    index: 3,
+    path: ['data', 'identity', 0],
+    message: 'OCI audit event: data.identity: expected object',
+  },
+  { code: 'JSON_INVALID' as const, source: 'mysql/prod.audit.log', line: 12, message: 'record truncated' },
+];
 
 function sessions(): Session[] {
   return [
@@ -174,6 +185,24 @@ function ledger(adapter: Adapter) {
       ['a2', 'siem'],
     ]);
     for (const d of deliveries) expect(Number(d.delivered_ts)).toBeGreaterThanOrEqual(before);
+
+    // Dead letters: each field of the body in its column, and when it was stored.
+    await store.commit(batch({ deadLetters: DEAD }));
+    const letters = await collect(store.deadLetters());
+    expect(letters.map(({ seq, storedTime, ...d }) => d)).toEqual(DEAD);
+    for (const d of letters) expect(Date.parse(d.storedTime!)).toBeGreaterThanOrEqual(before);
+    const deadRows = await backing.sql('SELECT * FROM audit_dead_letters ORDER BY seq');
+    expect(normalized(deadRows, DEAD_LETTER_FIELDS)).toEqual(
+      letters.map((d) => ({
+        ...expectedRow(DEAD_LETTER_FIELDS, d),
+        field_path: d.path === undefined ? null : expect.any(String),
+      })),
+    );
+    // The path as JSON text: MySQL spaces it, SQLite does not.
+    expect(deadRows.map((r) => (r.field_path === null ? null : JSON.parse(r.field_path as string)))).toEqual([
+      ['data', 'identity', 0],
+      null,
+    ]);
 
     // A session that goes on is updated in place; its tables only grow.
     const more = { ...ss[0]!, tables: ['shop.orders', 'shop.refunds', 'we\'ird.t"able'] };
@@ -412,14 +441,22 @@ function upgrade(adapter: Adapter, dialect: 'sqlite' | 'mysql') {
                 `INSERT INTO alerts (id, rule, ${time}, body) VALUES (${[a.id, a.rule, a.time, JSON.stringify(a)].map(literal(dialect)).join(', ')});\n`,
             )
             .join('') +
-          "INSERT INTO deliveries (alert_id, sink) VALUES ('a1', 'siem');\n",
+          "INSERT INTO deliveries (alert_id, sink) VALUES ('a1', 'siem');\n" +
+          `INSERT INTO dead_letters (body) VALUES (${literal(dialect)(JSON.stringify(DEAD[0]))});\n`,
       );
       const store = await backing.open();
       // SQLite's fifth version marks count columns that may be ahead of the bodies, its sixth bodies
-      // that leave their OCIDs to the columns, its seventh bodies that leave their texts too.
+      // that leave their OCIDs to the columns, its seventh bodies that leave their texts too. The
+      // last version of each records when dead letters are stored.
       expect(await backing.schemaVersions()).toEqual(
-        dialect === 'sqlite' ? [1, 2, 3, 4, 5, 6, 7] : [1, 2, 3, 4],
+        dialect === 'sqlite' ? [1, 2, 3, 4, 5, 6, 7, 8] : [1, 2, 3, 4, 5],
       );
+      // A dead letter stored before: listed, with no time, and outside any time range.
+      expect(await collect(store.deadLetters())).toEqual([{ seq: 1, ...DEAD[0] }]);
+      expect(await collect(store.deadLetters({ from: 0 }))).toEqual([]);
+      expect(await backing.sql('SELECT seq, stored_time, code FROM audit_dead_letters')).toEqual([
+        { seq: 1, stored_time: null, code: 'SCHEMA_INVALID' },
+      ]);
       const sessionRows = await backing.sql('SELECT * FROM audit_sessions ORDER BY connect_ts');
       expect(normalized(sessionRows, SESSION_FIELDS)).toEqual(ss.map((s) => expectedRow(SESSION_FIELDS, s)));
       const findingRows = await backing.sql('SELECT * FROM audit_findings ORDER BY finding_ts');

@@ -325,7 +325,7 @@ function conformance(adapter: Adapter) {
     expect(await b.filterSeen(seenAt(['k2'], at(1)))).toEqual(new Set());
     expect((await b.loadSessions(at(0))).map((s) => s.id)).toEqual(['s1']);
     expect(await b.knownAlerts(['x1'])).toEqual(new Set(['x1']));
-    expect(await b.deadLetterCount()).toBe(1);
+    expect((await collect(b.deadLetters())).length).toBe(1);
     const fresh = await backing.open('fn-a');
     expect(await fresh.loadPending()).toEqual([event('p1', at(1))]);
   });
@@ -362,10 +362,10 @@ function conformance(adapter: Adapter) {
     expect((await a.snapshots(at(0))).map((x) => x.id)).toEqual([snap(4, ['u4']).id]);
   });
 
-  it('counts dead letters from every commit and every instance', async () => {
+  it('keeps dead letters from every commit and every instance, in order, with when each was stored', async () => {
     const a = await backing.open('a');
     const b = await backing.open('b');
-    expect(await a.deadLetterCount()).toBe(0);
+    expect((await collect(a.deadLetters())).length).toBe(0);
     const dead = (n: number) =>
       Array.from({ length: n }, (_, i) => ({
         code: 'SCHEMA_INVALID' as const,
@@ -374,11 +374,27 @@ function conformance(adapter: Adapter) {
         path: ['data', i],
         message: 'bad',
       }));
+    const tick = () => new Promise((resolve) => setTimeout(resolve, 5));
+    const before = Date.now();
     await a.commit(batch({ deadLetters: dead(2) }));
     await b.commit(batch({ deadLetters: dead(3) }));
+    await tick();
+    const between = Date.now();
+    await tick();
     await a.commit(batch({ deadLetters: dead(1200) }));
-    expect(await a.deadLetterCount()).toBe(1205);
-    expect(await b.deadLetterCount()).toBe(1205);
+    const after = Date.now();
+    const stored = await collect(b.deadLetters());
+    expect(stored.map((d) => d.index)).toEqual([0, 1, 0, 1, 2, ...dead(1200).map((d) => d.index)]);
+    expect(stored.map((d) => d.seq)).toEqual([...stored.map((d) => d.seq)].sort((x, y) => x - y));
+    expect(new Set(stored.map((d) => d.seq)).size).toBe(1205);
+    expect(stored[4]).toEqual({ seq: stored[4]!.seq, storedTime: expect.any(String), ...dead(3)[2] });
+    for (const d of stored) {
+      expect(Date.parse(d.storedTime!)).toBeGreaterThanOrEqual(before);
+      expect(Date.parse(d.storedTime!)).toBeLessThanOrEqual(after);
+    }
+    expect((await collect(a.deadLetters({ to: between }))).length).toBe(5);
+    expect((await collect(a.deadLetters({ from: between }))).length).toBe(1200);
+    expect(await collect(a.deadLetters({ from: after + 1 }))).toEqual([]);
   });
 
   it('rolls a failing commit back entirely, with a log-safe STORE_FAILED', async () => {

@@ -16,8 +16,11 @@ import type { StoreThread } from '../../shared/state/commit-thread.js';
 import { MySqlStore, type MySqlStoreOptions } from '../../shared/state/mysql-store.js';
 import { SqliteStore } from '../../shared/state/sqlite-store.js';
 import type { StateStore } from '../../shared/state/state-store.js';
+import { collect } from '../helpers/collect.js';
 import type { MySqlTestServer, TestDatabase } from '../helpers/mysql-server.js';
 import { testConfig } from '../helpers/run-timeline.js';
+
+export { collect };
 
 /** One empty store location; every store opened on it is closed by `dispose`. */
 export type Backing = {
@@ -217,12 +220,6 @@ export function event(key: string, ts: number): CanonicalEvent {
 /** Events (key and time) to ask `filterSeen` about. */
 export function seenAt(keys: string[], ts: number): { key: string; ts: number }[] {
   return keys.map((key) => ({ key, ts }));
-}
-
-export async function collect<T>(items: AsyncIterable<T>): Promise<T[]> {
-  const out: T[] = [];
-  for await (const x of items) out.push(x);
-  return out;
 }
 
 /** Remembers every alert it is sent, in order. */
