@@ -1,10 +1,12 @@
 // The queryable audit ledger both state store adapters keep beside the JSON bodies: sessions and
 // alerts (findings) in typed columns, the tables each session touched, when each sink received
-// each alert, and when each dead letter was stored. The columns are defined once here, with the SQL views that are the stable interface
-// for people who query the store directly (docs/sql.md), and the CSV exports use the same columns.
+// each alert, and when each dead letter was stored. The columns are defined once here, with the
+// SQL views that are the stable interface for people who query the store directly (docs/sql.md),
+// and the CSV exports use the same columns.
 import { type Alert, recordTime } from '../../schemas/alert.js';
 import type { DeadLetter } from '../../schemas/dead-letter.js';
 import type { Attribution, Session } from '../../schemas/session.js';
+import { toIso } from '../time.js';
 
 /** What exports and reports ask the ledger for: a time range (`from` inclusive, `to` exclusive) and filters. */
 export type LedgerQuery = {
@@ -107,7 +109,10 @@ export const ALERT_FIELDS: readonly LedgerField<Alert>[] = [
   { name: 'last_time', type: 'text', value: (a) => detail(a, 'lastTime'), stored: same('last_time') },
 ];
 
-/** A dead letter as a store keeps it: its number there, and when it was stored (unknown for those stored before stores recorded it). */
+/**
+ * A dead letter as a store keeps it: its number there, and when it was stored (unknown for those
+ * stored before stores recorded it).
+ */
 export type StoredDeadLetter = DeadLetter & { seq: number; storedTime?: string };
 
 /** A field of a dead letter's JSON body, in each dialect. */
@@ -191,6 +196,11 @@ export type DeadLetterQuery = Pick<LedgerQuery, 'from' | 'to'>;
 
 /** A dead letter's row, as both stores read it. */
 export type DeadLetterRow = { seq: number | string; stored_time: string | null; body: string };
+
+/** What a commit stores for a dead letter: its body, and when (ISO 8601 and epoch ms). */
+export function deadLetterRow(dead: DeadLetter, now: number): [body: string, time: string, ts: number] {
+  return [JSON.stringify(dead), toIso(now), now];
+}
 
 export function storedDeadLetter(r: DeadLetterRow): StoredDeadLetter {
   const dead = JSON.parse(r.body) as DeadLetter;
@@ -485,7 +495,7 @@ export class SessionTablesWritten {
   }
 }
 
-/** The WHERE conditions of a query on `sessions` or `alerts` (placeholders, one per value). */
+/** The WHERE conditions of a query on `sessions`, `alerts` or `dead_letters` (placeholders, one per value). */
 export function ledgerConditions(
   query: LedgerQuery,
   columns: { ts: string; db?: string; rule?: string },

@@ -42,7 +42,6 @@ import type { CanonicalEvent } from '../../schemas/events.js';
 import { type Session, TABLE_NAME_MAX } from '../../schemas/session.js';
 import type { Snapshot } from '../../schemas/snapshot.js';
 import { AuditError, type SafeDetails } from '../errors.js';
-import { toIso } from '../time.js';
 import type { EntityRow } from './entity-cache.js';
 import {
   ALERT_COLUMNS,
@@ -50,6 +49,7 @@ import {
   DEAD_LETTER_COLUMNS,
   type DeadLetterQuery,
   type DeadLetterRow,
+  deadLetterRow,
   deadLetterView,
   type LedgerField,
   type LedgerQuery,
@@ -83,6 +83,9 @@ const TABLE = 'ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin';
 
 /** A migration step: a statement, or work on the connection (guarded DDL, backfills). */
 type MigrationStep = string | ((conn: Conn) => Promise<void>);
+
+/** The statement that creates (or replaces) a view. */
+const createView = (v: { name: string; select: string }) => `CREATE OR REPLACE VIEW ${v.name} AS ${v.select}`;
 
 /**
  * Each entry upgrades the schema by one version; never edit a released one. DDL commits
@@ -136,14 +139,11 @@ const MIGRATIONS: MigrationStep[][] = [
     addColumnsOnce('deliveries', [{ name: 'delivered_ts', type: 'int', value: () => null }]),
     `CREATE TABLE IF NOT EXISTS session_tables (session_id VARBINARY(255) NOT NULL, table_name VARCHAR(${TABLE_NAME_MAX}) NOT NULL,
        PRIMARY KEY (session_id, table_name)) ${TABLE}`,
-    ...ledgerViews('mysql').map((v) => `CREATE OR REPLACE VIEW ${v.name} AS ${v.select}`),
+    ...ledgerViews('mysql').map(createView),
     backfillLedger,
   ],
   // Dead letters: when each was stored, and the view that reads them (audit_dead_letters).
-  [
-    addColumnsOnce('dead_letters', DEAD_LETTER_COLUMNS),
-    `CREATE OR REPLACE VIEW ${deadLetterView('mysql').name} AS ${deadLetterView('mysql').select}`,
-  ],
+  [addColumnsOnce('dead_letters', DEAD_LETTER_COLUMNS), createView(deadLetterView('mysql'))],
 ];
 
 /** `ALTER TABLE table ADD COLUMN ...` for the ledger's typed columns, unless the first one exists. */
@@ -823,7 +823,7 @@ export class MySqlStore implements StateStore {
         })
         .sort(byKey),
       updates: batch.alertUpdates.map((u) => ({ k: storedKey(u.id), u })).sort(byKey),
-      dead: batch.deadLetters.map((d) => [JSON.stringify(d), toIso(now), now]),
+      dead: batch.deadLetters.map((d) => deadLetterRow(d, now)),
     };
   }
 

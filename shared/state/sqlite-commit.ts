@@ -5,8 +5,14 @@
 import type Database from 'better-sqlite3';
 import { type Alert, recordKey, recordTime } from '../../schemas/alert.js';
 import type { Session } from '../../schemas/session.js';
-import { toIso } from '../time.js';
-import { ALERT_COLUMNS, type CellValue, SESSION_COLUMNS, sessionBody, sessionTableRows } from './ledger.js';
+import {
+  ALERT_COLUMNS,
+  type CellValue,
+  deadLetterRow,
+  SESSION_COLUMNS,
+  sessionBody,
+  sessionTableRows,
+} from './ledger.js';
 import { type CommitBatch, seenBucket, seenBuckets } from './state-store.js';
 
 /** How long a statement waits for another connection's write lock before failing. */
@@ -96,7 +102,7 @@ export function commitRows(
     }),
     alerts: batch.alerts.map(alertRow),
     alertUpdates: batch.alertUpdates.map((u) => [u.occurrences, u.lastTime, u.id]),
-    deadLetters: batch.deadLetters.map((d) => [JSON.stringify(d), toIso(now), now]),
+    deadLetters: batch.deadLetters.map((d) => deadLetterRow(d, now)),
   };
   if (batch.pruneSeenBefore !== undefined) rows.pruneSeenBucket = seenBucket(batch.pruneSeenBefore);
   if (batch.pruneLedgerBefore !== undefined) rows.pruneLedgerBefore = batch.pruneLedgerBefore;
