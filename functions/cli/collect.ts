@@ -172,7 +172,7 @@ export async function runCollect(argv: string[], io: CliIo, deps: CliDeps = {}):
         `${[
           `collect: ${last.length} instance(s), ${read.toLocaleString('en')} records in the last pass, ${seconds.toFixed(1)} s`,
           ...instanceLines(last),
-          ...pipelineReport(pipeline, coverage, []),
+          ...pipelineReport(pipeline, coverage, [], state.temporary ? undefined : state.spec),
           ...routeReport(routes?.sinks ?? []),
         ].join('\n')}\n`,
       );

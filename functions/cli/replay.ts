@@ -130,7 +130,7 @@ async function runReplay(argv: string[], io: CliIo): Promise<number> {
     const seconds = (Date.now() - started) / 1000;
     const lines = [
       `replay: ${inputs.length} input(s), ${stats.received.toLocaleString('en')} records in ${seconds.toFixed(1)} s on ${threadCount === 1 ? 'one thread' : `${threadCount} threads`}`,
-      ...pipelineReport(result.pipeline, coverage, result.deadLetters),
+      ...pipelineReport(result.pipeline, coverage, result.deadLetters, values.state),
       ...routeReport(routes?.sinks ?? []),
     ];
     const foreign = result.inputs.filter((i) => isForeign(i.counts, i.deadCodes));

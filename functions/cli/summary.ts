@@ -101,10 +101,12 @@ export function pipelineReport(
   pipeline: Pipeline,
   coverage: Coverage | undefined,
   firstDead: readonly DeadLetter[],
+  state?: string,
 ): string[] {
   const { stats } = pipeline;
+  const dead = Object.values(stats.deadLetters).reduce((a, b) => a + (b ?? 0), 0);
   const lines = [
-    `  processed ${stats.processed}, duplicates ${stats.duplicates}, late ${stats.late}, dead letters ${Object.values(stats.deadLetters).reduce((a, b) => a + (b ?? 0), 0)}`,
+    `  processed ${stats.processed}, duplicates ${stats.duplicates}, late ${stats.late}, dead letters ${dead}`,
   ];
   for (const [code, n] of Object.entries(stats.deadLetters)) lines.push(`    ${code}: ${n}`);
   for (const d of firstDead.slice(0, 5)) {
@@ -117,6 +119,7 @@ export function pipelineReport(
       .join(' ');
     lines.push(`    e.g. ${d.code} at ${where}: ${d.message}`);
   }
+  if (dead > 0 && state !== undefined) lines.push(`    all of them: export dead-letters --state ${state}`);
   if (coverage) lines.push(`  ${coverageLine(coverage)}`);
   lines.push(`  alerts ${stats.alerts}`);
   for (const [rule, n] of Object.entries(stats.alertsByRule).sort()) lines.push(`    ${rule}: ${n}`);

@@ -350,8 +350,20 @@ describe('replay', () => {
     expect(r.code).toBe(0);
     expect(r.stderr).toMatch(/foreign.json: no record of a kind/);
     expect(r.stderr).toMatch(/UNKNOWN_KIND: 1/);
+    expect(r.stderr).not.toMatch(/export dead-letters/);
     const alone = await cli('replay', '--config', config, audit);
     expect(readFileSync(out, 'utf8')).toBe(alone.stdout);
+    // With a state kept, the summary says where all the dead letters are.
+    const state = join(dir, 'foreign.sqlite');
+    const kept = await cli('replay', '--config', config, '--state', state, audit, foreign);
+    expect(kept.stderr).toContain(`    all of them: export dead-letters --state ${state}\n`);
+    const letters = await cli('export', 'dead-letters', '--state', state);
+    expect(
+      letters.stdout
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l)),
+    ).toEqual([expect.objectContaining({ seq: 1, code: 'UNKNOWN_KIND', source: foreign, line: 1 })]);
     const help = await cli('replay', '--help');
     expect(help.stdout).toMatch(/Exit codes:\n {2}0 {2}the run completed/);
     expect(help.stdout).toContain('UNKNOWN_KIND');
