@@ -1,9 +1,11 @@
 import { defineConfig } from 'vitest/config';
+import { runScale } from './test/helpers/property.js';
 
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts', 'shared/rules/**/*.test.ts'],
-    testTimeout: 30_000,
+    // Property tests run FC_RUNS times their usual count (npm run test:fuzz): so much longer.
+    testTimeout: 30_000 * runScale(),
     hookTimeout: 60_000,
     globalSetup: ['test/setup/global.ts'],
     setupFiles: ['test/setup/fast-check.ts'],
