@@ -14,6 +14,7 @@ import type { InputCounts } from '../../shared/decode/read-input.js';
 import { formatSession, formatSessionEnd, type OutputFormat } from '../../shared/emit/formats/format.js';
 import type { Pipeline } from '../../shared/pipeline.js';
 import { type RouteSink, TopicRoute } from '../../shared/route/route-sink.js';
+import { displayStoreSpec } from '../../shared/state/open-store.js';
 import type { StateStore } from '../../shared/state/state-store.js';
 import { toIso } from '../../shared/time.js';
 import { LineWriter } from './io.js';
@@ -119,7 +120,8 @@ export function pipelineReport(
       .join(' ');
     lines.push(`    e.g. ${d.code} at ${where}: ${d.message}`);
   }
-  if (dead > 0 && state !== undefined) lines.push(`    all of them: export dead-letters --state ${state}`);
+  if (dead > 0 && state !== undefined)
+    lines.push(`    all of them: export dead-letters --state ${displayStoreSpec(state)}`);
   if (coverage) lines.push(`  ${coverageLine(coverage)}`);
   lines.push(`  alerts ${stats.alerts}`);
   for (const [rule, n] of Object.entries(stats.alertsByRule).sort()) lines.push(`    ${rule}: ${n}`);

@@ -390,4 +390,16 @@ describeMySql('replay with a MySQL state store', (server) => {
       process.env.HWAUDIT_STATE_PASSWORD ?? 'no password set',
     );
   });
+
+  it('names the store where the dead letters are without a password the URL holds', async () => {
+    const db = await server.createDatabase();
+    const withPassword = db.url.replace(/^mysql:\/\/([^@]+)@/, 'mysql://$1:url-secret@');
+    expect(withPassword).toContain(':url-secret@');
+    const foreign = join(dir, 'foreign-mysql.json');
+    writeFileSync(foreign, '{"hello":"world"}\n');
+    const r = await cli('replay', '--config', config, '--state', withPassword, audit, foreign);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toContain(`    all of them: export dead-letters --state ${db.url}`);
+    expect(r.stderr).not.toContain('url-secret');
+  });
 });
