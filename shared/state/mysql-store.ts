@@ -776,6 +776,7 @@ export class MySqlStore implements StateStore {
           [before],
         );
         await run(conn, 'DELETE FROM alerts WHERE finding_ts < ?', [before]);
+        await run(conn, 'DELETE FROM dead_letters WHERE stored_ts < ?', [before]);
       }
       return { newAlerts };
     });

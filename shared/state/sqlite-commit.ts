@@ -128,6 +128,7 @@ function writeStatements(db: Database.Database) {
       'DELETE FROM sessions WHERE connect_ts < ?',
       'DELETE FROM deliveries WHERE alert_id IN (SELECT id FROM alerts WHERE finding_ts < ?)',
       'DELETE FROM alerts WHERE finding_ts < ?',
+      'DELETE FROM dead_letters WHERE stored_ts < ?',
     ].map((sql) => db.prepare(sql)),
     putDelivery: db.prepare(
       'INSERT OR IGNORE INTO deliveries (alert_id, sink, delivered_ts) VALUES (?, ?, ?)',

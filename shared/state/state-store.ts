@@ -31,7 +31,10 @@ export type CommitBatch = {
   deadLetters: DeadLetter[];
   /** Drop seen keys older than this (the retention horizon). */
   pruneSeenBefore?: number;
-  /** Drop sessions that connected and alerts raised before this (`auditRetention`), with their rows. */
+  /**
+   * Drop sessions that connected and alerts raised before this (`auditRetention`), with their rows,
+   * and the dead letters stored before it (wall time, which event time follows in a live fleet).
+   */
   pruneLedgerBefore?: number;
 };
 

@@ -467,6 +467,9 @@ function upgrade(adapter: Adapter, dialect: 'sqlite' | 'mysql') {
       expect((await collect(store.alerts({ rules: ['access.unattributed'] }))).map((a) => a.id)).toEqual([
         'a2',
       ]);
+      // The dead letter has no time, so no retention: it stays until deleted.
+      await store.commit(batch({ pruneLedgerBefore: Date.now() + 1 }));
+      expect((await collect(store.deadLetters())).map((d) => d.seq)).toEqual([1]);
     } finally {
       await backing.dispose();
     }

@@ -395,6 +395,11 @@ function conformance(adapter: Adapter) {
     expect((await collect(a.deadLetters({ to: between }))).length).toBe(5);
     expect((await collect(a.deadLetters({ from: between }))).length).toBe(1200);
     expect(await collect(a.deadLetters({ from: after + 1 }))).toEqual([]);
+    // The ledger's retention prune takes the dead letters stored before its horizon.
+    await b.commit(batch({ pruneLedgerBefore: between }));
+    expect((await collect(a.deadLetters())).map((d) => d.index)).toEqual(dead(1200).map((d) => d.index));
+    await a.commit(batch({ pruneLedgerBefore: after + 1 }));
+    expect(await collect(b.deadLetters())).toEqual([]);
   });
 
   it('rolls a failing commit back entirely, with a log-safe STORE_FAILED', async () => {
