@@ -247,7 +247,7 @@ function tokenize(sql: string): Token[] {
     } else if (c === 42 && next === 47) {
       i += 2;
       type = 'comment';
-    } else if (isDigit(c) || (c === 46 && isDigit(next) && tokens.at(-1)?.type !== 'word')) {
+    } else if (isDigit(c) || (c === 46 && isDigit(next) && !afterName(sql, tokens.at(-1)))) {
       // `.5` is a number, except after a name (`t.5col`): decided by the token before, not by its
       // last character, so that a redacted number (`1.5` -> `?.5`) reads the same way again.
       i = endOfNumber(sql, i);
@@ -267,6 +267,14 @@ function tokenize(sql: string): Token[] {
     tokens.push({ type, start, end: i });
   }
   return tokens;
+}
+
+/**
+ * Whether a token is a name, or the `?` that stands for one: a secret name redacted
+ * (`PASSWORD = pw.5` -> `PASSWORD = ?.5`) keeps what follows it reading as it did.
+ */
+function afterName(sql: string, t: Token | undefined): boolean {
+  return t !== undefined && (t.type === 'word' || (t.type === 'punct' && sql[t.start] === LITERAL));
 }
 
 /** End of a quoted string or identifier; backslash escapes and doubled quotes continue it. */

@@ -276,16 +276,17 @@ describe('where secrets are', () => {
 
 describe('redacting twice changes nothing more', () => {
   // Counterexamples the properties below found. A replacement read back together with a quote next
-  // to it ('<redacted>' + ' reads as one string with a doubled quote), and a redacted number that
-  // changed how the next `.5` reads.
+  // to it ('<redacted>' + ' reads as one string with a doubled quote), and a redacted number or
+  // name that changed how the next `.5` reads.
   it.each([
+    ['PASSWORD =S3cr3t.5.5x', "PASSWORD ='<redacted>'.5.5x", 'PASSWORD =?.5.5x'],
     ["PASSWORD = A'", "PASSWORD = '<redacted>' '", 'PASSWORD = ??'],
     ["PASSWORD=0'", "PASSWORD='<redacted>' '", 'PASSWORD=??'],
     [`PASSWORD"y"'`, "PASSWORD'<redacted>' '", 'PASSWORD??'],
     ["PASSWORD(0'", "PASSWORD('<redacted>' '<redacted>'", 'PASSWORD(??'],
     [`SELECT PASSWORD('a'"b")`, "SELECT PASSWORD('<redacted>' '<redacted>')", 'SELECT PASSWORD(??)'],
     ["IDENTIFIED BY A'b'", "IDENTIFIED BY '<redacted>' 'b'", 'IDENTIFIED BY ??'],
-    ['.5.5.5RANDOM', '.5.5.5RANDOM', '??.5RANDOM'],
+    ['.5.5.5RANDOM', '.5.5.5RANDOM', '?? .5RANDOM'],
   ])('%s', (sql, secrets, literals) => {
     expect(redactSecrets(sql)).toBe(secrets);
     expect(redactSecrets(secrets)).toBe(secrets);
