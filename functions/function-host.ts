@@ -45,7 +45,7 @@ import { ObjectStorageSink } from '../shared/emit/object-storage-sink.js';
 import { ObjectStorageWriter } from '../shared/emit/object-storage-writer.js';
 import type { AlertSink } from '../shared/emit/sink.js';
 import { StreamSink, StreamWriter } from '../shared/emit/stream-sink.js';
-import { AuditError, type ErrorCode } from '../shared/errors.js';
+import { AuditError, type ErrorCode, withProblems } from '../shared/errors.js';
 import { ociAuthProvider } from '../shared/oci/auth.js';
 import {
   callWithRetry,
@@ -133,10 +133,11 @@ export class FunctionError extends Error {
   readonly problems: readonly string[];
 
   constructor(code: ErrorCode, message: string, problems: readonly string[] = []) {
-    super(`${code}: ${message}${problems.map((p) => `\n  ${p}`).join('')}`);
+    const headline = `${code}: ${message}`;
+    super(withProblems(headline, problems));
     this.name = 'FunctionError';
     this.code = code;
-    this.headline = `${code}: ${message}`;
+    this.headline = headline;
     this.problems = problems;
   }
 }

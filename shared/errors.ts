@@ -34,7 +34,7 @@ export class AuditError extends Error {
   ) {
     const problems = options.problems ?? [];
     super(
-      message + problems.map((p) => `\n  ${p}`).join(''),
+      withProblems(message, problems),
       options.cause === undefined ? undefined : { cause: options.cause },
     );
     this.name = 'AuditError';
@@ -43,6 +43,11 @@ export class AuditError extends Error {
     this.headline = message;
     this.problems = problems;
   }
+}
+
+/** A message: its headline, then each problem on a line of its own, indented. */
+export function withProblems(headline: string, problems: readonly string[]): string {
+  return headline + problems.map((p) => `\n  ${p}`).join('');
 }
 
 /** Errors that are the user's to fix: bad usage, configuration or input. */

@@ -7,8 +7,9 @@ import { REPORT_IDS, ReportDocumentSchema } from '../../schemas/report.js';
 import { DEAD_LETTER_FIELDS, SESSION_FIELDS } from '../../shared/state/ledger.js';
 import { SqliteStore } from '../../shared/state/sqlite-store.js';
 import { runCli } from '../helpers/cli-process.js';
+import { collect } from '../helpers/collect.js';
 import { FORMULA, hostileTimeline } from '../report/report-fixtures.js';
-import { batch, collect, runPipeline } from '../state/store-fixtures.js';
+import { batch, runPipeline } from '../state/store-fixtures.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'hwaudit-export-'));
 const state = join(dir, 'state.sqlite');

@@ -17,16 +17,11 @@ import { at, baseConfig, db, GROUPS, iam, USERS } from '../../shared/detect/time
 import { Pipeline } from '../../shared/pipeline.js';
 import { SqliteStore } from '../../shared/state/sqlite-store.js';
 import type { StateStore } from '../../shared/state/state-store.js';
+import { collect } from '../helpers/collect.js';
 import { describeMySql } from '../helpers/mysql-server.js';
 import { runs } from '../helpers/property.js';
 import { deliveries, folded, testConfig } from '../helpers/run-timeline.js';
-import {
-  type Adapter,
-  collect,
-  mysqlAdapter,
-  RecordingSink,
-  sqliteThreadAdapter,
-} from '../state/store-fixtures.js';
+import { type Adapter, mysqlAdapter, RecordingSink, sqliteThreadAdapter } from '../state/store-fixtures.js';
 import { incidentTimeline, LIFECYCLE_CONFIG, lifecycle } from './scenario-fleet.js';
 
 const LATENESS = 20 * 60_000;

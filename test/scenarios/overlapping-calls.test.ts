@@ -12,9 +12,10 @@ import type { CanonicalEvent } from '../../schemas/events.js';
 import { at, db } from '../../shared/detect/timeline.js';
 import { Pipeline } from '../../shared/pipeline.js';
 import { SqliteStore } from '../../shared/state/sqlite-store.js';
+import { collect } from '../helpers/collect.js';
 import { runs } from '../helpers/property.js';
 import { deliveries, runBatches, type TimelineResult, testConfig } from '../helpers/run-timeline.js';
-import { COMMIT_WORKER_BUILT, collect, RecordingSink } from '../state/store-fixtures.js';
+import { COMMIT_WORKER_BUILT, RecordingSink } from '../state/store-fixtures.js';
 import { incidentTimeline } from './scenario-fleet.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'hwaudit-overlap-'));

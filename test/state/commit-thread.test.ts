@@ -13,7 +13,8 @@ import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { at } from '../../shared/detect/timeline.js';
 import { SqliteStore } from '../../shared/state/sqlite-store.js';
-import { alert, batch, COMMIT_WORKER_BUILT, collect, seenAt, session } from './store-fixtures.js';
+import { collect } from '../helpers/collect.js';
+import { alert, batch, COMMIT_WORKER_BUILT, seenAt, session } from './store-fixtures.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'hwaudit-commit-thread-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

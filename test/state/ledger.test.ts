@@ -15,6 +15,7 @@ import {
   SESSION_READ_COLUMNS,
 } from '../../shared/state/ledger.js';
 import { SqliteStore } from '../../shared/state/sqlite-store.js';
+import { collect } from '../helpers/collect.js';
 import { describeMySql } from '../helpers/mysql-server.js';
 import { incidentTimeline } from '../scenarios/scenario-fleet.js';
 import {
@@ -23,7 +24,6 @@ import {
   type Backing,
   backingPerTest,
   batch,
-  collect,
   mysqlAdapter,
   runPipeline,
   session,

@@ -8,6 +8,7 @@ import { at, baseConfig, db } from '../../shared/detect/timeline.js';
 import { AuditError } from '../../shared/errors.js';
 import { MySqlStore } from '../../shared/state/mysql-store.js';
 import { chunks } from '../../shared/state/state-store.js';
+import { collect } from '../helpers/collect.js';
 import { describeMySql, type MySqlTestServer } from '../helpers/mysql-server.js';
 import { incidentTimeline } from '../scenarios/scenario-fleet.js';
 import {
@@ -15,7 +16,6 @@ import {
   alert,
   type Backing,
   batch,
-  collect,
   mysqlAdapter,
   outcome,
   RecordingSink,

@@ -6,6 +6,7 @@ import { at } from '../../shared/detect/timeline.js';
 import { AuditError } from '../../shared/errors.js';
 import { SqliteStore } from '../../shared/state/sqlite-store.js';
 import type { StateStore } from '../../shared/state/state-store.js';
+import { collect } from '../helpers/collect.js';
 import { describeMySql } from '../helpers/mysql-server.js';
 import { incidentTimeline } from '../scenarios/scenario-fleet.js';
 import {
@@ -13,7 +14,6 @@ import {
   alert,
   type Backing,
   batch,
-  collect,
   event,
   mysqlAdapter,
   outcome,

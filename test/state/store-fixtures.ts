@@ -20,8 +20,6 @@ import { collect } from '../helpers/collect.js';
 import type { MySqlTestServer, TestDatabase } from '../helpers/mysql-server.js';
 import { testConfig } from '../helpers/run-timeline.js';
 
-export { collect };
-
 /** One empty store location; every store opened on it is closed by `dispose`. */
 export type Backing = {
   open(scope?: string): Promise<StateStore>;
