@@ -50,6 +50,12 @@ export function withProblems(headline: string, problems: readonly string[]): str
   return headline + problems.map((p) => `\n  ${p}`).join('');
 }
 
+/** ` (ENOSPC)`: the system's error code of `cause`, to end a message with; empty when it has none. */
+export function errnoSuffix(cause: unknown): string {
+  const code = (cause as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? ` (${code})` : '';
+}
+
 /** Errors that are the user's to fix: bad usage, configuration or input. */
 const USER_ERRORS: ReadonlySet<ErrorCode> = new Set([
   'CONFIG_INVALID',

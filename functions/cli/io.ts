@@ -5,7 +5,7 @@ import { open } from 'node:fs/promises';
 import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { DEAD_LETTER_CODES } from '../../schemas/dead-letter.js';
 import { isOutputFormat, OUTPUT_FORMATS, type OutputFormat } from '../../shared/emit/formats/format.js';
-import { AuditError } from '../../shared/errors.js';
+import { AuditError, errnoSuffix } from '../../shared/errors.js';
 import { visible } from '../../shared/text.js';
 
 export type CliIo = { stdout: NodeJS.WritableStream; stderr: NodeJS.WritableStream };
@@ -99,7 +99,9 @@ export class LineWriter {
 
   private check(): void {
     if (this.failure !== undefined) {
-      throw new AuditError('SINK_FAILED', 'cannot write the output', { cause: this.failure });
+      throw new AuditError('SINK_FAILED', `cannot write the output${errnoSuffix(this.failure)}`, {
+        cause: this.failure,
+      });
     }
   }
 }

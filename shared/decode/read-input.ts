@@ -5,7 +5,7 @@ import { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import type { DeadLetter, Outcome, RecordLocation } from '../../schemas/dead-letter.js';
 import type { CanonicalEvent } from '../../schemas/events.js';
-import { AuditError } from '../errors.js';
+import { AuditError, errnoSuffix } from '../errors.js';
 import { normalizeGap } from '../normalize/gap.js';
 import { normalizeMysqlAudit } from '../normalize/mysql-audit.js';
 import { normalizeOciAudit } from '../normalize/oci-audit.js';
@@ -265,13 +265,8 @@ function isZlibError(error: unknown): boolean {
 }
 
 function unreadable(path: string, cause: unknown): AuditError {
-  const code = (cause as { code?: unknown } | null)?.code;
-  return new AuditError(
-    'INPUT_UNREADABLE',
-    `cannot read input${typeof code === 'string' ? ` (${code})` : ''}`,
-    {
-      details: { path },
-      cause,
-    },
-  );
+  return new AuditError('INPUT_UNREADABLE', `cannot read input${errnoSuffix(cause)}`, {
+    details: { path },
+    cause,
+  });
 }

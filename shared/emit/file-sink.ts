@@ -5,11 +5,14 @@
 // when the file is opened again (its alert was not marked delivered either). A crash after the
 // sync and before the pipeline marked the alerts delivered leaves whole lines it will send again:
 // those (the backlog a run starts with) are written only when the file does not hold them yet.
-import { createReadStream } from 'node:fs';
+// A device or a pipe (`/dev/stdout`, `/dev/null`, a named pipe) is written as it is: it cannot be
+// synced, cut back or read again, so an alert counts as delivered once written to it, and a
+// backlog is written whole.
+import { createReadStream, statSync } from 'node:fs';
 import { type FileHandle, open } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import type { Alert } from '../../schemas/alert.js';
-import { AuditError } from '../errors.js';
+import { AuditError, errnoSuffix } from '../errors.js';
 import type { AlertSink, SendContext } from './sink.js';
 
 const TAIL_CHUNK = 64 * 1024;
@@ -20,40 +23,46 @@ export class FileSink implements AlertSink {
     readonly path: string,
     readonly name: string,
     private readonly format: (alert: Alert) => string,
+    /** A device or a pipe rather than a file. */
+    private readonly stream: boolean,
   ) {}
 
-  /** Opens (creating) `path` for appending; a cut last line is removed first. */
+  /**
+   * Opens (creating) `path` for appending; a cut last line is removed first. A named pipe is
+   * opened for writing only, so the open waits for its reader as a shell's redirection does.
+   */
   static async open(path: string, name: string, format: (alert: Alert) => string): Promise<FileSink> {
+    const stream = isStreamPath(path);
     let handle: FileHandle;
     try {
-      handle = await open(path, 'a+');
+      handle = await open(path, stream ? 'a' : 'a+');
     } catch (cause) {
       throw failure('cannot open', path, cause, 'USAGE');
     }
     try {
-      await trimCutLine(handle);
+      if (!stream) await trimCutLine(handle);
     } catch (cause) {
       await handle.close();
       throw failure('cannot repair', path, cause);
     }
-    return new FileSink(handle, path, name, format);
+    return new FileSink(handle, path, name, format, stream);
   }
 
   async send(alerts: Alert[], ctx?: SendContext): Promise<void> {
     const all = alerts.map(this.format);
-    const lines = ctx?.backlog ? await this.absent(all) : all;
+    const lines = ctx?.backlog && !this.stream ? await this.absent(all) : all;
     if (lines.length === 0) return;
     const data = Buffer.from(`${lines.join('\n')}\n`, 'utf8');
-    const { size } = await this.handle.stat();
+    const size = this.stream ? 0 : (await this.handle.stat()).size;
     try {
       // A write can be short (a file size limit, a disk filling up): go on until all is written
       // or the system says why not.
       for (let done = 0; done < data.length; ) {
         done += (await this.handle.write(data, done, data.length - done)).bytesWritten;
       }
-      await this.handle.sync();
+      if (!this.stream) await this.handle.sync();
     } catch (cause) {
-      await this.handle.truncate(size).catch(() => undefined);
+      if (!this.stream) await this.handle.truncate(size).catch(() => undefined);
       throw failure('cannot write alerts to', this.path, cause);
     }
   }
@@ -72,6 +81,21 @@ export class FileSink implements AlertSink {
 
   async close(): Promise<void> {
     await this.handle.close();
+  }
+}
+
+/**
+ * True when `path` (its symbolic links followed) exists and is neither a file nor a folder: a
+ * device such as `/dev/null` or a terminal, a pipe, or a socket. Such a target is written as it is,
+ * never replaced, synced or read back.
+ */
+export function isStreamPath(path: string): boolean {
+  try {
+    const stat = statSync(path, { throwIfNoEntry: false });
+    return stat !== undefined && !stat.isFile() && !stat.isDirectory();
+  } catch {
+    // What cannot be looked at is reported by the open that follows.
+    return false;
   }
 }
 
@@ -103,6 +127,5 @@ function failure(
   cause: unknown,
   code: 'SINK_FAILED' | 'USAGE' = 'SINK_FAILED',
 ): AuditError {
-  const errno = (cause as { code?: unknown } | null)?.code;
-  return new AuditError(code, `${what} ${path}${typeof errno === 'string' ? ` (${errno})` : ''}`, { cause });
+  return new AuditError(code, `${what} ${path}${errnoSuffix(cause)}`, { cause });
 }

@@ -1,5 +1,5 @@
 // The export and report commands end to end, as users run them: the built CLI on a state file.
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -8,6 +8,7 @@ import { DEAD_LETTER_FIELDS, SESSION_FIELDS } from '../../shared/state/ledger.js
 import { SqliteStore } from '../../shared/state/sqlite-store.js';
 import { runCli } from '../helpers/cli-process.js';
 import { collect } from '../helpers/collect.js';
+import { namedPipe } from '../helpers/named-pipe.js';
 import { FORMULA, hostileTimeline } from '../report/report-fixtures.js';
 import { batch, runPipeline } from '../state/store-fixtures.js';
 
@@ -109,6 +110,35 @@ describe('export', () => {
     ]);
     expect(replaced.code).toBe(0);
     expect(readFileSync(out, 'utf8')).toBe(text);
+  });
+
+  it('writes into a device or a named pipe as it is, and never replaces it', async () => {
+    // Neither is a file that exists: no --overwrite is asked for.
+    const discarded = await runCli(['export', 'alerts', '--state', state, '--out', '/dev/null']);
+    expect(discarded.code).toBe(0);
+    expect(statSync('/dev/null').isCharacterDevice()).toBe(true);
+    for (const overwrite of [[], ['--overwrite']]) {
+      const path = join(dir, `alerts${overwrite.length}.pipe`);
+      const pipe = namedPipe(path);
+      try {
+        const r = await runCli(['export', 'alerts', '--state', state, '--out', path, ...overwrite]);
+        expect(r.code).toBe(0);
+        expect(lines(await pipe.text).map((l) => JSON.parse(l).id)).toEqual(alertIds);
+      } finally {
+        pipe.release();
+      }
+      expect(statSync(path).isFIFO()).toBe(true);
+    }
+    const report = join(dir, 'report.pipe');
+    const pipe = namedPipe(report);
+    try {
+      const r = await runCli(['report', 'access-review', '--state', state, ...DAY, '--out', report]);
+      expect(r.code).toBe(0);
+      expect(await pipe.text).toContain('<h1>Access review</h1>');
+    } finally {
+      pipe.release();
+    }
+    expect(statSync(report).isFIFO()).toBe(true);
   });
 
   it('writes the stored dead letters, in the order stored, as JSON lines or CSV, and by the time they were stored', async () => {

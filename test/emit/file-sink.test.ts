@@ -1,12 +1,13 @@
 // The alerts file: appended and synced; after a crash between writing lines and marking them
 // delivered, the run that sends them again (its backlog) writes only those the file lacks.
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Alert } from '../../schemas/alert.js';
 import { FileSink } from '../../shared/emit/file-sink.js';
 import type { SendContext } from '../../shared/emit/sink.js';
+import { namedPipe } from '../helpers/named-pipe.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'hwaudit-file-sink-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -41,5 +42,31 @@ describe('FileSink', () => {
     await again.send([alert('d')], ctx(false));
     await again.close();
     expect(lines(path).map((l) => JSON.parse(l).id)).toEqual(['a', 'b', 'c', 'd']);
+  });
+
+  it('writes a device or a named pipe as it is: nothing synced, cut back or read again', async () => {
+    const devNull = await FileSink.open('/dev/null', 'jsonl', (a) => JSON.stringify(a));
+    await devNull.send([alert('a')], ctx(false));
+    await devNull.send([alert('a')], ctx(true));
+    await devNull.close();
+    expect(statSync('/dev/null').isCharacterDevice()).toBe(true);
+
+    const path = join(dir, 'alerts.pipe');
+    const pipe = namedPipe(path);
+    try {
+      const sink = await FileSink.open(path, 'jsonl', (a) => JSON.stringify(a));
+      await sink.send([alert('a'), alert('b')], ctx(false));
+      // What a pipe holds cannot be read back: a backlog is written whole.
+      await sink.send([alert('a')], ctx(true));
+      await sink.close();
+      const ids = (await pipe.text)
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l).id);
+      expect(ids).toEqual(['a', 'b', 'a']);
+    } finally {
+      pipe.release();
+    }
+    expect(statSync(path).isFIFO()).toBe(true);
   });
 });
