@@ -31,6 +31,7 @@ import {
   warnOnce,
 } from './host.js';
 import { type CliCommand, type CliIo, formatOption, parseCommandArgs, printable } from './io.js';
+import { checkOutputPath } from './output-file.js';
 import { pipelineReport, readLedger, routeReport } from './summary.js';
 
 export const COLLECT_HELP = `Usage: heatwave-iam-audit collect --config FILE [options]
@@ -86,6 +87,7 @@ export async function runCollect(argv: string[], io: CliIo, deps: CliDeps = {}):
   if (!values.config) throw new AuditError('USAGE', 'collect needs --config FILE (see collect --help)');
   const format = formatOption('--format', values.format);
   const sessionsFormat = formatOption('--sessions-format', values['sessions-format']);
+  if (values.sessions !== undefined) checkOutputPath('--sessions', values.sessions);
   const from = values.from === undefined ? undefined : timeOption('--from', values.from);
   const intervalMs = parseDuration(values.interval);
   if (intervalMs === undefined || intervalMs <= 0)

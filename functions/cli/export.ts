@@ -19,7 +19,7 @@ import {
 import type { StateStore } from '../../shared/state/state-store.js';
 import { openStateToRead, timeOption, warnOnce } from './host.js';
 import { type CliCommand, type CliIo, LineWriter, parseCommandArgs } from './io.js';
-import { outputFile, refuseExisting } from './output-file.js';
+import { refuseExisting, writeOutput } from './output-file.js';
 import { sessionLines } from './summary.js';
 
 const FORMATS = [...OUTPUT_FORMATS, 'csv'] as const;
@@ -138,16 +138,9 @@ async function runExport(argv: string[], io: CliIo): Promise<number> {
       io.stderr.write(`export: ${n} ${label(what)}\n`);
       return 0;
     }
-    const file = await outputFile(values.out);
-    try {
-      const n = await write(file.writer, store, what, format, query);
-      await file.commit();
-      io.stderr.write(`export: ${n} ${label(what)} written to ${values.out}\n`);
-      return 0;
-    } catch (error) {
-      await file.abort();
-      throw error;
-    }
+    const n = await writeOutput(values.out, (writer) => write(writer, store, what, format, query));
+    io.stderr.write(`export: ${n} ${label(what)} written to ${values.out}\n`);
+    return 0;
   } finally {
     await store.close();
   }

@@ -2,11 +2,11 @@
 // user asks with --overwrite, and a file only ever appears complete: it is written under a
 // temporary name in the same folder, synced, then renamed over the target. A device or a pipe
 // (`/dev/stdout`, a named pipe) replaces nothing: it is written directly, and never renamed over.
-import { existsSync } from 'node:fs';
+import { accessSync, constants, existsSync, statSync } from 'node:fs';
 import { open, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { isStreamPath } from '../../shared/emit/file-sink.js';
-import { AuditError } from '../../shared/errors.js';
+import { AuditError, errnoSuffix } from '../../shared/errors.js';
 import { LineWriter } from './io.js';
 
 /** Refuses (USAGE) when one of `paths` is a file that exists and `overwrite` is off; nothing is written then. */
@@ -20,10 +20,26 @@ export function refuseExisting(command: string, paths: readonly string[], overwr
     );
 }
 
-export type OutputFile = { writer: LineWriter; commit(): Promise<void>; abort(): Promise<void> };
+/**
+ * Refuses (USAGE) an output that a long run writes at its end (`--sessions`) but could not: a
+ * folder, or a file in a folder that is missing or read-only. Checked before the run starts.
+ */
+export function checkOutputPath(option: string, path: string): void {
+  const stat = statSync(path, { throwIfNoEntry: false });
+  if (stat?.isDirectory()) throw new AuditError('USAGE', `${option} ${path} is a folder: name a file`);
+  // A file is written beside its target, then renamed; a device or a pipe, into itself.
+  const written = stat !== undefined && isStreamPath(path) ? path : dirname(path);
+  try {
+    accessSync(written, constants.W_OK);
+  } catch (cause) {
+    throw new AuditError('USAGE', `${option} ${path} cannot be written: ${written}${errnoSuffix(cause)}`);
+  }
+}
+
+type OutputFile = { writer: LineWriter; commit(): Promise<void>; abort(): Promise<void> };
 
 /** A file written line by line that replaces `path` on commit (and leaves nothing behind on abort). */
-export async function outputFile(path: string): Promise<OutputFile> {
+async function outputFile(path: string): Promise<OutputFile> {
   if (isStreamPath(path)) {
     const writer = await LineWriter.toFile(path);
     const close = () => writer.close();
@@ -51,14 +67,23 @@ export async function outputFile(path: string): Promise<OutputFile> {
   };
 }
 
-/** Writes `text` to `path` through outputFile. */
-export async function writeOutputFile(path: string, text: string): Promise<void> {
+/**
+ * Writes `path` with `write`, line by line: the file appears (replacing what had the name) only
+ * once `write` has succeeded; nothing is left behind when it fails.
+ */
+export async function writeOutput<T>(path: string, write: (writer: LineWriter) => Promise<T>): Promise<T> {
   const file = await outputFile(path);
   try {
-    await file.writer.line(text.endsWith('\n') ? text.slice(0, -1) : text);
+    const result = await write(file.writer);
     await file.commit();
+    return result;
   } catch (error) {
     await file.abort();
     throw error;
   }
+}
+
+/** Writes `text` to `path` through writeOutput. */
+export function writeOutputFile(path: string, text: string): Promise<void> {
+  return writeOutput(path, (writer) => writer.line(text.endsWith('\n') ? text.slice(0, -1) : text));
 }

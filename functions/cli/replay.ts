@@ -19,6 +19,7 @@ import {
   parseCommandArgs,
   printable,
 } from './io.js';
+import { checkOutputPath } from './output-file.js';
 import { pipelineReport, readLedger, routeReport } from './summary.js';
 
 export const REPLAY_HELP = `Usage: heatwave-iam-audit replay --config FILE [options] INPUT...
@@ -79,6 +80,7 @@ async function runReplay(argv: string[], io: CliIo): Promise<number> {
     throw new AuditError('USAGE', '--threads expects auto or an integer from 1 to 64');
   const format = formatOption('--format', values.format);
   const sessionsFormat = formatOption('--sessions-format', values['sessions-format']);
+  if (values.sessions !== undefined) checkOutputPath('--sessions', values.sessions);
   let asOf: number | undefined;
   if (values['as-of'] !== undefined) {
     asOf = Date.parse(values['as-of']);

@@ -17,7 +17,7 @@ import { type RouteSink, TopicRoute } from '../../shared/route/route-sink.js';
 import { displayStoreSpec } from '../../shared/state/open-store.js';
 import type { StateStore } from '../../shared/state/state-store.js';
 import { toIso } from '../../shared/time.js';
-import { LineWriter } from './io.js';
+import { writeOutput } from './output-file.js';
 
 const FIRST_DEAD_SHOWN = 5;
 
@@ -177,12 +177,12 @@ export async function readLedger(
     for (const n of await store.sessionCounts()) countInCoverage(coverage, n);
     return coverage;
   }
-  const out = await LineWriter.toFile(file.path);
-  for await (const s of store.sessions()) {
-    addToCoverage(coverage, s);
-    for (const line of sessionLines(file.format, s)) await out.line(line);
-  }
-  await out.close();
+  await writeOutput(file.path, async (writer) => {
+    for await (const s of store.sessions()) {
+      addToCoverage(coverage, s);
+      for (const line of sessionLines(file.format, s)) await writer.line(line);
+    }
+  });
   return coverage;
 }
 

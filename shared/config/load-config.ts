@@ -4,7 +4,7 @@ import { readFile } from 'node:fs/promises';
 import { parse } from 'yaml';
 import { type Config, ConfigSchema } from '../../schemas/config.js';
 import { RULES } from '../detect/registry.js';
-import { AuditError } from '../errors.js';
+import { AuditError, errnoSuffix } from '../errors.js';
 import { routeIssues } from '../route/route-rules.js';
 import { type ActiveRule, activeRules } from './active-rules.js';
 import { ConfigIssues } from './config-issues.js';
@@ -60,7 +60,9 @@ export async function loadConfigFile(path: string): Promise<LoadedConfig> {
   try {
     text = await readFile(path, 'utf8');
   } catch (cause) {
-    throw new AuditError('CONFIG_INVALID', `cannot read configuration file ${path}`, { cause });
+    throw new AuditError('CONFIG_INVALID', `cannot read configuration file ${path}${errnoSuffix(cause)}`, {
+      cause,
+    });
   }
   return parseConfigText(text, path);
 }

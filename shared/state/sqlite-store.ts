@@ -624,7 +624,7 @@ function stateFileError(path: string, cause: unknown): AuditError {
   const fix: Record<string, string> = {
     SQLITE_CORRUPT: 'is damaged: restore it from a backup, or start a new state file and replay the inputs',
     SQLITE_NOTADB: 'is not a state file (not a SQLite database): check --state, or start a new state file',
-    SQLITE_CANTOPEN: 'cannot be opened: check that its folder exists and is writable',
+    SQLITE_CANTOPEN: 'cannot be opened: check that it is a file, in a folder that exists and is writable',
     SQLITE_READONLY: 'is read-only: the state is written at every batch; check its permissions',
     SQLITE_PERM: 'cannot be written: check its permissions',
     SQLITE_IOERR: 'cannot be read or written (an I/O error): check the disk',

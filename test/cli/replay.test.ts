@@ -1,6 +1,14 @@
 // The replay command end to end, as users run it: the built CLI on files.
 import { execFile } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -293,6 +301,35 @@ describe('replay', () => {
       mysqlAccount: 'dba_proxy@%',
       attribution: { method: 'login-name', problem: 'left-group' },
     });
+  });
+
+  it('refuses a session ledger it could not write before reading any input, and writes it whole', async () => {
+    for (const [sessions, problem] of [
+      [dir, `--sessions ${dir} is a folder: name a file`],
+      [
+        join(dir, 'missing', 'sessions.jsonl'),
+        `--sessions ${join(dir, 'missing', 'sessions.jsonl')} cannot be written: ${join(dir, 'missing')} (ENOENT)`,
+      ],
+    ] as const) {
+      const r = await cli('replay', '--config', config, '--sessions', sessions, audit, iam);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toBe(`heatwave-iam-audit: ${problem}\n`);
+      expect(r.stdout).toBe('');
+    }
+    // Written under a temporary name, then renamed: nothing else is left in its folder.
+    const folder = join(dir, 'ledger');
+    mkdirSync(folder);
+    const r = await cli(
+      'replay',
+      '--config',
+      config,
+      '--sessions',
+      join(folder, 'sessions.jsonl'),
+      audit,
+      iam,
+    );
+    expect(r.code).toBe(0);
+    expect(readdirSync(folder)).toEqual(['sessions.jsonl']);
   });
 
   it('invalid config: exit 2 naming the bad key, one problem a line', async () => {
