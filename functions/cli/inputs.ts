@@ -4,6 +4,7 @@ import { access, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { DeadLetterCode } from '../../schemas/dead-letter.js';
 import { type InputCounts, STDIN } from '../../shared/decode/read-input.js';
+import { isStreamPath } from '../../shared/emit/file-sink.js';
 import { AuditError } from '../../shared/errors.js';
 
 // An input whose dead letters are all of these, and that gave no event, is not of a kind we read.
@@ -20,9 +21,17 @@ export function isForeign(counts: InputCounts, deadCodes: ReadonlySet<DeadLetter
 /**
  * The files the INPUT arguments name: a folder stands for the files directly in it (not its
  * subfolders, nor the hidden files), in name order. Fails with a usage-class error (exit 2) before
- * any work when an input cannot be read or a folder holds no file.
+ * any work when an input cannot be read or a folder holds no file, or when standard input or a
+ * pipe is named twice.
  */
 export async function inputFiles(command: string, paths: readonly string[]): Promise<string[]> {
+  // Two readers of one stream would each get some of its chunks.
+  const twice = paths.find((p, i) => (p === STDIN || isStreamPath(p)) && paths.indexOf(p) !== i);
+  if (twice !== undefined)
+    throw new AuditError(
+      'USAGE',
+      `${command}: ${twice === STDIN ? '- (standard input)' : twice} is a stream: name it once`,
+    );
   const unreadable = (path: string, cause: unknown) =>
     new AuditError('INPUT_UNREADABLE', `${command}: cannot read input`, { details: { path }, cause });
   const lists = await Promise.all(

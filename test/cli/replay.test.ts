@@ -1,5 +1,5 @@
 // The replay command end to end, as users run it: the built CLI on files.
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import {
   copyFileSync,
   mkdirSync,
@@ -161,6 +161,25 @@ describe('replay', () => {
       expect(r.stderr).toBe(
         `heatwave-iam-audit: ${command}: the folder holds no file to read (path: ${empty})\n`,
       );
+    }
+  });
+
+  it('refuses standard input or a pipe named twice: two readers would each get some of it', async () => {
+    const pipe = join(dir, 'input.pipe');
+    execFileSync('mkfifo', [pipe]);
+    for (const [command, input, named] of [
+      ['replay', '-', '- (standard input)'],
+      ['normalize', pipe, pipe],
+    ]) {
+      const r = await cli(
+        command!,
+        ...(command === 'replay' ? ['--config', config] : []),
+        input!,
+        audit,
+        input!,
+      );
+      expect(r.code).toBe(2);
+      expect(r.stderr).toBe(`heatwave-iam-audit: ${command}: ${named} is a stream: name it once\n`);
     }
   });
 
