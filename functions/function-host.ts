@@ -979,8 +979,10 @@ const BUSY_HINT = 'another invocation of this scope holds its lock; retry later'
 export function toFunctionError(error: unknown): FunctionError {
   if (error instanceof FunctionError) return error;
   if (error instanceof AuditError) {
-    const cause =
+    const code =
       sqliteCode(error.cause) ?? (error.code === 'SINK_FAILED' ? undefined : errorCode(error.cause));
+    // Messages that name their cause's code (shared/errors.ts errnoSuffix) do not name it twice.
+    const cause = code !== undefined && error.headline.endsWith(`(${code})`) ? undefined : code;
     // CONFIG_INVALID messages already name the variable or key path.
     const details = Object.entries(error.code === 'CONFIG_INVALID' ? {} : error.details)
       .filter(([k]) => !(k === 'code' && cause !== undefined))

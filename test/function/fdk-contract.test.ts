@@ -282,7 +282,7 @@ describe('OCI Function over the real FDK', () => {
     const { logging } = timeline();
     const detail = failure(await fn.call(logging));
     expect(detail).toMatch(
-      /USAGE: the state file \S+audit\.sqlite cannot be opened: check that its folder exists and is writable \(SQLITE_CANTOPEN\)/,
+      /USAGE: the state file \S+audit\.sqlite cannot be opened: check that it is a file, in a folder that exists and is writable \(SQLITE_CANTOPEN\)/,
     );
     expect(fn.alive()).toBe(true);
     rmSync(blocked);

@@ -14,7 +14,7 @@ import {
 } from '../../functions/function-host.js';
 import type { NotificationPublisher } from '../../shared/emit/notifications-sink.js';
 import type { StreamPutter } from '../../shared/emit/stream-sink.js';
-import { AuditError } from '../../shared/errors.js';
+import { AuditError, errnoSuffix } from '../../shared/errors.js';
 import type { RetryPolicy } from '../../shared/oci/clients.js';
 import { SqliteStore } from '../../shared/state/sqlite-store.js';
 import type { StateStore } from '../../shared/state/state-store.js';
@@ -325,7 +325,7 @@ describe('FunctionHost failures (thrown, so the caller retries)', () => {
     const h = makeHost({ statePath: join(blocked, 'audit.sqlite') });
     const error = await rejection(h.host.invoke(loggingBatch()));
     expect(error.message).toMatch(
-      /^USAGE: the state file \S+audit\.sqlite cannot be opened: check that its folder exists and is writable \(SQLITE_CANTOPEN\)/,
+      /^USAGE: the state file \S+audit\.sqlite cannot be opened: check that it is a file, in a folder that exists and is writable \(SQLITE_CANTOPEN\)$/,
     );
     rmSync(blocked);
     mkdirSync(blocked);
@@ -428,6 +428,16 @@ describe('toFunctionError', () => {
     );
     expect(e.message).toBe('OCI_REQUEST_FAILED: ListEvents failed (status=503)');
     expect(String(e)).not.toContain('secret');
+  });
+
+  it("names the cause's code once, where the message names it already", () => {
+    const cause = Object.assign(new Error('ENOENT: no such file'), { code: 'ENOENT' });
+    const named = toFunctionError(
+      new AuditError('CONFIG_INVALID', `cannot read x.yaml${errnoSuffix(cause)}`, { cause }),
+    );
+    expect(named.message).toBe('CONFIG_INVALID: cannot read x.yaml (ENOENT)');
+    const unnamed = toFunctionError(new AuditError('STORE_FAILED', 'cannot open the state', { cause }));
+    expect(unnamed.message).toMatch(/^STORE_FAILED: cannot open the state \(ENOENT\); /);
   });
 });
 
