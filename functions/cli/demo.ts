@@ -89,13 +89,11 @@ async function writeDemoReports(
 }
 
 function parseDemoArgs(args: string[]): { out: string; seed: number; scale: number } {
-  const { values, positionals } = parseCommandArgs('demo', args, {
+  const { values } = parseCommandArgs('demo', args, {
     out: { type: 'string', default: './demo-out' },
     seed: { type: 'string', default: String(DEFAULT_SEED) },
     scale: { type: 'string', default: '1' },
   });
-  if (positionals.length > 0)
-    throw new AuditError('USAGE', `demo: unexpected argument '${positionals[0]}' (see demo --help)`);
   const seed = Number(values.seed);
   if (!Number.isInteger(seed) || seed < 0 || seed > 0xffff_ffff) {
     throw new AuditError('USAGE', 'demo: --seed expects an integer between 0 and 4294967295');

@@ -96,18 +96,23 @@ async function write(
 }
 
 async function runExport(argv: string[], io: CliIo): Promise<number> {
-  const { values, positionals } = parseCommandArgs('export', argv, {
-    state: { type: 'string' },
-    from: { type: 'string' },
-    to: { type: 'string' },
-    'db-system': { type: 'string' },
-    rule: { type: 'string', multiple: true },
-    format: { type: 'string', default: 'jsonl' },
-    out: { type: 'string' },
-    overwrite: { type: 'boolean', default: false },
-  });
-  const [what, ...extra] = positionals;
-  if (!isWhat(what) || extra.length > 0)
+  const { values, positionals } = parseCommandArgs(
+    'export',
+    argv,
+    {
+      state: { type: 'string' },
+      from: { type: 'string' },
+      to: { type: 'string' },
+      'db-system': { type: 'string' },
+      rule: { type: 'string', multiple: true },
+      format: { type: 'string', default: 'jsonl' },
+      out: { type: 'string' },
+      overwrite: { type: 'boolean', default: false },
+    },
+    1,
+  );
+  const [what] = positionals;
+  if (!isWhat(what))
     throw new AuditError(
       'USAGE',
       'export needs what to export: alerts, sessions or dead-letters (see export --help)',

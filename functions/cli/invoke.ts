@@ -49,8 +49,7 @@ async function readBody(chunks: AsyncIterable<Buffer | string>, limit: number): 
 }
 
 export async function runInvoke(argv: string[], io: CliIo, deps: InvokeDeps = {}): Promise<number> {
-  const { values, positionals } = parseCommandArgs('invoke', argv, { body: { type: 'string' } });
-  if (positionals.length > 0) throw new AuditError('USAGE', 'invoke takes no INPUT; use --body FILE');
+  const { values } = parseCommandArgs('invoke', argv, { body: { type: 'string' } });
   const env = deps.env ?? process.env;
   const path = values.body ?? '-';
   const chunks =

@@ -31,8 +31,24 @@ export const INPUT_EXIT_CODES = `Exit codes:
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 
-/** parseArgs in strict mode, with positionals; a mistake becomes AuditError USAGE. */
-export function parseCommandArgs<T extends Options>(command: string, args: string[], options: T) {
+/**
+ * parseArgs in strict mode, with at most `positionals` arguments that are not options (INPUT
+ * files: any number); a mistake becomes AuditError USAGE.
+ */
+export function parseCommandArgs<T extends Options>(
+  command: string,
+  args: string[],
+  options: T,
+  positionals = 0,
+) {
+  const parsed = strictArgs(command, args, options);
+  const extra = parsed.positionals[positionals];
+  if (extra !== undefined)
+    throw new AuditError('USAGE', `${command}: unexpected argument '${extra}' (see ${command} --help)`);
+  return parsed;
+}
+
+function strictArgs<T extends Options>(command: string, args: string[], options: T) {
   try {
     return parseArgs({ args, options, allowPositionals: true, strict: true });
   } catch (cause) {

@@ -30,10 +30,15 @@ export const normalizeCommand: CliCommand = {
 };
 
 export async function runNormalize(args: string[], io: CliIo): Promise<number> {
-  const { values, positionals } = parseCommandArgs('normalize', args, {
-    'db-system': { type: 'string' },
-    out: { type: 'string' },
-  });
+  const { values, positionals } = parseCommandArgs(
+    'normalize',
+    args,
+    {
+      'db-system': { type: 'string' },
+      out: { type: 'string' },
+    },
+    Number.POSITIVE_INFINITY,
+  );
   if (positionals.length === 0) throw new AuditError('USAGE', 'normalize: no INPUT given');
   const dbSystem = values['db-system'];
   if (dbSystem === '') throw new AuditError('USAGE', 'normalize: --db-system must not be empty');

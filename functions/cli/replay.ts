@@ -60,18 +60,23 @@ ${INPUT_EXIT_CODES}`;
 
 async function runReplay(argv: string[], io: CliIo): Promise<number> {
   const stderr = io.stderr;
-  const { values, positionals } = parseCommandArgs('replay', argv, {
-    config: { type: 'string' },
-    state: { type: 'string' },
-    'db-system': { type: 'string' },
-    'as-of': { type: 'string' },
-    format: { type: 'string', default: 'jsonl' },
-    out: { type: 'string' },
-    sessions: { type: 'string' },
-    'sessions-format': { type: 'string', default: 'jsonl' },
-    routes: { type: 'boolean', default: false },
-    threads: { type: 'string', default: 'auto' },
-  });
+  const { values, positionals } = parseCommandArgs(
+    'replay',
+    argv,
+    {
+      config: { type: 'string' },
+      state: { type: 'string' },
+      'db-system': { type: 'string' },
+      'as-of': { type: 'string' },
+      format: { type: 'string', default: 'jsonl' },
+      out: { type: 'string' },
+      sessions: { type: 'string' },
+      'sessions-format': { type: 'string', default: 'jsonl' },
+      routes: { type: 'boolean', default: false },
+      threads: { type: 'string', default: 'auto' },
+    },
+    Number.POSITIVE_INFINITY,
+  );
   if (!values.config) throw new AuditError('USAGE', 'replay needs --config FILE (see replay --help)');
   if (positionals.length === 0)
     throw new AuditError('USAGE', 'replay needs at least one INPUT file (see replay --help)');

@@ -60,17 +60,20 @@ function isFolder(path: string): boolean {
 }
 
 async function runReport(argv: string[], io: CliIo): Promise<number> {
-  const { values, positionals } = parseCommandArgs('report', argv, {
-    state: { type: 'string' },
-    from: { type: 'string' },
-    to: { type: 'string' },
-    'db-system': { type: 'string' },
-    format: { type: 'string', default: 'html' },
-    out: { type: 'string' },
-    overwrite: { type: 'boolean', default: false },
-  });
-  if (positionals.length > 1)
-    throw new AuditError('USAGE', `report: unexpected argument '${positionals[1]}'`);
+  const { values, positionals } = parseCommandArgs(
+    'report',
+    argv,
+    {
+      state: { type: 'string' },
+      from: { type: 'string' },
+      to: { type: 'string' },
+      'db-system': { type: 'string' },
+      format: { type: 'string', default: 'html' },
+      out: { type: 'string' },
+      overwrite: { type: 'boolean', default: false },
+    },
+    1,
+  );
   const reports = reportTypes(positionals[0]);
   const format = reportFormat(values.format);
   if (values.from === undefined || values.to === undefined)

@@ -1,17 +1,94 @@
-// `rules`: lists the detection rules.
+// `rules`: lists the detection rules, or shows one whole with what to do when it fires.
+import { formatDuration, intervalToDuration } from 'date-fns';
 import { RULES } from '../../shared/detect/registry.js';
-import type { CliCommand } from './io.js';
+import type { RuleDefinition } from '../../shared/detect/rule.js';
+import { AuditError } from '../../shared/errors.js';
+import { type CliCommand, type CliIo, parseCommandArgs } from './io.js';
+
+const RULES_HELP = `Usage: heatwave-iam-audit rules [RULE] [--format table|json]
+
+Lists every detection rule: id, default severity, ATT&CK techniques, description. With a RULE id,
+shows that rule whole: what it detects, what to do when it fires (its runbook), its known false
+positives, and its suppression window (repeats within it merge into the first alert).
+
+Options:
+  --format FORMAT   table (default), or json: every field of each rule (or of RULE), for a
+                    SIEM's rule catalogue
+  -h, --help        this help
+`;
+
+/** What a user of the alerts needs to know of a rule, as JSON. */
+type RuleCard = Pick<
+  RuleDefinition,
+  'id' | 'title' | 'severity' | 'attack' | 'description' | 'runbook' | 'falsePositives'
+> & {
+  /** Findings of one subject within this many ms merge into the first alert (0: never). */
+  suppressionWindowMs: number;
+};
+
+function card(rule: RuleDefinition): RuleCard {
+  const { id, title, severity, attack, description, runbook, falsePositives, suppressFor } = rule;
+  return {
+    id,
+    title,
+    severity,
+    attack,
+    description,
+    runbook,
+    falsePositives,
+    suppressionWindowMs: suppressFor,
+  };
+}
+
+function table(): string {
+  const rows = RULES.map((r) => [r.id, r.severity, r.attack.join(','), r.description]);
+  const widths = [0, 1, 2].map((i) => Math.max(...rows.map((row) => row[i]!.length), 8));
+  const line = (cells: string[]) => cells.map((c, i) => (i < 3 ? c.padEnd(widths[i]!) : c)).join('  ');
+  return `${line(['RULE', 'SEVERITY', 'ATT&CK', 'DESCRIPTION'])}\n${rows.map(line).join('\n')}\n`;
+}
+
+function suppression(ms: number): string {
+  if (ms === 0) return 'none: each finding is an alert';
+  const window = formatDuration(intervalToDuration({ start: 0, end: ms }));
+  return `repeats of one subject within ${window} merge into the first alert (details.occurrences)`;
+}
+
+function text(c: RuleCard): string {
+  return [
+    `${c.id}: ${c.title}`,
+    `severity         ${c.severity}`,
+    `ATT&CK           ${c.attack.join(', ')}`,
+    `detects          ${c.description}`,
+    `runbook          ${c.runbook}`,
+    'false positives',
+    ...c.falsePositives.map((f) => `  - ${f}`),
+    `suppression      ${suppression(c.suppressionWindowMs)}`,
+    '',
+  ].join('\n');
+}
+
+async function runRules(args: string[], io: CliIo): Promise<number> {
+  const { values, positionals } = parseCommandArgs(
+    'rules',
+    args,
+    { format: { type: 'string', default: 'table' } },
+    1,
+  );
+  if (values.format !== 'table' && values.format !== 'json')
+    throw new AuditError('USAGE', 'rules: --format expects table or json');
+  const [id] = positionals;
+  const rule = id === undefined ? undefined : RULES.find((r) => r.id === id);
+  if (id !== undefined && rule === undefined)
+    throw new AuditError('USAGE', `rules: no rule ${id}; the rules are ${RULES.map((r) => r.id).join(', ')}`);
+  if (values.format === 'json')
+    io.stdout.write(`${JSON.stringify(rule === undefined ? RULES.map(card) : card(rule), null, 2)}\n`);
+  else io.stdout.write(rule === undefined ? table() : text(card(rule)));
+  return 0;
+}
 
 export const rulesCommand: CliCommand = {
   name: 'rules',
-  summary: 'list the detection rules with severity, ATT&CK techniques and description',
-  usage:
-    'Usage: heatwave-iam-audit rules\n\nLists every detection rule: id, default severity, ATT&CK techniques, description.\n',
-  async run(_args, io) {
-    const rows = RULES.map((r) => [r.id, r.severity, r.attack.join(','), r.description]);
-    const widths = [0, 1, 2].map((i) => Math.max(...rows.map((row) => row[i]!.length), 8));
-    const line = (cells: string[]) => cells.map((c, i) => (i < 3 ? c.padEnd(widths[i]!) : c)).join('  ');
-    io.stdout.write(`${line(['RULE', 'SEVERITY', 'ATT&CK', 'DESCRIPTION'])}\n${rows.map(line).join('\n')}\n`);
-    return 0;
-  },
+  summary: 'list the detection rules, or show one with its runbook and false positives',
+  usage: RULES_HELP,
+  run: runRules,
 };

@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
+import { RULES } from '../../shared/detect/registry.js';
 import { baseConfig, GROUPS, USERS } from '../../shared/detect/timeline.js';
 import { bundlePath } from '../helpers/bundle.js';
 import { describeMySql } from '../helpers/mysql-server.js';
@@ -425,11 +426,74 @@ describe('replay', () => {
     expect(help.stdout).toContain('UNKNOWN_KIND');
   });
 
-  it('rules lists every rule', async () => {
+  it('rules lists every rule, shows one whole with its runbook, and writes them as JSON', async () => {
     const r = await cli('rules');
     expect(r.code).toBe(0);
-    for (const id of ['break-glass.stale', 'access.after-revocation', 'audit.tamper'])
-      expect(r.stdout).toContain(id);
+    const ids = RULES.map((rule) => rule.id);
+    expect(
+      r.stdout
+        .trim()
+        .split('\n')
+        .slice(1)
+        .map((l) => l.split(' ')[0]),
+    ).toEqual(ids);
+
+    const burst = RULES.find((rule) => rule.id === 'auth.failure-burst')!;
+    const one = await cli('rules', 'auth.failure-burst');
+    expect(one.code).toBe(0);
+    expect(one.stdout).toContain(`runbook          ${burst.runbook}\n`);
+    expect(one.stdout).toContain(`false positives\n  - ${burst.falsePositives[0]}\n`);
+    expect(one.stdout).toContain('within 1 hour merge into the first alert');
+    expect((await cli('rules', 'audit.tamper')).stdout).toContain('suppression      none');
+
+    const all = JSON.parse((await cli('rules', '--format', 'json')).stdout);
+    expect(all.map((c: { id: string }) => c.id)).toEqual(ids);
+    expect(all[ids.indexOf('auth.failure-burst')]).toEqual({
+      id: burst.id,
+      title: burst.title,
+      severity: burst.severity,
+      attack: burst.attack,
+      description: burst.description,
+      runbook: burst.runbook,
+      falsePositives: burst.falsePositives,
+      suppressionWindowMs: 3_600_000,
+    });
+    expect(JSON.parse((await cli('rules', 'audit.tamper', '--format', 'json')).stdout).id).toBe(
+      'audit.tamper',
+    );
+
+    for (const [args, problem] of [
+      [['nope'], /^heatwave-iam-audit: rules: no rule nope; the rules are break-glass\.stale, /],
+      [['--format', 'xml'], /^heatwave-iam-audit: rules: --format expects table or json\n$/],
+      [
+        ['audit.tamper', 'extra'],
+        /^heatwave-iam-audit: rules: unexpected argument 'extra' \(see rules --help\)\n$/,
+      ],
+    ] as const) {
+      const refused = await cli('rules', ...args);
+      expect(refused.code).toBe(2);
+      expect(refused.stderr).toMatch(problem);
+    }
+  });
+
+  it('every command refuses an argument it does not take', async () => {
+    for (const [command, ...args] of [
+      ['sync', '--print', 'extra'],
+      ['doctor', 'extra'],
+      ['collect', 'extra'],
+      ['consume', 'extra'],
+      ['backfill', 'extra'],
+      ['demo', 'extra'],
+      ['invoke', 'extra'],
+      ['export', 'alerts', 'extra'],
+      ['report', 'all', 'extra'],
+    ]) {
+      const r = await cli(command!, ...args);
+      expect(r.code, command).toBe(2);
+      expect(r.stderr).toBe(
+        `heatwave-iam-audit: ${command}: unexpected argument 'extra' (see ${command} --help)\n`,
+      );
+    }
   });
 });
 
