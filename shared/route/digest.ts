@@ -3,6 +3,7 @@
 // the MySQL account and the DB system, and pointing each alert id at its full record. Every
 // message fits Notifications' 64 KB: what does not fit is counted on a "+N more" line with the ids.
 import { type Alert, recordKey, recordTime, SEVERITIES, type Severity } from '../../schemas/alert.js';
+import { ruleInfo } from '../emit/formats/format.js';
 import {
   clean,
   type DigestMessage,
@@ -20,6 +21,8 @@ const BY_SEVERITY = [...SEVERITIES].reverse();
 const rank = (s: Severity) => SEVERITIES.indexOf(s);
 /** Detail text of one alert in a single message (rule details are shown up to this many characters). */
 const DETAILS_CHARS = 4_000;
+/** A rule's runbook in a single message, up to this many characters. */
+const RUNBOOK_CHARS = 1_000;
 
 /** JSON-escaped UTF-8 length of a line in the body, with its line break. */
 function lineBytes(line: string): number {
@@ -78,10 +81,12 @@ export function alertMessage(route: string, record: Alert, locate: Locate): Dige
     ONS_MAX_TITLE_CHARS,
   );
   const details = record.details ? clean(JSON.stringify(record.details), DETAILS_CHARS) : undefined;
+  const runbook = resolved ? undefined : ruleInfo(record.rule).runbook;
   const body = [
     `heatwave-iam-audit, route ${route}: ${resolved ? 'resolved' : 'alert'}`,
     ...describe(record, locate),
     ...(record.sourceIp ? [`  source ${clean(record.sourceIp, 80)}`] : []),
+    ...(runbook ? [`  what to do: ${clean(runbook, RUNBOOK_CHARS)}`] : []),
     ...(details ? [`  details ${details}`] : []),
   ];
   return { title, body: body.join('\n') };

@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import type { Alert } from '../../schemas/alert.js';
 import type { CanonicalEvent, DbEvent } from '../../schemas/events.js';
 import type { Session } from '../../schemas/session.js';
+import { RULES } from '../../shared/detect/registry.js';
 import { at, db, GROUPS, iam, USERS } from '../../shared/detect/timeline.js';
 import { DEFAULT_CONTEXT, type FormatContext } from '../../shared/emit/formats/format.js';
 import {
@@ -217,6 +218,8 @@ describe('OCSF mapping', () => {
           data: { details: { sql: 'GRANT SELECT ON shop.* TO ?@?' }, attribution: { method: 'login-name' } },
         },
       ],
+      // What to do: the rule's runbook.
+      remediation: { desc: RULES.find((rule) => rule.id === 'privilege.change')!.runbook },
     });
   });
 
@@ -239,6 +242,9 @@ describe('OCSF mapping', () => {
       evidences: [{ data: { resolution: { reason: 'membership-removed' } } }],
     });
     expect(ocsfAlert(alert, ctx)).toMatchObject({ activity_id: 1, status: 'New', status_id: 1 });
+    // A closed finding needs nothing done.
+    expect(r.remediation).toBeUndefined();
+    expect(ocsfAlert(alert, ctx).remediation).toEqual({ desc: expect.stringMatching(/\w/) });
   });
 
   it('maps each severity and splits ATT&CK sub-techniques', () => {

@@ -8,6 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { type Alert, recordKey } from '../../schemas/alert.js';
 import type { ConfigInput } from '../../schemas/config.js';
 import type { CanonicalEvent } from '../../schemas/events.js';
+import { RULES } from '../../shared/detect/registry.js';
 import { at, baseConfig, db, GROUPS, iam, USERS } from '../../shared/detect/timeline.js';
 import { createOciClient } from '../../shared/oci/clients.js';
 import { Pipeline } from '../../shared/pipeline.js';
@@ -220,6 +221,10 @@ describe('routes to OCI outputs', () => {
       '[RESOLVED] break-glass.stale',
     ]);
     expect(pages[1]!.body).toContain('RESOLVED (membership-removed)');
+    // The page says what to do, from the rule's runbook; its resolution does not.
+    const { runbook } = RULES.find((r) => r.id === 'break-glass.stale')!;
+    expect(pages[0]!.body).toContain(`\n  what to do: ${runbook}\n`);
+    expect(pages[1]!.body).not.toContain('what to do');
     const digests = () => ep.ons.published.filter((m) => m.topicId === DIGEST_TOPIC);
     expect(digests().map((m) => m.title)).toEqual(['[HIGH] bg digest: 1 alert']);
     await feed([signOn(340)]);

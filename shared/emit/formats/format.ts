@@ -49,6 +49,8 @@ export type RuleInfo = {
   id: string;
   title: string;
   description?: string;
+  /** What to do when it fires. */
+  runbook?: string;
   /** First one is the primary category. */
   categories: readonly RuleCategory[];
   /** Outcome of the activity the alert is about, when the rule implies one (a login that succeeded). */
@@ -97,7 +99,10 @@ export function classifyRule(id: string): Classification {
 }
 
 const RULE_INFO = new Map<string, RuleInfo>(
-  RULES.map((r) => [r.id, { id: r.id, title: r.title, description: r.description, ...classifyRule(r.id) }]),
+  RULES.map((r) => [
+    r.id,
+    { id: r.id, title: r.title, description: r.description, runbook: r.runbook, ...classifyRule(r.id) },
+  ]),
 );
 
 /** Rule metadata from the registry; an id it does not know (a retired rule) still formats. */

@@ -205,6 +205,7 @@ export function ocsfAlert(alert: Alert, ctx: FormatContext): OcsfRecord {
         attacks: (alert.attack ?? []).map(attackOf),
         related_events: alert.evidence.filter((k) => !k.startsWith('config:')).map((uid) => ({ uid })),
       },
+      remediation: !resolution && rule.runbook !== undefined ? { desc: rule.runbook } : undefined,
       resources: [
         alert.dbSystem && {
           uid: alert.dbSystem.id,
