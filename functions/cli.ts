@@ -81,17 +81,16 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
 }
 
 /**
- * The lines that tell of an error: its headline, then its problems one a line, with its log-safe
- * details at the end; anything else is an internal error. Each line is made printable apart, so
- * that no text in it can start a line of its own.
+ * The lines that tell of an error: its headline, then its problems one a line (each names its key),
+ * or its log-safe details at the end; anything else is an internal error. Each line is made
+ * printable apart, so that no text in it can start a line of its own.
  */
 function describe(error: unknown): string[] {
   if (!(error instanceof AuditError))
     return [`${TOOL}: internal error: ${error instanceof Error ? error.message : String(error)}`];
-  const lines = [`${TOOL}: ${error.headline}`, ...error.problems];
+  if (error.problems.length > 0) return [`${TOOL}: ${error.headline}`, ...error.problems];
   const details = Object.entries(error.details).map(([k, v]) => `${k}: ${String(v)}`);
-  if (details.length > 0) lines[lines.length - 1] += ` (${details.join(', ')})`;
-  return lines;
+  return [`${TOOL}: ${error.headline}${details.length > 0 ? ` (${details.join(', ')})` : ''}`];
 }
 
 // A reader that stops early (`normalize ... | head`) is not an error: end quietly.

@@ -1,7 +1,7 @@
 // Reads the pipeline configuration once: YAML or JSON text, validated by schemas/config.ts and the
 // rule registry. Every problem names the path of the bad key.
 import { readFile } from 'node:fs/promises';
-import { parse } from 'yaml';
+import { LineCounter, parse, YAMLError } from 'yaml';
 import { type Config, ConfigSchema } from '../../schemas/config.js';
 import { RULES } from '../detect/registry.js';
 import { AuditError, errnoSuffix } from '../errors.js';
@@ -40,13 +40,18 @@ export function validateConfig(value: unknown, source = 'config'): LoadedConfig 
 /** Parses YAML or JSON configuration text. */
 export function parseConfigText(text: string, source = 'config'): LoadedConfig {
   let value: unknown;
+  const lineCounter = new LineCounter();
   try {
-    value = parse(text, { prettyErrors: false });
+    // Not pretty: a pretty message quotes the line, which may hold anything.
+    value = parse(text, { prettyErrors: false, lineCounter });
   } catch (cause) {
-    const line = (cause as { linePos?: { line: number }[] }).linePos?.[0]?.line;
+    const offset = (cause as { pos?: [number, number] }).pos?.[0];
+    const at = offset === undefined ? undefined : lineCounter.linePos(offset);
+    const where = at === undefined ? '' : ` at line ${at.line}, column ${at.col}`;
+    const reason = cause instanceof YAMLError ? `: ${cause.message}` : '';
     throw new AuditError(
       'CONFIG_INVALID',
-      `invalid configuration (${source}): not valid YAML or JSON${line ? ` at line ${line}` : ''}`,
+      `invalid configuration (${source}): not valid YAML or JSON${where}${reason}`,
       {
         cause,
       },

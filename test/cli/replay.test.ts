@@ -371,7 +371,7 @@ describe('replay', () => {
     expect(several.lines).toEqual([
       `heatwave-iam-audit: invalid configuration (${several.path}):`,
       '  lateness: expected an ISO 8601 duration such as PT20M or P1D',
-      '  foo: unknown key (paths: lateness,foo)',
+      '  foo: unknown key',
       '',
     ]);
     // A problem quoting the configuration keeps to its line: its line breaks and escapes are shown.
@@ -380,7 +380,7 @@ describe('replay', () => {
       'maintenance:\n  - { from: 2026-11-01T00:00:00Z, to: 2026-11-02T00:00:00Z, reason: x, rules: [audit.gap],\n      routes: ["x\\e[31m\\nheatwave-iam-audit: ok"] }\n',
     );
     expect(forged.lines.slice(1)).toEqual([
-      '  maintenance[0].routes[0]: no route is named x\u241b[31m\u240aheatwave-iam-audit: ok (paths: maintenance[0].routes[0])',
+      '  maintenance[0].routes[0]: no route is named x\u241b[31m\u240aheatwave-iam-audit: ok',
       '',
     ]);
     const unknownKey = await refused('unknown.yaml', 'dbSystems:\n  - { id: x, name: y, iamonly: true }\n');
@@ -391,6 +391,14 @@ describe('replay', () => {
     );
     expect(rule.lines).toContainEqual(expect.stringMatching(/^ {2}rules\["no.such-rule"\]: unknown rule id/));
     expect(rule.lines).toContainEqual(expect.stringMatching(/^ {2}rules\["auth.failure-burst"\].threshold/));
+    // Text that is not YAML names where the parser stopped, and why.
+    const duplicate = await refused('duplicate.yaml', 'lateness: PT20M\nlateness: PT30M\n');
+    expect(duplicate.lines).toEqual([
+      `heatwave-iam-audit: invalid configuration (${duplicate.path}): not valid YAML or JSON at line 2, column 1: Map keys must be unique`,
+      '',
+    ]);
+    const unclosed = await refused('unclosed.yaml', 'tenancy: x\nlateness: "PT1M\n');
+    expect(unclosed.lines[0]).toMatch(/not valid YAML or JSON at line 3, column 1: Missing closing "quote$/);
   });
 
   it('bad usage: exit 2', async () => {
