@@ -3,6 +3,7 @@
 // stored, to see what could not be read.
 import type { Alert } from '../../schemas/alert.js';
 import type { Session } from '../../schemas/session.js';
+import { RULES } from '../../shared/detect/registry.js';
 import { formatAlert, isOutputFormat, OUTPUT_FORMATS } from '../../shared/emit/formats/format.js';
 import { AuditError } from '../../shared/errors.js';
 import { AuditFacts } from '../../shared/report/audit-facts.js';
@@ -17,7 +18,7 @@ import {
   type StoredDeadLetter,
 } from '../../shared/state/ledger.js';
 import type { StateStore } from '../../shared/state/state-store.js';
-import { openStateToRead, timeOption, warnOnce } from './host.js';
+import { openStateToRead, timeRange, warnOnce } from './host.js';
 import { type CliCommand, type CliIo, LineWriter, parseCommandArgs } from './io.js';
 import { refuseExisting, writeOutput } from './output-file.js';
 import { sessionLines } from './summary.js';
@@ -126,9 +127,11 @@ async function runExport(argv: string[], io: CliIo): Promise<number> {
     if (format !== 'jsonl' && format !== 'csv')
       throw new AuditError('USAGE', 'export dead-letters: --format jsonl or csv');
   }
+  const unknown = values.rule?.find((id) => !RULES.some((r) => r.id === id));
+  if (unknown !== undefined)
+    throw new AuditError('USAGE', `export: --rule ${unknown}: no such rule (see the rules command)`);
   const query: LedgerQuery = {
-    ...(values.from === undefined ? {} : { from: timeOption('--from', values.from) }),
-    ...(values.to === undefined ? {} : { to: timeOption('--to', values.to) }),
+    ...timeRange('export', values),
     ...(values.rule === undefined ? {} : { rules: values.rule }),
   };
   if (values.out !== undefined) refuseExisting('export', [values.out], values.overwrite);

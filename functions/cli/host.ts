@@ -39,6 +39,18 @@ export function timeOption(name: string, value: string): number {
   return ms;
 }
 
+/** `--from` and `--to` (ISO 8601) where given; `--to` must be after `--from` when both are. */
+export function timeRange(
+  command: string,
+  values: { from?: string; to?: string },
+): { from?: number; to?: number } {
+  const from = values.from === undefined ? undefined : timeOption('--from', values.from);
+  const to = values.to === undefined ? undefined : timeOption('--to', values.to);
+  if (from !== undefined && to !== undefined && to <= from)
+    throw new AuditError('USAGE', `${command}: --to must be after --from`);
+  return { ...(from === undefined ? {} : { from }), ...(to === undefined ? {} : { to }) };
+}
+
 /**
  * Alerts output: a file, appended to and synced before alerts count as delivered (a run goes on
  * where the last one stopped; shared/emit/file-sink.ts), or stdout. The sink is named after the

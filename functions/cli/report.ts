@@ -6,7 +6,7 @@ import { REPORT_FORMATS, REPORT_IDS, type ReportFormat, type ReportId } from '..
 import { AuditError } from '../../shared/errors.js';
 import { renderReport } from '../../shared/report/render.js';
 import { runReports } from '../../shared/report/run-reports.js';
-import { openStateToRead, timeOption, warnOnce } from './host.js';
+import { openStateToRead, timeRange, warnOnce } from './host.js';
 import { type CliCommand, type CliIo, parseCommandArgs } from './io.js';
 import { refuseExisting, writeOutputFile } from './output-file.js';
 
@@ -78,8 +78,8 @@ async function runReport(argv: string[], io: CliIo): Promise<number> {
   const format = reportFormat(values.format);
   if (values.from === undefined || values.to === undefined)
     throw new AuditError('USAGE', 'report needs the period: --from TIME --to TIME (see report --help)');
-  const period = { from: timeOption('--from', values.from), to: timeOption('--to', values.to) };
-  if (period.from >= period.to) throw new AuditError('USAGE', 'report: --to must be after --from');
+  const { from, to } = timeRange('report', values);
+  const period = { from: from!, to: to! };
   const folder = reports.length > 1 || format === 'csv' || (values.out !== undefined && isFolder(values.out));
   if (folder && values.out === undefined)
     throw new AuditError(

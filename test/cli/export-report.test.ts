@@ -59,6 +59,18 @@ describe('export', () => {
     const onDb = await runCli(['export', 'alerts', '--state', state, '--db-system', 'prod-orders']);
     expect(lines(onDb.stdout).every((l) => JSON.parse(l).dbSystem?.name === 'prod-orders')).toBe(true);
     expect(lines(onDb.stdout).length).toBeLessThan(alertIds.length);
+    // A mistyped rule or a period that ends before it starts is refused, not an empty export.
+    for (const [args, problem] of [
+      [['--rule', 'break-glass.usd'], 'export: --rule break-glass.usd: no such rule (see the rules command)'],
+      [
+        ['--from', '2026-11-03T00:00:00Z', '--to', '2026-11-02T00:00:00Z'],
+        'export: --to must be after --from',
+      ],
+    ]) {
+      const refused = await runCli(['export', 'alerts', '--state', state, ...args!]);
+      expect(refused.code).toBe(2);
+      expect(refused.stderr).toBe(`heatwave-iam-audit: ${problem}\n`);
+    }
   });
 
   it('writes the sessions of a time range as OCSF logons and logoffs', async () => {
