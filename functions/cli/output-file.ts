@@ -1,7 +1,8 @@
-// Files a command writes whole (exports, reports): an existing file is never replaced unless the
-// user asks with --overwrite, and a file only ever appears complete: it is written under a
-// temporary name in the same folder, synced, then renamed over the target. A device or a pipe
-// (`/dev/stdout`, a named pipe) replaces nothing: it is written directly, and never renamed over.
+// Files a command writes whole (exports, reports, the session ledger): an existing export or
+// report is never replaced unless the user asks with --overwrite, and a file only ever appears
+// complete: it is written under a temporary name in the same folder, synced, then renamed over the
+// target. A device or a pipe (`/dev/stdout`, a named pipe) replaces nothing: it is written
+// directly, and never renamed over.
 import { accessSync, constants, existsSync, statSync } from 'node:fs';
 import { open, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
@@ -9,7 +10,7 @@ import { isStreamPath } from '../../shared/emit/file-sink.js';
 import { AuditError, errnoSuffix } from '../../shared/errors.js';
 import { LineWriter } from './io.js';
 
-/** Refuses (USAGE) when one of `paths` is a file that exists and `overwrite` is off; nothing is written then. */
+/** Refuses (USAGE) when one of `paths` is an existing file and `overwrite` is off; nothing is written. */
 export function refuseExisting(command: string, paths: readonly string[], overwrite: boolean): void {
   if (overwrite) return;
   const taken = paths.find((p) => existsSync(p) && !isStreamPath(p));
