@@ -22,10 +22,10 @@ export type WorkerSetup = { dbSystems: { id: string; name: string }[]; dbSystem?
 /**
  * Inputs this large in all (bytes on disk) get a decoding worker where there is a second core. On
  * two cores, where the process is bound by its CPU time, 659 MB replayed from 7% slower to 19%
- * faster with one in the last eight benches (median about 2% faster; 11%, 12%, 15%, 13%, 12%, 22%, 18% and
- * 19% faster in the eight before; 10-17% faster three times and 4% slower once before routine
- * statements travelled as columns); 212 MB 8% faster (four pairs of runs: 5.01-5.17 against
- * 5.44-5.65 s); 118 MB as fast (3.22-3.44 against 3.16-3.47 s).
+ * faster with one in the last eight benches (median about 2% faster; 11%, 12%, 15%, 13%, 12%,
+ * 22%, 18% and 19% faster in the eight before; 10-17% faster three times and 4% slower once before
+ * routine statements travelled as columns); 212 MB 8% faster (four pairs of runs: 5.01-5.17
+ * against 5.44-5.65 s); 118 MB as fast (3.22-3.44 against 3.16-3.47 s).
  */
 export const WORKER_INPUT_BYTES = 192 * 1024 * 1024;
 
