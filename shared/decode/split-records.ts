@@ -9,7 +9,8 @@
 // indented no deeper than the broken record's first line, so that its remains are not reported
 // again line by line.
 // Memory stays bounded: lines are cut into pieces of at most 1 MiB, and a record over the size
-// limit is scanned to its end without being kept.
+// limit is scanned to its end without being kept; unless it is an envelope of OCI audit events (an
+// export), whose events are then read one by one as records (shared/decode/envelope-stream.ts).
 //
 // Speed: the whole lines of a chunk are decoded as one text and cut there; a line that is one
 // complete object (the common case) is handed to JSON.parse as is; the character scanner runs only
@@ -17,6 +18,7 @@
 import { isUtf8 } from 'node:buffer';
 import type { DeadLetter, DeadLetterCode, Outcome, RecordLocation } from '../../schemas/dead-letter.js';
 import { AuditError } from '../errors.js';
+import { EnvelopeStream } from './envelope-stream.js';
 
 export type SplitRecord =
   | { ok: true; value: unknown; line: number; index?: number }
@@ -99,12 +101,12 @@ function mayHoldUnsafeKey(text: string): boolean {
 const UNSAFE_KEY_MESSAGE = 'record has a prototype-polluting key (__proto__ or constructor.prototype)';
 
 /**
- * True when some object in `value` (parsed from `text`) has an own `__proto__` key, or a
- * `constructor` with a `prototype`. Without `proto` or a `\u` escape in the text, no key can spell
- * either: the walk is skipped.
+ * True when some object in `value` (parsed from `text`, when known) has an own `__proto__` key, or
+ * a `constructor` with a `prototype`. Without `proto` or a `\u` escape in the text, no key can
+ * spell either: the walk is skipped.
  */
-function hasUnsafeKey(text: string, value: unknown): boolean {
-  if (!mayHoldUnsafeKey(text)) return false;
+function hasUnsafeKey(text: string | undefined, value: unknown): boolean {
+  if (text !== undefined && !mayHoldUnsafeKey(text)) return false;
   const pending: unknown[] = [value];
   while (pending.length > 0) {
     const v = pending.pop();
@@ -280,6 +282,8 @@ class RecordScanner {
   private parts: string[] = [];
   private size = 0;
   private tooLarge = false;
+  /** The open value is an envelope over the size limit, whose events are read as it goes. */
+  private envelope: EnvelopeStream | undefined;
   private badText = false;
   private startLine = 0;
   private index: number | undefined;
@@ -492,19 +496,36 @@ class RecordScanner {
 
   private append(text: string, from: number, to: number): void {
     if (this.tooLarge || to <= from) return;
-    this.size += to - from;
-    if (this.size > this.max) {
-      this.tooLarge = true;
-      this.parts = [];
+    const piece = from === 0 && to === text.length ? text : text.slice(from, to);
+    if (this.envelope !== undefined) {
+      // Text that is not UTF-8 ends the reading: the envelope's rest is reported, not read.
+      if (!this.badText) this.envelope.write(piece);
       return;
     }
-    this.parts.push(from === 0 && to === text.length ? text : text.slice(from, to));
+    this.size += to - from;
+    this.parts.push(piece);
+    if (this.size <= this.max) return;
+    // Too large to hold: an export's envelope (a top-level object) is read event by event.
+    const line = this.startLine;
+    this.envelope =
+      this.index === undefined
+        ? EnvelopeStream.open(
+            this.parts.join(''),
+            (value, index) => this.emit(value, undefined, line, index),
+            this.max,
+          )
+        : undefined;
+    this.tooLarge = this.envelope === undefined;
+    this.parts = [];
   }
 
   private complete(text: string, seg: number, to: number): number {
     this.append(text, seg, to);
+    const envelope = this.envelope?.end();
     if (this.tooLarge) this.fail('TOO_LARGE', `record exceeds ${this.max} bytes`);
     else if (this.badText) this.fail('ENCODING_INVALID', 'record is not valid UTF-8');
+    else if (envelope !== undefined) this.fail(envelope.code, envelope.message);
+    else if (this.envelope !== undefined) this.reset();
     else this.parseOpen('record is not valid JSON');
     return to;
   }
@@ -532,7 +553,7 @@ class RecordScanner {
 
   private emit(
     value: unknown,
-    text: string,
+    text: string | undefined,
     line: number,
     index: number | undefined,
     screened = false,
@@ -554,6 +575,7 @@ class RecordScanner {
 
   private reset(): void {
     this.mode = 'between';
+    this.envelope = undefined;
     this.parts = [];
     this.size = 0;
     this.stack.length = 0;

@@ -7,6 +7,7 @@ import {
   readdirSync,
   readFileSync,
   rmSync,
+  statSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -182,6 +183,35 @@ describe('replay', () => {
       expect(r.code).toBe(2);
       expect(r.stderr).toBe(`heatwave-iam-audit: ${command}: ${named} is a stream: name it once\n`);
     }
+  });
+
+  it('reads an OCI audit export over the record size limit event by event (search-logs --all)', async () => {
+    // Thousands of unrelated events around the removal, as `oci logging-search search-logs --all`
+    // prints them: one pretty-printed object of about 5 MB.
+    const filler = (i: number) => ({
+      ...removal,
+      type: 'com.oraclecloud.computeApi.GetInstance',
+      id: `ev-filler-${i}`,
+      data: {
+        ...removal.data,
+        eventName: 'GetInstance',
+        stateChange: null,
+        request: { path: 'x'.repeat(1_000) },
+      },
+    });
+    const rows = [...Array.from({ length: 4_000 }, (_, i) => filler(i)), removal].map((logContent) => ({
+      data: { datetime: 1, logContent },
+    }));
+    const exported = join(dir, 'search-logs.json');
+    writeFileSync(
+      exported,
+      JSON.stringify({ data: { fields: [], results: rows, summary: { resultCount: rows.length } } }, null, 2),
+    );
+    expect(statSync(exported).size).toBeGreaterThan(4 * 1024 * 1024);
+    const r = await cli('replay', '--config', config, audit, exported);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toMatch(/dead letters 0\n/);
+    expect(r.stdout).toBe((await cli('replay', '--config', config, audit, iam)).stdout);
   });
 
   it('alerts of DB systems in the same second come in DB system order, whatever the file order', async () => {

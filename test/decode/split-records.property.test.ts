@@ -211,4 +211,37 @@ describe('splitRecords: properties', () => {
       runs(200),
     );
   });
+
+  it('reads an export over the size limit as its events, whatever the chunks and the printing', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(jsonObject, { minLength: 1, maxLength: 20 }),
+        fc.constantFrom('data', 'items', 'results', 'search'),
+        fc.boolean(),
+        fc.array(fc.nat(), { maxLength: 8 }),
+        async (events, shape, pretty, offsets) => {
+          const envelope =
+            shape === 'search' ? { data: { results: events, summary: {} } } : { [shape]: events };
+          const text = JSON.stringify(envelope, null, pretty ? 2 : undefined);
+          // The limit is below the envelope's size: it is read event by event.
+          const opts = { maxRecordBytes: Math.max(1, Math.floor(text.length / 2)) };
+          const out = await split(cut(Buffer.from(text), offsets), opts);
+          const read = JSON.parse(text) as Record<string, unknown>;
+          const expected = (
+            shape === 'search' ? (read.data as { results: unknown[] }).results : read[shape]
+          ) as unknown[];
+          expect(out.filter((r) => !r.ok)).toEqual(
+            // An event larger than the limit may end the reading (TOO_LARGE), never anything else.
+            out.some((r) => !r.ok)
+              ? [expect.objectContaining({ ok: false, dead: expect.objectContaining({ code: 'TOO_LARGE' }) })]
+              : [],
+          );
+          const values = out.flatMap((r) => (r.ok ? [r.value] : []));
+          expect(values).toEqual(expected.slice(0, values.length));
+          if (out.every((r) => r.ok)) expect(values).toEqual(expected);
+        },
+      ),
+      runs(200),
+    );
+  });
 });

@@ -313,6 +313,89 @@ describe('splitRecords: size limit', () => {
   });
 });
 
+describe('splitRecords: exports over the size limit', () => {
+  const events = Array.from({ length: 30 }, (_, i) => ({
+    eventId: `e-${i}`,
+    data: { note: 'n'.repeat(40) },
+  }));
+  const LIMIT = { maxRecordBytes: 500 };
+
+  it.each([
+    ['oci audit event list --all', { data: events }, (e: unknown) => e],
+    [
+      'oci logging-search search-logs --all',
+      {
+        data: {
+          fields: [],
+          results: events.map((e) => ({ data: { logContent: e } })),
+          summary: { resultCount: 30 },
+        },
+      },
+      (e: unknown) => ({ data: { logContent: e } }),
+    ],
+    ['a ListEvents page', { 'opc-next-page': 'page-2', count: 30, items: events }, (e: unknown) => e],
+    ['a searchLogs response', { results: events }, (e: unknown) => e],
+    ['a searchLogs response of the SDK', { searchResponse: { results: events } }, (e: unknown) => e],
+  ])('reads the events of %s one by one, pretty-printed or not', async (_, envelope, wrapped) => {
+    for (const text of [JSON.stringify(envelope, null, 2), JSON.stringify(envelope)]) {
+      const records = await split([`${line(1)}\n`, text, `\n${line(2)}\n`], LIMIT);
+      expect(dead(records)).toEqual([]);
+      expect(values(records)).toEqual([event(1), ...events.map(wrapped), event(2)]);
+      const inside = records.slice(1, -1);
+      expect(inside.map((r) => r.ok && r.index)).toEqual(events.map((_e, i) => i));
+      expect(inside.every((r) => r.ok && r.line === 2)).toBe(true);
+    }
+  });
+
+  it('keeps an envelope in one line piece or many, in chunks of any size', async () => {
+    const text = JSON.stringify({ data: events }, null, 2);
+    const chunks = Array.from({ length: Math.ceil(text.length / 7) }, (_, i) => text.slice(i * 7, i * 7 + 7));
+    expect(values(await split(chunks, LIMIT))).toEqual(events);
+  });
+
+  it('dead-letters what it cannot read, after the events before it', async () => {
+    const text = JSON.stringify({ data: events });
+    // Cut short: the events read are kept, the cut is reported.
+    const cut = await split(text.slice(0, text.length - 300), LIMIT);
+    expect(values(cut)).toEqual(events.slice(0, values(cut).length));
+    expect(values(cut).length).toBeGreaterThan(20);
+    expect(dead(cut)).toMatchObject([{ code: 'JSON_INVALID', line: 1, message: /^record truncated/ }]);
+    // An event over the limit ends the reading of its envelope.
+    const huge = { eventId: 'huge', data: { note: 'h'.repeat(5000) } };
+    const tooLarge = await split(JSON.stringify({ data: [...events, huge, ...events] }), LIMIT);
+    expect(values(tooLarge)).toEqual(events);
+    expect(dead(tooLarge)).toEqual([
+      { code: 'TOO_LARGE', source: 'test', line: 1, message: 'an event in the envelope exceeds 500 bytes' },
+    ]);
+    // Broken JSON inside the envelope.
+    const broken = await split(text.replace('},{"eventId":"e-20"', '},,{"eventId":"e-20"'), LIMIT);
+    expect(values(broken)).toEqual(events.slice(0, 20));
+    expect(dead(broken)).toEqual([
+      { code: 'JSON_INVALID', source: 'test', line: 1, message: 'record is not valid JSON' },
+    ]);
+    // An event with a prototype-polluting key is one dead letter; the others are read.
+    const unsafe = await split(
+      `{"data": [${JSON.stringify(events[0])}, {"__proto__": {"x": 1}, "pad": "${'p'.repeat(600)}"}, ${JSON.stringify(events[1])}]}`,
+      LIMIT,
+    );
+    expect(values(unsafe)).toEqual([events[0], events[1]]);
+    expect(dead(unsafe)).toMatchObject([{ code: 'UNSAFE_KEY', line: 1, index: 1 }]);
+  });
+
+  it('stays TOO_LARGE for an object over the limit that is no envelope, or an array element', async () => {
+    for (const text of [
+      JSON.stringify({ other: events }),
+      JSON.stringify({ data: 'x'.repeat(600) }),
+      JSON.stringify({ meta: { page: 2 }, data: events }),
+      `[${JSON.stringify({ data: events })}]`,
+    ]) {
+      const records = await split(text, LIMIT);
+      expect(values(records)).toEqual([]);
+      expect(dead(records)).toMatchObject([{ code: 'TOO_LARGE', message: 'record exceeds 500 bytes' }]);
+    }
+  });
+});
+
 describe('splitRecords: prototype-polluting keys', () => {
   it.each([
     ['__proto__ at top level', '{"__proto__": {"polluted": true}}'],
