@@ -373,6 +373,17 @@ describe('splitRecords: exports over the size limit', () => {
     expect(dead(broken)).toEqual([
       { code: 'JSON_INVALID', source: 'test', line: 1, message: 'record is not valid JSON' },
     ]);
+    // Text that is not UTF-8 ends the reading: the events on the lines before it are read.
+    const pretty = JSON.stringify({ data: events }, null, 2);
+    const at = pretty.indexOf('"e-10"') + 3;
+    const invalid = await split(
+      Buffer.concat([Buffer.from(pretty.slice(0, at)), Buffer.from([0xff]), Buffer.from(pretty.slice(at))]),
+      LIMIT,
+    );
+    expect(values(invalid)).toEqual(events.slice(0, 10));
+    expect(dead(invalid)).toEqual([
+      { code: 'ENCODING_INVALID', source: 'test', line: 1, message: 'record is not valid UTF-8' },
+    ]);
     // An event with a prototype-polluting key is one dead letter; the others are read.
     const unsafe = await split(
       `{"data": [${JSON.stringify(events[0])}, {"__proto__": {"x": 1}, "pad": "${'p'.repeat(600)}"}, ${JSON.stringify(events[1])}]}`,
