@@ -1,5 +1,5 @@
 // Exports of OCI audit events too large to hold as one record: `oci audit event list --all` writes
-// `{"data": [...]}`, `oci logging-search search-logs --all` writes `{"data": {"results": [...]}}`,
+// `{"data": [...]}`, `oci logging-search search-logs` writes `{"data": {"results": [...]}}`,
 // and the SDKs' pages are `{"items": [...]}` or `{"results": [...]}`. When such an object is over
 // the record size limit (shared/decode/split-records.ts), its events are read one by one as its
 // text arrives, by a streaming JSON parser, so that an export of any size is read in bounded memory.

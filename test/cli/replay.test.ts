@@ -185,9 +185,9 @@ describe('replay', () => {
     }
   });
 
-  it('reads an OCI audit export over the record size limit event by event (search-logs --all)', async () => {
-    // Thousands of unrelated events around the removal, as `oci logging-search search-logs --all`
-    // prints them: one pretty-printed object of about 5 MB.
+  it('reads an OCI audit export over the record size limit event by event (oci logging-search search-logs)', async () => {
+    // Thousands of unrelated events around the removal, as `oci logging-search search-logs` prints
+    // them: one pretty-printed object of about 5 MB.
     const filler = (i: number) => ({
       ...removal,
       type: 'com.oraclecloud.computeApi.GetInstance',

@@ -323,7 +323,7 @@ describe('splitRecords: exports over the size limit', () => {
   it.each([
     ['oci audit event list --all', { data: events }, (e: unknown) => e],
     [
-      'oci logging-search search-logs --all',
+      'oci logging-search search-logs',
       {
         data: {
           fields: [],
