@@ -72,9 +72,14 @@ export class EnvelopeStream {
       };
   }
 
-  /** Ends the envelope (its text has all been written); what was wrong with it, if anything. */
+  /**
+   * Ends the envelope (its text has all been written); what was wrong with it, if anything. One
+   * that held no event was a record over the limit that only began like an envelope.
+   */
   end(): EnvelopeProblem | undefined {
     if (this.problem === undefined && !this.parser.isEnded) this.parser.end();
+    if (this.events === 0)
+      return { code: 'TOO_LARGE', message: `record exceeds ${this.maxEventChars} bytes` };
     return this.problem;
   }
 }

@@ -398,6 +398,9 @@ describe('splitRecords: exports over the size limit', () => {
       JSON.stringify({ other: events }),
       JSON.stringify({ data: 'x'.repeat(600) }),
       JSON.stringify({ meta: { page: 2 }, data: events }),
+      // Begins like an envelope, holds no event: a record over the limit.
+      JSON.stringify({ data: { eventName: 'x', note: 'n'.repeat(600) }, id: 'e-1' }),
+      JSON.stringify({ data: [], note: 'n'.repeat(600) }),
       `[${JSON.stringify({ data: events })}]`,
     ]) {
       const records = await split(text, LIMIT);
