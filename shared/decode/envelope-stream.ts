@@ -3,11 +3,12 @@
 // and the SDKs' pages are `{"items": [...]}` or `{"results": [...]}`. When such an object is over
 // the record size limit (shared/decode/split-records.ts), its events are read one by one as its
 // text arrives, by a streaming JSON parser, so that an export of any size is read in bounded memory.
-// The envelope is recognised by its first member; the events are then what classify.ts reads.
+// The envelope is recognised by its first member that opens an array or an object; its events are
+// then read as any record is (classify.ts).
 import { JSONParser, Tokenizer, TokenType } from '@streamparser/json';
 import type { DeadLetterCode } from '../../schemas/dead-letter.js';
 
-/** Where an envelope's events are, by its first member's name and what that member opens. */
+/** Where an envelope's events are, by the name of the member that holds them and what it opens. */
 const EVENTS: Record<string, Partial<Record<'[' | '{', string>>> = {
   data: { '[': '$.data.*', '{': '$.data.results.*' },
   items: { '[': '$.items.*' },
@@ -15,7 +16,7 @@ const EVENTS: Record<string, Partial<Record<'[' | '{', string>>> = {
   searchResponse: { '{': '$.searchResponse.results.*' },
 };
 
-/** How far into the text its first member is looked for. */
+/** How far into the text the member that holds the events is looked for. */
 const SNIFF_CHARS = 64 * 1024;
 
 export type EnvelopeProblem = { code: DeadLetterCode; message: string };
