@@ -218,6 +218,27 @@ describe('report', () => {
     expect(r.stdout).toContain('<h1>Access review</h1>');
   });
 
+  it('says when the state holds nothing in the period, which a mistyped period gives', async () => {
+    const hint = 'report: the state holds no session and no alert in this period';
+    const empty = await runCli([
+      'report',
+      'alert-summary',
+      '--state',
+      state,
+      '--from',
+      '2016-11-02T00:00:00Z',
+      '--to',
+      '2016-11-03T00:00:00Z',
+      '--format',
+      'json',
+    ]);
+    expect(empty.code).toBe(0);
+    expect(empty.stderr).toContain(hint);
+    const full = await runCli(['report', 'alert-summary', '--state', state, ...DAY, '--format', 'json']);
+    expect(full.code).toBe(0);
+    expect(full.stderr).not.toContain(hint);
+  });
+
   it('writes every report as JSON into a folder, and keeps existing files unless --overwrite', async () => {
     const out = join(dir, 'json');
     const first = await runCli(['report', 'all', '--state', state, ...DAY, '--format', 'json', '--out', out]);
