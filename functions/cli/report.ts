@@ -5,9 +5,7 @@ import { join } from 'node:path';
 import { REPORT_FORMATS, REPORT_IDS, type ReportFormat, type ReportId } from '../../schemas/report.js';
 import { AuditError } from '../../shared/errors.js';
 import { renderReport } from '../../shared/report/render.js';
-import { runReports } from '../../shared/report/run-reports.js';
-import type { LedgerQuery } from '../../shared/state/ledger.js';
-import type { StateStore } from '../../shared/state/state-store.js';
+import { holdsActivity, NO_ACTIVITY, runReports } from '../../shared/report/run-reports.js';
 import { openStateToRead, timeRange, warnOnce } from './host.js';
 import { type CliCommand, type CliIo, parseCommandArgs } from './io.js';
 import { refuseExisting, writeOutputFile } from './output-file.js';
@@ -101,9 +99,7 @@ async function runReport(argv: string[], io: CliIo): Promise<number> {
     });
     const dbSystem = docs[0]?.dbSystem?.id;
     if (!(await holdsActivity(store, { ...period, ...(dbSystem === undefined ? {} : { dbSystem }) })))
-      io.stderr.write(
-        'report: the state holds no session and no alert in this period: if you expected some, check --from and --to\n',
-      );
+      io.stderr.write(`report: ${NO_ACTIVITY}: if you expected some, check --from and --to\n`);
   } finally {
     await store.close();
   }
@@ -128,13 +124,6 @@ async function runReport(argv: string[], io: CliIo): Promise<number> {
     `report: ${files.length} file(s) written to ${dir}:\n${paths.map((p) => `  ${p}\n`).join('')}`,
   );
   return 0;
-}
-
-/** Whether the state holds a session or an alert that the query selects (a wrong period shows none). */
-async function holdsActivity(store: StateStore, query: LedgerQuery): Promise<boolean> {
-  for await (const _ of store.sessions(query)) return true;
-  for await (const _ of store.alerts(query)) return true;
-  return false;
 }
 
 export const reportCommand: CliCommand = {

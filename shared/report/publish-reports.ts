@@ -17,7 +17,7 @@ import type { ObjectStorageWriter } from '../emit/object-storage-writer.js';
 import type { StateStore } from '../state/state-store.js';
 import { renderReport } from './render.js';
 import type { Period } from './report.js';
-import { runReports } from './run-reports.js';
+import { holdsActivity, NO_ACTIVITY, runReports } from './run-reports.js';
 
 const DAY = 86_400_000;
 const HOUR = 3_600_000;
@@ -118,7 +118,12 @@ export async function publishReports(action: ReportAction, deps: PublishDeps): P
     published: false,
   };
   if (deps.publish === undefined || (await deps.writer.get(manifest)) !== null) return result;
-  const { title, body } = message(docs, objects, deps.bucket, result.period);
+  const dbSystem = docs[0]?.dbSystem?.id;
+  const quiet = !(await holdsActivity(deps.store, {
+    ...period,
+    ...(dbSystem === undefined ? {} : { dbSystem }),
+  }));
+  const { title, body } = message(docs, objects, deps.bucket, result.period, quiet);
   await deps.publish(title, body);
   await deps.writer.put(
     manifest,
@@ -128,16 +133,25 @@ export async function publishReports(action: ReportAction, deps: PublishDeps): P
   return { ...result, published: true };
 }
 
-/** One message: the period, each report's key figures, and the objects. */
+/**
+ * One message: the period, each report's key figures, and the objects; `quiet` when the state
+ * holds nothing in the period, which may mean that the fleet's audit events stopped arriving.
+ */
 function message(
   docs: readonly ReportDocument[],
   objects: readonly string[],
   bucket: string,
   period: { from: string; to: string },
+  quiet: boolean,
 ): { title: string; body: string } {
   const scope = docs[0]?.dbSystem ? ` on ${docs[0].dbSystem.name}` : '';
   const title = `heatwave-iam-audit: ${docs.length} compliance report(s)${scope}, ${period.from.slice(0, 10)} to ${period.to.slice(0, 10)}`;
   const lines = [`Compliance reports for ${period.from} to ${period.to} (end excluded)${scope}.`, ''];
+  if (quiet)
+    lines.push(
+      `! Nothing to report: ${NO_ACTIVITY}; check that the fleet's audit events reach the pipeline.`,
+      '',
+    );
   for (const d of docs) {
     lines.push(`${d.title}:`);
     for (const f of d.figures) lines.push(`  ${f.status === 'attention' ? '! ' : ''}${f.label}: ${f.value}`);

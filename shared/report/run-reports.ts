@@ -4,6 +4,7 @@ import type { Alert } from '../../schemas/alert.js';
 import type { ReportDocument, ReportId } from '../../schemas/report.js';
 import { PRODUCT } from '../emit/formats/format.js';
 import { AuditError } from '../errors.js';
+import type { LedgerQuery } from '../state/ledger.js';
 import type { StateStore } from '../state/state-store.js';
 import { AuditFacts } from './audit-facts.js';
 import { reportDefinition } from './registry.js';
@@ -52,6 +53,19 @@ export async function runReports(store: StateStore, request: ReportRequest): Pro
     product: { name: PRODUCT.name, version: PRODUCT.version },
     ...builders[i]!.finish(),
   }));
+}
+
+/** What a period in which the state holds neither a session nor an alert is said to be. */
+export const NO_ACTIVITY = 'the state holds no session and no alert in this period';
+
+/**
+ * Whether the state holds a session or an alert that `query` selects: reports of a period with
+ * neither (a mistyped period, or a fleet whose audit events stopped reaching the pipeline) say so.
+ */
+export async function holdsActivity(store: StateStore, query: LedgerQuery): Promise<boolean> {
+  for await (const _ of store.sessions(query)) return true;
+  for await (const _ of store.alerts(query)) return true;
+  return false;
 }
 
 /** A DB system the state knows (by OCID or name); anything else is a usage error. */

@@ -111,6 +111,7 @@ describe('{"action":"report"}', () => {
     expect(sent[0]!.title).toContain('6 compliance report(s)');
     for (const name of names) expect(sent[0]!.body).toContain(name);
     expect(sent[0]!.body).toContain('Break-glass log:');
+    expect(sent[0]!.body).not.toContain('Nothing to report');
 
     // A retry (the same schedule firing again, or a redelivery): same objects, no second message.
     const etags = new Map([...bucket()].map(([k, v]) => [k, v.etag]));
@@ -119,6 +120,17 @@ describe('{"action":"report"}', () => {
     expect(ons.published.length).toBe(before + 1);
     expect([...bucket().keys()].sort()).toEqual([...etags.keys()].sort());
     for (const name of names) expect(bucket().get(name)!.etag).not.toBe(etags.get(name));
+  });
+
+  it('says in its message when the state holds nothing in the period (audit events may have stopped)', async () => {
+    bucket().clear();
+    const before = ons.published.length;
+    const body = { action: 'report', reports: ['alert-summary'], period: 'P1D', to: '2026-12-01T00:00:00Z' };
+    expect((await call(host(), body)).report?.published).toBe(true);
+    const [sent] = ons.published.slice(before);
+    expect(sent!.body).toContain(
+      "! Nothing to report: the state holds no session and no alert in this period; check that the fleet's audit events reach the pipeline.",
+    );
   });
 
   it('publishes on the retry when the message failed, and only then writes the manifest', async () => {
