@@ -2,6 +2,7 @@
 // gunzip if needed, split into records, classify, normalize.
 import { closeSync, openSync, readSync } from 'node:fs';
 import { Readable } from 'node:stream';
+import { TextDecoder } from 'node:util';
 import { createGunzip } from 'node:zlib';
 import type { DeadLetter, Outcome, RecordLocation } from '../../schemas/dead-letter.js';
 import type { CanonicalEvent } from '../../schemas/events.js';
@@ -82,7 +83,7 @@ async function* readFile(
   counts: InputCounts,
 ): AsyncGenerator<DecodedItem[]> {
   const gzip = { corrupt: false };
-  yield* decodeChunks(fileChunks(path, gzip), path, opts, counts);
+  yield* decodeChunks(asUtf8(fileChunks(path, gzip)), path, opts, counts);
   if (gzip.corrupt) {
     yield [
       tally(counts, {
@@ -180,6 +181,26 @@ function tally(counts: InputCounts, item: DecodedItem): DecodedItem {
   if (item.type === 'event') counts.events++;
   else counts.dead++;
   return item;
+}
+
+/**
+ * The text of an input: bytes that start with a UTF-16 byte order mark (what Windows PowerShell 5
+ * writes for `oci ... > file`) are decoded from UTF-16, other bytes pass as they are (UTF-8).
+ */
+async function* asUtf8(chunks: AsyncIterable<Buffer>): AsyncGenerator<Buffer | string> {
+  let decoder: TextDecoder | undefined;
+  let first = true;
+  for await (const chunk of chunks) {
+    if (first) {
+      first = false;
+      const order =
+        chunk[0] === 0xff && chunk[1] === 0xfe ? 'le' : chunk[0] === 0xfe && chunk[1] === 0xff ? 'be' : '';
+      if (order !== '') decoder = new TextDecoder(`utf-16${order}`);
+    }
+    yield decoder === undefined ? chunk : decoder.decode(chunk, { stream: true });
+  }
+  const rest = decoder?.decode() ?? '';
+  if (rest !== '') yield rest;
 }
 
 /** The input path that names standard input. */

@@ -70,6 +70,24 @@ describe('readInput: file shapes', () => {
     expect(gz.dead).toEqual([]);
   });
 
+  it('reads UTF-16 text with its byte order mark (as Windows PowerShell 5 redirects output), gzipped too', async () => {
+    const text = sampleText('all-classes.pretty.json');
+    const utf8 = await read(write('utf8.json', text));
+    const le = Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(text, 'utf16le')]);
+    const be = Buffer.from(le.subarray(2)).swap16();
+    for (const bytes of [le, Buffer.concat([Buffer.from([0xfe, 0xff]), be]), gzipSync(le)]) {
+      const utf16 = await read(write('utf16.json', bytes));
+      expect(utf16.dead).toEqual([]);
+      expect(keys(utf16.events)).toEqual(keys(utf8.events));
+    }
+    // A UTF-16 file over many chunks: a character may be cut between two of them.
+    const many = Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(text.repeat(400), 'utf16le')]);
+    expect(many.length).toBeGreaterThan(1024 * 1024);
+    const read400 = await read(write('utf16-many.json', many));
+    expect(read400.dead).toEqual([]);
+    expect(read400.events).toHaveLength(400 * utf8.events.length);
+  });
+
   it('reads concatenated gzip members', async () => {
     const [first, second] = sampleText('line-per-event.log').split(
       /(?<=\n)(?=\{ "timestamp": "2026-11-01 10:00:01")/,
