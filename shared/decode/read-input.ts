@@ -82,14 +82,11 @@ async function* readFile(
   opts: ReadOptions,
   counts: InputCounts,
 ): AsyncGenerator<DecodedItem[]> {
-  const gzip = { corrupt: false };
-  yield* decodeChunks(asUtf8(fileChunks(path, gzip)), path, opts, counts);
-  if (gzip.corrupt) {
+  const broken: Broken = {};
+  yield* decodeChunks(asUtf8(fileChunks(path, broken), broken), path, opts, counts);
+  if (broken.reason !== undefined) {
     yield [
-      tally(counts, {
-        type: 'dead',
-        dead: deadLetter('ENCODING_INVALID', { source: path }, 'gzip data is corrupt or truncated'),
-      }),
+      tally(counts, { type: 'dead', dead: deadLetter('ENCODING_INVALID', { source: path }, broken.reason) }),
     ];
   }
 }
@@ -183,33 +180,42 @@ function tally(counts: InputCounts, item: DecodedItem): DecodedItem {
   return item;
 }
 
+/** Why an input's bytes stopped being readable (reported as one dead letter after its records). */
+type Broken = { reason?: string };
+
 /**
  * The text of an input: bytes that start with a UTF-16 byte order mark (what Windows PowerShell 5
  * writes for `oci ... > file`) are decoded from UTF-16, other bytes pass as they are (UTF-8).
+ * UTF-16 that is not valid ends the input there, as a corrupt gzip does.
  */
-async function* asUtf8(chunks: AsyncIterable<Buffer>): AsyncGenerator<Buffer | string> {
+async function* asUtf8(chunks: AsyncIterable<Buffer>, broken: Broken): AsyncGenerator<Buffer | string> {
   let decoder: TextDecoder | undefined;
   let first = true;
-  for await (const chunk of chunks) {
-    if (first) {
-      first = false;
-      const order =
-        chunk[0] === 0xff && chunk[1] === 0xfe ? 'le' : chunk[0] === 0xfe && chunk[1] === 0xff ? 'be' : '';
-      if (order !== '') decoder = new TextDecoder(`utf-16${order}`);
+  try {
+    for await (const chunk of chunks) {
+      if (first) {
+        first = false;
+        const order =
+          chunk[0] === 0xff && chunk[1] === 0xfe ? 'le' : chunk[0] === 0xfe && chunk[1] === 0xff ? 'be' : '';
+        if (order !== '') decoder = new TextDecoder(`utf-16${order}`, { fatal: true });
+      }
+      yield decoder === undefined ? chunk : decoder.decode(chunk, { stream: true });
     }
-    yield decoder === undefined ? chunk : decoder.decode(chunk, { stream: true });
+    const rest = decoder?.decode() ?? '';
+    if (rest !== '') yield rest;
+  } catch (error) {
+    if ((error as { code?: unknown } | null)?.code !== 'ERR_ENCODING_INVALID_ENCODED_DATA') throw error;
+    broken.reason ??= 'UTF-16 text is not valid: the input is not read past this point';
   }
-  const rest = decoder?.decode() ?? '';
-  if (rest !== '') yield rest;
 }
 
 /** The input path that names standard input. */
 export const STDIN = '-';
 
-/** The file's bytes (or standard input's), gunzipped when gzip; a corrupt gzip sets the flag. */
-async function* fileChunks(path: string, gzip: { corrupt: boolean }): AsyncGenerator<Buffer> {
+/** The file's bytes (or standard input's), gunzipped when gzip; a corrupt gzip says so in `broken`. */
+async function* fileChunks(path: string, broken: Broken): AsyncGenerator<Buffer> {
   if (path === STDIN) {
-    yield* gunzipIfGzip(process.stdin as AsyncIterable<Buffer>, STDIN, gzip);
+    yield* gunzipIfGzip(process.stdin as AsyncIterable<Buffer>, STDIN, broken);
     return;
   }
   let fd: number;
@@ -219,7 +225,7 @@ async function* fileChunks(path: string, gzip: { corrupt: boolean }): AsyncGener
     throw unreadable(path, cause);
   }
   try {
-    yield* gunzipIfGzip(readChunks(fd, path), path, gzip);
+    yield* gunzipIfGzip(readChunks(fd, path), path, broken);
   } finally {
     closeSync(fd);
   }
@@ -251,7 +257,7 @@ function* readChunks(fd: number, path: string): Generator<Buffer> {
 async function* gunzipIfGzip(
   raw: AsyncIterable<Buffer> | Iterable<Buffer>,
   path: string,
-  gzip: { corrupt: boolean },
+  broken: Broken,
 ): AsyncGenerator<Buffer> {
   const it = Symbol.asyncIterator in raw ? raw[Symbol.asyncIterator]() : raw[Symbol.iterator]();
   const first = await it.next();
@@ -274,7 +280,7 @@ async function* gunzipIfGzip(
   } catch (cause) {
     if (cause instanceof AuditError) throw cause;
     if (!isZlibError(cause)) throw unreadable(path, cause);
-    gzip.corrupt = true;
+    broken.reason ??= 'gzip data is corrupt or truncated';
   } finally {
     source.destroy();
   }

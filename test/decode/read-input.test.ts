@@ -86,6 +86,21 @@ describe('readInput: file shapes', () => {
     const read400 = await read(write('utf16-many.json', many));
     expect(read400.dead).toEqual([]);
     expect(read400.events).toHaveLength(400 * utf8.events.length);
+    // A lone surrogate ends the input where it is, as a corrupt gzip does: one dead letter.
+    const cut = Buffer.concat([
+      Buffer.from([0xff, 0xfe]),
+      Buffer.from(text.repeat(100), 'utf16le'),
+      Buffer.from([0x00, 0xd8]),
+      Buffer.from(text, 'utf16le'),
+    ]);
+    const broken = await read(write('utf16-broken.json', cut));
+    expect(broken.events.length).toBeGreaterThan(0);
+    expect(broken.events.length).toBeLessThan(100 * utf8.events.length);
+    expect(broken.dead.at(-1)).toEqual({
+      code: 'ENCODING_INVALID',
+      source: join(dir, 'utf16-broken.json'),
+      message: 'UTF-16 text is not valid: the input is not read past this point',
+    });
   });
 
   it('reads concatenated gzip members', async () => {
