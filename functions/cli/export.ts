@@ -20,7 +20,7 @@ import {
 import type { StateStore } from '../../shared/state/state-store.js';
 import { openStateToRead, timeRange, warnOnce } from './host.js';
 import { type CliCommand, type CliIo, LineWriter, parseCommandArgs } from './io.js';
-import { refuseExisting, writeOutput } from './output-file.js';
+import { checkOutputPath, refuseExisting, writeOutput } from './output-file.js';
 import { sessionLines } from './summary.js';
 
 const FORMATS = [...OUTPUT_FORMATS, 'csv'] as const;
@@ -134,7 +134,10 @@ async function runExport(argv: string[], io: CliIo): Promise<number> {
     ...timeRange('export', values),
     ...(values.rule === undefined ? {} : { rules: values.rule }),
   };
-  if (values.out !== undefined) refuseExisting('export', [values.out], values.overwrite);
+  if (values.out !== undefined) {
+    checkOutputPath('--out', values.out);
+    refuseExisting('export', [values.out], values.overwrite);
+  }
   const store = await openStateToRead(values.state, 'export', process.env, warnOnce(io, 'export'));
   try {
     if (values['db-system'] !== undefined)

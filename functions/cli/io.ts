@@ -63,6 +63,7 @@ const FLUSH_CHARS = 64 * 1024;
 export class LineWriter {
   private buffer = '';
   private failure: unknown;
+  private closing: Promise<void> | undefined;
 
   constructor(
     private readonly stream: NodeJS.WritableStream,
@@ -97,7 +98,13 @@ export class LineWriter {
     this.check();
   }
 
-  async close(): Promise<void> {
+  /** Flushes and closes the stream; a second call waits for the first (the stream closes once). */
+  close(): Promise<void> {
+    this.closing ??= this.flushAndClose();
+    return this.closing;
+  }
+
+  private async flushAndClose(): Promise<void> {
     await this.flush();
     if (!this.closeStream) return;
     this.stream.end();

@@ -22,8 +22,8 @@ export function refuseExisting(command: string, paths: readonly string[], overwr
 }
 
 /**
- * Refuses (USAGE) an output that a long run writes at its end (`--sessions`) but could not: a
- * folder, or a file in a folder that is missing or read-only. Checked before the run starts.
+ * Refuses (USAGE) an output a command writes at its end (`--sessions`, `export --out`) but could
+ * not: a folder, or a file in a folder that is missing or read-only. Checked before any work.
  */
 export function checkOutputPath(option: string, path: string): void {
   const stat = statSync(path, { throwIfNoEntry: false });
@@ -52,14 +52,18 @@ async function outputFile(path: string): Promise<OutputFile> {
     writer,
     async commit() {
       await writer.close();
-      // Synced before the rename, so the name never points at a file a crash left half written.
-      const handle = await open(temporary, 'r+');
       try {
-        await handle.sync();
-      } finally {
-        await handle.close();
+        // Synced before the rename, so the name never points at a file a crash left half written.
+        const handle = await open(temporary, 'r+');
+        try {
+          await handle.sync();
+        } finally {
+          await handle.close();
+        }
+        await rename(temporary, path);
+      } catch (cause) {
+        throw new AuditError('SINK_FAILED', `cannot write ${path}${errnoSuffix(cause)}`, { cause });
       }
-      await rename(temporary, path);
     },
     async abort() {
       await writer.close().catch(() => undefined);

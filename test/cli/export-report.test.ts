@@ -66,6 +66,7 @@ describe('export', () => {
         ['--from', '2026-11-03T00:00:00Z', '--to', '2026-11-02T00:00:00Z'],
         'export: --to must be after --from',
       ],
+      [['--out', dir, '--overwrite'], `--out ${dir} is a folder: name a file`],
     ]) {
       const refused = await runCli(['export', 'alerts', '--state', state, ...args!]);
       expect(refused.code).toBe(2);
