@@ -99,11 +99,22 @@ process.stdout.on('error', (error: NodeJS.ErrnoException) => {
   process.exit(process.exitCode ?? 0);
 });
 
+let settled = false;
 main(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr }).then(
   (code) => {
+    settled = true;
     process.exitCode = code;
   },
   () => {
+    settled = true;
     process.exitCode = 1;
   },
 );
+
+// Node ends a process whose work is all waiting on nothing with exit 0: a command that stopped
+// that way did not finish, and must not look as if it had.
+process.on('beforeExit', () => {
+  if (settled) return;
+  process.stderr.write(`${TOOL}: internal error: the command stopped before it finished\n`);
+  process.exitCode = 1;
+});

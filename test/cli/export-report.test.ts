@@ -125,6 +125,21 @@ describe('export', () => {
     expect(readFileSync(out, 'utf8')).toBe(text);
   });
 
+  it('exits 1, never 0, when a command stops before it finishes', async () => {
+    // Every rename waits for ever: the export's last step never ends, and nothing else is left to
+    // do, which Node ends with exit 0 unless the CLI says otherwise.
+    const hook = join(dir, 'stuck-rename.cjs');
+    writeFileSync(hook, "require('node:fs/promises').rename = () => new Promise(() => {});\n");
+    const out = join(dir, 'stuck.jsonl');
+    const r = await runCli(['export', 'alerts', '--state', state, '--out', out], {
+      ...process.env,
+      NODE_OPTIONS: `--require ${hook}`,
+    });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe('heatwave-iam-audit: internal error: the command stopped before it finished\n');
+    expect(existsSync(out)).toBe(false);
+  });
+
   it('writes into a device or a named pipe as it is, and never replaces it', async () => {
     // Neither is a file that exists: no --overwrite is asked for.
     const discarded = await runCli(['export', 'alerts', '--state', state, '--out', '/dev/null']);
