@@ -45,18 +45,18 @@ export class EnvelopeStream {
   }
 
   /**
-   * The stream of the envelope `prefix` opens, fed `prefix` already; undefined when `prefix`
-   * opens no envelope of events.
+   * The stream of the envelope whose text begins with `pieces`, fed them already; undefined when
+   * they open no envelope of events (then nothing was joined or parsed past its start).
    */
   static open(
-    prefix: string,
+    pieces: readonly string[],
     onEvent: (value: unknown, index: number) => void,
     maxEventChars: number,
   ): EnvelopeStream | undefined {
-    const path = eventsPath(prefix);
+    const path = eventsPath(start(pieces));
     if (path === undefined) return undefined;
     const stream = new EnvelopeStream(path, onEvent, maxEventChars);
-    stream.write(prefix);
+    for (const piece of pieces) stream.write(piece);
     return stream;
   }
 
@@ -85,12 +85,23 @@ export class EnvelopeStream {
   }
 }
 
+/** The first SNIFF_CHARS of the text `pieces` make up. */
+function start(pieces: readonly string[]): string {
+  let text = '';
+  for (const piece of pieces) {
+    if (text.length >= SNIFF_CHARS) break;
+    text += piece.slice(0, SNIFF_CHARS - text.length);
+  }
+  return text;
+}
+
 /** Tokens looked at for the envelope's member that holds its events. */
 const SNIFF_TOKENS = 64;
 
 /**
- * The JSONPath of the events in the envelope `prefix` opens: the first of its members that is not
- * a string, number, boolean or null decides (a page's `opc-next-page` may come before its events).
+ * The JSONPath of the events in the envelope `prefix` opens (at most SNIFF_CHARS of its text): the
+ * first of its members that is not a string, number, boolean or null decides (a page's
+ * `opc-next-page` may come before its events).
  */
 function eventsPath(prefix: string): string | undefined {
   const tokens: { token: TokenType; value: unknown }[] = [];
@@ -99,7 +110,7 @@ function eventsPath(prefix: string): string | undefined {
     if (tokens.length < SNIFF_TOKENS) tokens.push({ token, value });
   };
   tokenizer.onError = () => undefined;
-  tokenizer.write(prefix.slice(0, SNIFF_CHARS));
+  tokenizer.write(prefix);
   if (tokens[0]?.token !== TokenType.LEFT_BRACE) return undefined;
   for (let i = 1; i + 3 < tokens.length; i += 4) {
     const [name, colon, value, next] = tokens.slice(i, i + 4);

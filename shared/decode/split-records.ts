@@ -510,7 +510,7 @@ class RecordScanner {
     this.envelope =
       this.index === undefined
         ? EnvelopeStream.open(
-            this.parts.join(''),
+            this.parts,
             (value, index) => this.emit(value, undefined, line, index),
             this.max,
           )
