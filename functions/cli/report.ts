@@ -76,10 +76,10 @@ async function runReport(argv: string[], io: CliIo): Promise<number> {
   );
   const reports = reportTypes(positionals[0]);
   const format = reportFormat(values.format);
-  if (values.from === undefined || values.to === undefined)
-    throw new AuditError('USAGE', 'report needs the period: --from TIME --to TIME (see report --help)');
   const { from, to } = timeRange('report', values);
-  const period = { from: from!, to: to! };
+  if (from === undefined || to === undefined)
+    throw new AuditError('USAGE', 'report needs the period: --from TIME --to TIME (see report --help)');
+  const period = { from, to };
   const folder = reports.length > 1 || format === 'csv' || (values.out !== undefined && isFolder(values.out));
   if (folder && values.out === undefined)
     throw new AuditError(
@@ -97,8 +97,7 @@ async function runReport(argv: string[], io: CliIo): Promise<number> {
       ...(values['db-system'] === undefined ? {} : { dbSystem: values['db-system'] }),
       generatedAt: Date.now(),
     });
-    const dbSystem = docs[0]?.dbSystem?.id;
-    if (!(await holdsActivity(store, { ...period, ...(dbSystem === undefined ? {} : { dbSystem }) })))
+    if (!(await holdsActivity(store, period, docs[0]?.dbSystem?.id)))
       io.stderr.write(`report: ${NO_ACTIVITY}: if you expected some, check --from and --to\n`);
   } finally {
     await store.close();

@@ -118,11 +118,7 @@ export async function publishReports(action: ReportAction, deps: PublishDeps): P
     published: false,
   };
   if (deps.publish === undefined || (await deps.writer.get(manifest)) !== null) return result;
-  const dbSystem = docs[0]?.dbSystem?.id;
-  const quiet = !(await holdsActivity(deps.store, {
-    ...period,
-    ...(dbSystem === undefined ? {} : { dbSystem }),
-  }));
+  const quiet = !(await holdsActivity(deps.store, period, docs[0]?.dbSystem?.id));
   const { title, body } = message(docs, objects, deps.bucket, result.period, quiet);
   await deps.publish(title, body);
   await deps.writer.put(

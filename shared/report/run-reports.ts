@@ -59,10 +59,12 @@ export async function runReports(store: StateStore, request: ReportRequest): Pro
 export const NO_ACTIVITY = 'the state holds no session and no alert in this period';
 
 /**
- * Whether the state holds a session or an alert that `query` selects: reports of a period with
- * neither (a mistyped period, or a fleet whose audit events stopped reaching the pipeline) say so.
+ * Whether the state holds a session or an alert in `period` (on `dbSystem`, an OCID): reports of a
+ * period with neither (a mistyped period, or a fleet whose audit events stopped reaching the
+ * pipeline) say so.
  */
-export async function holdsActivity(store: StateStore, query: LedgerQuery): Promise<boolean> {
+export async function holdsActivity(store: StateStore, period: Period, dbSystem?: string): Promise<boolean> {
+  const query: LedgerQuery = dbSystem === undefined ? period : { ...period, dbSystem };
   for await (const _ of store.sessions(query)) return true;
   for await (const _ of store.alerts(query)) return true;
   return false;
