@@ -70,14 +70,15 @@ import { type IamLogin, iamLogin } from '../shared/sources/iam-login.js';
 import {
   connectInstance,
   instanceTargets,
+  NO_ENDPOINTS,
   type SecretReader,
   secretReader,
   secretVariables,
   type VaultSecretFetcher,
+  withDiscoveredFleet,
 } from '../shared/sources/mysql-connection.js';
 import { displayStoreSpec, type OpenStoreOptions, openStore } from '../shared/state/open-store.js';
 import type { StateStore } from '../shared/state/state-store.js';
-import { applySnapshot } from '../shared/sync/baseline.js';
 import { ociSyncClients, syncState } from '../shared/sync/sync.js';
 import { toIso } from '../shared/time.js';
 import { type FunctionEnv, readFunctionEnv } from './function-env.js';
@@ -188,6 +189,9 @@ const DEFAULT_COLLECT_MS = 60_000;
 const COLLECT_SHARE = 0.75;
 
 type Work = 'batch' | 'sweep' | 'collect' | 'sync' | 'report';
+
+/** The control messages' actions: a refused one is summarised as what it asked for. */
+const CONTROL_ACTIONS = ['sweep', 'collect', 'sync', 'report'] as const;
 /** What a refused control message leaves undone. */
 const NOT_DONE: Record<Exclude<Work, 'batch'>, string> = {
   sweep: 'the sweep was not run',
@@ -342,6 +346,8 @@ export class FunctionHost {
         'USAGE',
         400,
         'unknown control message: send {"action":"sweep"}, {"action":"collect"}, {"action":"sync"} or {"action":"report",...}',
+        undefined,
+        CONTROL_ACTIONS.find((a) => a === value.action),
       );
     }
     return this.ingest(body, source, settings);
@@ -434,8 +440,9 @@ export class FunctionHost {
     this.checkDeadline(0, 'collect');
     return this.scoped(settings, 'collect', async () => {
       const { pipeline, store } = await this.pipeline(settings);
-      // The instances `sync` discovered, where the configuration lists none.
-      const targets = instanceTargets(applySnapshot(settings.config, (await store.snapshots())[0]));
+      const targets = instanceTargets(await withDiscoveredFleet(settings.config, store));
+      // A scheduled collect with nothing to read fails, so that the schedule's failures show it.
+      if (targets.length === 0) throw new AuditError('CONFIG_INVALID', `collect: ${NO_ENDPOINTS}`);
       const now = this.now();
       const budget =
         this.deadline === undefined
@@ -514,7 +521,8 @@ export class FunctionHost {
     if (!parsed.success) {
       const issue = parsed.error.issues[0]!;
       const at = issue.path.length > 0 ? `${issue.path.join('.')}: ` : '';
-      return this.refuse(settings, 'USAGE', 400, `report action: ${at}${issue.message}`.slice(0, 300));
+      const message = `report action: ${at}${issue.message}`.slice(0, 300);
+      return this.refuse(settings, 'USAGE', 400, message, undefined, 'report');
     }
     const { bucket, prefix, topicId } = settings.env.report;
     if (bucket === undefined)
@@ -594,16 +602,20 @@ export class FunctionHost {
     };
   }
 
-  /** Refuses a body; records a dead letter for it when it held records, so it is counted in the store. */
+  /**
+   * Refuses a body, summarised as the `action` it asked for; records a dead letter for it when it
+   * held records, so it is counted in the store.
+   */
   private async refuse(
     settings: Settings,
     code: ErrorCode,
     status: 400 | 413,
     message: string,
     dead?: DeadLetter,
+    action: InvocationSummary['action'] = 'ingest',
   ): Promise<InvocationSummary> {
     const error = { code, status, message };
-    if (dead === undefined) return { ...emptySummary('ingest', await this.currentWatermark()), error };
+    if (dead === undefined) return { ...emptySummary(action, await this.currentWatermark()), error };
     this.checkDeadline(1, 'batch');
     return this.scoped(settings, 'batch', async () => {
       const { pipeline } = await this.pipeline(settings);

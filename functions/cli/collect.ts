@@ -14,12 +14,13 @@ import {
   connectInstance,
   type InstanceTarget,
   instanceTargets,
+  NO_ENDPOINTS,
   type SqlSession,
   secretReader,
+  withDiscoveredFleet,
 } from '../../shared/sources/mysql-connection.js';
 import { abortableSleep } from '../../shared/sources/stream-consumer.js';
 import { openStore } from '../../shared/state/open-store.js';
-import { applySnapshot } from '../../shared/sync/baseline.js';
 import {
   alertOutput,
   type CliDeps,
@@ -101,12 +102,10 @@ export async function runCollect(argv: string[], io: CliIo, deps: CliDeps = {}):
     env: env as NodeJS.ProcessEnv,
     onWarning: warnOnce(io, 'collect'),
   });
-  let targets: ReturnType<typeof instanceTargets>;
+  let targets: InstanceTarget[];
   try {
-    // The instances `sync` discovered, where the configuration lists none.
-    targets = instanceTargets(applySnapshot(config, (await store.snapshots())[0]), values['db-system'] ?? []);
-    if (targets.length === 0)
-      throw new AuditError('USAGE', 'collect: no DB system has endpoints to read (dbSystems[].endpoints)');
+    targets = instanceTargets(await withDiscoveredFleet(config, store), values['db-system'] ?? []);
+    if (targets.length === 0) throw new AuditError('USAGE', `collect: ${NO_ENDPOINTS}`);
   } catch (error) {
     await store.close();
     state.cleanup();

@@ -2,21 +2,23 @@
 import { loadConfigFile } from '../../shared/config/load-config.js';
 import { AuditError } from '../../shared/errors.js';
 import { diagnoseFleet, type InstanceDiagnosis } from '../../shared/sources/doctor.js';
-import { instanceTargets } from '../../shared/sources/mysql-connection.js';
+import { instanceTargets, NO_ENDPOINTS, withDiscoveredFleet } from '../../shared/sources/mysql-connection.js';
 import { EXIT_PARTIAL, instanceConnector } from './collect.js';
-import { type CliDeps, warnOnce } from './host.js';
+import { type CliDeps, openStateToRead, warnOnce } from './host.js';
 import { type CliCommand, type CliIo, parseCommandArgs, printable } from './io.js';
 
 export const DOCTOR_HELP = `Usage: heatwave-iam-audit doctor --config FILE [options]
 
-Checks that every configured DB system instance (dbSystems[].endpoints) can be audited: reachable,
-TLS, server version, audit log installed and writing JSON, an audit filter that logs connections
-and statements for every account, audit_log_read() permitted to the collector user, the read
-buffer, the authentication_oci plugin and the accounts that use it, and with collector.auth: iam
-which IAM principal logged in. Each failure comes with its fix.
+Checks that every DB system instance collect reads (dbSystems[].endpoints, and with --state those
+the last sync discovered) can be audited: reachable, TLS, server version, audit log installed and
+writing JSON, an audit filter that logs connections and statements for every account,
+audit_log_read() permitted to the collector user, the read buffer, the authentication_oci plugin
+and the accounts that use it, and with collector.auth: iam which IAM principal logged in. Each
+failure comes with its fix.
 
 Options:
   --config FILE       pipeline configuration (YAML or JSON)               (required)
+  --state FILE|URL    also check the DB systems and endpoints the state's last sync discovered
   --db-system ID      check only this DB system (id or name); repeatable  (default: all)
   --json              print the checks as JSON instead of a checklist
   -h, --help          this help
@@ -47,16 +49,26 @@ function checklist(results: readonly InstanceDiagnosis[]): string {
 export async function runDoctor(argv: string[], io: CliIo, deps: CliDeps = {}): Promise<number> {
   const { values } = parseCommandArgs('doctor', argv, {
     config: { type: 'string' },
+    state: { type: 'string' },
     'db-system': { type: 'string', multiple: true },
     json: { type: 'boolean', default: false },
   });
   if (!values.config) throw new AuditError('USAGE', 'doctor needs --config FILE (see doctor --help)');
   const env = deps.env ?? process.env;
-  const { config } = await loadConfigFile(values.config);
+  const warn = warnOnce(io, 'doctor');
+  const loaded = (await loadConfigFile(values.config)).config;
+  let config = loaded;
+  if (values.state !== undefined) {
+    const store = await openStateToRead(values.state, 'doctor', env, warn);
+    try {
+      config = await withDiscoveredFleet(loaded, store);
+    } finally {
+      await store.close();
+    }
+  }
   const targets = instanceTargets(config, values['db-system'] ?? []);
-  if (targets.length === 0)
-    throw new AuditError('USAGE', 'doctor: no DB system has endpoints to check (dbSystems[].endpoints)');
-  const results = await diagnoseFleet(targets, config, instanceConnector(env, warnOnce(io, 'doctor')));
+  if (targets.length === 0) throw new AuditError('USAGE', `doctor: ${NO_ENDPOINTS}`);
+  const results = await diagnoseFleet(targets, config, instanceConnector(env, warn));
   io.stdout.write(values.json ? `${JSON.stringify(results, null, 2)}\n` : checklist(results));
   return results.every((r) => r.ready) ? 0 : EXIT_PARTIAL;
 }

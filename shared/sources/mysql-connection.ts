@@ -10,6 +10,8 @@ import { readFileSync } from 'node:fs';
 import type { Connection, ConnectionOptions } from 'mysql2/promise';
 import type { CollectorConfig, Config, DbSystemConfig, Endpoint } from '../../schemas/config.js';
 import { AuditError } from '../errors.js';
+import type { StateStore } from '../state/state-store.js';
+import { applySnapshot } from '../sync/baseline.js';
 import {
   describePrincipal,
   type IamLogin,
@@ -109,6 +111,21 @@ export function instanceTargets(config: Config, only: readonly string[] = []): I
     }),
   );
 }
+
+/**
+ * The configuration with the DB systems and endpoints of the store's latest `sync` snapshot merged
+ * in (where the configuration lists none): the fleet `collect` and `doctor` reach.
+ */
+export async function withDiscoveredFleet(
+  config: Config,
+  store: Pick<StateStore, 'snapshots'>,
+): Promise<Config> {
+  return applySnapshot(config, (await store.snapshots())[0]);
+}
+
+/** Why there is nothing to read or check: no configured or discovered DB system has endpoints. */
+export const NO_ENDPOINTS =
+  'no DB system has endpoints: list them in dbSystems[].endpoints, or run sync to discover them';
 
 /** The environment variables the configuration takes collector passwords from. */
 export function secretVariables(config: Config): Set<string> {

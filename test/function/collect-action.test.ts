@@ -204,9 +204,28 @@ describe('{"action":"collect"}', () => {
     }
   });
 
+  it('with no DB system endpoints, configured or discovered by a sync, the call fails and says so', async () => {
+    const base = baseConfig();
+    const fn = new FunctionHost({
+      env: {
+        HWAUDIT_CONFIG: JSON.stringify({
+          ...base,
+          collector: { user: 'hwaudit', password: { secret: SECRET } },
+        }),
+        HWAUDIT_STATE: `${tempDir('hwaudit-collect-fn-')}/state.sqlite`,
+      },
+      stdout: new Lines(),
+      stderr: new Lines(),
+    });
+    await expect(fn.invoke(JSON.stringify({ action: 'collect' }))).rejects.toThrow(
+      'CONFIG_INVALID: collect: no DB system has endpoints: list them in dbSystems[].endpoints, or run sync to discover them',
+    );
+  });
+
   it('an unknown collect body is refused; other control messages are named', async () => {
     const fn = host(new Lines(), `${tempDir('hwaudit-collect-fn-')}/state.sqlite`);
     const r = await fn.invoke(JSON.stringify({ action: 'collect', now: true }));
+    expect(r.action).toBe('collect');
     expect(r.error).toMatchObject({
       status: 400,
       message:

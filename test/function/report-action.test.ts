@@ -190,6 +190,7 @@ describe('{"action":"report"}', () => {
     [{ action: 'report', reports: ['all'], period: 'P7D', formats: ['pdf'] }, /formats/],
   ])('refuses %j with a 400 summary (a retry cannot fix it)', async (body, message) => {
     const s: InvocationSummary = await call(host(), body);
+    expect(s.action).toBe('report');
     expect(s.error?.status).toBe(400);
     expect(s.error?.message).toMatch(message);
     expect(s.report).toBeUndefined();

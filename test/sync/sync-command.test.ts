@@ -9,7 +9,7 @@ import type { Alert } from '../../schemas/alert.js';
 import { validateConfig } from '../../shared/config/load-config.js';
 import { DB, GROUPS, USERS } from '../../shared/detect/timeline.js';
 import { SqliteStore } from '../../shared/state/sqlite-store.js';
-import { DOMAIN, type SyncFleet, startSyncFleet, testDirectory } from '../helpers/sync-fleet.js';
+import { DOMAIN, PROD2, type SyncFleet, startSyncFleet, testDirectory } from '../helpers/sync-fleet.js';
 
 const execFileAsync = promisify(execFile);
 const CLI = join(import.meta.dirname, '..', '..', 'dist', 'cli.cjs');
@@ -114,6 +114,42 @@ describe('sync --state', () => {
     ]);
     expect(second.stderr).toMatch(/changes between snapshots: 0 audited, 1 observed without an audit event/);
     expect(await stored(state)).toHaveLength(2);
+  });
+
+  it('doctor and collect reach the instances a sync discovered: doctor with --state, collect from the state', async () => {
+    const state = newState();
+    // The configuration lists no endpoint: without the state, there is nothing to check or read.
+    const none = await cli(['doctor', '--config', config]);
+    expect(none).toMatchObject({ code: 2, stdout: '' });
+    expect(none.stderr).toContain(
+      'doctor: no DB system has endpoints: list them in dbSystems[].endpoints, or run sync to discover them',
+    );
+    expect((await cli(['collect', '--config', config, '--state', state])).stderr).toContain(
+      'collect: no DB system has endpoints',
+    );
+    expect((await cli(['sync', '--config', config, '--state', state])).code).toBe(0);
+    const r = await cli(['doctor', '--config', config, '--state', state, '--json']);
+    const checked = (
+      JSON.parse(r.stdout) as { dbSystem: { name: string }; instance: string; address: string }[]
+    ).map((d) => `${d.dbSystem.name}/${d.instance} ${d.address}`);
+    const port = (id: string) => fleet.servers.get(id)!.address.port;
+    expect(checked).toEqual([
+      `${DB.name}/localhost:${port(DB.id)} localhost:${port(DB.id)}`,
+      `${DB.name}/127.0.0.9:3306 127.0.0.9:3306`,
+      `${PROD2.name}/127.0.0.1:${port(PROD2.id)} 127.0.0.1:${port(PROD2.id)}`,
+    ]);
+    // The test servers keep no audit log, and the replica answers nowhere.
+    expect(r.code).toBe(3);
+    const only = await cli(['doctor', '--config', config, '--state', state, '--db-system', PROD2.name]);
+    expect(only.stdout).toMatch(new RegExp(`^${PROD2.name}/127\\.0\\.0\\.1:${port(PROD2.id)} `));
+    const collected = await cli(['collect', '--config', config, '--state', state]);
+    expect(collected.code).toBe(3);
+    expect(collected.stderr).toContain('collect: 3 instance(s)');
+    expect(collected.stderr).toContain(`${PROD2.name}/127.0.0.1:${port(PROD2.id)} (127.0.0.1:`);
+    expect(await cli(['doctor', '--config', config, '--state', fleet.file('missing.sqlite')])).toMatchObject({
+      code: 2,
+      stderr: expect.stringContaining('doctor: there is no state file'),
+    });
   });
 
   it('a part that fails keeps its previous data and says so (exit 3)', async () => {
