@@ -103,9 +103,14 @@ export async function ociAuthProvider(spec: OciAuthSpec): Promise<Authentication
         return await new common.InstancePrincipalsAuthenticationDetailsProviderBuilder().build();
     }
   } catch (error) {
+    // A profile's failure names the profile and the file, which the SDK's messages do not all do.
+    const where =
+      spec.kind === 'config-file' || spec.kind === 'session-token'
+        ? ` (profile ${spec.profile ?? 'DEFAULT'} of ${spec.configFile ?? '~/.oci/config'})`
+        : '';
     throw new AuditError(
       'CONFIG_INVALID',
-      `cannot build OCI ${spec.kind} credentials: ${safeReason(error)}`,
+      `cannot build OCI ${spec.kind} credentials${where}: ${safeReason(error)}`,
       {
         details,
         cause: error,
@@ -129,13 +134,18 @@ function quietly<T>(read: () => T): T {
   }
 }
 
-/** The SDK throws strings and Errors whose text may quote a path; keep the first line, drop PEM/JWT-looking runs. */
+/**
+ * The SDK throws strings and Errors whose text may quote a path: keep the first line without the
+ * SDK's "For more info ..." pointers to its documentation, drop PEM/JWT-looking runs.
+ */
 function safeReason(error: unknown): string {
   const text = error instanceof Error ? error.message : String(error);
-  const line = text.split('\n')[0] ?? '';
+  const line = (text.split('\n')[0] ?? '').split(/ For more info| See https:/)[0]!;
   return line
     .replace(/-----BEGIN[\s\S]*?-----END[^-]*-----/g, '[redacted key]')
     .replace(/eyJ[\w-]+\.[\w-]+\.[\w-]*/g, '[redacted token]')
+    .replace(/\s+/g, ' ')
+    .trim()
     .slice(0, 1000);
 }
 

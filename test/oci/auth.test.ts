@@ -184,6 +184,8 @@ describe('ociAuthProvider against the signature-checking endpoint', () => {
     ).rejects.toMatchObject({
       code: 'CONFIG_INVALID',
       details: { auth: 'config-file', profile: 'NOPE' },
+      // Which profile of which file, and the SDK's reason without its pointers to documentation.
+      message: `cannot build OCI config-file credentials (profile NOPE of ${principal.configFile}): No profile named NOPE exists in the configuration file.`,
     });
     // An API-key profile is not a session-token profile.
     const error = await ociAuthProvider({
