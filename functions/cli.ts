@@ -89,7 +89,9 @@ function describe(error: unknown): string[] {
   if (!(error instanceof AuditError))
     return [`${TOOL}: internal error: ${error instanceof Error ? error.message : String(error)}`];
   if (error.problems.length > 0) return [`${TOOL}: ${error.headline}`, ...error.problems];
-  const details = Object.entries(error.details).map(([k, v]) => `${k}: ${String(v)}`);
+  const details = Object.entries(error.details)
+    .filter(([, v]) => v !== null)
+    .map(([k, v]) => `${k}: ${String(v)}`);
   return [`${TOOL}: ${error.headline}${details.length > 0 ? ` (${details.join(', ')})` : ''}`];
 }
 

@@ -17,6 +17,8 @@ import { toIso } from '../../shared/time.js';
 import {
   alertOutput,
   type CliDeps,
+  COMPARTMENT_OCID,
+  ocidOption,
   openScopedPipeline,
   stateOption,
   stopSignal,
@@ -100,6 +102,7 @@ export async function runBackfill(argv: string[], io: CliIo, deps: BackfillDeps 
     if (!values[required])
       throw new AuditError('USAGE', `backfill needs --${required} (see backfill --help)`);
   }
+  ocidOption('--compartment', values.compartment!, COMPARTMENT_OCID);
   if (!(BACKFILL_SOURCES as readonly string[]).includes(values.source)) {
     throw new AuditError('USAGE', `--source expects one of: ${BACKFILL_SOURCES.join(', ')}`);
   }
@@ -107,7 +110,13 @@ export async function runBackfill(argv: string[], io: CliIo, deps: BackfillDeps 
   const now = deps.backfill?.now ?? Date.now;
   const from = timeOption('--from', values.from!);
   const to = values.to === undefined ? now() : timeOption('--to', values.to);
-  if (!(to > from)) throw new AuditError('USAGE', '--to must be after --from');
+  if (!(to > from))
+    throw new AuditError(
+      'USAGE',
+      values.to === undefined
+        ? `backfill: --from ${toIso(from)} is in the future`
+        : 'backfill: --to must be after --from',
+    );
   const overlapMs =
     values.overlap === undefined ? DEFAULT_OVERLAP_MS : durationOption('--overlap', values.overlap);
   if (overlapMs < MIN_OVERLAP_MS) {

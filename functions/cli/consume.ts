@@ -15,6 +15,7 @@ import {
 import {
   alertOutput,
   type CliDeps,
+  ocidOption,
   openScopedPipeline,
   routeOutputs,
   stateOption,
@@ -89,6 +90,7 @@ export async function runConsume(argv: string[], io: CliIo, deps: ConsumeDeps = 
   for (const required of ['stream', 'group', 'config'] as const) {
     if (!values[required]) throw new AuditError('USAGE', `consume needs --${required} (see consume --help)`);
   }
+  ocidOption('--stream', values.stream!, ['stream']);
   const limit = Number(values.limit);
   if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) {
     throw new AuditError('USAGE', '--limit expects an integer from 1 to 10000');

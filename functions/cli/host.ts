@@ -39,6 +39,18 @@ export function timeOption(name: string, value: string): number {
   return ms;
 }
 
+/** What `--compartment` takes: a compartment, or the tenancy (the root compartment). */
+export const COMPARTMENT_OCID = ['compartment', 'tenancy'] as const;
+
+/** An OCID option's value, of one of these resource types (`ocid1.<type>.`): else a usage error. */
+export function ocidOption(name: string, value: string, types: readonly string[]): string {
+  if (types.some((type) => value.startsWith(`ocid1.${type}.`))) return value;
+  throw new AuditError(
+    'USAGE',
+    `${name} expects an OCID (${types.map((t) => `ocid1.${t}...`).join(' or ')})`,
+  );
+}
+
 /** `--from` and `--to` (ISO 8601) where given; `--to` must be after `--from` when both are. */
 export function timeRange(
   command: string,

@@ -17,7 +17,15 @@ import {
   syncState,
 } from '../../shared/sync/sync.js';
 import { EXIT_PARTIAL, instanceConnector } from './collect.js';
-import { alertOutput, type CliDeps, holdScope, stateOption, warnOnce } from './host.js';
+import {
+  alertOutput,
+  type CliDeps,
+  COMPARTMENT_OCID,
+  holdScope,
+  ocidOption,
+  stateOption,
+  warnOnce,
+} from './host.js';
 import { type CliCommand, type CliIo, formatOption, LineWriter, parseCommandArgs, printable } from './io.js';
 import { pipelineReport } from './summary.js';
 
@@ -67,6 +75,7 @@ export async function runSyncCommand(argv: string[], io: CliIo, deps: CliDeps = 
       'USAGE',
       'sync needs --state FILE|URL to keep the snapshot (or --print to review it)',
     );
+  if (values.compartment !== undefined) ocidOption('--compartment', values.compartment, COMPARTMENT_OCID);
   const format = formatOption('--format', values.format);
   const env = deps.env ?? process.env;
   const loaded = await loadConfigFile(values.config);

@@ -13,6 +13,7 @@ import {
   backoffDelayMs,
   classifyOciError,
   DEFAULT_RETRY,
+  describeOciFailure,
   type OciFailure,
   type RetryPolicy,
   sleepMs,
@@ -174,7 +175,7 @@ export class StreamWriter {
   private failed(failure: OciFailure | null, cause: unknown, undelivered: number, what: string): AuditError {
     return new AuditError(
       'SINK_FAILED',
-      `${this.name}: PutMessages could not deliver ${undelivered} ${what} (status ${failure?.status ?? 'none'}, ${failure?.code ?? 'no code'})`,
+      `${this.name}: PutMessages could not deliver ${undelivered} ${what} (${describeOciFailure(failure)})`,
       {
         details: {
           sink: this.name,

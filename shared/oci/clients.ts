@@ -136,6 +136,27 @@ export interface OciClientOptions {
   sdkRetries?: 'none' | 'sdk-default';
 }
 
+/** What the SDK's retrier writes to console.warn for every failed call (its error as "[object Object]"). */
+const SDK_RETRIER_WARNING =
+  /^(All retry attempts have exhausted|Request cannot be retried|Request failed with Exception)/;
+let retrierQuiet = false;
+
+/**
+ * Drops the SDK retrier's warnings: they went to stderr, among the CLI's messages and into the
+ * function's JSON log, once per failed call, saying nothing; the callers report failures
+ * themselves (callWithRetry). Every other console.warn passes.
+ */
+function quietSdkRetrier(): void {
+  if (retrierQuiet) return;
+  retrierQuiet = true;
+  // biome-ignore lint/suspicious/noConsole: the SDK's console.warn is filtered, not used.
+  const warn = console.warn;
+  console.warn = (...args: unknown[]) => {
+    if (typeof args[0] === 'string' && SDK_RETRIER_WARNING.test(args[0])) return;
+    warn.apply(console, args);
+  };
+}
+
 /** Creates an SDK client for a service, importing its package on first use. */
 export async function createOciClient<S extends OciService>(
   service: S,
@@ -143,6 +164,7 @@ export async function createOciClient<S extends OciService>(
 ): Promise<OciClientTypes[S]> {
   const env = opts.env ?? process.env;
   const common = await import('oci-common');
+  quietSdkRetrier();
   const config: ClientConfiguration = {
     retryConfiguration:
       opts.sdkRetries === 'sdk-default'
@@ -242,16 +264,48 @@ export interface OciFailure {
   status: number | null;
   code: string | null;
   retryable: boolean;
+  /** Without a status (no answer): the host the request went to, when the SDK says. */
+  host?: string;
 }
 
 /** 429, 5xx, 409 IncorrectState and transport errors (no status) are worth retrying. */
 export function classifyOciError(error: unknown): OciFailure {
-  const e = (error ?? {}) as { statusCode?: unknown; serviceCode?: unknown; code?: unknown };
+  const e = (error ?? {}) as {
+    statusCode?: unknown;
+    serviceCode?: unknown;
+    code?: unknown;
+    requestEndpoint?: unknown;
+  };
   const status = typeof e.statusCode === 'number' && e.statusCode > 0 ? e.statusCode : null;
   const code = typeof e.serviceCode === 'string' ? e.serviceCode : typeof e.code === 'string' ? e.code : null;
-  if (status === null) return { status, code, retryable: true };
+  if (status === null) {
+    const host = requestHost(e.requestEndpoint);
+    return host === undefined ? { status, code, retryable: true } : { status, code, retryable: true, host };
+  }
   const retryable = status === 429 || status >= 500 || (status === 409 && code === 'IncorrectState');
   return { status, code, retryable };
+}
+
+/** The host of the SDK's `requestEndpoint` ("GET https://host/path?query"): never the path or query. */
+function requestHost(endpoint: unknown): string | undefined {
+  if (typeof endpoint !== 'string') return undefined;
+  const url = endpoint.split(' ').find((part) => /^https?:\/\//.test(part));
+  if (url === undefined) return undefined;
+  try {
+    return new URL(url).host;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * A failure in a message: `status 404, NotAuthorizedOrNotFound`, or `no answer from HOST` for
+ * one that got no answer (network, DNS, TLS, or an endpoint override that points nowhere).
+ */
+export function describeOciFailure(failure: OciFailure | null): string {
+  if (failure === null || failure.status === null)
+    return `no answer from ${failure?.host ?? 'the service'}${failure?.code ? ` (${failure.code})` : ''}`;
+  return `status ${failure.status}${failure.code ? `, ${failure.code}` : ''}`;
 }
 
 /**
@@ -280,7 +334,9 @@ export async function callWithRetry<T>(
   }
   throw new AuditError(
     code,
-    `${operation} failed (status ${last.status ?? 'none'}, ${last.code ?? 'no code'})`,
+    last.status === null
+      ? `${operation} failed: ${describeOciFailure(last)}`
+      : `${operation} failed (${describeOciFailure(last)})`,
     {
       details: { operation, status: last.status, serviceCode: last.code },
       cause: lastError,

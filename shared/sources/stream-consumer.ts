@@ -19,7 +19,7 @@ import type { models, StreamClient } from 'oci-streaming';
 import type { Alert } from '../../schemas/alert.js';
 import { decodeBatch, type ReadOptions } from '../decode/read-input.js';
 import { AuditError } from '../errors.js';
-import { backoffDelayMs, classifyOciError, type RetryPolicy } from '../oci/clients.js';
+import { backoffDelayMs, classifyOciError, describeOciFailure, type RetryPolicy } from '../oci/clients.js';
 import type { Pipeline } from '../pipeline.js';
 import type { ScopeLock } from '../state/state-store.js';
 
@@ -205,7 +205,7 @@ export async function callWithRetries<T>(
       } else if (f.retryable) {
         opts.counters.serverErrors++;
         if (++serverErrors > opts.retry.maxServerErrors) {
-          throw fail(f.status === null ? 'no answer from the service' : `HTTP ${f.status} after retries`);
+          throw fail(f.status === null ? describeOciFailure(f) : `HTTP ${f.status} after retries`);
         }
         retry = serverErrors - 1;
       } else if (f.status === 400 && opts.cursorOperation) {

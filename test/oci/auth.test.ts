@@ -3,6 +3,7 @@
 // authenticate` layout), and a resource principal (RPST v2.2 from env vars, as inside Functions).
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
+import { type AddressInfo, createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { AuditError } from '../../shared/errors.js';
@@ -245,6 +246,31 @@ describe('createOciClient', () => {
       code: 'CONFIG_INVALID',
       details: { variable: 'HWAUDIT_OCI_ENDPOINT_STREAMING' },
     });
+  });
+
+  it('a call that gets no answer fails naming the host, and the SDK writes nothing to the console', async () => {
+    // A port nothing listens on.
+    const closed = createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const { port } = closed.address() as AddressInfo;
+    await new Promise((resolve) => closed.close(resolve));
+    const script = `
+      import { ociAuthProvider } from './shared/oci/auth.ts';
+      import { callWithRetry, createOciClient } from './shared/oci/clients.ts';
+      const auth = await ociAuthProvider({ kind: 'config-file', configFile: ${JSON.stringify(principal.configFile)}, profile: 'AUDIT' });
+      const audit = await createOciClient('audit', { auth, endpoint: 'http://127.0.0.1:${port}' });
+      const list = () => audit.listEvents({ compartmentId: 'ocid1.tenancy.oc1..t', startTime: new Date(0), endTime: new Date(60000) });
+      await callWithRetry('listEvents', list, { maxAttempts: 2, baseDelayMs: 1, maxDelayMs: 2 })
+        .catch((e) => process.stdout.write(e.message));
+    `;
+    const run = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+      cwd: join(import.meta.dirname, '..', '..'),
+      encoding: 'utf8',
+      timeout: 20_000,
+    });
+    expect(run.stdout).toBe(`listEvents failed: no answer from 127.0.0.1:${port}`);
+    // The SDK's retrier wrote "All retry attempts have exhausted ... [object Object]" per attempt.
+    expect(run.stderr).toBe('');
   });
 
   it('loads no OCI SDK package until a client or provider is created', () => {

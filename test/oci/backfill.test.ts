@@ -689,5 +689,16 @@ describe('backfill command', () => {
       code: 'USAGE',
     });
     await expect(runBackfill([...base, '--window', 'soon'], cli)).rejects.toMatchObject({ code: 'USAGE' });
+    const named = ['--compartment', 'security', ...base.slice(2)];
+    await expect(runBackfill(named, cli)).rejects.toMatchObject({
+      code: 'USAGE',
+      message: '--compartment expects an OCID (ocid1.compartment... or ocid1.tenancy...)',
+    });
+    // Without --to, the period ends now: a --from after it is in the future, not after --to.
+    const future = ['--compartment', COMPARTMENT, '--from', '2099-01-01T00:00:00Z', '--config', 'x.yaml'];
+    await expect(runBackfill(future, cli)).rejects.toMatchObject({
+      code: 'USAGE',
+      message: 'backfill: --from 2099-01-01T00:00:00.000Z is in the future',
+    });
   });
 });

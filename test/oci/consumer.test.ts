@@ -784,5 +784,9 @@ describe('consume command', () => {
     await expect(
       runConsume(['--stream', STREAM, '--group', 'g', '--config', 'x.yaml', '--state', 'mysq://x'], io),
     ).rejects.toMatchObject({ code: 'CONFIG_INVALID' });
+    // A stream's name, or a stream pool's OCID, where the stream's OCID goes.
+    await expect(
+      runConsume(['--stream', 'iam-audit', '--group', 'g', '--config', 'x.yaml'], io),
+    ).rejects.toMatchObject({ code: 'USAGE', message: '--stream expects an OCID (ocid1.stream...)' });
   });
 });

@@ -163,6 +163,9 @@ describe('sync --state', () => {
     expect(r.stderr).toContain(
       `NOT READ domain:${DOMAIN.id}: identitydomains.listGroups failed (status 404, NotAuthorizedOrNotFound) (data of ${before!.time} kept)`,
     );
+    // The summary alone: not the SDK's own line per failed call ("Request cannot be retried. ...").
+    expect(r.stderr).toMatch(/^sync: snapshot /);
+    expect(r.stderr).not.toMatch(/Request cannot be retried|retry attempts|\[object Object\]/);
     const [, after] = await stored(state);
     expect(after!.directory.groups).toEqual(before!.directory.groups);
   });
@@ -191,5 +194,10 @@ describe('sync --state', () => {
     const r = await cli(['sync', '--config', noTenancy, '--print']);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/tenancy: sync needs the tenancy OCID/);
+    const named = await cli(['sync', '--config', config, '--print', '--compartment', 'databases']);
+    expect(named).toMatchObject({ code: 2, stdout: '' });
+    expect(named.stderr).toContain(
+      '--compartment expects an OCID (ocid1.compartment... or ocid1.tenancy...)',
+    );
   });
 });
