@@ -295,16 +295,57 @@ export const ConfigSchema = z
         path: ['auditRetention'],
         message: 'must be at least lookback: late IAM events re-attribute sessions that recent',
       });
-    const routes = new Set<string>();
-    config.routes.forEach((r, i) => {
-      if (routes.has(r.name))
-        ctx.addIssue({
-          code: 'custom',
-          path: ['routes', i, 'name'],
-          message: `route ${r.name} is listed twice`,
-        });
-      routes.add(r.name);
-    });
+    /** Flags each item whose key an earlier item has: `path` is where, `message` says what. */
+    const once = <T>(
+      items: readonly T[],
+      key: (item: T, i: number) => string | undefined,
+      path: (i: number) => PropertyKey[],
+      message: (key: string, first: number) => string,
+    ) => {
+      const seen = new Map<string, number>();
+      items.forEach((item, i) => {
+        const k = key(item, i);
+        if (k === undefined) return;
+        const first = seen.get(k);
+        if (first === undefined) seen.set(k, i);
+        else ctx.addIssue({ code: 'custom', path: path(i), message: message(k, first) });
+      });
+    };
+    once(
+      config.routes,
+      (r) => r.name,
+      (i) => ['routes', i, 'name'],
+      (name) => `route ${name} is listed twice`,
+    );
+    const routes = new Set(config.routes.map((r) => r.name));
+    // Which entry would count is not said anywhere: a break-glass group or an iamOnly DB system
+    // listed again without it would silently lose it.
+    once(
+      config.directory.users,
+      (u) => u.id,
+      (i) => ['directory', 'users', i, 'id'],
+      (id, first) => `user ${id} is listed twice (also directory.users[${first}])`,
+    );
+    once(
+      config.directory.groups,
+      (g) => g.id,
+      (i) => ['directory', 'groups', i, 'id'],
+      (id, first) => `group ${id} is listed twice (also directory.groups[${first}])`,
+    );
+    once(
+      config.dbSystems,
+      (d) => d.id,
+      (i) => ['dbSystems', i, 'id'],
+      (id, first) => `DB system ${id} is listed twice (also dbSystems[${first}])`,
+    );
+    // A name picks a DB system: for a raw audit file, --db-system, routes and maintenance.
+    once(
+      config.dbSystems,
+      // A DB system listed twice is flagged once, by its id.
+      (d, i) => (config.dbSystems.findIndex((e) => e.id === d.id) === i ? d.name : undefined),
+      (i) => ['dbSystems', i, 'name'],
+      (name, first) => `${name} is also the name of dbSystems[${first}]`,
+    );
     config.maintenance.forEach((m, i) => {
       m.routes?.forEach((name, j) => {
         if (!routes.has(name))
@@ -316,17 +357,12 @@ export const ConfigSchema = z
       });
     });
     config.dbSystems.forEach((db, i) => {
-      const names = new Set<string>();
-      db.endpoints.forEach((e, j) => {
-        const name = e.name ?? `${e.host}:${e.port}`;
-        if (names.has(name))
-          ctx.addIssue({
-            code: 'custom',
-            path: ['dbSystems', i, 'endpoints', j],
-            message: `instance ${name} is listed twice`,
-          });
-        names.add(name);
-      });
+      once(
+        db.endpoints,
+        (e) => e.name ?? `${e.host}:${e.port}`,
+        (j) => ['dbSystems', i, 'endpoints', j],
+        (name) => `instance ${name} is listed twice`,
+      );
       if (db.endpoints.filter((e) => e.role === 'primary').length > 1)
         ctx.addIssue({
           code: 'custom',

@@ -421,6 +421,28 @@ describe('replay', () => {
     );
     expect(rule.lines).toContainEqual(expect.stringMatching(/^ {2}rules\["no.such-rule"\]: unknown rule id/));
     expect(rule.lines).toContainEqual(expect.stringMatching(/^ {2}rules\["auth.failure-burst"\].threshold/));
+    // An entry listed twice: which one would count is said nowhere (a break-glass group or an
+    // iamOnly DB system listed again without it would lose it), and a name picks a DB system.
+    const twice = await refused(
+      'twice.yaml',
+      [
+        'directory:',
+        '  users: [{ id: u1, name: alice }, { id: u1, name: alice2 }]',
+        '  groups: [{ id: g1 }, { id: g1, breakGlass: { maxDuration: PT4H } }]',
+        'dbSystems:',
+        '  - { id: d1, name: prod }',
+        '  - { id: d1, name: prod, iamOnly: true }',
+        '  - { id: d2, name: prod }',
+        '',
+      ].join('\n'),
+    );
+    expect(twice.lines.slice(1)).toEqual([
+      '  directory.users[1].id: user u1 is listed twice (also directory.users[0])',
+      '  directory.groups[1].id: group g1 is listed twice (also directory.groups[0])',
+      '  dbSystems[1].id: DB system d1 is listed twice (also dbSystems[0])',
+      '  dbSystems[2].name: prod is also the name of dbSystems[0]',
+      '',
+    ]);
     // Text that is not YAML names where the parser stopped, and why.
     const duplicate = await refused('duplicate.yaml', 'lateness: PT20M\nlateness: PT30M\n');
     expect(duplicate.lines).toEqual([
