@@ -11,7 +11,8 @@ export const INVOKE_HELP = `Usage: heatwave-iam-audit invoke [--body FILE|-]
 Runs one invocation of the OCI Function on this machine: the same host as the function's FDK
 entry, with the function's settings (HWAUDIT_* variables, docs/function-config.md) read from
 the environment and checked the same way. The body is what Connector Hub or Resource Scheduler
-would send: a batch of audit records, an export, {"action":"sweep"} or {"action":"collect"}.
+would send: a batch of audit records, an export, {"action":"sweep"}, {"action":"collect"},
+{"action":"sync"} or {"action":"report",...}.
 
 The answer (the invocation summary, one JSON line) goes to stdout. What the function writes to
 its log goes to stderr: the alerts (unless HWAUDIT_ALERTS_FILE is set) and one JSON line per
@@ -54,6 +55,11 @@ export async function runInvoke(argv: string[], io: CliIo, deps: InvokeDeps = {}
   const path = values.body ?? '-';
   const chunks =
     path === '-' ? (deps.stdin ?? (process.stdin as AsyncIterable<Buffer>)) : createReadStream(path);
+  // Run from a terminal without --body, it would wait for input with no word of why.
+  if (path === '-' && deps.stdin === undefined && process.stdin.isTTY)
+    io.stderr.write(
+      'invoke: reading the body from standard input (end it with Ctrl-D; or use --body FILE)\n',
+    );
   let body: Buffer;
   try {
     body = await readBody(chunks, bodyLimit(env));

@@ -94,6 +94,23 @@ describe('heatwave-iam-audit invoke', () => {
     ]);
   });
 
+  it('reading the body from a terminal, says so; from a pipe, it does not', async () => {
+    const env = functionEnv();
+    const sweep = '{"action":"sweep"}';
+    const piped = await invokeWithStdin(env, sweep);
+    expect(piped.code).toBe(0);
+    expect(piped.stderr).not.toContain('reading the body');
+    // Standard input a terminal, as when `invoke` is typed alone: the body is still read from it.
+    const hook = join(tempDir('hwaudit-invoke-'), 'tty.cjs');
+    writeFileSync(hook, 'process.stdin.isTTY = true;\n');
+    const typed = await invokeWithStdin({ ...env, NODE_OPTIONS: `--require ${hook}` }, sweep);
+    expect(typed.code).toBe(0);
+    expect(typed.stderr.split('\n')[0]).toBe(
+      'invoke: reading the body from standard input (end it with Ctrl-D; or use --body FILE)',
+    );
+    expect(JSON.parse(typed.stdout)).toMatchObject({ action: 'sweep' });
+  });
+
   it('is listed in the tool help and has its own', async () => {
     expect((await runCli(['--help'])).stdout).toMatch(
       /^ {2}invoke +run one invocation of the OCI Function locally/m,
