@@ -21,6 +21,16 @@ export function parseDuration(text: string): number | undefined {
   });
 }
 
+/** Milliseconds as an ISO 8601 duration, as a configuration writes it: `P14D`, `PT1H30M`, `PT30S`. */
+export function formatDuration(ms: number): string {
+  const day = 86_400_000;
+  if (ms > 0 && ms % day === 0) return `P${ms / day}D`;
+  const h = Math.floor(ms / 3_600_000);
+  const m = Math.floor((ms % 3_600_000) / 60_000);
+  const s = (ms % 60_000) / 1000;
+  return `PT${h ? `${h}H` : ''}${m ? `${m}M` : ''}${s || (!h && !m) ? `${s}S` : ''}`;
+}
+
 /** An ISO 8601 duration in the file, milliseconds once parsed. */
 export const Duration = z.string().transform((text, ctx) => {
   const ms = parseDuration(text);

@@ -1,5 +1,7 @@
 // `rules`: lists the detection rules, or shows one whole with what to do when it fires.
-import { formatDuration, intervalToDuration } from 'date-fns';
+import { intervalToDuration, formatDuration as spellDuration } from 'date-fns';
+import { z } from 'zod';
+import { formatDuration } from '../../schemas/config.js';
 import { RULES } from '../../shared/detect/registry.js';
 import type { RuleDefinition } from '../../shared/detect/rule.js';
 import { AuditError } from '../../shared/errors.js';
@@ -9,7 +11,8 @@ const RULES_HELP = `Usage: heatwave-iam-audit rules [RULE] [--format table|json]
 
 Lists every detection rule: id, default severity, ATT&CK techniques, description. With a RULE id,
 shows that rule whole: what it detects, what to do when it fires (its runbook), its known false
-positives, and its suppression window (repeats within it merge into the first alert).
+positives, its suppression window (repeats within it merge into the first alert), and what
+rules["RULE"] in the configuration may set: enabled, severity and its parameters, with defaults.
 
 Options:
   --format FORMAT   table (default), or json: every field of each rule (or of RULE), for a
@@ -24,7 +27,28 @@ type RuleCard = Pick<
 > & {
   /** Findings of one subject within this many ms merge into the first alert (0: never). */
   suppressionWindowMs: number;
+  /**
+   * What `rules.<id>` in the configuration may set besides `enabled` and `severity`, with each
+   * default as the configuration writes it (durations in ISO 8601); null: not set by default.
+   */
+  parameters: Record<string, unknown>;
 };
+
+/** A rule's parameters and their defaults, as a configuration writes them. */
+function parameters(rule: RuleDefinition): Record<string, unknown> {
+  const input = z.toJSONSchema(rule.params, { io: 'input', unrepresentable: 'any' }) as {
+    properties?: Record<string, { type?: string }>;
+  };
+  const defaults = rule.params.parse({}) as Record<string, unknown>;
+  return Object.fromEntries(
+    Object.entries(input.properties ?? {}).map(([name, schema]) => {
+      const value = defaults[name];
+      // A duration is written as text and read as milliseconds.
+      if (schema.type === 'string' && typeof value === 'number') return [name, formatDuration(value)];
+      return [name, value ?? null];
+    }),
+  );
+}
 
 function card(rule: RuleDefinition): RuleCard {
   const { id, title, severity, attack, description, runbook, falsePositives, suppressFor } = rule;
@@ -37,6 +61,7 @@ function card(rule: RuleDefinition): RuleCard {
     runbook,
     falsePositives,
     suppressionWindowMs: suppressFor,
+    parameters: parameters(rule),
   };
 }
 
@@ -49,7 +74,7 @@ function table(): string {
 
 function suppression(ms: number): string {
   if (ms === 0) return 'none: each finding is an alert';
-  const window = formatDuration(intervalToDuration({ start: 0, end: ms }));
+  const window = spellDuration(intervalToDuration({ start: 0, end: ms }));
   return `repeats of one subject within ${window} merge into the first alert (details.occurrences)`;
 }
 
@@ -63,8 +88,23 @@ function text(c: RuleCard): string {
     'false positives',
     ...c.falsePositives.map((f) => `  - ${f}`),
     `suppression      ${suppression(c.suppressionWindowMs)}`,
+    ...parameterLines(c),
     '',
   ].join('\n');
+}
+
+/** Where a rule is tuned, and what each parameter is unless the configuration says otherwise. */
+function parameterLines(c: RuleCard): string[] {
+  const entries = Object.entries(c.parameters);
+  const where = `rules["${c.id}"] in the configuration: enabled, severity`;
+  if (entries.length === 0) return [`tuning           ${where}`];
+  const width = Math.max(...entries.map(([name]) => name.length));
+  const shown = (value: unknown) =>
+    value === null ? 'not set' : typeof value === 'string' ? value : JSON.stringify(value);
+  return [
+    `tuning           ${where}, and these parameters (default):`,
+    ...entries.map(([name, value]) => `  ${name.padEnd(width)}  ${shown(value)}`),
+  ];
 }
 
 async function runRules(args: string[], io: CliIo): Promise<number> {

@@ -1,7 +1,7 @@
 // Which routes a set of stored records would take, without sending anything: the same filters,
 // maintenance windows and suppression as the route sinks, in event-time order (the demo's summary).
 import { type Alert, type Mute, recordTime } from '../../schemas/alert.js';
-import type { Config, RouteConfig } from '../../schemas/config.js';
+import { type Config, formatDuration, type RouteConfig } from '../../schemas/config.js';
 import type { SinkState } from '../emit/sink.js';
 import { RouteRules } from './route-rules.js';
 
@@ -29,17 +29,9 @@ function describe(route: RouteConfig): string {
         : o.objectStorage !== undefined
           ? `bucket ${o.objectStorage.bucket}`
           : `file ${o.file}`;
-  const how = route.delivery === 'immediate' ? 'immediate' : `digest every ${iso(route.delivery.digest)}`;
-  return `${where}, ${how}${route.suppress ? `, repeats muted for ${iso(route.suppress)}` : ''}`;
-}
-
-/** PT1H, P1D, PT15M: the common durations back as ISO 8601. */
-function iso(ms: number): string {
-  const day = 86_400_000;
-  if (ms % day === 0) return `P${ms / day}D`;
-  const h = Math.floor(ms / 3_600_000);
-  const m = Math.round((ms % 3_600_000) / 60_000);
-  return `PT${h ? `${h}H` : ''}${m ? `${m}M` : ''}`;
+  const how =
+    route.delivery === 'immediate' ? 'immediate' : `digest every ${formatDuration(route.delivery.digest)}`;
+  return `${where}, ${how}${route.suppress ? `, repeats muted for ${formatDuration(route.suppress)}` : ''}`;
 }
 
 function memoryState(): SinkState {

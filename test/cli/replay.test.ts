@@ -14,6 +14,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
+import { formatDuration, parseDuration } from '../../schemas/config.js';
+import { validateConfig } from '../../shared/config/load-config.js';
 import { RULES } from '../../shared/detect/registry.js';
 import { baseConfig, GROUPS, USERS } from '../../shared/detect/timeline.js';
 import { bundlePath } from '../helpers/bundle.js';
@@ -517,7 +519,23 @@ describe('replay', () => {
       runbook: burst.runbook,
       falsePositives: burst.falsePositives,
       suppressionWindowMs: 3_600_000,
+      parameters: { threshold: 5, window: 'PT10M' },
     });
+    expect(one.stdout).toContain(
+      'tuning           rules["auth.failure-burst"] in the configuration: enabled, severity, and these parameters (default):\n  threshold  5\n  window     PT10M\n',
+    );
+    // The defaults as shown are a configuration that gives every rule its defaults.
+    const shown = Object.fromEntries(
+      all.map((c: { id: string; parameters: Record<string, unknown> }) => [
+        c.id,
+        Object.fromEntries(Object.entries(c.parameters).filter(([, v]) => v !== null)),
+      ]),
+    );
+    const { rules: active } = validateConfig({ rules: shown });
+    for (const { rule, params } of active) expect(params).toEqual(rule.params.parse({}));
+    for (const ms of [0, 1_500, 30_000, 90_000, 3_600_000, 5_400_000, 86_400_000, 90_061_000])
+      expect(parseDuration(formatDuration(ms))).toBe(ms);
+    expect([5_400_000, 86_400_000, 90_061_000].map(formatDuration)).toEqual(['PT1H30M', 'P1D', 'PT25H1M1S']);
     expect(JSON.parse((await cli('rules', 'audit.tamper', '--format', 'json')).stdout).id).toBe(
       'audit.tamper',
     );
