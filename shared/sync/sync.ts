@@ -73,7 +73,8 @@ export async function runSync(opts: SyncOptions): Promise<SyncResult> {
   let dbSystems: SnapshotDbSystem[];
   try {
     dbSystems = await discoverDbSystems(opts.compartment ?? tenancy, clients, calls);
-    parts[PART.dbSystems] = { status: 'ok', readAt: time };
+    const warning = sharedNames(mergeDbSystems(config, dbSystems));
+    parts[PART.dbSystems] = { status: 'ok', readAt: time, ...(warning ? { warning } : {}) };
   } catch (error) {
     if ((error as { code?: unknown }).code === 'DEADLINE') throw error;
     parts[PART.dbSystems] = { status: 'failed', readAt: time, error: reason(error) };
@@ -103,6 +104,19 @@ export async function runSync(opts: SyncOptions): Promise<SyncResult> {
     );
   snapshot.id = `${time}-${contentHash(snapshot)}`;
   return { snapshot, failed };
+}
+
+/**
+ * DB systems that end up with one name (display names need not be unique in OCI): a name picks a
+ * DB system (raw audit files, --db-system, routes), so the configuration should tell them apart.
+ */
+function sharedNames(dbSystems: readonly { id: string; name: string }[]): string | undefined {
+  const byName = new Map<string, string[]>();
+  for (const d of dbSystems) byName.set(d.name, [...(byName.get(d.name) ?? []), d.id]);
+  const shared = [...byName].filter(([, ids]) => ids.length > 1);
+  if (shared.length === 0) return undefined;
+  const list = shared.map(([name, ids]) => `${name} (${ids.join(', ')})`).join('; ');
+  return `DB systems with one name: ${list}; give each its own dbSystems[].name in the configuration`;
 }
 
 /** Reads `mysql.user` and privileges of every DB system the collector can log in to. */

@@ -88,6 +88,36 @@ describe('sync --print', () => {
   });
 });
 
+describe('sync: DB systems of one name', () => {
+  it('says so, naming them, until the configuration tells them apart', async () => {
+    const billing = fleet.dbSystems.find((d) => d.id === PROD2.id)!;
+    billing.displayName = DB.name;
+    try {
+      const r = await cli(['sync', '--config', config, '--print']);
+      expect(r.code).toBe(0);
+      expect(r.stderr).toContain(
+        `  warning dbSystems: DB systems with one name: ${DB.name} (${DB.id}, ${PROD2.id}); give each its own dbSystems[].name in the configuration\n`,
+      );
+      const named = fleet.file(
+        'named.yaml',
+        stringify(
+          fleet.config({
+            dbSystems: [
+              { id: DB.id, iamOnly: true },
+              { id: PROD2.id, name: 'billing' },
+            ],
+          }),
+        ),
+      );
+      const apart = await cli(['sync', '--config', named, '--print']);
+      expect(apart.code).toBe(0);
+      expect(apart.stderr).not.toContain('warning dbSystems');
+    } finally {
+      billing.displayName = PROD2.name;
+    }
+  });
+});
+
 describe('sync --state', () => {
   it('stores the baseline, then reports an unaudited change as an alert that says it was observed', async () => {
     const state = newState();
