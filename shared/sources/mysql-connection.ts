@@ -133,8 +133,8 @@ export function secretVariables(config: Config): Set<string> {
   return new Set(refs.flatMap((r) => (r && 'env' in r ? [r.env] : [])));
 }
 
-/** Reads a secret's value. */
-export type SecretReader = (ref: SecretRef) => Promise<string>;
+/** Reads a secret's value; `fresh`: not from a cache (the value cached may have been rotated). */
+export type SecretReader = (ref: SecretRef, opts?: { fresh?: boolean }) => Promise<string>;
 
 /** Reads the text of an OCI Vault secret (its current version). */
 export type VaultSecretFetcher = (secretId: string) => Promise<string>;
@@ -143,7 +143,8 @@ const VAULT_CACHE_MS = 15 * 60_000;
 
 /**
  * Passwords from the environment (read each time, so a rotated value is seen) or from OCI Vault
- * (cached for 15 minutes per secret, so a fleet of DB systems sharing one secret costs one call).
+ * (cached for 15 minutes per secret, so a fleet of DB systems sharing one secret costs one call;
+ * read again when asked `fresh`, as after an access denied).
  */
 export function secretReader(
   env: Readonly<Record<string, string | undefined>>,
@@ -151,7 +152,7 @@ export function secretReader(
   now: () => number = Date.now,
 ): SecretReader {
   const cache = new Map<string, { value: Promise<string>; until: number }>();
-  return async (ref) => {
+  return async (ref, opts = {}) => {
     if ('env' in ref) {
       const value = env[ref.env];
       if (value === undefined || value === '') {
@@ -162,7 +163,7 @@ export function secretReader(
       return value;
     }
     const hit = cache.get(ref.secret);
-    if (hit && hit.until > now()) return hit.value;
+    if (hit && hit.until > now() && !opts.fresh) return hit.value;
     const value = (async () => (await vault())(ref.secret))();
     cache.set(ref.secret, { value, until: now() + VAULT_CACHE_MS });
     value.catch(() => cache.delete(ref.secret));
@@ -331,7 +332,16 @@ export async function connectInstance(
   try {
     connection = await mysql.createConnection(options);
   } catch (error) {
-    throw instanceError(target, error, 'while connecting', principal);
+    // A password rotated in Vault since it was cached: read it again, and try once more.
+    const ref = settings.auth === 'password' ? settings.password! : undefined;
+    if ((error as { errno?: unknown }).errno !== 1045 || ref === undefined || !('secret' in ref))
+      throw instanceError(target, error, 'while connecting', principal);
+    try {
+      options.password = await readSecret(ref, { fresh: true });
+      connection = await mysql.createConnection(options);
+    } catch (again) {
+      throw instanceError(target, again, 'while connecting', principal);
+    }
   }
   // An idle session that the server or the network drops must not crash the process.
   connection.on('error', () => undefined);

@@ -11,7 +11,7 @@ import { Lines } from '../helpers/host-batches.js';
 import { AuditLog } from '../mysql-server/audit-log.js';
 import { RawLog } from '../mysql-server/raw-events.js';
 import { HeatWaveTestServer } from '../mysql-server/server.js';
-import { secretsService } from '../oci-endpoint/secrets.js';
+import { type SecretsService, secretsService } from '../oci-endpoint/secrets.js';
 import { type OciEndpoint, startOciEndpoint } from '../oci-endpoint/server.js';
 import {
   craftSecurityToken,
@@ -28,15 +28,19 @@ const PASSWORD = 'v4ult-held-pw';
 let principal: TestPrincipal;
 let endpoint: OciEndpoint;
 let streaming: StreamingService;
+let vault: SecretsService;
+/** The collector's account on the server: a test rotates its password. */
+const collectorAccount = { user: 'hwaudit', password: PASSWORD, grants: ['AUDIT_ADMIN'] };
 let server: HeatWaveTestServer;
 let log: RawLog;
 
 beforeAll(async () => {
   principal = createTestPrincipal();
   streaming = streamingService({ streams: [{ id: STREAM, partitions: 1 }] });
+  vault = secretsService({ [SECRET]: PASSWORD });
   endpoint = await startOciEndpoint({
     ...principal.endpointOptions,
-    handlers: [streaming.handler, secretsService({ [SECRET]: PASSWORD }).handler],
+    handlers: [streaming.handler, vault.handler],
   });
   // Recent events: the function's sweep and watermark follow the clock.
   const now = Math.floor(Date.now() / 1000) * 1000;
@@ -44,7 +48,7 @@ beforeAll(async () => {
   for (let i = 0; i < 300; i++)
     log.session({ at: now - 3_600_000 + i * 5000, conn: 100 + i, user: 'intruder', queries: 3 });
   server = await HeatWaveTestServer.start({
-    accounts: [{ user: 'hwaudit', password: PASSWORD, grants: ['AUDIT_ADMIN'] }],
+    accounts: [collectorAccount],
     audit: new AuditLog(log.events),
   });
 });
@@ -201,6 +205,24 @@ describe('{"action":"collect"}', () => {
     } finally {
       vi.unstubAllEnvs();
       await iamServer.stop();
+    }
+  });
+
+  it('a password rotated in Vault is read again when the login is refused, not 15 minutes later', async () => {
+    const fn = host(new Lines(), `${tempDir('hwaudit-collect-fn-')}/state.sqlite`);
+    const instanceErrors = (r: InvocationSummary) => r.instances!.map((i) => i.error);
+    expect(instanceErrors(await fn.invoke(JSON.stringify({ action: 'collect' })))).toEqual([undefined]);
+    const reads = endpoint.requestsTo('secrets.getSecretBundle').length;
+    try {
+      collectorAccount.password = 'r0tated-pw';
+      vault.secrets.set(SECRET, 'r0tated-pw');
+      const after = await fn.invoke(JSON.stringify({ action: 'collect' }));
+      expect(instanceErrors(after)).toEqual([undefined]);
+      // The cached value was refused: one more read of the secret, and the login worked.
+      expect(endpoint.requestsTo('secrets.getSecretBundle')).toHaveLength(reads + 1);
+    } finally {
+      collectorAccount.password = PASSWORD;
+      vault.secrets.set(SECRET, PASSWORD);
     }
   });
 
