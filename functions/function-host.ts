@@ -125,6 +125,19 @@ export type InvocationSummary = {
   report?: PublishResult;
 };
 
+/**
+ * Whether an answered invocation's log line is a warning (what a log alarm watches for): a body
+ * refused, an instance not read, a part of a sync not read, or `_Audit` records lost to an outage.
+ */
+function needsAttention(s: InvocationSummary): boolean {
+  return (
+    s.error !== undefined ||
+    (s.instances ?? []).some((i) => i.error !== undefined) ||
+    (s.sync?.failed.length ?? 0) > 0 ||
+    s.deliveryGap !== undefined
+  );
+}
+
 /** A failure the caller should retry. Its message is safe to show (codes, counts, paths). */
 export class FunctionError extends Error {
   readonly code: ErrorCode;
@@ -274,7 +287,7 @@ export class FunctionHost {
     try {
       const summary = await this.route(typeof body === 'string' ? Buffer.from(body, 'utf8') : body, ctx);
       this.log({
-        level: summary.error ? 'warn' : 'info',
+        level: needsAttention(summary) ? 'warn' : 'info',
         msg: 'invocation',
         callId,
         ms: this.now() - started,

@@ -226,6 +226,31 @@ describe('{"action":"collect"}', () => {
     }
   });
 
+  it("an instance it could not read makes the invocation's log line a warning, for log alarms", async () => {
+    const base = baseConfig();
+    const log = new Lines();
+    const fn = new FunctionHost({
+      env: {
+        HWAUDIT_CONFIG: JSON.stringify({
+          ...base,
+          // Nothing listens on port 1.
+          dbSystems: [{ ...base.dbSystems![0]!, endpoints: [{ host: '127.0.0.1', port: 1 }] }],
+          collector: { user: 'hwaudit', password: { env: 'PW' }, tls: 'disabled', allowPlaintext: true },
+        }),
+        HWAUDIT_STATE: `${tempDir('hwaudit-collect-fn-')}/state.sqlite`,
+        PW: PASSWORD,
+      },
+      stdout: new Lines(),
+      stderr: log,
+    });
+    const r = await fn.invoke(JSON.stringify({ action: 'collect' }));
+    expect(r.instances![0]!.error).toMatch(/cannot reach 127\.0\.0\.1:1 \(ECONNREFUSED\)/);
+    expect(log.json().at(-1)).toMatchObject({ level: 'warn', msg: 'invocation', action: 'collect' });
+    // A sweep that went well is information.
+    await fn.invoke(JSON.stringify({ action: 'sweep' }));
+    expect(log.json().at(-1)).toMatchObject({ level: 'info', msg: 'invocation', action: 'sweep' });
+  });
+
   it('with no DB system endpoints, configured or discovered by a sync, the call fails and says so', async () => {
     const base = baseConfig();
     const fn = new FunctionHost({
