@@ -9,7 +9,8 @@ import { type ReplayProgress, replayFiles } from '../../shared/replay.js';
 import type { OpenRoutes } from '../../shared/route/routes.js';
 import { openStore, parseStoreSpec } from '../../shared/state/open-store.js';
 import type { ScopeLock } from '../../shared/state/state-store.js';
-import { alertOutput, holdScope, routeOutputs } from './host.js';
+import { toIso } from '../../shared/time.js';
+import { alertOutput, holdScope, routeOutputs, timeOption } from './host.js';
 import { inputBytes, inputFiles, isForeign } from './inputs.js';
 import {
   type CliCommand,
@@ -86,14 +87,9 @@ async function runReplay(argv: string[], io: CliIo): Promise<number> {
   const format = formatOption('--format', values.format);
   const sessionsFormat = formatOption('--sessions-format', values['sessions-format']);
   if (values.sessions !== undefined) checkOutputPath('--sessions', values.sessions);
-  let asOf: number | undefined;
-  if (values['as-of'] !== undefined) {
-    asOf = Date.parse(values['as-of']);
-    if (Number.isNaN(asOf))
-      throw new AuditError('USAGE', '--as-of expects an ISO 8601 time such as 2026-11-02T12:00:00Z');
-    // Timers would fire for a time that has not come, and the watermark would stay there.
-    if (asOf > Date.now()) throw new AuditError('USAGE', '--as-of is in the future');
-  }
+  const asOf = values['as-of'] === undefined ? undefined : timeOption('--as-of', values['as-of']);
+  // Timers would fire for a time that has not come, and the watermark would stay there.
+  if (asOf !== undefined && asOf > Date.now()) throw new AuditError('USAGE', '--as-of is in the future');
   const { config, rules } = await loadConfigFile(values.config);
   const inputs = await inputFiles('replay', positionals);
   const threadCount = threads ?? autoThreads(inputBytes(inputs));
@@ -140,6 +136,12 @@ async function runReplay(argv: string[], io: CliIo): Promise<number> {
       ...pipelineReport(result.pipeline, coverage, result.deadLetters, values.state),
       ...routeReport(routes?.sinks ?? []),
     ];
+    // The watermark never goes back: events after --as-of were read and applied all the same.
+    const latest = result.pipeline.watermark;
+    if (asOf !== undefined && latest !== undefined && asOf < latest)
+      lines.push(
+        `replay: --as-of ${toIso(asOf)} is before the latest event seen (${toIso(latest)}): every event was applied, and the watermark, which never goes back, is that event's time`,
+      );
     const foreign = result.inputs.filter((i) => isForeign(i.counts, i.deadCodes));
     for (const i of foreign) lines.push(`replay: ${i.path}: no record of a kind this tool reads`);
     stderr.write(`${lines.map(printable).join('\n')}\n`);

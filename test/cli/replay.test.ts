@@ -136,6 +136,21 @@ describe('replay', () => {
     ]);
     expect(b.stdout).toBe(a.stdout);
     expect(a.stderr).toMatch(/alerts 4/);
+    expect(a.stderr).not.toContain('--as-of');
+  });
+
+  it('--as-of after the input moves the watermark there; before the latest event, it says what it did', async () => {
+    const later = await cli('replay', '--config', config, '--as-of', '2026-11-05T00:00:00Z', audit, iam);
+    expect(later.code).toBe(0);
+    expect(later.stderr).toContain('watermark 2026-11-05T00:00:00.000Z');
+    expect(later.stderr).not.toContain('is before the latest event');
+    const earlier = await cli('replay', '--config', config, '--as-of', '2026-11-02T09:00:00Z', audit, iam);
+    expect(earlier.code).toBe(0);
+    // Every event was applied all the same.
+    expect(earlier.stdout).toBe((await cli('replay', '--config', config, audit, iam)).stdout);
+    expect(earlier.stderr).toMatch(
+      /\nreplay: --as-of 2026-11-02T09:00:00\.000Z is before the latest event seen \(2026-11-02T[\d:.]+Z\): every event was applied, and the watermark, which never goes back, is that event's time\n/,
+    );
   });
 
   it('a folder stands for the files directly in it (replay and normalize); a folder of none is refused', async () => {
