@@ -11,6 +11,7 @@ import { openStore } from '../../shared/state/open-store.js';
 import { configWithSnapshot } from '../../shared/sync/baseline.js';
 import {
   ociSyncClients,
+  RUNNING_STATES,
   runSync,
   type SyncOptions,
   type SyncResult,
@@ -136,7 +137,7 @@ function report(result: SyncResult, previous: Snapshot | undefined): string[] {
   const lines = [
     `sync: snapshot ${s.id}`,
     `  directory: ${s.directory.users.length} users, ${s.directory.groups.length} groups, ${s.directory.memberships.length} memberships (classic IAM and ${domains} identity domain(s))`,
-    `  DB systems: ${s.dbSystems.length}, accounts read on ${s.dbSystems.filter((d) => d.accounts).length}`,
+    `  DB systems: ${s.dbSystems.length}, accounts read on ${s.dbSystems.filter((d) => d.accounts).length}${stoppedLine(s)}`,
     `  cost: ${requests} OCI API request(s), ${s.requests.sql} SQL statement(s)`,
   ];
   for (const [part, p] of Object.entries(s.parts)) {
@@ -148,6 +149,16 @@ function report(result: SyncResult, previous: Snapshot | undefined): string[] {
   if (previous) lines.push(`  compared with the snapshot of ${previous.time}`);
   else lines.push('  first snapshot of this state: it is the baseline');
   return lines;
+}
+
+/**
+ * `; not running: name (INACTIVE)`: DB systems whose accounts were not read, and whose instances
+ * collect will report as not read until they run again.
+ */
+function stoppedLine(s: Snapshot): string {
+  const stopped = s.dbSystems.filter((d) => d.state !== undefined && !RUNNING_STATES.has(d.state));
+  if (stopped.length === 0) return '';
+  return `; not running: ${stopped.map((d) => `${d.name} (${d.state})`).join(', ')}`;
 }
 
 export const syncCommand: CliCommand = {

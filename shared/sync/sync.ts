@@ -53,8 +53,8 @@ export type SyncResult = {
   failed: { part: string; error: string }[];
 };
 
-/** Lifecycle states in which a DB system's accounts are read. */
-const READABLE = new Set(['ACTIVE', 'UPDATING']);
+/** Lifecycle states in which a DB system is running: its accounts are read. */
+export const RUNNING_STATES: ReadonlySet<string> = new Set(['ACTIVE', 'UPDATING']);
 const SQL_CONCURRENCY = 4;
 
 export async function runSync(opts: SyncOptions): Promise<SyncResult> {
@@ -130,7 +130,7 @@ async function readFleetAccounts(
   const merged = { ...config, dbSystems: mergeDbSystems(config, dbSystems) };
   const found = new Map(dbSystems.map((d) => [d.id, d]));
   const targets = instanceTargets(merged).filter(
-    (t) => t.endpoint.role === 'primary' && READABLE.has(found.get(t.db.id)?.state ?? 'ACTIVE'),
+    (t) => t.endpoint.role === 'primary' && RUNNING_STATES.has(found.get(t.db.id)?.state ?? 'ACTIVE'),
   );
   let statements = 0;
   const read = async (target: InstanceTarget) => {

@@ -182,6 +182,24 @@ describe('sync --state', () => {
     });
   });
 
+  it('names the DB systems that are not running, whose accounts it could not read', async () => {
+    const state = newState();
+    const billing = fleet.dbSystems.find((d) => d.id === PROD2.id)!;
+    billing.lifecycleState = 'INACTIVE';
+    try {
+      const stopped = await cli(['sync', '--config', config, '--state', state]);
+      expect(stopped.code).toBe(0);
+      expect(stopped.stderr).toContain(
+        `  DB systems: 2, accounts read on 1; not running: ${PROD2.name} (INACTIVE)\n`,
+      );
+      billing.lifecycleState = 'ACTIVE';
+      const running = await cli(['sync', '--config', config, '--state', state]);
+      expect(running.stderr).toContain('  DB systems: 2, accounts read on 2\n');
+    } finally {
+      billing.lifecycleState = 'ACTIVE';
+    }
+  });
+
   it('a part that fails keeps its previous data and says so (exit 3)', async () => {
     const state = newState();
     expect((await cli(['sync', '--config', config, '--state', state])).code).toBe(0);
