@@ -148,6 +148,8 @@ export const DbSystemSchema = z
     accounts: z.array(MysqlAccountSchema).default([]),
     /** Every instance whose audit log is read (`collect`, `doctor`). */
     endpoints: z.array(EndpointSchema).default([]),
+    /** false: the collector leaves this DB system alone (collect, doctor, sync's account reading). */
+    collect: z.boolean().default(true),
     /** Collector settings for this DB system; they override the top-level `collector`. */
     collector: CollectorSchema.optional(),
   })
@@ -379,7 +381,7 @@ export const ConfigSchema = z
           path: ['dbSystems', i, 'endpoints'],
           message: 'one endpoint is the primary (the others are role: replica)',
         });
-      if (db.endpoints.length === 0) return;
+      if (db.endpoints.length === 0 || !db.collect) return;
       const c = { ...config.collector, ...db.collector };
       const at = (key: string) =>
         db.collector?.[key as keyof CollectorConfig] !== undefined || !config.collector

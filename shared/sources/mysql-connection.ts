@@ -83,21 +83,22 @@ export function collectorSettings(config: Config, db: DbSystemConfig): Collector
 
 /**
  * The instances to read: every endpoint of the DB systems named in `only` (ids or names), or of
- * every configured DB system. A name that matches no DB system is a usage error; a DB system
- * without endpoints, when named, too.
+ * every configured DB system, except those set `collect: false`. A name that matches no DB system
+ * is a usage error; a DB system without endpoints, or set `collect: false`, when named, too.
  */
 export function instanceTargets(config: Config, only: readonly string[] = []): InstanceTarget[] {
   for (const wanted of only) {
     const db = config.dbSystems.find((d) => d.id === wanted || d.name === wanted);
     if (db === undefined)
       throw new AuditError('USAGE', `--db-system ${wanted}: no configured DB system has this id or name`);
+    if (!db.collect)
+      throw new AuditError('USAGE', `--db-system ${wanted}: the configuration sets collect: false for it`);
     if (db.endpoints.length === 0)
       throw new AuditError('USAGE', `--db-system ${wanted}: the DB system has no endpoints to read`);
   }
-  const chosen =
-    only.length === 0
-      ? config.dbSystems
-      : config.dbSystems.filter((d) => only.includes(d.id) || only.includes(d.name));
+  const chosen = config.dbSystems.filter(
+    (d) => d.collect && (only.length === 0 || only.includes(d.id) || only.includes(d.name)),
+  );
   return chosen.flatMap((db) =>
     db.endpoints.map((endpoint) => {
       const target: InstanceTarget = {

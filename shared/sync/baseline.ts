@@ -44,6 +44,7 @@ export function mergeDbSystems(config: Config, discovered: readonly SnapshotDbSy
       privilegedAccounts: d.privilegedAccounts ?? [],
       accounts: [],
       endpoints: collectable() ? d.endpoints : [],
+      collect: true,
     });
   }
   return merged;

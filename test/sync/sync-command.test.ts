@@ -44,6 +44,20 @@ async function cli(args: string[]): Promise<Result> {
 
 const newState = () => fleet.file(`state-${++runs}.sqlite`);
 
+/** A configuration file that sets these keys on the second DB system (prod-billing). */
+const withBilling = (file: string, billing: Record<string, unknown>) =>
+  fleet.file(
+    file,
+    stringify(
+      fleet.config({
+        dbSystems: [
+          { id: DB.id, iamOnly: true },
+          { id: PROD2.id, ...billing },
+        ],
+      }),
+    ),
+  );
+
 async function stored(state: string) {
   const store = SqliteStore.open(state);
   try {
@@ -98,17 +112,7 @@ describe('sync: DB systems of one name', () => {
       expect(r.stderr).toContain(
         `  warning dbSystems: DB systems with one name: ${DB.name} (${DB.id}, ${PROD2.id}); give each its own dbSystems[].name in the configuration\n`,
       );
-      const named = fleet.file(
-        'named.yaml',
-        stringify(
-          fleet.config({
-            dbSystems: [
-              { id: DB.id, iamOnly: true },
-              { id: PROD2.id, name: 'billing' },
-            ],
-          }),
-        ),
-      );
+      const named = withBilling('named.yaml', { name: 'billing' });
       const apart = await cli(['sync', '--config', named, '--print']);
       expect(apart.code).toBe(0);
       expect(apart.stderr).not.toContain('warning dbSystems');
@@ -180,6 +184,27 @@ describe('sync --state', () => {
       code: 2,
       stderr: expect.stringContaining('doctor: there is no state file'),
     });
+  });
+
+  it('leaves a DB system set collect: false alone: not checked, collected or logged in to', async () => {
+    const state = newState();
+    const quiet = withBilling('quiet.yaml', { collect: false });
+    const billing = fleet.servers.get(PROD2.id)!;
+    const logins = () => billing.statements.filter((q) => /mysql\.user/i.test(q)).length;
+    const before = logins();
+    const synced = await cli(['sync', '--config', quiet, '--state', state]);
+    expect(synced.stderr).toContain('  DB systems: 2, accounts read on 1\n');
+    expect(logins()).toBe(before);
+    const doctor = await cli(['doctor', '--config', quiet, '--state', state, '--json']);
+    expect(
+      (JSON.parse(doctor.stdout) as { dbSystem: { name: string } }[]).map((d) => d.dbSystem.name),
+    ).toEqual([DB.name, DB.name]);
+    const named = await cli(['doctor', '--config', quiet, '--state', state, '--db-system', PROD2.name]);
+    expect(named).toMatchObject({ code: 2, stdout: '' });
+    expect(named.stderr).toContain(`--db-system ${PROD2.name}: the configuration sets collect: false for it`);
+    expect((await cli(['collect', '--config', quiet, '--state', state])).stderr).toContain(
+      'collect: 2 instance(s)',
+    );
   });
 
   it('names the DB systems that are not running, whose accounts it could not read', async () => {
