@@ -79,6 +79,9 @@ type Source = {
   head?: Entry & { item: { type: 'event' } };
 };
 
+/** Instances whose first read runs at once. */
+const CONNECT_CONCURRENCY = 8;
+
 export async function collect(opts: CollectorOptions): Promise<CollectResult> {
   const now = opts.now ?? Date.now;
   const stopping = () =>
@@ -118,12 +121,15 @@ export async function collect(opts: CollectorOptions): Promise<CollectResult> {
     if (entry.position) positions[positionKey(source.target)] = entry.position;
     if (items.length >= batchSize) await flush();
   };
-  /** Moves a source to its next event; dead letters go straight into the batch. */
-  const advance = async (s: Source): Promise<void> => {
+  /**
+   * Moves a source to its next event (from `first`, a result already read, when given); dead
+   * letters go straight into the batch.
+   */
+  const advance = async (s: Source, first?: IteratorResult<Entry>): Promise<void> => {
     delete s.head;
-    for (;;) {
+    for (let next = first; ; next = undefined) {
       if (stopping()) return;
-      const r = await s.entries.next();
+      const r = next ?? (await s.entries.next());
       if (r.done) return;
       if (r.value.item.type === 'event') {
         s.head = r.value as NonNullable<Source['head']>;
@@ -138,7 +144,14 @@ export async function collect(opts: CollectorOptions): Promise<CollectResult> {
     entries: instanceEntries(target, reports[i]!, opts, stopping),
   }));
   try {
-    for (const s of sources) await advance(s);
+    // The first reads (connect, log in, position) of several instances at once: an instance that
+    // is slow to answer or unreachable (its connect timeout, its retries) holds up the pass by its
+    // own wait, not by the sum of them all. What they give goes into the batch in order.
+    for (let i = 0; i < sources.length; i += CONNECT_CONCURRENCY) {
+      const group = sources.slice(i, i + CONNECT_CONCURRENCY);
+      const firsts = await Promise.all(group.map((s) => s.entries.next()));
+      for (const [j, s] of group.entries()) await advance(s, firsts[j]);
+    }
     const heap = new Heap<Source>((a, b) => compareEvents(a.head!.item.event, b.head!.item.event));
     heap.init(sources.filter((s) => s.head));
     for (let s = heap.pop(); s !== undefined; s = heap.pop()) {

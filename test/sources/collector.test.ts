@@ -84,6 +84,8 @@ async function pass(
     env?: Record<string, string>;
     onBatch?: () => void;
     batchSize?: number;
+    /** Wraps each connect (to watch them). */
+    connecting?: <T>(connect: Promise<T>) => Promise<T>;
   } = {},
 ): Promise<Run> {
   const { config, rules } = fleetConfig(fleet, opts.collector);
@@ -94,7 +96,7 @@ async function pass(
   const result = await collect({
     pipeline,
     targets: instanceTargets(config),
-    connect: (t) => connectInstance(t, read),
+    connect: (t) => (opts.connecting ?? ((c) => c))(connectInstance(t, read)),
     retryDelayMs: () => 10,
     ...(opts.from !== undefined ? { from: opts.from } : {}),
     ...(opts.signal ? { signal: opts.signal } : {}),
@@ -257,6 +259,38 @@ describe('collector: a fleet', () => {
     expect(a).toMatchObject({ caughtUp: true, records: 4 });
     expect(b).toMatchObject({ caughtUp: false, records: 0, attempts: 3 });
     expect(b!.error).toMatch(/prod-billing\/localhost:\d+: cannot reach localhost:\d+ \(ECONNREFUSED\)/);
+  });
+
+  it('connects to the instances at once: one slow to answer holds up the pass by its own wait only', async () => {
+    const logs = [5, 6, 7].map((conn) =>
+      new RawLog().session({ at: minutes(conn), conn, user: 'admin', queries: 2 }),
+    );
+    const servers = await Promise.all(logs.map((l) => server(l)));
+    let inFlight = 0;
+    let most = 0;
+    const run = await pass(
+      [
+        { server: servers[0]! },
+        { server: servers[1]!, name: 'replica-1', role: 'replica' },
+        { server: servers[2]!, db: DB2 },
+      ],
+      {
+        connecting: async (connect) => {
+          most = Math.max(most, ++inFlight);
+          try {
+            return await connect;
+          } finally {
+            inFlight--;
+          }
+        },
+      },
+    );
+    expect(most).toBe(3);
+    expect(run.result.instances.map((i) => [i.caughtUp, i.records])).toEqual([
+      [true, 4],
+      [true, 4],
+      [true, 4],
+    ]);
   });
 
   it('a connection dropped in the middle of a read is resumed: nothing lost, nothing read twice', async () => {
