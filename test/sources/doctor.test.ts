@@ -122,6 +122,48 @@ describe('doctor', () => {
     expect(checks['IAM accounts']!.detail).toContain("1 not in the configuration ('x'@'%')");
   });
 
+  it('checks the instances at once and lists them in the configuration order, a down one failing alone', async () => {
+    const up = await HeatWaveTestServer.start({
+      accounts: [{ user: 'hwaudit', password: PASSWORD, grants: ['AUDIT_ADMIN'] }],
+      audit: new AuditLog(),
+    });
+    const down = await HeatWaveTestServer.start({ accounts: [], audit: new AuditLog() });
+    servers.push(up, down);
+    await down.stop();
+    const endpoint = (port: number, name: string) => ({ host: '127.0.0.1', port, name });
+    const { config } = validateConfig({
+      ...baseConfig(),
+      dbSystems: [
+        {
+          ...baseConfig().dbSystems![0]!,
+          endpoints: [
+            endpoint(down.address.port, 'a-down'),
+            { ...endpoint(up.address.port, 'b-up'), role: 'replica' },
+            { ...endpoint(up.address.port, 'c-up'), role: 'replica' },
+          ],
+        },
+      ],
+      collector: { user: 'hwaudit', password: { env: 'PW' }, tls: 'disabled', allowPlaintext: true },
+    });
+    const read = secretReader({ PW: PASSWORD }, () => Promise.reject(new Error('no vault')));
+    let inFlight = 0;
+    let most = 0;
+    const results = await diagnoseFleet(instanceTargets(config), config, async (t) => {
+      most = Math.max(most, ++inFlight);
+      try {
+        return await connectInstance(t, read);
+      } finally {
+        inFlight--;
+      }
+    });
+    expect(most).toBe(3);
+    expect(results.map((r) => [r.instance, r.checks[0]!.status])).toEqual([
+      ['a-down', 'fail'],
+      ['b-up', 'pass'],
+      ['c-up', 'pass'],
+    ]);
+  });
+
   it('names the privilege and the grants the collector user lacks', async () => {
     const noGrants = await HeatWaveTestServer.start({
       accounts: [{ user: 'hwaudit', password: PASSWORD }],
