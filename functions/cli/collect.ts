@@ -37,8 +37,9 @@ import { pipelineReport, readLedger, routeReport } from './summary.js';
 
 export const COLLECT_HELP = `Usage: heatwave-iam-audit collect --config FILE [options]
 
-Reads the audit log of every configured DB system instance (dbSystems[].endpoints) with
-audit_log_read(), from where the last run stopped, and writes one alert per line, as replay does.
+Reads the audit log of every configured DB system instance (dbSystems[].endpoints, or those the
+state's last sync discovered; not of a DB system set collect: false) with audit_log_read(), from
+where the last run stopped, and writes one alert per line, as replay does.
 Where each instance stands is kept in the state with the events, so a run that is stopped or
 crashes goes on where it was, with no event lost or read twice.
 

@@ -10,11 +10,11 @@ import { type CliCommand, type CliIo, parseCommandArgs, printable } from './io.j
 export const DOCTOR_HELP = `Usage: heatwave-iam-audit doctor --config FILE [options]
 
 Checks that every DB system instance collect reads (dbSystems[].endpoints, and with --state those
-the last sync discovered) can be audited: reachable, TLS, server version, audit log installed and
-writing JSON, an audit filter that logs connections and statements for every account,
-audit_log_read() permitted to the collector user, the read buffer, the authentication_oci plugin
-and the accounts that use it, and with collector.auth: iam which IAM principal logged in. Each
-failure comes with its fix.
+the last sync discovered; not of a DB system set collect: false) can be audited: reachable, TLS,
+server version, audit log installed and writing JSON, an audit filter that logs connections and
+statements for every account, audit_log_read() permitted to the collector user, the read buffer,
+the authentication_oci plugin and the accounts that use it, and with collector.auth: iam which IAM
+principal logged in. Each failure comes with its fix.
 
 Options:
   --config FILE       pipeline configuration (YAML or JSON)               (required)
