@@ -126,7 +126,7 @@ export async function withDiscoveredFleet(
 
 /** Why there is nothing to read or check: no configured or discovered DB system has endpoints. */
 export const NO_ENDPOINTS =
-  'no DB system has endpoints: list them in dbSystems[].endpoints, or run sync to discover them';
+  'no DB system has endpoints: list them in dbSystems[].endpoints, or run sync to discover them (a DB system set collect: false is not read)';
 
 /** The environment variables the configuration takes collector passwords from. */
 export function secretVariables(config: Config): Set<string> {

@@ -265,7 +265,7 @@ describe('{"action":"collect"}', () => {
       stderr: new Lines(),
     });
     await expect(fn.invoke(JSON.stringify({ action: 'collect' }))).rejects.toThrow(
-      'CONFIG_INVALID: collect: no DB system has endpoints: list them in dbSystems[].endpoints, or run sync to discover them',
+      'CONFIG_INVALID: collect: no DB system has endpoints: list them in dbSystems[].endpoints, or run sync to discover them (a DB system set collect: false is not read)',
     );
   });
 

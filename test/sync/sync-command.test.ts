@@ -156,7 +156,7 @@ describe('sync --state', () => {
     const none = await cli(['doctor', '--config', config]);
     expect(none).toMatchObject({ code: 2, stdout: '' });
     expect(none.stderr).toContain(
-      'doctor: no DB system has endpoints: list them in dbSystems[].endpoints, or run sync to discover them',
+      'doctor: no DB system has endpoints: list them in dbSystems[].endpoints, or run sync to discover them (a DB system set collect: false is not read)',
     );
     expect((await cli(['collect', '--config', config, '--state', state])).stderr).toContain(
       'collect: no DB system has endpoints',
