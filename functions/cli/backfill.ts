@@ -22,7 +22,7 @@ import {
   openScopedPipeline,
   stateOption,
   stopSignal,
-  timeOption,
+  timeRange,
   warnOnce,
 } from './host.js';
 import { type CliCommand, type CliIo, formatOption, parseCommandArgs } from './io.js';
@@ -108,15 +108,10 @@ export async function runBackfill(argv: string[], io: CliIo, deps: BackfillDeps 
   }
   const source = values.source as BackfillSource;
   const now = deps.backfill?.now ?? Date.now;
-  const from = timeOption('--from', values.from!);
-  const to = values.to === undefined ? now() : timeOption('--to', values.to);
-  if (!(to > from))
-    throw new AuditError(
-      'USAGE',
-      values.to === undefined
-        ? `backfill: --from ${toIso(from)} is in the future`
-        : 'backfill: --to must be after --from',
-    );
+  const range = timeRange('backfill', values);
+  const from = range.from!;
+  const to = range.to ?? now();
+  if (!(to > from)) throw new AuditError('USAGE', `backfill: --from ${toIso(from)} is in the future`);
   const overlapMs =
     values.overlap === undefined ? DEFAULT_OVERLAP_MS : durationOption('--overlap', values.overlap);
   if (overlapMs < MIN_OVERLAP_MS) {

@@ -18,7 +18,7 @@ import {
   type StoredDeadLetter,
 } from '../../shared/state/ledger.js';
 import type { StateStore } from '../../shared/state/state-store.js';
-import { openStateToRead, timeRange, warnOnce } from './host.js';
+import { openStateToRead, STATE_PERIOD_OPTIONS, timeRange, warnOnce } from './host.js';
 import { type CliCommand, type CliIo, LineWriter, parseCommandArgs } from './io.js';
 import { checkOutputPath, refuseExisting, writeOutput } from './output-file.js';
 import { sessionLines } from './summary.js';
@@ -101,14 +101,9 @@ async function runExport(argv: string[], io: CliIo): Promise<number> {
     'export',
     argv,
     {
-      state: { type: 'string' },
-      from: { type: 'string' },
-      to: { type: 'string' },
-      'db-system': { type: 'string' },
+      ...STATE_PERIOD_OPTIONS,
       rule: { type: 'string', multiple: true },
       format: { type: 'string', default: 'jsonl' },
-      out: { type: 'string' },
-      overwrite: { type: 'boolean', default: false },
     },
     1,
   );

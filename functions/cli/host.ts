@@ -51,6 +51,16 @@ export function ocidOption(name: string, value: string, types: readonly string[]
   );
 }
 
+/** The options of the commands that read a state's period into files (export, report). */
+export const STATE_PERIOD_OPTIONS = {
+  state: { type: 'string' },
+  from: { type: 'string' },
+  to: { type: 'string' },
+  'db-system': { type: 'string' },
+  out: { type: 'string' },
+  overwrite: { type: 'boolean', default: false },
+} as const;
+
 /** `--from` and `--to` (ISO 8601) where given; `--to` must be after `--from` when both are. */
 export function timeRange(
   command: string,

@@ -6,7 +6,7 @@ import { REPORT_FORMATS, REPORT_IDS, type ReportFormat, type ReportId } from '..
 import { AuditError } from '../../shared/errors.js';
 import { renderReport } from '../../shared/report/render.js';
 import { holdsActivity, NO_ACTIVITY, runReports } from '../../shared/report/run-reports.js';
-import { openStateToRead, timeRange, warnOnce } from './host.js';
+import { openStateToRead, STATE_PERIOD_OPTIONS, timeRange, warnOnce } from './host.js';
 import { type CliCommand, type CliIo, parseCommandArgs } from './io.js';
 import { refuseExisting, writeOutputFile } from './output-file.js';
 
@@ -63,15 +63,7 @@ async function runReport(argv: string[], io: CliIo): Promise<number> {
   const { values, positionals } = parseCommandArgs(
     'report',
     argv,
-    {
-      state: { type: 'string' },
-      from: { type: 'string' },
-      to: { type: 'string' },
-      'db-system': { type: 'string' },
-      format: { type: 'string', default: 'html' },
-      out: { type: 'string' },
-      overwrite: { type: 'boolean', default: false },
-    },
+    { ...STATE_PERIOD_OPTIONS, format: { type: 'string', default: 'html' } },
     1,
   );
   const reports = reportTypes(positionals[0]);

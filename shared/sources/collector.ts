@@ -12,6 +12,7 @@ import { Heap } from 'heap-js';
 import type { Alert } from '../../schemas/alert.js';
 import { compareEvents } from '../../schemas/events.js';
 import { type DecodedItem, decodeValue } from '../decode/read-input.js';
+import { inGroups } from '../in-groups.js';
 import type { Pipeline } from '../pipeline.js';
 import { type AuditFlavor, AuditLogReader, type InstancePosition } from './audit-log-reader.js';
 import { InstanceError, type InstanceTarget, instanceError, type SqlSession } from './mysql-connection.js';
@@ -147,11 +148,8 @@ export async function collect(opts: CollectorOptions): Promise<CollectResult> {
     // The first reads (connect, log in, position) of several instances at once: an instance that
     // is slow to answer or unreachable (its connect timeout, its retries) holds up the pass by its
     // own wait, not by the sum of them all. What they give goes into the batch in order.
-    for (let i = 0; i < sources.length; i += CONNECT_CONCURRENCY) {
-      const group = sources.slice(i, i + CONNECT_CONCURRENCY);
-      const firsts = await Promise.all(group.map((s) => s.entries.next()));
-      for (const [j, s] of group.entries()) await advance(s, firsts[j]);
-    }
+    const firsts = await inGroups(sources, CONNECT_CONCURRENCY, (s) => s.entries.next());
+    for (const [i, s] of sources.entries()) await advance(s, firsts[i]);
     const heap = new Heap<Source>((a, b) => compareEvents(a.head!.item.event, b.head!.item.event));
     heap.init(sources.filter((s) => s.head));
     for (let s = heap.pop(); s !== undefined; s = heap.pop()) {

@@ -2,6 +2,7 @@
 // warns or fails with the fix. What the checks read is listed in docs/collector.md ("doctor").
 import type { Config, DbSystemConfig } from '../../schemas/config.js';
 import { AuditError } from '../errors.js';
+import { inGroups } from '../in-groups.js';
 import { allowListed } from '../rules/access-local-account.js';
 import { auditFlavorOf } from './audit-log-reader.js';
 import { describePrincipal, type IamPrincipal, TOKEN_REFRESH_MARGIN_MS } from './iam-login.js';
@@ -357,14 +358,7 @@ export async function diagnoseFleet(
   config: Config,
   connect: (target: InstanceTarget) => Promise<SqlSession>,
 ): Promise<InstanceDiagnosis[]> {
-  const out: InstanceDiagnosis[] = [];
-  for (let i = 0; i < targets.length; i += CONCURRENCY) {
-    const group = targets.slice(i, i + CONCURRENCY);
-    out.push(
-      ...(await Promise.all(
-        group.map((t) => diagnose(t, config.dbSystems.find((d) => d.id === t.db.id)!, connect)),
-      )),
-    );
-  }
-  return out;
+  return inGroups(targets, CONCURRENCY, (t) =>
+    diagnose(t, config.dbSystems.find((d) => d.id === t.db.id)!, connect),
+  );
 }

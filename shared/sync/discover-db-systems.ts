@@ -6,6 +6,7 @@
 import type { models } from 'oci-mysql';
 import type { Endpoint } from '../../schemas/config.js';
 import type { SnapshotDbSystem } from '../../schemas/snapshot.js';
+import { inGroups } from '../in-groups.js';
 import type { OciClientTypes } from '../oci/clients.js';
 import { compartmentTree } from '../oci/compartments.js';
 import type { OciCalls } from './oci-calls.js';
@@ -28,13 +29,7 @@ export async function discoverDbSystems(
   const compartments = await compartmentTree(root, clients.identity, (operation, fn) =>
     calls.call(operation, fn),
   );
-  const found: SnapshotDbSystem[] = [];
-  for (let i = 0; i < compartments.length; i += CONCURRENCY) {
-    const batch = await Promise.all(
-      compartments.slice(i, i + CONCURRENCY).map((c) => inCompartment(c, clients, calls)),
-    );
-    found.push(...batch.flat());
-  }
+  const found = (await inGroups(compartments, CONCURRENCY, (c) => inCompartment(c, clients, calls))).flat();
   return found.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
 }
 

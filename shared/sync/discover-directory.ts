@@ -10,6 +10,7 @@ import type {
   SnapshotUser,
 } from '../../schemas/snapshot.js';
 import { PART } from '../../schemas/snapshot.js';
+import { inGroups } from '../in-groups.js';
 import type { OciClientTypes } from '../oci/clients.js';
 import type { OciCalls } from './oci-calls.js';
 
@@ -79,7 +80,7 @@ async function readClassic(
   const groups = await calls.list('identity.listGroups', (page) =>
     client.listGroups({ ...base, ...(page ? { page } : {}) }),
   );
-  const memberships = await inBatches(groups, CONCURRENCY, (g) =>
+  const memberships = await inGroups(groups, CONCURRENCY, (g) =>
     calls.list('identity.listUserGroupMemberships', (page) =>
       client.listUserGroupMemberships({ ...base, groupId: g.id, ...(page ? { page } : {}) }),
     ),
@@ -210,17 +211,6 @@ function merge<T extends { id: string; name: string; aliases: string[] }>(
 
 function unique(values: string[]): string[] {
   return [...new Set(values.filter((v) => v.trim() !== ''))].sort();
-}
-
-async function inBatches<T, R>(
-  items: readonly T[],
-  size: number,
-  work: (item: T) => Promise<R>,
-): Promise<R[]> {
-  const out: R[] = [];
-  for (let i = 0; i < items.length; i += size)
-    out.push(...(await Promise.all(items.slice(i, i + size).map(work))));
-  return out;
 }
 
 function isoOf(value: Date | string | undefined): string | undefined {

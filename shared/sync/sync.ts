@@ -15,6 +15,7 @@ import {
   type SnapshotPart,
 } from '../../schemas/snapshot.js';
 import { AuditError } from '../errors.js';
+import { inGroups } from '../in-groups.js';
 import { createOciClient, type RetryPolicy } from '../oci/clients.js';
 import type { Pipeline } from '../pipeline.js';
 import {
@@ -162,8 +163,7 @@ async function readFleetAccounts(
       await session?.close();
     }
   };
-  for (let i = 0; i < targets.length; i += SQL_CONCURRENCY)
-    await Promise.all(targets.slice(i, i + SQL_CONCURRENCY).map(read));
+  await inGroups(targets, SQL_CONCURRENCY, read);
   dbSystems.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   return statements;
 }
