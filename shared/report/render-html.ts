@@ -23,7 +23,7 @@ const CSS = `
 :root { --ink: #1d2430; --muted: #5c6675; --line: #d9dee5; --soft: #f4f6f9; --accent: #1c5fb8; --warn: #b42318; }
 * { box-sizing: border-box; }
 body { margin: 0; font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif; color: var(--ink); background: #fff; }
-main { max-width: 1200px; margin: 0 auto; padding: 24px 32px 48px; }
+main { max-width: 1440px; margin: 0 auto; padding: 24px 32px 48px; }
 header { border-bottom: 3px solid var(--accent); padding-bottom: 12px; margin-bottom: 20px; }
 h1 { font-size: 26px; margin: 0 0 6px; }
 h2 { font-size: 19px; margin: 32px 0 4px; padding-top: 8px; border-top: 1px solid var(--line); }
@@ -51,7 +51,9 @@ td code { font: 11.5px/1.35 ui-monospace, SFMono-Regular, Menlo, Consolas, monos
 @media screen { td.code { min-width: 24em; } }
 td ul { margin: 0; padding-left: 14px; }
 td { overflow-wrap: break-word; }
-td.token { word-break: break-all; min-width: 9em; }
+td.token { min-width: 9em; }
+.token { word-break: break-all; }
+@media screen { .word, .token { white-space: nowrap; } }
 figure { margin: 10px 0; }
 figcaption { font-weight: 600; font-size: 13px; margin-bottom: 4px; }
 svg text { font: 11px system-ui, -apple-system, "Segoe UI", Roboto, Arial, sans-serif; fill: #1d2430; }
@@ -96,7 +98,7 @@ const PALETTE = ['#1c5fb8', '#98a2ae', '#2b8a3e', '#f0a202', '#9f1d1d', '#7048e8
 /** Categories a chart shows (the table below it has them all). */
 const CHART_CATEGORIES = 40;
 
-/** Text longer than this without a space may break anywhere. */
+/** Printed, text longer than this without a space may break anywhere. */
 const LONG_TOKEN = 28;
 
 const number = (n: number) => n.toLocaleString('en-US', { maximumFractionDigits: 1 });
@@ -111,10 +113,20 @@ function duration(ms: number): string {
 
 const shortTime = (iso: string) => iso.replace('T', ' ').replace(/:\d\d(\.\d+)?Z$/, ' UTC');
 
+/**
+ * Names and ids have no space to wrap at. On screen they stay on one line (the table scrolls
+ * sideways): an OCID broken into a narrow column made every row of its table many lines high.
+ * Printed, a long one (an OCID, a session key) breaks anywhere, for a table must fit the page.
+ */
+function wrapping(text: string): string {
+  if (/\s/.test(text)) return '';
+  return text.length > LONG_TOKEN ? ' class="token"' : ' class="word"';
+}
+
 function cell(value: Cell, col: Column): string {
   if (value === null || (Array.isArray(value) && value.length === 0)) return '<td class="empty">—</td>';
   if (Array.isArray(value))
-    return `<td><ul>${value.map((v) => `<li>${col.type === 'code' ? `<code>${escapeHtml(v)}</code>` : escapeHtml(v)}</li>`).join('')}</ul></td>`;
+    return `<td><ul>${value.map((v) => (col.type === 'code' ? `<li><code>${escapeHtml(v)}</code></li>` : `<li${wrapping(v)}>${escapeHtml(v)}</li>`)).join('')}</ul></td>`;
   if (typeof value === 'boolean') return `<td class="flag-${value}">${value ? 'yes' : 'no'}</td>`;
   if (typeof value === 'number') {
     if (col.type === 'duration') return `<td class="num">${duration(value)}</td>`;
@@ -124,8 +136,7 @@ function cell(value: Cell, col: Column): string {
   if (col.type === 'time')
     return `<td class="time"><time datetime="${escapeHtml(value)}">${escapeHtml(shortTime(value))}</time></td>`;
   if (col.type === 'code') return `<td class="code"><code>${escapeHtml(value)}</code></td>`;
-  // OCIDs and ids: no place to wrap, so anywhere (a table must fit the page).
-  return `<td${value.length > LONG_TOKEN && !/\s/.test(value) ? ' class="token"' : ''}>${escapeHtml(value)}</td>`;
+  return `<td${wrapping(value)}>${escapeHtml(value)}</td>`;
 }
 
 const numeric = (c: Column) => c.type === 'count' || c.type === 'percent' || c.type === 'duration';

@@ -95,6 +95,36 @@ describeChromium('HTML reports in headless Chromium', () => {
     for (const f of doc.figures) expect(run.texts).toContain(f.label);
   });
 
+  it('keeps names and ids on one line on screen', async () => {
+    // Table cells and list items whose text has no space (OCIDs, session keys, names), and how
+    // many of them wrap onto more than one line (an OCID broken into a narrow column made each row
+    // of its table many lines high).
+    const measure = `(() => {
+      const cells = [...document.querySelectorAll('td, td li')].filter(
+        (el) => el.children.length === 0 && el.textContent.length > 0 && !/\\s/.test(el.textContent),
+      );
+      const lines = (el) => {
+        const range = document.createRange();
+        range.selectNodeContents(el);
+        return new Set([...range.getClientRects()].map((r) => Math.round(r.top))).size;
+      };
+      return { ids: cells.length, wrapped: cells.filter((el) => lines(el) > 1).map((el) => el.textContent) };
+    })()`;
+    for (const id of ['access-review', 'break-glass-log', 'privileged-changes'] as const) {
+      let screen = { ids: 0, wrapped: [] as string[] };
+      const run = await open(
+        `wrap-${id}.html`,
+        renderHtml(docs.find((d) => d.report === id)!),
+        async (page) => {
+          screen = (await page.evaluate(measure)) as typeof screen;
+        },
+      );
+      expect(run.errors).toEqual([]);
+      expect(screen.ids, id).toBeGreaterThan(10);
+      expect(screen.wrapped, id).toEqual([]);
+    }
+  });
+
   it('shows injected markup and formulas as text, running nothing', async () => {
     const texts = await Promise.all(
       ['attribution-evidence', 'break-glass-log', 'failed-access'].map(async (id) => {
