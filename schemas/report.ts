@@ -18,10 +18,21 @@ export const REPORT_FORMATS = ['html', 'csv', 'json'] as const;
 export type ReportFormat = (typeof REPORT_FORMATS)[number];
 
 /**
- * How a column's cells read: `time` ISO 8601 UTC text, `duration` milliseconds, `percent` 0 to
- * 100, `flag` true/false, `list` an array of text, `code` SQL (literals redacted).
+ * How a column's cells read: `count` a quantity, `number` a number that names rather than counts
+ * (a MySQL error code), `time` ISO 8601 UTC text, `duration` milliseconds, `percent` 0 to 100,
+ * `flag` true/false, `list` an array of text, `code` SQL (literals redacted).
  */
-export const COLUMN_TYPES = ['text', 'count', 'percent', 'time', 'duration', 'flag', 'list', 'code'] as const;
+export const COLUMN_TYPES = [
+  'text',
+  'count',
+  'number',
+  'percent',
+  'time',
+  'duration',
+  'flag',
+  'list',
+  'code',
+] as const;
 
 export const CellSchema = z.union([z.string(), z.number(), z.boolean(), z.null(), z.array(z.string())]);
 export type Cell = z.infer<typeof CellSchema>;

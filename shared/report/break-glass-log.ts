@@ -192,7 +192,7 @@ export const breakGlassLog: ReportDefinition = {
                   column('time', 'Time', 'time'),
                   column('command', 'Command'),
                   column('sql', 'Statement', 'code'),
-                  column('status', 'Status', 'count'),
+                  column('status', 'Status', 'number'),
                   column('session_id', 'Session'),
                 ],
                 statementRows,

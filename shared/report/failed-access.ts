@@ -156,7 +156,7 @@ export const failedAccess: ReportDefinition = {
                   column('db_system', 'DB system'),
                   column('login_user', 'Login name'),
                   column('source_ip', 'Source address'),
-                  column('error_code', 'Error', 'count'),
+                  column('error_code', 'Error', 'number'),
                   column('error', 'Meaning'),
                   column('attempts', 'Attempts', 'count'),
                   column('first', 'First', 'time'),

@@ -131,6 +131,8 @@ function cell(value: Cell, col: Column): string {
   if (typeof value === 'number') {
     if (col.type === 'duration') return `<td class="num">${duration(value)}</td>`;
     if (col.type === 'percent') return `<td class="num">${number(value)} %</td>`;
+    // An error code is shown as MySQL writes it (1045, not 1,045).
+    if (col.type === 'number') return `<td class="num">${value}</td>`;
     return `<td class="num">${number(value)}</td>`;
   }
   if (col.type === 'time')
@@ -139,7 +141,8 @@ function cell(value: Cell, col: Column): string {
   return `<td${wrapping(value)}>${escapeHtml(value)}</td>`;
 }
 
-const numeric = (c: Column) => c.type === 'count' || c.type === 'percent' || c.type === 'duration';
+const numeric = (c: Column) =>
+  c.type === 'count' || c.type === 'number' || c.type === 'percent' || c.type === 'duration';
 
 function renderTable(s: Section): string {
   const t = s.table;
