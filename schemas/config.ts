@@ -1,9 +1,20 @@
 // Pipeline configuration (README "Configuration" documents every key). Unknown keys are errors.
-import { milliseconds } from 'date-fns';
+import { utc } from '@date-fns/utc';
+import { milliseconds, parseISO } from 'date-fns';
 import { z } from 'zod';
 
 const ISO_DURATION =
   /^P(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)W)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?$/;
+
+/**
+ * A time a person gives (the configuration, an option, a function's action) in ISO 8601, as epoch
+ * milliseconds; NaN when it is not ISO 8601. A date alone, or a date and time with no offset, is
+ * UTC wherever this runs: a report's period or a maintenance window must not move with the time
+ * zone of the machine (a function runs in UTC, a laptop seldom does).
+ */
+export function parseInstant(text: string): number {
+  return parseISO(text.trim(), { in: utc }).getTime();
+}
 
 /** Parses an ISO 8601 duration (`PT20M`, `P1D`, `PT1H30M`) into milliseconds; undefined if invalid. */
 export function parseDuration(text: string): number | undefined {
@@ -41,11 +52,14 @@ export const Duration = z.string().transform((text, ctx) => {
   return ms;
 });
 
-/** An ISO 8601 instant in the file, epoch milliseconds once parsed. */
+/** An ISO 8601 instant in the file (UTC where it has no offset), epoch milliseconds once parsed. */
 export const Instant = z.union([z.string(), z.date()]).transform((value, ctx) => {
-  const ms = value instanceof Date ? value.getTime() : Date.parse(value);
+  const ms = value instanceof Date ? value.getTime() : parseInstant(value);
   if (Number.isNaN(ms)) {
-    ctx.addIssue({ code: 'custom', message: 'expected an ISO 8601 time such as 2026-11-01T00:00:00Z' });
+    ctx.addIssue({
+      code: 'custom',
+      message: 'expected an ISO 8601 time such as 2026-11-01T00:00:00Z (UTC where it has no offset)',
+    });
     return z.NEVER;
   }
   return ms;

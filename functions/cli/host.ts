@@ -4,7 +4,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Alert } from '../../schemas/alert.js';
-import { type Config, parseDuration } from '../../schemas/config.js';
+import { type Config, parseDuration, parseInstant } from '../../schemas/config.js';
 import type { ActiveRule } from '../../shared/config/active-rules.js';
 import { FileSink } from '../../shared/emit/file-sink.js';
 import { formatAlert, type OutputFormat } from '../../shared/emit/formats/format.js';
@@ -33,9 +33,12 @@ export type CliDeps = {
 };
 
 export function timeOption(name: string, value: string): number {
-  const ms = Date.parse(value);
+  const ms = parseInstant(value);
   if (Number.isNaN(ms))
-    throw new AuditError('USAGE', `${name} expects an ISO 8601 time such as 2026-11-02T12:00:00Z`);
+    throw new AuditError(
+      'USAGE',
+      `${name} expects an ISO 8601 time such as 2026-11-02T12:00:00Z (UTC where it has no offset)`,
+    );
   return ms;
 }
 

@@ -5,7 +5,7 @@
 // after the message, says the message went out.
 
 import { z } from 'zod';
-import { parseDuration } from '../../schemas/config.js';
+import { parseDuration, parseInstant } from '../../schemas/config.js';
 import {
   REPORT_FORMATS,
   REPORT_IDS,
@@ -38,7 +38,7 @@ export const ReportActionSchema = z.strictObject({
   /** The end of the period (ISO 8601), to report on a past period again; default: now, rounded down. */
   to: z
     .string()
-    .refine((t) => !Number.isNaN(Date.parse(t)), 'an ISO 8601 time')
+    .refine((t) => !Number.isNaN(parseInstant(t)), 'an ISO 8601 time (UTC where it has no offset)')
     .optional(),
   /** Limit the reports to one DB system (OCID or configured name). */
   dbSystem: z.string().min(1).optional(),
@@ -52,7 +52,7 @@ export type ReportAction = z.infer<typeof ReportActionSchema>;
 function actionPeriod(action: Pick<ReportAction, 'period' | 'to'>, now: number): Period {
   const length = parseDuration(action.period)!;
   const unit = length >= DAY ? DAY : HOUR;
-  const to = action.to === undefined ? Math.floor(now / unit) * unit : Date.parse(action.to);
+  const to = action.to === undefined ? Math.floor(now / unit) * unit : parseInstant(action.to);
   return { from: to - length, to };
 }
 

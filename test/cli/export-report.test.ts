@@ -74,6 +74,30 @@ describe('export', () => {
     }
   });
 
+  it('reads a time with no offset as UTC, whatever the time zone of the machine', async () => {
+    const exported = async (from: string, to: string, env = process.env) =>
+      (await runCli(['export', 'sessions', '--state', state, '--from', from, '--to', to], env)).stdout;
+    // The scenario's sessions start from 09:00 UTC; from 09:30 to 12:00 UTC holds some of them.
+    const day = await exported(DAY[1]!, DAY[3]!);
+    const morning = await exported('2026-11-02T09:30:00Z', '2026-11-02T12:00:00Z');
+    expect(lines(morning).length).toBeGreaterThan(0);
+    expect(lines(morning).length).toBeLessThan(lines(day).length);
+    for (const TZ of ['America/New_York', 'Asia/Kolkata']) {
+      const env = { ...process.env, TZ };
+      expect(await exported('2026-11-02', '2026-11-03', env), TZ).toBe(day);
+      for (const [from, to] of [
+        ['2026-11-02T09:30', '2026-11-02T12:00'],
+        ['2026-11-02 09:30', '2026-11-02 12:00:00'],
+        ['2026-11-02T04:30:00-05:00', '2026-11-02T17:30+05:30'],
+      ])
+        expect(await exported(from!, to!, env), `${TZ}: ${from} to ${to}`).toBe(morning);
+      // Not ISO 8601: refused, not read in the machine's time zone.
+      const loose = await runCli(['export', 'sessions', '--state', state, '--from', 'Nov 2 2026'], env);
+      expect(loose.code).toBe(2);
+      expect(loose.stderr).toContain('--from expects an ISO 8601 time such as 2026-11-02T12:00:00Z (UTC');
+    }
+  });
+
   it('writes the sessions of a time range as OCSF logons and logoffs', async () => {
     const r = await runCli([
       'export',

@@ -161,6 +161,26 @@ describe('maintenance and suppression', () => {
     expect(before.muted).toBeUndefined();
   });
 
+  it('a window written without an offset is UTC, whatever the time zone of the machine', () => {
+    const zone = process.env.TZ;
+    try {
+      for (const TZ of ['America/New_York', 'Asia/Kolkata']) {
+        process.env.TZ = TZ;
+        const local = { from: '2026-11-02 08:00', to: '2026-11-02T10:00', reason: 'patching' };
+        const { decide } = routeOf({}, { maintenance: [{ ...local, dbSystems: [DB.name] }] });
+        const before = alert({ time: '2026-11-02T07:59:59.000Z' });
+        expect(decide(alert(), before, alert({ time: '2026-11-02T10:00:00.000Z' })), TZ).toEqual([
+          'muted',
+          'deliver',
+          'deliver',
+        ]);
+      }
+    } finally {
+      if (zone === undefined) delete process.env.TZ;
+      else process.env.TZ = zone;
+    }
+  });
+
   it('by rule, and only on the routes it names', () => {
     const cfg = config({
       routes: [
