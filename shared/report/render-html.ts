@@ -58,6 +58,7 @@ figure { margin: 10px 0; }
 figcaption { font-weight: 600; font-size: 13px; margin-bottom: 4px; }
 svg text { font: 11px system-ui, -apple-system, "Segoe UI", Roboto, Arial, sans-serif; fill: #1d2430; }
 svg .axis { stroke: #9aa3ae; stroke-width: 1; }
+svg text.bar-value { font-size: 9.5px; }
 svg .grid { stroke: #e6e9ee; stroke-width: 1; }
 .legend { display: flex; flex-wrap: wrap; gap: 4px 14px; margin: 4px 0 0; padding: 0; list-style: none; font-size: 12px; color: var(--muted); }
 footer { margin-top: 40px; color: var(--muted); font-size: 12px; border-top: 1px solid var(--line); padding-top: 8px; }
@@ -182,7 +183,8 @@ function renderChart(chart: Chart, id: string): string {
   const labelWidth = Math.min(320, 14 + 6.8 * Math.max(...categories.map((c) => Math.min(c.length, 48))));
   const width = 900;
   const plot = width - labelWidth - 60;
-  const barHeight = chart.stacked || series.length === 1 ? 14 : 9;
+  const grouped = !chart.stacked && series.length > 1;
+  const barHeight = grouped ? 10 : 14;
   const rowHeight = chart.stacked ? 20 : series.length * barHeight + 8;
   const height = categories.length * rowHeight + 28;
   const x = (v: number) => (v / max) * plot;
@@ -208,11 +210,17 @@ function renderChart(chart: Chart, id: string): string {
         parts.push(
           `<rect x="${bx.toFixed(1)}" y="${y}" width="${w.toFixed(1)}" height="${barHeight - 1}" fill="${colour(s.name, si)}"><title>${escapeHtml(`${c}: ${s.name} ${number(v)}`)}</title></rect>`,
         );
+      // Side by side, each bar says its own value (the longest one's alone read as the category's).
+      if (grouped)
+        parts.push(
+          `<text class="bar-value" x="${(bx + w + 4).toFixed(1)}" y="${y + (barHeight - 1) / 2}" dominant-baseline="middle">${number(v)}</text>`,
+        );
       offset += v;
     });
-    parts.push(
-      `<text x="${labelWidth + x(totals[ci]!) + 4}" y="${top + rowHeight / 2}" dominant-baseline="middle">${number(totals[ci]!)}</text>`,
-    );
+    if (!grouped)
+      parts.push(
+        `<text x="${labelWidth + x(totals[ci]!) + 4}" y="${top + rowHeight / 2}" dominant-baseline="middle">${number(totals[ci]!)}</text>`,
+      );
   });
   parts.push(`<line class="axis" x1="${labelWidth}" y1="0" x2="${labelWidth}" y2="${height - 22}"/>`);
   const more =

@@ -1,0 +1,55 @@
+// The HTML rendering's own choices, read from the markup (the browser's view of it is
+// html-chromium.test.ts).
+import { describe, expect, it } from 'vitest';
+import type { Chart, ReportDocument } from '../../schemas/report.js';
+import { renderHtml } from '../../shared/report/render-html.js';
+
+function withChart(chart: Chart): ReportDocument {
+  const period = { from: '2026-11-02T00:00:00.000Z', to: '2026-11-03T00:00:00.000Z' };
+  return {
+    schema: 'heatwave-iam-audit/report/1',
+    report: 'break-glass-log',
+    title: 'Break-glass log',
+    description: 'd',
+    controls: [],
+    period,
+    previousPeriod: { from: '2026-11-01T00:00:00.000Z', to: period.from },
+    dbSystem: null,
+    generatedAt: period.to,
+    product: { name: 'heatwave-iam-audit', version: '0' },
+    figures: [],
+    sections: [
+      {
+        id: 'grants',
+        title: 'Grants',
+        description: 'd',
+        chart,
+        table: { columns: [{ id: 'person', title: 'Person', type: 'text' }], rows: [], totalRows: 0 },
+      },
+    ],
+  };
+}
+
+/** The numbers written beside the bars of the chart, in order. */
+const barLabels = (html: string) =>
+  [
+    ...html.matchAll(
+      /<text (?:class="bar-value" )?x="[\d.]+" y="[\d.]+" dominant-baseline="middle">([^<]+)</g,
+    ),
+  ].map((m) => m[1]);
+
+describe('charts', () => {
+  it('side by side, each bar says its own value; stacked, the row says its total', () => {
+    const held = { name: 'Held', values: [26.3, 1.5] };
+    const maximum = { name: 'Maximum', values: [4, 4] };
+    const chart = {
+      kind: 'bar' as const,
+      title: 'Hours',
+      categories: ['alice', 'bob'],
+      series: [held, maximum],
+    };
+    // Bob held 1.5 h of 4: "4" alone beside his row read as four hours held.
+    expect(barLabels(renderHtml(withChart({ ...chart, stacked: false })))).toEqual(['26.3', '4', '1.5', '4']);
+    expect(barLabels(renderHtml(withChart({ ...chart, stacked: true })))).toEqual(['30.3', '5.5']);
+  });
+});
