@@ -52,9 +52,18 @@ function strictArgs<T extends Options>(command: string, args: string[], options:
   try {
     return parseArgs({ args, options, allowPositionals: true, strict: true });
   } catch (cause) {
-    const message = cause instanceof Error ? cause.message : 'invalid arguments';
-    throw new AuditError('USAGE', `${command}: ${message}`, { cause });
+    throw new AuditError('USAGE', `${command}: ${argsProblem(cause)} (see ${command} --help)`, { cause });
   }
+}
+
+/** What parseArgs found wrong, without its advice on positionals that start with '-' (INPUT files never do). */
+function argsProblem(cause: unknown): string {
+  const message = cause instanceof Error ? cause.message : 'invalid arguments';
+  const unknown = /^Unknown option '([^']+)'/.exec(message);
+  if (unknown) return `unknown option ${unknown[1]}`;
+  const missing = /^Option '(?:-\w, )?(--[\w-]+) <value>' argument missing/.exec(message);
+  if (missing) return `${missing[1]} needs a value`;
+  return message;
 }
 
 const FLUSH_CHARS = 64 * 1024;

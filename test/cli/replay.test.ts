@@ -588,6 +588,18 @@ describe('replay', () => {
       );
     }
   });
+
+  it('names an option it does not know, or one given without its value, and points to the help', async () => {
+    for (const [args, problem] of [
+      [['normalize', '--config', 'x.yaml'], 'normalize: unknown option --config (see normalize --help)'],
+      [['replay', '-x'], 'replay: unknown option -x (see replay --help)'],
+      [['export', 'alerts', '--state'], 'export: --state needs a value (see export --help)'],
+    ] as const) {
+      const r = await cli(...args);
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(r.stderr).toBe(`heatwave-iam-audit: ${problem}\n`);
+    }
+  });
 });
 
 describeMySql('replay with a MySQL state store', (server) => {
