@@ -14,3 +14,8 @@ export function visible(text: string): string {
     return code < 0x20 ? String.fromCharCode(0x2400 + code) : code === 0x7f ? '\u2421' : '\ufffd';
   });
 }
+
+/** A count as summaries print it: 306,154. */
+export function grouped(n: number): string {
+  return n.toLocaleString('en-US');
+}

@@ -21,6 +21,7 @@ import {
 } from '../../shared/sources/mysql-connection.js';
 import { abortableSleep } from '../../shared/sources/stream-consumer.js';
 import { openStore } from '../../shared/state/open-store.js';
+import { grouped } from '../../shared/text.js';
 import {
   alertOutput,
   type CliDeps,
@@ -142,7 +143,7 @@ export async function runCollect(argv: string[], io: CliIo, deps: CliDeps = {}):
             const now = Date.now();
             if (now - lastProgress < (deps.progressMs ?? 1000)) return;
             lastProgress = now;
-            io.stderr.write(`  ${p.records.toLocaleString('en')} records, ${p.alerts} alerts\n`);
+            io.stderr.write(`  ${grouped(p.records)} records, ${p.alerts} alerts\n`);
           },
         });
         last = result.instances;
@@ -172,7 +173,7 @@ export async function runCollect(argv: string[], io: CliIo, deps: CliDeps = {}):
       const read = last.reduce((n, r) => n + r.records, 0);
       io.stderr.write(
         `${[
-          `collect: ${last.length} instance(s), ${read.toLocaleString('en')} records in the last pass, ${seconds.toFixed(1)} s`,
+          `collect: ${last.length} instance(s), ${grouped(read)} records in the last pass, ${seconds.toFixed(1)} s`,
           ...instanceLines(last),
           ...pipelineReport(pipeline, coverage, [], state.temporary ? undefined : state.spec),
           ...routeReport(routes?.sinks ?? []),
@@ -217,7 +218,7 @@ function instanceLines(reports: readonly InstanceReport[]): string[] {
     const gaps = r.gaps > 0 ? `, ${r.gaps} gap(s) reported` : '';
     const note = r.server?.bufferNote ? ` (${r.server.bufferNote})` : '';
     return printable(
-      `  ${r.dbSystem.name}/${r.instance} (${r.address}${server}): ${r.records.toLocaleString('en')} records${gaps}, ${state}${note}`,
+      `  ${r.dbSystem.name}/${r.instance} (${r.address}${server}): ${grouped(r.records)} records${gaps}, ${state}${note}`,
     );
   });
 }

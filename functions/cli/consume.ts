@@ -12,6 +12,7 @@ import {
   StreamConsumer,
   type StreamStart,
 } from '../../shared/sources/stream-consumer.js';
+import { grouped } from '../../shared/text.js';
 import {
   alertOutput,
   type CliDeps,
@@ -185,7 +186,7 @@ function progressLine(
   const offsets = Object.entries(stats.offsets)
     .map(([p, o]) => `p${p}@${o}`)
     .join(' ');
-  return `${stats.messages.toLocaleString('en')} messages in ${stats.batches} batches (${rate}/s), ${stats.records} records, ${stats.alerts} alerts${offsets ? `, offsets ${offsets}` : ''}`;
+  return `${grouped(stats.messages)} messages in ${stats.batches} batches (${rate}/s), ${grouped(stats.records)} records, ${grouped(stats.alerts)} alerts${offsets ? `, offsets ${offsets}` : ''}`;
 }
 
 export const consumeCommand: CliCommand = {

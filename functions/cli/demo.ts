@@ -18,6 +18,7 @@ import { renderReport } from '../../shared/report/render.js';
 import { runReports } from '../../shared/report/run-reports.js';
 import { routePlan } from '../../shared/route/route-plan.js';
 import { SqliteStore } from '../../shared/state/sqlite-store.js';
+import { grouped } from '../../shared/text.js';
 import { type CliCommand, type CliIo, parseCommandArgs } from './io.js';
 import { readLedger } from './summary.js';
 
@@ -158,7 +159,7 @@ export async function executeDemo(
   });
   const generated = Date.now();
   log(
-    `      ${manifest.counts.mysqlEvents.toLocaleString('en-US')} MySQL audit events, ${manifest.counts.iamEvents.toLocaleString('en-US')} OCI audit events, ${manifest.truth.expected.length} expected alerts (${((generated - started) / 1000).toFixed(1)} s)`,
+    `      ${grouped(manifest.counts.mysqlEvents)} MySQL audit events, ${grouped(manifest.counts.iamEvents)} OCI audit events, ${manifest.truth.expected.length} expected alerts (${((generated - started) / 1000).toFixed(1)} s)`,
   );
 
   log('[2/5] replaying the inputs through the pipeline');
@@ -177,14 +178,14 @@ export async function executeDemo(
         const now = Date.now();
         if (now - last < 2000) return;
         last = now;
-        log(`      ${p.records.toLocaleString('en-US')} records, ${p.alerts} alerts`);
+        log(`      ${grouped(p.records)} records, ${p.alerts} alerts`);
       },
     });
     alertsOut.end();
     await finished(alertsOut);
     const replayed = Date.now();
     log(
-      `      ${result.stats.received.toLocaleString('en-US')} records, ${result.stats.alerts} alerts (${((replayed - generated) / 1000).toFixed(1)} s)`,
+      `      ${grouped(result.stats.received)} records, ${result.stats.alerts} alerts (${((replayed - generated) / 1000).toFixed(1)} s)`,
     );
 
     log('[3/5] writing the session ledger');

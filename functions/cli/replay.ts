@@ -9,6 +9,7 @@ import { type ReplayProgress, replayFiles } from '../../shared/replay.js';
 import type { OpenRoutes } from '../../shared/route/routes.js';
 import { openStore, parseStoreSpec } from '../../shared/state/open-store.js';
 import type { ScopeLock } from '../../shared/state/state-store.js';
+import { grouped } from '../../shared/text.js';
 import { toIso } from '../../shared/time.js';
 import { alertOutput, holdScope, routeOutputs, timeOption } from './host.js';
 import { inputBytes, inputFiles, isForeign } from './inputs.js';
@@ -132,7 +133,7 @@ async function runReplay(argv: string[], io: CliIo): Promise<number> {
     const { stats } = result;
     const seconds = (Date.now() - started) / 1000;
     const lines = [
-      `replay: ${inputs.length} input(s), ${stats.received.toLocaleString('en')} records in ${seconds.toFixed(1)} s on ${threadCount === 1 ? 'one thread' : `${threadCount} threads`}`,
+      `replay: ${inputs.length} input(s), ${grouped(stats.received)} records in ${seconds.toFixed(1)} s on ${threadCount === 1 ? 'one thread' : `${threadCount} threads`}`,
       ...pipelineReport(result.pipeline, coverage, result.deadLetters, values.state),
       ...routeReport(routes?.sinks ?? []),
     ];
@@ -164,9 +165,9 @@ export function progressLine(p: ReplayProgress): string {
     .sort((a, b) => b.records - a.records)
     .slice(0, PROGRESS_INPUTS);
   const rest = p.inputs.filter((i) => i.records > 0).length - top.length;
-  const parts = top.map((i) => `${i.path} ${i.records.toLocaleString('en')}`);
+  const parts = top.map((i) => `${i.path} ${grouped(i.records)}`);
   if (rest > 0) parts.push(`+${rest} input${rest === 1 ? '' : 's'}`);
-  return `  ${p.records.toLocaleString('en')} records, ${p.alerts} alerts${parts.length > 0 ? ` (${parts.join('; ')})` : ''}`;
+  return `  ${grouped(p.records)} records, ${p.alerts} alerts${parts.length > 0 ? ` (${parts.join('; ')})` : ''}`;
 }
 
 export const replayCommand: CliCommand = {

@@ -16,6 +16,7 @@ import type { Pipeline } from '../../shared/pipeline.js';
 import { type RouteSink, TopicRoute } from '../../shared/route/route-sink.js';
 import { displayStoreSpec } from '../../shared/state/open-store.js';
 import type { StateStore } from '../../shared/state/state-store.js';
+import { grouped } from '../../shared/text.js';
 import { toIso } from '../../shared/time.js';
 import { writeOutput } from './output-file.js';
 
@@ -89,12 +90,12 @@ function increment(counts: Map<string, number>, key: string): void {
 function formatCounts(counts: Map<string, number>): string {
   return [...counts]
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-    .map(([key, n]) => `${key} ${n}`)
+    .map(([key, n]) => `${key} ${grouped(n)}`)
     .join(', ');
 }
 
 function plural(n: number, noun: string): string {
-  return `${n} ${noun}${n === 1 ? '' : 's'}`;
+  return `${grouped(n)} ${noun}${n === 1 ? '' : 's'}`;
 }
 
 /** What the pipeline did with a run's records: the lines `replay` and `collect` print after their header. */
@@ -107,9 +108,9 @@ export function pipelineReport(
   const { stats } = pipeline;
   const dead = Object.values(stats.deadLetters).reduce((a, b) => a + (b ?? 0), 0);
   const lines = [
-    `  processed ${stats.processed}, duplicates ${stats.duplicates}, late ${stats.late}, dead letters ${dead}`,
+    `  processed ${grouped(stats.processed)}, duplicates ${grouped(stats.duplicates)}, late ${grouped(stats.late)}, dead letters ${grouped(dead)}`,
   ];
-  for (const [code, n] of Object.entries(stats.deadLetters)) lines.push(`    ${code}: ${n}`);
+  for (const [code, n] of Object.entries(stats.deadLetters)) lines.push(`    ${code}: ${grouped(n ?? 0)}`);
   for (const d of firstDead.slice(0, 5)) {
     const where = [
       d.source,
@@ -123,9 +124,9 @@ export function pipelineReport(
   if (dead > 0 && state !== undefined)
     lines.push(`    all of them: export dead-letters --state ${displayStoreSpec(state)}`);
   if (coverage) lines.push(`  ${coverageLine(coverage)}`);
-  lines.push(`  alerts ${stats.alerts}`);
-  for (const [rule, n] of Object.entries(stats.alertsByRule).sort()) lines.push(`    ${rule}: ${n}`);
-  if (stats.resolutions > 0) lines.push(`  resolutions ${stats.resolutions}`);
+  lines.push(`  alerts ${grouped(stats.alerts)}`);
+  for (const [rule, n] of Object.entries(stats.alertsByRule).sort()) lines.push(`    ${rule}: ${grouped(n)}`);
+  if (stats.resolutions > 0) lines.push(`  resolutions ${grouped(stats.resolutions)}`);
   const wm = pipeline.watermark;
   if (wm !== undefined) lines.push(`  watermark ${toIso(wm)}`);
   for (const [rule, n] of pipeline.ruleErrors) lines.push(`  rule ${rule} failed on ${n} fact(s)`);
@@ -142,7 +143,8 @@ export function pipelineReport(
     lines.push(
       `  changes between snapshots: ${audited} audited, ${drift} observed without an audit event (alerted as such)`,
     );
-  if (orphanEvents > 0) lines.push(`  ${orphanEvents} statement(s) of connections opened before the input`);
+  if (orphanEvents > 0)
+    lines.push(`  ${grouped(orphanEvents)} statement(s) of connections opened before the input`);
   return lines;
 }
 

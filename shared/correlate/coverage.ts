@@ -4,6 +4,7 @@
 // counted beside them, never in the denominator.
 import type { Session } from '../../schemas/session.js';
 import type { SessionCount } from '../state/ledger.js';
+import { grouped } from '../text.js';
 
 export type Coverage = {
   /** Successful sessions. */
@@ -69,8 +70,8 @@ export function coverageLine(c: Coverage): string {
   const b = c.byConfidence;
   const share = (n: number) => shareOfIam(c, n);
   return (
-    `attribution of ${c.iam} IAM sessions: verified ${share(b.verified)}, corroborated ${share(b.corroborated)}, ` +
+    `attribution of ${grouped(c.iam)} IAM sessions: verified ${share(b.verified)}, corroborated ${share(b.corroborated)}, ` +
     `asserted ${share(b.asserted)}, unattributed ${share(b.unattributed)}; ` +
-    `plus ${c.local} local-account sessions and ${c.failedLogins} failed logins`
+    `plus ${grouped(c.local)} local-account sessions and ${grouped(c.failedLogins)} failed logins`
   );
 }

@@ -4,6 +4,7 @@
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
+import { grouped } from '../text.js';
 import { APP_RATE, machineSessions, planHistory, planHumanActivity, planIamNoise } from './activity.js';
 import { planChurn } from './churn.js';
 import { expectFirstUses } from './first-uses.js';
@@ -105,7 +106,7 @@ export function generateDemo(opts: DemoOptions): DemoManifest {
     );
     inputs.push(path);
     mysqlEvents += log.counts.events;
-    progress(`      ${db.name}: ${log.counts.events.toLocaleString('en-US')} audit events`);
+    progress(`      ${db.name}: ${grouped(log.counts.events)} audit events`);
   }
 
   const iam = writeIam(opts.out, fleet, story.iamRecords);

@@ -7,6 +7,7 @@ import { SEVERITIES } from '../../schemas/alert.js';
 import { type Coverage, shareOfIam } from '../correlate/coverage.js';
 import type { PipelineStats } from '../pipeline.js';
 import type { RoutePlan } from '../route/route-plan.js';
+import { grouped } from '../text.js';
 import type { DemoManifest } from './generate-demo.js';
 import type { Score } from './ground-truth.js';
 
@@ -29,7 +30,6 @@ export type DemoReports = { dir: string; html: { report: string; title: string; 
 const RANK: Record<Severity, number> = { critical: 0, high: 1, medium: 2, low: 3, info: 4 };
 const TOP = 25;
 
-const n = (x: number) => x.toLocaleString('en-US');
 const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
 
 function table(rows: string[][], align: ('l' | 'r')[]): string[] {
@@ -100,10 +100,10 @@ export function formatSummary(input: SummaryInput): string {
     `  window    ${manifest.truth.window.from.slice(0, 16)}Z .. ${manifest.truth.window.to.slice(0, 16)}Z`,
   );
   out.push(
-    `  input     ${n(c.mysqlEvents)} MySQL audit events, ${n(c.iamEvents)} OCI audit events (${n(c.iamDeliveries)} deliveries) in ${c.mysqlFiles + c.collectorFiles + c.iamFiles} files, ${(c.bytes / 1e6).toFixed(1)} MB`,
+    `  input     ${grouped(c.mysqlEvents)} MySQL audit events, ${grouped(c.iamEvents)} OCI audit events (${grouped(c.iamDeliveries)} deliveries) in ${c.mysqlFiles + c.collectorFiles + c.iamFiles} files, ${(c.bytes / 1e6).toFixed(1)} MB`,
   );
   out.push(
-    `  pipeline  ${n(stats.received)} records: ${n(stats.processed)} processed, ${n(stats.duplicates)} duplicates, ${n(dead)} dead letters; ${seconds(timings.pipeline)} (${n(Math.round(stats.received / (timings.pipeline / 1000)))} records/s)`,
+    `  pipeline  ${grouped(stats.received)} records: ${grouped(stats.processed)} processed, ${grouped(stats.duplicates)} duplicates, ${grouped(dead)} dead letters; ${seconds(timings.pipeline)} (${grouped(Math.round(stats.received / (timings.pipeline / 1000)))} records/s)`,
   );
   out.push(
     `  total     ${seconds(timings.total)} (generation ${seconds(timings.generate)}); outputs in ${input.out}`,
@@ -163,31 +163,41 @@ export function formatSummary(input: SummaryInput): string {
   const b = coverage.byConfidence;
   const m = coverage.byMethod;
   out.push(
-    `Attribution coverage (shares of the ${n(coverage.iam)} IAM sessions; ${n(coverage.sessions)} successful sessions in all)`,
+    `Attribution coverage (shares of the ${grouped(coverage.iam)} IAM sessions; ${grouped(coverage.sessions)} successful sessions in all)`,
   );
   out.push(
     ...table(
       [
         [
           '  verified',
-          n(b.verified),
+          grouped(b.verified),
           shareOfIam(coverage, b.verified),
-          `1-to-1 account ${n(m['mapped-user'] ?? 0)}, external user ${n(m['external-user'] ?? 0)}`,
+          `1-to-1 account ${grouped(m['mapped-user'] ?? 0)}, external user ${grouped(m['external-user'] ?? 0)}`,
         ],
         [
           '  corroborated',
-          n(b.corroborated),
+          grouped(b.corroborated),
           shareOfIam(coverage, b.corroborated),
-          `login name + sign-on, or the only member signed on from the IP (${n(m['signon-correlated'] ?? 0)})`,
+          `login name + sign-on, or the only member signed on from the IP (${grouped(m['signon-correlated'] ?? 0)})`,
         ],
-        ['  asserted', n(b.asserted), shareOfIam(coverage, b.asserted), 'login name only, no recent sign-on'],
-        ['  unattributed', n(b.unattributed), shareOfIam(coverage, b.unattributed), 'nobody can be named'],
+        [
+          '  asserted',
+          grouped(b.asserted),
+          shareOfIam(coverage, b.asserted),
+          'login name only, no recent sign-on',
+        ],
+        [
+          '  unattributed',
+          grouped(b.unattributed),
+          shareOfIam(coverage, b.unattributed),
+          'nobody can be named',
+        ],
       ],
       ['l', 'r', 'r', 'l'],
     ),
   );
   out.push(
-    `  plus ${n(coverage.local)} local-account sessions (applications, monitoring, admin) and ${n(coverage.failedLogins)} failed logins`,
+    `  plus ${grouped(coverage.local)} local-account sessions (applications, monitoring, admin) and ${grouped(coverage.failedLogins)} failed logins`,
   );
   out.push('');
 

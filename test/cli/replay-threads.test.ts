@@ -49,7 +49,11 @@ describe('replay --threads', () => {
       // The summary (after the first line, which has the time taken; progress lines vary) is the same.
       const summary = (stderr: string) => stderr.slice(stderr.indexOf('\n  processed '));
       expect(summary(more.stderr)).toBe(summary(one.stderr));
-      expect(summary(one.stderr)).toMatch(/processed \d+, duplicates \d+, late \d+, dead letters \d+/);
+      // Counts in thousands are grouped, as in the first line.
+      expect(summary(one.stderr)).toMatch(
+        /processed \d{1,3}(,\d{3})+, duplicates \d+, late \d+, dead letters \d+/,
+      );
+      expect(summary(one.stderr)).toMatch(/attribution of \d{1,3}(,\d{3})+ IAM sessions/);
     }
   });
 
