@@ -8,7 +8,6 @@ export const SeveritySchema = z.enum(SEVERITIES);
 export type Severity = z.infer<typeof SeveritySchema>;
 
 export const ALERT_STATUSES = ['open', 'resolved'] as const;
-export type AlertStatus = (typeof ALERT_STATUSES)[number];
 
 /** Why a finding is over (README "Alert lifecycle"). */
 export const RESOLUTION_REASONS = [

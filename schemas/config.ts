@@ -432,11 +432,7 @@ export const ConfigSchema = z
 
 export type Config = z.infer<typeof ConfigSchema>;
 export type RouteConfig = z.infer<typeof RouteSchema>;
-export type RouteOutput = z.infer<typeof RouteOutputSchema>;
 export type Maintenance = z.infer<typeof MaintenanceSchema>;
 export type ConfigInput = z.input<typeof ConfigSchema>;
 export type DbSystemConfig = z.infer<typeof DbSystemSchema>;
-export type DirectoryUser = z.infer<typeof DirectoryUserSchema>;
-export type DirectoryGroup = z.infer<typeof DirectoryGroupSchema>;
-export type MysqlAccount = z.infer<typeof MysqlAccountSchema>;
 export type Endpoint = z.infer<typeof EndpointSchema>;

@@ -85,7 +85,6 @@ export const DbEventSchema = z.object({
   server: z.object({ serverId: z.number().optional(), version: z.string().optional() }).optional(),
 });
 export type DbEvent = z.infer<typeof DbEventSchema>;
-export type DbEventKind = DbEvent['kind'];
 
 export const IAM_EVENT_KINDS = [
   'membership_added',
