@@ -2,15 +2,17 @@
 // JSON files. docs/reports.md describes each report.
 import { mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { parseDuration } from '../../schemas/config.js';
 import { REPORT_FORMATS, REPORT_IDS, type ReportFormat, type ReportId } from '../../schemas/report.js';
 import { AuditError } from '../../shared/errors.js';
 import { renderReport } from '../../shared/report/render.js';
+import { PERIOD_LENGTH, type Period, periodEnding } from '../../shared/report/report.js';
 import { holdsActivity, NO_ACTIVITY, runReports } from '../../shared/report/run-reports.js';
 import { openStateToRead, STATE_PERIOD_OPTIONS, timeRange, warnOnce } from './host.js';
 import { type CliCommand, type CliIo, parseCommandArgs } from './io.js';
 import { refuseExisting, writeOutputFile } from './output-file.js';
 
-export const REPORT_HELP = `Usage: heatwave-iam-audit report TYPE|all --state FILE|URL --from TIME --to TIME [options]
+export const REPORT_HELP = `Usage: heatwave-iam-audit report TYPE|all --state FILE|URL (--from TIME --to TIME | --period DURATION) [options]
 
 Writes compliance reports for a period from the state store. TYPE is one of:
   access-review          who could reach which database, as which account, through which
@@ -26,8 +28,11 @@ or all of them.
 Options:
   --state FILE|URL    state store: a SQLite file or mysql://USER@HOST[:PORT]/DB
                       (password from HWAUDIT_STATE_PASSWORD)                    (required)
-  --from TIME         start of the period, included (ISO 8601)                  (required)
-  --to TIME           end of the period, excluded (ISO 8601)                    (required)
+  --from TIME         start of the period, included (ISO 8601)
+  --to TIME           end of the period, excluded (ISO 8601)
+  --period DURATION   instead of --from: the period's length (ISO 8601), ending at --to, else
+                      at the start of the current UTC day (hour, for less than a day): P7D is
+                      the last seven full days, as the function's scheduled reports have them
   --db-system ID      limit the reports to one DB system (OCID or name)
   --format FORMAT     html (one self-contained file per report), csv (one file per
                       table) or json (schemas/report.schema.json)               (default: html)
@@ -59,19 +64,34 @@ function isFolder(path: string): boolean {
   }
 }
 
+/** `--from` and `--to`, or `--period`, ending at `--to` or else as the function's scheduled reports end. */
+function reportPeriod(values: { from?: string; to?: string; period?: string }, now: number): Period {
+  const { from, to } = timeRange('report', values);
+  if (values.period === undefined) {
+    if (from === undefined || to === undefined)
+      throw new AuditError(
+        'USAGE',
+        'report needs the period: --from TIME --to TIME, or --period DURATION (see report --help)',
+      );
+    return { from, to };
+  }
+  if (from !== undefined) throw new AuditError('USAGE', 'report: give --from or --period, not both');
+  const length = parseDuration(values.period);
+  if (length === undefined || length < PERIOD_LENGTH.min || length > PERIOD_LENGTH.max)
+    throw new AuditError('USAGE', `--period expects an ISO 8601 duration ${PERIOD_LENGTH.text}`);
+  return periodEnding(length, to, now);
+}
+
 async function runReport(argv: string[], io: CliIo): Promise<number> {
   const { values, positionals } = parseCommandArgs(
     'report',
     argv,
-    { ...STATE_PERIOD_OPTIONS, format: { type: 'string', default: 'html' } },
+    { ...STATE_PERIOD_OPTIONS, period: { type: 'string' }, format: { type: 'string', default: 'html' } },
     1,
   );
   const reports = reportTypes(positionals[0]);
   const format = reportFormat(values.format);
-  const { from, to } = timeRange('report', values);
-  if (from === undefined || to === undefined)
-    throw new AuditError('USAGE', 'report needs the period: --from TIME --to TIME (see report --help)');
-  const period = { from, to };
+  const period = reportPeriod(values, Date.now());
   const folder = reports.length > 1 || format === 'csv' || (values.out !== undefined && isFolder(values.out));
   if (folder && values.out === undefined)
     throw new AuditError(

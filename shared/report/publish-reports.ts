@@ -16,11 +16,9 @@ import {
 import type { ObjectStorageWriter } from '../emit/object-storage-writer.js';
 import type { StateStore } from '../state/state-store.js';
 import { renderReport } from './render.js';
-import type { Period } from './report.js';
+import { PERIOD_LENGTH, type Period, periodEnding } from './report.js';
 import { holdsActivity, NO_ACTIVITY, runReports } from './run-reports.js';
 
-const DAY = 86_400_000;
-const HOUR = 3_600_000;
 /** A Notifications message body stays under the 64 KB request limit with this. */
 const MAX_MESSAGE_CHARS = 60_000;
 
@@ -31,8 +29,8 @@ export const ReportActionSchema = z.strictObject({
   /** ISO 8601 duration of the period that ends at the last full day (or hour, for periods under a day). */
   period: z.string().refine((p) => {
     const ms = parseDuration(p);
-    return ms !== undefined && ms >= HOUR && ms <= 400 * DAY;
-  }, 'an ISO 8601 duration from PT1H to P400D, such as P7D'),
+    return ms !== undefined && ms >= PERIOD_LENGTH.min && ms <= PERIOD_LENGTH.max;
+  }, `an ISO 8601 duration ${PERIOD_LENGTH.text}`),
   /** Default html and json. */
   formats: z.array(z.enum(REPORT_FORMATS)).min(1).optional(),
   /** The end of the period (ISO 8601), to report on a past period again; default: now, rounded down. */
@@ -44,17 +42,6 @@ export const ReportActionSchema = z.strictObject({
   dbSystem: z.string().min(1).optional(),
 });
 export type ReportAction = z.infer<typeof ReportActionSchema>;
-
-/**
- * The period an action names: it ends at `to`, or at the current UTC day (the current hour for a
- * period shorter than a day) rounded down, so that a retry within the day names the same period.
- */
-function actionPeriod(action: Pick<ReportAction, 'period' | 'to'>, now: number): Period {
-  const length = parseDuration(action.period)!;
-  const unit = length >= DAY ? DAY : HOUR;
-  const to = action.to === undefined ? Math.floor(now / unit) * unit : parseInstant(action.to);
-  return { from: to - length, to };
-}
 
 /** `2026-11-08T00:00:00.000Z` -> `20261108T000000Z`: object names without characters URLs escape. */
 const compact = (ts: number) =>
@@ -90,7 +77,11 @@ export type PublishResult = {
 };
 
 export async function publishReports(action: ReportAction, deps: PublishDeps): Promise<PublishResult> {
-  const period = actionPeriod(action, deps.now);
+  const period = periodEnding(
+    parseDuration(action.period)!,
+    action.to === undefined ? undefined : parseInstant(action.to),
+    deps.now,
+  );
   const reports: ReportId[] = action.reports.includes('all')
     ? [...REPORT_IDS]
     : [...new Set(action.reports as ReportId[])];

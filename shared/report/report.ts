@@ -9,6 +9,23 @@ import type { AuditFacts } from './audit-facts.js';
 /** `from` inclusive, `to` exclusive, epoch milliseconds. */
 export type Period = { from: number; to: number };
 
+const DAY = 86_400_000;
+const HOUR = 3_600_000;
+
+/** What a report period given as a length may be (`period`: `report --period`, the function's report action). */
+export const PERIOD_LENGTH = { min: HOUR, max: 400 * DAY, text: 'from PT1H to P400D, such as P7D' };
+
+/**
+ * The period of `length` ms that ends at `to`, or else at the current UTC day (the current hour for
+ * a period shorter than a day) rounded down: a period of whole days, the same for every run (or
+ * retry) within the day.
+ */
+export function periodEnding(length: number, to: number | undefined, now: number): Period {
+  const unit = length >= DAY ? DAY : HOUR;
+  const end = to ?? Math.floor(now / unit) * unit;
+  return { from: end - length, to: end };
+}
+
 export type ReportContext = {
   period: Period;
   /** The period before, of the same length. */

@@ -279,6 +279,29 @@ describe('report', () => {
     expect(full.stderr).not.toContain(hint);
   });
 
+  it('takes the period as a length, ending at --to or at the start of the current UTC day', async () => {
+    const json = async (...args: string[]) => {
+      const r = await runCli(['report', 'alert-summary', '--state', state, '--format', 'json', ...args]);
+      expect(r.code, r.stderr).toBe(0);
+      const { generatedAt, ...doc } = JSON.parse(r.stdout);
+      return doc;
+    };
+    expect(await json('--period', 'P1D', '--to', DAY[3]!)).toEqual(await json(...DAY));
+    // As the function's scheduled reports: P7D is the last seven whole days, PT6H the last six hours.
+    const day = 86_400_000;
+    const hour = 3_600_000;
+    for (const [length, unit, text] of [
+      [7 * day, day, 'P7D'],
+      [6 * hour, hour, 'PT6H'],
+    ] as const) {
+      const before = Math.floor(Date.now() / unit) * unit;
+      const { period } = await json('--period', text);
+      const after = Math.floor(Date.now() / unit) * unit;
+      expect([before, after]).toContain(Date.parse(period.to));
+      expect(Date.parse(period.to) - Date.parse(period.from)).toBe(length);
+    }
+  });
+
   it('writes every report as JSON into a folder, and keeps existing files unless --overwrite', async () => {
     const out = join(dir, 'json');
     const first = await runCli(['report', 'all', '--state', state, ...DAY, '--format', 'json', '--out', out]);
@@ -345,6 +368,15 @@ describe('report', () => {
     [['report', 'alert-summary', '--state', state, ...DAY, '--format', 'pdf'], /not a report format/],
     [['report', 'alert-summary', '--state', state, ...DAY, '--db-system', 'nope'], /knows no DB system/],
     [['report', 'alert-summary', '--state', join(dir, 'missing.sqlite'), ...DAY], /no state file/],
+    [
+      ['report', 'alert-summary', '--state', state, ...DAY, '--period', 'P1D'],
+      /--from or --period, not both/,
+    ],
+    [
+      ['report', 'alert-summary', '--state', state, '--period', '7d'],
+      /--period expects an ISO 8601 duration/,
+    ],
+    [['report', 'alert-summary', '--state', state, '--period', 'PT10M'], /from PT1H to P400D/],
   ])('refuses %j with exit code 2', async (args, message) => {
     const r = await runCli(args);
     expect(r.code).toBe(2);
