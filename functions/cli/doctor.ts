@@ -68,7 +68,12 @@ export async function runDoctor(argv: string[], io: CliIo, deps: CliDeps = {}): 
   }
   const targets = instanceTargets(config, values['db-system'] ?? []);
   if (targets.length === 0) throw new AuditError('USAGE', `doctor: ${NO_ENDPOINTS}`);
-  const results = await diagnoseFleet(targets, config, instanceConnector(env, warn));
+  const results = await diagnoseFleet(
+    targets,
+    config,
+    instanceConnector(env, warn),
+    values.state === undefined ? 'the configuration' : 'the configuration or the last sync',
+  );
   io.stdout.write(values.json ? `${JSON.stringify(results, null, 2)}\n` : checklist(results));
   return results.every((r) => r.ready) ? 0 : EXIT_PARTIAL;
 }

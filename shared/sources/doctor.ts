@@ -56,10 +56,14 @@ export function loggedClasses(definition: unknown): Classes {
 type Probe = (sql: string) => Promise<Record<string, unknown>[]>;
 
 /** Runs every check on one instance; a check that cannot run says why and what to grant. */
+/** Where the accounts a DB system's configuration holds come from, as the IAM accounts check says. */
+export type AccountsKnown = 'the configuration' | 'the configuration or the last sync';
+
 export async function diagnose(
   target: InstanceTarget,
   db: DbSystemConfig,
   connect: (target: InstanceTarget) => Promise<SqlSession>,
+  known: AccountsKnown = 'the configuration',
 ): Promise<InstanceDiagnosis> {
   const checks: Check[] = [];
   const add = (name: string, status: CheckStatus, detail: string, fix?: string) =>
@@ -108,7 +112,7 @@ export async function diagnose(
     } else {
       await checkAuditLog(probe, variables, prefix, target, add);
     }
-    await checkIam(probe, db, target, add);
+    await checkIam(probe, db, target, add, known);
   } finally {
     await session.close();
   }
@@ -249,7 +253,13 @@ async function checkAuditLog(
   }
 }
 
-async function checkIam(probe: Probe, db: DbSystemConfig, target: InstanceTarget, add: Add): Promise<void> {
+async function checkIam(
+  probe: Probe,
+  db: DbSystemConfig,
+  target: InstanceTarget,
+  add: Add,
+  known: AccountsKnown,
+): Promise<void> {
   const plugins = await probe(
     "SELECT PLUGIN_NAME, PLUGIN_STATUS FROM information_schema.PLUGINS WHERE PLUGIN_NAME IN ('audit_log', 'authentication_oci')",
   ).catch(() => []);
@@ -272,9 +282,9 @@ async function checkIam(probe: Probe, db: DbSystemConfig, target: InstanceTarget
     add(
       'IAM accounts',
       missing.length > 0 ? 'warn' : 'pass',
-      `${iam.length} authentication_oci account(s): ${groups} group mapping(s), ${iam.length - groups} 1-to-1${missing.length > 0 ? `; ${missing.length} not in the configuration (${missing.map((r) => `'${String(r.User)}'@'${String(r.Host)}'`).join(', ')})` : ''}`,
+      `${iam.length} authentication_oci account(s): ${groups} group mapping(s), ${iam.length - groups} 1-to-1${missing.length > 0 ? `; ${missing.length} not in ${known} (${missing.map((r) => `'${String(r.User)}'@'${String(r.Host)}'`).join(', ')})` : ''}`,
       missing.length > 0
-        ? `list them under dbSystems[].accounts so that sessions through them are attributed`
+        ? 'run sync (it reads them; then doctor --state), or list them under dbSystems[].accounts, so that sessions through them are attributed'
         : undefined,
     );
   } catch {
@@ -357,8 +367,9 @@ export async function diagnoseFleet(
   targets: readonly InstanceTarget[],
   config: Config,
   connect: (target: InstanceTarget) => Promise<SqlSession>,
+  known?: AccountsKnown,
 ): Promise<InstanceDiagnosis[]> {
   return inGroups(targets, CONCURRENCY, (t) =>
-    diagnose(t, config.dbSystems.find((d) => d.id === t.db.id)!, connect),
+    diagnose(t, config.dbSystems.find((d) => d.id === t.db.id)!, connect, known),
   );
 }

@@ -11,7 +11,7 @@ import type { Connection, ConnectionOptions } from 'mysql2/promise';
 import type { CollectorConfig, Config, DbSystemConfig, Endpoint } from '../../schemas/config.js';
 import { AuditError } from '../errors.js';
 import type { StateStore } from '../state/state-store.js';
-import { applySnapshot } from '../sync/baseline.js';
+import { accountsWithSnapshot, applySnapshot } from '../sync/baseline.js';
 import {
   describePrincipal,
   type IamLogin,
@@ -115,13 +115,20 @@ export function instanceTargets(config: Config, only: readonly string[] = []): I
 
 /**
  * The configuration with the DB systems and endpoints of the store's latest `sync` snapshot merged
- * in (where the configuration lists none): the fleet `collect` and `doctor` reach.
+ * in (where the configuration lists none): the fleet `collect` and `doctor` reach; and with the
+ * MySQL accounts the snapshot read, which attribution knows as well as the configured ones (what
+ * `doctor` compares with each server's).
  */
 export async function withDiscoveredFleet(
   config: Config,
   store: Pick<StateStore, 'snapshots'>,
 ): Promise<Config> {
-  return applySnapshot(config, (await store.snapshots())[0]);
+  const snapshot = (await store.snapshots())[0];
+  const merged = applySnapshot(config, snapshot);
+  return {
+    ...merged,
+    dbSystems: merged.dbSystems.map((db) => ({ ...db, accounts: accountsWithSnapshot(db, snapshot) })),
+  };
 }
 
 /** Why there is nothing to read or check: no configured or discovered DB system has endpoints. */

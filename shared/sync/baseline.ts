@@ -50,6 +50,27 @@ export function mergeDbSystems(config: Config, discovered: readonly SnapshotDbSy
   return merged;
 }
 
+/**
+ * A DB system's MySQL accounts as attribution knows them: the configuration's, and those the
+ * snapshot read that the configuration does not list (the configuration's win for the same account).
+ */
+export function accountsWithSnapshot(
+  db: DbSystemConfig,
+  snapshot: Snapshot | undefined,
+): DbSystemConfig['accounts'] {
+  const found = snapshot?.dbSystems.find((d) => d.id === db.id)?.accounts ?? [];
+  const listed = new Set(db.accounts.map((a) => `${a.user}@${a.host}`));
+  const more = found
+    .filter((a) => !listed.has(`${a.user}@${a.host}`))
+    .map(({ user, host, plugin, authenticationString }) => ({
+      user,
+      host,
+      plugin,
+      ...(authenticationString === undefined ? {} : { authenticationString }),
+    }));
+  return [...db.accounts, ...more];
+}
+
 function union(a: readonly string[], b: readonly string[] | undefined): string[] {
   return [...new Set([...a, ...(b ?? [])])];
 }

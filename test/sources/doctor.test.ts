@@ -120,6 +120,7 @@ describe('doctor', () => {
       detail: 'plugin not loaded: no IAM logins on this DB system',
     });
     expect(checks['IAM accounts']!.detail).toContain("1 not in the configuration ('x'@'%')");
+    expect(checks['IAM accounts']!.fix).toMatch(/^run sync \(it reads them; then doctor --state\)/);
   });
 
   it('checks the instances at once and lists them in the configuration order, a down one failing alone', async () => {

@@ -174,6 +174,14 @@ describe('sync --state', () => {
     ]);
     // The test servers keep no audit log, and the replica answers nowhere.
     expect(r.code).toBe(3);
+    // The IAM accounts the sync read are known to attribution: none is missing from what it knows.
+    const iam = (
+      JSON.parse(r.stdout) as { checks: { name: string; status: string; detail: string }[] }[]
+    )[0]!.checks.find((c) => c.name === 'IAM accounts');
+    expect(iam).toMatchObject({
+      status: 'pass',
+      detail: expect.stringMatching(/^2 authentication_oci account/),
+    });
     const only = await cli(['doctor', '--config', config, '--state', state, '--db-system', PROD2.name]);
     expect(only.stdout).toMatch(new RegExp(`^${PROD2.name}/127\\.0\\.0\\.1:${port(PROD2.id)} `));
     const collected = await cli(['collect', '--config', config, '--state', state]);
