@@ -55,10 +55,10 @@ export function loggedClasses(definition: unknown): Classes {
 
 type Probe = (sql: string) => Promise<Record<string, unknown>[]>;
 
-/** Runs every check on one instance; a check that cannot run says why and what to grant. */
 /** Where the accounts a DB system's configuration holds come from, as the IAM accounts check says. */
 export type AccountsKnown = 'the configuration' | 'the configuration or the last sync';
 
+/** Runs every check on one instance; a check that cannot run says why and what to grant. */
 export async function diagnose(
   target: InstanceTarget,
   db: DbSystemConfig,
