@@ -407,7 +407,7 @@ class RecordScanner {
             deadLetter(
               bad ? 'ENCODING_INVALID' : 'JSON_INVALID',
               { source: this.source, line },
-              'text at top level is not JSON',
+              bad ? 'text at top level is neither valid UTF-8 nor JSON' : 'text at top level is not JSON',
             ),
           );
           this.skipLine = true;

@@ -247,9 +247,10 @@ describe('splitRecords: broken records', () => {
       Buffer.concat([Buffer.from(`${line(1)}\n`), bad, garbage, Buffer.from(`${line(2)}\n`)]),
     );
     expect(values(records)).toEqual([event(1), event(2)]);
+    // Each says what is wrong with it (the code alone is not the message).
     expect(dead(records)).toMatchObject([
-      { code: 'ENCODING_INVALID', line: 2 },
-      { code: 'ENCODING_INVALID', line: 3 },
+      { code: 'ENCODING_INVALID', line: 2, message: 'record is not valid UTF-8' },
+      { code: 'ENCODING_INVALID', line: 3, message: 'text at top level is neither valid UTF-8 nor JSON' },
     ]);
   });
 
