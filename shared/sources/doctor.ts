@@ -55,6 +55,15 @@ export function loggedClasses(definition: unknown): Classes {
 
 type Probe = (sql: string) => Promise<Record<string, unknown>[]>;
 
+/** What to do about an instance that cannot be reached: a name that does not resolve is not a route. */
+function unreachableFix(code: unknown, retryable: boolean): string | undefined {
+  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN')
+    return "the host name does not resolve from here: check the endpoint's host (a DB system's private endpoint resolves only where its VCN's DNS answers; its IP address does not need it)";
+  return retryable
+    ? "open the path from the collector (the function's subnet) to the DB system's endpoint: route, security list or NSG on port 3306"
+    : undefined;
+}
+
 /** Where the accounts a DB system's configuration holds come from, as the IAM accounts check says. */
 export type AccountsKnown = 'the configuration' | 'the configuration or the last sync';
 
@@ -85,14 +94,7 @@ export async function diagnose(
       add('IAM login', 'fail', e.message, iamFix(target, e.details));
       return result();
     }
-    add(
-      'reachable',
-      'fail',
-      e.message,
-      e.retryable
-        ? "open the path from the collector (the function's subnet) to the DB system's endpoint: route, security list or NSG on port 3306"
-        : undefined,
-    );
+    add('reachable', 'fail', e.message, unreachableFix(e.details.code, e.retryable));
     return result();
   }
   const probe: Probe = (sql) => session.query(sql);

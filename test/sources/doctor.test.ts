@@ -141,6 +141,7 @@ describe('doctor', () => {
             endpoint(down.address.port, 'a-down'),
             { ...endpoint(up.address.port, 'b-up'), role: 'replica' },
             { ...endpoint(up.address.port, 'c-up'), role: 'replica' },
+            { host: 'no-such-host.invalid', port: 3306, name: 'd-unnamed', role: 'replica' },
           ],
         },
       ],
@@ -157,12 +158,16 @@ describe('doctor', () => {
         inFlight--;
       }
     });
-    expect(most).toBe(3);
+    expect(most).toBe(4);
     expect(results.map((r) => [r.instance, r.checks[0]!.status])).toEqual([
       ['a-down', 'fail'],
       ['b-up', 'pass'],
       ['c-up', 'pass'],
+      ['d-unnamed', 'fail'],
     ]);
+    // Refused: a route or a rule to open. A name that does not resolve: the host to check.
+    expect(results[0]!.checks[0]!.fix).toMatch(/^open the path from the collector/);
+    expect(results[3]!.checks[0]!.fix).toMatch(/^the host name does not resolve from here/);
   });
 
   it('names the privilege and the grants the collector user lacks', async () => {
