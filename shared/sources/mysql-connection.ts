@@ -9,7 +9,7 @@
 import { readFileSync } from 'node:fs';
 import type { Connection, ConnectionOptions } from 'mysql2/promise';
 import type { CollectorConfig, Config, DbSystemConfig, Endpoint } from '../../schemas/config.js';
-import { AuditError } from '../errors.js';
+import { AuditError, errnoSuffix } from '../errors.js';
 import type { StateStore } from '../state/state-store.js';
 import { accountsWithSnapshot, applySnapshot } from '../sync/baseline.js';
 import {
@@ -315,10 +315,14 @@ export async function connectInstance(
     try {
       ca = readFileSync(settings.ca!, 'utf8');
     } catch (cause) {
-      throw new AuditError('CONFIG_INVALID', 'cannot read the collector CA certificate file', {
-        details: { path: settings.ca!, dbSystem: target.db.name },
-        cause,
-      });
+      throw new AuditError(
+        'CONFIG_INVALID',
+        `cannot read the collector CA certificate file ${settings.ca!}${errnoSuffix(cause)}`,
+        {
+          details: { path: settings.ca!, dbSystem: target.db.name },
+          cause,
+        },
+      );
     }
     options.ssl = { ca, rejectUnauthorized: true, verifyIdentity: true };
   }

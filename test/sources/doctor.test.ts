@@ -170,6 +170,27 @@ describe('doctor', () => {
     expect(results[3]!.checks[0]!.fix).toMatch(/^the host name does not resolve from here/);
   });
 
+  it('names the CA certificate file it cannot read, and why', async () => {
+    const { config } = validateConfig({
+      ...baseConfig(),
+      dbSystems: [{ ...baseConfig().dbSystems![0]!, endpoints: [{ host: '127.0.0.1', port: 1 }] }],
+      collector: {
+        user: 'hwaudit',
+        password: { env: 'PW' },
+        tls: 'verify-identity',
+        ca: '/nonexistent/ca.pem',
+      },
+    });
+    const read = secretReader({ PW: PASSWORD }, () => Promise.reject(new Error('no vault')));
+    const [r] = await diagnoseFleet(instanceTargets(config), config, (t) => connectInstance(t, read));
+    expect(r!.checks[0]).toMatchObject({
+      status: 'fail',
+      detail: expect.stringContaining(
+        'cannot read the collector CA certificate file /nonexistent/ca.pem (ENOENT)',
+      ),
+    });
+  });
+
   it('names the privilege and the grants the collector user lacks', async () => {
     const noGrants = await HeatWaveTestServer.start({
       accounts: [{ user: 'hwaudit', password: PASSWORD }],
