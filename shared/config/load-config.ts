@@ -1,6 +1,7 @@
 // Reads the pipeline configuration once: YAML or JSON text, validated by schemas/config.ts and the
 // rule registry. Every problem names the path of the bad key.
 import { readFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
 import { LineCounter, parse, YAMLError } from 'yaml';
 import { type Config, ConfigSchema } from '../../schemas/config.js';
 import { RULES } from '../detect/registry.js';
@@ -69,5 +70,23 @@ export async function loadConfigFile(path: string): Promise<LoadedConfig> {
       cause,
     });
   }
-  return parseConfigText(text, path);
+  const loaded = parseConfigText(text, path);
+  return { ...loaded, config: pathsFrom(dirname(path), loaded.config) };
+}
+
+/**
+ * A configuration file's paths (collector `ca`, a route's `file`) are relative to the file's
+ * folder, not to wherever the command runs: a scheduled job often runs from `/`.
+ */
+function pathsFrom(folder: string, config: Config): Config {
+  const at = (path: string) => resolve(folder, path);
+  const withCa = <T extends { ca?: string | undefined }>(c: T): T => (c.ca ? { ...c, ca: at(c.ca) } : c);
+  return {
+    ...config,
+    ...(config.collector ? { collector: withCa(config.collector) } : {}),
+    dbSystems: config.dbSystems.map((db) => (db.collector ? { ...db, collector: withCa(db.collector) } : db)),
+    routes: config.routes.map((r) =>
+      r.output.file ? { ...r, output: { ...r.output, file: at(r.output.file) } } : r,
+    ),
+  };
 }

@@ -309,7 +309,8 @@ describe('replay', () => {
             match: { minSeverity: 'critical' },
             output: { file: files.critical, format: 'ocsf' },
           },
-          { name: 'all', output: { file: files.all } },
+          // Relative: beside the configuration file, wherever the command runs.
+          { name: 'all', output: { file: 'all.jsonl' } },
         ],
         maintenance: [
           {

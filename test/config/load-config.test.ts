@@ -1,0 +1,39 @@
+// A configuration file read as a command reads it: its paths are relative to its own folder.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { stringify } from 'yaml';
+import { loadConfigFile, parseConfigText } from '../../shared/config/load-config.js';
+import { baseConfig } from '../../shared/detect/timeline.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'hwaudit-config-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('loadConfigFile', () => {
+  it('reads the paths it holds from the folder of the file, not of the command', async () => {
+    const base = baseConfig();
+    const text = stringify({
+      ...base,
+      collector: { user: 'hwaudit', password: { env: 'PW' }, tls: 'verify-identity', ca: 'certs/ca.pem' },
+      dbSystems: [
+        { ...base.dbSystems![0]!, collector: { tls: 'verify-identity', ca: '/etc/hw/other-ca.pem' } },
+      ],
+      routes: [
+        { name: 'high', output: { file: 'alerts/high.jsonl' } },
+        { name: 'all', output: { file: '/var/log/hw/all.jsonl' } },
+      ],
+    });
+    const file = join(dir, 'audit.yaml');
+    writeFileSync(file, text);
+    const { config } = await loadConfigFile(file);
+    expect(config.collector?.ca).toBe(join(dir, 'certs', 'ca.pem'));
+    expect(config.dbSystems[0]!.collector?.ca).toBe('/etc/hw/other-ca.pem');
+    expect(config.routes.map((r) => r.output.file)).toEqual([
+      join(dir, 'alerts', 'high.jsonl'),
+      '/var/log/hw/all.jsonl',
+    ]);
+    // Text with no file (the function's HWAUDIT_CONFIG) keeps them as written.
+    expect(parseConfigText(text).config.collector?.ca).toBe('certs/ca.pem');
+  });
+});
