@@ -343,7 +343,6 @@ export const ConfigSchema = z
       (i) => ['routes', i, 'name'],
       (name) => `route ${name} is listed twice`,
     );
-    const routes = new Set(config.routes.map((r) => r.name));
     // Which entry would count is not said anywhere: a break-glass group or an iamOnly DB system
     // listed again without it would silently lose it.
     once(
@@ -372,16 +371,6 @@ export const ConfigSchema = z
       (i) => ['dbSystems', i, 'name'],
       (name, first) => `${name} is also the name of dbSystems[${first}]`,
     );
-    config.maintenance.forEach((m, i) => {
-      m.routes?.forEach((name, j) => {
-        if (!routes.has(name))
-          ctx.addIssue({
-            code: 'custom',
-            path: ['maintenance', i, 'routes', j],
-            message: `no route is named ${name}`,
-          });
-      });
-    });
     config.dbSystems.forEach((db, i) => {
       once(
         db.endpoints,

@@ -174,22 +174,24 @@ function addMute(record: Alert, mute: Mute): void {
 }
 
 /**
- * Names in `routes` and `maintenance` that nothing answers to: rule ids and prefixes must name
- * rules of the registry; DB systems and groups must be configured, or be OCIDs.
+ * Names in `routes` and `maintenance` that nothing answers to, all reported at once: rule ids and
+ * prefixes must name rules of the registry; DB systems and groups must be configured, or be OCIDs;
+ * a maintenance window's routes must be routes of the configuration.
  */
 export function routeIssues(config: Config, ruleIds: readonly string[], source: string): void {
   const issues = new ConfigIssues(source);
   const knownRule = (entry: string) => ruleIds.some(ruleSelector([entry]));
   const dbs = new Set(config.dbSystems.flatMap((d) => [d.id, d.name]));
   const groups = new Set(config.directory.groups.flatMap((g) => [g.id, g.name]));
+  const routes = new Set(config.routes.map((r) => r.name));
   const check = (
     path: (string | number)[],
     entries: readonly string[] | undefined,
     ok: (e: string) => boolean,
-    what: string,
+    what: string | ((e: string) => string),
   ) =>
     entries?.forEach((e, i) => {
-      if (!ok(e)) issues.add([...path, i], `${what}`);
+      if (!ok(e)) issues.add([...path, i], typeof what === 'string' ? what : what(e));
     });
   const rules = (path: (string | number)[], entries: readonly string[] | undefined) =>
     check(path, entries, knownRule, 'no rule has this id (or prefix ending in *)');
@@ -213,6 +215,12 @@ export function routeIssues(config: Config, ruleIds: readonly string[], source: 
   config.maintenance.forEach((m, i) => {
     rules(['maintenance', i, 'rules'], m.rules);
     dbSystems(['maintenance', i, 'dbSystems'], m.dbSystems);
+    check(
+      ['maintenance', i, 'routes'],
+      m.routes,
+      (e) => routes.has(e),
+      (e) => `no route is named ${e}`,
+    );
   });
   issues.throwIfAny();
 }

@@ -281,6 +281,28 @@ describe('route configuration errors name the key', () => {
     );
   });
 
+  it("reports every name nothing answers to at once, a maintenance window's routes among them", () => {
+    let error: unknown;
+    try {
+      config({
+        ...route({ match: { rules: ['acess.*'] } }),
+        maintenance: [
+          {
+            from: '2026-11-02T00:00:00Z',
+            to: '2026-11-02T01:00:00Z',
+            reason: 'x',
+            rules: ['audit.*'],
+            routes: ['nope'],
+          },
+        ],
+      } as Partial<ConfigInput>);
+    } catch (e) {
+      error = e;
+    }
+    expect((error as AuditError).message).toContain('routes[0].match.rules[0]: no rule has this id');
+    expect((error as AuditError).message).toContain('maintenance[0].routes[0]: no route is named nope');
+  });
+
   it('rejects an output that is not exactly one, and digests off Notifications', () => {
     bad(route({ output: {} }), 'routes[0].output');
     bad(route({ output: { notifications: TOPIC, stream: 'ocid1.stream.oc1..s' } }), 'routes[0].output');
