@@ -102,7 +102,7 @@ export async function runSyncCommand(argv: string[], io: CliIo, deps: CliDeps = 
         `# The configuration as the pipeline uses it with the snapshot of ${result.snapshot.time}\n# (${values.config} and what sync discovered; nothing was stored).\n${stringify(configWithSnapshot(loaded.input, result.snapshot)).trimEnd()}`,
       );
       await out.close();
-      io.stderr.write(`${report(result, undefined).join('\n')}\n`);
+      io.stderr.write(`${report(result, undefined, false).join('\n')}\n`);
       return result.failed.length > 0 ? EXIT_PARTIAL : 0;
     }
     const lock = await holdScope(store, 'sync', env);
@@ -129,8 +129,11 @@ export async function runSyncCommand(argv: string[], io: CliIo, deps: CliDeps = 
   }
 }
 
-/** What was discovered, what it cost, what could not be read, and how it compares with before. */
-function report(result: SyncResult, previous: Snapshot | undefined): string[] {
+/**
+ * What was discovered, what it cost, what could not be read, and how it compares with before (or,
+ * `stored` false for --print, that nothing was stored).
+ */
+function report(result: SyncResult, previous: Snapshot | undefined, stored = true): string[] {
   const { snapshot: s, failed } = result;
   const domains = Object.keys(s.parts).filter((p) => p.startsWith('domain:')).length;
   const requests = Object.values(s.requests.oci).reduce((a, b) => a + b, 0);
@@ -146,7 +149,8 @@ function report(result: SyncResult, previous: Snapshot | undefined): string[] {
     else if (p.warning) lines.push(printable(`  warning ${part}: ${p.warning}`));
   }
   if (failed.length === 0) lines.push('  every part was read');
-  if (previous) lines.push(`  compared with the snapshot of ${previous.time}`);
+  if (!stored) lines.push('  printed for review: nothing was stored');
+  else if (previous) lines.push(`  compared with the snapshot of ${previous.time}`);
   else lines.push('  first snapshot of this state: it is the baseline');
   return lines;
 }

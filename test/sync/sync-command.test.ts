@@ -97,6 +97,8 @@ describe('sync --print', () => {
       expect.objectContaining({ user: USERS.alice, group: GROUPS.dba }),
     );
     expect(r.stderr).toMatch(/every part was read/);
+    // Nothing was stored: not "the first snapshot of this state".
+    expect(r.stderr).toMatch(/\n {2}printed for review: nothing was stored\n$/);
     expect(r.stderr).toMatch(/cost: \d+ OCI API request\(s\), \d+ SQL statement\(s\)/);
     expect(await stored(state)).toEqual([]);
   });
