@@ -2,11 +2,10 @@
 // JSON files. docs/reports.md describes each report.
 import { mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseDuration } from '../../schemas/config.js';
 import { REPORT_FORMATS, REPORT_IDS, type ReportFormat, type ReportId } from '../../schemas/report.js';
 import { AuditError } from '../../shared/errors.js';
 import { renderReport } from '../../shared/report/render.js';
-import { PERIOD_LENGTH, type Period, periodEnding } from '../../shared/report/report.js';
+import { PERIOD_LENGTH_TEXT, type Period, periodEnding, periodLength } from '../../shared/report/report.js';
 import { holdsActivity, NO_ACTIVITY, runReports } from '../../shared/report/run-reports.js';
 import { openStateToRead, STATE_PERIOD_OPTIONS, timeRange, warnOnce } from './host.js';
 import { type CliCommand, type CliIo, parseCommandArgs } from './io.js';
@@ -76,9 +75,8 @@ function reportPeriod(values: { from?: string; to?: string; period?: string }, n
     return { from, to };
   }
   if (from !== undefined) throw new AuditError('USAGE', 'report: give --from or --period, not both');
-  const length = parseDuration(values.period);
-  if (length === undefined || length < PERIOD_LENGTH.min || length > PERIOD_LENGTH.max)
-    throw new AuditError('USAGE', `--period expects an ISO 8601 duration ${PERIOD_LENGTH.text}`);
+  const length = periodLength(values.period);
+  if (length === undefined) throw new AuditError('USAGE', `--period expects ${PERIOD_LENGTH_TEXT}`);
   return periodEnding(length, to, now);
 }
 

@@ -5,7 +5,7 @@
 // after the message, says the message went out.
 
 import { z } from 'zod';
-import { parseDuration, parseInstant } from '../../schemas/config.js';
+import { parseInstant } from '../../schemas/config.js';
 import {
   REPORT_FORMATS,
   REPORT_IDS,
@@ -16,7 +16,7 @@ import {
 import type { ObjectStorageWriter } from '../emit/object-storage-writer.js';
 import type { StateStore } from '../state/state-store.js';
 import { renderReport } from './render.js';
-import { PERIOD_LENGTH, type Period, periodEnding } from './report.js';
+import { PERIOD_LENGTH_TEXT, type Period, periodEnding, periodLength } from './report.js';
 import { holdsActivity, NO_ACTIVITY, runReports } from './run-reports.js';
 
 /** A Notifications message body stays under the 64 KB request limit with this. */
@@ -27,10 +27,7 @@ export const ReportActionSchema = z.strictObject({
   /** Report ids, or ["all"]. */
   reports: z.array(z.enum([...REPORT_IDS, 'all'])).min(1),
   /** ISO 8601 duration of the period that ends at the last full day (or hour, for periods under a day). */
-  period: z.string().refine((p) => {
-    const ms = parseDuration(p);
-    return ms !== undefined && ms >= PERIOD_LENGTH.min && ms <= PERIOD_LENGTH.max;
-  }, `an ISO 8601 duration ${PERIOD_LENGTH.text}`),
+  period: z.string().refine((p) => periodLength(p) !== undefined, PERIOD_LENGTH_TEXT),
   /** Default html and json. */
   formats: z.array(z.enum(REPORT_FORMATS)).min(1).optional(),
   /** The end of the period (ISO 8601), to report on a past period again; default: now, rounded down. */
@@ -78,7 +75,7 @@ export type PublishResult = {
 
 export async function publishReports(action: ReportAction, deps: PublishDeps): Promise<PublishResult> {
   const period = periodEnding(
-    parseDuration(action.period)!,
+    periodLength(action.period)!,
     action.to === undefined ? undefined : parseInstant(action.to),
     deps.now,
   );

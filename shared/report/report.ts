@@ -2,6 +2,7 @@
 // the period's sessions one at a time (so that every report reads the ledger in one pass, however
 // large). Each report lives in its own module; shared/report/registry.ts lists them.
 import type { Alert } from '../../schemas/alert.js';
+import { parseDuration } from '../../schemas/config.js';
 import type { Cell, Chart, Column, Figure, ReportId, Section, Table } from '../../schemas/report.js';
 import type { Session } from '../../schemas/session.js';
 import type { AuditFacts } from './audit-facts.js';
@@ -12,8 +13,14 @@ export type Period = { from: number; to: number };
 const DAY = 86_400_000;
 const HOUR = 3_600_000;
 
-/** What a report period given as a length may be (`period`: `report --period`, the function's report action). */
-export const PERIOD_LENGTH = { min: HOUR, max: 400 * DAY, text: 'from PT1H to P400D, such as P7D' };
+/** What a report period given as a length may be (`report --period`, the function's report action). */
+export const PERIOD_LENGTH_TEXT = 'an ISO 8601 duration from PT1H to P400D, such as P7D';
+
+/** A report period's length (`P7D`) in ms; undefined when it is not one (see PERIOD_LENGTH_TEXT). */
+export function periodLength(text: string): number | undefined {
+  const ms = parseDuration(text);
+  return ms !== undefined && ms >= HOUR && ms <= 400 * DAY ? ms : undefined;
+}
 
 /**
  * The period of `length` ms that ends at `to`, or else at the current UTC day (the current hour for

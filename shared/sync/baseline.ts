@@ -12,7 +12,7 @@
 // - Memberships and accounts: the union (the configuration's win for the same account).
 // How the pipeline's correlation state follows snapshots (seeding, drift) is shared/sync/drift.ts.
 import type { Config, DbSystemConfig } from '../../schemas/config.js';
-import type { Snapshot, SnapshotDbSystem } from '../../schemas/snapshot.js';
+import type { Snapshot, SnapshotAccount, SnapshotDbSystem } from '../../schemas/snapshot.js';
 
 /** The configuration with the snapshot's DB systems merged in (see top). */
 export function applySnapshot(config: Config, snapshot: Snapshot | undefined): Config {
@@ -60,15 +60,12 @@ export function accountsWithSnapshot(
 ): DbSystemConfig['accounts'] {
   const found = snapshot?.dbSystems.find((d) => d.id === db.id)?.accounts ?? [];
   const listed = new Set(db.accounts.map((a) => `${a.user}@${a.host}`));
-  const more = found
-    .filter((a) => !listed.has(`${a.user}@${a.host}`))
-    .map(({ user, host, plugin, authenticationString }) => ({
-      user,
-      host,
-      plugin,
-      ...(authenticationString === undefined ? {} : { authenticationString }),
-    }));
-  return [...db.accounts, ...more];
+  return [...db.accounts, ...found.filter((a) => !listed.has(`${a.user}@${a.host}`)).map(configAccount)];
+}
+
+/** An account a snapshot read, as a configuration lists it. */
+function configAccount({ user, host, plugin, authenticationString }: SnapshotAccount) {
+  return { user, host, plugin, ...(authenticationString === undefined ? {} : { authenticationString }) };
 }
 
 function union(a: readonly string[], b: readonly string[] | undefined): string[] {
@@ -111,14 +108,7 @@ export function configWithSnapshot(input: unknown, snapshot: Snapshot): Raw {
       ...(d.privilegedAccounts?.length ? { privilegedAccounts: d.privilegedAccounts } : {}),
       ...(d.accounts
         ? {
-            accounts: d.accounts.map((a) => ({
-              user: a.user,
-              host: a.host,
-              plugin: a.plugin,
-              ...(a.authenticationString !== undefined
-                ? { authenticationString: a.authenticationString }
-                : {}),
-            })),
+            accounts: d.accounts.map(configAccount),
           }
         : {}),
     })),
