@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import type { Alert } from '../../schemas/alert.js';
 import { type Config, parseDuration, parseInstant } from '../../schemas/config.js';
 import type { ActiveRule } from '../../shared/config/active-rules.js';
-import { FileSink } from '../../shared/emit/file-sink.js';
+import { FileSink, standardStream } from '../../shared/emit/file-sink.js';
 import { formatAlert, type OutputFormat } from '../../shared/emit/formats/format.js';
 import { JsonlSink } from '../../shared/emit/jsonl-sink.js';
 import type { AlertSink } from '../../shared/emit/sink.js';
@@ -87,8 +87,9 @@ export async function alertOutput(
   format: OutputFormat,
 ): Promise<{ sink: AlertSink; close(): Promise<void> }> {
   const render = (a: Alert) => formatAlert(format, a);
-  if (path === undefined)
-    return { sink: new JsonlSink(io.stdout, format, render), close: async () => undefined };
+  const standard = path === undefined ? 'stdout' : standardStream(path);
+  if (standard !== undefined || path === undefined)
+    return { sink: new JsonlSink(io[standard ?? 'stdout'], format, render), close: async () => undefined };
   const sink = await FileSink.open(path, format, render);
   let closed: Promise<void> | undefined;
   return { sink, close: () => (closed ??= sink.close()) };

@@ -4,6 +4,7 @@ import { once } from 'node:events';
 import { open } from 'node:fs/promises';
 import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { DEAD_LETTER_CODES } from '../../schemas/dead-letter.js';
+import { standardStream } from '../../shared/emit/file-sink.js';
 import { isOutputFormat, OUTPUT_FORMATS, type OutputFormat } from '../../shared/emit/formats/format.js';
 import { AuditError, errnoSuffix } from '../../shared/errors.js';
 import { visible } from '../../shared/text.js';
@@ -85,11 +86,13 @@ export class LineWriter {
 
   /** Writes to `path` (created or truncated); a path that cannot be opened is a usage error. */
   static async toFile(path: string): Promise<LineWriter> {
+    const standard = standardStream(path);
+    if (standard !== undefined) return new LineWriter(process[standard], false);
     try {
       const handle = await open(path, 'w');
       return new LineWriter(handle.createWriteStream(), true);
     } catch (cause) {
-      throw new AuditError('USAGE', 'cannot open the output file', { details: { path }, cause });
+      throw new AuditError('USAGE', `cannot open the output file ${path}${errnoSuffix(cause)}`, { cause });
     }
   }
 

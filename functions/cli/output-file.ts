@@ -6,7 +6,7 @@
 import { accessSync, constants, existsSync, statSync } from 'node:fs';
 import { open, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { isStreamPath } from '../../shared/emit/file-sink.js';
+import { isStreamPath, standardStream } from '../../shared/emit/file-sink.js';
 import { AuditError, errnoSuffix } from '../../shared/errors.js';
 import { LineWriter } from './io.js';
 
@@ -26,6 +26,7 @@ export function refuseExisting(command: string, paths: readonly string[], overwr
  * not: a folder, or a file in a folder that is missing or read-only. Checked before any work.
  */
 export function checkOutputPath(option: string, path: string): void {
+  if (standardStream(path) !== undefined) return;
   const stat = statSync(path, { throwIfNoEntry: false });
   if (stat?.isDirectory()) throw new AuditError('USAGE', `${option} ${path} is a folder: name a file`);
   // A file is written beside its target, then renamed; a device or a pipe, into itself.

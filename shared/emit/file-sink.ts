@@ -90,6 +90,7 @@ export class FileSink implements AlertSink {
  * never replaced, synced or read back.
  */
 export function isStreamPath(path: string): boolean {
+  if (standardStream(path) !== undefined) return true;
   try {
     const stat = statSync(path, { throwIfNoEntry: false });
     return stat !== undefined && !stat.isFile() && !stat.isDirectory();
@@ -128,4 +129,22 @@ function failure(
   code: 'SINK_FAILED' | 'USAGE' = 'SINK_FAILED',
 ): AuditError {
   return new AuditError(code, `${what} ${path}${errnoSuffix(cause)}`, { cause });
+}
+
+const STANDARD_STREAMS: Readonly<Record<string, 'stdout' | 'stderr'>> = {
+  '/dev/stdout': 'stdout',
+  '/dev/fd/1': 'stdout',
+  '/proc/self/fd/1': 'stdout',
+  '/dev/stderr': 'stderr',
+  '/dev/fd/2': 'stderr',
+  '/proc/self/fd/2': 'stderr',
+};
+
+/**
+ * The standard stream of this process a path names (`/dev/stdout`, `/dev/fd/1`, ...), written
+ * through the process's own stream: whatever it is (a file the shell redirected it to, a pipe,
+ * a socket, which cannot be opened by name), what the process was given.
+ */
+export function standardStream(path: string): 'stdout' | 'stderr' | undefined {
+  return STANDARD_STREAMS[path];
 }

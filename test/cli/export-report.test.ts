@@ -193,6 +193,33 @@ describe('export', () => {
     expect(statSync(report).isFIFO()).toBe(true);
   });
 
+  it('--out /dev/stdout writes to the standard output it was given: a socket, or a file it was redirected to', async () => {
+    // A child process's standard output is a socket here, which no path opens (ENXIO).
+    const exported = await runCli(['export', 'alerts', '--state', state, '--out', '/dev/stdout']);
+    expect(exported.code).toBe(0);
+    expect(lines(exported.stdout).map((l) => JSON.parse(l).id)).toEqual(alertIds);
+    const report = [
+      'report',
+      'access-review',
+      '--state',
+      state,
+      ...DAY,
+      '--format',
+      'json',
+      '--out',
+      '/dev/stdout',
+    ];
+    const reported = await runCli(report);
+    expect(reported.code).toBe(0);
+    expect(JSON.parse(reported.stdout).report).toBe('access-review');
+    // Redirected by the shell to a file that exists: written into, not refused as an existing file.
+    const file = join(dir, 'redirected.json');
+    writeFileSync(file, '');
+    const redirected = await runCli(report, process.env, `exec >'${file}'`);
+    expect(redirected).toMatchObject({ code: 0, stdout: '' });
+    expect(JSON.parse(readFileSync(file, 'utf8')).report).toBe('access-review');
+  });
+
   it('writes the stored dead letters, in the order stored, as JSON lines or CSV, and by the time they were stored', async () => {
     const deadState = join(dir, 'dead.sqlite');
     const store = SqliteStore.open(deadState);

@@ -296,6 +296,31 @@ describe('replay', () => {
     expect(second.stderr).toMatch(/duplicates 5/);
   });
 
+  it('--out /dev/stdout and --sessions /dev/stdout write to the standard output it was given, here a socket', async () => {
+    // A child process's standard output is a socket here, which no path opens (ENXIO).
+    const r = await cli('replay', '--config', config, '--out', '/dev/stdout', audit, iam);
+    expect(r.code).toBe(0);
+    expect(r.stdout.trim().split('\n')).toHaveLength(4);
+    const ledger = await cli(
+      'replay',
+      '--config',
+      config,
+      '--out',
+      '/dev/null',
+      '--sessions',
+      '/dev/stdout',
+      audit,
+      iam,
+    );
+    expect(ledger.code).toBe(0);
+    expect(
+      ledger.stdout
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l).mysqlAccount),
+    ).toEqual(['dba_proxy@%', 'app@%']);
+  });
+
   it('--routes: each route writes what it matches, a maintenance window mutes; a rerun adds nothing', async () => {
     const routed = join(dir, 'routed.json');
     const files = { critical: join(dir, 'critical.ocsf'), all: join(dir, 'all.jsonl') };
