@@ -86,6 +86,8 @@ export async function syncCostBench(f: SyncCostFleet): Promise<SyncCost> {
         'SELECT ON mysql.user',
         'SELECT ON mysql.global_grants',
         'SELECT ON mysql.role_edges',
+        'SELECT ON mysql.db',
+        'SELECT ON mysql.tables_priv',
       ],
     },
     {
@@ -97,7 +99,7 @@ export async function syncCostBench(f: SyncCostFleet): Promise<SyncCost> {
       }),
     },
     { user: 'dba_proxy', locked: true, grants: ['ALL PRIVILEGES'] },
-    { user: 'ro_proxy', locked: true, grants: ['SELECT'] },
+    { user: 'ro_proxy', locked: true, grants: ['SELECT, SHOW VIEW ON orders.*'] },
     ...Array.from({ length: 8 }, (_, i) => ({ user: `app${i}`, grants: ['SELECT', 'INSERT'] })),
   ];
   const servers = await Promise.all(

@@ -230,10 +230,11 @@ const AccountDefinitionSchema = z.object({
   plugin: z.string(),
   authenticationString: z.string().optional(),
   locked: z.boolean(),
+  /** Global privileges, then database and table privileges as `PRIVILEGE ON scope` where sync read them. */
   privileges: z.array(z.string()),
 });
 
-/** A MySQL account created, changed (plugin, mapping, lock, global privileges) or dropped between two snapshots. */
+/** A MySQL account created, changed (plugin, mapping, lock, privileges) or dropped between two snapshots. */
 export const SyncAccountEventSchema = z.object({
   ...syncEvent,
   kind: z.enum(['account_created', 'account_changed', 'account_dropped']),

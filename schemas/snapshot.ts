@@ -60,6 +60,11 @@ export const SnapshotAccountSchema = z.object({
   locked: z.boolean(),
   /** Global privileges (upper case, `GRANT OPTION` included), direct or through granted roles. */
   privileges: z.array(z.string()),
+  /**
+   * Every privilege it holds, its own and its roles', as `SHOW GRANTS` writes them (global,
+   * dynamic, per database and table; then its roles); absent when a grant table could not be read.
+   */
+  grants: z.array(z.string()).optional(),
 });
 export type SnapshotAccount = z.infer<typeof SnapshotAccountSchema>;
 

@@ -189,7 +189,7 @@ export const accessReview: ReportDefinition = {
             section(
               'entitlements',
               'Entitlements',
-              'One row per person, DB system and MySQL account, with the group that grants it (or a personal 1-to-1 account). Held from / until are shown when the membership began or ended inside the period. Privileges are those the configuration lists for the account (dbSystems[].accounts[].grants).',
+              'One row per person, DB system and MySQL account, with the group that grants it (or a personal 1-to-1 account). Held from / until are shown when the membership began or ended inside the period. Privileges are those the configuration lists for the account (dbSystems[].accounts[].grants), else those the last sync read from the server; they are the current ones.',
               table(
                 [
                   column('person', 'Person'),

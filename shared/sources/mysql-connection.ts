@@ -11,7 +11,7 @@ import type { Connection, ConnectionOptions } from 'mysql2/promise';
 import type { CollectorConfig, Config, DbSystemConfig, Endpoint } from '../../schemas/config.js';
 import { AuditError, errnoSuffix } from '../errors.js';
 import type { StateStore } from '../state/state-store.js';
-import { accountsWithSnapshot, applySnapshot } from '../sync/baseline.js';
+import { applySnapshot } from '../sync/baseline.js';
 import {
   describePrincipal,
   type IamLogin,
@@ -123,12 +123,7 @@ export async function withDiscoveredFleet(
   config: Config,
   store: Pick<StateStore, 'snapshots'>,
 ): Promise<Config> {
-  const snapshot = (await store.snapshots())[0];
-  const merged = applySnapshot(config, snapshot);
-  return {
-    ...merged,
-    dbSystems: merged.dbSystems.map((db) => ({ ...db, accounts: accountsWithSnapshot(db, snapshot) })),
-  };
+  return applySnapshot(config, (await store.snapshots())[0]);
 }
 
 /** Why there is nothing to read or check: no configured or discovered DB system has endpoints. */

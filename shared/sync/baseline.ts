@@ -9,7 +9,8 @@
 //   `privilegedAccounts` is the union of the configured and the derived ones. Discovered
 //   endpoints are used only where collector settings exist (top-level or the DB system's).
 // - Users and groups: by id; the config's name and break-glass setting win, aliases add up.
-// - Memberships and accounts: the union (the configuration's win for the same account).
+// - Memberships and accounts: the union (the configuration's win for the same account); an
+//   account the configuration lists without `grants` shows those sync read.
 // How the pipeline's correlation state follows snapshots (seeding, drift) is shared/sync/drift.ts.
 import type { Config, DbSystemConfig } from '../../schemas/config.js';
 import type { Snapshot, SnapshotAccount, SnapshotDbSystem } from '../../schemas/snapshot.js';
@@ -31,6 +32,7 @@ export function mergeDbSystems(config: Config, discovered: readonly SnapshotDbSy
       name: db.name === db.id ? d.name : db.name,
       endpoints: db.endpoints.length > 0 || !collectable(db) ? db.endpoints : d.endpoints,
       privilegedAccounts: union(db.privilegedAccounts, d.privilegedAccounts),
+      accounts: mergeAccounts(db.accounts, d.accounts),
     };
   });
   const configured = new Set(config.dbSystems.map((db) => db.id));
@@ -42,7 +44,7 @@ export function mergeDbSystems(config: Config, discovered: readonly SnapshotDbSy
       iamOnly: false,
       allowedLocalAccounts: [],
       privilegedAccounts: d.privilegedAccounts ?? [],
-      accounts: [],
+      accounts: mergeAccounts([], d.accounts),
       endpoints: collectable() ? d.endpoints : [],
       collect: true,
     });
@@ -51,21 +53,35 @@ export function mergeDbSystems(config: Config, discovered: readonly SnapshotDbSy
 }
 
 /**
- * A DB system's MySQL accounts as attribution knows them: the configuration's, and those the
- * snapshot read that the configuration does not list (the configuration's win for the same account).
+ * A DB system's MySQL accounts: the configuration's, with the grants the snapshot read where it
+ * lists none, and those the snapshot read that the configuration does not list.
  */
-export function accountsWithSnapshot(
-  db: DbSystemConfig,
-  snapshot: Snapshot | undefined,
+function mergeAccounts(
+  configured: DbSystemConfig['accounts'],
+  found: readonly SnapshotAccount[] = [],
 ): DbSystemConfig['accounts'] {
-  const found = snapshot?.dbSystems.find((d) => d.id === db.id)?.accounts ?? [];
-  const listed = new Set(db.accounts.map((a) => `${a.user}@${a.host}`));
-  return [...db.accounts, ...found.filter((a) => !listed.has(`${a.user}@${a.host}`)).map(configAccount)];
+  const unlisted = new Map(found.map((a) => [accountKey(a), a]));
+  const listed = configured.map((a) => {
+    const read = unlisted.get(accountKey(a));
+    unlisted.delete(accountKey(a));
+    return a.grants === undefined && read?.grants !== undefined ? { ...a, grants: read.grants } : a;
+  });
+  return [...listed, ...[...unlisted.values()].map(configAccount)];
+}
+
+function accountKey(a: { user?: unknown; host?: unknown }): string {
+  return `${String(a.user)}@${String(a.host ?? '%')}`;
 }
 
 /** An account a snapshot read, as a configuration lists it. */
-function configAccount({ user, host, plugin, authenticationString }: SnapshotAccount) {
-  return { user, host, plugin, ...(authenticationString === undefined ? {} : { authenticationString }) };
+function configAccount({ user, host, plugin, authenticationString, grants }: SnapshotAccount) {
+  return {
+    user,
+    host,
+    plugin,
+    ...(authenticationString === undefined ? {} : { authenticationString }),
+    ...(grants === undefined ? {} : { grants }),
+  };
 }
 
 function union(a: readonly string[], b: readonly string[] | undefined): string[] {
@@ -120,10 +136,8 @@ export function configWithSnapshot(input: unknown, snapshot: Snapshot): Raw {
     privilegedAccounts: [
       ...new Set([...strings(found.privilegedAccounts), ...strings(mine.privilegedAccounts)]),
     ],
-    accounts: mergeBy(
-      list(found.accounts),
-      list(mine.accounts),
-      (a) => `${String(a.user)}@${String(a.host ?? '%')}`,
+    accounts: mergeBy(list(found.accounts), list(mine.accounts), accountKey, (read, listed) =>
+      listed.grants === undefined && read.grants !== undefined ? { ...listed, grants: read.grants } : listed,
     ),
   })).map(({ endpoints, ...db }) => {
     const listed = list(endpoints);
@@ -166,10 +180,22 @@ function mergeById(found: Keyed[], mine: Keyed[], merge: (found: Keyed, mine: Ke
   return [...out, ...mine.filter((m) => byId.has(String(m.id)))];
 }
 
-/** The union by key; for the same key the configuration's entry. */
-function mergeBy(found: Raw[], mine: Raw[], key: (r: Raw) => string): Raw[] {
+/** The union by key; for the same key the configuration's entry (or `merge` of the two). */
+function mergeBy(
+  found: Raw[],
+  mine: Raw[],
+  key: (r: Raw) => string,
+  merge: (found: Raw, mine: Raw) => Raw = (_found, m) => m,
+): Raw[] {
+  const byKey = new Map(found.map((f) => [key(f), f]));
   const keys = new Set(mine.map(key));
-  return [...found.filter((f) => !keys.has(key(f))), ...mine];
+  return [
+    ...found.filter((f) => !keys.has(key(f))),
+    ...mine.map((m) => {
+      const f = byKey.get(key(m));
+      return f ? merge(f, m) : m;
+    }),
+  ];
 }
 
 function isRecord(value: unknown): value is Raw {

@@ -147,20 +147,27 @@ function changes(before: Snapshot, after: Snapshot): SyncEvent[] {
       a: SnapshotAccount,
       b: SnapshotAccount | undefined,
       c: SnapshotAccount | undefined,
-    ): SyncAccountEvent => ({
-      ...head,
-      kind,
-      key: `sync:${after.id}:${kind}:${db.id}:${accountName(a)}`,
-      observed: observed(describeAccountChange(kind, b, c)),
-      dbSystemId: db.id,
-      target: { user: a.user, host: a.host },
-      ...(b ? { before: definition(b) } : {}),
-      ...(c ? { after: definition(c) } : {}),
-    });
+    ): SyncAccountEvent => {
+      const was = b && definition(b, scoped(b, c));
+      const now = c && definition(c, scoped(b, c));
+      return {
+        ...head,
+        kind,
+        key: `sync:${after.id}:${kind}:${db.id}:${accountName(a)}`,
+        observed: observed(describeAccountChange(kind, was, now)),
+        dbSystemId: db.id,
+        target: { user: a.user, host: a.host },
+        ...(was ? { before: was } : {}),
+        ...(now ? { after: now } : {}),
+      };
+    };
     for (const [k, a] of a1) {
       const prior = a0.get(k);
       if (!prior) events.push(accountEvent('account_created', a, undefined, a));
-      else if (JSON.stringify(definition(prior)) !== JSON.stringify(definition(a)))
+      else if (
+        JSON.stringify(definition(prior, scoped(prior, a))) !==
+        JSON.stringify(definition(a, scoped(prior, a)))
+      )
         events.push(accountEvent('account_changed', a, prior, a));
     }
     for (const [k, a] of a0) if (!a1.has(k)) events.push(accountEvent('account_dropped', a, a, undefined));
@@ -168,19 +175,41 @@ function changes(before: Snapshot, after: Snapshot): SyncEvent[] {
   return events;
 }
 
-function definition(a: SnapshotAccount): AccountDefinition {
+/** Whether database and table privileges are compared: where each snapshot holding the account read them. */
+function scoped(...sides: (SnapshotAccount | undefined)[]): boolean {
+  return sides.every((a) => a === undefined || a.grants !== undefined);
+}
+
+/** An account as a drift event shows it; `scoped`: with its database and table privileges. */
+function definition(a: SnapshotAccount, scoped: boolean): AccountDefinition {
   return {
     plugin: a.plugin,
     ...(a.authenticationString !== undefined ? { authenticationString: a.authenticationString } : {}),
     locked: a.locked,
-    privileges: a.privileges,
+    privileges: scoped ? [...a.privileges, ...scopedPrivileges(a.grants ?? [])] : a.privileges,
   };
+}
+
+/** A grant line as sync writes it: the privileges, the scope, the grant option. */
+const GRANT_LINE =
+  /^GRANT (.+?) ON (\*\.\*|`(?:[^`]|``)*`\.(?:\*|`(?:[^`]|``)*`)) TO .*?( WITH GRANT OPTION)?$/;
+
+/** The database and table privileges of an account's grant lines, each as `PRIVILEGE ON scope`. */
+function scopedPrivileges(grants: readonly string[]): string[] {
+  const out: string[] = [];
+  for (const line of grants) {
+    const m = GRANT_LINE.exec(line);
+    if (!m || m[2] === '*.*') continue;
+    for (const p of m[1]!.split(', ')) if (p !== 'USAGE') out.push(`${p} ON ${m[2]}`);
+    if (m[3]) out.push(`GRANT OPTION ON ${m[2]}`);
+  }
+  return out;
 }
 
 function describeAccountChange(
   kind: SyncAccountEvent['kind'],
-  before: SnapshotAccount | undefined,
-  after: SnapshotAccount | undefined,
+  before: AccountDefinition | undefined,
+  after: AccountDefinition | undefined,
 ): string {
   if (kind === 'account_created') return `account created (${after?.plugin})`;
   if (kind === 'account_dropped') return 'account dropped';

@@ -39,6 +39,8 @@ export const COLLECTOR: TestAccount = {
     'SELECT ON mysql.user',
     'SELECT ON mysql.global_grants',
     'SELECT ON mysql.role_edges',
+    'SELECT ON mysql.db',
+    'SELECT ON mysql.tables_priv',
   ],
 };
 
@@ -65,9 +67,9 @@ export function prodAccounts(): TestAccount[] {
     { user: 'dba_proxy', locked: true, grants: ['ALL PRIVILEGES', 'GRANT OPTION'] },
     { user: 'emergency_admin', locked: true, roles: ['admin_role'] },
     { user: 'admin_role', locked: true, grants: ['SYSTEM_USER', 'CREATE USER'] },
-    { user: 'dev_proxy', locked: true, grants: ['SELECT', 'INSERT'] },
+    { user: 'dev_proxy', locked: true, grants: ['SELECT, INSERT ON orders.*'] },
     { user: 'admin', plugin: 'caching_sha2_password', grants: ['SELECT', 'AUDIT_ADMIN'] },
-    { user: 'app', plugin: 'caching_sha2_password', grants: ['SELECT'] },
+    { user: 'app', plugin: 'caching_sha2_password', grants: ['SELECT', 'UPDATE ON orders.items'] },
   ];
 }
 

@@ -426,31 +426,27 @@ export class HeatWaveTestServer {
               columns: ['User', 'Host', 'plugin', 'authentication_string', 'account_locked'].map((name) => ({
                 name,
               })),
-              rows: this.catalogue.accounts.map((a) => [
-                a.user,
-                a.host ?? '%',
-                a.plugin ?? 'mysql_native_password',
-                a.authenticationString ?? '',
-                a.locked ? 'Y' : 'N',
-              ]),
+              rows: this.catalogue.accounts.map((a) => userRow(a).slice(0, 5)),
             }
           : denied('SELECT'),
     },
     {
-      // Static global privileges; other accounts' rows only with SELECT on mysql.user, as in MySQL.
-      pattern: /^SELECT GRANTEE, PRIVILEGE_TYPE, IS_GRANTABLE FROM information_schema\.USER_PRIVILEGES$/i,
-      handle: (_m, session) => {
-        const all = this.has(session.user, 'SELECT ON mysql.user');
-        const rows = this.catalogue.accounts
-          .filter((a) => all || a.user === session.user.user)
-          .flatMap((a) => {
-            const grantable = (a.grants ?? []).includes('GRANT OPTION') ? 'YES' : 'NO';
-            return globalPrivileges(a)
-              .filter((p) => !DYNAMIC.test(p))
-              .map((p): Cell[] => [`'${a.user}'@'${a.host ?? '%'}'`, p, grantable]);
-          });
-        return { columns: ['GRANTEE', 'PRIVILEGE_TYPE', 'IS_GRANTABLE'].map((name) => ({ name })), rows };
-      },
+      // As in MySQL 8.0: the static global privileges are Y/N columns, CREATE/DROP ROLE after account_locked.
+      pattern: /^SELECT \* FROM mysql\.user$/i,
+      handle: (_m, session) =>
+        this.has(session.user, 'SELECT ON mysql.user')
+          ? {
+              columns: [
+                'User',
+                'Host',
+                'plugin',
+                'authentication_string',
+                'account_locked',
+                ...USER_PRIVILEGE_COLUMNS.map(([column]) => column),
+              ].map((name) => ({ name })),
+              rows: this.catalogue.accounts.map(userRow),
+            }
+          : denied('SELECT'),
     },
     {
       pattern: /^SELECT USER, HOST, PRIV, WITH_GRANT_OPTION FROM mysql\.global_grants$/i,
@@ -466,6 +462,54 @@ export class HeatWaveTestServer {
                     a.host ?? '%',
                     p,
                     (a.grants ?? []).includes('GRANT OPTION') ? 'Y' : 'N',
+                  ]),
+              ),
+            }
+          : denied('SELECT'),
+    },
+    {
+      pattern: /^SELECT \* FROM mysql\.db$/i,
+      handle: (_m, session) =>
+        this.has(session.user, 'SELECT ON mysql.db')
+          ? {
+              columns: ['Host', 'Db', 'User', ...DB_PRIVILEGE_COLUMNS.map(([column]) => column)].map(
+                (name) => ({
+                  name,
+                }),
+              ),
+              rows: this.catalogue.accounts.flatMap((a) =>
+                scopedGrants(a)
+                  .filter((g) => g.table === '*')
+                  .map((g): Cell[] => [
+                    a.host ?? '%',
+                    g.db,
+                    a.user,
+                    ...DB_PRIVILEGE_COLUMNS.map(([, p]) =>
+                      g.privileges.has(p) || g.privileges.has('ALL') ? 'Y' : 'N',
+                    ),
+                  ]),
+              ),
+            }
+          : denied('SELECT'),
+    },
+    {
+      pattern: /^SELECT Host, Db, User, Table_name, Table_priv FROM mysql\.tables_priv$/i,
+      handle: (_m, session) =>
+        this.has(session.user, 'SELECT ON mysql.tables_priv')
+          ? {
+              columns: ['Host', 'Db', 'User', 'Table_name', 'Table_priv'].map((name) => ({ name })),
+              rows: this.catalogue.accounts.flatMap((a) =>
+                scopedGrants(a)
+                  .filter((g) => g.table !== '*')
+                  .map((g): Cell[] => [
+                    a.host ?? '%',
+                    g.db,
+                    a.user,
+                    g.table,
+                    // The SET's words, as MySQL writes them (`Select,Show view,Grant`).
+                    [...g.privileges]
+                      .map((p) => (p === 'GRANT OPTION' ? 'Grant' : p[0] + p.slice(1).toLowerCase()))
+                      .join(','),
                   ]),
               ),
             }
@@ -526,13 +570,19 @@ export class HeatWaveTestServer {
     return undefined;
   }
 
-  /** Whether `account` holds a global privilege or `PRIV ON db.table`. */
+  /** Whether `account` holds a global privilege, or `PRIV ON db.table` (through `PRIV ON db.*` too). */
   private has(account: TestAccount, privilege: string): boolean {
     const grants = account.grants ?? [];
     if (grants.includes('ALL PRIVILEGES')) return true;
-    const [priv] = privilege.split(' ON ');
-    return grants.some(
-      (g) => g.toLowerCase() === privilege.toLowerCase() || (priv !== privilege && g === priv),
+    const [priv, on] = privilege.split(' ON ') as [string, string?];
+    if (on === undefined) return grants.includes(priv);
+    if (grants.includes(priv)) return true;
+    const [db, table] = on.split('.') as [string, string];
+    return scopedGrants(account).some(
+      (g) =>
+        g.db.toLowerCase() === db.toLowerCase() &&
+        (g.table === '*' || g.table.toLowerCase() === table.toLowerCase()) &&
+        (g.privileges.has(priv.toUpperCase()) || g.privileges.has('ALL')),
     );
   }
 }
@@ -550,25 +600,107 @@ function denied(what: string): Answer {
 /** Dynamic privileges are named like AUDIT_ADMIN; static ones are words (SELECT, CREATE USER). */
 const DYNAMIC = /^[A-Z0-9]+(?:_[A-Z0-9]+)+$/;
 
-/** What ALL PRIVILEGES stands for in USER_PRIVILEGES (static ones, one row each, as MySQL lists them). */
-const ALL_STATIC = [
-  'SELECT',
-  'INSERT',
-  'UPDATE',
-  'DELETE',
-  'CREATE',
-  'DROP',
-  'RELOAD',
-  'PROCESS',
-  'SUPER',
-  'CREATE USER',
+/** mysql.user's static privilege columns in MySQL 8.0 (in its order) and the privilege of each. */
+const USER_PRIVILEGE_COLUMNS: [string, string][] = [
+  ['Select_priv', 'SELECT'],
+  ['Insert_priv', 'INSERT'],
+  ['Update_priv', 'UPDATE'],
+  ['Delete_priv', 'DELETE'],
+  ['Create_priv', 'CREATE'],
+  ['Drop_priv', 'DROP'],
+  ['Reload_priv', 'RELOAD'],
+  ['Shutdown_priv', 'SHUTDOWN'],
+  ['Process_priv', 'PROCESS'],
+  ['File_priv', 'FILE'],
+  ['Grant_priv', 'GRANT OPTION'],
+  ['References_priv', 'REFERENCES'],
+  ['Index_priv', 'INDEX'],
+  ['Alter_priv', 'ALTER'],
+  ['Show_db_priv', 'SHOW DATABASES'],
+  ['Super_priv', 'SUPER'],
+  ['Create_tmp_table_priv', 'CREATE TEMPORARY TABLES'],
+  ['Lock_tables_priv', 'LOCK TABLES'],
+  ['Execute_priv', 'EXECUTE'],
+  ['Repl_slave_priv', 'REPLICATION SLAVE'],
+  ['Repl_client_priv', 'REPLICATION CLIENT'],
+  ['Create_view_priv', 'CREATE VIEW'],
+  ['Show_view_priv', 'SHOW VIEW'],
+  ['Create_routine_priv', 'CREATE ROUTINE'],
+  ['Alter_routine_priv', 'ALTER ROUTINE'],
+  ['Create_user_priv', 'CREATE USER'],
+  ['Event_priv', 'EVENT'],
+  ['Trigger_priv', 'TRIGGER'],
+  ['Create_tablespace_priv', 'CREATE TABLESPACE'],
+  ['Create_role_priv', 'CREATE ROLE'],
+  ['Drop_role_priv', 'DROP ROLE'],
 ];
 
-/** An account's global privileges, ALL PRIVILEGES expanded, GRANT OPTION left out (it is a flag). */
+/** mysql.db's privilege columns in MySQL 8.0. */
+const DB_PRIVILEGE_COLUMNS: [string, string][] = [
+  ['Select_priv', 'SELECT'],
+  ['Insert_priv', 'INSERT'],
+  ['Update_priv', 'UPDATE'],
+  ['Delete_priv', 'DELETE'],
+  ['Create_priv', 'CREATE'],
+  ['Drop_priv', 'DROP'],
+  ['Grant_priv', 'GRANT OPTION'],
+  ['References_priv', 'REFERENCES'],
+  ['Index_priv', 'INDEX'],
+  ['Alter_priv', 'ALTER'],
+  ['Create_tmp_table_priv', 'CREATE TEMPORARY TABLES'],
+  ['Lock_tables_priv', 'LOCK TABLES'],
+  ['Create_view_priv', 'CREATE VIEW'],
+  ['Show_view_priv', 'SHOW VIEW'],
+  ['Create_routine_priv', 'CREATE ROUTINE'],
+  ['Alter_routine_priv', 'ALTER ROUTINE'],
+  ['Execute_priv', 'EXECUTE'],
+  ['Event_priv', 'EVENT'],
+  ['Trigger_priv', 'TRIGGER'],
+];
+
+/** An account's mysql.user row: the five columns the doctor reads, then the privilege columns. */
+function userRow(a: TestAccount): Cell[] {
+  const global = new Set(globalPrivileges(a));
+  const all = global.has('ALL PRIVILEGES');
+  return [
+    a.user,
+    a.host ?? '%',
+    a.plugin ?? 'mysql_native_password',
+    a.authenticationString ?? '',
+    a.locked ? 'Y' : 'N',
+    ...USER_PRIVILEGE_COLUMNS.map(([, p]) =>
+      (all && p !== 'GRANT OPTION') || global.has(p) || (p === 'GRANT OPTION' && (a.grants ?? []).includes(p))
+        ? 'Y'
+        : 'N',
+    ),
+  ];
+}
+
+/** An account's global privileges (static and dynamic), GRANT OPTION left out (it is a flag). */
 function globalPrivileges(a: TestAccount): string[] {
+  return (a.grants ?? []).filter((g) => !/ ON /i.test(g) && g !== 'GRANT OPTION');
+}
+
+/** An account's database (`table` `*`) and table grants: `SELECT, INSERT ON orders.*`. */
+function scopedGrants(a: TestAccount): { db: string; table: string; privileges: Set<string> }[] {
   return (a.grants ?? [])
-    .filter((g) => !/ ON /i.test(g) && g !== 'GRANT OPTION')
-    .flatMap((g) => (g === 'ALL PRIVILEGES' ? ALL_STATIC : [g]));
+    .filter((g) => / ON /i.test(g))
+    .map((g) => {
+      const [privileges, on] = g.split(/ ON /i) as [string, string];
+      const [db, table] = on.split('.') as [string, string];
+      return {
+        db,
+        table,
+        privileges: new Set(
+          privileges.split(',').map((p) =>
+            p
+              .trim()
+              .toUpperCase()
+              .replace(/^ALL PRIVILEGES$/, 'ALL'),
+          ),
+        ),
+      };
+    });
 }
 
 /** A LIKE pattern (`%`, `_`, `\_` for a literal underscore) as a regular expression. */

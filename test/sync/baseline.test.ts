@@ -196,6 +196,7 @@ describe('drift between two snapshots', () => {
       const saved = [structuredClone(prod), structuredClone(billing)];
       try {
         prod.find((a) => a.user === 'app')!.grants!.push('SUPER');
+        prod.find((a) => a.user === 'dev_proxy')!.grants = ['SELECT, INSERT, DELETE ON orders.*'];
         prod.find((a) => a.user === 'admin')!.grants!.push('PROCESS');
         prod.find((a) => a.user === '')!.authenticationString = GROUP_MAPPING.replace(
           'dev_proxy',
@@ -238,20 +239,27 @@ describe('drift between two snapshots', () => {
     expect(changes).toEqual(
       expect.arrayContaining([
         [`GRANT on app@% in ${DB.name} (observed by sync, not audited)`, 'high'],
+        [`GRANT on dev_proxy@% in ${DB.name} (observed by sync, not audited)`, expect.any(String)],
         [`CREATE USER on intruder@% in ${DB.name} (observed by sync, not audited)`, 'medium'],
         [`DROP USER on report@% in ${PROD2.name} (observed by sync, not audited)`, 'medium'],
         [`ALTER USER on ''@% in ${DB.name} (observed by sync, not audited)`, 'medium'],
       ]),
     );
-    expect(changes).toHaveLength(4);
+    expect(changes).toHaveLength(5);
+    // A database privilege granted unaudited is drift too, named by its scope.
+    expect(
+      byRule('privilege.change').find((a) => a.title.includes('dev_proxy'))?.details?.observed,
+    ).toMatchObject({
+      change: 'privileges +DELETE ON `orders`.*',
+    });
     expect(byRule('mapping.change').map((a) => a.title)).toEqual([
       `IAM mapping changed on ${DB.name}: alter ''@% (observed by sync, not audited)`,
     ]);
     // The audited changes raise their own alerts, from the audit events, and no observed one.
     expect(alerts.filter((a) => a.evidence.includes('ev-alice-leaves'))).toHaveLength(1);
     expect(observed.some((a) => a.title.includes('alice') || a.title.includes('admin@'))).toBe(false);
-    // bob + dave, app, intruder, report, mapping; alice and admin were audited.
-    expect(stats).toMatchObject({ drift: 6, audited: 2 });
+    // bob + dave, app, dev_proxy, intruder, report, mapping; alice and admin were audited.
+    expect(stats).toMatchObject({ drift: 7, audited: 2 });
   });
 
   it('a break-glass membership removed unaudited ends its grant: the stale alert is resolved', async () => {

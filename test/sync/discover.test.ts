@@ -104,6 +104,59 @@ describe('sync discovery', () => {
     ]);
   });
 
+  it("reads every account's privileges from the grant tables, as SHOW GRANTS writes them, with SELECT on each table alone", async () => {
+    const { snapshot } = await sync();
+    const prod = snapshot.dbSystems.find((d) => d.id === DB.id)!;
+    const grants = (user: string) => prod.accounts!.find((a) => a.user === user)!.grants;
+    expect(snapshot.parts[`accounts:${DB.id}`]!.warning).toBeUndefined();
+    expect(grants('dba_proxy')).toEqual([
+      'GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, RELOAD, SHUTDOWN, PROCESS, FILE, REFERENCES, INDEX, ALTER, SHOW DATABASES, SUPER, CREATE TEMPORARY TABLES, LOCK TABLES, EXECUTE, REPLICATION SLAVE, REPLICATION CLIENT, CREATE VIEW, SHOW VIEW, CREATE ROUTINE, ALTER ROUTINE, CREATE USER, EVENT, TRIGGER, CREATE TABLESPACE, CREATE ROLE, DROP ROLE ON *.* TO `dba_proxy`@`%` WITH GRANT OPTION',
+    ]);
+    expect(grants('dev_proxy')).toEqual([
+      'GRANT USAGE ON *.* TO `dev_proxy`@`%`',
+      'GRANT SELECT, INSERT ON `orders`.* TO `dev_proxy`@`%`',
+    ]);
+    expect(grants('app')).toEqual([
+      'GRANT SELECT ON *.* TO `app`@`%`',
+      'GRANT UPDATE ON `orders`.`items` TO `app`@`%`',
+    ]);
+    // Through its role: the role's privileges, and the role itself.
+    expect(grants('emergency_admin')).toEqual([
+      'GRANT CREATE USER ON *.* TO `emergency_admin`@`%`',
+      'GRANT SYSTEM_USER ON *.* TO `emergency_admin`@`%`',
+      'GRANT `admin_role`@`%` TO `emergency_admin`@`%`',
+    ]);
+    expect(grants('hwaudit')).toEqual([
+      'GRANT USAGE ON *.* TO `hwaudit`@`%`',
+      'GRANT AUDIT_ADMIN ON *.* TO `hwaudit`@`%`',
+      'GRANT SELECT ON `mysql`.`db` TO `hwaudit`@`%`',
+      'GRANT SELECT ON `mysql`.`global_grants` TO `hwaudit`@`%`',
+      'GRANT SELECT ON `mysql`.`role_edges` TO `hwaudit`@`%`',
+      'GRANT SELECT ON `mysql`.`tables_priv` TO `hwaudit`@`%`',
+      'GRANT SELECT ON `mysql`.`user` TO `hwaudit`@`%`',
+    ]);
+    expect(prod.accounts!.find((a) => a.user === 'dev_proxy')!.privileges).toEqual([]);
+  });
+
+  it('without SELECT on a grant table, says which grant is missing and keeps no grants, but reads the rest', async () => {
+    const prod = fleet.servers.get(DB.id)!.catalogue.accounts;
+    const collector = prod.find((a) => a.user === 'hwaudit')!;
+    const saved = collector.grants!;
+    collector.grants = saved.filter((g) => g !== 'SELECT ON mysql.db');
+    try {
+      const { snapshot, failed } = await sync();
+      expect(failed).toEqual([]);
+      expect(snapshot.parts[`accounts:${DB.id}`]!.warning).toBe(
+        "cannot read mysql.db: privileges from there are not known, nor the accounts' grants (GRANT SELECT ON mysql.db TO hwaudit)",
+      );
+      const db = snapshot.dbSystems.find((d) => d.id === DB.id)!;
+      expect(db.accounts!.every((a) => a.grants === undefined)).toBe(true);
+      expect(db.privilegedAccounts).toContain('dba_proxy');
+    } finally {
+      collector.grants = saved;
+    }
+  });
+
   it('pages every list and retries throttled calls, counting each request', async () => {
     fleet.endpoint.faults.failNext('identity.listUserGroupMemberships', 2, 429);
     fleet.endpoint.faults.failNext('identitydomains.listGroups', 1, 429);

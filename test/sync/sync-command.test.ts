@@ -6,6 +6,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
 import type { Alert } from '../../schemas/alert.js';
+import type { ReportDocument } from '../../schemas/report.js';
 import { validateConfig } from '../../shared/config/load-config.js';
 import { DB, GROUPS, USERS } from '../../shared/detect/timeline.js';
 import { SqliteStore } from '../../shared/state/sqlite-store.js';
@@ -93,6 +94,10 @@ describe('sync --print', () => {
     expect(prod.endpoints.map((e) => e.role)).toEqual(['primary', 'replica']);
     expect(prod.privilegedAccounts).toContain('dba_proxy');
     expect(prod.accounts.find((a) => a.user === '')?.plugin).toBe('authentication_oci');
+    expect(prod.accounts.find((a) => a.user === 'dev_proxy')?.grants).toEqual([
+      'GRANT USAGE ON *.* TO `dev_proxy`@`%`',
+      'GRANT SELECT, INSERT ON `orders`.* TO `dev_proxy`@`%`',
+    ]);
     expect(read.directory.memberships).toContainEqual(
       expect.objectContaining({ user: USERS.alice, group: GROUPS.dba }),
     );
@@ -131,6 +136,30 @@ describe('sync --state', () => {
     expect(first.code).toBe(0);
     expect(first.stderr).toMatch(/first snapshot of this state: it is the baseline/);
     expect(first.stdout).toBe('');
+    // The access review shows the privileges sync read, which the configuration does not list.
+    const tomorrow = new Date(Date.now() + 86_400_000).toISOString().slice(0, 10);
+    const review = await cli([
+      'report',
+      'access-review',
+      '--state',
+      state,
+      '--period',
+      'P2D',
+      '--to',
+      tomorrow,
+      '--format',
+      'json',
+    ]);
+    expect(review.code).toBe(0);
+    const entitlements = (JSON.parse(review.stdout) as ReportDocument).sections.find(
+      (s) => s.id === 'entitlements',
+    )!.table!;
+    const privileges = entitlements.columns.findIndex((c) => c.id === 'privileges');
+    const bob = entitlements.rows.find((r) => r[0] === 'bob@example.com')!;
+    expect(bob[privileges]).toEqual([
+      'GRANT USAGE ON *.* TO `dev_proxy`@`%`',
+      'GRANT SELECT, INSERT ON `orders`.* TO `dev_proxy`@`%`',
+    ]);
     fleet.directory.memberships.push({
       id: 'ocid1.groupmembership.oc1..bob-bg',
       userId: USERS.bob,
