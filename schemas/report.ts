@@ -20,7 +20,7 @@ export type ReportFormat = (typeof REPORT_FORMATS)[number];
 /**
  * How a column's cells read: `count` a quantity, `number` a number that names rather than counts
  * (a MySQL error code), `time` ISO 8601 UTC text, `duration` milliseconds, `percent` 0 to 100,
- * `flag` true/false, `list` an array of text, `code` SQL (literals redacted).
+ * `flag` true/false, `list` an array of text, `code` SQL (literals redacted): a statement or an array of them.
  */
 export const COLUMN_TYPES = [
   'text',

@@ -197,7 +197,7 @@ export const accessReview: ReportDefinition = {
                   column('db_system', 'DB system'),
                   column('mysql_account', 'MySQL account'),
                   column('privileged', 'Privileged', 'flag'),
-                  column('privileges', 'Privileges', 'list'),
+                  column('privileges', 'Privileges', 'code'),
                   column('held_from', 'Held from', 'time'),
                   column('held_until', 'Held until', 'time'),
                   column('sessions', 'Sessions', 'count'),

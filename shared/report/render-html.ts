@@ -127,7 +127,9 @@ function wrapping(text: string): string {
 function cell(value: Cell, col: Column): string {
   if (value === null || (Array.isArray(value) && value.length === 0)) return '<td class="empty">—</td>';
   if (Array.isArray(value))
-    return `<td><ul>${value.map((v) => (col.type === 'code' ? `<li><code>${escapeHtml(v)}</code></li>` : `<li${wrapping(v)}>${escapeHtml(v)}</li>`)).join('')}</ul></td>`;
+    return col.type === 'code'
+      ? `<td class="code"><ul>${value.map((v) => `<li><code>${escapeHtml(v)}</code></li>`).join('')}</ul></td>`
+      : `<td><ul>${value.map((v) => `<li${wrapping(v)}>${escapeHtml(v)}</li>`).join('')}</ul></td>`;
   if (typeof value === 'boolean') return `<td class="flag-${value}">${value ? 'yes' : 'no'}</td>`;
   if (typeof value === 'number') {
     if (col.type === 'duration') return `<td class="num">${duration(value)}</td>`;

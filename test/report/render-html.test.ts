@@ -53,3 +53,18 @@ describe('charts', () => {
     expect(barLabels(renderHtml(withChart({ ...chart, stacked: true })))).toEqual(['30.3', '5.5']);
   });
 });
+
+describe('tables', () => {
+  it('a list of statements is set as code, in a cell as wide as a statement', () => {
+    const doc = withChart({ kind: 'bar', title: 'c', categories: [], series: [] });
+    const grants = ['GRANT USAGE ON *.* TO `app`@`%`', 'GRANT SELECT ON `orders`.* TO `app`@`%`'];
+    doc.sections[0]!.table = {
+      columns: [{ id: 'privileges', title: 'Privileges', type: 'code' }],
+      rows: [[grants]],
+      totalRows: 1,
+    };
+    expect(renderHtml(doc)).toContain(
+      '<td class="code"><ul><li><code>GRANT USAGE ON *.* TO `app`@`%`</code></li><li><code>GRANT SELECT ON `orders`.* TO `app`@`%`</code></li></ul></td>',
+    );
+  });
+});
