@@ -238,7 +238,7 @@ export async function readAccounts(session: SqlSession, collectorUser: string): 
   ].sort();
   const read: AccountsRead = { accounts, privilegedAccounts, statements };
   if (!complete)
-    read.warning = `cannot read ${missing.join(', ')}: privileges from there are not known, nor the accounts' grants (GRANT SELECT ON ${missing.join(`, `)} TO ${collectorUser})`;
+    read.warning = `cannot read ${missing.join(', ')}: privileges from there are not known, nor the accounts' grants (${missing.map((t) => `GRANT SELECT ON ${t} TO ${collectorUser};`).join(' ')})`;
   return read;
 }
 
