@@ -119,21 +119,26 @@ export type InvocationSummary = {
     gaps: number;
     error?: string;
   }[];
-  /** `sync`: the snapshot stored, the parts that could not be read (their previous data kept), the OCI requests it cost. */
-  sync?: { snapshot: string; failed: string[]; requests: number };
+  /**
+   * `sync`: the snapshot stored, the parts that could not be read (their previous data kept), what
+   * parts read could not read in full (`part: warning`, with the fix), the OCI requests it cost.
+   */
+  sync?: { snapshot: string; failed: string[]; warnings?: string[]; requests: number };
   /** `report`: the period, the objects written, and whether this call published the message. */
   report?: PublishResult;
 };
 
 /**
  * Whether an answered invocation's log line is a warning (what a log alarm watches for): a body
- * refused, an instance not read, a part of a sync not read, or `_Audit` records lost to an outage.
+ * refused, an instance not read, a part of a sync not read or read in part, or `_Audit` records
+ * lost to an outage.
  */
 function needsAttention(s: InvocationSummary): boolean {
   return (
     s.error !== undefined ||
     (s.instances ?? []).some((i) => i.error !== undefined) ||
     (s.sync?.failed.length ?? 0) > 0 ||
+    s.sync?.warnings !== undefined ||
     s.deliveryGap !== undefined
   );
 }
@@ -513,9 +518,13 @@ export class FunctionHost {
           now: this.now,
           ...(budget === undefined ? {} : { signal: AbortSignal.timeout(budget) }),
         });
+        const warnings = Object.entries(result.snapshot.parts)
+          .flatMap(([part, p]) => (p.warning === undefined ? [] : [`${part}: ${p.warning}`]))
+          .sort();
         sync = {
           snapshot: result.snapshot.id,
           failed: result.failed.map((f) => f.part),
+          ...(warnings.length > 0 ? { warnings } : {}),
           requests: Object.values(result.snapshot.requests.oci).reduce((a, b) => a + b, 0),
         };
         return result.alerts;

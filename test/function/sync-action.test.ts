@@ -2,11 +2,11 @@
 // (Identity, Identity Domains, MySQL), accounts from MySQL-protocol test servers, a SQLite state.
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { FunctionError, FunctionHost } from '../../functions/function-host.js';
-import { GROUPS, USERS } from '../../shared/detect/timeline.js';
+import { DB, GROUPS, USERS } from '../../shared/detect/timeline.js';
 import { SqliteStore } from '../../shared/state/sqlite-store.js';
 import { removeTempDirs, tempDir } from '../helpers/fdk-harness.js';
 import { Lines } from '../helpers/host-batches.js';
-import { type SyncFleet, startSyncFleet, testDirectory } from '../helpers/sync-fleet.js';
+import { PROD2, type SyncFleet, startSyncFleet, testDirectory } from '../helpers/sync-fleet.js';
 
 let fleet: SyncFleet;
 
@@ -64,6 +64,36 @@ describe('{"action":"sync"}', () => {
     const store = SqliteStore.open(statePath);
     expect(await store.snapshots(0)).toHaveLength(2);
     await store.close();
+  });
+
+  it('a part read in part says what it lacks and the fix, in the summary and as a warning', async () => {
+    const collector = fleet.servers.get(DB.id)!.catalogue.accounts.find((a) => a.user === 'hwaudit')!;
+    const saved = collector.grants!;
+    collector.grants = saved.filter((g) => g !== 'SELECT ON mysql.tables_priv');
+    const stderr = new Lines();
+    try {
+      const fn = new FunctionHost({
+        env: {
+          ...fleet.env,
+          HWAUDIT_CONFIG: JSON.stringify(fleet.config()),
+          HWAUDIT_STATE: `${tempDir('hwaudit-sync-fn-')}/state.sqlite`,
+        },
+        stdout: new Lines(),
+        stderr,
+      });
+      const summary = await fn.invoke(SYNC);
+      expect(summary.sync).toMatchObject({
+        failed: [],
+        // The collector's grants are the same on both DB systems.
+        warnings: [DB.id, PROD2.id].map(
+          (id) =>
+            `accounts:${id}: cannot read mysql.tables_priv: privileges from there are not known, nor the accounts' grants (GRANT SELECT ON mysql.tables_priv TO hwaudit;)`,
+        ),
+      });
+      expect(stderr.lines.map((l) => JSON.parse(l) as { level: string }).at(-1)?.level).toBe('warn');
+    } finally {
+      collector.grants = saved;
+    }
   });
 
   it('stops at Fn-Deadline: nothing stored, a DEADLINE error the schedule retries', async () => {

@@ -56,7 +56,7 @@ describe('charts', () => {
 
 describe('tables', () => {
   it('a list of statements is set as code, in a cell as wide as a statement', () => {
-    const doc = withChart({ kind: 'bar', title: 'c', categories: [], series: [] });
+    const doc = withChart({ kind: 'bar', title: 'c', categories: [], series: [], stacked: false });
     const grants = ['GRANT USAGE ON *.* TO `app`@`%`', 'GRANT SELECT ON `orders`.* TO `app`@`%`'];
     doc.sections[0]!.table = {
       columns: [{ id: 'privileges', title: 'Privileges', type: 'code' }],
