@@ -4,6 +4,7 @@ import type { Config, DbSystemConfig } from '../../schemas/config.js';
 import { AuditError } from '../errors.js';
 import { inGroups } from '../in-groups.js';
 import { allowListed } from '../rules/access-local-account.js';
+import { grantsFix, readAccounts } from '../sync/read-accounts.js';
 import { auditFlavorOf } from './audit-log-reader.js';
 import { describePrincipal, type IamPrincipal, TOKEN_REFRESH_MARGIN_MS } from './iam-login.js';
 import { type InstanceTarget, instanceError, type SqlSession } from './mysql-connection.js';
@@ -115,6 +116,7 @@ export async function diagnose(
       await checkAuditLog(probe, variables, prefix, target, add);
     }
     await checkIam(probe, db, target, add, known);
+    if (target.endpoint.role === 'primary') await checkPrivileges(session, target, add);
   } finally {
     await session.close();
   }
@@ -253,6 +255,29 @@ async function checkAuditLog(
       raised ? undefined : `raise ${name} in the DB system's configuration`,
     );
   }
+}
+
+/** Whether sync can read every account's privileges here (it reads the primary's grant tables). */
+async function checkPrivileges(session: SqlSession, target: InstanceTarget, add: Add): Promise<void> {
+  let read: Awaited<ReturnType<typeof readAccounts>>;
+  try {
+    read = await readAccounts(session, target.settings.user);
+  } catch {
+    return; // mysql.user cannot be read: the IAM accounts check says so, and the grant.
+  }
+  if (read.missing.length > 0)
+    add(
+      'privileges',
+      'warn',
+      `cannot read ${read.missing.join(', ')}: sync cannot tell the accounts' privileges (the access review's, the privileged accounts, privilege drift) from there`,
+      grantsFix(read.missing, target.settings.user),
+    );
+  else
+    add(
+      'privileges',
+      'pass',
+      `sync can read the privileges of ${read.accounts.length} account(s), ${read.privilegedAccounts.length} of them privileged`,
+    );
 }
 
 async function checkIam(

@@ -39,6 +39,8 @@ export type AccountsRead = {
   /** User names holding a privileged privilege. */
   privilegedAccounts: string[];
   statements: number;
+  /** The grant tables besides mysql.user that could not be read. */
+  missing: string[];
   /** What could not be read (dynamic privileges, roles, database or table privileges) and the grant that fixes it. */
   warning?: string;
 };
@@ -236,10 +238,15 @@ export async function readAccounts(session: SqlSession, collectorUser: string): 
   const privilegedAccounts = [
     ...new Set(accounts.filter((a) => a.privileges.some((p) => PRIVILEGED.has(p))).map((a) => a.user)),
   ].sort();
-  const read: AccountsRead = { accounts, privilegedAccounts, statements };
+  const read: AccountsRead = { accounts, privilegedAccounts, statements, missing };
   if (!complete)
-    read.warning = `cannot read ${missing.join(', ')}: privileges from there are not known, nor the accounts' grants (${missing.map((t) => `GRANT SELECT ON ${t} TO ${collectorUser};`).join(' ')})`;
+    read.warning = `cannot read ${missing.join(', ')}: privileges from there are not known, nor the accounts' grants (${grantsFix(missing, collectorUser)})`;
   return read;
+}
+
+/** The statements that let `user` read the grant tables `missing`, one a table as MySQL takes them. */
+export function grantsFix(missing: readonly string[], user: string): string {
+  return missing.map((t) => `GRANT SELECT ON ${t} TO ${user};`).join(' ');
 }
 
 /** GRANT OPTION held through a dynamic privilege's grant option counts as GRANT OPTION. */

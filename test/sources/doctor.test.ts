@@ -19,6 +19,11 @@ const COLLECTOR: TestAccount = {
     'SELECT ON mysql.audit_log_filter',
     'SELECT ON mysql.audit_log_user',
     'SELECT ON mysql.user',
+    // sync: every account's privileges
+    'SELECT ON mysql.global_grants',
+    'SELECT ON mysql.role_edges',
+    'SELECT ON mysql.db',
+    'SELECT ON mysql.tables_priv',
   ],
 };
 const servers: HeatWaveTestServer[] = [];
@@ -30,13 +35,17 @@ afterEach(async () => {
   await Promise.all(servers.splice(0).map((s) => s.stop()));
 });
 
-async function diagnoseWith(opts: TestServerOptions, collector: Record<string, unknown> = {}) {
+async function diagnoseWith(
+  opts: TestServerOptions,
+  collector: Record<string, unknown> = {},
+  account: TestAccount = COLLECTOR,
+) {
   const base = baseConfig();
   const server = await HeatWaveTestServer.start({
     tls: { key: tls.key, cert: tls.cert },
     audit: new AuditLog(),
     ...opts,
-    accounts: [COLLECTOR, ...(opts.accounts ?? [])],
+    accounts: [account, ...(opts.accounts ?? [])],
   });
   servers.push(server);
   const { config } = validateConfig({
@@ -87,6 +96,9 @@ describe('doctor', () => {
     expect(checks['IAM accounts']!.detail).toBe(
       '2 authentication_oci account(s): 1 group mapping(s), 1 1-to-1',
     );
+    expect(checks.privileges!.detail).toBe(
+      'sync can read the privileges of 3 account(s), 1 of them privileged',
+    );
     expect(checks['collector account']).toMatchObject({
       status: 'warn',
       fix: 'add "hwaudit@%" to dbSystems[].allowedLocalAccounts',
@@ -94,16 +106,22 @@ describe('doctor', () => {
   });
 
   it('a misconfigured instance fails with the fix for each problem', async () => {
-    const { ready, checks } = await diagnoseWith({
-      version: '8.0.32-u1-cloud',
-      auditVariables: { format: 'NEW' },
-      filters: [{ name: 'logins_only', filter: { filter: { class: { name: 'connection' } } } }],
-      filterUsers: [{ user: '%', host: '', filter: 'logins_only' }],
-      accounts: [
-        { user: 'x', plugin: 'authentication_oci', authenticationString: '{"user":"ocid1.user.oc1..x"}' },
-      ],
-      plugins: [],
-    });
+    const withoutSync = (g: string) => g !== 'SELECT ON mysql.db' && g !== 'SELECT ON mysql.tables_priv';
+    const collector = { ...COLLECTOR, grants: COLLECTOR.grants!.filter(withoutSync) };
+    const { ready, checks } = await diagnoseWith(
+      {
+        version: '8.0.32-u1-cloud',
+        auditVariables: { format: 'NEW' },
+        filters: [{ name: 'logins_only', filter: { filter: { class: { name: 'connection' } } } }],
+        filterUsers: [{ user: '%', host: '', filter: 'logins_only' }],
+        accounts: [
+          { user: 'x', plugin: 'authentication_oci', authenticationString: '{"user":"ocid1.user.oc1..x"}' },
+        ],
+        plugins: [],
+      },
+      {},
+      collector,
+    );
     expect(ready).toBe(false);
     expect(checks['server version']).toMatchObject({ status: 'warn', detail: 'MySQL 8.0.32-u1-cloud' });
     expect(checks['JSON format']).toMatchObject({
@@ -121,6 +139,12 @@ describe('doctor', () => {
     });
     expect(checks['IAM accounts']!.detail).toContain("1 not in the configuration ('x'@'%')");
     expect(checks['IAM accounts']!.fix).toMatch(/^run sync \(it reads them; then doctor --state\)/);
+    expect(checks.privileges).toMatchObject({
+      status: 'warn',
+      detail:
+        "cannot read mysql.db, mysql.tables_priv: sync cannot tell the accounts' privileges (the access review's, the privileged accounts, privilege drift) from there",
+      fix: 'GRANT SELECT ON mysql.db TO hwaudit; GRANT SELECT ON mysql.tables_priv TO hwaudit;',
+    });
   });
 
   it('checks the instances at once and lists them in the configuration order, a down one failing alone', async () => {
