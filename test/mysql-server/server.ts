@@ -530,22 +530,6 @@ export class HeatWaveTestServer {
             }
           : denied('SELECT'),
     },
-    {
-      pattern: /^SHOW GRANTS$/i,
-      handle: (_m, session) => {
-        const u = session.user;
-        const who = `\`${u.user}\`@\`${u.host ?? '%'}\``;
-        const globals = (u.grants ?? []).filter((g) => !/ ON /i.test(g));
-        const rows: Cell[][] = [[`GRANT USAGE ON *.* TO ${who}`]];
-        if (globals.length > 0) rows.push([`GRANT ${globals.join(',')} ON *.* TO ${who}`]);
-        for (const t of (u.grants ?? []).filter((g) => / ON /i.test(g))) {
-          const [priv, on] = t.split(/ ON /i) as [string, string];
-          const [db, table] = on.split('.') as [string, string];
-          rows.push([`GRANT ${priv} ON \`${db}\`.\`${table}\` TO ${who}`]);
-        }
-        return { columns: [{ name: `Grants for ${u.user}@${u.host ?? '%'}` }], rows };
-      },
-    },
   ];
 
   private answer(channel: PacketChannel, session: SessionState, sql: string): Answer {
