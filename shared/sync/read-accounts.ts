@@ -231,7 +231,15 @@ export async function readAccounts(session: SqlSession, collectorUser: string): 
       // Only the authentication_oci mapping is kept: other plugins store password hashes here.
       if (plugin === 'authentication_oci' && authenticationString !== '')
         account.authenticationString = authenticationString;
-      if (complete) account.grants = grantLines(user, host, h, roles.get(key) ?? [], every);
+      if (complete)
+        account.grants = grantLines(
+          user,
+          host,
+          h,
+          roles.get(key) ?? [],
+          every,
+          restrictions(r.User_attributes),
+        );
       return account;
     })
     .sort((a, b) => (accountName(a) < accountName(b) ? -1 : accountName(a) > accountName(b) ? 1 : 0));
@@ -257,8 +265,8 @@ function dynamicGrantOption(h: Held): string[] {
 /**
  * An account's effective privileges as `SHOW GRANTS FOR ... USING` its roles writes them: static
  * global privileges by name (`USAGE` for none), dynamic ones (those with grant option on a line of
- * their own), each database and table (`ALL PRIVILEGES` where it holds every one of the level),
- * then the roles granted to it.
+ * their own), each database (`ALL PRIVILEGES` where it holds every one of the level), its own
+ * partial revokes, each table, then the roles granted to it.
  */
 function grantLines(
   user: string,
@@ -266,6 +274,7 @@ function grantLines(
   h: Held,
   roles: readonly string[],
   every: { database: ReadonlySet<string>; table: ReadonlySet<string> },
+  revoked: readonly Restriction[],
 ): string[] {
   const to = `TO ${quoteAccount(user, host)}`;
   const line = (privileges: string[], scope: string, option: boolean, separator = ', ') =>
@@ -284,17 +293,58 @@ function grantLines(
     const dynamic = [...h.dynamic].filter(([, o]) => o === option).map(([p]) => p);
     if (dynamic.length > 0) lines.push(line(dynamic.sort(), '*.*', option, ','));
   }
-  for (const scope of [...h.scopes.keys()].filter((s) => s !== '*.*').sort()) {
+  const scoped = (scope: string) => {
     const { set, option, names } = held(scope);
     const level = scope.endsWith('.*') ? every.database : every.table;
     const all = level.size > 0 && [...level].every((p) => p === GRANT_OPTION || set.has(p));
     lines.push(line(all ? [ALL] : names.length > 0 ? names : ['USAGE'], scope, option));
-  }
+  };
+  const scopes = [...h.scopes.keys()].filter((s) => s !== '*.*').sort();
+  for (const scope of scopes.filter((s) => s.endsWith('.*'))) scoped(scope);
+  lines.push(...revokeLines(user, host, revoked));
+  for (const scope of scopes.filter((s) => !s.endsWith('.*'))) scoped(scope);
   for (const role of [...roles].sort()) {
     const at = role.lastIndexOf('@');
     lines.push(`GRANT ${quoteAccount(role.slice(0, at), role.slice(at + 1))} ${to}`);
   }
   return lines;
+}
+
+/** A partial revoke: global privileges taken back on one database (`partial_revokes`). */
+type Restriction = { database: string; privileges: string[] };
+
+/** An account's partial revokes, from `mysql.user.User_attributes` (`{"Restrictions": [...]}`). */
+function restrictions(attributes: unknown): Restriction[] {
+  let parsed: unknown;
+  try {
+    parsed =
+      typeof attributes === 'string' || Buffer.isBuffer(attributes)
+        ? JSON.parse(text(attributes))
+        : attributes;
+  } catch {
+    return [];
+  }
+  const list = (parsed as { Restrictions?: unknown } | null)?.Restrictions;
+  if (!Array.isArray(list)) return [];
+  return list.flatMap((r: { Database?: unknown; Privileges?: unknown }) =>
+    typeof r?.Database === 'string' && Array.isArray(r.Privileges)
+      ? [
+          {
+            database: r.Database,
+            privileges: r.Privileges.map((p) => normalizePrivilege(String(p))).sort(byRank),
+          },
+        ]
+      : [],
+  );
+}
+
+function revokeLines(user: string, host: string, revoked: readonly Restriction[]): string[] {
+  return [...revoked]
+    .sort((a, b) => (a.database < b.database ? -1 : a.database > b.database ? 1 : 0))
+    .map(
+      (r) =>
+        `REVOKE ${r.privileges.join(', ')} ON ${quoteName(r.database)}.* FROM ${quoteAccount(user, host)}`,
+    );
 }
 
 /** The `*_priv` columns of a grant table's row and the privilege each stands for, in column order. */

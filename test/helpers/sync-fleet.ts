@@ -68,7 +68,12 @@ export function prodAccounts(): TestAccount[] {
     { user: 'emergency_admin', locked: true, roles: ['admin_role'] },
     { user: 'admin_role', locked: true, grants: ['SYSTEM_USER', 'CREATE USER'] },
     { user: 'dev_proxy', locked: true, grants: ['SELECT, INSERT ON orders.*'] },
-    { user: 'admin', plugin: 'caching_sha2_password', grants: ['SELECT', 'AUDIT_ADMIN'] },
+    {
+      user: 'admin',
+      plugin: 'caching_sha2_password',
+      grants: ['SELECT', 'AUDIT_ADMIN'],
+      restrictions: [{ database: 'mysql', privileges: ['SELECT'] }],
+    },
     { user: 'app', plugin: 'caching_sha2_password', grants: ['SELECT', 'UPDATE ON orders.items'] },
   ];
 }

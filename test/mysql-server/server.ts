@@ -37,6 +37,8 @@ export type TestAccount = {
   grants?: string[];
   /** Roles granted to the account (`role_name@host`, host `%` when omitted). */
   roles?: string[];
+  /** Partial revokes (`partial_revokes`): global privileges taken back on a database. */
+  restrictions?: { database: string; privileges: string[] }[];
 };
 
 export type ServerCatalogue = {
@@ -443,6 +445,7 @@ export class HeatWaveTestServer {
                 'authentication_string',
                 'account_locked',
                 ...USER_PRIVILEGE_COLUMNS.map(([column]) => column),
+                'User_attributes',
               ].map((name) => ({ name })),
               rows: this.catalogue.accounts.map(userRow),
             }
@@ -642,7 +645,7 @@ const DB_PRIVILEGE_COLUMNS: [string, string][] = [
   ['Trigger_priv', 'TRIGGER'],
 ];
 
-/** An account's mysql.user row: the five columns the doctor reads, then the privilege columns. */
+/** An account's mysql.user row: the five columns the doctor reads, the privilege columns, User_attributes. */
 function userRow(a: TestAccount): Cell[] {
   const global = new Set(globalPrivileges(a));
   const all = global.has('ALL PRIVILEGES');
@@ -657,6 +660,12 @@ function userRow(a: TestAccount): Cell[] {
         ? 'Y'
         : 'N',
     ),
+    // JSON, as MySQL keeps partial revokes; NULL without any.
+    a.restrictions
+      ? JSON.stringify({
+          Restrictions: a.restrictions.map((r) => ({ Database: r.database, Privileges: r.privileges })),
+        })
+      : null,
   ];
 }
 

@@ -120,6 +120,12 @@ describe('sync discovery', () => {
       'GRANT SELECT ON *.* TO `app`@`%`',
       'GRANT UPDATE ON `orders`.`items` TO `app`@`%`',
     ]);
+    // A partial revoke (partial_revokes) follows the database grants.
+    expect(grants('admin')).toEqual([
+      'GRANT SELECT ON *.* TO `admin`@`%`',
+      'GRANT AUDIT_ADMIN ON *.* TO `admin`@`%`',
+      'REVOKE SELECT ON `mysql`.* FROM `admin`@`%`',
+    ]);
     // Through its role: the role's privileges, and the role itself.
     expect(grants('emergency_admin')).toEqual([
       'GRANT CREATE USER ON *.* TO `emergency_admin`@`%`',
