@@ -64,9 +64,16 @@ function mergeAccounts(
   const listed = configured.map((a) => {
     const read = unlisted.get(accountKey(a));
     unlisted.delete(accountKey(a));
-    return a.grants === undefined && read?.grants !== undefined ? { ...a, grants: read.grants } : a;
+    return withGrants(a, read);
   });
   return [...listed, ...[...unlisted.values()].map(configAccount)];
+}
+
+/** An account the configuration lists, with the grants sync read where it lists none. */
+function withGrants<T extends { grants?: G }, G>(listed: T, read: { grants?: G } | undefined): T {
+  return listed.grants === undefined && read?.grants !== undefined
+    ? { ...listed, grants: read.grants }
+    : listed;
 }
 
 function accountKey(a: { user?: unknown; host?: unknown }): string {
@@ -137,7 +144,7 @@ export function configWithSnapshot(input: unknown, snapshot: Snapshot): Raw {
       ...new Set([...strings(found.privilegedAccounts), ...strings(mine.privilegedAccounts)]),
     ],
     accounts: mergeBy(list(found.accounts), list(mine.accounts), accountKey, (read, listed) =>
-      listed.grants === undefined && read.grants !== undefined ? { ...listed, grants: read.grants } : listed,
+      withGrants(listed, read),
     ),
   })).map(({ endpoints, ...db }) => {
     const listed = list(endpoints);
