@@ -311,8 +311,9 @@ export class FunctionHost {
         ...(this.lockMs === undefined ? {} : { lockMs: this.lockMs }),
         code: failure.code,
         error: failure.message,
-        // Stack frames only: the first line of a stack repeats the message, which may hold data.
-        ...(failure === error ? {} : { frames: stackFrames(error) }),
+        // For an unexpected failure, where the code went wrong: stack frames only (the first line
+        // of a stack repeats the message, which may hold data). An expected one says it all.
+        ...(failure.code === 'INTERNAL' ? { frames: stackFrames(error) } : {}),
       });
       throw failure;
     }

@@ -302,6 +302,34 @@ describe('FunctionHost deadline', () => {
 });
 
 describe('FunctionHost failures (thrown, so the caller retries)', () => {
+  it('logs where the code went wrong for an unexpected failure only, never its message', async () => {
+    const failures = { commit: 1 };
+    const expected = makeHost({ wrapStore: (s) => flaky(s, failures) });
+    await rejection(expected.host.invoke(loggingBatch()));
+    const refused = expected.stderr.json().at(-1)!;
+    expect(refused).toMatchObject({ msg: 'invocation failed', code: 'STORE_FAILED' });
+    expect(refused.frames).toBeUndefined();
+
+    const unexpected = makeHost({
+      wrapStore: (s) =>
+        new Proxy(s, {
+          get(target, prop) {
+            if (prop === 'commit')
+              return async () => {
+                throw new TypeError("Cannot read properties of undefined (reading 'bob@example.com')");
+              };
+            const value = Reflect.get(target, prop, target);
+            return typeof value === 'function' ? value.bind(target) : value;
+          },
+        }),
+    });
+    expect((await rejection(unexpected.host.invoke(loggingBatch()))).code).toBe('INTERNAL');
+    const failed = unexpected.stderr.json().at(-1)!;
+    expect(failed).toMatchObject({ msg: 'invocation failed', code: 'INTERNAL' });
+    expect((failed.frames as string[])[0]).toMatch(/^at /);
+    expect(unexpected.stderr.lines.join('\n')).not.toContain('bob@example.com');
+  });
+
   it('a store failure drops the cached pipeline; the retry re-opens the store and does the work once', async () => {
     const failures = { commit: 0 };
     const h = makeHost({ wrapStore: (s) => flaky(s, failures) });
