@@ -176,7 +176,8 @@ export class Correlator {
     this.open.deleteWhere((s) => s.connectTs < stale);
     if (this.recent.length === 0 || this.recent[0]!.connectTs >= before) return;
     this.recent = this.recent.filter((s) => s.connectTs >= before || this.open.isOpen(s));
-    this.models.signOns.prune(before - this.config.tokenLifetime);
+    // A connection applied up to the retention late is attributed as it would have been on time.
+    this.models.signOns.prune(stale - this.config.tokenLifetime);
   }
 
   /**

@@ -33,3 +33,55 @@ describe('SignOns.usersFrom', () => {
     expect(s.latestBefore('u1', 45 * MIN, WINDOW, '10.0.0.1')).toBeUndefined();
   });
 });
+
+describe('SignOns rows', () => {
+  const DAY = 24 * 60 * MIN;
+
+  it('keeps a row per user and day, so that a sign-on rewrites its day alone; a month reads back whole', () => {
+    const cache = new EntityCache();
+    const s = new SignOns(cache);
+    for (let d = 0; d < 30; d++)
+      s.add('u1', { ts: d * DAY + 9 * 60 * MIN, key: `k${d}`, success: true, ip: '10.0.0.1' });
+    cache.drainChanges();
+    s.add('u1', { ts: 29 * DAY + 10 * 60 * MIN, key: 'late', success: true, ip: '10.0.0.1' });
+    expect(cache.drainChanges()).toEqual([
+      {
+        kind: 'signon',
+        key: 'u1\u000029',
+        body: [expect.objectContaining({ key: 'k29' }), expect.objectContaining({ key: 'late' })],
+      },
+    ]);
+    const reloaded = new SignOns(cache);
+    expect(reloaded.latestBefore('u1', 3 * DAY + 9 * 60 * MIN + MIN, WINDOW, '10.0.0.1')?.key).toBe('k3');
+    expect([...reloaded.usersFrom('10.0.0.1', 3 * DAY + 9 * 60 * MIN + MIN, WINDOW)]).toEqual(['u1']);
+  });
+
+  it('splits a row a user kept whole (a state written before) into days, and drops it', () => {
+    const cache = new EntityCache();
+    const list = [
+      { ts: 1 * DAY + MIN, key: 'a', success: true, ip: '10.0.0.1' },
+      { ts: 2 * DAY + MIN, key: 'b', success: true, ip: '10.0.0.1' },
+    ];
+    cache.load({ kind: 'signon', key: 'u1', body: list });
+    const s = new SignOns(cache);
+    expect(cache.drainChanges().sort((x, y) => (x.key < y.key ? -1 : 1))).toEqual([
+      { kind: 'signon', key: 'u1', body: null },
+      { kind: 'signon', key: 'u1\u00001', body: [list[0]] },
+      { kind: 'signon', key: 'u1\u00002', body: [list[1]] },
+    ]);
+    expect(s.latestBefore('u1', 2 * DAY + 2 * MIN, WINDOW, undefined)?.key).toBe('b');
+  });
+
+  it('in whatever order sign-ons of one instant come, the same one is the latest', () => {
+    const a = { ts: 5 * MIN, key: 'a', success: true, ip: '10.0.0.1' };
+    const b = { ts: 5 * MIN, key: 'b', success: true, ip: '10.0.0.1' };
+    const first = new SignOns(new EntityCache());
+    first.add('u1', a);
+    first.add('u1', b);
+    const second = new SignOns(new EntityCache());
+    second.add('u1', b);
+    second.add('u1', a);
+    expect(first.latestBefore('u1', 6 * MIN, WINDOW, undefined)?.key).toBe('b');
+    expect(second.latestBefore('u1', 6 * MIN, WINDOW, undefined)?.key).toBe('b');
+  });
+});

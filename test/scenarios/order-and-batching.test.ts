@@ -142,6 +142,31 @@ describe('late IAM data', () => {
   });
 });
 
+describe('late MySQL data', () => {
+  it("an instance's log read days late is attributed by the sign-ons of its time, as it would have been on time", async () => {
+    const early = db.connect({ at: at(1), conn: 1, account: 'admin' });
+    const signOn = iam.signOn({ at: at(5), user: USERS.bob, ip: '10.0.0.7' });
+    // IAM events go on for three days (past the lookback) before the instance's log is read on.
+    const days = iam.signOn({ at: at(3 * 24 * 60), user: USERS.alice, ip: '10.0.0.9' });
+    const late = db.connect({
+      at: at(10),
+      conn: 2,
+      account: 'dev_proxy',
+      user: 'dev_proxy',
+      ip: '10.0.0.7',
+      proxy: true,
+    });
+    const r = await runBatches([[early, signOn, days], [late]]);
+    expect(r.sessions.find((s) => s.connectKey === late.key)).toMatchObject({
+      identity: { id: USERS.bob },
+      attribution: { method: 'signon-correlated' },
+    });
+    expect(r.alerts.filter((a) => a.rule === 'access.unattributed')).toEqual([]);
+    const onTime = await runBatches([[early, signOn, late, days]]);
+    expect(fingerprint(r)).toEqual(fingerprint(onTime));
+  });
+});
+
 describe('bounded memory', () => {
   it('forgets open sessions whose disconnect never came once they are older than the retention', async () => {
     const connects = [1, 2, 3].map((i) => db.connect({ at: at(i), conn: i, account: 'app' }));
