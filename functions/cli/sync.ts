@@ -35,7 +35,8 @@ export const SYNC_HELP = `Usage: heatwave-iam-audit sync --config FILE --state F
 
 Discovers the fleet: IAM users, groups and memberships (classic IAM and every identity domain),
 the DB systems of a compartment and those below it (endpoints, read replicas), and each DB
-system's MySQL accounts and privileges over the collector's connection. The result is a snapshot
+system's MySQL accounts and privileges over the collector's connection (SELECT on mysql.user,
+global_grants, role_edges, db and tables_priv; doctor says which it lacks). The result is a snapshot
 in the state store, which the pipeline uses as its baseline; the configuration keeps what cannot
 be discovered and wins where it says otherwise. A change since the previous snapshot that no audit
 event in the state explains is an alert, marked observed, not audited: run it after the audit
