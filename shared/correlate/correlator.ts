@@ -174,10 +174,10 @@ export class Correlator {
   evict(before: number): void {
     const stale = before + this.config.lookback - this.config.retention;
     this.open.deleteWhere((s) => s.connectTs < stale);
-    if (this.recent.length === 0 || this.recent[0]!.connectTs >= before) return;
-    this.recent = this.recent.filter((s) => s.connectTs >= before || this.open.isOpen(s));
     // A connection applied up to the retention late is attributed as it would have been on time.
     this.models.signOns.prune(stale - this.config.tokenLifetime);
+    if (this.recent.length === 0 || this.recent[0]!.connectTs >= before) return;
+    this.recent = this.recent.filter((s) => s.connectTs >= before || this.open.isOpen(s));
   }
 
   /**

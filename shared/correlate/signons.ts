@@ -9,6 +9,7 @@ export type SignOn = { ts: number; key: string; success: boolean; ip?: string; m
 
 const SIGNON = 'signon';
 const DAY = 86_400_000;
+const PRUNE_EVERY = 3_600_000;
 
 /** The row of a user's sign-ons of one UTC day. */
 const rowKey = (userId: string, ts: number) => `${userId}\u0000${Math.floor(ts / DAY)}`;
@@ -18,6 +19,8 @@ export class SignOns {
   private readonly byUser = new Map<string, SignOn[]>();
   /** Successful sign-ons by client IP (user and time), in time order: who may be behind a connection from it. */
   private readonly byIp = new Map<string, { userId: string; ts: number }[]>();
+  /** Where the last prune cut. */
+  private prunedTo = Number.NEGATIVE_INFINITY;
 
   constructor(private readonly cache: EntityCache) {
     for (const [key, list] of [...cache.entries<SignOn[]>(SIGNON)]) {
@@ -78,8 +81,13 @@ export class SignOns {
     return undefined;
   }
 
-  /** Drops sign-ons older than `before`. */
+  /**
+   * Drops sign-ons older than `before`, an hour of event time at most after the last time: one kept
+   * a little longer corroborates only connections older than the retention, which are not applied.
+   */
   prune(before: number): void {
+    if (before < this.prunedTo + PRUNE_EVERY) return;
+    this.prunedTo = before;
     for (const [key, list] of [...this.cache.entries<SignOn[]>(SIGNON)]) {
       const first = firstAfter(list, before - 1);
       if (first === list.length) this.cache.delete(SIGNON, key);

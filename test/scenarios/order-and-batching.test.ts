@@ -181,4 +181,15 @@ describe('bounded memory', () => {
     expect(later.pipeline.openSessions).toBe(1);
     expect(later.sessions).toHaveLength(4);
   });
+
+  it('forgets sign-ons older than the retention, in a scope that sees no connection too', async () => {
+    const store = SqliteStore.open(':memory:');
+    const signOns = [0, 1, 5].map((day) =>
+      iam.signOn({ at: at(day * 24 * 60), user: USERS.bob, ip: '10.0.0.7' }),
+    );
+    await runBatches([signOns], { store, config: { retention: 'P2D' } });
+    const rows = (await store.loadEntities()).filter((r) => r.kind === 'signon');
+    expect(rows.map((r) => (r.body as { ts: number }[]).map((s) => s.ts))).toEqual([[at(5 * 24 * 60)]]);
+    await store.close();
+  });
 });
