@@ -87,8 +87,9 @@ export async function alertOutput(
   format: OutputFormat,
 ): Promise<{ sink: AlertSink; close(): Promise<void> }> {
   const render = (a: Alert) => formatAlert(format, a);
+  // No --out, or one naming a standard stream: the stream the command was given.
   const standard = path === undefined ? 'stdout' : standardStream(path);
-  if (standard !== undefined || path === undefined)
+  if (path === undefined || standard !== undefined)
     return { sink: new JsonlSink(io[standard ?? 'stdout'], format, render), close: async () => undefined };
   const sink = await FileSink.open(path, format, render);
   let closed: Promise<void> | undefined;
