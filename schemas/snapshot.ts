@@ -58,7 +58,10 @@ export const SnapshotAccountSchema = z.object({
   plugin: z.string(),
   authenticationString: z.string().optional(),
   locked: z.boolean(),
-  /** Global privileges (upper case, `GRANT OPTION` included), direct or through granted roles. */
+  /**
+   * Global privileges (upper case, `GRANT OPTION` included), direct or through granted roles; then,
+   * where `grants` is known, database and table ones as `PRIVILEGE ON scope` (``SELECT ON `orders`.*``).
+   */
   privileges: z.array(z.string()),
   /**
    * Every privilege it holds, its own and its roles', as `SHOW GRANTS` writes them (global,

@@ -180,30 +180,17 @@ function scoped(...sides: (SnapshotAccount | undefined)[]): boolean {
   return sides.every((a) => a === undefined || a.grants !== undefined);
 }
 
-/** An account as a drift event shows it; `scoped`: with its database and table privileges. */
+/**
+ * An account as a drift event shows it; `scoped`: with its database and table privileges
+ * (`PRIVILEGE ON scope`), else its global ones alone.
+ */
 function definition(a: SnapshotAccount, scoped: boolean): AccountDefinition {
   return {
     plugin: a.plugin,
     ...(a.authenticationString !== undefined ? { authenticationString: a.authenticationString } : {}),
     locked: a.locked,
-    privileges: scoped ? [...a.privileges, ...scopedPrivileges(a.grants ?? [])] : a.privileges,
+    privileges: scoped ? a.privileges : a.privileges.filter((p) => !p.includes(' ON ')),
   };
-}
-
-/** A grant line as sync writes it: the privileges, the scope, the grant option. */
-const GRANT_LINE =
-  /^GRANT (.+?) ON (\*\.\*|`(?:[^`]|``)*`\.(?:\*|`(?:[^`]|``)*`)) TO .*?( WITH GRANT OPTION)?$/;
-
-/** The database and table privileges of an account's grant lines, each as `PRIVILEGE ON scope`. */
-function scopedPrivileges(grants: readonly string[]): string[] {
-  const out: string[] = [];
-  for (const line of grants) {
-    const m = GRANT_LINE.exec(line);
-    if (!m || m[2] === '*.*') continue;
-    for (const p of m[1]!.split(', ')) if (p !== 'USAGE') out.push(`${p} ON ${m[2]}`);
-    if (m[3]) out.push(`GRANT OPTION ON ${m[2]}`);
-  }
-  return out;
 }
 
 function describeAccountChange(

@@ -226,7 +226,8 @@ export async function readAccounts(session: SqlSession, collectorUser: string): 
         host,
         plugin,
         locked: text(r.account_locked) === 'Y',
-        privileges: [...global].sort(),
+        // Database and table ones too where every grant table was read (drift compares them).
+        privileges: [...[...global].sort(), ...(complete ? scopedPrivileges(h) : [])],
       };
       // Only the authentication_oci mapping is kept: other plugins store password hashes here.
       if (plugin === 'authentication_oci' && authenticationString !== '')
@@ -295,19 +296,37 @@ function grantLines(
   }
   const scoped = (scope: string) => {
     const { set, option, names } = held(scope);
-    const level = scope.endsWith('.*') ? every.database : every.table;
+    const level = isDatabase(scope) ? every.database : every.table;
     const all = level.size > 0 && [...level].every((p) => p === GRANT_OPTION || set.has(p));
     lines.push(line(all ? [ALL] : names.length > 0 ? names : ['USAGE'], scope, option));
   };
-  const scopes = [...h.scopes.keys()].filter((s) => s !== '*.*').sort();
-  for (const scope of scopes.filter((s) => s.endsWith('.*'))) scoped(scope);
+  const { databases, tables } = scopesOf(h);
+  for (const scope of databases) scoped(scope);
   lines.push(...revokeLines(user, host, revoked));
-  for (const scope of scopes.filter((s) => !s.endsWith('.*'))) scoped(scope);
+  for (const scope of tables) scoped(scope);
   for (const role of [...roles].sort()) {
     const at = role.lastIndexOf('@');
     lines.push(`GRANT ${quoteAccount(role.slice(0, at), role.slice(at + 1))} ${to}`);
   }
   return lines;
+}
+
+const isDatabase = (scope: string) => scope.endsWith('.*');
+
+/** An account's database and table scopes, each in order. */
+function scopesOf(h: Held): { databases: string[]; tables: string[] } {
+  const scopes = [...h.scopes.keys()].filter((s) => s !== '*.*').sort();
+  return { databases: scopes.filter(isDatabase), tables: scopes.filter((s) => !isDatabase(s)) };
+}
+
+/** Database and table privileges, each as `PRIVILEGE ON scope` (GRANT OPTION last in its scope). */
+function scopedPrivileges(h: Held): string[] {
+  const { databases, tables } = scopesOf(h);
+  return [...databases, ...tables].flatMap((scope) => {
+    const set = h.scopes.get(scope)!;
+    const names = [...set].filter((p) => p !== GRANT_OPTION).sort(byRank);
+    return [...names, ...(set.has(GRANT_OPTION) ? [GRANT_OPTION] : [])].map((p) => `${p} ON ${scope}`);
+  });
 }
 
 /** A partial revoke: global privileges taken back on one database (`partial_revokes`). */

@@ -3,6 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { validateConfig } from '../../shared/config/load-config.js';
 import { DB, GROUPS, USERS } from '../../shared/detect/timeline.js';
+import { followSnapshots } from '../../shared/sync/drift.js';
 import { runSync } from '../../shared/sync/sync.js';
 import { DOMAIN, PROD2, type SyncFleet, startSyncFleet } from '../helpers/sync-fleet.js';
 
@@ -141,7 +142,34 @@ describe('sync discovery', () => {
       'GRANT SELECT ON `mysql`.`tables_priv` TO `hwaudit`@`%`',
       'GRANT SELECT ON `mysql`.`user` TO `hwaudit`@`%`',
     ]);
-    expect(prod.accounts!.find((a) => a.user === 'dev_proxy')!.privileges).toEqual([]);
+    // Its privileges: global ones (none), then database and table ones, which drift compares.
+    expect(prod.accounts!.find((a) => a.user === 'dev_proxy')!.privileges).toEqual([
+      'SELECT ON `orders`.*',
+      'INSERT ON `orders`.*',
+    ]);
+  });
+
+  it('a database grant completed to every privilege is drift of the one privilege added', async () => {
+    const devProxy = fleet.servers.get(DB.id)!.catalogue.accounts.find((a) => a.user === 'dev_proxy')!;
+    const saved = devProxy.grants!;
+    try {
+      devProxy.grants = [
+        'SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, GRANT OPTION, REFERENCES, INDEX, ALTER, CREATE TEMPORARY TABLES, LOCK TABLES, CREATE VIEW, SHOW VIEW, CREATE ROUTINE, ALTER ROUTINE, EXECUTE, EVENT ON orders.*',
+      ];
+      const { snapshot: first } = await sync();
+      devProxy.grants = ['ALL PRIVILEGES, GRANT OPTION ON orders.*'];
+      const { snapshot: second } = await sync({}, first);
+      const grants = (s: typeof first) =>
+        s.dbSystems.find((d) => d.id === DB.id)!.accounts!.find((a) => a.user === 'dev_proxy')!.grants;
+      // SHOW GRANTS writes it as ALL PRIVILEGES; what changed is TRIGGER.
+      expect(grants(second)).toContain(
+        'GRANT ALL PRIVILEGES ON `orders`.* TO `dev_proxy`@`%` WITH GRANT OPTION',
+      );
+      const events = followSnapshots(first, [second]).events;
+      expect(events.map((e) => e.observed.change)).toEqual(['privileges +TRIGGER ON `orders`.*']);
+    } finally {
+      devProxy.grants = saved;
+    }
   });
 
   it('without SELECT on a grant table, says which grant is missing and keeps no grants, but reads the rest', async () => {

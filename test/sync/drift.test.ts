@@ -35,9 +35,17 @@ const drift = (a: Snapshot, b: Snapshot) => followSnapshots(a, [b]).events;
 
 describe('drift of privileges', () => {
   it('a database privilege granted or revoked between two snapshots that read them is a change, named by scope', () => {
-    const before = first({ grants: [USAGE, 'GRANT SELECT ON `orders`.* TO `app`@`%`'] });
+    const before = first({
+      grants: [USAGE, 'GRANT SELECT ON `orders`.* TO `app`@`%`'],
+      privileges: ['SELECT ON `orders`.*'],
+    });
     const after = second({
       grants: [USAGE, 'GRANT SELECT, DELETE ON `orders`.`items` TO `app`@`%` WITH GRANT OPTION'],
+      privileges: [
+        'SELECT ON `orders`.`items`',
+        'DELETE ON `orders`.`items`',
+        'GRANT OPTION ON `orders`.`items`',
+      ],
     });
     const [event, ...rest] = drift(before, after);
     expect(rest).toEqual([]);
@@ -54,14 +62,18 @@ describe('drift of privileges', () => {
 
   it('the same grants are no change', () => {
     const grants = [USAGE, 'GRANT SELECT ON `orders`.* TO `app`@`%`'];
-    expect(drift(first({ grants }), second({ grants: [...grants] }))).toEqual([]);
+    const privileges = ['SELECT ON `orders`.*'];
+    expect(
+      drift(first({ grants, privileges }), second({ grants: [...grants], privileges: [...privileges] })),
+    ).toEqual([]);
   });
 
   it('grants read for the first time (a snapshot without them before) are no change; global privileges still are', () => {
     const grants = [USAGE, 'GRANT SELECT ON `orders`.* TO `app`@`%`'];
-    expect(drift(first({}), second({ grants }))).toEqual([]);
-    expect(drift(first({ grants }), second({}))).toEqual([]);
-    const [event] = drift(first({}), second({ grants, privileges: ['SUPER'] }));
+    const scoped = ['SELECT ON `orders`.*'];
+    expect(drift(first({}), second({ grants, privileges: scoped }))).toEqual([]);
+    expect(drift(first({ grants, privileges: scoped }), second({}))).toEqual([]);
+    const [event] = drift(first({}), second({ grants, privileges: ['SUPER', ...scoped] }));
     expect(event?.observed.change).toBe('privileges +SUPER');
   });
 });
