@@ -89,9 +89,9 @@ export async function alertOutput(
   const render = (a: Alert) => formatAlert(format, a);
   // No --out, or one naming a standard stream: the stream the command was given.
   const standard = path === undefined ? 'stdout' : standardStream(path);
-  if (path === undefined || standard !== undefined)
-    return { sink: new JsonlSink(io[standard ?? 'stdout'], format, render), close: async () => undefined };
-  const sink = await FileSink.open(path, format, render);
+  if (standard !== undefined)
+    return { sink: new JsonlSink(io[standard], format, render), close: async () => undefined };
+  const sink = await FileSink.open(path!, format, render);
   let closed: Promise<void> | undefined;
   return { sink, close: () => (closed ??= sink.close()) };
 }
