@@ -29,8 +29,7 @@
 // - what a retry can fix (bad settings, store or sink failure, too close to Fn-Deadline): a thrown
 //   FunctionError. Its message carries codes, counts and paths only, because the FDK echoes it in
 //   the 502 body; no cause is attached because the FDK logs the thrown error with util.inspect.
-import type { Alert } from '../schemas/alert.js';
-import { SEVERITIES } from '../schemas/alert.js';
+import { type Alert, recordKey, SEVERITIES } from '../schemas/alert.js';
 import type { Config } from '../schemas/config.js';
 import type { DeadLetter, DeadLetterCode } from '../schemas/dead-letter.js';
 import type { ActiveRule } from '../shared/config/active-rules.js';
@@ -962,7 +961,7 @@ class PublishedDigests implements AlertSink {
     for (const group of ordered) {
       await this.digests.send(group);
       await this.digests.flush();
-      if (ordered.length > 1) await this.published(group.map((a) => a.id));
+      if (ordered.length > 1) await this.published(group.map(recordKey));
     }
   }
 }

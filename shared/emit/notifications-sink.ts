@@ -9,8 +9,7 @@
 // them delivered before a budget-delayed digest is published; a process that dies before
 // `close()` loses that digest (not the alerts: they are in the store and on the stream).
 import type { NotificationDataPlaneClient } from 'oci-ons';
-import type { Alert, Severity } from '../../schemas/alert.js';
-import { SEVERITIES } from '../../schemas/alert.js';
+import { type Alert, recordKey, recordTime, SEVERITIES, type Severity } from '../../schemas/alert.js';
 import { AuditError } from '../errors.js';
 import { callWithRetry, DEFAULT_RETRY, type RetryPolicy, sleepMs } from '../oci/clients.js';
 import type { AlertSink } from './sink.js';
@@ -172,8 +171,9 @@ export class NotificationsSink implements AlertSink {
         group = { key, rule: alert.rule, severity: alert.severity, firstQueuedAt: t, alerts: new Map() };
         this.groups.set(key, group);
       }
-      // Keyed by id: a batch the pipeline re-sends after a failure merges instead of doubling.
-      group.alerts.set(alert.id, alert);
+      // Keyed by record: a batch the pipeline re-sends after a failure merges instead of doubling,
+      // and an alert and its resolution are two records.
+      group.alerts.set(recordKey(alert), alert);
     }
     await this.publishReady(false);
   }
@@ -230,9 +230,11 @@ export class NotificationsSink implements AlertSink {
 
   /** Publishes the largest part of the group that fits one message and removes it from the group. */
   private async publishPart(group: Group): Promise<void> {
-    const all = [...group.alerts.values()].sort((a, b) =>
-      a.time < b.time ? -1 : a.time > b.time ? 1 : a.id < b.id ? -1 : 1,
-    );
+    const all = [...group.alerts.values()].sort((a, b) => {
+      const ta = recordTime(a);
+      const tb = recordTime(b);
+      return ta < tb ? -1 : ta > tb ? 1 : recordKey(a) < recordKey(b) ? -1 : 1;
+    });
     const render = (n: number) =>
       renderDigest(group.rule, group.severity, all.slice(0, n), this.topItems, all.length);
     let take = all.length;
@@ -251,7 +253,7 @@ export class NotificationsSink implements AlertSink {
       this.stats.splits += 1;
       if (requestBytes(message) > this.maxBytes) {
         throw new AuditError('PAYLOAD_TOO_LARGE', `${this.name}: one alert does not fit a notification`, {
-          details: { sink: this.name, alertId: all[0]?.id ?? null },
+          details: { sink: this.name, alertId: all[0] ? recordKey(all[0]) : null },
         });
       }
     }
@@ -261,7 +263,7 @@ export class NotificationsSink implements AlertSink {
       this.retry,
       'SINK_FAILED',
     );
-    for (const a of all.slice(0, take)) group.alerts.delete(a.id);
+    for (const a of all.slice(0, take)) group.alerts.delete(recordKey(a));
     if (group.alerts.size === 0) this.groups.delete(group.key);
     this.stats.published += 1;
     this.stats.alertsPublished += take;
@@ -301,38 +303,57 @@ function topCounts(values: string[], n: number): string {
   return shown.join(', ');
 }
 
+/** `3 alerts, 1 resolved`: the open alerts and the resolutions among `records`. */
+export function recordCounts(records: readonly Alert[]): string {
+  const resolved = records.filter((r) => r.status === 'resolved').length;
+  const open = records.length - resolved;
+  if (open === 0) return `${resolved} resolved`;
+  return `${open} alert${open === 1 ? '' : 's'}${resolved ? `, ${resolved} resolved` : ''}`;
+}
+
+/** The line that says how a resolution record resolved its alert. */
+export function resolutionLine(record: Alert): string | undefined {
+  const r = record.resolution;
+  return r ? `  RESOLVED (${r.reason}) at ${r.time}: ${clean(r.note, 300)}` : undefined;
+}
+
 /**
- * One digest message for `alerts` (a time-ordered slice of a group of `groupSize`). The last
- * line lists every alert id in the message, so each alert is accounted for in exactly one digest.
+ * One digest message for `records` (a slice of a group of `groupSize`, in order of their event
+ * time: an alert's, or a resolution's). A resolution says so, in the title when the slice holds
+ * nothing else. The last line lists every record in the message (a resolution as
+ * `<id>:resolved`), so each is accounted for in exactly one digest.
  */
 export function renderDigest(
   rule: string,
   severity: Severity,
-  alerts: Alert[],
+  records: Alert[],
   topItems: number,
   groupSize: number,
 ): DigestMessage {
-  const n = alerts.length;
-  const first = alerts[0]?.time ?? '';
-  const last = alerts[n - 1]?.time ?? '';
+  const n = records.length;
+  const first = records[0] ? recordTime(records[0]) : '';
+  const last = records[n - 1] ? recordTime(records[n - 1]!) : '';
   const part = n < groupSize ? ` (${n} of ${groupSize} queued)` : '';
-  const title = clean(
-    `[${severity.toUpperCase()}] ${rule}: ${n} alert${n === 1 ? '' : 's'}${part}`,
-    ONS_MAX_TITLE_CHARS,
-  );
-  const newest = [...alerts].reverse().slice(0, topItems);
+  const what = recordCounts(records);
+  const label = records.every((r) => r.status === 'resolved') ? 'RESOLVED' : severity.toUpperCase();
+  const title = clean(`[${label}] ${rule}: ${what}${part}`, ONS_MAX_TITLE_CHARS);
+  const newest = [...records].reverse().slice(0, topItems);
   const lines = [
-    `heatwave-iam-audit digest: ${n} alert${n === 1 ? '' : 's'} of rule ${clean(rule)}, severity ${severity}${part}`,
+    `heatwave-iam-audit digest: ${what} of rule ${clean(rule)}, severity ${severity}${part}`,
     `Event time: ${first}${last !== first ? ` .. ${last}` : ''}`,
-    `DB systems: ${topCounts(alerts.map(dbSystem), 5)}`,
-    `People: ${topCounts(alerts.map(person), 5)}`,
+    `DB systems: ${topCounts(records.map(dbSystem), 5)}`,
+    `People: ${topCounts(records.map(person), 5)}`,
     `Newest ${newest.length} of ${n}:`,
-    ...newest.map((a) => {
+    ...newest.flatMap((a) => {
       const account = a.mysqlAccount ? ` as ${clean(a.mysqlAccount, 80)}` : '';
-      return `- ${a.time} ${person(a)}${account} on ${dbSystem(a)}: ${clean(a.title)}`;
+      const resolution = resolutionLine(a);
+      return [
+        `- ${a.time} ${person(a)}${account} on ${dbSystem(a)}: ${clean(a.title)}`,
+        ...(resolution ? [resolution] : []),
+      ];
     }),
     'Full detail: the alert stream / SIEM, by alert id.',
-    `Alert ids (${n}): ${alerts.map((a) => a.id).join(' ')}`,
+    `Alert ids (${n}): ${records.map(recordKey).join(' ')}`,
   ];
   return { title, body: lines.join('\n') };
 }

@@ -10,7 +10,9 @@ import {
   dbSystem,
   ONS_MAX_TITLE_CHARS,
   person,
+  recordCounts,
   requestBytes,
+  resolutionLine,
 } from '../emit/notifications-sink.js';
 import { AuditError } from '../errors.js';
 
@@ -29,20 +31,10 @@ function lineBytes(line: string): number {
   return Buffer.byteLength(JSON.stringify(line), 'utf8');
 }
 
-function plural(n: number, word: string): string {
-  return `${n} ${word}${n === 1 ? '' : 's'}`;
-}
-
 /** `... 3 alerts, 1 resolved, 2 muted` */
 function counts(records: readonly { record: Alert; muted: boolean }[]): string {
-  const open = records.filter((r) => r.record.status === 'open').length;
-  const resolved = records.length - open;
   const muted = records.filter((r) => r.muted).length;
-  return [
-    plural(open, 'alert'),
-    ...(resolved ? [`${resolved} resolved`] : []),
-    ...(muted ? [`${muted} muted`] : []),
-  ].join(', ');
+  return `${recordCounts(records.map((r) => r.record))}${muted ? `, ${muted} muted` : ''}`;
 }
 
 function link(record: Alert, locate: Locate): string {
@@ -56,10 +48,8 @@ function describe(record: Alert, locate: Locate): string[] {
     `- ${recordTime(record)} [${record.severity.toUpperCase()}] ${clean(record.rule, 60)}: ${clean(record.title)}`,
     `  ${person(record)}${account} on ${dbSystem(record)}${record.group ? ` via ${clean(record.group.name, 80)}` : ''}`,
   ];
-  if (record.resolution)
-    lines.push(
-      `  RESOLVED (${record.resolution.reason}) at ${record.resolution.time}: ${clean(record.resolution.note, 300)}`,
-    );
+  const resolution = resolutionLine(record);
+  if (resolution) lines.push(resolution);
   lines.push(link(record, locate));
   return lines;
 }

@@ -176,6 +176,34 @@ describe('NotificationsSink: digests within the Notifications limits', () => {
     expect(renderDigest('r', 'low', [evil], 5, 1).body).toContain('line break bell');
   });
 
+  it('announces a resolution as one, apart from its alert, whether they come together or apart', async () => {
+    const h = await setup();
+    const sink = sinkOn(h);
+    const alert = makeAlert(1, 'break-glass.stale', 'high');
+    const resolution: Alert = {
+      ...alert,
+      status: 'resolved',
+      resolution: {
+        reason: 'membership-removed',
+        time: '2026-11-01T02:00:00.000Z',
+        note: 'membership\nremoved',
+        evidence: ['k-removed'],
+      },
+    };
+    await sink.send([alert, resolution]);
+    await sink.send([resolution]); // a resolution alone, in a later call
+    await sink.close();
+    const [both, alone] = h.ons.published;
+    expect(both!.title).toBe('[HIGH] break-glass.stale: 1 alert, 1 resolved');
+    expect(both!.body).toContain(
+      '  RESOLVED (membership-removed) at 2026-11-01T02:00:00.000Z: membership removed',
+    );
+    expect(idsOf(both!)).toEqual([alert.id, `${alert.id}:resolved`]);
+    expect(alone!.title).toBe('[RESOLVED] break-glass.stale: 1 resolved');
+    expect(alone!.body).toContain('Event time: 2026-11-01T02:00:00.000Z\n');
+    expect(idsOf(alone!)).toEqual([`${alert.id}:resolved`]);
+  });
+
   it('splits one large group into parts under 64 KB, each alert in exactly one part', async () => {
     const h = await setup();
     const sink = sinkOn(h);
