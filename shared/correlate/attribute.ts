@@ -121,11 +121,11 @@ export function attribute(facts: ConnectFacts, models: Models, tokenLifetime: nu
   };
 
   // 2a. The plugin's external user names a person.
-  const external = login.os ? directory.findUser(login.os) : undefined;
+  const external = login.os ? directory.findUser(login.os, ts) : undefined;
   if (external) return resolveNamed(external.id, 'external-user');
 
   // 2b. The name the client sent names a person.
-  const named = login.user ? directory.findUser(login.user) : undefined;
+  const named = login.user ? directory.findUser(login.user, ts) : undefined;
   if (named) return resolveNamed(named.id, 'login-name');
 
   // 2c. Exactly one member of a candidate group signed on from the same client IP. Candidates

@@ -410,7 +410,7 @@ export class Correlator {
 
   private processIam(ev: IamEvent, late: boolean): void {
     const { directory, memberships, signOns } = this.models;
-    const user = directory.noteUser(ev.user?.id, ev.user?.name);
+    const user = directory.noteUser(ev.user?.id, ev.user?.name, ev.ts);
     const noted = ev.group ? directory.noteGroup(ev.group.id, ev.group.name, ev.domain?.id) : undefined;
     let group = noted?.row;
     let userId = user?.id;

@@ -45,8 +45,8 @@ const USER = 'user';
 const GROUP = 'group';
 
 export class Directory {
-  /** Lower-cased OCID, name or alias -> user id. */
-  private readonly byName = new Map<string, string>();
+  /** Lower-cased OCID, name or alias -> user ids (a name is reused once its user is deleted). */
+  private readonly byName = new Map<string, string[]>();
   /** Lower-cased group OCID or alias -> group id. */
   private readonly groupById = new Map<string, string>();
   /** Lower-cased group name -> group ids (names repeat across identity domains). */
@@ -111,21 +111,30 @@ export class Directory {
     return named.length === 1 ? named[0] : undefined;
   }
 
-  /** Resolves an OCID, user name or alias (case-insensitive) to a known user. */
-  findUser(nameOrId: string | undefined): DirectoryUserRow | undefined {
+  /**
+   * Resolves an OCID, user name or alias (case-insensitive) to a known user. A name that several
+   * users had (a user deleted and another created under its name) is the one not deleted at `ts`
+   * (default: now), the one learnt last among those.
+   */
+  findUser(nameOrId: string | undefined, ts = Number.POSITIVE_INFINITY): DirectoryUserRow | undefined {
     if (!nameOrId) return undefined;
-    const id = this.byName.get(nameOrId.toLowerCase());
-    return id === undefined ? undefined : this.user(id);
+    const ids = this.byName.get(nameOrId.toLowerCase());
+    if (ids === undefined) return undefined;
+    if (ids.length === 1) return this.user(ids[0]!);
+    const live = ids.filter((id) => this.userStateAt(id, ts).state !== 'deleted');
+    return this.user(live.at(-1) ?? ids.at(-1)!);
   }
 
   /**
    * Learns a user (or a new name for one) from an IAM event. An id the directory does not know
    * but a name it does (identity-domain events carry the domain's own user GUID) resolves to the
-   * known user, and the id becomes one of its aliases.
+   * known user, and the id becomes one of its aliases. An OCID nothing knows is never matched by
+   * name: a user created under the name of a deleted one is another person.
    */
-  noteUser(id: string | undefined, name: string | undefined): DirectoryUserRow | undefined {
-    if (!id) return this.findUser(name);
-    const existing = this.user(id) ?? this.findUser(id) ?? this.findUser(name);
+  noteUser(id: string | undefined, name: string | undefined, ts?: number): DirectoryUserRow | undefined {
+    if (!id) return this.findUser(name, ts);
+    const existing =
+      this.user(id) ?? this.findUser(id) ?? (id.startsWith('ocid1.') ? undefined : this.findUser(name, ts));
     if (existing) {
       this.addAliases(existing, [name, id]);
       return existing;
@@ -198,7 +207,12 @@ export class Directory {
   }
 
   private index(u: DirectoryUserRow): void {
-    for (const n of [u.id, u.name, ...u.aliases]) this.byName.set(n.toLowerCase(), u.id);
+    for (const n of [u.id, u.name, ...u.aliases]) {
+      const key = n.toLowerCase();
+      const ids = this.byName.get(key);
+      if (ids === undefined) this.byName.set(key, [u.id]);
+      else if (!ids.includes(u.id)) ids.push(u.id);
+    }
   }
 
   private indexGroup(g: DirectoryGroupRow): void {

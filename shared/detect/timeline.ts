@@ -208,9 +208,9 @@ function iamEvent(ts: number, kind: IamEventKind, fields: Partial<IamEvent>): Ia
 }
 
 export const iam = {
-  added(s: { at: number; user: string; group: string; membershipId?: string }): IamEvent {
+  added(s: { at: number; user: string; name?: string; group: string; membershipId?: string }): IamEvent {
     return iamEvent(s.at, 'membership_added', {
-      user: { id: s.user },
+      user: { id: s.user, ...(s.name ? { name: s.name } : {}) },
       group: { id: s.group },
       ...(s.membershipId ? { membershipId: s.membershipId } : {}),
     });

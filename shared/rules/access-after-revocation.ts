@@ -116,6 +116,20 @@ export const accessAfterRevocation = defineRule({
       expect: { alerts: 0 },
     },
     {
+      name: 'a user created under the name of a deleted one is another person',
+      events: () => [
+        iam.userState({ at: at(0), user: USERS.alice, kind: 'user_deleted' }),
+        iam.added({
+          at: at(10),
+          user: 'ocid1.user.oc1..alice2',
+          name: 'alice@example.com',
+          group: GROUPS.dba,
+        }),
+        db.connect({ at: at(30), conn: 1, account: 'dba_proxy', user: 'alice@example.com', proxy: true }),
+      ],
+      expect: { alerts: 0 },
+    },
+    {
       name: 'removed then re-added before connecting is silent',
       events: () => [
         iam.removed({ at: at(0), user: USERS.alice, group: GROUPS.dba }),

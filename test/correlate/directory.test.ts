@@ -56,3 +56,31 @@ describe('directory groups', () => {
     expect(d.findGroup(undefined, 'breakglass')?.id).toBe('g');
   });
 });
+
+describe('directory users', () => {
+  it('a user created under the name of a deleted one is another person, whom the name then means', () => {
+    const d = new Directory(new EntityCache());
+    d.seed({
+      key: 'seed',
+      users: [
+        { id: 'ocid1.user.oc1..alice', name: 'alice@example.com', aliases: ['guid-alice'], state: 'active' },
+      ],
+      groups: [],
+    });
+    d.setUserState('ocid1.user.oc1..alice', 'deleted', 100, 'deleted');
+    const again = d.noteUser('ocid1.user.oc1..alice2', 'alice@example.com', 200);
+    expect(again?.id).toBe('ocid1.user.oc1..alice2');
+    expect(d.user('ocid1.user.oc1..alice')?.aliases).toEqual(['guid-alice']);
+    expect(d.findUser('ALICE@example.com')?.id).toBe('ocid1.user.oc1..alice2');
+    expect(d.findUser('alice@example.com', 50)?.id).toBe('ocid1.user.oc1..alice2'); // both live then: the newer
+    expect(d.findUser('guid-alice')?.id).toBe('ocid1.user.oc1..alice');
+    // The same, with the index built again from the stored rows.
+    const cache = new EntityCache();
+    const first = new Directory(cache);
+    first.seed({ key: 's', users: [{ id: 'u2', name: 'bob', aliases: [], state: 'active' }], groups: [] });
+    first.seed({ key: 's2', users: [{ id: 'u1', name: 'bob', aliases: [], state: 'deleted' }], groups: [] });
+    expect(new Directory(cache).findUser('bob')?.id).toBe('u2');
+    // An identity-domain id it does not know still resolves by name.
+    expect(d.noteUser('guid-alice2', 'alice@example.com', 300)?.id).toBe('ocid1.user.oc1..alice2');
+  });
+});
