@@ -2,6 +2,7 @@
 // or tampering with the audit log. Read from the canonical event's `sqlCommand` and its
 // secret-redacted text; statements that failed (status != 0) change nothing.
 import type { DbEvent } from '../../schemas/events.js';
+import { maskLiterals } from '../normalize/redact.js';
 
 export type AccountRef = { user: string; host: string };
 
@@ -32,6 +33,7 @@ const PRIVILEGE_COMMANDS: Record<string, string> = {
   set_password: 'SET PASSWORD',
   create_role: 'CREATE ROLE',
   drop_role: 'DROP ROLE',
+  alter_user_default_role: 'SET DEFAULT ROLE',
 };
 
 // 'user'@'host', `user`@`host`, "user"@"host", user@host, 'user' (host defaults to %).
@@ -130,14 +132,27 @@ function renames(text: string): AccountChange[] {
 
 /** Every AUDIT_TAMPER pattern contains one of these: one scan rules out most statements. */
 const TAMPER_HINT = /audit_log|uninstall/i;
+/**
+ * Read on the text with its literals masked (`maskLiterals`). The variables are the 8.0/8.4
+ * plugin's (`audit_log_disable`), the 9.x component's (`audit_log.disable`) and Percona's
+ * (`audit_log_filter.disable`); the first pattern that matches names the action.
+ */
 const AUDIT_TAMPER: [RegExp, string][] = [
   [/\baudit_log_filter_remove_(filter|user)\s*\(/i, 'filter-removed'],
   [/\baudit_log_filter_set_(filter|user)\s*\(/i, 'filter-changed'],
+  // The filter tables written directly take effect at the next flush (or restart).
+  [
+    /\b(?:(?:INSERT|REPLACE)(?:\s+(?:LOW_PRIORITY|DELAYED|IGNORE))*(?:\s+INTO)?|UPDATE(?:\s+(?:LOW_PRIORITY|IGNORE))*|DELETE(?:\s+(?:LOW_PRIORITY|QUICK|IGNORE))*\s+FROM|TRUNCATE(?:\s+TABLE)?)\s+`?mysql`?\s*\.\s*`?audit_log_(?:filter|user)\b/i,
+    'filter-tables-changed',
+  ],
+  [/\baudit_log_filter_flush\s*\(/i, 'filters-reloaded'],
   [/\bUNINSTALL\s+PLUGIN\s+[`'"]?audit_log\b/i, 'plugin-uninstalled'],
-  [/\bUNINSTALL\s+COMPONENT\s+['"]file:\/\/component_audit/i, 'component-uninstalled'],
-  [/\baudit_log_disable\s*=\s*(ON|1|TRUE)\b/i, 'audit-log-disabled'],
-  [/\baudit_log_(connection_|statement_)?policy\s*=\s*['"]?NONE\b/i, 'audit-policy-none'],
-  [/\baudit_log_exclude_accounts\s*=/i, 'accounts-excluded'],
+  [/\bUNINSTALL\s+COMPONENT\s+['"]?file:\/\/component_audit/i, 'component-uninstalled'],
+  [/\baudit_log(?:[._]filter)?[._]disable\s*:?=\s*(?:ON|1|TRUE)\b/i, 'audit-log-disabled'],
+  [/\baudit_log[._](?:connection_|statement_)?policy\s*:?=\s*NONE\b/i, 'audit-policy-none'],
+  [/\baudit_log[._](?:connection_|statement_)?policy\s*:?=\s*(?!ALL\b)\w/i, 'audit-policy-reduced'],
+  [/\baudit_log[._]exclude_accounts\s*:?=/i, 'accounts-excluded'],
+  [/\baudit_log[._]include_accounts\s*:?=/i, 'accounts-included'],
 ];
 
 /** What a statement changes; empty for ordinary queries and for failed statements. */
@@ -169,7 +184,7 @@ export function statementFacts(event: DbEvent): StatementFacts {
       targets = accountsAfter(text, /^\s*(?:DROP|CREATE)\s+ROLE\s+(?:IF\s+(?:NOT\s+)?EXISTS\s+)?/i);
     } else if (command === 'set_password') {
       targets = accountsAfter(text, /\bSET\s+PASSWORD\s+FOR\s+/i);
-    } else if (command.startsWith('grant')) {
+    } else if (command.startsWith('grant') || command === 'alter_user_default_role') {
       targets = accountsAfter(text, /\sTO\s+/i);
     } else {
       targets = accountsAfter(text, /\sFROM\s+/i);
@@ -186,11 +201,10 @@ export function statementFacts(event: DbEvent): StatementFacts {
     if (proxied) facts.proxyGrant = { proxied, to, revoke };
   }
 
-  for (const [pattern, action] of TAMPER_HINT.test(text) ? AUDIT_TAMPER : []) {
-    if (pattern.test(text)) {
-      facts.auditTamper = { action };
-      break;
-    }
+  if (TAMPER_HINT.test(text)) {
+    const masked = maskLiterals(text);
+    const tamper = AUDIT_TAMPER.find(([pattern]) => pattern.test(masked));
+    if (tamper) facts.auditTamper = { action: tamper[1] };
   }
   return facts;
 }

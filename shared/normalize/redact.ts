@@ -55,6 +55,20 @@ export function redactLiterals(sql: string): string {
   );
 }
 
+/**
+ * For reading what a statement does, not for output: each string literal becomes its bare value
+ * when that is one word, number or path (`'ON'` -> `ON`), else `?`, so that text inside a literal
+ * (`LIKE '%audit_log_disable = ON%'`) never reads as part of the statement.
+ */
+export function maskLiterals(sql: string): string {
+  const tokens = tokenize(sql);
+  return render(sql, tokens, (t) => {
+    if (t.type !== 'string') return undefined;
+    const value = sql.slice(t.start + 1, t.end - 1);
+    return /^[\w.:/-]{1,64}$/.test(value) ? value : LITERAL;
+  });
+}
+
 /** The redaction for SQL that leaves the pipeline: same as `redactLiterals`. */
 export const redactSql = redactLiterals;
 

@@ -78,5 +78,71 @@ export const auditTamper = defineRule({
       ],
       expect: { alerts: 0 },
     },
+    ...(
+      [
+        [
+          'audit log disabled (9.x component)',
+          'set_option',
+          'SET GLOBAL audit_log.disable = true',
+          'audit-log-disabled',
+        ],
+        [
+          'audit log disabled (Percona component)',
+          'set_option',
+          'SET PERSIST audit_log_filter.disable = 1',
+          'audit-log-disabled',
+        ],
+        [
+          'audit log disabled with a quoted value',
+          'set_option',
+          "SET GLOBAL audit_log_disable := 'ON'",
+          'audit-log-disabled',
+        ],
+        [
+          'logging policy reduced',
+          'set_option',
+          "SET GLOBAL audit_log_policy = 'LOGINS'",
+          'audit-policy-reduced',
+        ],
+        [
+          'accounts left out by inclusion',
+          'set_option',
+          "SET GLOBAL audit_log_include_accounts = 'nobody@localhost'",
+          'accounts-included',
+        ],
+        [
+          'filter table written directly',
+          'update',
+          'UPDATE mysql.audit_log_filter SET filter = \'{"filter":{"log":false}}\' WHERE name = \'log_all\'',
+          'filter-tables-changed',
+        ],
+        ['filters reloaded from the tables', 'select', 'SELECT audit_log_filter_flush()', 'filters-reloaded'],
+        [
+          'audit component uninstalled',
+          'uninstall_component',
+          "UNINSTALL COMPONENT 'file://component_audit_log'",
+          'component-uninstalled',
+        ],
+      ] as const
+    ).map(([name, sqlCommand, sql, action]) => ({
+      name,
+      events: () => [db.query({ at: at(1), conn: 4, account: 'admin', sqlCommand, sql })],
+      expect: { alerts: 1, severity: 'critical' as const, match: { details: { action } } },
+    })),
+    ...(
+      [
+        ['audit log enabled', 'SET GLOBAL audit_log.disable = OFF'],
+        ['logging everything', 'SET GLOBAL audit_log_policy = ALL'],
+        ['the filter tables read', 'SELECT name, filter FROM mysql.audit_log_filter'],
+        [
+          'a function name inside a literal',
+          "SELECT note FROM tickets WHERE body LIKE '%audit_log_filter_remove_filter(%'",
+        ],
+      ] as const
+    ).map(([name, sql]) => ({
+      name: `${name} is silent`,
+      events: () => [db.query({ at: at(1), conn: 4, account: 'admin', sqlCommand: 'select', sql })],
+      expect: { alerts: 0 },
+    })),
   ],
 });

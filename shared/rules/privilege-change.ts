@@ -70,6 +70,15 @@ export const privilegeChange = defineRule({
       },
     },
     {
+      name: 'default roles set for an account',
+      events: () => [statement('admin', 'alter_user_default_role', "SET DEFAULT ROLE ALL TO 'app'@'%'")],
+      expect: {
+        alerts: 1,
+        severity: 'medium',
+        match: { details: { verb: 'SET DEFAULT ROLE', targets: ['app@%'] } },
+      },
+    },
+    {
       name: 'a privileged account granting to another account is high',
       events: () => [statement('dba_proxy', 'grant', "GRANT SELECT ON shop.* TO 'app'@'%'")],
       expect: {
