@@ -459,7 +459,14 @@ export class Correlator {
         }
         break;
       case 'group_deleted':
-        if (group) directory.markGroupDeleted(group.id, ev.ts);
+        if (!group) break;
+        directory.markGroupDeleted(group.id, ev.ts);
+        // An identity domain deletes a group with its members, and writes no removal for them.
+        for (const member of memberships.membersAt(group.id, ev.ts)) {
+          if (!memberships.apply(member, group.id, { ts: ev.ts, op: 'remove', key: ev.key })) continue;
+          if (group.breakGlassMs !== undefined) this.endGrant(ev, member, group.id);
+        }
+        if (late) this.reevaluate(ev.ts);
         break;
       case 'policy_created':
       case 'policy_updated':

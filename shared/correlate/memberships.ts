@@ -76,6 +76,11 @@ export class Memberships {
     return this.stateAt(user, group, ts)?.op === 'add';
   }
 
+  /** The users who are members of `group` at `ts`. */
+  membersAt(group: string, ts: number): string[] {
+    return [...(this.rowsByGroup.get(group)?.keys() ?? [])].filter((user) => this.isMember(user, group, ts));
+  }
+
   /** Every (user, group) row with its changes, for reports. */
   rows(): MembershipRow[] {
     return [...this.cache.values<MembershipRow>(MEMBER)];

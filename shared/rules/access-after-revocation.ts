@@ -80,6 +80,21 @@ export const accessAfterRevocation = defineRule({
       },
     },
     {
+      name: 'a member of a group deleted before connecting',
+      events: () => [
+        iam.groupDeleted({ at: at(0), group: GROUPS.dba }),
+        db.connect({ at: at(30), conn: 1, account: 'dba_proxy', user: 'alice', proxy: true }),
+      ],
+      expect: {
+        alerts: 1,
+        severity: 'critical',
+        match: {
+          identity: { principalId: USERS.alice, attribution: { problem: 'left-group' } },
+          group: { id: GROUPS.dba },
+        },
+      },
+    },
+    {
       name: 'deactivated 1-to-1 user',
       events: () => [
         iam.userState({ at: at(0), user: USERS.carol, kind: 'user_deactivated' }),

@@ -69,6 +69,15 @@ export const breakGlassStale = defineRule({
       },
     },
     {
+      name: 'the break-glass group deleted before maxDuration ends its grants: silent',
+      events: () => [
+        iam.added({ at: at(0), user: USERS.bob, group: GROUPS.bg }),
+        iam.groupDeleted({ at: at(60), group: GROUPS.bg }),
+        iam.signOn({ at: at(300), user: USERS.dave, ip: '1.1.1.1' }),
+      ],
+      expect: { alerts: 0 },
+    },
+    {
       name: 'removed exactly at maxDuration (PT4H) is silent',
       boundary: { param: 'maxDuration', side: 'inside' },
       events: () => grantRemoved(at(240), GROUPS.bg),
