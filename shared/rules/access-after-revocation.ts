@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { defineRule, type SessionFact, sessionFields } from '../detect/rule.js';
-import { at, db, GROUPS, iam, USERS } from '../detect/timeline.js';
+import { at, db, GROUPS, iam, type RuleCase, USERS } from '../detect/timeline.js';
 
 /** A session this rule reports: a named person who had left the group or was no longer active. */
 export function isAccessAfterRevocation({ session, result }: SessionFact): boolean {
@@ -64,36 +64,34 @@ export const accessAfterRevocation = defineRule({
         },
       },
     },
-    {
-      name: 'removal by membership OCID only',
-      events: () => [
-        iam.removed({ at: at(0), membershipId: 'ocid1.groupmembership.oc1..alice-dba' }),
-        db.connect({ at: at(30), conn: 1, account: 'dba_proxy', user: 'alice', proxy: true }),
-      ],
-      expect: {
-        alerts: 1,
-        severity: 'critical',
-        match: {
-          identity: { principalId: USERS.alice, attribution: { problem: 'left-group' } },
-          group: { id: GROUPS.dba },
+    ...(
+      [
+        [
+          'removal by membership OCID only',
+          () => iam.removed({ at: at(0), membershipId: 'ocid1.groupmembership.oc1..alice-dba' }),
+        ],
+        [
+          'a member of a group deleted before connecting',
+          () => iam.groupDeleted({ at: at(0), group: GROUPS.dba }),
+        ],
+      ] as const
+    ).map(
+      ([name, removal]): RuleCase => ({
+        name,
+        events: () => [
+          removal(),
+          db.connect({ at: at(30), conn: 1, account: 'dba_proxy', user: 'alice', proxy: true }),
+        ],
+        expect: {
+          alerts: 1,
+          severity: 'critical',
+          match: {
+            identity: { principalId: USERS.alice, attribution: { problem: 'left-group' } },
+            group: { id: GROUPS.dba },
+          },
         },
-      },
-    },
-    {
-      name: 'a member of a group deleted before connecting',
-      events: () => [
-        iam.groupDeleted({ at: at(0), group: GROUPS.dba }),
-        db.connect({ at: at(30), conn: 1, account: 'dba_proxy', user: 'alice', proxy: true }),
-      ],
-      expect: {
-        alerts: 1,
-        severity: 'critical',
-        match: {
-          identity: { principalId: USERS.alice, attribution: { problem: 'left-group' } },
-          group: { id: GROUPS.dba },
-        },
-      },
-    },
+      }),
+    ),
     {
       name: 'deactivated 1-to-1 user',
       events: () => [
