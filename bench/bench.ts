@@ -17,7 +17,7 @@ import { decodeValue, readInput } from '../shared/decode/read-input.js';
 import { generateDemo } from '../shared/demo/generate-demo.js';
 import { Rng } from '../shared/demo/rng.js';
 import { Detector } from '../shared/detect/detector.js';
-import type { OpenedSession } from '../shared/detect/rule.js';
+import { authenticationOf, type OpenedSession } from '../shared/detect/rule.js';
 import { baseConfig, db, T0 } from '../shared/detect/timeline.js';
 import { type DecodedItem, Pipeline } from '../shared/pipeline.js';
 import { replayFiles } from '../shared/replay.js';
@@ -624,6 +624,7 @@ async function baselinesBench(
         const session = benchSession(sessions++, person, ts, rng.pick(networks), where.db, account);
         detector.run('session', {
           session,
+          authenticated: authenticationOf(session),
           db: dbConfig,
           result: {
             identity: person,

@@ -80,5 +80,10 @@ export const SessionSchema = z.object({
     .optional(),
   /** Evidence key of the connect event. */
   connectKey: z.string(),
+  /**
+   * The last successful `change_user` on the connection: the login, account and attribution are
+   * those it authenticated, judged at its time.
+   */
+  changedUser: z.object({ time: z.string(), ts: z.number(), key: z.string() }).optional(),
 });
 export type Session = z.infer<typeof SessionSchema>;

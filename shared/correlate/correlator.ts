@@ -17,7 +17,13 @@ import {
   TABLE_NAME_MAX,
 } from '../../schemas/session.js';
 import type { Detector } from '../detect/detector.js';
-import type { IamFact, OpenedSession, Reverts, SessionFact } from '../detect/rule.js';
+import {
+  authenticationOf,
+  type IamFact,
+  type OpenedSession,
+  type Reverts,
+  type SessionFact,
+} from '../detect/rule.js';
 import { Memo } from '../memo.js';
 import { redactLiterals } from '../normalize/redact.js';
 import type { EntityCache } from '../state/entity-cache.js';
@@ -275,6 +281,7 @@ export class Correlator {
     s.login = ev.login;
     s.mysqlAccount = accountName(ev.account);
     s.counts.changeUser++;
+    s.changedUser = { time: ev.time, ts: ev.ts, key: ev.key };
     this.attributeAndDetect(s, this.dbs.get(ev.dbSystemId));
   }
 
@@ -347,19 +354,19 @@ export class Correlator {
   }
 
   private attributeAndDetect(session: Session, db: DbSystemConfig | undefined): void {
-    const result = attribute(
-      {
-        db: session.dbSystem.id,
-        ts: session.connectTs,
-        key: session.connectKey,
-        login: session.login,
-        account: session.account,
-      },
+    const result = this.attributeLogin(session);
+    this.applyResult(session, result);
+    this.detector.run('session', this.sessionFact(session, result, db));
+  }
+
+  /** Who was behind the session's login (its connect, or its last change_user) when it authenticated. */
+  private attributeLogin(s: Session): AttributionResult {
+    const { ts, key } = authenticationOf(s);
+    return attribute(
+      { db: s.dbSystem.id, ts, key, login: s.login, account: s.account },
       this.models,
       this.config.tokenLifetime,
     );
-    this.applyResult(session, result);
-    this.detector.run('session', this.sessionFact(session, result, db));
   }
 
   private applyResult(session: Session, r: AttributionResult): void {
@@ -379,12 +386,13 @@ export class Correlator {
     db: DbSystemConfig | undefined,
   ): SessionFact {
     // Only successful logins get here, and applyResult has just set their attribution.
-    const fact: SessionFact = { session: session as OpenedSession, result, db };
+    const authenticated = authenticationOf(session);
+    const fact: SessionFact = { session: session as OpenedSession, result, db, authenticated };
     const signOn = result.identity
       ? (result.signOn ??
         this.models.signOns.latestBefore(
           result.identity.id,
-          session.connectTs,
+          authenticated.ts,
           this.config.tokenLifetime,
           undefined,
         ))
@@ -522,15 +530,15 @@ export class Correlator {
   /** Late IAM data: re-attributes sessions connected at or after `from`; changed ones are re-detected. */
   private reevaluate(from: number): void {
     for (const s of this.recent) {
-      if (s.connectTs < from || s.outcome !== 'success' || s.attribution?.method === 'local-account')
+      if (
+        authenticationOf(s).ts < from ||
+        s.outcome !== 'success' ||
+        s.attribution?.method === 'local-account'
+      )
         continue;
       const before = JSON.stringify([s.identity, s.group, s.attribution, s.breakGlassGrant]);
       const db = this.dbs.get(s.dbSystem.id);
-      const result = attribute(
-        { db: s.dbSystem.id, ts: s.connectTs, key: s.connectKey, login: s.login, account: s.account },
-        this.models,
-        this.config.tokenLifetime,
-      );
+      const result = this.attributeLogin(s);
       const after = JSON.stringify([
         result.identity,
         result.group,

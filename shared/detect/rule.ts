@@ -22,11 +22,24 @@ import type { RuleCase } from './timeline.js';
 /** A successful login, attributed: what session handlers see (failed ones are FailedLoginFact). */
 export type OpenedSession = Session & { outcome: 'success'; attribution: Attribution };
 
-/** A session was opened (or re-attributed by late IAM data, or by CHANGE USER). */
+/** The login a session fact judges: the connect, or the last change_user (`Session.changedUser`). */
+export type Authentication = { ts: number; key: string };
+
+export function authenticationOf(s: Session): Authentication {
+  return s.changedUser
+    ? { ts: s.changedUser.ts, key: s.changedUser.key }
+    : { ts: s.connectTs, key: s.connectKey };
+}
+
+/**
+ * A session was opened (or re-attributed by late IAM data, or by CHANGE USER). Rules judge it at
+ * `authenticated`, and tell a change_user's finding from the connect's by `loginOccurrence`.
+ */
 export type SessionFact = {
   session: OpenedSession;
   result: AttributionResult;
   db: DbSystemConfig | undefined;
+  authenticated: Authentication;
   /** The break-glass grant the session used: its start and maximum duration. */
   breakGlass?: { grant: string; startTs: number; maxDuration: number };
   /**
@@ -37,6 +50,11 @@ export type SessionFact = {
   /** Late IAM data changed the session's attribution (it was judged before). */
   reattributed?: true;
 };
+
+/** An alert occurrence per login of a session: `base` for its connect, `base@<change_user key>` after one. */
+export function loginOccurrence(f: SessionFact, base: string): string {
+  return f.session.changedUser ? `${base}@${f.authenticated.key}` : base;
+}
 
 /**
  * A statement that changed privileges, mappings or the audit configuration; or an account change

@@ -122,20 +122,28 @@ function dbEvent(ts: number, kind: DbEvent['kind'], fields: Partial<DbEvent>, db
   };
 }
 
+function login(kind: 'connect' | 'change_user', s: ConnectSpec): DbEvent {
+  return dbEvent(
+    s.at,
+    kind,
+    {
+      connectionId: s.conn,
+      login: { user: s.user ?? s.account, os: s.os ?? '', ip: s.ip ?? '', proxy: s.proxy ? "''@'%'" : '' },
+      account: { user: s.account, host: '%' },
+      status: s.status ?? 0,
+      connectionType: 'ssl',
+    },
+    s.db,
+  );
+}
+
 export const db = {
   connect(s: ConnectSpec): DbEvent {
-    return dbEvent(
-      s.at,
-      'connect',
-      {
-        connectionId: s.conn,
-        login: { user: s.user ?? s.account, os: s.os ?? '', ip: s.ip ?? '', proxy: s.proxy ? "''@'%'" : '' },
-        account: { user: s.account, host: '%' },
-        status: s.status ?? 0,
-        connectionType: 'ssl',
-      },
-      s.db,
-    );
+    return login('connect', s);
+  },
+  /** A successful COM_CHANGE_USER on connection `conn`: its new login and account. */
+  changeUser(s: Omit<ConnectSpec, 'status'>): DbEvent {
+    return login('change_user', s);
   },
   /** A group-proxied login that names nobody (the client sent the shared account's own name). */
   unnamed(s: { at: number; conn: number; account?: string; ip?: string; db?: string }): DbEvent {

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { defineRule, type SessionFact, sessionFields } from '../detect/rule.js';
+import { defineRule, loginOccurrence, type SessionFact, sessionFields } from '../detect/rule.js';
 import { at, db, GROUPS, iam, type RuleCase, USERS } from '../detect/timeline.js';
 
 /** A session this rule reports: a named person who had left the group or was no longer active. */
@@ -29,8 +29,8 @@ export const accessAfterRevocation = defineRule({
       return [
         {
           subject: session.id,
-          occurrence: 'revoked',
-          ts: session.connectTs,
+          occurrence: loginOccurrence(f, 'revoked'),
+          ts: f.authenticated.ts,
           title: `${session.identity.name} connected to ${session.dbSystem.name} after revocation (${why})`,
           ...sessionFields(session),
           evidence: session.attribution.evidence,
@@ -139,6 +139,32 @@ export const accessAfterRevocation = defineRule({
           group: GROUPS.dba,
         }),
         db.connect({ at: at(30), conn: 1, account: 'dba_proxy', user: 'alice@example.com', proxy: true }),
+      ],
+      expect: { alerts: 0 },
+    },
+    {
+      name: 'a change_user after the removal is judged when it authenticates',
+      events: () => [
+        db.connect({ at: at(0), conn: 1, account: 'dev_proxy', user: 'bob', proxy: true }),
+        iam.removed({ at: at(30), user: USERS.alice, group: GROUPS.dba }),
+        db.changeUser({ at: at(60), conn: 1, account: 'dba_proxy', user: 'alice', proxy: true }),
+      ],
+      expect: {
+        alerts: 1,
+        severity: 'critical',
+        match: {
+          time: '2026-11-02T10:00:00.000Z',
+          identity: { principalId: USERS.alice, attribution: { problem: 'left-group' } },
+          mysqlAccount: 'dba_proxy@%',
+        },
+      },
+    },
+    {
+      name: 'a change_user before the removal is silent',
+      events: () => [
+        db.connect({ at: at(0), conn: 1, account: 'dev_proxy', user: 'bob', proxy: true }),
+        db.changeUser({ at: at(20), conn: 1, account: 'dba_proxy', user: 'alice', proxy: true }),
+        iam.removed({ at: at(30), user: USERS.alice, group: GROUPS.dba }),
       ],
       expect: { alerts: 0 },
     },

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { defineRule, type SessionFact, sessionFields } from '../detect/rule.js';
+import { defineRule, loginOccurrence, type SessionFact, sessionFields } from '../detect/rule.js';
 import { at, db, iam, USERS } from '../detect/timeline.js';
 
 /** A session this rule reports: the named person is not a member of a group mapped to the account. */
@@ -26,8 +26,8 @@ export const accessIdentityMismatch = defineRule({
       return [
         {
           subject: session.id,
-          occurrence: 'mismatch',
-          ts: session.connectTs,
+          occurrence: loginOccurrence(f, 'mismatch'),
+          ts: f.authenticated.ts,
           title: `${session.identity.name} logged in as ${session.mysqlAccount} on ${session.dbSystem.name} without being in a group mapped to it`,
           ...sessionFields(session),
           evidence: session.attribution.evidence,

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { defineRule, sessionFields } from '../detect/rule.js';
+import { defineRule, loginOccurrence, sessionFields } from '../detect/rule.js';
 import { at, DB, db } from '../detect/timeline.js';
 import { Memo } from '../memo.js';
 
@@ -44,11 +44,11 @@ export const accessLocalAccount = defineRule({
       return [
         {
           subject: `${session.dbSystem.id}|${session.mysqlAccount}`,
-          occurrence: session.id,
-          ts: session.connectTs,
+          occurrence: loginOccurrence(f, session.id),
+          ts: f.authenticated.ts,
           title: `Local account ${session.mysqlAccount} logged in to ${session.dbSystem.name}, which is IAM-only`,
           ...sessionFields(session),
-          evidence: [session.connectKey],
+          evidence: [f.authenticated.key],
           details: { sessionId: session.id },
         },
       ];

@@ -39,7 +39,7 @@ export const accessNewDatabase = defineRule({
       const system = `db:${session.dbSystem.id}`;
       const account = `account:${session.dbSystem.id}|${session.mysqlAccount}`;
       return firstSeen(f, ctx, [system, account], (baseline, subject) => {
-        const ts = session.connectTs;
+        const ts = f.authenticated.ts;
         if (baseline.knows(account, ts)) return [];
         const newSystem = !baseline.knows(system, ts);
         const who = session.identity?.name ?? session.mysqlAccount;

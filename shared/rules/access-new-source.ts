@@ -63,13 +63,13 @@ export const accessNewSource = defineRule({
       if (!session.sourceIp) return [];
       const network = networkOf(session.sourceIp, ctx.params.ipv4Prefix, ctx.params.ipv6Prefix);
       return firstSeen(f, ctx, [network], (baseline, subject) => {
-        if (baseline.knows(network, session.connectTs)) return [];
+        if (baseline.knows(network, f.authenticated.ts)) return [];
         const who = session.identity?.name ?? session.mysqlAccount;
         return [
           {
             subject: `${subject}|${network}`,
-            occurrence: String(session.connectTs),
-            ts: session.connectTs,
+            occurrence: String(f.authenticated.ts),
+            ts: f.authenticated.ts,
             title: `${who} reached ${session.dbSystem.name} from ${network}, a network new for them`,
             ...sessionFields(session),
             evidence: session.attribution.evidence,

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { defineRule, sessionFields } from '../detect/rule.js';
+import { defineRule, loginOccurrence, sessionFields } from '../detect/rule.js';
 import { at, db, GROUPS, iam, USERS } from '../detect/timeline.js';
 
 /** A group login at 09:10 from 10.0.0.9 that sends the proxied account's name, not a person's. */
@@ -24,8 +24,8 @@ export const accessUnattributed = defineRule({
         if (!f.reattributed || !session.identity) return [];
         return [
           {
-            resolves: { subject: session.id, occurrence: 'unattributed' },
-            ts: session.connectTs,
+            resolves: { subject: session.id, occurrence: loginOccurrence(f, 'unattributed') },
+            ts: f.authenticated.ts,
             reason: 'attributed',
             note: `attributed to ${session.identity.name} (${session.attribution.method}, ${session.attribution.confidence})`,
             evidence: session.attribution.evidence,
@@ -35,8 +35,8 @@ export const accessUnattributed = defineRule({
       return [
         {
           subject: session.id,
-          occurrence: 'unattributed',
-          ts: session.connectTs,
+          occurrence: loginOccurrence(f, 'unattributed'),
+          ts: f.authenticated.ts,
           title: `Nobody can be named behind ${session.mysqlAccount} on ${session.dbSystem.name}`,
           ...sessionFields(session),
           evidence: session.attribution.evidence,

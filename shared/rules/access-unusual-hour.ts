@@ -45,7 +45,7 @@ export const accessUnusualHour = defineRule({
   on: {
     session: (f, ctx) => {
       const { session } = f;
-      const ts = session.connectTs;
+      const ts = f.authenticated.ts;
       const hour = hourOf(ts);
       return firstSeen(f, ctx, [hourValue(hour)], (baseline, subject) => {
         if (!privilegedSession(f)) return [];

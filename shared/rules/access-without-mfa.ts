@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { defineRule, privilegedSession, sessionFields } from '../detect/rule.js';
+import { defineRule, loginOccurrence, privilegedSession, sessionFields } from '../detect/rule.js';
 import { at, db, GROUPS, iam, USERS } from '../detect/timeline.js';
 import { toIso } from '../time.js';
 
@@ -93,11 +93,11 @@ export const accessWithoutMfa = defineRule({
       return [
         {
           subject: `${session.identity?.id ?? session.mysqlAccount}|${signOn?.key ?? 'no-sign-on'}`,
-          occurrence: session.id,
-          ts: session.connectTs,
+          occurrence: loginOccurrence(f, session.id),
+          ts: f.authenticated.ts,
           title: `${who} reached ${session.mysqlAccount} on ${session.dbSystem.name} after ${seen}`,
           ...sessionFields(session),
-          evidence: [session.connectKey, ...(signOn ? [signOn.key] : [])],
+          evidence: [f.authenticated.key, ...(signOn ? [signOn.key] : [])],
           details: {
             sessionId: session.id,
             factor: signOn?.mfaFactor ?? null,

@@ -18,12 +18,12 @@ export const breakGlassUsed = defineRule({
     session: (f) => {
       const bg = f.breakGlass;
       if (!bg) return [];
-      const late = f.session.connectTs > bg.startTs + bg.maxDuration;
+      const late = f.authenticated.ts > bg.startTs + bg.maxDuration;
       return [
         {
           subject: `${bg.grant}|${f.session.dbSystem.id}`,
           occurrence: late ? 'after-ttl' : 'within-ttl',
-          ts: f.session.connectTs,
+          ts: f.authenticated.ts,
           severity: late ? 'critical' : 'high',
           title: `${f.session.identity?.name ?? 'someone'} used break-glass access on ${f.session.dbSystem.name}${late ? ' after its maximum duration' : ''}`,
           ...sessionFields(f.session),

@@ -50,7 +50,7 @@ export function firstSeen(
   const { session } = f;
   const subject = baselineSubject(session);
   const baseline = ctx.baseline(subject, ctx.params);
-  const ts = session.connectTs;
+  const ts = f.authenticated.ts;
   const findings = baseline.learning(ts) ? [] : check(baseline, subject);
   if (!isAccessAfterRevocation(f) && !isIdentityMismatch(f)) baseline.learn(values, ts);
   return findings;
