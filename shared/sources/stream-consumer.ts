@@ -8,7 +8,8 @@
 // store scope `partitionScope(stream, group, partition)`. Partitions move between instances
 // when one joins or dies; with a per-partition scope the new owner continues the same
 // correlation state and dedupes exactly what the old owner processed but did not commit, and one
-// instance or ten give the same alerts.
+// instance or ten give the same alerts. Only the instance a partition is reserved to writes its
+// scope: an idle sweep asks the group (GetGroup) which partitions are still this instance's.
 //
 // SDK notes: the SDK puts query values into the URL verbatim, and OCI cursors are base64 (`+`,
 // `/`, `=`): cursors are URL-encoded here. SDK retries are off (shared/oci/clients.ts); this loop
@@ -25,7 +26,7 @@ import type { ScopeLock } from '../state/state-store.js';
 
 export type StreamApi = Pick<
   StreamClient,
-  'createGroupCursor' | 'getMessages' | 'consumerCommit' | 'consumerHeartbeat'
+  'createGroupCursor' | 'getMessages' | 'consumerCommit' | 'consumerHeartbeat' | 'getGroup'
 >;
 
 /**
@@ -69,6 +70,7 @@ export type ConsumerStats = {
     getMessages: number;
     consumerCommit: number;
     consumerHeartbeat: number;
+    getGroup: number;
   };
   emptyGets: number;
   throttled: number;
@@ -78,6 +80,8 @@ export type ConsumerStats = {
   sweeps: number;
   /** Partition pipelines reopened because another instance had processed the partition meanwhile. */
   reloads: number;
+  /** Partition pipelines closed because the partition was reserved to another instance. */
+  released: number;
   /** Last offset ingested, per partition. */
   offsets: Record<string, number>;
 };
@@ -114,9 +118,10 @@ export type ConsumerOptions = {
   /** Stop after this many batches. Default: never. */
   maxBatches?: number;
   /**
-   * While the stream is idle (an empty GetMessages), advance every partition pipeline's watermark
-   * to the clock minus `latenessMs`, at most once per `everyMs` (default 60 s), so timers such as
-   * a break-glass membership's maximum duration fire on quiet nights too.
+   * While the stream is idle (an empty GetMessages), advance the watermark of every partition
+   * pipeline the group still reserves to this instance to the clock minus `latenessMs`, at most
+   * once per `everyMs` (default 60 s), so timers such as a break-glass membership's maximum
+   * duration fire on quiet nights too.
    */
   idleSweep?: { latenessMs: number; everyMs?: number };
   /** The clock for idle sweeps. Default Date.now. */
@@ -229,13 +234,14 @@ export class StreamConsumer {
     messages: 0,
     records: 0,
     alerts: 0,
-    calls: { createGroupCursor: 0, getMessages: 0, consumerCommit: 0, consumerHeartbeat: 0 },
+    calls: { createGroupCursor: 0, getMessages: 0, consumerCommit: 0, consumerHeartbeat: 0, getGroup: 0 },
     emptyGets: 0,
     throttled: 0,
     serverErrors: 0,
     cursorRecreations: 0,
     sweeps: 0,
     reloads: 0,
+    released: 0,
     offsets: {},
   };
   private readonly retry: RetryBudget;
@@ -486,19 +492,61 @@ export class StreamConsumer {
 
   private lastSweepAt = Number.NEGATIVE_INFINITY;
 
-  /** Advances the watermark of every partition this instance holds while the stream is idle. */
+  /**
+   * Advances the watermark of the partitions this instance holds while the stream is idle. An
+   * empty GetMessages does not say which partitions are still reserved to the instance, and a
+   * sweep commits, so the group is asked: a partition reserved to another instance is closed (a
+   * later batch of it reopens it from the store), and one another instance committed past what
+   * this one ingested is reopened from the store before it is swept.
+   */
   private async sweepIdle(): Promise<void> {
     const sweep = this.opts.idleSweep;
     if (!sweep) return;
     const now = (this.opts.now ?? Date.now)();
     if (now - this.lastSweepAt < (sweep.everyMs ?? 60_000)) return;
     this.lastSweepAt = now;
-    for (const p of this.partitions.values()) {
-      const alerts = await p.handle.pipeline.advance(now - sweep.latenessMs);
+    if (this.partitions.size === 0) return;
+    const reservations = await this.reservations();
+    if (reservations === undefined) return;
+    for (const [partition, held] of [...this.partitions]) {
+      const reservation = reservations.get(partition);
+      if (reservation?.reservedInstance !== this.opts.instance) {
+        this.stats.released++;
+        await this.close(partition);
+        continue;
+      }
+      const committed = reservation.committedOffset;
+      let state = held;
+      if (committed !== undefined && (held.lastOffset ?? -1) < committed) {
+        this.stats.reloads++;
+        state = await this.reopen(partition, committed);
+      }
+      const lock = await state.handle.hold?.();
+      let alerts: Alert[];
+      try {
+        alerts = await state.handle.pipeline.advance(now - sweep.latenessMs);
+      } finally {
+        await lock?.release();
+      }
       this.stats.alerts += opened(alerts);
       if (alerts.length > 0) this.opts.onBatch?.(this.stats, alerts);
     }
     this.stats.sweeps++;
+  }
+
+  /** The group's partition reservations by partition, or undefined when a stop request ended the call. */
+  private async reservations(): Promise<Map<string, models.PartitionReservation> | undefined> {
+    try {
+      const res = await this.call(
+        'getGroup',
+        () => this.opts.client.getGroup({ streamId: this.opts.streamId, groupName: this.opts.group }),
+        false,
+      );
+      return new Map((res.group.reservations ?? []).map((r) => [String(r.partition), r]));
+    } catch (error) {
+      if (this.opts.signal?.aborted) return undefined;
+      throw error;
+    }
   }
 
   /**
@@ -510,17 +558,26 @@ export class StreamConsumer {
     const existing = this.partitions.get(partition);
     if (existing && (existing.lastOffset === undefined || firstOffset <= existing.lastOffset + 1))
       return existing;
-    if (existing) {
-      this.stats.reloads++;
-      this.partitions.delete(partition);
-      await existing.handle.close();
-    }
+    if (existing) this.stats.reloads++;
+    return this.reopen(partition, undefined);
+  }
+
+  /** Opens a partition's pipeline from the store, closing the one held before. */
+  private async reopen(partition: string, lastOffset: number | undefined): Promise<PartitionState> {
+    await this.close(partition);
     const state: PartitionState = {
       handle: await this.opts.openPartition(partitionScope(this.opts.streamId, this.opts.group, partition)),
-      lastOffset: undefined,
+      lastOffset,
     };
     this.partitions.set(partition, state);
     return state;
+  }
+
+  private async close(partition: string): Promise<void> {
+    const held = this.partitions.get(partition);
+    if (!held) return;
+    this.partitions.delete(partition);
+    await held.handle.close();
   }
 
   private async closePartitions(): Promise<void> {

@@ -376,6 +376,115 @@ describe('stream consumer: several instances', () => {
   });
 });
 
+describe('stream consumer: idle sweep after a rebalance', () => {
+  const LATER = T0 + 10 * 3_600_000;
+  const sweepAt = (now: () => number) => ({ idleSweep: { latenessMs: 20 * 60_000, everyMs: 0 }, now });
+  const stale = (sink: CollectingSink) => sink.alerts.filter((a) => a.rule === 'break-glass.stale');
+  /** bob leaves BreakGlass 20 minutes after he joined it: no stale grant to report. */
+  const appendBobLeaves = (env: Env) => {
+    const removal = membershipChangeEvent({
+      kind: 'remove',
+      eventId: 'ev-remove-bob-bg',
+      time: T0 + 60 * 60_000,
+      userId: 'ocid1.user.oc1..bob',
+      groupId: 'ocid1.group.oc1..bg',
+      membershipId: 'ocid1.groupmembership.oc1..bob-bg',
+      compartmentId: COMPARTMENT,
+    });
+    env.streaming.append(STREAM, [{ value: JSON.stringify(removal.cloudEvent), key: DB1.id, partition: 0 }]);
+  };
+  const entities = async (state: string, group: string) => {
+    const store = SqliteStore.open(state, { scope: partitionScope(STREAM, group, 0) });
+    try {
+      return await store.loadEntities();
+    } finally {
+      await store.close();
+    }
+  };
+  /**
+   * Instance b reads both partitions and sweeps. At its first empty read bob's removal is
+   * appended and `meanwhile` runs; then b, idle, sweeps again ten hours on and stops.
+   */
+  const firstOwner = (
+    o: { env: Env; state: string; group: string; sink: CollectingSink },
+    meanwhile: () => Promise<void>,
+  ): Promise<ConsumerStats> => {
+    let clock = T0 + 30 * 60_000;
+    let done = false;
+    const b: StreamConsumer = consumer({
+      ...o,
+      instance: 'b',
+      stopAfterEmptyGets: 2,
+      ...sweepAt(() => clock),
+      sleep: async () => {
+        if (done || b.stats.emptyGets === 0) return;
+        done = true;
+        appendBobLeaves(o.env);
+        await meanwhile();
+        clock = LATER;
+      },
+    });
+    return b.run();
+  };
+
+  it('an instance sweeps only the partitions still reserved to it; one instance and two give the same alerts', async () => {
+    const single = await startEnv();
+    appendBobLeaves(single);
+    const one = new CollectingSink();
+    await consumer({
+      env: single,
+      state: statePath(),
+      group: fresh('single'),
+      sink: one,
+      ...sweepAt(() => LATER),
+    }).run();
+    expect(stale(one)).toHaveLength(0);
+
+    // a joins: partition 0 (the IAM events) moves to it, a reads bob's removal and sweeps. b still
+    // holds partition 0 as it read it.
+    const env = await startEnv();
+    const group = fresh('moved');
+    const state = statePath();
+    const sinkA = new CollectingSink();
+    const sinkB = new CollectingSink();
+    let ownerState: unknown;
+    const stats = await firstOwner({ env, state, group, sink: sinkB }, async () => {
+      const a = await consumer({
+        env,
+        state,
+        group,
+        instance: 'a',
+        sink: sinkA,
+        ...sweepAt(() => LATER),
+      }).run();
+      expect(a.offsets).toEqual({ '0': PAYLOADS[0]!.length });
+      ownerState = await entities(state, group);
+    });
+    expect(env.streaming.reservations(STREAM, group)).toEqual({ '0': 'a', '1': 'b' });
+    expect(stats.sweeps).toBe(2);
+    expect(stats.released).toBe(1);
+    expect(stale(sinkB)).toHaveLength(0);
+    expect(await entities(state, group)).toEqual(ownerState);
+    expect(ids([...sinkA.alerts, ...sinkB.alerts])).toEqual(ids(one.alerts));
+  });
+
+  it('a partition that comes back after another instance committed it is swept from the store', async () => {
+    const env = await startEnv();
+    const group = fresh('back');
+    const state = statePath();
+    const sink = new CollectingSink();
+    const stats = await firstOwner({ env, state, group, sink }, async () => {
+      // a takes partition 0 over, reads bob's removal and dies: partition 0 comes back to b.
+      await consumer({ env, state, group, instance: 'a', sink }).run();
+      env.streaming.dropInstance(STREAM, group, 'a');
+    });
+    expect(env.streaming.reservations(STREAM, group)).toEqual({ '0': 'b', '1': 'b' });
+    expect(stats.reloads).toBe(1);
+    expect(stats.released).toBe(0);
+    expect(stale(sink)).toHaveLength(0);
+  });
+});
+
 describe('stream consumer: partitions moving back and forth', () => {
   it('reloads a partition that another instance processed meanwhile, and the result is unchanged', async () => {
     const env = await startEnv();
