@@ -1,5 +1,6 @@
 // `backfill`: reads past OCI IAM audit events of a compartment (Audit API or Logging Search)
 // window by window into the pipeline, resumable from a checkpoint file. docs/consume-backfill.md.
+import { resolve } from 'node:path';
 import { parseDuration } from '../../schemas/config.js';
 import { loadConfigFile } from '../../shared/config/load-config.js';
 import { AuditError } from '../../shared/errors.js';
@@ -13,6 +14,7 @@ import {
   DEFAULT_OVERLAP_MS,
   fileCheckpoint,
 } from '../../shared/sources/backfill.js';
+import { parseStoreSpec } from '../../shared/state/open-store.js';
 import { toIso } from '../../shared/time.js';
 import {
   alertOutput,
@@ -32,8 +34,8 @@ export const BACKFILL_HELP = `Usage: heatwave-iam-audit backfill --compartment O
 Reads the OCI audit events of a compartment between two times, from the Audit API (ListEvents)
 or from Logging Search (the _Audit log), in minute-aligned windows whose queries overlap (events
 appear up to ~15 minutes late; duplicates are dropped), and writes one alert per line. After each
-window it records its end in the checkpoint: a second run with the same checkpoint continues
-where the first one stopped.
+window it records its end in the checkpoint: a second run with the same checkpoint, --state and
+--scope continues where the first one stopped.
 
 Options:
   --compartment OCID  compartment whose audit events are read             (required)
@@ -44,8 +46,9 @@ Options:
   --state FILE|URL    state store: a SQLite file or a mysql:// URL      (default: temporary)
   --scope NAME        state scope the events are correlated in            (default: default,
                       the scope replay uses)
-  --checkpoint FILE   checkpoint file   (default: <state file>.backfill-<source>.json with a
-                      SQLite --state; none otherwise, and the run cannot be resumed)
+  --checkpoint FILE   checkpoint file, bound to --state and --scope; needs --state
+                      (default: <state file>.backfill-<source>-<scope>.json with a SQLite
+                      --state; none otherwise, and the run cannot be resumed)
   --window DURATION   window length, ISO 8601      (default: PT1H for audit; P14D minus the
                       overlap for logging, the longest search Logging Search allows)
   --overlap DURATION  how far each window's query reaches back, at least PT15M
@@ -73,6 +76,14 @@ export type BackfillDeps = CliDeps & {
   /** Tuning passed to the backfill (retries, sleeps, page sizes). */
   backfill?: Partial<Pick<BackfillOptions, 'retry' | 'sleep' | 'pageLimit' | 'batchSize' | 'now'>>;
 };
+
+/** The store as a checkpoint names it: a SQLite file's absolute path; a MySQL server and database. */
+function storeName(spec: string, env: NodeJS.ProcessEnv): string {
+  const parsed = parseStoreSpec(spec, env);
+  if (parsed.kind === 'sqlite') return resolve(parsed.path);
+  const { host, port, database } = parsed.connection;
+  return `mysql://${host.includes(':') ? `[${host}]` : host}:${port}/${database}`;
+}
 
 function durationOption(name: string, value: string): number {
   const ms = parseDuration(value);
@@ -122,6 +133,12 @@ export async function runBackfill(argv: string[], io: CliIo, deps: BackfillDeps 
   }
   const windowMs = values.window === undefined ? undefined : durationOption('--window', values.window);
   const format = formatOption('--format', values.format);
+  if (values.checkpoint !== undefined && values.state === undefined) {
+    throw new AuditError(
+      'USAGE',
+      'backfill: --checkpoint needs --state: without it the state is temporary, and a resumed run would lack what the windows before it established',
+    );
+  }
   const env = deps.env ?? process.env;
   const state = stateOption(values.state, env);
   const { config, rules } = await loadConfigFile(values.config!);
@@ -138,7 +155,9 @@ export async function runBackfill(argv: string[], io: CliIo, deps: BackfillDeps 
 
   const checkpointPath =
     values.checkpoint ??
-    (!state.temporary && state.kind === 'sqlite' ? `${state.spec}.backfill-${source}.json` : undefined);
+    (!state.temporary && state.kind === 'sqlite'
+      ? `${state.spec}.backfill-${source}-${encodeURIComponent(values.scope)}.json`
+      : undefined);
   if (checkpointPath === undefined) {
     io.stderr.write(
       'backfill: no --checkpoint (and no SQLite --state to put one beside): this run cannot be resumed\n',
@@ -168,6 +187,7 @@ export async function runBackfill(argv: string[], io: CliIo, deps: BackfillDeps 
       from,
       to,
       pipeline: partition.pipeline,
+      target: { scope: values.scope, store: storeName(state.spec, env) },
       overlapMs,
       includeSubcompartments: includeSub,
       signal: stop.signal,

@@ -16,7 +16,8 @@
 //   each page is ingested in order as it arrives (memory stays bounded over 14-day windows).
 // - Page tokens are URL-encoded: the SDK puts query values into the URL verbatim.
 // - Checkpoint: after a window's events are committed by the pipeline, `completedUntil` = the
-//   window's end is saved. A crash between the two re-reads one window, deduped.
+//   window's end is saved. A crash between the two re-reads one window, deduped. It names the
+//   scope and store the windows were committed to: from any other state they were never read.
 import { randomUUID } from 'node:crypto';
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import type { AuditClient } from 'oci-audit';
@@ -47,6 +48,10 @@ export type Checkpoint = {
   source: BackfillSource;
   compartmentId: string;
   includeSubcompartments: boolean;
+  /** The state scope the windows were committed to. */
+  scope: string;
+  /** The store of that scope, as `BackfillOptions.target.store` names it. */
+  store: string;
   /** Start of the range the checkpoint covers (ISO). */
   from: string;
   /** The requested end (ISO). */
@@ -128,6 +133,11 @@ export type BackfillOptions = {
   from: number;
   to: number;
   pipeline: Pipeline;
+  /**
+   * Where the pipeline commits: its scope, and its store named without a password. A checkpoint
+   * is refused unless it was written for the same two.
+   */
+  target: { scope: string; store: string };
   audit?: AuditApi;
   logSearch?: LogSearchApi;
   /** Audit with `includeSubcompartments`: lists the compartment tree. */
@@ -174,6 +184,32 @@ export type BackfillResult = {
   serverErrors: number;
   completedUntil: number;
 };
+
+/** Refuses a checkpoint of another source, compartment, scope or store. */
+function sameBackfill(saved: Checkpoint, opts: BackfillOptions, includeSub: boolean): void {
+  if (
+    saved.source !== opts.source ||
+    saved.compartmentId !== opts.compartmentId ||
+    saved.includeSubcompartments !== includeSub
+  ) {
+    throw new AuditError(
+      'USAGE',
+      'the checkpoint belongs to another backfill (source or compartment); use another --checkpoint',
+      { details: { source: saved.source, compartment: saved.compartmentId } },
+    );
+  }
+  const { scope, store } = opts.target;
+  if (saved.scope !== scope || saved.store !== store) {
+    const named = (c: { scope?: string; store?: string }) =>
+      `scope ${c.scope ?? '(not recorded)'} of ${c.store ?? '(not recorded)'}`;
+    throw new AuditError(
+      'USAGE',
+      `the checkpoint records windows committed to ${named(saved)}, not to ${named(opts.target)} ` +
+        'where this run commits; use the same --state and --scope, or another --checkpoint',
+      { details: { checkpointScope: saved.scope, scope } },
+    );
+  }
+}
 
 /** RFC 3339 UTC without milliseconds: what the Audit API's query parameters take. */
 export function formatQueryTime(ms: number): string {
@@ -237,22 +273,10 @@ export async function backfill(opts: BackfillOptions): Promise<BackfillResult> {
     throw new AuditError('INTERNAL', 'backfill of sub-compartments needs an Identity client');
   }
 
-  // Resume: the checkpoint covers [cp.from, cp.completedUntil) of the same source and compartment.
+  // Resume: the checkpoint covers [cp.from, cp.completedUntil) of the same source and compartment,
+  // committed to the same scope of the same store.
   const saved = await opts.checkpoint?.load();
-  if (
-    saved &&
-    (saved.source !== opts.source ||
-      saved.compartmentId !== opts.compartmentId ||
-      saved.includeSubcompartments !== includeSub)
-  ) {
-    throw new AuditError(
-      'USAGE',
-      'the checkpoint belongs to another backfill (source or compartment); use another --checkpoint',
-      {
-        details: { source: saved.source, compartment: saved.compartmentId },
-      },
-    );
-  }
+  if (saved) sameBackfill(saved, opts, includeSub);
   const savedFrom = saved ? Date.parse(saved.from) : Number.NaN;
   const savedUntil = saved ? Date.parse(saved.completedUntil) : Number.NaN;
   const resumed = saved !== undefined && savedFrom <= from && savedUntil > from;
@@ -348,6 +372,8 @@ export async function backfill(opts: BackfillOptions): Promise<BackfillResult> {
       source: opts.source,
       compartmentId: opts.compartmentId,
       includeSubcompartments: includeSub,
+      scope: opts.target.scope,
+      store: opts.target.store,
       from: toIso(rangeFrom),
       to: toIso(to),
       completedUntil: toIso(w.end),

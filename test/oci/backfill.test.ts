@@ -265,6 +265,7 @@ async function fill(o: FillOpts): Promise<BackfillResult> {
       audit,
       logSearch,
       pipeline: handle.pipeline,
+      target: { scope: 'default', store: state },
       now: NOW,
       retry: { baseMs: 1, maxMs: 5 },
       ...rest,
@@ -467,22 +468,36 @@ describe('backfill from the Audit API', () => {
     );
   });
 
-  it('refuses a checkpoint of another backfill', async () => {
-    const checkpoint = memoryCheckpoint({
+  it('refuses a checkpoint of another backfill, or of the same one committed to another scope or store', async () => {
+    const state = `${fresh('state')}.sqlite`;
+    const saved: Checkpoint = {
       version: 1,
       source: 'audit',
-      compartmentId: OTHER,
+      compartmentId: COMPARTMENT,
       includeSubcompartments: false,
+      scope: 'default',
+      store: state,
       from: new Date(T0).toISOString(),
       to: new Date(T0 + HOUR).toISOString(),
       completedUntil: new Date(T0 + HOUR).toISOString(),
       windows: 1,
       records: 0,
       updatedAt: new Date(T0).toISOString(),
-    });
+    };
+    const refused = (checkpoint: Partial<Checkpoint>) =>
+      expect(
+        fill({
+          state,
+          sink: new CollectingSink(),
+          checkpoint: memoryCheckpoint({ ...saved, ...checkpoint }),
+        }),
+      ).rejects.toMatchObject({ code: 'USAGE' });
+    await refused({ compartmentId: OTHER });
+    await refused({ scope: 'fleet-x' });
+    await refused({ store: `${fresh('state')}.sqlite` });
     await expect(
-      fill({ state: `${fresh('state')}.sqlite`, sink: new CollectingSink(), checkpoint }),
-    ).rejects.toMatchObject({ code: 'USAGE' });
+      fill({ state, sink: new CollectingSink(), checkpoint: memoryCheckpoint(saved), to: T0 + 2 * HOUR }),
+    ).resolves.toMatchObject({ resumed: true, windows: 1 });
   });
 
   it('backs off 429s and retries 5xx, then completes', async () => {
@@ -667,7 +682,9 @@ describe('backfill command', () => {
           T0 + AUDIT_SPAN,
         ),
       );
-      const checkpoint = JSON.parse(readFileSync(`${state}.backfill-audit.json`, 'utf8')) as Checkpoint;
+      const checkpoint = JSON.parse(
+        readFileSync(`${state}.backfill-audit-default.json`, 'utf8'),
+      ) as Checkpoint;
       expect(checkpoint.completedUntil).toBe(new Date(T0 + AUDIT_SPAN).toISOString());
 
       const second = io();
@@ -678,6 +695,51 @@ describe('backfill command', () => {
       if (saved === undefined) delete process.env.TZ;
       else process.env.TZ = saved;
     }
+  });
+
+  it('binds its checkpoint to --state and --scope', async () => {
+    const configFile = `${fresh('config')}.json`;
+    writeFileSync(configFile, JSON.stringify(baseConfig()));
+    const state = `${fresh('state')}.sqlite`;
+    const run = async (...extra: string[]) => {
+      const cli = io();
+      const args = [
+        ...['--compartment', COMPARTMENT, '--from', new Date(T0).toISOString()],
+        ...['--to', new Date(T0 + 2 * HOUR).toISOString(), '--config', configFile],
+        ...['--endpoint', endpoint.url, '--out', `${fresh('alerts')}.jsonl`, ...extra],
+      ];
+      const deps = {
+        env: { HWAUDIT_OCI_CONFIG_FILE: principal.configFile },
+        handleSignals: false,
+        backfill: { now: NOW, retry: { baseMs: 1, maxMs: 5 } },
+      };
+      await runBackfill(args, cli.io, deps);
+      return cli.err.join('');
+    };
+    expect(await run('--state', state, '--scope', 'fleet-x')).toMatch(/complete; 2 windows/);
+    // Another scope of the same state has its own default checkpoint: it reads the range too.
+    expect(await run('--state', state, '--scope', 'fleet-y')).toMatch(/complete; 2 windows/);
+    expect(await run('--state', state, '--scope', 'fleet-y')).toMatch(/resumed at .*0 windows/);
+
+    const checkpoint = `${state}.backfill-audit-fleet-x.json`;
+    await expect(
+      run('--state', state, '--scope', 'fleet-z', '--checkpoint', checkpoint),
+    ).rejects.toMatchObject({
+      code: 'USAGE',
+      message: expect.stringMatching(/scope fleet-x of .*, not to scope fleet-z of /),
+    });
+    const other = `${fresh('state')}.sqlite`;
+    await expect(
+      run('--state', other, '--scope', 'fleet-x', '--checkpoint', checkpoint),
+    ).rejects.toMatchObject({
+      code: 'USAGE',
+      message: expect.stringContaining(`not to scope fleet-x of ${other}`),
+    });
+    // A temporary state cannot carry what a checkpoint says was committed.
+    await expect(run('--checkpoint', checkpoint)).rejects.toMatchObject({
+      code: 'USAGE',
+      message: expect.stringContaining('--checkpoint needs --state'),
+    });
   });
 
   it('refuses bad usage', async () => {
