@@ -49,10 +49,11 @@ Options:
   --checkpoint FILE   checkpoint file, bound to --state and --scope; needs --state
                       (default: <state file>.backfill-<source>-<scope>.json with a SQLite
                       --state; none otherwise, and the run cannot be resumed)
-  --window DURATION   window length, ISO 8601      (default: PT1H for audit; P14D minus the
-                      overlap for logging, the longest search Logging Search allows)
-  --overlap DURATION  how far each window's query reaches back, at least PT15M
-                                                                     (default: PT20M)
+  --window DURATION   window length, ISO 8601, whole minutes (default: PT1H for audit;
+                      P14D minus the overlap for logging, the longest search Logging
+                      Search allows)
+  --overlap DURATION  how far each window's query reaches back, whole minutes, at least
+                      PT15M                                          (default: PT20M)
   --include-subcompartments
                       read the compartments below --compartment as well: audit lists
                       the compartment tree (Identity ListCompartments; ListEvents has no
@@ -85,10 +86,16 @@ function storeName(spec: string, env: NodeJS.ProcessEnv): string {
   return `mysql://${host.includes(':') ? `[${host}]` : host}:${port}/${database}`;
 }
 
-function durationOption(name: string, value: string): number {
+/** A whole number of minutes: the Audit API takes query times to the minute (seconds must be 0). */
+function minutesOption(name: string, value: string): number {
   const ms = parseDuration(value);
   if (ms === undefined || ms <= 0)
     throw new AuditError('USAGE', `${name} expects an ISO 8601 duration such as PT1H`);
+  if (ms % 60_000 !== 0)
+    throw new AuditError(
+      'USAGE',
+      `${name} must be a whole number of minutes: windows and queries start on the minute`,
+    );
   return ms;
 }
 
@@ -124,14 +131,14 @@ export async function runBackfill(argv: string[], io: CliIo, deps: BackfillDeps 
   const to = range.to ?? now();
   if (!(to > from)) throw new AuditError('USAGE', `backfill: --from ${toIso(from)} is in the future`);
   const overlapMs =
-    values.overlap === undefined ? DEFAULT_OVERLAP_MS : durationOption('--overlap', values.overlap);
+    values.overlap === undefined ? DEFAULT_OVERLAP_MS : minutesOption('--overlap', values.overlap);
   if (overlapMs < MIN_OVERLAP_MS) {
     throw new AuditError(
       'USAGE',
       '--overlap must be at least PT15M: audit events appear up to 15 minutes late',
     );
   }
-  const windowMs = values.window === undefined ? undefined : durationOption('--window', values.window);
+  const windowMs = values.window === undefined ? undefined : minutesOption('--window', values.window);
   const format = formatOption('--format', values.format);
   if (values.checkpoint !== undefined && values.state === undefined) {
     throw new AuditError(

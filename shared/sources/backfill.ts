@@ -253,7 +253,8 @@ export function planWindows(
 }
 
 export async function backfill(opts: BackfillOptions): Promise<BackfillResult> {
-  const overlap = opts.overlapMs ?? DEFAULT_OVERLAP_MS;
+  // Rounded up to the minute: the Audit API refuses query times with seconds.
+  const overlap = ceilMinute(opts.overlapMs ?? DEFAULT_OVERLAP_MS);
   if (!(overlap >= 0)) throw new AuditError('USAGE', 'the overlap must not be negative');
   const now = opts.now ?? Date.now;
   const from = floorMinute(opts.from);

@@ -362,6 +362,20 @@ describe('backfill from the Audit API', () => {
     }
   });
 
+  it('reaches back whole minutes: the Audit API takes query times without seconds', async () => {
+    const before = auditSvc.queries.length;
+    const overlapMs = 15 * MINUTE + 30_000;
+    await fill({
+      state: `${fresh('state')}.sqlite`,
+      sink: new CollectingSink(),
+      to: T0 + 2 * HOUR,
+      overlapMs,
+    });
+    const starts = auditSvc.queries.slice(before).map((q) => q.startTime);
+    expect(starts).toContain(formatQueryTime(T0 + HOUR - 16 * MINUTE));
+    for (const t of starts) expect(t).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:00Z$/);
+  });
+
   it('resumes from the checkpoint where a stopped run left off, and a finished range is not read again', async () => {
     const state = `${fresh('state')}.sqlite`;
     const checkpoint = fileCheckpoint(`${fresh('checkpoint')}.json`);
@@ -751,6 +765,15 @@ describe('backfill command', () => {
       code: 'USAGE',
     });
     await expect(runBackfill([...base, '--window', 'soon'], cli)).rejects.toMatchObject({ code: 'USAGE' });
+    for (const [option, value] of [
+      ['--overlap', 'PT15M30S'],
+      ['--window', 'PT90S'],
+    ]) {
+      await expect(runBackfill([...base, option!, value!], cli)).rejects.toMatchObject({
+        code: 'USAGE',
+        message: `${option} must be a whole number of minutes: windows and queries start on the minute`,
+      });
+    }
     const named = ['--compartment', 'security', ...base.slice(2)];
     await expect(runBackfill(named, cli)).rejects.toMatchObject({
       code: 'USAGE',
