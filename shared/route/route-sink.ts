@@ -175,7 +175,15 @@ export class TopicRoute extends RouteSink {
     const due = [...this.waiting.values()].filter(
       (r) => ctx.final || (end !== undefined && Date.parse(recordTime(r.record)) < end),
     );
-    await this.batches(due, 'digest', ctx);
+    if (due.length === 0) return;
+    // Another process on the store (a function container) may have sent them since they came here.
+    const sent = await ctx.received(due.map((r) => recordKey(r.record)));
+    for (const key of sent) this.waiting.delete(key);
+    await this.batches(
+      due.filter((r) => !sent.has(recordKey(r.record))),
+      'digest',
+      ctx,
+    );
   }
 
   /** One message per record while the budget lasts; beyond it, one batch for the rest. */

@@ -12,7 +12,7 @@ import { RULES } from '../../shared/detect/registry.js';
 import { at, baseConfig, db, GROUPS, iam, USERS } from '../../shared/detect/timeline.js';
 import { createOciClient } from '../../shared/oci/clients.js';
 import { Pipeline } from '../../shared/pipeline.js';
-import { openRoutes } from '../../shared/route/routes.js';
+import { type OpenRoutes, openRoutes } from '../../shared/route/routes.js';
 import { SqliteStore } from '../../shared/state/sqlite-store.js';
 import { testConfig } from '../helpers/run-timeline.js';
 import {
@@ -236,6 +236,37 @@ describe('routes to OCI outputs', () => {
     ]);
     expect(keysIn(digests()[0]!)).toEqual(keysIn(pages[0]!));
     expect(keysIn(digests()[1]!)).toEqual(keysIn(pages[1]!));
+    expect(await store.undelivered('route:bg')).toEqual([]);
+  });
+
+  it('containers that each keep their sinks and re-open the pipeline on one store send a digest once', async () => {
+    const ep = await endpoint();
+    const { config: cfg, rules } = testConfig({
+      ...baseConfig(),
+      routes: [
+        {
+          name: 'bg',
+          match: { rules: ['iam.*'] },
+          output: { notifications: DIGEST_TOPIC },
+          delivery: { digest: 'PT1H' },
+        },
+      ],
+    });
+    const store = SqliteStore.open(':memory:');
+    cleanups.push(() => store.close());
+    const a = await openRoutes(cfg, ep.options);
+    const b = await openRoutes(cfg, ep.options);
+    // As the function does on a mysql:// store: the pipeline re-opened at every call, the sinks kept.
+    const call = async (container: OpenRoutes, events: CanonicalEvent[]) => {
+      const pipeline = await Pipeline.open({ config: cfg, rules, store, sinks: container.sinks });
+      await pipeline.ingest(events.map((event) => ({ type: 'event' as const, event })));
+    };
+    const signOn = (minutes: number) => iam.signOn({ at: at(minutes), user: USERS.dave, ip: '1.1.1.1' });
+    await call(a, [iam.added({ at: at(0), user: USERS.bob, group: GROUPS.bg })]);
+    await call(a, [signOn(30)]); // a holds the alert for the digest of the hour
+    await call(b, [signOn(90)]); // b gets it from the store and sends the digest when the hour is over
+    await call(a, [signOn(150)]);
+    expect(ep.ons.published.map((m) => m.title)).toEqual(['[MEDIUM] bg digest: 1 alert']);
     expect(await store.undelivered('route:bg')).toEqual([]);
   });
 
