@@ -935,7 +935,8 @@ const SEVERITY_RANK = new Map<string, number>(SEVERITIES.map((s, i) => [s, i]));
  * delivered only what reached the topic, and nothing is left queued in a container that is about
  * to be frozen. One rule/severity group at a time, most severe first, each recorded as delivered
  * once published: a retry after a failure (or a rate budget that ran out before Fn-Deadline)
- * goes on with the groups not yet published instead of starting over.
+ * goes on with the groups not yet published instead of starting over. After a failure the sink
+ * keeps none of them: the store hands them again, and another container may send them first.
  */
 class PublishedDigests implements AlertSink {
   readonly name: string;
@@ -958,10 +959,15 @@ class PublishedDigests implements AlertSink {
     const ordered = [...groups.values()].sort(
       (a, b) => (SEVERITY_RANK.get(b[0]!.severity) ?? 0) - (SEVERITY_RANK.get(a[0]!.severity) ?? 0),
     );
-    for (const group of ordered) {
-      await this.digests.send(group);
-      await this.digests.flush();
-      if (ordered.length > 1) await this.published(group.map(recordKey));
+    try {
+      for (const group of ordered) {
+        await this.digests.send(group);
+        await this.digests.flush();
+        if (ordered.length > 1) await this.published(group.map(recordKey));
+      }
+    } catch (error) {
+      this.digests.forget();
+      throw error;
     }
   }
 }

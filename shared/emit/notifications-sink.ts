@@ -188,6 +188,15 @@ export class NotificationsSink implements AlertSink {
     this.closed = true;
   }
 
+  /**
+   * Forgets the digests not yet published, for a caller whose failed `send` leaves their alerts
+   * undelivered in the store: the store hands them again, to this process or to another one
+   * sharing it, and kept here too they would go out a second time.
+   */
+  forget(): void {
+    this.groups.clear();
+  }
+
   private async publishReady(wait: boolean): Promise<void> {
     // Bounded: each publish removes >= 1 alert; each wait refills >= 1 token on a moving clock.
     const limit = 3 * (this.pendingAlerts() + this.groups.size + 1);

@@ -696,6 +696,22 @@ describe('FunctionHost alert sinks', () => {
     );
   });
 
+  it('a digest that failed is left to the store: another container sends it, this one does not again', async () => {
+    const oci = fakeOci();
+    const file = join(tempDir('hwaudit-host-'), 'shared.sqlite');
+    const env = { ...OCI_SINKS, HWAUDIT_STATE: 'mysql://hwaudit@heatwave.example:3306/hwaudit' };
+    const a = makeHost({ env, sharedFile: file, ociClients: oci.clients });
+    const b = makeHost({ env, sharedFile: file, ociClients: oci.clients });
+    oci.failures.ons = 1;
+    expect((await rejection(a.host.invoke(loggingBatch()))).code).toBe('SINK_FAILED');
+    // B opens the store, which still holds A's alert as not delivered to the topic, and sends it.
+    await b.host.invoke('{not json');
+    expect(digestIds(oci.digests)).toEqual([a.stdout.json()[0]!.id]);
+    // A's next digest holds only its new alert.
+    expect(await a.host.invoke(streamBatch())).toMatchObject({ alerts: 1 });
+    expect(digestIds(oci.digests)).toEqual(a.stdout.json().map((x) => x.id));
+  });
+
   it('does not wait for digest rate budget past Fn-Deadline; the groups published so far count', async () => {
     const oci = fakeOci();
     // 2 a minute: a burst of 1, then one every 60 s.
