@@ -39,7 +39,7 @@ import { decodeBatch } from '../shared/decode/read-input.js';
 import { FileSink } from '../shared/emit/file-sink.js';
 import { formatAlert } from '../shared/emit/formats/format.js';
 import { JsonlSink } from '../shared/emit/jsonl-sink.js';
-import { NotificationsSink } from '../shared/emit/notifications-sink.js';
+import { NotificationsSink, TopicRates } from '../shared/emit/notifications-sink.js';
 import { ObjectStorageSink } from '../shared/emit/object-storage-sink.js';
 import { ObjectStorageWriter } from '../shared/emit/object-storage-writer.js';
 import type { AlertSink } from '../shared/emit/sink.js';
@@ -56,7 +56,13 @@ import {
 import { vaultSecretFetcher } from '../shared/oci/vault.js';
 import { type DecodedItem, Pipeline } from '../shared/pipeline.js';
 import { type PublishResult, publishReports, ReportActionSchema } from '../shared/report/publish-reports.js';
-import { openRoutes, RecordIndex, type RouteClients, routeClients } from '../shared/route/routes.js';
+import {
+  openRoutes,
+  RecordIndex,
+  type RouteClients,
+  routeClients,
+  routeTopicRates,
+} from '../shared/route/routes.js';
 import { collect } from '../shared/sources/collector.js';
 import {
   AUDIT_DELIVERY_POSITION,
@@ -801,6 +807,10 @@ export class FunctionHost {
       this.ociClients,
     );
     const index = new RecordIndex();
+    const topic = env.notificationsTopicId;
+    const digestRate: [string, number][] = topic === undefined ? [] : [[topic, env.notificationsPerMinute]];
+    // The digests and the routes on one topic keep to one rate together.
+    const rates = new TopicRates([...routeTopicRates(config), ...digestRate], this.now);
     if (env.alertStreamId !== undefined) {
       const name = 'oci-stream';
       sinks.push(
@@ -824,13 +834,14 @@ export class FunctionHost {
       const located = index.onObject(bucket);
       for (const f of formats) sinks.push(new ObjectStorageSink({ writer, format: f, prefix, located }));
     }
-    if (env.notificationsTopicId !== undefined) {
+    if (topic !== undefined) {
       const name = 'oci-notifications';
       const digests = new NotificationsSink({
         client: await clients.notifications(),
-        topicId: env.notificationsTopicId,
+        topicId: topic,
         name,
-        perMinute: env.notificationsPerMinute,
+        bucket: rates.bucket(topic),
+        now: this.now,
         retry: this.retryPolicy(name),
         sleep: (ms) => this.sleepWithin(ms, name, 'budget'),
       });
@@ -846,6 +857,7 @@ export class FunctionHost {
       sleep: (ms, name) => this.sleepWithin(ms, name, 'budget'),
       now: this.now,
       index,
+      rates,
     });
     return [...sinks, ...routes.sinks];
   }

@@ -29,6 +29,8 @@ export interface NotificationsSinkOptions {
   perMinute?: number;
   /** Bucket capacity; refill is (perMinute - burst) per minute so no 60 s window exceeds perMinute. */
   burst?: number;
+  /** The topic's bucket, shared with its other publishers (`TopicRates`); `perMinute` and `burst` are then unused. */
+  bucket?: TokenBucket;
   /** Bytes of the request body `{"title":…,"body":…}` (default 64 KB minus a safety margin). */
   maxRequestBytes?: number;
   /** Alerts listed in detail per digest (the rest are counted and listed by id). */
@@ -125,6 +127,31 @@ export function rateBucket(
   return new TokenBucket(capacity, perMinute - capacity, now);
 }
 
+/**
+ * The rate buckets of the topics a process publishes to, one per topic, shared by all its
+ * publishers (the function's digests, routes): the lowest rate any of them asks of a topic holds
+ * for all of them together.
+ */
+export class TopicRates {
+  private readonly buckets = new Map<string, TokenBucket>();
+
+  constructor(rates: Iterable<readonly [topicId: string, perMinute: number]>, now: () => number) {
+    const lowest = new Map<string, number>();
+    for (const [topicId, perMinute] of rates)
+      lowest.set(topicId, Math.min(perMinute, lowest.get(topicId) ?? perMinute));
+    for (const [topicId, perMinute] of lowest) this.buckets.set(topicId, rateBucket(perMinute, now));
+  }
+
+  bucket(topicId: string): TokenBucket {
+    const bucket = this.buckets.get(topicId);
+    if (bucket === undefined)
+      throw new AuditError('INTERNAL', 'a Notifications topic was not given a rate', {
+        details: { topicId },
+      });
+    return bucket;
+  }
+}
+
 export class NotificationsSink implements AlertSink {
   readonly name: string;
   readonly stats: NotificationsSinkStats = { published: 0, alertsPublished: 0, splits: 0, deferred: 0 };
@@ -150,7 +177,7 @@ export class NotificationsSink implements AlertSink {
     this.retry = opts.retry ?? DEFAULT_RETRY;
     this.now = opts.now ?? Date.now;
     this.sleep = opts.sleep ?? sleepMs;
-    this.bucket = rateBucket(opts.perMinute ?? ONS_MESSAGES_PER_MINUTE, this.now, opts.burst);
+    this.bucket = opts.bucket ?? rateBucket(opts.perMinute ?? ONS_MESSAGES_PER_MINUTE, this.now, opts.burst);
   }
 
   /** Alerts queued in digests not yet published. */

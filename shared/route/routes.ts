@@ -13,8 +13,9 @@ import {
   type DigestMessage,
   type NotificationPublisher,
   ONS_MAX_REQUEST_BYTES,
-  rateBucket,
+  ONS_MESSAGES_PER_MINUTE,
   type TokenBucket,
+  TopicRates,
 } from '../emit/notifications-sink.js';
 import { ObjectStorageSink } from '../emit/object-storage-sink.js';
 import { type ObjectStorageApi, ObjectStorageWriter } from '../emit/object-storage-writer.js';
@@ -46,6 +47,8 @@ export type RouteOptions = {
   now?: () => number;
   /** Where full records are; shared with other sinks that write them (the function's alert stream). */
   index?: RecordIndex;
+  /** The topics' rates, shared with other publishers (the function's digests); holds `routeTopicRates`. */
+  rates?: TopicRates;
 };
 
 /** Where the full text of records is (`stream ... offset 12`, `object bucket/name`), by record key, bounded. */
@@ -107,9 +110,20 @@ export function routeClients(
 
 export type OpenRoutes = { sinks: RouteSink[]; index: RecordIndex; close(): Promise<void> };
 
+/** The Notifications topics of `config`'s routes, each with the rate a route on it asks. */
+export function routeTopicRates(config: Config): [topicId: string, perMinute: number][] {
+  return config.routes.flatMap(({ output }) =>
+    output.notifications === undefined
+      ? []
+      : [[output.notifications, output.perMinute ?? ONS_MESSAGES_PER_MINUTE]],
+  );
+}
+
 /** The route sinks of `config` (none when it has no routes). */
 export async function openRoutes(config: Config, opts: RouteOptions): Promise<OpenRoutes> {
   const index = opts.index ?? new RecordIndex();
+  // The routes on one topic share its rate: the slowest subscription (e-mail) sets it.
+  const rates = opts.rates ?? new TopicRates(routeTopicRates(config), opts.now ?? Date.now);
   const topics = new Map<string, Topic>();
   const sinks: RouteSink[] = [];
   try {
@@ -123,13 +137,7 @@ export async function openRoutes(config: Config, opts: RouteOptions): Promise<Op
         let topic = topics.get(topicId);
         if (topic === undefined) {
           const client = await need(opts.clients.notifications, i, 'notifications')();
-          // The routes on one topic share its rate: the slowest subscription (e-mail) sets it.
-          const perMinute = Math.min(
-            ...config.routes
-              .filter((r) => r.output.notifications === topicId)
-              .map((r) => r.output.perMinute ?? 60),
-          );
-          topic = new Topic(client, topicId, perMinute, retry, opts.now ?? Date.now, (ms) =>
+          topic = new Topic(client, topicId, rates.bucket(topicId), retry, (ms) =>
             (opts.sleep ?? sleepMs)(ms, name),
           );
           topics.set(topicId, topic);
@@ -205,21 +213,17 @@ async function recordOutput(
   };
 }
 
-/** A Notifications topic under its rate: a token bucket that never lets a minute exceed `perMinute`. */
+/** A Notifications topic under its rate: a token bucket that never lets a minute exceed it. */
 class Topic implements TopicOutput {
   readonly maxBytes = ONS_MAX_REQUEST_BYTES - 1024;
-  private readonly bucket: TokenBucket;
 
   constructor(
     private readonly client: NotificationPublisher,
     private readonly topicId: string,
-    perMinute: number,
+    private readonly bucket: TokenBucket,
     private readonly retry: RetryPolicy,
-    now: () => number,
     private readonly sleep: (ms: number) => Promise<void>,
-  ) {
-    this.bucket = rateBucket(perMinute, now);
-  }
+  ) {}
 
   get describe(): string {
     return `topic ${this.topicId}`;

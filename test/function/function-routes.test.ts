@@ -1,11 +1,11 @@
 // The function delivers through the configuration's routes, to the signed local endpoint with
 // the real SDK client: an immediate route pages at once (the alert, then its resolution), a
 // digest route publishes once its hour is over (on a later sweep), and the default outputs still
-// get every alert.
+// get every alert. The default digests and a route on one topic keep to one rate together.
 import * as common from 'oci-common';
 import { afterAll, describe, expect, it } from 'vitest';
 import { FunctionHost } from '../../functions/function-host.js';
-import { createOciClient } from '../../shared/oci/clients.js';
+import { createOciClient, type RetryPolicy } from '../../shared/oci/clients.js';
 import { SqliteStore } from '../../shared/state/sqlite-store.js';
 import { ago, fleetConfigJson, GROUPS, oci, removeTempDirs, tempDir, USERS } from '../helpers/fdk-harness.js';
 import { Lines, loggingBatch, N, streamBatch } from '../helpers/host-batches.js';
@@ -107,6 +107,66 @@ describe('FunctionHost routes', () => {
       expect(await store.undelivered('route:page-high')).toEqual([]);
       expect(await store.undelivered('route:bg-digest')).toEqual([]);
       await store.close();
+    } finally {
+      await endpoint.close();
+      principal.cleanup();
+    }
+  });
+
+  it('the default digests and a route on the same topic keep to its rate together', async () => {
+    const principal = createTestPrincipal();
+    const clock = { now: N };
+    // The topic takes 3 messages a minute; a fourth is refused (429).
+    const ons = notificationsService({ perMinute: 3 });
+    const endpoint = await startOciEndpoint({
+      ...principal.endpointOptions,
+      serviceNow: () => clock.now,
+      handlers: [ons.handler],
+    });
+    const auth = new common.ConfigFileAuthenticationDetailsProvider(principal.configFile, principal.profile);
+    const fast: RetryPolicy = { maxAttempts: 2, baseDelayMs: 1, maxDelayMs: 2 };
+    const host = new FunctionHost({
+      env: {
+        HWAUDIT_STATE: `${tempDir('hwaudit-routes-')}/state.sqlite`,
+        HWAUDIT_NOTIFICATIONS_TOPIC_ID: PAGE,
+        HWAUDIT_NOTIFICATIONS_PER_MINUTE: '3',
+        HWAUDIT_CONFIG: fleetConfigJson({
+          routes: [{ name: 'page-all', output: { notifications: PAGE, perMinute: 3 } }],
+        }),
+      },
+      now: () => clock.now,
+      stdout: new Lines(),
+      stderr: new Lines(),
+      ociClients: {
+        notifications: () =>
+          createOciClient('notifications', { auth, env: { HWAUDIT_OCI_ENDPOINT: endpoint.url } }),
+      },
+      ociRetry: fast,
+    });
+    // A budget wait past Fn-Deadline fails the call; a later one sends what is missing.
+    const call = (body: string) =>
+      host.invoke(body, { deadline: new Date(clock.now + 20_000) }).catch((e: { code: string }) => e.code);
+    try {
+      // Two alerts: a digest each from the default output, a page each from the route.
+      expect(await call(JSON.stringify([...JSON.parse(loggingBatch()), ...JSON.parse(streamBatch())]))).toBe(
+        'SINK_FAILED',
+      );
+      // Sweeps every 30 s; the first fires the stale break-glass timer: one more alert.
+      const sweeps: unknown[] = [];
+      for (let i = 0; i < 8; i++) {
+        clock.now += 30_000;
+        sweeps.push(await call('{"action":"sweep"}'));
+      }
+      expect(sweeps.at(-1)).toMatchObject({ action: 'sweep' });
+      // One bucket for the topic (3 a minute: a burst of 2, then one a minute), whoever publishes.
+      expect(ons.published.map((m) => [(m.at - N) / 60_000, m.title?.split(':')[0]])).toEqual([
+        [0, '[HIGH] break-glass.used'],
+        [0, '[MEDIUM] iam.privileged-group-change'],
+        [1, '[HIGH] page-all over the rate, batched'],
+        [2, '[HIGH] break-glass.stale'],
+        [3, '[HIGH] break-glass.stale'],
+      ]);
+      expect(ons.refused.rate).toBe(0);
     } finally {
       await endpoint.close();
       principal.cleanup();
