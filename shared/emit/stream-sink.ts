@@ -2,10 +2,12 @@
 // (PutMessages): one message per alert, key = DB system id so one DB system's alerts stay in
 // order on one partition, value = the formatted alert (JSON, OCSF, ECS).
 // Limits: 1 MB per message and per request, so batches are split by bytes.
-// A 200 answer can carry failed entries: exactly those are sent again. 429/5xx/transport errors
-// resend the whole request. Everything is bounded by the retry policy; what still fails makes
-// `send` throw SINK_FAILED, the pipeline does not mark the batch delivered and re-sends it later
-// (consumers dedupe on the deterministic alert id: delivery is at least once).
+// A 200 answer can carry failed entries: exactly those are sent again, before any later request
+// (the service keeps the entries it accepted, so only an entry of the same request after a failed
+// one can land before it). 429/5xx/transport errors resend the whole request and the rest.
+// Everything is bounded by the retry policy; what still fails makes `send` throw SINK_FAILED, the
+// pipeline does not mark the batch delivered and re-sends it later (consumers dedupe on the
+// deterministic alert id: delivery is at least once).
 import type { StreamClient } from 'oci-streaming';
 import type { Alert } from '../../schemas/alert.js';
 import { AuditError } from '../errors.js';
@@ -75,8 +77,8 @@ export type StreamPosition = { partition: string; offset: number };
 /**
  * PutMessages with the service's limits and the retry policy: messages are grouped into
  * requests under the byte and entry limits, in order; failed entries of a 200 answer are sent
- * again, a throttled or failing request is resent after a pause. What still fails throws
- * SINK_FAILED naming `what` was not delivered.
+ * again, a throttled or failing request is resent after a pause, each before the requests after
+ * it. What still fails throws SINK_FAILED naming `what` was not delivered.
  */
 export class StreamWriter {
   readonly stats: StreamSinkStats = {
@@ -155,6 +157,9 @@ export class StreamWriter {
           this.stats.messagesSent += request.length - failed.size;
           this.stats.entriesRetried += failed.size;
           lastFailure = { status: 200, code: 'PartialFailure', retryable: true };
+          // The rest waits for the failed entries: sent now, it would land before them.
+          for (const rest of requests.slice(r + 1)) again.push(...rest);
+          break;
         } catch (error) {
           const failure = classifyOciError(error);
           this.stats.requestErrors += 1;

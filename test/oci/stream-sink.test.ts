@@ -14,6 +14,7 @@ import { createTestPrincipal, parseAuthorization, type TestPrincipal } from '../
 import { failedIndexes } from '../oci-endpoint/streaming.js';
 
 const STREAM = 'ocid1.stream.oc1..alerts';
+const DB_ID = 'ocid1.mysqldbsystem.oc1..prod';
 const ONE_MB = 1024 * 1024;
 
 interface Stored {
@@ -172,6 +173,20 @@ describe('StreamSink over the real oci-streaming client', () => {
     expect(stored.map((s) => (JSON.parse(decode(s.value)) as Alert).id).sort()).toEqual([...ids].sort());
     expect(sink.stats).toMatchObject({ requests: 3, messagesSent: 8, entriesRetried: 4 });
     expect(retry.delays).toEqual([6, 12]); // equal jitter with random 0.5: 3/4 of 8, 16
+  });
+
+  it('sends the failed entries of a 200 answer before the requests after theirs, keeping the order', async () => {
+    endpoint.faults.arm('streaming.putMessages', FAULT_HOOKS.putMessagesFailures, 1, { indexes: [1] });
+    const sink = new StreamSink({ client, streamId: STREAM, retry: testRetry(), maxRequestEntries: 2 });
+    const alerts = Array.from({ length: 4 }, (_, i) =>
+      makeAlert(i, { dbSystem: { id: DB_ID, name: 'prod' } }),
+    );
+    await sink.send(alerts);
+
+    const ids = alerts.map((a) => a.id);
+    expect([0, 1, 2].map(sentIds)).toEqual([[ids[0], ids[1]], [ids[1], ids[2]], [ids[3]]]);
+    expect(stored.map((s) => (JSON.parse(decode(s.value)) as Alert).id)).toEqual(ids);
+    expect(sink.stats).toMatchObject({ requests: 3, messagesSent: 4, entriesRetried: 1 });
   });
 
   it('backs off through a 429 storm and then succeeds, with bounded, growing delays', async () => {
