@@ -479,10 +479,7 @@ export class Correlator {
       case 'policy_created':
       case 'policy_updated':
       case 'policy_deleted':
-        this.detector.run('iam', {
-          ...this.iamFact(ev, userId, group?.id),
-          reverts: this.policies.apply(ev),
-        });
+        this.detector.run('iam', { ...this.iamFact(ev, userId, group?.id), ...this.policies.apply(ev) });
         return;
       case 'signon_success':
       case 'signon_failure':

@@ -2,6 +2,7 @@
 // earlier set of statements (or deletes a policy just created) is known as a revert.
 import type { IamEvent } from '../../schemas/events.js';
 import type { Reverts } from '../detect/rule.js';
+import { grantsDbAuthentication } from '../normalize/auth-policy.js';
 import type { EntityCache } from '../state/entity-cache.js';
 import { ABSENT, undone, type Version } from './reverts.js';
 
@@ -14,12 +15,16 @@ const MAX_VERSIONS = 50;
 export class Policies {
   constructor(private readonly cache: EntityCache) {}
 
-  /** Records a policy event; returns the earlier changes it undoes (none for a policy without id, or a refused request). */
-  apply(ev: IamEvent): Reverts {
+  /**
+   * Records a policy event; returns the earlier changes it undoes (none for a policy without id, or
+   * a refused request), and whether the version recorded before it granted database
+   * authentication (an update or a deletion that names no statements can take that grant away).
+   */
+  apply(ev: IamEvent): { reverts: Reverts; grantedBefore: boolean } {
     const id = ev.policy?.id;
     // A refused request (OCI reports 4xx / 5xx) changed nothing.
     const failed = ev.status !== undefined && !/^2\d\d$/.test(ev.status);
-    if (id === undefined || failed) return { undone: [], complete: false };
+    if (id === undefined || failed) return { reverts: { undone: [], complete: false }, grantedBefore: false };
     const versions = this.cache.get<PolicyVersion[]>(POLICY, id) ?? [];
     if (!versions.some((v) => v.key === ev.key)) {
       versions.push({
@@ -35,12 +40,14 @@ export class Policies {
     }
     const kept = this.cache.get<PolicyVersion[]>(POLICY, id)!;
     const list: Version[] = kept.map((v) => ({ ...v, change: true }));
+    const at = kept.findIndex((v) => v.key === ev.key);
     // Before a creation the policy did not exist; before any other first sight, its state is unknown.
-    const changes = undone(
-      list,
-      kept.findIndex((v) => v.key === ev.key),
-      kept[0]?.kind === 'policy_created' ? ABSENT : undefined,
-    );
-    return { undone: changes, complete: changes.length > 0 };
+    const changes = undone(list, at, kept[0]?.kind === 'policy_created' ? ABSENT : undefined);
+    const before = kept[at - 1]?.state;
+    const grantedBefore =
+      before !== undefined &&
+      before !== ABSENT &&
+      (JSON.parse(before) as string[]).some(grantsDbAuthentication);
+    return { reverts: { undone: changes, complete: changes.length > 0 }, grantedBefore };
   }
 }

@@ -97,6 +97,8 @@ export type IamFact = {
   group?: GroupInfo;
   /** For policy events: earlier changes of the policy this one undoes. */
   reverts?: Reverts;
+  /** For policy events: the policy's version recorded before this one granted database authentication. */
+  grantedBefore?: boolean;
 };
 
 /** A break-glass grant that reached its maximum duration still open (fired from the watermark). */

@@ -5,6 +5,7 @@ import { acknowledgement, ExpectedPolicyChanges, reverted } from './expected-cha
 
 const AUTH_STATEMENT =
   'ALLOW service mysql_dp_auth TO {AUTHENTICATION_INSPECT, GROUP_MEMBERSHIP_INSPECT} IN TENANCY';
+const OTHER_STATEMENT = 'Allow group Auditors to read audit-events in tenancy';
 
 export const iamAuthPolicyChange = defineRule({
   id: 'iam.auth-policy-change',
@@ -22,7 +23,7 @@ export const iamAuthPolicyChange = defineRule({
   params: z.strictObject({ expected: ExpectedPolicyChanges }),
   suppressFor: 0,
   on: {
-    iam: ({ event, reverts }, { params }) => {
+    iam: ({ event, reverts, grantedBefore }, { params }) => {
       if (event.source !== 'iam' || !event.policy) return [];
       const { policy } = event;
       const name = policy.name ?? policy.id ?? '';
@@ -34,13 +35,16 @@ export const iamAuthPolicyChange = defineRule({
           })
         : [];
       // A change that only restores the earlier statements ends their alerts and raises none.
-      if (!policy.mysqlAuth || reverts?.complete) return out;
+      if (!(policy.mysqlAuth || grantedBefore) || reverts?.complete) return out;
+      const change = event.kind.replace('policy_', '');
       return [
         {
           subject: event.key,
           occurrence: event.kind,
           ts: event.ts,
-          title: `Policy ${name} granting database authentication ${event.kind.replace('policy_', '')}`,
+          title: policy.mysqlAuth
+            ? `Policy ${name} granting database authentication ${change}`
+            : `Policy ${name} no longer grants database authentication (${change})`,
           identity: event.actor.id
             ? { principalId: event.actor.id, name: event.actor.name ?? null, attribution: null }
             : null,
@@ -145,6 +149,26 @@ export const iamAuthPolicyChange = defineRule({
           note: 'policy p is back to its earlier statements',
         },
       },
+    },
+    {
+      name: 'an update that takes the grant away, its record naming only the new statements',
+      events: () => [
+        iam.policy({ at: at(1), kind: 'policy_created', statements: [AUTH_STATEMENT] }),
+        iam.policy({ at: at(2), kind: 'policy_updated', statements: [OTHER_STATEMENT] }),
+      ],
+      expect: { alerts: 2, severity: 'high', match: { details: { policy: 'ocid1.policy.oc1..p' } } },
+    },
+    {
+      name: 'an update of a policy that never granted it is silent',
+      events: () => [
+        iam.policy({ at: at(1), kind: 'policy_created', statements: [OTHER_STATEMENT] }),
+        iam.policy({
+          at: at(2),
+          kind: 'policy_updated',
+          statements: [OTHER_STATEMENT, 'Allow group Y to read buckets in tenancy'],
+        }),
+      ],
+      expect: { alerts: 0 },
     },
     {
       name: 'an update restoring the earlier statements resolves the change',
