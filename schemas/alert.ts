@@ -45,6 +45,11 @@ export const AlertSchema = z.object({
   /** The user name the client sent. */
   loginUser: z.string().optional(),
   group: RefSchema.optional(),
+  /**
+   * Who made the change, for an alert about someone else (a user an administrator added to a
+   * group): `identity` is the person the alert is about, `sourceIp` the actor's address.
+   */
+  actor: z.object({ principalId: z.string().nullable(), name: z.string().nullable() }).optional(),
   sourceIp: z.string().optional(),
   /** MITRE ATT&CK technique ids. */
   attack: z.array(z.string()).optional(),

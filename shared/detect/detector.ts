@@ -237,6 +237,7 @@ function toAlert(r: ActiveRule, f: Finding, id: string): Alert {
   if (f.mysqlAccount !== undefined) alert.mysqlAccount = f.mysqlAccount;
   if (f.loginUser !== undefined) alert.loginUser = f.loginUser;
   if (f.group) alert.group = f.group;
+  if (f.actor) alert.actor = f.actor;
   if (f.sourceIp) alert.sourceIp = f.sourceIp;
   return alert;
 }

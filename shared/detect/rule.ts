@@ -134,6 +134,8 @@ export type Finding = {
   mysqlAccount?: string;
   loginUser?: string;
   group?: Ref;
+  /** Who made the change, when that is not `identity` (Alert.actor). */
+  actor?: { principalId: string | null; name: string | null };
   sourceIp?: string;
   evidence: string[];
   details?: Record<string, unknown>;

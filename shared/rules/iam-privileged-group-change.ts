@@ -38,6 +38,9 @@ export const iamPrivilegedGroupChange = defineRule({
           identity: user ? { principalId: user.id, name: user.name, attribution: null } : null,
           dbSystem: null,
           group: { id: group.id, name: group.name },
+          ...(event.actor.id || event.actor.name
+            ? { actor: { principalId: event.actor.id ?? null, name: event.actor.name ?? null } }
+            : {}),
           ...(event.actor.ip ? { sourceIp: event.actor.ip } : {}),
           evidence: [event.key],
           details: {
@@ -59,6 +62,7 @@ export const iamPrivilegedGroupChange = defineRule({
         severity: 'medium',
         match: {
           identity: { principalId: USERS.bob, attribution: null },
+          actor: { principalId: 'ocid1.user.oc1..admin', name: 'iam-admin' },
           title: 'bob@example.com added to privileged group DBAdmins',
           group: { id: GROUPS.dba },
           details: { change: 'membership_added', actor: 'iam-admin', breakGlass: false },

@@ -181,6 +181,17 @@ describe('CEF alerts', () => {
     expect(parseCef(cefAlert(alert, ctx)).ext.act).toBeUndefined();
   });
 
+  it('a change made to someone else: the actor is the source user, the person changed the destination', () => {
+    const alert = run.alerts.find((a) => a.rule === 'iam.privileged-group-change' && a.identity)!;
+    const { ext } = parseCef(cefAlert(alert, ctx));
+    expect(ext).toMatchObject({
+      suser: 'iam-admin',
+      suid: 'ocid1.user.oc1..admin',
+      duser: alert.identity!.name,
+      duid: alert.identity!.principalId,
+    });
+  });
+
   it('leaves out what the alert does not know', () => {
     const alert = run.alerts.find((a) => a.rule === 'auth.failure-burst')!;
     const { ext } = parseCef(cefAlert(alert, ctx));

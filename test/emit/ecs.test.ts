@@ -101,6 +101,19 @@ describe('ECS alerts', () => {
     expect(ecsAlert(alertOf('audit.tamper'), ctx).event).not.toHaveProperty('outcome');
   });
 
+  it('a change made to someone else: user is the actor, user.target the person changed', () => {
+    const alert = run.alerts.find((a) => a.rule === 'iam.privileged-group-change' && a.identity)!;
+    const doc = ecsAlert(alert, ctx);
+    expect(doc.user).toEqual({
+      name: 'iam-admin',
+      id: 'ocid1.user.oc1..admin',
+      target: { name: alert.identity!.name, id: alert.identity!.principalId },
+    });
+    expect(doc).toMatchObject({
+      related: { user: expect.arrayContaining(['iam-admin', alert.identity!.name]) },
+    });
+  });
+
   it('an alert with no person has no user.name but keeps the account and the source', () => {
     const doc = ecsAlert(alertOf('auth.failure-burst'), ctx);
     expect(doc.user).toEqual({ effective: { name: 'admin@%' } });

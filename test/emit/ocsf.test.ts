@@ -223,6 +223,17 @@ describe('OCSF mapping', () => {
     });
   });
 
+  it('a change made to someone else: the actor in evidences[].actor.user, the person changed in evidences[].user', () => {
+    const alert = run.alerts.find((a) => a.rule === 'iam.privileged-group-change' && a.identity)!;
+    const [evidence] = wire(ocsfAlert(alert, ctx)).evidences as Record<string, unknown>[];
+    expect(evidence).toMatchObject({
+      actor: { user: { uid: 'ocid1.user.oc1..admin', name: 'iam-admin', type_id: 1 } },
+      user: { uid: alert.identity!.principalId, name: alert.identity!.name },
+    });
+    const session = wire(ocsfAlert(run.alerts.find((a) => a.rule === 'privilege.change')!, ctx));
+    expect((session.evidences as Record<string, unknown>[])[0]).not.toHaveProperty('actor');
+  });
+
   it('a resolution closes the finding: activity Close, status Resolved, at the resolution time', () => {
     const resolved = run.alerts.find((a) => a.status === 'resolved')!;
     const alert = run.alerts.find((a) => a.status === 'open' && a.id === resolved.id)!;

@@ -113,16 +113,25 @@ export function ecsAlert(alert: Alert, ctx: FormatContext): EcsDocument {
       ruleset: ctx.product.name,
     },
     observer: { vendor: ctx.product.vendor, product: ctx.product.name, version: ctx.product.version },
-    user: {
-      name: person?.name ?? undefined,
-      id: person?.principalId ?? undefined,
-      effective: { name: alert.mysqlAccount },
-    },
+    // `user` acts; a change an actor made to someone else targets the person (`user.target`).
+    user: alert.actor
+      ? {
+          name: alert.actor.name ?? undefined,
+          id: alert.actor.principalId ?? undefined,
+          target: { name: person?.name ?? undefined, id: person?.principalId ?? undefined },
+        }
+      : {
+          name: person?.name ?? undefined,
+          id: person?.principalId ?? undefined,
+          effective: { name: alert.mysqlAccount },
+        },
     group: alert.group && { id: alert.group.id, name: alert.group.name },
     ...sourceFields(alert.sourceIp),
     ...dbSystemFields(alert.dbSystem),
     related: {
       user: unique([
+        alert.actor?.name,
+        alert.actor?.principalId,
         person?.name,
         person?.principalId,
         alert.mysqlAccount,
