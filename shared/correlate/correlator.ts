@@ -22,6 +22,7 @@ import {
   type IamFact,
   type OpenedSession,
   type Reverts,
+  type Revocation,
   type SessionFact,
 } from '../detect/rule.js';
 import { Memo } from '../memo.js';
@@ -306,7 +307,36 @@ export class Correlator {
     }
     if (noted) this.touch(session);
     else this.counted.set(session.id, session);
+    if (session.identity !== null) this.checkRevoked(session, run, n);
     return session;
+  }
+
+  /**
+   * A session whose person lost the access it authenticated with (left the group it resolved
+   * through, or was deleted or deactivated) and that runs statements after that: MySQL does not
+   * end a session when IAM revokes access, so the session goes on. Raised at the first statement
+   * after the revocation; a session that was a revoked login already is its connect's finding.
+   */
+  private checkRevoked(session: Session, run: readonly DbEvent[], n: number): void {
+    if (session.attribution?.problem !== undefined) return;
+    const revocation = this.revocationAt(session, run[n - 1]!.ts);
+    if (revocation === undefined) return;
+    const event = run.slice(0, n).find((ev) => ev.ts > revocation.ts);
+    if (event) this.detector.run('revokedActivity', { session: session as OpenedSession, event, revocation });
+  }
+
+  /** The revocation in force at `ts` of the access a session authenticated with, if any. */
+  private revocationAt(s: Session, ts: number): Revocation | undefined {
+    const person = s.identity!;
+    const since = authenticationOf(s).ts;
+    const { memberships, directory } = this.models;
+    const left = s.group ? memberships.stateAt(person.id, s.group.id, ts) : undefined;
+    if (left?.op === 'remove' && left.ts > since)
+      return { ts: left.ts, key: left.key, why: `left group ${s.group!.name}` };
+    const state = directory.userStateAt(person.id, ts);
+    if (state.state !== 'active' && state.key && state.ts !== undefined && state.ts > since)
+      return { ts: state.ts, key: state.key, why: `IAM user ${state.state}` };
+    return undefined;
   }
 
   private statement(ev: DbEvent): void {

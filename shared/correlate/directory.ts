@@ -177,9 +177,9 @@ export class Directory {
   }
 
   /** The user's state at `ts`, with the event that set it. */
-  userStateAt(id: string, ts: number): { state: UserState; key?: string } {
+  userStateAt(id: string, ts: number): { state: UserState; key?: string; ts?: number } {
     const s = inForceAt(this.user(id)?.states ?? [], ts);
-    return s ? { state: s.state, key: s.key } : { state: 'active' };
+    return s ? { state: s.state, key: s.key, ts: s.ts } : { state: 'active' };
   }
 
   markGroupDeleted(id: string, ts: number): void {

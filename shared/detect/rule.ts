@@ -56,6 +56,17 @@ export function loginOccurrence(f: SessionFact, base: string): string {
   return f.session.changedUser ? `${base}@${f.authenticated.key}` : base;
 }
 
+/** What ended a person's access: a removal from a group, or the user deleted or deactivated. */
+export type Revocation = { ts: number; key: string; why: string };
+
+/** A session that ran a statement after its person's access was revoked (Correlator.checkRevoked). */
+export type RevokedActivityFact = {
+  session: OpenedSession;
+  /** The session's first statement after the revocation. */
+  event: DbEvent;
+  revocation: Revocation;
+};
+
 /**
  * A statement that changed privileges, mappings or the audit configuration; or an account change
  * between two snapshots that no statement explains (`event.source` is `sync`: observed, not audited).
@@ -171,6 +182,7 @@ export type RuleContext<P> = {
 
 export type Handlers<P> = {
   session?: (fact: SessionFact, ctx: RuleContext<P>) => Outcome[];
+  revokedActivity?: (fact: RevokedActivityFact, ctx: RuleContext<P>) => Outcome[];
   statement?: (fact: StatementFact, ctx: RuleContext<P>) => Outcome[];
   failedLogin?: (fact: FailedLoginFact, ctx: RuleContext<P>) => Outcome[];
   iam?: (fact: IamFact, ctx: RuleContext<P>) => Outcome[];

@@ -11,7 +11,7 @@ export const accessAfterRevocation = defineRule({
   id: 'access.after-revocation',
   title: 'Database access after IAM revocation',
   description:
-    'A session resolves through a group the person had already left, or is made by a deleted or deactivated IAM user. Late-arriving removals raise it when they arrive.',
+    'A session resolves through a group the person had already left, or is made by a deleted or deactivated IAM user; or a session opened before the revocation runs statements after it (MySQL does not end it). Late-arriving removals raise it when they arrive.',
   severity: 'critical',
   attack: ['T1078.004'],
   runbook:
@@ -42,6 +42,21 @@ export const accessAfterRevocation = defineRule({
         },
       ];
     },
+    revokedActivity: ({ session, event, revocation }) => [
+      {
+        subject: session.id,
+        occurrence: `active-after:${revocation.key}`,
+        ts: event.ts,
+        title: `${session.identity?.name ?? 'A person'}'s session on ${session.dbSystem.name} ran statements after revocation (${revocation.why})`,
+        ...sessionFields(session),
+        evidence: [revocation.key, event.key],
+        details: {
+          sessionId: session.id,
+          revokedAt: new Date(revocation.ts).toISOString(),
+          revocation: revocation.key,
+        },
+      },
+    ],
   },
   cases: [
     {
@@ -117,6 +132,53 @@ export const accessAfterRevocation = defineRule({
       events: () => [
         iam.removed({ at: at(0), user: USERS.alice, group: GROUPS.dba }),
         db.connect({ at: at(30), conn: 1, account: 'dba_proxy', user: 'alice', proxy: true, status: 1045 }),
+      ],
+      expect: { alerts: 0 },
+    },
+    {
+      name: 'a session opened before the removal runs statements after it: once, at the first',
+      events: () => [
+        db.connect({ at: at(0), conn: 1, account: 'dba_proxy', user: 'alice', proxy: true }),
+        db.query({ at: at(10), conn: 1, account: 'dba_proxy', sqlCommand: 'select', sql: 'SELECT 1' }),
+        iam.removed({ at: at(30), user: USERS.alice, group: GROUPS.dba }),
+        db.query({ at: at(60), conn: 1, account: 'dba_proxy', sqlCommand: 'delete', sql: 'DELETE FROM t' }),
+        db.query({ at: at(61), conn: 1, account: 'dba_proxy', sqlCommand: 'select', sql: 'SELECT 2' }),
+      ],
+      expect: {
+        alerts: 1,
+        severity: 'critical',
+        match: {
+          time: '2026-11-02T10:00:00.000Z',
+          title:
+            "alice@example.com's session on prod-orders ran statements after revocation (left group DBAdmins)",
+          identity: { principalId: USERS.alice },
+          details: { revokedAt: '2026-11-02T09:30:00.000Z' },
+        },
+      },
+    },
+    {
+      name: 'a 1-to-1 user deactivated while connected, whose session goes on',
+      events: () => [
+        db.connect({ at: at(0), conn: 1, account: 'carol' }),
+        iam.userState({ at: at(30), user: USERS.carol, kind: 'user_deactivated' }),
+        db.query({ at: at(40), conn: 1, account: 'carol', sqlCommand: 'select', sql: 'SELECT 1' }),
+      ],
+      expect: {
+        alerts: 1,
+        severity: 'critical',
+        match: {
+          title:
+            "carol@example.com's session on prod-orders ran statements after revocation (IAM user inactive)",
+        },
+      },
+    },
+    {
+      name: 'a session idle after the removal is silent',
+      events: () => [
+        db.connect({ at: at(0), conn: 1, account: 'dba_proxy', user: 'alice', proxy: true }),
+        db.query({ at: at(10), conn: 1, account: 'dba_proxy', sqlCommand: 'select', sql: 'SELECT 1' }),
+        iam.removed({ at: at(30), user: USERS.alice, group: GROUPS.dba }),
+        db.disconnect({ at: at(90), conn: 1, account: 'dba_proxy' }),
       ],
       expect: { alerts: 0 },
     },
