@@ -7,7 +7,8 @@ import { maskLiterals } from '../normalize/redact.js';
 export type AccountRef = { user: string; host: string };
 
 export type StatementFacts = {
-  privilege?: { verb: string; targets: AccountRef[] };
+  /** `administrative`: a grant that administers the server or other accounts (`adminGrant`). */
+  privilege?: { verb: string; targets: AccountRef[]; administrative?: true };
   /** Account definitions the statement creates, alters, drops or renames. */
   accounts?: AccountChange[];
   /** GRANT PROXY ON <proxied> TO <proxy>. */
@@ -130,6 +131,21 @@ function renames(text: string): AccountChange[] {
   return out;
 }
 
+/** The privileges of a global grant (`GRANT <list> ON *.*`). */
+const GLOBAL_GRANT = /^\s*GRANT\s+([\s\S]+?)\s+ON\s+(?:\*\.\*|\*)\s+TO\b/i;
+/** Global privileges that administer the server, its accounts or its audit log. */
+const ADMIN_PRIVILEGES =
+  /\b(?:ALL|SUPER|CREATE\s+USER|GRANT\s+OPTION|FILE|SHUTDOWN|SYSTEM_USER|SYSTEM_VARIABLES_ADMIN|ROLE_ADMIN|AUDIT_ADMIN|CONNECTION_ADMIN|ENCRYPTION_KEY_ADMIN|PERSIST_RO_VARIABLES_ADMIN|SET_USER_ID|SET_ANY_DEFINER)\b/i;
+
+/**
+ * A grant that makes its grantee an administrator: ALL or an administrative privilege on `*.*`,
+ * or any grant WITH GRANT OPTION (the grantee can pass it on).
+ */
+function adminGrant(text: string): boolean {
+  const global = GLOBAL_GRANT.exec(text);
+  return (global !== null && ADMIN_PRIVILEGES.test(global[1]!)) || /\bWITH\s+GRANT\s+OPTION\b/i.test(text);
+}
+
 /** Every AUDIT_TAMPER pattern contains one of these: one scan rules out most statements. */
 const TAMPER_HINT = /audit_log|uninstall/i;
 /**
@@ -190,6 +206,7 @@ export function statementFacts(event: DbEvent): StatementFacts {
       targets = accountsAfter(text, /\sFROM\s+/i);
     }
     facts.privilege = { verb, targets };
+    if (command === 'grant' && adminGrant(text)) facts.privilege.administrative = true;
   }
 
   const proxy = /^\s*(GRANT|REVOKE)\s+PROXY\s+ON\s+/i.exec(text);

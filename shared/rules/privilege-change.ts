@@ -15,7 +15,7 @@ export const privilegeChange = defineRule({
   id: 'privilege.change',
   title: 'MySQL privileges changed',
   description:
-    'GRANT, REVOKE, CREATE/ALTER/DROP/RENAME USER, SET PASSWORD or GRANT PROXY executed; high when the executing or a target account is privileged.',
+    'GRANT, REVOKE, CREATE/ALTER/DROP/RENAME USER, SET PASSWORD, SET DEFAULT ROLE or GRANT PROXY executed; high when the executing or a target account is privileged, or the grant makes its grantee an administrator (ALL or an administrative privilege on *.*, or WITH GRANT OPTION).',
   severity: 'medium',
   attack: ['T1098'],
   runbook:
@@ -30,7 +30,9 @@ export const privilegeChange = defineRule({
       const privileged = new Set(f.db?.privilegedAccounts ?? []);
       const actor = f.event.source === 'mysql' ? f.event.account?.user : undefined;
       const high =
-        (actor !== undefined && privileged.has(actor)) || p.targets.some((t) => privileged.has(t.user));
+        p.administrative === true ||
+        (actor !== undefined && privileged.has(actor)) ||
+        p.targets.some((t) => privileged.has(t.user));
       const targets = p.targets.map(accountName);
       return [
         {
@@ -70,6 +72,18 @@ export const privilegeChange = defineRule({
       },
     },
     {
+      name: 'a grant that makes an ordinary account an administrator is high',
+      events: () => [
+        statement('admin', 'grant', "GRANT ALL PRIVILEGES ON *.* TO 'app'@'%' WITH GRANT OPTION"),
+      ],
+      expect: { alerts: 1, severity: 'high', match: { details: { verb: 'GRANT', targets: ['app@%'] } } },
+    },
+    {
+      name: 'a global read grant to an ordinary account is medium',
+      events: () => [statement('admin', 'grant', "GRANT SELECT, PROCESS ON *.* TO 'app'@'%'")],
+      expect: { alerts: 1, severity: 'medium', match: { details: { verb: 'GRANT', targets: ['app@%'] } } },
+    },
+    {
       name: 'default roles set for an account',
       events: () => [statement('admin', 'alter_user_default_role', "SET DEFAULT ROLE ALL TO 'app'@'%'")],
       expect: {
@@ -102,7 +116,7 @@ export const privilegeChange = defineRule({
     {
       name: 'on a DB system missing from the configuration: medium, named by its OCID',
       events: () => [
-        statement('dba_proxy', 'grant', "GRANT ALL ON *.* TO 'app'@'%'", {
+        statement('dba_proxy', 'grant', "GRANT SELECT ON shop.* TO 'app'@'%'", {
           db: 'ocid1.mysqldbsystem.oc1..unknown',
         }),
       ],
