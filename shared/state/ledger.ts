@@ -148,6 +148,28 @@ export const DEAD_LETTER_FIELDS: readonly LedgerField<StoredDeadLetter>[] = [
 /** The typed columns a commit writes (the fields without an older stored column). */
 export const SESSION_COLUMNS = SESSION_FIELDS.filter((f) => f.stored === undefined);
 export const ALERT_COLUMNS = ALERT_FIELDS.filter((f) => f.stored === undefined);
+
+const field = (name: string) => ALERT_FIELDS.find((f) => f.name === name)!;
+const OCCURRENCES = field('occurrences');
+const LAST_TIME = field('last_time');
+
+/**
+ * The `occurrences` and `last_time` columns of an alert row as it is first stored: a repeat merged
+ * into the alert before it was stored (in the same batch) counts there too.
+ */
+export function alertMerges(a: Alert): [occurrences: CellValue, lastTime: CellValue] {
+  return [OCCURRENCES.value(a), LAST_TIME.value(a)];
+}
+
+/** SQL that repairs the merge columns of alerts stored with 1 and NULL though their body counted more. */
+export function repairAlertMergesSql(dialect: 'sqlite' | 'mysql'): string {
+  const extract = (path: string) =>
+    dialect === 'sqlite'
+      ? `json_extract(body, '$.details.${path}')`
+      : `JSON_UNQUOTE(JSON_EXTRACT(body, '$.details.${path}'))`;
+  return `UPDATE alerts SET occurrences = ${extract('occurrences')}, last_time = ${extract('lastTime')}
+    WHERE occurrences = 1 AND ${extract('occurrences')} > 1`;
+}
 export const DEAD_LETTER_COLUMNS = DEAD_LETTER_FIELDS.filter((f) => f.stored === undefined);
 
 export type Dialect = 'sqlite' | 'mysql';

@@ -45,6 +45,7 @@ import { AuditError, type SafeDetails } from '../errors.js';
 import type { EntityRow } from './entity-cache.js';
 import {
   ALERT_COLUMNS,
+  alertMerges,
   columnType,
   DEAD_LETTER_COLUMNS,
   type DeadLetterQuery,
@@ -55,6 +56,7 @@ import {
   type LedgerQuery,
   ledgerConditions,
   ledgerViews,
+  repairAlertMergesSql,
   restoredSessionsSql,
   SESSION_COLUMNS,
   SESSION_COUNTS_SQL,
@@ -144,6 +146,8 @@ const MIGRATIONS: MigrationStep[][] = [
   ],
   // Dead letters: when each was stored, and the view that reads them (audit_dead_letters).
   [addColumnsOnce('dead_letters', DEAD_LETTER_COLUMNS), createView(deadLetterView('mysql'))],
+  // Alerts stored with repeats already merged into them counted one: their body has the count.
+  [repairAlertMergesSql('mysql')],
 ];
 
 /** `ALTER TABLE table ADD COLUMN ...` for the ledger's typed columns, unless the first one exists. */
@@ -748,8 +752,8 @@ export class MySqlStore implements StateStore {
         const result = await run(
           conn,
           `INSERT IGNORE INTO alerts (id, rule, alert_time, body, occurrences, last_time, ${alertNames.join(', ')})
-           VALUES (?, ?, ?, ?, 1, NULL, ?)`,
-          [k, a.rule, recordTime(a), body, ALERT_COLUMNS.map((f) => f.value(a))],
+           VALUES (?, ?, ?, ?, ?, ?, ?)`,
+          [k, a.rule, recordTime(a), body, ...alertMerges(a), ALERT_COLUMNS.map((f) => f.value(a))],
         );
         if (result.affectedRows > 0) newAlerts.add(key);
       }

@@ -7,6 +7,7 @@ import { type Alert, recordKey, recordTime } from '../../schemas/alert.js';
 import type { Session } from '../../schemas/session.js';
 import {
   ALERT_COLUMNS,
+  alertMerges,
   type CellValue,
   deadLetterRow,
   SESSION_COLUMNS,
@@ -68,7 +69,14 @@ export function sessionRow(s: Session): SessionRow {
 }
 
 function alertRow(a: Alert): AlertRow {
-  return [recordKey(a), a.rule, recordTime(a), JSON.stringify(a), ...ALERT_COLUMNS.map((f) => f.value(a))];
+  return [
+    recordKey(a),
+    a.rule,
+    recordTime(a),
+    JSON.stringify(a),
+    ...alertMerges(a),
+    ...ALERT_COLUMNS.map((f) => f.value(a)),
+  ];
 }
 
 /**
@@ -209,7 +217,7 @@ export function ledgerWriters(db: Database.Database) {
   const alertNames = ALERT_COLUMNS.map((f) => f.name);
   const putAlert = db.prepare(
     `INSERT OR IGNORE INTO alerts (id, rule, time, body, occurrences, last_time, ${alertNames.join(', ')})
-     VALUES (?, ?, ?, ?, 1, NULL, ${placeholders(alertNames.length)})`,
+     VALUES (?, ?, ?, ?, ?, ?, ${placeholders(alertNames.length)})`,
   );
   const setAlert = db.prepare(
     `UPDATE alerts SET ${alertNames.map((n) => `${n} = ?`).join(', ')} WHERE id = ?`,

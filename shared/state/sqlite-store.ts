@@ -33,6 +33,7 @@ import {
   ledgerConditions,
   ledgerViews,
   readSession,
+  repairAlertMergesSql,
   restoredSessionsSql,
   rowKey,
   SESSION_COLUMNS,
@@ -148,6 +149,8 @@ const MIGRATIONS: (string | ((db: Database.Database) => void))[] = [
     const view = deadLetterView('sqlite');
     db.exec(`CREATE VIEW ${view.name} AS ${view.select}`);
   },
+  // Alerts stored with repeats already merged into them counted one: their body has the count.
+  repairAlertMergesSql('sqlite'),
 ];
 
 /** How often a holder refreshes its row, and when a row of another host counts as abandoned. */
