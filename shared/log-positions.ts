@@ -14,8 +14,13 @@
 import type { CanonicalEvent, DbEvent } from '../schemas/events.js';
 import type { EntityCache } from './state/entity-cache.js';
 
-/** The highest event accepted from one log, or a log whose positions no longer order it. */
-type Mark = Position | { unordered: true };
+/**
+ * The highest event accepted from one log, or a log whose positions no longer order it. An event
+ * more than the window ahead of the mark is held as `jump` until a second one near it confirms the
+ * new time: one record stamped ahead (a clock that jumped and came back, a forged line) must not
+ * make the rest of its log look a window behind, and so redelivered.
+ */
+type Mark = (Position & { jump?: Position }) | { unordered: true };
 
 const KIND = 'log-position';
 /** Gaps after which a log's positions may repeat or go back: exact keys from then on. */
@@ -69,20 +74,34 @@ export class LogPositions {
       this.cache.set<Mark>(KIND, log, { unordered: true });
   }
 
-  /** Raises the mark of an accepted MySQL event's log. */
+  /** Raises the mark of an accepted MySQL event's log (a jump of more than the window once confirmed). */
   accepted(ev: CanonicalEvent): void {
     if (ev.source !== 'mysql') return;
     const log = this.logOf(ev);
     const mark = this.cache.get<Mark>(KIND, log);
-    if (mark !== undefined && ('unordered' in mark || !after(ev, mark))) return;
-    if (mark === undefined)
+    if (mark === undefined) {
       this.cache.set<Mark>(KIND, log, { ts: ev.ts, recordId: ev.recordId, key: ev.key });
-    else {
-      mark.ts = ev.ts;
-      mark.recordId = ev.recordId;
-      mark.key = ev.key;
-      this.cache.touch(KIND, log);
+      return;
     }
+    if ('unordered' in mark || !after(ev, mark)) return;
+    const position = { ts: ev.ts, recordId: ev.recordId, key: ev.key };
+    let top: Position = position;
+    if (this.behind(mark.ts, position)) {
+      const { jump } = mark;
+      const confirmed = jump !== undefined && !this.behind(ev.ts, jump) && !this.behind(jump.ts, position);
+      if (!confirmed) {
+        mark.jump = position;
+        this.cache.touch(KIND, log);
+        return;
+      }
+      if (after(jump, position)) top = jump;
+    }
+    // Near the mark again after a jump: the jump was one record out of line.
+    delete mark.jump;
+    mark.ts = top.ts;
+    mark.recordId = top.recordId;
+    mark.key = top.key;
+    this.cache.touch(KIND, log);
   }
 
   /**
@@ -105,7 +124,9 @@ export class LogPositions {
     if (mark !== undefined && 'unordered' in mark) return 0;
     let front = this.fronts.get(log);
     if (front === undefined) {
-      const opened = mark && { ts: mark.ts, recordId: mark.recordId, key: mark.key };
+      // Everything accepted is at or before the mark, or its unconfirmed jump.
+      const top = mark?.jump ?? mark;
+      const opened = top && { ts: top.ts, recordId: top.recordId, key: top.key };
       front = { opened, connections: new Map() };
       this.fronts.set(log, front);
     }

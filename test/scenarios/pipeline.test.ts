@@ -243,10 +243,12 @@ describe('dedupe by position (MySQL logs)', () => {
   it('an event more than the lateness behind its log is a redelivery, without a stored key', async () => {
     const store = SqliteStore.open(':memory:');
     const p = await open(store);
-    const [c1, c2, c3] = [connect(0, 1), connect(10, 2), connect(60, 3)];
-    await p.ingest(items([c1, c2, c3]));
+    // Minute 60 is more than the lateness ahead: the log's mark moves there once a second event
+    // near it confirms the jump (minute 61).
+    const [c1, c2, c3, c4] = [connect(0, 1), connect(10, 2), connect(60, 3), connect(61, 6)];
+    await p.ingest(items([c1, c2, c3, c4]));
     expect(p.stats).toMatchObject({ processed: 2, duplicates: 0 });
-    // Behind the log's latest (minute 60) by more than the lateness (20): known by position.
+    // Behind the log's latest (minute 61) by more than the lateness (20): known by position.
     expect(await store.filterSeen([c1, c2])).toEqual(new Set());
     const never = connect(30, 4);
     await p.ingest(items([c1, c2, never]));
@@ -256,6 +258,29 @@ describe('dedupe by position (MySQL logs)', () => {
       items([db.connect({ at: at(30), conn: 5, account: 'admin', db: 'ocid1.mysqldbsystem.oc1..other' })]),
     );
     expect(p.stats).toMatchObject({ processed: 3, late: 1 });
+  });
+
+  it('one record stamped a day ahead does not make the rest of its log look redelivered', async () => {
+    const store = SqliteStore.open(':memory:');
+    const p = await open(store);
+    await p.ingest(items([connect(0, 1), connect(1, 2)]));
+    // A clock that jumped a day ahead for one record, then came back.
+    await p.ingest(items([connect(24 * 60, 3)]));
+    await p.ingest(items([connect(2, 4), connect(3, 5)]));
+    await p.ingest(items([connect(4, 6)]));
+    await p.finish();
+    expect(p.stats).toMatchObject({ processed: 6, duplicates: 0 });
+  });
+
+  it('a jump that a second record confirms moves the log on: what is a window behind it is a redelivery', async () => {
+    const store = SqliteStore.open(':memory:');
+    const p = await open(store);
+    const first = connect(0, 1);
+    await p.ingest(items([first, connect(1, 2)]));
+    await p.ingest(items([connect(24 * 60, 3)]));
+    await p.ingest(items([connect(24 * 60 + 1, 4)]));
+    await p.ingest(items([first]));
+    expect(p.stats).toMatchObject({ duplicates: 1 });
   });
 
   it('a MySQL event repeated in its batch, or redelivered while it waits in the buffer, is a duplicate', async () => {
