@@ -88,7 +88,9 @@ export const breakGlassLog: ReportDefinition = {
           )
           .sort((a, b) => a.g.startTs - b.g.startTs || (a.g.id < b.g.id ? -1 : 1));
         const alertRows: (string | null)[][] = [];
-        const rows = grants.map(({ g, end }) => {
+        const rows = grants.map(({ g, end: removed }) => {
+          // As the grant stood at the end of the period: a removal after it is not known yet.
+          const end = removed !== undefined && removed < period.to ? removed : undefined;
           const until = end ?? period.to;
           const duration = until - g.startTs;
           const max = g.deadlineTs - g.startTs;
@@ -131,7 +133,7 @@ export const breakGlassLog: ReportDefinition = {
             section(
               'grants',
               'Grants',
-              'Break-glass group memberships that were open at some time in the period. Duration runs to the removal, or to the end of the period for a grant still open.',
+              'Break-glass group memberships that were open at some time in the period, as they stood at its end. Duration runs to the removal, or to the end of the period for a grant still open then (removed later or not at all).',
               table(
                 [
                   column('person', 'Person'),

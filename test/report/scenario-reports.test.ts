@@ -224,6 +224,42 @@ describe('break-glass log', () => {
     expect(rowsOf(later!, 'grants')).toEqual([]);
     await s.close();
   });
+
+  it('shows a grant as it stood at the end of the period, whenever it was removed', async () => {
+    const s = await scenarioStore([
+      iam.added({ at: at(0), user: USERS.bob, group: GROUPS.bg }),
+      iam.removed({ at: at(360), user: USERS.bob, group: GROUPS.bg }),
+    ]);
+    const grants = async (period: { from: number; to: number }) => {
+      const [log] = await runReports(s, {
+        reports: ['break-glass-log'],
+        period,
+        generatedAt: T0 + 48 * HOUR,
+      });
+      return {
+        open: figure(log!, 'Still open at the end of the period'),
+        over: figure(log!, 'Held past their maximum duration'),
+        rows: rowsOf(log!, 'grants').map((r) => [r.ended, r.still_open, r.duration_ms, r.over_maximum]),
+      };
+    };
+    // At 02:00 the grant was open and had been held two hours of its four.
+    expect(await grants({ from: DAY_PERIOD.from, to: at(120) })).toEqual({
+      open: 1,
+      over: 0,
+      rows: [[null, true, 2 * HOUR, false]],
+    });
+    expect(await grants({ from: at(240), to: at(300) })).toEqual({
+      open: 1,
+      over: 1,
+      rows: [[null, true, 5 * HOUR, true]],
+    });
+    expect(await grants(DAY_PERIOD)).toEqual({
+      open: 0,
+      over: 1,
+      rows: [[iso(at(360)), false, 6 * HOUR, true]],
+    });
+    await s.close();
+  });
 });
 
 describe('attribution evidence', () => {
