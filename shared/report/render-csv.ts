@@ -1,5 +1,6 @@
 // A report as CSV files (RFC 4180, UTF-8, CRLF): one per section table, named
-// `<report>.<section>.csv`, and `<report>.summary.csv` with the period and the key figures.
+// `<report>.<section>.csv`, and `<report>.summary.csv` with the period, the key figures and each
+// table's row count (a table keeps its first TABLE_ROW_LIMIT rows: the summary says it was cut).
 // Spreadsheets run a cell that starts with = + - @ (or a tab or carriage return) as a formula, and
 // user names and SQL are attacker-controlled: such text cells get a leading apostrophe.
 import type { Cell, ReportDocument } from '../../schemas/report.js';
@@ -31,6 +32,17 @@ export function renderCsv(doc: ReportDocument): { name: string; text: string }[]
     ['db_system', doc.dbSystem?.id ?? null],
     ['generated_at', doc.generatedAt],
     ...doc.figures.map((f): Cell[] => [f.label, f.value]),
+    ...doc.sections.flatMap(({ id, table: t }): Cell[][] => [
+      [`rows:${id}`, t.totalRows],
+      ...(t.totalRows > t.rows.length
+        ? [
+            [
+              `cut:${id}`,
+              `${doc.report}.${id}.csv has the first ${t.rows.length} of ${t.totalRows} rows; export and the SQL views have them all`,
+            ],
+          ]
+        : []),
+    ]),
   ];
   return [
     { name: `${doc.report}.summary.csv`, text: csv(['field', 'value'], summary) },

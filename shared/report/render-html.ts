@@ -157,7 +157,7 @@ function renderTable(s: Section): string {
     t.totalRows === 0
       ? 'No rows in the period.'
       : t.totalRows > t.rows.length
-        ? `The first ${number(t.rows.length)} of ${number(t.totalRows)} rows (the CSV and JSON formats, the exports and the SQL views have them all).`
+        ? `The first ${number(t.rows.length)} of ${number(t.totalRows)} rows, in every format of the report (<code>export</code> and the SQL views have them all).`
         : `${number(t.totalRows)} row${t.totalRows === 1 ? '' : 's'}.`;
   return `<div class="table-wrap"><table><caption>${caption}</caption><thead><tr>${head.join('')}</tr></thead><tbody>${rows.join('\n')}</tbody></table></div>`;
 }

@@ -1,6 +1,8 @@
 // CSV reports: one RFC 4180 file per table, and no text cell a spreadsheet would run as a formula.
 import { describe, expect, it } from 'vitest';
 import { csvField, renderCsv } from '../../shared/report/render-csv.js';
+import { renderHtml } from '../../shared/report/render-html.js';
+import { column, TABLE_ROW_LIMIT, table } from '../../shared/report/report.js';
 import { allReports, FORMULA, HOSTILE, scenarioStore } from './report-fixtures.js';
 
 /** RFC 4180 records of a CSV text (quoted fields, doubled quotes, CRLF). */
@@ -94,5 +96,29 @@ describe('renderCsv', () => {
     expect(sawFormula).toBe(true);
     const attribution = renderCsv(docs.find((d) => d.report === 'attribution-evidence')!);
     expect(parseCsv(attribution.find((f) => f.name.endsWith('.not-tied.csv'))!.text)[2]).toContain(HOSTILE);
+  });
+
+  it('says in the summary how many rows each table had, and which tables were cut', async () => {
+    const store = await scenarioStore();
+    const [doc] = await allReports(store);
+    await store.close();
+    const ids = Array.from({ length: TABLE_ROW_LIMIT + 1 }, (_, i) => [`login${i}`]);
+    doc!.sections[0]!.table = table([column('login', 'Login')], ids);
+    doc!.sections[1]!.table = table([column('login', 'Login')], ids.slice(0, 2));
+    const [summary, first, second] = renderCsv(doc!);
+    const [cut, whole] = [doc!.sections[0]!.id, doc!.sections[1]!.id];
+    expect(parseCsv(first!.text)).toHaveLength(TABLE_ROW_LIMIT + 1);
+    expect(parseCsv(second!.text)).toHaveLength(3);
+    const fields = new Map(parseCsv(summary!.text).map(([k, v]) => [k, v]));
+    expect(fields.get(`rows:${cut}`)).toBe(String(TABLE_ROW_LIMIT + 1));
+    expect(fields.get(`cut:${cut}`)).toBe(
+      `${doc!.report}.${cut}.csv has the first 5000 of 5001 rows; export and the SQL views have them all`,
+    );
+    expect(fields.get(`rows:${whole}`)).toBe('2');
+    expect(fields.has(`cut:${whole}`)).toBe(false);
+    // The HTML caption says the same: no format of the report has the rest.
+    expect(renderHtml(doc!)).toContain(
+      '<caption>The first 5,000 of 5,001 rows, in every format of the report (<code>export</code> and the SQL views have them all).</caption>',
+    );
   });
 });
