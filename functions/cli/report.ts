@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { REPORT_FORMATS, REPORT_IDS, type ReportFormat, type ReportId } from '../../schemas/report.js';
 import { AuditError } from '../../shared/errors.js';
 import { renderReport } from '../../shared/report/render.js';
-import { PERIOD_LENGTH_TEXT, type Period, periodEnding, periodLength } from '../../shared/report/report.js';
+import { PERIOD_LENGTH_TEXT, type Period, periodLength, periodsEnding } from '../../shared/report/report.js';
 import { holdsActivity, NO_ACTIVITY, runReports } from '../../shared/report/run-reports.js';
 import { openStateToRead, STATE_PERIOD_OPTIONS, timeRange, warnOnce } from './host.js';
 import { type CliCommand, type CliIo, parseCommandArgs } from './io.js';
@@ -31,7 +31,8 @@ Options:
   --to TIME           end of the period, excluded (ISO 8601)
   --period DURATION   instead of --from: the period's length (ISO 8601), ending at --to, else
                       at the start of the current UTC day (hour, for less than a day): P7D is
-                      the last seven full days, as the function's scheduled reports have them
+                      the last seven full days, P1M the last calendar month (from the same day
+                      of the month before), as the function's scheduled reports have them
   --db-system ID      limit the reports to one DB system (OCID or name)
   --format FORMAT     html (one self-contained file per report), csv (one file per
                       table) or json (schemas/report.schema.json)               (default: html)
@@ -64,7 +65,10 @@ function isFolder(path: string): boolean {
 }
 
 /** `--from` and `--to`, or `--period`, ending at `--to` or else as the function's scheduled reports end. */
-function reportPeriod(values: { from?: string; to?: string; period?: string }, now: number): Period {
+function reportPeriod(
+  values: { from?: string; to?: string; period?: string },
+  now: number,
+): { period: Period; previous?: Period } {
   const { from, to } = timeRange('report', values);
   if (values.period === undefined) {
     if (from === undefined || to === undefined)
@@ -72,12 +76,12 @@ function reportPeriod(values: { from?: string; to?: string; period?: string }, n
         'USAGE',
         'report needs the period: --from TIME --to TIME, or --period DURATION (see report --help)',
       );
-    return { from, to };
+    return { period: { from, to } };
   }
   if (from !== undefined) throw new AuditError('USAGE', 'report: give --from or --period, not both');
   const length = periodLength(values.period);
   if (length === undefined) throw new AuditError('USAGE', `--period expects ${PERIOD_LENGTH_TEXT}`);
-  return periodEnding(length, to, now);
+  return periodsEnding(length, to, now);
 }
 
 async function runReport(argv: string[], io: CliIo): Promise<number> {
@@ -89,7 +93,7 @@ async function runReport(argv: string[], io: CliIo): Promise<number> {
   );
   const reports = reportTypes(positionals[0]);
   const format = reportFormat(values.format);
-  const period = reportPeriod(values, Date.now());
+  const { period, previous } = reportPeriod(values, Date.now());
   const folder = reports.length > 1 || format === 'csv' || (values.out !== undefined && isFolder(values.out));
   if (folder && values.out === undefined)
     throw new AuditError(
@@ -104,6 +108,7 @@ async function runReport(argv: string[], io: CliIo): Promise<number> {
     docs = await runReports(store, {
       reports,
       period,
+      previous,
       ...(values['db-system'] === undefined ? {} : { dbSystem: values['db-system'] }),
       generatedAt: Date.now(),
     });

@@ -16,7 +16,7 @@ import {
 import type { ObjectStorageWriter } from '../emit/object-storage-writer.js';
 import type { StateStore } from '../state/state-store.js';
 import { renderReport } from './render.js';
-import { PERIOD_LENGTH_TEXT, type Period, periodEnding, periodLength } from './report.js';
+import { PERIOD_LENGTH_TEXT, type Period, periodLength, periodsEnding } from './report.js';
 import { holdsActivity, NO_ACTIVITY, runReports } from './run-reports.js';
 
 /** A Notifications message body stays under the 64 KB request limit with this. */
@@ -74,7 +74,7 @@ export type PublishResult = {
 };
 
 export async function publishReports(action: ReportAction, deps: PublishDeps): Promise<PublishResult> {
-  const period = periodEnding(
+  const { period, previous } = periodsEnding(
     periodLength(action.period)!,
     action.to === undefined ? undefined : parseInstant(action.to),
     deps.now,
@@ -86,6 +86,7 @@ export async function publishReports(action: ReportAction, deps: PublishDeps): P
   const docs = await runReports(deps.store, {
     reports,
     period,
+    previous,
     ...(action.dbSystem === undefined ? {} : { dbSystem: action.dbSystem }),
     generatedAt: deps.now,
   });

@@ -1,6 +1,8 @@
 // What a report is: metadata and a pure function over the audit store's facts for a period, fed
 // the period's sessions one at a time (so that every report reads the ledger in one pass, however
 // large). Each report lives in its own module; shared/report/registry.ts lists them.
+import { utc } from '@date-fns/utc';
+import { subMonths } from 'date-fns';
 import type { Alert } from '../../schemas/alert.js';
 import { parseDuration } from '../../schemas/config.js';
 import type { Cell, Chart, Column, Figure, ReportId, Section, Table } from '../../schemas/report.js';
@@ -14,23 +16,39 @@ const DAY = 86_400_000;
 const HOUR = 3_600_000;
 
 /** What a report period given as a length may be (`report --period`, the function's report action). */
-export const PERIOD_LENGTH_TEXT = 'an ISO 8601 duration from PT1H to P400D, such as P7D';
+export const PERIOD_LENGTH_TEXT = 'an ISO 8601 duration from PT1H to P400D, such as P7D or P1M';
 
-/** A report period's length (`P7D`) in ms; undefined when it is not one (see PERIOD_LENGTH_TEXT). */
-export function periodLength(text: string): number | undefined {
-  const ms = parseDuration(text);
-  return ms !== undefined && ms >= HOUR && ms <= 400 * DAY ? ms : undefined;
+/** A report period's length: calendar months (`P1M`; `P1Y` is 12) and then a fixed part in ms (`P7D`). */
+export type PeriodLength = { months: number; ms: number };
+
+/** A report period's length (`P7D`, `P1M`); undefined when it is not one (see PERIOD_LENGTH_TEXT). */
+export function periodLength(text: string): PeriodLength | undefined {
+  const average = parseDuration(text);
+  if (average === undefined || average < HOUR || average > 400 * DAY) return undefined;
+  const [, years, months, rest = ''] = /^P(?:(\d+)Y)?(?:(\d+)M)?(.*)$/.exec(text) ?? [];
+  const ms = rest === '' ? 0 : parseDuration(`P${rest}`);
+  return ms === undefined ? undefined : { months: 12 * Number(years ?? 0) + Number(months ?? 0), ms };
 }
 
 /**
- * The period of `length` ms that ends at `to`, or else at the current UTC day (the current hour for
- * a period shorter than a day) rounded down: a period of whole days, the same for every run (or
- * retry) within the day.
+ * The period of `length` that ends at `to`, or else at the current UTC day (the current hour for
+ * a period shorter than a day) rounded down: a period of whole days (or calendar months, from the
+ * same day and time of the month), the same for every run (or retry) within the day.
  */
-export function periodEnding(length: number, to: number | undefined, now: number): Period {
-  const unit = length >= DAY ? DAY : HOUR;
+function periodEnding(length: PeriodLength, to: number | undefined, now: number): Period {
+  const unit = length.months > 0 || length.ms >= DAY ? DAY : HOUR;
   const end = to ?? Math.floor(now / unit) * unit;
-  return { from: end - length, to: end };
+  return { from: subMonths(end, length.months, { in: utc }).getTime() - length.ms, to: end };
+}
+
+/** A period of `length` ending at `to` (see periodEnding), and the one of the same length before it. */
+export function periodsEnding(
+  length: PeriodLength,
+  to: number | undefined,
+  now: number,
+): { period: Period; previous: Period } {
+  const period = periodEnding(length, to, now);
+  return { period, previous: periodEnding(length, period.from, now) };
 }
 
 export type ReportContext = {

@@ -13,6 +13,8 @@ import { iso, type Period, type ReportContext } from './report.js';
 export type ReportRequest = {
   reports: readonly ReportId[];
   period: Period;
+  /** The period compared with (default: the one of the same length before `period`). */
+  previous?: Period | undefined;
   /** A DB system OCID or name to limit the reports to. */
   dbSystem?: string;
   /** When the reports are made (shown in them). */
@@ -22,7 +24,7 @@ export type ReportRequest = {
 export async function runReports(store: StateStore, request: ReportRequest): Promise<ReportDocument[]> {
   const { period } = request;
   if (!(period.from < period.to)) throw new AuditError('USAGE', 'the report period must end after it starts');
-  const previous = { from: period.from - (period.to - period.from), to: period.from };
+  const previous = request.previous ?? { from: period.from - (period.to - period.from), to: period.from };
   const facts = new AuditFacts(await store.loadEntities());
   const db = request.dbSystem === undefined ? undefined : knownDbSystem(facts, request.dbSystem);
 

@@ -2,6 +2,8 @@
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { utc } from '@date-fns/utc';
+import { subMonths } from 'date-fns';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REPORT_IDS, ReportDocumentSchema } from '../../schemas/report.js';
 import { DEAD_LETTER_FIELDS, SESSION_FIELDS } from '../../shared/state/ledger.js';
@@ -327,6 +329,33 @@ describe('report', () => {
       expect([before, after]).toContain(Date.parse(period.to));
       expect(Date.parse(period.to) - Date.parse(period.from)).toBe(length);
     }
+  });
+
+  it('takes months and years as calendar months, from the same day of the month at the same time', async () => {
+    const periods = async (...args: string[]) => {
+      const r = await runCli(['report', 'alert-summary', '--state', state, '--format', 'json', ...args]);
+      expect(r.code, r.stderr).toBe(0);
+      const { period, previousPeriod } = JSON.parse(r.stdout);
+      return [period.from, period.to, previousPeriod.from];
+    };
+    expect(await periods('--period', 'P1M', '--to', '2026-12-01T00:00:00Z')).toEqual([
+      '2026-11-01T00:00:00.000Z',
+      '2026-12-01T00:00:00.000Z',
+      '2026-10-01T00:00:00.000Z',
+    ]);
+    expect(await periods('--period', 'P1Y', '--to', '2026-03-01')).toEqual([
+      '2025-03-01T00:00:00.000Z',
+      '2026-03-01T00:00:00.000Z',
+      '2024-03-01T00:00:00.000Z',
+    ]);
+    expect(await periods('--period', 'P1M1D', '--to', '2026-03-31T00:00:00Z')).toEqual([
+      '2026-02-27T00:00:00.000Z',
+      '2026-03-31T00:00:00.000Z',
+      '2026-01-26T00:00:00.000Z',
+    ]);
+    const [from, to] = await periods('--period', 'P2M');
+    expect(to).toMatch(/T00:00:00.000Z$/);
+    expect(from).toBe(subMonths(to!, 2, { in: utc }).toISOString());
   });
 
   it('writes every report as JSON into a folder, and keeps existing files unless --overwrite', async () => {
