@@ -123,9 +123,14 @@ export function days(period: Period): string[] {
   return out;
 }
 
-/** Part of a whole as a percentage with one decimal; 100 when there is no whole. */
+/**
+ * Part of a whole as a percentage with one decimal; 100 when there is no whole. Never 100 or 0 by
+ * rounding: one session in ten thousand tied to nobody shows as 99.9, not as all of them.
+ */
 export function percent(part: number, whole: number): number {
-  return whole === 0 ? 100 : Math.round((part / whole) * 1000) / 10;
+  if (whole === 0) return 100;
+  const rounded = Math.round((part / whole) * 1000) / 10;
+  return Math.min(Math.max(rounded, part > 0 ? 0.1 : 0), part < whole ? 99.9 : 100);
 }
 
 /** A counter keyed by text. */
