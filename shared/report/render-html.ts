@@ -1,7 +1,7 @@
 // A report as one self-contained HTML file: inline CSS and SVG charts, no script, no external
 // request (a Content-Security-Policy forbids both, should anything slip through), and print CSS
 // so that "print to PDF" gives a clean A4 document. Every text that comes from the store (user
-// names, SQL, titles built from them) is escaped; control characters are shown, not obeyed.
+// names, SQL, titles built from them) is escaped; control characters (and those of bidirectional text) are shown, not obeyed.
 import { createHash } from 'node:crypto';
 import type { Cell, Chart, Column, Figure, ReportDocument, Section } from '../../schemas/report.js';
 import { visible } from '../text.js';
@@ -14,9 +14,14 @@ const ESCAPES: Record<string, string> = {
   "'": '&#39;',
 };
 
-/** Text for HTML content or a quoted attribute value. */
+/** Marks, embeddings, overrides and isolates of bidirectional text: a login name must not display reversed. */
+const BIDI_CONTROL = /[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+
+/** Text for HTML content or a quoted attribute value; bidirectional controls shown as U+FFFD. */
 export function escapeHtml(text: string): string {
-  return visible(text).replace(/[&<>"']/g, (c) => ESCAPES[c]!);
+  return visible(text)
+    .replace(BIDI_CONTROL, '\ufffd')
+    .replace(/[&<>"']/g, (c) => ESCAPES[c]!);
 }
 
 const CSS = `

@@ -67,4 +67,25 @@ describe('tables', () => {
       '<td class="code"><ul><li><code>GRANT USAGE ON *.* TO `app`@`%`</code></li><li><code>GRANT SELECT ON `orders`.* TO `app`@`%`</code></li></ul></td>',
     );
   });
+
+  it('shows the controls of bidirectional text as symbols, so that no name displays reversed', () => {
+    const doc = withChart({ kind: 'bar', title: 'c', categories: [], series: [], stacked: false });
+    const names = [
+      'a\u202egnp.exe',
+      '\u2067admin\u2069',
+      'x\u200fy\u200ez',
+      '\u202a\u202b\u202c\u202d\u2066\u2068\u061c',
+    ];
+    doc.sections[0]!.table = {
+      columns: [{ id: 'person', title: 'Person', type: 'text' }],
+      rows: names.map((n) => [n]),
+      totalRows: 4,
+    };
+    const html = renderHtml(doc);
+    expect(html).not.toMatch(/[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/);
+    expect(html).toContain('>a\ufffdgnp.exe</td>');
+    expect(html).toContain('>\ufffdadmin\ufffd</td>');
+    expect(html).toContain('>x\ufffdy\ufffdz</td>');
+    expect(html).toContain(`>${'\ufffd'.repeat(7)}</td>`);
+  });
 });
