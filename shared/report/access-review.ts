@@ -1,7 +1,8 @@
 // Access review: per person, the IAM groups they held in the period, the MySQL accounts those groups
 // map to on each DB system (and their personal 1-to-1 accounts), the privileges of those accounts,
 // and what they actually used (sessions, last use, tables touched). Entitlements not used in the
-// period are flagged for review; use that no entitlement explains is listed apart.
+// period are flagged for review; use that no entitlement explains is listed apart. The local
+// (non-IAM) accounts used in the period, applications' and systems' accounts, are listed with theirs.
 import type { Session } from '../../schemas/session.js';
 import { overlaps } from './audit-facts.js';
 import {
@@ -20,6 +21,8 @@ import {
 
 /** Tables listed per entitlement (the ledger has them all). */
 const TABLES_LISTED = 25;
+/** Source addresses listed per local account. */
+const SOURCES_LISTED = 20;
 const PERSONAL = '';
 
 type Entitlement = {
@@ -38,11 +41,23 @@ type Entitlement = {
 const keyOf = (person: string, via: string, db: string, account: string) =>
   [person, via, db, account].join('\u0000');
 
+/** A local (non-IAM) account's use in the period. */
+type LocalUse = {
+  db: string;
+  user: string;
+  host: string;
+  account: string;
+  sessions: number;
+  lastUse: string;
+  sources: BoundedSet;
+  tables: BoundedSet;
+};
+
 export const accessReview: ReportDefinition = {
   id: 'access-review',
   title: 'Access review',
   description:
-    'Who could reach which database, as which MySQL account, through which IAM group, with which privileges, and whether they used it in the period. Unused entitlements are flagged for removal review.',
+    'Who could reach which database, as which MySQL account, through which IAM group, with which privileges, and whether they used it in the period. Unused entitlements are flagged for removal review. The application and system (local, non-IAM) accounts used in the period are listed with their privileges.',
   controls: ['PCI DSS 4.0 7.2.4', 'PCI DSS 4.0 7.2.5', 'PCI DSS 4.0 7.2.5.1', 'PCI DSS 4.0 8.2.6'],
   start(ctx) {
     const { facts, period } = ctx;
@@ -85,9 +100,28 @@ export const accessReview: ReportDefinition = {
 
     const outside = new CappedRows();
     const unexplained = new Map<string, number>();
+    const local = new Map<string, LocalUse>();
     return {
       session(s: Session) {
-        if (s.outcome !== 'success' || !s.identity) return;
+        if (s.outcome !== 'success') return;
+        if (s.attribution?.method === 'local-account') {
+          const l = keyed(local, `${s.dbSystem.id}\u0000${s.mysqlAccount}`, () => ({
+            db: s.dbSystem.id,
+            user: s.account.user,
+            host: s.account.host,
+            account: s.mysqlAccount,
+            sessions: 0,
+            lastUse: s.connectTime,
+            sources: new BoundedSet(SOURCES_LISTED),
+            tables: new BoundedSet(TABLES_LISTED),
+          }));
+          l.sessions++;
+          if (s.connectTime > l.lastUse) l.lastUse = s.connectTime;
+          if (s.sourceIp) l.sources.add(s.sourceIp);
+          l.tables.addAll(s.tables);
+          return;
+        }
+        if (!s.identity) return;
         const via = s.proxied
           ? (s.group?.id ?? '?')
           : s.attribution?.method === 'mapped-user'
@@ -153,12 +187,16 @@ export const accessReview: ReportDefinition = {
         const unused = list.filter((e) => e.sessions === 0).length;
         const privileged = list.filter((e) => facts.privileged(e.db, e.account)).length;
         const vias = [...new Set(list.map((e) => viaName(e.via)))].sort(byText);
+        const locals = [...local.values()].sort(
+          (a, b) => byText(facts.dbName(a.db), facts.dbName(b.db)) || byText(a.account, b.account),
+        );
         return {
           figures: [
             { label: 'People with database access', value: people.size },
             { label: 'Entitlements (person, DB system, account)', value: list.length },
             { label: 'Privileged entitlements', value: privileged },
             { label: 'Not used in the period', value: unused, status: unused > 0 ? 'attention' : 'ok' },
+            { label: 'Local (application and system) accounts used', value: locals.length },
             {
               label: 'Sessions no entitlement explains',
               value: outside.total,
@@ -256,6 +294,33 @@ export const accessReview: ReportDefinition = {
                   column('session_id', 'Session'),
                 ],
                 outside,
+              ),
+            ),
+            section(
+              'local-accounts',
+              'Application and system accounts',
+              'Local (non-IAM) MySQL accounts used on each DB system in the period: applications, batch jobs, monitoring, administrators. Privileges as for the entitlements: the configured ones, else those the last sync read; they are the current ones.',
+              table(
+                [
+                  column('db_system', 'DB system'),
+                  column('mysql_account', 'MySQL account'),
+                  column('privileged', 'Privileged', 'flag'),
+                  column('privileges', 'Privileges', 'code'),
+                  column('sessions', 'Sessions', 'count'),
+                  column('last_use', 'Last use', 'time'),
+                  column('sources', 'Source addresses', 'list'),
+                  column('tables', 'Tables touched', 'list'),
+                ],
+                locals.map((l) => [
+                  facts.dbName(l.db),
+                  l.account,
+                  facts.privileged(l.db, l.user),
+                  facts.grantsOf(l.db, l.user, l.host) ?? [],
+                  l.sessions,
+                  l.lastUse,
+                  l.sources.sorted(),
+                  l.tables.sorted(),
+                ]),
               ),
             ),
           ],

@@ -136,6 +136,7 @@ describe('access review', () => {
     const base = baseConfig();
     const db = base.dbSystems![0]!;
     const grant = 'GRANT ALL PRIVILEGES ON *.* TO `dba_proxy`@`%`';
+    const appGrant = 'GRANT SELECT, INSERT ON `orders`.* TO `app`@`%`';
     const other = SqliteStore.open(':memory:');
     await runPipeline(other, [incidentTimeline()], {
       config: {
@@ -143,7 +144,7 @@ describe('access review', () => {
           {
             ...db,
             accounts: [
-              ...db.accounts!,
+              ...db.accounts!.map((a) => (a.user === 'app' ? { ...a, grants: [appGrant] } : a)),
               { user: 'dba_proxy', host: '%', plugin: 'mysql_no_login', grants: [grant] },
             ],
           },
@@ -159,8 +160,29 @@ describe('access review', () => {
       mysql_account: 'dba_proxy',
       privileges: [grant],
     });
+    expect(rowsOf(review!, 'local-accounts')[0]).toMatchObject({
+      mysql_account: 'app@%',
+      privileges: [appGrant],
+    });
     expect(rowsOf(doc('access-review'), 'entitlements')[0]).toMatchObject({ privileges: [] });
     await other.close();
+  });
+
+  it('lists the application and system accounts used in the period, with their use', () => {
+    const d = doc('access-review');
+    expect(rowsOf(d, 'local-accounts')).toEqual([
+      {
+        db_system: 'prod-orders',
+        mysql_account: 'app@%',
+        privileged: false,
+        privileges: [],
+        sessions: 1,
+        last_use: iso(at(50)),
+        sources: ['10.1.1.1'],
+        tables: [],
+      },
+    ]);
+    expect(figure(d, 'Local (application and system) accounts used')).toBe(1);
   });
 });
 
