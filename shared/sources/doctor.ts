@@ -375,9 +375,11 @@ function iamFix(target: InstanceTarget, details: AuditError['details']): string 
   return `CREATE USER '${user}'@'%' IDENTIFIED WITH 'authentication_oci' AS '${mapping}'; GRANT AUDIT_ADMIN ON *.* TO '${user}'@'%'; and in the tenancy's root compartment: Allow service mysql_dp_auth to {AUTHENTICATION_INSPECT, GROUP_MEMBERSHIP_INSPECT, DYNAMIC_GROUP_INSPECT} in tenancy${principals}`;
 }
 
+/** A JSON column's value: the driver parses it (MySQL's JSON type), else it is text. */
 function parseJson(value: unknown): unknown {
+  if (typeof value !== 'string' && !Buffer.isBuffer(value)) return value;
   try {
-    return JSON.parse(Buffer.isBuffer(value) ? value.toString('utf8') : String(value));
+    return JSON.parse(value.toString());
   } catch {
     return undefined;
   }

@@ -42,8 +42,10 @@ const SERVER_CAPABILITIES =
 
 const STATUS_AUTOCOMMIT = 0x2;
 const UTF8MB4_GENERAL_CI = 45;
+const BINARY = 63;
 
-export const COLUMN_TYPE = { LONGLONG: 0x08, VAR_STRING: 0xfd } as const;
+/** Column types (`MYSQL_TYPE_*`); JSON columns arrive as binary, as MySQL sends them. */
+export const COLUMN_TYPE = { LONGLONG: 0x08, JSON: 0xf5, VAR_STRING: 0xfd } as const;
 
 export type Column = { name: string; type?: number };
 export type Cell = string | number | bigint | null;
@@ -361,7 +363,7 @@ export class PacketChannel {
           lenencString(c.name),
           lenencString(c.name),
           lenencInt(0x0c),
-          u16(type === COLUMN_TYPE.LONGLONG ? 63 : UTF8MB4_GENERAL_CI),
+          u16(type === COLUMN_TYPE.VAR_STRING ? UTF8MB4_GENERAL_CI : BINARY),
           u32(type === COLUMN_TYPE.LONGLONG ? 20 : 0xffffffff),
           Buffer.from([type]),
           u16(0),

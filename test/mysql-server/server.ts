@@ -405,7 +405,7 @@ export class HeatWaveTestServer {
       handle: (m, session) =>
         this.has(session.user, `SELECT ON ${m[1]}.audit_log_filter`)
           ? {
-              columns: [{ name: 'NAME' }, { name: 'FILTER' }],
+              columns: [{ name: 'NAME' }, { name: 'FILTER', type: COLUMN_TYPE.JSON }],
               rows: this.catalogue.filters.map((f) => [f.name, JSON.stringify(f.filter)]),
             }
           : denied('SELECT'),
@@ -445,8 +445,9 @@ export class HeatWaveTestServer {
                 'authentication_string',
                 'account_locked',
                 ...USER_PRIVILEGE_COLUMNS.map(([column]) => column),
-                'User_attributes',
-              ].map((name) => ({ name })),
+              ]
+                .map((name): Column => ({ name }))
+                .concat({ name: 'User_attributes', type: COLUMN_TYPE.JSON }),
               rows: this.catalogue.accounts.map(userRow),
             }
           : denied('SELECT'),

@@ -2,7 +2,7 @@
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { validateConfig } from '../../shared/config/load-config.js';
 import { baseConfig } from '../../shared/detect/timeline.js';
-import { diagnoseFleet, loggedClasses } from '../../shared/sources/doctor.js';
+import { diagnoseFleet, loggedClasses, RECOMMENDED_FILTER } from '../../shared/sources/doctor.js';
 import { iamLogin } from '../../shared/sources/iam-login.js';
 import { connectInstance, instanceTargets, secretReader } from '../../shared/sources/mysql-connection.js';
 import { AuditLog } from '../mysql-server/audit-log.js';
@@ -102,6 +102,19 @@ describe('doctor', () => {
     expect(checks['collector account']).toMatchObject({
       status: 'warn',
       fix: 'add "hwaudit@%" to dbSystems[].allowedLocalAccounts',
+    });
+  });
+
+  it('passes the filter it recommends, read from the JSON column as a real server sends it', async () => {
+    const { ready, checks } = await diagnoseWith({
+      filters: [{ name: 'heatwave_iam_audit', filter: JSON.parse(RECOMMENDED_FILTER) }],
+      filterUsers: [{ user: '%', host: '', filter: 'heatwave_iam_audit' }],
+    });
+    expect(ready).toBe(true);
+    expect(checks['audit filter']).toEqual({
+      name: 'audit filter',
+      status: 'pass',
+      detail: "filter heatwave_iam_audit for '%' logs connections and statements and table access",
     });
   });
 
