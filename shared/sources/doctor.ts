@@ -172,6 +172,19 @@ async function checkAuditLog(
     'pass',
     `installed (${flavor === 'plugin' ? 'audit_log plugin' : flavor === 'component' ? 'audit log component' : "Percona's audit log filter component"})`,
   );
+  // audit_log_disable (8.0.28 and later; audit_log.disable for the component) stops every event.
+  const disable = `${prefix}disable`;
+  const disabled = /^(ON|1)$/i.test(variables.get(disable) ?? '');
+  add(
+    'audit logging',
+    disabled ? 'fail' : 'pass',
+    disabled
+      ? `${disable} = ON: the server writes no audit events, so collect reads nothing`
+      : `on${variables.has(disable) ? ` (${disable} = ${variables.get(disable)})` : ''}`,
+    disabled
+      ? `set ${disable} to OFF (on HeatWave, in the DB system's configuration: a custom configuration with ${disable} OFF, applied to the DB system)`
+      : undefined,
+  );
   const format = variables.get(`${prefix}format`);
   add(
     'JSON format',

@@ -78,6 +78,7 @@ const PREFIX: Record<AuditFlavor, string> = { plugin: 'audit_log_', component: '
 
 export const DEFAULT_AUDIT_VARIABLES: Record<string, string> = {
   format: 'JSON',
+  disable: 'OFF',
   read_buffer_size: '32768',
   file: 'audit.log',
   database: 'mysql',

@@ -118,6 +118,28 @@ describe('doctor', () => {
     });
   });
 
+  it('fails an instance whose audit logging is switched off, plugin or component', async () => {
+    const plugin = await diagnoseWith({ auditVariables: { disable: 'ON' } });
+    expect(plugin.ready).toBe(false);
+    expect(plugin.checks['audit logging']).toEqual({
+      name: 'audit logging',
+      status: 'fail',
+      detail: 'audit_log_disable = ON: the server writes no audit events, so collect reads nothing',
+      fix: "set audit_log_disable to OFF (on HeatWave, in the DB system's configuration: a custom configuration with audit_log_disable OFF, applied to the DB system)",
+    });
+    const component = await diagnoseWith({ flavor: 'component', auditVariables: { disable: 'ON' } });
+    expect(component.ready).toBe(false);
+    expect(component.checks['audit logging']).toMatchObject({
+      status: 'fail',
+      detail: 'audit_log.disable = ON: the server writes no audit events, so collect reads nothing',
+    });
+    const on = await diagnoseWith({ flavor: 'component' });
+    expect(on.checks['audit logging']).toMatchObject({
+      status: 'pass',
+      detail: 'on (audit_log.disable = OFF)',
+    });
+  });
+
   it('a misconfigured instance fails with the fix for each problem', async () => {
     const withoutSync = (g: string) => g !== 'SELECT ON mysql.db' && g !== 'SELECT ON mysql.tables_priv';
     const collector = { ...COLLECTOR, grants: COLLECTOR.grants!.filter(withoutSync) };
