@@ -9,6 +9,10 @@
 // in time, another server behind the instance's address. Each becomes a gap record (schemas/
 // envelopes.ts) in the stream of records, so it reaches the pipeline (rule audit.gap) in order.
 //
+// The log is in write order, and its timestamps are the server's clock, which can step back: what
+// was read before is told by the log's order (the bookmarked event and what the server returns
+// before it), never by comparing positions.
+//
 // Unconfirmed on HeatWave (docs/collector.md): whether a bookmark read returns the bookmarked event
 // itself (the manual says it does) and how a skipped-for-size warning is worded. A bookmark read
 // that does not return the bookmarked event is checked again from the start of its second before
@@ -58,7 +62,7 @@ export type ReadRecord = { record: Record<string, unknown>; position?: InstanceP
 /** Records read in one call, in log order. */
 export type ReadBatch = {
   records: ReadRecord[];
-  /** Events read that were at or before the resume position (already read before). */
+  /** Events read before: the bookmarked event and those the server returned ahead of it. */
   repeated: number;
 };
 
@@ -85,6 +89,14 @@ function positionOf(event: unknown): (AuditPosition & { ts: number }) | undefine
 /** `YYYY-MM-DD hh:mm:ss` (UTC), as audit timestamps and `start` positions are written. */
 export function auditTimestamp(ms: number): string {
   return toIso(ms).slice(0, 19).replace('T', ' ');
+}
+
+/** Where the event at `position` is among `events`, or -1. */
+function indexOf(events: readonly unknown[], position: AuditPosition): number {
+  return events.findIndex((e) => {
+    const p = positionOf(e);
+    return p !== undefined && compareAuditPositions(p, position) === 0;
+  });
 }
 
 function parseBookmark(value: unknown): AuditPosition | undefined {
@@ -176,8 +188,8 @@ export class AuditLogReader {
     const cp = start.position;
     const { serverUuid } = this.server;
     const gaps: GapRecord[] = [];
-    let resumeAfter: AuditPosition | undefined;
     let result: CallResult;
+    let repeated = 0;
     if (cp && cp.serverUuid !== serverUuid) {
       gaps.push(
         this.gap(
@@ -189,20 +201,8 @@ export class AuditLogReader {
         ),
       );
       result = await this.call({ start: { timestamp: cp.timestamp } });
-    } else if (cp && this.latest && compareAuditPositions(this.latest, cp) < 0) {
-      gaps.push(
-        this.gap(
-          'log-reset',
-          cp.time,
-          undefined,
-          undefined,
-          `the newest event of the log (${this.latest.timestamp}) is older than the last one read (${cp.timestamp})`,
-        ),
-      );
-      result = await this.call({ start: { timestamp: EPOCH_START } });
     } else if (cp) {
-      resumeAfter = cp;
-      result = await this.resume(cp, gaps);
+      ({ result, repeated } = await this.resume(cp, gaps));
     } else {
       result = await this.call({
         start: { timestamp: start.from === undefined ? EPOCH_START : auditTimestamp(start.from) },
@@ -215,14 +215,9 @@ export class AuditLogReader {
       const next = result.ended || signal?.aborted ? undefined : this.call({});
       next?.catch(() => undefined);
       const records: ReadRecord[] = gaps.splice(0).map((record) => ({ record }));
-      let repeated = 0;
       const before = position;
       for (const event of result.events) {
         const p = positionOf(event);
-        if (p && resumeAfter && compareAuditPositions(p, resumeAfter) <= 0) {
-          repeated++;
-          continue;
-        }
         if (p) position = { timestamp: p.timestamp, id: p.id, serverUuid, time: toIso(p.ts) };
         records.push(
           p ? { record: this.record(event), position: position! } : { record: this.record(event) },
@@ -241,6 +236,7 @@ export class AuditLogReader {
         });
       }
       yield { records, repeated };
+      repeated = 0;
       if (next === undefined) {
         if (!result.ended) await this.close();
         return;
@@ -250,11 +246,16 @@ export class AuditLogReader {
   }
 
   /**
-   * Opens a sequence at the bookmark `cp`. The bookmarked event comes back first (the manual's
-   * semantics); when it does not, the start of its second is read again: if it is there the
-   * server simply returns what follows a bookmark, else the log was pruned past it (a gap).
+   * Opens a sequence at the bookmark `cp` and drops what was read before: the bookmarked event and
+   * what the server returned ahead of it. The bookmarked event comes back first (the manual's
+   * semantics); when it does not, the start of its second is read again: if it is there the server
+   * simply returns what follows a bookmark. A log that no longer holds it was reset (its newest
+   * event is older: a gap, and the whole log is read) or pruned past it (a gap).
    */
-  private async resume(cp: InstancePosition, gaps: GapRecord[]): Promise<CallResult> {
+  private async resume(
+    cp: InstancePosition,
+    gaps: GapRecord[],
+  ): Promise<{ result: CallResult; repeated: number }> {
     let result: CallResult;
     try {
       result = await this.call({ timestamp: cp.timestamp, id: cp.id });
@@ -263,26 +264,39 @@ export class AuditLogReader {
       // A server that refuses the bookmark form: position by time and skip what was read.
       result = await this.call({ start: { timestamp: cp.timestamp } });
     }
-    const first = result.events.map(positionOf).find((p) => p !== undefined);
-    if (first && compareAuditPositions(first, cp) === 0) return result;
+    const latest = this.latest;
     const moved =
-      first !== undefined || (this.latest !== undefined && compareAuditPositions(this.latest, cp) > 0);
-    if (!moved) return result;
-    const again = await this.call({ start: { timestamp: cp.timestamp } });
-    const positions = again.events.map(positionOf).filter((p) => p !== undefined);
-    if (!positions.some((p) => compareAuditPositions(p, cp) === 0)) {
-      const next = positions.find((p) => compareAuditPositions(p, cp) > 0);
+      result.events.length > 0 || (latest !== undefined && compareAuditPositions(latest, cp) !== 0);
+    let at = indexOf(result.events, cp);
+    if (at < 0 && moved) {
+      result = await this.call({ start: { timestamp: cp.timestamp } });
+      at = indexOf(result.events, cp);
+    }
+    if (at >= 0 || !moved)
+      return { result: { ...result, events: result.events.slice(at + 1) }, repeated: at + 1 };
+    if (latest !== undefined && compareAuditPositions(latest, cp) < 0) {
       gaps.push(
         this.gap(
-          'pruned',
+          'log-reset',
           cp.time,
-          next ? toIso(next.ts) : undefined,
           undefined,
-          'the log no longer holds the last event read: it was rotated and pruned before the events after it were read',
+          undefined,
+          `the log no longer holds the last event read (${cp.timestamp}) and its newest event (${latest.timestamp}) is older`,
         ),
       );
+      return { result: await this.call({ start: { timestamp: EPOCH_START } }), repeated: 0 };
     }
-    return again;
+    const next = result.events.map(positionOf).find((p) => p !== undefined);
+    gaps.push(
+      this.gap(
+        'pruned',
+        cp.time,
+        next ? toIso(next.ts) : undefined,
+        undefined,
+        'the log no longer holds the last event read: it was rotated and pruned before the events after it were read',
+      ),
+    );
+    return { result, repeated: 0 };
   }
 
   /** One `audit_log_read()` call and its warnings. */

@@ -3,7 +3,7 @@
 // into one event-time timeline (as `replay` merges files), and the pipeline ingests them in
 // batches. Each batch commits, in one transaction, its events and the positions the instances
 // reached with them: a crash at any point neither loses nor repeats a record (a re-read overlap is
-// skipped by position, and the pipeline's dedupe covers what is left).
+// skipped in log order, and the pipeline's dedupe covers what is left).
 //
 // An instance that cannot be reached or read is retried a few times within the pass and then
 // reported; the others are read regardless. A pass stops early at `deadline` or on `signal`,

@@ -1,10 +1,10 @@
 // The audit log of one server instance as MySQL Enterprise Audit exposes it over SQL: events in
-// write order, `audit_log_read_bookmark()` and `audit_log_read()` with its read sequence per
+// write order (their timestamps follow the server's clock, which can step back), `audit_log_read_bookmark()` and `audit_log_read()` with its read sequence per
 // session, as the MySQL manual ("Reading Audit Log Files", "Audit Log Functions") documents them:
 //
 // - a hash argument with `timestamp` and `id` (a bookmark; both or neither) or `start.timestamp`
 //   (a date alone means 00:00:00; the two forms exclude each other) opens a sequence at the first
-//   event at or after that position; `max_array_length` caps the events of one call;
+//   event, in write order, at or after that position; `max_array_length` caps the events of one call;
 // - no position continues the session's sequence, which is an error when none is open or the last
 //   call ended it; `'null'` closes it;
 // - a call returns what fits `read_buffer_size` bytes; an event larger than the buffer is skipped
@@ -39,17 +39,17 @@ export class AuditLog {
     this.append(events);
   }
 
-  /** Writes events (each with `timestamp` and `id`) at the end of the log. */
+  /**
+   * Writes events (each with `timestamp` and `id`) at the end of the log, in the order given: after
+   * the server's clock steps back, a later event has an older timestamp.
+   */
   append(events: readonly Record<string, unknown>[]): void {
     for (const e of events) {
-      const position = { timestamp: String(e.timestamp), id: Number(e.id) };
-      const last = this.events[this.events.length - 1];
-      if (last && compare(position, last) <= 0) throw new Error('audit events must be appended in order');
-      this.events.push({ ...position, json: JSON.stringify(e) });
+      this.events.push({ timestamp: String(e.timestamp), id: Number(e.id), json: JSON.stringify(e) });
     }
   }
 
-  /** Deletes rotated files: every event before `position` (or the first `count` events kept). */
+  /** Deletes rotated files: the events written before the first one at or after `before`. */
   prune(before: AuditPosition): void {
     while (this.first < this.events.length && compare(this.events[this.first]!, before) < 0) this.first++;
   }
@@ -146,15 +146,9 @@ export class AuditLog {
     return { ok: true, value: `[ ${out.join(',\n  ')} ]`, warnings };
   }
 
-  /** Index of the first retained event at or after `position`. */
+  /** Index of the first retained event, in write order, at or after `position` (a scan, as files are read). */
   private seek(position: AuditPosition): number {
-    let lo = this.first;
-    let hi = this.events.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (compare(this.events[mid]!, position) < 0) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo;
+    const i = this.events.findIndex((e, index) => index >= this.first && compare(e, position) >= 0);
+    return i < 0 ? this.events.length : i;
   }
 }

@@ -247,6 +247,38 @@ describe('collector: reading one instance', () => {
         .sort(),
     ).toEqual(['log-reset', 'server-changed']);
   });
+
+  /** A first pass up to 09:10:02, then the server's clock steps back 4 minutes and it writes on. */
+  async function clockStepped(more: (after: RawLog) => RawLog) {
+    const s = await server(new RawLog().session({ at: minutes(10), conn: 5, user: 'admin', queries: 1 }));
+    const first = await pass([{ server: s }]);
+    const after = new RawLog();
+    (after as unknown as { id: number }).id = 100;
+    s.audit.append(more(after.session({ at: minutes(6), conn: 7, user: 'admin', queries: 1 })).events);
+    return { s, first, written: after.events.length };
+  }
+
+  it('events written after the clock stepped back are read, not taken for ones read before', async () => {
+    const { s, first, written } = await clockStepped((after) =>
+      after.session({ at: minutes(12), conn: 8, user: 'admin', queries: 0 }),
+    );
+    const second = await pass([{ server: s }], { store: first.store });
+    expect(second.result.instances[0]).toMatchObject({ records: written, repeated: 1, gaps: 0 });
+    const { sessions } = await finished(second);
+    expect(sessions.map((x) => x.connectionId).sort()).toEqual([5, 7, 8]);
+  });
+
+  it('a log whose newest event is older than the bookmark after a clock step is read on, not reset', async () => {
+    const { s, first, written } = await clockStepped((after) => after);
+    const second = await pass([{ server: s }], { store: first.store });
+    expect(second.result.instances[0]).toMatchObject({ records: written, repeated: 1, gaps: 0 });
+    // The next pass stands on an event written after the step: nothing is new, nothing is a gap.
+    const third = await pass([{ server: s }], { store: first.store });
+    expect(third.result.instances[0]).toMatchObject({ records: 0, gaps: 0, caughtUp: true });
+    const { sessions, alerts } = await finished(third);
+    expect(sessions.map((x) => x.connectionId).sort()).toEqual([5, 7]);
+    expect(alerts.filter((a) => a.rule === 'audit.gap')).toEqual([]);
+  });
 });
 
 describe('collector: a fleet', () => {
