@@ -136,8 +136,11 @@ export const CollectorSchema = z.strictObject({
   ca: z.string().min(1).optional(),
   /** `tls: disabled` is refused unless this is true: audit data and the password would cross the network in clear. */
   allowPlaintext: z.boolean().optional(),
-  /** Session `audit_log_read_buffer_size` in bytes: events larger than it are skipped by the server. */
-  readBufferSize: z.number().int().min(32_768).max(67_108_864).optional(),
+  /**
+   * Session `audit_log_read_buffer_size` in bytes: events larger than it are skipped by the server.
+   * The server's range; it would cut a larger value to 4 MB without an error.
+   */
+  readBufferSize: z.number().int().min(32_768).max(4_194_304).optional(),
   /** Events per `audit_log_read()` call (`max_array_length`). */
   batchSize: z.number().int().min(1).max(100_000).optional(),
   /** Where the first read of an instance begins (no bookmark yet); default: the oldest event it keeps. */

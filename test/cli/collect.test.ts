@@ -186,6 +186,24 @@ describe('collect', () => {
     expect(unknown.stderr).toContain('--db-system nosuch: no configured DB system has this id or name');
   });
 
+  it('a read buffer larger than the server allows is a configuration error naming the key, exit 2', async () => {
+    const config = join(dir, 'big-buffer.yaml');
+    writeFileSync(
+      config,
+      stringify({
+        collector: { ...PLAIN_COLLECTOR, readBufferSize: 8_388_608 },
+        dbSystems: [
+          { id: 'ocid1.mysqldbsystem.oc1..a', name: 'db-a', endpoints: [{ host: '127.0.0.1', port: 1 }] },
+        ],
+      }),
+    );
+    for (const command of ['collect', 'doctor']) {
+      const r = await runCli([command, '--config', config], ENV);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain('collector.readBufferSize');
+    }
+  });
+
   it('auth: iam logs in with the API key of the HWAUDIT_OCI_* profile, no password anywhere; stdout holds alerts only', async () => {
     const principal = createTestPrincipal({ profile: 'COLLECTOR' });
     try {

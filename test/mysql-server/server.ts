@@ -328,8 +328,15 @@ export class HeatWaveTestServer {
       pattern: /^SET (?:SESSION |@@SESSION\.)?`?([\w.]+)`? = (\d+)$/i,
       handle: (m, session) => {
         const { flavor } = this.catalogue;
-        if (flavor !== 'none' && m[1]!.toLowerCase() === `${PREFIX[flavor]}read_buffer_size`) {
-          session.readBufferSize = Number(m[2]);
+        const name = `${PREFIX[flavor]}read_buffer_size`;
+        if (flavor !== 'none' && m[1]!.toLowerCase() === name) {
+          // As MySQL sets a variable out of its range: cut to the range, with a warning.
+          const value = Number(m[2]);
+          session.readBufferSize = Math.min(Math.max(value, 32_768), 4_194_304);
+          if (session.readBufferSize !== value)
+            session.warnings = [
+              { level: 'Warning', code: 1292, message: `Truncated incorrect ${name} value: '${value}'` },
+            ];
           return { ok: true };
         }
         return { error: { code: 1193, state: 'HY000', message: `Unknown system variable '${m[1]}'` } };
