@@ -45,7 +45,7 @@ import { ObjectStorageWriter } from '../shared/emit/object-storage-writer.js';
 import type { AlertSink } from '../shared/emit/sink.js';
 import { StreamSink, StreamWriter } from '../shared/emit/stream-sink.js';
 import { AuditError, type ErrorCode, withProblems } from '../shared/errors.js';
-import { ociAuthProvider } from '../shared/oci/auth.js';
+import { lazyOciAuth, ociAuthProvider } from '../shared/oci/auth.js';
 import {
   callWithRetry,
   createOciClient,
@@ -512,14 +512,14 @@ export class FunctionHost {
           : Math.floor(
               Math.max(0, this.deadline - settings.env.deadlineMarginMs - this.now()) * COLLECT_SHARE,
             );
-      const auth = ociAuthProvider(settings.env.ociAuth);
+      const auth = lazyOciAuth(settings.env.ociAuth);
       let sync: InvocationSummary['sync'];
       const summary = await this.withPipeline(pipeline, 'sync', async () => {
         const result = await syncState({
           config: settings.config,
           store,
           pipeline,
-          clients: async () => ociSyncClients(await auth, this.env),
+          clients: async () => ociSyncClients(await auth(), this.env),
           connect: (t) => connectInstance(t, this.secrets(settings.env), this.iamLogin(settings.env)),
           now: this.now,
           ...(budget === undefined ? {} : { signal: AbortSignal.timeout(budget) }),
@@ -556,7 +556,7 @@ export class FunctionHost {
     if (bucket === undefined)
       throw new AuditError('CONFIG_INVALID', 'HWAUDIT_REPORT_BUCKET: required by {"action":"report"}');
     this.checkDeadline(0, 'report');
-    const auth = () => ociAuthProvider(settings.env.ociAuth);
+    const auth = lazyOciAuth(settings.env.ociAuth);
     const client = await (this.ociClients.objectStorage?.() ??
       createOciClient('objectstorage', { auth: await auth(), env: this.env }));
     const notifications =
@@ -797,15 +797,7 @@ export class FunctionHost {
         ? new JsonlSink(this.stdout, 'jsonl', format)
         : await FileSink.open(env.alertsFile, 'jsonl', format),
     ];
-    let auth: ReturnType<typeof ociAuthProvider> | undefined;
-    const clients = routeClients(
-      () => {
-        auth ??= ociAuthProvider(env.ociAuth);
-        return auth;
-      },
-      this.env,
-      this.ociClients,
-    );
+    const clients = routeClients(lazyOciAuth(env.ociAuth), this.env, this.ociClients);
     const index = new RecordIndex();
     const topic = env.notificationsTopicId;
     const digestRate: [string, number][] = topic === undefined ? [] : [[topic, env.notificationsPerMinute]];

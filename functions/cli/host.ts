@@ -11,7 +11,7 @@ import { formatAlert, type OutputFormat } from '../../shared/emit/formats/format
 import { JsonlSink } from '../../shared/emit/jsonl-sink.js';
 import type { AlertSink } from '../../shared/emit/sink.js';
 import { AuditError } from '../../shared/errors.js';
-import { ociAuthProvider, ociAuthSpecFromEnv } from '../../shared/oci/auth.js';
+import { lazyOciAuth, ociAuthSpecFromEnv } from '../../shared/oci/auth.js';
 import { Pipeline } from '../../shared/pipeline.js';
 import { type OpenRoutes, openRoutes, routeClients } from '../../shared/route/routes.js';
 import type { PartitionPipeline } from '../../shared/sources/stream-consumer.js';
@@ -104,13 +104,7 @@ export async function routeOutputs(config: Config, env: Env, wanted = true): Pro
   if (!wanted) return undefined;
   if (config.routes.length === 0)
     throw new AuditError('USAGE', '--routes: the configuration has no routes (see README "Routes")');
-  let auth: ReturnType<typeof ociAuthProvider> | undefined;
-  return openRoutes(config, {
-    clients: routeClients(() => {
-      auth ??= ociAuthProvider(ociAuthSpecFromEnv(env));
-      return auth;
-    }, env),
-  });
+  return openRoutes(config, { clients: routeClients(lazyOciAuth(ociAuthSpecFromEnv(env)), env) });
 }
 
 /**

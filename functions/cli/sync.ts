@@ -5,7 +5,7 @@ import { stringify } from 'yaml';
 import type { Snapshot } from '../../schemas/snapshot.js';
 import { loadConfigFile } from '../../shared/config/load-config.js';
 import { AuditError } from '../../shared/errors.js';
-import { ociAuthProvider, ociAuthSpecFromEnv } from '../../shared/oci/auth.js';
+import { lazyOciAuth, ociAuthSpecFromEnv } from '../../shared/oci/auth.js';
 import { Pipeline } from '../../shared/pipeline.js';
 import { openStore } from '../../shared/state/open-store.js';
 import { configWithSnapshot } from '../../shared/sync/baseline.js';
@@ -87,11 +87,11 @@ export async function runSyncCommand(argv: string[], io: CliIo, deps: CliDeps = 
     env: env as NodeJS.ProcessEnv,
     onWarning: warnOnce(io, 'sync'),
   });
-  const auth = ociAuthProvider(ociAuthSpecFromEnv(env));
+  const auth = lazyOciAuth(ociAuthSpecFromEnv(env));
   const options: Omit<SyncOptions, 'previous'> = {
     config,
     compartment: values.compartment,
-    clients: async () => ociSyncClients(await auth, env),
+    clients: async () => ociSyncClients(await auth(), env),
     connect: instanceConnector(env, warnOnce(io, 'sync')),
   };
   try {

@@ -31,10 +31,10 @@ beforeEach(() => {
   fleet.endpoint.faults.clear();
 });
 
-async function cli(args: string[]): Promise<Result> {
+async function cli(args: string[], env: Record<string, string> = {}): Promise<Result> {
   try {
     const { stdout, stderr } = await execFileAsync(process.execPath, [CLI, ...args], {
-      env: { ...process.env, ...fleet.env },
+      env: { ...process.env, ...fleet.env, ...env },
     });
     return { code: 0, stdout, stderr };
   } catch (error) {
@@ -306,6 +306,12 @@ describe('sync --state', () => {
     const r = await cli(['sync', '--config', noTenancy, '--print']);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/tenancy: sync needs the tenancy OCID/);
+    // Where no OCI credentials can be built either, the one error is still the configuration's.
+    const bare = await cli(['sync', '--config', noTenancy, '--print'], {
+      HWAUDIT_OCI_CONFIG_FILE: fleet.file('no-such-oci-config'),
+    });
+    expect(bare.code).toBe(2);
+    expect(bare.stderr.trim().split('\n')).toEqual([expect.stringMatching(/sync needs the tenancy OCID/)]);
     const named = await cli(['sync', '--config', config, '--print', '--compartment', 'databases']);
     expect(named).toMatchObject({ code: 2, stdout: '' });
     expect(named.stderr).toContain(
