@@ -57,11 +57,11 @@ export function loggedClasses(definition: unknown): Classes {
 type Probe = (sql: string) => Promise<Record<string, unknown>[]>;
 
 /** What to do about an instance that cannot be reached: a name that does not resolve is not a route. */
-function unreachableFix(code: unknown, retryable: boolean): string | undefined {
+function unreachableFix(code: unknown, retryable: boolean, port: number): string | undefined {
   if (code === 'ENOTFOUND' || code === 'EAI_AGAIN')
     return "the host name does not resolve from here: check the endpoint's host (a DB system's private endpoint resolves only where its VCN's DNS answers; its IP address does not need it)";
   return retryable
-    ? "open the path from the collector (the function's subnet) to the DB system's endpoint: route, security list or NSG on port 3306"
+    ? `open the path from the collector (the function's subnet) to the DB system's endpoint: route, security list or NSG on port ${port}`
     : undefined;
 }
 
@@ -95,7 +95,7 @@ export async function diagnose(
       add('IAM login', 'fail', e.message, iamFix(target, e.details));
       return result();
     }
-    add('reachable', 'fail', e.message, unreachableFix(e.details.code, e.retryable));
+    add('reachable', 'fail', e.message, unreachableFix(e.details.code, e.retryable, target.endpoint.port));
     return result();
   }
   const probe: Probe = (sql) => session.query(sql);

@@ -293,7 +293,7 @@ describe('doctor', () => {
       expect.objectContaining({
         name: 'reachable',
         status: 'fail',
-        fix: expect.stringContaining('security list'),
+        fix: expect.stringContaining(`security list or NSG on port ${port}`),
       }),
     ]);
   });
