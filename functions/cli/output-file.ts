@@ -3,7 +3,7 @@
 // complete: it is written under a temporary name in the same folder, synced, then renamed over the
 // target. A device or a pipe (`/dev/stdout`, a named pipe) replaces nothing: it is written
 // directly, and never renamed over.
-import { accessSync, constants, existsSync, statSync } from 'node:fs';
+import { accessSync, constants, existsSync, rmSync, statSync } from 'node:fs';
 import { open, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { isStreamPath, standardStream } from '../../shared/emit/file-sink.js';
@@ -40,6 +40,36 @@ export function checkOutputPath(option: string, path: string): void {
 
 type OutputFile = { writer: LineWriter; commit(): Promise<void>; abort(): Promise<void> };
 
+/**
+ * Temporary files being written. A command that does not handle SIGINT or SIGTERM itself is killed
+ * by them before it could abort its writes: while one is written, such a signal removes them, then
+ * ends the process as the signal would have. A command that handles the signals stops its writes
+ * through them (writeOutput aborts).
+ */
+const temporaries = new Set<string>();
+const SIGNALS = ['SIGINT', 'SIGTERM'] as const;
+
+function onSignal(signal: NodeJS.Signals): void {
+  for (const t of temporaries) rmSync(t, { force: true });
+  temporaries.clear();
+  untrap();
+  process.kill(process.pid, signal);
+}
+
+function untrap(): void {
+  for (const s of SIGNALS) process.removeListener(s, onSignal);
+}
+
+function track(temporary: string): () => void {
+  if (temporaries.size === 0)
+    for (const s of SIGNALS) if (process.listenerCount(s) === 0) process.once(s, onSignal);
+  temporaries.add(temporary);
+  return () => {
+    temporaries.delete(temporary);
+    if (temporaries.size === 0) untrap();
+  };
+}
+
 /** A file written line by line that replaces `path` on commit (and leaves nothing behind on abort). */
 async function outputFile(path: string): Promise<OutputFile> {
   if (isStreamPath(path)) {
@@ -48,7 +78,11 @@ async function outputFile(path: string): Promise<OutputFile> {
     return { writer, commit: close, abort: () => close().catch(() => undefined) };
   }
   const temporary = join(dirname(path), `.${basename(path)}.${process.pid}.partial`);
-  const writer = await LineWriter.toFile(temporary);
+  const untrack = track(temporary);
+  const writer = await LineWriter.toFile(temporary).catch((error: unknown) => {
+    untrack();
+    throw error;
+  });
   return {
     writer,
     async commit() {
@@ -64,11 +98,14 @@ async function outputFile(path: string): Promise<OutputFile> {
         await rename(temporary, path);
       } catch (cause) {
         throw new AuditError('SINK_FAILED', `cannot write ${path}${errnoSuffix(cause)}`, { cause });
+      } finally {
+        untrack();
       }
     },
     async abort() {
       await writer.close().catch(() => undefined);
       await rm(temporary, { force: true });
+      untrack();
     },
   };
 }

@@ -1,8 +1,9 @@
 // Files written whole (exports, reports, the session ledger): a failure when the file is put in
 // place says which file, and leaves nothing behind.
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { writeOutput } from '../../functions/cli/output-file.js';
 
@@ -31,5 +32,25 @@ describe('writeOutput', () => {
     });
     expect(written).toBe(1);
     expect(readdirSync(dir).sort()).toEqual(['out.jsonl', 'taken']);
+  });
+
+  it('a command stopped by SIGINT or SIGTERM while it writes leaves no partial file behind', () => {
+    const module = resolve(__dirname, '../../functions/cli/output-file.ts');
+    for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+      const folder = mkdtempSync(join(dir, 'signal-'));
+      const script = `
+        import { writeOutput } from ${JSON.stringify(module)};
+        setTimeout(() => process.exit(7), 5000);
+        await writeOutput(${JSON.stringify(join(folder, 'export.jsonl'))}, async (writer) => {
+          await writer.line('{"person":"alice@example.com"}');
+          process.kill(process.pid, ${JSON.stringify(signal)});
+          await new Promise(() => undefined);
+        });`;
+      const run = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+        encoding: 'utf8',
+      });
+      expect(run.signal, run.stderr).toBe(signal);
+      expect(readdirSync(folder)).toEqual([]);
+    }
   });
 });
