@@ -159,7 +159,7 @@ function normalize(item: ClassifiedItem, source: string, opts: ReadOptions): Dec
       dead: deadLetter(
         'NO_DB_SYSTEM',
         item.loc,
-        'raw MySQL audit record and no DB system known for its input',
+        'raw MySQL audit record and no DB system known for its input: name it (replay --db-system ID; HWAUDIT_DB_SYSTEM for the function), or name the file or its folder after a configured DB system',
       ),
     };
   }

@@ -214,6 +214,8 @@ describe('readInput: DB systems and accounting', () => {
     expect(events).toEqual([]);
     expect(dead.map((d) => d.code)).toEqual(['NO_DB_SYSTEM', 'NO_DB_SYSTEM', 'NO_DB_SYSTEM', 'NO_DB_SYSTEM']);
     expect(dead[0]).toMatchObject({ line: 2, index: 0 });
+    // The dead letter says how to name the DB system.
+    expect(dead[0]!.message).toMatch(/--db-system ID.*HWAUDIT_DB_SYSTEM.*name the file or its folder/);
   });
 
   it('reads the malformed corpus: dead letters with codes and locations, the rest still read', async () => {
