@@ -11,6 +11,7 @@ import type { OpenRoutes } from '../../shared/route/routes.js';
 import { collect, type InstanceReport } from '../../shared/sources/collector.js';
 import { iamLogin } from '../../shared/sources/iam-login.js';
 import {
+  checkPasswordVariables,
   connectInstance,
   type InstanceTarget,
   instanceTargets,
@@ -106,8 +107,10 @@ export async function runCollect(argv: string[], io: CliIo, deps: CliDeps = {}):
   });
   let targets: InstanceTarget[];
   try {
-    targets = instanceTargets(await withDiscoveredFleet(config, store), values['db-system'] ?? []);
+    const fleet = await withDiscoveredFleet(config, store);
+    targets = instanceTargets(fleet, values['db-system'] ?? []);
     if (targets.length === 0) throw new AuditError('USAGE', `collect: ${NO_ENDPOINTS}`);
+    checkPasswordVariables(fleet, targets, env, values.config);
   } catch (error) {
     await store.close();
     state.cleanup();

@@ -2,7 +2,12 @@
 import { loadConfigFile } from '../../shared/config/load-config.js';
 import { AuditError } from '../../shared/errors.js';
 import { diagnoseFleet, type InstanceDiagnosis } from '../../shared/sources/doctor.js';
-import { instanceTargets, NO_ENDPOINTS, withDiscoveredFleet } from '../../shared/sources/mysql-connection.js';
+import {
+  checkPasswordVariables,
+  instanceTargets,
+  NO_ENDPOINTS,
+  withDiscoveredFleet,
+} from '../../shared/sources/mysql-connection.js';
 import { EXIT_PARTIAL, instanceConnector } from './collect.js';
 import { type CliDeps, openStateToRead, warnOnce } from './host.js';
 import { type CliCommand, type CliIo, parseCommandArgs, printable } from './io.js';
@@ -68,6 +73,7 @@ export async function runDoctor(argv: string[], io: CliIo, deps: CliDeps = {}): 
   }
   const targets = instanceTargets(config, values['db-system'] ?? []);
   if (targets.length === 0) throw new AuditError('USAGE', `doctor: ${NO_ENDPOINTS}`);
+  checkPasswordVariables(config, targets, env, values.config);
   const results = await diagnoseFleet(
     targets,
     config,

@@ -9,6 +9,7 @@
 import { readFileSync } from 'node:fs';
 import type { Connection, ConnectionOptions } from 'mysql2/promise';
 import type { CollectorConfig, Config, DbSystemConfig, Endpoint } from '../../schemas/config.js';
+import { ConfigIssues } from '../config/config-issues.js';
 import { AuditError, errnoSuffix } from '../errors.js';
 import type { StateStore } from '../state/state-store.js';
 import { applySnapshot } from '../sync/baseline.js';
@@ -53,6 +54,36 @@ export type InstanceTarget = {
   endpoint: Endpoint;
   settings: CollectorSettings;
 };
+
+/**
+ * Refuses (CONFIG_INVALID, exit 2, naming each key) a collector password read from an environment
+ * variable that is not set: every instance using it would fail alike, which is no partial read.
+ */
+export function checkPasswordVariables(
+  config: Config,
+  targets: readonly InstanceTarget[],
+  env: Readonly<Record<string, string | undefined>>,
+  source?: string,
+): void {
+  const issues = new ConfigIssues(source);
+  const reported = new Set<string>();
+  for (const t of targets) {
+    const ref = t.settings.password;
+    if (ref === undefined || !('env' in ref) || (env[ref.env] ?? '') !== '') continue;
+    const i = config.dbSystems.findIndex((d) => d.id === t.db.id);
+    const path = config.dbSystems[i]?.collector?.password
+      ? ['dbSystems', i, 'collector', 'password']
+      : ['collector', 'password'];
+    const key = `${path.join('.')}`;
+    if (reported.has(key)) continue;
+    reported.add(key);
+    issues.add(
+      path,
+      `the variable ${ref.env} is not set (export it, or read the password from OCI Vault: { secret: <OCID> })`,
+    );
+  }
+  issues.throwIfAny();
+}
 
 export function instanceName(endpoint: Endpoint): string {
   return endpoint.name ?? `${endpoint.host}:${endpoint.port}`;

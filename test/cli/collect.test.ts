@@ -204,6 +204,34 @@ describe('collect', () => {
     }
   });
 
+  it('a password variable that is not set is a configuration error naming each key that reads it, exit 2', async () => {
+    const config = join(dir, 'unset-password.yaml');
+    const endpoint = (port: number) => [{ host: '127.0.0.1', port }];
+    writeFileSync(
+      config,
+      stringify({
+        collector: { user: 'hwaudit', password: { env: 'HWAUDIT_TEST_UNSET_A' } },
+        dbSystems: [
+          { id: 'ocid1.mysqldbsystem.oc1..a', name: 'db-a', endpoints: endpoint(1) },
+          {
+            id: 'ocid1.mysqldbsystem.oc1..b',
+            name: 'db-b',
+            endpoints: endpoint(2),
+            collector: { password: { env: 'HWAUDIT_TEST_UNSET_B' } },
+          },
+        ],
+      }),
+    );
+    for (const command of ['collect', 'doctor']) {
+      const r = await runCli([command, '--config', config], ENV);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain('collector.password: the variable HWAUDIT_TEST_UNSET_A is not set');
+      expect(r.stderr).toContain(
+        'dbSystems[1].collector.password: the variable HWAUDIT_TEST_UNSET_B is not set',
+      );
+    }
+  });
+
   it('auth: iam logs in with the API key of the HWAUDIT_OCI_* profile, no password anywhere; stdout holds alerts only', async () => {
     const principal = createTestPrincipal({ profile: 'COLLECTOR' });
     try {
