@@ -93,6 +93,11 @@ export async function runCollect(argv: string[], io: CliIo, deps: CliDeps = {}):
   const sessionsFormat = formatOption('--sessions-format', values['sessions-format']);
   if (values.sessions !== undefined) checkOutputPath('--sessions', values.sessions);
   const from = values.from === undefined ? undefined : timeOption('--from', values.from);
+  if (!values.follow && values.interval !== 'PT1M')
+    throw new AuditError(
+      'USAGE',
+      '--interval is the pause between passes of --follow: add --follow, or leave it out',
+    );
   const intervalMs = parseDuration(values.interval);
   if (intervalMs === undefined || intervalMs <= 0)
     throw new AuditError('USAGE', '--interval expects an ISO 8601 duration such as PT1M');

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import type { DeadLetterCode } from '../../schemas/dead-letter.js';
 import { type InputCounts, STDIN } from '../../shared/decode/read-input.js';
 import { isStreamPath } from '../../shared/emit/file-sink.js';
-import { AuditError } from '../../shared/errors.js';
+import { AuditError, errnoSuffix } from '../../shared/errors.js';
 
 // An input whose dead letters are all of these, and that gave no event, is not of a kind we read.
 const NOT_OUR_KIND: ReadonlySet<DeadLetterCode> = new Set([
@@ -33,7 +33,10 @@ export async function inputFiles(command: string, paths: readonly string[]): Pro
       `${command}: ${twice === STDIN ? '- (standard input)' : twice} is a stream: name it once`,
     );
   const unreadable = (path: string, cause: unknown) =>
-    new AuditError('INPUT_UNREADABLE', `${command}: cannot read input`, { details: { path }, cause });
+    new AuditError('INPUT_UNREADABLE', `${command}: cannot read input${errnoSuffix(cause)}`, {
+      details: { path },
+      cause,
+    });
   const lists = await Promise.all(
     paths.map(async (path) => {
       if (path === STDIN) return [path];

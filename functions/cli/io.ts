@@ -20,15 +20,17 @@ export type CliCommand = {
   run(args: string[], io: CliIo): Promise<number>;
 };
 
-/** The exit codes of the commands that read inputs, for their help. */
-export const INPUT_EXIT_CODES = `Exit codes:
-  0  the run completed, alerts or not; records that could not be read are dead letters,
+/** The exit codes of a command that reads inputs, for its help: what it completed, what may fail. */
+export function inputExitCodes(completed: string, outputs: string): string {
+  return `Exit codes:
+  0  ${completed}; records that could not be read are dead letters,
      counted in the summary with their code and location (file and line, or index):
      ${DEAD_LETTER_CODES.join(', ')};
      an input holding no record of a kind this tool reads is named in the summary
-  1  an internal failure, or a state store or alerts output that failed
+  1  an internal failure, or ${outputs} that failed
   2  bad usage, an input that cannot be opened, or an invalid configuration
 `;
+}
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 

@@ -4,7 +4,7 @@ import type { DeadLetterCode } from '../../schemas/dead-letter.js';
 import { readInput } from '../../shared/decode/read-input.js';
 import { AuditError } from '../../shared/errors.js';
 import { inputFiles, isForeign } from './inputs.js';
-import { type CliCommand, type CliIo, INPUT_EXIT_CODES, LineWriter, parseCommandArgs } from './io.js';
+import { type CliCommand, type CliIo, inputExitCodes, LineWriter, parseCommandArgs } from './io.js';
 import { RunSummary } from './summary.js';
 
 const USAGE = `Usage: heatwave-iam-audit normalize [--db-system ID] [--out FILE] INPUT...
@@ -20,7 +20,7 @@ Options:
   --out FILE       write events to FILE instead of stdout
   -h, --help       show this help
 
-${INPUT_EXIT_CODES}`;
+${inputExitCodes('the run completed', 'an output')}`;
 
 export const normalizeCommand: CliCommand = {
   name: 'normalize',

@@ -17,7 +17,7 @@ import {
   type CliCommand,
   type CliIo,
   formatOption,
-  INPUT_EXIT_CODES,
+  inputExitCodes,
   parseCommandArgs,
   printable,
 } from './io.js';
@@ -58,7 +58,7 @@ Options:
                       waits for the disk                                 (default: auto)
   -h, --help          this help
 
-${INPUT_EXIT_CODES}`;
+${inputExitCodes('the run completed, alerts or not', 'a state store or alerts output')}`;
 
 async function runReplay(argv: string[], io: CliIo): Promise<number> {
   const stderr = io.stderr;

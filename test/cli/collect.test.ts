@@ -204,6 +204,12 @@ describe('collect', () => {
     }
   });
 
+  it('--interval without --follow is refused, not ignored', async () => {
+    const r = await runCli(['collect', '--config', join(dir, 'not-read.yaml'), '--interval', 'PT2S'], ENV);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('--interval is the pause between passes of --follow');
+  });
+
   it('a password variable that is not set is a configuration error naming each key that reads it, exit 2', async () => {
     const config = join(dir, 'unset-password.yaml');
     const endpoint = (port: number) => [{ host: '127.0.0.1', port }];

@@ -67,7 +67,13 @@ describe('heatwave-iam-audit (CLI)', () => {
     const run = await cli('normalize', sample('line-per-event.log'), join(dir, 'missing.log'));
     expect(run.code).toBe(2);
     expect(run.stdout).toBe('');
-    expect(run.stderr).toContain('cannot read input');
+    expect(run.stderr).toContain('cannot read input (ENOENT)');
+  });
+
+  it('its help lists the exit codes of what it does (no state, no alerts)', async () => {
+    const help = (await cli('normalize', '--help')).stdout;
+    expect(help).toContain('1  an internal failure, or an output that failed');
+    expect(help).not.toMatch(/alerts or not|state store/);
   });
 
   it('names an input of no known kind, after normalizing the others, and exits 0', async () => {
