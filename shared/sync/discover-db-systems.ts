@@ -1,18 +1,15 @@
 // The DB systems `sync` finds (oci-mysql): every DB system of a compartment and the compartments
 // below it, with its version, HA, primary endpoint and read replicas, so that the collector's
-// instances come from here. ListDbSystems does not look into sub-compartments: the compartment
-// tree is walked first (from the tenancy in one paged call, from another compartment level by
-// level).
+// instances come from here. ListDbSystems does not look into sub-compartments: it is called in
+// each compartment of the tree (shared/oci/compartments.ts).
 import type { models } from 'oci-mysql';
 import type { Endpoint } from '../../schemas/config.js';
 import type { SnapshotDbSystem } from '../../schemas/snapshot.js';
 import { inGroups } from '../in-groups.js';
 import type { OciClientTypes } from '../oci/clients.js';
-import { compartmentTree } from '../oci/compartments.js';
 import type { OciCalls } from './oci-calls.js';
 
 export type DbSystemClients = {
-  identity: OciClientTypes['identity'];
   mysql: OciClientTypes['mysql'];
   replicas: OciClientTypes['mysqlreplicas'];
 };
@@ -22,13 +19,10 @@ const CONCURRENCY = 4;
 const GONE = new Set(['DELETED', 'DELETING']);
 
 export async function discoverDbSystems(
-  root: string,
+  compartments: readonly string[],
   clients: DbSystemClients,
   calls: OciCalls,
 ): Promise<SnapshotDbSystem[]> {
-  const compartments = await compartmentTree(root, clients.identity, (operation, fn) =>
-    calls.call(operation, fn),
-  );
   const found = (await inGroups(compartments, CONCURRENCY, (c) => inCompartment(c, clients, calls))).flat();
   return found.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
 }

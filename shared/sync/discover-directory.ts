@@ -1,6 +1,6 @@
 // The IAM directory as `sync` reads it: classic users, groups and memberships (oci-identity,
-// tenancy-wide), and each identity domain's users and groups with their members
-// (oci-identitydomains, SCIM). Everything is keyed by OCID (what authentication_oci mappings and
+// tenancy-wide), and the users and groups with their members of each identity domain, in any
+// compartment (oci-identitydomains, SCIM). Everything is keyed by OCID (what authentication_oci mappings and
 // classic events name); the domain's own ids, user names and e-mail addresses become aliases, so
 // that events naming either resolve to the same user or group.
 import type {
@@ -28,14 +28,18 @@ export type DiscoveredDirectory = {
 };
 
 const PAGE = 1000;
-/** Membership lists run this many at a time (one call per group, as the API requires). */
+/** Membership and domain lists run this many at a time (one call per group or compartment). */
 const CONCURRENCY = 4;
 const USER_STATE = 'urnIetfParamsScimSchemasOracleIdcsExtensionUserStateUser';
 const USER_ATTRIBUTES = `ocid,userName,displayName,emails,active,urn:ietf:params:scim:schemas:oracle:idcs:extension:userState:User:locked`;
 
-/** Reads the classic directory and every active identity domain; a failing part is reported, not thrown. */
+/**
+ * Reads the classic directory and every active identity domain of the `compartments` (the
+ * tenancy's tree); a failing part is reported, not thrown.
+ */
 export async function discoverDirectory(
   tenancy: string,
+  compartments: () => Promise<string[]>,
   clients: DirectoryClients,
   calls: OciCalls,
   time: string,
@@ -54,11 +58,13 @@ export async function discoverDirectory(
   await attempt(PART.iam, () => readClassic(tenancy, clients.identity, calls, out.part(PART.iam)));
   let domains: { id: string; url: string }[] = [];
   await attempt(PART.domains, async () => {
-    domains = (
-      await calls.list('identity.listDomains', (page) =>
-        clients.identity.listDomains({ compartmentId: tenancy, limit: PAGE, ...(page ? { page } : {}) }),
-      )
-    ).filter((d) => d.lifecycleState === 'ACTIVE');
+    // ListDomains lists the domains of one compartment, none of those below it.
+    const lists = await inGroups(await compartments(), CONCURRENCY, (compartmentId) =>
+      calls.list('identity.listDomains', (page) =>
+        clients.identity.listDomains({ compartmentId, limit: PAGE, ...(page ? { page } : {}) }),
+      ),
+    );
+    domains = lists.flat().filter((d) => d.lifecycleState === 'ACTIVE');
   });
   for (const d of domains)
     await attempt(PART.domain(d.id), async () =>

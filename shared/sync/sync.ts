@@ -17,6 +17,7 @@ import {
 import { AuditError } from '../errors.js';
 import { inGroups } from '../in-groups.js';
 import { createOciClient, type RetryPolicy } from '../oci/clients.js';
+import { compartmentTree } from '../oci/compartments.js';
 import type { Pipeline } from '../pipeline.js';
 import {
   type InstanceTarget,
@@ -69,11 +70,21 @@ export async function runSync(opts: SyncOptions): Promise<SyncResult> {
   const calls = new OciCalls(opts.retry, opts.signal);
   const clients = await opts.clients();
 
-  const directory = await discoverDirectory(tenancy, clients, calls, time);
+  // Identity domains are looked for in the tenancy's tree, DB systems in the compartment's.
+  const tree = (root: string) =>
+    compartmentTree(root, clients.identity, (operation, fn) => calls.call(operation, fn));
+  let walked: Promise<string[]> | undefined;
+  const tenancyTree = () => (walked ??= tree(tenancy));
+  const directory = await discoverDirectory(tenancy, tenancyTree, clients, calls, time);
   const parts: Record<string, SnapshotPart> = { ...directory.parts };
   let dbSystems: SnapshotDbSystem[];
   try {
-    dbSystems = await discoverDbSystems(opts.compartment ?? tenancy, clients, calls);
+    const root = opts.compartment ?? tenancy;
+    dbSystems = await discoverDbSystems(
+      await (root === tenancy ? tenancyTree() : tree(root)),
+      clients,
+      calls,
+    );
     const warning = sharedNames(mergeDbSystems(config, dbSystems));
     parts[PART.dbSystems] = { status: 'ok', readAt: time, ...(warning ? { warning } : {}) };
   } catch (error) {

@@ -1,8 +1,8 @@
 // IAM (20160918), the read operations `sync` uses, in memory and shaped like the SDK's response
 // models (oci-identity User, Group, UserGroupMembership, DomainSummary, Compartment):
 // ListUsers, ListGroups, ListUserGroupMemberships (a userId or groupId is required, as the API
-// reference says), ListDomains (each domain's `url` points at identity-domains.ts on this
-// endpoint) and ListCompartments (`compartmentIdInSubtree` only with the tenancy). Paged with
+// reference says), ListDomains (the domains of one compartment, as the API lists them; each
+// domain's `url` points at identity-domains.ts on this endpoint) and ListCompartments (`compartmentIdInSubtree` only with the tenancy). Paged with
 // opaque tokens; throttling comes from the endpoint's faults (`identity.listUsers` ...).
 import { ociPage } from './paging.js';
 import { type EndpointRequest, ociError, type ServiceHandler } from './server.js';
@@ -44,6 +44,8 @@ export type TestDomain = {
   /** The path key of its SCIM API on this endpoint (`/identitydomains/<key>`). */
   key: string;
   lifecycleState?: string;
+  /** The compartment it lives in (default: the tenancy). */
+  compartmentId?: string;
   users: ScimUser[];
   groups: ScimGroup[];
 };
@@ -148,24 +150,25 @@ export function identityService(dir: TestDirectory, pages: PageSizes = {}): { ha
         method: 'GET',
         pattern: '/domains',
         handle: (req, ctx) =>
-          inTenancy(req) ??
           ociPage(
             req,
-            dir.domains.map((d) => ({
-              id: d.id,
-              compartmentId: dir.tenancy,
-              displayName: d.displayName,
-              description: '',
-              url: `${ctx.url}/identitydomains/${d.key}`,
-              homeRegionUrl: `${ctx.url}/identitydomains/${d.key}`,
-              homeRegion: 'eu-frankfurt-1',
-              replicaRegions: [],
-              type: 'DEFAULT',
-              licenseType: 'free',
-              isHiddenOnLogin: false,
-              timeCreated: CREATED,
-              lifecycleState: d.lifecycleState ?? 'ACTIVE',
-            })),
+            dir.domains
+              .filter((d) => (d.compartmentId ?? dir.tenancy) === req.query.compartmentId)
+              .map((d) => ({
+                id: d.id,
+                compartmentId: d.compartmentId ?? dir.tenancy,
+                displayName: d.displayName,
+                description: '',
+                url: `${ctx.url}/identitydomains/${d.key}`,
+                homeRegionUrl: `${ctx.url}/identitydomains/${d.key}`,
+                homeRegion: 'eu-frankfurt-1',
+                replicaRegions: [],
+                type: 'DEFAULT',
+                licenseType: 'free',
+                isHiddenOnLogin: false,
+                timeCreated: CREATED,
+                lifecycleState: d.lifecycleState ?? 'ACTIVE',
+              })),
             max,
             ['compartmentId'],
           ),

@@ -70,6 +70,38 @@ describe('sync discovery', () => {
     );
   });
 
+  it('reads identity domains in every compartment of the tenancy, each compartment listed once', async () => {
+    const ops = {
+      id: 'ocid1.domain.oc1..ops',
+      displayName: 'Ops',
+      key: 'idcs-ops',
+      compartmentId: 'ocid1.compartment.oc1..analytics',
+      users: [{ id: 'ops-user-id', ocid: 'ocid1.user.oc1..ops', userName: 'ops@example.com' }],
+      groups: [
+        {
+          id: 'ops-group-id',
+          ocid: 'ocid1.group.oc1..ops',
+          displayName: 'Ops',
+          members: [{ value: 'ops-user-id' }],
+        },
+      ],
+    };
+    fleet.directory.domains.push(ops);
+    try {
+      const { snapshot, failed } = await sync();
+      expect(failed).toEqual([]);
+      expect(snapshot.parts[`domain:${ops.id}`]).toMatchObject({ status: 'ok' });
+      expect(snapshot.directory.memberships).toContainEqual(
+        expect.objectContaining({ user: 'ocid1.user.oc1..ops', group: 'ocid1.group.oc1..ops' }),
+      );
+      // The tenancy and its two compartments, walked once for domains and DB systems alike.
+      expect(snapshot.requests.oci['identity.listDomains']).toBe(3);
+      expect(snapshot.requests.oci['identity.listCompartments']).toBe(1);
+    } finally {
+      fleet.directory.domains.pop();
+    }
+  });
+
   it('finds DB systems in the compartment tree with endpoints and read replicas, and reads their accounts', async () => {
     const { snapshot } = await sync();
     const prod = snapshot.dbSystems.find((d) => d.id === DB.id)!;
