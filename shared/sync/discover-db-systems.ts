@@ -5,6 +5,7 @@
 import type { models } from 'oci-mysql';
 import type { Endpoint } from '../../schemas/config.js';
 import type { SnapshotDbSystem } from '../../schemas/snapshot.js';
+import { AuditError } from '../errors.js';
 import { inGroups } from '../in-groups.js';
 import type { OciClientTypes } from '../oci/clients.js';
 import type { OciCalls } from './oci-calls.js';
@@ -18,13 +19,33 @@ const PAGE = 1000;
 const CONCURRENCY = 4;
 const GONE = new Set(['DELETED', 'DELETING']);
 
+export type DiscoveredDbSystems = {
+  dbSystems: SnapshotDbSystem[];
+  /** Compartments the caller may not read (401, 404 NotAuthorizedOrNotFound): not searched. */
+  denied: string[];
+};
+
 export async function discoverDbSystems(
   compartments: readonly string[],
   clients: DbSystemClients,
   calls: OciCalls,
-): Promise<SnapshotDbSystem[]> {
-  const found = (await inGroups(compartments, CONCURRENCY, (c) => inCompartment(c, clients, calls))).flat();
-  return found.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+): Promise<DiscoveredDbSystems> {
+  const denied: string[] = [];
+  const found = await inGroups(compartments, CONCURRENCY, async (c) => {
+    try {
+      return await inCompartment(c, clients, calls);
+    } catch (error) {
+      // A policy may cover some compartments only: the others are still searched.
+      const status = error instanceof AuditError ? error.details.status : undefined;
+      if (status !== 401 && status !== 404) throw error;
+      denied.push(c);
+      return [];
+    }
+  });
+  return {
+    dbSystems: found.flat().sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)),
+    denied: compartments.filter((c) => denied.includes(c)),
+  };
 }
 
 async function inCompartment(

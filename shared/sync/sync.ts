@@ -80,17 +80,22 @@ export async function runSync(opts: SyncOptions): Promise<SyncResult> {
   let dbSystems: SnapshotDbSystem[];
   try {
     const root = opts.compartment ?? tenancy;
-    dbSystems = await discoverDbSystems(
+    const found = await discoverDbSystems(
       await (root === tenancy ? tenancyTree() : tree(root)),
       clients,
       calls,
     );
-    const warning = sharedNames(mergeDbSystems(config, dbSystems));
+    // Not searched is not gone: what a denied compartment held before is kept.
+    const kept = (previous?.dbSystems ?? []).filter((d) => found.denied.includes(d.compartmentId ?? ''));
+    dbSystems = [...found.dbSystems, ...kept.map(withoutAccounts)];
+    const warning = [deniedCompartments(found.denied), sharedNames(mergeDbSystems(config, dbSystems))]
+      .filter((w) => w !== undefined)
+      .join('; ');
     parts[PART.dbSystems] = { status: 'ok', readAt: time, ...(warning ? { warning } : {}) };
   } catch (error) {
     if ((error as { code?: unknown }).code === 'DEADLINE') throw error;
     parts[PART.dbSystems] = { status: 'failed', readAt: time, error: reason(error) };
-    dbSystems = (previous?.dbSystems ?? []).map(({ accounts, privilegedAccounts, ...d }) => d);
+    dbSystems = (previous?.dbSystems ?? []).map(withoutAccounts);
   }
 
   const sql = await readFleetAccounts(config, dbSystems, opts, parts, time);
@@ -116,6 +121,16 @@ export async function runSync(opts: SyncOptions): Promise<SyncResult> {
     );
   snapshot.id = `${time}-${contentHash(snapshot)}`;
   return { snapshot, failed };
+}
+
+/** A DB system as discovery lists it: its accounts are read (or carried over) later. */
+function withoutAccounts({ accounts, privilegedAccounts, ...d }: SnapshotDbSystem): SnapshotDbSystem {
+  return d;
+}
+
+function deniedCompartments(ids: readonly string[]): string | undefined {
+  if (ids.length === 0) return undefined;
+  return `compartments not searched, the policy does not let this caller list their DB systems (401/404): ${ids.join(', ')}; DB systems found there before are kept`;
 }
 
 /**

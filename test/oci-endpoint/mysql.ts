@@ -2,7 +2,21 @@
 // DbSystemSummary (with its endpoints) and ReplicaSummary: ListDbSystems and ListReplicas of one
 // compartment (no sub-compartments, as the API does), paged with opaque tokens.
 import { ociPage } from './paging.js';
-import { ociError, type ServiceHandler } from './server.js';
+import { type EndpointRequest, type HandlerContext, ociError, type ServiceHandler } from './server.js';
+
+/**
+ * Handler hook (`faults.arm('mysql', DENIED_COMPARTMENTS, Infinity, [ocid])`): compartments the
+ * caller's policy does not cover (one scoped to other compartments), where OCI answers 404
+ * NotAuthorizedOrNotFound.
+ */
+export const DENIED_COMPARTMENTS = 'denied-compartments';
+
+function refused(req: EndpointRequest, ctx: HandlerContext) {
+  if (!req.query.compartmentId) return ociError(400, 'MissingParameter', 'compartmentId is required.');
+  if (ctx.faults.take<string[]>(req.route, DENIED_COMPARTMENTS)?.includes(req.query.compartmentId))
+    return ociError(404, 'NotAuthorizedOrNotFound', 'Authorization failed or requested resource not found.');
+  return undefined;
+}
 
 export type TestReplica = {
   id: string;
@@ -39,9 +53,9 @@ export function mysqlService(
         name: 'listDbSystems',
         method: 'GET',
         pattern: '/dbSystems',
-        handle: (req) => {
-          if (!req.query.compartmentId)
-            return ociError(400, 'MissingParameter', 'compartmentId is required.');
+        handle: (req, ctx) => {
+          const refusal = refused(req, ctx);
+          if (refusal) return refusal;
           const items = fleet.dbSystems
             .filter((d) => d.compartmentId === req.query.compartmentId)
             .filter(
@@ -78,9 +92,9 @@ export function mysqlService(
         name: 'listReplicas',
         method: 'GET',
         pattern: '/replicas',
-        handle: (req) => {
-          if (!req.query.compartmentId)
-            return ociError(400, 'MissingParameter', 'compartmentId is required.');
+        handle: (req, ctx) => {
+          const refusal = refused(req, ctx);
+          if (refusal) return refusal;
           const items = fleet.dbSystems
             .filter((d) => d.compartmentId === req.query.compartmentId)
             .filter((d) => !req.query.dbSystemId || d.id === req.query.dbSystemId)

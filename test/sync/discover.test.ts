@@ -6,6 +6,7 @@ import { DB, GROUPS, USERS } from '../../shared/detect/timeline.js';
 import { followSnapshots } from '../../shared/sync/drift.js';
 import { runSync } from '../../shared/sync/sync.js';
 import { DOMAIN, PROD2, type SyncFleet, startSyncFleet } from '../helpers/sync-fleet.js';
+import { DENIED_COMPARTMENTS } from '../oci-endpoint/mysql.js';
 
 let fleet: SyncFleet;
 
@@ -135,6 +136,25 @@ describe('sync discovery', () => {
       'billing_admin',
       'hwaudit',
     ]);
+  });
+
+  it('searches the other compartments when the policy denies one, and keeps the DB systems it held', async () => {
+    const analytics = 'ocid1.compartment.oc1..analytics';
+    const { snapshot: first } = await sync();
+    fleet.endpoint.faults.arm('mysql', DENIED_COMPARTMENTS, Number.POSITIVE_INFINITY, [analytics]);
+    try {
+      const { snapshot, failed } = await sync({}, first);
+      expect(failed).toEqual([]);
+      expect(snapshot.parts.dbSystems!.warning).toMatch(`compartments not searched`);
+      expect(snapshot.parts.dbSystems!.warning).toContain(analytics);
+      expect(snapshot.dbSystems.map((d) => d.id)).toEqual([DB.id, PROD2.id].sort());
+      // Nothing known before: only what the readable compartments hold.
+      const { snapshot: fresh } = await sync();
+      expect(fresh.dbSystems.map((d) => d.id)).toEqual([DB.id]);
+      expect(fresh.dbSystems[0]!.endpoints).toHaveLength(2);
+    } finally {
+      fleet.endpoint.faults.clear();
+    }
   });
 
   it("reads every account's privileges from the grant tables, as SHOW GRANTS writes them, with SELECT on each table alone", async () => {
