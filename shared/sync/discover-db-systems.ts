@@ -18,6 +18,11 @@ export type DbSystemClients = {
 const PAGE = 1000;
 const CONCURRENCY = 4;
 const GONE = new Set(['DELETED', 'DELETING']);
+/**
+ * A read replica is kept in every other state (UPDATING, NEEDS_ATTENTION, a stopped one): collect
+ * keeps reading it, or reports it as not read, as it does a DB system's primary.
+ */
+const REPLICA_GONE = new Set([...GONE, 'FAILED']);
 
 export type DiscoveredDbSystems = {
   dbSystems: SnapshotDbSystem[];
@@ -63,7 +68,7 @@ async function inCompartment(
     await calls.list('mysql.listReplicas', (page) =>
       clients.replicas.listReplicas({ compartmentId, limit: PAGE, ...(page ? { page } : {}) }),
     )
-  ).filter((r) => r.lifecycleState === 'ACTIVE');
+  ).filter((r) => !REPLICA_GONE.has(r.lifecycleState));
   return systems.map((d) => {
     const endpoints: Endpoint[] = [];
     const primary =

@@ -157,6 +157,29 @@ describe('sync discovery', () => {
     }
   });
 
+  it('keeps a read replica that is not active, and drops one deleted, being deleted or failed', async () => {
+    const replica = fleet.dbSystems.find((d) => d.id === DB.id)!.replicas![0]!;
+    const roles: Record<string, string[]> = {};
+    try {
+      for (const state of ['UPDATING', 'NEEDS_ATTENTION', 'INACTIVE', 'DELETING', 'DELETED', 'FAILED']) {
+        replica.lifecycleState = state;
+        const { snapshot } = await sync();
+        roles[state] = snapshot.dbSystems.find((d) => d.id === DB.id)!.endpoints.map((e) => e.role);
+      }
+    } finally {
+      delete replica.lifecycleState;
+    }
+    const both = ['primary', 'replica'];
+    expect(roles).toEqual({
+      UPDATING: both,
+      NEEDS_ATTENTION: both,
+      INACTIVE: both,
+      DELETING: ['primary'],
+      DELETED: ['primary'],
+      FAILED: ['primary'],
+    });
+  });
+
   it("reads every account's privileges from the grant tables, as SHOW GRANTS writes them, with SELECT on each table alone", async () => {
     const { snapshot } = await sync();
     const prod = snapshot.dbSystems.find((d) => d.id === DB.id)!;
