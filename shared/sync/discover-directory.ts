@@ -10,6 +10,7 @@ import type {
   SnapshotUser,
 } from '../../schemas/snapshot.js';
 import { PART } from '../../schemas/snapshot.js';
+import { AuditError } from '../errors.js';
 import { inGroups } from '../in-groups.js';
 import type { OciClientTypes } from '../oci/clients.js';
 import type { OciCalls } from './oci-calls.js';
@@ -121,11 +122,20 @@ async function readDomain(
     async (startIndex) =>
       (await client.listUsers({ attributes: USER_ATTRIBUTES, startIndex, count: PAGE })).users,
   );
-  const groups = await calls.scim(
-    'identitydomains.listGroups',
-    async (startIndex) =>
-      (await client.listGroups({ attributes: 'ocid,displayName,members', startIndex, count: PAGE })).groups,
-  );
+  const groups = await calls
+    .scim(
+      'identitydomains.listGroups',
+      async (startIndex) =>
+        (await client.listGroups({ attributes: 'ocid,displayName,members', startIndex, count: PAGE })).groups,
+    )
+    .catch((error: unknown) => {
+      if (!(error instanceof AuditError) || error.details.status !== 400) throw error;
+      throw new AuditError(
+        'OCI_REQUEST_FAILED',
+        `${error.message}: the groups of identity domain ${domainId} cannot be listed with their members, probably more than 10,000 in one response (the service's limit)`,
+        { details: error.details, cause: error },
+      );
+    });
   const ocidOf = new Map<string, string>();
   for (const u of users) {
     if (!u.id) continue;

@@ -3,11 +3,13 @@
 // Resources carry both the domain's own `id` and the `ocid`; a group's `members` are returned only
 // when `attributes` asks for them (SCIM `returned: request`); users carry `active` and the
 // userState extension's `locked.on`. SCIM paging: `startIndex` / `count` (at most 1000), with
-// `totalResults`.
+// `totalResults`. A list response that would carry more than 10,000 group members is refused with
+// 400, as the service documents (oci-identitydomains Group.members).
 import type { TestDirectory, TestDomain } from './identity.js';
 import { scimError, scimPage } from './paging.js';
 import type { EndpointRequest, EndpointResponse, ServiceHandler } from './server.js';
 
+const MAX_MEMBERS = 10_000;
 const USER_STATE = 'urn:ietf:params:scim:schemas:oracle:idcs:extension:userState:User';
 
 export function identityDomainsService(
@@ -19,7 +21,11 @@ export function identityDomainsService(
     (list: (d: TestDomain, req: EndpointRequest) => unknown[]) =>
     (req: EndpointRequest): EndpointResponse => {
       const domain = dir.domains.find((d) => d.key === req.params.domain);
-      return domain ? scimPage(req, list(domain, req), max) : scimError(404, 'No such identity domain.');
+      if (!domain) return scimError(404, 'No such identity domain.');
+      const page = scimPage(req, list(domain, req), max);
+      const resources = (page.body as { Resources?: { members?: unknown[] }[] }).Resources ?? [];
+      const members = resources.reduce((n, r) => n + (r.members?.length ?? 0), 0);
+      return members > MAX_MEMBERS ? scimError(400, 'More than 10000 members in one response.') : page;
     };
   const handler: ServiceHandler = {
     name: 'identitydomains',

@@ -306,6 +306,30 @@ describe('sync discovery', () => {
     }
   });
 
+  it('says why a domain whose groups carry more than 10,000 members in one response cannot be read', async () => {
+    const domain = fleet.directory.domains[0]!;
+    const members = Array.from({ length: 10_001 }, (_, i) => ({ value: `member-${i}` }));
+    domain.groups.push({
+      id: 'big-group-id',
+      ocid: 'ocid1.group.oc1..big',
+      displayName: 'Everyone',
+      members,
+    });
+    try {
+      const { failed } = await sync();
+      expect(failed).toEqual([
+        {
+          part: `domain:${DOMAIN.id}`,
+          error: expect.stringMatching(
+            `status 400.*identity domain ${DOMAIN.id} cannot be listed with their members, probably more than 10,000`,
+          ),
+        },
+      ]);
+    } finally {
+      domain.groups.pop();
+    }
+  });
+
   it('a sync that can read nothing fails and says the previous snapshot stays in use', async () => {
     const { snapshot: first } = await sync();
     fleet.endpoint.faults.failNext('*', Number.POSITIVE_INFINITY, 401);
