@@ -40,10 +40,10 @@ export class FileSink implements AlertSink {
       throw failure('cannot open', path, cause, 'USAGE');
     }
     try {
-      if (!stream) await trimCutLine(handle);
+      if (!stream) await trimCutLine(handle, path);
     } catch (cause) {
       await handle.close();
-      throw failure('cannot repair', path, cause);
+      throw cause instanceof AuditError ? cause : failure('cannot repair', path, cause);
     }
     return new FileSink(handle, path, name, format, stream);
   }
@@ -100,26 +100,40 @@ export function isStreamPath(path: string): boolean {
   }
 }
 
-/** Truncates the file after its last newline, when it does not end with one. */
-async function trimCutLine(handle: FileHandle): Promise<void> {
+/**
+ * Truncates the file after its last newline, when it does not end with one: a line an earlier run
+ * was cut in (it is written again). A last line that is not the start of one this tool writes (a
+ * JSON object, a CEF record) is refused: the file is someone else's, and nothing is cut.
+ */
+async function trimCutLine(handle: FileHandle, path: string): Promise<void> {
   const { size } = await handle.stat();
   if (size === 0) return;
   const last = Buffer.alloc(1);
   await handle.read(last, 0, 1, size - 1);
   if (last[0] === 0x0a) return;
   let end = size;
+  let cut = 0;
   while (end > 0) {
     const start = Math.max(0, end - TAIL_CHUNK);
     const chunk = Buffer.alloc(end - start);
     await handle.read(chunk, 0, chunk.length, start);
     const nl = chunk.lastIndexOf(0x0a);
     if (nl >= 0) {
-      await handle.truncate(start + nl + 1);
-      return;
+      cut = start + nl + 1;
+      break;
     }
     end = start;
   }
-  await handle.truncate(0);
+  const head = Buffer.alloc(Math.min(4, size - cut));
+  await handle.read(head, 0, head.length, cut);
+  const text = head.toString('latin1');
+  if (!text.startsWith('{') && !'CEF:'.startsWith(text) && !text.startsWith('CEF:')) {
+    throw new AuditError(
+      'USAGE',
+      `${path} does not end with a line break, and its last line is not one this tool writes: name another file`,
+    );
+  }
+  await handle.truncate(cut);
 }
 
 function failure(

@@ -1,6 +1,6 @@
 // The alerts file: appended and synced; after a crash between writing lines and marking them
 // delivered, the run that sends them again (its backlog) writes only those the file lacks.
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -27,6 +27,25 @@ const ctx = (backlog: boolean) => ({ backlog }) as SendContext;
 const lines = (path: string) => readFileSync(path, 'utf8').split('\n').filter(Boolean);
 
 describe('FileSink', () => {
+  it('removes a line an earlier run was cut in, and refuses a file whose last line it did not write', async () => {
+    const format = (a: Alert) => JSON.stringify(a);
+    for (const cut of ['{"id":"x","ru', 'CEF:0|heatwave', 'CE']) {
+      const path = join(dir, 'cut.log');
+      writeFileSync(path, `{"id":"a"}\n${cut}`);
+      await (await FileSink.open(path, 'jsonl', format)).close();
+      expect(readFileSync(path, 'utf8')).toBe('{"id":"a"}\n');
+    }
+    for (const foreign of ['notes\rline2', '{"id":"a"}\nmy notes']) {
+      const path = join(dir, 'notes.txt');
+      writeFileSync(path, foreign);
+      await expect(FileSink.open(path, 'jsonl', format)).rejects.toMatchObject({
+        code: 'USAGE',
+        message: `${path} does not end with a line break, and its last line is not one this tool writes: name another file`,
+      });
+      expect(readFileSync(path, 'utf8')).toBe(foreign);
+    }
+  });
+
   it('writes a backlog only where the file lacks it; other sends always append', async () => {
     const path = join(dir, 'alerts.jsonl');
     const first = await FileSink.open(path, 'jsonl', (a) => JSON.stringify(a));
