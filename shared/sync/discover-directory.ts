@@ -3,6 +3,7 @@
 // compartment (oci-identitydomains, SCIM). Everything is keyed by OCID (what authentication_oci mappings and
 // classic events name); the domain's own ids, user names and e-mail addresses become aliases, so
 // that events naming either resolve to the same user or group.
+import type { models } from 'oci-identitydomains';
 import type {
   SnapshotGroup,
   SnapshotMembership,
@@ -10,7 +11,6 @@ import type {
   SnapshotUser,
 } from '../../schemas/snapshot.js';
 import { PART } from '../../schemas/snapshot.js';
-import { AuditError } from '../errors.js';
 import { inGroups } from '../in-groups.js';
 import type { OciClientTypes } from '../oci/clients.js';
 import type { OciCalls } from './oci-calls.js';
@@ -29,6 +29,8 @@ export type DiscoveredDirectory = {
 };
 
 const PAGE = 1000;
+/** A group's members are read this many a request (the service refuses more than 10,000). */
+const MEMBER_PAGE = 1000;
 /** Membership and domain lists run this many at a time (one call per group or compartment). */
 const CONCURRENCY = 4;
 const USER_STATE = 'urnIetfParamsScimSchemasOracleIdcsExtensionUserStateUser';
@@ -122,20 +124,14 @@ async function readDomain(
     async (startIndex) =>
       (await client.listUsers({ attributes: USER_ATTRIBUTES, startIndex, count: PAGE })).users,
   );
-  const groups = await calls
-    .scim(
-      'identitydomains.listGroups',
-      async (startIndex) =>
-        (await client.listGroups({ attributes: 'ocid,displayName,members', startIndex, count: PAGE })).groups,
-    )
-    .catch((error: unknown) => {
-      if (!(error instanceof AuditError) || error.details.status !== 400) throw error;
-      throw new AuditError(
-        'OCI_REQUEST_FAILED',
-        `${error.message}: the groups of identity domain ${domainId} cannot be listed with their members, probably more than 10,000 in one response (the service's limit)`,
-        { details: error.details, cause: error },
-      );
-    });
+  const groups = await calls.scim(
+    'identitydomains.listGroups',
+    async (startIndex) =>
+      (await client.listGroups({ attributes: 'ocid,displayName', startIndex, count: PAGE })).groups,
+  );
+  const members = await inGroups(groups, CONCURRENCY, async (g) =>
+    g.id ? groupMembers(g.id, client, calls) : [],
+  );
   const ocidOf = new Map<string, string>();
   for (const u of users) {
     if (!u.id) continue;
@@ -150,14 +146,37 @@ async function readDomain(
       state: u.active === false || locked?.locked?.on === true ? 'inactive' : 'active',
     });
   }
-  for (const g of groups) {
+  for (const [i, g] of groups.entries()) {
     if (!g.id) continue;
     const id = g.ocid ?? g.id;
     out.group({ id, name: g.displayName, aliases: [g.id], domain: domainId });
-    for (const m of g.members ?? []) {
+    for (const m of members[i]!) {
       const user = m.ocid ?? ocidOf.get(m.value);
       if (user) out.membership({ user, group: id, since: isoOf(m.dateAdded) });
     }
+  }
+}
+
+/**
+ * A domain group's members, read with GetGroup a page at a time: the service refuses a response
+ * carrying more than 10,000 members, and pages them by `members[startIndex=N&count=M]`
+ * (oci-identitydomains Group.members; the `&` percent-encoded, as the SDK writes query values into
+ * the URL as they are). It gives no member total: a page shorter than asked is the last.
+ */
+async function groupMembers(
+  groupId: string,
+  client: OciClientTypes['identitydomains'],
+  calls: OciCalls,
+): Promise<models.GroupMembers[]> {
+  const out: models.GroupMembers[] = [];
+  for (;;) {
+    const attributes = `members[startIndex=${out.length + 1}%26count=${MEMBER_PAGE}]`;
+    const { group } = await calls.call('identitydomains.getGroup', () =>
+      client.getGroup({ groupId, attributes }),
+    );
+    const page = group.members ?? [];
+    out.push(...page);
+    if (page.length < MEMBER_PAGE) return out;
   }
 }
 
