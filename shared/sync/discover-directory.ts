@@ -190,7 +190,7 @@ type PartBuilder = {
 
 /**
  * Merges what the parts list: the same OCID from the classic directory and a domain (the default
- * domain is listed by both) is one user or group, with the aliases of both.
+ * domain is listed by both) is one user or group, with the aliases of both and the domain's OCID.
  */
 class DirectoryBuilder {
   private readonly users = new Map<string, SnapshotUser>();
@@ -229,19 +229,21 @@ class DirectoryBuilder {
   }
 }
 
-function merge<T extends { id: string; name: string; aliases: string[] }>(
-  into: Map<string, T>,
-  row: T,
-): void {
+type Entry = { id: string; name: string; aliases: string[]; domain?: string | undefined };
+
+function merge<T extends Entry>(into: Map<string, T>, row: T): void {
   const existing = into.get(row.id);
-  const names = (r: T) => [r.name, ...r.aliases];
   if (!existing) {
     into.set(row.id, { ...row, aliases: unique(row.aliases.filter((a) => a !== row.name && a !== row.id)) });
     return;
   }
-  existing.aliases = unique([...existing.aliases, ...names(row)]).filter(
-    (a) => a !== existing.name && a !== existing.id,
-  );
+  absorb(existing, { ...row, aliases: [row.name, ...row.aliases] });
+}
+
+/** Adds to `row` what another part says of the same user or group: its aliases and domain. */
+export function absorb(row: Entry, other: Pick<Entry, 'aliases' | 'domain'>): void {
+  row.aliases = unique([...row.aliases, ...other.aliases]).filter((a) => a !== row.name && a !== row.id);
+  if (other.domain) row.domain ??= other.domain;
 }
 
 function unique(values: string[]): string[] {

@@ -29,7 +29,7 @@ import type { StateStore } from '../state/state-store.js';
 import { toIso } from '../time.js';
 import { mergeDbSystems } from './baseline.js';
 import { type DbSystemClients, discoverDbSystems } from './discover-db-systems.js';
-import { type DirectoryClients, discoverDirectory, reason } from './discover-directory.js';
+import { absorb, type DirectoryClients, discoverDirectory, reason } from './discover-directory.js';
 import { OciCalls } from './oci-calls.js';
 import { readAccounts } from './read-accounts.js';
 
@@ -229,6 +229,16 @@ function carryOver(snapshot: Snapshot, previous: Snapshot | undefined): void {
     keep(directory.users, previous.directory.users, (u) => u.id);
     keep(directory.groups, previous.directory.groups, (g) => g.id);
     keep(directory.memberships, previous.directory.memberships, (m) => `${m.user}\u0000${m.group}`);
+    if (!name.startsWith('domain:')) continue;
+    // The default domain's users and groups are listed by classic IAM too: still there, they keep
+    // what the domain added, its own ids (aliases) and a group's domain.
+    const domain = name.slice('domain:'.length);
+    const listed = new Map([...directory.users, ...directory.groups].map((r) => [r.id, r]));
+    const old = previous.directory;
+    for (const r of [...old.users, ...old.groups.filter((g) => g.domain === domain)]) {
+      const row = listed.get(r.id);
+      if (row && r.part === PART.iam) absorb(row, r);
+    }
   }
 }
 

@@ -306,6 +306,40 @@ describe('sync discovery', () => {
     }
   });
 
+  it("keeps the default domain's ids and group domains on what classic IAM lists too, also while the domain fails", async () => {
+    // The default domain lists alice and DBAdmins too, under its own ids.
+    const domain = fleet.directory.domains[0]!;
+    domain.users.push({ id: 'alice-scim-id', ocid: USERS.alice, userName: 'alice@example.com' });
+    domain.groups.push({
+      id: 'dba-scim-id',
+      ocid: GROUPS.dba,
+      displayName: 'DBAdmins',
+      members: [{ value: 'alice-scim-id' }],
+    });
+    const dba = {
+      id: GROUPS.dba,
+      name: 'DBAdmins',
+      aliases: ['dba-scim-id'],
+      domain: DOMAIN.id,
+      part: 'iam',
+    };
+    const alice = expect.objectContaining({ id: USERS.alice, aliases: ['alice-scim-id'], part: 'iam' });
+    try {
+      const { snapshot: first } = await sync();
+      expect(first.directory.groups).toContainEqual(dba);
+      expect(first.directory.users).toContainEqual(alice);
+      fleet.endpoint.faults.failNext('identitydomains.listUsers', Number.POSITIVE_INFINITY, 500);
+      const { snapshot, failed } = await sync({}, first);
+      expect(failed.map((f) => f.part)).toEqual([`domain:${DOMAIN.id}`]);
+      expect(snapshot.directory.groups).toContainEqual(dba);
+      expect(snapshot.directory.users).toContainEqual(alice);
+    } finally {
+      fleet.endpoint.faults.clear();
+      domain.users.pop();
+      domain.groups.pop();
+    }
+  });
+
   it('a sync that can read nothing fails and says the previous snapshot stays in use', async () => {
     const { snapshot: first } = await sync();
     fleet.endpoint.faults.failNext('*', Number.POSITIVE_INFINITY, 401);
