@@ -127,7 +127,7 @@ async function trimCutLine(handle: FileHandle, path: string): Promise<void> {
   const head = Buffer.alloc(Math.min(4, size - cut));
   await handle.read(head, 0, head.length, cut);
   const text = head.toString('latin1');
-  if (!text.startsWith('{') && !'CEF:'.startsWith(text) && !text.startsWith('CEF:')) {
+  if (!text.startsWith('{') && !'CEF:'.startsWith(text)) {
     throw new AuditError(
       'USAGE',
       `${path} does not end with a line break, and its last line is not one this tool writes: name another file`,

@@ -74,7 +74,6 @@ export function ociAuthSpecFromEnv(env: Env = process.env): OciAuthSpec {
   return { kind: kind as 'resource-principal' | 'instance-principal' };
 }
 
-/** Builds the oci-common provider for a spec. Failures are CONFIG_INVALID with a log-safe message. */
 /**
  * The credentials of `spec`, built at the first call and shared by the later ones: a command that
  * stops before its first OCI call never builds them, so a failure to build them cannot outlive it
@@ -88,6 +87,7 @@ export function lazyOciAuth(spec: OciAuthSpec): () => Promise<AuthenticationDeta
   };
 }
 
+/** Builds the oci-common provider for a spec. Failures are CONFIG_INVALID with a log-safe message. */
 export async function ociAuthProvider(spec: OciAuthSpec): Promise<AuthenticationDetailsProvider> {
   const common = await import('oci-common');
   const details: Record<string, string> = { auth: spec.kind };

@@ -74,7 +74,7 @@ export function checkPasswordVariables(
     const path = config.dbSystems[i]?.collector?.password
       ? ['dbSystems', i, 'collector', 'password']
       : ['collector', 'password'];
-    const key = `${path.join('.')}`;
+    const key = path.join('.');
     if (reported.has(key)) continue;
     reported.add(key);
     issues.add(
