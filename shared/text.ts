@@ -1,12 +1,18 @@
 // Text from records, servers and file names made safe to show: control characters are displayed,
-// never obeyed by a terminal (a user name with ANSI codes must not recolour an analyst's screen).
-
-// biome-ignore lint/suspicious/noControlCharactersInRegex: these are the characters replaced.
-const CONTROL = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]/g;
+// never obeyed by a terminal (a user name with ANSI codes must not recolour an analyst's screen),
+// and neither are the controls of bidirectional text (a login name must not display reversed).
 
 /**
- * C0 controls (but tab, line feed and carriage return) and DEL as their Unicode Control Pictures
- * (ESC as ␛), C1 controls as U+FFFD.
+ * C0 controls (but tab, line feed and carriage return), DEL, C1 controls, and the marks,
+ * embeddings, overrides and isolates of bidirectional text.
+ */
+const CONTROL =
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: these are the characters replaced.
+  /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+
+/**
+ * C0 controls and DEL as their Unicode Control Pictures (ESC as ␛); C1 controls and bidirectional
+ * controls as U+FFFD.
  */
 export function visible(text: string): string {
   return text.replace(CONTROL, (c) => {

@@ -14,14 +14,9 @@ const ESCAPES: Record<string, string> = {
   "'": '&#39;',
 };
 
-/** Marks, embeddings, overrides and isolates of bidirectional text: a login name must not display reversed. */
-const BIDI_CONTROL = /[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
-
-/** Text for HTML content or a quoted attribute value; bidirectional controls shown as U+FFFD. */
+/** Text for HTML content or a quoted attribute value, its controls shown (`visible`). */
 export function escapeHtml(text: string): string {
-  return visible(text)
-    .replace(BIDI_CONTROL, '\ufffd')
-    .replace(/[&<>"']/g, (c) => ESCAPES[c]!);
+  return visible(text).replace(/[&<>"']/g, (c) => ESCAPES[c]!);
 }
 
 const CSS = `

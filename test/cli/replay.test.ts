@@ -447,13 +447,14 @@ describe('replay', () => {
       '  foo: unknown key',
       '',
     ]);
-    // A problem quoting the configuration keeps to its line: its line breaks and escapes are shown.
+    // A problem quoting the configuration keeps to its line: its line breaks, escapes and bidirectional
+    // controls are shown.
     const forged = await refused(
       'forged.yaml',
-      'maintenance:\n  - { from: 2026-11-01T00:00:00Z, to: 2026-11-02T00:00:00Z, reason: x, rules: [audit.gap],\n      routes: ["x\\e[31m\\nheatwave-iam-audit: ok"] }\n',
+      'maintenance:\n  - { from: 2026-11-01T00:00:00Z, to: 2026-11-02T00:00:00Z, reason: x, rules: [audit.gap],\n      routes: ["x\\e[31m\\u202e\\nheatwave-iam-audit: ok"] }\n',
     );
     expect(forged.lines.slice(1)).toEqual([
-      '  maintenance[0].routes[0]: no route is named x\u241b[31m\u240aheatwave-iam-audit: ok',
+      '  maintenance[0].routes[0]: no route is named x\u241b[31m\ufffd\u240aheatwave-iam-audit: ok',
       '',
     ]);
     const unknownKey = await refused('unknown.yaml', 'dbSystems:\n  - { id: x, name: y, iamonly: true }\n');

@@ -192,6 +192,13 @@ describe('CEF alerts', () => {
     });
   });
 
+  it('shows control characters and the controls of bidirectional text as symbols', () => {
+    const alert = run.alerts.find((a) => a.rule === 'privilege.change' && a.identity)!;
+    const forged = { ...alert, loginUser: 'adm\u202enimda\u2066x\u001b[31m' };
+    const custom = labelled(parseCef(cefAlert(forged, ctx)).ext);
+    expect(custom.loginUser).toBe('adm\ufffdnimda\ufffdx\u241b[31m');
+  });
+
   it('leaves out what the alert does not know', () => {
     const alert = run.alerts.find((a) => a.rule === 'auth.failure-burst')!;
     const { ext } = parseCef(cefAlert(alert, ctx));
