@@ -222,6 +222,13 @@ describe('CEF alerts', () => {
     expect(ext.shost).toBe('client.example.com');
     expect(ext).not.toHaveProperty('src');
   });
+
+  it('an IPv6 address with a zone index goes to shost too (an address field cannot parse it)', () => {
+    const zoned = parseCef(cefAlert({ ...run.alerts[0]!, sourceIp: 'fe80::1%eth0' }, ctx)).ext;
+    expect(zoned).toMatchObject({ shost: 'fe80::1%eth0' });
+    expect(zoned).not.toHaveProperty('src');
+    expect(parseCef(cefAlert({ ...run.alerts[0]!, sourceIp: 'fe80::1' }, ctx)).ext.src).toBe('fe80::1');
+  });
 });
 
 describe('CEF sessions', () => {

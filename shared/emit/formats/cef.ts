@@ -2,12 +2,12 @@
 // record. Header fields escape `\` and `|`; they cannot hold a line break, so CR/LF become spaces.
 // Extension values escape `\`, `=`, and CR/LF as `\r`/`\n`; keys are fixed names, never data.
 // Other control characters are shown as symbols in both (shared/text.ts `visible`).
-import { isIP } from 'node:net';
 import type { Alert, Severity } from '../../../schemas/alert.js';
 import type { Session } from '../../../schemas/session.js';
 import { redactLiterals } from '../../normalize/redact.js';
 import { visible } from '../../text.js';
 import type { FormatContext } from './format.js';
+import { isIpAddressField } from './ip-address.js';
 
 /** CEF severity 0-10 (Low 0-3, Medium 4-6, High 7-8, Very-High 9-10). */
 export const CEF_SEVERITY: Record<Severity, number> = { info: 1, low: 3, medium: 5, high: 8, critical: 10 };
@@ -37,7 +37,7 @@ function custom(slots: [key: string, label: string, value: string | undefined][]
 
 /** Source address: `src` for an IP address, `shost` for anything else the log recorded. */
 function source(address: string | undefined): Extension {
-  return [[isIP(address ?? '') ? 'src' : 'shost', address]];
+  return [[isIpAddressField(address) ? 'src' : 'shost', address]];
 }
 
 function line(ctx: FormatContext, signature: string, name: string, severity: number, ext: Extension): string {

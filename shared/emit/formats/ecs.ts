@@ -1,11 +1,11 @@
 // Elastic Common Schema documents. `user.name` is the person, `user.effective.name` the MySQL
 // account whose privileges applied; fields ECS has no place for go under `heatwave`.
 
-import { isIP } from 'node:net';
 import type { Alert, Severity } from '../../../schemas/alert.js';
 import type { Session } from '../../../schemas/session.js';
 import { redactLiterals } from '../../normalize/redact.js';
 import type { FormatContext, RuleCategory } from './format.js';
+import { isIpAddressField } from './ip-address.js';
 import { compact } from './json.js';
 
 export const ECS_VERSION = '8.11.0';
@@ -46,15 +46,10 @@ function dbSystemFields(db: { id: string; name: string } | null | undefined): Js
   };
 }
 
-/** Elasticsearch `ip` fields take IPv4/IPv6 without a zone index. */
-function isIpField(address: string | undefined): address is string {
-  return Boolean(address && isIP(address) && !address.includes('%'));
-}
-
 /** ECS `source.ip` is an IP field: anything else the log recorded goes to `address` and `domain`. */
 function sourceFields(address: string | undefined): Json {
   if (!address) return {};
-  return { source: isIpField(address) ? { ip: address, address } : { address, domain: address } };
+  return { source: isIpAddressField(address) ? { ip: address, address } : { address, domain: address } };
 }
 
 function threat(attack: readonly string[] | undefined): Json | undefined {
@@ -138,7 +133,7 @@ export function ecsAlert(alert: Alert, ctx: FormatContext): EcsDocument {
         accountUser(alert.mysqlAccount),
         alert.loginUser,
       ]),
-      ip: [alert.sourceIp].filter(isIpField),
+      ip: [alert.sourceIp].filter(isIpAddressField),
     },
     threat: threat(alert.attack),
     heatwave: {
@@ -188,7 +183,7 @@ export function ecsSession(s: Session, ctx: FormatContext): EcsDocument {
     ...dbSystemFields(s.dbSystem),
     related: {
       user: unique([s.identity?.name, s.identity?.id, s.mysqlAccount, s.account.user, s.login.user]),
-      ip: [s.sourceIp].filter(isIpField),
+      ip: [s.sourceIp].filter(isIpAddressField),
     },
     heatwave: {
       session_id: s.id,
