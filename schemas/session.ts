@@ -86,4 +86,13 @@ export const SessionSchema = z.object({
    */
   changedUser: z.object({ time: z.string(), ts: z.number(), key: z.string() }).optional(),
 });
-export type Session = z.infer<typeof SessionSchema>;
+/**
+ * When a session last did something (epoch ms of its latest event): an open session idle for longer
+ * than `retention` is forgotten as open. Not part of the record: a symbol, which JSON leaves out; the
+ * stores keep it in a column of its own.
+ */
+export const LAST_ACTIVITY: unique symbol = Symbol('lastActivity');
+export type Session = z.infer<typeof SessionSchema> & { [LAST_ACTIVITY]?: number };
+
+/** When a session last did something: its latest event, or its connect for one that never said. */
+export const lastActivity = (s: Session): number => s[LAST_ACTIVITY] ?? s.connectTs;

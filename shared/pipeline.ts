@@ -773,13 +773,17 @@ export class Pipeline {
     return { committed };
   }
 
-  /** The ledger's retention horizon, once a day of event time (a prune is a few statements). */
-  private ledgerPrune(): { pruneLedgerBefore?: number } {
-    const horizon = this.clock.releasedTs - this.config.auditRetention;
+  /**
+   * The ledger's retention horizon, once a day of event time (a prune is a few statements); the
+   * sessions still open in memory (active within the retention) keep their rows.
+   */
+  private ledgerPrune(): { pruneLedgerBefore?: number; keepOpenSince?: number } {
+    const { releasedTs } = this.clock;
+    const horizon = releasedTs - this.config.auditRetention;
     const day = Math.floor(horizon / DAY_MS);
     if (day === this.ledgerPrunedDay) return {};
     this.ledgerPrunedDay = day;
-    return { pruneLedgerBefore: horizon };
+    return { pruneLedgerBefore: horizon, keepOpenSince: releasedTs - this.config.retention };
   }
 
   private async deliver(

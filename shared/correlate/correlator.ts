@@ -10,6 +10,8 @@ import type {
   SyncEvent,
 } from '../../schemas/events.js';
 import {
+  LAST_ACTIVITY,
+  lastActivity,
   SESSION_STATEMENTS_MAX,
   SESSION_TABLES_MAX,
   type Session,
@@ -176,11 +178,11 @@ export class Correlator {
 
   /**
    * Forgets closed sessions that connected before `before` (they stay in the store), and open
-   * ones older than the retention, whose disconnect was never seen (bounded memory).
+   * ones idle for longer than the retention, whose disconnect was never seen (bounded memory).
    */
   evict(before: number): void {
     const stale = before + this.config.lookback - this.config.retention;
-    this.open.deleteWhere((s) => s.connectTs < stale);
+    this.open.deleteWhere((s) => lastActivity(s) < stale);
     // A connection applied up to the retention late is attributed as it would have been on time.
     this.models.signOns.prune(stale - this.config.tokenLifetime);
     if (this.recent.length === 0 || this.recent[0]!.connectTs >= before) return;
@@ -261,6 +263,7 @@ export class Correlator {
       breakGlassGrant: null,
       counts: { queries: 0, tableAccess: 0, changeUser: 0, failedStatements: 0 },
       connectKey: ev.key,
+      [LAST_ACTIVITY]: ev.ts,
     };
     if (ev.instance !== undefined) session.instance = ev.instance;
     if (ev.login.ip) session.sourceIp = ev.login.ip;
@@ -283,12 +286,14 @@ export class Correlator {
     s.mysqlAccount = accountName(ev.account);
     s.counts.changeUser++;
     s.changedUser = { time: ev.time, ts: ev.ts, key: ev.key };
+    active(s, ev.ts);
     this.attributeAndDetect(s, this.dbs.get(ev.dbSystemId));
   }
 
   /**
-   * Counts the first `n` of a connection's statements on their session, with one lookup: all that
-   * routine statements do (shared/decode/statement-runs.ts). Returns the session, if it is open.
+   * Counts the first `n` of a connection's statements on their session, and notes its last activity,
+   * with one lookup: all that routine statements do (shared/decode/statement-runs.ts). Returns the
+   * session, if it is open.
    */
   statements(run: readonly DbEvent[], n: number): Session | undefined {
     const session = this.sessionOf(run[0]!);
@@ -305,6 +310,7 @@ export class Correlator {
       if (ev.status !== 0) counts.failedStatements++;
       if (noteActivity(session, ev)) noted = true;
     }
+    active(session, run[n - 1]!.ts);
     if (noted) this.touch(session);
     else this.counted.set(session.id, session);
     if (session.identity !== null) this.checkRevoked(session, run, n);
@@ -766,6 +772,11 @@ function tableName(t: { db: string; table: string }): string {
  * Keeps the tables a session touched and, under break-glass, what it ran (bounded, see Session).
  * True when the session changed.
  */
+/** Notes that a session did something at `ts` (a late event may be older than its last). */
+function active(session: Session, ts: number): void {
+  if (ts > lastActivity(session)) session[LAST_ACTIVITY] = ts;
+}
+
 function noteActivity(session: Session, ev: DbEvent): boolean {
   let changed = false;
   if (ev.table) {

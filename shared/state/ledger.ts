@@ -5,7 +5,7 @@
 // and the CSV exports use the same columns.
 import { type Alert, recordTime } from '../../schemas/alert.js';
 import type { DeadLetter } from '../../schemas/dead-letter.js';
-import type { Attribution, Session } from '../../schemas/session.js';
+import { type Attribution, LAST_ACTIVITY, type Session } from '../../schemas/session.js';
 import { toIso } from '../time.js';
 
 /** What exports and reports ask the ledger for: a time range (`from` inclusive, `to` exclusive) and filters. */
@@ -487,6 +487,17 @@ export function readSession(row: SessionRow): Session {
   counts.tableAccess = row[R.table_access] as number;
   counts.changeUser = row[R.change_user] as number;
   counts.failedStatements = row[R.failed_statements] as number;
+  return s;
+}
+
+/** What a SQLite store restores a session from (StateStore.loadSessions): its row, then its last activity. */
+export const RESTORED_COLUMNS = `${SESSION_READ_COLUMNS}, last_activity_ts`;
+
+/** A session a pipeline restores, from `connect_ts, id, RESTORED_COLUMNS`: with its last activity. */
+export function restoredSession(row: SessionRow): Session {
+  const s = readSession(row);
+  const last = row[SESSION_ROW.length];
+  if (last !== null) s[LAST_ACTIVITY] = last as number;
   return s;
 }
 

@@ -39,7 +39,7 @@ import mysql, {
 } from 'mysql2/promise';
 import { type Alert, recordKey, recordTime } from '../../schemas/alert.js';
 import type { CanonicalEvent } from '../../schemas/events.js';
-import { type Session, TABLE_NAME_MAX } from '../../schemas/session.js';
+import { LAST_ACTIVITY, lastActivity, type Session, TABLE_NAME_MAX } from '../../schemas/session.js';
 import type { Snapshot } from '../../schemas/snapshot.js';
 import { AuditError, type SafeDetails } from '../errors.js';
 import type { EntityRow } from './entity-cache.js';
@@ -148,6 +148,12 @@ const MIGRATIONS: MigrationStep[][] = [
   [addColumnsOnce('dead_letters', DEAD_LETTER_COLUMNS), createView(deadLetterView('mysql'))],
   // Alerts stored with repeats already merged into them counted one: their body has the count.
   [repairAlertMergesSql('mysql')],
+  // When each session last did something (CommitBatch.keepOpenSince): a session stored open before
+  // counts from its connect, as it did then.
+  [
+    addColumnsOnce('sessions', [{ name: 'last_activity_ts', type: 'int', value: () => null }]),
+    'UPDATE sessions SET last_activity_ts = connect_ts WHERE is_open = 1 AND last_activity_ts IS NULL',
+  ],
 ];
 
 /** `ALTER TABLE table ADD COLUMN ...` for the ledger's typed columns, unless the first one exists. */
@@ -173,12 +179,10 @@ async function backfillLedger(conn: Conn): Promise<void> {
         `SELECT id, body FROM ${table} WHERE id > ? ORDER BY id LIMIT ${PAGE}`,
         [after],
       );
-      if (table === 'sessions')
-        await putSessions(
-          conn,
-          rows.map((r) => JSON.parse(r.body) as Session),
-        );
-      else {
+      if (table === 'sessions') {
+        const sessions = rows.map((r) => JSON.parse(r.body) as Session);
+        await putSessions(conn, sessions, new Set(sessions), { schema4: true });
+      } else {
         for (const r of rows) {
           const a = JSON.parse(r.body) as Alert;
           await run(
@@ -196,17 +200,19 @@ async function backfillLedger(conn: Conn): Promise<void> {
 }
 
 /**
- * Upserts sessions with their typed columns, and the touched tables of those in `withTables`
- * (default all), sorted by key (see commitRows).
+ * Upserts sessions with their typed columns and last activity, and the touched tables of those in
+ * `withTables`, sorted by key (see commitRows). Schema 4's migration writes the rows stored before
+ * it, before the last activity column exists (`schema4`).
  */
 async function putSessions(
   conn: Conn,
   sessions: readonly Session[],
-  withTables: ReadonlySet<Session> = new Set(sessions),
+  withTables: ReadonlySet<Session>,
+  { schema4 = false } = {},
 ): Promise<void> {
   if (sessions.length === 0) return;
   const keyed = sessions.map((s) => ({ k: storedKey(s.id), s })).sort(byKey);
-  const names = SESSION_COLUMNS.map((f) => f.name);
+  const names = [...SESSION_COLUMNS.map((f) => f.name), ...(schema4 ? [] : ['last_activity_ts'])];
   await insertRows(
     conn,
     `INSERT INTO sessions (id, db, connect_ts, is_open, body, ${names.join(', ')})`,
@@ -217,6 +223,7 @@ async function putSessions(
       s.outcome === 'success' && s.disconnectTime === undefined ? 1 : 0,
       JSON.stringify(s),
       ...SESSION_COLUMNS.map((f) => f.value(s)),
+      ...(schema4 ? [] : [lastActivity(s)]),
     ]),
     `ON DUPLICATE KEY UPDATE is_open = VALUES(is_open), body = VALUES(body), ${names.map((n) => `${n} = VALUES(${n})`).join(', ')}`,
   );
@@ -640,8 +647,16 @@ export class MySqlStore implements StateStore {
   }
 
   async loadSessions(since: number): Promise<Session[]> {
-    const rows = await this.read<{ body: string }>('load', restoredSessionsSql('is_open', 'body'), [since]);
-    return rows.map((r) => JSON.parse(r.body) as Session);
+    const rows = await this.read<{ body: string; last_activity_ts: number | string | null }>(
+      'load',
+      restoredSessionsSql('is_open', 'body, last_activity_ts'),
+      [since],
+    );
+    return rows.map((r) => {
+      const s = JSON.parse(r.body) as Session;
+      if (r.last_activity_ts !== null) s[LAST_ACTIVITY] = Number(r.last_activity_ts);
+      return s;
+    });
   }
 
   async filterSeen(events: { key: string; ts: number }[]): Promise<Set<string>> {
@@ -768,12 +783,18 @@ export class MySqlStore implements StateStore {
         await insertRows(conn, 'INSERT INTO dead_letters (body, stored_time, stored_ts)', dead);
       if (batch.pruneLedgerBefore !== undefined) {
         const before = batch.pruneLedgerBefore;
+        // A session that connected before the horizon, unless still open and active since the other.
+        const gone = [before, batch.keepOpenSince ?? before];
         await run(
           conn,
-          'DELETE t FROM session_tables t JOIN sessions s ON s.id = t.session_id WHERE s.connect_ts < ?',
-          [before],
+          'DELETE t FROM session_tables t JOIN sessions s ON s.id = t.session_id WHERE s.connect_ts < ? AND (s.is_open = 0 OR s.last_activity_ts < ?)',
+          gone,
         );
-        await run(conn, 'DELETE FROM sessions WHERE connect_ts < ?', [before]);
+        await run(
+          conn,
+          'DELETE FROM sessions WHERE connect_ts < ? AND (is_open = 0 OR last_activity_ts < ?)',
+          gone,
+        );
         await run(
           conn,
           'DELETE d FROM deliveries d JOIN alerts a ON a.id = d.alert_id WHERE a.finding_ts < ?',

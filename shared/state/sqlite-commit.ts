@@ -4,7 +4,7 @@
 // strings and numbers.
 import type Database from 'better-sqlite3';
 import { type Alert, recordKey, recordTime } from '../../schemas/alert.js';
-import type { Session } from '../../schemas/session.js';
+import { lastActivity, type Session } from '../../schemas/session.js';
 import {
   ALERT_COLUMNS,
   alertMerges,
@@ -29,14 +29,21 @@ export function connectionSettings(db: Database.Database): void {
   db.pragma('wal_autocheckpoint = 10000');
 }
 
-/** A session's row: id, DB system, connect time, open, body, then the typed columns. */
+/** A session's row: id, DB system, connect time, open, body, the typed columns, then its last activity. */
 export type SessionRow = CellValue[];
 /** An alert's row: record key, rule, time, body, then the typed columns. */
 export type AlertRow = CellValue[];
 
-/** A counted session (CommitBatch.counted): its counts and id, and how to write it whole. */
+/** A counted session (CommitBatch.counted): its counts, last activity and id, and how to write it whole. */
 export type CountRow = {
-  counts: [queries: number, tableAccess: number, changeUser: number, failedStatements: number, id: string];
+  counts: [
+    queries: number,
+    tableAccess: number,
+    changeUser: number,
+    failedStatements: number,
+    lastActivity: number,
+    id: string,
+  ];
   /** When it closed since it was written: its disconnect time. */
   closed?: string;
   /** The whole row, for a session the ledger no longer holds (pruned): given, or made when needed. */
@@ -60,12 +67,20 @@ export type CommitRows = {
   alertUpdates: [occurrences: number, lastTime: string, id: string][];
   /** Each dead letter's body, and when it was stored (ISO 8601 and epoch ms). */
   deadLetters: [body: string, time: string, ts: number][];
-  pruneLedgerBefore?: number;
+  pruneLedger?: { before: number; keepOpenSince: number };
 };
 
 export function sessionRow(s: Session): SessionRow {
   const open = s.outcome === 'success' && s.disconnectTime === undefined ? 1 : 0;
-  return [s.id, s.dbSystem.id, s.connectTs, open, sessionBody(s), ...SESSION_COLUMNS.map((f) => f.value(s))];
+  return [
+    s.id,
+    s.dbSystem.id,
+    s.connectTs,
+    open,
+    sessionBody(s),
+    ...SESSION_COLUMNS.map((f) => f.value(s)),
+    lastActivity(s),
+  ];
 }
 
 function alertRow(a: Alert): AlertRow {
@@ -102,7 +117,7 @@ export function commitRows(
     counted: batch.counted.map((s) => {
       const { queries, tableAccess, changeUser, failedStatements } = s.counts;
       const row: CountRow = {
-        counts: [queries, tableAccess, changeUser, failedStatements, s.id],
+        counts: [queries, tableAccess, changeUser, failedStatements, lastActivity(s), s.id],
         whole: plain ? sessionRow(s) : s,
       };
       if (s.disconnectTime !== undefined) row.closed = s.disconnectTime;
@@ -113,7 +128,8 @@ export function commitRows(
     deadLetters: batch.deadLetters.map((d) => deadLetterRow(d, now)),
   };
   if (batch.pruneSeenBefore !== undefined) rows.pruneSeenBucket = seenBucket(batch.pruneSeenBefore);
-  if (batch.pruneLedgerBefore !== undefined) rows.pruneLedgerBefore = batch.pruneLedgerBefore;
+  const before = batch.pruneLedgerBefore;
+  if (before !== undefined) rows.pruneLedger = { before, keepOpenSince: batch.keepOpenSince ?? before };
   return rows;
 }
 
@@ -131,9 +147,12 @@ function writeStatements(db: Database.Database) {
     ledger: ledgerWriters(db),
     updAlert: db.prepare('UPDATE alerts SET occurrences = ?, last_time = ? WHERE id = ?'),
     putDead: db.prepare('INSERT INTO dead_letters (body, stored_time, stored_ts) VALUES (?, ?, ?)'),
+    // A session that connected before the horizon, unless still open and active since the other.
+    pruneSessions: [
+      'DELETE FROM session_tables WHERE session_id IN (SELECT id FROM sessions WHERE connect_ts < ? AND (open = 0 OR last_activity_ts < ?))',
+      'DELETE FROM sessions WHERE connect_ts < ? AND (open = 0 OR last_activity_ts < ?)',
+    ].map((sql) => db.prepare(sql)),
     pruneLedger: [
-      'DELETE FROM session_tables WHERE session_id IN (SELECT id FROM sessions WHERE connect_ts < ?)',
-      'DELETE FROM sessions WHERE connect_ts < ?',
       'DELETE FROM deliveries WHERE alert_id IN (SELECT id FROM alerts WHERE finding_ts < ?)',
       'DELETE FROM alerts WHERE finding_ts < ?',
       'DELETE FROM dead_letters WHERE stored_ts < ?',
@@ -178,8 +197,11 @@ export function applyCommit(db: Database.Database, rows: CommitRows): string[] {
     for (const u of rows.alertUpdates) st.updAlert.run(...u);
     for (const d of rows.deadLetters) st.putDead.run(...d);
     // What names a row goes before it: sessions' tables, sessions, deliveries, alerts.
-    if (rows.pruneLedgerBefore !== undefined)
-      for (const prune of st.pruneLedger) prune.run(rows.pruneLedgerBefore);
+    if (rows.pruneLedger !== undefined) {
+      const { before, keepOpenSince } = rows.pruneLedger;
+      for (const prune of st.pruneSessions) prune.run(before, keepOpenSince);
+      for (const prune of st.pruneLedger) prune.run(before);
+    }
   }).immediate();
   return newAlerts;
 }
@@ -197,22 +219,26 @@ export function applyDelivered(
   })();
 }
 
-/** Prepared statements that write the ledger's typed rows. */
-export function ledgerWriters(db: Database.Database) {
+/**
+ * Prepared statements that write the ledger's typed rows. Schema 4's migration writes the rows
+ * stored before it with these, before the last activity column exists (`schema4`): then a session
+ * row leaves its last activity out, and counts cannot be written.
+ */
+export function ledgerWriters(db: Database.Database, { schema4 = false } = {}) {
   const placeholders = (n: number) => Array.from({ length: n }, () => '?').join(', ');
-  const sessionNames = SESSION_COLUMNS.map((f) => f.name);
+  const sessionNames = [...SESSION_COLUMNS.map((f) => f.name), ...(schema4 ? [] : ['last_activity_ts'])];
   const putSession = db.prepare(
     `INSERT INTO sessions (id, db, connect_ts, open, body, ${sessionNames.join(', ')})
      VALUES (${placeholders(5 + sessionNames.length)})
      ON CONFLICT (id) DO UPDATE SET open = excluded.open, body = excluded.body,
        ${sessionNames.map((n) => `${n} = excluded.${n}`).join(', ')}`,
   );
-  const putCounts = db.prepare(
-    'UPDATE sessions SET queries = ?, table_access = ?, change_user = ?, failed_statements = ? WHERE id = ?',
-  );
-  const putClosed = db.prepare(
-    'UPDATE sessions SET queries = ?, table_access = ?, change_user = ?, failed_statements = ?, disconnect_time = ?, open = 0 WHERE id = ?',
-  );
+  const counted =
+    'queries = ?, table_access = ?, change_user = ?, failed_statements = ?, last_activity_ts = ?';
+  const putCounts = schema4 ? undefined : db.prepare(`UPDATE sessions SET ${counted} WHERE id = ?`);
+  const putClosed = schema4
+    ? undefined
+    : db.prepare(`UPDATE sessions SET ${counted}, disconnect_time = ?, open = 0 WHERE id = ?`);
   const putTable = db.prepare('INSERT OR IGNORE INTO session_tables (session_id, table_name) VALUES (?, ?)');
   const alertNames = ALERT_COLUMNS.map((f) => f.name);
   const putAlert = db.prepare(
@@ -225,7 +251,7 @@ export function ledgerWriters(db: Database.Database) {
   return {
     /** Upserts a session. */
     session(row: SessionRow): void {
-      putSession.run(...row);
+      putSession.run(...(schema4 ? row.slice(0, -1) : row));
     },
     tables(rows: readonly [string, string][]): void {
       for (const [id, table] of rows) putTable.run(id, table);
@@ -236,16 +262,16 @@ export function ledgerWriters(db: Database.Database) {
      * longer holds (pruned) is written whole, with its tables.
      */
     counts(c: CountRow): void {
-      const [queries, tableAccess, changeUser, failed, id] = c.counts;
+      const [queries, tableAccess, changeUser, failed, last, id] = c.counts;
       const updated =
         c.closed === undefined
-          ? putCounts.run(...c.counts)
-          : putClosed.run(queries, tableAccess, changeUser, failed, c.closed, id);
+          ? putCounts!.run(...c.counts)
+          : putClosed!.run(queries, tableAccess, changeUser, failed, last, c.closed, id);
       if (updated.changes > 0) return;
       const { whole } = c;
       if (Array.isArray(whole)) {
         this.session(whole);
-        this.tables(((JSON.parse(whole[4] as string) as Session).tables ?? []).map((t) => [c.counts[4], t]));
+        this.tables(((JSON.parse(whole[4] as string) as Session).tables ?? []).map((t) => [id, t]));
       } else {
         this.session(sessionRow(whole));
         this.tables(sessionTableRows([whole]));

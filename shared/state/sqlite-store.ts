@@ -32,8 +32,10 @@ import {
   type LedgerQuery,
   ledgerConditions,
   ledgerViews,
+  RESTORED_COLUMNS,
   readSession,
   repairAlertMergesSql,
+  restoredSession,
   restoredSessionsSql,
   rowKey,
   SESSION_COLUMNS,
@@ -109,7 +111,7 @@ const MIGRATIONS: (string | ((db: Database.Database) => void))[] = [
       CREATE INDEX alerts_db ON alerts (db_system_id, finding_ts);`);
     for (const v of ledgerViews('sqlite')) db.exec(`CREATE VIEW ${v.name} AS ${v.select}`);
     // Rows written before: their typed columns from their bodies, a page at a time.
-    const writers = ledgerWriters(db);
+    const writers = ledgerWriters(db, { schema4: true });
     for (const [table, write] of [
       [
         'sessions',
@@ -151,6 +153,10 @@ const MIGRATIONS: (string | ((db: Database.Database) => void))[] = [
   },
   // Alerts stored with repeats already merged into them counted one: their body has the count.
   repairAlertMergesSql('sqlite'),
+  // When each session last did something (CommitBatch.keepOpenSince): a session stored open before
+  // counts from its connect, as it did then.
+  `ALTER TABLE sessions ADD COLUMN last_activity_ts INTEGER;
+   UPDATE sessions SET last_activity_ts = connect_ts WHERE open = 1;`,
 ];
 
 /** How often a holder refreshes its row, and when a row of another host counts as abandoned. */
@@ -345,10 +351,10 @@ export class SqliteStore implements StateStore {
   async loadSessions(since: number): Promise<Session[]> {
     await this.settled();
     return this.db
-      .prepare<[number], SessionRow>(restoredSessionsSql('open', SESSION_READ_COLUMNS))
+      .prepare<[number], SessionRow>(restoredSessionsSql('open', RESTORED_COLUMNS))
       .raw()
       .all(since)
-      .map(readSession);
+      .map(restoredSession);
   }
 
   async filterSeen(events: { key: string; ts: number }[]): Promise<Set<string>> {

@@ -33,9 +33,15 @@ export type CommitBatch = {
   pruneSeenBefore?: number;
   /**
    * Drop sessions that connected and alerts raised before this (`auditRetention`), with their rows,
-   * and the dead letters stored before it (wall time, which event time follows in a live fleet).
+   * and the dead letters stored before it (wall time, which event time follows in a live fleet);
+   * but not the sessions still open whose last activity is at or after `keepOpenSince`.
    */
   pruneLedgerBefore?: number;
+  /**
+   * With `pruneLedgerBefore` (and by default the same): the retention horizon, since which an open
+   * session must have been active to be remembered as open (Correlator.evict).
+   */
+  keepOpenSince?: number;
 };
 
 /** A batch holding only `parts`, the rest empty. */

@@ -7,6 +7,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { at, db, GROUPS, iam, USERS } from '../../shared/detect/timeline.js';
 import { SqliteStore } from '../../shared/state/sqlite-store.js';
+import { toIso } from '../../shared/time.js';
 import { runs } from '../helpers/property.js';
 import {
   deliveries,
@@ -15,7 +16,7 @@ import {
   runTimeline,
   type TimelineResult,
 } from '../helpers/run-timeline.js';
-import { incidentTimeline } from './scenario-fleet.js';
+import { incidentTimeline, LONG_SESSION_CONFIG, longSession } from './scenario-fleet.js';
 
 const LATENESS_MIN = 20;
 
@@ -180,6 +181,30 @@ describe('bounded memory', () => {
     );
     expect(later.pipeline.openSessions).toBe(1);
     expect(later.sessions).toHaveLength(4);
+  });
+
+  it('keeps a session open while it is active, however long ago it connected: its GRANT names the person', async () => {
+    const r = await runBatches(longSession(5), { config: LONG_SESSION_CONFIG, fold: true });
+    expect(r.alerts.find((a) => a.rule === 'privilege.change')).toMatchObject({
+      identity: { principalId: USERS.carol, name: 'carol@example.com' },
+    });
+    expect(r.sessions).toEqual([
+      expect.objectContaining({
+        identity: { id: USERS.carol, name: 'carol@example.com' },
+        disconnectTime: toIso(at(5 * 24 * 60 + 120)),
+        counts: expect.objectContaining({ queries: 6 }),
+      }),
+    ]);
+    expect(r.pipeline.openSessions).toBe(0);
+    expect(r.pipeline.stats.processed).toBe(8);
+  });
+
+  it('forgets an open session idle for longer than the retention: its later statements name nobody', async () => {
+    const r = await runBatches(longSession(1), { config: LONG_SESSION_CONFIG, fold: true });
+    expect(r.alerts.find((a) => a.rule === 'privilege.change')).toMatchObject({ identity: null });
+    // Its row went with the ledger's prune, as any session's that connected before auditRetention.
+    expect(r.sessions).toEqual([]);
+    expect(r.pipeline.openSessions).toBe(0);
   });
 
   it('forgets sign-ons older than the retention, in a scope that sees no connection too', async () => {

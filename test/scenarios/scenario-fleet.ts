@@ -88,3 +88,27 @@ export function lifecycle(): { events: CanonicalEvent[]; late: CanonicalEvent } 
   ];
   return { events, late: iam.signOn({ at: at(5), user: USERS.dave, ip: '10.0.0.9', mfa: 'TOTP' }) };
 }
+
+/** A retention shorter than the person's connection below, and a ledger kept no longer. */
+export const LONG_SESSION_CONFIG: Partial<ConfigInput> = { retention: 'P2D', auditRetention: 'P2D' };
+
+/**
+ * Carol's connection (a 1-to-1 IAM account) open from day 0 to day 5, one batch a day: a statement
+ * a day up to `activeUntil`, then bob's sign-ons move the clock; on day 5, a GRANT and the disconnect.
+ */
+export function longSession(activeUntil: number): CanonicalEvent[][] {
+  const day = (d: number, minutes = 0) => at(d * 24 * 60 + minutes);
+  const carol = { conn: 7, account: 'carol' };
+  const batches: CanonicalEvent[][] = [[db.connect({ at: day(0), ...carol })]];
+  for (let d = 1; d <= 5; d++)
+    batches.push([
+      d <= activeUntil
+        ? db.query({ at: day(d), ...carol, sqlCommand: 'select', sql: 'SELECT * FROM shop.orders' })
+        : iam.signOn({ at: day(d), user: USERS.bob, ip: '10.0.0.7' }),
+    ]);
+  batches[5]!.push(
+    db.query({ at: day(5, 60), ...carol, sqlCommand: 'grant', sql: "GRANT SELECT ON shop.* TO 'app'@'%'" }),
+    db.disconnect({ at: day(5, 120), ...carol }),
+  );
+  return batches;
+}

@@ -263,14 +263,16 @@ function ledger(adapter: Adapter) {
       config: { lateness: 'PT1M', lookback: 'PT1H', auditRetention: 'PT3H' },
     });
     const horizon = last - 3 * 3_600_000;
+    // A session still open, active within the retention (all are), keeps its row.
+    const keeps = (x: Session) => x.connectTs >= horizon || opened(x);
     const kept = await collect(store.sessions());
     expect(kept.length).toBeGreaterThan(0);
-    expect(kept.every((x) => x.connectTs >= horizon)).toBe(true);
+    expect(kept.every(keeps)).toBe(true);
     const everything = SqliteStore.open(':memory:');
     await runPipeline(everything, [events], { config: { lateness: 'PT1M' } });
     const all = await collect(everything.sessions());
     expect(kept.length).toBeLessThan(all.length);
-    expect(kept.map((x) => x.id)).toEqual(all.filter((x) => x.connectTs >= horizon).map((x) => x.id));
+    expect(kept.map((x) => x.id)).toEqual(all.filter(keeps).map((x) => x.id));
     expect((await collect(store.alerts())).every((a) => Date.parse(a.time) >= horizon)).toBe(true);
     await everything.close();
   });
@@ -425,6 +427,8 @@ function ledger(adapter: Adapter) {
   });
 }
 
+const opened = (s: Session) => s.outcome === 'success' && s.disconnectTime === undefined;
+
 function upgrade(adapter: Adapter, dialect: 'sqlite' | 'mysql') {
   it('gives the rows of a store written before the ledger their typed columns on upgrade', async () => {
     const backing = await adapter.create();
@@ -438,7 +442,7 @@ function upgrade(adapter: Adapter, dialect: 'sqlite' | 'mysql') {
           ss
             .map(
               (s) =>
-                `INSERT INTO sessions (id, db, connect_ts, ${open}, body) VALUES (${[s.id, s.dbSystem.id, s.connectTs, 0, JSON.stringify(s)].map(literal(dialect)).join(', ')});\n`,
+                `INSERT INTO sessions (id, db, connect_ts, ${open}, body) VALUES (${[s.id, s.dbSystem.id, s.connectTs, opened(s) ? 1 : 0, JSON.stringify(s)].map(literal(dialect)).join(', ')});\n`,
             )
             .join('') +
           as
@@ -453,10 +457,17 @@ function upgrade(adapter: Adapter, dialect: 'sqlite' | 'mysql') {
       const store = await backing.open();
       // SQLite's fifth version marks count columns that may be ahead of the bodies, its sixth bodies
       // that leave their OCIDs to the columns, its seventh bodies that leave their texts too. The
-      // last version but one of each records when dead letters are stored, the last repairs the
-      // repeat counts of alerts stored with repeats merged into them.
+      // last version but one of each records when dead letters are stored, the one after repairs the
+      // repeat counts of alerts stored with repeats merged into them, the next adds when each session
+      // last did something: a session stored open counts from its connect.
       expect(await backing.schemaVersions()).toEqual(
-        dialect === 'sqlite' ? [1, 2, 3, 4, 5, 6, 7, 8, 9] : [1, 2, 3, 4, 5, 6],
+        dialect === 'sqlite' ? [1, 2, 3, 4, 5, 6, 7, 8, 9, 10] : [1, 2, 3, 4, 5, 6, 7],
+      );
+      const active = await backing.sql(
+        'SELECT connect_ts, last_activity_ts FROM sessions ORDER BY connect_ts',
+      );
+      expect(active.map((r) => (r.last_activity_ts === null ? null : Number(r.last_activity_ts)))).toEqual(
+        ss.map((s) => (opened(s) ? s.connectTs : null)),
       );
       // A dead letter stored before: listed, with no time, and outside any time range.
       expect(await collect(store.deadLetters())).toEqual([{ seq: 1, ...DEAD[0] }]);

@@ -2,13 +2,14 @@
 // (the MySQL half runs against TEST_MYSQL_URL; .ci/run starts a MariaDB for it).
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { SNAPSHOT_VERSION, type Snapshot } from '../../schemas/snapshot.js';
-import { at } from '../../shared/detect/timeline.js';
+import { at, USERS } from '../../shared/detect/timeline.js';
 import { AuditError } from '../../shared/errors.js';
 import { SqliteStore } from '../../shared/state/sqlite-store.js';
 import type { StateStore } from '../../shared/state/state-store.js';
+import { toIso } from '../../shared/time.js';
 import { collect } from '../helpers/collect.js';
 import { describeMySql } from '../helpers/mysql-server.js';
-import { incidentTimeline } from '../scenarios/scenario-fleet.js';
+import { incidentTimeline, LONG_SESSION_CONFIG, longSession } from '../scenarios/scenario-fleet.js';
 import {
   type Adapter,
   alert,
@@ -476,6 +477,27 @@ function conformance(adapter: Adapter) {
     expect(result.alerts.length).toBeGreaterThan(5);
     expect(result).toEqual(baseline);
   });
+
+  // Connected on day 0, beyond retention and auditRetention by day 5; active every day. The process
+  // stops after day 3's batch, whose commit pruned the ledger: with day 3's statement still waiting,
+  // or applied (finish), when the store must give the session back with its last activity.
+  for (const finish of [false, true])
+    it(`keeps an open session that is still active across the ledger prune and a restart (finish: ${finish})`, async () => {
+      const batches = longSession(5);
+      const first = await backing.open();
+      await runPipeline(first, batches.slice(0, 4), { config: LONG_SESSION_CONFIG, finish });
+      await first.close();
+      const store = await backing.open();
+      await runPipeline(store, batches.slice(4), { config: LONG_SESSION_CONFIG });
+      const alerts = await collect(store.alerts());
+      expect(alerts.find((a) => a.rule === 'privilege.change')?.identity).toMatchObject({
+        principalId: USERS.carol,
+      });
+      const sessions = await collect(store.sessions());
+      expect(sessions.map((s) => [s.identity?.id, s.disconnectTime, s.counts.queries])).toEqual([
+        [USERS.carol, toIso(at(5 * 24 * 60 + 120)), 6],
+      ]);
+    });
 
   it('gives the same result when the pipeline restarts on the store between small batches', async () => {
     const batches: (typeof EVENTS)[] = [];

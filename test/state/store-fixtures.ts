@@ -229,16 +229,16 @@ export class RecordingSink implements AlertSink {
   }
 }
 
-/** Feeds `batches` through a pipeline on `store` (one transaction each), then finishes. */
+/** Feeds `batches` through a pipeline on `store` (one transaction each), then finishes (unless `finish: false`). */
 export async function runPipeline(
   store: StateStore,
   batches: CanonicalEvent[][],
-  opts: { config?: Partial<ConfigInput>; sinks?: AlertSink[] } = {},
+  opts: { config?: Partial<ConfigInput>; sinks?: AlertSink[]; finish?: boolean } = {},
 ): Promise<Pipeline> {
   const { config, rules } = testConfig(opts.config);
   const pipeline = await Pipeline.open({ config, rules, store, sinks: opts.sinks ?? [] });
   for (const b of batches) await pipeline.ingest(b.map((e) => ({ type: 'event' as const, event: e })));
-  await pipeline.finish();
+  if (opts.finish ?? true) await pipeline.finish();
   return pipeline;
 }
 
