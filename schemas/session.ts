@@ -34,7 +34,7 @@ export const AttributionSchema = z.object({
 });
 export type Attribution = z.infer<typeof AttributionSchema>;
 
-export const SessionSchema = z.object({
+const SessionBaseSchema = z.object({
   /** Stable id: DB system (and instance) + connection id + connect time. */
   id: z.string(),
   dbSystem: RefSchema,
@@ -86,6 +86,28 @@ export const SessionSchema = z.object({
    */
   changedUser: z.object({ time: z.string(), ts: z.number(), key: z.string() }).optional(),
 });
+
+/** What a login authenticated as and who was behind it: what a `change_user` replaces. */
+export const LoginStateSchema = SessionBaseSchema.pick({
+  login: true,
+  account: true,
+  mysqlAccount: true,
+  identity: true,
+  group: true,
+  proxied: true,
+  attribution: true,
+  breakGlassGrant: true,
+  mfaFactor: true,
+});
+export type LoginState = z.infer<typeof LoginStateSchema>;
+
+export const SessionSchema = SessionBaseSchema.extend({
+  /**
+   * What the connection first authenticated as, once a `change_user` replaced it (as it was
+   * attributed then). Sessions stored before it was kept have none.
+   */
+  connected: LoginStateSchema.optional(),
+});
 /**
  * When a session last did something (epoch ms of its latest event): an open session idle for longer
  * than `retention` is forgotten as open. Not part of the record: a symbol, which JSON leaves out; the
@@ -96,3 +118,20 @@ export type Session = z.infer<typeof SessionSchema> & { [LAST_ACTIVITY]?: number
 
 /** When a session last did something: its latest event, or its connect for one that never said. */
 export const lastActivity = (s: Session): number => s[LAST_ACTIVITY] ?? s.connectTs;
+
+/** A session whose connect and last `change_user` are two logins, each with its own record. */
+export type ChangedSession = Session & {
+  changedUser: NonNullable<Session['changedUser']>;
+  connected: LoginState;
+};
+
+export function isChanged(s: Session): s is ChangedSession {
+  return s.changedUser !== undefined && s.connected !== undefined;
+}
+
+/** The session as its connect authenticated it, before any `change_user`. */
+export function connectedSession(s: Session): Session {
+  if (!s.connected) return s;
+  const { mfaFactor: _mfa, changedUser: _change, connected, ...rest } = s;
+  return { ...rest, ...connected };
+}

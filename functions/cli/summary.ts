@@ -11,7 +11,12 @@ import {
   emptyCoverage,
 } from '../../shared/correlate/coverage.js';
 import type { InputCounts } from '../../shared/decode/read-input.js';
-import { formatSession, formatSessionEnd, type OutputFormat } from '../../shared/emit/formats/format.js';
+import {
+  formatSession,
+  formatSessionChange,
+  formatSessionEnd,
+  type OutputFormat,
+} from '../../shared/emit/formats/format.js';
 import type { Pipeline } from '../../shared/pipeline.js';
 import { type RouteSink, TopicRoute } from '../../shared/route/route-sink.js';
 import { displayStoreSpec } from '../../shared/state/open-store.js';
@@ -188,7 +193,9 @@ export async function readLedger(
   return coverage;
 }
 
-/** A session's records in a format: its connect, and its disconnect where the format has one. */
+/** A session's records in a format: its connect, its change_user and its disconnect where the format has them. */
 export function sessionLines(format: OutputFormat, s: Session): string[] {
-  return [formatSession(format, s), formatSessionEnd(format, s)].filter((l): l is string => l !== undefined);
+  return [formatSession(format, s), formatSessionChange(format, s), formatSessionEnd(format, s)].filter(
+    (l): l is string => l !== undefined,
+  );
 }

@@ -281,6 +281,17 @@ export class Correlator {
   private changeUser(ev: DbEvent): void {
     const s = this.sessionOf(ev);
     if (!s || !ev.account || !ev.login || ev.status !== 0) return;
+    s.connected ??= {
+      login: s.login,
+      account: s.account,
+      mysqlAccount: s.mysqlAccount,
+      identity: s.identity,
+      group: s.group,
+      proxied: s.proxied,
+      attribution: s.attribution,
+      breakGlassGrant: s.breakGlassGrant,
+      ...(s.mfaFactor === undefined ? {} : { mfaFactor: s.mfaFactor }),
+    };
     s.account = ev.account;
     s.login = ev.login;
     s.mysqlAccount = accountName(ev.account);
@@ -768,15 +779,15 @@ function tableName(t: { db: string; table: string }): string {
   return tableNames.get(t.db).get(t.table);
 }
 
-/**
- * Keeps the tables a session touched and, under break-glass, what it ran (bounded, see Session).
- * True when the session changed.
- */
 /** Notes that a session did something at `ts` (a late event may be older than its last). */
 function active(session: Session, ts: number): void {
   if (ts > lastActivity(session)) session[LAST_ACTIVITY] = ts;
 }
 
+/**
+ * Keeps the tables a session touched and, under break-glass, what it ran (bounded, see Session).
+ * True when the session changed.
+ */
 function noteActivity(session: Session, ev: DbEvent): boolean {
   let changed = false;
   if (ev.table) {

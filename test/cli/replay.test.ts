@@ -396,6 +396,117 @@ describe('replay', () => {
     });
   });
 
+  it('a change_user is a record of its own in every SIEM format; the connect keeps who connected', async () => {
+    const frances = 'ocid1.user.oc1..frances';
+    const base = baseConfig();
+    const { directory } = base;
+    const changedConfig = join(dir, 'change-user.config.json');
+    writeFileSync(
+      changedConfig,
+      JSON.stringify({
+        ...base,
+        directory: {
+          ...directory,
+          users: [...directory!.users!, { id: frances, name: 'frances.pearl' }],
+          memberships: [...directory!.memberships!, { user: frances, group: GROUPS.dba }],
+        },
+        dbSystems: base.dbSystems!.map((d) => ({
+          ...d,
+          accounts: [...d.accounts!, { user: 'app_orders', host: '%', plugin: 'caching_sha2_password' }],
+        })),
+      }),
+    );
+    const connection = (timestamp: string, event: string, user: string, login: Record<string, string>) => ({
+      timestamp,
+      id: 0,
+      class: 'connection',
+      event,
+      connection_id: 31,
+      account: { user, host: '%' },
+      login: { ip: '10.0.0.8', ...login },
+      connection_data: { connection_type: 'ssl', status: 0, db: 'shop' },
+    });
+    const changed = join(dir, 'change-user.audit.log');
+    const records = [
+      connection('2026-11-02 09:00:00', 'connect', 'app_orders', { user: 'app_orders', os: '', proxy: '' }),
+      connection('2026-11-02 09:30:00', 'change_user', 'dba_proxy', {
+        user: 'frances.pearl',
+        os: frances,
+        proxy: "''@'%'",
+      }),
+      connection('2026-11-02 10:00:00', 'disconnect', 'dba_proxy', {
+        user: 'frances.pearl',
+        os: frances,
+        proxy: '',
+      }),
+    ];
+    writeFileSync(changed, JSON.stringify(records));
+    const written = async (format: string) => {
+      const sessions = join(dir, `change-user.${format}`);
+      const r = await cli(
+        'replay',
+        '--config',
+        changedConfig,
+        '--sessions',
+        sessions,
+        '--sessions-format',
+        format,
+        changed,
+      );
+      expect(r.code, r.stderr).toBe(0);
+      return readFileSync(sessions, 'utf8').trim().split('\n');
+    };
+
+    const [logon, change, logoff] = (await written('ocsf')).map((l) => JSON.parse(l));
+    expect(logon).toMatchObject({
+      activity_name: 'Logon',
+      time: Date.parse('2026-11-02T09:00:00Z'),
+      user: { account: { name: 'app_orders@%' } },
+      message: 'Account app_orders@% logged in to prod-orders as app_orders@%',
+    });
+    expect(logon.user.name).toBeUndefined();
+    expect(change).toMatchObject({
+      activity_id: 7,
+      activity_name: 'Account Switch',
+      time: Date.parse('2026-11-02T09:30:00Z'),
+      user: { uid: frances, name: 'frances.pearl', account: { name: 'dba_proxy@%' } },
+      message:
+        'frances.pearl changed user on prod-orders from app_orders@% to dba_proxy@% through IAM group DBAdmins',
+      metadata: { event_code: 'connection/change_user', correlation_uid: logon.metadata.correlation_uid },
+    });
+    expect(change.metadata.uid).not.toBe(logon.metadata.uid);
+    expect(logoff).toMatchObject({ activity_name: 'Logoff', time: Date.parse('2026-11-02T10:00:00Z') });
+
+    const cef = await written('cef');
+    expect(cef).toHaveLength(2);
+    expect(cef[0]).toMatch(/\|session\.logon\|Database login\|1\|rt=1793610000000 .*duser=app_orders@%/);
+    expect(cef[0]).not.toContain('frances');
+    expect(cef[1]).toMatch(
+      /\|session\.change-user\|Database change user\|1\|rt=1793611800000 .*suser=frances\.pearl .*duser=dba_proxy@%/,
+    );
+    expect(cef[1]).toContain('msg=change_user from app_orders@% to dba_proxy@%');
+
+    const [login, switched] = (await written('ecs')).map((l) => JSON.parse(l));
+    expect(login).toMatchObject({
+      '@timestamp': '2026-11-02T09:00:00.000Z',
+      event: { action: 'login' },
+      user: { effective: { name: 'app_orders@%' } },
+    });
+    expect(login.user.name).toBeUndefined();
+    expect(switched).toMatchObject({
+      '@timestamp': '2026-11-02T09:30:00.000Z',
+      event: { action: 'change-user', id: change.metadata.uid },
+      user: { name: 'frances.pearl', id: frances, effective: { name: 'dba_proxy@%' } },
+    });
+    expect(switched.related.user).toContain('app_orders@%');
+    // Written again, and exported from the state store, the records are the same.
+    const state = join(dir, 'change-user.sqlite');
+    const again = await cli('replay', '--config', changedConfig, '--state', state, changed);
+    expect(again.code, again.stderr).toBe(0);
+    const exported = await cli('export', 'sessions', '--state', state, '--format', 'ocsf');
+    expect(exported.stdout.trim().split('\n')).toEqual(await written('ocsf'));
+  });
+
   it('refuses a session ledger it could not write before reading any input, and writes it whole', async () => {
     for (const [sessions, problem] of [
       [dir, `--sessions ${dir} is a folder: name a file`],

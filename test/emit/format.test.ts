@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { CanonicalEvent } from '../../schemas/events.js';
+import type { Session } from '../../schemas/session.js';
 import { RULES } from '../../shared/detect/registry.js';
 import { at, db, iam, USERS } from '../../shared/detect/timeline.js';
 import {
@@ -12,6 +13,7 @@ import {
   formatDbEvent,
   formatIamEvent,
   formatSession,
+  formatSessionChange,
   formatSessionEnd,
   isOutputFormat,
   OUTPUT_FORMATS,
@@ -80,7 +82,7 @@ function secretTimeline(): CanonicalEvent[] {
 function allLines(events: CanonicalEvent[], run: TimelineResult): string[] {
   return OUTPUT_FORMATS.flatMap((f) => [
     ...run.alerts.map((a) => formatAlert(f, a)),
-    ...run.sessions.flatMap((s) => [formatSession(f, s), formatSessionEnd(f, s)]),
+    ...run.sessions.flatMap((s) => [formatSession(f, s), formatSessionChange(f, s), formatSessionEnd(f, s)]),
     ...events.map((e) =>
       e.source === 'iam'
         ? formatIamEvent(f, e)
@@ -175,6 +177,61 @@ describe('format registry', () => {
     for (const id of ['constructor', '__proto__.x', 'toString.y']) {
       expect(ruleInfo(id).categories).toEqual(['database']);
     }
+  });
+});
+
+describe('sessions with a change_user', () => {
+  // An application's connection taken over by a DBA, whose OCID the plugin logs.
+  let s: Session;
+  beforeFirstTest(async () => {
+    const run = await runTimeline([
+      db.connect({ at: at(0), conn: 1, account: 'app', ip: '10.1.1.1' }),
+      db.changeUser({
+        at: at(10),
+        conn: 1,
+        account: 'dba_proxy',
+        user: 'alice',
+        os: USERS.alice,
+        proxy: true,
+      }),
+      db.disconnect({ at: at(20), conn: 1, account: 'dba_proxy' }),
+    ]);
+    s = run.sessions[0]!;
+  });
+
+  it('have a record of the connect and one of the change in each SIEM format', () => {
+    expect(s.connected).toMatchObject({ mysqlAccount: 'app@%', identity: null });
+    const ocsf = [formatSession('ocsf', s)!, formatSessionChange('ocsf', s)!].map((l) => JSON.parse(l));
+    expect(ocsf.map((r) => [r.time, r.activity_id, r.user.uid, r.user.account.name])).toEqual([
+      [at(0), 1, undefined, 'app@%'],
+      [at(10), 7, USERS.alice, 'dba_proxy@%'],
+    ]);
+    const ecs = [formatSession('ecs', s)!, formatSessionChange('ecs', s)!].map((l) => JSON.parse(l));
+    expect(ecs.map((d) => [d['@timestamp'], d.event.action, d.user.name, d.user.effective.name])).toEqual([
+      [s.connectTime, 'login', undefined, 'app@%'],
+      [s.changedUser!.time, 'change-user', 'alice@example.com', 'dba_proxy@%'],
+    ]);
+    const cef = [formatSession('cef', s)!, formatSessionChange('cef', s)!];
+    expect(cef[0]).toMatch(new RegExp(`\\|session\\.logon\\|.*\\|rt=${at(0)} .*duser=app@%`));
+    expect(cef[0]).not.toContain('alice');
+    expect(cef[1]).toMatch(
+      new RegExp(
+        `\\|session\\.change-user\\|.*\\|rt=${at(10)} .*suser=alice@example\\.com .*duser=dba_proxy@%`,
+      ),
+    );
+    expect(formatSessionChange('jsonl', s)).toBeUndefined();
+    expect(JSON.parse(formatSession('jsonl', s)!)).toEqual(s);
+  });
+
+  it('stored before the connect was kept format as they did: one connect record', () => {
+    const { connected: _, ...stored } = s;
+    const old = JSON.parse(JSON.stringify(stored)) as Session;
+    for (const f of OUTPUT_FORMATS) expect(formatSessionChange(f, old)).toBeUndefined();
+    expect(JSON.parse(formatSession('ocsf', old)!)).toMatchObject({
+      time: at(0),
+      metadata: { uid: old.connectKey },
+      user: { uid: USERS.alice, account: { name: 'dba_proxy@%' } },
+    });
   });
 });
 

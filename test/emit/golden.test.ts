@@ -12,6 +12,7 @@ import {
   formatDbEvent,
   formatIamEvent,
   formatSession,
+  formatSessionChange,
   formatSessionEnd,
   type OutputFormat,
 } from '../../shared/emit/formats/format.js';
@@ -91,7 +92,11 @@ async function linesOf(format: OutputFormat): Promise<string> {
   const sessionOf = (conn: number | null) => sessions.find((s) => s.connectionId === conn);
   const lines = [
     ...alerts.map((a) => formatAlert(format, a, ctx)),
-    ...sessions.flatMap((s) => [formatSession(format, s, ctx), formatSessionEnd(format, s, ctx)]),
+    ...sessions.flatMap((s) => [
+      formatSession(format, s, ctx),
+      formatSessionChange(format, s, ctx),
+      formatSessionEnd(format, s, ctx),
+    ]),
     ...EVENTS.map((e) =>
       e.source === 'iam'
         ? formatIamEvent(format, e, ctx)

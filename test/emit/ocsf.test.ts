@@ -5,7 +5,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { Alert } from '../../schemas/alert.js';
 import type { CanonicalEvent, DbEvent } from '../../schemas/events.js';
-import type { Session } from '../../schemas/session.js';
+import { isChanged, type Session } from '../../schemas/session.js';
 import { RULES } from '../../shared/detect/registry.js';
 import { at, db, GROUPS, iam, USERS } from '../../shared/detect/timeline.js';
 import { DEFAULT_CONTEXT, type FormatContext } from '../../shared/emit/formats/format.js';
@@ -13,6 +13,7 @@ import {
   OCSF_VERSION,
   type OcsfRecord,
   ocsfAlert,
+  ocsfChangeUser,
   ocsfDbEvent,
   ocsfIamEvent,
   ocsfSession,
@@ -84,6 +85,17 @@ function timeline(): CanonicalEvent[] {
       status: '200',
     },
     iam.userState({ at: at(92), user: USERS.dave, kind: 'user_deactivated' }),
+    // An application's connection taken over by a DBA (change_user), whose OCID the plugin logs.
+    db.connect({ at: at(100), conn: 40, account: 'app', ip: '10.1.1.2' }),
+    db.changeUser({
+      at: at(110),
+      conn: 40,
+      account: 'dba_proxy',
+      user: 'alice',
+      os: USERS.alice,
+      proxy: true,
+    }),
+    db.disconnect({ at: at(120), conn: 40, account: 'dba_proxy' }),
     // Bob's break-glass membership outlives its four hours, then is removed: a stale alert and its resolution.
     iam.removed({ at: at(300), user: USERS.bob, group: GROUPS.bg }),
   ];
@@ -105,6 +117,7 @@ function produce(run: TimelineResult): Produced[] {
   for (const a of run.alerts) out.push({ what: `alert ${a.rule} ${a.id}`, record: ocsfAlert(a, ctx) });
   for (const s of run.sessions) {
     out.push({ what: `session ${s.id}`, record: ocsfSession(s, ctx) });
+    if (isChanged(s)) out.push({ what: `session change_user ${s.id}`, record: ocsfChangeUser(s, ctx) });
     const end = ocsfSessionEnd(s, ctx);
     if (end) out.push({ what: `session end ${s.id}`, record: end });
   }
@@ -343,6 +356,32 @@ describe('OCSF mapping', () => {
       groups: [{ uid: GROUPS.dba, name: 'DBAdmins' }],
     });
     expect(r.unmapped).toMatchObject({ attribution: { method: 'unattributed', problem: 'no-evidence' } });
+  });
+
+  it('a change_user is an Account Switch of its own; the connect stays the Logon of who connected', () => {
+    const s = sessionNamed(40);
+    const logon = ocsfSession(s, ctx);
+    expect(logon).toMatchObject({
+      activity_id: 1,
+      time: at(100),
+      metadata: { uid: s.connectKey, correlation_uid: s.id },
+      user: { account: { name: 'app@%' } },
+      message: 'Account app@% logged in to prod-orders as app@%',
+    });
+    expect(logon.user).not.toHaveProperty('uid');
+    expect(produced.find((p) => p.what === `session change_user ${s.id}`)?.record).toMatchObject({
+      activity_id: 7,
+      account_switch_type_id: 1,
+      time: at(110),
+      metadata: { uid: s.changedUser!.key, correlation_uid: s.id, event_code: 'connection/change_user' },
+      user: { uid: USERS.alice, account: { name: 'dba_proxy@%' } },
+      unmapped: { login: { external_user: USERS.alice }, attribution: { method: 'external-user' } },
+    });
+    expect(ocsfSessionEnd(s, ctx)).toMatchObject({
+      activity_id: 2,
+      time: at(120),
+      user: { uid: USERS.alice },
+    });
   });
 
   it('a Logoff exists once the session has ended', () => {

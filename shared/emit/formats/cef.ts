@@ -3,7 +3,7 @@
 // Extension values escape `\`, `=`, and CR/LF as `\r`/`\n`; keys are fixed names, never data.
 // Other control characters are shown as symbols in both (shared/text.ts `visible`).
 import type { Alert, Severity } from '../../../schemas/alert.js';
-import type { Session } from '../../../schemas/session.js';
+import { type ChangedSession, connectedSession, type Session } from '../../../schemas/session.js';
 import { redactLiterals } from '../../normalize/redact.js';
 import { visible } from '../../text.js';
 import type { FormatContext } from './format.js';
@@ -90,13 +90,39 @@ export function cefAlert(alert: Alert, ctx: FormatContext): string {
   ]);
 }
 
-/** One line per session connect: signature `session.logon` or `session.logon-failed`. */
-export function cefSession(s: Session, ctx: FormatContext): string {
+/** One line per session connect, of what it authenticated as: `session.logon` or `session.logon-failed`. */
+export function cefSession(session: Session, ctx: FormatContext): string {
+  const s = connectedSession(session);
   const ok = s.outcome === 'success';
   const name = ok ? (s.proxied ? 'Group-proxied database login' : 'Database login') : 'Failed database login';
-  return line(ctx, ok ? 'session.logon' : 'session.logon-failed', name, ok ? 1 : 3, [
-    ['rt', s.connectTs],
-    ['externalId', s.id],
+  return loginLine(s, ctx, {
+    signature: ok ? 'session.logon' : 'session.logon-failed',
+    name,
+    time: s.connectTs,
+    id: s.id,
+  });
+}
+
+/** A `change_user` (`session.change-user`): the person and account it authenticated, at its time. */
+export function cefChangeUser(s: ChangedSession, ctx: FormatContext): string {
+  return loginLine(s, ctx, {
+    signature: 'session.change-user',
+    name: 'Database change user',
+    time: s.changedUser.ts,
+    id: s.changedUser.key,
+    msg: `change_user from ${s.connected.mysqlAccount} to ${s.mysqlAccount}`,
+  });
+}
+
+function loginLine(
+  s: Session,
+  ctx: FormatContext,
+  login: { signature: string; name: string; time: number; id: string; msg?: string },
+): string {
+  const ok = s.outcome === 'success';
+  return line(ctx, login.signature, login.name, ok ? 1 : 3, [
+    ['rt', login.time],
+    ['externalId', login.id],
     ['cat', 'authentication'],
     ['outcome', ok ? 'success' : 'failure'],
     ['reason', ok ? undefined : s.status],
@@ -107,6 +133,7 @@ export function cefSession(s: Session, ctx: FormatContext): string {
     ['dvchost', s.dbSystem.name],
     ['deviceExternalId', s.dbSystem.id],
     ['end', s.disconnectTime === undefined ? undefined : Date.parse(s.disconnectTime)],
+    ['msg', login.msg],
     ...custom([
       ['cs1', 'mfaFactor', s.mfaFactor],
       ['cs2', 'attributionMethod', s.attribution?.method],

@@ -2,7 +2,12 @@
 // account whose privileges applied; fields ECS has no place for go under `heatwave`.
 
 import type { Alert, Severity } from '../../../schemas/alert.js';
-import type { Session } from '../../../schemas/session.js';
+import {
+  type ChangedSession,
+  connectedSession,
+  type LoginState,
+  type Session,
+} from '../../../schemas/session.js';
 import { redactLiterals } from '../../normalize/redact.js';
 import type { FormatContext, RuleCategory } from './format.js';
 import { isIpAddressField } from './ip-address.js';
@@ -153,20 +158,53 @@ export function ecsAlert(alert: Alert, ctx: FormatContext): EcsDocument {
   });
 }
 
-export function ecsSession(s: Session, ctx: FormatContext): EcsDocument {
+/** The session's connect, of what it first authenticated as (`event.action` login or proxied-login). */
+export function ecsSession(session: Session, ctx: FormatContext): EcsDocument {
+  const s = connectedSession(session);
+  const ok = s.outcome === 'success';
+  return loginDocument(s, ctx, {
+    time: s.connectTime,
+    id: s.id,
+    action: s.proxied ? 'proxied-login' : 'login',
+    message: `${s.identity?.name ?? s.mysqlAccount} ${ok ? 'logged in to' : 'failed to log in to'} ${s.dbSystem.name} as ${s.mysqlAccount}`,
+  });
+}
+
+/** A `change_user` (`event.action: change-user`): the person and account it authenticated, at its time. */
+export function ecsChangeUser(s: ChangedSession, ctx: FormatContext): EcsDocument {
+  const from = s.connected;
+  return loginDocument(s, ctx, {
+    time: s.changedUser.time,
+    id: s.changedUser.key,
+    action: 'change-user',
+    message: `${s.identity?.name ?? s.mysqlAccount} changed user on ${s.dbSystem.name} from ${from.mysqlAccount} to ${s.mysqlAccount}`,
+    from,
+  });
+}
+
+/** Who a login names: the person and the MySQL account, as `related.user` lists them. */
+function names(l: LoginState): (string | undefined)[] {
+  return [l.identity?.name, l.identity?.id, l.mysqlAccount, l.account.user, l.login.user];
+}
+
+function loginDocument(
+  s: Session,
+  ctx: FormatContext,
+  login: { time: string; id: string; action: string; message: string; from?: LoginState },
+): EcsDocument {
   const ok = s.outcome === 'success';
   return compact({
-    '@timestamp': s.connectTime,
+    '@timestamp': login.time,
     ecs: { version: ECS_VERSION },
-    message: `${s.identity?.name ?? s.mysqlAccount} ${ok ? 'logged in to' : 'failed to log in to'} ${s.dbSystem.name} as ${s.mysqlAccount}`,
+    message: login.message,
     event: {
       kind: 'event',
       category: ['authentication'],
       type: ['start'],
-      action: s.proxied ? 'proxied-login' : 'login',
+      action: login.action,
       outcome: ok ? 'success' : 'failure',
-      id: s.id,
-      start: s.connectTime,
+      id: login.id,
+      start: login.time,
       end: s.disconnectTime,
       module: MODULE,
       dataset: `${MODULE}.session`,
@@ -182,7 +220,7 @@ export function ecsSession(s: Session, ctx: FormatContext): EcsDocument {
     ...sourceFields(s.sourceIp),
     ...dbSystemFields(s.dbSystem),
     related: {
-      user: unique([s.identity?.name, s.identity?.id, s.mysqlAccount, s.account.user, s.login.user]),
+      user: unique([...names(s), ...(login.from ? names(login.from) : [])]),
       ip: [s.sourceIp].filter(isIpAddressField),
     },
     heatwave: {

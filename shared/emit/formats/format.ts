@@ -2,11 +2,11 @@
 // returns one line (no trailing newline) or `undefined` when the format has no record for that input.
 import type { Alert } from '../../../schemas/alert.js';
 import type { DbEvent, IamEvent } from '../../../schemas/events.js';
-import type { Session } from '../../../schemas/session.js';
+import { isChanged, type Session } from '../../../schemas/session.js';
 import { RULES } from '../../detect/registry.js';
-import { cefAlert, cefSession } from './cef.js';
-import { ecsAlert, ecsSession } from './ecs.js';
-import { ocsfAlert, ocsfDbEvent, ocsfIamEvent, ocsfSession, ocsfSessionEnd } from './ocsf.js';
+import { cefAlert, cefChangeUser, cefSession } from './cef.js';
+import { ecsAlert, ecsChangeUser, ecsSession } from './ecs.js';
+import { ocsfAlert, ocsfChangeUser, ocsfDbEvent, ocsfIamEvent, ocsfSession, ocsfSessionEnd } from './ocsf.js';
 
 export const OUTPUT_FORMATS = ['jsonl', 'ocsf', 'cef', 'ecs'] as const;
 export type OutputFormat = (typeof OUTPUT_FORMATS)[number];
@@ -129,7 +129,10 @@ export function formatAlert(
   }
 }
 
-/** The session's connect record (OCSF Logon or Account Switch, a CEF line, an ECS event). */
+/**
+ * The session's connect record (OCSF Logon or Account Switch, a CEF line, an ECS event), of what the
+ * connection first authenticated as; jsonl gives the whole session.
+ */
 export function formatSession(
   format: OutputFormat,
   session: Session,
@@ -144,6 +147,28 @@ export function formatSession(
       return cefSession(session, ctx);
     case 'ecs':
       return jsonLine(ecsSession(session, ctx));
+  }
+}
+
+/**
+ * The record of a session's last `change_user`, where the session kept what its connect authenticated
+ * as (`Session.connected`): OCSF Account Switch, a CEF line, an ECS event; jsonl has none.
+ */
+export function formatSessionChange(
+  format: OutputFormat,
+  session: Session,
+  ctx: FormatContext = DEFAULT_CONTEXT,
+): string | undefined {
+  if (!isChanged(session)) return undefined;
+  switch (format) {
+    case 'jsonl':
+      return undefined;
+    case 'ocsf':
+      return jsonLine(ocsfChangeUser(session, ctx));
+    case 'cef':
+      return cefChangeUser(session, ctx);
+    case 'ecs':
+      return jsonLine(ecsChangeUser(session, ctx));
   }
 }
 

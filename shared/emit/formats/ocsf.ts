@@ -1,14 +1,15 @@
 // OCSF 1.8.0 records. Alerts are Detection Findings (2004); sessions are Authentication (3002):
 // Logon for direct logins, Account Switch for group-proxied ones (the IAM person in `user`, the
-// proxied MySQL account they switched to in `user.account`); IAM membership changes are Group
-// Management (3006), policy changes API Activity (6003), statements Datastore Activity (6005).
+// proxied MySQL account they switched to in `user.account`) and for a `change_user`, after the
+// connect's own record; IAM membership changes are Group Management (3006), policy changes API
+// Activity (6003), statements Datastore Activity (6005).
 // Every record validates against the OCSF 1.8.0 JSON Schemas (test/emit/ocsf.test.ts). No
 // profile is used except `cloud` on IAM events, which lists it in `metadata.profiles`.
 
 import { isIP } from 'node:net';
 import { type Alert, recordKey, type Severity } from '../../../schemas/alert.js';
 import type { DbEvent, IamEvent } from '../../../schemas/events.js';
-import type { Session } from '../../../schemas/session.js';
+import { type ChangedSession, connectedSession, isChanged, type Session } from '../../../schemas/session.js';
 import { redactLiterals } from '../../normalize/redact.js';
 import type { FormatContext } from './format.js';
 import { compact } from './json.js';
@@ -290,31 +291,58 @@ function authFactor(factor: string): Json {
 function sessionMessage(s: Session): string {
   const who = s.identity?.name ?? (s.proxied ? 'An unattributed IAM user' : `Account ${s.mysqlAccount}`);
   const via = s.group ? ` through IAM group ${s.group.name}` : '';
+  if (isChanged(s))
+    return `${who} changed user on ${s.dbSystem.name} from ${s.connected.mysqlAccount} to ${s.mysqlAccount}${via}`;
   const verb = s.outcome === 'success' ? 'logged in to' : `failed to log in (MySQL error ${s.status}) to`;
   return `${who} ${verb} ${s.dbSystem.name} as ${s.mysqlAccount}${via}`;
 }
 
-/** The connect record: Logon (1), or Account Switch (7, Substitute User) for a group-proxied login. */
-export function ocsfSession(s: Session, ctx: FormatContext): OcsfRecord {
+/** A login's record: Logon (1), or Account Switch (7, Substitute User) when `switched`. */
+function loginRecord(
+  s: Session,
+  login: { time: number; uid: string; eventCode: string; switched: boolean },
+  ctx: FormatContext,
+): OcsfRecord {
   const ok = s.outcome === 'success';
-  const activity = s.proxied ? { id: 7, name: 'Account Switch' } : { id: 1, name: 'Logon' };
+  const activity = login.switched ? { id: 7, name: 'Account Switch' } : { id: 1, name: 'Logon' };
   return record(
     OCSF_CLASSES.authentication,
     activity,
     {
-      time: s.connectTs,
+      time: login.time,
       severityId: ok ? 1 : 2,
-      metadata: { uid: s.connectKey, correlation_uid: s.id, event_code: 'connection/connect' },
+      metadata: { uid: login.uid, correlation_uid: s.id, event_code: login.eventCode },
       message: sessionMessage(s),
       ...successStatus(ok, String(s.status), ok ? undefined : mysqlErrorName(s.status)),
-      account_switch_type: s.proxied ? 'Substitute User' : undefined,
-      account_switch_type_id: s.proxied ? 1 : undefined,
+      account_switch_type: login.switched ? 'Substitute User' : undefined,
+      account_switch_type_id: login.switched ? 1 : undefined,
       is_mfa: s.mfaFactor ? true : undefined,
       auth_factors: s.mfaFactor ? [authFactor(s.mfaFactor)] : undefined,
       ...sessionFields(s),
     },
     ctx,
   );
+}
+
+/**
+ * The connect record, of what the connection first authenticated as: Logon, or Account Switch for
+ * a group-proxied login.
+ */
+export function ocsfSession(session: Session, ctx: FormatContext): OcsfRecord {
+  const s = connectedSession(session);
+  const login = {
+    time: s.connectTs,
+    uid: s.connectKey,
+    eventCode: 'connection/connect',
+    switched: s.proxied,
+  };
+  return loginRecord(s, login, ctx);
+}
+
+/** A `change_user`: Account Switch to the person and account it authenticated, at its time. */
+export function ocsfChangeUser(s: ChangedSession, ctx: FormatContext): OcsfRecord {
+  const { ts, key } = s.changedUser;
+  return loginRecord(s, { time: ts, uid: key, eventCode: 'connection/change_user', switched: true }, ctx);
 }
 
 /** The disconnect record (Logoff, 2), once the session has ended; `undefined` before. */
