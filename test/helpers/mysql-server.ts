@@ -2,6 +2,7 @@
 // host, port, database), HWAUDIT_STATE_PASSWORD holds the password; .ci/run starts a MariaDB and
 // sets both. Without it the tests are skipped (failed under CI=true): see requirements.ts. Each test gets a database of its own (<database>_<pid>_<n>), dropped afterwards, so
 // test files running in parallel never see each other's rows.
+import { randomBytes } from 'node:crypto';
 import mysql, { type Connection } from 'mysql2/promise';
 import { afterAll } from 'vitest';
 import type { MySqlConnectionOptions } from '../../shared/state/mysql-store.js';
@@ -16,11 +17,21 @@ export type TestDatabase = {
   url: string;
   /** A plain connection to the database, for provoking locks and checking tables. */
   raw(): Promise<Connection>;
+  /** A new user holding only `privileges` on this database (dropped when the test file ends). */
+  user(privileges: string): Promise<TestUser>;
+};
+
+export type TestUser = {
+  name: string;
+  password: string;
+  /** The database's URL with this user, without the password. */
+  url: string;
 };
 
 export class MySqlTestServer {
   private counter = 0;
   private readonly created: string[] = [];
+  private readonly users: string[] = [];
 
   constructor(
     readonly connection: MySqlConnectionOptions,
@@ -58,13 +69,36 @@ export class MySqlTestServer {
       connection: { ...this.connection, database: name },
       url: u.href,
       raw: () => this.admin(name),
+      user: (privileges) => this.createUser(name, u, privileges),
     };
+  }
+
+  private async createUser(database: string, url: URL, privileges: string): Promise<TestUser> {
+    const user = {
+      name: `hwaudit_u${process.pid}_${this.users.length + 1}`,
+      password: randomBytes(12).toString('hex'),
+    };
+    const conn = await this.admin();
+    try {
+      await conn.query(`CREATE USER '${user.name}'@'%' IDENTIFIED BY '${user.password}'`);
+      this.users.push(user.name);
+      // In a GRANT, `_` in a database name is a wildcard: escaped, the grant is for this database only.
+      await conn.query(
+        `GRANT ${privileges} ON \`${database.replaceAll('_', '\\_')}\`.* TO '${user.name}'@'%'`,
+      );
+    } finally {
+      await conn.end();
+    }
+    const withUser = new URL(url.href);
+    withUser.username = user.name;
+    return { ...user, url: withUser.href };
   }
 
   async dropAll(): Promise<void> {
     if (this.created.length === 0) return;
     const conn = await this.admin();
     try {
+      for (const name of this.users.splice(0)) await conn.query(`DROP USER IF EXISTS '${name}'@'%'`);
       for (const name of this.created.splice(0)) await conn.query(`DROP DATABASE IF EXISTS \`${name}\``);
     } finally {
       await conn.end();

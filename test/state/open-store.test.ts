@@ -1,6 +1,6 @@
 // The store factory: mysql:// URLs open the MySQL store with the password from the environment,
 // anything else a SQLite file; a bad spec fails with CONFIG_INVALID and no message shows a password.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -9,6 +9,7 @@ import { MySqlStore } from '../../shared/state/mysql-store.js';
 import { displayStoreSpec, openStore, parseStoreSpec } from '../../shared/state/open-store.js';
 import { SqliteStore } from '../../shared/state/sqlite-store.js';
 import { describeMySql } from '../helpers/mysql-server.js';
+import { REPO_ROOT } from '../helpers/requirements.js';
 import { batch, seenAt } from './store-fixtures.js';
 
 const SECRET = 'hunter2-s3cr3t';
@@ -225,6 +226,21 @@ describeMySql('openStore on a MySQL server', (server) => {
     await store.close();
     expect(warnings).toHaveLength(1);
     expect(warnings[0]).not.toContain(password);
+  });
+
+  it('opens a new store as a user with exactly the grant docs/mysql-store.md gives', async () => {
+    const doc = readFileSync(join(REPO_ROOT, 'docs/mysql-store.md'), 'utf8');
+    const privileges = /^GRANT (.+) ON hwaudit\.\* TO 'hwaudit'@'%';$/m.exec(doc)?.[1];
+    expect(privileges).toBeDefined();
+    const db = await server.createDatabase();
+    const user = await db.user(privileges ?? '');
+    const store = await openStore(user.url, { env: { HWAUDIT_STATE_PASSWORD: user.password } });
+    try {
+      await store.commit(batch({ seen: [{ key: 'k1', ts: 1 }] }));
+      await (await store.lockScope({ timeoutMs: 0 })).release();
+    } finally {
+      await store.close();
+    }
   });
 
   it('fails with STORE_FAILED on a wrong password and never shows it', async () => {
