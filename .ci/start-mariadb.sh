@@ -72,12 +72,13 @@ hwaudit_mariadb_start() {
   password="${HWAUDIT_STATE_PASSWORD:-$(node -e "process.stdout.write(require('crypto').randomBytes(18).toString('base64url'))")}"
   # SQL on stdin keeps the password out of the process list. The grant covers hwaudit_test and the
   # hwaudit_test_* databases the tests create, one per test, so that parallel test files never meet.
-  # CREATE USER and GRANT OPTION let a test open a store as a user with only the documented grant.
+  # CREATE USER and GRANT OPTION let a test open a store as a user with only the documented grant;
+  # SUPER lets a test set init_connect, to give a user of its own a short wait_timeout.
   mariadb --no-defaults --protocol=socket --socket="$sock" -u"$admin" <<SQL || return 1
 CREATE DATABASE IF NOT EXISTS $db CHARACTER SET utf8mb4;
 CREATE USER IF NOT EXISTS 'hwaudit'@'127.0.0.1' IDENTIFIED BY '${password//\'/\'\'}';
 GRANT ALL PRIVILEGES ON \`hwaudit\\_test%\`.* TO 'hwaudit'@'127.0.0.1' WITH GRANT OPTION;
-GRANT PROCESS, CREATE USER ON *.* TO 'hwaudit'@'127.0.0.1';
+GRANT PROCESS, CREATE USER, SUPER ON *.* TO 'hwaudit'@'127.0.0.1';
 SQL
 
   export TEST_MYSQL_URL="mysql://hwaudit@127.0.0.1:$port/$db"

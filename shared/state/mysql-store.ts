@@ -23,7 +23,8 @@
 //   block each other's inserts (and Group Replication recommends it).
 // - The scope lock (lockScope) is a user-level lock, GET_LOCK('<database>:hwaudit:<scope>'), held
 //   by a connection of its own (not from the pool) for as long as the lock is held: the server
-//   frees it when that connection ends, so a crashed or frozen holder cannot keep it forever. Lock
+//   frees it when that connection ends, so a crashed or frozen holder cannot keep it forever (and
+//   so a live holder's connection checks the lock within wait_timeout, not to be ended as idle). Lock
 //   names are limited to 64 characters: a longer name becomes 'hwaudit:' + 56 hex digits of its
 //   SHA-256. GET_LOCK is per connection in MySQL 5.7+ and MariaDB 10.0.2+ (and re-entrant on
 //   one connection, hence never from the pool). Group Replication does not replicate these locks:
@@ -247,6 +248,8 @@ const PAGE = 500;
 const MAX_LOCK_NAME = 64;
 /** Poll interval of a scope lock wait shorter than GET_LOCK's one-second granularity. */
 const LOCK_POLL_MS = 25;
+/** Longest interval between checks of a held scope lock (a third of wait_timeout when shorter). */
+const LOCK_CHECK_MAX_MS = 5 * 60_000;
 
 export type MySqlConnectionOptions = {
   host: string;
@@ -298,6 +301,37 @@ export function scopeLockName(database: string, scope: string): string {
 
 /** A scope lock this store holds: the connection that holds it, and whether that connection died. */
 type Hold = { connectionId: number; lost: boolean };
+
+/**
+ * Checks a held scope lock every `everyMs` until the returned function is called: the server ends
+ * a connection idle for wait_timeout, and the lock with it, so the lock connection must not idle
+ * that long. A check that finds the lock gone marks it lost and stops.
+ */
+function keepLock(conn: Connection, lockName: string, hold: Hold, everyMs: number): () => void {
+  let timer: NodeJS.Timeout | undefined;
+  const next = () => {
+    timer = setTimeout(async () => {
+      try {
+        const [row] = await select<{ mine: number | string | null }>(
+          conn,
+          'SELECT IS_USED_LOCK(?) = CONNECTION_ID() AS mine',
+          [lockName],
+        );
+        if (Number(row?.mine) !== 1) hold.lost = true;
+      } catch {
+        hold.lost = true;
+      }
+      if (timer && !hold.lost) next();
+    }, everyMs);
+    // A held lock does not keep the process alive.
+    timer.unref();
+  };
+  next();
+  return () => {
+    clearTimeout(timer);
+    timer = undefined;
+  };
+}
 
 /** The key a stored column value stands for, in the form `storedKey` gave (hashed: as hex). */
 function lookupForm(value: StoredKey): string {
@@ -988,6 +1022,7 @@ export class MySqlStore implements StateStore {
       throw storeFailed('cannot connect for the scope lock', cause, { ...this.where, ...scope });
     }
     const hold: Hold = { connectionId: 0, lost: false };
+    let checkEveryMs = LOCK_CHECK_MAX_MS;
     // A lost connection has lost the lock with it (the server released it).
     conn.on('error', () => {
       hold.lost = true;
@@ -997,8 +1032,12 @@ export class MySqlStore implements StateStore {
     });
     try {
       await allowBackslashEscapes(conn);
-      const [id] = await select<{ id: number | string }>(conn, 'SELECT CONNECTION_ID() AS id');
-      hold.connectionId = Number(id?.id);
+      const [session] = await select<{ id: number | string; idle: number | string }>(
+        conn,
+        'SELECT CONNECTION_ID() AS id, @@SESSION.wait_timeout AS idle',
+      );
+      hold.connectionId = Number(session?.id);
+      checkEveryMs = Math.min(LOCK_CHECK_MAX_MS, (Number(session?.idle) * 1000) / 3) || LOCK_CHECK_MAX_MS;
       for (;;) {
         const left = deadline - Date.now();
         const wait = left >= 1000 ? Math.floor(left / 1000) : 0;
@@ -1033,9 +1072,11 @@ export class MySqlStore implements StateStore {
       conn.destroy();
       throw storeFailed('the scope lock could not be taken', cause, scope);
     }
+    const stopChecks = keepLock(conn, this.lockName, hold, checkEveryMs);
     let released: Promise<void> | undefined;
     const release = () => {
       released ??= (async () => {
+        stopChecks();
         this.holds.delete(hold);
         if (hold.lost) {
           conn.destroy();

@@ -1,10 +1,10 @@
 // StateStore.lockScope, one contract for both adapters: exclusive per scope, waits in turn, times
 // out with STORE_FAILED "scope is busy", never blocks another scope, idempotent release, freed on
-// close. MySQL only: long scope names, separate databases, and a lock whose connection died is
-// detected before the commit.
+// close. MySQL only: long scope names, separate databases, a lock whose connection died is
+// detected before the commit, and a lock held longer than the server's wait_timeout is kept.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { AuditError } from '../../shared/errors.js';
-import { type MySqlStore, scopeLockName } from '../../shared/state/mysql-store.js';
+import { MySqlStore, scopeLockName } from '../../shared/state/mysql-store.js';
 import { SqliteStore } from '../../shared/state/sqlite-store.js';
 import type { ScopeLock } from '../../shared/state/state-store.js';
 import { describeMySql, type MySqlTestServer } from '../helpers/mysql-server.js';
@@ -235,6 +235,37 @@ describeMySql('scope lock: MySqlStore', (server: MySqlTestServer) => {
       // Once released, a commit without a lock goes through again.
       await a.commit(batch({ alerts: [alert('later', '2026-01-01T00:00:01.000Z')] }));
     } finally {
+      await raw.end();
+      await backing.dispose();
+    }
+  });
+
+  it('a lock held longer than the idle timeout (wait_timeout) is kept: the next commit succeeds', async () => {
+    const backing = await mysqlAdapter(server).createDatabase();
+    const user = await backing.user('ALL PRIVILEGES');
+    const raw = await backing.raw();
+    const [saved] = (await raw.query('SELECT @@GLOBAL.init_connect AS v'))[0] as { v: string }[];
+    try {
+      // The server ends this user's connections after one idle second; other users keep theirs.
+      await raw.query('SET GLOBAL init_connect = ?', [
+        `SET SESSION wait_timeout = IF(SUBSTRING_INDEX(USER(), '@', 1) = '${user.name}', 1, @@SESSION.wait_timeout)`,
+      ]);
+      const a = await MySqlStore.open(
+        { ...backing.connection, user: user.name, password: user.password },
+        { scope: 'fn' },
+      );
+      try {
+        const lock = await a.lockScope({ timeoutMs: 0 });
+        await a.commit(batch({ seen: [{ key: 'k1', ts: 1 }] }));
+        await sleep(2500);
+        await a.commit(batch({ seen: [{ key: 'k2', ts: 2 }] }));
+        await expect((await backing.open('fn')).lockScope({ timeoutMs: 0 })).rejects.toThrow('scope is busy');
+        await lock.release();
+      } finally {
+        await a.close();
+      }
+    } finally {
+      await raw.query('SET GLOBAL init_connect = ?', [saved?.v ?? '']);
       await raw.end();
       await backing.dispose();
     }
