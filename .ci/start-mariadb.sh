@@ -81,7 +81,8 @@ GRANT ALL PRIVILEGES ON \`hwaudit\\_test%\`.* TO 'hwaudit'@'127.0.0.1' WITH GRAN
 GRANT PROCESS, CREATE USER, SUPER ON *.* TO 'hwaudit'@'127.0.0.1';
 SQL
 
-  export TEST_MYSQL_URL="mysql://hwaudit@127.0.0.1:$port/$db"
+  # The server has no certificate: the store must be told not to require TLS.
+  export TEST_MYSQL_URL="mysql://hwaudit@127.0.0.1:$port/$db?ssl-mode=disabled"
   export HWAUDIT_STATE_PASSWORD="$password"
   export HWAUDIT_MARIADB_PID HWAUDIT_MARIADB_DIR
   echo "start-mariadb: $("$server" --version 2>/dev/null | head -n 1) on 127.0.0.1:$port (pid $HWAUDIT_MARIADB_PID)" >&2

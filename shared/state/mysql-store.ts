@@ -257,8 +257,11 @@ export type MySqlConnectionOptions = {
   user: string;
   password?: string;
   database: string;
-  /** `verify-identity` checks the server certificate against `sslCa` (PEM) or the system CAs. */
-  sslMode?: 'disabled' | 'required' | 'verify-identity';
+  /**
+   * `required` encrypts without checking the server certificate; `verify-identity` checks it and
+   * the host name against `sslCa` (PEM), else Node's built-in CA list.
+   */
+  sslMode: 'disabled' | 'required' | 'verify-identity';
   sslCa?: string;
   connectionLimit?: number;
 };

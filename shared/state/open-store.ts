@@ -62,7 +62,14 @@ function parseMySqlUrl(spec: string, env: NodeJS.ProcessEnv): StoreSpec {
   const port = url.port === '' ? DEFAULT_PORT : Number(url.port);
   if (url.hash !== '') throw invalid('the mysql:// URL must not have a #fragment');
 
-  const connection: MySqlConnectionOptions = { host, port, user, database };
+  // TLS unless turned off: with ssl-ca, the certificate is checked too.
+  const connection: MySqlConnectionOptions = {
+    host,
+    port,
+    user,
+    database,
+    sslMode: url.searchParams.has('ssl-ca') ? 'verify-identity' : 'required',
+  };
   for (const [name, value] of url.searchParams) {
     switch (name as (typeof PARAMS)[number]) {
       case 'ssl-mode': {
@@ -70,7 +77,7 @@ function parseMySqlUrl(spec: string, env: NodeJS.ProcessEnv): StoreSpec {
         if (!(SSL_MODES as readonly string[]).includes(mode)) {
           throw invalid(`ssl-mode must be one of ${SSL_MODES.join(', ')}`, { parameter: name });
         }
-        connection.sslMode = mode as MySqlConnectionOptions['sslMode'] & string;
+        connection.sslMode = mode as MySqlConnectionOptions['sslMode'];
         break;
       }
       case 'ssl-ca':
@@ -97,8 +104,6 @@ function parseMySqlUrl(spec: string, env: NodeJS.ProcessEnv): StoreSpec {
         });
     }
   }
-  if (connection.sslCa !== undefined && connection.sslMode === undefined)
-    connection.sslMode = 'verify-identity';
 
   const fromEnv = env[STATE_PASSWORD_VAR];
   const envPassword = fromEnv === undefined || fromEnv === '' ? undefined : fromEnv;

@@ -68,12 +68,13 @@ describe('parseStoreSpec', () => {
         user: 'audit',
         database: 'hwaudit',
         password: SECRET,
+        sslMode: 'required',
       },
       warnings: [],
     });
     expect(parseStoreSpec('MySQL://a%40b@10.0.0.3/audit%2Dstate', {})).toEqual({
       kind: 'mysql',
-      connection: { host: '10.0.0.3', port: 3306, user: 'a@b', database: 'audit-state' },
+      connection: { host: '10.0.0.3', port: 3306, user: 'a@b', database: 'audit-state', sslMode: 'required' },
       warnings: [],
     });
     expect(parseStoreSpec('mysql://audit@[fd00::5]:3306/db', { HWAUDIT_STATE_PASSWORD: '' })).toMatchObject({
@@ -82,6 +83,9 @@ describe('parseStoreSpec', () => {
   });
 
   it('reads TLS and pool parameters', () => {
+    expect(parseStoreSpec('mysql://u@h/db?ssl-mode=disabled', {})).toMatchObject({
+      connection: { sslMode: 'disabled' },
+    });
     expect(parseStoreSpec('mysql://u@h/db?ssl-mode=REQUIRED&connection-limit=8', {})).toMatchObject({
       connection: { sslMode: 'required', connectionLimit: 8 },
     });
@@ -241,6 +245,20 @@ describeMySql('openStore on a MySQL server', (server) => {
     } finally {
       await store.close();
     }
+  });
+
+  it('requires TLS unless the URL says ssl-mode=disabled', async () => {
+    const db = await server.createDatabase();
+    const env = { HWAUDIT_STATE_PASSWORD: password };
+    const url = new URL(db.url);
+    const tls = url.searchParams.get('ssl-mode') !== 'disabled';
+    url.searchParams.delete('ssl-mode');
+    const opened = openStore(url.href, { env });
+    if (tls) await (await opened).close();
+    // The test server without a certificate: refused rather than spoken to in plaintext.
+    else expect((await rejection(opened)).details).toMatchObject({ code: 'HANDSHAKE_NO_SSL_SUPPORT' });
+    url.searchParams.set('ssl-mode', 'disabled');
+    await (await openStore(url.href, { env })).close();
   });
 
   it('fails with STORE_FAILED on a wrong password and never shows it', async () => {
