@@ -146,7 +146,10 @@ export interface StateStore {
   markDelivered(sink: string, keys: string[]): Promise<void>;
   /** The subset of `keys` recorded as received by `sink`. */
   delivered(sink: string, keys: string[]): Promise<Set<string>>;
-  /** Stored records a sink has not received yet (after a crash between commit and send), in time order. */
+  /**
+   * Stored records a sink has not received yet, in time order: after a crash between commit and
+   * send, and on a shared store also those another instance is still sending.
+   */
   undelivered(sink: string): Promise<Alert[]>;
   /** Sessions by connect time (and id), those the query selects: connected in [from, to), on a DB system. */
   sessions(query?: LedgerQuery): AsyncIterable<Session>;
