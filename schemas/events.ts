@@ -161,9 +161,13 @@ export const GAP_REASONS = [
   'log-reset', // the instance's log went back in time (restored, replaced)
   'server-changed', // another server answers at the instance's address (failover, replacement)
   'delivery-outage', // a delivery outage lasted longer than the source keeps data
+  'clock-step', // the server's clock went back by `lateness` or more: nothing is missing (from: the latest time before, to: the first after)
 ] as const;
 
-/** Part of an audit trail could not be read: what, where, and the time range not seen. */
+/**
+ * Part of an audit trail could not be read: what, where, and the time range not seen; or, for a
+ * `clock-step`, where the log's times went back (its events after it come after it in the log).
+ */
 export const GapEventSchema = z.object({
   source: z.literal('gap'),
   kind: z.literal('audit_gap'),

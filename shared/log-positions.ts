@@ -3,7 +3,10 @@
 // than the window behind the highest event accepted from that log can only be a redelivery: it is
 // counted as a duplicate without looking its key up, and the key of an applied event is remembered
 // (seen keys) only while it is within the window of its log's mark. IAM events, and logs that went
-// back in time or changed server (audit gaps `log-reset`, `server-changed`), keep exact keys.
+// back in time or changed server (audit gaps `log-reset`, `server-changed`), keep exact keys. After
+// the server's clock stepped back (audit gap `clock-step`), the log's new events are stamped
+// before its mark: from a window before the step's time on, its events keep exact keys until the
+// clock has caught up with the mark (an event raises it again).
 //
 // A MySQL event after every event checked from its connection cannot be a duplicate of a buffered
 // or same-batch event either (its key names the connection), so it needs no key lookup there: each
@@ -11,16 +14,17 @@
 // a connection's statements, taken together as a run, are checked at once whatever other
 // connections wrote in between. (Events at or before the released watermark are looked up in the
 // seen keys whatever this says: pipeline.ts.)
-import type { CanonicalEvent, DbEvent } from '../schemas/events.js';
+import type { CanonicalEvent, DbEvent, GapEvent } from '../schemas/events.js';
 import type { EntityCache } from './state/entity-cache.js';
 
 /**
  * The highest event accepted from one log, or a log whose positions no longer order it. An event
  * more than the window ahead of the mark is held as `jump` until a second one near it confirms the
  * new time: one record stamped ahead (a clock that jumped and came back, a forged line) must not
- * make the rest of its log look a window behind, and so redelivered.
+ * make the rest of its log look a window behind, and so redelivered. `steppedTo`: the time the
+ * log's clock stepped back to, while it has not caught up with the mark.
  */
-type Mark = (Position & { jump?: Position }) | { unordered: true };
+type Mark = (Position & { jump?: Position; steppedTo?: number }) | { unordered: true };
 
 const KIND = 'log-position';
 /** Gaps after which a log's positions may repeat or go back: exact keys from then on. */
@@ -74,9 +78,27 @@ export class LogPositions {
       this.cache.set<Mark>(KIND, log, { unordered: true });
   }
 
-  /** Raises the mark of an accepted MySQL event's log (a jump of more than the window once confirmed). */
+  /**
+   * Takes a clock step back of a log (an accepted audit gap `clock-step`): its events from a window
+   * before the step's time on are no longer told from redeliveries by their position.
+   */
+  private stepped(ev: GapEvent): void {
+    const log = this.logOf(ev);
+    const mark = this.cache.get<Mark>(KIND, log);
+    if (mark === undefined || 'unordered' in mark || ev.ts >= (mark.steppedTo ?? mark.ts)) return;
+    mark.steppedTo = ev.ts;
+    this.cache.touch(KIND, log);
+  }
+
+  /**
+   * Raises the mark of an accepted MySQL event's log (a jump of more than the window once
+   * confirmed), or takes an accepted clock step of a log.
+   */
   accepted(ev: CanonicalEvent): void {
-    if (ev.source !== 'mysql') return;
+    if (ev.source !== 'mysql') {
+      if (ev.source === 'gap' && ev.reason === 'clock-step') this.stepped(ev);
+      return;
+    }
     const log = this.logOf(ev);
     const mark = this.cache.get<Mark>(KIND, log);
     if (mark === undefined) {
@@ -86,9 +108,10 @@ export class LogPositions {
     if ('unordered' in mark || !after(ev, mark)) return;
     const position = { ts: ev.ts, recordId: ev.recordId, key: ev.key };
     let top: Position = position;
-    if (this.behind(mark.ts, position)) {
+    if (this.behind(mark.ts, position.ts)) {
       const { jump } = mark;
-      const confirmed = jump !== undefined && !this.behind(ev.ts, jump) && !this.behind(jump.ts, position);
+      const confirmed =
+        jump !== undefined && !this.behind(ev.ts, jump.ts) && !this.behind(jump.ts, position.ts);
       if (!confirmed) {
         mark.jump = position;
         this.cache.touch(KIND, log);
@@ -96,8 +119,10 @@ export class LogPositions {
       }
       if (after(jump, position)) top = jump;
     }
-    // Near the mark again after a jump: the jump was one record out of line.
+    // Near the mark again after a jump: the jump was one record out of line. A clock that stepped
+    // back has caught up.
     delete mark.jump;
+    delete mark.steppedTo;
     mark.ts = top.ts;
     mark.recordId = top.recordId;
     mark.key = top.key;
@@ -168,9 +193,9 @@ export class LogPositions {
     }
   }
 
-  /** True for a MySQL event more than the window behind its log's mark: a redelivery. */
+  /** True for a MySQL event more than the window behind its log's mark (or clock step): a redelivery. */
   isRedelivery(ev: CanonicalEvent): boolean {
-    return ev.source === 'mysql' && this.behind(ev.ts, this.orderedMark(ev));
+    return ev.source === 'mysql' && this.behind(ev.ts, this.orderedTop(ev));
   }
 
   /** Whether an applied event's key must be remembered: it is not (yet) a redelivery by position. */
@@ -181,23 +206,26 @@ export class LogPositions {
   /** The first `n` of a connection's events (in log order) whose keys must be remembered (`needsKey`). */
   needingKeys(events: readonly DbEvent[], n: number): DbEvent[] {
     if (n === 0) return [];
-    const mark = this.orderedMark(events[0]!);
+    const top = this.orderedTop(events[0]!);
     // Along a log, the events a window behind the mark come first; one out of order after the
     // first that is not only has its key remembered when it need not be.
     let i = 0;
-    while (i < n && this.behind(events[i]!.ts, mark)) i++;
+    while (i < n && this.behind(events[i]!.ts, top)) i++;
     return events.slice(i, n);
   }
 
-  /** The mark of an event's log, while its positions order it. */
-  private orderedMark(ev: LogRef): Position | undefined {
+  /**
+   * The time of an event's log that its events a window behind are redeliveries of, while its
+   * positions order it: its mark's, or the time its clock stepped back to.
+   */
+  private orderedTop(ev: LogRef): number | undefined {
     const mark = this.cache.get<Mark>(KIND, this.logOf(ev));
-    return mark === undefined || 'unordered' in mark ? undefined : mark;
+    return mark === undefined || 'unordered' in mark ? undefined : (mark.steppedTo ?? mark.ts);
   }
 
-  /** Whether a time is more than the window behind a log's mark (none: never). */
-  private behind(ts: number, mark: Position | undefined): boolean {
-    return mark !== undefined && ts + this.window <= mark.ts;
+  /** Whether a time is more than the window behind a log's top (none: never). */
+  private behind(ts: number, top: number | undefined): boolean {
+    return top !== undefined && ts + this.window <= top;
   }
 }
 

@@ -339,6 +339,7 @@ export class Pipeline {
     let mysqlKeys: Set<string> | undefined;
     let runKeys: Set<string> | undefined;
     const otherKeys = new Set<string>();
+    const steps: CanonicalEvent[] = [];
     const admit = (ev: CanonicalEvent, ahead: boolean): void => {
       if (ahead) {
         mysqlKeys?.add(ev.key);
@@ -358,6 +359,7 @@ export class Pipeline {
       }
       inBatch.add(ev.key);
       fresh.push(ev);
+      if (ev.source === 'gap' && ev.reason === 'clock-step') steps.push(ev);
     };
     for (const item of items) {
       if (item.type === 'dead') {
@@ -386,6 +388,13 @@ export class Pipeline {
     const whole = (r: Run) =>
       r.run.every((e) => e.ts > this.clock.releasedTs && e.ts <= latest && e.ts >= EARLIEST_EVENT);
     const events = fresh.flatMap((b): Buffered | Buffered[] => (isRun(b) && !whole(b) ? b.run : b));
+    // A clock step changes which events of its log positions tell as redeliveries, from this
+    // batch's on (it is taken again, in its place, when accepted below); one seen before (a
+    // redelivery) does not open its step again.
+    if (steps.length > 0) {
+      const known = await this.filterSeen(steps.filter((e) => e.ts <= this.clock.releasedTs));
+      for (const ev of steps) if (!known.has(ev.key)) this.logPositions.accepted(ev);
+    }
     // Every seen key belongs to an applied event, so its time is at or before the released
     // watermark: only events that old can be redeliveries the store knows of. MySQL events far
     // enough behind their log's position are redeliveries without a lookup (log-positions.ts).

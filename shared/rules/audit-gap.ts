@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import type { GapEvent } from '../../schemas/events.js';
 import { defineRule } from '../detect/rule.js';
 import { at, DB, db, gap } from '../detect/timeline.js';
 
@@ -10,17 +11,24 @@ const WHY: Record<string, string> = {
   'delivery-outage': 'delivery failed for longer than the source keeps data',
 };
 
+/** Nothing is missing after a clock step back, but a server clock set back is worth a look. */
+function clockStepTitle(where: string, event: GapEvent): string {
+  const minutes = Math.round((Date.parse(event.from) - event.ts) / 60_000);
+  return `Clock stepped back on ${where}: the server's clock went back by ${minutes} minute${minutes === 1 ? '' : 's'} at ${event.to ?? event.time}; events are ordered by the log from then on`;
+}
+
 export const auditGap = defineRule({
   id: 'audit.gap',
   title: 'Part of an audit trail could not be read',
   description:
-    "Events of an instance's audit log were lost before they were read: pruned before collection, skipped for size, a log that went back in time or a different server at the instance, or a delivery outage longer than the source keeps data.",
+    "Events of an instance's audit log were lost before they were read: pruned before collection, skipped for size, a log that went back in time or a different server at the instance, or a delivery outage longer than the source keeps data. Also a server clock that stepped back by `lateness` or more (severity high): nothing is missing, the events after the step are applied in the log's order.",
   severity: 'critical',
   attack: ['T1562.008', 'T1070'],
   runbook:
-    'Nothing that happened on the instance in the range is known. Check why (collector down, retention too short, read buffer too small, failover), read what still exists elsewhere, and treat the range as unaudited in reports.',
+    'Nothing that happened on the instance in the range is known. Check why (collector down, retention too short, read buffer too small, failover), read what still exists elsewhere, and treat the range as unaudited in reports. For a clock step: find who or what set the server clock back (NTP, a manual change) and read the audit events of the range by the log order, not by time.',
   falsePositives: [
     'A planned failover or instance replacement (the gap is still real: the old instance kept events nobody read).',
+    'A clock step: an NTP correction of a clock that ran fast.',
   ],
   params: z.strictObject({}),
   suppressFor: 0,
@@ -30,12 +38,16 @@ export const auditGap = defineRule({
         .filter(Boolean)
         .join('/');
       const range = event.to ? `${event.from} to ${event.to}` : `after ${event.from}`;
+      const step = event.reason === 'clock-step';
       return [
         {
           subject: event.key,
           occurrence: event.reason,
           ts: event.ts,
-          title: `Audit trail gap on ${where}: ${WHY[event.reason]} (${range})`,
+          title: step
+            ? clockStepTitle(where, event)
+            : `Audit trail gap on ${where}: ${WHY[event.reason]} (${range})`,
+          ...(step ? { severity: 'high' as const } : {}),
           dbSystem: event.dbSystemId
             ? { id: event.dbSystemId, name: db?.name ?? event.dbSystemName ?? event.dbSystemId }
             : null,
@@ -141,6 +153,23 @@ export const auditGap = defineRule({
             'Audit trail gap on oci-audit: delivery failed for longer than the source keeps data (after 2026-11-02T09:05:00.000Z)',
           dbSystem: null,
           details: { trail: 'oci-audit', reason: 'delivery-outage' },
+        },
+      },
+    },
+    {
+      name: "a server clock that stepped back: nothing is missing, the log's order counts from then on",
+      events: () => [gap.mysql({ from: at(50), to: at(5), reason: 'clock-step', instance: 'replica-1' })],
+      expect: {
+        alerts: 1,
+        severity: 'high',
+        match: {
+          title:
+            "Clock stepped back on prod-orders/replica-1: the server's clock went back by 45 minutes at 2026-11-02T09:05:00.000Z; events are ordered by the log from then on",
+          details: {
+            reason: 'clock-step',
+            from: '2026-11-02T09:50:00.000Z',
+            to: '2026-11-02T09:05:00.000Z',
+          },
         },
       },
     },

@@ -330,6 +330,50 @@ describe('dedupe by position (MySQL logs)', () => {
     );
     expect(p.stats).toMatchObject({ duplicates: 0, late: 1 });
   });
+
+  describe('after a clock-step gap', () => {
+    // The log stands at minute 60 when its clock steps back to minute 5.
+    const step = () => gap.mysql({ from: at(60), to: at(5), reason: 'clock-step', instance: 'primary' });
+    const before = [connect(50, 1, 'primary'), connect(60, 2, 'primary')];
+    const after = [connect(5, 3, 'primary'), connect(30, 4, 'primary')];
+
+    it('the events written after the step are applied, in later batches too, and redelivered are duplicates', async () => {
+      const p = await open(SqliteStore.open(':memory:'));
+      await p.ingest(items(before));
+      await p.ingest(items([step(), after[0]!]));
+      await p.ingest(items([after[1]!]));
+      // The step and the events after it are late (the watermark is at minute 40).
+      expect(p.stats).toMatchObject({ duplicates: 0, processed: 3, late: 3 });
+      // Written before the step's time (less the lateness) is read before it.
+      await p.ingest(items([...after, ...before, connect(-30, 5, 'primary')]));
+      expect(p.stats).toMatchObject({ duplicates: 5, processed: 3 });
+    });
+
+    it('the step and the events after it in the batch of the events before it', async () => {
+      const p = await open(SqliteStore.open(':memory:'));
+      await p.ingest(items([...before, step(), ...after]));
+      await p.ingest(items([connect(40, 6, 'primary')]));
+      await p.finish();
+      // Five connections and the step.
+      expect(p.stats).toMatchObject({ duplicates: 0, processed: 6 });
+    });
+
+    it('once the clock has caught up, positions tell redeliveries again, and a redelivered step changes nothing', async () => {
+      const store = SqliteStore.open(':memory:');
+      const p = await open(store);
+      const s = step();
+      await p.ingest(items(before));
+      await p.ingest(items([s, ...after]));
+      const caughtUp = [connect(61, 7, 'primary'), connect(75, 8, 'primary'), connect(90, 10, 'primary')];
+      await p.ingest(items(caughtUp));
+      await p.ingest(items([connect(120, 9, 'primary')]));
+      expect(p.stats).toMatchObject({ duplicates: 0, processed: 8 });
+      // Applied a window behind the log's mark (minute 90) after the clock caught up: no stored key.
+      expect(await store.filterSeen([caughtUp[0]!])).toEqual(new Set());
+      await p.ingest(items([...before, s, ...after, ...caughtUp]));
+      expect(p.stats).toMatchObject({ duplicates: 8, processed: 8 });
+    });
+  });
 });
 
 describe('restart', () => {
