@@ -381,7 +381,10 @@ export class FunctionHost {
     this.checkDeadline(0, 'batch');
     return this.scoped(settings, 'batch', async () => {
       const { pipeline } = await this.pipeline(settings);
-      const decoded = await decodeBatch(body, source, { resolveDbSystem: settings.resolveDbSystem });
+      const decoded = await decodeBatch(body, source, {
+        resolveDbSystem: settings.resolveDbSystem,
+        lateness: settings.config.lateness,
+      });
       this.checkDeadline(decoded.length, 'batch');
       // A Connector Hub outage longer than its source keeps data: see shared/sources/delivery-gap.ts.
       const { items, mark, gap } = checkAuditDelivery({

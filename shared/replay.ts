@@ -150,11 +150,16 @@ export async function replayFiles(opts: ReplayOptions): Promise<ReplayResult> {
     threads > 1
       ? new DecodePool(threads - 1, {
           dbSystems: opts.config.dbSystems.map((d) => ({ id: d.id, name: d.name })),
+          lateness: opts.config.lateness,
           ...(opts.dbSystem === undefined ? {} : { dbSystem: opts.dbSystem }),
         })
       : undefined;
   try {
-    return await replayInputs(opts, (path) => pool?.read(path) ?? readInput(path, { resolveDbSystem }));
+    const { lateness } = opts.config;
+    return await replayInputs(
+      opts,
+      (path) => pool?.read(path) ?? readInput(path, { resolveDbSystem, lateness }),
+    );
   } finally {
     await pool?.close();
   }

@@ -16,8 +16,11 @@ export type WorkerReply =
   | { id: number; counts: InputCounts; done: true }
   | { id: number; error: { code: ErrorCode; message: string; details: SafeDetails } };
 
-/** What a worker needs to decode: the DB systems that name raw audit files (see dbSystemResolver). */
-export type WorkerSetup = { dbSystems: { id: string; name: string }[]; dbSystem?: string };
+/**
+ * What a worker needs to decode: the DB systems that name raw audit files (see dbSystemResolver),
+ * and the lateness that makes a clock step (ReadOptions).
+ */
+export type WorkerSetup = { dbSystems: { id: string; name: string }[]; dbSystem?: string; lateness: number };
 
 /**
  * Inputs this large in all (bytes on disk) get a decoding worker where there is a second core. On

@@ -12,7 +12,7 @@ function serve(port: NonNullable<typeof parentPort>, setup: WorkerSetup): void {
   /** Open inputs by request id: their counts and where their chunks stand. */
   const inputs = new Map<number, { counts: InputCounts; chunks: AsyncIterator<DecodedItem[]> }>();
   const open = (id: number, path: string): void => {
-    const reader = readInput(path, { resolveDbSystem });
+    const reader = readInput(path, { resolveDbSystem, lateness: setup.lateness });
     inputs.set(id, { counts: reader.counts, chunks: reader.batches()[Symbol.asyncIterator]() });
   };
   const next = async (request: { id: number }): Promise<WorkerReply> => {

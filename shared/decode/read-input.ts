@@ -11,6 +11,7 @@ import { normalizeGap } from '../normalize/gap.js';
 import { normalizeMysqlAudit } from '../normalize/mysql-audit.js';
 import { normalizeOciAudit } from '../normalize/oci-audit.js';
 import { type ClassifiedItem, type ClassifiedSink, classifyRecord, type DbRef } from './classify.js';
+import { ClockSteps, clockStepRecord } from './clock-steps.js';
 import { deadLetter, splitRecordBatches } from './split-records.js';
 
 /**
@@ -27,6 +28,12 @@ export type ReadOptions = {
   /** DB system of raw MySQL records that do not name one (collector records do); by input path. */
   resolveDbSystem?: (path: string) => DbRef | undefined;
   maxRecordBytes?: number;
+  /**
+   * With it, an input's raw MySQL records (one log, read in its order) are watched for a clock
+   * that stepped back this far: a `clock-step` gap comes before the first event after the step
+   * (shared/decode/clock-steps.ts). The pipeline's `lateness`.
+   */
+  lateness?: number;
 };
 
 /**
@@ -135,15 +142,34 @@ export function decodeValue(value: unknown, loc: RecordLocation, opts: ReadOptio
  */
 class Decoder implements ClassifiedSink {
   items: DecodedItem[] = [];
+  /** The log of the input's raw MySQL records (collector records carry their own clock steps). */
+  private readonly clock: ClockSteps | undefined;
 
   constructor(
     private readonly source: string,
     private readonly opts: ReadOptions,
     private readonly counts?: InputCounts,
-  ) {}
+  ) {
+    if (opts.lateness !== undefined) this.clock = new ClockSteps(opts.lateness);
+  }
 
   push(classified: ClassifiedItem): void {
     const item = normalize(classified, this.source, this.opts);
+    const ev = item.type === 'event' ? item.event : undefined;
+    if (
+      this.clock !== undefined &&
+      ev?.source === 'mysql' &&
+      classified.kind === 'mysql-audit' &&
+      !classified.db
+    ) {
+      const from = this.clock.step(ev.ts);
+      if (from !== undefined)
+        this.add({ type: 'event', event: normalizeGap(clockStepRecord(ev, from, ev.ts)) });
+    }
+    this.add(item);
+  }
+
+  private add(item: DecodedItem): void {
     this.items.push(this.counts === undefined ? item : tally(this.counts, item));
   }
 }

@@ -11,7 +11,9 @@
 //
 // The log is in write order, and its timestamps are the server's clock, which can step back: what
 // was read before is told by the log's order (the bookmarked event and what the server returns
-// before it), never by comparing positions.
+// before it), never by comparing positions. A step back of `lateness` or more is a `clock-step` gap
+// record ahead of the first event after it (shared/decode/clock-steps.ts), so that the pipeline
+// does not take the events after it for redeliveries.
 //
 // Unconfirmed on HeatWave (docs/collector.md): whether a bookmark read returns the bookmarked event
 // itself (the manual says it does) and how a skipped-for-size warning is worded. A bookmark read
@@ -19,14 +21,19 @@
 // a gap is reported, and every warning of a read counts as events skipped.
 import type { GapRecord } from '../../schemas/envelopes.js';
 import type { GAP_REASONS } from '../../schemas/events.js';
+import { ClockSteps, clockStepRecord } from '../decode/clock-steps.js';
 import { parseAuditTimestamp } from '../normalize/mysql-audit.js';
 import { toIso } from '../time.js';
 import { InstanceError, type InstanceTarget, instanceError, type SqlSession } from './mysql-connection.js';
 
 export type AuditPosition = { timestamp: string; id: number };
 
-/** Where the collector stands in one instance's log: the last event read, and the server it came from. */
-export type InstancePosition = AuditPosition & { serverUuid: string; time: string };
+/**
+ * Where the collector stands in one instance's log: the last event read, and the server it came
+ * from; `latest`, the latest time read before it when that is later (its clock stepped back less
+ * than `lateness`), from which the next read tells a step back.
+ */
+export type InstancePosition = AuditPosition & { serverUuid: string; time: string; latest?: string };
 
 /** How the server provides audit logging: the 8.0/8.4 plugin, the 9.x component, Percona's component. */
 export type AuditFlavor = 'plugin' | 'component' | 'percona';
@@ -210,6 +217,14 @@ export class AuditLogReader {
     }
 
     let position = cp && cp.serverUuid === serverUuid ? cp : undefined;
+    const { db, eventInstance } = this.target;
+    const log = { dbSystemId: db.id, dbSystemName: db.name, instance: eventInstance };
+    // A log read again from its start (reset) has no time before it.
+    const resumed = gaps.some((g) => g.reason === 'log-reset') ? undefined : position;
+    const clock = new ClockSteps(
+      this.target.settings.lateness,
+      resumed && Date.parse(resumed.latest ?? resumed.time),
+    );
     for (;;) {
       // The next call goes out while this one's records are processed (one call in flight).
       const next = result.ended || signal?.aborted ? undefined : this.call({});
@@ -218,7 +233,12 @@ export class AuditLogReader {
       const before = position;
       for (const event of result.events) {
         const p = positionOf(event);
-        if (p) position = { timestamp: p.timestamp, id: p.id, serverUuid, time: toIso(p.ts) };
+        if (p) {
+          const from = clock.step(p.ts);
+          if (from !== undefined) records.push({ record: clockStepRecord(log, from, p.ts) });
+          position = { timestamp: p.timestamp, id: p.id, serverUuid, time: toIso(p.ts) };
+          if (clock.latest > p.ts) position.latest = toIso(clock.latest);
+        }
         records.push(
           p ? { record: this.record(event), position: position! } : { record: this.record(event) },
         );

@@ -39,6 +39,8 @@ export type CollectorSettings = {
   batchSize: number;
   start?: number;
   connectTimeoutMs: number;
+  /** A step back of the log's times this large is reported (the pipeline's `lateness`). */
+  lateness: number;
 };
 
 /** One instance whose audit log is read. */
@@ -105,6 +107,7 @@ export function collectorSettings(config: Config, db: DbSystemConfig): Collector
     readBufferSize: c.readBufferSize ?? DEFAULT_READ_BUFFER_SIZE,
     batchSize: c.batchSize ?? DEFAULT_READ_BATCH,
     connectTimeoutMs: c.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT_MS,
+    lateness: config.lateness,
   };
   if (auth === 'password') settings.password = c.password!;
   if (c.ca !== undefined) settings.ca = c.ca;

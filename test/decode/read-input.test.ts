@@ -277,6 +277,61 @@ describe('readInput: DB systems and accounting', () => {
   });
 });
 
+describe('readInput: a clock that stepped back', () => {
+  const raw = (timestamp: string, id: number) => ({
+    timestamp,
+    id,
+    class: 'connection',
+    event: 'connect',
+    connection_id: id,
+    account: { user: 'admin', host: '%' },
+    login: { user: 'admin', os: '', ip: '10.0.0.7', proxy: '' },
+    connection_data: { connection_type: 'ssl', status: 0, db: '' },
+  });
+  const LATENESS = 20 * 60_000;
+
+  it('puts a clock-step gap before the first raw event stamped the lateness or more before the latest', async () => {
+    const path = write(
+      'stepped.log',
+      JSON.stringify([
+        raw('2026-11-02 09:40:00', 0),
+        raw('2026-11-02 09:30:00', 1),
+        raw('2026-11-02 09:20:00', 2),
+        raw('2026-11-02 09:21:00', 3),
+      ]),
+    );
+    const { events, counts } = await read(path, { ...OPTS, lateness: LATENESS });
+    expect(
+      events.map((e) => (e.source === 'mysql' ? e.recordId : e.source === 'gap' && [e.reason, e.from, e.to])),
+    ).toEqual([0, 1, ['clock-step', '2026-11-02T09:40:00.000Z', '2026-11-02T09:20:00.000Z'], 2, 3]);
+    expect(events[2]).toMatchObject({ trail: 'mysql-audit', dbSystemId: DB.id });
+    expect(counts).toMatchObject({ records: 4, items: 5, events: 5 });
+    // Without the lateness (the normalize command), nothing is watched.
+    expect((await read(path)).events).toHaveLength(4);
+  });
+
+  it('a step back of less than the lateness, or between collector records, is none', async () => {
+    const small = write(
+      'small-step.log',
+      JSON.stringify([raw('2026-11-02 09:40:00', 0), raw('2026-11-02 09:21:00', 1)]),
+    );
+    expect((await read(small, { ...OPTS, lateness: LATENESS })).events.map((e) => e.source)).toEqual([
+      'mysql',
+      'mysql',
+    ]);
+    const collected = write(
+      'collected.jsonl',
+      [raw('2026-11-02 09:40:00', 0), raw('2026-11-02 09:00:00', 1)]
+        .map((event) => JSON.stringify({ source: 'mysql-audit', dbSystemId: DB.id, event }))
+        .join('\n'),
+    );
+    expect((await read(collected, { ...OPTS, lateness: LATENESS })).events.map((e) => e.source)).toEqual([
+      'mysql',
+      'mysql',
+    ]);
+  });
+});
+
 describe('decodeBatch', () => {
   it('decodes a Connector Hub batch held in memory, as a string or a Buffer', async () => {
     const body = sampleText('connector-hub-stream-batch.json');

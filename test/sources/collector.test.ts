@@ -84,6 +84,8 @@ async function pass(
     env?: Record<string, string>;
     onBatch?: () => void;
     batchSize?: number;
+    /** Receives the records forwarded (as to a stream). */
+    forward?: Record<string, unknown>[];
     /** Wraps each connect (to watch them). */
     connecting?: <T>(connect: Promise<T>) => Promise<T>;
   } = {},
@@ -102,6 +104,7 @@ async function pass(
     ...(opts.signal ? { signal: opts.signal } : {}),
     ...(opts.onBatch ? { onBatch: opts.onBatch } : {}),
     ...(opts.batchSize ? { batchSize: opts.batchSize } : {}),
+    ...(opts.forward ? { forward: async (records) => void opts.forward!.push(...records) } : {}),
   });
   return { result, pipeline, store };
 }
@@ -278,6 +281,39 @@ describe('collector: reading one instance', () => {
     const { sessions, alerts } = await finished(third);
     expect(sessions.map((x) => x.connectionId).sort()).toEqual([5, 7]);
     expect(alerts.filter((a) => a.rule === 'audit.gap')).toEqual([]);
+  });
+
+  it('a clock step back of the lateness or more is a clock-step gap before the events after it, which are applied', async () => {
+    // 09:40, then the clock goes back 35 minutes; it jumps to 09:50, then goes back 10 minutes.
+    const log = new RawLog()
+      .session({ at: minutes(40), conn: 5, user: 'admin', queries: 1 })
+      .session({ at: minutes(5), conn: 7, user: 'admin', queries: 1 })
+      .session({ at: minutes(50), conn: 8, user: 'admin', queries: 0 })
+      .session({ at: minutes(40), conn: 6, user: 'admin', queries: 0 });
+    const s = await server(log);
+    const first = await pass([{ server: s }]);
+    expect(first.result.instances[0]).toMatchObject({ gaps: 1, records: log.events.length + 1 });
+    // The next pass goes back 15 minutes from the last event read, 25 from the latest.
+    const more = new RawLog();
+    (more as unknown as { id: number }).id = 100;
+    s.audit.append(more.session({ at: minutes(25), conn: 9, user: 'admin', queries: 0 }).events);
+    const forwarded: Record<string, unknown>[] = [];
+    const second = await pass([{ server: s }], { store: first.store, forward: forwarded });
+    expect(second.result.instances[0]).toMatchObject({ gaps: 1, records: 3 });
+    // The gap record comes right before the first event written after the step.
+    expect(forwarded.map((r) => (r.event as { id?: number } | undefined)?.id ?? r.reason)).toEqual([
+      'clock-step',
+      100,
+      101,
+    ]);
+    const { sessions, alerts } = await finished(second);
+    expect(sessions.map((x) => x.connectionId).sort()).toEqual([5, 6, 7, 8, 9]);
+    expect(
+      alerts.filter((a) => a.rule === 'audit.gap').map((a) => [a.severity, a.details?.from, a.details?.to]),
+    ).toEqual([
+      ['high', '2026-11-02T09:40:02.000Z', '2026-11-02T09:05:00.000Z'],
+      ['high', '2026-11-02T09:50:01.000Z', '2026-11-02T09:25:00.000Z'],
+    ]);
   });
 });
 
