@@ -252,6 +252,15 @@ describe('CEF sessions', () => {
     expect(failed.ext).toMatchObject({ outcome: 'failure', reason: '1045', duser: 'admin@%' });
   });
 
+  it('externalId fits the 40 characters CEF gives it, one per session; the session id is labelled', () => {
+    const lines = run.sessions.map((s) => parseCef(cefSession(s, ctx)).ext);
+    for (const ext of lines) expect(ext.externalId!.length).toBeLessThanOrEqual(40);
+    expect(new Set(lines.map((ext) => ext.externalId)).size).toBe(run.sessions.length);
+    expect(lines.map((ext) => labelled(ext).sessionId)).toEqual(run.sessions.map((s) => s.id));
+    const again = parseCef(cefSession(run.sessions[0]!, ctx)).ext;
+    expect(again.externalId).toBe(lines[0]!.externalId);
+  });
+
   it('a session through a break-glass group names the grant', () => {
     const session = run.sessions.find((s) => s.breakGlassGrant)!;
     expect(labelled(parseCef(cefSession(session, ctx)).ext)).toMatchObject({

@@ -2,6 +2,7 @@
 // record. Header fields escape `\` and `|`; they cannot hold a line break, so CR/LF become spaces.
 // Extension values escape `\`, `=`, and CR/LF as `\r`/`\n`; keys are fixed names, never data.
 // Other control characters are shown as symbols in both (shared/text.ts `visible`).
+import { createHash } from 'node:crypto';
 import type { Alert, Severity } from '../../../schemas/alert.js';
 import { type ChangedSession, connectedSession, type Session } from '../../../schemas/session.js';
 import { redactLiterals } from '../../normalize/redact.js';
@@ -122,7 +123,7 @@ function loginLine(
   const ok = s.outcome === 'success';
   return line(ctx, login.signature, login.name, ok ? 1 : 3, [
     ['rt', login.time],
-    ['externalId', login.id],
+    ['externalId', externalId(login.id)],
     ['cat', 'authentication'],
     ['outcome', ok ? 'success' : 'failure'],
     ['reason', ok ? undefined : s.status],
@@ -141,7 +142,18 @@ function loginLine(
       ['cs4', 'iamGroup', s.group?.name],
       ['cs5', 'iamGroupId', s.group?.id],
       ['cs6', 'breakGlassGrant', s.breakGlassGrant ?? undefined],
+      ['flexString1', 'sessionId', s.id],
       ['flexString2', 'loginUser', s.login.user],
     ]),
   ]);
+}
+
+/**
+ * `externalId` holds 40 characters (CEF's extension dictionary); a session's id or an event key is
+ * longer (the DB system's OCID first), and cut there, all of a DB system's would be one. A login
+ * record's id is the first 32 hex digits of the SHA-256 of its id; the session id is in
+ * `flexString1` (`sessionId`).
+ */
+function externalId(id: string): string {
+  return createHash('sha256').update(id).digest('hex').slice(0, 32);
 }
