@@ -87,8 +87,10 @@ export const at = (minutes: number): number => T0 + minutes * 60_000;
 type ConnectSpec = {
   at: number;
   conn: number;
-  /** MySQL account (CURRENT_USER) user; host is %. */
+  /** MySQL account (CURRENT_USER) user. */
   account: string;
+  /** Its host; defaults to %. */
+  host?: string;
   /** Name the client sent; defaults to the account. */
   user?: string;
   os?: string;
@@ -129,7 +131,7 @@ function login(kind: 'connect' | 'change_user', s: ConnectSpec): DbEvent {
     {
       connectionId: s.conn,
       login: { user: s.user ?? s.account, os: s.os ?? '', ip: s.ip ?? '', proxy: s.proxy ? "''@'%'" : '' },
-      account: { user: s.account, host: '%' },
+      account: { user: s.account, host: s.host ?? '%' },
       status: s.status ?? 0,
       connectionType: 'ssl',
     },

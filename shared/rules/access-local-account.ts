@@ -3,25 +3,27 @@ import { defineRule, loginOccurrence, sessionFields } from '../detect/rule.js';
 import { at, DB, db } from '../detect/timeline.js';
 import { Memo } from '../memo.js';
 
-/** Patterns compiled (the allow-lists' few patterns are matched on every local login). */
-const compiled = new Memo(1000, (pattern: string) => {
+/** A MySQL LIKE-style pattern (`%` any run, `_` one character) as a regular expression. */
+function likeRegExp(pattern: string, flags: string): RegExp {
   const body = pattern
     .replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
     .replaceAll('%', '.*')
     .replaceAll('_', '.');
-  return new RegExp(`^${body}$`, 'i');
-});
-
-/** MySQL LIKE-style match (`%` any run, `_` one character), case-insensitive for hosts. */
-function like(pattern: string, value: string): boolean {
-  return compiled.get(pattern).test(value);
+  return new RegExp(`^${body}$`, flags);
 }
+
+/**
+ * Patterns compiled (the allow-lists' few patterns are matched on every local login). MySQL user
+ * names are case-sensitive (`ADMIN` is another account than `admin`), host names are not.
+ */
+const users = new Memo(1000, (pattern: string) => likeRegExp(pattern, ''));
+const hosts = new Memo(1000, (pattern: string) => likeRegExp(pattern, 'i'));
 
 export function allowListed(patterns: readonly string[], user: string, host: string): boolean {
   return patterns.some((p) => {
     const i = p.lastIndexOf('@');
     const [pu, ph] = i < 0 ? [p, '%'] : [p.slice(0, i), p.slice(i + 1)];
-    return like(pu, user) && like(ph, host);
+    return users.get(pu).test(user) && hosts.get(ph).test(host);
   });
 }
 
@@ -103,6 +105,19 @@ export const accessLocalAccount = defineRule({
         db.connect({ at: at(3), conn: 3, account: 'etl.job' }),
       ],
       expect: { alerts: 0 },
+    },
+    {
+      name: 'user names are case-sensitive in allow-list patterns, host names are not',
+      config: {
+        dbSystems: [
+          { id: DB.id, name: DB.name, iamOnly: true, allowedLocalAccounts: ['admin@%', 'ops@LocalHost'] },
+        ],
+      },
+      events: () => [
+        db.connect({ at: at(1), conn: 1, account: 'ADMIN' }),
+        db.connect({ at: at(2), conn: 2, account: 'ops', host: 'localhost' }),
+      ],
+      expect: { alerts: 1, severity: 'high', match: { mysqlAccount: 'ADMIN@%', loginUser: 'ADMIN' } },
     },
     {
       name: 'a dot in an allow-list pattern is only a dot',
