@@ -555,6 +555,9 @@ export class Correlator {
     const { directory, mappings } = this.models;
     const fact: IamFact = { event };
     if (userId) fact.user = { id: userId, name: directory.user(userId)?.name ?? userId };
+    const actor =
+      directory.findUser(event.actor.id, event.ts) ?? directory.findUser(event.actor.name, event.ts);
+    if (actor) fact.actor = { id: actor.id, name: actor.name };
     if (groupId) {
       const g = directory.group(groupId);
       fact.group = {

@@ -105,6 +105,8 @@ export type GroupInfo = Ref & {
 export type IamFact = {
   event: IamEvent | SyncDirectoryEvent;
   user?: Ref;
+  /** The directory user who made the change, when the directory knows them (by id, else by name). */
+  actor?: Ref;
   group?: GroupInfo;
   /** For policy events: earlier changes of the policy this one undoes. */
   reverts?: Reverts;

@@ -218,11 +218,20 @@ function iamEvent(ts: number, kind: IamEventKind, fields: Partial<IamEvent>): Ia
 }
 
 export const iam = {
-  added(s: { at: number; user: string; name?: string; group: string; membershipId?: string }): IamEvent {
+  /** `actor`: who made the change (default iam-admin). */
+  added(s: {
+    at: number;
+    user: string;
+    name?: string;
+    group: string;
+    membershipId?: string;
+    actor?: { id?: string; name?: string };
+  }): IamEvent {
     return iamEvent(s.at, 'membership_added', {
       user: { id: s.user, ...(s.name ? { name: s.name } : {}) },
       group: { id: s.group },
       ...(s.membershipId ? { membershipId: s.membershipId } : {}),
+      ...(s.actor ? { actor: s.actor } : {}),
     });
   },
   removed(s: { at: number; user?: string; group?: string; membershipId?: string }): IamEvent {

@@ -6,15 +6,16 @@ export const iamPrivilegedGroupChange = defineRule({
   id: 'iam.privileged-group-change',
   title: 'Membership of a privileged database group changed',
   description:
-    'A user is added to or removed from a group mapped to a privileged MySQL account (or a break-glass group), or such a group is deleted.',
+    'A user is added to or removed from a group mapped to a privileged MySQL account (or a break-glass group), or such a group is deleted; high when users add themselves.',
   severity: 'medium',
   attack: ['T1098.007'],
-  runbook: 'Match the change to an access request; for break-glass groups confirm the emergency.',
+  runbook:
+    'Match the change to an access request; for break-glass groups confirm the emergency. A user who added themselves granted their own privileged access: confirm who approved it, else remove the membership.',
   falsePositives: ['Joiners and leavers processed by the identity team.'],
   params: z.strictObject({}),
   suppressFor: 0,
   on: {
-    iam: ({ event, user, group }) => {
+    iam: ({ event, user, actor, group }) => {
       if (!group || (!group.breakGlass && !group.mappedAccounts.some((a) => a.privileged))) return [];
       const verb =
         event.kind === 'membership_added'
@@ -25,6 +26,8 @@ export const iamPrivilegedGroupChange = defineRule({
               ? 'deleted:'
               : undefined;
       if (!verb) return [];
+      // Granting oneself privileged access breaks segregation of duties.
+      const selfGranted = event.kind === 'membership_added' && user !== undefined && actor?.id === user.id;
       const who =
         event.kind === 'group_deleted'
           ? 'Group'
@@ -34,7 +37,10 @@ export const iamPrivilegedGroupChange = defineRule({
           subject: event.key,
           occurrence: event.kind,
           ts: event.ts,
-          title: `${who} ${verb} privileged group ${group.name}`,
+          title: selfGranted
+            ? `${who} added themselves to privileged group ${group.name}`
+            : `${who} ${verb} privileged group ${group.name}`,
+          ...(selfGranted ? { severity: 'high' as const } : {}),
           identity: user ? { principalId: user.id, name: user.name, attribution: null } : null,
           dbSystem: null,
           group: { id: group.id, name: group.name },
@@ -48,6 +54,7 @@ export const iamPrivilegedGroupChange = defineRule({
             actor: event.actor.name ?? event.actor.id ?? null,
             accounts: group.mappedAccounts.filter((a) => a.privileged).map((a) => `${a.account} on ${a.db}`),
             breakGlass: group.breakGlass,
+            selfGranted,
           },
         },
       ];
@@ -65,8 +72,45 @@ export const iamPrivilegedGroupChange = defineRule({
           actor: { principalId: 'ocid1.user.oc1..admin', name: 'iam-admin' },
           title: 'bob@example.com added to privileged group DBAdmins',
           group: { id: GROUPS.dba },
-          details: { change: 'membership_added', actor: 'iam-admin', breakGlass: false },
+          details: { change: 'membership_added', actor: 'iam-admin', breakGlass: false, selfGranted: false },
         },
+      },
+    },
+    {
+      name: 'a user who adds themselves to the break-glass group',
+      events: () => [
+        iam.added({
+          at: at(1),
+          user: USERS.bob,
+          group: GROUPS.bg,
+          actor: { id: USERS.bob, name: 'bob@example.com' },
+        }),
+      ],
+      expect: {
+        alerts: 1,
+        severity: 'high',
+        match: {
+          identity: { principalId: USERS.bob },
+          actor: { principalId: USERS.bob },
+          title: 'bob@example.com added themselves to privileged group BreakGlass',
+          details: { change: 'membership_added', breakGlass: true, selfGranted: true },
+        },
+      },
+    },
+    {
+      name: "an actor named only by an alias (an identity domain's own id) who adds themselves",
+      events: () => [
+        iam.added({
+          at: at(1),
+          user: USERS.bob,
+          group: GROUPS.dba,
+          actor: { id: 'b0b-domain-guid', name: 'bob' },
+        }),
+      ],
+      expect: {
+        alerts: 1,
+        severity: 'high',
+        match: { identity: { principalId: USERS.bob }, details: { selfGranted: true } },
       },
     },
     {
@@ -93,7 +137,7 @@ export const iamPrivilegedGroupChange = defineRule({
           identity: { principalId: USERS.alice },
           title: 'alice@example.com removed from privileged group BreakGlass',
           group: { id: GROUPS.bg },
-          details: { change: 'membership_removed', breakGlass: true },
+          details: { change: 'membership_removed', breakGlass: true, selfGranted: false },
         },
       },
     },
