@@ -672,10 +672,10 @@ describe('replay', () => {
       runbook: burst.runbook,
       falsePositives: burst.falsePositives,
       suppressionWindowMs: 3_600_000,
-      parameters: { threshold: 5, window: 'PT10M' },
+      parameters: { threshold: 5, window: 'PT10M', longThreshold: 20, longWindow: 'P1D' },
     });
     expect(one.stdout).toContain(
-      'tuning           rules["auth.failure-burst"] in the configuration: enabled, severity, and these parameters (default):\n  threshold  5\n  window     PT10M\n',
+      'tuning           rules["auth.failure-burst"] in the configuration: enabled, severity, and these parameters (default):\n  threshold      5\n  window         PT10M\n  longThreshold  20\n  longWindow     P1D\n',
     );
     // The defaults as shown are a configuration that gives every rule its defaults.
     const shown = Object.fromEntries(

@@ -37,7 +37,8 @@ describe('detector state', () => {
     }
     const { created } = await detector.finalize({ known: async () => new Set(), load: async () => [] });
     expect(created.map((a) => a.rule)).toEqual(['auth.failure-burst', 'auth.failure-burst']);
-    expect(cache.size('window')).toBe(2);
+    // The burst's window and the long one, for the login user and for the IP.
+    expect(cache.size('window')).toBe(4);
     expect(cache.size('suppress')).toBe(2);
     detector.prune(at(60));
     expect(cache.size('window')).toBe(0);

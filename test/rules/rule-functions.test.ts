@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { accessNewSource, networkOf } from '../../shared/rules/access-new-source.js';
 import { accessUnusualHour } from '../../shared/rules/access-unusual-hour.js';
 import { factorStrength } from '../../shared/rules/access-without-mfa.js';
+import { authFailureBurst } from '../../shared/rules/auth-failure-burst.js';
 
 describe('networkOf', () => {
   it.each([
@@ -67,6 +68,13 @@ describe('parameter bounds', () => {
     [accessUnusualHour.params, { margin: 11 }, true],
     [accessUnusualHour.params, { margin: 12 }, false],
     [accessUnusualHour.params, { margin: -1 }, false],
+    [authFailureBurst.params, { longThreshold: 0 }, true],
+    [authFailureBurst.params, { longThreshold: 1 }, false],
+    [authFailureBurst.params, { threshold: 19, window: 'PT23H59M' }, true],
+    // The long window counts more failures over a longer time than the burst's.
+    [authFailureBurst.params, { threshold: 20 }, false],
+    [authFailureBurst.params, { window: 'PT24H' }, false],
+    [authFailureBurst.params, { threshold: 20, window: 'PT24H', longThreshold: 0 }, true],
   ])('%#: %j valid: %s', (schema, value, valid) => {
     expect(schema.safeParse(value).success).toBe(valid);
   });
