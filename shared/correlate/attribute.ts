@@ -2,7 +2,7 @@
 // and the keys of the facts it rests on. Pure over the correlator's models at connect time.
 import type { Attribution } from '../../schemas/session.js';
 import type { Directory } from './directory.js';
-import type { Mappings } from './mappings.js';
+import { type Mappings, parseAccountName } from './mappings.js';
 import type { Memberships } from './memberships.js';
 import type { SignOn, SignOns } from './signons.js';
 
@@ -64,14 +64,25 @@ export function attribute(facts: ConnectFacts, models: Models, tokenLifetime: nu
     });
   }
 
-  // 2. A group login: the proxied account is the target of one or more group mappings.
-  const candidates = mappings.groupsMappedTo(db, account.user, ts);
+  // 2. A group login: the proxied account is the target of one or more group mappings. Where the
+  // server names the proxy account, it must be a mapping account; where it names none (what
+  // authentication_oci writes there is not documented), an account an audited statement opened
+  // to logins without IAM (a password, another plugin, unlocked, a look-alike on another host)
+  // may have been logged in to directly, and is taken for a local account.
+  const direct = login.proxy ? undefined : mappings.directLoginAt(db, account, ts);
+  const candidates = direct
+    ? []
+    : mappings.groupsMappedTo(db, account, ts).filter((c) => !login.proxy || sameAccount(login.proxy, c.via));
   if (candidates.length === 0) {
     return {
       identity: null,
       group: null,
       proxied: false,
-      attribution: { method: 'local-account', confidence: 'none', evidence },
+      attribution: {
+        method: 'local-account',
+        confidence: 'none',
+        evidence: direct ? [...evidence, direct.key] : evidence,
+      },
     };
   }
   evidence.push(...new Set(candidates.map((c) => c.key)));
@@ -169,4 +180,13 @@ export function attribute(facts: ConnectFacts, models: Models, tokenLifetime: nu
       problem: signedOn.length > 1 ? 'ambiguous' : 'no-evidence',
     },
   };
+}
+
+/** Whether two account names are one account, however quoted (`''@'%'` is `''@%`); hosts ignore case. */
+function sameAccount(a: string, b: string): boolean {
+  const canonical = (name: string) => {
+    const { user, host = '%' } = parseAccountName(name);
+    return `${user}@${host.toLowerCase()}`;
+  };
+  return canonical(a) === canonical(b);
 }

@@ -365,7 +365,10 @@ export class Correlator {
     const targets = [...(facts.privilege?.targets ?? []), ...(facts.accounts ?? []).map((c) => c.account)];
     for (const target of targets) this.noteAudited(ev.dbSystemId, target, ev.ts);
     const mappingChanges: AccountChange[] = [];
+    const bypassesIam: AccountRef[] = [];
     for (const change of facts.accounts ?? []) {
+      const opened = this.noteDirectLogin(ev, change);
+      if (opened) bypassesIam.push(opened);
       const before = mappings.versionAt(ev.dbSystemId, change.account, ev.ts);
       const touchesOci =
         before?.plugin === OCI_PLUGIN || ('plugin' in change && change.plugin === OCI_PLUGIN);
@@ -379,7 +382,37 @@ export class Correlator {
       facts,
       mappingChanges,
       reverts: this.mappingReverts(ev, mappingChanges),
+      bypassesIam,
     });
+  }
+
+  /**
+   * Whether an account change opens a proxied account (a group mapping's target) to logins without
+   * IAM: a password, another plugin or ACCOUNT UNLOCK for it, or an account of its user name created
+   * unlocked, on another host, or renamed onto it. Records it (ACCOUNT LOCK and DROP USER close it
+   * again) and returns the account it opened.
+   */
+  private noteDirectLogin(ev: DbEvent, change: AccountChange): AccountRef | undefined {
+    const { mappings } = this.models;
+    const account = change.op === 'rename' ? change.to : change.account;
+    const target = mappings.proxiedTarget(ev.dbSystemId, account.user, ev.ts);
+    if (!target) return undefined;
+    const note = (open: boolean) =>
+      mappings.noteDirectLogin(ev.dbSystemId, account, { ts: ev.ts, key: ev.key, open });
+    if (change.op === 'drop' || (change.op !== 'rename' && change.locked === true)) {
+      note(false);
+      return undefined;
+    }
+    const otherHost = (target.host ?? '%').toLowerCase() !== account.host.toLowerCase();
+    const opens =
+      change.op === 'rename' ||
+      change.password === true ||
+      change.locked === false ||
+      (change.op === 'create'
+        ? otherHost || change.locked === undefined
+        : change.plugin !== undefined && change.plugin !== OCI_PLUGIN);
+    if (opens) note(true);
+    return opens ? account : undefined;
   }
 
   /** The earlier mapping changes a statement undoes, account by account (a rename touches two). */

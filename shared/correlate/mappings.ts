@@ -15,7 +15,19 @@ export type AccountVersion = {
   authenticationString?: string;
   dropped?: true;
 };
-export type AccountRow = { db: string; user: string; host: string; versions: AccountVersion[] };
+/**
+ * An audited change of whether an account can be logged in to without IAM: `open` when a statement
+ * gave a proxied user name a password, another plugin, an unlocked account or an account on another
+ * host; closed by ACCOUNT LOCK or DROP USER.
+ */
+export type DirectLogin = { ts: number; key: string; open: boolean };
+export type AccountRow = {
+  db: string;
+  user: string;
+  host: string;
+  versions: AccountVersion[];
+  direct?: DirectLogin[];
+};
 
 /** What an authentication_oci `AS '...'` string says. */
 export type OciMapping = {
@@ -130,13 +142,49 @@ export class Mappings {
     return parseOciMapping(v.authenticationString);
   }
 
-  /** Groups whose mapping resolves to MySQL user `proxied` at `ts`, in mapping order, with the mapping account. */
-  groupsMappedTo(db: string, proxied: string, ts: number): { groupId: string; via: string; key: string }[] {
+  /**
+   * Groups whose mapping resolves to account `proxied` at `ts`, in mapping order, with the mapping
+   * account: by user name (case-sensitive), and by host (not) where the mapping names one.
+   */
+  groupsMappedTo(
+    db: string,
+    proxied: AccountRef,
+    ts: number,
+  ): { groupId: string; via: string; key: string }[] {
     const out: { groupId: string; via: string; key: string }[] = [];
     forEachGroupMapping(this.mappingRows.get(db) ?? [], ts, (row, key, groupId, account) => {
-      if (account === proxied) out.push({ groupId, via: accountName(row), key });
+      const target = parseAccountName(account);
+      if (
+        target.user === proxied.user &&
+        (target.host === undefined || target.host.toLowerCase() === proxied.host.toLowerCase())
+      )
+        out.push({ groupId, via: accountName(row), key });
     });
     return out;
+  }
+
+  /** The account a group mapping at `ts` names with MySQL user `user` (a proxied account), if any. */
+  proxiedTarget(db: string, user: string, ts: number): { user: string; host?: string } | undefined {
+    let found: { user: string; host?: string } | undefined;
+    forEachGroupMapping(this.mappingRows.get(db) ?? [], ts, (_row, _key, _groupId, account) => {
+      const target = parseAccountName(account);
+      if (target.user === user) found ??= target;
+    });
+    return found;
+  }
+
+  /** Records that an audited statement opened (or closed) an account to logins without IAM; idempotent by key. */
+  noteDirectLogin(db: string, account: AccountRef, change: DirectLogin): void {
+    const row = this.row(db, account);
+    if (row.direct?.some((d) => d.key === change.key)) return;
+    row.direct = [...(row.direct ?? []), change].sort((a, b) => a.ts - b.ts || (a.key < b.key ? -1 : 1));
+    this.cache.touch(ACCOUNT, rowKey(db, account));
+  }
+
+  /** The audited change in force at `ts` that left this account open to logins without IAM, if any. */
+  directLoginAt(db: string, account: AccountRef, ts: number): DirectLogin | undefined {
+    const d = inForceAt(this.cache.get<AccountRow>(ACCOUNT, rowKey(db, account))?.direct ?? [], ts);
+    return d?.open ? d : undefined;
   }
 
   /** Every DB system and MySQL user a group maps to at `ts`. */
@@ -144,7 +192,7 @@ export class Mappings {
     const out: { db: string; account: string }[] = [];
     for (const rows of this.mappingRows.values())
       forEachGroupMapping(rows, ts, (row, _key, g, account) => {
-        if (g === groupId) out.push({ db: row.db, account });
+        if (g === groupId) out.push({ db: row.db, account: parseAccountName(account).user });
       });
     // In a fixed order: DB systems are met in the order they became known.
     return out.sort((a, b) => (a.db === b.db ? (a.account < b.account ? -1 : 1) : a.db < b.db ? -1 : 1));
@@ -213,6 +261,16 @@ export class Mappings {
     rows.push({ key, row });
     rows.sort((a, b) => (a.key < b.key ? -1 : 1));
   }
+}
+
+/**
+ * An account name as written (`user@host`, each part maybe quoted): its user, and its host where it
+ * names one. A group mapping names a user, or `user@host`.
+ */
+export function parseAccountName(value: string): { user: string; host?: string } {
+  const at = value.lastIndexOf('@');
+  const unquote = (part: string) => part.trim().replace(/^(['"`])(.*)\1$/, '$2');
+  return at < 0 ? { user: value } : { user: unquote(value.slice(0, at)), host: unquote(value.slice(at + 1)) };
 }
 
 /** Calls `visit` for each group-to-user entry of the mappings in force at `ts` on these rows, in order. */

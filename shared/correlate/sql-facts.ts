@@ -17,7 +17,16 @@ export type StatementFacts = {
 };
 
 export type AccountChange =
-  | { op: 'create' | 'alter'; account: AccountRef; plugin?: string; authenticationString?: string }
+  | {
+      op: 'create' | 'alter';
+      account: AccountRef;
+      plugin?: string;
+      authenticationString?: string;
+      /** IDENTIFIED [WITH plugin] BY: the account gets a password. */
+      password?: true;
+      /** ACCOUNT LOCK (true) or ACCOUNT UNLOCK (false). */
+      locked?: boolean;
+    }
   | { op: 'drop'; account: AccountRef }
   | { op: 'rename'; account: AccountRef; to: AccountRef };
 
@@ -78,10 +87,22 @@ const IDENTIFIED_WITH = new RegExp(
   'iy',
 );
 
-/** CREATE USER / ALTER USER: each account with the plugin and AS string that follows it. */
+const IDENTIFIED_BY = /\s+IDENTIFIED\s+(?:WITH\s+\S+\s+)?BY\b/iy;
+
+/**
+ * CREATE USER / ALTER USER: each account with the plugin and AS string that follows it, whether it
+ * gets a password, and the statement's ACCOUNT LOCK or UNLOCK.
+ */
 function accountDefinitions(text: string, op: 'create' | 'alter'): AccountChange[] {
   const head = /^\s*(?:CREATE|ALTER)\s+USER\s+(?:IF\s+(?:NOT\s+)?EXISTS\s+)?/i.exec(text);
   if (!head) return [];
+  const lock = /\bACCOUNT\s+(UN)?LOCK\b/i.exec(maskLiterals(text));
+  const withOptions = (change: Extract<AccountChange, { op: 'create' | 'alter' }>, at: number) => {
+    IDENTIFIED_BY.lastIndex = at;
+    if (IDENTIFIED_BY.test(text)) change.password = true;
+    if (lock) change.locked = lock[1] === undefined;
+    return change;
+  };
   const changes: AccountChange[] = [];
   let i = head[0].length;
   for (;;) {
@@ -93,14 +114,14 @@ function accountDefinitions(text: string, op: 'create' | 'alter'): AccountChange
     IDENTIFIED_WITH.lastIndex = i;
     const auth = IDENTIFIED_WITH.exec(text);
     if (auth?.[1]) {
-      i = IDENTIFIED_WITH.lastIndex;
       const plugin = unquote(auth[1]).toLowerCase();
-      const change: AccountChange = { op, account, plugin };
+      const change = withOptions({ op, account, plugin }, i);
+      i = IDENTIFIED_WITH.lastIndex;
       if (auth[2] !== undefined && plugin === 'authentication_oci')
         change.authenticationString = unquote(auth[2]);
       changes.push(change);
     } else {
-      for (const a of accounts) changes.push({ op, account: a });
+      for (const a of accounts) changes.push(withOptions({ op, account: a }, i));
     }
     const comma = /^\s*,/.exec(text.slice(i, i + 64));
     if (!comma) break;
@@ -190,6 +211,12 @@ export function statementFacts(event: DbEvent): StatementFacts {
     }));
   } else if (command === 'rename_user') {
     facts.accounts = renames(text);
+  } else if (command === 'set_password') {
+    facts.accounts = accountsAfter(text, /\bSET\s+PASSWORD\s+FOR\s+/i).map((account) => ({
+      op: 'alter' as const,
+      account,
+      password: true as const,
+    }));
   }
 
   if (verb) {
@@ -198,8 +225,6 @@ export function statementFacts(event: DbEvent): StatementFacts {
       targets = facts.accounts.flatMap((c) => (c.op === 'rename' ? [c.account, c.to] : [c.account]));
     } else if (command === 'drop_role' || command === 'create_role') {
       targets = accountsAfter(text, /^\s*(?:DROP|CREATE)\s+ROLE\s+(?:IF\s+(?:NOT\s+)?EXISTS\s+)?/i);
-    } else if (command === 'set_password') {
-      targets = accountsAfter(text, /\bSET\s+PASSWORD\s+FOR\s+/i);
     } else if (command.startsWith('grant') || command === 'alter_user_default_role') {
       targets = accountsAfter(text, /\sTO\s+/i);
     } else {

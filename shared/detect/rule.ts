@@ -14,7 +14,7 @@ import type { AttributionResult, Ref } from '../correlate/attribute.js';
 import { accountName } from '../correlate/mappings.js';
 import type { Undone } from '../correlate/reverts.js';
 import type { SignOn } from '../correlate/signons.js';
-import type { AccountChange, StatementFacts } from '../correlate/sql-facts.js';
+import type { AccountChange, AccountRef, StatementFacts } from '../correlate/sql-facts.js';
 import { redactLiterals } from '../normalize/redact.js';
 import type { Baseline, BaselineOptions } from './baselines.js';
 import type { RuleCase } from './timeline.js';
@@ -80,6 +80,8 @@ export type StatementFact = {
   mappingChanges: AccountChange[];
   /** Earlier mapping changes this statement undoes (see `Reverts`). */
   reverts: Reverts;
+  /** Proxied accounts (group mapping targets) the statement opens to logins without IAM. */
+  bypassesIam?: AccountRef[];
 };
 
 /**

@@ -1,6 +1,11 @@
 import { z } from 'zod';
 import { defineRule, loginOccurrence, sessionFields } from '../detect/rule.js';
-import { at, DB, db } from '../detect/timeline.js';
+import { at, DB, db, GROUPS } from '../detect/timeline.js';
+
+/** `sql` run by admin at `minutes` after T0. */
+const byAdmin = (minutes: number, sqlCommand: string, sql: string) =>
+  db.query({ at: at(minutes), conn: 99, account: 'admin', sqlCommand, sql });
+
 import { Memo } from '../memo.js';
 
 /** A MySQL LIKE-style pattern (`%` any run, `_` one character) as a regular expression. */
@@ -131,6 +136,78 @@ export const accessLocalAccount = defineRule({
       name: 'a DB system missing from the configuration is silent',
       events: () => [
         db.connect({ at: at(1), conn: 1, account: 'app', db: 'ocid1.mysqldbsystem.oc1..unknown' }),
+      ],
+      expect: { alerts: 0 },
+    },
+    {
+      name: 'a proxied account logged in to after a statement opened it to logins without IAM',
+      events: () => [
+        byAdmin(1, 'alter_user', "ALTER USER 'dev_proxy'@'%' IDENTIFIED BY <secret> ACCOUNT UNLOCK"),
+        db.connect({ at: at(2), conn: 1, account: 'dev_proxy', ip: '10.9.9.9' }),
+      ],
+      expect: {
+        alerts: 1,
+        severity: 'high',
+        match: {
+          identity: null,
+          mysqlAccount: 'dev_proxy@%',
+          loginUser: 'dev_proxy',
+          title: 'Local account dev_proxy@% logged in to prod-orders, which is IAM-only',
+        },
+      },
+    },
+    {
+      name: 'a look-alike of a proxied account on another host is a local account',
+      events: () => [
+        byAdmin(1, 'create_user', "CREATE USER 'dev_proxy'@'10.%' IDENTIFIED BY <secret>"),
+        db.connect({ at: at(2), conn: 1, account: 'dev_proxy', host: '10.%', ip: '10.9.9.9' }),
+        db.connect({ at: at(3), conn: 2, account: 'dev_proxy', user: 'bob', ip: '10.9.9.9' }),
+      ],
+      expect: { alerts: 1, severity: 'high', match: { mysqlAccount: 'dev_proxy@10.%', identity: null } },
+    },
+    {
+      name: 'a mapping that names its account with a host: the user on another host is a local account',
+      config: {
+        dbSystems: [
+          {
+            id: DB.id,
+            name: DB.name,
+            iamOnly: true,
+            accounts: [
+              {
+                user: '',
+                host: '%',
+                plugin: 'authentication_oci',
+                authenticationString: JSON.stringify({ group_mapping: { [GROUPS.dev]: "'dev_proxy'@'%'" } }),
+              },
+            ],
+          },
+        ],
+      },
+      events: () => [
+        db.connect({ at: at(1), conn: 1, account: 'dev_proxy', host: '10.%', user: 'bob' }),
+        db.connect({ at: at(2), conn: 2, account: 'dev_proxy', user: 'bob' }),
+      ],
+      expect: { alerts: 1, severity: 'high', match: { mysqlAccount: 'dev_proxy@10.%', loginUser: 'bob' } },
+    },
+    {
+      name: 'a proxy account the server names that maps no group is a local login',
+      events: () => {
+        const connect = db.connect({ at: at(1), conn: 1, account: 'dev_proxy', user: 'bob' });
+        return [{ ...connect, login: { ...connect.login!, proxy: "'app'@'%'" } }];
+      },
+      expect: { alerts: 1, severity: 'high', match: { mysqlAccount: 'dev_proxy@%', loginUser: 'bob' } },
+    },
+    {
+      name: 'group logins to a proxied account: ordinary, named by the server, after a grant, after it was locked again',
+      events: () => [
+        db.connect({ at: at(1), conn: 1, account: 'dev_proxy', user: 'bob' }),
+        byAdmin(2, 'grant', "GRANT SELECT ON shop.* TO 'dev_proxy'@'%'"),
+        db.connect({ at: at(3), conn: 2, account: 'dev_proxy', user: 'bob' }),
+        byAdmin(4, 'alter_user', "ALTER USER 'dev_proxy'@'%' IDENTIFIED BY <secret> ACCOUNT UNLOCK"),
+        db.connect({ at: at(5), conn: 3, account: 'dev_proxy', user: 'bob', proxy: true }),
+        byAdmin(6, 'alter_user', "ALTER USER 'dev_proxy'@'%' ACCOUNT LOCK"),
+        db.connect({ at: at(7), conn: 4, account: 'dev_proxy', user: 'dave' }),
       ],
       expect: { alerts: 0 },
     },

@@ -15,11 +15,11 @@ export const privilegeChange = defineRule({
   id: 'privilege.change',
   title: 'MySQL privileges changed',
   description:
-    'GRANT, REVOKE, CREATE/ALTER/DROP/RENAME USER, SET PASSWORD, SET DEFAULT ROLE or GRANT PROXY executed; high when the executing or a target account is privileged, or the grant makes its grantee an administrator (ALL or an administrative privilege on *.*, or WITH GRANT OPTION).',
+    'GRANT, REVOKE, CREATE/ALTER/DROP/RENAME USER, SET PASSWORD, SET DEFAULT ROLE or GRANT PROXY executed; high when the executing or a target account is privileged, the grant makes its grantee an administrator (ALL or an administrative privilege on *.*, or WITH GRANT OPTION), or the statement opens a proxied account (a group mapping target) to logins without IAM: a password, another plugin or ACCOUNT UNLOCK for it, or an unlocked account of its user name created on another host or renamed onto it.',
   severity: 'medium',
   attack: ['T1098'],
   runbook:
-    'Match the change to an approved request; for privileged accounts confirm the person behind the session.',
+    'Match the change to an approved request; for privileged accounts confirm the person behind the session. A proxied account opened to logins without IAM: lock it again (ALTER USER ... ACCOUNT LOCK) or drop the look-alike, and review its sessions since, which are local-account logins.',
   falsePositives: ['Provisioning automation (allow-list it by lowering the severity in config).'],
   params: z.strictObject({}),
   suppressFor: 0,
@@ -34,21 +34,91 @@ export const privilegeChange = defineRule({
         (actor !== undefined && privileged.has(actor)) ||
         p.targets.some((t) => privileged.has(t.user));
       const targets = p.targets.map(accountName);
+      const where = f.db?.name ?? f.event.dbSystemId;
+      const bypass = (f.bypassesIam ?? []).map(accountName);
       return [
         {
           subject: f.event.key,
           occurrence: 'change',
           ts: f.event.ts,
-          severity: high ? 'high' : 'medium',
-          title: `${p.verb} on ${targets.join(', ') || 'an account'} in ${f.db?.name ?? f.event.dbSystemId}`,
+          severity: high || bypass.length > 0 ? 'high' : 'medium',
+          title:
+            bypass.length > 0
+              ? `${bypass.join(', ')} can now be logged in to without IAM on ${where} (${p.verb})`
+              : `${p.verb} on ${targets.join(', ') || 'an account'} in ${where}`,
           ...statementFields(f),
           evidence: [f.event.key],
-          details: { verb: p.verb, targets, sql: statementSql(f) },
+          details: {
+            verb: p.verb,
+            targets,
+            sql: statementSql(f),
+            ...(bypass.length > 0 ? { bypassesIam: bypass } : {}),
+          },
         },
       ];
     },
   },
   cases: [
+    {
+      name: 'a proxied account unlocked and given a password can be logged in to without IAM: high',
+      events: () => [
+        statement('admin', 'alter_user', "ALTER USER 'dev_proxy'@'%' IDENTIFIED BY <secret> ACCOUNT UNLOCK"),
+      ],
+      expect: {
+        alerts: 1,
+        severity: 'high',
+        match: {
+          mysqlAccount: 'admin@%',
+          title: 'dev_proxy@% can now be logged in to without IAM on prod-orders (ALTER USER)',
+          details: { verb: 'ALTER USER', targets: ['dev_proxy@%'], bypassesIam: ['dev_proxy@%'] },
+        },
+      },
+    },
+    {
+      name: 'a look-alike of a proxied account created on another host is high',
+      events: () => [
+        statement('admin', 'create_user', "CREATE USER 'dev_proxy'@'10.%' IDENTIFIED BY <secret>"),
+      ],
+      expect: {
+        alerts: 1,
+        severity: 'high',
+        match: { title: 'dev_proxy@10.% can now be logged in to without IAM on prod-orders (CREATE USER)' },
+      },
+    },
+    {
+      name: 'an account renamed onto a proxied user name is high',
+      events: () => [statement('admin', 'rename_user', "RENAME USER 'app'@'%' TO 'dev_proxy'@'10.%'")],
+      expect: { alerts: 1, severity: 'high', match: { details: { bypassesIam: ['dev_proxy@10.%'] } } },
+    },
+    {
+      name: 'a password set for a proxied account is high',
+      events: () => [statement('admin', 'set_password', "SET PASSWORD FOR 'dev_proxy'@'%' = <secret>")],
+      expect: {
+        alerts: 1,
+        severity: 'high',
+        match: { details: { verb: 'SET PASSWORD', bypassesIam: ['dev_proxy@%'] } },
+      },
+    },
+    {
+      name: 'another plugin given to a proxied account is high',
+      events: () => [
+        statement(
+          'admin',
+          'alter_user',
+          "ALTER USER 'dev_proxy'@'%' IDENTIFIED WITH 'mysql_native_password'",
+        ),
+      ],
+      expect: { alerts: 1, severity: 'high', match: { details: { bypassesIam: ['dev_proxy@%'] } } },
+    },
+    {
+      name: 'a grant to a proxied account, locking it, or a locked look-alike opens nothing',
+      events: () => [
+        statement('admin', 'grant', "GRANT SELECT ON shop.* TO 'dev_proxy'@'%'"),
+        statement('admin', 'alter_user', "ALTER USER 'dev_proxy'@'%' ACCOUNT LOCK"),
+        statement('admin', 'create_user', "CREATE USER 'dev_proxy'@'10.%' ACCOUNT LOCK"),
+      ],
+      expect: { alerts: 3, severity: 'medium', match: { mysqlAccount: 'admin@%' } },
+    },
     {
       name: 'grant to a privileged account is high',
       events: () => [statement('admin', 'grant', "GRANT ALL ON *.* TO 'dba_proxy'@'%'")],

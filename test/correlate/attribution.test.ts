@@ -1,6 +1,6 @@
 // The attribution matrix of architecture section 4: every method and confidence, and each failure path.
 import { describe, expect, it } from 'vitest';
-import type { CanonicalEvent } from '../../schemas/events.js';
+import type { CanonicalEvent, DbEvent } from '../../schemas/events.js';
 import { at, db, GROUPS, iam, USERS } from '../../shared/detect/timeline.js';
 import { runTimeline } from '../helpers/run-timeline.js';
 
@@ -227,6 +227,8 @@ describe('attribution', () => {
   });
 
   it('an account that mapped one user and is then given a group mapping serves later group logins', async () => {
+    // The server names the proxy account, the one whose mapping served the login.
+    const viaGate = (c: DbEvent): DbEvent => ({ ...c, login: { ...c.login!, proxy: "'gate'@'%'" } });
     const alter = (at: number, mapping: object) =>
       db.query({
         at,
@@ -244,14 +246,14 @@ describe('attribution', () => {
         sql: "CREATE USER 'ops_proxy'@'%'",
       }),
       alter(at(2), { tenancy: 't', user: USERS.carol }),
-      db.connect({ at: at(3), conn: 1, account: 'ops_proxy', user: 'bob', proxy: true }),
+      viaGate(db.connect({ at: at(3), conn: 1, account: 'ops_proxy', user: 'bob' })),
       alter(at(4), { tenancy: 't', group_mapping: { [GROUPS.dev]: 'ops_proxy' } }),
     ];
     const before = await sessionOf(events.slice(0, 3));
     expect(before).toMatchObject({ identity: null, group: null });
     const after = await sessionOf([
       ...events,
-      db.connect({ at: at(10), conn: 2, account: 'ops_proxy', user: 'bob', proxy: true }),
+      viaGate(db.connect({ at: at(10), conn: 2, account: 'ops_proxy', user: 'bob' })),
     ]);
     expect(after).toMatchObject({ identity: { id: USERS.bob }, group: { id: GROUPS.dev }, proxied: true });
   });
