@@ -9,8 +9,6 @@ import {
   DEFAULT_CONTEXT,
   type FormatContext,
   formatAlert,
-  formatDbEvent,
-  formatIamEvent,
   formatSession,
   formatSessionChange,
   formatSessionEnd,
@@ -89,7 +87,6 @@ async function linesOf(format: OutputFormat): Promise<string> {
   const run = await runTimeline(EVENTS, { config: { rules: { 'auth.failure-burst': { threshold: 3 } } } });
   const alerts = [...run.alerts].sort((a, b) => a.time.localeCompare(b.time) || a.id.localeCompare(b.id));
   const sessions = [...run.sessions].sort((a, b) => a.connectTs - b.connectTs || a.id.localeCompare(b.id));
-  const sessionOf = (conn: number | null) => sessions.find((s) => s.connectionId === conn);
   const lines = [
     ...alerts.map((a) => formatAlert(format, a, ctx)),
     ...sessions.flatMap((s) => [
@@ -97,13 +94,6 @@ async function linesOf(format: OutputFormat): Promise<string> {
       formatSessionChange(format, s, ctx),
       formatSessionEnd(format, s, ctx),
     ]),
-    ...EVENTS.map((e) =>
-      e.source === 'iam'
-        ? formatIamEvent(format, e, ctx)
-        : e.source === 'mysql'
-          ? formatDbEvent(format, e, sessionOf(e.connectionId), ctx)
-          : undefined,
-    ),
   ];
   return `${lines.filter((l) => l !== undefined).join('\n')}\n`;
 }

@@ -1,12 +1,11 @@
 // The SIEM output formats: one registry mapping a format name to pure formatters. Each formatter
 // returns one line (no trailing newline) or `undefined` when the format has no record for that input.
 import type { Alert } from '../../../schemas/alert.js';
-import type { DbEvent, IamEvent } from '../../../schemas/events.js';
 import { isChanged, type Session } from '../../../schemas/session.js';
 import { RULES } from '../../detect/registry.js';
 import { cefAlert, cefChangeUser, cefSession } from './cef.js';
 import { ecsAlert, ecsChangeUser, ecsSession } from './ecs.js';
-import { ocsfAlert, ocsfChangeUser, ocsfDbEvent, ocsfIamEvent, ocsfSession, ocsfSessionEnd } from './ocsf.js';
+import { ocsfAlert, ocsfChangeUser, ocsfSession, ocsfSessionEnd } from './ocsf.js';
 
 export const OUTPUT_FORMATS = ['jsonl', 'ocsf', 'cef', 'ecs'] as const;
 export type OutputFormat = (typeof OUTPUT_FORMATS)[number];
@@ -180,31 +179,5 @@ export function formatSessionEnd(
 ): string | undefined {
   if (format !== 'ocsf') return undefined;
   const record = ocsfSessionEnd(session, ctx);
-  return record && jsonLine(record);
-}
-
-/** OCSF only: membership changes (Group Management) and policy changes (API Activity). */
-export function formatIamEvent(
-  format: OutputFormat,
-  ev: IamEvent,
-  ctx: FormatContext = DEFAULT_CONTEXT,
-): string | undefined {
-  if (format !== 'ocsf') return undefined;
-  const record = ocsfIamEvent(ev, ctx);
-  return record && jsonLine(record);
-}
-
-/**
- * OCSF only: statements and table access (Datastore Activity), SQL literal-redacted. The session the
- * event belongs to, when given, supplies the person and the source IP.
- */
-export function formatDbEvent(
-  format: OutputFormat,
-  ev: DbEvent,
-  session?: Session,
-  ctx: FormatContext = DEFAULT_CONTEXT,
-): string | undefined {
-  if (format !== 'ocsf') return undefined;
-  const record = ocsfDbEvent(ev, session, ctx);
   return record && jsonLine(record);
 }

@@ -1,14 +1,12 @@
 // OCSF 1.8.0 records. Alerts are Detection Findings (2004); sessions are Authentication (3002):
 // Logon for direct logins, Account Switch for group-proxied ones (the IAM person in `user`, the
 // proxied MySQL account they switched to in `user.account`) and for a `change_user`, after the
-// connect's own record; IAM membership changes are Group Management (3006), policy changes API
-// Activity (6003), statements Datastore Activity (6005).
-// Every record validates against the OCSF 1.8.0 JSON Schemas (test/emit/ocsf.test.ts). No
-// profile is used except `cloud` on IAM events, which lists it in `metadata.profiles`.
+// connect's own record.
+// Every record validates against the OCSF 1.8.0 JSON Schemas (test/emit/ocsf.test.ts). No profile
+// is used.
 
 import { isIP } from 'node:net';
 import { type Alert, recordKey, type Severity } from '../../../schemas/alert.js';
-import type { DbEvent, IamEvent } from '../../../schemas/events.js';
 import { type ChangedSession, connectedSession, isChanged, type Session } from '../../../schemas/session.js';
 import { redactLiterals } from '../../normalize/redact.js';
 import type { FormatContext } from './format.js';
@@ -25,7 +23,6 @@ export const UNKNOWN = 'unknown';
 type OcsfClass = { class_uid: number; class_name: string; category_uid: number; category_name: string };
 
 const IAM_CATEGORY = { category_uid: 3, category_name: 'Identity & Access Management' };
-const APPLICATION_CATEGORY = { category_uid: 6, category_name: 'Application Activity' };
 
 export const OCSF_CLASSES = {
   detectionFinding: {
@@ -35,9 +32,6 @@ export const OCSF_CLASSES = {
     category_name: 'Findings',
   },
   authentication: { class_uid: 3002, class_name: 'Authentication', ...IAM_CATEGORY },
-  groupManagement: { class_uid: 3006, class_name: 'Group Management', ...IAM_CATEGORY },
-  apiActivity: { class_uid: 6003, class_name: 'API Activity', ...APPLICATION_CATEGORY },
-  datastoreActivity: { class_uid: 6005, class_name: 'Datastore Activity', ...APPLICATION_CATEGORY },
 } as const satisfies Record<string, OcsfClass>;
 
 export const OCSF_SEVERITY_ID: Record<Severity, number> = {
@@ -358,187 +352,6 @@ export function ocsfSessionEnd(s: Session, ctx: FormatContext): OcsfRecord | und
       message: `${s.identity?.name ?? s.mysqlAccount} disconnected from ${s.dbSystem.name}`,
       ...successStatus(true, undefined),
       ...sessionFields(s),
-    },
-    ctx,
-  );
-}
-
-function iamActor(ev: IamEvent): Json {
-  const u = compact({ uid: ev.actor.id, name: ev.actor.name, type: ev.actor.type });
-  return { user: Object.keys(u).length > 0 ? u : { name: UNKNOWN } };
-}
-
-/** OCI reports the response status as a string: 2xx is success, 4xx/5xx failure. */
-function iamStatus(status: string | undefined): Json {
-  if (status === undefined) return {};
-  if (/^2\d\d$/.test(status)) return successStatus(true, status);
-  if (/^[45]\d\d$/.test(status)) return successStatus(false, status);
-  return { status_code: status };
-}
-
-function iamMetadata(ev: IamEvent): Json {
-  return {
-    uid: ev.key,
-    event_code: ev.eventType,
-    tenant_uid: ev.tenantId,
-    logged_time: ev.ingestedTime === undefined ? undefined : Date.parse(ev.ingestedTime),
-    profiles: ['cloud'],
-  };
-}
-
-function iamUnmapped(ev: IamEvent): Json {
-  return {
-    flavor: ev.flavor,
-    event_name: ev.eventName,
-    compartment_id: ev.compartmentId,
-    extraction: ev.extraction,
-  };
-}
-
-const POLICY_ACTIVITY = {
-  policy_created: { id: 1, name: 'Create', operation: 'CreatePolicy' },
-  policy_updated: { id: 3, name: 'Update', operation: 'UpdatePolicy' },
-  policy_deleted: { id: 4, name: 'Delete', operation: 'DeletePolicy' },
-} as const;
-
-/**
- * Membership changes as Group Management (Add User 3 / Remove User 4) and policy changes as API
- * Activity; `undefined` for the other IAM event kinds.
- */
-export function ocsfIamEvent(ev: IamEvent, ctx: FormatContext): OcsfRecord | undefined {
-  const common = {
-    time: ev.ts,
-    severityId: 1,
-    metadata: iamMetadata(ev),
-    cloud: { provider: 'OCI' },
-    actor: iamActor(ev),
-    src_endpoint: ev.actor.ip ? addressEndpoint(ev.actor.ip) : undefined,
-    ...iamStatus(ev.status),
-  };
-  if (ev.kind === 'membership_added' || ev.kind === 'membership_removed') {
-    const added = ev.kind === 'membership_added';
-    const member = ev.user && compact({ uid: ev.user.id, name: ev.user.name });
-    const group = compact({ uid: ev.group?.id, name: ev.group?.name });
-    const subject =
-      member?.name ?? member?.uid ?? (ev.membershipId ? `membership ${ev.membershipId}` : 'a user');
-    return record(
-      OCSF_CLASSES.groupManagement,
-      added ? { id: 3, name: 'Add User' } : { id: 4, name: 'Remove User' },
-      {
-        ...common,
-        message: `${subject} ${added ? 'added to' : 'removed from'} IAM group ${group.name ?? group.uid ?? UNKNOWN}`,
-        user: member && Object.keys(member).length > 0 ? member : undefined,
-        group: Object.keys(group).length > 0 ? group : { name: UNKNOWN },
-        unmapped: { ...iamUnmapped(ev), membership_id: ev.membershipId },
-      },
-      ctx,
-    );
-  }
-  if (ev.kind === 'policy_created' || ev.kind === 'policy_updated' || ev.kind === 'policy_deleted') {
-    const activity = POLICY_ACTIVITY[ev.kind];
-    const policy = ev.policy;
-    return record(
-      OCSF_CLASSES.apiActivity,
-      activity,
-      {
-        ...common,
-        src_endpoint: common.src_endpoint ?? { name: UNKNOWN },
-        message: `IAM policy ${policy?.name ?? policy?.id ?? UNKNOWN} ${activity.name.toLowerCase()}d`,
-        api: {
-          operation: ev.eventName ?? activity.operation,
-          service: { name: 'OCI Identity and Access Management' },
-        },
-        resources: [
-          {
-            uid: policy?.id,
-            name: policy?.name ?? (policy?.id ? undefined : UNKNOWN),
-            type: 'OCI IAM Policy',
-            data: policy && {
-              statements: policy.statements,
-              grants_database_authentication: policy.mysqlAuth,
-            },
-          },
-        ],
-        unmapped: iamUnmapped(ev),
-      },
-      ctx,
-    );
-  }
-  return undefined;
-}
-
-/** A Map: the operation comes from the audit record, and `constructor` must not find anything. */
-const TABLE_ACTIVITY = new Map([
-  ['read', { id: 1, name: 'Read' }],
-  ['insert', { id: 5, name: 'Write' }],
-  ['update', { id: 2, name: 'Update' }],
-  ['delete', { id: 7, name: 'Delete' }],
-]);
-const QUERY = { id: 4, name: 'Query' };
-
-/** Connection ids restart with the server: the event must also fall within the session's lifetime. */
-function belongsTo(ev: DbEvent, s: Session): boolean {
-  if (s.dbSystem.id !== ev.dbSystemId || s.connectionId !== ev.connectionId || ev.ts < s.connectTs)
-    return false;
-  return s.disconnectTime === undefined || ev.ts <= Date.parse(s.disconnectTime);
-}
-
-/**
- * Statements (Query, 4) and table access (Read 1 / Write 5 / Update 2 / Delete 7) as Datastore
- * Activity; the SQL text is literal-redacted. `undefined` for other MySQL events (connects and
- * disconnects are the sessions' records).
- */
-export function ocsfDbEvent(
-  ev: DbEvent,
-  session: Session | undefined,
-  ctx: FormatContext,
-): OcsfRecord | undefined {
-  if (ev.kind !== 'query' && ev.kind !== 'table_access') return undefined;
-  const s = session && belongsTo(ev, session) ? session : undefined;
-  const account = ev.account ? `${ev.account.user}@${ev.account.host}` : s?.mysqlAccount;
-  const dbName = ev.dbSystemName ?? s?.dbSystem.name ?? ev.dbSystemId;
-  const ip = ev.login?.ip || s?.sourceIp;
-  const activity = ev.kind === 'table_access' ? (TABLE_ACTIVITY.get(ev.table?.op ?? '') ?? QUERY) : QUERY;
-  const text = ev.sql?.text ?? (ev.kind === 'table_access' ? undefined : '');
-  const actorSession =
-    s?.id ?? (ev.connectionId === null ? undefined : `${ev.dbSystemId}:${ev.connectionId}`);
-  const actor = compact({
-    user: user(sessionPerson(s?.identity), account, s?.group ?? undefined),
-    session: actorSession === undefined ? undefined : { uid: actorSession },
-  });
-  return record(
-    OCSF_CLASSES.datastoreActivity,
-    activity,
-    {
-      time: ev.ts,
-      severityId: 1,
-      metadata: { uid: ev.key, correlation_uid: s?.id, event_code: `${ev.class}/${ev.event}` },
-      message: `${activity.name} by ${s?.identity?.name ?? account ?? UNKNOWN} on ${dbName}${ev.table ? ` (${ev.table.db}.${ev.table.table})` : ''}`,
-      ...successStatus(
-        ev.status === 0,
-        String(ev.status),
-        ev.status === 0 ? undefined : mysqlErrorName(ev.status),
-      ),
-      type: 'Database',
-      type_id: 1,
-      actor: Object.keys(actor).length > 0 ? actor : { app_name: UNKNOWN },
-      src_endpoint: ip ? addressEndpoint(ip) : { name: UNKNOWN },
-      dst_endpoint: dbEndpoint({ id: ev.dbSystemId, name: dbName }),
-      database: { uid: ev.dbSystemId, name: dbName, type: 'Relational', type_id: 1 },
-      table: ev.table ? { name: `${ev.table.db}.${ev.table.table}` } : undefined,
-      query_info:
-        text === undefined
-          ? undefined
-          : {
-              name: ev.sql?.sqlCommand || ev.sql?.command || ev.table?.op || 'query',
-              query_string: redactLiterals(text),
-            },
-      unmapped: {
-        login_user: ev.login?.user,
-        connection_id: ev.connectionId ?? undefined,
-        default_db: ev.db,
-        statistics: ev.stats,
-      },
     },
     ctx,
   );
