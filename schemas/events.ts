@@ -145,6 +145,11 @@ export const IamEventSchema = z.object({
       sessionId: z.string().optional(),
     })
     .optional(),
+  /**
+   * What a `credential_change` did: the credential's type (`api-key`, `auth-token`, `password`, ...)
+   * and whether one was created (uploaded, reset: someone now holds a new secret), updated or deleted.
+   */
+  credential: z.object({ type: z.string(), change: z.enum(['created', 'updated', 'deleted']) }).optional(),
   /** The identity domain of an identity-domain event (`additionalDetails.domainOcid` / `domainName`). */
   domain: Ref.optional(),
   /** Response status as OCI reports it (a string), when present. */

@@ -585,12 +585,19 @@ export class Correlator {
     userId: string | undefined,
     groupId: string | undefined,
   ): IamFact {
-    const { directory, mappings } = this.models;
+    const { directory, mappings, memberships } = this.models;
     const fact: IamFact = { event };
     if (userId) fact.user = { id: userId, name: directory.user(userId)?.name ?? userId };
     const actor =
       directory.findUser(event.actor.id, event.ts) ?? directory.findUser(event.actor.name, event.ts);
     if (actor) fact.actor = { id: actor.id, name: actor.name };
+    if (userId && event.kind === 'credential_change')
+      fact.reach = mappings
+        .accountsReachedBy(userId, event.ts, (g) => memberships.isMember(userId, g, event.ts))
+        .map((a) => ({
+          ...a,
+          privileged: this.dbs.get(a.db)?.privilegedAccounts.includes(a.account) ?? false,
+        }));
     if (groupId) {
       const g = directory.group(groupId);
       fact.group = {

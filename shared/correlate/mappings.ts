@@ -198,6 +198,28 @@ export class Mappings {
     return out.sort((a, b) => (a.db === b.db ? (a.account < b.account ? -1 : 1) : a.db < b.db ? -1 : 1));
   }
 
+  /**
+   * Every DB system and MySQL user IAM user `userId` can log in to at `ts`: the accounts mapped to
+   * them one to one, then those of the mapped groups `isMember` says they belong to (`group`).
+   */
+  accountsReachedBy(
+    userId: string,
+    ts: number,
+    isMember: (groupId: string) => boolean,
+  ): { db: string; account: string; group?: string }[] {
+    const out: { db: string; account: string; group?: string }[] = [];
+    for (const row of this.cache.values<AccountRow>(ACCOUNT)) {
+      const v = inForceAt(row.versions, ts);
+      if (v && !v.dropped && isMapping(v) && parseOciMapping(v.authenticationString)?.user === userId)
+        out.push({ db: row.db, account: row.user });
+    }
+    for (const rows of this.mappingRows.values())
+      forEachGroupMapping(rows, ts, (row, _key, groupId, account) => {
+        if (isMember(groupId)) out.push({ db: row.db, account, group: groupId });
+      });
+    return out;
+  }
+
   /** Every account row of every DB system, with its versions, for reports. */
   rows(): AccountRow[] {
     return [...this.cache.values<AccountRow>(ACCOUNT)];

@@ -5,7 +5,7 @@ import { clock, dbaChange } from './churn.js';
 import { groupMapping, MINUTE, PROXY_ACCOUNTS } from './fleet.js';
 import type { Login } from './mysql-audit-writer.js';
 import { PROXY_LOGIN } from './mysql-audit-writer.js';
-import { actorOf } from './oci-events.js';
+import { actorOf, IamEvents } from './oci-events.js';
 import { type Cast, type Story, sec } from './story.js';
 
 export function injectIncidents(story: Story, cast: Cast): void {
@@ -429,6 +429,16 @@ export function injectIncidents(story: Story, cast: Cast): void {
     story.expect('iam.auth-policy-change', 'incident', `${m.name} widened the mysql_dp_auth policy`, {
       at: changed,
       principalId: m.id,
+    });
+    // ...and put an API key of theirs on a DBA's user, to log in to the databases as that DBA.
+    // Its own generator: the draws of the IAM records that follow stay as they were.
+    const d = cast.passwordOnlyDba;
+    const keyed = changed + 15 * MINUTE;
+    story.emit(new IamEvents(fleet, story.rng.fork('incident-api-key')).apiKeyUploaded(keyed, d, actor));
+    story.expect('iam.credential-change', 'incident', `${m.name} uploaded an API key onto ${d.name}'s user`, {
+      at: keyed,
+      principalId: d.id,
+      severity: 'high',
     });
   }
 

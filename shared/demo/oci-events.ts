@@ -213,9 +213,10 @@ export class IamEvents {
     return this.record(ts, 'DeleteUser', 'identityControlPlane', data);
   }
 
-  apiKeyUploaded(ts: number, user: Person): IamRecord {
+  /** An API key put on `user`'s IAM user, by them (self-service) or by `actor`. */
+  apiKeyUploaded(ts: number, user: Person, actor: Actor = actorOf(user)): IamRecord {
     const fingerprint = Array.from({ length: 16 }, () => this.rng.hex(2)).join(':');
-    const data = this.base(ts, 'UploadApiKey', actorOf(user), {
+    const data = this.base(ts, 'UploadApiKey', actor, {
       resourceId: user.id,
       resourceName: user.name,
       stateChange: {

@@ -14,6 +14,7 @@ import { authFailureBurst } from '../rules/auth-failure-burst.js';
 import { breakGlassStale } from '../rules/break-glass-stale.js';
 import { breakGlassUsed } from '../rules/break-glass-used.js';
 import { iamAuthPolicyChange } from '../rules/iam-auth-policy-change.js';
+import { iamCredentialChange } from '../rules/iam-credential-change.js';
 import { iamPrivilegedGroupChange } from '../rules/iam-privileged-group-change.js';
 import { mappingChange } from '../rules/mapping-change.js';
 import { privilegeChange } from '../rules/privilege-change.js';
@@ -32,6 +33,7 @@ export const RULES: readonly RuleDefinition<any>[] = [
   mappingChange,
   iamPrivilegedGroupChange,
   iamAuthPolicyChange,
+  iamCredentialChange,
   auditTamper,
   auditGap,
   accessWithoutMfa,

@@ -114,6 +114,8 @@ export type IamFact = {
   reverts?: Reverts;
   /** For policy events: the policy's version recorded before this one granted database authentication. */
   grantedBefore?: boolean;
+  /** For credential changes: the MySQL accounts the user can log in to then (`group`: through that group). */
+  reach?: { db: string; account: string; privileged: boolean; group?: string }[];
 };
 
 /** A break-glass grant that reached its maximum duration still open (fired from the watermark). */

@@ -258,6 +258,20 @@ export const iam = {
   groupDeleted(s: { at: number; group: string }): IamEvent {
     return iamEvent(s.at, 'group_deleted', { group: { id: s.group } });
   },
+  /** A credential of `user` created by iam-admin, or by `by` (`user` itself: self-service). */
+  credential(s: {
+    at: number;
+    user: string;
+    by?: string;
+    type?: string;
+    change?: NonNullable<IamEvent['credential']>['change'];
+  }): IamEvent {
+    return iamEvent(s.at, 'credential_change', {
+      user: { id: s.user },
+      credential: { type: s.type ?? 'api-key', change: s.change ?? 'created' },
+      ...(s.by ? { actor: { id: s.by } } : {}),
+    });
+  },
   /** A change of policy `p` by iam-admin; `name: null` for a record that gives only the OCID. */
   policy(s: {
     at: number;

@@ -57,36 +57,41 @@ type Subject = {
   membershipId?: string | undefined;
   policy?: Policy | undefined;
   signOn?: SignOn | undefined;
+  credential?: Credential | undefined;
 };
 
 const CLASSIC_PREFIX = 'com.oraclecloud.identitycontrolplane.';
 const INTERACTIVE_LOGIN = 'com.oraclecloud.identitysignon.interactivelogin';
 
-const CREDENTIAL_OPERATIONS = [
-  'uploadapikey',
-  'deleteapikey',
-  'createauthtoken',
-  'updateauthtoken',
-  'deleteauthtoken',
-  'createcustomersecretkey',
-  'updatecustomersecretkey',
-  'deletecustomersecretkey',
-  'createorresetuipassword',
-  'createsmtpcredential',
-  'updatesmtpcredential',
-  'deletesmtpcredential',
-  'createdbcredential',
-  'deletedbcredential',
-  'createoauthclientcredential',
-  'updateoauthclientcredential',
-  'deleteoauthclientcredential',
-  'createswiftpassword',
-  'updateswiftpassword',
-  'deleteswiftpassword',
-  'createmfatotpdevice',
-  'activatemfatotpdevice',
-  'deletemfatotpdevice',
-];
+type Credential = NonNullable<IamEvent['credential']>;
+
+/** Classic credential operation (lower case) -> what it did to which type of credential. */
+const CREDENTIAL_OPERATIONS = new Map<string, Credential>(
+  (
+    [
+      ['apikey', 'api-key', ['upload', 'delete']],
+      ['authtoken', 'auth-token', ['create', 'update', 'delete']],
+      ['customersecretkey', 'customer-secret-key', ['create', 'update', 'delete']],
+      ['uipassword', 'password', ['createorreset']],
+      ['smtpcredential', 'smtp-credential', ['create', 'update', 'delete']],
+      ['dbcredential', 'db-credential', ['create', 'delete']],
+      ['oauthclientcredential', 'oauth-client-credential', ['create', 'update', 'delete']],
+      ['swiftpassword', 'swift-password', ['create', 'update', 'delete']],
+      ['mfatotpdevice', 'mfa-totp-device', ['create', 'activate', 'delete']],
+    ] as const
+  ).flatMap(([name, type, verbs]) =>
+    verbs.map((verb): [string, Credential] => [
+      `${verb}${name}`,
+      { type, change: verb === 'update' ? 'updated' : verb === 'delete' ? 'deleted' : 'created' },
+    ]),
+  ),
+);
+
+/** Identity-domain credential events (lower case): a password set for the user, by another or themselves. */
+const DOMAIN_CREDENTIALS = new Map<string, Credential>([
+  ['admin.user.password.reset.success', { type: 'password', change: 'created' }],
+  ['admin.me.password.change.success', { type: 'password', change: 'updated' }],
+]);
 
 /** Classic operation (lower case, after the prefix) -> kind. UpdateUserState is decided from its state. */
 const CLASSIC_KINDS = new Map<string, IamEventKind>([
@@ -102,7 +107,7 @@ const CLASSIC_KINDS = new Map<string, IamEventKind>([
   ['createpolicy', 'policy_created'],
   ['updatepolicy', 'policy_updated'],
   ['deletepolicy', 'policy_deleted'],
-  ...CREDENTIAL_OPERATIONS.map((op): [string, IamEventKind] => [op, 'credential_change']),
+  ...[...CREDENTIAL_OPERATIONS.keys()].map((op): [string, IamEventKind] => [op, 'credential_change']),
 ]);
 
 /** Identity-domain `additionalDetails.eventId` (lower case) -> kind; anything else is `other`. */
@@ -197,6 +202,7 @@ function toIamEvent(head: Head, data: OciAuditData): IamEvent {
   if (domain !== undefined) event.domain = domain;
   if (subject.policy !== undefined) event.policy = subject.policy;
   if (subject.signOn !== undefined) event.signOn = subject.signOn;
+  if (subject.credential !== undefined && kind === 'credential_change') event.credential = subject.credential;
   if (status !== undefined) event.status = status;
   event.extraction = extraction;
   return event;
@@ -219,6 +225,7 @@ function classicSubject(type: string, data: OciAuditData, x: Extraction): Subjec
     group: ref(x, 'group', idCandidates('group', states, data), nameCandidates('group', states, data)),
     membershipId: pick(x, 'membershipId', membershipCandidates(states, data)),
     policy: POLICY_KINDS.has(kind) ? policyOf(states, data, x) : undefined,
+    credential: operation === undefined ? undefined : CREDENTIAL_OPERATIONS.get(operation),
   };
 }
 
@@ -357,9 +364,11 @@ function identityDomainSubject(eventId: string, data: OciAuditData, x: Extractio
       ],
     );
     const isSignOn = kind === 'signon_success' || kind === 'signon_failure';
-    return { kind, user, signOn: isSignOn ? domainSignOn(kind === 'signon_success', data, x) : undefined };
+    const signOn = isSignOn ? domainSignOn(kind === 'signon_success', data, x) : undefined;
+    return { kind, user, signOn, credential: DOMAIN_CREDENTIALS.get(id) };
   }
-  if (id.startsWith('admin.user.')) return { kind, user: resource('user') };
+  if (id.startsWith('admin.user.'))
+    return { kind, user: resource('user'), credential: DOMAIN_CREDENTIALS.get(id) };
   if (id.startsWith('admin.policy.')) {
     const states = stateObjects(data, REMOVAL_KINDS.has(kind));
     const policy = POLICY_KINDS.has(kind) ? policyOf(states, data, x, adminResource) : undefined;

@@ -1,6 +1,6 @@
 // Privileged and authentication changes: MySQL privilege and account changes, authentication_oci
 // mapping changes, database authentication policy changes, membership changes of privileged and
-// break-glass groups, and audit configuration changes, each with who made it; and every membership
+// break-glass groups, credentials created on another person's IAM user, and audit configuration changes, each with who made it; and every membership
 // change of a group that maps to a database account.
 import type { Alert } from '../../schemas/alert.js';
 import { isSeedKey } from '../correlate/correlator.js';
@@ -12,13 +12,15 @@ const CHANGE_KINDS: Record<string, string> = {
   'mapping.change': 'mapping',
   'iam.auth-policy-change': 'policy',
   'iam.privileged-group-change': 'group',
+  'iam.credential-change': 'credential',
   'audit.tamper': 'audit configuration',
 };
 const KINDS = [...new Set(Object.values(CHANGE_KINDS))];
 
-/** Who made a change: the IAM actor of group changes; else the person behind the session or the acting account. */
+/** Who made a change: the IAM actor of group and credential changes; else the person behind the session or the acting account. */
 function madeBy(a: Alert): string | null {
-  if (a.rule === 'iam.privileged-group-change') return detailText(a, 'actor') ?? null;
+  if (a.rule === 'iam.privileged-group-change' || a.rule === 'iam.credential-change')
+    return detailText(a, 'actor') ?? null;
   return a.identity?.name ?? a.identity?.principalId ?? a.mysqlAccount ?? null;
 }
 
@@ -28,6 +30,7 @@ function target(a: Alert): string[] {
   if (Array.isArray(d.targets)) return d.targets.filter((t): t is string => typeof t === 'string');
   if (a.rule === 'iam.privileged-group-change')
     return [a.identity?.name, a.group?.name].filter((t): t is string => !!t);
+  if (a.rule === 'iam.credential-change') return [a.identity?.name].filter((t): t is string => !!t);
   if (a.rule === 'iam.auth-policy-change') return [detailText(a, 'policy')].filter((t): t is string => !!t);
   if (Array.isArray(d.changes))
     return d.changes.map((c) => (typeof c === 'string' ? c : JSON.stringify(c))).slice(0, 20);
@@ -38,7 +41,7 @@ export const privilegedChanges: ReportDefinition = {
   id: 'privileged-changes',
   title: 'Privileged and authentication changes',
   description:
-    'Changes to MySQL privileges and accounts, IAM group mappings, database authentication policies, privileged group memberships and the audit configuration, with who made each.',
+    "Changes to MySQL privileges and accounts, IAM group mappings, database authentication policies, privileged group memberships, credentials created on another person's IAM user and the audit configuration, with who made each.",
   controls: ['PCI DSS 4.0 10.2.1.2', 'PCI DSS 4.0 10.2.1.5', 'PCI DSS 4.0 10.2.1.3', 'PCI DSS 4.0 10.2.1.6'],
   start: (ctx) => ({
     session: () => undefined,
@@ -88,7 +91,7 @@ export const privilegedChanges: ReportDefinition = {
           section(
             'changes',
             'Changes',
-            'Every privileged or authentication change of the period. Made by: the person behind the database session that ran the statement (else the MySQL account), or the IAM principal that changed the group or policy.',
+            'Every privileged or authentication change of the period. Made by: the person behind the database session that ran the statement (else the MySQL account), or the IAM principal that changed the group, policy or credential.',
             table(
               [
                 column('time', 'Time', 'time'),

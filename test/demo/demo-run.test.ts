@@ -215,6 +215,7 @@ describe('demo compliance reports, against the ground truth', () => {
       'mapping.change',
       'iam.auth-policy-change',
       'iam.privileged-group-change',
+      'iam.credential-change',
       'audit.tamper',
     ];
     const changes = rowsOf(report('privileged-changes'), 'changes');

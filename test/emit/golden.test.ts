@@ -75,6 +75,8 @@ const EVENTS: CanonicalEvent[] = [
   db.connect({ at: at(80), conn: 24, account: 'dba_proxy', user: 'bob', ip: '10.0.0.6', proxy: true }),
   gap.mysql({ from: at(85), to: at(90), reason: 'pruned' }),
   iam.signOn({ at: at(300), user: USERS.dave, ip: '10.0.0.8' }),
+  // An administrator puts an API key on Bob's user, now a DBA.
+  iam.credential({ at: at(301), user: USERS.bob }),
 ];
 
 /** Pinned so that a release does not rewrite the golden files. */
@@ -114,6 +116,7 @@ describe('golden outputs', () => {
       'break-glass.stale',
       'break-glass.used',
       'iam.auth-policy-change',
+      'iam.credential-change',
       'iam.privileged-group-change',
       'iam.privileged-group-change',
       'iam.privileged-group-change',

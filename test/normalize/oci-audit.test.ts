@@ -318,16 +318,29 @@ describe('normalizeOciAudit: identity-domain events', () => {
     expect(normalize(raw).kind).toBe(kind);
   });
 
-  it('takes the user of admin.user.* events from adminResource', () => {
+  /** An admin.user.* event about alice. */
+  function aboutAlice(eventId: string) {
     const raw = sample('domain.add-member');
     Object.assign(raw.data.additionalDetails, {
-      eventId: 'admin.user.deactivated.success',
+      eventId,
       adminResourceId: DOMAIN_ALICE,
       adminResourceName: 'alice@example.com',
     });
-    const event = normalize(raw);
+    return normalize(raw);
+  }
+
+  it('takes the user of admin.user.* events from adminResource', () => {
+    const event = aboutAlice('admin.user.deactivated.success');
     expect(event.user).toEqual({ id: DOMAIN_ALICE, name: 'alice@example.com' });
     expect(event.group).toBeUndefined();
+  });
+
+  it("reads an administrator's password reset as a password created for the user", () => {
+    expect(aboutAlice('admin.user.password.reset.success')).toMatchObject({
+      kind: 'credential_change',
+      user: { id: DOMAIN_ALICE },
+      credential: { type: 'password', change: 'created' },
+    });
   });
 });
 
@@ -458,8 +471,25 @@ describe('normalizeOciAudit: users and credentials', () => {
 
   it('maps UploadApiKey to credential_change for the key owner', () => {
     const event = normalize(sample('upload-api-key'));
-    expect(event).toMatchObject({ kind: 'credential_change', user: { id: ALICE }, actor: { id: ALICE } });
+    expect(event).toMatchObject({
+      kind: 'credential_change',
+      user: { id: ALICE },
+      actor: { id: ALICE },
+      credential: { type: 'api-key', change: 'created' },
+    });
     expect(event.extraction['user.id']).toBe('stateChange.current.userId');
+  });
+
+  it('tells what a credential operation did, and keeps it off a failed one', () => {
+    const raw = sample('upload-api-key');
+    const as = (type: string) =>
+      normalize({ ...raw, eventType: `com.oraclecloud.identityControlPlane.${type}` });
+    expect(as('DeleteApiKey').credential).toEqual({ type: 'api-key', change: 'deleted' });
+    expect(as('UpdateAuthToken').credential).toEqual({ type: 'auth-token', change: 'updated' });
+    expect(as('CreateDbCredential').credential).toEqual({ type: 'db-credential', change: 'created' });
+    raw.data.response.status = '409';
+    expect(normalize(raw)).toMatchObject({ kind: 'other' });
+    expect(normalize(raw).credential).toBeUndefined();
   });
 
   it('maps other credential operations', () => {
@@ -470,6 +500,7 @@ describe('normalizeOciAudit: users and credentials', () => {
     expect(event).toMatchObject({
       kind: 'credential_change',
       user: { id: ALICE, name: 'alice@example.com' },
+      credential: { type: 'password', change: 'created' },
     });
     expect(event.extraction['user.id']).toBe('request.path');
   });
