@@ -103,10 +103,23 @@ export const IAM_EVENT_KINDS = [
   'signon_success',
   'signon_failure',
   'credential_change',
+  'dbsystem_change',
   'other',
 ] as const;
 
 const Ref = z.object({ id: z.string().optional(), name: z.string().optional() });
+
+export const DB_SYSTEM_OPERATIONS = [
+  'update',
+  'stop',
+  'restart',
+  'delete',
+  'delete-backup',
+  'create-configuration',
+  'update-configuration',
+  'delete-configuration',
+] as const;
+export type DbSystemOperation = (typeof DB_SYSTEM_OPERATIONS)[number];
 
 export const IamEventSchema = z.object({
   source: z.literal('iam'),
@@ -150,6 +163,20 @@ export const IamEventSchema = z.object({
    * and whether one was created (uploaded, reset: someone now holds a new secret), updated or deleted.
    */
   credential: z.object({ type: z.string(), change: z.enum(['created', 'updated', 'deleted']) }).optional(),
+  /**
+   * What a `dbsystem_change` did through the MySQL HeatWave control plane (`com.oraclecloud.mysqlaas.*`):
+   * the operation, the DB system it touched (a backup's, when the record names it), the resource
+   * it named (a configuration, a backup), and for an update the configuration the DB system was
+   * given (`to`) and had (`from`), when the record says.
+   */
+  dbSystemChange: z
+    .object({
+      operation: z.enum(DB_SYSTEM_OPERATIONS),
+      dbSystem: Ref.optional(),
+      resource: Ref.optional(),
+      configuration: z.object({ from: z.string().optional(), to: z.string().optional() }).optional(),
+    })
+    .optional(),
   /** The identity domain of an identity-domain event (`additionalDetails.domainOcid` / `domainName`). */
   domain: Ref.optional(),
   /** Response status as OCI reports it (a string), when present. */

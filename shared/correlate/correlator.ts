@@ -598,6 +598,9 @@ export class Correlator {
           ...a,
           privileged: this.dbs.get(a.db)?.privilegedAccounts.includes(a.account) ?? false,
         }));
+    const changed = event.source === 'iam' ? event.dbSystemChange?.dbSystem?.id : undefined;
+    const db = changed === undefined ? undefined : this.dbs.get(changed);
+    if (db) fact.db = db;
     if (groupId) {
       const g = directory.group(groupId);
       fact.group = {

@@ -440,6 +440,31 @@ export function injectIncidents(story: Story, cast: Cast): void {
       principalId: d.id,
       severity: 'high',
     });
+    // ...and give the payments DB system a MySQL configuration that switches auditing off.
+    const switched = changed + 25 * MINUTE;
+    const configuration = (name: string) => `ocid1.mysqlconfiguration.oc1..${name}`;
+    story.emit(
+      new IamEvents(fleet, story.rng.fork('incident-configuration')).dbSystemUpdated(
+        switched,
+        actor,
+        payments,
+        {
+          from: configuration('standard'),
+          to: configuration('noaudit'),
+        },
+      ),
+    );
+    story.expect(
+      'dbsystem.change',
+      'incident',
+      `${m.name} gave ${payments.name} a configuration without auditing`,
+      {
+        at: switched,
+        dbSystemId: payments.id,
+        principalId: m.id,
+        severity: 'high',
+      },
+    );
   }
 
   // 12. Audit filter removed.

@@ -234,6 +234,23 @@ export class IamEvents {
     return this.record(ts, 'UploadApiKey', 'identityControlPlane', data);
   }
 
+  /** A DB system given another MySQL configuration, through the MySQL HeatWave API. */
+  dbSystemUpdated(
+    ts: number,
+    actor: Actor,
+    db: { id: string; name: string },
+    configuration: { from: string; to: string },
+  ): IamRecord {
+    const state = (configurationId: string) => ({ id: db.id, displayName: db.name, configurationId });
+    const data = this.base(ts, 'UpdateDbSystem', actor, {
+      resourceId: db.id,
+      resourceName: db.name,
+      stateChange: { previous: state(configuration.from), current: state(configuration.to) },
+    });
+    this.request(data, `/20190415/dbSystems/${db.id}`, 'PUT');
+    return this.record(ts, 'com.oraclecloud.mysqlaas.UpdateDbSystem', 'mysqlaas', data);
+  }
+
   policyUpdated(
     ts: number,
     actor: Actor,

@@ -13,6 +13,7 @@ import { auditTamper } from '../rules/audit-tamper.js';
 import { authFailureBurst } from '../rules/auth-failure-burst.js';
 import { breakGlassStale } from '../rules/break-glass-stale.js';
 import { breakGlassUsed } from '../rules/break-glass-used.js';
+import { dbSystemChange } from '../rules/dbsystem-change.js';
 import { iamAuthPolicyChange } from '../rules/iam-auth-policy-change.js';
 import { iamCredentialChange } from '../rules/iam-credential-change.js';
 import { iamPrivilegedGroupChange } from '../rules/iam-privileged-group-change.js';
@@ -36,6 +37,7 @@ export const RULES: readonly RuleDefinition<any>[] = [
   iamCredentialChange,
   auditTamper,
   auditGap,
+  dbSystemChange,
   accessWithoutMfa,
   accessNewSource,
   accessNewDatabase,

@@ -116,6 +116,8 @@ export type IamFact = {
   grantedBefore?: boolean;
   /** For credential changes: the MySQL accounts the user can log in to then (`group`: through that group). */
   reach?: { db: string; account: string; privileged: boolean; group?: string }[];
+  /** For DB system changes: the configured DB system the change touched, if it is one. */
+  db?: DbSystemConfig;
 };
 
 /** A break-glass grant that reached its maximum duration still open (fired from the watermark). */

@@ -272,6 +272,24 @@ export const iam = {
       ...(s.by ? { actor: { id: s.by } } : {}),
     });
   },
+  /** A DB system operation by iam-admin on the standard DB system (`db`: another one). */
+  dbSystem(s: {
+    at: number;
+    operation: NonNullable<IamEvent['dbSystemChange']>['operation'];
+    db?: string;
+    resource?: string;
+    configuration?: { from?: string; to?: string };
+  }): IamEvent {
+    const dbSystem = { id: s.db ?? DB.id };
+    return iamEvent(s.at, 'dbsystem_change', {
+      dbSystemChange: {
+        operation: s.operation,
+        dbSystem,
+        resource: s.resource ? { id: s.resource } : dbSystem,
+        ...(s.configuration ? { configuration: s.configuration } : {}),
+      },
+    });
+  },
   /** A change of policy `p` by iam-admin; `name: null` for a record that gives only the OCID. */
   policy(s: {
     at: number;

@@ -26,7 +26,7 @@
 //     user = the actor for `sso.*` and `admin.me.*`.
 import type { z } from 'zod';
 import type { Outcome, RecordLocation } from '../../schemas/dead-letter.js';
-import type { IamEvent, IamEventKind } from '../../schemas/events.js';
+import type { DbSystemOperation, IamEvent, IamEventKind } from '../../schemas/events.js';
 import {
   type OciAuditData,
   ociEnvelopeOf,
@@ -58,10 +58,24 @@ type Subject = {
   policy?: Policy | undefined;
   signOn?: SignOn | undefined;
   credential?: Credential | undefined;
+  dbSystemChange?: IamEvent['dbSystemChange'];
 };
 
 const CLASSIC_PREFIX = 'com.oraclecloud.identitycontrolplane.';
 const INTERACTIVE_LOGIN = 'com.oraclecloud.identitysignon.interactivelogin';
+const MYSQL_PREFIX = 'com.oraclecloud.mysqlaas.';
+
+/** MySQL HeatWave operation (lower case, after the prefix and without `.begin`) -> what it did. */
+const DB_SYSTEM_OPERATIONS = new Map<string, DbSystemOperation>([
+  ['updatedbsystem', 'update'],
+  ['stopdbsystem', 'stop'],
+  ['restartdbsystem', 'restart'],
+  ['deletedbsystem', 'delete'],
+  ['deletebackup', 'delete-backup'],
+  ['createconfiguration', 'create-configuration'],
+  ['updateconfiguration', 'update-configuration'],
+  ['deleteconfiguration', 'delete-configuration'],
+]);
 
 type Credential = NonNullable<IamEvent['credential']>;
 
@@ -203,6 +217,8 @@ function toIamEvent(head: Head, data: OciAuditData): IamEvent {
   if (subject.policy !== undefined) event.policy = subject.policy;
   if (subject.signOn !== undefined) event.signOn = subject.signOn;
   if (subject.credential !== undefined && kind === 'credential_change') event.credential = subject.credential;
+  if (subject.dbSystemChange !== undefined && kind === 'dbsystem_change')
+    event.dbSystemChange = subject.dbSystemChange;
   if (status !== undefined) event.status = status;
   event.extraction = extraction;
   return event;
@@ -213,6 +229,7 @@ function toIamEvent(head: Head, data: OciAuditData): IamEvent {
 function classicSubject(type: string, data: OciAuditData, x: Extraction): Subject {
   const lower = type.toLowerCase();
   if (lower === INTERACTIVE_LOGIN) return classicSignOn(data, x);
+  if (lower.startsWith(MYSQL_PREFIX)) return dbSystemSubject(lower.slice(MYSQL_PREFIX.length), data, x);
   const operation = lower.startsWith(CLASSIC_PREFIX) ? lower.slice(CLASSIC_PREFIX.length) : undefined;
   const kind =
     operation === 'updateuserstate'
@@ -337,6 +354,55 @@ function membershipCandidates(states: StateEntry[], data: OciAuditData): Candida
     ['request.path', segmentAfter(data.request?.path, 'userGroupMemberships')],
     ['resourceId', ocidOf('groupmembership', data.resourceId)],
   ];
+}
+
+// --- MySQL HeatWave control plane ---------------------------------------------------------------
+
+/**
+ * A DB system, backup or configuration operation. The Events service's `.end` of an operation
+ * repeats its `.begin` and is left out; the `_Audit` record of the API call has neither suffix.
+ */
+function dbSystemSubject(name: string, data: OciAuditData, x: Extraction): Subject {
+  const operation = name.endsWith('.end')
+    ? undefined
+    : DB_SYSTEM_OPERATIONS.get(name.replace(/\.begin$/, ''));
+  if (operation === undefined) return { kind: 'other' };
+  const states = stateObjects(data, operation.startsWith('delete'));
+  const dbSystem = ref(
+    x,
+    'dbSystem',
+    [
+      ...states.map(([at, obj]): Candidate => [`${at}.dbSystemId`, obj?.dbSystemId]),
+      ...states.map(([at, obj]): Candidate => [`${at}.id`, ocidOf('mysqldbsystem', obj?.id)]),
+      ['additionalDetails.dbSystemId', field(data.additionalDetails, 'dbSystemId')],
+      ['request.path', ocidOf('mysqldbsystem', segmentAfter(data.request?.path, 'dbSystems'))],
+      ['resourceId', ocidOf('mysqldbsystem', data.resourceId)],
+    ],
+    [['resourceName', ocidOf('mysqldbsystem', data.resourceId) && data.resourceName]],
+  );
+  const resource = ref(
+    x,
+    'resource',
+    [['resourceId', data.resourceId]],
+    [['resourceName', data.resourceName]],
+  );
+  const configuration =
+    operation === 'update'
+      ? withoutUndefined({
+          to: pick(x, 'configuration.to', [
+            ['stateChange.current.configurationId', data.stateChange?.current?.configurationId],
+            ['request.payload.configurationId', field(data.request?.payload, 'configurationId')],
+            ['additionalDetails.configurationId', field(data.additionalDetails, 'configurationId')],
+          ]),
+          from: pick(x, 'configuration.from', [
+            ['stateChange.previous.configurationId', data.stateChange?.previous?.configurationId],
+          ]),
+        })
+      : undefined;
+  return {
+    kind: 'dbsystem_change',
+    dbSystemChange: { operation, ...withoutUndefined({ dbSystem, resource, configuration }) },
+  };
 }
 
 // --- identity domains ---------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 // Privileged and authentication changes: MySQL privilege and account changes, authentication_oci
 // mapping changes, database authentication policy changes, membership changes of privileged and
-// break-glass groups, credentials created on another person's IAM user, and audit configuration changes, each with who made it; and every membership
-// change of a group that maps to a database account.
+// break-glass groups, credentials created on another person's IAM user, DB systems stopped,
+// deleted or given another MySQL configuration through OCI, and audit configuration changes, each
+// with who made it; and every membership change of a group that maps to a database account.
 import type { Alert } from '../../schemas/alert.js';
 import { isSeedKey } from '../correlate/correlator.js';
 import { bars, byText, column, detailText, type ReportDefinition, section, Tally, table } from './report.js';
@@ -13,6 +14,7 @@ const CHANGE_KINDS: Record<string, string> = {
   'iam.auth-policy-change': 'policy',
   'iam.privileged-group-change': 'group',
   'iam.credential-change': 'credential',
+  'dbsystem.change': 'DB system',
   'audit.tamper': 'audit configuration',
 };
 const KINDS = [...new Set(Object.values(CHANGE_KINDS))];
@@ -31,6 +33,8 @@ function target(a: Alert): string[] {
   if (a.rule === 'iam.privileged-group-change')
     return [a.identity?.name, a.group?.name].filter((t): t is string => !!t);
   if (a.rule === 'iam.credential-change') return [a.identity?.name].filter((t): t is string => !!t);
+  if (a.rule === 'dbsystem.change')
+    return [a.dbSystem?.name, detailText(a, 'configuration')].filter((t): t is string => !!t);
   if (a.rule === 'iam.auth-policy-change') return [detailText(a, 'policy')].filter((t): t is string => !!t);
   if (Array.isArray(d.changes))
     return d.changes.map((c) => (typeof c === 'string' ? c : JSON.stringify(c))).slice(0, 20);
@@ -41,7 +45,7 @@ export const privilegedChanges: ReportDefinition = {
   id: 'privileged-changes',
   title: 'Privileged and authentication changes',
   description:
-    "Changes to MySQL privileges and accounts, IAM group mappings, database authentication policies, privileged group memberships, credentials created on another person's IAM user and the audit configuration, with who made each.",
+    "Changes to MySQL privileges and accounts, IAM group mappings, database authentication policies, privileged group memberships, credentials created on another person's IAM user, DB system operations through OCI (stop, restart, delete, another MySQL configuration) and the audit configuration, with who made each.",
   controls: ['PCI DSS 4.0 10.2.1.2', 'PCI DSS 4.0 10.2.1.5', 'PCI DSS 4.0 10.2.1.3', 'PCI DSS 4.0 10.2.1.6'],
   start: (ctx) => ({
     session: () => undefined,
@@ -91,7 +95,7 @@ export const privilegedChanges: ReportDefinition = {
           section(
             'changes',
             'Changes',
-            'Every privileged or authentication change of the period. Made by: the person behind the database session that ran the statement (else the MySQL account), or the IAM principal that changed the group, policy or credential.',
+            'Every privileged or authentication change of the period. Made by: the person behind the database session that ran the statement (else the MySQL account), or the IAM principal that changed the group, policy, credential or DB system.',
             table(
               [
                 column('time', 'Time', 'time'),

@@ -216,6 +216,7 @@ describe('demo compliance reports, against the ground truth', () => {
       'iam.auth-policy-change',
       'iam.privileged-group-change',
       'iam.credential-change',
+      'dbsystem.change',
       'audit.tamper',
     ];
     const changes = rowsOf(report('privileged-changes'), 'changes');

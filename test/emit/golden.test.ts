@@ -77,6 +77,8 @@ const EVENTS: CanonicalEvent[] = [
   iam.signOn({ at: at(300), user: USERS.dave, ip: '10.0.0.8' }),
   // An administrator puts an API key on Bob's user, now a DBA.
   iam.credential({ at: at(301), user: USERS.bob }),
+  // The DB system is stopped through the MySQL HeatWave API.
+  iam.dbSystem({ at: at(302), operation: 'stop' }),
 ];
 
 /** Pinned so that a release does not rewrite the golden files. */
@@ -115,6 +117,7 @@ describe('golden outputs', () => {
       'auth.failure-burst',
       'break-glass.stale',
       'break-glass.used',
+      'dbsystem.change',
       'iam.auth-policy-change',
       'iam.credential-change',
       'iam.privileged-group-change',

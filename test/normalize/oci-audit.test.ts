@@ -506,6 +506,100 @@ describe('normalizeOciAudit: users and credentials', () => {
   });
 });
 
+describe('normalizeOciAudit: MySQL HeatWave control plane', () => {
+  const PROD = 'ocid1.mysqldbsystem.oc1..aaaaaaaaprodorders7k2m';
+  const NOAUDIT = 'ocid1.mysqlconfiguration.oc1..aaaaaaaanoaudit9q4w';
+  const STANDARD = 'ocid1.mysqlconfiguration.oc1..aaaaaaaastandard3x8p';
+
+  it('reads the old and new configuration of an UpdateDbSystem from stateChange', () => {
+    const event = normalize(sample('mysqlaas.update-db-system'));
+    expect(event).toMatchObject({
+      kind: 'dbsystem_change',
+      actor: { id: ADMIN },
+      dbSystemChange: {
+        operation: 'update',
+        dbSystem: { id: PROD, name: 'prod-orders' },
+        configuration: { from: STANDARD, to: NOAUDIT },
+      },
+    });
+    expect(event.extraction['dbSystem.id']).toBe('stateChange.current.id');
+  });
+
+  it('reads the new configuration from the request body, and none when the record has neither', () => {
+    const raw = sample('mysqlaas.update-db-system');
+    raw.type = 'com.oraclecloud.mysqlaas.updatedbsystem.begin';
+    raw.data.stateChange = null;
+    raw.data.request.payload = { configurationId: NOAUDIT };
+    expect(normalize(raw).dbSystemChange).toMatchObject({
+      dbSystem: { id: PROD },
+      configuration: { to: NOAUDIT },
+    });
+    raw.data.request.payload = null;
+    expect(normalize(raw).dbSystemChange).toEqual({
+      operation: 'update',
+      dbSystem: { id: PROD, name: 'prod-orders' },
+      resource: { id: PROD, name: 'prod-orders' },
+      configuration: {},
+    });
+  });
+
+  it.each([
+    ['com.oraclecloud.mysqlaas.StopDbSystem', 'stop'],
+    ['com.oraclecloud.mysqlaas.restartdbsystem.begin', 'restart'],
+    ['com.oraclecloud.mysqlaas.deletedbsystem.begin', 'delete'],
+  ] as const)('maps %s to %s of the DB system', (type, operation) => {
+    const raw = sample('mysqlaas.update-db-system');
+    raw.type = type;
+    raw.data.stateChange = null;
+    expect(normalize(raw)).toMatchObject({
+      kind: 'dbsystem_change',
+      dbSystemChange: { operation, dbSystem: { id: PROD } },
+    });
+  });
+
+  it('names the DB system of a deleted backup when the record does', () => {
+    const raw = sample('mysqlaas.update-db-system');
+    raw.type = 'com.oraclecloud.mysqlaas.deletebackup.begin';
+    raw.data.resourceId = 'ocid1.mysqlbackup.oc1..b1';
+    raw.data.resourceName = 'nightly';
+    raw.data.stateChange = { previous: { id: 'ocid1.mysqlbackup.oc1..b1', dbSystemId: PROD }, current: null };
+    expect(normalize(raw).dbSystemChange).toEqual({
+      operation: 'delete-backup',
+      dbSystem: { id: PROD },
+      resource: { id: 'ocid1.mysqlbackup.oc1..b1', name: 'nightly' },
+    });
+  });
+
+  it('maps a configuration created to its resource, with no DB system', () => {
+    const raw = sample('mysqlaas.update-db-system');
+    raw.type = 'com.oraclecloud.mysqlaas.createconfiguration';
+    raw.data.resourceId = NOAUDIT;
+    raw.data.resourceName = 'noaudit';
+    raw.data.stateChange = null;
+    raw.data.request.path = '/20190415/configurations';
+    expect(normalize(raw).dbSystemChange).toEqual({
+      operation: 'create-configuration',
+      resource: { id: NOAUDIT, name: 'noaudit' },
+    });
+  });
+
+  it('leaves the end of an operation, other MySQL operations and refused requests as other', () => {
+    const raw = sample('mysqlaas.update-db-system');
+    for (const type of [
+      'com.oraclecloud.mysqlaas.updatedbsystem.end',
+      'com.oraclecloud.mysqlaas.GetDbSystem',
+    ]) {
+      raw.type = type;
+      expect(normalize(raw)).toMatchObject({ kind: 'other' });
+    }
+    raw.type = 'com.oraclecloud.mysqlaas.UpdateDbSystem';
+    raw.data.response.status = '409';
+    const refused = normalize(raw);
+    expect(refused.kind).toBe('other');
+    expect(refused.dbSystemChange).toBeUndefined();
+  });
+});
+
 describe('normalizeOciAudit: unknown events', () => {
   it('maps an unknown event type to other without dead-lettering it', () => {
     const event = normalize(sample('unknown-type'));

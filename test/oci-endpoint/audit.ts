@@ -183,6 +183,29 @@ export function unrelatedEvent(eventId: string, time: number, compartmentId: str
   return envelopes(base, data, eventId, time, compartmentId);
 }
 
+/** A MySQL HeatWave control-plane event: DB system `dbSystemId` stopped through the API. */
+export function dbSystemStoppedEvent(
+  eventId: string,
+  time: number,
+  compartmentId: string,
+  dbSystemId: string,
+): AuditEventPair {
+  const base = {
+    ...sample('unknown-type.json'),
+    eventType: 'com.oraclecloud.mysqlaas.StopDbSystem',
+    source: 'mysqlaas',
+  };
+  const data = structuredClone(sample('mysqlaas.update-db-system.json').data) as Json & { request: Json };
+  Object.assign(data, {
+    eventName: 'StopDbSystem',
+    compartmentId,
+    resourceId: dbSystemId,
+    stateChange: null,
+  });
+  Object.assign(data.request, { path: `/20190415/dbSystems/${dbSystemId}/actions/stop`, action: 'POST' });
+  return envelopes(base, data, eventId, time, compartmentId);
+}
+
 function envelopes(
   base: Json,
   data: Json,

@@ -14,7 +14,7 @@ import type { Alert } from '../../schemas/alert.js';
 import { compareEvents } from '../../schemas/events.js';
 import { validateConfig } from '../../shared/config/load-config.js';
 import { decodeBatch } from '../../shared/decode/read-input.js';
-import { baseConfig, T0 } from '../../shared/detect/timeline.js';
+import { baseConfig, DB, T0 } from '../../shared/detect/timeline.js';
 import type { AlertSink } from '../../shared/emit/sink.js';
 import { ociAuthProvider } from '../../shared/oci/auth.js';
 import { createOciClient } from '../../shared/oci/clients.js';
@@ -35,6 +35,7 @@ import {
   type AuditEventPair,
   type AuditRecord,
   auditService,
+  dbSystemStoppedEvent,
   membershipChangeEvent,
   unrelatedEvent,
 } from '../oci-endpoint/audit.js';
@@ -77,6 +78,12 @@ function auditTimeline(start: number, span: number, noise: number): Spec[] {
   add(change('add', 'dave', 'dba', start + 2 * HOUR), start + 2 * HOUR, 0);
   add(change('remove', 'dave', 'dba', start + span / 2), start + span / 2, 9 * MINUTE);
   add(change('add', 'carol', 'bg', start + span - 3 * HOUR), start + span - 3 * HOUR, 5 * MINUTE);
+  // A DB system stopped through the MySQL HeatWave API: not IAM, read all the same.
+  add(
+    dbSystemStoppedEvent('ev-stop-prod1', start + 3 * HOUR, COMPARTMENT, DB.id),
+    start + 3 * HOUR,
+    2 * MINUTE,
+  );
   for (let i = 0; i < noise; i++) {
     const at = start + Math.floor((i * span) / noise);
     add(unrelatedEvent(`ev-noise-${i}`, at, COMPARTMENT), at, ((i * 7) % 15) * MINUTE);
@@ -317,6 +324,7 @@ describe('backfill from the Audit API', () => {
     );
     expect(reference.length).toBeGreaterThan(3);
     expect(ids(sink.alerts)).toEqual(reference);
+    expect(sink.alerts.map((a) => a.rule)).toContain('dbsystem.change');
   });
 
   it('formats query times itself: the SDK would send local time with a Z outside TZ=UTC', async () => {
@@ -551,6 +559,7 @@ describe('backfill from Logging Search', () => {
         T0 + LOG_SPAN,
       ),
     );
+    expect(sink.alerts.map((a) => a.rule)).toContain('dbsystem.change');
   });
 
   it('includes subcompartments with `_Audit_Include_Subcompartment`', async () => {

@@ -79,6 +79,7 @@ const NAMESPACE_CLASSIFICATION: Record<string, Classification> = {
   privilege: { categories: ['database'] },
   mapping: { categories: ['database'] },
   audit: { categories: ['database'] },
+  dbsystem: { categories: ['database'] },
   iam: { categories: ['iam'] },
 };
 
