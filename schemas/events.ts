@@ -100,6 +100,12 @@ export const IAM_EVENT_KINDS = [
   'policy_created',
   'policy_updated',
   'policy_deleted',
+  'idp_mapping_created',
+  'idp_mapping_updated',
+  'idp_mapping_deleted',
+  'dynamic_group_created',
+  'dynamic_group_updated',
+  'dynamic_group_deleted',
   'signon_success',
   'signon_failure',
   'credential_change',
@@ -163,6 +169,13 @@ export const IamEventSchema = z.object({
    * and whether one was created (uploaded, reset: someone now holds a new secret), updated or deleted.
    */
   credential: z.object({ type: z.string(), change: z.enum(['created', 'updated', 'deleted']) }).optional(),
+  /** An `idp_mapping_*`: the identity provider and its group mapped onto `group` (every member of it). */
+  idpGroupMapping: z.object({ idpId: z.string().optional(), idpGroupName: z.string().optional() }).optional(),
+  /** A `dynamic_group_*`: the dynamic group and its matching rule after (and before) the change, when the record says. */
+  dynamicGroup: Ref.extend({
+    matchingRule: z.string().optional(),
+    previousMatchingRule: z.string().optional(),
+  }).optional(),
   /**
    * What a `dbsystem_change` did through the MySQL HeatWave control plane (`com.oraclecloud.mysqlaas.*`):
    * the operation, the DB system it touched (a backup's, when the record names it), the resource

@@ -577,7 +577,8 @@ export class Correlator {
       default:
         break;
     }
-    this.detector.run('iam', this.iamFact(ev, userId, group?.id));
+    // A dynamic group is judged, like a group, by the accounts group mappings give it.
+    this.detector.run('iam', this.iamFact(ev, userId, group?.id ?? ev.dynamicGroup?.id));
   }
 
   private iamFact(

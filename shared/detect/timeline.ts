@@ -290,6 +290,35 @@ export const iam = {
       },
     });
   },
+  /** IdP group `idpGroupName` of identity provider `idp` mapped onto `group` (or the mapping changed or deleted). */
+  idpMapping(s: {
+    at: number;
+    kind: 'idp_mapping_created' | 'idp_mapping_updated' | 'idp_mapping_deleted';
+    group: string;
+    idpGroupName: string;
+  }): IamEvent {
+    return iamEvent(s.at, s.kind, {
+      group: { id: s.group },
+      idpGroupMapping: { idpId: 'ocid1.saml2idp.oc1..idp', idpGroupName: s.idpGroupName },
+    });
+  },
+  /** Dynamic group `id` created, changed (`previous` -> `rule`) or deleted. */
+  dynamicGroup(s: {
+    at: number;
+    kind: 'dynamic_group_created' | 'dynamic_group_updated' | 'dynamic_group_deleted';
+    id: string;
+    rule?: string;
+    previous?: string;
+  }): IamEvent {
+    return iamEvent(s.at, s.kind, {
+      dynamicGroup: {
+        id: s.id,
+        name: s.id.slice(s.id.lastIndexOf('.') + 1),
+        ...(s.rule ? { matchingRule: s.rule } : {}),
+        ...(s.previous ? { previousMatchingRule: s.previous } : {}),
+      },
+    });
+  },
   /** A change of policy `p` by iam-admin; `name: null` for a record that gives only the OCID. */
   policy(s: {
     at: number;

@@ -59,6 +59,8 @@ type Subject = {
   signOn?: SignOn | undefined;
   credential?: Credential | undefined;
   dbSystemChange?: IamEvent['dbSystemChange'];
+  idpGroupMapping?: IamEvent['idpGroupMapping'];
+  dynamicGroup?: IamEvent['dynamicGroup'];
 };
 
 const CLASSIC_PREFIX = 'com.oraclecloud.identitycontrolplane.';
@@ -121,6 +123,12 @@ const CLASSIC_KINDS = new Map<string, IamEventKind>([
   ['createpolicy', 'policy_created'],
   ['updatepolicy', 'policy_updated'],
   ['deletepolicy', 'policy_deleted'],
+  ['createidpgroupmapping', 'idp_mapping_created'],
+  ['updateidpgroupmapping', 'idp_mapping_updated'],
+  ['deleteidpgroupmapping', 'idp_mapping_deleted'],
+  ['createdynamicgroup', 'dynamic_group_created'],
+  ['updatedynamicgroup', 'dynamic_group_updated'],
+  ['deletedynamicgroup', 'dynamic_group_deleted'],
   ...[...CREDENTIAL_OPERATIONS.keys()].map((op): [string, IamEventKind] => [op, 'credential_change']),
 ]);
 
@@ -150,6 +158,8 @@ const REMOVAL_KINDS: ReadonlySet<IamEventKind> = new Set([
   'user_deleted',
   'group_deleted',
   'policy_deleted',
+  'idp_mapping_deleted',
+  'dynamic_group_deleted',
 ]);
 const POLICY_KINDS: ReadonlySet<IamEventKind> = new Set([
   'policy_created',
@@ -219,6 +229,9 @@ function toIamEvent(head: Head, data: OciAuditData): IamEvent {
   if (subject.credential !== undefined && kind === 'credential_change') event.credential = subject.credential;
   if (subject.dbSystemChange !== undefined && kind === 'dbsystem_change')
     event.dbSystemChange = subject.dbSystemChange;
+  if (subject.idpGroupMapping !== undefined && kind !== 'other')
+    event.idpGroupMapping = subject.idpGroupMapping;
+  if (subject.dynamicGroup !== undefined && kind !== 'other') event.dynamicGroup = subject.dynamicGroup;
   if (status !== undefined) event.status = status;
   event.extraction = extraction;
   return event;
@@ -243,6 +256,51 @@ function classicSubject(type: string, data: OciAuditData, x: Extraction): Subjec
     membershipId: pick(x, 'membershipId', membershipCandidates(states, data)),
     policy: POLICY_KINDS.has(kind) ? policyOf(states, data, x) : undefined,
     credential: operation === undefined ? undefined : CREDENTIAL_OPERATIONS.get(operation),
+    idpGroupMapping: kind.startsWith('idp_mapping_') ? idpGroupMappingOf(states, data, x) : undefined,
+    dynamicGroup: kind.startsWith('dynamic_group_') ? dynamicGroupOf(states, data, x) : undefined,
+  };
+}
+
+/** The identity provider and its group of an IdP group mapping (the IAM group is the event's `group`). */
+function idpGroupMappingOf(
+  states: StateEntry[],
+  data: OciAuditData,
+  x: Extraction,
+): IamEvent['idpGroupMapping'] {
+  return withoutUndefined({
+    idpId: pick(x, 'idpGroupMapping.idpId', [
+      ...states.map(([at, obj]): Candidate => [`${at}.idpId`, obj?.idpId]),
+      ['request.path', segmentAfter(data.request?.path, 'identityProviders')],
+    ]),
+    idpGroupName: pick(x, 'idpGroupMapping.idpGroupName', [
+      ...states.map(([at, obj]): Candidate => [`${at}.idpGroupName`, obj?.idpGroupName]),
+      ['request.payload.idpGroupName', field(data.request?.payload, 'idpGroupName')],
+    ]),
+  });
+}
+
+/** A dynamic group, with its matching rule after (current, else the request body) and before the change. */
+function dynamicGroupOf(states: StateEntry[], data: OciAuditData, x: Extraction): IamEvent['dynamicGroup'] {
+  const ids = [
+    ...states.map(([at, obj]): Candidate => [`${at}.id`, ocidOf('dynamicgroup', obj?.id)]),
+    ['request.path', segmentAfter(data.request?.path, 'dynamicGroups')] as Candidate,
+    ['resourceId', ocidOf('dynamicgroup', data.resourceId)] as Candidate,
+  ];
+  const names = [
+    ...states.map(([at, obj]): Candidate => [`${at}.name`, obj?.name]),
+    ['resourceName', data.resourceName] as Candidate,
+  ];
+  return {
+    ...ref(x, 'dynamicGroup', ids, names),
+    ...withoutUndefined({
+      matchingRule: pick(x, 'dynamicGroup.matchingRule', [
+        ['stateChange.current.matchingRule', data.stateChange?.current?.matchingRule],
+        ['request.payload.matchingRule', field(data.request?.payload, 'matchingRule')],
+      ]),
+      previousMatchingRule: pick(x, 'dynamicGroup.previousMatchingRule', [
+        ['stateChange.previous.matchingRule', data.stateChange?.previous?.matchingRule],
+      ]),
+    }),
   };
 }
 

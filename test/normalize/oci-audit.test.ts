@@ -506,6 +506,75 @@ describe('normalizeOciAudit: users and credentials', () => {
   });
 });
 
+describe('normalizeOciAudit: IdP group mappings and dynamic groups', () => {
+  const IDP = 'ocid1.saml2idp.oc1..aaaaaaaaidp';
+  const DYNAMIC = 'ocid1.dynamicgroup.oc1..aaaaaaaabatch';
+
+  function classic(type: string, stateChange: Json, path: string) {
+    const raw = sample('add-user-to-group.cloudevents');
+    Object.assign(raw, { type: `com.oraclecloud.identityControlPlane.${type}` });
+    Object.assign(raw.data, { stateChange, resourceId: null, resourceName: null });
+    raw.data.request.path = path;
+    return normalize(raw);
+  }
+
+  it('maps an IdP group mapping onto a group, naming the IdP group', () => {
+    const mapping = {
+      id: 'ocid1.idpgroupmapping.oc1..m',
+      idpGroupName: 'everyone',
+      groupId: DBA,
+      idpId: IDP,
+    };
+    const created = classic(
+      'CreateIdpGroupMapping',
+      { previous: null, current: mapping },
+      `/20160918/identityProviders/${IDP}/groupMappings/`,
+    );
+    expect(created).toMatchObject({
+      kind: 'idp_mapping_created',
+      group: { id: DBA },
+      idpGroupMapping: { idpId: IDP, idpGroupName: 'everyone' },
+    });
+    const deleted = classic(
+      'DeleteIdpGroupMapping',
+      { previous: mapping, current: null },
+      `/20160918/identityProviders/${IDP}/groupMappings/m`,
+    );
+    expect(deleted).toMatchObject({ kind: 'idp_mapping_deleted', group: { id: DBA } });
+    expect(deleted.extraction['group.id']).toBe('stateChange.previous.groupId');
+  });
+
+  it('maps a dynamic group change with its matching rule before and after, and no IAM group', () => {
+    const before = { id: DYNAMIC, name: 'batch', matchingRule: "instance.id = 'ocid1.instance.oc1..a'" };
+    const after = {
+      ...before,
+      matchingRule: "ALL {instance.compartment.id = 'ocid1.compartment.oc1..prod'}",
+    };
+    const event = classic(
+      'UpdateDynamicGroup',
+      { previous: before, current: after },
+      `/20160918/dynamicGroups/${DYNAMIC}`,
+    );
+    expect(event).toMatchObject({
+      kind: 'dynamic_group_updated',
+      dynamicGroup: {
+        id: DYNAMIC,
+        name: 'batch',
+        matchingRule: after.matchingRule,
+        previousMatchingRule: before.matchingRule,
+      },
+    });
+    expect(event.group).toBeUndefined();
+    const created = classic(
+      'CreateDynamicGroup',
+      { previous: null, current: null },
+      '/20160918/dynamicGroups/',
+    );
+    expect(created).toMatchObject({ kind: 'dynamic_group_created' });
+    expect(created.dynamicGroup).toEqual({});
+  });
+});
+
 describe('normalizeOciAudit: MySQL HeatWave control plane', () => {
   const PROD = 'ocid1.mysqldbsystem.oc1..aaaaaaaaprodorders7k2m';
   const NOAUDIT = 'ocid1.mysqlconfiguration.oc1..aaaaaaaanoaudit9q4w';
