@@ -2,7 +2,7 @@
 // or tampering with the audit log. Read from the canonical event's `sqlCommand` and its
 // secret-redacted text; statements that failed (status != 0) change nothing.
 import type { DbEvent } from '../../schemas/events.js';
-import { maskLiterals } from '../normalize/redact.js';
+import { type SqlToken, sqlTokens } from '../normalize/redact.js';
 
 export type AccountRef = { user: string; host: string };
 
@@ -167,30 +167,216 @@ function adminGrant(text: string): boolean {
   return (global !== null && ADMIN_PRIVILEGES.test(global[1]!)) || /\bWITH\s+GRANT\s+OPTION\b/i.test(text);
 }
 
-/** Every AUDIT_TAMPER pattern contains one of these: one scan rules out most statements. */
+/** Every way of tampering with the audit log names one of these: one scan rules out most statements. */
 const TAMPER_HINT = /audit_log|uninstall/i;
+
+/** The tampering actions, the most serious first: a statement doing several is named by the first. */
+const TAMPER_ACTIONS = [
+  'filter-removed',
+  'filter-changed',
+  'filter-tables-changed',
+  'filters-reloaded',
+  'plugin-uninstalled',
+  'component-uninstalled',
+  'audit-log-disabled',
+  'audit-policy-none',
+  'audit-policy-reduced',
+  'accounts-excluded',
+  'accounts-included',
+] as const;
+type TamperAction = (typeof TAMPER_ACTIONS)[number];
+
+/** Matches no value: any value given to the setting counts. */
+const NOTHING = /(?!)/;
 /**
- * Read on the text with its literals masked (`maskLiterals`). The variables are the 8.0/8.4
- * plugin's (`audit_log_disable`), the 9.x component's (`audit_log.disable`) and Percona's
- * (`audit_log_filter.disable`); the first pattern that matches names the action.
+ * The audit settings and what assigning them a value does, unless the value is literally one of
+ * `safe`: an expression or a variable may be anything. The variables are the 8.0/8.4 plugin's
+ * (`audit_log_disable`), the 9.x component's (`audit_log.disable`) and Percona's
+ * (`audit_log_filter.disable`).
  */
-const AUDIT_TAMPER: [RegExp, string][] = [
-  [/\baudit_log_filter_remove_(filter|user)\s*\(/i, 'filter-removed'],
-  [/\baudit_log_filter_set_(filter|user)\s*\(/i, 'filter-changed'],
-  // The filter tables written directly take effect at the next flush (or restart).
-  [
-    /\b(?:(?:INSERT|REPLACE)(?:\s+(?:LOW_PRIORITY|DELAYED|IGNORE))*(?:\s+INTO)?|UPDATE(?:\s+(?:LOW_PRIORITY|IGNORE))*|DELETE(?:\s+(?:LOW_PRIORITY|QUICK|IGNORE))*\s+FROM|TRUNCATE(?:\s+TABLE)?)\s+`?mysql`?\s*\.\s*`?audit_log_(?:filter|user)\b/i,
-    'filter-tables-changed',
-  ],
-  [/\baudit_log_filter_flush\s*\(/i, 'filters-reloaded'],
-  [/\bUNINSTALL\s+PLUGIN\s+[`'"]?audit_log\b/i, 'plugin-uninstalled'],
-  [/\bUNINSTALL\s+COMPONENT\s+['"]?file:\/\/component_audit/i, 'component-uninstalled'],
-  [/\baudit_log(?:[._]filter)?[._]disable\s*:?=\s*(?:ON|1|TRUE)\b/i, 'audit-log-disabled'],
-  [/\baudit_log[._](?:connection_|statement_)?policy\s*:?=\s*NONE\b/i, 'audit-policy-none'],
-  [/\baudit_log[._](?:connection_|statement_)?policy\s*:?=\s*(?!ALL\b)\w/i, 'audit-policy-reduced'],
-  [/\baudit_log[._]exclude_accounts\s*:?=/i, 'accounts-excluded'],
-  [/\baudit_log[._]include_accounts\s*:?=/i, 'accounts-included'],
+const AUDIT_SETTINGS: { name: RegExp; safe: RegExp; action: (value: string) => TamperAction }[] = [
+  {
+    name: /^audit_log(?:_filter)?[._]disable$/,
+    safe: /^(?:OFF|0|FALSE|DEFAULT)$/,
+    action: () => 'audit-log-disabled',
+  },
+  {
+    name: /^audit_log[._](?:connection_|statement_)?policy$/,
+    safe: /^(?:ALL|DEFAULT)$/,
+    action: (value) => (value === 'NONE' ? 'audit-policy-none' : 'audit-policy-reduced'),
+  },
+  { name: /^audit_log[._]exclude_accounts$/, safe: NOTHING, action: () => 'accounts-excluded' },
+  { name: /^audit_log[._]include_accounts$/, safe: NOTHING, action: () => 'accounts-included' },
 ];
+
+/** Tables whose rows are the audit filters: written directly, they take effect at the next flush. */
+const AUDIT_TABLES = new Set(['mysql.audit_log_filter', 'mysql.audit_log_user']);
+
+/** Reads a statement's tokens (`sqlTokens`) by position. */
+class Tokens {
+  constructor(readonly list: readonly SqlToken[]) {}
+  /** The keyword at `k`, upper case; back-quoted names are never keywords. */
+  word(k: number): string | undefined {
+    const t = this.list[k];
+    return t?.type === 'word' ? t.text.toUpperCase() : undefined;
+  }
+  /** The name at `k`, lower case, quoted or not. */
+  name(k: number): string | undefined {
+    const t = this.list[k];
+    return t?.type === 'word' || t?.type === 'ident' ? t.text.toLowerCase() : undefined;
+  }
+  punct(k: number): string | undefined {
+    const t = this.list[k];
+    return t?.type === 'punct' ? t.text : undefined;
+  }
+  /** The index of the `;` (or the end) that ends the statement at `k`. */
+  endOfStatement(k: number): number {
+    let j = k;
+    while (j < this.list.length && this.punct(j) !== ';') j++;
+    return j;
+  }
+  /** The index of the `,` or `;` (or the end) that ends the expression starting at `k`. */
+  endOfExpression(k: number): number {
+    let depth = 0;
+    for (let j = k; j < this.list.length; j++) {
+      const p = this.punct(j);
+      if (p === '(') depth++;
+      else if (p === ')') depth--;
+      else if (depth <= 0 && (p === ',' || p === ';')) return j;
+    }
+    return this.list.length;
+  }
+}
+
+/** Words after which a stored program's body, or a statement of it, begins. */
+const OPENERS = new Set([
+  'DO',
+  'BEGIN',
+  'THEN',
+  'ELSE',
+  'LOOP',
+  'REPEAT',
+  'SQLEXCEPTION',
+  'SQLWARNING',
+  'FOUND',
+  'DEFINER',
+  'INVOKER',
+  'DETERMINISTIC',
+  'SQL',
+  'DATA',
+  'ROW',
+]);
+
+/**
+ * Where statements begin: the start, after `;`, and where a stored program's body or one of its
+ * statements may begin (after `DO`, `BEGIN`, `THEN`, a handler's condition, the routine's
+ * characteristics or its parameter list).
+ */
+function statementStarts(t: Tokens): number[] {
+  const starts: number[] = [];
+  for (let k = 0; k < t.list.length; k++) {
+    const before = t.list[k - 1];
+    if (
+      before === undefined ||
+      before.type === 'string' ||
+      before.type === 'number' ||
+      t.punct(k - 1) === ';' ||
+      t.punct(k - 1) === ')' ||
+      OPENERS.has(t.word(k - 1) ?? '') ||
+      (t.word(k - 2) === 'FOR' && t.word(k - 3) === 'HANDLER')
+    )
+      starts.push(k);
+  }
+  return starts;
+}
+
+/** `SET` at `k`: each variable assigned (lower case, `audit_log.disable` as one name) and its value. */
+function assignments(t: Tokens, k: number): { name: string; value: SqlToken[] }[] {
+  const out: { name: string; value: SqlToken[] }[] = [];
+  let j = k + 1;
+  for (;;) {
+    if (/^(?:GLOBAL|PERSIST|PERSIST_ONLY|SESSION|LOCAL)$/.test(t.word(j) ?? '')) j++;
+    else if (t.punct(j) === '@' && t.punct(j + 1) === '@') {
+      j += 2;
+      if (/^(?:global|persist|persist_only|session|local)$/.test(t.name(j) ?? '') && t.punct(j + 1) === '.')
+        j += 2;
+    } else if (t.punct(j) === '@') j++;
+    let name = t.name(j) ?? t.list[j]?.text;
+    if (name === undefined) return out;
+    j++;
+    const part = t.name(j + 1);
+    if (t.punct(j) === '.' && part !== undefined) {
+      name = `${name}.${part}`;
+      j += 2;
+    }
+    if (t.punct(j) === ':' && t.punct(j + 1) === '=') j += 2;
+    else if (t.punct(j) === '=') j++;
+    else return out;
+    const end = t.endOfExpression(j);
+    out.push({ name, value: t.list.slice(j, end) });
+    if (t.punct(end) !== ',') return out;
+    j = end + 1;
+  }
+}
+
+/** `mysql.<table>` names a DML statement at `k` writes (lower case); other schemas are not needed. */
+function writtenTables(t: Tokens, k: number): string[] {
+  const verb = t.word(k);
+  const stop =
+    verb === 'INSERT' || verb === 'REPLACE'
+      ? /^(?:VALUES?|SELECT|SET|TABLE|WITH|PARTITION)$/
+      : verb === 'UPDATE'
+        ? /^SET$/
+        : verb === 'DELETE'
+          ? /^(?:WHERE|ORDER|LIMIT)$/
+          : verb === 'TRUNCATE'
+            ? /^$/
+            : undefined;
+  if (stop === undefined) return [];
+  const tables: string[] = [];
+  for (let j = k + 1; j < t.list.length && t.punct(j) !== ';' && !stop.test(t.word(j) ?? ''); j++) {
+    if (t.punct(j) === '(' && verb !== 'UPDATE' && verb !== 'DELETE') break;
+    const table = t.name(j + 2);
+    if (t.name(j) === 'mysql' && t.punct(j + 1) === '.' && table !== undefined) tables.push(`mysql.${table}`);
+  }
+  return tables;
+}
+
+/** The first (most serious) tampering action of a statement's tokens, if any. */
+function tamperAction(t: Tokens): TamperAction | undefined {
+  const found = new Set<TamperAction>();
+  for (let k = 0; k < t.list.length; k++) {
+    // A call of a filter function (the read and encryption functions are named otherwise); a
+    // "name" is a name too, under sql_mode ANSI_QUOTES, and no string is ever called.
+    const name = t.list[k]?.type === 'punct' ? undefined : t.list[k]?.text.toLowerCase();
+    if (name?.startsWith('audit_log_filter_') && t.punct(k + 1) === '(') {
+      found.add(
+        name.startsWith('audit_log_filter_remove_')
+          ? 'filter-removed'
+          : name === 'audit_log_filter_flush'
+            ? 'filters-reloaded'
+            : 'filter-changed',
+      );
+    }
+    const what = t.word(k + 1);
+    if (t.word(k) === 'UNINSTALL' && (what === 'PLUGIN' || what === 'COMPONENT')) {
+      const targets = t.list.slice(k + 2, t.endOfStatement(k + 2));
+      if (targets.some((x) => x.type !== 'punct' && /audit/i.test(x.text)))
+        found.add(what === 'PLUGIN' ? 'plugin-uninstalled' : 'component-uninstalled');
+    }
+  }
+  for (const k of statementStarts(t)) {
+    if (t.word(k) === 'SET') {
+      for (const { name, value } of assignments(t, k)) {
+        const setting = AUDIT_SETTINGS.find((s) => s.name.test(name));
+        const literal = value.length === 1 && value[0]!.type !== 'punct' ? value[0]!.text.toUpperCase() : '?';
+        if (setting && !setting.safe.test(literal)) found.add(setting.action(literal));
+      }
+    }
+    if (writtenTables(t, k).some((table) => AUDIT_TABLES.has(table))) found.add('filter-tables-changed');
+  }
+  return TAMPER_ACTIONS.find((a) => found.has(a));
+}
 
 /** What a statement changes; empty for ordinary queries and for failed statements. */
 export function statementFacts(event: DbEvent): StatementFacts {
@@ -243,11 +429,8 @@ export function statementFacts(event: DbEvent): StatementFacts {
     if (proxied) facts.proxyGrant = { proxied, to, revoke };
   }
 
-  if (TAMPER_HINT.test(text)) {
-    const masked = maskLiterals(text);
-    const tamper = AUDIT_TAMPER.find(([pattern]) => pattern.test(masked));
-    if (tamper) facts.auditTamper = { action: tamper[1] };
-  }
+  const action = TAMPER_HINT.test(text) ? tamperAction(new Tokens(sqlTokens(text))) : undefined;
+  if (action) facts.auditTamper = { action };
   return facts;
 }
 

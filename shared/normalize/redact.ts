@@ -55,18 +55,35 @@ export function redactLiterals(sql: string): string {
   );
 }
 
+/** A token as MySQL reads it: `text` is a string's value or a back-quoted name without its quotes. */
+export type SqlToken = {
+  type: 'word' | 'ident' | 'string' | 'number' | 'punct';
+  text: string;
+  start: number;
+};
+
 /**
- * For reading what a statement does, not for output: each string literal becomes its bare value
- * when that is one word, number or path (`'ON'` -> `ON`), else `?`, so that text inside a literal
- * (`LIKE '%audit_log_disable = ON%'`) never reads as part of the statement.
+ * For reading what a statement does, not for output: its tokens without spaces and comments. The
+ * content of an executable comment (`/*!80000 ... *\/`) stays, as MySQL runs it (whatever the
+ * version named: the server's is not known here); text inside a literal stays one `string`.
  */
-export function maskLiterals(sql: string): string {
-  const tokens = tokenize(sql);
-  return render(sql, tokens, (t) => {
-    if (t.type !== 'string') return undefined;
-    const value = sql.slice(t.start + 1, t.end - 1);
-    return /^[\w.:/-]{1,64}$/.test(value) ? value : LITERAL;
-  });
+export function sqlTokens(sql: string): SqlToken[] {
+  const out: SqlToken[] = [];
+  for (const t of tokenize(sql)) {
+    if (t.type === 'space' || t.type === 'comment') continue;
+    const raw = sql.slice(t.start, t.end);
+    const text = t.type === 'string' || t.type === 'ident' ? unquoted(raw) : raw;
+    out.push({ type: t.type, text, start: t.start });
+  }
+  return out;
+}
+
+/** The value of a quoted string or name: quotes removed, doubled quotes and backslash escapes undone. */
+function unquoted(raw: string): string {
+  const q = raw[0]!;
+  const body = raw.length >= 2 && raw.endsWith(q) ? raw.slice(1, -1) : raw.slice(1);
+  const undoubled = body.replaceAll(q + q, q);
+  return q === '`' ? undoubled : undoubled.replace(/\\(.)/g, '$1');
 }
 
 /** The redaction for SQL that leaves the pipeline: same as `redactLiterals`. */

@@ -123,6 +123,62 @@ export const auditTamper = defineRule({
           "UNINSTALL COMPONENT 'file://component_audit_log'",
           'component-uninstalled',
         ],
+        // MySQL reads a comment as a space and runs an executable comment's content, names may be
+        // back-quoted, and a value that is not literally the safe one may be anything.
+        [
+          'a back-quoted filter function',
+          'select',
+          "SELECT `audit_log_filter_remove_filter`('log_all')",
+          'filter-removed',
+        ],
+        [
+          'a comment before the call',
+          'select',
+          "SELECT audit_log_filter_remove_filter/**/('log_all')",
+          'filter-removed',
+        ],
+        [
+          'a comment and a space before the call',
+          'select',
+          "SELECT audit_log_filter_set_user /* x */ ('%', 'log_none')",
+          'filter-changed',
+        ],
+        [
+          'the variable in an executable comment',
+          'set_option',
+          'SET GLOBAL /*!80000 audit_log_disable */ = ON',
+          'audit-log-disabled',
+        ],
+        [
+          'a comment before =',
+          'set_option',
+          'SET GLOBAL audit_log_disable /* off */ = ON',
+          'audit-log-disabled',
+        ],
+        [
+          'a comment before the plugin name',
+          'uninstall_plugin',
+          'UNINSTALL PLUGIN /**/ audit_log',
+          'plugin-uninstalled',
+        ],
+        [
+          'an expression as the value',
+          'set_option',
+          'SET @@global.audit_log_disable = 2-1',
+          'audit-log-disabled',
+        ],
+        [
+          'a user variable as the value',
+          'set_option',
+          'SET GLOBAL audit_log_disable = @on',
+          'audit-log-disabled',
+        ],
+        [
+          'after another assignment, persisted only',
+          'set_option',
+          'SET @x = 1, PERSIST_ONLY audit_log_statement_policy = NONE',
+          'audit-policy-none',
+        ],
       ] as const
     ).map(([name, sqlCommand, sql, action]) => ({
       name,
@@ -134,6 +190,15 @@ export const auditTamper = defineRule({
         ['audit log enabled', 'SET GLOBAL audit_log.disable = OFF'],
         ['logging everything', 'SET GLOBAL audit_log_policy = ALL'],
         ['the filter tables read', 'SELECT name, filter FROM mysql.audit_log_filter'],
+        ['audit log enabled behind a comment', 'SET GLOBAL audit_log_disable = /* ON */ OFF'],
+        ['the read buffer raised', 'SET SESSION audit_log_read_buffer_size = 4194304'],
+        ['a setting read', 'SELECT @@global.audit_log_disable, audit_log_read_bookmark()'],
+        ['another plugin uninstalled', 'UNINSTALL PLUGIN validate_password'],
+        ['a column of that name updated', 'UPDATE settings SET audit_log_disable = 1 WHERE id = 2'],
+        [
+          'the statement inside a literal',
+          "INSERT INTO runbook (step) VALUES ('SET GLOBAL audit_log_disable = ON')",
+        ],
         [
           'a function name inside a literal',
           "SELECT note FROM tickets WHERE body LIKE '%audit_log_filter_remove_filter(%'",
