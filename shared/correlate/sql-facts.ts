@@ -14,6 +14,21 @@ export type StatementFacts = {
   /** GRANT PROXY ON <proxied> TO <proxy>. */
   proxyGrant?: { proxied: AccountRef; to: AccountRef[]; revoke: boolean };
   auditTamper?: { action: string };
+  /**
+   * A stored program created (or an event altered): its body runs later, as its definer, and the
+   * audit log records none of its statements, so `privilege` and `auditTamper` are then what its
+   * body would do.
+   */
+  storedProgram?: StoredProgram;
+};
+
+export type StoredProgram = {
+  /** `CREATE EVENT`, `ALTER EVENT`, `CREATE PROCEDURE`, `CREATE FUNCTION`, `CREATE TRIGGER`. */
+  verb: string;
+  /** The account its DEFINER clause names; absent when it names the creator (CURRENT_USER, or none). */
+  definer?: AccountRef;
+  /** Its body prepares or executes statements built at run time: what they do is not known. */
+  dynamicSql?: true;
 };
 
 export type AccountChange =
@@ -89,6 +104,17 @@ const IDENTIFIED_WITH = new RegExp(
 
 const IDENTIFIED_BY = /\s+IDENTIFIED\s+(?:WITH\s+\S+\s+)?BY\b/iy;
 
+/** The statement's ACCOUNT LOCK (true) or ACCOUNT UNLOCK (false), outside literals and comments. */
+function accountLocked(text: string): boolean | undefined {
+  const tokens = sqlTokens(text);
+  for (let i = 0; i + 1 < tokens.length; i++) {
+    const [a, b] = [tokens[i]!, tokens[i + 1]!];
+    if (a.type === 'word' && b.type === 'word' && /^account$/i.test(a.text) && /^(un)?lock$/i.test(b.text))
+      return !/^un/i.test(b.text);
+  }
+  return undefined;
+}
+
 /**
  * CREATE USER / ALTER USER: each account with the plugin and AS string that follows it, whether it
  * gets a password, and the statement's ACCOUNT LOCK or UNLOCK.
@@ -96,11 +122,11 @@ const IDENTIFIED_BY = /\s+IDENTIFIED\s+(?:WITH\s+\S+\s+)?BY\b/iy;
 function accountDefinitions(text: string, op: 'create' | 'alter'): AccountChange[] {
   const head = /^\s*(?:CREATE|ALTER)\s+USER\s+(?:IF\s+(?:NOT\s+)?EXISTS\s+)?/i.exec(text);
   if (!head) return [];
-  const lock = /\bACCOUNT\s+(UN)?LOCK\b/i.exec(maskLiterals(text));
+  const locked = accountLocked(text);
   const withOptions = (change: Extract<AccountChange, { op: 'create' | 'alter' }>, at: number) => {
     IDENTIFIED_BY.lastIndex = at;
     if (IDENTIFIED_BY.test(text)) change.password = true;
-    if (lock) change.locked = lock[1] === undefined;
+    if (locked !== undefined) change.locked = locked;
     return change;
   };
   const changes: AccountChange[] = [];
@@ -384,8 +410,16 @@ export function statementFacts(event: DbEvent): StatementFacts {
   if (!sql || event.status !== 0 || (sql.status !== undefined && sql.status !== 0)) return {};
   const text = sql.text ?? '';
   const command = (sql.sqlCommand ?? '').toLowerCase();
-  const facts: StatementFacts = {};
+  const program = PROGRAM_COMMANDS[command];
+  const facts = program ? storedProgramFacts(text, program) : privilegeFacts(text, command);
+  const action = TAMPER_HINT.test(text) ? tamperAction(new Tokens(sqlTokens(text))) : undefined;
+  if (action) facts.auditTamper = { action };
+  return facts;
+}
 
+/** The account, privilege and proxy facts of a statement whose sql_command is `command`. */
+function privilegeFacts(text: string, command: string): StatementFacts {
+  const facts: StatementFacts = {};
   const verb = PRIVILEGE_COMMANDS[command];
   // Account definitions first: privilege targets of CREATE/ALTER/DROP/RENAME USER come from them.
   if (command === 'create_user' || command === 'alter_user') {
@@ -428,15 +462,75 @@ export function statementFacts(event: DbEvent): StatementFacts {
     const to = accountsAfter(text.slice(on.end), revoke ? /^\s*FROM\s+/i : /^\s*TO\s+/i);
     if (proxied) facts.proxyGrant = { proxied, to, revoke };
   }
-
-  const action = TAMPER_HINT.test(text) ? tamperAction(new Tokens(sqlTokens(text))) : undefined;
-  if (action) facts.auditTamper = { action };
   return facts;
+}
+
+/** The statements that create a stored program, or give an event a new body or definer. */
+const PROGRAM_COMMANDS: Record<string, string> = {
+  create_event: 'CREATE EVENT',
+  alter_event: 'ALTER EVENT',
+  create_procedure: 'CREATE PROCEDURE',
+  create_function: 'CREATE FUNCTION',
+  create_spfunction: 'CREATE FUNCTION',
+  create_trigger: 'CREATE TRIGGER',
+};
+
+/**
+ * A stored program's definer, and what the privilege statements of its body would change (their
+ * verbs and targets together). Its body's accounts are not `accounts`: they change nothing yet.
+ */
+function storedProgramFacts(text: string, verb: string): StatementFacts {
+  const t = new Tokens(sqlTokens(text));
+  const storedProgram: StoredProgram = { verb };
+  const definer = t.list.findIndex((_, k) => t.word(k) === 'DEFINER' && t.punct(k + 1) === '=');
+  const account = definer === -1 ? undefined : accountToken(t, definer + 2);
+  if (account) storedProgram.definer = account;
+  const changes: NonNullable<StatementFacts['privilege']>[] = [];
+  for (const k of statementStarts(t)) {
+    const word = t.word(k);
+    if (word === 'PREPARE' || word === 'EXECUTE') storedProgram.dynamicSql = true;
+    const command = bodyCommand(t, k);
+    const end = t.list[t.endOfStatement(k)]?.start ?? text.length;
+    const change = command && privilegeFacts(text.slice(t.list[k]!.start, end), command).privilege;
+    if (change) changes.push(change);
+  }
+  const facts: StatementFacts = { storedProgram };
+  if (changes.length > 0) {
+    facts.privilege = {
+      verb: [...new Set(changes.map((c) => c.verb))].join(', '),
+      targets: changes.flatMap((c) => c.targets),
+    };
+    if (changes.some((c) => c.administrative)) facts.privilege.administrative = true;
+  }
+  return facts;
+}
+
+/** The account written at `k` (`'u'@'h'`, `u@h`, `u`); undefined for CURRENT_USER. */
+function accountToken(t: Tokens, k: number): AccountRef | undefined {
+  const user = t.list[k];
+  if (user === undefined || user.type === 'punct' || t.word(k) === 'CURRENT_USER') return undefined;
+  const host = t.punct(k + 1) === '@' ? t.list[k + 2] : undefined;
+  return { user: user.text, host: host && host.type !== 'punct' ? host.text : '%' };
+}
+
+/** The sql_command a privilege statement at `k` of a stored program's body would be logged with. */
+function bodyCommand(t: Tokens, k: number): string | undefined {
+  const word = t.word(k);
+  const next = t.word(k + 1);
+  if (word === 'GRANT' || word === 'REVOKE') return word.toLowerCase();
+  if (next === 'USER' && (word === 'CREATE' || word === 'ALTER' || word === 'DROP' || word === 'RENAME'))
+    return `${word.toLowerCase()}_user`;
+  if (next === 'ROLE' && (word === 'CREATE' || word === 'DROP')) return `${word.toLowerCase()}_role`;
+  if (word === 'SET' && next === 'PASSWORD') return 'set_password';
+  if (word === 'SET' && next === 'DEFAULT' && t.word(k + 2) === 'ROLE') return 'alter_user_default_role';
+  return undefined;
 }
 
 /** Whether the facts say anything: only such statements reach the rules (Correlator.statement). */
 export function hasFacts(facts: StatementFacts): boolean {
-  return Boolean(facts.privilege || facts.accounts || facts.proxyGrant || facts.auditTamper);
+  return Boolean(
+    facts.privilege || facts.accounts || facts.proxyGrant || facts.auditTamper || facts.storedProgram,
+  );
 }
 
 /**

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { accountName } from '../correlate/mappings.js';
 import { defineRule, statementFields, statementSql } from '../detect/rule.js';
 import { at, db } from '../detect/timeline.js';
 
@@ -18,15 +19,18 @@ export const auditTamper = defineRule({
     statement: (f) => {
       const t = f.facts.auditTamper;
       if (!t) return [];
+      const program = f.facts.storedProgram;
+      const definer = program?.definer ?? (f.event.source === 'mysql' ? f.event.account : null);
+      const via = program && definer ? { via: 'stored program', definer: accountName(definer) } : {};
       return [
         {
           subject: f.event.key,
           occurrence: t.action,
           ts: f.event.ts,
-          title: `Audit logging ${t.action.replaceAll('-', ' ')} on ${f.db?.name ?? f.event.dbSystemId}`,
+          title: `Audit logging ${t.action.replaceAll('-', ' ')}${program ? ' by a stored program' : ''} on ${f.db?.name ?? f.event.dbSystemId}`,
           ...statementFields(f),
           evidence: [f.event.key],
-          details: { action: t.action, sql: statementSql(f) },
+          details: { action: t.action, sql: statementSql(f), ...via },
         },
       ];
     },
@@ -64,6 +68,43 @@ export const auditTamper = defineRule({
         }),
       ],
       expect: { alerts: 1, severity: 'critical', match: { details: { action: 'plugin-uninstalled' } } },
+    },
+    {
+      name: 'an event that will remove the filter as another account',
+      events: () => [
+        db.query({
+          at: at(1),
+          conn: 4,
+          account: 'admin',
+          sqlCommand: 'create_event',
+          sql: "CREATE DEFINER = 'dba_proxy'@'%' EVENT shop.e ON SCHEDULE EVERY 1 DAY DO SELECT audit_log_filter_remove_filter('log_all')",
+        }),
+      ],
+      expect: {
+        alerts: 1,
+        severity: 'critical',
+        match: {
+          title: 'Audit logging filter removed by a stored program on prod-orders',
+          details: { action: 'filter-removed', via: 'stored program', definer: 'dba_proxy@%' },
+        },
+      },
+    },
+    {
+      name: 'a procedure that will disable audit logging',
+      events: () => [
+        db.query({
+          at: at(1),
+          conn: 4,
+          account: 'admin',
+          sqlCommand: 'create_procedure',
+          sql: 'CREATE PROCEDURE ops.quiet() BEGIN SET GLOBAL audit_log_disable = ON; END',
+        }),
+      ],
+      expect: {
+        alerts: 1,
+        severity: 'critical',
+        match: { details: { action: 'audit-log-disabled', via: 'stored program', definer: 'admin@%' } },
+      },
     },
     {
       name: 'reading the audit log is silent',

@@ -1,7 +1,8 @@
 import { z } from 'zod';
 import { accountName } from '../correlate/mappings.js';
+import type { AccountRef } from '../correlate/sql-facts.js';
 import { defineRule, statementFields, statementSql } from '../detect/rule.js';
-import { at, db } from '../detect/timeline.js';
+import { at, db, USERS } from '../detect/timeline.js';
 
 /** A statement at 09:01 on connection 7, run as `account`. */
 const statement = (
@@ -15,7 +16,7 @@ export const privilegeChange = defineRule({
   id: 'privilege.change',
   title: 'MySQL privileges changed',
   description:
-    'GRANT, REVOKE, CREATE/ALTER/DROP/RENAME USER, SET PASSWORD, SET DEFAULT ROLE or GRANT PROXY executed; high when the executing or a target account is privileged, the grant makes its grantee an administrator (ALL or an administrative privilege on *.*, or WITH GRANT OPTION), or the statement opens a proxied account (a group mapping target) to logins without IAM: a password, another plugin or ACCOUNT UNLOCK for it, or an unlocked account of its user name created on another host or renamed onto it.',
+    'GRANT, REVOKE, CREATE/ALTER/DROP/RENAME USER, SET PASSWORD, SET DEFAULT ROLE or GRANT PROXY executed; high when the executing or a target account is privileged, the grant makes its grantee an administrator (ALL or an administrative privilege on *.*, or WITH GRANT OPTION), or the statement opens a proxied account (a group mapping target) to logins without IAM: a password, another plugin or ACCOUNT UNLOCK for it, or an unlocked account of its user name created on another host or renamed onto it. Also a stored program (event, procedure, function, trigger) created whose body holds such a statement (high when it runs as another account), or dynamic SQL run as another or a privileged account, or that runs as another, privileged account: the audit log never shows the statements of its body.',
   severity: 'medium',
   attack: ['T1098'],
   runbook:
@@ -26,33 +27,58 @@ export const privilegeChange = defineRule({
   on: {
     statement: (f) => {
       const p = f.facts.privilege;
-      if (!p) return [];
+      const program = f.facts.storedProgram;
+      if (!p && !program) return [];
       const privileged = new Set(f.db?.privilegedAccounts ?? []);
-      const actor = f.event.source === 'mysql' ? f.event.account?.user : undefined;
+      const actor = f.event.source === 'mysql' ? (f.event.account ?? undefined) : undefined;
+      // A stored program runs as its definer: another account's privileges when it names one.
+      const definer = program?.definer ?? actor;
+      const asAnother = definer !== undefined && (actor === undefined || !sameAccount(definer, actor));
+      const privilegedDefiner = definer !== undefined && privileged.has(definer.user);
       const high =
-        p.administrative === true ||
-        (actor !== undefined && privileged.has(actor)) ||
-        p.targets.some((t) => privileged.has(t.user));
-      const targets = p.targets.map(accountName);
+        p?.administrative === true ||
+        (actor !== undefined && privileged.has(actor.user)) ||
+        (p?.targets.some((t) => privileged.has(t.user)) ?? false);
+      const targets = (p?.targets ?? []).map(accountName);
       const where = f.db?.name ?? f.event.dbSystemId;
       const bypass = (f.bypassesIam ?? []).map(accountName);
+      let change: { title: string; severity: 'high' | 'medium' };
+      if (p && bypass.length > 0) {
+        change = {
+          title: `${bypass.join(', ')} can now be logged in to without IAM on ${where} (${p.verb})`,
+          severity: 'high',
+        };
+      } else if (p) {
+        const what = `${p.verb} on ${targets.join(', ') || 'an account'}`;
+        change = {
+          title: `${program ? `${program.verb} holding ${what}` : what} in ${where}`,
+          severity: high || asAnother ? 'high' : 'medium',
+        };
+      } else if (program?.dynamicSql && (asAnother || privilegedDefiner)) {
+        change = {
+          title: `${program.verb} holding dynamic SQL run as ${accountName(definer!)} in ${where}`,
+          severity: asAnother && privilegedDefiner ? 'high' : 'medium',
+        };
+      } else if (program && asAnother && privilegedDefiner) {
+        change = { title: `${program.verb} run as ${accountName(definer!)} in ${where}`, severity: 'medium' };
+      } else {
+        return [];
+      }
       return [
         {
           subject: f.event.key,
           occurrence: 'change',
           ts: f.event.ts,
-          severity: high || bypass.length > 0 ? 'high' : 'medium',
-          title:
-            bypass.length > 0
-              ? `${bypass.join(', ')} can now be logged in to without IAM on ${where} (${p.verb})`
-              : `${p.verb} on ${targets.join(', ') || 'an account'} in ${where}`,
+          severity: change.severity,
+          title: change.title,
           ...statementFields(f),
           evidence: [f.event.key],
           details: {
-            verb: p.verb,
+            verb: p?.verb ?? program!.verb,
             targets,
             sql: statementSql(f),
             ...(bypass.length > 0 ? { bypassesIam: bypass } : {}),
+            ...(program && definer ? { via: 'stored program', definer: accountName(definer) } : {}),
           },
         },
       ];
@@ -200,6 +226,101 @@ export const privilegeChange = defineRule({
       },
     },
     {
+      name: 'an event that will grant as another account: the creation is the only trace',
+      events: () => [
+        db.connect({ at: at(0), conn: 7, account: 'dba_proxy', user: 'alice', proxy: true }),
+        statement(
+          'dba_proxy',
+          'create_event',
+          "CREATE DEFINER = 'emergency_admin'@'%' EVENT shop.nightly ON SCHEDULE AT '2026-11-04 02:00:00' DO GRANT SELECT ON shop.* TO 'app'@'%'",
+        ),
+      ],
+      expect: {
+        alerts: 1,
+        severity: 'high',
+        match: {
+          identity: { principalId: USERS.alice },
+          mysqlAccount: 'dba_proxy@%',
+          title: 'CREATE EVENT holding GRANT on app@% in prod-orders',
+          details: { verb: 'GRANT', targets: ['app@%'], via: 'stored program', definer: 'emergency_admin@%' },
+        },
+      },
+    },
+    {
+      name: "a procedure of the creator's own that grants: medium, from a handler too",
+      events: () => [
+        statement(
+          'app',
+          'create_procedure',
+          "CREATE PROCEDURE shop.p() BEGIN DECLARE EXIT HANDLER FOR SQLEXCEPTION REVOKE SELECT ON shop.* FROM 'bi'@'%'; SELECT 1; END",
+        ),
+      ],
+      expect: {
+        alerts: 1,
+        severity: 'medium',
+        match: { details: { verb: 'REVOKE', targets: ['bi@%'], via: 'stored program', definer: 'app@%' } },
+      },
+    },
+    {
+      name: 'a procedure running dynamic SQL as another, privileged account is high',
+      events: () => [
+        statement(
+          'admin',
+          'create_procedure',
+          'CREATE DEFINER = `dba_proxy`@`%` PROCEDURE shop.run(q TEXT) SQL SECURITY DEFINER BEGIN SET @s = q; PREPARE st FROM @s; EXECUTE st; END',
+        ),
+      ],
+      expect: {
+        alerts: 1,
+        severity: 'high',
+        match: {
+          title: 'CREATE PROCEDURE holding dynamic SQL run as dba_proxy@% in prod-orders',
+          details: { verb: 'CREATE PROCEDURE', targets: [], via: 'stored program', definer: 'dba_proxy@%' },
+        },
+      },
+    },
+    {
+      name: 'an ordinary event run as another, privileged account is medium',
+      events: () => [
+        statement(
+          'app',
+          'create_event',
+          "CREATE DEFINER = 'dba_proxy'@'%' EVENT shop.purge ON SCHEDULE EVERY 1 DAY DO DELETE FROM shop.sessions WHERE expired = 1",
+        ),
+      ],
+      expect: {
+        alerts: 1,
+        severity: 'medium',
+        match: {
+          title: 'CREATE EVENT run as dba_proxy@% in prod-orders',
+          details: { verb: 'CREATE EVENT', via: 'stored program', definer: 'dba_proxy@%' },
+        },
+      },
+    },
+    ...(
+      [
+        [
+          'an ordinary procedure',
+          'create_procedure',
+          'CREATE PROCEDURE shop.totals() BEGIN SELECT SUM(total) FROM shop.orders; END',
+        ],
+        [
+          "dynamic SQL in an ordinary account's own procedure",
+          'create_procedure',
+          'CREATE DEFINER = CURRENT_USER PROCEDURE shop.pivot(q TEXT) BEGIN SET @s = q; PREPARE st FROM @s; EXECUTE st; END',
+        ],
+        [
+          'an event naming its creator as definer',
+          'create_event',
+          "CREATE DEFINER = 'app'@'%' EVENT shop.purge ON SCHEDULE EVERY 1 DAY DO DELETE FROM shop.sessions WHERE expired = 1",
+        ],
+      ] as const
+    ).map(([name, sqlCommand, sql]) => ({
+      name: `${name} is silent`,
+      events: () => [statement('app', sqlCommand, sql)],
+      expect: { alerts: 0 },
+    })),
+    {
       name: 'failed grant is silent',
       events: () => [statement('admin', 'grant', "GRANT ALL ON *.* TO 'x'@'%'", { status: 1064 })],
       expect: { alerts: 0 },
@@ -213,3 +334,8 @@ export const privilegeChange = defineRule({
     },
   ],
 });
+
+/** The same MySQL account: user names compare exactly, host names without case. */
+function sameAccount(a: AccountRef, b: AccountRef): boolean {
+  return a.user === b.user && a.host.toLowerCase() === b.host.toLowerCase();
+}
