@@ -7,13 +7,18 @@ import { type SqlToken, sqlTokens } from '../normalize/redact.js';
 export type AccountRef = { user: string; host: string };
 
 export type StatementFacts = {
-  /** `administrative`: a grant that administers the server or other accounts (`adminGrant`). */
+  /**
+   * `administrative`: a grant that administers the server or other accounts (`adminGrant`), or a
+   * grant table written directly, which bypasses GRANT altogether.
+   */
   privilege?: { verb: string; targets: AccountRef[]; administrative?: true };
   /** Account definitions the statement creates, alters, drops or renames. */
   accounts?: AccountChange[];
   /** GRANT PROXY ON <proxied> TO <proxy>. */
   proxyGrant?: { proxied: AccountRef; to: AccountRef[]; revoke: boolean };
   auditTamper?: { action: string };
+  /** Grant tables that hold IAM mappings written directly (`update mysql.user`, `insert mysql.proxies_priv`). */
+  mappingTables?: string[];
   /**
    * A stored program created (or an event altered): its body runs later, as its definer, and the
    * audit log records none of its statements, so `privilege` and `auditTamper` are then what its
@@ -412,6 +417,12 @@ export function statementFacts(event: DbEvent): StatementFacts {
   const command = (sql.sqlCommand ?? '').toLowerCase();
   const program = PROGRAM_COMMANDS[command];
   const facts = program ? storedProgramFacts(text, program) : privilegeFacts(text, command);
+  if (DML_COMMANDS.has(command) && MYSQL_SCHEMA.test(text)) {
+    const writes = grantTableWrites(new Tokens(sqlTokens(text)));
+    if (writes.length > 0) facts.privilege = grantTablesChange(writes);
+    const mapping = writes.filter((w) => w.mapping).map((w) => `${w.verb.toLowerCase()} ${w.table}`);
+    if (mapping.length > 0) facts.mappingTables = mapping;
+  }
   const action = TAMPER_HINT.test(text) ? tamperAction(new Tokens(sqlTokens(text))) : undefined;
   if (action) facts.auditTamper = { action };
   return facts;
@@ -465,6 +476,69 @@ function privilegeFacts(text: string, command: string): StatementFacts {
   return facts;
 }
 
+/** Statements that write rows; those naming the `mysql` schema may write its grant tables. */
+const DML_COMMANDS = new Set([
+  'insert',
+  'insert_select',
+  'replace',
+  'replace_select',
+  'update',
+  'update_multi',
+  'delete',
+  'delete_multi',
+  'truncate',
+]);
+const MYSQL_SCHEMA = /\bmysql\b/i;
+
+/** The tables that hold accounts and privileges: written directly, they take effect at FLUSH PRIVILEGES. */
+const GRANT_TABLES = new Set(
+  [
+    'user',
+    'db',
+    'tables_priv',
+    'columns_priv',
+    'procs_priv',
+    'global_grants',
+    'role_edges',
+    'default_roles',
+    'proxies_priv',
+  ].map((t) => `mysql.${t}`),
+);
+
+/**
+ * The grant tables written by the statements of `t`, and whether each write may change an IAM
+ * mapping: any of `mysql.proxies_priv`, and of `mysql.user` all but an UPDATE that leaves its
+ * `plugin` and `authentication_string` alone.
+ */
+function grantTableWrites(t: Tokens): { verb: string; table: string; mapping: boolean }[] {
+  const writes: { verb: string; table: string; mapping: boolean }[] = [];
+  for (const k of statementStarts(t)) {
+    const verb = t.word(k) ?? '';
+    for (const table of writtenTables(t, k)) {
+      if (!GRANT_TABLES.has(table)) continue;
+      const names = t.list.slice(k, t.endOfStatement(k)).map((x) => x.text.toLowerCase());
+      const authentication = names.some((n) =>
+        /^(?:plugin|authentication_string)$|authentication_oci/.test(n),
+      );
+      const mapping =
+        table === 'mysql.proxies_priv' || (table === 'mysql.user' && (verb !== 'UPDATE' || authentication));
+      writes.push({ verb, table, mapping });
+    }
+  }
+  return writes;
+}
+
+/** The privilege change of grant tables written directly: administrative, its targets unknown. */
+function grantTablesChange(
+  writes: readonly { verb: string; table: string }[],
+): NonNullable<StatementFacts['privilege']> {
+  return {
+    verb: [...new Set(writes.map((w) => `${w.verb} ${w.table}`))].join(', '),
+    targets: [],
+    administrative: true,
+  };
+}
+
 /** The statements that create a stored program, or give an event a new body or definer. */
 const PROGRAM_COMMANDS: Record<string, string> = {
   create_event: 'CREATE EVENT',
@@ -494,6 +568,8 @@ function storedProgramFacts(text: string, verb: string): StatementFacts {
     const change = command && privilegeFacts(text.slice(t.list[k]!.start, end), command).privilege;
     if (change) changes.push(change);
   }
+  const writes = grantTableWrites(t);
+  if (writes.length > 0) changes.push(grantTablesChange(writes));
   const facts: StatementFacts = { storedProgram };
   if (changes.length > 0) {
     facts.privilege = {

@@ -10,7 +10,7 @@ export const mappingChange = defineRule({
   id: 'mapping.change',
   title: 'IAM mapping changed',
   description:
-    'An authentication_oci mapping (1-to-1 or group_mapping) is created, altered, dropped or renamed, or a PROXY grant changes.',
+    'An authentication_oci mapping (1-to-1 or group_mapping) is created, altered, dropped or renamed, or a PROXY grant changes, by statement or by writing mysql.user or mysql.proxies_priv directly.',
   severity: 'high',
   attack: ['T1098'],
   runbook: 'Compare the new mapping with the approved one: which IAM group now reaches which MySQL account.',
@@ -29,7 +29,10 @@ export const mappingChange = defineRule({
       });
       // A statement that only restores earlier definitions ends their alerts and raises none.
       if (f.reverts.complete && !f.facts.proxyGrant) return out;
-      const changes = f.mappingChanges.map((c) => `${c.op} ${accountName(c.account)}`);
+      const changes = [
+        ...f.mappingChanges.map((c) => `${c.op} ${accountName(c.account)}`),
+        ...(f.facts.mappingTables ?? []),
+      ];
       if (f.facts.proxyGrant) {
         const g = f.facts.proxyGrant;
         changes.push(`${g.revoke ? 'revoke' : 'grant'} proxy on ${accountName(g.proxied)}`);
@@ -234,6 +237,34 @@ export const mappingChange = defineRule({
         },
       },
     },
+    ...(
+      [
+        [
+          'the anonymous account rewritten in mysql.user',
+          'update',
+          "UPDATE mysql.user SET authentication_string = '<redacted>' WHERE user = ''",
+          'update mysql.user',
+        ],
+        [
+          'a proxy row inserted',
+          'insert',
+          "INSERT INTO `mysql`.`proxies_priv` VALUES ('', '%', 'dba_proxy', '%', 0, '', NOW())",
+          'insert mysql.proxies_priv',
+        ],
+        [
+          'an account limit changed in mysql.user is silent',
+          'update',
+          "UPDATE mysql.user SET max_connections = 10 WHERE user = 'app'",
+          undefined,
+        ],
+      ] as const
+    ).map(([name, sqlCommand, sql, change]) => ({
+      name,
+      events: () => [db.query({ at: at(1), conn: 3, account: 'admin', sqlCommand, sql })],
+      expect: change
+        ? { alerts: 1, severity: 'high' as const, match: { details: { changes: [change] } } }
+        : { alerts: 0 },
+    })),
     {
       name: 'dropping a local account is silent',
       events: () => [

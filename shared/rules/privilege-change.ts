@@ -16,7 +16,7 @@ export const privilegeChange = defineRule({
   id: 'privilege.change',
   title: 'MySQL privileges changed',
   description:
-    'GRANT, REVOKE, CREATE/ALTER/DROP/RENAME USER, SET PASSWORD, SET DEFAULT ROLE or GRANT PROXY executed; high when the executing or a target account is privileged, the grant makes its grantee an administrator (ALL or an administrative privilege on *.*, or WITH GRANT OPTION), or the statement opens a proxied account (a group mapping target) to logins without IAM: a password, another plugin or ACCOUNT UNLOCK for it, or an unlocked account of its user name created on another host or renamed onto it. Also a stored program (event, procedure, function, trigger) created whose body holds such a statement (high when it runs as another account), or dynamic SQL run as another or a privileged account, or that runs as another, privileged account: the audit log never shows the statements of its body.',
+    'GRANT, REVOKE, CREATE/ALTER/DROP/RENAME USER, SET PASSWORD, SET DEFAULT ROLE or GRANT PROXY executed, or a grant table (mysql.user, mysql.db, ...) written directly (high); high when the executing or a target account is privileged, the grant makes its grantee an administrator (ALL or an administrative privilege on *.*, or WITH GRANT OPTION), or the statement opens a proxied account (a group mapping target) to logins without IAM: a password, another plugin or ACCOUNT UNLOCK for it, or an unlocked account of its user name created on another host or renamed onto it. Also a stored program (event, procedure, function, trigger) created whose body holds such a statement (high when it runs as another account), or dynamic SQL run as another or a privileged account, or that runs as another, privileged account: the audit log never shows the statements of its body.',
   severity: 'medium',
   attack: ['T1098'],
   runbook:
@@ -280,6 +280,21 @@ export const privilegeChange = defineRule({
       },
     },
     {
+      name: 'a trigger that will write a grant table',
+      events: () => [
+        statement(
+          'app',
+          'create_trigger',
+          "CREATE TRIGGER shop.t AFTER INSERT ON shop.orders FOR EACH ROW UPDATE mysql.user SET Super_priv = 'Y' WHERE user = 'app'",
+        ),
+      ],
+      expect: {
+        alerts: 1,
+        severity: 'high',
+        match: { details: { verb: 'UPDATE mysql.user', via: 'stored program', definer: 'app@%' } },
+      },
+    },
+    {
       name: 'an ordinary event run as another, privileged account is medium',
       events: () => [
         statement(
@@ -317,6 +332,40 @@ export const privilegeChange = defineRule({
       ] as const
     ).map(([name, sqlCommand, sql]) => ({
       name: `${name} is silent`,
+      events: () => [statement('app', sqlCommand, sql)],
+      expect: { alerts: 0 },
+    })),
+    ...(
+      [
+        ['update', "UPDATE mysql.user SET Grant_priv = 'Y' WHERE user = 'app'", 'UPDATE mysql.user'],
+        [
+          'insert',
+          "INSERT INTO mysql.global_grants VALUES ('mallory', '%', 'AUDIT_ADMIN', 'Y')",
+          'INSERT mysql.global_grants',
+        ],
+        [
+          'delete_multi',
+          'DELETE e FROM `mysql`.role_edges e JOIN shop.leavers l ON l.name = e.TO_USER',
+          'DELETE mysql.role_edges',
+        ],
+      ] as const
+    ).map(([sqlCommand, sql, verb]) => ({
+      name: `a grant table written directly is high: ${verb}`,
+      events: () => [statement('app', sqlCommand, sql)],
+      expect: {
+        alerts: 1,
+        severity: 'high' as const,
+        match: { mysqlAccount: 'app@%', details: { verb, targets: [] } },
+      },
+    })),
+    ...(
+      [
+        ['select', 'SELECT user, host FROM mysql.user'],
+        ['insert_select', 'INSERT INTO shop.review SELECT * FROM mysql.db'],
+        ['update', "UPDATE shop.user SET name = 'x' WHERE id = 1"],
+      ] as const
+    ).map(([sqlCommand, sql]) => ({
+      name: `${sql.split(' ')[0]} not writing a grant table is silent: ${sql}`,
       events: () => [statement('app', sqlCommand, sql)],
       expect: { alerts: 0 },
     })),
