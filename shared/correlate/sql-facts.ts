@@ -25,6 +25,11 @@ export type StatementFacts = {
    * body would do.
    */
   storedProgram?: StoredProgram;
+  /**
+   * PREPARE ... FROM: from a literal, `privilege` and `auditTamper` are what the statement it
+   * prepares would do; from a user variable, what it would do is not known.
+   */
+  prepared?: { fromVariable: boolean };
 };
 
 export type StoredProgram = {
@@ -415,6 +420,7 @@ export function statementFacts(event: DbEvent): StatementFacts {
   if (!sql || event.status !== 0 || (sql.status !== undefined && sql.status !== 0)) return {};
   const text = sql.text ?? '';
   const command = (sql.sqlCommand ?? '').toLowerCase();
+  if (command === 'prepare_sql') return preparedFacts(text);
   const program = PROGRAM_COMMANDS[command];
   const facts = program ? storedProgramFacts(text, program) : privilegeFacts(text, command);
   if (DML_COMMANDS.has(command) && MYSQL_SCHEMA.test(text)) {
@@ -559,10 +565,39 @@ function storedProgramFacts(text: string, verb: string): StatementFacts {
   const definer = t.list.findIndex((_, k) => t.word(k) === 'DEFINER' && t.punct(k + 1) === '=');
   const account = definer === -1 ? undefined : accountToken(t, definer + 2);
   if (account) storedProgram.definer = account;
+  if (statementStarts(t).some((k) => t.word(k) === 'PREPARE' || t.word(k) === 'EXECUTE'))
+    storedProgram.dynamicSql = true;
+  return { ...deferredPrivilege(t, text), storedProgram };
+}
+
+/**
+ * PREPARE <name> FROM <text>. From a literal, the facts of the statement it holds; from a user
+ * variable only that it is dynamic SQL: the variable's value is redacted before anything reads it.
+ */
+function preparedFacts(text: string): StatementFacts {
+  const t = new Tokens(sqlTokens(text));
+  const from = t.list.findIndex((_, k) => t.word(k) === 'FROM');
+  const source = from === -1 ? undefined : t.list[from + 1];
+  if (source?.type === 'punct' && source.text === '@') return { prepared: { fromVariable: true } };
+  if (source?.type !== 'string') return {};
+  const inner = new Tokens(sqlTokens(source.text));
+  const facts: StatementFacts = {
+    ...deferredPrivilege(inner, source.text),
+    prepared: { fromVariable: false },
+  };
+  const action = TAMPER_HINT.test(source.text) ? tamperAction(inner) : undefined;
+  if (action) facts.auditTamper = { action };
+  return facts;
+}
+
+/**
+ * The privilege statements and grant-table writes among statements that run later (a stored
+ * program's body, a prepared statement), their verbs and targets together. Their accounts are not
+ * `accounts`: they change nothing yet.
+ */
+function deferredPrivilege(t: Tokens, text: string): Pick<StatementFacts, 'privilege'> {
   const changes: NonNullable<StatementFacts['privilege']>[] = [];
   for (const k of statementStarts(t)) {
-    const word = t.word(k);
-    if (word === 'PREPARE' || word === 'EXECUTE') storedProgram.dynamicSql = true;
     const command = bodyCommand(t, k);
     const end = t.list[t.endOfStatement(k)]?.start ?? text.length;
     const change = command && privilegeFacts(text.slice(t.list[k]!.start, end), command).privilege;
@@ -570,15 +605,13 @@ function storedProgramFacts(text: string, verb: string): StatementFacts {
   }
   const writes = grantTableWrites(t);
   if (writes.length > 0) changes.push(grantTablesChange(writes));
-  const facts: StatementFacts = { storedProgram };
-  if (changes.length > 0) {
-    facts.privilege = {
-      verb: [...new Set(changes.map((c) => c.verb))].join(', '),
-      targets: changes.flatMap((c) => c.targets),
-    };
-    if (changes.some((c) => c.administrative)) facts.privilege.administrative = true;
-  }
-  return facts;
+  if (changes.length === 0) return {};
+  const privilege: NonNullable<StatementFacts['privilege']> = {
+    verb: [...new Set(changes.map((c) => c.verb))].join(', '),
+    targets: changes.flatMap((c) => c.targets),
+  };
+  if (changes.some((c) => c.administrative)) privilege.administrative = true;
+  return { privilege };
 }
 
 /** The account written at `k` (`'u'@'h'`, `u@h`, `u`); undefined for CURRENT_USER. */
@@ -605,7 +638,12 @@ function bodyCommand(t: Tokens, k: number): string | undefined {
 /** Whether the facts say anything: only such statements reach the rules (Correlator.statement). */
 export function hasFacts(facts: StatementFacts): boolean {
   return Boolean(
-    facts.privilege || facts.accounts || facts.proxyGrant || facts.auditTamper || facts.storedProgram,
+    facts.privilege ||
+      facts.accounts ||
+      facts.proxyGrant ||
+      facts.auditTamper ||
+      facts.storedProgram ||
+      facts.prepared,
   );
 }
 

@@ -21,7 +21,12 @@ export const auditTamper = defineRule({
       if (!t) return [];
       const program = f.facts.storedProgram;
       const definer = program?.definer ?? (f.event.source === 'mysql' ? f.event.account : null);
-      const via = program && definer ? { via: 'stored program', definer: accountName(definer) } : {};
+      const via =
+        program && definer
+          ? { via: 'stored program', definer: accountName(definer) }
+          : f.facts.prepared
+            ? { via: 'prepared statement' }
+            : {};
       return [
         {
           subject: f.event.key,
@@ -104,6 +109,23 @@ export const auditTamper = defineRule({
         alerts: 1,
         severity: 'critical',
         match: { details: { action: 'audit-log-disabled', via: 'stored program', definer: 'admin@%' } },
+      },
+    },
+    {
+      name: 'a filter removal prepared from a literal',
+      events: () => [
+        db.query({
+          at: at(1),
+          conn: 4,
+          account: 'admin',
+          sqlCommand: 'prepare_sql',
+          sql: "PREPARE st FROM 'SELECT audit_log_filter_remove_user(''%'')'",
+        }),
+      ],
+      expect: {
+        alerts: 1,
+        severity: 'critical',
+        match: { details: { action: 'filter-removed', via: 'prepared statement' } },
       },
     },
     {

@@ -16,7 +16,7 @@ export const privilegeChange = defineRule({
   id: 'privilege.change',
   title: 'MySQL privileges changed',
   description:
-    'GRANT, REVOKE, CREATE/ALTER/DROP/RENAME USER, SET PASSWORD, SET DEFAULT ROLE or GRANT PROXY executed, or a grant table (mysql.user, mysql.db, ...) written directly (high); high when the executing or a target account is privileged, the grant makes its grantee an administrator (ALL or an administrative privilege on *.*, or WITH GRANT OPTION), or the statement opens a proxied account (a group mapping target) to logins without IAM: a password, another plugin or ACCOUNT UNLOCK for it, or an unlocked account of its user name created on another host or renamed onto it. Also a stored program (event, procedure, function, trigger) created whose body holds such a statement (high when it runs as another account), or dynamic SQL run as another or a privileged account, or that runs as another, privileged account: the audit log never shows the statements of its body.',
+    'GRANT, REVOKE, CREATE/ALTER/DROP/RENAME USER, SET PASSWORD, SET DEFAULT ROLE or GRANT PROXY executed, or a grant table (mysql.user, mysql.db, ...) written directly (high); high when the executing or a target account is privileged, the grant makes its grantee an administrator (ALL or an administrative privilege on *.*, or WITH GRANT OPTION), or the statement opens a proxied account (a group mapping target) to logins without IAM: a password, another plugin or ACCOUNT UNLOCK for it, or an unlocked account of its user name created on another host or renamed onto it. Also a stored program (event, procedure, function, trigger) created whose body holds such a statement (high when it runs as another account), or dynamic SQL run as another or a privileged account, or that runs as another, privileged account: the audit log never shows the statements of its body. Likewise a statement prepared from a literal that holds such a statement, and one prepared from a user variable on a privileged account (medium: what it holds is not known).',
   severity: 'medium',
   attack: ['T1098'],
   runbook:
@@ -28,7 +28,8 @@ export const privilegeChange = defineRule({
     statement: (f) => {
       const p = f.facts.privilege;
       const program = f.facts.storedProgram;
-      if (!p && !program) return [];
+      const prepared = f.facts.prepared;
+      if (!p && !program && !prepared) return [];
       const privileged = new Set(f.db?.privilegedAccounts ?? []);
       const actor = f.event.source === 'mysql' ? (f.event.account ?? undefined) : undefined;
       // A stored program runs as its definer: another account's privileges when it names one.
@@ -42,6 +43,7 @@ export const privilegeChange = defineRule({
       const targets = (p?.targets ?? []).map(accountName);
       const where = f.db?.name ?? f.event.dbSystemId;
       const bypass = (f.bypassesIam ?? []).map(accountName);
+      const later = program?.verb ?? (prepared ? 'PREPARE' : undefined);
       let change: { title: string; severity: 'high' | 'medium' };
       if (p && bypass.length > 0) {
         change = {
@@ -51,7 +53,7 @@ export const privilegeChange = defineRule({
       } else if (p) {
         const what = `${p.verb} on ${targets.join(', ') || 'an account'}`;
         change = {
-          title: `${program ? `${program.verb} holding ${what}` : what} in ${where}`,
+          title: `${later ? `${later} holding ${what}` : what} in ${where}`,
           severity: high || asAnother ? 'high' : 'medium',
         };
       } else if (program?.dynamicSql && (asAnother || privilegedDefiner)) {
@@ -61,6 +63,12 @@ export const privilegeChange = defineRule({
         };
       } else if (program && asAnother && privilegedDefiner) {
         change = { title: `${program.verb} run as ${accountName(definer!)} in ${where}`, severity: 'medium' };
+      } else if (prepared?.fromVariable && actor !== undefined && privileged.has(actor.user)) {
+        // What it prepares was redacted with the variable's value: only that it is dynamic SQL is known.
+        change = {
+          title: `PREPARE from a user variable on ${accountName(actor)} in ${where}`,
+          severity: 'medium',
+        };
       } else {
         return [];
       }
@@ -74,11 +82,12 @@ export const privilegeChange = defineRule({
           ...statementFields(f),
           evidence: [f.event.key],
           details: {
-            verb: p?.verb ?? program!.verb,
+            verb: p?.verb ?? later!,
             targets,
             sql: statementSql(f),
             ...(bypass.length > 0 ? { bypassesIam: bypass } : {}),
             ...(program && definer ? { via: 'stored program', definer: accountName(definer) } : {}),
+            ...(prepared ? { via: 'prepared statement' } : {}),
           },
         },
       ];
@@ -369,6 +378,42 @@ export const privilegeChange = defineRule({
       events: () => [statement('app', sqlCommand, sql)],
       expect: { alerts: 0 },
     })),
+    {
+      name: 'a grant prepared from a literal',
+      events: () => [
+        statement(
+          'app',
+          'prepare_sql',
+          "PREPARE st FROM 'GRANT ALL ON *.* TO ''bi''@''%'' WITH GRANT OPTION'",
+        ),
+      ],
+      expect: {
+        alerts: 1,
+        severity: 'high',
+        match: {
+          title: 'PREPARE holding GRANT on bi@% in prod-orders',
+          details: { verb: 'GRANT', targets: ['bi@%'], via: 'prepared statement' },
+        },
+      },
+    },
+    {
+      name: 'dynamic SQL prepared from a user variable on a privileged account is medium',
+      events: () => [statement('dba_proxy', 'prepare_sql', 'PREPARE st FROM @q')],
+      expect: {
+        alerts: 1,
+        severity: 'medium',
+        match: {
+          mysqlAccount: 'dba_proxy@%',
+          title: 'PREPARE from a user variable on dba_proxy@% in prod-orders',
+          details: { verb: 'PREPARE', targets: [], via: 'prepared statement' },
+        },
+      },
+    },
+    {
+      name: 'dynamic SQL prepared from a user variable on an ordinary account is silent',
+      events: () => [statement('app', 'prepare_sql', 'PREPARE st FROM @q')],
+      expect: { alerts: 0 },
+    },
     {
       name: 'failed grant is silent',
       events: () => [statement('admin', 'grant', "GRANT ALL ON *.* TO 'x'@'%'", { status: 1064 })],
