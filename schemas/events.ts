@@ -39,6 +39,18 @@ export const SqlSchema = z.object({
   /** Statement text with secrets redacted; absent when the record carried none. */
   text: z.string().optional(),
   status: z.number().optional(),
+  /**
+   * What a statement assigned to a user variable would do (`SET @q = 'GRANT ...'`), read before
+   * the value was redacted; facts only, never the text (shared/correlate/sql-facts.ts).
+   */
+  held: z
+    .object({
+      privilege: z
+        .object({ verb: z.string(), targets: z.array(AccountSchema), administrative: z.boolean().optional() })
+        .optional(),
+      auditTamper: z.object({ action: z.string() }).optional(),
+    })
+    .optional(),
 });
 
 export const DbEventSchema = z.object({

@@ -26,6 +26,11 @@ export type StatementFacts = {
    */
   storedProgram?: StoredProgram;
   /**
+   * `privilege` and `auditTamper` are what a statement held in a user variable would do
+   * (`SET @q = 'GRANT ...'`, then `PREPARE s FROM @q`), read before the value was redacted.
+   */
+  held?: true;
+  /**
    * PREPARE ... FROM: from a literal, `privilege` and `auditTamper` are what the statement it
    * prepares would do; from a user variable, what it would do is not known.
    */
@@ -326,7 +331,10 @@ function statementStarts(t: Tokens): number[] {
   return starts;
 }
 
-/** `SET` at `k`: each variable assigned (lower case, `audit_log.disable` as one name) and its value. */
+/**
+ * `SET` at `k`: each variable assigned (lower case, `audit_log.disable` as one name, a user
+ * variable with its `@`) and its value.
+ */
 function assignments(t: Tokens, k: number): { name: string; value: SqlToken[] }[] {
   const out: { name: string; value: SqlToken[] }[] = [];
   let j = k + 1;
@@ -336,9 +344,12 @@ function assignments(t: Tokens, k: number): { name: string; value: SqlToken[] }[
       j += 2;
       if (/^(?:global|persist|persist_only|session|local)$/.test(t.name(j) ?? '') && t.punct(j + 1) === '.')
         j += 2;
-    } else if (t.punct(j) === '@') j++;
+    }
+    const user = t.punct(j) === '@' ? '@' : '';
+    if (user) j++;
     let name = t.name(j) ?? t.list[j]?.text;
     if (name === undefined) return out;
+    name = user + name;
     j++;
     const part = t.name(j + 1);
     if (t.punct(j) === '.' && part !== undefined) {
@@ -431,7 +442,48 @@ export function statementFacts(event: DbEvent): StatementFacts {
   }
   const action = TAMPER_HINT.test(text) ? tamperAction(new Tokens(sqlTokens(text))) : undefined;
   if (action) facts.auditTamper = { action };
+  const held = sql.held;
+  if (held && !facts.privilege && !facts.auditTamper) {
+    facts.held = true;
+    if (held.privilege) {
+      const { verb, targets, administrative } = held.privilege;
+      facts.privilege = { verb, targets, ...(administrative ? { administrative: true as const } : {}) };
+    }
+    if (held.auditTamper) facts.auditTamper = held.auditTamper;
+  }
   return facts;
+}
+
+type Held = NonNullable<NonNullable<DbEvent['sql']>['held']>;
+
+/** Words of the statements whose facts matter: a user variable's value without any holds none. */
+const HELD_HINT = /grant|revoke|user|password|role|mysql|audit_log|uninstall/i;
+
+/**
+ * What the statements assigned to user variables (`SET @q = ...`) would do if prepared: the
+ * privilege, grant-table and tamper facts of each value's string literals joined (so that
+ * `CONCAT('GRA', 'NT ...')` reads as one statement). For the normalizer, before it redacts the
+ * values: only these facts are kept, never the text.
+ */
+export function heldStatementFacts(sql: string): Held | undefined {
+  if (!sql.includes('@') || !HELD_HINT.test(sql)) return undefined;
+  const t = new Tokens(sqlTokens(sql));
+  const held: Held = {};
+  for (const k of statementStarts(t)) {
+    if (t.word(k) !== 'SET') continue;
+    for (const { name, value } of assignments(t, k)) {
+      const text = name.startsWith('@')
+        ? value.flatMap((v) => (v.type === 'string' ? [v.text] : [])).join('')
+        : '';
+      if (!HELD_HINT.test(text)) continue;
+      const inner = new Tokens(sqlTokens(text));
+      const { privilege } = deferredPrivilege(inner, text);
+      const action = TAMPER_HINT.test(text) ? tamperAction(inner) : undefined;
+      if (privilege) held.privilege ??= privilege;
+      if (action) held.auditTamper ??= { action };
+    }
+  }
+  return held.privilege || held.auditTamper ? held : undefined;
 }
 
 /** The account, privilege and proxy facts of a statement whose sql_command is `command`. */
@@ -601,7 +653,8 @@ function deferredPrivilege(t: Tokens, text: string): Pick<StatementFacts, 'privi
     const command = bodyCommand(t, k);
     const end = t.list[t.endOfStatement(k)]?.start ?? text.length;
     const change = command && privilegeFacts(text.slice(t.list[k]!.start, end), command).privilege;
-    if (change) changes.push(change);
+    // One that names no account is prose (`'Grant us access'`), not a statement.
+    if (change && change.targets.length > 0) changes.push(change);
   }
   const writes = grantTableWrites(t);
   if (writes.length > 0) changes.push(grantTablesChange(writes));
@@ -622,11 +675,29 @@ function accountToken(t: Tokens, k: number): AccountRef | undefined {
   return { user: user.text, host: host && host.type !== 'punct' ? host.text : '%' };
 }
 
+/**
+ * Whether the GRANT or REVOKE at `k` reads as one: privileges `ON` something, or a list of roles
+ * (names, `,` between them) before `TO`/`FROM`; prose (`Grant us access to ...`) does not.
+ */
+function grantShaped(t: Tokens, k: number): boolean {
+  let roles = true;
+  for (let j = k + 1; j < t.list.length && t.punct(j) !== ';'; j++) {
+    const word = t.word(j);
+    if (word === 'ON') return true;
+    if (word === 'TO' || word === 'FROM') return roles && j > k + 1;
+    // Two names side by side are no list of roles ('r1'@'%', r2 is).
+    const next = t.list[j + 1];
+    if (t.list[j]!.type !== 'punct' && next !== undefined && next.type !== 'punct')
+      roles &&= /^(?:TO|FROM|ON)$/.test(t.word(j + 1) ?? '');
+  }
+  return false;
+}
+
 /** The sql_command a privilege statement at `k` of a stored program's body would be logged with. */
 function bodyCommand(t: Tokens, k: number): string | undefined {
   const word = t.word(k);
   const next = t.word(k + 1);
-  if (word === 'GRANT' || word === 'REVOKE') return word.toLowerCase();
+  if (word === 'GRANT' || word === 'REVOKE') return grantShaped(t, k) ? word.toLowerCase() : undefined;
   if (next === 'USER' && (word === 'CREATE' || word === 'ALTER' || word === 'DROP' || word === 'RENAME'))
     return `${word.toLowerCase()}_user`;
   if (next === 'ROLE' && (word === 'CREATE' || word === 'DROP')) return `${word.toLowerCase()}_role`;

@@ -260,6 +260,16 @@ export function statementFields(
   };
 }
 
+/**
+ * `via`: how a statement's privilege or tamper facts come about when they are not its own: the body
+ * of a stored program it creates, the statement it prepares, or one held in a user variable.
+ */
+export function deferredVia(facts: StatementFacts): { via?: string } {
+  if (facts.storedProgram) return { via: 'stored program' };
+  if (facts.prepared) return { via: 'prepared statement' };
+  return facts.held ? { via: 'user variable' } : {};
+}
+
 /** The statement's SQL with literals redacted; empty for a change no statement explains. */
 export function statementSql(f: StatementFact): string {
   return f.event.source === 'mysql' ? redactLiterals(f.event.sql?.text ?? '') : '';

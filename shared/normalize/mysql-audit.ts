@@ -9,7 +9,7 @@ import {
   parseMysqlAuditRecord,
   type QueryStatisticsSchema,
 } from '../../schemas/mysql-audit.js';
-import { isRoutineStatement } from '../correlate/sql-facts.js';
+import { heldStatementFacts, isRoutineStatement } from '../correlate/sql-facts.js';
 import { type DbRef, schemaInvalidLetter } from '../decode/classify.js';
 import { deadLetter } from '../decode/split-records.js';
 import { redactSecrets } from './redact.js';
@@ -318,6 +318,9 @@ function sqlOf(
   if (command != null) sql.command = command;
   if (sqlCommand != null) sql.sqlCommand = sqlCommand;
   if (query != null) sql.text = redactSecrets(query);
+  // The values of user variables are redacted: what a statement held in one would do is read first.
+  const held = query != null && sqlCommand === 'set_option' ? heldStatementFacts(query) : undefined;
+  if (held) sql.held = held;
   if (status != null) sql.status = status;
   return Object.keys(sql).length > 0 ? sql : undefined;
 }

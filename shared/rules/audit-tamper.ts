@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { accountName } from '../correlate/mappings.js';
-import { defineRule, statementFields, statementSql } from '../detect/rule.js';
+import { deferredVia, defineRule, statementFields, statementSql } from '../detect/rule.js';
 import { at, db } from '../detect/timeline.js';
 
 export const auditTamper = defineRule({
@@ -21,12 +21,10 @@ export const auditTamper = defineRule({
       if (!t) return [];
       const program = f.facts.storedProgram;
       const definer = program?.definer ?? (f.event.source === 'mysql' ? f.event.account : null);
-      const via =
-        program && definer
-          ? { via: 'stored program', definer: accountName(definer) }
-          : f.facts.prepared
-            ? { via: 'prepared statement' }
-            : {};
+      const via = {
+        ...(program && definer ? { definer: accountName(definer) } : {}),
+        ...deferredVia(f.facts),
+      };
       return [
         {
           subject: f.event.key,
@@ -255,6 +253,7 @@ export const auditTamper = defineRule({
         ['the filter tables read', 'SELECT name, filter FROM mysql.audit_log_filter'],
         ['audit log enabled behind a comment', 'SET GLOBAL audit_log_disable = /* ON */ OFF'],
         ['the read buffer raised', 'SET SESSION audit_log_read_buffer_size = 4194304'],
+        ['a user variable of that name', 'SET @audit_log_disable = ON'],
         ['a setting read', 'SELECT @@global.audit_log_disable, audit_log_read_bookmark()'],
         ['another plugin uninstalled', 'UNINSTALL PLUGIN validate_password'],
         ['a column of that name updated', 'UPDATE settings SET audit_log_disable = 1 WHERE id = 2'],

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { accountName } from '../correlate/mappings.js';
 import type { AccountRef } from '../correlate/sql-facts.js';
-import { defineRule, statementFields, statementSql } from '../detect/rule.js';
+import { deferredVia, defineRule, statementFields, statementSql } from '../detect/rule.js';
 import { at, db, USERS } from '../detect/timeline.js';
 
 /** A statement at 09:01 on connection 7, run as `account`. */
@@ -16,7 +16,7 @@ export const privilegeChange = defineRule({
   id: 'privilege.change',
   title: 'MySQL privileges changed',
   description:
-    'GRANT, REVOKE, CREATE/ALTER/DROP/RENAME USER, SET PASSWORD, SET DEFAULT ROLE or GRANT PROXY executed, or a grant table (mysql.user, mysql.db, ...) written directly (high); high when the executing or a target account is privileged, the grant makes its grantee an administrator (ALL or an administrative privilege on *.*, or WITH GRANT OPTION), or the statement opens a proxied account (a group mapping target) to logins without IAM: a password, another plugin or ACCOUNT UNLOCK for it, or an unlocked account of its user name created on another host or renamed onto it. Also a stored program (event, procedure, function, trigger) created whose body holds such a statement (high when it runs as another account), or dynamic SQL run as another or a privileged account, or that runs as another, privileged account: the audit log never shows the statements of its body. Likewise a statement prepared from a literal that holds such a statement, and one prepared from a user variable on a privileged account (medium: what it holds is not known).',
+    'GRANT, REVOKE, CREATE/ALTER/DROP/RENAME USER, SET PASSWORD, SET DEFAULT ROLE or GRANT PROXY executed, or a grant table (mysql.user, mysql.db, ...) written directly (high); high when the executing or a target account is privileged, the grant makes its grantee an administrator (ALL or an administrative privilege on *.*, or WITH GRANT OPTION), or the statement opens a proxied account (a group mapping target) to logins without IAM: a password, another plugin or ACCOUNT UNLOCK for it, or an unlocked account of its user name created on another host or renamed onto it. Also a stored program (event, procedure, function, trigger) created whose body holds such a statement (high when it runs as another account), or dynamic SQL run as another or a privileged account, or that runs as another, privileged account: the audit log never shows the statements of its body. Likewise a statement prepared from a literal that holds such a statement, a user variable assigned such a statement (read before its value is redacted), and a statement prepared from a user variable on a privileged account (medium: what it holds is not known).',
   severity: 'medium',
   attack: ['T1098'],
   runbook:
@@ -43,7 +43,7 @@ export const privilegeChange = defineRule({
       const targets = (p?.targets ?? []).map(accountName);
       const where = f.db?.name ?? f.event.dbSystemId;
       const bypass = (f.bypassesIam ?? []).map(accountName);
-      const later = program?.verb ?? (prepared ? 'PREPARE' : undefined);
+      const later = program?.verb ?? (prepared ? 'PREPARE' : f.facts.held ? 'A user variable' : undefined);
       let change: { title: string; severity: 'high' | 'medium' };
       if (p && bypass.length > 0) {
         change = {
@@ -86,8 +86,8 @@ export const privilegeChange = defineRule({
             targets,
             sql: statementSql(f),
             ...(bypass.length > 0 ? { bypassesIam: bypass } : {}),
-            ...(program && definer ? { via: 'stored program', definer: accountName(definer) } : {}),
-            ...(prepared ? { via: 'prepared statement' } : {}),
+            ...(program && definer ? { definer: accountName(definer) } : {}),
+            ...deferredVia(f.facts),
           },
         },
       ];

@@ -159,6 +159,49 @@ describe('normalizeMysqlAudit: every class and event', () => {
     expect(normalize(tamper)).toMatchObject({ login: null, account: null });
   });
 
+  it('a statement held in a user variable: its facts are kept before the value is redacted, never its text', async () => {
+    let id = 100;
+    const held = (query: string): DbEvent => {
+      const raw = sample(2);
+      raw.id = id++;
+      raw.general_data.sql_command = 'set_option';
+      raw.general_data.query = query;
+      return normalize(raw);
+    };
+    const grant = held("SET @q = CONCAT('GRANT ALL ON *.* TO ', '''mallory''@''%'' WITH GRANT OPTION')");
+    expect(grant.sql).toEqual({
+      command: 'Query',
+      sqlCommand: 'set_option',
+      text: "SET @q = CONCAT('<redacted>', '<redacted>')",
+      status: 0,
+      held: { privilege: { verb: 'GRANT', targets: [{ user: 'mallory', host: '%' }], administrative: true } },
+    });
+    const tamper = held("SET @n = 1, @r = CONCAT('SELECT audit_log_filter_', 'remove_user(''%'')')");
+    expect(tamper.sql?.held).toEqual({ auditTamper: { action: 'filter-removed' } });
+    expect(JSON.stringify([grant, tamper])).not.toMatch(/OPTION|remove_user|audit_log_filter_/);
+    for (const prose of [
+      "SET @note = 'Grant us access to the reports'",
+      "SET @k = 'user'",
+      'SET @c = @c + 1',
+    ])
+      expect(held(prose).sql).not.toHaveProperty('held');
+
+    const { alerts } = await runTimeline([grant, tamper]);
+    const byRule = [...alerts].sort((a, b) => b.rule.localeCompare(a.rule));
+    expect(byRule.map((a) => [a.rule, a.severity, a.details])).toMatchObject([
+      [
+        'privilege.change',
+        'high',
+        { verb: 'GRANT', targets: ['mallory@%'], sql: 'SET @q = CONCAT(?, ?)', via: 'user variable' },
+      ],
+      [
+        'audit.tamper',
+        'critical',
+        { action: 'filter-removed', sql: 'SET @n = ?, @r = CONCAT(?, ?)', via: 'user variable' },
+      ],
+    ]);
+  });
+
   it('general/status without a query keeps command and status only', () => {
     const raw = sample(2);
     delete raw.general_data.query;
