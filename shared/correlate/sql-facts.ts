@@ -460,12 +460,14 @@ type Held = NonNullable<NonNullable<DbEvent['sql']>['held']>;
 const HELD_HINT = /grant|revoke|user|password|role|mysql|audit_log|uninstall/i;
 
 /**
- * What the statements assigned to user variables (`SET @q = ...`) would do if prepared: the
+ * What the statements assigned to user variables (`SET @q = ...`, also in a stored program's
+ * body) would do if prepared: the
  * privilege, grant-table and tamper facts of each value's string literals joined (so that
  * `CONCAT('GRA', 'NT ...')` reads as one statement). For the normalizer, before it redacts the
  * values: only these facts are kept, never the text.
  */
-export function heldStatementFacts(sql: string): Held | undefined {
+export function heldStatementFacts(sqlCommand: string, sql: string): Held | undefined {
+  if (sqlCommand !== 'set_option' && PROGRAM_COMMANDS[sqlCommand] === undefined) return undefined;
   if (!sql.includes('@') || !HELD_HINT.test(sql)) return undefined;
   const t = new Tokens(sqlTokens(sql));
   const held: Held = {};

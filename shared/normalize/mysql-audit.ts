@@ -319,7 +319,7 @@ function sqlOf(
   if (sqlCommand != null) sql.sqlCommand = sqlCommand;
   if (query != null) sql.text = redactSecrets(query);
   // The values of user variables are redacted: what a statement held in one would do is read first.
-  const held = query != null && sqlCommand === 'set_option' ? heldStatementFacts(query) : undefined;
+  const held = query != null && sqlCommand != null ? heldStatementFacts(sqlCommand, query) : undefined;
   if (held) sql.held = held;
   if (status != null) sql.status = status;
   return Object.keys(sql).length > 0 ? sql : undefined;

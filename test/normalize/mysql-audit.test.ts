@@ -161,10 +161,10 @@ describe('normalizeMysqlAudit: every class and event', () => {
 
   it('a statement held in a user variable: its facts are kept before the value is redacted, never its text', async () => {
     let id = 100;
-    const held = (query: string): DbEvent => {
+    const held = (query: string, sqlCommand = 'set_option'): DbEvent => {
       const raw = sample(2);
       raw.id = id++;
-      raw.general_data.sql_command = 'set_option';
+      raw.general_data.sql_command = sqlCommand;
       raw.general_data.query = query;
       return normalize(raw);
     };
@@ -179,6 +179,12 @@ describe('normalizeMysqlAudit: every class and event', () => {
     const tamper = held("SET @n = 1, @r = CONCAT('SELECT audit_log_filter_', 'remove_user(''%'')')");
     expect(tamper.sql?.held).toEqual({ auditTamper: { action: 'filter-removed' } });
     expect(JSON.stringify([grant, tamper])).not.toMatch(/OPTION|remove_user|audit_log_filter_/);
+    const body = held(
+      "CREATE EVENT e ON SCHEDULE EVERY 1 DAY DO BEGIN SET @s = CONCAT('SELECT audit_log_filter_', 'remove_filter(''log_all'')'); PREPARE st FROM @s; EXECUTE st; END",
+      'create_event',
+    );
+    expect(body.sql?.held).toEqual({ auditTamper: { action: 'filter-removed' } });
+    expect(held("SELECT CONCAT('GRANT ALL ON *.* TO ', @u)", 'select').sql).not.toHaveProperty('held');
     for (const prose of [
       "SET @note = 'Grant us access to the reports'",
       "SET @k = 'user'",
