@@ -20,7 +20,8 @@ export const iamCredentialChange = defineRule({
       const { actor } = event;
       // The directory resolves an actor named by name, or by another of their ids, to the user.
       if ((known?.id ?? actor.id) === user.id) return [];
-      const accounts = (reach ?? []).map((a) => `${a.account} on ${a.db}`);
+      // Sorted: the order the mappings were learnt in is no part of the finding (a restart changes it).
+      const accounts = (reach ?? []).map((a) => `${a.account} on ${a.db}`).sort();
       return [
         {
           subject: event.key,
