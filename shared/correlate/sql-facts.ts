@@ -119,6 +119,12 @@ const IDENTIFIED_WITH = new RegExp(
 
 const IDENTIFIED_BY = /\s+IDENTIFIED\s+(?:WITH\s+\S+\s+)?BY\b/iy;
 
+/** A password clause, to step over to the next account of the list. */
+const PASSWORD_CLAUSE = new RegExp(
+  String.raw`\s+IDENTIFIED\s+BY\s+(?:RANDOM\s+PASSWORD|${QUOTED}|[^\s,]+)`,
+  'iy',
+);
+
 /** The statement's ACCOUNT LOCK (true) or ACCOUNT UNLOCK (false), outside literals and comments. */
 function accountLocked(text: string): boolean | undefined {
   const tokens = sqlTokens(text);
@@ -163,6 +169,8 @@ function accountDefinitions(text: string, op: 'create' | 'alter'): AccountChange
       changes.push(change);
     } else {
       for (const a of accounts) changes.push(withOptions({ op, account: a }, i));
+      PASSWORD_CLAUSE.lastIndex = i;
+      if (PASSWORD_CLAUSE.test(text)) i = PASSWORD_CLAUSE.lastIndex;
     }
     const comma = /^\s*,/.exec(text.slice(i, i + 64));
     if (!comma) break;
@@ -366,27 +374,129 @@ function assignments(t: Tokens, k: number): { name: string; value: SqlToken[] }[
   }
 }
 
-/** `mysql.<table>` names a DML statement at `k` writes (lower case); other schemas are not needed. */
-function writtenTables(t: Tokens, k: number): string[] {
-  const verb = t.word(k);
-  const stop =
-    verb === 'INSERT' || verb === 'REPLACE'
-      ? /^(?:VALUES?|SELECT|SET|TABLE|WITH|PARTITION)$/
-      : verb === 'UPDATE'
-        ? /^SET$/
-        : verb === 'DELETE'
-          ? /^(?:WHERE|ORDER|LIMIT)$/
-          : verb === 'TRUNCATE'
-            ? /^$/
-            : undefined;
-  if (stop === undefined) return [];
-  const tables: string[] = [];
-  for (let j = k + 1; j < t.list.length && t.punct(j) !== ';' && !stop.test(t.word(j) ?? ''); j++) {
-    if (t.punct(j) === '(' && verb !== 'UPDATE' && verb !== 'DELETE') break;
-    const table = t.name(j + 2);
-    if (t.name(j) === 'mysql' && t.punct(j + 1) === '.' && table !== undefined) tables.push(`mysql.${table}`);
+/** A `mysql.` table a statement writes, and for an UPDATE the columns it assigns there. */
+type Written = { table: string; columns?: string[] };
+
+/** Words that end a table reference's alias position: joins and the clauses around them. */
+const NOT_ALIAS =
+  /^(?:AS|ON|USING|JOIN|INNER|CROSS|LEFT|RIGHT|OUTER|NATURAL|STRAIGHT_JOIN|SET|WHERE|ORDER|LIMIT|PARTITION|FROM|USE|FORCE|IGNORE)$/;
+
+/** The `mysql.` tables named in tokens [from, to), each with the alias it is given there. */
+function mysqlTables(t: Tokens, from: number, to: number): { table: string; name: string; alias?: string }[] {
+  const out: { table: string; name: string; alias?: string }[] = [];
+  for (let j = from; j < to; j++) {
+    const name = t.name(j + 2);
+    if (t.name(j) !== 'mysql' || t.punct(j + 1) !== '.' || name === undefined) continue;
+    const at = t.word(j + 3) === 'AS' ? j + 4 : j + 3;
+    const alias = at < to && !NOT_ALIAS.test(t.word(at) ?? '') ? t.name(at) : undefined;
+    out.push(
+      alias === undefined ? { table: `mysql.${name}`, name } : { table: `mysql.${name}`, name, alias },
+    );
   }
-  return tables;
+  return out;
+}
+
+/** The index of the first word of `words` in [from, to) outside parentheses, or `to`. */
+function wordAt(t: Tokens, from: number, to: number, words: RegExp): number {
+  let depth = 0;
+  for (let j = from; j < to; j++) {
+    const p = t.punct(j);
+    if (p === '(') depth++;
+    else if (p === ')') depth--;
+    else if (depth === 0 && words.test(t.word(j) ?? '')) return j;
+  }
+  return to;
+}
+
+/**
+ * The `mysql.` tables a DML statement at `k` writes (lower case; other schemas are not needed):
+ * INSERT/REPLACE INTO, TRUNCATE, the tables a multi-table DELETE deletes from (not those it only
+ * joins), and the tables whose columns an UPDATE assigns (a column not qualified in a multi-table
+ * UPDATE may be any table's).
+ */
+function writtenTables(t: Tokens, k: number): Written[] {
+  const verb = t.word(k);
+  const end = t.endOfStatement(k);
+  if (verb === 'INSERT' || verb === 'REPLACE' || verb === 'TRUNCATE') {
+    const stop =
+      verb === 'TRUNCATE' ? end : wordAt(t, k + 1, end, /^(?:VALUES?|SELECT|SET|TABLE|WITH|PARTITION)$/);
+    let to = stop;
+    for (let j = k + 1; j < stop; j++) if (t.punct(j) === '(') to = Math.min(to, j);
+    return mysqlTables(t, k + 1, to).map(({ table }) => ({ table }));
+  }
+  if (verb === 'UPDATE') {
+    const set = wordAt(t, k + 1, end, /^SET$/);
+    const refs = mysqlTables(t, k + 1, set);
+    if (refs.length === 0) return [];
+    const single =
+      wordAt(t, k + 1, set, /^(?:JOIN|STRAIGHT_JOIN)$/) === set &&
+      !t.list.slice(k + 1, set).some((_, i) => t.punct(k + 1 + i) === ',');
+    const stop = wordAt(t, set + 1, end, /^(?:WHERE|ORDER|LIMIT)$/);
+    const assigned: { qualifier: string[]; column: string }[] = [];
+    for (let e = set + 1; e < stop; e = t.endOfExpression(e) + 1) {
+      const parts: string[] = [];
+      let j = e;
+      for (; j < stop && t.punct(j) !== '='; j += 2) {
+        const n = t.name(j);
+        if (n === undefined) break;
+        parts.push(n);
+        if (t.punct(j + 1) !== '.') {
+          j++;
+          break;
+        }
+      }
+      if (parts.length > 0) assigned.push({ qualifier: parts.slice(0, -1), column: parts.at(-1)! });
+    }
+    return refs.flatMap((ref) => {
+      const columns = assigned
+        .filter(({ qualifier: q }) =>
+          q.length === 0
+            ? true // the one table of a single-table UPDATE, or maybe any table's
+            : q.length === 1
+              ? q[0] === (ref.alias ?? ref.name)
+              : q[0] === 'mysql' && q[1] === ref.name,
+        )
+        .map((a) => a.column);
+      return single || columns.length > 0 ? [{ table: ref.table, columns }] : [];
+    });
+  }
+  if (verb === 'DELETE') {
+    let j = k + 1;
+    while (/^(?:LOW_PRIORITY|QUICK|IGNORE)$/.test(t.word(j) ?? '')) j++;
+    const stop = wordAt(t, j, end, /^(?:WHERE|ORDER|LIMIT)$/);
+    const from = wordAt(t, j, stop, /^FROM$/);
+    const using = wordAt(t, from, stop, /^USING$/);
+    // DELETE t1, t2 FROM refs; DELETE FROM t1, t2 USING refs; DELETE FROM one table.
+    const [targets, refs] =
+      from > j
+        ? [
+            [j, from],
+            [from + 1, stop],
+          ]
+        : using < stop
+          ? [
+              [from + 1, using],
+              [using + 1, stop],
+            ]
+          : [
+              [from + 1, stop],
+              [from + 1, stop],
+            ];
+    const known = mysqlTables(t, refs[0]!, refs[1]!);
+    const written = new Set<string>();
+    for (let n = targets[0]!; n < targets[1]!; n = t.endOfExpression(n) + 1) {
+      const first = t.name(n);
+      if (first === 'mysql' && t.punct(n + 1) === '.' && t.name(n + 2) !== undefined) {
+        written.add(`mysql.${t.name(n + 2)}`);
+      } else if (first !== undefined) {
+        const ref = known.find((r) => (r.alias ?? r.name) === first);
+        if (ref) written.add(ref.table);
+      }
+      if (from === j && using === stop) break; // the single-table form names one table
+    }
+    return [...written].map((table) => ({ table }));
+  }
+  return [];
 }
 
 /** The first (most serious) tampering action of a statement's tokens, if any. */
@@ -420,7 +530,7 @@ function tamperAction(t: Tokens): TamperAction | undefined {
         if (setting && !setting.safe.test(literal)) found.add(setting.action(literal));
       }
     }
-    if (writtenTables(t, k).some((table) => AUDIT_TABLES.has(table))) found.add('filter-tables-changed');
+    if (writtenTables(t, k).some((w) => AUDIT_TABLES.has(w.table))) found.add('filter-tables-changed');
   }
   return TAMPER_ACTIONS.find((a) => found.has(a));
 }
@@ -574,12 +684,10 @@ function grantTableWrites(t: Tokens): { verb: string; table: string; mapping: bo
   const writes: { verb: string; table: string; mapping: boolean }[] = [];
   for (const k of statementStarts(t)) {
     const verb = t.word(k) ?? '';
-    for (const table of writtenTables(t, k)) {
+    for (const { table, columns } of writtenTables(t, k)) {
       if (!GRANT_TABLES.has(table)) continue;
-      const names = t.list.slice(k, t.endOfStatement(k)).map((x) => x.text.toLowerCase());
-      const authentication = names.some((n) =>
-        /^(?:plugin|authentication_string)$|authentication_oci/.test(n),
-      );
+      // An UPDATE of mysql.user changes a mapping when it assigns the plugin or its AS string.
+      const authentication = columns?.some((c) => c === 'plugin' || c === 'authentication_string') === true;
       const mapping =
         table === 'mysql.proxies_priv' || (table === 'mysql.user' && (verb !== 'UPDATE' || authentication));
       writes.push({ verb, table, mapping });

@@ -257,6 +257,18 @@ export const mappingChange = defineRule({
           "UPDATE mysql.user SET max_connections = 10 WHERE user = 'app'",
           undefined,
         ],
+        [
+          'an account limit changed for the accounts of a plugin is silent (the plugin is only read)',
+          'update',
+          "UPDATE mysql.user SET max_connections = 10 WHERE plugin = 'caching_sha2_password'",
+          undefined,
+        ],
+        [
+          'a table cleaned up by joining mysql.user is silent (it is only read)',
+          'delete_multi',
+          "DELETE s FROM shop.sessions s JOIN mysql.user u ON u.user = s.login WHERE u.account_locked = 'Y'",
+          undefined,
+        ],
       ] as const
     ).map(([name, sqlCommand, sql, change]) => ({
       name,

@@ -126,6 +126,48 @@ export const privilegeChange = defineRule({
       expect: { alerts: 1, severity: 'high', match: { details: { bypassesIam: ['dev_proxy@10.%'] } } },
     },
     {
+      name: 'a look-alike second in a CREATE USER list is seen too',
+      events: () => [
+        statement(
+          'admin',
+          'create_user',
+          "CREATE USER 'x'@'%' IDENTIFIED BY <secret>, 'dev_proxy'@'10.%' IDENTIFIED BY <secret>",
+        ),
+      ],
+      expect: {
+        alerts: 1,
+        severity: 'high',
+        match: { details: { targets: ['x@%', 'dev_proxy@10.%'], bypassesIam: ['dev_proxy@10.%'] } },
+      },
+    },
+    {
+      name: 'a row deleted from mysql.user through its alias in a multi-table DELETE is high',
+      events: () => [
+        statement(
+          'admin',
+          'delete_multi',
+          "DELETE u FROM mysql.user u JOIN shop.leavers l ON l.login = u.user WHERE l.day < '2026-11-01'",
+        ),
+      ],
+      expect: { alerts: 1, severity: 'high', match: { details: { verb: 'DELETE mysql.user' } } },
+    },
+    {
+      name: 'tables written by joining mysql.user only read it: silent',
+      events: () => [
+        statement(
+          'app',
+          'delete_multi',
+          "DELETE s FROM shop.sessions s JOIN mysql.user u ON u.user = s.login WHERE u.account_locked = 'Y'",
+        ),
+        statement(
+          'app',
+          'update_multi',
+          'UPDATE shop.t JOIN mysql.user u ON u.user = shop.t.login SET shop.t.locked = 1',
+        ),
+      ],
+      expect: { alerts: 0 },
+    },
+    {
       name: 'a password set for a proxied account is high',
       events: () => [statement('admin', 'set_password', "SET PASSWORD FOR 'dev_proxy'@'%' = <secret>")],
       expect: {
