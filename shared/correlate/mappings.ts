@@ -215,7 +215,10 @@ export class Mappings {
     }
     for (const rows of this.mappingRows.values())
       forEachGroupMapping(rows, ts, (row, _key, groupId, account) => {
-        if (isMember(groupId)) out.push({ db: row.db, account, group: groupId });
+        // A mapping may name its target `user@host`: the account's user, as accountsMappedFrom.
+        const user = parseAccountName(account).user;
+        if (isMember(groupId) && !out.some((o) => o.db === row.db && o.account === user))
+          out.push({ db: row.db, account: user, group: groupId });
       });
     return out;
   }

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { defineRule } from '../detect/rule.js';
-import { at, GROUPS, iam, USERS } from '../detect/timeline.js';
+import { at, baseConfig, GROUPS, iam, USERS } from '../detect/timeline.js';
 
 export const iamCredentialChange = defineRule({
   id: 'iam.credential-change',
@@ -61,6 +61,25 @@ export const iamCredentialChange = defineRule({
             privileged: true,
           },
         },
+      },
+    },
+    {
+      name: 'a group mapping that names its target user@host: the account is named by its user, privileged',
+      config: {
+        dbSystems: (() => {
+          const dbs = baseConfig().dbSystems!;
+          dbs[0]!.accounts![0]!.authenticationString = JSON.stringify({
+            tenancy: 'ocid1.tenancy.oc1..example',
+            group_mapping: { [GROUPS.dba]: "'dba_proxy'@'%'" },
+          });
+          return dbs;
+        })(),
+      },
+      events: () => [iam.credential({ at: at(1), user: USERS.alice })],
+      expect: {
+        alerts: 1,
+        severity: 'high',
+        match: { details: { accounts: ['dba_proxy on ocid1.mysqldbsystem.oc1..prod1'], privileged: true } },
       },
     },
     {
