@@ -1,12 +1,11 @@
 import { z } from 'zod';
 import { defineRule, loginOccurrence, sessionFields } from '../detect/rule.js';
 import { at, DB, db, GROUPS } from '../detect/timeline.js';
+import { Memo } from '../memo.js';
 
 /** `sql` run by admin at `minutes` after T0. */
 const byAdmin = (minutes: number, sqlCommand: string, sql: string) =>
   db.query({ at: at(minutes), conn: 99, account: 'admin', sqlCommand, sql });
-
-import { Memo } from '../memo.js';
 
 /** A MySQL LIKE-style pattern (`%` any run, `_` one character) as a regular expression. */
 function likeRegExp(pattern: string, flags: string): RegExp {
