@@ -2,7 +2,7 @@
 // and the keys of the facts it rests on. Pure over the correlator's models at connect time.
 import type { Attribution } from '../../schemas/session.js';
 import type { Directory } from './directory.js';
-import { type Mappings, parseAccountName } from './mappings.js';
+import { type Mappings, parseAccountName, sameAccount } from './mappings.js';
 import type { Memberships } from './memberships.js';
 import type { SignOn, SignOns } from './signons.js';
 
@@ -72,7 +72,9 @@ export function attribute(facts: ConnectFacts, models: Models, tokenLifetime: nu
   const direct = login.proxy ? undefined : mappings.directLoginAt(db, account, ts);
   const candidates = direct
     ? []
-    : mappings.groupsMappedTo(db, account, ts).filter((c) => !login.proxy || sameAccount(login.proxy, c.via));
+    : mappings
+        .groupsMappedTo(db, account, ts)
+        .filter((c) => !login.proxy || sameAccount(parseAccountName(login.proxy), parseAccountName(c.via)));
   if (candidates.length === 0) {
     return {
       identity: null,
@@ -180,13 +182,4 @@ export function attribute(facts: ConnectFacts, models: Models, tokenLifetime: nu
       problem: signedOn.length > 1 ? 'ambiguous' : 'no-evidence',
     },
   };
-}
-
-/** Whether two account names are one account, however quoted (`''@'%'` is `''@%`); hosts ignore case. */
-function sameAccount(a: string, b: string): boolean {
-  const canonical = (name: string) => {
-    const { user, host = '%' } = parseAccountName(name);
-    return `${user}@${host.toLowerCase()}`;
-  };
-  return canonical(a) === canonical(b);
 }

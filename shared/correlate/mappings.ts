@@ -33,8 +33,12 @@ export type AccountRow = {
 export type OciMapping = {
   tenancy?: string;
   user?: string;
-  groupMapping: [groupId: string, account: string][];
+  /** Each group and the account it maps to: a user name, or `user@host` (parsed: `parseAccountName`). */
+  groupMapping: [groupId: string, target: MappingTarget][];
 };
+
+/** The account a group mapping names: its user, and its host where it names one. */
+export type MappingTarget = { user: string; host?: string };
 
 const ACCOUNT = 'account';
 
@@ -71,7 +75,9 @@ function parseMapping(text: string): OciMapping | null {
       result = {
         groupMapping:
           gm && typeof gm === 'object' && !Array.isArray(gm)
-            ? Object.entries(gm).filter((e): e is [string, string] => typeof e[1] === 'string')
+            ? Object.entries(gm).flatMap(([groupId, account]): [string, MappingTarget][] =>
+                typeof account === 'string' ? [[groupId, parseAccountName(account)]] : [],
+              )
             : [],
       };
       if (typeof v.tenancy === 'string') result.tenancy = v.tenancy;
@@ -152,8 +158,7 @@ export class Mappings {
     ts: number,
   ): { groupId: string; via: string; key: string }[] {
     const out: { groupId: string; via: string; key: string }[] = [];
-    forEachGroupMapping(this.mappingRows.get(db) ?? [], ts, (row, key, groupId, account) => {
-      const target = parseAccountName(account);
+    forEachGroupMapping(this.mappingRows.get(db) ?? [], ts, (row, key, groupId, target) => {
       if (
         target.user === proxied.user &&
         (target.host === undefined || target.host.toLowerCase() === proxied.host.toLowerCase())
@@ -164,10 +169,9 @@ export class Mappings {
   }
 
   /** The account a group mapping at `ts` names with MySQL user `user` (a proxied account), if any. */
-  proxiedTarget(db: string, user: string, ts: number): { user: string; host?: string } | undefined {
-    let found: { user: string; host?: string } | undefined;
-    forEachGroupMapping(this.mappingRows.get(db) ?? [], ts, (_row, _key, _groupId, account) => {
-      const target = parseAccountName(account);
+  proxiedTarget(db: string, user: string, ts: number): MappingTarget | undefined {
+    let found: MappingTarget | undefined;
+    forEachGroupMapping(this.mappingRows.get(db) ?? [], ts, (_row, _key, _groupId, target) => {
       if (target.user === user) found ??= target;
     });
     return found;
@@ -191,8 +195,8 @@ export class Mappings {
   accountsMappedFrom(groupId: string, ts: number): { db: string; account: string }[] {
     const out: { db: string; account: string }[] = [];
     for (const rows of this.mappingRows.values())
-      forEachGroupMapping(rows, ts, (row, _key, g, account) => {
-        if (g === groupId) out.push({ db: row.db, account: parseAccountName(account).user });
+      forEachGroupMapping(rows, ts, (row, _key, g, target) => {
+        if (g === groupId) out.push({ db: row.db, account: target.user });
       });
     // In a fixed order: DB systems are met in the order they became known.
     return out.sort((a, b) => (a.db === b.db ? (a.account < b.account ? -1 : 1) : a.db < b.db ? -1 : 1));
@@ -214,9 +218,7 @@ export class Mappings {
         out.push({ db: row.db, account: row.user });
     }
     for (const rows of this.mappingRows.values())
-      forEachGroupMapping(rows, ts, (row, _key, groupId, account) => {
-        // A mapping may name its target `user@host`: the account's user, as accountsMappedFrom.
-        const user = parseAccountName(account).user;
+      forEachGroupMapping(rows, ts, (row, _key, groupId, { user }) => {
         if (isMember(groupId) && !out.some((o) => o.db === row.db && o.account === user))
           out.push({ db: row.db, account: user, group: groupId });
       });
@@ -292,23 +294,28 @@ export class Mappings {
  * An account name as written (`user@host`, each part maybe quoted): its user, and its host where it
  * names one. A group mapping names a user, or `user@host`.
  */
-export function parseAccountName(value: string): { user: string; host?: string } {
+export function parseAccountName(value: string): MappingTarget {
   const at = value.lastIndexOf('@');
   const unquote = (part: string) => part.trim().replace(/^(['"`])(.*)\1$/, '$2');
   return at < 0 ? { user: value } : { user: unquote(value.slice(0, at)), host: unquote(value.slice(at + 1)) };
+}
+
+/** Whether two accounts are one: user names compare exactly, host names without case (`%` when none). */
+export function sameAccount(a: MappingTarget, b: MappingTarget): boolean {
+  return a.user === b.user && (a.host ?? '%').toLowerCase() === (b.host ?? '%').toLowerCase();
 }
 
 /** Calls `visit` for each group-to-user entry of the mappings in force at `ts` on these rows, in order. */
 function forEachGroupMapping(
   rows: readonly { row: AccountRow }[],
   ts: number,
-  visit: (row: AccountRow, key: string, groupId: string, account: string) => void,
+  visit: (row: AccountRow, key: string, groupId: string, target: MappingTarget) => void,
 ): void {
   for (const { row } of rows) {
     const v = inForceAt(row.versions, ts);
     if (!v || v.dropped || !isMapping(v)) continue;
-    for (const [groupId, account] of parseOciMapping(v.authenticationString)?.groupMapping ?? [])
-      visit(row, v.key, groupId, account);
+    for (const [groupId, target] of parseOciMapping(v.authenticationString)?.groupMapping ?? [])
+      visit(row, v.key, groupId, target);
   }
 }
 

@@ -544,13 +544,15 @@ export function statementFacts(event: DbEvent): StatementFacts {
   if (command === 'prepare_sql') return preparedFacts(text);
   const program = PROGRAM_COMMANDS[command];
   const facts = program ? storedProgramFacts(text, program) : privilegeFacts(text, command);
+  let tokens: Tokens | undefined;
+  const tokensOf = () => (tokens ??= new Tokens(sqlTokens(text)));
   if (DML_COMMANDS.has(command) && MYSQL_SCHEMA.test(text)) {
-    const writes = grantTableWrites(new Tokens(sqlTokens(text)));
+    const writes = grantTableWrites(tokensOf());
     if (writes.length > 0) facts.privilege = grantTablesChange(writes);
     const mapping = writes.filter((w) => w.mapping).map((w) => `${w.verb.toLowerCase()} ${w.table}`);
     if (mapping.length > 0) facts.mappingTables = mapping;
   }
-  const action = TAMPER_HINT.test(text) ? tamperAction(new Tokens(sqlTokens(text))) : undefined;
+  const action = TAMPER_HINT.test(text) ? tamperAction(tokensOf()) : undefined;
   if (action) facts.auditTamper = { action };
   const held = sql.held;
   if (held && !facts.privilege && !facts.auditTamper) {

@@ -1,6 +1,5 @@
 import { z } from 'zod';
-import { accountName } from '../correlate/mappings.js';
-import type { AccountRef } from '../correlate/sql-facts.js';
+import { accountName, sameAccount } from '../correlate/mappings.js';
 import { deferredVia, defineRule, statementFields, statementSql } from '../detect/rule.js';
 import { at, db, USERS } from '../detect/timeline.js';
 
@@ -470,8 +469,3 @@ export const privilegeChange = defineRule({
     },
   ],
 });
-
-/** The same MySQL account: user names compare exactly, host names without case. */
-function sameAccount(a: AccountRef, b: AccountRef): boolean {
-  return a.user === b.user && a.host.toLowerCase() === b.host.toLowerCase();
-}
