@@ -236,6 +236,11 @@ export const GapEventSchema = z.object({
   dbSystemId: z.string().optional(),
   dbSystemName: z.string().optional(),
   instance: z.string().optional(),
+  /**
+   * The instance is the DB system's primary endpoint, whose events carry no instance: a gap that
+   * ends sessions (`server-changed`, `log-reset`) ends those of the DB system's own log.
+   */
+  primary: z.boolean().optional(),
   reason: z.enum(GAP_REASONS),
   /** Start of the range not seen (ISO 8601): the last event read before it. */
   from: z.string(),

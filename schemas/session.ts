@@ -12,6 +12,21 @@ export const ATTRIBUTION_METHODS = [
   'local-account', // a non-IAM MySQL account
 ] as const;
 export const CONFIDENCES = ['verified', 'corroborated', 'asserted', 'none'] as const;
+/**
+ * How a session ended that its server logged no disconnect for. `server-shutdown`: its server
+ * wrote a shutdown record after the session's last event (the end is that record's time);
+ * `server-restart`: its server started again with no such record (the end is the startup's time,
+ * an upper bound); `server-changed`: another server took over its instance (an HA failover, a
+ * replacement); `log-reset`: its instance's log went back in time (a restored or replaced server).
+ * For the last two the end is the audit gap's time: the last event read from the server before.
+ */
+export const SESSION_END_REASONS = [
+  'server-shutdown',
+  'server-restart',
+  'server-changed',
+  'log-reset',
+] as const;
+export type SessionEndReason = (typeof SESSION_END_REASONS)[number];
 
 /** Bounds on what a session record keeps of its activity (the counts count everything). */
 export const SESSION_TABLES_MAX = 100;
@@ -43,7 +58,10 @@ const SessionBaseSchema = z.object({
   connectionId: z.number(),
   connectTime: z.string(),
   connectTs: z.number(),
+  /** When the session ended: its disconnect, or what `endReason` says. */
   disconnectTime: z.string().optional(),
+  /** Set when the server logged no disconnect: what ended the session (SESSION_END_REASONS). */
+  endReason: z.enum(SESSION_END_REASONS).optional(),
   /** `success`, or `failed` with the MySQL errno in `status`. */
   outcome: z.enum(['success', 'failed']),
   status: z.number(),

@@ -14,7 +14,7 @@ import type { Config } from '../schemas/config.js';
 import type { DeadLetter, DeadLetterCode } from '../schemas/dead-letter.js';
 import { type CanonicalEvent, compareEvents, type DbEvent } from '../schemas/events.js';
 import type { ActiveRule } from './config/active-rules.js';
-import { Correlator, type CorrelatorStats } from './correlate/correlator.js';
+import { Correlator, type CorrelatorStats, gapEndsSessions } from './correlate/correlator.js';
 import type { BatchItem } from './decode/statement-runs.js';
 import { Detector } from './detect/detector.js';
 import type { AlertSink, SinkState } from './emit/sink.js';
@@ -134,16 +134,20 @@ function mergeSorted(a: Buffered[], b: Buffered[]): Buffered[] {
 
 /**
  * Which runs a buffered event must see applied only up to itself: all runs (`ALL`) for an event
- * that may change any session in order (a snapshot change re-attributes sessions, a server's start
- * or stop closes them), the runs of its connection (that connection's key) for a connection's own
- * event, none for the rest. (IAM events re-attribute sessions only when late, and late events are
- * applied as they arrive, not in order.)
+ * that may change any session in order (a snapshot change re-attributes sessions, a server's start,
+ * or an audit gap that says another server answers, ends them), the runs of its connection (that
+ * connection's key) for a connection's own event, none for the rest. (IAM events re-attribute
+ * sessions only when late, and late events are applied as they arrive, not in order.)
  */
 function barrierFor(b: Buffered): string | undefined {
   if (isRun(b)) return undefined;
-  if (b.source === 'sync' || (b.source === 'mysql' && b.connectionId === null)) return ALL;
-  return b.source === 'mysql' ? connectionKey(b) : undefined;
+  if (b.source === 'sync' || (b.source === 'gap' && gapEndsSessions(b))) return ALL;
+  if (b.source !== 'mysql') return undefined;
+  // A startup's or shutdown's connection id is 0 (or none): it is no connection's.
+  return b.connectionId === null || SERVER_KINDS.has(b.kind) ? ALL : connectionKey(b);
 }
+
+const SERVER_KINDS: ReadonlySet<DbEvent['kind']> = new Set(['server_start', 'server_stop']);
 
 /** Not a connection key (those start with a DB system id): a barrier for every run. */
 const ALL = '';

@@ -4,6 +4,7 @@ import type { Config, DbSystemConfig } from '../../schemas/config.js';
 import type {
   CanonicalEvent,
   DbEvent,
+  GapEvent,
   IamEvent,
   SyncAccountEvent,
   SyncDirectoryEvent,
@@ -15,6 +16,7 @@ import {
   SESSION_STATEMENTS_MAX,
   SESSION_TABLES_MAX,
   type Session,
+  type SessionEndReason,
   STATEMENT_SQL_MAX,
   TABLE_NAME_MAX,
 } from '../../schemas/session.js';
@@ -63,6 +65,20 @@ const GRANT = 'grant';
 /** When audited statements last targeted an account: a snapshot's account drift they explain is not drift. */
 const ACCOUNT_AUDIT = 'account-audit';
 const ACCOUNT_AUDIT_KEEP = 8;
+/** A server's last shutdown record not yet followed by its startup, by DB system and instance. */
+const SERVER_STOP = 'server-stop';
+type ServerStop = { ts: number; time: string };
+
+/** Audit gaps after which the server that held an instance's sessions no longer answers there. */
+const SESSION_ENDING_GAPS: ReadonlyMap<GapEvent['reason'], SessionEndReason> = new Map([
+  ['server-changed', 'server-changed'],
+  ['log-reset', 'log-reset'],
+]);
+
+/** Whether an audit gap ends the sessions open on its instance (another server answers there). */
+export function gapEndsSessions(ev: GapEvent): boolean {
+  return ev.trail === 'mysql-audit' && ev.dbSystemId !== undefined && SESSION_ENDING_GAPS.has(ev.reason);
+}
 
 export type CorrelatorStats = {
   /** Membership events whose user or group could not be determined (not applied). */
@@ -150,8 +166,16 @@ export class Correlator {
     if (event.source === 'mysql') this.processDb(event);
     else if (event.source === 'iam') this.processIam(event, late);
     else if (event.source === 'sync') this.processSync(event, late);
-    else
+    else {
+      if (gapEndsSessions(event))
+        this.endServer(
+          event.dbSystemId!,
+          event.primary ? undefined : event.instance,
+          event,
+          SESSION_ENDING_GAPS.get(event.reason)!,
+        );
       this.detector.run('gap', { event, db: event.dbSystemId ? this.dbs.get(event.dbSystemId) : undefined });
+    }
   }
 
   /** Fires break-glass timers whose deadline the watermark has passed. */
@@ -213,7 +237,14 @@ export class Correlator {
   private processDb(ev: DbEvent): void {
     switch (ev.kind) {
       case 'server_start':
-        this.open.closeServer(ev.dbSystemId, ev.instance);
+        this.endServer(ev.dbSystemId, ev.instance, ev, 'server-restart');
+        return;
+      case 'server_stop':
+        // Its sessions end when it starts again: the server may still log their disconnects.
+        this.cache.set<ServerStop>(SERVER_STOP, serverKey(ev.dbSystemId, ev.instance), {
+          ts: ev.ts,
+          time: ev.time,
+        });
         return;
       case 'connect':
         this.connect(ev);
@@ -236,6 +267,28 @@ export class Correlator {
         return;
       default:
         return;
+    }
+  }
+
+  /**
+   * The server of an instance no longer holds its sessions (it started again, or another server
+   * answers there): each session still open there ends, at the server's shutdown record when one
+   * came after the session's last event, else at `at` (the startup, the gap), with the reason.
+   */
+  private endServer(
+    dbSystemId: string,
+    instance: string | undefined,
+    at: { ts: number; time: string },
+    reason: SessionEndReason,
+  ): void {
+    const key = serverKey(dbSystemId, instance);
+    const stop = this.cache.get<ServerStop>(SERVER_STOP, key);
+    if (stop !== undefined) this.cache.delete(SERVER_STOP, key);
+    for (const s of this.open.closeServer(dbSystemId, instance)) {
+      const stopped = stop !== undefined && stop.ts >= lastActivity(s);
+      s.disconnectTime = stopped ? stop.time : at.time;
+      s.endReason = stopped ? 'server-shutdown' : reason;
+      this.touch(s);
     }
   }
 
@@ -869,6 +922,11 @@ export function breakGlassGrants(cache: EntityCache): GrantRow[] {
 function grantId(addKey: string, user: string, group: string): string {
   if (addKey === CONFIG_DIRECTORY) return `config:${user}:${group}`;
   return addKey.startsWith(SNAPSHOT_SEED) ? `${addKey}:${user}:${group}` : addKey;
+}
+
+/** A server's key: its DB system and the instance its events carry. */
+function serverKey(db: string, instance: string | undefined): string {
+  return instance === undefined ? db : `${db}\u0000${instance}`;
 }
 
 function auditKey(db: string, account: AccountRef): string {

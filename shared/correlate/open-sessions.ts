@@ -40,12 +40,14 @@ export class OpenSessions {
     return this.get(s.dbSystem.id, s.instance, s.connectionId) === s;
   }
 
-  /** Forgets every session of one server (it restarted). */
-  closeServer(dbSystemId: string, instance: string | undefined): void {
+  /** Forgets every session of one server (it restarted, or another took over) and returns them, by connection id. */
+  closeServer(dbSystemId: string, instance: string | undefined): Session[] {
     const conns = this.server(dbSystemId, instance);
-    if (!conns) return;
+    if (!conns) return [];
+    const closed = [...conns.values()].sort((a, b) => a.connectionId - b.connectionId);
     this.count -= conns.size;
     conns.clear();
+    return closed;
   }
 
   /** Forgets the sessions `drop` picks. */

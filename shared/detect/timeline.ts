@@ -102,6 +102,12 @@ type ConnectSpec = {
 
 let seq = 0;
 
+/** The audit log's own records, by kind. */
+const SERVER_EVENTS: Partial<Record<DbEvent['kind'], string>> = {
+  server_start: 'startup',
+  server_stop: 'shutdown',
+};
+
 function dbEvent(ts: number, kind: DbEvent['kind'], fields: Partial<DbEvent>, dbId = DB.id): DbEvent {
   const recordId = seq++;
   const timestamp = toIso(ts).slice(0, 19).replace('T', ' ');
@@ -115,8 +121,8 @@ function dbEvent(ts: number, kind: DbEvent['kind'], fields: Partial<DbEvent>, db
     dbSystemId: dbId,
     recordId,
     connectionId: conn,
-    class: kind === 'query' ? 'general' : kind === 'server_start' ? 'audit' : 'connection',
-    event: kind === 'query' ? 'status' : kind === 'server_start' ? 'startup' : kind,
+    class: kind === 'query' ? 'general' : SERVER_EVENTS[kind] ? 'audit' : 'connection',
+    event: kind === 'query' ? 'status' : (SERVER_EVENTS[kind] ?? kind),
     login: null,
     account: null,
     status: 0,
@@ -196,6 +202,9 @@ export const db = {
   },
   startup(s: { at: number; db?: string }): DbEvent {
     return dbEvent(s.at, 'server_start', {}, s.db);
+  },
+  shutdown(s: { at: number; db?: string }): DbEvent {
+    return dbEvent(s.at, 'server_stop', {}, s.db);
   },
 };
 
@@ -337,7 +346,10 @@ export const iam = {
 };
 
 export const gap = {
-  /** A gap in the MySQL audit trail of the standard DB system's instance `instance` (default primary). */
+  /**
+   * A gap in the MySQL audit trail of the standard DB system's instance `instance` (default: its
+   * primary endpoint, named `primary`, whose events carry no instance).
+   */
   mysql(s: {
     from: number;
     to?: number;
@@ -359,6 +371,7 @@ export const gap = {
       reason: s.reason,
       from: toIso(s.from),
     };
+    if (s.instance === undefined) event.primary = true;
     if (s.to !== undefined) event.to = toIso(s.to);
     if (s.skipped !== undefined) event.skipped = s.skipped;
     return event;

@@ -384,6 +384,7 @@ export class AuditLogReader {
       from,
       detail,
     };
+    if (this.target.eventInstance === undefined) gap.primary = true;
     if (to !== undefined && to !== from) gap.to = to;
     if (skipped !== undefined) gap.skipped = skipped;
     return gap;

@@ -29,6 +29,8 @@ export type LedgerField<T> = {
   type: 'text' | 'int' | 'enum';
   value(row: T): CellValue;
   stored?: { sqlite: string; mysql: string };
+  /** A column added after the ledger's first schema, by a migration of its own (see FIRST_SESSION_COLUMNS). */
+  later?: true;
 };
 
 /** Column `c` stored as VARBINARY in MySQL, shown as text. */
@@ -47,6 +49,7 @@ export const SESSION_FIELDS: readonly LedgerField<Session>[] = [
   { name: 'connect_time', type: 'text', value: (s) => s.connectTime },
   { name: 'connect_ts', type: 'int', value: (s) => s.connectTs, stored: same('connect_ts') },
   { name: 'disconnect_time', type: 'text', value: (s) => optional(s.disconnectTime) },
+  { name: 'end_reason', type: 'enum', value: (s) => s.endReason ?? null, later: true },
   { name: 'outcome', type: 'enum', value: (s) => s.outcome },
   { name: 'error_code', type: 'int', value: (s) => s.status },
   { name: 'login_user', type: 'text', value: (s) => s.login.user },
@@ -147,6 +150,10 @@ export const DEAD_LETTER_FIELDS: readonly LedgerField<StoredDeadLetter>[] = [
 
 /** The typed columns a commit writes (the fields without an older stored column). */
 export const SESSION_COLUMNS = SESSION_FIELDS.filter((f) => f.stored === undefined);
+/** The typed session columns of the ledger's first schema (schema 4's migration adds and fills these, and no others). */
+export const FIRST_SESSION_COLUMNS = SESSION_COLUMNS.filter((f) => !f.later);
+/** `end_reason`: added to `sessions` later (with the `audit_sessions` view that shows it). */
+export const END_REASON_COLUMNS = SESSION_COLUMNS.filter((f) => f.name === 'end_reason');
 export const ALERT_COLUMNS = ALERT_FIELDS.filter((f) => f.stored === undefined);
 
 const field = (name: string) => ALERT_FIELDS.find((f) => f.name === name)!;
@@ -192,13 +199,16 @@ function viewColumns<T>(fields: readonly LedgerField<T>[], dialect: Dialect): st
 
 /**
  * The views of docs/sql.md as the ledger's migration created them, as `CREATE VIEW` bodies
- * (without the CREATE clause); `deadLetterView` came later.
+ * (without the CREATE clause); `deadLetterView` came later, and `sessionsView` replaced the first.
  */
 export function ledgerViews(dialect: Dialect): { name: string; select: string }[] {
   const list = <T>(fields: readonly LedgerField<T>[]) => viewColumns(fields, dialect);
   const text = (c: string) => (dialect === 'mysql' ? `CONVERT(${c} USING utf8mb4)` : c);
   return [
-    { name: 'audit_sessions', select: `SELECT ${list(SESSION_FIELDS)} FROM sessions` },
+    sessionsView(
+      dialect,
+      SESSION_FIELDS.filter((f) => !f.later),
+    ),
     {
       name: 'audit_session_tables',
       select: `SELECT ${text('t.session_id')} AS session_id, s.db AS db_system_id, s.connect_time, s.connect_ts,
@@ -211,6 +221,14 @@ export function ledgerViews(dialect: Dialect): { name: string; select: string }[
       select: `SELECT ${text('alert_id')} AS finding_id, ${text('sink')} AS sink, delivered_ts FROM deliveries`,
     },
   ];
+}
+
+/** The `audit_sessions` view of docs/sql.md (of the given fields: the first schema's had fewer). */
+export function sessionsView(
+  dialect: Dialect,
+  fields: readonly LedgerField<Session>[] = SESSION_FIELDS,
+): { name: string; select: string } {
+  return { name: 'audit_sessions', select: `SELECT ${viewColumns(fields, dialect)} FROM sessions` };
 }
 
 /** Which stored dead letters to read: stored in [from, to). */

@@ -53,6 +53,8 @@ import {
   type DeadLetterRow,
   deadLetterRow,
   deadLetterView,
+  END_REASON_COLUMNS,
+  FIRST_SESSION_COLUMNS,
   type LedgerField,
   type LedgerQuery,
   ledgerConditions,
@@ -64,6 +66,7 @@ import {
   type SessionCount,
   SessionTablesWritten,
   type StoredDeadLetter,
+  sessionsView,
   storedDeadLetter,
 } from './ledger.js';
 import {
@@ -131,7 +134,7 @@ const MIGRATIONS: MigrationStep[][] = [
   [
     addColumnsOnce(
       'sessions',
-      SESSION_COLUMNS,
+      FIRST_SESSION_COLUMNS,
       'ADD KEY sessions_db_time (db(191), connect_ts), ADD KEY sessions_person (person_id(191), connect_ts), ADD KEY sessions_grant (break_glass_grant(191))',
     ),
     addColumnsOnce(
@@ -155,6 +158,9 @@ const MIGRATIONS: MigrationStep[][] = [
     addColumnsOnce('sessions', [{ name: 'last_activity_ts', type: 'int', value: () => null }]),
     'UPDATE sessions SET last_activity_ts = connect_ts WHERE is_open = 1 AND last_activity_ts IS NULL',
   ],
+  // How a session ended that the server logged no disconnect for (Session.endReason), in a column
+  // of its own and the view; no session stored before has one.
+  [addColumnsOnce('sessions', END_REASON_COLUMNS), createView(sessionsView('mysql'))],
 ];
 
 /** `ALTER TABLE table ADD COLUMN ...` for the ledger's typed columns, unless the first one exists. */
@@ -203,7 +209,7 @@ async function backfillLedger(conn: Conn): Promise<void> {
 /**
  * Upserts sessions with their typed columns and last activity, and the touched tables of those in
  * `withTables`, sorted by key (see commitRows). Schema 4's migration writes the rows stored before
- * it, before the last activity column exists (`schema4`).
+ * it, before the last activity column and the later typed columns exist (`schema4`).
  */
 async function putSessions(
   conn: Conn,
@@ -213,7 +219,8 @@ async function putSessions(
 ): Promise<void> {
   if (sessions.length === 0) return;
   const keyed = sessions.map((s) => ({ k: storedKey(s.id), s })).sort(byKey);
-  const names = [...SESSION_COLUMNS.map((f) => f.name), ...(schema4 ? [] : ['last_activity_ts'])];
+  const columns = schema4 ? FIRST_SESSION_COLUMNS : SESSION_COLUMNS;
+  const names = [...columns.map((f) => f.name), ...(schema4 ? [] : ['last_activity_ts'])];
   await insertRows(
     conn,
     `INSERT INTO sessions (id, db, connect_ts, is_open, body, ${names.join(', ')})`,
@@ -223,7 +230,7 @@ async function putSessions(
       s.connectTs,
       s.outcome === 'success' && s.disconnectTime === undefined ? 1 : 0,
       JSON.stringify(s),
-      ...SESSION_COLUMNS.map((f) => f.value(s)),
+      ...columns.map((f) => f.value(s)),
       ...(schema4 ? [] : [lastActivity(s)]),
     ]),
     `ON DUPLICATE KEY UPDATE is_open = VALUES(is_open), body = VALUES(body), ${names.map((n) => `${n} = VALUES(${n})`).join(', ')}`,

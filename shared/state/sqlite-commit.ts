@@ -10,6 +10,8 @@ import {
   alertMerges,
   type CellValue,
   deadLetterRow,
+  FIRST_SESSION_COLUMNS,
+  type LedgerField,
   SESSION_COLUMNS,
   sessionBody,
   sessionTableRows,
@@ -29,7 +31,10 @@ export function connectionSettings(db: Database.Database): void {
   db.pragma('wal_autocheckpoint = 10000');
 }
 
-/** A session's row: id, DB system, connect time, open, body, the typed columns, then its last activity. */
+/**
+ * A session's row: id, DB system, connect time, open, body, the typed columns (schema 4's
+ * migration writes those of the first schema), then its last activity.
+ */
 export type SessionRow = CellValue[];
 /** An alert's row: record key, rule, time, body, then the typed columns. */
 export type AlertRow = CellValue[];
@@ -70,7 +75,10 @@ export type CommitRows = {
   pruneLedger?: { before: number; keepOpenSince: number };
 };
 
-export function sessionRow(s: Session): SessionRow {
+export function sessionRow(
+  s: Session,
+  columns: readonly LedgerField<Session>[] = SESSION_COLUMNS,
+): SessionRow {
   const open = s.outcome === 'success' && s.disconnectTime === undefined ? 1 : 0;
   return [
     s.id,
@@ -78,7 +86,7 @@ export function sessionRow(s: Session): SessionRow {
     s.connectTs,
     open,
     sessionBody(s),
-    ...SESSION_COLUMNS.map((f) => f.value(s)),
+    ...columns.map((f) => f.value(s)),
     lastActivity(s),
   ];
 }
@@ -112,7 +120,7 @@ export function commitRows(
     pendingPut: batch.pending.put.map((ev) => [ev.key, ev.ts, JSON.stringify(ev)]),
     pendingRemove: batch.pending.remove,
     seen: [...seenBuckets(batch.seen)].map(([bucket, keys]) => [bucket, JSON.stringify(keys)]),
-    sessions: batch.sessions.map(sessionRow),
+    sessions: batch.sessions.map((s) => sessionRow(s)),
     tables: sessionTableRows(batch.sessions.filter((s) => newTables.has(s))),
     counted: batch.counted.map((s) => {
       const { queries, tableAccess, changeUser, failedStatements } = s.counts;
@@ -221,12 +229,16 @@ export function applyDelivered(
 
 /**
  * Prepared statements that write the ledger's typed rows. Schema 4's migration writes the rows
- * stored before it with these, before the last activity column exists (`schema4`): then a session
- * row leaves its last activity out, and counts cannot be written.
+ * stored before it with these, before the last activity column and the later typed columns exist
+ * (`schema4`): then a session row has the first schema's columns (`sessionRow(s,
+ * FIRST_SESSION_COLUMNS)`) and leaves its last activity out, and counts cannot be written.
  */
 export function ledgerWriters(db: Database.Database, { schema4 = false } = {}) {
   const placeholders = (n: number) => Array.from({ length: n }, () => '?').join(', ');
-  const sessionNames = [...SESSION_COLUMNS.map((f) => f.name), ...(schema4 ? [] : ['last_activity_ts'])];
+  const sessionNames = [
+    ...(schema4 ? FIRST_SESSION_COLUMNS : SESSION_COLUMNS).map((f) => f.name),
+    ...(schema4 ? [] : ['last_activity_ts']),
+  ];
   const putSession = db.prepare(
     `INSERT INTO sessions (id, db, connect_ts, open, body, ${sessionNames.join(', ')})
      VALUES (${placeholders(5 + sessionNames.length)})

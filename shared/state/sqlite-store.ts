@@ -28,6 +28,8 @@ import {
   type DeadLetterQuery,
   type DeadLetterRow,
   deadLetterView,
+  END_REASON_COLUMNS,
+  FIRST_SESSION_COLUMNS,
   type LedgerField,
   type LedgerQuery,
   ledgerConditions,
@@ -38,13 +40,13 @@ import {
   restoredSession,
   restoredSessionsSql,
   rowKey,
-  SESSION_COLUMNS,
   SESSION_COUNTS_SQL,
   SESSION_READ_COLUMNS,
   type SessionCount,
   type SessionRow,
   SessionTablesWritten,
   type StoredDeadLetter,
+  sessionsView,
   sessionTableRows,
   storedDeadLetter,
 } from './ledger.js';
@@ -96,7 +98,7 @@ const MIGRATIONS: (string | ((db: Database.Database) => void))[] = [
     const add = (table: string, fields: readonly LedgerField<never>[]) => {
       for (const f of fields) db.exec(`ALTER TABLE ${table} ADD COLUMN ${f.name} ${columnType(f, 'sqlite')}`);
     };
-    add('sessions', SESSION_COLUMNS);
+    add('sessions', FIRST_SESSION_COLUMNS);
     add('alerts', ALERT_COLUMNS);
     db.exec(`ALTER TABLE deliveries ADD COLUMN delivered_ts INTEGER;
       CREATE TABLE session_tables (session_id TEXT NOT NULL, table_name TEXT NOT NULL,
@@ -117,7 +119,7 @@ const MIGRATIONS: (string | ((db: Database.Database) => void))[] = [
         'sessions',
         (body: string) => {
           const s = JSON.parse(body) as Session;
-          writers.session(sessionRow(s));
+          writers.session(sessionRow(s, FIRST_SESSION_COLUMNS));
           writers.tables(sessionTableRows([s]));
         },
       ],
@@ -157,6 +159,14 @@ const MIGRATIONS: (string | ((db: Database.Database) => void))[] = [
   // counts from its connect, as it did then.
   `ALTER TABLE sessions ADD COLUMN last_activity_ts INTEGER;
    UPDATE sessions SET last_activity_ts = connect_ts WHERE open = 1;`,
+  // How a session ended that the server logged no disconnect for (Session.endReason), in a column
+  // of its own and the view; no session stored before has one.
+  (db) => {
+    for (const f of END_REASON_COLUMNS)
+      db.exec(`ALTER TABLE sessions ADD COLUMN ${f.name} ${columnType(f, 'sqlite')}`);
+    const view = sessionsView('sqlite');
+    db.exec(`DROP VIEW ${view.name}; CREATE VIEW ${view.name} AS ${view.select}`);
+  },
 ];
 
 /** How often a holder refreshes its row, and when a row of another host counts as abandoned. */

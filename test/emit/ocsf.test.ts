@@ -5,7 +5,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { Alert } from '../../schemas/alert.js';
 import type { CanonicalEvent, DbEvent } from '../../schemas/events.js';
-import { isChanged, type Session } from '../../schemas/session.js';
+import { isChanged, SESSION_END_REASONS, type Session } from '../../schemas/session.js';
 import { RULES } from '../../shared/detect/registry.js';
 import { at, db, GROUPS, iam, USERS } from '../../shared/detect/timeline.js';
 import { DEFAULT_CONTEXT, type FormatContext } from '../../shared/emit/formats/format.js';
@@ -17,6 +17,7 @@ import {
   ocsfSession,
   ocsfSessionEnd,
 } from '../../shared/emit/formats/ocsf.js';
+import { toIso } from '../../shared/time.js';
 import { describeRequiring } from '../helpers/describe-requiring.js';
 import { loadOcsfValidator } from '../helpers/ocsf-validator.js';
 import { runs } from '../helpers/property.js';
@@ -344,6 +345,27 @@ describe('OCSF mapping', () => {
     expect(ocsfSessionEnd(sessionNamed(1), ctx)).toMatchObject({ activity_id: 2, time: at(25) });
     expect(ocsfSessionEnd(sessionNamed(2), ctx)).toBeUndefined();
   });
+
+  it('a session its server ended says in its Logoff that the server logged no disconnect', () => {
+    const logged = ocsfSessionEnd(sessionNamed(1), ctx)!;
+    expect(logged.metadata).toMatchObject({ event_code: 'connection/disconnect' });
+    expect(logged).not.toHaveProperty('status_detail');
+    const s: Session = { ...sessionNamed(2), disconnectTime: toIso(at(130)), endReason: 'server-restart' };
+    expect(wire(ocsfSessionEnd(s, ctx)!)).toMatchObject({
+      activity_id: 2,
+      time: at(130),
+      status: 'Success',
+      status_detail:
+        'no disconnect logged: its server restarted (the end is the startup time, an upper bound)',
+      metadata: { uid: `${s.id}:disconnect`, correlation_uid: s.id, event_code: 'session/server-restart' },
+      message: expect.stringMatching(/ended, no disconnect logged: its server restarted/),
+    });
+    for (const endReason of SESSION_END_REASONS)
+      expect(ocsfSessionEnd({ ...s, endReason }, ctx)).toMatchObject({
+        metadata: { event_code: `session/${endReason}` },
+        status_detail: expect.stringMatching(/^no disconnect logged: /),
+      });
+  });
 });
 
 describe('OCSF validator helper', () => {
@@ -359,9 +381,14 @@ describeRequiring(OCSF_SCHEMAS, 'OCSF 1.8.0 schema validation', () => {
     for (const { record } of produced) expect(validator.classUids).toContain(record.class_uid);
   });
 
-  it('every record of the timeline validates', () => {
+  it('every record of the timeline validates, and a Logoff of a session its server ended', () => {
     expect(produced.length).toBeGreaterThan(30);
-    const failures = produced
+    const ended: Session = {
+      ...sessionNamed(2),
+      disconnectTime: toIso(at(130)),
+      endReason: 'server-changed',
+    };
+    const failures = [...produced, { what: 'session ended by failover', record: ocsfSessionEnd(ended, ctx)! }]
       .map(({ what, record }) => ({ what, errors: validator.errors(wire(record)) }))
       .filter((f) => f.errors.length > 0);
     expect(failures).toEqual([]);

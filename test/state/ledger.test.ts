@@ -219,6 +219,27 @@ function ledger(adapter: Adapter) {
     expect(Number((await backing.sql('SELECT COUNT(*) AS n FROM session_tables'))[0]!.n)).toBe(3);
   });
 
+  it('shows a session its server ended (no disconnect logged) as ended, with how, in the view and when read back', async () => {
+    const store = await backing.open();
+    const s1 = sessions()[0]!;
+    delete s1.disconnectTime;
+    await store.commit(batch({ sessions: [s1] }));
+    const view = () =>
+      backing.sql("SELECT disconnect_time, end_reason FROM audit_sessions WHERE session_id = 's1'");
+    expect(await view()).toEqual([{ disconnect_time: null, end_reason: null }]);
+    s1.disconnectTime = iso(at(30));
+    s1.endReason = 'server-restart';
+    await store.commit(batch({ sessions: [s1] }));
+    expect(await view()).toEqual([{ disconnect_time: iso(at(30)), end_reason: 'server-restart' }]);
+    const rows = await backing.sql("SELECT * FROM audit_sessions WHERE session_id = 's1'");
+    expect(normalized(rows, SESSION_FIELDS)).toEqual([expectedRow(SESSION_FIELDS, s1)]);
+    // Ended, it is no longer restored as open; read back, it says how it ended.
+    expect(await store.loadSessions(at(40))).toEqual([]);
+    expect((await collect(store.sessions())).map((s) => [s.disconnectTime, s.endReason])).toEqual([
+      [iso(at(30)), 'server-restart'],
+    ]);
+  });
+
   it('reads sessions and alerts by time range, DB system and rule', async () => {
     const store = await backing.open();
     await store.commit(batch({ sessions: sessions(), alerts: alerts() }));
@@ -459,9 +480,10 @@ function upgrade(adapter: Adapter, dialect: 'sqlite' | 'mysql') {
       // that leave their OCIDs to the columns, its seventh bodies that leave their texts too. The
       // last version but one of each records when dead letters are stored, the one after repairs the
       // repeat counts of alerts stored with repeats merged into them, the next adds when each session
-      // last did something: a session stored open counts from its connect.
+      // last did something: a session stored open counts from its connect; the last adds how a
+      // session ended that the server logged no disconnect for (none of those stored before).
       expect(await backing.schemaVersions()).toEqual(
-        dialect === 'sqlite' ? [1, 2, 3, 4, 5, 6, 7, 8, 9, 10] : [1, 2, 3, 4, 5, 6, 7],
+        dialect === 'sqlite' ? [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11] : [1, 2, 3, 4, 5, 6, 7, 8],
       );
       const active = await backing.sql(
         'SELECT connect_ts, last_activity_ts FROM sessions ORDER BY connect_ts',

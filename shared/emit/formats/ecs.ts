@@ -232,6 +232,8 @@ function loginDocument(
       proxied: s.proxied,
       mfa_factor: s.mfaFactor,
       break_glass_grant: s.breakGlassGrant ?? undefined,
+      // `event.end` is then no disconnect the server logged (Session.endReason).
+      end_reason: s.endReason,
       attribution: s.attribution && {
         method: s.attribution.method,
         confidence: s.attribution.confidence,

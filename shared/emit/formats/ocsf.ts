@@ -7,7 +7,13 @@
 
 import { isIP } from 'node:net';
 import { type Alert, recordKey, type Severity } from '../../../schemas/alert.js';
-import { type ChangedSession, connectedSession, isChanged, type Session } from '../../../schemas/session.js';
+import {
+  type ChangedSession,
+  connectedSession,
+  isChanged,
+  type Session,
+  type SessionEndReason,
+} from '../../../schemas/session.js';
 import { redactLiterals } from '../../normalize/redact.js';
 import type { FormatContext } from './format.js';
 import { compact } from './json.js';
@@ -339,18 +345,41 @@ export function ocsfChangeUser(s: ChangedSession, ctx: FormatContext): OcsfRecor
   return loginRecord(s, { time: ts, uid: key, eventCode: 'connection/change_user', switched: true }, ctx);
 }
 
-/** The disconnect record (Logoff, 2), once the session has ended; `undefined` before. */
+/** Why a session ended without a disconnect the server logged, for the Logoff's message and status_detail. */
+const ENDED_BY: Record<SessionEndReason, string> = {
+  'server-shutdown': 'its server shut down',
+  'server-restart': 'its server restarted (the end is the startup time, an upper bound)',
+  'server-changed':
+    'another server took over its instance (the end is the last event read from the server before)',
+  'log-reset': "its instance's log was reset (the end is the last event read from the server before)",
+};
+
+/**
+ * The disconnect record (Logoff, 2), once the session has ended; `undefined` before. A session its
+ * server ended without logging a disconnect (`endReason`) says so: `status_detail`, the message, and
+ * `metadata.event_code` `session/<reason>` instead of `connection/disconnect`.
+ */
 export function ocsfSessionEnd(s: Session, ctx: FormatContext): OcsfRecord | undefined {
   if (s.disconnectTime === undefined || s.outcome !== 'success') return undefined;
+  const who = s.identity?.name ?? s.mysqlAccount;
+  const reason = s.endReason;
+  const ended = reason === undefined ? undefined : `no disconnect logged: ${ENDED_BY[reason]}`;
   return record(
     OCSF_CLASSES.authentication,
     { id: 2, name: 'Logoff' },
     {
       time: Date.parse(s.disconnectTime),
       severityId: 1,
-      metadata: { uid: `${s.id}:disconnect`, correlation_uid: s.id, event_code: 'connection/disconnect' },
-      message: `${s.identity?.name ?? s.mysqlAccount} disconnected from ${s.dbSystem.name}`,
-      ...successStatus(true, undefined),
+      metadata: {
+        uid: `${s.id}:disconnect`,
+        correlation_uid: s.id,
+        event_code: reason === undefined ? 'connection/disconnect' : `session/${reason}`,
+      },
+      message:
+        ended === undefined
+          ? `${who} disconnected from ${s.dbSystem.name}`
+          : `${who}'s session on ${s.dbSystem.name} ended, ${ended}`,
+      ...successStatus(true, undefined, ended),
       ...sessionFields(s),
     },
     ctx,
