@@ -178,9 +178,16 @@ export const IamEventSchema = z.object({
     .optional(),
   /**
    * What a `credential_change` did: the credential's type (`api-key`, `auth-token`, `password`, ...)
-   * and whether one was created (uploaded, reset: someone now holds a new secret), updated or deleted.
+   * and whether one was created (uploaded, reset: someone now holds a new secret), updated or deleted;
+   * `id`: the credential, when the record names it (an API key's fingerprint, another's OCID).
    */
-  credential: z.object({ type: z.string(), change: z.enum(['created', 'updated', 'deleted']) }).optional(),
+  credential: z
+    .object({
+      type: z.string(),
+      change: z.enum(['created', 'updated', 'deleted']),
+      id: z.string().optional(),
+    })
+    .optional(),
   /** An `idp_mapping_*`: the identity provider and its group mapped onto `group` (every member of it). */
   idpGroupMapping: z.object({ idpId: z.string().optional(), idpGroupName: z.string().optional() }).optional(),
   /** A `dynamic_group_*`: the dynamic group and its matching rule after (and before) the change, when the record says. */

@@ -103,6 +103,18 @@ const CREDENTIAL_OPERATIONS = new Map<string, Credential>(
   ),
 );
 
+/** The collection of the Identity API path that names a credential of each type (`/users/{id}/apiKeys/{fingerprint}`). */
+const CREDENTIAL_COLLECTIONS = new Map<string, string>([
+  ['api-key', 'apiKeys'],
+  ['auth-token', 'authTokens'],
+  ['customer-secret-key', 'customerSecretKeys'],
+  ['smtp-credential', 'smtpCredentials'],
+  ['db-credential', 'dbCredentials'],
+  ['oauth-client-credential', 'oauth2ClientCredentials'],
+  ['swift-password', 'swiftPasswords'],
+  ['mfa-totp-device', 'totpDevices'],
+]);
+
 /** Identity-domain credential events (lower case): a password set for the user, by another or themselves. */
 const DOMAIN_CREDENTIALS = new Map<string, Credential>([
   ['admin.user.password.reset.success', { type: 'password', change: 'created' }],
@@ -255,10 +267,48 @@ function classicSubject(type: string, data: OciAuditData, x: Extraction): Subjec
     group: ref(x, 'group', idCandidates('group', states, data), nameCandidates('group', states, data)),
     membershipId: pick(x, 'membershipId', membershipCandidates(states, data)),
     policy: POLICY_KINDS.has(kind) ? policyOf(states, data, x) : undefined,
-    credential: operation === undefined ? undefined : CREDENTIAL_OPERATIONS.get(operation),
+    credential: credentialOf(
+      operation === undefined ? undefined : CREDENTIAL_OPERATIONS.get(operation),
+      data,
+      x,
+    ),
     idpGroupMapping: kind.startsWith('idp_mapping_') ? idpGroupMappingOf(states, data, x) : undefined,
     dynamicGroup: kind.startsWith('dynamic_group_') ? dynamicGroupOf(states, data, x) : undefined,
   };
+}
+
+/**
+ * A classic credential operation with the credential it names, when the record names one: an API
+ * key by its fingerprint, another credential by its id (never the user's OCID), from the state
+ * after (before, for a deletion), else from the request path (`.../apiKeys/{fingerprint}`).
+ */
+function credentialOf(
+  credential: Credential | undefined,
+  data: OciAuditData,
+  x: Extraction,
+): Credential | undefined {
+  if (credential === undefined) return undefined;
+  const states = stateObjects(data, credential.change === 'deleted');
+  const collection = CREDENTIAL_COLLECTIONS.get(credential.type);
+  const id = pick(x, 'credential.id', [
+    ...states.map(([at, obj]): Candidate => [`${at}.fingerprint`, obj?.fingerprint]),
+    ...states.map(([at, obj]): Candidate => [`${at}.id`, ocidOf('user', obj?.id) ? undefined : obj?.id]),
+    [
+      'request.path',
+      collection === undefined ? undefined : decoded(segmentAfter(data.request?.path, collection)),
+    ],
+  ]);
+  return id === undefined ? credential : { ...credential, id };
+}
+
+/** A path segment with its percent-escapes decoded (a fingerprint's colons may be escaped), or as it is. */
+function decoded(segment: string | undefined): string | undefined {
+  if (segment === undefined) return undefined;
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return segment;
+  }
 }
 
 /** The identity provider and its group of an IdP group mapping (the IAM group is the event's `group`). */

@@ -484,12 +484,40 @@ describe('normalizeOciAudit: users and credentials', () => {
     const raw = sample('upload-api-key');
     const as = (type: string) =>
       normalize({ ...raw, eventType: `com.oraclecloud.identityControlPlane.${type}` });
-    expect(as('DeleteApiKey').credential).toEqual({ type: 'api-key', change: 'deleted' });
-    expect(as('UpdateAuthToken').credential).toEqual({ type: 'auth-token', change: 'updated' });
-    expect(as('CreateDbCredential').credential).toEqual({ type: 'db-credential', change: 'created' });
+    expect(as('DeleteApiKey').credential).toMatchObject({ type: 'api-key', change: 'deleted' });
+    expect(as('UpdateAuthToken').credential).toMatchObject({ type: 'auth-token', change: 'updated' });
+    expect(as('CreateDbCredential').credential).toMatchObject({ type: 'db-credential', change: 'created' });
     raw.data.response.status = '409';
     expect(normalize(raw)).toMatchObject({ kind: 'other' });
     expect(normalize(raw).credential).toBeUndefined();
+  });
+
+  it('names the credential: an API key by its fingerprint, from the state or the request path', () => {
+    const FP = 'd1:8c:4e:7a:90:2b:3f:61:c5:de:08:94:71:ab:2e:f3';
+    const uploaded = normalize(sample('upload-api-key'));
+    expect(uploaded.credential).toEqual({ type: 'api-key', change: 'created', id: FP });
+    expect(uploaded.extraction['credential.id']).toBe('stateChange.current.fingerprint');
+    const raw = sample('upload-api-key');
+    raw.eventType = 'com.oraclecloud.identityControlPlane.DeleteApiKey';
+    raw.data.stateChange = null;
+    raw.data.request.path = `/20160918/users/${ALICE}/apiKeys/${encodeURIComponent(FP)}`;
+    const deleted = normalize(raw);
+    expect(deleted.credential).toEqual({ type: 'api-key', change: 'deleted', id: FP });
+    expect(deleted.extraction['credential.id']).toBe('request.path');
+  });
+
+  it("names an auth token by its id, never by the user's OCID, and a credential it cannot name by none", () => {
+    const raw = sample('upload-api-key');
+    raw.eventType = 'com.oraclecloud.identityControlPlane.CreateAuthToken';
+    raw.data.stateChange.current = { id: 'ocid1.credential.oc1..tok', userId: ALICE };
+    expect(normalize(raw).credential).toEqual({
+      type: 'auth-token',
+      change: 'created',
+      id: 'ocid1.credential.oc1..tok',
+    });
+    raw.data.stateChange.current = { id: ALICE };
+    raw.data.request.path = `/20160918/users/${ALICE}/authTokens/`;
+    expect(normalize(raw).credential).toEqual({ type: 'auth-token', change: 'created' });
   });
 
   it('maps other credential operations', () => {
