@@ -46,6 +46,27 @@ export const AttributionSchema = z.object({
   problem: z
     .enum(['not-member', 'left-group', 'user-inactive', 'ambiguous', 'no-evidence', 'unknown-user'])
     .optional(),
+  /**
+   * Credentials another principal created on the person's IAM user and had not deleted when the
+   * login authenticated (access.planted-credential): whoever holds one may have made the login.
+   * Their event keys are in `evidence` too.
+   */
+  plantedCredentials: z
+    .array(
+      z.object({
+        /** `api-key`, `auth-token`, `password`, ... */
+        type: z.string(),
+        /** The credential (an API key's fingerprint), when the IAM event names it. */
+        id: z.string().optional(),
+        /** Who created it. */
+        actor: z.object({ id: z.string().optional(), name: z.string().optional() }),
+        /** When it was created (ISO 8601). */
+        time: z.string(),
+        /** The creation's IAM event key. */
+        key: z.string(),
+      }),
+    )
+    .optional(),
 });
 export type Attribution = z.infer<typeof AttributionSchema>;
 

@@ -1,12 +1,20 @@
 // Who was behind a connection (architecture section 4): each path yields a method, a confidence
 // and the keys of the facts it rests on. Pure over the correlator's models at connect time.
 import type { Attribution } from '../../schemas/session.js';
+import { toIso } from '../time.js';
 import type { Directory } from './directory.js';
 import { type Mappings, parseAccountName, sameAccount } from './mappings.js';
 import type { Memberships } from './memberships.js';
+import type { PlantedCredentials } from './planted-credentials.js';
 import type { SignOn, SignOns } from './signons.js';
 
-export type Models = { directory: Directory; memberships: Memberships; mappings: Mappings; signOns: SignOns };
+export type Models = {
+  directory: Directory;
+  memberships: Memberships;
+  mappings: Mappings;
+  signOns: SignOns;
+  credentials: PlantedCredentials;
+};
 
 export type ConnectFacts = {
   db: string;
@@ -35,6 +43,40 @@ export type AttributionResult = {
 };
 
 export function attribute(facts: ConnectFacts, models: Models, tokenLifetime: number): AttributionResult {
+  return withPlantedCredentials(resolve(facts, models, tokenLifetime), models.credentials, facts.ts);
+}
+
+/**
+ * A person named without a problem, on whose IAM user another principal created a credential still
+ * in force: the login may be whoever holds it. The attribution names the credentials, and a
+ * `verified` one (a signature by one of the person's keys, which no longer tells the person from
+ * the credential's creator) becomes `asserted`; so does a `corroborated` one when a planted
+ * credential is a password, with which its holder can make the IAM sign-on that corroborates.
+ */
+function withPlantedCredentials(
+  result: AttributionResult,
+  credentials: PlantedCredentials,
+  ts: number,
+): AttributionResult {
+  const { identity, attribution } = result;
+  if (!identity || attribution.problem !== undefined) return result;
+  const planted = credentials.inForce(identity.id, ts);
+  if (planted.length === 0) return result;
+  attribution.plantedCredentials = planted.map((p) => ({
+    type: p.type,
+    ...(p.id === undefined ? {} : { id: p.id }),
+    actor: p.actor,
+    time: toIso(p.ts),
+    key: p.key,
+  }));
+  attribution.evidence.push(...planted.map((p) => p.key));
+  const password = planted.some((p) => p.type === 'password');
+  if (attribution.confidence === 'verified' || (password && attribution.confidence === 'corroborated'))
+    attribution.confidence = 'asserted';
+  return result;
+}
+
+function resolve(facts: ConnectFacts, models: Models, tokenLifetime: number): AttributionResult {
   const { directory, memberships, mappings, signOns } = models;
   const { db, ts, login, account } = facts;
   const evidence = [facts.key];

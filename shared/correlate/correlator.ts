@@ -24,6 +24,7 @@ import type { Detector } from '../detect/detector.js';
 import {
   authenticationOf,
   type IamFact,
+  madeBySelf,
   type OpenedSession,
   type Reverts,
   type Revocation,
@@ -38,9 +39,12 @@ import { Directory, type DirectorySeed, type UserState } from './directory.js';
 import { type AccountSeed, accountName, Mappings, OCI_PLUGIN } from './mappings.js';
 import { type MembershipSeed, Memberships } from './memberships.js';
 import { OpenSessions } from './open-sessions.js';
+import { PlantedCredentials } from './planted-credentials.js';
 import { Policies } from './policies.js';
 import { SignOns } from './signons.js';
 import { type AccountChange, type AccountRef, hasFacts, statementFacts } from './sql-facts.js';
+
+type Credential = NonNullable<IamEvent['credential']>;
 
 /** What a seed brings (the configuration, a snapshot part new to this state): all under one key. */
 export type Seed = DirectorySeed & { memberships: MembershipSeed[]; accounts: AccountSeed[] };
@@ -124,6 +128,7 @@ export class Correlator {
       memberships: new Memberships(cache),
       mappings: new Mappings(cache),
       signOns: new SignOns(cache),
+      credentials: new PlantedCredentials(cache),
     };
     this.policies = new Policies(cache);
     for (const seed of configSeeds(config)) this.seed(seed);
@@ -209,6 +214,7 @@ export class Correlator {
     this.open.deleteWhere((s) => lastActivity(s) < stale);
     // A connection applied up to the retention late is attributed as it would have been on time.
     this.models.signOns.prune(stale - this.config.tokenLifetime);
+    this.models.credentials.prune(stale);
     if (this.recent.length === 0 || this.recent[0]!.connectTs >= before) return;
     this.recent = this.recent.filter((s) => s.connectTs >= before || this.open.isOpen(s));
   }
@@ -510,6 +516,13 @@ export class Correlator {
     session.breakGlassGrant = this.grantFor(r)?.id ?? null;
     if (r.signOn?.mfaFactor) session.mfaFactor = r.signOn.mfaFactor;
     else delete session.mfaFactor;
+    const planted = r.attribution.plantedCredentials;
+    if (r.identity && planted)
+      this.models.credentials.noteUse(
+        r.identity.id,
+        planted.map((p) => p.key),
+        authenticationOf(session).ts,
+      );
     this.touch(session);
   }
 
@@ -614,6 +627,12 @@ export class Correlator {
       case 'policy_deleted':
         this.detector.run('iam', { ...this.iamFact(ev, userId, group?.id), ...this.policies.apply(ev) });
         return;
+      case 'credential_change': {
+        const fact = this.iamFact(ev, userId, group?.id);
+        if (fact.user && ev.credential) this.noteCredential(ev, ev.credential, fact, late);
+        this.detector.run('iam', fact);
+        return;
+      }
       case 'signon_success':
       case 'signon_failure':
         if (userId && ev.signOn) {
@@ -669,6 +688,36 @@ export class Correlator {
       };
     }
     return fact;
+  }
+
+  /**
+   * A credential another principal created on a user is in force until it is deleted; a password the
+   * user sets themselves replaces one planted (PlantedCredentials). The user's sessions then carry
+   * it in their attribution; a late change re-attributes those it affects.
+   */
+  private noteCredential(ev: IamEvent, credential: Credential, fact: IamFact, late: boolean): void {
+    const { credentials } = this.models;
+    const user = fact.user!.id;
+    const self = madeBySelf(fact);
+    const ref = {
+      key: ev.key,
+      ts: ev.ts,
+      type: credential.type,
+      ...(credential.id === undefined ? {} : { id: credential.id }),
+    };
+    const actor = { id: fact.actor?.id ?? ev.actor.id, name: fact.actor?.name ?? ev.actor.name };
+    if (credential.change === 'created' && !self)
+      credentials.plant(user, {
+        ...ref,
+        actor: {
+          ...(actor.id === undefined ? {} : { id: actor.id }),
+          ...(actor.name === undefined ? {} : { name: actor.name }),
+        },
+      });
+    else if (credential.change === 'deleted' || (self && credential.type === 'password'))
+      credentials.end(user, ref);
+    else return;
+    if (late) this.reevaluate(ev.ts);
   }
 
   /** Late IAM data: re-attributes sessions connected at or after `from`; changed ones are re-detected. */

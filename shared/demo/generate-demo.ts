@@ -13,6 +13,7 @@ import type { GroundTruth } from './ground-truth.js';
 import { injectIncidents } from './incidents.js';
 import { DbAuditLog, type SessionPlan } from './mysql-audit-writer.js';
 import { type IamRecord, iso, toCloudEvent, toListEvent } from './oci-events.js';
+import { expectPlantedCredentialUses } from './planted-uses.js';
 import { pickCast, Story } from './story.js';
 
 export type DemoOptions = {
@@ -73,6 +74,7 @@ export function generateDemo(opts: DemoOptions): DemoManifest {
   planIamNoise(story);
   planHistory(story);
   expectFirstUses(story);
+  expectPlantedCredentialUses(story);
 
   for (const name of GENERATED) rmSync(join(opts.out, name), { recursive: true, force: true });
   for (const dir of ['mysql', 'collector', 'iam']) mkdirSync(join(opts.out, dir), { recursive: true });

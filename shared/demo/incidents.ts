@@ -440,6 +440,13 @@ export function injectIncidents(story: Story, cast: Cast): void {
       principalId: d.id,
       severity: 'high',
     });
+    // ...and logs in with it, as that DBA, from their own address. Every session of the DBA from
+    // then on is one the key may have made (expectPlantedCredentialUses).
+    story.plantedCredentials.push({ ts: keyed, person: d, actor: m.name });
+    story.proxiedSession(d, story.db(d.team), 'dba', sec(keyed + 10 * MINUTE), 6, {
+      purpose: { kind: 'incident', story: `${m.name} logs in as ${d.name} with the API key they planted` },
+      login: { user: d.alias, os: '', ip: '203.0.113.66', proxy: PROXY_LOGIN },
+    });
     // ...and give the payments DB system a MySQL configuration that switches auditing off.
     const switched = changed + 25 * MINUTE;
     const configuration = (name: string) => `ocid1.mysqlconfiguration.oc1..${name}`;

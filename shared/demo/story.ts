@@ -111,6 +111,8 @@ export class Story {
   readonly expected: Expectation[] = [];
   /** Gaps the collector reports in DB systems' audit trails (written with their collector records). */
   readonly gaps: GapRecord[] = [];
+  /** Credentials someone created on another person's IAM user: when, on whom, by whom (never deleted). */
+  readonly plantedCredentials: { ts: number; person: Person; actor: string }[] = [];
   /** The identity team's administrator (actor of routine IAM changes). */
   readonly admin: Person;
   /** People with a part in churn or incidents: normal activity leaves their special moments alone. */

@@ -5,6 +5,7 @@ import { accessIdentityMismatch } from '../rules/access-identity-mismatch.js';
 import { accessLocalAccount } from '../rules/access-local-account.js';
 import { accessNewDatabase } from '../rules/access-new-database.js';
 import { accessNewSource } from '../rules/access-new-source.js';
+import { accessPlantedCredential } from '../rules/access-planted-credential.js';
 import { accessUnattributed } from '../rules/access-unattributed.js';
 import { accessUnusualHour } from '../rules/access-unusual-hour.js';
 import { accessWithoutMfa } from '../rules/access-without-mfa.js';
@@ -35,6 +36,7 @@ export const RULES: readonly RuleDefinition<any>[] = [
   iamPrivilegedGroupChange,
   iamAuthPolicyChange,
   iamCredentialChange,
+  accessPlantedCredential,
   auditTamper,
   auditGap,
   dbSystemChange,

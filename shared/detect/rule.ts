@@ -120,6 +120,14 @@ export type IamFact = {
   db?: DbSystemConfig;
 };
 
+/**
+ * Whether the user an IAM event is about made it themselves: the directory resolves an actor named
+ * by name, or by another of their ids, to the user.
+ */
+export function madeBySelf({ event, user, actor }: IamFact): boolean {
+  return user !== undefined && (actor?.id ?? event.actor.id) === user.id;
+}
+
 /** A break-glass grant that reached its maximum duration still open (fired from the watermark). */
 export type GrantExpiredFact = {
   grant: string;

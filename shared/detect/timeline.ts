@@ -267,17 +267,22 @@ export const iam = {
   groupDeleted(s: { at: number; group: string }): IamEvent {
     return iamEvent(s.at, 'group_deleted', { group: { id: s.group } });
   },
-  /** A credential of `user` created by iam-admin, or by `by` (`user` itself: self-service). */
+  /** A credential of `user` (`id`: the one it names) created by iam-admin, or by `by` (`user` itself: self-service). */
   credential(s: {
     at: number;
     user: string;
     by?: string;
     type?: string;
+    id?: string;
     change?: NonNullable<IamEvent['credential']>['change'];
   }): IamEvent {
     return iamEvent(s.at, 'credential_change', {
       user: { id: s.user },
-      credential: { type: s.type ?? 'api-key', change: s.change ?? 'created' },
+      credential: {
+        type: s.type ?? 'api-key',
+        change: s.change ?? 'created',
+        ...(s.id === undefined ? {} : { id: s.id }),
+      },
       ...(s.by ? { actor: { id: s.by } } : {}),
     });
   },

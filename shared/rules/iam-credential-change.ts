@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { defineRule } from '../detect/rule.js';
+import { defineRule, madeBySelf } from '../detect/rule.js';
 import { at, baseConfig, GROUPS, iam, USERS } from '../detect/timeline.js';
 
 export const iamCredentialChange = defineRule({
@@ -15,11 +15,11 @@ export const iamCredentialChange = defineRule({
   params: z.strictObject({}),
   suppressFor: 0,
   on: {
-    iam: ({ event, user, actor: known, reach }) => {
-      if (event.source !== 'iam' || event.credential?.change !== 'created' || !user) return [];
+    iam: (fact) => {
+      const { event, user, reach } = fact;
+      if (event.source !== 'iam' || event.credential?.change !== 'created' || !user || madeBySelf(fact))
+        return [];
       const { actor } = event;
-      // The directory resolves an actor named by name, or by another of their ids, to the user.
-      if ((known?.id ?? actor.id) === user.id) return [];
       // Sorted: the order the mappings were learnt in is no part of the finding (a restart changes it).
       const accounts = (reach ?? []).map((a) => `${a.account} on ${a.db}`).sort();
       return [

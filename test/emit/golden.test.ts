@@ -79,6 +79,8 @@ const EVENTS: CanonicalEvent[] = [
   iam.credential({ at: at(301), user: USERS.bob }),
   // The DB system is stopped through the MySQL HeatWave API.
   iam.dbSystem({ at: at(302), operation: 'stop' }),
+  // Bob logs in to the DBA account while the key put on his user is in force, just before the stop.
+  db.connect({ at: at(301.5), conn: 25, account: 'dba_proxy', user: 'bob', ip: '10.0.0.6', proxy: true }),
 ];
 
 /** Pinned so that a release does not rewrite the golden files. */
@@ -109,6 +111,7 @@ describe('golden outputs', () => {
       'access.after-revocation',
       'access.identity-mismatch',
       'access.local-account',
+      'access.planted-credential',
       'access.unattributed',
       'access.without-mfa',
       'audit.gap',
@@ -133,7 +136,7 @@ describe('golden outputs', () => {
     expect(new Set(run.alerts.map((a) => a.rule))).toEqual(
       new Set(RULES.map((r) => r.id).filter((id) => !learning.includes(id))),
     );
-    expect(run.sessions).toHaveLength(12);
+    expect(run.sessions).toHaveLength(13);
   });
 
   it('OCSF', async () => {

@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
-import { beforeEach } from 'vitest';
+import { beforeEach, expect } from 'vitest';
 import type { Alert } from '../../schemas/alert.js';
 import type { ConfigInput } from '../../schemas/config.js';
 import type { CanonicalEvent } from '../../schemas/events.js';
@@ -121,6 +121,22 @@ export function deliveries(events: CanonicalEvent[], lateness: number): fc.Arbit
       );
       return bounds.slice(1).map((end, i) => stream.slice(bounds[i], end));
     });
+}
+
+/** Asserts that every delivery of `events` within `lateness` ms gives what one pass gives, as `outcome` sees it. */
+export async function sameForEveryDelivery<T>(
+  events: CanonicalEvent[],
+  lateness: number,
+  outcome: (r: TimelineResult) => T,
+  numRuns: { numRuns: number },
+): Promise<void> {
+  const baseline = outcome(await runTimeline(events));
+  await fc.assert(
+    fc.asyncProperty(deliveries(events, lateness), async (batches) => {
+      expect(outcome(await runBatches(batches))).toEqual(baseline);
+    }),
+    numRuns,
+  );
 }
 
 /**
