@@ -1,6 +1,7 @@
 // Attribution evidence: how many sessions on shared (group-proxied) MySQL accounts are tied to a
 // person, by which method and with which confidence, per DB system and account; the sessions that
-// are not; and those tied to someone the directory says was not entitled at the time.
+// are not; and those tied to someone the directory says was not entitled at the time. Also every
+// IAM session (shared or personal) made while a credential someone else created on its person was in force.
 import type { Cell } from '../../schemas/report.js';
 import { ATTRIBUTION_METHODS, CONFIDENCES, type Session } from '../../schemas/session.js';
 import {
@@ -46,11 +47,23 @@ export const attributionEvidence: ReportDefinition = {
     const combos = new Tally();
     const untied = new CappedRows();
     const questioned = new CappedRows();
+    const planted = new CappedRows();
     let individual = 0;
     let local = 0;
     return {
       session(s) {
         if (s.outcome !== 'success') return;
+        for (const c of s.attribution?.plantedCredentials ?? [])
+          planted.push([
+            ...sessionCells(s),
+            s.identity?.name ?? null,
+            s.attribution?.confidence ?? null,
+            c.type,
+            c.actor.name ?? c.actor.id ?? null,
+            c.time,
+            c.key,
+            s.id,
+          ]);
         if (!s.proxied) {
           if (s.attribution?.method === 'mapped-user') individual++;
           else if (s.attribution?.method === 'local-account') local++;
@@ -110,6 +123,11 @@ export const attributionEvidence: ReportDefinition = {
               label: 'Tied to someone not entitled at the time',
               value: questioned.total,
               status: questioned.total > 0 ? ('attention' as const) : ('ok' as const),
+            },
+            {
+              label: 'Made while a credential someone else created was in force',
+              value: planted.total,
+              status: planted.total > 0 ? ('attention' as const) : ('ok' as const),
             },
             { label: 'Sessions on personal (1-to-1) IAM accounts', value: individual },
             { label: 'Sessions on local accounts', value: local },
@@ -184,6 +202,24 @@ export const attributionEvidence: ReportDefinition = {
                   column('session_id', 'Session'),
                 ],
                 questioned,
+              ),
+            ),
+            section(
+              'planted-credential',
+              'Sessions made while a credential someone else created was in force',
+              "IAM sessions (shared or personal accounts) of a person on whose IAM user another principal had created a credential not deleted by then: whoever holds it may have made them; one row per credential (access.planted-credential findings; their confidence is lowered, see the session ledger's attribution).",
+              table(
+                [
+                  ...SESSION_COLUMNS,
+                  column('person', 'Person'),
+                  column('confidence', 'Confidence'),
+                  column('credential', 'Credential'),
+                  column('created_by', 'Created by'),
+                  column('created_at', 'Created', 'time'),
+                  column('credential_event', 'IAM event'),
+                  column('session_id', 'Session'),
+                ],
+                planted,
               ),
             ),
           ],

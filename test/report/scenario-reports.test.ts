@@ -307,6 +307,38 @@ describe('attribution evidence', () => {
     expect(rowsOf(d, 'not-entitled').map((r) => [r.person, r.problem])).toEqual([
       ['alice@example.com', 'left-group'],
     ]);
+    expect(figure(d, 'Made while a credential someone else created was in force')).toBe(0);
+  });
+
+  it('lists the sessions, shared or personal, made while a credential someone else created was in force', async () => {
+    const s = await scenarioStore([
+      iam.credential({ at: at(0), user: USERS.alice }),
+      db.connect({ at: at(30), conn: 1, account: 'dba_proxy', user: 'alice', os: 'alice', proxy: true }),
+      iam.credential({ at: at(40), user: USERS.carol, by: USERS.bob, type: 'auth-token' }),
+      db.connect({ at: at(50), conn: 2, account: 'carol', ip: '10.0.0.7' }),
+      db.connect({ at: at(60), conn: 3, account: 'dev_proxy', user: 'bob', os: 'bob', proxy: true }),
+    ]);
+    const [d] = await runReports(s, {
+      reports: ['attribution-evidence'],
+      period: DAY_PERIOD,
+      generatedAt: T0,
+    });
+    expect(figure(d!, 'Made while a credential someone else created was in force')).toBe(2);
+    expect(
+      rowsOf(d!, 'planted-credential').map((r) => [
+        r.connect_time,
+        r.person,
+        r.mysql_account,
+        r.confidence,
+        r.credential,
+        r.created_by,
+        r.created_at,
+      ]),
+    ).toEqual([
+      [iso(at(30)), 'alice@example.com', 'dba_proxy@%', 'asserted', 'api-key', 'iam-admin', iso(at(0))],
+      [iso(at(50)), 'carol@example.com', 'carol@%', 'asserted', 'auth-token', 'bob@example.com', iso(at(40))],
+    ]);
+    await s.close();
   });
 });
 
