@@ -34,6 +34,11 @@ export const SESSION_STATEMENTS_MAX = 50;
 export const STATEMENT_SQL_MAX = 500;
 /** Longest `schema.table` name kept (MySQL's are at most 64 + 1 + 64 characters). */
 export const TABLE_NAME_MAX = 200;
+/**
+ * Most switches a session keeps (`Session.switches`): the first SESSION_SWITCHES_MAX - 1 and the
+ * latest; `switchesOmitted` counts those left out between them.
+ */
+export const SESSION_SWITCHES_MAX = 20;
 
 export const RefSchema = z.object({ id: z.string(), name: z.string() });
 
@@ -140,12 +145,43 @@ export const LoginStateSchema = SessionBaseSchema.pick({
 });
 export type LoginState = z.infer<typeof LoginStateSchema>;
 
+/** Who a login named: what a switch's record says it switched from. */
+export const SwitchedFromSchema = LoginStateSchema.pick({
+  login: true,
+  account: true,
+  mysqlAccount: true,
+  identity: true,
+});
+export type SwitchedFrom = z.infer<typeof SwitchedFromSchema>;
+
+/**
+ * A `change_user` that changed the account or the person: its time and event key, who the
+ * connection was before it (`from`), and what it authenticated as (as attributed at its time, and
+ * again by late IAM data while it is the session's last `change_user`).
+ */
+export const SwitchSchema = LoginStateSchema.extend({
+  time: z.string(),
+  ts: z.number(),
+  key: z.string(),
+  from: SwitchedFromSchema,
+});
+export type Switch = z.infer<typeof SwitchSchema>;
+
 export const SessionSchema = SessionBaseSchema.extend({
   /**
    * What the connection first authenticated as, once a `change_user` replaced it (as it was
    * attributed then). Sessions stored before it was kept have none.
    */
   connected: LoginStateSchema.optional(),
+  /**
+   * With `connected`: the `change_user`s that changed the account or the person, in order (one
+   * to the same account and person, as a connection pool makes, is counted in `counts` alone).
+   * At most SESSION_SWITCHES_MAX: the first ones and the latest. Sessions stored before it was
+   * kept have none.
+   */
+  switches: z.array(SwitchSchema).optional(),
+  /** Switches left out of `switches` (between its last two) once it was full. */
+  switchesOmitted: z.number().optional(),
 });
 /**
  * When a session last did something (epoch ms of its latest event): an open session idle for longer
@@ -158,19 +194,68 @@ export type Session = z.infer<typeof SessionSchema> & { [LAST_ACTIVITY]?: number
 /** When a session last did something: its latest event, or its connect for one that never said. */
 export const lastActivity = (s: Session): number => s[LAST_ACTIVITY] ?? s.connectTs;
 
-/** A session whose connect and last `change_user` are two logins, each with its own record. */
-export type ChangedSession = Session & {
-  changedUser: NonNullable<Session['changedUser']>;
-  connected: LoginState;
-};
+/** What a session's login authenticated as now: a copy, sharing no object with the session. */
+export function loginStateOf(s: Session): LoginState {
+  return structuredClone({
+    login: s.login,
+    account: s.account,
+    mysqlAccount: s.mysqlAccount,
+    identity: s.identity,
+    group: s.group,
+    proxied: s.proxied,
+    attribution: s.attribution,
+    breakGlassGrant: s.breakGlassGrant,
+    ...(s.mfaFactor === undefined ? {} : { mfaFactor: s.mfaFactor }),
+  });
+}
 
-export function isChanged(s: Session): s is ChangedSession {
-  return s.changedUser !== undefined && s.connected !== undefined;
+/** A switch as its record shows it; the latest, after switches were left out, says how many. */
+export type SessionSwitch = Switch & { omittedBefore?: number };
+
+/**
+ * The switches a session has a record of each: those it kept, or for a session stored before they
+ * were, its last `change_user` (from what it connected as).
+ */
+export function sessionSwitches(s: Session): SessionSwitch[] {
+  const { switches, switchesOmitted } = s;
+  if (switches) {
+    if (!switchesOmitted) return switches;
+    return switches.map((sw, i) =>
+      i === switches.length - 1 ? { ...sw, omittedBefore: switchesOmitted } : sw,
+    );
+  }
+  if (!s.changedUser || !s.connected) return [];
+  const { login, account, mysqlAccount, identity } = s.connected;
+  return [{ ...s.changedUser, from: { login, account, mysqlAccount, identity }, ...loginStateOf(s) }];
+}
+
+/** A session's parts that describe its logins rather than the connection. */
+function connectionOf(s: Session): Session {
+  const {
+    mfaFactor: _mfa,
+    changedUser: _change,
+    connected: _connected,
+    switches: _switches,
+    switchesOmitted: _omitted,
+    ...rest
+  } = s;
+  return rest;
 }
 
 /** The session as its connect authenticated it, before any `change_user`. */
 export function connectedSession(s: Session): Session {
-  if (!s.connected) return s;
-  const { mfaFactor: _mfa, changedUser: _change, connected, ...rest } = s;
-  return { ...rest, ...connected };
+  return s.connected ? { ...connectionOf(s), ...s.connected } : s;
+}
+
+/**
+ * A switch as its record shows it: the session as the switch authenticated it, who the connection
+ * was before it, and their name in a message (the account, and the person when known).
+ */
+export function switchedLogin(
+  s: Session,
+  sw: SessionSwitch,
+): { session: Session; from: SwitchedFrom; fromName: string } {
+  const { time: _time, ts: _ts, key: _key, from, omittedBefore: _omitted, ...state } = sw;
+  const fromName = from.identity ? `${from.mysqlAccount} (${from.identity.name})` : from.mysqlAccount;
+  return { session: { ...connectionOf(s), ...state }, from, fromName };
 }

@@ -13,8 +13,8 @@ import {
 import type { InputCounts } from '../../shared/decode/read-input.js';
 import {
   formatSession,
-  formatSessionChange,
   formatSessionEnd,
+  formatSessionSwitches,
   type OutputFormat,
 } from '../../shared/emit/formats/format.js';
 import type { Pipeline } from '../../shared/pipeline.js';
@@ -193,9 +193,9 @@ export async function readLedger(
   return coverage;
 }
 
-/** A session's records in a format: its connect, its change_user and its disconnect where the format has them. */
+/** A session's records in a format: its connect, its switches and its disconnect where the format has them. */
 export function sessionLines(format: OutputFormat, s: Session): string[] {
-  return [formatSession(format, s), formatSessionChange(format, s), formatSessionEnd(format, s)].filter(
+  return [formatSession(format, s), ...formatSessionSwitches(format, s), formatSessionEnd(format, s)].filter(
     (l): l is string => l !== undefined,
   );
 }

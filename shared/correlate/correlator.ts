@@ -13,11 +13,15 @@ import type {
 import {
   LAST_ACTIVITY,
   lastActivity,
+  loginStateOf,
   SESSION_STATEMENTS_MAX,
+  SESSION_SWITCHES_MAX,
   SESSION_TABLES_MAX,
   type Session,
   type SessionEndReason,
   STATEMENT_SQL_MAX,
+  type Switch,
+  sessionSwitches,
   TABLE_NAME_MAX,
 } from '../../schemas/session.js';
 import type { Detector } from '../detect/detector.js';
@@ -340,17 +344,10 @@ export class Correlator {
   private changeUser(ev: DbEvent): void {
     const s = this.sessionOf(ev);
     if (!s || !ev.account || !ev.login || ev.status !== 0) return;
-    s.connected ??= {
-      login: s.login,
-      account: s.account,
-      mysqlAccount: s.mysqlAccount,
-      identity: s.identity,
-      group: s.group,
-      proxied: s.proxied,
-      attribution: s.attribution,
-      breakGlassGrant: s.breakGlassGrant,
-      ...(s.mfaFactor === undefined ? {} : { mfaFactor: s.mfaFactor }),
-    };
+    const before = loginStateOf(s);
+    // A session stored before switches were kept has its last change_user's as its first.
+    s.switches ??= sessionSwitches(s);
+    s.connected ??= before;
     s.account = ev.account;
     s.login = ev.login;
     s.mysqlAccount = accountName(ev.account);
@@ -358,6 +355,15 @@ export class Correlator {
     s.changedUser = { time: ev.time, ts: ev.ts, key: ev.key };
     active(s, ev.ts);
     this.attributeAndDetect(s, this.dbs.get(ev.dbSystemId));
+    if (s.mysqlAccount === before.mysqlAccount && s.identity?.id === before.identity?.id) return;
+    const { login, account, mysqlAccount, identity } = before;
+    keepSwitch(s, {
+      time: ev.time,
+      ts: ev.ts,
+      key: ev.key,
+      from: { login, account, mysqlAccount, identity },
+      ...loginStateOf(s),
+    });
   }
 
   /**
@@ -523,6 +529,13 @@ export class Correlator {
         planted.map((p) => p.key),
         authenticationOf(session).ts,
       );
+    // The last change_user's switch says what it authenticated as, as the session does.
+    const { switches, changedUser } = session;
+    const latest = switches?.at(-1);
+    if (switches && latest && latest.key === changedUser?.key) {
+      const { time, ts, key, from } = latest;
+      switches[switches.length - 1] = { time, ts, key, from, ...loginStateOf(session) };
+    }
     this.touch(session);
   }
 
@@ -926,6 +939,20 @@ const tableNames = new Memo(
 /** A table's `schema.table` name: the same string each time, which a session's list compares at once. */
 function tableName(t: { db: string; table: string }): string {
   return tableNames.get(t.db).get(t.table);
+}
+
+/**
+ * Adds a switch to a session's, up to SESSION_SWITCHES_MAX: beyond it the latest takes the last
+ * place, and the one it replaces is counted as omitted.
+ */
+function keepSwitch(session: Session, sw: Switch): void {
+  const switches = session.switches ?? [];
+  if (switches.length < SESSION_SWITCHES_MAX) switches.push(sw);
+  else {
+    switches[switches.length - 1] = sw;
+    session.switchesOmitted = (session.switchesOmitted ?? 0) + 1;
+  }
+  session.switches = switches;
 }
 
 /** Notes that a session did something at `ts` (a late event may be older than its last). */

@@ -36,6 +36,14 @@ async function cli(...args: string[]): Promise<{ code: number; stdout: string; s
   }
 }
 
+/** Replays with `args` (inputs last) and returns the session ledger it wrote in `format`, a record a line. */
+async function ledgerOf(name: string, format: string, args: string[]): Promise<string[]> {
+  const sessions = join(dir, `${name}.${format}`);
+  const r = await cli('replay', '--sessions', sessions, '--sessions-format', format, ...args);
+  expect(r.code, r.stderr).toBe(0);
+  return readFileSync(sessions, 'utf8').trim().split('\n');
+}
+
 const login = (user: string, proxy = true) => ({
   user,
   os: '',
@@ -441,21 +449,7 @@ describe('replay', () => {
       }),
     ];
     writeFileSync(changed, JSON.stringify(records));
-    const written = async (format: string) => {
-      const sessions = join(dir, `change-user.${format}`);
-      const r = await cli(
-        'replay',
-        '--config',
-        changedConfig,
-        '--sessions',
-        sessions,
-        '--sessions-format',
-        format,
-        changed,
-      );
-      expect(r.code, r.stderr).toBe(0);
-      return readFileSync(sessions, 'utf8').trim().split('\n');
-    };
+    const written = (format: string) => ledgerOf('change-user', format, ['--config', changedConfig, changed]);
 
     const [logon, change, logoff] = (await written('ocsf')).map((l) => JSON.parse(l));
     expect(logon).toMatchObject({
@@ -505,6 +499,48 @@ describe('replay', () => {
     expect(again.code, again.stderr).toBe(0);
     const exported = await cli('export', 'sessions', '--state', state, '--format', 'ocsf');
     expect(exported.stdout.trim().split('\n')).toEqual(await written('ocsf'));
+  });
+
+  it('each switch of a connection is a record of its own; a replay again over its state writes the same', async () => {
+    const switchTo = (timestamp: string, user: string, os: string) => ({
+      timestamp,
+      id: 0,
+      class: 'connection',
+      event: 'change_user',
+      connection_id: 32,
+      account: { user: os ? (user === 'alice' ? 'dba_proxy' : 'dev_proxy') : user, host: '%' },
+      login: { user, os, ip: '10.0.0.8', proxy: os ? "''@'%'" : '' },
+      connection_data: { connection_type: 'ssl', status: 0, db: 'shop' },
+    });
+    const records = [
+      { ...switchTo('2026-11-02 09:00:00', 'app', ''), event: 'connect' },
+      switchTo('2026-11-02 09:10:00', 'alice', USERS.alice),
+      // A pool resetting the connection to the same login: no switch.
+      switchTo('2026-11-02 09:11:00', 'alice', USERS.alice),
+      switchTo('2026-11-02 09:20:00', 'dave', USERS.dave),
+      switchTo('2026-11-02 09:30:00', 'bob', USERS.bob),
+      { ...switchTo('2026-11-02 09:40:00', 'bob', USERS.bob), event: 'disconnect' },
+    ];
+    const input = join(dir, 'switches.audit.log');
+    writeFileSync(input, JSON.stringify(records));
+    const state = join(dir, 'switches.sqlite');
+    const replay = (format: string) =>
+      ledgerOf('switches', format, ['--config', config, '--state', state, input]);
+    const changes = (lines: string[]) => lines.filter((l) => /change.user/.test(l));
+    const ocsf = await replay('ocsf');
+    expect(changes(ocsf).map((l) => JSON.parse(l).message)).toEqual([
+      'alice@example.com changed user on prod-orders from app@% to dba_proxy@% through IAM group DBAdmins',
+      'dave@example.com changed user on prod-orders from dba_proxy@% (alice@example.com) to dev_proxy@% through IAM group Developers',
+      'bob@example.com changed user on prod-orders from dev_proxy@% (dave@example.com) to dev_proxy@% through IAM group Developers',
+    ]);
+    expect(changes(await replay('cef'))).toHaveLength(3);
+    expect(changes(await replay('ecs')).map((l) => JSON.parse(l).event.id)).toEqual(
+      changes(ocsf).map((l) => JSON.parse(l).metadata.uid),
+    );
+    // The same input again over the same state: nothing is applied twice, the records are the same.
+    expect(await replay('ocsf')).toEqual(ocsf);
+    const exported = await cli('export', 'sessions', '--state', state, '--format', 'ocsf');
+    expect(exported.stdout.trim().split('\n')).toEqual(ocsf);
   });
 
   it('refuses a session ledger it could not write before reading any input, and writes it whole', async () => {

@@ -1,8 +1,17 @@
 // The attribution matrix of architecture section 4: every method and confidence, and each failure path.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { CanonicalEvent, DbEvent } from '../../schemas/events.js';
+import { SESSION_SWITCHES_MAX, type Session } from '../../schemas/session.js';
 import { at, db, GROUPS, iam, USERS } from '../../shared/detect/timeline.js';
-import { runTimeline } from '../helpers/run-timeline.js';
+import { Pipeline } from '../../shared/pipeline.js';
+import { SqliteStore } from '../../shared/state/sqlite-store.js';
+import { runs } from '../helpers/property.js';
+import { deliveries, runAcrossReopen, runBatches, runTimeline, testConfig } from '../helpers/run-timeline.js';
 
 async function sessionOf(events: CanonicalEvent[]) {
   const { sessions } = await runTimeline(events);
@@ -298,5 +307,156 @@ describe('identity-domain users', () => {
     expect(s.identity?.id).toBe(USERS.alice);
     expect(s.attribution).toMatchObject({ method: 'login-name', confidence: 'corroborated' });
     expect(s.mfaFactor).toBe('PUSH');
+  });
+});
+
+describe('change_user: the switches a session keeps', () => {
+  /** A login on connection 1 naming `os` (a directory user, as the plugin logs one) for `account`. */
+  const switchTo = (m: number, account: string, user: string, os: string) =>
+    db.changeUser({ at: at(m), conn: 1, account, user, os, proxy: true });
+
+  /** An application's connection taken over by a DBA, reset by its pool, then handed to two developers. */
+  function switchTimeline(): DbEvent[] {
+    return [
+      db.connect({ at: at(0), conn: 1, account: 'app', ip: '10.1.1.1' }),
+      switchTo(10, 'dba_proxy', 'alice', USERS.alice),
+      switchTo(11, 'dba_proxy', 'alice', USERS.alice),
+      switchTo(20, 'dev_proxy', 'dave', USERS.dave),
+      switchTo(30, 'dev_proxy', 'bob', USERS.bob),
+      db.disconnect({ at: at(40), conn: 1, account: 'dev_proxy' }),
+    ];
+  }
+
+  /** Each switch as [its key, from account, from person, to account, to person, method]. */
+  const summary = (s: Session) =>
+    (s.switches ?? []).map((sw) => [
+      sw.key,
+      sw.from.mysqlAccount,
+      sw.from.identity?.id,
+      sw.mysqlAccount,
+      sw.identity?.id,
+      sw.attribution?.method,
+    ]);
+
+  it('keeps each change_user that changed the account or the person, with who it switched from', async () => {
+    const events = switchTimeline();
+    const [s] = (await runTimeline(events)).sessions;
+    const [, takeover, reset, developer, colleague] = events;
+    expect(summary(s!)).toEqual([
+      [takeover!.key, 'app@%', undefined, 'dba_proxy@%', USERS.alice, 'external-user'],
+      [developer!.key, 'dba_proxy@%', USERS.alice, 'dev_proxy@%', USERS.dave, 'external-user'],
+      [colleague!.key, 'dev_proxy@%', USERS.dave, 'dev_proxy@%', USERS.bob, 'external-user'],
+    ]);
+    expect(s!.switches!.map((sw) => sw.time)).toEqual(
+      [at(10), at(20), at(30)].map((t) => new Date(t).toISOString()),
+    );
+    // The pool's reset is counted; the session is still the last login, and its connect is kept.
+    expect(s).toMatchObject({
+      counts: { changeUser: 4 },
+      changedUser: { key: colleague!.key },
+      connected: { mysqlAccount: 'app@%', identity: null },
+      mysqlAccount: 'dev_proxy@%',
+      identity: { id: USERS.bob },
+    });
+    expect(s!.switches!.map((sw) => sw.key)).not.toContain(reset!.key);
+    expect(s!.switchesOmitted).toBeUndefined();
+  });
+
+  it(`keeps at most ${SESSION_SWITCHES_MAX}: the first ones and the latest, counting those left out`, async () => {
+    const n = SESSION_SWITCHES_MAX + 5;
+    const switches = Array.from({ length: n }, (_, i) =>
+      i % 2 === 0
+        ? switchTo(10 + i, 'dba_proxy', 'alice', USERS.alice)
+        : switchTo(10 + i, 'dev_proxy', 'dave', USERS.dave),
+    );
+    const [s] = (await runTimeline([db.connect({ at: at(0), conn: 1, account: 'app' }), ...switches]))
+      .sessions;
+    const kept = [...switches.slice(0, SESSION_SWITCHES_MAX - 1), switches[n - 1]!];
+    expect(s!.switches!.map((sw) => sw.key)).toEqual(kept.map((e) => e.key));
+    expect(s!.switchesOmitted).toBe(n - SESSION_SWITCHES_MAX);
+    // The latest names who the connection was just before it, a switch left out.
+    expect(s!.switches!.at(-1)).toMatchObject({
+      mysqlAccount: 'dba_proxy@%',
+      from: { mysqlAccount: 'dev_proxy@%', identity: { id: USERS.dave } },
+    });
+    expect(s!.counts.changeUser).toBe(n);
+  });
+
+  it('the latest switch is attributed again by late IAM data, as the session is', async () => {
+    const connect = db.connect({ at: at(10), conn: 1, account: 'app', ip: '10.0.0.7' });
+    const unnamed = db.changeUser({ at: at(20), conn: 1, account: 'dev_proxy', ip: '10.0.0.7', proxy: true });
+    const later = db.connect({ at: at(150), conn: 2, account: 'admin' });
+    const signOn = iam.signOn({ at: at(15), user: USERS.bob, ip: '10.0.0.7' });
+    const before = await runBatches([[connect, unnamed, later]]);
+    expect(before.sessions[0]!.switches).toEqual([
+      expect.objectContaining({
+        key: unnamed.key,
+        identity: null,
+        attribution: expect.objectContaining({ method: 'unattributed' }),
+      }),
+    ]);
+    const { sessions } = await runBatches([[connect, unnamed, later], [signOn]]);
+    const s = sessions.find((x) => x.connectKey === connect.key)!;
+    expect(s.identity?.id).toBe(USERS.bob);
+    expect(s.switches).toEqual([
+      expect.objectContaining({
+        key: unnamed.key,
+        identity: { id: USERS.bob, name: 'bob@example.com' },
+        attribution: expect.objectContaining({ method: 'signon-correlated' }),
+        from: expect.objectContaining({ mysqlAccount: 'app@%', identity: null }),
+      }),
+    ]);
+  });
+
+  it('a session stored before switches were kept has its last change_user as its first', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hwaudit-switches-'));
+    try {
+      const path = join(dir, 'state.sqlite');
+      const { config, rules } = testConfig();
+      const takeover = switchTo(10, 'dba_proxy', 'alice', USERS.alice);
+      const store = SqliteStore.open(path);
+      const first = await Pipeline.open({ config, rules, store });
+      // A connection at(40) moves the watermark past the takeover: the session is stored with it.
+      await first.ingest(
+        [
+          db.connect({ at: at(0), conn: 1, account: 'app' }),
+          takeover,
+          db.connect({ at: at(40), conn: 2, account: 'admin' }),
+        ].map((event) => ({ type: 'event' as const, event })),
+      );
+      await store.close();
+      const legacy = new Database(path);
+      const changed = legacy
+        .prepare("UPDATE sessions SET body = json_remove(body, '$.switches')")
+        .run().changes;
+      legacy.close();
+      expect(changed).toBeGreaterThan(0);
+      const developer = switchTo(45, 'dev_proxy', 'dave', USERS.dave);
+      const { sessions } = await runBatches([[developer]], { store: SqliteStore.open(path) });
+      const s = sessions.find((x) => x.connectionId === 1)!;
+      expect(summary(s)).toEqual([
+        [takeover.key, 'app@%', undefined, 'dba_proxy@%', USERS.alice, 'external-user'],
+        [developer.key, 'dba_proxy@%', USERS.alice, 'dev_proxy@%', USERS.dave, 'external-user'],
+      ]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('any delivery, redelivery or restart of the store keeps the same switches', async () => {
+    const events = switchTimeline();
+    const { sessions } = await runTimeline(events);
+    expect(sessions[0]!.switches).toHaveLength(3);
+    const once = JSON.stringify(sessions);
+    await fc.assert(
+      fc.asyncProperty(deliveries(events, 20 * 60_000), async (batches) => {
+        expect(JSON.stringify((await runBatches(batches)).sessions)).toBe(once);
+      }),
+      runs(20),
+    );
+    for (const cut of [2, 3, 4]) {
+      const reopened = await runAcrossReopen(events.slice(0, cut), events.slice(cut));
+      expect(JSON.stringify(reopened.sessions)).toBe(once);
+    }
   });
 });

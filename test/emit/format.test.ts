@@ -11,8 +11,8 @@ import {
   CLASSIFIED_NAMESPACES,
   formatAlert,
   formatSession,
-  formatSessionChange,
   formatSessionEnd,
+  formatSessionSwitches,
   isOutputFormat,
   OUTPUT_FORMATS,
   PRODUCT,
@@ -80,7 +80,11 @@ function secretTimeline(): CanonicalEvent[] {
 function allLines(run: TimelineResult): string[] {
   return OUTPUT_FORMATS.flatMap((f) => [
     ...run.alerts.map((a) => formatAlert(f, a)),
-    ...run.sessions.flatMap((s) => [formatSession(f, s), formatSessionChange(f, s), formatSessionEnd(f, s)]),
+    ...run.sessions.flatMap((s) => [
+      formatSession(f, s),
+      ...formatSessionSwitches(f, s),
+      formatSessionEnd(f, s),
+    ]),
   ]).filter((l): l is string => l !== undefined);
 }
 
@@ -180,17 +184,17 @@ describe('sessions with a change_user', () => {
 
   it('have a record of the connect and one of the change in each SIEM format', () => {
     expect(s.connected).toMatchObject({ mysqlAccount: 'app@%', identity: null });
-    const ocsf = [formatSession('ocsf', s)!, formatSessionChange('ocsf', s)!].map((l) => JSON.parse(l));
+    const ocsf = [formatSession('ocsf', s)!, ...formatSessionSwitches('ocsf', s)].map((l) => JSON.parse(l));
     expect(ocsf.map((r) => [r.time, r.activity_id, r.user.uid, r.user.account.name])).toEqual([
       [at(0), 1, undefined, 'app@%'],
       [at(10), 7, USERS.alice, 'dba_proxy@%'],
     ]);
-    const ecs = [formatSession('ecs', s)!, formatSessionChange('ecs', s)!].map((l) => JSON.parse(l));
+    const ecs = [formatSession('ecs', s)!, ...formatSessionSwitches('ecs', s)].map((l) => JSON.parse(l));
     expect(ecs.map((d) => [d['@timestamp'], d.event.action, d.user.name, d.user.effective.name])).toEqual([
       [s.connectTime, 'login', undefined, 'app@%'],
       [s.changedUser!.time, 'change-user', 'alice@example.com', 'dba_proxy@%'],
     ]);
-    const cef = [formatSession('cef', s)!, formatSessionChange('cef', s)!];
+    const cef = [formatSession('cef', s)!, ...formatSessionSwitches('cef', s)];
     expect(cef[0]).toMatch(new RegExp(`\\|session\\.logon\\|.*\\|rt=${at(0)} .*duser=app@%`));
     expect(cef[0]).not.toContain('alice');
     expect(cef[1]).toMatch(
@@ -198,19 +202,98 @@ describe('sessions with a change_user', () => {
         `\\|session\\.change-user\\|.*\\|rt=${at(10)} .*suser=alice@example\\.com .*duser=dba_proxy@%`,
       ),
     );
-    expect(formatSessionChange('jsonl', s)).toBeUndefined();
+    expect(formatSessionSwitches('jsonl', s)).toEqual([]);
     expect(JSON.parse(formatSession('jsonl', s)!)).toEqual(s);
   });
 
   it('stored before the connect was kept format as they did: one connect record', () => {
-    const { connected: _, ...stored } = s;
+    const { connected: _, switches: _switches, ...stored } = s;
     const old = JSON.parse(JSON.stringify(stored)) as Session;
-    for (const f of OUTPUT_FORMATS) expect(formatSessionChange(f, old)).toBeUndefined();
+    for (const f of OUTPUT_FORMATS) expect(formatSessionSwitches(f, old)).toEqual([]);
     expect(JSON.parse(formatSession('ocsf', old)!)).toMatchObject({
       time: at(0),
       metadata: { uid: old.connectKey },
       user: { uid: USERS.alice, account: { name: 'dba_proxy@%' } },
     });
+  });
+});
+
+describe('sessions with several switches', () => {
+  // An application's connection taken over by Alice, reset by its pool, then handed to Dave and to Bob.
+  const events = [
+    db.connect({ at: at(0), conn: 1, account: 'app', ip: '10.1.1.1' }),
+    db.changeUser({ at: at(10), conn: 1, account: 'dba_proxy', user: 'alice', os: USERS.alice, proxy: true }),
+    db.changeUser({ at: at(11), conn: 1, account: 'dba_proxy', user: 'alice', os: USERS.alice, proxy: true }),
+    db.changeUser({ at: at(20), conn: 1, account: 'dev_proxy', user: 'dave', os: USERS.dave, proxy: true }),
+    db.changeUser({ at: at(30), conn: 1, account: 'dev_proxy', user: 'bob', os: USERS.bob, proxy: true }),
+    db.disconnect({ at: at(40), conn: 1, account: 'dev_proxy' }),
+  ];
+  const switchKeys = [events[1]!.key, events[3]!.key, events[4]!.key];
+  let s: Session;
+  beforeFirstTest(async () => {
+    s = (await runTimeline(events)).sessions[0]!;
+  });
+
+  it('have one record per switch in each SIEM format, each at its time with its own key', () => {
+    const ocsf = formatSessionSwitches('ocsf', s).map((l) => JSON.parse(l));
+    expect(
+      ocsf.map((r) => [r.time, r.metadata.uid, r.actor.user.account.name, r.user.uid, r.user.account.name]),
+    ).toEqual([
+      [at(10), switchKeys[0], 'app@%', USERS.alice, 'dba_proxy@%'],
+      [at(20), switchKeys[1], 'dba_proxy@%', USERS.dave, 'dev_proxy@%'],
+      [at(30), switchKeys[2], 'dev_proxy@%', USERS.bob, 'dev_proxy@%'],
+    ]);
+    expect(ocsf.map((r) => r.actor.user.uid)).toEqual([undefined, USERS.alice, USERS.dave]);
+    expect(ocsf.map((r) => r.message)).toEqual([
+      'alice@example.com changed user on prod-orders from app@% to dba_proxy@% through IAM group DBAdmins',
+      'dave@example.com changed user on prod-orders from dba_proxy@% (alice@example.com) to dev_proxy@% through IAM group Developers',
+      'bob@example.com changed user on prod-orders from dev_proxy@% (dave@example.com) to dev_proxy@% through IAM group Developers',
+    ]);
+    const ecs = formatSessionSwitches('ecs', s).map((l) => JSON.parse(l));
+    expect(
+      ecs.map((d) => [d['@timestamp'], d.event.action, d.event.id, d.user.name, d.user.effective.name]),
+    ).toEqual([
+      [new Date(at(10)).toISOString(), 'change-user', switchKeys[0], 'alice@example.com', 'dba_proxy@%'],
+      [new Date(at(20)).toISOString(), 'change-user', switchKeys[1], 'dave@example.com', 'dev_proxy@%'],
+      [new Date(at(30)).toISOString(), 'change-user', switchKeys[2], 'bob@example.com', 'dev_proxy@%'],
+    ]);
+    expect(ecs[2].related.user).toEqual(expect.arrayContaining(['dave@example.com', 'bob@example.com']));
+    const cef = formatSessionSwitches('cef', s);
+    expect(
+      cef.map((l) => [
+        l.match(/\|rt=(\d+)/)?.[1],
+        l.match(/ suser=(\S+)/)?.[1],
+        l.match(/ msg=(.*?) cs/)?.[1],
+      ]),
+    ).toEqual([
+      [String(at(10)), 'alice@example.com', 'change_user from app@% to dba_proxy@%'],
+      [String(at(20)), 'dave@example.com', 'change_user from dba_proxy@% (alice@example.com) to dev_proxy@%'],
+      [String(at(30)), 'bob@example.com', 'change_user from dev_proxy@% (dave@example.com) to dev_proxy@%'],
+    ]);
+    expect(new Set(cef.map((l) => l.match(/externalId=(\w+)/)?.[1])).size).toBe(3);
+    expect(formatSessionSwitches('jsonl', s)).toEqual([]);
+  });
+
+  it('the latest record after switches were left out says how many', () => {
+    const full = { ...s, switchesOmitted: 7 };
+    const [ocsf, ecs, cef] = (['ocsf', 'ecs', 'cef'] as const).map((f) => formatSessionSwitches(f, full));
+    expect(ocsf!.map((l) => JSON.parse(l).unmapped.switches_omitted)).toEqual([undefined, undefined, 7]);
+    expect(ecs!.map((l) => JSON.parse(l).heatwave.switches_omitted)).toEqual([undefined, undefined, 7]);
+    expect(cef!.map((l) => / cn1Label=switchesOmitted cn1=7 /.test(l))).toEqual([false, false, true]);
+  });
+
+  it('stored before switches were kept: one record of the last change_user, from what it connected as', () => {
+    const { switches: _, ...stored } = s;
+    const old = JSON.parse(JSON.stringify(stored)) as Session;
+    const records = formatSessionSwitches('ocsf', old).map((l) => JSON.parse(l));
+    expect(records).toHaveLength(1);
+    expect(records[0]).toMatchObject({
+      time: at(30),
+      metadata: { uid: switchKeys[2] },
+      actor: { user: { account: { name: 'app@%' } } },
+      user: { uid: USERS.bob, account: { name: 'dev_proxy@%' } },
+    });
+    for (const f of ['cef', 'ecs'] as const) expect(formatSessionSwitches(f, old)).toHaveLength(1);
   });
 });
 

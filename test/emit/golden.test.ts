@@ -10,8 +10,8 @@ import {
   type FormatContext,
   formatAlert,
   formatSession,
-  formatSessionChange,
   formatSessionEnd,
+  formatSessionSwitches,
   type OutputFormat,
 } from '../../shared/emit/formats/format.js';
 import { runTimeline } from '../helpers/run-timeline.js';
@@ -81,6 +81,13 @@ const EVENTS: CanonicalEvent[] = [
   iam.dbSystem({ at: at(302), operation: 'stop' }),
   // Bob logs in to the DBA account while the key put on his user is in force, just before the stop.
   db.connect({ at: at(301.5), conn: 25, account: 'dba_proxy', user: 'bob', ip: '10.0.0.6', proxy: true }),
+  // The allow-listed admin's connection is switched to Dave, to Bob, reset by its pool, and back.
+  db.connect({ at: at(303), conn: 31, account: 'admin', ip: '10.0.0.9' }),
+  db.changeUser({ at: at(304), conn: 31, account: 'dev_proxy', user: 'dave', os: USERS.dave, proxy: true }),
+  db.changeUser({ at: at(305), conn: 31, account: 'dev_proxy', user: 'bob', os: USERS.bob, proxy: true }),
+  db.changeUser({ at: at(306), conn: 31, account: 'dev_proxy', user: 'bob', os: USERS.bob, proxy: true }),
+  db.changeUser({ at: at(307), conn: 31, account: 'admin' }),
+  db.disconnect({ at: at(308), conn: 31, account: 'admin' }),
 ];
 
 /** Pinned so that a release does not rewrite the golden files. */
@@ -97,7 +104,7 @@ async function linesOf(format: OutputFormat): Promise<string> {
     ...alerts.map((a) => formatAlert(format, a, ctx)),
     ...sessions.flatMap((s) => [
       formatSession(format, s, ctx),
-      formatSessionChange(format, s, ctx),
+      ...formatSessionSwitches(format, s, ctx),
       formatSessionEnd(format, s, ctx),
     ]),
   ];
@@ -136,7 +143,16 @@ describe('golden outputs', () => {
     expect(new Set(run.alerts.map((a) => a.rule))).toEqual(
       new Set(RULES.map((r) => r.id).filter((id) => !learning.includes(id))),
     );
-    expect(run.sessions).toHaveLength(13);
+    expect(run.sessions).toHaveLength(14);
+    // The switched connection: three switches (the pool's reset is none), each pinned in every format.
+    const switched = run.sessions.find((s) => s.connectionId === 31)!;
+    expect(
+      switched.switches?.map((sw) => [sw.from.mysqlAccount, sw.mysqlAccount, sw.identity?.name]),
+    ).toEqual([
+      ['admin@%', 'dev_proxy@%', 'dave@example.com'],
+      ['dev_proxy@%', 'dev_proxy@%', 'bob@example.com'],
+      ['dev_proxy@%', 'admin@%', undefined],
+    ]);
   });
 
   it('OCSF', async () => {

@@ -5,7 +5,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { Alert } from '../../schemas/alert.js';
 import type { CanonicalEvent, DbEvent } from '../../schemas/events.js';
-import { isChanged, SESSION_END_REASONS, type Session } from '../../schemas/session.js';
+import { SESSION_END_REASONS, type Session, sessionSwitches } from '../../schemas/session.js';
 import { RULES } from '../../shared/detect/registry.js';
 import { at, db, GROUPS, iam, USERS } from '../../shared/detect/timeline.js';
 import { DEFAULT_CONTEXT, type FormatContext } from '../../shared/emit/formats/format.js';
@@ -13,9 +13,9 @@ import {
   OCSF_VERSION,
   type OcsfRecord,
   ocsfAlert,
-  ocsfChangeUser,
   ocsfSession,
   ocsfSessionEnd,
+  ocsfSwitch,
 } from '../../shared/emit/formats/ocsf.js';
 import { toIso } from '../../shared/time.js';
 import { describeRequiring } from '../helpers/describe-requiring.js';
@@ -95,6 +95,19 @@ function timeline(): CanonicalEvent[] {
       proxy: true,
     }),
     db.disconnect({ at: at(120), conn: 40, account: 'dba_proxy' }),
+    // Three switches on one connection: a DBA takes it over, then two developers in turn.
+    db.connect({ at: at(130), conn: 41, account: 'app', ip: '10.1.1.3' }),
+    db.changeUser({
+      at: at(131),
+      conn: 41,
+      account: 'dba_proxy',
+      user: 'alice',
+      os: USERS.alice,
+      proxy: true,
+    }),
+    db.changeUser({ at: at(132), conn: 41, account: 'dev_proxy', user: 'dave', os: USERS.dave, proxy: true }),
+    db.changeUser({ at: at(133), conn: 41, account: 'dev_proxy', user: 'bob', os: USERS.bob, proxy: true }),
+    db.disconnect({ at: at(134), conn: 41, account: 'dev_proxy' }),
     // Bob's break-glass membership outlives its four hours, then is removed: a stale alert and its resolution.
     iam.removed({ at: at(300), user: USERS.bob, group: GROUPS.bg }),
   ];
@@ -109,7 +122,15 @@ function produce(run: TimelineResult): Produced[] {
   for (const a of run.alerts) out.push({ what: `alert ${a.rule} ${a.id}`, record: ocsfAlert(a, ctx) });
   for (const s of run.sessions) {
     out.push({ what: `session ${s.id}`, record: ocsfSession(s, ctx) });
-    if (isChanged(s)) out.push({ what: `session change_user ${s.id}`, record: ocsfChangeUser(s, ctx) });
+    const switches = sessionSwitches(s);
+    for (const sw of switches)
+      out.push({ what: `session change_user ${sw.key}`, record: ocsfSwitch(s, sw, ctx) });
+    const latest = switches.at(-1);
+    if (latest)
+      out.push({
+        what: `session change_user ${latest.key} after switches left out`,
+        record: ocsfSwitch({ ...s, switchesOmitted: 5 }, { ...latest, omittedBefore: 5 }, ctx),
+      });
     const end = ocsfSessionEnd(s, ctx);
     if (end) out.push({ what: `session end ${s.id}`, record: end });
   }
@@ -326,7 +347,9 @@ describe('OCSF mapping', () => {
       message: 'Account app@% logged in to prod-orders as app@%',
     });
     expect(logon.user).not.toHaveProperty('uid');
-    expect(produced.find((p) => p.what === `session change_user ${s.id}`)?.record).toMatchObject({
+    expect(
+      produced.find((p) => p.what === `session change_user ${s.changedUser!.key}`)?.record,
+    ).toMatchObject({
       activity_id: 7,
       account_switch_type_id: 1,
       time: at(110),
@@ -339,6 +362,44 @@ describe('OCSF mapping', () => {
       time: at(120),
       user: { uid: USERS.alice },
     });
+  });
+
+  it('each switch of a session is an Account Switch of its own, from who the connection was (actor) to whom', () => {
+    const s = sessionNamed(41);
+    const records = sessionSwitches(s).map((sw) => ocsfSwitch(s, sw, ctx));
+    expect(records.map((r) => [r.activity_id, r.time, r.metadata])).toEqual(
+      [131, 132, 133].map((m, i) => [
+        7,
+        at(m),
+        expect.objectContaining({
+          uid: s.switches![i]!.key,
+          correlation_uid: s.id,
+          event_code: 'connection/change_user',
+        }),
+      ]),
+    );
+    expect(records.map((r) => [r.actor, (r.user as { uid: string }).uid])).toEqual([
+      [{ user: { account: { name: 'app@%', type: 'MySQL Account', type_id: 99 } } }, USERS.alice],
+      [
+        {
+          user: expect.objectContaining({
+            uid: USERS.alice,
+            account: expect.objectContaining({ name: 'dba_proxy@%' }),
+          }),
+        },
+        USERS.dave,
+      ],
+      [
+        {
+          user: expect.objectContaining({
+            uid: USERS.dave,
+            account: expect.objectContaining({ name: 'dev_proxy@%' }),
+          }),
+        },
+        USERS.bob,
+      ],
+    ]);
+    expect(ocsfSession(s, ctx)).toMatchObject({ activity_id: 1, user: { account: { name: 'app@%' } } });
   });
 
   it('a Logoff exists once the session has ended', () => {

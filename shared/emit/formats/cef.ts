@@ -4,7 +4,12 @@
 // Other control characters are shown as symbols in both (shared/text.ts `visible`).
 import { createHash } from 'node:crypto';
 import type { Alert, Severity } from '../../../schemas/alert.js';
-import { type ChangedSession, connectedSession, type Session } from '../../../schemas/session.js';
+import {
+  connectedSession,
+  type Session,
+  type SessionSwitch,
+  switchedLogin,
+} from '../../../schemas/session.js';
 import { redactLiterals } from '../../normalize/redact.js';
 import { visible } from '../../text.js';
 import type { FormatContext } from './format.js';
@@ -104,21 +109,33 @@ export function cefSession(session: Session, ctx: FormatContext): string {
   });
 }
 
-/** A `change_user` (`session.change-user`): the person and account it authenticated, at its time. */
-export function cefChangeUser(s: ChangedSession, ctx: FormatContext): string {
+/**
+ * A switch (`session.change-user`: a `change_user` that changed the account or the person): the
+ * person and account it authenticated, at its time, `msg` naming who the connection was before it.
+ */
+export function cefSwitch(session: Session, sw: SessionSwitch, ctx: FormatContext): string {
+  const { session: s, fromName } = switchedLogin(session, sw);
   return loginLine(s, ctx, {
     signature: 'session.change-user',
     name: 'Database change user',
-    time: s.changedUser.ts,
-    id: s.changedUser.key,
-    msg: `change_user from ${s.connected.mysqlAccount} to ${s.mysqlAccount}`,
+    time: sw.ts,
+    id: sw.key,
+    msg: `change_user from ${fromName} to ${s.mysqlAccount}`,
+    omitted: sw.omittedBefore,
   });
 }
 
 function loginLine(
   s: Session,
   ctx: FormatContext,
-  login: { signature: string; name: string; time: number; id: string; msg?: string },
+  login: {
+    signature: string;
+    name: string;
+    time: number;
+    id: string;
+    msg?: string;
+    omitted?: number | undefined;
+  },
 ): string {
   const ok = s.outcome === 'success';
   return line(ctx, login.signature, login.name, ok ? 1 : 3, [
@@ -142,6 +159,7 @@ function loginLine(
       ['cs4', 'iamGroup', s.group?.name],
       ['cs5', 'iamGroupId', s.group?.id],
       ['cs6', 'breakGlassGrant', s.breakGlassGrant ?? undefined],
+      ['cn1', 'switchesOmitted', login.omitted?.toString()],
       ['flexString1', 'sessionId', s.id],
       ['flexString2', 'loginUser', s.login.user],
     ]),

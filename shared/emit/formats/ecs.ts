@@ -3,10 +3,10 @@
 
 import type { Alert, Severity } from '../../../schemas/alert.js';
 import {
-  type ChangedSession,
   connectedSession,
-  type LoginState,
   type Session,
+  type SessionSwitch,
+  switchedLogin,
 } from '../../../schemas/session.js';
 import { redactLiterals } from '../../normalize/redact.js';
 import type { FormatContext, RuleCategory } from './format.js';
@@ -170,27 +170,39 @@ export function ecsSession(session: Session, ctx: FormatContext): EcsDocument {
   });
 }
 
-/** A `change_user` (`event.action: change-user`): the person and account it authenticated, at its time. */
-export function ecsChangeUser(s: ChangedSession, ctx: FormatContext): EcsDocument {
-  const from = s.connected;
+/**
+ * A switch (`event.action: change-user`: a `change_user` that changed the account or the person): the
+ * person and account it authenticated, at its time; who the connection was before it in the message
+ * and `related.user`.
+ */
+export function ecsSwitch(session: Session, sw: SessionSwitch, ctx: FormatContext): EcsDocument {
+  const { session: s, from, fromName } = switchedLogin(session, sw);
   return loginDocument(s, ctx, {
-    time: s.changedUser.time,
-    id: s.changedUser.key,
+    time: sw.time,
+    id: sw.key,
     action: 'change-user',
-    message: `${s.identity?.name ?? s.mysqlAccount} changed user on ${s.dbSystem.name} from ${from.mysqlAccount} to ${s.mysqlAccount}`,
+    message: `${s.identity?.name ?? s.mysqlAccount} changed user on ${s.dbSystem.name} from ${fromName} to ${s.mysqlAccount}`,
     from,
+    omitted: sw.omittedBefore,
   });
 }
 
 /** Who a login names: the person and the MySQL account, as `related.user` lists them. */
-function names(l: LoginState): (string | undefined)[] {
+function names(l: SessionSwitch['from']): (string | undefined)[] {
   return [l.identity?.name, l.identity?.id, l.mysqlAccount, l.account.user, l.login.user];
 }
 
 function loginDocument(
   s: Session,
   ctx: FormatContext,
-  login: { time: string; id: string; action: string; message: string; from?: LoginState },
+  login: {
+    time: string;
+    id: string;
+    action: string;
+    message: string;
+    from?: SessionSwitch['from'];
+    omitted?: number | undefined;
+  },
 ): EcsDocument {
   const ok = s.outcome === 'success';
   return compact({
@@ -234,6 +246,7 @@ function loginDocument(
       break_glass_grant: s.breakGlassGrant ?? undefined,
       // `event.end` is then no disconnect the server logged (Session.endReason).
       end_reason: s.endReason,
+      switches_omitted: login.omitted,
       attribution: s.attribution && {
         method: s.attribution.method,
         confidence: s.attribution.confidence,

@@ -1,11 +1,11 @@
 // The SIEM output formats: one registry mapping a format name to pure formatters. Each formatter
 // returns one line (no trailing newline) or `undefined` when the format has no record for that input.
 import type { Alert } from '../../../schemas/alert.js';
-import { isChanged, type Session } from '../../../schemas/session.js';
+import { type Session, type SessionSwitch, sessionSwitches } from '../../../schemas/session.js';
 import { RULES } from '../../detect/registry.js';
-import { cefAlert, cefChangeUser, cefSession } from './cef.js';
-import { ecsAlert, ecsChangeUser, ecsSession } from './ecs.js';
-import { ocsfAlert, ocsfChangeUser, ocsfSession, ocsfSessionEnd } from './ocsf.js';
+import { cefAlert, cefSession, cefSwitch } from './cef.js';
+import { ecsAlert, ecsSession, ecsSwitch } from './ecs.js';
+import { ocsfAlert, ocsfSession, ocsfSessionEnd, ocsfSwitch } from './ocsf.js';
 
 export const OUTPUT_FORMATS = ['jsonl', 'ocsf', 'cef', 'ecs'] as const;
 export type OutputFormat = (typeof OUTPUT_FORMATS)[number];
@@ -150,26 +150,27 @@ export function formatSession(
   }
 }
 
+type SwitchFormatter = (session: Session, sw: SessionSwitch, ctx: FormatContext) => string;
+
+const SWITCH_FORMATTERS: Record<Exclude<OutputFormat, 'jsonl'>, SwitchFormatter> = {
+  ocsf: (session, sw, ctx) => jsonLine(ocsfSwitch(session, sw, ctx)),
+  cef: cefSwitch,
+  ecs: (session, sw, ctx) => jsonLine(ecsSwitch(session, sw, ctx)),
+};
+
 /**
- * The record of a session's last `change_user`, where the session kept what its connect authenticated
- * as (`Session.connected`): OCSF Account Switch, a CEF line, an ECS event; jsonl has none.
+ * A record per switch of the session (each `change_user` that changed the account or the person,
+ * `sessionSwitches`), in order: OCSF Account Switch, a CEF line, an ECS event; jsonl has none (the
+ * session carries them).
  */
-export function formatSessionChange(
+export function formatSessionSwitches(
   format: OutputFormat,
   session: Session,
   ctx: FormatContext = DEFAULT_CONTEXT,
-): string | undefined {
-  if (!isChanged(session)) return undefined;
-  switch (format) {
-    case 'jsonl':
-      return undefined;
-    case 'ocsf':
-      return jsonLine(ocsfChangeUser(session, ctx));
-    case 'cef':
-      return cefChangeUser(session, ctx);
-    case 'ecs':
-      return jsonLine(ecsChangeUser(session, ctx));
-  }
+): string[] {
+  if (format === 'jsonl') return [];
+  const formatter = SWITCH_FORMATTERS[format];
+  return sessionSwitches(session).map((sw) => formatter(session, sw, ctx));
 }
 
 /** The session's disconnect record: OCSF Logoff once `disconnectTime` is known; other formats have none. */

@@ -1,18 +1,19 @@
 // OCSF 1.8.0 records. Alerts are Detection Findings (2004); sessions are Authentication (3002):
 // Logon for direct logins, Account Switch for group-proxied ones (the IAM person in `user`, the
-// proxied MySQL account they switched to in `user.account`) and for a `change_user`, after the
-// connect's own record.
+// proxied MySQL account they switched to in `user.account`) and for each `change_user` that changed
+// the account or the person (who the connection was before it in `actor.user`), after the connect's
+// own record.
 // Every record validates against the OCSF 1.8.0 JSON Schemas (test/emit/ocsf.test.ts). No profile
 // is used.
 
 import { isIP } from 'node:net';
 import { type Alert, recordKey, type Severity } from '../../../schemas/alert.js';
 import {
-  type ChangedSession,
   connectedSession,
-  isChanged,
   type Session,
   type SessionEndReason,
+  type SessionSwitch,
+  switchedLogin,
 } from '../../../schemas/session.js';
 import { redactLiterals } from '../../normalize/redact.js';
 import type { FormatContext } from './format.js';
@@ -288,23 +289,35 @@ function authFactor(factor: string): Json {
     : { factor_type_id: 99, factor_type: factor };
 }
 
-function sessionMessage(s: Session): string {
+/** A switch as its record shows it (`switchedLogin`). */
+type Change = ReturnType<typeof switchedLogin>;
+
+function sessionMessage(s: Session, switched: Change | undefined): string {
   const who = s.identity?.name ?? (s.proxied ? 'An unattributed IAM user' : `Account ${s.mysqlAccount}`);
   const via = s.group ? ` through IAM group ${s.group.name}` : '';
-  if (isChanged(s))
-    return `${who} changed user on ${s.dbSystem.name} from ${s.connected.mysqlAccount} to ${s.mysqlAccount}${via}`;
+  if (switched)
+    return `${who} changed user on ${s.dbSystem.name} from ${switched.fromName} to ${s.mysqlAccount}${via}`;
   const verb = s.outcome === 'success' ? 'logged in to' : `failed to log in (MySQL error ${s.status}) to`;
   return `${who} ${verb} ${s.dbSystem.name} as ${s.mysqlAccount}${via}`;
 }
 
-/** A login's record: Logon (1), or Account Switch (7, Substitute User) when `switched`. */
+/** A login's record: Logon (1), or Account Switch (7, Substitute User) when `switched`; `change` for a `change_user`. */
 function loginRecord(
   s: Session,
-  login: { time: number; uid: string; eventCode: string; switched: boolean },
+  login: {
+    time: number;
+    uid: string;
+    eventCode: string;
+    switched: boolean;
+    change?: Change;
+    omitted?: number | undefined;
+  },
   ctx: FormatContext,
 ): OcsfRecord {
   const ok = s.outcome === 'success';
-  const activity = login.switched ? { id: 7, name: 'Account Switch' } : { id: 1, name: 'Logon' };
+  const { switched, change } = login;
+  const activity = switched ? { id: 7, name: 'Account Switch' } : { id: 1, name: 'Logon' };
+  const fields = sessionFields(s);
   return record(
     OCSF_CLASSES.authentication,
     activity,
@@ -312,13 +325,16 @@ function loginRecord(
       time: login.time,
       severityId: ok ? 1 : 2,
       metadata: { uid: login.uid, correlation_uid: s.id, event_code: login.eventCode },
-      message: sessionMessage(s),
+      message: sessionMessage(s, change),
       ...successStatus(ok, String(s.status), ok ? undefined : mysqlErrorName(s.status)),
-      account_switch_type: login.switched ? 'Substitute User' : undefined,
-      account_switch_type_id: login.switched ? 1 : undefined,
+      account_switch_type: switched ? 'Substitute User' : undefined,
+      account_switch_type_id: switched ? 1 : undefined,
       is_mfa: s.mfaFactor ? true : undefined,
       auth_factors: s.mfaFactor ? [authFactor(s.mfaFactor)] : undefined,
-      ...sessionFields(s),
+      // Who switched: the person and account the connection was before the change_user.
+      actor: change && { user: user(sessionPerson(change.from.identity), change.from.mysqlAccount) },
+      ...fields,
+      unmapped: { ...(fields.unmapped as Json), switches_omitted: login.omitted },
     },
     ctx,
   );
@@ -339,10 +355,21 @@ export function ocsfSession(session: Session, ctx: FormatContext): OcsfRecord {
   return loginRecord(s, login, ctx);
 }
 
-/** A `change_user`: Account Switch to the person and account it authenticated, at its time. */
-export function ocsfChangeUser(s: ChangedSession, ctx: FormatContext): OcsfRecord {
-  const { ts, key } = s.changedUser;
-  return loginRecord(s, { time: ts, uid: key, eventCode: 'connection/change_user', switched: true }, ctx);
+/**
+ * A switch (a `change_user` that changed the account or the person): Account Switch from who the
+ * connection was (`actor`) to the person and account it authenticated (`user`), at its time.
+ */
+export function ocsfSwitch(session: Session, sw: SessionSwitch, ctx: FormatContext): OcsfRecord {
+  const change = switchedLogin(session, sw);
+  const login = {
+    time: sw.ts,
+    uid: sw.key,
+    eventCode: 'connection/change_user',
+    switched: true,
+    change,
+    omitted: sw.omittedBefore,
+  };
+  return loginRecord(change.session, login, ctx);
 }
 
 /** Why a session ended without a disconnect the server logged, for the Logoff's message and status_detail. */
