@@ -344,10 +344,11 @@ export class Correlator {
   private changeUser(ev: DbEvent): void {
     const s = this.sessionOf(ev);
     if (!s || !ev.account || !ev.login || ev.status !== 0) return;
-    const before = loginStateOf(s);
+    // Who the connection was: objects the change replaces, never changes, so kept as they are.
+    const { login, account, mysqlAccount, identity } = s;
     // A session stored before switches were kept has its last change_user's as its first.
     s.switches ??= sessionSwitches(s);
-    s.connected ??= before;
+    s.connected ??= loginStateOf(s);
     s.account = ev.account;
     s.login = ev.login;
     s.mysqlAccount = accountName(ev.account);
@@ -355,8 +356,7 @@ export class Correlator {
     s.changedUser = { time: ev.time, ts: ev.ts, key: ev.key };
     active(s, ev.ts);
     this.attributeAndDetect(s, this.dbs.get(ev.dbSystemId));
-    if (s.mysqlAccount === before.mysqlAccount && s.identity?.id === before.identity?.id) return;
-    const { login, account, mysqlAccount, identity } = before;
+    if (s.mysqlAccount === mysqlAccount && s.identity?.id === identity?.id) return;
     keepSwitch(s, {
       time: ev.time,
       ts: ev.ts,
