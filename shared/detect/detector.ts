@@ -17,7 +17,8 @@ import {
   type RuleContext,
 } from './rule.js';
 
-type WindowEntry = { id: string; ts: number };
+/** `tag`: what the rule keeps with the occurrence (`RuleContext.countInWindow`). */
+type WindowEntry = { id: string; ts: number; tag?: string };
 type SuppressRow = { alertId: string; lastTs: number; occurrences: number; merged: string[] };
 type Pending = { rule: ActiveRule; finding: Finding; id: string };
 type PendingResolution = { resolution: Resolution; id: string };
@@ -187,14 +188,18 @@ export class Detector {
   private context(r: ActiveRule): RuleContext<unknown> {
     return {
       params: r.params,
-      countInWindow: (key, id, ts, window) => {
+      countInWindow: (key, id, ts, window, tag) => {
         const k = `${r.rule.id}\u0000${key}`;
         const entries = (this.cache.get<WindowEntry[]>(WINDOW, k) ?? []).filter((e) => e.ts > ts - window);
-        if (!entries.some((e) => e.id === id)) entries.push({ id, ts });
+        if (!entries.some((e) => e.id === id)) entries.push(tag === undefined ? { id, ts } : { id, ts, tag });
         entries.sort((a, b) => a.ts - b.ts || (a.id < b.id ? -1 : 1));
         this.cache.set(WINDOW, k, entries);
         const inWindow = entries.filter((e) => e.ts <= ts);
-        return { count: inWindow.length, first: inWindow[0]?.id ?? id };
+        return {
+          count: inWindow.length,
+          first: inWindow[0]?.id ?? id,
+          tags: inWindow.flatMap((e) => (e.tag === undefined ? [] : [e.tag])),
+        };
       },
       baseline: (subject, opts) => this.baselines.open(r.rule.id, subject, opts),
     };

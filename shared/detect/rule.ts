@@ -190,8 +190,17 @@ export function isResolution(o: Outcome): o is Resolution {
 
 export type RuleContext<P> = {
   params: P;
-  /** Counts occurrences under `key` in (ts - window, ts], including this one (keyed by `id`). */
-  countInWindow(key: string, id: string, ts: number, window: number): { count: number; first: string };
+  /**
+   * Counts occurrences under `key` in (ts - window, ts], including this one (keyed by `id`), kept
+   * with `tag` when given; `tags`: those of the occurrences counted, oldest first.
+   */
+  countInWindow(
+    key: string,
+    id: string,
+    ts: number,
+    window: number,
+    tag?: string,
+  ): { count: number; first: string; tags: string[] };
   /** The rule's first-seen memory of `subject` (kept in the state store, expiring, bounded). */
   baseline(subject: string, opts: BaselineOptions): Baseline;
 };

@@ -37,8 +37,9 @@ describe('detector state', () => {
     }
     const { created } = await detector.finalize({ known: async () => new Set(), load: async () => [] });
     expect(created.map((a) => a.rule)).toEqual(['auth.failure-burst', 'auth.failure-burst']);
-    // The burst's window and the long one, for the login user and for the IP.
-    expect(cache.size('window')).toBe(4);
+    // The burst's window and the long one, for the login user on the DB system, for the IP and for
+    // the login user fleet-wide.
+    expect(cache.size('window')).toBe(6);
     expect(cache.size('suppress')).toBe(2);
     detector.prune(at(60));
     expect(cache.size('window')).toBe(0);
