@@ -226,6 +226,65 @@ describe('{"action":"collect"}', () => {
     }
   });
 
+  it("one call reads every DB system into one pipeline: a login user's failures on two of them make a fleet-wide burst", async () => {
+    // admin fails an hour ago at minutes 0, 2, 4 on prod-orders and 1, 3 on prod-billing, each from its own address.
+    const start = Math.floor(Date.now() / 1000) * 1000 - 3_600_000;
+    const failures = (ms: number[]) => {
+      const l = new RawLog();
+      for (const m of ms)
+        l.connect({
+          at: start + m * 60_000,
+          conn: 10 + m,
+          user: 'admin',
+          ip: `198.51.100.${m + 1}`,
+          status: 1045,
+        });
+      return new AuditLog(l.events);
+    };
+    const [orders, billing] = await Promise.all(
+      [failures([0, 2, 4]), failures([1, 3])].map((audit) =>
+        HeatWaveTestServer.start({ accounts: [collectorAccount], audit }),
+      ),
+    );
+    try {
+      const base = baseConfig();
+      const endpoints = (s: HeatWaveTestServer) => [{ host: '127.0.0.1', port: s.address.port }];
+      const statePath = `${tempDir('hwaudit-collect-fn-')}/state.sqlite`;
+      const fn = new FunctionHost({
+        env: {
+          HWAUDIT_CONFIG: JSON.stringify({
+            ...base,
+            lateness: 'PT1M',
+            dbSystems: [
+              { ...base.dbSystems![0]!, endpoints: endpoints(orders!) },
+              { id: 'ocid1.mysqldbsystem.oc1..prod2', name: 'prod-billing', endpoints: endpoints(billing!) },
+            ],
+            collector: { user: 'hwaudit', password: { env: 'PW' }, tls: 'disabled', allowPlaintext: true },
+          }),
+          HWAUDIT_STATE: statePath,
+          PW: PASSWORD,
+        },
+        stdout: new Lines(),
+        stderr: new Lines(),
+      });
+      const r = await fn.invoke(JSON.stringify({ action: 'collect' }));
+      expect(r.instances!.map((i) => [i.dbSystem, i.records, i.caughtUp])).toEqual([
+        ['prod-orders', 3, true],
+        ['prod-billing', 2, true],
+      ]);
+      await fn.invoke(JSON.stringify({ action: 'sweep' }));
+      const store = SqliteStore.open(statePath);
+      const bursts = [];
+      for await (const a of store.alerts()) if (a.rule === 'auth.failure-burst') bursts.push(a);
+      await store.close();
+      expect(bursts.map((a) => [a.title, a.dbSystem, a.details?.dbSystems])).toEqual([
+        ['5 failed logins for login user admin on 2 DB systems', null, ['prod-billing', 'prod-orders']],
+      ]);
+    } finally {
+      await Promise.all([orders?.stop(), billing?.stop()]);
+    }
+  });
+
   it("an instance it could not read makes the invocation's log line a warning, for log alarms", async () => {
     const base = baseConfig();
     const log = new Lines();

@@ -318,6 +318,26 @@ describe('collector: reading one instance', () => {
 });
 
 describe('collector: a fleet', () => {
+  it("one pass reads the whole fleet: a login user's failures spread over two DB systems make one fleet-wide burst", async () => {
+    // admin fails at minutes 0, 2, 4 on prod-orders and 1, 3 on prod-billing, each from its own address.
+    const failures = (ms: number[]) => {
+      const log = new RawLog();
+      for (const m of ms)
+        log.connect({ at: minutes(m), conn: 10 + m, user: 'admin', ip: `198.51.100.${m + 1}`, status: 1045 });
+      return log;
+    };
+    const orders = await server(failures([0, 2, 4]));
+    const billing = await server(failures([1, 3]));
+    const { alerts } = await finished(await pass([{ server: orders }, { server: billing, db: DB2 }]));
+    expect(
+      alerts
+        .filter((a) => a.rule === 'auth.failure-burst')
+        .map((a) => [a.title, a.dbSystem, a.details?.dbSystems, a.details?.sourceIpCount]),
+    ).toEqual([
+      ['5 failed logins for login user admin on 2 DB systems', null, ['prod-billing', 'prod-orders'], 5],
+    ]);
+  });
+
   it('an instance that is down does not stop the others; it is retried, then reported', async () => {
     const up = await server(new RawLog().session({ at: minutes(0), conn: 5, user: 'admin', queries: 2 }));
     const down = await server(new RawLog().session({ at: minutes(0), conn: 6, user: 'admin', queries: 2 }));
