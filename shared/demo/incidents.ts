@@ -529,4 +529,32 @@ export function injectIncidents(story: Story, cast: Cast): void {
       { at: t, dbSystemId: db.id, principalId: d.id, severity: 'high' },
     );
   }
+
+  // 15. Password guessing against admin spread over the production DB systems from a compromised
+  //     host pool: four tries on each DB system and from each address, never five on one of them.
+  {
+    const prods = fleet.dbs.filter((d) => d.env === 'prod').slice(0, 4);
+    const pool = [21, 22, 23, 24].map((n) => `10.40.7.${n}`);
+    const first = sec(clock(story, 1, 4, 30));
+    const tries = prods.length * pool.length;
+    const times = Array.from({ length: tries }, (_, k) => first + k * 33_000);
+    times.forEach((start, k) => {
+      story.session({
+        db: prods[k % prods.length]!,
+        start,
+        end: start,
+        account: { user: 'admin', host: '%' },
+        login: { user: 'admin', os: '', ip: pool[Math.floor(k / prods.length)]!, proxy: '' },
+        workload: 'scripted',
+        program: 'mysql',
+        status: 1045,
+      });
+    });
+    story.expect(
+      'auth.failure-burst',
+      'incident',
+      `${tries} failed admin logins spread over ${prods.length} DB systems from ${pool.length} addresses`,
+      { at: first, until: times[times.length - 1]!, loginUser: 'admin' },
+    );
+  }
 }
