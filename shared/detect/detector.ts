@@ -190,20 +190,49 @@ export class Detector {
       params: r.params,
       countInWindow: (key, id, ts, window, tag) => {
         const k = `${r.rule.id}\u0000${key}`;
-        const entries = (this.cache.get<WindowEntry[]>(WINDOW, k) ?? []).filter((e) => e.ts > ts - window);
-        if (!entries.some((e) => e.id === id)) entries.push(tag === undefined ? { id, ts } : { id, ts, tag });
-        entries.sort((a, b) => a.ts - b.ts || (a.id < b.id ? -1 : 1));
+        // Kept sorted by time, then id: the expired entries are a prefix, and an occurrence counted
+        // before (a re-evaluation) is among those of its own time. A login user's window over the
+        // fleet can hold thousands: a call costs a search, not a sort and scans of the whole row.
+        // Changed in place, like the suppression rows: a commit serializes the rows when it starts.
+        const entries = this.cache.get<WindowEntry[]>(WINDOW, k) ?? [];
+        const expired = firstAfter(entries, ts - window);
+        if (expired > 0) entries.splice(0, expired);
+        const end = firstAfter(entries, ts);
+        let at = end;
+        let known = false;
+        for (let i = firstAfter(entries, ts, true); i < end; i++) {
+          if (entries[i]!.id === id) known = true;
+          else if (at === end && entries[i]!.id > id) at = i;
+        }
+        if (!known) entries.splice(at, 0, tag === undefined ? { id, ts } : { id, ts, tag });
         this.cache.set(WINDOW, k, entries);
-        const inWindow = entries.filter((e) => e.ts <= ts);
+        const count = known ? end : end + 1;
+        let tags: string[] | undefined;
         return {
-          count: inWindow.length,
-          first: inWindow[0]?.id ?? id,
-          tags: inWindow.flatMap((e) => (e.tag === undefined ? [] : [e.tag])),
+          count,
+          first: entries[0]!.id,
+          get tags() {
+            tags ??= entries.slice(0, count).flatMap((e) => (e.tag === undefined ? [] : [e.tag]));
+            return tags;
+          },
         };
       },
       baseline: (subject, opts) => this.baselines.open(r.rule.id, subject, opts),
     };
   }
+}
+
+/** The index of the first entry later than `ts` (with `orAt`: at `ts` or later) in entries sorted by time. */
+function firstAfter(entries: readonly WindowEntry[], ts: number, orAt = false): number {
+  let lo = 0;
+  let hi = entries.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    const t = entries[mid]!.ts;
+    if (t < ts || (t === ts && !orAt)) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }
 
 function suppressionKey(r: ActiveRule, f: Finding): string {

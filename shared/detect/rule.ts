@@ -192,7 +192,8 @@ export type RuleContext<P> = {
   params: P;
   /**
    * Counts occurrences under `key` in (ts - window, ts], including this one (keyed by `id`), kept
-   * with `tag` when given; `tags`: those of the occurrences counted, oldest first.
+   * with `tag` when given; `tags`: those of the occurrences counted, oldest first (built when read,
+   * so read them before counting under the same key again).
    */
   countInWindow(
     key: string,

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { Detector } from '../../shared/detect/detector.js';
+import { defineRule, type RuleContext } from '../../shared/detect/rule.js';
 import { at, db } from '../../shared/detect/timeline.js';
 import { EntityCache } from '../../shared/state/entity-cache.js';
 import { runBatches, testConfig } from '../helpers/run-timeline.js';
@@ -46,6 +47,38 @@ describe('detector state', () => {
     expect(cache.size('suppress')).toBe(2);
     detector.prune(at(10 * 60));
     expect(cache.size('suppress')).toBe(0);
+  });
+
+  it('counts each occurrence once, in (ts - window, ts], with the tags of those counted', () => {
+    let ctx: RuleContext<unknown> | undefined;
+    const probe = defineRule({
+      ...testConfig().rules[0]!.rule,
+      id: 'test.probe',
+      on: {
+        failedLogin: (_, c) => {
+          ctx = c;
+          return [];
+        },
+      },
+    });
+    new Detector([{ rule: probe, params: {}, severity: 'low' }], new EntityCache()).run('failedLogin', {
+      session: {} as never,
+    });
+    const count = (id: string, ts: number, tag?: string) => {
+      const c = ctx!.countInWindow('k', id, ts, 10, tag);
+      return [c.count, c.first, c.tags.join()];
+    };
+    expect(count('b', 100, 'B')).toEqual([1, 'b', 'B']);
+    // Same time: ordered by id; an occurrence counted again is not counted twice.
+    expect(count('a', 100, 'A')).toEqual([2, 'a', 'A,B']);
+    expect(count('b', 100, 'B')).toEqual([2, 'a', 'A,B']);
+    expect(count('c', 105)).toEqual([3, 'a', 'A,B']);
+    expect(count('d', 109, 'D')).toEqual([4, 'a', 'A,B,D']);
+    // An occurrence earlier than the last: only those up to its time count.
+    expect(count('e', 104, 'E')).toEqual([3, 'a', 'A,B,E']);
+    // 110: what happened at 100 has left the window (100, 110].
+    expect(count('f', 110, 'F')).toEqual([4, 'e', 'E,D,F']);
+    expect(count('g', 130, 'G')).toEqual([1, 'g', 'G']);
   });
 
   it('keeps a suppression row that a finding of the same batch still merges into', async () => {
