@@ -56,9 +56,10 @@ function fleetWide(user: string, s: Session): Scope {
       const dbs = new Map<string, string>();
       const ips = new Set<string>();
       for (const t of c.tags) {
-        const [id, ip, ...name] = t.split(SEP);
-        dbs.set(id!, name.join(SEP));
-        if (ip) ips.add(ip);
+        const ip = t.indexOf(SEP) + 1;
+        const name = t.indexOf(SEP, ip) + 1;
+        dbs.set(t.slice(0, ip - 1), t.slice(name));
+        if (name - 1 > ip) ips.add(t.slice(ip, name - 1));
       }
       const names = [...dbs.values()].sort();
       const addresses = [...ips].sort();
@@ -113,20 +114,26 @@ function fleetOf(size: number): Partial<ConfigInput> {
 }
 
 /**
- * Failed logins of `admin` at these times, the i-th on DB system `dbOf(i)` of `fleetOf` from
- * address 198.51.100.<i + 1>: a guessing run spread over a fleet and a pool of addresses.
+ * Failed logins of `account` (admin) at these times, the i-th on DB system `dbOf(i)` of `fleetOf`
+ * from address `ip(i)` (198.51.100.<i + 1>; none: a local socket): a guessing run spread over a
+ * fleet and a pool of addresses.
  */
-function spray(times: number[], dbOf: (i: number) => number) {
-  return times.map((ts, i) =>
-    db.connect({
+function spray(
+  times: number[],
+  dbOf: (i: number) => number,
+  { account = 'admin', ip = (i: number): string | undefined => `198.51.100.${i + 1}` } = {},
+) {
+  return times.map((ts, i) => {
+    const address = ip(i);
+    return db.connect({
       at: ts,
       conn: i + 1,
-      account: 'admin',
+      account,
       status: 1045,
-      ip: `198.51.100.${i + 1}`,
       db: prod(dbOf(i)).id,
-    }),
-  );
+      ...(address ? { ip: address } : {}),
+    });
+  });
 }
 
 /** The i-th failure on DB system i mod `size` + 1. */
@@ -236,9 +243,9 @@ export const authFailureBurst = defineRule({
       },
     },
     {
-      name: 'four failures on one DB system and the fifth on another: the fleet-wide alert',
+      name: 'four failures on one DB system and one on another among them: the fleet-wide alert',
       config: fleetOf(2),
-      events: () => spray(every(1, 5), (i) => (i < 4 ? 1 : 2)),
+      events: () => spray(every(1, 5), (i) => (i === 1 ? 2 : 1)),
       expect: {
         alerts: 1,
         severity: 'medium',
@@ -247,6 +254,46 @@ export const authFailureBurst = defineRule({
           title: '5 failed logins for login user admin on 2 DB systems',
           details: { dbSystems: ['prod-1', 'prod-2'], dbSystemCount: 2, sourceIpCount: 5 },
         },
+      },
+    },
+    {
+      name: 'five failures over two DB systems from one address: the source IP alert and the fleet-wide one, both naming it',
+      config: fleetOf(2),
+      events: () => spray(every(1, 5), rotating(2), { ip: () => '203.0.113.9' }),
+      expect: {
+        alerts: 2,
+        severity: 'medium',
+        match: { loginUser: 'admin', sourceIp: '203.0.113.9', details: { failures: 5 } },
+      },
+    },
+    {
+      name: 'five failures over two DB systems from a local socket: the fleet-wide alert lists no address',
+      config: fleetOf(2),
+      events: () => spray(every(1, 5), rotating(2), { ip: () => undefined }),
+      expect: {
+        alerts: 1,
+        severity: 'medium',
+        match: {
+          dbSystem: null,
+          details: { dbSystems: ['prod-1', 'prod-2'], sourceIps: [], sourceIpCount: 0 },
+        },
+      },
+    },
+    {
+      name: 'two login users, each failing five times over two DB systems: one fleet-wide alert each',
+      config: fleetOf(2),
+      events: () => [
+        ...spray(every(1, 5), rotating(2)),
+        ...spray(
+          every(1, 5).map((ts) => ts + 30_000),
+          rotating(2),
+          { account: 'app', ip: (i) => `198.51.100.${i + 11}` },
+        ),
+      ],
+      expect: {
+        alerts: 2,
+        severity: 'medium',
+        match: { dbSystem: null, details: { failures: 5, dbSystemCount: 2, sourceIpCount: 5 } },
       },
     },
     {
