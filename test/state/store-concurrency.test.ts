@@ -55,8 +55,10 @@ function twoSystemTimeline(): CanonicalEvent[] {
     }),
     db.disconnect({ at: at(9), conn: 1, account: 'dba_proxy', db: PROD2 }),
     db.connect({ at: at(35), conn: 2, account: 'dba_proxy', user: 'alice', proxy: true, db: PROD2 }),
+    // Failures of a login user of its own: admin's, right after those on prod1, would make a
+    // fleet-wide burst that an instance reading one DB system cannot see (README, Limits).
     ...[46, 47, 48, 49, 50].map((m, i) =>
-      db.connect({ at: at(m), conn: 40 + i, account: 'admin', ip: '198.51.100.7', status: 1045, db: PROD2 }),
+      db.connect({ at: at(m), conn: 40 + i, account: 'root', ip: '198.51.100.7', status: 1045, db: PROD2 }),
     ),
     db.connect({ at: at(55), conn: 30, account: 'app', ip: '10.1.1.2', db: PROD2 }),
     db.connect({ at: at(100), conn: 31, account: 'emergency_admin', user: 'bob', proxy: true, db: PROD2 }),
