@@ -29,8 +29,11 @@ export type LedgerField<T> = {
   type: 'text' | 'int' | 'enum';
   value(row: T): CellValue;
   stored?: { sqlite: string; mysql: string };
-  /** A column added after the ledger's first schema, by a migration of its own (see FIRST_SESSION_COLUMNS). */
-  later?: true;
+  /**
+   * A column added after the ledger's first schema, by a migration of its own (see
+   * FIRST_SESSION_COLUMNS): the first such migration, the second, ...
+   */
+  later?: number;
 };
 
 /** Column `c` stored as VARBINARY in MySQL, shown as text. */
@@ -49,7 +52,7 @@ export const SESSION_FIELDS: readonly LedgerField<Session>[] = [
   { name: 'connect_time', type: 'text', value: (s) => s.connectTime },
   { name: 'connect_ts', type: 'int', value: (s) => s.connectTs, stored: same('connect_ts') },
   { name: 'disconnect_time', type: 'text', value: (s) => optional(s.disconnectTime) },
-  { name: 'end_reason', type: 'enum', value: (s) => s.endReason ?? null, later: true },
+  { name: 'end_reason', type: 'enum', value: (s) => s.endReason ?? null, later: 1 },
   { name: 'outcome', type: 'enum', value: (s) => s.outcome },
   { name: 'error_code', type: 'int', value: (s) => s.status },
   { name: 'login_user', type: 'text', value: (s) => s.login.user },
@@ -65,6 +68,12 @@ export const SESSION_FIELDS: readonly LedgerField<Session>[] = [
   { name: 'attribution_method', type: 'enum', value: (s) => s.attribution?.method ?? null },
   { name: 'attribution_confidence', type: 'enum', value: (s) => s.attribution?.confidence ?? null },
   { name: 'attribution_problem', type: 'enum', value: (s) => s.attribution?.problem ?? null },
+  {
+    name: 'planted_credentials',
+    type: 'int',
+    value: (s) => s.attribution?.plantedCredentials?.length ?? null,
+    later: 2,
+  },
   { name: 'break_glass_grant', type: 'text', value: (s) => s.breakGlassGrant },
   { name: 'mfa_factor', type: 'text', value: (s) => optional(s.mfaFactor) },
   { name: 'queries', type: 'int', value: (s) => s.counts.queries },
@@ -152,8 +161,11 @@ export const DEAD_LETTER_FIELDS: readonly LedgerField<StoredDeadLetter>[] = [
 export const SESSION_COLUMNS = SESSION_FIELDS.filter((f) => f.stored === undefined);
 /** The typed session columns of the ledger's first schema (schema 4's migration adds and fills these, and no others). */
 export const FIRST_SESSION_COLUMNS = SESSION_COLUMNS.filter((f) => !f.later);
-/** `end_reason`: added to `sessions` later (with the `audit_sessions` view that shows it). */
-export const END_REASON_COLUMNS = SESSION_COLUMNS.filter((f) => f.name === 'end_reason');
+/**
+ * The typed session columns the `later`-th migration after the first schema adds, with the view that
+ * shows them: 1 `end_reason`, 2 `planted_credentials`.
+ */
+export const laterSessionColumns = (later: number) => SESSION_COLUMNS.filter((f) => f.later === later);
 export const ALERT_COLUMNS = ALERT_FIELDS.filter((f) => f.stored === undefined);
 
 const field = (name: string) => ALERT_FIELDS.find((f) => f.name === name)!;
@@ -205,10 +217,7 @@ export function ledgerViews(dialect: Dialect): { name: string; select: string }[
   const list = <T>(fields: readonly LedgerField<T>[]) => viewColumns(fields, dialect);
   const text = (c: string) => (dialect === 'mysql' ? `CONVERT(${c} USING utf8mb4)` : c);
   return [
-    sessionsView(
-      dialect,
-      SESSION_FIELDS.filter((f) => !f.later),
-    ),
+    sessionsView(dialect, 0),
     {
       name: 'audit_session_tables',
       select: `SELECT ${text('t.session_id')} AS session_id, s.db AS db_system_id, s.connect_time, s.connect_ts,
@@ -223,12 +232,25 @@ export function ledgerViews(dialect: Dialect): { name: string; select: string }[
   ];
 }
 
-/** The `audit_sessions` view of docs/sql.md (of the given fields: the first schema's had fewer). */
-export function sessionsView(
-  dialect: Dialect,
-  fields: readonly LedgerField<Session>[] = SESSION_FIELDS,
-): { name: string; select: string } {
+/**
+ * The `audit_sessions` view of docs/sql.md; as the `later`-th migration after the first schema
+ * made it, when given (0: the first schema's).
+ */
+export function sessionsView(dialect: Dialect, later = Infinity): { name: string; select: string } {
+  const fields = SESSION_FIELDS.filter((f) => (f.later ?? 0) <= later);
   return { name: 'audit_sessions', select: `SELECT ${viewColumns(fields, dialect)} FROM sessions` };
+}
+
+/**
+ * Fills `planted_credentials` of the sessions stored before it existed, from their bodies (which
+ * keep `attribution.plantedCredentials` whole in both dialects).
+ */
+export function backfillPlantedCredentialsSql(dialect: Dialect): string {
+  const count =
+    dialect === 'sqlite'
+      ? "json_array_length(body, '$.attribution.plantedCredentials')"
+      : "JSON_LENGTH(body, '$.attribution.plantedCredentials')";
+  return `UPDATE sessions SET planted_credentials = ${count} WHERE body LIKE '%"plantedCredentials"%'`;
 }
 
 /** Which stored dead letters to read: stored in [from, to). */

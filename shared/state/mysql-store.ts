@@ -47,16 +47,17 @@ import type { EntityRow } from './entity-cache.js';
 import {
   ALERT_COLUMNS,
   alertMerges,
+  backfillPlantedCredentialsSql,
   columnType,
   DEAD_LETTER_COLUMNS,
   type DeadLetterQuery,
   type DeadLetterRow,
   deadLetterRow,
   deadLetterView,
-  END_REASON_COLUMNS,
   FIRST_SESSION_COLUMNS,
   type LedgerField,
   type LedgerQuery,
+  laterSessionColumns,
   ledgerConditions,
   ledgerViews,
   repairAlertMergesSql,
@@ -160,7 +161,15 @@ const MIGRATIONS: MigrationStep[][] = [
   ],
   // How a session ended that the server logged no disconnect for (Session.endReason), in a column
   // of its own and the view; no session stored before has one.
-  [addColumnsOnce('sessions', END_REASON_COLUMNS), createView(sessionsView('mysql'))],
+  [addColumnsOnce('sessions', laterSessionColumns(1)), createView(sessionsView('mysql', 1))],
+  // How many credentials another principal created on the person were in force at the login
+  // (Attribution.plantedCredentials), in a column of its own and the view, from the bodies of the
+  // sessions stored before.
+  [
+    addColumnsOnce('sessions', laterSessionColumns(2)),
+    backfillPlantedCredentialsSql('mysql'),
+    createView(sessionsView('mysql', 2)),
+  ],
 ];
 
 /** `ALTER TABLE table ADD COLUMN ...` for the ledger's typed columns, unless the first one exists. */

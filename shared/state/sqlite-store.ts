@@ -23,15 +23,16 @@ import { COMMIT_WORKER, CommitThread, type StoreThread } from './commit-thread.j
 import type { EntityRow } from './entity-cache.js';
 import {
   ALERT_COLUMNS,
+  backfillPlantedCredentialsSql,
   columnType,
   DEAD_LETTER_COLUMNS,
   type DeadLetterQuery,
   type DeadLetterRow,
   deadLetterView,
-  END_REASON_COLUMNS,
   FIRST_SESSION_COLUMNS,
   type LedgerField,
   type LedgerQuery,
+  laterSessionColumns,
   ledgerConditions,
   ledgerViews,
   RESTORED_COLUMNS,
@@ -161,13 +162,23 @@ const MIGRATIONS: (string | ((db: Database.Database) => void))[] = [
    UPDATE sessions SET last_activity_ts = connect_ts WHERE open = 1;`,
   // How a session ended that the server logged no disconnect for (Session.endReason), in a column
   // of its own and the view; no session stored before has one.
+  (db) => addSessionColumns(db, 1),
+  // How many credentials another principal created on the person were in force at the login
+  // (Attribution.plantedCredentials), in a column of its own and the view, from the bodies of the
+  // sessions stored before.
   (db) => {
-    for (const f of END_REASON_COLUMNS)
-      db.exec(`ALTER TABLE sessions ADD COLUMN ${f.name} ${columnType(f, 'sqlite')}`);
-    const view = sessionsView('sqlite');
-    db.exec(`DROP VIEW ${view.name}; CREATE VIEW ${view.name} AS ${view.select}`);
+    addSessionColumns(db, 2);
+    db.exec(backfillPlantedCredentialsSql('sqlite'));
   },
 ];
+
+/** The `later`-th migration's typed session columns, and the view that shows them. */
+function addSessionColumns(db: Database.Database, later: number): void {
+  for (const f of laterSessionColumns(later))
+    db.exec(`ALTER TABLE sessions ADD COLUMN ${f.name} ${columnType(f, 'sqlite')}`);
+  const view = sessionsView('sqlite', later);
+  db.exec(`DROP VIEW ${view.name}; CREATE VIEW ${view.name} AS ${view.select}`);
+}
 
 /** How often a holder refreshes its row, and when a row of another host counts as abandoned. */
 const HEARTBEAT_MS = 30_000;

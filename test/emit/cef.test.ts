@@ -13,6 +13,7 @@ import {
 } from '../../shared/emit/formats/cef.js';
 import { DEFAULT_CONTEXT, type FormatContext } from '../../shared/emit/formats/format.js';
 import { redactLiterals } from '../../shared/normalize/redact.js';
+import { withPlantedKey } from '../helpers/planted-credential.js';
 import { runs } from '../helpers/property.js';
 import { beforeFirstTest, runTimeline, type TimelineResult } from '../helpers/run-timeline.js';
 import { incidentTimeline } from '../scenarios/scenario-fleet.js';
@@ -101,7 +102,7 @@ function parseCef(line: string): ParsedCef {
 function labelled(ext: Record<string, string>): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(ext)) {
-    const m = /^(cs\d|flexString\d)Label$/.exec(k);
+    const m = /^(cs\d|cn\d|flexString\d)Label$/.exec(k);
     if (m) out[v] = ext[m[1]!]!;
   }
   return out;
@@ -259,6 +260,15 @@ describe('CEF sessions', () => {
     expect(lines.map((ext) => labelled(ext).sessionId)).toEqual(run.sessions.map((s) => s.id));
     const again = parseCef(cefSession(run.sessions[0]!, ctx)).ext;
     expect(again.externalId).toBe(lines[0]!.externalId);
+  });
+
+  it('a login made while a credential someone else created on the person was in force counts them in cn2', () => {
+    const s = run.sessions.find((x) => x.connectionId === 1)!;
+    expect(labelled(parseCef(cefSession(withPlantedKey(s), ctx)).ext)).toMatchObject({
+      plantedCredentials: '1',
+      attributionConfidence: 'asserted',
+    });
+    expect(parseCef(cefSession(s, ctx)).ext).not.toHaveProperty('cn2');
   });
 
   it('a session through a break-glass group names the grant', () => {

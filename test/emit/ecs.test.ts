@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { GROUPS, USERS } from '../../shared/detect/timeline.js';
 import { ECS_VERSION, ecsAlert, ecsSession } from '../../shared/emit/formats/ecs.js';
 import { DEFAULT_CONTEXT, type FormatContext } from '../../shared/emit/formats/format.js';
+import { PLANTED_KEY, withPlantedKey } from '../helpers/planted-credential.js';
 import { beforeFirstTest, runTimeline, type TimelineResult } from '../helpers/run-timeline.js';
 import { incidentTimeline } from '../scenarios/scenario-fleet.js';
 
@@ -165,6 +166,25 @@ describe('ECS sessions', () => {
         attribution: { method: 'login-name', confidence: 'corroborated' },
       },
     });
+  });
+
+  it('a login made while a credential someone else created on the person was in force names it in heatwave.attribution', () => {
+    const s = run.sessions.find((x) => x.connectionId === 1)!;
+    expect(ecsSession(withPlantedKey(s), ctx).heatwave).toMatchObject({
+      attribution: {
+        confidence: 'asserted',
+        planted_credentials: [
+          {
+            type: 'api-key',
+            id: 'aa:bb:cc',
+            created: PLANTED_KEY.time,
+            actor: { id: 'ocid1.user.oc1..admin', name: 'iam-admin' },
+            event_key: 'iam-credential_change-1',
+          },
+        ],
+      },
+    });
+    expect(ecsSession(s, ctx).heatwave).not.toHaveProperty('attribution.planted_credentials');
   });
 
   it('a failed login: outcome failure with the MySQL errno', () => {

@@ -20,6 +20,7 @@ import {
 import { toIso } from '../../shared/time.js';
 import { describeRequiring } from '../helpers/describe-requiring.js';
 import { loadOcsfValidator } from '../helpers/ocsf-validator.js';
+import { withPlantedKey } from '../helpers/planted-credential.js';
 import { runs } from '../helpers/property.js';
 import { OCSF_SCHEMAS, REPO_ROOT } from '../helpers/requirements.js';
 import { beforeFirstTest, runTimeline, type TimelineResult } from '../helpers/run-timeline.js';
@@ -427,6 +428,24 @@ describe('OCSF mapping', () => {
         status_detail: expect.stringMatching(/^no disconnect logged: /),
       });
   });
+
+  it('a login made while a credential someone else created on the person was in force names it in unmapped.attribution', () => {
+    const s = withPlantedKey(sessionNamed(1));
+    const planted = [
+      {
+        type: 'api-key',
+        uid: 'aa:bb:cc',
+        created_time: at(3),
+        actor: { user: { uid: 'ocid1.user.oc1..admin', name: 'iam-admin', type: 'User', type_id: 1 } },
+        event_uid: 'iam-credential_change-1',
+      },
+    ];
+    for (const record of [ocsfSession(s, ctx), ocsfSessionEnd(s, ctx)!])
+      expect(wire(record)).toMatchObject({
+        unmapped: { attribution: { confidence: 'asserted', planted_credentials: planted } },
+      });
+    expect(ocsfSession(sessionNamed(1), ctx).unmapped).not.toHaveProperty('attribution.planted_credentials');
+  });
 });
 
 describe('OCSF validator helper', () => {
@@ -442,14 +461,19 @@ describeRequiring(OCSF_SCHEMAS, 'OCSF 1.8.0 schema validation', () => {
     for (const { record } of produced) expect(validator.classUids).toContain(record.class_uid);
   });
 
-  it('every record of the timeline validates, and a Logoff of a session its server ended', () => {
+  it('every record of the timeline validates, a Logoff of a session its server ended, and a login under a planted credential', () => {
     expect(produced.length).toBeGreaterThan(30);
     const ended: Session = {
       ...sessionNamed(2),
       disconnectTime: toIso(at(130)),
       endReason: 'server-changed',
     };
-    const failures = [...produced, { what: 'session ended by failover', record: ocsfSessionEnd(ended, ctx)! }]
+    const planted = withPlantedKey(sessionNamed(1));
+    const failures = [
+      ...produced,
+      { what: 'session ended by failover', record: ocsfSessionEnd(ended, ctx)! },
+      { what: 'session with a planted credential', record: ocsfSession(planted, ctx) },
+    ]
       .map(({ what, record }) => ({ what, errors: validator.errors(wire(record)) }))
       .filter((f) => f.errors.length > 0);
     expect(failures).toEqual([]);

@@ -49,7 +49,21 @@ function sessions(): Session[] {
     session('s1', at(0), {
       identity: { id: 'ocid1.user.oc1..alice', name: 'alice@example.com' },
       group: { id: 'ocid1.group.oc1..dba', name: 'DBAdmins' },
-      attribution: { method: 'login-name', confidence: 'corroborated', evidence: ['k1'] },
+      // An API key someone else put on Alice was in force (she signed on herself: still corroborated).
+      attribution: {
+        method: 'login-name',
+        confidence: 'corroborated',
+        evidence: ['k1', 'iam-credential_change-1'],
+        plantedCredentials: [
+          {
+            type: 'api-key',
+            id: 'aa:bb',
+            actor: { id: 'ocid1.user.oc1..admin', name: 'iam-admin' },
+            time: iso(at(-5)),
+            key: 'iam-credential_change-1',
+          },
+        ],
+      },
       mfaFactor: 'TOTP',
       tables: ['shop.orders', 'we\'ird.t"able'],
       counts: { queries: 4, tableAccess: 2, changeUser: 0, failedStatements: 1 },
@@ -480,11 +494,15 @@ function upgrade(adapter: Adapter, dialect: 'sqlite' | 'mysql') {
       // that leave their OCIDs to the columns, its seventh bodies that leave their texts too. The
       // last version but one of each records when dead letters are stored, the one after repairs the
       // repeat counts of alerts stored with repeats merged into them, the next adds when each session
-      // last did something: a session stored open counts from its connect; the last adds how a
-      // session ended that the server logged no disconnect for (none of those stored before).
+      // last did something: a session stored open counts from its connect; the next adds how a
+      // session ended that the server logged no disconnect for (none of those stored before), the
+      // last how many planted credentials were in force at its login (from the bodies).
       expect(await backing.schemaVersions()).toEqual(
-        dialect === 'sqlite' ? [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11] : [1, 2, 3, 4, 5, 6, 7, 8],
+        dialect === 'sqlite' ? [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12] : [1, 2, 3, 4, 5, 6, 7, 8, 9],
       );
+      expect(
+        await backing.sql('SELECT session_id, planted_credentials FROM audit_sessions ORDER BY connect_ts'),
+      ).toEqual(ss.map((s, i) => ({ session_id: s.id, planted_credentials: i === 0 ? 1 : null })));
       const active = await backing.sql(
         'SELECT connect_ts, last_activity_ts FROM sessions ORDER BY connect_ts',
       );

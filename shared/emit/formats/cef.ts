@@ -41,6 +41,16 @@ function custom(slots: [key: string, label: string, value: string | undefined][]
   );
 }
 
+/**
+ * `cn2` (`plantedCredentials`): how many credentials another principal created on the person were in
+ * force at the login (`attribution.plantedCredentials`; the session id leads to which).
+ */
+function planted(
+  a: Session['attribution'] | undefined,
+): [key: string, label: string, value: string | undefined] {
+  return ['cn2', 'plantedCredentials', a?.plantedCredentials?.length.toString()];
+}
+
 /** Source address: `src` for an IP address, `shost` for anything else the log recorded. */
 function source(address: string | undefined): Extension {
   return [[isIpAddressField(address) ? 'src' : 'shost', address]];
@@ -90,6 +100,7 @@ export function cefAlert(alert: Alert, ctx: FormatContext): string {
       ['cs4', 'iamGroup', alert.group?.name],
       ['cs5', 'iamGroupId', alert.group?.id],
       ['cs6', 'ruleTitle', rule.title],
+      planted(attribution),
       ['flexString1', 'attackTechniques', alert.attack?.join(',')],
       ['flexString2', 'loginUser', alert.loginUser],
     ]),
@@ -160,6 +171,7 @@ function loginLine(
       ['cs5', 'iamGroupId', s.group?.id],
       ['cs6', 'breakGlassGrant', s.breakGlassGrant ?? undefined],
       ['cn1', 'switchesOmitted', login.omitted?.toString()],
+      planted(s.attribution),
       ['flexString1', 'sessionId', s.id],
       ['flexString2', 'loginUser', s.login.user],
     ]),

@@ -75,6 +75,27 @@ function accountUser(account: string | undefined): string | undefined {
   return at < 0 ? account : account.slice(0, at);
 }
 
+/**
+ * `heatwave.attribution`: how the person was named, and the credentials another principal created
+ * on them that were in force at the login (`planted_credentials`).
+ */
+function attributionOf(a: Session['attribution'] | undefined): Json | undefined {
+  return a
+    ? {
+        method: a.method,
+        confidence: a.confidence,
+        problem: a.problem,
+        planted_credentials: a.plantedCredentials?.map((c) => ({
+          type: c.type,
+          id: c.id,
+          created: c.time,
+          actor: { id: c.actor.id, name: c.actor.name },
+          event_key: c.key,
+        })),
+      }
+    : undefined;
+}
+
 function safeDetails(details: Alert['details']): Json | undefined {
   if (!details) return undefined;
   return typeof details.sql === 'string' ? { ...details, sql: redactLiterals(details.sql) } : details;
@@ -144,11 +165,7 @@ export function ecsAlert(alert: Alert, ctx: FormatContext): EcsDocument {
     heatwave: {
       db_system: alert.dbSystem ?? undefined,
       login_user: alert.loginUser,
-      attribution: attribution && {
-        method: attribution.method,
-        confidence: attribution.confidence,
-        problem: attribution.problem,
-      },
+      attribution: attributionOf(attribution),
       evidence: alert.evidence,
       details: safeDetails(alert.details),
       status: resolution ? alert.status : undefined,
@@ -247,11 +264,7 @@ function loginDocument(
       // `event.end` is then no disconnect the server logged (Session.endReason).
       end_reason: s.endReason,
       switches_omitted: login.omitted,
-      attribution: s.attribution && {
-        method: s.attribution.method,
-        confidence: s.attribution.confidence,
-        problem: s.attribution.problem,
-      },
+      attribution: attributionOf(s.attribution),
     },
   });
 }

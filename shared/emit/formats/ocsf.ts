@@ -166,9 +166,26 @@ function safeDetails(details: Alert['details']): Json | undefined {
   return typeof details.sql === 'string' ? { ...details, sql: redactLiterals(details.sql) } : details;
 }
 
+/**
+ * The attribution (`unmapped.attribution` of a login, `evidences[].data.attribution` of an alert),
+ * with the credentials another principal created on the person that were in force at the login
+ * (`planted_credentials`; OCSF has no attribute for a credential the login may have used).
+ */
 function attributionOf(a: Session['attribution']): Json | undefined {
   return a
-    ? { method: a.method, confidence: a.confidence, problem: a.problem, evidence: a.evidence }
+    ? {
+        method: a.method,
+        confidence: a.confidence,
+        problem: a.problem,
+        evidence: a.evidence,
+        planted_credentials: a.plantedCredentials?.map((c) => ({
+          type: c.type,
+          uid: c.id,
+          created_time: Date.parse(c.time),
+          actor: { user: user({ uid: c.actor.id ?? null, name: c.actor.name ?? null }) },
+          event_uid: c.key,
+        })),
+      }
     : undefined;
 }
 
