@@ -28,6 +28,20 @@ export const SESSION_END_REASONS = [
 ] as const;
 export type SessionEndReason = (typeof SESSION_END_REASONS)[number];
 
+/** What ended a session its server logged no disconnect for, and what its end time is then. */
+const ENDED_BY: Record<SessionEndReason, string> = {
+  'server-shutdown': 'its server shut down',
+  'server-restart': 'its server restarted (the end is the startup time, an upper bound)',
+  'server-changed':
+    'another server took over its instance (the end is the last event read from the server before)',
+  'log-reset': "its instance's log was reset (the end is the last event read from the server before)",
+};
+
+/** `no disconnect logged: <what ended it>`, for the SIEM records and reports of such a session. */
+export function noDisconnectLogged(reason: SessionEndReason): string {
+  return `no disconnect logged: ${ENDED_BY[reason]}`;
+}
+
 /** Bounds on what a session record keeps of its activity (the counts count everything). */
 export const SESSION_TABLES_MAX = 100;
 export const SESSION_STATEMENTS_MAX = 50;

@@ -2,7 +2,7 @@
 // still open), its duration against the group's maximum, the sessions made under it and what they
 // ran, and the alerts it raised.
 import type { Alert } from '../../schemas/alert.js';
-import type { Session } from '../../schemas/session.js';
+import { noDisconnectLogged, type Session } from '../../schemas/session.js';
 import type { GrantRow } from '../correlate/correlator.js';
 import { overlaps } from './audit-facts.js';
 import {
@@ -63,6 +63,7 @@ export const breakGlassLog: ReportDefinition = {
           s.mysqlAccount,
           s.connectTime,
           s.disconnectTime ?? null,
+          s.endReason === undefined ? null : noDisconnectLogged(s.endReason),
           s.counts.queries,
           s.counts.tableAccess,
           s.counts.failedStatements,
@@ -164,7 +165,7 @@ export const breakGlassLog: ReportDefinition = {
             section(
               'sessions',
               'Sessions under break-glass',
-              'Database sessions that resolved through a break-glass grant, in the period.',
+              "Database sessions that resolved through a break-glass grant, in the period. Disconnected is the disconnect the server logged, or, when How it ended says that it logged none, the server's shutdown record, its startup after a crash (an upper bound: the session ended then or before), or the last event read from a server another took over or whose log was reset (the session ended then or after).",
               table(
                 [
                   column('grant_id', 'Grant'),
@@ -173,6 +174,7 @@ export const breakGlassLog: ReportDefinition = {
                   column('mysql_account', 'MySQL account'),
                   column('connected', 'Connected', 'time'),
                   column('disconnected', 'Disconnected', 'time'),
+                  column('end_reason', 'How it ended'),
                   column('statements', 'Statements', 'count'),
                   column('table_access', 'Table accesses', 'count'),
                   column('failed_statements', 'Failed statements', 'count'),

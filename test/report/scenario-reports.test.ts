@@ -8,6 +8,8 @@ import { type ReportDocument, reportJsonSchemaText } from '../../schemas/report.
 import { at, baseConfig, db, GROUPS, iam, T0, USERS } from '../../shared/detect/timeline.js';
 import { AuditError } from '../../shared/errors.js';
 import { REPORTS } from '../../shared/report/registry.js';
+import { renderCsv } from '../../shared/report/render-csv.js';
+import { renderHtml } from '../../shared/report/render-html.js';
 import { runReports } from '../../shared/report/run-reports.js';
 import { SqliteStore } from '../../shared/state/sqlite-store.js';
 import type { StateStore } from '../../shared/state/state-store.js';
@@ -244,6 +246,30 @@ describe('break-glass log', () => {
       generatedAt: T0,
     });
     expect(rowsOf(later!, 'grants')).toEqual([]);
+    await s.close();
+  });
+
+  it('says of a session whose server logged no disconnect what its end is', async () => {
+    const s = await scenarioStore([
+      iam.added({ at: at(0), user: USERS.bob, group: GROUPS.bg }),
+      db.connect({ at: at(5), conn: 1, account: 'emergency_admin', user: 'bob', proxy: true }),
+      db.disconnect({ at: at(8), conn: 1, account: 'emergency_admin' }),
+      db.connect({ at: at(10), conn: 2, account: 'emergency_admin', user: 'bob', proxy: true }),
+      // A crash: no shutdown record, the startup is the end (an upper bound).
+      db.startup({ at: at(30) }),
+    ]);
+    const [log] = await runReports(s, { reports: ['break-glass-log'], period: DAY_PERIOD, generatedAt: T0 });
+    const restarted =
+      'no disconnect logged: its server restarted (the end is the startup time, an upper bound)';
+    expect(rowsOf(log!, 'sessions').map((r) => [r.connected, r.disconnected, r.end_reason])).toEqual([
+      [iso(at(5)), iso(at(8)), null],
+      [iso(at(10)), iso(at(30)), restarted],
+    ]);
+    // The HTML page and the CSV file say it too.
+    expect(renderHtml(log!)).toContain(`<td>${restarted}</td>`);
+    const csv = renderCsv(log!).find((f) => f.name === 'break-glass-log.sessions.csv')!.text;
+    expect(csv.split('\r\n')[0]).toContain('"disconnected","end_reason"');
+    expect(csv).toContain(`"${iso(at(30))}","${restarted}"`);
     await s.close();
   });
 

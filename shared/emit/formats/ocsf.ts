@@ -10,8 +10,8 @@ import { isIP } from 'node:net';
 import { type Alert, recordKey, type Severity } from '../../../schemas/alert.js';
 import {
   connectedSession,
+  noDisconnectLogged,
   type Session,
-  type SessionEndReason,
   type SessionSwitch,
   switchedLogin,
 } from '../../../schemas/session.js';
@@ -389,15 +389,6 @@ export function ocsfSwitch(session: Session, sw: SessionSwitch, ctx: FormatConte
   return loginRecord(change.session, login, ctx);
 }
 
-/** Why a session ended without a disconnect the server logged, for the Logoff's message and status_detail. */
-const ENDED_BY: Record<SessionEndReason, string> = {
-  'server-shutdown': 'its server shut down',
-  'server-restart': 'its server restarted (the end is the startup time, an upper bound)',
-  'server-changed':
-    'another server took over its instance (the end is the last event read from the server before)',
-  'log-reset': "its instance's log was reset (the end is the last event read from the server before)",
-};
-
 /**
  * The disconnect record (Logoff, 2), once the session has ended; `undefined` before. A session its
  * server ended without logging a disconnect (`endReason`) says so: `status_detail`, the message, and
@@ -407,7 +398,7 @@ export function ocsfSessionEnd(s: Session, ctx: FormatContext): OcsfRecord | und
   if (s.disconnectTime === undefined || s.outcome !== 'success') return undefined;
   const who = s.identity?.name ?? s.mysqlAccount;
   const reason = s.endReason;
-  const ended = reason === undefined ? undefined : `no disconnect logged: ${ENDED_BY[reason]}`;
+  const ended = reason === undefined ? undefined : noDisconnectLogged(reason);
   return record(
     OCSF_CLASSES.authentication,
     { id: 2, name: 'Logoff' },
