@@ -13,8 +13,8 @@ export default defineConfig({
       'test/normalize/mysql-redact.test.ts',
       'test/normalize/mysql-audit.test.ts',
       'test/emit/*.test.ts',
-      // In-process runs of the pipeline: stores (SQLite; MySQL when TEST_MYSQL_URL is set), routes,
-      // sync baselines.
+      // In-process runs of the pipeline: stores (SQLite, whose commit-thread tests run the bundled
+      // worker stryker.config.mjs builds; MySQL when TEST_MYSQL_URL is set), routes, sync baselines.
       'test/state/**/*.test.ts',
       'test/route/**/*.test.ts',
       'test/sync/baseline.test.ts',
