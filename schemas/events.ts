@@ -127,6 +127,20 @@ export const IAM_EVENT_KINDS = [
 
 const Ref = z.object({ id: z.string().optional(), name: z.string().optional() });
 
+/** The credential types IAM events name (`IamEvent.credential.type`). */
+export const CREDENTIAL_TYPES = [
+  'api-key',
+  'auth-token',
+  'customer-secret-key',
+  'password',
+  'smtp-credential',
+  'db-credential',
+  'oauth-client-credential',
+  'swift-password',
+  'mfa-totp-device',
+] as const;
+export type CredentialType = (typeof CREDENTIAL_TYPES)[number];
+
 export const DB_SYSTEM_OPERATIONS = [
   'update',
   'stop',

@@ -36,6 +36,12 @@ import {
 } from '../detect/rule.js';
 import { Memo } from '../memo.js';
 import { redactLiterals } from '../normalize/redact.js';
+import {
+  type Acknowledged,
+  type ExpectedCredential,
+  expectedCredential,
+  expectedCredentialsOf,
+} from '../rules/expected-changes.js';
 import type { EntityCache } from '../state/entity-cache.js';
 import { type AttributionResult, attribute, type Models } from './attribute.js';
 import { recordDbCatalog } from './db-catalog.js';
@@ -120,6 +126,7 @@ export class Correlator {
   private counted = new Map<string, Session>();
   private nextDeadline = Number.POSITIVE_INFINITY;
   private readonly policies: Policies;
+  private readonly expectedCredentials: readonly ExpectedCredential[];
 
   constructor(
     private readonly cache: EntityCache,
@@ -135,6 +142,7 @@ export class Correlator {
       credentials: new PlantedCredentials(cache),
     };
     this.policies = new Policies(cache);
+    this.expectedCredentials = expectedCredentialsOf(config);
     for (const seed of configSeeds(config)) this.seed(seed);
     recordDbCatalog(cache, config.dbSystems);
     this.computeNextDeadline();
@@ -642,7 +650,11 @@ export class Correlator {
         return;
       case 'credential_change': {
         const fact = this.iamFact(ev, userId, group?.id);
-        if (fact.user && ev.credential) this.noteCredential(ev, ev.credential, fact, late);
+        if (fact.user && ev.credential) {
+          const expected = this.expectedCredential(ev, ev.credential, fact);
+          if (expected) fact.expected = expected;
+          this.noteCredential(ev, ev.credential, fact, late);
+        }
         this.detector.run('iam', fact);
         return;
       }
@@ -704,9 +716,31 @@ export class Correlator {
   }
 
   /**
+   * The entry of `rules.iam.credential-change.expected` that acknowledges a credential another
+   * principal created on the user, matched by the ids, names and aliases the event and the directory
+   * give the actor and the user; none for any other change.
+   */
+  private expectedCredential(ev: IamEvent, credential: Credential, fact: IamFact): Acknowledged | undefined {
+    if (credential.change !== 'created' || madeBySelf(fact) || this.expectedCredentials.length === 0)
+      return undefined;
+    const { directory } = this.models;
+    const known = (ref: { id: string } | undefined) => {
+      const row = ref ? directory.user(ref.id) : undefined;
+      return row ? [row.id, row.name, ...row.aliases] : [];
+    };
+    return expectedCredential(this.expectedCredentials, {
+      ts: ev.ts,
+      type: credential.type,
+      actor: [ev.actor.id, ev.actor.name, ...known(fact.actor)],
+      user: [ev.user?.id, ev.user?.name, ...known(fact.user)],
+    });
+  }
+
+  /**
    * A credential another principal created on a user is in force until it is deleted; a password the
    * user sets themselves replaces one planted (PlantedCredentials). The user's sessions then carry
-   * it in their attribution; a late change re-attributes those it affects.
+   * it in their attribution; a late change re-attributes those it affects. One the configuration
+   * expects (`fact.expected`) is the organisation's own: it is not followed.
    */
   private noteCredential(ev: IamEvent, credential: Credential, fact: IamFact, late: boolean): void {
     const { credentials } = this.models;
@@ -719,7 +753,7 @@ export class Correlator {
       ...(credential.id === undefined ? {} : { id: credential.id }),
     };
     const actor = { id: fact.actor?.id ?? ev.actor.id, name: fact.actor?.name ?? ev.actor.name };
-    if (credential.change === 'created' && !self)
+    if (credential.change === 'created' && !self && !fact.expected)
       credentials.plant(user, {
         ...ref,
         actor: {

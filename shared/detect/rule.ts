@@ -16,6 +16,7 @@ import type { Undone } from '../correlate/reverts.js';
 import type { SignOn } from '../correlate/signons.js';
 import type { AccountChange, AccountRef, StatementFacts } from '../correlate/sql-facts.js';
 import { redactLiterals } from '../normalize/redact.js';
+import type { Acknowledged } from '../rules/expected-changes.js';
 import type { Baseline, BaselineOptions } from './baselines.js';
 import type { RuleCase } from './timeline.js';
 
@@ -116,6 +117,12 @@ export type IamFact = {
   grantedBefore?: boolean;
   /** For credential changes: the MySQL accounts the user can log in to then (`group`: through that group). */
   reach?: { db: string; account: string; privileged: boolean; group?: string }[];
+  /**
+   * For a credential created on another's user: the entry of `rules.iam.credential-change.expected`
+   * that acknowledges it. Decided once, by the correlator, which then does not follow the credential
+   * into the user's sessions; the rule resolves its alert at once.
+   */
+  expected?: Acknowledged;
   /** For DB system changes: the configured DB system the change touched, if it is one. */
   db?: DbSystemConfig;
 };

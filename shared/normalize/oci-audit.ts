@@ -26,7 +26,7 @@
 //     user = the actor for `sso.*` and `admin.me.*`.
 import type { z } from 'zod';
 import type { Outcome, RecordLocation } from '../../schemas/dead-letter.js';
-import type { DbSystemOperation, IamEvent, IamEventKind } from '../../schemas/events.js';
+import type { CredentialType, DbSystemOperation, IamEvent, IamEventKind } from '../../schemas/events.js';
 import {
   type OciAuditData,
   ociEnvelopeOf,
@@ -79,7 +79,8 @@ const DB_SYSTEM_OPERATIONS = new Map<string, DbSystemOperation>([
   ['deleteconfiguration', 'delete-configuration'],
 ]);
 
-type Credential = NonNullable<IamEvent['credential']>;
+/** A credential change as the normalizer reads it: of a type the configuration can name. */
+type Credential = NonNullable<IamEvent['credential']> & { type: CredentialType };
 
 /** Classic credential operation (lower case) -> what it did to which type of credential. */
 const CREDENTIAL_OPERATIONS = new Map<string, Credential>(
@@ -104,7 +105,7 @@ const CREDENTIAL_OPERATIONS = new Map<string, Credential>(
 );
 
 /** The collection of the Identity API path that names a credential of each type (`/users/{id}/apiKeys/{fingerprint}`). */
-const CREDENTIAL_COLLECTIONS = new Map<string, string>([
+const CREDENTIAL_COLLECTIONS = new Map<CredentialType, string>([
   ['api-key', 'apiKeys'],
   ['auth-token', 'authTokens'],
   ['customer-secret-key', 'customerSecretKeys'],

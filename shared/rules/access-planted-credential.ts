@@ -2,8 +2,15 @@ import { z } from 'zod';
 import type { CanonicalEvent } from '../../schemas/events.js';
 import { defineRule, sessionFields } from '../detect/rule.js';
 import { at, baseConfig, db, GROUPS, iam, type RuleCase, USERS } from '../detect/timeline.js';
+import { expecting } from './iam-credential-change.js';
 
 const BILLING = { id: 'ocid1.mysqldbsystem.oc1..prod2', name: 'prod-billing' };
+
+/** The standard DB systems, and prod-billing like prod-orders. */
+const withBilling = () => [
+  ...baseConfig().dbSystems!,
+  { ...baseConfig().dbSystems![0]!, id: BILLING.id, name: BILLING.name },
+];
 
 /** alice logs in to dba_proxy, the server naming her as the external user. */
 const aliceLogin = (minutes: number, conn: number, dbId?: string) =>
@@ -23,6 +30,20 @@ const plantedThen = (...after: CanonicalEvent[]): CanonicalEvent[] => [
   ...after,
 ];
 
+/** One alert: the credential (`planted`, as the attribution lists it) followed into the session. */
+const followed = (
+  planted: Record<string, string>,
+  credential: string,
+  createdBy: string,
+): RuleCase['expect'] => ({
+  alerts: 1,
+  severity: 'high',
+  match: {
+    identity: { attribution: { confidence: 'asserted', plantedCredentials: [planted] } },
+    details: { credential, createdBy },
+  },
+});
+
 /** What a silent case's events are. */
 const silent = (name: string, events: RuleCase['events']): RuleCase => ({
   name,
@@ -40,7 +61,8 @@ export const accessPlantedCredential = defineRule({
   runbook:
     "Ask the person whether they made this session and requested the credential; if not, delete the credential, kill the session, review what it ran and what the credential's creator did, and rotate the creator's own credentials.",
   falsePositives: [
-    "An administrator who set up a credential at the person's request (a service user's API key, a password reset), used by that person.",
+    "An administrator who set up a credential at the person's request (a password reset), used by that person.",
+    "A service user's API key or DB credential that an administrator or a provisioning automation creates and rotates: declare them in rules.iam.credential-change.expected, and they are not followed.",
   ],
   params: z.strictObject({}),
   suppressFor: 0,
@@ -160,10 +182,7 @@ export const accessPlantedCredential = defineRule({
     {
       name: 'later sessions on the same DB system raise nothing more; another DB system raises its own',
       config: {
-        dbSystems: [
-          ...baseConfig().dbSystems!,
-          { ...baseConfig().dbSystems![0]!, id: BILLING.id, name: BILLING.name },
-        ],
+        dbSystems: withBilling(),
       },
       events: () => plantedThen(aliceLogin(30, 1), aliceLogin(40, 2), aliceLogin(50, 1, BILLING.id)),
       expect: {
@@ -193,6 +212,53 @@ export const accessPlantedCredential = defineRule({
         alerts: 1,
         severity: 'high',
         match: { time: '2026-11-02T09:30:00.000Z', identity: { principalId: USERS.alice } },
+      },
+    },
+    ...(
+      [
+        ['an expected-credential entry for another actor leaves the key planted', { actors: ['terraform'] }],
+        [
+          'an entry whose window closed before the creation leaves the key planted',
+          { users: ['alice'], to: '2026-11-02T09:00:00Z' },
+        ],
+      ] as const
+    ).map(
+      ([name, entry]): RuleCase => ({
+        name,
+        config: expecting({ ...entry, reason: 'service keys' }),
+        events: () => plantedThen(aliceLogin(30, 1)),
+        expect: followed({ id: 'fp-1' }, 'api-key', 'iam-admin'),
+      }),
+    ),
+    {
+      name: "an expected key beside one that is not: only bob's auth token is followed",
+      config: expecting({ actors: ['iam-admin'], credentials: ['api-key'], reason: 'key rotation' }),
+      events: () =>
+        plantedThen(
+          iam.credential({ at: at(5), user: USERS.alice, by: USERS.bob, type: 'auth-token' }),
+          aliceLogin(30, 1),
+        ),
+      expect: followed({ type: 'auth-token' }, 'auth-token', 'bob@example.com'),
+    },
+    {
+      ...silent('a key the configuration expects, by its creator (a standing entry)', () =>
+        plantedThen(aliceLogin(30, 1)),
+      ),
+      config: expecting({ actors: ['iam-admin'], reason: 'provisioning' }),
+    },
+    {
+      ...silent('a key the configuration expects on the user, inside its window, on every DB system', () =>
+        plantedThen(aliceLogin(30, 1), aliceLogin(40, 2, BILLING.id)),
+      ),
+      config: {
+        ...expecting({
+          users: [USERS.alice],
+          credentials: ['api-key'],
+          from: '2026-11-02T09:00:00Z',
+          to: '2026-11-02T10:00:00Z',
+          reason: 'CHG-9 service user key rotation',
+        }),
+        dbSystems: withBilling(),
       },
     },
     silent('alice uploading her own API key', () => [

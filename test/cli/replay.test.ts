@@ -612,6 +612,25 @@ describe('replay', () => {
     );
     expect(rule.lines).toContainEqual(expect.stringMatching(/^ {2}rules\["no.such-rule"\]: unknown rule id/));
     expect(rule.lines).toContainEqual(expect.stringMatching(/^ {2}rules\["auth.failure-burst"\].threshold/));
+    // An expected credential creation names whom it is about, with credential types the rule knows.
+    const credentials = await refused(
+      'credentials.yaml',
+      [
+        'rules:',
+        '  iam.credential-change:',
+        '    expected:',
+        '      - { users: [svc-orders], credentials: [api-keys], reason: terraform }',
+        '      - { credentials: [api-key], reason: terraform }',
+        '',
+      ].join('\n'),
+    );
+    expect(credentials.lines.slice(1)).toEqual([
+      expect.stringMatching(
+        /^ {2}rules\["iam.credential-change"\].expected\[0\].credentials\[0\]: .*"api-key"/,
+      ),
+      '  rules["iam.credential-change"].expected[1]: name the actors or the users it acknowledges (or both)',
+      '',
+    ]);
     // An entry listed twice: which one would count is said nowhere (a break-glass group or an
     // iamOnly DB system listed again without it would lose it), and a name picks a DB system.
     const twice = await refused(

@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import type { CanonicalEvent } from '../../schemas/events.js';
 import { PlantedCredentials } from '../../shared/correlate/planted-credentials.js';
 import { at, db, iam, USERS } from '../../shared/detect/timeline.js';
+import { expecting } from '../../shared/rules/iam-credential-change.js';
 import { EntityCache } from '../../shared/state/entity-cache.js';
 import { runs } from '../helpers/property.js';
 import {
@@ -70,6 +71,37 @@ describe('sessions after a planted credential', () => {
     const restarted = outcome(await runAcrossReopen(first, events.slice(1)));
     expect(restarted.sessions.filter((s) => s.conn !== 9)).toEqual(baseline.sessions);
     expect(restarted.alerts).toEqual(baseline.alerts);
+  });
+});
+
+describe('a credential the configuration expects', () => {
+  // iam-admin's key on alice is the organisation's own; bob's auth token on her, later, is not.
+  const config = expecting({ actors: ['iam-admin'], credentials: ['api-key'], reason: 'key rotation' });
+  const events = (): CanonicalEvent[] => [
+    ...timeline().slice(0, 4),
+    iam.credential({ at: at(45), user: USERS.alice, by: USERS.bob, type: 'auth-token' }),
+    db.connect({ at: at(60), conn: 3, account: 'dba_proxy', user: 'alice', os: 'alice', proxy: true }),
+  ];
+
+  it('is not followed: sessions stay verified and unmarked until a credential nobody expected', async () => {
+    const r = await runTimeline(events(), { config });
+    expect(outcome(r).sessions).toEqual([
+      { conn: 1, confidence: 'verified', planted: [] },
+      { conn: 2, confidence: 'verified', planted: [] },
+      { conn: 3, confidence: 'asserted', planted: ['auth-token'] },
+    ]);
+    expect(r.alerts.filter((a) => a.rule === 'access.planted-credential')).toHaveLength(1);
+    // Its creation is raised, and resolved at once; bob's stays open.
+    const created = r.alerts.filter((a) => a.rule === 'iam.credential-change');
+    expect(created.map((a) => [a.details?.credential, a.status]).sort()).toEqual([
+      ['api-key', 'open'],
+      ['api-key', 'resolved'],
+      ['auth-token', 'open'],
+    ]);
+  });
+
+  it('gives the same ledger and alerts whatever the order within the lateness, batching or redelivery', async () => {
+    await sameForEveryDelivery(events(), LATENESS, outcome, runs(10), { config });
   });
 });
 

@@ -129,11 +129,12 @@ export async function sameForEveryDelivery<T>(
   lateness: number,
   outcome: (r: TimelineResult) => T,
   numRuns: { numRuns: number },
+  opts: { config?: Partial<ConfigInput> } = {},
 ): Promise<void> {
-  const baseline = outcome(await runTimeline(events));
+  const baseline = outcome(await runTimeline(events, opts));
   await fc.assert(
     fc.asyncProperty(deliveries(events, lateness), async (batches) => {
-      expect(outcome(await runBatches(batches))).toEqual(baseline);
+      expect(outcome(await runBatches(batches, opts))).toEqual(baseline);
     }),
     numRuns,
   );

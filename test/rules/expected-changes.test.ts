@@ -3,8 +3,11 @@
 import { describe, expect, it } from 'vitest';
 import {
   acknowledgement,
+  type CredentialCreation,
+  ExpectedCredentials,
   ExpectedMappingChanges,
   ExpectedPolicyChanges,
+  expectedCredential,
   reverted,
 } from '../../shared/rules/expected-changes.js';
 
@@ -83,5 +86,86 @@ describe('expected-change windows in the configuration', () => {
     expect(ExpectedPolicyChanges.safeParse([{ ...base, policies: [''] }]).success).toBe(false);
     expect(ExpectedMappingChanges.safeParse([{ ...base, dbSystems: ['prod-orders'] }]).success).toBe(true);
     expect(ExpectedMappingChanges.safeParse([{ ...base, dbSystems: [''] }]).success).toBe(false);
+  });
+});
+
+describe('expected credential creations', () => {
+  const creation = (over: Partial<CredentialCreation> = {}): CredentialCreation => ({
+    ts: 1500,
+    type: 'api-key',
+    actor: ['ocid1.user.oc1..tf', 'terraform-ci'],
+    user: [undefined, 'ocid1.user.oc1..svc', 'svc-orders@example.com', 'svc-orders'],
+    ...over,
+  });
+
+  it('acknowledge by actor or by user, case aside, the first entry that matches', () => {
+    const entries = ExpectedCredentials.parse([
+      { users: ['svc-billing'], reason: 'billing' },
+      { actors: ['Terraform-CI'], reason: 'provisioning' },
+      { users: ['SVC-ORDERS'], reason: 'orders' },
+    ]);
+    expect(expectedCredential(entries, creation())).toEqual({ entry: 1, reason: 'provisioning' });
+    expect(expectedCredential(entries, creation({ actor: ['someone'] }))).toEqual({
+      entry: 2,
+      reason: 'orders',
+    });
+    expect(expectedCredential(entries, creation({ actor: ['someone'], user: ['alice'] }))).toBeUndefined();
+  });
+
+  it('need every list an entry has to name the creation: actors, users and credential types', () => {
+    const [entry] = ExpectedCredentials.parse([
+      {
+        actors: ['terraform-ci'],
+        users: ['ocid1.user.oc1..svc'],
+        credentials: ['db-credential'],
+        reason: 'x',
+      },
+    ]);
+    expect(expectedCredential([entry!], creation({ type: 'db-credential' }))).toEqual({
+      entry: 0,
+      reason: 'x',
+    });
+    expect(expectedCredential([entry!], creation())).toBeUndefined();
+    expect(
+      expectedCredential([entry!], creation({ type: 'db-credential', user: ['alice'] })),
+    ).toBeUndefined();
+    expect(expectedCredential([entry!], creation({ type: 'db-credential', actor: ['bob'] }))).toBeUndefined();
+  });
+
+  it('are standing without from and to, and otherwise hold from `from` up to, not including, `to`', () => {
+    const windowed = (w: Record<string, string>) =>
+      ExpectedCredentials.parse([{ actors: ['terraform-ci'], reason: 'x', ...w }]);
+    const start = '2026-11-02T10:00:00.000Z';
+    const end = '2026-11-02T11:00:00.000Z';
+    const ts = (iso: string) => creation({ ts: Date.parse(iso) });
+    expect(expectedCredential(windowed({}), ts('2000-01-01T00:00:00Z'))).toBeDefined();
+    expect(expectedCredential(windowed({ from: start }), ts(start))).toBeDefined();
+    expect(expectedCredential(windowed({ from: start }), ts('2026-11-02T09:59:59.999Z'))).toBeUndefined();
+    expect(expectedCredential(windowed({ to: end }), ts('2026-11-02T10:59:59.999Z'))).toBeDefined();
+    expect(expectedCredential(windowed({ to: end }), ts(end))).toBeUndefined();
+    expect(expectedCredential(windowed({ from: start, to: end }), ts(start))).toBeDefined();
+  });
+
+  it('default to none, and refuse an entry that names neither actors nor users, or a bad list, by its path', () => {
+    expect(ExpectedCredentials.parse(undefined)).toEqual([]);
+    const issues = (value: unknown) => {
+      const r = ExpectedCredentials.safeParse(value);
+      return r.success ? [] : r.error.issues.map((i) => [i.path, i.message]);
+    };
+    expect(issues([{ credentials: ['api-key'], reason: 'x' }])).toEqual([
+      [[0], 'name the actors or the users it acknowledges (or both)'],
+    ]);
+    expect(issues([{ actors: [], reason: 'x' }])).toHaveLength(1);
+    expect(issues([{ users: [''], reason: 'x' }])).toHaveLength(1);
+    expect(issues([{ users: ['svc'], credentials: ['api-keys'], reason: 'x' }])[0]?.[0]).toEqual([
+      0,
+      'credentials',
+      0,
+    ]);
+    expect(issues([{ users: ['svc'] }])[0]?.[0]).toEqual([0, 'reason']);
+    expect(issues([{ users: ['svc'], reason: 'x', actor: ['tf'] }])).toHaveLength(1);
+    expect(
+      issues([{ users: ['svc'], reason: 'x', from: '2026-11-02T10:00:00Z', to: '2026-11-02T10:00:00Z' }]),
+    ).toEqual([[[0, 'to'], 'to must be after from']]);
   });
 });
