@@ -257,8 +257,11 @@ export function planIamNoise(story: Story): void {
   for (let d = 0; d < fleet.days; d++) {
     const day = fleet.start + d * DAY;
     const daytime = () => day + rng.int(7 * 60, 19 * 60) * MINUTE + rng.int(0, 59_999);
-    for (let k = Math.max(1, Math.round(3 * fleet.scale)); k > 0; k--)
-      story.emit(story.iam.apiKeyUploaded(daytime(), rng.pick(people)));
+    for (let k = Math.max(1, Math.round(3 * fleet.scale)); k > 0; k--) {
+      const ts = daytime();
+      const person = rng.pick(people);
+      story.emit(story.iam.apiKeyUploaded(ts, person, actorOf(person)));
+    }
     for (let k = Math.round(400 * fleet.scale); k > 0; k--)
       story.emit(story.iam.otherService(daytime(), rng.pick(people)));
   }

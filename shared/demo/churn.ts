@@ -2,7 +2,7 @@
 // accounts created and dropped). Changes to privileged groups and to authentication_oci accounts
 // alert by design: the story records them as expected churn.
 import { DAY, type DbSystem, HOUR, MINUTE, oneToOneString, type Person, TEAMS } from './fleet.js';
-import { actorOf } from './oci-events.js';
+import { actorOf, IamEvents } from './oci-events.js';
 import { type Cast, type Story, sec } from './story.js';
 
 /** `day` (0-based) at hh:mm plus some seconds. */
@@ -111,4 +111,43 @@ export function planChurn(story: Story, cast: Cast): void {
   const deleted = clock(story, 1, 15, 6);
   story.emit(story.iam.userDeleted(deleted, actorOf(story.admin), analystLeaver));
   story.roster.deactivate(analystLeaver.id, deleted);
+}
+
+/**
+ * The administrator puts a new API key on the reporting service's IAM user (its rotation) on the
+ * second evening. The configuration expects it (rules.iam.credential-change.expected): its alert is
+ * raised and resolved at once as acknowledged, and the key is not followed into the service's
+ * sessions that follow (no access.planted-credential).
+ */
+export function planServiceKeyRotation(story: Story): void {
+  const { fleet, admin } = story;
+  const svc = fleet.serviceUser;
+  // In the evening, after the day's findings on its DB system: their connection ids stay as they were.
+  const ts = fleet.start + DAY + 21 * HOUR + 12 * MINUTE + 7_250;
+  // Its own generator: the draws of the other IAM records stay as they were.
+  story.emit(
+    new IamEvents(fleet, story.rng.fork('service-key-rotation')).apiKeyUploaded(ts, svc, actorOf(admin)),
+  );
+  story.expect(
+    'iam.credential-change',
+    'churn',
+    `${admin.name} rotated the API key of ${svc.name} (expected)`,
+    {
+      at: ts,
+      principalId: svc.id,
+      severity: 'high',
+    },
+  );
+  // The service logs in with its new key: verified by its 1-to-1 account, with no planted credential.
+  const db = fleet.dbs.find((d) => d.id === svc.db)!;
+  for (const start of [ts + 20 * MINUTE, ts + 2 * HOUR + 3 * MINUTE].map(sec))
+    story.session({
+      db,
+      start,
+      end: start + 3 * MINUTE,
+      account: { user: svc.alias, host: '%' },
+      login: { user: svc.alias, os: '', ip: '10.20.7.21', proxy: '' },
+      workload: 'analyst',
+      program: 'reporting-service',
+    });
 }

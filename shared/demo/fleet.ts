@@ -82,6 +82,11 @@ export type Fleet = {
   memberships: { id: string; user: string; group: GroupKey }[];
   /** The authentication policy (mysql_dp_auth). */
   authPolicy: { id: string; name: string; statements: string[] };
+  /**
+   * The reporting application's IAM user, with a 1-to-1 account on the first production DB system:
+   * the administrator rotates its API key, which the configuration acknowledges as expected.
+   */
+  serviceUser: { id: string; name: string; alias: string; db: string };
 };
 
 export const DAY = 86_400_000;
@@ -389,6 +394,15 @@ export function buildFleet(seed: number, scale: number, days = 2, history = 21):
     ],
   };
 
+  // Its own generator: the fleet's draws stay as they were.
+  const reporting = dbs.find((d) => d.env === 'prod')!;
+  const serviceUser = {
+    id: ocid(new Rng(seed).fork('service-user'), 'user'),
+    name: 'svc-reporting@example.com',
+    alias: 'svc_reporting',
+    db: reporting.id,
+  };
+
   return {
     seed,
     scale,
@@ -403,6 +417,7 @@ export function buildFleet(seed: number, scale: number, days = 2, history = 21):
     dbs,
     memberships,
     authPolicy,
+    serviceUser,
   };
 }
 
@@ -424,7 +439,7 @@ export function groupMapping(fleet: Fleet, db: DbSystem, extra: Record<string, s
   });
 }
 
-export function oneToOneString(fleet: Fleet, person: Person): string {
+export function oneToOneString(fleet: Fleet, person: Pick<Person, 'id'>): string {
   return JSON.stringify({ tenancy: fleet.tenancy, user: person.id });
 }
 
@@ -437,9 +452,11 @@ export function fleetConfig(fleet: Fleet): ConfigInput {
     tokenLifetime: 'PT1H',
     directory: {
       snapshotTime: iso(fleet.snapshotTime),
-      users: fleet.people
-        .filter((p) => p.inSnapshot)
-        .map((p) => ({ id: p.id, name: p.name, aliases: [p.alias] })),
+      users: [...fleet.people.filter((p) => p.inSnapshot), fleet.serviceUser].map((p) => ({
+        id: p.id,
+        name: p.name,
+        aliases: [p.alias],
+      })),
       groups: Object.values(fleet.groups).map((g) =>
         g.breakGlass
           ? { id: g.id, name: g.name, breakGlass: { maxDuration: g.breakGlass } }
@@ -451,8 +468,21 @@ export function fleetConfig(fleet: Fleet): ConfigInput {
         group: fleet.groups[m.group].id,
       })),
     },
-    // Break-glass access needs a phishing-resistant or push sign-on.
-    rules: { 'access.without-mfa': { breakGlassMinimumFactor: 'push' } },
+    rules: {
+      // Break-glass access needs a phishing-resistant or push sign-on.
+      'access.without-mfa': { breakGlassMinimumFactor: 'push' },
+      // The administrator keeps the reporting service's API key: its rotations are acknowledged.
+      'iam.credential-change': {
+        expected: [
+          {
+            actors: [fleet.people.find((p) => p.role === 'admin')!.name],
+            users: [fleet.serviceUser.name],
+            credentials: ['api-key'],
+            reason: 'reporting service key rotation',
+          },
+        ],
+      },
+    },
     dbSystems: fleet.dbs.map((db) => ({
       id: db.id,
       name: db.name,
@@ -478,6 +508,19 @@ export function fleetConfig(fleet: Fleet): ConfigInput {
               `GRANT SELECT, INSERT, UPDATE, DELETE ON \`${SCHEMAS[db.team].schema}\`.* TO \`${p.alias}\`@\`%\``,
             ],
           })),
+        ...(db.id === fleet.serviceUser.db
+          ? [
+              {
+                user: fleet.serviceUser.alias,
+                host: '%',
+                plugin: 'authentication_oci',
+                authenticationString: oneToOneString(fleet, fleet.serviceUser),
+                grants: [
+                  `GRANT SELECT ON \`${SCHEMAS[db.team].schema}\`.* TO \`${fleet.serviceUser.alias}\`@\`%\``,
+                ],
+              },
+            ]
+          : []),
         { user: 'admin', host: '%', plugin: 'caching_sha2_password' },
         ...db.apps.map((a) => ({ user: a.user, host: a.host, plugin: 'caching_sha2_password' })),
         { user: 'monitor', host: '10.30.%', plugin: 'caching_sha2_password' },

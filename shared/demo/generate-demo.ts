@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { grouped } from '../text.js';
 import { APP_RATE, machineSessions, planHistory, planHumanActivity, planIamNoise } from './activity.js';
-import { planChurn } from './churn.js';
+import { planChurn, planServiceKeyRotation } from './churn.js';
 import { expectFirstUses } from './first-uses.js';
 import { buildFleet, DAY, type Fleet, fleetConfig, MINUTE } from './fleet.js';
 import type { GroundTruth } from './ground-truth.js';
@@ -75,6 +75,7 @@ export function generateDemo(opts: DemoOptions): DemoManifest {
   planHistory(story);
   expectFirstUses(story);
   expectPlantedCredentialUses(story);
+  planServiceKeyRotation(story);
 
   for (const name of GENERATED) rmSync(join(opts.out, name), { recursive: true, force: true });
   for (const dir of ['mysql', 'collector', 'iam']) mkdirSync(join(opts.out, dir), { recursive: true });

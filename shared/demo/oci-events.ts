@@ -213,8 +213,8 @@ export class IamEvents {
     return this.record(ts, 'DeleteUser', 'identityControlPlane', data);
   }
 
-  /** An API key put on `user`'s IAM user, by them (self-service) or by `actor`. */
-  apiKeyUploaded(ts: number, user: Person, actor: Actor = actorOf(user)): IamRecord {
+  /** An API key put on `user`'s IAM user by `actor` (`actorOf(user)`: self-service). */
+  apiKeyUploaded(ts: number, user: Pick<Person, 'id' | 'name'>, actor: Actor): IamRecord {
     const fingerprint = Array.from({ length: 16 }, () => this.rng.hex(2)).join(':');
     const data = this.base(ts, 'UploadApiKey', actor, {
       resourceId: user.id,

@@ -77,13 +77,17 @@ describe('demo run', () => {
     }
   });
 
-  it('stays silent on second laptops and on joiners inside their learning period', () => {
-    const { fleet } = result.manifest;
-    const sessions = readFileSync(join(out, 'sessions.jsonl'), 'utf8')
+  /** The ledger's sessions of the two days that name a person. */
+  const namedSessions = () =>
+    readFileSync(join(out, 'sessions.jsonl'), 'utf8')
       .trim()
       .split('\n')
       .map((line) => JSON.parse(line) as Session)
-      .filter((s) => s.connectTs >= fleet.start && s.identity);
+      .filter((s) => s.connectTs >= result.manifest.fleet.start && s.identity);
+
+  it('stays silent on second laptops and on joiners inside their learning period', () => {
+    const { fleet } = result.manifest;
+    const sessions = namedSessions();
     const laptop = new Map(fleet.people.filter((p) => p.laptop).map((p) => [p.id, p.laptop]));
     const fromLaptop = new Set(
       sessions.filter((s) => s.sourceIp === laptop.get(s.identity!.id)).map((s) => s.identity!.id),
@@ -97,14 +101,29 @@ describe('demo run', () => {
     expect(about(/^access\.(new-source|new-database|unusual-hour)$/, joiners)).toEqual([]);
   });
 
+  it("acknowledges the service user's expected key rotation, and does not follow the key into its sessions", () => {
+    const svc = result.manifest.fleet.serviceUser;
+    const rotation = result.alerts.filter((a) => a.identity?.principalId === svc.id);
+    expect(rotation.map((a) => `${a.rule} ${a.severity}`)).toEqual(['iam.credential-change high']);
+    const after = namedSessions().filter((s) => s.identity!.id === svc.id);
+    expect(after.map((s) => [s.connectTs > Date.parse(rotation[0]!.time), s.attribution])).toEqual([
+      [true, expect.objectContaining({ method: 'mapped-user', confidence: 'verified' })],
+      [true, expect.objectContaining({ method: 'mapped-user', confidence: 'verified' })],
+    ]);
+    expect(after.every((s) => s.attribution?.plantedCredentials === undefined)).toBe(true);
+  });
+
   it('keeps alerts, sessions and a report in --out', () => {
-    // alerts.jsonl has the alerts and their resolutions (the stale break-glass grant is revoked).
+    // alerts.jsonl has the alerts and their resolutions (the stale break-glass grant is revoked, the
+    // service user's key rotation the configuration expects is acknowledged at once).
     const records = readFileSync(join(out, 'alerts.jsonl'), 'utf8')
       .trim()
       .split('\n')
-      .map((l) => JSON.parse(l) as { status: string; rule: string });
+      .map((l) => JSON.parse(l) as { status: string; rule: string; resolution?: { reason: string } });
     expect(records.filter((r) => r.status === 'open')).toHaveLength(result.alerts.length);
-    expect(records.filter((r) => r.status === 'resolved').map((r) => r.rule)).toEqual(['break-glass.stale']);
+    expect(
+      records.filter((r) => r.status === 'resolved').map((r) => `${r.rule} ${r.resolution?.reason}`),
+    ).toEqual(['break-glass.stale membership-removed', 'iam.credential-change acknowledged']);
     const sessions = readFileSync(join(out, 'sessions.jsonl'), 'utf8').trim().split('\n');
     expect(sessions).toHaveLength(result.coverage.sessions + result.coverage.failedLogins);
     const report = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8'));
