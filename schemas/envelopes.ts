@@ -60,7 +60,7 @@ export const GapRecordSchema = z.looseObject({
   dbSystemId: z.string().min(1).nullish(),
   dbSystemName: z.string().nullish(),
   instance: z.string().min(1).nullish(),
-  /** The instance is the DB system's primary endpoint: its events carry no instance (they are the DB system's own). */
+  /** Whether the instance is the DB system's primary endpoint, whose events carry no instance (they are the DB system's own); the collector always says. */
   primary: z.boolean().nullish(),
   reason: z.enum(GAP_REASONS),
   from: z.iso.datetime(),

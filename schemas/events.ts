@@ -258,8 +258,9 @@ export const GapEventSchema = z.object({
   dbSystemName: z.string().optional(),
   instance: z.string().optional(),
   /**
-   * The instance is the DB system's primary endpoint, whose events carry no instance: a gap that
-   * ends sessions (`server-changed`, `log-reset`) ends those of the DB system's own log.
+   * Whether the instance is the DB system's primary endpoint, whose events carry no instance: a gap
+   * that ends sessions (`server-changed`, `log-reset`) ends those of the DB system's own log, and a
+   * replica's (`false`) leaves that log deduplicated by position. Absent: not said (older records).
    */
   primary: z.boolean().optional(),
   reason: z.enum(GAP_REASONS),

@@ -71,11 +71,16 @@ export class LogPositions {
     return name;
   }
 
-  /** Marks the log of a gap that says its positions no longer order it (and its DB system's, for raw files). */
+  /**
+   * Marks the log of a gap that says its positions no longer order it. A gap names its instance by
+   * its endpoint, and the primary's events carry none: a gap of the primary marks the DB system's
+   * own log too, as does one that does not say which it is (a record from before gaps said so). A
+   * replica's (`primary: false`) leaves the DB system's own log ordered by position.
+   */
   noteGap(ev: CanonicalEvent): void {
     if (ev.source !== 'gap' || ev.trail !== 'mysql-audit' || !REORDERING_GAPS.has(ev.reason)) return;
-    for (const log of new Set([this.logOf(ev), ev.dbSystemId ?? '']))
-      this.cache.set<Mark>(KIND, log, { unordered: true });
+    const logs = ev.primary === false ? [this.logOf(ev)] : [this.logOf(ev), ev.dbSystemId ?? ''];
+    for (const log of new Set(logs)) this.cache.set<Mark>(KIND, log, { unordered: true });
   }
 
   /**

@@ -376,7 +376,7 @@ export const gap = {
       reason: s.reason,
       from: toIso(s.from),
     };
-    if (s.instance === undefined) event.primary = true;
+    event.primary = s.instance === undefined;
     if (s.to !== undefined) event.to = toIso(s.to);
     if (s.skipped !== undefined) event.skipped = s.skipped;
     return event;

@@ -26,7 +26,7 @@ export function normalizeGap(record: GapRecord): GapEvent {
   if (record.dbSystemId) event.dbSystemId = record.dbSystemId;
   if (record.dbSystemName) event.dbSystemName = record.dbSystemName;
   if (record.instance) event.instance = record.instance;
-  if (record.primary) event.primary = true;
+  if (record.primary != null) event.primary = record.primary;
   if (record.to) event.to = new Date(record.to).toISOString();
   if (record.skipped != null) event.skipped = record.skipped;
   if (record.detail) event.detail = record.detail;

@@ -384,7 +384,7 @@ export class AuditLogReader {
       from,
       detail,
     };
-    if (this.target.eventInstance === undefined) gap.primary = true;
+    gap.primary = this.target.eventInstance === undefined;
     if (to !== undefined && to !== from) gap.to = to;
     if (skipped !== undefined) gap.skipped = skipped;
     return gap;

@@ -331,6 +331,20 @@ describe('dedupe by position (MySQL logs)', () => {
     expect(p.stats).toMatchObject({ duplicates: 0, late: 1 });
   });
 
+  it("a replica's failover leaves the DB system's own log deduplicated by position", async () => {
+    const p = await open(SqliteStore.open(':memory:'));
+    const [c1, c2, c3] = [connect(0, 1), connect(60, 2), connect(61, 3)];
+    await p.ingest(items([c1, c2, c3]));
+    await p.ingest(items([gap.mysql({ from: at(61), reason: 'server-changed', instance: 'replica-1' })]));
+    // The primary's log stands at minute 61: its event of minute 0, its key long forgotten, is a
+    // redelivery by position, not applied again.
+    await p.ingest(items([c1]));
+    expect(p.stats).toMatchObject({ duplicates: 1 });
+    // The primary's own failover makes its log keep exact keys: an event new to it, however old, is applied.
+    await p.ingest(items([gap.mysql({ from: at(61), reason: 'server-changed' }), connect(30, 4)]));
+    expect(p.stats).toMatchObject({ duplicates: 1, late: 1 });
+  });
+
   describe('after a clock-step gap', () => {
     // The log stands at minute 60 when its clock steps back to minute 5.
     const step = () => gap.mysql({ from: at(60), to: at(5), reason: 'clock-step', instance: 'primary' });

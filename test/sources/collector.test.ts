@@ -416,6 +416,29 @@ describe('collector: a fleet', () => {
     ]);
   });
 
+  it("a gap record says whether its instance is the primary: a replica's failover is no primary's", async () => {
+    const primary = await server(
+      new RawLog().session({ at: minutes(0), conn: 5, user: 'admin', queries: 1 }),
+    );
+    const replica = await server(
+      new RawLog().session({ at: minutes(0), conn: 6, user: 'admin', queries: 1 }),
+    );
+    const fleet: Fleet = [{ server: primary }, { server: replica, role: 'replica', name: 'replica-1' }];
+    const first = await pass(fleet);
+    for (const s of [primary, replica])
+      s.catalogue.serverUuid = `7f0e1a2b-0000-11e1-9e33-c80aa94299${s === primary ? '01' : '02'}`;
+    const forward: Record<string, unknown>[] = [];
+    await pass(fleet, { store: first.store, forward });
+    const gaps = forward.filter((r) => r.source === 'audit-gap');
+    // The primary is named by its endpoint (host:port).
+    expect(
+      gaps.map((g) => [g.instance === 'replica-1' ? g.instance : 'primary', g.reason, g.primary]).sort(),
+    ).toEqual([
+      ['primary', 'server-changed', true],
+      ['replica-1', 'server-changed', false],
+    ]);
+  });
+
   it('stopping early commits what was read and closes the read sequence', async () => {
     const log = new RawLog();
     for (let i = 0; i < 6; i++) log.session({ at: minutes(i), conn: 10 + i, user: 'admin', queries: 2 });
