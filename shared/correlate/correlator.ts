@@ -290,8 +290,11 @@ export class Correlator {
 
   /**
    * The server of an instance no longer holds its sessions (it started again, or another server
-   * answers there): each session still open there ends, at the server's shutdown record when one
-   * came after the session's last event, else at `at` (the startup, the gap), with the reason.
+   * answers there): each session still open there that connected before `at` ends, at the server's
+   * shutdown record when one came after the session's last event, else at `at` (the startup, the
+   * gap), with the reason. Those that connected at `at` or later are the new server's: a startup
+   * applied late comes after them, and a gap's time is the last second read from the old server,
+   * which the new one may have logged in too.
    */
   private endServer(
     dbSystemId: string,
@@ -302,7 +305,7 @@ export class Correlator {
     const key = serverKey(dbSystemId, instance);
     const stop = this.cache.get<ServerStop>(SERVER_STOP, key);
     if (stop !== undefined) this.cache.delete(SERVER_STOP, key);
-    for (const s of this.open.closeServer(dbSystemId, instance)) {
+    for (const s of this.open.closeServer(dbSystemId, instance, at.ts)) {
       const stopped = stop !== undefined && stop.ts >= lastActivity(s);
       s.disconnectTime = stopped ? stop.time : at.time;
       s.endReason = stopped ? 'server-shutdown' : reason;

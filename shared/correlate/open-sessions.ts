@@ -40,13 +40,18 @@ export class OpenSessions {
     return this.get(s.dbSystem.id, s.instance, s.connectionId) === s;
   }
 
-  /** Forgets every session of one server (it restarted, or another took over) and returns them, by connection id. */
-  closeServer(dbSystemId: string, instance: string | undefined): Session[] {
+  /**
+   * Forgets the sessions of one server (it restarted, or another took over) that connected before
+   * `before`, and returns them by connection id.
+   */
+  closeServer(dbSystemId: string, instance: string | undefined, before: number): Session[] {
     const conns = this.server(dbSystemId, instance);
     if (!conns) return [];
-    const closed = [...conns.values()].sort((a, b) => a.connectionId - b.connectionId);
-    this.count -= conns.size;
-    conns.clear();
+    const closed = [...conns.values()]
+      .filter((s) => s.connectTs < before)
+      .sort((a, b) => a.connectionId - b.connectionId);
+    for (const s of closed) conns.delete(s.connectionId);
+    this.count -= closed.length;
     return closed;
   }
 

@@ -149,6 +149,34 @@ describe('sessions a server restart or failover ended', () => {
     expect(ended(sessions)).toEqual([[5, null, toIso(at(8)), 'server-shutdown']]);
   });
 
+  it("the new server's sessions are not ended: those it opened in the gap's second, or after a startup applied late", async () => {
+    // The gap's time is the last second read from the old server; the new one logged a connect in it.
+    const sameSecond = await runTimeline([
+      db.connect({ at: at(1), conn: 5, account: 'admin' }),
+      db.query({ at: at(5), conn: 5, account: 'admin', sqlCommand: 'select', sql: 'SELECT 1' }),
+      gap.mysql({ from: at(5), reason: 'server-changed' }),
+      db.connect({ at: at(5), conn: 9, account: 'admin' }),
+      db.query({ at: at(6), conn: 9, account: 'admin', sqlCommand: 'select', sql: 'SELECT 2' }),
+      iam.signOn({ at: at(80), user: USERS.dave, ip: '10.0.0.9' }),
+    ]);
+    expect(ended(sameSecond.sessions)).toEqual([
+      [5, null, toIso(at(5)), 'server-changed'],
+      [9, null, null, null],
+    ]);
+    expect(sameSecond.pipeline.correlation.orphanEvents).toBe(0);
+    // A startup more than the lateness late, after a connection its server made since.
+    const first = [
+      db.connect({ at: at(1), conn: 5, account: 'admin' }),
+      db.connect({ at: at(30), conn: 6, account: 'admin' }),
+      iam.signOn({ at: at(80), user: USERS.dave, ip: '10.0.0.9' }),
+    ];
+    const { sessions } = await runBatches([first, [db.startup({ at: at(5) })]]);
+    expect(ended(sessions)).toEqual([
+      [5, null, toIso(at(5)), 'server-restart'],
+      [6, null, null, null],
+    ]);
+  });
+
   it("a gap on a replica ends the replica's sessions only, one on the primary the DB system's own", async () => {
     const replica = [onReplica(alice(1, 7)), alice(2, 7)];
     const { sessions } = await runTimeline([
