@@ -139,7 +139,7 @@ export class Correlator {
       memberships: new Memberships(cache),
       mappings: new Mappings(cache),
       signOns: new SignOns(cache),
-      credentials: new PlantedCredentials(cache),
+      credentials: new PlantedCredentials(cache, config.retention),
     };
     this.policies = new Policies(cache);
     this.expectedCredentials = expectedCredentialsOf(config);

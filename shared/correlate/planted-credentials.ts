@@ -36,7 +36,11 @@ const byTime = (a: { ts: number; key: string }, b: { ts: number; key: string }) 
 export class PlantedCredentials {
   private prunedTo = Number.NEGATIVE_INFINITY;
 
-  constructor(private readonly cache: EntityCache) {}
+  /** `retention`: how long a credential is followed after its creation or the last login it was in force at. */
+  constructor(
+    private readonly cache: EntityCache,
+    private readonly retention: number,
+  ) {}
 
   /** Records a credential another principal created on `userId` (once per event). */
   plant(userId: string, credential: PlantedCredential): void {
@@ -55,12 +59,19 @@ export class PlantedCredentials {
     this.cache.set(PLANTED, userId, row);
   }
 
-  /** The user's planted credentials in force at `ts`: created by then and not ended since. */
+  /**
+   * The user's planted credentials in force at `ts`: created by then, created or last in force at a
+   * login within `retention` before it (in event time, whether or not a prune has run yet), and not
+   * ended since.
+   */
   inForce(userId: string, ts: number): PlantedCredential[] {
     const row = this.cache.get<Row>(PLANTED, userId);
     if (!row) return [];
     return row.planted.filter(
-      (p) => p.ts <= ts && !row.ends.some((e) => e.ts > p.ts && e.ts <= ts && ends(e, p)),
+      (p) =>
+        p.ts <= ts &&
+        (p.usedTs ?? p.ts) >= ts - this.retention &&
+        !row.ends.some((e) => e.ts > p.ts && e.ts <= ts && ends(e, p)),
     );
   }
 

@@ -9,6 +9,7 @@ import { EntityCache } from '../../shared/state/entity-cache.js';
 import { runs } from '../helpers/property.js';
 import {
   runAcrossReopen,
+  runBatches,
   runTimeline,
   sameForEveryDelivery,
   type TimelineResult,
@@ -116,7 +117,7 @@ describe('PlantedCredentials', () => {
   const keys = (c: PlantedCredentials, ts: number) => c.inForce('u', ts).map((p) => p.key);
 
   it('is ended by a deletion of its type and id in event time, whichever was recorded first', () => {
-    const c = new PlantedCredentials(new EntityCache());
+    const c = new PlantedCredentials(new EntityCache(), 30 * DAY);
     c.end('u', { key: 'd', ts: 20, type: 'api-key', id: 'k1' });
     c.plant('u', planted('a', 10, { id: 'k1' }));
     c.plant('u', planted('b', 10, { id: 'k2' }));
@@ -131,19 +132,56 @@ describe('PlantedCredentials', () => {
 
   it('is kept `retention` after its creation or its last use, and read back from the state', () => {
     const cache = new EntityCache();
-    const c = new PlantedCredentials(cache);
+    const c = new PlantedCredentials(cache, 30 * DAY);
     c.plant('u', planted('used', 0));
     c.plant('u', planted('unused', 0));
     c.noteUse('u', ['used'], 40 * DAY);
     c.prune(30 * DAY);
-    expect(keys(new PlantedCredentials(cache), 41 * DAY)).toEqual(['used']);
+    expect(keys(new PlantedCredentials(cache, 30 * DAY), 41 * DAY)).toEqual(['used']);
     c.prune(45 * DAY);
     expect(keys(c, 46 * DAY)).toEqual([]);
     expect(cache.size('planted-credential')).toBe(0);
   });
 
+  it('is in force until `retention` after its creation or last use in event time, pruned or not', () => {
+    const c = new PlantedCredentials(new EntityCache(), 30 * DAY);
+    c.plant('u', planted('k', 0));
+    expect(keys(c, 30 * DAY)).toEqual(['k']);
+    expect(keys(c, 30 * DAY + 1)).toEqual([]);
+    c.noteUse('u', ['k'], 20 * DAY);
+    expect(keys(c, 50 * DAY)).toEqual(['k']);
+  });
+
+  it('past `retention`, a session is marked or not the same in one batch or two', async () => {
+    const R = 30 * DAY;
+    const alice = (ts: number, conn: number) =>
+      db.connect({ at: ts, conn, account: 'dba_proxy', user: 'alice', os: 'alice', proxy: true });
+    const first = [
+      iam.credential({ at: at(0), user: USERS.alice, id: 'fp-1' }),
+      alice(at(1), 1),
+      db.disconnect({ at: at(2), conn: 1, account: 'dba_proxy' }),
+      iam.signOn({ at: at(1) + R + 120 * 60_000, user: USERS.dave, ip: '10.0.0.9' }),
+    ];
+    const second = [
+      alice(at(1) + R + 121 * 60_000, 2),
+      iam.signOn({ at: at(1) + R + 300 * 60_000, user: USERS.dave, ip: '10.0.0.9' }),
+    ];
+    const marks = (r: TimelineResult) =>
+      r.sessions.map((s) => [
+        s.connectionId,
+        s.attribution?.confidence,
+        s.attribution?.plantedCredentials?.length ?? 0,
+      ]);
+    const oneBatch = marks(await runBatches([[...first, ...second]]));
+    expect(oneBatch).toEqual([
+      [1, 'asserted', 1],
+      [2, 'verified', 0],
+    ]);
+    expect(marks(await runBatches([first, second]))).toEqual(oneBatch);
+  });
+
   it("keeps each user's latest 20, once each however often they are recorded", () => {
-    const c = new PlantedCredentials(new EntityCache());
+    const c = new PlantedCredentials(new EntityCache(), 30 * DAY);
     for (let i = 0; i < 25; i++) c.plant('u', planted(`k${String(i).padStart(2, '0')}`, i));
     c.plant('u', planted('k24', 24));
     const kept = keys(c, 100);
