@@ -243,6 +243,23 @@ export function sessionSwitches(s: Session): SessionSwitch[] {
   return [{ ...s.changedUser, from: { login, account, mysqlAccount, identity }, ...loginStateOf(s) }];
 }
 
+/** A planted credential as a login's attribution names it. */
+export type PlantedCredentialRef = NonNullable<Attribution['plantedCredentials']>[number];
+
+/**
+ * The credentials planted on a person that were in force at any login of the session (its connect,
+ * each switch it kept, the last), each once, with the login that first named it.
+ */
+export function sessionPlantedCredentials(
+  s: Session,
+): { login: LoginState; credential: PlantedCredentialRef }[] {
+  const found = new Map<string, { login: LoginState; credential: PlantedCredentialRef }>();
+  for (const login of [s.connected, ...(s.switches ?? []), s])
+    for (const credential of login?.attribution?.plantedCredentials ?? [])
+      if (!found.has(credential.key)) found.set(credential.key, { login: login!, credential });
+  return [...found.values()];
+}
+
 /** A session's parts that describe its logins rather than the connection. */
 function connectionOf(s: Session): Session {
   const {

@@ -3,7 +3,13 @@
 // are not; and those tied to someone the directory says was not entitled at the time. Also every
 // IAM session (shared or personal) made while a credential someone else created on its person was in force.
 import type { Cell } from '../../schemas/report.js';
-import { ATTRIBUTION_METHODS, CONFIDENCES, type Session } from '../../schemas/session.js';
+import {
+  ATTRIBUTION_METHODS,
+  CONFIDENCES,
+  type LoginState,
+  type Session,
+  sessionPlantedCredentials,
+} from '../../schemas/session.js';
 import {
   bars,
   byText,
@@ -30,8 +36,9 @@ const SESSION_COLUMNS = [
   column('source_ip', 'Source address'),
 ];
 
-function sessionCells(s: Session): Cell[] {
-  return [s.connectTime, s.dbSystem.name, s.mysqlAccount, s.login.user, s.sourceIp ?? null];
+/** A session's cells, with the account and login user of one of its logins (default: the last). */
+function sessionCells(s: Session, login: LoginState = s): Cell[] {
+  return [s.connectTime, s.dbSystem.name, login.mysqlAccount, login.login.user, s.sourceIp ?? null];
 }
 
 type AccountRow = { db: string; account: string; sessions: number; methods: Tally; confidences: Tally };
@@ -53,11 +60,11 @@ export const attributionEvidence: ReportDefinition = {
     return {
       session(s) {
         if (s.outcome !== 'success') return;
-        for (const c of s.attribution?.plantedCredentials ?? [])
+        for (const { login, credential: c } of sessionPlantedCredentials(s))
           planted.push([
-            ...sessionCells(s),
-            s.identity?.name ?? null,
-            s.attribution?.confidence ?? null,
+            ...sessionCells(s, login),
+            login.identity?.name ?? null,
+            login.attribution?.confidence ?? null,
             c.type,
             c.actor.name ?? c.actor.id ?? null,
             c.time,

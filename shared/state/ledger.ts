@@ -5,7 +5,12 @@
 // and the CSV exports use the same columns.
 import { type Alert, recordTime } from '../../schemas/alert.js';
 import type { DeadLetter } from '../../schemas/dead-letter.js';
-import { type Attribution, LAST_ACTIVITY, type Session } from '../../schemas/session.js';
+import {
+  type Attribution,
+  LAST_ACTIVITY,
+  type Session,
+  sessionPlantedCredentials,
+} from '../../schemas/session.js';
 import { toIso } from '../time.js';
 
 /** What exports and reports ask the ledger for: a time range (`from` inclusive, `to` exclusive) and filters. */
@@ -71,7 +76,7 @@ export const SESSION_FIELDS: readonly LedgerField<Session>[] = [
   {
     name: 'planted_credentials',
     type: 'int',
-    value: (s) => s.attribution?.plantedCredentials?.length ?? null,
+    value: (s) => sessionPlantedCredentials(s).length || null,
     later: 2,
   },
   { name: 'break_glass_grant', type: 'text', value: (s) => s.breakGlassGrant },

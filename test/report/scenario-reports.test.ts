@@ -343,13 +343,16 @@ describe('attribution evidence', () => {
       iam.credential({ at: at(40), user: USERS.carol, by: USERS.bob, type: 'auth-token' }),
       db.connect({ at: at(50), conn: 2, account: 'carol', ip: '10.0.0.7' }),
       db.connect({ at: at(60), conn: 3, account: 'dev_proxy', user: 'bob', os: 'bob', proxy: true }),
+      // Alice's connection, made with the key in force, then switched to a local account.
+      db.connect({ at: at(70), conn: 4, account: 'dba_proxy', user: 'alice', os: 'alice', proxy: true }),
+      db.changeUser({ at: at(71), conn: 4, account: 'admin' }),
     ]);
     const [d] = await runReports(s, {
       reports: ['attribution-evidence'],
       period: DAY_PERIOD,
       generatedAt: T0,
     });
-    expect(figure(d!, 'Made while a credential someone else created was in force')).toBe(2);
+    expect(figure(d!, 'Made while a credential someone else created was in force')).toBe(3);
     expect(
       rowsOf(d!, 'planted-credential').map((r) => [
         r.connect_time,
@@ -363,6 +366,7 @@ describe('attribution evidence', () => {
     ).toEqual([
       [iso(at(30)), 'alice@example.com', 'dba_proxy@%', 'asserted', 'api-key', 'iam-admin', iso(at(0))],
       [iso(at(50)), 'carol@example.com', 'carol@%', 'asserted', 'auth-token', 'bob@example.com', iso(at(40))],
+      [iso(at(70)), 'alice@example.com', 'dba_proxy@%', 'asserted', 'api-key', 'iam-admin', iso(at(0))],
     ]);
     await s.close();
   });

@@ -233,6 +233,19 @@ function ledger(adapter: Adapter) {
     expect(Number((await backing.sql('SELECT COUNT(*) AS n FROM session_tables'))[0]!.n)).toBe(3);
   });
 
+  it("counts the planted credentials of a session's connect after a change_user to another person", async () => {
+    const store = await backing.open();
+    const s1 = sessions()[0]!;
+    const { login, account, mysqlAccount, identity, group, proxied, attribution, breakGlassGrant } = s1;
+    s1.connected = { login, account, mysqlAccount, identity, group, proxied, attribution, breakGlassGrant };
+    s1.attribution = { method: 'local-account', confidence: 'verified', evidence: ['k2'] };
+    s1.identity = null;
+    await store.commit(batch({ sessions: [s1] }));
+    expect(
+      await backing.sql("SELECT planted_credentials FROM audit_sessions WHERE session_id = 's1'"),
+    ).toEqual([{ planted_credentials: 1 }]);
+  });
+
   it('shows a session its server ended (no disconnect logged) as ended, with how, in the view and when read back', async () => {
     const store = await backing.open();
     const s1 = sessions()[0]!;
