@@ -5,6 +5,7 @@
 // before the writer's own checkpoints would copy it, and a thread that cannot start changes nothing.
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -100,8 +101,9 @@ describe.each(['commits', 'checkpoints'] as const)('SqliteStore with a thread fo
        const { newAlerts } = await store.commit(commitBatch());
        console.log('committed', newAlerts.size);`,
     );
-    const tsx = fileURLToPath(new URL('../../node_modules/.bin/tsx', import.meta.url));
-    const { stdout } = await promisify(execFile)(tsx, [script], { timeout: 20_000 });
+    // tsx as Node resolves it (a hoisted or linked node_modules has no .bin beside the tests).
+    const tsx = createRequire(import.meta.url).resolve('tsx/cli');
+    const { stdout } = await promisify(execFile)(process.execPath, [tsx, script], { timeout: 20_000 });
     expect(stdout).toBe('committed 0\n');
   });
 });
