@@ -259,7 +259,7 @@ export const GapEventSchema = z.object({
   instance: z.string().optional(),
   /**
    * Whether the instance is the DB system's primary endpoint, whose events carry no instance: a gap
-   * that ends sessions (`server-changed`, `log-reset`) ends those of the DB system's own log, and a
+   * that ends sessions (`server-changed`) ends those of the DB system's own log, and a
    * replica's (`false`) leaves that log deduplicated by position. Absent: not said (older records).
    */
   primary: z.boolean().optional(),

@@ -17,15 +17,9 @@ export const CONFIDENCES = ['verified', 'corroborated', 'asserted', 'none'] as c
  * wrote a shutdown record after the session's last event (the end is that record's time);
  * `server-restart`: its server started again with no such record (the end is the startup's time,
  * an upper bound); `server-changed`: another server took over its instance (an HA failover, a
- * replacement); `log-reset`: its instance's log went back in time (a restored or replaced server).
- * For the last two the end is the audit gap's time: the last event read from the server before.
+ * replacement; the end is the audit gap's time: the last event read from the server before).
  */
-export const SESSION_END_REASONS = [
-  'server-shutdown',
-  'server-restart',
-  'server-changed',
-  'log-reset',
-] as const;
+export const SESSION_END_REASONS = ['server-shutdown', 'server-restart', 'server-changed'] as const;
 export type SessionEndReason = (typeof SESSION_END_REASONS)[number];
 
 /** What ended a session its server logged no disconnect for, and what its end time is then. */
@@ -34,7 +28,6 @@ const ENDED_BY: Record<SessionEndReason, string> = {
   'server-restart': 'its server restarted (the end is the startup time, an upper bound)',
   'server-changed':
     'another server took over its instance (the end is the last event read from the server before)',
-  'log-reset': "its instance's log was reset (the end is the last event read from the server before)",
 };
 
 /** `no disconnect logged: <what ended it>`, for the SIEM records and reports of such a session. */

@@ -83,10 +83,13 @@ const ACCOUNT_AUDIT_KEEP = 8;
 const SERVER_STOP = 'server-stop';
 type ServerStop = { ts: number; time: string };
 
-/** Audit gaps after which the server that held an instance's sessions no longer answers there. */
+/**
+ * Audit gaps after which the server that held an instance's sessions no longer answers there. Not
+ * `log-reset`: the log is then read again from its start, and the sessions of the log that answers
+ * now, all older than the gap, cannot be told by time from those of the log before it.
+ */
 const SESSION_ENDING_GAPS: ReadonlyMap<GapEvent['reason'], SessionEndReason> = new Map([
   ['server-changed', 'server-changed'],
-  ['log-reset', 'log-reset'],
 ]);
 
 /** Whether an audit gap ends the sessions open on its instance (another server answers there). */

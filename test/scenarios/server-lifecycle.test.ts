@@ -47,10 +47,10 @@ function restarts(): CanonicalEvent[] {
   ];
 }
 
-/** An HA failover at the primary, a log reset at a replica, and a gap that ends nothing. */
+/** An HA failover at the primary, and a log reset at a replica and a gap that end nothing. */
 function failover(): CanonicalEvent[] {
   return [
-    // The primary's sessions end; the replica's go on until its log is reset.
+    // The primary's sessions end; the replica's go on, through a reset of its log too.
     alice(121, 7),
     onReplica(alice(122, 7)),
     gap.mysql({ from: at(125), reason: 'server-changed' }),
@@ -94,7 +94,7 @@ describe('sessions a server restart or failover ended', () => {
       [6, null, toIso(at(9)), null],
       [5, null, toIso(at(20)), 'server-restart'],
       [7, null, toIso(at(125)), 'server-changed'],
-      [7, REPLICA, toIso(at(130)), 'log-reset'],
+      [7, REPLICA, null, null],
       [9, null, null, null],
     ]);
     // Alice's session ended with the failover: a statement of the new server's connection 7 after
@@ -102,7 +102,7 @@ describe('sessions a server restart or failover ended', () => {
     expect(pipeline.correlation.orphanEvents).toBe(1);
     expect(alerts.filter((a) => a.rule === 'access.after-revocation')).toEqual([]);
     expect(sessions.find((s) => s.connectionId === 7 && !s.instance)?.counts.queries).toBe(0);
-    expect(pipeline.openSessions).toBe(1);
+    expect(pipeline.openSessions).toBe(2);
   });
 
   // Each part on its own: after a failover the log is deduplicated by exact key, and a redelivery of
@@ -147,6 +147,31 @@ describe('sessions a server restart or failover ended', () => {
     });
     const { sessions } = await runBatches([[db.startup({ at: at(10) })]], { store: SqliteStore.open(path) });
     expect(ended(sessions)).toEqual([[5, null, toIso(at(8)), 'server-shutdown']]);
+  });
+
+  it('a log reset ends none of the sessions of the log read again, older than the gap as they all are', async () => {
+    const { sessions, pipeline } = await runBatches([
+      [
+        onReplica(db.connect({ at: at(1), conn: 7, account: 'admin' })),
+        iam.signOn({ at: at(100), user: USERS.dave, ip: '10.0.0.9' }),
+      ],
+      // The log went back in time: it is read again from its start, after the gap.
+      [
+        gap.mysql({ from: at(100), reason: 'log-reset', instance: REPLICA }),
+        onReplica(db.connect({ at: at(50), conn: 3, account: 'admin' })),
+      ],
+      [
+        onReplica(
+          db.query({ at: at(105), conn: 3, account: 'admin', sqlCommand: 'select', sql: 'SELECT 1' }),
+        ),
+        iam.signOn({ at: at(200), user: USERS.dave, ip: '10.0.0.9' }),
+      ],
+    ]);
+    expect(sessions.map((s) => [s.connectionId, s.disconnectTime ?? null, s.counts.queries])).toEqual([
+      [7, null, 0],
+      [3, null, 1],
+    ]);
+    expect(pipeline.correlation.orphanEvents).toBe(0);
   });
 
   it("the new server's sessions are not ended: those it opened in the gap's second, or after a startup applied late", async () => {
