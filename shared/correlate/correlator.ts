@@ -84,17 +84,12 @@ const SERVER_STOP = 'server-stop';
 type ServerStop = { ts: number; time: string };
 
 /**
- * Audit gaps after which the server that held an instance's sessions no longer answers there. Not
- * `log-reset`: the log is then read again from its start, and the sessions of the log that answers
- * now, all older than the gap, cannot be told by time from those of the log before it.
+ * Whether an audit gap ends the sessions open on its instance: `server-changed` (another server
+ * answers there). Not `log-reset`: the log is then read again from its start, and the sessions of
+ * the log that answers now, all older than the gap, cannot be told by time from those before it.
  */
-const SESSION_ENDING_GAPS: ReadonlyMap<GapEvent['reason'], SessionEndReason> = new Map([
-  ['server-changed', 'server-changed'],
-]);
-
-/** Whether an audit gap ends the sessions open on its instance (another server answers there). */
 export function gapEndsSessions(ev: GapEvent): boolean {
-  return ev.trail === 'mysql-audit' && ev.dbSystemId !== undefined && SESSION_ENDING_GAPS.has(ev.reason);
+  return ev.trail === 'mysql-audit' && ev.dbSystemId !== undefined && ev.reason === 'server-changed';
 }
 
 export type CorrelatorStats = {
@@ -192,7 +187,7 @@ export class Correlator {
           event.dbSystemId!,
           event.primary ? undefined : event.instance,
           event,
-          SESSION_ENDING_GAPS.get(event.reason)!,
+          'server-changed',
         );
       this.detector.run('gap', { event, db: event.dbSystemId ? this.dbs.get(event.dbSystemId) : undefined });
     }
