@@ -3,7 +3,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { Alert } from '../../schemas/alert.js';
-import type { Session } from '../../schemas/session.js';
+import { SESSION_END_REASONS, type Session } from '../../schemas/session.js';
 import {
   CEF_SEVERITY,
   cefAlert,
@@ -269,6 +269,19 @@ describe('CEF sessions', () => {
       attributionConfidence: 'asserted',
     });
     expect(parseCef(cefSession(s, ctx)).ext).not.toHaveProperty('cn2');
+  });
+
+  it('a session its server ended without logging a disconnect says why in reason, beside its end', () => {
+    const s = run.sessions.find((x) => x.connectionId === 1)!;
+    for (const endReason of SESSION_END_REASONS) {
+      const ext = parseCef(cefSession({ ...s, endReason }, ctx)).ext;
+      expect(ext).toMatchObject({
+        outcome: 'success',
+        reason: endReason,
+        end: String(Date.parse(s.disconnectTime!)),
+      });
+    }
+    expect(parseCef(cefSession(s, ctx)).ext).not.toHaveProperty('reason');
   });
 
   it('a session through a break-glass group names the grant', () => {

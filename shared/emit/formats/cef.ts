@@ -154,7 +154,8 @@ function loginLine(
     ['externalId', externalId(login.id)],
     ['cat', 'authentication'],
     ['outcome', ok ? 'success' : 'failure'],
-    ['reason', ok ? undefined : s.status],
+    // A login's reason is its failure; a session its server ended without a disconnect says why.
+    ['reason', ok ? s.endReason : s.status],
     ['suser', s.identity?.name],
     ['suid', s.identity?.id],
     ['duser', s.mysqlAccount],
