@@ -53,6 +53,8 @@ export type ServerCatalogue = {
   accounts: TestAccount[];
   /** Server plugins reported by information_schema.PLUGINS besides the audit log. */
   plugins: { name: string; status: string }[];
+  /** `max_error_count`: how many messages of a statement a session keeps (it counts them all). */
+  maxErrorCount: number;
 };
 
 export type TestServerOptions = Partial<ServerCatalogue> & {
@@ -71,8 +73,20 @@ type SessionState = {
   tls: boolean;
   sequence?: ReadSequence | undefined;
   readBufferSize: number;
+  maxErrorCount: number;
+  /** The messages of the last statement that raised any, the first `maxErrorCount` of them. */
   warnings: { level: string; code: number; message: string }[];
+  /** How many it raised (`@@warning_count`). */
+  warningCount: number;
 };
+
+type Warning = SessionState['warnings'][number];
+
+/** Records the warnings of a statement as MySQL does: all counted, the first `max_error_count` kept. */
+function warn(session: SessionState, warnings: readonly Warning[]): void {
+  session.warningCount = warnings.length;
+  session.warnings = warnings.slice(0, session.maxErrorCount);
+}
 
 const PREFIX: Record<AuditFlavor, string> = { plugin: 'audit_log_', component: 'audit_log.', none: '' };
 
@@ -138,6 +152,7 @@ export class HeatWaveTestServer {
       filterUsers: opts.filterUsers ?? [{ user: '%', host: '', filter: 'log_all' }],
       accounts: opts.accounts ?? [],
       plugins: opts.plugins ?? [{ name: 'authentication_oci', status: 'ACTIVE' }],
+      maxErrorCount: opts.maxErrorCount ?? 1024,
     };
     this.audit = opts.audit ?? new AuditLog();
     this.tls = opts.tls ? createSecureContext({ key: opts.tls.key, cert: opts.tls.cert }) : undefined;
@@ -246,7 +261,9 @@ export class HeatWaveTestServer {
         user,
         tls: hello.tls,
         readBufferSize: Number(this.catalogue.auditVariables.read_buffer_size ?? 32768),
+        maxErrorCount: this.catalogue.maxErrorCount,
         warnings: [],
+        warningCount: 0,
       };
       for (;;) {
         const packet = await channel.next();
@@ -274,6 +291,7 @@ export class HeatWaveTestServer {
       channel.error(fault.code, '42000', fault.message);
       return;
     }
+    // Diagnostic statements: they leave the messages of the last statement as they are.
     if (/^SHOW WARNINGS$/i.test(sql)) {
       channel.resultSet(
         [{ name: 'Level' }, { name: 'Code', type: COLUMN_TYPE.LONGLONG }, { name: 'Message' }],
@@ -281,21 +299,31 @@ export class HeatWaveTestServer {
       );
       return;
     }
-    session.warnings = [];
+    if (/^SHOW COUNT\(\*\) WARNINGS$/i.test(sql)) {
+      channel.resultSet(
+        [{ name: '@@session.warning_count', type: COLUMN_TYPE.LONGLONG }],
+        [[session.warningCount]],
+      );
+      return;
+    }
+    warn(session, []);
     const answer = this.answer(channel, session, sql);
     if (answer === undefined) return;
+    // The OK and EOF packets carry the count in two bytes.
+    const warnings = Math.min(session.warningCount, 0xffff);
     if ('error' in answer) channel.error(answer.error.code, answer.error.state, answer.error.message);
-    else if ('ok' in answer) channel.ok();
-    else channel.resultSet(answer.columns, answer.rows, session.warnings.length);
+    else if ('ok' in answer) channel.ok({ warnings });
+    else channel.resultSet(answer.columns, answer.rows, warnings);
   }
 
   /** The statements this server understands, in the order they are tried. */
   private readonly routes: Route[] = [
     {
       pattern: /^SELECT (@@[\w.]+(?: AS \w+)?(?:, @@[\w.]+(?: AS \w+)?)*)$/i,
-      handle: (m) => {
+      handle: (m, session) => {
         const items = m[1]!.split(', ').map((part) => /^(@@[\w.]+)(?: AS (\w+))?$/i.exec(part)!);
         const values: Record<string, Cell> = {
+          '@@max_error_count': session.maxErrorCount,
           '@@version': this.catalogue.version,
           '@@server_uuid': this.catalogue.serverUuid,
           '@@hostname': 'hw-instance',
@@ -334,9 +362,9 @@ export class HeatWaveTestServer {
           const value = Number(m[2]);
           session.readBufferSize = Math.min(Math.max(value, 32_768), 4_194_304);
           if (session.readBufferSize !== value)
-            session.warnings = [
+            warn(session, [
               { level: 'Warning', code: 1292, message: `Truncated incorrect ${name} value: '${value}'` },
-            ];
+            ]);
           return { ok: true };
         }
         return { error: { code: 1193, state: 'HY000', message: `Unknown system variable '${m[1]}'` } };
@@ -385,7 +413,10 @@ export class HeatWaveTestServer {
         const arg = m[1] === undefined ? undefined : unquote(m[1]);
         const result = this.audit.read(session, arg, session.readBufferSize);
         if (!result.ok) return { error: { code: result.code, state: 'HY000', message: result.message } };
-        session.warnings = result.warnings.map((w) => ({ level: 'Warning', ...w }));
+        warn(
+          session,
+          result.warnings.map((w) => ({ level: 'Warning', ...w })),
+        );
         return { columns: [{ name: 'events' }], rows: [[result.value]] };
       },
     },
