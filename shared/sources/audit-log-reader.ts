@@ -19,6 +19,10 @@
 // itself (the manual says it does) and how a skipped-for-size warning is worded. A bookmark read
 // that does not return the bookmarked event is checked again from the start of its second before
 // a gap is reported, and every warning of a read counts as events skipped.
+//
+// The server keeps at most `max_error_count` messages of a statement (1024 by default) but counts
+// them all: when `SHOW WARNINGS` returns that many, `SHOW COUNT(*) WARNINGS` (a diagnostic
+// statement too, so the messages stay) gives how many there were.
 import type { GapRecord } from '../../schemas/envelopes.js';
 import type { GAP_REASONS } from '../../schemas/events.js';
 import { ClockSteps, clockStepRecord } from '../decode/clock-steps.js';
@@ -61,6 +65,8 @@ export type AuditLogServer = {
   readBufferSize: number | undefined;
   /** Why the buffer could not be raised, when it could not. */
   bufferNote?: string;
+  /** How many messages of a statement the server keeps (`max_error_count`), when it said. */
+  maxErrorCount: number | undefined;
 };
 
 /** A record read (a collector record or a gap record) and, for an event, the position it ends at. */
@@ -73,7 +79,14 @@ export type ReadBatch = {
   repeated: number;
 };
 
-type CallResult = { events: unknown[]; ended: boolean; warnings: { code: number; message: string }[] };
+type CallResult = {
+  events: unknown[];
+  ended: boolean;
+  /** The messages the server kept (at most `max_error_count`). */
+  warnings: { code: number; message: string }[];
+  /** How many warnings the call raised: more than `warnings` when the server kept only some. */
+  warningCount: number;
+};
 
 const EPOCH_START = '1970-01-01 00:00:00';
 
@@ -135,18 +148,20 @@ export class AuditLogReader {
         throw instanceError(target, error, during);
       });
     const [info] = await run(
-      'SELECT @@version AS version, @@server_uuid AS server_uuid',
+      'SELECT @@version AS version, @@server_uuid AS server_uuid, @@max_error_count AS max_error_count',
       'reading the version',
     );
     const rows = await run("SHOW GLOBAL VARIABLES LIKE 'audit\\_log%'", 'reading the audit log variables');
     const variables = new Map(rows.map((r) => [String(r.Variable_name), String(r.Value)]));
     const found = auditFlavorOf([...variables.keys()]);
+    const maxErrorCount = Number(info?.max_error_count ?? Number.NaN);
     const server: AuditLogServer = {
       version: String(info?.version ?? ''),
       serverUuid: String(info?.server_uuid ?? ''),
       flavor: found?.flavor,
       variables,
       readBufferSize: undefined,
+      maxErrorCount: Number.isInteger(maxErrorCount) ? maxErrorCount : undefined,
     };
     const reader = new AuditLogReader(session, target, server);
     if (found === undefined)
@@ -243,15 +258,20 @@ export class AuditLogReader {
           p ? { record: this.record(event), position: position! } : { record: this.record(event) },
         );
       }
-      if (result.warnings.length > 0) {
-        const codes = [...new Set(result.warnings.map((w) => w.code))].join(', ');
+      const { warnings, warningCount } = result;
+      if (warningCount > 0) {
+        const codes = [...new Set(warnings.map((w) => w.code))].join(', ') || 'unknown';
+        const capped =
+          warnings.length < warningCount
+            ? `; the server kept the messages of the first ${warnings.length} only (max_error_count)`
+            : '';
         records.push({
           record: this.gap(
             'oversized',
             before?.time ?? position?.time ?? toIso(Date.now()),
             position?.time,
-            result.warnings.length,
-            `the server warned ${result.warnings.length} time(s) while reading (codes ${codes}): events that did not fit the read buffer (${this.server.readBufferSize ?? 'unknown'} bytes) were skipped`,
+            warningCount,
+            `the server warned ${warningCount} time(s) while reading (codes ${codes}): events that did not fit the read buffer (${this.server.readBufferSize ?? 'unknown'} bytes) were skipped${capped}`,
           ),
         });
       }
@@ -319,15 +339,27 @@ export class AuditLogReader {
     return { result, repeated: 0 };
   }
 
-  /** One `audit_log_read()` call and its warnings. */
+  /**
+   * One `audit_log_read()` call and its warnings: their messages, and their count, asked for only
+   * when the server may have kept fewer messages than there were (as many as `max_error_count`, or
+   * any when that is unknown).
+   */
   private async call(arg: Record<string, unknown>): Promise<CallResult> {
     const body = { ...arg, max_array_length: this.target.settings.batchSize };
     let rows: Record<string, unknown>[];
     let warnings: Record<string, unknown>[];
+    let warningCount: number;
     try {
       rows = await this.session.query('SELECT audit_log_read(?) AS events', [JSON.stringify(body)]);
       this.sequenceOpen = true;
       warnings = await this.session.query('SHOW WARNINGS');
+      warningCount = warnings.length;
+      const cap = this.server.maxErrorCount;
+      if (cap === undefined ? warningCount > 0 : warningCount >= cap) {
+        const [counted] = await this.session.query('SHOW COUNT(*) WARNINGS');
+        const n = Number(Object.values(counted ?? {})[0]);
+        if (Number.isInteger(n) && n > warningCount) warningCount = n;
+      }
     } catch (error) {
       throw instanceError(this.target, error, 'calling audit_log_read()');
     }
@@ -345,6 +377,7 @@ export class AuditLogReader {
       events: value.filter((v) => v !== null),
       ended,
       warnings: warnings.map((w) => ({ code: Number(w.Code), message: String(w.Message ?? '') })),
+      warningCount,
     };
   }
 

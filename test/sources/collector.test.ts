@@ -195,7 +195,43 @@ describe('collector: reading one instance', () => {
     expect(gap).toHaveLength(1);
     expect(gap[0]).toMatchObject({ severity: 'critical', details: { reason: 'oversized', skipped: 1 } });
     expect(sessions[0]!.counts.queries).toBe(2);
+    // Fewer messages than the server keeps: SHOW WARNINGS has them all, nothing more is asked.
+    expect(s.statements).not.toContain('SHOW COUNT(*) WARNINGS');
   });
+
+  it.each([
+    { name: 'beyond the 1,024 messages MySQL keeps', maxErrorCount: undefined, big: 1_100, kept: 1_024 },
+    { name: 'beyond a max_error_count set lower', maxErrorCount: 10, big: 25, kept: 10 },
+    { name: 'as many as the server keeps', maxErrorCount: 10, big: 10, kept: 10 },
+  ])(
+    'events skipped for size $name are counted exactly, from the server’s warning count',
+    async ({ maxErrorCount, big, kept }) => {
+      const log = new RawLog()
+        .connect({ at: minutes(0), conn: 5, user: 'admin' })
+        .query({ at: minutes(1), conn: 5, user: 'admin', sql: 'SELECT 1' });
+      for (let i = 0; i < big; i++)
+        log.query({ at: minutes(2), conn: 5, user: 'admin', sql: `SELECT big${i}`, pad: 33_000 });
+      log
+        .query({ at: minutes(3), conn: 5, user: 'admin', sql: 'SELECT 3' })
+        .disconnect({ at: minutes(4), conn: 5, user: 'admin' });
+      const s = await server(log, maxErrorCount === undefined ? {} : { maxErrorCount });
+      const run = await pass([{ server: s }], { collector: { readBufferSize: 32_768 } });
+      expect(run.result.instances[0]).toMatchObject({ records: 5, gaps: 1, caughtUp: true });
+      // One call read it all.
+      expect(auditCalls(s)).toHaveLength(1);
+      const { alerts } = await finished(run);
+      const gap = alerts.filter((a) => a.rule === 'audit.gap');
+      expect(gap).toHaveLength(1);
+      expect(gap[0]!.details).toMatchObject({ reason: 'oversized', skipped: big });
+      const detail = String(gap[0]!.details?.detail);
+      expect(detail).toContain(`the server warned ${big} time(s) while reading (codes 3200)`);
+      if (big > kept)
+        expect(detail).toContain(`the server kept the messages of the first ${kept} only (max_error_count)`);
+      else expect(detail).not.toContain('max_error_count');
+      // The server kept as many messages as it may: their count was asked for, once.
+      expect(s.statements.filter((q) => q === 'SHOW COUNT(*) WARNINGS')).toHaveLength(1);
+    },
+  );
 
   it('a log rotated and pruned past the bookmark is a gap with the range not seen', async () => {
     const log = new RawLog().session({ at: minutes(0), conn: 5, user: 'admin', queries: 1 });
