@@ -4,7 +4,7 @@
 // `sync` send (and only those: anything else is ER_PARSE_ERROR, so a new statement in the product
 // fails a test until this server learns it), from a catalogue that a test sets: version, server
 // UUID, audit log plugin or component and its variables, filters, accounts, grants.
-// README.md in this folder shows how tests use it.
+// test/sources/collector.test.ts shows how tests use it.
 import { createServer, type Server, type Socket } from 'node:net';
 import { createSecureContext, type SecureContext } from 'node:tls';
 import { AuditLog, type ReadSequence } from './audit-log.js';
