@@ -108,15 +108,17 @@ function resolve(facts: ConnectFacts, models: Models, tokenLifetime: number): At
 
   // 2. A group login: the proxied account is the target of one or more group mappings. Where the
   // server names the proxy account, it must be a mapping account; where it names none (what
-  // authentication_oci writes there is not documented), an account an audited statement opened
-  // to logins without IAM (a password, another plugin, unlocked, a look-alike on another host)
-  // may have been logged in to directly, and is taken for a local account.
-  const direct = login.proxy ? undefined : mappings.directLoginAt(db, account, ts);
+  // authentication_oci writes there is not documented), an account open at connect time to logins
+  // without IAM (unlocked, or given a password or another plugin, as audited statements and
+  // snapshots say; a look-alike on another host) may have been logged in to directly, and is
+  // taken for a local account, whenever it was opened, before or after a mapping named it.
+  const mapped = mappings.groupsMappedTo(db, account, ts);
+  const direct = login.proxy || mapped.length === 0 ? undefined : mappings.directLoginAt(db, account, ts);
   const candidates = direct
     ? []
-    : mappings
-        .groupsMappedTo(db, account, ts)
-        .filter((c) => !login.proxy || sameAccount(parseAccountName(login.proxy), parseAccountName(c.via)));
+    : mapped.filter(
+        (c) => !login.proxy || sameAccount(parseAccountName(login.proxy), parseAccountName(c.via)),
+      );
   if (candidates.length === 0) {
     return {
       identity: null,

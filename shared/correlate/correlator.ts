@@ -151,7 +151,7 @@ export class Correlator {
     const { directory, memberships, mappings } = this.models;
     directory.seed(seed);
     memberships.seed(seed.key, seed.memberships);
-    mappings.seed(seed.key, seed.accounts);
+    mappings.seed(seed.key, seed.accounts, seed.time);
     for (const m of seed.memberships) {
       const bg = directory.group(m.group)?.breakGlassMs;
       const start = m.since ?? seed.time;
@@ -441,13 +441,13 @@ export class Correlator {
     const mappingChanges: AccountChange[] = [];
     const bypassesIam: AccountRef[] = [];
     for (const change of facts.accounts ?? []) {
-      const opened = this.noteDirectLogin(ev, change);
-      if (opened) bypassesIam.push(opened);
       const before = mappings.versionAt(ev.dbSystemId, change.account, ev.ts);
       const touchesOci =
         before?.plugin === OCI_PLUGIN || ('plugin' in change && change.plugin === OCI_PLUGIN);
       if (touchesOci) mappingChanges.push(change);
       mappings.apply(ev.dbSystemId, change, ev.ts, ev.key);
+      const opened = this.openedToDirectLogin(ev, change);
+      if (opened) bypassesIam.push(opened);
     }
     this.detector.run('statement', {
       event: ev,
@@ -461,32 +461,28 @@ export class Correlator {
   }
 
   /**
-   * Whether an account change opens a proxied account (a group mapping's target) to logins without
-   * IAM: a password, another plugin or ACCOUNT UNLOCK for it, or an account of its user name created
-   * unlocked, on another host, or renamed onto it. Records it (ACCOUNT LOCK and DROP USER close it
-   * again) and returns the account it opened.
+   * The proxied account (a group mapping's target) an applied account change left open to logins
+   * without IAM (`Mappings.directLoginAt`), when the change is one that opens: a password, another
+   * plugin, ACCOUNT UNLOCK, an account of its user name created unlocked (on any host), or renamed
+   * onto it. ACCOUNT LOCK, DROP USER or mysql_no_login close it again.
    */
-  private noteDirectLogin(ev: DbEvent, change: AccountChange): AccountRef | undefined {
+  private openedToDirectLogin(
+    ev: { dbSystemId: string; ts: number },
+    change: AccountChange,
+  ): AccountRef | undefined {
+    if (change.op === 'drop') return undefined;
     const { mappings } = this.models;
     const account = change.op === 'rename' ? change.to : change.account;
-    const target = mappings.proxiedTarget(ev.dbSystemId, account.user, ev.ts);
-    if (!target) return undefined;
-    const note = (open: boolean) =>
-      mappings.noteDirectLogin(ev.dbSystemId, account, { ts: ev.ts, key: ev.key, open });
-    if (change.op === 'drop' || (change.op !== 'rename' && change.locked === true)) {
-      note(false);
-      return undefined;
-    }
-    const otherHost = (target.host ?? '%').toLowerCase() !== account.host.toLowerCase();
     const opens =
-      change.op === 'rename' ||
+      change.op !== 'alter' ||
       change.password === true ||
       change.locked === false ||
-      (change.op === 'create'
-        ? otherHost || change.locked === undefined
-        : change.plugin !== undefined && change.plugin !== OCI_PLUGIN);
-    if (opens) note(true);
-    return opens ? account : undefined;
+      (change.plugin !== undefined && change.plugin !== OCI_PLUGIN);
+    return opens &&
+      mappings.proxiedTarget(ev.dbSystemId, account.user, ev.ts) &&
+      mappings.directLoginAt(ev.dbSystemId, account, ev.ts)
+      ? account
+      : undefined;
   }
 
   /** The earlier mapping changes a statement undoes, account by account (a rename touches two). */
@@ -849,7 +845,8 @@ export class Correlator {
   /**
    * An account created, changed or dropped between two snapshots. Audited statements that
    * targeted it in that window explain it; so does a mapping the models already hold (a change of
-   * privileges or lock state needs the statement: the models do not track those).
+   * privileges or lock state needs the statement: the models do not track privileges). The lock
+   * state the later snapshot saw is recorded either way: it holds from the snapshot's time.
    */
   private syncAccount(ev: SyncAccountEvent): void {
     const db = ev.dbSystemId;
@@ -870,10 +867,6 @@ export class Correlator {
     const rights =
       ev.kind === 'account_changed' &&
       (ev.before?.locked !== after?.locked || ev.before?.privileges.join() !== after?.privileges.join());
-    if (audited || (!rights && modelAgrees)) {
-      this.stats.audited++;
-      return;
-    }
     const change: AccountChange =
       ev.kind === 'account_dropped' || !after
         ? { op: 'drop', account: ev.target }
@@ -884,9 +877,17 @@ export class Correlator {
             ...(after.authenticationString !== undefined
               ? { authenticationString: after.authenticationString }
               : {}),
+            locked: after.locked,
           };
+    const explained = audited || (!rights && modelAgrees);
+    if (definition && !explained) mappings.apply(db, change, ev.ts, ev.key);
+    else if (after && ev.before?.locked !== after.locked)
+      mappings.apply(db, { op: 'alter', account: ev.target, locked: after.locked }, ev.ts, ev.key);
+    if (explained) {
+      this.stats.audited++;
+      return;
+    }
     const touchesOci = [before?.plugin, ev.before?.plugin, after?.plugin].includes(OCI_PLUGIN);
-    if (definition) mappings.apply(db, change, ev.ts, ev.key);
     const added = (after?.privileges ?? []).filter((p) => !ev.before?.privileges.includes(p));
     const removed = (ev.before?.privileges ?? []).filter((p) => !after?.privileges.includes(p));
     const verbs =
@@ -900,6 +901,10 @@ export class Correlator {
               ...(removed.length > 0 ? ['REVOKE'] : []),
             ];
     const mappingChanges = definition && touchesOci ? [change] : [];
+    // A proxied account this change left open to logins without IAM (unlocked, say), unaudited.
+    const opened =
+      mappings.proxiedTarget(db, ev.target.user, ev.ts) !== undefined &&
+      mappings.directLoginAt(db, ev.target, ev.ts)?.key === ev.key;
     this.stats.drift++;
     this.detector.run('statement', {
       event: ev,
@@ -911,6 +916,7 @@ export class Correlator {
       },
       mappingChanges,
       reverts: this.mappingReverts(ev, mappingChanges),
+      bypassesIam: opened ? [ev.target] : [],
     });
   }
 

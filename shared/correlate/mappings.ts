@@ -2,11 +2,16 @@
 // time: seeded from the config, then changed by CREATE / ALTER / DROP / RENAME USER in the audit.
 import { Memo } from '../memo.js';
 import type { EntityCache } from '../state/entity-cache.js';
-import { BEGINNING_OF_TIME, inForceAt } from '../time.js';
+import { BEGINNING_OF_TIME } from '../time.js';
 import { ABSENT, type Undone, undone } from './reverts.js';
 import type { AccountChange, AccountRef } from './sql-facts.js';
 
 export const OCI_PLUGIN = 'authentication_oci';
+/**
+ * Plugins no one logs in to an account with but through IAM or a proxy: authentication_oci, and
+ * mysql_no_login (MySQL's own answer to "a proxied account nobody logs in to directly").
+ */
+const NO_DIRECT_LOGIN: ReadonlySet<string | undefined> = new Set([OCI_PLUGIN, 'mysql_no_login']);
 
 export type AccountVersion = {
   ts: number;
@@ -14,19 +19,28 @@ export type AccountVersion = {
   plugin?: string;
   authenticationString?: string;
   dropped?: true;
+  /**
+   * ACCOUNT LOCK (true) or UNLOCK (false), where the statement or the snapshot says it; a CREATE
+   * USER without either creates the account unlocked (false).
+   */
+  locked?: boolean;
+  /**
+   * A statement gave the account a way in of its own: a password, a plugin that logs in without
+   * IAM, or a rename onto it. Where its lock state is not known, that opens it (`directLoginAt`).
+   */
+  credential?: true;
+  /** Changes only how the account can be logged in to (`locked`, `credential`): its definition is the version before's. */
+  accessOnly?: true;
 };
-/**
- * An audited change of whether an account can be logged in to without IAM: `open` when a statement
- * gave a proxied user name a password, another plugin, an unlocked account or an account on another
- * host; closed by ACCOUNT LOCK or DROP USER.
- */
-export type DirectLogin = { ts: number; key: string; open: boolean };
+/** Since when (the version, by time and key) an account can be logged in to without IAM. */
+export type DirectLogin = { ts: number; key: string };
 export type AccountRow = {
   db: string;
   user: string;
   host: string;
   versions: AccountVersion[];
-  direct?: DirectLogin[];
+  /** Rows stored before versions carried the lock state: audited openings and closings, folded into `versions` when read. */
+  direct?: (DirectLogin & { open: boolean })[];
 };
 
 /** What an authentication_oci `AS '...'` string says. */
@@ -46,6 +60,8 @@ export type AccountSeed = AccountRef & {
   db: string;
   plugin: string;
   authenticationString?: string | undefined;
+  /** Whether the account is locked, where the seed knows (a snapshot; not the configuration). */
+  locked?: boolean | undefined;
 };
 
 /** `user@host` as people read it; the anonymous account that carries group mappings is `''@%`. */
@@ -98,38 +114,58 @@ export class Mappings {
   private readonly mappingRows = new Map<string, { key: string; row: AccountRow }[]>();
 
   constructor(private readonly cache: EntityCache) {
-    for (const [key, row] of cache.entries<AccountRow>(ACCOUNT))
+    for (const [key, row] of cache.entries<AccountRow>(ACCOUNT)) {
+      if (row.direct) this.foldLegacyDirect(key, row);
       if (row.versions.some(mapsGroups)) this.indexMapping(key, row);
-  }
-
-  /** Accounts a seed (the configuration, a snapshot) lists, known from the beginning of time under its key. */
-  seed(key: string, accounts: readonly AccountSeed[]): void {
-    for (const a of accounts) {
-      const row = this.row(a.db, a);
-      if (row.versions.some((v) => v.key === key)) continue;
-      const version: AccountVersion = { ts: BEGINNING_OF_TIME, key, plugin: a.plugin.toLowerCase() };
-      if (a.authenticationString !== undefined) version.authenticationString = a.authenticationString;
-      this.insert(a.db, row, version);
     }
   }
 
-  /** Applies account changes learned from a statement; idempotent by event key. */
+  /**
+   * Accounts a seed (the configuration, a snapshot taken at `time`) lists, known from the beginning
+   * of time under its key. A lock state it knows holds from the beginning too, and again from its
+   * time, over what statements before it said: what the snapshot saw is what was in force then.
+   */
+  seed(key: string, accounts: readonly AccountSeed[], time?: number): void {
+    for (const a of accounts) {
+      const row = this.row(a.db, a);
+      if (row.versions.some((v) => v.key === key)) continue;
+      const plugin = a.plugin.toLowerCase();
+      const version: AccountVersion = { ts: BEGINNING_OF_TIME, key, plugin };
+      if (a.authenticationString !== undefined) version.authenticationString = a.authenticationString;
+      if (a.locked !== undefined) version.locked = a.locked;
+      this.insert(a.db, row, version);
+      if (a.locked !== undefined && time !== undefined && !NO_DIRECT_LOGIN.has(plugin))
+        this.insert(a.db, row, { ts: time, key, locked: a.locked, accessOnly: true });
+    }
+  }
+
+  /**
+   * Applies account changes learned from a statement (or seen by a snapshot); idempotent by event
+   * key. A change of the lock state or a password alone is a version of access only.
+   */
   apply(db: string, change: AccountChange, ts: number, key: string): void {
     const version = (v: Omit<AccountVersion, 'ts' | 'key'>): AccountVersion => ({ ts, key, ...v });
     if (change.op === 'drop') {
       this.insertOnce(db, change.account, version({ dropped: true }));
     } else if (change.op === 'rename') {
       const before = this.versionAt(db, change.account, ts);
+      const { locked } = this.accessOf(rowKey(db, change.account), ts);
       this.insertOnce(db, change.account, version({ dropped: true }));
-      const moved: Omit<AccountVersion, 'ts' | 'key'> = {};
+      const moved: Omit<AccountVersion, 'ts' | 'key'> = { credential: true };
       if (before?.plugin) moved.plugin = before.plugin;
       if (before?.authenticationString) moved.authenticationString = before.authenticationString;
+      if (locked !== undefined) moved.locked = locked;
       this.insertOnce(db, change.to, version(moved));
-    } else if (change.plugin || change.op === 'create') {
+    } else {
       const v: Omit<AccountVersion, 'ts' | 'key'> = {};
       if (change.plugin) v.plugin = change.plugin;
       if (change.authenticationString !== undefined) v.authenticationString = change.authenticationString;
-      this.insertOnce(db, change.account, version(v));
+      if (change.op === 'create' || change.locked !== undefined) v.locked = change.locked ?? false;
+      if (change.password || (change.plugin !== undefined && !NO_DIRECT_LOGIN.has(change.plugin)))
+        v.credential = true;
+      if (change.plugin || change.op === 'create') this.insertOnce(db, change.account, version(v));
+      else if (v.locked !== undefined || v.credential)
+        this.insertOnce(db, change.account, version({ ...v, accessOnly: true }));
     }
   }
 
@@ -177,18 +213,17 @@ export class Mappings {
     return found;
   }
 
-  /** Records that an audited statement opened (or closed) an account to logins without IAM; idempotent by key. */
-  noteDirectLogin(db: string, account: AccountRef, change: DirectLogin): void {
-    const row = this.row(db, account);
-    if (row.direct?.some((d) => d.key === change.key)) return;
-    row.direct = [...(row.direct ?? []), change].sort((a, b) => a.ts - b.ts || (a.key < b.key ? -1 : 1));
-    this.cache.touch(ACCOUNT, rowKey(db, account));
-  }
-
-  /** The audited change in force at `ts` that left this account open to logins without IAM, if any. */
+  /**
+   * Whether this account (exactly: user and host) can be logged in to without IAM at `ts`, and
+   * since when; undefined when it cannot. Derived from its state in force then: it exists, its
+   * plugin is neither authentication_oci nor mysql_no_login, and it is unlocked (a password is not
+   * needed: an unlocked account without one lets anyone in). Where no statement or snapshot said
+   * its lock state (an account only the configuration lists), only a statement that gave it a way
+   * in of its own opens it. Locking does not stop proxying: a locked account still serves group logins.
+   */
   directLoginAt(db: string, account: AccountRef, ts: number): DirectLogin | undefined {
-    const d = inForceAt(this.cache.get<AccountRow>(ACCOUNT, rowKey(db, account))?.direct ?? [], ts);
-    return d?.open ? d : undefined;
+    const { since } = this.accessOf(rowKey(db, account), ts);
+    return since && { ts: since.ts, key: since.key };
   }
 
   /** Every DB system and MySQL user a group maps to at `ts`. */
@@ -213,7 +248,7 @@ export class Mappings {
   ): { db: string; account: string; group?: string }[] {
     const out: { db: string; account: string; group?: string }[] = [];
     for (const row of this.cache.values<AccountRow>(ACCOUNT)) {
-      const v = inForceAt(row.versions, ts);
+      const v = definitionAt(row.versions, ts);
       if (v && !v.dropped && isMapping(v) && parseOciMapping(v.authenticationString)?.user === userId)
         out.push({ db: row.db, account: row.user });
     }
@@ -235,7 +270,10 @@ export class Mappings {
    * back to what it was before them); empty when it undoes none.
    */
   undoneBy(db: string, account: AccountRef, key: string): Undone[] {
-    const versions = (this.cache.get<AccountRow>(ACCOUNT, rowKey(db, account))?.versions ?? []).map((v) => ({
+    const definitions = (this.cache.get<AccountRow>(ACCOUNT, rowKey(db, account))?.versions ?? []).filter(
+      (v) => !v.accessOnly,
+    );
+    const versions = definitions.map((v) => ({
       key: v.key,
       kind: 'account',
       state: v.dropped ? ABSENT : `${v.plugin ?? ''}\u0000${v.authenticationString ?? ''}`,
@@ -250,7 +288,49 @@ export class Mappings {
   }
 
   private versionOf(key: string, ts: number): AccountVersion | undefined {
-    return inForceAt(this.cache.get<AccountRow>(ACCOUNT, key)?.versions ?? [], ts);
+    return definitionAt(this.cache.get<AccountRow>(ACCOUNT, key)?.versions ?? [], ts);
+  }
+
+  /**
+   * The account's lock state at `ts` as its versions say (undefined: not known), and the version
+   * since which it has been open to logins without IAM, if it is (see `directLoginAt`).
+   */
+  private accessOf(key: string, ts: number): { locked?: boolean; since?: AccountVersion } {
+    let plugin: string | undefined;
+    let locked: boolean | undefined;
+    let credential = false;
+    let dropped = false;
+    let since: AccountVersion | undefined;
+    for (const v of this.cache.get<AccountRow>(ACCOUNT, key)?.versions ?? []) {
+      if (v.ts > ts) break;
+      if (v.dropped) [plugin, locked, credential, dropped] = [undefined, undefined, false, true];
+      else {
+        if (!v.accessOnly) [plugin, dropped] = [v.plugin, false];
+        if (v.locked !== undefined) locked = v.locked;
+        if (v.credential) credential = true;
+      }
+      const open =
+        !dropped &&
+        !NO_DIRECT_LOGIN.has(plugin) &&
+        (locked === false || (locked === undefined && credential));
+      since = open ? (since ?? v) : undefined;
+    }
+    return { ...(locked === undefined ? {} : { locked }), ...(since ? { since } : {}) };
+  }
+
+  /**
+   * A row stored when audited openings and closings were kept apart from the versions: each becomes
+   * the lock state it stood for (an opening left the account open until a lock or a drop).
+   */
+  private foldLegacyDirect(key: string, row: AccountRow): void {
+    for (const d of row.direct ?? []) {
+      const same = row.versions.find((v) => v.key === d.key);
+      if (!same) row.versions.push({ ts: d.ts, key: d.key, locked: !d.open, accessOnly: true });
+      else if (!same.dropped && same.locked === undefined) same.locked = !d.open;
+    }
+    row.versions.sort(byTimeAndKey);
+    delete row.direct;
+    this.cache.touch(ACCOUNT, key);
   }
 
   private insertOnce(db: string, account: AccountRef, version: AccountVersion): void {
@@ -272,7 +352,7 @@ export class Mappings {
 
   private insert(db: string, row: AccountRow, version: AccountVersion): void {
     row.versions.push(version);
-    row.versions.sort((a, b) => a.ts - b.ts || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    row.versions.sort(byTimeAndKey);
     const key = rowKey(db, row);
     this.cache.touch(ACCOUNT, key);
     if (mapsGroups(version)) this.indexMapping(key, row);
@@ -312,11 +392,26 @@ function forEachGroupMapping(
   visit: (row: AccountRow, key: string, groupId: string, target: MappingTarget) => void,
 ): void {
   for (const { row } of rows) {
-    const v = inForceAt(row.versions, ts);
+    const v = definitionAt(row.versions, ts);
     if (!v || v.dropped || !isMapping(v)) continue;
     for (const [groupId, target] of parseOciMapping(v.authenticationString)?.groupMapping ?? [])
       visit(row, v.key, groupId, target);
   }
+}
+
+/** Versions in event-time order, those of one time by key. */
+function byTimeAndKey(a: AccountVersion, b: AccountVersion): number {
+  return a.ts - b.ts || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
+}
+
+/** The definition in force at `ts`: the latest version up to it that is not one of access only. */
+function definitionAt(versions: readonly AccountVersion[], ts: number): AccountVersion | undefined {
+  let current: AccountVersion | undefined;
+  for (const v of versions) {
+    if (v.ts > ts) break;
+    if (!v.accessOnly) current = v;
+  }
+  return current;
 }
 
 /** A version that maps IAM groups to MySQL users. */

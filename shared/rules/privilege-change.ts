@@ -15,7 +15,7 @@ export const privilegeChange = defineRule({
   id: 'privilege.change',
   title: 'MySQL privileges changed',
   description:
-    'GRANT, REVOKE, CREATE/ALTER/DROP/RENAME USER, SET PASSWORD, SET DEFAULT ROLE or GRANT PROXY executed, or a grant table (mysql.user, mysql.db, ...) written directly (high); high when the executing or a target account is privileged, the grant makes its grantee an administrator (ALL or an administrative privilege on *.*, or WITH GRANT OPTION), or the statement opens a proxied account (a group mapping target) to logins without IAM: a password, another plugin or ACCOUNT UNLOCK for it, or an unlocked account of its user name created on another host or renamed onto it. Also a stored program (event, procedure, function, trigger) created whose body holds such a statement (high when it runs as another account), or dynamic SQL run as another or a privileged account, or that runs as another, privileged account: the audit log never shows the statements of its body. Likewise a statement prepared from a literal that holds such a statement, a user variable assigned such a statement (read before its value is redacted), and a statement prepared from a user variable on a privileged account (medium: what it holds is not known).',
+    'GRANT, REVOKE, CREATE/ALTER/DROP/RENAME USER, SET PASSWORD, SET DEFAULT ROLE or GRANT PROXY executed, or a grant table (mysql.user, mysql.db, ...) written directly (high); high when the executing or a target account is privileged, the grant makes its grantee an administrator (ALL or an administrative privilege on *.*, or WITH GRANT OPTION), or the statement opens a proxied account (a group mapping target) to logins without IAM: a password, another plugin or ACCOUNT UNLOCK for it, or an unlocked account of its user name created on another host or renamed onto it, leaving it open (not locked, nor mysql_no_login); also such an account found unlocked by a snapshot, unaudited. Also a stored program (event, procedure, function, trigger) created whose body holds such a statement (high when it runs as another account), or dynamic SQL run as another or a privileged account, or that runs as another, privileged account: the audit log never shows the statements of its body. Likewise a statement prepared from a literal that holds such a statement, a user variable assigned such a statement (read before its value is redacted), and a statement prepared from a user variable on a privileged account (medium: what it holds is not known).',
   severity: 'medium',
   attack: ['T1098'],
   runbook:
@@ -185,6 +185,37 @@ export const privilegeChange = defineRule({
         ),
       ],
       expect: { alerts: 1, severity: 'high', match: { details: { bypassesIam: ['dev_proxy@%'] } } },
+    },
+    {
+      name: 'a password for a proxied account a statement locked, or mysql_no_login for it, opens nothing: medium',
+      events: () => [
+        db.query({
+          at: at(1),
+          conn: 7,
+          account: 'admin',
+          sqlCommand: 'alter_user',
+          sql: "ALTER USER 'dev_proxy'@'%' ACCOUNT LOCK",
+        }),
+        db.query({
+          at: at(2),
+          conn: 7,
+          account: 'admin',
+          sqlCommand: 'set_password',
+          sql: "SET PASSWORD FOR 'dev_proxy'@'%' = <secret>",
+        }),
+        db.query({
+          at: at(3),
+          conn: 7,
+          account: 'admin',
+          sqlCommand: 'alter_user',
+          sql: "ALTER USER 'dev_proxy'@'%' IDENTIFIED WITH 'mysql_no_login' ACCOUNT UNLOCK",
+        }),
+      ],
+      expect: {
+        alerts: 3,
+        severity: 'medium',
+        match: { mysqlAccount: 'admin@%', details: { targets: ['dev_proxy@%'] } },
+      },
     },
     {
       name: 'a grant to a proxied account, locking it, or a locked look-alike opens nothing',

@@ -55,6 +55,7 @@ function seedOf(s: Snapshot, parts: ReadonlySet<string>): Seed {
           host: a.host,
           plugin: a.plugin,
           authenticationString: a.authenticationString,
+          locked: a.locked,
         })),
       ),
   };

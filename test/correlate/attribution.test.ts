@@ -10,6 +10,8 @@ import { SESSION_SWITCHES_MAX, type Session } from '../../schemas/session.js';
 import { at, db, GROUPS, iam, USERS } from '../../shared/detect/timeline.js';
 import { Pipeline } from '../../shared/pipeline.js';
 import { SqliteStore } from '../../shared/state/sqlite-store.js';
+import { toIso } from '../../shared/time.js';
+import { accountSnapshot, localAccount, runWithSnapshots } from '../helpers/account-snapshots.js';
 import { runs } from '../helpers/property.js';
 import { deliveries, runAcrossReopen, runBatches, runTimeline, testConfig } from '../helpers/run-timeline.js';
 
@@ -293,6 +295,139 @@ describe('attribution', () => {
     ]);
     expect(s.identity).toEqual({ id: 'ocid1.user.oc1..zed', name: 'ocid1.user.oc1..zed' });
     expect(s.attribution).toMatchObject({ method: 'mapped-user', confidence: 'verified' });
+  });
+});
+
+describe('a login straight to a proxied account, the server naming no proxy account', () => {
+  /** Alice signs on, then logs in as dba_proxy at at(10) sending her name, with login.proxy empty. */
+  const signedOnLogin = (minute = 10): CanonicalEvent[] => [
+    iam.signOn({ at: at(minute - 5), user: USERS.alice, ip: '10.0.0.5' }),
+    db.connect({ at: at(minute), conn: minute, account: 'dba_proxy', user: 'alice', ip: '10.0.0.5' }),
+  ];
+  const byAdmin = (minute: number, sqlCommand: string, sql: string) =>
+    db.query({ at: at(minute), conn: 99, account: 'admin', sqlCommand, sql });
+  const mapDevTo = (account: string) =>
+    `ALTER USER ''@'%' IDENTIFIED WITH 'authentication_oci' AS '${JSON.stringify({
+      tenancy: 't',
+      group_mapping: { [GROUPS.dba]: 'dba_proxy', [GROUPS.dev]: account },
+    })}'`;
+  const attributionOf = (sessions: Session[], conn: number) => {
+    const s = sessions.find((x) => x.connectionId === conn)!;
+    return { method: s.attribution?.method, confidence: s.attribution?.confidence, identity: s.identity?.id };
+  };
+  const LOCAL = { method: 'local-account', confidence: 'none', identity: undefined };
+  const ALICE = { method: 'login-name', confidence: 'corroborated', identity: USERS.alice };
+
+  it('a snapshot showing the proxied account unlocked makes it a local account from the beginning; locked, a group login', async () => {
+    const unlocked = accountSnapshot('s1', at(60), { unlocked: ['dba_proxy'] });
+    const open = await runWithSnapshots([unlocked], [signedOnLogin()]);
+    expect(attributionOf(open.sessions, 10)).toEqual(LOCAL);
+    expect(open.sessions[0]!.attribution?.evidence).toContain('snapshot:s1');
+    // Locking does not stop proxying: a locked account still serves group logins.
+    const locked = await runWithSnapshots([accountSnapshot('s1', at(60))], [signedOnLogin()]);
+    expect(attributionOf(locked.sessions, 10)).toEqual(ALICE);
+    // Where the server names the proxy account, the login is a group login, open account or not.
+    const [signOn, connect] = signedOnLogin() as [CanonicalEvent, DbEvent];
+    const proxied: DbEvent = { ...connect, login: { ...connect.login!, proxy: "''@'%'" } };
+    const named = await runWithSnapshots([unlocked], [[signOn, proxied]]);
+    expect(attributionOf(named.sessions, 10)).toEqual(ALICE);
+  });
+
+  it('unlocked by a later snapshot (not audited): open from its time, until a statement locks it', async () => {
+    const { sessions, alerts } = await runWithSnapshots(
+      [accountSnapshot('s1', at(-60)), accountSnapshot('s2', at(20), { unlocked: ['dba_proxy'] })],
+      [
+        [
+          ...signedOnLogin(10),
+          ...signedOnLogin(30),
+          byAdmin(40, 'alter_user', "ALTER USER 'dba_proxy'@'%' ACCOUNT LOCK"),
+          ...signedOnLogin(50),
+        ],
+      ],
+    );
+    expect([10, 30, 50].map((conn) => attributionOf(sessions, conn))).toEqual([ALICE, LOCAL, ALICE]);
+    const opened = alerts.find((a) => a.rule === 'privilege.change' && a.time === toIso(at(20)))!;
+    expect(opened).toMatchObject({
+      severity: 'high',
+      title:
+        'dba_proxy@% can now be logged in to without IAM on prod-orders (ALTER USER) (observed by sync, not audited)',
+      details: { bypassesIam: ['dba_proxy@%'] },
+    });
+  });
+
+  it('what the first snapshot saw holds from its time over a statement before it', async () => {
+    const { sessions } = await runWithSnapshots(
+      [accountSnapshot('s1', at(20), { unlocked: ['dba_proxy'] })],
+      [
+        [
+          byAdmin(1, 'alter_user', "ALTER USER 'dba_proxy'@'%' ACCOUNT LOCK"),
+          ...signedOnLogin(10),
+          ...signedOnLogin(30),
+        ],
+      ],
+    );
+    expect([10, 30].map((conn) => attributionOf(sessions, conn))).toEqual([ALICE, LOCAL]);
+  });
+
+  it('locked again by a later snapshot: a group login from its time', async () => {
+    const { sessions } = await runWithSnapshots(
+      [accountSnapshot('s1', at(-60), { unlocked: ['dba_proxy'] }), accountSnapshot('s2', at(20))],
+      [[...signedOnLogin(10), ...signedOnLogin(30)]],
+    );
+    expect([10, 30].map((conn) => attributionOf(sessions, conn))).toEqual([LOCAL, ALICE]);
+  });
+
+  it('an unlocked account without a password is open; one whose plugin is mysql_no_login is not', async () => {
+    const noLogin = { ...localAccount('dba_proxy', false), plugin: 'mysql_no_login' };
+    const open = await runWithSnapshots(
+      [
+        accountSnapshot('s1', at(-60), {
+          extra: [{ ...localAccount('dba_proxy', false), plugin: 'mysql_native_password' }],
+        }),
+      ],
+      [signedOnLogin()],
+    );
+    expect(attributionOf(open.sessions, 10)).toEqual(LOCAL);
+    const closed = await runWithSnapshots(
+      [accountSnapshot('s1', at(-60), { extra: [noLogin] })],
+      [signedOnLogin()],
+    );
+    expect(attributionOf(closed.sessions, 10)).toEqual(ALICE);
+  });
+
+  it('an account created with a password, then named by a group mapping: later direct logins are local', async () => {
+    const login = db.connect({ at: at(10), conn: 10, account: 'ops_proxy', user: 'bob', ip: '10.0.0.7' });
+    const created = (sql: string) => [
+      byAdmin(1, 'create_user', sql),
+      byAdmin(2, 'alter_user', mapDevTo('ops_proxy')),
+      iam.signOn({ at: at(5), user: USERS.bob, ip: '10.0.0.7' }),
+      login,
+    ];
+    const open = await runTimeline(created("CREATE USER 'ops_proxy'@'%' IDENTIFIED BY <secret>"));
+    expect(attributionOf(open.sessions, 10)).toEqual(LOCAL);
+    expect(open.sessions[0]!.attribution?.evidence).toContain(open.sessions[0]!.connectKey);
+    const locked = await runTimeline(
+      created("CREATE USER 'ops_proxy'@'%' IDENTIFIED BY <secret> ACCOUNT LOCK"),
+    );
+    expect(attributionOf(locked.sessions, 10)).toEqual({
+      method: 'login-name',
+      confidence: 'corroborated',
+      identity: USERS.bob,
+    });
+  });
+
+  it('an account a snapshot saw unlocked, then named by an audited mapping change: later direct logins are local', async () => {
+    const { sessions } = await runWithSnapshots(
+      [accountSnapshot('s1', at(-60), { extra: [localAccount('ops_proxy', false)] })],
+      [
+        [
+          db.connect({ at: at(1), conn: 1, account: 'ops_proxy', user: 'bob' }),
+          byAdmin(2, 'alter_user', mapDevTo('ops_proxy')),
+          db.connect({ at: at(10), conn: 10, account: 'ops_proxy', user: 'bob' }),
+        ],
+      ],
+    );
+    expect([1, 10].map((conn) => attributionOf(sessions, conn))).toEqual([LOCAL, LOCAL]);
   });
 });
 

@@ -17,6 +17,8 @@ import { Pipeline } from '../../shared/pipeline.js';
 import { SqliteStore } from '../../shared/state/sqlite-store.js';
 
 export type TimelineResult = { alerts: Alert[]; sessions: Session[]; pipeline: Pipeline };
+/** What a test does once a pipeline is open on its store, before it ingests anything. */
+export type Opened = (pipeline: Pipeline, store: SqliteStore) => Promise<unknown>;
 
 export function testConfig(overrides: Partial<ConfigInput> = {}) {
   return validateConfig({ ...baseConfig(), ...overrides });
@@ -52,11 +54,14 @@ export async function runBatches(
     fold?: boolean;
     durablePending?: boolean;
     overlap?: boolean;
+    /** Runs once the pipeline is open, before the first batch (a sync that stores a snapshot, say). */
+    opened?: Opened;
   } = {},
 ): Promise<TimelineResult> {
   const { config, rules } = testConfig(opts.config);
   const store = opts.store ?? SqliteStore.open(':memory:');
   const pipeline = await Pipeline.open({ config, rules, store, durablePending: opts.durablePending ?? true });
+  await opts.opened?.(pipeline, store);
   const calls: Promise<unknown>[] = [];
   for (const batch of batches) {
     const call = pipeline.ingest(
@@ -77,10 +82,14 @@ export function runTimeline(
   return runBatches([events], opts);
 }
 
-/** Ingests `before` into a store file, closes it, then runs `after` on the reopened store. */
+/**
+ * Ingests `before` into a store file (after `opened`, on the first pipeline), closes it, then runs
+ * `after` on the reopened store.
+ */
 export async function runAcrossReopen(
   before: CanonicalEvent[],
   after: CanonicalEvent[],
+  opened?: Opened,
 ): Promise<TimelineResult> {
   const dir = mkdtempSync(join(tmpdir(), 'hwaudit-reopen-'));
   try {
@@ -88,6 +97,7 @@ export async function runAcrossReopen(
     const { config, rules } = testConfig();
     const first = SqliteStore.open(path);
     const pipeline = await Pipeline.open({ config, rules, store: first });
+    await opened?.(pipeline, first);
     await pipeline.ingest(before.map((event) => ({ type: 'event' as const, event })));
     await first.close();
     return await runBatches([after], { store: SqliteStore.open(path) });

@@ -1,7 +1,9 @@
 // A compact incident timeline on the standard test fleet, used by the property and restart tests.
 import type { ConfigInput } from '../../schemas/config.js';
 import type { CanonicalEvent } from '../../schemas/events.js';
+import type { Snapshot } from '../../schemas/snapshot.js';
 import { at, db, GROUPS, iam, USERS } from '../../shared/detect/timeline.js';
+import { accountSnapshot, localAccount } from '../helpers/account-snapshots.js';
 
 export function incidentTimeline(): CanonicalEvent[] {
   return [
@@ -111,4 +113,51 @@ export function longSession(activeUntil: number): CanonicalEvent[][] {
     db.disconnect({ at: day(5, 120), ...carol }),
   );
   return batches;
+}
+
+/**
+ * Password logins straight to proxied accounts, the server naming no proxy account: the state's
+ * baseline snapshot (s1) shows dev_proxy unlocked, a later one (s2, at 09:30) dba_proxy unlocked
+ * with nothing audited; ops_proxy is created with a password and then a mapping points the
+ * Developers group at it; an audited ACCOUNT LOCK closes dba_proxy at 09:45. Alice and bob sign on
+ * before each login they make under their own name.
+ */
+export function directLogins(): { snapshots: Snapshot[]; events: CanonicalEvent[] } {
+  const repointed = { ...ORIGINAL, [GROUPS.dev]: 'ops_proxy' };
+  const mappingAccount = {
+    user: '',
+    host: '%',
+    plugin: 'authentication_oci',
+    authenticationString: JSON.stringify({ tenancy: 'ocid1.tenancy.oc1..example', group_mapping: repointed }),
+    locked: false,
+    privileges: [],
+  };
+  const alice = (minute: number, conn: number, proxy = false) =>
+    db.connect({ at: at(minute), conn, account: 'dba_proxy', user: 'alice', ip: '10.0.0.5', proxy });
+  const bob = (minute: number, conn: number, account: string) =>
+    db.connect({ at: at(minute), conn, account, user: 'bob', ip: '10.0.0.7' });
+  const admin = (minute: number, sqlCommand: string, sql: string) =>
+    db.query({ at: at(minute), conn: 99, account: 'admin', sqlCommand, sql });
+  return {
+    snapshots: [
+      accountSnapshot('s1', at(-60), { unlocked: ['dev_proxy'] }),
+      accountSnapshot('s2', at(30), {
+        unlocked: ['dev_proxy', 'dba_proxy'],
+        extra: [mappingAccount, localAccount('ops_proxy', false)],
+      }),
+    ],
+    events: [
+      iam.signOn({ at: at(0), user: USERS.alice, ip: '10.0.0.5' }),
+      alice(5, 1),
+      alice(6, 2, true),
+      iam.signOn({ at: at(7), user: USERS.bob, ip: '10.0.0.7' }),
+      bob(8, 3, 'dev_proxy'),
+      admin(12, 'create_user', "CREATE USER 'ops_proxy'@'%' IDENTIFIED BY <secret>"),
+      admin(15, 'alter_user', mapping(repointed)),
+      bob(20, 4, 'ops_proxy'),
+      alice(40, 5),
+      admin(45, 'alter_user', "ALTER USER 'dba_proxy'@'%' ACCOUNT LOCK"),
+      alice(50, 6),
+    ],
+  };
 }
