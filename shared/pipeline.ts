@@ -202,6 +202,11 @@ export class Pipeline {
   private committing: Promise<void> = Promise.resolve();
   /** What batches ingested with `hold` wrote, until a commit takes it. */
   private held: Held | undefined;
+  /**
+   * By sink that acknowledges itself: the records it was given and had not acknowledged at the last
+   * look at the backlog (a digest not due), which it holds and is not given again (`deliverBacklog`).
+   */
+  private readonly handed = new Map<string, Set<string>>();
 
   private constructor(
     private readonly config: Config,
@@ -223,7 +228,9 @@ export class Pipeline {
   }
 
   /**
-   * Opens the pipeline on a store, restoring its state and re-sending undelivered alerts.
+   * Opens the pipeline on a store, restoring its state and sending the alerts a sink has not
+   * received that are this instance's to send (`StateStore.undelivered`: not under another
+   * instance's claim).
    * `durablePending` (default true) writes buffered events to the store with each batch, so a
    * host that acknowledges its input after `ingest` loses nothing. A replay that can simply be
    * run again turns it off: buffered events are then neither stored nor marked seen until
@@ -253,11 +260,7 @@ export class Pipeline {
     const released = pipeline.clock.releasedTs;
     const since = released > NEVER ? released - opts.config.lookback : NEVER;
     pipeline.correlator.restoreSessions(await opts.store.loadSessions(since));
-    for (const sink of pipeline.sinks) {
-      const missed = await opts.store.undelivered(sink.name);
-      if (missed.length > 0)
-        await pipeline.deliver(sink, missed, { backlog: true, watermark: pipeline.watermark });
-    }
+    await pipeline.deliverBacklog(false);
     await pipeline.followSnapshots();
     return pipeline;
   }
@@ -527,11 +530,42 @@ export class Pipeline {
    * `positions` are committed with it, as with `ingest`.
    */
   advance(watermark: number, positions?: Readonly<Record<string, unknown>>): Promise<Alert[]> {
-    return this.inTurn(() => {
+    return this.inTurn(async () => {
       this.setPositions(positions);
       this.release(watermark);
-      return this.commit();
+      return this.thenBacklog(await this.commit(), false);
     });
+  }
+
+  /**
+   * A call's delivery, then what the store gives this instance to send (`deliverBacklog`): a
+   * pipeline kept open (a sweep, a consumer's idle sweep, the end of input) so takes over the
+   * records of an instance whose claim ran out, as one opening would.
+   */
+  private thenBacklog(deliver: Delivery, final: boolean): Delivery {
+    return async () => {
+      const mine = await deliver();
+      await this.deliverBacklog(final);
+      return mine;
+    };
+  }
+
+  /**
+   * Sends each sink the records it has not received that the store gives this instance (claimed),
+   * but those this pipeline gave it already, which it holds still.
+   */
+  private async deliverBacklog(final: boolean): Promise<void> {
+    for (const sink of this.sinks) {
+      const missed = await this.store.undelivered(sink.name);
+      const held = this.handed.get(sink.name);
+      const fresh = held === undefined ? missed : missed.filter((a) => !held.has(recordKey(a)));
+      if (held !== undefined) {
+        const still = new Set(missed.map(recordKey));
+        for (const key of held) if (!still.has(key)) held.delete(key);
+      }
+      if (fresh.length > 0)
+        await this.deliver(sink, fresh, { backlog: true, final, watermark: this.watermark });
+    }
   }
 
   private setPositions(positions: Readonly<Record<string, unknown>> | undefined): void {
@@ -544,10 +578,10 @@ export class Pipeline {
    * event); sinks that hold records back (digests) send them.
    */
   finish(asOf?: number): Promise<Alert[]> {
-    return this.inTurn(() => {
+    return this.inTurn(async () => {
       const end = asOf ?? this.clock.maxTs;
       this.release(Math.max(this.clock.maxTs, end), end);
-      return this.commit(true);
+      return this.thenBacklog(await this.commit(true), true);
     });
   }
 
@@ -809,18 +843,39 @@ export class Pipeline {
     }: { final?: boolean; backlog?: boolean; watermark: number | undefined },
   ): Promise<void> {
     if (records.length === 0 && !sink.acknowledges) return;
+    const acknowledged = new Set<string>();
     const delivered = async (keys: string[]) => {
       if (keys.length > 0) await this.store.markDelivered(sink.name, keys);
+      for (const key of keys) acknowledged.add(key);
     };
-    await sink.send(records, {
-      watermark,
-      final,
-      backlog,
-      state: this.sinkState(sink),
-      delivered,
-      received: (keys) => this.store.delivered(sink.name, keys),
-    });
+    try {
+      await sink.send(records, {
+        watermark,
+        final,
+        backlog,
+        state: this.sinkState(sink),
+        delivered,
+        received: (keys) => this.store.delivered(sink.name, keys),
+      });
+    } catch (error) {
+      // Another instance may send them now, not once the claims run out; a retry here takes them back.
+      await this.store.releaseClaims(records.map(recordKey)).catch(() => undefined);
+      throw error;
+    }
     if (!sink.acknowledges) await delivered(records.map(recordKey));
+    else this.hold(sink.name, records, acknowledged);
+  }
+
+  /** Notes what an acknowledging sink was given and holds (`handed`), and what it let go. */
+  private hold(sink: string, records: readonly Alert[], acknowledged: ReadonlySet<string>): void {
+    const held = this.handed.get(sink) ?? new Set<string>();
+    for (const key of acknowledged) held.delete(key);
+    for (const r of records) {
+      const key = recordKey(r);
+      if (!acknowledged.has(key)) held.add(key);
+    }
+    if (held.size > 0) this.handed.set(sink, held);
+    else this.handed.delete(sink);
   }
 
   /** A sink's rows in the entity cache (kind `sink:<name>`), committed with the batches. */

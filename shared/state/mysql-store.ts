@@ -29,6 +29,10 @@
 //   SHA-256. GET_LOCK is per connection in MySQL 5.7+ and MariaDB 10.0.2+ (and re-entrant on
 //   one connection, hence never from the pool). Group Replication does not replicate these locks:
 //   every instance must reach the same primary (as the writes do anyway).
+// - Delivery claims (StateStore.undelivered) are timed by the client's clock, never the server's
+//   (NOW()): the claimant's clock sets a claim's end, the taker's reads it, so the instances' clocks
+//   must agree within the lease. Claims are taken under row locks (SELECT ... FOR UPDATE), so that
+//   of two instances taking over one record, the second sees the first's claim.
 import { createHash } from 'node:crypto';
 import { hostname } from 'node:os';
 import mysql, {
@@ -71,13 +75,17 @@ import {
   storedDeadLetter,
 } from './ledger.js';
 import {
+  type ClaimOptions,
+  type Claims,
   type CommitBatch,
   type CommitResult,
   chunks,
+  claimable,
   type LockHolder,
   type LockScopeOptions,
   mergeAlert,
   readSnapshot,
+  resolveClaims,
   type ScopeLock,
   type StateStore,
   scopeBusy,
@@ -169,6 +177,14 @@ const MIGRATIONS: MigrationStep[][] = [
     addColumnsOnce('sessions', laterSessionColumns(2)),
     backfillPlantedCredentialsSql('mysql'),
     createView(sessionsView('mysql', 2)),
+  ],
+  // Who delivers each record, until when (StateStore.undelivered): the instance whose commit stored
+  // it. A record stored before has no claim: any instance may send what it has not received.
+  [
+    addColumnsOnce('alerts', [
+      { name: 'claimant', type: 'text', value: () => null },
+      { name: 'claimed_until', type: 'int', value: () => null },
+    ]),
   ],
 ];
 
@@ -286,6 +302,8 @@ export type RetryPolicy = { attempts: number; baseMs: number; maxMs: number };
 
 export type MySqlStoreOptions = {
   scope?: string;
+  /** Who claims deliveries through this store (StateStore.undelivered). */
+  claims?: ClaimOptions;
   /** Session innodb_lock_wait_timeout in seconds (server default: 50). */
   lockWaitTimeoutSec?: number;
   retry?: Partial<RetryPolicy>;
@@ -474,6 +492,14 @@ function whereClause(conditions: readonly string[]): string {
   return conditions.length === 0 ? '' : `WHERE ${conditions.join(' AND ')}`;
 }
 
+/** An alert's claim as read (StoredClaim). */
+type ClaimRow = { id: Buffer; claimant: string | null; claimed_until: number | string | null };
+
+const rowClaim = (r: ClaimRow) => ({
+  claimant: r.claimant,
+  until: r.claimed_until === null ? null : Number(r.claimed_until),
+});
+
 type AlertRow = {
   id: Buffer;
   alert_time: Buffer;
@@ -501,6 +527,7 @@ export class MySqlStore implements StateStore {
     private readonly sessionSetup: string[],
     private readonly retry: RetryPolicy,
     private readonly where: SafeDetails,
+    private readonly claims: Claims,
   ) {}
 
   /** Connects, brings the schema up to date (once, under a named lock) and returns the store. */
@@ -543,6 +570,7 @@ export class MySqlStore implements StateStore {
       setup,
       { ...DEFAULT_RETRY, ...opts.retry },
       where,
+      resolveClaims(scope, opts.claims),
     );
     try {
       await store.migrate(conn.database);
@@ -772,7 +800,8 @@ export class MySqlStore implements StateStore {
     } catch (cause) {
       throw storeFailed('state store commit failed', cause);
     }
-    const { upserts, deletes, pendingPut, pendingRemove, seen, sessions, alerts, updates, dead } = rows;
+    const { upserts, deletes, pendingPut, pendingRemove, seen, sessions, alerts, updates, dead, claim } =
+      rows;
     const scope = this.scope;
     const newTables = this.tablesWritten.pending(sessions);
     const result = await this.transaction('commit', async (conn) => {
@@ -819,9 +848,18 @@ export class MySqlStore implements StateStore {
       for (const { k, key, a, body } of alerts) {
         const result = await run(
           conn,
-          `INSERT IGNORE INTO alerts (id, rule, alert_time, body, occurrences, last_time, ${alertNames.join(', ')})
-           VALUES (?, ?, ?, ?, ?, ?, ?)`,
-          [k, a.rule, recordTime(a), body, ...alertMerges(a), ALERT_COLUMNS.map((f) => f.value(a))],
+          `INSERT IGNORE INTO alerts (id, rule, alert_time, body, occurrences, last_time, ${alertNames.join(', ')}, claimant, claimed_until)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+          [
+            k,
+            a.rule,
+            recordTime(a),
+            body,
+            ...alertMerges(a),
+            ALERT_COLUMNS.map((f) => f.value(a)),
+            claim.claimant,
+            claim.until,
+          ],
         );
         if (result.affectedRows > 0) newAlerts.add(key);
       }
@@ -903,6 +941,8 @@ export class MySqlStore implements StateStore {
         .sort(byKey),
       updates: batch.alertUpdates.map((u) => ({ k: storedKey(u.id), u })).sort(byKey),
       dead: batch.deadLetters.map((d) => deadLetterRow(d, now)),
+      // The claim of the records this commit stores first.
+      claim: { claimant: this.claims.claimant, until: this.claims.now() + this.claims.leaseMs },
     };
   }
 
@@ -925,15 +965,67 @@ export class MySqlStore implements StateStore {
     ]);
   }
 
+  /**
+   * Finds the records to take without locks (usually none), then claims them in a transaction
+   * that locks them first and checks their claims again (see top); reads their bodies last.
+   */
   async undelivered(sink: string): Promise<Alert[]> {
-    const rows = await this.read<AlertRow>(
-      'load',
-      `SELECT body, occurrences, last_time FROM alerts a
-       WHERE NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.alert_id = a.id AND d.sink = ?)
-       ORDER BY alert_time, id`,
-      [storedKey(sink)],
-    );
-    return rows.map((r) => mergeAlert(r.body, r.occurrences, r.last_time));
+    const s = storedKey(sink);
+    const undelivered = 'NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.alert_id = a.id AND d.sink = ?)';
+    const now = this.claims.now();
+    const until = now + this.claims.leaseMs;
+    const free = (rows: ClaimRow[]) =>
+      rows.filter((r) => claimable(rowClaim(r), this.claims, now)).map((r) => r.id);
+    const candidates = free(
+      await this.read<ClaimRow>(
+        'load',
+        `SELECT id, claimant, claimed_until FROM alerts a WHERE ${undelivered}`,
+        [s],
+      ),
+    ).sort(compareKeys);
+    if (candidates.length === 0) return [];
+    const taken = await this.transaction('delivery claim', async (conn) => {
+      const ids: Buffer[] = [];
+      for (const part of chunks(candidates, CHUNK_ROWS)) {
+        const locked = await select<ClaimRow>(
+          conn,
+          'SELECT id, claimant, claimed_until FROM alerts WHERE id IN (?) ORDER BY id FOR UPDATE',
+          [part],
+        );
+        const mine = free(locked);
+        if (mine.length > 0)
+          await run(conn, 'UPDATE alerts SET claimant = ?, claimed_until = ? WHERE id IN (?)', [
+            this.claims.claimant,
+            until,
+            mine,
+          ]);
+        ids.push(...mine);
+      }
+      return ids;
+    });
+    const out: { time: Buffer; id: Buffer; alert: Alert }[] = [];
+    for (const part of chunks(taken, CHUNK_ROWS)) {
+      const rows = await this.read<AlertRow>(
+        'load',
+        `SELECT id, alert_time, body, occurrences, last_time FROM alerts a WHERE id IN (?) AND ${undelivered}`,
+        [part, s],
+      );
+      for (const r of rows)
+        out.push({ time: r.alert_time, id: r.id, alert: mergeAlert(r.body, r.occurrences, r.last_time) });
+    }
+    return out
+      .sort((a, b) => Buffer.compare(a.time, b.time) || Buffer.compare(a.id, b.id))
+      .map((r) => r.alert);
+  }
+
+  async releaseClaims(keys: string[]): Promise<void> {
+    for (const part of chunks([...new Set(keys)].map(storedKey).sort(compareKeys), CHUNK_ROWS))
+      await this.transaction('delivery claim', (conn) =>
+        run(conn, 'UPDATE alerts SET claimed_until = NULL WHERE id IN (?) AND claimant = ?', [
+          part,
+          this.claims.claimant,
+        ]),
+      );
   }
 
   /** Pages by (connect_ts, id) so that a large ledger is never held in memory at once. */

@@ -36,7 +36,7 @@ export function connectionSettings(db: Database.Database): void {
  * migration writes those of the first schema), then its last activity.
  */
 export type SessionRow = CellValue[];
-/** An alert's row: record key, rule, time, body, then the typed columns. */
+/** An alert's row: record key, rule, time, body, the merges, the typed columns, then its claim (who, until when). */
 export type AlertRow = CellValue[];
 
 /** A counted session (CommitBatch.counted): its counts, last activity and id, and how to write it whole. */
@@ -91,7 +91,10 @@ export function sessionRow(
   ];
 }
 
-function alertRow(a: Alert): AlertRow {
+/** The claim a commit stores its new records under (StateStore.undelivered). */
+export type CommitClaim = { claimant: string; until: number };
+
+function alertRow(a: Alert, claim: CommitClaim | undefined): AlertRow {
   return [
     recordKey(a),
     a.rule,
@@ -99,19 +102,22 @@ function alertRow(a: Alert): AlertRow {
     JSON.stringify(a),
     ...alertMerges(a),
     ...ALERT_COLUMNS.map((f) => f.value(a)),
+    claim?.claimant ?? null,
+    claim?.until ?? null,
   ];
 }
 
 /**
  * The rows of a batch. `newTables` are the sessions whose touched tables are not all written;
  * `plain` makes every value a string or a number (counted sessions' whole rows included), for
- * another thread.
+ * another thread; `claim` is the claim of the records this commit stores first.
  */
 export function commitRows(
   scope: string,
   batch: CommitBatch,
   newTables: ReadonlySet<Session>,
   plain: boolean,
+  claim?: CommitClaim,
 ): CommitRows {
   const now = Date.now();
   const rows: CommitRows = {
@@ -131,7 +137,7 @@ export function commitRows(
       if (s.disconnectTime !== undefined) row.closed = s.disconnectTime;
       return row;
     }),
-    alerts: batch.alerts.map(alertRow),
+    alerts: batch.alerts.map((a) => alertRow(a, claim)),
     alertUpdates: batch.alertUpdates.map((u) => [u.occurrences, u.lastTime, u.id]),
     deadLetters: batch.deadLetters.map((d) => deadLetterRow(d, now)),
   };
@@ -231,7 +237,8 @@ export function applyDelivered(
  * Prepared statements that write the ledger's typed rows. Schema 4's migration writes the rows
  * stored before it with these, before the last activity column and the later typed columns exist
  * (`schema4`): then a session row has the first schema's columns (`sessionRow(s,
- * FIRST_SESSION_COLUMNS)`) and leaves its last activity out, and counts cannot be written.
+ * FIRST_SESSION_COLUMNS)`) and leaves its last activity out, and counts and alerts (whose claim
+ * columns come later) cannot be written.
  */
 export function ledgerWriters(db: Database.Database, { schema4 = false } = {}) {
   const placeholders = (n: number) => Array.from({ length: n }, () => '?').join(', ');
@@ -253,10 +260,12 @@ export function ledgerWriters(db: Database.Database, { schema4 = false } = {}) {
     : db.prepare(`UPDATE sessions SET ${counted}, disconnect_time = ?, open = 0 WHERE id = ?`);
   const putTable = db.prepare('INSERT OR IGNORE INTO session_tables (session_id, table_name) VALUES (?, ?)');
   const alertNames = ALERT_COLUMNS.map((f) => f.name);
-  const putAlert = db.prepare(
-    `INSERT OR IGNORE INTO alerts (id, rule, time, body, occurrences, last_time, ${alertNames.join(', ')})
-     VALUES (?, ?, ?, ?, ?, ?, ${placeholders(alertNames.length)})`,
-  );
+  const putAlert = schema4
+    ? undefined
+    : db.prepare(
+        `INSERT OR IGNORE INTO alerts (id, rule, time, body, occurrences, last_time, ${alertNames.join(', ')}, claimant, claimed_until)
+         VALUES (?, ?, ?, ?, ?, ?, ${placeholders(alertNames.length + 2)})`,
+      );
   const setAlert = db.prepare(
     `UPDATE alerts SET ${alertNames.map((n) => `${n} = ?`).join(', ')} WHERE id = ?`,
   );
@@ -291,7 +300,7 @@ export function ledgerWriters(db: Database.Database, { schema4 = false } = {}) {
     },
     /** Stores the record (alert or resolution) unless it is stored already; true when it was new. */
     alert(row: AlertRow): boolean {
-      return putAlert.run(...row).changes > 0;
+      return putAlert!.run(...row).changes > 0;
     },
     alertColumns(a: Alert): void {
       setAlert.run(...ALERT_COLUMNS.map((f) => f.value(a)), a.id);

@@ -10,7 +10,11 @@
 // HEARTBEAT_MS; stale after STALE_MS). A process killed with SIGKILL leaves its row, which the
 // next one takes over at once on the same host. A `:memory:` store is private to its instance,
 // and so is its lock.
+//
+// Delivery claims (StateStore.undelivered) run out at the end of their lease, or at once when
+// their claimant is a process of this host that no longer runs (as holder rows do).
 import { existsSync, realpathSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import type { Alert } from '../../schemas/alert.js';
@@ -55,6 +59,7 @@ import {
   applyCommit,
   applyDelivered,
   BUSY_MS,
+  type CommitClaim,
   type CommitRows,
   commitRows,
   connectionSettings,
@@ -62,15 +67,21 @@ import {
   sessionRow,
 } from './sqlite-commit.js';
 import {
+  type ClaimOptions,
+  type Claims,
   type CommitBatch,
   type CommitResult,
   chunks,
+  claimable,
+  claimantProcess,
   type LockHolder,
   type LockScopeOptions,
   mergeAlert,
   readSnapshot,
+  resolveClaims,
   type ScopeLock,
   type StateStore,
+  type StoredClaim,
   scopeBusy,
   seenBuckets,
   thisHolder,
@@ -170,6 +181,10 @@ const MIGRATIONS: (string | ((db: Database.Database) => void))[] = [
     addSessionColumns(db, 2);
     db.exec(backfillPlantedCredentialsSql('sqlite'));
   },
+  // Who delivers each record, until when (StateStore.undelivered): the instance whose commit stored
+  // it. A record stored before has no claim: any instance may send what it has not received.
+  `ALTER TABLE alerts ADD COLUMN claimant TEXT;
+   ALTER TABLE alerts ADD COLUMN claimed_until INTEGER;`,
 ];
 
 /** The `later`-th migration's typed session columns, and the view that shows them. */
@@ -192,8 +207,13 @@ type HolderRow = { pid: number; host: string; since: string; heartbeat: number }
 function holderAlive(row: HolderRow, me: LockHolder, now: number): boolean {
   if (row.host !== me.host) return now - row.heartbeat < STALE_MS;
   if (row.pid === me.pid) return false;
+  return processRuns(row.pid);
+}
+
+/** Whether a process of this host runs. */
+function processRuns(pid: number): boolean {
   try {
-    process.kill(row.pid, 0);
+    process.kill(pid, 0);
     return true;
   } catch (error) {
     // EPERM: it runs, as another user.
@@ -201,11 +221,22 @@ function holderAlive(row: HolderRow, me: LockHolder, now: number): boolean {
   }
 }
 
+/** A claimant that was a process of this host and runs no more (another of this process is not). */
+function claimantGone(claimant: string): boolean {
+  const p = claimantProcess(claimant);
+  return p !== undefined && p.host === hostname() && p.pid !== process.pid && !processRuns(p.pid);
+}
+
 const CHUNK = 500;
 /** Rows per page of a ledger read. */
 const PAGE = 1000;
 
 type AlertRow = { body: string; occurrences: number; last_time: string | null };
+
+const storedClaim = (r: { claimant: string | null; claimed_until: number | null }): StoredClaim => ({
+  claimant: r.claimant,
+  until: r.claimed_until,
+});
 
 /** One scope's in-process lock: held or not, and the waiters in arrival order. */
 type Mutex = { held: boolean; waiters: (() => void)[] };
@@ -260,12 +291,15 @@ export class SqliteStore implements StateStore {
   private readonly tablesWritten = new SessionTablesWritten();
   /** The store's own thread, if it has one, and what it does (see `open`). */
   private readonly thread: { kind: StoreThread; worker: CommitThread } | undefined;
+  private readonly claims: Claims;
 
   private constructor(
     path: string,
     private readonly scope: string,
     thread: { kind: StoreThread; file: URL } | undefined,
+    claims: ClaimOptions | undefined,
   ) {
+    this.claims = resolveClaims(scope, claims);
     if (path !== ':memory:' && !existsSync(dirname(resolve(path))))
       throw new AuditError('USAGE', `the state file ${path} cannot be created: its folder does not exist`);
     try {
@@ -298,18 +332,25 @@ export class SqliteStore implements StateStore {
    *   batch meanwhile; reads wait for the writes asked for before them;
    * - `checkpoints`: this thread writes, and that one copies the log into the file after each
    *   commit, so that this thread does not wait for the disk.
-   * A `:memory:` store has no log to copy and writes on its own thread.
+   * A `:memory:` store has no log to copy and writes on its own thread. `claims`: who claims
+   * deliveries through this store (StateStore.undelivered).
    */
   static open(
     path: string,
-    opts: { scope?: string; thread?: StoreThread; threadWorker?: URL } = {},
+    opts: { scope?: string; thread?: StoreThread; threadWorker?: URL; claims?: ClaimOptions } = {},
   ): SqliteStore {
     const { thread } = opts;
     return new SqliteStore(
       path,
       opts.scope ?? 'default',
       thread && { kind: thread, file: opts.threadWorker ?? COMMIT_WORKER },
+      opts.claims,
     );
+  }
+
+  /** The claim of the records a commit made now stores first. */
+  private newClaim(): CommitClaim {
+    return { claimant: this.claims.claimant, until: this.claims.now() + this.claims.leaseMs };
   }
 
   /** The thread that applies the writes, when it is not this one. */
@@ -431,7 +472,13 @@ export class SqliteStore implements StateStore {
     let rows: CommitRows;
     let applied: string[] = [];
     try {
-      rows = commitRows(this.scope, batch, this.tablesWritten.pending(batch.sessions), writer !== undefined);
+      rows = commitRows(
+        this.scope,
+        batch,
+        this.tablesWritten.pending(batch.sessions),
+        writer !== undefined,
+        this.newClaim(),
+      );
       if (writer === undefined) applied = applyCommit(this.db, rows);
     } catch (cause) {
       throw new AuditError('STORE_FAILED', 'state store commit failed', { cause });
@@ -453,15 +500,35 @@ export class SqliteStore implements StateStore {
     return this.existing('SELECT alert_id AS k FROM deliveries WHERE sink = ? AND alert_id IN', keys, [sink]);
   }
 
+  /** Reads and claims in one write transaction: two stores asking at once take turns. */
   async undelivered(sink: string): Promise<Alert[]> {
     await this.settled();
-    return this.db
-      .prepare<[string], AlertRow>(
-        `SELECT body, occurrences, last_time FROM alerts a
+    const rows = this.db.prepare<
+      [string],
+      AlertRow & { id: string; claimant: string | null; claimed_until: number | null }
+    >(
+      `SELECT id, body, occurrences, last_time, claimant, claimed_until FROM alerts a
          WHERE NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.alert_id = a.id AND d.sink = ?) ORDER BY time, id`,
-      )
-      .all(sink)
-      .map((r) => mergeAlert(r.body, r.occurrences, r.last_time));
+    );
+    const claim = this.db.prepare('UPDATE alerts SET claimant = ?, claimed_until = ? WHERE id = ?');
+    const taken = this.db
+      .transaction(() => {
+        const { claimant, until } = this.newClaim();
+        const now = until - this.claims.leaseMs;
+        const mine = rows.all(sink).filter((r) => claimable(storedClaim(r), this.claims, now, claimantGone));
+        for (const r of mine) claim.run(claimant, until, r.id);
+        return mine;
+      })
+      .immediate();
+    return taken.map((r) => mergeAlert(r.body, r.occurrences, r.last_time));
+  }
+
+  async releaseClaims(keys: string[]): Promise<void> {
+    await this.settled();
+    const release = this.db.prepare('UPDATE alerts SET claimed_until = NULL WHERE id = ? AND claimant = ?');
+    this.db.transaction(() => {
+      for (const key of keys) release.run(key, this.claims.claimant);
+    })();
   }
 
   /**

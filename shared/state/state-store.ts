@@ -1,5 +1,6 @@
 // The state store port (architecture section 6): batch-oriented, one transaction per commit, so
 // that the embedded SQLite adapter and a shared MySQL adapter implement the same contract.
+import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Alert } from '../../schemas/alert.js';
 import type { DeadLetter } from '../../schemas/dead-letter.js';
@@ -113,6 +114,75 @@ export function scopeBusy(scope: string, holder: LockHolder | undefined): AuditE
   );
 }
 
+/**
+ * How long the instance whose commit stored a record has to deliver it (its claim) before another
+ * instance may take it over (`StateStore.undelivered`): twice the longest OCI Functions invocation
+ * (300 s), so that a claimant still sending is never overtaken, short enough that the alerts of a
+ * container that died are sent by the next invocation after it.
+ */
+export const CLAIM_LEASE_MS = 10 * 60_000;
+
+/** Who claims deliveries through a store, and by which clock (see `StateStore.undelivered`). */
+export type ClaimOptions = {
+  /** Default: this process and the store's scope (`processClaimant`). */
+  claimant?: string;
+  /** Default: CLAIM_LEASE_MS. */
+  leaseMs?: number;
+  /** The clock of claims (epoch ms): the wall clock by default. */
+  now?: () => number;
+};
+
+/** A store's claims, resolved (see `resolveClaims`). */
+export type Claims = { claimant: string; leaseMs: number; now: () => number };
+
+/** This process, as a claimant: its PID, host and a random tag (a PID is reused in time). */
+const PROCESS_CLAIMANT = `${process.pid}@${hostname()}#${randomBytes(4).toString('hex')}`;
+
+/**
+ * The default claimant of a store: this process and the scope, so that the pipelines of one
+ * process on different scopes (a consumer's partitions) are different instances, and a pipeline
+ * re-opened in the same process on the same scope (after a failure) takes its claims back.
+ */
+export function processClaimant(scope: string): string {
+  return `${PROCESS_CLAIMANT}/${scope}`;
+}
+
+/** The PID and host of a claimant `processClaimant` made; undefined for another one. */
+export function claimantProcess(claimant: string): { pid: number; host: string } | undefined {
+  const m = /^(\d+)@([^#/]*)#[0-9a-f]+\//.exec(claimant);
+  return m ? { pid: Number(m[1]), host: m[2]! } : undefined;
+}
+
+export function resolveClaims(scope: string, opts: ClaimOptions = {}): Claims {
+  return {
+    claimant: opts.claimant ?? processClaimant(scope),
+    leaseMs: opts.leaseMs ?? CLAIM_LEASE_MS,
+    now: opts.now ?? Date.now,
+  };
+}
+
+/** A stored record's claim: who, and until when (epoch ms; null: none, or given up). */
+export type StoredClaim = { claimant: string | null; until: number | null };
+
+/**
+ * Whether `claims`' instance may take a record over: no live claim is on it, or it is its own.
+ * `abandoned` tells a claimant known to be gone (a dead process on this host) before its lease ends.
+ */
+export function claimable(
+  claim: StoredClaim,
+  claims: Claims,
+  now: number,
+  abandoned: (claimant: string) => boolean = () => false,
+): boolean {
+  return (
+    claim.until === null ||
+    claim.until <= now ||
+    claim.claimant === null ||
+    claim.claimant === claims.claimant ||
+    abandoned(claim.claimant)
+  );
+}
+
 export type CommitResult = {
   /** Record keys (`recordKey`) this commit stored first: only these are delivered by this instance. */
   newAlerts: Set<string>;
@@ -147,10 +217,22 @@ export interface StateStore {
   /** The subset of `keys` recorded as received by `sink`. */
   delivered(sink: string, keys: string[]): Promise<Set<string>>;
   /**
-   * Stored records a sink has not received yet, in time order: after a crash between commit and
-   * send, and on a shared store also those another instance is still sending.
+   * Stored records a sink has not received yet, in time order (after a crash between commit and
+   * send, a failed sink, a digest not due), that this instance may deliver, claimed for it.
+   *
+   * Each record is claimed by the instance whose commit stored it, in that transaction, for a lease
+   * (CLAIM_LEASE_MS, by the store's clock): another instance sharing the store skips it while the
+   * claim holds and is not recorded as delivered, so that a record is sent by the instance that
+   * stored it. A record whose claim ran out (its instance died, or never delivered it), was given up
+   * (`releaseClaims`), or is this instance's own, is returned and claimed again for this instance,
+   * atomically: of instances asking at once, one gets it.
    */
   undelivered(sink: string): Promise<Alert[]>;
+  /**
+   * Gives up this instance's claims on these records (a sink failed to deliver them), so that
+   * the next instance to ask (`undelivered`) sends them without waiting for the lease.
+   */
+  releaseClaims(keys: string[]): Promise<void>;
   /** Sessions by connect time (and id), those the query selects: connected in [from, to), on a DB system. */
   sessions(query?: LedgerQuery): AsyncIterable<Session>;
   /**

@@ -509,10 +509,21 @@ function upgrade(adapter: Adapter, dialect: 'sqlite' | 'mysql') {
       // repeat counts of alerts stored with repeats merged into them, the next adds when each session
       // last did something: a session stored open counts from its connect; the next adds how a
       // session ended that the server logged no disconnect for (none of those stored before), the
-      // last how many planted credentials were in force at its login (from the bodies).
+      // next how many planted credentials were in force at its login (from the bodies), the last
+      // who delivers each alert (none of those stored before is claimed).
       expect(await backing.schemaVersions()).toEqual(
-        dialect === 'sqlite' ? [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12] : [1, 2, 3, 4, 5, 6, 7, 8, 9],
+        dialect === 'sqlite' ? [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13] : [1, 2, 3, 4, 5, 6, 7, 8, 9, 10],
       );
+      expect(await backing.sql('SELECT id, claimant, claimed_until FROM alerts ORDER BY id')).toEqual(
+        as.map((a) => ({
+          id: dialect === 'sqlite' ? a.id : Buffer.from(a.id),
+          claimant: null,
+          claimed_until: null,
+        })),
+      );
+      // Unclaimed: the first instance to ask sends what a sink has not received, and claims it.
+      expect((await store.undelivered('siem')).map((a) => a.id)).toEqual(['a2', 'a3']);
+      expect(await (await backing.open('other')).undelivered('siem')).toEqual([]);
       expect(
         await backing.sql('SELECT session_id, planted_credentials FROM audit_sessions ORDER BY connect_ts'),
       ).toEqual(ss.map((s, i) => ({ session_id: s.id, planted_credentials: i === 0 ? 1 : null })));

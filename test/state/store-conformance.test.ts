@@ -291,8 +291,12 @@ function conformance(adapter: Adapter) {
     await store.markDelivered('s2', ['\u0000marker']);
     expect(await store.delivered('s2', ['\u0000marker', 'a'])).toEqual(new Set(['\u0000marker']));
     expect((await store.undelivered('s2')).map((a) => a.id)).toEqual(['a', 'b', 'c']);
+    // Deliveries are shared; another instance sends 'b' once this one gives up its claim.
     const other = await backing.open('other-scope');
+    expect(await other.undelivered('s1')).toEqual([]);
+    await store.releaseClaims(['b']);
     expect((await other.undelivered('s1')).map((a) => a.id)).toEqual(['b']);
+    expect(await store.undelivered('s1')).toEqual([]);
   });
 
   it('keeps seen keys, entities and pending events per scope; shares sessions, alerts and dead letters', async () => {

@@ -15,14 +15,15 @@ import { Pipeline } from '../../shared/pipeline.js';
 import type { StoreThread } from '../../shared/state/commit-thread.js';
 import { MySqlStore, type MySqlStoreOptions } from '../../shared/state/mysql-store.js';
 import { SqliteStore } from '../../shared/state/sqlite-store.js';
-import type { StateStore } from '../../shared/state/state-store.js';
+import type { ClaimOptions, StateStore } from '../../shared/state/state-store.js';
 import { collect } from '../helpers/collect.js';
 import type { MySqlTestServer, TestDatabase } from '../helpers/mysql-server.js';
 import { testConfig } from '../helpers/run-timeline.js';
 
 /** One empty store location; every store opened on it is closed by `dispose`. */
 export type Backing = {
-  open(scope?: string): Promise<StateStore>;
+  /** A store on the location: an instance of its own, claiming deliveries as `claims` says. */
+  open(scope?: string, claims?: ClaimOptions): Promise<StateStore>;
   /** Makes the location look written by a newer release. */
   markNewer(): Promise<void>;
   /** The schema versions recorded as applied, ascending. */
@@ -34,11 +35,11 @@ export type Backing = {
 
 export type Adapter = { name: string; create(): Promise<Backing> };
 
-function tracking(open: (scope?: string) => Promise<StateStore>) {
+function tracking(open: (scope?: string, claims?: ClaimOptions) => Promise<StateStore>) {
   const opened: StateStore[] = [];
   return {
-    open: async (scope?: string) => {
-      const store = await open(scope);
+    open: async (scope?: string, claims?: ClaimOptions) => {
+      const store = await open(scope, claims);
       opened.push(store);
       return store;
     },
@@ -68,8 +69,12 @@ export const sqliteCheckpointAdapter = sqlite('checkpoints');
 async function sqliteBacking(opts: { thread?: StoreThread; threadWorker?: URL }): Promise<Backing> {
   const dir = mkdtempSync(join(tmpdir(), 'hwaudit-store-'));
   const path = join(dir, 'state.sqlite');
-  const t = tracking(async (scope) =>
-    SqliteStore.open(path, { ...opts, ...(scope === undefined ? {} : { scope }) }),
+  const t = tracking(async (scope, claims) =>
+    SqliteStore.open(path, {
+      ...opts,
+      ...(scope === undefined ? {} : { scope }),
+      ...(claims === undefined ? {} : { claims }),
+    }),
   );
   const pragma = (sql: string) => {
     const db = new Database(path);
@@ -111,8 +116,12 @@ export function mysqlAdapter(
 } {
   const createDatabase = async () => {
     const db = await server.createDatabase();
-    const t = tracking((scope) =>
-      MySqlStore.open(db.connection, { ...opts, ...(scope === undefined ? {} : { scope }) }),
+    const t = tracking((scope, claims) =>
+      MySqlStore.open(db.connection, {
+        ...opts,
+        ...(scope === undefined ? {} : { scope }),
+        ...(claims === undefined ? {} : { claims }),
+      }),
     );
     const query = async (sql: string) => {
       const raw = await db.raw();

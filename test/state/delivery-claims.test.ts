@@ -1,0 +1,227 @@
+// Delivery claims on a store shared by several instances (containers of the function, consumers,
+// CLI processes): an alert is sent by the instance whose commit stored it, unless that instance
+// fails to deliver it, and nothing is lost. Each instance is a store of its own on one location,
+// with its own claimant and the test's clock.
+import { spawnSync } from 'node:child_process';
+import { hostname } from 'node:os';
+import { beforeEach, describe, expect, it } from 'vitest';
+import type { Alert } from '../../schemas/alert.js';
+import type { CanonicalEvent } from '../../schemas/events.js';
+import { at, db, iam, USERS } from '../../shared/detect/timeline.js';
+import type { AlertSink } from '../../shared/emit/sink.js';
+import { AuditError } from '../../shared/errors.js';
+import { Pipeline } from '../../shared/pipeline.js';
+import { CLAIM_LEASE_MS, type StateStore } from '../../shared/state/state-store.js';
+import { describeMySql } from '../helpers/mysql-server.js';
+import { testConfig } from '../helpers/run-timeline.js';
+import {
+  type Adapter,
+  alert,
+  backingPerTest,
+  batch,
+  mysqlAdapter,
+  RecordingSink,
+  sqliteAdapter,
+  sqliteThreadAdapter,
+} from './store-fixtures.js';
+
+/** A local account's login, then a sign-on that moves the watermark past it: one alert. */
+const login = (account: string, conn: number): CanonicalEvent[] => [
+  db.connect({ at: at(0), conn, account }),
+  iam.signOn({ at: at(60), user: USERS.dave, ip: '10.9.9.9' }),
+];
+
+/** A sink that holds each delivery until released: an instance still sending (or one that died sending). */
+class HeldSink implements AlertSink {
+  readonly sent: Alert[] = [];
+  /** Settles once a delivery has started. */
+  readonly sending: Promise<void>;
+  private started!: () => void;
+  private open!: () => void;
+  private readonly gate = new Promise<void>((resolve) => {
+    this.open = resolve;
+  });
+
+  constructor(readonly name: string) {
+    this.sending = new Promise((resolve) => {
+      this.started = resolve;
+    });
+  }
+
+  async send(alerts: Alert[]): Promise<void> {
+    if (alerts.length === 0) return;
+    this.started();
+    await this.gate;
+    this.sent.push(...alerts);
+  }
+
+  release(): void {
+    this.open();
+  }
+}
+
+/** A sink whose output fails, as a topic answering 5xx after every retry does. */
+class FailingSink implements AlertSink {
+  constructor(readonly name: string) {}
+  async send(alerts: Alert[]): Promise<void> {
+    if (alerts.length > 0) throw new AuditError('SINK_FAILED', `${this.name}: the output failed`);
+  }
+}
+
+const SINK = 'alerts';
+
+function claims(adapter: Adapter) {
+  const backing = backingPerTest(adapter);
+  let now: number;
+  beforeEach(() => {
+    now = Date.parse('2026-11-02T10:00:00Z');
+  });
+
+  /** An instance: a store of its own (scope and claimant `name`) on the test's location and clock. */
+  const instance = (name: string): Promise<StateStore> =>
+    backing().open(name, { claimant: name, now: () => now });
+
+  async function open(store: StateStore, sink: AlertSink): Promise<Pipeline> {
+    const { config, rules } = testConfig();
+    return Pipeline.open({ config, rules, store, sinks: [sink] });
+  }
+
+  /** Opens an instance with a recording sink, and returns what it sent on opening. */
+  async function opened(name: string): Promise<{ sent: string[]; pipeline: Pipeline; sink: RecordingSink }> {
+    const sink = new RecordingSink(SINK);
+    const pipeline = await open(await instance(name), sink);
+    return {
+      get sent() {
+        return sink.sent.map((a) => a.id);
+      },
+      pipeline,
+      sink,
+    };
+  }
+
+  /** `name` commits the alert of `account`'s login and starts sending it, which it finishes only if released. */
+  async function sending(name: string, account = 'app', conn = 1) {
+    const sink = new HeldSink(SINK);
+    const pipeline = await open(await instance(name), sink);
+    const delivered = pipeline.ingest(
+      login(account, conn).map((event) => ({ type: 'event' as const, event })),
+    );
+    await sink.sending;
+    return { sink, delivered };
+  }
+
+  it('an instance opening while another sends the alert it stored sends nothing of it; once delivered nobody sends it again', async () => {
+    const a = await sending('container-a');
+    const b = await opened('container-b');
+    expect(b.sent).toEqual([]);
+    a.sink.release();
+    const raised = await a.delivered;
+    expect(raised.map((x) => x.rule)).toEqual(['access.local-account']);
+    expect(a.sink.sent).toEqual(raised);
+    // Delivered: long after the lease, nobody has anything to send.
+    now += 2 * CLAIM_LEASE_MS;
+    expect((await opened('container-c')).sent).toEqual([]);
+    await b.pipeline.advance(at(70));
+    expect(b.sent).toEqual([]);
+  });
+
+  it('an alert whose instance died before delivering it is sent once, by the first instance to open after its lease', async () => {
+    const a = await sending('container-a');
+    now += CLAIM_LEASE_MS - 1;
+    expect((await opened('container-b')).sent).toEqual([]);
+    now += 1;
+    const c = await opened('container-c');
+    expect(c.sent).toHaveLength(1);
+    expect((await opened('container-d')).sent).toEqual([]);
+    // Much later still: delivered, never sent again.
+    now += 2 * CLAIM_LEASE_MS;
+    expect((await opened('container-e')).sent).toEqual([]);
+    expect(a.sink.sent).toEqual([]);
+  });
+
+  it('two instances opening at once after the lease send the alert once between them', async () => {
+    await sending('container-a');
+    await sending('container-x', 'etl', 2);
+    now += CLAIM_LEASE_MS;
+    const [b, c] = await Promise.all([opened('container-b'), opened('container-c')]);
+    const sent = [...b.sent, ...c.sent];
+    expect(sent).toHaveLength(2);
+    expect(new Set(sent).size).toBe(2);
+  });
+
+  it('a pipeline kept open (a sweep) takes over what a dead instance left once its lease ran out', async () => {
+    await sending('container-a');
+    const b = await opened('container-b');
+    expect(b.sent).toEqual([]);
+    now += CLAIM_LEASE_MS;
+    await b.pipeline.advance(at(70));
+    expect(b.sent).toHaveLength(1);
+    await b.pipeline.advance(at(71));
+    await b.pipeline.finish();
+    expect(b.sent).toHaveLength(1);
+    expect((await opened('container-c')).sent).toEqual([]);
+  });
+
+  /** `container-a` still sends the alert of app's login, and `container-x` failed to send that of etl's. */
+  async function oneSendingOneFailed() {
+    const a = await sending('container-a');
+    const x = await open(await instance('container-x'), new FailingSink(SINK));
+    const items = login('etl', 2).map((event) => ({ type: 'event' as const, event }));
+    await expect(x.ingest(items)).rejects.toMatchObject({ code: 'SINK_FAILED' });
+    return a;
+  }
+
+  const titles = (sink: RecordingSink) => sink.sent.map((s) => s.title);
+
+  // The retry in the same container (the same claimant, the pipeline re-opened), or another instance.
+  it.each([
+    ["the instance's retry", 'container-x', 'container-b'],
+    ['another instance', 'container-b', 'container-x'],
+  ])(
+    'a sink that failed gives its alerts up: %s sends them at once, not what another instance still sends',
+    async (_, first, then) => {
+      const a = await oneSendingOneFailed();
+      expect(titles((await opened(first)).sink)).toEqual([expect.stringMatching(/etl/)]);
+      expect((await opened(then)).sent).toEqual([]);
+      a.sink.release();
+      await a.delivered;
+    },
+  );
+
+  it('renews its own claims when it looks again, so that a record it holds is not taken over while it runs', async () => {
+    const store = await instance('container-a');
+    const t = new Date(at(1)).toISOString();
+    await store.commit(batch({ alerts: [alert('a1', t)] }));
+    now += CLAIM_LEASE_MS - 1;
+    expect((await store.undelivered(SINK)).map((x) => x.id)).toEqual(['a1']);
+    now += CLAIM_LEASE_MS - 1;
+    const other = await instance('container-b');
+    expect(await other.undelivered(SINK)).toEqual([]);
+    now += 1;
+    expect((await other.undelivered(SINK)).map((x) => x.id)).toEqual(['a1']);
+    expect(await store.undelivered(SINK)).toEqual([]);
+  });
+}
+
+describe('delivery claims: SqliteStore (one file)', () => {
+  claims(sqliteAdapter);
+
+  it('takes over at once the claims of a process of this host that no longer runs, not those of one that runs', async () => {
+    const backing = await sqliteAdapter.create();
+    try {
+      const gone = spawnSync(process.execPath, ['-e', '']).pid;
+      const claimant = (pid: number) => `${pid}@${hostname()}#00000000/function`;
+      const t = new Date(at(1)).toISOString();
+      const dead = await backing.open('function', { claimant: claimant(gone) });
+      await dead.commit(batch({ alerts: [alert('left', t)] }));
+      const alive = await backing.open('function', { claimant: claimant(process.ppid) });
+      await alive.commit(batch({ alerts: [alert('sending', t)] }));
+      const next = await backing.open('function');
+      expect((await next.undelivered(SINK)).map((x) => x.id)).toEqual(['left']);
+    } finally {
+      await backing.dispose();
+    }
+  });
+});
+describe('delivery claims: SqliteStore (one file, commit threads)', () => claims(sqliteThreadAdapter));
+describeMySql('delivery claims: MySqlStore', (server) => claims(mysqlAdapter(server)));
