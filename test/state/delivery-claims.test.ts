@@ -188,6 +188,30 @@ function claims(adapter: Adapter) {
     },
   );
 
+  it('upgrades a store written by the previous schema: its records have no claim, and the first instance to ask sends them once', async () => {
+    const writer = await instance('container-a');
+    const t = new Date(at(1)).toISOString();
+    await writer.commit(batch({ alerts: [alert('a1', t), alert('a2', t), alert('a3', t)] }));
+    await writer.markDelivered(SINK, ['a1']);
+    await writer.close();
+    const mysql = adapter.name === 'MySqlStore';
+    const versions = await backing().schemaVersions();
+    const previous = versions.length - 1;
+    await backing().sql(
+      [
+        'ALTER TABLE alerts DROP COLUMN claimant',
+        'ALTER TABLE alerts DROP COLUMN claimed_until',
+        mysql
+          ? `DELETE FROM schema_version WHERE version > ${previous}`
+          : `PRAGMA user_version = ${previous}`,
+      ].join(';\n'),
+    );
+    const b = await instance('container-b');
+    expect(await backing().schemaVersions()).toEqual(versions);
+    expect((await b.undelivered(SINK)).map((x) => x.id)).toEqual(['a2', 'a3']);
+    expect(await (await instance('container-c')).undelivered(SINK)).toEqual([]);
+  });
+
   it('renews its own claims when it looks again, so that a record it holds is not taken over while it runs', async () => {
     const store = await instance('container-a');
     const t = new Date(at(1)).toISOString();
