@@ -84,6 +84,7 @@ import {
   type LockHolder,
   type LockScopeOptions,
   mergeAlert,
+  newClaim,
   readSnapshot,
   resolveClaims,
   type ScopeLock,
@@ -942,7 +943,7 @@ export class MySqlStore implements StateStore {
       updates: batch.alertUpdates.map((u) => ({ k: storedKey(u.id), u })).sort(byKey),
       dead: batch.deadLetters.map((d) => deadLetterRow(d, now)),
       // The claim of the records this commit stores first.
-      claim: { claimant: this.claims.claimant, until: this.claims.now() + this.claims.leaseMs },
+      claim: newClaim(this.claims),
     };
   }
 
@@ -973,7 +974,7 @@ export class MySqlStore implements StateStore {
     const s = storedKey(sink);
     const undelivered = 'NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.alert_id = a.id AND d.sink = ?)';
     const now = this.claims.now();
-    const until = now + this.claims.leaseMs;
+    const { until } = newClaim(this.claims, now);
     const free = (rows: ClaimRow[]) =>
       rows.filter((r) => claimable(rowClaim(r), this.claims, now)).map((r) => r.id);
     const candidates = free(

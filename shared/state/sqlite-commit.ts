@@ -16,7 +16,7 @@ import {
   sessionBody,
   sessionTableRows,
 } from './ledger.js';
-import { type CommitBatch, seenBucket, seenBuckets } from './state-store.js';
+import { type CommitBatch, type NewClaim, seenBucket, seenBuckets } from './state-store.js';
 
 /** How long a statement waits for another connection's write lock before failing. */
 export const BUSY_MS = 5000;
@@ -91,10 +91,7 @@ export function sessionRow(
   ];
 }
 
-/** The claim a commit stores its new records under (StateStore.undelivered). */
-export type CommitClaim = { claimant: string; until: number };
-
-function alertRow(a: Alert, claim: CommitClaim | undefined): AlertRow {
+function alertRow(a: Alert, claim: NewClaim | undefined): AlertRow {
   return [
     recordKey(a),
     a.rule,
@@ -117,7 +114,7 @@ export function commitRows(
   batch: CommitBatch,
   newTables: ReadonlySet<Session>,
   plain: boolean,
-  claim?: CommitClaim,
+  claim?: NewClaim,
 ): CommitRows {
   const now = Date.now();
   const rows: CommitRows = {

@@ -59,7 +59,6 @@ import {
   applyCommit,
   applyDelivered,
   BUSY_MS,
-  type CommitClaim,
   type CommitRows,
   commitRows,
   connectionSettings,
@@ -77,6 +76,7 @@ import {
   type LockHolder,
   type LockScopeOptions,
   mergeAlert,
+  newClaim,
   readSnapshot,
   resolveClaims,
   type ScopeLock,
@@ -348,11 +348,6 @@ export class SqliteStore implements StateStore {
     );
   }
 
-  /** The claim of the records a commit made now stores first. */
-  private newClaim(): CommitClaim {
-    return { claimant: this.claims.claimant, until: this.claims.now() + this.claims.leaseMs };
-  }
-
   /** The thread that applies the writes, when it is not this one. */
   private get writer(): CommitThread | undefined {
     return this.thread?.kind === 'commits' ? this.thread.worker : undefined;
@@ -477,7 +472,7 @@ export class SqliteStore implements StateStore {
         batch,
         this.tablesWritten.pending(batch.sessions),
         writer !== undefined,
-        this.newClaim(),
+        newClaim(this.claims),
       );
       if (writer === undefined) applied = applyCommit(this.db, rows);
     } catch (cause) {
@@ -513,8 +508,8 @@ export class SqliteStore implements StateStore {
     const claim = this.db.prepare('UPDATE alerts SET claimant = ?, claimed_until = ? WHERE id = ?');
     const taken = this.db
       .transaction(() => {
-        const { claimant, until } = this.newClaim();
-        const now = until - this.claims.leaseMs;
+        const now = this.claims.now();
+        const { claimant, until } = newClaim(this.claims, now);
         const mine = rows.all(sink).filter((r) => claimable(storedClaim(r), this.claims, now, claimantGone));
         for (const r of mine) claim.run(claimant, until, r.id);
         return mine;

@@ -126,14 +126,12 @@ export const CLAIM_LEASE_MS = 10 * 60_000;
 export type ClaimOptions = {
   /** Default: this process and the store's scope (`processClaimant`). */
   claimant?: string;
-  /** Default: CLAIM_LEASE_MS. */
-  leaseMs?: number;
   /** The clock of claims (epoch ms): the wall clock by default. */
   now?: () => number;
 };
 
 /** A store's claims, resolved (see `resolveClaims`). */
-export type Claims = { claimant: string; leaseMs: number; now: () => number };
+export type Claims = { claimant: string; now: () => number };
 
 /** This process, as a claimant: its PID, host and a random tag (a PID is reused in time). */
 const PROCESS_CLAIMANT = `${process.pid}@${hostname()}#${randomBytes(4).toString('hex')}`;
@@ -153,12 +151,16 @@ export function claimantProcess(claimant: string): { pid: number; host: string }
   return m ? { pid: Number(m[1]), host: m[2]! } : undefined;
 }
 
+/** The claims of a store on `scope`, defaults filled in. */
 export function resolveClaims(scope: string, opts: ClaimOptions = {}): Claims {
-  return {
-    claimant: opts.claimant ?? processClaimant(scope),
-    leaseMs: opts.leaseMs ?? CLAIM_LEASE_MS,
-    now: opts.now ?? Date.now,
-  };
+  return { claimant: opts.claimant ?? processClaimant(scope), now: opts.now ?? Date.now };
+}
+
+/** A claim for `claims`' instance, from `now` (by its clock) for the lease. */
+export type NewClaim = { claimant: string; until: number };
+
+export function newClaim(claims: Claims, now = claims.now()): NewClaim {
+  return { claimant: claims.claimant, until: now + CLAIM_LEASE_MS };
 }
 
 /** A stored record's claim: who, and until when (epoch ms; null: none, or given up). */
@@ -184,7 +186,10 @@ export function claimable(
 }
 
 export type CommitResult = {
-  /** Record keys (`recordKey`) this commit stored first: only these are delivered by this instance. */
+  /**
+   * Record keys (`recordKey`) this commit stored first: only these are delivered by this instance,
+   * which the commit claimed them for (see `StateStore.undelivered`).
+   */
   newAlerts: Set<string>;
 };
 
