@@ -141,10 +141,13 @@ export class Mappings {
 
   /**
    * Applies account changes learned from a statement (or seen by a snapshot); idempotent by event
-   * key. A change of the lock state or a password alone is a version of access only.
+   * key. A change of the lock state or a password alone is a version of access only. CREATE USER IF
+   * NOT EXISTS leaves an account that exists before it as it is (MySQL only warns).
    */
   apply(db: string, change: AccountChange, ts: number, key: string): void {
     const version = (v: Omit<AccountVersion, 'ts' | 'key'>): AccountVersion => ({ ts, key, ...v });
+    if (change.op === 'create' && change.ifNotExists && this.existsBefore(rowKey(db, change.account), ts))
+      return;
     if (change.op === 'drop') {
       this.insertOnce(db, change.account, version({ dropped: true }));
     } else if (change.op === 'rename') {
@@ -316,6 +319,16 @@ export class Mappings {
       since = open ? (since ?? v) : undefined;
     }
     return { ...(locked === undefined ? {} : { locked }), ...(since ? { since } : {}) };
+  }
+
+  /** Whether the account exists just before `ts` (strictly: what happened in the same instant is not known to be before). */
+  private existsBefore(key: string, ts: number): boolean {
+    let exists = false;
+    for (const v of this.cache.get<AccountRow>(ACCOUNT, key)?.versions ?? []) {
+      if (v.ts >= ts) break;
+      exists = !v.dropped;
+    }
+    return exists;
   }
 
   /**

@@ -56,6 +56,8 @@ export type AccountChange =
       password?: true;
       /** ACCOUNT LOCK (true) or ACCOUNT UNLOCK (false). */
       locked?: boolean;
+      /** CREATE USER IF NOT EXISTS: an account that already exists is left as it is. */
+      ifNotExists?: true;
     }
   | { op: 'drop'; account: AccountRef }
   | { op: 'rename'; account: AccountRef; to: AccountRef };
@@ -141,13 +143,14 @@ function accountLocked(text: string): boolean | undefined {
  * gets a password, and the statement's ACCOUNT LOCK or UNLOCK.
  */
 function accountDefinitions(text: string, op: 'create' | 'alter'): AccountChange[] {
-  const head = /^\s*(?:CREATE|ALTER)\s+USER\s+(?:IF\s+(?:NOT\s+)?EXISTS\s+)?/i.exec(text);
+  const head = /^\s*(?:CREATE|ALTER)\s+USER\s+(?:IF\s+(NOT\s+)?EXISTS\s+)?/i.exec(text);
   if (!head) return [];
   const locked = accountLocked(text);
   const withOptions = (change: Extract<AccountChange, { op: 'create' | 'alter' }>, at: number) => {
     IDENTIFIED_BY.lastIndex = at;
     if (IDENTIFIED_BY.test(text)) change.password = true;
     if (locked !== undefined) change.locked = locked;
+    if (op === 'create' && head[1]) change.ifNotExists = true;
     return change;
   };
   const changes: AccountChange[] = [];

@@ -416,6 +416,23 @@ describe('a login straight to a proxied account, the server naming no proxy acco
     });
   });
 
+  it('CREATE USER IF NOT EXISTS leaves an account that exists as it is; one that does not, it creates', async () => {
+    // MySQL only warns for an account that already exists: the locked dba_proxy stays locked.
+    const { sessions, alerts } = await runWithSnapshots(
+      [accountSnapshot('s1', at(-60))],
+      [
+        [
+          byAdmin(1, 'create_user', "CREATE USER IF NOT EXISTS 'dba_proxy'@'%' IDENTIFIED BY <secret>"),
+          byAdmin(2, 'create_user', "CREATE USER IF NOT EXISTS 'dba_proxy'@'10.%' IDENTIFIED BY <secret>"),
+          ...signedOnLogin(),
+        ],
+      ],
+    );
+    expect(attributionOf(sessions, 10)).toEqual(ALICE);
+    const opened = alerts.filter((a) => a.rule === 'privilege.change' && a.details?.bypassesIam);
+    expect(opened.map((a) => a.details?.bypassesIam)).toEqual([['dba_proxy@10.%']]);
+  });
+
   it('an account a snapshot saw unlocked, then named by an audited mapping change: later direct logins are local', async () => {
     const { sessions } = await runWithSnapshots(
       [accountSnapshot('s1', at(-60), { extra: [localAccount('ops_proxy', false)] })],
