@@ -72,6 +72,7 @@ import {
   type CommitResult,
   chunks,
   claimable,
+  claimantOfThisProcess,
   claimantProcess,
   type LockHolder,
   type LockScopeOptions,
@@ -221,10 +222,15 @@ function processRuns(pid: number): boolean {
   }
 }
 
-/** A claimant that was a process of this host and runs no more (another of this process is not). */
+/**
+ * A claimant that was a process of this host and runs no more (another of this process is not).
+ * One with this process's PID and another tag ran before it (a container's PID 1), as a holder row
+ * of this PID did.
+ */
 function claimantGone(claimant: string): boolean {
   const p = claimantProcess(claimant);
-  return p !== undefined && p.host === hostname() && p.pid !== process.pid && !processRuns(p.pid);
+  if (p === undefined || p.host !== hostname()) return false;
+  return p.pid === process.pid ? !claimantOfThisProcess(claimant) : !processRuns(p.pid);
 }
 
 const CHUNK = 500;

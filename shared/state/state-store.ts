@@ -145,6 +145,11 @@ export function processClaimant(scope: string): string {
   return `${PROCESS_CLAIMANT}/${scope}`;
 }
 
+/** Whether `processClaimant` made this claimant in this very process (on any scope). */
+export function claimantOfThisProcess(claimant: string): boolean {
+  return claimant.startsWith(`${PROCESS_CLAIMANT}/`);
+}
+
 /** The PID and host of a claimant `processClaimant` made; undefined for another one. */
 export function claimantProcess(claimant: string): { pid: number; host: string } | undefined {
   const m = /^(\d+)@([^#/]*)#[0-9a-f]+\//.exec(claimant);
