@@ -237,7 +237,8 @@ function toIamEvent(head: Head, data: OciAuditData): IamEvent {
   if (subject.group !== undefined) event.group = subject.group;
   if (subject.membershipId !== undefined) event.membershipId = subject.membershipId;
   if (domain !== undefined) event.domain = domain;
-  if (subject.policy !== undefined) event.policy = subject.policy;
+  // A refused change (`other`) changed nothing: the rules read a policy, credential or operation as done.
+  if (subject.policy !== undefined && kind !== 'other') event.policy = subject.policy;
   if (subject.signOn !== undefined) event.signOn = subject.signOn;
   if (subject.credential !== undefined && kind === 'credential_change') event.credential = subject.credential;
   if (subject.dbSystemChange !== undefined && kind === 'dbsystem_change')

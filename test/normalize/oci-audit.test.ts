@@ -444,6 +444,14 @@ describe('normalizeOciAudit: policies', () => {
       'policy.statements': 'stateChange.previous.statements',
     });
   });
+
+  it('keeps the policy off a refused change, which changed nothing', () => {
+    const raw = sample('policy.mysql-dp-auth');
+    raw.data.response.status = '409';
+    const event = normalize(raw);
+    expect(event).toMatchObject({ kind: 'other', status: '409' });
+    expect(event.policy).toBeUndefined();
+  });
 });
 
 describe('normalizeOciAudit: users and credentials', () => {
