@@ -54,7 +54,7 @@ import {
   sleepMs,
 } from '../shared/oci/clients.js';
 import { vaultSecretFetcher } from '../shared/oci/vault.js';
-import { type DecodedItem, Pipeline } from '../shared/pipeline.js';
+import { type DecodedItem, emptyStats, Pipeline } from '../shared/pipeline.js';
 import { type PublishResult, publishReports, ReportActionSchema } from '../shared/report/publish-reports.js';
 import {
   openRoutes,
@@ -97,11 +97,13 @@ export type InvocationContext = {
 
 export type InvocationSummary = {
   action: 'ingest' | 'sweep' | 'collect' | 'sync' | 'report';
-  /** Records decoded from this body (events and dead letters). */
+  /** Records decoded from this body (events, ignored events and dead letters). */
   received: number;
   /** Events applied in this call: released by the watermark, from this batch or earlier ones. */
   processed: number;
   duplicates: number;
+  /** OCI Audit events of this body that concern nothing the pipeline reads: counted, not kept. */
+  ignored: number;
   /** Events accepted after the watermark had passed them. */
   late: number;
   deadLetters: Partial<Record<DeadLetterCode, number>>;
@@ -692,6 +694,7 @@ export class FunctionHost {
       received: after.received - before.received,
       processed: after.processed - before.processed,
       duplicates: after.duplicates - before.duplicates,
+      ignored: after.ignored - before.ignored,
       late: after.late - before.late,
       deadLetters,
       alerts: alerts.filter((a) => a.status === 'open').length,
@@ -1001,7 +1004,8 @@ function defaultDbSystem(config: Config, wanted: string | undefined): DbRef | un
 }
 
 function emptySummary(action: InvocationSummary['action'], watermark: string | null): InvocationSummary {
-  return { action, received: 0, processed: 0, duplicates: 0, late: 0, deadLetters: {}, alerts: 0, watermark };
+  const { received, processed, duplicates, ignored, late, deadLetters, alerts } = emptyStats();
+  return { action, received, processed, duplicates, ignored, late, deadLetters, alerts, watermark };
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {

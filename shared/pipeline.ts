@@ -37,6 +37,11 @@ export type PipelineStats = {
   received: number;
   processed: number;
   duplicates: number;
+  /**
+   * OCI Audit events that concern nothing the pipeline reads (shared/normalize/oci-audit.ts
+   * `concernsNothing`), counted and not kept: their time moves the clock, nothing else.
+   */
+  ignored: number;
   /** Accepted after the watermark had passed them (applied out of order). */
   late: number;
   deadLetters: Partial<Record<DeadLetterCode, number>>;
@@ -99,6 +104,9 @@ const NEVER = BEGINNING_OF_TIME;
 const DAY_MS = 86_400_000;
 export const EARLIEST_EVENT = Date.parse('2010-01-01T00:00:00Z');
 
+/** Whether an event time may move the clock: from 2010 up to `latest` (now plus clockSkew). */
+const inClockRange = (ts: number, latest: number): boolean => ts <= latest && ts >= EARLIEST_EVENT;
+
 /**
  * A connection's routine statements taken together (shared/decode/statement-runs.ts), in log
  * order. It waits in the buffer where its first statement would; what a release leaves of it waits
@@ -157,11 +165,13 @@ function connectionKey(ev: DbEvent): string {
   return `${ev.dbSystemId}\u0000${ev.instance ?? ''}\u0000${ev.connectionId}`;
 }
 
-function emptyStats(): PipelineStats {
+/** Stats before any record. */
+export function emptyStats(): PipelineStats {
   return {
     received: 0,
     processed: 0,
     duplicates: 0,
+    ignored: 0,
     late: 0,
     deadLetters: {},
     alerts: 0,
@@ -292,6 +302,14 @@ export class Pipeline {
     return this.clock.releasedTs > NEVER ? this.clock.releasedTs : undefined;
   }
 
+  /**
+   * Whether an event at `ts` may move the clock now (see `ingest`); later calls accept it too. A host
+   * that folds ignored events (`DecodedItem` with a `count`) keeps the latest time accepted.
+   */
+  acceptsTime(ts: number): boolean {
+    return inClockRange(ts, this.now() + this.config.clockSkew);
+  }
+
   get latestEventTime(): number | undefined {
     return this.clock.maxTs > NEVER ? this.clock.maxTs : undefined;
   }
@@ -368,10 +386,18 @@ export class Pipeline {
       fresh.push(ev);
       if (ev.source === 'gap' && ev.reason === 'clock-step') steps.push(ev);
     };
+    const latest = this.now() + this.config.clockSkew;
     for (const item of items) {
       if (item.type === 'dead') {
         this.stats.received++;
         this.dead(item.dead);
+      } else if (item.type === 'ignored') {
+        const n = item.count ?? 1;
+        this.stats.received += n;
+        this.stats.ignored += n;
+        // The audit trail reached its time, as it would have with an event there: the watermark
+        // moves as before, so a quiet tenancy's pending events are released and its timers fire.
+        if (inClockRange(item.ts, latest) && item.ts > this.clock.maxTs) this.clock.maxTs = item.ts;
       } else if (item.type === 'event') {
         this.stats.received++;
         this.logPositions.noteGap(item.event);
@@ -389,11 +415,9 @@ export class Pipeline {
         for (const [i, ev] of events.entries()) admit(ev, i < ahead || this.logPositions.isAhead(ev));
       }
     }
-    const latest = this.now() + this.config.clockSkew;
     // A run waits as a whole when all of it is after the watermark and in range: otherwise its
     // statements go one by one (late, out of range), as they would have come.
-    const whole = (r: Run) =>
-      r.run.every((e) => e.ts > this.clock.releasedTs && e.ts <= latest && e.ts >= EARLIEST_EVENT);
+    const whole = (r: Run) => r.run.every((e) => e.ts > this.clock.releasedTs && inClockRange(e.ts, latest));
     const events = fresh.flatMap((b): Buffered | Buffered[] => (isRun(b) && !whole(b) ? b.run : b));
     // A clock step changes which events of its log positions tell as redeliveries, from this
     // batch's on (it is taken again, in its place, when accepted below); one seen before (a
@@ -425,7 +449,7 @@ export class Pipeline {
         continue;
       }
       // One event dated 9999 would move the watermark there for good: every later one would be late.
-      if (ev.ts > latest || ev.ts < EARLIEST_EVENT) {
+      if (!inClockRange(ev.ts, latest)) {
         this.dead({
           code: 'TIME_OUT_OF_RANGE',
           source: 'pipeline',

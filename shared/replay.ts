@@ -6,11 +6,17 @@
 import { Heap } from 'heap-js';
 import type { Config } from '../schemas/config.js';
 import type { DeadLetter, DeadLetterCode } from '../schemas/dead-letter.js';
-import { compareDbSystems, compareEvents } from '../schemas/events.js';
+import { compareDbSystems } from '../schemas/events.js';
 import type { ActiveRule } from './config/active-rules.js';
 import { DecodePool } from './decode/decode-pool.js';
 import { dbSystemResolver } from './decode/input-db-system.js';
-import { type InputCounts, type InputReader, readInput } from './decode/read-input.js';
+import {
+  compareTimed,
+  type InputCounts,
+  type InputReader,
+  readInput,
+  type TimedItem,
+} from './decode/read-input.js';
 import { type BatchItem, StatementRuns } from './decode/statement-runs.js';
 import type { AlertSink } from './emit/sink.js';
 import { type DecodedItem, Pipeline, type PipelineStats } from './pipeline.js';
@@ -64,7 +70,10 @@ export type ReplayResult = {
 
 const KEEP_DEAD_LETTERS = 20;
 
-/** An input in the merge: its items one decoded chunk at a time, positioned on its next event. */
+/**
+ * An input in the merge: its items one decoded chunk at a time, positioned on its next event (or
+ * ignored event: its time moves the watermark, so it takes its place in time like an event).
+ */
 type Source = {
   input: InputReport;
   /** Position in the command line: breaks ties between equal events of different inputs. */
@@ -116,16 +125,15 @@ export class DbRanks {
   }
 }
 
-type EventItem = Extract<DecodedItem, { type: 'event' }>;
-
-const headOf = (s: Source) => (s.buffer[s.i] as EventItem).event;
+const headOf = (s: Source) => s.buffer[s.i] as TimedItem;
 
 /** Orders the merge's inputs by their next events (`compareEvents`), then by the command line. */
 function sourceOrder(ranks: DbRanks): (a: Source, b: Source) => number {
   const rankOf = (s: Source): DbRank => {
     if (s.db === null) {
-      const ev = headOf(s);
-      if (ev.source !== 'mysql') s.db = NO_DB;
+      const head = headOf(s);
+      const ev = head.type === 'event' ? head.event : undefined;
+      if (ev?.source !== 'mysql') s.db = NO_DB;
       else {
         if (s.lastRanked.id !== ev.dbSystemId) s.lastRanked = ranks.of(ev.dbSystemId);
         s.db = s.lastRanked;
@@ -137,7 +145,7 @@ function sourceOrder(ranks: DbRanks): (a: Source, b: Source) => number {
   const compareTied = (a: Source, b: Source): number => {
     const dbA = rankOf(a);
     const dbB = rankOf(b);
-    return (dbA !== NO_DB && dbB !== NO_DB && dbA.rank - dbB.rank) || compareEvents(headOf(a), headOf(b));
+    return (dbA !== NO_DB && dbB !== NO_DB && dbA.rank - dbB.rank) || compareTimed(headOf(a), headOf(b));
   };
   return (a, b) => a.ts - b.ts || compareTied(a, b) || a.order - b.order;
 }
@@ -234,8 +242,8 @@ async function replayInputs(opts: ReplayOptions, read: (path: string) => Reader)
   const skipDead = (s: Source): boolean => {
     for (; s.i < s.buffer.length; s.i++) {
       const item = s.buffer[s.i]!;
-      if (item.type === 'event') {
-        s.ts = item.event.ts;
+      if (item.type !== 'dead') {
+        s.ts = item.type === 'event' ? item.event.ts : item.ts;
         s.db = null;
         return true;
       }
@@ -273,13 +281,16 @@ async function replayInputs(opts: ReplayOptions, read: (path: string) => Reader)
       lastRanked: NO_DB,
     };
     if (!(await settle(source))) continue;
-    if (headOf(source).source === 'iam') {
-      // IAM exports are not in event-time order: read the whole input and sort it.
-      const events: EventItem[] = [];
-      do events.push(source.buffer[source.i++] as EventItem);
+    const head = headOf(source);
+    if (head.type === 'ignored' || head.event.source === 'iam') {
+      // IAM exports are not in event-time order: read the whole input and sort it (of the events
+      // that concern nothing, only their times are kept).
+      const events: TimedItem[] = [];
+      do events.push(source.buffer[source.i++] as TimedItem);
       while (await settle(source));
-      events.sort((a, b) => compareEvents(a.event, b.event));
-      Object.assign(source, { chunks: undefined, buffer: events, i: 0, ts: events[0]!.event.ts, db: null });
+      events.sort(compareTimed);
+      Object.assign(source, { chunks: undefined, buffer: events, i: 0, db: null });
+      skipDead(source);
     }
     sources.push(source);
   }

@@ -218,7 +218,7 @@ export async function runBackfill(argv: string[], io: CliIo, deps: BackfillDeps 
     io.stderr.write(`backfill: covered ${covered}\n`);
     io.stderr.write(
       `backfill: ${result.completed ? 'complete' : 'stopped'}${result.resumed ? ` (resumed at ${toIso(result.startedAt)})` : ''}; ` +
-        `${result.windows} windows, ${result.pages} pages, ${result.records} records (${result.events} events, ${result.dead} dead letters), ` +
+        `${result.windows} windows, ${result.pages} pages, ${result.records} records (${result.events} events, ${result.ignored} ignored, ${result.dead} dead letters), ` +
         `${result.alerts} alerts in ${seconds} s; ${result.calls} calls, throttled ${result.throttled}; ` +
         `committed until ${toIso(result.completedUntil)}\n`,
     );

@@ -51,13 +51,14 @@ export async function runNormalize(args: string[], io: CliIo): Promise<number> {
   const summary = new RunSummary();
   const foreign: string[] = [];
   for (const input of inputs) {
-    const reader = readInput(input, { resolveDbSystem });
+    // Every event is written, those that concern nothing the pipeline reads too: they show how a record is read.
+    const reader = readInput(input, { resolveDbSystem, keepIrrelevant: true });
     const deadCodes = new Set<DeadLetterCode>();
     for await (const item of reader) {
       if (item.type === 'dead') {
         summary.dead(item.dead);
         deadCodes.add(item.dead.code);
-      } else if (summary.accept(item.event)) {
+      } else if (item.type === 'event' && summary.accept(item.event)) {
         await out.line(JSON.stringify(item.event));
       }
     }

@@ -113,7 +113,7 @@ export function pipelineReport(
   const { stats } = pipeline;
   const dead = Object.values(stats.deadLetters).reduce((a, b) => a + (b ?? 0), 0);
   const lines = [
-    `  processed ${grouped(stats.processed)}, duplicates ${grouped(stats.duplicates)}, late ${grouped(stats.late)}, dead letters ${grouped(dead)}`,
+    `  processed ${grouped(stats.processed)}, duplicates ${grouped(stats.duplicates)}, late ${grouped(stats.late)}, dead letters ${grouped(dead)}${stats.ignored > 0 ? `, ignored ${grouped(stats.ignored)} (OCI audit events that concern nothing read)` : ''}`,
   ];
   for (const [code, n] of Object.entries(stats.deadLetters)) lines.push(`    ${code}: ${grouped(n ?? 0)}`);
   for (const d of firstDead.slice(0, 5)) {

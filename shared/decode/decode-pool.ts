@@ -4,7 +4,7 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { AuditError, type ErrorCode, type SafeDetails } from '../errors.js';
-import type { DecodedItem, InputCounts, InputReader } from './read-input.js';
+import { type DecodedItem, emptyCounts, type InputCounts, type InputReader } from './read-input.js';
 import { type TransferChunk, unpackItems } from './transfer.js';
 
 /** What the replay's thread sends a worker. */
@@ -69,7 +69,7 @@ export class DecodePool {
     const id = this.nextId++;
     const worker = this.workers[id % this.workers.length]!;
     worker.postMessage({ type: 'open', id, path } satisfies WorkerRequest);
-    const counts: InputCounts = { records: 0, items: 0, events: 0, dead: 0 };
+    const counts = emptyCounts();
     // Chunks are asked for AHEAD at a time, so that the worker decodes while this thread works.
     this.waiting.set(id, []);
     const ahead = Array.from({ length: AHEAD }, () => this.request(worker, id));

@@ -4,7 +4,7 @@ import { isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { AuditError } from '../errors.js';
 import type { WorkerReply, WorkerRequest, WorkerSetup } from './decode-pool.js';
 import { dbSystemResolver } from './input-db-system.js';
-import { type DecodedItem, type InputCounts, readInput } from './read-input.js';
+import { type DecodedItem, emptyCounts, type InputCounts, readInput } from './read-input.js';
 import { packItems } from './transfer.js';
 
 function serve(port: NonNullable<typeof parentPort>, setup: WorkerSetup): void {
@@ -18,8 +18,7 @@ function serve(port: NonNullable<typeof parentPort>, setup: WorkerSetup): void {
   const next = async (request: { id: number }): Promise<WorkerReply> => {
     const input = inputs.get(request.id);
     // Asked for ahead past the end: the end again.
-    if (input === undefined)
-      return { id: request.id, counts: { records: 0, items: 0, events: 0, dead: 0 }, done: true };
+    if (input === undefined) return { id: request.id, counts: emptyCounts(), done: true };
     const { counts, chunks } = input;
     try {
       const r = await chunks.next();

@@ -5,24 +5,42 @@ import { Readable } from 'node:stream';
 import { TextDecoder } from 'node:util';
 import { createGunzip } from 'node:zlib';
 import type { DeadLetter, Outcome, RecordLocation } from '../../schemas/dead-letter.js';
-import type { CanonicalEvent } from '../../schemas/events.js';
+import { type CanonicalEvent, compareEvents } from '../../schemas/events.js';
 import { AuditError, errnoSuffix } from '../errors.js';
 import { normalizeGap } from '../normalize/gap.js';
 import { normalizeMysqlAudit } from '../normalize/mysql-audit.js';
-import { normalizeOciAudit } from '../normalize/oci-audit.js';
+import { concernsNothing, normalizeOciAudit } from '../normalize/oci-audit.js';
 import { type ClassifiedItem, type ClassifiedSink, classifyRecord, type DbRef } from './classify.js';
 import { ClockSteps, clockStepRecord } from './clock-steps.js';
 import { deadLetter, splitRecordBatches } from './split-records.js';
 
 /**
- * What decoding yields for each record: a canonical event, or a dead letter. `routine` marks a
+ * What decoding yields for each record: a canonical event, a dead letter, or an OCI Audit event
+ * that concerns nothing the pipeline reads (`concernsNothing`: another service's, most of an
+ * unfiltered `_Audit`), of which only its time is kept (it moves the watermark) and, from
+ * Connector Hub, its `ingestedTime` (the delivery mark). `count` > 1: that many such records, the
+ * latest of them at `ts` (a host that folds them, shared/sources/backfill.ts). `routine` marks a
  * MySQL routine statement (`isRoutineStatement`: its only effect is on its session's counters,
  * tables and statement list), which a replay may take together with its connection's others
  * (shared/decode/statement-runs.ts).
  */
 export type DecodedItem =
   | { type: 'event'; event: CanonicalEvent; routine?: true }
-  | { type: 'dead'; dead: DeadLetter };
+  | { type: 'dead'; dead: DeadLetter }
+  | IgnoredItem;
+
+export type IgnoredItem = { type: 'ignored'; ts: number; count?: number; ingestedTime?: string };
+
+/** An item with a time: an event, or an ignored event. */
+export type TimedItem = Exclude<DecodedItem, { type: 'dead' }>;
+
+/** Event-time order of timed items: `compareEvents`, and an ignored event after the events of its time. */
+export function compareTimed(a: TimedItem, b: TimedItem): number {
+  if (a.type === 'event' && b.type === 'event') return compareEvents(a.event, b.event);
+  const at = a.type === 'event' ? a.event.ts : a.ts;
+  const bt = b.type === 'event' ? b.event.ts : b.ts;
+  return at - bt || (a.type === b.type ? 0 : a.type === 'ignored' ? 1 : -1);
+}
 
 export type ReadOptions = {
   /** DB system of raw MySQL records that do not name one (collector records do); by input path. */
@@ -34,13 +52,20 @@ export type ReadOptions = {
    * (shared/decode/clock-steps.ts). The pipeline's `lateness`.
    */
   lateness?: number;
+  /** Decode OCI Audit events that concern nothing as events (`normalize` shows them), not `ignored`. */
+  keepIrrelevant?: boolean;
 };
 
 /**
  * Per-input accounting. `records`: top-level values read (including unreadable ones); `items`:
- * records after envelope expansion. Every item is an event or a dead letter: items = events + dead.
+ * records after envelope expansion. Every item is an event, an ignored event or a dead letter:
+ * items = events + ignored + dead.
  */
-export type InputCounts = { records: number; items: number; events: number; dead: number };
+export type InputCounts = { records: number; items: number; events: number; ignored: number; dead: number };
+
+export function emptyCounts(): InputCounts {
+  return { records: 0, items: 0, events: 0, ignored: 0, dead: 0 };
+}
 
 export type InputReader = AsyncIterable<DecodedItem> & {
   readonly counts: InputCounts;
@@ -58,7 +83,7 @@ const READ_CHUNK_BYTES = 64 * 1024;
  * AuditError INPUT_UNREADABLE when the file cannot be opened or read; bad content is dead letters.
  */
 export function readInput(path: string, opts: ReadOptions = {}): InputReader {
-  const counts: InputCounts = { records: 0, items: 0, events: 0, dead: 0 };
+  const counts = emptyCounts();
   return {
     counts,
     batches: () => readFile(path, opts, counts),
@@ -74,7 +99,7 @@ export async function decodeBatch(
   source: string,
   opts: ReadOptions = {},
 ): Promise<DecodedItem[]> {
-  const counts: InputCounts = { records: 0, items: 0, events: 0, dead: 0 };
+  const counts = emptyCounts();
   const items: DecodedItem[] = [];
   for await (const batch of decodeChunks(single(body), source, opts, counts)) items.push(...batch);
   return items;
@@ -176,7 +201,12 @@ class Decoder implements ClassifiedSink {
 
 function normalize(item: ClassifiedItem, source: string, opts: ReadOptions): DecodedItem {
   if (item.kind === 'dead') return { type: 'dead', dead: item.dead };
-  if (item.kind === 'oci-audit') return fromOutcome(normalizeOciAudit(item.raw, item.loc));
+  if (item.kind === 'oci-audit') {
+    const outcome = normalizeOciAudit(item.raw, item.loc);
+    return outcome.ok && !opts.keepIrrelevant && concernsNothing(outcome.value)
+      ? ignoredItem(outcome.value.ts, outcome.value.ingestedTime)
+      : fromOutcome(outcome);
+  }
   if (item.kind === 'gap') return { type: 'event', event: normalizeGap(item.record) };
   const db = item.db ?? opts.resolveDbSystem?.(source);
   if (db === undefined) {
@@ -195,6 +225,10 @@ function normalize(item: ClassifiedItem, source: string, opts: ReadOptions): Dec
     : fromOutcome(outcome);
 }
 
+function ignoredItem(ts: number, ingestedTime: string | undefined): IgnoredItem {
+  return ingestedTime === undefined ? { type: 'ignored', ts } : { type: 'ignored', ts, ingestedTime };
+}
+
 function fromOutcome(outcome: Outcome<CanonicalEvent>): DecodedItem {
   return outcome.ok ? { type: 'event', event: outcome.value } : { type: 'dead', dead: outcome.dead };
 }
@@ -202,6 +236,7 @@ function fromOutcome(outcome: Outcome<CanonicalEvent>): DecodedItem {
 function tally(counts: InputCounts, item: DecodedItem): DecodedItem {
   counts.items++;
   if (item.type === 'event') counts.events++;
+  else if (item.type === 'ignored') counts.ignored++;
   else counts.dead++;
   return item;
 }

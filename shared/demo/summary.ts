@@ -103,7 +103,7 @@ export function formatSummary(input: SummaryInput): string {
     `  input     ${grouped(c.mysqlEvents)} MySQL audit events, ${grouped(c.iamEvents)} OCI audit events (${grouped(c.iamDeliveries)} deliveries) in ${c.mysqlFiles + c.collectorFiles + c.iamFiles} files, ${(c.bytes / 1e6).toFixed(1)} MB`,
   );
   out.push(
-    `  pipeline  ${grouped(stats.received)} records: ${grouped(stats.processed)} processed, ${grouped(stats.duplicates)} duplicates, ${grouped(dead)} dead letters; ${seconds(timings.pipeline)} (${grouped(Math.round(stats.received / (timings.pipeline / 1000)))} records/s)`,
+    `  pipeline  ${grouped(stats.received)} records: ${grouped(stats.processed)} processed, ${grouped(stats.duplicates)} duplicates, ${grouped(stats.ignored)} ignored, ${grouped(dead)} dead letters; ${seconds(timings.pipeline)} (${grouped(Math.round(stats.received / (timings.pipeline / 1000)))} records/s)`,
   );
   out.push(
     `  total     ${seconds(timings.total)} (generation ${seconds(timings.generate)}); outputs in ${input.out}`,

@@ -183,6 +183,18 @@ const NOT_A_CHANGE: ReadonlySet<IamEventKind> = new Set(['other', 'signon_succes
 
 const COLLECTION: Record<Entity, string> = { user: 'users', group: 'groups', policy: 'policies' };
 
+/**
+ * Whether an event concerns nothing the pipeline reads: `other` (a kind no rule reads, of another
+ * service, an operation not listed, or a request that failed) naming no user and no group. The
+ * correlator (shared/correlate/correlator.ts `processIam`) learns users and groups from every IAM
+ * event, whatever its kind, so an `other` event that names one is read; nothing else reads `other`.
+ * Its time alone still counts, for the watermark (Pipeline `ingest`) and the delivery mark
+ * (shared/sources/delivery-gap.ts).
+ */
+export function concernsNothing(ev: IamEvent): boolean {
+  return ev.kind === 'other' && ev.user === undefined && ev.group === undefined;
+}
+
 /** Normalizes one OCI Audit record in either envelope; a record of the wrong shape becomes a dead letter. */
 export function normalizeOciAudit(raw: unknown, loc: RecordLocation): Outcome<IamEvent> {
   const envelope = ociEnvelopeOf(raw);

@@ -11,7 +11,10 @@
 // - Audit API: filters on processing time. The SDK formats query-string Dates with local-time
 //   getters (wrong outside TZ=UTC, and with an unpadded hour): times are handed to it
 //   pre-formatted as RFC 3339 UTC strings, so the process time zone does not matter. A window's
-//   events are collected over all pages, sorted by event time and ingested.
+//   events are collected over all pages, sorted by event time and ingested. Only the events the
+//   pipeline reads are kept: those that concern nothing (most of a busy tenancy's, other
+//   services') are counted and folded into their number and latest time as they are decoded, and
+//   ingested after the window's events, so the watermark ends the window where it did with them.
 // - Logging Search: at most 14 days per query (window + overlap), `| sort by datetime asc`, so
 //   each page is ingested in order as it arrives (memory stays bounded over 14-day windows).
 // - Page tokens are URL-encoded: the SDK puts query values into the URL verbatim.
@@ -22,8 +25,13 @@ import { randomUUID } from 'node:crypto';
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import type { AuditClient } from 'oci-audit';
 import type { LogSearchClient } from 'oci-loggingsearch';
-import { compareEvents } from '../../schemas/events.js';
-import { type DecodedItem, decodeBatch, type ReadOptions } from '../decode/read-input.js';
+import {
+  compareTimed,
+  type DecodedItem,
+  decodeBatch,
+  type IgnoredItem,
+  type ReadOptions,
+} from '../decode/read-input.js';
 import { AuditError } from '../errors.js';
 import { type CompartmentLister, compartmentTree } from '../oci/compartments.js';
 import type { Pipeline } from '../pipeline.js';
@@ -176,7 +184,10 @@ export type BackfillResult = {
   windows: number;
   pages: number;
   records: number;
+  /** Records the pipeline reads (a copy fetched again by an overlapping query included). */
   events: number;
+  /** Events that concern nothing the pipeline reads (`DecodedItem` `ignored`): counted, not kept. */
+  ignored: number;
   dead: number;
   alerts: number;
   calls: number;
@@ -294,6 +305,7 @@ export async function backfill(opts: BackfillOptions): Promise<BackfillResult> {
     pages: 0,
     records: 0,
     events: 0,
+    ignored: 0,
     dead: 0,
     alerts: 0,
     calls: 0,
@@ -333,7 +345,8 @@ export async function backfill(opts: BackfillOptions): Promise<BackfillResult> {
 
   for (const [i, w] of windows.entries()) {
     if (opts.signal?.aborted) return result;
-    const collected: DecodedItem[] = [];
+    const collected: Kept[] = [];
+    const ignored = new IgnoredFold(opts.pipeline);
     for (const compartment of compartments) {
       let page: string | undefined;
       let pages = 0;
@@ -355,17 +368,25 @@ export async function backfill(opts: BackfillOptions): Promise<BackfillResult> {
         result.pages++;
         const items =
           got.rows.length === 0 ? [] : await decodeBatch(JSON.stringify(got.rows), got.source, opts.decode);
+        const kept: Kept[] = [];
         for (const item of items) {
+          if (item.type === 'ignored') {
+            result.ignored++;
+            ignored.add(item);
+            continue;
+          }
           if (item.type === 'event') result.events++;
           else result.dead++;
+          kept.push(item);
         }
         result.records += items.length;
-        if (got.ordered) await ingest(sortItems(items));
-        else collected.push(...items);
+        if (got.ordered) await ingest([...sortItems(kept), ...ignored.take()]);
+        else for (const item of kept) collected.push(item);
         page = got.next;
       } while (page);
     }
-    if (collected.length > 0) await ingest(sortItems(collected));
+    const rest = [...sortItems(collected), ...ignored.take()];
+    if (rest.length > 0) await ingest(rest);
     result.windows++;
     result.completedUntil = w.end;
     await opts.checkpoint?.save({
@@ -399,12 +420,40 @@ export async function backfill(opts: BackfillOptions): Promise<BackfillResult> {
   return result;
 }
 
+/** What a window keeps of its records: events and dead letters. */
+type Kept = Exclude<DecodedItem, IgnoredItem>;
+
 /** Dead letters first (they carry no time), then events in the pipeline's total order. */
-function sortItems(items: DecodedItem[]): DecodedItem[] {
+function sortItems(items: Kept[]): Kept[] {
   return items.sort((a, b) => {
     if (a.type === 'dead' || b.type === 'dead') return a.type === b.type ? 0 : a.type === 'dead' ? -1 : 1;
-    return compareEvents(a.event, b.event);
+    return compareTimed(a, b);
   });
+}
+
+/**
+ * Ignored events folded into one item: their number, and the latest time the pipeline accepts of
+ * them (one far in the future would otherwise hide the others' times).
+ */
+class IgnoredFold {
+  private count = 0;
+  private ts = Number.NEGATIVE_INFINITY;
+
+  constructor(private readonly pipeline: Pick<Pipeline, 'acceptsTime'>) {}
+
+  add(item: IgnoredItem): void {
+    this.count += item.count ?? 1;
+    if (item.ts > this.ts && this.pipeline.acceptsTime(item.ts)) this.ts = item.ts;
+  }
+
+  /** The item for what was added since the last call (none when nothing was). */
+  take(): IgnoredItem[] {
+    if (this.count === 0) return [];
+    const item: IgnoredItem = { type: 'ignored', ts: this.ts, count: this.count };
+    this.count = 0;
+    this.ts = Number.NEGATIVE_INFINITY;
+    return [item];
+  }
 }
 
 type Call = <T>(operation: string, fn: () => Promise<T>) => Promise<T>;

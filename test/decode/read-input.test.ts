@@ -234,7 +234,7 @@ describe('readInput: DB systems and accounting', () => {
       ['SCHEMA_INVALID', 8, ['class']],
       ['JSON_INVALID', 9, undefined],
     ]);
-    expect(counts).toEqual({ records: 9, items: 9, events: 4, dead: 5 });
+    expect(counts).toEqual({ records: 9, items: 9, events: 4, ignored: 0, dead: 5 });
   });
 
   it('reads past a 10 MB line as TOO_LARGE', async () => {
@@ -338,7 +338,7 @@ describe('decodeBatch', () => {
     const fromString = await decodeBatch(body, 'batch');
     const fromBuffer = await decodeBatch(Buffer.from(body), 'batch');
     expect(fromBuffer).toEqual(fromString);
-    expect(fromString.map((i) => (i.type === 'event' ? i.event.kind : i.dead.code))).toEqual([
+    expect(fromString.map((i) => (i.type === 'event' ? i.event.kind : i.type))).toEqual([
       'connect',
       'query',
       'disconnect',
@@ -366,6 +366,39 @@ describe('decodeBatch', () => {
         message: 'stream message value is not base64',
       },
     });
+  });
+
+  it('keeps of an OCI audit event that concerns nothing only its time, and of one that names a user all of it', async () => {
+    const oci = (name: string) =>
+      JSON.parse(readFileSync(new URL(`../events/oci-audit/${name}.json`, import.meta.url), 'utf8'));
+    const ingested = '2026-11-01T09:00:21.000Z';
+    const cloudEvent = {
+      specversion: '1.0',
+      id: 'ev-get-instance',
+      type: 'com.oraclecloud.ComputeApi.GetInstance',
+      time: '2026-11-01T09:00:00Z',
+      oracle: { ingestedtime: ingested },
+      data: oci('unknown-type').data,
+    };
+    // A refused AddUserToGroup is `other` too, but the directory learns its user and group.
+    const refused = oci('add-user-to-group.listevents');
+    refused.data.response.status = '409';
+    const batch = JSON.stringify([oci('unknown-type'), cloudEvent, refused]);
+    const items = await decodeBatch(batch, 'batch');
+    expect(items.slice(0, 2)).toEqual([
+      { type: 'ignored', ts: Date.parse(oci('unknown-type').eventTime) },
+      { type: 'ignored', ts: Date.parse('2026-11-01T09:00:00Z'), ingestedTime: ingested },
+    ]);
+    expect(items[2]).toMatchObject({
+      type: 'event',
+      event: { kind: 'other', status: '409', user: {}, group: {} },
+    });
+    // `normalize` shows how each record is read: every one is an event.
+    const all = await decodeBatch(batch, 'batch', { keepIrrelevant: true });
+    expect(all.map((i) => (i.type === 'event' ? i.event.kind : i.type))).toEqual(['other', 'other', 'other']);
+    const { events, counts } = await read(write('oci-export.json', batch));
+    expect(events).toHaveLength(1);
+    expect(counts).toEqual({ records: 3, items: 3, events: 1, ignored: 2, dead: 0 });
   });
 
   it('dead-letters raw MySQL events as NO_DB_SYSTEM without a resolver', async () => {

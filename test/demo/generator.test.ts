@@ -114,8 +114,9 @@ describe('demo generator', () => {
     const dead: string[] = [];
     for (const path of manifest.inputs) {
       for await (const item of readInput(path, { resolveDbSystem })) {
-        if (item.type === 'event') events++;
-        else dead.push(`${item.dead.code} ${item.dead.message}`);
+        // Events of other services are read as ignored ones: records all the same.
+        if (item.type === 'dead') dead.push(`${item.dead.code} ${item.dead.message}`);
+        else events++;
       }
     }
     expect(dead).toEqual([]);

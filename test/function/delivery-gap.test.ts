@@ -182,6 +182,18 @@ describe('Connector Hub outage longer than its source keeps data', () => {
     expect(h.alerts().filter((a) => a.rule === 'audit.gap')).toEqual([]);
   });
 
+  it('reads how far delivery went from every record, also those of other services (ignored)', async () => {
+    const h = harness();
+    // The last record before the outage, and the first after it, are of other services.
+    await h.deliver([bobJoins(), oci.getObject({ id: 'ev-get-1', at: N - 60_000 })]);
+    h.clock.now = N + 30 * HOUR;
+    const resumed = [oci.getObject({ id: 'ev-get-2', at: N - 30_000 }), signOn(N + 30 * HOUR - 60_000)];
+    const summary = await h.deliver(resumed);
+    expect(summary).toMatchObject({ ignored: 1 });
+    // Delivery resumed 30 s after the last record it had delivered: nothing lost in between.
+    expect(summary.deliveryGap).toBeUndefined();
+  });
+
   it('raises nothing for a quiet _Audit while the sweeps ran', async () => {
     const h = harness();
     await h.deliver([bobJoins()]);

@@ -146,6 +146,7 @@ describe('OCI Function over the real FDK', () => {
         'alerts',
         'deadLetters',
         'duplicates',
+        'ignored',
         'late',
         'processed',
         'received',

@@ -19,7 +19,15 @@ import type { RetryPolicy } from '../../shared/oci/clients.js';
 import { SqliteStore } from '../../shared/state/sqlite-store.js';
 import type { StateStore } from '../../shared/state/state-store.js';
 import { collect } from '../helpers/collect.js';
-import { ago, DB, fleetConfigJson, mysql, removeTempDirs, tempDir } from '../helpers/fdk-harness.js';
+import {
+  ago,
+  DB,
+  fleetConfigJson,
+  mysql,
+  oci as ociEvents,
+  removeTempDirs,
+  tempDir,
+} from '../helpers/fdk-harness.js';
 import { Lines, loggingBatch, N, streamBatch } from '../helpers/host-batches.js';
 
 afterAll(() => removeTempDirs());
@@ -107,7 +115,7 @@ async function rejection(promise: Promise<unknown>): Promise<FunctionError> {
 
 function expectSummaryShape(s: InvocationSummary): void {
   expect(s).toBeTypeOf('object');
-  for (const key of ['received', 'processed', 'duplicates', 'late', 'alerts'] as const)
+  for (const key of ['received', 'processed', 'duplicates', 'ignored', 'late', 'alerts'] as const)
     expect(s[key]).toBeTypeOf('number');
   expect(s.deadLetters).toBeTypeOf('object');
   expect(s.watermark === null || typeof s.watermark === 'string').toBe(true);
@@ -167,6 +175,31 @@ describe('FunctionHost routing', () => {
     expect(again).toMatchObject({ received: 2, duplicates: 2, processed: 0, alerts: 0 });
     const ids = h.stdout.json().map((a) => a.id);
     expect(new Set(ids).size).toBe(ids.length);
+  });
+
+  it('counts the events of other services as ignored: neither applied nor kept, their time moves the watermark', async () => {
+    const h = makeHost();
+    const objects = [1, 2, 3].map((i) =>
+      ociEvents.getObject({ id: `ev-get-${i}`, at: ago.minutes(240 - i, N) }),
+    );
+    const batch = JSON.stringify([...JSON.parse(loggingBatch()), ...objects]);
+    const first = await h.host.invoke(batch);
+    expect(first).toMatchObject({ received: 5, ignored: 3, duplicates: 0, processed: 2, deadLetters: {} });
+    // The latest of them, 237 minutes before N, less the lateness.
+    expect(first.watermark).toBe(new Date(ago.minutes(237, N) - LATENESS_MS).toISOString());
+    // A redelivery: the events are duplicates, the others ignored again (nothing kept to know them by).
+    expect(await h.host.invoke(batch)).toMatchObject({
+      received: 5,
+      ignored: 3,
+      duplicates: 2,
+      processed: 0,
+    });
+    // A batch of them alone is accounted for too, and every summary has the field.
+    expect(await h.host.invoke(JSON.stringify(objects.slice(0, 1)))).toMatchObject({
+      received: 1,
+      ignored: 1,
+    });
+    expect(await h.host.invoke('{"action":"sweep"}')).toMatchObject({ received: 0, ignored: 0 });
   });
 
   it('serializes concurrent invocations (one transaction at a time)', async () => {

@@ -327,6 +327,23 @@ function cloudEvent(
 }
 
 export const oci = {
+  /** An object read in another service: in the same `_Audit`, concerning nothing the pipeline reads. */
+  getObject(s: { id: string; at: number }): Record<string, unknown> {
+    return cloudEvent(
+      'com.oraclecloud.objectstorage.GetObject',
+      s.id,
+      s.at,
+      iamData('GetObject', s.at, {
+        request: {
+          id: `req-${s.id}`,
+          path: '/n/example/b/reports/o/daily.csv',
+          action: 'GET',
+          parameters: {},
+          headers: {},
+        },
+      }),
+    );
+  },
   /** Removes the membership that `addUserToGroup` with id `added` created. */
   removeUserFromGroup(s: {
     id: string;

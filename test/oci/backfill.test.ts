@@ -14,8 +14,10 @@ import type { Alert } from '../../schemas/alert.js';
 import { compareEvents } from '../../schemas/events.js';
 import { validateConfig } from '../../shared/config/load-config.js';
 import { decodeBatch } from '../../shared/decode/read-input.js';
+import type { BatchItem } from '../../shared/decode/statement-runs.js';
 import { baseConfig, DB, T0 } from '../../shared/detect/timeline.js';
 import type { AlertSink } from '../../shared/emit/sink.js';
+import { concernsNothing } from '../../shared/normalize/oci-audit.js';
 import { ociAuthProvider } from '../../shared/oci/auth.js';
 import { createOciClient } from '../../shared/oci/clients.js';
 import { Pipeline } from '../../shared/pipeline.js';
@@ -56,7 +58,8 @@ const OTHER = 'ocid1.compartment.oc1..other';
 const { config, rules } = validateConfig(baseConfig());
 const NOW = () => T0 + 60 * DAY;
 
-type Spec = { pair: AuditEventPair; time: number; processedAt: number; compartment: string };
+/** `noise`: an event of another service, which concerns nothing the pipeline reads. */
+type Spec = { pair: AuditEventPair; time: number; processedAt: number; compartment: string; noise?: true };
 
 /** IAM changes that raise alerts, and noise; processed 0-14 minutes after they happened. */
 function auditTimeline(start: number, span: number, noise: number): Spec[] {
@@ -71,8 +74,8 @@ function auditTimeline(start: number, span: number, noise: number): Spec[] {
       compartmentId: COMPARTMENT,
     });
   const specs: Spec[] = [];
-  const add = (pair: AuditEventPair, time: number, delay: number, compartment = COMPARTMENT) =>
-    specs.push({ pair, time, processedAt: time + delay, compartment });
+  const add = (pair: AuditEventPair, time: number, delay: number, compartment = COMPARTMENT, noise = false) =>
+    specs.push({ pair, time, processedAt: time + delay, compartment, ...(noise ? { noise: true } : {}) });
   add(change('remove', 'alice', 'dba', start + 30 * MINUTE), start + 30 * MINUTE, 3 * MINUTE);
   add(change('add', 'bob', 'bg', start + HOUR - 1000), start + HOUR - 1000, 14 * MINUTE); // late, across a window end
   add(change('add', 'dave', 'dba', start + 2 * HOUR), start + 2 * HOUR, 0);
@@ -86,9 +89,9 @@ function auditTimeline(start: number, span: number, noise: number): Spec[] {
   );
   for (let i = 0; i < noise; i++) {
     const at = start + Math.floor((i * span) / noise);
-    add(unrelatedEvent(`ev-noise-${i}`, at, COMPARTMENT), at, ((i * 7) % 15) * MINUTE);
+    add(unrelatedEvent(`ev-noise-${i}`, at, COMPARTMENT), at, ((i * 7) % 15) * MINUTE, COMPARTMENT, true);
   }
-  add(unrelatedEvent('ev-elsewhere', start + HOUR, OTHER), start + HOUR, 0, OTHER);
+  add(unrelatedEvent('ev-elsewhere', start + HOUR, OTHER), start + HOUR, 0, OTHER, true);
   return specs;
 }
 
@@ -115,10 +118,13 @@ async function referenceAlerts(events: object[], asOf: number): Promise<string[]
   return ids(alerts);
 }
 
-/** The keys of these audit events that the store's default scope holds (seen, or pending the watermark). */
+/**
+ * The keys of these audit events that the store's default scope holds (seen, or pending the
+ * watermark); events that concern nothing are among the candidates, read as events.
+ */
 async function acceptedKeys(state: string, candidates?: readonly object[]): Promise<Set<string>> {
   const all = candidates ?? [...AUDIT, ...LOGS].map((s) => s.pair.listEvent).concat([CHILD_EVENT.listEvent]);
-  const items = await decodeBatch(JSON.stringify(all), 'expected');
+  const items = await decodeBatch(JSON.stringify(all), 'expected', { keepIrrelevant: true });
   const events = items.flatMap((i) => (i.type === 'event' ? [{ key: i.event.key, ts: i.event.ts }] : []));
   const store = SqliteStore.open(state);
   try {
@@ -282,8 +288,11 @@ async function fill(o: FillOpts): Promise<BackfillResult> {
   }
 }
 
+/** The events the pipeline reads (not the noise) of COMPARTMENT processed in [from, to). */
 const auditInRange = (from: number, to: number) =>
-  AUDIT.filter((s) => s.compartment === COMPARTMENT && s.processedAt >= from && s.processedAt < to);
+  AUDIT.filter(
+    (s) => s.compartment === COMPARTMENT && !s.noise && s.processedAt >= from && s.processedAt < to,
+  );
 
 describe('backfill from the Audit API', () => {
   it('pages through minute-aligned windows whose queries overlap by the lateness', async () => {
@@ -310,10 +319,16 @@ describe('backfill from the Audit API', () => {
 
     const expected = auditInRange(T0, T0 + AUDIT_SPAN);
     const accepted = await acceptedKeys(state);
+    // The noise was counted, and neither kept pending nor remembered as seen.
     expect(accepted.size).toBe(expected.length);
     for (const s of expected) expect(accepted.has(String(s.pair.listEvent.eventId))).toBe(true);
-    // Overlapping queries fetched some events twice; the pipeline dropped the copies.
-    expect(result.events).toBeGreaterThan(expected.length);
+    const noise = AUDIT.filter((s) => s.noise && s.compartment === COMPARTMENT);
+    expect(noise).toHaveLength(400);
+    // Overlapping queries fetched some records twice: the pipeline dropped the copies of events,
+    // and counted those of the noise as ignored again.
+    expect(result.events).toBe(expected.length);
+    expect(result.ignored).toBeGreaterThan(noise.length);
+    expect(result.records).toBe(result.events + result.ignored + result.dead);
     // Processed 14 minutes after its window ended, the late event was still read.
     expect(accepted.has(`ev-add-bob-bg-${T0 + HOUR - 1000}`)).toBe(true);
     expect(accepted.has('ev-elsewhere')).toBe(false);
@@ -436,7 +451,15 @@ describe('backfill from the Audit API', () => {
     const event = (id: string, processedAt: number): AuditRecord => ({
       compartmentId: LIVE,
       processedAt,
-      event: unrelatedEvent(id, processedAt - MINUTE, LIVE).listEvent,
+      event: membershipChangeEvent({
+        kind: 'add',
+        eventId: id,
+        time: processedAt - MINUTE,
+        userId: 'ocid1.user.oc1..erin',
+        groupId: 'ocid1.group.oc1..dba',
+        membershipId: `ocid1.groupmembership.oc1..${id}`,
+        compartmentId: LIVE,
+      }).listEvent,
     });
     const live = [event('ev-live-1', T0 + 30 * MINUTE), event('ev-live-2', T0 + 90 * MINUTE)];
     auditSvc.add(live);
@@ -532,6 +555,120 @@ describe('backfill from the Audit API', () => {
   });
 });
 
+describe('backfill of a busy tenancy', () => {
+  const BUSY = 'ocid1.compartment.oc1..busy';
+  const SPAN = 3 * HOUR;
+  const NOISE = 1_500;
+  const changes = [
+    membershipChangeEvent({
+      kind: 'add',
+      eventId: 'ev-busy-add-bob-bg',
+      time: T0 + 40 * MINUTE,
+      userId: 'ocid1.user.oc1..bob',
+      groupId: 'ocid1.group.oc1..bg',
+      membershipId: 'ocid1.groupmembership.oc1..busy-bob-bg',
+      compartmentId: BUSY,
+    }),
+    membershipChangeEvent({
+      kind: 'remove',
+      eventId: 'ev-busy-remove-alice-dba',
+      time: T0 + 2 * HOUR + 50 * MINUTE,
+      userId: 'ocid1.user.oc1..alice',
+      groupId: 'ocid1.group.oc1..dba',
+      membershipId: 'ocid1.groupmembership.oc1..busy-alice-dba',
+      compartmentId: BUSY,
+    }),
+  ];
+  // Events of other services all along, the last of them read after the last change.
+  const noiseTimes = Array.from({ length: NOISE }, (_, i) => T0 + Math.floor((i * SPAN) / NOISE));
+  const noise = noiseTimes.map((t, i) => unrelatedEvent(`ev-busy-noise-${i}`, t, BUSY));
+  /** Every record is processed 2 minutes after it happened: what the last window reads ends before. */
+  const DELAY = 2 * MINUTE;
+  const lastNoiseRead = Math.max(...noiseTimes.filter((t) => t + DELAY < T0 + SPAN));
+
+  /** A backfill of the 3 hours (not finished), with what reached `pipeline.ingest` and what the store keeps. */
+  async function run(keepIrrelevant: boolean) {
+    const store = SqliteStore.open(':memory:');
+    const pipeline = await Pipeline.open({ config, rules, store, now: NOW });
+    const ingested: BatchItem[] = [];
+    const ingest = pipeline.ingest.bind(pipeline);
+    pipeline.ingest = (items, ...rest) => {
+      const list = [...items];
+      ingested.push(...list);
+      return ingest(list, ...rest);
+    };
+    const result = await backfill({
+      source: 'audit',
+      compartmentId: BUSY,
+      from: T0,
+      to: T0 + SPAN,
+      audit,
+      pipeline,
+      target: { scope: 'default', store: ':memory:' },
+      now: NOW,
+      finish: false,
+      decode: { keepIrrelevant },
+      retry: { baseMs: 1, maxMs: 5 },
+    });
+    const { latestEventTime, watermark } = pipeline;
+    const pending = await store.loadPending();
+    const noiseEvents = (
+      await decodeBatch(JSON.stringify(noise.map((p) => p.listEvent)), 'noise', {
+        keepIrrelevant: true,
+      })
+    ).flatMap((i) => (i.type === 'event' ? [i.event] : []));
+    const seenNoise = await store.filterSeen(noiseEvents);
+    const alerts = ids(await pipeline.finish(T0 + SPAN));
+    const stats = { ...pipeline.stats };
+    await store.close();
+    return { result, ingested, latestEventTime, watermark, pending, seenNoise, alerts, stats };
+  }
+
+  it('keeps only the events the pipeline reads; the others reach it as one count a window, and move its clock as before', async () => {
+    auditSvc.add(
+      [...changes, ...noise].map((pair) => ({
+        compartmentId: BUSY,
+        processedAt: Date.parse(String(pair.listEvent.eventTime)) + DELAY,
+        event: pair.listEvent,
+      })),
+    );
+    const now = await run(false);
+    const asEvents = await run(true);
+
+    // Nothing that concerns nothing reached the pipeline as an event: one folded item per window.
+    const reached = now.ingested.filter((i) => i.type === 'event' || i.type === 'ignored');
+    expect(
+      reached.filter((i) => i.type === 'event' && i.event.source === 'iam' && concernsNothing(i.event)),
+    ).toEqual([]);
+    const folded = now.ingested.flatMap((i) => (i.type === 'ignored' ? [i] : []));
+    expect(folded).toHaveLength(3);
+    expect(folded.reduce((n, i) => n + (i.count ?? 1), 0)).toBe(now.result.ignored);
+    expect(now.result.ignored).toBeGreaterThanOrEqual(NOISE);
+    // The same records, read as events before: counted all the same.
+    expect(now.result.events + now.result.ignored).toBe(asEvents.result.events);
+    expect(now.result.records).toBe(asEvents.result.records);
+    // A change fetched again by an overlapping query is a duplicate; a record of the noise, ignored again.
+    expect(now.stats).toMatchObject({
+      received: now.result.records,
+      ignored: now.result.ignored,
+      duplicates: now.result.events - changes.length,
+    });
+    // Neither waiting in the store's pending table nor remembered as seen.
+    expect(now.pending.map((e) => e.key)).toEqual(['ev-busy-remove-alice-dba']);
+    expect(now.seenNoise.size).toBe(0);
+    // Read as events, they were both, and went through the pipeline one by one.
+    expect(asEvents.pending.length).toBeGreaterThan(1);
+    expect(asEvents.seenNoise.size).toBeGreaterThan(0);
+    expect(asEvents.ingested.length).toBeGreaterThan(NOISE);
+    // The same clock, and the same alerts.
+    expect(now.latestEventTime).toBe(asEvents.latestEventTime);
+    expect(now.latestEventTime).toBe(lastNoiseRead);
+    expect(now.watermark).toBe(asEvents.watermark);
+    expect(now.alerts).toEqual(asEvents.alerts);
+    expect(now.alerts.length).toBeGreaterThan(0);
+  });
+});
+
 describe('backfill from Logging Search', () => {
   it('searches `<compartment>/_Audit` in chunks of at most 14 days, page by page', async () => {
     const before = logSvc.queries.length;
@@ -549,9 +686,12 @@ describe('backfill from Logging Search', () => {
     expect(queries.filter((q) => q.page === undefined)).toHaveLength(3);
     expect(queries.length).toBeGreaterThan(12);
 
-    const expected = LOGS.filter((s) => s.compartment === COMPARTMENT);
+    const expected = LOGS.filter((s) => s.compartment === COMPARTMENT && !s.noise);
     const accepted = await acceptedKeys(state);
     expect(accepted.size).toBe(expected.length);
+    expect(result.ignored).toBeGreaterThanOrEqual(
+      LOGS.filter((s) => s.compartment === COMPARTMENT && s.noise).length,
+    );
     expect(accepted.has('ev-child-add-bob-dba')).toBe(false);
     expect(ids(sink.alerts)).toEqual(
       await referenceAlerts(

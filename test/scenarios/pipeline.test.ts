@@ -1,5 +1,5 @@
 // The pipeline's own duties, on a real SQLite store: every record accounted for (processed,
-// duplicate or dead letter), events held until the watermark passes them and applied in event-time
+// duplicate, ignored or dead letter), events held until the watermark passes them and applied in event-time
 // order, late and too-late events, timers up to `asOf`, restart, and delivery to every sink once.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -23,6 +23,9 @@ let files = 0;
 const storeFile = () => join(dir, `state-${++files}.sqlite`);
 
 const items = (events: CanonicalEvent[]): DecodedItem[] => events.map((event) => ({ type: 'event', event }));
+/** An OCI Audit event that concerns nothing, at `minute`: only its time comes (see DecodedItem). */
+const ignored = (minute: number, count?: number): DecodedItem =>
+  count === undefined ? { type: 'ignored', ts: at(minute) } : { type: 'ignored', ts: at(minute), count };
 const dead: DecodedItem = {
   type: 'dead',
   dead: { code: 'JSON_INVALID', source: 'test', message: 'not JSON' },
@@ -51,21 +54,23 @@ class RecordingSink implements AlertSink {
 }
 
 describe('pipeline accounting', () => {
-  it('counts every record once: processed, duplicate (in a batch, buffered or already applied) or dead letter', async () => {
+  it('counts every record once: processed, duplicate (in a batch, buffered or already applied), ignored or dead letter', async () => {
     const store = SqliteStore.open(':memory:');
     const p = await open(store);
     const early = db.connect({ at: at(0), conn: 1, account: 'app' });
     const later = db.connect({ at: at(30), conn: 2, account: 'app' });
-    await p.ingest([...items([early, early]), dead, ...items([later])]);
+    await p.ingest([...items([early, early]), dead, ...items([later]), ignored(20)]);
     expect(p.watermark).toBe(at(10));
     expect(p.latestEventTime).toBe(at(30));
-    expect(p.stats).toMatchObject({ received: 4, processed: 1, duplicates: 1 });
-    await p.ingest([...items([later, early]), dead]);
+    expect(p.stats).toMatchObject({ received: 5, processed: 1, duplicates: 1, ignored: 1 });
+    // Folded by a host: three records, the latest of them at 25.
+    await p.ingest([...items([later, early]), dead, ignored(25, 3)]);
     await p.finish();
     expect(p.stats).toEqual({
-      received: 7,
+      received: 11,
       processed: 2,
       duplicates: 3,
+      ignored: 4,
       late: 0,
       deadLetters: { JSON_INVALID: 2 },
       alerts: 1,
@@ -213,6 +218,37 @@ describe('watermark', () => {
     await p.ingest(items([{ ...signOn }]));
     expect(p.stats).toMatchObject({ processed: 1, duplicates: 2, late: 0 });
     expect(await store.filterSeen([signOn])).toEqual(new Set([signOn.key]));
+  });
+
+  it('an ignored event moves the clock as an event there would, and is neither buffered nor remembered', async () => {
+    // A quiet tenancy: after the grant, only events of other services arrive.
+    const store = SqliteStore.open(':memory:');
+    const p = await open(store);
+    const grant = iam.added({ at: at(0), user: USERS.bob, group: GROUPS.bg });
+    const raised = [...(await p.ingest(items([grant])))];
+    expect(await store.loadPending()).toHaveLength(1);
+    raised.push(...(await p.ingest([ignored(30), ignored(300)])));
+    // Released by their times (minus the lateness), the grant's TTL (4 hours) passed.
+    expect(p.latestEventTime).toBe(at(300));
+    expect(p.watermark).toBe(at(280));
+    expect(raised.map((a) => a.rule)).toEqual(['iam.privileged-group-change', 'break-glass.stale']);
+    expect(await store.loadPending()).toEqual([]);
+    expect(p.stats).toMatchObject({ received: 3, processed: 1, ignored: 2, duplicates: 0 });
+    // The same again is ignored again: there is no key to remember.
+    await p.ingest([ignored(30), ignored(300)]);
+    expect(p.stats).toMatchObject({ received: 5, ignored: 4, duplicates: 0, late: 0 });
+  });
+
+  it('an ignored event dated before 2010 or past now plus clockSkew is counted and leaves the clock alone', async () => {
+    const p = await open(SqliteStore.open(':memory:'));
+    await p.ingest(items([db.connect({ at: at(0), conn: 1, account: 'app' })]));
+    await p.ingest([
+      { type: 'ignored', ts: Date.parse('2009-12-31T23:59:59Z') },
+      { type: 'ignored', ts: Date.now() + 2 * 3_600_000, count: 2 },
+      { type: 'ignored', ts: Number.NEGATIVE_INFINITY, count: 4 },
+    ]);
+    expect(p.latestEventTime).toBe(at(0));
+    expect(p.stats).toMatchObject({ received: 8, ignored: 7, deadLetters: {} });
   });
 
   it('finish applies everything buffered, and fires timers only up to asOf', async () => {
