@@ -20,6 +20,10 @@
 //     (resourceName alone does not say which resource it names).
 //   classic policy: like user / group with `ocid1.policy.` and `/policies/`; statements from the
 //     stateChange primary then other `statements`, then `request.payload` / `response.payload`.
+//   classic users, groups, memberships and policies are read from the records of the identity
+//     services only (`identityControlPlane`, `IdentitySignOn`): another service's path and
+//     parameters have segments of their own (an object in a bucket named `users`), which named
+//     users nobody has.
 //   identity domain: domain = `domainOcid` / `domainName`; group = `adminResourceId` / `adminResourceName` and member =
 //     `adminRefResourceId` / `adminRefResourceName` for `admin.group.*member*`; user =
 //     `adminResource*` for `admin.user.*`; policy = `adminResource*` for `admin.policy.*`;
@@ -64,7 +68,8 @@ type Subject = {
 };
 
 const CLASSIC_PREFIX = 'com.oraclecloud.identitycontrolplane.';
-const INTERACTIVE_LOGIN = 'com.oraclecloud.identitysignon.interactivelogin';
+const SIGN_ON_PREFIX = 'com.oraclecloud.identitysignon.';
+const INTERACTIVE_LOGIN = `${SIGN_ON_PREFIX}interactivelogin`;
 const MYSQL_PREFIX = 'com.oraclecloud.mysqlaas.';
 
 /** MySQL HeatWave operation (lower case, after the prefix and without `.begin`) -> what it did. */
@@ -269,6 +274,7 @@ function classicSubject(type: string, data: OciAuditData, x: Extraction): Subjec
   const lower = type.toLowerCase();
   if (lower === INTERACTIVE_LOGIN) return classicSignOn(data, x);
   if (lower.startsWith(MYSQL_PREFIX)) return dbSystemSubject(lower.slice(MYSQL_PREFIX.length), data, x);
+  if (!lower.startsWith(CLASSIC_PREFIX) && !lower.startsWith(SIGN_ON_PREFIX)) return { kind: 'other' };
   const operation = lower.startsWith(CLASSIC_PREFIX) ? lower.slice(CLASSIC_PREFIX.length) : undefined;
   const kind =
     operation === 'updateuserstate'

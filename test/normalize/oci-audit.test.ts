@@ -717,6 +717,22 @@ describe('normalizeOciAudit: unknown events', () => {
     expect(event.user).toBeUndefined();
   });
 
+  it("reads no user or group from another service's path or parameters", () => {
+    const raw = sample('unknown-type');
+    raw.eventType = 'com.oraclecloud.objectstorage.GetObject';
+    raw.data.request.path = '/n/example/b/users/o/report.csv';
+    raw.data.request.parameters = { groupId: [DBA] };
+    raw.data.resourceId = ALICE;
+    const event = normalize(raw);
+    expect(event.kind).toBe('other');
+    expect([event.user, event.group, event.membershipId]).toEqual([undefined, undefined, undefined]);
+    expect(Object.keys(event.extraction).filter((k) => !k.startsWith('actor.'))).toEqual([]);
+    // The identity services' own records are read as before, whatever their operation.
+    raw.eventType = 'com.oraclecloud.identityControlPlane.GetUser';
+    raw.data.request.path = `/20160918/users/${ALICE}`;
+    expect(normalize(raw)).toMatchObject({ kind: 'other', user: { id: ALICE }, group: { id: DBA } });
+  });
+
   it('does not mistake prototype keys for event types', () => {
     const raw = sample('unknown-type');
     raw.eventType = 'com.oraclecloud.identityControlPlane.constructor';
