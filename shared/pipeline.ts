@@ -8,7 +8,8 @@
 // already released are applied at once ("late"); late IAM events re-attribute recent sessions.
 // A run (a connection's routine statements, shared/decode/statement-runs.ts) waits as one item
 // and is applied in pieces: up to the watermark, and up to the next buffered event that could
-// change its session; what it does is what its statements do one by one.
+// change its session; what it does is what its statements do one by one. An OCI Audit event that
+// concerns nothing (DecodedItem `ignored`) is counted and moves the clock, nothing else.
 import { type Alert, recordKey } from '../schemas/alert.js';
 import type { Config } from '../schemas/config.js';
 import type { DeadLetter, DeadLetterCode } from '../schemas/dead-letter.js';

@@ -580,6 +580,8 @@ export class Correlator {
 
   // --- IAM events -----------------------------------------------------------------------------
 
+  // An `other` event is read here for the user and group it names, and for nothing else: decoding
+  // keeps of the others only their time (shared/normalize/oci-audit.ts concernsNothing).
   private processIam(ev: IamEvent, late: boolean): void {
     const { directory, memberships, signOns } = this.models;
     const user = directory.noteUser(ev.user?.id, ev.user?.name, ev.ts);

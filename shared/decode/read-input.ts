@@ -1,5 +1,6 @@
-// One input (a file, or a function payload in memory) -> canonical events and dead letters:
-// gunzip if needed, split into records, classify, normalize.
+// One input (a file, or a function payload in memory) -> canonical events and dead letters (and,
+// of OCI Audit events that concern nothing, their times): gunzip if needed, split into records,
+// classify, normalize.
 import { closeSync, openSync, readSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { TextDecoder } from 'node:util';

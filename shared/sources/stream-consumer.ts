@@ -61,7 +61,7 @@ export const DEFAULT_RETRY_BUDGET: RetryBudget = {
 export type ConsumerStats = {
   batches: number;
   messages: number;
-  /** Decoded records (events + dead letters). */
+  /** Decoded records (events, ignored events and dead letters). */
   records: number;
   alerts: number;
   /** HTTP calls by operation, retries included. */
