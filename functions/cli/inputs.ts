@@ -7,7 +7,8 @@ import { type InputCounts, STDIN } from '../../shared/decode/read-input.js';
 import { isStreamPath } from '../../shared/emit/file-sink.js';
 import { AuditError, errnoSuffix } from '../../shared/errors.js';
 
-// An input whose dead letters are all of these, and that gave no event, is not of a kind we read.
+// An input whose dead letters are all of these, and that gave no event (an OCI Audit event that
+// concerns nothing, ignored, was read all the same), is not of a kind we read.
 const NOT_OUR_KIND: ReadonlySet<DeadLetterCode> = new Set([
   'UNKNOWN_KIND',
   'JSON_INVALID',
@@ -15,7 +16,11 @@ const NOT_OUR_KIND: ReadonlySet<DeadLetterCode> = new Set([
 ]);
 
 export function isForeign(counts: InputCounts, deadCodes: ReadonlySet<DeadLetterCode>): boolean {
-  return counts.items > 0 && counts.events === 0 && [...deadCodes].every((code) => NOT_OUR_KIND.has(code));
+  return (
+    counts.items > 0 &&
+    counts.events + counts.ignored === 0 &&
+    [...deadCodes].every((code) => NOT_OUR_KIND.has(code))
+  );
 }
 
 /**

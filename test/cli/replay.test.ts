@@ -678,6 +678,12 @@ describe('replay', () => {
     expect(r.code).toBe(0);
     expect(r.stderr).toMatch(/foreign.json: no record of a kind/);
     expect(r.stderr).toMatch(/UNKNOWN_KIND: 1/);
+    // An `_Audit` export of other services' events only is of a kind we read: they are ignored.
+    const others = join(dir, 'other-services.json');
+    writeFileSync(others, readFileSync(new URL('../events/oci-audit/unknown-type.json', import.meta.url)));
+    const ignored = await cli('replay', '--config', config, audit, others);
+    expect(ignored.stderr).toMatch(/ignored 1 \(/);
+    expect(ignored.stderr).not.toMatch(/no record of a kind/);
     expect(r.stderr).not.toMatch(/export dead-letters/);
     const alone = await cli('replay', '--config', config, audit);
     expect(readFileSync(out, 'utf8')).toBe(alone.stdout);
