@@ -46,7 +46,7 @@ import type { EntityCache } from '../state/entity-cache.js';
 import { type AttributionResult, attribute, type Models } from './attribute.js';
 import { recordDbCatalog } from './db-catalog.js';
 import { Directory, type DirectorySeed, type UserState } from './directory.js';
-import { type AccountSeed, accountName, Mappings, OCI_PLUGIN } from './mappings.js';
+import { type AccountSeed, accountName, type LockState, Mappings, OCI_PLUGIN } from './mappings.js';
 import { type MembershipSeed, Memberships } from './memberships.js';
 import { OpenSessions } from './open-sessions.js';
 import { PlantedCredentials } from './planted-credentials.js';
@@ -57,7 +57,12 @@ import { type AccountChange, type AccountRef, hasFacts, statementFacts } from '.
 type Credential = NonNullable<IamEvent['credential']>;
 
 /** What a seed brings (the configuration, a snapshot part new to this state): all under one key. */
-export type Seed = DirectorySeed & { memberships: MembershipSeed[]; accounts: AccountSeed[] };
+export type Seed = DirectorySeed & {
+  memberships: MembershipSeed[];
+  accounts: AccountSeed[];
+  /** The lock states a later snapshot read of accounts it does not seed (`Mappings.observeLock`), at `time`. */
+  lockStates?: LockState[];
+};
 
 /** Keys of the configuration's seeds; a snapshot's are `snapshot:<id>`. */
 const CONFIG_DIRECTORY = 'config:directory';
@@ -76,6 +81,9 @@ export type GrantRow = {
 };
 
 const GRANT = 'grant';
+/** A snapshot's lock states, waiting for the watermark to pass its time (`Mappings.observeLock`). */
+const SNAPSHOT_LOCKS = 'snapshot-locks';
+type SnapshotLocks = { ts: number; key: string; accounts: LockState[] };
 /** When audited statements last targeted an account: a snapshot's account drift they explain is not drift. */
 const ACCOUNT_AUDIT = 'account-audit';
 const ACCOUNT_AUDIT_KEEP = 8;
@@ -152,6 +160,14 @@ export class Correlator {
     directory.seed(seed);
     memberships.seed(seed.key, seed.memberships);
     mappings.seed(seed.key, seed.accounts, seed.time);
+    if (seed.time !== undefined && seed.lockStates?.length && !this.cache.get(SNAPSHOT_LOCKS, seed.key)) {
+      this.cache.set<SnapshotLocks>(SNAPSHOT_LOCKS, seed.key, {
+        ts: seed.time,
+        key: seed.key,
+        accounts: seed.lockStates,
+      });
+      this.nextDeadline = Math.min(this.nextDeadline, seed.time);
+    }
     for (const m of seed.memberships) {
       const bg = directory.group(m.group)?.breakGlassMs;
       const start = m.since ?? seed.time;
@@ -193,10 +209,22 @@ export class Correlator {
     }
   }
 
-  /** Fires break-glass timers whose deadline the watermark has passed. */
+  /**
+   * Fires break-glass timers whose deadline the watermark has passed, and records the lock states
+   * of snapshots whose time it has passed (every statement up to then applied).
+   */
   fireTimers(upTo: number): void {
     if (upTo < this.nextDeadline) return;
-    const { memberships, directory } = this.models;
+    const { memberships, directory, mappings } = this.models;
+    const seen = [...this.cache.values<SnapshotLocks>(SNAPSHOT_LOCKS)]
+      .filter((l) => l.ts <= upTo)
+      .sort((a, b) => a.ts - b.ts || (a.key < b.key ? -1 : 1));
+    for (const l of seen) {
+      this.cache.delete(SNAPSHOT_LOCKS, l.key);
+      const recorded = l.accounts.filter((a) => mappings.observeLock(a, l.ts, l.key));
+      // Sessions already attributed after its time (a snapshot followed late) are again.
+      if (recorded.length > 0) this.reevaluate(l.ts, true);
+    }
     const due = [...this.cache.values<GrantRow>(GRANT)]
       .filter((g) => !g.done && g.deadlineTs <= upTo)
       .sort((a, b) => a.deadlineTs - b.deadlineTs || (a.id < b.id ? -1 : 1));
@@ -766,13 +794,17 @@ export class Correlator {
     if (late) this.reevaluate(ev.ts);
   }
 
-  /** Late IAM data: re-attributes sessions connected at or after `from`; changed ones are re-detected. */
-  private reevaluate(from: number): void {
+  /**
+   * Late IAM data: re-attributes sessions connected at or after `from`; changed ones are re-detected.
+   * `access`: an account's lock state changed then, which can make a group login local or the
+   * reverse, so local-account sessions are revisited too.
+   */
+  private reevaluate(from: number, access = false): void {
     for (const s of this.recent) {
       if (
         authenticationOf(s).ts < from ||
         s.outcome !== 'success' ||
-        s.attribution?.method === 'local-account'
+        (!access && s.attribution?.method === 'local-account')
       )
         continue;
       const before = JSON.stringify([s.identity, s.group, s.attribution, s.breakGlassGrant]);
@@ -799,7 +831,7 @@ export class Correlator {
    */
   private processSync(ev: SyncEvent, late: boolean): void {
     if ('target' in ev) {
-      this.syncAccount(ev);
+      this.syncAccount(ev, late);
       return;
     }
     const { directory, memberships } = this.models;
@@ -850,7 +882,7 @@ export class Correlator {
    * privileges or lock state needs the statement: the models do not track privileges). The lock
    * state the later snapshot saw is recorded either way: it holds from the snapshot's time.
    */
-  private syncAccount(ev: SyncAccountEvent): void {
+  private syncAccount(ev: SyncAccountEvent, late: boolean): void {
     const db = ev.dbSystemId;
     const { mappings } = this.models;
     const since = Date.parse(ev.observed.since);
@@ -882,9 +914,13 @@ export class Correlator {
             locked: after.locked,
           };
     const explained = audited || (!rights && modelAgrees);
-    if (definition && !explained) mappings.apply(db, change, ev.ts, ev.key);
-    else if (after && ev.before?.locked !== after.locked)
+    const applied = definition && !explained;
+    const relocked = !applied && after !== undefined && ev.before?.locked !== after.locked;
+    if (applied) mappings.apply(db, change, ev.ts, ev.key);
+    else if (relocked)
       mappings.apply(db, { op: 'alter', account: ev.target, locked: after.locked }, ev.ts, ev.key);
+    // A snapshot followed once the watermark passed its time: sessions since are attributed again.
+    if (late && (applied || relocked)) this.reevaluate(ev.ts, true);
     if (explained) {
       this.stats.audited++;
       return;
@@ -969,6 +1005,8 @@ export class Correlator {
     this.nextDeadline = Number.POSITIVE_INFINITY;
     for (const g of this.cache.values<GrantRow>(GRANT))
       if (!g.done) this.nextDeadline = Math.min(this.nextDeadline, g.deadlineTs);
+    for (const l of this.cache.values<SnapshotLocks>(SNAPSHOT_LOCKS))
+      this.nextDeadline = Math.min(this.nextDeadline, l.ts);
   }
 }
 

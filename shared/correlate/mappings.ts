@@ -64,6 +64,9 @@ export type AccountSeed = AccountRef & {
   locked?: boolean | undefined;
 };
 
+/** The lock state a snapshot read for an account (`account_locked`), at the snapshot's time. */
+export type LockState = AccountRef & { db: string; locked: boolean };
+
 /** `user@host` as people read it; the anonymous account that carries group mappings is `''@%`. */
 export function accountName(a: AccountRef): string {
   return `${a.user === '' ? "''" : a.user}@${a.host}`;
@@ -170,6 +173,23 @@ export class Mappings {
       else if (v.locked !== undefined || v.credential)
         this.insertOnce(db, change.account, version({ ...v, accessOnly: true }));
     }
+  }
+
+  /**
+   * What a snapshot taken at `ts` read of an account's lock state, applied once every statement up
+   * to `ts` is: where the models say otherwise (an audited UNLOCK undone by a lock nothing audited,
+   * a state stored before lock states were kept), it is recorded at `ts` under the snapshot's key,
+   * as what was in force then. Returns whether it was; an account the models do not hold as it, or
+   * one nobody logs in to directly, is left alone (drift events say what changed in those).
+   */
+  observeLock(state: LockState, ts: number, key: string): boolean {
+    const definition = this.versionOf(rowKey(state.db, state), ts);
+    if (!definition || definition.dropped || NO_DIRECT_LOGIN.has(definition.plugin)) return false;
+    if (this.accessOf(rowKey(state.db, state), ts).locked === state.locked) return false;
+    const row = this.row(state.db, state);
+    if (row.versions.some((v) => v.key === key)) return false;
+    this.insert(state.db, row, { ts, key, locked: state.locked, accessOnly: true });
+    return true;
   }
 
   /** The account definition in force at `ts`: exact host first, then any host of that user. */

@@ -31,7 +31,10 @@ export function followSnapshots(base: Snapshot | undefined, newer: readonly Snap
   return out;
 }
 
-/** What a snapshot seeds: every user and group (names and aliases), and the timelines of `parts`. */
+/**
+ * What a snapshot seeds: every user and group (names and aliases), and the timelines of `parts`;
+ * and the lock state of every other account it read at its own time, which holds from then.
+ */
 function seedOf(s: Snapshot, parts: ReadonlySet<string>): Seed {
   return {
     key: snapshotSeedKey(s.id),
@@ -57,6 +60,11 @@ function seedOf(s: Snapshot, parts: ReadonlySet<string>): Seed {
           authenticationString: a.authenticationString,
           locked: a.locked,
         })),
+      ),
+    lockStates: s.dbSystems
+      .filter((d) => !parts.has(PART.accounts(d.id)) && s.parts[PART.accounts(d.id)]?.readAt === s.time)
+      .flatMap((d) =>
+        (d.accounts ?? []).map((a) => ({ db: d.id, user: a.user, host: a.host, locked: a.locked })),
       ),
   };
 }

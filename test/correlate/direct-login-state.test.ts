@@ -1,0 +1,114 @@
+// Whether a proxied account is open to logins without IAM must follow what MySQL does and what
+// every snapshot saw, whatever the timing of the snapshot against the audit trail.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { describe, expect, it } from 'vitest';
+import type { CanonicalEvent } from '../../schemas/events.js';
+import type { Session } from '../../schemas/session.js';
+import { at, db, iam, USERS } from '../../shared/detect/timeline.js';
+import { Pipeline } from '../../shared/pipeline.js';
+import { SqliteStore } from '../../shared/state/sqlite-store.js';
+import { accountSnapshot, following, runWithSnapshots } from '../helpers/account-snapshots.js';
+import { runBatches, testConfig } from '../helpers/run-timeline.js';
+
+/** Alice signs on, then logs in as dba_proxy at `minute` sending her name, with login.proxy empty. */
+const signedOnLogin = (minute: number): CanonicalEvent[] => [
+  iam.signOn({ at: at(minute - 5), user: USERS.alice, ip: '10.0.0.5' }),
+  db.connect({ at: at(minute), conn: minute, account: 'dba_proxy', user: 'alice', ip: '10.0.0.5' }),
+];
+const byAdmin = (minute: number, sqlCommand: string, sql: string) =>
+  db.query({ at: at(minute), conn: 99, account: 'admin', sqlCommand, sql });
+const attributionOf = (sessions: Session[], conn: number) => {
+  const s = sessions.find((x) => x.connectionId === conn)!;
+  return { method: s.attribution?.method, confidence: s.attribution?.confidence, identity: s.identity?.id };
+};
+const LOCAL = { method: 'local-account', confidence: 'none', identity: undefined };
+const ALICE = { method: 'login-name', confidence: 'corroborated', identity: USERS.alice };
+
+describe('the lock state of a proxied account', () => {
+  it('a later snapshot that sees the account locked, as the one before did, closes what an audited unlock opened', async () => {
+    // s1 and s2 both show dba_proxy locked; an audited ACCOUNT UNLOCK came in between, and the lock
+    // that undid it left no audit record (a filter, a gap). What s2 saw was in force at its time.
+    const { sessions } = await runWithSnapshots(
+      [accountSnapshot('s1', at(-60)), accountSnapshot('s2', at(20))],
+      [
+        [
+          byAdmin(1, 'alter_user', "ALTER USER 'dba_proxy'@'%' ACCOUNT UNLOCK"),
+          ...signedOnLogin(10),
+          ...signedOnLogin(30),
+        ],
+      ],
+    );
+    expect([10, 30].map((conn) => attributionOf(sessions, conn))).toEqual([LOCAL, ALICE]);
+  });
+
+  it('a snapshot followed after the audit trail has passed its time still makes later logins local', async () => {
+    const events = [...signedOnLogin(30), ...signedOnLogin(90)];
+    const run = async (snapshotFirst: boolean) => {
+      const { config, rules } = testConfig();
+      const store = SqliteStore.open(':memory:');
+      const pipeline = await Pipeline.open({ config, rules, store, durablePending: true });
+      const follow = async () => {
+        await store.putSnapshot(accountSnapshot('s2', at(20), { unlocked: ['dba_proxy'] }));
+        await pipeline.followSnapshots();
+      };
+      await store.putSnapshot(accountSnapshot('s1', at(-60)));
+      await pipeline.followSnapshots();
+      if (snapshotFirst) await follow();
+      await pipeline.ingest(events.map((event) => ({ type: 'event' as const, event })));
+      if (!snapshotFirst) await follow();
+      await pipeline.finish();
+      const sessions: Session[] = [];
+      for await (const s of store.sessions()) sessions.push(s);
+      return [30, 90].map((conn) => attributionOf(sessions, conn));
+    };
+    expect(await run(true)).toEqual([LOCAL, LOCAL]);
+    // The same snapshot, stored once the watermark passed at(20) (a sync slower than the lateness).
+    expect(await run(false)).toEqual([LOCAL, LOCAL]);
+  });
+});
+
+describe('a state stored by the version before lock states were kept', () => {
+  it('learns the lock state its baseline snapshot saw: a proxied account it showed unlocked serves direct logins', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hwaudit-lockstate-'));
+    try {
+      const path = join(dir, 'state.db');
+      const { config, rules } = testConfig();
+      const first = SqliteStore.open(path);
+      const pipeline = await Pipeline.open({ config, rules, store: first });
+      await first.putSnapshot(accountSnapshot('s1', at(-60), { unlocked: ['dba_proxy'] }));
+      await pipeline.followSnapshots();
+      await pipeline.ingest([
+        { type: 'event', event: iam.signOn({ at: at(1), user: USERS.bob, ip: '10.0.0.7' }) },
+      ]);
+      await first.close();
+      // What the previous version stored for the same snapshot: seeds without a lock state.
+      const legacy = new Database(path);
+      const rows = legacy.prepare("SELECT scope, key, body FROM entity WHERE kind = 'account'").all() as {
+        scope: string;
+        key: string;
+        body: string;
+      }[];
+      const update = legacy.prepare(
+        "UPDATE entity SET body = ? WHERE scope = ? AND kind = 'account' AND key = ?",
+      );
+      for (const r of rows) {
+        const row = JSON.parse(r.body) as { versions: { locked?: boolean; accessOnly?: true }[] };
+        row.versions = row.versions.filter((v) => !v.accessOnly).map(({ locked, ...v }) => v);
+        update.run(JSON.stringify(row), r.scope, r.key);
+      }
+      legacy.close();
+      expect(rows.length).toBeGreaterThan(0);
+      // A later snapshot that still shows dba_proxy unlocked, then alice's login straight to it.
+      const { sessions } = await runBatches([signedOnLogin(30)], {
+        store: SqliteStore.open(path),
+        opened: following([accountSnapshot('s2', at(20), { unlocked: ['dba_proxy'] })]),
+      });
+      expect(attributionOf(sessions, 30)).toEqual(LOCAL);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
