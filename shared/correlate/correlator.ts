@@ -253,6 +253,7 @@ export class Correlator {
     // A connection applied up to the retention late is attributed as it would have been on time.
     this.models.signOns.prune(stale - this.config.tokenLifetime);
     this.models.credentials.prune(stale);
+    this.models.mappings.compact(stale);
     if (this.recent.length === 0 || this.recent[0]!.connectTs >= before) return;
     this.recent = this.recent.filter((s) => s.connectTs >= before || this.open.isOpen(s));
   }

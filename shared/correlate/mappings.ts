@@ -115,11 +115,14 @@ export class Mappings {
    * single IAM users are most rows, and a busy fleet's logins would scan them all).
    */
   private readonly mappingRows = new Map<string, { key: string; row: AccountRow }[]>();
+  /** Rows given a lock state of access only since `compact` last went through them. */
+  private readonly locking = new Set<string>();
 
   constructor(private readonly cache: EntityCache) {
     for (const [key, row] of cache.entries<AccountRow>(ACCOUNT)) {
       if (row.direct) this.foldLegacyDirect(key, row);
       if (row.versions.some(mapsGroups)) this.indexMapping(key, row);
+      if (row.versions.some((v) => v.accessOnly && v.locked !== undefined)) this.locking.add(key);
     }
   }
 
@@ -341,6 +344,32 @@ export class Mappings {
     return { ...(locked === undefined ? {} : { locked }), ...(since ? { since } : {}) };
   }
 
+  /**
+   * Forgets the lock states of access only before `before` that change nothing (ACCOUNT LOCK of an
+   * account already locked, a snapshot that agrees with a statement): only a late event can still
+   * come before them, so what the account was at any time stays as it was. Repeated lock
+   * statements leave a row one version per change of its lock state.
+   */
+  compact(before: number): void {
+    for (const key of this.locking) {
+      const row = this.cache.get<AccountRow>(ACCOUNT, key);
+      let locked: boolean | undefined;
+      let later = false;
+      const kept = (row?.versions ?? []).filter((v) => {
+        const same = v.accessOnly && !v.credential && v.locked === locked;
+        if (v.dropped) locked = undefined;
+        else if (v.locked !== undefined) locked = v.locked;
+        if (v.ts >= before) later ||= v.accessOnly === true && v.locked !== undefined;
+        return !same || v.ts >= before;
+      });
+      if (row && kept.length < row.versions.length) {
+        row.versions = kept;
+        this.cache.touch(ACCOUNT, key);
+      }
+      if (!later) this.locking.delete(key);
+    }
+  }
+
   /** Whether the account exists just before `ts` (strictly: what happened in the same instant is not known to be before). */
   private existsBefore(key: string, ts: number): boolean {
     let exists = false;
@@ -368,7 +397,31 @@ export class Mappings {
 
   private insertOnce(db: string, account: AccountRef, version: AccountVersion): void {
     const row = this.row(db, account);
-    if (!row.versions.some((v) => v.key === version.key)) this.insert(db, row, version);
+    if (row.versions.some((v) => v.key === version.key)) return;
+    if (version.credential && !this.firstCredential(row, version)) return;
+    this.insert(db, row, version);
+  }
+
+  /**
+   * Whether `version` is the earliest way in of its own (`credential`) since the account was last
+   * dropped: one is enough, until a drop, to open an account whose lock state nothing said, so a
+   * password alone after another (a rotation) adds nothing, and the later passwords alone it comes
+   * before are removed. The row keeps the earliest, whatever the order they came in.
+   */
+  private firstCredential(row: AccountRow, version: AccountVersion): boolean {
+    let start = 0;
+    let end = row.versions.length;
+    for (const [i, v] of row.versions.entries())
+      if (v.dropped && byTimeAndKey(v, version) < 0) start = i + 1;
+      else if (v.dropped) {
+        end = i;
+        break;
+      }
+    const span = row.versions.slice(start, end).filter((v) => v.credential);
+    if (span.some((v) => byTimeAndKey(v, version) < 0)) return !passwordOnly(version);
+    const later = new Set(span.filter(passwordOnly));
+    if (later.size > 0) row.versions = row.versions.filter((v) => !later.has(v));
+    return true;
   }
 
   private row(db: string, account: AccountRef): AccountRow {
@@ -388,6 +441,7 @@ export class Mappings {
     row.versions.sort(byTimeAndKey);
     const key = rowKey(db, row);
     this.cache.touch(ACCOUNT, key);
+    if (version.accessOnly && version.locked !== undefined) this.locking.add(key);
     if (mapsGroups(version)) this.indexMapping(key, row);
   }
 
@@ -445,6 +499,11 @@ function definitionAt(versions: readonly AccountVersion[], ts: number): AccountV
     if (!v.accessOnly) current = v;
   }
   return current;
+}
+
+/** A version that only gives the account a password (no lock state, no definition). */
+function passwordOnly(v: AccountVersion): boolean {
+  return v.accessOnly === true && v.credential === true && v.locked === undefined;
 }
 
 /** A version that maps IAM groups to MySQL users. */

@@ -7,8 +7,10 @@ import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import type { CanonicalEvent } from '../../schemas/events.js';
 import type { Session } from '../../schemas/session.js';
-import { at, db, iam, USERS } from '../../shared/detect/timeline.js';
+import { Mappings } from '../../shared/correlate/mappings.js';
+import { at, DB, db, iam, USERS } from '../../shared/detect/timeline.js';
 import { Pipeline } from '../../shared/pipeline.js';
+import { EntityCache } from '../../shared/state/entity-cache.js';
 import { SqliteStore } from '../../shared/state/sqlite-store.js';
 import { accountSnapshot, following, runWithSnapshots } from '../helpers/account-snapshots.js';
 import { runBatches, testConfig } from '../helpers/run-timeline.js';
@@ -110,5 +112,18 @@ describe('a state stored by the version before lock states were kept', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('account rows', () => {
+  it('stay bounded under routine password rotation of a local account', () => {
+    const mappings = new Mappings(new EntityCache());
+    const app = { user: 'app', host: '%' };
+    mappings.seed('config', [{ db: DB.id, ...app, plugin: 'caching_sha2_password' }]);
+    // An hourly rotation (a secrets manager's static role) for a month.
+    for (let hour = 0; hour < 24 * 30; hour++)
+      mappings.apply(DB.id, { op: 'alter', account: app, password: true }, at(hour * 60), `rotate-${hour}`);
+    const row = mappings.rows().find((r) => r.user === 'app')!;
+    expect(row.versions.length).toBeLessThanOrEqual(3);
   });
 });

@@ -50,3 +50,54 @@ describe('logins without IAM from account versions', () => {
     expect(mappings.versionAt(DB.id, DEV_PROXY, at(3))).toBeUndefined();
   });
 });
+
+describe('account rows under routine changes of access', () => {
+  const APP = { user: 'app', host: '%' };
+  type Step = [op: 'password' | 'lock' | 'unlock' | 'drop', minute: number];
+  /** `'password 3, drop 12'`: each change and its minute. */
+  const stepsOf = (text: string): Step[] =>
+    text.split(',').map((s) => {
+      const [op, minute] = s.trim().split(' ');
+      return [op as Step[0], Number(minute)];
+    });
+  const apply = (mappings: Mappings, [op, minute]: Step) =>
+    mappings.apply(
+      DB.id,
+      op === 'drop'
+        ? { op: 'drop', account: APP }
+        : op === 'password'
+          ? { op: 'alter', account: APP, password: true }
+          : { op: 'alter', account: APP, locked: op === 'lock' },
+      at(minute),
+      `${op}-${minute}`,
+    );
+  const replay = (steps: readonly Step[], compactAt?: number) => {
+    const mappings = new Mappings(new EntityCache());
+    mappings.seed('config', [{ db: DB.id, ...APP, plugin: 'caching_sha2_password' }]);
+    for (const step of steps) apply(mappings, step);
+    if (compactAt !== undefined) mappings.compact(at(compactAt));
+    const open = Array.from({ length: 40 }, (_, m) => mappings.directLoginAt(DB.id, APP, at(m))?.key ?? null);
+    return { open, versions: mappings.rows()[0]!.versions.map((v) => v.key) };
+  };
+
+  it('keep one password alone per account until it is dropped, the earliest, in any arrival order', () => {
+    const steps = stepsOf('password 3, password 6, password 9, drop 12, password 15, password 18');
+    const inOrder = replay(steps);
+    expect(inOrder.versions).toEqual(['config', 'password-3', 'drop-12', 'password-15']);
+    // Open since the first password (the evidence), closed by the drop.
+    expect(inOrder.open.slice(2, 13)).toEqual([null, ...Array(9).fill('password-3'), null]);
+    for (const order of [
+      [...steps].reverse(),
+      [steps[2]!, steps[5]!, steps[0]!, steps[3]!, steps[4]!, steps[1]!],
+    ])
+      expect(replay(order)).toEqual(inOrder);
+  });
+
+  it('forget repeated lock states once compacted, and only those: every time reads as before', () => {
+    const steps = stepsOf('lock 2, lock 4, unlock 6, unlock 8, lock 10, lock 30');
+    const full = replay(steps);
+    const compacted = replay(steps, 20);
+    expect(compacted.open).toEqual(full.open);
+    expect(compacted.versions).toEqual(['config', 'lock-2', 'unlock-6', 'lock-10', 'lock-30']);
+  });
+});
