@@ -922,7 +922,13 @@ export class Correlator {
       mappings.apply(db, { op: 'alter', account: ev.target, locked: after.locked }, ev.ts, ev.key);
     // A snapshot followed once the watermark passed its time: sessions since are attributed again.
     if (late && (applied || relocked)) this.reevaluate(ev.ts, true);
-    if (explained) {
+    // A proxied account this change left open to logins without IAM (unlocked, say), which no
+    // statement opened: raised even where statements explain the rest (a GRANT to it in the window,
+    // an account the configuration lists created unlocked), and for that alone.
+    const opened =
+      mappings.proxiedTarget(db, ev.target.user, ev.ts) !== undefined &&
+      mappings.directLoginAt(db, ev.target, ev.ts)?.key === ev.key;
+    if (explained && !opened) {
       this.stats.audited++;
       return;
     }
@@ -934,16 +940,14 @@ export class Correlator {
         ? ['CREATE USER']
         : ev.kind === 'account_dropped'
           ? ['DROP USER']
-          : [
-              ...(definition || ev.before?.locked !== after?.locked ? ['ALTER USER'] : []),
-              ...(added.length > 0 ? ['GRANT'] : []),
-              ...(removed.length > 0 ? ['REVOKE'] : []),
-            ];
-    const mappingChanges = definition && touchesOci ? [change] : [];
-    // A proxied account this change left open to logins without IAM (unlocked, say), unaudited.
-    const opened =
-      mappings.proxiedTarget(db, ev.target.user, ev.ts) !== undefined &&
-      mappings.directLoginAt(db, ev.target, ev.ts)?.key === ev.key;
+          : explained
+            ? ['ALTER USER']
+            : [
+                ...(definition || ev.before?.locked !== after?.locked ? ['ALTER USER'] : []),
+                ...(added.length > 0 ? ['GRANT'] : []),
+                ...(removed.length > 0 ? ['REVOKE'] : []),
+              ];
+    const mappingChanges = applied && touchesOci ? [change] : [];
     this.stats.drift++;
     this.detector.run('statement', {
       event: ev,
@@ -951,7 +955,7 @@ export class Correlator {
       db: this.dbs.get(db),
       facts: {
         privilege: { verb: verbs.join(', '), targets: [ev.target] },
-        ...(definition ? { accounts: [change] } : {}),
+        ...(applied ? { accounts: [change] } : {}),
       },
       mappingChanges,
       reverts: this.mappingReverts(ev, mappingChanges),

@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import type { CanonicalEvent } from '../../schemas/events.js';
 import type { Session } from '../../schemas/session.js';
 import { Mappings } from '../../shared/correlate/mappings.js';
-import { at, DB, db, iam, USERS } from '../../shared/detect/timeline.js';
+import { at, baseConfig, DB, db, iam, USERS } from '../../shared/detect/timeline.js';
 import { Pipeline } from '../../shared/pipeline.js';
 import { EntityCache } from '../../shared/state/entity-cache.js';
 import { SqliteStore } from '../../shared/state/sqlite-store.js';
@@ -44,6 +44,40 @@ describe('the lock state of a proxied account', () => {
       ],
     );
     expect([10, 30].map((conn) => attributionOf(sessions, conn))).toEqual([LOCAL, ALICE]);
+  });
+
+  it('an unaudited unlock is not explained by an unrelated audited statement on the account: a high privilege.change', async () => {
+    const { sessions, alerts } = await runWithSnapshots(
+      [accountSnapshot('s1', at(-60)), accountSnapshot('s2', at(20), { unlocked: ['dba_proxy'] })],
+      [[byAdmin(5, 'grant', "GRANT SELECT ON `orders`.* TO 'dba_proxy'@'%'"), ...signedOnLogin(30)]],
+    );
+    expect(attributionOf(sessions, 30)).toEqual(LOCAL);
+    const opened = alerts.filter((a) => a.rule === 'privilege.change' && a.details?.bypassesIam);
+    expect(opened.map((a) => [a.severity, a.details?.bypassesIam])).toEqual([['high', ['dba_proxy@%']]]);
+  });
+
+  it('a proxied account the configuration lists, created unlocked between two snapshots without a statement: a high privilege.change', async () => {
+    const configured = baseConfig().dbSystems![0]!;
+    const config = {
+      dbSystems: [
+        {
+          ...configured,
+          accounts: [
+            ...configured.accounts!,
+            { user: 'dba_proxy', host: '%', plugin: 'caching_sha2_password' },
+          ],
+        },
+      ],
+    };
+    const before = accountSnapshot('s1', at(-60));
+    before.dbSystems[0]!.accounts = before.dbSystems[0]!.accounts!.filter((a) => a.user !== 'dba_proxy');
+    const { sessions, alerts } = await runBatches([signedOnLogin(30)], {
+      config,
+      opened: following([before, accountSnapshot('s2', at(20), { unlocked: ['dba_proxy'] })]),
+    });
+    expect(attributionOf(sessions, 30)).toEqual(LOCAL);
+    const opened = alerts.filter((a) => a.rule === 'privilege.change' && a.details?.bypassesIam);
+    expect(opened.map((a) => [a.severity, a.details?.bypassesIam])).toEqual([['high', ['dba_proxy@%']]]);
   });
 
   it('a snapshot followed after the audit trail has passed its time still makes later logins local', async () => {
