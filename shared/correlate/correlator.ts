@@ -469,12 +469,13 @@ export class Correlator {
     for (const target of targets) this.noteAudited(ev.dbSystemId, target, ev.ts);
     const mappingChanges: AccountChange[] = [];
     const bypassesIam: AccountRef[] = [];
-    for (const change of facts.accounts ?? []) {
+    const parts = facts.accounts ?? [];
+    for (const [i, change] of parts.entries()) {
       const before = mappings.versionAt(ev.dbSystemId, change.account, ev.ts);
       const touchesOci =
         before?.plugin === OCI_PLUGIN || ('plugin' in change && change.plugin === OCI_PLUGIN);
       if (touchesOci) mappingChanges.push(change);
-      mappings.apply(ev.dbSystemId, change, ev.ts, ev.key);
+      mappings.apply(ev.dbSystemId, change, ev.ts, ev.key, parts.length > 1 ? i : undefined);
       const opened = this.openedToDirectLogin(ev, change);
       if (opened) bypassesIam.push(opened);
     }

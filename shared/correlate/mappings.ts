@@ -31,6 +31,11 @@ export type AccountVersion = {
   credential?: true;
   /** Changes only how the account can be logged in to (`locked`, `credential`): its definition is the version before's. */
   accessOnly?: true;
+  /**
+   * Its place among the changes of a statement that changes several accounts one after another
+   * (`RENAME USER a TO b, c TO a`): each part is a version of its own, in this order.
+   */
+  part?: number;
 };
 /** Since when (the version, by time and key) an account can be logged in to without IAM. */
 export type DirectLogin = { ts: number; key: string };
@@ -147,11 +152,17 @@ export class Mappings {
 
   /**
    * Applies account changes learned from a statement (or seen by a snapshot); idempotent by event
-   * key. A change of the lock state or a password alone is a version of access only. CREATE USER IF
-   * NOT EXISTS leaves an account that exists before it as it is (MySQL only warns).
+   * key and `part` (the change's place in a statement that makes several, one after another). A
+   * change of the lock state or a password alone is a version of access only. CREATE USER IF NOT
+   * EXISTS leaves an account that exists before it as it is (MySQL only warns).
    */
-  apply(db: string, change: AccountChange, ts: number, key: string): void {
-    const version = (v: Omit<AccountVersion, 'ts' | 'key'>): AccountVersion => ({ ts, key, ...v });
+  apply(db: string, change: AccountChange, ts: number, key: string, part?: number): void {
+    const version = (v: Omit<AccountVersion, 'ts' | 'key'>): AccountVersion => ({
+      ts,
+      key,
+      ...v,
+      ...(part === undefined ? {} : { part }),
+    });
     if (change.op === 'create' && change.ifNotExists && this.existsBefore(rowKey(db, change.account), ts))
       return;
     if (change.op === 'drop') {
@@ -296,9 +307,11 @@ export class Mappings {
    * back to what it was before them); empty when it undoes none.
    */
   undoneBy(db: string, account: AccountRef, key: string): Undone[] {
-    const definitions = (this.cache.get<AccountRow>(ACCOUNT, rowKey(db, account))?.versions ?? []).filter(
+    const all = (this.cache.get<AccountRow>(ACCOUNT, rowKey(db, account))?.versions ?? []).filter(
       (v) => !v.accessOnly,
     );
+    // A statement that changed the account in several parts (a rename swap) is one change: its last.
+    const definitions = all.filter((v, i) => all[i + 1]?.key !== v.key);
     const versions = definitions.map((v) => ({
       key: v.key,
       kind: 'account',
@@ -397,7 +410,7 @@ export class Mappings {
 
   private insertOnce(db: string, account: AccountRef, version: AccountVersion): void {
     const row = this.row(db, account);
-    if (row.versions.some((v) => v.key === version.key)) return;
+    if (row.versions.some((v) => v.key === version.key && v.part === version.part)) return;
     if (version.credential && !this.firstCredential(row, version)) return;
     this.insert(db, row, version);
   }
@@ -486,9 +499,9 @@ function forEachGroupMapping(
   }
 }
 
-/** Versions in event-time order, those of one time by key. */
+/** Versions in event-time order, those of one time by key, then by part of their statement. */
 function byTimeAndKey(a: AccountVersion, b: AccountVersion): number {
-  return a.ts - b.ts || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
+  return a.ts - b.ts || (a.key < b.key ? -1 : a.key > b.key ? 1 : (a.part ?? 0) - (b.part ?? 0));
 }
 
 /** The definition in force at `ts`: the latest version up to it that is not one of access only. */

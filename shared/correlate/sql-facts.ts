@@ -92,7 +92,11 @@ function unquote(part: string): string {
 }
 
 /** Parses a comma-separated account list starting at `from`, stopping at the first non-account. */
-function accountsAt(text: string, from: number): { accounts: AccountRef[]; end: number } {
+function accountsAt(
+  text: string,
+  from: number,
+  max = Number.POSITIVE_INFINITY,
+): { accounts: AccountRef[]; end: number } {
   const accounts: AccountRef[] = [];
   let i = from;
   for (;;) {
@@ -102,6 +106,7 @@ function accountsAt(text: string, from: number): { accounts: AccountRef[]; end: 
     if (!m?.[1] || /^(IDENTIFIED|WITH|REQUIRE|PASSWORD|ACCOUNT|DEFAULT|AS|TO|FROM)$/i.test(m[1])) break;
     accounts.push({ user: unquote(m[1]), host: m[2] === undefined ? '%' : unquote(m[2]) });
     i = ACCOUNT.lastIndex;
+    if (accounts.length >= max) break;
     const rest = /^\s*,/.exec(text.slice(i, i + 64));
     if (!rest) break;
     i += rest[0].length;
@@ -192,7 +197,8 @@ function renames(text: string): AccountChange[] {
     const to = /^\s*TO\s+/i.exec(text.slice(from.end, from.end + 16));
     const account = from.accounts[0];
     if (!account || !to) break;
-    const target = accountsAt(text, from.end + to[0].length);
+    // One account after TO: a comma there starts the next part (`a TO b, c TO d`).
+    const target = accountsAt(text, from.end + to[0].length, 1);
     const dest = target.accounts[0];
     if (!dest) break;
     out.push({ op: 'rename', account, to: dest });

@@ -12,7 +12,7 @@ import { at, baseConfig, DB, db, iam, USERS } from '../../shared/detect/timeline
 import { Pipeline } from '../../shared/pipeline.js';
 import { EntityCache } from '../../shared/state/entity-cache.js';
 import { SqliteStore } from '../../shared/state/sqlite-store.js';
-import { accountSnapshot, following, runWithSnapshots } from '../helpers/account-snapshots.js';
+import { accountSnapshot, following, localAccount, runWithSnapshots } from '../helpers/account-snapshots.js';
 import { runBatches, testConfig } from '../helpers/run-timeline.js';
 
 /** Alice signs on, then logs in as dba_proxy at `minute` sending her name, with login.proxy empty. */
@@ -54,6 +54,25 @@ describe('the lock state of a proxied account', () => {
     expect(attributionOf(sessions, 30)).toEqual(LOCAL);
     const opened = alerts.filter((a) => a.rule === 'privilege.change' && a.details?.bypassesIam);
     expect(opened.map((a) => [a.severity, a.details?.bypassesIam])).toEqual([['high', ['dba_proxy@%']]]);
+  });
+
+  it('RENAME USER that swaps an unlocked account with the proxied one (through a third name) opens the proxied name', async () => {
+    const { sessions, alerts } = await runWithSnapshots(
+      [accountSnapshot('s1', at(-60), { extra: [localAccount('staging', false)] })],
+      [
+        [
+          byAdmin(
+            1,
+            'rename_user',
+            "RENAME USER 'dba_proxy'@'%' TO 'swap'@'%', 'staging'@'%' TO 'dba_proxy'@'%', 'swap'@'%' TO 'staging'@'%'",
+          ),
+          ...signedOnLogin(10),
+        ],
+      ],
+    );
+    expect(attributionOf(sessions, 10)).toEqual(LOCAL);
+    const opened = alerts.filter((a) => a.rule === 'privilege.change' && a.details?.bypassesIam);
+    expect(opened.map((a) => a.details?.bypassesIam)).toEqual([['dba_proxy@%']]);
   });
 
   it('a proxied account the configuration lists, created unlocked between two snapshots without a statement: a high privilege.change', async () => {

@@ -1,7 +1,8 @@
 // Whether an account can be logged in to without IAM, from its versions (shared/correlate/mappings.ts).
 import { describe, expect, it } from 'vitest';
 import { type AccountRow, Mappings } from '../../shared/correlate/mappings.js';
-import { at, DB } from '../../shared/detect/timeline.js';
+import { statementFacts } from '../../shared/correlate/sql-facts.js';
+import { at, DB, db } from '../../shared/detect/timeline.js';
 import { EntityCache } from '../../shared/state/entity-cache.js';
 
 const DEV_PROXY = { user: 'dev_proxy', host: '%' };
@@ -99,5 +100,34 @@ describe('account rows under routine changes of access', () => {
     const compacted = replay(steps, 20);
     expect(compacted.open).toEqual(full.open);
     expect(compacted.versions).toEqual(['config', 'lock-2', 'unlock-6', 'lock-10', 'lock-30']);
+  });
+});
+
+describe('RENAME USER in several parts', () => {
+  it('applies each part after the one before: a swap through a third name leaves both accounts, swapped', () => {
+    const sql = "RENAME USER 'a'@'%' TO 'swap'@'%', 'b'@'%' TO 'a'@'%', 'swap'@'%' TO 'b'@'%'";
+    const parts = statementFacts(
+      db.query({ at: at(1), conn: 9, account: 'admin', sqlCommand: 'rename_user', sql }),
+    ).accounts!;
+    expect(parts.map((c) => c.op === 'rename' && [c.account.user, c.to.user])).toEqual([
+      ['a', 'swap'],
+      ['b', 'a'],
+      ['swap', 'b'],
+    ]);
+    const mappings = new Mappings(new EntityCache());
+    mappings.seed('config', [
+      { db: DB.id, user: 'a', host: '%', plugin: 'caching_sha2_password' },
+      { db: DB.id, user: 'b', host: '%', plugin: 'mysql_no_login' },
+    ]);
+    // Applied twice: a redelivered statement changes nothing.
+    for (let n = 0; n < 2; n++)
+      for (const [i, change] of parts.entries()) mappings.apply(DB.id, change, at(1), 'rename', i);
+    const pluginOf = (user: string) => mappings.versionAt(DB.id, { user, host: '%' }, at(2))?.plugin;
+    expect(['a', 'b', 'swap'].map(pluginOf)).toEqual(['mysql_no_login', 'caching_sha2_password', undefined]);
+    expect(mappings.rows().map((r) => [r.user, r.versions.length])).toEqual([
+      ['a', 3],
+      ['b', 3],
+      ['swap', 2],
+    ]);
   });
 });
