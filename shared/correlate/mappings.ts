@@ -120,14 +120,16 @@ export class Mappings {
    * single IAM users are most rows, and a busy fleet's logins would scan them all).
    */
   private readonly mappingRows = new Map<string, { key: string; row: AccountRow }[]>();
-  /** Rows given a lock state of access only since `compact` last went through them. */
-  private readonly locking = new Set<string>();
+  /** Rows with lock states of access only `compact` has yet to look at: the earliest one's time. */
+  private readonly locking = new Map<string, number>();
+  /** The earliest time in `locking`: `compact` has nothing to do before the watermark passes it. */
+  private compactDue = Number.POSITIVE_INFINITY;
 
   constructor(private readonly cache: EntityCache) {
     for (const [key, row] of cache.entries<AccountRow>(ACCOUNT)) {
       if (row.direct) this.foldLegacyDirect(key, row);
       if (row.versions.some(mapsGroups)) this.indexMapping(key, row);
-      if (row.versions.some((v) => v.accessOnly && v.locked !== undefined)) this.locking.add(key);
+      for (const v of row.versions) if (isLockOnly(v)) this.noteLock(key, v.ts);
     }
   }
 
@@ -364,23 +366,34 @@ export class Mappings {
    * statements leave a row one version per change of its lock state.
    */
   compact(before: number): void {
-    for (const key of this.locking) {
+    if (before <= this.compactDue) return;
+    this.compactDue = Number.POSITIVE_INFINITY;
+    for (const [key, from] of this.locking) {
+      if (from >= before) {
+        this.compactDue = Math.min(this.compactDue, from);
+        continue;
+      }
+      this.locking.delete(key);
       const row = this.cache.get<AccountRow>(ACCOUNT, key);
+      if (!row) continue;
       let locked: boolean | undefined;
-      let later = false;
-      const kept = (row?.versions ?? []).filter((v) => {
-        const same = v.accessOnly && !v.credential && v.locked === locked;
+      const kept = row.versions.filter((v) => {
+        const same = isLockOnly(v) && v.locked === locked;
         if (v.dropped) locked = undefined;
         else if (v.locked !== undefined) locked = v.locked;
-        if (v.ts >= before) later ||= v.accessOnly === true && v.locked !== undefined;
+        if (v.ts >= before && isLockOnly(v)) this.noteLock(key, v.ts);
         return !same || v.ts >= before;
       });
-      if (row && kept.length < row.versions.length) {
+      if (kept.length < row.versions.length) {
         row.versions = kept;
         this.cache.touch(ACCOUNT, key);
       }
-      if (!later) this.locking.delete(key);
     }
+  }
+
+  private noteLock(key: string, ts: number): void {
+    this.locking.set(key, Math.min(this.locking.get(key) ?? ts, ts));
+    this.compactDue = Math.min(this.compactDue, ts);
   }
 
   /** Whether the account exists just before `ts` (strictly: what happened in the same instant is not known to be before). */
@@ -454,7 +467,7 @@ export class Mappings {
     row.versions.sort(byTimeAndKey);
     const key = rowKey(db, row);
     this.cache.touch(ACCOUNT, key);
-    if (version.accessOnly && version.locked !== undefined) this.locking.add(key);
+    if (isLockOnly(version)) this.noteLock(key, version.ts);
     if (mapsGroups(version)) this.indexMapping(key, row);
   }
 
@@ -512,6 +525,11 @@ function definitionAt(versions: readonly AccountVersion[], ts: number): AccountV
     if (!v.accessOnly) current = v;
   }
   return current;
+}
+
+/** A version that only sets the account's lock state (no password, no definition). */
+function isLockOnly(v: AccountVersion): boolean {
+  return v.accessOnly === true && v.credential !== true && v.locked !== undefined;
 }
 
 /** A version that only gives the account a password (no lock state, no definition). */
