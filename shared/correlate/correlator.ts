@@ -43,6 +43,7 @@ import {
   expectedCredentialsOf,
 } from '../rules/expected-changes.js';
 import type { EntityCache } from '../state/entity-cache.js';
+import { toIso } from '../time.js';
 import { type AttributionResult, attribute, type Models } from './attribute.js';
 import { recordDbCatalog } from './db-catalog.js';
 import { Directory, type DirectorySeed, type UserState } from './directory.js';
@@ -61,7 +62,14 @@ export type Seed = DirectorySeed & {
   memberships: MembershipSeed[];
   accounts: AccountSeed[];
   /** The lock states a later snapshot read of accounts it does not seed (`Mappings.observeLock`), at `time`. */
-  lockStates?: LockState[];
+  lockStates?: SnapshotLockStates;
+};
+
+/** A later snapshot's lock states, with the snapshot before it (the window of what changed unaudited). */
+export type SnapshotLockStates = {
+  snapshot: string;
+  previous: { id: string; time: string };
+  accounts: LockState[];
 };
 
 /** Keys of the configuration's seeds; a snapshot's are `snapshot:<id>`. */
@@ -83,7 +91,7 @@ export type GrantRow = {
 const GRANT = 'grant';
 /** A snapshot's lock states, waiting for the watermark to pass its time (`Mappings.observeLock`). */
 const SNAPSHOT_LOCKS = 'snapshot-locks';
-type SnapshotLocks = { ts: number; key: string; accounts: LockState[] };
+type SnapshotLocks = SnapshotLockStates & { ts: number; key: string };
 /** When audited statements last targeted an account: a snapshot's account drift they explain is not drift. */
 const ACCOUNT_AUDIT = 'account-audit';
 const ACCOUNT_AUDIT_KEEP = 8;
@@ -160,11 +168,15 @@ export class Correlator {
     directory.seed(seed);
     memberships.seed(seed.key, seed.memberships);
     mappings.seed(seed.key, seed.accounts, seed.time);
-    if (seed.time !== undefined && seed.lockStates?.length && !this.cache.get(SNAPSHOT_LOCKS, seed.key)) {
+    if (
+      seed.time !== undefined &&
+      seed.lockStates?.accounts.length &&
+      !this.cache.get(SNAPSHOT_LOCKS, seed.key)
+    ) {
       this.cache.set<SnapshotLocks>(SNAPSHOT_LOCKS, seed.key, {
+        ...seed.lockStates,
         ts: seed.time,
         key: seed.key,
-        accounts: seed.lockStates,
       });
       this.nextDeadline = Math.min(this.nextDeadline, seed.time);
     }
@@ -224,6 +236,7 @@ export class Correlator {
       const recorded = l.accounts.filter((a) => mappings.observeLock(a, l.ts, l.key));
       // Sessions already attributed after its time (a snapshot followed late) are again.
       if (recorded.length > 0) this.reevaluate(l.ts, true);
+      for (const a of recorded) this.openedBySnapshot(l, a);
     }
     const due = [...this.cache.values<GrantRow>(GRANT)]
       .filter((g) => !g.done && g.deadlineTs <= upTo)
@@ -961,6 +974,43 @@ export class Correlator {
       mappingChanges,
       reverts: this.mappingReverts(ev, mappingChanges),
       bypassesIam: opened ? [ev.target] : [],
+    });
+  }
+
+  /**
+   * A proxied account a snapshot shows unlocked where the statements up to its time had it locked
+   * (unlocked again, unaudited, after an audited lock; both snapshots saw it unlocked, so no drift
+   * event says so): can now be logged in to without IAM, as a drift event that unlocked it says.
+   */
+  private openedBySnapshot(l: SnapshotLocks, a: LockState): void {
+    const { mappings } = this.models;
+    const target = { user: a.user, host: a.host };
+    if (mappings.proxiedTarget(a.db, a.user, l.ts) === undefined) return;
+    if (mappings.directLoginAt(a.db, target, l.ts)?.key !== l.key) return;
+    const ev: SyncAccountEvent = {
+      source: 'sync',
+      key: `sync:${l.snapshot}:account_unlocked:${a.db}:${accountName(a)}`,
+      time: toIso(l.ts),
+      ts: l.ts,
+      kind: 'account_changed',
+      observed: {
+        snapshot: l.snapshot,
+        previousSnapshot: l.previous.id,
+        since: l.previous.time,
+        change: 'account unlocked',
+      },
+      dbSystemId: a.db,
+      target,
+    };
+    this.stats.drift++;
+    this.detector.run('statement', {
+      event: ev,
+      session: undefined,
+      db: this.dbs.get(a.db),
+      facts: { privilege: { verb: 'ALTER USER', targets: [target] } },
+      mappingChanges: [],
+      reverts: this.mappingReverts(ev, []),
+      bypassesIam: [target],
     });
   }
 

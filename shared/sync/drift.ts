@@ -24,7 +24,7 @@ export function followSnapshots(base: Snapshot | undefined, newer: readonly Snap
   let previous = base;
   for (const snapshot of newer) {
     const fresh = partsWithData(snapshot).filter((p) => !previous || !hasData(previous, p));
-    out.seeds.push(seedOf(snapshot, new Set(fresh)));
+    out.seeds.push(seedOf(snapshot, new Set(fresh), previous));
     if (previous) out.events.push(...changes(previous, snapshot));
     previous = snapshot;
   }
@@ -35,7 +35,12 @@ export function followSnapshots(base: Snapshot | undefined, newer: readonly Snap
  * What a snapshot seeds: every user and group (names and aliases), and the timelines of `parts`;
  * and the lock state of every other account it read at its own time, which holds from then.
  */
-function seedOf(s: Snapshot, parts: ReadonlySet<string>): Seed {
+function seedOf(s: Snapshot, parts: ReadonlySet<string>, previous: Snapshot | undefined): Seed {
+  const lockStates = s.dbSystems
+    .filter((d) => !parts.has(PART.accounts(d.id)) && s.parts[PART.accounts(d.id)]?.readAt === s.time)
+    .flatMap((d) =>
+      (d.accounts ?? []).map((a) => ({ db: d.id, user: a.user, host: a.host, locked: a.locked })),
+    );
   return {
     key: snapshotSeedKey(s.id),
     time: Date.parse(s.time),
@@ -61,11 +66,15 @@ function seedOf(s: Snapshot, parts: ReadonlySet<string>): Seed {
           locked: a.locked,
         })),
       ),
-    lockStates: s.dbSystems
-      .filter((d) => !parts.has(PART.accounts(d.id)) && s.parts[PART.accounts(d.id)]?.readAt === s.time)
-      .flatMap((d) =>
-        (d.accounts ?? []).map((a) => ({ db: d.id, user: a.user, host: a.host, locked: a.locked })),
-      ),
+    ...(previous && lockStates.length > 0
+      ? {
+          lockStates: {
+            snapshot: s.id,
+            previous: { id: previous.id, time: previous.time },
+            accounts: lockStates,
+          },
+        }
+      : {}),
   };
 }
 

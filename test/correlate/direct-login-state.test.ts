@@ -46,6 +46,34 @@ describe('the lock state of a proxied account', () => {
     expect([10, 30].map((conn) => attributionOf(sessions, conn))).toEqual([LOCAL, ALICE]);
   });
 
+  it('a later snapshot that sees the account unlocked, as the one before did, reopens what an audited lock closed: a high privilege.change', async () => {
+    // The mirror image: an audited ACCOUNT LOCK, undone by an unlock nothing audited. No drift
+    // event says so (s1 and s2 agree); the lock state s2 read does, and nothing else will.
+    const { sessions, alerts } = await runWithSnapshots(
+      [
+        accountSnapshot('s1', at(-60), { unlocked: ['dba_proxy'] }),
+        accountSnapshot('s2', at(20), { unlocked: ['dba_proxy'] }),
+      ],
+      [
+        [
+          byAdmin(1, 'alter_user', "ALTER USER 'dba_proxy'@'%' ACCOUNT LOCK"),
+          ...signedOnLogin(10),
+          ...signedOnLogin(30),
+        ],
+      ],
+    );
+    expect([10, 30].map((conn) => attributionOf(sessions, conn))).toEqual([ALICE, LOCAL]);
+    const opened = alerts.filter((a) => a.rule === 'privilege.change' && a.details?.bypassesIam);
+    expect(
+      opened.map((a) => [
+        a.severity,
+        a.details?.bypassesIam,
+        (a.details?.observed as { snapshot?: string })?.snapshot,
+      ]),
+    ).toEqual([['high', ['dba_proxy@%'], 's2']]);
+    expect(opened[0]?.title).toContain('(observed by sync, not audited)');
+  });
+
   it('an unaudited unlock is not explained by an unrelated audited statement on the account: a high privilege.change', async () => {
     const { sessions, alerts } = await runWithSnapshots(
       [accountSnapshot('s1', at(-60)), accountSnapshot('s2', at(20), { unlocked: ['dba_proxy'] })],
