@@ -2,6 +2,9 @@
 // burst of 1,000 alerts reaches a digest route and an immediate route on topics limited to
 // e-mail's 10 messages a minute, within 64 KB and the rate, none lost; a stream route stores every
 // record and the digests point at its offsets; a maintenance window mutes delivery, not storage.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import * as common from 'oci-common';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -73,9 +76,12 @@ async function endpoint() {
   };
 }
 
-async function pipelineWith(config: Partial<ConfigInput>, ep: Awaited<ReturnType<typeof endpoint>>) {
+async function pipelineWith(
+  config: Partial<ConfigInput>,
+  ep: Awaited<ReturnType<typeof endpoint>>,
+  store = SqliteStore.open(':memory:'),
+) {
   const { config: cfg, rules } = testConfig({ ...baseConfig(), ...config });
-  const store = SqliteStore.open(':memory:');
   const routes = await openRoutes(cfg, ep.options);
   cleanups.push(
     () => store.close(),
@@ -120,6 +126,18 @@ function keysIn(m: PublishedMessage): string[] {
   }
   return keys;
 }
+
+/** One route, that sends IAM alerts in an hourly digest. */
+const HOURLY_IAM_DIGEST: Partial<ConfigInput> = {
+  routes: [
+    {
+      name: 'bg',
+      match: { rules: ['iam.*'] },
+      output: { notifications: DIGEST_TOPIC },
+      delivery: { digest: 'PT1H' },
+    },
+  ],
+};
 
 describe('routes to OCI outputs', () => {
   it('a burst of 1,000 alerts: digests and immediate messages within 64 KB and 10/min, every alert accounted for', async () => {
@@ -241,17 +259,7 @@ describe('routes to OCI outputs', () => {
 
   it('containers that each keep their sinks and re-open the pipeline on one store send a digest once', async () => {
     const ep = await endpoint();
-    const { config: cfg, rules } = testConfig({
-      ...baseConfig(),
-      routes: [
-        {
-          name: 'bg',
-          match: { rules: ['iam.*'] },
-          output: { notifications: DIGEST_TOPIC },
-          delivery: { digest: 'PT1H' },
-        },
-      ],
-    });
+    const { config: cfg, rules } = testConfig({ ...baseConfig(), ...HOURLY_IAM_DIGEST });
     const store = SqliteStore.open(':memory:');
     cleanups.push(() => store.close());
     const a = await openRoutes(cfg, ep.options);
@@ -268,6 +276,36 @@ describe('routes to OCI outputs', () => {
     await call(a, [signOn(150)]);
     expect(ep.ons.published.map((m) => m.title)).toEqual(['[MEDIUM] bg digest: 1 alert']);
     expect(await store.undelivered('route:bg')).toEqual([]);
+  });
+
+  it('a digest held by an instance that only ingests for longer than the lease is not paged again by another', async () => {
+    const ep = await endpoint();
+    const dir = mkdtempSync(join(tmpdir(), 'hwaudit-digest-claims-'));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const file = join(dir, 'shared.sqlite');
+    let now = Date.parse('2026-11-03T00:00:00Z');
+    // Two consumers' partitions on one store: each its own scope and claimant, no lock between them.
+    const instance = (name: string) =>
+      pipelineWith(
+        HOURLY_IAM_DIGEST,
+        ep,
+        SqliteStore.open(file, { scope: name, claims: { claimant: name, now: () => now } }),
+      );
+    const signOn = (minutes: number) => iam.signOn({ at: at(minutes), user: USERS.dave, ip: '1.1.1.1' });
+    const a = await instance('p0');
+    await a.feed([iam.added({ at: at(0), user: USERS.bob, group: GROUPS.bg })]);
+    await a.feed([signOn(30)]); // a holds the alert for the digest of the hour
+    // a is busy: a batch a minute for longer than the lease, and no idle sweep.
+    for (let m = 31; m <= 45; m++) {
+      now += 60_000;
+      await a.feed([signOn(m)]);
+    }
+    // Another partition's consumer sweeps, quiet.
+    const b = await instance('p1');
+    await b.pipeline.advance(at(45));
+    // The hour ends for both partitions at about the same time.
+    await Promise.all([a.feed([signOn(90)]), b.pipeline.advance(at(90))]);
+    expect(ep.ons.published.map((m) => m.title)).toEqual(['[MEDIUM] bg digest: 1 alert']);
   });
 
   it('calls that overlap (as a replay makes them) publish what calls made one after the other do', async () => {
