@@ -22,6 +22,7 @@ import type { AlertSink, SinkState } from './emit/sink.js';
 import { LogPositions } from './log-positions.js';
 import { EntityCache } from './state/entity-cache.js';
 import {
+  CLAIM_RENEW_MS,
   type CommitBatch,
   type CommitResult,
   commitBatch,
@@ -218,6 +219,11 @@ export class Pipeline {
    * look at the backlog (a digest not due), which it holds and is not given again (`deliverBacklog`).
    */
   private readonly handed = new Map<string, Set<string>>();
+  /**
+   * Records this pipeline's commits stored first (and claimed) whose delivery has not finished: a
+   * look at the backlog leaves them to that delivery, and their claims are renewed meanwhile.
+   */
+  private readonly owed = new Set<string>();
 
   private constructor(
     private readonly config: Config,
@@ -271,7 +277,7 @@ export class Pipeline {
     const released = pipeline.clock.releasedTs;
     const since = released > NEVER ? released - opts.config.lookback : NEVER;
     pipeline.correlator.restoreSessions(await opts.store.loadSessions(since));
-    await pipeline.deliverBacklog(false);
+    await pipeline.deliverBacklog(false, true);
     await pipeline.followSnapshots();
     return pipeline;
   }
@@ -576,20 +582,40 @@ export class Pipeline {
   }
 
   /**
-   * Sends each sink the records it has not received that the store gives this instance (claimed),
-   * but those this pipeline gave it already, which it holds still.
+   * Sends each sink the records it has not received that the store gives this instance (claimed):
+   * on opening, all of them (`undelivered`); later, those whose claim ended since the last look
+   * (`lapsed`), and nothing on a store no other instance uses. Those this pipeline gave the sink
+   * already, which it holds still, and those whose own delivery is under way are left out.
    */
-  private async deliverBacklog(final: boolean): Promise<void> {
+  private async deliverBacklog(final: boolean, opening = false): Promise<void> {
+    if (this.sinks.length === 0 || (!opening && this.store.isolated === true)) return;
+    const names = this.sinks.map((s) => s.name);
+    let found = new Map<string, Alert[]>();
+    if (!opening) found = await this.store.lapsed(names);
+    else for (const name of names) found.set(name, await this.store.undelivered(name));
     for (const sink of this.sinks) {
-      const missed = await this.store.undelivered(sink.name);
       const held = this.handed.get(sink.name);
-      const fresh = held === undefined ? missed : missed.filter((a) => !held.has(recordKey(a)));
-      if (held !== undefined) {
-        const still = new Set(missed.map(recordKey));
-        for (const key of held) if (!still.has(key)) held.delete(key);
-      }
+      const fresh = (found.get(sink.name) ?? []).filter((a) => {
+        const key = recordKey(a);
+        return !this.owed.has(key) && held?.has(key) !== true;
+      });
       if (fresh.length > 0)
         await this.deliver(sink, fresh, { backlog: true, final, watermark: this.watermark });
+    }
+  }
+
+  /** The records this pipeline claims and has not finished delivering (see `owed`, `handed`). */
+  private claimedKeys(): string[] {
+    const keys = new Set(this.owed);
+    for (const held of this.handed.values()) for (const key of held) keys.add(key);
+    return [...keys];
+  }
+
+  /** Forgets the records whose claims another instance took over: they are its to deliver now. */
+  private forgetLost(lost: ReadonlySet<string> | undefined): void {
+    if (lost === undefined) return;
+    for (const key of lost) {
+      for (const held of this.handed.values()) held.delete(key);
     }
   }
 
@@ -764,7 +790,19 @@ export class Pipeline {
     const { committed } =
       hold && !this.durablePending && prune.pruneLedgerBefore === undefined
         ? this.holdWrites(writes, pruneSeenBefore)
-        : await this.commitHeld({ ...prune, ...writes, pending: { put, remove }, pruneSeenBefore });
+        : await this.commitHeld({
+            ...prune,
+            ...writes,
+            pending: { put, remove },
+            pruneSeenBefore,
+            renew: this.claimedKeys(),
+          });
+    // Owed from the commit on: a look at the backlog meanwhile leaves them to this delivery.
+    const owing = committed.then(({ newAlerts, lost }) => {
+      this.forgetLost(lost);
+      for (const a of created) if (newAlerts.has(recordKey(a))) this.owed.add(recordKey(a));
+    });
+    owing.catch(() => undefined);
     // What follows assumes the commit succeeds: if it fails, so does every later call (inTurn).
     this.logPositions.forgetBehind();
     for (const e of put) this.persisted.add(e);
@@ -787,7 +825,9 @@ export class Pipeline {
         this.stats.alerts++;
         this.stats.alertsByRule[a.rule] = (this.stats.alertsByRule[a.rule] ?? 0) + 1;
       }
+      await owing;
       for (const sink of this.sinks) await this.deliver(sink, mine, { final, watermark });
+      for (const a of mine) this.owed.delete(recordKey(a));
       return mine;
     };
   }
@@ -873,6 +913,11 @@ export class Pipeline {
       if (keys.length > 0) await this.store.markDelivered(sink.name, keys);
       for (const key of keys) acknowledged.add(key);
     };
+    // A send can outlast the lease (a long backlog, an output retrying): the claims are renewed meanwhile.
+    const renewing =
+      records.length > 0 && this.store.isolated !== true
+        ? setInterval(() => this.renewClaims(records), CLAIM_RENEW_MS)
+        : undefined;
     try {
       await sink.send(records, {
         watermark,
@@ -881,14 +926,37 @@ export class Pipeline {
         state: this.sinkState(sink),
         delivered,
         received: (keys) => this.store.delivered(sink.name, keys),
+        claimed: (keys) => this.stillClaimed(keys),
       });
     } catch (error) {
       // Another instance may send them now, not once the claims run out; a retry here takes them back.
       await this.store.releaseClaims(records.map(recordKey)).catch(() => undefined);
       throw error;
+    } finally {
+      clearInterval(renewing);
     }
     if (!sink.acknowledges) await delivered(records.map(recordKey));
     else this.hold(sink.name, records, acknowledged);
+  }
+
+  /**
+   * Renews the claims of the records being sent and of all this pipeline holds; a failed renewal
+   * is tried again at the next tick, or by the next commit.
+   */
+  private renewClaims(sending: readonly Alert[]): void {
+    const keys = new Set([...sending.map(recordKey), ...this.claimedKeys()]);
+    this.store.renewClaims([...keys]).then(
+      (lost) => this.forgetLost(lost),
+      () => undefined,
+    );
+  }
+
+  /** Which of these records are still this instance's (`SendContext.claimed`): their claims, renewed. */
+  private async stillClaimed(keys: string[]): Promise<Set<string>> {
+    if (keys.length === 0 || this.store.isolated === true) return new Set(keys);
+    const lost = await this.store.renewClaims(keys);
+    this.forgetLost(lost);
+    return new Set(keys.filter((k) => !lost.has(k)));
   }
 
   /** Notes what an acknowledging sink was given and holds (`handed`), and what it let go. */

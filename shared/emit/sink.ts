@@ -22,6 +22,11 @@ export type SendContext = {
   delivered(keys: string[]): Promise<void>;
   /** Which of these keys the store records as received by this sink. */
   received(keys: string[]): Promise<Set<string>>;
+  /**
+   * Which of these keys are still this instance's to deliver (its claims, renewed): a sink that
+   * held records (a digest) leaves out those another instance sharing the store took over.
+   */
+  claimed?(keys: string[]): Promise<Set<string>>;
 };
 
 /**

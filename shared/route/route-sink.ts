@@ -179,8 +179,13 @@ export class TopicRoute extends RouteSink {
     // Another process on the store (a function container) may have sent them since they came here.
     const sent = await ctx.received(due.map((r) => recordKey(r.record)));
     for (const key of sent) this.waiting.delete(key);
+    // And one that took them over (this process stalled past their claims) sends them itself.
+    const left = due.filter((r) => !sent.has(recordKey(r.record)));
+    const mine = await ctx.claimed?.(left.map((r) => recordKey(r.record)));
+    for (const r of left)
+      if (mine?.has(recordKey(r.record)) === false) this.waiting.delete(recordKey(r.record));
     await this.batches(
-      due.filter((r) => !sent.has(recordKey(r.record))),
+      left.filter((r) => mine?.has(recordKey(r.record)) !== false),
       'digest',
       ctx,
     );

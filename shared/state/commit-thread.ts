@@ -8,7 +8,7 @@
 //   that the copy and its fsyncs, which wait on the disk, are not on the pipeline's thread.
 import { Worker } from 'node:worker_threads';
 import { AuditError } from '../errors.js';
-import type { CommitRows } from './sqlite-commit.js';
+import type { AppliedCommit, CommitRows } from './sqlite-commit.js';
 
 /** What the store's own thread does: apply its writes, or only checkpoint its log. */
 export type StoreThread = 'commits' | 'checkpoints';
@@ -24,7 +24,7 @@ export type CommitRequest = { id: number } & (
 export type CheckpointRequest = { type: 'checkpoint' };
 
 export type CommitReply =
-  | { id: number; newAlerts?: string[] }
+  | ({ id: number } & Partial<AppliedCommit>)
   | { id: number; error: { message: string; code?: string } };
 
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
@@ -55,10 +55,13 @@ export class CommitThread {
     this.worker.unref();
   }
 
-  /** Applies a commit; resolves with the record keys it stored first. */
-  async commit(rows: CommitRows): Promise<Set<string>> {
+  /** Applies a commit; resolves with what it did. */
+  async commit(rows: CommitRows): Promise<AppliedCommit> {
     const reply = await this.request({ type: 'commit', rows });
-    return new Set('newAlerts' in reply ? reply.newAlerts : []);
+    if (!('newAlerts' in reply)) return { newAlerts: [] };
+    return reply.lost === undefined
+      ? { newAlerts: reply.newAlerts ?? [] }
+      : { newAlerts: reply.newAlerts ?? [], lost: reply.lost };
   }
 
   async delivered(sink: string, keys: string[]): Promise<void> {

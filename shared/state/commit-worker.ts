@@ -30,7 +30,7 @@ function serve(port: NonNullable<typeof parentPort>, setup: CommitSetup): void {
     }
     let reply: CommitReply;
     try {
-      if (request.type === 'commit') reply = { id: request.id, newAlerts: applyCommit(db, request.rows) };
+      if (request.type === 'commit') reply = { id: request.id, ...applyCommit(db, request.rows) };
       else {
         applyDelivered(db, request.sink, request.keys, request.now);
         reply = { id: request.id };

@@ -81,10 +81,14 @@ import {
   type CommitResult,
   chunks,
   claimable,
+  GIVEN_UP,
   type LockHolder,
   type LockScopeOptions,
+  lostClaims,
   mergeAlert,
+  type NewClaim,
   newClaim,
+  RenewalClock,
   readSnapshot,
   resolveClaims,
   type ScopeLock,
@@ -187,7 +191,21 @@ const MIGRATIONS: MigrationStep[][] = [
       { name: 'claimed_until', type: 'int', value: () => null },
     ]),
   ],
+  // The claims that ended since a pipeline's last look (StateStore.lapsed), found by their end.
+  [addKeyOnce('alerts', 'alerts_claimed', '(claimed_until)')],
 ];
+
+/** `ALTER TABLE table ADD KEY name columns`, unless the table has that key. */
+function addKeyOnce(table: string, name: string, columns: string): MigrationStep {
+  return async (conn) => {
+    const [row] = await select<{ n: number | string }>(
+      conn,
+      'SELECT COUNT(*) AS n FROM information_schema.statistics WHERE table_schema = DATABASE() AND table_name = ? AND index_name = ?',
+      [table, name],
+    );
+    if (Number(row?.n) === 0) await conn.query(`ALTER TABLE ${table} ADD KEY ${name} ${columns}`);
+  };
+}
 
 /** `ALTER TABLE table ADD COLUMN ...` for the ledger's typed columns, unless the first one exists. */
 function addColumnsOnce(table: string, fields: readonly LedgerField<never>[], keys?: string): MigrationStep {
@@ -493,6 +511,9 @@ function whereClause(conditions: readonly string[]): string {
   return conditions.length === 0 ? '' : `WHERE ${conditions.join(' AND ')}`;
 }
 
+/** A record `sink` (the parameter) has not received, of `alerts a`. */
+const NOT_DELIVERED = 'NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.alert_id = a.id AND d.sink = ?)';
+
 /** An alert's claim as read (StoredClaim). */
 type ClaimRow = { id: Buffer; claimant: string | null; claimed_until: number | string | null };
 
@@ -529,7 +550,13 @@ export class MySqlStore implements StateStore {
     private readonly retry: RetryPolicy,
     private readonly where: SafeDetails,
     private readonly claims: Claims,
-  ) {}
+  ) {
+    this.renewal = new RenewalClock(claims);
+  }
+
+  /** When this store last looked for each sink's records to take (`lapsed`), by the claims' clock. */
+  private readonly looked = new Map<string, number>();
+  private readonly renewal: RenewalClock;
 
   /** Connects, brings the schema up to date (once, under a named lock) and returns the store. */
   static async open(conn: MySqlConnectionOptions, opts: MySqlStoreOptions = {}): Promise<MySqlStore> {
@@ -805,6 +832,8 @@ export class MySqlStore implements StateStore {
       rows;
     const scope = this.scope;
     const newTables = this.tablesWritten.pending(sessions);
+    const renewal = this.renewal.due(batch.renew);
+    if (renewal !== undefined) this.renewal.renewed(renewal);
     const result = await this.transaction('commit', async (conn) => {
       await this.checkHolds(conn);
       const newAlerts = new Set<string>();
@@ -895,7 +924,8 @@ export class MySqlStore implements StateStore {
         await run(conn, 'DELETE FROM alerts WHERE finding_ts < ?', [before]);
         await run(conn, 'DELETE FROM dead_letters WHERE stored_ts < ?', [before]);
       }
-      return { newAlerts };
+      if (renewal === undefined) return { newAlerts };
+      return { newAlerts, lost: await this.renew(conn, { ...renewal, keys: batch.renew ?? [] }) };
     });
     this.tablesWritten.committed(batch);
     return result;
@@ -971,21 +1001,61 @@ export class MySqlStore implements StateStore {
    * that locks them first and checks their claims again (see top); reads their bodies last.
    */
   async undelivered(sink: string): Promise<Alert[]> {
-    const s = storedKey(sink);
-    const undelivered = 'NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.alert_id = a.id AND d.sink = ?)';
     const now = this.claims.now();
+    const rows = await this.read<ClaimRow>(
+      'load',
+      `SELECT id, claimant, claimed_until FROM alerts a WHERE ${NOT_DELIVERED}`,
+      [storedKey(sink)],
+    );
+    this.looked.set(sink, now);
+    return this.loadUndelivered(sink, await this.claim(rows, now));
+  }
+
+  async lapsed(sinks: readonly string[]): Promise<Map<string, Alert[]>> {
+    const out = new Map<string, Alert[]>();
+    const wanted = new Map<string, ClaimRow[]>();
+    const now = this.claims.now();
+    for (const sink of sinks) {
+      const from = this.looked.get(sink);
+      if (from === undefined) {
+        out.set(sink, await this.undelivered(sink));
+        continue;
+      }
+      // By the claims' end (alerts_claimed), then a key lookup in deliveries for each.
+      wanted.set(
+        sink,
+        await this.read<ClaimRow>(
+          'load',
+          `SELECT id, claimant, claimed_until FROM alerts a
+             WHERE (claimed_until = ? OR (claimed_until > ? AND claimed_until <= ?)) AND ${NOT_DELIVERED}`,
+          [GIVEN_UP, from, now, storedKey(sink)],
+        ),
+      );
+      this.looked.set(sink, now);
+    }
+    if (wanted.size === 0) return out;
+    const rows = new Map<string, ClaimRow>();
+    for (const list of wanted.values()) for (const r of list) rows.set(r.id.toString('hex'), r);
+    const taken = new Set((await this.claim([...rows.values()], now)).map((id) => id.toString('hex')));
+    for (const [sink, list] of wanted)
+      out.set(
+        sink,
+        await this.loadUndelivered(
+          sink,
+          list.filter((r) => taken.has(r.id.toString('hex'))).map((r) => r.id),
+        ),
+      );
+    return out;
+  }
+
+  /** Claims for this instance those of `rows` it may take, locking and checking them again; returns their ids. */
+  private async claim(rows: readonly ClaimRow[], now: number): Promise<Buffer[]> {
     const { until } = newClaim(this.claims, now);
-    const free = (rows: ClaimRow[]) =>
-      rows.filter((r) => claimable(rowClaim(r), this.claims, now)).map((r) => r.id);
-    const candidates = free(
-      await this.read<ClaimRow>(
-        'load',
-        `SELECT id, claimant, claimed_until FROM alerts a WHERE ${undelivered}`,
-        [s],
-      ),
-    ).sort(compareKeys);
+    const free = (list: readonly ClaimRow[]) =>
+      list.filter((r) => claimable(rowClaim(r), this.claims, now)).map((r) => r.id);
+    const candidates = free(rows).sort(compareKeys);
     if (candidates.length === 0) return [];
-    const taken = await this.transaction('delivery claim', async (conn) => {
+    return this.transaction('delivery claim', async (conn) => {
       const ids: Buffer[] = [];
       for (const part of chunks(candidates, CHUNK_ROWS)) {
         const locked = await select<ClaimRow>(
@@ -1004,12 +1074,16 @@ export class MySqlStore implements StateStore {
       }
       return ids;
     });
+  }
+
+  /** The records of these ids that `sink` has not received, in time order. */
+  private async loadUndelivered(sink: string, ids: readonly Buffer[]): Promise<Alert[]> {
     const out: { time: Buffer; id: Buffer; alert: Alert }[] = [];
-    for (const part of chunks(taken, CHUNK_ROWS)) {
+    for (const part of chunks(ids, CHUNK_ROWS)) {
       const rows = await this.read<AlertRow>(
         'load',
-        `SELECT id, alert_time, body, occurrences, last_time FROM alerts a WHERE id IN (?) AND ${undelivered}`,
-        [part, s],
+        `SELECT id, alert_time, body, occurrences, last_time FROM alerts a WHERE id IN (?) AND ${NOT_DELIVERED}`,
+        [part, storedKey(sink)],
       );
       for (const r of rows)
         out.push({ time: r.alert_time, id: r.id, alert: mergeAlert(r.body, r.occurrences, r.last_time) });
@@ -1019,10 +1093,45 @@ export class MySqlStore implements StateStore {
       .map((r) => r.alert);
   }
 
+  async renewClaims(keys: string[]): Promise<Set<string>> {
+    const claim = newClaim(this.claims);
+    this.renewal.renewed(claim);
+    return this.transaction('delivery claim', (conn) => this.renew(conn, { ...claim, keys }));
+  }
+
+  /**
+   * Renews, in the transaction of `conn`, the claims of these records that are still this
+   * instance's, locking them first; returns the keys it could not renew (another's, or gone).
+   */
+  private async renew(
+    conn: PoolConnection,
+    renewal: NewClaim & { keys: readonly string[] },
+  ): Promise<Set<string>> {
+    const found = new Map<string, string | null>();
+    const asked = new Map<string, string>();
+    for (const key of renewal.keys) asked.set(lookupForm(storedKey(key)), key);
+    const ids = [...new Set(renewal.keys)].map(storedKey).sort(compareKeys);
+    for (const part of chunks(ids, CHUNK_ROWS)) {
+      const locked = await select<ClaimRow>(
+        conn,
+        'SELECT id, claimant, claimed_until FROM alerts WHERE id IN (?) ORDER BY id FOR UPDATE',
+        [part],
+      );
+      for (const r of locked) found.set(asked.get(lookupFormOfColumn(r.id)) ?? '', r.claimant);
+      await run(conn, 'UPDATE alerts SET claimed_until = ? WHERE id IN (?) AND claimant = ?', [
+        renewal.until,
+        part,
+        renewal.claimant,
+      ]);
+    }
+    return lostClaims(renewal.keys, found, this.claims);
+  }
+
   async releaseClaims(keys: string[]): Promise<void> {
     for (const part of chunks([...new Set(keys)].map(storedKey).sort(compareKeys), CHUNK_ROWS))
       await this.transaction('delivery claim', (conn) =>
-        run(conn, 'UPDATE alerts SET claimed_until = NULL WHERE id IN (?) AND claimant = ?', [
+        run(conn, 'UPDATE alerts SET claimed_until = ? WHERE id IN (?) AND claimant = ?', [
+          GIVEN_UP,
           part,
           this.claims.claimant,
         ]),

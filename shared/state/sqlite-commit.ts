@@ -73,7 +73,15 @@ export type CommitRows = {
   /** Each dead letter's body, and when it was stored (ISO 8601 and epoch ms). */
   deadLetters: [body: string, time: string, ts: number][];
   pruneLedger?: { before: number; keepOpenSince: number };
+  /** The claims the commit renews (CommitBatch.renew), when it is time to. */
+  renew?: Renewal;
 };
+
+/** Claims to renew: the records' keys, and the claim they get (this instance's). */
+export type Renewal = NewClaim & { keys: string[] };
+
+/** What a commit did: the record keys it stored first, and of those it renewed, the claims it lost. */
+export type AppliedCommit = { newAlerts: string[]; lost?: string[] };
 
 export function sessionRow(
   s: Session,
@@ -115,6 +123,7 @@ export function commitRows(
   newTables: ReadonlySet<Session>,
   plain: boolean,
   claim?: NewClaim,
+  renewal?: NewClaim,
 ): CommitRows {
   const now = Date.now();
   const rows: CommitRows = {
@@ -138,6 +147,7 @@ export function commitRows(
     alertUpdates: batch.alertUpdates.map((u) => [u.occurrences, u.lastTime, u.id]),
     deadLetters: batch.deadLetters.map((d) => deadLetterRow(d, now)),
   };
+  if (renewal !== undefined) rows.renew = { ...renewal, keys: batch.renew ?? [] };
   if (batch.pruneSeenBefore !== undefined) rows.pruneSeenBucket = seenBucket(batch.pruneSeenBefore);
   const before = batch.pruneLedgerBefore;
   if (before !== undefined) rows.pruneLedger = { before, keepOpenSince: batch.keepOpenSince ?? before };
@@ -168,6 +178,7 @@ function writeStatements(db: Database.Database) {
       'DELETE FROM alerts WHERE finding_ts < ?',
       'DELETE FROM dead_letters WHERE stored_ts < ?',
     ].map((sql) => db.prepare(sql)),
+    renewClaim: db.prepare('UPDATE alerts SET claimed_until = ? WHERE id = ? AND claimant = ?'),
     putDelivery: db.prepare(
       'INSERT OR IGNORE INTO deliveries (alert_id, sink, delivered_ts) VALUES (?, ?, ?)',
     ),
@@ -186,12 +197,13 @@ function statementsOf(db: Database.Database): ReturnType<typeof writeStatements>
   return st;
 }
 
-/** Applies a commit's rows in one write transaction; returns the record keys it stored first. */
-export function applyCommit(db: Database.Database, rows: CommitRows): string[] {
+/** Applies a commit's rows in one write transaction. */
+export function applyCommit(db: Database.Database, rows: CommitRows): AppliedCommit {
   const { scope } = rows;
   const st = statementsOf(db);
   const { ledger } = st;
   const newAlerts: string[] = [];
+  let lost: string[] | undefined;
   db.transaction(() => {
     for (const [kind, key, body] of rows.entities) {
       if (body === null) st.delEntity.run(scope, kind, key);
@@ -213,8 +225,21 @@ export function applyCommit(db: Database.Database, rows: CommitRows): string[] {
       for (const prune of st.pruneSessions) prune.run(before, keepOpenSince);
       for (const prune of st.pruneLedger) prune.run(before);
     }
+    if (rows.renew !== undefined) lost = renewClaims(db, rows.renew);
   }).immediate();
-  return newAlerts;
+  return lost === undefined ? { newAlerts } : { newAlerts, lost };
+}
+
+/**
+ * Renews the claims of these records that are still the claimant's, by key, in the transaction
+ * under way (or one of its own); returns the keys it could not renew (another instance's, or gone).
+ */
+export function renewClaims(db: Database.Database, renewal: Renewal): string[] {
+  const { claimant, until } = renewal;
+  const { renewClaim } = statementsOf(db);
+  return db.transaction(() =>
+    renewal.keys.filter((key) => renewClaim.run(until, key, claimant).changes === 0),
+  )();
 }
 
 /** Records that a sink received these records, in one transaction. */

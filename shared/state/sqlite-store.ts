@@ -56,6 +56,7 @@ import {
   storedDeadLetter,
 } from './ledger.js';
 import {
+  type AppliedCommit,
   applyCommit,
   applyDelivered,
   BUSY_MS,
@@ -63,6 +64,7 @@ import {
   commitRows,
   connectionSettings,
   ledgerWriters,
+  renewClaims,
   sessionRow,
 } from './sqlite-commit.js';
 import {
@@ -74,10 +76,12 @@ import {
   claimable,
   claimantOfThisProcess,
   claimantProcess,
+  GIVEN_UP,
   type LockHolder,
   type LockScopeOptions,
   mergeAlert,
   newClaim,
+  RenewalClock,
   readSnapshot,
   resolveClaims,
   type ScopeLock,
@@ -186,6 +190,8 @@ const MIGRATIONS: (string | ((db: Database.Database) => void))[] = [
   // it. A record stored before has no claim: any instance may send what it has not received.
   `ALTER TABLE alerts ADD COLUMN claimant TEXT;
    ALTER TABLE alerts ADD COLUMN claimed_until INTEGER;`,
+  // The claims that ended since a pipeline's last look (StateStore.lapsed), found by their end.
+  'CREATE INDEX alerts_claimed ON alerts (claimed_until);',
 ];
 
 /** The `later`-th migration's typed session columns, and the view that shows them. */
@@ -239,7 +245,9 @@ const PAGE = 1000;
 
 type AlertRow = { body: string; occurrences: number; last_time: string | null };
 
-const storedClaim = (r: { claimant: string | null; claimed_until: number | null }): StoredClaim => ({
+type ClaimRow = { id: string; claimant: string | null; claimed_until: number | null };
+
+const storedClaim = (r: Omit<ClaimRow, 'id'>): StoredClaim => ({
   claimant: r.claimant,
   until: r.claimed_until,
 });
@@ -298,6 +306,9 @@ export class SqliteStore implements StateStore {
   /** The store's own thread, if it has one, and what it does (see `open`). */
   private readonly thread: { kind: StoreThread; worker: CommitThread } | undefined;
   private readonly claims: Claims;
+  /** When this store last looked for each sink's records to take (`lapsed`), by the claims' clock. */
+  private readonly looked = new Map<string, number>();
+  private readonly renewal: RenewalClock;
 
   private constructor(
     path: string,
@@ -306,6 +317,7 @@ export class SqliteStore implements StateStore {
     claims: ClaimOptions | undefined,
   ) {
     this.claims = resolveClaims(scope, claims);
+    this.renewal = new RenewalClock(this.claims);
     if (path !== ':memory:' && !existsSync(dirname(resolve(path))))
       throw new AuditError('USAGE', `the state file ${path} cannot be created: its folder does not exist`);
     try {
@@ -361,6 +373,11 @@ export class SqliteStore implements StateStore {
 
   /** Calls are applied in order: a read waits for the writes asked for before it. */
   readonly ordered = true;
+
+  /** A `:memory:` store is this instance's alone. */
+  get isolated(): boolean {
+    return this.db.memory;
+  }
 
   /** Settles once the writes asked for so far are applied (at once when this thread writes). */
   private async settled(): Promise<void> {
@@ -471,23 +488,26 @@ export class SqliteStore implements StateStore {
   async commit(batch: CommitBatch): Promise<CommitResult> {
     const { writer } = this;
     let rows: CommitRows;
-    let applied: string[] = [];
+    let applied: AppliedCommit = { newAlerts: [] };
     try {
+      const renewal = this.renewal.due(batch.renew);
       rows = commitRows(
         this.scope,
         batch,
         this.tablesWritten.pending(batch.sessions),
         writer !== undefined,
         newClaim(this.claims),
+        renewal,
       );
+      if (renewal !== undefined) this.renewal.renewed(renewal);
       if (writer === undefined) applied = applyCommit(this.db, rows);
     } catch (cause) {
       throw new AuditError('STORE_FAILED', 'state store commit failed', { cause });
     }
     if (writer === undefined) this.thread?.worker.checkpoint();
-    const newAlerts = writer === undefined ? new Set(applied) : await writer.commit(rows);
+    const { newAlerts, lost } = writer === undefined ? applied : await writer.commit(rows);
     this.tablesWritten.committed(batch);
-    return { newAlerts };
+    return { newAlerts: new Set(newAlerts), ...(lost === undefined ? {} : { lost: new Set(lost) }) };
   }
 
   async markDelivered(sink: string, keys: string[]): Promise<void> {
@@ -501,34 +521,122 @@ export class SqliteStore implements StateStore {
     return this.existing('SELECT alert_id AS k FROM deliveries WHERE sink = ? AND alert_id IN', keys, [sink]);
   }
 
-  /** Reads and claims in one write transaction: two stores asking at once take turns. */
+  /**
+   * Reads the candidates outside any write transaction (a read does not stop other processes'
+   * commits), then claims them in one, checking each claim again by key: two stores asking at once
+   * take turns, and the second sees the first's claims.
+   */
   async undelivered(sink: string): Promise<Alert[]> {
     await this.settled();
-    const rows = this.db.prepare<
-      [string],
-      AlertRow & { id: string; claimant: string | null; claimed_until: number | null }
-    >(
-      `SELECT id, body, occurrences, last_time, claimant, claimed_until FROM alerts a
-         WHERE NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.alert_id = a.id AND d.sink = ?) ORDER BY time, id`,
+    const now = this.claims.now();
+    const rows = this.db
+      .prepare<[string], ClaimRow>(
+        `SELECT id, claimant, claimed_until FROM alerts a
+           WHERE NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.alert_id = a.id AND d.sink = ?)`,
+      )
+      .all(sink);
+    this.looked.set(sink, now);
+    return this.loadUndelivered(sink, this.claim(rows, now));
+  }
+
+  async lapsed(sinks: readonly string[]): Promise<Map<string, Alert[]>> {
+    const out = new Map<string, Alert[]>();
+    const since = new Map<string, number>();
+    for (const sink of sinks) {
+      const looked = this.looked.get(sink);
+      if (looked === undefined) out.set(sink, await this.undelivered(sink));
+      else since.set(sink, looked);
+    }
+    if (since.size === 0) return out;
+    await this.settled();
+    const now = this.claims.now();
+    const rows = this.db
+      .prepare<[number, number, number], ClaimRow>(
+        `SELECT id, claimant, claimed_until FROM alerts
+           WHERE claimed_until = ? OR (claimed_until > ? AND claimed_until <= ?)`,
+      )
+      .all(GIVEN_UP, Math.min(...since.values()), now);
+    // By sink, the records it has not received among those whose claim ended since its last look.
+    const wanted = new Map<string, Set<string>>();
+    for (const [sink, from] of since) {
+      const ended = rows
+        .filter((r) => r.claimed_until === GIVEN_UP || r.claimed_until! > from)
+        .map((r) => r.id);
+      const received = await this.delivered(sink, ended);
+      wanted.set(sink, new Set(ended.filter((id) => !received.has(id))));
+      this.looked.set(sink, now);
+    }
+    const taken = new Set(
+      this.claim(
+        rows.filter((r) => [...wanted.values()].some((w) => w.has(r.id))),
+        now,
+      ),
     );
-    const claim = this.db.prepare('UPDATE alerts SET claimant = ?, claimed_until = ? WHERE id = ?');
-    const taken = this.db
-      .transaction(() => {
-        const now = this.claims.now();
-        const { claimant, until } = newClaim(this.claims, now);
-        const mine = rows.all(sink).filter((r) => claimable(storedClaim(r), this.claims, now, claimantGone));
-        for (const r of mine) claim.run(claimant, until, r.id);
-        return mine;
-      })
+    for (const [sink, ids] of wanted)
+      out.set(
+        sink,
+        await this.loadUndelivered(
+          sink,
+          [...ids].filter((id) => taken.has(id)),
+        ),
+      );
+    return out;
+  }
+
+  /**
+   * Claims for this instance those of `rows` it may take (`claimable`), in one write transaction
+   * that reads each claim again by key; returns their keys.
+   */
+  private claim(rows: readonly ClaimRow[], now: number): string[] {
+    const free = (r: Omit<ClaimRow, 'id'>) => claimable(storedClaim(r), this.claims, now, claimantGone);
+    const candidates = rows.filter(free).map((r) => r.id);
+    if (candidates.length === 0) return [];
+    const read = this.db.prepare<[string], Omit<ClaimRow, 'id'>>(
+      'SELECT claimant, claimed_until FROM alerts WHERE id = ?',
+    );
+    const write = this.db.prepare('UPDATE alerts SET claimant = ?, claimed_until = ? WHERE id = ?');
+    const { claimant, until } = newClaim(this.claims, now);
+    return this.db
+      .transaction(() =>
+        candidates.filter((id) => {
+          const row = read.get(id);
+          if (row === undefined || !free(row)) return false;
+          write.run(claimant, until, id);
+          return true;
+        }),
+      )
       .immediate();
-    return taken.map((r) => mergeAlert(r.body, r.occurrences, r.last_time));
+  }
+
+  /** The records of these keys that `sink` has not received, in time order. */
+  private loadUndelivered(sink: string, keys: readonly string[]): Alert[] {
+    const out: { time: string; id: string; alert: Alert }[] = [];
+    for (const part of chunks(keys, CHUNK)) {
+      const rows = this.db
+        .prepare<string[], AlertRow & { id: string; time: string }>(
+          `SELECT id, time, body, occurrences, last_time FROM alerts a WHERE id IN (${part.map(() => '?').join(',')})
+             AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.alert_id = a.id AND d.sink = ?)`,
+        )
+        .all(...part, sink);
+      for (const r of rows)
+        out.push({ time: r.time, id: r.id, alert: mergeAlert(r.body, r.occurrences, r.last_time) });
+    }
+    const order = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+    return out.sort((a, b) => order(a.time, b.time) || order(a.id, b.id)).map((r) => r.alert);
+  }
+
+  async renewClaims(keys: string[]): Promise<Set<string>> {
+    await this.settled();
+    const claim = newClaim(this.claims);
+    this.renewal.renewed(claim);
+    return new Set(renewClaims(this.db, { keys, ...claim }));
   }
 
   async releaseClaims(keys: string[]): Promise<void> {
     await this.settled();
-    const release = this.db.prepare('UPDATE alerts SET claimed_until = NULL WHERE id = ? AND claimant = ?');
+    const release = this.db.prepare('UPDATE alerts SET claimed_until = ? WHERE id = ? AND claimant = ?');
     this.db.transaction(() => {
-      for (const key of keys) release.run(key, this.claims.claimant);
+      for (const key of keys) release.run(GIVEN_UP, key, this.claims.claimant);
     })();
   }
 

@@ -33,6 +33,12 @@ export type CommitBatch = {
   /** Drop seen keys older than this (the retention horizon). */
   pruneSeenBefore?: number;
   /**
+   * Record keys this instance claims and has not finished delivering (a digest's records, records
+   * whose delivery waits): the commit renews their claims in its transaction, when a third of the
+   * lease passed since the store last did (`RenewalClock`), and says which it lost (`CommitResult.lost`).
+   */
+  renew?: string[];
+  /**
    * Drop sessions that connected and alerts raised before this (`auditRetention`), with their rows,
    * and the dead letters stored before it (wall time, which event time follows in a live fleet);
    * but not the sessions still open whose last activity is at or after `keepOpenSince`.
@@ -122,6 +128,19 @@ export function scopeBusy(scope: string, holder: LockHolder | undefined): AuditE
  */
 export const CLAIM_LEASE_MS = 10 * 60_000;
 
+/**
+ * How often an instance renews the claims it holds on records it has not finished delivering (a
+ * digest's records, a send under way): a third of the lease, so that a renewal can be late or fail
+ * once and the claim still holds.
+ */
+export const CLAIM_RENEW_MS = CLAIM_LEASE_MS / 3;
+
+/**
+ * A record's claim given up (`releaseClaims`): it ends at once, and a look at the claims that
+ * ended (`lapsed`) finds it whatever the clocks of the instance that gave it up and the one looking.
+ */
+export const GIVEN_UP = 0;
+
 /** Who claims deliveries through a store, and by which clock (see `StateStore.undelivered`). */
 export type ClaimOptions = {
   /** Default: this process and the store's scope (`processClaimant`). */
@@ -168,7 +187,7 @@ export function newClaim(claims: Claims, now = claims.now()): NewClaim {
   return { claimant: claims.claimant, until: now + CLAIM_LEASE_MS };
 }
 
-/** A stored record's claim: who, and until when (epoch ms; null: none, or given up). */
+/** A stored record's claim: who, and until when (epoch ms; null: none; GIVEN_UP: given up). */
 export type StoredClaim = { claimant: string | null; until: number | null };
 
 /**
@@ -196,7 +215,46 @@ export type CommitResult = {
    * which the commit claimed them for (see `StateStore.undelivered`).
    */
   newAlerts: Set<string>;
+  /**
+   * Of `CommitBatch.renew`, when the commit renewed them: the keys whose claim is no longer this
+   * instance's (another took the record over) or whose record is gone.
+   */
+  lost?: Set<string>;
 };
+
+/**
+ * Which of `keys` a renewal lost, given the claimants of the records found: those not found, and
+ * those another instance claims.
+ */
+export function lostClaims(
+  keys: readonly string[],
+  found: ReadonlyMap<string, string | null>,
+  claims: Claims,
+): Set<string> {
+  return new Set(keys.filter((k) => found.get(k) !== claims.claimant));
+}
+
+/**
+ * When a store renews the claims a commit lists (`CommitBatch.renew`): once `CLAIM_RENEW_MS` passed
+ * by its clock since it last renewed them (a commit or `renewClaims`), not at every commit.
+ */
+export class RenewalClock {
+  private last = Number.NEGATIVE_INFINITY;
+
+  constructor(private readonly claims: Claims) {}
+
+  /** The claim to renew them with, when it is time; undefined otherwise. */
+  due(keys: readonly string[] | undefined): NewClaim | undefined {
+    if (keys === undefined || keys.length === 0) return undefined;
+    const now = this.claims.now();
+    return now - this.last >= CLAIM_RENEW_MS ? newClaim(this.claims, now) : undefined;
+  }
+
+  /** Notes a renewal made now (the claim's start). */
+  renewed(claim: NewClaim): void {
+    this.last = claim.until - CLAIM_LEASE_MS;
+  }
+}
 
 /**
  * Seen keys, entities and pending events belong to the store's *scope* (one pipeline instance:
@@ -236,13 +294,33 @@ export interface StateStore {
    * stored it. A record whose claim ran out (its instance died, or never delivered it), was given up
    * (`releaseClaims`), or is this instance's own, is returned and claimed again for this instance,
    * atomically: of instances asking at once, one gets it.
+   *
+   * This reads every stored record (a pipeline does it when it opens): `lapsed` is the look of a
+   * pipeline kept open.
    */
   undelivered(sink: string): Promise<Alert[]>;
   /**
+   * What `undelivered` gives each of `sinks`, among the records whose claim ended (ran out, or was
+   * given up) since the last look this store made for that sink (`undelivered` or `lapsed`), found
+   * by the claims' end (an index), not by reading every record: a pipeline kept open looks so at
+   * each sweep. A sink this store never looked for gets what `undelivered` gives it.
+   */
+  lapsed(sinks: readonly string[]): Promise<Map<string, Alert[]>>;
+  /**
+   * Renews this instance's claims on these records (a send under way); returns the keys whose claim
+   * is no longer this instance's (another instance took the record over) or whose record is gone.
+   */
+  renewClaims(keys: string[]): Promise<Set<string>>;
+  /**
    * Gives up this instance's claims on these records (a sink failed to deliver them), so that
-   * the next instance to ask (`undelivered`) sends them without waiting for the lease.
+   * the next instance to ask (`undelivered`, `lapsed`) sends them without waiting for the lease.
    */
   releaseClaims(keys: string[]): Promise<void>;
+  /**
+   * Whether no other instance can use this store (a SQLite `:memory:` store): nothing another
+   * instance claims can then lapse, and a pipeline kept open need not look (`lapsed`).
+   */
+  readonly isolated?: boolean;
   /** Sessions by connect time (and id), those the query selects: connected in [from, to), on a DB system. */
   sessions(query?: LedgerQuery): AsyncIterable<Session>;
   /**

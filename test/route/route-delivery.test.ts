@@ -17,6 +17,7 @@ import { createOciClient } from '../../shared/oci/clients.js';
 import { Pipeline } from '../../shared/pipeline.js';
 import { type OpenRoutes, openRoutes } from '../../shared/route/routes.js';
 import { SqliteStore } from '../../shared/state/sqlite-store.js';
+import { CLAIM_LEASE_MS } from '../../shared/state/state-store.js';
 import { testConfig } from '../helpers/run-timeline.js';
 import {
   maxInAnyMinute,
@@ -278,33 +279,55 @@ describe('routes to OCI outputs', () => {
     expect(await store.undelivered('route:bg')).toEqual([]);
   });
 
-  it('a digest held by an instance that only ingests for longer than the lease is not paged again by another', async () => {
-    const ep = await endpoint();
+  /**
+   * Two instances on one SQLite file (each its own scope and claimant, no lock between them, the
+   * test's clock), routing IAM alerts to an hourly digest; `a` has stored the alert of the hour and
+   * holds it for the digest.
+   */
+  async function digestHeldByA(ep: Awaited<ReturnType<typeof endpoint>>) {
     const dir = mkdtempSync(join(tmpdir(), 'hwaudit-digest-claims-'));
     cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
     const file = join(dir, 'shared.sqlite');
-    let now = Date.parse('2026-11-03T00:00:00Z');
-    // Two consumers' partitions on one store: each its own scope and claimant, no lock between them.
+    const clock = { now: Date.parse('2026-11-03T00:00:00Z') };
     const instance = (name: string) =>
       pipelineWith(
         HOURLY_IAM_DIGEST,
         ep,
-        SqliteStore.open(file, { scope: name, claims: { claimant: name, now: () => now } }),
+        SqliteStore.open(file, { scope: name, claims: { claimant: name, now: () => clock.now } }),
       );
-    const signOn = (minutes: number) => iam.signOn({ at: at(minutes), user: USERS.dave, ip: '1.1.1.1' });
     const a = await instance('p0');
     await a.feed([iam.added({ at: at(0), user: USERS.bob, group: GROUPS.bg })]);
-    await a.feed([signOn(30)]); // a holds the alert for the digest of the hour
+    await a.feed([signOnAt(30)]);
+    return { a, instance, clock };
+  }
+
+  const signOnAt = (minutes: number) => iam.signOn({ at: at(minutes), user: USERS.dave, ip: '1.1.1.1' });
+
+  it('a digest held by an instance that only ingests for longer than the lease is not paged again by another', async () => {
+    const ep = await endpoint();
+    const { a, instance, clock } = await digestHeldByA(ep);
     // a is busy: a batch a minute for longer than the lease, and no idle sweep.
     for (let m = 31; m <= 45; m++) {
-      now += 60_000;
-      await a.feed([signOn(m)]);
+      clock.now += 60_000;
+      await a.feed([signOnAt(m)]);
     }
     // Another partition's consumer sweeps, quiet.
     const b = await instance('p1');
     await b.pipeline.advance(at(45));
     // The hour ends for both partitions at about the same time.
-    await Promise.all([a.feed([signOn(90)]), b.pipeline.advance(at(90))]);
+    await Promise.all([a.feed([signOnAt(90)]), b.pipeline.advance(at(90))]);
+    expect(ep.ons.published.map((m) => m.title)).toEqual(['[MEDIUM] bg digest: 1 alert']);
+  });
+
+  it('a digest whose instance stalled past the lease leaves the alert to the instance that took it over', async () => {
+    const ep = await endpoint();
+    const { a, instance, clock } = await digestHeldByA(ep);
+    // a stalls (a paused process) past the lease; another instance opens and takes the alert over.
+    clock.now += CLAIM_LEASE_MS + 60_000;
+    const b = await instance('p1');
+    await b.pipeline.advance(at(45));
+    // The hour ends for both at about the same time: the alert is b's now.
+    await Promise.all([a.feed([signOnAt(90)]), b.pipeline.advance(at(90))]);
     expect(ep.ons.published.map((m) => m.title)).toEqual(['[MEDIUM] bg digest: 1 alert']);
   });
 

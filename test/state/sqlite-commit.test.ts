@@ -35,12 +35,18 @@ describe('applyCommit', () => {
         db,
         commitRows('test', batch({ sessions: [session(`s${n}`, at(n))], ...over }), new Set(), true),
       );
-    expect(commit(1)).toEqual([]);
+    expect(commit(1)).toEqual({ newAlerts: [] });
     const first = mine.prepared;
     expect(first).toBeGreaterThan(0);
-    expect(commit(2, { alerts: [alert('a2', new Date(at(2)).toISOString())] })).toEqual(['a2']);
-    // A prune of the seen keys and of the ledger, and delivery marks: prepared with the rest.
+    expect(commit(2, { alerts: [alert('a2', new Date(at(2)).toISOString())] })).toEqual({
+      newAlerts: ['a2'],
+    });
+    // A prune of the seen keys and of the ledger, a renewal of claims, and delivery marks: prepared with the rest.
     commit(3, { pruneSeenBefore: at(0), pruneLedgerBefore: at(2) });
+    applyCommit(db, {
+      ...commitRows('test', batch({}), new Set(), true),
+      renew: { keys: ['a2'], claimant: 'x', until: 1 },
+    });
     applyDelivered(db, 'out', ['a2'], at(3));
     expect(mine.prepared).toBe(first);
     expect(db.prepare('SELECT id FROM sessions ORDER BY id').pluck().all()).toEqual(['s2', 's3']);
