@@ -208,6 +208,18 @@ function claims(adapter: Adapter) {
     },
   );
 
+  it('a pipeline kept open takes at its next sweep what another instance gave up, not what one still sends', async () => {
+    const b = await opened('container-b');
+    const a = await oneSendingOneFailed();
+    // The claim given up ended at once: the sweep, looking only at claims that ended, finds it.
+    await b.pipeline.advance(at(70));
+    expect(titles(b.sink)).toEqual([expect.stringMatching(/etl/)]);
+    await b.pipeline.advance(at(71));
+    expect(b.sent).toHaveLength(1);
+    a.sink.release();
+    await a.delivered;
+  });
+
   it('upgrades a store written by the previous schema: its records have no claim, and the first instance to ask sends them once', async () => {
     const writer = await instance('container-a');
     const t = new Date(at(1)).toISOString();
