@@ -1002,11 +1002,22 @@ export class MySqlStore implements StateStore {
    */
   async undelivered(sink: string): Promise<Alert[]> {
     const now = this.claims.now();
-    const rows = await this.read<ClaimRow>(
-      'load',
-      `SELECT id, claimant, claimed_until FROM alerts a WHERE ${NOT_DELIVERED}`,
-      [storedKey(sink)],
-    );
+    // The keys alone (a secondary index holds them, not the records), then the claims of those found.
+    const ids = await this.read<{ id: Buffer }>('load', `SELECT id FROM alerts a WHERE ${NOT_DELIVERED}`, [
+      storedKey(sink),
+    ]);
+    const rows: ClaimRow[] = [];
+    for (const part of chunks(
+      ids.map((r) => r.id),
+      CHUNK_ROWS,
+    ))
+      rows.push(
+        ...(await this.read<ClaimRow>(
+          'load',
+          'SELECT id, claimant, claimed_until FROM alerts WHERE id IN (?)',
+          [part],
+        )),
+      );
     this.looked.set(sink, now);
     return this.loadUndelivered(sink, await this.claim(rows, now));
   }

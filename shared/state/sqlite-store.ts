@@ -529,12 +529,23 @@ export class SqliteStore implements StateStore {
   async undelivered(sink: string): Promise<Alert[]> {
     await this.settled();
     const now = this.claims.now();
-    const rows = this.db
-      .prepare<[string], ClaimRow>(
-        `SELECT id, claimant, claimed_until FROM alerts a
+    // The keys alone (the primary key's index, not the records), then the claims of those found.
+    const ids = this.db
+      .prepare<[string], string>(
+        `SELECT id FROM alerts a
            WHERE NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.alert_id = a.id AND d.sink = ?)`,
       )
+      .pluck()
       .all(sink);
+    const rows: ClaimRow[] = [];
+    for (const part of chunks(ids, CHUNK))
+      rows.push(
+        ...this.db
+          .prepare<string[], ClaimRow>(
+            `SELECT id, claimant, claimed_until FROM alerts WHERE id IN (${part.map(() => '?').join(',')})`,
+          )
+          .all(...part),
+      );
     this.looked.set(sink, now);
     return this.loadUndelivered(sink, this.claim(rows, now));
   }
