@@ -190,9 +190,9 @@ const MIGRATIONS: MigrationStep[][] = [
       { name: 'claimant', type: 'text', value: () => null },
       { name: 'claimed_until', type: 'int', value: () => null },
     ]),
+    // The claims that ended since a pipeline's last look (StateStore.lapsed), found by their end.
+    addKeyOnce('alerts', 'alerts_claimed', '(claimed_until)'),
   ],
-  // The claims that ended since a pipeline's last look (StateStore.lapsed), found by their end.
-  [addKeyOnce('alerts', 'alerts_claimed', '(claimed_until)')],
 ];
 
 /** `ALTER TABLE table ADD KEY name columns`, unless the table has that key. */

@@ -188,10 +188,10 @@ const MIGRATIONS: (string | ((db: Database.Database) => void))[] = [
   },
   // Who delivers each record, until when (StateStore.undelivered): the instance whose commit stored
   // it. A record stored before has no claim: any instance may send what it has not received.
+  // The index finds the claims that ended since a pipeline's last look (StateStore.lapsed).
   `ALTER TABLE alerts ADD COLUMN claimant TEXT;
-   ALTER TABLE alerts ADD COLUMN claimed_until INTEGER;`,
-  // The claims that ended since a pipeline's last look (StateStore.lapsed), found by their end.
-  'CREATE INDEX alerts_claimed ON alerts (claimed_until);',
+   ALTER TABLE alerts ADD COLUMN claimed_until INTEGER;
+   CREATE INDEX alerts_claimed ON alerts (claimed_until);`,
 ];
 
 /** The `later`-th migration's typed session columns, and the view that shows them. */

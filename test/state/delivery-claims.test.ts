@@ -228,8 +228,8 @@ function claims(adapter: Adapter) {
     await writer.close();
     const mysql = adapter.name === 'MySqlStore';
     const versions = await backing().schemaVersions();
-    // The last two versions: the claim columns, then their index.
-    const previous = versions.length - 2;
+    // The last version: the claim columns and their index.
+    const previous = versions.length - 1;
     await backing().sql(
       [
         mysql ? 'ALTER TABLE alerts DROP KEY alerts_claimed' : 'DROP INDEX alerts_claimed',
