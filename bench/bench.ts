@@ -142,15 +142,17 @@ async function runMode(mode: Mode, manifestPath: string): Promise<void> {
     const resolveDbSystem = dbSystemResolver(config);
     figures = await timed(async () => {
       let events = 0;
+      let ignored = 0;
       let dead = 0;
       for (const path of manifest.inputs) {
         for await (const batch of readInput(path, { resolveDbSystem }).batches())
           for (const item of batch) {
             if (item.type === 'event') events++;
+            else if (item.type === 'ignored') ignored += item.count ?? 1;
             else dead++;
           }
       }
-      return { records: events + dead, events, dead };
+      return { records: events + ignored + dead, events, ignored, dead };
     });
   } else {
     // replay3 is `replay --threads 3`: a worker decodes, the store commits on a thread of its own;
@@ -323,6 +325,8 @@ async function main(): Promise<void> {
       /** Replay's own process, at its highest over the rounds. */
       peakRssMB: Math.max(...runs.replay.map((f) => f.peakRssMB)),
       deadLetters: runs.decode[0]!.dead!,
+      /** Records that concern nothing the pipeline reads (other services' OCI Audit events), counted. */
+      ignored: runs.decode[0]!.ignored!,
       alerts: runs.replay[0]!.alerts!,
       node: process.version,
     };
