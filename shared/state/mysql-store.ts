@@ -1105,8 +1105,9 @@ export class MySqlStore implements StateStore {
   }
 
   async renewClaims(keys: string[]): Promise<Set<string>> {
+    // Not noted as the commits' renewal (RenewalClock): these may be some of the claims only (a
+    // digest's due records), and the next commit renews all of them.
     const claim = newClaim(this.claims);
-    this.renewal.renewed(claim);
     return this.transaction('delivery claim', (conn) => this.renew(conn, { ...claim, keys }));
   }
 

@@ -638,8 +638,9 @@ export class SqliteStore implements StateStore {
 
   async renewClaims(keys: string[]): Promise<Set<string>> {
     await this.settled();
+    // Not noted as the commits' renewal (RenewalClock): these may be some of the claims only (a
+    // digest's due records), and the next commit renews all of them.
     const claim = newClaim(this.claims);
-    this.renewal.renewed(claim);
     return new Set(renewClaims(this.db, { keys, ...claim }));
   }
 

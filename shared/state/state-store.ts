@@ -236,7 +236,8 @@ export function lostClaims(
 
 /**
  * When a store renews the claims a commit lists (`CommitBatch.renew`): once `CLAIM_RENEW_MS` passed
- * by its clock since it last renewed them (a commit or `renewClaims`), not at every commit.
+ * by its clock since a commit last renewed them, not at every commit. `renewClaims` does not count:
+ * it may renew some of them only (a digest's due records), and the others would lapse meanwhile.
  */
 export class RenewalClock {
   private last = Number.NEGATIVE_INFINITY;

@@ -330,6 +330,23 @@ function claims(adapter: Adapter) {
     expect(looks).toBe(10);
   });
 
+  it('a renewal of some of its claims (a digest checking what is due) does not hold off the renewal of the others at the next commit', async () => {
+    const store = await instance('container-a');
+    const t = new Date(at(1)).toISOString();
+    // Two records of its own: one a route's digest sends soon, one another route's digest holds.
+    await store.commit(batch({ alerts: [alert('due', t), alert('held', t)] }));
+    // Just before the lease ends, the first digest asks which of its records are still its own.
+    now += CLAIM_LEASE_MS - 10_000;
+    expect(await store.renewClaims(['due'])).toEqual(new Set());
+    // Its next commit lists every record it holds, the held one too.
+    now += 5_000;
+    expect((await store.commit(batch({ renew: ['due', 'held'] }))).lost ?? new Set()).toEqual(new Set());
+    // The instance runs: another one that opens after the first lease takes nothing over.
+    now += 5_001;
+    const other = await instance('container-b');
+    expect((await other.undelivered(SINK)).map((x) => x.id)).toEqual([]);
+  });
+
   it('renews its own claims when it looks again, so that a record it holds is not taken over while it runs', async () => {
     const store = await instance('container-a');
     const t = new Date(at(1)).toISOString();
