@@ -66,6 +66,7 @@ import {
 import { collect } from '../shared/sources/collector.js';
 import {
   AUDIT_DELIVERY_POSITION,
+  auditField,
   backfillCommand,
   checkAuditDelivery,
   type DeliveryMark,
@@ -407,9 +408,8 @@ export class FunctionHost {
 
   /** The `backfill` command that reads a range of OCI audit events into this function's state. */
   private backfillCommand(settings: Settings, items: DecodedItem[], from: string, to: string): string {
-    const tenants = items.flatMap((i) =>
-      i.type === 'event' && i.event.source === 'iam' && i.event.tenantId ? [i.event.tenantId] : [],
-    );
+    // Records of other services (ignored) name the tenancy too: a batch may hold nothing else.
+    const tenants = items.flatMap((i) => auditField(i, 'tenantId') ?? []);
     const { env } = settings;
     return backfillCommand({
       from,

@@ -6,7 +6,7 @@ import { Readable } from 'node:stream';
 import { TextDecoder } from 'node:util';
 import { createGunzip } from 'node:zlib';
 import type { DeadLetter, Outcome, RecordLocation } from '../../schemas/dead-letter.js';
-import { type CanonicalEvent, compareEvents } from '../../schemas/events.js';
+import { type CanonicalEvent, compareEvents, type IamEvent } from '../../schemas/events.js';
 import { AuditError, errnoSuffix } from '../errors.js';
 import { normalizeGap } from '../normalize/gap.js';
 import { normalizeMysqlAudit } from '../normalize/mysql-audit.js';
@@ -30,7 +30,14 @@ export type DecodedItem =
   | { type: 'dead'; dead: DeadLetter }
   | IgnoredItem;
 
-export type IgnoredItem = { type: 'ignored'; ts: number; count?: number; ingestedTime?: string };
+export type IgnoredItem = {
+  type: 'ignored';
+  ts: number;
+  count?: number;
+  ingestedTime?: string;
+  /** The tenancy it names: the function's delivery-gap command reads it (shared/sources/delivery-gap.ts). */
+  tenantId?: string;
+};
 
 /** An item with a time: an event, or an ignored event. */
 export type TimedItem = Exclude<DecodedItem, { type: 'dead' }>;
@@ -205,7 +212,7 @@ function normalize(item: ClassifiedItem, source: string, opts: ReadOptions): Dec
   if (item.kind === 'oci-audit') {
     const outcome = normalizeOciAudit(item.raw, item.loc);
     return outcome.ok && !opts.keepIrrelevant && concernsNothing(outcome.value)
-      ? ignoredItem(outcome.value.ts, outcome.value.ingestedTime)
+      ? ignoredItem(outcome.value)
       : fromOutcome(outcome);
   }
   if (item.kind === 'gap') return { type: 'event', event: normalizeGap(item.record) };
@@ -226,8 +233,11 @@ function normalize(item: ClassifiedItem, source: string, opts: ReadOptions): Dec
     : fromOutcome(outcome);
 }
 
-function ignoredItem(ts: number, ingestedTime: string | undefined): IgnoredItem {
-  return ingestedTime === undefined ? { type: 'ignored', ts } : { type: 'ignored', ts, ingestedTime };
+function ignoredItem({ ts, ingestedTime, tenantId }: IamEvent): IgnoredItem {
+  const item: IgnoredItem = { type: 'ignored', ts };
+  if (ingestedTime !== undefined) item.ingestedTime = ingestedTime;
+  if (tenantId !== undefined) item.tenantId = tenantId;
+  return item;
 }
 
 function fromOutcome(outcome: Outcome<CanonicalEvent>): DecodedItem {

@@ -59,12 +59,7 @@ export function checkAuditDelivery(opts: {
   let last = Number.NEGATIVE_INFINITY;
   for (const item of opts.items) {
     // An event that concerns nothing tells how far delivery went all the same.
-    const ingested =
-      item.type === 'ignored'
-        ? item.ingestedTime
-        : item.type === 'event' && item.event.source === 'iam'
-          ? item.event.ingestedTime
-          : undefined;
+    const ingested = auditField(item, 'ingestedTime');
     if (ingested === undefined) continue;
     const t = Date.parse(ingested);
     if (t < first) first = t;
@@ -97,6 +92,15 @@ export function checkAuditDelivery(opts: {
       `events ingested in this range may never arrive. Read them from the Audit API: ${opts.backfill(from, to)}`,
   };
   return { items: [{ type: 'event', event: normalizeGap(gap) }, ...opts.items], mark, gap };
+}
+
+/**
+ * A field of an OCI Audit record of a batch: of an IAM event, or of an event that concerns nothing
+ * (ignored), which tells it all the same.
+ */
+export function auditField(item: DecodedItem, field: 'ingestedTime' | 'tenantId'): string | undefined {
+  if (item.type === 'ignored') return item[field];
+  return item.type === 'event' && item.event.source === 'iam' ? item.event[field] : undefined;
 }
 
 /** The `backfill` command for a range: minute-aligned, over the tenancy and its sub-compartments. */

@@ -385,9 +385,11 @@ describe('decodeBatch', () => {
     refused.data.response.status = '409';
     const batch = JSON.stringify([oci('unknown-type'), cloudEvent, refused]);
     const items = await decodeBatch(batch, 'batch');
+    // Its tenancy too: the function's delivery-gap command names it.
+    const tenantId = oci('unknown-type').data.identity.tenantId;
     expect(items.slice(0, 2)).toEqual([
-      { type: 'ignored', ts: Date.parse(oci('unknown-type').eventTime) },
-      { type: 'ignored', ts: Date.parse('2026-11-01T09:00:00Z'), ingestedTime: ingested },
+      { type: 'ignored', ts: Date.parse(oci('unknown-type').eventTime), tenantId },
+      { type: 'ignored', ts: Date.parse('2026-11-01T09:00:00Z'), ingestedTime: ingested, tenantId },
     ]);
     expect(items[2]).toMatchObject({
       type: 'event',

@@ -57,10 +57,10 @@ afterAll(async () => {
   removeTempDirs();
 });
 
-function harness() {
+function harness(config: Parameters<typeof fleetConfigJson>[0] = {}) {
   const dir = tempDir('hwaudit-gap-');
   const configFile = join(dir, 'audit.json');
-  writeFileSync(configFile, fleetConfigJson());
+  writeFileSync(configFile, fleetConfigJson(config));
   const state = join(dir, 'state.sqlite');
   const clock = { now: N };
   const stdout = new Lines();
@@ -192,6 +192,22 @@ describe('Connector Hub outage longer than its source keeps data', () => {
     expect(summary).toMatchObject({ ignored: 1 });
     // Delivery resumed 30 s after the last record it had delivered: nothing lost in between.
     expect(summary.deliveryGap).toBeUndefined();
+  });
+
+  it('names the tenancy in the backfill command when the batch after the outage is of other services only', async () => {
+    // No tenancy configured: the command takes it from the records.
+    const h = harness({ tenancy: undefined });
+    await h.deliver([bobJoins()]);
+    h.clock.now = N + 30 * HOUR;
+    const summary = await h.deliver([
+      oci.getObject({ id: 'ev-get-resumed', at: N + 30 * HOUR - 3 * 60_000 }),
+    ]);
+    expect(summary).toMatchObject({ ignored: 1 });
+    expect(summary.deliveryGap).toBeDefined();
+    h.clock.now = N + 30 * HOUR + 5 * 60_000;
+    await h.host.invoke('{"action":"sweep"}');
+    const [gap] = h.alerts().filter((a) => a.rule === 'audit.gap');
+    expect(String(gap?.details?.detail)).toContain(`--compartment ${TENANCY} `);
   });
 
   it('raises nothing for a quiet _Audit while the sweeps ran', async () => {
