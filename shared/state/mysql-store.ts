@@ -81,6 +81,7 @@ import {
   type CommitResult,
   chunks,
   claimable,
+  clearReceivedGivenUpSql,
   GIVEN_UP,
   type LockHolder,
   type LockScopeOptions,
@@ -1045,6 +1046,9 @@ export class MySqlStore implements StateStore {
       this.looked.set(sink, now);
     }
     if (wanted.size === 0) return out;
+    await this.transaction('delivery claim', (conn) =>
+      run(conn, clearReceivedGivenUpSql(sinks.length, 'a'), [GIVEN_UP, ...sinks.map(storedKey)]),
+    );
     const rows = new Map<string, ClaimRow>();
     for (const list of wanted.values()) for (const r of list) rows.set(r.id.toString('hex'), r);
     const taken = new Set((await this.claim([...rows.values()], now)).map((id) => id.toString('hex')));

@@ -76,6 +76,7 @@ import {
   claimable,
   claimantOfThisProcess,
   claimantProcess,
+  clearReceivedGivenUpSql,
   GIVEN_UP,
   type LockHolder,
   type LockScopeOptions,
@@ -591,6 +592,8 @@ export class SqliteStore implements StateStore {
           [...ids].filter((id) => taken.has(id)),
         ),
       );
+    if (rows.some((r) => r.claimed_until === GIVEN_UP))
+      this.db.prepare(clearReceivedGivenUpSql(sinks.length)).run(GIVEN_UP, ...sinks);
     return out;
   }
 

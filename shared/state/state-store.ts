@@ -141,6 +141,21 @@ export const CLAIM_RENEW_MS = CLAIM_LEASE_MS / 3;
  */
 export const GIVEN_UP = 0;
 
+/**
+ * Clears the mark of given-up records every one of `sinks` received (a send that failed part-way
+ * gives up what the output had taken too): no one takes those again, and each look at the claims
+ * that ended would read them for ever. Unclaimed, they are read by the full look at open only,
+ * which an instance with another output makes. One parameter: GIVEN_UP, then each sink's stored
+ * name; `alias` is the alerts table's name in the statement.
+ */
+export function clearReceivedGivenUpSql(sinks: number, alias = 'alerts'): string {
+  const received = Array.from(
+    { length: sinks },
+    () => `EXISTS (SELECT 1 FROM deliveries d WHERE d.alert_id = ${alias}.id AND d.sink = ?)`,
+  );
+  return `UPDATE alerts${alias === 'alerts' ? '' : ` ${alias}`} SET claimed_until = NULL WHERE claimed_until = ? AND ${received.join(' AND ')}`;
+}
+
 /** Who claims deliveries through a store, and by which clock (see `StateStore.undelivered`). */
 export type ClaimOptions = {
   /** Default: this process and the store's scope (`processClaimant`). */
