@@ -54,7 +54,7 @@ import {
   sleepMs,
 } from '../shared/oci/clients.js';
 import { vaultSecretFetcher } from '../shared/oci/vault.js';
-import { type DecodedItem, emptyStats, Pipeline } from '../shared/pipeline.js';
+import { addCountsSince, type DecodedItem, emptyStats, Pipeline, recordCounts } from '../shared/pipeline.js';
 import { type PublishResult, publishReports, ReportActionSchema } from '../shared/report/publish-reports.js';
 import {
   openRoutes,
@@ -673,7 +673,7 @@ export class FunctionHost {
     step: () => Promise<Alert[]>,
   ): Promise<InvocationSummary> {
     // A copy of the counters: the pipeline updates its stats object in place.
-    const before = { ...pipeline.stats, deadLetters: { ...pipeline.stats.deadLetters } };
+    const before = recordCounts(pipeline.stats);
     let alerts: Alert[];
     try {
       alerts = await step();
@@ -681,22 +681,11 @@ export class FunctionHost {
       await this.drop();
       throw error;
     }
-    const after = pipeline.stats;
-    const deadLetters: Partial<Record<DeadLetterCode, number>> = {};
-    for (const [code, n] of Object.entries(after.deadLetters) as [DeadLetterCode, number][]) {
-      const diff = n - (before.deadLetters[code] ?? 0);
-      if (diff > 0) deadLetters[code] = diff;
-    }
     const wm = pipeline.watermark;
     const resolutions = alerts.filter((a) => a.status === 'resolved').length;
     return {
       action,
-      received: after.received - before.received,
-      processed: after.processed - before.processed,
-      duplicates: after.duplicates - before.duplicates,
-      ignored: after.ignored - before.ignored,
-      late: after.late - before.late,
-      deadLetters,
+      ...addCountsSince(recordCounts(emptyStats()), before, pipeline.stats),
       alerts: alerts.filter((a) => a.status === 'open').length,
       ...(resolutions > 0 ? { resolutions } : {}),
       watermark: wm === undefined ? null : toIso(wm),
@@ -1004,8 +993,7 @@ function defaultDbSystem(config: Config, wanted: string | undefined): DbRef | un
 }
 
 function emptySummary(action: InvocationSummary['action'], watermark: string | null): InvocationSummary {
-  const { received, processed, duplicates, ignored, late, deadLetters, alerts } = emptyStats();
-  return { action, received, processed, duplicates, ignored, late, deadLetters, alerts, watermark };
+  return { action, ...recordCounts(emptyStats()), alerts: 0, watermark };
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {

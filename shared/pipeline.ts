@@ -182,6 +182,29 @@ export function emptyStats(): PipelineStats {
   };
 }
 
+/** What became of the records a pipeline read: the counters a run's summary adds up. */
+export type RecordCounts = Pick<
+  PipelineStats,
+  'received' | 'processed' | 'duplicates' | 'ignored' | 'late' | 'deadLetters'
+>;
+
+/** A copy of a pipeline's record counters, which it updates in place: the start of a later count. */
+export function recordCounts(stats: RecordCounts): RecordCounts {
+  const { received, processed, duplicates, ignored, late, deadLetters } = stats;
+  return { received, processed, duplicates, ignored, late, deadLetters: { ...deadLetters } };
+}
+
+/** Adds to `total` what the counters gained from `before` to `after`; returns `total`. */
+export function addCountsSince(total: RecordCounts, before: RecordCounts, after: RecordCounts): RecordCounts {
+  for (const key of ['received', 'processed', 'duplicates', 'ignored', 'late'] as const)
+    total[key] += after[key] - before[key];
+  for (const [code, n] of Object.entries(after.deadLetters) as [DeadLetterCode, number][]) {
+    const diff = n - (before.deadLetters[code] ?? 0);
+    if (diff > 0) total.deadLetters[code] = (total.deadLetters[code] ?? 0) + diff;
+  }
+  return total;
+}
+
 export class Pipeline {
   /** Cumulative since open. */
   readonly stats = emptyStats();

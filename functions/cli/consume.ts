@@ -9,6 +9,7 @@ import { ociAuthProvider, ociAuthSpecFromEnv } from '../../shared/oci/auth.js';
 import { createOciClient } from '../../shared/oci/clients.js';
 import {
   type ConsumerOptions,
+  type ConsumerStats,
   StreamConsumer,
   type StreamStart,
 } from '../../shared/sources/stream-consumer.js';
@@ -25,7 +26,7 @@ import {
   warnOnce,
 } from './host.js';
 import { type CliCommand, type CliIo, formatOption, parseCommandArgs } from './io.js';
-import { routeReport } from './summary.js';
+import { recordOutcomes, routeReport } from './summary.js';
 
 export const CONSUME_HELP = `Usage: heatwave-iam-audit consume --stream OCID --group NAME --config FILE [options]
 
@@ -173,20 +174,14 @@ export async function runConsume(argv: string[], io: CliIo, deps: ConsumeDeps = 
 }
 
 function progressLine(
-  stats: {
-    messages: number;
-    batches: number;
-    records: number;
-    alerts: number;
-    offsets: Record<string, number>;
-  },
+  stats: Pick<ConsumerStats, 'messages' | 'batches' | 'records' | 'pipeline' | 'alerts' | 'offsets'>,
   elapsedMs: number,
 ): string {
   const rate = elapsedMs > 0 ? Math.round((stats.messages * 1000) / elapsedMs) : 0;
   const offsets = Object.entries(stats.offsets)
     .map(([p, o]) => `p${p}@${o}`)
     .join(' ');
-  return `${grouped(stats.messages)} messages in ${stats.batches} batches (${rate}/s), ${grouped(stats.records)} records, ${grouped(stats.alerts)} alerts${offsets ? `, offsets ${offsets}` : ''}`;
+  return `${grouped(stats.messages)} messages in ${stats.batches} batches (${rate}/s), ${grouped(stats.records)} records: ${recordOutcomes(stats.pipeline)}; ${grouped(stats.alerts)} alerts${offsets ? `, offsets ${offsets}` : ''}`;
 }
 
 export const consumeCommand: CliCommand = {

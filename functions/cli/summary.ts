@@ -17,7 +17,7 @@ import {
   formatSessionSwitches,
   type OutputFormat,
 } from '../../shared/emit/formats/format.js';
-import type { Pipeline } from '../../shared/pipeline.js';
+import type { Pipeline, RecordCounts } from '../../shared/pipeline.js';
 import { type RouteSink, TopicRoute } from '../../shared/route/route-sink.js';
 import { displayStoreSpec } from '../../shared/state/open-store.js';
 import type { StateStore } from '../../shared/state/state-store.js';
@@ -103,6 +103,19 @@ function plural(n: number, noun: string): string {
   return `${grouped(n)} ${noun}${n === 1 ? '' : 's'}`;
 }
 
+function deadTotal(counts: Pick<RecordCounts, 'deadLetters'>): number {
+  return Object.values(counts.deadLetters).reduce((a, b) => a + (b ?? 0), 0);
+}
+
+/** What became of a run's records, in the words of every command's summary. */
+export function recordOutcomes(counts: RecordCounts): string {
+  const ignored =
+    counts.ignored > 0
+      ? `, ignored ${grouped(counts.ignored)} (OCI audit events that concern nothing read)`
+      : '';
+  return `processed ${grouped(counts.processed)}, duplicates ${grouped(counts.duplicates)}, late ${grouped(counts.late)}, dead letters ${grouped(deadTotal(counts))}${ignored}`;
+}
+
 /** What the pipeline did with a run's records: the lines `replay` and `collect` print after their header. */
 export function pipelineReport(
   pipeline: Pipeline,
@@ -111,10 +124,8 @@ export function pipelineReport(
   state?: string,
 ): string[] {
   const { stats } = pipeline;
-  const dead = Object.values(stats.deadLetters).reduce((a, b) => a + (b ?? 0), 0);
-  const lines = [
-    `  processed ${grouped(stats.processed)}, duplicates ${grouped(stats.duplicates)}, late ${grouped(stats.late)}, dead letters ${grouped(dead)}${stats.ignored > 0 ? `, ignored ${grouped(stats.ignored)} (OCI audit events that concern nothing read)` : ''}`,
-  ];
+  const dead = deadTotal(stats);
+  const lines = [`  ${recordOutcomes(stats)}`];
   for (const [code, n] of Object.entries(stats.deadLetters)) lines.push(`    ${code}: ${grouped(n ?? 0)}`);
   for (const d of firstDead.slice(0, 5)) {
     const where = [

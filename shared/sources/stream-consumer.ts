@@ -21,7 +21,7 @@ import type { Alert } from '../../schemas/alert.js';
 import { decodeBatch, type ReadOptions } from '../decode/read-input.js';
 import { AuditError } from '../errors.js';
 import { backoffDelayMs, classifyOciError, describeOciFailure, type RetryPolicy } from '../oci/clients.js';
-import type { Pipeline } from '../pipeline.js';
+import { addCountsSince, emptyStats, type Pipeline, type RecordCounts, recordCounts } from '../pipeline.js';
 import type { ScopeLock } from '../state/state-store.js';
 
 export type StreamApi = Pick<
@@ -63,6 +63,8 @@ export type ConsumerStats = {
   messages: number;
   /** Decoded records (events, ignored events and dead letters). */
   records: number;
+  /** What the partition pipelines made of them (processed, duplicates, ignored, late, dead letters). */
+  pipeline: RecordCounts;
   alerts: number;
   /** HTTP calls by operation, retries included. */
   calls: {
@@ -233,6 +235,7 @@ export class StreamConsumer {
     batches: 0,
     messages: 0,
     records: 0,
+    pipeline: recordCounts(emptyStats()),
     alerts: 0,
     calls: { createGroupCursor: 0, getMessages: 0, consumerCommit: 0, consumerHeartbeat: 0, getGroup: 0 },
     emptyGets: 0,
@@ -451,12 +454,7 @@ export class StreamConsumer {
           `stream ${this.opts.streamId} partition ${partition}`,
           this.opts.decode,
         );
-        const lock = await state.handle.hold?.();
-        try {
-          alerts.push(...(await state.handle.pipeline.ingest(decoded)));
-        } finally {
-          await lock?.release();
-        }
+        alerts.push(...(await this.step(state.handle, (pipeline) => pipeline.ingest(decoded))));
         state.lastOffset = Number(messages[messages.length - 1]!.offset);
         this.stats.offsets[partition] = state.lastOffset;
         this.stats.records += decoded.length;
@@ -521,17 +519,27 @@ export class StreamConsumer {
         this.stats.reloads++;
         state = await this.reopen(partition, committed);
       }
-      const lock = await state.handle.hold?.();
-      let alerts: Alert[];
-      try {
-        alerts = await state.handle.pipeline.advance(now - sweep.latenessMs);
-      } finally {
-        await lock?.release();
-      }
+      const alerts = await this.step(state.handle, (pipeline) => pipeline.advance(now - sweep.latenessMs));
       this.stats.alerts += opened(alerts);
       if (alerts.length > 0) this.opts.onBatch?.(this.stats, alerts);
     }
     this.stats.sweeps++;
+  }
+
+  /** One step of a partition's pipeline under the scope's lock, its record counts added to the stats. */
+  private async step(
+    handle: PartitionPipeline,
+    run: (pipeline: Pipeline) => Promise<Alert[]>,
+  ): Promise<Alert[]> {
+    const lock = await handle.hold?.();
+    try {
+      const before = recordCounts(handle.pipeline.stats);
+      const alerts = await run(handle.pipeline);
+      addCountsSince(this.stats.pipeline, before, handle.pipeline.stats);
+      return alerts;
+    } finally {
+      await lock?.release();
+    }
   }
 
   /** The group's partition reservations by partition, or undefined when a stop request ended the call. */

@@ -29,6 +29,7 @@ import {
 } from '../../shared/sources/stream-consumer.js';
 import { EntityCache } from '../../shared/state/entity-cache.js';
 import { SqliteStore } from '../../shared/state/sqlite-store.js';
+import { grouped } from '../../shared/text.js';
 import { membershipChangeEvent, unrelatedEvent } from '../oci-endpoint/audit.js';
 import { type OciEndpoint, startOciEndpoint } from '../oci-endpoint/server.js';
 import { createTestPrincipal, type TestPrincipal } from '../oci-endpoint/signature.js';
@@ -267,6 +268,14 @@ describe('stream consumer: reference run', () => {
     expect(new Set(reference.alerts).size).toBe(reference.alerts.length);
     expect(reference.stats.calls.createGroupCursor).toBe(1);
     expect(reference.stats.calls.consumerCommit).toBe(reference.stats.batches);
+  });
+
+  it('counts what became of the records: the event of another service is ignored, not an event', () => {
+    const { records, pipeline } = reference.stats;
+    expect(records).toBe(TOTAL);
+    expect(pipeline).toMatchObject({ received: TOTAL, ignored: 1, duplicates: 0, late: 0, deadLetters: {} });
+    expect(pipeline.processed).toBeGreaterThan(0);
+    expect(pipeline.processed).toBeLessThanOrEqual(KEPT);
   });
 
   it('commits a batch only after its state is committed, and commits exactly the offsets read', async () => {
@@ -824,7 +833,21 @@ describe('consume command', () => {
     expect(await runConsume(args, io, deps)).toBe(0);
     const lines = readFileSync(out, 'utf8').trim().split('\n');
     expect(lines.map((l) => (JSON.parse(l) as Alert).id).sort()).toEqual(ids(sink.alerts));
-    expect(stderr.join('')).toMatch(/consume: stopped; .* messages in \d+ batches/);
+    const stopped = stderr.find((l) => l.startsWith('consume: stopped; '));
+    // The event of another service is ignored, as replay and the others say, and not an event processed.
+    expect(stopped).toMatch(
+      new RegExp(
+        `^consume: stopped; ${grouped(TOTAL)} messages in \\d+ batches \\(\\d+/s\\), ${grouped(TOTAL)} records: processed ${grouped(KEPT)}, duplicates 0, late 0, dead letters 0, ignored 1 \\(OCI audit events that concern nothing read\\); ${lines.length} alerts, `,
+      ),
+    );
+    const progress = stderr.filter((l) => /^consume: \d/.test(l));
+    expect(progress.length).toBeGreaterThan(1);
+    expect(
+      progress.every((l) =>
+        / records: processed [\d,]+, duplicates [\d,]+, late [\d,]+, dead letters [\d,]+/.test(l),
+      ),
+    ).toBe(true);
+    expect(progress.at(-1)).toContain(', ignored 1 (OCI audit events that concern nothing read); ');
     const highIds = ids(sink.alerts.filter((a) => ['high', 'critical'].includes(a.severity)));
     expect(highIds.length).toBeGreaterThan(0);
     expect(highIds.length).toBeLessThan(lines.length);
