@@ -22,13 +22,18 @@
 //
 // The server keeps at most `max_error_count` messages of a statement (1024 by default) but counts
 // them all: when `SHOW WARNINGS` returns that many, `SHOW COUNT(*) WARNINGS` (a diagnostic
-// statement too, so the messages stay) gives how many there were.
+// statement too, so the messages stay) gives how many there were. A server that does not report
+// `max_error_count` (NULL, or no such variable) is asked for the count after every call that
+// warned, and the gap says the count is the server's.
 import type { GapRecord } from '../../schemas/envelopes.js';
 import type { GAP_REASONS } from '../../schemas/events.js';
 import { ClockSteps, clockStepRecord } from '../decode/clock-steps.js';
 import { parseAuditTimestamp } from '../normalize/mysql-audit.js';
 import { toIso } from '../time.js';
 import { InstanceError, type InstanceTarget, instanceError, type SqlSession } from './mysql-connection.js';
+
+/** MySQL's error for `@@name` of a variable the server does not have. */
+const ER_UNKNOWN_SYSTEM_VARIABLE = 1193;
 
 export type AuditPosition = { timestamp: string; id: number };
 
@@ -147,10 +152,18 @@ export class AuditLogReader {
       session.query(sql).catch((error: unknown) => {
         throw instanceError(target, error, during);
       });
-    const [info] = await run(
-      'SELECT @@version AS version, @@server_uuid AS server_uuid, @@max_error_count AS max_error_count',
-      'reading the version',
-    );
+    const [info] = await session
+      .query(
+        'SELECT @@version AS version, @@server_uuid AS server_uuid, @@max_error_count AS max_error_count',
+      )
+      .catch((error: unknown) => {
+        // A server without the variable (1193 Unknown system variable): its warnings are counted.
+        if ((error as { errno?: unknown }).errno !== ER_UNKNOWN_SYSTEM_VARIABLE) throw error;
+        return session.query('SELECT @@version AS version, @@server_uuid AS server_uuid');
+      })
+      .catch((error: unknown) => {
+        throw instanceError(target, error, 'reading the version');
+      });
     const rows = await run("SHOW GLOBAL VARIABLES LIKE 'audit\\_log%'", 'reading the audit log variables');
     const variables = new Map(rows.map((r) => [String(r.Variable_name), String(r.Value)]));
     const found = auditFlavorOf([...variables.keys()]);
@@ -261,10 +274,12 @@ export class AuditLogReader {
       const { warnings, warningCount } = result;
       if (warningCount > 0) {
         const codes = [...new Set(warnings.map((w) => w.code))].join(', ') || 'unknown';
-        const capped =
-          warnings.length < warningCount
-            ? `; the server kept the messages of the first ${warnings.length} only (max_error_count)`
-            : '';
+        const kept = warnings.length < warningCount;
+        let capped = '';
+        if (this.server.maxErrorCount === undefined)
+          capped = `; counted from the server's warning count: it does not report how many messages it keeps (max_error_count)${kept ? `, and it kept the messages of the first ${warnings.length} only` : ''}`;
+        else if (kept)
+          capped = `; the server kept the messages of the first ${warnings.length} only (max_error_count)`;
         records.push({
           record: this.gap(
             'oversized',

@@ -55,6 +55,12 @@ export type ServerCatalogue = {
   plugins: { name: string; status: string }[];
   /** `max_error_count`: how many messages of a statement a session keeps (it counts them all). */
   maxErrorCount: number;
+  /**
+   * What `SELECT @@max_error_count` answers: the value (`reported`, as MySQL does), NULL (`null`),
+   * or error 1193 Unknown system variable (`unknown`, a server without it). The session keeps
+   * `maxErrorCount` messages all the same.
+   */
+  maxErrorCountVariable: 'reported' | 'null' | 'unknown';
 };
 
 export type TestServerOptions = Partial<ServerCatalogue> & {
@@ -153,6 +159,7 @@ export class HeatWaveTestServer {
       accounts: opts.accounts ?? [],
       plugins: opts.plugins ?? [{ name: 'authentication_oci', status: 'ACTIVE' }],
       maxErrorCount: opts.maxErrorCount ?? 1024,
+      maxErrorCountVariable: opts.maxErrorCountVariable ?? 'reported',
     };
     this.audit = opts.audit ?? new AuditLog();
     this.tls = opts.tls ? createSecureContext({ key: opts.tls.key, cert: opts.tls.cert }) : undefined;
@@ -322,8 +329,13 @@ export class HeatWaveTestServer {
       pattern: /^SELECT (@@[\w.]+(?: AS \w+)?(?:, @@[\w.]+(?: AS \w+)?)*)$/i,
       handle: (m, session) => {
         const items = m[1]!.split(', ').map((part) => /^(@@[\w.]+)(?: AS (\w+))?$/i.exec(part)!);
+        const reported = this.catalogue.maxErrorCountVariable;
+        if (reported === 'unknown' && items.some((i) => i[1]!.toLowerCase() === '@@max_error_count'))
+          return {
+            error: { code: 1193, state: 'HY000', message: "Unknown system variable 'max_error_count'" },
+          };
         const values: Record<string, Cell> = {
-          '@@max_error_count': session.maxErrorCount,
+          '@@max_error_count': reported === 'reported' ? session.maxErrorCount : null,
           '@@version': this.catalogue.version,
           '@@server_uuid': this.catalogue.serverUuid,
           '@@hostname': 'hw-instance',

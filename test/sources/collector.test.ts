@@ -199,6 +199,34 @@ describe('collector: reading one instance', () => {
     expect(s.statements).not.toContain('SHOW COUNT(*) WARNINGS');
   });
 
+  /**
+   * One read of a session with `big` events larger than the read buffer between its two queries:
+   * the server skips them, one gap counts them. Returns the server and the gap's text.
+   */
+  async function readPastBigEvents(big: number, opts: TestServerOptions) {
+    const log = new RawLog()
+      .connect({ at: minutes(0), conn: 5, user: 'admin' })
+      .query({ at: minutes(1), conn: 5, user: 'admin', sql: 'SELECT 1' });
+    for (let i = 0; i < big; i++)
+      log.query({ at: minutes(2), conn: 5, user: 'admin', sql: `SELECT big${i}`, pad: 33_000 });
+    log
+      .query({ at: minutes(3), conn: 5, user: 'admin', sql: 'SELECT 3' })
+      .disconnect({ at: minutes(4), conn: 5, user: 'admin' });
+    const s = await server(log, opts);
+    const run = await pass([{ server: s }], { collector: { readBufferSize: 32_768 } });
+    expect(run.result.instances[0]).toMatchObject({ records: 5, gaps: 1, caughtUp: true });
+    // One call read it all.
+    expect(auditCalls(s)).toHaveLength(1);
+    const { alerts, sessions } = await finished(run);
+    expect(sessions[0]!.counts.queries).toBe(2);
+    const gap = alerts.filter((a) => a.rule === 'audit.gap');
+    expect(gap).toHaveLength(1);
+    expect(gap[0]!.details).toMatchObject({ reason: 'oversized', skipped: big });
+    const detail = String(gap[0]!.details?.detail);
+    expect(detail).toContain(`the server warned ${big} time(s) while reading (codes 3200)`);
+    return { s, detail };
+  }
+
   it.each([
     { name: 'beyond the 1,024 messages MySQL keeps', maxErrorCount: undefined, big: 1_100, kept: 1_024 },
     { name: 'beyond a max_error_count set lower', maxErrorCount: 10, big: 25, kept: 10 },
@@ -206,29 +234,37 @@ describe('collector: reading one instance', () => {
   ])(
     'events skipped for size $name are counted exactly, from the server’s warning count',
     async ({ maxErrorCount, big, kept }) => {
-      const log = new RawLog()
-        .connect({ at: minutes(0), conn: 5, user: 'admin' })
-        .query({ at: minutes(1), conn: 5, user: 'admin', sql: 'SELECT 1' });
-      for (let i = 0; i < big; i++)
-        log.query({ at: minutes(2), conn: 5, user: 'admin', sql: `SELECT big${i}`, pad: 33_000 });
-      log
-        .query({ at: minutes(3), conn: 5, user: 'admin', sql: 'SELECT 3' })
-        .disconnect({ at: minutes(4), conn: 5, user: 'admin' });
-      const s = await server(log, maxErrorCount === undefined ? {} : { maxErrorCount });
-      const run = await pass([{ server: s }], { collector: { readBufferSize: 32_768 } });
-      expect(run.result.instances[0]).toMatchObject({ records: 5, gaps: 1, caughtUp: true });
-      // One call read it all.
-      expect(auditCalls(s)).toHaveLength(1);
-      const { alerts } = await finished(run);
-      const gap = alerts.filter((a) => a.rule === 'audit.gap');
-      expect(gap).toHaveLength(1);
-      expect(gap[0]!.details).toMatchObject({ reason: 'oversized', skipped: big });
-      const detail = String(gap[0]!.details?.detail);
-      expect(detail).toContain(`the server warned ${big} time(s) while reading (codes 3200)`);
+      const { s, detail } = await readPastBigEvents(
+        big,
+        maxErrorCount === undefined ? {} : { maxErrorCount },
+      );
       if (big > kept)
         expect(detail).toContain(`the server kept the messages of the first ${kept} only (max_error_count)`);
       else expect(detail).not.toContain('max_error_count');
       // The server kept as many messages as it may: their count was asked for, once.
+      expect(s.statements.filter((q) => q === 'SHOW COUNT(*) WARNINGS')).toHaveLength(1);
+    },
+  );
+
+  it.each([
+    { answer: 'null', big: 25 },
+    { answer: 'null', big: 5 },
+    { answer: 'unknown', big: 25 },
+    { answer: 'unknown', big: 5 },
+  ] as const)(
+    'a server whose @@max_error_count is $answer: $big events skipped for size are counted exactly, and the gap says how',
+    async ({ answer, big }) => {
+      // It keeps 10 messages of a statement, and does not say so.
+      const { s, detail } = await readPastBigEvents(big, {
+        maxErrorCount: 10,
+        maxErrorCountVariable: answer,
+      });
+      expect(detail).toContain(
+        "counted from the server's warning count: it does not report how many messages it keeps (max_error_count)",
+      );
+      if (big > 10) expect(detail).toContain('it kept the messages of the first 10 only');
+      else expect(detail).not.toContain('kept the messages');
+      // Not knowing how many messages the server keeps, the collector asks for their count.
       expect(s.statements.filter((q) => q === 'SHOW COUNT(*) WARNINGS')).toHaveLength(1);
     },
   );
