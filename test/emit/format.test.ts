@@ -282,6 +282,27 @@ describe('sessions with several switches', () => {
     expect(cef!.map((l) => / cn1Label=switchesOmitted cn1=7 /.test(l))).toEqual([false, false, true]);
   });
 
+  it('of a session its server ended without a disconnect, what ended it never reads as a switch’s', () => {
+    const ended: Session = { ...s, endReason: 'server-restart' };
+    const end = String(Date.parse(s.disconnectTime!));
+    // CEF: `reason` would be the switch's (why its event was made): only the logon line has it.
+    expect(formatSession('cef', ended)).toMatch(/\|session\.logon\|.* reason=server-restart /);
+    const cef = formatSessionSwitches('cef', ended);
+    expect(cef).toHaveLength(3);
+    for (const l of cef) {
+      expect(l).not.toMatch(/ reason=/);
+      expect(l).toContain(` end=${end} `);
+    }
+    // OCSF: the Logoff says it; an Account Switch has no end of the session.
+    expect(JSON.parse(formatSessionEnd('ocsf', ended)!).metadata.event_code).toBe('session/server-restart');
+    for (const l of formatSessionSwitches('ocsf', ended)) expect(l).not.toContain('server-restart');
+    // ECS: every document of the session, switches too, names its end and what ended it together.
+    for (const l of [formatSession('ecs', ended)!, ...formatSessionSwitches('ecs', ended)]) {
+      const d = JSON.parse(l);
+      expect([d.event.end, d.heatwave.end_reason]).toEqual([s.disconnectTime, 'server-restart']);
+    }
+  });
+
   it('stored before switches were kept: one record of the last change_user, from what it connected as', () => {
     const { switches: _, ...stored } = s;
     const old = JSON.parse(JSON.stringify(stored)) as Session;

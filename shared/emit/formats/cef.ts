@@ -117,12 +117,16 @@ export function cefSession(session: Session, ctx: FormatContext): string {
     name,
     time: s.connectTs,
     id: s.id,
+    // A failed login's reason is its error; a session its server ended without a disconnect says why.
+    reason: ok ? s.endReason : s.status,
   });
 }
 
 /**
  * A switch (`session.change-user`: a `change_user` that changed the account or the person): the
  * person and account it authenticated, at its time, `msg` naming who the connection was before it.
+ * `end` is the session's, as on every login line of it; `reason` is left out, where it would read
+ * as the switch's: what ended a session its server logged no disconnect for is on its logon line.
  */
 export function cefSwitch(session: Session, sw: SessionSwitch, ctx: FormatContext): string {
   const { session: s, fromName } = switchedLogin(session, sw);
@@ -145,6 +149,7 @@ function loginLine(
     time: number;
     id: string;
     msg?: string;
+    reason?: string | number | undefined;
     omitted?: number | undefined;
   },
 ): string {
@@ -154,8 +159,7 @@ function loginLine(
     ['externalId', externalId(login.id)],
     ['cat', 'authentication'],
     ['outcome', ok ? 'success' : 'failure'],
-    // A login's reason is its failure; a session its server ended without a disconnect says why.
-    ['reason', ok ? s.endReason : s.status],
+    ['reason', login.reason],
     ['suser', s.identity?.name],
     ['suid', s.identity?.id],
     ['duser', s.mysqlAccount],
