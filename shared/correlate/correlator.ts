@@ -47,7 +47,14 @@ import { toIso } from '../time.js';
 import { type AttributionResult, attribute, type Models } from './attribute.js';
 import { recordDbCatalog } from './db-catalog.js';
 import { Directory, type DirectorySeed, type UserState } from './directory.js';
-import { type AccountSeed, accountName, type LockState, Mappings, OCI_PLUGIN } from './mappings.js';
+import {
+  type AccountSeed,
+  accountName,
+  type LockState,
+  Mappings,
+  OCI_PLUGIN,
+  SNAPSHOT_SEED,
+} from './mappings.js';
 import { type MembershipSeed, Memberships } from './memberships.js';
 import { OpenSessions } from './open-sessions.js';
 import { PlantedCredentials } from './planted-credentials.js';
@@ -75,7 +82,6 @@ export type SnapshotLockStates = {
 /** Keys of the configuration's seeds; a snapshot's are `snapshot:<id>`. */
 const CONFIG_DIRECTORY = 'config:directory';
 const CONFIG_ACCOUNTS = 'config:dbSystems';
-const SNAPSHOT_SEED = 'snapshot:';
 
 /** A break-glass membership: opened by an add event (or the snapshot), closed by a removal. */
 export type GrantRow = {
@@ -487,8 +493,10 @@ export class Correlator {
       const before = mappings.versionAt(ev.dbSystemId, change.account, ev.ts);
       const touchesOci =
         before?.plugin === OCI_PLUGIN || ('plugin' in change && change.plugin === OCI_PLUGIN);
+      // A change MySQL skips (CREATE USER IF NOT EXISTS of an account that exists, ALTER USER IF
+      // EXISTS of one that does not) changes no mapping and opens nothing.
+      if (!mappings.apply(ev.dbSystemId, change, ev.ts, ev.key, parts.length > 1 ? i : undefined)) continue;
       if (touchesOci) mappingChanges.push(change);
-      mappings.apply(ev.dbSystemId, change, ev.ts, ev.key, parts.length > 1 ? i : undefined);
       const opened = this.openedToDirectLogin(ev, change);
       if (opened) bypassesIam.push(opened);
     }

@@ -60,6 +60,8 @@ export type OciMapping = {
 export type MappingTarget = { user: string; host?: string };
 
 const ACCOUNT = 'account';
+/** Keys of a snapshot's seeds: a snapshot lists every account of the DB systems it seeds. */
+export const SNAPSHOT_SEED = 'snapshot:';
 
 export type AccountSeed = AccountRef & {
   db: string;
@@ -124,10 +126,13 @@ export class Mappings {
   private readonly locking = new Map<string, number>();
   /** The earliest time in `locking`: `compact` has nothing to do before the watermark passes it. */
   private compactDue = Number.POSITIVE_INFINITY;
+  /** DB systems whose every account a snapshot listed: an account none of their rows holds does not exist. */
+  private readonly listed = new Set<string>();
 
   constructor(private readonly cache: EntityCache) {
     for (const [key, row] of cache.entries<AccountRow>(ACCOUNT)) {
       if (row.direct) this.foldLegacyDirect(key, row);
+      if (row.versions.some(isSnapshotSeed)) this.listed.add(row.db);
       if (row.versions.some(mapsGroups)) this.indexMapping(key, row);
       for (const v of row.versions) if (isLockOnly(v)) this.noteLock(key, v.ts);
     }
@@ -141,6 +146,7 @@ export class Mappings {
   seed(key: string, accounts: readonly AccountSeed[], time?: number): void {
     for (const a of accounts) {
       const row = this.row(a.db, a);
+      if (key.startsWith(SNAPSHOT_SEED)) this.listed.add(a.db);
       if (row.versions.some((v) => v.key === key)) continue;
       const plugin = a.plugin.toLowerCase();
       const version: AccountVersion = { ts: BEGINNING_OF_TIME, key, plugin };
@@ -156,9 +162,11 @@ export class Mappings {
    * Applies account changes learned from a statement (or seen by a snapshot); idempotent by event
    * key and `part` (the change's place in a statement that makes several, one after another). A
    * change of the lock state or a password alone is a version of access only. CREATE USER IF NOT
-   * EXISTS leaves an account that exists before it as it is (MySQL only warns).
+   * EXISTS leaves an account that exists before it as it is (MySQL only warns), and ALTER USER IF
+   * EXISTS one known not to exist then (MySQL only notes it): returns false for those, which
+   * change nothing.
    */
-  apply(db: string, change: AccountChange, ts: number, key: string, part?: number): void {
+  apply(db: string, change: AccountChange, ts: number, key: string, part?: number): boolean {
     const version = (v: Omit<AccountVersion, 'ts' | 'key'>): AccountVersion => ({
       ts,
       key,
@@ -166,7 +174,8 @@ export class Mappings {
       ...(part === undefined ? {} : { part }),
     });
     if (change.op === 'create' && change.ifNotExists && this.existsBefore(rowKey(db, change.account), ts))
-      return;
+      return false;
+    if (change.op === 'alter' && change.ifExists && this.absentBefore(db, change.account, ts)) return false;
     if (change.op === 'drop') {
       this.insertOnce(db, change.account, version({ dropped: true }));
     } else if (change.op === 'rename') {
@@ -189,6 +198,7 @@ export class Mappings {
       else if (v.locked !== undefined || v.credential)
         this.insertOnce(db, change.account, version({ ...v, accessOnly: true }));
     }
+    return true;
   }
 
   /**
@@ -407,6 +417,20 @@ export class Mappings {
   }
 
   /**
+   * Whether the account is known not to exist just before `ts` (strictly, as `existsBefore`): its
+   * versions say it was dropped, or none says anything of it and a snapshot listed every account of
+   * its DB system. An account only a statement could tell of, on a DB system no snapshot listed, is
+   * not known to be absent.
+   */
+  private absentBefore(db: string, account: AccountRef, ts: number): boolean {
+    const earlier = (this.cache.get<AccountRow>(ACCOUNT, rowKey(db, account))?.versions ?? []).filter(
+      (v) => v.ts < ts,
+    );
+    const last = earlier.at(-1);
+    return last ? last.dropped === true : this.listed.has(db);
+  }
+
+  /**
    * A row stored when audited openings and closings were kept apart from the versions: each becomes
    * the lock state it stood for (an opening left the account open until a lock or a drop).
    */
@@ -525,6 +549,11 @@ function definitionAt(versions: readonly AccountVersion[], ts: number): AccountV
     if (!v.accessOnly) current = v;
   }
   return current;
+}
+
+/** A version a snapshot seeded: known from the beginning of time. */
+function isSnapshotSeed(v: AccountVersion): boolean {
+  return v.ts === BEGINNING_OF_TIME && v.key.startsWith(SNAPSHOT_SEED);
 }
 
 /** A version that only sets the account's lock state (no password, no definition). */

@@ -58,6 +58,8 @@ export type AccountChange =
       locked?: boolean;
       /** CREATE USER IF NOT EXISTS: an account that already exists is left as it is. */
       ifNotExists?: true;
+      /** ALTER USER IF EXISTS: an account that does not exist is left absent. */
+      ifExists?: true;
     }
   | { op: 'drop'; account: AccountRef }
   | { op: 'rename'; account: AccountRef; to: AccountRef };
@@ -148,14 +150,15 @@ function accountLocked(text: string): boolean | undefined {
  * gets a password, and the statement's ACCOUNT LOCK or UNLOCK.
  */
 function accountDefinitions(text: string, op: 'create' | 'alter'): AccountChange[] {
-  const head = /^\s*(?:CREATE|ALTER)\s+USER\s+(?:IF\s+(NOT\s+)?EXISTS\s+)?/i.exec(text);
+  const head = /^\s*(?:CREATE|ALTER)\s+USER\s+(IF\s+(NOT\s+)?EXISTS\s+)?/i.exec(text);
   if (!head) return [];
   const locked = accountLocked(text);
   const withOptions = (change: Extract<AccountChange, { op: 'create' | 'alter' }>, at: number) => {
     IDENTIFIED_BY.lastIndex = at;
     if (IDENTIFIED_BY.test(text)) change.password = true;
     if (locked !== undefined) change.locked = locked;
-    if (op === 'create' && head[1]) change.ifNotExists = true;
+    if (op === 'create' && head[2]) change.ifNotExists = true;
+    if (op === 'alter' && head[1] && !head[2]) change.ifExists = true;
     return change;
   };
   const changes: AccountChange[] = [];

@@ -218,6 +218,41 @@ export const privilegeChange = defineRule({
       },
     },
     {
+      name: 'ALTER USER IF EXISTS of a proxied account the state does not know to be absent opens it: high',
+      events: () => [
+        statement(
+          'admin',
+          'alter_user',
+          "ALTER USER IF EXISTS 'dev_proxy'@'%' IDENTIFIED BY <secret> ACCOUNT UNLOCK",
+        ),
+      ],
+      expect: { alerts: 1, severity: 'high', match: { details: { bypassesIam: ['dev_proxy@%'] } } },
+    },
+    {
+      name: 'ALTER USER IF EXISTS of a proxied account dropped before changes nothing (MySQL only notes it): medium',
+      events: () => [
+        db.query({
+          at: at(1),
+          conn: 7,
+          account: 'admin',
+          sqlCommand: 'drop_user',
+          sql: "DROP USER 'dev_proxy'@'%'",
+        }),
+        db.query({
+          at: at(2),
+          conn: 7,
+          account: 'admin',
+          sqlCommand: 'alter_user',
+          sql: "ALTER USER IF EXISTS 'dev_proxy'@'%' IDENTIFIED WITH 'caching_sha2_password' BY <secret> ACCOUNT UNLOCK",
+        }),
+      ],
+      expect: {
+        alerts: 2,
+        severity: 'medium',
+        match: { mysqlAccount: 'admin@%', details: { targets: ['dev_proxy@%'] } },
+      },
+    },
+    {
       name: 'a grant to a proxied account, locking it, or a locked look-alike opens nothing',
       events: () => [
         statement('admin', 'grant', "GRANT SELECT ON shop.* TO 'dev_proxy'@'%'"),

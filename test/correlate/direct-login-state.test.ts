@@ -12,6 +12,7 @@ import { at, baseConfig, DB, db, iam, USERS } from '../../shared/detect/timeline
 import { Pipeline } from '../../shared/pipeline.js';
 import { EntityCache } from '../../shared/state/entity-cache.js';
 import { SqliteStore } from '../../shared/state/sqlite-store.js';
+import { toIso } from '../../shared/time.js';
 import { accountSnapshot, following, localAccount, runWithSnapshots } from '../helpers/account-snapshots.js';
 import { runBatches, testConfig } from '../helpers/run-timeline.js';
 
@@ -101,6 +102,51 @@ describe('the lock state of a proxied account', () => {
     expect(attributionOf(sessions, 10)).toEqual(LOCAL);
     const opened = alerts.filter((a) => a.rule === 'privilege.change' && a.details?.bypassesIam);
     expect(opened.map((a) => a.details?.bypassesIam)).toEqual([['dba_proxy@%']]);
+  });
+
+  it('ALTER USER IF EXISTS leaves an account the snapshot did not list absent; one it listed, it alters', async () => {
+    // MySQL only notes an account that does not exist: dba_proxy@10.% is not created, nor opened.
+    const { sessions, alerts } = await runWithSnapshots(
+      [accountSnapshot('s1', at(-60))],
+      [
+        [
+          byAdmin(
+            1,
+            'alter_user',
+            "ALTER USER IF EXISTS 'dba_proxy'@'10.%' IDENTIFIED BY <secret> ACCOUNT UNLOCK",
+          ),
+          ...signedOnLogin(10),
+          byAdmin(
+            20,
+            'alter_user',
+            "ALTER USER IF EXISTS 'dba_proxy'@'%' IDENTIFIED BY <secret> ACCOUNT UNLOCK",
+          ),
+          ...signedOnLogin(30),
+        ],
+      ],
+    );
+    expect([10, 30].map((conn) => attributionOf(sessions, conn))).toEqual([ALICE, LOCAL]);
+    const opened = alerts.filter((a) => a.rule === 'privilege.change' && a.details?.bypassesIam);
+    expect(opened.map((a) => [a.time, a.details?.bypassesIam])).toEqual([[toIso(at(20)), ['dba_proxy@%']]]);
+  });
+
+  it('ALTER USER IF EXISTS of an account an audited DROP USER removed opens nothing', async () => {
+    const { sessions, alerts } = await runWithSnapshots(
+      [accountSnapshot('s1', at(-60))],
+      [
+        [
+          byAdmin(1, 'drop_user', "DROP USER 'dba_proxy'@'%'"),
+          byAdmin(
+            2,
+            'alter_user',
+            "ALTER USER IF EXISTS 'dba_proxy'@'%' IDENTIFIED WITH 'caching_sha2_password' BY <secret> ACCOUNT UNLOCK",
+          ),
+          ...signedOnLogin(10),
+        ],
+      ],
+    );
+    expect(attributionOf(sessions, 10)).toEqual(ALICE);
+    expect(alerts.filter((a) => a.rule === 'privilege.change' && a.details?.bypassesIam)).toEqual([]);
   });
 
   it('a proxied account the configuration lists, created unlocked between two snapshots without a statement: a high privilege.change', async () => {
