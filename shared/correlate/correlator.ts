@@ -28,6 +28,7 @@ import type { Detector } from '../detect/detector.js';
 import {
   authenticationOf,
   type IamFact,
+  type MappedToOpen,
   madeBySelf,
   type OpenedSession,
   type Reverts,
@@ -52,6 +53,7 @@ import {
   accountName,
   type LockState,
   Mappings,
+  type MappingTarget,
   OCI_PLUGIN,
   SNAPSHOT_SEED,
 } from './mappings.js';
@@ -489,6 +491,7 @@ export class Correlator {
     const mappingChanges: AccountChange[] = [];
     const bypassesIam: AccountRef[] = [];
     const parts = facts.accounts ?? [];
+    const mappedBefore = parts.length > 0 ? mappings.groupTargets(ev.dbSystemId, ev.ts) : [];
     for (const [i, change] of parts.entries()) {
       const before = mappings.versionAt(ev.dbSystemId, change.account, ev.ts);
       const touchesOci =
@@ -508,7 +511,32 @@ export class Correlator {
       mappingChanges,
       reverts: this.mappingReverts(ev, mappingChanges),
       bypassesIam,
+      mappedToOpen: mappingChanges.length > 0 ? this.mappedToOpen(ev.dbSystemId, ev.ts, mappedBefore) : [],
     });
+  }
+
+  /**
+   * The accounts open to logins without IAM at `ts` that a group mapping added since `before` (the
+   * entries in force before the change: a group mapped, or remapped, to an account) names: an
+   * opening earlier than the mapping raised nothing about the group, whose logins to it are now
+   * taken for local ones.
+   */
+  private mappedToOpen(
+    db: string,
+    ts: number,
+    before: readonly { groupId: string; target: MappingTarget }[],
+  ): MappedToOpen[] {
+    const { mappings } = this.models;
+    const entry = (groupId: string, t: MappingTarget) =>
+      `${groupId}\u0000${t.user}\u0000${t.host?.toLowerCase() ?? ''}`;
+    const known = new Set(before.map((m) => entry(m.groupId, m.target)));
+    const out: MappedToOpen[] = [];
+    for (const { groupId, target } of mappings.groupTargets(db, ts)) {
+      if (known.has(entry(groupId, target))) continue;
+      for (const { account, since } of mappings.openAccountsOf(db, target, ts))
+        out.push({ groupId, account, since: since.key });
+    }
+    return out;
   }
 
   /**
@@ -939,6 +967,7 @@ export class Correlator {
     const explained = audited || (!rights && modelAgrees);
     const applied = definition && !explained;
     const relocked = !applied && after !== undefined && ev.before?.locked !== after.locked;
+    const mappedBefore = applied ? mappings.groupTargets(db, ev.ts) : [];
     if (applied) mappings.apply(db, change, ev.ts, ev.key);
     else if (relocked)
       mappings.apply(db, { op: 'alter', account: ev.target, locked: after.locked }, ev.ts, ev.key);
@@ -982,6 +1011,7 @@ export class Correlator {
       mappingChanges,
       reverts: this.mappingReverts(ev, mappingChanges),
       bypassesIam: opened ? [ev.target] : [],
+      mappedToOpen: mappingChanges.length > 0 ? this.mappedToOpen(db, ev.ts, mappedBefore) : [],
     });
   }
 

@@ -253,6 +253,34 @@ export class Mappings {
     return out;
   }
 
+  /** Each group-to-account entry of the group mappings in force at `ts` on a DB system, in mapping order. */
+  groupTargets(db: string, ts: number): { groupId: string; target: MappingTarget }[] {
+    const out: { groupId: string; target: MappingTarget }[] = [];
+    forEachGroupMapping(this.mappingRows.get(db) ?? [], ts, (_row, _key, groupId, target) =>
+      out.push({ groupId, target }),
+    );
+    return out;
+  }
+
+  /**
+   * The accounts a group mapping's target names (its user, on the host it names where it names
+   * one) that are open to logins without IAM at `ts` (`directLoginAt`), each with since when.
+   */
+  openAccountsOf(
+    db: string,
+    target: MappingTarget,
+    ts: number,
+  ): { account: AccountRef; since: DirectLogin }[] {
+    const out: { account: AccountRef; since: DirectLogin }[] = [];
+    for (const row of this.cache.values<AccountRow>(ACCOUNT)) {
+      if (row.db !== db || row.user !== target.user) continue;
+      if (target.host !== undefined && target.host.toLowerCase() !== row.host.toLowerCase()) continue;
+      const since = this.directLoginAt(db, row, ts);
+      if (since) out.push({ account: { user: row.user, host: row.host }, since });
+    }
+    return out;
+  }
+
   /** The account a group mapping at `ts` names with MySQL user `user` (a proxied account), if any. */
   proxiedTarget(db: string, user: string, ts: number): MappingTarget | undefined {
     let found: MappingTarget | undefined;

@@ -83,7 +83,16 @@ export type StatementFact = {
   reverts: Reverts;
   /** Proxied accounts (group mapping targets) the statement opens to logins without IAM. */
   bypassesIam?: AccountRef[];
+  /**
+   * Accounts the group mappings a mapping change added (a group mapped or remapped to an account)
+   * name that are open to logins without IAM then: the group's logins to them are taken for local
+   * ones. `since` is the key of the statement or snapshot since which each has been open.
+   */
+  mappedToOpen?: MappedToOpen[];
 };
+
+/** An account open to logins without IAM that a group mapping names (`StatementFact.mappedToOpen`). */
+export type MappedToOpen = { groupId: string; account: AccountRef; since: string };
 
 /**
  * Earlier changes that a change undoes (event key and kind): the latest changes of the same thing,

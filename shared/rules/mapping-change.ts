@@ -10,10 +10,11 @@ export const mappingChange = defineRule({
   id: 'mapping.change',
   title: 'IAM mapping changed',
   description:
-    'An authentication_oci mapping (1-to-1 or group_mapping) is created, altered, dropped or renamed, or a PROXY grant changes, by statement or by writing mysql.user or mysql.proxies_priv directly.',
+    "An authentication_oci mapping (1-to-1 or group_mapping) is created, altered, dropped or renamed, or a PROXY grant changes, by statement or by writing mysql.user or mysql.proxies_priv directly. A change that maps (or remaps) a group to an account open to logins without IAM then says so (details.openToDirectLogin): the group's logins to it are taken for local ones.",
   severity: 'high',
   attack: ['T1098'],
-  runbook: 'Compare the new mapping with the approved one: which IAM group now reaches which MySQL account.',
+  runbook:
+    'Compare the new mapping with the approved one: which IAM group now reaches which MySQL account. An account the alert says is open to logins without IAM: lock it (ALTER USER ... ACCOUNT LOCK) or give it mysql_no_login, and review who logged in to it directly.',
   falsePositives: [
     'Planned onboarding of a new group mapping (declare it in rules.mapping.change.expected).',
   ],
@@ -27,8 +28,12 @@ export const mappingChange = defineRule({
         ts: f.event.ts,
         note: `a later statement on ${dbName} restored the earlier definition`,
       });
+      // Accounts a group is now mapped to that can be logged in to without IAM: its logins to them
+      // are taken for local ones from now on, and no opening alert named the group.
+      const open = f.mappedToOpen ?? [];
+      const openAccounts = [...new Set(open.map((o) => accountName(o.account)))];
       // A statement that only restores earlier definitions ends their alerts and raises none.
-      if (f.reverts.complete && !f.facts.proxyGrant) return out;
+      if (f.reverts.complete && !f.facts.proxyGrant && openAccounts.length === 0) return out;
       const changes = [
         ...f.mappingChanges.map((c) => `${c.op} ${accountName(c.account)}`),
         ...(f.facts.mappingTables ?? []),
@@ -43,10 +48,20 @@ export const mappingChange = defineRule({
           subject: f.event.key,
           occurrence: OCCURRENCE,
           ts: f.event.ts,
-          title: `IAM mapping changed on ${dbName}: ${changes.join(', ')}`,
+          title: `IAM mapping changed on ${dbName}: ${changes.join(', ')}${
+            openAccounts.length > 0
+              ? `; a group now maps to ${openAccounts.join(', ')}, open to logins without IAM`
+              : ''
+          }`,
           ...statementFields(f),
-          evidence: [f.event.key],
-          details: { changes, sql: statementSql(f) },
+          evidence: [f.event.key, ...new Set(open.map((o) => o.since))],
+          details: {
+            changes,
+            sql: statementSql(f),
+            ...(openAccounts.length > 0
+              ? { openToDirectLogin: openAccounts, groups: [...new Set(open.map((o) => o.groupId))] }
+              : {}),
+          },
         },
         ...out,
         ...acknowledgement(
@@ -90,6 +105,48 @@ export const mappingChange = defineRule({
         },
       },
     },
+    {
+      name: 'a restore that maps a group back to an account opened meanwhile is raised, and says so',
+      events: () => [
+        alterGroupMapping(at(1), { [GROUPS.dba]: 'dba_proxy' }),
+        byAdmin(at(2), 'alter_user', "ALTER USER 'dev_proxy'@'%' IDENTIFIED BY <secret> ACCOUNT UNLOCK"),
+        alterGroupMapping(at(3), configuredGroupMapping()),
+      ],
+      expect: {
+        alerts: 2,
+        severity: 'high',
+        match: { details: { changes: ["alter ''@%"] } },
+        resolutions: 1,
+        resolution: { time: '2026-11-02T09:03:00.000Z', reason: 'reverted' },
+      },
+    },
+    // A group mapped to an account created unlocked, or locked.
+    ...(
+      [
+        [
+          'a group mapped to an account open to logins without IAM: the alert says so',
+          '',
+          {
+            mysqlAccount: 'admin@%',
+            title:
+              "IAM mapping changed on prod-orders: alter ''@%; a group now maps to reports@%, open to logins without IAM",
+            details: { changes: ["alter ''@%"], openToDirectLogin: ['reports@%'], groups: [GROUPS.dev] },
+          },
+        ],
+        [
+          'a group mapped to a locked account: the alert names no opening',
+          ' ACCOUNT LOCK',
+          { title: "IAM mapping changed on prod-orders: alter ''@%", details: { changes: ["alter ''@%"] } },
+        ],
+      ] as const
+    ).map(([name, lock, match]) => ({
+      name,
+      events: () => [
+        byAdmin(at(1), 'create_user', `CREATE USER 'reports'@'%' IDENTIFIED BY <secret>${lock}`),
+        alterGroupMapping(at(2), { [GROUPS.dev]: 'reports' }),
+      ],
+      expect: { alerts: 1, severity: 'high' as const, match },
+    })),
     {
       name: 'a second, different change resolves nothing',
       events: () => [
@@ -293,16 +350,15 @@ export const mappingChange = defineRule({
   ],
 });
 
+/** A statement an admin runs at `ts` on connection 3. */
+function byAdmin(ts: number, sqlCommand: string, sql: string) {
+  return db.query({ at: ts, conn: 3, account: 'admin', sqlCommand, sql });
+}
+
 /** An admin sets the group mapping of the standard fleet's anonymous account. */
 function alterGroupMapping(ts: number, groups: Record<string, string> | string) {
   const text = typeof groups === 'string' ? groups : JSON.stringify({ tenancy: 't', group_mapping: groups });
-  return db.query({
-    at: ts,
-    conn: 3,
-    account: 'admin',
-    sqlCommand: 'alter_user',
-    sql: `ALTER USER ''@'%' IDENTIFIED WITH 'authentication_oci' AS '${text}'`,
-  });
+  return byAdmin(ts, 'alter_user', `ALTER USER ''@'%' IDENTIFIED WITH 'authentication_oci' AS '${text}'`);
 }
 
 /** The standard fleet's group mapping, exactly as configured. */

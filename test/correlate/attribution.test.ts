@@ -446,6 +446,57 @@ describe('a login straight to a proxied account, the server naming no proxy acco
     );
     expect([1, 10].map((conn) => attributionOf(sessions, conn))).toEqual([LOCAL, LOCAL]);
   });
+
+  it('a mapping change that maps a group to an account a snapshot saw unlocked says so, naming the snapshot', async () => {
+    const { alerts } = await runWithSnapshots(
+      [accountSnapshot('s1', at(-60), { extra: [localAccount('ops_proxy', false)] })],
+      [[byAdmin(2, 'alter_user', mapDevTo('ops_proxy'))]],
+    );
+    const changed = alerts.filter((a) => a.rule === 'mapping.change');
+    expect(
+      changed.map((a) => [a.severity, a.title, a.details?.openToDirectLogin, a.details?.groups]),
+    ).toEqual([
+      [
+        'high',
+        "IAM mapping changed on prod-orders: alter ''@%; a group now maps to ops_proxy@%, open to logins without IAM",
+        ['ops_proxy@%'],
+        [GROUPS.dev],
+      ],
+    ]);
+    expect(changed[0]?.evidence).toContain('snapshot:s1');
+  });
+
+  it('a mapping change observed by sync that maps a group to an account open then says so too', async () => {
+    const ops = localAccount('ops_proxy', false);
+    const anonymous = {
+      ...localAccount('', false),
+      plugin: 'authentication_oci',
+      authenticationString: JSON.stringify({ tenancy: 't', group_mapping: { [GROUPS.dev]: 'ops_proxy' } }),
+    };
+    const { alerts } = await runWithSnapshots(
+      [
+        accountSnapshot('s1', at(-60), { extra: [ops] }),
+        accountSnapshot('s2', at(20), { extra: [ops, anonymous] }),
+      ],
+      [[db.connect({ at: at(30), conn: 30, account: 'ops_proxy', user: 'bob' })]],
+    );
+    const changed = alerts.filter((a) => a.rule === 'mapping.change');
+    expect(changed.map((a) => [a.details?.openToDirectLogin, a.details?.groups])).toEqual([
+      [['ops_proxy@%'], [GROUPS.dev]],
+    ]);
+    expect(changed[0]?.evidence).toContain('snapshot:s1');
+  });
+
+  it('a mapping change whose new group entries name only locked accounts says nothing of an opening', async () => {
+    const { alerts } = await runWithSnapshots(
+      [accountSnapshot('s1', at(-60), { extra: [localAccount('ops_proxy', true)] })],
+      [[byAdmin(2, 'alter_user', mapDevTo('ops_proxy'))]],
+    );
+    const changed = alerts.filter((a) => a.rule === 'mapping.change');
+    expect(changed.map((a) => [a.title, a.details?.openToDirectLogin, a.evidence.length])).toEqual([
+      ["IAM mapping changed on prod-orders: alter ''@%", undefined, 1],
+    ]);
+  });
 });
 
 describe('identity-domain users', () => {
