@@ -1,7 +1,9 @@
 // `doctor`: a readiness checklist of every DB system instance the collector reads. docs/collector.md.
 import { loadConfigFile } from '../../shared/config/load-config.js';
+import type { Mappings } from '../../shared/correlate/mappings.js';
 import { AuditError } from '../../shared/errors.js';
-import { diagnoseFleet, type InstanceDiagnosis } from '../../shared/sources/doctor.js';
+import { AuditFacts } from '../../shared/report/audit-facts.js';
+import { diagnoseFleet, type InstanceDiagnosis, proxiedAccountsCheck } from '../../shared/sources/doctor.js';
 import {
   checkPasswordVariables,
   instanceTargets,
@@ -19,11 +21,14 @@ the last sync discovered; not of a DB system set collect: false) can be audited:
 server version, audit log installed and writing JSON, an audit filter that logs connections and
 statements for every account, audit_log_read() permitted to the collector user, the read buffer,
 the authentication_oci plugin and the accounts that use it, and with collector.auth: iam which IAM
-principal logged in. Each failure comes with its fix.
+principal logged in. Each failure comes with its fix. With --state it also warns of the proxied
+accounts (those a group mapping resolves to) that the state holds open to logins without IAM now:
+unlocked, with a plugin other than authentication_oci or mysql_no_login.
 
 Options:
   --config FILE       pipeline configuration (YAML or JSON)               (required)
-  --state FILE|URL    also check the DB systems and endpoints the state's last sync discovered
+  --state FILE|URL    also check the DB systems and endpoints the state's last sync discovered,
+                      and the proxied accounts the state holds open to logins without IAM
   --db-system ID      check only this DB system (id or name); repeatable  (default: all)
   --json              print the checks as JSON instead of a checklist
   -h, --help          this help
@@ -63,10 +68,15 @@ export async function runDoctor(argv: string[], io: CliIo, deps: CliDeps = {}): 
   const warn = warnOnce(io, 'doctor');
   const loaded = (await loadConfigFile(values.config)).config;
   let config = loaded;
+  let open: ReturnType<Mappings['openProxiedAccounts']> | undefined;
   if (values.state !== undefined) {
     const store = await openStateToRead(values.state, 'doctor', env, warn);
     try {
       config = await withDiscoveredFleet(loaded, store);
+      // Every statement and snapshot the state applied: what holds now.
+      open = new AuditFacts(await store.loadEntities()).mappings.openProxiedAccounts(
+        Number.POSITIVE_INFINITY,
+      );
     } finally {
       await store.close();
     }
@@ -80,6 +90,8 @@ export async function runDoctor(argv: string[], io: CliIo, deps: CliDeps = {}): 
     instanceConnector(env, warn),
     values.state === undefined ? 'the configuration' : 'the configuration or the last sync',
   );
+  if (open)
+    for (const r of results) r.checks.push(proxiedAccountsCheck(open.filter((o) => o.db === r.dbSystem.id)));
   io.stdout.write(values.json ? `${JSON.stringify(results, null, 2)}\n` : checklist(results));
   return results.every((r) => r.ready) ? 0 : EXIT_PARTIAL;
 }

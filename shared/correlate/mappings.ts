@@ -337,6 +337,22 @@ export class Mappings {
     return out;
   }
 
+  /**
+   * The proxied accounts (those a group mapping resolves to, `groupsMappedTo`) open to logins
+   * without IAM at `ts` (`directLoginAt`), on every DB system, each with since when.
+   */
+  openProxiedAccounts(ts: number): { db: string; account: AccountRef; since: DirectLogin }[] {
+    const out: { db: string; account: AccountRef; since: DirectLogin }[] = [];
+    for (const row of this.cache.values<AccountRow>(ACCOUNT)) {
+      const since = this.directLoginAt(row.db, row, ts);
+      if (since && this.groupsMappedTo(row.db, row, ts).length > 0)
+        out.push({ db: row.db, account: { user: row.user, host: row.host }, since });
+    }
+    return out.sort((a, b) =>
+      a.db === b.db ? rowKey(a.db, a.account).localeCompare(rowKey(b.db, b.account)) : a.db < b.db ? -1 : 1,
+    );
+  }
+
   /** Every account row of every DB system, with its versions, for reports. */
   rows(): AccountRow[] {
     return [...this.cache.values<AccountRow>(ACCOUNT)];

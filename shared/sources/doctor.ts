@@ -1,10 +1,13 @@
 // Fleet readiness: for every DB system instance, can the collector audit it? Each check passes,
 // warns or fails with the fix. What the checks read is listed in docs/collector.md ("doctor").
 import type { Config, DbSystemConfig } from '../../schemas/config.js';
+import { accountName, type DirectLogin } from '../correlate/mappings.js';
+import type { AccountRef } from '../correlate/sql-facts.js';
 import { AuditError } from '../errors.js';
 import { inGroups } from '../in-groups.js';
 import { allowListed } from '../rules/access-local-account.js';
 import { grantsFix, readAccounts } from '../sync/read-accounts.js';
+import { BEGINNING_OF_TIME, toIso } from '../time.js';
 import { auditFlavorOf } from './audit-log-reader.js';
 import { describePrincipal, type IamPrincipal, TOKEN_REFRESH_MARGIN_MS } from './iam-login.js';
 import { type InstanceTarget, instanceError, type SqlSession } from './mysql-connection.js';
@@ -396,6 +399,28 @@ function parseJson(value: unknown): unknown {
   } catch {
     return undefined;
   }
+}
+
+/** A proxied account the state holds open to logins without IAM, and the statement or snapshot since which it is. */
+export type OpenProxied = { account: AccountRef; since: DirectLogin };
+
+/**
+ * The check of what the state says of a DB system's proxied accounts (group mapping targets): a
+ * warning naming those open to logins without IAM now, whose logins by password bypass IAM.
+ */
+export function proxiedAccountsCheck(open: readonly OpenProxied[]): Check {
+  const name = 'proxied accounts';
+  if (open.length === 0)
+    return { name, status: 'pass', detail: 'none is open to logins without IAM, as the state holds them' };
+  const since = ({ ts, key }: DirectLogin) => (ts === BEGINNING_OF_TIME ? key : `${toIso(ts)}, ${key}`);
+  return {
+    name,
+    status: 'warn',
+    detail: `open to logins without IAM, as the state holds them: ${open
+      .map((o) => `${accountName(o.account)} (since ${since(o.since)})`)
+      .join('; ')}; their logins that name no proxy account are local-account sessions`,
+    fix: "lock each (ALTER USER '<user>'@'<host>' ACCOUNT LOCK) or give it mysql_no_login, then review its sessions since",
+  };
 }
 
 /** Instances diagnosed at once. */
