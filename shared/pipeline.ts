@@ -605,17 +605,19 @@ export class Pipeline {
   }
 
   /**
-   * Sends each sink the records it has not received that the store gives this instance (claimed):
-   * on opening, all of them (`undelivered`); later, those whose claim ended since the last look
-   * (`lapsed`), and nothing on a store no other instance uses. Those this pipeline gave the sink
-   * already, which it holds still, and those whose own delivery is under way are left out.
+   * Sends each sink the records it has not received that the store gives this instance (claimed),
+   * among those whose claim ended since the last look (`lapsed`: on opening, the last look the
+   * store made or any instance stored for the sink, and the claims it may take before they end;
+   * every record for a sink none looked for), and nothing later on a store no other instance uses.
+   * Those this pipeline gave the sink already, which it holds still, and those whose own delivery
+   * is under way are left out.
    */
   private async deliverBacklog(final: boolean, opening = false): Promise<void> {
     if (this.sinks.length === 0 || (!opening && this.store.isolated === true)) return;
-    const names = this.sinks.map((s) => s.name);
-    let found = new Map<string, Alert[]>();
-    if (!opening) found = await this.store.lapsed(names);
-    else for (const name of names) found.set(name, await this.store.undelivered(name));
+    const found = await this.store.lapsed(
+      this.sinks.map((s) => s.name),
+      { opening },
+    );
     for (const sink of this.sinks) {
       const held = this.handed.get(sink.name);
       const fresh = (found.get(sink.name) ?? []).filter((a) => {

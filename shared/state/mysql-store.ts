@@ -85,6 +85,7 @@ import {
   GIVEN_UP,
   type LockHolder,
   type LockScopeOptions,
+  lookWindow,
   lostClaims,
   mergeAlert,
   type NewClaim,
@@ -193,6 +194,12 @@ const MIGRATIONS: MigrationStep[][] = [
     ]),
     // The claims that ended since a pipeline's last look (StateStore.lapsed), found by their end.
     addKeyOnce('alerts', 'alerts_claimed', '(claimed_until)'),
+  ],
+  // Per sink, the claims' time up to which a look took what it could (StateStore.lapsed): a
+  // pipeline that opens looks from there. None for a sink yet: its first look reads every record.
+  [
+    `CREATE TABLE IF NOT EXISTS delivery_looks (sink VARBINARY(255) NOT NULL, looked_until BIGINT NOT NULL,
+       PRIMARY KEY (sink)) ${TABLE}`,
   ],
 ];
 
@@ -1019,17 +1026,19 @@ export class MySqlStore implements StateStore {
           [part],
         )),
       );
-    this.looked.set(sink, now);
-    return this.loadUndelivered(sink, await this.claim(rows, now));
+    const taken = await this.claim(rows, now);
+    await this.storeLooks([sink], now);
+    return this.loadUndelivered(sink, taken);
   }
 
-  async lapsed(sinks: readonly string[]): Promise<Map<string, Alert[]>> {
+  async lapsed(sinks: readonly string[], { opening = false } = {}): Promise<Map<string, Alert[]>> {
     const out = new Map<string, Alert[]>();
     const wanted = new Map<string, ClaimRow[]>();
+    const stored = await this.storedLooks(sinks.filter((s) => !this.looked.has(s)));
     const now = this.claims.now();
     for (const sink of sinks) {
-      const from = this.looked.get(sink);
-      if (from === undefined) {
+      const window = lookWindow(this.looked.get(sink), stored.get(sink), now, opening);
+      if (window === undefined) {
         out.set(sink, await this.undelivered(sink));
         continue;
       }
@@ -1040,18 +1049,18 @@ export class MySqlStore implements StateStore {
           'load',
           `SELECT id, claimant, claimed_until FROM alerts a
              WHERE (claimed_until = ? OR (claimed_until > ? AND claimed_until <= ?)) AND ${NOT_DELIVERED}`,
-          [GIVEN_UP, from, now, storedKey(sink)],
+          [GIVEN_UP, window.from, window.to, storedKey(sink)],
         ),
       );
-      this.looked.set(sink, now);
     }
     if (wanted.size === 0) return out;
     await this.transaction('delivery claim', (conn) =>
-      run(conn, clearReceivedGivenUpSql(sinks.length, 'a'), [GIVEN_UP, ...sinks.map(storedKey)]),
+      run(conn, clearReceivedGivenUpSql(sinks.length, 'a'), [now, GIVEN_UP, ...sinks.map(storedKey)]),
     );
     const rows = new Map<string, ClaimRow>();
     for (const list of wanted.values()) for (const r of list) rows.set(r.id.toString('hex'), r);
     const taken = new Set((await this.claim([...rows.values()], now)).map((id) => id.toString('hex')));
+    await this.storeLooks([...wanted.keys()], now);
     for (const [sink, list] of wanted)
       out.set(
         sink,
@@ -1061,6 +1070,40 @@ export class MySqlStore implements StateStore {
         ),
       );
     return out;
+  }
+
+  /** The time of the last look stored for each of `sinks` that has one (see `lapsed`). */
+  private async storedLooks(sinks: readonly string[]): Promise<Map<string, number>> {
+    const out = new Map<string, number>();
+    if (sinks.length === 0) return out;
+    const asked = new Map(sinks.map((s) => [lookupForm(storedKey(s)), s]));
+    const rows = await this.read<{ sink: Buffer; looked_until: number | string }>(
+      'load',
+      'SELECT sink, looked_until FROM delivery_looks WHERE sink IN (?)',
+      [sinks.map(storedKey)],
+    );
+    for (const r of rows) {
+      const sink = asked.get(lookupFormOfColumn(r.sink));
+      if (sink !== undefined) out.set(sink, Number(r.looked_until));
+    }
+    return out;
+  }
+
+  /** Notes, here and in the store, that a look for `sinks` took what it could up to `now`. */
+  private async storeLooks(sinks: readonly string[], now: number): Promise<void> {
+    const rows = sinks
+      .map(storedKey)
+      .sort(compareKeys)
+      .map((k) => [k, now]);
+    await this.transaction('delivery claim', (conn) =>
+      insertRows(
+        conn,
+        'INSERT INTO delivery_looks (sink, looked_until)',
+        rows,
+        'ON DUPLICATE KEY UPDATE looked_until = GREATEST(looked_until, VALUES(looked_until))',
+      ),
+    );
+    for (const sink of sinks) this.looked.set(sink, now);
   }
 
   /** Claims for this instance those of `rows` it may take, locking and checking them again; returns their ids. */

@@ -80,6 +80,8 @@ import {
   GIVEN_UP,
   type LockHolder,
   type LockScopeOptions,
+  type LookWindow,
+  lookWindow,
   mergeAlert,
   newClaim,
   RenewalClock,
@@ -193,6 +195,9 @@ const MIGRATIONS: (string | ((db: Database.Database) => void))[] = [
   `ALTER TABLE alerts ADD COLUMN claimant TEXT;
    ALTER TABLE alerts ADD COLUMN claimed_until INTEGER;
    CREATE INDEX alerts_claimed ON alerts (claimed_until);`,
+  // Per sink, the claims' time up to which a look took what it could (StateStore.lapsed): a
+  // pipeline that opens looks from there. None for a sink yet: its first look reads every record.
+  'CREATE TABLE delivery_looks (sink TEXT PRIMARY KEY, looked_until INTEGER NOT NULL) WITHOUT ROWID;',
 ];
 
 /** The `later`-th migration's typed session columns, and the view that shows them. */
@@ -547,36 +552,41 @@ export class SqliteStore implements StateStore {
           )
           .all(...part),
       );
-    this.looked.set(sink, now);
-    return this.loadUndelivered(sink, this.claim(rows, now));
+    const taken = this.claim(rows, now);
+    this.storeLooks([sink], now);
+    return this.loadUndelivered(sink, taken);
   }
 
-  async lapsed(sinks: readonly string[]): Promise<Map<string, Alert[]>> {
+  async lapsed(sinks: readonly string[], { opening = false } = {}): Promise<Map<string, Alert[]>> {
     const out = new Map<string, Alert[]>();
-    const since = new Map<string, number>();
-    for (const sink of sinks) {
-      const looked = this.looked.get(sink);
-      if (looked === undefined) out.set(sink, await this.undelivered(sink));
-      else since.set(sink, looked);
-    }
-    if (since.size === 0) return out;
+    const windows = new Map<string, LookWindow>();
     await this.settled();
+    const stored = this.storedLooks(sinks.filter((s) => !this.looked.has(s)));
     const now = this.claims.now();
+    for (const sink of sinks) {
+      const window = lookWindow(this.looked.get(sink), stored.get(sink), now, opening);
+      if (window === undefined) out.set(sink, await this.undelivered(sink));
+      else windows.set(sink, window);
+    }
+    if (windows.size === 0) return out;
     const rows = this.db
       .prepare<[number, number, number], ClaimRow>(
         `SELECT id, claimant, claimed_until FROM alerts
            WHERE claimed_until = ? OR (claimed_until > ? AND claimed_until <= ?)`,
       )
-      .all(GIVEN_UP, Math.min(...since.values()), now);
+      .all(
+        GIVEN_UP,
+        Math.min(...[...windows.values()].map((w) => w.from)),
+        Math.max(...[...windows.values()].map((w) => w.to)),
+      );
     // By sink, the records it has not received among those whose claim ended since its last look.
     const wanted = new Map<string, Set<string>>();
-    for (const [sink, from] of since) {
+    for (const [sink, { from, to }] of windows) {
       const ended = rows
-        .filter((r) => r.claimed_until === GIVEN_UP || r.claimed_until! > from)
+        .filter((r) => r.claimed_until === GIVEN_UP || (r.claimed_until! > from && r.claimed_until! <= to))
         .map((r) => r.id);
       const received = await this.delivered(sink, ended);
       wanted.set(sink, new Set(ended.filter((id) => !received.has(id))));
-      this.looked.set(sink, now);
     }
     const taken = new Set(
       this.claim(
@@ -584,6 +594,7 @@ export class SqliteStore implements StateStore {
         now,
       ),
     );
+    this.storeLooks([...windows.keys()], now);
     for (const [sink, ids] of wanted)
       out.set(
         sink,
@@ -593,8 +604,33 @@ export class SqliteStore implements StateStore {
         ),
       );
     if (rows.some((r) => r.claimed_until === GIVEN_UP))
-      this.db.prepare(clearReceivedGivenUpSql(sinks.length)).run(GIVEN_UP, ...sinks);
+      this.db.prepare(clearReceivedGivenUpSql(sinks.length)).run(now, GIVEN_UP, ...sinks);
     return out;
+  }
+
+  /** The time of the last look stored for each of `sinks` that has one (see `lapsed`). */
+  private storedLooks(sinks: readonly string[]): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const part of chunks(sinks, CHUNK))
+      for (const r of this.db
+        .prepare<string[], { sink: string; looked_until: number }>(
+          `SELECT sink, looked_until FROM delivery_looks WHERE sink IN (${part.map(() => '?').join(',')})`,
+        )
+        .all(...part))
+        out.set(r.sink, r.looked_until);
+    return out;
+  }
+
+  /** Notes, here and in the store, that a look for `sinks` took what it could up to `now`. */
+  private storeLooks(sinks: readonly string[], now: number): void {
+    const write = this.db.prepare(
+      `INSERT INTO delivery_looks (sink, looked_until) VALUES (?, ?)
+         ON CONFLICT (sink) DO UPDATE SET looked_until = MAX(looked_until, excluded.looked_until)`,
+    );
+    this.db.transaction(() => {
+      for (const sink of sinks) write.run(sink, now);
+    })();
+    for (const sink of sinks) this.looked.set(sink, now);
   }
 
   /**

@@ -142,18 +142,49 @@ export const CLAIM_RENEW_MS = CLAIM_LEASE_MS / 3;
 export const GIVEN_UP = 0;
 
 /**
- * Clears the mark of given-up records every one of `sinks` received (a send that failed part-way
- * gives up what the output had taken too): no one takes those again, and each look at the claims
- * that ended would read them for ever. Unclaimed, they are read by the full look at open only,
- * which an instance with another output makes. One parameter: GIVEN_UP, then each sink's stored
- * name; `alias` is the alerts table's name in the statement.
+ * How far before the time a look stored for a sink (`lapsed`) the first look of a pipeline that
+ * opens starts: claims are timed by the clock of each instance, the look's time by the one that
+ * looked, and a given-up record's mark is cleared at the time of the look that clears it (taken
+ * before it reads). The lease: the difference the claims themselves allow between two instances'
+ * clocks (a claim's end, set by one, is read by another's), more than any look takes. A look
+ * storing its time reads at most the claims that ended within the last two leases again.
+ */
+export const LOOK_MARGIN_MS = CLAIM_LEASE_MS;
+
+/** The claims' ends a look for a sink reads, besides given-up claims (`lapsed`). */
+export type LookWindow = { from: number; to: number };
+
+/**
+ * The window of a look at `now` for a sink: after this store's last look for it (`own`), else after
+ * the last look stored for it (`stored`, by any store) less the margin; undefined when there is
+ * neither: the full look. A pipeline that opens (`opening`) reads up to the end of a claim made now
+ * too, so that the claims it may take before they end (its own, a dead process's) are taken as
+ * the full look took them; a sweep, only the claims that ended.
+ */
+export function lookWindow(
+  own: number | undefined,
+  stored: number | undefined,
+  now: number,
+  opening: boolean,
+): LookWindow | undefined {
+  const from = own ?? (stored === undefined ? undefined : stored - LOOK_MARGIN_MS);
+  return from === undefined ? undefined : { from, to: opening ? now + CLAIM_LEASE_MS : now };
+}
+
+/**
+ * Ends, at `now` (the look's time, by its clock: first parameter), the claim of given-up records
+ * every one of `sinks` received (a send that failed part-way gives up what the output had taken
+ * too): no one takes those again, and each look at the claims that ended would read them for ever.
+ * Ended at the look's time, they are read once more by each look that started before it, and found
+ * by the look of a pipeline that opens with another output (`lapsed`). Then GIVEN_UP, then each
+ * sink's stored name; `alias` is the alerts table's name in the statement.
  */
 export function clearReceivedGivenUpSql(sinks: number, alias = 'alerts'): string {
   const received = Array.from(
     { length: sinks },
     () => `EXISTS (SELECT 1 FROM deliveries d WHERE d.alert_id = ${alias}.id AND d.sink = ?)`,
   );
-  return `UPDATE alerts${alias === 'alerts' ? '' : ` ${alias}`} SET claimed_until = NULL WHERE claimed_until = ? AND ${received.join(' AND ')}`;
+  return `UPDATE alerts${alias === 'alerts' ? '' : ` ${alias}`} SET claimed_until = ? WHERE claimed_until = ? AND ${received.join(' AND ')}`;
 }
 
 /** Who claims deliveries through a store, and by which clock (see `StateStore.undelivered`). */
@@ -311,17 +342,23 @@ export interface StateStore {
    * (`releaseClaims`), or is this instance's own, is returned and claimed again for this instance,
    * atomically: of instances asking at once, one gets it.
    *
-   * This reads every stored record (a pipeline does it when it opens): `lapsed` is the look of a
-   * pipeline kept open.
+   * This reads every stored record: `lapsed` is the look of a pipeline, at open too. It stores the
+   * time of the look for `sink` (as `lapsed` does).
    */
   undelivered(sink: string): Promise<Alert[]>;
   /**
    * What `undelivered` gives each of `sinks`, among the records whose claim ended (ran out, or was
-   * given up) since the last look this store made for that sink (`undelivered` or `lapsed`), found
-   * by the claims' end (an index), not by reading every record: a pipeline kept open looks so at
-   * each sweep. A sink this store never looked for gets what `undelivered` gives it.
+   * given up) since a look, found by the claims' end (an index), not by reading every record: a
+   * pipeline looks so when it opens and at each sweep. The look starts from the last look this
+   * store made for that sink; for a sink it never looked for, from the time the last look of any
+   * store stored for it, less LOOK_MARGIN_MS (`lookWindow`). Where no look was ever stored for a
+   * sink (a new output, a store from before they were stored), it reads every record
+   * (`undelivered`), once. `opening`: the look of a pipeline that opens, which takes the claims it
+   * may take before they end too (its own, a dead process's), as `undelivered` does. Each look
+   * stores its time for each sink (kept if a later one is stored), once the records it took are
+   * claimed: a look that fails before that is made again from the time stored before.
    */
-  lapsed(sinks: readonly string[]): Promise<Map<string, Alert[]>>;
+  lapsed(sinks: readonly string[], opts?: { opening?: boolean }): Promise<Map<string, Alert[]>>;
   /**
    * Renews this instance's claims on these records (a send under way); returns the keys whose claim
    * is no longer this instance's (another instance took the record over) or whose record is gone.

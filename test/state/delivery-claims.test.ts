@@ -228,10 +228,11 @@ function claims(adapter: Adapter) {
     await writer.close();
     const mysql = adapter.name === 'MySqlStore';
     const versions = await backing().schemaVersions();
-    // The last version: the claim columns and their index.
-    const previous = versions.length - 1;
+    // The last version but one: the claim columns and their index; the last: the looks stored.
+    const previous = versions.length - 2;
     await backing().sql(
       [
+        'DROP TABLE delivery_looks',
         mysql ? 'ALTER TABLE alerts DROP KEY alerts_claimed' : 'DROP INDEX alerts_claimed',
         'ALTER TABLE alerts DROP COLUMN claimant',
         'ALTER TABLE alerts DROP COLUMN claimed_until',
@@ -244,6 +245,31 @@ function claims(adapter: Adapter) {
     expect(await backing().schemaVersions()).toEqual(versions);
     expect((await b.undelivered(SINK)).map((x) => x.id)).toEqual(['a2', 'a3']);
     expect(await (await instance('container-c')).undelivered(SINK)).toEqual([]);
+  });
+
+  it('upgrades a store written before the looks were stored: the first look for each output reads every record', async () => {
+    const writer = await instance('container-a');
+    const t = new Date(at(1)).toISOString();
+    await writer.commit(batch({ alerts: [alert('left', t), alert('sent', t)] }));
+    await writer.markDelivered(SINK, ['sent']);
+    await writer.close();
+    const versions = await backing().schemaVersions();
+    await backing().sql(
+      [
+        'DROP TABLE delivery_looks',
+        adapter.name === 'MySqlStore'
+          ? `DELETE FROM schema_version WHERE version > ${versions.length - 1}`
+          : `PRAGMA user_version = ${versions.length - 1}`,
+      ].join(';\n'),
+    );
+    // Its claim ended long ago: the time any look was stored (none yet) would be too late for it.
+    now += 3 * CLAIM_LEASE_MS;
+    const b = await firstLook('container-b');
+    expect(await backing().schemaVersions()).toEqual(versions);
+    expect([b.full, b.ids()]).toEqual([[SINK], ['left']]);
+    expect(await backing().sql('SELECT looked_until FROM delivery_looks')).toEqual([{ looked_until: now }]);
+    const c = await firstLook('container-c');
+    expect([c.full, c.ids()]).toEqual([[], []]);
   });
 
   it('an instance still sending when its lease runs out (a long backlog, retries) is not overtaken by one that opens', async () => {
@@ -308,26 +334,126 @@ function claims(adapter: Adapter) {
   it('a pipeline kept open does not scan the whole backlog for every sink at every sweep', async () => {
     // undelivered() reads every stored alert (NOT EXISTS per row: about 0.8 s a sink on SQLite,
     // 6 s on MariaDB, with 1M alerts); a sweep runs every minute, a consumer's on every partition.
-    let scans = 0;
-    let looks = 0;
-    const counted = observed(
-      observed(await instance('container-a'), 'undelivered', () => scans++),
-      'lapsed',
-      () => looks++,
-    );
+    const store = await instance('container-a');
+    const scans = vi.spyOn(store, 'undelivered');
+    const looks = vi.spyOn(store, 'lapsed');
     const { config, rules } = testConfig();
-    const sinks = ['jsonl', 'oci-stream', 'oci-notifications'].map((n) => new RecordingSink(n));
-    const pipeline = await Pipeline.open({ config, rules, store: counted, sinks });
-    const atOpen = scans;
-    expect(atOpen).toBe(sinks.length);
+    const names = ['jsonl', 'oci-stream', 'oci-notifications'];
+    const pipeline = await Pipeline.open({
+      config,
+      rules,
+      store,
+      sinks: names.map((n) => new RecordingSink(n)),
+    });
+    // Opening: one look for every sink, which reads every record for a sink none looked for before.
+    expect(looks).toHaveBeenCalledTimes(1);
+    expect(scans.mock.calls).toEqual(names.map((n) => [n]));
     // Ten sweeps: each looks once, for every sink at once, at the claims that ended since the last
     // look (by their end, an index), never at the whole backlog again.
     for (let i = 1; i <= 10; i++) {
       now += 100;
       await pipeline.advance(at(i));
     }
-    expect(scans).toBe(atOpen);
-    expect(looks).toBe(10);
+    expect(scans).toHaveBeenCalledTimes(names.length);
+    expect(looks).toHaveBeenCalledTimes(11);
+    // Another pipeline that opens (a function's next invocation) looks from the time stored.
+    const next = await instance('container-b');
+    const again = vi.spyOn(next, 'undelivered');
+    await Pipeline.open({ config, rules, store: next, sinks: names.map((n) => new RecordingSink(n)) });
+    expect(again).not.toHaveBeenCalled();
+  });
+
+  /**
+   * The look of a pipeline that opens on a new instance `name` (`lapsed`, its first): what it gives
+   * each sink, and the sinks for which it read every record (`undelivered`).
+   */
+  async function firstLook(name: string, sinks: string[] = [SINK], store?: StateStore) {
+    const opening = store ?? (await instance(name));
+    const full = vi.spyOn(opening, 'undelivered');
+    const found = await opening.lapsed(sinks, { opening: true });
+    return {
+      ids: (sink = SINK) => (found.get(sink) ?? []).map((a) => a.id),
+      full: full.mock.calls.map((c) => c[0]),
+    };
+  }
+
+  it('a pipeline that opens looks from the last look stored for each output; one for an output none looked for (new, renamed) reads every record, once', async () => {
+    const a = await instance('container-a');
+    const t = new Date(at(1)).toISOString();
+    await a.commit(batch({ alerts: [alert('r1', t), alert('r2', t)] }));
+    await a.markDelivered(SINK, ['r1', 'r2']);
+    expect(await firstLook('container-b')).toMatchObject({ full: [SINK] });
+    // An output added (or renamed) since: its first look reads every record; the other's does not.
+    const c = await firstLook('container-c', [SINK, 'added']);
+    expect(c.full).toEqual(['added']);
+    // The records are still container-a's (its lease runs): no one takes them yet.
+    expect([c.ids(SINK), c.ids('added')]).toEqual([[], []]);
+    // Once its claims ended, an instance with the output container-a lacks sends them there.
+    now += CLAIM_LEASE_MS;
+    const d = await firstLook('container-d', [SINK, 'added']);
+    expect(d).toMatchObject({ full: [] });
+    expect([d.ids(SINK), d.ids('added')]).toEqual([[], ['r1', 'r2']]);
+    expect(await firstLook('container-e', [SINK, 'added'])).toMatchObject({ full: [] });
+  });
+
+  it('the look from the time stored finds what an instance left (died, gave up), and what an instance reopened holds itself', async () => {
+    expect((await firstLook('container-b')).full).toEqual([SINK]);
+    const a = await instance('container-a');
+    const t = new Date(at(1)).toISOString();
+    await a.commit(batch({ alerts: [alert('left', t), alert('given', t), alert('sent', t)] }));
+    await a.markDelivered(SINK, ['sent']);
+    await a.releaseClaims(['given']);
+    const c = await firstLook('container-c');
+    expect([c.full, c.ids()]).toEqual([[], ['given']]);
+    // A pipeline re-opened on the same scope in the same process (the same claimant) takes back
+    // what it holds, as the look at every record did: its claim has not ended.
+    now += CLAIM_LEASE_MS / 2;
+    const again = await firstLook('container-a');
+    expect([again.full, again.ids()]).toEqual([[], ['left']]);
+    // Long after, the claims of both ended (neither sent): the next to open sends them, once.
+    now += 3 * CLAIM_LEASE_MS;
+    const d = await firstLook('container-d');
+    expect([d.full, d.ids()]).toEqual([[], ['given', 'left']]);
+    const e = await firstLook('container-e');
+    expect([e.full, e.ids()]).toEqual([[], []]);
+  });
+
+  it('a given-up record every output of an instance received is found by the next to open with another output, whose clock may be ahead', async () => {
+    expect((await firstLook('container-b', [SINK, 'pager'])).full).toEqual([SINK, 'pager']);
+    const a = await instance('container-a');
+    const t = new Date(at(1)).toISOString();
+    await a.commit(batch({ alerts: [alert('r', t)] }));
+    // Its pager failed after the first output took the record: it gives the record up.
+    await a.markDelivered(SINK, ['r']);
+    await a.releaseClaims(['r']);
+    // An instance with the first output only, its clock 5 minutes behind, clears the mark at its
+    // look (by its clock): the record's claim ended then.
+    const behind = await backing().open('container-x', { claimant: 'container-x', now: () => now - 300_000 });
+    expect((await behind.lapsed([SINK])).get(SINK)).toEqual([]);
+    const c = await firstLook('container-c', [SINK, 'pager']);
+    expect([c.full, c.ids(SINK), c.ids('pager')]).toEqual([[], [], ['r']]);
+    expect((await firstLook('container-d', [SINK, 'pager'])).ids('pager')).toEqual([]);
+  });
+
+  it('two instances opening at once take each record once; a look that failed before taking what it found is made again', async () => {
+    expect((await firstLook('container-b')).full).toEqual([SINK]);
+    const a = await instance('container-a');
+    const t = new Date(at(1)).toISOString();
+    await a.commit(batch({ alerts: [alert('r1', t), alert('r2', t)] }));
+    now += CLAIM_LEASE_MS;
+    const [c, d] = await Promise.all([firstLook('container-c'), firstLook('container-d')]);
+    expect([...c.full, ...d.full]).toEqual([]);
+    expect([...c.ids(), ...d.ids()].sort()).toEqual(['r1', 'r2']);
+    // Both left them undelivered (died). Long after, a look fails before it claims what it found:
+    // the time it looked is not stored, and the next look starts from the last one stored.
+    now += 3 * CLAIM_LEASE_MS;
+    const failing = await instance('container-e');
+    vi.spyOn(failing as unknown as { claim: () => never }, 'claim').mockImplementation(() => {
+      throw new AuditError('STORE_FAILED', 'state store connection lost');
+    });
+    await expect(failing.lapsed([SINK])).rejects.toMatchObject({ code: 'STORE_FAILED' });
+    const f = await firstLook('container-f');
+    expect([f.full, f.ids()]).toEqual([[], ['r1', 'r2']]);
   });
 
   it('a renewal of some of its claims (a digest checking what is due) does not hold off the renewal of the others at the next commit', async () => {

@@ -509,12 +509,16 @@ function upgrade(adapter: Adapter, dialect: 'sqlite' | 'mysql') {
       // repeat counts of alerts stored with repeats merged into them, the next adds when each session
       // last did something: a session stored open counts from its connect; the next adds how a
       // session ended that the server logged no disconnect for (none of those stored before), the
-      // next how many planted credentials were in force at its login (from the bodies), the last
+      // next how many planted credentials were in force at its login (from the bodies), the next
       // who delivers each alert, with an index on when each claim ends (none of those stored
-      // before is claimed).
+      // before is claimed), the last until when a look took what it could for each output (none
+      // yet: the first look for each reads every record).
       expect(await backing.schemaVersions()).toEqual(
-        dialect === 'sqlite' ? [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13] : [1, 2, 3, 4, 5, 6, 7, 8, 9, 10],
+        dialect === 'sqlite'
+          ? [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14]
+          : [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11],
       );
+      expect(await backing.sql('SELECT sink FROM delivery_looks')).toEqual([]);
       expect(await backing.sql('SELECT id, claimant, claimed_until FROM alerts ORDER BY id')).toEqual(
         as.map((a) => ({
           id: dialect === 'sqlite' ? a.id : Buffer.from(a.id),
