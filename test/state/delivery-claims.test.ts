@@ -435,17 +435,21 @@ function claims(adapter: Adapter) {
     expect((await firstLook('container-d', [SINK, 'pager'])).ids('pager')).toEqual([]);
   });
 
-  it('two instances opening at once take each record once; a look that failed before taking what it found is made again', async () => {
+  it('two instances opening at once, and a commit meanwhile: each record is taken once; a look that failed before taking what it found is made again', async () => {
     expect((await firstLook('container-b')).full).toEqual([SINK]);
     const a = await instance('container-a');
     const t = new Date(at(1)).toISOString();
     await a.commit(batch({ alerts: [alert('r1', t), alert('r2', t)] }));
     now += CLAIM_LEASE_MS;
-    const [c, d] = await Promise.all([firstLook('container-c'), firstLook('container-d')]);
+    const [c, d] = await Promise.all([
+      firstLook('container-c'),
+      firstLook('container-d'),
+      a.commit(batch({ alerts: [alert('r3', t)] })),
+    ]);
     expect([...c.full, ...d.full]).toEqual([]);
     expect([...c.ids(), ...d.ids()].sort()).toEqual(['r1', 'r2']);
-    // Both left them undelivered (died). Long after, a look fails before it claims what it found:
-    // the time it looked is not stored, and the next look starts from the last one stored.
+    // All left undelivered (their instances died). Long after, a look fails before it claims what
+    // it found: the time it looked is not stored, and the next look starts from the last one stored.
     now += 3 * CLAIM_LEASE_MS;
     const failing = await instance('container-e');
     vi.spyOn(failing as unknown as { claim: () => never }, 'claim').mockImplementation(() => {
@@ -453,7 +457,7 @@ function claims(adapter: Adapter) {
     });
     await expect(failing.lapsed([SINK])).rejects.toMatchObject({ code: 'STORE_FAILED' });
     const f = await firstLook('container-f');
-    expect([f.full, f.ids()]).toEqual([[], ['r1', 'r2']]);
+    expect([f.full, f.ids()]).toEqual([[], ['r1', 'r2', 'r3']]);
   });
 
   it('a renewal of some of its claims (a digest checking what is due) does not hold off the renewal of the others at the next commit', async () => {
