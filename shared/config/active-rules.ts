@@ -28,7 +28,7 @@ export function activeRules(config: Config, source = 'config'): ActiveRule[] {
     const { enabled = true, severity, ...params } = config.rules[rule.id] ?? {};
     const parsed = rule.params.safeParse(params);
     if (!parsed.success) {
-      for (const issue of parsed.error.issues) issues.add(['rules', rule.id, ...issue.path], issue.message);
+      for (const issue of parsed.error.issues) issues.addSchemaIssue(['rules', rule.id], issue);
       continue;
     }
     if (enabled) active.push({ rule, params: parsed.data, severity: severity ?? rule.severity });

@@ -1,5 +1,8 @@
 import { AuditError } from '../errors.js';
 
+/** What a zod issue carries that a configuration problem needs. */
+type SchemaIssue = { code: string; path: readonly PropertyKey[]; message: string; keys?: readonly string[] };
+
 /** Formats a key path as users write it: `rules["auth.failure-burst"].threshold`, `dbSystems[0].id`. */
 export function formatPath(path: readonly PropertyKey[]): string {
   let out = '';
@@ -22,6 +25,13 @@ export class ConfigIssues {
     const p = formatPath(path);
     this.paths.push(p);
     this.lines.push(`${p}: ${message}`);
+  }
+
+  /** A schema's issue under `prefix`: an unknown key is named by its own path, as a user looks for it. */
+  addSchemaIssue(prefix: readonly PropertyKey[], issue: SchemaIssue): void {
+    const keys = issue.code === 'unrecognized_keys' ? (issue.keys ?? []) : [];
+    if (keys.length > 0) for (const k of keys) this.add([...prefix, ...issue.path, k], 'unknown key');
+    else this.add([...prefix, ...issue.path], issue.message);
   }
 
   throwIfAny(): void {

@@ -22,11 +22,7 @@ export function validateConfig(value: unknown, source = 'config'): LoadedConfig 
   const parsed = ConfigSchema.safeParse(value ?? {});
   if (!parsed.success) {
     const issues = new ConfigIssues(source);
-    for (const issue of parsed.error.issues) {
-      const keys = issue.code === 'unrecognized_keys' ? issue.keys : [];
-      if (keys.length > 0) for (const k of keys) issues.add([...issue.path, k], 'unknown key');
-      else issues.add(issue.path, issue.message);
-    }
+    for (const issue of parsed.error.issues) issues.addSchemaIssue([], issue);
     issues.throwIfAny();
   }
   const config = parsed.data!;

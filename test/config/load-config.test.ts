@@ -37,3 +37,29 @@ describe('loadConfigFile', () => {
     expect(parseConfigText(text).config.collector?.ca).toBe('certs/ca.pem');
   });
 });
+
+describe('validateConfig', () => {
+  /** The paths of the problems a configuration text has (it must have some). */
+  const problems = (text: string): string[] => {
+    try {
+      parseConfigText(text);
+    } catch (error) {
+      return (error as { problems?: string[] }).problems ?? [];
+    }
+    throw new Error('the configuration was accepted');
+  };
+
+  it("names a mistyped key of a rule's parameters by its own path, as it names any other", () => {
+    expect(problems('directory: { snapshotTim: 2026-11-01 }\n')).toEqual([
+      'directory.snapshotTim: unknown key',
+    ]);
+    expect(problems('rules:\n  auth.failure-burst: { thresold: 3 }\n')).toEqual([
+      'rules["auth.failure-burst"].thresold: unknown key',
+    ]);
+    expect(
+      problems(
+        'rules:\n  mapping.change:\n    expected: [{ from: 2026-11-05, to: 2026-11-06, reason: r, dbSystem: [x] }]\n',
+      ),
+    ).toEqual(['rules["mapping.change"].expected[0].dbSystem: unknown key']);
+  });
+});
