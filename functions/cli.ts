@@ -1,37 +1,11 @@
 // CLI entry: `heatwave-iam-audit <command> [options]`.
-// Bundled to dist/cli.cjs; a command is added by putting it into COMMANDS.
+// Bundled to dist/cli.cjs; its commands are COMMANDS (cli/commands.ts).
 import packageJson from '../package.json' with { type: 'json' };
 import { AuditError, exitCodeFor } from '../shared/errors.js';
-import { backfillCommand } from './cli/backfill.js';
-import { collectCommand } from './cli/collect.js';
-import { consumeCommand } from './cli/consume.js';
-import { demoCommand } from './cli/demo.js';
-import { doctorCommand } from './cli/doctor.js';
-import { exportCommand } from './cli/export.js';
-import { invokeCommand } from './cli/invoke.js';
-import { type CliCommand, type CliIo, printableLines } from './cli/io.js';
-import { normalizeCommand } from './cli/normalize.js';
-import { replayCommand } from './cli/replay.js';
-import { reportCommand } from './cli/report.js';
-import { rulesCommand } from './cli/rules.js';
-import { syncCommand } from './cli/sync.js';
+import { COMMANDS } from './cli/commands.js';
+import { type CliIo, printableLines } from './cli/io.js';
 
 const TOOL = 'heatwave-iam-audit';
-
-export const COMMANDS: readonly CliCommand[] = [
-  demoCommand,
-  replayCommand,
-  collectCommand,
-  doctorCommand,
-  normalizeCommand,
-  rulesCommand,
-  consumeCommand,
-  backfillCommand,
-  exportCommand,
-  reportCommand,
-  syncCommand,
-  invokeCommand,
-];
 
 function toolHelp(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

@@ -69,6 +69,10 @@ Options:
 At the end the timeline is finished as of min(--to, now): buffered events are applied and timers
 fire. SIGTERM or SIGINT stop at the next page; the window in progress was not checkpointed and
 is read again by the next run (duplicates are dropped), so nothing is lost.
+
+Exit codes: 0 the range was read, or the run was stopped by SIGTERM or SIGINT; 2 bad usage, or an
+invalid configuration or OCI setting; 1 an internal failure, or an OCI call, the state store or
+an output that failed (the message says which).
 `;
 
 const MIN_OVERLAP_MS = 15 * 60_000;

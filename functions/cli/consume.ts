@@ -60,6 +60,10 @@ digests when the watermark passes the end of their period.
 
 Authentication: HWAUDIT_OCI_AUTH (config-file, session-token, resource-principal,
 instance-principal), HWAUDIT_OCI_CONFIG_FILE, HWAUDIT_OCI_PROFILE.
+
+Exit codes: 0 stopped by SIGTERM or SIGINT (or drained, with --until-idle); 2 bad usage, or an
+invalid configuration or OCI setting; 1 an internal failure, or the stream, the state store or an
+output that failed (the message says which).
 `;
 
 export type ConsumeDeps = CliDeps & {

@@ -41,6 +41,9 @@ alerts.jsonl, sessions.jsonl, report.json, state.sqlite, and the compliance repo
 two days in reports/ (HTML and JSON, CSV in reports/csv/). DIR must be new, empty or a folder an
 earlier demo wrote (it holds a .heatwave-iam-audit-demo marker): nothing else is ever replaced.
 Progress goes to stderr, the summary to stdout.
+
+Exit codes: 0 the demo ran, whatever it scored; 2 bad usage, or a DIR it may not write into;
+1 an internal failure.
 `;
 
 /** What the demo wrote into --out besides the generated inputs. */

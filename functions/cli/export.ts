@@ -47,6 +47,9 @@ Options:
   --out FILE          output file (default: stdout); an existing file is kept unless
   --overwrite         is given; the file appears only once complete
   -h, --help          this help
+
+Exit codes: 0 written; 2 bad usage, a state that cannot be opened, or an --out that exists
+(without --overwrite); 1 an internal failure, or an output that failed.
 `;
 
 const WHAT = ['alerts', 'sessions', 'dead-letters'] as const;

@@ -40,6 +40,9 @@ Options:
                       (created when missing) for all reports or csv (required then)
   --overwrite         replace files that exist (they are kept otherwise)
   -h, --help          this help
+
+Exit codes: 0 written; 2 bad usage, a state that cannot be opened, or a file that exists (without
+--overwrite); 1 an internal failure, or an output that failed.
 `;
 
 function reportTypes(value: string | undefined): ReportId[] {

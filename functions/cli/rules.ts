@@ -18,6 +18,8 @@ Options:
   --format FORMAT   table (default), or json: every field of each rule (or of RULE), for a
                     SIEM's rule catalogue
   -h, --help        this help
+
+Exit codes: 0 listed; 2 bad usage (an unknown RULE or format); 1 an internal failure.
 `;
 
 /** What a user of the alerts needs to know of a rule, as JSON. */
