@@ -39,6 +39,9 @@ const OCI_VARS = [
   endpointVariable('notifications'),
   endpointVariable('objectstorage'),
   endpointVariable('secrets'),
+  // {"action":"sync"}: IAM (classic) and the MySQL service (DB systems and their read replicas).
+  endpointVariable('identity'),
+  endpointVariable('mysql'),
 ];
 
 function ociVar(name: string): FunctionEnvVar {
@@ -327,6 +330,8 @@ export function readFunctionEnv(
   const streamingEndpoint = ociEndpointOverride('streaming', env);
   ociEndpointOverride('notifications', env);
   ociEndpointOverride('objectstorage', env);
+  ociEndpointOverride('identity', env);
+  ociEndpointOverride('mysql', env);
   const streamVar =
     alertStreamId !== undefined
       ? 'HWAUDIT_ALERT_STREAM_ID'

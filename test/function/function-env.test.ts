@@ -211,6 +211,20 @@ describe('readFunctionEnv', () => {
     });
   });
 
+  it('takes the endpoints of the services {"action":"sync"} calls: IAM and the MySQL service', () => {
+    const endpoints = {
+      HWAUDIT_OCI_ENDPOINT_IDENTITY: 'https://identity.private.example',
+      HWAUDIT_OCI_ENDPOINT_MYSQL: 'https://mysql.private.example',
+    };
+    expect(readFunctionEnv({ ...CONFIG, ...endpoints }).config).toEqual({
+      kind: 'inline',
+      text: CONFIG.HWAUDIT_CONFIG,
+    });
+    expect(
+      failure({ ...CONFIG, HWAUDIT_OCI_ENDPOINT_MYSQL: 'https://u:pw-123@mysql.example' }).message,
+    ).toMatch(/^HWAUDIT_OCI_ENDPOINT_MYSQL: credentials in the URL are not allowed/);
+  });
+
   it('rejects an unknown HWAUDIT_ variable (a typo must not fall back to a default silently)', () => {
     expect(failure({ ...CONFIG, HWAUDIT_STATE_PATH: '/tmp/x' }).message).toMatch(
       /^HWAUDIT_STATE_PATH: unknown variable/,
