@@ -38,7 +38,8 @@ Options:
                       so a second replay of the same input emits no alert twice
                                                                          (default: temporary)
   --db-system ID      DB system (id or configured name) of raw MySQL files
-                      (default: the configured DB system named like the file or its folder)
+                      (default: the configured DB system named like the file or its folder,
+                      else the only configured DB system)
   --as-of TIME        watermark for timers at the end (ISO 8601)         (default: latest event)
   --format FORMAT     alert format: jsonl, ocsf, cef or ecs              (default: jsonl)
   --out FILE          alerts file, appended to (each alert is written once:

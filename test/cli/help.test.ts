@@ -9,4 +9,11 @@ describe('command help', () => {
     expect(codes).toMatch(/^Exit codes:/);
     for (const code of ['0', '1', '2']) expect(codes).toMatch(new RegExp(`(^|[:;\\s])${code}\\s+\\S`, 'm'));
   });
+
+  it('replay --help gives the DB system of a raw audit file as the README does', () => {
+    const help = COMMANDS.find((c) => c.name === 'replay')!.usage.replace(/\s+/g, ' ');
+    expect(help).toContain(
+      'default: the configured DB system named like the file or its folder, else the only configured DB system',
+    );
+  });
 });
