@@ -42,28 +42,32 @@ export function formatDuration(ms: number): string {
   return `PT${h ? `${h}H` : ''}${m ? `${m}M` : ''}${s || (!h && !m) ? `${s}S` : ''}`;
 }
 
-/** An ISO 8601 duration in the file, milliseconds once parsed. */
-export const Duration = z.string().transform((text, ctx) => {
+const DURATION_EXPECTED = 'expected an ISO 8601 duration such as PT20M or P1D';
+
+/** An ISO 8601 duration in the file, milliseconds once parsed (`20` is not one: 20 what?). */
+export const Duration = z.string({ error: DURATION_EXPECTED }).transform((text, ctx) => {
   const ms = parseDuration(text);
   if (ms === undefined) {
-    ctx.addIssue({ code: 'custom', message: 'expected an ISO 8601 duration such as PT20M or P1D' });
+    ctx.addIssue({ code: 'custom', message: DURATION_EXPECTED });
     return z.NEVER;
   }
   return ms;
 });
 
+const INSTANT_EXPECTED =
+  'expected an ISO 8601 time such as 2026-11-01T00:00:00Z (UTC where it has no offset)';
+
 /** An ISO 8601 instant in the file (UTC where it has no offset), epoch milliseconds once parsed. */
-export const Instant = z.union([z.string(), z.date()]).transform((value, ctx) => {
-  const ms = value instanceof Date ? value.getTime() : parseInstant(value);
-  if (Number.isNaN(ms)) {
-    ctx.addIssue({
-      code: 'custom',
-      message: 'expected an ISO 8601 time such as 2026-11-01T00:00:00Z (UTC where it has no offset)',
-    });
-    return z.NEVER;
-  }
-  return ms;
-});
+export const Instant = z
+  .union([z.string(), z.date()], { error: INSTANT_EXPECTED })
+  .transform((value, ctx) => {
+    const ms = value instanceof Date ? value.getTime() : parseInstant(value);
+    if (Number.isNaN(ms)) {
+      ctx.addIssue({ code: 'custom', message: INSTANT_EXPECTED });
+      return z.NEVER;
+    }
+    return ms;
+  });
 
 export const DirectoryUserSchema = z.strictObject({
   id: z.string().min(1),

@@ -62,4 +62,18 @@ describe('validateConfig', () => {
       ),
     ).toEqual(['rules["mapping.change"].expected[0].dbSystem: unknown key']);
   });
+
+  it('says what a duration or a time must look like when it is given as a number', () => {
+    expect(problems('lateness: 20\n')).toEqual([
+      'lateness: expected an ISO 8601 duration such as PT20M or P1D',
+    ]);
+    expect(problems('rules:\n  auth.failure-burst: { window: 10 }\n')).toEqual([
+      'rules["auth.failure-burst"].window: expected an ISO 8601 duration such as PT20M or P1D',
+    ]);
+    expect(
+      problems('maintenance: [{ from: 2026, to: 2026-11-02, reason: patching, rules: [audit.gap] }]\n'),
+    ).toEqual([
+      'maintenance[0].from: expected an ISO 8601 time such as 2026-11-01T00:00:00Z (UTC where it has no offset)',
+    ]);
+  });
 });
