@@ -49,31 +49,25 @@ describe('validateConfig', () => {
     throw new Error('the configuration was accepted');
   };
 
-  it("names a mistyped key of a rule's parameters by its own path, as it names any other", () => {
-    expect(problems('directory: { snapshotTim: 2026-11-01 }\n')).toEqual([
-      'directory.snapshotTim: unknown key',
-    ]);
-    expect(problems('rules:\n  auth.failure-burst: { thresold: 3 }\n')).toEqual([
-      'rules["auth.failure-burst"].thresold: unknown key',
-    ]);
-    expect(
-      problems(
-        'rules:\n  mapping.change:\n    expected: [{ from: 2026-11-05, to: 2026-11-06, reason: r, dbSystem: [x] }]\n',
-      ),
-    ).toEqual(['rules["mapping.change"].expected[0].dbSystem: unknown key']);
-  });
-
-  it('says what a duration or a time must look like when it is given as a number', () => {
-    expect(problems('lateness: 20\n')).toEqual([
-      'lateness: expected an ISO 8601 duration such as PT20M or P1D',
-    ]);
-    expect(problems('rules:\n  auth.failure-burst: { window: 10 }\n')).toEqual([
+  // A mistyped key is named by its own path, in a rule's parameters as anywhere else; a duration or
+  // a time written as a number says what it must look like.
+  it.each([
+    ['directory: { snapshotTim: 2026-11-01 }', 'directory.snapshotTim: unknown key'],
+    ['rules: { auth.failure-burst: { thresold: 3 } }', 'rules["auth.failure-burst"].thresold: unknown key'],
+    [
+      'rules: { mapping.change: { expected: [{ from: 2026-11-05, to: 2026-11-06, reason: r, dbSystem: [x] }] } }',
+      'rules["mapping.change"].expected[0].dbSystem: unknown key',
+    ],
+    ['lateness: 20', 'lateness: expected an ISO 8601 duration such as PT20M or P1D'],
+    [
+      'rules: { auth.failure-burst: { window: 10 } }',
       'rules["auth.failure-burst"].window: expected an ISO 8601 duration such as PT20M or P1D',
-    ]);
-    expect(
-      problems('maintenance: [{ from: 2026, to: 2026-11-02, reason: patching, rules: [audit.gap] }]\n'),
-    ).toEqual([
+    ],
+    [
+      'maintenance: [{ from: 2026, to: 2026-11-02, reason: patching, rules: [audit.gap] }]',
       'maintenance[0].from: expected an ISO 8601 time such as 2026-11-01T00:00:00Z (UTC where it has no offset)',
-    ]);
+    ],
+  ])('%s: %s', (text, problem) => {
+    expect(problems(`${text}\n`)).toEqual([problem]);
   });
 });
