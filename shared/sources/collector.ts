@@ -21,7 +21,7 @@ export type CollectorOptions = {
   pipeline: Pipeline;
   targets: readonly InstanceTarget[];
   connect(target: InstanceTarget): Promise<SqlSession>;
-  /** Where an instance read for the first time starts (epoch ms), unless its settings name one. */
+  /** Where an instance read for the first time starts (epoch ms; `collect --from`), over its settings' `start`. */
   from?: number;
   /** Records per pipeline batch (one transaction). Default 5000. */
   batchSize?: number;
@@ -197,7 +197,7 @@ async function* instanceEntries(
         ...(readBufferSize !== undefined ? { readBufferSize } : {}),
         ...(bufferNote !== undefined ? { bufferNote } : {}),
       };
-      const from = target.settings.start ?? opts.from;
+      const from = opts.from ?? target.settings.start;
       const start = position ? { position } : from !== undefined ? { from } : {};
       for await (const batch of reader.read(start, opts.signal)) {
         report.repeated += batch.repeated;

@@ -180,6 +180,25 @@ describe('collector: reading one instance', () => {
     expect(sessions.map((x) => x.connectionId)).toEqual([6]);
   });
 
+  it('starts a first read at collector.start, and at --from where both are given', async () => {
+    const log = new RawLog()
+      .session({ at: minutes(0), conn: 5, user: 'admin', queries: 1 })
+      .session({ at: minutes(10), conn: 6, user: 'admin', queries: 1 })
+      .session({ at: minutes(20), conn: 7, user: 'admin', queries: 1 });
+    const s = await server(log);
+    const configured = await pass([{ server: s }], {
+      collector: { start: new Date(minutes(5)).toISOString() },
+    });
+    expect(auditCalls(s)[0]).toContain('"start":{"timestamp":"2026-11-02 09:05:00"}');
+    expect((await finished(configured)).sessions.map((x) => x.connectionId)).toEqual([6, 7]);
+    const given = await pass([{ server: s }], {
+      collector: { start: new Date(minutes(5)).toISOString() },
+      from: minutes(15),
+    });
+    expect(auditCalls(s).at(-1)).toContain('"start":{"timestamp":"2026-11-02 09:15:00"}');
+    expect((await finished(given)).sessions.map((x) => x.connectionId)).toEqual([7]);
+  });
+
   it('an event larger than the read buffer is skipped by the server: a counted audit.gap', async () => {
     const log = new RawLog()
       .connect({ at: minutes(0), conn: 5, user: 'admin' })
