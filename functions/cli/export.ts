@@ -48,8 +48,8 @@ Options:
   --overwrite         is given; the file appears only once complete
   -h, --help          this help
 
-Exit codes: 0 written; 2 bad usage, a state that cannot be opened, or an --out that exists
-(without --overwrite); 1 an internal failure, or an output that failed.
+Exit codes: 0 written; 2 bad usage, a state file that is missing or not a state, or an --out that
+exists (without --overwrite); 1 an internal failure, or a state store or output that failed.
 `;
 
 const WHAT = ['alerts', 'sessions', 'dead-letters'] as const;

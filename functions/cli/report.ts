@@ -41,8 +41,8 @@ Options:
   --overwrite         replace files that exist (they are kept otherwise)
   -h, --help          this help
 
-Exit codes: 0 written; 2 bad usage, a state that cannot be opened, or a file that exists (without
---overwrite); 1 an internal failure, or an output that failed.
+Exit codes: 0 written; 2 bad usage, a state file that is missing or not a state, or a file that
+exists (without --overwrite); 1 an internal failure, or a state store or output that failed.
 `;
 
 function reportTypes(value: string | undefined): ReportId[] {
