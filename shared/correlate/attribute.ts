@@ -3,7 +3,7 @@
 import type { Attribution } from '../../schemas/session.js';
 import { toIso } from '../time.js';
 import type { Directory } from './directory.js';
-import { type Mappings, parseAccountName, sameAccount } from './mappings.js';
+import { type Mappings, ociMappingOf, parsedAccountName, sameAccount } from './mappings.js';
 import type { Memberships } from './memberships.js';
 import type { PlantedCredentials } from './planted-credentials.js';
 import type { SignOn, SignOns } from './signons.js';
@@ -94,8 +94,8 @@ function resolve(facts: ConnectFacts, models: Models, tokenLifetime: number): At
   };
 
   // 1. A 1-to-1 authentication_oci account names its IAM user.
-  const mapping = mappings.ociMappingAt(db, account, ts);
   const accountVersion = mappings.versionAt(db, account, ts);
+  const mapping = ociMappingOf(accountVersion);
   if (mapping?.user && accountVersion) {
     evidence.push(accountVersion.key);
     return withUserState({
@@ -114,11 +114,10 @@ function resolve(facts: ConnectFacts, models: Models, tokenLifetime: number): At
   // taken for a local account, whenever it was opened, before or after a mapping named it.
   const mapped = mappings.groupsMappedTo(db, account, ts);
   const direct = login.proxy || mapped.length === 0 ? undefined : mappings.directLoginAt(db, account, ts);
+  const proxy = login.proxy ? parsedAccountName(login.proxy) : undefined;
   const candidates = direct
     ? []
-    : mapped.filter(
-        (c) => !login.proxy || sameAccount(parseAccountName(login.proxy), parseAccountName(c.via)),
-      );
+    : mapped.filter((c) => !proxy || sameAccount(proxy, parsedAccountName(c.via)));
   if (candidates.length === 0) {
     return {
       identity: null,

@@ -226,13 +226,6 @@ export class Mappings {
     return wildcard?.dropped ? undefined : wildcard;
   }
 
-  /** The mapping of an authentication_oci account at `ts`, or null for any other account. */
-  ociMappingAt(db: string, account: AccountRef, ts: number): OciMapping | null {
-    const v = this.versionAt(db, account, ts);
-    if (v?.plugin !== OCI_PLUGIN || v.authenticationString === undefined) return null;
-    return parseOciMapping(v.authenticationString);
-  }
-
   /**
    * Groups whose mapping resolves to account `proxied` at `ts`, in mapping order, with the mapping
    * account: by user name (case-sensitive), and by host (not) where the mapping names one.
@@ -559,6 +552,20 @@ export function parseAccountName(value: string): MappingTarget {
   const at = value.lastIndexOf('@');
   const unquote = (part: string) => part.trim().replace(/^(['"`])(.*)\1$/, '$2');
   return at < 0 ? { user: value } : { user: unquote(value.slice(0, at)), host: unquote(value.slice(at + 1)) };
+}
+
+/** The mapping of an account version (`Mappings.versionAt`), or null for any account not authentication_oci's. */
+export function ociMappingOf(v: AccountVersion | undefined): OciMapping | null {
+  if (v?.plugin !== OCI_PLUGIN || v.authenticationString === undefined) return null;
+  return parseOciMapping(v.authenticationString);
+}
+
+/** Parsed account names (`user@host`): a group login's proxy and mapping accounts, at every connect. */
+const accountNames = new Memo(10_000, parseAccountName);
+
+/** `parseAccountName`, made once per name: the object it gives is shared, and must not be changed. */
+export function parsedAccountName(value: string): Readonly<MappingTarget> {
+  return accountNames.get(value);
 }
 
 /** Whether two accounts are one: user names compare exactly, host names without case (`%` when none). */

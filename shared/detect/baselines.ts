@@ -129,7 +129,9 @@ class SubjectBaseline implements Baseline {
     r.since = Math.min(r.since, ts);
     r.last = Math.max(r.last, ts);
     r.ttl = opts.expireAfter;
-    nextExpiry.set(key, Math.min(nextExpiry.get(key) ?? Number.POSITIVE_INFINITY, ts + opts.expireAfter));
+    const expiry = ts + opts.expireAfter;
+    const next = nextExpiry.get(key);
+    if (next === undefined || expiry < next) nextExpiry.set(key, expiry);
     const max = opts.maxValues;
     // The row's values, counted once at the first new value rather than listed for each.
     let count: number | undefined;

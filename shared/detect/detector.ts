@@ -22,6 +22,12 @@ type WindowEntry = { id: string; ts: number; tag?: string };
 type SuppressRow = { alertId: string; lastTs: number; occurrences: number; merged: string[] };
 type Pending = { rule: ActiveRule; finding: Finding; id: string };
 type PendingResolution = { resolution: Resolution; id: string };
+/** A rule's handler of one kind of fact, with the rule's context. */
+type Bound = {
+  rule: ActiveRule;
+  handler: (fact: unknown, ctx: RuleContext<unknown>) => Outcome[];
+  ctx: RuleContext<unknown>;
+};
 
 const WINDOW = 'window';
 const SUPPRESS = 'suppress';
@@ -48,6 +54,7 @@ export class Detector {
   private pending: Pending[] = [];
   private resolutions: PendingResolution[] = [];
   private readonly contexts = new Map<string, RuleContext<unknown>>();
+  private readonly byKind = new Map<keyof Handlers<unknown>, readonly Bound[]>();
   private readonly baselines: Baselines;
   /** Rule failures by rule id: a throwing rule affects that rule on that fact only. */
   readonly ruleErrors = new Map<string, number>();
@@ -64,17 +71,17 @@ export class Detector {
     kind: K,
     fact: Parameters<NonNullable<Handlers<unknown>[K]>>[0],
   ): void {
-    for (const r of this.rules) {
-      const handler = r.rule.on[kind] as ((f: typeof fact, c: RuleContext<unknown>) => Finding[]) | undefined;
-      if (!handler) continue;
+    let observed: SyncEvent['observed'] | undefined | null = null;
+    for (const { rule: r, handler, ctx } of this.handlersOf(kind)) {
       let outcomes: Outcome[];
       try {
-        outcomes = handler(fact, this.contexts.get(r.rule.id)!);
+        outcomes = handler(fact, ctx);
       } catch {
         this.ruleErrors.set(r.rule.id, (this.ruleErrors.get(r.rule.id) ?? 0) + 1);
         continue;
       }
-      const observed = observedBy(fact);
+      if (outcomes.length === 0) continue;
+      if (observed === null) observed = observedBy(fact);
       for (const o of outcomes) {
         if (isResolution(o))
           this.resolutions.push({
@@ -91,6 +98,22 @@ export class Detector {
         }
       }
     }
+  }
+
+  /**
+   * The rules with a handler for `kind`, in the rules' order, each with its handler and context:
+   * made once per kind, where every fact looked each rule's handlers and context up.
+   */
+  private handlersOf(kind: keyof Handlers<unknown>): readonly Bound[] {
+    let bound = this.byKind.get(kind);
+    if (bound === undefined) {
+      bound = this.rules.flatMap((rule) => {
+        const handler = rule.rule.on[kind] as Bound['handler'] | undefined;
+        return handler ? [{ rule, handler, ctx: this.contexts.get(rule.rule.id)! }] : [];
+      });
+      this.byKind.set(kind, bound);
+    }
+    return bound;
   }
 
   /** Turns this batch's findings into new alerts and merges, and its resolutions into records. */

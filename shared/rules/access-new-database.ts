@@ -2,6 +2,7 @@ import { z } from 'zod';
 import type { ConfigInput } from '../../schemas/config.js';
 import { defineRule, privilegedSession, sessionFields } from '../detect/rule.js';
 import { at, baseConfig, DB, db, GROUPS, iam, USERS } from '../detect/timeline.js';
+import { Memo } from '../memo.js';
 import { baselineBoundaryCases, baselineParams, firstSeen, maxValuesParam } from './first-seen.js';
 
 const DAYS = 24 * 60;
@@ -17,6 +18,15 @@ function threeDbSystems(): Partial<ConfigInput> {
 
 const bob = (ts: number, conn: number, n: number, account = 'dev_proxy') =>
   db.connect({ at: ts, conn, account, user: 'bob', ip: '10.0.1.5', proxy: true, db: dbId(n) });
+
+/**
+ * The values a session learns, by DB system and account: made once, where each connect built both
+ * strings and hashed them to find their digests.
+ */
+const baselineValues = new Memo(10_000, (dbSystem: string) => ({
+  system: `db:${dbSystem}`,
+  accounts: new Memo(10_000, (account: string) => `account:${dbSystem}|${account}`),
+}));
 
 export const accessNewDatabase = defineRule({
   id: 'access.new-database',
@@ -36,8 +46,8 @@ export const accessNewDatabase = defineRule({
   on: {
     session: (f, ctx) => {
       const { session } = f;
-      const system = `db:${session.dbSystem.id}`;
-      const account = `account:${session.dbSystem.id}|${session.mysqlAccount}`;
+      const { system, accounts } = baselineValues.get(session.dbSystem.id);
+      const account = accounts.get(session.mysqlAccount);
       return firstSeen(f, ctx, [system, account], (baseline, subject) => {
         const ts = f.authenticated.ts;
         if (baseline.knows(account, ts)) return [];

@@ -2,6 +2,7 @@ import { isIPv4, isIPv6 } from 'node:net';
 import { z } from 'zod';
 import { defineRule, sessionFields } from '../detect/rule.js';
 import { at, db, GROUPS, iam, USERS } from '../detect/timeline.js';
+import { Memo } from '../memo.js';
 import { baselineBoundaryCases, baselineParams, firstSeen, maxValuesParam } from './first-seen.js';
 
 const DAYS = 24 * 60;
@@ -13,6 +14,15 @@ export function networkOf(ip: string, v4: number, v6: number): string {
   const groups = isIPv6(ip) ? ipv6Groups(ip) : undefined;
   return groups ? masked(groups, 16, v6, ':', 16) : ip;
 }
+
+/**
+ * Networks by source address, per pair of prefixes (a rule's parameters): a fleet's sessions come
+ * from few addresses, where each connect parsed and masked its own.
+ */
+const networks = new Memo(64, (prefixes: string) => {
+  const [v4, v6] = prefixes.split('/').map(Number) as [number, number];
+  return new Memo(50_000, (ip: string) => networkOf(ip, v4, v6));
+});
 
 function masked(parts: number[], width: number, prefix: number, sep: string, radix: number): string {
   const out = parts.map((p, i) => {
@@ -40,6 +50,17 @@ function ipv6Groups(ip: string): number[] {
 const alice = (ts: number, conn: number, ip: string) =>
   db.connect({ at: ts, conn, account: 'dba_proxy', user: 'alice', ip, proxy: true });
 
+/** The memo of networks for a rule's prefixes, kept with its parameters (they do not change). */
+const byParams = new WeakMap<object, Memo<string, string>>();
+function networksOf(params: { ipv4Prefix: number; ipv6Prefix: number }): Memo<string, string> {
+  let memo = byParams.get(params);
+  if (memo === undefined) {
+    memo = networks.get(`${params.ipv4Prefix}/${params.ipv6Prefix}`);
+    byParams.set(params, memo);
+  }
+  return memo;
+}
+
 export const accessNewSource = defineRule({
   id: 'access.new-source',
   title: 'Database reached from a network new for the person',
@@ -61,7 +82,7 @@ export const accessNewSource = defineRule({
     session: (f, ctx) => {
       const { session } = f;
       if (!session.sourceIp) return [];
-      const network = networkOf(session.sourceIp, ctx.params.ipv4Prefix, ctx.params.ipv6Prefix);
+      const network = networksOf(ctx.params).get(session.sourceIp);
       return firstSeen(f, ctx, [network], (baseline, subject) => {
         if (baseline.knows(network, f.authenticated.ts)) return [];
         const who = session.identity?.name ?? session.mysqlAccount;
