@@ -626,6 +626,19 @@ function privilegeFacts(text: string, command: string): StatementFacts {
     }));
   } else if (command === 'rename_user') {
     facts.accounts = renames(text);
+  } else if (command === 'create_role' || command === 'drop_role') {
+    // A role is an account (mysql.user): CREATE ROLE creates it locked, with no password.
+    const head = /^\s*(?:CREATE|DROP)\s+ROLE\s+(IF\s+(?:NOT\s+)?EXISTS\s+)?/i.exec(text);
+    facts.accounts = (head ? accountsAt(text, head[0].length).accounts : []).map((account) =>
+      command === 'drop_role'
+        ? { op: 'drop' as const, account }
+        : {
+            op: 'create' as const,
+            account,
+            locked: true,
+            ...(head?.[1] ? { ifNotExists: true as const } : {}),
+          },
+    );
   } else if (command === 'set_password') {
     facts.accounts = accountsAfter(text, /\bSET\s+PASSWORD\s+FOR\s+/i).map((account) => ({
       op: 'alter' as const,
@@ -638,8 +651,6 @@ function privilegeFacts(text: string, command: string): StatementFacts {
     let targets: AccountRef[];
     if (facts.accounts) {
       targets = facts.accounts.flatMap((c) => (c.op === 'rename' ? [c.account, c.to] : [c.account]));
-    } else if (command === 'drop_role' || command === 'create_role') {
-      targets = accountsAfter(text, /^\s*(?:DROP|CREATE)\s+ROLE\s+(?:IF\s+(?:NOT\s+)?EXISTS\s+)?/i);
     } else if (command.startsWith('grant') || command === 'alter_user_default_role') {
       targets = accountsAfter(text, /\sTO\s+/i);
     } else {

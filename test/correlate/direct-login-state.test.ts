@@ -130,6 +130,27 @@ describe('the lock state of a proxied account', () => {
     expect(opened.map((a) => [a.time, a.details?.bypassesIam])).toEqual([[toIso(at(20)), ['dba_proxy@%']]]);
   });
 
+  it('CREATE ROLE creates an account: ALTER USER IF EXISTS after it alters it, and CREATE USER IF NOT EXISTS leaves it', async () => {
+    // A role is an account, created locked with no password: MySQL alters it (and opens it, with
+    // ACCOUNT UNLOCK), and CREATE USER IF NOT EXISTS of its name changes nothing.
+    const { sessions, alerts } = await runWithSnapshots(
+      [accountSnapshot('s1', at(-60))],
+      [
+        [
+          byAdmin(1, 'drop_user', "DROP USER 'dba_proxy'@'%'"),
+          byAdmin(2, 'create_role', "CREATE ROLE 'dba_proxy'"),
+          byAdmin(3, 'create_user', "CREATE USER IF NOT EXISTS 'dba_proxy'@'%' IDENTIFIED BY <secret>"),
+          ...signedOnLogin(10),
+          byAdmin(20, 'alter_user', "ALTER USER IF EXISTS 'dba_proxy'@'%' ACCOUNT UNLOCK"),
+          ...signedOnLogin(30),
+        ],
+      ],
+    );
+    expect([10, 30].map((conn) => attributionOf(sessions, conn))).toEqual([ALICE, LOCAL]);
+    const opened = alerts.filter((a) => a.rule === 'privilege.change' && a.details?.bypassesIam);
+    expect(opened.map((a) => [a.time, a.details?.bypassesIam])).toEqual([[toIso(at(20)), ['dba_proxy@%']]]);
+  });
+
   it('ALTER USER IF EXISTS of an account an audited DROP USER removed opens nothing', async () => {
     const { sessions, alerts } = await runWithSnapshots(
       [accountSnapshot('s1', at(-60))],
