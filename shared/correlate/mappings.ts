@@ -60,6 +60,8 @@ export type OciMapping = {
 export type MappingTarget = { user: string; host?: string };
 
 const ACCOUNT = 'account';
+/** Per DB system, the time of the earliest snapshot that listed its every account (`{ ts }`). */
+const ACCOUNTS_LISTED = 'accounts-listed';
 /** Keys of a snapshot's seeds: a snapshot lists every account of the DB systems it seeds. */
 export const SNAPSHOT_SEED = 'snapshot:';
 
@@ -126,13 +128,9 @@ export class Mappings {
   private readonly locking = new Map<string, number>();
   /** The earliest time in `locking`: `compact` has nothing to do before the watermark passes it. */
   private compactDue = Number.POSITIVE_INFINITY;
-  /** DB systems whose every account a snapshot listed: an account none of their rows holds does not exist. */
-  private readonly listed = new Set<string>();
-
   constructor(private readonly cache: EntityCache) {
     for (const [key, row] of cache.entries<AccountRow>(ACCOUNT)) {
       if (row.direct) this.foldLegacyDirect(key, row);
-      if (row.versions.some(isSnapshotSeed)) this.listed.add(row.db);
       if (row.versions.some(mapsGroups)) this.indexMapping(key, row);
       for (const v of row.versions) if (isLockOnly(v)) this.noteLock(key, v.ts);
     }
@@ -146,7 +144,7 @@ export class Mappings {
   seed(key: string, accounts: readonly AccountSeed[], time?: number): void {
     for (const a of accounts) {
       const row = this.row(a.db, a);
-      if (key.startsWith(SNAPSHOT_SEED)) this.listed.add(a.db);
+      if (key.startsWith(SNAPSHOT_SEED) && time !== undefined) this.noteListed(a.db, time);
       if (row.versions.some((v) => v.key === key)) continue;
       const plugin = a.plugin.toLowerCase();
       const version: AccountVersion = { ts: BEGINNING_OF_TIME, key, plugin };
@@ -455,16 +453,25 @@ export class Mappings {
 
   /**
    * Whether the account is known not to exist just before `ts` (strictly, as `existsBefore`): its
-   * versions say it was dropped, or none says anything of it and a snapshot listed every account of
-   * its DB system. An account only a statement could tell of, on a DB system no snapshot listed, is
-   * not known to be absent.
+   * versions say it was dropped, or none says anything of it and a snapshot taken before `ts`
+   * listed every account of its DB system. A snapshot says what existed at its time: an account it
+   * does not list may have existed before (dropped since), and a statement before it on one the
+   * state does not know, as on a DB system no snapshot listed, is not known to be absent.
    */
   private absentBefore(db: string, account: AccountRef, ts: number): boolean {
     const earlier = (this.cache.get<AccountRow>(ACCOUNT, rowKey(db, account))?.versions ?? []).filter(
       (v) => v.ts < ts,
     );
     const last = earlier.at(-1);
-    return last ? last.dropped === true : this.listed.has(db);
+    if (last) return last.dropped === true;
+    const listed = this.cache.get<{ ts: number }>(ACCOUNTS_LISTED, db);
+    return listed !== undefined && listed.ts < ts;
+  }
+
+  /** A snapshot taken at `ts` listed every account of the DB system: the earliest such time is kept. */
+  private noteListed(db: string, ts: number): void {
+    const listed = this.cache.get<{ ts: number }>(ACCOUNTS_LISTED, db);
+    if (listed === undefined || ts < listed.ts) this.cache.set(ACCOUNTS_LISTED, db, { ts });
   }
 
   /**
@@ -600,11 +607,6 @@ function definitionAt(versions: readonly AccountVersion[], ts: number): AccountV
     if (!v.accessOnly) current = v;
   }
   return current;
-}
-
-/** A version a snapshot seeded: known from the beginning of time. */
-function isSnapshotSeed(v: AccountVersion): boolean {
-  return v.ts === BEGINNING_OF_TIME && v.key.startsWith(SNAPSHOT_SEED);
 }
 
 /** A version that only sets the account's lock state (no password, no definition). */

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
+import type { Alert } from '../../schemas/alert.js';
 import type { CanonicalEvent } from '../../schemas/events.js';
 import type { Session } from '../../schemas/session.js';
 import { Mappings } from '../../shared/correlate/mappings.js';
@@ -14,7 +15,7 @@ import { EntityCache } from '../../shared/state/entity-cache.js';
 import { SqliteStore } from '../../shared/state/sqlite-store.js';
 import { toIso } from '../../shared/time.js';
 import { accountSnapshot, following, localAccount, runWithSnapshots } from '../helpers/account-snapshots.js';
-import { runBatches, testConfig } from '../helpers/run-timeline.js';
+import { runAcrossReopen, runBatches, testConfig } from '../helpers/run-timeline.js';
 
 /** Alice signs on, then logs in as dba_proxy at `minute` sending her name, with login.proxy empty. */
 const signedOnLogin = (minute: number): CanonicalEvent[] => [
@@ -149,6 +150,33 @@ describe('the lock state of a proxied account', () => {
     expect([10, 30].map((conn) => attributionOf(sessions, conn))).toEqual([ALICE, LOCAL]);
     const opened = alerts.filter((a) => a.rule === 'privilege.change' && a.details?.bypassesIam);
     expect(opened.map((a) => [a.time, a.details?.bypassesIam])).toEqual([[toIso(at(20)), ['dba_proxy@%']]]);
+  });
+
+  it('a snapshot taken after an ALTER USER IF EXISTS says nothing of the accounts before its time', async () => {
+    // dba_proxy@10.% existed at minute 1: the audited DROP USER at minute 5 removed it. The snapshot
+    // of minute 30 does not list it, but that is what it was at minute 30; the statement at minute 1
+    // altered (and opened) it, whether the snapshot was followed before the statements or not.
+    const events = [
+      byAdmin(
+        1,
+        'alter_user',
+        "ALTER USER IF EXISTS 'dba_proxy'@'10.%' IDENTIFIED BY <secret> ACCOUNT UNLOCK",
+      ),
+      byAdmin(5, 'drop_user', "DROP USER 'dba_proxy'@'10.%'"),
+    ];
+    const opened = (alerts: Alert[]) =>
+      alerts
+        .filter((a) => a.rule === 'privilege.change' && a.details?.bypassesIam)
+        .map((a) => [a.time, a.severity, a.details?.bypassesIam]);
+    const expected = [[toIso(at(1)), 'high', ['dba_proxy@10.%']]];
+    expect(opened((await runBatches([events])).alerts)).toEqual(expected);
+    expect(opened((await runWithSnapshots([accountSnapshot('s1', at(30))], [events])).alerts)).toEqual(
+      expected,
+    );
+    // After the snapshot's time, an account it did not list is absent, across a restart too.
+    const later = [byAdmin(40, 'alter_user', "ALTER USER IF EXISTS 'dba_proxy'@'10.%' ACCOUNT UNLOCK")];
+    const reopened = await runAcrossReopen([], later, following([accountSnapshot('s1', at(30))]));
+    expect(opened(reopened.alerts)).toEqual([]);
   });
 
   it('ALTER USER IF EXISTS of an account an audited DROP USER removed opens nothing', async () => {
