@@ -64,16 +64,19 @@ export const mappingChange = defineRule({
           },
         },
         ...out,
-        ...acknowledgement(
-          'mapping.change',
-          params.expected.map((w) => ({ ...w, scope: w.dbSystems })),
-          {
-            subject: f.event.key,
-            occurrence: OCCURRENCE,
-            ts: f.event.ts,
-            names: [f.event.dbSystemId, f.db?.name],
-          },
-        ),
+        // A window plans the mapping, not an account open to logins without IAM: that stays open.
+        ...(openAccounts.length > 0
+          ? []
+          : acknowledgement(
+              'mapping.change',
+              params.expected.map((w) => ({ ...w, scope: w.dbSystems })),
+              {
+                subject: f.event.key,
+                occurrence: OCCURRENCE,
+                ts: f.event.ts,
+                names: [f.event.dbSystemId, f.db?.name],
+              },
+            )),
       ];
     },
   },
@@ -212,6 +215,27 @@ export const mappingChange = defineRule({
           note: 'expected change: CHG-1234 onboarding',
           evidence: ['config:rules.mapping.change.expected.0'],
         },
+      },
+    },
+    {
+      name: 'a change inside an expected-change window that maps a group to an account open to logins without IAM stays open',
+      config: {
+        rules: {
+          'mapping.change': {
+            expected: [
+              { from: '2026-11-02T08:00:00Z', to: '2026-11-02T10:00:00Z', reason: 'CHG-1234 onboarding' },
+            ],
+          },
+        },
+      },
+      events: () => [
+        byAdmin(at(1), 'create_user', "CREATE USER 'reports'@'%' IDENTIFIED BY <secret>"),
+        alterGroupMapping(at(2), { [GROUPS.dev]: 'reports' }),
+      ],
+      expect: {
+        alerts: 1,
+        severity: 'high',
+        match: { details: { changes: ["alter ''@%"], openToDirectLogin: ['reports@%'] } },
       },
     },
     {
