@@ -55,6 +55,7 @@ import {
   Mappings,
   type MappingTarget,
   OCI_PLUGIN,
+  reaches,
   SNAPSHOT_SEED,
 } from './mappings.js';
 import { type MembershipSeed, Memberships } from './memberships.js';
@@ -527,15 +528,14 @@ export class Correlator {
     before: readonly { groupId: string; target: MappingTarget }[],
   ): MappedToOpen[] {
     const { mappings } = this.models;
-    const entry = (groupId: string, t: MappingTarget) =>
-      `${groupId}\u0000${t.user}\u0000${t.host?.toLowerCase() ?? ''}`;
-    const known = new Set(before.map((m) => entry(m.groupId, m.target)));
+    // An account the group reached before, by any entry (one naming its user alone reaches every
+    // host), is not newly mapped: a target named another way (`dev_proxy` as `dev_proxy@%`) adds nothing.
+    const reachedBefore = (groupId: string, account: AccountRef) =>
+      before.some((m) => m.groupId === groupId && reaches(m.target, account));
     const out: MappedToOpen[] = [];
-    for (const { groupId, target } of mappings.groupTargets(db, ts)) {
-      if (known.has(entry(groupId, target))) continue;
+    for (const { groupId, target } of mappings.groupTargets(db, ts))
       for (const { account, since } of mappings.openAccountsOf(db, target, ts))
-        out.push({ groupId, account, since: since.key });
-    }
+        if (!reachedBefore(groupId, account)) out.push({ groupId, account, since: since.key });
     return out;
   }
 

@@ -235,11 +235,7 @@ export class Mappings {
   ): { groupId: string; via: string; key: string }[] {
     const out: { groupId: string; via: string; key: string }[] = [];
     forEachGroupMapping(this.mappingRows.get(db) ?? [], ts, (row, key, groupId, target) => {
-      if (
-        target.user === proxied.user &&
-        (target.host === undefined || target.host.toLowerCase() === proxied.host.toLowerCase())
-      )
-        out.push({ groupId, via: accountName(row), key });
+      if (reaches(target, proxied)) out.push({ groupId, via: accountName(row), key });
     });
     return out;
   }
@@ -264,8 +260,7 @@ export class Mappings {
   ): { account: AccountRef; since: DirectLogin }[] {
     const out: { account: AccountRef; since: DirectLogin }[] = [];
     for (const row of this.cache.values<AccountRow>(ACCOUNT)) {
-      if (row.db !== db || row.user !== target.user) continue;
-      if (target.host !== undefined && target.host.toLowerCase() !== row.host.toLowerCase()) continue;
+      if (row.db !== db || !reaches(target, row)) continue;
       const since = this.directLoginAt(db, row, ts);
       if (since) out.push({ account: { user: row.user, host: row.host }, since });
     }
@@ -573,6 +568,14 @@ const accountNames = new Memo(10_000, parseAccountName);
 /** `parseAccountName`, made once per name: the object it gives is shared, and must not be changed. */
 export function parsedAccountName(value: string): Readonly<MappingTarget> {
   return accountNames.get(value);
+}
+
+/** Whether a group mapping's target names the account: its user (exactly), on any host unless it names one (without case). */
+export function reaches(target: MappingTarget, account: AccountRef): boolean {
+  return (
+    target.user === account.user &&
+    (target.host === undefined || target.host.toLowerCase() === account.host.toLowerCase())
+  );
 }
 
 /** Whether two accounts are one: user names compare exactly, host names without case (`%` when none). */

@@ -123,6 +123,25 @@ export const mappingChange = defineRule({
         resolution: { time: '2026-11-02T09:03:00.000Z', reason: 'reverted' },
       },
     },
+    {
+      name: 'a group already mapped to an open account, now named with its host: nothing new is open to it',
+      events: () => [
+        byAdmin(at(1), 'alter_user', "ALTER USER 'dev_proxy'@'%' IDENTIFIED BY <secret> ACCOUNT UNLOCK"),
+        alterGroupMapping(at(2), {
+          [GROUPS.dba]: 'dba_proxy',
+          [GROUPS.bg]: 'emergency_admin',
+          [GROUPS.dev]: 'dev_proxy@%',
+        }),
+      ],
+      expect: {
+        alerts: 1,
+        severity: 'high',
+        match: {
+          title: "IAM mapping changed on prod-orders: alter ''@%",
+          details: { changes: ["alter ''@%"] },
+        },
+      },
+    },
     // A group mapped to an account created unlocked, or locked.
     ...(
       [
