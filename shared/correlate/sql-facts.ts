@@ -106,7 +106,8 @@ function accountsAt(
     ACCOUNT.lastIndex = i;
     const m = ACCOUNT.exec(text);
     if (!m?.[1] || /^(IDENTIFIED|WITH|REQUIRE|PASSWORD|ACCOUNT|DEFAULT|AS|TO|FROM)$/i.test(m[1])) break;
-    accounts.push({ user: unquote(m[1]), host: m[2] === undefined ? '%' : unquote(m[2]) });
+    // MySQL stores host names in lowercase and compares them without case.
+    accounts.push({ user: unquote(m[1]), host: m[2] === undefined ? '%' : unquote(m[2]).toLowerCase() });
     i = ACCOUNT.lastIndex;
     if (accounts.length >= max) break;
     const rest = /^\s*,/.exec(text.slice(i, i + 64));

@@ -179,6 +179,27 @@ describe('the lock state of a proxied account', () => {
     expect(opened(reopened.alerts)).toEqual([]);
   });
 
+  it('ALTER USER IF EXISTS names an account whatever the case of its host, as MySQL does', async () => {
+    // MySQL stores host names in lowercase and compares them without case: 'LocalHost' is the
+    // dba_proxy@localhost the snapshot listed, and the statement opens it.
+    const { alerts } = await runWithSnapshots(
+      [accountSnapshot('s1', at(-60), { extra: [localAccount('dba_proxy', true, 'localhost')] })],
+      [
+        [
+          byAdmin(
+            1,
+            'alter_user',
+            "ALTER USER IF EXISTS 'dba_proxy'@'LocalHost' IDENTIFIED BY <secret> ACCOUNT UNLOCK",
+          ),
+        ],
+      ],
+    );
+    const opened = alerts.filter((a) => a.rule === 'privilege.change' && a.details?.bypassesIam);
+    expect(opened.map((a) => [a.severity, a.details?.bypassesIam])).toEqual([
+      ['high', ['dba_proxy@localhost']],
+    ]);
+  });
+
   it('ALTER USER IF EXISTS of an account an audited DROP USER removed opens nothing', async () => {
     const { sessions, alerts } = await runWithSnapshots(
       [accountSnapshot('s1', at(-60))],
