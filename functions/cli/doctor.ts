@@ -3,7 +3,12 @@ import { loadConfigFile } from '../../shared/config/load-config.js';
 import type { Mappings } from '../../shared/correlate/mappings.js';
 import { AuditError } from '../../shared/errors.js';
 import { AuditFacts } from '../../shared/report/audit-facts.js';
-import { diagnoseFleet, type InstanceDiagnosis, proxiedAccountsCheck } from '../../shared/sources/doctor.js';
+import {
+  diagnoseFleet,
+  type InstanceDiagnosis,
+  proxiedAccountsCheck,
+  unknownAccountsCheck,
+} from '../../shared/sources/doctor.js';
 import {
   checkPasswordVariables,
   instanceTargets,
@@ -29,6 +34,8 @@ Options:
   --config FILE       pipeline configuration (YAML or JSON)               (required)
   --state FILE|URL    also check the DB systems and endpoints the state's last sync discovered,
                       and the proxied accounts the state holds open to logins without IAM
+  --scope NAME        the state's scope whose accounts are read: the one the pipeline correlates
+                      the DB systems in (the function's is function)      (default: default)
   --db-system ID      check only this DB system (id or name); repeatable  (default: all)
   --json              print the checks as JSON instead of a checklist
   -h, --help          this help
@@ -60,6 +67,7 @@ export async function runDoctor(argv: string[], io: CliIo, deps: CliDeps = {}): 
   const { values } = parseCommandArgs('doctor', argv, {
     config: { type: 'string' },
     state: { type: 'string' },
+    scope: { type: 'string', default: 'default' },
     'db-system': { type: 'string', multiple: true },
     json: { type: 'boolean', default: false },
   });
@@ -68,15 +76,17 @@ export async function runDoctor(argv: string[], io: CliIo, deps: CliDeps = {}): 
   const warn = warnOnce(io, 'doctor');
   const loaded = (await loadConfigFile(values.config)).config;
   let config = loaded;
-  let open: ReturnType<Mappings['openProxiedAccounts']> | undefined;
+  let accounts: { open: ReturnType<Mappings['openProxiedAccounts']>; known: Set<string> } | undefined;
   if (values.state !== undefined) {
-    const store = await openStateToRead(values.state, 'doctor', env, warn);
+    const store = await openStateToRead(values.state, 'doctor', env, warn, values.scope);
     try {
       config = await withDiscoveredFleet(loaded, store);
-      // Every statement and snapshot the state applied: what holds now.
-      open = new AuditFacts(await store.loadEntities()).mappings.openProxiedAccounts(
-        Number.POSITIVE_INFINITY,
-      );
+      // Every statement and snapshot the scope applied: what holds now.
+      const { mappings } = new AuditFacts(await store.loadEntities());
+      accounts = {
+        open: mappings.openProxiedAccounts(Number.POSITIVE_INFINITY),
+        known: new Set(mappings.rows().map((r) => r.db)),
+      };
     } finally {
       await store.close();
     }
@@ -90,8 +100,15 @@ export async function runDoctor(argv: string[], io: CliIo, deps: CliDeps = {}): 
     instanceConnector(env, warn),
     values.state === undefined ? 'the configuration' : 'the configuration or the last sync',
   );
-  if (open)
-    for (const r of results) r.checks.push(proxiedAccountsCheck(open.filter((o) => o.db === r.dbSystem.id)));
+  if (accounts)
+    for (const r of results) {
+      const db = r.dbSystem.id;
+      r.checks.push(
+        accounts.known.has(db)
+          ? proxiedAccountsCheck(accounts.open.filter((o) => o.db === db))
+          : unknownAccountsCheck(values.scope),
+      );
+    }
   io.stdout.write(values.json ? `${JSON.stringify(results, null, 2)}\n` : checklist(results));
   return results.every((r) => r.ready) ? 0 : EXIT_PARTIAL;
 }

@@ -137,13 +137,18 @@ export async function openStateToRead(
   command: string,
   env: Env,
   warn: (text: string) => void,
+  scope?: string,
 ): Promise<StateStore> {
   if (spec === undefined)
     throw new AuditError('USAGE', `${command} needs --state FILE|URL (see ${command} --help)`);
   const parsed = parseStoreSpec(spec, env);
   if (parsed.kind === 'sqlite' && !existsSync(parsed.path))
     throw new AuditError('USAGE', `${command}: there is no state file ${parsed.path}`);
-  return openStore(spec, { env: env as NodeJS.ProcessEnv, onWarning: warn });
+  return openStore(spec, {
+    env: env as NodeJS.ProcessEnv,
+    onWarning: warn,
+    ...(scope === undefined ? {} : { scope }),
+  });
 }
 
 /** How long a command waits for another process to release the state's scope (HWAUDIT_LOCK_WAIT). */

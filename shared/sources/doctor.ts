@@ -401,6 +401,8 @@ function parseJson(value: unknown): unknown {
   }
 }
 
+const PROXIED_ACCOUNTS = 'proxied accounts';
+
 /** A proxied account the state holds open to logins without IAM, and the statement or snapshot since which it is. */
 export type OpenProxied = { account: AccountRef; since: DirectLogin };
 
@@ -409,7 +411,7 @@ export type OpenProxied = { account: AccountRef; since: DirectLogin };
  * warning naming those open to logins without IAM now, whose logins by password bypass IAM.
  */
 export function proxiedAccountsCheck(open: readonly OpenProxied[]): Check {
-  const name = 'proxied accounts';
+  const name = PROXIED_ACCOUNTS;
   if (open.length === 0)
     return { name, status: 'pass', detail: 'none is open to logins without IAM, as the state holds them' };
   const since = ({ ts, key }: DirectLogin) => (ts === BEGINNING_OF_TIME ? key : `${toIso(ts)}, ${key}`);
@@ -420,6 +422,19 @@ export function proxiedAccountsCheck(open: readonly OpenProxied[]): Check {
       .map((o) => `${accountName(o.account)} (since ${since(o.since)})`)
       .join('; ')}; their logins that name no proxy account are local-account sessions`,
     fix: "lock each (ALTER USER '<user>'@'<host>' ACCOUNT LOCK) or give it mysql_no_login, then review its sessions since",
+  };
+}
+
+/**
+ * The check of a DB system whose accounts the state's scope does not hold (no pipeline correlated
+ * it there): nothing is known of its proxied accounts, which is no pass.
+ */
+export function unknownAccountsCheck(scope: string): Check {
+  return {
+    name: PROXIED_ACCOUNTS,
+    status: 'warn',
+    detail: `the state's scope ${scope} holds no account of this DB system: nothing is known of its proxied accounts`,
+    fix: 'run doctor with the --scope the pipeline correlates this DB system in (the function: --scope function)',
   };
 }
 

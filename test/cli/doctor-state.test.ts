@@ -36,9 +36,14 @@ function configFile(): string {
 }
 
 /** A SQLite state that followed snapshot s1 (`unlocked` proxied accounts open) and then `statements`. */
-async function stateFile(name: string, unlocked: string[], statements: [number, string][]): Promise<string> {
+async function stateFile(
+  name: string,
+  unlocked: string[],
+  statements: [number, string][],
+  scope?: string,
+): Promise<string> {
   const path = join(dir, name);
-  const store = SqliteStore.open(path);
+  const store = SqliteStore.open(path, scope === undefined ? {} : { scope });
   await runBatches(
     [
       statements.map(([minute, sql]) =>
@@ -51,7 +56,10 @@ async function stateFile(name: string, unlocked: string[], statements: [number, 
   return path;
 }
 
-async function doctor(state: string): Promise<{ code: number; out: string; checks: Check[] }> {
+async function doctor(
+  state: string,
+  extra: string[] = [],
+): Promise<{ code: number; out: string; checks: Check[] }> {
   const capture = () => {
     const stream = new PassThrough();
     const chunks: Buffer[] = [];
@@ -60,7 +68,7 @@ async function doctor(state: string): Promise<{ code: number; out: string; check
   };
   const [stdout, stderr, json] = [capture(), capture(), capture()];
   const env = { ...process.env, HWAUDIT_TEST_DB_PASSWORD: 'pw' };
-  const args = ['--config', configFile(), '--state', state];
+  const args = ['--config', configFile(), '--state', state, ...extra];
   const code = await runDoctor(args, { stdout: stdout.stream, stderr: stderr.stream }, { env });
   await runDoctor([...args, '--json'], { stdout: json.stream, stderr: stderr.stream }, { env });
   const [instance] = JSON.parse(json.text()) as InstanceDiagnosis[];
@@ -108,6 +116,24 @@ describe('doctor --state', () => {
       name: 'proxied accounts',
       status: 'pass',
       detail: 'none is open to logins without IAM, as the state holds them',
+    });
+  });
+
+  it("does not pass a DB system whose accounts the scope it reads does not hold; --scope reads the pipeline's", async () => {
+    // The function correlates in scope "function": the default scope holds nothing of the fleet.
+    const state = await stateFile('function.sqlite', ['dba_proxy'], [], 'function');
+    const unknown = (await doctor(state)).checks.find((c) => c.name === 'proxied accounts');
+    expect(unknown).toMatchObject({
+      status: 'warn',
+      detail: expect.stringContaining('scope default holds no account of this DB system'),
+      fix: expect.stringContaining('--scope'),
+    });
+    const read = (await doctor(state, ['--scope', 'function'])).checks.find(
+      (c) => c.name === 'proxied accounts',
+    );
+    expect(read).toMatchObject({
+      status: 'warn',
+      detail: expect.stringContaining('dba_proxy@% (since snapshot:s1)'),
     });
   });
 });
