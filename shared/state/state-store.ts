@@ -144,10 +144,10 @@ export const GIVEN_UP = 0;
 /**
  * How far before the time a look stored for a sink (`lapsed`) the first look of a pipeline that
  * opens starts: claims are timed by the clock of each instance, the look's time by the one that
- * looked, and a given-up record's mark is cleared at the time of the look that clears it (taken
- * before it reads). The lease: the difference the claims themselves allow between two instances'
- * clocks (a claim's end, set by one, is read by another's), more than any look takes. A look
- * storing its time reads at most the claims that ended within the last two leases again.
+ * looked, and a given-up record's mark is cleared to a lease after the look that clears it. The
+ * lease: the difference the claims themselves allow between two instances' clocks (a claim's end,
+ * set by one, is read by another's), more than any look takes. A look storing its time reads at
+ * most the claims that ended within the last two leases again.
  */
 export const LOOK_MARGIN_MS = CLAIM_LEASE_MS;
 
@@ -172,19 +172,21 @@ export function lookWindow(
 }
 
 /**
- * Ends, at `now` (the look's time, by its clock: first parameter), the claim of given-up records
- * every one of `sinks` received (a send that failed part-way gives up what the output had taken
- * too): no one takes those again, and each look at the claims that ended would read them for ever.
- * Ended at the look's time, they are read once more by each look that started before it, and found
- * by the look of a pipeline that opens with another output (`lapsed`). Then GIVEN_UP, then each
- * sink's stored name; `alias` is the alerts table's name in the statement.
+ * Unmarks the given-up records every one of `sinks` received (a send that failed part-way gives up
+ * what the output had taken too): no one takes those again, and each look at the claims that ended
+ * would read them for ever. Each is left to no instance (no claimant: any look takes it for an
+ * output that lacks it), its claim ending a lease after the look's time (`now`, by its clock: first
+ * parameter). A lease later, not at the look's time: a pipeline kept open looks from its own last
+ * look, which may be later than the look's time (the clocks differ, looks run at once), and would
+ * never read a claim that ended before it; one that opens reads it at once (up to a lease from
+ * now). Then GIVEN_UP, then each sink's stored name; `alias` is the alerts table's name.
  */
 export function clearReceivedGivenUpSql(sinks: number, alias = 'alerts'): string {
   const received = Array.from(
     { length: sinks },
     () => `EXISTS (SELECT 1 FROM deliveries d WHERE d.alert_id = ${alias}.id AND d.sink = ?)`,
   );
-  return `UPDATE alerts${alias === 'alerts' ? '' : ` ${alias}`} SET claimed_until = ? WHERE claimed_until = ? AND ${received.join(' AND ')}`;
+  return `UPDATE alerts${alias === 'alerts' ? '' : ` ${alias}`} SET claimant = NULL, claimed_until = ? + ${CLAIM_LEASE_MS} WHERE claimed_until = ? AND ${received.join(' AND ')}`;
 }
 
 /** Who claims deliveries through a store, and by which clock (see `StateStore.undelivered`). */

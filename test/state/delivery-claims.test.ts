@@ -435,6 +435,38 @@ function claims(adapter: Adapter) {
     expect((await firstLook('container-d', [SINK, 'pager'])).ids('pager')).toEqual([]);
   });
 
+  it('a given-up record every output of an instance received reaches a pipeline kept open with another output that looked after the time of the look that unmarked it', async () => {
+    // A consumer kept open with both outputs; its sweeps look from its own last look.
+    const b = await instance('container-b');
+    const sweep = async () => {
+      const sent = ((await b.lapsed([SINK, 'pager'])).get('pager') ?? []).map((x) => x.id);
+      await b.markDelivered('pager', sent);
+      return sent;
+    };
+    expect((await firstLook('container-b', [SINK, 'pager'], b)).full).toEqual([SINK, 'pager']);
+    const a = await instance('container-a');
+    const t = new Date(at(1)).toISOString();
+    await a.commit(batch({ alerts: [alert('r', t)] }));
+    now += 30_000;
+    // The consumer's sweep: the record is still container-a's.
+    expect(await sweep()).toEqual([]);
+    // Its pager failed after the first output took the record: it gives the record up, and an
+    // instance with the first output only, its clock 2 minutes behind (the claims allow up to a
+    // lease), unmarks it at its look before the consumer looks again.
+    await a.markDelivered(SINK, ['r']);
+    await a.releaseClaims(['r']);
+    const behind = await backing().open('container-x', { claimant: 'container-x', now: () => now - 120_000 });
+    expect((await behind.lapsed([SINK])).get(SINK)).toEqual([]);
+    const found: string[] = [];
+    for (let i = 0; i < 40; i++) {
+      now += 60_000;
+      found.push(...(await sweep()));
+    }
+    expect(found).toEqual(['r']);
+    // Nor does an instance that opens later with the pager take it again.
+    expect((await firstLook('container-c', [SINK, 'pager'])).ids('pager')).toEqual([]);
+  });
+
   it('two instances opening at once, and a commit meanwhile: each record is taken once; a look that failed before taking what it found is made again', async () => {
     expect((await firstLook('container-b')).full).toEqual([SINK]);
     const a = await instance('container-a');
