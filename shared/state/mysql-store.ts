@@ -1027,7 +1027,7 @@ export class MySqlStore implements StateStore {
         )),
       );
     const taken = await this.claim(rows, now);
-    await this.storeLooks([sink], now);
+    await this.storeLooks([sink], now, { full: true });
     return this.loadUndelivered(sink, taken);
   }
 
@@ -1089,8 +1089,12 @@ export class MySqlStore implements StateStore {
     return out;
   }
 
-  /** Notes, here and in the store, that a look for `sinks` took what it could up to `now`. */
-  private async storeLooks(sinks: readonly string[], now: number): Promise<void> {
+  /**
+   * Notes, here and in the store, that a look for `sinks` took what it could up to `now`: the later
+   * time stored is kept, but a `full` look (at every record) stores its own, so that a time stored
+   * from a clock far ahead (see `lookWindow`) is gone once that clock is.
+   */
+  private async storeLooks(sinks: readonly string[], now: number, { full = false } = {}): Promise<void> {
     const rows = sinks
       .map(storedKey)
       .sort(compareKeys)
@@ -1100,7 +1104,7 @@ export class MySqlStore implements StateStore {
         conn,
         'INSERT INTO delivery_looks (sink, looked_until)',
         rows,
-        'ON DUPLICATE KEY UPDATE looked_until = GREATEST(looked_until, VALUES(looked_until))',
+        `ON DUPLICATE KEY UPDATE looked_until = ${full ? 'VALUES(looked_until)' : 'GREATEST(looked_until, VALUES(looked_until))'}`,
       ),
     );
     for (const sink of sinks) this.looked.set(sink, now);

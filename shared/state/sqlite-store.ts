@@ -553,7 +553,7 @@ export class SqliteStore implements StateStore {
           .all(...part),
       );
     const taken = this.claim(rows, now);
-    this.storeLooks([sink], now);
+    this.storeLooks([sink], now, { full: true });
     return this.loadUndelivered(sink, taken);
   }
 
@@ -621,11 +621,15 @@ export class SqliteStore implements StateStore {
     return out;
   }
 
-  /** Notes, here and in the store, that a look for `sinks` took what it could up to `now`. */
-  private storeLooks(sinks: readonly string[], now: number): void {
+  /**
+   * Notes, here and in the store, that a look for `sinks` took what it could up to `now`: the later
+   * time stored is kept, but a `full` look (at every record) stores its own, so that a time stored
+   * from a clock far ahead (see `lookWindow`) is gone once that clock is.
+   */
+  private storeLooks(sinks: readonly string[], now: number, { full = false } = {}): void {
     const write = this.db.prepare(
       `INSERT INTO delivery_looks (sink, looked_until) VALUES (?, ?)
-         ON CONFLICT (sink) DO UPDATE SET looked_until = MAX(looked_until, excluded.looked_until)`,
+         ON CONFLICT (sink) DO UPDATE SET looked_until = ${full ? 'excluded.looked_until' : 'MAX(looked_until, excluded.looked_until)'}`,
     );
     this.db.transaction(() => {
       for (const sink of sinks) write.run(sink, now);

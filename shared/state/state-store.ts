@@ -157,9 +157,10 @@ export type LookWindow = { from: number; to: number };
 /**
  * The window of a look at `now` for a sink: after this store's last look for it (`own`), else after
  * the last look stored for it (`stored`, by any store) less the margin; undefined when there is
- * neither: the full look. A pipeline that opens (`opening`) reads up to the end of a claim made now
- * too, so that the claims it may take before they end (its own, a dead process's) are taken as
- * the full look took them; a sweep, only the claims that ended.
+ * neither, or the time stored is more than the margin ahead of `now`: the full look. A pipeline
+ * that opens (`opening`) reads up to the end of a claim made now too, so that the claims it may
+ * take before they end (its own, a dead process's) are taken as the full look took them; a sweep,
+ * only the claims that ended.
  */
 export function lookWindow(
   own: number | undefined,
@@ -167,7 +168,11 @@ export function lookWindow(
   now: number,
   opening: boolean,
 ): LookWindow | undefined {
-  const from = own ?? (stored === undefined ? undefined : stored - LOOK_MARGIN_MS);
+  // A time stored more than the margin ahead of this clock came from a clock the claims do not
+  // allow (an instance's wrong by more than the lease): the records whose claims ended since it
+  // was stored ended before it, and only the full look finds those it did not take.
+  const trusted = stored !== undefined && stored - LOOK_MARGIN_MS <= now ? stored : undefined;
+  const from = own ?? (trusted === undefined ? undefined : trusted - LOOK_MARGIN_MS);
   return from === undefined ? undefined : { from, to: opening ? now + CLAIM_LEASE_MS : now };
 }
 

@@ -467,6 +467,26 @@ function claims(adapter: Adapter) {
     expect((await firstLook('container-c', [SINK, 'pager'])).ids('pager')).toEqual([]);
   });
 
+  it('a look stored by an instance whose clock is far ahead does not make those that open skip the records whose claims ended since', async () => {
+    // A container whose clock is an hour ahead looks, and stores the time of its look by its clock.
+    const ahead = await backing().open('container-z', {
+      claimant: 'container-z',
+      now: () => now + 3_600_000,
+    });
+    expect((await ahead.lapsed([SINK])).get(SINK)).toEqual([]);
+    // Then an instance stores a record and dies before sending it.
+    const a = await instance('container-a');
+    const t = new Date(at(1)).toISOString();
+    await a.commit(batch({ alerts: [alert('left', t)] }));
+    // Its claim ended: the next to open sends it.
+    now += 2 * CLAIM_LEASE_MS;
+    const b = await firstLook('container-b');
+    expect([b.full, b.ids()]).toEqual([[SINK], ['left']]);
+    // That look, at every record, stored its own time: the next looks from it.
+    const c = await firstLook('container-c');
+    expect([c.full, c.ids()]).toEqual([[], []]);
+  });
+
   it('two instances opening at once, and a commit meanwhile: each record is taken once; a look that failed before taking what it found is made again', async () => {
     expect((await firstLook('container-b')).full).toEqual([SINK]);
     const a = await instance('container-a');
