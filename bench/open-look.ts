@@ -1,7 +1,8 @@
 // The look of a pipeline that opens, over a store holding many alerts all delivered: the look at
 // every record for each output (`StateStore.undelivered`, the first look for an output none looked
-// for) against the look from the time the last look stored (`StateStore.lapsed` on a store that
-// never looked: what a function invocation on a mysql:// store, or a CLI run, does when it opens).
+// for) against the look from the time the last look stored (`StateStore.lapsed` with `opening` on
+// a store that never looked: what a function invocation on a mysql:// store, or a CLI run, does
+// when it opens).
 // The alerts are written by SQL, as a long-running fleet would have left them: stored over
 // `--days`, each claim ended a lease after its commit, every output recorded as delivered.
 // Progress goes to stderr; the last line on stdout is one JSON object with the figures.
@@ -121,7 +122,7 @@ try {
   });
   log(`full look, ${SINKS.length} outputs: ${fullMs} ms`);
   // After: from the time the last look stored (the full looks just made stored theirs).
-  const storedMs = await timed(bench, (s) => s.lapsed(SINKS));
+  const storedMs = await timed(bench, (s) => s.lapsed(SINKS, { opening: true }));
   log(`look from the time stored, ${SINKS.length} outputs: ${storedMs} ms`);
   process.stdout.write(
     `${JSON.stringify({ store: values.store, alerts: ALERTS, days: DAYS, outputs: SINKS.length, fillMs, fullMs, storedMs })}\n`,
