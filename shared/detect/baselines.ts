@@ -124,14 +124,17 @@ class SubjectBaseline implements Baseline {
 
   learn(values: readonly string[], ts: number): void {
     const { opts, key, nextExpiry } = this;
-    if (!this.row || this.expired(this.row, ts)) this.row = { since: ts, last: ts, ttl: 0, values: {} };
-    const r = this.row;
+    const fresh = !this.row || this.expired(this.row, ts);
+    if (fresh) this.row = { since: ts, last: ts, ttl: 0, values: {} };
+    const r = this.row!;
     r.since = Math.min(r.since, ts);
     r.last = Math.max(r.last, ts);
     r.ttl = opts.expireAfter;
+    // A row restored from the state store has no next expiry yet, and values older than this one:
+    // it is left without, so that the next prune works it out from the values.
     const expiry = ts + opts.expireAfter;
     const next = nextExpiry.get(key);
-    if (next === undefined || expiry < next) nextExpiry.set(key, expiry);
+    if (next === undefined ? fresh : expiry < next) nextExpiry.set(key, expiry);
     const max = opts.maxValues;
     // The row's values, counted once at the first new value rather than listed for each.
     let count: number | undefined;

@@ -44,6 +44,32 @@ describe('baselines', () => {
     );
   });
 
+  it('a row restored from the state store forgets its expired values at the next prune, as a kept one does', () => {
+    // A pipeline re-opened at every invocation (a shared mysql:// store) learns into rows it restored:
+    // their older values must still expire, or a person seen every invocation keeps them forever.
+    const kept = new EntityCache();
+    const keptBaselines = new Baselines(kept);
+    const noLimit = { learningPeriod: DAY, expireAfter: 5 * DAY };
+    keptBaselines.open('r', 'person:a', noLimit).learn(['old'], T0);
+    keptBaselines.open('r', 'person:a', noLimit).learn(['kept'], T0 + 3 * DAY);
+    const restored = new EntityCache();
+    for (const [key, body] of kept.entries('baseline'))
+      restored.load({ kind: 'baseline', key, body: structuredClone(body) });
+    const restoredBaselines = new Baselines(restored);
+    keptBaselines.open('r', 'person:a', noLimit).learn(['new'], T0 + 4 * DAY);
+    restoredBaselines.open('r', 'person:a', noLimit).learn(['new'], T0 + 4 * DAY);
+
+    const before = T0 + 5 * DAY + HOUR;
+    keptBaselines.prune(before);
+    restoredBaselines.prune(before);
+
+    const values = (cache: EntityCache) =>
+      Object.keys(cache.get<{ values: Record<string, unknown> }>('baseline', 'r\u0000person:a')!.values)
+        .length;
+    expect(values(kept)).toBe(2);
+    expect(values(restored)).toBe(2);
+  });
+
   it('keeps at most maxValues values per subject, forgetting the least recently seen', () => {
     const cache = new EntityCache();
     const baseline = new Baselines(cache).open('r', 'person:a', { ...opts, maxValues: 3 });
