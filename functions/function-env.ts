@@ -28,6 +28,19 @@ export const DEFAULT_REPORT_PREFIX = 'reports/';
 
 export type FunctionEnvVar = { name: string; default: string; description: string };
 
+/**
+ * The services the function calls, whose endpoint variables it takes: each is checked at start.
+ * {"action":"sync"} calls IAM (classic) and the MySQL service (DB systems and their read replicas).
+ */
+const ENDPOINT_SERVICES = [
+  'streaming',
+  'notifications',
+  'objectstorage',
+  'secrets',
+  'identity',
+  'mysql',
+] as const;
+
 /** The OCI variables the function reads (auth, region, the endpoints of the services it calls). */
 const OCI_VARS = [
   'HWAUDIT_OCI_AUTH',
@@ -35,13 +48,7 @@ const OCI_VARS = [
   'HWAUDIT_OCI_PROFILE',
   'HWAUDIT_OCI_REGION',
   'HWAUDIT_OCI_ENDPOINT',
-  endpointVariable('streaming'),
-  endpointVariable('notifications'),
-  endpointVariable('objectstorage'),
-  endpointVariable('secrets'),
-  // {"action":"sync"}: IAM (classic) and the MySQL service (DB systems and their read replicas).
-  endpointVariable('identity'),
-  endpointVariable('mysql'),
+  ...ENDPOINT_SERVICES.map(endpointVariable),
 ];
 
 function ociVar(name: string): FunctionEnvVar {
@@ -327,11 +334,8 @@ export function readFunctionEnv(
   const collectStreamId = ocid(env, 'HWAUDIT_COLLECT_STREAM_ID', 'stream');
   const notificationsTopicId = ocid(env, 'HWAUDIT_NOTIFICATIONS_TOPIC_ID', 'onstopic');
   // Endpoint overrides are checked now (not at the first alert), naming the variable at fault.
+  for (const service of ENDPOINT_SERVICES) ociEndpointOverride(service, env);
   const streamingEndpoint = ociEndpointOverride('streaming', env);
-  ociEndpointOverride('notifications', env);
-  ociEndpointOverride('objectstorage', env);
-  ociEndpointOverride('identity', env);
-  ociEndpointOverride('mysql', env);
   const streamVar =
     alertStreamId !== undefined
       ? 'HWAUDIT_ALERT_STREAM_ID'

@@ -225,6 +225,19 @@ describe('readFunctionEnv', () => {
     ).toMatch(/^HWAUDIT_OCI_ENDPOINT_MYSQL: credentials in the URL are not allowed/);
   });
 
+  it('checks every endpoint variable it knows at start, naming it', () => {
+    const endpoints = FUNCTION_ENV_VARS.map((v) => v.name).filter((n) =>
+      n.startsWith('HWAUDIT_OCI_ENDPOINT_'),
+    );
+    expect(endpoints).toContain('HWAUDIT_OCI_ENDPOINT_SECRETS');
+    for (const name of endpoints) {
+      const withCredentials = failure({ ...CONFIG, [name]: 'https://u:pw-123@service.example' });
+      expect(withCredentials.message).toMatch(new RegExp(`^${name}: credentials in the URL are not allowed`));
+      expect(withCredentials.message).not.toContain('pw-123');
+      expect(failure({ ...CONFIG, [name]: 'ftp://service.example' }).details).toEqual({ variable: name });
+    }
+  });
+
   it('rejects an unknown HWAUDIT_ variable (a typo must not fall back to a default silently)', () => {
     expect(failure({ ...CONFIG, HWAUDIT_STATE_PATH: '/tmp/x' }).message).toMatch(
       /^HWAUDIT_STATE_PATH: unknown variable/,
