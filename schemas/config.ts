@@ -243,7 +243,12 @@ export const RouteSchema = z
     match: RouteMatchSchema.default({}),
     output: RouteOutputSchema,
     /** `immediate`: one message per alert; `{ digest: PT15M }`: one digest per period (Notifications only). */
-    delivery: z.union([z.literal('immediate'), z.strictObject({ digest: Duration })]).default('immediate'),
+    delivery: z
+      .union([z.literal('immediate'), z.strictObject({ digest: Duration })], {
+        // A union's own message is "Invalid input", whatever the digest's problem.
+        error: 'expected immediate, or { digest: an ISO 8601 duration such as PT15M or P1D }',
+      })
+      .default('immediate'),
     /** Repeats of one subject (rule, person, DB system) within this window are not delivered again. */
     suppress: Duration.optional(),
   })

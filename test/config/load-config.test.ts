@@ -67,6 +67,10 @@ describe('validateConfig', () => {
       'maintenance: [{ from: 2026, to: 2026-11-02, reason: patching, rules: [audit.gap] }]',
       'maintenance[0].from: expected an ISO 8601 time such as 2026-11-01T00:00:00Z (UTC where it has no offset)',
     ],
+    ...['{ digest: 15 }', '{ digest: PT15X }', 'hourly'].map((delivery) => [
+      `routes: [{ name: r, output: { notifications: ocid1.onstopic.oc1..aaaa }, delivery: ${delivery} }]`,
+      'routes[0].delivery: expected immediate, or { digest: an ISO 8601 duration such as PT15M or P1D }',
+    ]),
   ])('%s: %s', (text, problem) => {
     expect(problems(`${text}\n`)).toEqual([problem]);
   });
