@@ -81,8 +81,16 @@ export function accountName(a: AccountRef): string {
   return `${a.user === '' ? "''" : a.user}@${a.host}`;
 }
 
+/**
+ * An account as MySQL tells it from the others: its user name exactly, its host name in lowercase
+ * (MySQL stores host names in lowercase and compares them without case).
+ */
+export function accountKey(a: AccountRef): string {
+  return accountName({ user: a.user, host: a.host.toLowerCase() });
+}
+
 function rowKey(db: string, a: AccountRef): string {
-  return `${db}\u0000${accountName(a)}`;
+  return `${db}\u0000${accountKey(a)}`;
 }
 
 /** Parsed authentication_oci strings: the same few are read at every connect. */
@@ -129,6 +137,7 @@ export class Mappings {
   /** The earliest time in `locking`: `compact` has nothing to do before the watermark passes it. */
   private compactDue = Number.POSITIVE_INFINITY;
   constructor(private readonly cache: EntityCache) {
+    this.mergeHostsByCase();
     for (const [key, row] of cache.entries<AccountRow>(ACCOUNT)) {
       if (row.direct) this.foldLegacyDirect(key, row);
       if (row.versions.some(mapsGroups)) this.indexMapping(key, row);
@@ -484,6 +493,23 @@ export class Mappings {
     this.cache.touch(ACCOUNT, key);
   }
 
+  /**
+   * Rows stored when accounts were told apart by the case of their host (`app@LocalHost` and
+   * `app@localhost`): each is merged into the row of its host in lowercase, one account as in MySQL.
+   */
+  private mergeHostsByCase(): void {
+    for (const [key, row] of [...this.cache.entries<AccountRow>(ACCOUNT)]) {
+      if (key === rowKey(row.db, row)) continue;
+      this.cache.delete(ACCOUNT, key);
+      const into = this.row(row.db, row);
+      for (const v of row.versions)
+        if (!into.versions.some((w) => w.key === v.key && w.part === v.part)) into.versions.push(v);
+      into.versions.sort(byTimeAndKey);
+      if (row.direct) into.direct = [...(into.direct ?? []), ...row.direct];
+      this.cache.touch(ACCOUNT, rowKey(row.db, row));
+    }
+  }
+
   private insertOnce(db: string, account: AccountRef, version: AccountVersion): void {
     const row = this.row(db, account);
     if (row.versions.some((v) => v.key === version.key && v.part === version.part)) return;
@@ -520,7 +546,7 @@ export class Mappings {
     return this.cache.set<AccountRow>(ACCOUNT, key, {
       db,
       user: account.user,
-      host: account.host,
+      host: account.host.toLowerCase(),
       versions: [],
     });
   }
@@ -572,15 +598,14 @@ export function parsedAccountName(value: string): Readonly<MappingTarget> {
 
 /** Whether a group mapping's target names the account: its user (exactly), on any host unless it names one (without case). */
 export function reaches(target: MappingTarget, account: AccountRef): boolean {
-  return (
-    target.user === account.user &&
-    (target.host === undefined || target.host.toLowerCase() === account.host.toLowerCase())
-  );
+  return target.host === undefined ? target.user === account.user : sameAccount(target, account);
 }
 
 /** Whether two accounts are one: user names compare exactly, host names without case (`%` when none). */
 export function sameAccount(a: MappingTarget, b: MappingTarget): boolean {
-  return a.user === b.user && (a.host ?? '%').toLowerCase() === (b.host ?? '%').toLowerCase();
+  return (
+    accountKey({ user: a.user, host: a.host ?? '%' }) === accountKey({ user: b.user, host: b.host ?? '%' })
+  );
 }
 
 /** Calls `visit` for each group-to-user entry of the mappings in force at `ts` on these rows, in order. */

@@ -1,11 +1,18 @@
 import { z } from 'zod';
 import { defineRule, loginOccurrence, sessionFields } from '../detect/rule.js';
-import { at, DB, db, GROUPS } from '../detect/timeline.js';
+import { at, DB, db, GROUPS, USERS } from '../detect/timeline.js';
 import { Memo } from '../memo.js';
 
 /** `sql` run by admin at `minutes` after T0. */
 const byAdmin = (minutes: number, sqlCommand: string, sql: string) =>
   db.query({ at: at(minutes), conn: 99, account: 'admin', sqlCommand, sql });
+
+/** The configuration of an IAM-only DB system that lists these accounts alone. */
+const iamOnlyWith = (
+  ...accounts: { user: string; host: string; plugin: string; authenticationString: string }[]
+) => ({
+  dbSystems: [{ id: DB.id, name: DB.name, iamOnly: true, accounts }],
+});
 
 /** A MySQL LIKE-style pattern (`%` any run, `_` one character) as a regular expression. */
 function likeRegExp(pattern: string, flags: string): RegExp {
@@ -124,6 +131,17 @@ export const accessLocalAccount = defineRule({
       expect: { alerts: 1, severity: 'high', match: { mysqlAccount: 'ADMIN@%', loginUser: 'ADMIN' } },
     },
     {
+      name: 'an IAM account the configuration names with its host in another case is that account, as in MySQL',
+      config: iamOnlyWith({
+        user: 'carol',
+        host: 'LocalHost',
+        plugin: 'authentication_oci',
+        authenticationString: JSON.stringify({ user: USERS.carol }),
+      }),
+      events: () => [db.connect({ at: at(1), conn: 1, account: 'carol', host: 'localhost' })],
+      expect: { alerts: 0 },
+    },
+    {
       name: 'a dot in an allow-list pattern is only a dot',
       config: {
         dbSystems: [{ id: DB.id, name: DB.name, iamOnly: true, allowedLocalAccounts: ['etl.job@%'] }],
@@ -166,23 +184,12 @@ export const accessLocalAccount = defineRule({
     },
     {
       name: 'a mapping that names its account with a host: the user on another host is a local account',
-      config: {
-        dbSystems: [
-          {
-            id: DB.id,
-            name: DB.name,
-            iamOnly: true,
-            accounts: [
-              {
-                user: '',
-                host: '%',
-                plugin: 'authentication_oci',
-                authenticationString: JSON.stringify({ group_mapping: { [GROUPS.dev]: "'dev_proxy'@'%'" } }),
-              },
-            ],
-          },
-        ],
-      },
+      config: iamOnlyWith({
+        user: '',
+        host: '%',
+        plugin: 'authentication_oci',
+        authenticationString: JSON.stringify({ group_mapping: { [GROUPS.dev]: "'dev_proxy'@'%'" } }),
+      }),
       events: () => [
         db.connect({ at: at(1), conn: 1, account: 'dev_proxy', host: '10.%', user: 'bob' }),
         db.connect({ at: at(2), conn: 2, account: 'dev_proxy', user: 'bob' }),

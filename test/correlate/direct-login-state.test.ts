@@ -200,6 +200,43 @@ describe('the lock state of a proxied account', () => {
     ]);
   });
 
+  it('an account a snapshot lists with its host in another case is the one sessions log in to', async () => {
+    // dba_proxy@LocalHost, unlocked with a password, is the dba_proxy@localhost the server names in
+    // its audit log: open to logins without IAM, a login to it is a local one.
+    const { sessions } = await runWithSnapshots(
+      [accountSnapshot('s1', at(-60), { extra: [localAccount('dba_proxy', false, 'LocalHost')] })],
+      [
+        [
+          iam.signOn({ at: at(5), user: USERS.alice, ip: '10.0.0.5' }),
+          db.connect({
+            at: at(10),
+            conn: 10,
+            account: 'dba_proxy',
+            host: 'localhost',
+            user: 'alice',
+            ip: '10.0.0.5',
+          }),
+        ],
+      ],
+    );
+    expect(attributionOf(sessions, 10)).toEqual(LOCAL);
+  });
+
+  it('state stored with hosts told apart by case is one account per host in lowercase', () => {
+    const cache = new EntityCache();
+    const stored = (host: string, key: string) => ({
+      kind: 'account',
+      key: `${DB.id}\u0000app@${host}`,
+      body: { db: DB.id, user: 'app', host, versions: [{ ts: at(1), key, plugin: 'caching_sha2_password' }] },
+    });
+    cache.load(stored('LocalHost', 'e1'));
+    cache.load(stored('localhost', 'e2'));
+    const mappings = new Mappings(cache);
+    expect(mappings.rows().map((r) => [r.host, r.versions.map((v) => v.key)])).toEqual([
+      ['localhost', ['e1', 'e2']],
+    ]);
+  });
+
   it('ALTER USER IF EXISTS of an account an audited DROP USER removed opens nothing', async () => {
     const { sessions, alerts } = await runWithSnapshots(
       [accountSnapshot('s1', at(-60))],
