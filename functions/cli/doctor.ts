@@ -35,7 +35,8 @@ Options:
   --state FILE|URL    also check the DB systems and endpoints the state's last sync discovered,
                       and the proxied accounts the state holds open to logins without IAM
   --scope NAME        the state's scope whose accounts are read: the one the pipeline correlates
-                      the DB systems in (the function's is function)      (default: default)
+                      the DB systems in (the function's is function); needs --state
+                                                                          (default: default)
   --db-system ID      check only this DB system (id or name); repeatable  (default: all)
   --json              print the checks as JSON instead of a checklist
   -h, --help          this help
@@ -67,18 +68,24 @@ export async function runDoctor(argv: string[], io: CliIo, deps: CliDeps = {}): 
   const { values } = parseCommandArgs('doctor', argv, {
     config: { type: 'string' },
     state: { type: 'string' },
-    scope: { type: 'string', default: 'default' },
+    scope: { type: 'string' },
     'db-system': { type: 'string', multiple: true },
     json: { type: 'boolean', default: false },
   });
   if (!values.config) throw new AuditError('USAGE', 'doctor needs --config FILE (see doctor --help)');
+  if (values.scope !== undefined && values.state === undefined)
+    throw new AuditError(
+      'USAGE',
+      'doctor: --scope needs --state: it names the scope of the state whose accounts are read',
+    );
+  const scope = values.scope ?? 'default';
   const env = deps.env ?? process.env;
   const warn = warnOnce(io, 'doctor');
   const loaded = (await loadConfigFile(values.config)).config;
   let config = loaded;
   let accounts: { open: ReturnType<Mappings['openProxiedAccounts']>; known: Set<string> } | undefined;
   if (values.state !== undefined) {
-    const store = await openStateToRead(values.state, 'doctor', env, warn, values.scope);
+    const store = await openStateToRead(values.state, 'doctor', env, warn, scope);
     try {
       config = await withDiscoveredFleet(loaded, store);
       // Every statement and snapshot the scope applied: what holds now.
@@ -106,7 +113,7 @@ export async function runDoctor(argv: string[], io: CliIo, deps: CliDeps = {}): 
       r.checks.push(
         accounts.known.has(db)
           ? proxiedAccountsCheck(accounts.open.filter((o) => o.db === db))
-          : unknownAccountsCheck(values.scope),
+          : unknownAccountsCheck(scope),
       );
     }
   io.stdout.write(values.json ? `${JSON.stringify(results, null, 2)}\n` : checklist(results));

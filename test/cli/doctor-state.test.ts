@@ -10,6 +10,7 @@ import type { Check, InstanceDiagnosis } from '../../shared/sources/doctor.js';
 import { SqliteStore } from '../../shared/state/sqlite-store.js';
 import { toIso } from '../../shared/time.js';
 import { accountSnapshot, following } from '../helpers/account-snapshots.js';
+import { runCli } from '../helpers/cli-process.js';
 import { runBatches } from '../helpers/run-timeline.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'hwaudit-doctor-state-'));
@@ -135,5 +136,15 @@ describe('doctor --state', () => {
       status: 'warn',
       detail: expect.stringContaining('dba_proxy@% (since snapshot:s1)'),
     });
+  });
+
+  it('refuses --scope without --state as bad usage: there is no state whose scope it would read', async () => {
+    const r = await runCli(['doctor', '--config', configFile(), '--scope', 'function'], {
+      ...process.env,
+      HWAUDIT_TEST_DB_PASSWORD: 'pw',
+    });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('--scope needs --state');
+    expect(r.stdout).toBe('');
   });
 });
