@@ -3,7 +3,7 @@
 // the correlation state, so that reports and exports read the store without the configuration.
 import type { DbSystemConfig } from '../../schemas/config.js';
 import type { EntityCache } from '../state/entity-cache.js';
-import { accountName } from './mappings.js';
+import { accountKey } from './mappings.js';
 
 export type DbCatalogEntry = {
   id: string;
@@ -11,7 +11,7 @@ export type DbCatalogEntry = {
   iamOnly: boolean;
   privilegedAccounts: string[];
   allowedLocalAccounts: string[];
-  /** `user@host` -> privileges as `SHOW GRANTS FOR` prints them, for the accounts the config lists them for. */
+  /** `user@host` (`accountKey`: the host in lowercase) -> privileges as `SHOW GRANTS FOR` prints them, for the accounts the config lists them for. */
   grants: Record<string, string[]>;
 };
 
@@ -21,7 +21,7 @@ const KIND = 'dbsystem';
 export function recordDbCatalog(cache: EntityCache, dbSystems: readonly DbSystemConfig[]): void {
   for (const db of dbSystems) {
     const grants: Record<string, string[]> = {};
-    for (const a of db.accounts) if (a.grants) grants[accountName(a)] = a.grants;
+    for (const a of db.accounts) if (a.grants) grants[accountKey(a)] = a.grants;
     const entry: DbCatalogEntry = {
       id: db.id,
       name: db.name,

@@ -5,7 +5,7 @@
 import { breakGlassGrants, type GrantRow } from '../correlate/correlator.js';
 import { type DbCatalogEntry, dbCatalog } from '../correlate/db-catalog.js';
 import { Directory } from '../correlate/directory.js';
-import { accountName, Mappings, OCI_PLUGIN, parseOciMapping } from '../correlate/mappings.js';
+import { accountKey, Mappings, OCI_PLUGIN, parseOciMapping } from '../correlate/mappings.js';
 import { type MembershipChange, Memberships } from '../correlate/memberships.js';
 import { EntityCache, type EntityRow } from '../state/entity-cache.js';
 
@@ -102,7 +102,7 @@ export class AuditFacts {
   /** The privileges the configuration lists for an account (`user@host`; `user@%` as fallback). */
   grantsOf(db: string, user: string, host = '%'): string[] | undefined {
     const grants = this.catalog.get(db)?.grants;
-    return grants?.[accountName({ user, host })] ?? grants?.[accountName({ user, host: '%' })];
+    return grants?.[accountKey({ user, host })] ?? grants?.[accountKey({ user, host: '%' })];
   }
 
   privileged(db: string, user: string): boolean {

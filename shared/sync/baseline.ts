@@ -14,6 +14,7 @@
 // How the pipeline's correlation state follows snapshots (seeding, drift) is shared/sync/drift.ts.
 import type { Config, DbSystemConfig } from '../../schemas/config.js';
 import type { Snapshot, SnapshotAccount, SnapshotDbSystem } from '../../schemas/snapshot.js';
+import { accountKey } from '../correlate/mappings.js';
 
 /** The configuration with the snapshot's DB systems merged in (see top). */
 export function applySnapshot(config: Config, snapshot: Snapshot | undefined): Config {
@@ -60,10 +61,10 @@ function mergeAccounts(
   configured: DbSystemConfig['accounts'],
   found: readonly SnapshotAccount[] = [],
 ): DbSystemConfig['accounts'] {
-  const unlisted = new Map(found.map((a) => [accountKey(a), a]));
+  const unlisted = new Map(found.map((a) => [keyOf(a), a]));
   const listed = configured.map((a) => {
-    const read = unlisted.get(accountKey(a));
-    unlisted.delete(accountKey(a));
+    const read = unlisted.get(keyOf(a));
+    unlisted.delete(keyOf(a));
     return withGrants(a, read);
   });
   return [...listed, ...[...unlisted.values()].map(configAccount)];
@@ -76,8 +77,9 @@ function withGrants<T extends { grants?: G }, G>(listed: T, read: { grants?: G }
     : listed;
 }
 
-function accountKey(a: { user?: unknown; host?: unknown }): string {
-  return `${String(a.user)}@${String(a.host ?? '%')}`;
+/** An account as MySQL tells it from the others (`accountKey`): `app@LocalHost` is `app@localhost`. */
+function keyOf(a: { user?: unknown; host?: unknown }): string {
+  return accountKey({ user: String(a.user), host: String(a.host ?? '%') });
 }
 
 /** An account a snapshot read, as a configuration lists it. */
@@ -143,7 +145,7 @@ export function configWithSnapshot(input: unknown, snapshot: Snapshot): Raw {
     privilegedAccounts: [
       ...new Set([...strings(found.privilegedAccounts), ...strings(mine.privilegedAccounts)]),
     ],
-    accounts: mergeBy(list(found.accounts), list(mine.accounts), accountKey, (read, listed) =>
+    accounts: mergeBy(list(found.accounts), list(mine.accounts), keyOf, (read, listed) =>
       withGrants(listed, read),
     ),
   })).map(({ endpoints, ...db }) => {

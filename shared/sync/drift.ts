@@ -14,7 +14,7 @@ import type {
 import type { Snapshot, SnapshotAccount, SnapshotMembership, SnapshotUser } from '../../schemas/snapshot.js';
 import { PART } from '../../schemas/snapshot.js';
 import { type Seed, snapshotSeedKey } from '../correlate/correlator.js';
-import { accountName } from '../correlate/mappings.js';
+import { accountKey, accountName } from '../correlate/mappings.js';
 
 export type Following = { seeds: Seed[]; events: SyncEvent[] };
 
@@ -158,7 +158,7 @@ function changes(before: Snapshot, after: Snapshot): SyncEvent[] {
   for (const db of after.dbSystems) {
     const old = before.dbSystems.find((d) => d.id === db.id);
     if (!both.has(PART.accounts(db.id)) || !old?.accounts || !db.accounts) continue;
-    const accounts = (list: SnapshotAccount[]) => new Map(list.map((a) => [accountName(a), a]));
+    const accounts = (list: SnapshotAccount[]) => new Map(list.map((a) => [accountKey(a), a]));
     const [a0, a1] = [accounts(old.accounts), accounts(db.accounts)];
     const accountEvent = (
       kind: SyncAccountEvent['kind'],

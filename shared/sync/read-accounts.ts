@@ -6,7 +6,7 @@
 // come each account's effective privileges (its own and its roles'), written as `SHOW GRANTS`
 // writes them, and the privileged accounts, derived rather than hand-written.
 import type { SnapshotAccount } from '../../schemas/snapshot.js';
-import { accountName } from '../correlate/mappings.js';
+import { accountKey, accountName } from '../correlate/mappings.js';
 import type { SqlSession } from '../sources/mysql-connection.js';
 
 /** Global privileges that make an account privileged: they reach every account, grant, or the audit log. */
@@ -140,7 +140,7 @@ export async function readAccounts(session: SqlSession, collectorUser: string): 
 
   const held = new Map<string, Held>();
   const of = (user: unknown, host: unknown): Held => {
-    const key = accountName({ user: text(user), host: text(host) });
+    const key = accountKey({ user: text(user), host: text(host) });
     let h = held.get(key);
     if (!h) {
       h = { scopes: new Map(), dynamic: new Map() };
@@ -170,10 +170,10 @@ export async function readAccounts(session: SqlSession, collectorUser: string): 
   }
   const roles = new Map<string, string[]>();
   for (const r of await optional(ACCOUNT_STATEMENTS.roles, 'mysql.role_edges')) {
-    const to = accountName({ user: text(r.TO_USER), host: text(r.TO_HOST) });
+    const to = accountKey({ user: text(r.TO_USER), host: text(r.TO_HOST) });
     roles.set(to, [
       ...(roles.get(to) ?? []),
-      accountName({ user: text(r.FROM_USER), host: text(r.FROM_HOST) }),
+      accountKey({ user: text(r.FROM_USER), host: text(r.FROM_HOST) }),
     ]);
   }
   const databases = await optional(ACCOUNT_STATEMENTS.databasePrivileges, 'mysql.db');
@@ -216,7 +216,7 @@ export async function readAccounts(session: SqlSession, collectorUser: string): 
     .map((r): SnapshotAccount => {
       const user = text(r.User);
       const host = text(r.Host);
-      const key = accountName({ user, host });
+      const key = accountKey({ user, host });
       const h = effective(key);
       const authenticationString = text(r.authentication_string);
       const plugin = text(r.plugin).toLowerCase();

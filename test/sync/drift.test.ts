@@ -76,4 +76,8 @@ describe('drift of privileges', () => {
     const [event] = drift(first({}), second({ grants, privileges: ['SUPER', ...scoped] }));
     expect(event?.observed.change).toBe('privileges +SUPER');
   });
+
+  it('an account read again with its host in another case is the same account, as in MySQL: no change', () => {
+    expect(drift(first({ host: 'LocalHost' }), second({ host: 'localhost' }))).toEqual([]);
+  });
 });
