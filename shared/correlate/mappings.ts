@@ -86,7 +86,12 @@ export function accountName(a: AccountRef): string {
  * (MySQL stores host names in lowercase and compares them without case).
  */
 export function accountKey(a: AccountRef): string {
-  return accountName({ user: a.user, host: a.host.toLowerCase() });
+  return accountName({ user: a.user, host: hostKey(a.host) });
+}
+
+/** A host name as MySQL compares it. */
+function hostKey(host: string): string {
+  return host.toLowerCase();
 }
 
 function rowKey(db: string, a: AccountRef): string {
@@ -546,7 +551,7 @@ export class Mappings {
     return this.cache.set<AccountRow>(ACCOUNT, key, {
       db,
       user: account.user,
-      host: account.host.toLowerCase(),
+      host: hostKey(account.host),
       versions: [],
     });
   }
@@ -603,9 +608,7 @@ export function reaches(target: MappingTarget, account: AccountRef): boolean {
 
 /** Whether two accounts are one: user names compare exactly, host names without case (`%` when none). */
 export function sameAccount(a: MappingTarget, b: MappingTarget): boolean {
-  return (
-    accountKey({ user: a.user, host: a.host ?? '%' }) === accountKey({ user: b.user, host: b.host ?? '%' })
-  );
+  return a.user === b.user && hostKey(a.host ?? '%') === hostKey(b.host ?? '%');
 }
 
 /** Calls `visit` for each group-to-user entry of the mappings in force at `ts` on these rows, in order. */
