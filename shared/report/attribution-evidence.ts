@@ -107,6 +107,8 @@ export const attributionEvidence: ReportDefinition = {
         const shared = rows.reduce((n, a) => n + a.sessions, 0);
         const tied = shared - untied.total;
         const sumConfidence = (c: string) => rows.reduce((n, a) => n + a.confidences.get(c), 0);
+        // A share of no session is none at all (not 100 % for each confidence at once).
+        const share = (part: number) => (shared === 0 ? 'n/a' : `${percent(part, shared)} %`);
         const comboRows = ATTRIBUTION_METHODS.flatMap((m) =>
           CONFIDENCES.filter((c) => combos.get(`${m}\u0000${c}`) > 0).map((c) => {
             const n = combos.get(`${m}\u0000${c}`);
@@ -116,10 +118,10 @@ export const attributionEvidence: ReportDefinition = {
         return {
           figures: [
             { label: 'Sessions on shared accounts', value: shared },
-            { label: 'Tied to a person', value: `${percent(tied, shared)} %` },
+            { label: 'Tied to a person', value: share(tied) },
             ...TIED_CONFIDENCES.map((c) => ({
               label: `Confidence ${c}`,
-              value: `${percent(sumConfidence(c), shared)} %`,
+              value: share(sumConfidence(c)),
             })),
             {
               label: 'Not tied to anyone',

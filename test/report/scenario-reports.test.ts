@@ -336,6 +336,23 @@ describe('attribution evidence', () => {
     expect(figure(d, 'Made while a credential someone else created was in force')).toBe(0);
   });
 
+  it('gives no share of shared-account sessions in a period that has none', async () => {
+    const [d] = await runReports(store, {
+      reports: ['attribution-evidence'],
+      period: { from: DAY_PERIOD.from - 48 * HOUR, to: DAY_PERIOD.from - 24 * HOUR },
+      generatedAt: T0 + 24 * HOUR,
+    });
+    expect(figure(d!, 'Sessions on shared accounts')).toBe(0);
+    // Not "100 %" each: three confidences of 100 % would add up to 300 % of nothing.
+    for (const label of [
+      'Tied to a person',
+      'Confidence verified',
+      'Confidence corroborated',
+      'Confidence asserted',
+    ])
+      expect(figure(d!, label), label).toBe('n/a');
+  });
+
   it('lists the sessions, shared or personal, made while a credential someone else created was in force', async () => {
     const s = await scenarioStore([
       iam.credential({ at: at(0), user: USERS.alice }),
