@@ -56,9 +56,14 @@ export const breakGlassLog: ReportDefinition = {
         use.dbs.add(s.dbSystem.name);
         use.ids.add(s.id);
         const person = s.identity?.name ?? facts.userName(g.user);
+        // How the person was named: an asserted name is the client's word, not a proof.
+        const method = s.attribution?.method ?? null;
+        const confidence = s.attribution?.confidence ?? null;
         sessionRows.push([
           g.id,
           person,
+          method,
+          confidence,
           s.dbSystem.name,
           s.mysqlAccount,
           s.connectTime,
@@ -71,7 +76,17 @@ export const breakGlassLog: ReportDefinition = {
           s.id,
         ]);
         for (const st of s.statements ?? [])
-          statementRows.push([g.id, person, s.dbSystem.name, st.time, st.command, st.sql, st.status, s.id]);
+          statementRows.push([
+            g.id,
+            person,
+            confidence,
+            s.dbSystem.name,
+            st.time,
+            st.command,
+            st.sql,
+            st.status,
+            s.id,
+          ]);
       },
 
       finish() {
@@ -165,11 +180,13 @@ export const breakGlassLog: ReportDefinition = {
             section(
               'sessions',
               'Sessions under break-glass',
-              "Database sessions that resolved through a break-glass grant, in the period. Disconnected is the disconnect the server logged, or, when How it ended says that it logged none, the server's shutdown record, its startup after a crash (an upper bound: the session ended then or before), or the last event read from a server another took over or whose log was reset (the session ended then or after).",
+              "Database sessions that resolved through a break-glass grant, in the period. The person is named by the method and with the confidence shown: asserted is the client's word (the login name it sent), confirmed by nothing, so another member of the group may have made the session. Disconnected is the disconnect the server logged, or, when How it ended says that it logged none, the server's shutdown record, its startup after a crash (an upper bound: the session ended then or before), or the last event read from a server another took over or whose log was reset (the session ended then or after).",
               table(
                 [
                   column('grant_id', 'Grant'),
                   column('person', 'Person'),
+                  column('method', 'Attributed by'),
+                  column('confidence', 'Confidence'),
                   column('db_system', 'DB system'),
                   column('mysql_account', 'MySQL account'),
                   column('connected', 'Connected', 'time'),
@@ -192,6 +209,7 @@ export const breakGlassLog: ReportDefinition = {
                 [
                   column('grant_id', 'Grant'),
                   column('person', 'Person'),
+                  column('confidence', 'Confidence'),
                   column('db_system', 'DB system'),
                   column('time', 'Time', 'time'),
                   column('command', 'Command'),

@@ -213,8 +213,15 @@ describe('break-glass log', () => {
       [iso(at(15)), 1, 1, SESSION(2, 15)],
       [iso(at(260)), 0, 0, SESSION(5, 260)],
     ]);
+    // bob is named by the login name his client sent, confirmed by no sign-on: a claim, shown as one.
+    expect(rowsOf(d, 'sessions').map((r) => [r.person, r.method, r.confidence])).toEqual([
+      ['bob@example.com', 'login-name', 'asserted'],
+      ['bob@example.com', 'login-name', 'asserted'],
+    ]);
     expect(rowsOf(d, 'statements')).toEqual([
       expect.objectContaining({
+        person: 'bob@example.com',
+        confidence: 'asserted',
         time: iso(at(16)),
         command: 'select',
         sql: `SELECT ? /* ${HOSTILE} */`,
