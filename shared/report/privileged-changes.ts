@@ -26,6 +26,12 @@ function madeBy(a: Alert): string | null {
   return a.identity?.name ?? a.identity?.principalId ?? a.mysqlAccount ?? null;
 }
 
+/** How surely the person behind the database session was named (none for an IAM actor or an account). */
+function madeByConfidence(a: Alert): string | null {
+  if (a.rule === 'iam.privileged-group-change' || a.rule === 'iam.credential-change') return null;
+  return a.identity?.name ? (a.identity.attribution?.confidence ?? null) : null;
+}
+
 /** What a change was made to. */
 function target(a: Alert): string[] {
   const d = a.details ?? {};
@@ -95,13 +101,14 @@ export const privilegedChanges: ReportDefinition = {
           section(
             'changes',
             'Changes',
-            'Every privileged or authentication change of the period. Made by: the person behind the database session that ran the statement (else the MySQL account), or the IAM principal that changed the group, policy, credential or DB system.',
+            'Every privileged or authentication change of the period. Made by: the person behind the database session that ran the statement, with the confidence of that attribution (asserted: the login name the client sent, confirmed by nothing), else the MySQL account; or the IAM principal that changed the group, policy, credential or DB system.',
             table(
               [
                 column('time', 'Time', 'time'),
                 column('kind', 'Kind'),
                 column('change', 'Change'),
                 column('made_by', 'Made by'),
+                column('made_by_confidence', 'Confidence'),
                 column('mysql_account', 'As MySQL account'),
                 column('db_system', 'DB system'),
                 column('source_ip', 'Source address'),
@@ -115,6 +122,7 @@ export const privilegedChanges: ReportDefinition = {
                 CHANGE_KINDS[a.rule]!,
                 a.title,
                 madeBy(a),
+                madeByConfidence(a),
                 a.mysqlAccount ?? null,
                 a.dbSystem?.name ?? null,
                 a.sourceIp ?? null,

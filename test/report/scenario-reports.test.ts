@@ -414,6 +414,13 @@ describe('privileged and authentication changes', () => {
       [iso(at(30)), 'group', 'iam-admin', null, ['alice@example.com', 'DBAdmins'], null],
       [iso(at(51)), 'audit configuration', 'app@%', 'app@%', [], 'SELECT audit_log_filter_remove_user(?)'],
     ]);
+    // alice is named behind the GRANT by her login name and her sign-on from the client's address.
+    expect(rowsOf(d, 'changes').map((r) => [r.made_by, r.made_by_confidence])).toEqual([
+      ['alice@example.com', 'corroborated'],
+      ['iam-admin', null],
+      ['iam-admin', null],
+      ['app@%', null],
+    ]);
     expect(rowsOf(d, 'membership-changes')).toEqual([
       {
         time: iso(at(10)),
@@ -430,6 +437,31 @@ describe('privileged and authentication changes', () => {
         accounts: ['dba_proxy on prod-orders'],
       },
     ]);
+  });
+  it('says how surely the person behind a change was named: an asserted name is a claim', async () => {
+    const s = await scenarioStore([
+      iam.added({ at: at(0), user: USERS.bob, group: GROUPS.bg }),
+      // The client sent "bob" as its login name; no sign-on confirms it.
+      db.connect({ at: at(5), conn: 1, account: 'emergency_admin', user: 'bob', proxy: true }),
+      db.query({
+        at: at(6),
+        conn: 1,
+        account: 'emergency_admin',
+        sqlCommand: 'grant',
+        sql: "GRANT SELECT ON shop.* TO 'app'@'%'",
+      }),
+    ]);
+    const [changes] = await runReports(s, {
+      reports: ['privileged-changes'],
+      period: DAY_PERIOD,
+      generatedAt: T0,
+    });
+    expect(
+      rowsOf(changes!, 'changes')
+        .filter((r) => r.kind === 'privilege')
+        .map((r) => [r.made_by, r.made_by_confidence]),
+    ).toEqual([['bob@example.com', 'asserted']]);
+    await s.close();
   });
 });
 
