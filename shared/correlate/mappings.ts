@@ -353,6 +353,17 @@ export class Mappings {
     );
   }
 
+  /**
+   * The times within (from, to) at which an account's definition changed (its plugin or
+   * authentication string: what groups and IAM users map to), sorted, for reports.
+   */
+  definitionChanges(from: number, to: number): number[] {
+    const times = new Set<number>();
+    for (const row of this.cache.values<AccountRow>(ACCOUNT))
+      for (const v of row.versions) if (!v.accessOnly && v.ts > from && v.ts < to) times.add(v.ts);
+    return [...times].sort((a, b) => a - b);
+  }
+
   /** Every account row of every DB system, with its versions, for reports. */
   rows(): AccountRow[] {
     return [...this.cache.values<AccountRow>(ACCOUNT)];

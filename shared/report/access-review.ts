@@ -86,14 +86,19 @@ export const accessReview: ReportDefinition = {
       e.heldUntil =
         e.heldUntil === undefined || until === undefined ? undefined : Math.max(e.heldUntil, until);
     };
+    // What groups and IAM users map to may change within the period: each mapping in force in it counts.
+    const changes = facts.mappings.definitionChanges(period.from, period.to);
     for (const i of facts.intervals()) {
       if (!overlaps(i.from, i.to, period)) continue;
-      // What the group mapped to at the end of the stretch within the period.
-      const at = Math.min(period.to, i.to ?? period.to) - 1;
-      for (const e of facts.groupAccounts(i.group, at))
-        if (wanted(e.db)) hold(i.user, i.group, e.db, e.account, i.from, i.to);
+      // What the group mapped to at the end of the stretch within the period, and before each change in it.
+      const from = Math.max(period.from, i.from);
+      const until = Math.min(period.to, i.to ?? period.to);
+      const times = [...changes.filter((t) => t > from && t < until), until].map((t) => t - 1);
+      for (const at of times)
+        for (const e of facts.groupAccounts(i.group, at))
+          if (wanted(e.db)) hold(i.user, i.group, e.db, e.account, i.from, i.to);
     }
-    for (const ts of [period.from, period.to - 1])
+    for (const ts of [period.from, ...changes, period.to - 1])
       for (const [person, accounts] of facts.personalAccounts(ts))
         for (const e of accounts)
           if (wanted(e.db)) hold(person, PERSONAL, e.db, e.account, period.from, undefined);

@@ -134,6 +134,69 @@ describe('access review', () => {
     ]);
   });
 
+  it('counts the use of an account a group mapped to before the mapping changed in the period', async () => {
+    const repointed = {
+      [GROUPS.dba]: 'dba_proxy2',
+      [GROUPS.bg]: 'emergency_admin',
+      [GROUPS.dev]: 'dev_proxy',
+    };
+    const s = await scenarioStore([
+      iam.signOn({ at: at(0), user: USERS.alice, ip: '10.0.0.5', mfa: 'TOTP' }),
+      db.connect({ at: at(5), conn: 1, account: 'dba_proxy', user: 'alice', ip: '10.0.0.5', proxy: true }),
+      db.disconnect({ at: at(20), conn: 1, account: 'dba_proxy' }),
+      // Later in the day, DBAdmins is pointed at another account.
+      db.query({
+        at: at(60),
+        conn: 3,
+        account: 'admin',
+        sqlCommand: 'alter_user',
+        sql: `ALTER USER ''@'%' IDENTIFIED WITH 'authentication_oci' AS '${JSON.stringify({ tenancy: 'ocid1.tenancy.oc1..example', group_mapping: repointed })}'`,
+      }),
+    ]);
+    const [review] = await runReports(s, { reports: ['access-review'], period: DAY_PERIOD, generatedAt: T0 });
+    // Alice's session went through DBAdmins to dba_proxy, which it mapped to then: an entitlement used.
+    expect(rowsOf(review!, 'outside-entitlements')).toEqual([]);
+    expect(
+      rowsOf(review!, 'entitlements')
+        .filter((r) => r.person === 'alice@example.com')
+        .map((r) => [r.via, r.mysql_account, r.sessions]),
+    ).toEqual([
+      ['DBAdmins', 'dba_proxy', 1],
+      ['DBAdmins', 'dba_proxy2', 0],
+    ]);
+    await s.close();
+  });
+
+  it('counts the use of a personal account created and dropped within the period', async () => {
+    const personal = JSON.stringify({ tenancy: 'ocid1.tenancy.oc1..example', user: USERS.dave });
+    const s = await scenarioStore([
+      db.query({
+        at: at(10),
+        conn: 3,
+        account: 'admin',
+        sqlCommand: 'create_user',
+        sql: `CREATE USER 'dave_own'@'%' IDENTIFIED WITH 'authentication_oci' AS '${personal}'`,
+      }),
+      db.connect({ at: at(20), conn: 1, account: 'dave_own', ip: '10.0.0.9' }),
+      db.disconnect({ at: at(30), conn: 1, account: 'dave_own' }),
+      db.query({
+        at: at(40),
+        conn: 3,
+        account: 'admin',
+        sqlCommand: 'drop_user',
+        sql: "DROP USER 'dave_own'@'%'",
+      }),
+    ]);
+    const [review] = await runReports(s, { reports: ['access-review'], period: DAY_PERIOD, generatedAt: T0 });
+    expect(rowsOf(review!, 'outside-entitlements')).toEqual([]);
+    expect(
+      rowsOf(review!, 'entitlements')
+        .filter((r) => r.person === 'dave@example.com' && r.mysql_account === 'dave_own')
+        .map((r) => [r.via, r.sessions]),
+    ).toEqual([['(personal account)', 1]]);
+    await s.close();
+  });
+
   it('shows the privileges the configuration lists for an account', async () => {
     const base = baseConfig();
     const db = base.dbSystems![0]!;
