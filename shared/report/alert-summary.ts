@@ -90,6 +90,9 @@ export const alertSummary: ReportDefinition = {
 
       const severityColumns = SEVERE_FIRST.map((s) => column(s, s[0]!.toUpperCase() + s.slice(1), 'count'));
       const severe = (sevNow.get('critical') ?? 0) + (sevNow.get('high') ?? 0);
+      const resolution = (a: Alert) => ctx.resolutions.get(a.id);
+      const open = now.filter((a) => resolution(a) === undefined);
+      const severeOpen = open.filter((a) => a.severity === 'critical' || a.severity === 'high').length;
       return {
         figures: [
           { label: 'Alerts in the period', value: now.length },
@@ -99,7 +102,17 @@ export const alertSummary: ReportDefinition = {
             value:
               change(now.length, before.length) === null ? 'n/a' : `${change(now.length, before.length)} %`,
           },
-          { label: 'Critical and high', value: severe, status: severe > 0 ? 'attention' : 'ok' },
+          { label: 'Critical and high', value: severe },
+          {
+            label: 'Still open at the end of the period',
+            value: open.length,
+            status: open.length > 0 ? 'attention' : 'ok',
+          },
+          {
+            label: 'Critical and high, still open',
+            value: severeOpen,
+            status: severeOpen > 0 ? 'attention' : 'ok',
+          },
           { label: 'Rules that fired', value: rules.size },
         ],
         sections: [
@@ -172,7 +185,7 @@ export const alertSummary: ReportDefinition = {
           section(
             'alerts',
             'Alerts',
-            'Every alert of the period, by time.',
+            'Every alert of the period, by time, and whether it was resolved by the end of the period: when, and why (acknowledged: a planned change inside an expected-change window; attributed: a later IAM event named the person; membership-removed; reverted).',
             table(
               [
                 column('time', 'Time', 'time'),
@@ -183,6 +196,8 @@ export const alertSummary: ReportDefinition = {
                 column('mysql_account', 'MySQL account'),
                 column('db_system', 'DB system'),
                 column('occurrences', 'Occurrences', 'count'),
+                column('resolved', 'Resolved', 'time'),
+                column('resolution', 'Resolution'),
                 column('alert_id', 'Alert id'),
               ],
               now.map((a) => [
@@ -194,6 +209,8 @@ export const alertSummary: ReportDefinition = {
                 a.mysqlAccount ?? null,
                 a.dbSystem?.name ?? null,
                 occurrences(a),
+                resolution(a)?.time ?? null,
+                resolution(a)?.reason ?? null,
                 a.id,
               ]),
             ),

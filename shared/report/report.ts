@@ -3,7 +3,7 @@
 // large). Each report lives in its own module; shared/report/registry.ts lists them.
 import { utc } from '@date-fns/utc';
 import { subMonths } from 'date-fns';
-import type { Alert } from '../../schemas/alert.js';
+import type { Alert, Resolution } from '../../schemas/alert.js';
 import { parseDuration } from '../../schemas/config.js';
 import type { Cell, Chart, Column, Figure, ReportId, Section, Table } from '../../schemas/report.js';
 import type { Session } from '../../schemas/session.js';
@@ -62,6 +62,8 @@ export type ReportContext = {
   alerts: readonly Alert[];
   /** Alerts raised in the previous period. */
   previousAlerts: readonly Alert[];
+  /** How alerts were resolved by the end of the period, by alert id (an alert not here was still open then). */
+  resolutions: ReadonlyMap<string, Resolution>;
 };
 
 /** What a report makes of its context and sessions: its key figures and sections. */

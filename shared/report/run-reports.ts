@@ -1,6 +1,6 @@
 // Builds reports from a state store for a period: the correlation facts and the period's alerts
 // are read once, then the period's sessions are read in one pass and fed to every report.
-import type { Alert } from '../../schemas/alert.js';
+import type { Alert, Resolution } from '../../schemas/alert.js';
 import type { ReportDocument, ReportId } from '../../schemas/report.js';
 import { PRODUCT } from '../emit/formats/format.js';
 import { AuditError } from '../errors.js';
@@ -30,13 +30,25 @@ export async function runReports(store: StateStore, request: ReportRequest): Pro
 
   const alerts: Alert[] = [];
   const previousAlerts: Alert[] = [];
+  const resolutions = new Map<string, Resolution>();
   for await (const a of store.alerts({ from: previous.from, to: period.to })) {
-    // Findings only: a resolution record says when one ended, and is not counted again.
-    if (a.status === 'resolved') continue;
     if (db !== undefined && a.dbSystem !== null && a.dbSystem.id !== db.id) continue;
+    // Findings only: a resolution record says when one ended (by the period's end), and is not counted again.
+    if (a.status === 'resolved') {
+      if (a.resolution) resolutions.set(a.id, a.resolution);
+      continue;
+    }
     (Date.parse(a.time) < period.from ? previousAlerts : alerts).push(a);
   }
-  const ctx: ReportContext = { period, previous, dbSystem: db?.id, facts, alerts, previousAlerts };
+  const ctx: ReportContext = {
+    period,
+    previous,
+    dbSystem: db?.id,
+    facts,
+    alerts,
+    previousAlerts,
+    resolutions,
+  };
   const definitions = request.reports.map(reportDefinition);
   const builders = definitions.map((d) => d.start(ctx));
   for await (const s of store.sessions({ ...period, ...(db ? { dbSystem: db.id } : {}) }))

@@ -13,7 +13,7 @@ import { renderHtml } from '../../shared/report/render-html.js';
 import { runReports } from '../../shared/report/run-reports.js';
 import { SqliteStore } from '../../shared/state/sqlite-store.js';
 import type { StateStore } from '../../shared/state/state-store.js';
-import { incidentTimeline } from '../scenarios/scenario-fleet.js';
+import { incidentTimeline, LIFECYCLE_CONFIG, lifecycle } from '../scenarios/scenario-fleet.js';
 import { runPipeline } from '../state/store-fixtures.js';
 import {
   allReports,
@@ -501,6 +501,7 @@ describe('privileged and authentication changes', () => {
       },
     ]);
   });
+
   it('says how surely the person behind a change was named: an asserted name is a claim', async () => {
     const s = await scenarioStore([
       iam.added({ at: at(0), user: USERS.bob, group: GROUPS.bg }),
@@ -592,6 +593,30 @@ describe('alert summary', () => {
       ['2026-11-03', 0],
     ]);
     expect(rowsOf(d, 'alerts')).toHaveLength(13);
+  });
+
+  it('says which alerts were resolved by the end of the period, when and why', async () => {
+    const s = SqliteStore.open(':memory:');
+    await runPipeline(s, [lifecycle().events], { config: LIFECYCLE_CONFIG });
+    const summary = async (to: number) => {
+      const [d] = await runReports(s, {
+        reports: ['alert-summary'],
+        period: { from: DAY_PERIOD.from, to },
+        generatedAt: T0,
+      });
+      return d!;
+    };
+    const d = await summary(DAY_PERIOD.to);
+    const rows = rowsOf(d, 'alerts').map((r) => [r.rule, r.time, r.resolved, r.resolution]);
+    expect(rows).toContainEqual(['mapping.change', iso(at(40)), iso(at(40)), 'acknowledged']);
+    expect(rows).toContainEqual(['break-glass.stale', iso(at(240)), iso(at(300)), 'membership-removed']);
+    const open = rows.filter((r) => r[2] === null).length;
+    expect(open).toBeLessThan(rows.length);
+    expect(figure(d, 'Still open at the end of the period')).toBe(open);
+    // At 04:30 the membership was not removed yet: the stale grant was still open then.
+    const earlier = rowsOf(await summary(at(270)), 'alerts').map((r) => [r.rule, r.resolved, r.resolution]);
+    expect(earlier).toContainEqual(['break-glass.stale', null, null]);
+    await s.close();
   });
 
   it('compares with the previous period of the same length', async () => {
