@@ -101,7 +101,7 @@ export const privilegedChanges: ReportDefinition = {
           section(
             'changes',
             'Changes',
-            'Every privileged or authentication change of the period. Made by: the person behind the database session that ran the statement, with the confidence of that attribution (asserted: the login name the client sent, confirmed by nothing), else the MySQL account; or the IAM principal that changed the group, policy, credential or DB system.',
+            'Every privileged or authentication change of the period. Made by: the person behind the database session that ran the statement, with the confidence of that attribution (asserted: the login name the client sent, confirmed by nothing), else the MySQL account; or the IAM principal that changed the group, policy, credential or DB system. Resolution: how the finding ended by the end of the period (acknowledged: inside an expected-change window of the configuration; reverted: undone by a later change), empty while it was open.',
             table(
               [
                 column('time', 'Time', 'time'),
@@ -115,6 +115,7 @@ export const privilegedChanges: ReportDefinition = {
                 column('targets', 'On', 'list'),
                 column('sql', 'Statement', 'code'),
                 column('severity', 'Severity'),
+                column('resolution', 'Resolution'),
                 column('alert_id', 'Alert id'),
               ],
               changes.map((a) => [
@@ -129,6 +130,7 @@ export const privilegedChanges: ReportDefinition = {
                 target(a),
                 detailText(a, 'sql') ?? null,
                 a.severity,
+                ctx.resolutions.get(a.id)?.reason ?? null,
                 a.id,
               ]),
             ),

@@ -527,6 +527,22 @@ describe('privileged and authentication changes', () => {
     ).toEqual([['bob@example.com', 'asserted']]);
     await s.close();
   });
+  it('says which changes were acknowledged or reverted by the end of the period', async () => {
+    const s = SqliteStore.open(':memory:');
+    await runPipeline(s, [lifecycle().events], { config: LIFECYCLE_CONFIG });
+    const [d] = await runReports(s, { reports: ['privileged-changes'], period: DAY_PERIOD, generatedAt: T0 });
+    expect(
+      rowsOf(d!, 'changes')
+        .filter((r) => r.kind === 'mapping' || r.kind === 'policy')
+        .map((r) => [r.time, r.kind, r.resolution]),
+    ).toEqual([
+      [iso(at(20)), 'mapping', 'reverted'],
+      [iso(at(30)), 'policy', 'reverted'],
+      // Inside the expected-change window CHG-42: planned.
+      [iso(at(40)), 'mapping', 'acknowledged'],
+    ]);
+    await s.close();
+  });
 });
 
 describe('failed access and local-account use', () => {
