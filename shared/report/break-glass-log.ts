@@ -4,7 +4,7 @@
 import type { Alert } from '../../schemas/alert.js';
 import { noDisconnectLogged, type Session } from '../../schemas/session.js';
 import type { GrantRow } from '../correlate/correlator.js';
-import { overlaps } from './audit-facts.js';
+import { type MembershipInterval, overlaps } from './audit-facts.js';
 import {
   bars,
   CappedRows,
@@ -90,11 +90,19 @@ export const breakGlassLog: ReportDefinition = {
       },
 
       finish() {
-        const ends = new Map(
-          facts.intervals().map((i) => [`${i.user}\u0000${i.group}\u0000${i.addKey}`, i.to]),
-        );
+        // A grant ends with the membership stretch it opened, or, opened by an add repeated while
+        // the member already was one (the same change reported twice), with the stretch it fell in.
+        const stretches = new Map<string, MembershipInterval[]>();
+        for (const i of facts.intervals()) keyed(stretches, `${i.user}\u0000${i.group}`, () => []).push(i);
+        const endOf = (g: GrantRow): number | undefined => {
+          const mine = stretches.get(`${g.user}\u0000${g.group}`) ?? [];
+          const stretch =
+            mine.find((i) => i.addKey === g.addKey) ??
+            mine.find((i) => i.from <= g.startTs && (i.to === undefined || g.startTs < i.to));
+          return stretch?.to;
+        };
         const grants = facts.grants
-          .map((g) => ({ g, end: ends.get(`${g.user}\u0000${g.group}\u0000${g.addKey}`) }))
+          .map((g) => ({ g, end: endOf(g) }))
           .filter(({ g, end }) => overlaps(g.startTs, end, period))
           .filter(
             ({ g }) =>

@@ -319,6 +319,25 @@ describe('break-glass log', () => {
     await s.close();
   });
 
+  it('ends a grant opened by a repeated add with the membership it fell in', async () => {
+    // The same addition reported twice (a sync that saw it, then its audit event, late): one membership.
+    const s = await scenarioStore([
+      iam.added({ at: at(0), user: USERS.bob, group: GROUPS.bg }),
+      iam.added({ at: at(10), user: USERS.bob, group: GROUPS.bg }),
+      iam.removed({ at: at(60), user: USERS.bob, group: GROUPS.bg }),
+    ]);
+    const [log] = await runReports(s, { reports: ['break-glass-log'], period: DAY_PERIOD, generatedAt: T0 });
+    expect(
+      rowsOf(log!, 'grants').map((r) => [r.granted, r.ended, r.still_open, r.duration_ms, r.over_maximum]),
+    ).toEqual([
+      [iso(at(0)), iso(at(60)), false, 60 * 60_000, false],
+      [iso(at(10)), iso(at(60)), false, 50 * 60_000, false],
+    ]);
+    expect(figure(log!, 'Still open at the end of the period')).toBe(0);
+    expect(figure(log!, 'Held past their maximum duration')).toBe(0);
+    await s.close();
+  });
+
   it('says of a session whose server logged no disconnect what its end is', async () => {
     const s = await scenarioStore([
       iam.added({ at: at(0), user: USERS.bob, group: GROUPS.bg }),
