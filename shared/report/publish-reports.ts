@@ -1,9 +1,10 @@
 // Scheduled reports ({"action":"report"} of the function, run by Resource Scheduler): the reports
 // of the period that just ended, rendered into Object Storage under a name that depends on the
-// period only, and one Notifications message naming the objects. A retried call writes the same
-// objects again (overwriting them) and publishes nothing more: the manifest object, written
-// after the message, says the message went out.
+// period (and DB system) only, and one Notifications message naming the objects. A retried call
+// writes the same objects again (overwriting them) and publishes nothing more: the manifest object
+// of its list of reports and formats, written after the message, says the message went out.
 
+import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { parseInstant } from '../../schemas/config.js';
 import {
@@ -47,11 +48,26 @@ const compact = (ts: number) =>
     .replace(/\.\d+Z$/, 'Z')
     .replace(/[-:]/g, '');
 
-/** The folder (object name prefix) of a period's reports. */
-function reportFolder(prefix: string, period: Period, dbSystem: string | undefined): string {
-  const db = dbSystem === undefined ? '' : `${dbSystem.replace(/[^\w.-]/g, '_')}/`;
+/** Eight hex digits of the SHA-256 of `text`: a short name part that stays the same for the same text. */
+const shortHash = (text: string) => createHash('sha256').update(text).digest('hex').slice(0, 8);
+
+/**
+ * The folder (object name prefix) of a period's reports: of one DB system, its name (characters
+ * other than letters, digits, `_`, `.` and `-` replaced by `_`) then `~` and a short hash of its
+ * OCID, so that DB systems whose names differ only in a replaced character (or have the same
+ * name) never share a folder.
+ */
+function reportFolder(prefix: string, period: Period, dbSystem: { id: string; name: string } | null): string {
+  const db = dbSystem === null ? '' : `${dbSystem.name.replace(/[^\w.-]/g, '_')}~${shortHash(dbSystem.id)}/`;
   return `${prefix}${compact(period.from)}_${compact(period.to)}/${db}`;
 }
+
+/**
+ * The manifest of one list of reports and formats in a folder: a schedule with another list (of
+ * the same period and DB system) has its own, so its message is not taken as already sent.
+ */
+const manifestName = (folder: string, reports: readonly ReportId[], formats: readonly ReportFormat[]) =>
+  `${folder}manifest-${shortHash(JSON.stringify([[...reports].sort(), [...formats].sort()]))}.json`;
 
 export type PublishDeps = {
   store: StateStore;
@@ -90,7 +106,7 @@ export async function publishReports(action: ReportAction, deps: PublishDeps): P
     ...(action.dbSystem === undefined ? {} : { dbSystem: action.dbSystem }),
     generatedAt: deps.now,
   });
-  const folder = reportFolder(deps.prefix, period, docs[0]?.dbSystem?.name);
+  const folder = reportFolder(deps.prefix, period, docs[0]?.dbSystem ?? null);
   const objects: string[] = [];
   for (const doc of docs)
     for (const format of formats)
@@ -99,7 +115,7 @@ export async function publishReports(action: ReportAction, deps: PublishDeps): P
         await deps.writer.put(name, f.text, { contentType: f.contentType });
         objects.push(name);
       }
-  const manifest = `${folder}manifest.json`;
+  const manifest = manifestName(folder, reports, formats);
   const result = {
     period: { from: new Date(period.from).toISOString(), to: new Date(period.to).toISOString() },
     folder,
@@ -112,7 +128,18 @@ export async function publishReports(action: ReportAction, deps: PublishDeps): P
   await deps.publish(title, body);
   await deps.writer.put(
     manifest,
-    `${JSON.stringify({ ...result, published: true, publishedAt: new Date(deps.now).toISOString() }, null, 2)}\n`,
+    `${JSON.stringify(
+      {
+        ...result,
+        dbSystem: docs[0]?.dbSystem ?? null,
+        reports,
+        formats,
+        published: true,
+        publishedAt: new Date(deps.now).toISOString(),
+      },
+      null,
+      2,
+    )}\n`,
     { contentType: 'application/json' },
   );
   return { ...result, published: true };
