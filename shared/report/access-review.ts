@@ -143,6 +143,7 @@ export const accessReview: ReportDefinition = {
             s.dbSystem.name,
             s.mysqlAccount,
             s.attribution?.method ?? null,
+            s.attribution?.confidence ?? null,
             s.attribution?.problem ?? null,
             s.id,
           ]);
@@ -286,7 +287,7 @@ export const accessReview: ReportDefinition = {
             section(
               'outside-entitlements',
               'Sessions outside the entitlements',
-              'Sessions of a named person through a group or account they did not hold in the period (identity mismatches, access after revocation).',
+              "Sessions of a named person through a group or account they did not hold in the period (identity mismatches, access after revocation). The person is named by the attribution method and with the confidence shown: asserted is the client's word (the login name it sent), confirmed by nothing, so the session may be another's.",
               table(
                 [
                   column('connect_time', 'Connected', 'time'),
@@ -295,6 +296,7 @@ export const accessReview: ReportDefinition = {
                   column('db_system', 'DB system'),
                   column('mysql_account', 'MySQL account'),
                   column('method', 'Attribution'),
+                  column('confidence', 'Confidence'),
                   column('problem', 'Why'),
                   column('session_id', 'Session'),
                 ],

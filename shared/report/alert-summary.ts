@@ -9,6 +9,7 @@ import {
   day,
   days,
   keyed,
+  personConfidence,
   type ReportDefinition,
   section,
   Tally,
@@ -185,7 +186,7 @@ export const alertSummary: ReportDefinition = {
           section(
             'alerts',
             'Alerts',
-            'Every alert of the period, by time, and whether it was resolved by the end of the period: when, and why (acknowledged: a planned change inside an expected-change window; attributed: a later IAM event named the person; membership-removed; reverted).',
+            'Every alert of the period, by time, and whether it was resolved by the end of the period: when, and why (acknowledged: a planned change inside an expected-change window; attributed: a later IAM event named the person; membership-removed; reverted). Confidence: how surely the person was named (asserted: the login name the client sent, confirmed by nothing).',
             table(
               [
                 column('time', 'Time', 'time'),
@@ -193,6 +194,7 @@ export const alertSummary: ReportDefinition = {
                 column('severity', 'Severity'),
                 column('title', 'Title'),
                 column('person', 'Person'),
+                column('person_confidence', 'Confidence'),
                 column('mysql_account', 'MySQL account'),
                 column('db_system', 'DB system'),
                 column('occurrences', 'Occurrences', 'count'),
@@ -206,6 +208,7 @@ export const alertSummary: ReportDefinition = {
                 a.severity,
                 a.title,
                 a.identity?.name ?? null,
+                personConfidence(a),
                 a.mysqlAccount ?? null,
                 a.dbSystem?.name ?? null,
                 occurrences(a),

@@ -55,7 +55,15 @@ export const failedAccess: ReportDefinition = {
     const sources = new Set<string>();
     const statements = new Map<
       string,
-      { db: string; who: string; account: string; sessions: number; failed: number; last: string }
+      {
+        db: string;
+        who: string;
+        confidence: string;
+        account: string;
+        sessions: number;
+        failed: number;
+        last: string;
+      }
     >();
     const local = new Map<
       string,
@@ -93,10 +101,13 @@ export const failedAccess: ReportDefinition = {
         }
         if (s.counts.failedStatements > 0) {
           const who = s.identity?.name ?? '';
-          const key = [s.dbSystem.id, who, s.mysqlAccount].join('\u0000');
+          // How surely the person was named: sessions named with another confidence are another row.
+          const confidence = who === '' ? '' : (s.attribution?.confidence ?? '');
+          const key = [s.dbSystem.id, who, confidence, s.mysqlAccount].join('\u0000');
           const st = keyed(statements, key, () => ({
             db: s.dbSystem.name,
             who,
+            confidence,
             account: s.mysqlAccount,
             sessions: 0,
             failed: 0,
@@ -207,11 +218,12 @@ export const failedAccess: ReportDefinition = {
             section(
               'failed-statements',
               'Failed statements',
-              'Sessions whose statements failed (syntax errors, denied privileges), by DB system, person and MySQL account.',
+              'Sessions whose statements failed (syntax errors, denied privileges), by DB system, person (with the confidence of the attribution; asserted: the login name the client sent, confirmed by nothing) and MySQL account.',
               table(
                 [
                   column('db_system', 'DB system'),
                   column('person', 'Person'),
+                  column('confidence', 'Confidence'),
                   column('mysql_account', 'MySQL account'),
                   column('sessions', 'Sessions', 'count'),
                   column('failed_statements', 'Failed statements', 'count'),
@@ -220,9 +232,21 @@ export const failedAccess: ReportDefinition = {
                 [...statements.values()]
                   .sort(
                     (a, b) =>
-                      b.failed - a.failed || byText(a.db + a.who + a.account, b.db + b.who + b.account),
+                      b.failed - a.failed ||
+                      byText(
+                        a.db + a.who + a.confidence + a.account,
+                        b.db + b.who + b.confidence + b.account,
+                      ),
                   )
-                  .map((s) => [s.db, s.who || null, s.account, s.sessions, s.failed, s.last]),
+                  .map((s) => [
+                    s.db,
+                    s.who || null,
+                    s.confidence || null,
+                    s.account,
+                    s.sessions,
+                    s.failed,
+                    s.last,
+                  ]),
               ),
             ),
             section(

@@ -193,3 +193,8 @@ export function detailText(a: Alert, key: string): string | undefined {
   const v = a.details?.[key];
   return typeof v === 'string' ? v : undefined;
 }
+
+/** How surely the person an alert names was named (its attribution's confidence); null when it names none. */
+export function personConfidence(a: Alert): string | null {
+  return a.identity?.name ? (a.identity.attribution?.confidence ?? null) : null;
+}

@@ -115,6 +115,7 @@ describe('access review', () => {
         db_system: 'prod-orders',
         mysql_account: 'dba_proxy@%',
         method: 'login-name',
+        confidence: 'asserted',
         problem: 'left-group',
         session_id: SESSION(4, 40),
       },
@@ -478,6 +479,20 @@ describe('attribution evidence', () => {
   });
 });
 
+/** bob on the break-glass account, named only by the login name his client sent, runs a GRANT. */
+const assertedGrant = () => [
+  iam.added({ at: at(0), user: USERS.bob, group: GROUPS.bg }),
+  // The client sent "bob" as its login name; no sign-on confirms it.
+  db.connect({ at: at(5), conn: 1, account: 'emergency_admin', user: 'bob', proxy: true }),
+  db.query({
+    at: at(6),
+    conn: 1,
+    account: 'emergency_admin',
+    sqlCommand: 'grant',
+    sql: "GRANT SELECT ON shop.* TO 'app'@'%'",
+  }),
+];
+
 describe('privileged and authentication changes', () => {
   it('lists each change with who made it', () => {
     const d = doc('privileged-changes');
@@ -522,18 +537,7 @@ describe('privileged and authentication changes', () => {
   });
 
   it('says how surely the person behind a change was named: an asserted name is a claim', async () => {
-    const s = await scenarioStore([
-      iam.added({ at: at(0), user: USERS.bob, group: GROUPS.bg }),
-      // The client sent "bob" as its login name; no sign-on confirms it.
-      db.connect({ at: at(5), conn: 1, account: 'emergency_admin', user: 'bob', proxy: true }),
-      db.query({
-        at: at(6),
-        conn: 1,
-        account: 'emergency_admin',
-        sqlCommand: 'grant',
-        sql: "GRANT SELECT ON shop.* TO 'app'@'%'",
-      }),
-    ]);
+    const s = await scenarioStore(assertedGrant());
     const [changes] = await runReports(s, {
       reports: ['privileged-changes'],
       period: DAY_PERIOD,
@@ -561,6 +565,57 @@ describe('privileged and authentication changes', () => {
       [iso(at(40)), 'mapping', 'acknowledged'],
     ]);
     await s.close();
+  });
+});
+
+describe('the confidence of the people named', () => {
+  // bob's client sent "bob" as its login name on the break-glass account and nothing confirms it:
+  // he is named, asserted; his GRANT is an alert, one statement of his failed.
+  let s: StateStore;
+  let reports: ReportDocument[];
+  beforeAll(async () => {
+    s = await scenarioStore([
+      ...assertedGrant(),
+      db.query({
+        at: at(7),
+        conn: 1,
+        account: 'emergency_admin',
+        sqlCommand: 'select',
+        sql: 'SELEC 1',
+        status: 1064,
+      }),
+    ]);
+    reports = await runReports(s, {
+      reports: ['alert-summary', 'failed-access'],
+      period: DAY_PERIOD,
+      generatedAt: T0,
+    });
+    return () => s.close();
+  });
+  /** The report's rows of `sectionId` and its CSV file of that section. */
+  const table = (report: string, sectionId: string) => {
+    const d = reports.find((r) => r.report === report)!;
+    const csv = renderCsv(d).find((f) => f.name === `${report}.${sectionId}.csv`)!.text;
+    return { d, rows: rowsOf(d, sectionId), csv };
+  };
+
+  it('alert summary: each alert that names a person says how surely', () => {
+    const { d, rows, csv } = table('alert-summary', 'alerts');
+    const grant = rows.filter((r) => r.rule === 'privilege.change');
+    expect(grant.map((r) => [r.person, r.person_confidence])).toEqual([['bob@example.com', 'asserted']]);
+    expect(csv.split('\r\n')[0]).toContain('"person","person_confidence"');
+    expect(csv).toContain('"bob@example.com","asserted"');
+    expect(renderHtml(d)).toContain('<th scope="col">Confidence</th>');
+  });
+
+  it('failed access: failed statements say how surely their person was named', () => {
+    const { d, rows, csv } = table('failed-access', 'failed-statements');
+    expect(rows.map((r) => [r.person, r.confidence, r.failed_statements])).toEqual([
+      ['bob@example.com', 'asserted', 1],
+    ]);
+    expect(csv.split('\r\n')[0]).toContain('"person","confidence"');
+    expect(csv).toContain('"bob@example.com","asserted"');
+    expect(renderHtml(d)).toContain('<th scope="col">Confidence</th>');
   });
 });
 
