@@ -42,10 +42,19 @@ export function formatDuration(ms: number): string {
   return `PT${h ? `${h}H` : ''}${m ? `${m}M` : ''}${s || (!h && !m) ? `${s}S` : ''}`;
 }
 
+/**
+ * A schema's own message for a value that is there but wrong; a key that is not there is left to
+ * the message of the parse (`missing`, shared/config/config-issues.ts).
+ */
+const whenGiven =
+  (message: string | ((input: unknown) => string)) =>
+  (issue: { input?: unknown }): string | undefined =>
+    issue.input === undefined ? undefined : typeof message === 'string' ? message : message(issue.input);
+
 const DURATION_EXPECTED = 'expected an ISO 8601 duration such as PT20M or P1D';
 
 /** An ISO 8601 duration in the file, milliseconds once parsed (`20` is not one: 20 what?). */
-export const Duration = z.string({ error: DURATION_EXPECTED }).transform((text, ctx) => {
+export const Duration = z.string({ error: whenGiven(DURATION_EXPECTED) }).transform((text, ctx) => {
   const ms = parseDuration(text);
   if (ms === undefined) {
     ctx.addIssue({ code: 'custom', message: DURATION_EXPECTED });
@@ -59,7 +68,7 @@ const INSTANT_EXPECTED =
 
 /** An ISO 8601 instant in the file (UTC where it has no offset), epoch milliseconds once parsed. */
 export const Instant = z
-  .union([z.string(), z.date()], { error: INSTANT_EXPECTED })
+  .union([z.string(), z.date()], { error: whenGiven(INSTANT_EXPECTED) })
   .transform((value, ctx) => {
     const ms = value instanceof Date ? value.getTime() : parseInstant(value);
     if (Number.isNaN(ms)) {
@@ -118,13 +127,27 @@ export const EndpointSchema = z.strictObject({
     .optional(),
 });
 
-/** Where a secret comes from: an environment variable, or an OCI Vault secret (by OCID). */
-export const SecretRefSchema = z.union([
-  z.strictObject({ env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name') }),
-  z.strictObject({
-    secret: z.string().regex(/^ocid1\.vaultsecret\./, 'a Vault secret OCID (ocid1.vaultsecret...)'),
-  }),
-]);
+const SECRET_FORMS = '{ env: NAME } or { secret: <Vault secret OCID> }';
+
+/**
+ * Where a secret comes from: an environment variable, or an OCI Vault secret (by OCID). Its
+ * message never quotes what was written: a password typed in place of the reference.
+ */
+export const SecretRefSchema = z.union(
+  [
+    z.strictObject({ env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name') }),
+    z.strictObject({
+      secret: z.string().regex(/^ocid1\.vaultsecret\./, 'a Vault secret OCID (ocid1.vaultsecret...)'),
+    }),
+  ],
+  {
+    error: whenGiven((input) =>
+      typeof input === 'object' && !Array.isArray(input)
+        ? `expected one of ${SECRET_FORMS}`
+        : `a secret is never written in the configuration: give ${SECRET_FORMS}`,
+    ),
+  },
+);
 
 export const TLS_MODES = ['required', 'verify-identity', 'disabled'] as const;
 
@@ -412,8 +435,7 @@ export const ConfigSchema = z
         ctx.addIssue({
           code: 'custom',
           path: ['dbSystems', i, 'collector', 'password'],
-          message:
-            'the collector needs a password: { env: NAME } or { secret: <Vault secret OCID> }, or auth: iam',
+          message: `the collector needs a password: ${SECRET_FORMS}, or auth: iam`,
         });
       if (c.tls === 'disabled' && c.allowPlaintext !== true)
         ctx.addIssue({

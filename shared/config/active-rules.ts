@@ -4,7 +4,7 @@ import type { Severity } from '../../schemas/alert.js';
 import type { Config } from '../../schemas/config.js';
 import { RULES } from '../detect/registry.js';
 import type { RuleDefinition } from '../detect/rule.js';
-import { ConfigIssues } from './config-issues.js';
+import { CONFIG_PARSE, ConfigIssues } from './config-issues.js';
 
 export type ActiveRule = {
   // biome-ignore lint/suspicious/noExplicitAny: parameters are validated by each rule's schema.
@@ -26,7 +26,7 @@ export function activeRules(config: Config, source = 'config'): ActiveRule[] {
   const active: ActiveRule[] = [];
   for (const rule of RULES) {
     const { enabled = true, severity, ...params } = config.rules[rule.id] ?? {};
-    const parsed = rule.params.safeParse(params);
+    const parsed = rule.params.safeParse(params, CONFIG_PARSE);
     if (!parsed.success) {
       for (const issue of parsed.error.issues) issues.addSchemaIssue(['rules', rule.id], issue);
       continue;

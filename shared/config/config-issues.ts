@@ -3,6 +3,14 @@ import { AuditError } from '../errors.js';
 /** What a zod issue carries that a configuration problem needs. */
 type SchemaIssue = { code: string; path: readonly PropertyKey[]; message: string; keys?: readonly string[] };
 
+/**
+ * Options of a configuration's parse: a key that is not there says so, whatever its schema (the
+ * schemas' own messages are for values given, schemas/config.ts).
+ */
+export const CONFIG_PARSE = {
+  error: (issue: { input?: unknown }) => (issue.input === undefined ? 'missing' : undefined),
+};
+
 /** Formats a key path as users write it: `rules["auth.failure-burst"].threshold`, `dbSystems[0].id`. */
 export function formatPath(path: readonly PropertyKey[]): string {
   let out = '';

@@ -8,7 +8,7 @@ import { RULES } from '../detect/registry.js';
 import { AuditError, errnoSuffix } from '../errors.js';
 import { routeIssues } from '../route/route-rules.js';
 import { type ActiveRule, activeRules } from './active-rules.js';
-import { ConfigIssues } from './config-issues.js';
+import { CONFIG_PARSE, ConfigIssues } from './config-issues.js';
 
 export type LoadedConfig = {
   config: Config;
@@ -19,7 +19,7 @@ export type LoadedConfig = {
 
 /** Validates a config value (already parsed from YAML/JSON). */
 export function validateConfig(value: unknown, source = 'config'): LoadedConfig {
-  const parsed = ConfigSchema.safeParse(value ?? {});
+  const parsed = ConfigSchema.safeParse(value ?? {}, CONFIG_PARSE);
   if (!parsed.success) {
     const issues = new ConfigIssues(source);
     for (const issue of parsed.error.issues) issues.addSchemaIssue([], issue);
