@@ -94,6 +94,11 @@ function hostKey(host: string): string {
   return host.toLowerCase();
 }
 
+/** A version as `insertOnce` tells it from the others: its event key and its part. */
+function versionId(v: AccountVersion): string {
+  return `${v.key}\u0000${v.part ?? ''}`;
+}
+
 function rowKey(db: string, a: AccountRef): string {
   return `${db}\u0000${accountKey(a)}`;
 }
@@ -518,8 +523,10 @@ export class Mappings {
       if (key === rowKey(row.db, row)) continue;
       this.cache.delete(ACCOUNT, key);
       const into = this.row(row.db, row);
-      for (const v of row.versions)
-        if (!into.versions.some((w) => w.key === v.key && w.part === v.part)) into.versions.push(v);
+      // Against what the row held before: one key can stand for several versions of a row (a
+      // snapshot's definition and the lock state it read), each of which is kept.
+      const held = new Set(into.versions.map(versionId));
+      into.versions.push(...row.versions.filter((v) => !held.has(versionId(v))));
       into.versions.sort(byTimeAndKey);
       if (row.direct) into.direct = [...(into.direct ?? []), ...row.direct];
       this.cache.touch(ACCOUNT, rowKey(row.db, row));

@@ -13,7 +13,7 @@ import { at, baseConfig, DB, db, iam, USERS } from '../../shared/detect/timeline
 import { Pipeline } from '../../shared/pipeline.js';
 import { EntityCache } from '../../shared/state/entity-cache.js';
 import { SqliteStore } from '../../shared/state/sqlite-store.js';
-import { toIso } from '../../shared/time.js';
+import { BEGINNING_OF_TIME, toIso } from '../../shared/time.js';
 import { accountSnapshot, following, localAccount, runWithSnapshots } from '../helpers/account-snapshots.js';
 import { runAcrossReopen, runBatches, testConfig } from '../helpers/run-timeline.js';
 
@@ -235,6 +235,32 @@ describe('the lock state of a proxied account', () => {
     expect(mappings.rows().map((r) => [r.host, r.versions.map((v) => v.key)])).toEqual([
       ['localhost', ['e1', 'e2']],
     ]);
+  });
+
+  it('a stored row of a host in another case keeps every version a snapshot seeded it with', () => {
+    // A snapshot seeds an account with two versions under its one key: its definition from the
+    // beginning of time, and the lock state it read at its time. Merged into the row of the host in
+    // lowercase, both stay: the account is still open from the snapshot's time.
+    const cache = new EntityCache();
+    cache.load({
+      kind: 'account',
+      key: `${DB.id}\u0000dba_proxy@LocalHost`,
+      body: {
+        db: DB.id,
+        user: 'dba_proxy',
+        host: 'LocalHost',
+        versions: [
+          { ts: BEGINNING_OF_TIME, key: 'snapshot:s1', plugin: 'caching_sha2_password' },
+          { ts: at(-60), key: 'snapshot:s1', locked: false, accessOnly: true },
+        ],
+      },
+    });
+    const mappings = new Mappings(cache);
+    expect(mappings.rows().map((r) => r.versions.length)).toEqual([2]);
+    expect(mappings.directLoginAt(DB.id, { user: 'dba_proxy', host: 'localhost' }, at(1))).toEqual({
+      ts: at(-60),
+      key: 'snapshot:s1',
+    });
   });
 
   it('ALTER USER IF EXISTS of an account an audited DROP USER removed opens nothing', async () => {
