@@ -50,6 +50,7 @@ import { recordDbCatalog } from './db-catalog.js';
 import { Directory, type DirectorySeed, type UserState } from './directory.js';
 import {
   type AccountSeed,
+  accountKey,
   accountName,
   type LockState,
   Mappings,
@@ -1181,7 +1182,7 @@ function serverKey(db: string, instance: string | undefined): string {
 }
 
 function auditKey(db: string, account: AccountRef): string {
-  return `${db}\u0000${accountName(account)}`;
+  return `${db}\u0000${accountKey(account)}`;
 }
 
 /** What the configuration seeds: its directory, and its DB systems' accounts. */

@@ -15,6 +15,7 @@ import { EntityCache } from '../../shared/state/entity-cache.js';
 import { SqliteStore } from '../../shared/state/sqlite-store.js';
 import { BEGINNING_OF_TIME, toIso } from '../../shared/time.js';
 import { accountSnapshot, following, localAccount, runWithSnapshots } from '../helpers/account-snapshots.js';
+import { collect } from '../helpers/collect.js';
 import { runAcrossReopen, runBatches, testConfig } from '../helpers/run-timeline.js';
 
 /** Alice signs on, then logs in as dba_proxy at `minute` sending her name, with login.proxy empty. */
@@ -84,6 +85,25 @@ describe('the lock state of a proxied account', () => {
     expect(attributionOf(sessions, 30)).toEqual(LOCAL);
     const opened = alerts.filter((a) => a.rule === 'privilege.change' && a.details?.bypassesIam);
     expect(opened.map((a) => [a.severity, a.details?.bypassesIam])).toEqual([['high', ['dba_proxy@%']]]);
+  });
+
+  it('an audited unlock of a host named in another case explains the drift a later snapshot sees', async () => {
+    // The statement names dba_proxy@LocalHost, the snapshots dba_proxy@LocalHost: one account. The
+    // audited unlock raises the high opening; s2 seeing it unlocked is what the statement did.
+    const proxy = (locked: boolean) => ({ extra: [localAccount('dba_proxy', locked, 'LocalHost')] });
+    const { config, rules } = testConfig();
+    const store = SqliteStore.open(':memory:');
+    const pipeline = await Pipeline.open({ config, rules, store });
+    await following([accountSnapshot('s1', at(-60), proxy(true))])(pipeline, store);
+    const unlock = byAdmin(5, 'alter_user', "ALTER USER 'dba_proxy'@'LocalHost' ACCOUNT UNLOCK");
+    await pipeline.ingest([{ type: 'event', event: unlock }]);
+    await following([accountSnapshot('s2', at(20), proxy(false))])(pipeline, store);
+    await pipeline.ingest(signedOnLogin(30).map((event) => ({ type: 'event', event })));
+    await pipeline.finish();
+    const alerts = await collect(store.alerts());
+    expect(alerts.filter((a) => a.rule === 'privilege.change').map((a) => a.title)).toEqual([
+      'dba_proxy@localhost can now be logged in to without IAM on prod-orders (ALTER USER)',
+    ]);
   });
 
   it('RENAME USER that swaps an unlocked account with the proxied one (through a third name) opens the proxied name', async () => {
