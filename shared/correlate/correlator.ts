@@ -166,6 +166,7 @@ export class Correlator {
       credentials: new PlantedCredentials(cache, config.retention),
     };
     this.policies = new Policies(cache);
+    this.mergeAuditedHostsByCase();
     this.expectedCredentials = expectedCredentialsOf(config);
     for (const seed of configSeeds(config)) this.seed(seed);
     recordDbCatalog(cache, config.dbSystems);
@@ -1056,9 +1057,27 @@ export class Correlator {
   /** Remembers that an audited statement targeted an account (the latest few times). */
   private noteAudited(db: string, account: AccountRef, ts: number): void {
     const key = auditKey(db, account);
-    const times = this.cache.get<number[]>(ACCOUNT_AUDIT, key) ?? [];
-    if (times.includes(ts)) return;
-    this.cache.set(ACCOUNT_AUDIT, key, [...times, ts].sort((a, b) => a - b).slice(-ACCOUNT_AUDIT_KEEP));
+    if (this.cache.get<number[]>(ACCOUNT_AUDIT, key)?.includes(ts)) return;
+    this.keepAudited(key, [ts]);
+  }
+
+  private keepAudited(key: string, times: readonly number[]): void {
+    const all = new Set([...(this.cache.get<number[]>(ACCOUNT_AUDIT, key) ?? []), ...times]);
+    this.cache.set(ACCOUNT_AUDIT, key, [...all].sort((a, b) => a - b).slice(-ACCOUNT_AUDIT_KEEP));
+  }
+
+  /**
+   * Times a state stored when accounts were told apart by the case of their host (`app@LocalHost`):
+   * each is kept under the account's key (`auditKey`, the host in lowercase), as MySQL has one account.
+   */
+  private mergeAuditedHostsByCase(): void {
+    for (const [key, times] of [...this.cache.entries<number[]>(ACCOUNT_AUDIT)]) {
+      const at = key.lastIndexOf('@');
+      const lower = key.slice(0, at) + key.slice(at).toLowerCase();
+      if (lower === key) continue;
+      this.cache.delete(ACCOUNT_AUDIT, key);
+      this.keepAudited(lower, times);
+    }
   }
 
   // --- break-glass grants ---------------------------------------------------------------------

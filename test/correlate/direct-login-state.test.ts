@@ -13,6 +13,7 @@ import { at, baseConfig, DB, db, iam, USERS } from '../../shared/detect/timeline
 import { Pipeline } from '../../shared/pipeline.js';
 import { EntityCache } from '../../shared/state/entity-cache.js';
 import { SqliteStore } from '../../shared/state/sqlite-store.js';
+import { commitBatch } from '../../shared/state/state-store.js';
 import { BEGINNING_OF_TIME, toIso } from '../../shared/time.js';
 import { accountSnapshot, following, localAccount, runWithSnapshots } from '../helpers/account-snapshots.js';
 import { collect } from '../helpers/collect.js';
@@ -104,6 +105,26 @@ describe('the lock state of a proxied account', () => {
     expect(alerts.filter((a) => a.rule === 'privilege.change').map((a) => a.title)).toEqual([
       'dba_proxy@localhost can now be logged in to without IAM on prod-orders (ALTER USER)',
     ]);
+  });
+
+  it('an audited statement a state stored under the host as written explains the drift a snapshot sees', async () => {
+    // Stored before hosts were taken in lowercase: an audited statement on app@LocalHost at 5. The
+    // snapshots read app@localhost (as MySQL stores it) locked, then unlocked: that statement's doing.
+    const store = SqliteStore.open(':memory:');
+    await store.commit(
+      commitBatch({
+        entities: [{ kind: 'account-audit', key: `${DB.id}\u0000app@LocalHost`, body: [at(5)] }],
+      }),
+    );
+    const app = (locked: boolean) => ({ extra: [localAccount('app', locked, 'localhost')] });
+    const { alerts } = await runBatches([signedOnLogin(30)], {
+      store,
+      opened: following([
+        accountSnapshot('s1', at(-60), app(true)),
+        accountSnapshot('s2', at(20), app(false)),
+      ]),
+    });
+    expect(alerts.filter((a) => a.rule === 'privilege.change').map((a) => a.title)).toEqual([]);
   });
 
   it('RENAME USER that swaps an unlocked account with the proxied one (through a third name) opens the proxied name', async () => {
