@@ -1,7 +1,7 @@
 // Fleet readiness: for every DB system instance, can the collector audit it? Each check passes,
 // warns or fails with the fix. What the checks read is listed in docs/collector.md ("doctor").
 import type { Config, DbSystemConfig } from '../../schemas/config.js';
-import { accountName, type DirectLogin } from '../correlate/mappings.js';
+import { accountKey, accountName, type DirectLogin } from '../correlate/mappings.js';
 import type { AccountRef } from '../correlate/sql-facts.js';
 import { AuditError } from '../errors.js';
 import { inGroups } from '../in-groups.js';
@@ -318,10 +318,11 @@ async function checkIam(
     );
     const iam = rows.filter((r) => String(r.plugin) === 'authentication_oci');
     const groups = iam.filter((r) => String(r.authentication_string).includes('group_mapping')).length;
-    const configured = new Set(
-      db.accounts.filter((a) => a.plugin === 'authentication_oci').map((a) => `${a.user}@${a.host}`),
+    // One account per user name and host in lowercase, as MySQL tells them apart.
+    const configured = new Set(db.accounts.filter((a) => a.plugin === 'authentication_oci').map(accountKey));
+    const missing = iam.filter(
+      (r) => !configured.has(accountKey({ user: String(r.User), host: String(r.Host) })),
     );
-    const missing = iam.filter((r) => !configured.has(`${String(r.User)}@${String(r.Host)}`));
     add(
       'IAM accounts',
       missing.length > 0 ? 'warn' : 'pass',

@@ -39,8 +39,11 @@ async function diagnoseWith(
   opts: TestServerOptions,
   collector: Record<string, unknown> = {},
   account: TestAccount = COLLECTOR,
+  /** Accounts the configuration lists besides the standard fleet's. */
+  listed: { user: string; host: string; plugin: string; authenticationString: string }[] = [],
 ) {
   const base = baseConfig();
+  const db0 = base.dbSystems![0]!;
   const server = await HeatWaveTestServer.start({
     tls: { key: tls.key, cert: tls.cert },
     audit: new AuditLog(),
@@ -50,7 +53,13 @@ async function diagnoseWith(
   servers.push(server);
   const { config } = validateConfig({
     ...base,
-    dbSystems: [{ ...base.dbSystems![0]!, endpoints: [{ host: 'localhost', port: server.address.port }] }],
+    dbSystems: [
+      {
+        ...db0,
+        accounts: [...db0.accounts!, ...listed],
+        endpoints: [{ host: 'localhost', port: server.address.port }],
+      },
+    ],
     collector: {
       user: 'hwaudit',
       password: { env: 'PW' },
@@ -102,6 +111,24 @@ describe('doctor', () => {
     expect(checks['collector account']).toMatchObject({
       status: 'warn',
       fix: 'add "hwaudit@%" to dbSystems[].allowedLocalAccounts',
+    });
+  });
+
+  it('an IAM account the configuration lists with its host in another case is the one the server has', async () => {
+    const dave = {
+      user: 'dave',
+      plugin: 'authentication_oci',
+      authenticationString: '{"user":"ocid1.user.oc1..dave"}',
+    };
+    const { checks } = await diagnoseWith(
+      { accounts: [...ociAccounts, { ...dave, host: 'localhost' }] },
+      {},
+      COLLECTOR,
+      [{ ...dave, host: 'LocalHost' }],
+    );
+    expect(checks['IAM accounts']).toMatchObject({
+      status: 'pass',
+      detail: '3 authentication_oci account(s): 1 group mapping(s), 2 1-to-1',
     });
   });
 
