@@ -519,8 +519,11 @@ export class Mappings {
    * `app@localhost`): each is merged into the row of its host in lowercase, one account as in MySQL.
    */
   private mergeHostsByCase(): void {
-    for (const [key, row] of [...this.cache.entries<AccountRow>(ACCOUNT)]) {
-      if (key === rowKey(row.db, row)) continue;
+    // Runs at every open: a row whose host is in lowercase (every row, once merged) builds no key.
+    const stale: [string, AccountRow][] = [];
+    for (const entry of this.cache.entries<AccountRow>(ACCOUNT))
+      if (entry[1].host !== hostKey(entry[1].host)) stale.push(entry);
+    for (const [key, row] of stale) {
       this.cache.delete(ACCOUNT, key);
       const into = this.row(row.db, row);
       // Against what the row held before: one key can stand for several versions of a row (a
