@@ -3,7 +3,7 @@
 // the correlation state, so that reports and exports read the store without the configuration.
 import type { DbSystemConfig } from '../../schemas/config.js';
 import type { EntityCache } from '../state/entity-cache.js';
-import { accountKey } from './mappings.js';
+import { accountKey, nameKey } from './mappings.js';
 
 export type DbCatalogEntry = {
   id: string;
@@ -34,7 +34,17 @@ export function recordDbCatalog(cache: EntityCache, dbSystems: readonly DbSystem
   }
 }
 
-/** The recorded DB systems by id (those configured now and those configured before). */
+/**
+ * The recorded DB systems by id (those configured now and those configured before). An entry
+ * recorded when grants were keyed by the host as written (that of a DB system configured no more
+ * is never recorded again) is read with its hosts in lowercase, as `accountKey` keys them.
+ */
 export function dbCatalog(cache: EntityCache): Map<string, DbCatalogEntry> {
-  return new Map([...cache.entries<DbCatalogEntry>(KIND)]);
+  return new Map(
+    [...cache.entries<DbCatalogEntry>(KIND)].map(([id, e]) => [id, { ...e, grants: byAccountKey(e.grants) }]),
+  );
+}
+
+function byAccountKey(grants: Record<string, string[]>): Record<string, string[]> {
+  return Object.fromEntries(Object.entries(grants).map(([name, list]) => [nameKey(name), list]));
 }

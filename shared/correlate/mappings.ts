@@ -89,6 +89,12 @@ export function accountKey(a: AccountRef): string {
   return accountName({ user: a.user, host: hostKey(a.host) });
 }
 
+/** An `accountName` (`user@host`; a user name may hold an `@`, a host not) keyed as `accountKey` keys it. */
+export function nameKey(name: string): string {
+  const at = name.lastIndexOf('@');
+  return name.slice(0, at) + hostKey(name.slice(at));
+}
+
 /** A host name as MySQL compares it. */
 function hostKey(host: string): string {
   return host.toLowerCase();

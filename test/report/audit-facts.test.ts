@@ -21,4 +21,24 @@ describe('the privileges the configuration lists', () => {
     expect(facts.grantsOf(DB.id, 'app', 'localhost')).toEqual(GRANTS);
     expect(facts.grantsOf(DB.id, 'APP', 'localhost')).toBeUndefined();
   });
+
+  it('are found in a catalog stored under the host as written, of a DB system no longer configured', () => {
+    // Recorded before hosts were taken in lowercase; a DB system the configuration has dropped since
+    // is never recorded again, and its sessions still name the account app@localhost.
+    const stored = {
+      kind: 'dbsystem',
+      key: DB.id,
+      body: {
+        id: DB.id,
+        name: DB.name,
+        iamOnly: false,
+        privilegedAccounts: [],
+        allowedLocalAccounts: [],
+        grants: { 'app@LocalHost': GRANTS, "''@%": ['GRANT USAGE ON *.* TO ``@`%`'] },
+      },
+    };
+    const facts = new AuditFacts([stored]);
+    expect(facts.grantsOf(DB.id, 'app', 'localhost')).toEqual(GRANTS);
+    expect(facts.grantsOf(DB.id, '', '%')).toEqual(['GRANT USAGE ON *.* TO ``@`%`']);
+  });
 });
