@@ -55,6 +55,7 @@ import {
   type LockState,
   Mappings,
   type MappingTarget,
+  nameKey,
   OCI_PLUGIN,
   reaches,
   SNAPSHOT_SEED,
@@ -1072,8 +1073,7 @@ export class Correlator {
    */
   private mergeAuditedHostsByCase(): void {
     for (const [key, times] of [...this.cache.entries<number[]>(ACCOUNT_AUDIT)]) {
-      const at = key.lastIndexOf('@');
-      const lower = key.slice(0, at) + key.slice(at).toLowerCase();
+      const lower = nameKey(key);
       if (lower === key) continue;
       this.cache.delete(ACCOUNT_AUDIT, key);
       this.keepAudited(lower, times);
