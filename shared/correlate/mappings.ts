@@ -100,9 +100,9 @@ function hostKey(host: string): string {
   return host.toLowerCase();
 }
 
-/** A version as `insertOnce` tells it from the others: its event key and its part. */
-function versionId(v: AccountVersion): string {
-  return `${v.key}\u0000${v.part ?? ''}`;
+/** Whether two versions are one change: the same event key and part (`insertOnce` keeps one). */
+function sameVersion(a: AccountVersion, b: AccountVersion): boolean {
+  return a.key === b.key && a.part === b.part;
 }
 
 function rowKey(db: string, a: AccountRef): string {
@@ -534,8 +534,8 @@ export class Mappings {
       const into = this.row(row.db, row);
       // Against what the row held before: one key can stand for several versions of a row (a
       // snapshot's definition and the lock state it read), each of which is kept.
-      const held = new Set(into.versions.map(versionId));
-      into.versions.push(...row.versions.filter((v) => !held.has(versionId(v))));
+      const held = [...into.versions];
+      into.versions.push(...row.versions.filter((v) => !held.some((h) => sameVersion(h, v))));
       into.versions.sort(byTimeAndKey);
       if (row.direct) into.direct = [...(into.direct ?? []), ...row.direct];
       this.cache.touch(ACCOUNT, rowKey(row.db, row));
@@ -544,7 +544,7 @@ export class Mappings {
 
   private insertOnce(db: string, account: AccountRef, version: AccountVersion): void {
     const row = this.row(db, account);
-    if (row.versions.some((v) => v.key === version.key && v.part === version.part)) return;
+    if (row.versions.some((v) => sameVersion(v, version))) return;
     if (version.credential && !this.firstCredential(row, version)) return;
     this.insert(db, row, version);
   }
