@@ -1,9 +1,10 @@
 // TLS material for the test server: a CA, and a server certificate it signs for localhost and
-// 127.0.0.1, generated once per test process (selfsigned) and written to a temporary folder.
+// 127.0.0.1, generated once per test process (selfsigned) and written to the test run's temporary
+// folder, which is removed after the run.
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generate } from 'selfsigned';
+import { inject } from 'vitest';
 
 export type TlsMaterial = {
   /** CA certificate (PEM) and the file holding it, for `collector.ca`. */
@@ -48,7 +49,7 @@ export function tlsMaterial(): Promise<TlsMaterial> {
         },
       ],
     });
-    const dir = mkdtempSync(join(tmpdir(), 'hwaudit-tls-'));
+    const dir = mkdtempSync(join(inject('runTmp'), 'tls-'));
     const caFile = join(dir, 'ca.pem');
     const otherCaFile = join(dir, 'other-ca.pem');
     writeFileSync(caFile, ca.cert);
