@@ -50,7 +50,8 @@ Options:
   --state FILE|URL    state store: a SQLite file or mysql://USER@HOST[:PORT]/DB
                       (password from HWAUDIT_STATE_PASSWORD)       (default: temporary)
   --db-system ID      read only this DB system (id or name); repeatable (default: all)
-  --from TIME         where an instance read for the first time starts (ISO 8601)
+  --from TIME         where an instance read for the first time starts (ISO 8601); one
+                      with no event there yet starts there again at the next run
                       (default: collector.start, else the oldest event it keeps)
   --follow            keep reading until SIGTERM or SIGINT
   --interval DURATION pause between passes with --follow (ISO 8601)   (default: PT1M)

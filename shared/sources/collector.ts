@@ -5,6 +5,10 @@
 // reached with them: a crash at any point neither loses nor repeats a record (a re-read overlap is
 // skipped in log order, and the pipeline's dedupe covers what is left).
 //
+// An instance whose first read (from `collect --from` or `collector.start`) finds no event at or
+// after its start keeps that start as its position, so that the next pass begins there too, not
+// at an earlier default.
+//
 // An instance that cannot be reached or read is retried a few times within the pass and then
 // reported; the others are read regardless. A pass stops early at `deadline` or on `signal`,
 // committing what it read; the next pass goes on from there.
@@ -14,6 +18,7 @@ import { compareEvents } from '../../schemas/events.js';
 import { type DecodedItem, decodeValue } from '../decode/read-input.js';
 import { inGroups } from '../in-groups.js';
 import type { Pipeline } from '../pipeline.js';
+import { toIso } from '../time.js';
 import { type AuditFlavor, AuditLogReader, type InstancePosition } from './audit-log-reader.js';
 import { InstanceError, type InstanceTarget, instanceError, type SqlSession } from './mysql-connection.js';
 
@@ -51,7 +56,7 @@ export type InstanceReport = {
   repeated: number;
   gaps: number;
   /** Where the instance stands after this pass. */
-  position?: InstancePosition;
+  position?: StoredPosition;
   /** The read reached the end of the log. */
   caughtUp: boolean;
   attempts: number;
@@ -67,12 +72,24 @@ export type CollectResult = {
   stopped: boolean;
 };
 
+/**
+ * Where an instance from which no event was read yet starts: the start of its first read
+ * (`collect --from`, `collector.start`), kept when that read found nothing at or after it.
+ */
+export type StartPosition = { start: string };
+
+/** What the state keeps of an instance: the last event read, or where its first read starts. */
+export type StoredPosition = InstancePosition | StartPosition;
+
 /** The pipeline position key of an instance. */
 export function positionKey(target: InstanceTarget): string {
   return `collect:${target.db.id}/${target.instance}`;
 }
 
-type Entry = { record: Record<string, unknown>; item: DecodedItem; position?: InstancePosition };
+/** A record read and the position it ends at; or, with no record, a position alone. */
+type Entry =
+  | { record: Record<string, unknown>; item: DecodedItem; position?: InstancePosition }
+  | { record?: undefined; item?: undefined; position: StartPosition };
 
 type Source = {
   target: InstanceTarget;
@@ -103,7 +120,7 @@ export async function collect(opts: CollectorOptions): Promise<CollectResult> {
   const alerts: Alert[] = [];
   let items: DecodedItem[] = [];
   let records: Record<string, unknown>[] = [];
-  let positions: Record<string, InstancePosition> = {};
+  let positions: Record<string, StoredPosition> = {};
   let total = 0;
 
   const flush = async () => {
@@ -117,8 +134,10 @@ export async function collect(opts: CollectorOptions): Promise<CollectResult> {
     opts.onBatch?.({ records: total, alerts: alerts.length });
   };
   const push = async (source: Source, entry: Entry) => {
-    items.push(entry.item);
-    records.push(entry.record);
+    if (entry.item) {
+      items.push(entry.item);
+      records.push(entry.record);
+    }
     if (entry.position) positions[positionKey(source.target)] = entry.position;
     if (items.length >= batchSize) await flush();
   };
@@ -132,7 +151,7 @@ export async function collect(opts: CollectorOptions): Promise<CollectResult> {
       if (stopping()) return;
       const r = next ?? (await s.entries.next());
       if (r.done) return;
-      if (r.value.item.type === 'event') {
+      if (r.value.item?.type === 'event') {
         s.head = r.value as NonNullable<Source['head']>;
         return;
       }
@@ -178,7 +197,10 @@ async function* instanceEntries(
   stopping: () => boolean,
 ): AsyncGenerator<Entry> {
   const key = positionKey(target);
-  let position = opts.pipeline.position<InstancePosition>(key);
+  const stored = opts.pipeline.position<StoredPosition>(key);
+  let position = stored && 'start' in stored ? undefined : stored;
+  const storedStart = stored && 'start' in stored ? Date.parse(stored.start) : undefined;
+  if (stored) report.position = stored;
   const retries = opts.retries ?? 2;
   const delay = opts.retryDelayMs ?? ((n: number) => 500 * 2 ** n);
   const sleep = opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
@@ -197,7 +219,7 @@ async function* instanceEntries(
         ...(readBufferSize !== undefined ? { readBufferSize } : {}),
         ...(bufferNote !== undefined ? { bufferNote } : {}),
       };
-      const from = opts.from ?? target.settings.start;
+      const from = opts.from ?? storedStart ?? target.settings.start;
       const start = position ? { position } : from !== undefined ? { from } : {};
       for await (const batch of reader.read(start, opts.signal)) {
         report.repeated += batch.repeated;
@@ -209,6 +231,11 @@ async function* instanceEntries(
           yield p ? { record, item: item!, position: p } : { record, item: item! };
         }
         if (stopping()) return;
+      }
+      if (!position && from !== undefined && from !== storedStart) {
+        // Nothing at or after the start: the next pass starts there again.
+        report.position = { start: toIso(from) };
+        yield { position: report.position };
       }
       report.caughtUp = true;
       delete report.error;

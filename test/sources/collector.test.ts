@@ -180,6 +180,32 @@ describe('collector: reading one instance', () => {
     expect(sessions.map((x) => x.connectionId)).toEqual([6]);
   });
 
+  it('a first read at --from that finds nothing there keeps --from: the next pass starts there, not earlier', async () => {
+    const log = new RawLog()
+      .session({ at: minutes(0), conn: 5, user: 'admin', queries: 1 })
+      .session({ at: minutes(10), conn: 6, user: 'admin', queries: 1 });
+    const s = await server(log);
+    const collector = { start: new Date(minutes(0)).toISOString() };
+    const first = await pass([{ server: s }], { collector, from: minutes(30) });
+    expect(first.result.instances[0]).toMatchObject({
+      records: 0,
+      caughtUp: true,
+      position: { start: '2026-11-02T09:30:00.000Z' },
+    });
+    const key = positionKey(instanceTargets(fleetConfig([{ server: s }]).config)[0]!);
+    expect(first.pipeline.position(key)).toEqual({ start: '2026-11-02T09:30:00.000Z' });
+    const later = new RawLog();
+    (later as unknown as { id: number }).id = 100;
+    later.session({ at: minutes(40), conn: 9, user: 'admin', queries: 1 });
+    s.audit.append(later.events);
+    // Without --from, over collector.start: from the start kept, and from the event read after it.
+    const second = await pass([{ server: s }], { collector, store: first.store });
+    expect(auditCalls(s).at(-1)).toContain('"start":{"timestamp":"2026-11-02 09:30:00"}');
+    expect(second.result.instances[0]).toMatchObject({ records: later.events.length, caughtUp: true });
+    expect(second.pipeline.position(key)).toMatchObject({ timestamp: later.events.at(-1)!.timestamp });
+    expect((await finished(second)).sessions.map((x) => x.connectionId)).toEqual([9]);
+  });
+
   it('starts a first read at collector.start, and at --from where both are given', async () => {
     const log = new RawLog()
       .session({ at: minutes(0), conn: 5, user: 'admin', queries: 1 })
