@@ -24,7 +24,9 @@
 // them all: when `SHOW WARNINGS` returns that many, `SHOW COUNT(*) WARNINGS` (a diagnostic
 // statement too, so the messages stay) gives how many there were. A server that does not report
 // `max_error_count` (NULL, or no such variable) is asked for the count after every call that
-// warned, and the gap says the count is the server's.
+// warned, and the gap says the count is the server's. A server that refuses to count is read all
+// the same: its gaps say how many events were skipped is unknown (they carry no count), and it is
+// not asked again.
 import type { GapRecord } from '../../schemas/envelopes.js';
 import type { GAP_REASONS } from '../../schemas/events.js';
 import { ClockSteps, clockStepRecord } from '../decode/clock-steps.js';
@@ -89,8 +91,11 @@ type CallResult = {
   ended: boolean;
   /** The messages the server kept (at most `max_error_count`). */
   warnings: { code: number; message: string }[];
-  /** How many warnings the call raised: more than `warnings` when the server kept only some. */
-  warningCount: number;
+  /**
+   * How many warnings the call raised: more than `warnings` when the server kept only some;
+   * undefined when it may have kept only some and refused to count them.
+   */
+  warningCount: number | undefined;
 };
 
 const EPOCH_START = '1970-01-01 00:00:00';
@@ -139,6 +144,8 @@ export class AuditLogReader {
   /** The bookmark of the newest event when the reader opened. */
   private latest: AuditPosition | undefined;
   private sequenceOpen = false;
+  /** The server refused to count a statement's warnings: their count is unknown when it keeps only some. */
+  private countRefused = false;
 
   private constructor(
     private readonly session: SqlSession,
@@ -272,11 +279,14 @@ export class AuditLogReader {
         );
       }
       const { warnings, warningCount } = result;
-      if (warningCount > 0) {
+      // Warnings kept but not counted (a count refused) are a gap of unknown size.
+      if ((warningCount ?? warnings.length) > 0) {
         const codes = [...new Set(warnings.map((w) => w.code))].join(', ') || 'unknown';
-        const kept = warnings.length < warningCount;
+        const kept = warnings.length < (warningCount ?? Number.POSITIVE_INFINITY);
         let capped = '';
-        if (this.server.maxErrorCount === undefined)
+        if (warningCount === undefined)
+          capped = `; how many is unknown: the server kept ${warnings.length} message(s), ${this.server.maxErrorCount === undefined ? 'does not report how many it keeps' : 'as many as it keeps'} (max_error_count), and refused to count them all`;
+        else if (this.server.maxErrorCount === undefined)
           capped = `; counted from the server's warning count: it does not report how many messages it keeps (max_error_count)${kept ? `, and it kept the messages of the first ${warnings.length} only` : ''}`;
         else if (kept)
           capped = `; the server kept the messages of the first ${warnings.length} only (max_error_count)`;
@@ -286,7 +296,7 @@ export class AuditLogReader {
             before?.time ?? position?.time ?? toIso(Date.now()),
             position?.time,
             warningCount,
-            `the server warned ${warningCount} time(s) while reading (codes ${codes}): events that did not fit the read buffer (${this.server.readBufferSize ?? 'unknown'} bytes) were skipped${capped}`,
+            `the server warned ${warningCount ?? `at least ${warnings.length}`} time(s) while reading (codes ${codes}): events that did not fit the read buffer (${this.server.readBufferSize ?? 'unknown'} bytes) were skipped${capped}`,
           ),
         });
       }
@@ -363,18 +373,15 @@ export class AuditLogReader {
     const body = { ...arg, max_array_length: this.target.settings.batchSize };
     let rows: Record<string, unknown>[];
     let warnings: Record<string, unknown>[];
-    let warningCount: number;
+    let warningCount: number | undefined;
     try {
       rows = await this.session.query('SELECT audit_log_read(?) AS events', [JSON.stringify(body)]);
       this.sequenceOpen = true;
       warnings = await this.session.query('SHOW WARNINGS');
       warningCount = warnings.length;
       const cap = this.server.maxErrorCount;
-      if (cap === undefined ? warningCount > 0 : warningCount >= cap) {
-        const [counted] = await this.session.query('SHOW COUNT(*) WARNINGS');
-        const n = Number(Object.values(counted ?? {})[0]);
-        if (Number.isInteger(n) && n > warningCount) warningCount = n;
-      }
+      if (cap === undefined ? warningCount > 0 : warningCount >= cap)
+        warningCount = await this.countWarnings(warningCount);
     } catch (error) {
       throw instanceError(this.target, error, 'calling audit_log_read()');
     }
@@ -394,6 +401,25 @@ export class AuditLogReader {
       warnings: warnings.map((w) => ({ code: Number(w.Code), message: String(w.Message ?? '') })),
       warningCount,
     };
+  }
+
+  /**
+   * The warnings of the last statement, `kept` of which the server kept: their count, or undefined
+   * when the server refuses to count them (and is not asked again).
+   */
+  private async countWarnings(kept: number): Promise<number | undefined> {
+    if (this.countRefused) return undefined;
+    let counted: Record<string, unknown> | undefined;
+    try {
+      [counted] = await this.session.query('SHOW COUNT(*) WARNINGS');
+    } catch (error) {
+      // A dropped connection is retried as any; a refusal leaves the count unknown.
+      if (instanceError(this.target, error, 'counting warnings').retryable) throw error;
+      this.countRefused = true;
+      return undefined;
+    }
+    const n = Number(Object.values(counted ?? {})[0]);
+    return Number.isInteger(n) && n > kept ? n : kept;
   }
 
   /** Closes a sequence left open (`audit_log_read('null')`); best effort. */

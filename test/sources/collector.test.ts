@@ -246,9 +246,13 @@ describe('collector: reading one instance', () => {
 
   /**
    * One read of a session with `big` events larger than the read buffer between its two queries:
-   * the server skips them, one gap counts them. Returns the server and the gap's text.
+   * the server skips them, one gap says so. Returns the server and the gap's details.
    */
-  async function readPastBigEvents(big: number, opts: TestServerOptions) {
+  async function readBigEvents(
+    big: number,
+    opts: TestServerOptions,
+    prepare?: (s: HeatWaveTestServer) => void,
+  ) {
     const log = new RawLog()
       .connect({ at: minutes(0), conn: 5, user: 'admin' })
       .query({ at: minutes(1), conn: 5, user: 'admin', sql: 'SELECT 1' });
@@ -258,16 +262,24 @@ describe('collector: reading one instance', () => {
       .query({ at: minutes(3), conn: 5, user: 'admin', sql: 'SELECT 3' })
       .disconnect({ at: minutes(4), conn: 5, user: 'admin' });
     const s = await server(log, opts);
+    prepare?.(s);
     const run = await pass([{ server: s }], { collector: { readBufferSize: 32_768 } });
     expect(run.result.instances[0]).toMatchObject({ records: 5, gaps: 1, caughtUp: true });
+    expect(run.result.instances[0]!.error).toBeUndefined();
     // One call read it all.
     expect(auditCalls(s)).toHaveLength(1);
     const { alerts, sessions } = await finished(run);
     expect(sessions[0]!.counts.queries).toBe(2);
     const gap = alerts.filter((a) => a.rule === 'audit.gap');
     expect(gap).toHaveLength(1);
-    expect(gap[0]!.details).toMatchObject({ reason: 'oversized', skipped: big });
-    const detail = String(gap[0]!.details?.detail);
+    expect(gap[0]!.details).toMatchObject({ reason: 'oversized' });
+    return { s, details: gap[0]!.details!, detail: String(gap[0]!.details?.detail) };
+  }
+
+  /** readBigEvents, whose gap counts the `big` events skipped. */
+  async function readPastBigEvents(big: number, opts: TestServerOptions) {
+    const { s, details, detail } = await readBigEvents(big, opts);
+    expect(details.skipped).toBe(big);
     expect(detail).toContain(`the server warned ${big} time(s) while reading (codes 3200)`);
     return { s, detail };
   }
@@ -311,6 +323,29 @@ describe('collector: reading one instance', () => {
       else expect(detail).not.toContain('kept the messages');
       // Not knowing how many messages the server keeps, the collector asks for their count.
       expect(s.statements.filter((q) => q === 'SHOW COUNT(*) WARNINGS')).toHaveLength(1);
+    },
+  );
+
+  it.each([
+    { answer: 'unknown', big: 25, kept: 10 },
+    { answer: 'unknown', big: 5, kept: 5 },
+    { answer: 'null', big: 25, kept: 10 },
+    { answer: 'reported', big: 25, kept: 10 },
+  ] as const)(
+    'a server whose @@max_error_count is $answer and that refuses to count warnings: $big events skipped for size are a gap of unknown size, the events are read',
+    async ({ answer, big, kept }) => {
+      const { s, details, detail } = await readBigEvents(
+        big,
+        { maxErrorCount: 10, maxErrorCountVariable: answer },
+        (server) =>
+          server.failQuery(/^SHOW COUNT\(\*\) WARNINGS$/i, 1064, 'You have an error in your SQL syntax'),
+      );
+      expect(s.statements.filter((q) => q === 'SHOW COUNT(*) WARNINGS')).toHaveLength(1);
+      // Unknown, not 0 nor the messages kept.
+      expect(details).not.toHaveProperty('skipped');
+      expect(detail).toContain(`the server warned at least ${kept} time(s) while reading (codes 3200)`);
+      expect(detail).toContain(`how many is unknown: the server kept ${kept} message(s)`);
+      expect(detail).toContain('refused to count them all');
     },
   );
 
