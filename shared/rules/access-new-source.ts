@@ -7,12 +7,20 @@ import { baselineBoundaryCases, baselineParams, firstSeen, maxValuesParam } from
 
 const DAYS = 24 * 60;
 
-/** The network of `ip`: its IPv4 /`v4` or IPv6 /`v6` prefix; any other text stands for itself. */
+/**
+ * The network of `ip`: its IPv4 /`v4` or IPv6 /`v6` prefix; any other text stands for itself. An
+ * IPv4-mapped IPv6 address (`::ffff:0:0/96`, however written: `::ffff:10.0.1.5`, `::ffff:a00:105`,
+ * `0:0:0:0:0:ffff:10.0.1.5`) is its IPv4 address, not one /`v6` network holding every IPv4 address.
+ */
 export function networkOf(ip: string, v4: number, v6: number): string {
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip)?.[1];
-  if (isIPv4(mapped ?? ip)) return masked((mapped ?? ip).split('.').map(Number), 8, v4, '.', 10);
+  if (isIPv4(ip)) return masked(ip.split('.').map(Number), 8, v4, '.', 10);
   const groups = isIPv6(ip) ? ipv6Groups(ip) : undefined;
-  return groups ? masked(groups, 16, v6, ':', 16) : ip;
+  if (groups === undefined) return ip;
+  if (groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff) {
+    const [hi, lo] = groups.slice(6) as [number, number];
+    return masked([hi >> 8, hi & 0xff, lo >> 8, lo & 0xff], 8, v4, '.', 10);
+  }
+  return masked(groups, 16, v6, ':', 16);
 }
 
 /**
@@ -221,6 +229,15 @@ export const accessNewSource = defineRule({
       boundary: { param: 'ipv6Prefix', side: 'outside' },
       events: () => [alice(at(0), 1, '2001:db8:1::5'), alice(at(15 * DAYS), 2, '2001:db8:2::')],
       expect: { alerts: 1, severity: 'medium', match: { details: { network: '2001:db8:2:0:0:0:0:0/48' } } },
+    },
+    {
+      name: 'an IPv4-mapped address written out in full is its IPv4 network',
+      events: () => [
+        alice(at(0), 1, '0:0:0:0:0:ffff:10.0.1.5'),
+        alice(at(15 * DAYS), 2, '0:0:0:0:0:ffff:203.0.113.9'),
+        alice(at(15 * DAYS + 60), 3, '::ffff:cb00:710a'),
+      ],
+      expect: { alerts: 1, severity: 'medium', match: { details: { network: '203.0.113.0/24' } } },
     },
     ...baselineBoundaryCases(
       'access.new-source',

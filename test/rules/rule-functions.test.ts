@@ -16,6 +16,11 @@ describe('networkOf', () => {
     // IPv4-mapped IPv6 addresses are their IPv4 address.
     ['::ffff:192.168.100.200', 24, 48, '192.168.100.0/24'],
     ['::FFFF:10.1.2.3', 24, 48, '10.1.2.0/24'],
+    // However the mapped address is written: in hex, in full, with a zone.
+    ['::ffff:c0a8:64c8', 24, 48, '192.168.100.0/24'],
+    ['0:0:0:0:0:ffff:10.1.2.3', 24, 48, '10.1.2.0/24'],
+    ['0000:0000:0000:0000:0000:FFFF:0A01:0203', 32, 48, '10.1.2.3/32'],
+    ['::ffff:10.1.2.3%eth0', 16, 48, '10.1.0.0/16'],
     // Only a mapping prefix at the start maps.
     ['1::ffff:10.1.2.3', 24, 128, '1:0:0:0:0:ffff:a01:203/128'],
     ['2001:db8:1:2::5', 24, 48, '2001:db8:1:0:0:0:0:0/48'],
