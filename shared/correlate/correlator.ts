@@ -871,8 +871,12 @@ export class Correlator {
         this.grantFor(result)?.id ?? null,
       ]);
       if (before === after) continue;
+      const judgedAs = s.identity;
       this.applyResult(s, result);
-      this.detector.run('session', { ...this.sessionFact(s, result, db), reattributed: true });
+      this.detector.run('session', {
+        ...this.sessionFact(s, result, db),
+        reattributed: { from: judgedAs },
+      });
     }
   }
 

@@ -26,6 +26,11 @@ export type Baseline = {
   knows(value: string, ts: number): boolean;
   /** Records a sighting of each value at `ts`. */
   learn(values: readonly string[], ts: number): void;
+  /**
+   * Takes back what a sighting at `ts` alone taught (a session judged again as someone else's):
+   * each of `values` seen only then, and the subject itself when nothing else was seen of it.
+   */
+  unlearn(values: readonly string[], ts: number): void;
 };
 
 /** `values`: digest of the value -> [first, last] sighting. */
@@ -156,6 +161,25 @@ class SubjectBaseline implements Baseline {
       }
     }
     this.cache.set(BASELINE, key, r);
+  }
+
+  unlearn(values: readonly string[], ts: number): void {
+    const r = this.row;
+    if (!r) return;
+    const only = (seen: [number, number] | undefined) => seen?.[0] === ts && seen[1] === ts;
+    const taught = values.map((v) => digests.get(v)).filter((k) => only(r.values[k]));
+    if (taught.length === 0) return;
+    for (const k of taught) delete r.values[k];
+    const left = Object.values(r.values);
+    if (r.since === ts && left.length === 0) {
+      this.cache.delete(BASELINE, this.key);
+      this.nextExpiry.delete(this.key);
+      this.row = undefined;
+      return;
+    }
+    // Every session leaves its time on a value it learned: the latest of those is the last sighting.
+    if (r.last === ts) r.last = Math.max(r.since, ...left.map((seen) => seen[1]));
+    this.cache.set(BASELINE, this.key, r);
   }
 
   private expired(r: BaselineRow, ts: number): boolean {

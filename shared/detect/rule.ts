@@ -48,8 +48,11 @@ export type SessionFact = {
    * (`corroborates`), else their latest successful sign-on within the token lifetime.
    */
   signOn?: SignOn & { corroborates: boolean };
-  /** Late IAM data changed the session's attribution (it was judged before). */
-  reattributed?: true;
+  /**
+   * Late IAM data changed the session's attribution (it was judged before): `from` is the person
+   * it was judged as then (null: nobody was named).
+   */
+  reattributed?: { from: Session['identity'] };
 };
 
 /** An alert occurrence per login of a session: `base` for its connect, `base@<change_user key>` after one. */

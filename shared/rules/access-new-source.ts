@@ -231,6 +231,51 @@ export const accessNewSource = defineRule({
       expect: { alerts: 1, severity: 'medium', match: { details: { network: '2001:db8:2:0:0:0:0:0/48' } } },
     },
     {
+      name: 'a session named late: the account it was judged as is resolved and unlearns the network',
+      events: () => [
+        db.connect({ at: at(0), conn: 9, account: 'dev_proxy', user: 'bob', ip: '10.0.1.5', proxy: true }),
+        db.unnamed({ at: at(0), conn: 1, ip: '10.0.0.9' }),
+        db.unnamed({ at: at(15 * DAYS), conn: 2, ip: '203.0.113.9' }),
+        iam.signOn({ at: at(15 * DAYS + 60), user: USERS.dave, ip: '10.9.9.9' }),
+      ],
+      later: () => [
+        iam.signOn({ at: at(15 * DAYS - 5), user: USERS.bob, ip: '203.0.113.9' }),
+        db.unnamed({ at: at(16 * DAYS), conn: 3, ip: '203.0.113.10' }),
+      ],
+      expect: {
+        alerts: 3,
+        severity: 'medium',
+        match: { details: { network: '203.0.113.0/24' } },
+        resolutions: 1,
+        resolution: {
+          time: '2026-11-17T09:00:00.000Z',
+          reason: 'attributed',
+          note: 'the session was re-attributed to bob@example.com (signon-correlated) and judged against that baseline',
+        },
+      },
+    },
+    {
+      name: 'a session taken from a person late: their alert is resolved',
+      events: () => [
+        db.connect({ at: at(0), conn: 1, account: 'dev_proxy', user: 'bob', ip: '10.0.1.5', proxy: true }),
+        db.unnamed({ at: at(0), conn: 2, ip: '203.0.113.9' }),
+        iam.signOn({ at: at(15 * DAYS - 5), user: USERS.bob, ip: '198.51.100.7' }),
+        db.unnamed({ at: at(15 * DAYS), conn: 3, ip: '198.51.100.7' }),
+        iam.signOn({ at: at(15 * DAYS + 60), user: USERS.dave, ip: '10.9.9.9' }),
+      ],
+      later: () => [iam.signOn({ at: at(15 * DAYS - 3), user: USERS.dave, ip: '198.51.100.7' })],
+      expect: {
+        alerts: 2,
+        severity: 'medium',
+        match: { details: { network: '198.51.100.0/24' } },
+        resolutions: 1,
+        resolution: {
+          reason: 'attributed',
+          note: 'the session was re-attributed to nobody named (dev_proxy@%) (unattributed) and judged against that baseline',
+        },
+      },
+    },
+    {
       name: 'an IPv4-mapped address written out in full is its IPv4 network',
       events: () => [
         alice(at(0), 1, '0:0:0:0:0:ffff:10.0.1.5'),

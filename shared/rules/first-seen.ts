@@ -7,7 +7,7 @@ import { type ConfigInput, Duration } from '../../schemas/config.js';
 import type { DbEvent, IamEvent } from '../../schemas/events.js';
 import type { Session } from '../../schemas/session.js';
 import type { Baseline, BaselineOptions } from '../detect/baselines.js';
-import type { Finding, RuleContext, SessionFact } from '../detect/rule.js';
+import type { Finding, Outcome, RuleContext, SessionFact } from '../detect/rule.js';
 import { type AlertMatch, type RuleCase, T0 } from '../detect/timeline.js';
 import { Memo } from '../memo.js';
 import { isAccessAfterRevocation } from './access-after-revocation.js';
@@ -32,28 +32,53 @@ const subjects = {
 };
 
 /** Shared accounts are baselined per person behind them; sessions nobody is named behind, per account. */
-export function baselineSubject(s: Session): string {
+export function baselineSubject(s: Pick<Session, 'identity' | 'mysqlAccount'>): string {
   return s.identity ? subjects.person.get(s.identity.id) : subjects.account.get(s.mysqlAccount);
 }
+
+/** A baseline that knows nothing: what a check finds against it is every finding it can make. */
+const NOTHING_KNOWN: Baseline = {
+  learning: () => false,
+  knows: () => false,
+  learn: () => undefined,
+  unlearn: () => undefined,
+};
 
 /**
  * One first-seen check: `check` sees the subject's baseline (and its key) as it was before this
  * session, never while the subject is learning; then the baseline learns `values` from the session, unless the
  * session is itself a finding of access.after-revocation or access.identity-mismatch.
+ *
+ * A session that late IAM data re-attributes to another subject was judged against the wrong
+ * baseline: that baseline unlearns what only this session taught it, and the alerts it raised
+ * there are resolved (`attributed`), while the session is judged again as its new subject's.
  */
 export function firstSeen(
   f: SessionFact,
   ctx: RuleContext<BaselineOptions>,
   values: readonly string[],
   check: (baseline: Baseline, subject: string) => Finding[],
-): Finding[] {
+): Outcome[] {
   const { session } = f;
   const subject = baselineSubject(session);
   const baseline = ctx.baseline(subject, ctx.params);
   const ts = f.authenticated.ts;
-  const findings = baseline.learning(ts) ? [] : check(baseline, subject);
+  const outcomes: Outcome[] = baseline.learning(ts) ? [] : check(baseline, subject);
   if (!isAccessAfterRevocation(f) && !isIdentityMismatch(f)) baseline.learn(values, ts);
-  return findings;
+  if (f.reattributed === undefined) return outcomes;
+  const former = baselineSubject({ identity: f.reattributed.from, mysqlAccount: session.mysqlAccount });
+  if (former === subject) return outcomes;
+  ctx.baseline(former, ctx.params).unlearn(values, ts);
+  const now = session.identity?.name ?? `nobody named (${session.mysqlAccount})`;
+  for (const wrong of check(NOTHING_KNOWN, former))
+    outcomes.push({
+      resolves: { subject: wrong.subject, occurrence: wrong.occurrence },
+      ts,
+      reason: 'attributed',
+      note: `the session was re-attributed to ${now} (${session.attribution.method}) and judged against that baseline`,
+      evidence: session.attribution.evidence,
+    });
+  return outcomes;
 }
 
 type Events = (DbEvent | IamEvent)[];

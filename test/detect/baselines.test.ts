@@ -70,6 +70,28 @@ describe('baselines', () => {
     expect(values(restored)).toBe(2);
   });
 
+  it('unlearns only what a sighting alone taught, and forgets a subject it alone made', () => {
+    const cache = new EntityCache();
+    const baselines = new Baselines(cache);
+    const a = baselines.open('r', 'person:a', opts);
+    a.learn(['home'], T0);
+    a.learn(['office'], T0 + DAY);
+    a.learn(['office', 'away'], T0 + 2 * DAY);
+    a.unlearn(['office', 'away'], T0 + 2 * DAY);
+    const probe = T0 + 3 * DAY;
+    expect(['home', 'office', 'away'].map((v) => a.knows(v, probe))).toEqual([true, true, false]);
+    // Its last sighting stays the time of a value it kept.
+    expect(cache.get<{ last: number }>('baseline', 'r\u0000person:a')!.last).toBe(T0 + 2 * DAY);
+    a.learn(['x'], T0 + 4 * DAY);
+    a.unlearn(['x'], T0 + 4 * DAY);
+    expect(cache.get<{ last: number }>('baseline', 'r\u0000person:a')!.last).toBe(T0 + 2 * DAY);
+    const b = baselines.open('r', 'person:b', opts);
+    b.learn(['x'], T0 + DAY);
+    b.unlearn(['x'], T0 + DAY);
+    expect(cache.get('baseline', 'r\u0000person:b')).toBeUndefined();
+    expect(baselines.open('r', 'person:b', opts).learning(T0 + 3 * DAY)).toBe(true);
+  });
+
   it('keeps at most maxValues values per subject, forgetting the least recently seen', () => {
     const cache = new EntityCache();
     const baseline = new Baselines(cache).open('r', 'person:a', { ...opts, maxValues: 3 });
