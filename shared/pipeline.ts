@@ -127,6 +127,26 @@ const firstOf = (b: Buffered): CanonicalEvent => (isRun(b) ? b.run[0]! : b);
 const compareBuffered = (a: Buffered, b: Buffered) => compareEvents(firstOf(a), firstOf(b));
 
 /** Merges two arrays sorted by compareBuffered; appends when `b` starts after `a` (the usual case). */
+/**
+ * Runs `send` for every sink, whichever fail, then throws the first failure: an output that is
+ * down (a stream, a bucket, a topic) must not keep records from the outputs after it, such as the
+ * route that pages. What a failing sink did not receive stays undelivered in the store for it.
+ */
+async function eachSink(
+  sinks: readonly AlertSink[],
+  send: (sink: AlertSink) => Promise<void>,
+): Promise<void> {
+  let failure: { error: unknown } | undefined;
+  for (const sink of sinks) {
+    try {
+      await send(sink);
+    } catch (error) {
+      failure ??= { error };
+    }
+  }
+  if (failure) throw failure.error;
+}
+
 function mergeSorted(a: Buffered[], b: Buffered[]): Buffered[] {
   if (b.length === 0) return a;
   if (a.length === 0 || compareBuffered(a[a.length - 1]!, b[0]!) <= 0) {
@@ -618,7 +638,7 @@ export class Pipeline {
       this.sinks.map((s) => s.name),
       { opening },
     );
-    for (const sink of this.sinks) {
+    await eachSink(this.sinks, async (sink) => {
       const held = this.handed.get(sink.name);
       const fresh = (found.get(sink.name) ?? []).filter((a) => {
         const key = recordKey(a);
@@ -626,7 +646,7 @@ export class Pipeline {
       });
       if (fresh.length > 0)
         await this.deliver(sink, fresh, { backlog: true, final, watermark: this.watermark });
-    }
+    });
   }
 
   /** The records this pipeline claims and has not finished delivering (see `owed`, `handed`). */
@@ -851,7 +871,7 @@ export class Pipeline {
         this.stats.alertsByRule[a.rule] = (this.stats.alertsByRule[a.rule] ?? 0) + 1;
       }
       await owing;
-      for (const sink of this.sinks) await this.deliver(sink, mine, { final, watermark });
+      await eachSink(this.sinks, (sink) => this.deliver(sink, mine, { final, watermark }));
       for (const a of mine) this.owed.delete(recordKey(a));
       return mine;
     };

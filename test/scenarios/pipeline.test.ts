@@ -660,6 +660,37 @@ describe('sinks', () => {
     expect([a2.seen, b2.seen]).toEqual([[[['count', 1]]], [[['count', 10]]]]);
   });
 
+  it('a failing sink keeps nothing from the sinks after it; it receives what it missed once it works again', async () => {
+    class FlakySink extends RecordingSink {
+      down = true;
+      override async send(alerts: Alert[]): Promise<void> {
+        if (this.down) throw new Error('output down');
+        await super.send(alerts);
+      }
+    }
+    const path = storeFile();
+    const stream = new FlakySink('stream');
+    const page = new RecordingSink('page');
+    const p1 = await open(SqliteStore.open(path), { sinks: [stream, page] });
+    const events = [
+      db.connect({ at: at(0), conn: 1, account: 'app' }),
+      iam.signOn({ at: at(60), user: USERS.dave, ip: '10.9.9.9' }),
+    ];
+    await expect(p1.ingest(items(events))).rejects.toThrow('output down');
+    expect(page.sends.map((s) => s.map((x) => x.rule))).toEqual([['access.local-account']]);
+    // Reopened while the output is still down: a sink new to the store gets its backlog all the same.
+    const added = new RecordingSink('file');
+    await expect(open(SqliteStore.open(path), { sinks: [stream, page, added] })).rejects.toThrow(
+      'output down',
+    );
+    expect(added.sends).toEqual(page.sends);
+    stream.down = false;
+    await open(SqliteStore.open(path), { sinks: [stream, page, added] });
+    expect(stream.sends).toEqual(page.sends);
+    expect(page.sends).toHaveLength(1);
+    expect(added.sends).toHaveLength(1);
+  });
+
   it('two instances on two scopes of one store raise a shared alert once', async () => {
     const path = storeFile();
     const events = [db.connect({ at: at(0), conn: 1, account: 'app' })];
