@@ -24,6 +24,8 @@ export type Baseline = {
   learning(ts: number): boolean;
   /** Whether `value` was seen before `ts` and not longer than `expireAfter` ago. */
   knows(value: string, ts: number): boolean;
+  /** Whether `value` was first seen after `ts` (by a later session, judged before this one). */
+  seenAfter(value: string, ts: number): boolean;
   /** Records a sighting of each value at `ts`. */
   learn(values: readonly string[], ts: number): void;
   /**
@@ -125,6 +127,11 @@ class SubjectBaseline implements Baseline {
   knows(value: string, ts: number): boolean {
     const seen = this.row?.values[digests.get(value)];
     return seen !== undefined && seen[0] < ts && ts - seen[1] < this.opts.expireAfter;
+  }
+
+  seenAfter(value: string, ts: number): boolean {
+    const seen = this.row?.values[digests.get(value)];
+    return seen !== undefined && seen[0] > ts;
   }
 
   learn(values: readonly string[], ts: number): void {

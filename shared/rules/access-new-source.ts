@@ -1,5 +1,6 @@
 import { isIPv4, isIPv6 } from 'node:net';
 import { z } from 'zod';
+import type { DbEvent, IamEvent } from '../../schemas/events.js';
 import { defineRule, sessionFields } from '../detect/rule.js';
 import { at, db, GROUPS, iam, USERS } from '../detect/timeline.js';
 import { Memo } from '../memo.js';
@@ -57,6 +58,28 @@ function ipv6Groups(ip: string): number[] {
 
 const alice = (ts: number, conn: number, ip: string) =>
   db.connect({ at: ts, conn, account: 'dba_proxy', user: 'alice', ip, proxy: true });
+const bob = (ts: number, conn: number, ip: string) =>
+  db.connect({ at: ts, conn, account: 'dev_proxy', user: 'bob', ip, proxy: true });
+
+/**
+ * Bob's first session, and group logins nobody is named behind: from 10.0.0.9, then on day 15 from
+ * 203.0.113.9, which `bobSignedOn` (arriving later than the lateness) names as his; then `more`.
+ */
+const unnamedThenBob = (...more: (DbEvent | IamEvent)[]) => [
+  bob(at(0), 9, '10.0.1.5'),
+  db.unnamed({ at: at(0), conn: 1, ip: '10.0.0.9' }),
+  db.unnamed({ at: at(15 * DAYS), conn: 2, ip: '203.0.113.9' }),
+  ...more,
+];
+const bobSignedOn = () => iam.signOn({ at: at(15 * DAYS - 5), user: USERS.bob, ip: '203.0.113.9' });
+/** Alerts of a case on 203.0.113.0/24, one of them resolved as re-attributed. */
+const namedLate = (alerts: number, note?: string) => ({
+  alerts,
+  severity: 'medium' as const,
+  match: { details: { network: '203.0.113.0/24' } },
+  resolutions: 1,
+  resolution: { time: '2026-11-17T09:00:00.000Z', reason: 'attributed' as const, ...(note ? { note } : {}) },
+});
 
 /** The memo of networks for a rule's prefixes, kept with its parameters (they do not change). */
 const byParams = new WeakMap<object, Memo<string, string>>();
@@ -232,32 +255,27 @@ export const accessNewSource = defineRule({
     },
     {
       name: 'a session named late: the account it was judged as is resolved and unlearns the network',
-      events: () => [
-        db.connect({ at: at(0), conn: 9, account: 'dev_proxy', user: 'bob', ip: '10.0.1.5', proxy: true }),
-        db.unnamed({ at: at(0), conn: 1, ip: '10.0.0.9' }),
-        db.unnamed({ at: at(15 * DAYS), conn: 2, ip: '203.0.113.9' }),
-        iam.signOn({ at: at(15 * DAYS + 60), user: USERS.dave, ip: '10.9.9.9' }),
-      ],
-      later: () => [
-        iam.signOn({ at: at(15 * DAYS - 5), user: USERS.bob, ip: '203.0.113.9' }),
-        db.unnamed({ at: at(16 * DAYS), conn: 3, ip: '203.0.113.10' }),
-      ],
-      expect: {
-        alerts: 3,
-        severity: 'medium',
-        match: { details: { network: '203.0.113.0/24' } },
-        resolutions: 1,
-        resolution: {
-          time: '2026-11-17T09:00:00.000Z',
-          reason: 'attributed',
-          note: 'the session was re-attributed to bob@example.com (signon-correlated) and judged against that baseline',
-        },
-      },
+      events: () => unnamedThenBob(iam.signOn({ at: at(15 * DAYS + 60), user: USERS.dave, ip: '10.9.9.9' })),
+      later: () => [bobSignedOn(), db.unnamed({ at: at(16 * DAYS), conn: 3, ip: '203.0.113.10' })],
+      expect: namedLate(
+        3,
+        'the session was re-attributed to bob@example.com (signon-correlated) and judged against their baseline',
+      ),
+    },
+    {
+      name: "a session named late, whose network the person's own later session raised already: one alert for them",
+      events: () =>
+        unnamedThenBob(
+          bob(at(15 * DAYS + 30), 3, '203.0.113.9'),
+          iam.signOn({ at: at(15 * DAYS + 90), user: USERS.dave, ip: '10.9.9.9' }),
+        ),
+      later: () => [bobSignedOn()],
+      expect: namedLate(2),
     },
     {
       name: 'a session taken from a person late: their alert is resolved',
       events: () => [
-        db.connect({ at: at(0), conn: 1, account: 'dev_proxy', user: 'bob', ip: '10.0.1.5', proxy: true }),
+        bob(at(0), 1, '10.0.1.5'),
         db.unnamed({ at: at(0), conn: 2, ip: '203.0.113.9' }),
         iam.signOn({ at: at(15 * DAYS - 5), user: USERS.bob, ip: '198.51.100.7' }),
         db.unnamed({ at: at(15 * DAYS), conn: 3, ip: '198.51.100.7' }),
@@ -271,7 +289,7 @@ export const accessNewSource = defineRule({
         resolutions: 1,
         resolution: {
           reason: 'attributed',
-          note: 'the session was re-attributed to nobody named (dev_proxy@%) (unattributed) and judged against that baseline',
+          note: "the session was re-attributed to nobody (dev_proxy@%, unattributed) and judged against the account's baseline",
         },
       },
     },

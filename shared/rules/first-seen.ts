@@ -40,6 +40,7 @@ export function baselineSubject(s: Pick<Session, 'identity' | 'mysqlAccount'>): 
 const NOTHING_KNOWN: Baseline = {
   learning: () => false,
   knows: () => false,
+  seenAfter: () => false,
   learn: () => undefined,
   unlearn: () => undefined,
 };
@@ -51,7 +52,9 @@ const NOTHING_KNOWN: Baseline = {
  *
  * A session that late IAM data re-attributes to another subject was judged against the wrong
  * baseline: that baseline unlearns what only this session taught it, and the alerts it raised
- * there are resolved (`attributed`), while the session is judged again as its new subject's.
+ * there are resolved (`attributed`), while the session is judged again as its new subject's. A
+ * value the new subject first showed in a later session counts as known then: that session was
+ * judged with it new already, and raised what there was to raise.
  */
 export function firstSeen(
   f: SessionFact,
@@ -63,19 +66,30 @@ export function firstSeen(
   const subject = baselineSubject(session);
   const baseline = ctx.baseline(subject, ctx.params);
   const ts = f.authenticated.ts;
-  const outcomes: Outcome[] = baseline.learning(ts) ? [] : check(baseline, subject);
+  const judged: Baseline =
+    f.reattributed === undefined
+      ? baseline
+      : {
+          ...NOTHING_KNOWN,
+          learning: (at) => baseline.learning(at),
+          knows: (value, at) => baseline.knows(value, at) || baseline.seenAfter(value, at),
+        };
+  const outcomes: Outcome[] = baseline.learning(ts) ? [] : check(judged, subject);
   if (!isAccessAfterRevocation(f) && !isIdentityMismatch(f)) baseline.learn(values, ts);
   if (f.reattributed === undefined) return outcomes;
   const former = baselineSubject({ identity: f.reattributed.from, mysqlAccount: session.mysqlAccount });
   if (former === subject) return outcomes;
   ctx.baseline(former, ctx.params).unlearn(values, ts);
-  const now = session.identity?.name ?? `nobody named (${session.mysqlAccount})`;
+  const { method } = session.attribution;
+  const now = session.identity
+    ? `${session.identity.name} (${method}) and judged against their baseline`
+    : `nobody (${session.mysqlAccount}, ${method}) and judged against the account's baseline`;
   for (const wrong of check(NOTHING_KNOWN, former))
     outcomes.push({
       resolves: { subject: wrong.subject, occurrence: wrong.occurrence },
       ts,
       reason: 'attributed',
-      note: `the session was re-attributed to ${now} (${session.attribution.method}) and judged against that baseline`,
+      note: `the session was re-attributed to ${now}`,
       evidence: session.attribution.evidence,
     });
   return outcomes;
