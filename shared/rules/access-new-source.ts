@@ -2,7 +2,7 @@ import { isIPv4, isIPv6 } from 'node:net';
 import { z } from 'zod';
 import type { DbEvent, IamEvent } from '../../schemas/events.js';
 import { defineRule, sessionFields } from '../detect/rule.js';
-import { at, db, GROUPS, iam, USERS } from '../detect/timeline.js';
+import { at, db, GROUPS, iam, type RuleCase, USERS } from '../detect/timeline.js';
 import { Memo } from '../memo.js';
 import { baselineBoundaryCases, baselineParams, firstSeen, maxValuesParam } from './first-seen.js';
 
@@ -80,6 +80,32 @@ const namedLate = (alerts: number, note?: string) => ({
   resolutions: 1,
   resolution: { time: '2026-11-17T09:00:00.000Z', reason: 'attributed' as const, ...(note ? { note } : {}) },
 });
+
+/**
+ * Alice removed from DBAdmins on day 15 (`late`: the removal arrives after her next session was
+ * judged), connecting from 192.0.2.10, added back, then connecting from 192.0.2.11: a network the
+ * session after the removal showed is no network of hers, so both sessions are alerts.
+ */
+function sessionAfterRemoval(name: string, late: boolean): RuleCase {
+  const removal = () => iam.removed({ at: at(15 * DAYS), user: USERS.alice, group: GROUPS.dba });
+  const back = () => [
+    iam.added({ at: at(15 * DAYS + 100), user: USERS.alice, group: GROUPS.dba }),
+    alice(at(16 * DAYS), 3, '192.0.2.11'),
+  ];
+  const before = () => [
+    alice(at(0), 1, '10.0.1.5'),
+    ...(late ? [] : [removal()]),
+    alice(at(15 * DAYS + 10), 2, '192.0.2.10'),
+  ];
+  const alerts = {
+    alerts: 2,
+    severity: 'medium' as const,
+    match: { identity: { principalId: USERS.alice }, details: { network: '192.0.2.0/24' } },
+  };
+  if (!late) return { name, events: () => [...before(), ...back()], expect: alerts };
+  const clock = () => iam.signOn({ at: at(15 * DAYS + 90), user: USERS.dave, ip: '10.9.9.9' });
+  return { name, events: () => [...before(), clock()], later: () => [removal(), ...back()], expect: alerts };
+}
 
 /** The memo of networks for a rule's prefixes, kept with its parameters (they do not change). */
 const byParams = new WeakMap<object, Memo<string, string>>();
@@ -212,21 +238,8 @@ export const accessNewSource = defineRule({
         },
       },
     },
-    {
-      name: 'a session after revocation is reported but never learned',
-      events: () => [
-        alice(at(0), 1, '10.0.1.5'),
-        iam.removed({ at: at(15 * DAYS), user: USERS.alice, group: GROUPS.dba }),
-        alice(at(15 * DAYS + 10), 2, '192.0.2.10'),
-        iam.added({ at: at(15 * DAYS + 60), user: USERS.alice, group: GROUPS.dba }),
-        alice(at(16 * DAYS), 3, '192.0.2.11'),
-      ],
-      expect: {
-        alerts: 2,
-        severity: 'medium',
-        match: { identity: { principalId: USERS.alice }, details: { network: '192.0.2.0/24' } },
-      },
-    },
+    sessionAfterRemoval('a session after revocation is reported but never learned', false),
+    sessionAfterRemoval('a removal arriving late takes back what the session after it taught', true),
     {
       name: 'ipv4Prefix: an address just inside the known prefix is silent',
       boundary: { param: 'ipv4Prefix', side: 'inside' },

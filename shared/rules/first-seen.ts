@@ -48,7 +48,8 @@ const NOTHING_KNOWN: Baseline = {
 /**
  * One first-seen check: `check` sees the subject's baseline (and its key) as it was before this
  * session, never while the subject is learning; then the baseline learns `values` from the session, unless the
- * session is itself a finding of access.after-revocation or access.identity-mismatch.
+ * session is itself a finding of access.after-revocation or access.identity-mismatch (also when it
+ * becomes one late: a removal later than the lateness takes back what the session alone taught).
  *
  * A session that late IAM data re-attributes to another subject was judged against the wrong
  * baseline: that baseline unlearns what only this session taught it, and the alerts it raised
@@ -76,6 +77,8 @@ export function firstSeen(
         };
   const outcomes: Outcome[] = baseline.learning(ts) ? [] : check(judged, subject);
   if (!isAccessAfterRevocation(f) && !isIdentityMismatch(f)) baseline.learn(values, ts);
+  // Judged again as a finding of one of those (a removal that came late): what it taught goes.
+  else if (f.reattributed !== undefined) baseline.unlearn(values, ts);
   if (f.reattributed === undefined) return outcomes;
   const former = baselineSubject({ identity: f.reattributed.from, mysqlAccount: session.mysqlAccount });
   if (former === subject) return outcomes;
