@@ -59,6 +59,9 @@ export type OciMapping = {
 /** The account a group mapping names: its user, and its host where it names one. */
 export type MappingTarget = { user: string; host?: string };
 
+/** An entry of a group mapping: the group, and the account it maps to. */
+export type GroupTarget = { groupId: string; target: MappingTarget };
+
 const ACCOUNT = 'account';
 /** Per DB system, the time of the earliest snapshot that listed its every account (`{ ts }`). */
 const ACCOUNTS_LISTED = 'accounts-listed';
@@ -109,6 +112,11 @@ function rowKey(db: string, a: AccountRef): string {
   return `${db}\u0000${accountKey(a)}`;
 }
 
+/** The key of a user name's rows on a DB system (`Mappings.userRows`). */
+function userKey(db: string, user: string): string {
+  return `${db}\u0000${user}`;
+}
+
 /** Parsed authentication_oci strings: the same few are read at every connect. */
 const parsed = new Memo(10_000, parseMapping);
 
@@ -148,6 +156,18 @@ export class Mappings {
    * single IAM users are most rows, and a busy fleet's logins would scan them all).
    */
   private readonly mappingRows = new Map<string, { key: string; row: AccountRow }[]>();
+  /**
+   * Per DB system and user name (`userKey`), its account rows by row key, in the order the cache
+   * holds them: the accounts a group mapping's target can name (`openAccountsOf`), without a scan
+   * of every account of the fleet for each entry of each mapping change.
+   */
+  private readonly userRows = new Map<string, Map<string, AccountRow>>();
+  /**
+   * Per DB system, the entries of its group mappings (`groupTargets`) in force from `from` on: the
+   * latest definition of its mapping rows. Forgotten when a definition (not a change of access
+   * alone) is added to a row of the DB system: only that changes them, or which rows map groups.
+   */
+  private readonly latestTargets = new Map<string, { from: number; targets: readonly GroupTarget[] }>();
   /** Rows with lock states of access only `compact` has yet to look at: the earliest one's time. */
   private readonly locking = new Map<string, number>();
   /** The earliest time in `locking`: `compact` has nothing to do before the watermark passes it. */
@@ -155,6 +175,7 @@ export class Mappings {
   constructor(private readonly cache: EntityCache) {
     this.mergeHostsByCase();
     for (const [key, row] of cache.entries<AccountRow>(ACCOUNT)) {
+      this.indexUser(key, row);
       if (row.direct) this.foldLegacyDirect(key, row);
       if (row.versions.some(mapsGroups)) this.indexMapping(key, row);
       for (const v of row.versions) if (isLockOnly(v)) this.noteLock(key, v.ts);
@@ -265,13 +286,22 @@ export class Mappings {
     return out;
   }
 
-  /** Each group-to-account entry of the group mappings in force at `ts` on a DB system, in mapping order. */
-  groupTargets(db: string, ts: number): { groupId: string; target: MappingTarget }[] {
-    const out: { groupId: string; target: MappingTarget }[] = [];
-    forEachGroupMapping(this.mappingRows.get(db) ?? [], ts, (_row, _key, groupId, target) =>
-      out.push({ groupId, target }),
-    );
-    return out;
+  /**
+   * Each group-to-account entry of the group mappings in force at `ts` on a DB system, in mapping
+   * order. Read before every account statement: those from the latest definition of the DB
+   * system's mapping rows on are kept (`latestTargets`) until a definition changes on it.
+   */
+  groupTargets(db: string, ts: number): readonly GroupTarget[] {
+    const latest = this.latestTargets.get(db);
+    if (latest && ts >= latest.from) return latest.targets;
+    const rows = this.mappingRows.get(db) ?? [];
+    const targets: GroupTarget[] = [];
+    forEachGroupMapping(rows, ts, (_row, _key, groupId, target) => targets.push({ groupId, target }));
+    let from = Number.NEGATIVE_INFINITY;
+    for (const { row } of rows)
+      from = Math.max(from, definitionAt(row.versions, Number.POSITIVE_INFINITY)?.ts ?? from);
+    if (ts >= from) this.latestTargets.set(db, { from, targets });
+    return targets;
   }
 
   /**
@@ -284,8 +314,8 @@ export class Mappings {
     ts: number,
   ): { account: AccountRef; since: DirectLogin }[] {
     const out: { account: AccountRef; since: DirectLogin }[] = [];
-    for (const row of this.cache.values<AccountRow>(ACCOUNT)) {
-      if (row.db !== db || !reaches(target, row)) continue;
+    for (const row of this.userRows.get(userKey(db, target.user))?.values() ?? []) {
+      if (!reaches(target, row)) continue;
       const since = this.directLoginAt(db, row, ts);
       if (since) out.push({ account: { user: row.user, host: row.host }, since });
     }
@@ -294,11 +324,7 @@ export class Mappings {
 
   /** The account a group mapping at `ts` names with MySQL user `user` (a proxied account), if any. */
   proxiedTarget(db: string, user: string, ts: number): MappingTarget | undefined {
-    let found: MappingTarget | undefined;
-    forEachGroupMapping(this.mappingRows.get(db) ?? [], ts, (_row, _key, _groupId, target) => {
-      if (target.user === user) found ??= target;
-    });
-    return found;
+    return this.groupTargets(db, ts).find((t) => t.target.user === user)?.target;
   }
 
   /**
@@ -575,12 +601,29 @@ export class Mappings {
     const key = rowKey(db, account);
     const existing = this.cache.get<AccountRow>(ACCOUNT, key);
     if (existing) return existing;
-    return this.cache.set<AccountRow>(ACCOUNT, key, {
+    const row = this.cache.set<AccountRow>(ACCOUNT, key, {
       db,
       user: account.user,
       host: hostKey(account.host),
       versions: [],
     });
+    this.indexUser(key, row);
+    return row;
+  }
+
+  /**
+   * Adds a row to `userRows`, after the rows the cache holds before it: a row the merge at open
+   * made is indexed again by the constructor's pass over the cache, which puts it in its place.
+   */
+  private indexUser(key: string, row: AccountRow): void {
+    const k = userKey(row.db, row.user);
+    let rows = this.userRows.get(k);
+    if (!rows) {
+      rows = new Map();
+      this.userRows.set(k, rows);
+    }
+    rows.delete(key);
+    rows.set(key, row);
   }
 
   private insert(db: string, row: AccountRow, version: AccountVersion): void {
@@ -588,6 +631,7 @@ export class Mappings {
     row.versions.sort(byTimeAndKey);
     const key = rowKey(db, row);
     this.cache.touch(ACCOUNT, key);
+    if (!version.accessOnly) this.latestTargets.delete(db);
     if (isLockOnly(version)) this.noteLock(key, version.ts);
     if (mapsGroups(version)) this.indexMapping(key, row);
   }
@@ -657,14 +701,17 @@ function byTimeAndKey(a: AccountVersion, b: AccountVersion): number {
   return a.ts - b.ts || (a.key < b.key ? -1 : a.key > b.key ? 1 : (a.part ?? 0) - (b.part ?? 0));
 }
 
-/** The definition in force at `ts`: the latest version up to it that is not one of access only. */
+/**
+ * The definition in force at `ts`: the latest version up to it that is not one of access only.
+ * Read from the latest version back (they are in time order): most reads are of the present, and
+ * a row's history (a mapping changed again and again) is not walked for them.
+ */
 function definitionAt(versions: readonly AccountVersion[], ts: number): AccountVersion | undefined {
-  let current: AccountVersion | undefined;
-  for (const v of versions) {
-    if (v.ts > ts) break;
-    if (!v.accessOnly) current = v;
+  for (let i = versions.length - 1; i >= 0; i--) {
+    const v = versions[i]!;
+    if (v.ts <= ts && !v.accessOnly) return v;
   }
-  return current;
+  return undefined;
 }
 
 /** A version that only sets the account's lock state (no password, no definition). */

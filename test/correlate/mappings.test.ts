@@ -1,7 +1,14 @@
 // Whether an account can be logged in to without IAM, from its versions (shared/correlate/mappings.ts).
 import { describe, expect, it } from 'vitest';
-import { type AccountRow, Mappings } from '../../shared/correlate/mappings.js';
-import { statementFacts } from '../../shared/correlate/sql-facts.js';
+import {
+  type AccountRow,
+  type AccountSeed,
+  Mappings,
+  type MappingTarget,
+  reaches,
+  SNAPSHOT_SEED,
+} from '../../shared/correlate/mappings.js';
+import { type AccountChange, statementFacts } from '../../shared/correlate/sql-facts.js';
 import { at, DB, db } from '../../shared/detect/timeline.js';
 import { EntityCache } from '../../shared/state/entity-cache.js';
 
@@ -129,5 +136,144 @@ describe('RENAME USER in several parts', () => {
       ['b', 3],
       ['swap', 2],
     ]);
+  });
+});
+
+describe('the indexes of the account models keep in step with every change', () => {
+  const OCI = 'authentication_oci';
+  const ANON = { user: '', host: '%' };
+  const USERS = ['dev_proxy', 'dba_proxy', 'app'];
+  const mapping = (groups: Record<string, string>) => JSON.stringify({ tenancy: 't', group_mapping: groups });
+  const account = (user: string, host: string, plugin: string, more: Partial<AccountSeed> = {}) => ({
+    db: DB.id,
+    user,
+    host,
+    plugin,
+    ...more,
+  });
+
+  /**
+   * What the models answer at each minute, against what they answer without an index: the open
+   * accounts a target names from a scan of every row, the group mappings from models opened afresh
+   * on the same rows for each time. Read at the present first (which keeps the entries in force
+   * from then on), then at earlier times.
+   */
+  function expectInStep(cache: EntityCache, mappings: Mappings): void {
+    for (const ts of [90, 0, 5, 15, 22, 35, 42, 48, 55].map(at)) {
+      const fresh = new Mappings(cache);
+      expect(mappings.groupTargets(DB.id, ts)).toEqual(fresh.groupTargets(DB.id, ts));
+      for (const user of USERS) {
+        expect(mappings.proxiedTarget(DB.id, user, ts)).toEqual(fresh.proxiedTarget(DB.id, user, ts));
+        const targets: MappingTarget[] = [{ user }, { user, host: '%' }, { user, host: '10.0.0.%' }];
+        for (const target of targets) {
+          const scan = mappings.rows().flatMap((row) => {
+            const since = row.db === DB.id && reaches(target, row) && mappings.directLoginAt(DB.id, row, ts);
+            return since ? [{ account: { user: row.user, host: row.host }, since }] : [];
+          });
+          expect(mappings.openAccountsOf(DB.id, target, ts)).toEqual(scan);
+        }
+      }
+    }
+  }
+
+  it('through a snapshot, renames, a drop and re-create, before and after the times already read', () => {
+    const cache = new EntityCache();
+    const mappings = new Mappings(cache);
+    const apply = (minute: number, key: string, change: AccountChange) =>
+      mappings.apply(DB.id, change, at(minute), key);
+    mappings.seed('config', [
+      account('', '%', OCI, { authenticationString: mapping({ dev: 'dev_proxy', dba: 'dba_proxy@%' }) }),
+      account('dev_proxy', '%', 'mysql_no_login'),
+      account('dba_proxy', '%', 'mysql_no_login'),
+      account('app', '%', 'caching_sha2_password'),
+    ]);
+    expectInStep(cache, mappings);
+    // A snapshot remaps the group, lists an account no statement made, and reads app unlocked.
+    mappings.seed(
+      `${SNAPSHOT_SEED}1`,
+      [
+        account('', '%', OCI, { authenticationString: mapping({ dev: 'app', dba: 'dba_proxy' }) }),
+        account('dev_proxy', '10.0.0.%', 'caching_sha2_password', { locked: false }),
+        account('app', '%', 'caching_sha2_password', { locked: false }),
+      ],
+      at(10),
+    );
+    expect(mappings.groupTargets(DB.id, at(90)).map((t) => t.target.user)).toEqual(['app', 'dba_proxy']);
+    expectInStep(cache, mappings);
+    // Late, before the times read: app renamed onto a host of dba_proxy, the mapping onto another host.
+    const renames = [
+      { op: 'rename', account: { user: 'app', host: '%' }, to: { user: 'dba_proxy', host: '10.0.0.%' } },
+      { op: 'rename', account: ANON, to: { user: '', host: '10.%' } },
+    ] as const;
+    for (const [i, change] of renames.entries()) mappings.apply(DB.id, change, at(20), 'rename', i);
+    expect(mappings.openAccountsOf(DB.id, { user: 'dba_proxy' }, at(90))).toHaveLength(1);
+    expectInStep(cache, mappings);
+    // The mapping dropped and made again; dev_proxy@10.0.0.% dropped and made again with a password.
+    apply(30, 'drop mapping', { op: 'drop', account: { user: '', host: '10.%' } });
+    const remapped = mapping({ dev: 'dev_proxy@10.0.0.%' });
+    apply(40, 'create mapping', { op: 'create', account: ANON, plugin: OCI, authenticationString: remapped });
+    const devHost = { user: 'dev_proxy', host: '10.0.0.%' };
+    apply(45, 'drop dev', { op: 'drop', account: devHost });
+    expectInStep(cache, mappings);
+    apply(50, 'create dev', {
+      op: 'create',
+      account: devHost,
+      plugin: 'caching_sha2_password',
+      password: true,
+    });
+    expect(mappings.openAccountsOf(DB.id, { user: 'dev_proxy' }, at(90))).toEqual([
+      { account: devHost, since: { ts: at(50), key: 'create dev' } },
+    ]);
+    expectInStep(cache, mappings);
+    // After the times read: the mapping changed at the present.
+    const later = mapping({ dba: 'dba_proxy@10.0.0.%' });
+    apply(60, 'remap', { op: 'alter', account: ANON, plugin: OCI, authenticationString: later });
+    expect(mappings.groupTargets(DB.id, at(90))).toEqual([
+      { groupId: 'dba', target: { user: 'dba_proxy', host: '10.0.0.%' } },
+    ]);
+    expectInStep(cache, mappings);
+  });
+
+  it('through the merge at open of rows stored under a host in another case, in the order the rows are kept', () => {
+    const cache = new EntityCache();
+    const row = (user: string, host: string, versions: AccountRow['versions']): void =>
+      cache.load({
+        kind: 'account',
+        key: `${DB.id}\u0000${user}@${host}`,
+        body: { db: DB.id, user, host, versions },
+      });
+    const created = (minute: number) => ({
+      ts: at(minute),
+      key: `create-${minute}`,
+      plugin: 'caching_sha2_password',
+    });
+    row('', '%', [{ ts: at(0), key: 'config', plugin: OCI, authenticationString: mapping({ dev: 'app' }) }]);
+    // Two rows of app@localhost, neither under its key: the merge makes its row, after the others.
+    row('app', 'LocalHost', [{ ...created(1), locked: true }]);
+    row('app', '10.0.0.1', [{ ...created(2), locked: false }]);
+    row('app', 'LOCALHOST', [{ ts: at(3), key: 'unlock', locked: false, accessOnly: true }]);
+    const mappings = new Mappings(cache);
+    expect(mappings.openAccountsOf(DB.id, { user: 'app' }, at(5))).toEqual([
+      { account: { user: 'app', host: '10.0.0.1' }, since: { ts: at(2), key: 'create-2' } },
+      { account: { user: 'app', host: 'localhost' }, since: { ts: at(3), key: 'unlock' } },
+    ]);
+    expectInStep(cache, mappings);
+    mappings.apply(
+      DB.id,
+      { op: 'alter', account: { user: 'app', host: 'LOCALHOST' }, locked: true },
+      at(20),
+      'lock',
+    );
+    mappings.apply(
+      DB.id,
+      { op: 'create', account: { user: 'app', host: 'DB1' }, password: true },
+      at(25),
+      'new',
+    );
+    expect(mappings.openAccountsOf(DB.id, { user: 'app' }, at(30)).map((a) => a.account.host)).toEqual([
+      '10.0.0.1',
+      'db1',
+    ]);
+    expectInStep(cache, mappings);
   });
 });
