@@ -201,6 +201,33 @@ export type Session = z.infer<typeof SessionSchema> & { [LAST_ACTIVITY]?: number
 /** When a session last did something: its latest event, or its connect for one that never said. */
 export const lastActivity = (s: Session): number => s[LAST_ACTIVITY] ?? s.connectTs;
 
+/**
+ * Until when a session was active (epoch ms), from what the ledger keeps of it: a failed login
+ * only at its connect; a session that ended, until its end (the disconnect, or the end the server
+ * implied: `endReason`) or its last activity when that is later; one still open, until its last
+ * activity.
+ */
+export function activeUntilOf(s: {
+  outcome: string;
+  connectTs: number;
+  disconnectTime: string | null | undefined;
+  lastActivity: number | null | undefined;
+}): number {
+  const last = s.lastActivity ?? s.connectTs;
+  if (s.outcome !== 'success') return s.connectTs;
+  const end = s.disconnectTime ? Date.parse(s.disconnectTime) : Number.NaN;
+  return Number.isFinite(end) ? Math.max(end, last) : last;
+}
+
+/** Until when a session was active (activeUntilOf). */
+export const activeUntil = (s: Session): number =>
+  activeUntilOf({
+    outcome: s.outcome,
+    connectTs: s.connectTs,
+    disconnectTime: s.disconnectTime,
+    lastActivity: s[LAST_ACTIVITY],
+  });
+
 /** What a session's login authenticated as now: a copy, sharing no object with the session. */
 export function loginStateOf(s: Session): LoginState {
   return structuredClone({

@@ -1,7 +1,8 @@
 // Access review: per person, the IAM groups they held in the period, the MySQL accounts those groups
 // map to on each DB system (and their personal 1-to-1 accounts), the privileges of those accounts,
-// and what they actually used (sessions, last use, tables touched). Entitlements not used in the
-// period are flagged for review; use that no entitlement explains is listed apart. The local
+// and what they actually used (sessions active in the period, last use, tables touched): a session
+// that connected before the period and was still in use in it is a use in it. Entitlements not used
+// in the period are flagged for review; use that no entitlement explains is listed apart. The local
 // (non-IAM) accounts used in the period, applications' and systems' accounts, are listed with theirs.
 import type { Session } from '../../schemas/session.js';
 import { overlaps } from './audit-facts.js';
@@ -13,6 +14,7 @@ import {
   column,
   iso,
   keyed,
+  lastUseIn,
   notEntitled,
   type ReportDefinition,
   section,
@@ -109,6 +111,7 @@ export const accessReview: ReportDefinition = {
     return {
       session(s: Session) {
         if (s.outcome !== 'success') return;
+        const used = lastUseIn(s, period);
         if (s.attribution?.method === 'local-account') {
           const l = keyed(local, `${s.dbSystem.id}\u0000${s.mysqlAccount}`, () => ({
             db: s.dbSystem.id,
@@ -116,12 +119,12 @@ export const accessReview: ReportDefinition = {
             host: s.account.host,
             account: s.mysqlAccount,
             sessions: 0,
-            lastUse: s.connectTime,
+            lastUse: used,
             sources: new BoundedSet(SOURCES_LISTED),
             tables: new BoundedSet(TABLES_LISTED),
           }));
           l.sessions++;
-          if (s.connectTime > l.lastUse) l.lastUse = s.connectTime;
+          if (used > l.lastUse) l.lastUse = used;
           if (s.sourceIp) l.sources.add(s.sourceIp);
           l.tables.addAll(s.tables);
           return;
@@ -150,7 +153,7 @@ export const accessReview: ReportDefinition = {
           return;
         }
         e.sessions++;
-        if (e.lastUse === undefined || s.connectTime > e.lastUse) e.lastUse = s.connectTime;
+        if (e.lastUse === undefined || used > e.lastUse) e.lastUse = used;
         e.tables.addAll(s.tables);
       },
 

@@ -15,6 +15,7 @@ import {
   byText,
   CappedRows,
   column,
+  connectedIn,
   keyed,
   notEntitled,
   percent,
@@ -49,7 +50,7 @@ export const attributionEvidence: ReportDefinition = {
   description:
     'Sessions on shared MySQL accounts (reached through an IAM group mapping) and whether each is tied to an individual, by method and confidence; the sessions that are not tied to anyone.',
   controls: ['PCI DSS 4.0 8.2.2', 'PCI DSS 4.0 10.2.1', 'PCI DSS 4.0 10.2.2'],
-  start() {
+  start({ period }) {
     const accounts = new Map<string, AccountRow>();
     const combos = new Tally();
     const untied = new CappedRows();
@@ -59,7 +60,8 @@ export const attributionEvidence: ReportDefinition = {
     let local = 0;
     return {
       session(s) {
-        if (s.outcome !== 'success') return;
+        // Each session counts once, in the period it connected in (not in each it was active in).
+        if (s.outcome !== 'success' || !connectedIn(s, period)) return;
         for (const { login, credential: c } of sessionPlantedCredentials(s))
           planted.push([
             ...sessionCells(s, login),

@@ -10,6 +10,7 @@ import {
   CappedRows,
   column,
   detailText,
+  inPeriod,
   iso,
   keyed,
   type ReportDefinition,
@@ -75,7 +76,9 @@ export const breakGlassLog: ReportDefinition = {
           s.tables ?? [],
           s.id,
         ]);
-        for (const st of s.statements ?? [])
+        // Those it ran in the period: a session that connected before it ran some before.
+        for (const st of s.statements ?? []) {
+          if (!inPeriod(st.time, period)) continue;
           statementRows.push([
             g.id,
             person,
@@ -87,6 +90,7 @@ export const breakGlassLog: ReportDefinition = {
             st.status,
             s.id,
           ]);
+        }
       },
 
       finish() {
@@ -188,7 +192,7 @@ export const breakGlassLog: ReportDefinition = {
             section(
               'sessions',
               'Sessions under break-glass',
-              "Database sessions that resolved through a break-glass grant, in the period. The person is named by the method and with the confidence shown: asserted is the client's word (the login name it sent), confirmed by nothing, so another member of the group may have made the session. Disconnected is the disconnect the server logged, or, when How it ended says that it logged none, the server's shutdown record, its startup after a crash (an upper bound: the session ended then or before), or the last event read from a server another took over or whose log was reset (the session ended then or after).",
+              "Database sessions that resolved through a break-glass grant, active in the period (also those that connected before it). Statements, table accesses and failed statements are the session's totals. The person is named by the method and with the confidence shown: asserted is the client's word (the login name it sent), confirmed by nothing, so another member of the group may have made the session. Disconnected is the disconnect the server logged, or, when How it ended says that it logged none, the server's shutdown record, its startup after a crash (an upper bound: the session ended then or before), or the last event read from a server another took over or whose log was reset (the session ended then or after).",
               table(
                 [
                   column('grant_id', 'Grant'),
@@ -212,7 +216,7 @@ export const breakGlassLog: ReportDefinition = {
             section(
               'statements',
               'Statements under break-glass',
-              'What the break-glass sessions ran (SQL with literals redacted; the first statements of each session).',
+              'What the break-glass sessions ran in the period (SQL with literals redacted; of the first statements of each session).',
               table(
                 [
                   column('grant_id', 'Grant'),

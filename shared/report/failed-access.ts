@@ -8,6 +8,7 @@ import {
   bars,
   byText,
   column,
+  connectedIn,
   day,
   days,
   keyed,
@@ -117,8 +118,9 @@ export const failedAccess: ReportDefinition = {
           st.failed += s.counts.failedStatements;
           if (s.connectTime > st.last) st.last = s.connectTime;
         }
+        // Logins: those of the period, not a session that logged in before it.
         const db = facts.catalog.get(s.dbSystem.id);
-        if (s.attribution?.method === 'local-account' && db?.iamOnly) {
+        if (s.attribution?.method === 'local-account' && db?.iamOnly && connectedIn(s, ctx.period)) {
           const l = keyed(local, `${s.dbSystem.id}\u0000${s.mysqlAccount}`, () => ({
             db: s.dbSystem.name,
             account: s.mysqlAccount,
@@ -218,7 +220,7 @@ export const failedAccess: ReportDefinition = {
             section(
               'failed-statements',
               'Failed statements',
-              'Sessions whose statements failed (syntax errors, denied privileges), by DB system, person (with the confidence of the attribution; asserted: the login name the client sent, confirmed by nothing) and MySQL account.',
+              "Sessions active in the period whose statements failed (syntax errors, denied privileges; the sessions' totals), by DB system, person (with the confidence of the attribution; asserted: the login name the client sent, confirmed by nothing) and MySQL account.",
               table(
                 [
                   column('db_system', 'DB system'),

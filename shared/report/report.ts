@@ -6,7 +6,7 @@ import { subMonths } from 'date-fns';
 import type { Alert, Resolution } from '../../schemas/alert.js';
 import { parseDuration } from '../../schemas/config.js';
 import type { Cell, Chart, Column, Figure, ReportId, Section, Table } from '../../schemas/report.js';
-import type { Session } from '../../schemas/session.js';
+import { activeUntil, type Session } from '../../schemas/session.js';
 import type { AuditFacts } from './audit-facts.js';
 
 /** `from` inclusive, `to` exclusive, epoch milliseconds. */
@@ -70,7 +70,10 @@ export type ReportContext = {
 export type ReportBody = { figures: Figure[]; sections: Section[] };
 
 export type ReportBuilder = {
-  /** Each session that connected in the period (on the DB system), in connect-time order. */
+  /**
+   * Each session active at some time in the period (on the DB system; connectedIn tells those
+   * that connected in it), in connect-time order.
+   */
   session(s: Session): void;
   finish(): ReportBody;
 };
@@ -180,6 +183,21 @@ export class BoundedSet {
 
 /** A named person who was not a member, had left the group, or was no longer an active user. */
 const NOT_ENTITLED = new Set(['not-member', 'left-group', 'user-inactive']);
+
+/** Whether a session connected in the period (the others were active in it, connected before). */
+export const connectedIn = (s: Session, period: Period): boolean => s.connectTs >= period.from;
+
+/**
+ * The last time within the period a session was in use: until when it was active (activeUntil),
+ * or the period's last millisecond for one active past its end.
+ */
+export const lastUseIn = (s: Session, period: Period): string => iso(Math.min(activeUntil(s), period.to - 1));
+
+/** Whether a time (ISO 8601) is in the period. */
+export function inPeriod(time: string, period: Period): boolean {
+  const t = Date.parse(time);
+  return t >= period.from && t < period.to;
+}
 
 /** The session names a person the directory says was not entitled to it at connect time. */
 export function notEntitled(s: Session): boolean {

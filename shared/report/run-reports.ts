@@ -1,5 +1,5 @@
 // Builds reports from a state store for a period: the correlation facts and the period's alerts
-// are read once, then the period's sessions are read in one pass and fed to every report.
+// are read once, then the sessions active in the period are read in one pass and fed to every report.
 import type { Alert, Resolution } from '../../schemas/alert.js';
 import type { ReportDocument, ReportId } from '../../schemas/report.js';
 import { PRODUCT } from '../emit/formats/format.js';
@@ -51,7 +51,8 @@ export async function runReports(store: StateStore, request: ReportRequest): Pro
   };
   const definitions = request.reports.map(reportDefinition);
   const builders = definitions.map((d) => d.start(ctx));
-  for await (const s of store.sessions({ ...period, ...(db ? { dbSystem: db.id } : {}) }))
+  // Every session active in the period: each report takes those it counts (connectedIn).
+  for await (const s of store.sessions({ ...period, active: true, ...(db ? { dbSystem: db.id } : {}) }))
     for (const b of builders) b.session(s);
 
   return definitions.map((d, i) => ({
@@ -73,13 +74,13 @@ export async function runReports(store: StateStore, request: ReportRequest): Pro
 export const NO_ACTIVITY = 'the state holds no session and no alert in this period';
 
 /**
- * Whether the state holds a session or an alert in `period` (on `dbSystem`, an OCID): reports of a
+ * Whether the state holds a session active in `period` or an alert in it (on `dbSystem`, an OCID): reports of a
  * period with neither (a mistyped period, or a fleet whose audit events stopped reaching the
  * pipeline) say so.
  */
 export async function holdsActivity(store: StateStore, period: Period, dbSystem?: string): Promise<boolean> {
   const query: LedgerQuery = dbSystem === undefined ? period : { ...period, dbSystem };
-  for await (const _ of store.sessions(query)) return true;
+  for await (const _ of store.sessions({ ...query, active: true })) return true;
   for await (const _ of store.alerts(query)) return true;
   return false;
 }

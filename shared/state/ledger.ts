@@ -19,6 +19,11 @@ export type LedgerQuery = {
   to?: number;
   /** A DB system OCID. */
   dbSystem?: string;
+  /**
+   * Sessions only: those active at some time in [from, to) (connected before `to`, and active
+   * until `from` or later: activeUntil), not only those that connected in it.
+   */
+  active?: boolean;
   /** Alerts only: rule ids. */
   rules?: readonly string[];
 };
@@ -598,4 +603,23 @@ export function ledgerConditions(
     params.push(...query.rules);
   }
   return { conditions, params };
+}
+
+/**
+ * The WHERE conditions of an `active` session query's first part (StateStore.sessions): the
+ * sessions on its DB system that connected before `from` and were active at it or after. Both
+ * stores read them through an index on (active_until_ts, connect_ts).
+ */
+export function carriedSessionConditions(
+  query: LedgerQuery,
+  from: number,
+): { conditions: string[]; params: (string | number)[] } {
+  const db = ledgerConditions(query.dbSystem === undefined ? {} : { dbSystem: query.dbSystem }, {
+    ts: 'connect_ts',
+    db: 'db',
+  });
+  return {
+    conditions: ['active_until_ts >= ?', 'connect_ts < ?', ...db.conditions],
+    params: [from, from, ...db.params],
+  };
 }

@@ -44,7 +44,14 @@ import mysql, {
 } from 'mysql2/promise';
 import { type Alert, recordKey, recordTime } from '../../schemas/alert.js';
 import type { CanonicalEvent } from '../../schemas/events.js';
-import { LAST_ACTIVITY, lastActivity, type Session, TABLE_NAME_MAX } from '../../schemas/session.js';
+import {
+  activeUntil,
+  activeUntilOf,
+  LAST_ACTIVITY,
+  lastActivity,
+  type Session,
+  TABLE_NAME_MAX,
+} from '../../schemas/session.js';
 import type { Snapshot } from '../../schemas/snapshot.js';
 import { AuditError, type SafeDetails } from '../errors.js';
 import type { EntityRow } from './entity-cache.js';
@@ -52,6 +59,7 @@ import {
   ALERT_COLUMNS,
   alertMerges,
   backfillPlantedCredentialsSql,
+  carriedSessionConditions,
   columnType,
   DEAD_LETTER_COLUMNS,
   type DeadLetterQuery,
@@ -201,7 +209,50 @@ const MIGRATIONS: MigrationStep[][] = [
     `CREATE TABLE IF NOT EXISTS delivery_looks (sink VARBINARY(255) NOT NULL, looked_until BIGINT NOT NULL,
        PRIMARY KEY (sink)) ${TABLE}`,
   ],
+  // Until when each session was active (activeUntil), for the reports' sessions active in a period
+  // (StateStore.sessions `active`), with the key that finds those that connected before it; the
+  // sessions stored before from their outcome, connect, disconnect and last activity.
+  [
+    addColumnsOnce(
+      'sessions',
+      [{ name: 'active_until_ts', type: 'int', value: () => null }],
+      'ADD KEY sessions_active (active_until_ts, connect_ts)',
+    ),
+    backfillActiveUntil,
+  ],
 ];
+
+/** Fills `active_until_ts` of the sessions stored before it, a page at a time (safe to run again). */
+async function backfillActiveUntil(conn: Conn): Promise<void> {
+  for (;;) {
+    const rows = await select<{
+      id: Buffer;
+      outcome: string;
+      connect_ts: number | string;
+      disconnect_time: string | null;
+      last_activity_ts: number | string | null;
+    }>(
+      conn,
+      `SELECT id, outcome, connect_ts, disconnect_time, last_activity_ts FROM sessions
+       WHERE active_until_ts IS NULL LIMIT ${PAGE}`,
+    );
+    if (rows.length === 0) return;
+    const until = rows.map((r) =>
+      activeUntilOf({
+        outcome: r.outcome,
+        connectTs: Number(r.connect_ts),
+        disconnectTime: r.disconnect_time,
+        lastActivity: r.last_activity_ts === null ? null : Number(r.last_activity_ts),
+      }),
+    );
+    await run(
+      conn,
+      `UPDATE sessions SET active_until_ts = CASE id ${rows.map(() => 'WHEN ? THEN ?').join(' ')} END
+       WHERE id IN (${rows.map(() => '?').join(', ')})`,
+      [...rows.flatMap((r, i) => [r.id, until[i]!]), ...rows.map((r) => r.id)],
+    );
+  }
+}
 
 /** `ALTER TABLE table ADD KEY name columns`, unless the table has that key. */
 function addKeyOnce(table: string, name: string, columns: string): MigrationStep {
@@ -259,9 +310,9 @@ async function backfillLedger(conn: Conn): Promise<void> {
 }
 
 /**
- * Upserts sessions with their typed columns and last activity, and the touched tables of those in
- * `withTables`, sorted by key (see commitRows). Schema 4's migration writes the rows stored before
- * it, before the last activity column and the later typed columns exist (`schema4`).
+ * Upserts sessions with their typed columns, last activity and until when they were active, and
+ * the touched tables of those in `withTables`, sorted by key (see commitRows). Schema 4's migration
+ * writes the rows stored before it, before those columns and the later typed columns exist (`schema4`).
  */
 async function putSessions(
   conn: Conn,
@@ -272,7 +323,7 @@ async function putSessions(
   if (sessions.length === 0) return;
   const keyed = sessions.map((s) => ({ k: storedKey(s.id), s })).sort(byKey);
   const columns = schema4 ? FIRST_SESSION_COLUMNS : SESSION_COLUMNS;
-  const names = [...columns.map((f) => f.name), ...(schema4 ? [] : ['last_activity_ts'])];
+  const names = [...columns.map((f) => f.name), ...(schema4 ? [] : ['last_activity_ts', 'active_until_ts'])];
   await insertRows(
     conn,
     `INSERT INTO sessions (id, db, connect_ts, is_open, body, ${names.join(', ')})`,
@@ -283,7 +334,7 @@ async function putSessions(
       s.outcome === 'success' && s.disconnectTime === undefined ? 1 : 0,
       JSON.stringify(s),
       ...columns.map((f) => f.value(s)),
-      ...(schema4 ? [] : [lastActivity(s)]),
+      ...(schema4 ? [] : [lastActivity(s), activeUntil(s)]),
     ]),
     `ON DUPLICATE KEY UPDATE is_open = VALUES(is_open), body = VALUES(body), ${names.map((n) => `${n} = VALUES(${n})`).join(', ')}`,
   );
@@ -1201,18 +1252,51 @@ export class MySqlStore implements StateStore {
       );
   }
 
-  /** Pages by (connect_ts, id) so that a large ledger is never held in memory at once. */
+  /**
+   * Pages by (connect_ts, id) so that a large ledger is never held in memory at once. An `active`
+   * query reads first the sessions that connected before `from` and were active at it or after,
+   * through the key on (active_until_ts, connect_ts): its entries say which without reading a row.
+   */
   async *sessions(query: LedgerQuery = {}): AsyncIterable<Session> {
-    const { conditions, params } = ledgerConditions(query, { ts: 'connect_ts', db: 'db' });
+    const { active, ...rest } = query;
+    if (active && rest.from !== undefined) {
+      const carried = carriedSessionConditions(rest, rest.from);
+      yield* this.sessionPages(
+        'sessions FORCE INDEX (sessions_active)',
+        carried.conditions,
+        carried.params,
+        true,
+      );
+    }
+    const { conditions, params } = ledgerConditions(rest, { ts: 'connect_ts', db: 'db' });
+    yield* this.sessionPages('sessions', conditions, params, active === true);
+  }
+
+  /** The sessions of `source` the conditions select, a page at a time, with their last activity when `withLast`. */
+  private async *sessionPages(
+    source: string,
+    conditions: string[],
+    params: (string | number)[],
+    withLast: boolean,
+  ): AsyncIterable<Session> {
     let after: { ts: number; id: Buffer } | undefined;
     for (;;) {
       const where = after ? [...conditions, '(connect_ts > ? OR (connect_ts = ? AND id > ?))'] : conditions;
-      const rows = await this.read<{ id: Buffer; connect_ts: number; body: string }>(
+      const rows = await this.read<{
+        id: Buffer;
+        connect_ts: number;
+        body: string;
+        last_activity_ts: number | string | null;
+      }>(
         'read',
-        `SELECT id, connect_ts, body FROM sessions ${whereClause(where)} ORDER BY connect_ts, id LIMIT ${PAGE}`,
+        `SELECT id, connect_ts, body, last_activity_ts FROM ${source} ${whereClause(where)} ORDER BY connect_ts, id LIMIT ${PAGE}`,
         after ? [...params, after.ts, after.ts, after.id] : params,
       );
-      for (const r of rows) yield JSON.parse(r.body) as Session;
+      for (const r of rows) {
+        const s = JSON.parse(r.body) as Session;
+        if (withLast && r.last_activity_ts !== null) s[LAST_ACTIVITY] = Number(r.last_activity_ts);
+        yield s;
+      }
       const last = rows.at(-1);
       if (!last || rows.length < PAGE) return;
       after = { ts: Number(last.connect_ts), id: last.id };

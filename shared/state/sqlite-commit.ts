@@ -4,7 +4,7 @@
 // strings and numbers.
 import type Database from 'better-sqlite3';
 import { type Alert, recordKey, recordTime } from '../../schemas/alert.js';
-import { lastActivity, type Session } from '../../schemas/session.js';
+import { activeUntil, lastActivity, type Session } from '../../schemas/session.js';
 import {
   ALERT_COLUMNS,
   alertMerges,
@@ -33,7 +33,8 @@ export function connectionSettings(db: Database.Database): void {
 
 /**
  * A session's row: id, DB system, connect time, open, body, the typed columns (schema 4's
- * migration writes those of the first schema), then its last activity.
+ * migration writes those of the first schema), then its last activity and until when it was
+ * active (activeUntil).
  */
 export type SessionRow = CellValue[];
 /** An alert's row: record key, rule, time, body, the merges, the typed columns, then its claim (who, until when). */
@@ -51,6 +52,8 @@ export type CountRow = {
   ];
   /** When it closed since it was written: its disconnect time. */
   closed?: string;
+  /** Until when it was active (activeUntil). */
+  until: number;
   /** The whole row, for a session the ledger no longer holds (pruned): given, or made when needed. */
   whole: SessionRow | Session;
 };
@@ -92,7 +95,7 @@ export function sessionRow(
   // nor made with its length (an array with holes, which goes to the commit thread as a sparse one).
   const row: SessionRow = [s.id, s.dbSystem.id, s.connectTs, open, sessionBody(s)];
   for (const f of columns) row.push(f.value(s));
-  row.push(lastActivity(s));
+  row.push(lastActivity(s), activeUntil(s));
   return row;
 }
 
@@ -135,6 +138,7 @@ export function commitRows(
       const { queries, tableAccess, changeUser, failedStatements } = s.counts;
       const row: CountRow = {
         counts: [queries, tableAccess, changeUser, failedStatements, lastActivity(s), s.id],
+        until: activeUntil(s),
         whole: plain ? sessionRow(s) : s,
       };
       if (s.disconnectTime !== undefined) row.closed = s.disconnectTime;
@@ -263,7 +267,7 @@ export function ledgerWriters(db: Database.Database, { schema4 = false } = {}) {
   const placeholders = (n: number) => Array.from({ length: n }, () => '?').join(', ');
   const sessionNames = [
     ...(schema4 ? FIRST_SESSION_COLUMNS : SESSION_COLUMNS).map((f) => f.name),
-    ...(schema4 ? [] : ['last_activity_ts']),
+    ...(schema4 ? [] : ['last_activity_ts', 'active_until_ts']),
   ];
   const putSession = db.prepare(
     `INSERT INTO sessions (id, db, connect_ts, open, body, ${sessionNames.join(', ')})
@@ -272,7 +276,7 @@ export function ledgerWriters(db: Database.Database, { schema4 = false } = {}) {
        ${sessionNames.map((n) => `${n} = excluded.${n}`).join(', ')}`,
   );
   const counted =
-    'queries = ?, table_access = ?, change_user = ?, failed_statements = ?, last_activity_ts = ?';
+    'queries = ?, table_access = ?, change_user = ?, failed_statements = ?, last_activity_ts = ?, active_until_ts = ?';
   const putCounts = schema4 ? undefined : db.prepare(`UPDATE sessions SET ${counted} WHERE id = ?`);
   const putClosed = schema4
     ? undefined
@@ -291,7 +295,7 @@ export function ledgerWriters(db: Database.Database, { schema4 = false } = {}) {
   return {
     /** Upserts a session. */
     session(row: SessionRow): void {
-      putSession.run(...(schema4 ? row.slice(0, -1) : row));
+      putSession.run(...(schema4 ? row.slice(0, -2) : row));
     },
     tables(rows: readonly [string, string][]): void {
       for (const [id, table] of rows) putTable.run(id, table);
@@ -305,8 +309,8 @@ export function ledgerWriters(db: Database.Database, { schema4 = false } = {}) {
       const [queries, tableAccess, changeUser, failed, last, id] = c.counts;
       const updated =
         c.closed === undefined
-          ? putCounts!.run(...c.counts)
-          : putClosed!.run(queries, tableAccess, changeUser, failed, last, c.closed, id);
+          ? putCounts!.run(queries, tableAccess, changeUser, failed, last, c.until, id)
+          : putClosed!.run(queries, tableAccess, changeUser, failed, last, c.until, c.closed, id);
       if (updated.changes > 0) return;
       const { whole } = c;
       if (Array.isArray(whole)) {

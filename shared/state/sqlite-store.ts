@@ -19,7 +19,7 @@ import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import type { Alert } from '../../schemas/alert.js';
 import type { CanonicalEvent } from '../../schemas/events.js';
-import type { Session } from '../../schemas/session.js';
+import { activeUntilOf, type Session } from '../../schemas/session.js';
 import type { Snapshot } from '../../schemas/snapshot.js';
 import { AuditError } from '../errors.js';
 import { toIso } from '../time.js';
@@ -28,6 +28,7 @@ import type { EntityRow } from './entity-cache.js';
 import {
   ALERT_COLUMNS,
   backfillPlantedCredentialsSql,
+  carriedSessionConditions,
   columnType,
   DEAD_LETTER_COLUMNS,
   type DeadLetterQuery,
@@ -46,7 +47,6 @@ import {
   restoredSessionsSql,
   rowKey,
   SESSION_COUNTS_SQL,
-  SESSION_READ_COLUMNS,
   type SessionCount,
   type SessionRow,
   SessionTablesWritten,
@@ -198,6 +198,23 @@ const MIGRATIONS: (string | ((db: Database.Database) => void))[] = [
   // Per sink, the claims' time up to which a look took what it could (StateStore.lapsed): a
   // pipeline that opens looks from there. None for a sink yet: its first look reads every record.
   'CREATE TABLE delivery_looks (sink TEXT PRIMARY KEY, looked_until INTEGER NOT NULL) WITHOUT ROWID;',
+  // Until when each session was active (activeUntil), for the reports' sessions active in a period
+  // (StateStore.sessions `active`), with the index that finds those that connected before it; the
+  // sessions stored before from their outcome, connect, disconnect and last activity.
+  (db) => {
+    db.exec('ALTER TABLE sessions ADD COLUMN active_until_ts INTEGER');
+    db.function('hwaudit_active_until', { deterministic: true }, (outcome, connect, disconnect, last) =>
+      activeUntilOf({
+        outcome: String(outcome),
+        connectTs: Number(connect),
+        disconnectTime: disconnect as string | null,
+        lastActivity: last as number | null,
+      }),
+    );
+    db.exec(`UPDATE sessions SET active_until_ts =
+               hwaudit_active_until(outcome, connect_ts, disconnect_time, last_activity_ts);
+             CREATE INDEX sessions_active ON sessions (active_until_ts, connect_ts, id);`);
+  },
 ];
 
 /** The `later`-th migration's typed session columns, and the view that shows them. */
@@ -697,23 +714,52 @@ export class SqliteStore implements StateStore {
 
   /**
    * Pages by (connect_ts, id): an open iterator would keep the connection busy (better-sqlite3)
-   * while the caller commits, and a page is what a reader of a large ledger holds at once.
+   * while the caller commits, and a page is what a reader of a large ledger holds at once. An
+   * `active` query reads first the sessions that connected before `from` and were active at it or
+   * after, through the index on (active_until_ts, connect_ts, id): its entries say which without
+   * reading a row, and those that connected in the range, which the second part reads as any query
+   * does, end the index's range early for a recent period.
    */
   async *sessions(query: LedgerQuery = {}): AsyncIterable<Session> {
     // The range starts where the page key does, so that each page seeks the (connect_ts, id) index.
-    const { from, ...rest } = query;
+    const { from, active, ...rest } = query;
+    if (active && from !== undefined) {
+      const carried = carriedSessionConditions(rest, from);
+      yield* this.sessionPages(
+        'sessions INDEXED BY sessions_active',
+        carried.conditions,
+        carried.params,
+        Number.MIN_SAFE_INTEGER,
+        restoredSession,
+      );
+    }
     const { conditions, params } = ledgerConditions(rest, { ts: 'connect_ts', db: 'db' });
+    const read = active ? restoredSession : readSession;
+    yield* this.sessionPages('sessions', conditions, params, from ?? Number.MIN_SAFE_INTEGER, read);
+  }
+
+  /**
+   * The sessions of `source` the conditions select, from the key `(start, '')` on, a page at a
+   * time, each as `read` makes it of its row (with its last activity, or without).
+   */
+  private async *sessionPages(
+    source: string,
+    conditions: string[],
+    params: (string | number)[],
+    start: number,
+    read: (row: SessionRow) => Session,
+  ): AsyncIterable<Session> {
     const page = this.db
       .prepare<unknown[], SessionRow>(
-        `SELECT connect_ts, id, ${SESSION_READ_COLUMNS} FROM sessions
+        `SELECT connect_ts, id, ${RESTORED_COLUMNS} FROM ${source}
        WHERE ${['(connect_ts, id) > (?, ?)', ...conditions].join(' AND ')}
        ORDER BY connect_ts, id LIMIT ${PAGE}`,
       )
       .raw();
-    for (let after = { ts: from ?? Number.MIN_SAFE_INTEGER, id: '' }; ; ) {
+    for (let after = { ts: start, id: '' }; ; ) {
       await this.settled();
       const rows = page.all(after.ts, after.id, ...params);
-      for (const r of rows) yield readSession(r);
+      for (const r of rows) yield read(r);
       const last = rows.at(-1);
       if (!last || rows.length < PAGE) return;
       after = rowKey(last);

@@ -381,7 +381,11 @@ export interface StateStore {
    * instance claims can then lapse, and a pipeline kept open need not look (`lapsed`).
    */
   readonly isolated?: boolean;
-  /** Sessions by connect time (and id), those the query selects: connected in [from, to), on a DB system. */
+  /**
+   * Sessions by connect time (and id), those the query selects: connected in [from, to) (or, with
+   * `active`, active at some time in it), on a DB system. A session an `active` query reads knows
+   * its last activity (lastActivity), so that activeUntil is the one the query went by.
+   */
   sessions(query?: LedgerQuery): AsyncIterable<Session>;
   /**
    * Every session of the ledger, counted by outcome and attribution method and confidence (from

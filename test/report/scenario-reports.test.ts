@@ -99,7 +99,9 @@ describe('access review', () => {
     ]);
     const [alice, bob] = rowsOf(d, 'entitlements');
     // Alice held DBAdmins from the snapshot until 09:30; Bob got break-glass at 09:10 and kept it.
-    expect([alice!.held_from, alice!.held_until, alice!.last_use]).toEqual([null, iso(at(30)), iso(at(5))]);
+    // Last use is when the session was last in use: Alice's until its disconnect at 09:25, Bob's
+    // (still open) until its last activity, its connect at 13:20.
+    expect([alice!.held_from, alice!.held_until, alice!.last_use]).toEqual([null, iso(at(30)), iso(at(25))]);
     expect([bob!.held_from, bob!.held_until, bob!.last_use]).toEqual([iso(at(10)), null, iso(at(260))]);
     expect(bob!.tables).toEqual(['shop.<script>window.__pwned=2</script>']);
     expect(figure(d, 'Not used in the period')).toBe(2);
@@ -243,7 +245,8 @@ describe('access review', () => {
         privileged: false,
         privileges: [],
         sessions: 1,
-        last_use: iso(at(50)),
+        // Still open: in use until its last statement.
+        last_use: iso(at(51)),
         sources: ['10.1.1.1'],
         tables: [],
       },

@@ -23,6 +23,7 @@ import {
   RecordingSink,
   sqliteAdapter,
   sqliteThreadAdapter,
+  withoutActiveUntil,
 } from './store-fixtures.js';
 
 /** A local account's login, then a sign-on that moves the watermark past it: one alert. */
@@ -228,10 +229,12 @@ function claims(adapter: Adapter) {
     await writer.close();
     const mysql = adapter.name === 'MySqlStore';
     const versions = await backing().schemaVersions();
-    // The last version but one: the claim columns and their index; the last: the looks stored.
-    const previous = versions.length - 2;
+    // The last version but two: the claim columns and their index; then the looks stored, and
+    // until when each session was active.
+    const previous = versions.length - 3;
     await backing().sql(
       [
+        ...withoutActiveUntil(mysql),
         'DROP TABLE delivery_looks',
         mysql ? 'ALTER TABLE alerts DROP KEY alerts_claimed' : 'DROP INDEX alerts_claimed',
         'ALTER TABLE alerts DROP COLUMN claimant',
@@ -254,12 +257,15 @@ function claims(adapter: Adapter) {
     await writer.markDelivered(SINK, ['sent']);
     await writer.close();
     const versions = await backing().schemaVersions();
+    const mysql = adapter.name === 'MySqlStore';
+    // The last version but one stored the looks; the last, until when each session was active.
     await backing().sql(
       [
+        ...withoutActiveUntil(mysql),
         'DROP TABLE delivery_looks',
-        adapter.name === 'MySqlStore'
-          ? `DELETE FROM schema_version WHERE version > ${versions.length - 1}`
-          : `PRAGMA user_version = ${versions.length - 1}`,
+        mysql
+          ? `DELETE FROM schema_version WHERE version > ${versions.length - 2}`
+          : `PRAGMA user_version = ${versions.length - 2}`,
       ].join(';\n'),
     );
     // Its claim ended long ago: the time any look was stored (none yet) would be too late for it.

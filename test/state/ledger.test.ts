@@ -3,7 +3,7 @@
 // a store written before the ledger existed (its rows get their typed columns from their bodies).
 import { beforeEach, describe, expect, it } from 'vitest';
 import type { Alert } from '../../schemas/alert.js';
-import type { Session } from '../../schemas/session.js';
+import { activeUntil, type Session } from '../../schemas/session.js';
 import { addToCoverage, countInCoverage, emptyCoverage } from '../../shared/correlate/coverage.js';
 import { at } from '../../shared/detect/timeline.js';
 import {
@@ -511,12 +511,13 @@ function upgrade(adapter: Adapter, dialect: 'sqlite' | 'mysql') {
       // session ended that the server logged no disconnect for (none of those stored before), the
       // next how many planted credentials were in force at its login (from the bodies), the next
       // who delivers each alert, with an index on when each claim ends (none of those stored
-      // before is claimed), the last until when a look took what it could for each output (none
-      // yet: the first look for each reads every record).
+      // before is claimed), the next until when a look took what it could for each output (none
+      // yet: the first look for each reads every record), the last until when each session was
+      // active (from its outcome, connect, disconnect and last activity).
       expect(await backing.schemaVersions()).toEqual(
         dialect === 'sqlite'
-          ? [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14]
-          : [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11],
+          ? [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]
+          : [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12],
       );
       expect(await backing.sql('SELECT sink FROM delivery_looks')).toEqual([]);
       expect(await backing.sql('SELECT id, claimant, claimed_until FROM alerts ORDER BY id')).toEqual(
@@ -538,6 +539,8 @@ function upgrade(adapter: Adapter, dialect: 'sqlite' | 'mysql') {
       expect(active.map((r) => (r.last_activity_ts === null ? null : Number(r.last_activity_ts)))).toEqual(
         ss.map((s) => (opened(s) ? s.connectTs : null)),
       );
+      const until = await backing.sql('SELECT connect_ts, active_until_ts FROM sessions ORDER BY connect_ts');
+      expect(until.map((r) => Number(r.active_until_ts))).toEqual(ss.map(activeUntil));
       // A dead letter stored before: listed, with no time, and outside any time range.
       expect(await collect(store.deadLetters())).toEqual([{ seq: 1, ...DEAD[0] }]);
       expect(await collect(store.deadLetters({ from: 0 }))).toEqual([]);

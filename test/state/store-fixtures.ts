@@ -168,6 +168,16 @@ export function backingPerTest(adapter: Adapter): () => Backing {
   return () => backing!;
 }
 
+/**
+ * SQL that undoes the last migration (until when each session was active: its column and index),
+ * for a test to open a store written by the schema before it.
+ */
+export function withoutActiveUntil(mysql: boolean): string[] {
+  return mysql
+    ? ['ALTER TABLE sessions DROP KEY sessions_active, DROP COLUMN active_until_ts']
+    : ['DROP INDEX sessions_active', 'ALTER TABLE sessions DROP COLUMN active_until_ts'];
+}
+
 export { commitBatch as batch } from '../../shared/state/state-store.js';
 
 export function session(id: string, connectTs: number, over: Partial<Session> = {}): Session {

@@ -1,0 +1,191 @@
+// The reports take each session active at some time in their period, not only those that connected
+// in it: a DBA's session opened before the period and used through it is a use of the entitlement in
+// it; a break-glass session's statements of the period are in its log; the attribution evidence
+// still counts each session once, in the period it connected in. On SQLite and on MySQL alike, also
+// on a store written before the ledger kept until when each session was active.
+import { describe, expect, it } from 'vitest';
+import type { ReportDocument } from '../../schemas/report.js';
+import { at, db, GROUPS, iam, USERS } from '../../shared/detect/timeline.js';
+import { REPORTS } from '../../shared/report/registry.js';
+import { holdsActivity, runReports } from '../../shared/report/run-reports.js';
+import type { StateStore } from '../../shared/state/state-store.js';
+import { collect } from '../helpers/collect.js';
+import { describeMySql } from '../helpers/mysql-server.js';
+import {
+  type Adapter,
+  backingPerTest,
+  mysqlAdapter,
+  runPipeline,
+  sqliteAdapter,
+  withoutActiveUntil,
+} from '../state/store-fixtures.js';
+import { figure, rowsOf } from './report-fixtures.js';
+
+const iso = (ts: number) => new Date(ts).toISOString();
+/** The period the reports are about: from 11:00 to 19:00 on the scenario's day. */
+const PERIOD = { from: at(120), to: at(600) };
+const DB_ID = 'ocid1.mysqldbsystem.oc1..prod1';
+
+/**
+ * Sessions that connected before the period and were used in it: Alice's (DBAdmins, dba_proxy)
+ * with a failed statement in the period and its disconnect at 13:10; Bob's break-glass one, with a
+ * statement before the period and one in it, still open; an application's, still open. Dave's group
+ * login is the one session that connects in the period; Carol's ended before it.
+ */
+function timeline() {
+  return [
+    iam.signOn({ at: at(0), user: USERS.alice, ip: '10.0.0.5', mfa: 'TOTP' }),
+    db.connect({ at: at(5), conn: 1, account: 'dba_proxy', user: 'alice', ip: '10.0.0.5', proxy: true }),
+    db.query({ at: at(6), conn: 1, account: 'dba_proxy', sqlCommand: 'select', sql: 'SELECT 1' }),
+    db.connect({ at: at(20), conn: 7, account: 'carol' }),
+    db.disconnect({ at: at(30), conn: 7, account: 'carol' }),
+    db.connect({ at: at(50), conn: 20, account: 'app', ip: '10.1.1.1' }),
+    iam.added({ at: at(100), user: USERS.bob, group: GROUPS.bg }),
+    db.connect({ at: at(110), conn: 2, account: 'emergency_admin', user: 'bob', proxy: true }),
+    db.query({ at: at(112), conn: 2, account: 'emergency_admin', sqlCommand: 'select', sql: 'SELECT 11' }),
+    db.query({ at: at(130), conn: 2, account: 'emergency_admin', sqlCommand: 'select', sql: 'SELECT 13' }),
+    db.query({ at: at(150), conn: 20, account: 'app', sqlCommand: 'select', sql: 'SELECT 15' }),
+    iam.signOn({ at: at(199), user: USERS.dave, ip: '10.0.0.9' }),
+    db.connect({
+      at: at(200),
+      conn: 3,
+      account: 'dev_proxy',
+      user: 'dev_proxy',
+      ip: '10.0.0.9',
+      proxy: true,
+    }),
+    db.query({
+      at: at(210),
+      conn: 1,
+      account: 'dba_proxy',
+      sqlCommand: 'select',
+      sql: 'SELEC 2',
+      status: 1064,
+    }),
+    db.disconnect({ at: at(250), conn: 1, account: 'dba_proxy' }),
+  ];
+}
+
+const reportsOf = async (store: StateStore, dbSystem?: string) =>
+  new Map<string, ReportDocument>(
+    (
+      await runReports(store, {
+        reports: REPORTS.map((r) => r.id),
+        period: PERIOD,
+        ...(dbSystem === undefined ? {} : { dbSystem }),
+        generatedAt: at(600),
+      })
+    ).map((d) => [d.report, d]),
+  );
+
+/** What the reports of the period must say of the sessions active in it. */
+function expectActiveSessions(docs: Map<string, ReportDocument>): void {
+  const review = docs.get('access-review')!;
+  const alice = rowsOf(review, 'entitlements').find((r) => r.person === 'alice@example.com')!;
+  // Used in the period through a session opened before it, last until its disconnect.
+  expect([alice.mysql_account, alice.sessions, alice.last_use, alice.unused]).toEqual([
+    'dba_proxy',
+    1,
+    iso(at(250)),
+    false,
+  ]);
+  const bob = rowsOf(review, 'entitlements').find((r) => r.via === 'BreakGlass')!;
+  expect([bob.sessions, bob.last_use]).toEqual([1, iso(at(130))]);
+  // The application's session, still open, last in use at its statement of the period.
+  expect(rowsOf(review, 'local-accounts').map((r) => [r.mysql_account, r.sessions, r.last_use])).toEqual([
+    ['app@%', 1, iso(at(150))],
+  ]);
+  // Carol's session ended before the period: her personal account is unused in it.
+  expect(rowsOf(review, 'entitlements').find((r) => r.person === 'carol@example.com')!.unused).toBe(true);
+
+  const log = docs.get('break-glass-log')!;
+  expect(rowsOf(log, 'sessions').map((r) => [r.person, r.connected, r.disconnected])).toEqual([
+    ['bob@example.com', iso(at(110)), null],
+  ]);
+  // The statements it ran in the period only.
+  expect(rowsOf(log, 'statements').map((r) => [r.time, r.sql])).toEqual([[iso(at(130)), 'SELECT ?']]);
+
+  const failed = docs.get('failed-access')!;
+  expect(
+    rowsOf(failed, 'failed-statements').map((r) => [
+      r.person,
+      r.mysql_account,
+      r.sessions,
+      r.failed_statements,
+    ]),
+  ).toEqual([['alice@example.com', 'dba_proxy@%', 1, 1]]);
+  // Logins are those of the period: the application logged in before it.
+  expect(rowsOf(failed, 'local-account-use')).toEqual([]);
+
+  // Each session once, in the period it connected in: Dave's alone.
+  const evidence = docs.get('attribution-evidence')!;
+  expect(figure(evidence, 'Sessions on shared accounts')).toBe(1);
+  expect(rowsOf(evidence, 'by-account').map((r) => [r.mysql_account, r.sessions])).toEqual([
+    ['dev_proxy@%', 1],
+  ]);
+}
+
+function activeSessions(adapter: Adapter) {
+  const backingNow = backingPerTest(adapter);
+
+  it('reads the sessions active in a range, those that connected before it first, in connect order', async () => {
+    const store = await backingNow().open();
+    await runPipeline(store, [timeline()]);
+    const ids = async (q: Parameters<StateStore['sessions']>[0]) =>
+      (await collect(store.sessions(q))).map((s) => `${s.connectionId}@${iso(s.connectTs)}`);
+    expect(await ids({ ...PERIOD, active: true })).toEqual([
+      `1@${iso(at(5))}`,
+      `20@${iso(at(50))}`,
+      `2@${iso(at(110))}`,
+      `3@${iso(at(200))}`,
+    ]);
+    expect(await ids({ ...PERIOD, active: true, dbSystem: 'ocid1.mysqldbsystem.oc1..other' })).toEqual([]);
+    // Without `active`: by connect, as exports read them.
+    expect(await ids(PERIOD)).toEqual([`3@${iso(at(200))}`]);
+    // A period in which only a session opened before it was in use holds activity.
+    expect(await holdsActivity(store, { from: at(240), to: at(245) }, DB_ID)).toBe(true);
+  });
+
+  it('counts a session in every report period it was active in, each report as it documents', async () => {
+    const store = await backingNow().open();
+    await runPipeline(store, [timeline()]);
+    expectActiveSessions(await reportsOf(store));
+    expectActiveSessions(await reportsOf(store, 'prod-orders'));
+  });
+
+  it('upgrades a store written before it kept until when each session was active', async () => {
+    const backing = backingNow();
+    const writer = await backing.open();
+    await runPipeline(writer, [timeline()]);
+    await writer.close();
+    const mysql = adapter.name === 'MySqlStore';
+    const versions = await backing.schemaVersions();
+    await backing.sql(
+      [
+        ...withoutActiveUntil(mysql),
+        mysql
+          ? `DELETE FROM schema_version WHERE version > ${versions.length - 1}`
+          : `PRAGMA user_version = ${versions.length - 1}`,
+      ].join(';\n'),
+    );
+    const store = await backing.open();
+    expect(await backing.schemaVersions()).toEqual(versions);
+    expect(
+      (await backing.sql('SELECT connection_id, active_until_ts FROM sessions ORDER BY connect_ts')).map(
+        (r) => [Number(r.connection_id), Number(r.active_until_ts)],
+      ),
+    ).toEqual([
+      [1, at(250)],
+      [7, at(30)],
+      [20, at(150)],
+      [2, at(130)],
+      [3, at(200)],
+    ]);
+    expectActiveSessions(await reportsOf(store));
+  });
+}
+
+describe('sessions active in a report period: SqliteStore', () => activeSessions(sqliteAdapter));
+describeMySql('sessions active in a report period: MySqlStore', (server) =>
+  activeSessions(mysqlAdapter(server)),
+);
