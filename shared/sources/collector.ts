@@ -6,8 +6,9 @@
 // skipped in log order, and the pipeline's dedupe covers what is left).
 //
 // An instance whose first read (from `collect --from` or `collector.start`) finds no event at or
-// after its start keeps that start as its position, so that the next pass begins there too, not
-// at an earlier default.
+// after its start keeps that start, so that the next pass begins there too, not at an earlier
+// default. It is kept apart from the bookmark (`startKey`): a release that reads a bookmark at
+// `positionKey` finds none there, and reads as it did.
 //
 // An instance that cannot be reached or read is retried a few times within the pass and then
 // reported; the others are read regardless. A pass stops early at `deadline` or on `signal`,
@@ -81,20 +82,27 @@ export type StartPosition = { start: string };
 /** What the state keeps of an instance: the last event read, or where its first read starts. */
 export type StoredPosition = InstancePosition | StartPosition;
 
-/** The pipeline position key of an instance. */
+/** The pipeline position key of an instance: its bookmark (an InstancePosition), only. */
 export function positionKey(target: InstanceTarget): string {
   return `collect:${target.db.id}/${target.instance}`;
 }
 
-/** A record read and the position it ends at; or, with no record, a position alone. */
+/** The pipeline position key of an instance's start (a StartPosition), until an event is read. */
+export function startKey(target: InstanceTarget): string {
+  return `collect-start:${target.db.id}/${target.instance}`;
+}
+
+/** A record read and the position it ends at; or, with no record, the start to keep. */
 type Entry =
-  | { record: Record<string, unknown>; item: DecodedItem; position?: InstancePosition }
-  | { record?: undefined; item?: undefined; position: StartPosition };
+  | { record: Record<string, unknown>; item: DecodedItem; position?: InstancePosition; start?: undefined }
+  | { record?: undefined; item?: undefined; position?: undefined; start: StartPosition };
 
 type Source = {
   target: InstanceTarget;
   entries: AsyncGenerator<Entry>;
   head?: Entry & { item: { type: 'event' } };
+  /** A start is stored: the first bookmark removes it. */
+  started: boolean;
 };
 
 /** Instances whose first read runs at once. */
@@ -120,7 +128,7 @@ export async function collect(opts: CollectorOptions): Promise<CollectResult> {
   const alerts: Alert[] = [];
   let items: DecodedItem[] = [];
   let records: Record<string, unknown>[] = [];
-  let positions: Record<string, StoredPosition> = {};
+  let positions: Record<string, StoredPosition | null> = {};
   let total = 0;
 
   const flush = async () => {
@@ -138,7 +146,15 @@ export async function collect(opts: CollectorOptions): Promise<CollectResult> {
       items.push(entry.item);
       records.push(entry.record);
     }
-    if (entry.position) positions[positionKey(source.target)] = entry.position;
+    if (entry.start) {
+      positions[startKey(source.target)] = entry.start;
+      source.started = true;
+    }
+    if (entry.position) {
+      positions[positionKey(source.target)] = entry.position;
+      if (source.started) positions[startKey(source.target)] = null;
+      source.started = false;
+    }
     if (items.length >= batchSize) await flush();
   };
   /**
@@ -162,6 +178,7 @@ export async function collect(opts: CollectorOptions): Promise<CollectResult> {
   const sources: Source[] = opts.targets.map((target, i) => ({
     target,
     entries: instanceEntries(target, reports[i]!, opts, stopping),
+    started: !!opts.pipeline.position(startKey(target)),
   }));
   try {
     // The first reads (connect, log in, position) of several instances at once: an instance that
@@ -196,10 +213,12 @@ async function* instanceEntries(
   opts: CollectorOptions,
   stopping: () => boolean,
 ): AsyncGenerator<Entry> {
-  const key = positionKey(target);
-  const stored = opts.pipeline.position<StoredPosition>(key);
-  let position = stored && 'start' in stored ? undefined : stored;
-  const storedStart = stored && 'start' in stored ? Date.parse(stored.start) : undefined;
+  let position = opts.pipeline.position<InstancePosition>(positionKey(target));
+  const kept = position
+    ? undefined
+    : (opts.pipeline.position<StartPosition | null>(startKey(target)) ?? undefined);
+  const storedStart = kept && Date.parse(kept.start);
+  const stored = position ?? kept;
   if (stored) report.position = stored;
   const retries = opts.retries ?? 2;
   const delay = opts.retryDelayMs ?? ((n: number) => 500 * 2 ** n);
@@ -234,8 +253,9 @@ async function* instanceEntries(
       }
       if (!position && from !== undefined && from !== storedStart) {
         // Nothing at or after the start: the next pass starts there again.
-        report.position = { start: toIso(from) };
-        yield { position: report.position };
+        const start = { start: toIso(from) };
+        report.position = start;
+        yield { start };
       }
       report.caughtUp = true;
       delete report.error;

@@ -10,8 +10,8 @@ import type { Session } from '../../schemas/session.js';
 import { validateConfig } from '../../shared/config/load-config.js';
 import { baseConfig } from '../../shared/detect/timeline.js';
 import { Pipeline } from '../../shared/pipeline.js';
-import type { InstancePosition } from '../../shared/sources/audit-log-reader.js';
-import { type CollectResult, collect, positionKey } from '../../shared/sources/collector.js';
+import { AuditLogReader, type InstancePosition } from '../../shared/sources/audit-log-reader.js';
+import { type CollectResult, collect, positionKey, startKey } from '../../shared/sources/collector.js';
 import { connectInstance, instanceTargets, secretReader } from '../../shared/sources/mysql-connection.js';
 import { SqliteStore } from '../../shared/state/sqlite-store.js';
 import { collect as all } from '../helpers/collect.js';
@@ -192,8 +192,10 @@ describe('collector: reading one instance', () => {
       caughtUp: true,
       position: { start: '2026-11-02T09:30:00.000Z' },
     });
-    const key = positionKey(instanceTargets(fleetConfig([{ server: s }]).config)[0]!);
-    expect(first.pipeline.position(key)).toEqual({ start: '2026-11-02T09:30:00.000Z' });
+    const target = instanceTargets(fleetConfig([{ server: s }]).config)[0]!;
+    const key = positionKey(target);
+    expect(first.pipeline.position(startKey(target))).toEqual({ start: '2026-11-02T09:30:00.000Z' });
+    expect(first.pipeline.position(key)).toBeUndefined();
     const later = new RawLog();
     (later as unknown as { id: number }).id = 100;
     later.session({ at: minutes(40), conn: 9, user: 'admin', queries: 1 });
@@ -203,7 +205,38 @@ describe('collector: reading one instance', () => {
     expect(auditCalls(s).at(-1)).toContain('"start":{"timestamp":"2026-11-02 09:30:00"}');
     expect(second.result.instances[0]).toMatchObject({ records: later.events.length, caughtUp: true });
     expect(second.pipeline.position(key)).toMatchObject({ timestamp: later.events.at(-1)!.timestamp });
+    // The bookmark replaces the start.
+    expect(second.pipeline.position(startKey(target)) ?? undefined).toBeUndefined();
     expect((await finished(second)).sessions.map((x) => x.connectionId)).toEqual([9]);
+  });
+
+  it('the start kept for an instance with no event read yet is no bookmark to a release that reads one there', async () => {
+    const log = new RawLog().session({ at: minutes(0), conn: 5, user: 'admin', queries: 1 });
+    const s = await server(log);
+    const first = await pass([{ server: s }], { from: minutes(30) });
+    expect(first.result.instances[0]).toMatchObject({ records: 0, caughtUp: true });
+    // What a release before the start was kept reads at the instance's key: a bookmark, or none.
+    const [target] = instanceTargets(fleetConfig([{ server: s }]).config);
+    const kept = first.pipeline.position<InstancePosition>(positionKey(target!));
+    const session = await connectInstance(
+      target!,
+      secretReader(ENV, () => Promise.reject(new Error('no vault'))),
+    );
+    try {
+      const reader = await AuditLogReader.open(session, target!);
+      const read: Record<string, unknown>[] = [];
+      for await (const batch of reader.read(kept ? { position: kept } : {}))
+        read.push(...batch.records.map((r) => r.record));
+      // Read from the start of the log as before, not told of a server that changed.
+      expect(read.filter((r) => r.source === 'audit-gap')).toEqual([]);
+      expect(read).toHaveLength(log.events.length);
+    } finally {
+      await session.close();
+    }
+    // This release still starts there.
+    const second = await pass([{ server: s }], { store: first.store });
+    expect(auditCalls(s).at(-1)).toContain('"start":{"timestamp":"2026-11-02 09:30:00"}');
+    expect(second.result.instances[0]).toMatchObject({ records: 0, caughtUp: true });
   });
 
   it('starts a first read at collector.start, and at --from where both are given', async () => {
