@@ -36,6 +36,12 @@ import { InstanceError, type InstanceTarget, instanceError, type SqlSession } fr
 
 /** MySQL's error for `@@name` of a variable the server does not have. */
 const ER_UNKNOWN_SYSTEM_VARIABLE = 1193;
+/**
+ * The errors of a server that does not know `SHOW COUNT(*) WARNINGS`: unknown command, syntax
+ * error, not supported, unknown variable (`@@warning_count`, which the statement reads). Any other
+ * (an interrupted query, a server shutting down) fails the read as any error does.
+ */
+const COUNT_REFUSALS = new Set([1047, 1064, 1235, ER_UNKNOWN_SYSTEM_VARIABLE]);
 
 export type AuditPosition = { timestamp: string; id: number };
 
@@ -413,8 +419,9 @@ export class AuditLogReader {
     try {
       [counted] = await this.session.query('SHOW COUNT(*) WARNINGS');
     } catch (error) {
-      // A dropped connection is retried as any; a refusal leaves the count unknown.
-      if (instanceError(this.target, error, 'counting warnings').retryable) throw error;
+      // A refusal of the statement leaves the count unknown; any other error fails the call.
+      if (!COUNT_REFUSALS.has((error as { errno?: unknown }).errno as number))
+        throw instanceError(this.target, error, 'counting the warnings of audit_log_read()');
       this.countRefused = true;
       return undefined;
     }

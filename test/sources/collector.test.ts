@@ -277,6 +277,18 @@ describe('collector: reading one instance', () => {
     expect(s.statements).not.toContain('SHOW COUNT(*) WARNINGS');
   });
 
+  /** A session with `big` events larger than a 32 KB read buffer between its two queries. */
+  function bigEventsLog(big: number): RawLog {
+    const log = new RawLog()
+      .connect({ at: minutes(0), conn: 5, user: 'admin' })
+      .query({ at: minutes(1), conn: 5, user: 'admin', sql: 'SELECT 1' });
+    for (let i = 0; i < big; i++)
+      log.query({ at: minutes(2), conn: 5, user: 'admin', sql: `SELECT big${i}`, pad: 33_000 });
+    return log
+      .query({ at: minutes(3), conn: 5, user: 'admin', sql: 'SELECT 3' })
+      .disconnect({ at: minutes(4), conn: 5, user: 'admin' });
+  }
+
   /**
    * One read of a session with `big` events larger than the read buffer between its two queries:
    * the server skips them, one gap says so. Returns the server and the gap's details.
@@ -286,15 +298,7 @@ describe('collector: reading one instance', () => {
     opts: TestServerOptions,
     prepare?: (s: HeatWaveTestServer) => void,
   ) {
-    const log = new RawLog()
-      .connect({ at: minutes(0), conn: 5, user: 'admin' })
-      .query({ at: minutes(1), conn: 5, user: 'admin', sql: 'SELECT 1' });
-    for (let i = 0; i < big; i++)
-      log.query({ at: minutes(2), conn: 5, user: 'admin', sql: `SELECT big${i}`, pad: 33_000 });
-    log
-      .query({ at: minutes(3), conn: 5, user: 'admin', sql: 'SELECT 3' })
-      .disconnect({ at: minutes(4), conn: 5, user: 'admin' });
-    const s = await server(log, opts);
+    const s = await server(bigEventsLog(big), opts);
     prepare?.(s);
     const run = await pass([{ server: s }], { collector: { readBufferSize: 32_768 } });
     expect(run.result.instances[0]).toMatchObject({ records: 5, gaps: 1, caughtUp: true });
@@ -379,6 +383,24 @@ describe('collector: reading one instance', () => {
       expect(detail).toContain(`the server warned at least ${kept} time(s) while reading (codes 3200)`);
       expect(detail).toContain(`how many is unknown: the server kept ${kept} message(s)`);
       expect(detail).toContain('refused to count them all');
+    },
+  );
+
+  it.each([
+    { code: 1317, message: 'Query execution was interrupted' },
+    { code: 1053, message: 'Server shutdown in progress' },
+  ])(
+    'a server that fails to count warnings with error $code, no refusal of the statement: the read fails, no gap of unknown size',
+    async ({ code, message }) => {
+      const s = await server(bigEventsLog(25), { maxErrorCount: 10 });
+      s.failQuery(/^SHOW COUNT\(\*\) WARNINGS$/i, code, message);
+      const run = await pass([{ server: s }], { collector: { readBufferSize: 32_768 } });
+      // The call's events are not handed out: the next pass reads them again and counts.
+      expect(run.result.instances[0]).toMatchObject({ records: 0, gaps: 0, caughtUp: false });
+      expect(run.result.instances[0]!.error).toContain(`(error ${code})`);
+      expect(run.result.instances[0]!.error).toContain('counting');
+      const { alerts } = await finished(run);
+      expect(alerts.filter((a) => a.rule === 'audit.gap')).toEqual([]);
     },
   );
 
