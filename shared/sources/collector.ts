@@ -6,9 +6,9 @@
 // skipped in log order, and the pipeline's dedupe covers what is left).
 //
 // An instance whose first read (from `collect --from` or `collector.start`) finds no event at or
-// after its start keeps that start, so that the next pass begins there too, not at an earlier
-// default. It is kept apart from the bookmark (`startKey`): a release that reads a bookmark at
-// `positionKey` finds none there, and reads as it did.
+// after its start, or fails, keeps that start, so that the next pass begins there too, not at an
+// earlier default. It is kept apart from the bookmark (`startKey`): a release that reads a
+// bookmark at `positionKey` finds none there, and reads as it did.
 //
 // An instance that cannot be reached or read is retried a few times within the pass and then
 // reported; the others are read regardless. A pass stops early at `deadline` or on `signal`,
@@ -224,6 +224,7 @@ async function* instanceEntries(
   const delay = opts.retryDelayMs ?? ((n: number) => 500 * 2 ** n);
   const sleep = opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
   const loc = { source: `collect:${target.db.name}/${target.instance}` };
+  const from = opts.from ?? storedStart ?? target.settings.start;
   for (let attempt = 0; ; attempt++) {
     report.attempts++;
     let session: SqlSession | undefined;
@@ -238,7 +239,6 @@ async function* instanceEntries(
         ...(readBufferSize !== undefined ? { readBufferSize } : {}),
         ...(bufferNote !== undefined ? { bufferNote } : {}),
       };
-      const from = opts.from ?? storedStart ?? target.settings.start;
       const start = position ? { position } : from !== undefined ? { from } : {};
       for await (const batch of reader.read(start, opts.signal)) {
         report.repeated += batch.repeated;
@@ -251,24 +251,25 @@ async function* instanceEntries(
         }
         if (stopping()) return;
       }
-      if (!position && from !== undefined && from !== storedStart) {
-        // Nothing at or after the start: the next pass starts there again.
-        const start = { start: toIso(from) };
-        report.position = start;
-        yield { start };
-      }
       report.caughtUp = true;
       delete report.error;
-      return;
+      break;
     } catch (error) {
       const failure = error instanceof InstanceError ? error : instanceError(target, error, 'while reading');
       report.error = failure.message;
-      if (!failure.retryable || attempt >= retries || stopping()) return;
+      if (!failure.retryable || attempt >= retries || stopping()) break;
       await sleep(delay(attempt));
     } finally {
       if (position) report.position = position;
       await reader?.close();
       await session?.close();
     }
+  }
+  if (!position && from !== undefined && from !== storedStart) {
+    // Nothing read at or after the start (nothing there, or the read failed): the next pass
+    // starts there again.
+    const start = { start: toIso(from) };
+    report.position = start;
+    yield { start };
   }
 }

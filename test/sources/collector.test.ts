@@ -180,12 +180,16 @@ describe('collector: reading one instance', () => {
     expect(sessions.map((x) => x.connectionId)).toEqual([6]);
   });
 
-  it('a first read at --from that finds nothing there keeps --from: the next pass starts there, not earlier', async () => {
+  /** A server whose log holds two sessions (at 0 and 10 minutes), and a collector.start at the first. */
+  async function twoSessionsFromStart() {
     const log = new RawLog()
       .session({ at: minutes(0), conn: 5, user: 'admin', queries: 1 })
       .session({ at: minutes(10), conn: 6, user: 'admin', queries: 1 });
-    const s = await server(log);
-    const collector = { start: new Date(minutes(0)).toISOString() };
+    return { s: await server(log), collector: { start: new Date(minutes(0)).toISOString() } };
+  }
+
+  it('a first read at --from that finds nothing there keeps --from: the next pass starts there, not earlier', async () => {
+    const { s, collector } = await twoSessionsFromStart();
     const first = await pass([{ server: s }], { collector, from: minutes(30) });
     expect(first.result.instances[0]).toMatchObject({
       records: 0,
@@ -208,6 +212,20 @@ describe('collector: reading one instance', () => {
     // The bookmark replaces the start.
     expect(second.pipeline.position(startKey(target)) ?? undefined).toBeUndefined();
     expect((await finished(second)).sessions.map((x) => x.connectionId)).toEqual([9]);
+  });
+
+  it('a first read at --from that fails keeps --from: the next pass starts there, not earlier', async () => {
+    const { s, collector } = await twoSessionsFromStart();
+    await s.stop();
+    const first = await pass([{ server: s }], { collector, from: minutes(5) });
+    expect(first.result.instances[0]).toMatchObject({ records: 0, caughtUp: false, attempts: 3 });
+    expect(first.result.instances[0]!.error).toContain('cannot reach');
+    await s.restart();
+    // Without --from, over collector.start: from the start the failed read was given.
+    const second = await pass([{ server: s }], { collector, store: first.store });
+    expect(auditCalls(s)[0]).toContain('"start":{"timestamp":"2026-11-02 09:05:00"}');
+    expect(second.result.instances[0]).toMatchObject({ caughtUp: true });
+    expect((await finished(second)).sessions.map((x) => x.connectionId)).toEqual([6]);
   });
 
   it('the start kept for an instance with no event read yet is no bookmark to a release that reads one there', async () => {
