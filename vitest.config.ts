@@ -7,7 +7,7 @@ export default defineConfig({
     // Property tests run FC_RUNS times their usual count (npm run test:fuzz): so much longer.
     testTimeout: 30_000 * runScale(),
     hookTimeout: 60_000,
-    globalSetup: ['test/setup/global.ts'],
+    globalSetup: ['test/setup/run.ts', 'test/setup/global.ts'],
     setupFiles: ['test/setup/fast-check.ts'],
     // Ends the run with what was skipped (a missing server or corpus) and how to run it.
     reporters: ['default', './test/setup/skip-reporter.ts'],

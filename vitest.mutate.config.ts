@@ -22,6 +22,9 @@ export default defineConfig({
     // Schema validation of every OCSF record: slow, and it pins the OCSF mapping, not these modules.
     exclude: ['test/emit/ocsf.test.ts'],
     testTimeout: 30_000,
+    // The seed and the run's temporary folder (TLS material of the sync baselines' test server);
+    // not test/setup/global.ts: stryker.config.mjs builds the bundles.
+    globalSetup: ['test/setup/run.ts'],
     setupFiles: ['test/setup/fast-check.ts'],
   },
 });
