@@ -1165,8 +1165,10 @@ function active(session: Session, ts: number): void {
  */
 function noteActivity(session: Session, ev: DbEvent): boolean {
   let changed = false;
-  if (ev.table) {
-    const name = tableName(ev.table);
+  // Read once: a worker's statement makes its parts at each read (decode/transfer.ts).
+  const { table } = ev;
+  if (table) {
+    const name = tableName(table);
     const tables = session.tables ?? [];
     if (tables.length < SESSION_TABLES_MAX && name.length <= TABLE_NAME_MAX && !tables.includes(name)) {
       tables.push(name);

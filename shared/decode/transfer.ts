@@ -7,7 +7,7 @@
 // slice of the chunk's. Every other item is sent as it is, a MySQL event as its plain form (a
 // structured clone drops getters).
 import type { DbEvent } from '../../schemas/events.js';
-import { MysqlEvent, statsFrom } from '../normalize/mysql-audit.js';
+import { MysqlEvent, mysqlEventKey, statsFrom } from '../normalize/mysql-audit.js';
 import type { DbRef } from './classify.js';
 import type { DecodedItem } from './read-input.js';
 
@@ -119,11 +119,16 @@ export function packItems(items: readonly DecodedItem[]): TransferChunk {
   return { items: out, dictionary, words, numbers, texts: texts.join(''), textSpans };
 }
 
-/** The items `packItems` was given. */
+/**
+ * The items `packItems` was given, routine statements read from the columns as they are asked for
+ * (`PackedStatement`).
+ */
 export function unpackItems(chunk: TransferChunk): DecodedItem[] {
   const dbs = new DbRefs();
   return chunk.items.map((item) =>
-    typeof item === 'number' ? { type: 'event', event: unpack(chunk, item, dbs), routine: true } : item,
+    typeof item === 'number'
+      ? { type: 'event', event: new PackedStatement(chunk, item, dbs.of(chunk, item)), routine: true }
+      : item,
   );
 }
 
@@ -164,10 +169,115 @@ function textOf(c: TransferChunk, r: number): string | undefined {
   return start < 0 ? undefined : c.texts.slice(start, c.textSpans[2 * r + 1]);
 }
 
+/**
+ * A routine statement of a chunk, read from its columns when a property is asked for. Rebuilding
+ * each as normalize built it (a MysqlEvent with its SQL, table and statistics objects, about 400
+ * bytes) was a sixth of what the replay's thread allocated, for statements of which most are only
+ * counted on their session: this keeps its row, time and DB system (its key is joined when read,
+ * as MysqlEvent's is). Its parts are made anew at each read and nothing may change them;
+ * `toJSON` gives the plain event normalize would have given.
+ */
+export class PackedStatement implements DbEvent {
+  readonly source = 'mysql';
+  readonly login = null;
+  readonly account = null;
+  readonly ts: number;
+  readonly #chunk: TransferChunk;
+  readonly #row: number;
+  readonly #db: DbRef;
+  #key: string | undefined;
+
+  constructor(chunk: TransferChunk, row: number, db: DbRef) {
+    this.ts = numberOf(chunk, row, N.ts)!;
+    this.#chunk = chunk;
+    this.#row = row;
+    this.#db = db;
+  }
+
+  get kind(): DbEvent['kind'] {
+    return wordOf(this.#chunk, this.#row, W.kind) as DbEvent['kind'];
+  }
+  get time(): string {
+    return wordOf(this.#chunk, this.#row, W.time)!;
+  }
+  get dbSystemId(): string {
+    return this.#db.id;
+  }
+  get dbSystemName(): string | undefined {
+    return this.#db.name;
+  }
+  get instance(): string | undefined {
+    return this.#db.instance;
+  }
+  get recordId(): number {
+    return numberOf(this.#chunk, this.#row, N.recordId)!;
+  }
+  get connectionId(): number | null {
+    return numberOf(this.#chunk, this.#row, N.connectionId) ?? null;
+  }
+  get class(): string {
+    return wordOf(this.#chunk, this.#row, W.class)!;
+  }
+  get event(): string {
+    return wordOf(this.#chunk, this.#row, W.event)!;
+  }
+  get status(): number {
+    return numberOf(this.#chunk, this.#row, N.status)!;
+  }
+  get sql(): DbEvent['sql'] {
+    return sqlOf(this.#chunk, this.#row);
+  }
+  get table(): DbEvent['table'] {
+    return tableOf(this.#chunk, this.#row);
+  }
+  get stats(): DbEvent['stats'] {
+    return statsOfRow(this.#chunk, this.#row);
+  }
+  get key(): string {
+    this.#key ??= mysqlEventKey(this, wordOf(this.#chunk, this.#row, W.stamp)!);
+    return this.#key;
+  }
+
+  /** The plain event: that of the MysqlEvent normalize built. */
+  toJSON(): DbEvent {
+    return rebuild(this.#chunk, this.#row, this.#db).toJSON();
+  }
+}
+
+function sqlOf(c: TransferChunk, r: number): DbEvent['sql'] {
+  const command = wordOf(c, r, W.command);
+  const sqlCommand = wordOf(c, r, W.sqlCommand);
+  const text = textOf(c, r);
+  const sqlStatus = numberOf(c, r, N.sqlStatus);
+  if (command === undefined && sqlCommand === undefined && text === undefined && sqlStatus === undefined)
+    return undefined;
+  const sql: NonNullable<DbEvent['sql']> = {};
+  if (command !== undefined) sql.command = command;
+  if (sqlCommand !== undefined) sql.sqlCommand = sqlCommand;
+  if (text !== undefined) sql.text = text;
+  if (sqlStatus !== undefined) sql.status = sqlStatus;
+  return sql;
+}
+
+function tableOf(c: TransferChunk, r: number): DbEvent['table'] {
+  const op = wordOf(c, r, W.op);
+  return op === undefined ? undefined : { db: wordOf(c, r, W.tableDb)!, table: wordOf(c, r, W.table)!, op };
+}
+
+function statsOfRow(c: TransferChunk, r: number): DbEvent['stats'] {
+  return statsFrom(
+    numberOf(c, r, N.queryTime),
+    numberOf(c, r, N.rowsSent),
+    numberOf(c, r, N.rowsExamined),
+    numberOf(c, r, N.bytesReceived),
+    numberOf(c, r, N.bytesSent),
+  );
+}
+
 /** A routine statement as normalizeMysqlAudit builds it (no login or account; optional parts absent, not undefined). */
-function unpack(c: TransferChunk, r: number, dbs: DbRefs): DbEvent {
+function rebuild(c: TransferChunk, r: number, db: DbRef): MysqlEvent {
   const ev = new MysqlEvent(
-    dbs.of(c, r),
+    db,
     wordOf(c, r, W.stamp)!,
     numberOf(c, r, N.ts)!,
     wordOf(c, r, W.time)!,
@@ -178,27 +288,11 @@ function unpack(c: TransferChunk, r: number, dbs: DbRefs): DbEvent {
   );
   ev.kind = wordOf(c, r, W.kind) as DbEvent['kind'];
   ev.status = numberOf(c, r, N.status)!;
-  const command = wordOf(c, r, W.command);
-  const sqlCommand = wordOf(c, r, W.sqlCommand);
-  const text = textOf(c, r);
-  const sqlStatus = numberOf(c, r, N.sqlStatus);
-  if (command !== undefined || sqlCommand !== undefined || text !== undefined || sqlStatus !== undefined) {
-    const sql: NonNullable<DbEvent['sql']> = {};
-    if (command !== undefined) sql.command = command;
-    if (sqlCommand !== undefined) sql.sqlCommand = sqlCommand;
-    if (text !== undefined) sql.text = text;
-    if (sqlStatus !== undefined) sql.status = sqlStatus;
-    ev.sql = sql;
-  }
-  const op = wordOf(c, r, W.op);
-  if (op !== undefined) ev.table = { db: wordOf(c, r, W.tableDb)!, table: wordOf(c, r, W.table)!, op };
-  const stats = statsFrom(
-    numberOf(c, r, N.queryTime),
-    numberOf(c, r, N.rowsSent),
-    numberOf(c, r, N.rowsExamined),
-    numberOf(c, r, N.bytesReceived),
-    numberOf(c, r, N.bytesSent),
-  );
+  const sql = sqlOf(c, r);
+  if (sql !== undefined) ev.sql = sql;
+  const table = tableOf(c, r);
+  if (table !== undefined) ev.table = table;
+  const stats = statsOfRow(c, r);
   if (stats !== undefined) ev.stats = stats;
   return ev;
 }

@@ -88,12 +88,7 @@ export class MysqlEvent implements DbEvent {
 
   /** `dbSystemId[/instance]:timestamp:id:connectionId` (the timestamp as the log wrote it). */
   get key(): string {
-    this.#key ??= [
-      this.instance === undefined ? this.dbSystemId : `${this.dbSystemId}/${this.instance}`,
-      this.#stamp,
-      this.recordId,
-      this.connectionId ?? '-',
-    ].join(':');
+    this.#key ??= mysqlEventKey(this, this.#stamp);
     return this.#key;
   }
 
@@ -107,6 +102,15 @@ export class MysqlEvent implements DbEvent {
     const { source, kind, ...rest } = this;
     return { source, kind, key: this.key, ...rest };
   }
+}
+
+/** A MySQL event's dedupe key (`DbEvent.key`), its timestamp as the log wrote it. */
+export function mysqlEventKey(
+  ev: Pick<DbEvent, 'dbSystemId' | 'instance' | 'recordId' | 'connectionId'>,
+  stamp: string,
+): string {
+  const log = ev.instance === undefined ? ev.dbSystemId : `${ev.dbSystemId}/${ev.instance}`;
+  return [log, stamp, ev.recordId, ev.connectionId ?? '-'].join(':');
 }
 
 /** Normalizes one raw MySQL audit record of DB system `db`; a record of the wrong shape is a dead letter. */
