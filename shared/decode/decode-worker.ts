@@ -5,7 +5,7 @@ import { AuditError } from '../errors.js';
 import type { WorkerReply, WorkerRequest, WorkerSetup } from './decode-pool.js';
 import { dbSystemResolver } from './input-db-system.js';
 import { type DecodedItem, emptyCounts, type InputCounts, readInput } from './read-input.js';
-import { packItems } from './transfer.js';
+import { packItems, transferables } from './transfer.js';
 
 function serve(port: NonNullable<typeof parentPort>, setup: WorkerSetup): void {
   const resolveDbSystem = dbSystemResolver(setup, setup.dbSystem);
@@ -35,7 +35,11 @@ function serve(port: NonNullable<typeof parentPort>, setup: WorkerSetup): void {
   let queue = Promise.resolve();
   port.on('message', (request: WorkerRequest) => {
     if (request.type === 'open') open(request.id, request.path);
-    else queue = queue.then(async () => port.postMessage(await next(request)));
+    else
+      queue = queue.then(async () => {
+        const reply = await next(request);
+        port.postMessage(reply, 'chunk' in reply ? transferables(reply.chunk) : []);
+      });
   });
 }
 

@@ -2,10 +2,13 @@
 // much per value as decoding the record did, so routine statements (95% of a fleet's records)
 // travel as columns: their short, repeating strings (kinds, DB systems, times, commands, tables)
 // once per chunk with an index per statement, their numbers in one typed array, and their SQL texts
-// end to end in one string (a key is joined from its parts when it is read: MysqlEvent). They are
-// rebuilt here exactly as normalize built them: the same properties in the same order, each text a
-// slice of the chunk's. Every other item is sent as it is, a MySQL event as its plain form (a
-// structured clone drops getters).
+// end to end in one buffer of UTF-16 code units (a key is joined from its parts when it is read:
+// MysqlEvent). The typed arrays are handed over, not copied (`transferables`), and a text is made a
+// string only when it is read: few are (a break-glass session's statements), and a chunk's texts as
+// one string were a fifth of what the replay's thread allocated deserializing chunks. Statements are
+// read from the columns as normalize built them: the same properties in the same order (toJSON).
+// Every other item is sent as it is, a MySQL event as its plain form (a structured clone drops
+// getters).
 import type { DbEvent } from '../../schemas/events.js';
 import { MysqlEvent, mysqlEventKey, statsFrom } from '../normalize/mysql-audit.js';
 import type { DbRef } from './classify.js';
@@ -17,12 +20,15 @@ export type TransferChunk = {
   items: (number | DecodedItem)[];
   /** Distinct short strings; `words` has WORDS.length indexes into it per row (-1: absent). */
   dictionary: string[];
-  words: Int32Array;
+  words: Int32Array<ArrayBuffer>;
   /** NUMBERS.length numbers per row (NaN: absent, or a null connection id). */
-  numbers: Float64Array;
-  /** The rows' SQL texts end to end (one string to clone, not one per row), and where each starts and ends (-1: none). */
-  texts: string;
-  textSpans: Int32Array;
+  numbers: Float64Array<ArrayBuffer>;
+  /**
+   * The rows' SQL texts end to end, as UTF-16 code units (any string comes back the same, lone
+   * surrogates included), and where each starts and ends (-1: none).
+   */
+  texts: Uint16Array<ArrayBuffer>;
+  textSpans: Int32Array<ArrayBuffer>;
 };
 
 /** The short strings of a routine statement, by column. */
@@ -105,18 +111,27 @@ export function packItems(items: readonly DecodedItem[]): TransferChunk {
     numbers[n + N.bytesReceived] = stats?.bytesReceived ?? Number.NaN;
     numbers[n + N.bytesSent] = stats?.bytesSent ?? Number.NaN;
   }
-  const texts: string[] = [];
   const textSpans = new Int32Array(rows.length * 2).fill(-1);
   let end = 0;
   for (const [r, ev] of rows.entries()) {
     const text = ev.sql?.text;
     if (text === undefined) continue;
-    texts.push(text);
     textSpans[2 * r] = end;
     end += text.length;
     textSpans[2 * r + 1] = end;
   }
-  return { items: out, dictionary, words, numbers, texts: texts.join(''), textSpans };
+  const texts = new Uint16Array(end);
+  const bytes = Buffer.from(texts.buffer);
+  for (const [r, ev] of rows.entries()) {
+    const text = ev.sql?.text;
+    if (text !== undefined) bytes.write(text, 2 * textSpans[2 * r]!, 'utf16le');
+  }
+  return { items: out, dictionary, words, numbers, texts, textSpans };
+}
+
+/** The buffers of a chunk's columns, which `postMessage` hands over rather than copies (each is the chunk's own). */
+export function transferables(chunk: TransferChunk): ArrayBuffer[] {
+  return [chunk.words.buffer, chunk.numbers.buffer, chunk.texts.buffer, chunk.textSpans.buffer];
 }
 
 /**
@@ -163,10 +178,14 @@ function numberOf(c: TransferChunk, r: number, column: number): number | undefin
   return Number.isNaN(value) ? undefined : value;
 }
 
-/** A row's SQL text, cut from the chunk's texts. */
+/** A row's SQL text, read from the chunk's texts. */
 function textOf(c: TransferChunk, r: number): string | undefined {
   const start = c.textSpans[2 * r]!;
-  return start < 0 ? undefined : c.texts.slice(start, c.textSpans[2 * r + 1]);
+  if (start < 0) return undefined;
+  const { buffer, byteOffset } = c.texts;
+  return Buffer.from(buffer, byteOffset + 2 * start, 2 * (c.textSpans[2 * r + 1]! - start)).toString(
+    'utf16le',
+  );
 }
 
 /**

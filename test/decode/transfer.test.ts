@@ -8,7 +8,7 @@ import type { DbEvent } from '../../schemas/events.js';
 import { loadConfigFile } from '../../shared/config/load-config.js';
 import { dbSystemResolver } from '../../shared/decode/input-db-system.js';
 import { type DecodedItem, readInput as read } from '../../shared/decode/read-input.js';
-import { PackedStatement, packItems, unpackItems } from '../../shared/decode/transfer.js';
+import { PackedStatement, packItems, transferables, unpackItems } from '../../shared/decode/transfer.js';
 import { generateDemo } from '../../shared/demo/generate-demo.js';
 import { MysqlEvent, normalizeMysqlAudit } from '../../shared/normalize/mysql-audit.js';
 
@@ -128,6 +128,15 @@ describe('decoded items across threads', () => {
         connection_id: 9,
         general_data: { command: 'Query', sql_command: 'select', query: 'SELECT 2', status: 0 },
       },
+      {
+        timestamp: '2026-11-02 09:00:05',
+        id: 9,
+        class: 'general',
+        event: 'status',
+        connection_id: 9,
+        // Beyond Latin-1, and a lone surrogate (JSON may escape one): it comes back the same.
+        general_data: { command: 'Query', sql_command: 'select', query: "SELECT 'é€\ud800'", status: 0 },
+      },
     ];
     const items: DecodedItem[] = [];
     for (const db of [
@@ -140,15 +149,17 @@ describe('decoded items across threads', () => {
         items.push({ type: 'event', event: r.value, routine: true });
       }
     const packed = packItems(items);
-    expect(packed.items).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    expect(packed.items).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
     // The texts travel end to end: an empty one is not an absent one.
-    expect(packed.texts).toBe('SELECT 1SELECT 2'.repeat(2));
+    expect(String.fromCharCode(...packed.texts)).toBe("SELECT 1SELECT 2SELECT 'é€\ud800'".repeat(2));
     expect(
       items.filter((i) => i.type === 'event' && 'sql' in i.event && i.event.sql?.text === ''),
     ).toHaveLength(2);
     // Each short string once: the DB system, kinds, times, classes, events, commands, the table, instance and name.
     expect(new Set(packed.dictionary).size).toBe(packed.dictionary.length);
-    const back = unpackItems(structuredClone(packed));
+    const back = unpackItems(structuredClone(packed, { transfer: transferables(packed) }));
+    // Handed over, not copied.
+    expect(packed.texts.length).toBe(0);
     expect(back.map((i) => JSON.stringify(i))).toEqual(items.map((i) => JSON.stringify(i)));
     expect(plain(back)).toEqual(plain(items));
     expect(asRead(back)).toEqual(asRead(items));
