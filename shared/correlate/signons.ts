@@ -88,7 +88,7 @@ export class SignOns {
   prune(before: number): void {
     if (before < this.prunedTo + PRUNE_EVERY) return;
     this.prunedTo = before;
-    for (const [key, list] of [...this.cache.entries<SignOn[]>(SIGNON)]) {
+    for (const [key, list] of this.cache.entries<SignOn[]>(SIGNON)) {
       const first = firstAfter(list, before - 1);
       if (first === list.length) this.cache.delete(SIGNON, key);
       else if (first > 0) {

@@ -84,7 +84,7 @@ export class Baselines {
 
   /** Forgets values and subjects not seen for their `expireAfter` before `before`. */
   prune(before: number): void {
-    for (const [key, r] of [...this.cache.entries<BaselineRow>(BASELINE)]) {
+    for (const [key, r] of this.cache.entries<BaselineRow>(BASELINE)) {
       if (r.last + r.ttl <= before) {
         this.cache.delete(BASELINE, key);
         this.nextExpiry.delete(key);

@@ -199,10 +199,10 @@ export class Detector {
   prune(before: number): void {
     const longest = Math.max(0, ...this.rules.map((r) => r.rule.suppressFor));
     const awaited = new Set(this.pending.map((p) => suppressionKey(p.rule, p.finding)));
-    for (const [key, entries] of [...this.cache.entries<WindowEntry[]>(WINDOW)]) {
+    for (const [key, entries] of this.cache.entries<WindowEntry[]>(WINDOW)) {
       if ((entries.at(-1)?.ts ?? Number.NEGATIVE_INFINITY) < before) this.cache.delete(WINDOW, key);
     }
-    for (const [key, row] of [...this.cache.entries<SuppressRow>(SUPPRESS)]) {
+    for (const [key, row] of this.cache.entries<SuppressRow>(SUPPRESS)) {
       if (row.lastTs < before - longest && !awaited.has(key)) this.cache.delete(SUPPRESS, key);
     }
     this.baselines.prune(before);

@@ -45,6 +45,10 @@ export class EntityCache {
     return this.table(kind).values() as IterableIterator<T>;
   }
 
+  /**
+   * The rows of a kind, live: a row deleted meanwhile is not visited (pruning deletes as it goes,
+   * without a copy of every row first), a row added meanwhile is.
+   */
   entries<T>(kind: string): IterableIterator<[string, T]> {
     return this.table(kind).entries() as IterableIterator<[string, T]>;
   }
