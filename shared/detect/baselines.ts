@@ -26,22 +26,35 @@ export type Baseline = {
   knows(value: string, ts: number): boolean;
   /** Whether `value` was first seen after `ts` (by a later session, judged before this one). */
   seenAfter(value: string, ts: number): boolean;
-  /** Records a sighting of each value at `ts`. */
-  learn(values: readonly string[], ts: number): void;
+  /** Records a sighting of each value at `ts`, by session `by` (the same session again adds nothing). */
+  learn(values: readonly string[], ts: number, by?: string): void;
   /**
-   * Takes back what a sighting at `ts` alone taught (a session judged again as someone else's):
-   * each of `values` seen only then, and the subject itself when nothing else was seen of it.
+   * Takes back what a sighting at `ts` by session `by` alone taught (a session judged again as
+   * someone else's): each of `values` seen only then and by no other session at that instant, and
+   * the subject itself when nothing else was seen of it.
    */
-  unlearn(values: readonly string[], ts: number): void;
+  unlearn(values: readonly string[], ts: number, by?: string): void;
+  /** Whether another session than `by` showed `value` first at `ts` too (an alert they share). */
+  sharedAt(value: string, ts: number, by?: string): boolean;
 };
 
-/** `values`: digest of the value -> [first, last] sighting. */
+/**
+ * `values`: digest of the value -> [first, last] sighting, and who made the first: a digest of the
+ * session, or MANY when several sessions did at that instant (absent in rows stored before).
+ */
 type BaselineRow = {
   since: number;
   last: number;
   ttl: number;
-  values: Record<string, [number, number]>;
+  values: Record<string, Sighting>;
 };
+type Sighting = [first: number, last: number, by?: string];
+
+/** The first sighting of a value was made by more than one session (at the same instant). */
+const MANY = '*';
+
+/** A session's mark on the first sighting of a value: short, as the values' digests. */
+const sessionMark = (session: string) => createHash('sha256').update(session).digest('base64url').slice(0, 8);
 
 const BASELINE = 'baseline';
 
@@ -134,8 +147,15 @@ class SubjectBaseline implements Baseline {
     return seen !== undefined && seen[0] > ts;
   }
 
-  learn(values: readonly string[], ts: number): void {
+  sharedAt(value: string, ts: number, by?: string): boolean {
+    const seen = this.row?.values[digests.get(value)];
+    if (seen === undefined || seen[0] !== ts) return false;
+    return seen[2] === MANY || (by !== undefined && seen[2] !== undefined && seen[2] !== sessionMark(by));
+  }
+
+  learn(values: readonly string[], ts: number, by?: string): void {
     const { opts, key, nextExpiry } = this;
+    const mark = by === undefined ? undefined : sessionMark(by);
     const fresh = !this.row || this.expired(this.row, ts);
     if (fresh) this.row = { since: ts, last: ts, ttl: 0, values: {} };
     const r = this.row!;
@@ -154,11 +174,14 @@ class SubjectBaseline implements Baseline {
       const k = digests.get(value);
       const seen = r.values[k];
       if (seen && ts - seen[1] < opts.expireAfter) {
-        seen[0] = Math.min(seen[0], ts);
-        seen[1] = Math.max(seen[1], ts);
+        if (ts < seen[0]) r.values[k] = firstSighting(ts, seen[1], mark);
+        else {
+          if (ts === seen[0] && seen[2] !== mark) seen[2] = MANY;
+          seen[1] = Math.max(seen[1], ts);
+        }
         continue;
       }
-      r.values[k] = [ts, ts];
+      r.values[k] = firstSighting(ts, ts, mark);
       if (max === undefined) continue;
       if (count === undefined) count = Object.keys(r.values).length;
       else if (seen === undefined) count++;
@@ -170,10 +193,13 @@ class SubjectBaseline implements Baseline {
     this.cache.set(BASELINE, key, r);
   }
 
-  unlearn(values: readonly string[], ts: number): void {
+  unlearn(values: readonly string[], ts: number, by?: string): void {
     const r = this.row;
     if (!r) return;
-    const only = (seen: [number, number] | undefined) => seen?.[0] === ts && seen[1] === ts;
+    const mark = by === undefined ? undefined : sessionMark(by);
+    // A first sighting without a mark (stored before they were) is taken as this session's alone.
+    const only = (seen: Sighting | undefined) =>
+      seen?.[0] === ts && seen[1] === ts && (seen[2] === undefined || seen[2] === mark);
     const taught = values.map((v) => digests.get(v)).filter((k) => only(r.values[k]));
     if (taught.length === 0) return;
     for (const k of taught) delete r.values[k];
@@ -192,6 +218,11 @@ class SubjectBaseline implements Baseline {
   private expired(r: BaselineRow, ts: number): boolean {
     return ts - r.last >= this.opts.expireAfter;
   }
+}
+
+/** A value's sighting, first seen at `first` by the session marked `mark` (when it has one). */
+function firstSighting(first: number, last: number, mark: string | undefined): Sighting {
+  return mark === undefined ? [first, last] : [first, last, mark];
 }
 
 /** Keeps the `max` most recently seen values (ties: by digest, so the choice is deterministic). */

@@ -286,6 +286,16 @@ export const accessNewSource = defineRule({
       expect: namedLate(2),
     },
     {
+      name: "a session named late beside the account's own session at the same instant and network: the account's alert and network stay",
+      events: () =>
+        unnamedThenBob(
+          db.unnamed({ at: at(15 * DAYS), conn: 3, ip: '203.0.113.10' }),
+          iam.signOn({ at: at(15 * DAYS + 60), user: USERS.dave, ip: '10.9.9.9' }),
+        ),
+      later: () => [bobSignedOn(), db.unnamed({ at: at(16 * DAYS), conn: 4, ip: '203.0.113.11' })],
+      expect: { alerts: 2, severity: 'medium', match: { details: { network: '203.0.113.0/24' } } },
+    },
+    {
       name: 'a session taken from a person late: their alert is resolved',
       events: () => [
         bob(at(0), 1, '10.0.1.5'),

@@ -41,6 +41,7 @@ const NOTHING_KNOWN: Baseline = {
   learning: () => false,
   knows: () => false,
   seenAfter: () => false,
+  sharedAt: () => false,
   learn: () => undefined,
   unlearn: () => undefined,
 };
@@ -53,7 +54,8 @@ const NOTHING_KNOWN: Baseline = {
  *
  * A session that late IAM data re-attributes to another subject was judged against the wrong
  * baseline: that baseline unlearns what only this session taught it, and the alerts it raised
- * there are resolved (`attributed`), while the session is judged again as its new subject's. A
+ * there are resolved (`attributed`), unless another session of that subject made at the same
+ * instant showed the same value (their alert is one, and that value stays learned), while the session is judged again as its new subject's. A
  * value the new subject first showed in a later session counts as known then: that session was
  * judged with it new already, and raised what there was to raise.
  */
@@ -76,18 +78,25 @@ export function firstSeen(
           knows: (value, at) => baseline.knows(value, at) || baseline.seenAfter(value, at),
         };
   const outcomes: Outcome[] = baseline.learning(ts) ? [] : check(judged, subject);
-  if (!isAccessAfterRevocation(f) && !isIdentityMismatch(f)) baseline.learn(values, ts);
+  if (!isAccessAfterRevocation(f) && !isIdentityMismatch(f)) baseline.learn(values, ts, session.id);
   // Judged again as a finding of one of those (a removal that came late): what it taught goes.
-  else if (f.reattributed !== undefined) baseline.unlearn(values, ts);
+  else if (f.reattributed !== undefined) baseline.unlearn(values, ts, session.id);
   if (f.reattributed === undefined) return outcomes;
   const former = baselineSubject({ identity: f.reattributed.from, mysqlAccount: session.mysqlAccount });
   if (former === subject) return outcomes;
-  ctx.baseline(former, ctx.params).unlearn(values, ts);
+  const formerBaseline = ctx.baseline(former, ctx.params);
+  // An alert another session of the former subject raised at the same instant is theirs too: it stays.
+  const shared: Baseline = {
+    ...NOTHING_KNOWN,
+    knows: (value) => formerBaseline.sharedAt(value, ts, session.id),
+  };
+  const wrongs = check(shared, former);
+  formerBaseline.unlearn(values, ts, session.id);
   const { method } = session.attribution;
   const now = session.identity
     ? `${session.identity.name} (${method}) and judged against their baseline`
     : `nobody (${session.mysqlAccount}, ${method}) and judged against the account's baseline`;
-  for (const wrong of check(NOTHING_KNOWN, former))
+  for (const wrong of wrongs)
     outcomes.push({
       resolves: { subject: wrong.subject, occurrence: wrong.occurrence },
       ts,

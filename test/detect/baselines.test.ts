@@ -92,6 +92,26 @@ describe('baselines', () => {
     expect(baselines.open('r', 'person:b', opts).learning(T0 + 3 * DAY)).toBe(true);
   });
 
+  it('keeps a value two sessions showed at one instant when one of them is taken back', () => {
+    const baselines = new Baselines(new EntityCache());
+    const a = baselines.open('r', 'account:app', opts);
+    a.learn(['home'], T0, 's0');
+    a.learn(['net'], T0 + DAY, 's1');
+    // The same session judged again adds no sighting.
+    a.learn(['net'], T0 + DAY, 's1');
+    a.learn(['net'], T0 + DAY, 's2');
+    expect(a.sharedAt('net', T0 + DAY, 's1')).toBe(true);
+    a.unlearn(['net'], T0 + DAY, 's1');
+    expect(a.knows('net', T0 + 2 * DAY)).toBe(true);
+    const b = baselines.open('r', 'account:other', opts);
+    b.learn(['home'], T0, 's0');
+    b.learn(['net'], T0 + DAY, 's1');
+    b.learn(['net'], T0 + DAY, 's1');
+    expect(b.sharedAt('net', T0 + DAY, 's1')).toBe(false);
+    b.unlearn(['net'], T0 + DAY, 's1');
+    expect(b.knows('net', T0 + 2 * DAY)).toBe(false);
+  });
+
   it('keeps at most maxValues values per subject, forgetting the least recently seen', () => {
     const cache = new EntityCache();
     const baseline = new Baselines(cache).open('r', 'person:a', { ...opts, maxValues: 3 });
