@@ -126,27 +126,15 @@ const isRun = (b: Buffered): b is Run => b instanceof Run;
 const firstOf = (b: Buffered): CanonicalEvent => (isRun(b) ? b.run[0]! : b);
 const compareBuffered = (a: Buffered, b: Buffered) => compareEvents(firstOf(a), firstOf(b));
 
-/** Merges two arrays sorted by compareBuffered; appends when `b` starts after `a` (the usual case). */
-/**
- * Runs `send` for every sink, whichever fail, then throws the first failure: an output that is
- * down (a stream, a bucket, a topic) must not keep records from the outputs after it, such as the
- * route that pages. What a failing sink did not receive stays undelivered in the store for it.
- */
-async function eachSink(
-  sinks: readonly AlertSink[],
-  send: (sink: AlertSink) => Promise<void>,
-): Promise<void> {
-  let failure: { error: unknown } | undefined;
-  for (const sink of sinks) {
-    try {
-      await send(sink);
-    } catch (error) {
-      failure ??= { error };
-    }
-  }
-  if (failure) throw failure.error;
+/** A sink that threw while sent `records`: the pipeline gives up their claims once every sink was sent. */
+class SinkFailure {
+  constructor(
+    readonly error: unknown,
+    readonly records: readonly Alert[],
+  ) {}
 }
 
+/** Merges two arrays sorted by compareBuffered; appends when `b` starts after `a` (the usual case). */
 function mergeSorted(a: Buffered[], b: Buffered[]): Buffered[] {
   if (b.length === 0) return a;
   if (a.length === 0 || compareBuffered(a[a.length - 1]!, b[0]!) <= 0) {
@@ -638,7 +626,7 @@ export class Pipeline {
       this.sinks.map((s) => s.name),
       { opening },
     );
-    await eachSink(this.sinks, async (sink) => {
+    await this.eachSink(async (sink) => {
       const held = this.handed.get(sink.name);
       const fresh = (found.get(sink.name) ?? []).filter((a) => {
         const key = recordKey(a);
@@ -871,7 +859,7 @@ export class Pipeline {
         this.stats.alertsByRule[a.rule] = (this.stats.alertsByRule[a.rule] ?? 0) + 1;
       }
       await owing;
-      await eachSink(this.sinks, (sink) => this.deliver(sink, mine, { final, watermark }));
+      await this.eachSink((sink) => this.deliver(sink, mine, { final, watermark }));
       for (const a of mine) this.owed.delete(recordKey(a));
       return mine;
     };
@@ -974,14 +962,37 @@ export class Pipeline {
         claimed: (keys) => this.stillClaimed(keys),
       });
     } catch (error) {
-      // Another instance may send them now, not once the claims run out; a retry here takes them back.
-      await this.store.releaseClaims(records.map(recordKey)).catch(() => undefined);
-      throw error;
+      throw new SinkFailure(error, records);
     } finally {
       clearInterval(renewing);
     }
     if (!sink.acknowledges) await delivered(records.map(recordKey));
     else this.hold(sink.name, records, acknowledged);
+  }
+
+  /**
+   * Runs `send` for every sink, whichever fail, then throws the first failure: an output that is
+   * down (a stream, a bucket, a topic) must not keep records from the outputs after it, such as the
+   * route that pages. What a failing sink did not receive stays undelivered in the store for it.
+   * Its claims are given up once every sink was sent, not while a sink after it still sends them:
+   * another instance sharing the store may send them now, to every sink that has not received them
+   * (a retry here takes them back).
+   */
+  private async eachSink(send: (sink: AlertSink) => Promise<void>): Promise<void> {
+    let failure: { error: unknown } | undefined;
+    const given = new Set<string>();
+    for (const sink of this.sinks) {
+      try {
+        await send(sink);
+      } catch (error) {
+        const failed = error instanceof SinkFailure ? error : undefined;
+        for (const r of failed?.records ?? []) given.add(recordKey(r));
+        failure ??= { error: failed ? failed.error : error };
+      }
+    }
+    if (failure === undefined) return;
+    if (given.size > 0) await this.store.releaseClaims([...given]).catch(() => undefined);
+    throw failure.error;
   }
 
   /**

@@ -691,6 +691,51 @@ describe('sinks', () => {
     expect(added.sends).toHaveLength(1);
   });
 
+  it('a failing sink gives up no claim while the sinks after it are still sending: another instance sharing the store sends nothing twice', async () => {
+    const path = storeFile();
+    const down = (name: string) =>
+      new (class extends RecordingSink {
+        override async send(): Promise<void> {
+          throw new Error('output down');
+        }
+      })(name);
+    let entered!: () => void;
+    const sending = new Promise<void>((resolve) => {
+      entered = resolve;
+    });
+    let open_!: () => void;
+    const gate = new Promise<void>((resolve) => {
+      open_ = resolve;
+    });
+    // The paging topic of the first instance takes its time to answer.
+    const slowPage = new (class extends RecordingSink {
+      override async send(alerts: Alert[]): Promise<void> {
+        entered();
+        await gate;
+        await super.send(alerts);
+      }
+    })('page');
+    const otherPage = new RecordingSink('page');
+    const other = await open(SqliteStore.open(path, { scope: 'two' }), {
+      sinks: [down('stream'), otherPage],
+    });
+    const p = await open(SqliteStore.open(path, { scope: 'one' }), { sinks: [down('stream'), slowPage] });
+    const ingesting = p.ingest(
+      items([
+        db.connect({ at: at(0), conn: 1, account: 'app' }),
+        iam.signOn({ at: at(60), user: USERS.dave, ip: '10.9.9.9' }),
+      ]),
+    );
+    ingesting.catch(() => undefined);
+    await sending;
+    // The other instance's sweep while the first one's page is under way.
+    await other.advance(at(0)).catch(() => undefined);
+    open_();
+    await expect(ingesting).rejects.toThrow('output down');
+    const paged = [...slowPage.sends, ...otherPage.sends].flat().map((a) => a.rule);
+    expect(paged).toEqual(['access.local-account']);
+  });
+
   it('two instances on two scopes of one store raise a shared alert once', async () => {
     const path = storeFile();
     const events = [db.connect({ at: at(0), conn: 1, account: 'app' })];
