@@ -31,7 +31,8 @@ export type Baseline = {
   /**
    * Takes back what a sighting at `ts` by session `by` alone taught (a session judged again as
    * someone else's): each of `values` seen only then and by no other session at that instant, and
-   * the subject itself when nothing else was seen of it.
+   * the subject itself when nothing else was seen of it; a subject first seen then is first seen
+   * at the earliest sighting it keeps (its learning period runs from there).
    */
   unlearn(values: readonly string[], ts: number, by?: string): void;
   /** Whether another session than `by` showed `value` first at `ts` too (an alert they share). */
@@ -210,7 +211,9 @@ class SubjectBaseline implements Baseline {
       this.row = undefined;
       return;
     }
-    // Every session leaves its time on a value it learned: the latest of those is the last sighting.
+    // Every session leaves its time on a value it learned: the latest of those is the last sighting,
+    // and the earliest the first, from which the subject's learning period runs.
+    if (r.since === ts) r.since = Math.min(...left.map((seen) => seen[0]));
     if (r.last === ts) r.last = Math.max(r.since, ...left.map((seen) => seen[1]));
     this.cache.set(BASELINE, this.key, r);
   }

@@ -296,6 +296,19 @@ export const accessNewSource = defineRule({
       expect: { alerts: 2, severity: 'medium', match: { details: { network: '203.0.113.0/24' } } },
     },
     {
+      name: "a first session named late: the account's learning starts at its next session",
+      events: () => [
+        db.unnamed({ at: at(0), conn: 1, ip: '10.0.0.9' }),
+        db.unnamed({ at: at(60), conn: 2, ip: '10.1.0.9' }),
+        iam.signOn({ at: at(180), user: USERS.dave, ip: '10.9.9.9' }),
+      ],
+      later: () => [
+        iam.signOn({ at: at(-5), user: USERS.bob, ip: '10.0.0.9' }),
+        db.unnamed({ at: at(14 * DAYS + 30), conn: 3, ip: '203.0.113.9' }),
+      ],
+      expect: { alerts: 0 },
+    },
+    {
       name: 'a session taken from a person late: their alert is resolved',
       events: () => [
         bob(at(0), 1, '10.0.1.5'),
