@@ -19,6 +19,7 @@ import { Correlator, type CorrelatorStats, gapEndsSessions } from './correlate/c
 import type { BatchItem } from './decode/statement-runs.js';
 import { Detector } from './detect/detector.js';
 import type { AlertSink, SinkState } from './emit/sink.js';
+import { AuditError } from './errors.js';
 import { LogPositions } from './log-positions.js';
 import { EntityCache } from './state/entity-cache.js';
 import {
@@ -132,6 +133,23 @@ class SinkFailure {
     readonly error: unknown,
     readonly records: readonly Alert[],
   ) {}
+}
+
+/**
+ * The error of a delivery whose outputs failed: the first one's, or, when several failed, one
+ * naming each (with the first one's code), so that an output failing after another is reported too.
+ */
+function failedOutputs(failures: readonly { sink: string; error: unknown }[]): unknown {
+  const [first] = failures;
+  if (failures.length === 1) return first!.error;
+  const code = first!.error instanceof AuditError ? first!.error.code : 'SINK_FAILED';
+  return new AuditError(code, `${failures.length} outputs failed`, {
+    details: { sinks: failures.map((f) => f.sink) },
+    problems: failures.map(
+      ({ sink, error }) => `${sink}: ${error instanceof Error ? error.message : String(error)}`,
+    ),
+    cause: first!.error,
+  });
 }
 
 /** Merges two arrays sorted by compareBuffered; appends when `b` starts after `a` (the usual case). */
@@ -979,7 +997,7 @@ export class Pipeline {
    * (a retry here takes them back).
    */
   private async eachSink(send: (sink: AlertSink) => Promise<void>): Promise<void> {
-    let failure: { error: unknown } | undefined;
+    const failures: { sink: string; error: unknown }[] = [];
     const given = new Set<string>();
     for (const sink of this.sinks) {
       try {
@@ -987,12 +1005,12 @@ export class Pipeline {
       } catch (error) {
         const failed = error instanceof SinkFailure ? error : undefined;
         for (const r of failed?.records ?? []) given.add(recordKey(r));
-        failure ??= { error: failed ? failed.error : error };
+        failures.push({ sink: sink.name, error: failed ? failed.error : error });
       }
     }
-    if (failure === undefined) return;
+    if (failures.length === 0) return;
     if (given.size > 0) await this.store.releaseClaims([...given]).catch(() => undefined);
-    throw failure.error;
+    throw failedOutputs(failures);
   }
 
   /**

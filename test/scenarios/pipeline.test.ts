@@ -736,6 +736,27 @@ describe('sinks', () => {
     expect(paged).toEqual(['access.local-account']);
   });
 
+  it('two failing sinks: the call reports both, the second with its own message', async () => {
+    const down = (name: string) =>
+      new (class extends RecordingSink {
+        override async send(): Promise<void> {
+          throw new Error(`${name} is down`);
+        }
+      })(name);
+    const p = await open(SqliteStore.open(storeFile()), { sinks: [down('stream'), down('page')] });
+    const events = [
+      db.connect({ at: at(0), conn: 1, account: 'app' }),
+      iam.signOn({ at: at(60), user: USERS.dave, ip: '10.9.9.9' }),
+    ];
+    const error = await p.ingest(items(events)).then(
+      () => undefined,
+      (e: unknown) => e as Error,
+    );
+    expect(error?.message).toContain('stream: stream is down');
+    expect(error?.message).toContain('page: page is down');
+    expect(error).toMatchObject({ code: 'SINK_FAILED', details: { sinks: ['stream', 'page'] } });
+  });
+
   it('two instances on two scopes of one store raise a shared alert once', async () => {
     const path = storeFile();
     const events = [db.connect({ at: at(0), conn: 1, account: 'app' })];
