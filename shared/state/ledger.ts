@@ -7,6 +7,7 @@ import { type Alert, recordTime } from '../../schemas/alert.js';
 import type { DeadLetter } from '../../schemas/dead-letter.js';
 import {
   type Attribution,
+  activeUntil,
   LAST_ACTIVITY,
   type Session,
   sessionPlantedCredentials,
@@ -607,8 +608,10 @@ export function ledgerConditions(
 
 /**
  * The WHERE conditions of an `active` session query's first part (StateStore.sessions): the
- * sessions on its DB system that connected before `from` and were active at it or after. Both
- * stores read them through an index on (active_until_ts, connect_ts).
+ * sessions on its DB system that connected before `from` and were active at it or after, and those
+ * whose row does not say until when they were active (an instance of the version before the column
+ * still running after the upgrade writes them so): the reader keeps those of them active at `from`
+ * or after (carriedActive). Both stores read them through an index on (active_until_ts, connect_ts).
  */
 export function carriedSessionConditions(
   query: LedgerQuery,
@@ -619,7 +622,14 @@ export function carriedSessionConditions(
     db: 'db',
   });
   return {
-    conditions: ['active_until_ts >= ?', 'connect_ts < ?', ...db.conditions],
+    conditions: ['(active_until_ts >= ? OR active_until_ts IS NULL)', 'connect_ts < ?', ...db.conditions],
     params: [from, from, ...db.params],
   };
 }
+
+/**
+ * Whether a session the first part of an `active` query read (carriedSessionConditions) was active
+ * at `from` or after: its row may not have said, so this asks the session (read with its last
+ * activity).
+ */
+export const carriedActive = (s: Session, from: number): boolean => activeUntil(s) >= from;

@@ -59,6 +59,7 @@ import {
   ALERT_COLUMNS,
   alertMerges,
   backfillPlantedCredentialsSql,
+  carriedActive,
   carriedSessionConditions,
   columnType,
   DEAD_LETTER_COLUMNS,
@@ -1261,12 +1262,13 @@ export class MySqlStore implements StateStore {
     const { active, ...rest } = query;
     if (active && rest.from !== undefined) {
       const carried = carriedSessionConditions(rest, rest.from);
-      yield* this.sessionPages(
+      for await (const s of this.sessionPages(
         'sessions FORCE INDEX (sessions_active)',
         carried.conditions,
         carried.params,
         true,
-      );
+      ))
+        if (carriedActive(s, rest.from)) yield s;
     }
     const { conditions, params } = ledgerConditions(rest, { ts: 'connect_ts', db: 'db' });
     yield* this.sessionPages('sessions', conditions, params, active === true);

@@ -28,6 +28,7 @@ import type { EntityRow } from './entity-cache.js';
 import {
   ALERT_COLUMNS,
   backfillPlantedCredentialsSql,
+  carriedActive,
   carriedSessionConditions,
   columnType,
   DEAD_LETTER_COLUMNS,
@@ -725,13 +726,14 @@ export class SqliteStore implements StateStore {
     const { from, active, ...rest } = query;
     if (active && from !== undefined) {
       const carried = carriedSessionConditions(rest, from);
-      yield* this.sessionPages(
+      for await (const s of this.sessionPages(
         'sessions INDEXED BY sessions_active',
         carried.conditions,
         carried.params,
         Number.MIN_SAFE_INTEGER,
         restoredSession,
-      );
+      ))
+        if (carriedActive(s, from)) yield s;
     }
     const { conditions, params } = ledgerConditions(rest, { ts: 'connect_ts', db: 'db' });
     const read = active ? restoredSession : readSession;

@@ -125,20 +125,21 @@ function expectActiveSessions(docs: Map<string, ReportDocument>): void {
   ]);
 }
 
+/** The sessions a query reads, as connection@connect. */
+const idsOf = (store: StateStore) => async (q: Parameters<StateStore['sessions']>[0]) =>
+  (await collect(store.sessions(q))).map((s) => `${s.connectionId}@${iso(s.connectTs)}`);
+
+/** The sessions active in PERIOD: those that connected before it and were in use in it, then Dave's. */
+const ACTIVE_IDS = [`1@${iso(at(5))}`, `20@${iso(at(50))}`, `2@${iso(at(110))}`, `3@${iso(at(200))}`];
+
 function activeSessions(adapter: Adapter) {
   const backingNow = backingPerTest(adapter);
 
   it('reads the sessions active in a range, those that connected before it first, in connect order', async () => {
     const store = await backingNow().open();
     await runPipeline(store, [timeline()]);
-    const ids = async (q: Parameters<StateStore['sessions']>[0]) =>
-      (await collect(store.sessions(q))).map((s) => `${s.connectionId}@${iso(s.connectTs)}`);
-    expect(await ids({ ...PERIOD, active: true })).toEqual([
-      `1@${iso(at(5))}`,
-      `20@${iso(at(50))}`,
-      `2@${iso(at(110))}`,
-      `3@${iso(at(200))}`,
-    ]);
+    const ids = idsOf(store);
+    expect(await ids({ ...PERIOD, active: true })).toEqual(ACTIVE_IDS);
     expect(await ids({ ...PERIOD, active: true, dbSystem: 'ocid1.mysqldbsystem.oc1..other' })).toEqual([]);
     // Without `active`: by connect, as exports read them.
     expect(await ids(PERIOD)).toEqual([`3@${iso(at(200))}`]);
@@ -180,6 +181,22 @@ function activeSessions(adapter: Adapter) {
       [20, at(150)],
       [2, at(130)],
       [3, at(200)],
+    ]);
+    expectActiveSessions(await reportsOf(store));
+  });
+
+  it('reads the sessions an instance of the version before wrote after the upgrade, without active_until_ts', async () => {
+    const backing = backingNow();
+    const store = await backing.open();
+    await runPipeline(store, [timeline()]);
+    // Such an instance, still running, writes its rows with its columns only (the new one null).
+    await backing.sql('UPDATE sessions SET active_until_ts = NULL');
+    const ids = idsOf(store);
+    expect(await ids({ ...PERIOD, active: true })).toEqual(ACTIVE_IDS);
+    // Carol's ended before PERIOD (left out above), but is read in a period before her disconnect.
+    expect(await ids({ from: at(25), to: at(26), active: true })).toEqual([
+      `1@${iso(at(5))}`,
+      `7@${iso(at(20))}`,
     ]);
     expectActiveSessions(await reportsOf(store));
   });
