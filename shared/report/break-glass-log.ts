@@ -107,7 +107,8 @@ export const breakGlassLog: ReportDefinition = {
         };
         const grants = facts.grants
           .map((g) => ({ g, end: endOf(g) }))
-          .filter(({ g, end }) => overlaps(g.startTs, end, period))
+          // Also one that ended before the period whose session was still active in it.
+          .filter(({ g, end }) => overlaps(g.startTs, end, period) || uses.has(g.id))
           .filter(
             ({ g }) =>
               ctx.dbSystem === undefined ||
@@ -161,7 +162,7 @@ export const breakGlassLog: ReportDefinition = {
             section(
               'grants',
               'Grants',
-              'Break-glass group memberships that were open at some time in the period, as they stood at its end. Duration runs to the removal, or to the end of the period for a grant still open then (removed later or not at all).',
+              'Break-glass group memberships that were open at some time in the period, and those that ended before it with a session made under them still active in it, as they stood at its end. Duration runs to the removal, or to the end of the period for a grant still open then (removed later or not at all).',
               table(
                 [
                   column('person', 'Person'),

@@ -202,6 +202,39 @@ function activeSessions(adapter: Adapter) {
   });
 }
 
+/**
+ * Bob's break-glass session connects before the period under his grant, which ends (he leaves the
+ * group) before the period too; the session goes on and runs a statement in the period.
+ */
+function outlivedGrant() {
+  return [
+    iam.added({ at: at(100), user: USERS.bob, group: GROUPS.bg }),
+    db.connect({ at: at(110), conn: 2, account: 'emergency_admin', user: 'bob', proxy: true }),
+    iam.removed({ at: at(115), user: USERS.bob, group: GROUPS.bg }),
+    db.query({ at: at(130), conn: 2, account: 'emergency_admin', sqlCommand: 'select', sql: 'SELECT 13' }),
+  ];
+}
+
+describe('break-glass log of a session that outlived its grant', () => {
+  const backingNow = backingPerTest(sqliteAdapter);
+
+  it('shows the grant the session of the period was made under, and the alerts it raised in it', async () => {
+    const store = await backingNow().open();
+    await runPipeline(store, [outlivedGrant()]);
+    const log = (await reportsOf(store)).get('break-glass-log')!;
+    const [session] = rowsOf(log, 'sessions');
+    expect([session?.person, session?.connected]).toEqual(['bob@example.com', iso(at(110))]);
+    expect(rowsOf(log, 'statements').map((r) => r.time)).toEqual([iso(at(130))]);
+    // Its grant, ended before the period, with the session; and its statement after the grant ended.
+    expect(rowsOf(log, 'grants').map((r) => [r.grant_id, r.ended, r.still_open, r.sessions])).toEqual([
+      [session?.grant_id, iso(at(115)), false, 1],
+    ]);
+    expect(figure(log, 'Grants')).toBe(1);
+    const alerts = rowsOf(log, 'alerts');
+    expect(alerts.map((r) => [r.grant_id, r.time])).toContainEqual([session?.grant_id, iso(at(130))]);
+  });
+});
+
 describe('sessions active in a report period: SqliteStore', () => activeSessions(sqliteAdapter));
 describeMySql('sessions active in a report period: MySqlStore', (server) =>
   activeSessions(mysqlAdapter(server)),
