@@ -397,6 +397,11 @@ export type RuleCase = {
   name: string;
   /** Config overrides merged over `baseConfig()` (top-level keys replace). */
   config?: Partial<ConfigInput>;
+  /**
+   * The events (and `later`'s), built anew at each call: the builders number every event they
+   * make, so two builds are different input (other keys, so other evidence and other ids of alerts
+   * raised on an event). Runs that are compared take one build.
+   */
   events: () => CanonicalEvent[];
   /** A second batch, ingested after the first was committed: events later than the lateness. */
   later?: () => CanonicalEvent[];

@@ -83,27 +83,44 @@ export function runTimeline(
 }
 
 /**
- * Ingests `before` into a store file (after `opened`, on the first pipeline), closes it, then runs
- * `after` on the reopened store.
+ * Ingests each of `batches` on its own opening of one store file, closing it after each but the
+ * last (a restart between every two batches), then finishes at `asOf`; `opened` runs on the first
+ * pipeline. Returns what the store holds at the end.
  */
-export async function runAcrossReopen(
-  before: CanonicalEvent[],
-  after: CanonicalEvent[],
-  opened?: Opened,
+export async function runAcrossReopens(
+  batches: CanonicalEvent[][],
+  opts: { config?: Partial<ConfigInput>; asOf?: string; opened?: Opened } = {},
 ): Promise<TimelineResult> {
   const dir = mkdtempSync(join(tmpdir(), 'hwaudit-reopen-'));
   try {
     const path = join(dir, 'state.sqlite');
-    const { config, rules } = testConfig();
-    const first = SqliteStore.open(path);
-    const pipeline = await Pipeline.open({ config, rules, store: first });
-    await opened?.(pipeline, first);
-    await pipeline.ingest(before.map((event) => ({ type: 'event' as const, event })));
-    await first.close();
-    return await runBatches([after], { store: SqliteStore.open(path) });
+    const { config, rules } = testConfig(opts.config);
+    for (const [i, batch] of batches.slice(0, -1).entries()) {
+      const store = SqliteStore.open(path);
+      const pipeline = await Pipeline.open({ config, rules, store });
+      if (i === 0) await opts.opened?.(pipeline, store);
+      await pipeline.ingest(batch.map((event) => ({ type: 'event' as const, event })));
+      await store.close();
+    }
+    // A single batch has no restart: its pipeline is the first.
+    const { opened, ...last } = opts;
+    const first = batches.length === 1 && opened ? { opened } : {};
+    return await runBatches(batches.slice(-1), { ...last, ...first, store: SqliteStore.open(path) });
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * Ingests `before` into a store file (after `opened`, on the first pipeline), closes it, then runs
+ * `after` on the reopened store.
+ */
+export function runAcrossReopen(
+  before: CanonicalEvent[],
+  after: CanonicalEvent[],
+  opened?: Opened,
+): Promise<TimelineResult> {
+  return runAcrossReopens([before, after], opened ? { opened } : {});
 }
 
 /**

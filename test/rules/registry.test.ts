@@ -1,10 +1,11 @@
 // Walks the whole rule registry: every rule's metadata and cases are linted and every case it
 // carries runs through the real pipeline. A new rule needs no new test code.
 import { describe, expect, it } from 'vitest';
-import { SEVERITIES } from '../../schemas/alert.js';
+import { type Alert, SEVERITIES } from '../../schemas/alert.js';
 import { RULES } from '../../shared/detect/registry.js';
 import type { RuleDefinition } from '../../shared/detect/rule.js';
-import { runBatches } from '../helpers/run-timeline.js';
+import type { RuleCase } from '../../shared/detect/timeline.js';
+import { runAcrossReopens, runBatches } from '../helpers/run-timeline.js';
 
 /** The rule's numeric limits: parameters whose default is a number, and `suppressFor` when it merges. */
 function numericLimits(rule: RuleDefinition<unknown>): string[] {
@@ -14,6 +15,15 @@ function numericLimits(rule: RuleDefinition<unknown>): string[] {
     .map(([k]) => k);
   return rule.suppressFor > 0 ? [...params, 'suppressFor'] : params;
 }
+
+/** How a case runs: its configuration, and the watermark it finishes at. */
+const runOptions = (c: RuleCase) => ({
+  ...(c.config ? { config: c.config } : {}),
+  ...(c.asOf ? { asOf: c.asOf } : {}),
+});
+
+/** Every alert record the store holds, whole, in a fixed order. */
+const records = (alerts: Alert[]) => alerts.map((a) => JSON.stringify(a)).sort();
 
 describe('rule registry', () => {
   it('has unique ids', () => {
@@ -70,10 +80,10 @@ describe('rule registry', () => {
 
       for (const c of rule.cases) {
         it(`case: ${c.name}`, async () => {
-          const { alerts, pipeline } = await runBatches(c.later ? [c.events(), c.later()] : [c.events()], {
-            ...(c.config ? { config: c.config } : {}),
-            ...(c.asOf ? { asOf: c.asOf } : {}),
-          });
+          const { alerts, pipeline } = await runBatches(
+            c.later ? [c.events(), c.later()] : [c.events()],
+            runOptions(c),
+          );
           const mine = alerts.filter((a) => a.rule === rule.id && a.status === 'open');
           expect(mine).toHaveLength(c.expect.alerts);
           for (const a of mine) {
@@ -88,6 +98,24 @@ describe('rule registry', () => {
             if (c.expect.resolution) expect(r.resolution).toMatchObject(c.expect.resolution);
           }
           expect(pipeline.ruleErrors.size).toBe(0);
+        });
+      }
+
+      // A late batch comes after a commit: a restart may fall there, or before, inside the first.
+      for (const c of rule.cases.filter((x) => x.later)) {
+        it(`case, restarted between its batches and inside the first: ${c.name}`, async () => {
+          // Built once: each build gives its events new keys, so other evidence and alert ids.
+          const [events, later] = [c.events(), c.later?.() ?? []];
+          const opts = runOptions(c);
+          const once = records((await runBatches([events, later], opts)).alerts);
+          expect(once.length).toBeGreaterThan(0);
+          const half = Math.floor(events.length / 2);
+          for (const batches of [
+            [events, later],
+            [events.slice(0, half), events.slice(half), later],
+          ]) {
+            expect(records((await runAcrossReopens(batches, opts)).alerts)).toEqual(once);
+          }
         });
       }
     });
