@@ -19,7 +19,9 @@
 // with the provider HWAUDIT_OCI_AUTH names (the resource principal inside Functions). Every sink
 // has delivered, digests included, before the invocation answers, so nothing waits in memory
 // while the container is frozen. A sink failure fails the invocation and drops the pipeline; the
-// retry re-opens it, which re-sends what the store records as not delivered (Pipeline.open).
+// retry re-opens it, which re-sends what the store records as not delivered (Pipeline.open). An
+// output still failing then does not keep the batch from being processed, nor the outputs that work
+// from being sent its alerts: the invocation fails once they were (SINK_FAILED all the same).
 //
 // Outcomes (the FDK answers 200 with the returned value, or 502 with the thrown error's text):
 // - a batch or sweep that ran: the summary;
@@ -677,6 +679,9 @@ export class FunctionHost {
     let alerts: Alert[];
     try {
       alerts = await step();
+      // An output that failed while the pipeline opened fails the invocation, even one whose step
+      // made no call (a collect that read nothing): the caller's retry sends it what it missed.
+      await pipeline.settle();
     } catch (error) {
       await this.drop();
       throw error;

@@ -135,11 +135,17 @@ class SinkFailure {
   ) {}
 }
 
+/** An output that threw, and what it threw. */
+type OutputFailure = { sink: string; error: unknown };
+
 /**
  * The error of a delivery whose outputs failed: the first one's, or, when several failed, one
  * naming each (with the first one's code), so that an output failing after another is reported too.
+ * An output that failed more than once (at open, then in the call that reports it) is named once,
+ * with its first error.
  */
-function failedOutputs(failures: readonly { sink: string; error: unknown }[]): unknown {
+function failedOutputs(all: readonly OutputFailure[]): unknown {
+  const failures = all.filter((f, i) => all.findIndex((g) => g.sink === f.sink) === i);
   const [first] = failures;
   if (failures.length === 1) return first!.error;
   const code = first!.error instanceof AuditError ? first!.error.code : 'SINK_FAILED';
@@ -259,6 +265,13 @@ export class Pipeline {
   };
   /** The failure of a call, which every later call reports. */
   private failure: unknown;
+  /** Set while opening: an output that fails then fails no call yet (see `open`, `kept`). */
+  private opening = false;
+  /**
+   * The outputs that failed while opening (the backlog, the snapshots followed): the next call does
+   * its work and its delivery all the same, then fails with these and its own (`eachSink`).
+   */
+  private kept: OutputFailure[] = [];
   /** The last commit asked of the store, settled once it is applied (or its failure recorded). */
   private committing: Promise<void> = Promise.resolve();
   /** What batches ingested with `hold` wrote, until a commit takes it. */
@@ -296,7 +309,11 @@ export class Pipeline {
   /**
    * Opens the pipeline on a store, restoring its state and sending the alerts a sink has not
    * received that are this instance's to send (`StateStore.undelivered`: not under another
-   * instance's claim).
+   * instance's claim). An output that fails meanwhile (a stream deleted, a policy missing) does not
+   * fail the open: the first call (`ingest`, `advance`, `finish`, `followSnapshots`) processes and
+   * commits its input and sends its records to every output as usual, then fails with that
+   * output's error (and those of its own delivery: `failedOutputs`), as does `settle` when no call
+   * comes. What the output did not receive stays undelivered for it in the store.
    * `durablePending` (default true) writes buffered events to the store with each batch, so a
    * host that acknowledges its input after `ingest` loses nothing. A replay that can simply be
    * run again turns it off: buffered events are then neither stored nor marked seen until
@@ -326,8 +343,10 @@ export class Pipeline {
     const released = pipeline.clock.releasedTs;
     const since = released > NEVER ? released - opts.config.lookback : NEVER;
     pipeline.correlator.restoreSessions(await opts.store.loadSessions(since));
+    pipeline.opening = true;
     await pipeline.deliverBacklog(false, true);
     await pipeline.followSnapshots();
+    pipeline.opening = false;
     return pipeline;
   }
 
@@ -597,12 +616,24 @@ export class Pipeline {
     const result = done.then(async (deliver) => {
       await delivered;
       healthy();
-      return deliver();
+      const mine = await deliver();
+      // An output that failed while opening fails the first call, once its records were sent.
+      if (!this.opening && this.kept.length > 0) throw failedOutputs(this.kept.splice(0));
+      return mine;
     });
     result.catch(failed);
     const settle = () => undefined;
     this.turn = { worked: done.then(settle, settle), delivered: result.then(settle, settle) };
     return result;
+  }
+
+  /**
+   * Waits for the calls made so far, and fails as a call would when an output failed while opening
+   * and no call reported it yet (`open`): for a host whose work may make no call (a collect that
+   * read nothing).
+   */
+  async settle(): Promise<void> {
+    await this.inTurn(async () => async () => []);
   }
 
   /**
@@ -989,15 +1020,16 @@ export class Pipeline {
   }
 
   /**
-   * Runs `send` for every sink, whichever fail, then throws the first failure: an output that is
-   * down (a stream, a bucket, a topic) must not keep records from the outputs after it, such as the
-   * route that pages. What a failing sink did not receive stays undelivered in the store for it.
+   * Runs `send` for every sink, whichever fail, then throws their failures, after those of the
+   * outputs that failed while opening (`kept`; while opening, keeps them there instead): an output
+   * that is down (a stream, a bucket, a topic) must not keep records from the outputs after it, such
+   * as the route that pages. What a failing sink did not receive stays undelivered in the store for it.
    * Its claims are given up once every sink was sent, not while a sink after it still sends them:
    * another instance sharing the store may send them now, to every sink that has not received them
    * (a retry here takes them back).
    */
   private async eachSink(send: (sink: AlertSink) => Promise<void>): Promise<void> {
-    const failures: { sink: string; error: unknown }[] = [];
+    const failures: OutputFailure[] = [];
     const given = new Set<string>();
     for (const sink of this.sinks) {
       try {
@@ -1010,7 +1042,11 @@ export class Pipeline {
     }
     if (failures.length === 0) return;
     if (given.size > 0) await this.store.releaseClaims([...given]).catch(() => undefined);
-    throw failedOutputs(failures);
+    if (this.opening) {
+      this.kept.push(...failures);
+      return;
+    }
+    throw failedOutputs([...this.kept.splice(0), ...failures]);
   }
 
   /**

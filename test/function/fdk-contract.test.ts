@@ -443,6 +443,66 @@ describe('OCI Function with OCI sinks (real SDK clients, resource principal, sig
     expect(calls.every((r) => r.keyId === `ST$${rp.rpst}` && r.authFailure === undefined)).toBe(true);
     expect(calls.map((r) => r.status).filter((s) => s !== 200)).toEqual([404]);
   });
+
+  it('a stream still failing when the next invocation opens keeps none of its batch from being processed, nor its alert from the topic', async () => {
+    const dir = tempDir();
+    const rp = resourcePrincipal({ issuer, tenancy: principal.tenancy, dir });
+    const { fn, alertsFile } = await start(
+      {
+        ...rp.env,
+        HWAUDIT_ALERT_STREAM_ID: STREAM,
+        HWAUDIT_NOTIFICATIONS_TOPIC_ID: TOPIC,
+        HWAUDIT_OCI_ENDPOINT: endpoint.url,
+      },
+      dir,
+    );
+    const streamedBefore = streamed().length;
+    const publishedBefore = digestIds().length;
+    const { logging } = timeline();
+    // The stream is deleted (404, not retried) from the first batch on.
+    endpoint.faults.failNext('streaming.putMessages', 100, 404);
+    expect(failure(await fn.call(logging))).toMatch(/^FunctionError: SINK_FAILED: oci-stream: /);
+    const [first] = alertLines(alertsFile);
+    // The next batch holds a new incident: the pipeline re-opens with the stream's backlog failing.
+    const now = wholeSecond();
+    const next = JSON.stringify([
+      oci.addUserToGroup({
+        id: `add-carol-bg-${now}`,
+        at: ago.hours(4, now),
+        user: USERS.carol,
+        group: GROUPS.bg,
+      }),
+      // Later in the audit trail: the watermark passes the membership.
+      oci.interactiveLogin({
+        id: `login-carol-${now}`,
+        at: ago.minutes(180, now),
+        user: USERS.carol,
+        name: 'carol@example.com',
+        ip: '203.0.113.9',
+        mfa: 'PUSH',
+      }),
+    ]);
+    const detail = failure(await fn.call(next));
+    expect(detail).toMatch(
+      /^FunctionError: SINK_FAILED: oci-stream: PutMessages could not deliver 1 alert\(s\)/,
+    );
+    expect(detail).not.toContain('carol');
+    // Processed all the same: the new alert is in the alerts file and on the topic.
+    const lines = alertLines(alertsFile);
+    expect(lines.map((a) => a.rule)).toEqual(['iam.privileged-group-change', 'iam.privileged-group-change']);
+    expect(digestIds().slice(publishedBefore)).toEqual([first!.id, lines[1]!.id]);
+    expect(streamed()).toHaveLength(streamedBefore);
+    // The stream is back: the redelivered batch is all duplicates, and the stream gets what it missed.
+    endpoint.faults.clear();
+    expect(summary(await fn.call(next))).toMatchObject({ received: 2, duplicates: 2, alerts: 0 });
+    expect(
+      streamed()
+        .slice(streamedBefore)
+        .map((m) => m.value.id),
+    ).toEqual(lines.map((a) => a.id));
+    expect(digestIds().slice(publishedBefore)).toHaveLength(2);
+    expect(alertLines(alertsFile)).toHaveLength(2);
+  });
 });
 
 describeMySql('OCI Function on a shared MySQL store', (server) => {

@@ -696,6 +696,29 @@ describe('FunctionHost alert sinks', () => {
     expect(h.stdout.lines).toHaveLength(1);
   });
 
+  it('a stream still failing when the pipeline re-opens fails a collect that read nothing too', async () => {
+    const oci = fakeOci();
+    const base = JSON.parse(fleetConfigJson()) as { dbSystems: Record<string, unknown>[] };
+    const config = {
+      ...base,
+      // Nothing listens on port 1: the collect reads nothing, and makes no pipeline call.
+      dbSystems: [{ ...base.dbSystems[0]!, endpoints: [{ host: '127.0.0.1', port: 1 }] }],
+      collector: { user: 'hwaudit', password: { env: 'PW' }, tls: 'disabled', allowPlaintext: true },
+    };
+    const h = makeHost({
+      env: { ...OCI_SINKS, HWAUDIT_CONFIG: JSON.stringify(config), PW: 'pw' },
+      ociClients: oci.clients,
+    });
+    oci.failures.stream = 2;
+    expect((await rejection(h.host.invoke(loggingBatch()))).code).toBe('SINK_FAILED');
+    const error = await rejection(h.host.invoke(JSON.stringify({ action: 'collect' })));
+    expect(error.message).toMatch(/^SINK_FAILED: oci-stream: PutMessages could not deliver 1 alert\(s\)/);
+    expect(oci.failures.stream).toBe(0);
+    // The stream works again: the next call sends it what it missed.
+    expect(await h.host.invoke(JSON.stringify({ action: 'sweep' }))).toMatchObject({ action: 'sweep' });
+    expect(oci.values().map((m) => JSON.parse(m.value).id)).toEqual(h.stdout.json().map((a) => a.id));
+  });
+
   it('a digest that cannot be published fails the call; the retry publishes only the groups still missing', async () => {
     const oci = fakeOci();
     const h = makeHost({ env: OCI_SINKS, ociClients: oci.clients });

@@ -159,13 +159,15 @@ describe('FunctionHost routes', () => {
       }
       expect(sweeps.at(-1)).toMatchObject({ action: 'sweep' });
       // One bucket for the topic (3 a minute: a burst of 2, then one a minute), whoever publishes.
+      // The sweep that fires the stale timer runs though the route's backlog waits for the budget:
+      // its digest takes the minute's message, and the route's batched page carries all three.
       expect(ons.published.map((m) => [(m.at - N) / 60_000, m.title?.split(':')[0]])).toEqual([
         [0, '[HIGH] break-glass.used'],
         [0, '[MEDIUM] iam.privileged-group-change'],
-        [1, '[HIGH] page-all over the rate, batched'],
-        [2, '[HIGH] break-glass.stale'],
-        [3, '[HIGH] break-glass.stale'],
+        [1, '[HIGH] break-glass.stale'],
+        [2, '[HIGH] page-all over the rate, batched'],
       ]);
+      expect(ons.published.at(-1)?.title).toMatch(/: 3 alerts$/);
       expect(ons.refused.rate).toBe(0);
     } finally {
       await endpoint.close();

@@ -11,6 +11,7 @@ import type { CanonicalEvent, SyncDirectoryEvent } from '../../schemas/events.js
 import type { Snapshot } from '../../schemas/snapshot.js';
 import { at, db, GROUPS, gap, iam, USERS } from '../../shared/detect/timeline.js';
 import type { AlertSink, SendContext, SinkState } from '../../shared/emit/sink.js';
+import { AuditError } from '../../shared/errors.js';
 import { type DecodedItem, Pipeline } from '../../shared/pipeline.js';
 import { SqliteStore } from '../../shared/state/sqlite-store.js';
 import { toIso } from '../../shared/time.js';
@@ -678,17 +679,109 @@ describe('sinks', () => {
     ];
     await expect(p1.ingest(items(events))).rejects.toThrow('output down');
     expect(page.sends.map((s) => s.map((x) => x.rule))).toEqual([['access.local-account']]);
-    // Reopened while the output is still down: a sink new to the store gets its backlog all the same.
+    // Reopened while the output is still down: a sink new to the store gets its backlog all the same,
+    // and the first call reports the output down.
     const added = new RecordingSink('file');
-    await expect(open(SqliteStore.open(path), { sinks: [stream, page, added] })).rejects.toThrow(
-      'output down',
-    );
+    const p2 = await open(SqliteStore.open(path), { sinks: [stream, page, added] });
     expect(added.sends).toEqual(page.sends);
+    await expect(p2.finish()).rejects.toThrow('output down');
     stream.down = false;
     await open(SqliteStore.open(path), { sinks: [stream, page, added] });
     expect(stream.sends).toEqual(page.sends);
     expect(page.sends).toHaveLength(1);
     expect(added.sends).toHaveLength(1);
+  });
+
+  /** A sink that fails (SINK_FAILED) while it is down. */
+  class SwitchableSink extends RecordingSink {
+    constructor(
+      name: string,
+      public down = false,
+    ) {
+      super(name);
+    }
+    override async send(alerts: Alert[]): Promise<void> {
+      if (this.down) throw new AuditError('SINK_FAILED', `${this.name} is down`);
+      await super.send(alerts);
+    }
+  }
+
+  /**
+   * A store holding an alert (access.local-account at minute 0) that the sinks down did not
+   * receive, and a pipeline opened on it since.
+   */
+  async function reopenOwing(sinks: AlertSink[]): Promise<{ path: string; p: Pipeline }> {
+    const path = storeFile();
+    const first = await open(SqliteStore.open(path), { sinks });
+    const events = [
+      db.connect({ at: at(0), conn: 1, account: 'app' }),
+      iam.signOn({ at: at(60), user: USERS.dave, ip: '10.9.9.9' }),
+    ];
+    await expect(first.ingest(items(events))).rejects.toThrow('is down');
+    return { path, p: await open(SqliteStore.open(path), { sinks }) };
+  }
+
+  /** A batch after `owe`'s that raises an alert of its own (another account). */
+  const nextBatch = () =>
+    items([
+      db.connect({ at: at(61), conn: 2, account: 'batch' }),
+      iam.signOn({ at: at(120), user: USERS.dave, ip: '10.9.9.9' }),
+    ]);
+
+  /** What a call failed with. */
+  const failureOf = (call: Promise<unknown>) =>
+    call.then(
+      () => undefined,
+      (e: unknown) => e as Error,
+    );
+
+  it('an output failing when the pipeline opens keeps no batch from being processed, nor its alerts from the outputs that work', async () => {
+    const stream = new SwitchableSink('stream', true);
+    const page = new RecordingSink('page');
+    // The stream still owes the first alert: the next pipeline opens all the same.
+    const { path, p } = await reopenOwing([stream, page]);
+    const batch = nextBatch();
+    const error = await failureOf(p.ingest(batch, { src: 'after-the-batch' }));
+    // Reported once, though the stream failed both at the open and on the batch's alert.
+    expect(error).toMatchObject({ code: 'SINK_FAILED', message: 'stream is down' });
+    expect(p.stats).toMatchObject({ processed: 2, alerts: 1 });
+    const rules = (sends: Alert[][]) => sends.map((s) => s.map((a) => a.rule));
+    expect(rules(page.sends)).toEqual([['access.local-account'], ['access.local-account']]);
+    expect(recordKey(page.sends[1]![0]!)).not.toBe(recordKey(page.sends[0]![0]!));
+    expect(stream.sends).toEqual([]);
+    // Once the stream works: it gets what it missed, the page nothing twice, and the batch was
+    // committed (its position, and its events: a redelivery is all duplicates).
+    stream.down = false;
+    const later = await open(SqliteStore.open(path), { sinks: [stream, page] });
+    expect(stream.sends.flat().map(recordKey).sort()).toEqual(page.sends.flat().map(recordKey).sort());
+    expect(page.sends).toHaveLength(2);
+    expect(later.position('src')).toBe('after-the-batch');
+    await later.ingest(batch);
+    expect(later.stats).toMatchObject({ received: 2, duplicates: 2, processed: 0, alerts: 0 });
+    expect(page.sends).toHaveLength(2);
+  });
+
+  it('an output failing when the pipeline opens fails `settle` when no call comes', async () => {
+    const stream = new SwitchableSink('stream', true);
+    const { path, p: idle } = await reopenOwing([stream]);
+    await expect(idle.settle()).rejects.toThrow('stream is down');
+    // Once reported, as any failed call, it fails the calls after it.
+    await expect(idle.advance(at(120))).rejects.toThrow('stream is down');
+    stream.down = false;
+    const working = await open(SqliteStore.open(path), { sinks: [stream] });
+    await working.settle();
+    expect(stream.sends.flat().map((a) => a.rule)).toEqual(['access.local-account']);
+  });
+
+  it('an output failing when the pipeline opens, and another in the first call: the call reports both', async () => {
+    const stream = new SwitchableSink('stream', true);
+    const page = new SwitchableSink('page');
+    const { p } = await reopenOwing([stream, page]);
+    page.down = true;
+    const error = await failureOf(p.ingest(nextBatch()));
+    expect(error).toMatchObject({ code: 'SINK_FAILED', details: { sinks: ['stream', 'page'] } });
+    expect(error?.message).toContain('stream: stream is down');
+    expect(error?.message).toContain('page: page is down');
   });
 
   it('a failing sink gives up no claim while the sinks after it are still sending: another instance sharing the store sends nothing twice', async () => {
