@@ -2,7 +2,7 @@
 // through the real oci-objectstorage client against the signed local endpoint.
 import { gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import { FunctionHost } from '../../functions/function-host.js';
+import { type FunctionError, FunctionHost } from '../../functions/function-host.js';
 import { fleetConfigJson, removeTempDirs, tempDir } from '../helpers/fdk-harness.js';
 import { Lines, loggingBatch, N, streamBatch } from '../helpers/host-batches.js';
 import { type ObjectStorageService, objectStorageService } from '../oci-endpoint/object-storage.js';
@@ -85,9 +85,19 @@ describe('HWAUDIT_ALERT_BUCKET', () => {
 
   it('a bucket that cannot be written fails the call; the retry writes what is missing', async () => {
     const { host: h } = host({ HWAUDIT_ALERT_BUCKET: 'siem-later' });
-    await expect(h.invoke(loggingBatch())).rejects.toThrow(
-      /^SINK_FAILED: oci-object-storage: cannot write alerts\/ocsf\//,
+    // One output per format: each failed, and each is named with its error.
+    const failure = await h.invoke(loggingBatch()).then(
+      () => undefined,
+      (error: unknown) => error,
     );
+    expect(failure).toMatchObject({ code: 'SINK_FAILED' });
+    expect((failure as FunctionError).headline).toContain(
+      'sinks=oci-object-storage:ocsf,oci-object-storage:jsonl',
+    );
+    expect((failure as FunctionError).problems).toEqual([
+      expect.stringMatching(/^oci-object-storage:ocsf: .*cannot write alerts\/ocsf\//),
+      expect.stringMatching(/^oci-object-storage:jsonl: .*cannot write alerts\/jsonl\//),
+    ]);
     os.buckets.set('acmecorp/siem-later', new Map());
     expect(await h.invoke(loggingBatch())).toMatchObject({ duplicates: 2, alerts: 0 });
     expect([...os.buckets.get('acmecorp/siem-later')!.keys()].map((k) => k.split('/')[1])).toEqual([
