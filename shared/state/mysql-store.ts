@@ -211,64 +211,107 @@ const MIGRATIONS: MigrationStep[][] = [
        PRIMARY KEY (sink)) ${TABLE}`,
   ],
   // Until when each session was active (activeUntil), for the reports' sessions active in a period
-  // (StateStore.sessions `active`), with the key that finds those that connected before it; the
-  // sessions stored before from their outcome, connect, disconnect and last activity.
+  // (StateStore.sessions `active`), with the key that finds those that connected before it. Both
+  // online (the column instantly, the key without blocking writes). The sessions stored before keep
+  // a null column, which reads take from the row (carriedActive): each open fills some of them after
+  // the migration lock is released (fillActiveUntil), never under it.
   [
-    addColumnsOnce(
-      'sessions',
-      [{ name: 'active_until_ts', type: 'int', value: () => null }],
-      'ADD KEY sessions_active (active_until_ts, connect_ts)',
-    ),
-    backfillActiveUntil,
+    addColumnsOnce('sessions', [{ name: 'active_until_ts', type: 'int', value: () => null }], undefined, {
+      online: true,
+    }),
+    addKeyOnce('sessions', 'sessions_active', '(active_until_ts, connect_ts)', { online: true }),
   ],
 ];
 
-/** Fills `active_until_ts` of the sessions stored before it, a page at a time (safe to run again). */
-async function backfillActiveUntil(conn: Conn): Promise<void> {
-  for (;;) {
+/** What an open spends at most on filling `active_until_ts` of the sessions stored before it. */
+export type ActiveUntilFill = { ms: number; pages: number };
+
+const ACTIVE_UNTIL_FILL: ActiveUntilFill = { ms: 1000, pages: Number.POSITIVE_INFINITY };
+
+/**
+ * Fills `active_until_ts` of sessions stored without it (before schema 12, or since by an instance
+ * of the version before), a page at a time for at most `budget`. Each page is a read through the
+ * key on (active_until_ts, connect_ts), which finds none at once when every row is filled, and one
+ * short UPDATE that sets a row only if it is still null and still has the values the page read (a
+ * commit wrote it in between: the next page reads it again). So it is safe to interrupt, and to
+ * run from several instances at once (they may fill the same page: the second finds it filled).
+ */
+export async function fillActiveUntil(conn: Conn, budget: ActiveUntilFill): Promise<void> {
+  const started = Date.now();
+  for (let page = 0; page < budget.pages && Date.now() - started < budget.ms; page++) {
     const rows = await select<{
       id: Buffer;
       outcome: string;
       connect_ts: number | string;
       disconnect_time: string | null;
       last_activity_ts: number | string | null;
-    }>(
-      conn,
-      `SELECT id, outcome, connect_ts, disconnect_time, last_activity_ts FROM sessions
-       WHERE active_until_ts IS NULL LIMIT ${PAGE}`,
-    );
-    if (rows.length === 0) return;
-    const until = rows.map((r) =>
+    }>(conn, UNFILLED_SESSIONS);
+    if (rows.length === 0) break;
+    const cases = rows.map((r) => [
+      r.id,
+      r.disconnect_time,
+      r.last_activity_ts,
       activeUntilOf({
         outcome: r.outcome,
         connectTs: Number(r.connect_ts),
         disconnectTime: r.disconnect_time,
         lastActivity: r.last_activity_ts === null ? null : Number(r.last_activity_ts),
       }),
-    );
+    ]);
     await run(
       conn,
-      `UPDATE sessions SET active_until_ts = CASE id ${rows.map(() => 'WHEN ? THEN ?').join(' ')} END
-       WHERE id IN (${rows.map(() => '?').join(', ')})`,
-      [...rows.flatMap((r, i) => [r.id, until[i]!]), ...rows.map((r) => r.id)],
+      `UPDATE sessions SET active_until_ts = CASE
+         ${rows.map(() => 'WHEN id = ? AND disconnect_time <=> ? AND last_activity_ts <=> ? THEN ?').join(' ')} END
+       WHERE id IN (${rows.map(() => '?').join(', ')}) AND active_until_ts IS NULL`,
+      [...cases.flat(), ...rows.map((r) => r.id)],
     );
   }
 }
 
+/** Clauses that make an ALTER online, tried in turn: a column instantly, else without blocking writes. */
+const ONLINE = {
+  column: [', ALGORITHM=INSTANT', ', ALGORITHM=INPLACE, LOCK=NONE'],
+  key: [', ALGORITHM=INPLACE, LOCK=NONE'],
+};
+/** ER_ALTER_OPERATION_NOT_SUPPORTED(_REASON): the server cannot run an ALTER with the ALGORITHM or LOCK asked. */
+const ALTER_NOT_SUPPORTED = new Set([1845, 1846]);
+
+/**
+ * Runs `ALTER TABLE ...` with the first of `clauses` the server can do; when it can do none, as the
+ * server chooses (it may then block writes to the table while it runs).
+ */
+async function alterWith(conn: Conn, statement: string, clauses: readonly string[]): Promise<void> {
+  for (const clause of clauses) {
+    try {
+      await conn.query(statement + clause);
+      return;
+    } catch (error) {
+      if (!ALTER_NOT_SUPPORTED.has((error as { errno?: number }).errno ?? 0)) throw error;
+    }
+  }
+  await conn.query(statement);
+}
+
 /** `ALTER TABLE table ADD KEY name columns`, unless the table has that key. */
-function addKeyOnce(table: string, name: string, columns: string): MigrationStep {
+function addKeyOnce(table: string, name: string, columns: string, { online = false } = {}): MigrationStep {
   return async (conn) => {
     const [row] = await select<{ n: number | string }>(
       conn,
       'SELECT COUNT(*) AS n FROM information_schema.statistics WHERE table_schema = DATABASE() AND table_name = ? AND index_name = ?',
       [table, name],
     );
-    if (Number(row?.n) === 0) await conn.query(`ALTER TABLE ${table} ADD KEY ${name} ${columns}`);
+    if (Number(row?.n) === 0)
+      await alterWith(conn, `ALTER TABLE ${table} ADD KEY ${name} ${columns}`, online ? ONLINE.key : []);
   };
 }
 
 /** `ALTER TABLE table ADD COLUMN ...` for the ledger's typed columns, unless the first one exists. */
-function addColumnsOnce(table: string, fields: readonly LedgerField<never>[], keys?: string): MigrationStep {
+function addColumnsOnce(
+  table: string,
+  fields: readonly LedgerField<never>[],
+  keys?: string,
+  { online = false } = {},
+): MigrationStep {
   return async (conn) => {
     const [row] = await select<{ n: number | string }>(
       conn,
@@ -277,7 +320,11 @@ function addColumnsOnce(table: string, fields: readonly LedgerField<never>[], ke
     );
     if (Number(row?.n) > 0) return;
     const columns = fields.map((f) => `ADD COLUMN ${f.name} ${columnType(f, 'mysql')} NULL`);
-    await conn.query(`ALTER TABLE ${table} ${[...columns, ...(keys ? [keys] : [])].join(', ')}`);
+    await alterWith(
+      conn,
+      `ALTER TABLE ${table} ${[...columns, ...(keys ? [keys] : [])].join(', ')}`,
+      online ? ONLINE.column : [],
+    );
   };
 }
 
@@ -355,6 +402,12 @@ const CHUNK_ROWS = 500;
 /** Well under the smallest default max_allowed_packet (MariaDB: 16 MiB). */
 const CHUNK_BYTES = 4 * 1024 * 1024;
 const PAGE = 500;
+/**
+ * A page of the sessions whose `active_until_ts` is null, through the key (the statistics of a key
+ * built while every row was null would otherwise have the server scan the table for none).
+ */
+export const UNFILLED_SESSIONS = `SELECT id, outcome, connect_ts, disconnect_time, last_activity_ts
+  FROM sessions FORCE INDEX (sessions_active) WHERE active_until_ts IS NULL LIMIT ${PAGE}`;
 /** MySQL's limit on user-level lock names (characters). */
 const MAX_LOCK_NAME = 64;
 /** Poll interval of a scope lock wait shorter than GET_LOCK's one-second granularity. */
@@ -386,6 +439,11 @@ export type MySqlStoreOptions = {
   /** Session innodb_lock_wait_timeout in seconds (server default: 50). */
   lockWaitTimeoutSec?: number;
   retry?: Partial<RetryPolicy>;
+  /**
+   * What each open spends at most filling `active_until_ts` of sessions stored without it, after the
+   * migrations (default: pages for one second).
+   */
+  fillActiveUntil?: Partial<ActiveUntilFill>;
 };
 
 /** Transactions redone after a deadlock or a lock wait timeout, since open. */
@@ -666,6 +724,7 @@ export class MySqlStore implements StateStore {
       await pool.end().catch(() => {});
       throw storeFailed('cannot open the MySQL state store', cause, where);
     }
+    await store.fillActiveUntil({ ...ACTIVE_UNTIL_FILL, ...opts.fillActiveUntil });
     return store;
   }
 
@@ -715,6 +774,23 @@ export class MySqlStore implements StateStore {
       }
     } finally {
       conn.release();
+    }
+  }
+
+  /**
+   * Some of the fill of `active_until_ts` that schema 12 leaves to the opens, outside the migration
+   * lock. A failure leaves it to the next open: reads take a null column from the row meanwhile.
+   */
+  private async fillActiveUntil(budget: ActiveUntilFill): Promise<void> {
+    try {
+      const conn = await this.connection();
+      try {
+        await fillActiveUntil(conn, budget);
+      } finally {
+        conn.release();
+      }
+    } catch {
+      // Left to the next open.
     }
   }
 

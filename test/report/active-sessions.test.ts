@@ -8,14 +8,18 @@ import type { ReportDocument } from '../../schemas/report.js';
 import { at, db, GROUPS, iam, USERS } from '../../shared/detect/timeline.js';
 import { REPORTS } from '../../shared/report/registry.js';
 import { holdsActivity, runReports } from '../../shared/report/run-reports.js';
+import { fillActiveUntil, UNFILLED_SESSIONS } from '../../shared/state/mysql-store.js';
 import type { StateStore } from '../../shared/state/state-store.js';
 import { collect } from '../helpers/collect.js';
-import { describeMySql } from '../helpers/mysql-server.js';
+import { describeMySql, type TestDatabase } from '../helpers/mysql-server.js';
 import {
   type Adapter,
+  type Backing,
   backingPerTest,
+  batch,
   mysqlAdapter,
   runPipeline,
+  session,
   sqliteAdapter,
   withoutActiveUntil,
 } from '../state/store-fixtures.js';
@@ -132,6 +136,26 @@ const idsOf = (store: StateStore) => async (q: Parameters<StateStore['sessions']
 /** The sessions active in PERIOD: those that connected before it and were in use in it, then Dave's. */
 const ACTIVE_IDS = [`1@${iso(at(5))}`, `20@${iso(at(50))}`, `2@${iso(at(110))}`, `3@${iso(at(200))}`];
 
+/** Until when each of the timeline's sessions was active, as its row says, in connect order. */
+const activeUntilColumn = async (backing: Backing) =>
+  (
+    await backing.sql(
+      `SELECT connection_id, active_until_ts FROM sessions WHERE db = '${DB_ID}' ORDER BY connect_ts`,
+    )
+  ).map((r) => [Number(r.connection_id), Number(r.active_until_ts)]);
+
+/**
+ * What activeUntilColumn reads once filled: Alice's and Carol's until their disconnect, the
+ * application's and Bob's (still open) until their last statement, Dave's at his connect.
+ */
+const FILLED = [
+  [1, at(250)],
+  [7, at(30)],
+  [20, at(150)],
+  [2, at(130)],
+  [3, at(200)],
+];
+
 function activeSessions(adapter: Adapter) {
   const backingNow = backingPerTest(adapter);
 
@@ -171,17 +195,7 @@ function activeSessions(adapter: Adapter) {
     );
     const store = await backing.open();
     expect(await backing.schemaVersions()).toEqual(versions);
-    expect(
-      (await backing.sql('SELECT connection_id, active_until_ts FROM sessions ORDER BY connect_ts')).map(
-        (r) => [Number(r.connection_id), Number(r.active_until_ts)],
-      ),
-    ).toEqual([
-      [1, at(250)],
-      [7, at(30)],
-      [20, at(150)],
-      [2, at(130)],
-      [3, at(200)],
-    ]);
+    expect(await activeUntilColumn(backing)).toEqual(FILLED);
     expectActiveSessions(await reportsOf(store));
   });
 
@@ -238,4 +252,111 @@ describe('break-glass log of a session that outlived its grant', () => {
 describe('sessions active in a report period: SqliteStore', () => activeSessions(sqliteAdapter));
 describeMySql('sessions active in a report period: MySqlStore', (server) =>
   activeSessions(mysqlAdapter(server)),
+);
+
+describeMySql(
+  'upgrade of a MySQL store written before it kept until when each session was active',
+  (server) => {
+    // Each open fills one page (500 rows) of the sessions stored before.
+    const adapter = mysqlAdapter(server, { fillActiveUntil: { pages: 1 } });
+    const backingNow = backingPerTest(adapter) as () => Backing & TestDatabase;
+
+    it('migrates without filling under the migration lock; later opens fill the rows, the reports read the same', async () => {
+      const backing = backingNow();
+      const writer = await backing.open();
+      await runPipeline(writer, [timeline()]);
+      // 1,100 sessions of another DB system that ended the day before: stored first, filled first.
+      const other = { id: 'ocid1.mysqldbsystem.oc1..other', name: 'other' };
+      const dayBefore = at(0) - 86_400_000;
+      await writer.commit(
+        batch({
+          sessions: Array.from({ length: 1100 }, (_, i) =>
+            session(`before-${i}`, dayBefore + i * 1000, {
+              dbSystem: other,
+              disconnectTime: iso(dayBefore + i * 1000 + 500),
+            }),
+          ),
+        }),
+      );
+      await writer.close();
+      const versions = await backing.schemaVersions();
+      await backing.sql(
+        [
+          ...withoutActiveUntil(true),
+          `DELETE FROM schema_version WHERE version > ${versions.length - 1}`,
+        ].join(';\n'),
+      );
+      const nulls = async () =>
+        Number((await backing.sql('SELECT COUNT(*) AS n FROM sessions WHERE active_until_ts IS NULL'))[0]!.n);
+
+      const first = await backing.open();
+      expect(await backing.schemaVersions()).toEqual(versions);
+      // The migration added the column and the key and let go of its lock; one page was filled after.
+      expect(await nulls()).toBe(1105 - 500);
+      const raw = await backing.raw();
+      try {
+        const [rows] = await raw.query('SELECT GET_LOCK(?, 0) AS got', [`hwaudit.migrate.${backing.name}`]);
+        expect((rows as { got: number }[])[0]!.got).toBe(1);
+        await raw.query('SELECT RELEASE_LOCK(?)', [`hwaudit.migrate.${backing.name}`]);
+      } finally {
+        await raw.end();
+      }
+      expectActiveSessions(await reportsOf(first));
+
+      // Two instances open at once: each fills a page, the same one or not.
+      await Promise.all([backing.open(), backing.open()]);
+      expect(await nulls()).toBeLessThanOrEqual(105);
+      expectActiveSessions(await reportsOf(first));
+      await backing.open();
+      expect(await nulls()).toBe(0);
+      expect(await activeUntilColumn(backing)).toEqual(FILLED);
+      expect(
+        Number(
+          (
+            await backing.sql(
+              `SELECT COUNT(*) AS n FROM sessions WHERE db = '${other.id}' AND active_until_ts = connect_ts + 500`,
+            )
+          )[0]!.n,
+        ),
+      ).toBe(1100);
+      expectActiveSessions(await reportsOf(first));
+      // Once every row is filled, an open's look for one is a lookup in the key, not a scan.
+      const [plan] = await backing.sql(`EXPLAIN ${UNFILLED_SESSIONS}`);
+      expect([plan!.key, plan!.type]).toEqual(['sessions_active', 'ref']);
+    });
+
+    it('fills a row a commit wrote between the read of a page and its update from what the commit wrote', async () => {
+      const backing = backingNow();
+      const writer = await backing.open();
+      await runPipeline(writer, [timeline()]);
+      await writer.close();
+      await backing.sql('UPDATE sessions SET active_until_ts = NULL');
+      const raw = await backing.raw();
+      try {
+        let between = true;
+        const conn = {
+          query: async (sql: string, params?: unknown[]) => {
+            if (between && sql.startsWith('UPDATE sessions SET active_until_ts')) {
+              between = false;
+              // The application's session ran a statement, written by an instance of the version
+              // before (no active_until_ts); Bob's, by one of this version.
+              await raw.query('UPDATE sessions SET last_activity_ts = ? WHERE connection_id = 20', [at(400)]);
+              await raw.query(
+                'UPDATE sessions SET last_activity_ts = ?, active_until_ts = ? WHERE connection_id = 2',
+                [at(300), at(300)],
+              );
+            }
+            return raw.query(sql, params);
+          },
+        };
+        await fillActiveUntil(conn as never, { ms: 10_000, pages: 5 });
+      } finally {
+        await raw.end();
+      }
+      // The application's from the statement written in between, Bob's as the commit wrote it.
+      expect(await activeUntilColumn(backing)).toEqual(
+        FILLED.map(([id, until]) => [id, id === 20 ? at(400) : id === 2 ? at(300) : until]),
+      );
+    });
+  },
 );
