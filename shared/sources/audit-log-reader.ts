@@ -26,7 +26,8 @@
 // `max_error_count` (NULL, or no such variable) is asked for the count after every call that
 // warned, and the gap says the count is the server's. A server that refuses to count is read all
 // the same: its gaps say how many events were skipped is unknown (they carry no count), and it is
-// not asked again.
+// not asked again. So are those of a call whose count the server answers with NULL or a value
+// that is not a number (never read as 0, nor as the number of messages kept).
 import type { GapRecord } from '../../schemas/envelopes.js';
 import type { GAP_REASONS } from '../../schemas/events.js';
 import { ClockSteps, clockStepRecord } from '../decode/clock-steps.js';
@@ -42,6 +43,8 @@ const ER_UNKNOWN_SYSTEM_VARIABLE = 1193;
  * (an interrupted query, a server shutting down) fails the read as any error does.
  */
 const COUNT_REFUSALS = new Set([1047, 1064, 1235, ER_UNKNOWN_SYSTEM_VARIABLE]);
+/** How a gap says the count of a server that refuses to count its warnings is unknown. */
+const COUNT_REFUSED = 'refused to count them all';
 
 export type AuditPosition = { timestamp: string; id: number };
 
@@ -99,9 +102,11 @@ type CallResult = {
   warnings: { code: number; message: string }[];
   /**
    * How many warnings the call raised: more than `warnings` when the server kept only some;
-   * undefined when it may have kept only some and refused to count them.
+   * undefined when it may have kept only some and did not count them (`uncounted` says how).
    */
   warningCount: number | undefined;
+  /** Why `warningCount` is unknown: how the server answered when asked to count its warnings. */
+  uncounted?: string;
 };
 
 const EPOCH_START = '1970-01-01 00:00:00';
@@ -284,14 +289,14 @@ export class AuditLogReader {
           p ? { record: this.record(event), position: position! } : { record: this.record(event) },
         );
       }
-      const { warnings, warningCount } = result;
-      // Warnings kept but not counted (a count refused) are a gap of unknown size.
+      const { warnings, warningCount, uncounted } = result;
+      // Warnings kept but not counted (a count refused, or not a number) are a gap of unknown size.
       if ((warningCount ?? warnings.length) > 0) {
         const codes = [...new Set(warnings.map((w) => w.code))].join(', ') || 'unknown';
         const kept = warnings.length < (warningCount ?? Number.POSITIVE_INFINITY);
         let capped = '';
         if (warningCount === undefined)
-          capped = `; how many is unknown: the server kept ${warnings.length} message(s), ${this.server.maxErrorCount === undefined ? 'does not report how many it keeps' : 'as many as it keeps'} (max_error_count), and refused to count them all`;
+          capped = `; how many is unknown: the server kept ${warnings.length} message(s), ${this.server.maxErrorCount === undefined ? 'does not report how many it keeps' : 'as many as it keeps'} (max_error_count), and ${uncounted}`;
         else if (this.server.maxErrorCount === undefined)
           capped = `; counted from the server's warning count: it does not report how many messages it keeps (max_error_count)${kept ? `, and it kept the messages of the first ${warnings.length} only` : ''}`;
         else if (kept)
@@ -380,14 +385,18 @@ export class AuditLogReader {
     let rows: Record<string, unknown>[];
     let warnings: Record<string, unknown>[];
     let warningCount: number | undefined;
+    let uncounted: string | undefined;
     try {
       rows = await this.session.query('SELECT audit_log_read(?) AS events', [JSON.stringify(body)]);
       this.sequenceOpen = true;
       warnings = await this.session.query('SHOW WARNINGS');
       warningCount = warnings.length;
       const cap = this.server.maxErrorCount;
-      if (cap === undefined ? warningCount > 0 : warningCount >= cap)
-        warningCount = await this.countWarnings(warningCount);
+      if (cap === undefined ? warningCount > 0 : warningCount >= cap) {
+        const counted = await this.countWarnings(warningCount);
+        if (typeof counted === 'number') warningCount = counted;
+        else [warningCount, uncounted] = [undefined, counted.unknown];
+      }
     } catch (error) {
       throw instanceError(this.target, error, 'calling audit_log_read()');
     }
@@ -406,15 +415,17 @@ export class AuditLogReader {
       ended,
       warnings: warnings.map((w) => ({ code: Number(w.Code), message: String(w.Message ?? '') })),
       warningCount,
+      ...(uncounted === undefined ? {} : { uncounted }),
     };
   }
 
   /**
-   * The warnings of the last statement, `kept` of which the server kept: their count, or undefined
-   * when the server refuses to count them (and is not asked again).
+   * The warnings of the last statement, `kept` of which the server kept: their count, or why it is
+   * unknown: the server refuses to count them (and is not asked again), or answers with no count
+   * (NULL, a value that is not a number, no row).
    */
-  private async countWarnings(kept: number): Promise<number | undefined> {
-    if (this.countRefused) return undefined;
+  private async countWarnings(kept: number): Promise<number | { unknown: string }> {
+    if (this.countRefused) return { unknown: COUNT_REFUSED };
     let counted: Record<string, unknown> | undefined;
     try {
       [counted] = await this.session.query('SHOW COUNT(*) WARNINGS');
@@ -423,10 +434,21 @@ export class AuditLogReader {
       if (!COUNT_REFUSALS.has((error as { errno?: unknown }).errno as number))
         throw instanceError(this.target, error, 'counting the warnings of audit_log_read()');
       this.countRefused = true;
-      return undefined;
+      return { unknown: COUNT_REFUSED };
     }
-    const n = Number(Object.values(counted ?? {})[0]);
-    return Number.isInteger(n) && n > kept ? n : kept;
+    const value = Object.values(counted ?? {})[0];
+    // Number(null) and Number('') are 0: only a number, or the digits of one, is a count.
+    const n =
+      typeof value === 'number' ||
+      typeof value === 'bigint' ||
+      (typeof value === 'string' && /^\d+$/.test(value))
+        ? Number(value)
+        : Number.NaN;
+    if (!Number.isSafeInteger(n))
+      return {
+        unknown: `did not count them all (its warning count was ${value === null ? 'NULL' : 'not a number'})`,
+      };
+    return Math.max(n, kept);
   }
 
   /** Closes a sequence left open (`audit_log_read('null')`); best effort. */

@@ -61,6 +61,11 @@ export type ServerCatalogue = {
    * `maxErrorCount` messages all the same.
    */
   maxErrorCountVariable: 'reported' | 'null' | 'unknown';
+  /**
+   * What `SHOW COUNT(*) WARNINGS` answers: the count of the last statement's warnings (`counted`,
+   * as MySQL does), NULL (`null`), or a value that is not a number (`text`).
+   */
+  warningCountAnswer: 'counted' | 'null' | 'text';
 };
 
 export type TestServerOptions = Partial<ServerCatalogue> & {
@@ -160,6 +165,7 @@ export class HeatWaveTestServer {
       plugins: opts.plugins ?? [{ name: 'authentication_oci', status: 'ACTIVE' }],
       maxErrorCount: opts.maxErrorCount ?? 1024,
       maxErrorCountVariable: opts.maxErrorCountVariable ?? 'reported',
+      warningCountAnswer: opts.warningCountAnswer ?? 'counted',
     };
     this.audit = opts.audit ?? new AuditLog();
     this.tls = opts.tls ? createSecureContext({ key: opts.tls.key, cert: opts.tls.cert }) : undefined;
@@ -307,9 +313,15 @@ export class HeatWaveTestServer {
       return;
     }
     if (/^SHOW COUNT\(\*\) WARNINGS$/i.test(sql)) {
+      const answer = this.catalogue.warningCountAnswer;
       channel.resultSet(
-        [{ name: '@@session.warning_count', type: COLUMN_TYPE.LONGLONG }],
-        [[session.warningCount]],
+        [
+          {
+            name: '@@session.warning_count',
+            type: answer === 'text' ? COLUMN_TYPE.VAR_STRING : COLUMN_TYPE.LONGLONG,
+          },
+        ],
+        [[answer === 'counted' ? session.warningCount : answer === 'null' ? null : 'n/a']],
       );
       return;
     }

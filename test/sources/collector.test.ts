@@ -405,6 +405,28 @@ describe('collector: reading one instance', () => {
   );
 
   it.each([
+    { countAnswer: 'null', shown: 'NULL', answer: 'unknown', big: 25, kept: 10 },
+    { countAnswer: 'null', shown: 'NULL', answer: 'unknown', big: 5, kept: 5 },
+    { countAnswer: 'null', shown: 'NULL', answer: 'reported', big: 25, kept: 10 },
+    { countAnswer: 'text', shown: 'not a number', answer: 'null', big: 25, kept: 10 },
+  ] as const)(
+    'a server whose @@max_error_count is $answer and whose warning count is $shown: $big events skipped for size are a gap of unknown size, not 0 nor the messages kept',
+    async ({ countAnswer, shown, answer, big, kept }) => {
+      const { s, details, detail } = await readBigEvents(big, {
+        maxErrorCount: 10,
+        maxErrorCountVariable: answer,
+        warningCountAnswer: countAnswer,
+      });
+      expect(s.statements.filter((q) => q === 'SHOW COUNT(*) WARNINGS')).toHaveLength(1);
+      expect(details).not.toHaveProperty('skipped');
+      expect(detail).toContain(`the server warned at least ${kept} time(s) while reading (codes 3200)`);
+      expect(detail).toContain(
+        `how many is unknown: the server kept ${kept} message(s), ${answer === 'reported' ? 'as many as it keeps' : 'does not report how many it keeps'} (max_error_count), and did not count them all (its warning count was ${shown})`,
+      );
+    },
+  );
+
+  it.each([
     { code: 1317, message: 'Query execution was interrupted' },
     { code: 1053, message: 'Server shutdown in progress' },
   ])(
