@@ -10,18 +10,31 @@ const DAYS = 24 * 60;
 
 /**
  * The network of `ip`: its IPv4 /`v4` or IPv6 /`v6` prefix; any other text stands for itself. An
- * IPv4-mapped IPv6 address (`::ffff:0:0/96`, however written: `::ffff:10.0.1.5`, `::ffff:a00:105`,
- * `0:0:0:0:0:ffff:10.0.1.5`) is its IPv4 address, not one /`v6` network holding every IPv4 address.
+ * IPv6 address that embeds an IPv4 address in its last 32 bits is that IPv4 address, however
+ * written (`::ffff:10.0.1.5`, `::ffff:a00:105`, `0:0:0:0:0:ffff:10.0.1.5`), not one /`v6` network
+ * holding every IPv4 address: IPv4-mapped (`::ffff:0:0/96`), NAT64 (the well-known prefix
+ * `64:ff9b::/96`, RFC 6052) and IPv4-compatible (`::/96`, deprecated; `::` and `::1` are not IPv4).
  */
 export function networkOf(ip: string, v4: number, v6: number): string {
   if (isIPv4(ip)) return masked(ip.split('.').map(Number), 8, v4, '.', 10);
   const groups = isIPv6(ip) ? ipv6Groups(ip) : undefined;
   if (groups === undefined) return ip;
-  if (groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff) {
-    const [hi, lo] = groups.slice(6) as [number, number];
-    return masked([hi >> 8, hi & 0xff, lo >> 8, lo & 0xff], 8, v4, '.', 10);
-  }
+  const [hi, lo] = groups.slice(6) as [number, number];
+  if (embedsIpv4(groups)) return masked([hi >> 8, hi & 0xff, lo >> 8, lo & 0xff], 8, v4, '.', 10);
   return masked(groups, 16, v6, ':', 16);
+}
+
+/**
+ * Whether an IPv6 address (its eight groups) embeds an IPv4 address in its last 32 bits: under
+ * `::ffff:0:0/96`, `64:ff9b::/96` or `::/96`, but for `::` and `::1`.
+ */
+function embedsIpv4(groups: number[]): boolean {
+  const prefix = groups
+    .slice(0, 6)
+    .map((g) => g.toString(16))
+    .join(':');
+  if (prefix === '0:0:0:0:0:0') return groups[6] !== 0 || groups[7]! > 1;
+  return prefix === '0:0:0:0:0:ffff' || prefix === '64:ff9b:0:0:0:0';
 }
 
 /**
@@ -72,6 +85,15 @@ const unnamedThenBob = (...more: (DbEvent | IamEvent)[]) => [
   ...more,
 ];
 const bobSignedOn = () => iam.signOn({ at: at(15 * DAYS - 5), user: USERS.bob, ip: '203.0.113.9' });
+/**
+ * Alice's first session from the first of `ips`, then on day 15 from the others, IPv6 addresses
+ * embedding 10.0.1.0/24 or 203.0.113.0/24 addresses: one alert, for 203.0.113.0/24.
+ */
+const embeddedIpv4Case = (name: string, ips: string[]): RuleCase => ({
+  name,
+  events: () => ips.map((ip, i) => alice(at(i === 0 ? 0 : 15 * DAYS + (i - 1) * 30), i + 1, ip)),
+  expect: { alerts: 1, severity: 'medium', match: { details: { network: '203.0.113.0/24' } } },
+});
 /** Alerts of a case on 203.0.113.0/24, one of them resolved as re-attributed. */
 const namedLate = (alerts: number, note?: string) => ({
   alerts,
@@ -329,15 +351,20 @@ export const accessNewSource = defineRule({
         },
       },
     },
-    {
-      name: 'an IPv4-mapped address written out in full is its IPv4 network',
-      events: () => [
-        alice(at(0), 1, '0:0:0:0:0:ffff:10.0.1.5'),
-        alice(at(15 * DAYS), 2, '0:0:0:0:0:ffff:203.0.113.9'),
-        alice(at(15 * DAYS + 60), 3, '::ffff:cb00:710a'),
-      ],
-      expect: { alerts: 1, severity: 'medium', match: { details: { network: '203.0.113.0/24' } } },
-    },
+    embeddedIpv4Case('an IPv4-mapped address written out in full is its IPv4 network', [
+      '0:0:0:0:0:ffff:10.0.1.5',
+      '0:0:0:0:0:ffff:203.0.113.9',
+      '::ffff:cb00:710a',
+    ]),
+    embeddedIpv4Case(
+      'NAT64 addresses are their embedded IPv4 network: one client behind NAT64 is not every other',
+      ['64:ff9b::10.0.1.5', '64:ff9b::a00:109', '64:ff9b::203.0.113.9', '64:ff9b:0:0:0:0:cb00:710a'],
+    ),
+    embeddedIpv4Case('IPv4-compatible addresses are their embedded IPv4 network', [
+      '::10.0.1.5',
+      '::a00:109',
+      '::203.0.113.9',
+    ]),
     ...baselineBoundaryCases(
       'access.new-source',
       (ts, conn, variant) => [alice(ts, conn, `10.${variant}.0.5`)],
