@@ -31,7 +31,10 @@ export const EXPORT_HELP = `Usage: heatwave-iam-audit export alerts|sessions|dea
 Writes the alerts or the session ledger kept in the state store, in time order, in any format:
 to fill a SIEM that missed some, or as evidence. dead-letters writes the records that could not
 be read (code, input, line or index, field and reason; never the record's text), in the order
-they were stored. Nothing in the store changes.
+they were stored. No record in the store changes; a store of an older version is upgraded, as by
+any command that opens it: its schema is migrated (or a migration another process is applying is
+waited for) and, on MySQL, a derived column of the sessions stored before schema 12 is filled for
+up to a second (docs/deploy-oci.md, "Upgrading").
 
 Options:
   --state FILE|URL    state store: a SQLite file or mysql://USER@HOST[:PORT]/DB

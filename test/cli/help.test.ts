@@ -54,6 +54,13 @@ describe('command help', () => {
     expect([...named].filter((o) => !listed.includes(o))).toEqual([]);
   });
 
+  it('export --help says that no record changes, and that a store of an older version is upgraded', () => {
+    const help = COMMANDS.find((c) => c.name === 'export')!.usage.replace(/\s+/g, ' ');
+    expect(help).not.toContain('Nothing in the store changes');
+    expect(help).toContain('No record in the store changes; a store of an older version is upgraded');
+    expect(help).toContain('its schema is migrated');
+  });
+
   it('replay --help gives the DB system of a raw audit file as the README does', () => {
     const help = COMMANDS.find((c) => c.name === 'replay')!.usage.replace(/\s+/g, ' ');
     expect(help).toContain(
