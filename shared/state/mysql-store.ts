@@ -268,6 +268,26 @@ export async function fillActiveUntil(conn: Conn, budget: ActiveUntilFill): Prom
   }
 }
 
+/** ER_UNKNOWN_SYSTEM_VARIABLE: MySQL has no max_statement_time, MariaDB no max_execution_time. */
+const UNKNOWN_SYSTEM_VARIABLE = 1193;
+
+/**
+ * Bounds the statements of the connection's session: a row lock waited for at most one second
+ * (the least the server takes), and a statement stopped by the server after `ms` (MariaDB: any
+ * statement; MySQL: a SELECT, the UPDATE being bounded by its lock waits).
+ */
+async function boundStatements(conn: Conn, ms: number): Promise<void> {
+  await conn.query('SET SESSION innodb_lock_wait_timeout = 1');
+  if (!Number.isFinite(ms)) return;
+  const bound = Math.max(1, Math.ceil(ms));
+  try {
+    await conn.query(`SET SESSION max_statement_time = ${bound / 1000}`);
+  } catch (error) {
+    if ((error as { errno?: number }).errno !== UNKNOWN_SYSTEM_VARIABLE) throw error;
+    await conn.query(`SET SESSION max_execution_time = ${bound}`);
+  }
+}
+
 /** Clauses that make an ALTER online, tried in turn: a column instantly, else without blocking writes. */
 const ONLINE = {
   column: [', ALGORITHM=INSTANT', ', ALGORITHM=INPLACE, LOCK=NONE'],
@@ -782,15 +802,20 @@ export class MySqlStore implements StateStore {
    * lock. A failure leaves it to the next open: reads take a null column from the row meanwhile.
    */
   private async fillActiveUntil(budget: ActiveUntilFill): Promise<void> {
+    let conn: Connection | undefined;
     try {
-      const conn = await this.connection();
-      try {
-        await fillActiveUntil(conn, budget);
-      } finally {
-        conn.release();
-      }
+      // A connection of its own, whose session bounds each statement: a row of the page locked by
+      // another transaction, or a slow server, must not hold the open for the lock wait timeout.
+      conn = await this.connectAlone();
+      conn.on('error', () => {});
+      for (const statement of this.sessionSetup) await conn.query(statement);
+      await allowBackslashEscapes(conn);
+      await boundStatements(conn, budget.ms);
+      await fillActiveUntil(conn, budget);
     } catch {
       // Left to the next open.
+    } finally {
+      conn?.destroy();
     }
   }
 

@@ -260,6 +260,15 @@ describeMySql(
     // Each open fills one page (500 rows) of the sessions stored before.
     const adapter = mysqlAdapter(server, { fillActiveUntil: { pages: 1 } });
     const backingNow = backingPerTest(adapter) as () => Backing & TestDatabase;
+    /** The scenario's store with every row's active_until_ts null, and a connection of its own. */
+    const unfilledStore = async () => {
+      const backing = backingNow();
+      const writer = await backing.open();
+      await runPipeline(writer, [timeline()]);
+      await writer.close();
+      await backing.sql('UPDATE sessions SET active_until_ts = NULL');
+      return { backing, raw: await backing.raw() };
+    };
 
     it('migrates without filling under the migration lock; later opens fill the rows, the reports read the same', async () => {
       const backing = backingNow();
@@ -326,12 +335,7 @@ describeMySql(
     });
 
     it('fills a row a commit wrote between the read of a page and its update from what the commit wrote', async () => {
-      const backing = backingNow();
-      const writer = await backing.open();
-      await runPipeline(writer, [timeline()]);
-      await writer.close();
-      await backing.sql('UPDATE sessions SET active_until_ts = NULL');
-      const raw = await backing.raw();
+      const { backing, raw } = await unfilledStore();
       try {
         let between = true;
         const conn = {
@@ -358,5 +362,25 @@ describeMySql(
         FILLED.map(([id, until]) => [id, id === 20 ? at(400) : id === 2 ? at(300) : until]),
       );
     });
+
+    it('keeps to its second when a row of its page is locked by a transaction that stays open', async () => {
+      const { backing, raw } = await unfilledStore();
+      try {
+        // Another instance's transaction holds the application's session row (server default lock
+        // wait: 50 s).
+        await raw.query('START TRANSACTION');
+        await raw.query('SELECT id FROM sessions WHERE connection_id = 20 FOR UPDATE');
+        const started = Date.now();
+        await backing.open();
+        const ms = Date.now() - started;
+        expect(ms).toBeLessThan(4000);
+        await raw.query('ROLLBACK');
+      } finally {
+        await raw.end();
+      }
+      // The next open fills the page the lock kept it from.
+      await backing.open();
+      expect(await activeUntilColumn(backing)).toEqual(FILLED);
+    }, 90_000);
   },
 );
