@@ -272,12 +272,13 @@ export async function fillActiveUntil(conn: Conn, budget: ActiveUntilFill): Prom
 const UNKNOWN_SYSTEM_VARIABLE = 1193;
 
 /**
- * Bounds the statements of the connection's session: a row lock waited for at most one second
- * (the least the server takes), and a statement stopped by the server after `ms` (MariaDB: any
+ * Bounds the statements of the connection's session: a row lock, or the table's metadata lock (a
+ * migration of a later version altering it, a LOCK TABLES), waited for at most one second (the
+ * least the server takes), and a statement stopped by the server after `ms` (MariaDB: any
  * statement; MySQL: a SELECT, the UPDATE being bounded by its lock waits).
  */
 async function boundStatements(conn: Conn, ms: number): Promise<void> {
-  await conn.query('SET SESSION innodb_lock_wait_timeout = 1');
+  await conn.query('SET SESSION innodb_lock_wait_timeout = 1, lock_wait_timeout = 1');
   if (!Number.isFinite(ms)) return;
   const bound = Math.max(1, Math.ceil(ms));
   try {

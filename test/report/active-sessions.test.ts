@@ -363,6 +363,24 @@ describeMySql(
       );
     });
 
+    it('keeps to its second while another connection holds the sessions table (a later version migrating it)', async () => {
+      const { backing, raw } = await unfilledStore();
+      try {
+        await raw.query('LOCK TABLES sessions WRITE');
+        const started = Date.now();
+        const opening = backing.open();
+        const ms = await Promise.race([
+          opening.then(() => Date.now() - started),
+          new Promise<number>((resolve) => setTimeout(() => resolve(Number.POSITIVE_INFINITY), 8000)),
+        ]);
+        await raw.query('UNLOCK TABLES');
+        await opening;
+        expect(ms).toBeLessThan(4000);
+      } finally {
+        await raw.end();
+      }
+    }, 90_000);
+
     it('keeps to its second when a row of its page is locked by a transaction that stays open', async () => {
       const { backing, raw } = await unfilledStore();
       try {
