@@ -3,6 +3,7 @@
 // it; a break-glass session's statements of the period are in its log; the attribution evidence
 // still counts each session once, in the period it connected in. On SQLite and on MySQL alike, also
 // on a store written before the ledger kept until when each session was active.
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import type { ReportDocument } from '../../schemas/report.js';
 import { at, db, GROUPS, iam, USERS } from '../../shared/detect/timeline.js';
@@ -254,6 +255,11 @@ describeMySql('sessions active in a report period: MySqlStore', (server) =>
   activeSessions(mysqlAdapter(server)),
 );
 
+/** docs/mysql-store.md: noted before the upgrade, the earliest connect of the sessions then open. */
+const REPAIR_SINCE = 'SELECT MIN(connect_ts) AS since FROM sessions WHERE is_open = 1';
+/** docs/mysql-store.md: once every instance runs the version of the upgrade (the value: REPAIR_SINCE). */
+const REPAIR = 'UPDATE sessions SET active_until_ts = NULL WHERE connect_ts >= ?';
+
 describeMySql(
   'upgrade of a MySQL store written before it kept until when each session was active',
   (server) => {
@@ -361,6 +367,34 @@ describeMySql(
       expect(await activeUntilColumn(backing)).toEqual(
         FILLED.map(([id, until]) => [id, id === 20 ? at(400) : id === 2 ? at(300) : until]),
       );
+    });
+
+    it('the repair docs/mysql-store.md gives reads again a session open at the upgrade that an instance of the version before went on writing after an open filled it', async () => {
+      const { backing, raw } = await unfilledStore();
+      try {
+        // The statements are those the documentation gives.
+        const doc = readFileSync(new URL('../../docs/mysql-store.md', import.meta.url), 'utf8').replace(
+          /\s+/g,
+          ' ',
+        );
+        expect(doc).toContain(`\`${REPAIR_SINCE}\``);
+        expect(doc).toContain(`\`${REPAIR.replace('?', '<')}`);
+        // Before the upgrade (every row null, as the version before wrote it): what the repair needs.
+        const upgrade = at(650);
+        const [noted] = await raw.query(REPAIR_SINCE);
+        const since = Number((noted as { since: number | string | null }[])[0]!.since ?? upgrade);
+        const store = await backing.open();
+        expect(await activeUntilColumn(backing)).toEqual(FILLED);
+        // The version before, still running, writes a statement of the application's session.
+        await raw.query('UPDATE sessions SET last_activity_ts = ? WHERE connection_id = 20', [at(700)]);
+        // Once every instance runs this version, the repair.
+        await raw.query(REPAIR, [since]);
+        await backing.open();
+        const later = { from: at(690), to: at(710), active: true };
+        expect(await idsOf(store)(later)).toEqual([`20@${iso(at(50))}`]);
+      } finally {
+        await raw.end();
+      }
     });
 
     it('keeps to its second while another connection holds the sessions table (a later version migrating it)', async () => {
