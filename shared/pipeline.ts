@@ -268,8 +268,9 @@ export class Pipeline {
   /** Set while opening: an output that fails then fails no call yet (see `open`, `kept`). */
   private opening = false;
   /**
-   * The outputs that failed while opening (the backlog, the snapshots followed): the next call does
-   * its work and its delivery all the same, then fails with these and its own (`eachSink`).
+   * The outputs that failed while opening (the backlog, the snapshots followed): calls do their work
+   * and their delivery all the same; `finish` or `settle` then fails with these, or the first call
+   * whose own delivery fails, with these and its own (`eachSink`).
    */
   private kept: OutputFailure[] = [];
   /** The last commit asked of the store, settled once it is applied (or its failure recorded). */
@@ -310,10 +311,11 @@ export class Pipeline {
    * Opens the pipeline on a store, restoring its state and sending the alerts a sink has not
    * received that are this instance's to send (`StateStore.undelivered`: not under another
    * instance's claim). An output that fails meanwhile (a stream deleted, a policy missing) does not
-   * fail the open: the first call (`ingest`, `advance`, `finish`, `followSnapshots`) processes and
-   * commits its input and sends its records to every output as usual, then fails with that
-   * output's error (and those of its own delivery: `failedOutputs`), as does `settle` when no call
-   * comes. What the output did not receive stays undelivered for it in the store.
+   * fail the open, nor the calls that process input (`ingest`, `advance`, `followSnapshots`): they
+   * commit it and send its records to every output as usual. `finish` or `settle`, the end of a
+   * host's work, then fails with that output's error (and those of its own delivery:
+   * `failedOutputs`), as does an earlier call whose own delivery fails. What the output did not
+   * receive stays undelivered for it in the store.
    * `durablePending` (default true) writes buffered events to the store with each batch, so a
    * host that acknowledges its input after `ingest` loses nothing. A replay that can simply be
    * run again turns it off: buffered events are then neither stored nor marked seen until
@@ -598,8 +600,11 @@ export class Pipeline {
    * after theirs. A host may so make its next call before the last resolves, with a store whose
    * calls are `ordered`: the next batch is built while the last one is written (replay does).
    * A call that fails leaves memory the store may not match: every later call fails with it.
+   * `reportKept` (`finish`, `settle`: the end of a host's work) fails the call, once its records
+   * were sent, with the outputs that failed while opening (`kept`); other calls leave them to it,
+   * so that a run of many calls (a collect, a replay) processes all of its input.
    */
-  private inTurn(work: () => Promise<Delivery>): Promise<Alert[]> {
+  private inTurn(work: () => Promise<Delivery>, reportKept = false): Promise<Alert[]> {
     const { worked, delivered } = this.turn;
     const healthy = () => {
       if (this.failure !== undefined) throw this.failure;
@@ -617,8 +622,8 @@ export class Pipeline {
       await delivered;
       healthy();
       const mine = await deliver();
-      // An output that failed while opening fails the first call, once its records were sent.
-      if (!this.opening && this.kept.length > 0) throw failedOutputs(this.kept.splice(0));
+      // An output that failed while opening fails the end of the work, once its records were sent.
+      if (reportKept && this.kept.length > 0) throw failedOutputs(this.kept.splice(0));
       return mine;
     });
     result.catch(failed);
@@ -629,11 +634,11 @@ export class Pipeline {
 
   /**
    * Waits for the calls made so far, and fails as a call would when an output failed while opening
-   * and no call reported it yet (`open`): for a host whose work may make no call (a collect that
-   * read nothing).
+   * and no call reported it yet (`open`): a host calls it (or `finish`) once its work is done, or
+   * after each step when it runs without end (a stream consumer, a collect that follows).
    */
   async settle(): Promise<void> {
-    await this.inTurn(async () => async () => []);
+    await this.inTurn(async () => async () => [], true);
   }
 
   /**
@@ -708,14 +713,15 @@ export class Pipeline {
 
   /**
    * End of input: applies everything buffered; timers fire up to `asOf` (default the latest
-   * event); sinks that hold records back (digests) send them.
+   * event); sinks that hold records back (digests) send them. Fails, once they were sent, with the
+   * outputs that failed while opening (see `settle`).
    */
   finish(asOf?: number): Promise<Alert[]> {
     return this.inTurn(async () => {
       const end = asOf ?? this.clock.maxTs;
       this.release(Math.max(this.clock.maxTs, end), end);
       return this.thenBacklog(await this.commit(true), true);
-    });
+    }, true);
   }
 
   private release(watermark: number, timersUpTo = watermark): void {

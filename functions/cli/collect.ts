@@ -168,6 +168,8 @@ export async function runCollect(argv: string[], io: CliIo, deps: CliDeps = {}):
           }
         }
         if (!values.follow || stop.signal.aborted) break;
+        // Following runs without end: an output that failed when the state opened fails the pass.
+        await pipeline.settle();
         const busy = result.instances.filter((r) => r.records > 0 || r.error);
         if (busy.length > 0) io.stderr.write(`${instanceLines(busy).join('\n')}\n`);
         // While sources are quiet, timers (break-glass maximum duration) fire by the clock.

@@ -526,7 +526,11 @@ export class StreamConsumer {
     this.stats.sweeps++;
   }
 
-  /** One step of a partition's pipeline under the scope's lock, its record counts added to the stats. */
+  /**
+   * One step of a partition's pipeline under the scope's lock, its record counts added to the stats.
+   * An output that failed when the pipeline opened fails the step once it was processed
+   * (`Pipeline.settle`): the consumer runs without end, and would report it never.
+   */
   private async step(
     handle: PartitionPipeline,
     run: (pipeline: Pipeline) => Promise<Alert[]>,
@@ -535,6 +539,7 @@ export class StreamConsumer {
     try {
       const before = recordCounts(handle.pipeline.stats);
       const alerts = await run(handle.pipeline);
+      await handle.pipeline.settle();
       addCountsSince(this.stats.pipeline, before, handle.pipeline.stats);
       return alerts;
     } finally {

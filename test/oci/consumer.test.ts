@@ -14,7 +14,7 @@ import type { CanonicalEvent } from '../../schemas/events.js';
 import { validateConfig } from '../../shared/config/load-config.js';
 import { decodeBatch } from '../../shared/decode/read-input.js';
 import { baseConfig, T0 } from '../../shared/detect/timeline.js';
-import type { AlertSink } from '../../shared/emit/sink.js';
+import type { AlertSink, SendContext } from '../../shared/emit/sink.js';
 import { AuditError } from '../../shared/errors.js';
 import { LogPositions } from '../../shared/log-positions.js';
 import { ociAuthProvider } from '../../shared/oci/auth.js';
@@ -545,6 +545,31 @@ describe('stream consumer: failures', () => {
     }
     const last = await consumer({ env, state, group, sink }).run();
     expect(last.messages).toBeGreaterThan(0);
+    expect(ids(sink.alerts)).toEqual(reference.alerts);
+    expect(await acceptedCount(state, group)).toBe(KEPT);
+  });
+
+  it('an output still failing when a partition reopens fails the consumer once the batch was processed', async () => {
+    const env = await startEnv();
+    const group = fresh('reopen-down');
+    const state = statePath();
+    // Down for every record at first, then only for those it missed (its backlog at the open).
+    const sink = new (class extends CollectingSink {
+      down: 'all' | 'backlog' | 'none' = 'all';
+      override async send(alerts: Alert[], ctx?: SendContext): Promise<void> {
+        if (alerts.length > 0 && (this.down === 'all' || (this.down === 'backlog' && ctx?.backlog === true)))
+          throw new AuditError('SINK_FAILED', 'output down');
+        await super.send(alerts);
+      }
+    })();
+    await expect(consumer({ env, state, group, sink }).run()).rejects.toThrow('output down');
+    sink.down = 'backlog';
+    const before = await acceptedCount(state, group);
+    // The consumer runs without end: the failure kept at the open is reported by the step after it.
+    await expect(consumer({ env, state, group, sink }).run()).rejects.toThrow('output down');
+    expect(await acceptedCount(state, group)).toBeGreaterThan(before);
+    sink.down = 'none';
+    await consumer({ env, state, group, sink }).run();
     expect(ids(sink.alerts)).toEqual(reference.alerts);
     expect(await acceptedCount(state, group)).toBe(KEPT);
   });

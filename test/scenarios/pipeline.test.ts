@@ -761,6 +761,25 @@ describe('sinks', () => {
     expect(page.sends).toHaveLength(2);
   });
 
+  it("an output failing when the pipeline opens stops none of a run's batches: `finish` reports it once they were all processed", async () => {
+    const stream = new SwitchableSink('stream', true);
+    const page = new RecordingSink('page');
+    const { path, p } = await reopenOwing([stream, page]);
+    // A run of several batches raising no alert of their own (a collect, a replay).
+    const quiet = (minute: number) =>
+      items([iam.signOn({ at: at(minute * 60), user: USERS.dave, ip: '10.9.9.9' })]);
+    await p.ingest(quiet(2), { src: 'first' });
+    await p.ingest(quiet(3), { src: 'second' });
+    await p.ingest(quiet(4), { src: 'third' });
+    expect(p.stats).toMatchObject({ received: 3 });
+    await expect(p.finish()).rejects.toThrow('stream is down');
+    stream.down = false;
+    const later = await open(SqliteStore.open(path), { sinks: [stream, page] });
+    expect(later.position('src')).toBe('third');
+    expect(stream.sends.flat().map((a) => a.rule)).toEqual(['access.local-account']);
+    expect(page.sends).toHaveLength(1);
+  });
+
   it('an output failing when the pipeline opens fails `settle` when no call comes', async () => {
     const stream = new SwitchableSink('stream', true);
     const { path, p: idle } = await reopenOwing([stream]);
