@@ -178,7 +178,9 @@ export async function runCollect(argv: string[], io: CliIo, deps: CliDeps = {}):
         await abortableSleep(intervalMs, stop.signal);
         if (stop.signal.aborted) break;
       }
+      // A run stopped while following settles: an output that failed at the open fails it.
       if (!values.follow) await pipeline.finish();
+      else await pipeline.settle();
       const coverage = await readLedger(store, { path: values.sessions, format: sessionsFormat });
       const seconds = (Date.now() - started) / 1000;
       const read = last.reduce((n, r) => n + r.records, 0);

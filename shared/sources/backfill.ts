@@ -324,6 +324,11 @@ export async function backfill(opts: BackfillOptions): Promise<BackfillResult> {
       signal: opts.signal,
       ...(opts.sleep ? { sleep: opts.sleep } : {}),
     });
+  // A stopped run ends the work: an output that failed when the pipeline opened fails it (settle).
+  const stopped = async (): Promise<BackfillResult> => {
+    await opts.pipeline.settle();
+    return result;
+  };
   const batchSize = opts.batchSize ?? 5000;
   const ingest = async (items: DecodedItem[]) => {
     for (let i = 0; i < items.length; i += batchSize) {
@@ -337,21 +342,21 @@ export async function backfill(opts: BackfillOptions): Promise<BackfillResult> {
     try {
       compartments = await compartmentTree(opts.compartmentId, opts.identity!, call);
     } catch (error) {
-      if (opts.signal?.aborted) return result;
+      if (opts.signal?.aborted) return stopped();
       throw error;
     }
   }
   result.compartments = compartments.length;
 
   for (const [i, w] of windows.entries()) {
-    if (opts.signal?.aborted) return result;
+    if (opts.signal?.aborted) return stopped();
     const collected: Kept[] = [];
     const ignored = new IgnoredFold(opts.pipeline);
     for (const compartment of compartments) {
       let page: string | undefined;
       let pages = 0;
       do {
-        if (opts.signal?.aborted) return result;
+        if (opts.signal?.aborted) return stopped();
         if (++pages > maxPages) {
           throw new AuditError('OCI_REQUEST_FAILED', 'too many pages in one window; use a shorter --window', {
             details: { window: formatQueryTime(w.start), pages: maxPages },
@@ -362,7 +367,7 @@ export async function backfill(opts: BackfillOptions): Promise<BackfillResult> {
           got = await fetcher(w, page, call, compartment);
         } catch (error) {
           // Stopped during a backoff: the window was not checkpointed, the next run reads it.
-          if (opts.signal?.aborted) return result;
+          if (opts.signal?.aborted) return stopped();
           throw error;
         }
         result.pages++;

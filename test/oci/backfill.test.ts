@@ -16,7 +16,8 @@ import { validateConfig } from '../../shared/config/load-config.js';
 import { decodeBatch } from '../../shared/decode/read-input.js';
 import type { BatchItem } from '../../shared/decode/statement-runs.js';
 import { baseConfig, DB, T0 } from '../../shared/detect/timeline.js';
-import type { AlertSink } from '../../shared/emit/sink.js';
+import type { AlertSink, SendContext } from '../../shared/emit/sink.js';
+import { AuditError } from '../../shared/errors.js';
 import { concernsNothing } from '../../shared/normalize/oci-audit.js';
 import { ociAuthProvider } from '../../shared/oci/auth.js';
 import { createOciClient } from '../../shared/oci/clients.js';
@@ -444,6 +445,33 @@ describe('backfill from the Audit API', () => {
 
     const third = await fill({ state, sink, checkpoint });
     expect(third).toMatchObject({ resumed: true, completed: true, windows: 0, calls: 0, alerts: 0 });
+  });
+
+  it('a stopped run reports an output that failed when the pipeline opened', async () => {
+    const state = `${fresh('state')}.sqlite`;
+    // Down for every record at first, then only for those it missed (its backlog at the open).
+    const sink = new (class extends CollectingSink {
+      down: 'all' | 'backlog' = 'all';
+      override async send(alerts: Alert[], ctx?: SendContext): Promise<void> {
+        if (alerts.length > 0 && (this.down === 'all' || ctx?.backlog === true))
+          throw new AuditError('SINK_FAILED', 'output down');
+        await super.send(alerts);
+      }
+    })();
+    await expect(fill({ state, sink })).rejects.toThrow('output down');
+    sink.down = 'backlog';
+    // Stopped before it read anything, and after a window: neither run ends as if all was sent.
+    await expect(fill({ state, sink, signal: AbortSignal.abort() })).rejects.toThrow('output down');
+    const controller = new AbortController();
+    const stopped = fill({
+      state,
+      sink,
+      signal: controller.signal,
+      onProgress: (p) => {
+        if (p.windowsDone === 1) controller.abort();
+      },
+    });
+    await expect(stopped).rejects.toThrow('output down');
   });
 
   it('catches events that became visible after their window was checkpointed, thanks to the overlap', async () => {
