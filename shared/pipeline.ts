@@ -1032,7 +1032,8 @@ export class Pipeline {
    * as the route that pages. What a failing sink did not receive stays undelivered in the store for it.
    * Its claims are given up once every sink was sent, not while a sink after it still sends them:
    * another instance sharing the store may send them now, to every sink that has not received them
-   * (a retry here takes them back).
+   * (a retry here takes them back). Those a sink that acknowledges itself holds (`handed`) keep
+   * their claims: that sink sends them later, and another instance would send them to it too.
    */
   private async eachSink(send: (sink: AlertSink) => Promise<void>): Promise<void> {
     const failures: OutputFailure[] = [];
@@ -1047,6 +1048,8 @@ export class Pipeline {
       }
     }
     if (failures.length === 0) return;
+    // Those a sink that acknowledges itself holds (a digest not due) are still this pipeline's to send.
+    for (const held of this.handed.values()) for (const key of held) given.delete(key);
     if (given.size > 0) await this.store.releaseClaims([...given]).catch(() => undefined);
     if (this.opening) {
       this.kept.push(...failures);

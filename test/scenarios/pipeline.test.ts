@@ -848,6 +848,45 @@ describe('sinks', () => {
     expect(paged).toEqual(['access.local-account']);
   });
 
+  it('a failing sink gives up no claim on the records a digest of the same pipeline holds: another instance does not digest them too', async () => {
+    const path = storeFile();
+    /** A digest: holds what it is sent, and publishes it (acknowledged) at the end of input. */
+    class Digest implements AlertSink {
+      readonly acknowledges = true;
+      readonly name = 'digest';
+      held: Alert[] = [];
+      readonly published: Alert[] = [];
+      async send(alerts: Alert[], ctx?: SendContext): Promise<void> {
+        this.held.push(...alerts);
+        if (!ctx!.final) return;
+        await ctx!.delivered(this.held.map(recordKey));
+        this.published.push(...this.held);
+        this.held = [];
+      }
+    }
+    const stream = new SwitchableSink('stream', true);
+    const first = await open(SqliteStore.open(path, { scope: 'one' }), { sinks: [new Digest(), stream] });
+    await expect(
+      first.ingest(
+        items([
+          db.connect({ at: at(0), conn: 1, account: 'app' }),
+          iam.signOn({ at: at(60), user: USERS.dave, ip: '10.9.9.9' }),
+        ]),
+      ),
+    ).rejects.toThrow('stream is down');
+    // Re-opened with the stream still down: its digest holds the alert, the stream fails on it.
+    const digest = new Digest();
+    const p = await open(SqliteStore.open(path, { scope: 'one' }), { sinks: [digest, stream] });
+    expect(digest.held.map((a) => a.rule)).toEqual(['access.local-account']);
+    // Another instance sharing the store opens meanwhile.
+    const otherDigest = new Digest();
+    const other = await open(SqliteStore.open(path, { scope: 'two' }), { sinks: [otherDigest, stream] });
+    await p.finish().catch(() => undefined);
+    await other.finish().catch(() => undefined);
+    const digested = [...digest.published, ...otherDigest.published].map((a) => a.rule);
+    expect(digested).toEqual(['access.local-account']);
+  });
+
   it('two failing sinks: the call reports both, the second with its own message', async () => {
     const down = (name: string) =>
       new (class extends RecordingSink {
