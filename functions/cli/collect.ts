@@ -65,7 +65,8 @@ Options:
   -h, --help          this help
 
 Exit codes: 0 every instance was read; 3 some instance could not be read (the summary says
-which and why; the others were read and committed); 2 bad usage or configuration; 1 internal error.
+which and why; the others were read and committed); 2 bad usage or configuration; 1 an internal
+failure, or a state store or alerts output that failed.
 
 Passwords come from the environment or OCI Vault (collector.password), never from the command
 line. Vault secrets and IAM logins (collector.auth: iam) use HWAUDIT_OCI_AUTH and the other OCI
