@@ -334,7 +334,7 @@ export function readFunctionEnv(
   const collectStreamId = ocid(env, 'HWAUDIT_COLLECT_STREAM_ID', 'stream');
   const notificationsTopicId = ocid(env, 'HWAUDIT_NOTIFICATIONS_TOPIC_ID', 'onstopic');
   // Endpoint overrides are checked now (not at the first alert), naming the variable at fault.
-  for (const service of ENDPOINT_SERVICES) ociEndpointOverride(service, env);
+  for (const service of ENDPOINT_SERVICES) if (service !== 'streaming') ociEndpointOverride(service, env);
   const streamingEndpoint = ociEndpointOverride('streaming', env);
   const streamVar =
     alertStreamId !== undefined

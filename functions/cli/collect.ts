@@ -66,7 +66,7 @@ Options:
 
 Exit codes: 0 every instance was read; 3 some instance could not be read (the summary says
 which and why; the others were read and committed); 2 bad usage or configuration; 1 an internal
-failure, or a state store or alerts output that failed.
+failure, or the state store or an output (the alerts file or a route) that failed.
 
 Passwords come from the environment or OCI Vault (collector.password), never from the command
 line. Vault secrets and IAM logins (collector.auth: iam) use HWAUDIT_OCI_AUTH and the other OCI

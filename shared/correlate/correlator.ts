@@ -52,9 +52,9 @@ import {
   type AccountSeed,
   accountKey,
   accountName,
+  type GroupTarget,
   type LockState,
   Mappings,
-  type MappingTarget,
   nameKey,
   OCI_PLUGIN,
   reaches,
@@ -525,11 +525,7 @@ export class Correlator {
    * opening earlier than the mapping raised nothing about the group, whose logins to it are now
    * taken for local ones.
    */
-  private mappedToOpen(
-    db: string,
-    ts: number,
-    before: readonly { groupId: string; target: MappingTarget }[],
-  ): MappedToOpen[] {
+  private mappedToOpen(db: string, ts: number, before: readonly GroupTarget[]): MappedToOpen[] {
     const { mappings } = this.models;
     // An account the group reached before, by any entry (one naming its user alone reaches every
     // host), is not newly mapped: a target named another way (`dev_proxy` as `dev_proxy@%`) adds nothing.
@@ -1177,15 +1173,18 @@ function noteActivity(session: Session, ev: DbEvent): boolean {
       changed = true;
     }
   }
-  if (session.breakGlassGrant === null || ev.kind !== 'query' || ev.sql?.text === undefined) return changed;
+  if (session.breakGlassGrant === null || ev.kind !== 'query') return changed;
+  // Read once, as the table above: a worker's statement decodes its text at each read.
+  const { sql } = ev;
+  if (sql?.text === undefined) return changed;
   const statements = session.statements ?? [];
   if (statements.length >= SESSION_STATEMENTS_MAX) return changed;
   session.statements = statements;
   statements.push({
     time: ev.time,
-    command: ev.sql.sqlCommand ?? ev.event,
-    sql: redactLiterals(ev.sql.text).slice(0, STATEMENT_SQL_MAX),
-    status: ev.sql.status ?? ev.status,
+    command: sql.sqlCommand ?? ev.event,
+    sql: redactLiterals(sql.text).slice(0, STATEMENT_SQL_MAX),
+    status: sql.status ?? ev.status,
   });
   return true;
 }

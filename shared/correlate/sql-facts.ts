@@ -620,26 +620,25 @@ function privilegeFacts(text: string, command: string): StatementFacts {
   // Account definitions first: privilege targets of CREATE/ALTER/DROP/RENAME USER come from them.
   if (command === 'create_user' || command === 'alter_user') {
     facts.accounts = accountDefinitions(text, command === 'create_user' ? 'create' : 'alter');
-  } else if (command === 'drop_user') {
-    facts.accounts = accountsAfter(text, /^\s*DROP\s+USER\s+(?:IF\s+EXISTS\s+)?/i).map((account) => ({
-      op: 'drop' as const,
-      account,
-    }));
+  } else if (command === 'drop_user' || command === 'drop_role') {
+    // A role is an account (mysql.user): DROP ROLE drops it as DROP USER does.
+    facts.accounts = accountsAfter(text, /^\s*DROP\s+(?:USER|ROLE)\s+(?:IF\s+EXISTS\s+)?/i).map(
+      (account) => ({
+        op: 'drop' as const,
+        account,
+      }),
+    );
   } else if (command === 'rename_user') {
     facts.accounts = renames(text);
-  } else if (command === 'create_role' || command === 'drop_role') {
-    // A role is an account (mysql.user): CREATE ROLE creates it locked, with no password.
-    const head = /^\s*(?:CREATE|DROP)\s+ROLE\s+(IF\s+(?:NOT\s+)?EXISTS\s+)?/i.exec(text);
-    facts.accounts = (head ? accountsAt(text, head[0].length).accounts : []).map((account) =>
-      command === 'drop_role'
-        ? { op: 'drop' as const, account }
-        : {
-            op: 'create' as const,
-            account,
-            locked: true,
-            ...(head?.[1] ? { ifNotExists: true as const } : {}),
-          },
-    );
+  } else if (command === 'create_role') {
+    // CREATE ROLE creates the account locked, with no password.
+    const head = /^\s*CREATE\s+ROLE\s+(IF\s+NOT\s+EXISTS\s+)?/i.exec(text);
+    facts.accounts = (head ? accountsAt(text, head[0].length).accounts : []).map((account) => ({
+      op: 'create' as const,
+      account,
+      locked: true,
+      ...(head?.[1] ? { ifNotExists: true as const } : {}),
+    }));
   } else if (command === 'set_password') {
     facts.accounts = accountsAfter(text, /\bSET\s+PASSWORD\s+FOR\s+/i).map((account) => ({
       op: 'alter' as const,

@@ -4,11 +4,10 @@
 // once per chunk with an index per statement, their numbers in one typed array, and their SQL texts
 // end to end in one buffer of UTF-16 code units (a key is joined from its parts when it is read:
 // MysqlEvent). The typed arrays are handed over, not copied (`transferables`), and a text is made a
-// string only when it is read: few are (a break-glass session's statements), and a chunk's texts as
-// one string were a fifth of what the replay's thread allocated deserializing chunks. A statement
-// is read from the columns when asked (`PackedStatement`): the values normalize gave, and its plain
-// form with the same properties in the same order. Every other item is sent as it is, a MySQL event as its plain form (a structured clone drops
-// getters).
+// string only when it is read: few are (a break-glass session's statements). A statement is read
+// from the columns when asked (`PackedStatement`): the values normalize gave, and its plain form
+// with the same properties in the same order. Every other item is sent as it is, a MySQL event as
+// its plain form (a structured clone drops getters).
 import type { DbEvent } from '../../schemas/events.js';
 import { MysqlEvent, mysqlEventKey, statsFrom } from '../normalize/mysql-audit.js';
 import type { DbRef } from './classify.js';

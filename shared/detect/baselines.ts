@@ -156,7 +156,12 @@ class SubjectBaseline implements Baseline {
 
   learn(values: readonly string[], ts: number, by?: string): void {
     const { opts, key, nextExpiry } = this;
-    const mark = by === undefined ? undefined : sessionMark(by);
+    // The session's mark is hashed only for a first sighting: most values are known already.
+    let mark: string | undefined;
+    const markOf = () => {
+      if (by !== undefined) mark ??= sessionMark(by);
+      return mark;
+    };
     const fresh = !this.row || this.expired(this.row, ts);
     if (fresh) this.row = { since: ts, last: ts, ttl: 0, values: {} };
     const r = this.row!;
@@ -175,14 +180,14 @@ class SubjectBaseline implements Baseline {
       const k = digests.get(value);
       const seen = r.values[k];
       if (seen && ts - seen[1] < opts.expireAfter) {
-        if (ts < seen[0]) r.values[k] = firstSighting(ts, seen[1], mark);
+        if (ts < seen[0]) r.values[k] = firstSighting(ts, seen[1], markOf());
         else {
-          if (ts === seen[0] && seen[2] !== mark) seen[2] = MANY;
+          if (ts === seen[0] && seen[2] !== markOf()) seen[2] = MANY;
           seen[1] = Math.max(seen[1], ts);
         }
         continue;
       }
-      r.values[k] = firstSighting(ts, ts, mark);
+      r.values[k] = firstSighting(ts, ts, markOf());
       if (max === undefined) continue;
       if (count === undefined) count = Object.keys(r.values).length;
       else if (seen === undefined) count++;

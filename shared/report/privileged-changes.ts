@@ -5,7 +5,17 @@
 // with who made it; and every membership change of a group that maps to a database account.
 import type { Alert } from '../../schemas/alert.js';
 import { isSeedKey } from '../correlate/correlator.js';
-import { bars, byText, column, detailText, type ReportDefinition, section, Tally, table } from './report.js';
+import {
+  bars,
+  byText,
+  column,
+  detailText,
+  personConfidence,
+  type ReportDefinition,
+  section,
+  Tally,
+  table,
+} from './report.js';
 
 /** The rules that record a change, and what kind of change each is. */
 const CHANGE_KINDS: Record<string, string> = {
@@ -29,7 +39,7 @@ function madeBy(a: Alert): string | null {
 /** How surely the person behind the database session was named (none for an IAM actor or an account). */
 function madeByConfidence(a: Alert): string | null {
   if (a.rule === 'iam.privileged-group-change' || a.rule === 'iam.credential-change') return null;
-  return a.identity?.name ? (a.identity.attribution?.confidence ?? null) : null;
+  return personConfidence(a);
 }
 
 /** What a change was made to. */

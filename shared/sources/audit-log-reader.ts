@@ -27,7 +27,8 @@
 // warned, and the gap says the count is the server's. A server that refuses to count is read all
 // the same: its gaps say how many events were skipped is unknown (they carry no count), and it is
 // not asked again. So are those of a call whose count the server answers with NULL or a value
-// that is not a number (never read as 0, nor as the number of messages kept).
+// that is not a number (never read as 0, nor as the number of messages kept). A server that keeps
+// no message (`max_error_count` 0) and refuses to count gives no gap: nothing says it skipped.
 import type { GapRecord } from '../../schemas/envelopes.js';
 import type { GAP_REASONS } from '../../schemas/events.js';
 import { ClockSteps, clockStepRecord } from '../decode/clock-steps.js';
@@ -116,12 +117,23 @@ export function compareAuditPositions(a: AuditPosition, b: AuditPosition): numbe
   return a.id - b.id;
 }
 
+/**
+ * A number the server sent, or the digits of one; else NaN (Number(null) and Number('') are 0,
+ * which would read as a count or an id).
+ */
+function integerOf(value: unknown): number {
+  return typeof value === 'number' ||
+    typeof value === 'bigint' ||
+    (typeof value === 'string' && /^\d+$/.test(value))
+    ? Number(value)
+    : Number.NaN;
+}
+
 /** The position of a raw audit event, when it has a valid timestamp and id. */
 function positionOf(event: unknown): (AuditPosition & { ts: number }) | undefined {
   if (typeof event !== 'object' || event === null) return undefined;
   const { timestamp, id } = event as { timestamp?: unknown; id?: unknown };
-  const n =
-    typeof id === 'number' ? id : typeof id === 'string' && /^\d+$/.test(id) ? Number(id) : Number.NaN;
+  const n = integerOf(id);
   if (typeof timestamp !== 'string' || !Number.isInteger(n)) return undefined;
   const ts = parseAuditTimestamp(timestamp);
   return ts === undefined ? undefined : { timestamp, id: n, ts };
@@ -437,13 +449,7 @@ export class AuditLogReader {
       return { unknown: COUNT_REFUSED };
     }
     const value = Object.values(counted ?? {})[0];
-    // Number(null) and Number('') are 0: only a number, or the digits of one, is a count.
-    const n =
-      typeof value === 'number' ||
-      typeof value === 'bigint' ||
-      (typeof value === 'string' && /^\d+$/.test(value))
-        ? Number(value)
-        : Number.NaN;
+    const n = integerOf(value);
     if (!Number.isSafeInteger(n))
       return {
         unknown: `did not count them all (its warning count was ${value === null ? 'NULL' : 'not a number'})`,

@@ -614,10 +614,10 @@ export function ledgerConditions(
  * or after (carriedActive). Both stores read them through an index on (active_until_ts, connect_ts).
  */
 export function carriedSessionConditions(
-  query: LedgerQuery,
   from: number,
+  dbSystem: LedgerQuery['dbSystem'],
 ): { conditions: string[]; params: (string | number)[] } {
-  const db = ledgerConditions(query.dbSystem === undefined ? {} : { dbSystem: query.dbSystem }, {
+  const db = ledgerConditions(dbSystem === undefined ? {} : { dbSystem }, {
     ts: 'connect_ts',
     db: 'db',
   });

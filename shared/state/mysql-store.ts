@@ -284,7 +284,7 @@ async function boundStatements(conn: Conn, ms: number): Promise<void> {
   try {
     await conn.query(`SET SESSION max_statement_time = ${bound / 1000}`);
   } catch (error) {
-    if ((error as { errno?: number }).errno !== UNKNOWN_SYSTEM_VARIABLE) throw error;
+    if (errno(error) !== UNKNOWN_SYSTEM_VARIABLE) throw error;
     await conn.query(`SET SESSION max_execution_time = ${bound}`);
   }
 }
@@ -307,7 +307,7 @@ async function alterWith(conn: Conn, statement: string, clauses: readonly string
       await conn.query(statement + clause);
       return;
     } catch (error) {
-      if (!ALTER_NOT_SUPPORTED.has((error as { errno?: number }).errno ?? 0)) throw error;
+      if (!ALTER_NOT_SUPPORTED.has(errno(error) ?? 0)) throw error;
     }
   }
   await conn.query(statement);
@@ -1363,7 +1363,7 @@ export class MySqlStore implements StateStore {
   async *sessions(query: LedgerQuery = {}): AsyncIterable<Session> {
     const { active, ...rest } = query;
     if (active && rest.from !== undefined) {
-      const carried = carriedSessionConditions(rest, rest.from);
+      const carried = carriedSessionConditions(rest.from, rest.dbSystem);
       for await (const s of this.sessionPages(
         'sessions FORCE INDEX (sessions_active)',
         carried.conditions,

@@ -718,14 +718,14 @@ export class SqliteStore implements StateStore {
    * while the caller commits, and a page is what a reader of a large ledger holds at once. An
    * `active` query reads first the sessions that connected before `from` and were active at it or
    * after, through the index on (active_until_ts, connect_ts, id): its entries say which without
-   * reading a row, and those that connected in the range, which the second part reads as any query
-   * does, end the index's range early for a recent period.
+   * reading a row (those that connected in the range are skipped on the entry: the second part
+   * reads them, as any query does).
    */
   async *sessions(query: LedgerQuery = {}): AsyncIterable<Session> {
     // The range starts where the page key does, so that each page seeks the (connect_ts, id) index.
     const { from, active, ...rest } = query;
     if (active && from !== undefined) {
-      const carried = carriedSessionConditions(rest, from);
+      const carried = carriedSessionConditions(from, rest.dbSystem);
       for await (const s of this.sessionPages(
         'sessions INDEXED BY sessions_active',
         carried.conditions,
