@@ -46,6 +46,8 @@ export const TABLE_NAME_MAX = 200;
  * latest; `switchesOmitted` counts those left out between them.
  */
 export const SESSION_SWITCHES_MAX = 20;
+/** Longest value of `Session.client` kept (a client may send up to 1 KB per attribute). */
+export const CLIENT_FIELD_MAX = 128;
 
 export const RefSchema = z.object({ id: z.string(), name: z.string() });
 
@@ -102,6 +104,14 @@ const SessionBaseSchema = z.object({
   account: AccountSchema,
   sourceIp: z.string().optional(),
   connectionType: z.string().optional(),
+  /**
+   * The client program as the connection named it (its connection attributes: `program_name`,
+   * `_client_name`, `_client_version`), each cut at CLIENT_FIELD_MAX characters. The client sets
+   * them: they tell an operator which tool ran the session, not who did.
+   */
+  client: z
+    .object({ program: z.string().optional(), name: z.string().optional(), version: z.string().optional() })
+    .optional(),
   /** The person behind the session, when known. */
   identity: RefSchema.nullable(),
   /** The IAM group the session resolved through (group-proxied logins). */
@@ -309,4 +319,12 @@ export function switchedLogin(
   const { time: _time, ts: _ts, key: _key, from, omittedBefore: _omitted, ...state } = sw;
   const fromName = from.identity ? `${from.mysqlAccount} (${from.identity.name})` : from.mysqlAccount;
   return { session: { ...connectionOf(s), ...state }, from, fromName };
+}
+
+/** A session's client as one line (`order-service (mysql-connector-java 9.1.0)`), when it named one. */
+export function clientLabel(client: Session['client']): string | undefined {
+  if (!client) return undefined;
+  const library = [client.name, client.version].filter(Boolean).join(' ');
+  if (!client.program) return library || undefined;
+  return library ? `${client.program} (${library})` : client.program;
 }

@@ -11,6 +11,7 @@ import type {
   SyncEvent,
 } from '../../schemas/events.js';
 import {
+  CLIENT_FIELD_MAX,
   LAST_ACTIVITY,
   lastActivity,
   loginStateOf,
@@ -394,6 +395,8 @@ export class Correlator {
     if (ev.instance !== undefined) session.instance = ev.instance;
     if (ev.login.ip) session.sourceIp = ev.login.ip;
     if (ev.connectionType) session.connectionType = ev.connectionType;
+    const client = clientOf(ev.attributes);
+    if (client) session.client = client;
     this.touch(session);
     this.recent.push(session);
     if (session.outcome === 'failed') {
@@ -1244,4 +1247,17 @@ export function snapshotSeedKey(snapshotId: string): string {
 /** Whether a membership or account change came from a seed (the configuration, a snapshot), not an event. */
 export function isSeedKey(key: string): boolean {
   return key === CONFIG_DIRECTORY || key === CONFIG_ACCOUNTS || key.startsWith(SNAPSHOT_SEED);
+}
+
+/** The client program a connect's attributes name (`Session.client`), if they name any. */
+export function clientOf(attributes: DbEvent['attributes']): Session['client'] {
+  if (!attributes) return undefined;
+  const client: NonNullable<Session['client']> = {};
+  const put = (field: keyof typeof client, value: string | undefined) => {
+    if (value) client[field] = value.length > CLIENT_FIELD_MAX ? value.slice(0, CLIENT_FIELD_MAX) : value;
+  };
+  put('program', attributes.program_name);
+  put('name', attributes._client_name);
+  put('version', attributes._client_version);
+  return Object.keys(client).length > 0 ? client : undefined;
 }

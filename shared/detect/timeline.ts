@@ -98,6 +98,8 @@ type ConnectSpec = {
   proxy?: boolean;
   status?: number;
   db?: string;
+  /** Connection attributes the client sent (`program_name`, `_client_name`, ...). */
+  attributes?: Record<string, string>;
 };
 
 let seq = 0;
@@ -140,6 +142,7 @@ function login(kind: 'connect' | 'change_user', s: ConnectSpec): DbEvent {
       account: { user: s.account, host: s.host ?? '%' },
       status: s.status ?? 0,
       connectionType: 'ssl',
+      ...(s.attributes && { attributes: s.attributes }),
     },
     s.db,
   );

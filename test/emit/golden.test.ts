@@ -20,7 +20,15 @@ import { runTimeline } from '../helpers/run-timeline.js';
 const EVENTS: CanonicalEvent[] = [
   // A DBA signs on with MFA, logs in through the DBAdmins group mapping and creates a user.
   iam.signOn({ at: at(0), user: USERS.alice, ip: '10.0.0.5', mfa: 'TOTP' }),
-  db.connect({ at: at(5), conn: 1, account: 'dba_proxy', user: 'alice', ip: '10.0.0.5', proxy: true }),
+  db.connect({
+    at: at(5),
+    conn: 1,
+    account: 'dba_proxy',
+    user: 'alice',
+    ip: '10.0.0.5',
+    proxy: true,
+    attributes: { _client_name: 'libmysql', _client_version: '8.4.3', program_name: 'mysql', _os: 'Linux' },
+  }),
   db.query({
     at: at(6),
     conn: 1,
@@ -82,7 +90,13 @@ const EVENTS: CanonicalEvent[] = [
   // Bob logs in to the DBA account while the key put on his user is in force, just before the stop.
   db.connect({ at: at(301.5), conn: 25, account: 'dba_proxy', user: 'bob', ip: '10.0.0.6', proxy: true }),
   // The allow-listed admin's connection is switched to Dave, to Bob, reset by its pool, and back.
-  db.connect({ at: at(303), conn: 31, account: 'admin', ip: '10.0.0.9' }),
+  db.connect({
+    at: at(303),
+    conn: 31,
+    account: 'admin',
+    ip: '10.0.0.9',
+    attributes: { _client_name: 'mysql-connector-python', _client_version: '9.1.0' },
+  }),
   db.changeUser({ at: at(304), conn: 31, account: 'dev_proxy', user: 'dave', os: USERS.dave, proxy: true }),
   db.changeUser({ at: at(305), conn: 31, account: 'dev_proxy', user: 'bob', os: USERS.bob, proxy: true }),
   db.changeUser({ at: at(306), conn: 31, account: 'dev_proxy', user: 'bob', os: USERS.bob, proxy: true }),

@@ -403,6 +403,23 @@ describe('OCSF mapping', () => {
     expect(ocsfSession(s, ctx)).toMatchObject({ activity_id: 1, user: { account: { name: 'app@%' } } });
   });
 
+  it("the client program is the actor's app_name, beside who switched, and whole in unmapped.client", () => {
+    const client = { program: 'mysql', name: 'libmysql', version: '8.4.3' };
+    const s: Session = { ...sessionNamed(41), client };
+    expect(ocsfSession(s, ctx)).toMatchObject({ actor: { app_name: 'mysql' }, unmapped: { client } });
+    expect(ocsfSession(s, ctx).actor).not.toHaveProperty('user');
+    const [first] = sessionSwitches(s).map((sw) => ocsfSwitch(s, sw, ctx));
+    expect(first?.actor).toEqual({
+      user: { account: { name: 'app@%', type: 'MySQL Account', type_id: 99 } },
+      app_name: 'mysql',
+    });
+    expect(ocsfSessionEnd(s, ctx)).toMatchObject({ actor: { app_name: 'mysql' } });
+    // Without a program, the library names it; without a client, no actor.
+    const library: Session = { ...s, client: { name: 'libmysql' } };
+    expect(ocsfSession(library, ctx)).toMatchObject({ actor: { app_name: 'libmysql' } });
+    expect(ocsfSession(sessionNamed(41), ctx)).not.toHaveProperty('actor');
+  });
+
   it('a Logoff exists once the session has ended', () => {
     expect(ocsfSessionEnd(sessionNamed(1), ctx)).toMatchObject({ activity_id: 2, time: at(25) });
     expect(ocsfSessionEnd(sessionNamed(2), ctx)).toBeUndefined();
@@ -469,10 +486,19 @@ describeRequiring(OCSF_SCHEMAS, 'OCSF 1.8.0 schema validation', () => {
       endReason: 'server-changed',
     };
     const planted = withPlantedKey(sessionNamed(1));
+    const client: Session = {
+      ...sessionNamed(41),
+      client: { program: 'mysql', name: 'libmysql', version: '8.4.3' },
+    };
     const failures = [
       ...produced,
       { what: 'session ended by failover', record: ocsfSessionEnd(ended, ctx)! },
       { what: 'session with a planted credential', record: ocsfSession(planted, ctx) },
+      { what: 'session with a client', record: ocsfSession(client, ctx) },
+      ...sessionSwitches(client).map((sw) => ({
+        what: 'switch with a client',
+        record: ocsfSwitch(client, sw, ctx),
+      })),
     ]
       .map(({ what, record }) => ({ what, errors: validator.errors(wire(record)) }))
       .filter((f) => f.errors.length > 0);

@@ -43,6 +43,9 @@ const sessions = fc
     status: fc.nat(),
     login: fc.record({ user: text, os: text, ip: text, proxy: text }),
     sourceIp: optionalText,
+    client: fc.option(fc.record({ program: text, name: text, version: text }, { requiredKeys: [] }), {
+      nil: undefined,
+    }),
     identity: fc.option(ref, { nil: null }),
     group: fc.option(ref, { nil: null }),
     mysqlAccount: text,
@@ -93,6 +96,7 @@ const sessions = fc
     if (r.instance !== undefined) s.instance = r.instance;
     if (r.disconnectTime !== undefined) s.disconnectTime = r.disconnectTime;
     if (r.sourceIp !== undefined) s.sourceIp = r.sourceIp;
+    if (r.client !== undefined) s.client = r.client;
     if (r.mfaFactor !== undefined) s.mfaFactor = r.mfaFactor;
     return s;
   });

@@ -5,6 +5,7 @@
 import { createHash } from 'node:crypto';
 import type { Alert, Severity } from '../../../schemas/alert.js';
 import {
+  clientLabel,
   connectedSession,
   type Session,
   type SessionSwitch,
@@ -166,6 +167,7 @@ function loginLine(
     ...source(s.sourceIp),
     ['dvchost', s.dbSystem.name],
     ['deviceExternalId', s.dbSystem.id],
+    ['requestClientApplication', clientLabel(s.client)],
     ['end', s.disconnectTime === undefined ? undefined : Date.parse(s.disconnectTime)],
     ['msg', login.msg],
     ...custom([

@@ -256,6 +256,7 @@ function loginDocument(
       session_id: s.id,
       connection_id: s.connectionId,
       connection_type: s.connectionType,
+      client: s.client,
       login_user: s.login.user,
       external_user: s.login.os || undefined,
       proxied: s.proxied,

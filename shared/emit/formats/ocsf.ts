@@ -265,6 +265,8 @@ function sessionFields(s: Session): Json {
     service: { uid: s.dbSystem.id, name: s.dbSystem.name },
     dst_endpoint: dbEndpoint(s.dbSystem),
     src_endpoint: s.sourceIp ? addressEndpoint(s.sourceIp) : undefined,
+    // The client program the connection named (its name and version are unmapped: `client`).
+    actor: actorOf(s.client),
     session: { uid: s.id, created_time: s.connectTs, is_remote: isRemote(s.connectionType) },
     is_remote: isRemote(s.connectionType),
     unmapped: {
@@ -275,10 +277,18 @@ function sessionFields(s: Session): Json {
       },
       connection_id: s.connectionId,
       connection_type: s.connectionType,
+      client: s.client,
       attribution: attributionOf(s.attribution),
       break_glass_grant: s.breakGlassGrant ?? undefined,
     },
   };
+}
+
+/** The actor of a session's records: the client program, and on a switch who switched (`user`). */
+function actorOf(client: Session['client'], switcher?: Json): Json | undefined {
+  const app = client?.program ?? client?.name;
+  if (app === undefined && switcher === undefined) return undefined;
+  return { ...(switcher && { user: switcher }), ...(app !== undefined && { app_name: app }) };
 }
 
 /** Socket, named-pipe and shared-memory connections are local; TCP (plain or TLS) is remote. */
@@ -334,7 +344,8 @@ function loginRecord(
   const ok = s.outcome === 'success';
   const { switched, change } = login;
   const activity = switched ? { id: 7, name: 'Account Switch' } : { id: 1, name: 'Logon' };
-  const fields = sessionFields(s);
+  // Its actor is the one below, with who switched.
+  const { actor: _actor, ...fields } = sessionFields(s);
   return record(
     OCSF_CLASSES.authentication,
     activity,
@@ -349,7 +360,7 @@ function loginRecord(
       is_mfa: s.mfaFactor ? true : undefined,
       auth_factors: s.mfaFactor ? [authFactor(s.mfaFactor)] : undefined,
       // Who switched: the person and account the connection was before the change_user.
-      actor: change && { user: user(sessionPerson(change.from.identity), change.from.mysqlAccount) },
+      actor: actorOf(s.client, change && user(sessionPerson(change.from.identity), change.from.mysqlAccount)),
       ...fields,
       unmapped: { ...(fields.unmapped as Json), switches_omitted: login.omitted },
     },
