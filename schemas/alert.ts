@@ -1,7 +1,7 @@
 // The alert contract. schemas/alert.schema.json is the same contract as JSON Schema, for
 // consumers outside TypeScript (`npm run schemas` writes it; a test keeps it in step).
 import { z } from 'zod';
-import { AttributionSchema, RefSchema } from './session.js';
+import { AttributionSchema, ClientSchema, RefSchema } from './session.js';
 
 export const SEVERITIES = ['info', 'low', 'medium', 'high', 'critical'] as const;
 export const SeveritySchema = z.enum(SEVERITIES);
@@ -51,6 +51,8 @@ export const AlertSchema = z.object({
    */
   actor: z.object({ principalId: z.string().nullable(), name: z.string().nullable() }).optional(),
   sourceIp: z.string().optional(),
+  /** The client program of the session the alert is about (`Session.client`). */
+  client: ClientSchema.optional(),
   /** MITRE ATT&CK technique ids. */
   attack: z.array(z.string()).optional(),
   /** Rule-specific facts (documented per rule); `occurrences` counts merged repeats. */

@@ -51,6 +51,13 @@ export const CLIENT_FIELD_MAX = 128;
 
 export const RefSchema = z.object({ id: z.string(), name: z.string() });
 
+/** The client program a connection named (`Session.client`). */
+export const ClientSchema = z.object({
+  program: z.string().optional(),
+  name: z.string().optional(),
+  version: z.string().optional(),
+});
+
 export const AttributionSchema = z.object({
   method: z.enum(ATTRIBUTION_METHODS),
   confidence: z.enum(CONFIDENCES),
@@ -109,9 +116,7 @@ const SessionBaseSchema = z.object({
    * `_client_name`, `_client_version`), each cut at CLIENT_FIELD_MAX characters. The client sets
    * them: they tell an operator which tool ran the session, not who did.
    */
-  client: z
-    .object({ program: z.string().optional(), name: z.string().optional(), version: z.string().optional() })
-    .optional(),
+  client: ClientSchema.optional(),
   /** The person behind the session, when known. */
   identity: RefSchema.nullable(),
   /** The IAM group the session resolved through (group-proxied logins). */

@@ -296,5 +296,6 @@ function toAlert(r: ActiveRule, f: Finding, id: string): Alert {
   if (f.group) alert.group = f.group;
   if (f.actor) alert.actor = f.actor;
   if (f.sourceIp) alert.sourceIp = f.sourceIp;
+  if (f.client) alert.client = f.client;
   return alert;
 }

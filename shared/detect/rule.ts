@@ -183,6 +183,7 @@ export type Finding = {
   /** Who made the change, when that is not `identity` (Alert.actor). */
   actor?: { principalId: string | null; name: string | null };
   sourceIp?: string;
+  client?: Session['client'];
   evidence: string[];
   details?: Record<string, unknown>;
 };
@@ -273,7 +274,7 @@ export function privilegedSession(f: SessionFact): boolean {
 export function sessionFields(
   s: Session,
 ): Pick<Finding, 'identity' | 'dbSystem' | 'mysqlAccount' | 'loginUser'> &
-  Partial<Pick<Finding, 'group' | 'sourceIp'>> {
+  Partial<Pick<Finding, 'group' | 'sourceIp' | 'client'>> {
   return {
     identity: sessionIdentity(s),
     dbSystem: s.dbSystem,
@@ -281,6 +282,7 @@ export function sessionFields(
     loginUser: s.login.user,
     ...(s.group ? { group: s.group } : {}),
     ...(s.sourceIp ? { sourceIp: s.sourceIp } : {}),
+    ...(s.client ? { client: s.client } : {}),
   };
 }
 

@@ -226,6 +226,17 @@ describe('OCSF mapping', () => {
     expect((session.evidences as Record<string, unknown>[])[0]).not.toHaveProperty('actor');
   });
 
+  it('an alert about a session names its client program in evidences[].actor.app_name', () => {
+    const alert = run.alerts.find((a) => a.rule === 'privilege.change')!;
+    const client = { program: 'DBeaver', name: 'libmysql', version: '9.1.0' };
+    const [evidence] = wire(ocsfAlert({ ...alert, client }, ctx)).evidences as Record<string, unknown>[];
+    expect(evidence).toMatchObject({ actor: { app_name: 'DBeaver' } });
+    expect(evidence!.actor).not.toHaveProperty('user');
+    const change = run.alerts.find((a) => a.rule === 'iam.privileged-group-change' && a.identity)!;
+    const [both] = wire(ocsfAlert({ ...change, client }, ctx)).evidences as Record<string, unknown>[];
+    expect(both).toMatchObject({ actor: { app_name: 'DBeaver', user: { name: 'iam-admin' } } });
+  });
+
   it('a resolution closes the finding: activity Close, status Resolved, at the resolution time', () => {
     const resolved = run.alerts.find((a) => a.status === 'resolved')!;
     const alert = run.alerts.find((a) => a.status === 'open' && a.id === resolved.id)!;
@@ -490,6 +501,7 @@ describeRequiring(OCSF_SCHEMAS, 'OCSF 1.8.0 schema validation', () => {
       ...sessionNamed(41),
       client: { program: 'mysql', name: 'libmysql', version: '8.4.3' },
     };
+    const change = run.alerts.find((a) => a.rule === 'iam.privileged-group-change' && a.identity)!;
     const failures = [
       ...produced,
       { what: 'session ended by failover', record: ocsfSessionEnd(ended, ctx)! },
@@ -499,6 +511,10 @@ describeRequiring(OCSF_SCHEMAS, 'OCSF 1.8.0 schema validation', () => {
         what: 'switch with a client',
         record: ocsfSwitch(client, sw, ctx),
       })),
+      {
+        what: 'alert with a client and an actor',
+        record: ocsfAlert({ ...change, client: client.client! }, ctx),
+      },
     ]
       .map(({ what, record }) => ({ what, errors: validator.errors(wire(record)) }))
       .filter((f) => f.errors.length > 0);

@@ -92,6 +92,7 @@ export function cefAlert(alert: Alert, ctx: FormatContext): string {
     ...source(alert.sourceIp),
     ['dvchost', alert.dbSystem?.name],
     ['deviceExternalId', alert.dbSystem?.id],
+    ['requestClientApplication', clientLabel(alert.client)],
     ['cnt', occurrences],
     ['msg', sql],
     ...custom([

@@ -165,6 +165,7 @@ export function ecsAlert(alert: Alert, ctx: FormatContext): EcsDocument {
     heatwave: {
       db_system: alert.dbSystem ?? undefined,
       login_user: alert.loginUser,
+      client: alert.client,
       attribution: attributionOf(attribution),
       evidence: alert.evidence,
       details: safeDetails(alert.details),

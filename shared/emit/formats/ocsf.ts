@@ -236,9 +236,10 @@ export function ocsfAlert(alert: Alert, ctx: FormatContext): OcsfRecord {
       evidences: [
         {
           // Who made a change to someone else; `user` is the person the alert is about.
-          actor: alert.actor
-            ? { user: user({ uid: alert.actor.principalId, name: alert.actor.name }) }
-            : undefined,
+          actor: actorOf(
+            alert.client,
+            alert.actor && user({ uid: alert.actor.principalId, name: alert.actor.name }),
+          ),
           user: user(alertPerson(alert.identity), alert.mysqlAccount, alert.group),
           src_endpoint: alert.sourceIp ? addressEndpoint(alert.sourceIp) : undefined,
           dst_endpoint: alert.dbSystem ? dbEndpoint(alert.dbSystem) : undefined,
