@@ -52,9 +52,15 @@ export type AuditPosition = { timestamp: string; id: number };
 /**
  * Where the collector stands in one instance's log: the last event read, and the server it came
  * from; `latest`, the latest time read before it when that is later (its clock stepped back less
- * than `lateness`), from which the next read tells a step back.
+ * than `lateness`), from which the next read tells a step back. `skipped`: the event there was not
+ * read but skipped for size, and a gap said so (a read by time that returned no event, `read`).
  */
-export type InstancePosition = AuditPosition & { serverUuid: string; time: string; latest?: string };
+export type InstancePosition = AuditPosition & {
+  serverUuid: string;
+  time: string;
+  latest?: string;
+  skipped?: true;
+};
 
 /** How the server provides audit logging: the 8.0/8.4 plugin, the 9.x component, Percona's component. */
 export type AuditFlavor = 'plugin' | 'component' | 'percona';
@@ -255,6 +261,11 @@ export class AuditLogReader {
     const gaps: GapRecord[] = [];
     let result: CallResult;
     let repeated = 0;
+    // Where a read positioned by time starts (a first read, or one of another server): no bookmark.
+    const since =
+      cp?.serverUuid === serverUuid
+        ? undefined
+        : (cp?.timestamp ?? (start.from === undefined ? EPOCH_START : auditTimestamp(start.from)));
     if (cp && cp.serverUuid !== serverUuid) {
       gaps.push(
         this.gap(
@@ -265,14 +276,9 @@ export class AuditLogReader {
           `server ${serverUuid} now answers; events the previous server (${cp.serverUuid}) wrote after this time were not read`,
         ),
       );
-      result = await this.call({ start: { timestamp: cp.timestamp } });
-    } else if (cp) {
-      ({ result, repeated } = await this.resume(cp, gaps));
-    } else {
-      result = await this.call({
-        start: { timestamp: start.from === undefined ? EPOCH_START : auditTimestamp(start.from) },
-      });
     }
+    if (since === undefined) ({ result, repeated } = await this.resume(cp!, gaps));
+    else result = await this.call({ start: { timestamp: since } });
 
     let position = cp && cp.serverUuid === serverUuid ? cp : undefined;
     const { db, eventInstance } = this.target;
@@ -313,15 +319,29 @@ export class AuditLogReader {
           capped = `; counted from the server's warning count: it does not report how many messages it keeps (max_error_count)${kept ? `, and it kept the messages of the first ${warnings.length} only` : ''}`;
         else if (kept)
           capped = `; the server kept the messages of the first ${warnings.length} only (max_error_count)`;
-        records.push({
-          record: this.gap(
-            'oversized',
-            before?.time ?? position?.time ?? toIso(Date.now()),
-            position?.time,
-            warningCount,
-            `the server warned ${warningCount ?? `at least ${warnings.length}`} time(s) while reading (codes ${codes}): events that did not fit the read buffer (${this.server.readBufferSize ?? 'unknown'} bytes) were skipped${capped}`,
-          ),
-        });
+        // A read by time that returned no event, only warnings, stores no bookmark of an event read:
+        // the next pass would read from the same start, be warned of the same events and report
+        // them again, as often as it runs. Its gap carries a position instead (`skippedThrough`),
+        // so that the next pass reads after them: they are reported once, with their count, and
+        // whatever is written after them is read (an event that fits, more events skipped: a gap
+        // of their own). Without such a position, the gap is timed at the read's start, not by the
+        // clock: a pass warned again of the same events gives the same gap, which the pipeline
+        // takes for a duplicate.
+        const through =
+          result.ended && position === undefined && since !== undefined
+            ? this.skippedThrough(since)
+            : undefined;
+        const sinceTime = since === EPOCH_START ? undefined : parseAuditTimestamp(since ?? '');
+        const gap = this.gap(
+          'oversized',
+          before?.time ??
+            position?.time ??
+            (sinceTime === undefined ? (through?.time ?? toIso(Date.now())) : toIso(sinceTime)),
+          position?.time ?? through?.time,
+          warningCount,
+          `the server warned ${warningCount ?? `at least ${warnings.length}`} time(s) while reading (codes ${codes}): events that did not fit the read buffer (${this.server.readBufferSize ?? 'unknown'} bytes) were skipped${capped}`,
+        );
+        records.push(through ? { record: gap, position: through } : { record: gap });
       }
       yield { records, repeated };
       repeated = 0;
@@ -331,6 +351,21 @@ export class AuditLogReader {
       }
       result = await next;
     }
+  }
+
+  /**
+   * Where a read from `since` (by time) that returned no event and reached the end of the log
+   * stands: at the newest event the server had when the reader opened (`latest`), when that is at
+   * or after `since`. The read passed it without returning it: it was skipped for size (the
+   * server warned), and every event before it that the read reached too. Undefined when the log
+   * had no such event: the warnings were of events written during the read.
+   */
+  private skippedThrough(since: string): InstancePosition | undefined {
+    const latest = this.latest && positionOf(this.latest);
+    const from = parseAuditTimestamp(since);
+    if (latest === undefined || from === undefined || latest.ts < from) return undefined;
+    const { timestamp, id } = latest;
+    return { timestamp, id, serverUuid: this.server.serverUuid, time: toIso(latest.ts), skipped: true };
   }
 
   /**
@@ -351,6 +386,19 @@ export class AuditLogReader {
       if ((error as { retryable?: boolean }).retryable) throw error;
       // A server that refuses the bookmark form: position by time and skip what was read.
       result = await this.call({ start: { timestamp: cp.timestamp } });
+    }
+    if (cp.skipped) {
+      // The bookmarked event was skipped for size, and reported (skippedThrough). It comes back
+      // when it fits the buffer now, and is read; else the server skips it again, and its warning
+      // (the first: the read starts at it) is no new event skipped.
+      const at = indexOf(result.events, cp);
+      if (at >= 0) return { result: { ...result, events: result.events.slice(at) }, repeated: at };
+      if (result.warnings.length > 0) {
+        const { warningCount: n } = result;
+        const warnings = result.warnings.slice(1);
+        return { result: { ...result, warnings, warningCount: n === undefined ? n : n - 1 }, repeated: 0 };
+      }
+      // Neither: the event is no longer in the log, as below.
     }
     const latest = this.latest;
     const moved =

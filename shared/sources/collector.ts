@@ -7,7 +7,8 @@
 //
 // An instance whose first read (from `collect --from` or `collector.start`) finds no event at or
 // after its start, or fails, keeps that start, so that the next pass begins there too, not at an
-// earlier default. It is kept apart from the bookmark (`startKey`): a release that reads a
+// earlier default. One that finds only events skipped for size keeps a bookmark past them instead
+// (AuditLogReader, `skippedThrough`), so that they are reported once. It is kept apart from the bookmark (`startKey`): a release that reads a
 // bookmark at `positionKey` finds none there, and reads as it did.
 //
 // An instance that cannot be reached or read is retried a few times within the pass and then

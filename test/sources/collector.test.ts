@@ -295,6 +295,69 @@ describe('collector: reading one instance', () => {
     expect(s.statements).not.toContain('SHOW COUNT(*) WARNINGS');
   });
 
+  it.each([
+    { name: 'collector.start', collector: { start: new Date(minutes(1)).toISOString() } },
+    { name: 'collect --from', from: minutes(1) },
+    { name: 'the oldest event kept' },
+  ] as { name: string; collector?: Record<string, unknown>; from?: number }[])(
+    'a first read from $name that finds only events skipped for size: one gap for them, not one per pass; what is written after them is read',
+    async ({ collector, from }) => {
+      // Before the start (when one is given) a session that fits, after it two events that do not.
+      const log = new RawLog();
+      if (from !== undefined || collector)
+        log.session({ at: minutes(0), conn: 4, user: 'admin', queries: 1 });
+      for (let i = 0; i < 2; i++)
+        log.query({ at: minutes(2), conn: 5, user: 'admin', sql: `SELECT big${i}`, pad: 33_000 });
+      const s = await server(log);
+      const opts = {
+        collector: { readBufferSize: 32_768, ...collector },
+        ...(from !== undefined ? { from } : {}),
+      };
+      const first = await pass([{ server: s }], opts);
+      expect(first.result.instances[0]).toMatchObject({ records: 1, gaps: 1, caughtUp: true });
+      await first.pipeline.finish();
+      // The same events, skipped again, are no new gap.
+      const second = await pass([{ server: s }], { ...opts, store: first.store });
+      expect(second.result.instances[0]).toMatchObject({ records: 0, gaps: 0, caughtUp: true });
+      await second.pipeline.finish();
+      // A session written after them is read, and one more event skipped is one more gap, of its own.
+      const later = new RawLog();
+      (later as unknown as { id: number }).id = 100;
+      later
+        .session({ at: minutes(5), conn: 9, user: 'admin', queries: 1 })
+        .query({ at: minutes(7), conn: 9, user: 'admin', sql: 'SELECT big', pad: 33_000 });
+      s.audit.append(later.events);
+      const third = await pass([{ server: s }], { ...opts, store: first.store });
+      expect(third.result.instances[0]).toMatchObject({ records: 4, gaps: 1, caughtUp: true });
+      const { alerts, sessions } = await finished(third);
+      expect(sessions.map((x) => x.connectionId)).toEqual([9]);
+      const gaps = alerts.filter((a) => a.rule === 'audit.gap').map((a) => a.details);
+      expect(gaps.map((d) => [d?.reason, d?.skipped])).toEqual([
+        ['oversized', 2],
+        ['oversized', 1],
+      ]);
+    },
+  );
+
+  it('an event skipped for size at a first read, and reported, is read once the read buffer is large enough', async () => {
+    const log = new RawLog().query({
+      at: minutes(2),
+      conn: 5,
+      user: 'admin',
+      sql: 'SELECT big',
+      pad: 33_000,
+    });
+    const s = await server(log);
+    const first = await pass([{ server: s }], { collector: { readBufferSize: 32_768 } });
+    expect(first.result.instances[0]).toMatchObject({ records: 1, gaps: 1 });
+    expect(first.result.instances[0]!.position).toMatchObject({ id: 0, skipped: true });
+    await first.pipeline.finish();
+    // The default buffer (4 MB) holds it: the event comes back at its bookmark and is read, no new gap.
+    const second = await pass([{ server: s }], { store: first.store });
+    expect(second.result.instances[0]).toMatchObject({ records: 1, gaps: 0, repeated: 0, caughtUp: true });
+    expect(second.result.instances[0]!.position).not.toHaveProperty('skipped');
+  });
+
   /** A session with `big` events larger than a 32 KB read buffer between its two queries. */
   function bigEventsLog(big: number): RawLog {
     const log = new RawLog()
