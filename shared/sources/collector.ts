@@ -5,11 +5,13 @@
 // reached with them: a crash at any point neither loses nor repeats a record (a re-read overlap is
 // skipped in log order, and the pipeline's dedupe covers what is left).
 //
-// An instance whose first read (from `collect --from` or `collector.start`) finds no event at or
-// after its start, or fails, keeps that start, so that the next pass begins there too, not at an
-// earlier default. One that finds only events skipped for size keeps a bookmark past them instead
-// (AuditLogReader, `skippedThrough`), so that they are reported once. It is kept apart from the bookmark (`startKey`): a release that reads a
-// bookmark at `positionKey` finds none there, and reads as it did.
+// An instance whose first read (from `collect --from` or `collector.start`) commits no event (it
+// finds none at or after its start, fails, or is stopped by the signal or the deadline first)
+// keeps that start, so that the next pass begins there too, not at an earlier default. One that
+// finds only events skipped for size keeps a bookmark past them instead (AuditLogReader,
+// `skippedThrough`), so that they are reported once. The start is kept apart from the bookmark
+// (`startKey`): a release that reads a bookmark at `positionKey` finds none there, and reads as
+// it did.
 //
 // An instance that cannot be reached or read is retried a few times within the pass and then
 // reported; the others are read regardless. A pass stops early at `deadline` or on `signal`,
@@ -93,18 +95,40 @@ export function startKey(target: InstanceTarget): string {
   return `collect-start:${target.db.id}/${target.instance}`;
 }
 
-/** A record read and the position it ends at; or, with no record, the start to keep. */
-type Entry =
-  | { record: Record<string, unknown>; item: DecodedItem; position?: InstancePosition; start?: undefined }
-  | { record?: undefined; item?: undefined; position?: undefined; start: StartPosition };
+/** A record read and the position it ends at. */
+type Entry = { record: Record<string, unknown>; item: DecodedItem; position?: InstancePosition };
 
 type Source = {
   target: InstanceTarget;
+  report: InstanceReport;
   entries: AsyncGenerator<Entry>;
   head?: Entry & { item: { type: 'event' } };
   /** A start is stored: the first bookmark removes it. */
   started: boolean;
+  /** The start to keep at the end of the pass, unless a bookmark is committed before. */
+  keep?: StartPosition;
 };
+
+/**
+ * Where an instance is read from: its bookmark, else the start of a first read (`collect --from`,
+ * else the start kept, else `collector.start`); and the start to keep until an event is committed,
+ * when it is not the one kept already.
+ */
+type FirstRead = { position?: InstancePosition; from?: number; keep?: StartPosition };
+
+function firstRead(target: InstanceTarget, opts: CollectorOptions, report: InstanceReport): FirstRead {
+  const position = opts.pipeline.position<InstancePosition>(positionKey(target));
+  const kept = position
+    ? undefined
+    : (opts.pipeline.position<StartPosition | null>(startKey(target)) ?? undefined);
+  const stored = position ?? kept;
+  if (stored) report.position = stored;
+  if (position) return { position };
+  const storedStart = kept && Date.parse(kept.start);
+  const from = opts.from ?? storedStart ?? target.settings.start;
+  if (from === undefined) return {};
+  return from === storedStart ? { from } : { from, keep: { start: toIso(from) } };
+}
 
 /** Instances whose first read runs at once. */
 const CONNECT_CONCURRENCY = 8;
@@ -143,18 +167,14 @@ export async function collect(opts: CollectorOptions): Promise<CollectResult> {
     opts.onBatch?.({ records: total, alerts: alerts.length });
   };
   const push = async (source: Source, entry: Entry) => {
-    if (entry.item) {
-      items.push(entry.item);
-      records.push(entry.record);
-    }
-    if (entry.start) {
-      positions[startKey(source.target)] = entry.start;
-      source.started = true;
-    }
+    items.push(entry.item);
+    records.push(entry.record);
     if (entry.position) {
       positions[positionKey(source.target)] = entry.position;
       if (source.started) positions[startKey(source.target)] = null;
       source.started = false;
+      delete source.keep;
+      source.report.position = entry.position;
     }
     if (items.length >= batchSize) await flush();
   };
@@ -168,7 +188,7 @@ export async function collect(opts: CollectorOptions): Promise<CollectResult> {
       if (stopping()) return;
       const r = next ?? (await s.entries.next());
       if (r.done) return;
-      if (r.value.item?.type === 'event') {
+      if (r.value.item.type === 'event') {
         s.head = r.value as NonNullable<Source['head']>;
         return;
       }
@@ -176,11 +196,17 @@ export async function collect(opts: CollectorOptions): Promise<CollectResult> {
     }
   };
 
-  const sources: Source[] = opts.targets.map((target, i) => ({
-    target,
-    entries: instanceEntries(target, reports[i]!, opts, stopping),
-    started: !!opts.pipeline.position(startKey(target)),
-  }));
+  const sources: Source[] = opts.targets.map((target, i) => {
+    const report = reports[i]!;
+    const { keep, ...first } = firstRead(target, opts, report);
+    return {
+      target,
+      report,
+      entries: instanceEntries(target, first, report, opts, stopping),
+      started: !!opts.pipeline.position(startKey(target)),
+      ...(keep ? { keep } : {}),
+    };
+  });
   try {
     // The first reads (connect, log in, position) of several instances at once: an instance that
     // is slow to answer or unreachable (its connect timeout, its retries) holds up the pass by its
@@ -193,6 +219,13 @@ export async function collect(opts: CollectorOptions): Promise<CollectResult> {
       await push(s, s.head!);
       await advance(s);
       if (s.head) heap.push(s);
+    }
+    // No event committed (nothing at or after the start, a read that failed or was stopped): the
+    // next pass starts there again.
+    for (const s of sources) {
+      if (!s.keep) continue;
+      positions[startKey(s.target)] = s.keep;
+      s.report.position = s.keep;
     }
     await flush();
   } finally {
@@ -210,22 +243,17 @@ export async function collect(opts: CollectorOptions): Promise<CollectResult> {
 /** One instance's records, decoded, with reconnects (from the last record handed out) within the pass. */
 async function* instanceEntries(
   target: InstanceTarget,
+  first: FirstRead,
   report: InstanceReport,
   opts: CollectorOptions,
   stopping: () => boolean,
 ): AsyncGenerator<Entry> {
-  let position = opts.pipeline.position<InstancePosition>(positionKey(target));
-  const kept = position
-    ? undefined
-    : (opts.pipeline.position<StartPosition | null>(startKey(target)) ?? undefined);
-  const storedStart = kept && Date.parse(kept.start);
-  const stored = position ?? kept;
-  if (stored) report.position = stored;
+  let { position } = first;
+  const { from } = first;
   const retries = opts.retries ?? 2;
   const delay = opts.retryDelayMs ?? ((n: number) => 500 * 2 ** n);
   const sleep = opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
   const loc = { source: `collect:${target.db.name}/${target.instance}` };
-  const from = opts.from ?? storedStart ?? target.settings.start;
   for (let attempt = 0; ; attempt++) {
     report.attempts++;
     let session: SqlSession | undefined;
@@ -261,16 +289,8 @@ async function* instanceEntries(
       if (!failure.retryable || attempt >= retries || stopping()) break;
       await sleep(delay(attempt));
     } finally {
-      if (position) report.position = position;
       await reader?.close();
       await session?.close();
     }
-  }
-  if (!position && from !== undefined && from !== storedStart) {
-    // Nothing read at or after the start (nothing there, or the read failed): the next pass
-    // starts there again.
-    const start = { start: toIso(from) };
-    report.position = start;
-    yield { start };
   }
 }

@@ -228,6 +228,33 @@ describe('collector: reading one instance', () => {
     expect((await finished(second)).sessions.map((x) => x.connectionId)).toEqual([6]);
   });
 
+  it('a first read at --from stopped by a signal (SIGINT, SIGTERM) before an event is committed keeps --from: the next pass starts there', async () => {
+    const { s, collector } = await twoSessionsFromStart();
+    const stop = new AbortController();
+    const first = await pass([{ server: s }], {
+      collector,
+      from: minutes(5),
+      signal: stop.signal,
+      // Stopped while the instance is read: once connected.
+      connecting: (c) =>
+        c.then((session) => {
+          stop.abort();
+          return session;
+        }),
+    });
+    expect(first.result.stopped).toBe(true);
+    expect(first.result.records).toBe(0);
+    expect(first.result.instances[0]).toMatchObject({
+      caughtUp: false,
+      position: { start: '2026-11-02T09:05:00.000Z' },
+    });
+    // Without --from, over collector.start: from the start the stopped read was given.
+    const second = await pass([{ server: s }], { collector, store: first.store });
+    expect(auditCalls(s).at(-1)).toContain('"start":{"timestamp":"2026-11-02 09:05:00"}');
+    expect(second.result.instances[0]).toMatchObject({ caughtUp: true });
+    expect((await finished(second)).sessions.map((x) => x.connectionId)).toEqual([6]);
+  });
+
   it('the start kept for an instance with no event read yet is no bookmark to a release that reads one there', async () => {
     const log = new RawLog().session({ at: minutes(0), conn: 5, user: 'admin', queries: 1 });
     const s = await server(log);
