@@ -27,8 +27,10 @@
 // warned, and the gap says the count is the server's. A server that refuses to count is read all
 // the same: its gaps say how many events were skipped is unknown (they carry no count), and it is
 // not asked again. So are those of a call whose count the server answers with NULL or a value
-// that is not a number (never read as 0, nor as the number of messages kept). A server that keeps
-// no message (`max_error_count` 0) and refuses to count gives no gap: nothing says it skipped.
+// that is not a number (never read as 0, nor as the number of messages kept). A count smaller
+// than the messages kept loses to them (each message is one warning), and the gap says so. A
+// server that keeps no message (`max_error_count` 0) and refuses to count gives no gap: nothing
+// says it skipped.
 import type { GapRecord } from '../../schemas/envelopes.js';
 import type { GAP_REASONS } from '../../schemas/events.js';
 import { ClockSteps, clockStepRecord } from '../decode/clock-steps.js';
@@ -114,6 +116,11 @@ type CallResult = {
   warningCount: number | undefined;
   /** Why `warningCount` is unknown: how the server answered when asked to count its warnings. */
   uncounted?: string;
+  /**
+   * The server's count of its warnings when it was smaller than the messages it kept: each message
+   * is a warning, so `warningCount` is the messages', the larger.
+   */
+  countedBelow?: number;
 };
 
 const EPOCH_START = '1970-01-01 00:00:00';
@@ -307,7 +314,7 @@ export class AuditLogReader {
           p ? { record: this.record(event), position: position! } : { record: this.record(event) },
         );
       }
-      const { warnings, warningCount, uncounted } = result;
+      const { warnings, warningCount, uncounted, countedBelow } = result;
       // Warnings kept but not counted (a count refused, or not a number) are a gap of unknown size.
       if ((warningCount ?? warnings.length) > 0) {
         const codes = [...new Set(warnings.map((w) => w.code))].join(', ') || 'unknown';
@@ -315,6 +322,8 @@ export class AuditLogReader {
         let capped = '';
         if (warningCount === undefined)
           capped = `; how many is unknown: the server kept ${warnings.length} message(s), ${this.server.maxErrorCount === undefined ? 'does not report how many it keeps' : 'as many as it keeps'} (max_error_count), and ${uncounted}`;
+        else if (countedBelow !== undefined)
+          capped = `; counted from the messages the server kept: its warning count (${countedBelow}) is smaller, and each message is a warning`;
         else if (this.server.maxErrorCount === undefined)
           capped = `; counted from the server's warning count: it does not report how many messages it keeps (max_error_count)${kept ? `, and it kept the messages of the first ${warnings.length} only` : ''}`;
         else if (kept)
@@ -446,6 +455,7 @@ export class AuditLogReader {
     let warnings: Record<string, unknown>[];
     let warningCount: number | undefined;
     let uncounted: string | undefined;
+    let countedBelow: number | undefined;
     try {
       rows = await this.session.query('SELECT audit_log_read(?) AS events', [JSON.stringify(body)]);
       this.sequenceOpen = true;
@@ -453,9 +463,10 @@ export class AuditLogReader {
       warningCount = warnings.length;
       const cap = this.server.maxErrorCount;
       if (cap === undefined ? warningCount > 0 : warningCount >= cap) {
-        const counted = await this.countWarnings(warningCount);
-        if (typeof counted === 'number') warningCount = counted;
-        else [warningCount, uncounted] = [undefined, counted.unknown];
+        const counted = await this.countWarnings();
+        if (typeof counted !== 'number') [warningCount, uncounted] = [undefined, counted.unknown];
+        else if (counted < warningCount) countedBelow = counted;
+        else warningCount = counted;
       }
     } catch (error) {
       throw instanceError(this.target, error, 'calling audit_log_read()');
@@ -476,15 +487,16 @@ export class AuditLogReader {
       warnings: warnings.map((w) => ({ code: Number(w.Code), message: String(w.Message ?? '') })),
       warningCount,
       ...(uncounted === undefined ? {} : { uncounted }),
+      ...(countedBelow === undefined ? {} : { countedBelow }),
     };
   }
 
   /**
-   * The warnings of the last statement, `kept` of which the server kept: their count, or why it is
-   * unknown: the server refuses to count them (and is not asked again), or answers with no count
-   * (NULL, a value that is not a number, no row).
+   * The server's count of the warnings of the last statement, or why it is unknown: the server
+   * refuses to count them (and is not asked again), or answers with no count (NULL, a value that
+   * is not a number, no row).
    */
-  private async countWarnings(kept: number): Promise<number | { unknown: string }> {
+  private async countWarnings(): Promise<number | { unknown: string }> {
     if (this.countRefused) return { unknown: COUNT_REFUSED };
     let counted: Record<string, unknown> | undefined;
     try {
@@ -502,7 +514,7 @@ export class AuditLogReader {
       return {
         unknown: `did not count them all (its warning count was ${value === null ? 'NULL' : 'not a number'})`,
       };
-    return Math.max(n, kept);
+    return n;
   }
 
   /** Closes a sequence left open (`audit_log_read('null')`); best effort. */

@@ -421,6 +421,17 @@ describe('collector: reading one instance', () => {
     return { s, details: gap[0]!.details!, detail: String(gap[0]!.details?.detail) };
   }
 
+  /** readBigEvents from a server that keeps 10 messages of a statement, asked once for their count. */
+  async function readAskingCount(
+    big: number,
+    opts: TestServerOptions,
+    prepare?: (s: HeatWaveTestServer) => void,
+  ) {
+    const read = await readBigEvents(big, { maxErrorCount: 10, ...opts }, prepare);
+    expect(read.s.statements.filter((q) => q === 'SHOW COUNT(*) WARNINGS')).toHaveLength(1);
+    return read;
+  }
+
   /** readBigEvents, whose gap counts the `big` events skipped. */
   async function readPastBigEvents(big: number, opts: TestServerOptions) {
     const { s, details, detail } = await readBigEvents(big, opts);
@@ -479,13 +490,9 @@ describe('collector: reading one instance', () => {
   ] as const)(
     'a server whose @@max_error_count is $answer and that refuses to count warnings: $big events skipped for size are a gap of unknown size, the events are read',
     async ({ answer, big, kept }) => {
-      const { s, details, detail } = await readBigEvents(
-        big,
-        { maxErrorCount: 10, maxErrorCountVariable: answer },
-        (server) =>
-          server.failQuery(/^SHOW COUNT\(\*\) WARNINGS$/i, 1064, 'You have an error in your SQL syntax'),
+      const { details, detail } = await readAskingCount(big, { maxErrorCountVariable: answer }, (server) =>
+        server.failQuery(/^SHOW COUNT\(\*\) WARNINGS$/i, 1064, 'You have an error in your SQL syntax'),
       );
-      expect(s.statements.filter((q) => q === 'SHOW COUNT(*) WARNINGS')).toHaveLength(1);
       // Unknown, not 0 nor the messages kept.
       expect(details).not.toHaveProperty('skipped');
       expect(detail).toContain(`the server warned at least ${kept} time(s) while reading (codes 3200)`);
@@ -502,17 +509,35 @@ describe('collector: reading one instance', () => {
   ] as const)(
     'a server whose @@max_error_count is $answer and whose warning count is $shown: $big events skipped for size are a gap of unknown size, not 0 nor the messages kept',
     async ({ countAnswer, shown, answer, big, kept }) => {
-      const { s, details, detail } = await readBigEvents(big, {
-        maxErrorCount: 10,
+      const { details, detail } = await readAskingCount(big, {
         maxErrorCountVariable: answer,
         warningCountAnswer: countAnswer,
       });
-      expect(s.statements.filter((q) => q === 'SHOW COUNT(*) WARNINGS')).toHaveLength(1);
       expect(details).not.toHaveProperty('skipped');
       expect(detail).toContain(`the server warned at least ${kept} time(s) while reading (codes 3200)`);
       expect(detail).toContain(
         `how many is unknown: the server kept ${kept} message(s), ${answer === 'reported' ? 'as many as it keeps' : 'does not report how many it keeps'} (max_error_count), and did not count them all (its warning count was ${shown})`,
       );
+    },
+  );
+
+  it.each([
+    { answer: 'reported', big: 25, kept: 10 },
+    { answer: 'unknown', big: 25, kept: 10 },
+    { answer: 'unknown', big: 5, kept: 5 },
+  ] as const)(
+    'a server whose @@max_error_count is $answer and whose warning count is smaller than the $kept messages it kept: $kept events skipped, the messages win, and the gap says so',
+    async ({ answer, big, kept }) => {
+      const { details, detail } = await readAskingCount(big, {
+        maxErrorCountVariable: answer,
+        warningCountAnswer: 'one',
+      });
+      expect(details.skipped).toBe(kept);
+      expect(detail).toContain(`the server warned ${kept} time(s) while reading (codes 3200)`);
+      expect(detail).toContain(
+        'counted from the messages the server kept: its warning count (1) is smaller, and each message is a warning',
+      );
+      expect(detail).not.toContain("counted from the server's warning count");
     },
   );
 
