@@ -1,5 +1,8 @@
 // Alert summary: the period's alerts by rule, severity, DB system and day, each against the
-// previous period of the same length, and the list of alerts.
+// previous period of the same length, and the list of alerts. A period's alerts are those raised
+// in it and those raised before it whose merged repeats went on into it. The store keeps an
+// alert's first and last occurrence and how many there were, not each repeat's time: occurrences
+// are counted over the alert's whole life, and the list shows that life's first and last time.
 import { type Alert, SEVERITIES } from '../../schemas/alert.js';
 import { ruleInfo } from '../emit/formats/format.js';
 import {
@@ -8,7 +11,9 @@ import {
   column,
   day,
   days,
+  iso,
   keyed,
+  lastOccurrence,
   personConfidence,
   type ReportDefinition,
   section,
@@ -17,6 +22,10 @@ import {
 } from './report.js';
 
 const SEVERE_FIRST = [...SEVERITIES].reverse();
+
+/** What the occurrence counts are, said wherever they are shown. */
+const OCCURRENCES_NOTE =
+  "Occurrences: the alert and the repeats merged into it within its rule's suppression window, over the alert's whole life as the store held it when the report was made. Each repeat's time is not stored, so an alert raised before the period, or repeated after it, counts those repeats too, and a report of a past period made again later can show more.";
 
 const occurrences = (a: Alert) => (typeof a.details?.occurrences === 'number' ? a.details.occurrences : 1);
 
@@ -29,13 +38,13 @@ export const alertSummary: ReportDefinition = {
   id: 'alert-summary',
   title: 'Alert summary',
   description:
-    'Alerts raised in the period by rule, severity, DB system and day, with the trend against the previous period of the same length.',
+    'Alerts raised in the period, and those raised before it whose repeats went on into it, by rule, severity, DB system and day, with the trend against the previous period of the same length.',
   controls: ['PCI DSS 4.0 10.4.1', 'PCI DSS 4.0 10.7'],
   start: (ctx) => ({
     session: () => undefined,
     finish() {
-      const now = ctx.alerts;
-      const before = ctx.previousAlerts;
+      const now = [...ctx.repeatedAlerts, ...ctx.alerts];
+      const before = [...ctx.previousRepeated, ...ctx.previousAlerts];
       const rules = new Map<string, { alerts: Tally; occurrences: number }>();
       for (const a of now) {
         const r = keyed(rules, a.rule, () => ({ alerts: new Tally(), occurrences: 0 }));
@@ -97,6 +106,7 @@ export const alertSummary: ReportDefinition = {
       return {
         figures: [
           { label: 'Alerts in the period', value: now.length },
+          { label: 'Of them raised before the period, repeated in it', value: ctx.repeatedAlerts.length },
           { label: 'Alerts in the previous period', value: before.length },
           {
             label: 'Change',
@@ -120,7 +130,7 @@ export const alertSummary: ReportDefinition = {
           section(
             'by-rule',
             'By rule',
-            'Alerts per rule (repeats merged into an alert within its suppression window count as occurrences), by severity, and the previous period.',
+            `Alerts per rule, by severity, and the previous period. ${OCCURRENCES_NOTE}`,
             table(
               [
                 column('rule', 'Rule'),
@@ -174,7 +184,7 @@ export const alertSummary: ReportDefinition = {
           section(
             'by-day',
             'By day',
-            'Alerts per UTC day of the period.',
+            'Alerts raised on each UTC day of the period (by first occurrence: those raised before the period and repeated in it are in the other tables, not here).',
             table([column('day', 'Day'), column('alerts', 'Alerts', 'count'), ...severityColumns], dayRows),
             bars(
               'Alerts per day',
@@ -186,10 +196,11 @@ export const alertSummary: ReportDefinition = {
           section(
             'alerts',
             'Alerts',
-            'Every alert of the period, by time, and whether it was resolved by the end of the period: when, and why (acknowledged: a planned change inside an expected-change window; attributed: a later IAM event named the person; membership-removed; reverted). Confidence: how surely the person was named (asserted: the login name the client sent, confirmed by nothing).',
+            `Every alert of the period, by first occurrence, with its last one (either may lie outside the period), and whether it was resolved by the end of the period: when, and why (acknowledged: a planned change inside an expected-change window; attributed: a later IAM event named the person; membership-removed; reverted). Confidence: how surely the person was named (asserted: the login name the client sent, confirmed by nothing). ${OCCURRENCES_NOTE}`,
             table(
               [
-                column('time', 'Time', 'time'),
+                column('time', 'First occurrence', 'time'),
+                column('last_time', 'Last occurrence', 'time'),
                 column('rule', 'Rule'),
                 column('severity', 'Severity'),
                 column('title', 'Title'),
@@ -204,6 +215,7 @@ export const alertSummary: ReportDefinition = {
               ],
               now.map((a) => [
                 a.time,
+                iso(lastOccurrence(a)),
                 a.rule,
                 a.severity,
                 a.title,

@@ -62,6 +62,13 @@ export type ReportContext = {
   alerts: readonly Alert[];
   /** Alerts raised in the previous period. */
   previousAlerts: readonly Alert[];
+  /**
+   * Alerts raised before the period whose repeats (merged into them) went on into it: the last
+   * one stored is at the period's start or after (lastOccurrence), by time of the first.
+   */
+  repeatedAlerts: readonly Alert[];
+  /** The same for the previous period: raised before it, repeated into it. */
+  previousRepeated: readonly Alert[];
   /** How alerts were resolved by the end of the period, by alert id (an alert not here was still open then). */
   resolutions: ReadonlyMap<string, Resolution>;
 };
@@ -204,6 +211,15 @@ export function notEntitled(s: Session): boolean {
   return (
     s.identity !== null && s.attribution?.problem !== undefined && NOT_ENTITLED.has(s.attribution.problem)
   );
+}
+
+/**
+ * When the alert last occurred as the store knows it now (epoch ms): its last merged repeat, or
+ * its first occurrence when it has none. Repeats merged in later move it on.
+ */
+export function lastOccurrence(a: Alert): number {
+  const last = detailText(a, 'lastTime');
+  return last === undefined ? Date.parse(a.time) : Date.parse(last);
 }
 
 /** The alert's detail `key` when it is text. */

@@ -1,6 +1,6 @@
 // Builds reports from a state store for a period: the correlation facts and the period's alerts
 // are read once, then the sessions active in the period are read in one pass and fed to every report.
-import type { Alert, Resolution } from '../../schemas/alert.js';
+import { type Alert, type Resolution, recordKey } from '../../schemas/alert.js';
 import type { ReportDocument, ReportId } from '../../schemas/report.js';
 import { PRODUCT } from '../emit/formats/format.js';
 import { AuditError } from '../errors.js';
@@ -8,7 +8,7 @@ import type { LedgerQuery } from '../state/ledger.js';
 import type { StateStore } from '../state/state-store.js';
 import { AuditFacts } from './audit-facts.js';
 import { reportDefinition } from './registry.js';
-import { iso, type Period, type ReportContext } from './report.js';
+import { iso, lastOccurrence, type Period, type ReportContext } from './report.js';
 
 export type ReportRequest = {
   reports: readonly ReportId[];
@@ -30,16 +30,28 @@ export async function runReports(store: StateStore, request: ReportRequest): Pro
 
   const alerts: Alert[] = [];
   const previousAlerts: Alert[] = [];
+  const repeatedAlerts: Alert[] = [];
+  const previousRepeated: Alert[] = [];
   const resolutions = new Map<string, Resolution>();
-  for await (const a of store.alerts({ from: previous.from, to: period.to })) {
+  // With the alerts raised before the previous period whose repeats went on into it (active).
+  for await (const a of store.alerts({ from: previous.from, to: period.to, active: true })) {
     if (db !== undefined && a.dbSystem !== null && a.dbSystem.id !== db.id) continue;
     // Findings only: a resolution record says when one ended (by the period's end), and is not counted again.
     if (a.status === 'resolved') {
       if (a.resolution) resolutions.set(a.id, a.resolution);
       continue;
     }
-    (Date.parse(a.time) < period.from ? previousAlerts : alerts).push(a);
+    const first = Date.parse(a.time);
+    if (first >= period.from) alerts.push(a);
+    else {
+      (first >= previous.from ? previousAlerts : previousRepeated).push(a);
+      if (lastOccurrence(a) >= period.from) repeatedAlerts.push(a);
+    }
   }
+  // An alert raised long before may have been resolved before the previous period.
+  const unresolved = repeatedAlerts.filter((a) => !resolutions.has(a.id));
+  for (const r of await store.loadAlerts(unresolved.map((a) => recordKey({ id: a.id, status: 'resolved' }))))
+    if (r.resolution && Date.parse(r.resolution.time) < period.to) resolutions.set(r.id, r.resolution);
   const ctx: ReportContext = {
     period,
     previous,
@@ -47,6 +59,8 @@ export async function runReports(store: StateStore, request: ReportRequest): Pro
     facts,
     alerts,
     previousAlerts,
+    repeatedAlerts,
+    previousRepeated,
     resolutions,
   };
   const definitions = request.reports.map(reportDefinition);
@@ -74,14 +88,14 @@ export async function runReports(store: StateStore, request: ReportRequest): Pro
 export const NO_ACTIVITY = 'the state holds no session and no alert in this period';
 
 /**
- * Whether the state holds a session active in `period` or an alert in it (on `dbSystem`, an OCID): reports of a
+ * Whether the state holds a session active in `period` or an alert in it, raised or repeated there (on `dbSystem`, an OCID): reports of a
  * period with neither (a mistyped period, or a fleet whose audit events stopped reaching the
  * pipeline) say so.
  */
 export async function holdsActivity(store: StateStore, period: Period, dbSystem?: string): Promise<boolean> {
   const query: LedgerQuery = dbSystem === undefined ? period : { ...period, dbSystem };
   for await (const _ of store.sessions({ ...query, active: true })) return true;
-  for await (const _ of store.alerts(query)) return true;
+  for await (const _ of store.alerts({ ...query, active: true })) return true;
   return false;
 }
 

@@ -21,8 +21,9 @@ export type LedgerQuery = {
   /** A DB system OCID. */
   dbSystem?: string;
   /**
-   * Sessions only: those active at some time in [from, to) (connected before `to`, and active
-   * until `from` or later: activeUntil), not only those that connected in it.
+   * Sessions: those active at some time in [from, to) (connected before `to`, and active until
+   * `from` or later: activeUntil), not only those that connected in it. Alerts: also those raised
+   * before `from` whose last merged repeat (`last_time`) is at `from` or after, first (by time).
    */
   active?: boolean;
   /** Alerts only: rule ids. */
@@ -604,6 +605,18 @@ export function ledgerConditions(
     params.push(...query.rules);
   }
   return { conditions, params };
+}
+
+/**
+ * The WHERE conditions of an `active` alert query's first part (StateStore.alerts): the records
+ * raised before `from` (their `time` column, ISO 8601 text in time order) with a repeat merged in
+ * at `from` or after.
+ */
+export function repeatedAlertConditions(
+  timeColumn: string,
+  from: number,
+): { conditions: string[]; params: string[] } {
+  return { conditions: [`${timeColumn} < ?`, 'last_time >= ?'], params: [toIso(from), toIso(from)] };
 }
 
 /**

@@ -74,6 +74,7 @@ import {
   ledgerConditions,
   ledgerViews,
   repairAlertMergesSql,
+  repeatedAlertConditions,
   restoredSessionsSql,
   SESSION_COLUMNS,
   SESSION_COUNTS_SQL,
@@ -1413,11 +1414,22 @@ export class MySqlStore implements StateStore {
   }
 
   async *alerts(query: LedgerQuery = {}): AsyncIterable<Alert> {
-    const { conditions, params } = ledgerConditions(query, {
-      ts: 'finding_ts',
-      db: 'db_system_id',
-      rule: 'rule',
-    });
+    const columns = { ts: 'finding_ts', db: 'db_system_id', rule: 'rule' };
+    if (query.active && query.from !== undefined) {
+      const { from, ...rest } = query;
+      const repeated = repeatedAlertConditions('alert_time', from);
+      const others = ledgerConditions(rest, columns);
+      yield* this.alertPages(
+        [...repeated.conditions, ...others.conditions],
+        [...repeated.params, ...others.params],
+      );
+    }
+    const { conditions, params } = ledgerConditions(query, columns);
+    yield* this.alertPages(conditions, params);
+  }
+
+  /** Alerts on the conditions, by time and id, a page at a time. */
+  private async *alertPages(conditions: string[], params: unknown[]): AsyncIterable<Alert> {
     let after: { time: Buffer; id: Buffer } | undefined;
     for (;;) {
       const where = after ? [...conditions, '(alert_time > ? OR (alert_time = ? AND id > ?))'] : conditions;

@@ -44,6 +44,7 @@ import {
   RESTORED_COLUMNS,
   readSession,
   repairAlertMergesSql,
+  repeatedAlertConditions,
   restoredSession,
   restoredSessionsSql,
   rowKey,
@@ -780,6 +781,16 @@ export class SqliteStore implements StateStore {
       db: 'db_system_id',
       rule: 'rule',
     });
+    // Alert times are ISO 8601 UTC as toIso writes them: their text order is their time order.
+    if (query.active && from !== undefined) {
+      const repeated = repeatedAlertConditions('time', from);
+      yield* this.alertPages('', [...repeated.conditions, ...conditions], [...repeated.params, ...params]);
+    }
+    yield* this.alertPages(from === undefined ? '' : toIso(from), conditions, params);
+  }
+
+  /** Alerts after `start` (ISO 8601) on the conditions, by time and id, a page at a time. */
+  private async *alertPages(start: string, conditions: string[], params: unknown[]): AsyncIterable<Alert> {
     const page = this.db.prepare<
       unknown[],
       { id: string; time: string; body: string; occurrences: number; last_time: string | null }
@@ -788,8 +799,7 @@ export class SqliteStore implements StateStore {
        WHERE ${['(time, id) > (?, ?)', ...conditions].join(' AND ')}
        ORDER BY time, id LIMIT ${PAGE}`,
     );
-    // Alert times are ISO 8601 UTC as toIso writes them: their text order is their time order.
-    for (let after = { time: from === undefined ? '' : toIso(from), id: '' }; ; ) {
+    for (let after = { time: start, id: '' }; ; ) {
       await this.settled();
       const rows = page.all(after.time, after.id, ...params);
       for (const r of rows) yield mergeAlert(r.body, r.occurrences, r.last_time);

@@ -8,6 +8,7 @@ import { runReports } from '../../shared/report/run-reports.js';
 import { describeMySql } from '../helpers/mysql-server.js';
 import {
   type Adapter,
+  alert,
   type Backing,
   batch,
   mysqlAdapter,
@@ -40,6 +41,11 @@ function views(adapter: Adapter, dialect: Dialect) {
     backing = await adapter.create();
     const store = await backing.open();
     await runPipeline(store, [hostileTimeline()]);
+    // Raised the day before and repeated on the day: the day's findings, in the views as in the summary.
+    await store.commit(batch({ alerts: [alert('repeated', '2026-11-01T20:00:00.000Z')] }));
+    await store.commit(
+      batch({ alertUpdates: [{ id: 'repeated', occurrences: 2, lastTime: '2026-11-02T01:00:00.000Z' }] }),
+    );
     const alerts: string[] = [];
     for await (const a of store.alerts()) alerts.push(a.id);
     await store.markDelivered('jsonl', alerts.slice(0, 5));
@@ -113,6 +119,7 @@ function views(adapter: Adapter, dialect: Dialect) {
       byRule.set(String(r.rule), (byRule.get(String(r.rule)) ?? 0) + count(r.findings));
     const report = rowsOf(docs.get('alert-summary')!, 'by-rule');
     expect(Object.fromEntries(byRule)).toEqual(Object.fromEntries(report.map((r) => [r.rule, r.alerts])));
+    expect(rowsOf(docs.get('alert-summary')!, 'alerts').map((r) => r.alert_id)).toContain('repeated');
     expect(results.get('undelivered')!.length).toBe([...byRule.values()].reduce((a, b) => a + b, 0) - 5);
   });
 }
