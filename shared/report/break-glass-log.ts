@@ -4,6 +4,7 @@
 import type { Alert } from '../../schemas/alert.js';
 import { noDisconnectLogged, type Session } from '../../schemas/session.js';
 import type { GrantRow } from '../correlate/correlator.js';
+import { utcSeconds } from '../time.js';
 import { type MembershipInterval, overlaps } from './audit-facts.js';
 import {
   bars,
@@ -182,8 +183,9 @@ export const breakGlassLog: ReportDefinition = {
                 rows,
               ),
               bars(
-                'Hours held against the maximum',
-                grants.map(({ g }) => `${facts.userName(g.user)} ${iso(g.startTs).slice(0, 16)}`),
+                'Hours held against the maximum, by start and person',
+                // The time first: a chart cuts a long label's end, and a person's name is in the table.
+                grants.map(({ g }) => `${utcSeconds(iso(g.startTs))} ${facts.userName(g.user)}`),
                 [
                   { name: 'Held', values: rows.map((r) => hours(Number(r[5]))) },
                   { name: 'Maximum', values: rows.map((r) => hours(Number(r[6]))) },

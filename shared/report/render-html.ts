@@ -5,6 +5,7 @@
 import { createHash } from 'node:crypto';
 import type { Cell, Chart, Column, Figure, ReportDocument, Section } from '../../schemas/report.js';
 import { visible } from '../text.js';
+import { utcSeconds } from '../time.js';
 
 const ESCAPES: Record<string, string> = {
   '&': '&amp;',
@@ -112,8 +113,6 @@ function duration(ms: number): string {
   return [d ? `${d} d` : '', h ? `${h} h` : '', m || (!d && !h) ? `${m} min` : ''].filter(Boolean).join(' ');
 }
 
-const shortTime = (iso: string) => iso.replace('T', ' ').replace(/:\d\d(\.\d+)?Z$/, ' UTC');
-
 /**
  * Names and ids have no space to wrap at. On screen they stay on one line (the table scrolls
  * sideways): an OCID broken into a narrow column made every row of its table many lines high.
@@ -139,7 +138,7 @@ function cell(value: Cell, col: Column): string {
     return `<td class="num">${number(value)}</td>`;
   }
   if (col.type === 'time')
-    return `<td class="time"><time datetime="${escapeHtml(value)}">${escapeHtml(shortTime(value))}</time></td>`;
+    return `<td class="time"><time datetime="${escapeHtml(value)}">${escapeHtml(utcSeconds(value))}</time></td>`;
   if (col.type === 'code') return `<td class="code"><code>${escapeHtml(value)}</code></td>`;
   return `<td${wrapping(value)}>${escapeHtml(value)}</td>`;
 }
@@ -242,7 +241,7 @@ function renderFigure(f: Figure): string {
 }
 
 export function renderHtml(doc: ReportDocument): string {
-  const period = `${shortTime(doc.period.from)} to ${shortTime(doc.period.to)}`;
+  const period = `${utcSeconds(doc.period.from)} to ${utcSeconds(doc.period.to)}`;
   const scope = doc.dbSystem ? `${doc.dbSystem.name} (${doc.dbSystem.id})` : 'every DB system';
   const sections = doc.sections.map(
     (s) =>
@@ -270,7 +269,7 @@ export function renderHtml(doc: ReportDocument): string {
 <ul class="figures">${doc.figures.map(renderFigure).join('')}</ul>
 <nav aria-label="Sections"><ol>${doc.sections.map((s) => `<li><a href="#${s.id}">${escapeHtml(s.title)}</a></li>`).join('')}</ol></nav>
 ${sections.join('\n')}
-<footer>Generated ${escapeHtml(shortTime(doc.generatedAt))} by ${escapeHtml(`${doc.product.name} ${doc.product.version}`)} from its state store. Times are UTC; the period includes its start and excludes its end; the previous period for trends is ${escapeHtml(`${shortTime(doc.previousPeriod.from)} to ${shortTime(doc.previousPeriod.to)}`)}.</footer>
+<footer>Generated ${escapeHtml(utcSeconds(doc.generatedAt))} by ${escapeHtml(`${doc.product.name} ${doc.product.version}`)} from its state store. Times are UTC, to the second; the period includes its start and excludes its end; the previous period for trends is ${escapeHtml(`${utcSeconds(doc.previousPeriod.from)} to ${utcSeconds(doc.previousPeriod.to)}`)}.</footer>
 </main>
 </body>
 </html>

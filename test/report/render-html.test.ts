@@ -89,3 +89,47 @@ describe('tables', () => {
     expect(html).toContain(`>${'\ufffd'.repeat(7)}</td>`);
   });
 });
+
+describe('times', () => {
+  it('are shown to the second, in UTC and said so, everywhere: cells, the period, the footer', () => {
+    const doc = withChart({ kind: 'bar', title: 'c', categories: [], series: [], stacked: false });
+    doc.period = { from: '2026-11-02T00:00:30.000Z', to: '2026-11-03T00:00:00.000Z' };
+    doc.previousPeriod = { from: '2026-11-01T00:00:30.000Z', to: doc.period.from };
+    doc.generatedAt = '2026-11-03T06:15:42.250Z';
+    // A session at 09:00:59 and a revocation at 09:00:01: by the minute they were the same.
+    doc.sections[0]!.table = {
+      columns: [
+        { id: 'what', title: 'What', type: 'text' },
+        { id: 'time', title: 'Time', type: 'time' },
+      ],
+      rows: [
+        ['session', '2026-11-02T09:00:59.999Z'],
+        ['revocation', '2026-11-02T09:00:01.000Z'],
+        ['hostile', '2026-11-02T09:00:01Z"><b>x</b>'],
+      ],
+      totalRows: 3,
+    };
+    const html = renderHtml(doc);
+    // Cut, not rounded: 09:00:59.999 is not shown as 09:01:00.
+    expect(html).toContain(
+      '<td class="time"><time datetime="2026-11-02T09:00:59.999Z">2026-11-02 09:00:59 UTC</time></td>',
+    );
+    expect(html).toContain(
+      '<td class="time"><time datetime="2026-11-02T09:00:01.000Z">2026-11-02 09:00:01 UTC</time></td>',
+    );
+    expect(html).toContain(
+      '<time datetime="2026-11-02T09:00:01Z&quot;&gt;&lt;b&gt;x&lt;/b&gt;">2026-11-02 09:00:01Z&quot;&gt;&lt;b&gt;x&lt;/b&gt;</time>',
+    );
+    expect(html).not.toContain('<b>x</b>');
+    expect(html).toContain('<b>Period:</b> 2026-11-02 00:00:30 UTC to 2026-11-03 00:00:00 UTC');
+    expect(html).toContain(
+      '<title>Break-glass log: 2026-11-02 00:00:30 UTC to 2026-11-03 00:00:00 UTC</title>',
+    );
+    expect(html).toContain('Generated 2026-11-03 06:15:42 UTC by');
+    expect(html).toContain(
+      'the previous period for trends is 2026-11-01 00:00:30 UTC to 2026-11-02 00:00:30 UTC',
+    );
+    // No time to the minute alone is left anywhere.
+    expect(html).not.toMatch(/ \d\d:\d\d UTC/);
+  });
+});

@@ -274,6 +274,10 @@ describe('break-glass log', () => {
         alerts: 4,
       }),
     ]);
+    // Each grant by its start, to the second and in UTC as every time a report shows, then its person.
+    expect(d.sections.find((s) => s.id === 'grants')!.chart!.categories).toEqual([
+      '2026-11-02 09:10:00 UTC bob@example.com',
+    ]);
     expect(
       rowsOf(d, 'sessions').map((r) => [r.connected, r.statements, r.table_access, r.session_id]),
     ).toEqual([
