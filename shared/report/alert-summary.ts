@@ -6,6 +6,7 @@
 import { type Alert, SEVERITIES } from '../../schemas/alert.js';
 import { ruleInfo } from '../emit/formats/format.js';
 import {
+  alertsActiveIn,
   bars,
   byText,
   column,
@@ -14,6 +15,8 @@ import {
   iso,
   keyed,
   lastOccurrence,
+  OCCURRENCES_NOTE,
+  occurrences,
   personConfidence,
   type ReportDefinition,
   section,
@@ -22,12 +25,6 @@ import {
 } from './report.js';
 
 const SEVERE_FIRST = [...SEVERITIES].reverse();
-
-/** What the occurrence counts are, said wherever they are shown. */
-const OCCURRENCES_NOTE =
-  "Occurrences: the alert and the repeats merged into it within its rule's suppression window, over the alert's whole life as the store held it when the report was made. Each repeat's time is not stored, so an alert raised before the period, or repeated after it, counts those repeats too, and a report of a past period made again later can show more.";
-
-const occurrences = (a: Alert) => (typeof a.details?.occurrences === 'number' ? a.details.occurrences : 1);
 
 /** Change from `before` to `now` in percent, or null when there was nothing before. */
 function change(now: number, before: number): number | null {
@@ -43,7 +40,7 @@ export const alertSummary: ReportDefinition = {
   start: (ctx) => ({
     session: () => undefined,
     finish() {
-      const now = [...ctx.repeatedAlerts, ...ctx.alerts];
+      const now = alertsActiveIn(ctx);
       const before = [...ctx.previousRepeated, ...ctx.previousAlerts];
       const rules = new Map<string, { alerts: Tally; occurrences: number }>();
       for (const a of now) {

@@ -4,6 +4,7 @@
 import type { Session } from '../../schemas/session.js';
 import { allowListed } from '../rules/access-local-account.js';
 import {
+  alertsActiveIn,
   BoundedSet,
   bars,
   byText,
@@ -11,7 +12,11 @@ import {
   connectedIn,
   day,
   days,
+  iso,
   keyed,
+  lastOccurrence,
+  OCCURRENCES_NOTE,
+  occurrences,
   type ReportDefinition,
   section,
   Tally,
@@ -136,11 +141,14 @@ export const failedAccess: ReportDefinition = {
       },
 
       finish() {
+        const active = alertsActiveIn(ctx);
         const localAlerts = new Tally();
-        for (const a of ctx.alerts)
+        // Logins of the period merged into an alert raised before it count that alert too.
+        for (const a of active)
           if (a.rule === 'access.local-account' && a.dbSystem && a.mysqlAccount)
             localAlerts.add(`${a.dbSystem.id}\u0000${a.mysqlAccount}`);
-        const bursts = ctx.alerts.filter((a) => a.rule === 'auth.failure-burst');
+        // A burst raised before the period whose repeats went on into it is one of the period's.
+        const bursts = active.filter((a) => a.rule === 'auth.failure-burst');
         const periodDays = days(ctx.period);
         const localRows = [...local.entries()].sort(
           ([, a], [, b]) => byText(a.db, b.db) || byText(a.account, b.account),
@@ -197,22 +205,26 @@ export const failedAccess: ReportDefinition = {
             section(
               'failure-bursts',
               'Failure bursts',
-              'auth.failure-burst alerts: many failed logins for one login name or from one source within the configured window.',
+              `auth.failure-burst alerts: many failed logins for one login name or from one source within the configured window; those raised before the period and repeated in it too, by first occurrence, each with its last one (either may lie outside the period). Failures: those of the burst that raised the alert. ${OCCURRENCES_NOTE}`,
               table(
                 [
-                  column('time', 'Time', 'time'),
+                  column('time', 'First occurrence', 'time'),
+                  column('last_time', 'Last occurrence', 'time'),
                   column('db_system', 'DB system'),
                   column('login_user', 'Login name'),
                   column('source_ip', 'Source address'),
                   column('failures', 'Failures', 'count'),
+                  column('occurrences', 'Occurrences', 'count'),
                   column('title', 'Alert'),
                 ],
                 bursts.map((a) => [
                   a.time,
+                  iso(lastOccurrence(a)),
                   a.dbSystem?.name ?? null,
                   a.loginUser ?? null,
                   a.sourceIp ?? null,
                   typeof a.details?.failures === 'number' ? a.details.failures : null,
+                  occurrences(a),
                   a.title,
                 ]),
               ),
@@ -254,7 +266,7 @@ export const failedAccess: ReportDefinition = {
             section(
               'local-account-use',
               'Local-account use on IAM-only DB systems',
-              'Successful logins with non-IAM accounts on DB systems configured iamOnly. Allow-listed accounts (allowedLocalAccounts) are expected; the others are access.local-account findings.',
+              "Successful logins with non-IAM accounts on DB systems configured iamOnly. Allow-listed accounts (allowedLocalAccounts) are expected; the others are access.local-account findings. Alerts: those of the account raised in the period, or raised before it and repeated in it (repeats merge logins within the rule's suppression window).",
               table(
                 [
                   column('db_system', 'DB system'),

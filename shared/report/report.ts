@@ -73,6 +73,9 @@ export type ReportContext = {
   resolutions: ReadonlyMap<string, Resolution>;
 };
 
+/** The period's alerts with those raised before it and repeated into it (those first), by first occurrence. */
+export const alertsActiveIn = (ctx: ReportContext): Alert[] => [...ctx.repeatedAlerts, ...ctx.alerts];
+
 /** What a report makes of its context and sessions: its key figures and sections. */
 export type ReportBody = { figures: Figure[]; sections: Section[] };
 
@@ -221,6 +224,14 @@ export function lastOccurrence(a: Alert): number {
   const last = detailText(a, 'lastTime');
   return last === undefined ? Date.parse(a.time) : Date.parse(last);
 }
+
+/** What the occurrence counts are, said wherever they are shown. */
+export const OCCURRENCES_NOTE =
+  "Occurrences: the alert and the repeats merged into it within its rule's suppression window, over the alert's whole life as the store held it when the report was made. Each repeat's time is not stored, so an alert raised before the period, or repeated after it, counts those repeats too, and a report of a past period made again later can show more.";
+
+/** How many times the alert occurred: it and its merged repeats. */
+export const occurrences = (a: Alert): number =>
+  typeof a.details?.occurrences === 'number' ? a.details.occurrences : 1;
 
 /** The alert's detail `key` when it is text. */
 export function detailText(a: Alert, key: string): string | undefined {

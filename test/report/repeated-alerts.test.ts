@@ -79,6 +79,17 @@ function repeated(adapter: Adapter) {
     expect(doc.sections.find((s) => s.id === 'alerts')!.description).toContain('whole life');
   });
 
+  it("lists in December's failed access the burst raised in September and repeated into December", async () => {
+    const [doc] = await runReports(store, {
+      reports: ['failed-access'],
+      period: DECEMBER,
+      generatedAt: DECEMBER.to,
+    });
+    expect(rowsOf(doc!, 'failure-bursts').map((r) => [r.time, r.last_time, r.occurrences])).toEqual([
+      ['2026-09-01T10:00:00.000Z', '2026-12-10T10:00:00.000Z', 40],
+    ]);
+  });
+
   it("keeps in November's summary the alerts raised in it, and those repeated into it from before", async () => {
     const doc = await summary(NOVEMBER);
     expect(listed(doc).map((r) => r[0])).toEqual(['sep', 'nov']);

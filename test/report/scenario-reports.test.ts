@@ -4,6 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { beforeAll, describe, expect, it } from 'vitest';
+import type { Alert } from '../../schemas/alert.js';
 import { type ReportDocument, reportJsonSchemaText } from '../../schemas/report.js';
 import { at, baseConfig, db, GROUPS, iam, T0, USERS } from '../../shared/detect/timeline.js';
 import { AuditError } from '../../shared/errors.js';
@@ -14,7 +15,7 @@ import { runReports } from '../../shared/report/run-reports.js';
 import { SqliteStore } from '../../shared/state/sqlite-store.js';
 import type { StateStore } from '../../shared/state/state-store.js';
 import { incidentTimeline, LIFECYCLE_CONFIG, lifecycle } from '../scenarios/scenario-fleet.js';
-import { runPipeline } from '../state/store-fixtures.js';
+import { batch, runPipeline, session } from '../state/store-fixtures.js';
 import {
   allReports,
   DAY_PERIOD,
@@ -655,6 +656,48 @@ describe('failed access and local-account use', () => {
         last: iso(at(50)),
       },
     ]);
+  });
+
+  it('counts the alert of a local-account login merged into one raised before the period, and the burst repeated into it', async () => {
+    const s = await scenarioStore();
+    try {
+      const alerts: Alert[] = [];
+      for await (const a of s.alerts()) alerts.push(a);
+      const local = alerts.find((a) => a.rule === 'access.local-account')!;
+      const burst = alerts.find((a) => a.rule === 'auth.failure-burst')!;
+      // app@% logs in again ten minutes later, merged into the alert of its first login.
+      const again = session('later', at(60), {
+        mysqlAccount: 'app@%',
+        account: { user: 'app', host: '%' },
+        login: { user: 'app', os: '', ip: '10.1.1.1', proxy: '' },
+        sourceIp: '10.1.1.1',
+        proxied: false,
+        attribution: { method: 'local-account', confidence: 'verified', evidence: [] },
+      });
+      await s.commit(
+        batch({
+          sessions: [again],
+          alertUpdates: [
+            { id: local.id, occurrences: 2, lastTime: iso(at(60)) },
+            { id: burst.id, occurrences: 2, lastTime: iso(at(60)) },
+          ],
+        }),
+      );
+      const [d] = await runReports(s, {
+        reports: ['failed-access'],
+        period: { from: at(55), to: DAY_PERIOD.to },
+        generatedAt: T0,
+      });
+      expect(rowsOf(d!, 'local-account-use').map((r) => [r.mysql_account, r.sessions, r.alerts])).toEqual([
+        ['app@%', 1, 1],
+      ]);
+      expect(rowsOf(d!, 'failure-bursts').map((r) => [r.time, r.last_time, r.occurrences])).toEqual([
+        [burst.time, iso(at(60)), 2],
+      ]);
+      expect(figure(d!, 'Failure bursts')).toBe(1);
+    } finally {
+      await s.close();
+    }
   });
 });
 
