@@ -265,6 +265,11 @@ export class Pipeline {
   };
   /** The failure of a call, which every later call reports. */
   private failure: unknown;
+  /**
+   * The errors with which outputs failed a call's delivery (`eachSink`, `inTurn`): the store is then
+   * as that call's commit left it, and the calls whose commits were asked before still deliver.
+   */
+  private readonly outputErrors = new WeakSet<object>();
   /** Set while opening: an output that fails then fails no call yet (see `open`, `kept`). */
   private opening = false;
   /**
@@ -615,15 +620,27 @@ export class Pipeline {
       this.held?.settle.reject(error);
       this.held = undefined;
     };
-    // Each `failed` is attached before the next call can see this one settle.
-    const done = worked.then(healthy).then(work);
+    // Each `failed` is attached before the next call can see this one settle. A call whose work
+    // ends after a failure fails there: what it holds or commits is no later call's to deliver.
+    const done = worked
+      .then(healthy)
+      .then(work)
+      .then((deliver) => {
+        healthy();
+        return deliver;
+      });
     done.catch(failed);
     const result = done.then(async (deliver) => {
       await delivered;
-      healthy();
+      // After a call whose outputs failed, this one's commit (asked before that failure: no call
+      // works after it) stored records the outputs that work must still get, as must every output
+      // once the store reopens; a temporary store does not reopen. It fails all the same.
+      const before = this.failure;
+      if (before !== undefined && !this.isOutputError(before)) throw before;
       const mine = await deliver();
+      if (before !== undefined) throw before;
       // An output that failed while opening fails the end of the work, once its records were sent.
-      if (reportKept && this.kept.length > 0) throw failedOutputs(this.kept.splice(0));
+      if (reportKept && this.kept.length > 0) throw this.outputError(this.kept.splice(0));
       return mine;
     });
     result.catch(failed);
@@ -1055,7 +1072,19 @@ export class Pipeline {
       this.kept.push(...failures);
       return;
     }
-    throw failedOutputs([...this.kept.splice(0), ...failures]);
+    throw this.outputError([...this.kept.splice(0), ...failures]);
+  }
+
+  /** The error of a delivery whose outputs failed (`failedOutputs`), noted as such (see `inTurn`). */
+  private outputError(failures: readonly OutputFailure[]): unknown {
+    const error = failedOutputs(failures);
+    if (typeof error === 'object' && error !== null) this.outputErrors.add(error);
+    return error;
+  }
+
+  /** Whether a call failed only because outputs failed in its delivery. */
+  private isOutputError(error: unknown): boolean {
+    return typeof error === 'object' && error !== null && this.outputErrors.has(error);
   }
 
   /**

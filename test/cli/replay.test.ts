@@ -124,12 +124,14 @@ writeFileSync(config, JSON.stringify(baseConfig()));
 writeFileSync(audit, `[\n${mysql.map((e) => `${JSON.stringify(e)},`).join('\n')}\n`);
 writeFileSync(iam, JSON.stringify([removal]));
 
-const rulesOf = (stdout: string) =>
+/** One field of each alert (a JSON object a line), sorted. */
+const fieldOf = (stdout: string, field: 'rule' | 'id') =>
   stdout
     .trim()
     .split('\n')
-    .map((l) => (JSON.parse(l) as { rule: string }).rule)
+    .map((l) => (JSON.parse(l) as Record<typeof field, string>)[field])
     .sort();
+const rulesOf = (stdout: string) => fieldOf(stdout, 'rule');
 
 describe('replay', () => {
   it('joins IAM and MySQL inputs into alerts; file order does not matter', async () => {
@@ -388,6 +390,42 @@ describe('replay', () => {
     expect((await cli('replay', '--config', config, '--routes', audit)).stderr).toMatch(
       /--routes: the configuration has no routes/,
     );
+  });
+
+  it('an output that fails from its first send keeps no stored alert from the one that works', async () => {
+    // 45,000 records, 10,000 a batch and four batches a commit: a grant every 1,000 records puts
+    // alerts in every batch, and the first delivery fails while the same commit stored the next three.
+    const base = Date.parse('2026-11-02T09:00:00Z');
+    const statement = (i: number) => ({
+      ...mysql[2]!,
+      timestamp: new Date(base + i * 1000).toISOString().replace('T', ' ').slice(0, 19),
+      general_data: {
+        command: 'Query',
+        sql_command: i % 1000 === 0 ? 'grant' : 'select',
+        query: i % 1000 === 0 ? `GRANT SELECT ON shop.* TO 'u${i}'@'%'` : 'SELECT 1',
+        status: 0,
+      },
+    });
+    const big = join(dir, 'failing-output', 'prod-orders.audit.log');
+    mkdirSync(join(dir, 'failing-output'));
+    const records: object[] = [{ ...mysql[0]!, timestamp: '2026-11-02 09:00:00' }];
+    for (let i = 1; i < 45_000; i++) records.push(statement(i));
+    writeFileSync(big, `[\n${records.map((e) => `${JSON.stringify(e)},`).join('\n')}\n`);
+    const failing = join(dir, 'failing-output', 'config.json');
+    // A device that takes no byte: every write to it fails (ENOSPC), from the first.
+    writeFileSync(
+      failing,
+      JSON.stringify({ ...baseConfig(), routes: [{ name: 'full', output: { file: '/dev/full' } }] }),
+    );
+    const state = join(dir, 'failing-output', 'state.sqlite');
+    const out = join(dir, 'failing-output', 'alerts.jsonl');
+    const r = await cli('replay', '--config', failing, '--routes', '--state', state, '--out', out, big);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/heatwave-iam-audit: cannot write alerts to \/dev\/full \(ENOSPC\)\n$/);
+    const stored = fieldOf((await cli('export', 'alerts', '--state', state)).stdout, 'id');
+    // More than the first batch holds: the commit stored the alerts of four batches.
+    expect(stored.length).toBeGreaterThan(10);
+    expect(fieldOf(readFileSync(out, 'utf8'), 'id')).toEqual(stored);
   });
 
   it('writes the session ledger with attribution', async () => {
