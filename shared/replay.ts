@@ -49,6 +49,11 @@ export type ReplayOptions = {
    */
   threads?: number;
   onProgress?: (p: ReplayProgress) => void;
+  /**
+   * Called once the pipeline is open, with the result the replay returns, counted as it goes: a host
+   * whose replay fails can still tell what it did.
+   */
+  onOpen?: (result: Readonly<ReplayResult>) => void;
 };
 
 export type InputReport = {
@@ -199,6 +204,8 @@ async function replayInputs(opts: ReplayOptions, read: (path: string) => Reader)
   const runs = new StatementRuns();
   let records = 0;
   const reports: InputReport[] = [];
+  const result: ReplayResult = { stats: pipeline.stats, inputs: reports, deadLetters, pipeline };
+  opts.onOpen?.(result);
   const progress = () => opts.onProgress?.({ records, alerts: pipeline.stats.alerts, inputs: reports });
 
   /** Counts an item and adds it to the batch; the caller flushes. */
@@ -320,5 +327,5 @@ async function replayInputs(opts: ReplayOptions, read: (path: string) => Reader)
   if (batch.length > 0) await pipeline.ingest(batch);
   await pipeline.finish(opts.asOf);
   progress();
-  return { stats: pipeline.stats, inputs: reports, deadLetters, pipeline };
+  return result;
 }

@@ -9,6 +9,7 @@ import { createOciClient } from '../../shared/oci/clients.js';
 import {
   BACKFILL_SOURCES,
   type BackfillOptions,
+  type BackfillResult,
   type BackfillSource,
   backfill,
   DEFAULT_OVERLAP_MS,
@@ -28,6 +29,7 @@ import {
   warnOnce,
 } from './host.js';
 import { type CliCommand, type CliIo, formatOption, parseCommandArgs } from './io.js';
+import { withSummary } from './summary.js';
 
 export const BACKFILL_HELP = `Usage: heatwave-iam-audit backfill --compartment OCID --from TIME --config FILE [options]
 
@@ -189,44 +191,60 @@ export async function runBackfill(argv: string[], io: CliIo, deps: BackfillDeps 
     warn: warnOnce(io, 'backfill'),
     command: 'backfill',
   });
-  try {
-    const result = await backfill({
-      ...deps.backfill,
-      ...clients,
-      source,
-      compartmentId: values.compartment!,
-      from,
-      to,
-      pipeline: partition.pipeline,
-      target: { scope: values.scope, store: storeName(state.spec, env) },
-      overlapMs,
-      includeSubcompartments: includeSub,
-      signal: stop.signal,
-      ...(windowMs !== undefined ? { windowMs } : {}),
-      ...(checkpointPath !== undefined ? { checkpoint: fileCheckpoint(checkpointPath) } : {}),
-      onProgress: (p) => {
-        const t = Date.now();
-        if (t - lastProgress < progressMs && p.windowsDone < p.windowsTotal) return;
-        lastProgress = t;
-        io.stderr.write(
-          `backfill: window ${p.windowsDone}/${p.windowsTotal} done (to ${toIso(p.windowEnd)}), ${p.pages} pages, ${p.records} records, ${p.alerts} alerts\n`,
-        );
-      },
-    });
+  let run: Readonly<BackfillResult> | undefined;
+  /** What the backfill did (also when it failed). */
+  const summary = async (failed: boolean): Promise<string[]> => {
+    if (run === undefined) return [];
     const seconds = ((Date.now() - started) / 1000).toFixed(1);
     const covered = !includeSub
       ? `compartment ${values.compartment} only, not the compartments below it (--include-subcompartments reads them)`
       : source === 'audit'
-        ? `${result.compartments} compartments (${values.compartment} and those below it)`
+        ? `${run.compartments} compartments (${values.compartment} and those below it)`
         : `${values.compartment} and the compartments below it`;
-    io.stderr.write(`backfill: covered ${covered}\n`);
-    io.stderr.write(
-      `backfill: ${result.completed ? 'complete' : 'stopped'}${result.resumed ? ` (resumed at ${toIso(result.startedAt)})` : ''}; ` +
-        `${result.windows} windows, ${result.pages} pages, ${result.records} records (${result.events} events, ${result.ignored} ignored, ${result.dead} dead letters), ` +
-        `${result.alerts} alerts in ${seconds} s; ${result.calls} calls, throttled ${result.throttled}; ` +
-        `committed until ${toIso(result.completedUntil)}\n`,
+    const ended = failed ? 'failed' : run.completed ? 'complete' : 'stopped';
+    return [
+      `backfill: covered ${covered}`,
+      `backfill: ${ended}${run.resumed ? ` (resumed at ${toIso(run.startedAt)})` : ''}; ` +
+        `${run.windows} windows, ${run.pages} pages, ${run.records} records (${run.events} events, ${run.ignored} ignored, ${run.dead} dead letters), ` +
+        `${run.alerts} alerts in ${seconds} s; ${run.calls} calls, throttled ${run.throttled}; ` +
+        `committed until ${toIso(run.completedUntil)}`,
+    ];
+  };
+  try {
+    return await withSummary(
+      io,
+      'backfill',
+      async () => {
+        await backfill({
+          ...deps.backfill,
+          ...clients,
+          source,
+          compartmentId: values.compartment!,
+          from,
+          to,
+          pipeline: partition.pipeline,
+          target: { scope: values.scope, store: storeName(state.spec, env) },
+          overlapMs,
+          includeSubcompartments: includeSub,
+          signal: stop.signal,
+          ...(windowMs !== undefined ? { windowMs } : {}),
+          ...(checkpointPath !== undefined ? { checkpoint: fileCheckpoint(checkpointPath) } : {}),
+          onStart: (result) => {
+            run = result;
+          },
+          onProgress: (p) => {
+            const t = Date.now();
+            if (t - lastProgress < progressMs && p.windowsDone < p.windowsTotal) return;
+            lastProgress = t;
+            io.stderr.write(
+              `backfill: window ${p.windowsDone}/${p.windowsTotal} done (to ${toIso(p.windowEnd)}), ${p.pages} pages, ${p.records} records, ${p.alerts} alerts\n`,
+            );
+          },
+        });
+        return 0;
+      },
+      summary,
     );
-    return 0;
   } finally {
     stop.dispose();
     await partition.close();

@@ -35,7 +35,7 @@ import {
 } from './host.js';
 import { type CliCommand, type CliIo, formatOption, parseCommandArgs, printable } from './io.js';
 import { checkOutputPath } from './output-file.js';
-import { pipelineReport, readLedger, routeReport } from './summary.js';
+import { pipelineReport, readLedger, routeReport, withSummary } from './summary.js';
 
 export const COLLECT_HELP = `Usage: heatwave-iam-audit collect --config FILE [options]
 
@@ -139,62 +139,77 @@ export async function runCollect(argv: string[], io: CliIo, deps: CliDeps = {}):
       });
       const connect = instanceConnector(env, warnOnce(io, 'collect'));
       const retryAt = new Map<string, { at: number; failures: number }>();
+      /** The instances of the last pass that ended (none when the first one failed). */
       let last: InstanceReport[] = [];
       let lastProgress = 0;
-      for (;;) {
-        const due = targets.filter((t) => (retryAt.get(`${t.db.id}/${t.instance}`)?.at ?? 0) <= Date.now());
-        const result = await collect({
-          pipeline,
-          targets: due,
-          connect,
-          ...(from !== undefined ? { from } : {}),
-          signal: stop.signal,
-          onBatch: (p) => {
-            const now = Date.now();
-            if (now - lastProgress < (deps.progressMs ?? 1000)) return;
-            lastProgress = now;
-            io.stderr.write(`  ${grouped(p.records)} records, ${p.alerts} alerts\n`);
-          },
-        });
-        last = result.instances;
-        for (const r of result.instances) {
-          const key = `${r.dbSystem.id}/${r.instance}`;
-          if (!r.error) retryAt.delete(key);
-          else {
-            const failures = (retryAt.get(key)?.failures ?? 0) + 1;
-            retryAt.set(key, {
-              at: Date.now() + Math.min(intervalMs * 2 ** (failures - 1), 30 * 60_000),
-              failures,
-            });
-          }
-        }
-        if (!values.follow || stop.signal.aborted) break;
-        // Following runs without end: an output that failed when the state opened fails the pass.
-        await pipeline.settle();
-        const busy = result.instances.filter((r) => r.records > 0 || r.error);
-        if (busy.length > 0) io.stderr.write(`${instanceLines(busy).join('\n')}\n`);
-        // While sources are quiet, timers (break-glass maximum duration) fire by the clock.
-        const target = Date.now() - config.lateness;
-        if (target > (pipeline.watermark ?? Number.NEGATIVE_INFINITY)) await pipeline.advance(target);
-        await abortableSleep(intervalMs, stop.signal);
-        if (stop.signal.aborted) break;
-      }
-      // A run stopped while following settles: an output that failed at the open fails it.
-      if (!values.follow) await pipeline.finish();
-      else await pipeline.settle();
-      const coverage = await readLedger(store, { path: values.sessions, format: sessionsFormat });
-      const seconds = (Date.now() - started) / 1000;
-      const read = last.reduce((n, r) => n + r.records, 0);
-      io.stderr.write(
-        `${[
-          `collect: ${last.length} instance(s), ${grouped(read)} records in the last pass, ${seconds.toFixed(1)} s`,
+      /** What the run did (also when it failed: without the session ledger, which it then does not write). */
+      const summary = async (failed: boolean): Promise<string[]> => {
+        const coverage = failed
+          ? undefined
+          : await readLedger(store, { path: values.sessions, format: sessionsFormat });
+        const seconds = (Date.now() - started) / 1000;
+        const read = last.reduce((n, r) => n + r.records, 0);
+        return [
+          failed && last.length === 0
+            ? `collect: ${targets.length} instance(s), ${seconds.toFixed(1)} s; the first pass did not end`
+            : `collect: ${last.length} instance(s), ${grouped(read)} records in the last pass, ${seconds.toFixed(1)} s`,
           ...instanceLines(last),
           ...pipelineReport(pipeline, coverage, [], state.temporary ? undefined : state.spec),
           ...routeReport(routes?.sinks ?? []),
-        ].join('\n')}\n`,
+        ];
+      };
+      return await withSummary(
+        io,
+        'collect',
+        async () => {
+          for (;;) {
+            const due = targets.filter(
+              (t) => (retryAt.get(`${t.db.id}/${t.instance}`)?.at ?? 0) <= Date.now(),
+            );
+            const result = await collect({
+              pipeline,
+              targets: due,
+              connect,
+              ...(from !== undefined ? { from } : {}),
+              signal: stop.signal,
+              onBatch: (p) => {
+                const now = Date.now();
+                if (now - lastProgress < (deps.progressMs ?? 1000)) return;
+                lastProgress = now;
+                io.stderr.write(`  ${grouped(p.records)} records, ${p.alerts} alerts\n`);
+              },
+            });
+            last = result.instances;
+            for (const r of result.instances) {
+              const key = `${r.dbSystem.id}/${r.instance}`;
+              if (!r.error) retryAt.delete(key);
+              else {
+                const failures = (retryAt.get(key)?.failures ?? 0) + 1;
+                retryAt.set(key, {
+                  at: Date.now() + Math.min(intervalMs * 2 ** (failures - 1), 30 * 60_000),
+                  failures,
+                });
+              }
+            }
+            if (!values.follow || stop.signal.aborted) break;
+            // Following runs without end: an output that failed when the state opened fails the pass.
+            await pipeline.settle();
+            const busy = result.instances.filter((r) => r.records > 0 || r.error);
+            if (busy.length > 0) io.stderr.write(`${instanceLines(busy).join('\n')}\n`);
+            // While sources are quiet, timers (break-glass maximum duration) fire by the clock.
+            const target = Date.now() - config.lateness;
+            if (target > (pipeline.watermark ?? Number.NEGATIVE_INFINITY)) await pipeline.advance(target);
+            await abortableSleep(intervalMs, stop.signal);
+            if (stop.signal.aborted) break;
+          }
+          // A run stopped while following settles: an output that failed at the open fails it.
+          if (!values.follow) await pipeline.finish();
+          else await pipeline.settle();
+          const failed = last.filter((r) => r.error);
+          return failed.length > 0 || last.length < targets.length ? EXIT_PARTIAL : 0;
+        },
+        summary,
       );
-      const failed = last.filter((r) => r.error);
-      return failed.length > 0 || last.length < targets.length ? EXIT_PARTIAL : 0;
     } finally {
       await lock.release();
     }

@@ -26,7 +26,7 @@ import {
   warnOnce,
 } from './host.js';
 import { type CliCommand, type CliIo, formatOption, parseCommandArgs } from './io.js';
-import { recordOutcomes, routeReport } from './summary.js';
+import { recordOutcomes, routeReport, withSummary } from './summary.js';
 
 export const CONSUME_HELP = `Usage: heatwave-iam-audit consume --stream OCID --group NAME --config FILE [options]
 
@@ -159,16 +159,26 @@ export async function runConsume(argv: string[], io: CliIo, deps: ConsumeDeps = 
     },
   });
   try {
-    const stats = await consumer.run();
-    io.stderr.write(
-      `${[
-        `consume: stopped; ${progressLine(stats, Date.now() - started)}; calls: ${Object.entries(stats.calls)
-          .map(([k, v]) => `${k} ${v}`)
-          .join(', ')}; throttled ${stats.throttled}, cursor re-creations ${stats.cursorRecreations}`,
-        ...routeReport(routes?.sinks ?? []),
-      ].join('\n')}\n`,
+    return await withSummary(
+      io,
+      'consume',
+      async () => {
+        await consumer.run();
+        return 0;
+      },
+      // What the consumer did (also when it failed).
+      async (failed) => {
+        const { stats } = consumer;
+        return [
+          `consume: ${failed ? 'failed' : 'stopped'}; ${progressLine(stats, Date.now() - started)}; calls: ${Object.entries(
+            stats.calls,
+          )
+            .map(([k, v]) => `${k} ${v}`)
+            .join(', ')}; throttled ${stats.throttled}, cursor re-creations ${stats.cursorRecreations}`,
+          ...routeReport(routes?.sinks ?? []),
+        ];
+      },
     );
-    return 0;
   } finally {
     stop.dispose();
     await routes?.close();

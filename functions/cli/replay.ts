@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { loadConfigFile } from '../../shared/config/load-config.js';
 import { autoThreads } from '../../shared/decode/decode-pool.js';
 import { AuditError } from '../../shared/errors.js';
-import { type ReplayProgress, replayFiles } from '../../shared/replay.js';
+import { type ReplayProgress, type ReplayResult, replayFiles } from '../../shared/replay.js';
 import type { OpenRoutes } from '../../shared/route/routes.js';
 import { openStore, parseStoreSpec } from '../../shared/state/open-store.js';
 import type { ScopeLock } from '../../shared/state/state-store.js';
@@ -22,7 +22,7 @@ import {
   printable,
 } from './io.js';
 import { checkOutputPath } from './output-file.js';
-import { pipelineReport, readLedger, routeReport } from './summary.js';
+import { pipelineReport, readLedger, routeReport, withSummary } from './summary.js';
 
 export const REPLAY_HELP = `Usage: heatwave-iam-audit replay --config FILE [options] INPUT...
 
@@ -110,44 +110,60 @@ async function runReplay(argv: string[], io: CliIo): Promise<number> {
   let lastProgress = 0;
   let lock: ScopeLock | undefined;
   let routes: OpenRoutes | undefined;
-  try {
-    routes = await routeOutputs(config, process.env, values.routes);
-    lock = await holdScope(store, 'replay');
-    const result = await replayFiles({
-      config,
-      rules,
-      inputs,
-      store,
-      sinks: [output.sink, ...(routes?.sinks ?? [])],
-      ...(asOf !== undefined ? { asOf } : {}),
-      ...(values['db-system'] ? { dbSystem: values['db-system'] } : {}),
-      threads: commitThread ? threadCount - 1 : threadCount,
-      onProgress: (p) => {
-        const now = Date.now();
-        if (now - lastProgress < 1000) return;
-        lastProgress = now;
-        stderr.write(`${printable(progressLine(p))}\n`);
-      },
-    });
-    const coverage = await readLedger(store, { path: values.sessions, format: sessionsFormat });
-
-    const { stats } = result;
+  let run: Readonly<ReplayResult> | undefined;
+  /** What the replay did (also when it failed: without the session ledger, which it then does not write). */
+  const summary = async (failed: boolean): Promise<string[]> => {
+    if (run === undefined) return [];
+    const coverage = failed
+      ? undefined
+      : await readLedger(store, { path: values.sessions, format: sessionsFormat });
     const seconds = (Date.now() - started) / 1000;
     const lines = [
-      `replay: ${inputs.length} input(s), ${grouped(stats.received)} records in ${seconds.toFixed(1)} s on ${threadCount === 1 ? 'one thread' : `${threadCount} threads`}`,
-      ...pipelineReport(result.pipeline, coverage, result.deadLetters, values.state),
+      `replay: ${inputs.length} input(s), ${grouped(run.stats.received)} records in ${seconds.toFixed(1)} s on ${threadCount === 1 ? 'one thread' : `${threadCount} threads`}`,
+      ...pipelineReport(run.pipeline, coverage, run.deadLetters, values.state),
       ...routeReport(routes?.sinks ?? []),
     ];
     // The watermark never goes back: events after --as-of were read and applied all the same.
-    const latest = result.pipeline.watermark;
+    const latest = run.pipeline.watermark;
     if (asOf !== undefined && latest !== undefined && asOf < latest)
       lines.push(
         `replay: --as-of ${toIso(asOf)} is before the latest event seen (${toIso(latest)}): every event was applied, and the watermark, which never goes back, is that event's time`,
       );
-    const foreign = result.inputs.filter((i) => isForeign(i.counts, i.deadCodes));
+    const foreign = run.inputs.filter((i) => isForeign(i.counts, i.deadCodes));
     for (const i of foreign) lines.push(`replay: ${i.path}: no record of a kind this tool reads`);
-    stderr.write(`${lines.map(printable).join('\n')}\n`);
-    return 0;
+    return lines;
+  };
+  try {
+    routes = await routeOutputs(config, process.env, values.routes);
+    lock = await holdScope(store, 'replay');
+    const opened = routes;
+    return await withSummary(
+      io,
+      'replay',
+      async () => {
+        await replayFiles({
+          config,
+          rules,
+          inputs,
+          store,
+          sinks: [output.sink, ...(opened?.sinks ?? [])],
+          ...(asOf !== undefined ? { asOf } : {}),
+          ...(values['db-system'] ? { dbSystem: values['db-system'] } : {}),
+          threads: commitThread ? threadCount - 1 : threadCount,
+          onOpen: (result) => {
+            run = result;
+          },
+          onProgress: (p) => {
+            const now = Date.now();
+            if (now - lastProgress < 1000) return;
+            lastProgress = now;
+            stderr.write(`${printable(progressLine(p))}\n`);
+          },
+        });
+        return 0;
+      },
+      summary,
+    );
   } finally {
     await routes?.close();
     await output.close();

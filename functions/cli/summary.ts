@@ -23,9 +23,39 @@ import { displayStoreSpec } from '../../shared/state/open-store.js';
 import type { StateStore } from '../../shared/state/state-store.js';
 import { grouped } from '../../shared/text.js';
 import { toIso } from '../../shared/time.js';
+import { type CliIo, printable } from './io.js';
 import { writeOutput } from './output-file.js';
 
 const FIRST_DEAD_SHOWN = 5;
+
+/**
+ * Runs a command's work (`replay`, `collect`, `backfill`, `consume`), then writes its summary to
+ * stderr, also when the work failed (an output, the state store): a run that fails still says what
+ * it read, processed and raised, and which outputs got it, before its error (exit 1, as before).
+ * `summary` is told whether the work failed; it returns no line when there is nothing to count
+ * (the work failed before it opened the pipeline).
+ */
+export async function withSummary<T>(
+  io: CliIo,
+  command: string,
+  work: () => Promise<T>,
+  summary: (failed: boolean) => Promise<readonly string[]>,
+): Promise<T> {
+  const write = (lines: readonly string[]) => {
+    if (lines.length > 0) io.stderr.write(`${lines.map(printable).join('\n')}\n`);
+  };
+  let result: T;
+  try {
+    result = await work();
+  } catch (error) {
+    // The summary of a failed run is what it can say: the run ends with the work's error all the same.
+    const lines = await summary(true).catch(() => []);
+    write(lines.length > 0 ? [...lines, `${command}: failed after the work above; the error follows`] : []);
+    throw error;
+  }
+  write(await summary(false));
+  return result;
+}
 
 export class RunSummary {
   inputs = 0;

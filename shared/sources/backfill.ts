@@ -169,6 +169,11 @@ export type BackfillOptions = {
   decode?: ReadOptions;
   signal?: AbortSignal;
   onProgress?(p: BackfillProgress): void;
+  /**
+   * Called once the range is planned, with the result the backfill returns, counted as it goes: a
+   * host whose backfill fails can still tell what it did.
+   */
+  onStart?(result: Readonly<BackfillResult>): void;
   sleep?(ms: number, signal?: AbortSignal): Promise<void>;
   now?(): number;
 };
@@ -313,6 +318,7 @@ export async function backfill(opts: BackfillOptions): Promise<BackfillResult> {
     serverErrors: 0,
     completedUntil: start,
   };
+  opts.onStart?.(result);
   const retry = { ...DEFAULT_RETRY_BUDGET, ...opts.retry };
   const call = <T>(operation: string, fn: () => Promise<T>): Promise<T> =>
     callWithRetries(operation, fn, {
@@ -330,9 +336,17 @@ export async function backfill(opts: BackfillOptions): Promise<BackfillResult> {
     return result;
   };
   const batchSize = opts.batchSize ?? 5000;
+  const { stats } = opts.pipeline;
   const ingest = async (items: DecodedItem[]) => {
     for (let i = 0; i < items.length; i += batchSize) {
-      result.alerts += (await opts.pipeline.ingest(items.slice(i, i + batchSize))).length;
+      const before = stats.alerts + stats.resolutions;
+      // Its records, alerts and resolutions: counted also when an output fails their delivery (they
+      // were stored, and sent to the outputs that work).
+      try {
+        await opts.pipeline.ingest(items.slice(i, i + batchSize));
+      } finally {
+        result.alerts += stats.alerts + stats.resolutions - before;
+      }
     }
   };
   const maxPages = opts.maxPagesPerWindow ?? 100_000;

@@ -446,6 +446,8 @@ export class StreamConsumer {
       Math.max(10, Math.floor(this.heartbeatMs / 2)),
     );
     const alerts: Alert[] = [];
+    // Read, whatever becomes of the batch: a run that fails counts them too.
+    this.stats.messages += items.length;
     try {
       for (const [partition, messages] of groupByPartition(items)) {
         const state = await this.partitionFor(partition, Number(messages[0]!.offset));
@@ -454,10 +456,10 @@ export class StreamConsumer {
           `stream ${this.opts.streamId} partition ${partition}`,
           this.opts.decode,
         );
+        this.stats.records += decoded.length;
         alerts.push(...(await this.step(state.handle, (pipeline) => pipeline.ingest(decoded))));
         state.lastOffset = Number(messages[messages.length - 1]!.offset);
         this.stats.offsets[partition] = state.lastOffset;
-        this.stats.records += decoded.length;
       }
       await this.opts.afterIngest?.({ batch: this.stats.batches + 1, messages: items.length });
     } finally {
@@ -465,8 +467,6 @@ export class StreamConsumer {
       await beating;
     }
     this.stats.batches++;
-    this.stats.messages += items.length;
-    this.stats.alerts += opened(alerts);
     let committed: string | undefined;
     try {
       const res = await this.call(
@@ -520,29 +520,32 @@ export class StreamConsumer {
         state = await this.reopen(partition, committed);
       }
       const alerts = await this.step(state.handle, (pipeline) => pipeline.advance(now - sweep.latenessMs));
-      this.stats.alerts += opened(alerts);
       if (alerts.length > 0) this.opts.onBatch?.(this.stats, alerts);
     }
     this.stats.sweeps++;
   }
 
   /**
-   * One step of a partition's pipeline under the scope's lock, its record counts added to the stats.
-   * An output that failed when the pipeline opened fails the step once it was processed
-   * (`Pipeline.settle`): the consumer runs without end, and would report it never.
+   * One step of a partition's pipeline under the scope's lock, its record counts and alerts added to
+   * the stats, also when it fails (an output that fails their delivery: they were stored, and sent
+   * to the outputs that work). An output that failed when the pipeline opened fails the step once
+   * it was processed (`Pipeline.settle`): the consumer runs without end, and would report it never.
    */
   private async step(
     handle: PartitionPipeline,
     run: (pipeline: Pipeline) => Promise<Alert[]>,
   ): Promise<Alert[]> {
     const lock = await handle.hold?.();
+    const { stats } = handle.pipeline;
+    const before = recordCounts(stats);
+    const alertsBefore = stats.alerts;
     try {
-      const before = recordCounts(handle.pipeline.stats);
       const alerts = await run(handle.pipeline);
       await handle.pipeline.settle();
-      addCountsSince(this.stats.pipeline, before, handle.pipeline.stats);
       return alerts;
     } finally {
+      addCountsSince(this.stats.pipeline, before, stats);
+      this.stats.alerts += stats.alerts - alertsBefore;
       await lock?.release();
     }
   }
@@ -609,9 +612,4 @@ function groupByPartition(items: Message[]): Map<string, Message[]> {
     else out.set(p, [m]);
   }
   return out;
-}
-
-/** New alerts among new records (the others are resolutions). */
-function opened(records: readonly Alert[]): number {
-  return records.filter((r) => r.status === 'open').length;
 }

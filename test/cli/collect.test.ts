@@ -132,6 +132,19 @@ describe('collect', () => {
     for (const line of lines.slice(0, -1)) expect(ids.has((JSON.parse(line) as Alert).id)).toBe(true);
   }, 120_000);
 
+  it('an output that fails ends the run with its summary, then the error: exit 1', async () => {
+    // Every write to /dev/full fails (ENOSPC): the first batch with alerts stores them, and fails.
+    const r = await runCli(['collect', '--config', collectConfig, '--out', '/dev/full'], ENV);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(
+      /\ncollect: \d+ instance\(s\), [\d.]+ s; the first pass did not end\n {2}processed [1-9][\d,]*, duplicates 0, late 0, dead letters 0\n/,
+    );
+    expect(r.stderr).toMatch(/\n {2}alerts [1-9]\d*\n/);
+    expect(r.stderr).toMatch(
+      /\ncollect: failed after the work above; the error follows\nheatwave-iam-audit: cannot write alerts to \/dev\/full \(ENOSPC\)\n$/,
+    );
+  });
+
   it('one instance down: the others are read, the summary names it, exit 3', async () => {
     const up = await HeatWaveTestServer.start({
       accounts: [{ user: 'c', password: PASSWORD, grants: ['AUDIT_ADMIN'] }],

@@ -426,6 +426,34 @@ describe('replay', () => {
     // More than the first batch holds: the commit stored the alerts of four batches.
     expect(stored.length).toBeGreaterThan(10);
     expect(fieldOf(readFileSync(out, 'utf8'), 'id')).toEqual(stored);
+    // Its summary counts them, and says the route got none of them.
+    expect(r.stderr).toContain(`\n  alerts ${stored.length}\n`);
+    expect(r.stderr).toContain('\n  route full (file /dev/full (jsonl)): 0 delivered, 0 muted\n');
+  });
+
+  it('a run an output fails still prints its summary, then the error: exit 1', async () => {
+    // Every write to /dev/full fails (ENOSPC): the alerts are raised and stored, and the output fails.
+    const r = await cli('replay', '--config', config, '--out', '/dev/full', audit, iam);
+    expect(r.code).toBe(1);
+    // What it did until the output failed: the records of the batch whose delivery failed, and their
+    // alerts by rule (the end of the input, which applies the last event, did not come).
+    expect(r.stderr).toMatch(
+      new RegExp(
+        [
+          /^replay: 2 input\(s\), 5 records in [\d.]+ s on one thread/,
+          / {2}processed 4, duplicates 0, late 0, dead letters 0/,
+          / {2}alerts 3/,
+          / {4}access\.after-revocation: 1/,
+          / {4}iam\.privileged-group-change: 1/,
+          / {4}privilege\.change: 1/,
+          / {2}watermark 2026-11-02T09:20:00\.000Z/,
+          /replay: failed after the work above; the error follows/,
+          /heatwave-iam-audit: cannot write alerts to \/dev\/full \(ENOSPC\)\n$/,
+        ]
+          .map((line) => line.source)
+          .join('\n'),
+      ),
+    );
   });
 
   it('writes the session ledger with attribution', async () => {

@@ -888,6 +888,30 @@ describe('backfill command', () => {
     }
   });
 
+  it('an output that fails ends the run with its summary, then the error', async () => {
+    const configFile = `${fresh('config')}.json`;
+    writeFileSync(configFile, JSON.stringify(baseConfig()));
+    const cli = io();
+    const args = [
+      ...['--compartment', COMPARTMENT, '--from', new Date(T0).toISOString()],
+      ...['--to', new Date(T0 + AUDIT_SPAN).toISOString(), '--config', configFile],
+      // Every write to /dev/full fails (ENOSPC): the first batch with alerts stores them, and fails.
+      ...['--endpoint', endpoint.url, '--out', '/dev/full'],
+    ];
+    const deps = {
+      env: { HWAUDIT_OCI_CONFIG_FILE: principal.configFile },
+      handleSignals: false,
+      backfill: { now: NOW, retry: { baseMs: 1, maxMs: 5 } },
+    };
+    await expect(runBackfill(args, cli.io, deps)).rejects.toThrow(
+      'cannot write alerts to /dev/full (ENOSPC)',
+    );
+    expect(cli.err.join('')).toMatch(
+      // The alert of the batch whose delivery failed is counted: it was stored.
+      /\nbackfill: failed; 0 windows, 3 pages, 60 records \(1 events, 59 ignored, 0 dead letters\), 1 alerts in [\d.]+ s; 3 calls, throttled 0; committed until 2026-11-02T09:00:00\.000Z\nbackfill: failed after the work above; the error follows\n$/,
+    );
+  });
+
   it('binds its checkpoint to --state and --scope', async () => {
     const configFile = `${fresh('config')}.json`;
     writeFileSync(configFile, JSON.stringify(baseConfig()));

@@ -889,6 +889,43 @@ describe('consume command', () => {
     expect(routed()).toHaveLength(highIds.length);
   });
 
+  it('an output that fails ends the run with its summary, then the error; the route that works got every alert', async () => {
+    const env = await startEnv();
+    const all = join(dir, `${fresh('all')}.jsonl`);
+    const configFile = join(dir, `${fresh('config')}.json`);
+    writeFileSync(
+      configFile,
+      JSON.stringify({ ...fleetConfig(), routes: [{ name: 'all', output: { file: all } }] }),
+    );
+    const stderr: string[] = [];
+    const io = {
+      stdout: process.stdout,
+      stderr: { write: (s: string) => stderr.push(s) } as unknown as NodeJS.WritableStream,
+    };
+    const args = [
+      ...['--stream', STREAM, '--group', fresh('failing'), '--config', configFile],
+      // Every write to /dev/full fails (ENOSPC): the first batch with alerts stores them, and fails.
+      ...['--endpoint', env.endpoint.url, '--limit', '500', '--out', '/dev/full', '--until-idle'],
+    ];
+    const deps = {
+      env: { HWAUDIT_OCI_CONFIG_FILE: principal.configFile, HWAUDIT_OCI_PROFILE: principal.profile },
+      handleSignals: false,
+      progressMs: 0,
+      consumer: { minGetIntervalMs: 0, idleWaitMs: 0 },
+    };
+    await expect(runConsume(args, io, deps)).rejects.toThrow('cannot write alerts to /dev/full (ENOSPC)');
+    const routed = readFileSync(all, 'utf8').trim().split('\n');
+    expect(routed.length).toBeGreaterThan(0);
+    // The alerts of the batch whose delivery failed are counted: they were stored, and routed.
+    expect(stderr.join('')).toMatch(
+      new RegExp(
+        `\nconsume: failed; [\\d,]+ messages in \\d+ batches \\(\\d+/s\\), [\\d,]+ records: processed [1-9][\\d,]*, duplicates 0, late 0, dead letters 0; ${routed.length} alerts; [^\n]+\n` +
+          `  route all \\(file ${all} \\(jsonl\\)\\): ${routed.length} delivered, 0 muted\n` +
+          'consume: failed after the work above; the error follows\n$',
+      ),
+    );
+  });
+
   it('stops cleanly on SIGTERM: the batch in progress is committed, exit code 0', async () => {
     const env = await startEnv();
     const configFile = join(dir, 'config-sigterm.json');
