@@ -249,6 +249,43 @@ describe('batches held for a later commit', () => {
     }
   });
 
+  it('an output that fails a held batch: the other batches of its commit still reach every output, then fail', async () => {
+    const { config, rules } = testConfig();
+    const store = SqliteStore.open(':memory:');
+    const working = new RecordingSink('working');
+    const down = new (class extends RecordingSink {
+      override async send(alerts: Alert[]): Promise<void> {
+        if (alerts.length > 0) throw new Error('output down');
+      }
+    })('down');
+    const pipeline = await Pipeline.open({
+      config,
+      rules,
+      store,
+      sinks: [down, working],
+      durablePending: false,
+    });
+    await pipeline.ingest(folded([db.disconnect({ at: at(-120), conn: 999, account: 'admin' })]));
+    // One alert a batch (a member added to the break-glass group), released by the next batch.
+    const users = [USERS.alice, USERS.bob, USERS.carol, USERS.dave];
+    const calls = users.map((user, i) =>
+      pipeline.ingest(folded([iam.added({ at: at(60 * (i + 1)), user, group: GROUPS.bg })]), undefined, {
+        hold: i < users.length - 1,
+      }),
+    );
+    // The first batch's alert waits for the second batch, whose delivery is the first to fail.
+    await expect(calls[0]).resolves.toEqual([]);
+    for (const call of calls.slice(1)) await expect(call).rejects.toThrow('output down');
+    const stored = await collect(store.alerts());
+    expect(stored).toHaveLength(3);
+    expect(working.sent.map((a) => a.id).sort()).toEqual(stored.map((a) => a.id).sort());
+    expect(pipeline.stats.alerts).toBe(stored.length);
+    // A call after the failure does no work, and delivers nothing.
+    await expect(pipeline.finish()).rejects.toThrow('output down');
+    expect(working.sent).toHaveLength(stored.length);
+    await store.close();
+  });
+
   it('a batch that fails before its commit fails the batches held before it', async () => {
     const { config, rules } = testConfig();
     const store = SqliteStore.open(':memory:');
