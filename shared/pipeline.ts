@@ -604,7 +604,9 @@ export class Pipeline {
    * state after that of the calls made before it, then the end of its commit and its delivery
    * after theirs. A host may so make its next call before the last resolves, with a store whose
    * calls are `ordered`: the next batch is built while the last one is written (replay does).
-   * A call that fails leaves memory the store may not match: every later call fails with it.
+   * A call that fails leaves memory the store may not match: every later call fails with it. When
+   * only outputs failed its delivery, the calls whose work was done before (their commits asked)
+   * still deliver, then fail with it: what their commits stored reaches every output that works.
    * `reportKept` (`finish`, `settle`: the end of a host's work) fails the call, once its records
    * were sent, with the outputs that failed while opening (`kept`); other calls leave them to it,
    * so that a run of many calls (a collect, a replay) processes all of its input.
