@@ -608,15 +608,20 @@ export function ledgerConditions(
 }
 
 /**
- * The WHERE conditions of an `active` alert query's first part (StateStore.alerts): the records
- * raised before `from` (their `time` column, ISO 8601 text in time order) with a repeat merged in
- * at `from` or after.
+ * An `active` alert query's first part (StateStore.alerts): the records raised before `from` (their
+ * time column, ISO 8601 text in time order) with a repeat merged in at `from` or after, read through
+ * the index on `last_time`: the records raised before a period are the store's whole history before
+ * it, those repeated into it a few.
  */
-export function repeatedAlertConditions(
-  timeColumn: string,
+export function repeatedAlertsQuery(
+  dialect: 'sqlite' | 'mysql',
   from: number,
-): { conditions: string[]; params: string[] } {
-  return { conditions: [`${timeColumn} < ?`, 'last_time >= ?'], params: [toIso(from), toIso(from)] };
+): { source: string; conditions: string[]; params: string[] } {
+  const [source, time] =
+    dialect === 'sqlite'
+      ? ['alerts INDEXED BY alerts_last', 'time']
+      : ['alerts FORCE INDEX (alerts_last)', 'alert_time'];
+  return { source, conditions: [`${time} < ?`, 'last_time >= ?'], params: [toIso(from), toIso(from)] };
 }
 
 /**

@@ -44,7 +44,7 @@ import {
   RESTORED_COLUMNS,
   readSession,
   repairAlertMergesSql,
-  repeatedAlertConditions,
+  repeatedAlertsQuery,
   restoredSession,
   restoredSessionsSql,
   rowKey,
@@ -217,6 +217,9 @@ const MIGRATIONS: (string | ((db: Database.Database) => void))[] = [
                hwaudit_active_until(outcome, connect_ts, disconnect_time, last_activity_ts);
              CREATE INDEX sessions_active ON sessions (active_until_ts, connect_ts, id);`);
   },
+  // When each alert's last merged repeat was, for the reports' alerts raised before a period and
+  // repeated into it (StateStore.alerts `active`): without it, every report read the whole history.
+  'CREATE INDEX alerts_last ON alerts (last_time, time);',
 ];
 
 /** The `later`-th migration's typed session columns, and the view that shows them. */
@@ -783,19 +786,29 @@ export class SqliteStore implements StateStore {
     });
     // Alert times are ISO 8601 UTC as toIso writes them: their text order is their time order.
     if (query.active && from !== undefined) {
-      const repeated = repeatedAlertConditions('time', from);
-      yield* this.alertPages('', [...repeated.conditions, ...conditions], [...repeated.params, ...params]);
+      const repeated = repeatedAlertsQuery('sqlite', from);
+      yield* this.alertPages(
+        repeated.source,
+        '',
+        [...repeated.conditions, ...conditions],
+        [...repeated.params, ...params],
+      );
     }
-    yield* this.alertPages(from === undefined ? '' : toIso(from), conditions, params);
+    yield* this.alertPages('alerts', from === undefined ? '' : toIso(from), conditions, params);
   }
 
-  /** Alerts after `start` (ISO 8601) on the conditions, by time and id, a page at a time. */
-  private async *alertPages(start: string, conditions: string[], params: unknown[]): AsyncIterable<Alert> {
+  /** Alerts of `source` after `start` (ISO 8601) on the conditions, by time and id, a page at a time. */
+  private async *alertPages(
+    source: string,
+    start: string,
+    conditions: string[],
+    params: unknown[],
+  ): AsyncIterable<Alert> {
     const page = this.db.prepare<
       unknown[],
       { id: string; time: string; body: string; occurrences: number; last_time: string | null }
     >(
-      `SELECT id, time, body, occurrences, last_time FROM alerts
+      `SELECT id, time, body, occurrences, last_time FROM ${source}
        WHERE ${['(time, id) > (?, ?)', ...conditions].join(' AND ')}
        ORDER BY time, id LIMIT ${PAGE}`,
     );

@@ -14,6 +14,7 @@ import type { StateStore } from '../../shared/state/state-store.js';
 import { collect } from '../helpers/collect.js';
 import { describeMySql, type TestDatabase } from '../helpers/mysql-server.js';
 import {
+  ACTIVE_UNTIL_AND_LATER,
   type Adapter,
   type Backing,
   backingPerTest,
@@ -190,8 +191,8 @@ function activeSessions(adapter: Adapter) {
       [
         ...withoutActiveUntil(mysql),
         mysql
-          ? `DELETE FROM schema_version WHERE version > ${versions.length - 1}`
-          : `PRAGMA user_version = ${versions.length - 1}`,
+          ? `DELETE FROM schema_version WHERE version > ${versions.length - ACTIVE_UNTIL_AND_LATER}`
+          : `PRAGMA user_version = ${versions.length - ACTIVE_UNTIL_AND_LATER}`,
       ].join(';\n'),
     );
     const store = await backing.open();
@@ -298,7 +299,7 @@ describeMySql(
       await backing.sql(
         [
           ...withoutActiveUntil(true),
-          `DELETE FROM schema_version WHERE version > ${versions.length - 1}`,
+          `DELETE FROM schema_version WHERE version > ${versions.length - ACTIVE_UNTIL_AND_LATER}`,
         ].join(';\n'),
       );
       const nulls = async () =>

@@ -1,24 +1,34 @@
 // An alert keeps its first occurrence's time and, merged in, how many repeats followed and when the
 // last one was: a period's alert summary counts an alert raised before it whose repeats went on
 // into it, on SQLite and on MySQL.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import Database from 'better-sqlite3';
+import { format } from 'mysql2';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { ReportDocument } from '../../schemas/report.js';
 import { holdsActivity, runReports } from '../../shared/report/run-reports.js';
 import type { StateStore } from '../../shared/state/state-store.js';
 import { describeMySql } from '../helpers/mysql-server.js';
-import { type Adapter, alert, batch, mysqlAdapter, sqliteAdapter } from '../state/store-fixtures.js';
+import {
+  type Adapter,
+  alert,
+  type Backing,
+  batch,
+  mysqlAdapter,
+  sqliteAdapter,
+} from '../state/store-fixtures.js';
 import { figure, rowsOf } from './report-fixtures.js';
 
 const NOVEMBER = { from: Date.parse('2026-11-01T00:00:00Z'), to: Date.parse('2026-12-01T00:00:00Z') };
 const DECEMBER = { from: Date.parse('2026-12-01T00:00:00Z'), to: Date.parse('2027-01-01T00:00:00Z') };
 const DECEMBER_8 = { from: Date.parse('2026-12-08T00:00:00Z'), to: Date.parse('2026-12-09T00:00:00Z') };
 
-function repeated(adapter: Adapter) {
+function repeated(adapter: Adapter, mysql = false) {
   let store: StateStore;
+  let backing: Backing;
   let dispose = async () => {};
 
   beforeAll(async () => {
-    const backing = await adapter.create();
+    backing = await adapter.create();
     dispose = () => backing.dispose();
     store = await backing.open();
     await store.commit(
@@ -100,7 +110,33 @@ function repeated(adapter: Adapter) {
     expect(listed(await summary(DECEMBER_8)).map((r) => r[0])).toEqual(['sep']);
     expect(await holdsActivity(store, DECEMBER_8)).toBe(true);
   });
+
+  // Every report reads them: the alerts raised before its period are its whole history but a day.
+  it('finds the alerts raised before the period and repeated into it by their last time, not by a scan of the older ones', async () => {
+    type Read = { read: (what: string, sql: string, params?: unknown[]) => Promise<unknown[]> };
+    const spy = mysql ? vi.spyOn(store as unknown as Read, 'read') : vi.spyOn(Database.prototype, 'prepare');
+    let calls: unknown[][];
+    try {
+      for await (const _ of store.alerts({ ...DECEMBER, active: true }));
+    } finally {
+      calls = [...spy.mock.calls];
+      spy.mockRestore();
+    }
+    const sql = calls.map((c) => (mysql ? [c[1], c[2]] : [c[0], []]) as [string, unknown[]]);
+    const [text, params] = sql.find(([q]) => q.includes('last_time >= ?'))!;
+    if (mysql) {
+      const [plan] = await backing.sql(`EXPLAIN ${format(text, params as string[])}`);
+      expect(plan!.key).toBe('alerts_last');
+    } else {
+      const steps = (await backing.sql(`EXPLAIN QUERY PLAN ${text.replaceAll('?', "'2026-12-01'")}`)).map(
+        (r) => String(r.detail),
+      );
+      expect(steps).toContain('SEARCH alerts USING INDEX alerts_last (last_time>?)');
+    }
+  });
 }
 
 describe('repeated alerts in the alert summary on SQLite', () => repeated(sqliteAdapter));
-describeMySql('repeated alerts in the alert summary on MySQL', (server) => repeated(mysqlAdapter(server)));
+describeMySql('repeated alerts in the alert summary on MySQL', (server) =>
+  repeated(mysqlAdapter(server), true),
+);

@@ -15,6 +15,7 @@ import { CLAIM_LEASE_MS, type StateStore } from '../../shared/state/state-store.
 import { describeMySql } from '../helpers/mysql-server.js';
 import { testConfig } from '../helpers/run-timeline.js';
 import {
+  ACTIVE_UNTIL_AND_LATER,
   type Adapter,
   alert,
   backingPerTest,
@@ -229,9 +230,9 @@ function claims(adapter: Adapter) {
     await writer.close();
     const mysql = adapter.name === 'MySqlStore';
     const versions = await backing().schemaVersions();
-    // The last version but two: the claim columns and their index; then the looks stored, and
-    // until when each session was active.
-    const previous = versions.length - 3;
+    // Before the claim columns and their index; then the looks stored, until when each session was
+    // active and the later ones.
+    const previous = versions.length - 2 - ACTIVE_UNTIL_AND_LATER;
     await backing().sql(
       [
         ...withoutActiveUntil(mysql),
@@ -258,14 +259,14 @@ function claims(adapter: Adapter) {
     await writer.close();
     const versions = await backing().schemaVersions();
     const mysql = adapter.name === 'MySqlStore';
-    // The last version but one stored the looks; the last, until when each session was active.
+    // The version before those of withoutActiveUntil stored the looks.
     await backing().sql(
       [
         ...withoutActiveUntil(mysql),
         'DROP TABLE delivery_looks',
         mysql
-          ? `DELETE FROM schema_version WHERE version > ${versions.length - 2}`
-          : `PRAGMA user_version = ${versions.length - 2}`,
+          ? `DELETE FROM schema_version WHERE version > ${versions.length - 1 - ACTIVE_UNTIL_AND_LATER}`
+          : `PRAGMA user_version = ${versions.length - 1 - ACTIVE_UNTIL_AND_LATER}`,
       ].join(';\n'),
     );
     // Its claim ended long ago: the time any look was stored (none yet) would be too late for it.

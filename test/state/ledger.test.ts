@@ -512,12 +512,13 @@ function upgrade(adapter: Adapter, dialect: 'sqlite' | 'mysql') {
       // next how many planted credentials were in force at its login (from the bodies), the next
       // who delivers each alert, with an index on when each claim ends (none of those stored
       // before is claimed), the next until when a look took what it could for each output (none
-      // yet: the first look for each reads every record), the last until when each session was
-      // active (from its outcome, connect, disconnect and last activity).
+      // yet: the first look for each reads every record), the next until when each session was
+      // active (from its outcome, connect, disconnect and last activity), the last an index on when
+      // each alert last repeated.
       expect(await backing.schemaVersions()).toEqual(
         dialect === 'sqlite'
-          ? [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]
-          : [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12],
+          ? [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16]
+          : [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13],
       );
       expect(await backing.sql('SELECT sink FROM delivery_looks')).toEqual([]);
       expect(await backing.sql('SELECT id, claimant, claimed_until FROM alerts ORDER BY id')).toEqual(

@@ -169,14 +169,25 @@ export function backingPerTest(adapter: Adapter): () => Backing {
 }
 
 /**
- * SQL that undoes the last migration (until when each session was active: its column and index),
- * for a test to open a store written by the schema before it.
+ * SQL that undoes the migration that added until when each session was active (its column and
+ * index) and those after it (the index on when each alert last repeated), for a test to open a
+ * store written by the schema before them: its version is the last but ACTIVE_UNTIL_AND_LATER.
  */
 export function withoutActiveUntil(mysql: boolean): string[] {
   return mysql
-    ? ['ALTER TABLE sessions DROP KEY sessions_active, DROP COLUMN active_until_ts']
-    : ['DROP INDEX sessions_active', 'ALTER TABLE sessions DROP COLUMN active_until_ts'];
+    ? [
+        'ALTER TABLE alerts DROP KEY alerts_last',
+        'ALTER TABLE sessions DROP KEY sessions_active, DROP COLUMN active_until_ts',
+      ]
+    : [
+        'DROP INDEX alerts_last',
+        'DROP INDEX sessions_active',
+        'ALTER TABLE sessions DROP COLUMN active_until_ts',
+      ];
 }
+
+/** How many migrations withoutActiveUntil undoes. */
+export const ACTIVE_UNTIL_AND_LATER = 2;
 
 export { commitBatch as batch } from '../../shared/state/state-store.js';
 
