@@ -2,7 +2,7 @@
 // still open), its duration against the group's maximum, the sessions made under it and what they
 // ran, and the alerts it raised.
 import type { Alert } from '../../schemas/alert.js';
-import { noDisconnectLogged, type Session } from '../../schemas/session.js';
+import { clientLabel, noDisconnectLogged, type Session } from '../../schemas/session.js';
 import type { GrantRow } from '../correlate/correlator.js';
 import { utcSeconds } from '../time.js';
 import { type MembershipInterval, overlaps } from './audit-facts.js';
@@ -68,6 +68,7 @@ export const breakGlassLog: ReportDefinition = {
           confidence,
           s.dbSystem.name,
           s.mysqlAccount,
+          clientLabel(s.client) ?? null,
           s.connectTime,
           s.disconnectTime ?? null,
           s.endReason === undefined ? null : noDisconnectLogged(s.endReason),
@@ -195,7 +196,7 @@ export const breakGlassLog: ReportDefinition = {
             section(
               'sessions',
               'Sessions under break-glass',
-              "Database sessions that resolved through a break-glass grant, active in the period (also those that connected before it). Statements, table accesses and failed statements are the session's totals. The person is named by the method and with the confidence shown: asserted is the client's word (the login name it sent), confirmed by nothing, so another member of the group may have made the session. Disconnected is the disconnect the server logged, or, when How it ended says that it logged none, the server's shutdown record, its startup after a crash (an upper bound: the session ended then or before), or the last event read from a server another took over or whose log was reset (the session ended then or after).",
+              "Database sessions that resolved through a break-glass grant, active in the period (also those that connected before it). Statements, table accesses and failed statements are the session's totals. The person is named by the method and with the confidence shown: asserted is the client's word (the login name it sent), confirmed by nothing, so another member of the group may have made the session. Client is the program the connection named (its program, library and version, as the client sent them). Disconnected is the disconnect the server logged, or, when How it ended says that it logged none, the server's shutdown record, its startup after a crash (an upper bound: the session ended then or before), or the last event read from a server another took over or whose log was reset (the session ended then or after).",
               table(
                 [
                   column('grant_id', 'Grant'),
@@ -204,6 +205,7 @@ export const breakGlassLog: ReportDefinition = {
                   column('confidence', 'Confidence'),
                   column('db_system', 'DB system'),
                   column('mysql_account', 'MySQL account'),
+                  column('client', 'Client'),
                   column('connected', 'Connected', 'time'),
                   column('disconnected', 'Disconnected', 'time'),
                   column('end_reason', 'How it ended'),

@@ -37,7 +37,12 @@ function tableAccess(s: {
 
 export function hostileTimeline(): CanonicalEvent[] {
   return [
-    ...incidentTimeline(),
+    // bob's client, under break-glass, names itself with markup.
+    ...incidentTimeline().map((e) =>
+      e.source === 'mysql' && e.kind === 'connect' && e.connectionId === 2
+        ? { ...e, attributes: { program_name: HOSTILE, _client_name: 'libmysql', _client_version: '8.4.3' } }
+        : e,
+    ),
     // bob, under break-glass, runs statements and reads a table whose names carry markup.
     db.query({
       at: at(16),

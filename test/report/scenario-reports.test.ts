@@ -285,6 +285,8 @@ describe('break-glass log', () => {
       [iso(at(15)), 1, 1, SESSION(2, 15)],
       [iso(at(260)), 0, 0, SESSION(5, 260)],
     ]);
+    // The client program his first session's connection named (markup, escaped in HTML).
+    expect(rowsOf(d, 'sessions').map((r) => r.client)).toEqual([`${HOSTILE} (libmysql 8.4.3)`, null]);
     // bob is named by the login name his client sent, confirmed by no sign-on: a claim, shown as one.
     expect(rowsOf(d, 'sessions').map((r) => [r.person, r.method, r.confidence])).toEqual([
       ['bob@example.com', 'login-name', 'asserted'],
