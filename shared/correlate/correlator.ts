@@ -1254,10 +1254,20 @@ export function clientOf(attributes: DbEvent['attributes']): Session['client'] {
   if (!attributes) return undefined;
   const client: NonNullable<Session['client']> = {};
   const put = (field: keyof typeof client, value: string | undefined) => {
-    if (value) client[field] = value.length > CLIENT_FIELD_MAX ? value.slice(0, CLIENT_FIELD_MAX) : value;
+    if (value) client[field] = value.length > CLIENT_FIELD_MAX ? cutAt(value, CLIENT_FIELD_MAX) : value;
   };
   put('program', attributes.program_name);
   put('name', attributes._client_name);
   put('version', attributes._client_version);
   return Object.keys(client).length > 0 ? client : undefined;
+}
+
+/**
+ * The first `max` UTF-16 code units of `text`, one fewer when the cut would split a character
+ * outside the Basic Multilingual Plane (an emoji): a lone surrogate half is no text, and an output
+ * written as UTF-8 would show it as U+FFFD.
+ */
+function cutAt(text: string, max: number): string {
+  const last = text.charCodeAt(max - 1);
+  return text.slice(0, last >= 0xd800 && last <= 0xdbff ? max - 1 : max);
 }

@@ -47,6 +47,15 @@ describe('a session client', () => {
     expect(sessions[0]?.client).toEqual({ program: 'x'.repeat(CLIENT_FIELD_MAX) });
   });
 
+  it('cuts a long value between characters, never inside one (no lone surrogate half)', async () => {
+    // 127 characters, then one outside the Basic Multilingual Plane (two UTF-16 code units).
+    const long = `${'x'.repeat(CLIENT_FIELD_MAX - 1)}\u{1F600}tail`;
+    const { sessions } = await runBatches([[connect(1, { program_name: long, _client_name: '\u{1F600}' })]]);
+    const client = sessions[0]?.client;
+    expect(client?.program).toBe('x'.repeat(CLIENT_FIELD_MAX - 1));
+    expect(client?.name).toBe('\u{1F600}');
+  });
+
   it('reads as one line: the program, then its library and version', () => {
     expect(clientLabel({ program: 'mysql', name: 'libmysql', version: '8.4.3' })).toBe(
       'mysql (libmysql 8.4.3)',
