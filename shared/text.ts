@@ -21,6 +21,17 @@ export function visible(text: string): string {
   });
 }
 
+/**
+ * At most the first `max` UTF-16 code units of `text`, one fewer when the cut would split a
+ * character outside the Basic Multilingual Plane (an emoji): a lone surrogate half is no text, and
+ * an output written as UTF-8 would show it as U+FFFD.
+ */
+export function cutAt(text: string, max: number): string {
+  if (text.length <= max) return text;
+  const last = text.charCodeAt(max - 1);
+  return text.slice(0, last >= 0xd800 && last <= 0xdbff ? max - 1 : max);
+}
+
 /** A count as summaries print it: 306,154. */
 export function grouped(n: number): string {
   return n.toLocaleString('en-US');

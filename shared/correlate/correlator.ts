@@ -45,6 +45,7 @@ import {
   expectedCredentialsOf,
 } from '../rules/expected-changes.js';
 import type { EntityCache } from '../state/entity-cache.js';
+import { cutAt } from '../text.js';
 import { toIso } from '../time.js';
 import { type AttributionResult, attribute, type Models } from './attribute.js';
 import { recordDbCatalog } from './db-catalog.js';
@@ -1186,7 +1187,7 @@ function noteActivity(session: Session, ev: DbEvent): boolean {
   statements.push({
     time: ev.time,
     command: sql.sqlCommand ?? ev.event,
-    sql: redactLiterals(sql.text).slice(0, STATEMENT_SQL_MAX),
+    sql: cutAt(redactLiterals(sql.text), STATEMENT_SQL_MAX),
     status: sql.status ?? ev.status,
   });
   return true;
@@ -1254,20 +1255,10 @@ export function clientOf(attributes: DbEvent['attributes']): Session['client'] {
   if (!attributes) return undefined;
   const client: NonNullable<Session['client']> = {};
   const put = (field: keyof typeof client, value: string | undefined) => {
-    if (value) client[field] = value.length > CLIENT_FIELD_MAX ? cutAt(value, CLIENT_FIELD_MAX) : value;
+    if (value) client[field] = cutAt(value, CLIENT_FIELD_MAX);
   };
   put('program', attributes.program_name);
   put('name', attributes._client_name);
   put('version', attributes._client_version);
   return Object.keys(client).length > 0 ? client : undefined;
-}
-
-/**
- * The first `max` UTF-16 code units of `text`, one fewer when the cut would split a character
- * outside the Basic Multilingual Plane (an emoji): a lone surrogate half is no text, and an output
- * written as UTF-8 would show it as U+FFFD.
- */
-function cutAt(text: string, max: number): string {
-  const last = text.charCodeAt(max - 1);
-  return text.slice(0, last >= 0xd800 && last <= 0xdbff ? max - 1 : max);
 }

@@ -12,6 +12,7 @@ import type { NotificationDataPlaneClient } from 'oci-ons';
 import { type Alert, recordKey, recordTime, SEVERITIES, type Severity } from '../../schemas/alert.js';
 import { AuditError } from '../errors.js';
 import { callWithRetry, DEFAULT_RETRY, type RetryPolicy, sleepMs } from '../oci/clients.js';
+import { cutAt } from '../text.js';
 import type { AlertSink } from './sink.js';
 
 /** ONS: 64 KB per PublishMessage request. */
@@ -319,7 +320,7 @@ export function requestBytes(m: DigestMessage): number {
 export function clean(text: string, max = 160): string {
   // biome-ignore lint/suspicious/noControlCharactersInRegex: stripping control characters is the point
   const flat = text.replace(/[\u0000-\u001f\u007f]+/g, ' ').trim();
-  return flat.length > max ? `${flat.slice(0, max - 1)}…` : flat;
+  return flat.length > max ? `${cutAt(flat, max - 1)}…` : flat;
 }
 
 export function person(a: Alert): string {

@@ -5,6 +5,7 @@ import * as common from 'oci-common';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { Alert, Severity } from '../../schemas/alert.js';
 import {
+  clean,
   NotificationsSink,
   type NotificationsSinkOptions,
   renderDigest,
@@ -127,6 +128,16 @@ function sinkOn(h: Harness, extra: Partial<NotificationsSinkOptions> = {}): Noti
     ...extra,
   });
 }
+
+describe('text for people', () => {
+  it('is cut to its length with an ellipsis, never inside a character', () => {
+    expect(clean('a\u0007b\nc')).toBe('a b c');
+    expect(clean('abcdef', 4)).toBe('abc…');
+    // An emoji (two UTF-16 code units) across the cut: it goes whole.
+    expect(clean(`ab\u{1F600}cd`, 4)).toBe('ab…');
+    expect(clean(`a\u{1F600}cd`, 4)).toBe('a\u{1F600}…');
+  });
+});
 
 describe('NotificationsSink: digests within the Notifications limits', () => {
   it('turns a burst of 1,000 alerts into digests that respect 60/min and 64 KB and lose no alert', async () => {

@@ -4,6 +4,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { CanonicalEvent, DbEvent } from '../../schemas/events.js';
+import { STATEMENT_SQL_MAX } from '../../schemas/session.js';
 import { at, db, GROUPS, iam, USERS } from '../../shared/detect/timeline.js';
 import { runs } from '../helpers/property.js';
 import {
@@ -105,6 +106,16 @@ describe('statements and their sessions', () => {
     expect(app2).toMatchObject({ connectionId: 8, counts: { queries: 0, tableAccess: 4 } });
     expect(app2?.tables).toEqual(['shop.t15', 'shop.t16', 'shop.t17', 'shop.t18']);
     expect(pipeline.correlation.orphanEvents).toBe(1);
+  });
+
+  it('a long statement is kept to STATEMENT_SQL_MAX characters, never half of one', async () => {
+    // An emoji (two UTF-16 code units) across the limit: the kept SQL stops before it.
+    const sql = `SELECT a FROM t /* ${'x'.repeat(STATEMENT_SQL_MAX - 20)}\u{1F600} tail */`;
+    const long = db.query({ at: at(3), conn: 7, account: 'emergency_admin', sqlCommand: 'select', sql });
+    const { sessions } = await runTimeline([...events.slice(0, 2), long]);
+    const kept = sessions[0]?.statements?.[0]?.sql;
+    expect(kept).toBe(sql.slice(0, STATEMENT_SQL_MAX - 1));
+    expect(kept).not.toMatch(/[\uD800-\uDBFF]$/);
   });
 
   it('any arrival order within the lateness, any batches, any duplicates: same sessions and alerts', async () => {
