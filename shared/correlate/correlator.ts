@@ -1255,7 +1255,7 @@ export function clientOf(attributes: DbEvent['attributes']): Session['client'] {
   if (!attributes) return undefined;
   const client: NonNullable<Session['client']> = {};
   const put = (field: keyof typeof client, value: string | undefined) => {
-    if (value) client[field] = cutAt(value, CLIENT_FIELD_MAX);
+    if (value?.trim()) client[field] = cutAt(value, CLIENT_FIELD_MAX);
   };
   put('program', attributes.program_name);
   put('name', attributes._client_name);

@@ -24,7 +24,7 @@ describe('a session client', () => {
       }),
       connect(2, { _client_name: 'mysql-connector-python', _client_version: '9.1.0' }),
       connect(3, { program_name: 'order-service' }),
-      connect(4, { _os: 'Linux', _platform: 'x86_64' }),
+      connect(4, { _os: 'Linux', _platform: 'x86_64', program_name: '  ' }),
       connect(5),
     ];
     const disconnects = [1, 2, 3, 4, 5].map((conn) =>
