@@ -1057,11 +1057,14 @@ export class Pipeline {
   private async eachSink(send: (sink: AlertSink) => Promise<void>): Promise<void> {
     const failures: OutputFailure[] = [];
     const given = new Set<string>();
+    // A failure around a send (the store marking what a sink got) is the store's, not the output's.
+    let storeFailed = false;
     for (const sink of this.sinks) {
       try {
         await send(sink);
       } catch (error) {
         const failed = error instanceof SinkFailure ? error : undefined;
+        if (failed === undefined) storeFailed = true;
         for (const r of failed?.records ?? []) given.add(recordKey(r));
         failures.push({ sink: sink.name, error: failed ? failed.error : error });
       }
@@ -1074,7 +1077,10 @@ export class Pipeline {
       this.kept.push(...failures);
       return;
     }
-    throw this.outputError([...this.kept.splice(0), ...failures]);
+    const all = [...this.kept.splice(0), ...failures];
+    // Later calls deliver after an output's failure (`inTurn`), not after the store's: what they
+    // sent would stay unmarked, and be sent again.
+    throw storeFailed ? failedOutputs(all) : this.outputError(all);
   }
 
   /** The error of a delivery whose outputs failed (`failedOutputs`), noted as such (see `inTurn`). */

@@ -250,29 +250,7 @@ describe('batches held for a later commit', () => {
   });
 
   it('an output that fails a held batch: the other batches of its commit still reach every output, then fail', async () => {
-    const { config, rules } = testConfig();
-    const store = SqliteStore.open(':memory:');
-    const working = new RecordingSink('working');
-    const down = new (class extends RecordingSink {
-      override async send(alerts: Alert[]): Promise<void> {
-        if (alerts.length > 0) throw new Error('output down');
-      }
-    })('down');
-    const pipeline = await Pipeline.open({
-      config,
-      rules,
-      store,
-      sinks: [down, working],
-      durablePending: false,
-    });
-    await pipeline.ingest(folded([db.disconnect({ at: at(-120), conn: 999, account: 'admin' })]));
-    // One alert a batch (a member added to the break-glass group), released by the next batch.
-    const users = [USERS.alice, USERS.bob, USERS.carol, USERS.dave];
-    const calls = users.map((user, i) =>
-      pipeline.ingest(folded([iam.added({ at: at(60 * (i + 1)), user, group: GROUPS.bg })]), undefined, {
-        hold: i < users.length - 1,
-      }),
-    );
+    const { store, working, pipeline, calls } = await downOutputBatches();
     // The first batch's alert waits for the second batch, whose delivery is the first to fail.
     await expect(calls[0]).resolves.toEqual([]);
     for (const call of calls.slice(1)) await expect(call).rejects.toThrow('output down');
@@ -283,6 +261,22 @@ describe('batches held for a later commit', () => {
     // A call after the failure does no work, and delivers nothing.
     await expect(pipeline.finish()).rejects.toThrow('output down');
     expect(working.sent).toHaveLength(stored.length);
+    await store.close();
+  });
+
+  it('a store that cannot mark a delivery, with an output that fails: no later batch is sent', async () => {
+    // From the first held batch on the store writes no delivery mark: what the working output got
+    // stays unmarked, and is sent to it again once the store works (the backlog of the next run).
+    const { store, working, calls } = await downOutputBatches((store) => {
+      store.markDelivered = async () => {
+        throw new Error('disk I/O error');
+      };
+    });
+    await expect(calls[0]).resolves.toEqual([]);
+    for (const call of calls.slice(1)) await expect(call).rejects.toThrow();
+    expect(await collect(store.alerts())).toHaveLength(3);
+    // The store failed with the first delivery: the batches after it are sent to no output.
+    expect(working.sent).toHaveLength(1);
     await store.close();
   });
 
@@ -331,3 +325,35 @@ describe('batches held for a SQLite store that commits on a thread of its own', 
 describeMySql('batches held for a MySQL store', (server) => {
   heldOnStore(mysqlAdapter(server));
 });
+
+/**
+ * A pipeline with an output that fails every send before one that works, and four batches of one
+ * alert each (a member added to the break-glass group, released by the next batch), the first three
+ * held for the fourth's commit; `before` changes the store once the pipeline opened.
+ */
+async function downOutputBatches(before?: (store: SqliteStore) => void) {
+  const { config, rules } = testConfig();
+  const store = SqliteStore.open(':memory:');
+  const working = new RecordingSink('working');
+  const down = new (class extends RecordingSink {
+    override async send(alerts: Alert[]): Promise<void> {
+      if (alerts.length > 0) throw new Error('output down');
+    }
+  })('down');
+  const pipeline = await Pipeline.open({
+    config,
+    rules,
+    store,
+    sinks: [down, working],
+    durablePending: false,
+  });
+  await pipeline.ingest(folded([db.disconnect({ at: at(-120), conn: 999, account: 'admin' })]));
+  before?.(store);
+  const users = [USERS.alice, USERS.bob, USERS.carol, USERS.dave];
+  const calls = users.map((user, i) =>
+    pipeline.ingest(folded([iam.added({ at: at(60 * (i + 1)), user, group: GROUPS.bg })]), undefined, {
+      hold: i < users.length - 1,
+    }),
+  );
+  return { store, working, pipeline, calls };
+}
