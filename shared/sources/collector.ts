@@ -9,9 +9,10 @@
 // finds none at or after its start, fails, or is stopped by the signal or the deadline first)
 // keeps that start, so that the next pass begins there too, not at an earlier default. One that
 // finds only events skipped for size keeps a bookmark past them instead (AuditLogReader,
-// `skippedThrough`), so that they are reported once. The start is kept apart from the bookmark
-// (`startKey`): a release that reads a bookmark at `positionKey` finds none there, and reads as
-// it did.
+// `skippedThrough`), so that they are reported once. The start, and such a bookmark of an event
+// skipped, not read (`skippedKey`), are kept apart from the bookmark of an event read
+// (`positionKey`): a release that reads a bookmark there finds none, and reads as it did (it
+// would take a bookmark there for an event read, and drop that event when it comes back).
 //
 // An instance that cannot be reached or read is retried a few times within the pass and then
 // reported; the others are read regardless. A pass stops early at `deadline` or on `signal`,
@@ -95,6 +96,14 @@ export function startKey(target: InstanceTarget): string {
   return `collect-start:${target.db.id}/${target.instance}`;
 }
 
+/**
+ * The pipeline position key of an instance's bookmark of an event skipped for size, not read (an
+ * InstancePosition marked `skipped`), until an event is read.
+ */
+export function skippedKey(target: InstanceTarget): string {
+  return `collect-skipped:${target.db.id}/${target.instance}`;
+}
+
 /** A record read and the position it ends at. */
 type Entry = { record: Record<string, unknown>; item: DecodedItem; position?: InstancePosition };
 
@@ -105,6 +114,8 @@ type Source = {
   head?: Entry & { item: { type: 'event' } };
   /** A start is stored: the first bookmark removes it. */
   started: boolean;
+  /** A bookmark of an event skipped is stored: the first bookmark of an event read removes it. */
+  skipped: boolean;
   /** The start to keep at the end of the pass, unless a bookmark is committed before. */
   keep?: StartPosition;
 };
@@ -117,7 +128,9 @@ type Source = {
 type FirstRead = { position?: InstancePosition; from?: number; keep?: StartPosition };
 
 function firstRead(target: InstanceTarget, opts: CollectorOptions, report: InstanceReport): FirstRead {
-  const position = opts.pipeline.position<InstancePosition>(positionKey(target));
+  const position =
+    opts.pipeline.position<InstancePosition | null>(skippedKey(target)) ??
+    opts.pipeline.position<InstancePosition>(positionKey(target));
   const kept = position
     ? undefined
     : (opts.pipeline.position<StartPosition | null>(startKey(target)) ?? undefined);
@@ -169,10 +182,17 @@ export async function collect(opts: CollectorOptions): Promise<CollectResult> {
   const push = async (source: Source, entry: Entry) => {
     items.push(entry.item);
     records.push(entry.record);
-    if (entry.position) {
+    if (entry.position?.skipped) {
+      // The start stays kept (for a release that does not know this key).
+      positions[skippedKey(source.target)] = entry.position;
+      source.skipped = true;
+      source.report.position = entry.position;
+    } else if (entry.position) {
       positions[positionKey(source.target)] = entry.position;
       if (source.started) positions[startKey(source.target)] = null;
+      if (source.skipped) positions[skippedKey(source.target)] = null;
       source.started = false;
+      source.skipped = false;
       delete source.keep;
       source.report.position = entry.position;
     }
@@ -204,6 +224,7 @@ export async function collect(opts: CollectorOptions): Promise<CollectResult> {
       report,
       entries: instanceEntries(target, first, report, opts, stopping),
       started: !!opts.pipeline.position(startKey(target)),
+      skipped: !!opts.pipeline.position(skippedKey(target)),
       ...(keep ? { keep } : {}),
     };
   });
