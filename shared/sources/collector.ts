@@ -114,8 +114,12 @@ type Source = {
   head?: Entry & { item: { type: 'event' } };
   /** A start is stored: the first bookmark removes it. */
   started: boolean;
-  /** A bookmark of an event skipped is stored: the first bookmark of an event read removes it. */
+  /**
+   * A bookmark of an event skipped is stored: the first bookmark of an event read removes it, and
+   * so does the end of a pass whose first read `--from` started instead (`dropSkipped`).
+   */
   skipped: boolean;
+  dropSkipped?: true;
   /** The start to keep at the end of the pass, unless a bookmark is committed before. */
   keep?: StartPosition;
 };
@@ -125,22 +129,25 @@ type Source = {
  * else the start kept, else `collector.start`); and the start to keep until an event is committed,
  * when it is not the one kept already.
  */
-type FirstRead = { position?: InstancePosition; from?: number; keep?: StartPosition };
+type FirstRead = { position?: InstancePosition; from?: number; keep?: StartPosition; dropSkipped?: true };
 
 function firstRead(target: InstanceTarget, opts: CollectorOptions, report: InstanceReport): FirstRead {
-  const position =
-    opts.pipeline.position<InstancePosition | null>(skippedKey(target)) ??
-    opts.pipeline.position<InstancePosition>(positionKey(target));
-  const kept = position
-    ? undefined
-    : (opts.pipeline.position<StartPosition | null>(startKey(target)) ?? undefined);
+  const read = opts.pipeline.position<InstancePosition>(positionKey(target));
+  const skipped = opts.pipeline.position<InstancePosition | null>(skippedKey(target)) ?? undefined;
+  const start = opts.pipeline.position<StartPosition | null>(startKey(target)) ?? undefined;
+  const storedStart = start && Date.parse(start.start);
+  // A bookmark of events skipped, none read yet: a later `--from` other than the start of that
+  // read still wins, as over a start kept.
+  const fromWins = skipped !== undefined && !read && opts.from !== undefined && opts.from !== storedStart;
+  const position = fromWins ? undefined : (skipped ?? read);
+  const kept = position ? undefined : start;
   const stored = position ?? kept;
   if (stored) report.position = stored;
   if (position) return { position };
-  const storedStart = kept && Date.parse(kept.start);
   const from = opts.from ?? storedStart ?? target.settings.start;
   if (from === undefined) return {};
-  return from === storedStart ? { from } : { from, keep: { start: toIso(from) } };
+  const first: FirstRead = from === storedStart ? { from } : { from, keep: { start: toIso(from) } };
+  return fromWins ? { ...first, dropSkipped: true } : first;
 }
 
 /** Instances whose first read runs at once. */
@@ -186,6 +193,7 @@ export async function collect(opts: CollectorOptions): Promise<CollectResult> {
       // The start stays kept (for a release that does not know this key).
       positions[skippedKey(source.target)] = entry.position;
       source.skipped = true;
+      delete source.dropSkipped;
       source.report.position = entry.position;
     } else if (entry.position) {
       positions[positionKey(source.target)] = entry.position;
@@ -193,6 +201,7 @@ export async function collect(opts: CollectorOptions): Promise<CollectResult> {
       if (source.skipped) positions[skippedKey(source.target)] = null;
       source.started = false;
       source.skipped = false;
+      delete source.dropSkipped;
       delete source.keep;
       source.report.position = entry.position;
     }
@@ -218,7 +227,7 @@ export async function collect(opts: CollectorOptions): Promise<CollectResult> {
 
   const sources: Source[] = opts.targets.map((target, i) => {
     const report = reports[i]!;
-    const { keep, ...first } = firstRead(target, opts, report);
+    const { keep, dropSkipped, ...first } = firstRead(target, opts, report);
     return {
       target,
       report,
@@ -226,6 +235,7 @@ export async function collect(opts: CollectorOptions): Promise<CollectResult> {
       started: !!opts.pipeline.position(startKey(target)),
       skipped: !!opts.pipeline.position(skippedKey(target)),
       ...(keep ? { keep } : {}),
+      ...(dropSkipped ? { dropSkipped } : {}),
     };
   });
   try {
@@ -242,8 +252,9 @@ export async function collect(opts: CollectorOptions): Promise<CollectResult> {
       if (s.head) heap.push(s);
     }
     // No event committed (nothing at or after the start, a read that failed or was stopped): the
-    // next pass starts there again.
+    // next pass starts there again, not at a bookmark of events skipped that `--from` overrode.
     for (const s of sources) {
+      if (s.dropSkipped) positions[skippedKey(s.target)] = null;
       if (!s.keep) continue;
       positions[startKey(s.target)] = s.keep;
       s.report.position = s.keep;

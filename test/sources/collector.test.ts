@@ -384,6 +384,42 @@ describe('collector: reading one instance', () => {
     },
   );
 
+  /** A log with two events too large for a 32 KB buffer at 09:02, read once from 09:01: their bookmark is kept. */
+  async function skippedAtFirstRead() {
+    const log = new RawLog();
+    for (let i = 0; i < 2; i++)
+      log.query({ at: minutes(2), conn: 5, user: 'admin', sql: `SELECT big${i}`, pad: 33_000 });
+    const s = await server(log);
+    const first = await pass([{ server: s }], { collector: { readBufferSize: 32_768 }, from: minutes(1) });
+    expect(first.result.instances[0]).toMatchObject({ records: 1, gaps: 1, caughtUp: true });
+    await first.pipeline.finish();
+    return { s, store: first.store, target: instanceTargets(fleetConfig([{ server: s }]).config)[0]! };
+  }
+
+  it('a later --from, other than that of the first read, wins over the bookmark of events skipped at a first read (no event read yet): with a larger buffer they are read', async () => {
+    const { s, store, target } = await skippedAtFirstRead();
+    const second = await pass([{ server: s }], { store, from: minutes(0) });
+    expect(auditCalls(s).at(-1)).toContain('"start":{"timestamp":"2026-11-02 09:00:00"}');
+    expect(second.result.instances[0]).toMatchObject({ records: 2, gaps: 0, caughtUp: true });
+    expect(second.pipeline.position(skippedKey(target))).toBeNull();
+    expect(second.pipeline.position(positionKey(target))).toMatchObject({ timestamp: '2026-11-02 09:02:00' });
+  });
+
+  it('a later --from past the events skipped at a first read, finding nothing, is the start kept: the bookmark of those events is not read from again', async () => {
+    const { s, store, target } = await skippedAtFirstRead();
+    const second = await pass([{ server: s }], { store, from: minutes(10) });
+    expect(second.result.instances[0]).toMatchObject({
+      records: 0,
+      caughtUp: true,
+      position: { start: '2026-11-02T09:10:00.000Z' },
+    });
+    expect(second.pipeline.position(skippedKey(target))).toBeNull();
+    await second.pipeline.finish();
+    const third = await pass([{ server: s }], { store });
+    expect(auditCalls(s).at(-1)).toContain('"start":{"timestamp":"2026-11-02 09:10:00"}');
+    expect(third.result.instances[0]).toMatchObject({ records: 0, caughtUp: true });
+  });
+
   it('an event skipped for size at a first read, and reported, is read once the read buffer is large enough', async () => {
     const log = new RawLog().query({
       at: minutes(2),
