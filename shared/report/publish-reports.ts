@@ -16,6 +16,7 @@ import {
 } from '../../schemas/report.js';
 import type { ObjectStorageWriter } from '../emit/object-storage-writer.js';
 import type { StateStore } from '../state/state-store.js';
+import { cutAt } from '../text.js';
 import { renderReport } from './render.js';
 import { PERIOD_LENGTH_TEXT, type Period, periodLength, periodsEnding } from './report.js';
 import { holdsActivity, NO_ACTIVITY, runReports } from './run-reports.js';
@@ -178,5 +179,5 @@ function message(
     }
     body += line;
   }
-  return { title: title.slice(0, 255), body: `${body}\n` };
+  return { title: cutAt(title, 255), body: `${body}\n` };
 }

@@ -4,7 +4,7 @@
 // names, SQL, titles built from them) is escaped; control characters (and those of bidirectional text) are shown, not obeyed.
 import { createHash } from 'node:crypto';
 import type { Cell, Chart, Column, Figure, ReportDocument, Section } from '../../schemas/report.js';
-import { visible } from '../text.js';
+import { cutAt, visible } from '../text.js';
 import { utcSeconds } from '../time.js';
 
 const ESCAPES: Record<string, string> = {
@@ -197,7 +197,7 @@ function renderChart(chart: Chart, id: string): string {
   }
   categories.forEach((c, ci) => {
     const top = ci * rowHeight + 4;
-    const label = c.length > 48 ? `${c.slice(0, 47)}…` : c;
+    const label = c.length > 48 ? `${cutAt(c, 47)}…` : c;
     parts.push(
       `<text x="${labelWidth - 6}" y="${top + rowHeight / 2}" text-anchor="end" dominant-baseline="middle">${escapeHtml(label)}</text>`,
     );

@@ -54,6 +54,24 @@ describe('charts', () => {
   });
 });
 
+describe('chart labels', () => {
+  it('a long one is cut with an ellipsis, never inside a character', () => {
+    // An emoji (two UTF-16 code units) across the cut at 47: it goes whole.
+    const name = `${'x'.repeat(46)}\u{1F600}${'y'.repeat(10)}`;
+    const html = renderHtml(
+      withChart({
+        kind: 'bar',
+        title: 'c',
+        categories: [name],
+        series: [{ name: 'Held', values: [1] }],
+        stacked: false,
+      }),
+    );
+    expect(html).toContain(`>${'x'.repeat(46)}…<`);
+    expect(html).not.toMatch(/[\uD800-\uDBFF](?![\uDC00-\uDFFF])/);
+  });
+});
+
 describe('tables', () => {
   it('a list of statements is set as code, in a cell as wide as a statement', () => {
     const doc = withChart({ kind: 'bar', title: 'c', categories: [], series: [], stacked: false });
