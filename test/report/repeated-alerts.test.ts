@@ -136,7 +136,26 @@ function repeated(adapter: Adapter, mysql = false) {
   });
 }
 
+/** A DB system's reports list the alerts about no DB system (IAM changes): they are its activity too. */
+function iamOnly(adapter: Adapter) {
+  it('a period with only an IAM alert holds activity for a DB system', async () => {
+    const backing = await adapter.create();
+    try {
+      const store = await backing.open();
+      await store.commit(batch({ alerts: [alert('iam', '2026-12-08T10:00:00.000Z', { dbSystem: null })] }));
+      expect(await holdsActivity(store, DECEMBER_8, 'ocid1.mysqldbsystem.oc1..other')).toBe(true);
+      expect(await holdsActivity(store, DECEMBER, 'ocid1.mysqldbsystem.oc1..other')).toBe(true);
+      expect(await holdsActivity(store, NOVEMBER, 'ocid1.mysqldbsystem.oc1..other')).toBe(false);
+      await store.close();
+    } finally {
+      await backing.dispose();
+    }
+  });
+}
+
 describe('repeated alerts in the alert summary on SQLite', () => repeated(sqliteAdapter));
+describe('activity of a DB system on SQLite', () => iamOnly(sqliteAdapter));
+describeMySql('activity of a DB system on MySQL', (server) => iamOnly(mysqlAdapter(server)));
 describeMySql('repeated alerts in the alert summary on MySQL', (server) =>
   repeated(mysqlAdapter(server), true),
 );
