@@ -100,6 +100,7 @@ import {
   mergeAlert,
   type NewClaim,
   newClaim,
+  prunedAlerts,
   RenewalClock,
   readSnapshot,
   resolveClaims,
@@ -1083,12 +1084,13 @@ export class MySqlStore implements StateStore {
           'DELETE FROM sessions WHERE connect_ts < ? AND (is_open = 0 OR last_activity_ts < ?)',
           gone,
         );
+        const pruned = prunedAlerts('a', before);
         await run(
           conn,
-          'DELETE d FROM deliveries d JOIN alerts a ON a.id = d.alert_id WHERE a.finding_ts < ?',
-          [before],
+          `DELETE d FROM deliveries d JOIN alerts a ON a.id = d.alert_id WHERE ${pruned.where}`,
+          pruned.params,
         );
-        await run(conn, 'DELETE FROM alerts WHERE finding_ts < ?', [before]);
+        await run(conn, `DELETE a FROM alerts a WHERE ${pruned.where}`, pruned.params);
         await run(conn, 'DELETE FROM dead_letters WHERE stored_ts < ?', [before]);
       }
       if (renewal === undefined) return { newAlerts };

@@ -8,6 +8,7 @@ import type { CanonicalEvent } from '../../schemas/events.js';
 import type { Session } from '../../schemas/session.js';
 import { type Snapshot, SnapshotSchema } from '../../schemas/snapshot.js';
 import { AuditError } from '../errors.js';
+import { toIso } from '../time.js';
 import type { EntityChange, EntityRow } from './entity-cache.js';
 import type { DeadLetterQuery, LedgerQuery, SessionCount, StoredDeadLetter } from './ledger.js';
 
@@ -192,6 +193,19 @@ export function clearReceivedGivenUpSql(sinks: number, alias = 'alerts'): string
     () => `EXISTS (SELECT 1 FROM deliveries d WHERE d.alert_id = ${alias}.id AND d.sink = ?)`,
   );
   return `UPDATE alerts${alias === 'alerts' ? '' : ` ${alias}`} SET claimant = NULL, claimed_until = ? + ${CLAIM_LEASE_MS} WHERE claimed_until = ? AND ${received.join(' AND ')}`;
+}
+
+/**
+ * The alerts the ledger's prune removes (`alias`: the alerts table's name), with their parameters
+ * for a horizon: raised before it and not repeated since. An alert whose repeats go on (merged within
+ * its rule's suppression window) outlives its first occurrence's retention: pruned, its later
+ * repeats would be merged into a row that is gone, and lost.
+ */
+export function prunedAlerts(alias: string, before: number): { where: string; params: [number, string] } {
+  return {
+    where: `${alias}.finding_ts < ? AND (${alias}.last_time IS NULL OR ${alias}.last_time < ?)`,
+    params: [before, toIso(before)],
+  };
 }
 
 /** Who claims deliveries through a store, and by which clock (see `StateStore.undelivered`). */

@@ -341,6 +341,23 @@ function ledger(adapter: Adapter) {
     expect(await store.knownAlerts(['a1', 'a2'])).toEqual(new Set(['a2']));
   });
 
+  it('keeps an alert raised before the horizon whose repeats went on past it, with its deliveries', async () => {
+    const store = await backing.open();
+    await store.commit(batch({ alerts: alerts() }));
+    await store.markDelivered('siem', ['a1']);
+    // a1's repeats, merged within its rule's suppression window, went on until after the horizon;
+    // pruned, the next repeat would be merged into a row that is gone.
+    await store.commit(batch({ alertUpdates: [{ id: 'a1', occurrences: 9, lastTime: iso(at(12)) }] }));
+    await store.commit(batch({ pruneLedgerBefore: at(10) }));
+    expect((await collect(store.alerts())).map((a) => a.id)).toEqual(['a1', 'a2', 'a3']);
+    expect((await backing.sql('SELECT finding_id FROM audit_deliveries')).map((r) => r.finding_id)).toEqual([
+      'a1',
+    ]);
+    // Once its last repeat is before the horizon too, it goes.
+    await store.commit(batch({ pruneLedgerBefore: at(13) }));
+    expect((await collect(store.alerts())).map((a) => a.id)).toEqual(['a3']);
+  });
+
   it('keeps the typed columns and their indexes in step with a session updated in place', async () => {
     const store = await backing.open();
     const s1 = sessions()[0]!;
