@@ -8,7 +8,6 @@ import type { CanonicalEvent } from '../../schemas/events.js';
 import type { Session } from '../../schemas/session.js';
 import { type Snapshot, SnapshotSchema } from '../../schemas/snapshot.js';
 import { AuditError } from '../errors.js';
-import { toIso } from '../time.js';
 import type { EntityChange, EntityRow } from './entity-cache.js';
 import type { DeadLetterQuery, LedgerQuery, SessionCount, StoredDeadLetter } from './ledger.js';
 
@@ -202,9 +201,12 @@ export function clearReceivedGivenUpSql(sinks: number, alias = 'alerts'): string
  * repeats would be merged into a row that is gone, and lost.
  */
 export function prunedAlerts(alias: string, before: number): { where: string; params: [number, string] } {
+  // A horizon before (after) every time a date can hold: no (every) last repeat is before it.
+  const time = new Date(before);
+  const text = Number.isNaN(time.getTime()) ? (before < 0 ? '' : '~') : time.toISOString();
   return {
     where: `${alias}.finding_ts < ? AND (${alias}.last_time IS NULL OR ${alias}.last_time < ?)`,
-    params: [before, toIso(before)],
+    params: [before, text],
   };
 }
 

@@ -356,6 +356,9 @@ function ledger(adapter: Adapter) {
     // Once its last repeat is before the horizon too, it goes.
     await store.commit(batch({ pruneLedgerBefore: at(13) }));
     expect((await collect(store.alerts())).map((a) => a.id)).toEqual(['a3']);
+    // A horizon before any time a date can hold (a pipeline that has seen nothing yet) prunes nothing.
+    await store.commit(batch({ pruneLedgerBefore: -8.64e15 - 400 * 86_400_000 }));
+    expect((await collect(store.alerts())).map((a) => a.id)).toEqual(['a3']);
   });
 
   it('keeps the typed columns and their indexes in step with a session updated in place', async () => {
