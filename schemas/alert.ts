@@ -80,6 +80,11 @@ export type Alert = z.infer<typeof AlertSchema>;
 export type Resolution = NonNullable<Alert['resolution']>;
 export type Mute = NonNullable<Alert['muted']>[number];
 
+/** How many times the alert occurred: it and the repeats merged into it (`details.occurrences`). */
+export function alertOccurrences(a: Pick<Alert, 'details'>): number {
+  return typeof a.details?.occurrences === 'number' ? a.details.occurrences : 1;
+}
+
 /**
  * The store and delivery key of a record: the alert id, or the id with `:resolved` for its
  * resolution, so that both are kept and delivered once each.

@@ -3,7 +3,7 @@
 // in it and those raised before it whose merged repeats went on into it. The store keeps an
 // alert's first and last occurrence and how many there were, not each repeat's time: occurrences
 // are counted over the alert's whole life, and the list shows that life's first and last time.
-import { type Alert, SEVERITIES } from '../../schemas/alert.js';
+import { type Alert, alertOccurrences, SEVERITIES } from '../../schemas/alert.js';
 import { ruleInfo } from '../emit/formats/format.js';
 import {
   alertsActiveIn,
@@ -16,7 +16,6 @@ import {
   keyed,
   lastOccurrence,
   OCCURRENCES_NOTE,
-  occurrences,
   personConfidence,
   type ReportDefinition,
   section,
@@ -46,7 +45,7 @@ export const alertSummary: ReportDefinition = {
       for (const a of now) {
         const r = keyed(rules, a.rule, () => ({ alerts: new Tally(), occurrences: 0 }));
         r.alerts.add(a.severity);
-        r.occurrences += occurrences(a);
+        r.occurrences += alertOccurrences(a);
       }
       const rulesBefore = new Tally();
       for (const a of before) rulesBefore.add(a.rule);
@@ -220,7 +219,7 @@ export const alertSummary: ReportDefinition = {
                 personConfidence(a),
                 a.mysqlAccount ?? null,
                 a.dbSystem?.name ?? null,
-                occurrences(a),
+                alertOccurrences(a),
                 resolution(a)?.time ?? null,
                 resolution(a)?.reason ?? null,
                 a.id,

@@ -1,6 +1,7 @@
 // Failed access and local-account use: failed logins by DB system, login name, source and error,
 // failure bursts, statements that failed, and logins with local (non-IAM) accounts on DB systems
 // that are configured IAM-only.
+import { alertOccurrences } from '../../schemas/alert.js';
 import type { Session } from '../../schemas/session.js';
 import { allowListed } from '../rules/access-local-account.js';
 import {
@@ -16,7 +17,6 @@ import {
   keyed,
   lastOccurrence,
   OCCURRENCES_NOTE,
-  occurrences,
   type ReportDefinition,
   section,
   Tally,
@@ -224,7 +224,7 @@ export const failedAccess: ReportDefinition = {
                   a.loginUser ?? null,
                   a.sourceIp ?? null,
                   typeof a.details?.failures === 'number' ? a.details.failures : null,
-                  occurrences(a),
+                  alertOccurrences(a),
                   a.title,
                 ]),
               ),

@@ -229,10 +229,6 @@ export function lastOccurrence(a: Alert): number {
 export const OCCURRENCES_NOTE =
   "Occurrences: the alert and the repeats merged into it within its rule's suppression window, over the alert's whole life as the store held it when the report was made. Each repeat's time is not stored, so an alert raised before the period, or repeated after it, counts those repeats too, and a report of a past period made again later can show more.";
 
-/** How many times the alert occurred: it and its merged repeats. */
-export const occurrences = (a: Alert): number =>
-  typeof a.details?.occurrences === 'number' ? a.details.occurrences : 1;
-
 /** The alert's detail `key` when it is text. */
 export function detailText(a: Alert, key: string): string | undefined {
   const v = a.details?.[key];

@@ -287,6 +287,7 @@ export class AuditLogReader {
     if (since === undefined) ({ result, repeated } = await this.resume(cp!, gaps));
     else result = await this.call({ start: { timestamp: since } });
 
+    const sinceTime = since === undefined || since === EPOCH_START ? undefined : parseAuditTimestamp(since);
     let position = cp && cp.serverUuid === serverUuid ? cp : undefined;
     const { db, eventInstance } = this.target;
     const log = { dbSystemId: db.id, dbSystemName: db.name, instance: eventInstance };
@@ -340,7 +341,6 @@ export class AuditLogReader {
           result.ended && position === undefined && since !== undefined
             ? this.skippedThrough(since)
             : undefined;
-        const sinceTime = since === EPOCH_START ? undefined : parseAuditTimestamp(since ?? '');
         const gap = this.gap(
           'oversized',
           before?.time ??

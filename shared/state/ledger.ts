@@ -3,7 +3,7 @@
 // each alert, and when each dead letter was stored. The columns are defined once here, with the
 // SQL views that are the stable interface for people who query the store directly (docs/sql.md),
 // and the CSV exports use the same columns.
-import { type Alert, recordTime } from '../../schemas/alert.js';
+import { type Alert, alertOccurrences, recordTime } from '../../schemas/alert.js';
 import type { DeadLetter } from '../../schemas/dead-letter.js';
 import {
   type Attribution,
@@ -127,7 +127,7 @@ export const ALERT_FIELDS: readonly LedgerField<Alert>[] = [
   {
     name: 'occurrences',
     type: 'int',
-    value: (a) => (typeof a.details?.occurrences === 'number' ? a.details.occurrences : 1),
+    value: alertOccurrences,
     stored: same('occurrences'),
   },
   { name: 'last_time', type: 'text', value: (a) => detail(a, 'lastTime'), stored: same('last_time') },

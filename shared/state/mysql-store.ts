@@ -101,6 +101,7 @@ import {
   type NewClaim,
   newClaim,
   prunedAlerts,
+  prunedAlertsParams,
   RenewalClock,
   readSnapshot,
   resolveClaims,
@@ -1084,13 +1085,13 @@ export class MySqlStore implements StateStore {
           'DELETE FROM sessions WHERE connect_ts < ? AND (is_open = 0 OR last_activity_ts < ?)',
           gone,
         );
-        const pruned = prunedAlerts('a', before);
+        const pruned = prunedAlertsParams(before);
         await run(
           conn,
-          `DELETE d FROM deliveries d JOIN alerts a ON a.id = d.alert_id WHERE ${pruned.where}`,
-          pruned.params,
+          `DELETE d FROM deliveries d JOIN alerts a ON a.id = d.alert_id WHERE ${prunedAlerts('a')}`,
+          pruned,
         );
-        await run(conn, `DELETE a FROM alerts a WHERE ${pruned.where}`, pruned.params);
+        await run(conn, `DELETE a FROM alerts a WHERE ${prunedAlerts('a')}`, pruned);
         await run(conn, 'DELETE FROM dead_letters WHERE stored_ts < ?', [before]);
       }
       if (renewal === undefined) return { newAlerts };

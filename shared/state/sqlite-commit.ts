@@ -16,7 +16,14 @@ import {
   sessionBody,
   sessionTableRows,
 } from './ledger.js';
-import { type CommitBatch, type NewClaim, prunedAlerts, seenBucket, seenBuckets } from './state-store.js';
+import {
+  type CommitBatch,
+  type NewClaim,
+  prunedAlerts,
+  prunedAlertsParams,
+  seenBucket,
+  seenBuckets,
+} from './state-store.js';
 
 /** How long a statement waits for another connection's write lock before failing. */
 export const BUSY_MS = 5000;
@@ -175,8 +182,8 @@ function writeStatements(db: Database.Database) {
       'DELETE FROM sessions WHERE connect_ts < ? AND (open = 0 OR last_activity_ts < ?)',
     ].map((sql) => db.prepare(sql)),
     pruneAlerts: [
-      `DELETE FROM deliveries WHERE alert_id IN (SELECT id FROM alerts WHERE ${prunedAlerts('alerts', 0).where})`,
-      `DELETE FROM alerts WHERE ${prunedAlerts('alerts', 0).where}`,
+      `DELETE FROM deliveries WHERE alert_id IN (SELECT id FROM alerts WHERE ${prunedAlerts('alerts')})`,
+      `DELETE FROM alerts WHERE ${prunedAlerts('alerts')}`,
     ].map((sql) => db.prepare(sql)),
     pruneDead: db.prepare('DELETE FROM dead_letters WHERE stored_ts < ?'),
     renewClaim: db.prepare('UPDATE alerts SET claimed_until = ? WHERE id = ? AND claimant = ?'),
@@ -224,7 +231,7 @@ export function applyCommit(db: Database.Database, rows: CommitRows): AppliedCom
     if (rows.pruneLedger !== undefined) {
       const { before, keepOpenSince } = rows.pruneLedger;
       for (const prune of st.pruneSessions) prune.run(before, keepOpenSince);
-      for (const prune of st.pruneAlerts) prune.run(...prunedAlerts('alerts', before).params);
+      for (const prune of st.pruneAlerts) prune.run(...prunedAlertsParams(before));
       st.pruneDead.run(before);
     }
     if (rows.renew !== undefined) lost = renewClaims(db, rows.renew);

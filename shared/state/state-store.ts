@@ -195,19 +195,20 @@ export function clearReceivedGivenUpSql(sinks: number, alias = 'alerts'): string
 }
 
 /**
- * The alerts the ledger's prune removes (`alias`: the alerts table's name), with their parameters
- * for a horizon: raised before it and not repeated since. An alert whose repeats go on (merged within
+ * The alerts the ledger's prune removes (`alias`: the alerts table's name), as a WHERE condition
+ * (its parameters: `prunedAlertsParams`): raised before a horizon and not repeated since. An alert whose repeats go on (merged within
  * its rule's suppression window) outlives its first occurrence's retention: pruned, its later
  * repeats would be merged into a row that is gone, and lost.
  */
-export function prunedAlerts(alias: string, before: number): { where: string; params: [number, string] } {
+export function prunedAlerts(alias: string): string {
+  return `${alias}.finding_ts < ? AND (${alias}.last_time IS NULL OR ${alias}.last_time < ?)`;
+}
+
+/** The parameters of `prunedAlerts` for a horizon. */
+export function prunedAlertsParams(before: number): [number, string] {
   // A horizon before (after) every time a date can hold: no (every) last repeat is before it.
   const time = new Date(before);
-  const text = Number.isNaN(time.getTime()) ? (before < 0 ? '' : '~') : time.toISOString();
-  return {
-    where: `${alias}.finding_ts < ? AND (${alias}.last_time IS NULL OR ${alias}.last_time < ?)`,
-    params: [before, text],
-  };
+  return [before, Number.isNaN(time.getTime()) ? (before < 0 ? '' : '~') : time.toISOString()];
 }
 
 /** Who claims deliveries through a store, and by which clock (see `StateStore.undelivered`). */
